@@ -1,0 +1,30 @@
+# Two commands for a newcomer: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py package.xml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: a looser spec pulls several GB of CUDA wheels.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/stereo-depth demo --out-dir out/demo
+
+test: install
+	$(BIN)/python -m pytest -q test
+
+lint: install
+	$(BIN)/python -m flake8 stereo_depth_ros test launch setup.py
+	$(BIN)/python -m pydocstyle --convention=pep257 --add-ignore=D100,D104,D105,D107 stereo_depth_ros
+
+clean:
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,51 @@
+"""ament_python / setuptools build of stereo_depth_ros."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'stereo_depth_ros'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    package_data={package_name: ['sample_data/**/*']},
+    include_package_data=True,
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
+        ('share/' + package_name + '/config',
+         glob('config/*.yaml') + glob('config/*.rviz')),
+        ('share/' + package_name + '/models',
+         glob('models/*.safetensors') + glob('models/*.yaml')),
+    ],
+    python_requires='>=3.10',
+    install_requires=[
+        'setuptools',
+        'numpy>=1.23',
+        'opencv-python-headless>=4.6,<5',
+        'torch==2.13.0',
+        'safetensors>=0.4',
+        'PyYAML>=6.0',
+        'tqdm>=4.60',
+        'matplotlib>=3.5',
+        'Pillow>=9.0',
+        'rosbags>=0.10',
+    ],
+    extras_require={'test': ['pytest>=7', 'flake8>=6', 'pydocstyle>=6']},
+    zip_safe=True,
+    maintainer='stereo_depth_ros developers',
+    maintainer_email='stereo-depth-ros@users.noreply.github.com',
+    description='Learned and classical stereo disparity, metric depth and nearest-obstacle '
+                'segmentation for ROS 2.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'stereo-depth = stereo_depth_ros.cli:main',
+            'depth_node = stereo_depth_ros.node:main',
+        ],
+    },
+)

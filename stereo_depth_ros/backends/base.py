@@ -1,0 +1,50 @@
+"""The contract every disparity backend follows."""
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from ..images import check_stereo_pair
+
+
+class DisparityBackend(ABC):
+    """Left/right rectified images in, left-view disparity in pixels out.
+
+    Inputs are uint8 HxW or HxWx3 arrays of the same size (RGB channel order for colour).
+    The output is float32 HxW; pixels without an estimate are NaN. Any input size works:
+    backends pad or crop to whatever divisor they need themselves.
+    """
+
+    #: Registry name, set by :func:`register_backend`.
+    name: str = ''
+    #: Whether the backend needs a weights file.
+    needs_weights: bool = False
+
+    @property
+    @abstractmethod
+    def min_disparity(self) -> float:
+        """Smallest disparity the backend can output, in pixels."""
+
+    @property
+    @abstractmethod
+    def max_disparity(self) -> float:
+        """Largest disparity the backend can output, in pixels."""
+
+    def compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Return float32 HxW disparity of the left view; NaN where there is no estimate."""
+        check_stereo_pair(left, right)
+        disparity = self._compute(left, right)
+        expected = left.shape[:2]
+        if disparity.shape != expected or disparity.dtype != np.float32:
+            raise RuntimeError(
+                f'backend {self.name!r} broke its contract: returned {disparity.dtype} '
+                f'{disparity.shape}, expected float32 {expected}')
+        return disparity
+
+    @abstractmethod
+    def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Compute disparity for an already validated pair."""
+
+    def describe(self) -> str:
+        """One line describing the configured backend (for logs)."""
+        return f'{self.name} (disparity {self.min_disparity:g}..{self.max_disparity:g} px)'

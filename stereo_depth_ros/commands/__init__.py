@@ -1,0 +1,1 @@
+"""Sub-commands of the `stereo-depth` command line, one module each."""

@@ -1,0 +1,1 @@
+"""Datasets, synthetic scene generator and augmentation."""

@@ -1,0 +1,21 @@
+"""Exceptions shared by the whole package: each names the problem for the user."""
+
+
+class StereoDepthError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class CalibrationError(StereoDepthError, ValueError):
+    """Missing, inconsistent or physically impossible stereo calibration."""
+
+
+class ImageFormatError(StereoDepthError, ValueError):
+    """An image with an unsupported encoding, shape or dtype, or a left/right mismatch."""
+
+
+class BackendError(StereoDepthError, ValueError):
+    """Unknown backend name, or weights that do not belong to the requested backend."""
+
+
+class DatasetError(StereoDepthError, ValueError):
+    """A dataset folder or file that is missing or cannot be read."""

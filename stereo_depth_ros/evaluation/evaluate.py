@@ -1,0 +1,32 @@
+"""Evaluate a backend on a dataset: per-pair metrics, averages and timing."""
+
+import time
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .metrics import evaluate_pair, mean_metrics
+from ..backends.base import DisparityBackend
+from ..data.datasets import StereoSample
+
+
+def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
+                     progress: bool = True) -> dict:
+    """Return mean metrics (epe, d1, bad1-3, density), ``n``, ``ms_per_pair`` and per-pair rows.
+
+    Timing covers ``backend.compute`` only (median over pairs, in milliseconds).
+    """
+    rows = []
+    times = []
+    for sample in tqdm(samples, desc=f'eval {backend.name}', unit='pair', disable=not progress):
+        start = time.perf_counter()
+        prediction = backend.compute(sample.left, sample.right)
+        times.append((time.perf_counter() - start) * 1e3)
+        metrics = evaluate_pair(prediction, sample.disparity)
+        rows.append({'name': sample.name, **metrics})
+    summary = mean_metrics([{k: v for k, v in row.items() if k != 'name'} for row in rows])
+    summary['n'] = len(rows)
+    summary['ms_per_pair'] = float(np.median(times)) if times else float('nan')
+    summary['pairs'] = rows
+    return summary

@@ -1,0 +1,105 @@
+"""Standard stereo metrics as small pure functions (EPE, KITTI D1, bad-N, density).
+
+Ground truth: float HxW disparity, non-finite or <= 0 = unknown. Predictions: float HxW,
+NaN = no estimate. Scoring functions expect a dense prediction: fill invalid pixels first with
+:func:`fill_invalid_kitti`, as the KITTI devkit does, and report :func:`density` separately.
+"""
+
+import numpy as np
+
+from ..errors import ImageFormatError
+
+
+def gt_valid_mask(gt: np.ndarray) -> np.ndarray:
+    """Return the pixels with ground truth (finite and > 0)."""
+    gt = np.asarray(gt)
+    return np.isfinite(gt) & (gt > 0)
+
+
+def density(pred: np.ndarray, gt: np.ndarray | None = None) -> float:
+    """Share of pixels with an estimate (of those with ground truth, when gt is given)."""
+    estimated = np.isfinite(pred)
+    if gt is None:
+        return float(estimated.mean())
+    valid = gt_valid_mask(gt)
+    return float(estimated[valid].mean()) if valid.any() else float('nan')
+
+
+def fill_invalid_kitti(pred: np.ndarray) -> np.ndarray:
+    """Fill NaN pixels as the KITTI devkit does: per row, the smaller of the nearest valid values.
+
+    Rows without any estimate become 0 (the devkit's behaviour for empty rows).
+    """
+    pred = np.asarray(pred, dtype=np.float32)
+    filled = pred.copy()
+    rows, cols = pred.shape
+    index = np.arange(cols)
+    for r in range(rows):
+        row = pred[r]
+        valid = np.isfinite(row)
+        if valid.all():
+            continue
+        if not valid.any():
+            filled[r] = 0.0
+            continue
+        # nearest valid pixel to the left and to the right of each pixel
+        left_pos = np.maximum.accumulate(np.where(valid, index, -1))
+        right_pos = np.minimum.accumulate(np.where(valid, index, cols)[::-1])[::-1]
+        left_val = np.where(left_pos >= 0, row[np.clip(left_pos, 0, cols - 1)], np.inf)
+        right_val = np.where(right_pos < cols, row[np.clip(right_pos, 0, cols - 1)], np.inf)
+        candidate = np.minimum(left_val, right_val)
+        filled[r, ~valid] = candidate[~valid]
+    return filled
+
+
+def _errors(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape:
+        raise ImageFormatError(
+            f'prediction {pred.shape} and ground truth {gt.shape} differ in shape')
+    valid = gt_valid_mask(gt)
+    if not np.isfinite(pred[valid]).all():
+        raise ValueError('prediction has NaN at ground-truth pixels: fill it first '
+                         '(fill_invalid_kitti)')
+    return np.abs(pred[valid] - gt[valid]), gt[valid]
+
+
+def epe(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean absolute disparity error (end-point error) in pixels over ground-truth pixels."""
+    error, _ = _errors(pred, gt)
+    return float(error.mean()) if error.size else float('nan')
+
+
+def bad_n(pred: np.ndarray, gt: np.ndarray, threshold: float) -> float:
+    """Share of ground-truth pixels whose error exceeds ``threshold`` pixels."""
+    error, _ = _errors(pred, gt)
+    return float((error > threshold).mean()) if error.size else float('nan')
+
+
+def d1(pred: np.ndarray, gt: np.ndarray) -> float:
+    """KITTI D1: share of ground-truth pixels with error > 3 px AND > 5 % of the true value."""
+    error, truth = _errors(pred, gt)
+    if not error.size:
+        return float('nan')
+    return float(((error > 3.0) & (error > 0.05 * truth)).mean())
+
+
+def evaluate_pair(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """Return epe, d1, bad1, bad2, bad3 (of the KITTI-filled prediction) and density."""
+    filled = fill_invalid_kitti(pred)
+    return {
+        'epe': epe(filled, gt),
+        'd1': d1(filled, gt),
+        'bad1': bad_n(filled, gt, 1.0),
+        'bad2': bad_n(filled, gt, 2.0),
+        'bad3': bad_n(filled, gt, 3.0),
+        'density': density(pred, gt),
+    }
+
+
+def mean_metrics(per_pair: list[dict[str, float]]) -> dict[str, float]:
+    """Average a list of per-pair metric dicts key by key."""
+    if not per_pair:
+        return {}
+    return {key: float(np.mean([m[key] for m in per_pair])) for key in per_pair[0]}

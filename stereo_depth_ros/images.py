@@ -1,0 +1,38 @@
+"""Checks and conversions of stereo image arrays shared by every backend."""
+
+import numpy as np
+
+from .errors import ImageFormatError
+
+
+def check_stereo_pair(left: np.ndarray, right: np.ndarray) -> None:
+    """Raise ImageFormatError unless left and right are uint8 HxW or HxWx3 images of one size."""
+    for name, image in (('left', left), ('right', right)):
+        if not isinstance(image, np.ndarray):
+            raise ImageFormatError(f'{name} image must be a numpy array, got {type(image)!r}')
+        if image.dtype != np.uint8:
+            raise ImageFormatError(f'{name} image must be uint8, got {image.dtype}')
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+            raise ImageFormatError(
+                f'{name} image must be HxW or HxWx3, got shape {image.shape}')
+        if image.shape[0] < 8 or image.shape[1] < 8:
+            raise ImageFormatError(f'{name} image is too small: {image.shape}')
+    if left.shape[:2] != right.shape[:2]:
+        raise ImageFormatError(
+            f'left and right images differ in size: {left.shape[1]}x{left.shape[0]} '
+            f'vs {right.shape[1]}x{right.shape[0]} (width x height)')
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """Return a uint8 HxW grey image from HxW or HxWx3 (RGB or BGR: luma weights differ little)."""
+    if image.ndim == 2:
+        return image
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.clip(image.astype(np.float32) @ weights + 0.5, 0, 255).astype(np.uint8)
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """Return an HxWx3 uint8 image, replicating a grey image into three channels."""
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    return image

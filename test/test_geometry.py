@@ -1,0 +1,52 @@
+"""Disparity <-> depth and back-projection against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.errors import CalibrationError
+from stereo_depth_ros.geometry import (depth_range_to_disparity_range, depth_to_disparity,
+                                       depth_to_points, disparity_range_to_depth_range,
+                                       disparity_to_depth)
+
+CAMERA = StereoCameraModel.from_focal_baseline(700.0, 0.5, 64, 48, cx=32.0, cy=24.0)
+
+
+def test_depth_known_values_and_rep118_nan():
+    disparity = np.array([[70.0, 35.0, 0.0, np.nan, -3.0]], dtype=np.float32)
+    depth = disparity_to_depth(disparity, CAMERA.focal_baseline)
+    np.testing.assert_allclose(depth[0, :2], [5.0, 10.0], rtol=1e-6)
+    assert np.isnan(depth[0, 2:]).all()
+    assert depth.dtype == np.float32
+
+
+def test_disparity_offset_is_subtracted():
+    depth = disparity_to_depth(np.array([[80.0]]), 350.0, disparity_offset=10.0)
+    assert depth[0, 0] == pytest.approx(5.0)
+    assert np.isnan(disparity_to_depth(np.array([[9.0]]), 350.0, disparity_offset=10.0)[0, 0])
+
+
+def test_round_trip_and_bad_focal_baseline():
+    depth = np.array([[1.0, 2.5, 40.0, np.nan]], dtype=np.float32)
+    back = disparity_to_depth(depth_to_disparity(depth, 350.0, 3.0), 350.0, 3.0)
+    np.testing.assert_allclose(back, depth, rtol=1e-5)
+    with pytest.raises(CalibrationError):
+        disparity_to_depth(depth, -350.0)
+
+
+def test_range_conversions():
+    low, high = depth_range_to_disparity_range(1.0, 35.0, CAMERA)
+    assert (low, high) == pytest.approx((10.0, 350.0))
+    near, far = disparity_range_to_depth_range(10.0, 350.0, CAMERA)
+    assert (near, far) == pytest.approx((1.0, 35.0))
+    assert disparity_range_to_depth_range(0.0, 350.0, CAMERA)[1] == float('inf')
+
+
+def test_points_known_pixel():
+    depth = np.full((48, 64), np.nan, dtype=np.float32)
+    depth[34, 42] = 7.0
+    points = depth_to_points(depth, CAMERA)
+    assert points.shape == (48, 64, 3)
+    np.testing.assert_allclose(points[34, 42], [(42 - 32) / 700 * 7, (34 - 24) / 700 * 7, 7.0],
+                               rtol=1e-6)
+    assert np.isnan(points[0, 0]).all()

@@ -1,0 +1,28 @@
+"""ament-style lint checks: flake8 at 99 columns and pep257 docstrings."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ['stereo_depth_ros', 'test', 'launch', 'setup.py']
+
+
+def _run(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', module, *args], cwd=ROOT,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.linter
+def test_flake8():
+    result = _run('flake8', '--max-line-length=99', *SOURCES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.linter
+def test_pep257():
+    result = _run('pydocstyle', '--convention=pep257',
+                  '--add-ignore=D100,D104,D105,D107', 'stereo_depth_ros')
+    assert result.returncode == 0, result.stdout + result.stderr
