@@ -25,8 +25,11 @@ def share_dirs() -> list[Path]:
         candidates.append(Path(get_package_share_directory(PACKAGE_NAME)))
     except Exception:  # ament not installed, or the package is not in the index
         pass
-    for prefix in (sys.prefix, sys.base_prefix, str(_PACKAGE_DIR.parents[3])):
-        candidates.append(Path(prefix) / 'share' / PACKAGE_NAME)
+    prefixes = [Path(sys.prefix), Path(sys.base_prefix)]
+    if len(_PACKAGE_DIR.parents) > 3:  # <prefix>/lib/pythonX.Y/site-packages/<package>
+        prefixes.append(_PACKAGE_DIR.parents[3])
+    for prefix in prefixes:
+        candidates.append(prefix / 'share' / PACKAGE_NAME)
     return [path for path in dict.fromkeys(candidates) if path.is_dir()]
 
 

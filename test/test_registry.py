@@ -50,3 +50,12 @@ def test_bad_input_is_named():
         backend.compute(image.astype(np.float32), image)
     with pytest.raises(ImageFormatError, match='HxWx3'):
         backend.compute(np.zeros((40, 60, 4), np.uint8), np.zeros((40, 60, 4), np.uint8))
+
+
+def test_image_narrower_than_disparity_range():
+    rng = np.random.default_rng(1)
+    left = rng.integers(0, 255, (64, 96), dtype=np.uint8)
+    right = np.roll(left, -5, axis=1)
+    disparity = create_backend('sgbm', disparity_range=128).compute(left, right)
+    assert disparity.shape == (64, 96)
+    assert np.nanmedian(disparity) == pytest.approx(5.0, abs=0.5)

@@ -89,8 +89,4 @@ def _load_builtin_backends() -> None:
         return
     _LOADED = True
     from . import sgbm  # noqa: F401
-    try:
-        from . import learned  # noqa: F401
-    except ImportError as error:  # the learned backends' modules are optional at import time
-        if 'learned' not in str(error):
-            raise
+    from . import learned  # noqa: F401

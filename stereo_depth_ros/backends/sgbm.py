@@ -67,17 +67,17 @@ class SGBMBackend(DisparityBackend):
         self.params.validate()
         self._matchers: dict[int, Any] = {}
 
-    def _matcher(self, channels: int) -> Any:
-        if channels not in self._matchers:
+    def _matcher(self, disparity_range: int) -> Any:
+        if disparity_range not in self._matchers:
             p = self.params
-            area = channels * p.block_size ** 2
-            self._matchers[channels] = cv2.StereoSGBM_create(
-                minDisparity=p.min_disparity, numDisparities=p.disparity_range,
+            area = p.block_size ** 2
+            self._matchers[disparity_range] = cv2.StereoSGBM_create(
+                minDisparity=p.min_disparity, numDisparities=disparity_range,
                 blockSize=p.block_size, P1=p.p1 or 8 * area, P2=p.p2 or 32 * area,
                 disp12MaxDiff=p.disp12_max_diff, preFilterCap=p.pre_filter_cap,
                 uniquenessRatio=p.uniqueness_ratio, speckleWindowSize=p.speckle_window_size,
                 speckleRange=p.speckle_range, mode=_MODES[p.mode])
-        return self._matchers[channels]
+        return self._matchers[disparity_range]
 
     @property
     def min_disparity(self) -> float:
@@ -91,7 +91,11 @@ class SGBMBackend(DisparityBackend):
 
     def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         left_gray, right_gray = to_gray(left), to_gray(right)
-        fixed = self._matcher(1).compute(left_gray, right_gray)
+        # No disparity can exceed the image width: narrow images search a shorter range
+        # (OpenCV fails outright when the range exceeds the width).
+        width_limit = (left.shape[1] - max(self.params.min_disparity, 0) - 1) // 16 * 16
+        disparity_range = min(self.params.disparity_range, max(width_limit, 16))
+        fixed = self._matcher(disparity_range).compute(left_gray, right_gray)
         disparity = fixed.astype(np.float32) / 16.0
         disparity[fixed < (self.params.min_disparity * 16)] = np.nan
         return disparity

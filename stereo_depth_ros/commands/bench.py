@@ -1,0 +1,264 @@
+"""Benchmark backends: median ms per pair, peak memory and speed relative to sgbm."""
+
+import argparse
+import ctypes
+import ctypes.util
+import gc
+import os
+import resource
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from ..backends.registry import backend_info, create_backend
+from ..errors import BackendError
+
+DEFAULT_BACKENDS = 'sgbm,dispnet,dispnetc,squeezeseg,dispnet_qr'
+
+
+@dataclass
+class BenchResult:
+    """Timing and memory of one backend (``note`` set when it was skipped)."""
+
+    backend: str
+    weights: str
+    times_ms: list[float]
+    peak_mib: float = float('nan')
+    memory_kind: str = ''
+    note: str = ''
+
+    @property
+    def median_ms(self) -> float:
+        """Median time per pair in ms (NaN when skipped)."""
+        return statistics.median(self.times_ms) if self.times_ms else float('nan')
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``HxW`` (e.g. ``384x1248``) into (height, width)."""
+    try:
+        height, width = (int(part) for part in text.lower().split('x'))
+    except ValueError:
+        raise ValueError(f'--size must be HEIGHTxWIDTH like 384x1248, got {text!r}') from None
+    if height < 16 or width < 16:
+        raise ValueError(f'--size must be at least 16x16, got {text!r}')
+    return height, width
+
+
+def make_pair(height: int, width: int, shift: int = 8,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return a textured RGB pair of constant disparity ``shift`` (left[x] == right[x-shift])."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (height // 4 + 1, (width + shift) // 4 + 1, 3), np.uint8)
+    texture = np.repeat(np.repeat(coarse, 4, axis=0), 4, axis=1)
+    texture = np.clip(texture.astype(np.int16) + rng.integers(-20, 21, texture.shape), 0, 255)
+    texture = texture.astype(np.uint8)[:height]
+    left = np.ascontiguousarray(texture[:, :width])
+    right = np.ascontiguousarray(texture[:, shift:shift + width])
+    return left, right
+
+
+def _rss_bytes() -> int:
+    """Return the resident set size of this process in bytes."""
+    try:
+        with open('/proc/self/statm', encoding='ascii') as handle:
+            return int(handle.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    except (OSError, ValueError, IndexError):  # not Linux: fall back to the lifetime peak
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def release_free_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc), for clean deltas."""
+    gc.collect()
+    name = ctypes.util.find_library('c')
+    if name:
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
+class PeakRSS:
+    """Context manager sampling RSS in a thread; ``.delta`` = peak minus the starting RSS."""
+
+    def __init__(self, interval_s: float = 0.002) -> None:
+        self.interval_s = interval_s
+        self.start = 0
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_bytes())
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> 'PeakRSS':
+        self.start = self.peak = _rss_bytes()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+    @property
+    def delta(self) -> int:
+        """Peak RSS increase in bytes."""
+        return max(0, self.peak - self.start)
+
+
+def _random_weights(name: str, folder: Path) -> Path:
+    """Save a randomly initialised network of ``name`` (default architecture) to ``folder``."""
+    from ..networks import NETWORKS
+    from ..weights import save_weights
+    model = NETWORKS[name]()
+    return save_weights(model, folder / f'{name}_random.safetensors', name,
+                        extra_metadata={'note': 'random initialisation (benchmark only)'})
+
+
+def _build(name: str, args: argparse.Namespace, folder: Path,
+           explicit: dict[str, str]) -> tuple[Optional[Callable], str, str]:
+    """Return (backend or None, weights description, skip note)."""
+    info = backend_info(name)
+    options = {}
+    if not info.needs_weights:
+        return create_backend(name, device=args.device), '-', ''
+    if args.precision:
+        options['precision'] = args.precision
+    weights = explicit.get(name)
+    if weights is None:
+        default = info.default_weights()
+        weights = str(default) if default is not None else None
+    if weights is None:
+        if not args.random_weights:
+            return None, 'missing', 'no shipped weights; use --random-weights to time anyway'
+        weights = str(_random_weights(name, folder))
+        label = 'random'
+    else:
+        label = Path(weights).name
+    return create_backend(name, weights=weights, device=args.device, **options), label, ''
+
+
+def _cuda_device(backend: object) -> Optional[object]:
+    device = getattr(backend, 'device', None)
+    return device if device is not None and getattr(device, 'type', '') == 'cuda' else None
+
+
+def bench_backend(name: str, backend: object, label: str, pair: tuple[np.ndarray, np.ndarray],
+                  warmup: int, repeats: int, progress: tqdm) -> BenchResult:
+    """Time ``repeats`` runs of ``backend`` after ``warmup`` runs; measure peak memory."""
+    left, right = pair
+    cuda = _cuda_device(backend)
+    if cuda is not None:
+        import torch
+        torch.cuda.synchronize(cuda)
+        torch.cuda.reset_peak_memory_stats(cuda)
+        base = torch.cuda.memory_allocated(cuda)
+    times: list[float] = []
+    release_free_memory()
+    with PeakRSS() as rss:
+        for _ in range(warmup):
+            backend.compute(left, right)
+            progress.update()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            backend.compute(left, right)  # returns numpy: implies a device sync
+            times.append((time.perf_counter() - start) * 1000.0)
+            progress.update()
+    if cuda is not None:
+        peak, kind = (torch.cuda.max_memory_allocated(cuda) - base) / 2 ** 20, 'cuda alloc'
+    else:
+        peak, kind = rss.delta / 2 ** 20, 'RSS delta'
+    return BenchResult(name, label, times, peak, kind)
+
+
+def format_table(results: list[BenchResult], reference: str = 'sgbm') -> str:
+    """Return the results as an aligned text table with the ratio to ``reference``."""
+    ref = next((r.median_ms for r in results if r.backend == reference and r.times_ms), None)
+    header = ('backend', 'weights', 'median ms', 'min ms', 'peak MiB', 'memory', f'x {reference}')
+    rows = [header]
+    for r in results:
+        if not r.times_ms:
+            rows.append((r.backend, r.weights, '-', '-', '-', '-', f'skipped: {r.note}'))
+            continue
+        ratio = f'{r.median_ms / ref:.2f}' if ref else 'n/a'
+        rows.append((r.backend, r.weights, f'{r.median_ms:.1f}', f'{min(r.times_ms):.1f}',
+                     f'{r.peak_mib:.1f}', r.memory_kind, ratio))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = ['  '.join([cell.ljust(width) for cell, width in zip(row, widths)] + [row[-1]])
+             for row in rows]
+    return '\n'.join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the bench options."""
+    parser.add_argument('--backends', default=DEFAULT_BACKENDS,
+                        help=f'comma-separated backend names (default {DEFAULT_BACKENDS})')
+    parser.add_argument('--size', default='384x1248', help='image size HEIGHTxWIDTH')
+    parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default=None,
+                        help='learned backends: fp32 (CPU default), bf16, fp16 (CUDA default)')
+    parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:n]')
+    parser.add_argument('--repeats', type=int, default=5, help='timed runs per backend')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed runs per backend')
+    parser.add_argument('--weights', action='append', default=[], metavar='NAME=PATH',
+                        help='weights file of a learned backend (repeatable)')
+    parser.add_argument('--random-weights', action='store_true',
+                        help='time learned backends without shipped weights using random ones')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch CPU threads (default: torch default)')
+
+
+def _parse_weights(items: list[str]) -> dict[str, str]:
+    explicit = {}
+    for item in items:
+        name, sep, path = item.partition('=')
+        if not sep or not name or not path:
+            raise ValueError(f'--weights must be NAME=PATH, got {item!r}')
+        explicit[name] = path
+    return explicit
+
+
+def run(args: argparse.Namespace) -> int:
+    """Benchmark every requested backend on one synthetic pair and print the table."""
+    names = [name.strip() for name in args.backends.split(',') if name.strip()]
+    if not names:
+        raise BackendError('--backends is empty')
+    for name in names:
+        backend_info(name)  # unknown names fail before any work
+    if args.repeats < 1 or args.warmup < 0:
+        raise ValueError('--repeats must be >= 1 and --warmup >= 0')
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    height, width = parse_size(args.size)
+    pair = make_pair(height, width)
+    explicit = _parse_weights(args.weights)
+    results: list[BenchResult] = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            tqdm(total=len(names) * (args.warmup + args.repeats), desc='bench', unit='run',
+                 leave=False) as progress:
+        for name in names:
+            progress.set_postfix_str(name)
+            backend, label, note = _build(name, args, Path(tmp), explicit)
+            if backend is None:
+                results.append(BenchResult(name, label, [], note=note))
+                progress.update(args.warmup + args.repeats)
+                continue
+            results.append(bench_backend(name, backend, label, pair, args.warmup,
+                                         args.repeats, progress))
+            del backend
+    precision = args.precision or 'default'
+    print(f'{height}x{width}, device {args.device}, precision {precision}, '
+          f'{args.repeats} repeats after {args.warmup} warm-up')
+    print(format_table(results))
+    return 0

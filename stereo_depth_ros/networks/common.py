@@ -1,0 +1,167 @@
+"""Building blocks and conventions shared by every disparity network.
+
+Conventions (all networks in :mod:`stereo_depth_ros.networks`):
+
+* Inputs are the left and right images as float tensors ``Bx3xHxW`` normalised by
+  :func:`normalize_image` (per-image zero mean / unit standard deviation). ``H`` and ``W``
+  must be multiples of the network's ``divisor`` attribute (64 for DispNet/DispNetC/DispNetQR,
+  16 for SqueezeSegStereo); :func:`pad_to_divisor` pads, the backend crops back.
+* ``forward(left, right)`` returns a list of disparity predictions ordered coarse -> fine,
+  each ``Bx1xhxw``, **in pixels at that prediction's own resolution** (a disparity of 10 px
+  at full resolution is 5 at 1/2 resolution). A multi-scale loss compares prediction ``k``
+  with :func:`downsample_disparity` of the full-resolution ground truth to ``(h, w)``
+  (:func:`multiscale_targets` does all scales at once). The QR network returns a
+  :class:`~stereo_depth_ros.networks.dispnet_qr.QROutput` instead (see its docstring).
+* :func:`full_resolution` turns the finest prediction into ``Bx1xHxW`` full-resolution
+  pixels; every network's ``predict(left, right)`` returns exactly that, so inference code
+  never needs to know the architecture.
+* ``model.architecture`` is the dict of constructor keyword arguments that rebuilds the model
+  (stored in the weights file's metadata).
+"""
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def scaled_channels(channels: int, width: float, minimum: int = 4) -> int:
+    """Return ``channels * width`` rounded to a multiple of 4, at least ``minimum``."""
+    return max(minimum, int(round(channels * width / 4.0)) * 4)
+
+
+def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 batch_norm: bool = True) -> nn.Sequential:
+    """Return Conv2d (+ BatchNorm2d) + ReLU with 'same' padding for odd kernels."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                  padding=kernel_size // 2, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def upconv_bn_relu(in_channels: int, out_channels: int,
+                   batch_norm: bool = True) -> nn.Sequential:
+    """Return a x2 upconvolution (ConvTranspose2d 4x4 stride 2) (+ BatchNorm2d) + ReLU."""
+    layers: list[nn.Module] = [
+        nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1,
+                           bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def prediction_head(in_channels: int, out_channels: int = 1) -> nn.Conv2d:
+    """Return the linear 3x3 convolution that predicts disparity (no activation)."""
+    return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+
+def upsample_disparity(disparity: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinearly resize ``Bx1xhxw`` disparity to ``size`` (h, w) and rescale its pixel units."""
+    height, width = int(size[0]), int(size[1])
+    if disparity.shape[-2:] == (height, width):
+        return disparity
+    scale = width / disparity.shape[-1]
+    resized = F.interpolate(disparity, size=(height, width), mode='bilinear',
+                            align_corners=False)
+    return resized * scale
+
+
+def full_resolution(predictions: Sequence[torch.Tensor] | torch.Tensor,
+                    size: Sequence[int]) -> torch.Tensor:
+    """Return the finest prediction as ``Bx1xHxW`` disparity in full-resolution pixels.
+
+    ``predictions`` is the coarse -> fine list a network's forward returns (or one tensor);
+    ``size`` is the network input's ``(H, W)``.
+    """
+    finest = predictions if isinstance(predictions, torch.Tensor) else predictions[-1]
+    return upsample_disparity(finest, size)
+
+
+def downsample_disparity(disparity: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize full-resolution ``Bx1xHxW`` ground truth to ``size`` in that scale's pixels.
+
+    Uses area averaging for integer factors (bilinear otherwise) and multiplies values by
+    ``w / W``. Non-finite ground truth must be masked (e.g. set to 0 with a validity mask
+    downsampled the same way) before calling.
+    """
+    height, width = int(size[0]), int(size[1])
+    if disparity.shape[-2:] == (height, width):
+        return disparity
+    full_h, full_w = disparity.shape[-2:]
+    if full_h % height == 0 and full_w % width == 0:
+        resized = F.adaptive_avg_pool2d(disparity, (height, width))
+    else:
+        resized = F.interpolate(disparity, size=(height, width), mode='bilinear',
+                                align_corners=False)
+    return resized * (width / full_w)
+
+
+def multiscale_targets(disparity: torch.Tensor,
+                       predictions: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Return the ground truth resized (and value-scaled) to each prediction's size."""
+    return [downsample_disparity(disparity, p.shape[-2:]) for p in predictions]
+
+
+def normalize_image(image: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Normalise ``Bx3xHxW`` (or ``Bx1xHxW``, replicated) images to zero mean, unit std.
+
+    Input values are in 0..255 (uint8 or float). Statistics are taken per image over all
+    channels and pixels, which makes the networks insensitive to global gain/offset changes
+    between datasets and between the two cameras.
+    """
+    image = image.float()
+    if image.shape[1] == 1:
+        image = image.expand(-1, 3, -1, -1)
+    if image.shape[1] != 3:
+        raise ValueError(f'expected Bx3xHxW or Bx1xHxW images, got shape {tuple(image.shape)}')
+    image = image / 255.0
+    mean = image.mean(dim=(1, 2, 3), keepdim=True)
+    std = image.std(dim=(1, 2, 3), keepdim=True)
+    return (image - mean) / (std + eps)
+
+
+def pad_to_divisor(image: torch.Tensor, divisor: int,
+                   mode: str = 'replicate') -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad ``BxCxHxW`` on the right/bottom to multiples of ``divisor``; return it and (H, W)."""
+    height, width = image.shape[-2:]
+    pad_h = (-height) % divisor
+    pad_w = (-width) % divisor
+    if pad_h or pad_w:
+        if mode == 'zeros':
+            image = F.pad(image, (0, pad_w, 0, pad_h))
+        else:
+            image = F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+    return image, (height, width)
+
+
+class StereoNet(nn.Module):
+    """Base class: ``divisor``, ``max_disparity``, ``architecture`` and ``predict``."""
+
+    #: Input height and width must be multiples of this.
+    divisor: int = 64
+
+    def __init__(self, max_disparity: float) -> None:
+        super().__init__()
+        self.max_disparity = float(max_disparity)
+        self.architecture: dict = {}
+
+    def check_input(self, left: torch.Tensor, right: torch.Tensor) -> None:
+        """Raise ValueError unless left/right are Bx3xHxW of one size divisible by divisor."""
+        if left.dim() != 4 or left.shape[1] != 3 or left.shape != right.shape:
+            raise ValueError(
+                f'{type(self).__name__} expects left and right Bx3xHxW of one shape, got '
+                f'{tuple(left.shape)} and {tuple(right.shape)}')
+        height, width = left.shape[-2:]
+        if height % self.divisor or width % self.divisor:
+            raise ValueError(
+                f'{type(self).__name__} needs H and W divisible by {self.divisor}, got '
+                f'{height}x{width}; pad with pad_to_divisor()')
+
+    def predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Return full-resolution disparity ``Bx1xHxW`` in pixels."""
+        return full_resolution(self(left, right), left.shape[-2:])

@@ -1,0 +1,140 @@
+"""DispNet with a quantized-regression head (DenseReg, Guler et al., CVPR 2017).
+
+Disparity ``[0, num_bins * bin_width)`` is split into ``num_bins`` bins of ``bin_width``
+full-resolution pixels; bin ``k`` covers ``[k * bin_width, (k + 1) * bin_width)`` and has
+centre ``(k + 0.5) * bin_width``. The head classifies each pixel into a bin (``logits``) and
+regresses one residual per bin (``residuals``, pixels relative to that bin's centre, the
+network output is scaled by ``bin_width`` so it learns values of order 0.5). Decoding
+(:func:`decode_bins`): centre of the argmax bin + that bin's residual, or (``expectation``)
+the softmax-weighted mean of ``centre_k + residual_k``.
+
+The trunk is :class:`~stereo_depth_ros.networks.dispnet.DispNet`; the head upconvolves its
+finest (1/2-resolution) decoder features, concatenated with the upsampled pr1, to full
+resolution and predicts ``logits`` and ``residuals`` there (``BxKxHxW`` each).
+
+``forward(left, right)`` returns a :class:`QROutput`: ``logits``, ``residuals``, the decoded
+full-resolution ``disparity`` (``Bx1xHxW``, decode mode of the model) and
+``trunk_predictions`` (the DispNet ``[pr6 .. pr1]``, pixels at their own resolution, usable
+for deep supervision). ``predict`` returns ``disparity``. Training loss (project report):
+``1000 * cross_entropy(logits, bin_index) + 1 * smooth_l1(gather_bins(residuals, bin_index),
+residual)`` with ``bin_index, residual = disparity_to_bins(gt, num_bins, bin_width)``. The
+report used 10 bins of 30 px; the default here is ``max_disparity / num_bins`` (19.2 px).
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .common import StereoNet, conv_bn_relu, scaled_channels, upconv_bn_relu, upsample_disparity
+from .dispnet import DispNet
+
+DECODE_MODES = ('argmax', 'expectation')
+
+
+def bin_centres(num_bins: int, bin_width: float, device: Optional[torch.device] = None,
+                dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Return the ``num_bins`` bin centres ``(k + 0.5) * bin_width``."""
+    return (torch.arange(num_bins, device=device, dtype=dtype) + 0.5) * bin_width
+
+
+def disparity_to_bins(disparity: torch.Tensor, num_bins: int,
+                      bin_width: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (bin_index int64, residual float) of each disparity value, same shape as input.
+
+    ``bin_index = clamp(floor(d / bin_width), 0, num_bins - 1)`` and
+    ``residual = d - (bin_index + 0.5) * bin_width`` (in ``[-bin_width/2, bin_width/2)`` for
+    disparities inside the binned range; beyond it the residual grows so decoding stays exact).
+    For cross entropy with ``BxKxHxW`` logits pass a ``BxHxW`` disparity (or squeeze dim 1).
+    """
+    index = torch.clamp(torch.floor(disparity / bin_width), 0, num_bins - 1).long()
+    residual = disparity - (index.to(disparity.dtype) + 0.5) * bin_width
+    return index, residual
+
+
+def gather_bins(values: torch.Tensor, bin_index: torch.Tensor) -> torch.Tensor:
+    """Return ``values[b, bin_index[b, y, x], y, x]`` as ``Bx1xHxW``.
+
+    ``values`` is ``BxKxHxW``; ``bin_index`` is ``BxHxW`` or ``Bx1xHxW`` (int64).
+    """
+    if bin_index.dim() == 3:
+        bin_index = bin_index.unsqueeze(1)
+    return values.gather(1, bin_index)
+
+
+def decode_bins(logits: torch.Tensor, residuals: torch.Tensor, bin_width: float,
+                mode: str = 'argmax') -> torch.Tensor:
+    """Return ``Bx1xHxW`` disparity from ``BxKxHxW`` bin logits and per-bin residuals.
+
+    ``argmax``: centre of the most likely bin plus its residual. ``expectation``: sum over
+    bins of ``softmax(logits)_k * (centre_k + residual_k)`` (differentiable, smoother).
+    """
+    if logits.shape != residuals.shape or logits.dim() != 4:
+        raise ValueError(f'logits and residuals must both be BxKxHxW, got '
+                         f'{tuple(logits.shape)} and {tuple(residuals.shape)}')
+    centres = bin_centres(logits.shape[1], bin_width, logits.device, residuals.dtype)
+    centres = centres.view(1, -1, 1, 1)
+    if mode == 'argmax':
+        index = logits.argmax(dim=1, keepdim=True)
+        return centres.expand_as(residuals).gather(1, index) + residuals.gather(1, index)
+    if mode == 'expectation':
+        probabilities = torch.softmax(logits.float(), dim=1).to(residuals.dtype)
+        return (probabilities * (centres + residuals)).sum(dim=1, keepdim=True)
+    raise ValueError(f'decode mode must be one of {DECODE_MODES}, got {mode!r}')
+
+
+@dataclass
+class QROutput:
+    """What :class:`DispNetQR` returns; see the module docstring."""
+
+    logits: torch.Tensor
+    residuals: torch.Tensor
+    disparity: torch.Tensor
+    trunk_predictions: list[torch.Tensor]
+
+
+class DispNetQR(StereoNet):
+    """DispNet trunk + quantized-regression head (bin classification + per-bin residuals)."""
+
+    divisor = 64
+
+    def __init__(self, num_bins: int = 10, bin_width: Optional[float] = None,
+                 width: float = 0.25, max_disparity: float = 192, batch_norm: bool = True,
+                 decode: str = 'argmax') -> None:
+        super().__init__(max_disparity)
+        if num_bins < 2:
+            raise ValueError(f'num_bins must be >= 2, got {num_bins}')
+        if bin_width is None:
+            bin_width = float(max_disparity) / num_bins
+        if bin_width <= 0:
+            raise ValueError(f'bin_width must be > 0, got {bin_width}')
+        if decode not in DECODE_MODES:
+            raise ValueError(f'decode must be one of {DECODE_MODES}, got {decode!r}')
+        self.num_bins = int(num_bins)
+        self.bin_width = float(bin_width)
+        self.decode = decode
+        self.architecture = {'num_bins': self.num_bins, 'bin_width': self.bin_width,
+                             'width': float(width), 'max_disparity': float(max_disparity),
+                             'batch_norm': bool(batch_norm), 'decode': decode}
+        self.trunk = DispNet(width=width, max_disparity=max_disparity, batch_norm=batch_norm)
+        head = scaled_channels(32, width, minimum=8)
+        self.head_up = upconv_bn_relu(self.trunk.decoder.out_channels, head, batch_norm)
+        self.head_conv = conv_bn_relu(head + 1, head, 3, 1, batch_norm)
+        self.classifier = nn.Conv2d(head, self.num_bins, 3, padding=1)
+        self.regressor = nn.Conv2d(head, self.num_bins, 3, padding=1)
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> QROutput:
+        """Return logits, residuals (BxKxHxW), decoded disparity and the trunk predictions."""
+        predictions, features = self.trunk.features(left, right)
+        up = self.head_up(features)
+        coarse = upsample_disparity(predictions[-1], up.shape[-2:])
+        x = self.head_conv(torch.cat([up, coarse], dim=1))
+        logits = self.classifier(x)
+        residuals = self.regressor(x) * self.bin_width
+        disparity = decode_bins(logits, residuals, self.bin_width, self.decode)
+        return QROutput(logits, residuals, disparity, predictions)
+
+    def predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Return the decoded full-resolution disparity ``Bx1xHxW`` in pixels."""
+        return self(left, right).disparity

@@ -1,0 +1,221 @@
+"""Network weights files: safetensors only (never pickle), with self-describing metadata.
+
+A weights file stores the model's ``state_dict`` (fp32 or fp16) and string metadata:
+
+* ``backend`` - the learned backend name (``dispnet``, ``dispnetc``, ``squeezeseg``,
+  ``dispnet_qr``), which selects the network class in
+  :data:`stereo_depth_ros.networks.NETWORKS`;
+* ``architecture`` - JSON of the constructor keyword arguments (``model.architecture``);
+* ``format_version`` - :data:`FORMAT_VERSION`;
+* anything passed as ``extra_metadata`` (strings kept, other values JSON-encoded), e.g. the
+  training config, step count, validation EPE.
+
+``load_model(path, expected_backend)`` checks the metadata before touching the tensors and
+raises :class:`~stereo_depth_ros.errors.BackendError` for a file of another backend, another
+architecture (when ``expected_architecture`` is given), a newer format, or tensors that do
+not fit the network (missing/unexpected keys, shape mismatches).
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .errors import BackendError
+
+FORMAT_VERSION = 1
+_RESERVED = ('backend', 'architecture', 'format_version')
+_PREFIXES = ('module.', '_orig_mod.')
+
+
+@dataclass(frozen=True)
+class WeightsMetadata:
+    """The decoded metadata of a weights file."""
+
+    backend: str
+    architecture: dict
+    format_version: int
+    extra: dict = field(default_factory=dict)
+
+
+def _strip_prefixes(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                changed = True
+        key = key.replace('._orig_mod.', '.')
+    return key
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """Return the plain module inside DataParallel/DDP (``.module``) or torch.compile wrappers."""
+    while True:
+        inner = getattr(model, '_orig_mod', None) or getattr(model, 'module', None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def save_weights(model: nn.Module, path: str | Path, backend: str,
+                 architecture: Optional[Mapping[str, Any]] = None,
+                 extra_metadata: Optional[Mapping[str, Any]] = None,
+                 dtype: str = 'fp32') -> Path:
+    """Write ``model``'s state_dict to a safetensors file at ``path`` and return the path.
+
+    ``architecture`` defaults to ``model.architecture``; ``dtype`` ``fp16`` halves the file
+    (floating tensors only; loading converts back to fp32).
+    """
+    if dtype not in ('fp32', 'fp16'):
+        raise ValueError(f"dtype must be 'fp32' or 'fp16', got {dtype!r}")
+    plain = _unwrap(model)
+    if architecture is None:
+        architecture = getattr(plain, 'architecture', None)
+        if architecture is None:
+            raise ValueError('save_weights needs architecture= for a model without '
+                             '.architecture')
+    target = torch.float16 if dtype == 'fp16' else torch.float32
+    tensors = {}
+    for key, value in plain.state_dict().items():
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            value = value.to(target)
+        tensors[_strip_prefixes(key)] = value.contiguous().clone()
+    metadata = {'backend': backend, 'architecture': json.dumps(dict(architecture),
+                                                               sort_keys=True),
+                'format_version': str(FORMAT_VERSION), 'dtype': dtype}
+    for key, value in (extra_metadata or {}).items():
+        if key in _RESERVED or key == 'dtype':
+            raise ValueError(f'extra_metadata may not override {key!r}')
+        metadata[str(key)] = value if isinstance(value, str) else json.dumps(value, default=str)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def read_metadata(path: str | Path) -> WeightsMetadata:
+    """Return the metadata of a weights file; BackendError if it is not one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackendError(f'weights file {path} does not exist')
+    try:
+        with safe_open(str(path), framework='pt') as handle:
+            raw = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise BackendError(f'{path} is not a readable safetensors file: {error}') from None
+    missing = [key for key in _RESERVED if key not in raw]
+    if missing:
+        raise BackendError(f'{path} lacks the metadata {missing}; it was not written by '
+                           f'stereo_depth_ros.weights.save_weights')
+    try:
+        architecture = json.loads(raw['architecture'])
+        version = int(raw['format_version'])
+    except (ValueError, TypeError) as error:
+        raise BackendError(f'{path} has malformed metadata: {error}') from None
+    if not isinstance(architecture, dict):
+        raise BackendError(f'{path}: architecture metadata is not a JSON object')
+    if version > FORMAT_VERSION:
+        raise BackendError(f'{path} has weights format {version}; this version reads up to '
+                           f'{FORMAT_VERSION}, update stereo_depth_ros')
+    extra = {k: v for k, v in raw.items() if k not in _RESERVED}
+    return WeightsMetadata(raw['backend'], architecture, version, extra)
+
+
+def _check_backend(metadata: WeightsMetadata, path: Path, expected_backend: str) -> None:
+    if metadata.backend != expected_backend:
+        raise BackendError(
+            f'{path} holds weights of backend {metadata.backend!r}, not {expected_backend!r}; '
+            f'pass the matching --backend or another --weights file')
+
+
+def _check_architecture(metadata: WeightsMetadata, path: Path,
+                        expected: Mapping[str, Any]) -> None:
+    different = {key: (metadata.architecture.get(key), value) for key, value in expected.items()
+                 if metadata.architecture.get(key) != value}
+    if different:
+        details = ', '.join(f'{key}: file {got!r} vs expected {want!r}'
+                            for key, (got, want) in sorted(different.items()))
+        raise BackendError(f'{path} was saved for another {metadata.backend} architecture '
+                           f'({details})')
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with safe_open(str(path), framework='pt') as handle:
+            return {_strip_prefixes(key): handle.get_tensor(key) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise BackendError(f'cannot read the tensors of {path}: {error}') from None
+
+
+def load_state(model: nn.Module, path: str | Path, expected_backend: str) -> WeightsMetadata:
+    """Load the weights at ``path`` into an existing ``model``; return the file's metadata.
+
+    The file must belong to ``expected_backend`` and, where the model has ``.architecture``,
+    to the same architecture; key or shape mismatches raise BackendError.
+    """
+    path = Path(path)
+    metadata = read_metadata(path)
+    _check_backend(metadata, path, expected_backend)
+    plain = _unwrap(model)
+    architecture = getattr(plain, 'architecture', None)
+    if architecture:
+        _check_architecture(metadata, path, architecture)
+    state = plain.state_dict()
+    tensors = _read_tensors(path)
+    missing = sorted(set(state) - set(tensors))
+    unexpected = sorted(set(tensors) - set(state))
+    if missing or unexpected:
+        raise BackendError(
+            f'{path} does not fit the {expected_backend} network: missing keys '
+            f'{missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected keys '
+            f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}')
+    for key, value in tensors.items():
+        if value.shape != state[key].shape:
+            raise BackendError(
+                f'{path} does not fit the {expected_backend} network: {key} has shape '
+                f'{tuple(value.shape)} in the file, {tuple(state[key].shape)} in the network')
+        tensors[key] = value.to(state[key].dtype)
+    try:
+        plain.load_state_dict(tensors, strict=True)
+    except RuntimeError as error:
+        raise BackendError(f'{path} does not fit the {expected_backend} network: {error}')
+    return metadata
+
+
+def build_network(backend: str, architecture: Mapping[str, Any]) -> nn.Module:
+    """Construct the network of a learned ``backend`` from architecture keyword arguments."""
+    from .networks import NETWORKS
+    if backend not in NETWORKS:
+        raise BackendError(f'no network for backend {backend!r}; known: {sorted(NETWORKS)}')
+    try:
+        return NETWORKS[backend](**dict(architecture))
+    except (TypeError, ValueError) as error:
+        raise BackendError(f'invalid {backend} architecture {dict(architecture)}: '
+                           f'{error}') from None
+
+
+def load_model(path: str | Path, expected_backend: str,
+               expected_architecture: Optional[Mapping[str, Any]] = None
+               ) -> tuple[nn.Module, WeightsMetadata]:
+    """Build the network described by the file at ``path``, load its weights, return both.
+
+    The model is returned on the CPU in eval mode, fp32. ``expected_architecture`` (a subset
+    of constructor arguments) makes a file with other values raise BackendError.
+    """
+    path = Path(path)
+    metadata = read_metadata(path)
+    _check_backend(metadata, path, expected_backend)
+    if expected_architecture:
+        _check_architecture(metadata, path, expected_architecture)
+    model = build_network(expected_backend, metadata.architecture)
+    load_state(model, path, expected_backend)
+    model.eval()
+    return model, metadata

@@ -1,0 +1,283 @@
+"""Tests of the learned backends, the weights files and the backends/bench commands."""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from stereo_depth_ros.backends import backend_info, backend_names, create_backend
+from stereo_depth_ros.backends import registry
+from stereo_depth_ros.backends.learned import LEARNED_BACKENDS
+from stereo_depth_ros.commands import backends as backends_command
+from stereo_depth_ros.commands import bench
+from stereo_depth_ros.errors import BackendError
+from stereo_depth_ros.networks import NETWORKS
+from stereo_depth_ros.weights import load_model, load_state, read_metadata, save_weights
+
+torch.set_num_threads(1)
+
+TINY = {
+    'dispnet': {'width': 0.125, 'max_disparity': 64},
+    'dispnetc': {'width': 0.125, 'max_disparity': 64},
+    'squeezeseg': {'width': 0.25, 'max_disparity': 64},
+    'dispnet_qr': {'width': 0.125, 'max_disparity': 64, 'num_bins': 4},
+}
+
+
+def _final_bias(model: torch.nn.Module, name: str) -> torch.Tensor:
+    """Bias of the layer producing the full-resolution output (finest disparity head)."""
+    if name == 'dispnet_qr':
+        return model.regressor.bias
+    if name == 'squeezeseg':
+        return model.heads[-1].bias
+    return model.decoder.heads[-1].bias
+
+
+def make_model(name: str, offset: float = 0.0, seed: int = 0) -> torch.nn.Module:
+    """A random tiny network; ``offset`` is added to its finest output (in that scale's px)."""
+    torch.manual_seed(seed)
+    model = NETWORKS[name](**TINY[name]).eval()
+    with torch.no_grad():
+        if name == 'dispnet_qr':
+            model.regressor.weight.mul_(0.01)  # residuals small, decoding = bin centres
+            model.regressor.bias.zero_()
+        else:
+            _final_bias(model, name).add_(offset)
+    return model
+
+
+def save_tiny(tmp_path: Path, name: str, offset: float = 15.0, **kw: object) -> Path:
+    """Save a random tiny network whose predictions are positive and below max_disparity."""
+    return save_weights(make_model(name, offset), tmp_path / f'{name}.safetensors', name, **kw)
+
+
+def _images(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    left = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    right = np.roll(left, -4, axis=1)
+    return left, right
+
+
+def test_registry_lists_learned_backends() -> None:
+    names = backend_names()
+    for name in LEARNED_BACKENDS:
+        assert name in names
+        assert backend_info(name).needs_weights
+    assert set(LEARNED_BACKENDS) == set(NETWORKS)
+
+
+@pytest.mark.parametrize('name', LEARNED_BACKENDS)
+def test_backend_runs_on_odd_sizes(tmp_path: Path, name: str) -> None:
+    backend = create_backend(name, weights=save_tiny(tmp_path, name), device='cpu')
+    assert backend.max_disparity == 64 and backend.min_disparity == 0
+    left, right = _images(123, 251)
+    disparity = backend.compute(left, right)
+    assert disparity.shape == (123, 251) and disparity.dtype == np.float32
+    assert np.isfinite(disparity).all()
+    assert disparity.min() >= 0 and disparity.max() <= 64
+    grey = backend.compute(left[..., 0].copy(), right[..., 0].copy())
+    assert grey.shape == (123, 251) and np.isfinite(grey).all()
+
+
+@pytest.mark.parametrize('name', ['dispnet', 'squeezeseg'])
+def test_out_of_range_predictions_are_nan(tmp_path: Path, name: str) -> None:
+    left, right = _images(64, 80)
+    for offset in (-1000.0, 1000.0):
+        path = save_weights(make_model(name, offset), tmp_path / 'w.safetensors', name)
+        disparity = create_backend(name, weights=path, device='cpu').compute(left, right)
+        assert disparity.shape == (64, 80) and np.isnan(disparity).all()
+    path = save_tiny(tmp_path, name)
+    capped = create_backend(name, weights=path, device='cpu', max_disparity=1.0)
+    assert capped.max_disparity == 1.0
+    assert np.isnan(capped.compute(left, right)).all()
+
+
+@pytest.mark.parametrize('name', LEARNED_BACKENDS)
+def test_weights_round_trip_gives_identical_outputs(tmp_path: Path, name: str) -> None:
+    model = make_model(name, offset=3.0, seed=1)
+    path = save_weights(model, tmp_path / 'w.safetensors', name,
+                        extra_metadata={'epoch': 3, 'dataset': 'synthetic'})
+    loaded, metadata = load_model(path, name)
+    assert metadata.backend == name and metadata.format_version == 1
+    assert metadata.architecture == model.architecture
+    assert metadata.extra['dataset'] == 'synthetic' and json.loads(metadata.extra['epoch']) == 3
+    left, right = torch.randn(1, 3, 64, 128), torch.randn(1, 3, 64, 128)
+    with torch.no_grad():
+        assert torch.equal(model.predict(left, right), loaded.predict(left, right))
+    half = save_weights(model, tmp_path / 'h.safetensors', name, dtype='fp16')
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    loaded_half, _ = load_model(half, name)
+    assert next(loaded_half.parameters()).dtype == torch.float32
+    with torch.no_grad():
+        difference = (model.predict(left, right) - loaded_half.predict(left, right)).abs()
+    assert difference.max() < 0.5
+
+
+def test_prefixed_state_dict_keys_are_stripped(tmp_path: Path) -> None:
+    model = make_model('dispnet')
+    source = save_weights(model, tmp_path / 'plain.safetensors', 'dispnet')
+    metadata = {'backend': 'dispnet', 'architecture': json.dumps(model.architecture),
+                'format_version': '1'}
+    tensors = {f'_orig_mod.module.{k}': v.clone() for k, v in model.state_dict().items()}
+    save_file(tensors, str(tmp_path / 'prefixed.safetensors'), metadata=metadata)
+    loaded, _ = load_model(tmp_path / 'prefixed.safetensors', 'dispnet')
+    reference, _ = load_model(source, 'dispnet')
+    for (key, a), (_, b) in zip(loaded.state_dict().items(), reference.state_dict().items()):
+        assert torch.equal(a, b), key
+
+
+def test_wrong_backend_or_architecture_raises(tmp_path: Path) -> None:
+    path = save_tiny(tmp_path, 'dispnet')
+    with pytest.raises(BackendError, match="backend 'dispnet', not 'dispnetc'"):
+        load_model(path, 'dispnetc')
+    with pytest.raises(BackendError, match="'dispnet', not 'squeezeseg'"):
+        create_backend('squeezeseg', weights=path, device='cpu')
+    with pytest.raises(BackendError, match='width'):
+        load_model(path, 'dispnet', expected_architecture={'width': 0.5})
+    with pytest.raises(BackendError, match='architecture'):
+        load_state(NETWORKS['dispnet'](width=0.25, max_disparity=64), path, 'dispnet')
+
+
+@pytest.mark.parametrize('name', LEARNED_BACKENDS)
+def test_batch_norm_fusion_keeps_outputs(tmp_path: Path, name: str) -> None:
+    model = make_model(name, offset=15.0)
+    with torch.no_grad():  # non-trivial running statistics so that fusion matters
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+    path = save_weights(model, tmp_path / 'w.safetensors', name)
+    left, right = _images(64, 100)
+    fused = create_backend(name, weights=path, device='cpu')
+    plain = create_backend(name, weights=path, device='cpu', fuse=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.model.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.model.modules())
+    a, b = fused.compute(left, right), plain.compute(left, right)
+    both = np.isfinite(a) & np.isfinite(b)
+    assert both.mean() > 0.9
+    assert np.abs(a[both] - b[both]).max() < 1e-2
+
+
+def _rewrite(path: Path, target: Path, edit: object, metadata: dict | None = None) -> Path:
+    model, meta = load_model(path, 'dispnet')
+    tensors = {k: v.clone() for k, v in model.state_dict().items()}
+    edit(tensors)
+    raw = {'backend': meta.backend, 'architecture': json.dumps(meta.architecture),
+           'format_version': str(meta.format_version)}
+    raw.update(metadata or {})
+    save_file(tensors, str(target), metadata=raw)
+    return target
+
+
+def test_bad_weights_files_raise_backend_error(tmp_path: Path) -> None:
+    path = save_tiny(tmp_path, 'dispnet')
+    missing = _rewrite(path, tmp_path / 'missing.safetensors',
+                       lambda t: t.pop('decoder.pr6.weight'))
+    with pytest.raises(BackendError, match='missing keys.*decoder.pr6.weight'):
+        load_model(missing, 'dispnet')
+    extra = _rewrite(path, tmp_path / 'extra.safetensors',
+                     lambda t: t.update({'head.extra': torch.zeros(2)}))
+    with pytest.raises(BackendError, match='unexpected keys.*head.extra'):
+        load_model(extra, 'dispnet')
+    shape = _rewrite(path, tmp_path / 'shape.safetensors',
+                     lambda t: t.update({'decoder.pr6.bias': torch.zeros(3)}))
+    with pytest.raises(BackendError, match='decoder.pr6.bias has shape'):
+        load_model(shape, 'dispnet')
+    newer = _rewrite(path, tmp_path / 'newer.safetensors', lambda t: None,
+                     {'format_version': '99'})
+    with pytest.raises(BackendError, match='format 99'):
+        load_model(newer, 'dispnet')
+    save_file({'x': torch.zeros(1)}, str(tmp_path / 'bare.safetensors'))
+    with pytest.raises(BackendError, match='lacks the metadata'):
+        read_metadata(tmp_path / 'bare.safetensors')
+    (tmp_path / 'pickle.pt').write_bytes(b'\x80\x04not a safetensors file')
+    with pytest.raises(BackendError, match='not a readable safetensors'):
+        load_model(tmp_path / 'pickle.pt', 'dispnet')
+    with pytest.raises(BackendError, match='does not exist'):
+        create_backend('dispnet', weights=tmp_path / 'absent.safetensors')
+
+
+def test_precision_and_device_options(tmp_path: Path) -> None:
+    path = save_tiny(tmp_path, 'dispnetc')
+    left, right = _images(70, 130)
+    reference = create_backend('dispnetc', weights=path, device='cpu').compute(left, right)
+    backend = create_backend('dispnetc', weights=path, device='cpu', precision='bf16')
+    assert backend.precision == 'bf16'
+    bf16 = backend.compute(left, right)
+    assert bf16.shape == (70, 130) and np.isfinite(bf16).all()
+    assert np.median(np.abs(bf16 - reference)) < 1.0
+    with pytest.raises(BackendError, match='fp16 needs a CUDA'):
+        create_backend('dispnetc', weights=path, device='cpu', precision='fp16')
+    with pytest.raises(BackendError, match='precision must be'):
+        create_backend('dispnetc', weights=path, device='cpu', precision='int8')
+    with pytest.raises(BackendError, match=r"unknown dispnetc option\(s\) \['block_size'\]"):
+        create_backend('dispnetc', weights=path, block_size=5)
+    with pytest.raises(BackendError, match='pad_mode'):
+        create_backend('dispnetc', weights=path, pad_mode='reflect101')
+    with pytest.raises(BackendError, match='device must be'):
+        create_backend('dispnetc', weights=path, device='tpu')
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendError, match='CUDA is not available'):
+            create_backend('dispnetc', weights=path, device='cuda')
+        assert create_backend('dispnetc', weights=path).device.type == 'cpu'
+
+
+def test_backends_command_lists_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    shipped = save_tiny(tmp_path, 'dispnet')
+    monkeypatch.setattr(registry, 'default_weights_path',
+                        lambda name: shipped if name == 'dispnet' else None)
+    assert backends_command.run(argparse.Namespace()) == 0
+    lines = capsys.readouterr().out.splitlines()
+    text = '\n'.join(lines)
+    for name in backend_names():
+        assert any(line.startswith(name + ' ') for line in lines)
+    size = shipped.stat().st_size / 2 ** 20
+    assert 1.0 < size < 16.0
+    assert f'{shipped} ({size:.1f} MiB, batch_norm=True, max_disparity=64.0, width=0.125)' in text
+    assert 'missing - train with `stereo-depth train --config config/train_dispnetc.yaml`' in text
+    assert 'no weights needed' in text
+
+
+def _bench_args(**overrides: object) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(['--size', '64x192', '--repeats', '2', '--warmup', '0'])
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
+
+
+def test_bench_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                     capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(registry, 'default_weights_path', lambda name: None)
+    weights = save_tiny(tmp_path, 'dispnet')
+    args = _bench_args(backends='sgbm,dispnet,squeezeseg', weights=[f'dispnet={weights}'])
+    assert bench.run(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[:3] == ['backend', 'weights', 'median']
+    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    assert rows['sgbm'][-1] == '1.00'
+    assert rows['dispnet'][1] == 'dispnet.safetensors'
+    assert float(rows['dispnet'][2]) > 0 and float(rows['dispnet'][-1]) > 0
+    assert rows['squeezeseg'][1] == 'missing'
+    assert 'skipped: no shipped weights; use --random-weights' in lines[-1]
+    assert bench.run(_bench_args(backends='squeezeseg', random_weights=True)) == 0
+    random_row = capsys.readouterr().out.splitlines()[2].split()
+    assert random_row[:2] == ['squeezeseg', 'random'] and float(random_row[2]) > 0
+    with pytest.raises(BackendError, match='unknown backend'):
+        bench.run(_bench_args(backends='sgbm,nope'))
+    assert bench.parse_size('384x1248') == (384, 1248)
+    with pytest.raises(ValueError, match='HEIGHTxWIDTH'):
+        bench.parse_size('384')
+
+
+def test_bench_pair_is_shifted() -> None:
+    left, right = bench.make_pair(32, 48, shift=5)
+    assert left.shape == right.shape == (32, 48, 3)
+    assert np.array_equal(left[:, 5:], right[:, :-5])

@@ -1,0 +1,220 @@
+"""Tests of the disparity networks, the correlation layer and the quantized-regression maths."""
+
+import pytest
+import torch
+
+from stereo_depth_ros.networks import (NETWORKS, DispNetQR, QROutput, correlation_1d,
+                                       decode_bins, disparity_to_bins, downsample_disparity,
+                                       full_resolution, gather_bins, multiscale_targets,
+                                       normalize_image, pad_to_divisor)
+from stereo_depth_ros.networks.common import scaled_channels
+
+torch.set_num_threads(1)
+
+TINY = {
+    'dispnet': {'width': 0.125, 'max_disparity': 64},
+    'dispnetc': {'width': 0.125, 'max_disparity': 64},
+    'squeezeseg': {'width': 0.25, 'max_disparity': 64},
+    'dispnet_qr': {'width': 0.125, 'max_disparity': 64, 'num_bins': 4},
+}
+#: Resolution of the finest prediction relative to the input.
+FINEST_FACTOR = {'dispnet': 2, 'dispnetc': 2, 'squeezeseg': 1}
+
+
+def _pair(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(batch, 3, height, width, generator=generator),
+            torch.randn(batch, 3, height, width, generator=generator))
+
+
+@pytest.mark.parametrize('name', sorted(NETWORKS))
+def test_forward_shapes_and_predict(name: str) -> None:
+    torch.manual_seed(0)
+    model = NETWORKS[name](**TINY[name])
+    left, right = _pair(2, 64, 128)
+    model.train()
+    out = model(left, right)
+    model.eval()
+    with torch.no_grad():
+        full = model.predict(left, right)
+    assert full.shape == (2, 1, 64, 128)
+    assert torch.isfinite(full).all()
+    if name == 'dispnet_qr':
+        assert isinstance(out, QROutput)
+        assert out.logits.shape == out.residuals.shape == (2, 4, 64, 128)
+        assert out.disparity.shape == (2, 1, 64, 128)
+        assert [p.shape[-1] for p in out.trunk_predictions] == [2, 4, 8, 16, 32, 64]
+        return
+    sizes = [p.shape[-2:] for p in out]
+    assert all(p.shape[:2] == (2, 1) for p in out)
+    assert sizes[-1] == (64 // FINEST_FACTOR[name], 128 // FINEST_FACTOR[name])
+    assert all(a[0] * 2 == b[0] and a[1] * 2 == b[1] for a, b in zip(sizes, sizes[1:]))
+
+
+@pytest.mark.parametrize('name', sorted(NETWORKS))
+def test_every_parameter_gets_a_gradient(name: str) -> None:
+    torch.manual_seed(0)
+    model = NETWORKS[name](**TINY[name]).train()
+    left, right = _pair(2, 64, 64)
+    out = model(left, right)
+    if isinstance(out, QROutput):
+        loss = out.logits.square().mean() + out.residuals.square().mean() + sum(
+            p.abs().mean() for p in out.trunk_predictions)
+    else:
+        loss = sum(p.abs().mean() for p in out)
+    loss.backward()
+    unused = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert unused == []
+
+
+@pytest.mark.parametrize('name', sorted(NETWORKS))
+def test_input_size_not_divisible_is_rejected(name: str) -> None:
+    model = NETWORKS[name](**TINY[name])
+    left, right = _pair(1, 64 + 8, 128)
+    with pytest.raises(ValueError, match='divisible'):
+        model(left, right)
+
+
+@pytest.mark.parametrize('name', sorted(NETWORKS))
+def test_architecture_rebuilds_the_same_network(name: str) -> None:
+    model = NETWORKS[name](**TINY[name])
+    rebuilt = NETWORKS[name](**model.architecture)
+    shapes = {k: v.shape for k, v in model.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in rebuilt.state_dict().items()}
+
+
+@pytest.mark.parametrize('name', sorted(NETWORKS))
+def test_default_models_fit_the_16_mib_weights_budget(name: str) -> None:
+    model = NETWORKS[name]()
+    size = sum(t.numel() * 4 for t in model.state_dict().values())
+    assert size <= 16 * 2 ** 20
+
+
+def test_width_multiplier_scales_parameter_count() -> None:
+    small = sum(p.numel() for p in NETWORKS['dispnet'](width=0.125).parameters())
+    large = sum(p.numel() for p in NETWORKS['dispnet'](width=0.25).parameters())
+    assert 3.0 < large / small < 4.5  # ~quadratic in the width
+    assert scaled_channels(64, 0.25) == 16
+    assert scaled_channels(64, 0.01) == 4
+
+
+def test_full_resolution_and_downsample_scale_pixel_units() -> None:
+    half = torch.full((1, 1, 4, 8), 5.0)
+    full = full_resolution([torch.zeros(1, 1, 2, 4), half], (8, 16))
+    assert full.shape == (1, 1, 8, 16)
+    assert torch.allclose(full, torch.full_like(full, 10.0))
+    gt = torch.arange(16.0).repeat(8, 1).view(1, 1, 8, 16)
+    small = downsample_disparity(gt, (4, 8))
+    assert small.shape == (1, 1, 4, 8)
+    assert small[0, 0, 0, 0].item() == pytest.approx(0.5 * 0.5)  # mean of 0 and 1, halved
+    targets = multiscale_targets(gt, [torch.zeros(1, 1, 2, 4), torch.zeros(1, 1, 8, 16)])
+    assert targets[0].shape == (1, 1, 2, 4) and targets[1] is gt
+
+
+def test_normalize_and_pad() -> None:
+    image = torch.randint(0, 256, (2, 3, 10, 12), dtype=torch.uint8)
+    normalized = normalize_image(image)
+    assert torch.allclose(normalized.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-5)
+    assert torch.allclose(normalized.std(dim=(1, 2, 3)), torch.ones(2), atol=1e-2)
+    brighter = normalize_image(image.float() * 0.5 + 20)
+    assert torch.allclose(brighter, normalized, atol=1e-2)  # gain/offset invariant
+    grey = normalize_image(image[:, :1])
+    assert grey.shape == (2, 3, 10, 12)
+    padded, size = pad_to_divisor(normalized, 8)
+    assert size == (10, 12) and padded.shape[-2:] == (16, 16)
+    assert torch.equal(padded[..., :10, :12], normalized)
+    assert torch.equal(padded[..., 15, 15], normalized[..., 9, 11])  # replicate
+    zeros, _ = pad_to_divisor(normalized, 8, mode='zeros')
+    assert (zeros[..., 10:, :] == 0).all()
+
+
+def test_correlation_peaks_at_the_shift() -> None:
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(2, 8, 5, 40, generator=generator)
+    # Unit-length feature vectors: by Cauchy-Schwarz the dot product peaks at the true match.
+    features = features / features.norm(dim=1, keepdim=True)
+    for shift in (0, 3, 7):
+        # left[x] = right[x - shift]: the right view is the left shifted by `shift` columns.
+        right = torch.roll(features, -shift, dims=3)
+        volume = correlation_1d(features, right, max_displacement=10)
+        assert volume.shape == (2, 11, 5, 40)
+        interior = volume[..., 10:40 - shift]
+        assert (interior.argmax(dim=1) == shift).all()
+        expected = (features ** 2).mean(dim=1)[..., 10:40 - shift]
+        assert torch.allclose(interior[:, shift], expected, atol=1e-5)
+
+
+def test_correlation_known_values_and_zero_padding() -> None:
+    left = torch.zeros(1, 2, 1, 6)
+    right = torch.zeros(1, 2, 1, 6)
+    left[0, :, 0, 4] = torch.tensor([1.0, 2.0])
+    right[0, :, 0, 1] = torch.tensor([3.0, 4.0])
+    volume = correlation_1d(left, right, max_displacement=4)
+    # Only left x=4 against right x=1 (displacement 3) is non-zero: (1*3 + 2*4) / 2 channels.
+    assert volume[0, 3, 0, 4].item() == pytest.approx(5.5)
+    assert volume.abs().sum().item() == pytest.approx(5.5)
+    ones = torch.ones(1, 1, 1, 6)
+    padded = correlation_1d(ones, ones, max_displacement=4)
+    for d in range(5):
+        assert padded[0, d, 0, :d].abs().sum() == 0  # x - d < 0 sees zero padding
+        assert (padded[0, d, 0, d:] == 1).all()
+
+
+def test_correlation_matches_direct_sum_across_tiles() -> None:
+    generator = torch.Generator().manual_seed(2)
+    left = torch.randn(2, 5, 3, 150, generator=generator)  # 150 columns: 3 tiles, ragged
+    right = torch.randn(2, 5, 3, 150, generator=generator)
+    volume = correlation_1d(left, right, max_displacement=70)
+    for d in (0, 1, 63, 64, 70):
+        expected = (left[..., d:] * right[..., :150 - d]).mean(dim=1)
+        assert torch.allclose(volume[:, d, :, d:], expected, atol=1e-5)
+        assert volume[:, d, :, :d].abs().sum() == 0
+
+
+def test_disparity_to_bins_known_values() -> None:
+    disparity = torch.tensor([0.0, 19.1, 45.0, 191.9, 250.0, -3.0])
+    index, residual = disparity_to_bins(disparity, num_bins=10, bin_width=19.2)
+    assert index.tolist() == [0, 0, 2, 9, 9, 0]
+    expected = [-9.6, 9.5, -3.0, 9.5, 250.0 - 9.5 * 19.2, -12.6]
+    assert residual.tolist() == pytest.approx(expected, abs=1e-4)
+
+
+def test_decode_known_bin_and_residual() -> None:
+    logits = torch.full((1, 10, 1, 1), -5.0)
+    logits[0, 2] = 5.0
+    residuals = torch.zeros(1, 10, 1, 1)
+    residuals[0, 2] = 3.0
+    residuals[0, 7] = 100.0  # ignored by argmax
+    value = decode_bins(logits, residuals, bin_width=30.0, mode='argmax')
+    assert value.shape == (1, 1, 1, 1)
+    assert value.item() == pytest.approx(2.5 * 30 + 3)
+    equal = torch.zeros(1, 2, 1, 1)
+    averaged = decode_bins(equal, torch.tensor([1.0, -1.0]).view(1, 2, 1, 1), 10.0,
+                           mode='expectation')
+    assert averaged.item() == pytest.approx(((5 + 1) + (15 - 1)) / 2)
+    with pytest.raises(ValueError, match='decode mode'):
+        decode_bins(logits, residuals, 30.0, mode='median')
+
+
+def test_bins_round_trip() -> None:
+    generator = torch.Generator().manual_seed(0)
+    disparity = torch.rand(2, 1, 6, 7, generator=generator) * 192
+    index, residual = disparity_to_bins(disparity, 10, 19.2)
+    assert index.min() >= 0 and index.max() <= 9
+    assert residual.abs().max() <= 9.6 + 1e-4
+    logits = torch.nn.functional.one_hot(index[:, 0], 10).permute(0, 3, 1, 2).float() * 50
+    residuals = torch.randn(2, 10, 6, 7, generator=generator).scatter(1, index, residual)
+    assert torch.allclose(gather_bins(residuals, index[:, 0]), residual)
+    for mode in ('argmax', 'expectation'):
+        decoded = decode_bins(logits, residuals, 19.2, mode=mode)
+        assert torch.allclose(decoded, disparity, atol=1e-3)
+
+
+def test_qr_defaults_and_validation() -> None:
+    model = DispNetQR(num_bins=8, width=0.125, max_disparity=96)
+    assert model.bin_width == pytest.approx(12.0)
+    assert model.architecture['bin_width'] == pytest.approx(12.0)
+    with pytest.raises(ValueError):
+        DispNetQR(num_bins=1)
+    with pytest.raises(ValueError):
+        DispNetQR(decode='mode')
