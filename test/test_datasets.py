@@ -79,3 +79,9 @@ def test_seed_specs():
     assert parse_seed_spec('7,9') == [7, 9]
     held_out = parse_seed_spec('eval:2')
     assert len(held_out) == 2 and held_out[0] >= 1_000_000
+
+
+def test_synthetic_dataset_scene_kind():
+    road = load_dataset('synthetic', 'eval:1', scene_kind='road', height=64, width=128)[0]
+    assert road.name.startswith('road_') and road.left.shape == (64, 128, 3)
+    assert np.isfinite(road.disparity).all()

@@ -7,7 +7,7 @@ Layouts:
 - ``sceneflow``: ``<root>/**/left/*.png`` with ``right/`` beside it and disparity PFMs under the
   mirrored ``disparity/.../left/*.pfm`` tree (``frames_cleanpass`` -> ``disparity``).
 - ``synthetic``: scenes of the built-in generator; ``root`` names the seeds, e.g. ``eval:20``
-  (20 held-out seeds), ``1000000:1000050`` or ``7,8,9``; ``kind=layered|road``.
+  (20 held-out seeds), ``1000000:1000050`` or ``7,8,9``; ``scene_kind=layered|road``.
 
 Ground truth everywhere: float32 HxW, NaN where unknown.
 """
@@ -179,11 +179,11 @@ def parse_seed_spec(spec: str) -> list[int]:
 class SyntheticSamples(Sequence[StereoSample]):
     """Scenes of the built-in generator as :class:`StereoSample` (exact ground truth)."""
 
-    def __init__(self, seeds: list[int], kind: str = 'layered', height: int = 256,
+    def __init__(self, seeds: list[int], scene_kind: str = 'layered', height: int = 256,
                  width: int = 512) -> None:
         if not seeds:
             raise DatasetError('synthetic dataset needs at least one seed')
-        self.seeds, self.kind, self.height, self.width = seeds, kind, height, width
+        self.seeds, self.kind, self.height, self.width = seeds, scene_kind, height, width
 
     def __len__(self) -> int:
         return len(self.seeds)

@@ -1,0 +1,113 @@
+"""Launch stereo_depth_node (and optionally rviz2) on a rectified stereo camera or a bag.
+
+Defaults match the bags written by ``stereo-depth kitti2bag``: the node runs in namespace
+``stereo`` and reads ``/stereo/left/image_rect``, ``/stereo/right/image_rect``,
+``/stereo/left/camera_info`` and ``/stereo/right/camera_info``.
+
+    ros2 launch stereo_depth_ros depth.launch.py use_rviz:=true
+    ros2 launch stereo_depth_ros depth.launch.py backend:=dispnetc \\
+        left_namespace:=/camera/left right_namespace:=/camera/right approximate_sync:=true
+
+``backend``, ``weights`` and ``approximate_sync`` left empty keep the values of
+``params_file``; given, they override it.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+PACKAGE = 'stereo_depth_ros'
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Return the launch description: arguments, the depth node, rviz2 when asked."""
+    share = get_package_share_directory(PACKAGE)
+
+    backend = LaunchConfiguration('backend')
+    weights = LaunchConfiguration('weights')
+    params_file = LaunchConfiguration('params_file')
+    namespace = LaunchConfiguration('namespace')
+    left_namespace = LaunchConfiguration('left_namespace')
+    right_namespace = LaunchConfiguration('right_namespace')
+    approximate_sync = LaunchConfiguration('approximate_sync')
+    use_sim_time = LaunchConfiguration('use_sim_time')
+    use_rviz = LaunchConfiguration('use_rviz')
+    rviz_config = LaunchConfiguration('rviz_config')
+    log_level = LaunchConfiguration('log_level')
+
+    arguments = [
+        DeclareLaunchArgument(
+            'backend', default_value='',
+            description="Disparity backend: sgbm, dispnet, dispnetc, squeezeseg or dispnet_qr; "
+                        "'' keeps the value of params_file"),
+        DeclareLaunchArgument(
+            'weights', default_value='',
+            description="Weights file of a learned backend; '' keeps the value of params_file "
+                        "(whose '' means the shipped models/<backend>.safetensors)"),
+        DeclareLaunchArgument(
+            'params_file', default_value=os.path.join(share, 'config', 'depth.yaml'),
+            description='Parameter file of stereo_depth_node'),
+        DeclareLaunchArgument(
+            'namespace', default_value='stereo',
+            description='Namespace of the node and of its input and output topics'),
+        DeclareLaunchArgument(
+            'left_namespace', default_value='left',
+            description='Where left/image_rect and left/camera_info come from (relative to '
+                        'namespace, or absolute such as /camera/left)'),
+        DeclareLaunchArgument(
+            'right_namespace', default_value='right',
+            description='Where right/image_rect and right/camera_info come from (relative to '
+                        'namespace, or absolute such as /camera/right)'),
+        DeclareLaunchArgument(
+            'approximate_sync', default_value='', choices=['', 'true', 'false'],
+            description="Pair left/right by nearest stamp (true) or exact stamp (false); "
+                        "'' keeps the value of params_file"),
+        DeclareLaunchArgument(
+            'use_sim_time', default_value='false', choices=['true', 'false'],
+            description='Use /clock (e.g. ros2 bag play --clock)'),
+        DeclareLaunchArgument(
+            'use_rviz', default_value='false', choices=['true', 'false'],
+            description='Start rviz2 with rviz_config'),
+        DeclareLaunchArgument(
+            'rviz_config', default_value=os.path.join(share, 'config', 'depth.rviz'),
+            description='rviz2 configuration (its topics assume namespace:=stereo)'),
+        DeclareLaunchArgument(
+            'log_level', default_value='info',
+            choices=['debug', 'info', 'warn', 'error', 'fatal'],
+            description='Log level of the started nodes'),
+    ]
+
+    def depth_node(context, *args, **kwargs) -> list:
+        """Build the node once the arguments are known (overrides only for given ones)."""
+        overrides = {'use_sim_time': use_sim_time.perform(context) == 'true'}
+        if backend.perform(context):
+            overrides['backend'] = ParameterValue(backend.perform(context), value_type=str)
+        if weights.perform(context):
+            overrides['weights'] = ParameterValue(weights.perform(context), value_type=str)
+        if approximate_sync.perform(context):
+            overrides['approximate_sync'] = approximate_sync.perform(context) == 'true'
+        left = left_namespace.perform(context).rstrip('/') or 'left'
+        right = right_namespace.perform(context).rstrip('/') or 'right'
+        remappings = [(f'left/{name}', f'{left}/{name}')
+                      for name in ('image_rect', 'camera_info')]
+        remappings += [(f'right/{name}', f'{right}/{name}')
+                       for name in ('image_rect', 'camera_info')]
+        return [Node(
+            package=PACKAGE, executable='depth_node', name='stereo_depth_node',
+            namespace=namespace, output='screen', emulate_tty=True,
+            parameters=[params_file, overrides], remappings=remappings,
+            arguments=['--ros-args', '--log-level', log_level])]
+
+    rviz = Node(
+        package='rviz2', executable='rviz2', name='rviz2', output='screen',
+        arguments=['-d', rviz_config, '--ros-args', '--log-level', log_level],
+        parameters=[{'use_sim_time': ParameterValue(use_sim_time, value_type=bool)}],
+        condition=IfCondition(use_rviz))
+
+    return LaunchDescription(arguments + [OpaqueFunction(function=depth_node), rviz])

@@ -1,0 +1,197 @@
+"""Reading rosbag2 bags (sqlite3 or mcap, from ``ros2 bag record`` or kitti2bag).
+
+:class:`BagInput` wraps ``rosbags``' Reader so a damaged bag raises DatasetError naming it, and
+:func:`find_stereo_topics` picks the stereo image and CameraInfo topics by type and name.
+"""
+
+import sqlite3
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from rosbags.interfaces import Connection
+from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.typesys import get_types_from_msg
+
+from .writer import get_distro_typestore
+from ..errors import DatasetError
+
+IMAGE = 'sensor_msgs/msg/Image'
+CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
+
+#: Name parts of image topics that are results, not camera streams.
+_RESULT_WORDS = ('disparity', 'depth', 'mask', 'obstacle', 'points')
+
+_BAG_ERRORS = (ReaderError, sqlite3.Error, struct.error, OSError, ValueError, KeyError,
+               IndexError, AssertionError)
+
+
+@dataclass(frozen=True)
+class StereoTopics:
+    """The four input topics of a stereo pair."""
+
+    left_image: str
+    right_image: str
+    left_info: str
+    right_info: str
+
+    def as_list(self) -> list[str]:
+        """Return the topics in synchronizer input order."""
+        return [self.left_image, self.right_image, self.left_info, self.right_info]
+
+    @property
+    def namespace(self) -> str:
+        """Common namespace of the two image topics (``/stereo`` for /stereo/left/...)."""
+        left = self.left_image.strip('/').split('/')
+        right = self.right_image.strip('/').split('/')
+        common = []
+        for a, b in zip(left, right):
+            if a != b:
+                break
+            common.append(a)
+        return '/' + '/'.join(common) if common else ''
+
+
+class BagInput:
+    """An open rosbag2 bag; use as a context manager.
+
+    Messages are deserialised with ``typestore`` (default: that of ``distro``), extended by
+    the message definitions stored in the bag (for types the store lacks).
+    """
+
+    def __init__(self, path: str | Path, distro: str = 'jazzy',
+                 typestore: Optional[Any] = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise DatasetError(f'bag {self.path} does not exist')
+        self.typestore = typestore if typestore is not None else get_distro_typestore(distro)
+        try:
+            self._reader = Reader(self.path)
+        except _BAG_ERRORS as error:
+            raise DatasetError(f'cannot read bag {self.path}: {error}') from None
+        self._open = False
+
+    def __enter__(self) -> 'BagInput':
+        try:
+            self._reader.open()
+        except _BAG_ERRORS as error:
+            raise DatasetError(f'cannot open bag {self.path} (corrupt?): {error}') from None
+        self._open = True
+        self._register_bag_types()
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if self._open:
+            self._reader.close()
+            self._open = False
+
+    def _register_bag_types(self) -> None:
+        for connection in self._reader.connections:
+            if connection.msgtype in self.typestore.fielddefs:
+                continue
+            definition = connection.msgdef.data if connection.msgdef else ''
+            if not definition or definition.startswith('='):
+                continue
+            try:
+                self.typestore.register(get_types_from_msg(definition, connection.msgtype))
+            except Exception:  # an unparsable definition only matters if the topic is used
+                continue
+
+    @property
+    def connections(self) -> list[Connection]:
+        """Return the bag's connections: topic, msgtype, msgdef and QoS of each."""
+        return list(self._reader.connections)
+
+    @property
+    def topics(self) -> dict[str, str]:
+        """Return topic name -> message type."""
+        return {c.topic: c.msgtype for c in self._reader.connections}
+
+    def message_count(self, topic: str) -> int:
+        """Return the number of messages on ``topic``."""
+        return sum(c.msgcount for c in self._reader.connections if c.topic == topic)
+
+    def messages(self) -> Iterator[tuple[Connection, int, bytes]]:
+        """Yield ``(connection, log_time_ns, cdr_bytes)`` in log-time order."""
+        try:
+            yield from self._reader.messages()
+        except _BAG_ERRORS as error:
+            raise DatasetError(f'cannot read messages of bag {self.path} (corrupt?): '
+                               f'{error}') from None
+
+    def deserialize(self, data: bytes, connection: Connection) -> Any:
+        """Deserialise one message of ``connection``; DatasetError when the bytes are bad."""
+        try:
+            return self.typestore.deserialize_cdr(data, connection.msgtype)
+        except KeyError:
+            raise DatasetError(f'bag {self.path}: unknown message type {connection.msgtype} '
+                               f'on {connection.topic}') from None
+        except Exception as error:
+            raise DatasetError(f'bag {self.path}: cannot decode a {connection.msgtype} on '
+                               f'{connection.topic}: {error}') from None
+
+
+def _has_word(topic: str, word: str) -> bool:
+    return any(word in part.lower() for part in topic.strip('/').split('/'))
+
+
+def _parent(topic: str) -> str:
+    return topic.rsplit('/', 1)[0]
+
+
+def _pick_image(topics: dict[str, str], side: str, other: Optional[str]) -> str:
+    images = sorted(t for t, kind in topics.items() if kind == IMAGE and _has_word(t, side)
+                    and not any(_has_word(t, w) for w in _RESULT_WORDS))
+    if other is not None:
+        mirrored = other.replace('left', side) if side == 'right' else other
+        if mirrored in images:
+            return mirrored
+    if len(images) > 1:
+        rectified = [t for t in images if 'rect' in t.lower()]
+        images = rectified or images
+    if len(images) != 1:
+        found = ', '.join(images) if images else 'none'
+        raise DatasetError(f'cannot choose the {side} image topic (sensor_msgs/msg/Image with '
+                           f'"{side}" in its name; found: {found}); name it with '
+                           f'--{side}-image')
+    return images[0]
+
+
+def _pick_info(topics: dict[str, str], side: str, image_topic: str) -> str:
+    infos = sorted(t for t, kind in topics.items() if kind == CAMERA_INFO)
+    beside = _parent(image_topic) + '/camera_info'
+    if beside in infos:
+        return beside
+    sided = [t for t in infos if _has_word(t, side)]
+    if len(sided) != 1:
+        found = ', '.join(sided) if sided else 'none'
+        raise DatasetError(f'cannot choose the {side} camera_info topic (expected {beside}; '
+                           f'sensor_msgs/msg/CameraInfo topics with "{side}": {found}); name '
+                           f'it with --{side}-info')
+    return sided[0]
+
+
+def find_stereo_topics(topics: dict[str, str], left_image: Optional[str] = None,
+                       right_image: Optional[str] = None, left_info: Optional[str] = None,
+                       right_info: Optional[str] = None) -> StereoTopics:
+    """Return the stereo topics of a bag (topic -> type); given names are checked, not guessed.
+
+    Images: ``sensor_msgs/msg/Image`` topics with ``left``/``right`` in a name part (result
+    topics such as disparity or depth excluded; ``rect`` preferred). CameraInfo: the
+    ``camera_info`` beside each image, else the only CameraInfo topic of that side.
+    """
+    for option, name, kind in (('--left-image', left_image, IMAGE),
+                               ('--right-image', right_image, IMAGE),
+                               ('--left-info', left_info, CAMERA_INFO),
+                               ('--right-info', right_info, CAMERA_INFO)):
+        if name is not None and topics.get(name) != kind:
+            actual = topics.get(name, 'absent from the bag')
+            raise DatasetError(f'{option} {name}: expected a {kind} topic, got {actual}')
+    left_image = left_image or _pick_image(topics, 'left', None)
+    right_image = right_image or _pick_image(topics, 'right', left_image)
+    if left_image == right_image:
+        raise DatasetError(f'left and right image topics are the same: {left_image}')
+    left_info = left_info or _pick_info(topics, 'left', left_image)
+    right_info = right_info or _pick_info(topics, 'right', right_image)
+    return StereoTopics(left_image, right_image, left_info, right_info)

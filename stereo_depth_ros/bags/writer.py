@@ -1,0 +1,121 @@
+"""Writing rosbag2 bags (sqlite3 or mcap) that ``ros2 bag play`` on Humble and Jazzy reads.
+
+Metadata version 8 is written: it is the newest version whose ``offered_qos_profiles`` is a
+YAML *string* with integer policies, which is what Humble's rosbag2 parses (version 9, from
+Jazzy on, writes a YAML list with policy names, which Humble cannot read); Jazzy reads both.
+See docs/bags.md for the sources.
+"""
+
+import shutil
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
+                                QosReliability, QosTime)
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+from rosbags.typesys import Stores, get_typestore
+
+from ..errors import DatasetError
+from ..msgs import MessageTypes
+
+#: rosbag2 metadata version written (see the module docstring).
+METADATA_VERSION = 8
+#: ``--storage`` choices.
+STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+#: ``--ros-distro`` choices: the message definitions written into the bag.
+DISTROS = {'humble': Stores.ROS2_HUMBLE, 'jazzy': Stores.ROS2_JAZZY}
+
+_NO_TIME = QosTime(0, 0)
+
+
+def qos_profile(depth: int = 10, latched: bool = False) -> Qos:
+    """Return a reliable keep-last QoS; ``latched`` makes it transient-local (tf_static)."""
+    durability = QosDurability.TRANSIENT_LOCAL if latched else QosDurability.VOLATILE
+    return Qos(QosHistory.KEEP_LAST, depth, QosReliability.RELIABLE, durability, _NO_TIME,
+               _NO_TIME, QosLiveliness.AUTOMATIC, _NO_TIME, False)
+
+
+#: Offered QoS of sensor streams and of ``/tf_static``.
+SENSOR_QOS = qos_profile(10)
+LATCHED_QOS = qos_profile(1, latched=True)
+
+
+def get_distro_typestore(distro: str) -> Any:
+    """Return the rosbags typestore of ``'humble'`` or ``'jazzy'``."""
+    try:
+        return get_typestore(DISTROS[distro])
+    except KeyError:
+        raise ValueError(f'unknown ROS distro {distro!r}; choose from {sorted(DISTROS)}') \
+            from None
+
+
+class BagWriter:
+    """Write messages to a new rosbag2 bag; connections are added on first use.
+
+    Use as a context manager; on an exception the unfinished bag is deleted. ``write(topic,
+    msg, log_time_ns)`` serialises a message of the writer's typestore (default: that of
+    ``distro``); ``write_raw`` copies already serialised data from another bag.
+    """
+
+    def __init__(self, path: str | Path, storage: str = 'mcap', distro: str = 'jazzy',
+                 typestore: Optional[Any] = None) -> None:
+        path = Path(path)
+        if storage not in STORAGE_PLUGINS:
+            raise ValueError(f'unknown storage {storage!r}; choose from {sorted(STORAGE_PLUGINS)}')
+        if path.exists():
+            raise DatasetError(f'output bag {path} exists already; remove it or choose another '
+                               'path')
+        self.path = path
+        self.storage = storage
+        self.typestore = typestore if typestore is not None else get_distro_typestore(distro)
+        self.types = MessageTypes.from_typestore(self.typestore)
+        self._writer = Writer(path, version=METADATA_VERSION,
+                              storage_plugin=STORAGE_PLUGINS[storage])
+        self._connections: dict[str, Connection] = {}
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> 'BagWriter':
+        try:
+            self._writer.open()
+        except (WriterError, OSError) as error:
+            raise DatasetError(f'cannot create bag {self.path}: {error}') from None
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self._writer.close()
+        else:
+            self._writer.abort()
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = (SENSOR_QOS,),
+                  msgdef: Optional[str] = None, digest: Optional[str] = None) -> Connection:
+        """Register ``topic`` (idempotent); ``msgdef``/``digest`` copy another bag's type."""
+        if topic in self._connections:
+            connection = self._connections[topic]
+            if connection.msgtype != msgtype:
+                raise DatasetError(f'topic {topic} written with two types: '
+                                   f'{connection.msgtype} and {msgtype}')
+            return connection
+        if msgdef and digest:
+            connection = self._writer.add_connection(topic, msgtype, msgdef=msgdef,
+                                                     rihs01=digest, offered_qos_profiles=qos)
+        else:
+            connection = self._writer.add_connection(topic, msgtype, typestore=self.typestore,
+                                                     offered_qos_profiles=qos)
+        self._connections[topic] = connection
+        self.counts[topic] = 0
+        return connection
+
+    def write(self, topic: str, msg: Any, log_time_ns: int,
+              qos: Sequence[Qos] = (SENSOR_QOS,)) -> None:
+        """Serialise ``msg`` (a typestore message) to CDR and write it at ``log_time_ns``."""
+        msgtype = msg.__msgtype__
+        connection = self.add_topic(topic, msgtype, qos)
+        self.write_raw(connection, self.typestore.serialize_cdr(msg, msgtype), log_time_ns)
+
+    def write_raw(self, connection: Connection, data: bytes | memoryview,
+                  log_time_ns: int) -> None:
+        """Write serialised ``data`` on a connection returned by :meth:`add_topic`."""
+        self._writer.write(connection, int(log_time_ns), data)
+        self.counts[connection.topic] += 1

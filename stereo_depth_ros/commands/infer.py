@@ -1,0 +1,60 @@
+"""Compute disparity (and, with calibration, depth and the nearest obstacle) for one pair."""
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from .common import add_backend_arguments, backend_from_args
+from ..camera import StereoCameraModel
+from ..data.datasets import read_image_rgb
+from ..errors import ImageFormatError
+from ..pipeline import StereoPipeline
+from ..visualize import overlay_obstacle, save_rgb
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the infer options."""
+    add_backend_arguments(parser)
+    parser.add_argument('--left', required=True, help='left rectified image')
+    parser.add_argument('--right', required=True, help='right rectified image')
+    parser.add_argument('--fx', type=float, default=None, help='focal length in pixels')
+    parser.add_argument('--baseline', type=float, default=None, help='baseline in metres')
+    parser.add_argument('--out-dir', required=True, help='folder for the outputs')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the pipeline on one pair and write the outputs."""
+    for path in (args.left, args.right):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f'no such image: {path}')
+    left, right = read_image_rgb(args.left), read_image_rgb(args.right)
+    if left.shape != right.shape:
+        raise ImageFormatError(
+            f'left {args.left} is {left.shape[1]}x{left.shape[0]} but right {args.right} is '
+            f'{right.shape[1]}x{right.shape[0]}')
+    if (args.fx is None) != (args.baseline is None):
+        raise ValueError('give both --fx and --baseline, or neither')
+    camera = None
+    if args.fx is not None:
+        camera = StereoCameraModel.from_focal_baseline(args.fx, args.baseline, left.shape[1],
+                                                       left.shape[0])
+    pipeline = StereoPipeline(backend_from_args(args))
+    result = pipeline.process(left, right, camera)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / 'disparity.npy', result.disparity)
+    save_rgb(out / 'disparity.png', result.color)
+    written = ['disparity.npy', 'disparity.png']
+    if camera is not None:
+        np.save(out / 'depth.npy', result.depth)
+        save_rgb(out / 'obstacle.png', overlay_obstacle(left, result.obstacle))
+        written += ['depth.npy', 'obstacle.png']
+        if result.obstacle is not None and result.obstacle.found:
+            print(f'nearest obstacle: {result.obstacle.distance:.2f} m, '
+                  f'box {result.obstacle.bbox}')
+        else:
+            print('nearest obstacle: none found')
+    print(f'{pipeline.backend.describe()}: {result.timings["disparity_ms"]:.1f} ms; '
+          f'wrote {", ".join(written)} to {out}')
+    return 0

@@ -1,0 +1,57 @@
+"""Run the stereo pipeline over a bag and write disparity, depth and obstacle topics."""
+
+import argparse
+
+from .common import add_backend_arguments, backend_from_args
+from ..bags.process import process_bag
+from ..bags.writer import DISTROS, STORAGE_PLUGINS
+from ..pipeline import StereoPipeline
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the process-bag options."""
+    parser.add_argument('in_bag', metavar='IN_BAG', help='input rosbag2 folder (sqlite3/mcap)')
+    parser.add_argument('out_bag', metavar='OUT_BAG', help='output bag folder (must not exist)')
+    add_backend_arguments(parser)
+    parser.add_argument('--approximate-sync', action='store_true',
+                        help='pair messages whose stamps differ by less than --slop '
+                             '(default: exact stamps)')
+    parser.add_argument('--slop', type=float, default=0.05,
+                        help='approximate sync: largest stamp difference in seconds '
+                             '(default 0.05)')
+    parser.add_argument('--queue-size', type=int, default=10,
+                        help='messages kept per topic while pairing (default 10)')
+    for side in ('left', 'right'):
+        parser.add_argument(f'--{side}-image', default=None, metavar='TOPIC',
+                            help=f'{side} image topic (default: found by type and name)')
+        parser.add_argument(f'--{side}-info', default=None, metavar='TOPIC',
+                            help=f'{side} camera_info topic (default: beside the image)')
+    parser.add_argument('--namespace', default=None,
+                        help='namespace of the output topics (default: common namespace of '
+                             'the image topics, e.g. /stereo)')
+    parser.add_argument('--points', action='store_true', help='also write <ns>/points2')
+    parser.add_argument('--mono16-bit-depth', type=int, default=None,
+                        help='significant bits of mono16 images (default: full 16-bit range)')
+    parser.add_argument('--storage', choices=sorted(STORAGE_PLUGINS), default='mcap',
+                        help='storage plugin of the output bag (default: mcap)')
+    parser.add_argument('--ros-distro', choices=sorted(DISTROS), default='jazzy',
+                        help='message definitions used for decoding and writing '
+                             '(default jazzy)')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Process the bag and print a summary."""
+    if args.queue_size < 1:
+        raise ValueError(f'--queue-size must be >= 1, got {args.queue_size}')
+    pipeline = StereoPipeline(backend_from_args(args))
+    topics = {'left_image': args.left_image, 'right_image': args.right_image,
+              'left_info': args.left_info, 'right_info': args.right_info}
+    summary = process_bag(args.in_bag, args.out_bag, pipeline, topics=topics,
+                          slop=args.slop if args.approximate_sync else None,
+                          queue_size=args.queue_size, points=args.points, storage=args.storage,
+                          distro=args.ros_distro, namespace=args.namespace,
+                          mono16_bit_depth=args.mono16_bit_depth)
+    print(f'backend: {pipeline.backend.describe()}')
+    for line in summary.lines():
+        print(line)
+    return 0

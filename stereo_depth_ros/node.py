@@ -1,0 +1,220 @@
+"""ROS 2 node ``stereo_depth_node``: rectified stereo in; disparity, depth and obstacle out.
+
+The only module of the package that imports rclpy. It is a thin shell: parameters are
+defined and validated in :mod:`stereo_depth_ros.node_config`, the per-pair work (checks,
+inference, message building) and the inference thread live in
+:mod:`stereo_depth_ros.processing`.
+
+Subscribes (relative names, remap them): ``left/image_rect``, ``right/image_rect``,
+``left/camera_info``, ``right/camera_info`` - sensor-data QoS (REP 2003) unless
+``use_system_default_qos`` is true; every policy can also be overridden with
+``qos_overrides.<topic>.subscription.<policy>`` parameters. The four topics are paired by
+exact stamp (``approximate_sync: false``) or by nearest stamp within
+``approximate_sync_tolerance_seconds``.
+
+Publishes (reliable, depth 1, like ``stereo_image_proc``): ``disparity``
+(stereo_msgs/DisparityImage), ``depth`` (32FC1 metres, NaN unknown, REP 118),
+``obstacle/mask`` (mono8, 255 = nearest obstacle), ``obstacle/range`` (sensor_msgs/Range),
+``disparity/color`` (bgr8) and ``points2`` (PointCloud2 x, y, z, rgb; ``publish_points``).
+Only outputs with subscribers are computed.
+"""
+
+import array
+import sys
+from typing import Any, Optional
+
+import message_filters
+import rclpy
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.logging import get_logger
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_system_default)
+from rclpy.qos_overriding_options import QoSOverridingOptions
+
+from .errors import StereoDepthError
+from .msgs import MessageTypes
+from .node_config import PARAMETERS, ParameterSpec, PipelineManager, SPECS
+from .processing import (INPUT_TOPICS, OUTPUT_TOPICS, StereoFrameProcessor, StereoPair,
+                         StereoWorker, TOPIC_TYPES, format_stats)
+
+NODE_NAME = 'stereo_depth_node'
+#: Seconds between two warnings about bad input (they repeat while the problem lasts).
+WARN_THROTTLE_S = 5.0
+
+
+def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    """Return the ROS parameter descriptor of one :class:`ParameterSpec`."""
+    descriptor = ParameterDescriptor(description=spec.description,
+                                     additional_constraints=spec.constraints,
+                                     read_only=spec.read_only)
+    if spec.limits is not None and spec.kind is int:
+        descriptor.integer_range = [IntegerRange(from_value=int(spec.limits[0]),
+                                                 to_value=int(spec.limits[1]),
+                                                 step=int(spec.step))]
+    elif spec.limits is not None and spec.kind is float:
+        descriptor.floating_point_range = [FloatingPointRange(
+            from_value=float(spec.limits[0]), to_value=float(spec.limits[1]), step=0.0)]
+    return descriptor
+
+
+def _plain(value: Any) -> Any:
+    """Return a parameter value with array types (array.array, tuple) as a list."""
+    if isinstance(value, (array.array, tuple)):
+        return list(value)
+    return value
+
+
+def _sensor_qos() -> QoSProfile:
+    """Return a new sensor-data profile (best effort, volatile, keep last 5), REP 2003."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                      reliability=ReliabilityPolicy.BEST_EFFORT,
+                      durability=DurabilityPolicy.VOLATILE)
+
+
+def _system_default_qos() -> QoSProfile:
+    """Return a new copy of the system default profile (QoS overrides modify profiles)."""
+    base = qos_profile_system_default
+    return QoSProfile(history=base.history, depth=base.depth, reliability=base.reliability,
+                      durability=base.durability)
+
+
+class StereoDepthNode(Node):
+    """Disparity, depth and nearest obstacle from a rectified stereo camera."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._manager = PipelineManager(self._declare_node_parameters())
+        self._types = MessageTypes.from_rclpy()
+        self._output_pubs = {
+            topic: self.create_publisher(
+                getattr(self._types, TOPIC_TYPES[topic]), topic, 1,
+                qos_overriding_options=QoSOverridingOptions.with_default_policies())
+            for topic in OUTPUT_TOPICS}
+        processor = StereoFrameProcessor(self._types,
+                                         self._manager.value('mono16_bit_depth') or None)
+        self._worker = StereoWorker(processor, lambda: self._manager.pipeline,
+                                    self._wanted_topics, self._publish, self._warn,
+                                    self._error)
+        self._input_subs = self._subscribe()
+        self._sync = self._synchronizer(self._input_subs)
+        self._sync.registerCallback(self._on_pair)
+        period = float(self._manager.value('stats_period'))
+        self._stats_timer = self.create_timer(period, self._log_stats) if period > 0 else None
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._worker.start()
+        self.get_logger().info(
+            f'{self._manager.pipeline.backend.describe()}; waiting for '
+            f'{", ".join(sub.sub.topic_name for sub in self._input_subs)}')
+
+    # ------------------------------------------------------------------ set-up
+
+    def _declare_node_parameters(self) -> dict[str, Any]:
+        """Declare every parameter of :data:`PARAMETERS`; return their (overridden) values."""
+        for spec in PARAMETERS:
+            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+        return {spec.name: _plain(self.get_parameter(spec.name).value) for spec in PARAMETERS}
+
+    def _subscribe(self) -> list:
+        """Create the four input subscriptions (message_filters) with the configured QoS."""
+        system_default = bool(self._manager.value('use_system_default_qos'))
+        subscribers = []
+        for topic, type_name in INPUT_TOPICS.items():
+            qos = _system_default_qos() if system_default else _sensor_qos()
+            subscribers.append(message_filters.Subscriber(
+                self, getattr(self._types, type_name), topic, qos_profile=qos,
+                qos_overriding_options=QoSOverridingOptions.with_default_policies()))
+        return subscribers
+
+    def _synchronizer(self, subscribers: list) -> Any:
+        """Return the exact- or approximate-time synchronizer of the four subscriptions."""
+        queue_size = int(self._manager.value('queue_size'))
+        if self._manager.value('approximate_sync'):
+            slop = float(self._manager.value('approximate_sync_tolerance_seconds'))
+            return message_filters.ApproximateTimeSynchronizer(subscribers, queue_size, slop)
+        return message_filters.TimeSynchronizer(subscribers, queue_size)
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _on_pair(self, left_image: Any, right_image: Any, left_info: Any,
+                 right_info: Any) -> None:
+        """Hand a synchronised set to the inference thread (runs on the executor thread)."""
+        self._worker.submit(StereoPair(left_image, right_image, left_info, right_info))
+
+    def _wanted_topics(self) -> set[str]:
+        """Return the enabled output topics that have at least one subscriber."""
+        return {topic for topic in self._manager.enabled_topics()
+                if self._output_pubs[topic].get_subscription_count() > 0}
+
+    def _publish(self, messages: dict[str, Any]) -> None:
+        for topic, message in messages.items():
+            self._output_pubs[topic].publish(message)
+
+    def _warn(self, text: str) -> None:
+        self.get_logger().warning(text, throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _error(self, text: str) -> None:
+        self.get_logger().error(text, throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        """Validate a parameter change; reload the model when its settings changed.
+
+        The new backend is built before the change is accepted: on any failure the
+        change is rejected with the reason and the running model stays.
+        """
+        changes = {p.name: _plain(p.value) for p in parameters if p.name in SPECS}
+        if not changes:
+            return SetParametersResult(successful=True)
+        try:
+            notes = self._manager.apply(changes)
+        except Exception as error:  # any failure to build the backend must reject, not crash
+            reason = f'{type(error).__name__}: {error}'
+            self.get_logger().warning(f'rejected parameter change {changes}: {reason}')
+            return SetParametersResult(successful=False, reason=reason)
+        for note in notes:
+            self.get_logger().info(note)
+        return SetParametersResult(successful=True)
+
+    def _log_stats(self) -> None:
+        stats = self._worker.monitor.report()
+        if stats['received'] == 0:
+            self.get_logger().info(
+                f"no synchronised stereo pair in {stats['period_s']:.0f} s; check that "
+                f'{", ".join(sub.sub.topic_name for sub in self._input_subs)} are published '
+                'with equal stamps (or set approximate_sync)', throttle_duration_sec=30.0)
+            return
+        self.get_logger().info(format_stats(stats))
+
+    def destroy_node(self) -> None:
+        """Stop the inference thread, then destroy the node."""
+        self._worker.stop()
+        super().destroy_node()
+
+
+def main(args: Optional[list[str]] = None) -> int:
+    """Run the node until Ctrl-C or ROS shutdown; return the exit status."""
+    rclpy.init(args=args)
+    node: Optional[StereoDepthNode] = None
+    status = 0
+    try:
+        node = StereoDepthNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (StereoDepthError, ParameterException, ValueError, OSError) as error:
+        # A bad parameter file or model: one clear line instead of a traceback.
+        get_logger(NODE_NAME).fatal(f'cannot start: {type(error).__name__}: {error}')
+        status = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())

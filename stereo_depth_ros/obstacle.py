@@ -1,0 +1,368 @@
+"""Nearest-obstacle segmentation from a metric depth image and the stereo camera model.
+
+Steps (all on one core, deterministic):
+
+1. Ground plane: RANSAC on 3-D points back-projected from the lower part of the image
+   (``ground_region``), subsampled to ``ransac_points``. Only near-horizontal planes (normal
+   within ``max_ground_tilt`` degrees of the camera's "up", -y) lying below the camera are
+   accepted, so a large obstacle face cannot be taken for the ground; the winner is refined
+   by least squares on its inliers. Without a plane (too few points or no level fit) the
+   prior ``camera_height`` (level camera) is used if given, otherwise nothing is removed.
+2. Candidates: pixels with depth in [``min_range``, ``max_range``] inside ``roi`` that stand
+   more than the ground tolerance above the plane (points below it are dropped as well).
+   The tolerance grows with depth by the height error a disparity error of
+   ``disparity_noise`` pixels causes: ``ground_tolerance + h * noise * z / (fx * B)``.
+3. Depth discontinuities: of two neighbouring candidates whose depths differ by more than
+   the distance band, the farther one is dropped, so touching objects at different depths
+   separate without eroding the nearer one.
+4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``) smaller than
+   ``min_area`` pixels or ``min_size`` square metres are ignored, and so are components
+   whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
+   mismatches in weak texture such as sky). A component's distance is a low percentile
+   (``percentile``) of its depths; the nearest one wins.
+5. Mask: candidates with depth within the band of that distance, grouped with the winning
+   component (gaps of up to 2 px bridged); the band is ``distance_band`` plus twice the depth
+   error of ``disparity_noise``.
+
+Depth follows REP 118: float metres, NaN (or inf, or <= 0) where unknown. Distances are the
+optical-axis depth z of the obstacle, in metres.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .camera import StereoCameraModel
+from .errors import CalibrationError, ImageFormatError
+
+
+@dataclass
+class ObstacleParameters:
+    """Settings of :func:`segment_nearest_obstacle` (metres, pixels, fractions).
+
+    Attributes:
+        roi: (x, y, width, height) of the searched window as fractions of the image.
+        min_range: nearer depths (m) are ignored.
+        max_range: farther depths (m) are ignored.
+        distance_band: pixels within this many metres of the obstacle's distance (either
+            side), connected to it, belong to it (widened by the depth uncertainty of
+            ``disparity_noise``).
+        min_area: smallest obstacle, in pixels; smaller blobs (noise specks) never win.
+        min_size: smallest obstacle front area, in square metres (sum over its pixels of
+            ``z**2 / (fx * fy)``; 0.1 is about 30 x 30 cm): rejects the small, near blobs of
+            stereo mismatches.
+        ground_tolerance: points within this height (m) of the ground plane are ground.
+        max_clearance: an obstacle's lowest point must be at most this high (m) above the
+            ground plane: it stands on the ground (floating blobs are mismatches of weak
+            texture, e.g. sky). None accepts overhanging obstacles too.
+        disparity_noise: assumed disparity error (px) that widens ground tolerance and band
+            with distance; 0 for exact depth.
+        percentile: low percentile of a component's depths taken as its distance.
+        ground_region: lower fraction of the image whose points fit the ground plane.
+        max_ground_tilt: largest angle (degrees) between the ground normal and camera "up".
+        camera_height: prior height (m) of a level camera over the ground, used when no
+            plane can be fitted; None: no ground removal then.
+        ransac_iterations: number of RANSAC plane hypotheses.
+        ransac_points: points subsampled for RANSAC.
+        seed: seed of the RANSAC random generator (results are deterministic).
+
+    """
+
+    roi: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    min_range: float = 0.3
+    max_range: float = 40.0
+    distance_band: float = 1.5
+    min_area: int = 50
+    min_size: float = 0.1
+    ground_tolerance: float = 0.15
+    max_clearance: Optional[float] = 1.0
+    disparity_noise: float = 0.5
+    percentile: float = 5.0
+    ground_region: float = 0.5
+    max_ground_tilt: float = 30.0
+    camera_height: Optional[float] = None
+    ransac_iterations: int = 64
+    ransac_points: int = 1500
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first impossible setting."""
+        x, y, w, h = (float(v) for v in self.roi)
+        if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1
+                and x + w <= 1 + 1e-9 and y + h <= 1 + 1e-9):
+            raise ValueError(f'obstacle roi must be (x, y, w, h) fractions inside the image, '
+                             f'got {self.roi}')
+        if not 0 <= self.min_range < self.max_range:
+            raise ValueError(f'obstacle ranges need 0 <= min_range < max_range, got '
+                             f'{self.min_range}, {self.max_range}')
+        checks = [(self.distance_band > 0, 'distance_band must be > 0'),
+                  (self.min_area >= 1, 'min_area must be >= 1 pixel'),
+                  (self.min_size >= 0, 'min_size must be >= 0 square metres'),
+                  (self.ground_tolerance >= 0, 'ground_tolerance must be >= 0'),
+                  (self.max_clearance is None or self.max_clearance > 0,
+                   'max_clearance must be > 0 (or None)'),
+                  (self.disparity_noise >= 0, 'disparity_noise must be >= 0'),
+                  (0 <= self.percentile <= 100, 'percentile must be in [0, 100]'),
+                  (0 < self.ground_region <= 1, 'ground_region must be in (0, 1]'),
+                  (0 < self.max_ground_tilt < 90, 'max_ground_tilt must be in (0, 90)'),
+                  (self.camera_height is None or self.camera_height > 0,
+                   'camera_height must be > 0'),
+                  (self.ransac_iterations >= 1, 'ransac_iterations must be >= 1'),
+                  (self.ransac_points >= 3, 'ransac_points must be >= 3')]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f'obstacle parameters: {message}')
+
+
+@dataclass
+class ObstacleResult:
+    """The nearest obstacle: mask (bool HxW), distance (m, NaN if none), bbox (x, y, w, h).
+
+    ``ground_plane`` is (nx, ny, nz, c) with the unit normal pointing up (towards the camera),
+    so ``n . p + c`` is a point's height above the ground; None when none was used.
+    """
+
+    mask: np.ndarray
+    distance: float = float('nan')
+    bbox: Optional[tuple[int, int, int, int]] = None
+    ground_plane: Optional[tuple[float, float, float, float]] = None
+    area: int = 0
+
+    @property
+    def found(self) -> bool:
+        """True when an obstacle was found."""
+        return self.bbox is not None
+
+
+_CLOSING_KERNEL = np.ones((5, 5), np.uint8)
+
+
+def _check_depth(depth: np.ndarray, camera: StereoCameraModel) -> np.ndarray:
+    if not isinstance(depth, np.ndarray) or depth.ndim != 2:
+        raise ImageFormatError(
+            f'depth must be a 2-D array (HxW metres), got '
+            f'{getattr(depth, "shape", type(depth))}')
+    if not np.issubdtype(depth.dtype, np.floating):
+        raise ImageFormatError(f'depth must be float metres (32FC1), got {depth.dtype}')
+    if camera is None:
+        raise CalibrationError('obstacle segmentation needs the stereo camera model')
+    camera.check_image_size(depth.shape[1], depth.shape[0])
+    return depth.astype(np.float32, copy=False)
+
+
+def _roi_window(roi: tuple[float, float, float, float], width: int,
+                height: int) -> tuple[int, int, int, int]:
+    x, y, w, h = roi
+    x0, y0 = int(round(x * width)), int(round(y * height))
+    x1 = min(width, max(x0 + 1, int(round((x + w) * width))))
+    y1 = min(height, max(y0 + 1, int(round((y + h) * height))))
+    return x0, y0, x1, y1
+
+
+def _ray_terms(camera: StereoCameraModel, x0: int, y0: int, x1: int,
+               y1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column x/z and per-row y/z of the viewing rays of a pixel window."""
+    cols = (np.arange(x0, x1, dtype=np.float32) - np.float32(camera.cx_left)) / np.float32(
+        camera.fx)
+    rows = (np.arange(y0, y1, dtype=np.float32) - np.float32(camera.cy)) / np.float32(camera.fy)
+    return cols[None, :], rows[:, None]
+
+
+def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
+                     params: Optional[ObstacleParameters] = None
+                     ) -> Optional[tuple[float, float, float, float]]:
+    """RANSAC ground plane (nx, ny, nz, c) from the lower image part, or None.
+
+    The normal points up (``ny < 0`` in the y-down optical frame) and ``c`` is the camera's
+    height above the plane. Only planes within ``max_ground_tilt`` of level and below the
+    camera are accepted.
+    """
+    params = params or ObstacleParameters()
+    height, width = depth.shape
+    top = int(max(0, min(height - 1, round(height * (1 - params.ground_region)))))
+    step = max(1, int(np.sqrt((height - top) * width / (8.0 * params.ransac_points))))
+    sub = depth[top::step, ::step]
+    valid = np.isfinite(sub) & (sub > params.min_range)
+    valid &= sub < max(params.max_range, 1.0) * 1.5
+    rows, cols = np.nonzero(valid)
+    if rows.size < 30:
+        return None
+    rng = np.random.default_rng(params.seed)
+    if rows.size > params.ransac_points:
+        keep = rng.choice(rows.size, params.ransac_points, replace=False)
+        rows, cols = rows[keep], cols[keep]
+    z = sub[rows, cols].astype(np.float64)
+    u = cols * step
+    v = rows * step + top
+    points = np.stack([(u - camera.cx_left) / camera.fx * z, (v - camera.cy) / camera.fy * z,
+                       z], axis=1)
+    # Inlier threshold: half the ground tolerance, grown with depth like the tolerance.
+    threshold = 0.5 * _tolerance(params, camera, z, 1.5)
+    triples = rng.integers(0, len(points), (params.ransac_iterations, 3))
+    a, b, c = points[triples[:, 0]], points[triples[:, 1]], points[triples[:, 2]]
+    normals = np.cross(b - a, c - a)
+    norms = np.linalg.norm(normals, axis=1)
+    normals = normals / np.maximum(norms, 1e-12)[:, None]
+    normals *= np.where(normals[:, 1] > 0, -1.0, 1.0)[:, None]  # point up (-y)
+    offsets = -np.sum(normals * a, axis=1)
+    cos_tilt = np.cos(np.radians(params.max_ground_tilt))
+    good = (norms > 1e-9) & (-normals[:, 1] >= cos_tilt) & (offsets > 0.05)
+    if not np.any(good):
+        return None
+    normals, offsets = normals[good], offsets[good]
+    distances = np.abs(points @ normals.T + offsets[None, :])
+    scores = np.sum(distances < threshold[:, None], axis=0)
+    best = int(np.argmax(scores))
+    inliers = distances[:, best] < threshold
+    if inliers.sum() < max(10, 0.15 * len(points)):
+        return None
+    plane = _least_squares_plane(points[inliers])
+    if plane is None or -plane[1] < cos_tilt or plane[3] <= 0.05:
+        plane = (*normals[best], offsets[best])
+    return tuple(float(v) for v in plane)  # type: ignore[return-value]
+
+
+def _least_squares_plane(points: np.ndarray) -> Optional[tuple[float, float, float, float]]:
+    centre = points.mean(axis=0)
+    _, _, vt = np.linalg.svd(points - centre, full_matrices=False)
+    normal = vt[-1]
+    if normal[1] > 0:
+        normal = -normal
+    if not np.all(np.isfinite(normal)):
+        return None
+    return float(normal[0]), float(normal[1]), float(normal[2]), float(-normal @ centre)
+
+
+def _tolerance(params: ObstacleParameters, camera: StereoCameraModel, z: np.ndarray,
+               cam_height: float) -> np.ndarray:
+    """Ground tolerance at depth z: base plus the height error of ``disparity_noise``."""
+    slope = cam_height * params.disparity_noise / camera.focal_baseline
+    return params.ground_tolerance + slope * z
+
+
+def _band(params: ObstacleParameters, camera: StereoCameraModel, z: float) -> float:
+    """Distance band at depth z: ``distance_band`` plus twice the depth error of the noise."""
+    return params.distance_band + 2 * params.disparity_noise * z * z / camera.focal_baseline
+
+
+def _prior_plane(params: ObstacleParameters) -> Optional[tuple[float, float, float, float]]:
+    if params.camera_height is None:
+        return None
+    return 0.0, -1.0, 0.0, float(params.camera_height)
+
+
+def _drop_far_side_of_jumps(z: np.ndarray, mask: np.ndarray,
+                            params: ObstacleParameters, camera: StereoCameraModel) -> None:
+    """Clear (in place) the farther pixel of each neighbour pair with a depth jump."""
+    zz = np.where(mask, z, np.float32(np.nan))
+    limit = zz * zz
+    limit *= np.float32(2 * params.disparity_noise / camera.focal_baseline)
+    limit += np.float32(params.distance_band)
+    with np.errstate(invalid='ignore'):
+        for first, second, lim in (((slice(None, -1), slice(None)), (slice(1, None), slice(None)),
+                                    limit[:-1, :]),
+                                   ((slice(None), slice(None, -1)), (slice(None), slice(1, None)),
+                                    limit[:, :-1])):
+            diff = zz[second] - zz[first]
+            mask[second] &= ~(diff > lim)  # second pixel much farther
+            mask[first] &= ~(-diff > limit[second])  # first pixel much farther
+
+
+def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
+                             params: Optional[ObstacleParameters] = None) -> ObstacleResult:
+    """Find the nearest obstacle (not the ground) in a depth image (REP 118, NaN unknown).
+
+    Args:
+        depth: float HxW depth in metres (NaN/inf/<=0 unknown), size of ``camera``.
+        camera: the stereo camera model the depth was computed with.
+        params: settings; defaults to :class:`ObstacleParameters()`.
+
+    Returns:
+        :class:`ObstacleResult` with a full-size mask (all False when nothing was found).
+
+    """
+    params = params or ObstacleParameters()
+    params.validate()
+    depth = _check_depth(depth, camera)
+    height, width = depth.shape
+    empty = np.zeros((height, width), bool)
+    plane = fit_ground_plane(depth, camera, params) or _prior_plane(params)
+
+    x0, y0, x1, y1 = _roi_window(params.roi, width, height)
+    z = depth[y0:y1, x0:x1]
+    above = None
+    with np.errstate(invalid='ignore'):
+        candidates = np.isfinite(z) & (z >= params.min_range) & (z <= params.max_range)
+        if plane is not None:
+            cols, rows = _ray_terms(camera, x0, y0, x1, y1)
+            nx, ny, nz, c = (np.float32(v) for v in plane)
+            above = z * (nx * cols + ny * rows + nz) + c
+            candidates &= above > _tolerance(params, camera, z, float(plane[3]))
+    _drop_far_side_of_jumps(z, candidates, params, camera)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        candidates.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    areas = stats[:, cv2.CC_STAT_AREA]
+    passing = np.flatnonzero(areas[1:] >= params.min_area) + 1
+    if passing.size == 0:
+        return ObstacleResult(empty, ground_plane=plane)
+    flat = labels.ravel()
+    inside = flat > 0
+    depths = z.ravel()[inside].astype(np.float64)
+    sums = np.bincount(flat[inside], weights=depths, minlength=count)
+    sizes = np.bincount(flat[inside], weights=depths * depths, minlength=count)
+    passing = passing[sizes[passing] / (camera.fx * camera.fy) >= params.min_size]
+    if passing.size == 0:
+        return ObstacleResult(empty, ground_plane=plane)
+    means = sums[passing] / areas[passing]
+    order = np.argsort(means)[:32]
+    ranked = []
+    for index, label in zip(order, passing[order]):
+        bx, by, bw, bh = stats[label, :4]
+        window = labels[by:by + bh, bx:bx + bw] == label
+        if above is not None and params.max_clearance is not None:
+            clearance = float(above[by:by + bh, bx:bx + bw][window].min())
+            if clearance > params.max_clearance + _tolerance(params, camera, means[index],
+                                                             float(plane[3])):
+                continue
+        values = z[by:by + bh, bx:bx + bw][window]
+        ranked.append((float(np.percentile(values, params.percentile)), int(label)))
+    for distance, label in sorted(ranked):
+        # Work in a window around the component, grown to catch pieces split off it.
+        bx, by, bw, bh = stats[label, :4]
+        grow = max(8, int(0.5 * max(bw, bh)))
+        wx0, wy0 = int(max(bx - grow, 0)), int(max(by - grow, 0))
+        wx1, wy1 = int(min(bx + bw + grow, z.shape[1])), int(min(by + bh + grow, z.shape[0]))
+        window = np.s_[wy0:wy1, wx0:wx1]
+        piece = _obstacle_mask(z[window], candidates[window], labels[window] == label,
+                               distance, params, camera)
+        if piece is None:
+            continue
+        mask = empty.copy()
+        mask[y0 + wy0:y0 + wy1, x0 + wx0:x0 + wx1] = piece
+        rows = np.flatnonzero(piece.any(axis=1))
+        cols = np.flatnonzero(piece.any(axis=0))
+        bbox = (x0 + wx0 + int(cols[0]), y0 + wy0 + int(rows[0]),
+                int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+        return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()))
+    return ObstacleResult(empty, ground_plane=plane)
+
+
+def _obstacle_mask(z: np.ndarray, candidates: np.ndarray, seed: np.ndarray, distance: float,
+                   params: ObstacleParameters, camera: StereoCameraModel
+                   ) -> Optional[np.ndarray]:
+    """Candidates within the band of ``distance`` grouped with ``seed`` (gaps <= 2 px)."""
+    band = _band(params, camera, distance)
+    with np.errstate(invalid='ignore'):
+        slab = candidates & (z <= distance + band) & (z >= distance - band)
+    closed = cv2.morphologyEx(slab.view(np.uint8), cv2.MORPH_CLOSE, _CLOSING_KERNEL)
+    _, labels = cv2.connectedComponents(closed, connectivity=8, ltype=cv2.CV_32S)
+    touched = np.unique(labels[seed & slab])
+    touched = touched[touched > 0]
+    if touched.size == 0:
+        return None
+    mask = np.isin(labels, touched) & slab
+    if int(mask.sum()) < params.min_area:
+        return None
+    return mask

@@ -1,0 +1,107 @@
+"""Left/right arrays + calibration -> disparity, depth, obstacle, pictures, points.
+
+The node, the bag tools and the CLI all call :meth:`StereoPipeline.process` and nothing else,
+so one code path serves them all.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import AbstractSet, Optional
+
+import numpy as np
+
+from .backends.base import DisparityBackend
+from .camera import StereoCameraModel
+from .geometry import depth_to_points, disparity_to_depth
+from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
+from .visualize import colorize_disparity
+
+#: Outputs :meth:`StereoPipeline.process` can compute besides disparity.
+OUTPUT_NAMES = frozenset({'depth', 'obstacle', 'color', 'points'})
+DEFAULT_OUTPUTS = frozenset({'depth', 'obstacle', 'color'})
+
+
+@dataclass
+class PipelineResult:
+    """Everything one stereo pair produced; outputs not asked for are None."""
+
+    disparity: np.ndarray
+    depth: Optional[np.ndarray] = None
+    obstacle: Optional[ObstacleResult] = None
+    color: Optional[np.ndarray] = None
+    points: Optional[np.ndarray] = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class StereoPipeline:
+    """Run a disparity backend and derive depth, nearest obstacle and pictures.
+
+    ``min_depth``/``max_depth`` (metres) blank depth and disparity outside that range.
+    """
+
+    def __init__(self, backend: DisparityBackend,
+                 obstacle_params: Optional[ObstacleParameters] = None,
+                 min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> None:
+        if min_depth is not None and max_depth is not None and not 0 < min_depth < max_depth:
+            raise ValueError(f'need 0 < min_depth < max_depth, got {min_depth}, {max_depth}')
+        self.backend = backend
+        self.obstacle_params = obstacle_params or ObstacleParameters()
+        self.min_depth = min_depth
+        self.max_depth = max_depth
+
+    def set_backend(self, backend: DisparityBackend) -> None:
+        """Swap the disparity backend (e.g. after a parameter change)."""
+        self.backend = backend
+
+    def process(self, left: np.ndarray, right: np.ndarray,
+                camera: Optional[StereoCameraModel] = None,
+                outputs: Optional[AbstractSet[str]] = None) -> PipelineResult:
+        """Compute disparity and the requested ``outputs`` for one rectified pair.
+
+        ``depth``, ``obstacle`` and ``points`` need ``camera``; without it they are None.
+        Raises ImageFormatError / CalibrationError naming the problem with the input.
+        """
+        wanted = DEFAULT_OUTPUTS if outputs is None else frozenset(outputs)
+        unknown = wanted - OUTPUT_NAMES
+        if unknown:
+            raise ValueError(f'unknown pipeline outputs {sorted(unknown)}; known: '
+                             f'{sorted(OUTPUT_NAMES)}')
+        if camera is not None:
+            camera.check_image_size(left.shape[1], left.shape[0])
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        disparity = self.backend.compute(left, right)
+        timings['disparity_ms'] = (time.perf_counter() - start) * 1e3
+        result = PipelineResult(disparity=disparity, timings=timings)
+
+        needs_depth = camera is not None and bool(wanted & {'depth', 'obstacle', 'points'})
+        if needs_depth:
+            tick = time.perf_counter()
+            depth = disparity_to_depth(disparity, camera.focal_baseline,
+                                       camera.disparity_offset)
+            self._apply_depth_range(depth, disparity)
+            timings['depth_ms'] = (time.perf_counter() - tick) * 1e3
+            if 'depth' in wanted:
+                result.depth = depth
+            if 'obstacle' in wanted:
+                tick = time.perf_counter()
+                result.obstacle = segment_nearest_obstacle(depth, camera, self.obstacle_params)
+                timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
+            if 'points' in wanted:
+                result.points = depth_to_points(depth, camera)
+        if 'color' in wanted:
+            result.color = colorize_disparity(disparity, max_disparity=self.backend.max_disparity,
+                                              min_disparity=min(self.backend.min_disparity, 0.0))
+        timings['total_ms'] = (time.perf_counter() - start) * 1e3
+        return result
+
+    def _apply_depth_range(self, depth: np.ndarray, disparity: np.ndarray) -> None:
+        """Blank (NaN) depth and disparity outside [min_depth, max_depth], in place."""
+        outside = np.zeros(depth.shape, dtype=bool)
+        with np.errstate(invalid='ignore'):
+            if self.min_depth is not None:
+                outside |= depth < self.min_depth
+            if self.max_depth is not None:
+                outside |= depth > self.max_depth
+        depth[outside] = np.nan
+        disparity[outside] = np.nan

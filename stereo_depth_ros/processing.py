@@ -1,0 +1,400 @@
+"""Per-pair work of the ROS 2 node, without rclpy: validate, compute, build messages.
+
+``node.py`` only moves messages: its synchronizer callback puts each
+:class:`StereoPair` into a :class:`LatestSlot` and a :class:`StereoWorker` thread takes the
+newest pair, runs :class:`StereoFrameProcessor` and hands the output messages back to be
+published. The same code runs here on ``rosbags`` message objects in the unit tests.
+"""
+
+import math
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
+
+import numpy as np
+
+from .camera import StereoCameraModel
+from .errors import ImageFormatError, StereoDepthError
+from .msgs import (MessageTypes, array_to_image, make_depth_image, make_disparity_image,
+                   make_mask_image, make_obstacle_range, make_point_cloud2,
+                   stereo_input_from_image)
+from .images import to_rgb
+from .pipeline import StereoPipeline
+
+#: Output topic -> the :meth:`StereoPipeline.process` output it needs (None: disparity only).
+TOPIC_OUTPUTS: dict[str, Optional[str]] = {
+    'disparity': None,
+    'depth': 'depth',
+    'obstacle/mask': 'obstacle',
+    'obstacle/range': 'obstacle',
+    'disparity/color': 'color',
+    'points2': 'points',
+}
+OUTPUT_TOPICS = tuple(TOPIC_OUTPUTS)
+#: Output topic -> its message class, as an attribute name of :class:`MessageTypes`.
+TOPIC_TYPES: dict[str, str] = {
+    'disparity': 'DisparityImage',
+    'depth': 'Image',
+    'obstacle/mask': 'Image',
+    'obstacle/range': 'Range',
+    'disparity/color': 'Image',
+    'points2': 'PointCloud2',
+}
+#: Input topics (relative, remappable) -> message class attribute of :class:`MessageTypes`.
+INPUT_TOPICS: dict[str, str] = {
+    'left/image_rect': 'Image',
+    'right/image_rect': 'Image',
+    'left/camera_info': 'CameraInfo',
+    'right/camera_info': 'CameraInfo',
+}
+
+
+@dataclass
+class StereoPair:
+    """The four synchronised input messages and when (``time.monotonic``) they arrived."""
+
+    left_image: Any
+    right_image: Any
+    left_info: Any
+    right_info: Any
+    received: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class FrameOutput:
+    """Messages to publish (topic -> message) for one pair, and the pipeline's timings (ms)."""
+
+    messages: dict[str, Any]
+    timings: dict[str, float]
+    camera: StereoCameraModel
+
+
+def pipeline_outputs(topics: Iterable[str]) -> frozenset[str]:
+    """Return the :meth:`StereoPipeline.process` outputs the given output topics need."""
+    needed = set()
+    for topic in topics:
+        if topic not in TOPIC_OUTPUTS:
+            raise ValueError(f'unknown output topic {topic!r}; known: {", ".join(OUTPUT_TOPICS)}')
+        if TOPIC_OUTPUTS[topic]:
+            needed.add(TOPIC_OUTPUTS[topic])
+    return frozenset(needed)
+
+
+def obstacle_field_of_view(camera: StereoCameraModel,
+                           roi: Optional[tuple[float, float, float, float]]) -> float:
+    """Return the horizontal angle (rad) of the searched window of the image.
+
+    ``roi`` is ``(x, y, width, height)`` as fractions of the image (as
+    :class:`~stereo_depth_ros.obstacle.ObstacleParameters` has it); None is the whole image.
+    Pixel centres are integers, so the image spans ``-0.5 .. width - 0.5``.
+    """
+    x, width = (0.0, 1.0) if roi is None else (float(roi[0]), float(roi[2]))
+    left = x * camera.width - 0.5
+    right = (x + width) * camera.width - 0.5
+    angle_left = math.atan2(left - camera.cx_left, camera.fx)
+    angle_right = math.atan2(right - camera.cx_left, camera.fx)
+    return float(abs(angle_right - angle_left))
+
+
+class StereoFrameProcessor:
+    """Turn one synchronised :class:`StereoPair` into the output messages asked for.
+
+    Bad input raises ImageFormatError or CalibrationError naming the problem: an encoding
+    that is not a camera image, left/right of different sizes or kinds (grey vs colour),
+    camera infos that do not fit the images, an uncalibrated or wrong-sign baseline.
+    The stereo model is cached while the camera infos stay the same.
+    """
+
+    def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None) -> None:
+        self.types = types
+        self.mono16_bit_depth = mono16_bit_depth or None
+        self._camera_key: Optional[tuple] = None
+        self._camera: Optional[StereoCameraModel] = None
+
+    def camera(self, left_info: Any, right_info: Any) -> StereoCameraModel:
+        """Return the stereo model of the two CameraInfo messages (cached)."""
+        key = (int(left_info.width), int(left_info.height), int(right_info.width),
+               int(right_info.height), tuple(float(v) for v in left_info.p),
+               tuple(float(v) for v in right_info.p))
+        if key != self._camera_key:
+            camera = StereoCameraModel.from_camera_info(left_info, right_info)
+            self._camera_key, self._camera = key, camera
+        assert self._camera is not None
+        return self._camera
+
+    def inputs(self, pair: StereoPair) -> tuple[np.ndarray, np.ndarray, StereoCameraModel]:
+        """Return the left and right backend inputs and the camera model of a checked pair."""
+        left = self._image(pair.left_image, 'left')
+        right = self._image(pair.right_image, 'right')
+        if left.shape[:2] != right.shape[:2]:
+            raise ImageFormatError(
+                f'left and right images differ in size: {left.shape[1]}x{left.shape[0]} vs '
+                f'{right.shape[1]}x{right.shape[0]} (width x height)')
+        if left.ndim != right.ndim:
+            raise ImageFormatError(
+                f'left image is {pair.left_image.encoding} but right image is '
+                f'{pair.right_image.encoding}: both cameras must be grey or both colour')
+        camera = self.camera(pair.left_info, pair.right_info)
+        camera.check_image_size(left.shape[1], left.shape[0])
+        return left, right, camera
+
+    def _image(self, msg: Any, side: str) -> np.ndarray:
+        try:
+            return stereo_input_from_image(msg, self.mono16_bit_depth)
+        except ImageFormatError as error:
+            raise ImageFormatError(f'{side} image: {error}') from None
+
+    def process(self, pair: StereoPair, pipeline: StereoPipeline,
+                topics: Iterable[str]) -> FrameOutput:
+        """Run ``pipeline`` on the pair and build the messages of the requested ``topics``."""
+        topics = frozenset(topics)
+        outputs = pipeline_outputs(topics)
+        left, right, camera = self.inputs(pair)
+        result = pipeline.process(left, right, camera, outputs=outputs)
+        header = pair.left_image.header
+        types = self.types
+        backend = pipeline.backend
+        messages: dict[str, Any] = {}
+        if 'disparity' in topics:
+            messages['disparity'] = make_disparity_image(
+                result.disparity, camera, header, backend.min_disparity, backend.max_disparity,
+                types)
+        if 'depth' in topics:
+            messages['depth'] = make_depth_image(result.depth, header, types)
+        if result.obstacle is not None:
+            if 'obstacle/mask' in topics:
+                messages['obstacle/mask'] = make_mask_image(result.obstacle.mask, header, types)
+            if 'obstacle/range' in topics:
+                params = pipeline.obstacle_params
+                messages['obstacle/range'] = make_obstacle_range(
+                    result.obstacle.distance, header, types, params.min_range, params.max_range,
+                    obstacle_field_of_view(camera, getattr(params, 'roi', None)))
+        if 'disparity/color' in topics:
+            bgr = np.ascontiguousarray(result.color[:, :, ::-1])
+            messages['disparity/color'] = array_to_image(bgr, 'bgr8', header, types.Image)
+        if 'points2' in topics:
+            messages['points2'] = make_point_cloud2(result.points, to_rgb(left), header, types)
+        return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera)
+
+
+T = TypeVar('T')
+
+
+class LatestSlot(Generic[T]):
+    """A one-item, thread-safe hand-over: a new item replaces one not yet taken.
+
+    The producer never blocks and memory stays bounded: if the consumer is slower than the
+    producer, older items are dropped (and counted) instead of queued.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._item: Optional[T] = None
+        self._full = False
+        self._closed = False
+        self.put_count = 0
+        self.dropped_count = 0
+
+    def put(self, item: T) -> bool:
+        """Store ``item``; return True when it replaced an item that was never taken."""
+        with self._condition:
+            if self._closed:
+                return False
+            dropped = self._full
+            self._item, self._full = item, True
+            self.put_count += 1
+            self.dropped_count += int(dropped)
+            self._condition.notify()
+            return dropped
+
+    def take(self, timeout: Optional[float] = None) -> Optional[T]:
+        """Return the newest item, waiting up to ``timeout`` s; None on timeout or close."""
+        with self._condition:
+            if not self._condition.wait_for(lambda: self._full or self._closed, timeout):
+                return None
+            if not self._full:
+                return None
+            item, self._item, self._full = self._item, None, False
+            return item
+
+    def close(self) -> None:
+        """Wake every waiting consumer; later puts are ignored."""
+        with self._condition:
+            self._closed = True
+            self._item, self._full = None, False
+            self._condition.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+
+class ThroughputMonitor:
+    """Count pairs in, processed, dropped and skipped; report rate and latency per period.
+
+    Thread-safe. ``clock`` (default ``time.monotonic``) is injectable for tests.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._start = clock()
+        self._received = 0
+        self._processed = 0
+        self._dropped = 0
+        self._idle = 0
+        self._skipped: Counter = Counter()
+        self._latencies: list[float] = []
+        self._compute_ms: list[float] = []
+        #: Totals since start (never reset by :meth:`report`).
+        self.total_received = 0
+        self.total_processed = 0
+        self.total_skipped = 0
+
+    def received(self) -> None:
+        """Count one synchronised pair arriving."""
+        with self._lock:
+            self._received += 1
+            self.total_received += 1
+
+    def dropped(self, count: int = 1) -> None:
+        """Count pairs replaced before the worker took them."""
+        with self._lock:
+            self._dropped += count
+
+    def idle(self) -> None:
+        """Count a pair not processed because nobody listens to any output."""
+        with self._lock:
+            self._idle += 1
+
+    def skipped(self, reason: str) -> None:
+        """Count a pair rejected as bad input (``reason`` is the error class name)."""
+        with self._lock:
+            self._skipped[reason] += 1
+            self.total_skipped += 1
+
+    def processed(self, latency_s: float, compute_ms: float) -> None:
+        """Count a processed pair: receipt-to-publish latency and pipeline time."""
+        with self._lock:
+            self._processed += 1
+            self.total_processed += 1
+            self._latencies.append(float(latency_s))
+            self._compute_ms.append(float(compute_ms))
+
+    def report(self) -> dict[str, Any]:
+        """Return the statistics since the previous report and start a new period."""
+        now = self._clock()
+        with self._lock:
+            elapsed = max(now - self._start, 1e-9)
+            stats = {
+                'period_s': elapsed,
+                'received': self._received,
+                'processed': self._processed,
+                'dropped': self._dropped,
+                'idle': self._idle,
+                'skipped': dict(self._skipped),
+                'input_hz': self._received / elapsed,
+                'output_hz': self._processed / elapsed,
+                'mean_latency_ms': (1e3 * float(np.mean(self._latencies))
+                                    if self._latencies else float('nan')),
+                'mean_compute_ms': (float(np.mean(self._compute_ms))
+                                    if self._compute_ms else float('nan')),
+            }
+            self._start = now
+            self._received = self._processed = self._dropped = self._idle = 0
+            self._skipped = Counter()
+            self._latencies, self._compute_ms = [], []
+        return stats
+
+
+def format_stats(stats: Mapping[str, Any]) -> str:
+    """Return one log line of :meth:`ThroughputMonitor.report` statistics."""
+    line = (f"{stats['received']} pairs in ({stats['input_hz']:.1f} Hz), "
+            f"{stats['processed']} processed ({stats['output_hz']:.1f} Hz), "
+            f"{stats['dropped']} dropped (backend slower than camera), "
+            f"{stats['idle']} idle (no subscribers)")
+    if stats['processed']:
+        line += (f"; latency {stats['mean_latency_ms']:.1f} ms, "
+                 f"compute {stats['mean_compute_ms']:.1f} ms")
+    if stats['skipped']:
+        reasons = ', '.join(f'{count} {name}' for name, count in sorted(stats['skipped'].items()))
+        line += f'; skipped bad input: {reasons}'
+    return line
+
+
+class StereoWorker:
+    """The inference thread: takes the newest pair, processes it, publishes the result.
+
+    ``get_pipeline()`` returns the pipeline to use (read anew for every pair, so a
+    parameter change takes effect at the next pair); ``wanted_topics()`` the output topics
+    somebody listens to (nothing is computed when it is empty); ``publish(messages)``
+    publishes topic -> message; ``warn(text)`` and ``error(text)`` log (the node throttles).
+    Bad input (StereoDepthError) is warned about and skipped, any other exception logged
+    as an error; the thread keeps running either way.
+    """
+
+    def __init__(self, processor: StereoFrameProcessor,
+                 get_pipeline: Callable[[], StereoPipeline],
+                 wanted_topics: Callable[[], Iterable[str]],
+                 publish: Callable[[Mapping[str, Any]], None],
+                 warn: Callable[[str], None], error: Callable[[str], None],
+                 monitor: Optional[ThroughputMonitor] = None) -> None:
+        self.processor = processor
+        self.slot: LatestSlot[StereoPair] = LatestSlot()
+        self.monitor = monitor or ThroughputMonitor()
+        self._get_pipeline = get_pipeline
+        self._wanted_topics = wanted_topics
+        self._publish = publish
+        self._warn = warn
+        self._error = error
+        self._thread: Optional[threading.Thread] = None
+
+    def submit(self, pair: StereoPair) -> None:
+        """Hand a pair to the thread (called from the subscription callback; never blocks)."""
+        self.monitor.received()
+        if self.slot.put(pair):
+            self.monitor.dropped()
+
+    def start(self) -> None:
+        """Start the thread (daemon, so a crashed node still exits)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name='stereo_depth_worker',
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking pairs and wait up to ``timeout`` s for the current one to finish."""
+        self.slot.close()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self.slot.closed:
+            pair = self.slot.take(timeout=0.5)
+            if pair is not None:
+                self.process_one(pair)
+
+    def process_one(self, pair: StereoPair) -> bool:
+        """Process and publish one pair; return True when something was published."""
+        topics = frozenset(self._wanted_topics())
+        if not topics:
+            self.monitor.idle()
+            return False
+        try:
+            output = self.processor.process(pair, self._get_pipeline(), topics)
+            self._publish(output.messages)
+        except StereoDepthError as error:
+            self.monitor.skipped(type(error).__name__)
+            self._warn(f'skipping stereo pair: {error}')
+            return False
+        except Exception as error:  # keep the node alive whatever a backend raises
+            self.monitor.skipped(type(error).__name__)
+            self._error(f'processing a stereo pair failed: {type(error).__name__}: {error}')
+            return False
+        self.monitor.processed(time.monotonic() - pair.received,
+                               output.timings.get('total_ms', float('nan')))
+        return True

@@ -1,0 +1,1 @@
+"""Training of the learned backends: config, data, augmentation, losses, loop, model cards."""

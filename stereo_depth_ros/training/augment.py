@@ -1,0 +1,160 @@
+"""Named augmentation transforms for stereo training pairs.
+
+Every transform is called as ``transform(sample, rng)`` with a :class:`TrainSample` and a
+``numpy.random.Generator`` and returns a new sample. Geometric transforms move the left image,
+the right image and the left-view disparity together so that ``left[y, x]`` still matches
+``right[y, x - d[y, x]]``. There is deliberately no horizontal flip: mirroring swaps the roles
+of the two cameras (the flipped left image would need the flipped *right* view's disparity),
+so it breaks the stereo geometry. A vertical flip of both views keeps the epipolar lines and
+is allowed. Photometric changes are drawn independently for the left and the right image, as
+two real cameras differ in gain, response and noise.
+
+Config form (``data.augmentation`` in a training YAML)::
+
+    - {name: random_crop, height: 128, width: 256}
+    - {name: photometric, brightness: 0.2, contrast: 0.2, gamma: 0.2, noise: 2.0}
+    - {name: vertical_flip, probability: 0.5}
+"""
+
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .config import ConfigError
+
+
+@dataclass
+class TrainSample:
+    """One training pair: float32 HxWx3 images (0..255) and HxW disparity (NaN unknown)."""
+
+    left: np.ndarray
+    right: np.ndarray
+    disparity: np.ndarray
+
+
+Transform = Callable[[TrainSample, np.random.Generator], TrainSample]
+
+
+class RandomCrop:
+    """Crop the same ``height`` x ``width`` window from both views and the disparity."""
+
+    def __init__(self, height: int, width: int) -> None:
+        if height <= 0 or width <= 0:
+            raise ConfigError(f'random_crop needs positive height/width, got {height}x{width}')
+        self.height, self.width = int(height), int(width)
+
+    def __call__(self, sample: TrainSample, rng: np.random.Generator) -> TrainSample:
+        """Return the cropped sample."""
+        rows, cols = sample.disparity.shape
+        if rows < self.height or cols < self.width:
+            raise ConfigError(f'random_crop {self.height}x{self.width} is larger than the '
+                              f'{rows}x{cols} training image')
+        y = int(rng.integers(0, rows - self.height + 1))
+        x = int(rng.integers(0, cols - self.width + 1))
+        window = (slice(y, y + self.height), slice(x, x + self.width))
+        return TrainSample(sample.left[window], sample.right[window], sample.disparity[window])
+
+
+class Photometric:
+    """Brightness, contrast, gamma, per-channel gain and noise, drawn per view.
+
+    ``brightness``: additive offset up to +-brightness*255; ``contrast``: factor in
+    1 +- contrast around the image mean; ``gamma``: exponent in 1 +- gamma; ``color``:
+    per-channel gain in 1 +- color; ``noise``: Gaussian noise with a standard deviation drawn
+    uniformly in [0, noise] grey levels. ``probability``: chance to apply at all.
+    """
+
+    def __init__(self, brightness: float = 0.2, contrast: float = 0.2, gamma: float = 0.2,
+                 color: float = 0.05, noise: float = 2.0, probability: float = 1.0) -> None:
+        for name, value in (('brightness', brightness), ('contrast', contrast),
+                            ('gamma', gamma), ('color', color), ('noise', noise)):
+            if value < 0:
+                raise ConfigError(f'photometric {name} must be >= 0, got {value}')
+        if gamma >= 1 or contrast >= 1:
+            raise ConfigError('photometric gamma and contrast must be < 1')
+        self.brightness, self.contrast, self.gamma = brightness, contrast, gamma
+        self.color, self.noise, self.probability = color, noise, probability
+
+    def _one(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        image = image.astype(np.float32)
+        gamma = rng.uniform(1 - self.gamma, 1 + self.gamma)
+        image = 255.0 * np.power(np.clip(image, 0, 255) / 255.0, gamma)
+        mean = image.mean()
+        image = (image - mean) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mean
+        image = image * rng.uniform(1 - self.color, 1 + self.color, size=3).astype(np.float32)
+        image = image + rng.uniform(-self.brightness, self.brightness) * 255.0
+        if self.noise > 0:
+            sigma = rng.uniform(0, self.noise)
+            image = image + rng.normal(0, sigma, size=image.shape).astype(np.float32)
+        return np.clip(image, 0, 255).astype(np.float32)
+
+    def __call__(self, sample: TrainSample, rng: np.random.Generator) -> TrainSample:
+        """Return the sample with independently changed left and right images."""
+        if rng.random() >= self.probability:
+            return sample
+        return replace(sample, left=self._one(sample.left, rng),
+                       right=self._one(sample.right, rng))
+
+
+class VerticalFlip:
+    """Flip both views and the disparity upside down with ``probability``."""
+
+    def __init__(self, probability: float = 0.5) -> None:
+        if not 0 <= probability <= 1:
+            raise ConfigError(f'vertical_flip probability must be in [0, 1], got {probability}')
+        self.probability = probability
+
+    def __call__(self, sample: TrainSample, rng: np.random.Generator) -> TrainSample:
+        """Return the (maybe) flipped sample."""
+        if rng.random() >= self.probability:
+            return sample
+        return TrainSample(sample.left[::-1], sample.right[::-1], sample.disparity[::-1])
+
+
+TRANSFORMS: dict[str, type] = {
+    'random_crop': RandomCrop,
+    'photometric': Photometric,
+    'vertical_flip': VerticalFlip,
+}
+
+_FORBIDDEN = {
+    'horizontal_flip': 'a horizontal flip swaps the roles of the left and right cameras and '
+                       'breaks the stereo geometry',
+    'hflip': 'a horizontal flip swaps the roles of the left and right cameras and breaks the '
+             'stereo geometry',
+}
+
+
+class Compose:
+    """Apply transforms in order."""
+
+    def __init__(self, transforms: Sequence[Transform]) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, sample: TrainSample, rng: np.random.Generator) -> TrainSample:
+        """Return the sample after every transform, made contiguous."""
+        for transform in self.transforms:
+            sample = transform(sample, rng)
+        return TrainSample(np.ascontiguousarray(sample.left, dtype=np.float32),
+                           np.ascontiguousarray(sample.right, dtype=np.float32),
+                           np.ascontiguousarray(sample.disparity, dtype=np.float32))
+
+
+def build_transform(spec: dict[str, Any]) -> Transform:
+    """Build one transform from ``{name: ..., <parameters>}``; ConfigError if unknown."""
+    params = dict(spec)
+    name = params.pop('name', None)
+    if name in _FORBIDDEN:
+        raise ConfigError(f'augmentation {name!r} is not allowed: {_FORBIDDEN[name]}')
+    if name not in TRANSFORMS:
+        raise ConfigError(f'unknown augmentation {name!r}; known: {", ".join(TRANSFORMS)}')
+    try:
+        return TRANSFORMS[name](**params)
+    except TypeError as error:
+        raise ConfigError(f'augmentation {name!r}: {error}') from None
+
+
+def build_augmentation(specs: Sequence[dict[str, Any]]) -> Compose:
+    """Build the ordered pipeline of ``data.augmentation``."""
+    return Compose([build_transform(spec) for spec in specs])

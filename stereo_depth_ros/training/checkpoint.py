@@ -1,0 +1,99 @@
+"""Resumable training checkpoints without pickle: safetensors tensors + a JSON sidecar.
+
+``<prefix>.safetensors`` holds the model's state_dict (keys ``model.<name>``) and every
+tensor of the optimizer state (keys ``optimizer.<param index>.<name>``, e.g. AdamW's
+``exp_avg``, ``exp_avg_sq`` and ``step``). ``<prefix>.json`` holds the step, the optimizer's
+param_groups (learning rates, betas, ...), non-tensor optimizer state and any ``extra``
+(history, wall time). Both are written to temporary files and renamed, the JSON last, so an
+interrupted save leaves the previous checkpoint intact; the JSON's ``step`` must match the
+tensor file's metadata when loading.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..errors import StereoDepthError
+
+
+class CheckpointError(StereoDepthError, ValueError):
+    """A checkpoint that is missing, inconsistent or does not fit the model/optimizer."""
+
+
+def checkpoint_paths(prefix: str | Path) -> tuple[Path, Path]:
+    """Return the (tensor file, JSON file) of a checkpoint prefix."""
+    prefix = Path(prefix)
+    return prefix.with_name(prefix.name + '.safetensors'), prefix.with_name(prefix.name + '.json')
+
+
+def has_checkpoint(prefix: str | Path) -> bool:
+    """Whether both files of a checkpoint exist."""
+    return all(path.is_file() for path in checkpoint_paths(prefix))
+
+
+def save_checkpoint(prefix: str | Path, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, step: int,
+                    extra: dict[str, Any] | None = None) -> None:
+    """Write the checkpoint of ``model`` and ``optimizer`` after ``step`` completed steps."""
+    tensor_path, json_path = checkpoint_paths(prefix)
+    tensor_path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f'model.{k}': v.detach().cpu().contiguous().clone()
+               for k, v in model.state_dict().items()}
+    optimizer_state = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, state in optimizer_state['state'].items():
+        for name, value in state.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f'optimizer.{index}.{name}'] = value.detach().cpu().contiguous().clone()
+            else:
+                scalars.setdefault(str(index), {})[name] = value
+    tmp_tensor = tensor_path.with_name(tensor_path.name + '.tmp')
+    save_file(tensors, str(tmp_tensor), metadata={'step': str(int(step))})
+    os.replace(tmp_tensor, tensor_path)
+    record = {'step': int(step), 'param_groups': optimizer_state['param_groups'],
+              'optimizer_scalars': scalars, 'extra': extra or {}}
+    tmp_json = json_path.with_name(json_path.name + '.tmp')
+    tmp_json.write_text(json.dumps(record, indent=1, default=float))
+    os.replace(tmp_json, json_path)
+
+
+def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore ``model`` and ``optimizer``; return the JSON record (``step``, ``extra``)."""
+    tensor_path, json_path = checkpoint_paths(prefix)
+    if not has_checkpoint(prefix):
+        raise CheckpointError(f'no checkpoint at {tensor_path} + {json_path.name}')
+    try:
+        record = json.loads(json_path.read_text())
+        with safe_open(str(tensor_path), framework='pt') as handle:
+            file_step = int((handle.metadata() or {}).get('step', -1))
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except (OSError, ValueError, SafetensorError) as error:
+        raise CheckpointError(f'cannot read checkpoint {tensor_path}: {error}') from None
+    if file_step != record.get('step'):
+        raise CheckpointError(f'checkpoint {tensor_path} (step {file_step}) and {json_path.name} '
+                              f'(step {record.get("step")}) do not match')
+    model_state = {k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')}
+    try:
+        model.load_state_dict(model_state, strict=True)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f'checkpoint {tensor_path} does not fit the model: {error}') from None
+    state: dict[int, dict[str, Any]] = {}
+    for key, value in tensors.items():
+        if key.startswith('optimizer.'):
+            _, index, name = key.split('.', 2)
+            state.setdefault(int(index), {})[name] = value
+    for index, values in record.get('optimizer_scalars', {}).items():
+        state.setdefault(int(index), {}).update(values)
+    try:
+        optimizer.load_state_dict({'state': state, 'param_groups': record['param_groups']})
+    except (ValueError, KeyError) as error:
+        raise CheckpointError(f'checkpoint {tensor_path} does not fit the optimizer: '
+                              f'{error}') from None
+    return record

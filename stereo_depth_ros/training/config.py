@@ -1,0 +1,252 @@
+"""Training experiment configuration: one YAML file, five sections, strict dataclasses.
+
+A file ``config/train_<backend>.yaml`` holds ``name``, ``backend``, ``seed`` and the sections
+``data`` (training sources and augmentation), ``model`` (network architecture and loss),
+``optimization`` (steps, batch, AdamW, LR schedule, precision, threads), ``evaluation``
+(periodic validation on held-out synthetic scenes) and ``output`` (run folder, checkpoints,
+export). Every key is checked: an unknown or misspelt key raises :class:`ConfigError` naming
+it and listing the allowed ones, so a typo never silently falls back to a default.
+"""
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from ..errors import StereoDepthError
+
+
+class ConfigError(StereoDepthError, ValueError):
+    """A training configuration file that is missing, malformed or has unknown keys."""
+
+
+@dataclass
+class SourceConfig:
+    """One training data source; ``kind`` is synthetic, sceneflow, kitti2015 or vkitti2."""
+
+    kind: str = 'synthetic'
+    #: Relative sampling weight among the sources.
+    weight: float = 1.0
+    #: Folder of a file dataset (unused for synthetic).
+    root: Optional[str] = None
+    #: Synthetic: scene kinds to draw from (uniformly) and the scene size.
+    scene_kinds: list[str] = field(default_factory=lambda: ['layered'])
+    height: int = 256
+    width: int = 512
+    #: Synthetic: largest disparity of generated scenes; file datasets: ground truth above
+    #: this is ignored in the loss (None keeps all).
+    max_disparity: Optional[float] = 64.0
+    #: Synthetic: each generated scene serves this many consecutive steps (different random
+    #: crops and photometric changes each time) - generation costs more than a small step.
+    scene_reuse: int = 1
+    #: Virtual KITTI 2: scenes and variations to use (None = all found).
+    scenes: Optional[list[str]] = None
+    variations: Optional[list[str]] = None
+
+
+@dataclass
+class DataConfig:
+    """Where training pairs come from and how they are augmented."""
+
+    sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig()])
+    #: Ordered named transforms, e.g. ``{name: random_crop, height: 128, width: 256}``.
+    augmentation: list[dict] = field(default_factory=list)
+    #: DataLoader worker processes (0 = generate in the training process).
+    num_workers: int = 0
+
+
+@dataclass
+class ScheduleEntry:
+    """From step ``at`` on, the per-scale loss weights are ``weights`` (coarse -> fine)."""
+
+    at: float = 0
+    weights: list[float] = field(default_factory=list)
+
+
+@dataclass
+class LossConfig:
+    """Loss of the model family; ``kind`` ``auto`` picks it from the backend name."""
+
+    kind: str = 'auto'
+    #: Multi-scale EPE weight schedule, ordered by ``at``.
+    schedule: list[ScheduleEntry] = field(default_factory=list)
+    #: ``steps``: ``at`` is a step; ``fraction``: ``at`` is a fraction of the total steps.
+    schedule_units: str = 'fraction'
+    #: Linearly interpolate the weights between schedule entries (else piecewise constant).
+    interpolate: bool = False
+    #: Quantized regression: cross-entropy and residual smooth-L1 weights.
+    ce_weight: float = 1000.0
+    residual_weight: float = 1.0
+    #: Quantized regression: weight of the multi-scale EPE on the DispNet trunk predictions.
+    trunk_weight: float = 0.0
+
+
+@dataclass
+class ModelConfig:
+    """Network constructor arguments and its loss."""
+
+    architecture: dict = field(default_factory=dict)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+
+@dataclass
+class OptimizationConfig:
+    """AdamW, learning-rate schedule, batch, precision and threads."""
+
+    steps: int = 10000
+    batch_size: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    #: ``cosine`` (to ``min_lr_ratio * lr``), ``step`` (x ``gamma`` at ``milestones``) or
+    #: ``constant``; always after ``warmup_steps`` of linear warm-up.
+    lr_schedule: str = 'cosine'
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.02
+    milestones: list[float] = field(default_factory=list)
+    gamma: float = 0.5
+    #: Clip the global gradient norm (0 = off).
+    grad_clip: float = 0.0
+    #: ``fp32`` or ``bf16`` (autocast; CUDA also accepts ``fp16``).
+    precision: str = 'fp32'
+    #: CPU intra-op threads (0 = leave torch's default).
+    num_threads: int = 1
+
+
+@dataclass
+class EvaluationConfig:
+    """Periodic validation on held-out synthetic scenes (seeds >= EVAL_SEED_OFFSET)."""
+
+    every: int = 1000
+    num_scenes: int = 16
+    kind: str = 'layered'
+    height: int = 256
+    width: int = 512
+
+
+@dataclass
+class OutputConfig:
+    """Run folder, logging, checkpoints and the exported weights."""
+
+    out_dir: str = 'runs/default'
+    log_every: int = 50
+    checkpoint_every: int = 500
+    #: Where the final weights go (``models/<backend>.safetensors``); empty = run folder only.
+    export: str = ''
+    #: ``fp32`` or ``fp16`` storage of the exported weights.
+    weights_dtype: str = 'fp32'
+
+
+@dataclass
+class TrainConfig:
+    """A whole training experiment."""
+
+    name: str = 'default'
+    backend: str = 'dispnet'
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict:
+        """Return the configuration as plain dicts/lists (for JSON and metadata)."""
+        return dataclasses.asdict(self)
+
+
+def _convert(value: Any, annotation: Any, where: str) -> Any:
+    """Check/convert ``value`` to ``annotation`` (dataclass, list, Optional, scalar)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], where)
+    if dataclasses.is_dataclass(annotation):
+        return from_dict(annotation, value, where)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f'{where} must be a list, got {value!r}')
+        return [_convert(item, args[0], f'{where}[{i}]') for i, item in enumerate(value)]
+    if annotation is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f'{where} must be a mapping, got {value!r}')
+        return dict(value)
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f'{where} must be true or false, got {value!r}')
+        return value
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f'{where} must be an integer, got {value!r}')
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f'{where} must be a number, got {value!r}')
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f'{where} must be a string, got {value!r}')
+        return value
+    return value
+
+
+def from_dict(cls: type, data: Any, where: str = 'config') -> Any:
+    """Build dataclass ``cls`` from a mapping; unknown keys raise ConfigError."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f'{where} must be a mapping, got {type(data).__name__}')
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(f'unknown key(s) {unknown} in {where}; allowed: {", ".join(names)}')
+    values = {key: _convert(value, hints[key], f'{where}.{key}') for key, value in data.items()}
+    return cls(**values)
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check values that the types alone do not; return ``config``."""
+    opt = config.optimization
+    checks = [
+        (opt.steps > 0, f'optimization.steps must be > 0, got {opt.steps}'),
+        (opt.batch_size > 0, f'optimization.batch_size must be > 0, got {opt.batch_size}'),
+        (opt.lr > 0, f'optimization.lr must be > 0, got {opt.lr}'),
+        (opt.lr_schedule in ('cosine', 'step', 'constant'),
+         f'optimization.lr_schedule must be cosine, step or constant, got {opt.lr_schedule!r}'),
+        (opt.precision in ('fp32', 'bf16', 'fp16'),
+         f'optimization.precision must be fp32, bf16 or fp16, got {opt.precision!r}'),
+        (len(opt.betas) == 2, f'optimization.betas must be two numbers, got {opt.betas}'),
+        (config.model.loss.schedule_units in ('steps', 'fraction'),
+         f'model.loss.schedule_units must be steps or fraction, got '
+         f'{config.model.loss.schedule_units!r}'),
+        (config.evaluation.every >= 0 and config.evaluation.num_scenes >= 0,
+         'evaluation.every and evaluation.num_scenes must be >= 0'),
+        (config.output.weights_dtype in ('fp32', 'fp16'),
+         f'output.weights_dtype must be fp32 or fp16, got {config.output.weights_dtype!r}'),
+        (bool(config.data.sources), 'data.sources must name at least one source'),
+        (config.output.log_every > 0 and config.output.checkpoint_every > 0,
+         'output.log_every and output.checkpoint_every must be > 0'),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    return config
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a training YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f'training config {path} does not exist')
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f'{path} is not valid YAML: {error}') from None
+    return validate(from_dict(TrainConfig, data, where=path.name))

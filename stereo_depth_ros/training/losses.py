@@ -1,0 +1,194 @@
+"""Training losses of the learned backends, selected by the backend name.
+
+* :class:`MultiScaleEPELoss` (dispnet, dispnetc, squeezeseg): the weighted sum over the
+  coarse -> fine predictions of the end-point error (mean absolute disparity difference) to the
+  ground truth downsampled to each prediction's size, with disparity values scaled by the
+  same factor. The weights follow a :class:`LossSchedule` (DispNet: all weight on the
+  coarsest prediction first, moved to the finest as training proceeds).
+* :class:`QuantizedRegressionLoss` (dispnet_qr): ``ce_weight * cross_entropy(logits, true
+  bin) + residual_weight * smooth_l1(residual of the true bin, true residual)`` plus an
+  optional multi-scale EPE on the DispNet trunk's predictions (``trunk_weight``).
+
+Ground truth is ``Bx1xHxW`` with NaN (or <= 0) for unknown pixels, which every term ignores.
+"""
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .config import ConfigError, LossConfig
+from ..networks.dispnet_qr import QROutput, disparity_to_bins, gather_bins
+
+
+class LossSchedule:
+    """Per-scale weights as a function of the training step.
+
+    ``entries`` are ``(at, weights)`` pairs sorted by ``at``; ``at`` is a step, or a fraction
+    of ``total_steps`` when ``units == 'fraction'``. Piecewise constant (the weights of the
+    last entry with ``at <= step``) or, with ``interpolate``, linear between entries.
+    """
+
+    def __init__(self, entries: Sequence[tuple[float, Sequence[float]]], total_steps: int,
+                 units: str = 'steps', interpolate: bool = False) -> None:
+        if not entries:
+            raise ConfigError('the loss schedule needs at least one entry')
+        scale = float(total_steps) if units == 'fraction' else 1.0
+        points = [(float(at) * scale, [float(w) for w in weights]) for at, weights in entries]
+        if any(b[0] < a[0] for a, b in zip(points, points[1:])):
+            raise ConfigError('loss schedule entries must be sorted by "at"')
+        if len({len(w) for _, w in points}) != 1:
+            raise ConfigError('all loss schedule entries need the same number of weights')
+        if any(w < 0 for _, weights in points for w in weights):
+            raise ConfigError('loss schedule weights must be >= 0')
+        self.points = points
+        self.interpolate = interpolate
+        self.num_scales = len(points[0][1])
+
+    @classmethod
+    def from_config(cls, config: LossConfig, total_steps: int) -> 'LossSchedule':
+        """Build the schedule of ``model.loss``."""
+        return cls([(e.at, e.weights) for e in config.schedule], total_steps,
+                   config.schedule_units, config.interpolate)
+
+    def weights(self, step: int) -> list[float]:
+        """Return the loss weight of each scale (coarse -> fine) at ``step``."""
+        before = [p for p in self.points if p[0] <= step]
+        if not before:
+            return list(self.points[0][1])
+        at, weights = before[-1]
+        if not self.interpolate:
+            return list(weights)
+        after = [p for p in self.points if p[0] > step]
+        if not after:
+            return list(weights)
+        next_at, next_weights = after[0]
+        t = (step - at) / (next_at - at)
+        return [(1 - t) * a + t * b for a, b in zip(weights, next_weights)]
+
+
+def valid_mask(disparity: torch.Tensor) -> torch.Tensor:
+    """Return the float mask of known ground truth (finite and > 0)."""
+    return (torch.isfinite(disparity) & (disparity > 0)).to(torch.float32)
+
+
+def downsample_target(disparity: torch.Tensor, size: Sequence[int]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (disparity, mask) of ``Bx1xHxW`` ground truth at ``size``, values rescaled.
+
+    Unknown pixels are left out of the averages; the disparity is multiplied by ``w / W``. A
+    coarse pixel is known when at least half of its fine pixels are.
+    """
+    height, width = int(size[0]), int(size[1])
+    mask = valid_mask(disparity)
+    filled = torch.where(mask > 0, disparity, torch.zeros_like(disparity))
+    if disparity.shape[-2:] == (height, width):
+        return filled, mask
+    if disparity.shape[-2] % height == 0 and disparity.shape[-1] % width == 0:
+        total = F.adaptive_avg_pool2d(filled, (height, width))
+        share = F.adaptive_avg_pool2d(mask, (height, width))
+    else:
+        total = F.interpolate(filled, size=(height, width), mode='bilinear',
+                              align_corners=False)
+        share = F.interpolate(mask, size=(height, width), mode='bilinear', align_corners=False)
+    target = total / share.clamp_min(1e-6) * (width / disparity.shape[-1])
+    return target, (share >= 0.5).to(torch.float32)
+
+
+def masked_epe(prediction: torch.Tensor, target: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+    """Mean |prediction - target| over ``mask`` (0 when nothing is known)."""
+    error = (prediction.float() - target).abs() * mask
+    return error.sum() / mask.sum().clamp_min(1.0)
+
+
+class MultiScaleEPELoss:
+    """Scheduled weighted sum of per-scale EPEs; ``terms`` reports each scale's EPE."""
+
+    def __init__(self, schedule: LossSchedule) -> None:
+        self.schedule = schedule
+
+    def __call__(self, predictions: Sequence[torch.Tensor], disparity: torch.Tensor,
+                 step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return (loss, {'epe_s<k>': EPE per scale, 'epe': finest EPE in full-res pixels})."""
+        if len(predictions) != self.schedule.num_scales:
+            raise ConfigError(f'the loss schedule has {self.schedule.num_scales} weights per '
+                              f'entry but the network returns {len(predictions)} predictions')
+        weights = self.schedule.weights(step)
+        total = predictions[-1].new_zeros((), dtype=torch.float32)
+        terms: dict[str, float] = {}
+        for k, (prediction, weight) in enumerate(zip(predictions, weights)):
+            target, mask = downsample_target(disparity, prediction.shape[-2:])
+            epe = masked_epe(prediction, target, mask)
+            terms[f'epe_s{k}'] = float(epe.detach())
+            if weight:
+                total = total + weight * epe
+        terms['epe'] = terms[f'epe_s{len(predictions) - 1}'] * (
+            disparity.shape[-1] / predictions[-1].shape[-1])
+        return total, terms
+
+
+class QuantizedRegressionLoss:
+    """Bin cross-entropy + smooth-L1 on the true bin's residual (+ optional trunk EPE)."""
+
+    def __init__(self, num_bins: int, bin_width: float, ce_weight: float = 1000.0,
+                 residual_weight: float = 1.0, trunk_weight: float = 0.0,
+                 trunk_loss: MultiScaleEPELoss | None = None) -> None:
+        self.num_bins, self.bin_width = int(num_bins), float(bin_width)
+        self.ce_weight, self.residual_weight = float(ce_weight), float(residual_weight)
+        self.trunk_weight = float(trunk_weight)
+        self.trunk_loss = trunk_loss
+        if self.trunk_weight and trunk_loss is None:
+            raise ConfigError('trunk_weight > 0 needs a loss schedule for the trunk')
+
+    def __call__(self, output: QROutput, disparity: torch.Tensor,
+                 step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return (loss, {'ce', 'residual', 'epe' of the decoded disparity, ...})."""
+        mask = valid_mask(disparity)[:, 0] > 0
+        gt = torch.where(mask, disparity[:, 0], torch.zeros_like(disparity[:, 0]))
+        bins, residual = disparity_to_bins(gt, self.num_bins, self.bin_width)
+        count = mask.sum().clamp_min(1)
+        ce = F.cross_entropy(output.logits.float(), bins, reduction='none')
+        ce = (ce * mask).sum() / count
+        chosen = gather_bins(output.residuals.float(), bins)[:, 0]
+        smooth = F.smooth_l1_loss(chosen, residual, reduction='none')
+        smooth = (smooth * mask).sum() / count
+        total = self.ce_weight * ce + self.residual_weight * smooth
+        epe = masked_epe(output.disparity[:, 0], gt, mask.float())
+        terms = {'ce': float(ce.detach()), 'residual': float(smooth.detach()),
+                 'epe': float(epe.detach())}
+        if self.trunk_weight and self.trunk_loss is not None:
+            trunk, _ = self.trunk_loss(output.trunk_predictions, disparity, step)
+            total = total + self.trunk_weight * trunk
+            terms['trunk'] = float(trunk.detach())
+        return total, terms
+
+
+LOSS_KINDS = ('multiscale_epe', 'quantized_regression')
+
+
+def loss_kind(backend: str, config: LossConfig) -> str:
+    """Return the loss kind: ``config.kind`` or, for ``auto``, the backend family's."""
+    if config.kind == 'auto':
+        return 'quantized_regression' if backend == 'dispnet_qr' else 'multiscale_epe'
+    if config.kind not in LOSS_KINDS:
+        raise ConfigError(f'model.loss.kind must be auto or one of {LOSS_KINDS}, got '
+                          f'{config.kind!r}')
+    return config.kind
+
+
+def build_loss(backend: str, model: torch.nn.Module, config: LossConfig,
+               total_steps: int) -> MultiScaleEPELoss | QuantizedRegressionLoss:
+    """Return the loss of ``backend``'s model family, configured by ``model.loss``."""
+    kind = loss_kind(backend, config)
+    schedule = LossSchedule.from_config(config, total_steps) if config.schedule else None
+    if kind == 'multiscale_epe':
+        if schedule is None:
+            raise ConfigError('model.loss.schedule is required for the multi-scale EPE loss')
+        return MultiScaleEPELoss(schedule)
+    if not hasattr(model, 'num_bins'):
+        raise ConfigError(f'the quantized-regression loss needs a DispNetQR model, not '
+                          f'{type(model).__name__}')
+    return QuantizedRegressionLoss(
+        model.num_bins, model.bin_width, config.ce_weight, config.residual_weight,
+        config.trunk_weight, MultiScaleEPELoss(schedule) if schedule else None)

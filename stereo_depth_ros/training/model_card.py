@@ -1,0 +1,200 @@
+"""Model cards ``models/<backend>.yaml``: how the shipped weights were made and how they score.
+
+The training part comes from the weights file's own metadata (written by the trainer), so a
+card can always be regenerated from the ``.safetensors`` file. The evaluation part is measured
+by running the project's ``stereo-depth eval`` command (as a subprocess, ``--json``) for the
+learned backend and for ``sgbm`` on the same data: held-out synthetic scenes
+(``--dataset synthetic --root eval:N``) and Middlebury 2003 cones/teddy. Reproduce a card::
+
+    python -m stereo_depth_ros.training.model_card --backend dispnetc
+    python -m stereo_depth_ros.training.model_card --all   # every models/*.safetensors
+
+``--no-eval`` rewrites only the training part (what the trainer does after export).
+"""
+
+import argparse
+import hashlib
+import json
+import math
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+from safetensors import safe_open
+
+from ..errors import StereoDepthError
+from ..weights import read_metadata
+
+LEARNED = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr')
+DEFAULT_SYNTHETIC = 'eval:50'
+DEFAULT_MIDDLEBURY = '/work/shared/data/middlebury2003'
+METRICS = ('epe', 'd1', 'bad1', 'bad2', 'bad3', 'density', 'ms_per_pair', 'n')
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def sha256(path: Path) -> str:
+    """Return the hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def eval_command(backend: str, dataset: str, root: str,
+                 weights: Optional[Path] = None) -> list[str]:
+    """Return the ``stereo-depth eval`` arguments (after the program name) for one run."""
+    args = ['eval', '--backend', backend, '--dataset', dataset, '--root', str(root), '--json',
+            '--device', 'cpu']
+    if weights is not None:
+        args += ['--weights', str(weights)]
+    return args
+
+
+def run_eval(backend: str, dataset: str, root: str, weights: Optional[Path] = None) -> dict:
+    """Run ``stereo-depth eval ... --json`` in a subprocess; return its JSON summary."""
+    args = eval_command(backend, dataset, root, weights)
+    result = subprocess.run([sys.executable, '-m', 'stereo_depth_ros.cli', *args],
+                            capture_output=True, text=True)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise StereoDepthError(f'stereo-depth {" ".join(args)} failed ({result.returncode}): '
+                               f'{result.stderr.strip()[-500:]}')
+    summary = json.loads(lines[-1])
+    return {key: summary[key] for key in METRICS if key in summary}
+
+
+def _rounded(metrics: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in metrics.items()}
+
+
+def evaluate(backend: str, weights: Path, synthetic: str = DEFAULT_SYNTHETIC,
+             middlebury: Optional[str] = DEFAULT_MIDDLEBURY) -> dict[str, Any]:
+    """Measure ``backend`` (these ``weights``) and sgbm on the card's datasets."""
+    datasets = [('held_out_synthetic', 'synthetic', synthetic)]
+    if middlebury:
+        datasets.append(('middlebury2003', 'middlebury2003', middlebury))
+    evaluations: dict[str, Any] = {}
+    for key, dataset, root in datasets:
+        learned = run_eval(backend, dataset, root, weights)
+        sgbm = run_eval('sgbm', dataset, root)
+        evaluations[key] = {
+            'command': 'stereo-depth ' + shlex.join(eval_command(backend, dataset, root)),
+            'root': root,
+            backend: _rounded(learned),
+            'sgbm': _rounded(sgbm),
+            'epe_lower_than_sgbm': bool(learned['epe'] < sgbm['epe']),
+        }
+    return evaluations
+
+
+def count_parameters(weights: Path) -> int:
+    """Count the learned parameters in a weights file (BatchNorm statistics excluded)."""
+    with safe_open(str(weights), framework='pt') as handle:
+        return sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys()
+                   if not key.endswith(('running_mean', 'running_var', 'num_batches_tracked')))
+
+
+def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, Any]:
+    """Return the card of a weights file (training from its metadata, given evaluations)."""
+    metadata = read_metadata(weights)
+    training = _decode(metadata.extra.get('training', '{}'))
+    if not isinstance(training, dict):
+        training = {}
+    config = training.pop('config', {}) or {}
+    backend = metadata.backend
+    parameters = count_parameters(weights)
+    size = weights.stat().st_size
+    card: dict[str, Any] = {
+        'backend': backend,
+        'weights': weights.name,
+        'file_size_bytes': size,
+        'file_size_mib': round(size / 2 ** 20, 2),
+        'sha256': sha256(weights),
+        'dtype': metadata.extra.get('dtype', 'fp32'),
+        'parameters': parameters,
+        'architecture': metadata.architecture,
+    }
+    if training:
+        wall = training.get('wall_time_s')
+        card['training'] = {
+            'command': f'stereo-depth train --config config/train_{backend}.yaml',
+            **training,
+            **({'wall_time_min': round(float(wall) / 60, 1)} if wall is not None else {}),
+            'optimization': config.get('optimization', {}),
+            'loss': config.get('model', {}).get('loss', {}),
+        }
+    if evaluations:
+        synthetic = evaluations.get('held_out_synthetic', {})
+        card['evaluation'] = {
+            'command': f'python -m stereo_depth_ros.training.model_card --backend {backend}',
+            'note': 'measured with `stereo-depth eval` (KITTI-style filling of invalid pixels; '
+                    'density reported separately); sgbm on the same data for comparison. '
+                    'Middlebury 2003 is never used for training or tuning.',
+            **evaluations,
+        }
+        if synthetic:
+            better = synthetic['epe_lower_than_sgbm']
+            card['evaluation']['verdict'] = (
+                f'{backend} {"beats" if better else "does NOT beat"} sgbm on held-out synthetic '
+                f'scenes (EPE {synthetic[backend]["epe"]:.3f} vs {synthetic["sgbm"]["epe"]:.3f} '
+                f'px)')
+    return card
+
+
+def write_card(weights: str | Path, card_path: str | Path,
+               evaluations: Optional[dict] = None) -> Path:
+    """Write the YAML card of ``weights`` to ``card_path``."""
+    card = build_card(Path(weights), evaluations)
+    card_path = Path(card_path)
+    header = (f'# Model card of models/{Path(weights).name} (generated by '
+              f'stereo_depth_ros/training/model_card.py; do not edit by hand)\n')
+    card_path.write_text(header + yaml.safe_dump(card, sort_keys=False, width=99))
+    return card_path
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Evaluate shipped weights and (re)write their model cards."""
+    parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.model_card',
+                                     description=__doc__.strip().splitlines()[0])
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument('--backend', choices=LEARNED, help='one learned backend')
+    which.add_argument('--all', action='store_true', help='every models/<backend>.safetensors')
+    parser.add_argument('--models-dir', default='models', help='folder of weights and cards')
+    parser.add_argument('--synthetic', default=DEFAULT_SYNTHETIC,
+                        help=f'held-out synthetic seeds (default {DEFAULT_SYNTHETIC})')
+    parser.add_argument('--middlebury', default=DEFAULT_MIDDLEBURY,
+                        help='Middlebury 2003 folder ("" to skip)')
+    parser.add_argument('--no-eval', action='store_true', help='training part only')
+    args = parser.parse_args(argv)
+    models = Path(args.models_dir)
+    backends = [b for b in LEARNED if (models / f'{b}.safetensors').is_file()] if args.all \
+        else [args.backend]
+    try:
+        for backend in backends:
+            weights = models / f'{backend}.safetensors'
+            evaluations = None if args.no_eval else evaluate(
+                backend, weights, args.synthetic, args.middlebury or None)
+            path = write_card(weights, models / f'{backend}.yaml', evaluations)
+            print(f'wrote {path}')
+            if evaluations:
+                for key, value in evaluations.items():
+                    print(f'  {key}: {backend} EPE {value[backend]["epe"]:.3f} px, '
+                          f'sgbm EPE {value["sgbm"]["epe"]:.3f} px')
+    except StereoDepthError as error:
+        print(f'model_card: error: {error}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

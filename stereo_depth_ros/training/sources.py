@@ -1,0 +1,276 @@
+"""Training data: sources of stereo pairs, mixed and augmented deterministically per index.
+
+Sources (``data.sources[*].kind`` in a training config):
+
+* ``synthetic`` (default): the built-in generator
+  (:func:`stereo_depth_ros.data.synthetic.make_scene`), infinite. Scene ``n`` has seed
+  ``(seed * 7919 + n) mod 1_000_000``, always below the held-out seeds (>= EVAL_SEED_OFFSET).
+  With ``scene_reuse: R`` and batch size ``B``, the ``B`` samples of a step come from ``B``
+  different scenes and the same ``B`` scenes serve ``R`` consecutive steps (scene
+  ``(i // (R*B)) * B + i % B`` for sample ``i``), each time with a new crop and photometric
+  change; the last ``B`` scenes are cached.
+* ``sceneflow``: SceneFlow Driving / FlyingThings3D / Monkaa (``frames_cleanpass`` or
+  ``frames_finalpass`` PNGs + ``disparity`` PFMs), read by
+  :func:`stereo_depth_ros.data.datasets.load_dataset`.
+* ``kitti2015``: KITTI stereo 2015 training split (sparse uint16/256 disparity PNGs).
+* ``vkitti2``: Virtual KITTI 2 (see :func:`vkitti2_dataset`); depth PNGs in centimetres are
+  converted to disparity with ``d = fx * B / Z``, ``fx`` from each scene's ``intrinsic.txt``
+  (725.0087 px when absent) and the baseline ``B = 0.532725 m`` of the dataset.
+
+Sample ``i`` of the mixture is fully determined by ``(config seed, i)``: the source is picked
+with the source weights and the augmentation runs with ``numpy.random.default_rng((seed,
+i))``, so a batch of step ``s`` (samples ``s*B .. s*B+B-1``) is identical whether it is built in
+the training process or in any DataLoader worker, and resuming at step ``s`` continues the
+same stream.
+"""
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from .augment import Compose, TrainSample, build_augmentation
+from .config import ConfigError, DataConfig, SourceConfig
+from ..data.datasets import FileStereoDataset, StereoSample, load_dataset, read_image_rgb
+from ..errors import DatasetError
+
+#: Training scene seeds stay below this (held-out evaluation seeds start at EVAL_SEED_OFFSET).
+TRAIN_SEED_LIMIT = 1_000_000
+#: Virtual KITTI 2 stereo baseline in metres and default focal length in pixels.
+VKITTI2_BASELINE = 0.532725
+VKITTI2_FOCAL = 725.0087
+
+
+class SyntheticSource:
+    """Infinite synthetic scenes with training seeds below 1_000_000 (see module docstring)."""
+
+    def __init__(self, config: SourceConfig, seed: int, group: int = 1) -> None:
+        from ..data.synthetic import EVAL_SEED_OFFSET
+        if not config.scene_kinds:
+            raise ConfigError('synthetic source needs at least one scene kind')
+        if config.scene_reuse < 1 or group < 1:
+            raise ConfigError(f'scene_reuse must be >= 1, got {config.scene_reuse}')
+        self.config = config
+        self.limit = min(TRAIN_SEED_LIMIT, int(EVAL_SEED_OFFSET))
+        self.offset = (int(seed) * 7919) % self.limit
+        self.group = int(group)
+        self._cache: dict[int, TrainSample] = {}
+
+    def scene_number(self, index: int) -> int:
+        """Return the scene that serves sample ``index``."""
+        block = int(index) // (self.config.scene_reuse * self.group)
+        return block * self.group + int(index) % self.group
+
+    def scene_seed(self, index: int) -> int:
+        """Return the generator seed of sample ``index`` (always < TRAIN_SEED_LIMIT)."""
+        return (self.offset + self.scene_number(index)) % self.limit
+
+    def scene(self, number: int) -> TrainSample:
+        """Generate (or take from the cache) scene ``number``."""
+        from ..data.synthetic import make_scene
+        if number in self._cache:
+            return self._cache[number]
+        kinds = self.config.scene_kinds
+        seed = (self.offset + number) % self.limit
+        kind = kinds[int(np.random.default_rng((seed, 17)).integers(len(kinds)))]
+        options = {}
+        if self.config.max_disparity is not None:
+            options['max_disparity'] = float(self.config.max_disparity)
+        scene = make_scene(seed, height=self.config.height, width=self.config.width,
+                           kind=kind, **options)
+        sample = TrainSample(scene.left.astype(np.float32), scene.right.astype(np.float32),
+                             scene.disparity.astype(np.float32))
+        if len(self._cache) >= self.group:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[number] = sample
+        return sample
+
+    def sample(self, index: int, rng: np.random.Generator) -> TrainSample:
+        """Return the scene of sample ``index`` (shared with other samples when reused)."""
+        return self.scene(self.scene_number(index))
+
+
+class FileSource:
+    """A finite dataset of files, reshuffled every epoch (deterministically per seed)."""
+
+    def __init__(self, dataset: Sequence[StereoSample], seed: int,
+                 max_disparity: Optional[float] = None) -> None:
+        if len(dataset) == 0:
+            raise DatasetError('training source has no samples')
+        self.dataset = dataset
+        self.seed = int(seed)
+        self.max_disparity = max_disparity
+
+    def item_index(self, index: int) -> int:
+        """Return the dataset item of sample ``index`` (one permutation per epoch)."""
+        epoch, position = divmod(int(index), len(self.dataset))
+        order = np.random.default_rng((self.seed, epoch)).permutation(len(self.dataset))
+        return int(order[position])
+
+    def sample(self, index: int, rng: np.random.Generator) -> TrainSample:
+        """Read the pair of sample ``index``; ground truth beyond max_disparity is unknown."""
+        item = self.dataset[self.item_index(index)]
+        disparity = np.asarray(item.disparity, dtype=np.float32).copy()
+        if self.max_disparity is not None:
+            with np.errstate(invalid='ignore'):
+                disparity[disparity > self.max_disparity] = np.nan
+        return TrainSample(np.asarray(item.left, np.float32), np.asarray(item.right, np.float32),
+                           disparity)
+
+
+def read_vkitti2_depth(path: str | Path) -> np.ndarray:
+    """Read a Virtual KITTI 2 depth PNG (uint16 centimetres) as float32 metres (0 -> NaN)."""
+    raw = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH)
+    if raw is None:
+        raise DatasetError(f'cannot read Virtual KITTI 2 depth {path}')
+    if raw.dtype != np.uint16:
+        raise DatasetError(f'{path}: Virtual KITTI 2 depth must be a 16-bit PNG, got {raw.dtype}')
+    depth = raw.astype(np.float32) / 100.0
+    depth[raw == 0] = np.nan
+    return depth
+
+
+def read_vkitti2_focals(path: Path) -> dict[int, float]:
+    """Return frame -> fx of camera 0 from a Virtual KITTI 2 ``intrinsic.txt``."""
+    focals: dict[int, float] = {}
+    for line in path.read_text().splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == '0':
+            try:
+                focals[int(parts[0])] = float(parts[2])
+            except ValueError:
+                raise DatasetError(f'{path}: malformed line {line!r}') from None
+    return focals
+
+
+class _VKitti2Dataset(FileStereoDataset):
+    """Virtual KITTI 2 pairs with disparity computed from depth."""
+
+    def __init__(self, items: list[tuple[str, Path, Path, Path]], focals: list[float]) -> None:
+        super().__init__(items, read_vkitti2_depth)
+        self.focals = focals
+
+    def __getitem__(self, index: int) -> StereoSample:  # type: ignore[override]
+        name, left, right, depth_path = self.items[index]
+        depth = read_vkitti2_depth(depth_path)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            disparity = (self.focals[index] * VKITTI2_BASELINE / depth).astype(np.float32)
+        return StereoSample(name, read_image_rgb(left), read_image_rgb(right), disparity)
+
+
+def vkitti2_dataset(root: str | Path, scenes: Optional[Sequence[str]] = None,
+                    variations: Optional[Sequence[str]] = None) -> FileStereoDataset:
+    """Virtual KITTI 2: ``<root>/<Scene>/<variation>/frames/{rgb,depth}/Camera_{0,1}/``.
+
+    Left = ``Camera_0``, right = ``Camera_1``; ``rgb_NNNNN.jpg`` and ``depth_NNNNN.png``
+    (uint16, centimetres). ``<root>/<Scene>/<variation>/intrinsic.txt`` gives fx per frame
+    (columns ``frame cameraID K[0,0] K[1,1] K[0,2] K[1,2]``). Disparity = fx * 0.532725 / Z.
+    The rgb, depth and textgt archives extract into the same ``<Scene>/<variation>`` folders.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f'Virtual KITTI 2 root {root} is not a folder')
+    items: list[tuple[str, Path, Path, Path]] = []
+    focals: list[float] = []
+    for left in sorted(root.glob('*/*/frames/rgb/Camera_0/rgb_*.jpg')):
+        variation_dir = left.parents[3]
+        scene, variation = variation_dir.parent.name, variation_dir.name
+        if (scenes and scene not in scenes) or (variations and variation not in variations):
+            continue
+        frame = left.stem.split('_')[-1]
+        right = left.parent.parent / 'Camera_1' / left.name
+        depth = variation_dir / 'frames' / 'depth' / 'Camera_0' / f'depth_{frame}.png'
+        if not (right.is_file() and depth.is_file()):
+            continue
+        intrinsics = variation_dir / 'intrinsic.txt'
+        frame_focals = read_vkitti2_focals(intrinsics) if intrinsics.is_file() else {}
+        focals.append(frame_focals.get(int(frame), VKITTI2_FOCAL))
+        items.append((f'{scene}/{variation}/{frame}', left, right, depth))
+    if not items:
+        raise DatasetError(f'no Virtual KITTI 2 pairs with depth under {root} (expected '
+                           f'<Scene>/<variation>/frames/rgb/Camera_0/rgb_00000.jpg)')
+    return _VKitti2Dataset(items, focals)
+
+
+def build_source(config: SourceConfig, seed: int,
+                 group: int = 1) -> SyntheticSource | FileSource:
+    """Build one training source from its config (``group``: samples per step)."""
+    if config.kind == 'synthetic':
+        return SyntheticSource(config, seed, group)
+    if config.root is None:
+        raise ConfigError(f'data source {config.kind!r} needs a root folder')
+    if config.kind in ('sceneflow', 'kitti2015'):
+        dataset = load_dataset(config.kind, config.root)
+    elif config.kind == 'vkitti2':
+        dataset = vkitti2_dataset(config.root, config.scenes, config.variations)
+    else:
+        raise ConfigError(f'unknown data source kind {config.kind!r}; known: synthetic, '
+                          f'sceneflow, kitti2015, vkitti2')
+    return FileSource(dataset, seed, config.max_disparity)
+
+
+def sample_to_tensors(sample: TrainSample) -> dict[str, torch.Tensor]:
+    """Return CHW float tensors: left/right 3xHxW (0..255), disparity 1xHxW (NaN unknown)."""
+    return {'left': torch.from_numpy(sample.left.transpose(2, 0, 1).copy()),
+            'right': torch.from_numpy(sample.right.transpose(2, 0, 1).copy()),
+            'disparity': torch.from_numpy(sample.disparity[None].copy())}
+
+
+class TrainingData(torch.utils.data.Dataset):
+    """Map-style dataset: global sample index -> augmented tensors (infinite stream)."""
+
+    def __init__(self, config: DataConfig, seed: int, batch_size: int = 1,
+                 augmentation: Optional[Compose] = None) -> None:
+        self.seed = int(seed)
+        self.sources = [build_source(source, seed, batch_size) for source in config.sources]
+        weights = np.array([source.weight for source in config.sources], dtype=np.float64)
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise ConfigError(f'data source weights must be >= 0 with a positive sum, got '
+                              f'{weights.tolist()}')
+        self.probabilities = weights / weights.sum()
+        self.augmentation = augmentation or build_augmentation(config.augmentation)
+
+    def __len__(self) -> int:
+        return 2 ** 62
+
+    def sample(self, index: int) -> TrainSample:
+        """Return augmented sample ``index`` as arrays."""
+        rng = np.random.default_rng((self.seed, int(index)))
+        which = int(rng.choice(len(self.sources), p=self.probabilities))
+        return self.augmentation(self.sources[which].sample(index, rng), rng)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return sample_to_tensors(self.sample(index))
+
+    def batch(self, step: int, batch_size: int) -> dict[str, torch.Tensor]:
+        """Return the collated batch of ``step`` (samples ``step*B .. step*B+B-1``)."""
+        items = [self[step * batch_size + i] for i in range(batch_size)]
+        return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+class _StepSampler(torch.utils.data.Sampler):
+    """Sample indices ``start*B ..`` in order (for a DataLoader with workers)."""
+
+    def __init__(self, start_step: int, steps: int, batch_size: int) -> None:
+        self.start, self.stop = start_step * batch_size, steps * batch_size
+
+    def __iter__(self):
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def batch_iterator(data: TrainingData, start_step: int, steps: int, batch_size: int,
+                   num_workers: int = 0):
+    """Yield the batches of steps ``start_step .. steps-1`` (same content for any workers)."""
+    if num_workers <= 0:
+        for step in range(start_step, steps):
+            yield data.batch(step, batch_size)
+        return
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=batch_size, sampler=_StepSampler(start_step, steps, batch_size),
+        num_workers=num_workers, persistent_workers=False, prefetch_factor=4)
+    yield from loader

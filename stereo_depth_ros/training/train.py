@@ -1,0 +1,64 @@
+"""Train a learned backend from a YAML experiment (config/train_<backend>.yaml).
+
+The one entry point of training: ``stereo-depth train`` (``commands/train.py`` re-exports
+:func:`add_arguments` and :func:`run`) and ``python -m stereo_depth_ros.training.train`` use
+the same arguments::
+
+    stereo-depth train --config config/train_dispnetc.yaml [--device auto|cpu|cuda]
+        [--steps N] [--resume] [--out-dir runs/dispnetc] [--no-export] [--no-progress]
+"""
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from ..errors import StereoDepthError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the training options."""
+    parser.add_argument('--config', required=True, help='training YAML (config/train_*.yaml)')
+    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'),
+                        help='where to train (default: auto = CUDA when available)')
+    parser.add_argument('--steps', type=int, default=None,
+                        help='total steps (default: optimization.steps of the config)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue from the run folder\'s checkpoint')
+    parser.add_argument('--out-dir', default=None,
+                        help='run folder (default: output.out_dir of the config)')
+    parser.add_argument('--no-export', action='store_true',
+                        help='keep the weights in the run folder only (no models/ export)')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as the parsed arguments say; print where the weights went."""
+    from .config import load_config
+    from .trainer import train
+    config = load_config(args.config)
+    if args.no_export:
+        config.output.export = ''
+    result = train(config, device=args.device, steps=args.steps, resume=args.resume,
+                   out_dir=args.out_dir, progress=not args.no_progress)
+    epe = result.final_validation.get('epe')
+    print(f'{config.backend}: {result.step} steps, {result.wall_time_s / 60:.1f} min'
+          + (f', held-out EPE {epe:.3f} px' if epe is not None else '')
+          + f'; weights {result.exported or result.weights}')
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m stereo_depth_ros.training.train``: same options as ``stereo-depth train``."""
+    parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.train',
+                                     description=__doc__.strip().splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (StereoDepthError, FileNotFoundError, ValueError) as error:
+        print(f'train: error: {error}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(main())

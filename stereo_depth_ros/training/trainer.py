@@ -1,0 +1,347 @@
+"""The training loop: AdamW, LR schedule, validation, checkpoints, curves and export.
+
+A run folder (``output.out_dir``) receives ``train.log``, ``history.json``, ``curves.png``
+(training loss and held-out EPE against the step), ``checkpoint.safetensors`` +
+``checkpoint.json`` (resumable, no pickle) and the final ``<backend>.safetensors``; the
+weights are also exported to ``output.export`` (``models/<backend>.safetensors``) together
+with the training part of the model card (``models/<backend>.yaml``).
+"""
+
+import json
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from tqdm import tqdm
+
+from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from .config import ConfigError, OptimizationConfig, TrainConfig
+from .losses import build_loss
+from .report import hardware_info, plot_curves
+from .sources import TrainingData, batch_iterator
+from .validate import heldout_scenes, validate
+from ..backends.torch_backend import resolve_device
+from ..networks import NETWORKS
+from ..networks.common import normalize_image
+from ..networks.dispnet_qr import QROutput
+from ..weights import save_weights
+
+LOGGER = logging.getLogger('stereo_depth_ros.training')
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or resumed and finished) run produced."""
+
+    out_dir: Path
+    step: int
+    weights: Path
+    exported: Optional[Path]
+    history: dict
+    final_validation: dict
+    wall_time_s: float
+
+
+def learning_rate(step: int, opt: OptimizationConfig, total_steps: int) -> float:
+    """Return the learning rate of ``step``: linear warm-up, then the configured schedule."""
+    if opt.warmup_steps and step < opt.warmup_steps:
+        return opt.lr * (step + 1) / opt.warmup_steps
+    if opt.lr_schedule == 'constant':
+        return opt.lr
+    if opt.lr_schedule == 'step':
+        passed = sum(1 for m in opt.milestones if step >= m * total_steps)
+        return opt.lr * opt.gamma ** passed
+    progress = (step - opt.warmup_steps) / max(1, total_steps - opt.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+    return opt.lr * (opt.min_lr_ratio + (1 - opt.min_lr_ratio) * cosine)
+
+
+def build_model(config: TrainConfig) -> torch.nn.Module:
+    """Construct the network of ``config.backend`` from ``model.architecture``."""
+    if config.backend not in NETWORKS:
+        raise ConfigError(f'backend {config.backend!r} has no network; known: '
+                          f'{", ".join(NETWORKS)}')
+    try:
+        return NETWORKS[config.backend](**config.model.architecture)
+    except TypeError as error:
+        raise ConfigError(f'model.architecture {config.model.architecture} does not fit '
+                          f'{config.backend}: {error}') from None
+
+
+def _setup_logging(out_dir: Path) -> logging.Handler:
+    LOGGER.setLevel(logging.INFO)
+    handler = logging.FileHandler(out_dir / 'train.log')
+    handler.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S'))
+    LOGGER.addHandler(handler)
+    return handler
+
+
+def _log(message: str) -> None:
+    LOGGER.info(message)
+    tqdm.write(message, file=sys.stdout)
+
+
+def _autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    if precision == 'fp32':
+        return None
+    if precision == 'fp16':
+        if device.type != 'cuda':
+            raise ConfigError('optimization.precision fp16 needs CUDA; use bf16 on the CPU')
+        return torch.float16
+    return torch.bfloat16
+
+
+def describe_data(config: TrainConfig) -> str:
+    """One line describing the training data and augmentation."""
+    sources = []
+    for source in config.data.sources:
+        if source.kind == 'synthetic':
+            sources.append(f'synthetic {"+".join(source.scene_kinds)} scenes '
+                           f'{source.width}x{source.height} (seeds < 1000000, max disparity '
+                           f'{source.max_disparity:g} px, weight {source.weight:g})')
+        else:
+            sources.append(f'{source.kind} at {source.root} (weight {source.weight:g})')
+    transforms = ', '.join(
+        '{}({})'.format(t.get('name'), ', '.join(f'{k}={v}' for k, v in t.items() if k != 'name'))
+        for t in config.data.augmentation)
+    return '; '.join(sources) + (f'; augmentation: {transforms}' if transforms else '')
+
+
+class Trainer:
+    """One training run of a config; see :func:`train`."""
+
+    def __init__(self, config: TrainConfig, device: str = 'auto', steps: Optional[int] = None,
+                 out_dir: Optional[str | Path] = None, progress: bool = True) -> None:
+        self.config = config
+        self.total_steps = int(steps or config.optimization.steps)
+        if self.total_steps <= 0:
+            raise ConfigError(f'steps must be > 0, got {self.total_steps}')
+        self.out_dir = Path(out_dir or config.output.out_dir)
+        self.device = resolve_device(device)
+        self.progress = progress
+        opt = config.optimization
+        if opt.num_threads and self.device.type == 'cpu':
+            torch.set_num_threads(opt.num_threads)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config).to(self.device)
+        self.autocast_dtype = _autocast_dtype(opt.precision, self.device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr,
+                                           betas=tuple(opt.betas),
+                                           weight_decay=opt.weight_decay)
+        self.scaler = torch.amp.GradScaler('cuda') if opt.precision == 'fp16' else None
+        self.loss = build_loss(config.backend, self.model, config.model.loss, self.total_steps)
+        self.data = TrainingData(config.data, config.seed, opt.batch_size)
+        self.history: dict[str, list[dict]] = {'train': [], 'val': []}
+        self.step = 0
+        self.wall_time = 0.0
+        self._val_scenes: Optional[list] = None
+
+    @property
+    def checkpoint_prefix(self) -> Path:
+        """Prefix of the run's checkpoint files."""
+        return self.out_dir / 'checkpoint'
+
+    def resume(self) -> None:
+        """Continue from the run folder's checkpoint."""
+        record = load_checkpoint(self.checkpoint_prefix, self.model, self.optimizer)
+        self.step = int(record['step'])
+        extra = record.get('extra', {})
+        self.history = extra.get('history', self.history)
+        self.wall_time = float(extra.get('wall_time_s', 0.0))
+        _log(f'resumed {self.checkpoint_prefix} at step {self.step}')
+
+    def save(self) -> None:
+        """Write the checkpoint, the history and the curves."""
+        save_checkpoint(self.checkpoint_prefix, self.model, self.optimizer, self.step,
+                        {'history': self.history, 'wall_time_s': self.wall_time,
+                         'config': self.config.to_dict()})
+        (self.out_dir / 'history.json').write_text(json.dumps(self.history, indent=1))
+        plot_curves(self.history, self.out_dir / 'curves.png',
+                    f'{self.config.name} ({self.config.backend})')
+
+    def validate(self) -> dict[str, float]:
+        """Score the model on the held-out scenes and record it in the history."""
+        if self._val_scenes is None:
+            self._val_scenes = heldout_scenes(self.config.evaluation)
+        if not self._val_scenes:
+            return {}
+        # fp32 like the backends' CPU default, so the numbers match `stereo-depth eval`
+        metrics = validate(self.model, self._val_scenes, self.device)
+        record = {'step': self.step, **metrics}
+        self.history['val'].append(record)
+        _log(f'val step {self.step}: EPE {metrics["epe"]:.3f} px, D1 {100 * metrics["d1"]:.2f} '
+             f'%, bad-3 {100 * metrics["bad3"]:.2f} % ({len(self._val_scenes)} held-out '
+             f'{self.config.evaluation.kind} scenes)')
+        return metrics
+
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
+        opt = self.config.optimization
+        lr = learning_rate(self.step, opt, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group['lr'] = lr
+        left = normalize_image(batch['left'].to(self.device, non_blocking=True))
+        right = normalize_image(batch['right'].to(self.device, non_blocking=True))
+        disparity = batch['disparity'].to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            output = self.model(left, right)
+        if isinstance(output, QROutput):
+            output = QROutput(output.logits.float(), output.residuals.float(),
+                              output.disparity.float(),
+                              [p.float() for p in output.trunk_predictions])
+        else:
+            output = [p.float() for p in output]
+        loss, terms = self.loss(output, disparity, self.step)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f'training loss became {float(loss)} at step {self.step}; '
+                                     f'lower optimization.lr or enable grad_clip')
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        if opt.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        return float(loss.detach()), {**terms, 'lr': lr}
+
+    def run(self) -> TrainResult:
+        """Train to ``total_steps`` (from the current step), validate, save and export."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        handler = _setup_logging(self.out_dir)
+        try:
+            return self._run()
+        finally:
+            LOGGER.removeHandler(handler)
+            handler.close()
+
+    def _run(self) -> TrainResult:
+        cfg, opt = self.config, self.config.optimization
+        _log(f'training {cfg.backend} ({cfg.name}) on {self.device}, steps {self.step} -> '
+             f'{self.total_steps}, batch {opt.batch_size}, precision {opt.precision}, '
+             f'{torch.get_num_threads()} threads, '
+             f'{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters')
+        self.model.train()
+        window: list[tuple[float, dict[str, float]]] = []
+        window_start = time.perf_counter()
+        last = time.perf_counter()
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f'train {cfg.backend}',
+                   unit='step', file=sys.stderr, disable=not self.progress,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)
+        batches = batch_iterator(self.data, self.step, self.total_steps, opt.batch_size,
+                                 cfg.data.num_workers)
+        try:
+            for batch in batches:
+                window.append(self._train_step(batch))
+                self.step += 1
+                bar.update(1)
+                now = time.perf_counter()
+                self.wall_time += now - last
+                last = now
+                if self.step % cfg.output.log_every == 0 or self.step == self.total_steps:
+                    self._log_window(window, now - window_start)
+                    window, window_start = [], time.perf_counter()
+                if cfg.evaluation.every and self.step % cfg.evaluation.every == 0 \
+                        and self.step < self.total_steps:
+                    self.validate()
+                    self.model.train()
+                if self.step % cfg.output.checkpoint_every == 0:
+                    self.save()
+                last = time.perf_counter()
+        except KeyboardInterrupt:
+            self.save()
+            _log(f'interrupted at step {self.step}; checkpoint saved, continue with --resume')
+            raise
+        finally:
+            bar.close()
+        final = self.validate() if cfg.evaluation.num_scenes else {}
+        self.model.train()
+        self.save()
+        weights, exported = self.export(final)
+        _log(f'finished {self.step} steps in {self.wall_time / 60:.1f} min; weights {weights}'
+             + (f', exported to {exported}' if exported else ''))
+        return TrainResult(self.out_dir, self.step, weights, exported, self.history, final,
+                           self.wall_time)
+
+    def _log_window(self, window: list[tuple[float, dict[str, float]]], seconds: float) -> None:
+        if not window:
+            return
+        keys = [k for k in window[-1][1] if all(k in terms for _, terms in window)]
+        record: dict[str, Any] = {'step': self.step,
+                                  'loss': sum(loss for loss, _ in window) / len(window)}
+        for key in keys:
+            record[key] = sum(terms[key] for _, terms in window) / len(window)
+        record['s_per_step'] = seconds / len(window)
+        self.history['train'].append(record)
+        remaining = (self.total_steps - self.step) * record['s_per_step']
+        extras = ' '.join(f'{k} {v:.3g}' for k, v in record.items()
+                          if k not in ('step', 'loss', 's_per_step', 'lr'))
+        _log(f'step {self.step}/{self.total_steps} loss {record["loss"]:.4g} {extras} '
+             f'lr {record.get("lr", 0):.2e} {record["s_per_step"]:.3f} s/step '
+             f'eta {remaining / 60:.1f} min')
+
+    def training_metadata(self, final: dict[str, float]) -> dict[str, Any]:
+        """Return what the weights file and model card record about this run."""
+        cfg = self.config
+        crops = [t for t in cfg.data.augmentation if t.get('name') == 'random_crop']
+        return {
+            'experiment': cfg.name,
+            'steps': self.step,
+            'batch_size': cfg.optimization.batch_size,
+            'crop': [crops[-1]['height'], crops[-1]['width']] if crops else None,
+            'precision': cfg.optimization.precision,
+            'wall_time_s': round(self.wall_time, 1),
+            'hardware': hardware_info(self.device),
+            'data': describe_data(cfg),
+            'final_validation': {
+                'scenes': f'{cfg.evaluation.num_scenes} held-out synthetic '
+                          f'{cfg.evaluation.kind} {cfg.evaluation.width}x'
+                          f'{cfg.evaluation.height} (seeds from EVAL_SEED_OFFSET)',
+                **{k: round(float(v), 4) for k, v in final.items()}},
+            'finished_utc': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
+            'config': cfg.to_dict(),
+        }
+
+    def export(self, final: dict[str, float]) -> tuple[Path, Optional[Path]]:
+        """Save the final weights in the run folder and, if configured, to ``output.export``."""
+        from .model_card import write_card
+        cfg = self.config
+        metadata = {'training': self.training_metadata(final)}
+        weights = save_weights(self.model, self.out_dir / f'{cfg.backend}.safetensors',
+                               cfg.backend, extra_metadata=metadata,
+                               dtype=cfg.output.weights_dtype)
+        exported = None
+        if cfg.output.export:
+            exported = save_weights(self.model, cfg.output.export, cfg.backend,
+                                    extra_metadata=metadata, dtype=cfg.output.weights_dtype)
+            write_card(exported, exported.with_suffix('.yaml'), evaluations=None)
+        return weights, exported
+
+
+def train(config: TrainConfig, device: str = 'auto', steps: Optional[int] = None,
+          resume: bool = False, out_dir: Optional[str | Path] = None,
+          progress: bool = True) -> TrainResult:
+    """Run (or, with ``resume``, continue) the experiment ``config``.
+
+    ``steps`` overrides ``optimization.steps``; ``out_dir`` overrides ``output.out_dir``. A
+    run folder that already holds a checkpoint is only reused with ``resume`` (which starts
+    from step 0 where there is no checkpoint yet).
+    """
+    trainer = Trainer(config, device=device, steps=steps, out_dir=out_dir, progress=progress)
+    if resume and has_checkpoint(trainer.checkpoint_prefix):
+        trainer.resume()
+    elif has_checkpoint(trainer.checkpoint_prefix):
+        raise ConfigError(f'{trainer.out_dir} already holds a checkpoint; pass --resume to '
+                          f'continue it or choose another --out-dir')
+    return trainer.run()

@@ -1,0 +1,71 @@
+"""Validation during training: held-out synthetic scenes scored with the project's metrics.
+
+The scenes use seeds ``EVAL_SEED_OFFSET + i`` (never used for training) at the size and kind
+of ``stereo-depth eval --dataset synthetic --root eval:N``, and predictions go through the
+same steps as the learned backends (per-image normalisation, padding to the network divisor,
+NaN outside ``[0, max_disparity]``), then :func:`~stereo_depth_ros.evaluation.metrics.
+evaluate_pair` (KITTI-style filling), so the numbers match that command's.
+"""
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .config import EvaluationConfig
+from ..evaluation.metrics import evaluate_pair, mean_metrics
+from ..networks.common import normalize_image, pad_to_divisor
+
+
+def heldout_scenes(config: EvaluationConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Return (left, right, disparity) of the first ``num_scenes`` held-out scenes."""
+    from ..data.synthetic import EVAL_SEED_OFFSET, make_scene
+    scenes = []
+    for i in range(config.num_scenes):
+        scene = make_scene(EVAL_SEED_OFFSET + i, height=config.height, width=config.width,
+                           kind=config.kind)
+        scenes.append((scene.left, scene.right, scene.disparity))
+    return scenes
+
+
+def _to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    array = np.stack([np.asarray(image).transpose(2, 0, 1) for image in images])
+    return normalize_image(torch.from_numpy(np.ascontiguousarray(array)).to(device))
+
+
+@torch.no_grad()
+def predict_disparity(model: torch.nn.Module, lefts: Sequence[np.ndarray],
+                      rights: Sequence[np.ndarray], device: torch.device,
+                      autocast_dtype: torch.dtype | None = None) -> np.ndarray:
+    """Return NxHxW float32 disparity of uint8 RGB pairs, NaN outside [0, max_disparity]."""
+    left = _to_tensor(lefts, device)
+    right = _to_tensor(rights, device)
+    height, width = left.shape[-2:]
+    left, _ = pad_to_divisor(left, model.divisor)
+    right, _ = pad_to_divisor(right, model.divisor)
+    with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
+                        enabled=autocast_dtype is not None):
+        disparity = model.predict(left, right)
+    disparity = disparity[:, 0, :height, :width].float().cpu().numpy()
+    with np.errstate(invalid='ignore'):
+        invalid = ~np.isfinite(disparity) | (disparity < 0) | (disparity > model.max_disparity)
+    disparity[invalid] = np.nan
+    return disparity
+
+
+def validate(model: torch.nn.Module, scenes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+             device: torch.device, batch_size: int = 4,
+             autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Return mean epe, d1, bad1-3 and density of ``model`` on ``scenes`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    rows = []
+    try:
+        for start in range(0, len(scenes), batch_size):
+            chunk = scenes[start:start + batch_size]
+            predictions = predict_disparity(model, [s[0] for s in chunk], [s[1] for s in chunk],
+                                            device, autocast_dtype)
+            rows.extend(evaluate_pair(p, s[2]) for p, s in zip(predictions, chunk))
+    finally:
+        model.train(was_training)
+    return mean_metrics(rows)

@@ -1,0 +1,79 @@
+"""Pictures people look at: colourised disparity, obstacle overlays, side-by-side panels."""
+
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .images import to_rgb
+
+
+def colorize_disparity(disparity: np.ndarray, max_disparity: Optional[float] = None,
+                       min_disparity: float = 0.0) -> np.ndarray:
+    """Return an HxWx3 uint8 RGB image of disparity (turbo colour map; unknown = black).
+
+    Near (large disparity) is red, far is blue. ``max_disparity`` defaults to the 99th
+    percentile of the valid values, so one outlier does not wash the picture out.
+    """
+    disparity = np.asarray(disparity, dtype=np.float32)
+    valid = np.isfinite(disparity)
+    if max_disparity is None:
+        max_disparity = float(np.percentile(disparity[valid], 99)) if valid.any() else 1.0
+    span = max(float(max_disparity) - min_disparity, 1e-6)
+    scaled = np.zeros(disparity.shape, dtype=np.uint8)
+    scaled[valid] = np.clip((disparity[valid] - min_disparity) / span * 255.0, 0, 255).astype(
+        np.uint8)
+    colour = cv2.applyColorMap(scaled, cv2.COLORMAP_TURBO)[:, :, ::-1].copy()
+    colour[~valid] = 0
+    return colour
+
+
+def colorize_depth(depth: np.ndarray, max_depth: float = 40.0) -> np.ndarray:
+    """Return an RGB picture of metric depth (near = red, unknown = black)."""
+    depth = np.asarray(depth, dtype=np.float32)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        inverse = np.where(np.isfinite(depth) & (depth > 0), 1.0 / depth, np.nan)
+    return colorize_disparity(inverse, max_disparity=float(np.nanmax(inverse))
+                              if np.isfinite(inverse).any() else 1.0,
+                              min_disparity=1.0 / max_depth)
+
+
+def overlay_obstacle(left: np.ndarray, obstacle) -> np.ndarray:
+    """Return the left image (RGB) with the nearest-obstacle mask tinted, its box and distance.
+
+    ``obstacle`` is an :class:`~stereo_depth_ros.obstacle.ObstacleResult`.
+    """
+    image = to_rgb(left).copy()
+    if obstacle is None or not obstacle.found:
+        cv2.putText(image, 'no obstacle', (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (255, 255, 255), 2, cv2.LINE_AA)
+        return image
+    mask = obstacle.mask.astype(bool)
+    tint = np.array([255, 40, 40], dtype=np.float32)
+    image[mask] = (0.45 * image[mask] + 0.55 * tint).astype(np.uint8)
+    edges = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    image[edges > 0] = (255, 255, 0)
+    if obstacle.bbox is not None:
+        x, y, w, h = (int(v) for v in obstacle.bbox)
+        cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), (255, 255, 0), 2)
+        label = f'{obstacle.distance:.1f} m'
+        cv2.putText(image, label, (x, max(y - 6, 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (255, 255, 255), 2, cv2.LINE_AA)
+    return image
+
+
+def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
+    """Concatenate RGB images of one height horizontally with a black gap."""
+    rgb = [to_rgb(image) for image in images]
+    height = rgb[0].shape[0]
+    spacer = np.zeros((height, gap, 3), dtype=np.uint8)
+    parts: list[np.ndarray] = []
+    for image in rgb:
+        parts.extend([image, spacer])
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def save_rgb(path, image: np.ndarray) -> None:
+    """Write an RGB uint8 image to ``path`` (PNG or any format OpenCV knows)."""
+    if not cv2.imwrite(str(path), to_rgb(image)[:, :, ::-1]):
+        raise OSError(f'cannot write image {path}')

@@ -1,0 +1,419 @@
+"""kitti2bag, process-bag and the synchronizer, through both rosbag2 storage plugins."""
+
+import numpy as np
+import pytest
+import yaml
+from rosbags.interfaces import ConnectionExtRosbag2
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.bags import (BagInput, find_stereo_topics, kitti_to_bag, process_bag)
+from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.cli import main
+from stereo_depth_ros.errors import DatasetError
+from stereo_depth_ros.kitti import write_raw_drive
+from stereo_depth_ros.msgs import (MessageTypes, array_to_image, disparity_from_message,
+                                   image_to_array, make_camera_infos, make_header,
+                                   point_cloud2_to_arrays, stamp_to_ns)
+from stereo_depth_ros.pipeline import StereoPipeline
+from stereo_depth_ros.sync import ApproximateTimeSynchronizer, TimeSynchronizer
+
+WIDTH, HEIGHT, SHIFT = 96, 64, 6
+CAMERA = StereoCameraModel(WIDTH, HEIGHT, 80.0, 80.0, 47.5, 47.5, 31.5, 0.3)
+START_NS = 1_317_042_145_964_389_445
+FRAMES = 3
+JITTER_NS = 2_000_000
+
+
+def textured_pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fronto-parallel textured plane: disparity SHIFT everywhere."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (HEIGHT // 2, (WIDTH + SHIFT) // 2, 3), dtype=np.uint8)
+    texture = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
+    return texture[:, :WIDTH].copy(), texture[:, SHIFT:SHIFT + WIDTH].copy()
+
+
+PAIRS = [textured_pair(seed) for seed in range(FRAMES)]
+
+
+@pytest.fixture(scope='module')
+def drive(tmp_path_factory):
+    """A KITTI raw drive (camera 2 offset from camera 0) whose right stamps lag by 2 ms."""
+    stamps = [START_NS + i * 100_000_000 for i in range(FRAMES)]
+    return write_raw_drive(tmp_path_factory.mktemp('kitti'), [p[0] for p in PAIRS],
+                           [p[1] for p in PAIRS], CAMERA, stamps,
+                           right_stamps_ns=[s + JITTER_NS for s in stamps])
+
+
+@pytest.fixture(scope='module', params=['mcap', 'sqlite3'])
+def kitti_bag(request, drive, tmp_path_factory):
+    """kitti2bag output of the drive in each storage format."""
+    path = tmp_path_factory.mktemp('bags') / f'kitti_{request.param}'
+    kitti_to_bag(drive, path, storage=request.param, progress=False)
+    return path
+
+
+def read_bag(path, store=Stores.ROS2_JAZZY):
+    """topic -> list of (log time, message), read with plain rosbags."""
+    typestore = get_typestore(store)
+    messages = {}
+    with Reader(path) as reader:
+        for connection, log_time, data in reader.messages():
+            msg = typestore.deserialize_cdr(data, connection.msgtype)
+            messages.setdefault(connection.topic, []).append((log_time, msg))
+    return messages
+
+
+def sgbm_pipeline():
+    """A small-range SGBM pipeline for the tiny test images."""
+    return StereoPipeline(create_backend('sgbm', disparity_range=16))
+
+
+# --------------------------------------------------------------------------- kitti2bag
+
+
+def test_kitti2bag_metadata_is_readable_by_humble_and_jazzy(kitti_bag):
+    info = yaml.safe_load((kitti_bag / 'metadata.yaml').read_text())
+    info = info['rosbag2_bagfile_information']
+    assert info['version'] == 8
+    assert info['storage_identifier'] in ('mcap', 'sqlite3')
+    topics = {t['topic_metadata']['name']: t for t in info['topics_with_message_count']}
+    assert sorted(topics) == ['/stereo/left/camera_info', '/stereo/left/image_rect',
+                              '/stereo/right/camera_info', '/stereo/right/image_rect',
+                              '/tf_static']
+    assert topics['/stereo/left/image_rect']['message_count'] == FRAMES
+    for entry in topics.values():
+        qos = entry['topic_metadata']['offered_qos_profiles']
+        assert isinstance(qos, str)  # Humble reads the profiles as a YAML string
+        profile = yaml.safe_load(qos)[0]
+        assert profile['reliability'] == 1 and profile['history'] == 1
+    tf_qos = yaml.safe_load(topics['/tf_static']['topic_metadata']['offered_qos_profiles'])[0]
+    image_qos = yaml.safe_load(
+        topics['/stereo/left/image_rect']['topic_metadata']['offered_qos_profiles'])[0]
+    assert tf_qos['durability'] == 1 and image_qos['durability'] == 2  # latched vs volatile
+
+
+def test_kitti2bag_images_calibration_and_stamps(kitti_bag):
+    messages = read_bag(kitti_bag)
+    for side, index in (('left', 0), ('right', 1)):
+        images = messages[f'/stereo/{side}/image_rect']
+        infos = messages[f'/stereo/{side}/camera_info']
+        assert len(images) == len(infos) == FRAMES
+        for frame, ((log_time, image), (_, info)) in enumerate(zip(images, infos)):
+            assert image.encoding == 'rgb8' and image.header.frame_id == f'stereo_{side}'
+            np.testing.assert_array_equal(image_to_array(image)[0], PAIRS[frame][index])
+            stamp = START_NS + frame * 100_000_000  # the left stamp on both by default
+            assert stamp_to_ns(image.header.stamp) == stamp_to_ns(info.header.stamp) == stamp
+            assert log_time == stamp
+            assert (info.width, info.height) == (WIDTH, HEIGHT)
+            assert info.k[0] == 80.0 and info.k[2] == 47.5
+            expected_tx = 0.0 if side == 'left' else -80.0 * 0.3  # not -80 * (0.3 - 0.06)
+            assert info.p[3] == pytest.approx(expected_tx)
+    (_, tf), = messages['/tf_static']
+    right = [t for t in tf.transforms if t.child_frame_id == 'stereo_right'][0]
+    assert right.header.frame_id == 'stereo_left'
+    assert right.transform.translation.x == pytest.approx(0.3)
+
+
+def test_kitti2bag_keep_camera_stamps(drive, tmp_path):
+    kitti_to_bag(drive, tmp_path / 'bag', storage='sqlite3', keep_camera_stamps=True,
+                 frames='1:', topic_prefix='/cam', progress=False)
+    messages = read_bag(tmp_path / 'bag')
+    lefts = [stamp_to_ns(m.header.stamp) for _, m in messages['/cam/left/image_rect']]
+    rights = [stamp_to_ns(m.header.stamp) for _, m in messages['/cam/right/camera_info']]
+    assert lefts == [START_NS + i * 100_000_000 for i in (1, 2)]
+    assert rights == [s + JITTER_NS for s in lefts]
+
+
+def test_kitti2bag_refuses_to_overwrite(drive, kitti_bag):
+    with pytest.raises(DatasetError, match='exists already'):
+        kitti_to_bag(drive, kitti_bag, progress=False)
+
+
+# --------------------------------------------------------------------------- process-bag
+
+
+@pytest.mark.parametrize('out_storage', ['sqlite3', 'mcap'])
+def test_process_bag_outputs_are_consistent(kitti_bag, tmp_path, out_storage):
+    out = tmp_path / 'processed'
+    summary = process_bag(kitti_bag, out, sgbm_pipeline(), storage=out_storage, points=True,
+                          progress=False)
+    assert summary.pairs == FRAMES and summary.namespace == '/stereo'
+    assert not any(summary.unpaired.values())
+    messages = read_bag(out)
+    for topic in ('/stereo/left/image_rect', '/stereo/right/camera_info', '/tf_static'):
+        assert len(messages[topic]) == len(read_bag(kitti_bag)[topic])
+    for name in ('disparity', 'depth', 'obstacle/mask', 'obstacle/range', 'disparity/color',
+                 'points2'):
+        assert len(messages[f'/stereo/{name}']) == FRAMES, name
+    for frame in range(FRAMES):
+        stamp = START_NS + frame * 100_000_000
+        _, disparity_msg = messages['/stereo/disparity'][frame]
+        _, depth_msg = messages['/stereo/depth'][frame]
+        assert stamp_to_ns(disparity_msg.header.stamp) == stamp_to_ns(depth_msg.header.stamp) \
+            == stamp
+        assert disparity_msg.header.frame_id == 'stereo_left'
+        assert disparity_msg.f == pytest.approx(80.0) and disparity_msg.t == pytest.approx(0.3)
+        disparity, f, t = disparity_from_message(disparity_msg)
+        centre = disparity[8:-8, 24:-8]
+        assert np.isfinite(centre).mean() > 0.9
+        assert np.nanmedian(centre) == pytest.approx(SHIFT, abs=0.1)
+        depth = image_to_array(depth_msg)[0]
+        assert depth_msg.encoding == '32FC1'
+        valid = np.isfinite(disparity)
+        np.testing.assert_allclose(depth[valid], f * t / disparity[valid], rtol=1e-5)
+        assert np.isnan(depth[~valid]).all()
+        assert np.nanmedian(depth[8:-8, 24:-8]) == pytest.approx(80 * 0.3 / SHIFT, rel=0.02)
+        _, colour = messages['/stereo/disparity/color'][frame]
+        _, mask = messages['/stereo/obstacle/mask'][frame]
+        assert colour.encoding == 'bgr8' and mask.encoding == 'mono8'
+        _, cloud = messages['/stereo/points2'][frame]
+        xyz, rgb = point_cloud2_to_arrays(cloud)
+        assert len(xyz) == valid.sum() and np.isfinite(xyz).all()
+        assert np.median(xyz[:, 2]) == pytest.approx(4.0, rel=0.05)
+
+
+def test_exact_sync_drops_jittered_pairs_and_approximate_pairs_them(drive, tmp_path):
+    jittered = tmp_path / 'jittered'
+    kitti_to_bag(drive, jittered, storage='mcap', keep_camera_stamps=True, progress=False)
+    exact = process_bag(jittered, tmp_path / 'exact', sgbm_pipeline(), progress=False)
+    assert exact.pairs == 0
+    assert exact.unpaired == {'/stereo/left/image_rect': 3, '/stereo/right/image_rect': 3,
+                              '/stereo/left/camera_info': 3, '/stereo/right/camera_info': 3}
+    assert any('approximate' in line for line in exact.lines())
+    approximate = process_bag(jittered, tmp_path / 'approx', sgbm_pipeline(), slop=0.01,
+                              progress=False)
+    assert approximate.pairs == FRAMES and not any(approximate.unpaired.values())
+    too_tight = process_bag(jittered, tmp_path / 'tight', sgbm_pipeline(), slop=0.001,
+                            progress=False)
+    assert too_tight.pairs == 0
+    stamps = [stamp_to_ns(m.header.stamp) for _, m in
+              read_bag(tmp_path / 'approx')['/stereo/disparity']]
+    assert stamps == [START_NS + i * 100_000_000 for i in range(FRAMES)]  # left stamps
+
+
+def write_recorded_bag(path, version=9, storage=StoragePlugin.SQLITE3):
+    """A bag as ``ros2 bag record`` on Jazzy writes it, with other topic names and extras."""
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    typestore.register(get_types_from_msg('string text', 'my_msgs/msg/Note'))
+    types = MessageTypes.from_typestore(typestore)
+    topics = {'/cam/left/image_rect_color': 'sensor_msgs/msg/Image',
+              '/cam/left/image_raw': 'sensor_msgs/msg/Image',
+              '/cam/right/image_rect_color': 'sensor_msgs/msg/Image',
+              '/cam/left/camera_info': 'sensor_msgs/msg/CameraInfo',
+              '/cam/right/camera_info': 'sensor_msgs/msg/CameraInfo',
+              '/notes': 'my_msgs/msg/Note'}
+    with Writer(path, version=version, storage_plugin=storage) as writer:
+        connections = {topic: writer.add_connection(topic, kind, typestore=typestore)
+                       for topic, kind in topics.items()}
+        for frame, (left, right) in enumerate(PAIRS[:2]):
+            stamp = START_NS + frame * 50_000_000
+            lh, rh = make_header(stamp, 'l', types), make_header(stamp, 'r', types)
+            left_info, right_info = make_camera_infos(CAMERA, lh, rh, types)
+            grey = np.ascontiguousarray(left[:, :, 0])
+            items = [('/cam/left/image_raw', array_to_image(grey, 'mono8', lh, types)),
+                     ('/cam/right/image_rect_color',
+                      array_to_image(np.ascontiguousarray(right[:, :, ::-1]), 'bgr8', rh,
+                                     types)),
+                     ('/cam/left/camera_info', left_info),
+                     ('/cam/left/image_rect_color',
+                      array_to_image(np.ascontiguousarray(left[:, :, ::-1]), 'bgr8', lh,
+                                     types)),
+                     ('/cam/right/camera_info', right_info),
+                     ('/notes', typestore.types['my_msgs/msg/Note'](text=f'frame {frame}'))]
+            for offset, (topic, msg) in enumerate(items):
+                writer.write(connections[topic], stamp + 1000 * offset,
+                             typestore.serialize_cdr(msg, topics[topic]))
+
+
+def test_process_bag_reads_a_recorded_bag_with_other_names(tmp_path):
+    write_recorded_bag(tmp_path / 'recorded')
+    summary = process_bag(tmp_path / 'recorded', tmp_path / 'out', sgbm_pipeline(),
+                          progress=False)
+    assert summary.topics.left_image == '/cam/left/image_rect_color'
+    assert summary.topics.right_info == '/cam/right/camera_info'
+    assert summary.pairs == 2 and summary.namespace == '/cam'
+    messages = read_bag_with_notes(tmp_path / 'out')
+    assert [m.text for _, m in messages['/notes']] == ['frame 0', 'frame 1']
+    assert len(messages['/cam/left/image_raw']) == 2
+    disparity, _, _ = disparity_from_message(messages['/cam/disparity'][1][1])
+    assert np.nanmedian(disparity[8:-8, 24:-8]) == pytest.approx(SHIFT, abs=0.1)
+
+
+def read_bag_with_notes(path):
+    """read_bag for a bag carrying the custom Note type (its definition comes from the bag)."""
+    with BagInput(path) as bag:
+        return {topic: [(t, bag.deserialize(d, c)) for c, t, d in bag.messages()
+                        if c.topic == topic] for topic in bag.topics}
+
+
+def test_topics_given_as_options_are_checked(tmp_path):
+    write_recorded_bag(tmp_path / 'recorded', storage=StoragePlugin.MCAP)
+    with pytest.raises(DatasetError, match='--left-info /cam/left/image_raw: expected a '
+                                           'sensor_msgs/msg/CameraInfo'):
+        process_bag(tmp_path / 'recorded', tmp_path / 'out', sgbm_pipeline(),
+                    topics={'left_info': '/cam/left/image_raw'}, progress=False)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_find_stereo_topics():
+    image, info = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo'
+    topics = {'/s/left/image_raw': image, '/s/left/image_rect': image,
+              '/s/right/image_raw': image, '/s/right/image_rect': image,
+              '/s/left/camera_info': info, '/s/right/camera_info': info,
+              '/s/left/disparity': image}
+    found = find_stereo_topics(topics)
+    assert found.as_list() == ['/s/left/image_rect', '/s/right/image_rect',
+                               '/s/left/camera_info', '/s/right/camera_info']
+    assert found.namespace == '/s'
+    chosen = find_stereo_topics(topics, left_image='/s/left/image_raw')
+    assert chosen.right_image == '/s/right/image_raw'
+    with pytest.raises(DatasetError, match='cannot choose the left image topic.*found: none'):
+        find_stereo_topics({'/camera/image': image})
+    with pytest.raises(DatasetError, match='right camera_info'):
+        find_stereo_topics({'/a/left/image': image, '/b/right/image': image,
+                            '/a/left/camera_info': info})
+
+
+# --------------------------------------------------------------------------- corrupt bags
+
+
+def test_corrupt_metadata_is_a_clear_error(kitti_bag, tmp_path):
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    for item in kitti_bag.iterdir():
+        (broken / item.name).write_bytes(item.read_bytes())
+    (broken / 'metadata.yaml').write_text('rosbag2_bagfile_information: [unclosed')
+    with pytest.raises(DatasetError, match=f'bag {broken}'):
+        process_bag(broken, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert not (tmp_path / 'out').exists()
+
+
+def test_corrupt_storage_file_is_a_clear_error(kitti_bag, tmp_path):
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    for item in kitti_bag.iterdir():
+        data = item.read_bytes()
+        if item.name != 'metadata.yaml':
+            data = data[:len(data) // 3] + b'\0garbage' * 64
+        (broken / item.name).write_bytes(data)
+    with pytest.raises(DatasetError, match='corrupt'):
+        process_bag(broken, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert not (tmp_path / 'out').exists()
+    assert main(['process-bag', str(broken), str(tmp_path / 'out2')]) == 2
+
+
+def test_missing_bag(tmp_path):
+    with pytest.raises(DatasetError, match='does not exist'):
+        process_bag(tmp_path / 'nothing', tmp_path / 'out', sgbm_pipeline(), progress=False)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_kitti2bag_and_process_bag(drive, tmp_path, capsys):
+    assert main(['kitti2bag', str(drive), str(tmp_path / 'in'), '--storage', 'sqlite3',
+                 '--frames', ':2']) == 0
+    assert 'baseline 0.3000 m' in capsys.readouterr().out
+    assert main(['process-bag', str(tmp_path / 'in'), str(tmp_path / 'out'),
+                 '--approximate-sync', '--slop', '0.02', '--queue-size', '5']) == 0
+    out = capsys.readouterr().out
+    assert 'pairs processed: 2' in out and 'frames/s' in out
+    assert main(['kitti2bag', str(drive.parent / 'missing'), str(tmp_path / 'x')]) == 2
+    assert 'does not exist' in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- synchronizer
+
+
+def test_exact_synchronizer_matches_equal_stamps_only():
+    sync = TimeSynchronizer(2, queue_size=3)
+    assert sync.add(0, 100, 'a100') == []
+    assert sync.add(0, 200, 'a200') == []
+    assert sync.add(1, 101, 'b101') == []
+    assert sync.add(1, 200, 'b200') == [['a200', 'b200']]
+    assert sync.pending() == [1, 1]
+    for stamp in (300, 400, 500):
+        sync.add(0, stamp, f'a{stamp}')
+    assert sync.dropped == [1, 0]  # a100 overflowed
+    assert sync.add(1, 400, 'b400') == [['a400', 'b400']]
+
+
+def test_approximate_synchronizer_picks_the_closest_within_slop():
+    sync = ApproximateTimeSynchronizer(3, queue_size=5, slop=0.010)
+    assert sync.add(0, 1_000_000_000, 'L') == []
+    sync.add(1, 1_006_000_000, 'R far')
+    sync.add(1, 1_002_000_000, 'R near')
+    assert sync.add(2, 1_001_000_000, 'I') == [['L', 'R near', 'I']]
+    assert sync.pending() == [0, 1, 0]
+    edge = ApproximateTimeSynchronizer(2, slop=0.010)
+    edge.add(0, 0, 'x')
+    assert edge.add(1, 10_000_000, 'y') == []  # spread must be strictly below slop
+    with pytest.raises(ValueError, match='slop'):
+        ApproximateTimeSynchronizer(2, slop=0.0)
+
+
+def test_connection_extension_of_written_bags(kitti_bag):
+    with Reader(kitti_bag) as reader:
+        for connection in reader.connections:
+            assert isinstance(connection.ext, ConnectionExtRosbag2)
+            assert connection.ext.serialization_format == 'cdr'
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_bag_demo_end_to_end(tmp_path):
+    from PIL import Image
+
+    from stereo_depth_ros.bag_demo import run_bag_demo
+    from stereo_depth_ros.data.synthetic import ROAD_BASELINE
+
+    summary = run_bag_demo(tmp_path, n_frames=2, storage='sqlite3', progress=False)
+    assert summary['pairs'] == 2 and summary['baseline_m'] == pytest.approx(ROAD_BASELINE)
+    assert summary['mean_epe_px'] < 20 and summary['mean_d1'] < 0.5
+    rows = yaml.safe_load((tmp_path / 'metrics.json').read_text())
+    assert [row['frame'] for row in rows] == [0, 1]
+    assert rows[0]['true_distance_m'] > rows[1]['true_distance_m']  # the obstacle approaches
+    assert all(row['t_m'] == pytest.approx(ROAD_BASELINE) for row in rows)
+    with Image.open(tmp_path / 'preview.gif') as gif:
+        assert gif.n_frames == 2
+    with Image.open(tmp_path / 'preview.png') as sheet:
+        assert sheet.width == 3 * 512 + 2 * 4
+    assert len(list((tmp_path / 'kitti').glob('*/*/disp_02/data/*.png'))) == 2
+    again = run_bag_demo(tmp_path, n_frames=2, storage='mcap', progress=False)
+    assert again['pairs'] == 2  # a second run replaces the first one's bags
+
+
+def humble_style_bag(source, target):
+    """Rewrite a sqlite3 bag the way Humble's ``ros2 bag record`` lays it out (v5, schema 3)."""
+    import shutil
+    import sqlite3
+
+    shutil.copytree(source, target)
+    info = yaml.safe_load((target / 'metadata.yaml').read_text())
+    meta = info['rosbag2_bagfile_information']
+    meta['version'] = 5
+    for key in ('custom_data', 'ros_distro'):
+        meta.pop(key, None)
+    for topic in meta['topics_with_message_count']:
+        topic['topic_metadata'].pop('type_description_hash', None)
+    (target / 'metadata.yaml').write_text(yaml.safe_dump(info))
+    database = next(target.glob('*.db3'))
+    with sqlite3.connect(database) as connection:
+        connection.executescript(
+            'DROP TABLE message_definitions; DROP TABLE metadata;'
+            'ALTER TABLE topics DROP COLUMN type_description_hash;'
+            'UPDATE schema SET schema_version = 3, ros_distro = "humble";')
+
+
+def test_process_bag_reads_a_humble_recording(drive, tmp_path):
+    kitti_to_bag(drive, tmp_path / 'jazzy', storage='sqlite3', frames=':2', progress=False)
+    humble_style_bag(tmp_path / 'jazzy', tmp_path / 'humble')
+    summary = process_bag(tmp_path / 'humble', tmp_path / 'out', sgbm_pipeline(),
+                          storage='sqlite3', distro='humble', progress=False)
+    assert summary.pairs == 2 and not summary.not_copied
+    messages = read_bag(tmp_path / 'out', Stores.ROS2_HUMBLE)
+    assert len(messages['/tf_static']) == 1 and len(messages['/stereo/obstacle/range']) == 2
+    assert not hasattr(messages['/stereo/obstacle/range'][0][1], 'variance')

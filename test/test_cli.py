@@ -1,0 +1,84 @@
+"""`stereo-depth` command line round trips and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from stereo_depth_ros.cli import main
+from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
+from stereo_depth_ros.resources import sample_data_dir
+
+
+@pytest.fixture(scope='module')
+def pair(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('pair')
+    scene = make_scene(EVAL_SEED_OFFSET + 5, height=160, width=320, kind='road')
+    cv2.imwrite(str(folder / 'left.png'), scene.left[:, :, ::-1])
+    cv2.imwrite(str(folder / 'right.png'), scene.right[:, :, ::-1])
+    return folder, scene
+
+
+def test_infer_writes_outputs(pair, tmp_path, capsys):
+    folder, scene = pair
+    code = main(['infer', '--backend', 'sgbm', '--left', str(folder / 'left.png'),
+                 '--right', str(folder / 'right.png'), '--fx', str(scene.camera.fx),
+                 '--baseline', str(scene.camera.baseline), '--out-dir', str(tmp_path)])
+    assert code == 0
+    disparity = np.load(tmp_path / 'disparity.npy')
+    depth = np.load(tmp_path / 'depth.npy')
+    assert disparity.shape == depth.shape == (160, 320) and disparity.dtype == np.float32
+    valid = np.isfinite(disparity) & (disparity > 0)
+    np.testing.assert_allclose(depth[valid], scene.camera.focal_baseline / disparity[valid],
+                               rtol=1e-4)
+    for name in ('disparity.png', 'obstacle.png'):
+        assert cv2.imread(str(tmp_path / name)).shape == (160, 320, 3)
+    assert 'nearest obstacle' in capsys.readouterr().out
+
+
+def test_infer_without_calibration_writes_disparity_only(pair, tmp_path):
+    folder, _ = pair
+    assert main(['infer', '--left', str(folder / 'left.png'), '--right',
+                 str(folder / 'right.png'), '--out-dir', str(tmp_path)]) == 0
+    assert (tmp_path / 'disparity.png').exists() and not (tmp_path / 'depth.npy').exists()
+
+
+def test_eval_json_on_middlebury(capsys):
+    code = main(['eval', '--backend', 'sgbm', '--dataset', 'middlebury2003', '--root',
+                 str(sample_data_dir() / 'middlebury2003'), '--json'])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['n'] == 2
+    for key in ('epe', 'd1', 'bad1', 'bad2', 'bad3', 'density', 'ms_per_pair'):
+        assert key in summary
+    assert 0 < summary['bad2'] < summary['bad1'] < 0.5
+    assert 0.5 < summary['density'] <= 1.0
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['infer', '--left', 'missing.png', '--right', 'missing.png', '--out-dir', 'x'],
+     'no such image'),
+    (['eval', '--backend', 'nope', '--dataset', 'synthetic', '--root', 'eval:1'],
+     'unknown backend'),
+    (['eval', '--dataset', 'middlebury2003', '--root', '/nonexistent'], 'not a folder'),
+])
+def test_bad_input_exits_with_one_line(argv, message, tmp_path):
+    result = subprocess.run([sys.executable, '-m', 'stereo_depth_ros.cli', *argv],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert 'Traceback' not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_size_mismatch_is_reported(pair, tmp_path):
+    folder, scene = pair
+    cv2.imwrite(str(tmp_path / 'small.png'), scene.right[:100, :200])
+    result = subprocess.run(
+        [sys.executable, '-m', 'stereo_depth_ros.cli', 'infer', '--left',
+         str(folder / 'left.png'), '--right', str(tmp_path / 'small.png'), '--out-dir',
+         str(tmp_path / 'o')], capture_output=True, text=True)
+    assert result.returncode == 2 and '320x160' in result.stderr and '200x100' in result.stderr

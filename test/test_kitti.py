@@ -1,0 +1,167 @@
+"""KITTI calibration, time stamps and folder layouts; errors name the bad file."""
+
+import numpy as np
+import pytest
+
+from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.errors import DatasetError
+from stereo_depth_ros.kitti import (SYNTHETIC_PERIOD_NS, camera_from_calib, format_kitti_time,
+                                    open_kitti, parse_calib_file, parse_kitti_time,
+                                    read_timestamps, write_kitti_disparity, write_raw_drive)
+
+#: Cameras 2 and 3 of KITTI raw 2011_09_26 (calib_cam_to_cam.txt), rectified.
+KITTI_2011_09_26 = """calib_time: 09-Jan-2012 13:57:47
+corner_dist: 9.950000e-02
+S_rect_02: 1.242000e+03 3.750000e+02
+R_rect_02: 1 0 0 0 1 0 0 0 1
+P_rect_02: 7.215377e+02 0.000000e+00 6.095593e+02 4.485728e+01 0.000000e+00 7.215377e+02 \
+1.728540e+02 2.163791e-01 0.000000e+00 0.000000e+00 1.000000e+00 2.745884e-03
+S_rect_03: 1.242000e+03 3.750000e+02
+P_rect_03: 7.215377e+02 0.000000e+00 6.095593e+02 -3.395242e+02 0.000000e+00 7.215377e+02 \
+1.728540e+02 2.199936e+00 0.000000e+00 0.000000e+00 1.000000e+00 2.729905e-03
+""".replace('\\\n', '')
+
+CAMERA = StereoCameraModel(48, 32, 60.0, 60.0, 23.5, 23.5, 15.5, 0.54)
+
+
+def assert_same_camera(camera, expected=CAMERA):
+    """Compare models up to the 12 digits a calibration file keeps."""
+    for name in ('width', 'height', 'fx', 'fy', 'cx_left', 'cx_right', 'cy', 'baseline'):
+        assert getattr(camera, name) == pytest.approx(getattr(expected, name), rel=1e-9), name
+
+
+def images(count, seed=0):
+    """Random RGB pairs of the fixture camera's size."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(count)]
+
+
+@pytest.fixture
+def drive(tmp_path):
+    """A 3-frame KITTI raw drive whose camera 2 sits 6 cm from camera 0, as in KITTI."""
+    stamps = [parse_kitti_time('2011-09-26 13:02:25.964389445') + i * 103_000_000
+              for i in range(3)]
+    return write_raw_drive(tmp_path, images(3, 1), images(3, 2), CAMERA, stamps,
+                           date='2011_09_26', drive=5,
+                           right_stamps_ns=[s + 1_000 for s in stamps])
+
+
+def test_real_kitti_calibration_gives_the_camera_2_to_3_baseline(tmp_path):
+    path = tmp_path / 'calib_cam_to_cam.txt'
+    path.write_text(KITTI_2011_09_26)
+    camera = camera_from_calib(parse_calib_file(path), path)
+    assert camera.fx == pytest.approx(721.5377)
+    assert (camera.width, camera.height) == (1242, 375)
+    assert camera.baseline == pytest.approx((44.85728 + 339.5242) / 721.5377)
+    assert camera.baseline == pytest.approx(0.5327, abs=1e-4)  # not 339.5242 / fx = 0.4706
+
+
+def test_written_calibration_has_camera_0_offsets_and_reads_back(drive):
+    calib = parse_calib_file(drive.parent / 'calib_cam_to_cam.txt')
+    p02 = calib['P_rect_02'].reshape(3, 4)
+    p03 = calib['P_rect_03'].reshape(3, 4)
+    assert p02[0, 3] == pytest.approx(60.0 * 0.06)
+    assert -p03[0, 3] / 60.0 == pytest.approx(0.48)  # the P_rect_03-only bug would give this
+    assert_same_camera(camera_from_calib(calib, 'x'))
+
+
+def test_kitti_time_stamps():
+    assert parse_kitti_time('2011-09-26 13:02:25.964389445') == 1_317_042_145_964_389_445
+    assert parse_kitti_time('2011-09-26 13:02:25.5') == 1_317_042_145_500_000_000
+    assert format_kitti_time(1_317_042_145_000_000_007) == '2011-09-26 13:02:25.000000007'
+    with pytest.raises(ValueError, match='not a KITTI time stamp'):
+        parse_kitti_time('yesterday')
+
+
+def test_raw_drive_frames(drive):
+    sequence = open_kitti(drive)
+    assert sequence.layout == 'raw' and len(sequence) == 3
+    frame = sequence[1]
+    assert frame.name == '0000000001'
+    assert frame.left_stamp_ns == 1_317_042_146_067_389_445
+    assert frame.right_stamp_ns == frame.left_stamp_ns + 1_000
+    left, right = sequence.read_pair(frame)
+    np.testing.assert_array_equal(left, images(3, 1)[1])
+    np.testing.assert_array_equal(right, images(3, 2)[1])
+    assert [f.index for f in open_kitti(drive, '1:')] == [1, 2]
+    assert [f.index for f in open_kitti(drive, ':-1')] == [0, 1]
+    with pytest.raises(ValueError, match='A:B'):
+        open_kitti(drive, 'x:y')
+
+
+def test_stereo_2015_layout_gets_10_hz_stamps(tmp_path):
+    for name in ('image_2', 'image_3', 'calib_cam_to_cam'):
+        (tmp_path / name).mkdir()
+    raw = tmp_path / 'raw'
+    write_raw_drive(raw, images(2), images(2, 3), CAMERA, [0, 1])
+    for index in range(2):
+        for cam in ('2', '3'):
+            source = next(raw.glob(f'*/*/image_0{cam}/data/{index:010d}.png'))
+            (tmp_path / f'image_{cam}' / f'{index:06d}_10.png').write_bytes(source.read_bytes())
+        (tmp_path / 'calib_cam_to_cam' / f'{index:06d}.txt').write_text(
+            next(raw.glob('*/calib_cam_to_cam.txt')).read_text())
+    sequence = open_kitti(tmp_path)
+    assert sequence.layout == 'stereo2015' and len(sequence) == 2
+    assert sequence[1].left_stamp_ns - sequence[0].left_stamp_ns == SYNTHETIC_PERIOD_NS
+    assert_same_camera(sequence[0].camera)
+    (tmp_path / 'calib_cam_to_cam' / '000001.txt').unlink()
+    with pytest.raises(DatasetError, match='000001.txt does not exist'):
+        open_kitti(tmp_path)
+
+
+def test_corrupt_png_is_named(drive):
+    bad = drive / 'image_03' / 'data' / '0000000002.png'
+    bad.write_bytes(b'\x89PNG not really')
+    sequence = open_kitti(drive)
+    with pytest.raises(DatasetError, match=f'{bad}.*corrupt'):
+        sequence.read_pair(sequence[2])
+
+
+def test_missing_calibration_is_named(drive):
+    (drive.parent / 'calib_cam_to_cam.txt').unlink()
+    with pytest.raises(DatasetError, match='calib_cam_to_cam.txt does not exist'):
+        open_kitti(drive)
+
+
+def test_calibration_without_camera_3_is_named(drive):
+    path = drive.parent / 'calib_cam_to_cam.txt'
+    path.write_text(''.join(line + '\n' for line in path.read_text().splitlines()
+                            if not line.startswith('P_rect_03')))
+    with pytest.raises(DatasetError, match='no P_rect_03 entry'):
+        open_kitti(drive)
+
+
+def test_mismatched_frame_counts_are_named(drive):
+    (drive / 'image_03' / 'data' / '0000000001.png').unlink()
+    with pytest.raises(DatasetError, match='image_02/data has 3 images but image_03/data has 2'):
+        open_kitti(drive)
+
+
+def test_timestamp_count_mismatch_is_named(drive):
+    path = drive / 'image_02' / 'timestamps.txt'
+    path.write_text(''.join(path.read_text().splitlines(keepends=True)[:2]))
+    with pytest.raises(DatasetError, match='timestamps.txt has 2 time stamps for 3 images'):
+        open_kitti(drive)
+    assert len(read_timestamps(path)) == 2
+
+
+def test_image_size_must_match_calibration(drive):
+    path = drive.parent / 'calib_cam_to_cam.txt'
+    path.write_text(path.read_text().replace('S_rect_02: 4.8', 'S_rect_02: 5.0'))
+    sequence = open_kitti(drive)
+    with pytest.raises(DatasetError, match='is 48x32 but the calibration'):
+        sequence.read_pair(sequence[0])
+
+
+def test_not_a_kitti_folder(tmp_path):
+    with pytest.raises(DatasetError, match='neither a KITTI raw drive'):
+        open_kitti(tmp_path)
+
+
+def test_kitti_disparity_png(tmp_path):
+    from stereo_depth_ros.data.datasets import read_kitti_disparity
+
+    disparity = np.array([[np.nan, 0.0, 1.5], [10.25, 100.0, -3.0]], np.float32)
+    write_kitti_disparity(tmp_path / 'd.png', disparity)
+    back = read_kitti_disparity(tmp_path / 'd.png')
+    np.testing.assert_allclose(back, [[np.nan, np.nan, 1.5], [10.25, 100.0, np.nan]])

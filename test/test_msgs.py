@@ -1,0 +1,282 @@
+"""Message conversions against the real ROS 2 definitions of the rosbags typestores."""
+
+import array
+
+import numpy as np
+import pytest
+from rosbags.typesys import Stores, get_typestore
+
+from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.errors import CalibrationError, ImageFormatError
+from stereo_depth_ros.geometry import disparity_to_depth
+from stereo_depth_ros.msgs import (ENCODINGS, MessageTypes, array_to_image, camera_from_infos,
+                                   disparity_from_message, has_field, image_to_array,
+                                   make_camera_infos, make_depth_image, make_disparity_image,
+                                   make_header, make_mask_image, make_obstacle_point,
+                                   make_obstacle_range, make_point_cloud2, make_transform,
+                                   ns_to_stamp, obstacle_centre, point_cloud2_to_arrays,
+                                   stamp_to_ns, stereo_input_from_image)
+
+STORES = {'humble': Stores.ROS2_HUMBLE, 'jazzy': Stores.ROS2_JAZZY}
+
+
+@pytest.fixture(scope='module', params=sorted(STORES))
+def store(request):
+    """(typestore, MessageTypes) of Humble and of Jazzy."""
+    typestore = get_typestore(STORES[request.param])
+    return typestore, MessageTypes.from_typestore(typestore)
+
+
+def cdr_round_trip(typestore, msg):
+    """Serialise to CDR and back, as a bag or DDS would."""
+    raw = typestore.serialize_cdr(msg, msg.__msgtype__)
+    return typestore.deserialize_cdr(raw, msg.__msgtype__)
+
+
+def sample_pixels(encoding: str, height: int = 5, width: int = 7) -> np.ndarray:
+    """Distinct, non-palindromic pixel values of the encoding's layout."""
+    dtype, channels = ENCODINGS[encoding]
+    count = height * width * channels
+    if dtype == np.float32:
+        values = np.linspace(-3.5, 1000.25, count).astype(np.float32)
+        values[3] = np.nan
+    elif dtype == np.uint16:
+        values = (np.arange(count, dtype=np.uint32) * 977 + 258).astype(np.uint16)
+    else:
+        values = (np.arange(count) * 37 % 256).astype(np.uint8)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    return values.reshape(shape)
+
+
+@pytest.mark.parametrize('encoding', sorted(ENCODINGS))
+@pytest.mark.parametrize('padding', [0, 5])
+def test_image_round_trip_every_encoding(store, encoding, padding):
+    typestore, types = store
+    pixels = sample_pixels(encoding)
+    dtype, channels = ENCODINGS[encoding]
+    row = pixels.shape[1] * channels * dtype.itemsize
+    header = make_header(12_000_000_345, 'cam', types)
+    msg = cdr_round_trip(typestore, array_to_image(pixels, encoding, header, types.Image,
+                                                   step=row + padding))
+    assert msg.step == row + padding and len(msg.data) == msg.step * msg.height
+    back, name = image_to_array(msg)
+    assert name == encoding and back.dtype == dtype
+    np.testing.assert_array_equal(back, pixels)
+
+
+@pytest.mark.parametrize('encoding', ['mono16', '16UC1', '32FC1'])
+def test_big_endian_images_are_read_in_their_byte_order(store, encoding):
+    typestore, types = store
+    pixels = sample_pixels(encoding, 3, 4)
+    msg = cdr_round_trip(typestore, array_to_image(pixels, encoding, make_header(0, 'c', types),
+                                                   types, is_bigendian=True))
+    assert msg.is_bigendian == 1
+    first = np.asarray(msg.data[:pixels.itemsize], np.uint8).tobytes()
+    assert first == pixels.reshape(-1)[:1].astype(pixels.dtype.newbyteorder('>')).tobytes()
+    np.testing.assert_array_equal(image_to_array(msg)[0], pixels)
+
+
+def test_hand_built_padded_big_endian_mono16(store):
+    """A message built byte by byte, as a camera driver would: 2 rows, 3 px, 2 pad bytes."""
+    typestore, types = store
+    data = bytes([0x01, 0x02, 0x00, 0xFF, 0xFF, 0x00, 0xAA, 0xBB,
+                  0x00, 0x01, 0x10, 0x00, 0x00, 0x00, 0xCC, 0xDD])
+    msg = types.Image(header=make_header(0, 'c', types), height=2, width=3, encoding='mono16',
+                      is_bigendian=1, step=8, data=np.frombuffer(data, np.uint8).copy())
+    pixels, _ = image_to_array(cdr_round_trip(typestore, msg))
+    np.testing.assert_array_equal(pixels, [[0x0102, 0x00FF, 0xFF00], [0x0001, 0x1000, 0]])
+
+
+def test_rclpy_style_data_buffers_are_read():
+    """rclpy holds uint8[] as array.array (or bytes/list): all read the same."""
+    values = sample_pixels('bgr8', 2, 3)
+
+    class Msg:
+        height, width, encoding, is_bigendian, step = 2, 3, 'bgr8', 0, 9
+
+    for data in (array.array('B', values.tobytes()), values.tobytes(),
+                 list(values.reshape(-1))):
+        msg = Msg()
+        msg.data = data
+        np.testing.assert_array_equal(image_to_array(msg)[0], values)
+
+
+def test_rclpy_style_class_gets_array_array_data():
+    """A non-dataclass Image class (as rclpy's) is given array.array('B') data."""
+
+    class RclpyImage:
+        def __init__(self, **fields):
+            self.__dict__.update(fields)
+
+    pixels = sample_pixels('mono16', 2, 3)
+    msg = array_to_image(pixels, 'mono16', None, RclpyImage)
+    assert isinstance(msg.data, array.array) and msg.data.typecode == 'B'
+    np.testing.assert_array_equal(image_to_array(msg)[0], pixels)
+
+
+def test_stereo_input_conversions(store):
+    _, types = store
+    header = make_header(0, 'c', types)
+    rgb = sample_pixels('rgb8')
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    np.testing.assert_array_equal(
+        stereo_input_from_image(array_to_image(bgr, 'bgr8', header, types)), rgb)
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 9, np.uint8)], axis=2)
+    np.testing.assert_array_equal(
+        stereo_input_from_image(array_to_image(rgba, 'rgba8', header, types)), rgb)
+    bgra = np.ascontiguousarray(rgba[:, :, [2, 1, 0, 3]])
+    np.testing.assert_array_equal(
+        stereo_input_from_image(array_to_image(bgra, 'bgra8', header, types)), rgb)
+    wide = np.array([[0, 257, 65535], [128, 32896, 65279]], np.uint16)
+    msg = array_to_image(wide, 'mono16', header, types, is_bigendian=True)
+    np.testing.assert_array_equal(stereo_input_from_image(msg), [[0, 1, 255], [0, 128, 254]])
+    twelve_bit = np.array([[0, 16, 4095]], np.uint16)
+    msg = array_to_image(twelve_bit, 'mono16', header, types)
+    np.testing.assert_array_equal(stereo_input_from_image(msg, bit_depth=12), [[0, 1, 255]])
+    with pytest.raises(ImageFormatError, match='32FC1'):
+        stereo_input_from_image(array_to_image(np.zeros((2, 2), np.float32), '32FC1', header,
+                                               types))
+
+
+def test_bad_images_raise_clear_errors(store):
+    _, types = store
+    header = make_header(0, 'c', types)
+    msg = array_to_image(np.zeros((4, 6), np.uint8), 'mono8', header, types)
+    msg.encoding = 'yuv422'
+    with pytest.raises(ImageFormatError, match="'yuv422'.*supported: mono8"):
+        image_to_array(msg)
+    msg.encoding, msg.step = 'mono8', 5
+    with pytest.raises(ImageFormatError, match='step >= 6'):
+        image_to_array(msg)
+    msg.step = 7
+    with pytest.raises(ImageFormatError, match='needs 28 bytes of data, got 24'):
+        image_to_array(msg)
+    with pytest.raises(ImageFormatError, match='rgb8 needs an HxWx3'):
+        array_to_image(np.zeros((4, 6), np.uint8), 'rgb8', header, types)
+    with pytest.raises(ImageFormatError, match='mono16 needs uint16'):
+        array_to_image(np.zeros((4, 6), np.uint8), 'mono16', header, types)
+
+
+def test_stamps_and_headers(store):
+    typestore, types = store
+    stamp = ns_to_stamp(1_317_042_145_964_389_445, types)
+    assert (stamp.sec, stamp.nanosec) == (1_317_042_145, 964_389_445)
+    header = cdr_round_trip(typestore, make_header(1_317_042_145_964_389_445, 'f', types))
+    assert stamp_to_ns(header.stamp) == 1_317_042_145_964_389_445 and header.frame_id == 'f'
+    with pytest.raises(ValueError):
+        ns_to_stamp(-1, types)
+
+
+def test_camera_info_baseline_sign_round_trip(store):
+    typestore, types = store
+    camera = StereoCameraModel(640, 480, 700.0, 701.0, 320.5, 318.0, 240.25, 0.12)
+    left, right = make_camera_infos(camera, make_header(5, 'l', types),
+                                    make_header(5, 'r', types), types)
+    left, right = cdr_round_trip(typestore, left), cdr_round_trip(typestore, right)
+    assert left.p[3] == 0.0
+    assert right.p[3] == pytest.approx(-700.0 * 0.12)
+    assert right.p[2] == 318.0 and right.k[2] == 318.0 and left.k[2] == 320.5
+    np.testing.assert_array_equal(left.k, [700, 0, 320.5, 0, 701, 240.25, 0, 0, 1])
+    np.testing.assert_array_equal(left.r, np.eye(3).reshape(-1))
+    assert left.distortion_model == 'plumb_bob' and list(left.d) == [0.0] * 5
+    assert camera_from_infos(left, right) == camera
+    with pytest.raises(CalibrationError, match='wrong sign'):
+        camera_from_infos(right, left)
+
+
+def test_disparity_image_fields_and_invalid_encoding(store):
+    typestore, types = store
+    camera = StereoCameraModel(6, 4, 500.0, 500.0, 3.0, 1.0, 2.0, 0.25)  # offset 2 px
+    raw = np.full((4, 6), 12.0, np.float32)
+    raw[0, :] = np.nan
+    raw[1, 0] = 1.5  # adjusted -0.5: behind the camera, invalid
+    raw[3, 5] = 42.0
+    msg = cdr_round_trip(typestore, make_disparity_image(
+        raw, camera, make_header(7, 'l', types), 0.0, 64.0, types))
+    assert msg.f == 500.0 and msg.t == 0.25
+    assert (msg.min_disparity, msg.max_disparity) == (-2.0, 62.0)
+    assert msg.delta_d == pytest.approx(1 / 16)
+    values = image_to_array(msg.image)[0]
+    assert values[0, 0] == msg.min_disparity - 1 and values[1, 0] == msg.min_disparity - 1
+    assert values[2, 2] == 10.0 and values[3, 5] == 40.0
+    window = msg.valid_window
+    assert (window.x_offset, window.y_offset, window.width, window.height) == (0, 1, 6, 3)
+    disparity, f, t = disparity_from_message(msg)
+    assert np.isnan(disparity[0]).all() and np.isnan(disparity[1, 0])
+    depth = f * t / disparity
+    expected = disparity_to_depth(np.where(np.isnan(disparity), np.nan, raw),
+                                  camera.focal_baseline, camera.disparity_offset)
+    np.testing.assert_allclose(depth, expected, rtol=1e-6)
+    assert depth[2, 2] == pytest.approx(125.0 / 10.0)
+
+
+def test_depth_and_mask_images(store):
+    typestore, types = store
+    depth = np.array([[1.5, np.nan], [np.inf, 20.0]], np.float32)
+    msg = cdr_round_trip(typestore, make_depth_image(depth, make_header(0, 'l', types), types))
+    assert msg.encoding == '32FC1'
+    np.testing.assert_array_equal(image_to_array(msg)[0], depth)
+    mask = cdr_round_trip(typestore, make_mask_image(np.eye(2, dtype=bool),
+                                                     make_header(0, 'l', types), types))
+    assert mask.encoding == 'mono8'
+    np.testing.assert_array_equal(image_to_array(mask)[0], [[255, 0], [0, 255]])
+
+
+def test_point_cloud2_layout_and_nan_dropping(store):
+    typestore, types = store
+    points = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
+    points[0, 1, 2] = np.nan
+    colours = np.zeros((2, 3, 3), np.uint8)
+    colours[1, 2] = (255, 128, 1)
+    msg = cdr_round_trip(typestore, make_point_cloud2(points, colours,
+                                                      make_header(0, 'l', types), types))
+    layout = [(f.name, f.offset, f.datatype, f.count) for f in msg.fields]
+    assert layout == [('x', 0, 7, 1), ('y', 4, 7, 1), ('z', 8, 7, 1), ('rgb', 12, 7, 1)]
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (1, 5, 16, 80)
+    assert msg.is_dense and not msg.is_bigendian
+    last = np.asarray(msg.data[-4:], np.uint8).tobytes()
+    assert int.from_bytes(last, 'little') == 0xFF8001
+    xyz, rgb = point_cloud2_to_arrays(msg)
+    keep = np.ones(6, bool)
+    keep[1] = False
+    np.testing.assert_array_equal(xyz, points.reshape(-1, 3)[keep])
+    np.testing.assert_array_equal(rgb, colours.reshape(-1, 3)[keep])
+
+
+def test_obstacle_messages(store):
+    typestore, types = store
+    header = make_header(0, 'l', types)
+    found = cdr_round_trip(typestore, make_obstacle_range(7.25, header, types, 0.5, 40.0, 0.8))
+    assert (found.range, found.min_range, found.max_range) == (7.25, 0.5, 40.0)
+    assert found.radiation_type == types.Range.INFRARED
+    assert found.field_of_view == pytest.approx(0.8)
+    none = cdr_round_trip(typestore, make_obstacle_range(float('nan'), header, types, 0.5, 40))
+    assert none.range == float('inf')
+    assert has_field(types.Range, 'variance') == (typestore.fielddefs['sensor_msgs/msg/Range']
+                                                  [1][-1][0] == 'variance')
+    points = np.zeros((3, 3, 3), np.float32)
+    points[..., 2] = np.arange(9).reshape(3, 3)
+    mask = np.zeros((3, 3), bool)
+    mask[0, :] = True
+    np.testing.assert_array_equal(obstacle_centre(points, mask), [0, 0, 1])
+    assert obstacle_centre(points, np.zeros((3, 3), bool)) is None
+    point = cdr_round_trip(typestore, make_obstacle_point((1.0, 2.0, 3.0), header, types))
+    assert (point.point.x, point.point.y, point.point.z) == (1.0, 2.0, 3.0)
+    assert np.isnan(make_obstacle_point(None, header, types).point.z)
+
+
+def test_transform(store):
+    typestore, types = store
+    msg = make_transform(make_header(3, 'base_link', types), 'cam', (1, 2, 3), (0, 0, 0, 1),
+                         types)
+    tf = cdr_round_trip(typestore, types.TFMessage(transforms=[msg]))
+    only = tf.transforms[0]
+    assert only.header.frame_id == 'base_link' and only.child_frame_id == 'cam'
+    assert only.transform.translation.z == 3.0 and only.transform.rotation.w == 1.0
+
+
+def test_range_variance_only_from_jazzy():
+    assert not has_field(MessageTypes.from_typestore(get_typestore(Stores.ROS2_HUMBLE)).Range,
+                         'variance')
+    assert has_field(MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY)).Range,
+                     'variance')

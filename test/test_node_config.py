@@ -1,0 +1,282 @@
+"""Node parameters: definitions, validation, config/depth.yaml, live reconfiguration."""
+
+import threading
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from stereo_depth_ros import node_config
+from stereo_depth_ros.backends.sgbm import SGBMBackend, SGBMParameters
+from stereo_depth_ros.errors import BackendError
+from stereo_depth_ros.networks import NETWORKS
+from stereo_depth_ros.node_config import (PARAMETERS, SPECS, PipelineManager, backend_options,
+                                          check_value, default_values, validate)
+from stereo_depth_ros.obstacle import ObstacleParameters
+from stereo_depth_ros.weights import save_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+YAML_PATH = ROOT / 'config' / 'depth.yaml'
+
+
+def _flatten(tree: dict, prefix: str = '') -> dict:
+    """ROS 2 parameter-file nesting -> dotted names, as rcl reads it."""
+    flat = {}
+    for key, value in tree.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + '.'))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _yaml_parameters() -> dict:
+    document = yaml.safe_load(YAML_PATH.read_text())
+    assert list(document) == ['stereo_depth_node']
+    return _flatten(document['stereo_depth_node']['ros__parameters'])
+
+
+def _tiny_weights(tmp_path: Path, name: str) -> Path:
+    torch.manual_seed(0)
+    model = NETWORKS[name](width=0.125, max_disparity=64).eval()
+    return save_weights(model, tmp_path / f'{name}.safetensors', name)
+
+
+# ------------------------------------------------------------------ definitions
+
+
+def test_every_parameter_is_described_and_its_default_valid():
+    assert len(SPECS) == len(PARAMETERS)  # no duplicate names
+    for spec in PARAMETERS:
+        assert len(spec.description) > 20, spec.name
+        assert spec.kind in (bool, int, float, str, list), spec.name
+        assert check_value(spec.name, spec.default) == spec.default
+    assert validate({}) == default_values()
+
+
+def test_sgbm_defaults_are_the_backend_defaults():
+    # The node, process-bag and the CLI must give the same disparity out of the box.
+    defaults = SGBMParameters()
+    for field in fields(SGBMParameters):
+        assert SPECS[f'sgbm.{field.name}'].default == getattr(defaults, field.name)
+
+
+def test_obstacle_parameters_map_to_the_dataclass_with_its_defaults():
+    assert node_config.obstacle_parameters(default_values()) == ObstacleParameters()
+    values = dict(default_values(), **{'obstacle.roi': [0.1, 0.5, 0.8, 0.5],
+                                       'obstacle.max_clearance': 0.0,
+                                       'obstacle.camera_height': 1.65,
+                                       'obstacle.min_area': 12})
+    params = node_config.obstacle_parameters(values)
+    assert params.roi == (0.1, 0.5, 0.8, 0.5)
+    assert params.max_clearance is None  # 0 stands for "no limit"
+    assert params.camera_height == 1.65
+    assert params.min_area == 12
+
+
+def test_constraints_text_names_choices_ranges_and_steps():
+    assert 'sgbm_3way' in SPECS['sgbm.mode'].constraints
+    assert SPECS['sgbm.disparity_range'].constraints == '16 .. 1024; in steps of 16'
+    assert 'start-up' in SPECS['queue_size'].constraints
+
+
+# ------------------------------------------------------------------ single values
+
+
+@pytest.mark.parametrize('name, value, message', [
+    ('sgbm.disparity_range', 100, 'multiple of 16'),
+    ('sgbm.block_size', 4, 'multiple of 2'),
+    ('sgbm.block_size', 53, 'within 1 .. 51'),
+    ('queue_size', 0, 'within'),
+    ('queue_size', True, 'integer'),
+    ('max_depth', '80', 'number'),
+    ('max_depth', float('nan'), 'NaN'),
+    ('approximate_sync', 1, 'true or false'),
+    ('precision', 'fp64', 'one of'),
+    ('obstacle.roi', 'all', 'list of numbers'),
+    ('nonexistent', 1, 'unknown parameter'),
+])
+def test_check_value_rejects_with_the_parameter_named(name, value, message):
+    with pytest.raises(ValueError, match=message) as error:
+        check_value(name, value)
+    assert name in str(error.value)
+
+
+def test_check_value_normalises_numbers():
+    assert check_value('max_depth', 80) == 80.0
+    assert isinstance(check_value('max_depth', 80), float)
+    assert check_value('obstacle.roi', (0, 0, 1, 1)) == [0.0, 0.0, 1.0, 1.0]
+    assert check_value('sgbm.block_size', 7) == 7
+
+
+# ------------------------------------------------------------------ combinations
+
+
+@pytest.mark.parametrize('changes, error, message', [
+    ({'backend': 'nope'}, BackendError, "unknown backend 'nope'; known backends: .*sgbm"),
+    ({'device': 'gpu'}, ValueError, 'device must be'),
+    ({'weights': '/x/dispnet.safetensors'}, BackendError, 'takes no weights'),
+    ({'min_depth': 5.0, 'max_depth': 2.0}, ValueError, 'min_depth'),
+    ({'sgbm.p1': 100, 'sgbm.p2': 50}, ValueError, 'sgbm.p2'),
+    ({'approximate_sync': True, 'approximate_sync_tolerance_seconds': 0.0}, ValueError,
+     'tolerance'),
+    ({'obstacle.roi': [0.5, 0.0, 0.8, 1.0]}, ValueError, 'obstacle roi'),
+    ({'obstacle.min_range': 50.0}, ValueError, 'min_range < max_range'),
+    ({'mono16_bit_depth': 4}, ValueError, 'mono16_bit_depth'),
+    ({'foo': 1}, ValueError, 'unknown parameter'),
+])
+def test_validate_rejects_inconsistent_settings(changes, error, message):
+    with pytest.raises(error, match=message):
+        validate(changes)
+
+
+def test_depth_limit_zero_means_none():
+    manager = PipelineManager({'min_depth': 0.0, 'max_depth': 30.0})
+    assert manager.pipeline.min_depth is None
+    assert manager.pipeline.max_depth == 30.0
+
+
+def test_backend_options_per_backend():
+    values = validate({'sgbm.block_size': 7, 'precision': 'bf16'})
+    options = backend_options(values)
+    assert options['block_size'] == 7 and 'precision' not in options
+    assert set(options) == {f.name for f in fields(SGBMParameters)}
+    learned = validate({'backend': 'dispnet', 'precision': 'bf16',
+                        'learned.max_disparity': 96.0, 'learned.num_threads': 1})
+    assert backend_options(learned) == {'precision': 'bf16', 'max_disparity': 96.0,
+                                        'num_threads': 1}
+    assert backend_options(validate({'backend': 'dispnet'})) == {}
+
+
+def test_enabled_topics_follow_the_switches():
+    manager = PipelineManager({})
+    assert manager.enabled_topics() == {'disparity', 'depth', 'obstacle/mask',
+                                        'obstacle/range', 'disparity/color'}
+    manager.apply({'publish_points': True, 'publish_obstacle': False})
+    assert manager.enabled_topics() == {'disparity', 'depth', 'disparity/color', 'points2'}
+
+
+# ------------------------------------------------------------------ config/depth.yaml
+
+
+def test_depth_yaml_declares_exactly_the_node_parameters_with_their_types():
+    values = _yaml_parameters()
+    assert set(values) == set(SPECS)
+    for name, value in values.items():
+        kind = SPECS[name].kind
+        # rclpy refuses an int for a double parameter: floats must be written as floats.
+        assert type(value) is kind, f'{name}: {value!r} is not a {kind.__name__}'
+        if kind is list:
+            assert all(type(v) is float for v in value), name
+
+
+def test_depth_yaml_documents_the_defaults():
+    assert validate(_yaml_parameters()) == default_values()
+
+
+# ------------------------------------------------------------------ live reconfiguration
+
+
+def test_depth_change_keeps_the_backend_and_swaps_the_pipeline():
+    manager = PipelineManager({})
+    before = manager.pipeline
+    notes = manager.apply({'max_depth': 25.0})
+    assert manager.pipeline is not before
+    assert manager.pipeline.backend is before.backend  # no model reload
+    assert manager.pipeline.max_depth == 25.0
+    assert notes == ['parameters set: max_depth=25.0']
+
+
+def test_sgbm_change_rebuilds_the_backend():
+    manager = PipelineManager({})
+    old_backend = manager.pipeline.backend
+    notes = manager.apply({'sgbm.disparity_range': 64})
+    backend = manager.pipeline.backend
+    assert isinstance(backend, SGBMBackend) and backend is not old_backend
+    assert backend.max_disparity == 63.0
+    assert any(note.startswith('loaded backend sgbm') for note in notes)
+
+
+def test_rejected_changes_leave_everything_as_it_was(tmp_path):
+    manager = PipelineManager({})
+    pipeline, values = manager.pipeline, manager.values
+    attempts = [
+        ({'backend': 'nope'}, BackendError, 'unknown backend'),
+        ({'backend': 'dispnet', 'weights': str(tmp_path / 'missing.safetensors')},
+         BackendError, 'does not exist'),
+        ({'queue_size': 10}, ValueError, 'start-up only'),
+        ({'sgbm.block_size': 4}, ValueError, 'multiple of 2'),
+    ]
+    for changes, error, message in attempts:
+        with pytest.raises(error, match=message):
+            manager.apply(changes)
+        assert manager.pipeline is pipeline
+        assert manager.values == values
+
+
+def test_weights_of_another_backend_are_rejected_and_the_old_model_keeps_running(tmp_path):
+    weights = _tiny_weights(tmp_path, 'dispnet')
+    manager = PipelineManager({'backend': 'dispnet', 'weights': str(weights),
+                               'device': 'cpu', 'learned.num_threads': 1})
+    running = manager.pipeline.backend
+    assert running.name == 'dispnet'
+    with pytest.raises(BackendError, match='dispnet'):
+        manager.apply({'backend': 'dispnetc'})  # the dispnet file does not fit dispnetc
+    assert manager.pipeline.backend is running
+    assert manager.value('backend') == 'dispnet'
+    # Switching to sgbm needs the weights cleared first (one parameter at a time).
+    with pytest.raises(BackendError, match="set weights to '' first"):
+        manager.apply({'backend': 'sgbm'})
+    notes = manager.apply({'backend': 'sgbm', 'weights': ''})
+    assert manager.pipeline.backend.name == 'sgbm' and 'loaded backend sgbm' in notes[-1]
+
+
+def test_unrelated_and_unchanged_parameters_are_accepted():
+    manager = PipelineManager({})
+    pipeline = manager.pipeline
+    assert manager.apply({'qos_overrides./stereo/depth.publisher.depth': 3,
+                          'use_sim_time': True}) == []
+    assert manager.pipeline is pipeline
+    # A read-only parameter "set" to its current value is not a change.
+    manager.apply({'queue_size': 5})
+
+
+def test_factory_failure_keeps_the_running_pipeline():
+    calls = []
+
+    def factory(values):
+        calls.append(values['sgbm.block_size'])
+        if values['sgbm.block_size'] == 9:
+            raise RuntimeError('CUDA out of memory')
+        return node_config.build_backend(values)
+
+    manager = PipelineManager({}, backend_factory=factory)
+    pipeline = manager.pipeline
+    with pytest.raises(RuntimeError, match='out of memory'):
+        manager.apply({'sgbm.block_size': 9})
+    assert manager.pipeline is pipeline and manager.value('sgbm.block_size') == 5
+    assert calls == [5, 9]
+
+
+def test_concurrent_readers_always_see_a_whole_pipeline():
+    manager = PipelineManager({})
+    seen = []
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            pipeline = manager.pipeline
+            seen.append((pipeline.max_depth, pipeline.backend.max_disparity))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for depth in (10.0, 20.0, 30.0):
+        manager.apply({'max_depth': depth, 'sgbm.disparity_range': 16 * int(depth // 10)})
+    stop.set()
+    thread.join()
+    allowed = {(None, 127.0), (10.0, 15.0), (20.0, 31.0), (30.0, 47.0)}
+    assert seen and set(seen) <= allowed
+    assert (manager.pipeline.max_depth, manager.pipeline.backend.max_disparity) == (30.0, 47.0)

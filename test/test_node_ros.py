@@ -1,0 +1,151 @@
+"""stereo_depth_node in-process with rclpy: synthetic stereo in, disparity and depth out.
+
+Skipped where rclpy (or the message packages) are not installed, i.e. outside a sourced ROS 2
+workspace. Run it after ``colcon build`` with ``colcon test --packages-select
+stereo_depth_ros`` or ``python3 -m pytest test/test_node_ros.py``.
+"""
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+pytest.importorskip('message_filters')
+pytest.importorskip('stereo_msgs.msg')
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from stereo_msgs.msg import DisparityImage  # noqa: E402
+
+from stereo_depth_ros.data.synthetic import make_scene  # noqa: E402
+from stereo_depth_ros.msgs import (array_to_image, disparity_from_message,  # noqa: E402
+                                   image_to_array, make_camera_infos, make_header,
+                                   MessageTypes)
+from stereo_depth_ros.node import StereoDepthNode  # noqa: E402
+
+NAMESPACE = f'/stereo_depth_test_{os.getpid()}'
+TIMEOUT_S = 60.0
+
+
+@pytest.fixture(scope='module')
+def scene():
+    return make_scene(5, 128, 256, kind='road', max_disparity=48)
+
+
+@pytest.fixture
+def ros():
+    """A private context with the depth node and a helper node on one executor."""
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    depth_node = StereoDepthNode(context=context, namespace=NAMESPACE, parameter_overrides=[
+        Parameter('sgbm.disparity_range', value=64), Parameter('stats_period', value=1.0)])
+    helper = rclpy.create_node('stereo_depth_test_helper', namespace=NAMESPACE,
+                               context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(depth_node)
+    executor.add_node(helper)
+    yield depth_node, helper, executor
+    executor.shutdown()
+    depth_node.destroy_node()
+    helper.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+class StereoSource:
+    """Publishes the scene as four synchronised topics with increasing stamps."""
+
+    def __init__(self, helper, scene):
+        self.types = MessageTypes.from_rclpy()
+        self.scene = scene
+        qos = QoSProfile(depth=5)
+        self.publishers = {name: helper.create_publisher(kind, name, qos) for name, kind in (
+            ('left/image_rect', Image), ('right/image_rect', Image),
+            ('left/camera_info', CameraInfo), ('right/camera_info', CameraInfo))}
+        self.stamps = []
+
+    def publish(self, swap_baseline: bool = False) -> None:
+        stamp = time.time_ns()
+        header = make_header(stamp, 'stereo_left', self.types)
+        left_info, right_info = make_camera_infos(self.scene.camera, header, header, self.types)
+        if swap_baseline:
+            p = list(right_info.p)
+            p[3] = -p[3]
+            right_info.p = p
+        self.stamps.append(stamp)
+        self.publishers['left/camera_info'].publish(left_info)
+        self.publishers['right/camera_info'].publish(right_info)
+        self.publishers['left/image_rect'].publish(
+            array_to_image(self.scene.left, 'rgb8', header, self.types.Image))
+        self.publishers['right/image_rect'].publish(
+            array_to_image(self.scene.right, 'rgb8', header, self.types.Image))
+
+
+def _spin_until(executor, done, source=None, swap_baseline=False, timeout=TIMEOUT_S):
+    deadline = time.monotonic() + timeout
+    last = 0.0
+    while not done():
+        assert time.monotonic() < deadline, 'timed out waiting for the node'
+        if source is not None and time.monotonic() - last > 0.2:
+            source.publish(swap_baseline)
+            last = time.monotonic()
+        executor.spin_once(timeout_sec=0.05)
+
+
+def test_disparity_and_depth_arrive_with_the_right_geometry(ros, scene):
+    depth_node, helper, executor = ros
+    received = {}
+    reliable = QoSProfile(depth=2)
+    helper.create_subscription(DisparityImage, 'disparity',
+                               lambda msg: received.setdefault('disparity', msg), reliable)
+    helper.create_subscription(Image, 'depth', lambda msg: received.setdefault('depth', msg),
+                               reliable)
+    source = StereoSource(helper, scene)
+    _spin_until(executor, lambda: len(received) == 2, source)
+
+    disparity_msg, depth_msg = received['disparity'], received['depth']
+    camera = scene.camera
+    assert disparity_msg.f == pytest.approx(camera.fx)
+    assert disparity_msg.t == pytest.approx(camera.baseline)
+    assert depth_msg.encoding == '32FC1' and depth_msg.header.frame_id == 'stereo_left'
+    stamp = depth_msg.header.stamp.sec * 10**9 + depth_msg.header.stamp.nanosec
+    assert stamp in source.stamps
+
+    disparity, f, t = disparity_from_message(disparity_msg)
+    depth, _ = image_to_array(depth_msg)
+    truth = camera.focal_baseline / scene.disparity
+    valid = np.isfinite(depth)
+    assert valid.mean() > 0.4
+    assert np.median(np.abs(depth[valid] - truth[valid]) / truth[valid]) < 0.05
+    both = valid & np.isfinite(disparity)
+    np.testing.assert_allclose(depth[both], f * t / disparity[both], rtol=1e-4)
+
+
+def test_bad_pairs_are_skipped_and_the_node_keeps_running(ros, scene):
+    depth_node, helper, executor = ros
+    received = []
+    helper.create_subscription(Image, 'depth', received.append, QoSProfile(depth=2))
+    source = StereoSource(helper, scene)
+    monitor = depth_node._worker.monitor
+    _spin_until(executor, lambda: monitor.total_skipped > 0, source, swap_baseline=True)
+    assert not received
+    _spin_until(executor, lambda: bool(received), source)
+    assert received[0].encoding == '32FC1'
+
+
+def test_parameter_changes_are_validated_and_reload_the_model(ros):
+    depth_node, _, _ = ros
+    results = depth_node.set_parameters([Parameter('backend', value='nope')])
+    assert not results[0].successful and 'unknown backend' in results[0].reason
+    results = depth_node.set_parameters([Parameter('sgbm.disparity_range', value=100)])
+    assert not results[0].successful  # rejected by the descriptor's step of 16
+    results = depth_node.set_parameters([Parameter('queue_size', value=9)])
+    assert not results[0].successful  # read-only
+    assert depth_node.get_parameter('backend').value == 'sgbm'
+    results = depth_node.set_parameters([Parameter('sgbm.disparity_range', value=48)])
+    assert results[0].successful
+    assert depth_node._manager.pipeline.backend.max_disparity == 47.0
+    assert depth_node.get_parameter('sgbm.disparity_range').value == 48

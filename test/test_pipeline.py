@@ -1,0 +1,80 @@
+"""StereoPipeline: one pair in, disparity/depth/obstacle/pictures out, only what is asked."""
+
+import numpy as np
+import pytest
+
+from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
+from stereo_depth_ros.errors import CalibrationError
+from stereo_depth_ros.evaluation.metrics import evaluate_pair
+from stereo_depth_ros.pipeline import StereoPipeline
+
+
+@pytest.fixture(scope='module')
+def road():
+    scene = make_scene(EVAL_SEED_OFFSET + 5, height=192, width=384, kind='road')
+    assert scene.obstacle_distance < 10.0  # near enough for SGBM at this size
+    return scene
+
+
+@pytest.fixture(scope='module')
+def pipeline():
+    return StereoPipeline(create_backend('sgbm'))
+
+
+def test_all_outputs_consistent(road, pipeline):
+    result = pipeline.process(road.left, road.right, road.camera,
+                              outputs={'depth', 'obstacle', 'color', 'points'})
+    camera = road.camera
+    valid = np.isfinite(result.disparity) & (result.disparity > camera.disparity_offset)
+    expected = camera.focal_baseline / (result.disparity[valid] - camera.disparity_offset)
+    np.testing.assert_allclose(result.depth[valid], expected, rtol=1e-5)
+    assert np.isnan(result.depth[~valid]).all()
+    assert result.color.shape == road.left.shape and result.color.dtype == np.uint8
+    np.testing.assert_allclose(result.points[..., 2][valid], result.depth[valid])
+    assert result.obstacle.found
+    assert result.obstacle.distance == pytest.approx(road.obstacle_distance, rel=0.1)
+    assert {'disparity_ms', 'total_ms'} <= set(result.timings)
+
+
+def test_only_requested_outputs_are_computed(road, pipeline):
+    result = pipeline.process(road.left, road.right, road.camera, outputs=set())
+    assert result.depth is None and result.obstacle is None and result.color is None
+    assert result.points is None and 'obstacle_ms' not in result.timings
+    without_camera = pipeline.process(road.left, road.right)
+    assert without_camera.depth is None and without_camera.color is not None
+    with pytest.raises(ValueError, match='unknown pipeline outputs'):
+        pipeline.process(road.left, road.right, road.camera, outputs={'normals'})
+
+
+def test_sgbm_epe_on_synthetic_scenes_is_bounded(pipeline):
+    errors = []
+    for index in range(3):
+        scene = make_scene(EVAL_SEED_OFFSET + index, height=192, width=384, kind='layered')
+        errors.append(evaluate_pair(pipeline.process(scene.left, scene.right).disparity,
+                                    scene.disparity)['epe'])
+    assert np.mean(errors) < 6.0
+
+
+def test_depth_range_blanks_outside(road):
+    near_only = StereoPipeline(create_backend('sgbm'), min_depth=2.0, max_depth=15.0)
+    result = near_only.process(road.left, road.right, road.camera, outputs={'depth'})
+    finite = result.depth[np.isfinite(result.depth)]
+    assert finite.size and finite.min() >= 2.0 and finite.max() <= 15.0
+    full = StereoPipeline(create_backend('sgbm')).process(road.left, road.right, road.camera,
+                                                          outputs={'depth'})
+    with np.errstate(invalid='ignore'):
+        outside = (full.depth < 2.0) | (full.depth > 15.0)
+    assert outside.any()
+    assert np.isnan(result.disparity[outside]).all() and np.isnan(result.depth[outside]).all()
+    inside = np.isfinite(full.depth) & ~outside
+    np.testing.assert_array_equal(result.depth[inside], full.depth[inside])
+    with pytest.raises(ValueError):
+        StereoPipeline(create_backend('sgbm'), min_depth=5.0, max_depth=1.0)
+
+
+def test_calibration_size_mismatch(road, pipeline):
+    other = StereoCameraModel.from_focal_baseline(500.0, 0.5, 640, 480)
+    with pytest.raises(CalibrationError, match='CameraInfo says 640x480'):
+        pipeline.process(road.left, road.right, other)

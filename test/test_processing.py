@@ -1,0 +1,328 @@
+"""The node's per-pair processing, hand-over slot, statistics and worker, without rclpy."""
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+from rosbags.typesys import get_typestore, Stores
+
+from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.data.synthetic import make_scene
+from stereo_depth_ros.errors import CalibrationError, ImageFormatError
+from stereo_depth_ros.msgs import (array_to_image, disparity_from_message, image_to_array,
+                                   make_camera_infos, make_header, MessageTypes,
+                                   point_cloud2_to_arrays)
+from stereo_depth_ros.node_config import PipelineManager
+from stereo_depth_ros.processing import (format_stats, LatestSlot, obstacle_field_of_view,
+                                         OUTPUT_TOPICS, pipeline_outputs, StereoFrameProcessor,
+                                         StereoPair, StereoWorker, ThroughputMonitor,
+                                         TOPIC_OUTPUTS, TOPIC_TYPES)
+
+TYPES = MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY))
+STAMP_NS = 1_700_000_000_123_456_789
+
+
+@pytest.fixture(scope='module')
+def scene():
+    return make_scene(3, 128, 256, kind='road', max_disparity=48)
+
+
+@pytest.fixture(scope='module')
+def manager():
+    return PipelineManager({'sgbm.disparity_range': 64})
+
+
+def make_pair(scene, left=None, right=None, encoding='rgb8', camera=None):
+    header = make_header(STAMP_NS, 'stereo_left', TYPES)
+    left_info, right_info = make_camera_infos(camera or scene.camera, header, header, TYPES)
+    left = scene.left if left is None else left
+    right = scene.right if right is None else right
+    return StereoPair(array_to_image(left, encoding, header, TYPES.Image),
+                      array_to_image(right, encoding, header, TYPES.Image),
+                      left_info, right_info)
+
+
+# ------------------------------------------------------------------ processing
+
+
+def test_topic_tables_agree():
+    assert set(TOPIC_OUTPUTS) == set(TOPIC_TYPES) == set(OUTPUT_TOPICS)
+    for type_name in TOPIC_TYPES.values():
+        assert hasattr(TYPES, type_name)
+    assert pipeline_outputs(['disparity']) == frozenset()
+    assert pipeline_outputs(['obstacle/range', 'points2']) == {'obstacle', 'points'}
+    with pytest.raises(ValueError, match='unknown output topic'):
+        pipeline_outputs(['disparity/raw'])
+
+
+def test_good_pair_gives_every_output_with_the_right_geometry(scene, manager):
+    output = StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline,
+                                                 OUTPUT_TOPICS)
+    messages = output.messages
+    assert set(messages) == set(OUTPUT_TOPICS)
+    camera = scene.camera
+    for message in messages.values():
+        assert message.header.frame_id == 'stereo_left'
+        assert message.header.stamp.sec * 10**9 + message.header.stamp.nanosec == STAMP_NS
+
+    disparity_msg = messages['disparity']
+    assert disparity_msg.f == pytest.approx(camera.fx)
+    assert disparity_msg.t == pytest.approx(0.54)  # the road scenes' baseline, metres
+    disparity, f, t = disparity_from_message(disparity_msg)
+    depth, encoding = image_to_array(messages['depth'])
+    assert encoding == '32FC1' and depth.shape == (128, 256)
+    # depth = f * t / d on every pixel where both are known
+    both = np.isfinite(disparity) & np.isfinite(depth)
+    assert both.mean() > 0.4
+    np.testing.assert_allclose(depth[both], f * t / disparity[both], rtol=1e-4)
+    truth = camera.focal_baseline / scene.disparity
+    relative = np.abs(depth[both] - truth[both]) / truth[both]
+    assert np.median(relative) < 0.05
+
+    mask, encoding = image_to_array(messages['obstacle/mask'])
+    assert encoding == 'mono8' and set(np.unique(mask)) <= {0, 255} and mask.any()
+    assert (mask[scene.obstacle_mask] == 255).mean() > 0.5
+    range_msg = messages['obstacle/range']
+    assert range_msg.range == pytest.approx(scene.obstacle_distance, rel=0.1)
+    assert (range_msg.min_range, range_msg.max_range) == (0.3, 40.0)
+    assert range_msg.field_of_view == pytest.approx(2 * math.atan(128 / camera.fx), rel=1e-3)
+
+    color, encoding = image_to_array(messages['disparity/color'])
+    assert encoding == 'bgr8' and color.shape == (128, 256, 3)
+    xyz, rgb = point_cloud2_to_arrays(messages['points2'])
+    assert len(xyz) == np.isfinite(depth).sum()
+    assert np.allclose(np.sort(xyz[:, 2]), np.sort(depth[np.isfinite(depth)]))
+    assert rgb is not None and rgb.shape == xyz.shape
+
+
+def test_only_the_requested_topics_are_built(scene, manager):
+    output = StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline, {'depth'})
+    assert set(output.messages) == {'depth'}
+    assert 'obstacle_ms' not in output.timings  # nothing computed for obstacle
+
+
+def test_no_obstacle_is_an_infinite_range(scene):
+    manager = PipelineManager({'sgbm.disparity_range': 64, 'obstacle.max_range': 1.0})
+    output = StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline,
+                                                 {'obstacle/range', 'obstacle/mask'})
+    assert output.messages['obstacle/range'].range == math.inf
+    assert not image_to_array(output.messages['obstacle/mask'])[0].any()
+
+
+def test_mono_and_bgr_inputs_are_accepted(scene, manager):
+    processor = StereoFrameProcessor(TYPES)
+    grey = make_pair(scene, scene.left[:, :, 1].copy(), scene.right[:, :, 1].copy(), 'mono8')
+    assert set(processor.process(grey, manager.pipeline, {'disparity'}).messages) == {
+        'disparity'}
+    bgr = make_pair(scene, scene.left[:, :, ::-1].copy(), scene.right[:, :, ::-1].copy(),
+                    'bgr8')
+    left, _, _ = processor.inputs(bgr)
+    np.testing.assert_array_equal(left, scene.left)  # back to RGB
+
+
+def test_bad_encoding_is_named(scene, manager):
+    pair = make_pair(scene)
+    pair.left_image = array_to_image(scene.disparity, '32FC1', pair.left_image.header,
+                                     TYPES.Image)
+    with pytest.raises(ImageFormatError, match='left image: 32FC1 is not a camera'):
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+    pair = make_pair(scene)
+    pair.right_image.encoding = 'yuv422'
+    with pytest.raises(ImageFormatError, match="right image: unsupported image encoding 'yuv"):
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+
+
+def test_left_right_size_and_kind_mismatch(scene, manager):
+    pair = make_pair(scene, right=scene.right[:, :200].copy())
+    with pytest.raises(ImageFormatError, match='differ in size: 256x128 vs 200x128'):
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+    pair = make_pair(scene)
+    pair.right_image = array_to_image(scene.right[:, :, 0].copy(), 'mono8',
+                                      pair.right_image.header, TYPES.Image)
+    with pytest.raises(ImageFormatError, match='left image is rgb8 but right image is mono8'):
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+
+
+def test_camera_info_not_matching_the_images(scene, manager):
+    small = StereoCameraModel.from_focal_baseline(scene.camera.fx, 0.54, 128, 64)
+    pair = make_pair(scene, camera=small)
+    with pytest.raises(CalibrationError, match='images are 256x128 but the CameraInfo says '
+                                               '128x64'):
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+
+
+def test_wrong_sign_baseline(scene, manager):
+    pair = make_pair(scene)
+    pair.right_info.p[3] = -pair.right_info.p[3]  # positive: left and right swapped
+    with pytest.raises(CalibrationError, match='wrong sign'):
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+
+
+def test_camera_model_is_cached_until_the_infos_change(scene):
+    processor = StereoFrameProcessor(TYPES)
+    pair = make_pair(scene)
+    first = processor.camera(pair.left_info, pair.right_info)
+    assert processor.camera(pair.left_info, pair.right_info) is first
+    pair.right_info.p[3] *= 2
+    second = processor.camera(pair.left_info, pair.right_info)
+    assert second.baseline == pytest.approx(2 * first.baseline)
+
+
+def test_field_of_view_of_the_roi():
+    camera = StereoCameraModel.from_focal_baseline(100.0, 0.5, 201, 100, cx=100.0)
+    # The image spans pixel edges -0.5 .. 200.5, i.e. +-100.5 px around cx.
+    assert obstacle_field_of_view(camera, None) == pytest.approx(2 * math.atan(1.005),
+                                                                 rel=1e-9)
+    assert obstacle_field_of_view(camera, (0.0, 0.0, 1.0, 1.0)) == pytest.approx(
+        2 * math.atan(1.005), rel=1e-9)
+    right_half = obstacle_field_of_view(camera, (0.5, 0.25, 0.5, 0.5))
+    assert right_half == pytest.approx(math.atan(1.005), rel=1e-9)  # from cx to the edge
+
+
+# ------------------------------------------------------------------ latest-pair slot
+
+
+def test_slot_keeps_only_the_newest_item_and_counts_drops():
+    slot = LatestSlot()
+    assert slot.take(timeout=0.01) is None
+    assert slot.put(1) is False
+    assert slot.put(2) is True  # 1 was never taken
+    assert slot.take(timeout=0) == 2
+    assert slot.take(timeout=0.01) is None
+    assert (slot.put_count, slot.dropped_count) == (2, 1)
+
+
+def test_close_wakes_a_waiting_consumer():
+    slot = LatestSlot()
+    result = []
+    thread = threading.Thread(target=lambda: result.append(slot.take(timeout=10)))
+    thread.start()
+    time.sleep(0.05)
+    slot.close()
+    thread.join(2)
+    assert not thread.is_alive() and result == [None]
+    assert slot.put(3) is False and slot.take(timeout=0) is None
+
+
+def test_fast_producer_slow_consumer_drops_old_items_never_queues():
+    slot = LatestSlot()
+    taken = []
+    done = threading.Event()
+
+    def consume():
+        while True:
+            item = slot.take(timeout=0.05)
+            if item is not None:
+                taken.append(item)
+                time.sleep(0.002)  # slower than the producer
+            elif done.is_set():
+                return
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for number in range(2000):
+        slot.put(number)
+    done.set()
+    consumer.join(10)
+    assert taken == sorted(taken) and len(set(taken)) == len(taken)
+    assert taken[-1] == 1999  # the newest item is always delivered
+    assert len(taken) + slot.dropped_count == slot.put_count == 2000
+    assert slot.dropped_count > 1000
+
+
+# ------------------------------------------------------------------ statistics
+
+
+def test_monitor_reports_rates_latency_and_resets():
+    now = [100.0]
+    monitor = ThroughputMonitor(clock=lambda: now[0])
+    for _ in range(20):
+        monitor.received()
+    monitor.dropped(5)
+    monitor.skipped('CalibrationError')
+    monitor.idle()
+    for latency in (0.1, 0.3):
+        monitor.processed(latency, 50.0)
+    now[0] = 105.0
+    stats = monitor.report()
+    assert stats['received'] == 20 and stats['input_hz'] == pytest.approx(4.0)
+    assert stats['processed'] == 2 and stats['output_hz'] == pytest.approx(0.4)
+    assert stats['mean_latency_ms'] == pytest.approx(200.0)
+    assert stats['dropped'] == 5 and stats['skipped'] == {'CalibrationError': 1}
+    line = format_stats(stats)
+    assert '20 pairs in (4.0 Hz)' in line and 'latency 200.0 ms' in line
+    assert '5 dropped' in line and '1 CalibrationError' in line
+    now[0] = 110.0
+    empty = monitor.report()
+    assert empty['received'] == 0 and math.isnan(empty['mean_latency_ms'])
+    assert (monitor.total_received, monitor.total_processed, monitor.total_skipped) == (20, 2, 1)
+
+
+# ------------------------------------------------------------------ worker
+
+
+class Recorder:
+    def __init__(self):
+        self.published, self.warnings, self.errors = [], [], []
+
+
+def make_worker(manager, topics, recorder, pipeline=None):
+    return StereoWorker(StereoFrameProcessor(TYPES),
+                        lambda: pipeline or manager.pipeline, lambda: topics,
+                        recorder.published.append, recorder.warnings.append,
+                        recorder.errors.append)
+
+
+def test_worker_publishes_skips_bad_input_and_idles(scene, manager):
+    recorder = Recorder()
+    topics = {'depth'}
+    worker = make_worker(manager, topics, recorder)
+    assert worker.process_one(make_pair(scene)) is True
+    assert list(recorder.published[0]) == ['depth']
+
+    bad = make_pair(scene)
+    bad.right_info.p[3] = 1.0
+    assert worker.process_one(bad) is False
+    assert 'wrong sign' in recorder.warnings[0] and not recorder.errors
+
+    topics.clear()  # nobody subscribes: nothing is computed
+    assert worker.process_one(make_pair(scene)) is False
+    stats = worker.monitor.report()
+    assert (stats['processed'], stats['idle'], stats['skipped']) == (
+        1, 1, {'CalibrationError': 1})
+
+
+def test_worker_survives_a_crashing_backend(scene, manager):
+    class Broken:
+        backend = manager.pipeline.backend
+        obstacle_params = manager.pipeline.obstacle_params
+
+        def process(self, *args, **kwargs):
+            raise RuntimeError('CUDA error: an illegal memory access')
+
+    recorder = Recorder()
+    worker = make_worker(manager, {'depth'}, recorder, pipeline=Broken())
+    assert worker.process_one(make_pair(scene)) is False
+    assert recorder.errors == ['processing a stereo pair failed: RuntimeError: CUDA error: '
+                               'an illegal memory access']
+
+
+def test_worker_thread_processes_the_newest_pair(scene, manager):
+    recorder = Recorder()
+    worker = make_worker(manager, {'disparity'}, recorder)
+    worker.start()
+    try:
+        for _ in range(5):  # faster than SGBM: some are dropped, the last one is processed
+            worker.submit(make_pair(scene))
+        deadline = time.monotonic() + 20
+        while worker.slot.put_count > len(recorder.published) + worker.slot.dropped_count:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        worker.stop()
+    stats = worker.monitor.report()
+    assert stats['received'] == 5
+    assert stats['processed'] + stats['dropped'] == 5 and stats['processed'] >= 1
+    assert len(recorder.published) == stats['processed']

@@ -1,0 +1,375 @@
+"""Training: config, data sources, augmentation, losses, loop, checkpoints, shipped weights."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from stereo_depth_ros.data.pfm import write_pfm
+from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
+from stereo_depth_ros.networks import DispNetQR, disparity_to_bins
+from stereo_depth_ros.training.augment import (Photometric, RandomCrop, TrainSample,
+                                               VerticalFlip, build_augmentation,
+                                               build_transform)
+from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict, load_config
+from stereo_depth_ros.training.losses import (LossSchedule, MultiScaleEPELoss,
+                                              QuantizedRegressionLoss, build_loss,
+                                              downsample_target)
+from stereo_depth_ros.training.sources import (TRAIN_SEED_LIMIT, VKITTI2_BASELINE, FileSource,
+                                               SyntheticSource, TrainingData, build_source,
+                                               vkitti2_dataset)
+from stereo_depth_ros.training.trainer import Trainer, build_model, learning_rate, train
+from stereo_depth_ros.weights import read_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+LEARNED = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr')
+#: Held-out synthetic EPE every shipped model must beat (sgbm scores ~4.4 px on these scenes).
+SHIPPED_EPE_BOUND = 4.0
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(tmp_path: Path, **overrides) -> dict:
+    """A config for a tiny DispNet on 64x128 crops of 64x128 synthetic scenes."""
+    config = {
+        'name': 'tiny', 'backend': 'dispnet', 'seed': 5,
+        'data': {
+            'sources': [{'kind': 'synthetic', 'scene_kinds': ['layered'], 'height': 64,
+                         'width': 128, 'max_disparity': 16, 'scene_reuse': 1}],
+            'augmentation': [{'name': 'random_crop', 'height': 64, 'width': 128}]},
+        'model': {'architecture': {'width': 0.0625, 'max_disparity': 16},
+                  'loss': {'schedule_units': 'steps',
+                           'schedule': [{'at': 0, 'weights': [0, 0, 0, 0.5, 1, 1]}]}},
+        'optimization': {'steps': 6, 'batch_size': 2, 'lr': 1e-3, 'lr_schedule': 'constant',
+                         'warmup_steps': 0, 'precision': 'fp32', 'num_threads': 1},
+        'evaluation': {'every': 0, 'num_scenes': 1, 'height': 64, 'width': 128},
+        'output': {'out_dir': str(tmp_path / 'run'), 'log_every': 2, 'checkpoint_every': 2,
+                   'export': ''},
+    }
+    for key, value in overrides.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    return config
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('backend', LEARNED)
+def test_shipped_configs_load_and_build(backend):
+    config = load_config(ROOT / 'config' / f'train_{backend}.yaml')
+    assert config.backend == backend
+    model = build_model(config)
+    loss = build_loss(backend, model, config.model.loss, config.optimization.steps)
+    expected = QuantizedRegressionLoss if backend == 'dispnet_qr' else MultiScaleEPELoss
+    assert isinstance(loss, expected)
+    assert config.output.export == f'models/{backend}.safetensors'
+    build_augmentation(config.data.augmentation)
+
+
+@pytest.mark.parametrize('section, key', [(None, 'bogus'), ('optimization', 'learning_rate'),
+                                          ('data', 'crop'), ('evaluation', 'every_n')])
+def test_config_rejects_unknown_keys(tmp_path, section, key):
+    config = tiny_config(tmp_path)
+    if section is None:
+        config[key] = 1
+    else:
+        config[section][key] = 1
+    with pytest.raises(ConfigError, match=key):
+        load_config(write_config(tmp_path / 'c.yaml', config))
+
+
+def test_config_rejects_unknown_nested_keys_and_bad_types():
+    with pytest.raises(ConfigError, match='scene_kind'):
+        from_dict(TrainConfig, {'data': {'sources': [{'kind': 'synthetic', 'scene_kind': 'x'}]}})
+    with pytest.raises(ConfigError, match='optimization.steps'):
+        from_dict(TrainConfig, {'optimization': {'steps': 'many'}})
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------
+
+
+def test_loss_schedule_moves_weight_from_coarse_to_fine():
+    schedule = LossSchedule([(0, [1, 0, 0]), (0.25, [0.5, 1, 0]), (0.5, [0, 0.5, 1])],
+                            total_steps=100, units='fraction')
+    assert schedule.weights(0) == [1, 0, 0]
+    assert schedule.weights(24) == [1, 0, 0]
+    assert schedule.weights(25) == [0.5, 1, 0]
+    assert schedule.weights(99) == [0, 0.5, 1]
+    smooth = LossSchedule([(0, [1, 0]), (10, [0, 1])], total_steps=100, interpolate=True)
+    assert smooth.weights(5) == pytest.approx([0.5, 0.5])
+    assert smooth.weights(50) == [0, 1]
+    with pytest.raises(ConfigError):
+        LossSchedule([(0, [1, 0]), (5, [1])], total_steps=10)
+
+
+def test_downsampled_targets_scale_disparity_and_ignore_unknown():
+    gt = torch.full((1, 1, 8, 16), 8.0)
+    gt[..., :4, :4] = float('nan')
+    target, mask = downsample_target(gt, (4, 8))
+    assert torch.allclose(target[mask > 0], torch.tensor(4.0))
+    assert mask[0, 0, :2, :2].sum() == 0 and mask.sum() == 32 - 4
+
+
+def test_multiscale_loss_follows_schedule():
+    gt = torch.rand(2, 1, 16, 32) * 10 + 1
+    sizes = [(4, 8), (8, 16), (16, 32)]
+    exact = [downsample_target(gt, size)[0] for size in sizes]
+    predictions = [exact[0] + 3.0, exact[1] + 1.0, exact[2]]  # coarse wrong, finest exact
+    schedule = LossSchedule([(0, [1, 0, 0]), (10, [0, 0, 1])], total_steps=20)
+    loss = MultiScaleEPELoss(schedule)
+    early, terms = loss(predictions, gt, step=0)
+    late, _ = loss(predictions, gt, step=10)
+    assert float(early) == pytest.approx(3.0, abs=1e-4)
+    assert float(late) == pytest.approx(0.0, abs=1e-5)
+    assert terms['epe_s1'] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_qr_loss_is_zero_for_perfect_predictions_and_not_otherwise():
+    num_bins, bin_width = 8, 8.0
+    gt = torch.rand(2, 1, 16, 32) * 60 + 1
+    bins, residual = disparity_to_bins(gt[:, 0], num_bins, bin_width)
+    logits = torch.nn.functional.one_hot(bins, num_bins).permute(0, 3, 1, 2).float() * 50
+    residuals = residual.unsqueeze(1).expand(-1, num_bins, -1, -1).clone()
+    trunk = [downsample_target(gt, (4, 8))[0]]
+    from stereo_depth_ros.networks import QROutput, decode_bins
+    perfect = QROutput(logits, residuals, decode_bins(logits, residuals, bin_width), trunk)
+    loss = QuantizedRegressionLoss(num_bins, bin_width, ce_weight=1000, residual_weight=1,
+                                   trunk_weight=1.0,
+                                   trunk_loss=MultiScaleEPELoss(LossSchedule([(0, [1])], 10)))
+    value, terms = loss(perfect, gt, step=0)
+    assert float(value) < 1e-3 and terms['epe'] < 1e-4
+    shifted = QROutput(logits.roll(1, dims=1), residuals, perfect.disparity, trunk)
+    assert float(loss(shifted, gt, step=0)[0]) > 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# Augmentation and data sources
+# ---------------------------------------------------------------------------------------------
+
+
+def _matched_share(sample: TrainSample) -> float:
+    """Share of pixels with |left(x) - right(x - d)| < 3 grey levels (match inside the image)."""
+    rows, cols = sample.disparity.shape
+    xs, ys = np.meshgrid(np.arange(cols, dtype=np.float32), np.arange(rows, dtype=np.float32))
+    map_x = xs - sample.disparity
+    warped = cv2.remap(sample.right.astype(np.float32), map_x, ys, cv2.INTER_LINEAR)
+    error = np.abs(warped - sample.left).mean(axis=2)[map_x > 1]
+    return float((error < 3).mean())
+
+
+def _mirrored(sample: TrainSample) -> TrainSample:
+    return TrainSample(sample.left[:, ::-1], sample.right[:, ::-1], sample.disparity[:, ::-1])
+
+
+def test_augmentation_keeps_left_right_geometry_and_never_flips_horizontally():
+    scene = make_scene(13, height=96, width=192, kind='layered', max_disparity=24,
+                       photometric=False)
+    sample = TrainSample(scene.left.astype(np.float32), scene.right.astype(np.float32),
+                         scene.disparity)
+    assert _matched_share(sample) > 0.9
+    assert _matched_share(_mirrored(sample)) < 0.5  # what a horizontal flip would do
+    augment = build_augmentation([
+        {'name': 'random_crop', 'height': 64, 'width': 128},
+        {'name': 'photometric', 'brightness': 0.0, 'contrast': 0.0, 'gamma': 0.0,
+         'color': 0.0, 'noise': 0.0},
+        {'name': 'vertical_flip', 'probability': 0.5}])
+    for seed in range(6):
+        out = augment(sample, np.random.default_rng(seed))
+        assert out.left.shape == (64, 128, 3) and out.disparity.shape == (64, 128)
+        assert _matched_share(out) > 0.85
+        assert _matched_share(_mirrored(out)) < 0.5
+    for name in ('horizontal_flip', 'hflip'):
+        with pytest.raises(ConfigError, match='stereo'):
+            build_transform({'name': name})
+
+
+def test_photometric_changes_views_differently_and_flip_moves_all_together():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (16, 32, 3)).astype(np.float32)
+    sample = TrainSample(image, image.copy(), np.arange(16 * 32, dtype=np.float32).reshape(16, 32))
+    out = Photometric(brightness=0.2, contrast=0.2, gamma=0.2, noise=0.0)(sample, rng)
+    assert not np.allclose(out.left, out.right)
+    np.testing.assert_array_equal(out.disparity, sample.disparity)
+    flipped = VerticalFlip(1.0)(sample, rng)
+    np.testing.assert_array_equal(flipped.disparity, sample.disparity[::-1])
+    np.testing.assert_array_equal(flipped.left, sample.left[::-1])
+    with pytest.raises(ConfigError, match='larger'):
+        RandomCrop(32, 64)(sample, rng)
+
+
+def test_synthetic_source_uses_training_seeds_deterministically(tmp_path):
+    config = from_dict(TrainConfig, tiny_config(tmp_path))
+    source = SyntheticSource(config.data.sources[0], seed=123, group=2)
+    seeds = [source.scene_seed(i) for i in range(0, 40)]
+    assert all(0 <= s < min(TRAIN_SEED_LIMIT, EVAL_SEED_OFFSET) for s in seeds)
+    assert seeds[0] != seeds[1]  # a batch of 2 uses two scenes
+    data = TrainingData(config.data, seed=5, batch_size=2)
+    first, again = data.batch(3, 2), TrainingData(config.data, seed=5, batch_size=2).batch(3, 2)
+    for key in ('left', 'right', 'disparity'):
+        assert torch.equal(first[key], again[key])
+    assert not torch.equal(first['left'], data.batch(4, 2)['left'])
+    assert first['left'].shape == (2, 3, 64, 128) and first['disparity'].shape == (2, 1, 64, 128)
+
+
+def _write_rgb(path: Path, seed: int, size=(20, 40)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)
+    cv2.imwrite(str(path), image)
+
+
+def test_file_sources_on_tiny_fake_folders(tmp_path):
+    # SceneFlow (Driving / FlyingThings3D layout): PNG frames + PFM disparity.
+    flow = tmp_path / 'sceneflow'
+    for side in ('left', 'right'):
+        _write_rgb(flow / 'frames_cleanpass' / 'A' / '0000' / side / '0006.png', 1)
+    disparity = np.full((20, 40), 7.5, np.float32)
+    disparity[0, 0] = 300.0
+    (flow / 'disparity' / 'A' / '0000' / 'left').mkdir(parents=True)
+    write_pfm(flow / 'disparity' / 'A' / '0000' / 'left' / '0006.pfm', disparity)
+    # KITTI 2015: uint16 disparity * 256, 0 = unknown.
+    kitti = tmp_path / 'kitti'
+    for folder in ('image_2', 'image_3'):
+        _write_rgb(kitti / folder / '000000_10.png', 2)
+    (kitti / 'disp_occ_0').mkdir()
+    raw = np.zeros((20, 40), np.uint16)
+    raw[5:, :] = 12 * 256
+    cv2.imwrite(str(kitti / 'disp_occ_0' / '000000_10.png'), raw)
+    # Virtual KITTI 2: depth PNG in cm, intrinsic.txt with fx per frame.
+    vkitti = tmp_path / 'vkitti2' / 'Scene01' / 'clone'
+    for camera in ('Camera_0', 'Camera_1'):
+        _write_rgb(vkitti / 'frames' / 'rgb' / camera / 'rgb_00000.jpg', 3)
+    depth = np.full((20, 40), 1000, np.uint16)  # 10 m
+    (vkitti / 'frames' / 'depth' / 'Camera_0').mkdir(parents=True)
+    cv2.imwrite(str(vkitti / 'frames' / 'depth' / 'Camera_0' / 'depth_00000.png'), depth)
+    (vkitti / 'intrinsic.txt').write_text(
+        'frame cameraID K[0,0] K[1,1] K[0,2] K[1,2]\n0 0 700.0 700.0 20 10\n'
+        '0 1 700.0 700.0 20 10\n')
+    config = from_dict(TrainConfig, {'data': {'sources': [
+        {'kind': 'sceneflow', 'root': str(flow), 'max_disparity': 64},
+        {'kind': 'kitti2015', 'root': str(kitti)},
+        {'kind': 'vkitti2', 'root': str(tmp_path / 'vkitti2')}]}})
+    rng = np.random.default_rng(0)
+    flow_sample = build_source(config.data.sources[0], 0).sample(0, rng)
+    assert flow_sample.left.shape == (20, 40, 3) and flow_sample.disparity[1, 1] == 7.5
+    assert np.isnan(flow_sample.disparity[0, 0])  # beyond max_disparity: ignored
+    kitti_sample = build_source(config.data.sources[1], 0).sample(0, rng)
+    assert np.isnan(kitti_sample.disparity[0]).all() and (kitti_sample.disparity[5:] == 12).all()
+    vk_sample = build_source(config.data.sources[2], 0).sample(0, rng)
+    np.testing.assert_allclose(vk_sample.disparity, 700.0 * VKITTI2_BASELINE / 10.0, rtol=1e-5)
+    assert len(vkitti2_dataset(tmp_path / 'vkitti2', scenes=['Scene01'])) == 1
+    source = FileSource([object()] * 5, seed=1)
+    assert sorted(source.item_index(i) for i in range(5)) == list(range(5))
+    with pytest.raises(ConfigError, match='root'):
+        build_source(from_dict(TrainConfig, {'data': {'sources': [{'kind': 'kitti2015'}]}})
+                     .data.sources[0], 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training loop, checkpoints, export
+# ---------------------------------------------------------------------------------------------
+
+
+def test_learning_rate_warmup_and_cosine():
+    opt = from_dict(TrainConfig, {'optimization': {'lr': 1.0, 'warmup_steps': 10,
+                                                   'min_lr_ratio': 0.1}}).optimization
+    assert learning_rate(0, opt, 110) == pytest.approx(0.1)
+    assert learning_rate(10, opt, 110) == pytest.approx(1.0)
+    assert learning_rate(110, opt, 110) == pytest.approx(0.1)
+    assert 0.1 < learning_rate(60, opt, 110) < 1.0
+
+
+def test_a_few_steps_lower_the_loss(tmp_path):
+    config = from_dict(TrainConfig, tiny_config(tmp_path, optimization={'lr': 2e-3}))
+    trainer = Trainer(config, device='cpu', steps=40, progress=False)
+    batch = trainer.data.batch(0, 4)  # one fixed batch: the loss must go down on it
+    losses = []
+    for _ in range(40):
+        loss, _ = trainer._train_step(batch)
+        trainer.step += 1
+        losses.append(loss)
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3])
+
+
+def test_resume_continues_from_the_saved_step(tmp_path):
+    straight = train(from_dict(TrainConfig, tiny_config(tmp_path)), device='cpu', steps=6,
+                     out_dir=tmp_path / 'straight', progress=False)
+    config_path = write_config(tmp_path / 'tiny.yaml', tiny_config(tmp_path))
+    from stereo_depth_ros.training.train import main
+    assert main(['--config', str(config_path), '--steps', '4', '--out-dir',
+                 str(tmp_path / 'resumed'), '--device', 'cpu', '--no-progress']) == 0
+    record = json.loads((tmp_path / 'resumed' / 'checkpoint.json').read_text())
+    assert record['step'] == 4
+    assert main(['--config', str(config_path), '--steps', '6', '--out-dir',
+                 str(tmp_path / 'resumed'), '--no-progress']) == 2  # needs --resume
+    resumed = train(load_config(config_path), device='cpu', steps=6, resume=True,
+                    out_dir=tmp_path / 'resumed', progress=False)
+    assert resumed.step == 6
+    assert [r['step'] for r in resumed.history['train']] == [2, 4, 6]
+    # Same data stream and restored optimizer state: identical to the uninterrupted run.
+    from safetensors.torch import load_file
+    a = load_file(straight.weights)
+    b = load_file(resumed.weights)
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    assert (tmp_path / 'resumed' / 'curves.png').stat().st_size > 1000
+    assert read_metadata(resumed.weights).backend == 'dispnet'
+
+
+def test_qr_training_step_and_export_with_card(tmp_path):
+    overrides = tiny_config(
+        tmp_path, backend='dispnet_qr',
+        model={'architecture': {'width': 0.0625, 'max_disparity': 16, 'num_bins': 4},
+               'loss': {'kind': 'auto', 'trunk_weight': 1.0, 'schedule_units': 'steps',
+                        'schedule': [{'at': 0, 'weights': [0, 0, 0, 0, 0, 1]}]}},
+        output={'export': str(tmp_path / 'models' / 'dispnet_qr.safetensors')})
+    result = train(from_dict(TrainConfig, overrides), device='cpu', steps=2, progress=False)
+    assert set(result.history['train'][0]) >= {'ce', 'residual', 'trunk', 'epe'}
+    card = yaml.safe_load((tmp_path / 'models' / 'dispnet_qr.yaml').read_text())
+    assert card['backend'] == 'dispnet_qr' and card['training']['steps'] == 2
+    assert card['architecture']['num_bins'] == 4
+    assert card['file_size_bytes'] == (tmp_path / 'models' / 'dispnet_qr.safetensors').stat(
+    ).st_size
+    assert isinstance(build_model(from_dict(TrainConfig, overrides)), DispNetQR)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipped weights
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize('backend', LEARNED)
+def test_shipped_weights_load_and_beat_the_bound(backend):
+    weights = ROOT / 'models' / f'{backend}.safetensors'
+    if not weights.is_file():
+        pytest.skip(f'{weights} not trained yet')
+    assert weights.stat().st_size <= 16 * 2 ** 20
+    card = yaml.safe_load((ROOT / 'models' / f'{backend}.yaml').read_text())
+    assert card['backend'] == backend and card['training']['steps'] > 0
+    from stereo_depth_ros.backends import create_backend
+    from stereo_depth_ros.evaluation.metrics import evaluate_pair
+    model = create_backend(backend, weights=weights, device='cpu')
+    epes = []
+    for i in range(4):
+        scene = make_scene(EVAL_SEED_OFFSET + 100 + i, height=256, width=512, kind='layered')
+        epes.append(evaluate_pair(model.compute(scene.left, scene.right), scene.disparity)['epe'])
+    assert np.mean(epes) < SHIPPED_EPE_BOUND
