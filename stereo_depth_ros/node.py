@@ -116,7 +116,8 @@ class StereoDepthNode(Node):
     def _declare_node_parameters(self) -> dict[str, Any]:
         """Declare every parameter of :data:`PARAMETERS`; return their (overridden) values."""
         for spec in PARAMETERS:
-            self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            default = list(spec.default) if isinstance(spec.default, list) else spec.default
+            self.declare_parameter(spec.name, default, _descriptor(spec))
         return {spec.name: _plain(self.get_parameter(spec.name).value) for spec in PARAMETERS}
 
     def _subscribe(self) -> list:

@@ -98,12 +98,28 @@ def test_node_action_uses_the_installed_executable_and_node_name():
     assert ast.unparse(depth[0]['package']) == 'PACKAGE'
     name = ast.literal_eval(depth[0]['name'])
     params = yaml.safe_load((ROOT / 'config' / 'depth.yaml').read_text())
-    assert list(params) == [name] == ['stereo_depth_node']
+    assert name == 'stereo_depth_node' and list(params) == [f'/**/{name}']
     assert re.search(r"NODE_NAME = 'stereo_depth_node'", (ROOT / 'stereo_depth_ros' /
                                                           'node.py').read_text())
     rviz = [kw for kw in nodes if kw is not depth[0]]
     assert len(rviz) == 1 and ast.literal_eval(rviz[0]['executable']) == 'rviz2'
     assert 'IfCondition(use_rviz)' in ast.unparse(rviz[0]['condition'])
+
+
+def _rclpy_key_matches(key: str, node_fqn: str) -> bool:
+    """Match a parameter-file node key against a node's full name as rclpy does."""
+    key = key if key.startswith('/') else '/' + key
+    return re.fullmatch(key.replace('/*', r'(/\w+)'), node_fqn) is not None
+
+
+def test_parameter_file_reaches_the_node_in_its_launch_namespace():
+    (key,) = yaml.safe_load((ROOT / 'config' / 'depth.yaml').read_text())
+    namespace = _arguments()['namespace']['default']
+    assert _rclpy_key_matches(key, f'/{namespace}/stereo_depth_node')
+    assert _rclpy_key_matches(key, '/robot/cam/stereo_depth_node')
+    assert not _rclpy_key_matches(key, f'/{namespace}/other_node')
+    # why the wildcard: the bare node name misses a namespaced node
+    assert not _rclpy_key_matches('stereo_depth_node', f'/{namespace}/stereo_depth_node')
 
 
 def test_launch_description_loads_where_launch_ros_is_installed():

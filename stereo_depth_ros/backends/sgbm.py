@@ -40,6 +40,12 @@ class SGBMParameters:
 
     def validate(self) -> None:
         """Raise BackendError naming the first invalid setting."""
+        for item in fields(self):
+            value = getattr(self, item.name)
+            expected = str if item.name == 'mode' else int
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise BackendError(f'sgbm {item.name} must be {expected.__name__}, '
+                                   f'got {value!r}')
         if self.disparity_range <= 0 or self.disparity_range % 16:
             raise BackendError(
                 f'sgbm disparity_range must be a positive multiple of 16, got '

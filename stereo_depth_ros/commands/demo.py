@@ -79,6 +79,13 @@ def run(args: argparse.Namespace) -> int:
     summary['middlebury2003'] = _middlebury(pipeline, out)
     (out / 'summary.json').write_text(json.dumps(summary, indent=2))
     print(f'\nbackend: {summary["backend"]}')
+    drive = summary.get('bag_demo')
+    if drive:
+        print(f'  drive ({drive["pairs"]} frames, KITTI layout -> {drive["storage"]} bag -> '
+              f'process-bag at {drive["process_bag_fps"]:.1f} frames/s): EPE '
+              f'{drive["mean_epe_px"]:.2f} px, D1 {100 * drive["mean_d1"]:.1f} %, obstacle '
+              f'distance error {drive["mean_distance_error_m"]:.2f} m, IoU '
+              f'{drive["mean_obstacle_iou"]:.2f}; preview {drive["files"]["preview.gif"]}')
     for row in summary['road_scenes']:
         print(f'  {row["scene"]}: EPE {row["epe"]:.2f} px, obstacle at '
               f'{row["obstacle_distance_m"]:.2f} m (true {row["true_distance_m"]:.2f} m), '
