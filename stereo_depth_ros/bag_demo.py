@@ -26,7 +26,7 @@ from .msgs import camera_from_infos, disparity_from_message, image_to_array, \
     stereo_input_from_image, stamp_to_ns
 from .obstacle import ObstacleResult
 from .pipeline import StereoPipeline
-from .visualize import overlay_obstacle, side_by_side
+from .visualize import colorize_depth, grid, overlay_obstacle, save_rgb, side_by_side, titled
 
 #: First stamp of the demo drive (the first frame of KITTI drive 2011_09_26_0001).
 DEMO_START = '2011-09-26 13:02:25.964389445'
@@ -53,6 +53,7 @@ def _read_outputs(bag_path: Path, names: dict[str, str], namespace: str) -> dict
     wanted = {names['left_image']: 'left', names['left_info']: 'left_info',
               names['right_info']: 'right_info', f'{namespace}/disparity': 'disparity',
               f'{namespace}/disparity/color': 'color', f'{namespace}/obstacle/mask': 'mask',
+              f'{namespace}/depth': 'depth',
               f'{namespace}/obstacle/range': 'range'}
     frames: dict[int, dict] = {}
     with BagInput(bag_path) as bag:
@@ -139,6 +140,7 @@ def run_bag_demo(out_dir: str | Path, backend: str = 'sgbm', weights: Optional[s
         raise RuntimeError(f'the processed bag {out / "bag_processed"} holds no disparity')
 
     _write_previews(out, panels)
+    _write_topic_view(out / 'topics.png', frames[max(frames)], namespace=processed.namespace)
     with open(out / 'metrics.csv', 'w', newline='') as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -161,10 +163,24 @@ def run_bag_demo(out_dir: str | Path, backend: str = 'sgbm', weights: Optional[s
         'elapsed_s': round(time.perf_counter() - start, 2),
         'files': {name: str(out / name) for name in
                   ('kitti', 'bag_kitti', 'bag_processed', 'preview.png', 'preview.gif',
+                   'topics.png',
                    'metrics.csv', 'metrics.json')},
     }
     (out / 'summary.json').write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _write_topic_view(path: Path, frame: dict, namespace: str) -> None:
+    """Write the last frame's output topics side by side, as rviz image displays show them."""
+    left = stereo_input_from_image(frame['left'])
+    depth = image_to_array(frame['depth'])[0]
+    mask = image_to_array(frame['mask'])[0]
+    range_m = float(frame['range'].range)
+    panels = [titled(left, f'{namespace}/left/image_rect'),
+              titled(stereo_input_from_image(frame['color']), f'{namespace}/disparity/color'),
+              titled(colorize_depth(depth), f'{namespace}/depth (32FC1 m, near = red)'),
+              titled(mask, f'{namespace}/obstacle/mask   obstacle/range = {range_m:.2f} m')]
+    save_rgb(path, grid(panels, columns=2))
 
 
 def _write_previews(out: Path, panels: list[np.ndarray]) -> None:

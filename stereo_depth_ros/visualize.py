@@ -73,6 +73,23 @@ def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
     return np.concatenate(parts[:-1], axis=1)
 
 
+def titled(image: np.ndarray, title: str, bar: int = 26) -> np.ndarray:
+    """Return the RGB image under a dark title bar (as an rviz image panel shows a topic)."""
+    rgb = to_rgb(image)
+    header = np.full((bar, rgb.shape[1], 3), 40, dtype=np.uint8)
+    cv2.putText(header, title, (6, bar - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1,
+                cv2.LINE_AA)
+    return np.concatenate([header, rgb], axis=0)
+
+
+def grid(images: list[np.ndarray], columns: int = 2, gap: int = 4) -> np.ndarray:
+    """Arrange RGB images of one size in a grid, row by row, with black gaps."""
+    rows = [side_by_side(*images[i:i + columns], gap=gap) for i in range(0, len(images), columns)]
+    width = max(row.shape[1] for row in rows)
+    padded = [np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0))) for row in rows]
+    return np.concatenate(padded, axis=0)[:-gap]
+
+
 def save_rgb(path, image: np.ndarray) -> None:
     """Write an RGB uint8 image to ``path`` (PNG or any format OpenCV knows)."""
     if not cv2.imwrite(str(path), to_rgb(image)[:, :, ::-1]):
