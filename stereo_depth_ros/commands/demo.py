@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='frames of the synthetic drive turned into a bag (default 12)')
     parser.add_argument('--skip-bag', action='store_true',
                         help='skip the KITTI -> bag -> process-bag part')
+    parser.add_argument('--no-compare', action='store_true',
+                        help='skip the comparison of every backend whose weights are present')
 
 
 def _mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -64,6 +66,33 @@ def _middlebury(pipeline: StereoPipeline, out: Path) -> list[dict]:
     return rows
 
 
+def _compare_backends(out: Path) -> list[dict]:
+    """Score every backend that can run (weights present) on held-out scenes and Middlebury."""
+    from ..backends import backend_info, backend_names, create_backend
+    from ..data.datasets import SyntheticSamples
+    from ..evaluation.evaluate import evaluate_backend
+    synthetic = SyntheticSamples([EVAL_SEED_OFFSET + i for i in range(4)])
+    middlebury = middlebury2003_dataset(sample_data_dir() / 'middlebury2003')
+    rows = []
+    for name in backend_names():
+        info = backend_info(name)
+        if info.needs_weights and info.default_weights() is None:
+            continue
+        backend = create_backend(name)
+        row = {'backend': name}
+        for label, samples in (('synthetic', synthetic), ('middlebury', middlebury)):
+            result = evaluate_backend(backend, samples, progress=False)
+            row[f'{label}_epe'] = round(result['epe'], 3)
+            row[f'{label}_bad2'] = round(result['bad2'], 4)
+            row[f'{label}_ms'] = round(result['ms_per_pair'], 1)
+        rows.append(row)
+        first = synthetic[0]
+        save_rgb(out / f'compare_{name}.png', side_by_side(
+            first.left, colorize_disparity(backend.compute(first.left, first.right), 64),
+            colorize_disparity(first.disparity, 64)))
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     """Write pictures and a metrics summary to the output folder."""
     out = Path(args.out_dir)
@@ -77,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
                                            weights=args.weights, n_frames=args.frames)
     summary['road_scenes'] = _road_scenes(pipeline, args.road_scenes, out)
     summary['middlebury2003'] = _middlebury(pipeline, out)
+    if not args.no_compare:
+        summary['comparison'] = _compare_backends(out)
     (out / 'summary.json').write_text(json.dumps(summary, indent=2))
     print(f'\nbackend: {summary["backend"]}')
     drive = summary.get('bag_demo')
@@ -93,5 +124,15 @@ def run(args: argparse.Namespace) -> int:
     for row in summary['middlebury2003']:
         print(f'  middlebury {row["scene"]}: EPE {row["epe"]:.2f} px, '
               f'bad-2 {100 * row["bad2"]:.1f} %, density {100 * row["density"]:.1f} %')
+    if summary.get('comparison'):
+        print('\nall backends (4 held-out synthetic scenes 256x512 | '
+              'Middlebury 2003 cones+teddy):')
+        print(f'  {"backend":<11} {"EPE px":>7} {"bad-2":>7} {"ms":>7} | {"EPE px":>7} '
+              f'{"bad-2":>7} {"ms":>7}')
+        for row in summary['comparison']:
+            print(f'  {row["backend"]:<11} {row["synthetic_epe"]:>7.2f} '
+                  f'{100 * row["synthetic_bad2"]:>6.1f}% {row["synthetic_ms"]:>7.1f} | '
+                  f'{row["middlebury_epe"]:>7.2f} {100 * row["middlebury_bad2"]:>6.1f}% '
+                  f'{row["middlebury_ms"]:>7.1f}')
     print(f'\nwrote pictures and summary.json to {out.resolve()}')
     return 0
