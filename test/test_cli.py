@@ -82,3 +82,17 @@ def test_size_mismatch_is_reported(pair, tmp_path):
          str(folder / 'left.png'), '--right', str(tmp_path / 'small.png'), '--out-dir',
          str(tmp_path / 'o')], capture_output=True, text=True)
     assert result.returncode == 2 and '320x160' in result.stderr and '200x100' in result.stderr
+
+
+def test_demo_writes_pictures_and_summary(tmp_path, capsys):
+    code = main(['demo', '--out-dir', str(tmp_path), '--frames', '3', '--road-scenes', '1',
+                 '--no-compare'])
+    assert code == 0
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert summary['bag_demo']['pairs'] == 3
+    assert summary['road_scenes'][0]['obstacle_found']
+    assert {row['scene'] for row in summary['middlebury2003']} == {'cones', 'teddy'}
+    for name in ('road_1000000.png', 'middlebury_cones.png', 'drive/preview.gif',
+                 'drive/topics.png'):
+        assert (tmp_path / name).stat().st_size > 1000
+    assert str(tmp_path.resolve()) in capsys.readouterr().out
