@@ -17,8 +17,8 @@ import numpy as np
 
 from .camera import StereoCameraModel
 from .errors import ImageFormatError, StereoDepthError
-from .msgs import (MessageTypes, array_to_image, make_depth_image, make_disparity_image,
-                   make_mask_image, make_obstacle_range, make_point_cloud2,
+from .msgs import (ENCODINGS, MessageTypes, array_to_image, make_depth_image,
+                   make_disparity_image, make_mask_image, make_obstacle_range, make_point_cloud2,
                    stereo_input_from_image)
 from .images import to_rgb
 from .pipeline import StereoPipeline
@@ -43,6 +43,9 @@ TOPIC_TYPES: dict[str, str] = {
     'points2': 'PointCloud2',
 }
 #: Input topics (relative, remappable) -> message class attribute of :class:`MessageTypes`.
+#: Image encodings usable as stereo input: camera intensities (not 32FC1 depth/disparity).
+STEREO_ENCODINGS: tuple[str, ...] = tuple(
+    name for name, (dtype, _) in ENCODINGS.items() if dtype.kind == 'u')
 INPUT_TOPICS: dict[str, str] = {
     'left/image_rect': 'Image',
     'right/image_rect': 'Image',
@@ -141,6 +144,12 @@ class StereoFrameProcessor:
         return left, right, camera
 
     def _image(self, msg: Any, side: str) -> np.ndarray:
+        if msg.encoding not in STEREO_ENCODINGS:
+            kind = ('is not a camera intensity image' if msg.encoding in ENCODINGS
+                    else 'is not supported')
+            raise ImageFormatError(
+                f'{side} image: encoding {msg.encoding!r} {kind}; stereo input must be one '
+                f'of {", ".join(STEREO_ENCODINGS)}')
         try:
             return stereo_input_from_image(msg, self.mono16_bit_depth)
         except ImageFormatError as error:

@@ -136,6 +136,14 @@ def test_bad_pairs_are_skipped_and_the_node_keeps_running(ros, scene):
     assert received[0].encoding == '32FC1'
 
 
+def test_nothing_is_computed_without_subscribers(ros, scene):
+    depth_node, helper, executor = ros
+    monitor = depth_node._worker.monitor
+    source = StereoSource(helper, scene)
+    _spin_until(executor, lambda: monitor.total_received >= 3, source)
+    assert monitor.total_processed == 0 and monitor.total_skipped == 0
+
+
 def test_parameter_changes_are_validated_and_reload_the_model(ros):
     depth_node, _, _ = ros
     results = depth_node.set_parameters([Parameter('backend', value='nope')])

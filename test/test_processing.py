@@ -126,12 +126,15 @@ def test_bad_encoding_is_named(scene, manager):
     pair = make_pair(scene)
     pair.left_image = array_to_image(scene.disparity, '32FC1', pair.left_image.header,
                                      TYPES.Image)
-    with pytest.raises(ImageFormatError, match='left image: 32FC1 is not a camera'):
+    with pytest.raises(ImageFormatError,
+                       match="left image: encoding '32FC1' is not a camera intensity image"):
         StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
     pair = make_pair(scene)
     pair.right_image.encoding = 'yuv422'
-    with pytest.raises(ImageFormatError, match="right image: unsupported image encoding 'yuv"):
+    with pytest.raises(ImageFormatError, match="right image: encoding 'yuv422' is not supported"
+                       r"; stereo input must be one of mono8, 8UC1, mono16, .*bgra8$") as info:
         StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+    assert '32FC1' not in str(info.value)
 
 
 def test_left_right_size_and_kind_mismatch(scene, manager):
