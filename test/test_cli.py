@@ -96,3 +96,15 @@ def test_demo_writes_pictures_and_summary(tmp_path, capsys):
                  'drive/topics.png'):
         assert (tmp_path / name).stat().st_size > 1000
     assert str(tmp_path.resolve()) in capsys.readouterr().out
+
+
+def test_eval_obstacle_on_road_scenes(capsys):
+    code = main(['eval', '--backend', 'sgbm', '--backend-option', 'disparity_range=64',
+                 '--dataset', 'synthetic', '--synthetic-kind', 'road', '--root', 'eval:3',
+                 '--obstacle', '--json'])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['n'] == 3 and summary['found_rate'] == 1.0
+    assert summary['iou_mean'] > 0.5 and summary['distance_error_median'] < 0.05
+    assert main(['eval', '--dataset', 'synthetic', '--root', 'eval:1', '--obstacle']) == 2
+    assert '--synthetic-kind road' in capsys.readouterr().err

@@ -4,13 +4,13 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from .common import add_backend_arguments, backend_from_args
 from ..data.datasets import middlebury2003_dataset
 from ..data.synthetic import EVAL_SEED_OFFSET, make_scene
 from ..evaluation.metrics import evaluate_pair
+from ..evaluation.obstacles import mask_iou
 from ..pipeline import StereoPipeline
 from ..resources import sample_data_dir
 from ..visualize import colorize_disparity, overlay_obstacle, save_rgb, side_by_side
@@ -30,11 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='skip the comparison of every backend whose weights are present')
 
 
-def _mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
-    union = np.logical_or(predicted, truth).sum()
-    return float(np.logical_and(predicted, truth).sum() / union) if union else float('nan')
-
-
 def _road_scenes(pipeline: StereoPipeline, count: int, out: Path) -> list[dict]:
     rows = []
     for index in tqdm(range(count), desc='road scenes', unit='scene'):
@@ -47,7 +42,7 @@ def _road_scenes(pipeline: StereoPipeline, count: int, out: Path) -> list[dict]:
                'obstacle_found': bool(obstacle.found),
                'obstacle_distance_m': round(float(obstacle.distance), 3),
                'true_distance_m': round(float(scene.obstacle_distance), 3),
-               'obstacle_iou': round(_mask_iou(obstacle.mask, scene.obstacle_mask), 4)}
+               'obstacle_iou': round(mask_iou(obstacle.mask, scene.obstacle_mask), 4)}
         rows.append(row)
         panel = side_by_side(scene.left, result.color, overlay_obstacle(scene.left, obstacle))
         save_rgb(out / f'road_{seed}.png', panel)

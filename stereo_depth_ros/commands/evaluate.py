@@ -19,11 +19,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object as the last line')
     parser.add_argument('--per-pair', action='store_true', help='also list per-pair metrics')
+    parser.add_argument('--obstacle', action='store_true',
+                        help='synthetic road scenes only: score the nearest-obstacle mask '
+                             '(IoU with the true mask, distance error) instead of disparity')
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics."""
     from ..evaluation.evaluate import evaluate_backend
+    if args.obstacle:
+        return _run_obstacle(args)
     options = {'scene_kind': args.synthetic_kind} if args.dataset == 'synthetic' else {}
     samples = load_dataset(args.dataset, args.root, **options)
     backend = backend_from_args(args)
@@ -44,4 +49,23 @@ def run(args: argparse.Namespace) -> int:
               f'bad-1 {100 * summary["bad1"]:.2f} %, bad-2 {100 * summary["bad2"]:.2f} %, '
               f'bad-3 {100 * summary["bad3"]:.2f} %, density {100 * summary["density"]:.1f} %, '
               f'{summary["ms_per_pair"]:.1f} ms/pair')
+    return 0
+
+
+def _run_obstacle(args: argparse.Namespace) -> int:
+    from ..data.datasets import parse_seed_spec
+    from ..evaluation.obstacles import evaluate_obstacles
+    if args.dataset != 'synthetic' or args.synthetic_kind != 'road':
+        raise ValueError('--obstacle needs --dataset synthetic --synthetic-kind road '
+                         '(scenes with a known obstacle mask)')
+    summary = evaluate_obstacles(backend_from_args(args), parse_seed_spec(args.root))
+    summary = {'backend': args.backend, 'dataset': 'synthetic-road', **summary}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f'{args.backend} nearest obstacle on {summary["n"]} road scenes: IoU mean '
+              f'{summary["iou_mean"]:.3f} min {summary["iou_min"]:.3f}, found '
+              f'{100 * summary["found_rate"]:.0f} %, distance error median '
+              f'{100 * summary["distance_error_median"]:.1f} % max '
+              f'{100 * summary["distance_error_max"]:.1f} %')
     return 0
