@@ -20,13 +20,6 @@ from stereo_depth_ros.weights import load_model, load_state, read_metadata, save
 
 torch.set_num_threads(1)
 
-TINY = {
-    'dispnet': {'width': 0.125, 'max_disparity': 64},
-    'dispnetc': {'width': 0.125, 'max_disparity': 64},
-    'squeezeseg': {'width': 0.25, 'max_disparity': 64},
-    'dispnet_qr': {'width': 0.125, 'max_disparity': 64, 'num_bins': 4},
-}
-
 
 def _final_bias(model: torch.nn.Module, name: str) -> torch.Tensor:
     """Bias of the layer producing the full-resolution output (finest disparity head)."""
@@ -242,6 +235,7 @@ def test_backends_command_lists_weights(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert f'{shipped} ({size:.1f} MiB, batch_norm=True, max_disparity=64.0, width=0.125)' in text
     assert 'missing - train with `stereo-depth train --config config/train_dispnetc.yaml`' in text
     assert 'no weights needed' in text
+from tiny_architectures import TINY
 
 
 def _bench_args(**overrides: object) -> argparse.Namespace:

@@ -8,15 +8,10 @@ from stereo_depth_ros.networks import (NETWORKS, DispNetQR, QROutput, correlatio
                                        full_resolution, gather_bins, multiscale_targets,
                                        normalize_image, pad_to_divisor)
 from stereo_depth_ros.networks.common import scaled_channels
+from tiny_architectures import TINY
 
 torch.set_num_threads(1)
 
-TINY = {
-    'dispnet': {'width': 0.125, 'max_disparity': 64},
-    'dispnetc': {'width': 0.125, 'max_disparity': 64},
-    'squeezeseg': {'width': 0.25, 'max_disparity': 64},
-    'dispnet_qr': {'width': 0.125, 'max_disparity': 64, 'num_bins': 4},
-}
 #: Resolution of the finest prediction relative to the input.
 FINEST_FACTOR = {'dispnet': 2, 'dispnetc': 2, 'squeezeseg': 1}
 
