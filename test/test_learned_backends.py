@@ -17,6 +17,7 @@ from stereo_depth_ros.commands import bench
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.networks import NETWORKS
 from stereo_depth_ros.weights import load_model, load_state, read_metadata, save_weights
+from tiny_architectures import TINY
 
 torch.set_num_threads(1)
 
@@ -235,7 +236,6 @@ def test_backends_command_lists_weights(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert f'{shipped} ({size:.1f} MiB, batch_norm=True, max_disparity=64.0, width=0.125)' in text
     assert 'missing - train with `stereo-depth train --config config/train_dispnetc.yaml`' in text
     assert 'no weights needed' in text
-from tiny_architectures import TINY
 
 
 def _bench_args(**overrides: object) -> argparse.Namespace:
