@@ -24,7 +24,12 @@ CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 _RESULT_WORDS = ('disparity', 'depth', 'mask', 'obstacle', 'points')
 
 _BAG_ERRORS = (ReaderError, sqlite3.Error, struct.error, OSError, ValueError, KeyError,
-               IndexError, AssertionError)
+               IndexError, AssertionError, ArithmeticError, EOFError)
+
+
+def _one_line(error: BaseException) -> str:
+    """Return ``error``'s message on one line (YAML errors span several)."""
+    return ' '.join(str(error).split())
 
 
 @dataclass(frozen=True)
@@ -69,14 +74,15 @@ class BagInput:
         try:
             self._reader = Reader(self.path)
         except _BAG_ERRORS as error:
-            raise DatasetError(f'cannot read bag {self.path}: {error}') from None
+            raise DatasetError(f'cannot read bag {self.path}: {_one_line(error)}') from None
         self._open = False
 
     def __enter__(self) -> 'BagInput':
         try:
             self._reader.open()
         except _BAG_ERRORS as error:
-            raise DatasetError(f'cannot open bag {self.path} (corrupt?): {error}') from None
+            raise DatasetError(f'cannot open bag {self.path} (corrupt?): '
+                               f'{_one_line(error)}') from None
         self._open = True
         self._register_bag_types()
         return self
@@ -116,9 +122,9 @@ class BagInput:
         """Yield ``(connection, log_time_ns, cdr_bytes)`` in log-time order."""
         try:
             yield from self._reader.messages()
-        except _BAG_ERRORS as error:
+        except Exception as error:  # damaged chunks fail in many ways (seek overflow, ...)
             raise DatasetError(f'cannot read messages of bag {self.path} (corrupt?): '
-                               f'{error}') from None
+                               f'{_one_line(error)}') from None
 
     def deserialize(self, data: bytes, connection: Connection) -> Any:
         """Deserialise one message of ``connection``; DatasetError when the bytes are bad."""
@@ -129,7 +135,7 @@ class BagInput:
                                f'on {connection.topic}') from None
         except Exception as error:
             raise DatasetError(f'bag {self.path}: cannot decode a {connection.msgtype} on '
-                               f'{connection.topic}: {error}') from None
+                               f'{connection.topic}: {_one_line(error)}') from None
 
 
 def _has_word(topic: str, word: str) -> bool:
