@@ -127,35 +127,35 @@ def _process(bag: BagInput, writer: BagWriter, stereo: StereoTopics, pipeline: S
         copies[connection.id] = writer.add_topic(
             connection.topic, connection.msgtype, qos,
             None if known else msgdef, None if known else connection.digest)
-    bar = tqdm(total=bag.message_count(stereo.left_image), desc='process-bag',
-               unit='frame', disable=not progress)
     start = time.perf_counter()
-    for connection, log_time, data in bag.messages():
-        summary.messages_in += 1
-        if connection.id in copies:
-            writer.write_raw(copies[connection.id], data, log_time)
-        index = inputs.get(connection.topic)
-        if index is None:
-            continue
-        msg = bag.deserialize(data, connection)
-        seen[index] += 1
-        for matched in sync.add(index, stamp_to_ns(msg.header.stamp), msg):
-            tick = time.perf_counter()
-            try:
-                output = processor.process(StereoPair(*matched), pipeline, wanted)
-            except StereoDepthError as error:
-                summary.skipped += 1
-                summary.first_error = summary.first_error or str(error)
-                bar.update(1)
+    # The bar is closed on errors too, so an error line does not land on it.
+    with tqdm(total=bag.message_count(stereo.left_image), desc='process-bag',
+              unit='frame', disable=not progress) as bar:
+        for connection, log_time, data in bag.messages():
+            summary.messages_in += 1
+            if connection.id in copies:
+                writer.write_raw(copies[connection.id], data, log_time)
+            index = inputs.get(connection.topic)
+            if index is None:
                 continue
-            for name, message in output.messages.items():
-                writer.write(_output_topic(ns, name), message, log_time)
-            pair_latency.append((time.perf_counter() - tick) * 1e3)
-            pipeline_ms.append(output.timings.get('total_ms', float('nan')))
-            summary.pairs += 1
-            bar.update(1)
+            msg = bag.deserialize(data, connection)
+            seen[index] += 1
+            for matched in sync.add(index, stamp_to_ns(msg.header.stamp), msg):
+                tick = time.perf_counter()
+                try:
+                    output = processor.process(StereoPair(*matched), pipeline, wanted)
+                except StereoDepthError as error:
+                    summary.skipped += 1
+                    summary.first_error = summary.first_error or str(error)
+                    bar.update(1)
+                    continue
+                for name, message in output.messages.items():
+                    writer.write(_output_topic(ns, name), message, log_time)
+                pair_latency.append((time.perf_counter() - tick) * 1e3)
+                pipeline_ms.append(output.timings.get('total_ms', float('nan')))
+                summary.pairs += 1
+                bar.update(1)
     summary.elapsed_s = time.perf_counter() - start
-    bar.close()
     paired = summary.pairs + summary.skipped
     summary.unpaired = {topic: seen[i] - paired for topic, i in inputs.items()}
     summary.written = dict(writer.counts)
