@@ -21,6 +21,7 @@ from .bags.process import process_bag
 from .bags.reader import BagInput
 from .data.synthetic import make_road_sequence
 from .evaluation.metrics import evaluate_pair
+from .evaluation.obstacles import mask_iou
 from .kitti import parse_kitti_time, write_kitti_disparity, write_raw_drive
 from .msgs import camera_from_infos, disparity_from_message, image_to_array, \
     stereo_input_from_image, stamp_to_ns
@@ -63,13 +64,6 @@ def _read_outputs(bag_path: Path, names: dict[str, str], namespace: str) -> dict
                 msg = bag.deserialize(data, connection)
                 frames.setdefault(stamp_to_ns(msg.header.stamp), {})[key] = msg
     return frames
-
-
-def _iou(predicted: np.ndarray, truth: Optional[np.ndarray]) -> float:
-    if truth is None:
-        return float('nan')
-    union = np.logical_or(predicted, truth).sum()
-    return float(np.logical_and(predicted, truth).sum() / union) if union else float('nan')
 
 
 def _round(value: float, digits: int = 4) -> Optional[float]:
@@ -131,7 +125,7 @@ def run_bag_demo(out_dir: str | Path, backend: str = 'sgbm', weights: Optional[s
                      'obstacle_distance_m': _round(obstacle.distance, 3),
                      'true_distance_m': _round(scene.obstacle_distance or float('nan'), 3),
                      'distance_error_m': _round(error, 3),
-                     'obstacle_iou': _round(_iou(obstacle.mask, scene.obstacle_mask)),
+                     'obstacle_iou': _round(mask_iou(obstacle.mask, scene.obstacle_mask)),
                      'f_px': _round(f, 3), 't_m': _round(t, 4)})
         left = stereo_input_from_image(found['left'])
         colour = stereo_input_from_image(found['color'])
