@@ -275,3 +275,20 @@ def test_bench_pair_is_shifted() -> None:
     left, right = bench.make_pair(32, 48, shift=5)
     assert left.shape == right.shape == (32, 48, 3)
     assert np.array_equal(left[:, 5:], right[:, :-5])
+
+
+def test_dispnet_qr_decode_option(tmp_path: Path) -> None:
+    model = NETWORKS['dispnet_qr'](**TINY['dispnet_qr'])
+    path = tmp_path / 'qr.safetensors'
+    save_weights(model, path, 'dispnet_qr')
+    rng = np.random.default_rng(3)
+    left = rng.integers(0, 255, (64, 128, 3), dtype=np.uint8)
+    right = np.roll(left, -4, axis=1)
+    argmax = create_backend('dispnet_qr', weights=path, device='cpu').compute(left, right)
+    backend = create_backend('dispnet_qr', weights=path, device='cpu', decode='expectation')
+    assert backend.model.decode == 'expectation'
+    expectation = backend.compute(left, right)
+    assert expectation.shape == argmax.shape
+    assert not np.allclose(np.nan_to_num(expectation), np.nan_to_num(argmax))
+    with pytest.raises(BackendError, match='decode must be one of'):
+        create_backend('dispnet_qr', weights=path, device='cpu', decode='mean')

@@ -1,7 +1,12 @@
 """Register the learned disparity backends (all share :class:`TorchBackend`)."""
 
+from pathlib import Path
+from typing import Any, Optional
+
 from .registry import register_backend
 from .torch_backend import TorchBackend
+from ..errors import BackendError
+from ..networks.dispnet_qr import DECODE_MODES
 
 #: Learned backend names, in the order they are usually listed.
 LEARNED_BACKENDS = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr')
@@ -28,4 +33,18 @@ class SqueezeSegBackend(TorchBackend):
 @register_backend('dispnet_qr', needs_weights=True,
                   summary='DispNet with quantized regression (bin classification + residuals)')
 class DispNetQRBackend(TorchBackend):
-    """DispNet + quantized-regression head inference."""
+    """DispNet + quantized-regression head inference.
+
+    ``decode`` chooses how bins become disparity: ``argmax`` (centre of the most likely bin
+    plus its residual; the default the model was trained and scored with) or ``expectation``
+    (softmax-weighted over all bins). ``None`` keeps the mode stored with the weights.
+    """
+
+    def __init__(self, weights: str | Path, decode: Optional[str] = None,
+                 **options: Any) -> None:
+        if decode is not None and decode not in DECODE_MODES:
+            raise BackendError(f'dispnet_qr decode must be one of {DECODE_MODES}, '
+                               f'got {decode!r}')
+        super().__init__(weights, **options)
+        if decode is not None:
+            self.model.decode = decode
