@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from stereo_depth_ros.data.pfm import write_pfm
+from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.networks import DispNetQR, disparity_to_bins
 from stereo_depth_ros.training.augment import (Photometric, RandomCrop, TrainSample,
@@ -23,7 +24,7 @@ from stereo_depth_ros.training.sources import (TRAIN_SEED_LIMIT, VKITTI2_BASELIN
                                                SyntheticSource, TrainingData, build_source,
                                                vkitti2_dataset)
 from stereo_depth_ros.training.trainer import Trainer, build_model, learning_rate, train
-from stereo_depth_ros.weights import read_metadata
+from stereo_depth_ros.weights import read_metadata, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 LEARNED = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr')
@@ -375,3 +376,28 @@ def test_shipped_weights_load_and_beat_the_bound(backend):
         scene = make_scene(EVAL_SEED_OFFSET + 100 + i, height=256, width=512, kind='layered')
         epes.append(evaluate_pair(model.compute(scene.left, scene.right), scene.disparity)['epe'])
     assert np.mean(epes) < SHIPPED_EPE_BOUNDS[backend]
+
+
+def test_init_weights_start_fine_tuning_from_a_file(tmp_path):
+    config = from_dict(TrainConfig, tiny_config(tmp_path))
+    source = build_model(config)
+    for parameter in source.parameters():
+        torch.nn.init.normal_(parameter, std=0.01)
+    path = tmp_path / 'start.safetensors'
+    save_weights(source, path, 'dispnet')
+    tuned = from_dict(TrainConfig, tiny_config(tmp_path, model={'init_weights': str(path)}))
+    trainer = Trainer(tuned, device='cpu', steps=1, progress=False)
+    for name, value in source.state_dict().items():
+        assert torch.equal(trainer.model.state_dict()[name], value), name
+    wrong = from_dict(TrainConfig, tiny_config(tmp_path, backend='squeezeseg', model={
+        'architecture': {'width': 0.25, 'max_disparity': 16}, 'init_weights': str(path),
+        'loss': {'schedule_units': 'steps', 'schedule': [{'at': 0, 'weights': [0, 0, 1, 1]}]}}))
+    with pytest.raises(BackendError, match="'dispnet'"):
+        Trainer(wrong, device='cpu', steps=1, progress=False)
+
+
+@pytest.mark.parametrize('backend', ['dispnet', 'squeezeseg'])
+def test_fine_tuning_configs_load(backend):
+    config = load_config(ROOT / 'config' / f'finetune_{backend}.yaml')
+    assert config.model.init_weights == f'models/{backend}.safetensors'
+    assert config.output.export == f'models/{backend}.safetensors'

@@ -86,10 +86,12 @@ class LossConfig:
 
 @dataclass
 class ModelConfig:
-    """Network constructor arguments and its loss."""
+    """Network constructor arguments, its loss and optional initial weights (fine-tuning)."""
 
     architecture: dict = field(default_factory=dict)
     loss: LossConfig = field(default_factory=LossConfig)
+    #: safetensors file of the same backend and architecture to start from (None: random).
+    init_weights: Optional[str] = None
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ..backends.torch_backend import resolve_device
 from ..networks import NETWORKS
 from ..networks.common import normalize_image
 from ..networks.dispnet_qr import QROutput
-from ..weights import save_weights
+from ..weights import load_state, save_weights
 
 LOGGER = logging.getLogger('stereo_depth_ros.training')
 
@@ -129,7 +129,10 @@ class Trainer:
         if opt.num_threads and self.device.type == 'cpu':
             torch.set_num_threads(opt.num_threads)
         torch.manual_seed(config.seed)
-        self.model = build_model(config).to(self.device)
+        self.model = build_model(config)
+        if config.model.init_weights:
+            load_state(self.model, config.model.init_weights, config.backend)
+        self.model = self.model.to(self.device)
         self.autocast_dtype = _autocast_dtype(opt.precision, self.device)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr,
                                            betas=tuple(opt.betas),
