@@ -396,7 +396,7 @@ def test_init_weights_start_fine_tuning_from_a_file(tmp_path):
         Trainer(wrong, device='cpu', steps=1, progress=False)
 
 
-@pytest.mark.parametrize('backend', ['dispnet', 'squeezeseg'])
+@pytest.mark.parametrize('backend', ['dispnet', 'squeezeseg', 'dispnet_qr'])
 def test_fine_tuning_configs_load(backend):
     config = load_config(ROOT / 'config' / f'finetune_{backend}.yaml')
     assert config.model.init_weights == f'models/{backend}.safetensors'
