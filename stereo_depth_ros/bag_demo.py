@@ -22,6 +22,7 @@ from .bags.reader import BagInput
 from .data.synthetic import make_road_sequence
 from .evaluation.metrics import evaluate_pair
 from .evaluation.obstacles import mask_iou
+from .images import mask_bounding_box
 from .kitti import parse_kitti_time, write_kitti_disparity, write_raw_drive
 from .msgs import camera_from_infos, disparity_from_message, image_to_array, \
     stereo_input_from_image, stamp_to_ns
@@ -43,10 +44,8 @@ def _obstacle_from_messages(mask_msg: Any, range_msg: Any) -> ObstacleResult:
     distance = float(range_msg.range)
     if not mask.any() or not np.isfinite(distance):
         return ObstacleResult(mask=mask)
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    bbox = (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-    return ObstacleResult(mask=mask, distance=distance, bbox=bbox, area=int(mask.sum()))
+    return ObstacleResult(mask=mask, distance=distance, bbox=mask_bounding_box(mask),
+                          area=int(mask.sum()))
 
 
 def _read_outputs(bag_path: Path, names: dict[str, str], namespace: str) -> dict[int, dict]:

@@ -1,5 +1,7 @@
 """Checks and conversions of stereo image arrays shared by every backend."""
 
+from typing import Optional
+
 import numpy as np
 
 from .errors import ImageFormatError
@@ -36,3 +38,13 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2)
     return image
+
+
+def mask_bounding_box(mask: np.ndarray) -> Optional[tuple[int, int, int, int]]:
+    """Return ``(x, y, width, height)`` of the True pixels of a 2-D mask, or None if none."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if not rows.size:
+        return None
+    return (int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
+            int(rows[-1] - rows[0] + 1))

@@ -25,6 +25,7 @@ import numpy as np
 
 from .camera import StereoCameraModel
 from .errors import ImageFormatError
+from .images import mask_bounding_box
 
 #: encoding -> (numpy dtype of one channel, channels). Aliases share the layout.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -335,13 +336,9 @@ def make_disparity_image(disparity: np.ndarray, camera: StereoCameraModel, heade
         valid = np.isfinite(adjusted) & (adjusted > 0)
     values = np.full(disparity.shape, np.float32(low - 1.0), dtype=np.float32)
     values[valid] = np.maximum(adjusted[valid], np.float32(low))
-    roi = types.RegionOfInterest(x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)
-    if valid.any():
-        rows = np.flatnonzero(valid.any(axis=1))
-        cols = np.flatnonzero(valid.any(axis=0))
-        roi = types.RegionOfInterest(x_offset=int(cols[0]), y_offset=int(rows[0]),
-                                     height=int(rows[-1] - rows[0] + 1),
-                                     width=int(cols[-1] - cols[0] + 1), do_rectify=False)
+    x, y, width, height = mask_bounding_box(valid) or (0, 0, 0, 0)
+    roi = types.RegionOfInterest(x_offset=x, y_offset=y, height=height, width=width,
+                                 do_rectify=False)
     image = array_to_image(values, '32FC1', header, types.Image)
     return types.DisparityImage(header=header, image=image, f=float(camera.fx),
                                 t=float(camera.baseline), valid_window=roi,

@@ -36,6 +36,7 @@ import numpy as np
 
 from .camera import StereoCameraModel
 from .errors import CalibrationError, ImageFormatError
+from .images import mask_bounding_box
 
 
 @dataclass
@@ -341,10 +342,8 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
             continue
         mask = empty.copy()
         mask[y0 + wy0:y0 + wy1, x0 + wx0:x0 + wx1] = piece
-        rows = np.flatnonzero(piece.any(axis=1))
-        cols = np.flatnonzero(piece.any(axis=0))
-        bbox = (x0 + wx0 + int(cols[0]), y0 + wy0 + int(rows[0]),
-                int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+        px, py, width, height = mask_bounding_box(piece)
+        bbox = (x0 + wx0 + px, y0 + wy0 + py, width, height)
         return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()))
     return ObstacleResult(empty, ground_plane=plane)
 

@@ -50,3 +50,11 @@ def test_points_known_pixel():
     np.testing.assert_allclose(points[34, 42], [(42 - 32) / 700 * 7, (34 - 24) / 700 * 7, 7.0],
                                rtol=1e-6)
     assert np.isnan(points[0, 0]).all()
+
+
+def test_mask_bounding_box():
+    from stereo_depth_ros.images import mask_bounding_box
+    mask = np.zeros((6, 8), dtype=bool)
+    assert mask_bounding_box(mask) is None
+    mask[2, 3] = mask[4, 6] = True
+    assert mask_bounding_box(mask) == (3, 2, 4, 3)
