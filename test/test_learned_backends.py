@@ -37,8 +37,10 @@ def make_model(name: str, offset: float = 0.0, seed: int = 0) -> torch.nn.Module
     model = NETWORKS[name](**TINY[name]).eval()
     with torch.no_grad():
         if name == 'dispnet_qr':
-            model.regressor.weight.mul_(0.01)  # residuals small, decoding = bin centres
+            # Residuals small: decoding = the trunk's estimate, lifted by ``offset``.
+            model.regressor.weight.mul_(0.01)
             model.regressor.bias.zero_()
+            model.trunk.decoder.heads[-1].bias.add_(offset)
         else:
             _final_bias(model, name).add_(offset)
     return model

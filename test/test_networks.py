@@ -213,3 +213,21 @@ def test_qr_defaults_and_validation() -> None:
         DispNetQR(num_bins=1)
     with pytest.raises(ValueError):
         DispNetQR(decode='mode')
+
+
+def test_qr_head_with_untrained_regressor_decodes_the_trunk_estimate() -> None:
+    torch.manual_seed(0)
+    model = DispNetQR(num_bins=4, width=0.125, max_disparity=64, head_channels=8).eval()
+    torch.nn.init.zeros_(model.regressor.weight)
+    torch.nn.init.zeros_(model.regressor.bias)
+    left, right = torch.randn(1, 3, 64, 128), torch.randn(1, 3, 64, 128)
+    with torch.no_grad():
+        output = model(left, right)
+        coarse = torch.nn.functional.interpolate(output.trunk_predictions[-1], size=(64, 128),
+                                                 mode='bilinear', align_corners=False) * 2
+    # Every bin's residual is the coarse estimate's offset from that bin's centre.
+    assert torch.allclose(output.disparity, coarse, atol=1e-4)
+    plain = DispNetQR(num_bins=4, width=0.125, max_disparity=64, coarse_offsets=False)
+    assert plain.architecture['coarse_offsets'] is False
+    assert model.head_conv[0][0].in_channels == 8 + 1 + 4
+    assert plain.head_conv[0][0].in_channels == plain.architecture['head_channels'] + 1

@@ -9,8 +9,13 @@ network output is scaled by ``bin_width`` so it learns values of order 0.5). Dec
 the softmax-weighted mean of ``centre_k + residual_k``.
 
 The trunk is :class:`~stereo_depth_ros.networks.dispnet.DispNet`; the head upconvolves its
-finest (1/2-resolution) decoder features, concatenated with the upsampled pr1, to full
-resolution and predicts ``logits`` and ``residuals`` there (``BxKxHxW`` each).
+finest (1/2-resolution) decoder features to full resolution, concatenates the upsampled pr1
+and (``coarse_offsets``, the default) the offsets ``(pr1 - centre_k) / bin_width`` of that
+coarse estimate from every bin centre, and predicts ``logits`` and ``residuals`` there
+(``BxKxHxW`` each) after two convolutions of ``head_channels``. With ``coarse_offsets`` each
+bin's residual is regressed as a correction to the coarse estimate's offset from that bin's
+centre, so a bin the classifier picks wrongly still decodes near the trunk's estimate instead
+of at an arbitrary, never-trained residual.
 
 ``forward(left, right)`` returns a :class:`QROutput`: ``logits``, ``residuals``, the decoded
 full-resolution ``disparity`` (``Bx1xHxW``, decode mode of the model) and
@@ -101,7 +106,8 @@ class DispNetQR(StereoNet):
 
     def __init__(self, num_bins: int = 10, bin_width: Optional[float] = None,
                  width: float = 0.25, max_disparity: float = 192, batch_norm: bool = True,
-                 decode: str = 'argmax') -> None:
+                 decode: str = 'argmax', head_channels: Optional[int] = None,
+                 coarse_offsets: bool = True) -> None:
         super().__init__(max_disparity)
         if num_bins < 2:
             raise ValueError(f'num_bins must be >= 2, got {num_bins}')
@@ -111,16 +117,25 @@ class DispNetQR(StereoNet):
             raise ValueError(f'bin_width must be > 0, got {bin_width}')
         if decode not in DECODE_MODES:
             raise ValueError(f'decode must be one of {DECODE_MODES}, got {decode!r}')
+        if head_channels is None:
+            head_channels = scaled_channels(96, width, minimum=8)
+        if head_channels < 1:
+            raise ValueError(f'head_channels must be >= 1, got {head_channels}')
         self.num_bins = int(num_bins)
         self.bin_width = float(bin_width)
         self.decode = decode
+        self.coarse_offsets = bool(coarse_offsets)
         self.architecture = {'num_bins': self.num_bins, 'bin_width': self.bin_width,
                              'width': float(width), 'max_disparity': float(max_disparity),
-                             'batch_norm': bool(batch_norm), 'decode': decode}
+                             'batch_norm': bool(batch_norm), 'decode': decode,
+                             'head_channels': int(head_channels),
+                             'coarse_offsets': self.coarse_offsets}
         self.trunk = DispNet(width=width, max_disparity=max_disparity, batch_norm=batch_norm)
-        head = scaled_channels(32, width, minimum=8)
+        head = int(head_channels)
+        inputs = head + 1 + (self.num_bins if self.coarse_offsets else 0)
         self.head_up = upconv_bn_relu(self.trunk.decoder.out_channels, head, batch_norm)
-        self.head_conv = conv_bn_relu(head + 1, head, 3, 1, batch_norm)
+        self.head_conv = nn.Sequential(conv_bn_relu(inputs, head, 3, 1, batch_norm),
+                                       conv_bn_relu(head, head, 3, 1, batch_norm))
         self.classifier = nn.Conv2d(head, self.num_bins, 3, padding=1)
         self.regressor = nn.Conv2d(head, self.num_bins, 3, padding=1)
 
@@ -128,10 +143,17 @@ class DispNetQR(StereoNet):
         """Return logits, residuals (BxKxHxW), decoded disparity and the trunk predictions."""
         predictions, features = self.trunk.features(left, right)
         up = self.head_up(features)
-        coarse = upsample_disparity(predictions[-1], up.shape[-2:])
-        x = self.head_conv(torch.cat([up, coarse], dim=1))
+        coarse = upsample_disparity(predictions[-1], up.shape[-2:]).to(up.dtype)
+        inputs = [up, coarse]
+        if self.coarse_offsets:
+            centres = bin_centres(self.num_bins, self.bin_width, up.device, up.dtype)
+            offsets = (coarse - centres.view(1, -1, 1, 1)) / self.bin_width
+            inputs.append(offsets)
+        x = self.head_conv(torch.cat(inputs, dim=1))
         logits = self.classifier(x)
         residuals = self.regressor(x) * self.bin_width
+        if self.coarse_offsets:
+            residuals = residuals + offsets * self.bin_width
         disparity = decode_bins(logits, residuals, self.bin_width, self.decode)
         return QROutput(logits, residuals, disparity, predictions)
 

@@ -82,6 +82,10 @@ class LossConfig:
     residual_weight: float = 1.0
     #: Quantized regression: weight of the multi-scale EPE on the DispNet trunk predictions.
     trunk_weight: float = 0.0
+    #: Quantized regression: also supervise the residuals of the bins up to this many bins
+    #: either side of the true one (each relative to its own centre), so that picking a
+    #: neighbouring bin still decodes close to the truth (0: only the true bin, as DenseReg).
+    residual_neighbours: int = 0
 
 
 @dataclass
@@ -90,8 +94,17 @@ class ModelConfig:
 
     architecture: dict = field(default_factory=dict)
     loss: LossConfig = field(default_factory=LossConfig)
-    #: safetensors file of the same backend and architecture to start from (None: random).
+    #: safetensors file to start from (None: random). By default it must hold the whole
+    #: network of this backend and architecture; see the next two settings for a part.
     init_weights: Optional[str] = None
+    #: Backend the ``init_weights`` file belongs to (None: this config's backend), e.g.
+    #: ``dispnet`` to start dispnet_qr's trunk from the shipped DispNet weights.
+    init_weights_backend: Optional[str] = None
+    #: Submodule (dotted name, e.g. ``trunk``) that ``init_weights`` is loaded into (None: all).
+    init_weights_into: Optional[str] = None
+    #: Submodules (dotted names) that are not trained: no gradients, BatchNorm statistics
+    #: frozen. E.g. ``[trunk]`` trains only dispnet_qr's quantized-regression head.
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass

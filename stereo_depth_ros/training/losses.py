@@ -133,8 +133,12 @@ class QuantizedRegressionLoss:
 
     def __init__(self, num_bins: int, bin_width: float, ce_weight: float = 1000.0,
                  residual_weight: float = 1.0, trunk_weight: float = 0.0,
-                 trunk_loss: MultiScaleEPELoss | None = None) -> None:
+                 trunk_loss: MultiScaleEPELoss | None = None,
+                 residual_neighbours: int = 0) -> None:
+        if residual_neighbours < 0:
+            raise ConfigError(f'residual_neighbours must be >= 0, got {residual_neighbours}')
         self.num_bins, self.bin_width = int(num_bins), float(bin_width)
+        self.residual_neighbours = int(residual_neighbours)
         self.ce_weight, self.residual_weight = float(ce_weight), float(residual_weight)
         self.trunk_weight = float(trunk_weight)
         self.trunk_loss = trunk_loss
@@ -150,9 +154,7 @@ class QuantizedRegressionLoss:
         count = mask.sum().clamp_min(1)
         ce = F.cross_entropy(output.logits.float(), bins, reduction='none')
         ce = (ce * mask).sum() / count
-        chosen = gather_bins(output.residuals.float(), bins)[:, 0]
-        smooth = F.smooth_l1_loss(chosen, residual, reduction='none')
-        smooth = (smooth * mask).sum() / count
+        smooth = self._residual_loss(output.residuals.float(), gt, bins, residual, mask)
         total = self.ce_weight * ce + self.residual_weight * smooth
         epe = masked_epe(output.disparity[:, 0], gt, mask.float())
         terms = {'ce': float(ce.detach()), 'residual': float(smooth.detach()),
@@ -162,6 +164,23 @@ class QuantizedRegressionLoss:
             total = total + self.trunk_weight * trunk
             terms['trunk'] = float(trunk.detach())
         return total, terms
+
+    def _residual_loss(self, residuals: torch.Tensor, gt: torch.Tensor, bins: torch.Tensor,
+                       residual: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean smooth-L1 of the true bin's residual (+ the neighbours' within range)."""
+        chosen = gather_bins(residuals, bins)[:, 0]
+        smooth = F.smooth_l1_loss(chosen, residual, reduction='none') * mask
+        total, count = smooth.sum(), mask.sum()
+        for shift in range(1, self.residual_neighbours + 1):
+            for neighbour in (bins - shift, bins + shift):
+                inside = mask & (neighbour >= 0) & (neighbour < self.num_bins)
+                neighbour = neighbour.clamp(0, self.num_bins - 1)
+                target = gt - (neighbour.to(gt.dtype) + 0.5) * self.bin_width
+                value = gather_bins(residuals, neighbour)[:, 0]
+                term = F.smooth_l1_loss(value, target, reduction='none')
+                total = total + (term * inside).sum()
+                count = count + inside.sum()
+        return total / count.clamp_min(1)
 
 
 LOSS_KINDS = ('multiscale_epe', 'quantized_regression')
@@ -191,4 +210,5 @@ def build_loss(backend: str, model: torch.nn.Module, config: LossConfig,
                           f'{type(model).__name__}')
     return QuantizedRegressionLoss(
         model.num_bins, model.bin_width, config.ce_weight, config.residual_weight,
-        config.trunk_weight, MultiScaleEPELoss(schedule) if schedule else None)
+        config.trunk_weight, MultiScaleEPELoss(schedule) if schedule else None,
+        config.residual_neighbours)

@@ -113,6 +113,19 @@ def describe_data(config: TrainConfig) -> str:
     return '; '.join(sources) + (f'; augmentation: {transforms}' if transforms else '')
 
 
+def submodule(model: torch.nn.Module, name: Optional[str],
+              setting: str) -> torch.nn.Module:
+    """Return ``model``'s submodule called ``name`` (dotted), or ``model`` for None/empty."""
+    if not name:
+        return model
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        children = sorted(n for n, _ in model.named_children())
+        raise ConfigError(f'model.{setting}: {type(model).__name__} has no submodule '
+                          f'{name!r}; its top-level parts are {children}') from None
+
+
 class Trainer:
     """One training run of a config; see :func:`train`."""
 
@@ -131,10 +144,18 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = build_model(config)
         if config.model.init_weights:
-            load_state(self.model, config.model.init_weights, config.backend)
+            target = submodule(self.model, config.model.init_weights_into, 'init_weights_into')
+            load_state(target, config.model.init_weights,
+                       config.model.init_weights_backend or config.backend)
+        self.frozen = [submodule(self.model, name, 'freeze') for name in config.model.freeze]
+        for module in self.frozen:
+            module.requires_grad_(False)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if not trainable:
+            raise ConfigError('model.freeze leaves no parameter to train')
         self.model = self.model.to(self.device)
         self.autocast_dtype = _autocast_dtype(opt.precision, self.device)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=opt.lr,
+        self.optimizer = torch.optim.AdamW(trainable, lr=opt.lr,
                                            betas=tuple(opt.betas),
                                            weight_decay=opt.weight_decay)
         self.scaler = torch.amp.GradScaler('cuda') if opt.precision == 'fp16' else None
@@ -144,6 +165,12 @@ class Trainer:
         self.step = 0
         self.wall_time = 0.0
         self._val_scenes: Optional[list] = None
+
+    def train_mode(self) -> None:
+        """Put the model in training mode, except frozen parts (BatchNorm statistics kept)."""
+        self.model.train()
+        for module in self.frozen:
+            module.eval()
 
     @property
     def checkpoint_prefix(self) -> Path:
@@ -235,7 +262,7 @@ class Trainer:
              f'{self.total_steps}, batch {opt.batch_size}, precision {opt.precision}, '
              f'{torch.get_num_threads()} threads, '
              f'{sum(p.numel() for p in self.model.parameters()) / 1e6:.2f} M parameters')
-        self.model.train()
+        self.train_mode()
         window: list[tuple[float, dict[str, float]]] = []
         window_start = time.perf_counter()
         last = time.perf_counter()
@@ -258,7 +285,7 @@ class Trainer:
                 if cfg.evaluation.every and self.step % cfg.evaluation.every == 0 \
                         and self.step < self.total_steps:
                     self.validate()
-                    self.model.train()
+                    self.train_mode()
                 if self.step % cfg.output.checkpoint_every == 0:
                     self.save()
                 last = time.perf_counter()
@@ -269,7 +296,7 @@ class Trainer:
         finally:
             bar.close()
         final = self.validate() if cfg.evaluation.num_scenes else {}
-        self.model.train()
+        self.train_mode()
         self.save()
         weights, exported = self.export(final)
         _log(f'finished {self.step} steps in {self.wall_time / 60:.1f} min; weights {weights}'
