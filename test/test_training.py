@@ -460,3 +460,12 @@ def test_partial_init_and_freeze_name_their_problems(tmp_path):
     with pytest.raises(BackendError, match="'dispnet'"):
         Trainer(_qr_on_dispnet_config(tmp_path, start, init_weights_backend=None),
                 device='cpu', steps=1, progress=False)
+
+
+def test_seed_option_overrides_the_config_and_is_recorded(tmp_path):
+    config_path = write_config(tmp_path / 'tiny.yaml', tiny_config(tmp_path))
+    from stereo_depth_ros.training.train import main
+    assert main(['--config', str(config_path), '--steps', '1', '--seed', '77', '--out-dir',
+                 str(tmp_path / 'run'), '--device', 'cpu', '--no-progress']) == 0
+    metadata = read_metadata(tmp_path / 'run' / 'dispnet.safetensors')
+    assert json.loads(metadata.extra['training'])['config']['seed'] == 77

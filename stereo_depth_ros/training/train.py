@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='where to train (default: auto = CUDA when available)')
     parser.add_argument('--steps', type=int, default=None,
                         help='total steps (default: optimization.steps of the config)')
+    parser.add_argument('--seed', type=int, default=None,
+                        help='random seed (default: seed of the config); a repeated '
+                             'fine-tuning pass with another seed sees other synthetic scenes')
     parser.add_argument('--resume', action='store_true',
                         help='continue from the run folder\'s checkpoint')
     parser.add_argument('--out-dir', default=None,
@@ -36,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .trainer import train
     config = load_config(args.config)
+    if args.seed is not None:
+        config.seed = args.seed
     if args.no_export:
         config.output.export = ''
     result = train(config, device=args.device, steps=args.steps, resume=args.resume,
