@@ -469,3 +469,22 @@ def test_seed_option_overrides_the_config_and_is_recorded(tmp_path):
                  str(tmp_path / 'run'), '--device', 'cpu', '--no-progress']) == 0
     metadata = read_metadata(tmp_path / 'run' / 'dispnet.safetensors')
     assert json.loads(metadata.extra['training'])['config']['seed'] == 77
+
+
+def test_model_card_says_where_sgbm_wins_and_what_would_close_the_gap():
+    from stereo_depth_ros.training.model_card import gap_to_sgbm
+    evaluations = {
+        'held_out_synthetic': {'dispnet': {'epe': 4.2}, 'sgbm': {'epe': 4.9},
+                               'epe_lower_than_sgbm': True},
+        'middlebury2003': {'dispnet': {'epe': 4.9}, 'sgbm': {'epe': 2.4},
+                           'epe_lower_than_sgbm': False}}
+    training = {'steps': 3000, 'data': 'synthetic layered scenes 512x256 (weight 1); '
+                                       'augmentation: random_crop(height=128, width=256)'}
+    gap = gap_to_sgbm('dispnet', evaluations, training, {'width': 0.25}, 4 * 2 ** 20)
+    assert 'middlebury2003 (EPE 4.90 vs 2.40 px)' in gap and 'held_out' not in gap
+    assert 'only synthetic scenes' in gap and '3000' in gap
+    assert 'width 0.25 (the 16 MiB file limit allows about 0.5 ' in gap  # 4x the bytes
+    real = {**training, 'data': 'kitti2015 at /data/kitti (weight 1); ' + training['data']}
+    assert 'only synthetic' not in gap_to_sgbm('dispnet', evaluations, real, {}, 1)
+    evaluations['middlebury2003']['epe_lower_than_sgbm'] = True
+    assert gap_to_sgbm('dispnet', evaluations, training, {'width': 0.25}, 1) is None
