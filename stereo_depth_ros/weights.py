@@ -13,7 +13,7 @@ A weights file stores the model's ``state_dict`` (fp32 or fp16) and string metad
 ``load_model(path, expected_backend)`` checks the metadata before touching the tensors and
 raises :class:`~stereo_depth_ros.errors.BackendError` for a file of another backend, another
 architecture (when ``expected_architecture`` is given), a newer format, or tensors that do
-not fit the network (missing/unexpected keys, shape mismatches).
+not fit the network (missing/unexpected keys, shape mismatches) or hold NaN/Inf values.
 """
 
 import json
@@ -159,7 +159,8 @@ def load_state(model: nn.Module, path: str | Path, expected_backend: str) -> Wei
     """Load the weights at ``path`` into an existing ``model``; return the file's metadata.
 
     The file must belong to ``expected_backend`` and, where the model has ``.architecture``,
-    to the same architecture; key or shape mismatches raise BackendError.
+    to the same architecture; key or shape mismatches and NaN/Inf values in floating tensors
+    raise BackendError.
     """
     path = Path(path)
     metadata = read_metadata(path)
@@ -182,6 +183,10 @@ def load_state(model: nn.Module, path: str | Path, expected_backend: str) -> Wei
             raise BackendError(
                 f'{path} does not fit the {expected_backend} network: {key} has shape '
                 f'{tuple(value.shape)} in the file, {tuple(state[key].shape)} in the network')
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise BackendError(
+                f'{path} holds non-finite values (NaN or Inf) in {key}; the weights are '
+                f'corrupt (e.g. a diverged training run)')
         tensors[key] = value.to(state[key].dtype)
     try:
         plain.load_state_dict(tensors, strict=True)

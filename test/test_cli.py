@@ -92,7 +92,7 @@ def test_demo_writes_pictures_and_summary(tmp_path, capsys):
     assert summary['bag_demo']['pairs'] == 3
     assert summary['road_scenes'][0]['obstacle_found']
     assert {row['scene'] for row in summary['middlebury2003']} == {'cones', 'teddy'}
-    for name in ('road_1000000.png', 'middlebury_cones.png', 'drive/preview.gif',
+    for name in ('road_1100000.png', 'middlebury_cones.png', 'drive/preview.gif',
                  'drive/topics.png'):
         assert (tmp_path / name).stat().st_size > 1000
     assert str(tmp_path.resolve()) in capsys.readouterr().out

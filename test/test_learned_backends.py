@@ -16,6 +16,7 @@ from stereo_depth_ros.commands import backends as backends_command
 from stereo_depth_ros.commands import bench
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.networks import NETWORKS
+from stereo_depth_ros.networks.common import normalize_image, pad_to_divisor
 from stereo_depth_ros.weights import load_model, load_state, read_metadata, save_weights
 from tiny_architectures import TINY
 
@@ -77,6 +78,28 @@ def test_backend_runs_on_odd_sizes(tmp_path: Path, name: str) -> None:
     assert disparity.min() >= 0 and disparity.max() <= 64
     grey = backend.compute(left[..., 0].copy(), right[..., 0].copy())
     assert grey.shape == (123, 251) and np.isfinite(grey).all()
+
+
+@pytest.mark.parametrize('name', LEARNED_BACKENDS)
+def test_odd_size_output_is_the_top_left_crop_of_the_padded_prediction(
+        tmp_path: Path, name: str) -> None:
+    path = save_tiny(tmp_path, name)
+    backend = create_backend(name, weights=path, device='cpu', precision='fp32', fuse=False)
+    model, _ = load_model(path, name)
+    height, width = 123, 251
+    left, right = _images(height, width, seed=4)
+    tensors = [normalize_image(torch.from_numpy(image.transpose(2, 0, 1).copy())[None])
+               for image in (left, right)]
+    padded = [pad_to_divisor(tensor, model.divisor, 'replicate')[0] for tensor in tensors]
+    assert padded[0].shape[-2] > height and padded[0].shape[-1] > width
+    with torch.no_grad():
+        full = model.predict(*padded)[0, 0].numpy()
+    expected = full[:height, :width].copy()
+    expected[(expected < 0) | (expected > backend.max_disparity)] = np.nan
+    disparity = backend.compute(left, right)
+    assert disparity.shape == (height, width)
+    np.testing.assert_array_equal(np.isnan(disparity), np.isnan(expected))
+    np.testing.assert_allclose(disparity, expected, rtol=1e-4, atol=1e-3, equal_nan=True)
 
 
 @pytest.mark.parametrize('name', ['dispnet', 'squeezeseg'])
@@ -196,6 +219,39 @@ def test_bad_weights_files_raise_backend_error(tmp_path: Path) -> None:
         load_model(tmp_path / 'pickle.pt', 'dispnet')
     with pytest.raises(BackendError, match='does not exist'):
         create_backend('dispnet', weights=tmp_path / 'absent.safetensors')
+
+
+def test_non_finite_weights_raise_backend_error(tmp_path: Path) -> None:
+    path = save_tiny(tmp_path, 'dispnet')
+    for value in (float('nan'), float('inf')):
+        bad = _rewrite(path, tmp_path / 'bad.safetensors',
+                       lambda t: t['decoder.pr6.bias'].fill_(value))
+        with pytest.raises(BackendError, match=r'bad\.safetensors.*decoder\.pr6\.bias'):
+            load_model(bad, 'dispnet')
+        with pytest.raises(BackendError, match='NaN or Inf'):
+            create_backend('dispnet', weights=bad, device='cpu')
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'max_disparity': float('nan')}, 'max_disparity'),
+    ({'max_disparity': float('inf')}, 'max_disparity'),
+    ({'max_disparity': 0.0}, 'max_disparity'),
+    ({'max_disparity': 'far'}, 'max_disparity'),
+    ({'num_threads': -1}, 'num_threads'),
+    ({'num_threads': 1.5}, 'num_threads'),
+])
+def test_invalid_numeric_options_raise_backend_error(tmp_path: Path, options: dict,
+                                                     message: str) -> None:
+    path = save_tiny(tmp_path, 'dispnet')
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(BackendError, match=message):
+            create_backend('dispnet', weights=path, device='cpu', **options)
+    finally:
+        torch.set_num_threads(threads)
+    assert create_backend('dispnet', weights=path, device='cpu', num_threads=0,
+                          max_disparity=32).max_disparity == 32.0
+    assert torch.get_num_threads() == threads
 
 
 def test_precision_and_device_options(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stereo_depth_ros.evaluation.metrics import (bad_n, d1, density, epe, evaluate_pair,
-                                                 fill_invalid_kitti)
+                                                 fill_invalid_kitti, mean_metrics)
 
 
 def test_epe_and_bad_n_hand_computed():
@@ -33,7 +33,28 @@ def test_fill_invalid_takes_smaller_neighbour_and_extrapolates():
                      [np.nan] * 6], dtype=np.float32)
     filled = fill_invalid_kitti(pred)
     np.testing.assert_array_equal(filled[0], [5.0, 5.0, 5.0, 5.0, 9.0, 9.0])
-    np.testing.assert_array_equal(filled[1], np.zeros(6))
+    # an empty last row takes the column's last estimate (the devkit's column pass)
+    np.testing.assert_array_equal(filled[1], filled[0])
+
+
+def test_fill_invalid_extends_first_and_last_rows_per_column():
+    nan = np.nan
+    pred = np.array([[nan, nan, nan, nan],
+                     [nan, 4.0, nan, 8.0],
+                     [nan, nan, nan, nan],
+                     [2.0, nan, 6.0, nan],
+                     [nan, nan, nan, nan],
+                     [nan, nan, nan, nan]], dtype=np.float32)
+    filled = fill_invalid_kitti(pred)
+    row_1 = [4.0, 4.0, 4.0, 8.0]   # row pass: extrapolate left, min of 4 and 8 inside
+    row_3 = [2.0, 2.0, 6.0, 6.0]   # row pass: min of 2 and 6 inside, extrapolate right
+    np.testing.assert_array_equal(filled[0], row_1)  # leading row: first estimate of column
+    np.testing.assert_array_equal(filled[1], row_1)
+    np.testing.assert_array_equal(filled[2], np.zeros(4))  # between estimates: stays empty
+    np.testing.assert_array_equal(filled[3], row_3)
+    np.testing.assert_array_equal(filled[4], row_3)  # trailing rows: last estimate of column
+    np.testing.assert_array_equal(filled[5], row_3)
+    np.testing.assert_array_equal(fill_invalid_kitti(np.full((2, 3), nan)), np.zeros((2, 3)))
 
 
 def test_evaluate_pair_reports_density_of_unfilled_prediction():
@@ -49,3 +70,18 @@ def test_evaluate_pair_reports_density_of_unfilled_prediction():
 def test_unfilled_prediction_is_refused():
     with pytest.raises(ValueError, match='fill'):
         epe(np.array([[np.nan]]), np.array([[3.0]]))
+
+
+def test_mean_metrics_skips_pairs_without_ground_truth():
+    good = evaluate_pair(np.array([[11.0, 20.0]]), np.array([[10.0, 20.0]]))
+    better = evaluate_pair(np.array([[10.0, 20.0]]), np.array([[10.0, 20.0]]))
+    empty = evaluate_pair(np.array([[10.0, 20.0]]), np.array([[0.0, np.nan]]))
+    assert np.isnan(empty['epe']) and np.isnan(empty['density'])
+    summary = mean_metrics([good, empty, better])
+    assert summary['epe'] == pytest.approx(0.25)
+    assert summary['bad3'] == pytest.approx(0.0) and summary['density'] == pytest.approx(1.0)
+    assert summary['n_skipped'] == 1
+    assert all(np.isfinite(summary[key]) for key in ('epe', 'd1', 'bad1', 'bad2', 'bad3'))
+    only_empty = mean_metrics([empty])
+    assert np.isnan(only_empty['epe']) and only_empty['n_skipped'] == 1
+    assert mean_metrics([good])['n_skipped'] == 0

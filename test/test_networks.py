@@ -231,3 +231,27 @@ def test_qr_head_with_untrained_regressor_decodes_the_trunk_estimate() -> None:
     assert plain.architecture['coarse_offsets'] is False
     assert model.head_conv[0][0].in_channels == 8 + 1 + 4
     assert plain.head_conv[0][0].in_channels == plain.architecture['head_channels'] + 1
+
+
+def _finest_head(model: torch.nn.Module, name: str) -> torch.nn.Conv2d:
+    """The layer whose output becomes the full-resolution disparity."""
+    if name == 'dispnet_qr':
+        return model.regressor
+    if name == 'squeezeseg':
+        return model.heads[-1]
+    return model.decoder.heads[-1]
+
+
+@pytest.mark.parametrize('name', sorted(NETWORKS))
+def test_bf16_autocast_keeps_the_disparity_output_in_float32(name: str) -> None:
+    torch.manual_seed(0)
+    model = NETWORKS[name](**TINY[name]).eval()
+    with torch.no_grad():
+        _finest_head(model, name).bias.add_(50.0)  # outputs of roughly 100 px
+    left, right = torch.randn(1, 3, 64, 128), torch.randn(1, 3, 64, 128)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        disparity = model.predict(left, right)
+    assert disparity.dtype == torch.float32 and disparity.mean() > 40
+    # bfloat16 can hold 64-128 px only in steps of 0.5 px; the heads compute in float32.
+    on_bf16_grid = disparity == disparity.to(torch.bfloat16).float()
+    assert on_bf16_grid.float().mean() < 0.5

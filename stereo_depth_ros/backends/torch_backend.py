@@ -8,12 +8,14 @@ NaN where the prediction is non-finite, negative or above ``max_disparity``.
 Options: ``device`` ``auto`` (CUDA when available) | ``cpu`` | ``cuda[:n]``; ``precision``
 ``fp32`` (CPU default) | ``bf16`` (bfloat16 autocast, CPU or CUDA) | ``fp16`` (CUDA
 autocast, the CUDA default); ``pad_mode`` ``replicate`` | ``zeros``;
-``max_disparity`` (defaults to the network's); ``num_threads`` (CPU intra-op threads);
+``max_disparity`` (finite, > 0; defaults to the network's); ``num_threads`` (CPU intra-op
+threads, 0 or None: torch's default);
 ``fuse`` (default True: fold each BatchNorm into the convolution before it, exact in eval
 mode). The network runs in channels_last memory format (faster with oneDNN on the CPU and
 with tensor cores on CUDA).
 """
 
+import math
 from pathlib import Path
 from typing import Any, Optional
 
@@ -60,6 +62,28 @@ def resolve_precision(precision: Optional[str], device: torch.device) -> str:
     return precision
 
 
+def _check_num_threads(value: Any) -> int:
+    """Return ``num_threads`` as an int (0 or None: torch's default); BackendError if invalid."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or int(value) != value or value < 0:
+        raise BackendError(f'num_threads must be an integer >= 1 (0 or None: torch\'s default), '
+                           f'got {value!r}')
+    return int(value)
+
+
+def _check_max_disparity(value: Any) -> float:
+    """Return ``max_disparity`` as a float; BackendError unless it is finite and > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float('nan')
+    if not math.isfinite(number) or number <= 0:
+        raise BackendError(f'max_disparity must be a finite number > 0, got {value!r}')
+    return number
+
+
 def fuse_batch_norm(model: nn.Module) -> nn.Module:
     """Fold every BatchNorm2d that directly follows a (transposed) conv in a Sequential.
 
@@ -100,14 +124,15 @@ class TorchBackend(DisparityBackend):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.pad_mode = pad_mode
-        if num_threads:
-            torch.set_num_threads(int(num_threads))
+        threads = _check_num_threads(num_threads)
+        if max_disparity is not None:
+            _check_max_disparity(max_disparity)
+        if threads:
+            torch.set_num_threads(threads)
         model, self.metadata = load_model(weights, self.name)
         self.weights_path = Path(weights)
-        self._max_disparity = float(max_disparity if max_disparity is not None
-                                    else model.max_disparity)
-        if self._max_disparity <= 0:
-            raise BackendError(f'max_disparity must be > 0, got {self._max_disparity}')
+        self._max_disparity = _check_max_disparity(
+            max_disparity if max_disparity is not None else model.max_disparity)
         model = model.eval()
         if fuse:
             model = fuse_batch_norm(model)

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from .common import add_backend_arguments, backend_from_args
 from ..data.datasets import middlebury2003_dataset
-from ..data.synthetic import EVAL_SEED_OFFSET, make_scene
+from ..data.synthetic import eval_seeds, make_scene
 from ..evaluation.metrics import evaluate_pair
 from ..evaluation.obstacles import mask_iou
 from ..pipeline import StereoPipeline
@@ -32,8 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _road_scenes(pipeline: StereoPipeline, count: int, out: Path) -> list[dict]:
     rows = []
-    for index in tqdm(range(count), desc='road scenes', unit='scene'):
-        seed = EVAL_SEED_OFFSET + index
+    for seed in tqdm(eval_seeds(count), desc='road scenes', unit='scene'):
         scene = make_scene(seed, kind='road')
         result = pipeline.process(scene.left, scene.right, scene.camera)
         metrics = evaluate_pair(result.disparity, scene.disparity)
@@ -66,7 +65,7 @@ def _compare_backends(out: Path) -> list[dict]:
     from ..backends import backend_info, backend_names, create_backend
     from ..data.datasets import SyntheticSamples
     from ..evaluation.evaluate import evaluate_backend
-    synthetic = SyntheticSamples([EVAL_SEED_OFFSET + i for i in range(4)])
+    synthetic = SyntheticSamples(list(eval_seeds(4)))
     middlebury = middlebury2003_dataset(sample_data_dir() / 'middlebury2003')
     rows = []
     for name in backend_names():

@@ -44,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
             summary['pairs'] = pairs
         print(json.dumps(summary))
     else:
-        print(f'{args.backend} on {args.dataset} ({summary["n"]} pairs): '
+        skipped = summary.get('n_skipped', 0)
+        pairs_text = f'{summary["n"]} pairs' + (
+            f', {skipped} without ground truth skipped' if skipped else '')
+        print(f'{args.backend} on {args.dataset} ({pairs_text}): '
               f'EPE {summary["epe"]:.3f} px, D1 {100 * summary["d1"]:.2f} %, '
               f'bad-1 {100 * summary["bad1"]:.2f} %, bad-2 {100 * summary["bad2"]:.2f} %, '
               f'bad-3 {100 * summary["bad3"]:.2f} %, density {100 * summary["density"]:.1f} %, '

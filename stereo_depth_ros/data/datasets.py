@@ -159,20 +159,20 @@ def sceneflow_dataset(root: str | Path) -> FileStereoDataset:
 
 
 def parse_seed_spec(spec: str) -> list[int]:
-    """Parse ``eval:N`` (N held-out seeds), ``A:B`` (range) or ``a,b,c`` into seeds."""
-    from .synthetic import EVAL_SEED_OFFSET
+    """Parse ``eval:N`` (the first N test seeds), ``A:B`` (range) or ``a,b,c`` into seeds."""
+    from .synthetic import eval_seeds
     spec = str(spec).strip()
     try:
         if spec.startswith('eval:'):
             count = int(spec.split(':', 1)[1])
-            return list(range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + count))
+            return list(eval_seeds(count))
         if ':' in spec:
             start, stop = (int(v) for v in spec.split(':', 1))
             return list(range(start, stop))
         return [int(v) for v in spec.split(',') if v.strip()]
     except ValueError:
         raise DatasetError(
-            f'synthetic root must be seeds like "eval:20", "1000000:1000020" or "1,2,3", '
+            f'synthetic root must be seeds like "eval:20", "1100000:1100020" or "1,2,3", '
             f'got {spec!r}') from None
 
 

@@ -27,8 +27,12 @@ Sky: the road scenes' backdrop (distant scenery and sky) is a fronto-parallel pl
 disparity :data:`SKY_DISPARITY` (1 px, i.e. ``fx*B`` metres away), standing in for "infinity"
 so that the ground truth stays finite; it hides the road beyond that depth.
 
-Seeds: held-out evaluation uses seeds ``>= EVAL_SEED_OFFSET`` (1_000_000); training must use
-seeds below it (:func:`check_training_seed`).
+Seeds: training must use seeds below ``EVAL_SEED_OFFSET`` (1_000_000,
+:func:`check_training_seed`); seeds from there on are held out. Of those, the first
+``TEST_SEED_OFFSET - EVAL_SEED_OFFSET`` (1_000_000 .. 1_099_999) are *validation* seeds: the
+trainer's periodic validation and the choice between runs use them, so they steer decisions.
+The reported test figures (``eval:N``, :func:`eval_seeds`) use seeds from ``TEST_SEED_OFFSET``
+(1_100_000) on, which no training, validation or model selection ever sees.
 """
 
 from dataclasses import dataclass
@@ -40,8 +44,12 @@ import numpy as np
 from ..camera import StereoCameraModel
 from ..errors import DatasetError
 
-#: Seeds >= this are reserved for held-out evaluation; training uses smaller seeds.
+#: Seeds >= this are held out (validation, then test); training uses smaller seeds.
 EVAL_SEED_OFFSET = 1_000_000
+#: First validation seed (trainer validation, model selection): steers decisions.
+VALIDATION_SEED_OFFSET = EVAL_SEED_OFFSET
+#: First test seed (``eval:N``): never used for training, validation or model selection.
+TEST_SEED_OFFSET = 1_100_000
 #: Smallest ground-truth disparity of any scene, in pixels.
 MIN_DISPARITY = 1.0
 #: Disparity (px) of the road scenes' sky / distant-scenery backdrop.
@@ -853,5 +861,5 @@ class SyntheticStereoDataset(Sequence[SyntheticScene]):
 
 
 def eval_seeds(count: int) -> range:
-    """Return the first ``count`` held-out evaluation seeds."""
-    return range(EVAL_SEED_OFFSET, EVAL_SEED_OFFSET + int(count))
+    """Return the first ``count`` test seeds (``eval:N``), disjoint from validation seeds."""
+    return range(TEST_SEED_OFFSET, TEST_SEED_OFFSET + int(count))

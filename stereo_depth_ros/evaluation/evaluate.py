@@ -15,6 +15,8 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
                      progress: bool = True) -> dict:
     """Return mean metrics (epe, d1, bad1-3, density), ``n``, ``ms_per_pair`` and per-pair rows.
 
+    ``n`` counts all pairs; ``n_skipped`` those without ground truth, which the means leave
+    out (see :func:`~stereo_depth_ros.evaluation.metrics.mean_metrics`).
     Timing covers ``backend.compute`` only (median over pairs, in milliseconds).
     """
     rows = []

@@ -26,9 +26,14 @@ def density(pred: np.ndarray, gt: np.ndarray | None = None) -> float:
 
 
 def fill_invalid_kitti(pred: np.ndarray) -> np.ndarray:
-    """Fill NaN pixels as the KITTI devkit does: per row, the smaller of the nearest valid values.
+    """Fill NaN pixels as the KITTI devkit's ``interpolateBackground`` (io_disp.h) does.
 
-    Rows without any estimate become 0 (the devkit's behaviour for empty rows).
+    Row pass: a gap between two estimates of a row takes the smaller of the two; a gap at the
+    start or end of a row takes the row's first or last estimate. Column pass, for rows still
+    empty: per column, rows above the column's first estimate take that value and rows below
+    its last estimate take that one. What stays empty (rows without estimates between rows
+    with estimates, or an image without any estimate, which the devkit leaves invalid) becomes
+    0.
     """
     pred = np.asarray(pred, dtype=np.float32)
     filled = pred.copy()
@@ -37,10 +42,7 @@ def fill_invalid_kitti(pred: np.ndarray) -> np.ndarray:
     for r in range(rows):
         row = pred[r]
         valid = np.isfinite(row)
-        if valid.all():
-            continue
-        if not valid.any():
-            filled[r] = 0.0
+        if valid.all() or not valid.any():
             continue
         # nearest valid pixel to the left and to the right of each pixel
         left_pos = np.maximum.accumulate(np.where(valid, index, -1))
@@ -49,6 +51,13 @@ def fill_invalid_kitti(pred: np.ndarray) -> np.ndarray:
         right_val = np.where(right_pos < cols, row[np.clip(right_pos, 0, cols - 1)], np.inf)
         candidate = np.minimum(left_val, right_val)
         filled[r, ~valid] = candidate[~valid]
+    # After the row pass every row is either full or empty: extend the first and the last
+    # filled row up and down (per column, as the devkit's column pass).
+    full_rows = np.flatnonzero(np.isfinite(filled).all(axis=1))
+    if full_rows.size:
+        filled[:full_rows[0]] = filled[full_rows[0]]
+        filled[full_rows[-1] + 1:] = filled[full_rows[-1]]
+    filled[~np.isfinite(filled)] = 0.0
     return filled
 
 
@@ -99,7 +108,19 @@ def evaluate_pair(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
 
 
 def mean_metrics(per_pair: list[dict[str, float]]) -> dict[str, float]:
-    """Average a list of per-pair metric dicts key by key."""
+    """Average a list of per-pair metric dicts key by key, over the finite values only.
+
+    A pair without ground truth has NaN metrics; it is left out of every average instead of
+    turning it into NaN. ``n_skipped`` counts the pairs with any non-finite value. A key with no
+    finite value at all averages to NaN.
+    """
     if not per_pair:
         return {}
-    return {key: float(np.mean([m[key] for m in per_pair])) for key in per_pair[0]}
+    summary: dict[str, float] = {}
+    for key in per_pair[0]:
+        values = np.array([m[key] for m in per_pair], dtype=np.float64)
+        finite = np.isfinite(values)
+        summary[key] = float(values[finite].mean()) if finite.any() else float('nan')
+    skipped = sum(not all(np.isfinite(float(v)) for v in m.values()) for m in per_pair)
+    summary['n_skipped'] = skipped
+    return summary

@@ -55,19 +55,37 @@ def upconv_bn_relu(in_channels: int, out_channels: int,
     return nn.Sequential(*layers)
 
 
+class Float32Conv2d(nn.Conv2d):
+    """A Conv2d that computes in float32 even under autocast.
+
+    For the layers that output disparity: in bfloat16 (8-bit mantissa) a value of 64-128 px
+    could only take steps of 0.5 px. Same parameters and state-dict keys as ``nn.Conv2d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Convolve ``x`` cast to float32, with autocast off; the result is float32."""
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(x.float())
+
+
 def prediction_head(in_channels: int, out_channels: int = 1) -> nn.Conv2d:
-    """Return the linear 3x3 convolution that predicts disparity (no activation)."""
-    return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+    """Return the linear 3x3 convolution that predicts disparity (no activation, float32)."""
+    return Float32Conv2d(in_channels, out_channels, 3, padding=1)
 
 
 def upsample_disparity(disparity: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bilinearly resize ``Bx1xhxw`` disparity to ``size`` (h, w) and rescale its pixel units."""
+    """Bilinearly resize ``Bx1xhxw`` disparity to ``size`` (h, w) and rescale its pixel units.
+
+    Computed and returned in float32 (also under autocast), like the prediction heads.
+    """
     height, width = int(size[0]), int(size[1])
+    disparity = disparity.float()
     if disparity.shape[-2:] == (height, width):
         return disparity
     scale = width / disparity.shape[-1]
-    resized = F.interpolate(disparity, size=(height, width), mode='bilinear',
-                            align_corners=False)
+    with torch.autocast(disparity.device.type, enabled=False):
+        resized = F.interpolate(disparity, size=(height, width), mode='bilinear',
+                                align_corners=False)
     return resized * scale
 
 

@@ -32,7 +32,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .common import StereoNet, conv_bn_relu, scaled_channels, upconv_bn_relu, upsample_disparity
+from .common import (Float32Conv2d, StereoNet, conv_bn_relu, scaled_channels, upconv_bn_relu,
+                     upsample_disparity)
 from .dispnet import DispNet
 
 DECODE_MODES = ('argmax', 'expectation')
@@ -139,21 +140,21 @@ class DispNetQR(StereoNet):
         self.head_conv = nn.Sequential(conv_bn_relu(inputs, head, 3, 1, batch_norm),
                                        conv_bn_relu(head, head, 3, 1, batch_norm))
         self.classifier = nn.Conv2d(head, self.num_bins, 3, padding=1)
-        self.regressor = nn.Conv2d(head, self.num_bins, 3, padding=1)
+        self.regressor = Float32Conv2d(head, self.num_bins, 3, padding=1)
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> QROutput:
         """Return logits, residuals (BxKxHxW), decoded disparity and the trunk predictions."""
         predictions, features = self.trunk.features(left, right)
         up = self.head_up(features)
-        coarse = upsample_disparity(predictions[-1], up.shape[-2:]).to(up.dtype)
-        inputs = [up, coarse]
+        coarse = upsample_disparity(predictions[-1], up.shape[-2:])  # float32
+        inputs = [up, coarse.to(up.dtype)]
         if self.coarse_offsets:
-            centres = bin_centres(self.num_bins, self.bin_width, up.device, up.dtype)
+            centres = bin_centres(self.num_bins, self.bin_width, up.device)
             offsets = (coarse - centres.view(1, -1, 1, 1)) / self.bin_width
-            inputs.append(offsets)
+            inputs.append(offsets.to(up.dtype))
         x = self.head_conv(torch.cat(inputs, dim=1))
         logits = self.classifier(x)
-        residuals = self.regressor(x) * self.bin_width
+        residuals = self.regressor(x) * self.bin_width  # float32: sub-pixel steps
         if self.coarse_offsets:
             residuals = residuals + offsets * self.bin_width
         disparity = decode_bins(logits, residuals, self.bin_width, self.decode)

@@ -133,7 +133,7 @@ class OptimizationConfig:
 
 @dataclass
 class EvaluationConfig:
-    """Periodic validation on held-out synthetic scenes (seeds >= EVAL_SEED_OFFSET)."""
+    """Periodic validation on held-out synthetic scenes (validation seeds, not ``eval:N``'s)."""
 
     every: int = 1000
     num_scenes: int = 16

@@ -25,7 +25,7 @@ same stream.
 """
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -67,13 +67,14 @@ class SyntheticSource:
         """Return the generator seed of sample ``index`` (always < TRAIN_SEED_LIMIT)."""
         return (self.offset + self.scene_number(index)) % self.limit
 
-    def scene(self, number: int) -> TrainSample:
-        """Generate (or take from the cache) scene ``number``."""
+    def scene(self, index: int) -> TrainSample:
+        """Generate (or take from the cache) the scene that serves sample ``index``."""
         from ..data.synthetic import make_scene
+        number = self.scene_number(index)
         if number in self._cache:
             return self._cache[number]
         kinds = self.config.scene_kinds
-        seed = (self.offset + number) % self.limit
+        seed = self.scene_seed(index)
         kind = kinds[int(np.random.default_rng((seed, 17)).integers(len(kinds)))]
         options = {}
         if self.config.max_disparity is not None:
@@ -89,7 +90,7 @@ class SyntheticSource:
 
     def sample(self, index: int, rng: np.random.Generator) -> TrainSample:
         """Return the scene of sample ``index`` (shared with other samples when reused)."""
-        return self.scene(self.scene_number(index))
+        return self.scene(index)
 
 
 class FileSource:
@@ -111,13 +112,32 @@ class FileSource:
 
     def sample(self, index: int, rng: np.random.Generator) -> TrainSample:
         """Read the pair of sample ``index``; ground truth beyond max_disparity is unknown."""
-        item = self.dataset[self.item_index(index)]
+        position = self.item_index(index)
+        item = self.dataset[position]
+        left = np.asarray(item.left, np.float32)
+        right = np.asarray(item.right, np.float32)
         disparity = np.asarray(item.disparity, dtype=np.float32).copy()
+        name = getattr(item, 'name', None)
+        label = f'{name!r} (item {position})' if name else f'item {position}'
+        check_sample_shapes(label, left, right, disparity)
         if self.max_disparity is not None:
             with np.errstate(invalid='ignore'):
                 disparity[disparity > self.max_disparity] = np.nan
-        return TrainSample(np.asarray(item.left, np.float32), np.asarray(item.right, np.float32),
-                           disparity)
+        return TrainSample(left, right, disparity)
+
+
+def check_sample_shapes(name: str, left: np.ndarray, right: np.ndarray,
+                        disparity: np.ndarray) -> None:
+    """Raise DatasetError naming ``name`` unless left/right are HxWx3 and disparity is HxW."""
+    if left.ndim != 3 or left.shape[2] != 3:
+        raise DatasetError(f'training pair {name}: left image must be HxWx3, got shape '
+                           f'{left.shape}')
+    if right.shape != left.shape:
+        raise DatasetError(f'training pair {name}: right image {right.shape} differs from the '
+                           f'left image {left.shape}')
+    if disparity.shape != left.shape[:2]:
+        raise DatasetError(f'training pair {name}: disparity {disparity.shape} does not match '
+                           f'the images {left.shape[:2]}')
 
 
 def read_vkitti2_depth(path: str | Path) -> np.ndarray:
@@ -264,7 +284,7 @@ class _StepSampler(torch.utils.data.Sampler):
 
 
 def batch_iterator(data: TrainingData, start_step: int, steps: int, batch_size: int,
-                   num_workers: int = 0):
+                   num_workers: int = 0) -> Iterator[dict[str, torch.Tensor]]:
     """Yield the batches of steps ``start_step .. steps-1`` (same content for any workers)."""
     if num_workers <= 0:
         for step in range(start_step, steps):

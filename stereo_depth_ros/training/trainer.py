@@ -337,7 +337,7 @@ class Trainer:
             'final_validation': {
                 'scenes': f'{cfg.evaluation.num_scenes} held-out synthetic '
                           f'{cfg.evaluation.kind} {cfg.evaluation.width}x'
-                          f'{cfg.evaluation.height} (seeds from EVAL_SEED_OFFSET)',
+                          f'{cfg.evaluation.height} (validation seeds from 1000000)',
                 **{k: round(float(v), 4) for k, v in final.items()}},
             'finished_utc': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
             'config': cfg.to_dict(),

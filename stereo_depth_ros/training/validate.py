@@ -1,7 +1,8 @@
 """Validation during training: held-out synthetic scenes scored with the project's metrics.
 
-The scenes use seeds ``EVAL_SEED_OFFSET + i`` (never used for training) at the size and kind
-of ``stereo-depth eval --dataset synthetic --root eval:N``, and predictions go through the
+The scenes use the validation seeds ``VALIDATION_SEED_OFFSET + i`` (never used for training,
+and disjoint from the test seeds of ``stereo-depth eval --root eval:N``, because validation
+steers decisions) at that command's default size and kind, and predictions go through the
 same steps as the learned backends (per-image normalisation, padding to the network divisor,
 NaN outside ``[0, max_disparity]``), then :func:`~stereo_depth_ros.evaluation.metrics.
 evaluate_pair` (KITTI-style filling), so the numbers match that command's.
@@ -19,10 +20,10 @@ from ..networks.common import normalize_image, pad_to_divisor
 
 def heldout_scenes(config: EvaluationConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Return (left, right, disparity) of the first ``num_scenes`` held-out scenes."""
-    from ..data.synthetic import EVAL_SEED_OFFSET, make_scene
+    from ..data.synthetic import VALIDATION_SEED_OFFSET, make_scene
     scenes = []
     for i in range(config.num_scenes):
-        scene = make_scene(EVAL_SEED_OFFSET + i, height=config.height, width=config.width,
+        scene = make_scene(VALIDATION_SEED_OFFSET + i, height=config.height, width=config.width,
                            kind=config.kind)
         scenes.append((scene.left, scene.right, scene.disparity))
     return scenes
