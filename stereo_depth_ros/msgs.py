@@ -467,9 +467,11 @@ def make_obstacle_range(distance: float, header: Any, types: MessageTypes,
                         field_of_view: float = 0.0) -> Any:
     """Return the nearest-obstacle distance as ``sensor_msgs/Range``.
 
-    ``range`` is the distance in metres; no obstacle (NaN) becomes ``+inf`` ("nothing within
-    max_range", REP 117). ``radiation_type`` is INFRARED (the message has no stereo type);
-    ``field_of_view`` is the horizontal angle of the region searched, in radians.
+    ``range`` is the obstacle's z-depth in metres; no obstacle (NaN) becomes ``+inf``
+    ("nothing within max_range", REP 117). ``radiation_type`` is INFRARED (the message has no
+    stereo type); ``field_of_view`` is the horizontal angle of the region searched, in
+    radians. ``header`` is the left image's, an optical frame: the obstacle lies along its +z,
+    not along +x as ``Range`` assumes (docs/ros.md says how to get a forward-x frame).
     """
     value = float(distance)
     if not np.isfinite(value):

@@ -43,8 +43,6 @@ from .processing import (INPUT_TOPICS, OUTPUT_TOPICS, StereoFrameProcessor, Ster
                          StereoWorker, TOPIC_TYPES, format_stats)
 
 NODE_NAME = 'stereo_depth_node'
-#: Seconds between two warnings about bad input (they repeat while the problem lasts).
-WARN_THROTTLE_S = 5.0
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -155,11 +153,14 @@ class StereoDepthNode(Node):
         for topic, message in messages.items():
             self._output_pubs[topic].publish(message)
 
+    # The worker throttles these itself, per error class (processing.LogThrottle): rclpy's
+    # throttle_duration_sec keeps one timer per call site, so one repeating problem would
+    # hide every other one logged here.
     def _warn(self, text: str) -> None:
-        self.get_logger().warning(text, throttle_duration_sec=WARN_THROTTLE_S)
+        self.get_logger().warning(text)
 
     def _error(self, text: str) -> None:
-        self.get_logger().error(text, throttle_duration_sec=WARN_THROTTLE_S)
+        self.get_logger().error(text)
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         """Validate a parameter change; reload the model when its settings changed.

@@ -36,7 +36,8 @@ class PipelineResult:
 class StereoPipeline:
     """Run a disparity backend and derive depth, nearest obstacle and pictures.
 
-    ``min_depth``/``max_depth`` (metres) blank depth and disparity outside that range.
+    ``min_depth``/``max_depth`` (metres) blank depth and disparity outside that range, whatever
+    outputs are requested (they need the camera model: without it nothing is blanked).
     """
 
     def __init__(self, backend: DisparityBackend,
@@ -74,7 +75,11 @@ class StereoPipeline:
         timings['disparity_ms'] = (time.perf_counter() - start) * 1e3
         result = PipelineResult(disparity=disparity, timings=timings)
 
-        needs_depth = camera is not None and bool(wanted & {'depth', 'obstacle', 'points'})
+        # The depth range limits the disparity too, so it is applied whenever it is set, even
+        # when only the disparity is wanted.
+        has_range = self.min_depth is not None or self.max_depth is not None
+        needs_depth = camera is not None and (
+            has_range or bool(wanted & {'depth', 'obstacle', 'points'}))
         if needs_depth:
             tick = time.perf_counter()
             depth = disparity_to_depth(disparity, camera.focal_baseline,

@@ -11,7 +11,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
+from typing import Any, Callable, Generic, Hashable, Iterable, Mapping, Optional, TypeVar
 
 import numpy as np
 
@@ -319,6 +319,42 @@ class ThroughputMonitor:
         return stats
 
 
+#: Seconds between two log lines about the same kind of bad input (it repeats every pair).
+WARN_THROTTLE_S = 5.0
+
+
+class LogThrottle:
+    """Let through at most one log line per ``period`` seconds *for each key*.
+
+    rclpy's ``throttle_duration_sec`` keeps one timer per call site, so while one problem
+    repeats, a different one logged from the same line would never be seen. Keyed by the
+    error class here, each kind of problem gets its own timer. Thread-safe; ``clock``
+    (default ``time.monotonic``) is injectable for tests.
+    """
+
+    def __init__(self, period: float = WARN_THROTTLE_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.period = float(period)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[Hashable, float] = {}
+        self._suppressed: Counter = Counter()
+
+    def check(self, key: Hashable) -> Optional[int]:
+        """Return None to drop a line for ``key``, else how many were dropped since the last.
+
+        A line is let through when none for ``key`` was in the last ``period`` seconds.
+        """
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.period:
+                self._suppressed[key] += 1
+                return None
+            self._last[key] = now
+            return self._suppressed.pop(key, 0)
+
+
 def format_stats(stats: Mapping[str, Any]) -> str:
     """Return one log line of :meth:`ThroughputMonitor.report` statistics."""
     line = (f"{stats['received']} pairs in ({stats['input_hz']:.1f} Hz), "
@@ -340,9 +376,11 @@ class StereoWorker:
     ``get_pipeline()`` returns the pipeline to use (read anew for every pair, so a
     parameter change takes effect at the next pair); ``wanted_topics()`` the output topics
     somebody listens to (nothing is computed when it is empty); ``publish(messages)``
-    publishes topic -> message; ``warn(text)`` and ``error(text)`` log (the node throttles).
+    publishes topic -> message; ``warn(text)`` and ``error(text)`` log, unthrottled.
     Bad input (StereoDepthError) is warned about and skipped, any other exception logged
-    as an error; the thread keeps running either way.
+    as an error; the thread keeps running either way. Those lines are throttled by
+    ``throttle`` (default: one per error class every :data:`WARN_THROTTLE_S` seconds, with
+    the number of lines dropped meanwhile), so one repeating problem does not hide another.
     """
 
     def __init__(self, processor: StereoFrameProcessor,
@@ -350,7 +388,8 @@ class StereoWorker:
                  wanted_topics: Callable[[], Iterable[str]],
                  publish: Callable[[Mapping[str, Any]], None],
                  warn: Callable[[str], None], error: Callable[[str], None],
-                 monitor: Optional[ThroughputMonitor] = None) -> None:
+                 monitor: Optional[ThroughputMonitor] = None,
+                 throttle: Optional[LogThrottle] = None) -> None:
         self.processor = processor
         self.slot: LatestSlot[StereoPair] = LatestSlot()
         self.monitor = monitor or ThroughputMonitor()
@@ -359,6 +398,7 @@ class StereoWorker:
         self._publish = publish
         self._warn = warn
         self._error = error
+        self.throttle = throttle or LogThrottle()
         self._thread: Optional[threading.Thread] = None
 
     def submit(self, pair: StereoPair) -> None:
@@ -398,12 +438,22 @@ class StereoWorker:
             self._publish(output.messages)
         except StereoDepthError as error:
             self.monitor.skipped(type(error).__name__)
-            self._warn(f'skipping stereo pair: {error}')
+            self._log(self._warn, error, f'skipping stereo pair: {error}')
             return False
         except Exception as error:  # keep the node alive whatever a backend raises
             self.monitor.skipped(type(error).__name__)
-            self._error(f'processing a stereo pair failed: {type(error).__name__}: {error}')
+            self._log(self._error, error,
+                      f'processing a stereo pair failed: {type(error).__name__}: {error}')
             return False
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')))
         return True
+
+    def _log(self, log: Callable[[str], None], error: Exception, text: str) -> None:
+        """Log ``text`` unless a line about the same error class was logged just before."""
+        dropped = self.throttle.check(type(error))
+        if dropped is None:
+            return
+        if dropped:
+            text += f' ({dropped} more like this since the previous line, not logged)'
+        log(text)

@@ -8,7 +8,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from stereo_depth_ros.backends import create_backend
-from stereo_depth_ros.bags import (BagInput, find_stereo_topics, kitti_to_bag, process_bag)
+from stereo_depth_ros.bags import (BagInput, find_stereo_topics, kitti_to_bag, process_bag,
+                                   STORAGE_PLUGINS)
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.errors import DatasetError
@@ -417,3 +418,78 @@ def test_process_bag_reads_a_humble_recording(drive, tmp_path):
     messages = read_bag(tmp_path / 'out', Stores.ROS2_HUMBLE)
     assert len(messages['/tf_static']) == 1 and len(messages['/stereo/obstacle/range']) == 2
     assert not hasattr(messages['/stereo/obstacle/range'][0][1], 'variance')
+
+
+def write_humble_bag_with_range(path, storage):
+    """A bag written with Humble's definitions: a stereo pair plus a sensor_msgs/Range topic."""
+    typestore = get_typestore(Stores.ROS2_HUMBLE)
+    types = MessageTypes.from_typestore(typestore)
+    range_type = 'sensor_msgs/msg/Range'
+    with Writer(path, version=8, storage_plugin=storage) as writer:
+        connections = {}
+        for frame, (left, right) in enumerate(PAIRS[:2]):
+            stamp = START_NS + frame * 100_000_000
+            lh, rh = make_header(stamp, 'l', types), make_header(stamp, 'r', types)
+            left_info, right_info = make_camera_infos(CAMERA, lh, rh, types)
+            sonar = types.Range(header=lh, radiation_type=0, field_of_view=0.5, min_range=0.1,
+                                max_range=4.0, range=1.0 + frame)
+            items = [('/stereo/left/image_rect', array_to_image(left, 'rgb8', lh, types.Image)),
+                     ('/stereo/right/image_rect', array_to_image(right, 'rgb8', rh, types.Image)),
+                     ('/stereo/left/camera_info', left_info),
+                     ('/stereo/right/camera_info', right_info), ('/sonar', sonar)]
+            for topic, msg in items:
+                if topic not in connections:
+                    connections[topic] = writer.add_connection(topic, msg.__msgtype__,
+                                                               typestore=typestore)
+                writer.write(connections[topic], stamp,
+                             typestore.serialize_cdr(msg, msg.__msgtype__))
+    assert not hasattr(types.Range, 'variance') and range_type in typestore.fielddefs
+
+
+def read_bag_with_its_definitions(path):
+    """topic -> messages, each decoded with the definition the bag stores for its topic."""
+    messages = {}
+    with Reader(path) as reader:
+        stores = {}
+        for connection in reader.connections:
+            store = get_typestore(Stores.EMPTY)
+            store.register(get_types_from_msg(connection.msgdef.data, connection.msgtype))
+            stores[connection.id] = store
+        for connection, _, data in reader.messages():
+            msg = stores[connection.id].deserialize_cdr(data, connection.msgtype)
+            messages.setdefault(connection.topic, []).append(msg)
+        digests = {c.topic: c.digest for c in reader.connections}
+    return messages, digests
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_copied_topics_keep_the_bags_own_definitions(tmp_path, storage):
+    write_humble_bag_with_range(tmp_path / 'humble', STORAGE_PLUGINS[storage])
+    summary = process_bag(tmp_path / 'humble', tmp_path / 'out', sgbm_pipeline(),
+                          storage=storage, progress=False)  # default --ros-distro: jazzy
+    assert summary.pairs == 2 and not summary.not_copied
+    assert summary.bag_definitions == ['sensor_msgs/msg/Range']
+    messages, digests = read_bag_with_its_definitions(tmp_path / 'out')
+    assert [m.range for m in messages['/sonar']] == [1.0, 2.0]
+    assert len(messages['/stereo/left/image_rect']) == 2
+    humble = get_typestore(Stores.ROS2_HUMBLE)
+    assert digests['/sonar'] == humble.hash_rihs01('sensor_msgs/msg/Range')
+    # One definition per type in a bag: the outputs follow the bag's (Humble) Range too.
+    assert len(messages['/stereo/obstacle/range']) == 2
+    assert not hasattr(messages['/stereo/obstacle/range'][0], 'variance')
+    assert digests['/stereo/obstacle/range'] == digests['/sonar']
+    for topic, msgs in read_bag(tmp_path / 'out', Stores.ROS2_HUMBLE).items():
+        assert len(msgs) == len(messages[topic])  # all decode with Humble's definitions
+
+
+def test_outputs_already_in_the_input_bag_are_refused(drive, tmp_path, capsys):
+    kitti_to_bag(drive, tmp_path / 'in', frames=':1', progress=False)
+    process_bag(tmp_path / 'in', tmp_path / 'once', sgbm_pipeline(), progress=False)
+    with pytest.raises(DatasetError, match='already has /stereo/disparity, .*--namespace'):
+        process_bag(tmp_path / 'once', tmp_path / 'twice', sgbm_pipeline(), progress=False)
+    assert not (tmp_path / 'twice').exists()
+    assert main(['process-bag', str(tmp_path / 'once'), str(tmp_path / 'twice')]) == 2
+    assert '/stereo/obstacle/range' in capsys.readouterr().err
+    again = process_bag(tmp_path / 'once', tmp_path / 'twice', sgbm_pipeline(),
+                        namespace='/stereo/again', progress=False)
+    assert again.pairs == 1 and read_bag(tmp_path / 'twice')['/stereo/again/disparity']

@@ -74,6 +74,21 @@ def test_depth_range_blanks_outside(road):
         StereoPipeline(create_backend('sgbm'), min_depth=5.0, max_depth=1.0)
 
 
+def test_depth_range_blanks_the_disparity_when_only_disparity_is_asked_for(road):
+    limited = StereoPipeline(create_backend('sgbm'), max_depth=15.0)
+    alone = limited.process(road.left, road.right, road.camera, outputs=set())
+    with_depth = limited.process(road.left, road.right, road.camera, outputs={'depth'})
+    unlimited = StereoPipeline(create_backend('sgbm')).process(road.left, road.right,
+                                                               road.camera, outputs=set())
+    far = np.isfinite(unlimited.disparity) & np.isnan(with_depth.disparity)
+    assert far.any()  # max_depth blanks some pixels of this scene
+    np.testing.assert_array_equal(alone.disparity, with_depth.disparity)
+    colour = limited.process(road.left, road.right, road.camera, outputs={'color'})
+    colour_with_depth = limited.process(road.left, road.right, road.camera,
+                                        outputs={'color', 'depth'})
+    np.testing.assert_array_equal(colour.color, colour_with_depth.color)
+
+
 def test_calibration_size_mismatch(road, pipeline):
     other = StereoCameraModel.from_focal_baseline(500.0, 0.5, 640, 480)
     with pytest.raises(CalibrationError, match='CameraInfo says 640x480'):

@@ -15,10 +15,11 @@ from stereo_depth_ros.msgs import (array_to_image, disparity_from_message, image
                                    make_camera_infos, make_header, MessageTypes,
                                    point_cloud2_to_arrays)
 from stereo_depth_ros.node_config import PipelineManager
-from stereo_depth_ros.processing import (format_stats, LatestSlot, obstacle_field_of_view,
-                                         OUTPUT_TOPICS, pipeline_outputs, StereoFrameProcessor,
-                                         StereoPair, StereoWorker, ThroughputMonitor,
-                                         TOPIC_OUTPUTS, TOPIC_TYPES)
+from stereo_depth_ros.processing import (format_stats, LatestSlot, LogThrottle,
+                                         obstacle_field_of_view, OUTPUT_TOPICS,
+                                         pipeline_outputs, StereoFrameProcessor, StereoPair,
+                                         StereoWorker, ThroughputMonitor, TOPIC_OUTPUTS,
+                                         TOPIC_TYPES)
 
 TYPES = MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY))
 STAMP_NS = 1_700_000_000_123_456_789
@@ -101,6 +102,25 @@ def test_only_the_requested_topics_are_built(scene, manager):
     output = StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline, {'depth'})
     assert set(output.messages) == {'depth'}
     assert 'obstacle_ms' not in output.timings  # nothing computed for obstacle
+
+
+def test_depth_range_applies_to_a_disparity_only_subscriber(scene):
+    manager = PipelineManager({'sgbm.disparity_range': 64, 'max_depth': 10.0})
+    processor = StereoFrameProcessor(TYPES)
+    pair = make_pair(scene)
+    alone = processor.process(pair, manager.pipeline, {'disparity', 'disparity/color'})
+    with_depth = processor.process(pair, manager.pipeline,
+                                   {'disparity', 'disparity/color', 'depth'})
+    disparity = disparity_from_message(alone.messages['disparity'])[0]
+    expected = disparity_from_message(with_depth.messages['disparity'])[0]
+    unlimited = processor.process(pair, PipelineManager({'sgbm.disparity_range': 64}).pipeline,
+                                  {'disparity'})
+    far = (np.isfinite(disparity_from_message(unlimited.messages['disparity'])[0])
+           & np.isnan(expected))
+    assert far.any()  # max_depth blanks some pixels of this scene
+    np.testing.assert_array_equal(disparity, expected)
+    np.testing.assert_array_equal(image_to_array(alone.messages['disparity/color'])[0],
+                                  image_to_array(with_depth.messages['disparity/color'])[0])
 
 
 def test_no_obstacle_is_an_infinite_range(scene):
@@ -271,11 +291,11 @@ class Recorder:
         self.published, self.warnings, self.errors = [], [], []
 
 
-def make_worker(manager, topics, recorder, pipeline=None):
+def make_worker(manager, topics, recorder, pipeline=None, throttle=None):
     return StereoWorker(StereoFrameProcessor(TYPES),
                         lambda: pipeline or manager.pipeline, lambda: topics,
                         recorder.published.append, recorder.warnings.append,
-                        recorder.errors.append)
+                        recorder.errors.append, throttle=throttle)
 
 
 def test_worker_publishes_skips_bad_input_and_idles(scene, manager):
@@ -295,6 +315,42 @@ def test_worker_publishes_skips_bad_input_and_idles(scene, manager):
     stats = worker.monitor.report()
     assert (stats['processed'], stats['idle'], stats['skipped']) == (
         1, 1, {'CalibrationError': 1})
+
+
+def test_log_throttle_keeps_one_timer_per_key():
+    now = [100.0]
+    throttle = LogThrottle(5.0, clock=lambda: now[0])
+    assert throttle.check(CalibrationError) == 0
+    assert throttle.check(CalibrationError) is None
+    assert throttle.check(ImageFormatError) == 0  # another kind is not hidden by the first
+    now[0] += 4.9
+    assert throttle.check(CalibrationError) is None
+    now[0] += 0.1
+    assert throttle.check(CalibrationError) == 2  # two dropped since the last line
+    assert throttle.check(CalibrationError) is None
+    assert throttle.check(ImageFormatError) == 0
+
+
+def test_worker_throttles_bad_input_warnings_per_error_class(scene, manager):
+    now = [0.0]
+    recorder = Recorder()
+    worker = make_worker(manager, {'depth'}, recorder,
+                         throttle=LogThrottle(5.0, clock=lambda: now[0]))
+    wrong_sign = make_pair(scene)
+    wrong_sign.right_info.p[3] = 1.0
+    bad_encoding = make_pair(scene)
+    bad_encoding.left_image.encoding = '32FC1'
+    for _ in range(3):  # both problems repeat, interleaved, within the throttle period
+        assert worker.process_one(wrong_sign) is False
+        assert worker.process_one(bad_encoding) is False
+    assert len(recorder.warnings) == 2
+    assert 'wrong sign' in recorder.warnings[0] and '32FC1' in recorder.warnings[1]
+    now[0] = 5.0
+    assert worker.process_one(bad_encoding) is False
+    assert len(recorder.warnings) == 3 and '32FC1' in recorder.warnings[2]
+    assert '2 more like this' in recorder.warnings[2]
+    assert worker.monitor.report()['skipped'] == {'CalibrationError': 3,
+                                                  'ImageFormatError': 4}
 
 
 def test_worker_survives_a_crashing_backend(scene, manager):

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
-from ..errors import StereoDepthError
+from ..errors import DatasetError, StereoDepthError
 from ..msgs import stamp_to_ns
 from ..pipeline import StereoPipeline
 from ..processing import StereoFrameProcessor, StereoPair
@@ -39,6 +39,7 @@ class ProcessSummary:
     unpaired: dict[str, int] = field(default_factory=dict)
     messages_in: int = 0
     not_copied: list[str] = field(default_factory=list)
+    bag_definitions: list[str] = field(default_factory=list)
     written: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     mean_latency_ms: float = float('nan')
@@ -70,11 +71,30 @@ class ProcessSummary:
         if self.not_copied:
             lines.append(f'not copied (type unknown, no definition in the bag): '
                          f'{", ".join(self.not_copied)}')
+        if self.bag_definitions:
+            lines.append(f'definitions taken from the input bag, not --ros-distro: '
+                         f'{", ".join(self.bag_definitions)}')
         return lines
 
 
 def _output_topic(namespace: str, name: str) -> str:
     return f'{namespace}/{name}'
+
+
+def _output_namespace(stereo: StereoTopics, namespace: Optional[str]) -> str:
+    """Return the output namespace: ``namespace`` or that of the images; '' for the root."""
+    ns = stereo.namespace if namespace is None else '/' + namespace.strip('/')
+    return '' if ns == '/' else ns
+
+
+def _check_outputs_are_new(topics: dict[str, str], ns: str, wanted: tuple[str, ...]) -> None:
+    """Raise DatasetError when the input bag already has one of the output topics."""
+    taken = [_output_topic(ns, name) for name in wanted if _output_topic(ns, name) in topics]
+    if taken:
+        raise DatasetError(
+            f'the input bag already has {", ".join(taken)}: the outputs would be mixed into '
+            f'{"it" if len(taken) == 1 else "them"}; write them under another namespace with '
+            f'--namespace (e.g. --namespace {ns or ""}/processed)')
 
 
 def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipeline,
@@ -88,15 +108,23 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     ``topics`` may name ``left_image``, ``right_image``, ``left_info``, ``right_info``; the
     others are found by type and name. ``slop`` (s) selects approximate synchronisation.
     Pairs that are bad input (wrong encoding, calibration) are skipped and counted; if no pair
-    could be processed the first such error is raised.
+    could be processed the first such error is raised. Output topics the input bag already
+    has are refused (DatasetError): choose another ``namespace``.
+
+    Messages are decoded and written with the ``distro`` definitions, except for types the
+    bag stores its own definition of: those keep the bag's (see :class:`BagInput`), so the
+    copied bytes and the output bag's definitions agree.
     """
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     sync = make_synchronizer(4, queue_size, slop)
     typestore = get_distro_typestore(distro)
+    wanted = DEFAULT_OUTPUTS + (('points2',) if points else ())
     with BagInput(in_bag, typestore=typestore) as bag:
         stereo = find_stereo_topics(bag.topics, **(topics or {}))
+        ns = _output_namespace(stereo, namespace)
+        _check_outputs_are_new(bag.topics, ns, wanted)
         with BagWriter(out_bag, storage=storage, typestore=typestore) as writer:
-            summary = _process(bag, writer, stereo, pipeline, sync, points, namespace,
+            summary = _process(bag, writer, stereo, pipeline, sync, wanted, ns,
                                mono16_bit_depth, progress)
     if summary.pairs == 0 and summary.first_error:
         raise StereoDepthError(f'no stereo pair of {in_bag} could be processed: '
@@ -104,29 +132,43 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     return summary
 
 
+def _copy_topics(bag: BagInput, writer: BagWriter, summary: ProcessSummary) -> dict[int, Any]:
+    """Add every copyable input connection to ``writer``; return input id -> output connection.
+
+    A connection keeps the bag's own message definition and hash: its bytes were written with
+    them. Without a hash (older recorders) it is computed from the typestore, which holds the
+    bag's definition of that type; without a definition the typestore's is written.
+    """
+    copies: dict[int, Any] = {}
+    store = writer.typestore
+    for connection in bag.connections:
+        qos = connection.ext.offered_qos_profiles
+        msgtype = connection.msgtype
+        msgdef = connection.msgdef.data if connection.msgdef else ''
+        digest = connection.digest
+        if msgdef and not digest and msgtype in bag.bag_types:
+            digest = store.hash_rihs01(msgtype)
+        if msgdef and digest:
+            copies[connection.id] = writer.add_topic(connection.topic, msgtype, qos, msgdef,
+                                                     digest)
+        elif msgtype in store.fielddefs:
+            copies[connection.id] = writer.add_topic(connection.topic, msgtype, qos)
+        else:
+            summary.not_copied.append(connection.topic)
+    return copies
+
+
 def _process(bag: BagInput, writer: BagWriter, stereo: StereoTopics, pipeline: StereoPipeline,
-             sync: TimeSynchronizer, points: bool, namespace: Optional[str],
+             sync: TimeSynchronizer, wanted: tuple[str, ...], ns: str,
              mono16_bit_depth: Optional[int], progress: bool) -> ProcessSummary:
     pair_latency: list[float] = []
     pipeline_ms: list[float] = []
-    ns = stereo.namespace if namespace is None else '/' + namespace.strip('/')
-    ns = '' if ns == '/' else ns
-    wanted = DEFAULT_OUTPUTS + (('points2',) if points else ())
     summary = ProcessSummary(bag.path, writer.path, stereo, ns)
+    summary.bag_definitions = list(bag.redefined)
     inputs = {topic: index for index, topic in enumerate(stereo.as_list())}
     seen = [0, 0, 0, 0]
     processor = StereoFrameProcessor(writer.types, mono16_bit_depth)
-    copies: dict[int, Any] = {}
-    for connection in bag.connections:
-        qos = connection.ext.offered_qos_profiles
-        msgdef = connection.msgdef.data if connection.msgdef else None
-        known = connection.msgtype in writer.typestore.fielddefs
-        if not known and not (msgdef and connection.digest):
-            summary.not_copied.append(connection.topic)
-            continue
-        copies[connection.id] = writer.add_topic(
-            connection.topic, connection.msgtype, qos,
-            None if known else msgdef, None if known else connection.digest)
+    copies = _copy_topics(bag, writer, summary)
     start = time.perf_counter()
     # The bar is closed on errors too, so an error line does not land on it.
     with tqdm(total=bag.message_count(stereo.left_image), desc='process-bag',

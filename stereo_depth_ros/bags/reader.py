@@ -58,11 +58,20 @@ class StereoTopics:
         return '/' + '/'.join(common) if common else ''
 
 
+def _same_fields(have: Any, new: Any) -> bool:
+    """Whether two typestore field lists define the same message (as rosbags compares them)."""
+    return [(f[0].lower(), f[1]) for f in have] == [(f[0].lower(), f[1]) for f in new]
+
+
 class BagInput:
     """An open rosbag2 bag; use as a context manager.
 
-    Messages are deserialised with ``typestore`` (default: that of ``distro``), extended by
-    the message definitions stored in the bag (for types the store lacks).
+    Messages are deserialised with ``typestore`` (default: that of ``distro``) **updated with
+    the message definitions stored in the bag**: types the store lacks are added, and a type
+    the bag defines differently (``sensor_msgs/msg/Range`` of a Humble bag, which has no
+    ``variance``, read with the Jazzy store) takes the bag's definition, because the bag's
+    bytes were written with it. ``bag_types`` lists the types whose definition came from the
+    bag (added or matching), ``redefined`` those that replaced the store's.
     """
 
     def __init__(self, path: str | Path, distro: str = 'jazzy',
@@ -76,6 +85,8 @@ class BagInput:
         except _BAG_ERRORS as error:
             raise DatasetError(f'cannot read bag {self.path}: {_one_line(error)}') from None
         self._open = False
+        self.bag_types: set[str] = set()
+        self.redefined: list[str] = []
 
     def __enter__(self) -> 'BagInput':
         try:
@@ -93,16 +104,33 @@ class BagInput:
             self._open = False
 
     def _register_bag_types(self) -> None:
+        store = self.typestore
         for connection in self._reader.connections:
-            if connection.msgtype in self.typestore.fielddefs:
-                continue
+            msgtype = connection.msgtype
             definition = connection.msgdef.data if connection.msgdef else ''
-            if not definition or definition.startswith('='):
-                continue
+            if msgtype in self.bag_types or not definition or definition.startswith('='):
+                continue  # no definition, or an IDL one: the store's is used
             try:
-                self.typestore.register(get_types_from_msg(definition, connection.msgtype))
+                types = get_types_from_msg(definition, msgtype)
             except Exception:  # an unparsable definition only matters if the topic is used
                 continue
+            replaced = {name: (store.fielddefs[name], store.types[name])
+                        for name, (_, fields) in types.items()
+                        if name in store.fielddefs
+                        and not _same_fields(store.fielddefs[name][1], fields)}
+            for name in replaced:
+                del store.fielddefs[name], store.types[name]
+            if replaced:
+                store.cache.clear()  # compiled (de)serialisers may embed a replaced type
+            try:
+                store.register(types)
+            except Exception:
+                for name, (fielddef, kind) in replaced.items():  # keep the store's
+                    store.fielddefs[name], store.types[name] = fielddef, kind
+                store.cache.clear()
+                continue
+            self.bag_types.add(msgtype)
+            self.redefined.extend(name for name in replaced if name not in self.redefined)
 
     @property
     def connections(self) -> list[Connection]:

@@ -28,15 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help=f'{side} camera_info topic (default: beside the image)')
     parser.add_argument('--namespace', default=None,
                         help='namespace of the output topics (default: common namespace of '
-                             'the image topics, e.g. /stereo)')
+                             'the image topics, e.g. /stereo); topics the input bag already '
+                             'has are refused')
     parser.add_argument('--points', action='store_true', help='also write <ns>/points2')
     parser.add_argument('--mono16-bit-depth', type=int, default=None,
                         help='significant bits of mono16 images (default: full 16-bit range)')
     parser.add_argument('--storage', choices=sorted(STORAGE_PLUGINS), default='mcap',
                         help='storage plugin of the output bag (default: mcap)')
     parser.add_argument('--ros-distro', choices=sorted(DISTROS), default='jazzy',
-                        help='message definitions used for decoding and writing '
-                             '(default jazzy)')
+                        help='message definitions used for decoding and writing, except '
+                             'for types the input bag defines itself (default jazzy)')
 
 
 def run(args: argparse.Namespace) -> int:
