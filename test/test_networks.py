@@ -255,3 +255,14 @@ def test_bf16_autocast_keeps_the_disparity_output_in_float32(name: str) -> None:
     # bfloat16 can hold 64-128 px only in steps of 0.5 px; the heads compute in float32.
     on_bf16_grid = disparity == disparity.to(torch.bfloat16).float()
     assert on_bf16_grid.float().mean() < 0.5
+
+
+def test_qr_head_sits_on_either_dispnet_trunk() -> None:
+    from stereo_depth_ros.networks import DispNetC
+    model = DispNetQR(num_bins=4, width=0.125, max_disparity=64, trunk='dispnetc')
+    assert isinstance(model.trunk, DispNetC) and model.architecture['trunk'] == 'dispnetc'
+    output = model(torch.randn(1, 3, 64, 128), torch.randn(1, 3, 64, 128))
+    assert output.disparity.shape == (1, 1, 64, 128)
+    assert model.trunk.architecture == DispNetC(width=0.125, max_disparity=64).architecture
+    with pytest.raises(ValueError, match='trunk'):
+        DispNetQR(trunk='psmnet')

@@ -80,7 +80,9 @@ class DispNetDecoder(nn.Module):
         features = bottleneck
         for skip, upconv, iconv, head in zip(skips, self.upconvs, self.iconvs, self.heads):
             up = upconv(features)
-            coarse = upsample_disparity(prediction, up.shape[-2:])
+            # The features' dtype (bfloat16 under autocast): a float32 map here would make the
+            # concatenation, and the convolution's input, float32 too.
+            coarse = upsample_disparity(prediction, up.shape[-2:]).to(up.dtype)
             features = iconv(torch.cat([up, coarse, skip], dim=1))
             prediction = head(features)
             predictions.append(prediction)

@@ -8,7 +8,9 @@ network output is scaled by ``bin_width`` so it learns values of order 0.5). Dec
 (:func:`decode_bins`): centre of the argmax bin + that bin's residual, or (``expectation``)
 the softmax-weighted mean of ``centre_k + residual_k``.
 
-The trunk is :class:`~stereo_depth_ros.networks.dispnet.DispNet`; the head upconvolves its
+The trunk is :class:`~stereo_depth_ros.networks.dispnet.DispNet` (``trunk='dispnet'``, the
+report's) or :class:`~stereo_depth_ros.networks.dispnetc.DispNetC` (``trunk='dispnetc'``); the
+head upconvolves its
 finest (1/2-resolution) decoder features to full resolution, concatenates the upsampled pr1
 and (``coarse_offsets``, the default) the offsets ``(pr1 - centre_k) / bin_width`` of that
 coarse estimate from every bin centre, and predicts ``logits`` and ``residuals`` there
@@ -35,8 +37,11 @@ from torch import nn
 from .common import (Float32Conv2d, StereoNet, conv_bn_relu, scaled_channels, upconv_bn_relu,
                      upsample_disparity)
 from .dispnet import DispNet
+from .dispnetc import DispNetC
 
 DECODE_MODES = ('argmax', 'expectation')
+#: Trunks the head can sit on: DispNetSimple (the report's) or DispNetC (1-D correlation).
+TRUNKS = {'dispnet': DispNet, 'dispnetc': DispNetC}
 
 
 def bin_centres(num_bins: int, bin_width: float, device: Optional[torch.device] = None,
@@ -110,7 +115,7 @@ class DispNetQR(StereoNet):
     def __init__(self, num_bins: int = 10, bin_width: Optional[float] = None,
                  width: float = 0.25, max_disparity: float = 192, batch_norm: bool = True,
                  decode: str = 'argmax', head_channels: Optional[int] = None,
-                 coarse_offsets: bool = True) -> None:
+                 coarse_offsets: bool = True, trunk: str = 'dispnet') -> None:
         super().__init__(max_disparity)
         if num_bins < 2:
             raise ValueError(f'num_bins must be >= 2, got {num_bins}')
@@ -120,6 +125,8 @@ class DispNetQR(StereoNet):
             raise ValueError(f'bin_width must be > 0, got {bin_width}')
         if decode not in DECODE_MODES:
             raise ValueError(f'decode must be one of {DECODE_MODES}, got {decode!r}')
+        if trunk not in TRUNKS:
+            raise ValueError(f'trunk must be one of {tuple(TRUNKS)}, got {trunk!r}')
         if head_channels is None:
             head_channels = scaled_channels(96, width, minimum=8)
         if head_channels < 1:
@@ -132,8 +139,9 @@ class DispNetQR(StereoNet):
                              'width': float(width), 'max_disparity': float(max_disparity),
                              'batch_norm': bool(batch_norm), 'decode': decode,
                              'head_channels': int(head_channels),
-                             'coarse_offsets': self.coarse_offsets}
-        self.trunk = DispNet(width=width, max_disparity=max_disparity, batch_norm=batch_norm)
+                             'coarse_offsets': self.coarse_offsets, 'trunk': trunk}
+        self.trunk = TRUNKS[trunk](width=width, max_disparity=max_disparity,
+                                   batch_norm=batch_norm)
         head = int(head_channels)
         inputs = head + 1 + (self.num_bins if self.coarse_offsets else 0)
         self.head_up = upconv_bn_relu(self.trunk.decoder.out_channels, head, batch_norm)
