@@ -157,14 +157,15 @@ class DispNetQR(StereoNet):
         coarse = upsample_disparity(predictions[-1], up.shape[-2:])  # float32
         inputs = [up, coarse.to(up.dtype)]
         if self.coarse_offsets:
-            centres = bin_centres(self.num_bins, self.bin_width, up.device)
-            offsets = (coarse - centres.view(1, -1, 1, 1)) / self.bin_width
-            inputs.append(offsets.to(up.dtype))
+            # Pixels from every bin centre to the coarse estimate (float32).
+            offsets = coarse - bin_centres(self.num_bins, self.bin_width, up.device).view(
+                1, -1, 1, 1)
+            inputs.append((offsets / self.bin_width).to(up.dtype))
         x = self.head_conv(torch.cat(inputs, dim=1))
         logits = self.classifier(x)
         residuals = self.regressor(x) * self.bin_width  # float32: sub-pixel steps
         if self.coarse_offsets:
-            residuals = residuals + offsets * self.bin_width
+            residuals = residuals + offsets
         disparity = decode_bins(logits, residuals, self.bin_width, self.decode)
         return QROutput(logits, residuals, disparity, predictions)
 
