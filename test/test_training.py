@@ -146,12 +146,18 @@ def test_multiscale_loss_follows_schedule():
     assert terms['epe_s1'] == pytest.approx(1.0, abs=1e-4)
 
 
-def test_qr_loss_is_zero_for_perfect_predictions_and_not_otherwise():
-    num_bins, bin_width = 8, 8.0
-    gt = torch.rand(2, 1, 16, 32) * 60 + 1
+def _true_bin_prediction(batch: int, num_bins: int,
+                         bin_width: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random ground truth, logits sure of its bin, and its residual in every bin's slot."""
+    gt = torch.rand(batch, 1, 16, 32) * 60 + 1
     bins, residual = disparity_to_bins(gt[:, 0], num_bins, bin_width)
     logits = torch.nn.functional.one_hot(bins, num_bins).permute(0, 3, 1, 2).float() * 50
-    residuals = residual.unsqueeze(1).expand(-1, num_bins, -1, -1).clone()
+    return gt, logits, residual.unsqueeze(1).expand(-1, num_bins, -1, -1).clone()
+
+
+def test_qr_loss_is_zero_for_perfect_predictions_and_not_otherwise():
+    num_bins, bin_width = 8, 8.0
+    gt, logits, residuals = _true_bin_prediction(2, num_bins, bin_width)
     trunk = [downsample_target(gt, (4, 8))[0]]
     from stereo_depth_ros.networks import QROutput, decode_bins
     perfect = QROutput(logits, residuals, decode_bins(logits, residuals, bin_width), trunk)
@@ -166,11 +172,8 @@ def test_qr_loss_is_zero_for_perfect_predictions_and_not_otherwise():
 
 def test_qr_loss_neighbour_residuals_are_supervised_only_when_asked():
     num_bins, bin_width = 8, 8.0
-    gt = torch.rand(1, 1, 16, 32) * 60 + 1
-    bins, residual = disparity_to_bins(gt[:, 0], num_bins, bin_width)
-    logits = torch.nn.functional.one_hot(bins, num_bins).permute(0, 3, 1, 2).float() * 50
+    gt, logits, only_true = _true_bin_prediction(1, num_bins, bin_width)
     from stereo_depth_ros.networks.dispnet_qr import QROutput, bin_centres
-    only_true = residual.unsqueeze(1).expand(-1, num_bins, -1, -1).clone()
     every_bin = gt - bin_centres(num_bins, bin_width).view(1, -1, 1, 1)
     plain = QuantizedRegressionLoss(num_bins, bin_width)
     neighbours = QuantizedRegressionLoss(num_bins, bin_width, residual_neighbours=1)
