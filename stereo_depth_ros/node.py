@@ -37,7 +37,8 @@ from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityP
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from .errors import StereoDepthError
-from .msgs import MessageTypes
+from .input_watch import InputArrivals
+from .msgs import MessageTypes, stamp_to_ns
 from .node_config import PARAMETERS, ParameterSpec, PipelineManager, SPECS
 from .processing import (INPUT_TOPICS, OUTPUT_TOPICS, StereoFrameProcessor, StereoPair,
                          StereoWorker, TOPIC_TYPES, format_stats)
@@ -99,6 +100,7 @@ class StereoDepthNode(Node):
                                     self._wanted_topics, self._publish, self._warn,
                                     self._error)
         self._input_subs = self._subscribe()
+        self._arrivals = self._watch_arrivals(self._input_subs)
         self._sync = self._synchronizer(self._input_subs)
         self._sync.registerCallback(self._on_pair)
         period = float(self._manager.value('stats_period'))
@@ -128,6 +130,15 @@ class StereoDepthNode(Node):
                 self, getattr(self._types, type_name), topic, qos_profile=qos,
                 qos_overriding_options=QoSOverridingOptions.with_default_policies()))
         return subscribers
+
+    def _watch_arrivals(self, subscribers: list) -> InputArrivals:
+        """Count each subscriber's messages, to say which input is missing when none pair."""
+        arrivals = InputArrivals([sub.sub.topic_name for sub in subscribers])
+        for sub in subscribers:
+            sub.registerCallback(
+                lambda msg, topic=sub.sub.topic_name: arrivals.record(
+                    topic, stamp_to_ns(msg.header.stamp)))
+        return arrivals
 
     def _synchronizer(self, subscribers: list) -> Any:
         """Return the exact- or approximate-time synchronizer of the four subscriptions."""
@@ -184,11 +195,15 @@ class StereoDepthNode(Node):
     def _log_stats(self) -> None:
         stats = self._worker.monitor.report()
         if stats['received'] == 0:
-            self.get_logger().info(
-                f"no synchronised stereo pair in {stats['period_s']:.0f} s; check that "
-                f'{", ".join(sub.sub.topic_name for sub in self._input_subs)} are published '
-                'with equal stamps (or set approximate_sync)', throttle_duration_sec=30.0)
+            approximate = bool(self._manager.value('approximate_sync'))
+            tolerance = float(self._manager.value('approximate_sync_tolerance_seconds'))
+            text, problem = self._arrivals.diagnosis(stats['period_s'], approximate, tolerance)
+            if problem:
+                self.get_logger().warning(text, throttle_duration_sec=30.0)
+            else:
+                self.get_logger().info(text, throttle_duration_sec=30.0)
             return
+        self._arrivals.diagnosis(stats['period_s'], False)  # start the next period
         self.get_logger().info(format_stats(stats))
 
     def destroy_node(self) -> None:

@@ -76,13 +76,14 @@ class StereoSource:
             p[3] = -p[3]
             right_info.p = p
         self.stamps.append(stamp)
-        self.publishers['left/camera_info'].publish(left_info)
-        self.publishers['right/camera_info'].publish(right_info)
-        self.publishers['left/image_rect'].publish(
-            array_to_image(self.scene.left, 'rgb8', header, self.types.Image))
-        self.publishers['right/image_rect'].publish(
-            array_to_image(self.scene.right, 'rgb8', header, self.types.Image))
-
+        messages = {
+            'left/camera_info': left_info, 'right/camera_info': right_info,
+            'left/image_rect': array_to_image(self.scene.left, 'rgb8', header,
+                                              self.types.Image),
+            'right/image_rect': array_to_image(self.scene.right, 'rgb8', header,
+                                               self.types.Image)}
+        for name, publisher in self.publishers.items():
+            publisher.publish(messages[name])
 
 def _spin_until(executor, done, source=None, swap_baseline=False, timeout=TIMEOUT_S):
     deadline = time.monotonic() + timeout
@@ -157,3 +158,18 @@ def test_parameter_changes_are_validated_and_reload_the_model(ros):
     assert results[0].successful
     assert depth_node._manager.pipeline.backend.max_disparity == 47.0
     assert depth_node.get_parameter('sgbm.disparity_range').value == 48
+
+
+def test_a_silent_input_topic_is_named(ros, scene):
+    depth_node, helper, executor = ros
+    source = StereoSource(helper, scene)
+    del source.publishers['right/camera_info']
+    arrivals = depth_node._arrivals
+    deadline = time.monotonic() + TIMEOUT_S
+    while arrivals._counts[f'{NAMESPACE}/left/camera_info'] == 0:
+        assert time.monotonic() < deadline, 'timed out waiting for the node'
+        source.publish()
+        executor.spin_once(timeout_sec=0.1)
+    text, problem = arrivals.diagnosis(1.0, approximate=False)
+    assert problem
+    assert text.startswith(f'no message on {NAMESPACE}/right/camera_info in 1 s')

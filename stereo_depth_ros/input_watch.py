@@ -1,0 +1,66 @@
+"""Say why no synchronised stereo set comes out of the time synchronizer.
+
+The node's synchronizer is silent when it has nothing to emit, so "no output" alone does
+not tell a user whether a topic is not published (wrong remapping, QoS mismatch, driver
+down) or whether all four arrive but their stamps never match. :class:`InputArrivals`
+counts every input message per topic (from a callback on each ``message_filters``
+subscriber) and, when the node saw no set in a statistics period, :meth:`diagnosis` names
+the silent topics or shows the stamps that failed to pair. Pure Python, thread-safe.
+"""
+
+import threading
+from typing import Optional, Sequence
+
+
+class InputArrivals:
+    """Per-topic message counts and latest stamps since the previous :meth:`diagnosis`."""
+
+    def __init__(self, topics: Sequence[str]) -> None:
+        if not topics:
+            raise ValueError('need at least one input topic')
+        self.topics = list(topics)
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(self.topics, 0)
+        self._latest: dict[str, Optional[int]] = dict.fromkeys(self.topics, None)
+
+    def record(self, topic: str, stamp_ns: int) -> None:
+        """Count one message on ``topic`` whose header stamp is ``stamp_ns`` nanoseconds."""
+        with self._lock:
+            if topic not in self._counts:
+                raise KeyError(f'unknown input topic {topic!r}; known: {self.topics}')
+            self._counts[topic] += 1
+            self._latest[topic] = int(stamp_ns)
+
+    def diagnosis(self, period_s: float, approximate: bool,
+                  tolerance_s: Optional[float] = None) -> tuple[str, bool]:
+        """Return a line on why no set was paired in the last ``period_s``; start anew.
+
+        ``approximate`` and ``tolerance_s`` describe the synchronizer in use, so the advice
+        fits it. The flag is true when something arrived (a real problem, worth a warning)
+        and false when every input was silent (the node is simply waiting).
+        """
+        with self._lock:
+            counts, latest = dict(self._counts), dict(self._latest)
+            self._counts = dict.fromkeys(self.topics, 0)
+        silent = [topic for topic in self.topics if counts[topic] == 0]
+        if silent:
+            received = [f'{topic} ({counts[topic]})' for topic in self.topics
+                        if counts[topic] > 0]
+            text = (f"no message on {', '.join(silent)} in {period_s:.0f} s"
+                    + (f"; received: {', '.join(received)}" if received else '')
+                    + '. Check the remappings, that the driver publishes them, and QoS '
+                    '(use_system_default_qos makes the subscriptions reliable, which '
+                    'best-effort publishers cannot serve)')
+            return text, len(silent) < len(self.topics)
+        stamps = {topic: latest[topic] for topic in self.topics}
+        known = [stamp for stamp in stamps.values() if stamp is not None]
+        spread_s = (max(known) - min(known)) / 1e9
+        listed = ', '.join(f'{topic} {stamps[topic] / 1e9:.6f}' for topic in self.topics)
+        if approximate:
+            advice = (f'stamps must lie within approximate_sync_tolerance_seconds '
+                      f'({tolerance_s} s) of each other; raise it or fix the driver stamps')
+        else:
+            advice = ('exact sync needs identical stamps on all four; set approximate_sync '
+                      'true or fix the driver stamps')
+        return (f'all inputs arrive but none paired in {period_s:.0f} s: latest stamps '
+                f'{listed} (spread {spread_s:.3f} s); {advice}', True)
