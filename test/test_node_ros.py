@@ -85,6 +85,7 @@ class StereoSource:
         for name, publisher in self.publishers.items():
             publisher.publish(messages[name])
 
+
 def _spin_until(executor, done, source=None, swap_baseline=False, timeout=TIMEOUT_S):
     deadline = time.monotonic() + timeout
     last = 0.0
