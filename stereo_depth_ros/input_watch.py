@@ -31,6 +31,11 @@ class InputArrivals:
             self._counts[topic] += 1
             self._latest[topic] = int(stamp_ns)
 
+    def reset(self) -> None:
+        """Start a new period (the node calls this after a period in which sets were paired)."""
+        with self._lock:
+            self._counts = dict.fromkeys(self.topics, 0)
+
     def diagnosis(self, period_s: float, approximate: bool,
                   tolerance_s: Optional[float] = None) -> tuple[str, bool]:
         """Return a line on why no set was paired in the last ``period_s``; start anew.

@@ -203,7 +203,7 @@ class StereoDepthNode(Node):
             else:
                 self.get_logger().info(text, throttle_duration_sec=30.0)
             return
-        self._arrivals.diagnosis(stats['period_s'], False)  # start the next period
+        self._arrivals.reset()
         self.get_logger().info(format_stats(stats))
 
     def destroy_node(self) -> None:

@@ -53,3 +53,11 @@ def test_unknown_topic_and_empty_topic_list_are_refused() -> None:
         InputArrivals(TOPICS).record('/camera/left', 0)
     with pytest.raises(ValueError, match='at least one'):
         InputArrivals([])
+
+
+def test_reset_forgets_the_period() -> None:
+    arrivals = InputArrivals(TOPICS)
+    arrivals.record(TOPICS[0], 3)
+    arrivals.reset()
+    text, problem = arrivals.diagnosis(5.0, approximate=False)
+    assert not problem and text.startswith('no message on ' + ', '.join(TOPICS))
