@@ -33,8 +33,13 @@ class InputArrivals:
 
     def reset(self) -> None:
         """Start a new period (the node calls this after a period in which sets were paired)."""
+        self._end_period()
+
+    def _end_period(self) -> tuple[dict[str, int], dict[str, Optional[int]]]:
+        """Return the period's counts and the latest stamps, and start a new period."""
         with self._lock:
-            self._counts = dict.fromkeys(self.topics, 0)
+            counts, self._counts = self._counts, dict.fromkeys(self.topics, 0)
+            return counts, dict(self._latest)
 
     def diagnosis(self, period_s: float, approximate: bool,
                   tolerance_s: Optional[float] = None) -> tuple[str, bool]:
@@ -44,9 +49,7 @@ class InputArrivals:
         fits it. The flag is true when something arrived (a real problem, worth a warning)
         and false when every input was silent (the node is simply waiting).
         """
-        with self._lock:
-            counts, latest = dict(self._counts), dict(self._latest)
-            self._counts = dict.fromkeys(self.topics, 0)
+        counts, latest = self._end_period()
         silent = [topic for topic in self.topics if counts[topic] == 0]
         if silent:
             received = [f'{topic} ({counts[topic]})' for topic in self.topics
@@ -57,10 +60,9 @@ class InputArrivals:
                     '(use_system_default_qos makes the subscriptions reliable, which '
                     'best-effort publishers cannot serve)')
             return text, len(silent) < len(self.topics)
-        stamps = {topic: latest[topic] for topic in self.topics}
-        known = [stamp for stamp in stamps.values() if stamp is not None]
-        spread_s = (max(known) - min(known)) / 1e9
-        listed = ', '.join(f'{topic} {stamps[topic] / 1e9:.6f}' for topic in self.topics)
+        # Every topic had a message this period, so every latest stamp is set.
+        spread_s = (max(latest.values()) - min(latest.values())) / 1e9
+        listed = ', '.join(f'{topic} {latest[topic] / 1e9:.6f}' for topic in self.topics)
         if approximate:
             advice = (f'stamps must lie within approximate_sync_tolerance_seconds '
                       f'({tolerance_s} s) of each other; raise it or fix the driver stamps')

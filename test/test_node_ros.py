@@ -166,11 +166,8 @@ def test_a_silent_input_topic_is_named(ros, scene):
     source = StereoSource(helper, scene)
     del source.publishers['right/camera_info']
     arrivals = depth_node._arrivals
-    deadline = time.monotonic() + TIMEOUT_S
-    while arrivals._counts[f'{NAMESPACE}/left/camera_info'] == 0:
-        assert time.monotonic() < deadline, 'timed out waiting for the node'
-        source.publish()
-        executor.spin_once(timeout_sec=0.1)
+    _spin_until(executor, lambda: arrivals._counts[f'{NAMESPACE}/left/camera_info'] > 0,
+                source)
     text, problem = arrivals.diagnosis(1.0, approximate=False)
     assert problem
     assert text.startswith(f'no message on {NAMESPACE}/right/camera_info in 1 s')
