@@ -17,6 +17,9 @@ COMMANDS = {
     'bench': 'bench',
     'kitti2bag': 'kitti2bag',
     'process-bag': 'process_bag',
+    'fetch-photos': 'fetch_photos',
+    'real-bench': 'real_bench',
+    'adapt': 'adapt',
 }
 
 

@@ -13,7 +13,9 @@ from tiny_architectures import TINY
 torch.set_num_threads(1)
 
 #: Resolution of the finest prediction relative to the input.
-FINEST_FACTOR = {'dispnet': 2, 'dispnetc': 2, 'squeezeseg': 1}
+FINEST_FACTOR = {'dispnet': 2, 'dispnetc': 2, 'squeezeseg': 1, 'costnet': 1}
+#: Resolution step between consecutive predictions.
+STEP = {'dispnet': 2, 'dispnetc': 2, 'squeezeseg': 2, 'costnet': 4}
 
 
 def _pair(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -43,7 +45,8 @@ def test_forward_shapes_and_predict(name: str) -> None:
     sizes = [p.shape[-2:] for p in out]
     assert all(p.shape[:2] == (2, 1) for p in out)
     assert sizes[-1] == (64 // FINEST_FACTOR[name], 128 // FINEST_FACTOR[name])
-    assert all(a[0] * 2 == b[0] and a[1] * 2 == b[1] for a, b in zip(sizes, sizes[1:]))
+    step = STEP[name]
+    assert all(a[0] * step == b[0] and a[1] * step == b[1] for a, b in zip(sizes, sizes[1:]))
 
 
 @pytest.mark.parametrize('name', sorted(NETWORKS))
@@ -247,7 +250,10 @@ def test_bf16_autocast_keeps_the_disparity_output_in_float32(name: str) -> None:
     torch.manual_seed(0)
     model = NETWORKS[name](**TINY[name]).eval()
     with torch.no_grad():
-        _finest_head(model, name).bias.add_(50.0)  # outputs of roughly 100 px
+        if name == 'costnet':  # a soft-argmin: make the 48 px level win
+            model.logits.bias[12] += 50.0
+        else:
+            _finest_head(model, name).bias.add_(50.0)  # outputs of roughly 100 px
     left, right = torch.randn(1, 3, 64, 128), torch.randn(1, 3, 64, 128)
     with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
         disparity = model.predict(left, right)

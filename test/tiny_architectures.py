@@ -5,4 +5,5 @@ TINY = {
     'dispnetc': {'width': 0.125, 'max_disparity': 64},
     'squeezeseg': {'width': 0.25, 'max_disparity': 64},
     'dispnet_qr': {'width': 0.125, 'max_disparity': 64, 'num_bins': 4},
+    'costnet': {'width': 0.25, 'max_disparity': 64},
 }

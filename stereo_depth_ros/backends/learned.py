@@ -9,7 +9,7 @@ from ..errors import BackendError
 from ..networks.dispnet_qr import DECODE_MODES
 
 #: Learned backend names, in the order they are usually listed.
-LEARNED_BACKENDS = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr')
+LEARNED_BACKENDS = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr', 'costnet')
 
 
 @register_backend('dispnet', needs_weights=True,
@@ -48,3 +48,9 @@ class DispNetQRBackend(TorchBackend):
         super().__init__(weights, **options)
         if decode is not None:
             self.model.decode = decode
+
+
+@register_backend('costnet', needs_weights=True,
+                  summary='cost volume at 1/4 resolution, 2-D aggregation, convex upsampling')
+class CostNetBackend(TorchBackend):
+    """CostNet (the project's real-time design beside the report's four) inference."""

@@ -6,31 +6,39 @@ network's divisor, run under ``torch.inference_mode`` and cropped back. Output f
 NaN where the prediction is non-finite, negative or above ``max_disparity``.
 
 Options: ``device`` ``auto`` (CUDA when available) | ``cpu`` | ``cuda[:n]``; ``precision``
-``fp32`` (CPU default) | ``bf16`` (bfloat16 autocast, CPU or CUDA) | ``fp16`` (CUDA
+``fp32`` (CPU default) | ``bf16`` (bfloat16 autocast, CPU or CUDA; never chosen by itself,
+and warned about on CPUs without native bfloat16, where it is 15-45x slower) | ``fp16`` (CUDA
 autocast, the CUDA default); ``pad_mode`` ``replicate`` | ``zeros``;
 ``max_disparity`` (finite, > 0; defaults to the network's); ``num_threads`` (CPU intra-op
 threads, 0 or None: torch's default);
 ``fuse`` (default True: fold each BatchNorm into the convolution before it, exact in eval
-mode). The network runs in channels_last memory format (faster with oneDNN on the CPU and
-with tensor cores on CUDA).
+mode); ``scale`` (0 < scale <= 1, default 1: the network sees the images resized by it and
+the disparity is upsampled back and divided by it, so the range grows to
+``max_disparity / scale`` and the cost falls with ``scale**2``). The network runs in
+channels_last memory format (faster with oneDNN on the CPU and with tensor cores on CUDA).
 """
 
+import functools
+import logging
 import math
+import time
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .base import DisparityBackend
 from ..errors import BackendError
 from ..images import to_rgb
-from ..networks.common import normalize_image, pad_to_divisor
+from ..networks.common import normalize_image, pad_to_divisor, upsample_disparity
 from ..weights import WeightsMetadata, load_model
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
+LOGGER = logging.getLogger('stereo_depth_ros.backends')
 PAD_MODES = ('replicate', 'zeros')
 
 
@@ -51,15 +59,63 @@ def resolve_device(device: str) -> torch.device:
     raise BackendError(f"device must be 'auto', 'cpu' or 'cuda[:n]', got {device!r}")
 
 
+#: bfloat16 counts as slow on a CPU where it takes longer than this times fp32.
+BF16_SLOW_RATIO = 1.2
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_slowdown() -> float:
+    """Return time(bf16 autocast) / time(fp32) of a small convolution on this CPU (measured).
+
+    Measured once per process (about 0.1 s), single-threaded, best of several runs: whether
+    bfloat16 helps depends on the CPU (native on Intel AMX and AVX512-BF16 parts, emulated and
+    15-45x slower on others), so it is measured rather than guessed from flags.
+    """
+    conv = nn.Conv2d(32, 32, 3, padding=1).eval()
+    image = torch.randn(1, 32, 64, 64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = []
+        for enabled in (False, True):
+            with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16,
+                                                        enabled=enabled):
+                conv(image)
+                best = math.inf
+                for _ in range(5):
+                    start = time.perf_counter()
+                    conv(image)
+                    best = min(best, time.perf_counter() - start)
+            times.append(best)
+    finally:
+        torch.set_num_threads(threads)
+    return times[1] / max(times[0], 1e-9)
+
+
 def resolve_precision(precision: Optional[str], device: torch.device) -> str:
-    """Return the precision to use: the given one if valid on ``device``, else the default."""
+    """Return the precision to use: the given one if valid on ``device``, else the default.
+
+    The default is fp16 on CUDA and fp32 on the CPU, never bf16. Asking for bf16 on a CPU
+    where it is slower than fp32 (:func:`cpu_bf16_slowdown`) works but logs a warning that
+    says so and why.
+    """
     if precision is None or precision == 'auto':
         return 'fp16' if device.type == 'cuda' else 'fp32'
     if precision not in PRECISIONS:
         raise BackendError(f'precision must be one of {PRECISIONS}, got {precision!r}')
     if precision == 'fp16' and device.type != 'cuda':
         raise BackendError('precision fp16 needs a CUDA device; use bf16 or fp32 on the CPU')
+    if precision == 'bf16' and device.type == 'cpu':
+        warn_if_bf16_slow('precision bf16')
     return precision
+
+
+def warn_if_bf16_slow(what: str) -> None:
+    """Log a warning naming ``what`` when bfloat16 is slower than fp32 on this CPU."""
+    slowdown = cpu_bf16_slowdown()
+    if slowdown > BF16_SLOW_RATIO:
+        LOGGER.warning(f'{what} is {slowdown:.1f}x slower than fp32 on this CPU (measured on a '
+                       f'small convolution: no native bfloat16, it is emulated); use fp32')
 
 
 def _check_num_threads(value: Any) -> int:
@@ -81,6 +137,18 @@ def _check_max_disparity(value: Any) -> float:
         number = float('nan')
     if not math.isfinite(number) or number <= 0:
         raise BackendError(f'max_disparity must be a finite number > 0, got {value!r}')
+    return number
+
+
+def _check_scale(value: Any) -> float:
+    """Return the inference ``scale`` as a float; BackendError unless 0 < scale <= 1."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float('nan')
+    if not 0 < number <= 1:
+        raise BackendError(f'scale must be a number in (0, 1] (the network sees the images '
+                           f'resized by it), got {value!r}')
     return number
 
 
@@ -112,13 +180,14 @@ class TorchBackend(DisparityBackend):
                  precision: Optional[str] = None, pad_mode: str = 'replicate',
                  max_disparity: Optional[float] = None,
                  num_threads: Optional[int] = None, fuse: bool = True,
-                 **unknown: Any) -> None:
+                 scale: float = 1.0, **unknown: Any) -> None:
         if not self.name:
             raise BackendError(f'{type(self).__name__} is not a registered backend')
         if unknown:
             raise BackendError(
                 f'unknown {self.name} option(s) {sorted(unknown)}; known: device, precision, '
-                f'pad_mode, max_disparity, num_threads, fuse')
+                f'pad_mode, max_disparity, num_threads, fuse, scale')
+        self.scale = _check_scale(scale)
         if pad_mode not in PAD_MODES:
             raise BackendError(f'pad_mode must be one of {PAD_MODES}, got {pad_mode!r}')
         self.device = resolve_device(device)
@@ -132,7 +201,7 @@ class TorchBackend(DisparityBackend):
         model, self.metadata = load_model(weights, self.name)
         self.weights_path = Path(weights)
         self._max_disparity = _check_max_disparity(
-            max_disparity if max_disparity is not None else model.max_disparity)
+            max_disparity if max_disparity is not None else model.max_disparity / self.scale)
         model = model.eval()
         if fuse:
             model = fuse_batch_norm(model)
@@ -155,8 +224,9 @@ class TorchBackend(DisparityBackend):
 
     def describe(self) -> str:
         """One line with backend, weights, device and precision."""
-        return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}, '
-                f'disparity 0..{self._max_disparity:g} px)')
+        scale = f', scale {self.scale:g}' if self.scale != 1.0 else ''
+        return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}'
+                f'{scale}, disparity 0..{self._max_disparity:g} px)')
 
     def _to_tensor(self, image: np.ndarray) -> torch.Tensor:
         array = np.ascontiguousarray(to_rgb(image).transpose(2, 0, 1))
@@ -170,7 +240,21 @@ class TorchBackend(DisparityBackend):
         return torch.autocast(self.device.type, dtype=dtype)
 
     def predict_tensor(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        """Run the network on normalised ``Bx3xHxW`` tensors of any size; ``Bx1xHxW`` fp32."""
+        """Run the network on normalised ``Bx3xHxW`` tensors of any size; ``Bx1xHxW`` fp32.
+
+        With ``scale`` < 1 the network sees both images resized by it (area averaging) and
+        its disparity is upsampled back, its values divided by the scale: a network trained
+        for 0..D px then covers 0..D/scale px, at a fraction of the cost.
+        """
+        if self.scale != 1.0:
+            size = left.shape[-2:]
+            small = [max(int(round(side * self.scale)), 1) for side in size]
+            left = F.interpolate(left, size=small, mode='area')
+            right = F.interpolate(right, size=small, mode='area')
+            return upsample_disparity(self._predict(left, right), size)
+        return self._predict(left, right)
+
+    def _predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         divisor = self.model.divisor
         left_padded, (height, width) = pad_to_divisor(left, divisor, self.pad_mode)
         right_padded, _ = pad_to_divisor(right, divisor, self.pad_mode)

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from ..backends.registry import backend_info, create_backend
 from ..errors import BackendError
 
-DEFAULT_BACKENDS = 'sgbm,dispnet,dispnetc,squeezeseg,dispnet_qr'
+DEFAULT_BACKENDS = 'sgbm,dispnet,dispnetc,squeezeseg,dispnet_qr,costnet'
 
 
 @dataclass

@@ -195,7 +195,7 @@ class SyntheticSamples(Sequence[StereoSample]):
         return StereoSample(f'{self.kind}_{seed}', scene.left, scene.right, scene.disparity)
 
 
-DATASET_KINDS = ('generic', 'middlebury2003', 'kitti2015', 'sceneflow', 'synthetic')
+DATASET_KINDS = ('generic', 'middlebury2003', 'kitti2015', 'sceneflow', 'synthetic', 'real')
 
 
 def load_dataset(kind: str, root: str | Path, **options) -> Sequence[StereoSample]:
@@ -203,7 +203,44 @@ def load_dataset(kind: str, root: str | Path, **options) -> Sequence[StereoSampl
     if kind == 'synthetic':
         return SyntheticSamples(parse_seed_spec(str(root)), **options)
     readers = {'generic': generic_dataset, 'middlebury2003': middlebury2003_dataset,
-               'kitti2015': kitti2015_dataset, 'sceneflow': sceneflow_dataset}
+               'kitti2015': kitti2015_dataset, 'sceneflow': sceneflow_dataset,
+               'real': real_suite_dataset}
     if kind not in readers:
         raise DatasetError(f'unknown dataset kind {kind!r}; known: {", ".join(DATASET_KINDS)}')
     return readers[kind](root)
+
+
+#: The real scenes with ground truth the package ships (folder under ``sample_data``, left,
+#: right and disparity file names): the project's real benchmark, never used for training.
+REAL_SUITE = (
+    ('cones', 'middlebury2003/cones', 'im2.png', 'im6.png', 'disp2.pgm'),
+    ('teddy', 'middlebury2003/teddy', 'im2.png', 'im6.png', 'disp2.pgm'),
+    ('motorcycle', 'real_extra/motorcycle', 'left.png', 'right.png', 'disp.png'),
+    ('aloe', 'real_extra/aloe', 'left.png', 'right.png', 'disp.png'),
+)
+
+
+def read_disparity_file(path: str | Path) -> np.ndarray:
+    """Read ground truth by its suffix: ``.pgm`` Middlebury x4, ``.png`` KITTI x256, ``.pfm``."""
+    suffix = Path(path).suffix.lower()
+    if suffix == '.pgm':
+        return read_middlebury_disparity(path)
+    if suffix == '.png':
+        return read_kitti_disparity(path)
+    if suffix == '.pfm':
+        return read_pfm_disparity(path)
+    raise DatasetError(f'{path}: unknown disparity file type {suffix!r} (pgm, png or pfm)')
+
+
+def real_suite_dataset(root: str | Path | None = None) -> FileStereoDataset:
+    """Return the shipped real scenes (:data:`REAL_SUITE`) under ``root`` (the sample data)."""
+    from ..resources import sample_data_dir
+    base = Path(root) if root is not None else sample_data_dir()
+    items = []
+    for name, folder, left, right, disparity in REAL_SUITE:
+        paths = [base / folder / file for file in (left, right, disparity)]
+        missing = [str(path) for path in paths if not path.is_file()]
+        if missing:
+            raise DatasetError(f'real scene {name} is incomplete: missing {missing}')
+        items.append((name, *paths))
+    return FileStereoDataset(items, read_disparity_file)

@@ -94,10 +94,41 @@ def d1(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(((error > 3.0) & (error > 0.05 * truth)).mean())
 
 
-def evaluate_pair(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """Return epe, d1, bad1, bad2, bad3 (of the KITTI-filled prediction) and density."""
+#: True-disparity bands (px, low inclusive) that :func:`band_metrics` scores separately.
+DISPARITY_BANDS = ((0, 32), (32, 64), (64, 128), (128, 256))
+
+
+def band_key(metric: str, band: tuple[int, int]) -> str:
+    """Return the result key of ``metric`` in ``band``, e.g. ``bad2_64_128``."""
+    return f'{metric}_{band[0]}_{band[1]}'
+
+
+def band_metrics(filled: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """Return EPE, bad-2 and bad-3 of a dense prediction per true-disparity band.
+
+    NaN for a band without ground-truth pixels; range failures (a network that never
+    predicts beyond its training range) show up as bands near 100 % bad.
+    """
+    error, truth = _errors(filled, gt)
+    result: dict[str, float] = {}
+    for band in DISPARITY_BANDS:
+        inside = (truth >= band[0]) & (truth < band[1])
+        values = error[inside]
+        result[band_key('epe', band)] = float(values.mean()) if values.size else float('nan')
+        result[band_key('bad2', band)] = float((values > 2).mean()) if values.size \
+            else float('nan')
+        result[band_key('bad3', band)] = float((values > 3).mean()) if values.size \
+            else float('nan')
+    return result
+
+
+def evaluate_pair(pred: np.ndarray, gt: np.ndarray, bands: bool = False) -> dict[str, float]:
+    """Return epe, d1, bad1, bad2, bad3 (of the KITTI-filled prediction) and density.
+
+    With ``bands``, also :func:`band_metrics` of the filled prediction.
+    """
     filled = fill_invalid_kitti(pred)
-    return {
+    result = {
         'epe': epe(filled, gt),
         'd1': d1(filled, gt),
         'bad1': bad_n(filled, gt, 1.0),
@@ -105,14 +136,18 @@ def evaluate_pair(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
         'bad3': bad_n(filled, gt, 3.0),
         'density': density(pred, gt),
     }
+    if bands:
+        result.update(band_metrics(filled, gt))
+    return result
 
 
 def mean_metrics(per_pair: list[dict[str, float]]) -> dict[str, float]:
     """Average a list of per-pair metric dicts key by key, over the finite values only.
 
     A pair without ground truth has NaN metrics; it is left out of every average instead of
-    turning it into NaN. ``n_skipped`` counts the pairs with any non-finite value. A key with no
-    finite value at all averages to NaN.
+    turning it into NaN. ``n_skipped`` counts the pairs with a non-finite value of a main metric
+    (a disparity band a scene does not reach is not a skip). A key with no finite value at all
+    averages to NaN.
     """
     if not per_pair:
         return {}
@@ -121,6 +156,9 @@ def mean_metrics(per_pair: list[dict[str, float]]) -> dict[str, float]:
         values = np.array([m[key] for m in per_pair], dtype=np.float64)
         finite = np.isfinite(values)
         summary[key] = float(values[finite].mean()) if finite.any() else float('nan')
-    skipped = sum(not all(np.isfinite(float(v)) for v in m.values()) for m in per_pair)
+    banded = {band_key(metric, band) for band in DISPARITY_BANDS
+              for metric in ('epe', 'bad2', 'bad3')}
+    skipped = sum(not all(np.isfinite(float(v)) for k, v in m.items() if k not in banded)
+                  for m in per_pair)
     summary['n_skipped'] = skipped
     return summary

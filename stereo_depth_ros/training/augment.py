@@ -14,11 +14,14 @@ Config form (``data.augmentation`` in a training YAML)::
     - {name: random_crop, height: 128, width: 256}
     - {name: photometric, brightness: 0.2, contrast: 0.2, gamma: 0.2, noise: 2.0}
     - {name: vertical_flip, probability: 0.5}
+    - {name: camera_degradation, blur: 1.0, jpeg_quality: [40, 95], vertical_shift: 1.0}
+    - {name: random_scale, low: 0.8, high: 1.2, probability: 0.5}
 """
 
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
+import cv2
 import numpy as np
 
 from .config import ConfigError
@@ -112,10 +115,95 @@ class VerticalFlip:
         return TrainSample(sample.left[::-1], sample.right[::-1], sample.disparity[::-1])
 
 
+class CameraDegradation:
+    """What differs between two real cameras, drawn per view: blur, JPEG, misalignment.
+
+    Each view is blurred (Gaussian, sigma up to ``blur`` px) with ``blur_probability`` and
+    JPEG-compressed (quality in ``jpeg_quality``) with ``jpeg_probability``. With
+    ``shift_probability`` the right view moves vertically by up to ``vertical_shift`` px (an
+    imperfect rectification; the ground truth is kept, as a real camera's would be). With
+    ``eraser_probability`` 1-2 rectangles of the right view are painted over with its mean
+    colour: left pixels that no longer have a match, as in an occlusion.
+    """
+
+    def __init__(self, blur: float = 1.0, blur_probability: float = 0.3,
+                 jpeg_quality: Sequence[int] = (40, 95), jpeg_probability: float = 0.3,
+                 vertical_shift: float = 1.0, shift_probability: float = 0.3,
+                 eraser_probability: float = 0.3) -> None:
+        quality = tuple(int(q) for q in jpeg_quality)
+        if len(quality) != 2 or not 1 <= quality[0] <= quality[1] <= 100:
+            raise ConfigError(f'camera_degradation jpeg_quality must be [low, high] in 1..100, '
+                              f'got {jpeg_quality}')
+        if blur < 0 or vertical_shift < 0:
+            raise ConfigError('camera_degradation blur and vertical_shift must be >= 0')
+        self.blur, self.blur_probability = float(blur), float(blur_probability)
+        self.jpeg_quality, self.jpeg_probability = quality, float(jpeg_probability)
+        self.vertical_shift, self.shift_probability = float(vertical_shift), shift_probability
+        self.eraser_probability = float(eraser_probability)
+
+    def _one(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.blur > 0 and rng.random() < self.blur_probability:
+            image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.2, self.blur))
+        if rng.random() < self.jpeg_probability:
+            quality = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
+            pixels = np.clip(image + 0.5, 0, 255).astype(np.uint8)
+            ok, encoded = cv2.imencode('.jpg', pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            if ok:
+                image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED).astype(np.float32)
+        return image
+
+    def __call__(self, sample: TrainSample, rng: np.random.Generator) -> TrainSample:
+        """Return the sample with each view degraded independently."""
+        left, right = self._one(sample.left, rng), self._one(sample.right, rng)
+        if self.vertical_shift > 0 and rng.random() < self.shift_probability:
+            shift = rng.uniform(-self.vertical_shift, self.vertical_shift)
+            matrix = np.float32([[1, 0, 0], [0, 1, shift]])
+            right = cv2.warpAffine(right, matrix, (right.shape[1], right.shape[0]),
+                                   flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if rng.random() < self.eraser_probability:
+            right = right.copy()
+            mean = right.reshape(-1, 3).mean(axis=0)
+            rows, cols = right.shape[:2]
+            for _ in range(int(rng.integers(1, 3))):
+                h, w = int(rng.integers(rows // 16 + 1, rows // 3 + 2)), \
+                    int(rng.integers(cols // 16 + 1, cols // 3 + 2))
+                y, x = int(rng.integers(0, rows - h + 1)), int(rng.integers(0, cols - w + 1))
+                right[y:y + h, x:x + w] = mean
+        return TrainSample(left, right, sample.disparity)
+
+
+class RandomScale:
+    """Resize the sample by a factor drawn log-uniformly in [low, high], with ``probability``.
+
+    Disparity values scale with the width; unknown (NaN) ground truth stays unknown (nearest
+    neighbour resampling of the disparity, so no value is blended across an edge).
+    """
+
+    def __init__(self, low: float = 0.8, high: float = 1.2, probability: float = 0.5) -> None:
+        if not 0 < low <= high:
+            raise ConfigError(f'random_scale needs 0 < low <= high, got {low}, {high}')
+        self.low, self.high, self.probability = float(low), float(high), float(probability)
+
+    def __call__(self, sample: TrainSample, rng: np.random.Generator) -> TrainSample:
+        """Return the (maybe) resized sample."""
+        if rng.random() >= self.probability:
+            return sample
+        factor = float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+        rows, cols = sample.disparity.shape
+        size = (max(int(round(cols * factor)), 1), max(int(round(rows * factor)), 1))
+        scale = size[0] / cols
+        images = [cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1
+                             else cv2.INTER_LINEAR) for image in (sample.left, sample.right)]
+        disparity = cv2.resize(sample.disparity, size, interpolation=cv2.INTER_NEAREST) * scale
+        return TrainSample(images[0], images[1], disparity.astype(np.float32))
+
+
 TRANSFORMS: dict[str, type] = {
     'random_crop': RandomCrop,
     'photometric': Photometric,
     'vertical_flip': VerticalFlip,
+    'camera_degradation': CameraDegradation,
+    'random_scale': RandomScale,
 }
 
 _FORBIDDEN = {

@@ -45,6 +45,12 @@ class SourceConfig:
     #: Virtual KITTI 2: scenes and variations to use (None = all found).
     scenes: Optional[list[str]] = None
     variations: Optional[list[str]] = None
+    #: Synthetic: each scene's largest disparity is drawn uniformly between these fractions
+    #: of ``max_disparity`` (so training covers the whole range, not only its top).
+    range_fraction: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    #: Synthetic scene kind ``photo``: folder of photographs (``~`` expanded), e.g. the
+    #: cache of ``stereo-depth fetch-photos``.
+    photos: Optional[str] = None
 
 
 @dataclass
@@ -140,6 +146,30 @@ class EvaluationConfig:
     kind: str = 'layered'
     height: int = 256
     width: int = 512
+    #: Largest disparity of the validation scenes.
+    max_disparity: float = 64.0
+
+
+@dataclass
+class AdaptationConfig:
+    """Self-supervised adaptation to real pairs without ground truth (``stereo-depth adapt``).
+
+    Each step adds to the supervised loss of a ``data`` batch (so the network does not drift)
+    the loss of ``batch_size`` random crops of real pairs: ``photometric`` x (SSIM + L1 of the
+    left view rebuilt from the right, over pixels the right camera sees) + ``smoothness`` x
+    edge-aware smoothness + ``pseudo_label`` x mean error against SGBM disparities that pass
+    a left-right check. Every ``holdout_every``-th pair (sorted by name) is held out: its
+    losses are the validation used to choose between runs.
+    """
+
+    #: Folder searched recursively for ``left.png``/``right.png`` pairs.
+    pairs: Optional[str] = None
+    photometric: float = 1.0
+    smoothness: float = 0.02
+    pseudo_label: float = 0.3
+    batch_size: int = 2
+    crop: list[int] = field(default_factory=lambda: [256, 512])
+    holdout_every: int = 8
 
 
 @dataclass
@@ -167,6 +197,7 @@ class TrainConfig:
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)
 
     def to_dict(self) -> dict:
         """Return the configuration as plain dicts/lists (for JSON and metadata)."""

@@ -28,7 +28,7 @@ from safetensors import safe_open
 from ..errors import StereoDepthError
 from ..weights import read_metadata
 
-LEARNED = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr')
+LEARNED = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr', 'costnet')
 #: Test scenes of the cards: 200, because sgbm's per-scene EPE is heavy-tailed (one failed
 #: scene moves a 50-scene mean by ~1 px; disjoint 50-scene sets gave sgbm 3.1 to 4.9 px).
 DEFAULT_SYNTHETIC = 'eval:200'

@@ -5,10 +5,18 @@ Sources (``data.sources[*].kind`` in a training config):
 * ``synthetic`` (default): the built-in generator
   (:func:`stereo_depth_ros.data.synthetic.make_scene`), infinite. Scene ``n`` has seed
   ``(seed * 7919 + n) mod 1_000_000``, always below the held-out seeds (>= EVAL_SEED_OFFSET).
+  Scene kind ``photo`` (:mod:`~stereo_depth_ros.data.photo_scenes`) textures the scene with
+  the photographs under ``photos``; ``mono`` (:mod:`~stereo_depth_ros.data.mono_stereo`)
+  turns one of them into a pair by forward warping; ``range_fraction`` draws each scene's
+  largest disparity.
   With ``scene_reuse: R`` and batch size ``B``, the ``B`` samples of a step come from ``B``
   different scenes and the same ``B`` scenes serve ``R`` consecutive steps (scene
   ``(i // (R*B)) * B + i % B`` for sample ``i``), each time with a new crop and photometric
   change; the last ``B`` scenes are cached.
+* ``pseudo``: real rectified pairs without ground truth (any folder holding
+  ``left.png``/``right.png`` pairs, searched recursively), labelled by
+  :mod:`~stereo_depth_ros.training.pseudo_labels`: SGBM disparities that pass a left-right
+  consistency check, unknown elsewhere.
 * ``sceneflow``: SceneFlow Driving / FlyingThings3D / Monkaa (``frames_cleanpass`` or
   ``frames_finalpass`` PNGs + ``disparity`` PFMs), read by
   :func:`stereo_depth_ros.data.datasets.load_dataset`.
@@ -57,6 +65,17 @@ class SyntheticSource:
         self.offset = (int(seed) * 7919) % self.limit
         self.group = int(group)
         self._cache: dict[int, TrainSample] = {}
+        low, high = (list(config.range_fraction) + [None, None])[:2]
+        if low is None or high is None or not 0 < low <= high <= 1:
+            raise ConfigError(f'range_fraction must be two numbers 0 < low <= high <= 1, got '
+                              f'{config.range_fraction}')
+        self.photos = None
+        if {'photo', 'mono'} & set(config.scene_kinds):
+            from ..data.photos import PhotoLibrary
+            if not config.photos:
+                raise ConfigError('synthetic scene kinds photo and mono need `photos:` (a folder '
+                                  'of photographs, e.g. from `stereo-depth fetch-photos`)')
+            self.photos = PhotoLibrary(config.photos)
 
     def scene_number(self, index: int) -> int:
         """Return the scene that serves sample ``index``."""
@@ -69,18 +88,30 @@ class SyntheticSource:
 
     def scene(self, index: int) -> TrainSample:
         """Generate (or take from the cache) the scene that serves sample ``index``."""
+        from ..data.mono_stereo import make_mono_pair
+        from ..data.photo_scenes import make_photo_scene
         from ..data.synthetic import make_scene
         number = self.scene_number(index)
         if number in self._cache:
             return self._cache[number]
         kinds = self.config.scene_kinds
         seed = self.scene_seed(index)
-        kind = kinds[int(np.random.default_rng((seed, 17)).integers(len(kinds)))]
+        draw = np.random.default_rng((seed, 17))
+        kind = kinds[int(draw.integers(len(kinds)))]
         options = {}
         if self.config.max_disparity is not None:
-            options['max_disparity'] = float(self.config.max_disparity)
-        scene = make_scene(seed, height=self.config.height, width=self.config.width,
-                           kind=kind, **options)
+            low, high = self.config.range_fraction
+            options['max_disparity'] = float(self.config.max_disparity) * draw.uniform(low, high)
+        if kind == 'photo':
+            scene = make_photo_scene(seed, self.photos, height=self.config.height,
+                                     width=self.config.width, **options)
+        elif kind == 'mono':
+            photo = self.photos.texture(np.random.default_rng((seed, 19)))
+            scene = make_mono_pair(photo, seed, height=self.config.height,
+                                   width=self.config.width, **options)
+        else:
+            scene = make_scene(seed, height=self.config.height, width=self.config.width,
+                               kind=kind, **options)
         sample = TrainSample(scene.left.astype(np.float32), scene.right.astype(np.float32),
                              scene.disparity.astype(np.float32))
         if len(self._cache) >= self.group:
@@ -221,13 +252,16 @@ def build_source(config: SourceConfig, seed: int,
         return SyntheticSource(config, seed, group)
     if config.root is None:
         raise ConfigError(f'data source {config.kind!r} needs a root folder')
-    if config.kind in ('sceneflow', 'kitti2015'):
+    if config.kind == 'pseudo':
+        from .pseudo_labels import pseudo_labelled_dataset
+        dataset = pseudo_labelled_dataset(config.root, config.max_disparity or 192.0)
+    elif config.kind in ('sceneflow', 'kitti2015'):
         dataset = load_dataset(config.kind, config.root)
     elif config.kind == 'vkitti2':
         dataset = vkitti2_dataset(config.root, config.scenes, config.variations)
     else:
         raise ConfigError(f'unknown data source kind {config.kind!r}; known: synthetic, '
-                          f'sceneflow, kitti2015, vkitti2')
+                          f'sceneflow, kitti2015, vkitti2, pseudo')
     return FileSource(dataset, seed, config.max_disparity)
 
 

@@ -26,7 +26,7 @@ from .losses import build_loss
 from .report import hardware_info, plot_curves
 from .sources import TrainingData, batch_iterator
 from .validate import heldout_scenes, validate
-from ..backends.torch_backend import resolve_device
+from ..backends.torch_backend import resolve_device, warn_if_bf16_slow
 from ..networks import NETWORKS
 from ..networks.common import normalize_image
 from ..networks.dispnet_qr import QROutput
@@ -94,6 +94,8 @@ def _autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtyp
         if device.type != 'cuda':
             raise ConfigError('optimization.precision fp16 needs CUDA; use bf16 on the CPU')
         return torch.float16
+    if device.type == 'cpu':
+        warn_if_bf16_slow('optimization.precision bf16')
     return torch.bfloat16
 
 
@@ -210,24 +212,31 @@ class Trainer:
              f'{self.config.evaluation.kind} scenes)')
         return metrics
 
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> Any:
+        """Run the model on 0..255 image batches (normalised here) under the run's autocast."""
+        left = normalize_image(left.to(self.device, non_blocking=True))
+        right = normalize_image(right.to(self.device, non_blocking=True))
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
+                            enabled=self.autocast_dtype is not None):
+            output = self.model(left, right)
+        if isinstance(output, QROutput):
+            return QROutput(output.logits.float(), output.residuals.float(),
+                            output.disparity.float(),
+                            [p.float() for p in output.trunk_predictions])
+        return [p.float() for p in output]
+
+    def step_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return the loss of one batch and its named terms (supervised by the batch)."""
+        output = self.forward(batch['left'], batch['right'])
+        disparity = batch['disparity'].to(self.device, non_blocking=True)
+        return self.loss(output, disparity, self.step)
+
     def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
         opt = self.config.optimization
         lr = learning_rate(self.step, opt, self.total_steps)
         for group in self.optimizer.param_groups:
             group['lr'] = lr
-        left = normalize_image(batch['left'].to(self.device, non_blocking=True))
-        right = normalize_image(batch['right'].to(self.device, non_blocking=True))
-        disparity = batch['disparity'].to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                            enabled=self.autocast_dtype is not None):
-            output = self.model(left, right)
-        if isinstance(output, QROutput):
-            output = QROutput(output.logits.float(), output.residuals.float(),
-                              output.disparity.float(),
-                              [p.float() for p in output.trunk_predictions])
-        else:
-            output = [p.float() for p in output]
-        loss, terms = self.loss(output, disparity, self.step)
+        loss, terms = self.step_loss(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f'training loss became {float(loss)} at step {self.step}; '
                                      f'lower optimization.lr or enable grad_clip')

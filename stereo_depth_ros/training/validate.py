@@ -24,7 +24,7 @@ def heldout_scenes(config: EvaluationConfig) -> list[tuple[np.ndarray, np.ndarra
     scenes = []
     for i in range(config.num_scenes):
         scene = make_scene(VALIDATION_SEED_OFFSET + i, height=config.height, width=config.width,
-                           kind=config.kind)
+                           kind=config.kind, max_disparity=config.max_disparity)
         scenes.append((scene.left, scene.right, scene.disparity))
     return scenes
 

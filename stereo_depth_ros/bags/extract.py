@@ -1,0 +1,60 @@
+"""Stereo pairs from a bag as a folder of ``<n>/left.png, right.png`` (e.g. for adaptation)."""
+
+from pathlib import Path
+from typing import Optional
+
+import cv2
+from tqdm import tqdm
+
+from .reader import BagInput, find_stereo_topics
+from ..errors import DatasetError, StereoDepthError
+from ..msgs import stamp_to_ns, stereo_input_from_image
+from ..sync import make_synchronizer
+
+
+def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
+                  limit: Optional[int] = None, slop: Optional[float] = None,
+                  left_topic: Optional[str] = None, right_topic: Optional[str] = None,
+                  progress: bool = True) -> int:
+    """Write every ``every``-th synchronised image pair of the bag; return how many.
+
+    Pairs are matched by header stamp (exactly, or within ``slop`` seconds); the stereo image
+    topics are found by type and name unless given. Undecodable pairs are skipped.
+    """
+    if every < 1:
+        raise DatasetError(f'every must be >= 1, got {every}')
+    out = Path(out_dir)
+    sync = make_synchronizer(2, 10, slop)
+    written = matched = 0
+    with BagInput(bag_path) as bag:
+        stereo = find_stereo_topics(bag.topics, left_image=left_topic, right_image=right_topic)
+        inputs = {stereo.left_image: 0, stereo.right_image: 1}
+        with tqdm(total=bag.message_count(stereo.left_image), desc='extract pairs',
+                  unit='frame', disable=not progress) as bar:
+            for connection, _, data in bag.messages():
+                index = inputs.get(connection.topic)
+                if index is None:
+                    continue
+                msg = bag.deserialize(data, connection)
+                for left, right in sync.add(index, stamp_to_ns(msg.header.stamp), msg):
+                    bar.update(1)
+                    matched += 1
+                    if (matched - 1) % every:
+                        continue
+                    try:
+                        images = [stereo_input_from_image(m) for m in (left, right)]
+                    except StereoDepthError:
+                        continue
+                    folder = out / f'{written:05d}'
+                    folder.mkdir(parents=True, exist_ok=True)
+                    for name, image in zip(('left.png', 'right.png'), images):
+                        pixels = image if image.ndim == 2 else image[:, :, ::-1]
+                        cv2.imwrite(str(folder / name), pixels)
+                    written += 1
+                    if limit is not None and written >= limit:
+                        return written
+    if written == 0:
+        raise DatasetError(f'no stereo pair of {bag_path} could be extracted '
+                           f'({matched} pairs matched on {stereo.left_image}, '
+                           f'{stereo.right_image})')
+    return written

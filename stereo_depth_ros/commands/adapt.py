@@ -1,0 +1,76 @@
+"""Adapt a learned backend to your camera from unlabeled rectified pairs or a bag."""
+
+import argparse
+from pathlib import Path
+
+from ..errors import StereoDepthError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the adaptation options."""
+    parser.add_argument('--config', required=True,
+                        help='adaptation YAML (config/adapt_<backend>.yaml): synthetic data '
+                             'mixed in, loss weights, steps')
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument('--pairs', default=None,
+                        help='folder searched recursively for left.png/right.png pairs')
+    source.add_argument('--bag', default=None,
+                        help='rosbag2 with rectified stereo image topics (found by name)')
+    parser.add_argument('--bag-every', type=int, default=5,
+                        help='with --bag: use every N-th synchronised pair (default 5)')
+    parser.add_argument('--weights', default=None,
+                        help='weights to start from (default: model.init_weights of the '
+                             'config, else the shipped models/<backend>.safetensors)')
+    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'),
+                        help='where to train (default: auto = CUDA when available)')
+    parser.add_argument('--steps', type=int, default=None, help='steps (default: config)')
+    parser.add_argument('--out-dir', default=None, help='run folder (default: config)')
+    parser.add_argument('--export', default=None,
+                        help='also write the adapted weights here (default: config\'s '
+                             'output.export; the run folder always has them)')
+    parser.add_argument('--figures-on', default=None,
+                        help='folder of pairs to draw before/after pictures on (default: the '
+                             'held-out adaptation pairs)')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Adapt, then draw before/after pictures; print where the weights went."""
+    from ..resources import default_weights_path
+    from ..training.adapt import adapt
+    from ..training.config import load_config
+    from ..training.figures import before_after
+    from ..weights import read_metadata
+    config = load_config(args.config)
+    if args.weights:
+        config.model.init_weights = args.weights
+    if not config.model.init_weights:
+        shipped = default_weights_path(config.backend)
+        config.model.init_weights = str(shipped) if shipped else None
+    start = Path(config.model.init_weights or '')
+    if not start.is_file():
+        raise StereoDepthError(f'weights to adapt {start} do not exist; pass --weights')
+    metadata = read_metadata(start)
+    if metadata.backend != config.backend:
+        raise StereoDepthError(f'{start} holds {metadata.backend} weights, but {args.config} '
+                               f'adapts {config.backend}')
+    config.model.architecture = dict(metadata.architecture)
+    if args.export is not None:
+        config.output.export = args.export
+    out_dir = Path(args.out_dir or config.output.out_dir)
+    pairs = args.pairs
+    if args.bag:
+        from ..bags.extract import extract_pairs
+        pairs = out_dir / 'pairs'
+        count = extract_pairs(args.bag, pairs, every=args.bag_every,
+                              progress=not args.no_progress)
+        print(f'extracted {count} pairs from {args.bag} into {pairs}')
+    result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,
+                   progress=not args.no_progress)
+    figures = before_after(config.backend, start, result.weights,
+                           args.figures_on or pairs or config.adaptation.pairs,
+                           out_dir / 'before_after', device=args.device)
+    print(f'{config.backend}: adapted {result.step} steps in {result.wall_time_s / 60:.1f} min; '
+          f'weights {result.exported or result.weights}; curves {out_dir / "curves.png"}; '
+          f'before/after pictures: {", ".join(str(path) for path in figures)}')
+    return 0

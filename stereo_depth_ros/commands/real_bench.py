@@ -1,0 +1,47 @@
+"""Real benchmark: backends side by side on the shipped real scenes with ground truth."""
+
+import argparse
+import json
+
+from .common import add_backend_arguments, parse_backend_options
+from ..backends import create_backend
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the real-bench options."""
+    add_backend_arguments(parser)
+    parser.add_argument('--backends', default=None,
+                        help='comma-separated backends to compare in one run (default: sgbm '
+                             'and --backend); --weights and --backend-option apply to '
+                             '--backend only')
+    parser.add_argument('--root', default=None,
+                        help='folder holding middlebury2003/ and real_extra/ (default: the '
+                             'shipped sample data)')
+    parser.add_argument('--figures', default='out/real_bench',
+                        help='folder for one picture per scene (default: out/real_bench; '
+                             'empty: none)')
+    parser.add_argument('--json', action='store_true',
+                        help='print one JSON object as the last line')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the backends on the real suite and print the tables."""
+    from ..evaluation.real_bench import format_tables, run_real_bench
+    names = [name.strip() for name in (args.backends or f'sgbm,{args.backend}').split(',')
+             if name.strip()]
+    names = list(dict.fromkeys(names))
+    options = parse_backend_options(args.backend_option)
+    if args.precision:
+        options['precision'] = args.precision
+    backends = []
+    for name in names:
+        own = name == args.backend
+        backends.append(create_backend(name, weights=args.weights if own else None,
+                                       device=args.device, **(options if own else {})))
+    results = run_real_bench(backends, args.root, args.figures or None)
+    print(format_tables(results))
+    if args.figures:
+        print(f'pictures: {args.figures}/<scene>.png')
+    if args.json:
+        print(json.dumps({name: summary for name, summary in results.items()}))
+    return 0

@@ -1,0 +1,97 @@
+"""The real benchmark: backends side by side on the shipped real scenes with ground truth.
+
+Scenes: :data:`~stereo_depth_ros.data.datasets.REAL_SUITE` (Middlebury 2003 cones and teddy,
+Middlebury 2014 motorcycle, Middlebury 2006 aloe at full size, disparities up to 211 px).
+Metrics are those of ``stereo-depth eval`` (KITTI-style filling of missing estimates, density
+reported separately) plus EPE, bad-2 and bad-3 per true-disparity band, so that a network
+that cannot reach large disparities shows it. Overall figures are means over the scenes.
+"""
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .evaluate import evaluate_backend
+from .metrics import DISPARITY_BANDS, band_key
+from ..backends.base import DisparityBackend
+from ..data.datasets import StereoSample, real_suite_dataset
+from ..visualize import colorize_disparity, grid, save_rgb, titled
+
+#: Main metrics of the table, in print order, with their labels.
+MAIN_METRICS = (('epe', 'EPE px'), ('bad1', 'bad-1 %'), ('bad2', 'bad-2 %'),
+                ('bad3', 'bad-3 %'), ('d1', 'D1 %'), ('density', 'dens %'))
+
+
+def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Path] = None,
+                   figures: Optional[str | Path] = None, progress: bool = True) -> dict:
+    """Evaluate each backend on the real suite; return {backend: summary with ``pairs``}.
+
+    ``figures``: folder for one PNG per scene (left view, ground truth, each backend's
+    disparity on the ground truth's colour scale, and where its error exceeds 2 px).
+    """
+    samples = list(real_suite_dataset(root))
+    results: dict[str, dict] = {}
+    panels: dict[str, list[np.ndarray]] = {sample.name: [] for sample in samples}
+    for backend in backends:
+        def draw(sample: StereoSample, disparity: np.ndarray,
+                 name: str = backend.name) -> None:
+            if figures is not None:
+                panels[sample.name].extend(_panels(sample, disparity, name))
+        results[backend.name] = evaluate_backend(backend, samples, progress=progress,
+                                                 bands=True, on_prediction=draw)
+    if figures is not None:
+        folder = Path(figures)
+        folder.mkdir(parents=True, exist_ok=True)
+        for sample in samples:
+            top = [titled(sample.left, f'{sample.name}: left'),
+                   titled(colorize_disparity(sample.disparity, _scale(sample)), 'ground truth')]
+            save_rgb(folder / f'{sample.name}.png', grid(top + panels[sample.name], columns=2))
+    return results
+
+
+def _scale(sample: StereoSample) -> float:
+    return float(np.nanmax(np.where(np.isfinite(sample.disparity), sample.disparity, np.nan)))
+
+
+def _panels(sample: StereoSample, disparity: np.ndarray, name: str) -> list[np.ndarray]:
+    """Return [colourised disparity, bad-2 map] of one backend on one scene."""
+    from .metrics import fill_invalid_kitti, gt_valid_mask
+    filled = fill_invalid_kitti(disparity)
+    known = gt_valid_mask(sample.disparity)
+    wrong = known & (np.abs(filled - np.nan_to_num(sample.disparity)) > 2)
+    errors = np.zeros(disparity.shape + (3,), np.uint8)
+    errors[known & ~wrong] = (60, 60, 60)
+    errors[wrong] = (255, 60, 30)
+    share = 100 * wrong.sum() / max(int(known.sum()), 1)
+    return [titled(colorize_disparity(disparity, _scale(sample)), f'{name}'),
+            titled(errors, f'{name}: error > 2 px (red), {share:.1f} %')]
+
+
+def format_tables(results: dict[str, dict]) -> str:
+    """Return the per-scene table and the per-band table as text."""
+    lines = [f'{"backend":<12}{"scene":<12}' + ''.join(f'{label:>10}'
+                                                       for _, label in MAIN_METRICS)
+             + f'{"ms":>9}']
+    for name, summary in results.items():
+        rows = [(row['name'], row) for row in summary['pairs']] + [('all', summary)]
+        for scene, row in rows:
+            values = ''.join(
+                f'{row[key]:>10.3f}' if key == 'epe' else f'{100 * row[key]:>10.1f}'
+                for key, _ in MAIN_METRICS)
+            ms = f'{summary["ms_per_pair"]:>9.0f}' if scene == 'all' else f'{"":>9}'
+            lines.append(f'{name:<12}{scene:<12}{values}{ms}')
+    lines.append('')
+    lines.append('by true disparity (mean over the scenes that reach a band): '
+                 'EPE px / bad-2 % / bad-3 %')
+    lines.append(f'{"backend":<12}' + ''.join(f'{f"{low}-{high} px":>24}'
+                                              for low, high in DISPARITY_BANDS))
+    for name, summary in results.items():
+        cells = []
+        for band in DISPARITY_BANDS:
+            epe = summary[band_key('epe', band)]
+            bad2, bad3 = summary[band_key('bad2', band)], summary[band_key('bad3', band)]
+            cells.append(f'{epe:.2f} / {100 * bad2:.1f} / {100 * bad3:.1f}'
+                         if np.isfinite(epe) else '-')
+        lines.append(f'{name:<12}' + ''.join(f'{cell:>24}' for cell in cells))
+    return '\n'.join(lines)

@@ -1,0 +1,114 @@
+"""CostNet: a correlation cost volume at 1/4 resolution, 2-D aggregation, convex upsampling.
+
+A compact real-time design in the manner of the 2-D-aggregation stereo networks that followed
+DispNetC (a cost volume aggregated by an hourglass of 2-D convolutions instead of 3-D ones,
+regressed with a soft-argmin and upsampled with learned convex weights, as in RAFT):
+
+1. **Features.** One shared tower (3x3 conv /2, 3x3 conv /4, 3x3 conv) gives 1/4-resolution
+   features of each image; a 1x1 projection gives the matching features.
+2. **Cost volume.** :func:`~stereo_depth_ros.networks.correlation.correlation_1d` of the
+   matching features over ``max_disparity / 4`` displacements: one channel per 4 px of
+   full-resolution disparity, so the range is an explicit, declared property of the network.
+3. **Aggregation.** The volume and the left features go down to 1/8 and 1/16 and back up
+   (2-D convolutions with skips); at 1/4 a 1x1 convolution turns the raw volume, the left
+   features and the upsampled context into one logit per displacement.
+4. **Regression.** A soft-argmin: over all displacements in training, restricted at
+   inference to the ``2 * topk_radius + 1`` displacements around the most likely one
+   (sub-pixel, and not pulled between two far-apart modes).
+5. **Upsampling.** Each full-resolution pixel is a convex combination of the 3x3 coarse
+   estimates around it, with weights predicted from the 1/4-resolution features: edges stay
+   sharp instead of being blurred by bilinear interpolation.
+
+``forward(left, right)`` returns ``[coarse, full]``: the 1/4-resolution estimate in 1/4-res
+pixels and the full-resolution disparity in pixels (the project's multi-scale convention).
+H and W must be multiples of ``divisor`` (16).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import Float32Conv2d, StereoNet, conv_bn_relu, scaled_channels, upconv_bn_relu
+from .correlation import correlation_1d
+
+#: Full-resolution pixels per cost-volume displacement (the volume is at 1/4 resolution).
+VOLUME_STRIDE = 4
+#: Channel counts at width 1: feature tower (1/2, 1/4), aggregation (1/8, 1/16).
+TOWER_CHANNELS = (16, 32)
+AGGREGATION_CHANNELS = (48, 64)
+
+
+class CostNet(StereoNet):
+    """Correlation volume at 1/4 resolution with 2-D aggregation and convex upsampling."""
+
+    divisor = 16
+
+    def __init__(self, width: float = 1.0, max_disparity: float = 192,
+                 topk_radius: int = 2) -> None:
+        super().__init__(max_disparity)
+        levels = int(math.ceil(float(max_disparity) / VOLUME_STRIDE))
+        self.levels = levels
+        self.topk_radius = int(topk_radius)
+        self.architecture = {'width': float(width), 'max_disparity': float(max_disparity),
+                             'topk_radius': self.topk_radius}
+        half, quarter = (scaled_channels(c, width) for c in TOWER_CHANNELS)
+        mid, low = (scaled_channels(c, width) for c in AGGREGATION_CHANNELS)
+        self.tower = nn.Sequential(conv_bn_relu(3, half, 3, 2), conv_bn_relu(half, quarter, 3, 2),
+                                   conv_bn_relu(quarter, quarter, 3, 1))
+        self.match = nn.Conv2d(quarter, quarter, 1)
+        self.down8 = nn.Sequential(conv_bn_relu(levels + quarter, mid, 3, 2),
+                                   conv_bn_relu(mid, mid, 3, 1))
+        self.down16 = nn.Sequential(conv_bn_relu(mid, low, 3, 2), conv_bn_relu(low, low, 3, 1))
+        self.up8 = upconv_bn_relu(low, mid)
+        self.fuse8 = conv_bn_relu(2 * mid, mid, 3, 1)
+        self.up4 = upconv_bn_relu(mid, quarter)
+        self.logits = Float32Conv2d(levels + 2 * quarter, levels, 1)
+        self.mask = nn.Sequential(conv_bn_relu(2 * quarter, 2 * quarter, 1, 1),
+                                  nn.Conv2d(2 * quarter, 9 * VOLUME_STRIDE ** 2, 1))
+
+    def regress(self, logits: torch.Tensor) -> torch.Tensor:
+        """Return the soft-argmin of ``BxDxhxw`` logits in 1/4-resolution pixels.
+
+        In training over all displacements (every logit gets a gradient, which teaches the
+        volume one sharp mode); in eval mode over the window around the most likely one.
+        """
+        logits = logits.float()
+        if self.training:
+            levels = torch.arange(logits.shape[1], device=logits.device, dtype=logits.dtype)
+            return (torch.softmax(logits, dim=1) * levels.view(1, -1, 1, 1)).sum(1, True)
+        best = logits.argmax(dim=1, keepdim=True)
+        offsets = torch.arange(-self.topk_radius, self.topk_radius + 1, device=logits.device)
+        window = (best + offsets.view(1, -1, 1, 1)).clamp(0, logits.shape[1] - 1)
+        weights = torch.softmax(torch.gather(logits, 1, window), dim=1)
+        return (weights * window.to(weights.dtype)).sum(dim=1, keepdim=True)
+
+    def upsample(self, disparity: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Convex x4 upsampling of ``Bx1xhxw`` (1/4-res pixels) to full-resolution pixels."""
+        batch, _, height, width = disparity.shape
+        factor = VOLUME_STRIDE
+        weights = mask.float().contiguous().view(batch, 9, factor * factor, height, width)
+        weights = torch.softmax(weights, dim=1)
+        patches = F.unfold(disparity.contiguous() * factor, 3, padding=1)
+        full = (weights * patches.view(batch, 9, 1, height, width)).sum(dim=1)
+        full = full.view(batch, factor, factor, height, width)
+        return full.permute(0, 3, 1, 4, 2).reshape(batch, 1, height * factor, width * factor)
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> list[torch.Tensor]:
+        """Return [1/4-resolution disparity (1/4-res px), full-resolution disparity (px)]."""
+        self.check_input(left, right)
+        batch = left.shape[0]
+        features = self.tower(torch.cat([left, right], dim=0))
+        matching = self.match(features)
+        volume = correlation_1d(matching[:batch].float(), matching[batch:].float(),
+                                self.levels - 1).to(features.dtype)
+        left_features = features[:batch]
+        x8 = self.down8(torch.cat([volume, left_features], dim=1))
+        x16 = self.down16(x8)
+        x8 = self.fuse8(torch.cat([self.up8(x16), x8], dim=1))
+        context = self.up4(x8)
+        logits = self.logits(torch.cat([volume, left_features, context], dim=1))
+        coarse = self.regress(logits)
+        mask = self.mask(torch.cat([left_features, context], dim=1))
+        return [coarse, self.upsample(coarse, mask)]

@@ -1,0 +1,154 @@
+"""Self-supervised adaptation of a learned backend to a camera: ``stereo-depth adapt``.
+
+A :class:`~stereo_depth_ros.training.trainer.Trainer` whose every step adds, to the supervised
+loss of its synthetic ``data`` batch, the loss of crops of the user's own rectified pairs
+(see :class:`~stereo_depth_ros.training.config.AdaptationConfig`): photometric reconstruction,
+edge-aware smoothness and left-right-checked SGBM pseudo-labels. Checkpoints, the loss curve,
+the progress bar and the export are the trainer's; the held-out pairs' losses are logged at
+every validation and written to ``adaptation.json`` in the run folder.
+"""
+
+import json
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .config import ConfigError, TrainConfig
+from .losses import masked_epe, valid_mask
+from .pseudo_labels import pseudo_labelled_dataset
+from .self_supervised import photometric_loss, smoothness_loss
+from .trainer import Trainer, _log
+from ..data.datasets import StereoSample
+from ..networks.common import full_resolution
+from ..networks.dispnet_qr import QROutput
+
+
+def full_disparity(output: Any, size: Sequence[int]) -> torch.Tensor:
+    """Return a network output's full-resolution ``Bx1xHxW`` disparity in pixels."""
+    if isinstance(output, QROutput):
+        return output.disparity
+    return full_resolution(output, size)
+
+
+def split_pairs(samples: Sequence[StereoSample], every: int
+                ) -> tuple[list[StereoSample], list[StereoSample]]:
+    """Return (training pairs, held-out pairs): every ``every``-th pair is held out."""
+    if every < 2:
+        return list(samples), []
+    held = [sample for i, sample in enumerate(samples) if i % every == every - 1]
+    kept = [sample for i, sample in enumerate(samples) if i % every != every - 1]
+    return kept, held
+
+
+def _crop_batch(samples: Sequence[StereoSample], rng: np.random.Generator, count: int,
+                crop: Sequence[int]) -> dict[str, torch.Tensor]:
+    """Return ``count`` random crops (same window in both views) as 0..255 float tensors."""
+    lefts, rights, labels = [], [], []
+    for _ in range(count):
+        sample = samples[int(rng.integers(len(samples)))]
+        rows, cols = sample.disparity.shape
+        height, width = min(crop[0], rows // 16 * 16), min(crop[1], cols // 16 * 16)
+        y, x = int(rng.integers(0, rows - height + 1)), int(rng.integers(0, cols - width + 1))
+        window = (slice(y, y + height), slice(x, x + width))
+        lefts.append(sample.left[window])
+        rights.append(sample.right[window])
+        labels.append(sample.disparity[window])
+    height = min(item.shape[0] for item in lefts)
+    width = min(item.shape[1] for item in lefts)
+
+    def stack(items: list[np.ndarray]) -> torch.Tensor:
+        array = np.stack([np.asarray(item[:height, :width], np.float32) for item in items])
+        if array.ndim == 3:
+            array = array[:, None]
+        else:
+            array = array.transpose(0, 3, 1, 2)
+        return torch.from_numpy(np.ascontiguousarray(array))
+    return {'left': stack(lefts), 'right': stack(rights), 'disparity': stack(labels)}
+
+
+class AdaptTrainer(Trainer):
+    """Supervised synthetic batches plus self-supervised real batches, step by step."""
+
+    def __init__(self, config: TrainConfig, pairs: Sequence[StereoSample], **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        adaptation = config.adaptation
+        if len(adaptation.crop) != 2 or min(adaptation.crop) < 32:
+            raise ConfigError(f'adaptation.crop must be [height, width] >= 32, got '
+                              f'{adaptation.crop}')
+        self.train_pairs, self.held_pairs = split_pairs(pairs, adaptation.holdout_every)
+        if not self.train_pairs:
+            raise ConfigError('adaptation needs at least one pair to train on')
+        self.history.setdefault('adapt_val', [])
+
+    def real_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return the self-supervised loss of a real batch and its terms."""
+        adaptation = self.config.adaptation
+        output = self.forward(batch['left'], batch['right'])
+        left = batch['left'].to(self.device) / 255.0
+        right = batch['right'].to(self.device) / 255.0
+        disparity = full_disparity(output, left.shape[-2:])
+        photo = photometric_loss(left, right, disparity)
+        smooth = smoothness_loss(disparity, left)
+        label = batch['disparity'].to(self.device)
+        pseudo = masked_epe(disparity, torch.nan_to_num(label), valid_mask(label))
+        total = adaptation.photometric * photo + adaptation.smoothness * smooth + \
+            adaptation.pseudo_label * pseudo
+        return total, {'photo': float(photo.detach()), 'smooth': float(smooth.detach()),
+                       'pseudo_epe': float(pseudo.detach())}
+
+    def step_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return the supervised loss of ``batch`` plus the real pairs' self-supervised loss."""
+        supervised, terms = super().step_loss(batch)
+        rng = np.random.default_rng((self.config.seed, 7, self.step))
+        real = _crop_batch(self.train_pairs, rng, self.config.adaptation.batch_size,
+                           self.config.adaptation.crop)
+        unsupervised, real_terms = self.real_loss(real)
+        return supervised + unsupervised, {**terms, **real_terms,
+                                           'supervised': float(supervised.detach())}
+
+    @torch.no_grad()
+    def held_out_losses(self) -> dict[str, float]:
+        """Return the mean self-supervised terms on the held-out pairs (whole images)."""
+        if not self.held_pairs:
+            return {}
+        self.model.eval()
+        records = []
+        for sample in self.held_pairs:
+            batch = _crop_batch([sample], np.random.default_rng(0), 1, (4096, 4096))
+            _, terms = self.real_loss(batch)
+            records.append(terms)
+        self.train_mode()
+        return {key: float(np.mean([record[key] for record in records]))
+                for key in records[0]}
+
+    def validate(self) -> dict[str, float]:
+        """Synthetic validation plus the held-out real pairs' self-supervised losses."""
+        metrics = super().validate()
+        held = self.held_out_losses()
+        if held:
+            self.history['adapt_val'].append({'step': self.step, **held})
+            _log(f'held-out real pairs step {self.step}: photometric {held["photo"]:.4f}, '
+                 f'pseudo-label EPE {held["pseudo_epe"]:.3f} px ({len(self.held_pairs)} pairs)')
+            (self.out_dir / 'adaptation.json').write_text(
+                json.dumps(self.history['adapt_val'], indent=1))
+        return metrics
+
+
+def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
+          **kwargs: Any) -> Any:
+    """Adapt ``config.model.init_weights`` to the pairs under ``pairs_root``; return result."""
+    root = pairs_root or config.adaptation.pairs
+    if not root:
+        raise ConfigError('adapt needs pairs: --pairs DIR, --bag BAG or adaptation.pairs')
+    if not config.model.init_weights:
+        raise ConfigError('adapt starts from trained weights: set model.init_weights or '
+                          'pass --weights')
+    pairs = pseudo_labelled_dataset(root, float(config.model.architecture.get(
+        'max_disparity', 192)))
+    trainer = AdaptTrainer(config, pairs, **kwargs)
+    _log(f'adapting on {len(trainer.train_pairs)} pairs under {root} '
+         f'({len(trainer.held_pairs)} held out)')
+    trainer.validate()
+    return trainer.run()
