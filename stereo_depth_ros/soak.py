@@ -71,7 +71,7 @@ def make_pairs(types: MessageTypes, width: int, height: int,
     """Return a good pair (textured plane, disparity ``shift``) and a bad one (32FC1 left)."""
     rng = np.random.default_rng(0)
     texture = rng.integers(0, 256, (height, width + shift, 3), dtype=np.uint8)
-    left, right = texture[:, shift:].copy(), texture[:, :width].copy()
+    left, right = texture[:, :width].copy(), texture[:, shift:].copy()
     camera = StereoCameraModel.from_focal_baseline(width, 0.1, width, height)
     header = make_header(1_000_000_000, 'left', types)
     left_info, right_info = make_camera_infos(camera, header, header, types)
