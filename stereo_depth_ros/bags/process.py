@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
 from ..errors import DatasetError, StereoDepthError
+from ..interrupts import deferred_interrupts
 from ..msgs import stamp_to_ns
 from ..names import check_namespace
 from ..pipeline import StereoPipeline
@@ -154,8 +155,8 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
 
     Images above ``max_megapixels`` are refused as bad input before the backend runs. If no
     pair is processed, StereoDepthError says why (empty topics, stamps that never pair,
-    the first bad pair) and no output bag is written. A KeyboardInterrupt ends the run with
-    the output bag closed and ``interrupted`` set.
+    the first bad pair) and no output bag is written. Ctrl-C or SIGTERM end the run after
+    the current pair, with the output bag closed and ``interrupted`` set.
     """
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     if namespace is not None:
@@ -235,8 +236,11 @@ class _Run:
         # The bar is closed on errors too, so an error line does not land on it.
         with tqdm(total=bag.message_count(self.stereo.left_image), desc='process-bag',
                   unit='frame', disable=not progress) as bar:
-            try:
+            with deferred_interrupts() as stop:
                 for connection, log_time, data in bag.messages():
+                    if stop:
+                        summary.interrupted = True
+                        break
                     summary.messages_in += 1
                     if connection.id in copies:
                         writer.write_raw(copies[connection.id], data, log_time)
@@ -259,8 +263,6 @@ class _Run:
                         pair_latency.append((time.perf_counter() - tick) * 1e3)
                         pipeline_ms.append(output.timings.get('total_ms', float('nan')))
                         summary.pairs += 1
-            except KeyboardInterrupt:
-                summary.interrupted = True
         summary.elapsed_s = time.perf_counter() - start
         paired = summary.pairs + summary.skipped
         summary.unpaired = {topic: len(self.stamps[i]) - paired
