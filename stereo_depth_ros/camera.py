@@ -7,6 +7,10 @@ import numpy as np
 
 from .errors import CalibrationError
 
+#: Largest accepted ``fx * B`` (px m): 1e4 px times 1e4 m, far beyond any real stereo rig,
+#: and small enough that depths (float32, up to ``fx * B / 1e-3``) stay finite.
+MAX_FOCAL_BASELINE = 1e8
+
 
 @dataclass(frozen=True)
 class StereoCameraModel:
@@ -34,7 +38,11 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'focal lengths must be positive, got fx={self.fx} fy={self.fy} '
                 '(is the CameraInfo uncalibrated, with an all-zero P?)')
-        if not np.isfinite(self.baseline) or self.baseline == 0:
+        if not np.isfinite(self.baseline):
+            raise CalibrationError(
+                f'stereo baseline is not a finite number (B = {self.baseline}): check the '
+                "right CameraInfo's P[3] = -fx * B or --baseline")
+        if self.baseline == 0:
             raise CalibrationError(
                 'stereo baseline is zero: the right CameraInfo needs P[3] = -fx * B '
                 '(P[3] is 0 on both cameras)')
@@ -42,6 +50,14 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'stereo baseline has the wrong sign (B = {self.baseline:.4f} m): the right '
                 'CameraInfo must have P[3] = -fx * B < 0; are left and right swapped?')
+        if not abs(self.fx * self.baseline) < MAX_FOCAL_BASELINE:
+            raise CalibrationError(
+                f'fx * baseline = {self.fx * self.baseline:.3g} px m is implausibly large '
+                f'(fx = {self.fx:g} px, B = {self.baseline:g} m; limit '
+                f'{MAX_FOCAL_BASELINE:.0e}): depths would overflow; check the calibration units')
+        for name in ('cx_left', 'cx_right', 'cy'):
+            if not np.isfinite(getattr(self, name)):
+                raise CalibrationError(f'{name} is not a finite number: {getattr(self, name)}')
 
     @property
     def disparity_offset(self) -> float:

@@ -1,9 +1,11 @@
 """`stereo-depth` command line: one sub-command per module in ``stereo_depth_ros.commands``."""
 
 import argparse
+import errno
 import importlib
+import signal
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from .errors import StereoDepthError
 
@@ -17,10 +19,15 @@ COMMANDS = {
     'bench': 'bench',
     'kitti2bag': 'kitti2bag',
     'process-bag': 'process_bag',
+    'soak': 'soak',
     'fetch-photos': 'fetch_photos',
     'real-bench': 'real_bench',
     'adapt': 'adapt',
 }
+
+#: Exit status of bad input (as argparse uses for bad arguments) and of an interruption.
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,18 +50,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so it ends a command as Ctrl-C does."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is an out-of-memory error (Python, or torch's, CPU or CUDA)."""
+    return isinstance(error, MemoryError) or any(
+        kind.__name__ == 'OutOfMemoryError' for kind in type(error).__mro__)
+
+
+def _os_error_line(error: OSError) -> str:
+    """Return one line for an OS error: what failed, on which file, and why."""
+    reason = error.strerror or str(error)
+    where = f' {error.filename}' if error.filename else ''
+    hint = ''
+    if error.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        hint = '; free some space or write elsewhere (nothing half-written was kept)'
+    return f'cannot read or write{where}: {reason}{hint}'
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the command line; bad input exits 2 with one clear line on stderr."""
+    """Run the command line; bad input exits 2 with one clear line on stderr.
+
+    SIGTERM is handled like Ctrl-C (KeyboardInterrupt): commands that write a bag close it
+    properly with what was done so far.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
     try:
         return int(args.handler(args) or 0)
     except (StereoDepthError, FileNotFoundError, ValueError) as error:
-        print(f'stereo-depth {args.command}: error: {error}', file=sys.stderr)
-        return 2
+        _error_line(args.command, str(error))
+        return EXIT_BAD_INPUT
+    except OSError as error:
+        _error_line(args.command, _os_error_line(error))
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f'stereo-depth {args.command}: interrupted', file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as error:
+        if not _is_out_of_memory(error):
+            raise
+        _error_line(args.command, f'out of memory ({_first_line(error)}); use smaller '
+                    'images (see --max-megapixels) or another --backend/--device')
+        return EXIT_BAD_INPUT
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _error_line(command: str, text: str) -> None:
+    """Print one error line (newlines in ``text`` are folded)."""
+    print(f'stereo-depth {command}: error: {" ".join(text.split())}', file=sys.stderr)
 
 
 if __name__ == '__main__':

@@ -21,12 +21,15 @@ def disparity_to_depth(disparity: np.ndarray, focal_baseline: float,
         float32 HxW depth (REP 118: NaN where there is no estimate).
 
     """
-    if focal_baseline <= 0:
-        raise CalibrationError(f'fx * baseline must be positive, got {focal_baseline}')
+    if not 0 < focal_baseline < np.finfo(np.float32).max:
+        raise CalibrationError(f'fx * baseline must be positive and finite, got '
+                               f'{focal_baseline}')
     shifted = np.asarray(disparity, dtype=np.float32) - np.float32(disparity_offset)
     depth = np.full(shifted.shape, np.nan, dtype=np.float32)
     valid = np.isfinite(shifted) & (shifted > 0)
-    depth[valid] = np.float32(focal_baseline) / shifted[valid]
+    with np.errstate(over='ignore', divide='ignore'):
+        depth[valid] = np.float32(focal_baseline) / shifted[valid]
+    depth[~np.isfinite(depth)] = np.nan  # an overflow is no estimate, never +inf
     return depth
 
 

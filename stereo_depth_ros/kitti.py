@@ -243,6 +243,17 @@ class KittiSequence(Sequence[KittiFrame]):
         return left, right
 
 
+def _check_increasing(stamps: Sequence[int], path: Path) -> None:
+    """Raise DatasetError at the first stamp that repeats or goes back in time."""
+    for line, (before, after) in enumerate(zip(stamps, stamps[1:]), 2):
+        if after <= before:
+            what = 'repeats' if after == before else 'goes back in time from'
+            raise DatasetError(
+                f'{path}, line {line}: time stamp {format_kitti_time(after)} {what} line '
+                f'{line - 1} ({format_kitti_time(before)}); two frames cannot share or swap '
+                'stamps')
+
+
 def _open_raw(root: Path, selection: slice) -> KittiSequence:
     lefts = _pngs(root / 'image_02' / 'data', '*.png')
     rights = _pngs(root / 'image_03' / 'data', '*.png')
@@ -260,6 +271,7 @@ def _open_raw(root: Path, selection: slice) -> KittiSequence:
         stamps[cam] = read_timestamps(path)
         if len(stamps[cam]) != count:
             raise DatasetError(f'{path} has {len(stamps[cam])} time stamps for {count} images')
+        _check_increasing(stamps[cam], path)
     calib_path = root.parent / 'calib_cam_to_cam.txt'
     camera = camera_from_calib(parse_calib_file(calib_path), calib_path)
     indices = range(len(lefts))[selection]

@@ -228,12 +228,19 @@ class LatestSlot(Generic[T]):
             item, self._item, self._full = self._item, None, False
             return item
 
-    def close(self) -> None:
-        """Wake every waiting consumer; later puts are ignored."""
+    def close(self) -> bool:
+        """Wake every waiting consumer; later puts are ignored.
+
+        Return True when an item that was never taken is discarded (it is counted in
+        ``dropped_count``).
+        """
         with self._condition:
+            discarded = self._full and not self._closed
             self._closed = True
             self._item, self._full = None, False
+            self.dropped_count += int(discarded)
             self._condition.notify_all()
+            return discarded
 
     @property
     def closed(self) -> bool:
@@ -256,12 +263,16 @@ class ThroughputMonitor:
         self._dropped = 0
         self._idle = 0
         self._skipped: Counter = Counter()
-        self._latencies: list[float] = []
-        self._compute_ms: list[float] = []
+        # Sums, not lists: with no report (stats_period 0) memory must stay flat.
+        self._latency_sum = 0.0
+        self._compute_sum = 0.0
+        self._compute_count = 0
         #: Totals since start (never reset by :meth:`report`).
         self.total_received = 0
         self.total_processed = 0
         self.total_skipped = 0
+        self.total_dropped = 0
+        self.total_idle = 0
 
     def received(self) -> None:
         """Count one synchronised pair arriving."""
@@ -273,11 +284,13 @@ class ThroughputMonitor:
         """Count pairs replaced before the worker took them."""
         with self._lock:
             self._dropped += count
+            self.total_dropped += count
 
     def idle(self) -> None:
         """Count a pair not processed because nobody listens to any output."""
         with self._lock:
             self._idle += 1
+            self.total_idle += 1
 
     def skipped(self, reason: str) -> None:
         """Count a pair rejected as bad input (``reason`` is the error class name)."""
@@ -290,8 +303,10 @@ class ThroughputMonitor:
         with self._lock:
             self._processed += 1
             self.total_processed += 1
-            self._latencies.append(float(latency_s))
-            self._compute_ms.append(float(compute_ms))
+            self._latency_sum += float(latency_s)
+            if math.isfinite(compute_ms):
+                self._compute_sum += float(compute_ms)
+                self._compute_count += 1
 
     def report(self) -> dict[str, Any]:
         """Return the statistics since the previous report and start a new period."""
@@ -307,15 +322,16 @@ class ThroughputMonitor:
                 'skipped': dict(self._skipped),
                 'input_hz': self._received / elapsed,
                 'output_hz': self._processed / elapsed,
-                'mean_latency_ms': (1e3 * float(np.mean(self._latencies))
-                                    if self._latencies else float('nan')),
-                'mean_compute_ms': (float(np.mean(self._compute_ms))
-                                    if self._compute_ms else float('nan')),
+                'mean_latency_ms': (1e3 * self._latency_sum / self._processed
+                                    if self._processed else float('nan')),
+                'mean_compute_ms': (self._compute_sum / self._compute_count
+                                    if self._compute_count else float('nan')),
             }
             self._start = now
             self._received = self._processed = self._dropped = self._idle = 0
             self._skipped = Counter()
-            self._latencies, self._compute_ms = [], []
+            self._latency_sum = self._compute_sum = 0.0
+            self._compute_count = 0
         return stats
 
 
@@ -415,8 +431,13 @@ class StereoWorker:
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking pairs and wait up to ``timeout`` s for the current one to finish."""
-        self.slot.close()
+        """Stop taking pairs and wait up to ``timeout`` s for the current one to finish.
+
+        A pair still waiting in the slot is counted as dropped, so every pair received is
+        processed, dropped, skipped or idle.
+        """
+        if self.slot.close():
+            self.monitor.dropped()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

@@ -13,7 +13,8 @@ A weights file stores the model's ``state_dict`` (fp32 or fp16) and string metad
 ``load_model(path, expected_backend)`` checks the metadata before touching the tensors and
 raises :class:`~stereo_depth_ros.errors.BackendError` for a file of another backend, another
 architecture (when ``expected_architecture`` is given), a newer format, or tensors that do
-not fit the network (missing/unexpected keys, shape mismatches) or hold NaN/Inf values.
+not fit the network (missing/unexpected keys, shape mismatches), are not floating point
+where the network's are, or hold NaN/Inf values.
 """
 
 import json
@@ -183,6 +184,11 @@ def load_state(model: nn.Module, path: str | Path, expected_backend: str) -> Wei
             raise BackendError(
                 f'{path} does not fit the {expected_backend} network: {key} has shape '
                 f'{tuple(value.shape)} in the file, {tuple(state[key].shape)} in the network')
+        if state[key].is_floating_point() and not value.is_floating_point():
+            raise BackendError(
+                f'{path} stores {key} as {str(value.dtype).replace("torch.", "")}, not as '
+                f'floating point: the weights are not usable (a wrong conversion?); save '
+                f'them as fp32 or fp16')
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise BackendError(
                 f'{path} holds non-finite values (NaN or Inf) in {key}; the weights are '

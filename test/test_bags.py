@@ -12,7 +12,7 @@ from stereo_depth_ros.bags import (BagInput, find_stereo_topics, kitti_to_bag, p
                                    STORAGE_PLUGINS)
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
-from stereo_depth_ros.errors import DatasetError
+from stereo_depth_ros.errors import DatasetError, StereoDepthError
 from stereo_depth_ros.kitti import write_raw_drive
 from stereo_depth_ros.msgs import (MessageTypes, array_to_image, disparity_from_message,
                                    image_to_array, make_camera_infos, make_header,
@@ -178,17 +178,17 @@ def test_process_bag_outputs_are_consistent(kitti_bag, tmp_path, out_storage):
 def test_exact_sync_drops_jittered_pairs_and_approximate_pairs_them(drive, tmp_path):
     jittered = tmp_path / 'jittered'
     kitti_to_bag(drive, jittered, storage='mcap', keep_camera_stamps=True, progress=False)
-    exact = process_bag(jittered, tmp_path / 'exact', sgbm_pipeline(), progress=False)
-    assert exact.pairs == 0
-    assert exact.unpaired == {'/stereo/left/image_rect': 3, '/stereo/right/image_rect': 3,
-                              '/stereo/left/camera_info': 3, '/stereo/right/camera_info': 3}
-    assert any('approximate' in line for line in exact.lines())
+    with pytest.raises(StereoDepthError, match=r'never matched: the closest set spans '
+                       r'0\.002000 s .*--approximate-sync \(slop 0\.05 s\) would pair about '
+                       r'3 of 3'):
+        process_bag(jittered, tmp_path / 'exact', sgbm_pipeline(), progress=False)
+    assert not (tmp_path / 'exact').exists()
     approximate = process_bag(jittered, tmp_path / 'approx', sgbm_pipeline(), slop=0.01,
                               progress=False)
     assert approximate.pairs == FRAMES and not any(approximate.unpaired.values())
-    too_tight = process_bag(jittered, tmp_path / 'tight', sgbm_pipeline(), slop=0.001,
-                            progress=False)
-    assert too_tight.pairs == 0
+    with pytest.raises(StereoDepthError, match=r'above --slop 0\.001 s'):
+        process_bag(jittered, tmp_path / 'tight', sgbm_pipeline(), slop=0.001, progress=False)
+    assert not (tmp_path / 'tight').exists()
     stamps = [stamp_to_ns(m.header.stamp) for _, m in
               read_bag(tmp_path / 'approx')['/stereo/disparity']]
     assert stamps == [START_NS + i * 100_000_000 for i in range(FRAMES)]  # left stamps
@@ -286,6 +286,14 @@ def test_corrupt_metadata_is_a_clear_error(kitti_bag, tmp_path):
     for item in kitti_bag.iterdir():
         (broken / item.name).write_bytes(item.read_bytes())
     (broken / 'metadata.yaml').write_text('rosbag2_bagfile_information: [unclosed')
+    if kitti_bag.name.endswith('mcap'):  # the mcap file alone is enough: it is recovered
+        summary = process_bag(broken, tmp_path / 'out', sgbm_pipeline(), progress=False)
+        assert summary.pairs == FRAMES and 'metadata' in summary.recovered_from.lower()
+        with pytest.raises(DatasetError, match='--strict: no recovery'):
+            process_bag(broken, tmp_path / 'out2', sgbm_pipeline(), progress=False,
+                        strict=True)
+        assert not (tmp_path / 'out2').exists()
+        return
     with pytest.raises(DatasetError, match=f'bag {broken}'):
         process_bag(broken, tmp_path / 'out', sgbm_pipeline(), progress=False)
     assert not (tmp_path / 'out').exists()

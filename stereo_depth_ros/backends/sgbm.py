@@ -97,11 +97,37 @@ class SGBMBackend(DisparityBackend):
 
     def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         left_gray, right_gray = to_gray(left), to_gray(right)
-        # No disparity can exceed the image width: narrow images search a shorter range
-        # (OpenCV fails outright when the range exceeds the width).
-        width_limit = (left.shape[1] - max(self.params.min_disparity, 0) - 1) // 16 * 16
-        disparity_range = min(self.params.disparity_range, max(width_limit, 16))
-        fixed = self._matcher(disparity_range).compute(left_gray, right_gray)
+        disparity_range, pad = _search_range(self.params.min_disparity,
+                                             self.params.disparity_range, left.shape[1])
+        if pad:
+            left_gray = cv2.copyMakeBorder(left_gray, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
+            right_gray = cv2.copyMakeBorder(right_gray, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
+        try:
+            fixed = self._matcher(disparity_range).compute(left_gray, right_gray)[:, pad:]
+        except cv2.error as error:
+            height, width = left.shape[:2]
+            text = ' '.join(str(error).split())
+            if 'Insufficient memory' in text:
+                raise MemoryError(f'sgbm ran out of memory on a {width}x{height} pair') \
+                    from None
+            raise BackendError(f'sgbm failed on a {width}x{height} pair: {text}') from None
         disparity = fixed.astype(np.float32) / 16.0
         disparity[fixed < (self.params.min_disparity * 16)] = np.nan
-        return disparity
+        return np.ascontiguousarray(disparity)
+
+
+def _search_range(min_disparity: int, disparity_range: int, width: int) -> tuple[int, int]:
+    """Return the disparity range OpenCV can search on ``width`` columns and a left padding.
+
+    No disparity can exceed the image width, so narrow images search a shorter range.
+    OpenCV needs ``width > max(min + range, 0) - min(min, 0)`` and fails (or crashes)
+    otherwise; images narrower than that even at the shortest range (16 px) are padded on
+    the left with their edge pixels, and the padding is cropped off the result.
+    """
+    def needed(search: int) -> int:
+        return max(min_disparity + search, 0) - min(min_disparity, 0) + 1
+
+    search = disparity_range
+    while search > 16 and needed(search) > width:
+        search -= 16
+    return search, max(0, needed(search) - width)

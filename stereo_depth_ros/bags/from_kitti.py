@@ -1,6 +1,6 @@
 """KITTI drive -> rosbag2: rectified colour images, CameraInfo and the static camera frames."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -8,7 +8,9 @@ from tqdm import tqdm
 
 from .writer import LATCHED_QOS, BagWriter
 from ..kitti import open_kitti
+from ..errors import DatasetError
 from ..msgs import array_to_image, make_camera_info, make_header, make_transform
+from ..names import check_namespace
 
 #: Frame ids written by kitti2bag: optical frames (x right, y down, z forward).
 LEFT_FRAME = 'stereo_left'
@@ -30,11 +32,13 @@ class KittiBagSummary:
     topics: dict[str, int]
     baseline: float
     fx: float
+    #: (frame name, reason) of the frames left out because an image could not be read.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def topic_names(prefix: str = '/stereo') -> dict[str, str]:
-    """Return the output topics of kitti2bag under ``prefix``."""
-    prefix = '/' + prefix.strip('/') if prefix.strip('/') else ''
+    """Return the output topics of kitti2bag under ``prefix`` (DatasetError if not a name)."""
+    prefix = check_namespace(prefix, '--topic-prefix')
     return {'left_image': f'{prefix}/left/image_rect', 'right_image': f'{prefix}/right/image_rect',
             'left_info': f'{prefix}/left/camera_info',
             'right_info': f'{prefix}/right/camera_info', 'tf_static': '/tf_static'}
@@ -43,19 +47,24 @@ def topic_names(prefix: str = '/stereo') -> dict[str, str]:
 def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
                  frames: Optional[str] = None, keep_camera_stamps: bool = False,
                  topic_prefix: str = '/stereo', distro: str = 'jazzy',
-                 progress: bool = True) -> KittiBagSummary:
+                 progress: bool = True, strict: bool = False) -> KittiBagSummary:
     """Convert a KITTI raw drive or stereo 2015 folder into a rosbag2 bag.
 
     Left and right of a pair share the left camera's stamp unless ``keep_camera_stamps``.
     Images are written as rgb8; CameraInfo carries the rectified calibration (right
     ``P[3] = -fx * B``). ``/tf_static`` holds base_link -> stereo_left (optical, 1.65 m up) and
     stereo_left -> stereo_right (B along x).
+
+    A frame whose image cannot be read (corrupt PNG, wrong size) is left out and listed in
+    ``skipped``; with ``strict`` it raises DatasetError instead. If no frame is readable,
+    DatasetError is raised and no bag is left behind.
     """
+    names = topic_names(topic_prefix)
     sequence = open_kitti(drive, frames)
     if len(sequence) == 0:
         raise ValueError(f'--frames {frames} selects no frames of {drive} '
                          f'({sequence.layout} layout)')
-    names = topic_names(topic_prefix)
+    skipped: list[tuple[str, str]] = []
     with BagWriter(out_bag, storage=storage, distro=distro) as bag:
         types = bag.types
         first = sequence[0]
@@ -68,7 +77,13 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
         bag.write(names['tf_static'], types.TFMessage(transforms=[to_left, to_right]),
                   first.left_stamp_ns, qos=(LATCHED_QOS,))
         for frame in tqdm(sequence, desc='kitti2bag', unit='frame', disable=not progress):
-            left, right = sequence.read_pair(frame)
+            try:
+                left, right = sequence.read_pair(frame)
+            except DatasetError as error:
+                if strict:
+                    raise DatasetError(f'{error} (--strict: nothing written)') from None
+                skipped.append((frame.name, str(error)))
+                continue
             right_stamp = frame.right_stamp_ns if keep_camera_stamps else frame.left_stamp_ns
             pending = []
             for side, image, stamp, frame_id in (('left', left, frame.left_stamp_ns, LEFT_FRAME),
@@ -80,6 +95,10 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
                                 make_camera_info(frame.camera, side, head, types)))
             for stamp, topic, msg in sorted(pending, key=lambda item: item[0]):
                 bag.write(topic, msg, stamp)
+        if len(skipped) == len(sequence):
+            raise DatasetError(f'no frame of {drive} could be read ({len(skipped)} skipped), '
+                               f'e.g. {skipped[0][1]}')
         counts = dict(bag.counts)
-    return KittiBagSummary(Path(out_bag), sequence.layout, len(sequence), counts,
-                           float(first.camera.baseline), float(first.camera.fx))
+    return KittiBagSummary(Path(out_bag), sequence.layout, len(sequence) - len(skipped),
+                           counts, float(first.camera.baseline), float(first.camera.fx),
+                           skipped)

@@ -4,8 +4,14 @@ The input bag is copied whole into the output bag, and for every synchronised pa
 output topics are added under the stereo namespace (``/stereo/disparity`` for
 ``/stereo/left/image_rect``), built by the node's own :class:`StereoFrameProcessor` and stamped
 like the left image. Pairing follows ``message_filters`` (see :mod:`stereo_depth_ros.sync`).
+
+Nothing half-done is left behind: a run that fails, or that processes no pair, writes no
+output bag (and says why); an interrupted run (Ctrl-C, SIGTERM) closes the output bag with
+what was done. Undecodable messages and damaged mcap chunks are skipped and counted (with
+``strict`` the first one fails the run).
 """
 
+import bisect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +23,11 @@ from tqdm import tqdm
 from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
 from ..errors import DatasetError, StereoDepthError
+from ..interrupts import deferred_interrupts
 from ..msgs import stamp_to_ns
+from ..names import check_namespace
 from ..pipeline import StereoPipeline
+from ..plausibility import check_image_size, likely_swapped
 from ..processing import StereoFrameProcessor, StereoPair
 from ..sync import TimeSynchronizer, make_synchronizer
 
@@ -45,6 +54,14 @@ class ProcessSummary:
     mean_latency_ms: float = float('nan')
     mean_pipeline_ms: float = float('nan')
     first_error: Optional[str] = None
+    #: Topic -> messages that could not be decoded (skipped).
+    undecodable: dict[str, int] = field(default_factory=dict)
+    first_undecodable: Optional[str] = None
+    #: What the mcap scan lost (damaged chunks, a cut), or why the bag had to be recovered.
+    damage: Optional[str] = None
+    recovered_from: Optional[str] = None
+    interrupted: bool = False
+    likely_swapped: bool = False
 
     @property
     def frames_per_second(self) -> float:
@@ -74,6 +91,26 @@ class ProcessSummary:
         if self.bag_definitions:
             lines.append(f'definitions taken from the input bag, not --ros-distro: '
                          f'{", ".join(self.bag_definitions)}')
+        lines += self.warnings()
+        return lines
+
+    def warnings(self) -> list[str]:
+        """Return the lines about input that was lost, skipped or looks wrong."""
+        lines = []
+        if self.recovered_from:
+            lines.append(f'recovered: {self.recovered_from}')
+        if self.damage:
+            lines.append(f'damaged input: {self.damage}')
+        if self.undecodable:
+            counts = ', '.join(f'{topic}: {n}' for topic, n in self.undecodable.items())
+            lines.append(f'undecodable messages skipped: {counts} (first: '
+                         f'{self.first_undecodable}); --strict fails instead')
+        if self.likely_swapped:
+            lines.append('warning: left and right look swapped (the best match is at a '
+                         'negative disparity); obstacles are phantoms - check the topics')
+        if self.interrupted:
+            lines.append(f'interrupted: {self.out_bag} was closed properly and holds the '
+                         f'{self.pairs} pairs processed so far')
         return lines
 
 
@@ -102,7 +139,8 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
                 slop: Optional[float] = None, queue_size: int = 10, points: bool = False,
                 storage: str = 'mcap', distro: str = 'jazzy', namespace: Optional[str] = None,
                 mono16_bit_depth: Optional[int] = None,
-                progress: bool = True) -> ProcessSummary:
+                progress: bool = True, strict: bool = False,
+                max_megapixels: Optional[float] = None) -> ProcessSummary:
     """Process every stereo pair of ``in_bag`` and write ``out_bag`` (inputs + outputs).
 
     ``topics`` may name ``left_image``, ``right_image``, ``left_info``, ``right_info``; the
@@ -114,21 +152,33 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     Messages are decoded and written with the ``distro`` definitions, except for types the
     bag stores its own definition of: those keep the bag's (see :class:`BagInput`), so the
     copied bytes and the output bag's definitions agree.
+
+    Images above ``max_megapixels`` are refused as bad input before the backend runs. If no
+    pair is processed, StereoDepthError says why (empty topics, stamps that never pair,
+    the first bad pair) and no output bag is written. Ctrl-C or SIGTERM end the run after
+    the current pair, with the output bag closed and ``interrupted`` set.
     """
     in_bag, out_bag = Path(in_bag), Path(out_bag)
+    if namespace is not None:
+        namespace = check_namespace(namespace, '--namespace') or '/'
     sync = make_synchronizer(4, queue_size, slop)
     typestore = get_distro_typestore(distro)
     wanted = DEFAULT_OUTPUTS + (('points2',) if points else ())
-    with BagInput(in_bag, typestore=typestore) as bag:
+    with BagInput(in_bag, typestore=typestore, strict=strict) as bag:
         stereo = find_stereo_topics(bag.topics, **(topics or {}))
         ns = _output_namespace(stereo, namespace)
         _check_outputs_are_new(bag.topics, ns, wanted)
         with BagWriter(out_bag, storage=storage, typestore=typestore) as writer:
-            summary = _process(bag, writer, stereo, pipeline, sync, wanted, ns,
-                               mono16_bit_depth, progress)
-    if summary.pairs == 0 and summary.first_error:
-        raise StereoDepthError(f'no stereo pair of {in_bag} could be processed: '
-                               f'{summary.first_error}')
+            run = _Run(bag, writer, stereo, pipeline, sync, wanted, ns,
+                       mono16_bit_depth, strict, max_megapixels)
+            try:
+                summary = run.process(progress)
+            except OSError as error:
+                raise DatasetError(f'cannot write {out_bag}: {error.strerror or error}; '
+                                   'nothing was kept') from None
+            if summary.pairs == 0 and not summary.interrupted:
+                raise StereoDepthError(f'no stereo pair of {in_bag} could be processed: '
+                                       f'{run.why_nothing(slop)}; no output written')
     return summary
 
 
@@ -158,50 +208,142 @@ def _copy_topics(bag: BagInput, writer: BagWriter, summary: ProcessSummary) -> d
     return copies
 
 
-def _process(bag: BagInput, writer: BagWriter, stereo: StereoTopics, pipeline: StereoPipeline,
-             sync: TimeSynchronizer, wanted: tuple[str, ...], ns: str,
-             mono16_bit_depth: Optional[int], progress: bool) -> ProcessSummary:
-    pair_latency: list[float] = []
-    pipeline_ms: list[float] = []
-    summary = ProcessSummary(bag.path, writer.path, stereo, ns)
-    summary.bag_definitions = list(bag.redefined)
-    inputs = {topic: index for index, topic in enumerate(stereo.as_list())}
-    seen = [0, 0, 0, 0]
-    processor = StereoFrameProcessor(writer.types, mono16_bit_depth)
-    copies = _copy_topics(bag, writer, summary)
-    start = time.perf_counter()
-    # The bar is closed on errors too, so an error line does not land on it.
-    with tqdm(total=bag.message_count(stereo.left_image), desc='process-bag',
-              unit='frame', disable=not progress) as bar:
-        for connection, log_time, data in bag.messages():
-            summary.messages_in += 1
-            if connection.id in copies:
-                writer.write_raw(copies[connection.id], data, log_time)
-            index = inputs.get(connection.topic)
-            if index is None:
-                continue
-            msg = bag.deserialize(data, connection)
-            seen[index] += 1
-            for matched in sync.add(index, stamp_to_ns(msg.header.stamp), msg):
-                tick = time.perf_counter()
-                try:
-                    output = processor.process(StereoPair(*matched), pipeline, wanted)
-                except StereoDepthError as error:
-                    summary.skipped += 1
-                    summary.first_error = summary.first_error or str(error)
-                    bar.update(1)
-                    continue
-                for name, message in output.messages.items():
-                    writer.write(_output_topic(ns, name), message, log_time)
-                pair_latency.append((time.perf_counter() - tick) * 1e3)
-                pipeline_ms.append(output.timings.get('total_ms', float('nan')))
-                summary.pairs += 1
-                bar.update(1)
-    summary.elapsed_s = time.perf_counter() - start
-    paired = summary.pairs + summary.skipped
-    summary.unpaired = {topic: seen[i] - paired for topic, i in inputs.items()}
-    summary.written = dict(writer.counts)
-    if pair_latency:
-        summary.mean_latency_ms = float(np.mean(pair_latency))
-        summary.mean_pipeline_ms = float(np.nanmean(pipeline_ms))
-    return summary
+class _Run:
+    """One pass over the input bag: copy, pair, process, count."""
+
+    def __init__(self, bag: BagInput, writer: BagWriter, stereo: StereoTopics,
+                 pipeline: StereoPipeline, sync: TimeSynchronizer, wanted: tuple[str, ...],
+                 ns: str, mono16_bit_depth: Optional[int], strict: bool,
+                 max_megapixels: Optional[float]) -> None:
+        self.bag, self.writer, self.stereo, self.pipeline = bag, writer, stereo, pipeline
+        self.sync, self.wanted, self.ns = sync, wanted, ns
+        self.strict, self.max_megapixels = strict, max_megapixels
+        self.processor = StereoFrameProcessor(writer.types, mono16_bit_depth)
+        self.summary = ProcessSummary(bag.path, writer.path, stereo, ns)
+        self.inputs = {topic: index for index, topic in enumerate(stereo.as_list())}
+        self.stamps: list[list[int]] = [[], [], [], []]
+        self.swap_checked = False
+
+    def process(self, progress: bool) -> ProcessSummary:
+        """Run over every message; return the summary (also when interrupted)."""
+        bag, writer, summary = self.bag, self.writer, self.summary
+        summary.bag_definitions = list(bag.redefined)
+        summary.recovered_from = bag.recovered_from
+        pair_latency: list[float] = []
+        pipeline_ms: list[float] = []
+        copies = _copy_topics(bag, writer, summary)
+        start = time.perf_counter()
+        # The bar is closed on errors too, so an error line does not land on it.
+        with tqdm(total=bag.message_count(self.stereo.left_image), desc='process-bag',
+                  unit='frame', disable=not progress) as bar:
+            with deferred_interrupts() as stop:
+                for connection, log_time, data in bag.messages():
+                    if stop:
+                        summary.interrupted = True
+                        break
+                    summary.messages_in += 1
+                    if connection.id in copies:
+                        writer.write_raw(copies[connection.id], data, log_time)
+                    index = self.inputs.get(connection.topic)
+                    if index is None:
+                        continue
+                    msg = self._decode(data, connection)
+                    if msg is None:
+                        continue
+                    stamp = stamp_to_ns(msg.header.stamp)
+                    self.stamps[index].append(stamp)
+                    for matched in self.sync.add(index, stamp, msg):
+                        tick = time.perf_counter()
+                        output = self._process_pair(StereoPair(*matched))
+                        bar.update(1)
+                        if output is None:
+                            continue
+                        for name, message in output.messages.items():
+                            writer.write(_output_topic(self.ns, name), message, log_time)
+                        pair_latency.append((time.perf_counter() - tick) * 1e3)
+                        pipeline_ms.append(output.timings.get('total_ms', float('nan')))
+                        summary.pairs += 1
+        summary.elapsed_s = time.perf_counter() - start
+        paired = summary.pairs + summary.skipped
+        summary.unpaired = {topic: len(self.stamps[i]) - paired
+                            for topic, i in self.inputs.items()}
+        summary.written = dict(writer.counts)
+        report = bag.scan_report
+        if report is not None and report.damaged:
+            summary.damage = report.line()
+        if pair_latency:
+            summary.mean_latency_ms = float(np.mean(pair_latency))
+            summary.mean_pipeline_ms = float(np.nanmean(pipeline_ms))
+        return summary
+
+    def _decode(self, data: bytes, connection: Any) -> Any:
+        """Return the message, or None (counted) when it cannot be decoded."""
+        try:
+            return self.bag.deserialize(data, connection)
+        except DatasetError as error:
+            if self.strict:
+                raise DatasetError(f'{error} (--strict)') from None
+            summary = self.summary
+            summary.undecodable[connection.topic] = summary.undecodable.get(
+                connection.topic, 0) + 1
+            summary.first_undecodable = summary.first_undecodable or str(error)
+            return None
+
+    def _process_pair(self, pair: StereoPair) -> Any:
+        """Return the output of one pair, or None (counted) when it is bad input."""
+        summary = self.summary
+        try:
+            check_image_size(pair.left_image.width, pair.left_image.height,
+                             self.max_megapixels)
+            output = self.processor.process(pair, self.pipeline, self.wanted)
+            if not self.swap_checked:
+                self.swap_checked = True
+                left, right, _ = self.processor.inputs(pair)
+                summary.likely_swapped = likely_swapped(left, right)
+            return output
+        except StereoDepthError as error:
+            summary.skipped += 1
+            stamp = stamp_to_ns(pair.left_image.header.stamp) / 1e9
+            summary.first_error = summary.first_error or f'{error} (stamp {stamp:.6f})'
+            return None
+
+    def why_nothing(self, slop: Optional[float]) -> str:
+        """Return why no pair was processed: empty topics, unpaired stamps or bad pairs."""
+        topics = self.stereo.as_list()
+        empty = [topic for topic, stamps in zip(topics, self.stamps) if not stamps]
+        if empty:
+            counts = ', '.join(f'{topic}: {len(stamps)}'
+                               for topic, stamps in zip(topics, self.stamps))
+            return f'no message on {", ".join(empty)} (messages: {counts})'
+        if self.summary.first_error:
+            return f'{self.summary.skipped} pairs were bad input, first: ' \
+                   f'{self.summary.first_error}'
+        spreads = _set_spreads(self.stamps)
+        best, median = min(spreads) / 1e9, float(np.median(spreads)) / 1e9
+        text = (f'the stamps of {", ".join(topics)} never matched: the closest set spans '
+                f'{best:.6f} s (median over left images {median:.6f} s)')
+        if slop is None:
+            would = sum(spread < DEFAULT_SLOP * 1e9 for spread in spreads)
+            text += (f'; --approximate-sync (slop {DEFAULT_SLOP} s) would pair about {would} '
+                     f'of {len(spreads)} left images')
+        else:
+            text += f'; above --slop {slop} s: raise it or fix the stamps'
+        return text
+
+
+#: Default ``--slop`` of process-bag, in seconds.
+DEFAULT_SLOP = 0.05
+
+
+def _set_spreads(stamps: list[list[int]]) -> list[int]:
+    """Return, for every left image stamp, the spread of the closest set of four (ns)."""
+    others = [sorted(values) for values in stamps[1:]]
+    spreads = []
+    for stamp in stamps[0]:
+        members = [stamp]
+        for values in others:
+            at = bisect.bisect_left(values, stamp)
+            near = values[max(at - 1, 0):at + 1]
+            members.append(min(near, key=lambda value: abs(value - stamp)))
+        spreads.append(max(members) - min(members))
+    return spreads

@@ -2,6 +2,9 @@
 
 :class:`BagInput` wraps ``rosbags``' Reader so a damaged bag raises DatasetError naming it, and
 :func:`find_stereo_topics` picks the stereo image and CameraInfo topics by type and name.
+mcap messages are read with :class:`~stereo_depth_ros.bags.mcap_scan.McapScan`, which checks
+chunk CRCs, skips damaged chunks and recovers what precedes a cut, even when the Reader
+cannot open the bag at all (no summary section, no ``metadata.yaml``).
 """
 
 import sqlite3
@@ -14,6 +17,7 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.typesys import get_types_from_msg
 
+from .mcap_scan import McapScan, ScanReport
 from .writer import get_distro_typestore
 from ..errors import DatasetError
 
@@ -75,37 +79,69 @@ class BagInput:
     """
 
     def __init__(self, path: str | Path, distro: str = 'jazzy',
-                 typestore: Optional[Any] = None) -> None:
+                 typestore: Optional[Any] = None, strict: bool = False) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise DatasetError(f'bag {self.path} does not exist')
         self.typestore = typestore if typestore is not None else get_distro_typestore(distro)
+        self.strict = strict
+        #: Why the Reader could not open the bag, when it was recovered by scanning instead.
+        self.recovered_from: Optional[str] = None
+        self._scan: Optional[McapScan] = None
+        self._reader: Optional[Reader] = None
         try:
             self._reader = Reader(self.path)
         except _BAG_ERRORS as error:
-            raise DatasetError(f'cannot read bag {self.path}: {_one_line(error)}') from None
+            self._recover(f'cannot read bag {self.path}: {_one_line(error)}')
         self._open = False
         self.bag_types: set[str] = set()
         self.redefined: list[str] = []
 
+    def _mcap_file(self) -> Optional[Path]:
+        """Return the bag's only mcap file, or None."""
+        if self.path.is_file():
+            return self.path if self.path.suffix == '.mcap' else None
+        files = sorted(self.path.glob('*.mcap'))
+        return files[0] if len(files) == 1 else None
+
+    def _recover(self, problem: str) -> None:
+        """Read the bag by scanning its mcap file; DatasetError if that is not possible."""
+        mcap = self._mcap_file()
+        if mcap is None or self.strict:
+            raise DatasetError(problem + (' (--strict: no recovery)' if mcap else '')) from None
+        scan = McapScan(mcap)
+        if not scan.read_connections():
+            raise DatasetError(f'{problem}; nothing recoverable ({scan.report.line()})')
+        self._reader, self._scan, self.recovered_from = None, scan, problem
+
     def __enter__(self) -> 'BagInput':
-        try:
-            self._reader.open()
-        except _BAG_ERRORS as error:
-            raise DatasetError(f'cannot open bag {self.path} (corrupt?): '
-                               f'{_one_line(error)}') from None
-        self._open = True
+        if self._reader is not None:
+            try:
+                self._reader.open()
+            except _BAG_ERRORS as error:
+                self._reader = None
+                self._recover(f'cannot open bag {self.path} (corrupt?): {_one_line(error)}')
+            else:
+                self._open = True
+                mcap = self._mcap_file()
+                if mcap is not None:
+                    self._scan = McapScan(mcap)
         self._register_bag_types()
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        if self._open:
+        if self._open and self._reader is not None:
             self._reader.close()
             self._open = False
 
+    @property
+    def scan_report(self) -> Optional[ScanReport]:
+        """What the mcap scan kept and lost (None for sqlite3); complete after messages()."""
+        return self._scan.report if self._scan is not None else None
+
     def _register_bag_types(self) -> None:
         store = self.typestore
-        for connection in self._reader.connections:
+        for connection in self.connections:
             msgtype = connection.msgtype
             definition = connection.msgdef.data if connection.msgdef else ''
             if msgtype in self.bag_types or not definition or definition.startswith('='):
@@ -135,24 +171,46 @@ class BagInput:
     @property
     def connections(self) -> list[Connection]:
         """Return the bag's connections: topic, msgtype, msgdef and QoS of each."""
+        if self._reader is None:
+            assert self._scan is not None
+            return self._scan.connections
         return list(self._reader.connections)
 
     @property
     def topics(self) -> dict[str, str]:
         """Return topic name -> message type."""
-        return {c.topic: c.msgtype for c in self._reader.connections}
+        return {c.topic: c.msgtype for c in self.connections}
 
-    def message_count(self, topic: str) -> int:
-        """Return the number of messages on ``topic``."""
+    def message_count(self, topic: str) -> Optional[int]:
+        """Return the number of messages on ``topic`` (None when the bag was recovered)."""
+        if self._reader is None:
+            return None
         return sum(c.msgcount for c in self._reader.connections if c.topic == topic)
 
     def messages(self) -> Iterator[tuple[Connection, int, bytes]]:
-        """Yield ``(connection, log_time_ns, cdr_bytes)`` in log-time order."""
+        """Yield ``(connection, log_time_ns, cdr_bytes)``; log-time order within a chunk.
+
+        mcap: damaged chunks are skipped and the messages before a cut are kept (see
+        :attr:`scan_report`); with ``strict`` the first damage raises DatasetError.
+        """
+        if self._scan is None:
+            try:
+                yield from self._reader.messages()
+            except Exception as error:  # damaged pages fail in many ways
+                raise DatasetError(f'cannot read messages of bag {self.path} (corrupt?): '
+                                   f'{_one_line(error)}') from None
+            return
+        own = {(c.topic, c.msgtype): c for c in self.connections}
         try:
-            yield from self._reader.messages()
-        except Exception as error:  # damaged chunks fail in many ways (seek overflow, ...)
-            raise DatasetError(f'cannot read messages of bag {self.path} (corrupt?): '
-                               f'{_one_line(error)}') from None
+            for connection, log_time, data in self._scan.messages():
+                if self.strict and self._scan.report.bad_chunks:
+                    break
+                yield own.get((connection.topic, connection.msgtype), connection), log_time, data
+        except OSError as error:
+            raise DatasetError(f'cannot read bag {self.path}: {_one_line(error)}') from None
+        report = self._scan.report
+        if self.strict and report.damaged:
+            raise DatasetError(f'bag {self.path} is damaged: {report.line()} (--strict)')
 
     def deserialize(self, data: bytes, connection: Connection) -> Any:
         """Deserialise one message of ``connection``; DatasetError when the bytes are bad."""

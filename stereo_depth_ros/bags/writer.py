@@ -4,15 +4,24 @@ Metadata version 8 is written: it is the newest version whose ``offered_qos_prof
 YAML *string* with integer policies, which is what Humble's rosbag2 parses (version 9, from
 Jazzy on, writes a YAML list with policy names, which Humble cannot read); Jazzy reads both.
 See docs/bags.md for the sources.
+
+mcap chunks are written with their CRC-32 (rosbags writes 0, "not computed", so flipped bytes
+would go unnoticed); readers, rosbags' included, check it. A bag is written into a hidden
+staging folder beside its path and moved there only once it is complete, so a failed run
+leaves nothing behind; an interrupted one (Ctrl-C, SIGTERM) is closed properly first.
 """
 
+import os
 import shutil
+import struct
+from binascii import crc32
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
                                 QosReliability, QosTime)
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys import Stores, get_typestore
 
 from ..errors import DatasetError
@@ -49,12 +58,38 @@ def get_distro_typestore(distro: str) -> Any:
             from None
 
 
+class ChecksummedMcapWriter(McapWriter):
+    """rosbags' mcap writer, but each chunk record carries the CRC-32 of its content."""
+
+    #: Offset of ``uncompressed_crc`` in a chunk record: opcode, length, 3 x uint64.
+    _CRC_OFFSET = 1 + 8 + 24
+
+    def close_chunk(self) -> None:
+        """Write the pending chunk, then fill in its CRC."""
+        crc = crc32(self.chunk.bio.getvalue())
+        start = self.bio.tell()
+        super().close_chunk()
+        end = self.bio.tell()
+        self.bio.seek(start + self._CRC_OFFSET)
+        self.bio.write(struct.pack('<I', crc))
+        self.bio.seek(end)
+
+
+def _staging_folder(path: Path) -> Path:
+    """Return the hidden folder a bag is written in before it is moved to ``path``."""
+    return path.parent / f'.{path.name}.partial-{os.getpid()}'
+
+
 class BagWriter:
     """Write messages to a new rosbag2 bag; connections are added on first use.
 
-    Use as a context manager; on an exception the unfinished bag is deleted. ``write(topic,
-    msg, log_time_ns)`` serialises a message of the writer's typestore (default: that of
-    ``distro``); ``write_raw`` copies already serialised data from another bag.
+    Use as a context manager. The bag is written in a hidden staging folder beside ``path``
+    and moved to ``path`` when it is closed; on an exception the unfinished bag is deleted,
+    except on KeyboardInterrupt (Ctrl-C, or SIGTERM through the CLI): then it is closed
+    properly with what was written so far, moved to ``path``, and ``interrupted`` is set.
+    ``write(topic, msg, log_time_ns)`` serialises a message of the writer's typestore
+    (default: that of ``distro``); ``write_raw`` copies already serialised data from
+    another bag.
     """
 
     def __init__(self, path: str | Path, storage: str = 'mcap', distro: str = 'jazzy',
@@ -69,24 +104,52 @@ class BagWriter:
         self.storage = storage
         self.typestore = typestore if typestore is not None else get_distro_typestore(distro)
         self.types = MessageTypes.from_typestore(self.typestore)
-        self._writer = Writer(path, version=METADATA_VERSION,
+        self._staging = _staging_folder(path)
+        if self._staging.exists():
+            shutil.rmtree(self._staging, ignore_errors=True)
+        self._writer = Writer(self._staging / path.name, version=METADATA_VERSION,
                               storage_plugin=STORAGE_PLUGINS[storage])
+        self._writer.STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS,
+                                        StoragePlugin.MCAP: ChecksummedMcapWriter}
         self._connections: dict[str, Connection] = {}
         self.counts: dict[str, int] = {}
+        self.interrupted = False
 
     def __enter__(self) -> 'BagWriter':
         try:
             self._writer.open()
         except (WriterError, OSError) as error:
+            shutil.rmtree(self._staging, ignore_errors=True)
             raise DatasetError(f'cannot create bag {self.path}: {error}') from None
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        if exc_type is None:
-            self._writer.close()
+        if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
+            self.interrupted = exc_type is not None
+            try:
+                self._writer.close()
+            except BaseException:
+                self._discard()
+                raise
+            self._publish()
         else:
+            self._discard()
+
+    def _publish(self) -> None:
+        """Move the closed bag from the staging folder to its path."""
+        if self.path.exists():
+            raise DatasetError(f'output bag {self.path} appeared while it was written; the '
+                               f'new one is left in {self._staging}')
+        os.replace(self._staging / self.path.name, self.path)
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+    def _discard(self) -> None:
+        """Abort the writer and delete the staging folder (errors on the way are moot)."""
+        try:
             self._writer.abort()
-            shutil.rmtree(self.path, ignore_errors=True)
+        except Exception:  # the file may be the reason we are here (disk full)
+            pass
+        shutil.rmtree(self._staging, ignore_errors=True)
 
     def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = (SENSOR_QOS,),
                   msgdef: Optional[str] = None, digest: Optional[str] = None) -> Connection:

@@ -1,11 +1,15 @@
 """Argument helpers shared by several sub-commands."""
 
 import argparse
+import os
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..backends import DisparityBackend, backend_names, create_backend
+from ..errors import DatasetError
+from ..plausibility import DEFAULT_MAX_MEGAPIXELS
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, default: str = 'sgbm') -> None:
@@ -31,7 +35,12 @@ def parse_backend_options(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition('=')
         if not sep or not key.strip():
             raise ValueError(f'--backend-option needs KEY=VALUE, got {pair!r}')
-        options[key.strip()] = yaml.safe_load(value)
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            problem = getattr(error, 'problem', None) or 'not valid YAML'
+            raise ValueError(f'--backend-option {pair!r}: the value is not valid YAML '
+                             f'({problem})') from None
     return options
 
 
@@ -41,3 +50,30 @@ def backend_from_args(args: argparse.Namespace) -> DisparityBackend:
     if getattr(args, 'precision', None):
         options['precision'] = args.precision
     return create_backend(args.backend, weights=args.weights, device=args.device, **options)
+
+
+def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--max-megapixels``, the input size refused before anything runs."""
+    parser.add_argument('--max-megapixels', type=float, default=DEFAULT_MAX_MEGAPIXELS,
+                        metavar='MP',
+                        help='refuse images larger than this many megapixels, before '
+                             'running the backend (memory grows with the size; default '
+                             f'{DEFAULT_MAX_MEGAPIXELS:g}; 0 = no limit)')
+
+
+def check_output_folder(path: str | Path, option: str = '--out-dir') -> Path:
+    """Return ``path`` as a Path if a folder can be created or used there; else raise.
+
+    Checked before any computation, so a bad ``--out-dir`` does not waste it.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DatasetError(f'{option} {path} is an existing file, not a folder')
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DatasetError(f'{option} {path}: {parent} is a file, not a folder')
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DatasetError(f'{option} {path}: {parent} is not writable')
+    return path

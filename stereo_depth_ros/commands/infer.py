@@ -1,15 +1,18 @@
 """Compute disparity (and, with calibration, depth and the nearest obstacle) for one pair."""
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from .common import add_backend_arguments, backend_from_args
+from .common import (add_backend_arguments, add_size_limit_argument, backend_from_args,
+                     check_output_folder)
 from ..camera import StereoCameraModel
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
 from ..pipeline import StereoPipeline
+from ..plausibility import check_image_size, likely_swapped, swap_warning
 from ..visualize import overlay_obstacle, save_rgb
 
 
@@ -21,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--fx', type=float, default=None, help='focal length in pixels')
     parser.add_argument('--baseline', type=float, default=None, help='baseline in metres')
     parser.add_argument('--out-dir', required=True, help='folder for the outputs')
+    add_size_limit_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.left, args.right):
         if not Path(path).is_file():
             raise FileNotFoundError(f'no such image: {path}')
+    out = check_output_folder(args.out_dir)
     left, right = read_image_rgb(args.left), read_image_rgb(args.right)
     if left.shape != right.shape:
         raise ImageFormatError(
@@ -35,13 +40,15 @@ def run(args: argparse.Namespace) -> int:
             f'{right.shape[1]}x{right.shape[0]}')
     if (args.fx is None) != (args.baseline is None):
         raise ValueError('give both --fx and --baseline, or neither')
+    check_image_size(left.shape[1], left.shape[0], args.max_megapixels)
     camera = None
     if args.fx is not None:
         camera = StereoCameraModel.from_focal_baseline(args.fx, args.baseline, left.shape[1],
                                                        left.shape[0])
     pipeline = StereoPipeline(backend_from_args(args))
+    if likely_swapped(left, right):
+        print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
     result = pipeline.process(left, right, camera)
-    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / 'disparity.npy', result.disparity)
     save_rgb(out / 'disparity.png', result.color)

@@ -1,6 +1,7 @@
 """Convert a KITTI raw drive or KITTI stereo 2015 folder into a rosbag2 bag."""
 
 import argparse
+import sys
 
 from ..bags.from_kitti import kitti_to_bag
 from ..bags.writer import DISTROS, METADATA_VERSION, STORAGE_PLUGINS
@@ -26,16 +27,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ros-distro', choices=sorted(DISTROS), default='jazzy',
                         help='message definitions stored in the bag (default jazzy; the '
                              'messages written are the same in humble)')
+    parser.add_argument('--strict', action='store_true',
+                        help='fail on the first unreadable image (default: skip such frames, '
+                             'convert the rest and list them)')
 
 
 def run(args: argparse.Namespace) -> int:
     """Write the bag and print what it holds."""
     summary = kitti_to_bag(args.drive, args.out_bag, storage=args.storage, frames=args.frames,
                            keep_camera_stamps=args.keep_camera_stamps,
-                           topic_prefix=args.topic_prefix, distro=args.ros_distro)
+                           topic_prefix=args.topic_prefix, distro=args.ros_distro,
+                           strict=args.strict)
     print(f'wrote {summary.frames} {summary.layout} frames to {summary.bag} '
           f'({args.storage}, rosbag2 metadata version {METADATA_VERSION})')
     print(f'stereo: fx {summary.fx:.2f} px, baseline {summary.baseline:.4f} m')
     for topic, count in summary.topics.items():
         print(f'  {topic}: {count} messages')
+    if summary.skipped:
+        names = ', '.join(name for name, _ in summary.skipped)
+        print(f'skipped {len(summary.skipped)} of {summary.frames + len(summary.skipped)} '
+              f'frames with unreadable images: {names} (first: {summary.skipped[0][1]}); '
+              'use --strict to fail instead', file=sys.stderr)
     return 0

@@ -1,10 +1,12 @@
 """Run the stereo pipeline over a bag and write disparity, depth and obstacle topics."""
 
 import argparse
+import sys
 
-from .common import add_backend_arguments, backend_from_args
-from ..bags.process import process_bag
+from .common import add_backend_arguments, add_size_limit_argument, backend_from_args
+from ..bags.process import DEFAULT_SLOP, process_bag
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
+from ..cli import EXIT_INTERRUPTED
 from ..pipeline import StereoPipeline
 
 
@@ -16,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--approximate-sync', action='store_true',
                         help='pair messages whose stamps differ by less than --slop '
                              '(default: exact stamps)')
-    parser.add_argument('--slop', type=float, default=0.05,
+    parser.add_argument('--slop', type=float, default=DEFAULT_SLOP,
                         help='approximate sync: largest stamp difference in seconds '
                              '(default 0.05)')
     parser.add_argument('--queue-size', type=int, default=10,
@@ -38,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ros-distro', choices=sorted(DISTROS), default='jazzy',
                         help='message definitions used for decoding and writing, except '
                              'for types the input bag defines itself (default jazzy)')
+    parser.add_argument('--strict', action='store_true',
+                        help='fail on the first undecodable message or damaged chunk '
+                             '(default: skip and count them, keep the rest)')
+    add_size_limit_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
                           slop=args.slop if args.approximate_sync else None,
                           queue_size=args.queue_size, points=args.points, storage=args.storage,
                           distro=args.ros_distro, namespace=args.namespace,
-                          mono16_bit_depth=args.mono16_bit_depth)
+                          mono16_bit_depth=args.mono16_bit_depth, strict=args.strict,
+                          max_megapixels=args.max_megapixels)
     print(f'backend: {pipeline.backend.describe()}')
+    warnings = summary.warnings()
     for line in summary.lines():
-        print(line)
-    return 0
+        print(line, file=sys.stderr if line in warnings else sys.stdout)
+    return EXIT_INTERRUPTED if summary.interrupted else 0

@@ -1,0 +1,46 @@
+"""Overload the node's processing core (no ROS) and check every pair is accounted for."""
+
+import argparse
+
+from .common import add_backend_arguments, backend_from_args
+from ..pipeline import StereoPipeline
+from ..soak import run_soak
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition('x')
+    try:
+        size = int(width), int(height)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, got {text!r}') from None
+    if not sep or min(size) < 16:
+        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT of at least 16x16, got '
+                                         f'{text!r}')
+    return size
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the soak options."""
+    add_backend_arguments(parser)
+    parser.add_argument('--seconds', type=float, default=30.0,
+                        help='how long to feed pairs (default 30)')
+    parser.add_argument('--factor', type=float, default=3.0,
+                        help="input rate as a multiple of the backend's rate (default 3)")
+    parser.add_argument('--size', type=_size, default=(320, 240), metavar='WxH',
+                        help='image size (default 320x240)')
+    parser.add_argument('--bad-every', type=int, default=10, metavar='N',
+                        help='every N-th pair is bad input (a 32FC1 image; 0 = none; '
+                             'default 10)')
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the soak and print the counts; exit 1 when they do not add up."""
+    if args.seconds <= 0 or args.factor <= 0:
+        raise ValueError('--seconds and --factor must be positive')
+    pipeline = StereoPipeline(backend_from_args(args))
+    result = run_soak(pipeline, args.seconds, args.factor, *args.size,
+                      bad_every=args.bad_every)
+    print(f'backend: {pipeline.backend.describe()}')
+    for line in result.lines():
+        print(line)
+    return 0 if result.balanced else 1

@@ -1,0 +1,54 @@
+"""ROS 2 topic and namespace names: refuse those ``ros2 bag play`` or rclpy would reject.
+
+The rules are those of rcl's topic name validation for fully qualified names: ``/``-separated
+tokens of letters, digits and underscores, no token starting with a digit, no empty token
+(``//``), no trailing ``/``, no ``__`` (reserved).
+"""
+
+import re
+
+from .errors import DatasetError
+
+_TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
+
+
+def check_namespace(name: str, option: str) -> str:
+    """Return ``name`` as an absolute namespace (``''`` for the root); DatasetError if invalid.
+
+    ``option`` names the setting in the message (e.g. ``--topic-prefix``).
+    """
+    stripped = name[1:] if name.startswith('/') else name
+    if stripped.endswith('/'):
+        stripped = stripped[:-1]
+    if not stripped:
+        return ''
+    for token in stripped.split('/'):
+        problem = _token_problem(token)
+        if problem:
+            raise DatasetError(f'{option} {name!r} is not a valid ROS 2 namespace: {problem} '
+                               '(use letters, digits and _ between single slashes, e.g. '
+                               '/stereo)')
+    return '/' + stripped
+
+
+def check_topic_name(name: str, option: str) -> str:
+    """Return ``name`` if it is a valid absolute topic name; DatasetError otherwise."""
+    if not name.startswith('/') or name.endswith('/') or name == '/':
+        raise DatasetError(f'{option} {name!r} is not a valid ROS 2 topic name: it must start '
+                           'with / and not end with /')
+    check_namespace(name, option)
+    return name
+
+
+def _token_problem(token: str) -> str:
+    """Return what is wrong with one name token, or '' when it is valid."""
+    if not token:
+        return 'it has an empty part (//)'
+    if not _TOKEN.fullmatch(token):
+        bad = sorted({c for c in token if not (c.isalnum() or c == '_')})
+        if bad:
+            return f'{token!r} contains {" ".join(repr(c) for c in bad)}'
+        return f'{token!r} starts with a digit'
+    if '__' in token:
+        return f'{token!r} contains __ (reserved)'
+    return ''

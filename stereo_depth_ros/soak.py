@@ -1,0 +1,124 @@
+"""Soak test of the node's processing core, without ROS: overload it and count everything.
+
+:func:`run_soak` drives a :class:`~stereo_depth_ros.processing.StereoWorker` (the node's
+inference thread) from the calling thread at ``factor`` times the rate the backend manages,
+for a set time, with every ``bad_every``-th pair bad input. Every pair handed in must end up
+processed, dropped (replaced in the slot, or still in it at shutdown) or skipped (bad input),
+and memory must not grow: :class:`SoakResult` holds the counts and the resident memory at
+the start and end.
+"""
+
+import os
+import resource
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+from tqdm import tqdm
+
+from .bags.writer import get_distro_typestore
+from .camera import StereoCameraModel
+from .msgs import MessageTypes, array_to_image, make_camera_infos, make_header
+from .pipeline import StereoPipeline
+from .processing import OUTPUT_TOPICS, StereoFrameProcessor, StereoPair, StereoWorker
+
+
+@dataclass
+class SoakResult:
+    """Counts and memory of one soak run."""
+
+    seconds: float
+    backend_hz: float
+    input_hz: float
+    received: int
+    processed: int
+    dropped: int
+    skipped: int
+    idle: int
+    rss_start_mb: float
+    rss_end_mb: float
+
+    @property
+    def balanced(self) -> bool:
+        """Whether every pair handed in is accounted for exactly once."""
+        return self.received == self.processed + self.dropped + self.skipped + self.idle
+
+    def lines(self) -> list[str]:
+        """Return the report printed by ``stereo-depth soak``."""
+        return [f'backend {self.backend_hz:.1f} pairs/s; fed {self.input_hz:.1f} pairs/s for '
+                f'{self.seconds:.1f} s',
+                f'input {self.received} = processed {self.processed} + dropped {self.dropped} '
+                f'+ skipped {self.skipped}' + (f' + idle {self.idle}' if self.idle else '')
+                + (' (balanced)' if self.balanced else ' (NOT BALANCED)'),
+                f'memory (RSS): {self.rss_start_mb:.1f} MB at the start, '
+                f'{self.rss_end_mb:.1f} MB at the end '
+                f'({self.rss_end_mb - self.rss_start_mb:+.1f} MB)']
+
+
+def resident_mb() -> float:
+    """Return the resident memory of this process in MB (peak where /proc is missing)."""
+    try:
+        with open('/proc/self/statm') as stream:
+            pages = int(stream.read().split()[1])
+        return pages * os.sysconf('SC_PAGE_SIZE') / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_pairs(types: MessageTypes, width: int, height: int,
+               shift: int = 8) -> tuple[StereoPair, StereoPair]:
+    """Return a good pair (textured plane, disparity ``shift``) and a bad one (32FC1 left)."""
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, (height, width + shift, 3), dtype=np.uint8)
+    left, right = texture[:, :width].copy(), texture[:, shift:].copy()
+    camera = StereoCameraModel.from_focal_baseline(width, 0.1, width, height)
+    header = make_header(1_000_000_000, 'left', types)
+    left_info, right_info = make_camera_infos(camera, header, header, types)
+    good = StereoPair(array_to_image(left, 'rgb8', header, types.Image),
+                      array_to_image(right, 'rgb8', header, types.Image), left_info, right_info)
+    depth = np.ones((height, width), np.float32)
+    bad = StereoPair(array_to_image(depth, '32FC1', header, types.Image), good.right_image,
+                     left_info, right_info)
+    return good, bad
+
+
+def _fresh(pair: StereoPair) -> StereoPair:
+    """Return ``pair`` received now (the worker measures latency from ``received``)."""
+    return StereoPair(pair.left_image, pair.right_image, pair.left_info, pair.right_info)
+
+
+def run_soak(pipeline: StereoPipeline, seconds: float, factor: float = 3.0,
+             width: int = 320, height: int = 240, bad_every: int = 10,
+             progress: bool = True,
+             log: Optional[Callable[[str], Any]] = None) -> SoakResult:
+    """Feed the worker at ``factor`` x the backend's rate for ``seconds``; return the counts."""
+    types = MessageTypes.from_typestore(get_distro_typestore('jazzy'))
+    processor = StereoFrameProcessor(types)
+    good, bad = make_pairs(types, width, height)
+    topics = [topic for topic in OUTPUT_TOPICS if topic != 'points2']
+    tick = time.perf_counter()
+    for _ in range(3):
+        processor.process(good, pipeline, topics)
+    backend_hz = 3 / (time.perf_counter() - tick)
+    input_hz = factor * backend_hz
+    worker = StereoWorker(processor, lambda: pipeline, lambda: topics, lambda messages: None,
+                          log or (lambda text: None), log or (lambda text: None))
+    rss_start = resident_mb()
+    worker.start()
+    start = time.monotonic()
+    sent = 0
+    with tqdm(total=round(seconds), desc='soak', unit='s', disable=not progress) as bar:
+        while (now := time.monotonic()) - start < seconds:
+            due = start + sent / input_hz
+            if due > now:
+                time.sleep(due - now)
+            sent += 1
+            worker.submit(_fresh(bad if bad_every and sent % bad_every == 0 else good))
+            if int(now - start) > bar.n:
+                bar.update(int(now - start) - bar.n)
+    worker.stop(timeout=60.0)
+    monitor = worker.monitor
+    return SoakResult(time.monotonic() - start, backend_hz, input_hz, monitor.total_received,
+                      monitor.total_processed, monitor.total_dropped, monitor.total_skipped,
+                      monitor.total_idle, rss_start, resident_mb())

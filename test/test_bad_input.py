@@ -1,0 +1,366 @@
+"""Bad input as a careless or hostile user gives it: exit 2, one line, nothing left behind.
+
+Every input is generated here. Each case checks the exit code, that stderr is exactly one
+error line (no traceback), that no output is left behind, and, where input is skipped
+rather than refused, what is kept.
+"""
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from rosbags.rosbag2 import Reader
+
+from bad_input_helpers import (assert_one_line_error, leftovers, run_cli, textured_pair,
+                               write_stereo_bag)
+from stereo_depth_ros.bags import BagInput, process_bag
+from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.data.pfm import write_pfm
+from stereo_depth_ros.geometry import disparity_to_depth
+from stereo_depth_ros.kitti import write_raw_drive
+from stereo_depth_ros.pipeline import StereoPipeline
+from stereo_depth_ros.plausibility import likely_swapped
+from stereo_depth_ros.resources import default_weights_path
+
+SGBM16 = ['--backend-option', 'disparity_range=16']
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    """A good 160x96 pair, a 12x10 pair and a swapped pair, as PNG files."""
+    folder = tmp_path_factory.mktemp('images')
+    left, right = textured_pair(0, 160, 96, shift=8)
+    for name, image in (('left', left), ('right', right)):
+        cv2.imwrite(str(folder / f'{name}.png'), image[:, :, ::-1])
+        cv2.imwrite(str(folder / f'tiny_{name}.png'), image[:10, :12, ::-1])
+    return folder
+
+
+def infer_args(folder, out, *extra, left='left.png', right='right.png'):
+    return ['infer', '--left', folder / left, '--right', folder / right, '--out-dir', out,
+            *SGBM16, *extra]
+
+
+# --------------------------------------------------------------------------- infer
+
+
+@pytest.mark.parametrize('width', [8, 12, 16])
+def test_sgbm_on_images_8_to_16_px_wide(tmp_path, width):
+    left, right = textured_pair(1, width, 20, shift=2)
+    disparity = create_backend('sgbm').compute(left, right)  # default range 128
+    assert disparity.shape == (20, width) and disparity.dtype == np.float32
+
+
+def test_infer_on_a_tiny_pair_writes_its_disparity(images, tmp_path, capsys):
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o', left='tiny_left.png',
+                                        right='tiny_right.png'), capsys)
+    assert code == 0, lines
+    assert np.load(tmp_path / 'o' / 'disparity.npy').shape == (10, 12)
+
+
+@pytest.mark.parametrize('option, words', [
+    ('disparity_range=[', ('disparity_range=[', 'not valid YAML')),
+    ('block_size={a', ('block_size={a', 'not valid YAML')),
+])
+def test_invalid_yaml_backend_option(images, tmp_path, capsys, option, words):
+    code, _, lines = run_cli(['infer', '--left', images / 'left.png', '--right',
+                              images / 'right.png', '--out-dir', tmp_path / 'o',
+                              '--backend-option', option], capsys)
+    assert_one_line_error(code, lines, *words)
+    assert not (tmp_path / 'o').exists()
+
+
+def test_out_dir_naming_a_file_is_refused_before_computing(images, tmp_path, capsys,
+                                                           monkeypatch):
+    (tmp_path / 'file').write_text('keep me')
+    monkeypatch.setattr(StereoPipeline, 'process', lambda *a, **k: pytest.fail('computed'))
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'file'), capsys)
+    assert_one_line_error(code, lines, 'file', 'not a folder')
+    assert (tmp_path / 'file').read_text() == 'keep me'
+
+
+def test_out_of_memory_is_one_line(images, tmp_path, capsys, monkeypatch):
+    def explode(self, left, right):
+        raise MemoryError('Unable to allocate 7.4 GiB')
+    monkeypatch.setattr(type(create_backend('sgbm')), '_compute', explode)
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o'), capsys)
+    assert_one_line_error(code, lines, 'out of memory', '7.4 GiB')
+    assert not (tmp_path / 'o').exists()
+
+
+def test_large_image_is_refused_before_running(tmp_path, capsys, monkeypatch):
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    for name in ('left', 'right'):
+        cv2.imwrite(str(tmp_path / f'{name}.png'), big)
+    monkeypatch.setattr(StereoPipeline, 'process', lambda *a, **k: pytest.fail('computed'))
+    code, _, lines = run_cli(infer_args(tmp_path, tmp_path / 'o'), capsys)
+    assert_one_line_error(code, lines, '4000x3000', '12.0 MP', '--max-megapixels 12')
+    assert not (tmp_path / 'o').exists()
+
+
+@pytest.mark.parametrize('fx, baseline, words', [
+    ('1e20', '1e20', ('implausibly large',)),
+    ('1e30', '0.5', ('implausibly large',)),
+    ('500', 'nan', ('not a finite number',)),
+    ('500', 'inf', ('not a finite number',)),
+    ('500', '-0.3', ('wrong sign',)),
+])
+def test_impossible_calibration(images, tmp_path, capsys, fx, baseline, words):
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o', '--fx', fx,
+                                        f'--baseline={baseline}'), capsys)
+    assert_one_line_error(code, lines, *words)
+    assert not (tmp_path / 'o').exists()
+
+
+def test_depth_never_overflows_to_infinity():
+    depth = disparity_to_depth(np.array([1e-40, 1e-44, 2.0, np.nan], np.float32), 1e8)
+    assert not np.isinf(depth).any()
+    assert np.isnan(depth[:2]).all() and depth[2] == pytest.approx(5e7)
+
+
+def test_swapped_pair_is_warned_about(images, tmp_path, capsys):
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o', left='right.png',
+                                        right='left.png'), capsys)
+    assert code == 0 and len(lines) == 1 and 'look swapped' in lines[0]
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'p'), capsys)
+    assert code == 0 and lines == []
+
+
+def test_swap_detection_on_both_orders():
+    for seed in range(4):
+        left, right = textured_pair(seed, 200, 60, shift=5 + seed)
+        assert not likely_swapped(left, right)
+        assert likely_swapped(right, left)
+
+
+# --------------------------------------------------------------------------- weights, PFM
+
+
+def test_integer_weights_are_refused(tmp_path, images, capsys):
+    shipped = default_weights_path('dispnet')
+    with safe_open(str(shipped), framework='pt') as handle:
+        metadata = handle.metadata()
+    tensors = {key: (value * 100).to(torch.int32) if value.is_floating_point() else value
+               for key, value in load_file(str(shipped)).items()}
+    save_file(tensors, str(tmp_path / 'int.safetensors'), metadata=metadata)
+    code, _, lines = run_cli(['infer', '--backend', 'dispnet', '--weights',
+                              tmp_path / 'int.safetensors', '--left', images / 'left.png',
+                              '--right', images / 'right.png', '--out-dir', tmp_path / 'o'],
+                             capsys)
+    assert_one_line_error(code, lines, 'int.safetensors', 'int32', 'not as floating point')
+    assert not (tmp_path / 'o').exists()
+
+
+def _generic_dataset(root, pfm_bytes):
+    scene = root / 'scene'
+    scene.mkdir(parents=True)
+    left, right = textured_pair(0, 64, 32)
+    cv2.imwrite(str(scene / 'left.png'), left)
+    cv2.imwrite(str(scene / 'right.png'), right)
+    (scene / 'disp.pfm').write_bytes(pfm_bytes)
+
+
+@pytest.mark.parametrize('change, words', [
+    ((b'-1\n', b'nan\n'), ('disp.pfm', 'scale', 'nan')),
+    ((b'-1\n', b'1\n'), ('disp.pfm', 'big-endian', 'other byte order')),
+])
+def test_bad_pfm_is_refused(tmp_path, capsys, change, words):
+    write_pfm(tmp_path / 'good.pfm', np.full((32, 64), 6.0, np.float32))
+    _generic_dataset(tmp_path / 'data', (tmp_path / 'good.pfm').read_bytes().replace(*change))
+    code, _, lines = run_cli(['eval', '--dataset', 'generic', '--root', tmp_path / 'data',
+                              '--json', *SGBM16], capsys)
+    assert_one_line_error(code, lines, *words)
+
+
+# --------------------------------------------------------------------------- kitti2bag
+
+
+@pytest.fixture
+def drive(tmp_path):
+    pairs = [textured_pair(i, 96, 64) for i in range(12)]
+    camera = StereoCameraModel.from_focal_baseline(80.0, 0.3, 96, 64)
+    stamps = [1_317_042_145_000_000_000 + i * 100_000_000 for i in range(12)]
+    return write_raw_drive(tmp_path / 'kitti', [p[0] for p in pairs], [p[1] for p in pairs],
+                           camera, stamps)
+
+
+@pytest.mark.parametrize('edit, words', [
+    (lambda lines: lines[:4] + [lines[3]] + lines[5:], ('timestamps.txt, line 5', 'repeats')),
+    (lambda lines: lines[:4] + [lines[5], lines[4]] + lines[6:], ('line 5', 'back in time')),
+])
+def test_repeated_or_unordered_kitti_stamps(drive, tmp_path, capsys, edit, words):
+    stamps = drive / 'image_02' / 'timestamps.txt'
+    stamps.write_text('\n'.join(edit(stamps.read_text().splitlines())) + '\n')
+    code, _, lines = run_cli(['kitti2bag', drive, tmp_path / 'bag'], capsys)
+    assert_one_line_error(code, lines, *words)
+    assert leftovers(tmp_path, 'bag') == []
+
+
+@pytest.mark.parametrize('prefix', ['a b//c', '/stereo//x', '/1cam', '/a/'])
+def test_invalid_topic_prefix(drive, tmp_path, capsys, prefix):
+    code, _, lines = run_cli(['kitti2bag', drive, tmp_path / 'bag', f'--topic-prefix={prefix}'],
+                             capsys)
+    if prefix == '/a/':  # a trailing slash is harmless: /a
+        assert code == 0
+        return
+    assert_one_line_error(code, lines, '--topic-prefix', 'not a valid ROS 2 namespace')
+    assert leftovers(tmp_path, 'bag') == []
+
+
+def test_one_corrupt_png_is_skipped_and_named(drive, tmp_path, capsys):
+    bad = drive / 'image_03' / 'data' / '0000000005.png'
+    bad.write_bytes(bad.read_bytes()[:40])
+    code, out, lines = run_cli(['kitti2bag', drive, tmp_path / 'bag'], capsys)
+    assert code == 0 and 'wrote 11 raw frames' in out
+    assert len(lines) == 1 and 'skipped 1 of 12 frames' in lines[0]
+    assert '0000000005' in lines[0]
+    with Reader(tmp_path / 'bag') as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+    assert counts['/stereo/left/image_rect'] == counts['/stereo/right/image_rect'] == 11
+    code, _, lines = run_cli(['kitti2bag', drive, tmp_path / 'strict', '--strict'], capsys)
+    assert_one_line_error(code, lines, '0000000005.png', '--strict')
+    assert leftovers(tmp_path, 'strict') == []
+
+
+# --------------------------------------------------------------------------- process-bag
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+@pytest.mark.parametrize('options, words', [
+    ({'baseline': -0.3}, ('wrong sign',)),
+    ({'encoding': 'yuv422'}, ('yuv422', 'not supported')),
+    ({'info_size': (100, 64)}, ('96x64', '100x64')),
+    ({'right_messages': False}, ('no message on /stereo/right/image_rect',
+                                 '/stereo/right/camera_info')),
+    ({'right_offset_ns': 20_000_000}, ('never matched', '0.020000 s',
+                                       'would pair about 4 of 4')),
+])
+def test_failed_process_bag_leaves_nothing(tmp_path, capsys, storage, options, words):
+    bag = write_stereo_bag(tmp_path / 'in', storage=storage, **options)
+    for _ in range(2):  # the re-run gives the same error, not "exists already"
+        code, _, lines = run_cli(['process-bag', bag, tmp_path / 'out', *SGBM16], capsys)
+        assert_one_line_error(code, lines, 'no stereo pair', 'no output written', *words)
+        assert leftovers(tmp_path, 'out') == []
+
+
+def test_invalid_namespace(tmp_path, capsys):
+    bag = write_stereo_bag(tmp_path / 'in')
+    code, _, lines = run_cli(['process-bag', bag, tmp_path / 'out', '--namespace', 'a b//c'],
+                             capsys)
+    assert_one_line_error(code, lines, '--namespace', 'a b')
+    assert leftovers(tmp_path, 'out') == []
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_undecodable_message_is_skipped_and_counted(tmp_path, capsys, storage):
+    bag = write_stereo_bag(tmp_path / 'in', storage=storage, garbage_left=1)
+    code, out, lines = run_cli(['process-bag', bag, tmp_path / 'out', *SGBM16], capsys)
+    assert code == 0 and 'pairs processed: 3' in out
+    assert len(lines) == 1 and 'undecodable messages skipped: /stereo/left/image_rect: 1' \
+        in lines[0]
+    code, _, lines = run_cli(['process-bag', bag, tmp_path / 'strict', '--strict', *SGBM16],
+                             capsys)
+    assert_one_line_error(code, lines, 'cannot decode', '/stereo/left/image_rect', '--strict')
+    assert leftovers(tmp_path, 'strict') == []
+
+
+@pytest.fixture(scope='module')
+def big_mcap(tmp_path_factory):
+    """An mcap bag of several chunks (rosbags closes a chunk at 1 MiB)."""
+    return write_stereo_bag(tmp_path_factory.mktemp('big') / 'in', frames=12, width=320,
+                            height=240)
+
+
+def test_mcap_chunks_carry_crcs_and_a_flipped_chunk_is_skipped(big_mcap, tmp_path, capsys):
+    damaged = tmp_path / 'damaged'
+    damaged.mkdir()
+    (damaged / 'metadata.yaml').write_bytes((big_mcap / 'metadata.yaml').read_bytes())
+    data = bytearray((big_mcap / 'in.mcap').read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 769] = bytes(b ^ 0x55 for b in data[middle:middle + 769])
+    (damaged / 'in.mcap').write_bytes(bytes(data))
+    with pytest.raises(Exception, match='checksum'):  # plain rosbags sees it too
+        with Reader(damaged) as reader:
+            list(reader.messages())
+    code, out, lines = run_cli(['process-bag', damaged, tmp_path / 'out', *SGBM16], capsys)
+    assert code == 0
+    pairs = int(out.split('pairs processed: ')[1].split()[0])
+    assert 0 < pairs < 12
+    assert len(lines) == 1 and 'skipped 1 of' in lines[0] and 'checksum' in lines[0]
+    code, _, lines = run_cli(['process-bag', damaged, tmp_path / 'strict', '--strict',
+                              *SGBM16], capsys)
+    assert_one_line_error(code, lines, 'damaged', '--strict')
+    assert leftovers(tmp_path, 'strict') == []
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_truncated_bag(tmp_path, capsys, storage, big_mcap):
+    source = big_mcap if storage == 'mcap' else write_stereo_bag(
+        tmp_path / 'in', frames=12, width=320, height=240, storage='sqlite3')
+    cut = tmp_path / 'cut'
+    cut.mkdir()
+    for item in source.iterdir():
+        data = item.read_bytes()
+        (cut / item.name).write_bytes(data if item.name == 'metadata.yaml'
+                                      else data[:len(data) // 2])
+    code, out, lines = run_cli(['process-bag', cut, tmp_path / 'out', *SGBM16], capsys)
+    if storage == 'sqlite3':  # no recovery: one clear line
+        assert_one_line_error(code, lines, str(cut))
+        assert leftovers(tmp_path, 'out') == []
+        return
+    assert code == 0 and len(lines) == 2, lines
+    assert lines[0].startswith('recovered: cannot open bag') and 'data stops at byte' in lines[1]
+    pairs = int(out.split('pairs processed: ')[1].split()[0])
+    assert 3 <= pairs < 12
+
+
+def test_mcap_truncated_at_half_yields_the_messages_before_the_cut(big_mcap, tmp_path):
+    with Reader(big_mcap) as reader:
+        full = [(c.topic, t, bytes(d)) for c, t, d in reader.messages()]
+    data = (big_mcap / 'in.mcap').read_bytes()
+    (tmp_path / 'cut').mkdir()
+    (tmp_path / 'cut' / 'cut.mcap').write_bytes(data[:len(data) // 2])  # no metadata.yaml
+    with BagInput(tmp_path / 'cut') as bag:
+        kept = [(c.topic, t, bytes(d)) for c, t, d in bag.messages()]
+        report = bag.scan_report
+    assert 0.3 * len(full) < len(kept) < len(full)
+    assert kept == full[:len(kept)]
+    assert report.messages == len(kept) and report.stopped_at is not None
+    assert 'cut off' in report.line() and '%' in report.line()
+
+
+def test_disk_full_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch, big_mcap):
+    import errno
+    from stereo_depth_ros.bags import writer
+
+    calls = []
+
+    def full(self, connection, data, log_time_ns):
+        calls.append(1)
+        if len(calls) > 20:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(writer.BagWriter, 'write_raw', full)
+    code, _, lines = run_cli(['process-bag', big_mcap, tmp_path / 'out', *SGBM16], capsys)
+    assert_one_line_error(code, lines, str(tmp_path / 'out'), 'No space left on device')
+    assert leftovers(tmp_path, 'out') == []
+
+
+def test_eval_json_is_still_valid(capsys):
+    """Guard for the shared CLI path: --json output parses (bare NaN would not)."""
+    from stereo_depth_ros.resources import sample_data_dir
+    code, out, _ = run_cli(['eval', '--dataset', 'middlebury2003', '--root',
+                            sample_data_dir() / 'middlebury2003', '--json', *SGBM16], capsys)
+    assert code == 0 and math.isfinite(json.loads(out.strip().splitlines()[-1])['epe'])
+
+
+def test_process_bag_api_skips_nothing_on_good_input(tmp_path):
+    bag = write_stereo_bag(tmp_path / 'in', storage='sqlite3')
+    summary = process_bag(bag, tmp_path / 'out', StereoPipeline(create_backend(
+        'sgbm', disparity_range=16)), progress=False)
+    assert summary.pairs == 4 and summary.warnings() == []

@@ -1,0 +1,108 @@
+"""Faults from outside: SIGTERM mid-run, a file size limit, and the node core under overload."""
+
+import re
+import resource
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import pytest
+from rosbags.rosbag2 import Reader
+
+from bad_input_helpers import leftovers, write_stereo_bag
+from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.pipeline import StereoPipeline
+from stereo_depth_ros.processing import LatestSlot, StereoWorker, ThroughputMonitor
+from stereo_depth_ros.soak import run_soak
+
+CLI = [sys.executable, '-m', 'stereo_depth_ros.cli']
+
+
+@pytest.fixture(scope='module')
+def long_bag(tmp_path_factory):
+    """40 pairs of 320x240."""
+    return write_stereo_bag(tmp_path_factory.mktemp('long') / 'in', frames=40, width=320,
+                            height=240)
+
+
+def test_sigterm_mid_run_leaves_a_readable_bag(long_bag, tmp_path):
+    out = tmp_path / 'out'
+    # dispnet on the CPU takes long enough per pair to be caught mid-run.
+    log = tmp_path / 'stderr.txt'
+    with open(log, 'w') as stream:
+        process = subprocess.Popen([*CLI, 'process-bag', str(long_bag), str(out), '--backend',
+                                    'dispnet', '--device', 'cpu'],
+                                   stdout=subprocess.PIPE, stderr=stream, text=True)
+        deadline = time.monotonic() + 120
+        while not re.search(r'\| *([2-9]|\d\d)/40', log.read_text()):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=60)
+    stderr = log.read_text()
+    assert process.returncode == 130, stderr
+    assert 'Traceback' not in stderr and 'interrupted' in stderr
+    assert leftovers(tmp_path, 'out') == ['out']
+    assert (out / 'metadata.yaml').exists()
+    with Reader(out) as reader:
+        counts = {c.topic: c.msgcount for c in reader.connections}
+        assert sum(1 for _ in reader.messages()) == sum(counts.values())
+    pairs = int(stdout.split('pairs processed: ')[1].split()[0])
+    assert 0 < pairs < 40, stdout
+    assert counts['/stereo/disparity'] == pairs
+    assert f'holds the {pairs} pairs processed so far' in stderr
+
+
+def _limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (600_000, 600_000))
+
+
+def test_file_too_large_is_one_line_and_leaves_nothing(long_bag, tmp_path):
+    result = subprocess.run([*CLI, 'process-bag', str(long_bag), str(tmp_path / 'out'),
+                             '--backend-option', 'disparity_range=16'],
+                            capture_output=True, text=True, preexec_fn=_limit_file_size,
+                            timeout=120)
+    errors = [line for line in result.stderr.replace('\r', '\n').splitlines()
+              if line.startswith('stereo-depth') or 'Traceback' in line]
+    assert result.returncode == 2, result.stderr
+    assert len(errors) == 1 and 'File too large' in errors[0], result.stderr
+    assert leftovers(tmp_path, 'out') == []
+
+
+def test_monitor_memory_is_flat_without_reports():
+    monitor = ThroughputMonitor()
+    for _ in range(1000):
+        monitor.processed(0.01, 5.0)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(20000):
+        monitor.processed(0.01, 5.0)
+    growth = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert growth < 10_000
+    assert monitor.report()['mean_latency_ms'] == pytest.approx(10.0)
+
+
+def test_pair_left_in_the_slot_at_shutdown_is_counted():
+    slot: LatestSlot[int] = LatestSlot()
+    assert slot.put(1) is False and slot.put(2) is True
+    assert slot.close() is True and slot.dropped_count == 2
+    assert slot.close() is False
+    worker = StereoWorker(None, lambda: None, lambda: {'disparity'}, lambda m: None,
+                          print, print)
+    worker.submit(object())
+    worker.stop()
+    monitor = worker.monitor
+    assert monitor.total_received == 1 and monitor.total_dropped == 1
+
+
+def test_soak_accounts_for_every_pair():
+    pipeline = StereoPipeline(create_backend('sgbm', disparity_range=16))
+    result = run_soak(pipeline, seconds=1.0, width=64, height=48, bad_every=5,
+                      progress=False)
+    assert result.balanced and result.idle == 0
+    assert result.received == result.processed + result.dropped + result.skipped
+    assert result.processed > 0 and result.dropped > 0 and result.skipped > 0
+    assert result.input_hz == pytest.approx(3 * result.backend_hz)
