@@ -44,7 +44,7 @@ def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument(
             'backend', default_value='',
-            description="Disparity backend: sgbm, dispnet, dispnetc, squeezeseg or dispnet_qr; "
+            description="Disparity backend: sgbm, dispnet, dispnetc, squeezeseg, dispnet_qr or costnet; "
                         "'' keeps the value of params_file"),
         DeclareLaunchArgument(
             'weights', default_value='',

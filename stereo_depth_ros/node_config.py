@@ -69,7 +69,8 @@ SGBM_MODES = ('sgbm', 'hh', 'sgbm_3way', 'hh4')
 
 _MODEL = (
     ParameterSpec('backend', 'sgbm', 'Disparity backend: sgbm (classical) or a learned one '
-                  '(dispnet, dispnetc, squeezeseg, dispnet_qr). Changing it reloads the model.',
+                  '(dispnet, dispnetc, squeezeseg, dispnet_qr, costnet). Changing it reloads the '
+                  'model.',
                   reload=True),
     ParameterSpec('weights', '', "Weights file of a learned backend; '' = the shipped "
                   'models/<backend>.safetensors. Must be empty for sgbm.', reload=True),
@@ -83,6 +84,9 @@ _MODEL = (
                   limits=(0.0, 2048.0), reload=True),
     ParameterSpec('learned.num_threads', 0, 'Learned backends on the CPU: torch intra-op '
                   'threads; 0 = torch default.', limits=(0, 256), reload=True),
+    ParameterSpec('learned.scale', 1.0, 'Learned backends: the network sees the images resized '
+                  'by this factor (0.05-1); its disparity range grows by 1/scale and its cost '
+                  'falls by scale^2.', limits=(0.05, 1.0), reload=True),
 )
 
 _SGBM = (
@@ -313,6 +317,8 @@ def backend_options(values: Mapping[str, Any]) -> dict[str, Any]:
         options['max_disparity'] = float(values['learned.max_disparity'])
     if values['learned.num_threads'] > 0:
         options['num_threads'] = int(values['learned.num_threads'])
+    if values['learned.scale'] != 1.0:
+        options['scale'] = float(values['learned.scale'])
     return options
 
 

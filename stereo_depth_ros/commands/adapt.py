@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'output.export; the run folder always has them)')
     parser.add_argument('--figures-on', default=None,
                         help='folder of pairs to draw before/after pictures on (default: the '
-                             'held-out adaptation pairs)')
+                             'adaptation pairs; up to 6 are drawn)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
 

@@ -180,10 +180,11 @@ class SyntheticSamples(Sequence[StereoSample]):
     """Scenes of the built-in generator as :class:`StereoSample` (exact ground truth)."""
 
     def __init__(self, seeds: list[int], scene_kind: str = 'layered', height: int = 256,
-                 width: int = 512) -> None:
+                 width: int = 512, max_disparity: float = 64.0) -> None:
         if not seeds:
             raise DatasetError('synthetic dataset needs at least one seed')
         self.seeds, self.kind, self.height, self.width = seeds, scene_kind, height, width
+        self.max_disparity = float(max_disparity)
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -191,7 +192,8 @@ class SyntheticSamples(Sequence[StereoSample]):
     def __getitem__(self, index: int) -> StereoSample:  # type: ignore[override]
         from .synthetic import make_scene
         seed = self.seeds[index]
-        scene = make_scene(seed, height=self.height, width=self.width, kind=self.kind)
+        scene = make_scene(seed, height=self.height, width=self.width, kind=self.kind,
+                           max_disparity=self.max_disparity)
         return StereoSample(f'{self.kind}_{seed}', scene.left, scene.right, scene.disparity)
 
 

@@ -19,6 +19,11 @@ regressed with a soft-argmin and upsampled with learned convex weights, as in RA
    estimates around it, with weights predicted from the 1/4-resolution features: edges stay
    sharp instead of being blurred by bilinear interpolation.
 
+Training supervises the output disparities (L1) and the cost volume itself
+(:func:`volume_cross_entropy`: cross-entropy against the two displacements that bracket the
+true disparity), which teaches the volume one sharp, sub-pixel mode far faster than the L1
+through the soft-argmin alone.
+
 ``forward(left, right)`` returns ``[coarse, full]``: the 1/4-resolution estimate in 1/4-res
 pixels and the full-resolution disparity in pixels (the project's multi-scale convention).
 H and W must be multiples of ``divisor`` (16).
@@ -109,6 +114,30 @@ class CostNet(StereoNet):
         x8 = self.fuse8(torch.cat([self.up8(x16), x8], dim=1))
         context = self.up4(x8)
         logits = self.logits(torch.cat([volume, left_features, context], dim=1))
+        #: The cost-volume logits of the latest forward pass (the training loss uses them).
+        self.last_logits = logits
         coarse = self.regress(logits)
         mask = self.mask(torch.cat([left_features, context], dim=1))
         return [coarse, self.upsample(coarse, mask)]
+
+
+def volume_cross_entropy(logits: torch.Tensor, disparity: torch.Tensor,
+                         mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``BxDxhxw`` logits against a two-hot target of the true disparity.
+
+    ``disparity`` is ``Bx1xhxw`` in 1/4-resolution pixels (= displacements) and ``mask`` marks
+    known pixels. The target puts ``1 - f`` on ``floor(d)`` and ``f`` on the next displacement
+    (``f`` its fraction), so its expectation is exactly ``d``; pixels beyond the volume are
+    left out.
+    """
+    levels = logits.shape[1]
+    inside = mask * (disparity < levels - 1).to(mask.dtype) * (disparity >= 0).to(mask.dtype)
+    value = disparity.clamp(0, levels - 1.001)
+    low = value.floor()
+    fraction = value - low
+    target = torch.zeros_like(logits, dtype=torch.float32)
+    target.scatter_(1, low.long(), 1 - fraction)
+    target.scatter_add_(1, (low + 1).long(), fraction)
+    log_p = torch.log_softmax(logits.float(), dim=1)
+    loss = -(target * log_p).sum(dim=1, keepdim=True)
+    return (loss * inside).sum() / inside.sum().clamp_min(1.0)

@@ -150,5 +150,6 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
     trainer = AdaptTrainer(config, pairs, **kwargs)
     _log(f'adapting on {len(trainer.train_pairs)} pairs under {root} '
          f'({len(trainer.held_pairs)} held out)')
+    trainer.out_dir.mkdir(parents=True, exist_ok=True)
     trainer.validate()
     return trainer.run()

@@ -183,13 +183,34 @@ class QuantizedRegressionLoss:
         return total / count.clamp_min(1)
 
 
-LOSS_KINDS = ('multiscale_epe', 'quantized_regression')
+class CostVolumeLoss(MultiScaleEPELoss):
+    """Multi-scale EPE plus ``ce_weight`` x the cost volume's cross-entropy (CostNet)."""
+
+    def __init__(self, schedule: LossSchedule, model: torch.nn.Module,
+                 ce_weight: float) -> None:
+        super().__init__(schedule)
+        self.model, self.ce_weight = model, float(ce_weight)
+
+    def __call__(self, predictions: Sequence[torch.Tensor], disparity: torch.Tensor,
+                 step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return (loss, terms) with the EPE terms and ``ce``."""
+        from ..networks.costnet import volume_cross_entropy
+        total, terms = super().__call__(predictions, disparity, step)
+        logits = self.model.last_logits
+        target, mask = downsample_target(disparity, logits.shape[-2:])
+        ce = volume_cross_entropy(logits, target, mask)
+        terms['ce'] = float(ce.detach())
+        return total + self.ce_weight * ce, terms
+
+
+LOSS_KINDS = ('multiscale_epe', 'quantized_regression', 'cost_volume')
 
 
 def loss_kind(backend: str, config: LossConfig) -> str:
     """Return the loss kind: ``config.kind`` or, for ``auto``, the backend family's."""
     if config.kind == 'auto':
-        return 'quantized_regression' if backend == 'dispnet_qr' else 'multiscale_epe'
+        return {'dispnet_qr': 'quantized_regression',
+                'costnet': 'cost_volume'}.get(backend, 'multiscale_epe')
     if config.kind not in LOSS_KINDS:
         raise ConfigError(f'model.loss.kind must be auto or one of {LOSS_KINDS}, got '
                           f'{config.kind!r}')
@@ -201,9 +222,11 @@ def build_loss(backend: str, model: torch.nn.Module, config: LossConfig,
     """Return the loss of ``backend``'s model family, configured by ``model.loss``."""
     kind = loss_kind(backend, config)
     schedule = LossSchedule.from_config(config, total_steps) if config.schedule else None
-    if kind == 'multiscale_epe':
+    if kind in ('multiscale_epe', 'cost_volume'):
         if schedule is None:
             raise ConfigError('model.loss.schedule is required for the multi-scale EPE loss')
+        if kind == 'cost_volume':
+            return CostVolumeLoss(schedule, model, config.ce_weight)
         return MultiScaleEPELoss(schedule)
     if not hasattr(model, 'num_bins'):
         raise ConfigError(f'the quantized-regression loss needs a DispNetQR model, not '

@@ -1,0 +1,151 @@
+"""Tests of self-supervised adaptation: its losses, the trainer and ``stereo-depth adapt``."""
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.backends import torch_backend
+from stereo_depth_ros.cli import main
+from stereo_depth_ros.data.synthetic import make_scene
+from stereo_depth_ros.errors import BackendError
+from stereo_depth_ros.networks import NETWORKS
+from stereo_depth_ros.networks.costnet import volume_cross_entropy
+from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
+from stereo_depth_ros.training.config import TrainConfig, from_dict
+from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
+from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
+                                                       visible_in_right, warp_right_to_left)
+from stereo_depth_ros.weights import save_weights
+from tiny_architectures import TINY
+
+torch.set_num_threads(1)
+
+
+def _pairs_folder(tmp_path: Path, count: int = 2) -> Path:
+    """Synthetic pairs saved as left.png/right.png (no ground truth) under one folder."""
+    root = tmp_path / 'pairs'
+    for seed in range(count):
+        scene = make_scene(seed, 64, 128, 'layered', max_disparity=24)
+        folder = root / f'pair{seed}'
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / 'left.png'), scene.left[:, :, ::-1])
+        cv2.imwrite(str(folder / 'right.png'), scene.right[:, :, ::-1])
+    return root
+
+
+def _tiny_config(tmp_path: Path, weights: Path, steps: int, **adaptation) -> TrainConfig:
+    return from_dict(TrainConfig, {
+        'name': 'adapt_test', 'backend': 'costnet', 'seed': 1,
+        'data': {'sources': [{'kind': 'synthetic', 'height': 64, 'width': 128,
+                              'max_disparity': 24}]},
+        'model': {'architecture': TINY['costnet'], 'init_weights': str(weights),
+                  'loss': {'schedule': [{'at': 0, 'weights': [0.5, 1.0]}], 'ce_weight': 1.0}},
+        'optimization': {'steps': steps, 'batch_size': 1, 'lr': 2e-3, 'warmup_steps': 0,
+                         'lr_schedule': 'constant'},
+        'evaluation': {'every': 0, 'num_scenes': 0},
+        'output': {'out_dir': str(tmp_path / 'run'), 'log_every': 1,
+                   'checkpoint_every': 100},
+        'adaptation': {'crop': [64, 128], 'batch_size': 1, **adaptation}})
+
+
+def test_true_disparity_rebuilds_the_left_view_best() -> None:
+    scene = make_scene(7, 64, 128, 'layered', max_disparity=20, photometric=False)
+    left = torch.from_numpy(scene.left.transpose(2, 0, 1).copy())[None].float() / 255
+    right = torch.from_numpy(scene.right.transpose(2, 0, 1).copy())[None].float() / 255
+    truth = torch.from_numpy(scene.disparity)[None, None]
+    rebuilt = warp_right_to_left(right, truth)
+    visible = visible_in_right(truth)
+    assert 0.6 < float(visible.mean()) < 1.0
+    error = ((rebuilt - left).abs().mean(1, keepdim=True) * visible).sum() / visible.sum()
+    assert float(error) < 0.02
+    assert photometric_loss(left, right, truth) < photometric_loss(left, right, truth * 0 + 3)
+    flat = torch.full_like(truth, 5.0)
+    assert float(smoothness_loss(flat, left)) == 0.0 < float(smoothness_loss(truth, left))
+
+
+def test_volume_cross_entropy_targets_the_true_disparity() -> None:
+    disparity = torch.tensor([[[[2.25]]]])
+    mask = torch.ones_like(disparity)
+    logits = torch.full((1, 6, 1, 1), -20.0)
+    logits[0, 2], logits[0, 3] = np.log(0.75), np.log(0.25)
+    best = volume_cross_entropy(logits, disparity, mask)
+    logits[0, 2], logits[0, 3] = np.log(0.25), np.log(0.75)
+    assert volume_cross_entropy(logits, disparity, mask) > best
+    beyond = volume_cross_entropy(logits, torch.tensor([[[[9.0]]]]), mask)
+    assert float(beyond) == 0.0  # outside the volume: not scored
+
+
+def test_adaptation_lowers_its_loss_on_a_fixture_pair(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    weights = save_weights(NETWORKS['costnet'](**TINY['costnet']),
+                           tmp_path / 'start.safetensors', 'costnet')
+    pairs = pseudo_labelled_dataset(_pairs_folder(tmp_path, 1), 24)
+    trainer = AdaptTrainer(_tiny_config(tmp_path, weights, 12, holdout_every=0), pairs,
+                           device='cpu', progress=False)
+    batch = _crop_batch(pairs, np.random.default_rng(0), 1, (64, 128))
+    trainer.model.eval()
+    with torch.no_grad():
+        before, _ = trainer.real_loss(batch)
+    trainer.run()
+    trainer.model.eval()
+    with torch.no_grad():
+        after, terms = trainer.real_loss(batch)
+    assert float(after) < 0.9 * float(before)
+    assert set(terms) == {'photo', 'smooth', 'pseudo_epe'}
+    assert (tmp_path / 'run' / 'curves.png').is_file()
+
+
+def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path,
+                                                               capsys) -> None:
+    torch.manual_seed(0)
+    weights = save_weights(NETWORKS['costnet'](**TINY['costnet']),
+                           tmp_path / 'start.safetensors', 'costnet')
+    config = _tiny_config(tmp_path, weights, 2, holdout_every=2)
+    import yaml
+    path = tmp_path / 'adapt.yaml'
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    code = main(['adapt', '--config', str(path), '--pairs', str(_pairs_folder(tmp_path)),
+                 '--weights', str(weights), '--device', 'cpu', '--no-progress',
+                 '--out-dir', str(tmp_path / 'out'), '--export', ''])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert 'adapted 2 steps' in out
+    assert (tmp_path / 'out' / 'costnet.safetensors').is_file()
+    assert (tmp_path / 'out' / 'adaptation.json').is_file()
+    assert len(list((tmp_path / 'out' / 'before_after').glob('*.png'))) == 2
+    assert main(['adapt', '--config', str(path), '--pairs', str(tmp_path / 'none'),
+                 '--weights', str(weights), '--device', 'cpu', '--no-progress',
+                 '--out-dir', str(tmp_path / 'out2')]) == 2
+
+
+def test_inference_scale_widens_the_range_and_keeps_the_size(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    path = save_weights(NETWORKS['dispnet'](**TINY['dispnet']), tmp_path / 'w.safetensors',
+                        'dispnet')
+    half = create_backend('dispnet', weights=path, device='cpu', scale=0.5)
+    assert half.max_disparity == 128 and 'scale 0.5' in half.describe()
+    left = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    assert half.compute(left, left).shape == (60, 90)
+    for bad in (0, 1.5, 'x'):
+        with pytest.raises(BackendError, match='scale must be'):
+            create_backend('dispnet', weights=path, device='cpu', scale=bad)
+
+
+def test_bf16_on_a_cpu_where_it_is_slow_is_warned_about(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(torch_backend, 'cpu_bf16_slowdown', lambda: 20.0)
+    cpu = torch.device('cpu')
+    assert torch_backend.resolve_precision(None, cpu) == 'fp32'
+    assert torch_backend.resolve_precision('auto', cpu) == 'fp32'
+    with caplog.at_level(logging.WARNING):
+        assert torch_backend.resolve_precision('bf16', cpu) == 'bf16'
+    assert '20.0x slower than fp32' in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(torch_backend, 'cpu_bf16_slowdown', lambda: 0.7)
+    with caplog.at_level(logging.WARNING):
+        torch_backend.resolve_precision('bf16', cpu)
+    assert caplog.text == ''

@@ -1,0 +1,60 @@
+"""Tests of the real benchmark: disparity-band metrics, the shipped suite and the command."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stereo_depth_ros.cli import main
+from stereo_depth_ros.data.datasets import REAL_SUITE, load_dataset, real_suite_dataset
+from stereo_depth_ros.errors import DatasetError
+from stereo_depth_ros.evaluation.metrics import band_metrics, evaluate_pair, mean_metrics
+from stereo_depth_ros.resources import sample_data_dir
+
+
+def test_band_metrics_score_each_true_disparity_band() -> None:
+    gt = np.array([[10.0, 20.0, 40.0, 50.0, 100.0, 150.0, np.nan]], np.float32)
+    pred = np.array([[10.5, 23.0, 40.0, 60.0, 100.0, 100.0, 5.0]], np.float32)
+    bands = band_metrics(pred, gt)
+    assert bands['epe_0_32'] == pytest.approx(1.75) and bands['bad2_0_32'] == 0.5
+    assert bands['epe_32_64'] == pytest.approx(5.0) and bands['bad3_32_64'] == 0.5
+    assert bands['epe_64_128'] == 0.0 and bands['bad2_64_128'] == 0.0
+    assert bands['epe_128_256'] == 50.0 and bands['bad2_128_256'] == 1.0
+    only_near = band_metrics(np.ones((1, 2), np.float32), np.array([[1.0, 2.0]], np.float32))
+    assert np.isnan(only_near['epe_64_128'])
+    # A band a scene does not reach is not a skipped pair in the means.
+    rows = [evaluate_pair(pred, gt, bands=True),
+            evaluate_pair(np.ones((1, 2), np.float32), np.array([[1.0, 2.0]]), bands=True)]
+    summary = mean_metrics(rows)
+    assert summary['n_skipped'] == 0 and summary['epe_128_256'] == 50.0
+
+
+def test_the_shipped_real_suite_loads_with_its_disparity_ranges() -> None:
+    samples = list(real_suite_dataset())
+    assert [sample.name for sample in samples] == [scene[0] for scene in REAL_SUITE]
+    ranges = {sample.name: np.nanmax(sample.disparity) for sample in samples}
+    assert 50 < ranges['cones'] < 64 and 50 < ranges['motorcycle'] < 64
+    assert ranges['aloe'] > 200  # the full-range scene
+    aloe = samples[-1]
+    assert aloe.left.shape == (1110, 1282, 3) and aloe.disparity.shape == (1110, 1282)
+    assert len(load_dataset('real', sample_data_dir())) == 4
+
+
+def test_real_suite_names_a_missing_scene(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match='real scene cones is incomplete'):
+        real_suite_dataset(tmp_path)
+
+
+def test_real_bench_prints_tables_and_draws_pictures(tmp_path: Path, capsys) -> None:
+    code = main(['real-bench', '--backends', 'sgbm', '--figures', str(tmp_path), '--json'])
+    assert code == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])['sgbm']
+    assert [row['name'] for row in summary['pairs']] == ['cones', 'teddy', 'motorcycle', 'aloe']
+    # sgbm's default range is 128 px: aloe's nearest parts (128-211 px) fail, the rest not.
+    assert summary['bad2_128_256'] > 0.5 and summary['bad2_0_32'] < 0.4
+    assert 0.1 < summary['bad2'] < 0.3
+    assert 'by true disparity' in out and 'sgbm        all' in out
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        'aloe.png', 'cones.png', 'motorcycle.png', 'teddy.png']
