@@ -100,8 +100,7 @@ def test_adaptation_lowers_its_loss_on_a_fixture_pair(tmp_path: Path) -> None:
     assert (tmp_path / 'run' / 'curves.png').is_file()
 
 
-def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path,
-                                                               capsys) -> None:
+def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, capsys) -> None:
     torch.manual_seed(0)
     weights = save_weights(NETWORKS['costnet'](**TINY['costnet']),
                            tmp_path / 'start.safetensors', 'costnet')

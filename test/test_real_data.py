@@ -40,6 +40,22 @@ def _sample_right(right: np.ndarray, disparity: np.ndarray) -> np.ndarray:
     return cv2.remap(right.astype(np.float32), xs, ys, cv2.INTER_LINEAR)
 
 
+def _rebuild_error(scene, tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Return (visible, error): where a left pixel is visible in the right view (the right
+    view's own ground truth agrees within ``tolerance``), and the grey-level error of the
+    right view sampled at ``x - d`` against the left view (0 for exact ground truth)."""
+    disparity = scene.disparity
+    height, width = disparity.shape
+    xr = np.rint(np.arange(width)[None] - disparity).astype(int)
+    inside = (xr >= 1) & (xr < width - 1)
+    rows = np.broadcast_to(np.arange(height)[:, None], disparity.shape)
+    right_truth = np.full_like(disparity, np.nan)
+    right_truth[inside] = scene.disparity_right[rows[inside], xr[inside]]
+    visible = inside & (np.abs(right_truth - disparity) < tolerance)
+    back = _sample_right(scene.right, disparity)
+    return visible, np.abs(back - scene.left.astype(np.float32)).mean(axis=2)
+
+
 def test_photo_library_finds_photographs_and_cutouts(tmp_path: Path) -> None:
     library = PhotoLibrary(_photo_folder(tmp_path))
     assert len(library) == 4 and len(library.png_files) == 1
@@ -61,16 +77,7 @@ def test_photo_scene_ground_truth_reproduces_the_left_view(tmp_path: Path) -> No
     assert np.array_equal(scene.left, again.left) and np.array_equal(scene.right, again.right)
     disparity = scene.disparity
     assert np.isfinite(disparity).all() and 1.0 <= disparity.min() and disparity.max() <= 40
-    # Where the left pixel is visible in the right view (the right view's own ground truth
-    # agrees), the right view sampled at x - d gives the left pixel back.
-    back = _sample_right(scene.right, disparity)
-    xr = np.rint(np.arange(192)[None] - disparity).astype(int)
-    inside = (xr >= 0) & (xr < 192)
-    rows = np.broadcast_to(np.arange(96)[:, None], disparity.shape)
-    right_truth = np.full_like(disparity, np.nan)
-    right_truth[inside] = scene.disparity_right[rows[inside], xr[inside]]
-    visible = inside & (np.abs(right_truth - disparity) < 0.25)
-    error = np.abs(back - scene.left.astype(np.float32)).mean(axis=2)
+    visible, error = _rebuild_error(scene, tolerance=0.25)
     assert visible.mean() > 0.5
     assert np.median(error[visible]) < 2.0
 
@@ -105,14 +112,7 @@ def test_mono_pair_is_deterministic_and_exact_where_visible(tmp_path: Path) -> N
     assert np.array_equal(scene.right, again.right)
     disparity = scene.disparity
     assert 1.0 <= disparity.min() and disparity.max() <= 24.0
-    back = _sample_right(scene.right, disparity)
-    xr = np.rint(np.arange(128)[None] - disparity).astype(int)
-    inside = (xr >= 1) & (xr < 127)
-    rows = np.broadcast_to(np.arange(64)[:, None], disparity.shape)
-    right_truth = np.full_like(disparity, np.nan)
-    right_truth[inside] = scene.disparity_right[rows[inside], xr[inside]]
-    visible = inside & (np.abs(right_truth - disparity) < 0.05)
-    error = np.abs(back - scene.left.astype(np.float32)).mean(axis=2)
+    visible, error = _rebuild_error(scene, tolerance=0.05)
     assert visible.mean() > 0.3
     assert np.median(error[visible]) < 3.0
 
