@@ -12,7 +12,7 @@ from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.backends import torch_backend
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.synthetic import make_scene
-from stereo_depth_ros.errors import BackendError
+from stereo_depth_ros.errors import BackendError, DatasetError
 from stereo_depth_ros.networks import NETWORKS
 from stereo_depth_ros.networks.costnet import volume_cross_entropy
 from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
@@ -148,3 +148,24 @@ def test_bf16_on_a_cpu_where_it_is_slow_is_warned_about(monkeypatch, caplog) -> 
     with caplog.at_level(logging.WARNING):
         torch_backend.resolve_precision('bf16', cpu)
     assert caplog.text == ''
+
+
+def test_pairs_are_extracted_from_a_bag(tmp_path: Path) -> None:
+    from stereo_depth_ros.bags import kitti_to_bag
+    from stereo_depth_ros.bags.extract import extract_pairs
+    from stereo_depth_ros.camera import StereoCameraModel
+    from stereo_depth_ros.kitti import write_raw_drive
+    rng = np.random.default_rng(8)
+    lefts = [rng.integers(0, 256, (48, 80, 3), dtype=np.uint8) for _ in range(5)]
+    rights = [np.roll(left, -3, axis=1) for left in lefts]
+    camera = StereoCameraModel(80, 48, 60.0, 60.0, 39.5, 39.5, 23.5, 0.2)
+    stamps = [1_000_000_000 + i * 100_000_000 for i in range(5)]
+    drive = write_raw_drive(tmp_path / 'kitti', lefts, rights, camera, stamps)
+    bag = tmp_path / 'bag'
+    kitti_to_bag(drive, bag, progress=False)
+    count = extract_pairs(bag, tmp_path / 'pairs', every=2, progress=False)
+    assert count == 3  # pairs 0, 2 and 4
+    saved = cv2.imread(str(tmp_path / 'pairs' / '00001' / 'left.png'))[:, :, ::-1]
+    np.testing.assert_array_equal(saved, lefts[2])
+    with pytest.raises(DatasetError, match='every'):
+        extract_pairs(bag, tmp_path / 'none', every=0, progress=False)
