@@ -27,11 +27,16 @@ from stereo_depth_ros.training.trainer import Trainer, build_model, learning_rat
 from stereo_depth_ros.weights import read_metadata, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-LEARNED = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr')
+LEARNED = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr', 'costnet')
 #: Mean EPE (px) each shipped model must stay below on 4 validation synthetic scenes: the value
 #: measured when the weights were shipped plus ~30 % (a regression guard; the comparison with
 #: sgbm on 200 test scenes and on Middlebury is in models/<backend>.yaml).
-SHIPPED_EPE_BOUNDS = {'dispnetc': 4.7, 'dispnet': 4.4, 'squeezeseg': 5.2, 'dispnet_qr': 4.3}
+SHIPPED_EPE_BOUNDS = {'dispnetc': 4.7, 'dispnet': 4.4, 'squeezeseg': 5.2, 'dispnet_qr': 4.3,
+                      'costnet': COSTNET_SYNTHETIC_BOUND}
+#: Bad-2 of each shipped network on the real suite (cones, teddy, motorcycle, aloe; mean over
+#: the scenes) when it was shipped, plus ~10 %: a regression guard on real images.
+REAL_BAD2_BOUNDS = {'dispnetc': 0.65, 'dispnet': 0.72, 'squeezeseg': 0.72, 'dispnet_qr': 0.65,
+                    'costnet': COSTNET_REAL_BOUND}
 
 
 @pytest.fixture(autouse=True)
@@ -397,6 +402,17 @@ def test_shipped_weights_load_and_beat_the_bound(backend):
         scene = make_scene(EVAL_SEED_OFFSET + 100 + i, height=256, width=512, kind='layered')
         epes.append(evaluate_pair(model.compute(scene.left, scene.right), scene.disparity)['epe'])
     assert np.mean(epes) < SHIPPED_EPE_BOUNDS[backend]
+
+
+@pytest.mark.parametrize('backend', LEARNED)
+def test_shipped_weights_hold_their_bound_on_the_real_suite(backend):
+    from stereo_depth_ros.backends import create_backend
+    from stereo_depth_ros.data.datasets import real_suite_dataset
+    from stereo_depth_ros.evaluation.evaluate import evaluate_backend
+    model = create_backend(backend, device='cpu')
+    summary = evaluate_backend(model, real_suite_dataset(), progress=False)
+    assert summary['n'] == 4 and summary['n_skipped'] == 0
+    assert summary['bad2'] < REAL_BAD2_BOUNDS[backend]
 
 
 def test_init_weights_start_fine_tuning_from_a_file(tmp_path):

@@ -61,12 +61,12 @@ def _middlebury(pipeline: StereoPipeline, out: Path) -> list[dict]:
 
 
 def _compare_backends(out: Path) -> list[dict]:
-    """Score every backend that can run (weights present) on held-out scenes and Middlebury."""
+    """Score every backend that can run (weights present) on held-out scenes and real ones."""
     from ..backends import backend_info, backend_names, create_backend
-    from ..data.datasets import SyntheticSamples
+    from ..data.datasets import SyntheticSamples, real_suite_dataset
     from ..evaluation.evaluate import evaluate_backend
     synthetic = SyntheticSamples(list(eval_seeds(4)))
-    middlebury = middlebury2003_dataset(sample_data_dir() / 'middlebury2003')
+    real = real_suite_dataset()
     rows = []
     for name in backend_names():
         info = backend_info(name)
@@ -74,7 +74,7 @@ def _compare_backends(out: Path) -> list[dict]:
             continue
         backend = create_backend(name)
         row = {'backend': name}
-        for label, samples in (('synthetic', synthetic), ('middlebury', middlebury)):
+        for label, samples in (('synthetic', synthetic), ('real', real)):
             result = evaluate_backend(backend, samples, progress=False)
             row[f'{label}_epe'] = round(result['epe'], 3)
             row[f'{label}_bad2'] = round(result['bad2'], 4)
@@ -119,14 +119,14 @@ def run(args: argparse.Namespace) -> int:
         print(f'  middlebury {row["scene"]}: EPE {row["epe"]:.2f} px, '
               f'bad-2 {100 * row["bad2"]:.1f} %, density {100 * row["density"]:.1f} %')
     if summary.get('comparison'):
-        print('\nall backends (4 held-out synthetic scenes 256x512 | '
-              'Middlebury 2003 cones+teddy):')
+        print('\nall backends (4 held-out synthetic scenes 256x512, 0-64 px | real suite: '
+              'cones, teddy, motorcycle, aloe; `stereo-depth real-bench` has the detail):')
         print(f'  {"backend":<11} {"EPE px":>7} {"bad-2":>7} {"ms":>7} | {"EPE px":>7} '
               f'{"bad-2":>7} {"ms":>7}')
         for row in summary['comparison']:
             print(f'  {row["backend"]:<11} {row["synthetic_epe"]:>7.2f} '
                   f'{100 * row["synthetic_bad2"]:>6.1f}% {row["synthetic_ms"]:>7.1f} | '
-                  f'{row["middlebury_epe"]:>7.2f} {100 * row["middlebury_bad2"]:>6.1f}% '
-                  f'{row["middlebury_ms"]:>7.1f}')
+                  f'{row["real_epe"]:>7.2f} {100 * row["real_bad2"]:>6.1f}% '
+                  f'{row["real_ms"]:>7.1f}')
     print(f'\nwrote pictures and summary.json to {out.resolve()}')
     return 0
