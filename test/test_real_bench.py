@@ -46,11 +46,30 @@ def test_real_suite_names_a_missing_scene(tmp_path: Path) -> None:
         real_suite_dataset(tmp_path)
 
 
+def _no_nan(constant: str) -> None:
+    raise AssertionError(f'{constant} in JSON output')
+
+
+def test_eval_without_usable_ground_truth_is_bad_input(tmp_path: Path, capsys) -> None:
+    import cv2
+    scene = tmp_path / 'data' / 'blank'
+    scene.mkdir(parents=True)
+    image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    cv2.imwrite(str(scene / 'left.png'), image)
+    cv2.imwrite(str(scene / 'right.png'), image)
+    from stereo_depth_ros.data.pfm import write_pfm
+    write_pfm(scene / 'disp.pfm', np.full((40, 60), np.nan, np.float32))
+    code = main(['eval', '--dataset', 'generic', '--root', str(tmp_path / 'data'), '--json'])
+    assert code == 2
+    assert 'no pair' in capsys.readouterr().err
+
+
 def test_real_bench_prints_tables_and_draws_pictures(tmp_path: Path, capsys) -> None:
     code = main(['real-bench', '--backends', 'sgbm', '--figures', str(tmp_path), '--json'])
     assert code == 0
     out = capsys.readouterr().out
-    summary = json.loads(out.strip().splitlines()[-1])['sgbm']
+    strict = json.loads(out.strip().splitlines()[-1], parse_constant=_no_nan)
+    summary = strict['sgbm']
     assert [row['name'] for row in summary['pairs']] == ['cones', 'teddy', 'motorcycle', 'aloe']
     # sgbm's default range is 128 px: aloe's nearest parts (128-211 px) fail, the rest not.
     assert summary['bad2_128_256'] > 0.5 and summary['bad2_0_32'] < 0.4

@@ -1,6 +1,8 @@
 """Argument helpers shared by several sub-commands."""
 
 import argparse
+import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -77,3 +79,16 @@ def check_output_folder(path: str | Path, option: str = '--out-dir') -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise DatasetError(f'{option} {path}: {parent} is not writable')
     return path
+
+
+def json_line(value: Any) -> str:
+    """Return ``value`` as one line of strict JSON: NaN and infinities become null."""
+    def clean(item: Any) -> Any:
+        if isinstance(item, float) and not math.isfinite(item):
+            return None
+        if isinstance(item, dict):
+            return {key: clean(inner) for key, inner in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [clean(inner) for inner in item]
+        return item
+    return json.dumps(clean(value), allow_nan=False)

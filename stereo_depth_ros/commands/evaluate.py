@@ -1,9 +1,9 @@
 """Evaluate a backend on a dataset with ground truth (EPE, D1, bad-N, density)."""
 
 import argparse
-import json
 
-from .common import add_backend_arguments, backend_from_args
+from .common import add_backend_arguments, backend_from_args, json_line
+from ..errors import DatasetError
 from ..data.datasets import DATASET_KINDS, load_dataset
 
 
@@ -34,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     backend = backend_from_args(args)
     summary = evaluate_backend(backend, samples)
     pairs = summary.pop('pairs')
+    if summary['n_skipped'] == summary['n']:
+        raise DatasetError(f'no pair of {args.root} has usable ground truth ({summary["n"]} '
+                           f'pairs, all without known disparity): nothing to score')
     summary = {'backend': args.backend, 'dataset': args.dataset, **summary}
     if args.per_pair:
         for row in pairs:
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         if args.per_pair:
             summary['pairs'] = pairs
-        print(json.dumps(summary))
+        print(json_line(summary))
     else:
         skipped = summary.get('n_skipped', 0)
         pairs_text = f'{summary["n"]} pairs' + (
@@ -64,7 +67,7 @@ def _run_obstacle(args: argparse.Namespace) -> int:
     summary = evaluate_obstacles(backend_from_args(args), parse_seed_spec(args.root))
     summary = {'backend': args.backend, 'dataset': 'synthetic-road', **summary}
     if args.json:
-        print(json.dumps(summary))
+        print(json_line(summary))
     else:
         print(f'{args.backend} nearest obstacle on {summary["n"]} road scenes: IoU mean '
               f'{summary["iou_mean"]:.3f} min {summary["iou_min"]:.3f}, found '

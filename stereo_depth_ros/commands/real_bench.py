@@ -1,9 +1,8 @@
 """Real benchmark: backends side by side on the shipped real scenes with ground truth."""
 
 import argparse
-import json
 
-from .common import add_backend_arguments, parse_backend_options
+from .common import add_backend_arguments, json_line, parse_backend_options
 from ..backends import create_backend
 
 
@@ -43,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
     if args.figures:
         print(f'pictures: {args.figures}/<scene>.png')
     if args.json:
-        print(json.dumps({name: summary for name, summary in results.items()}))
+        print(json_line(results))
     return 0
