@@ -44,8 +44,8 @@ def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument(
             'backend', default_value='',
-            description="Disparity backend: sgbm, dispnet, dispnetc, squeezeseg, dispnet_qr or costnet; "
-                        "'' keeps the value of params_file"),
+            description="Disparity backend: sgbm, dispnet, dispnetc, squeezeseg, dispnet_qr or "
+                        "costnet; '' keeps the value of params_file"),
         DeclareLaunchArgument(
             'weights', default_value='',
             description="Weights file of a learned backend; '' keeps the value of params_file "
