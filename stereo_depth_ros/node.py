@@ -95,7 +95,9 @@ class StereoDepthNode(Node):
                 qos_overriding_options=QoSOverridingOptions.with_default_policies())
             for topic in OUTPUT_TOPICS}
         processor = StereoFrameProcessor(self._types,
-                                         self._manager.value('mono16_bit_depth') or None)
+                                         self._manager.value('mono16_bit_depth') or None,
+                                         self._manager.value('max_megapixels') or None,
+                                         'the parameter max_megapixels')
         self._worker = StereoWorker(processor, lambda: self._manager.pipeline,
                                     self._wanted_topics, self._publish, self._warn,
                                     self._error)

@@ -185,6 +185,9 @@ _INPUT = (
                   read_only=True),
     ParameterSpec('mono16_bit_depth', 0, 'Bits used by mono16 cameras (8..16) for scaling to '
                   '8 bits; 0 = the full 16-bit range.', limits=(0, 16), read_only=True),
+    ParameterSpec('max_megapixels', 4.0, 'Pairs larger than this (megapixels) are refused '
+                  'with a warning before they are decoded, to keep memory bounded; 0 = no '
+                  'limit.', limits=(0.0, 1000.0), read_only=True),
     ParameterSpec('stats_period', 5.0, 'Seconds between rate/latency log lines; 0 = off.',
                   limits=(0.0, 3600.0), read_only=True),
 )

@@ -20,6 +20,7 @@ from .errors import ImageFormatError, StereoDepthError
 from .msgs import (ENCODINGS, MessageTypes, array_to_image, make_depth_image,
                    make_disparity_image, make_mask_image, make_obstacle_range, make_point_cloud2,
                    stereo_input_from_image)
+from .plausibility import check_image_size
 from .images import to_rgb
 from .pipeline import StereoPipeline
 
@@ -104,15 +105,21 @@ def obstacle_field_of_view(camera: StereoCameraModel,
 class StereoFrameProcessor:
     """Turn one synchronised :class:`StereoPair` into the output messages asked for.
 
-    Bad input raises ImageFormatError or CalibrationError naming the problem: an encoding
-    that is not a camera image, left/right of different sizes or kinds (grey vs colour),
+    Bad input raises ImageFormatError or CalibrationError naming the problem: images above
+    ``max_megapixels`` (checked before anything is decoded), an encoding that is not a camera
+    image, left/right of different sizes or kinds (grey vs colour),
     camera infos that do not fit the images, an uncalibrated or wrong-sign baseline.
     The stereo model is cached while the camera infos stay the same.
     """
 
-    def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None) -> None:
+    def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None,
+                 max_megapixels: Optional[float] = None,
+                 limit_option: str = '--max-megapixels') -> None:
         self.types = types
         self.mono16_bit_depth = mono16_bit_depth or None
+        #: Pairs larger than this many megapixels are refused before decoding (None: no limit).
+        self.max_megapixels = max_megapixels or None
+        self.limit_option = limit_option
         self._camera_key: Optional[tuple] = None
         self._camera: Optional[StereoCameraModel] = None
 
@@ -129,6 +136,8 @@ class StereoFrameProcessor:
 
     def inputs(self, pair: StereoPair) -> tuple[np.ndarray, np.ndarray, StereoCameraModel]:
         """Return the left and right backend inputs and the camera model of a checked pair."""
+        check_image_size(int(pair.left_image.width), int(pair.left_image.height),
+                         self.max_megapixels, self.limit_option)
         left = self._image(pair.left_image, 'left')
         right = self._image(pair.right_image, 'right')
         if left.shape[:2] != right.shape[:2]:

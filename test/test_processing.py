@@ -385,3 +385,11 @@ def test_worker_thread_processes_the_newest_pair(scene, manager):
     assert stats['received'] == 5
     assert stats['processed'] + stats['dropped'] == 5 and stats['processed'] >= 1
     assert len(recorder.published) == stats['processed']
+
+
+def test_the_frame_processor_refuses_pairs_above_its_size_limit(scene):
+    processor = StereoFrameProcessor(TYPES, max_megapixels=0.001, limit_option='max_megapixels')
+    pair = make_pair(scene)
+    with pytest.raises(ImageFormatError, match='raise the limit with max_megapixels'):
+        processor.inputs(pair)
+    assert StereoFrameProcessor(TYPES).inputs(pair)[0].shape[:2] == scene.disparity.shape

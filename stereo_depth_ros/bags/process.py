@@ -27,7 +27,7 @@ from ..interrupts import deferred_interrupts
 from ..msgs import stamp_to_ns
 from ..names import check_namespace
 from ..pipeline import StereoPipeline
-from ..plausibility import check_image_size, likely_swapped
+from ..plausibility import likely_swapped
 from ..processing import StereoFrameProcessor, StereoPair
 from ..sync import TimeSynchronizer, make_synchronizer
 
@@ -218,7 +218,7 @@ class _Run:
         self.bag, self.writer, self.stereo, self.pipeline = bag, writer, stereo, pipeline
         self.sync, self.wanted, self.ns = sync, wanted, ns
         self.strict, self.max_megapixels = strict, max_megapixels
-        self.processor = StereoFrameProcessor(writer.types, mono16_bit_depth)
+        self.processor = StereoFrameProcessor(writer.types, mono16_bit_depth, max_megapixels)
         self.summary = ProcessSummary(bag.path, writer.path, stereo, ns)
         self.inputs = {topic: index for index, topic in enumerate(stereo.as_list())}
         self.stamps: list[list[int]] = [[], [], [], []]
@@ -293,8 +293,6 @@ class _Run:
         """Return the output of one pair, or None (counted) when it is bad input."""
         summary = self.summary
         try:
-            check_image_size(pair.left_image.width, pair.left_image.height,
-                             self.max_megapixels)
             output = self.processor.process(pair, self.pipeline, self.wanted)
             if not self.swap_checked:
                 self.swap_checked = True
