@@ -8,6 +8,12 @@ import numpy as np
 from .images import to_rgb
 
 
+def robust_max(disparity: np.ndarray) -> float:
+    """Return the 99th percentile of the finite values (1.0 when there are none)."""
+    valid = np.isfinite(disparity)
+    return float(np.percentile(disparity[valid], 99)) if valid.any() else 1.0
+
+
 def colorize_disparity(disparity: np.ndarray, max_disparity: Optional[float] = None,
                        min_disparity: float = 0.0) -> np.ndarray:
     """Return an HxWx3 uint8 RGB image of disparity (turbo colour map; unknown = black).
@@ -18,7 +24,7 @@ def colorize_disparity(disparity: np.ndarray, max_disparity: Optional[float] = N
     disparity = np.asarray(disparity, dtype=np.float32)
     valid = np.isfinite(disparity)
     if max_disparity is None:
-        max_disparity = float(np.percentile(disparity[valid], 99)) if valid.any() else 1.0
+        max_disparity = robust_max(disparity)
     span = max(float(max_disparity) - min_disparity, 1e-6)
     scaled = np.zeros(disparity.shape, dtype=np.uint8)
     scaled[valid] = np.clip((disparity[valid] - min_disparity) / span * 255.0, 0, 255).astype(

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .evaluate import evaluate_backend
-from .metrics import DISPARITY_BANDS, band_key
+from .metrics import DISPARITY_BANDS, band_key, fill_invalid_kitti, gt_valid_mask
 from ..backends.base import DisparityBackend
 from ..data.datasets import StereoSample, real_suite_dataset
 from ..visualize import colorize_disparity, grid, save_rgb, titled
@@ -56,7 +56,6 @@ def _scale(sample: StereoSample) -> float:
 
 def _panels(sample: StereoSample, disparity: np.ndarray, name: str) -> list[np.ndarray]:
     """Return [colourised disparity, bad-2 map] of one backend on one scene."""
-    from .metrics import fill_invalid_kitti, gt_valid_mask
     filled = fill_invalid_kitti(disparity)
     known = gt_valid_mask(sample.disparity)
     wrong = known & (np.abs(filled - np.nan_to_num(sample.disparity)) > 2)

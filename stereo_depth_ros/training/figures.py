@@ -5,7 +5,7 @@ from typing import Optional
 
 from ..backends import create_backend
 from ..data.datasets import read_image_rgb
-from ..visualize import colorize_disparity, grid, save_rgb, titled
+from ..visualize import colorize_disparity, grid, robust_max, save_rgb, titled
 from .pseudo_labels import find_pairs
 
 #: Pairs drawn at most.
@@ -31,7 +31,7 @@ def before_after(backend: str, before: str | Path, after: str | Path,
     for folder in folders[::step][:MAX_PAIRS]:
         left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
         first, second = (model.compute(left, right) for model in models)
-        scale = max(float(_percentile(first)), float(_percentile(second)), 1.0)
+        scale = max(robust_max(first), robust_max(second), 1.0)
         panels = [titled(left, f'{folder.name}: left'),
                   titled(colorize_disparity(first, scale), f'{backend} before'),
                   titled(colorize_disparity(second, scale), f'{backend} after')]
@@ -39,9 +39,3 @@ def before_after(backend: str, before: str | Path, after: str | Path,
         save_rgb(path, grid(panels, columns=3))
         written.append(path)
     return written
-
-
-def _percentile(disparity) -> float:
-    import numpy as np
-    valid = np.isfinite(disparity)
-    return float(np.percentile(disparity[valid], 99)) if valid.any() else 1.0
