@@ -8,111 +8,50 @@ builds the new backend *before* accepting the change, so a bad value leaves the 
 running.
 """
 
-import re
 import threading
-from dataclasses import dataclass, fields
-from typing import Any, Callable, Mapping, Optional, Sequence
+from dataclasses import fields
+from typing import Any, Callable, Mapping
 
-from .backends import DisparityBackend, backend_info, backend_names, create_backend
+from .backends import DisparityBackend, backend_names, backend_record, create_backend
+from .backends.options import LearnedOptions
+from .backends.sgbm import SGBMOptions
 from .errors import BackendError
 from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
-
-Value = bool | int | float | str
-
-
-@dataclass(frozen=True)
-class ParameterSpec:
-    """One node parameter: name, default (whose type is the parameter's type) and limits.
-
-    ``limits`` is an inclusive ``(low, high)`` range (with ``step`` for integers, as
-    ``rcl_interfaces/IntegerRange`` has), ``choices`` a closed set of strings. ``read_only``
-    parameters are read at start-up only. ``reload`` marks the settings of the backend:
-    changing one rebuilds the model.
-    """
-
-    name: str
-    default: Value
-    description: str
-    limits: Optional[tuple[float, float]] = None
-    step: int = 0
-    choices: Optional[tuple[str, ...]] = None
-    read_only: bool = False
-    reload: bool = False
-
-    @property
-    def kind(self) -> type:
-        """Python type of the parameter (bool, int, float or str)."""
-        return type(self.default)
-
-    @property
-    def constraints(self) -> str:
-        """Return the human-readable limits (``ParameterDescriptor.additional_constraints``)."""
-        parts = []
-        if self.choices:
-            parts.append('one of: ' + ', '.join(self.choices))
-        if self.limits is not None:
-            parts.append(f'{self.limits[0]:g} .. {self.limits[1]:g}')
-        if self.step > 1:
-            parts.append(f'in steps of {self.step}')
-        if self.read_only:
-            parts.append('read at start-up only')
-        return '; '.join(parts)
-
+from .settings import (ParameterSpec, Value, check_device, check_parameter, option_parameter,
+                       option_specs, parse_options)
 
 SGBM_PREFIX = 'sgbm.'
 LEARNED_PREFIX = 'learned.'
 OBSTACLE_PREFIX = 'obstacle.'
-DEVICE_PATTERN = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
-PRECISIONS = ('auto', 'fp32', 'bf16', 'fp16')
-SGBM_MODES = ('sgbm', 'hh', 'sgbm_3way', 'hh4')
+#: Node parameter prefix -> the options dataclass whose fields it holds. A backend's
+#: options come from the section its options dataclass is (a subclass of).
+BACKEND_SECTIONS: tuple[tuple[str, type], ...] = ((SGBM_PREFIX, SGBMOptions),
+                                                  (LEARNED_PREFIX, LearnedOptions))
+
+
+def _section_specs(prefix: str, options: type) -> tuple[ParameterSpec, ...]:
+    """Return the node parameters of an options dataclass (all reload the model)."""
+    specs = []
+    for spec in option_specs(options):
+        name = option_parameter(options, spec.name, prefix)
+        aliases = tuple(f'{prefix}{alias}' for alias in spec.aliases)
+        specs.append(ParameterSpec(name, spec.default, spec.description, spec.limits,
+                                   spec.step, spec.choices, reload=True, aliases=aliases))
+    return tuple(specs)
+
 
 _MODEL = (
-    ParameterSpec('backend', 'sgbm', 'Disparity backend: sgbm (classical) or a learned one '
-                  '(dispnet, dispnetc, squeezeseg, dispnet_qr, costnet). Changing it reloads the '
-                  'model.',
-                  reload=True),
+    ParameterSpec('backend', 'sgbm', 'Disparity backend: ' + ', '.join(backend_names())
+                  + ' (sgbm is classical; the others are learned). Changing it reloads the '
+                  'model.', reload=True),
     ParameterSpec('weights', '', "Weights file of a learned backend; '' = the shipped "
                   'models/<backend>.safetensors. Must be empty for sgbm.', reload=True),
     ParameterSpec('device', 'auto', 'Where learned backends run: auto (CUDA when available), '
                   'cpu, cuda or cuda:N.', reload=True),
-    ParameterSpec('precision', 'auto', 'Numeric precision of learned backends: auto (fp32 on '
-                  'CPU, fp16 on CUDA), fp32, bf16 or fp16 (CUDA only).', choices=PRECISIONS,
-                  reload=True),
-    ParameterSpec('learned.max_disparity', 0.0, 'Learned backends: largest valid disparity in '
-                  "pixels (larger predictions are unknown); 0 = the network's own limit.",
-                  limits=(0.0, 2048.0), reload=True),
-    ParameterSpec('learned.num_threads', 0, 'Learned backends on the CPU: torch intra-op '
-                  'threads; 0 = torch default.', limits=(0, 256), reload=True),
-    ParameterSpec('learned.scale', 1.0, 'Learned backends: the network sees the images resized '
-                  'by this factor (0.05-1); its disparity range grows by 1/scale and its cost '
-                  'falls by scale^2.', limits=(0.05, 1.0), reload=True),
-)
+) + _section_specs(LEARNED_PREFIX, LearnedOptions)
 
-_SGBM = (
-    ParameterSpec('sgbm.min_disparity', 0, 'SGBM: smallest disparity searched (px).',
-                  limits=(-1024, 1024), reload=True),
-    ParameterSpec('sgbm.disparity_range', 128, 'SGBM: number of disparities searched '
-                  '(multiple of 16).', limits=(16, 1024), step=16, reload=True),
-    ParameterSpec('sgbm.block_size', 5, 'SGBM: matched block size (odd).', limits=(1, 51),
-                  step=2, reload=True),
-    ParameterSpec('sgbm.p1', 0, 'SGBM: penalty of +-1 disparity changes; 0 = 8*channels*'
-                  'block_size^2.', limits=(0, 100000), reload=True),
-    ParameterSpec('sgbm.p2', 0, 'SGBM: penalty of larger disparity changes (> p1); 0 = '
-                  '32*channels*block_size^2.', limits=(0, 400000), reload=True),
-    ParameterSpec('sgbm.disp12_max_diff', 1, 'SGBM: left-right consistency tolerance (px); '
-                  '-1 disables the check.', limits=(-1, 1024), reload=True),
-    ParameterSpec('sgbm.pre_filter_cap', 31, 'SGBM: clip of the pre-filtered image '
-                  'derivatives.', limits=(1, 63), reload=True),
-    ParameterSpec('sgbm.uniqueness_ratio', 10, 'SGBM: margin (%) by which the best cost must '
-                  'win.', limits=(0, 100), reload=True),
-    ParameterSpec('sgbm.speckle_window_size', 100, 'SGBM: largest speckle (px) removed; 0 '
-                  'disables speckle filtering.', limits=(0, 10000), reload=True),
-    ParameterSpec('sgbm.speckle_range', 2, 'SGBM: disparity variation within one speckle '
-                  'region.', limits=(0, 64), reload=True),
-    ParameterSpec('sgbm.mode', 'sgbm_3way', 'SGBM: OpenCV matching mode (paths, memory).',
-                  choices=SGBM_MODES, reload=True),
-)
+_SGBM = _section_specs(SGBM_PREFIX, SGBMOptions)
 
 _DEPTH = (
     ParameterSpec('min_depth', 0.0, 'Depth (and disparity) nearer than this many metres is '
@@ -216,46 +155,38 @@ def _copy(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
+#: Alias parameter name -> the parameter it names (e.g. ``sgbm.block_size``).
+ALIASES: dict[str, str] = {alias: spec.name for spec in PARAMETERS for alias in spec.aliases}
+
+
+def canonical_name(name: str) -> str:
+    """Return the parameter that ``name`` (a parameter or an alias) means."""
+    return ALIASES.get(name, name)
+
+
 def check_value(name: str, value: Any) -> Any:
-    """Return ``value`` normalised for parameter ``name`` or raise ValueError naming it.
+    """Return ``value`` normalised for parameter ``name`` (or an alias) or raise ValueError.
 
     Checks the type (ints are accepted for float parameters, bools never for numbers),
     the range, the step and the choices of the parameter.
     """
-    spec = SPECS.get(name)
+    spec = SPECS.get(canonical_name(name))
     if spec is None:
         raise ValueError(f'unknown parameter {name!r}')
-    kind = spec.kind
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f'{name} must be true or false, got {value!r}')
-    elif kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f'{name} must be an integer, got {value!r}')
-    elif kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f'{name} must be a number, got {value!r}')
-        value = float(value)
-        if value != value:
-            raise ValueError(f'{name} must not be NaN')
-    elif kind is str:
-        if not isinstance(value, str):
-            raise ValueError(f'{name} must be a string, got {value!r}')
-    elif kind is list:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise ValueError(f'{name} must be a list of numbers, got {value!r}')
-        value = [float(v) for v in value]
-    if spec.limits is not None:
-        low, high = spec.limits
-        if not low <= value <= high:
-            raise ValueError(f'{name} must be within {low:g} .. {high:g}, got {value!r}')
-        if spec.step > 1 and (value - low) % spec.step:
-            raise ValueError(f'{name} must be {low:g} plus a multiple of {spec.step}, '
-                             f'got {value!r}')
-    if spec.choices is not None and value not in spec.choices:
-        raise ValueError(f'{name} must be one of {", ".join(spec.choices)}; got {value!r}')
-    return value
+    return check_parameter(spec, value, name)
+
+
+def _check_names(values: Mapping[str, Any]) -> None:
+    """Raise ValueError for unknown names or for two names of one parameter."""
+    unknown = sorted(name for name in values if canonical_name(name) not in SPECS)
+    if unknown:
+        raise ValueError(f'unknown parameter(s) {unknown}')
+    given: dict[str, str] = {}
+    for name in values:
+        canonical = canonical_name(name)
+        if canonical in given and values[given[canonical]] != values[name]:
+            raise ValueError(f'{given[canonical]} and {name} name one parameter; give one')
+        given[canonical] = name
 
 
 def validate(values: Mapping[str, Any]) -> dict[str, Value]:
@@ -265,27 +196,23 @@ def validate(values: Mapping[str, Any]) -> dict[str, Value]:
     checks of :func:`check_value` this checks the combinations: known backend, device syntax,
     depth range order, SGBM penalties, obstacle ROI and range, the sync tolerance.
     """
-    unknown = sorted(set(values) - set(SPECS))
-    if unknown:
-        raise ValueError(f'unknown parameter(s) {unknown}')
     checked = default_values()
-    for name, value in values.items():
-        checked[name] = check_value(name, value)
+    _check_names(values)
+    for name, value in values.items():  # messages name what the caller wrote (or its alias)
+        checked[canonical_name(name)] = check_value(name, value)
     backend = checked['backend']
     if backend not in backend_names():
         raise BackendError(f'unknown backend {backend!r}; known backends: '
                            f'{", ".join(backend_names())}')
-    if not DEVICE_PATTERN.match(checked['device']):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N; got {checked['device']!r}")
-    if checked['weights'] and not backend_info(backend).needs_weights:
+    check_device(str(checked['device']))
+    if checked['weights'] and not backend_record(backend).needs_weights:
         raise BackendError(f"backend {backend!r} takes no weights file, but weights is "
                            f"{checked['weights']!r}; set weights to '' first")
+    for prefix, options in BACKEND_SECTIONS:  # the options' combination rules
+        parse_options(options, _section_values(checked, prefix, options), prefix.rstrip('.'))
     low, high = checked['min_depth'], checked['max_depth']
     if low > 0 and high > 0 and not low < high:
         raise ValueError(f'min_depth ({low:g}) must be smaller than max_depth ({high:g})')
-    p1, p2 = checked['sgbm.p1'], checked['sgbm.p2']
-    if p2 and p2 <= p1:
-        raise ValueError(f'sgbm.p2 ({p2}) must exceed sgbm.p1 ({p1})')
     if checked['mono16_bit_depth'] and checked['mono16_bit_depth'] < 8:
         raise ValueError('mono16_bit_depth must be 0 or 8..16, got '
                          f"{checked['mono16_bit_depth']}")
@@ -305,24 +232,25 @@ def _freeze(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _section_values(values: Mapping[str, Any], prefix: str, options: type) -> dict[str, Any]:
+    """Return ``{field: value}`` of one options dataclass from the parameter values."""
+    return {item.name: values[option_parameter(options, item.name, prefix)]
+            for item in fields(options)}
+
+
+def _section_of(backend: str) -> tuple[str, type]:
+    """Return the (prefix, options dataclass) of the node parameters of ``backend``."""
+    record = backend_record(backend)
+    for prefix, options in BACKEND_SECTIONS:
+        if issubclass(record.options, options):
+            return prefix, options
+    raise BackendError(f'backend {backend!r} has options the node does not declare')
+
+
 def backend_options(values: Mapping[str, Any]) -> dict[str, Any]:
     """Return the keyword options :func:`create_backend` gets for the configured backend."""
-    name = values['backend']
-    if name == 'sgbm':
-        return {key[len(SGBM_PREFIX):]: values[key] for key in SPECS
-                if key.startswith(SGBM_PREFIX)}
-    if not backend_info(name).needs_weights:
-        return {}
-    options: dict[str, Any] = {}
-    if values['precision'] != 'auto':
-        options['precision'] = values['precision']
-    if values['learned.max_disparity'] > 0:
-        options['max_disparity'] = float(values['learned.max_disparity'])
-    if values['learned.num_threads'] > 0:
-        options['num_threads'] = int(values['learned.num_threads'])
-    if values['learned.scale'] != 1.0:
-        options['scale'] = float(values['learned.scale'])
-    return options
+    prefix, options = _section_of(values['backend'])
+    return _section_values(values, prefix, options)
 
 
 def build_backend(values: Mapping[str, Any]) -> DisparityBackend:
@@ -407,7 +335,8 @@ class PipelineManager:
         ignored. Read-only parameters cannot change. Raises ValueError/BackendError (or
         whatever building the new backend raised) with the reason; then nothing changed.
         """
-        relevant = {name: value for name, value in changes.items() if name in SPECS}
+        relevant = {canonical_name(name): value for name, value in changes.items()
+                    if canonical_name(name) in SPECS}
         if not relevant:
             return []
         with self._lock:

@@ -2,9 +2,8 @@
 
 A weights file stores the model's ``state_dict`` (fp32 or fp16) and string metadata:
 
-* ``backend`` - the learned backend name (``dispnet``, ``dispnetc``, ``squeezeseg``,
-  ``dispnet_qr``), which selects the network class in
-  :data:`stereo_depth_ros.networks.NETWORKS`;
+* ``backend`` - the learned backend name, whose record
+  (:func:`~stereo_depth_ros.backends.registry.backend_record`) gives the network class;
 * ``architecture`` - JSON of the constructor keyword arguments (``model.architecture``);
 * ``format_version`` - :data:`FORMAT_VERSION`;
 * anything passed as ``extra_metadata`` (strings kept, other values JSON-encoded), e.g. the
@@ -20,14 +19,18 @@ where the network's are, or hold NaN/Inf values.
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .backends.registry import backend_record
 from .errors import BackendError
+
+if TYPE_CHECKING:
+    from .networks.common import StereoNet
 
 FORMAT_VERSION = 1
 _RESERVED = ('backend', 'architecture', 'format_version')
@@ -201,21 +204,9 @@ def load_state(model: nn.Module, path: str | Path, expected_backend: str) -> Wei
     return metadata
 
 
-def build_network(backend: str, architecture: Mapping[str, Any]) -> nn.Module:
-    """Construct the network of a learned ``backend`` from architecture keyword arguments."""
-    from .networks import NETWORKS
-    if backend not in NETWORKS:
-        raise BackendError(f'no network for backend {backend!r}; known: {sorted(NETWORKS)}')
-    try:
-        return NETWORKS[backend](**dict(architecture))
-    except (TypeError, ValueError) as error:
-        raise BackendError(f'invalid {backend} architecture {dict(architecture)}: '
-                           f'{error}') from None
-
-
 def load_model(path: str | Path, expected_backend: str,
                expected_architecture: Optional[Mapping[str, Any]] = None
-               ) -> tuple[nn.Module, WeightsMetadata]:
+               ) -> tuple['StereoNet', WeightsMetadata]:
     """Build the network described by the file at ``path``, load its weights, return both.
 
     The model is returned on the CPU in eval mode, fp32. ``expected_architecture`` (a subset
@@ -226,7 +217,7 @@ def load_model(path: str | Path, expected_backend: str,
     _check_backend(metadata, path, expected_backend)
     if expected_architecture:
         _check_architecture(metadata, path, expected_architecture)
-    model = build_network(expected_backend, metadata.architecture)
+    model = backend_record(expected_backend).build_network(metadata.architecture)
     load_state(model, path, expected_backend)
     model.eval()
     return model, metadata

@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from stereo_depth_ros.backends import create_backend
-from stereo_depth_ros.backends import torch_backend
+from stereo_depth_ros import torch_runtime
+from stereo_depth_ros.backends import backend_record, create_backend
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.errors import BackendError, DatasetError
-from stereo_depth_ros.networks import NETWORKS
 from stereo_depth_ros.networks.costnet import volume_cross_entropy
 from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
 from stereo_depth_ros.training.config import TrainConfig, from_dict
@@ -82,7 +81,7 @@ def test_volume_cross_entropy_targets_the_true_disparity() -> None:
 
 def test_adaptation_lowers_its_loss_on_a_fixture_pair(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    weights = save_weights(NETWORKS['costnet'](**TINY['costnet']),
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
                            tmp_path / 'start.safetensors', 'costnet')
     pairs = pseudo_labelled_dataset(_pairs_folder(tmp_path, 1), 24)
     trainer = AdaptTrainer(_tiny_config(tmp_path, weights, 12, holdout_every=0), pairs,
@@ -102,7 +101,7 @@ def test_adaptation_lowers_its_loss_on_a_fixture_pair(tmp_path: Path) -> None:
 
 def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, capsys) -> None:
     torch.manual_seed(0)
-    weights = save_weights(NETWORKS['costnet'](**TINY['costnet']),
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
                            tmp_path / 'start.safetensors', 'costnet')
     config = _tiny_config(tmp_path, weights, 2, holdout_every=2)
     import yaml
@@ -124,8 +123,8 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
 
 def test_inference_scale_widens_the_range_and_keeps_the_size(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    path = save_weights(NETWORKS['dispnet'](**TINY['dispnet']), tmp_path / 'w.safetensors',
-                        'dispnet')
+    path = save_weights(backend_record('dispnet').network(**TINY['dispnet']),
+                        tmp_path / 'w.safetensors', 'dispnet')
     half = create_backend('dispnet', weights=path, device='cpu', scale=0.5)
     assert half.max_disparity == 128 and 'scale 0.5' in half.describe()
     left = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
@@ -136,17 +135,17 @@ def test_inference_scale_widens_the_range_and_keeps_the_size(tmp_path: Path) -> 
 
 
 def test_bf16_on_a_cpu_where_it_is_slow_is_warned_about(monkeypatch, caplog) -> None:
-    monkeypatch.setattr(torch_backend, 'cpu_bf16_slowdown', lambda: 20.0)
+    monkeypatch.setattr(torch_runtime, 'cpu_bf16_slowdown', lambda: 20.0)
     cpu = torch.device('cpu')
-    assert torch_backend.resolve_precision(None, cpu) == 'fp32'
-    assert torch_backend.resolve_precision('auto', cpu) == 'fp32'
+    assert torch_runtime.resolve_precision(None, cpu) == 'fp32'
+    assert torch_runtime.resolve_precision('auto', cpu) == 'fp32'
     with caplog.at_level(logging.WARNING):
-        assert torch_backend.resolve_precision('bf16', cpu) == 'bf16'
+        assert torch_runtime.resolve_precision('bf16', cpu) == 'bf16'
     assert '20.0x slower than fp32' in caplog.text
     caplog.clear()
-    monkeypatch.setattr(torch_backend, 'cpu_bf16_slowdown', lambda: 0.7)
+    monkeypatch.setattr(torch_runtime, 'cpu_bf16_slowdown', lambda: 0.7)
     with caplog.at_level(logging.WARNING):
-        torch_backend.resolve_precision('bf16', cpu)
+        torch_runtime.resolve_precision('bf16', cpu)
     assert caplog.text == ''
 
 

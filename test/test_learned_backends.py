@@ -9,18 +9,19 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from stereo_depth_ros.backends import backend_info, backend_names, create_backend
+from stereo_depth_ros.backends import (backend_names, backend_record, create_backend,
+                                       learned_backend_names)
+from stereo_depth_ros.backends import record as record_module
 from stereo_depth_ros.backends import registry
-from stereo_depth_ros.backends.learned import LEARNED_BACKENDS
 from stereo_depth_ros.commands import backends as backends_command
 from stereo_depth_ros.commands import bench
 from stereo_depth_ros.errors import BackendError
-from stereo_depth_ros.networks import NETWORKS
-from stereo_depth_ros.networks.common import normalize_image, pad_to_divisor
+from stereo_depth_ros.networks.common import StereoNet, normalize_image, pad_to_divisor
 from stereo_depth_ros.weights import load_model, load_state, read_metadata, save_weights
 from tiny_architectures import TINY
 
 torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _final_bias(model: torch.nn.Module, name: str) -> torch.Tensor:
@@ -35,7 +36,7 @@ def _final_bias(model: torch.nn.Module, name: str) -> torch.Tensor:
 def make_model(name: str, offset: float = 0.0, seed: int = 0) -> torch.nn.Module:
     """A random tiny network; ``offset`` is added to its finest output (in that scale's px)."""
     torch.manual_seed(seed)
-    model = NETWORKS[name](**TINY[name]).eval()
+    model = backend_record(name).network(**TINY[name]).eval()
     with torch.no_grad():
         if name == 'dispnet_qr':
             # Residuals small: decoding = the trunk's estimate, lifted by ``offset``.
@@ -65,13 +66,16 @@ def _images(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
 def test_registry_lists_learned_backends() -> None:
     names = backend_names()
-    for name in LEARNED_BACKENDS:
-        assert name in names
-        assert backend_info(name).needs_weights
-    assert set(LEARNED_BACKENDS) == set(NETWORKS)
+    learned = learned_backend_names()
+    assert learned == [name for name in names if name != 'sgbm']
+    for name in learned:
+        record = backend_record(name)
+        assert record.needs_weights and issubclass(record.network, StereoNet)
+        assert record.default_weights() == ROOT / 'models' / f'{name}.safetensors'
+    assert not backend_record('sgbm').needs_weights
 
 
-@pytest.mark.parametrize('name', LEARNED_BACKENDS)
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_backend_runs_on_odd_sizes(tmp_path: Path, name: str) -> None:
     backend = create_backend(name, weights=save_tiny(tmp_path, name), device='cpu')
     assert backend.max_disparity == 64 and backend.min_disparity == 0
@@ -84,7 +88,7 @@ def test_backend_runs_on_odd_sizes(tmp_path: Path, name: str) -> None:
     assert grey.shape == (123, 251) and np.isfinite(grey).all()
 
 
-@pytest.mark.parametrize('name', LEARNED_BACKENDS)
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_odd_size_output_is_the_top_left_crop_of_the_padded_prediction(
         tmp_path: Path, name: str) -> None:
     path = save_tiny(tmp_path, name)
@@ -119,7 +123,7 @@ def test_out_of_range_predictions_are_nan(tmp_path: Path, name: str) -> None:
     assert np.isnan(capped.compute(left, right)).all()
 
 
-@pytest.mark.parametrize('name', LEARNED_BACKENDS)
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_weights_round_trip_gives_identical_outputs(tmp_path: Path, name: str) -> None:
     model = make_model(name, offset=3.0, seed=1)
     path = save_weights(model, tmp_path / 'w.safetensors', name,
@@ -162,10 +166,11 @@ def test_wrong_backend_or_architecture_raises(tmp_path: Path) -> None:
     with pytest.raises(BackendError, match='width'):
         load_model(path, 'dispnet', expected_architecture={'width': 0.5})
     with pytest.raises(BackendError, match='architecture'):
-        load_state(NETWORKS['dispnet'](width=0.25, max_disparity=64), path, 'dispnet')
+        load_state(backend_record('dispnet').network(width=0.25, max_disparity=64), path,
+                   'dispnet')
 
 
-@pytest.mark.parametrize('name', LEARNED_BACKENDS)
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_batch_norm_fusion_keeps_outputs(tmp_path: Path, name: str) -> None:
     model = make_model(name, offset=15.0)
     with torch.no_grad():  # non-trivial running statistics so that fusion matters
@@ -239,7 +244,7 @@ def test_non_finite_weights_raise_backend_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize('options, message', [
     ({'max_disparity': float('nan')}, 'max_disparity'),
     ({'max_disparity': float('inf')}, 'max_disparity'),
-    ({'max_disparity': 0.0}, 'max_disparity'),
+    ({'max_disparity': -1.0}, 'max_disparity'),
     ({'max_disparity': 'far'}, 'max_disparity'),
     ({'num_threads': -1}, 'num_threads'),
     ({'num_threads': 1.5}, 'num_threads'),
@@ -255,6 +260,8 @@ def test_invalid_numeric_options_raise_backend_error(tmp_path: Path, options: di
         torch.set_num_threads(threads)
     assert create_backend('dispnet', weights=path, device='cpu', num_threads=0,
                           max_disparity=32).max_disparity == 32.0
+    assert create_backend('dispnet', weights=path, device='cpu',
+                          max_disparity=0.0).max_disparity == 64.0  # 0: the network's own
     assert torch.get_num_threads() == threads
 
 
@@ -271,7 +278,7 @@ def test_precision_and_device_options(tmp_path: Path) -> None:
         create_backend('dispnetc', weights=path, device='cpu', precision='fp16')
     with pytest.raises(BackendError, match='precision must be'):
         create_backend('dispnetc', weights=path, device='cpu', precision='int8')
-    with pytest.raises(BackendError, match=r"unknown dispnetc option\(s\) \['block_size'\]"):
+    with pytest.raises(BackendError, match=r"unknown dispnetc option 'block_size'"):
         create_backend('dispnetc', weights=path, block_size=5)
     with pytest.raises(BackendError, match='pad_mode'):
         create_backend('dispnetc', weights=path, pad_mode='reflect101')
@@ -286,7 +293,7 @@ def test_precision_and_device_options(tmp_path: Path) -> None:
 def test_backends_command_lists_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                         capsys: pytest.CaptureFixture) -> None:
     shipped = save_tiny(tmp_path, 'dispnet')
-    monkeypatch.setattr(registry, 'default_weights_path',
+    monkeypatch.setattr(record_module, 'default_weights_path',
                         lambda name: shipped if name == 'dispnet' else None)
     assert backends_command.run(argparse.Namespace()) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -311,7 +318,7 @@ def _bench_args(**overrides: object) -> argparse.Namespace:
 
 def test_bench_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                      capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(registry, 'default_weights_path', lambda name: None)
+    monkeypatch.setattr(record_module, 'default_weights_path', lambda name: None)
     weights = save_tiny(tmp_path, 'dispnet')
     args = _bench_args(backends='sgbm,dispnet,squeezeseg', weights=[f'dispnet={weights}'])
     assert bench.run(args) == 0
@@ -340,7 +347,7 @@ def test_bench_pair_is_shifted() -> None:
 
 
 def test_dispnet_qr_decode_option(tmp_path: Path) -> None:
-    model = NETWORKS['dispnet_qr'](**TINY['dispnet_qr'])
+    model = backend_record('dispnet_qr').network(**TINY['dispnet_qr'])
     path = tmp_path / 'qr.safetensors'
     save_weights(model, path, 'dispnet_qr')
     rng = np.random.default_rng(3)
@@ -348,7 +355,7 @@ def test_dispnet_qr_decode_option(tmp_path: Path) -> None:
     right = np.roll(left, -4, axis=1)
     argmax = create_backend('dispnet_qr', weights=path, device='cpu').compute(left, right)
     backend = create_backend('dispnet_qr', weights=path, device='cpu', decode='expectation')
-    assert backend.model.decode == 'expectation'
+    assert backend.model.decode_mode == 'expectation'
     expectation = backend.compute(left, right)
     assert expectation.shape == argmax.shape
     assert not np.allclose(np.nan_to_num(expectation), np.nan_to_num(argmax))

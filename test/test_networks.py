@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from stereo_depth_ros.networks import (NETWORKS, DispNetQR, QROutput, correlation_1d,
-                                       decode_bins, disparity_to_bins, downsample_disparity,
-                                       full_resolution, gather_bins, multiscale_targets,
-                                       normalize_image, pad_to_divisor)
-from stereo_depth_ros.networks.common import scaled_channels
+from stereo_depth_ros.backends import backend_record, learned_backend_names
+from stereo_depth_ros.networks.common import (full_resolution, normalize_image, pad_to_divisor,
+                                              scaled_channels)
+from stereo_depth_ros.networks.correlation import correlation_1d
+from stereo_depth_ros.networks.dispnet_qr import (DispNetQR, QROutput, decode_bins,
+                                                  disparity_to_bins, gather_bins)
 from tiny_architectures import TINY
 
 torch.set_num_threads(1)
@@ -24,10 +25,10 @@ def _pair(batch: int, height: int, width: int, seed: int = 0) -> tuple[torch.Ten
             torch.randn(batch, 3, height, width, generator=generator))
 
 
-@pytest.mark.parametrize('name', sorted(NETWORKS))
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_forward_shapes_and_predict(name: str) -> None:
     torch.manual_seed(0)
-    model = NETWORKS[name](**TINY[name])
+    model = backend_record(name).network(**TINY[name])
     left, right = _pair(2, 64, 128)
     model.train()
     out = model(left, right)
@@ -49,10 +50,10 @@ def test_forward_shapes_and_predict(name: str) -> None:
     assert all(a[0] * step == b[0] and a[1] * step == b[1] for a, b in zip(sizes, sizes[1:]))
 
 
-@pytest.mark.parametrize('name', sorted(NETWORKS))
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_every_parameter_gets_a_gradient(name: str) -> None:
     torch.manual_seed(0)
-    model = NETWORKS[name](**TINY[name]).train()
+    model = backend_record(name).network(**TINY[name]).train()
     left, right = _pair(2, 64, 64)
     out = model(left, right)
     if isinstance(out, QROutput):
@@ -65,48 +66,42 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
     assert unused == []
 
 
-@pytest.mark.parametrize('name', sorted(NETWORKS))
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_input_size_not_divisible_is_rejected(name: str) -> None:
-    model = NETWORKS[name](**TINY[name])
+    model = backend_record(name).network(**TINY[name])
     left, right = _pair(1, 64 + 8, 128)
     with pytest.raises(ValueError, match='divisible'):
         model(left, right)
 
 
-@pytest.mark.parametrize('name', sorted(NETWORKS))
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_architecture_rebuilds_the_same_network(name: str) -> None:
-    model = NETWORKS[name](**TINY[name])
-    rebuilt = NETWORKS[name](**model.architecture)
+    model = backend_record(name).network(**TINY[name])
+    rebuilt = backend_record(name).network(**model.architecture)
     shapes = {k: v.shape for k, v in model.state_dict().items()}
     assert shapes == {k: v.shape for k, v in rebuilt.state_dict().items()}
 
 
-@pytest.mark.parametrize('name', sorted(NETWORKS))
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_default_models_fit_the_16_mib_weights_budget(name: str) -> None:
-    model = NETWORKS[name]()
+    model = backend_record(name).network()
     size = sum(t.numel() * 4 for t in model.state_dict().values())
     assert size <= 16 * 2 ** 20
 
 
 def test_width_multiplier_scales_parameter_count() -> None:
-    small = sum(p.numel() for p in NETWORKS['dispnet'](width=0.125).parameters())
-    large = sum(p.numel() for p in NETWORKS['dispnet'](width=0.25).parameters())
+    small = sum(p.numel() for p in backend_record('dispnet').network(width=0.125).parameters())
+    large = sum(p.numel() for p in backend_record('dispnet').network(width=0.25).parameters())
     assert 3.0 < large / small < 4.5  # ~quadratic in the width
     assert scaled_channels(64, 0.25) == 16
     assert scaled_channels(64, 0.01) == 4
 
 
-def test_full_resolution_and_downsample_scale_pixel_units() -> None:
+def test_full_resolution_scales_pixel_units() -> None:
     half = torch.full((1, 1, 4, 8), 5.0)
     full = full_resolution([torch.zeros(1, 1, 2, 4), half], (8, 16))
     assert full.shape == (1, 1, 8, 16)
     assert torch.allclose(full, torch.full_like(full, 10.0))
-    gt = torch.arange(16.0).repeat(8, 1).view(1, 1, 8, 16)
-    small = downsample_disparity(gt, (4, 8))
-    assert small.shape == (1, 1, 4, 8)
-    assert small[0, 0, 0, 0].item() == pytest.approx(0.5 * 0.5)  # mean of 0 and 1, halved
-    targets = multiscale_targets(gt, [torch.zeros(1, 1, 2, 4), torch.zeros(1, 1, 8, 16)])
-    assert targets[0].shape == (1, 1, 2, 4) and targets[1] is gt
 
 
 def test_normalize_and_pad() -> None:
@@ -245,10 +240,10 @@ def _finest_head(model: torch.nn.Module, name: str) -> torch.nn.Conv2d:
     return model.decoder.heads[-1]
 
 
-@pytest.mark.parametrize('name', sorted(NETWORKS))
+@pytest.mark.parametrize('name', learned_backend_names())
 def test_bf16_autocast_keeps_the_disparity_output_in_float32(name: str) -> None:
     torch.manual_seed(0)
-    model = NETWORKS[name](**TINY[name]).eval()
+    model = backend_record(name).network(**TINY[name]).eval()
     with torch.no_grad():
         if name == 'costnet':  # a soft-argmin: make the 48 px level win
             model.logits.bias[12] += 50.0
@@ -264,7 +259,7 @@ def test_bf16_autocast_keeps_the_disparity_output_in_float32(name: str) -> None:
 
 
 def test_qr_head_sits_on_either_dispnet_trunk() -> None:
-    from stereo_depth_ros.networks import DispNetC
+    from stereo_depth_ros.networks.dispnetc import DispNetC
     model = DispNetQR(num_bins=4, width=0.125, max_disparity=64, trunk='dispnetc')
     assert isinstance(model.trunk, DispNetC) and model.architecture['trunk'] == 'dispnetc'
     output = model(torch.randn(1, 3, 64, 128), torch.randn(1, 3, 64, 128))

@@ -1,7 +1,7 @@
 """Node parameters: definitions, validation, config/depth.yaml, live reconfiguration."""
 
 import threading
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
@@ -9,11 +9,12 @@ import torch
 import yaml
 
 from stereo_depth_ros import node_config
-from stereo_depth_ros.backends.sgbm import SGBMBackend, SGBMParameters
+from stereo_depth_ros.backends.sgbm import SGBMBackend, SGBMOptions
 from stereo_depth_ros.errors import BackendError
-from stereo_depth_ros.networks import NETWORKS
+from stereo_depth_ros.backends import backend_record
+from stereo_depth_ros.backends.options import LearnedOptions
 from stereo_depth_ros.node_config import (PARAMETERS, SPECS, PipelineManager, backend_options,
-                                          check_value, default_values, validate)
+                                          build_backend, check_value, default_values, validate)
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.weights import save_weights
 
@@ -43,7 +44,7 @@ def _yaml_parameters() -> dict:
 
 def _tiny_weights(tmp_path: Path, name: str) -> Path:
     torch.manual_seed(0)
-    model = NETWORKS[name](width=0.125, max_disparity=64).eval()
+    model = backend_record(name).network(width=0.125, max_disparity=64).eval()
     return save_weights(model, tmp_path / f'{name}.safetensors', name)
 
 
@@ -61,8 +62,8 @@ def test_every_parameter_is_described_and_its_default_valid():
 
 def test_sgbm_defaults_are_the_backend_defaults():
     # The node, process-bag and the CLI must give the same disparity out of the box.
-    defaults = SGBMParameters()
-    for field in fields(SGBMParameters):
+    defaults = SGBMOptions()
+    for field in fields(SGBMOptions):
         assert SPECS[f'sgbm.{field.name}'].default == getattr(defaults, field.name)
 
 
@@ -95,7 +96,7 @@ def test_constraints_text_names_choices_ranges_and_steps():
     ('queue_size', 0, 'within'),
     ('queue_size', True, 'integer'),
     ('max_depth', '80', 'number'),
-    ('max_depth', float('nan'), 'NaN'),
+    ('max_depth', float('nan'), 'finite number'),
     ('approximate_sync', 1, 'true or false'),
     ('precision', 'fp64', 'one of'),
     ('obstacle.roi', 'all', 'list of numbers'),
@@ -122,7 +123,7 @@ def test_check_value_normalises_numbers():
     ({'device': 'gpu'}, ValueError, 'device must be'),
     ({'weights': '/x/dispnet.safetensors'}, BackendError, 'takes no weights'),
     ({'min_depth': 5.0, 'max_depth': 2.0}, ValueError, 'min_depth'),
-    ({'sgbm.p1': 100, 'sgbm.p2': 50}, ValueError, 'sgbm.p2'),
+    ({'sgbm.p1': 100, 'sgbm.p2': 50}, BackendError, r'P2 > P1'),
     ({'approximate_sync': True, 'approximate_sync_tolerance_seconds': 0.0}, ValueError,
      'tolerance'),
     ({'obstacle.roi': [0.5, 0.0, 0.8, 1.0]}, ValueError, 'obstacle roi'),
@@ -144,13 +145,29 @@ def test_depth_limit_zero_means_none():
 def test_backend_options_per_backend():
     values = validate({'sgbm.block_size': 7, 'precision': 'bf16'})
     options = backend_options(values)
-    assert options['block_size'] == 7 and 'precision' not in options
-    assert set(options) == {f.name for f in fields(SGBMParameters)}
+    assert options['correlation_window_size'] == 7 and 'precision' not in options
+    assert set(options) == {f.name for f in fields(SGBMOptions)}
     learned = validate({'backend': 'dispnet', 'precision': 'bf16',
                         'learned.max_disparity': 96.0, 'learned.num_threads': 1})
-    assert backend_options(learned) == {'precision': 'bf16', 'max_disparity': 96.0,
-                                        'num_threads': 1}
-    assert backend_options(validate({'backend': 'dispnet'})) == {}
+    assert backend_options(learned) == {**asdict(LearnedOptions()), 'precision': 'bf16',
+                                        'max_disparity': 96.0, 'num_threads': 1}
+
+
+def test_sgbm_parameters_take_stereo_image_proc_names_and_the_old_ones():
+    names = {spec.name for spec in PARAMETERS}
+    assert {'sgbm.correlation_window_size', 'sgbm.P1', 'sgbm.P2', 'sgbm.prefilter_cap',
+            'sgbm.speckle_size'} <= names
+    old = validate({'sgbm.block_size': 9, 'sgbm.p1': 100, 'sgbm.p2': 400,
+                    'sgbm.pre_filter_cap': 20, 'sgbm.speckle_window_size': 50})
+    new = validate({'sgbm.correlation_window_size': 9, 'sgbm.P1': 100, 'sgbm.P2': 400,
+                    'sgbm.prefilter_cap': 20, 'sgbm.speckle_size': 50})
+    assert old == new
+    params = build_backend(new).params
+    assert (params.correlation_window_size, params.P1, params.P2) == (9, 100, 400)
+    with pytest.raises(ValueError, match='name one parameter'):
+        validate({'sgbm.block_size': 9, 'sgbm.correlation_window_size': 7})
+    with pytest.raises(ValueError, match='sgbm.block_size must be'):
+        validate({'sgbm.block_size': 4})
 
 
 def test_enabled_topics_follow_the_switches():
@@ -257,8 +274,8 @@ def test_factory_failure_keeps_the_running_pipeline():
     calls = []
 
     def factory(values):
-        calls.append(values['sgbm.block_size'])
-        if values['sgbm.block_size'] == 9:
+        calls.append(values['sgbm.correlation_window_size'])
+        if values['sgbm.correlation_window_size'] == 9:
             raise RuntimeError('CUDA out of memory')
         return node_config.build_backend(values)
 
@@ -266,7 +283,7 @@ def test_factory_failure_keeps_the_running_pipeline():
     pipeline = manager.pipeline
     with pytest.raises(RuntimeError, match='out of memory'):
         manager.apply({'sgbm.block_size': 9})
-    assert manager.pipeline is pipeline and manager.value('sgbm.block_size') == 5
+    assert manager.pipeline is pipeline and manager.value('sgbm.correlation_window_size') == 5
     assert calls == [5, 9]
 
 

@@ -25,7 +25,7 @@ def test_sgbm_options_are_validated():
         create_backend('sgbm', num_disp=64)
     with pytest.raises(BackendError, match='mode'):
         create_backend('sgbm', mode='fast')
-    with pytest.raises(BackendError, match='disparity_range must be int'):
+    with pytest.raises(BackendError, match='disparity_range must be an integer'):
         create_backend('sgbm', disparity_range='6x')
 
 

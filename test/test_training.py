@@ -9,15 +9,16 @@ import pytest
 import torch
 import yaml
 
+from stereo_depth_ros.backends import learned_backend_names
 from stereo_depth_ros.data.pfm import write_pfm
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
-from stereo_depth_ros.networks import DispNetQR, disparity_to_bins
+from stereo_depth_ros.networks.dispnet_qr import DispNetQR, disparity_to_bins
 from stereo_depth_ros.training.augment import (Photometric, RandomCrop, TrainSample,
                                                VerticalFlip, build_augmentation,
                                                build_transform)
 from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict, load_config
-from stereo_depth_ros.training.losses import (LossSchedule, MultiScaleEPELoss,
+from stereo_depth_ros.training.losses import (CostVolumeLoss, LossSchedule, MultiScaleEPELoss,
                                               QuantizedRegressionLoss, build_loss,
                                               downsample_target)
 from stereo_depth_ros.training.sources import (TRAIN_SEED_LIMIT, VKITTI2_BASELINE, FileSource,
@@ -27,7 +28,7 @@ from stereo_depth_ros.training.trainer import Trainer, build_model, learning_rat
 from stereo_depth_ros.weights import read_metadata, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
-LEARNED = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr', 'costnet')
+LEARNED = learned_backend_names()
 #: Mean EPE (px) each shipped model must stay below on 4 validation synthetic scenes: the value
 #: measured when the weights were shipped plus ~30 % (a regression guard; the comparison with
 #: sgbm on 200 test scenes and on Middlebury is in models/<backend>.yaml).
@@ -84,9 +85,10 @@ def test_shipped_configs_load_and_build(backend):
     config = load_config(ROOT / 'config' / f'train_{backend}.yaml')
     assert config.backend == backend
     model = build_model(config)
-    loss = build_loss(backend, model, config.model.loss, config.optimization.steps)
-    expected = QuantizedRegressionLoss if backend == 'dispnet_qr' else MultiScaleEPELoss
-    assert isinstance(loss, expected)
+    loss = build_loss(model, config.model.loss, config.optimization.steps)
+    expected = {'dispnet_qr': QuantizedRegressionLoss,
+                'costnet': CostVolumeLoss}.get(backend, MultiScaleEPELoss)
+    assert type(loss) is expected
     assert config.output.export == f'models/{backend}.safetensors'
     build_augmentation(config.data.augmentation)
 
@@ -164,7 +166,7 @@ def test_qr_loss_is_zero_for_perfect_predictions_and_not_otherwise():
     num_bins, bin_width = 8, 8.0
     gt, logits, residuals = _true_bin_prediction(2, num_bins, bin_width)
     trunk = [downsample_target(gt, (4, 8))[0]]
-    from stereo_depth_ros.networks import QROutput, decode_bins
+    from stereo_depth_ros.networks.dispnet_qr import QROutput, decode_bins
     perfect = QROutput(logits, residuals, decode_bins(logits, residuals, bin_width), trunk)
     loss = QuantizedRegressionLoss(num_bins, bin_width, ce_weight=1000, residual_weight=1,
                                    trunk_weight=1.0,

@@ -1,8 +1,9 @@
 """Pluggable disparity backends: classical SGBM and the learned networks."""
 
 from .base import DisparityBackend
-from .registry import (BackendInfo, backend_info, backend_names, create_backend,
-                       register_backend)
+from .record import BackendRecord
+from .registry import (backend_names, backend_options, backend_record, create_backend,
+                       learned_backend_names, register_backend)
 
-__all__ = ['BackendInfo', 'DisparityBackend', 'backend_info', 'backend_names',
-           'create_backend', 'register_backend']
+__all__ = ['BackendRecord', 'DisparityBackend', 'backend_names', 'backend_options',
+           'backend_record', 'create_backend', 'learned_backend_names', 'register_backend']

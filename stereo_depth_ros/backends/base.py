@@ -15,10 +15,8 @@ class DisparityBackend(ABC):
     backends pad or crop to whatever divisor they need themselves.
     """
 
-    #: Registry name, set by :func:`register_backend`.
+    #: The backend's registry name (its record's name).
     name: str = ''
-    #: Whether the backend needs a weights file.
-    needs_weights: bool = False
 
     @property
     @abstractmethod

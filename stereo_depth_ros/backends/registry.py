@@ -1,60 +1,70 @@
-"""Backend registry: backends register by name, one factory builds them."""
+"""Backend registry: one :class:`BackendRecord` per backend, loaded lazily, one factory.
 
-from dataclasses import dataclass
+The built-in backends are listed once, by name and module, in :data:`BUILTIN_BACKENDS`;
+a module registers its record when it is imported, and it is imported only when its record
+is first needed (building ``sgbm`` does not import torch). A module that fails to import is
+reported as itself, not as an unknown backend.
+"""
+
+import importlib
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Mapping, Optional
 
 from .base import DisparityBackend
+from .record import BackendRecord
 from ..errors import BackendError
-from ..resources import default_weights_path
+from ..settings import check_device, parse_options
+
+#: Built-in backend name -> the module that registers it, in the order they are listed.
+BUILTIN_BACKENDS: dict[str, str] = {
+    'sgbm': 'stereo_depth_ros.backends.sgbm',
+    'dispnet': 'stereo_depth_ros.networks.dispnet',
+    'dispnetc': 'stereo_depth_ros.networks.dispnetc',
+    'squeezeseg': 'stereo_depth_ros.networks.squeezeseg',
+    'dispnet_qr': 'stereo_depth_ros.networks.dispnet_qr',
+    'costnet': 'stereo_depth_ros.networks.costnet',
+}
+
+_REGISTRY: dict[str, BackendRecord] = {}
 
 
-@dataclass(frozen=True)
-class BackendInfo:
-    """What the registry knows about one backend."""
-
-    name: str
-    needs_weights: bool
-    summary: str
-    factory: Callable[..., DisparityBackend]
-
-    def default_weights(self) -> Optional[Path]:
-        """Return the shipped weights file of this backend, or None where there is none."""
-        if not self.needs_weights:
-            return None
-        return default_weights_path(self.name)
-
-
-_REGISTRY: dict[str, BackendInfo] = {}
-
-
-def register_backend(name: str, *, needs_weights: bool, summary: str) -> Callable:
-    """Class or function decorator that registers a backend factory under ``name``."""
-    def decorator(factory: Callable[..., DisparityBackend]) -> Callable[..., DisparityBackend]:
-        if name in _REGISTRY:
-            raise BackendError(f'backend {name!r} is registered twice')
-        if isinstance(factory, type):
-            factory.name = name
-            factory.needs_weights = needs_weights
-        _REGISTRY[name] = BackendInfo(name, needs_weights, summary, factory)
-        return factory
-    return decorator
+def register_backend(record: BackendRecord) -> BackendRecord:
+    """Register ``record`` under its name (once) and return it."""
+    if record.name in _REGISTRY:
+        raise BackendError(f'backend {record.name!r} is registered twice')
+    _REGISTRY[record.name] = record
+    return record
 
 
 def backend_names() -> list[str]:
-    """Return the registered backend names, sorted."""
-    _load_builtin_backends()
-    return sorted(_REGISTRY)
+    """Return the backend names: the built-in ones in their order, then any registered later."""
+    return list(BUILTIN_BACKENDS) + sorted(set(_REGISTRY) - set(BUILTIN_BACKENDS))
 
 
-def backend_info(name: str) -> BackendInfo:
-    """Return the registry entry of ``name`` or raise BackendError listing the known names."""
-    _load_builtin_backends()
+def backend_record(name: str) -> BackendRecord:
+    """Return the record of ``name``; BackendError listing the known names if unknown.
+
+    Imports the backend's module the first time; an import failure (e.g. torch missing) is
+    raised as a BackendError that names the backend and the import error.
+    """
+    if name not in _REGISTRY and name in BUILTIN_BACKENDS:
+        try:
+            importlib.import_module(BUILTIN_BACKENDS[name])
+        except ImportError as error:
+            raise BackendError(f'backend {name!r} cannot be loaded: {error}') from error
+        if name not in _REGISTRY:
+            raise BackendError(f'module {BUILTIN_BACKENDS[name]} did not register backend '
+                               f'{name!r}')
     try:
         return _REGISTRY[name]
     except KeyError:
-        known = ', '.join(sorted(_REGISTRY)) or 'none'
+        known = ', '.join(backend_names())
         raise BackendError(f'unknown backend {name!r}; known backends: {known}') from None
+
+
+def learned_backend_names() -> list[str]:
+    """Return the names of the backends that run a learned network, in listing order."""
+    return [name for name in backend_names() if backend_record(name).needs_weights]
 
 
 def create_backend(name: str, weights: Optional[str | Path] = None, device: str = 'auto',
@@ -62,31 +72,31 @@ def create_backend(name: str, weights: Optional[str | Path] = None, device: str 
     """Build the backend ``name``.
 
     ``weights`` defaults to the shipped file in ``models/`` for learned backends; backends
-    that need none reject a weights file. ``device`` is ``auto``, ``cpu`` or ``cuda``.
-    Extra keyword ``options`` go to the backend (e.g. SGBM parameters, ``precision``).
+    that need none reject a weights file. ``device`` is ``auto``, ``cpu``, ``cuda`` or
+    ``cuda:N``. Keyword ``options`` are checked against the backend's options dataclass
+    (names or aliases, types, limits; see ``stereo-depth backends``).
     """
-    info = backend_info(name)
-    if info.needs_weights:
-        path = Path(weights) if weights else info.default_weights()
-        if path is None or not path.is_file():
-            where = str(weights) if weights else f'models/{name}.safetensors'
-            raise BackendError(
-                f'backend {name!r} needs weights and {where} does not exist; train them with '
-                f'`stereo-depth train --config config/train_{name}.yaml` or pass --weights')
-        return info.factory(weights=path, device=device, **options)
-    if weights:
-        raise BackendError(f'backend {name!r} takes no weights file, got {weights}')
-    return info.factory(device=device, **options)
+    record = backend_record(name)
+    try:
+        check_device(device)
+    except ValueError as error:
+        raise BackendError(str(error)) from None
+    parsed = backend_options(record, options)
+    if record.network is None:
+        if weights:
+            raise BackendError(f'backend {name!r} takes no weights file, got {weights}')
+        assert record.factory is not None
+        return record.factory(parsed, device)
+    path = Path(weights) if weights else record.default_weights()
+    if path is None or not path.is_file():
+        where = str(weights) if weights else f'models/{name}.safetensors'
+        raise BackendError(
+            f'backend {name!r} needs weights and {where} does not exist; train them with '
+            f'`stereo-depth train --config config/train_{name}.yaml` or pass --weights')
+    from .torch_backend import TorchBackend
+    return TorchBackend(record, path, device, parsed)
 
 
-_LOADED = False
-
-
-def _load_builtin_backends() -> None:
-    """Import the modules that register the built-in backends (once)."""
-    global _LOADED
-    if _LOADED:
-        return
-    _LOADED = True
-    from . import sgbm  # noqa: F401
-    from . import learned  # noqa: F401
+def backend_options(record: BackendRecord, options: Mapping[str, Any]) -> Any:
+    """Return ``record``'s options dataclass filled from ``options`` (checked)."""
+    return parse_options(record.options, options, record.name)

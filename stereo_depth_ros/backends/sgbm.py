@@ -1,15 +1,17 @@
 """Classical semi-global block matching (OpenCV StereoSGBM); needs no weights."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
 from .base import DisparityBackend
+from .record import BackendRecord
 from .registry import register_backend
 from ..errors import BackendError
 from ..images import to_gray
+from ..settings import option
 
 _MODES = {
     'sgbm': cv2.STEREO_SGBM_MODE_SGBM,
@@ -19,69 +21,64 @@ _MODES = {
 }
 
 
-@dataclass
-class SGBMParameters:
-    """StereoSGBM settings, named as in ``stereo_image_proc``'s disparity node.
+@dataclass(frozen=True)
+class SGBMOptions:
+    """StereoSGBM settings under ``stereo_image_proc``'s disparity-node names.
 
-    ``p1``/``p2`` of 0 mean the usual ``8*cn*block^2`` and ``32*cn*block^2``.
+    The names this package used before (``block_size``, ``p1``, ``p2``, ``pre_filter_cap``,
+    ``speckle_window_size``) are accepted as aliases. ``P1``/``P2`` of 0 mean the usual
+    ``8*cn*block^2`` and ``32*cn*block^2``.
     """
 
-    min_disparity: int = 0
-    disparity_range: int = 128
-    block_size: int = 5
-    p1: int = 0
-    p2: int = 0
-    disp12_max_diff: int = 1
-    pre_filter_cap: int = 31
-    uniqueness_ratio: int = 10
-    speckle_window_size: int = 100
-    speckle_range: int = 2
-    mode: str = 'sgbm_3way'
+    min_disparity: int = option(0, 'SGBM: smallest disparity searched (px).',
+                                limits=(-1024, 1024))
+    disparity_range: int = option(128, 'SGBM: number of disparities searched (multiple of '
+                                  '16).', limits=(16, 1024), step=16)
+    correlation_window_size: int = option(5, 'SGBM: matched block size (odd).',
+                                          limits=(1, 51), step=2, aliases=('block_size',))
+    P1: int = option(0, 'SGBM: penalty of +-1 disparity changes; 0 = 8*channels*'
+                     'correlation_window_size^2.', limits=(0, 100000), aliases=('p1',))
+    P2: int = option(0, 'SGBM: penalty of larger disparity changes (> P1); 0 = 32*channels*'
+                     'correlation_window_size^2.', limits=(0, 400000), aliases=('p2',))
+    disp12_max_diff: int = option(1, 'SGBM: left-right consistency tolerance (px); -1 '
+                                  'disables the check.', limits=(-1, 1024))
+    prefilter_cap: int = option(31, 'SGBM: clip of the pre-filtered image derivatives.',
+                                limits=(1, 63), aliases=('pre_filter_cap',))
+    uniqueness_ratio: int = option(10, 'SGBM: margin (%) by which the best cost must win.',
+                                   limits=(0, 100))
+    speckle_size: int = option(100, 'SGBM: largest speckle (px) removed; 0 disables speckle '
+                               'filtering.', limits=(0, 10000),
+                               aliases=('speckle_window_size',))
+    speckle_range: int = option(2, 'SGBM: disparity variation within one speckle region.',
+                                limits=(0, 64))
+    mode: str = option('sgbm_3way', 'SGBM: OpenCV matching mode (paths, memory).',
+                       choices=tuple(_MODES))
 
     def validate(self) -> None:
-        """Raise BackendError naming the first invalid setting."""
-        for item in fields(self):
-            value = getattr(self, item.name)
-            expected = str if item.name == 'mode' else int
-            if not isinstance(value, expected) or isinstance(value, bool):
-                raise BackendError(f'sgbm {item.name} must be {expected.__name__}, '
-                                   f'got {value!r}')
-        if self.disparity_range <= 0 or self.disparity_range % 16:
-            raise BackendError(
-                f'sgbm disparity_range must be a positive multiple of 16, got '
-                f'{self.disparity_range}')
-        if self.block_size < 1 or self.block_size % 2 == 0:
-            raise BackendError(f'sgbm block_size must be odd and >= 1, got {self.block_size}')
-        if self.mode not in _MODES:
-            raise BackendError(
-                f'sgbm mode must be one of {sorted(_MODES)}, got {self.mode!r}')
-        if self.p2 and self.p2 <= self.p1:
-            raise BackendError(f'sgbm needs p2 > p1, got p1={self.p1} p2={self.p2}')
+        """Raise BackendError unless P2 > P1 (where P2 is set)."""
+        if self.P2 and self.P2 <= self.P1:
+            raise BackendError(f'sgbm needs P2 > P1, got P1={self.P1} P2={self.P2}')
 
 
-@register_backend('sgbm', needs_weights=False,
-                  summary='OpenCV semi-global block matching (classical, no weights)')
 class SGBMBackend(DisparityBackend):
     """OpenCV StereoSGBM with left-right consistency; invalid pixels are NaN."""
 
-    def __init__(self, device: str = 'auto', **options: Any) -> None:
-        known = {f.name for f in fields(SGBMParameters)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise BackendError(f'unknown sgbm option(s) {unknown}; known: {sorted(known)}')
-        self.params = SGBMParameters(**options)
-        self.params.validate()
+    name = 'sgbm'
+
+    def __init__(self, options: SGBMOptions = SGBMOptions()) -> None:
+        self.params = options
         self._matchers: dict[int, Any] = {}
 
     def _matcher(self, disparity_range: int) -> Any:
         if disparity_range not in self._matchers:
             p = self.params
-            area = p.block_size ** 2
+            area = p.correlation_window_size ** 2
             self._matchers[disparity_range] = cv2.StereoSGBM_create(
                 minDisparity=p.min_disparity, numDisparities=disparity_range,
-                blockSize=p.block_size, P1=p.p1 or 8 * area, P2=p.p2 or 32 * area,
-                disp12MaxDiff=p.disp12_max_diff, preFilterCap=p.pre_filter_cap,
-                uniquenessRatio=p.uniqueness_ratio, speckleWindowSize=p.speckle_window_size,
+                blockSize=p.correlation_window_size, P1=p.P1 or 8 * area,
+                P2=p.P2 or 32 * area, disp12MaxDiff=p.disp12_max_diff,
+                preFilterCap=p.prefilter_cap, uniquenessRatio=p.uniqueness_ratio,
+                speckleWindowSize=p.speckle_size,
                 speckleRange=p.speckle_range, mode=_MODES[p.mode])
         return self._matchers[disparity_range]
 
@@ -131,3 +128,8 @@ def _search_range(min_disparity: int, disparity_range: int, width: int) -> tuple
     while search > 16 and needed(search) > width:
         search -= 16
     return search, max(0, needed(search) - width)
+
+
+register_backend(BackendRecord(
+    'sgbm', 'OpenCV semi-global block matching (classical, no weights)', SGBMOptions,
+    factory=lambda options, device: SGBMBackend(options)))

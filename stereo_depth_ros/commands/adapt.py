@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from .common import add_device_argument
 from ..errors import StereoDepthError
 
 
@@ -21,8 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--weights', default=None,
                         help='weights to start from (default: model.init_weights of the '
                              'config, else the shipped models/<backend>.safetensors)')
-    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'),
-                        help='where to train (default: auto = CUDA when available)')
+    add_device_argument(parser, 'where to train')
     parser.add_argument('--steps', type=int, default=None, help='steps (default: config)')
     parser.add_argument('--out-dir', default=None, help='run folder (default: config)')
     parser.add_argument('--export', default=None,

@@ -2,7 +2,7 @@
 
 import argparse
 
-from ..backends.registry import backend_info, backend_names
+from ..backends.registry import backend_record, backend_names
 from ..errors import BackendError
 from ..weights import read_metadata
 
@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def describe_weights(name: str) -> str:
     """Return where the shipped weights of ``name`` are, or how to make them."""
-    info = backend_info(name)
+    info = backend_record(name)
     if not info.needs_weights:
         return 'no weights needed'
     path = info.default_weights()
@@ -34,7 +34,7 @@ def describe_weights(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print one block per registered backend."""
     for name in backend_names():
-        info = backend_info(name)
+        info = backend_record(name)
         print(f'{name:<12} {info.summary}')
         print(f'{"":<12} needs weights: {"yes" if info.needs_weights else "no"}; '
               f'weights: {describe_weights(name)}')

@@ -17,10 +17,11 @@ from typing import Callable, Optional
 import numpy as np
 from tqdm import tqdm
 
-from ..backends.registry import backend_info, create_backend
+from .common import add_device_argument, add_precision_argument
+from ..backends.registry import backend_names, backend_record, create_backend
 from ..errors import BackendError
 
-DEFAULT_BACKENDS = 'sgbm,dispnet,dispnetc,squeezeseg,dispnet_qr,costnet'
+DEFAULT_BACKENDS = ','.join(backend_names())
 
 
 @dataclass
@@ -119,9 +120,8 @@ class PeakRSS:
 
 def _random_weights(name: str, folder: Path) -> Path:
     """Save a randomly initialised network of ``name`` (default architecture) to ``folder``."""
-    from ..networks import NETWORKS
     from ..weights import save_weights
-    model = NETWORKS[name]()
+    model = backend_record(name).build_network({})
     return save_weights(model, folder / f'{name}_random.safetensors', name,
                         extra_metadata={'note': 'random initialisation (benchmark only)'})
 
@@ -129,7 +129,7 @@ def _random_weights(name: str, folder: Path) -> Path:
 def _build(name: str, args: argparse.Namespace, folder: Path,
            explicit: dict[str, str]) -> tuple[Optional[Callable], str, str]:
     """Return (backend or None, weights description, skip note)."""
-    info = backend_info(name)
+    info = backend_record(name)
     options = {}
     if not info.needs_weights:
         return create_backend(name, device=args.device), '-', ''
@@ -205,9 +205,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--backends', default=DEFAULT_BACKENDS,
                         help=f'comma-separated backend names (default {DEFAULT_BACKENDS})')
     parser.add_argument('--size', default='384x1248', help='image size HEIGHTxWIDTH')
-    parser.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), default=None,
-                        help='learned backends: fp32 (CPU default), bf16, fp16 (CUDA default)')
-    parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:n]')
+    add_precision_argument(parser)
+    add_device_argument(parser)
     parser.add_argument('--repeats', type=int, default=5, help='timed runs per backend')
     parser.add_argument('--warmup', type=int, default=1, help='untimed runs per backend')
     parser.add_argument('--weights', action='append', default=[], metavar='NAME=PATH',
@@ -234,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     if not names:
         raise BackendError('--backends is empty')
     for name in names:
-        backend_info(name)  # unknown names fail before any work
+        backend_record(name)  # unknown names fail before any work
     if args.repeats < 1 or args.warmup < 0:
         raise ValueError('--repeats must be >= 1 and --warmup >= 0')
     if args.threads:

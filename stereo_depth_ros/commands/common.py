@@ -12,22 +12,44 @@ import yaml
 from ..backends import DisparityBackend, backend_names, create_backend
 from ..errors import DatasetError
 from ..plausibility import DEFAULT_MAX_MEGAPIXELS
+from ..settings import PRECISION_CHOICES, check_device
+
+
+def _device(text: str) -> str:
+    """Argparse type of ``--device``: the one device rule of :func:`check_device`."""
+    try:
+        return check_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_device_argument(parser: argparse.ArgumentParser,
+                        what: str = 'where learned backends run') -> None:
+    """Add ``--device`` (auto, cpu, cuda or cuda:N)."""
+    parser.add_argument('--device', default='auto', type=_device, metavar='DEVICE',
+                        help=f'{what}: auto (CUDA when available), cpu, cuda or cuda:N '
+                             f'(default: auto)')
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--precision`` (the learned backends' precision choices)."""
+    parser.add_argument('--precision', default=None, choices=PRECISION_CHOICES,
+                        help='learned backends: numeric precision (default auto: fp32 on '
+                             'CPU, fp16 on CUDA; bf16 is never chosen by itself)')
 
 
 def add_backend_arguments(parser: argparse.ArgumentParser, default: str = 'sgbm') -> None:
-    """Add ``--backend``, ``--weights``, ``--device`` and ``--precision``."""
+    """Add ``--backend``, ``--weights``, ``--device``, ``--precision``, ``--backend-option``."""
     parser.add_argument('--backend', default=default,
                         help=f'disparity backend: {", ".join(backend_names())} '
                              f'(default: {default})')
     parser.add_argument('--weights', default=None,
                         help='weights file (default: the shipped models/<backend>.safetensors)')
-    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'),
-                        help='where learned backends run (default: auto)')
-    parser.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'),
-                        help='learned backends: numeric precision (default: fp32 on CPU, '
-                             'fp16 on CUDA)')
+    add_device_argument(parser)
+    add_precision_argument(parser)
     parser.add_argument('--backend-option', action='append', default=[], metavar='KEY=VALUE',
-                        help='backend setting, repeatable (e.g. disparity_range=64 for sgbm)')
+                        help='backend option, repeatable (e.g. disparity_range=64 for sgbm; '
+                             '`stereo-depth backends` lists each backend\'s options)')
 
 
 def parse_backend_options(pairs: list[str]) -> dict[str, Any]:

@@ -62,14 +62,14 @@ def _middlebury(pipeline: StereoPipeline, out: Path) -> list[dict]:
 
 def _compare_backends(out: Path) -> list[dict]:
     """Score every backend that can run (weights present) on held-out scenes and real ones."""
-    from ..backends import backend_info, backend_names, create_backend
+    from ..backends import backend_record, backend_names, create_backend
     from ..data.datasets import SyntheticSamples, real_suite_dataset
     from ..evaluation.evaluate import evaluate_backend
     synthetic = SyntheticSamples(list(eval_seeds(4)))
     real = real_suite_dataset()
     rows = []
     for name in backend_names():
-        info = backend_info(name)
+        info = backend_record(name)
         if info.needs_weights and info.default_weights() is None:
             continue
         backend = create_backend(name)

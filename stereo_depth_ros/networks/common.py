@@ -9,21 +9,29 @@ Conventions (all networks in :mod:`stereo_depth_ros.networks`):
 * ``forward(left, right)`` returns a list of disparity predictions ordered coarse -> fine,
   each ``Bx1xhxw``, **in pixels at that prediction's own resolution** (a disparity of 10 px
   at full resolution is 5 at 1/2 resolution). A multi-scale loss compares prediction ``k``
-  with :func:`downsample_disparity` of the full-resolution ground truth to ``(h, w)``
-  (:func:`multiscale_targets` does all scales at once). The QR network returns a
+  with the full-resolution ground truth downsampled to ``(h, w)``
+  (:func:`~stereo_depth_ros.training.losses.downsample_target`). The QR network returns a
   :class:`~stereo_depth_ros.networks.dispnet_qr.QROutput` instead (see its docstring).
 * :func:`full_resolution` turns the finest prediction into ``Bx1xHxW`` full-resolution
   pixels; every network's ``predict(left, right)`` returns exactly that, so inference code
   never needs to know the architecture.
 * ``model.architecture`` is the dict of constructor keyword arguments that rebuilds the model
   (stored in the weights file's metadata).
+* Each network owns its training loss (:meth:`StereoNet.make_loss`) and the decoding of its
+  output (:meth:`StereoNet.decode`, :meth:`StereoNet.output_float`), so training code never
+  branches on the architecture either.
 """
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from ..backends.options import LearnedOptions
+    from ..training.config import LossConfig
+    from ..training.losses import Loss
 
 
 def scaled_channels(channels: int, width: float, minimum: int = 4) -> int:
@@ -100,31 +108,6 @@ def full_resolution(predictions: Sequence[torch.Tensor] | torch.Tensor,
     return upsample_disparity(finest, size)
 
 
-def downsample_disparity(disparity: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Resize full-resolution ``Bx1xHxW`` ground truth to ``size`` in that scale's pixels.
-
-    Uses area averaging for integer factors (bilinear otherwise) and multiplies values by
-    ``w / W``. Non-finite ground truth must be masked (e.g. set to 0 with a validity mask
-    downsampled the same way) before calling.
-    """
-    height, width = int(size[0]), int(size[1])
-    if disparity.shape[-2:] == (height, width):
-        return disparity
-    full_h, full_w = disparity.shape[-2:]
-    if full_h % height == 0 and full_w % width == 0:
-        resized = F.adaptive_avg_pool2d(disparity, (height, width))
-    else:
-        resized = F.interpolate(disparity, size=(height, width), mode='bilinear',
-                                align_corners=False)
-    return resized * (width / full_w)
-
-
-def multiscale_targets(disparity: torch.Tensor,
-                       predictions: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Return the ground truth resized (and value-scaled) to each prediction's size."""
-    return [downsample_disparity(disparity, p.shape[-2:]) for p in predictions]
-
-
 def normalize_image(image: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Normalise ``Bx3xHxW`` (or ``Bx1xHxW``, replicated) images to zero mean, unit std.
 
@@ -158,10 +141,12 @@ def pad_to_divisor(image: torch.Tensor, divisor: int,
 
 
 class StereoNet(nn.Module):
-    """Base class: ``divisor``, ``max_disparity``, ``architecture`` and ``predict``."""
+    """Base class: ``divisor``, ``max_disparity``, ``architecture``, ``predict``, loss."""
 
     #: Input height and width must be multiples of this.
     divisor: int = 64
+    #: The ``model.loss.kind`` of a training config that :meth:`make_loss` builds.
+    loss_kind: str = 'multiscale_epe'
 
     def __init__(self, max_disparity: float) -> None:
         super().__init__()
@@ -182,4 +167,20 @@ class StereoNet(nn.Module):
 
     def predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """Return full-resolution disparity ``Bx1xHxW`` in pixels."""
-        return full_resolution(self(left, right), left.shape[-2:])
+        return self.decode(self(left, right), left.shape[-2:])
+
+    def decode(self, output: Any, size: Sequence[int]) -> torch.Tensor:
+        """Return the full-resolution ``Bx1xHxW`` disparity of a ``forward`` output."""
+        return full_resolution(output, size)
+
+    def output_float(self, output: Any) -> Any:
+        """Return a ``forward`` output with its tensors in float32 (after autocast)."""
+        return [prediction.float() for prediction in output]
+
+    def make_loss(self, config: 'LossConfig', total_steps: int) -> 'Loss':
+        """Return the training loss of this network (multi-scale EPE by default)."""
+        from ..training.losses import LossSchedule, MultiScaleEPELoss
+        return MultiScaleEPELoss(LossSchedule.required(config, total_steps))
+
+    def apply_options(self, options: 'LearnedOptions') -> None:
+        """Adopt inference options that change the network (none by default)."""

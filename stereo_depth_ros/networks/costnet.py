@@ -30,6 +30,7 @@ H and W must be multiples of ``divisor`` (16).
 """
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,13 @@ from torch import nn
 
 from .common import Float32Conv2d, StereoNet, conv_bn_relu, scaled_channels, upconv_bn_relu
 from .correlation import correlation_1d
+from ..backends.options import LearnedOptions
+from ..backends.record import BackendRecord
+from ..backends.registry import register_backend
+
+if TYPE_CHECKING:
+    from ..training.config import LossConfig
+    from ..training.losses import Loss
 
 #: Full-resolution pixels per cost-volume displacement (the volume is at 1/4 resolution).
 VOLUME_STRIDE = 4
@@ -49,6 +57,7 @@ class CostNet(StereoNet):
     """Correlation volume at 1/4 resolution with 2-D aggregation and convex upsampling."""
 
     divisor = 16
+    loss_kind = 'cost_volume'
 
     def __init__(self, width: float = 1.0, max_disparity: float = 192,
                  topk_radius: int = 2) -> None:
@@ -120,6 +129,12 @@ class CostNet(StereoNet):
         mask = self.mask(torch.cat([left_features, context], dim=1))
         return [coarse, self.upsample(coarse, mask)]
 
+    def make_loss(self, config: 'LossConfig', total_steps: int) -> 'Loss':
+        """Return multi-scale EPE plus the cost volume's cross-entropy (``ce_weight``)."""
+        from ..training.losses import CostVolumeLoss, LossSchedule
+        return CostVolumeLoss(LossSchedule.required(config, total_steps), self,
+                              config.ce_weight)
+
 
 def volume_cross_entropy(logits: torch.Tensor, disparity: torch.Tensor,
                          mask: torch.Tensor) -> torch.Tensor:
@@ -141,3 +156,8 @@ def volume_cross_entropy(logits: torch.Tensor, disparity: torch.Tensor,
     log_p = torch.log_softmax(logits.float(), dim=1)
     loss = -(target * log_p).sum(dim=1, keepdim=True)
     return (loss * inside).sum() / inside.sum().clamp_min(1.0)
+
+
+register_backend(BackendRecord(
+    'costnet', 'cost volume at 1/4 resolution, 2-D aggregation, convex upsampling',
+    LearnedOptions, network=CostNet))

@@ -23,6 +23,9 @@ from torch import nn
 
 from .common import (StereoNet, conv_bn_relu, prediction_head, scaled_channels,
                      upconv_bn_relu, upsample_disparity)
+from ..backends.options import LearnedOptions
+from ..backends.record import BackendRecord
+from ..backends.registry import register_backend
 
 #: Channel counts of the paper at width 1: conv1..conv6 outputs and upconv5..upconv1 outputs.
 ENCODER_CHANNELS = (64, 128, 256, 512, 512, 1024)
@@ -123,3 +126,8 @@ class DispNet(StereoNet):
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> list[torch.Tensor]:
         """Return [pr6 .. pr1], each Bx1xhxw in pixels at its own resolution."""
         return self.features(left, right)[0]
+
+
+register_backend(BackendRecord(
+    'dispnet', 'DispNetSimple encoder-decoder on the concatenated pair',
+    LearnedOptions, network=DispNet))

@@ -29,7 +29,7 @@ report used 10 bins of 30 px; the default here is ``max_disparity / num_bins`` (
 """
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 from torch import nn
@@ -38,6 +38,14 @@ from .common import (Float32Conv2d, StereoNet, conv_bn_relu, scaled_channels, up
                      upsample_disparity)
 from .dispnet import DispNet
 from .dispnetc import DispNetC
+from ..backends.options import LearnedOptions
+from ..backends.record import BackendRecord
+from ..backends.registry import register_backend
+from ..settings import option
+
+if TYPE_CHECKING:
+    from ..training.config import LossConfig
+    from ..training.losses import Loss
 
 DECODE_MODES = ('argmax', 'expectation')
 #: Trunks the head can sit on: DispNetSimple (the report's) or DispNetC (1-D correlation).
@@ -111,6 +119,7 @@ class DispNetQR(StereoNet):
     """DispNet trunk + quantized-regression head (bin classification + per-bin residuals)."""
 
     divisor = 64
+    loss_kind = 'quantized_regression'
 
     def __init__(self, num_bins: int = 10, bin_width: Optional[float] = None,
                  width: float = 0.25, max_disparity: float = 192, batch_norm: bool = True,
@@ -133,7 +142,7 @@ class DispNetQR(StereoNet):
             raise ValueError(f'head_channels must be >= 1, got {head_channels}')
         self.num_bins = int(num_bins)
         self.bin_width = float(bin_width)
-        self.decode = decode
+        self.decode_mode = decode
         self.coarse_offsets = bool(coarse_offsets)
         self.architecture = {'num_bins': self.num_bins, 'bin_width': self.bin_width,
                              'width': float(width), 'max_disparity': float(max_disparity),
@@ -166,9 +175,45 @@ class DispNetQR(StereoNet):
         residuals = self.regressor(x) * self.bin_width  # float32: sub-pixel steps
         if self.coarse_offsets:
             residuals = residuals + offsets
-        disparity = decode_bins(logits, residuals, self.bin_width, self.decode)
+        disparity = decode_bins(logits, residuals, self.bin_width, self.decode_mode)
         return QROutput(logits, residuals, disparity, predictions)
 
-    def predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    def decode(self, output: QROutput, size: Sequence[int]) -> torch.Tensor:
         """Return the decoded full-resolution disparity ``Bx1xHxW`` in pixels."""
-        return self(left, right).disparity
+        return output.disparity
+
+    def output_float(self, output: QROutput) -> QROutput:
+        """Return ``output`` with every tensor in float32."""
+        return QROutput(output.logits.float(), output.residuals.float(),
+                        output.disparity.float(),
+                        [p.float() for p in output.trunk_predictions])
+
+    def make_loss(self, config: 'LossConfig', total_steps: int) -> 'Loss':
+        """Return bin cross-entropy + residual smooth-L1 (+ trunk EPE with a schedule)."""
+        from ..training.losses import LossSchedule, MultiScaleEPELoss, QuantizedRegressionLoss
+        trunk = MultiScaleEPELoss(LossSchedule.from_config(config, total_steps)) \
+            if config.schedule else None
+        return QuantizedRegressionLoss(
+            self.num_bins, self.bin_width, config.ce_weight, config.residual_weight,
+            config.trunk_weight, trunk, config.residual_neighbours)
+
+    def apply_options(self, options: LearnedOptions) -> None:
+        """Adopt the ``decode`` option of :class:`QROptions` (empty: keep the stored mode)."""
+        decode = getattr(options, 'decode', '')
+        if decode:
+            self.decode_mode = decode
+
+
+@dataclass(frozen=True)
+class QROptions(LearnedOptions):
+    """The learned backends' options plus how dispnet_qr turns bins into disparity."""
+
+    decode: str = option('', "DispNet-QR: argmax (centre of the most likely bin plus its "
+                         "residual, as trained and scored) or expectation (softmax-weighted "
+                         "over all bins); '' keeps the mode stored with the weights.",
+                         choices=('',) + DECODE_MODES)
+
+
+register_backend(BackendRecord(
+    'dispnet_qr', 'DispNet with quantized regression (bin classification + residuals)',
+    QROptions, network=DispNetQR))

@@ -20,6 +20,9 @@ import torch
 from .common import StereoNet, conv_bn_relu, scaled_channels
 from .correlation import Correlation1d
 from .dispnet import DECODER_CHANNELS, ENCODER_CHANNELS, DispNetDecoder, DispNetEncoderTail
+from ..backends.options import LearnedOptions
+from ..backends.record import BackendRecord
+from ..backends.registry import register_backend
 
 #: Channels of the ``redir`` 1x1 convolution of the left features at width 1.
 REDIR_CHANNELS = 64
@@ -64,3 +67,8 @@ class DispNetC(StereoNet):
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> list[torch.Tensor]:
         """Return [pr6 .. pr1], each Bx1xhxw in pixels at its own resolution."""
         return self.features(left, right)[0]
+
+
+register_backend(BackendRecord(
+    'dispnetc', 'DispNetC: Siamese features + 1-D correlation + encoder-decoder',
+    LearnedOptions, network=DispNetC))

@@ -18,6 +18,9 @@ import torch
 from torch import nn
 
 from .common import StereoNet, conv_bn_relu, prediction_head, scaled_channels
+from ..backends.options import LearnedOptions
+from ..backends.record import BackendRecord
+from ..backends.registry import register_backend
 
 
 def _bn_relu(channels: int, batch_norm: bool) -> list[nn.Module]:
@@ -125,3 +128,8 @@ class SqueezeSegStereo(StereoNet):
         fire12 = self.fire12(fire11) + self.skip12(conv1)             # 1/2
         fire13 = self.fire13(fire12) + self.skip13(conv1_skip)        # 1/1
         return [head(f) for head, f in zip(self.heads, (fire10, fire11, fire12, fire13))]
+
+
+register_backend(BackendRecord(
+    'squeezeseg', 'SqueezeSeg Fire/FireDeconv encoder-decoder regressing disparity',
+    LearnedOptions, network=SqueezeSegStereo))

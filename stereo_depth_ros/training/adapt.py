@@ -21,15 +21,6 @@ from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss, smoothness_loss
 from .trainer import Trainer, _log
 from ..data.datasets import StereoSample
-from ..networks.common import full_resolution
-from ..networks.dispnet_qr import QROutput
-
-
-def full_disparity(output: Any, size: Sequence[int]) -> torch.Tensor:
-    """Return a network output's full-resolution ``Bx1xHxW`` disparity in pixels."""
-    if isinstance(output, QROutput):
-        return output.disparity
-    return full_resolution(output, size)
 
 
 def split_pairs(samples: Sequence[StereoSample], every: int
@@ -88,7 +79,7 @@ class AdaptTrainer(Trainer):
         output = self.forward(batch['left'], batch['right'])
         left = batch['left'].to(self.device) / 255.0
         right = batch['right'].to(self.device) / 255.0
-        disparity = full_disparity(output, left.shape[-2:])
+        disparity = self.model.decode(output, left.shape[-2:])
         photo = photometric_loss(left, right, disparity)
         smooth = smoothness_loss(disparity, left)
         label = batch['disparity'].to(self.device)

@@ -1,4 +1,4 @@
-"""Training losses of the learned backends, selected by the backend name.
+"""Training losses of the learned networks; each network picks its own (``make_loss``).
 
 * :class:`MultiScaleEPELoss` (dispnet, dispnetc, squeezeseg): the weighted sum over the
   coarse -> fine predictions of the end-point error (mean absolute disparity difference) to the
@@ -8,17 +8,22 @@
 * :class:`QuantizedRegressionLoss` (dispnet_qr): ``ce_weight * cross_entropy(logits, true
   bin) + residual_weight * smooth_l1(residual of the true bin, true residual)`` plus an
   optional multi-scale EPE on the DispNet trunk's predictions (``trunk_weight``).
+* :class:`CostVolumeLoss` (costnet): the multi-scale EPE plus ``ce_weight`` x the
+  cross-entropy of the cost volume against a two-hot target of the true disparity.
 
 Ground truth is ``Bx1xHxW`` with NaN (or <= 0) for unknown pixels, which every term ignores.
 """
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .config import ConfigError, LossConfig
 from ..networks.dispnet_qr import QROutput, disparity_to_bins, gather_bins
+
+if TYPE_CHECKING:
+    from ..networks.common import StereoNet
 
 
 class LossSchedule:
@@ -50,6 +55,13 @@ class LossSchedule:
         """Build the schedule of ``model.loss``."""
         return cls([(e.at, e.weights) for e in config.schedule], total_steps,
                    config.schedule_units, config.interpolate)
+
+    @classmethod
+    def required(cls, config: LossConfig, total_steps: int) -> 'LossSchedule':
+        """Build the schedule of ``model.loss``; ConfigError when the config has none."""
+        if not config.schedule:
+            raise ConfigError('model.loss.schedule is required for the multi-scale EPE loss')
+        return cls.from_config(config, total_steps)
 
     def weights(self, step: int) -> list[float]:
         """Return the loss weight of each scale (coarse -> fine) at ``step``."""
@@ -203,35 +215,21 @@ class CostVolumeLoss(MultiScaleEPELoss):
         return total + self.ce_weight * ce, terms
 
 
+#: One training loss: ``loss(forward output, ground truth, step) -> (loss, named terms)``.
+Loss = Callable[[Any, torch.Tensor, int], tuple[torch.Tensor, dict[str, float]]]
 LOSS_KINDS = ('multiscale_epe', 'quantized_regression', 'cost_volume')
 
 
-def loss_kind(backend: str, config: LossConfig) -> str:
-    """Return the loss kind: ``config.kind`` or, for ``auto``, the backend family's."""
-    if config.kind == 'auto':
-        return {'dispnet_qr': 'quantized_regression',
-                'costnet': 'cost_volume'}.get(backend, 'multiscale_epe')
-    if config.kind not in LOSS_KINDS:
+def build_loss(model: 'StereoNet', config: LossConfig, total_steps: int) -> Loss:
+    """Return ``model``'s own training loss, configured by ``model.loss``.
+
+    ``model.loss.kind`` is ``auto`` or must name the network's loss (a config written for
+    another architecture fails here, not as a shape error mid-run).
+    """
+    if config.kind not in ('auto',) + LOSS_KINDS:
         raise ConfigError(f'model.loss.kind must be auto or one of {LOSS_KINDS}, got '
                           f'{config.kind!r}')
-    return config.kind
-
-
-def build_loss(backend: str, model: torch.nn.Module, config: LossConfig,
-               total_steps: int) -> MultiScaleEPELoss | QuantizedRegressionLoss:
-    """Return the loss of ``backend``'s model family, configured by ``model.loss``."""
-    kind = loss_kind(backend, config)
-    schedule = LossSchedule.from_config(config, total_steps) if config.schedule else None
-    if kind in ('multiscale_epe', 'cost_volume'):
-        if schedule is None:
-            raise ConfigError('model.loss.schedule is required for the multi-scale EPE loss')
-        if kind == 'cost_volume':
-            return CostVolumeLoss(schedule, model, config.ce_weight)
-        return MultiScaleEPELoss(schedule)
-    if not hasattr(model, 'num_bins'):
-        raise ConfigError(f'the quantized-regression loss needs a DispNetQR model, not '
-                          f'{type(model).__name__}')
-    return QuantizedRegressionLoss(
-        model.num_bins, model.bin_width, config.ce_weight, config.residual_weight,
-        config.trunk_weight, MultiScaleEPELoss(schedule) if schedule else None,
-        config.residual_neighbours)
+    if config.kind not in ('auto', model.loss_kind):
+        raise ConfigError(f'model.loss.kind {config.kind} does not fit {type(model).__name__}, '
+                          f'whose loss is {model.loss_kind}')
+    return model.make_loss(config, total_steps)

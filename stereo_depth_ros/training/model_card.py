@@ -25,10 +25,10 @@ from typing import Any, Optional, Sequence
 import yaml
 from safetensors import safe_open
 
+from ..backends.registry import learned_backend_names
 from ..errors import StereoDepthError
 from ..weights import read_metadata
 
-LEARNED = ('dispnet', 'dispnetc', 'squeezeseg', 'dispnet_qr', 'costnet')
 #: Test scenes of the cards: 200, because sgbm's per-scene EPE is heavy-tailed (one failed
 #: scene moves a 50-scene mean by ~1 px; disjoint 50-scene sets gave sgbm 3.1 to 4.9 px).
 DEFAULT_SYNTHETIC = 'eval:200'
@@ -274,7 +274,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.model_card',
                                      description=__doc__.strip().splitlines()[0])
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument('--backend', choices=LEARNED, help='one learned backend')
+    which.add_argument('--backend', choices=learned_backend_names(), help='one learned backend')
     which.add_argument('--all', action='store_true', help='every models/<backend>.safetensors')
     parser.add_argument('--models-dir', default='models', help='folder of weights and cards')
     parser.add_argument('--synthetic', default=DEFAULT_SYNTHETIC,
@@ -287,8 +287,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='free-text notes for the card (default: keep the existing ones)')
     args = parser.parse_args(argv)
     models = Path(args.models_dir)
-    backends = [b for b in LEARNED if (models / f'{b}.safetensors').is_file()] if args.all \
-        else [args.backend]
+    backends = [args.backend] if not args.all else [
+        name for name in learned_backend_names() if (models / f'{name}.safetensors').is_file()]
     try:
         for backend in backends:
             weights = models / f'{backend}.safetensors'

@@ -12,14 +12,14 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
+from ..commands.common import add_device_argument
 from ..errors import StereoDepthError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the training options."""
     parser.add_argument('--config', required=True, help='training YAML (config/train_*.yaml)')
-    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'),
-                        help='where to train (default: auto = CUDA when available)')
+    add_device_argument(parser, 'where to train')
     parser.add_argument('--steps', type=int, default=None,
                         help='total steps (default: optimization.steps of the config)')
     parser.add_argument('--seed', type=int, default=None,

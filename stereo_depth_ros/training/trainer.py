@@ -26,10 +26,10 @@ from .losses import build_loss
 from .report import hardware_info, plot_curves
 from .sources import TrainingData, batch_iterator
 from .validate import heldout_scenes, validate
-from ..backends.torch_backend import resolve_device, warn_if_bf16_slow
-from ..networks import NETWORKS
-from ..networks.common import normalize_image
-from ..networks.dispnet_qr import QROutput
+from ..backends.registry import backend_record, learned_backend_names
+from ..errors import BackendError
+from ..networks.common import StereoNet, normalize_image
+from ..torch_runtime import autocast, resolve_device, resolve_precision
 from ..weights import load_state, save_weights
 
 LOGGER = logging.getLogger('stereo_depth_ros.training')
@@ -62,16 +62,16 @@ def learning_rate(step: int, opt: OptimizationConfig, total_steps: int) -> float
     return opt.lr * (opt.min_lr_ratio + (1 - opt.min_lr_ratio) * cosine)
 
 
-def build_model(config: TrainConfig) -> torch.nn.Module:
+def build_model(config: TrainConfig) -> StereoNet:
     """Construct the network of ``config.backend`` from ``model.architecture``."""
-    if config.backend not in NETWORKS:
-        raise ConfigError(f'backend {config.backend!r} has no network; known: '
-                          f'{", ".join(NETWORKS)}')
     try:
-        return NETWORKS[config.backend](**config.model.architecture)
-    except TypeError as error:
-        raise ConfigError(f'model.architecture {config.model.architecture} does not fit '
-                          f'{config.backend}: {error}') from None
+        record = backend_record(config.backend)
+        if record.network is None:
+            raise ConfigError(f'backend {config.backend!r} has no network; learned backends: '
+                              f'{", ".join(learned_backend_names())}')
+        return record.build_network(config.model.architecture)
+    except BackendError as error:
+        raise ConfigError(f'model.architecture or backend: {error}') from None
 
 
 def _setup_logging(out_dir: Path) -> logging.Handler:
@@ -85,18 +85,6 @@ def _setup_logging(out_dir: Path) -> logging.Handler:
 def _log(message: str) -> None:
     LOGGER.info(message)
     tqdm.write(message, file=sys.stdout)
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
-    if precision == 'fp32':
-        return None
-    if precision == 'fp16':
-        if device.type != 'cuda':
-            raise ConfigError('optimization.precision fp16 needs CUDA; use bf16 on the CPU')
-        return torch.float16
-    if device.type == 'cpu':
-        warn_if_bf16_slow('optimization.precision bf16')
-    return torch.bfloat16
 
 
 def describe_data(config: TrainConfig) -> str:
@@ -156,12 +144,16 @@ class Trainer:
         if not trainable:
             raise ConfigError('model.freeze leaves no parameter to train')
         self.model = self.model.to(self.device)
-        self.autocast_dtype = _autocast_dtype(opt.precision, self.device)
+        try:
+            self.precision = resolve_precision(opt.precision, self.device,
+                                               'optimization.precision')
+        except BackendError as error:
+            raise ConfigError(str(error)) from None
         self.optimizer = torch.optim.AdamW(trainable, lr=opt.lr,
                                            betas=tuple(opt.betas),
                                            weight_decay=opt.weight_decay)
         self.scaler = torch.amp.GradScaler('cuda') if opt.precision == 'fp16' else None
-        self.loss = build_loss(config.backend, self.model, config.model.loss, self.total_steps)
+        self.loss = build_loss(self.model, config.model.loss, self.total_steps)
         self.data = TrainingData(config.data, config.seed, opt.batch_size)
         self.history: dict[str, list[dict]] = {'train': [], 'val': []}
         self.step = 0
@@ -216,14 +208,9 @@ class Trainer:
         """Run the model on 0..255 image batches (normalised here) under the run's autocast."""
         left = normalize_image(left.to(self.device, non_blocking=True))
         right = normalize_image(right.to(self.device, non_blocking=True))
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                            enabled=self.autocast_dtype is not None):
+        with autocast(self.device, self.precision):
             output = self.model(left, right)
-        if isinstance(output, QROutput):
-            return QROutput(output.logits.float(), output.residuals.float(),
-                            output.disparity.float(),
-                            [p.float() for p in output.trunk_predictions])
-        return [p.float() for p in output]
+        return self.model.output_float(output)
 
     def step_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Return the loss of one batch and its named terms (supervised by the batch)."""

@@ -15,7 +15,8 @@ import torch
 
 from .config import EvaluationConfig
 from ..evaluation.metrics import evaluate_pair, mean_metrics
-from ..networks.common import normalize_image, pad_to_divisor
+from ..networks.common import StereoNet
+from ..networks.inference import images_to_tensor, mask_invalid, predict_disparity
 
 
 def heldout_scenes(config: EvaluationConfig) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -29,34 +30,21 @@ def heldout_scenes(config: EvaluationConfig) -> list[tuple[np.ndarray, np.ndarra
     return scenes
 
 
-def _to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    array = np.stack([np.asarray(image).transpose(2, 0, 1) for image in images])
-    return normalize_image(torch.from_numpy(np.ascontiguousarray(array)).to(device))
+def predict_batch(model: StereoNet, lefts: Sequence[np.ndarray],
+                  rights: Sequence[np.ndarray], device: torch.device,
+                  precision: str = 'fp32') -> np.ndarray:
+    """Return NxHxW float32 disparity of uint8 RGB pairs, NaN outside [0, max_disparity].
+
+    The learned backends' own path (:func:`~stereo_depth_ros.networks.inference.
+    predict_disparity`), batched.
+    """
+    disparity = predict_disparity(model, images_to_tensor(lefts, device),
+                                  images_to_tensor(rights, device), precision=precision)
+    return mask_invalid(disparity[:, 0].cpu().numpy(), model.max_disparity)
 
 
-@torch.no_grad()
-def predict_disparity(model: torch.nn.Module, lefts: Sequence[np.ndarray],
-                      rights: Sequence[np.ndarray], device: torch.device,
-                      autocast_dtype: torch.dtype | None = None) -> np.ndarray:
-    """Return NxHxW float32 disparity of uint8 RGB pairs, NaN outside [0, max_disparity]."""
-    left = _to_tensor(lefts, device)
-    right = _to_tensor(rights, device)
-    height, width = left.shape[-2:]
-    left, _ = pad_to_divisor(left, model.divisor)
-    right, _ = pad_to_divisor(right, model.divisor)
-    with torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
-                        enabled=autocast_dtype is not None):
-        disparity = model.predict(left, right)
-    disparity = disparity[:, 0, :height, :width].float().cpu().numpy()
-    with np.errstate(invalid='ignore'):
-        invalid = ~np.isfinite(disparity) | (disparity < 0) | (disparity > model.max_disparity)
-    disparity[invalid] = np.nan
-    return disparity
-
-
-def validate(model: torch.nn.Module, scenes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-             device: torch.device, batch_size: int = 4,
-             autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+def validate(model: StereoNet, scenes: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+             device: torch.device, batch_size: int = 4) -> dict[str, float]:
     """Return mean epe, d1, bad1-3 and density of ``model`` on ``scenes`` (eval mode)."""
     was_training = model.training
     model.eval()
@@ -64,8 +52,8 @@ def validate(model: torch.nn.Module, scenes: Sequence[tuple[np.ndarray, np.ndarr
     try:
         for start in range(0, len(scenes), batch_size):
             chunk = scenes[start:start + batch_size]
-            predictions = predict_disparity(model, [s[0] for s in chunk], [s[1] for s in chunk],
-                                            device, autocast_dtype)
+            predictions = predict_batch(model, [s[0] for s in chunk], [s[1] for s in chunk],
+                                        device)
             rows.extend(evaluate_pair(p, s[2]) for p, s in zip(predictions, chunk))
     finally:
         model.train(was_training)

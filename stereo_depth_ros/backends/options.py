@@ -1,0 +1,33 @@
+"""Options of the learned backends (one dataclass; torch-free, so the node schema is cheap)."""
+
+from dataclasses import dataclass
+
+from ..settings import PRECISION_CHOICES, option
+
+PAD_MODES = ('replicate', 'zeros')
+
+
+@dataclass(frozen=True)
+class LearnedOptions:
+    """How a learned network runs; the node's ``learned.*`` parameters (and ``precision``)."""
+
+    precision: str = option(
+        'auto', 'Numeric precision of learned backends: auto (fp32 on CPU, fp16 on CUDA), '
+        'fp32, bf16 (never chosen by itself; warned about where the CPU emulates it) or fp16 '
+        '(CUDA only).', choices=PRECISION_CHOICES, parameter='precision')
+    max_disparity: float = option(
+        0.0, 'Learned backends: largest valid disparity in pixels (larger predictions are '
+        "unknown); 0 = the network's own limit (divided by scale).", limits=(0.0, 2048.0))
+    num_threads: int = option(
+        0, 'Learned backends on the CPU: torch intra-op threads; 0 = torch default.',
+        limits=(0, 256))
+    scale: float = option(
+        1.0, 'Learned backends: the network sees the images resized by this factor (0.05-1); '
+        'its disparity range grows by 1/scale and its cost falls by scale^2.',
+        limits=(0.05, 1.0))
+    pad_mode: str = option(
+        'replicate', 'Learned backends: how images are padded to the network divisor.',
+        choices=PAD_MODES)
+    fuse: bool = option(
+        True, 'Learned backends: fold each BatchNorm into the convolution before it (exact '
+        'in eval mode, faster).')

@@ -1,0 +1,56 @@
+"""The one inference path of every learned network: images in, full-resolution disparity out.
+
+The learned backends, training validation, adaptation's held-out scoring and the tests all
+call :func:`predict_disparity`: normalise per image, optionally resize by ``scale``, pad to
+the network's divisor, run ``model.predict`` under the precision's autocast, crop back and
+rescale; :func:`mask_invalid` turns what a backend does not trust into NaN.
+"""
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .common import StereoNet, normalize_image, pad_to_divisor, upsample_disparity
+from ..images import to_rgb
+from ..torch_runtime import autocast
+
+
+def images_to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Return uint8 grey or RGB ``HxW[x3]`` images as a normalised ``Bx3xHxW`` tensor."""
+    array = np.stack([to_rgb(image).transpose(2, 0, 1) for image in images])
+    return normalize_image(torch.from_numpy(np.ascontiguousarray(array)).to(device))
+
+
+def predict_disparity(model: StereoNet, left: torch.Tensor, right: torch.Tensor, *,
+                      precision: str = 'fp32', pad_mode: str = 'replicate',
+                      scale: float = 1.0) -> torch.Tensor:
+    """Return ``Bx1xHxW`` float32 disparity (pixels) of normalised ``Bx3xHxW`` pairs.
+
+    With ``scale`` < 1 the network sees both images resized by it (area averaging) and its
+    disparity is upsampled back, its values divided by the scale: a network trained for
+    0..D px then covers 0..D/scale px, at a fraction of the cost. ``precision`` is a resolved
+    one (:func:`~stereo_depth_ros.torch_runtime.resolve_precision`).
+    """
+    size = left.shape[-2:]
+    if scale != 1.0:
+        small = [max(int(round(side * scale)), 1) for side in size]
+        left = F.interpolate(left, size=small, mode='area')
+        right = F.interpolate(right, size=small, mode='area')
+    left_padded, (height, width) = pad_to_divisor(left, model.divisor, pad_mode)
+    right_padded, _ = pad_to_divisor(right, model.divisor, pad_mode)
+    left_padded = left_padded.contiguous(memory_format=torch.channels_last)
+    right_padded = right_padded.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), autocast(left.device, precision):
+        disparity = model.predict(left_padded, right_padded)
+    disparity = disparity[..., :height, :width].float()
+    return upsample_disparity(disparity, size) if scale != 1.0 else disparity
+
+
+def mask_invalid(disparity: np.ndarray, max_disparity: float) -> np.ndarray:
+    """Set non-finite, negative and above-``max_disparity`` values to NaN (in place)."""
+    with np.errstate(invalid='ignore'):
+        invalid = ~np.isfinite(disparity) | (disparity < 0) | (disparity > max_disparity)
+    disparity[invalid] = np.nan
+    return disparity

@@ -1,0 +1,102 @@
+"""Where and in which precision torch runs: one device chooser, one autocast chooser.
+
+Used by the learned backends, training, adaptation and validation alike.
+"""
+
+import functools
+import logging
+import math
+import time
+from contextlib import AbstractContextManager
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .errors import BackendError
+from .settings import PRECISION_CHOICES
+
+LOGGER = logging.getLogger('stereo_depth_ros.torch')
+#: bfloat16 counts as slow on a CPU where it takes longer than this times fp32.
+BF16_SLOW_RATIO = 1.2
+
+
+def resolve_device(device: str) -> torch.device:
+    """Return the torch device for ``auto``/``cpu``/``cuda[:n]``; BackendError if unusable."""
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device == 'cpu':
+        return torch.device('cpu')
+    if device.startswith('cuda'):
+        if not torch.cuda.is_available():
+            raise BackendError(f'device {device!r} requested but CUDA is not available; '
+                               f'use --device cpu')
+        try:
+            return torch.device(device)
+        except RuntimeError as error:
+            raise BackendError(f'invalid device {device!r}: {error}') from None
+    raise BackendError(f"device must be 'auto', 'cpu' or 'cuda[:n]', got {device!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_slowdown() -> float:
+    """Return time(bf16 autocast) / time(fp32) of a small convolution on this CPU (measured).
+
+    Measured once per process (about 0.1 s), single-threaded, best of several runs: whether
+    bfloat16 helps depends on the CPU (native on Intel AMX and AVX512-BF16 parts, emulated and
+    15-45x slower on others), so it is measured rather than guessed from flags.
+    """
+    conv = nn.Conv2d(32, 32, 3, padding=1).eval()
+    image = torch.randn(1, 32, 64, 64)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = []
+        for enabled in (False, True):
+            with torch.inference_mode(), torch.autocast('cpu', dtype=torch.bfloat16,
+                                                        enabled=enabled):
+                conv(image)
+                best = math.inf
+                for _ in range(5):
+                    start = time.perf_counter()
+                    conv(image)
+                    best = min(best, time.perf_counter() - start)
+            times.append(best)
+    finally:
+        torch.set_num_threads(threads)
+    return times[1] / max(times[0], 1e-9)
+
+
+def warn_if_bf16_slow(what: str) -> None:
+    """Log a warning naming ``what`` when bfloat16 is slower than fp32 on this CPU."""
+    slowdown = cpu_bf16_slowdown()
+    if slowdown > BF16_SLOW_RATIO:
+        LOGGER.warning(f'{what} is {slowdown:.1f}x slower than fp32 on this CPU (measured on a '
+                       f'small convolution: no native bfloat16, it is emulated); use fp32')
+
+
+def resolve_precision(precision: Optional[str], device: torch.device,
+                      what: str = 'precision') -> str:
+    """Return ``fp32``, ``bf16`` or ``fp16``: the one asked for if valid on ``device``.
+
+    ``None``/``auto`` is fp16 on CUDA and fp32 on the CPU, never bf16. Asking for bf16 on a
+    CPU where it is slower than fp32 (:func:`cpu_bf16_slowdown`) works but logs a warning
+    that says so and why. ``what`` names the setting in messages.
+    """
+    if precision is None or precision == 'auto':
+        return 'fp16' if device.type == 'cuda' else 'fp32'
+    if precision not in PRECISION_CHOICES:
+        raise BackendError(f'{what} must be one of {PRECISION_CHOICES}, got {precision!r}')
+    if precision == 'fp16' and device.type != 'cuda':
+        raise BackendError(f'{what} fp16 needs a CUDA device; use bf16 or fp32 on the CPU')
+    if precision == 'bf16' and device.type == 'cpu':
+        warn_if_bf16_slow(f'{what} bf16')
+    return precision
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """Return the autocast context of a resolved ``precision`` (off for fp32)."""
+    if precision == 'fp32':
+        return torch.autocast(device.type, enabled=False)
+    dtype = torch.bfloat16 if precision == 'bf16' else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
