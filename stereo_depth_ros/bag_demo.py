@@ -19,13 +19,15 @@ from .backends import create_backend
 from .bags.from_kitti import kitti_to_bag, topic_names
 from .bags.process import process_bag
 from .bags.reader import BagInput
+from .camera import StereoCameraModel
 from .data.synthetic import make_road_sequence
 from .evaluation.metrics import evaluate_pair
 from .evaluation.obstacles import mask_iou
 from .images import mask_bounding_box
 from .kitti import parse_kitti_time, write_kitti_disparity, write_raw_drive
-from .msgs import camera_from_infos, disparity_from_message, image_to_array, \
-    stereo_input_from_image, stamp_to_ns
+from .msgs.images import image_to_array, stereo_input_from_image
+from .msgs.stereo import disparity_from_message
+from .msgs.types import stamp_to_ns
 from .obstacle import ObstacleResult
 from .pipeline import StereoPipeline
 from .visualize import colorize_depth, grid, overlay_obstacle, save_rgb, side_by_side, titled
@@ -111,7 +113,7 @@ def run_bag_demo(out_dir: str | Path, backend: str = 'sgbm', weights: Optional[s
         found = frames.get(stamps[index], {})
         if 'disparity' not in found:
             continue
-        model = camera_from_infos(found['left_info'], found['right_info'])
+        model = StereoCameraModel.from_camera_info(found['left_info'], found['right_info'])
         adjusted, f, t = disparity_from_message(found['disparity'])
         raw = adjusted + np.float32(model.disparity_offset)
         metrics = evaluate_pair(raw, scene.disparity)

@@ -38,7 +38,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from .errors import StereoDepthError
 from .input_watch import InputArrivals
-from .msgs import MessageTypes, stamp_to_ns
+from .msgs.types import MessageTypes, stamp_to_ns
 from .node_config import PARAMETERS, ParameterSpec, PipelineManager, SPECS
 from .processing import (INPUT_TOPICS, OUTPUT_TOPICS, StereoFrameProcessor, StereoPair,
                          StereoWorker, TOPIC_TYPES, format_stats)

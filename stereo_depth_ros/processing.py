@@ -17,9 +17,11 @@ import numpy as np
 
 from .camera import StereoCameraModel
 from .errors import ImageFormatError, StereoDepthError
-from .msgs import (ENCODINGS, MessageTypes, array_to_image, make_depth_image,
-                   make_disparity_image, make_mask_image, make_obstacle_range, make_point_cloud2,
-                   stereo_input_from_image)
+from .msgs.images import array_to_image, ENCODINGS, stereo_input_from_image
+from .msgs.obstacle import make_mask_image, make_obstacle_range
+from .msgs.points import make_point_cloud2
+from .msgs.stereo import make_depth_image, make_disparity_image
+from .msgs.types import MessageTypes
 from .plausibility import check_image_size
 from .images import to_rgb
 from .pipeline import StereoPipeline

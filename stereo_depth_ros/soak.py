@@ -19,7 +19,9 @@ from tqdm import tqdm
 
 from .bags.writer import get_distro_typestore
 from .camera import StereoCameraModel
-from .msgs import MessageTypes, array_to_image, make_camera_infos, make_header
+from .msgs.images import array_to_image
+from .msgs.stereo import make_camera_infos
+from .msgs.types import make_header, MessageTypes
 from .pipeline import StereoPipeline
 from .processing import OUTPUT_TOPICS, StereoFrameProcessor, StereoPair, StereoWorker
 

@@ -14,9 +14,10 @@ from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.errors import DatasetError, StereoDepthError
 from stereo_depth_ros.kitti import write_raw_drive
-from stereo_depth_ros.msgs import (MessageTypes, array_to_image, disparity_from_message,
-                                   image_to_array, make_camera_infos, make_header,
-                                   point_cloud2_to_arrays, stamp_to_ns)
+from stereo_depth_ros.msgs.images import array_to_image, image_to_array
+from stereo_depth_ros.msgs.points import point_cloud2_to_arrays
+from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_infos
+from stereo_depth_ros.msgs.types import make_header, MessageTypes, stamp_to_ns
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.sync import ApproximateTimeSynchronizer, TimeSynchronizer
 

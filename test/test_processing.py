@@ -11,9 +11,10 @@ from rosbags.typesys import get_typestore, Stores
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.errors import CalibrationError, ImageFormatError
-from stereo_depth_ros.msgs import (array_to_image, disparity_from_message, image_to_array,
-                                   make_camera_infos, make_header, MessageTypes,
-                                   point_cloud2_to_arrays)
+from stereo_depth_ros.msgs.images import array_to_image, image_to_array
+from stereo_depth_ros.msgs.points import point_cloud2_to_arrays
+from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_infos
+from stereo_depth_ros.msgs.types import make_header, MessageTypes
 from stereo_depth_ros.node_config import PipelineManager
 from stereo_depth_ros.processing import (format_stats, LatestSlot, LogThrottle,
                                          obstacle_field_of_view, OUTPUT_TOPICS,

@@ -24,7 +24,7 @@ from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
 from ..errors import DatasetError, StereoDepthError
 from ..interrupts import deferred_interrupts
-from ..msgs import stamp_to_ns
+from ..msgs.types import stamp_to_ns
 from ..names import check_namespace
 from ..pipeline import StereoPipeline
 from ..plausibility import likely_swapped
