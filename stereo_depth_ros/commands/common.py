@@ -11,17 +11,31 @@ import yaml
 
 from ..backends import DisparityBackend, backend_names, create_backend
 from ..errors import DatasetError
+from ..pipeline_config import apply_overrides, configure_pipeline, ConfiguredPipeline, \
+    read_params_file
 from ..plausibility import DEFAULT_MAX_MEGAPIXELS
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser, default: str = 'sgbm') -> None:
-    """Add ``--backend``, ``--weights``, ``--device`` and ``--precision``."""
-    parser.add_argument('--backend', default=default,
+def add_backend_arguments(parser: argparse.ArgumentParser, default: str = 'sgbm',
+                          params_file: bool = False) -> None:
+    """Add ``--backend``, ``--weights``, ``--device``, ``--precision``, ``--backend-option``.
+
+    With ``params_file`` also ``--params-file``; the backend flags then default to the file's
+    values (and the node's defaults), and override them when given: read them with
+    :func:`pipeline_from_args`.
+    """
+    if params_file:
+        parser.add_argument('--params-file', default=None, metavar='FILE',
+                            help="the node's YAML parameter file (e.g. config/depth.yaml): "
+                                 'backend, depth range, obstacle and output settings as the '
+                                 'node would use them; the backend flags below override it')
+    parser.add_argument('--backend', default=None if params_file else default,
                         help=f'disparity backend: {", ".join(backend_names())} '
                              f'(default: {default})')
     parser.add_argument('--weights', default=None,
                         help='weights file (default: the shipped models/<backend>.safetensors)')
-    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'),
+    parser.add_argument('--device', default=None if params_file else 'auto',
+                        choices=('auto', 'cpu', 'cuda'),
                         help='where learned backends run (default: auto)')
     parser.add_argument('--precision', default=None, choices=('fp32', 'bf16', 'fp16'),
                         help='learned backends: numeric precision (default: fp32 on CPU, '
@@ -52,6 +66,22 @@ def backend_from_args(args: argparse.Namespace) -> DisparityBackend:
     if getattr(args, 'precision', None):
         options['precision'] = args.precision
     return create_backend(args.backend, weights=args.weights, device=args.device, **options)
+
+
+def pipeline_from_args(args: argparse.Namespace) -> ConfiguredPipeline:
+    """Build the pipeline of ``--params-file`` (if given) with the backend flags over it.
+
+    The node's own function builds it
+    (:func:`~stereo_depth_ros.pipeline_config.configure_pipeline`), so the settings are those
+    the node would use with that file. ``--backend-option KEY=VALUE`` sets node parameter
+    ``sgbm.KEY`` or ``learned.KEY``; a key without such a parameter goes to the backend as it
+    is (e.g. dispnet_qr's ``decode``).
+    """
+    values = read_params_file(args.params_file) if args.params_file else {}
+    values, raw = apply_overrides(values, backend=args.backend, weights=args.weights,
+                                  device=args.device, precision=args.precision,
+                                  options=parse_backend_options(args.backend_option))
+    return configure_pipeline(values, raw_options=raw)
 
 
 def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:
