@@ -15,19 +15,21 @@ import numpy as np
 from PIL import Image as PILImage
 from tqdm import tqdm
 
-from .backends import create_backend
 from .bags.from_kitti import kitti_to_bag, topic_names
 from .bags.process import process_bag
 from .bags.reader import BagInput
+from .camera import StereoCameraModel
 from .data.synthetic import make_road_sequence
 from .evaluation.metrics import evaluate_pair
 from .evaluation.obstacles import mask_iou
 from .images import mask_bounding_box
 from .kitti import parse_kitti_time, write_kitti_disparity, write_raw_drive
-from .msgs import camera_from_infos, disparity_from_message, image_to_array, \
-    stereo_input_from_image, stamp_to_ns
+from .msgs.images import image_to_array, stereo_input_from_image
+from .msgs.stereo import disparity_from_message
+from .msgs.types import stamp_to_ns
 from .obstacle import ObstacleResult
 from .pipeline import StereoPipeline
+from .pipeline_config import configure_pipeline
 from .visualize import colorize_depth, grid, overlay_obstacle, save_rgb, side_by_side, titled
 
 #: First stamp of the demo drive (the first frame of KITTI drive 2011_09_26_0001).
@@ -69,12 +71,15 @@ def _round(value: float, digits: int = 4) -> Optional[float]:
     return round(float(value), digits) if np.isfinite(value) else None
 
 
-def run_bag_demo(out_dir: str | Path, backend: str = 'sgbm', weights: Optional[str] = None,
+def run_bag_demo(out_dir: str | Path, pipeline: Optional[StereoPipeline] = None,
                  n_frames: int = 12, seed: int = DEMO_SEED, storage: str = 'mcap',
                  progress: bool = True) -> dict[str, Any]:
     """Run the bag demo into ``out_dir`` and return its summary (also in ``summary.json``).
 
-    Outputs of an earlier run in ``out_dir`` are replaced.
+    ``pipeline`` processes the bag as it is (backend, options, depth range, obstacle
+    settings; the bag gets the node's default output topics, which the demo reads back);
+    default: the node's default configuration. Outputs of an earlier run in
+    ``out_dir`` are replaced.
 
     Writes ``kitti/`` (the drive, with ground-truth disparity in ``disp_02/`` and obstacle
     distances in ``ground_truth.json``), ``bag_kitti/``, ``bag_processed/``, ``preview.png``
@@ -99,7 +104,8 @@ def run_bag_demo(out_dir: str | Path, backend: str = 'sgbm', weights: Optional[s
     (drive / 'ground_truth.json').write_text(json.dumps(truth, indent=2))
 
     kitti_summary = kitti_to_bag(drive, out / 'bag_kitti', storage=storage, progress=progress)
-    pipeline = StereoPipeline(create_backend(backend, weights=weights))
+    if pipeline is None:
+        pipeline = configure_pipeline({}).pipeline
     processed = process_bag(out / 'bag_kitti', out / 'bag_processed', pipeline, storage=storage,
                             progress=progress)
     names = topic_names()
@@ -111,7 +117,7 @@ def run_bag_demo(out_dir: str | Path, backend: str = 'sgbm', weights: Optional[s
         found = frames.get(stamps[index], {})
         if 'disparity' not in found:
             continue
-        model = camera_from_infos(found['left_info'], found['right_info'])
+        model = StereoCameraModel.from_camera_info(found['left_info'], found['right_info'])
         adjusted, f, t = disparity_from_message(found['disparity'])
         raw = adjusted + np.float32(model.disparity_offset)
         metrics = evaluate_pair(raw, scene.disparity)

@@ -1,9 +1,11 @@
 """ROS 2 node ``stereo_depth_node``: rectified stereo in; disparity, depth and obstacle out.
 
 The only module of the package that imports rclpy. It is a thin shell: parameters are
-defined and validated in :mod:`stereo_depth_ros.node_config`, the per-pair work (checks,
-inference, message building) and the inference thread live in
-:mod:`stereo_depth_ros.processing`.
+defined and validated in :mod:`stereo_depth_ros.node_config` and turned into the pipeline by
+:mod:`stereo_depth_ros.pipeline_config` (as ``stereo-depth process-bag`` does), the topics are
+listed in :mod:`stereo_depth_ros.topics`, the per-pair work (checks, inference, message
+building) is in :mod:`stereo_depth_ros.processing` and the inference thread in
+:mod:`stereo_depth_ros.worker`.
 
 Subscribes (relative names, remap them): ``left/image_rect``, ``right/image_rect``,
 ``left/camera_info``, ``right/camera_info`` - sensor-data QoS (REP 2003) unless
@@ -13,7 +15,8 @@ exact stamp (``approximate_sync: false``) or by nearest stamp within
 ``approximate_sync_tolerance_seconds``.
 
 Publishes (reliable, depth 1, like ``stereo_image_proc``): ``disparity``
-(stereo_msgs/DisparityImage), ``depth`` (32FC1 metres, NaN unknown, REP 118),
+(stereo_msgs/DisparityImage), ``depth`` (32FC1 metres, NaN unknown, REP 118) with
+``depth/camera_info`` (the left CameraInfo, same header, as depth_image_proc expects),
 ``obstacle/mask`` (mono8, 255 = nearest obstacle), ``obstacle/range`` (sensor_msgs/Range),
 ``disparity/color`` (bgr8) and ``points2`` (PointCloud2 x, y, z, rgb; ``publish_points``).
 Only outputs with subscribers are computed.
@@ -38,10 +41,13 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from .errors import StereoDepthError
 from .input_watch import InputArrivals
-from .msgs import MessageTypes, stamp_to_ns
-from .node_config import PARAMETERS, ParameterSpec, PipelineManager, SPECS
-from .processing import (INPUT_TOPICS, OUTPUT_TOPICS, StereoFrameProcessor, StereoPair,
-                         StereoWorker, TOPIC_TYPES, format_stats)
+from .msgs.types import MessageTypes, stamp_to_ns
+from .monitoring import format_stats
+from .node_config import PARAMETERS, ParameterSpec, SPECS
+from .pipeline_config import PipelineManager
+from .processing import StereoFrameProcessor, StereoPair
+from .topics import INPUT_TOPICS, OUTPUTS
+from .worker import StereoWorker
 
 NODE_NAME = 'stereo_depth_node'
 
@@ -90,10 +96,10 @@ class StereoDepthNode(Node):
         self._manager = PipelineManager(self._declare_node_parameters())
         self._types = MessageTypes.from_rclpy()
         self._output_pubs = {
-            topic: self.create_publisher(
-                getattr(self._types, TOPIC_TYPES[topic]), topic, 1,
+            topic.name: self.create_publisher(
+                getattr(self._types, topic.message), topic.name, 1,
                 qos_overriding_options=QoSOverridingOptions.with_default_policies())
-            for topic in OUTPUT_TOPICS}
+            for topic in OUTPUTS}
         processor = StereoFrameProcessor(self._types,
                                          self._manager.value('mono16_bit_depth') or None,
                                          self._manager.value('max_megapixels') or None,
@@ -166,7 +172,7 @@ class StereoDepthNode(Node):
         for topic, message in messages.items():
             self._output_pubs[topic].publish(message)
 
-    # The worker throttles these itself, per error class (processing.LogThrottle): rclpy's
+    # The worker throttles these itself, per error class (monitoring.LogThrottle): rclpy's
     # throttle_duration_sec keeps one timer per call site, so one repeating problem would
     # hide every other one logged here.
     def _warn(self, text: str) -> None:

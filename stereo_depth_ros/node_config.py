@@ -1,25 +1,21 @@
-"""Parameters of the ROS 2 node: definitions, validation and the live pipeline they configure.
+"""Parameters of the ROS 2 node: their definitions and validation.
 
 Plain Python (no rclpy), so everything here is unit-tested without ROS. ``node.py`` declares
 one ROS parameter per :data:`PARAMETERS` entry (description, range and read-only flag come
-from the :class:`ParameterSpec`) and hands parameter changes to
-:meth:`PipelineManager.apply`, which validates them and, when the model settings change,
-builds the new backend *before* accepting the change, so a bad value leaves the old model
-running.
+from the :class:`ParameterSpec`); :mod:`stereo_depth_ros.pipeline_config` turns the values
+into a pipeline, for the node and the command line alike.
 """
 
-import threading
 from dataclasses import fields
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping, Optional
 
 from .backends import DisparityBackend, backend_names, backend_record, create_backend
 from .backends.options import LearnedOptions
 from .backends.sgbm import SGBMOptions
 from .errors import BackendError
 from .obstacle import ObstacleParameters
-from .pipeline import StereoPipeline
-from .settings import (ParameterSpec, Value, check_device, check_parameter, option_parameter,
-                       option_specs, parse_options)
+from .settings import (ParameterSpec, Value, canonical_option_name, check_device,
+                       check_parameter, option_parameter, option_specs, parse_options)
 
 SGBM_PREFIX = 'sgbm.'
 LEARNED_PREFIX = 'learned.'
@@ -135,16 +131,6 @@ _INPUT = (
 PARAMETERS: tuple[ParameterSpec, ...] = _MODEL + _SGBM + _DEPTH + _OBSTACLE + _OUTPUTS + _INPUT
 SPECS: dict[str, ParameterSpec] = {spec.name: spec for spec in PARAMETERS}
 
-#: Output topic -> the ``publish_*`` switch that enables it.
-TOPIC_SWITCHES = {
-    'disparity': 'publish_disparity',
-    'depth': 'publish_depth',
-    'obstacle/mask': 'publish_obstacle',
-    'obstacle/range': 'publish_obstacle',
-    'disparity/color': 'publish_color',
-    'points2': 'publish_points',
-}
-
 
 def default_values() -> dict[str, Value]:
     """Return ``{name: default}`` of every parameter (lists copied)."""
@@ -194,7 +180,8 @@ def validate(values: Mapping[str, Any]) -> dict[str, Value]:
 
     Missing names take their defaults; unknown names are rejected. Beyond the per-parameter
     checks of :func:`check_value` this checks the combinations: known backend, device syntax,
-    depth range order, SGBM penalties, obstacle ROI and range, the sync tolerance.
+    depth range order, SGBM penalties, the sync tolerance (the obstacle settings as a whole
+    are checked by :func:`stereo_depth_ros.pipeline_config.check_parameters`).
     """
     checked = default_values()
     _check_names(values)
@@ -219,7 +206,6 @@ def validate(values: Mapping[str, Any]) -> dict[str, Value]:
     if checked['approximate_sync'] and checked['approximate_sync_tolerance_seconds'] <= 0:
         raise ValueError('approximate_sync_tolerance_seconds must be > 0 when '
                          'approximate_sync is true')
-    obstacle_parameters(checked)  # raises ValueError on an invalid ROI or range
     return checked
 
 
@@ -253,110 +239,30 @@ def backend_options(values: Mapping[str, Any]) -> dict[str, Any]:
     return _section_values(values, prefix, options)
 
 
-def build_backend(values: Mapping[str, Any]) -> DisparityBackend:
+def build_backend(values: Mapping[str, Any],
+                  raw_options: Optional[Mapping[str, Any]] = None) -> DisparityBackend:
     """Build the backend the (validated) parameter values describe.
 
+    ``raw_options`` are backend options without a node parameter (``--backend-option`` keys
+    such as dispnet_qr's ``decode``); they are checked by the backend's options dataclass.
     Raises BackendError for a missing weights file, weights of another backend, an unusable
     device and so on (see :func:`~stereo_depth_ros.backends.create_backend`).
     """
+    options = {**backend_options(values), **(raw_options or {})}
     return create_backend(values['backend'], weights=values['weights'] or None,
-                          device=values['device'], **backend_options(values))
+                          device=values['device'], **options)
 
 
-def obstacle_parameters(values: Mapping[str, Any]) -> ObstacleParameters:
-    """Return the checked :class:`ObstacleParameters` of the ``obstacle.*`` values.
+def backend_option_parameters(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the node parameters that ``--backend-option`` settings of ``backend`` stand for.
 
-    Fields without a parameter keep their defaults; 0 means None for :data:`ZERO_IS_NONE`.
+    ``key=value`` is parameter ``sgbm.<key>`` for the sgbm backend and ``learned.<key>`` for
+    the learned ones. A returned name need not exist: the caller keeps such keys as raw
+    backend options (see :func:`stereo_depth_ros.pipeline_config.split_backend_options`).
     """
-    known = {f.name for f in fields(ObstacleParameters)}
-    kwargs = {}
-    for key in SPECS:
-        if key.startswith(OBSTACLE_PREFIX):
-            field_name = key[len(OBSTACLE_PREFIX):]
-            if field_name not in known:
-                raise ValueError(f'ObstacleParameters has no field {field_name!r}')
-            value = values[key]
-            if isinstance(value, list):
-                value = tuple(value)
-            if key in ZERO_IS_NONE and not value:
-                value = None
-            kwargs[field_name] = value
-    params = ObstacleParameters(**kwargs)
-    try:
-        params.validate()
-    except ValueError as error:
-        raise ValueError(f'invalid obstacle.* parameters: {error}') from None
-    return params
-
-
-def make_pipeline(values: Mapping[str, Any], backend: DisparityBackend) -> StereoPipeline:
-    """Return a pipeline of ``backend`` with the depth range and obstacle settings of values."""
-    return StereoPipeline(backend, obstacle_params=obstacle_parameters(values),
-                          min_depth=values['min_depth'] or None,
-                          max_depth=values['max_depth'] or None)
-
-
-class PipelineManager:
-    """Own the node's validated parameter values and the pipeline built from them.
-
-    :meth:`apply` is what the node's on-set-parameters callback calls: it validates the
-    change, builds a new backend when a model setting changed (before accepting anything)
-    and swaps the pipeline in one assignment, so the inference thread always sees either
-    the old or the new pipeline, whole. On any error nothing changes.
-    """
-
-    def __init__(self, values: Mapping[str, Any],
-                 backend_factory: Callable[[Mapping[str, Any]], DisparityBackend] = build_backend
-                 ) -> None:
-        self._factory = backend_factory
-        self._lock = threading.Lock()
-        self._values = validate(values)
-        self._pipeline = make_pipeline(self._values, self._factory(self._values))
-
-    @property
-    def pipeline(self) -> StereoPipeline:
-        """Return the pipeline in use; :meth:`apply` replaces it, never mutates it."""
-        return self._pipeline
-
-    @property
-    def values(self) -> dict[str, Value]:
-        """A copy of the current parameter values."""
-        with self._lock:
-            return {name: _copy(value) for name, value in self._values.items()}
-
-    def value(self, name: str) -> Value:
-        """Return the current value of parameter ``name``."""
-        return self._values[name]
-
-    def apply(self, changes: Mapping[str, Any]) -> list[str]:
-        """Validate and apply parameter ``changes``; return log lines describing the result.
-
-        Names that are not node parameters (e.g. ``qos_overrides.*``, ``use_sim_time``) are
-        ignored. Read-only parameters cannot change. Raises ValueError/BackendError (or
-        whatever building the new backend raised) with the reason; then nothing changed.
-        """
-        relevant = {canonical_name(name): value for name, value in changes.items()
-                    if canonical_name(name) in SPECS}
-        if not relevant:
-            return []
-        with self._lock:
-            for name, value in relevant.items():
-                if SPECS[name].read_only and value != self._values[name]:
-                    raise ValueError(f'{name} is read at start-up only; restart the node '
-                                     'to change it')
-            candidate = validate({**self._values, **relevant})
-            backend = self._pipeline.backend
-            notes = []
-            if backend_key(candidate) != backend_key(self._values):
-                backend = self._factory(candidate)
-                notes.append(f'loaded backend {backend.describe()}')
-            pipeline = make_pipeline(candidate, backend)
-            self._values = candidate
-            self._pipeline = pipeline
-        changed = ', '.join(f'{name}={value!r}' for name, value in relevant.items())
-        return [f'parameters set: {changed}'] + notes
-
-    def enabled_topics(self) -> frozenset[str]:
-        """Return the output topics whose ``publish_*`` switch is on."""
-        values = self._values
-        return frozenset(topic for topic, switch in TOPIC_SWITCHES.items() if values[switch])
+    result = {}
+    for key, value in options.items():
+        prefix, section = _section_of(backend)
+        name = canonical_option_name(section, key)
+        result[option_parameter(section, name, prefix) if name else f'{prefix}{key}'] = value
+    return result

@@ -23,9 +23,20 @@ DEFAULT_OUTPUTS = frozenset({'depth', 'obstacle', 'color'})
 
 @dataclass
 class PipelineResult:
-    """Everything one stereo pair produced; outputs not asked for are None."""
+    """Everything one stereo pair produced; outputs not asked for are None.
+
+    It also carries the settings it was computed with, so messages are built from the result
+    alone (a parameter change may replace the pipeline meanwhile): the backend's disparity
+    search range (``min_disparity``/``max_disparity``, px) and the obstacle search limits
+    (``min_range``/``max_range``, m, and ``obstacle_roi``, fractions of the image).
+    """
 
     disparity: np.ndarray
+    min_disparity: float
+    max_disparity: float
+    min_range: float
+    max_range: float
+    obstacle_roi: tuple[float, float, float, float]
     depth: Optional[np.ndarray] = None
     obstacle: Optional[ObstacleResult] = None
     color: Optional[np.ndarray] = None
@@ -50,10 +61,6 @@ class StereoPipeline:
         self.min_depth = min_depth
         self.max_depth = max_depth
 
-    def set_backend(self, backend: DisparityBackend) -> None:
-        """Swap the disparity backend (e.g. after a parameter change)."""
-        self.backend = backend
-
     def process(self, left: np.ndarray, right: np.ndarray,
                 camera: Optional[StereoCameraModel] = None,
                 outputs: Optional[AbstractSet[str]] = None) -> PipelineResult:
@@ -73,7 +80,13 @@ class StereoPipeline:
         start = time.perf_counter()
         disparity = self.backend.compute(left, right)
         timings['disparity_ms'] = (time.perf_counter() - start) * 1e3
-        result = PipelineResult(disparity=disparity, timings=timings)
+        params = self.obstacle_params
+        result = PipelineResult(disparity=disparity,
+                                min_disparity=float(self.backend.min_disparity),
+                                max_disparity=float(self.backend.max_disparity),
+                                min_range=float(params.min_range),
+                                max_range=float(params.max_range),
+                                obstacle_roi=params.roi, timings=timings)
 
         # The depth range limits the disparity too, so it is applied whenever it is set, even
         # when only the disparity is wanted.
@@ -95,8 +108,8 @@ class StereoPipeline:
             if 'points' in wanted:
                 result.points = depth_to_points(depth, camera)
         if 'color' in wanted:
-            result.color = colorize_disparity(disparity, max_disparity=self.backend.max_disparity,
-                                              min_disparity=min(self.backend.min_disparity, 0.0))
+            result.color = colorize_disparity(disparity, max_disparity=result.max_disparity,
+                                              min_disparity=min(result.min_disparity, 0.0))
         timings['total_ms'] = (time.perf_counter() - start) * 1e3
         return result
 

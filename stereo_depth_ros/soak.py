@@ -1,6 +1,6 @@
 """Soak test of the node's processing core, without ROS: overload it and count everything.
 
-:func:`run_soak` drives a :class:`~stereo_depth_ros.processing.StereoWorker` (the node's
+:func:`run_soak` drives a :class:`~stereo_depth_ros.worker.StereoWorker` (the node's
 inference thread) from the calling thread at ``factor`` times the rate the backend manages,
 for a set time, with every ``bad_every``-th pair bad input. Every pair handed in must end up
 processed, dropped (replaced in the slot, or still in it at shutdown) or skipped (bad input),
@@ -19,9 +19,13 @@ from tqdm import tqdm
 
 from .bags.writer import get_distro_typestore
 from .camera import StereoCameraModel
-from .msgs import MessageTypes, array_to_image, make_camera_infos, make_header
+from .msgs.images import array_to_image
+from .msgs.stereo import make_camera_infos
+from .msgs.types import make_header, MessageTypes
 from .pipeline import StereoPipeline
-from .processing import OUTPUT_TOPICS, StereoFrameProcessor, StereoPair, StereoWorker
+from .processing import StereoFrameProcessor, StereoPair
+from .topics import OUTPUT_TOPICS
+from .worker import StereoWorker
 
 
 @dataclass

@@ -9,7 +9,9 @@ import numpy as np
 from stereo_depth_ros.bags import BagWriter
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
-from stereo_depth_ros.msgs import array_to_image, make_camera_infos, make_header
+from stereo_depth_ros.msgs.images import array_to_image
+from stereo_depth_ros.msgs.stereo import make_camera_infos
+from stereo_depth_ros.msgs.types import make_header
 
 START_NS = 1_700_000_000_000_000_000
 PERIOD_NS = 100_000_000

@@ -14,9 +14,10 @@ from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.errors import DatasetError, StereoDepthError
 from stereo_depth_ros.kitti import write_raw_drive
-from stereo_depth_ros.msgs import (MessageTypes, array_to_image, disparity_from_message,
-                                   image_to_array, make_camera_infos, make_header,
-                                   point_cloud2_to_arrays, stamp_to_ns)
+from stereo_depth_ros.msgs.images import array_to_image, image_to_array
+from stereo_depth_ros.msgs.points import point_cloud2_to_arrays
+from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_infos
+from stereo_depth_ros.msgs.types import make_header, MessageTypes, stamp_to_ns
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.sync import ApproximateTimeSynchronizer, TimeSynchronizer
 
@@ -145,13 +146,20 @@ def test_process_bag_outputs_are_consistent(kitti_bag, tmp_path, out_storage):
     messages = read_bag(out)
     for topic in ('/stereo/left/image_rect', '/stereo/right/camera_info', '/tf_static'):
         assert len(messages[topic]) == len(read_bag(kitti_bag)[topic])
-    for name in ('disparity', 'depth', 'obstacle/mask', 'obstacle/range', 'disparity/color',
-                 'points2'):
+    for name in ('disparity', 'depth', 'depth/camera_info', 'obstacle/mask', 'obstacle/range',
+                 'disparity/color', 'points2'):
         assert len(messages[f'/stereo/{name}']) == FRAMES, name
     for frame in range(FRAMES):
         stamp = START_NS + frame * 100_000_000
         _, disparity_msg = messages['/stereo/disparity'][frame]
         _, depth_msg = messages['/stereo/depth'][frame]
+        # depth_image_proc pairs depth with depth/camera_info by header: the left camera's.
+        _, depth_info = messages['/stereo/depth/camera_info'][frame]
+        _, left_info = messages['/stereo/left/camera_info'][frame]
+        assert depth_info.header == depth_msg.header
+        assert (depth_info.width, depth_info.height) == (WIDTH, HEIGHT)
+        np.testing.assert_allclose(depth_info.p, left_info.p)
+        np.testing.assert_allclose(depth_info.k, left_info.k)
         assert stamp_to_ns(disparity_msg.header.stamp) == stamp_to_ns(depth_msg.header.stamp) \
             == stamp
         assert disparity_msg.header.frame_id == 'stereo_left'
@@ -331,6 +339,30 @@ def test_cli_kitti2bag_and_process_bag(drive, tmp_path, capsys):
     assert 'pairs processed: 2' in out and 'frames/s' in out
     assert main(['kitti2bag', str(drive.parent / 'missing'), str(tmp_path / 'x')]) == 2
     assert 'does not exist' in capsys.readouterr().err
+
+
+def test_process_bag_takes_the_nodes_params_file(kitti_bag, tmp_path, capsys):
+    """obstacle.* and max_depth of a params file change what process-bag writes."""
+    params = tmp_path / 'depth.yaml'
+    params.write_text(yaml.safe_dump({'/**/stereo_depth_node': {'ros__parameters': {
+        'sgbm': {'disparity_range': 32}, 'max_depth': 3.0, 'publish_color': False,
+        'obstacle': {'max_range': 2.5, 'min_range': 0.5}}}}))
+    assert main(['process-bag', str(kitti_bag), str(tmp_path / 'default'),
+                 '--backend-option', 'disparity_range=16']) == 0
+    assert main(['process-bag', str(kitti_bag), str(tmp_path / 'tuned'),
+                 '--params-file', str(params), '--backend-option', 'disparity_range=16']) == 0
+    assert 'disparity 0..15 px' in capsys.readouterr().out  # the flag beats the file's 32
+    default, tuned = read_bag(tmp_path / 'default'), read_bag(tmp_path / 'tuned')
+    assert '/stereo/disparity/color' in default and '/stereo/disparity/color' not in tuned
+    for frame in range(FRAMES):
+        before = default['/stereo/obstacle/range'][frame][1]
+        after = tuned['/stereo/obstacle/range'][frame][1]
+        assert (before.min_range, before.max_range) == pytest.approx((0.3, 40.0))
+        assert (after.min_range, after.max_range) == pytest.approx((0.5, 2.5))
+        assert before.range == pytest.approx(4.0, rel=0.05)  # the plane is 4 m away
+        assert after.range == float('inf')  # beyond obstacle.max_range
+        assert np.isfinite(image_to_array(default['/stereo/depth'][frame][1])[0]).mean() > 0.5
+        assert np.isnan(image_to_array(tuned['/stereo/depth'][frame][1])[0]).all()  # > 3 m
 
 
 # --------------------------------------------------------------------------- synchronizer

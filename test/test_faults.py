@@ -14,8 +14,9 @@ from rosbags.rosbag2 import Reader
 from bad_input_helpers import leftovers, write_stereo_bag
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.pipeline import StereoPipeline
-from stereo_depth_ros.processing import LatestSlot, StereoWorker, ThroughputMonitor
+from stereo_depth_ros.monitoring import ThroughputMonitor
 from stereo_depth_ros.soak import run_soak
+from stereo_depth_ros.worker import LatestSlot, StereoWorker
 
 CLI = [sys.executable, '-m', 'stereo_depth_ros.cli']
 

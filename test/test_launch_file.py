@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from stereo_depth_ros.bags.from_kitti import BASE_FRAME, LEFT_FRAME, topic_names
-from stereo_depth_ros.processing import INPUT_TOPICS, OUTPUT_TOPICS
+from stereo_depth_ros.topics import INPUT_TOPICS, OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / 'launch' / 'depth.launch.py'

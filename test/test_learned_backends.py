@@ -12,7 +12,6 @@ from safetensors.torch import save_file
 from stereo_depth_ros.backends import (backend_names, backend_record, create_backend,
                                        learned_backend_names)
 from stereo_depth_ros.backends import record as record_module
-from stereo_depth_ros.backends import registry
 from stereo_depth_ros.commands import backends as backends_command
 from stereo_depth_ros.commands import bench
 from stereo_depth_ros.errors import BackendError

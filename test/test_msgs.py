@@ -9,13 +9,15 @@ from rosbags.typesys import Stores, get_typestore
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.errors import CalibrationError, ImageFormatError
 from stereo_depth_ros.geometry import disparity_to_depth
-from stereo_depth_ros.msgs import (ENCODINGS, MessageTypes, array_to_image, camera_from_infos,
-                                   disparity_from_message, has_field, image_to_array,
-                                   make_camera_infos, make_depth_image, make_disparity_image,
-                                   make_header, make_mask_image, make_obstacle_point,
-                                   make_obstacle_range, make_point_cloud2, make_transform,
-                                   ns_to_stamp, obstacle_centre, point_cloud2_to_arrays,
-                                   stamp_to_ns, stereo_input_from_image)
+from stereo_depth_ros.msgs.images import (array_to_image, ENCODINGS, image_to_array,
+                                          stereo_input_from_image)
+from stereo_depth_ros.msgs.obstacle import make_mask_image, make_obstacle_range
+from stereo_depth_ros.msgs.points import make_point_cloud2, point_cloud2_to_arrays
+from stereo_depth_ros.msgs.stereo import (disparity_from_message, make_camera_infos,
+                                          make_depth_image, make_disparity_image)
+from stereo_depth_ros.msgs.transforms import make_transform
+from stereo_depth_ros.msgs.types import (has_field, make_header, MessageTypes, ns_to_stamp,
+                                         stamp_to_ns)
 
 STORES = {'humble': Stores.ROS2_HUMBLE, 'jazzy': Stores.ROS2_JAZZY}
 
@@ -179,9 +181,9 @@ def test_camera_info_baseline_sign_round_trip(store):
     np.testing.assert_array_equal(left.k, [700, 0, 320.5, 0, 701, 240.25, 0, 0, 1])
     np.testing.assert_array_equal(left.r, np.eye(3).reshape(-1))
     assert left.distortion_model == 'plumb_bob' and list(left.d) == [0.0] * 5
-    assert camera_from_infos(left, right) == camera
+    assert StereoCameraModel.from_camera_info(left, right) == camera
     with pytest.raises(CalibrationError, match='wrong sign'):
-        camera_from_infos(right, left)
+        StereoCameraModel.from_camera_info(right, left)
 
 
 def test_disparity_image_fields_and_invalid_encoding(store):
@@ -254,15 +256,6 @@ def test_obstacle_messages(store):
     assert none.range == float('inf')
     assert has_field(types.Range, 'variance') == (typestore.fielddefs['sensor_msgs/msg/Range']
                                                   [1][-1][0] == 'variance')
-    points = np.zeros((3, 3, 3), np.float32)
-    points[..., 2] = np.arange(9).reshape(3, 3)
-    mask = np.zeros((3, 3), bool)
-    mask[0, :] = True
-    np.testing.assert_array_equal(obstacle_centre(points, mask), [0, 0, 1])
-    assert obstacle_centre(points, np.zeros((3, 3), bool)) is None
-    point = cdr_round_trip(typestore, make_obstacle_point((1.0, 2.0, 3.0), header, types))
-    assert (point.point.x, point.point.y, point.point.z) == (1.0, 2.0, 3.0)
-    assert np.isnan(make_obstacle_point(None, header, types).point.z)
 
 
 def test_transform(store):

@@ -13,9 +13,11 @@ from stereo_depth_ros.backends.sgbm import SGBMBackend, SGBMOptions
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.backends import backend_record
 from stereo_depth_ros.backends.options import LearnedOptions
-from stereo_depth_ros.node_config import (PARAMETERS, SPECS, PipelineManager, backend_options,
-                                          build_backend, check_value, default_values, validate)
+from stereo_depth_ros.node_config import (PARAMETERS, SPECS, backend_options, build_backend,
+                                          check_value, default_values, validate)
 from stereo_depth_ros.obstacle import ObstacleParameters
+from stereo_depth_ros.pipeline_config import check_parameters, obstacle_parameters, \
+    PipelineManager
 from stereo_depth_ros.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,12 +70,12 @@ def test_sgbm_defaults_are_the_backend_defaults():
 
 
 def test_obstacle_parameters_map_to_the_dataclass_with_its_defaults():
-    assert node_config.obstacle_parameters(default_values()) == ObstacleParameters()
+    assert obstacle_parameters(default_values()) == ObstacleParameters()
     values = dict(default_values(), **{'obstacle.roi': [0.1, 0.5, 0.8, 0.5],
                                        'obstacle.max_clearance': 0.0,
                                        'obstacle.camera_height': 1.65,
                                        'obstacle.min_area': 12})
-    params = node_config.obstacle_parameters(values)
+    params = obstacle_parameters(values)
     assert params.roi == (0.1, 0.5, 0.8, 0.5)
     assert params.max_clearance is None  # 0 stands for "no limit"
     assert params.camera_height == 1.65
@@ -133,7 +135,7 @@ def test_check_value_normalises_numbers():
 ])
 def test_validate_rejects_inconsistent_settings(changes, error, message):
     with pytest.raises(error, match=message):
-        validate(changes)
+        check_parameters(changes)
 
 
 def test_depth_limit_zero_means_none():
@@ -172,10 +174,13 @@ def test_sgbm_parameters_take_stereo_image_proc_names_and_the_old_ones():
 
 def test_enabled_topics_follow_the_switches():
     manager = PipelineManager({})
-    assert manager.enabled_topics() == {'disparity', 'depth', 'obstacle/mask',
-                                        'obstacle/range', 'disparity/color'}
+    assert manager.enabled_topics() == {'disparity', 'depth', 'depth/camera_info',
+                                        'obstacle/mask', 'obstacle/range', 'disparity/color'}
     manager.apply({'publish_points': True, 'publish_obstacle': False})
-    assert manager.enabled_topics() == {'disparity', 'depth', 'disparity/color', 'points2'}
+    assert manager.enabled_topics() == {'disparity', 'depth', 'depth/camera_info',
+                                        'disparity/color', 'points2'}
+    manager.apply({'publish_depth': False})
+    assert manager.enabled_topics() == {'disparity', 'disparity/color', 'points2'}
 
 
 # ------------------------------------------------------------------ config/depth.yaml

@@ -22,9 +22,9 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from stereo_msgs.msg import DisparityImage  # noqa: E402
 
 from stereo_depth_ros.data.synthetic import make_scene  # noqa: E402
-from stereo_depth_ros.msgs import (array_to_image, disparity_from_message,  # noqa: E402
-                                   image_to_array, make_camera_infos, make_header,
-                                   MessageTypes)
+from stereo_depth_ros.msgs.images import array_to_image, image_to_array  # noqa: E402
+from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_infos  # noqa: E402
+from stereo_depth_ros.msgs.types import make_header, MessageTypes  # noqa: E402
 from stereo_depth_ros.node import StereoDepthNode  # noqa: E402
 
 NAMESPACE = f'/stereo_depth_test_{os.getpid()}'

@@ -8,6 +8,7 @@ from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.errors import CalibrationError
 from stereo_depth_ros.evaluation.metrics import evaluate_pair
+from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline import StereoPipeline
 
 
@@ -36,6 +37,16 @@ def test_all_outputs_consistent(road, pipeline):
     assert result.obstacle.found
     assert result.obstacle.distance == pytest.approx(road.obstacle_distance, rel=0.1)
     assert {'disparity_ms', 'total_ms'} <= set(result.timings)
+
+
+def test_the_result_carries_the_settings_it_was_computed_with(road):
+    params = ObstacleParameters(roi=(0.1, 0.2, 0.8, 0.6), min_range=0.5, max_range=30.0)
+    pipeline = StereoPipeline(create_backend('sgbm', min_disparity=-16, disparity_range=64),
+                              obstacle_params=params)
+    result = pipeline.process(road.left, road.right, road.camera, outputs=set())
+    assert (result.min_disparity, result.max_disparity) == (-16.0, 47.0)
+    assert (result.min_range, result.max_range) == (0.5, 30.0)
+    assert result.obstacle_roi == (0.1, 0.2, 0.8, 0.6)
 
 
 def test_only_requested_outputs_are_computed(road, pipeline):

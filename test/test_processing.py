@@ -11,15 +11,16 @@ from rosbags.typesys import get_typestore, Stores
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.errors import CalibrationError, ImageFormatError
-from stereo_depth_ros.msgs import (array_to_image, disparity_from_message, image_to_array,
-                                   make_camera_infos, make_header, MessageTypes,
-                                   point_cloud2_to_arrays)
-from stereo_depth_ros.node_config import PipelineManager
-from stereo_depth_ros.processing import (format_stats, LatestSlot, LogThrottle,
-                                         obstacle_field_of_view, OUTPUT_TOPICS,
-                                         pipeline_outputs, StereoFrameProcessor, StereoPair,
-                                         StereoWorker, ThroughputMonitor, TOPIC_OUTPUTS,
-                                         TOPIC_TYPES)
+from stereo_depth_ros.msgs.images import array_to_image, image_to_array
+from stereo_depth_ros.msgs.points import point_cloud2_to_arrays
+from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_infos
+from stereo_depth_ros.msgs.types import make_header, MessageTypes
+from stereo_depth_ros.monitoring import format_stats, LogThrottle, ThroughputMonitor
+from stereo_depth_ros.node_config import SPECS
+from stereo_depth_ros.pipeline_config import PipelineManager
+from stereo_depth_ros.processing import obstacle_field_of_view, StereoFrameProcessor, StereoPair
+from stereo_depth_ros.topics import OUTPUT_BY_NAME, OUTPUT_TOPICS, OUTPUTS, pipeline_outputs
+from stereo_depth_ros.worker import LatestSlot, StereoWorker
 
 TYPES = MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY))
 STAMP_NS = 1_700_000_000_123_456_789
@@ -48,10 +49,14 @@ def make_pair(scene, left=None, right=None, encoding='rgb8', camera=None):
 # ------------------------------------------------------------------ processing
 
 
-def test_topic_tables_agree():
-    assert set(TOPIC_OUTPUTS) == set(TOPIC_TYPES) == set(OUTPUT_TOPICS)
-    for type_name in TOPIC_TYPES.values():
-        assert hasattr(TYPES, type_name)
+def test_the_topic_table_names_real_types_outputs_and_switches():
+    assert len(OUTPUT_BY_NAME) == len(OUTPUTS) == len(OUTPUT_TOPICS)
+    for topic in OUTPUTS:
+        assert hasattr(TYPES, topic.message)
+        assert topic.output in (None, 'depth', 'obstacle', 'color', 'points')
+        assert SPECS[topic.switch].kind is bool
+    switches = {spec.name for spec in SPECS.values() if spec.name.startswith('publish_')}
+    assert switches == {topic.switch for topic in OUTPUTS}
     assert pipeline_outputs(['disparity']) == frozenset()
     assert pipeline_outputs(['obstacle/range', 'points2']) == {'obstacle', 'points'}
     with pytest.raises(ValueError, match='unknown output topic'):
@@ -96,6 +101,29 @@ def test_good_pair_gives_every_output_with_the_right_geometry(scene, manager):
     assert len(xyz) == np.isfinite(depth).sum()
     assert np.allclose(np.sort(xyz[:, 2]), np.sort(depth[np.isfinite(depth)]))
     assert rgb is not None and rgb.shape == xyz.shape
+
+
+def test_depth_camera_info_travels_with_depth(scene, manager):
+    pair = make_pair(scene)
+    messages = StereoFrameProcessor(TYPES).process(pair, manager.pipeline,
+                                                   {'depth', 'depth/camera_info'}).messages
+    info = messages['depth/camera_info']
+    assert info.header == messages['depth'].header == pair.left_image.header
+    assert (info.width, info.height) == (256, 128)
+    np.testing.assert_allclose(info.p, pair.left_info.p)
+    np.testing.assert_allclose(info.k, pair.left_info.k)
+
+
+def test_messages_carry_the_limits_of_the_pipeline_that_computed_them(scene):
+    manager = PipelineManager({'sgbm.min_disparity': 16, 'sgbm.disparity_range': 48,
+                               'obstacle.min_range': 1.0, 'obstacle.max_range': 25.0})
+    messages = StereoFrameProcessor(TYPES).process(
+        make_pair(scene), manager.pipeline, {'disparity', 'obstacle/range'}).messages
+    offset = scene.camera.disparity_offset
+    assert messages['disparity'].min_disparity == pytest.approx(16 - offset)
+    assert messages['disparity'].max_disparity == pytest.approx(63 - offset)
+    assert messages['obstacle/range'].min_range == pytest.approx(1.0)
+    assert messages['obstacle/range'].max_range == pytest.approx(25.0)
 
 
 def test_only_the_requested_topics_are_built(scene, manager):

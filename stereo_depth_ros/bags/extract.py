@@ -8,7 +8,8 @@ from tqdm import tqdm
 
 from .reader import BagInput, find_stereo_topics
 from ..errors import DatasetError, StereoDepthError
-from ..msgs import stamp_to_ns, stereo_input_from_image
+from ..msgs.images import stereo_input_from_image
+from ..msgs.types import stamp_to_ns
 from ..sync import make_synchronizer
 
 

@@ -9,7 +9,10 @@ from tqdm import tqdm
 from .writer import LATCHED_QOS, BagWriter
 from ..kitti import open_kitti
 from ..errors import DatasetError
-from ..msgs import array_to_image, make_camera_info, make_header, make_transform
+from ..msgs.images import array_to_image
+from ..msgs.stereo import make_camera_info
+from ..msgs.transforms import make_transform
+from ..msgs.types import make_header
 from ..names import check_namespace
 
 #: Frame ids written by kitti2bag: optical frames (x right, y down, z forward).

@@ -15,7 +15,7 @@ import bisect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -24,15 +24,14 @@ from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
 from ..errors import DatasetError, StereoDepthError
 from ..interrupts import deferred_interrupts
-from ..msgs import stamp_to_ns
+from ..msgs.types import stamp_to_ns
 from ..names import check_namespace
 from ..pipeline import StereoPipeline
+from ..pipeline_config import default_topics
 from ..plausibility import likely_swapped
 from ..processing import StereoFrameProcessor, StereoPair
 from ..sync import TimeSynchronizer, make_synchronizer
-
-#: Output topics (relative to the namespace) written by default; ``points2`` on request.
-DEFAULT_OUTPUTS = ('disparity', 'depth', 'obstacle/mask', 'obstacle/range', 'disparity/color')
+from ..topics import check_topics, OUTPUT_TOPICS
 
 
 @dataclass
@@ -140,8 +139,13 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
                 storage: str = 'mcap', distro: str = 'jazzy', namespace: Optional[str] = None,
                 mono16_bit_depth: Optional[int] = None,
                 progress: bool = True, strict: bool = False,
-                max_megapixels: Optional[float] = None) -> ProcessSummary:
+                max_megapixels: Optional[float] = None,
+                outputs: Optional[Iterable[str]] = None) -> ProcessSummary:
     """Process every stereo pair of ``in_bag`` and write ``out_bag`` (inputs + outputs).
+
+    ``outputs`` are the output topics written (from :mod:`stereo_depth_ros.topics`; default:
+    those the node publishes with its default parameters - pass a configured pipeline's
+    ``topics`` for those of a parameter file); ``points`` adds ``points2``.
 
     ``topics`` may name ``left_image``, ``right_image``, ``left_info``, ``right_info``; the
     others are found by type and name. ``slop`` (s) selects approximate synchronisation.
@@ -163,7 +167,10 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
         namespace = check_namespace(namespace, '--namespace') or '/'
     sync = make_synchronizer(4, queue_size, slop)
     typestore = get_distro_typestore(distro)
-    wanted = DEFAULT_OUTPUTS + (('points2',) if points else ())
+    chosen = check_topics(default_topics() if outputs is None else outputs)
+    if points:
+        chosen |= {'points2'}
+    wanted = tuple(topic for topic in OUTPUT_TOPICS if topic in chosen)
     with BagInput(in_bag, typestore=typestore, strict=strict) as bag:
         stereo = find_stereo_topics(bag.topics, **(topics or {}))
         ns = _output_namespace(stereo, namespace)

@@ -25,7 +25,7 @@ from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys import Stores, get_typestore
 
 from ..errors import DatasetError
-from ..msgs import MessageTypes
+from ..msgs.types import MessageTypes
 
 #: rosbag2 metadata version written (see the module docstring).
 METADATA_VERSION = 8

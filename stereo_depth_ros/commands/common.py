@@ -5,12 +5,14 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
 from ..backends import DisparityBackend, backend_names, create_backend
 from ..errors import DatasetError
+from ..pipeline_config import apply_overrides, configure_pipeline, ConfiguredPipeline, \
+    read_params_file
 from ..plausibility import DEFAULT_MAX_MEGAPIXELS
 from ..settings import PRECISION_CHOICES, check_device
 
@@ -24,9 +26,10 @@ def _device(text: str) -> str:
 
 
 def add_device_argument(parser: argparse.ArgumentParser,
-                        what: str = 'where learned backends run') -> None:
+                        what: str = 'where learned backends run',
+                        default: Optional[str] = 'auto') -> None:
     """Add ``--device`` (auto, cpu, cuda or cuda:N)."""
-    parser.add_argument('--device', default='auto', type=_device, metavar='DEVICE',
+    parser.add_argument('--device', default=default, type=_device, metavar='DEVICE',
                         help=f'{what}: auto (CUDA when available), cpu, cuda or cuda:N '
                              f'(default: auto)')
 
@@ -38,14 +41,25 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
                              'CPU, fp16 on CUDA; bf16 is never chosen by itself)')
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser, default: str = 'sgbm') -> None:
-    """Add ``--backend``, ``--weights``, ``--device``, ``--precision``, ``--backend-option``."""
-    parser.add_argument('--backend', default=default,
+def add_backend_arguments(parser: argparse.ArgumentParser, default: str = 'sgbm',
+                          params_file: bool = False) -> None:
+    """Add ``--backend``, ``--weights``, ``--device``, ``--precision``, ``--backend-option``.
+
+    With ``params_file`` also ``--params-file``; the backend flags then default to the file's
+    values (and the node's defaults), and override them when given: read them with
+    :func:`pipeline_from_args`.
+    """
+    if params_file:
+        parser.add_argument('--params-file', default=None, metavar='FILE',
+                            help="the node's YAML parameter file (e.g. config/depth.yaml): "
+                                 'backend, depth range, obstacle and output settings as the '
+                                 'node would use them; the backend flags below override it')
+    parser.add_argument('--backend', default=None if params_file else default,
                         help=f'disparity backend: {", ".join(backend_names())} '
                              f'(default: {default})')
     parser.add_argument('--weights', default=None,
                         help='weights file (default: the shipped models/<backend>.safetensors)')
-    add_device_argument(parser)
+    add_device_argument(parser, default=None if params_file else 'auto')
     add_precision_argument(parser)
     parser.add_argument('--backend-option', action='append', default=[], metavar='KEY=VALUE',
                         help='backend option, repeatable (e.g. disparity_range=64 for sgbm; '
@@ -74,6 +88,22 @@ def backend_from_args(args: argparse.Namespace) -> DisparityBackend:
     if getattr(args, 'precision', None):
         options['precision'] = args.precision
     return create_backend(args.backend, weights=args.weights, device=args.device, **options)
+
+
+def pipeline_from_args(args: argparse.Namespace) -> ConfiguredPipeline:
+    """Build the pipeline of ``--params-file`` (if given) with the backend flags over it.
+
+    The node's own function builds it
+    (:func:`~stereo_depth_ros.pipeline_config.configure_pipeline`), so the settings are those
+    the node would use with that file. ``--backend-option KEY=VALUE`` sets node parameter
+    ``sgbm.KEY`` or ``learned.KEY``; a key without such a parameter goes to the backend as it
+    is (e.g. dispnet_qr's ``decode``).
+    """
+    values = read_params_file(args.params_file) if args.params_file else {}
+    values, raw = apply_overrides(values, backend=args.backend, weights=args.weights,
+                                  device=args.device, precision=args.precision,
+                                  options=parse_backend_options(args.backend_option))
+    return configure_pipeline(values, raw_options=raw)
 
 
 def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:

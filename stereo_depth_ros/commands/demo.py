@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .common import add_backend_arguments, backend_from_args
+from .common import add_backend_arguments, pipeline_from_args
 from ..data.datasets import middlebury2003_dataset
 from ..data.synthetic import eval_seeds, make_scene
 from ..evaluation.metrics import evaluate_pair
@@ -18,7 +18,7 @@ from ..visualize import colorize_disparity, overlay_obstacle, save_rgb, side_by_
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the demo options."""
-    add_backend_arguments(parser)
+    add_backend_arguments(parser, params_file=True)
     parser.add_argument('--out-dir', default='out/demo', help='output folder (default out/demo)')
     parser.add_argument('--road-scenes', type=int, default=3,
                         help='held-out synthetic road scenes to show (default 3)')
@@ -91,13 +91,12 @@ def run(args: argparse.Namespace) -> int:
     """Write pictures and a metrics summary to the output folder."""
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    backend = backend_from_args(args)
-    pipeline = StereoPipeline(backend)
-    summary: dict = {'backend': backend.describe()}
+    # One pipeline, configured by --params-file and the backend flags, serves every part.
+    pipeline = pipeline_from_args(args).pipeline
+    summary: dict = {'backend': pipeline.backend.describe()}
     if not args.skip_bag:
         from ..bag_demo import run_bag_demo
-        summary['bag_demo'] = run_bag_demo(out / 'drive', backend=args.backend,
-                                           weights=args.weights, n_frames=args.frames)
+        summary['bag_demo'] = run_bag_demo(out / 'drive', pipeline, n_frames=args.frames)
     summary['road_scenes'] = _road_scenes(pipeline, args.road_scenes, out)
     summary['middlebury2003'] = _middlebury(pipeline, out)
     if not args.no_compare:

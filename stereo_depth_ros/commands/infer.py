@@ -6,19 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (add_backend_arguments, add_size_limit_argument, backend_from_args,
-                     check_output_folder)
+from .common import (add_backend_arguments, add_size_limit_argument, check_output_folder,
+                     pipeline_from_args)
 from ..camera import StereoCameraModel
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
-from ..pipeline import StereoPipeline
 from ..plausibility import check_image_size, likely_swapped, swap_warning
 from ..visualize import overlay_obstacle, save_rgb
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the infer options."""
-    add_backend_arguments(parser)
+    add_backend_arguments(parser, params_file=True)
     parser.add_argument('--left', required=True, help='left rectified image')
     parser.add_argument('--right', required=True, help='right rectified image')
     parser.add_argument('--fx', type=float, default=None, help='focal length in pixels')
@@ -45,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.fx is not None:
         camera = StereoCameraModel.from_focal_baseline(args.fx, args.baseline, left.shape[1],
                                                        left.shape[0])
-    pipeline = StereoPipeline(backend_from_args(args))
+    pipeline = pipeline_from_args(args).pipeline
     if likely_swapped(left, right):
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
     result = pipeline.process(left, right, camera)

@@ -3,18 +3,17 @@
 import argparse
 import sys
 
-from .common import add_backend_arguments, add_size_limit_argument, backend_from_args
+from .common import add_backend_arguments, add_size_limit_argument, pipeline_from_args
 from ..bags.process import DEFAULT_SLOP, process_bag
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
 from ..cli import EXIT_INTERRUPTED
-from ..pipeline import StereoPipeline
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the process-bag options."""
     parser.add_argument('in_bag', metavar='IN_BAG', help='input rosbag2 folder (sqlite3/mcap)')
     parser.add_argument('out_bag', metavar='OUT_BAG', help='output bag folder (must not exist)')
-    add_backend_arguments(parser)
+    add_backend_arguments(parser, params_file=True)
     parser.add_argument('--approximate-sync', action='store_true',
                         help='pair messages whose stamps differ by less than --slop '
                              '(default: exact stamps)')
@@ -32,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='namespace of the output topics (default: common namespace of '
                              'the image topics, e.g. /stereo); topics the input bag already '
                              'has are refused')
-    parser.add_argument('--points', action='store_true', help='also write <ns>/points2')
+    parser.add_argument('--points', action='store_true',
+                        help='also write <ns>/points2 (as publish_points: true does)')
     parser.add_argument('--mono16-bit-depth', type=int, default=None,
                         help='significant bits of mono16 images (default: full 16-bit range)')
     parser.add_argument('--storage', choices=sorted(STORAGE_PLUGINS), default='mcap',
@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     """Process the bag and print a summary."""
     if args.queue_size < 1:
         raise ValueError(f'--queue-size must be >= 1, got {args.queue_size}')
-    pipeline = StereoPipeline(backend_from_args(args))
+    config = pipeline_from_args(args)
+    pipeline = config.pipeline
     topics = {'left_image': args.left_image, 'right_image': args.right_image,
               'left_info': args.left_info, 'right_info': args.right_info}
     summary = process_bag(args.in_bag, args.out_bag, pipeline, topics=topics,
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                           queue_size=args.queue_size, points=args.points, storage=args.storage,
                           distro=args.ros_distro, namespace=args.namespace,
                           mono16_bit_depth=args.mono16_bit_depth, strict=args.strict,
-                          max_megapixels=args.max_megapixels)
+                          max_megapixels=args.max_megapixels, outputs=config.topics)
     print(f'backend: {pipeline.backend.describe()}')
     warnings = summary.warnings()
     for line in summary.lines():

@@ -1,0 +1,36 @@
+"""Messages of the nearest obstacle: its mono8 mask and its ``sensor_msgs/Range``."""
+
+from typing import Any
+
+import numpy as np
+
+from .images import array_to_image
+from .types import MessageTypes, has_field
+
+
+def make_mask_image(mask: np.ndarray, header: Any, types: MessageTypes) -> Any:
+    """Return a mono8 ``sensor_msgs/Image``: 255 where ``mask`` is set, 0 elsewhere."""
+    values = np.where(np.asarray(mask, dtype=bool), 255, 0).astype(np.uint8)
+    return array_to_image(values, 'mono8', header, types.Image)
+
+
+def make_obstacle_range(distance: float, header: Any, types: MessageTypes,
+                        min_range: float, max_range: float,
+                        field_of_view: float = 0.0) -> Any:
+    """Return the nearest-obstacle distance as ``sensor_msgs/Range``.
+
+    ``range`` is the obstacle's z-depth in metres; no obstacle (NaN) becomes ``+inf``
+    ("nothing within max_range", REP 117). ``radiation_type`` is INFRARED (the message has no
+    stereo type); ``field_of_view`` is the horizontal angle of the region searched, in
+    radians. ``header`` is the left image's, an optical frame: the obstacle lies along its +z,
+    not along +x as ``Range`` assumes (docs/ros.md says how to get a forward-x frame).
+    """
+    value = float(distance)
+    if not np.isfinite(value):
+        value = float('inf')
+    fields_ = dict(header=header, radiation_type=int(types.Range.INFRARED),
+                   field_of_view=float(field_of_view), min_range=float(min_range),
+                   max_range=float(max_range), range=value)
+    if has_field(types.Range, 'variance'):
+        fields_['variance'] = 0.0
+    return types.Range(**fields_)

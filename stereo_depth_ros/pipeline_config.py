@@ -1,0 +1,303 @@
+"""One pipeline configuration for every entry point: the node's parameters -> a pipeline.
+
+The node's parameter values (the flat dotted names of
+:data:`~stereo_depth_ros.node_config.PARAMETERS`) describe a whole pipeline: the backend and
+its options, the depth range, the obstacle settings and the enabled output topics.
+:func:`configure_pipeline` turns them into a :class:`ConfiguredPipeline`; the node (through
+:class:`PipelineManager`) and ``stereo-depth process-bag``, ``infer`` and ``demo`` all build
+their pipeline with it. :func:`read_params_file` reads the node's YAML parameter file
+(``config/depth.yaml``) and :func:`apply_overrides` lays the command line's backend flags over
+it, so a bag processed offline with ``--params-file`` gets the settings the live node gets.
+"""
+
+import threading
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import yaml
+
+from .backends import DisparityBackend
+from .errors import DatasetError
+from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_key,
+                          backend_option_parameters, build_backend, canonical_name,
+                          default_values, validate)
+from .obstacle import ObstacleParameters
+from .pipeline import StereoPipeline
+from .topics import enabled_topics
+
+#: Name of the node whose section :func:`read_params_file` reads.
+NODE_NAME = 'stereo_depth_node'
+#: Key of a node's parameters in a ROS 2 parameter file.
+ROS_PARAMETERS = 'ros__parameters'
+#: Parameters ROS itself gives every node; a params file may set them, the pipeline ignores
+#: them (as the node does).
+ROS_OWN_PARAMETERS = ('use_sim_time', 'qos_overrides.', 'start_type_description_service')
+
+BackendFactory = Callable[[Mapping[str, Any]], DisparityBackend]
+
+
+def obstacle_parameters(values: Mapping[str, Any]) -> ObstacleParameters:
+    """Return the checked :class:`ObstacleParameters` of the ``obstacle.*`` values.
+
+    Fields without a parameter keep their defaults; 0 means None for :data:`ZERO_IS_NONE`.
+    """
+    known = {f.name for f in fields(ObstacleParameters)}
+    kwargs = {}
+    for key in SPECS:
+        if key.startswith(OBSTACLE_PREFIX):
+            field_name = key[len(OBSTACLE_PREFIX):]
+            if field_name not in known:
+                raise ValueError(f'ObstacleParameters has no field {field_name!r}')
+            value = values[key]
+            if isinstance(value, list):
+                value = tuple(value)
+            if key in ZERO_IS_NONE and not value:
+                value = None
+            kwargs[field_name] = value
+    params = ObstacleParameters(**kwargs)
+    try:
+        params.validate()
+    except ValueError as error:
+        raise ValueError(f'invalid obstacle.* parameters: {error}') from None
+    return params
+
+
+def check_parameters(values: Mapping[str, Any]) -> dict[str, Value]:
+    """Return the complete, checked parameter values, or raise ValueError/BackendError.
+
+    :func:`~stereo_depth_ros.node_config.validate` plus the obstacle settings as a whole
+    (ROI inside the image, ``min_range < max_range``).
+    """
+    checked = validate(values)
+    obstacle_parameters(checked)
+    return checked
+
+
+def make_pipeline(values: Mapping[str, Any], backend: DisparityBackend) -> StereoPipeline:
+    """Return a pipeline of ``backend`` with the depth range and obstacle settings of values."""
+    return StereoPipeline(backend, obstacle_params=obstacle_parameters(values),
+                          min_depth=values['min_depth'] or None,
+                          max_depth=values['max_depth'] or None)
+
+
+@dataclass(frozen=True)
+class ConfiguredPipeline:
+    """A pipeline and what configured it: the checked values and the enabled output topics."""
+
+    values: dict[str, Value]
+    pipeline: StereoPipeline
+    topics: frozenset[str]
+
+
+def configure_pipeline(values: Mapping[str, Any],
+                       raw_options: Optional[Mapping[str, Any]] = None,
+                       backend: Optional[DisparityBackend] = None,
+                       backend_factory: BackendFactory = build_backend) -> ConfiguredPipeline:
+    """Return the pipeline the node's parameter ``values`` describe (missing ones: defaults).
+
+    ``backend`` reuses an already built backend (it must be the one the values describe);
+    otherwise ``backend_factory`` builds it, or, with ``raw_options`` (backend options that
+    have no node parameter, e.g. dispnet_qr's ``decode``),
+    :func:`~stereo_depth_ros.node_config.build_backend`. Raises ValueError/BackendError naming
+    a bad value.
+    """
+    checked = check_parameters(values)
+    if backend is None:
+        backend = (build_backend(checked, raw_options) if raw_options
+                   else backend_factory(checked))
+    return ConfiguredPipeline(checked, make_pipeline(checked, backend), enabled_topics(checked))
+
+
+def default_topics() -> frozenset[str]:
+    """Return the output topics the node publishes with its default parameters."""
+    return enabled_topics(default_values())
+
+
+# --------------------------------------------------------------------------- parameter files
+
+
+def _is_ros_own(name: str) -> bool:
+    return any(name == own or (own.endswith('.') and name.startswith(own))
+               for own in ROS_OWN_PARAMETERS)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+    """Return nested dicts as ``{'a.b': value}``; lists and scalars are values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f'{name}.'))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _node_sections(document: Any, where: str) -> list[Mapping[str, Any]]:
+    """Return the ``ros__parameters`` mappings of the node in a parsed parameter file."""
+    if not isinstance(document, dict):
+        raise DatasetError(f'{where} must hold a mapping of node names to ros__parameters')
+    if ROS_PARAMETERS in document:
+        sections = [document[ROS_PARAMETERS]]
+    else:
+        sections = [body[ROS_PARAMETERS] for key, body in document.items()
+                    if isinstance(body, dict) and ROS_PARAMETERS in body
+                    and str(key).rstrip('/').split('/')[-1] in (NODE_NAME, '**')]
+        if not sections:
+            raise DatasetError(
+                f'{where} has no "{NODE_NAME}: {ROS_PARAMETERS}:" section (nor '
+                f'"/**/{NODE_NAME}"); top-level keys: {", ".join(map(str, document)) or "none"}')
+    for section in sections:
+        if not isinstance(section, dict):
+            raise DatasetError(f'{where}: {ROS_PARAMETERS} must be a mapping of parameters')
+    return sections
+
+
+def read_params_file(path: str | Path) -> dict[str, Value]:
+    """Return the node parameters a ROS 2 YAML parameter file sets, with dotted names.
+
+    Reads ``config/depth.yaml``'s format: ``/**/stereo_depth_node: ros__parameters: {...}``
+    (a plain ``stereo_depth_node`` key, a namespaced one or ``/**`` also match; sections
+    that match are merged in file order), or a file holding just ``ros__parameters``. Nested
+    dicts become dotted names (``sgbm: {disparity_range: 64}`` is ``sgbm.disparity_range``).
+    ROS's own parameters (``use_sim_time``, ``qos_overrides.*``) are ignored. A missing file,
+    bad YAML, unknown names or bad values raise DatasetError naming the file.
+    """
+    path = Path(path)
+    where = f'params file {path}'
+    if not path.is_file():
+        raise DatasetError(f'{where} does not exist')
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, 'problem_mark', None)
+        line = f' at line {mark.line + 1}' if mark is not None else ''
+        problem = getattr(error, 'problem', None) or 'not valid YAML'
+        raise DatasetError(f'{where} is not valid YAML{line}: {problem}') from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DatasetError(f'cannot read {where}: {error}') from None
+    values: dict[str, Any] = {}
+    for section in _node_sections(document, where):
+        values.update(_flatten(section))
+    values = {name: value for name, value in values.items() if not _is_ros_own(name)}
+    unknown = sorted(name for name in values if canonical_name(name) not in SPECS)
+    if unknown:
+        raise DatasetError(f'{where}: unknown parameter(s) {", ".join(unknown)} '
+                           '(docs/ros.md lists the parameters)')
+    try:
+        check_parameters(values)
+    except ValueError as error:
+        raise DatasetError(f'{where}: {error}') from None
+    return {canonical_name(name): value for name, value in values.items()}
+
+
+def split_backend_options(backend: str, options: Mapping[str, Any]
+                          ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``--backend-option`` settings into node parameters and raw backend options.
+
+    Each key maps to a parameter by
+    :func:`~stereo_depth_ros.node_config.backend_option_parameters`; keys whose parameter does
+    not exist (e.g. dispnet_qr's ``decode``) stay raw options for the backend factory.
+    """
+    parameters: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    for key, value in options.items():
+        [(name, mapped)] = backend_option_parameters(backend, {key: value}).items()
+        if name in SPECS:
+            parameters[name] = mapped
+        else:
+            raw[key] = value
+    return parameters, raw
+
+
+def apply_overrides(values: Mapping[str, Any], backend: Optional[str] = None,
+                    weights: Optional[str] = None, device: Optional[str] = None,
+                    precision: Optional[str] = None,
+                    options: Optional[Mapping[str, Any]] = None
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Lay command-line backend settings (None: not given) over parameter ``values``.
+
+    Return the parameter values and the raw backend options (see
+    :func:`split_backend_options`). A ``backend`` other than the file's drops the file's
+    ``weights`` (they belong to the file's backend) unless ``weights`` is given too.
+    """
+    merged = dict(values)
+    old_backend = merged.get('backend', SPECS['backend'].default)
+    if backend is not None:
+        merged['backend'] = backend
+        if backend != old_backend and weights is None:
+            merged.pop('weights', None)
+    for name, value in (('weights', weights), ('device', device), ('precision', precision)):
+        if value is not None:
+            merged[name] = value
+    parameters, raw = split_backend_options(str(merged.get('backend', old_backend)),
+                                            options or {})
+    merged.update(parameters)
+    return merged, raw
+
+
+# --------------------------------------------------------------------------- the node's runtime
+
+
+class PipelineManager:
+    """Own the node's validated parameter values and the pipeline built from them.
+
+    :meth:`apply` is what the node's on-set-parameters callback calls: it validates the
+    change, builds a new backend when a model setting changed (before accepting anything)
+    and swaps the pipeline in one assignment, so the inference thread always sees either
+    the old or the new pipeline, whole. On any error nothing changes.
+    """
+
+    def __init__(self, values: Mapping[str, Any],
+                 backend_factory: BackendFactory = build_backend) -> None:
+        self._factory = backend_factory
+        self._lock = threading.Lock()
+        self._config = configure_pipeline(values, backend_factory=backend_factory)
+
+    @property
+    def pipeline(self) -> StereoPipeline:
+        """Return the pipeline in use; :meth:`apply` replaces it, never mutates it."""
+        return self._config.pipeline
+
+    @property
+    def values(self) -> dict[str, Value]:
+        """A copy of the current parameter values."""
+        with self._lock:
+            return {name: list(value) if isinstance(value, list) else value
+                    for name, value in self._config.values.items()}
+
+    def value(self, name: str) -> Value:
+        """Return the current value of parameter ``name``."""
+        return self._config.values[name]
+
+    def apply(self, changes: Mapping[str, Any]) -> list[str]:
+        """Validate and apply parameter ``changes``; return log lines describing the result.
+
+        Names that are not node parameters (e.g. ``qos_overrides.*``, ``use_sim_time``) are
+        ignored. Read-only parameters cannot change. Raises ValueError/BackendError (or
+        whatever building the new backend raised) with the reason; then nothing changed.
+        """
+        relevant = {canonical_name(name): value for name, value in changes.items()
+                    if canonical_name(name) in SPECS}
+        if not relevant:
+            return []
+        with self._lock:
+            current = self._config.values
+            for name, value in relevant.items():
+                if SPECS[name].read_only and value != current[name]:
+                    raise ValueError(f'{name} is read at start-up only; restart the node '
+                                     'to change it')
+            candidate = check_parameters({**current, **relevant})
+            backend: Optional[DisparityBackend] = self._config.pipeline.backend
+            notes = []
+            if backend_key(candidate) != backend_key(current):
+                backend = self._factory(candidate)
+                notes.append(f'loaded backend {backend.describe()}')
+            self._config = configure_pipeline(candidate, backend=backend)
+        changed = ', '.join(f'{name}={value!r}' for name, value in relevant.items())
+        return [f'parameters set: {changed}'] + notes
+
+    def enabled_topics(self) -> frozenset[str]:
+        """Return the output topics whose ``publish_*`` switch is on."""
+        return self._config.topics

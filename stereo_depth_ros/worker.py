@@ -1,0 +1,170 @@
+"""The node's inference thread: a one-item hand-over slot and the worker that drains it.
+
+The synchronizer callback puts each :class:`~stereo_depth_ros.processing.StereoPair` into a
+:class:`LatestSlot`; the :class:`StereoWorker` thread takes the newest pair, runs the
+:class:`~stereo_depth_ros.processing.StereoFrameProcessor` and hands the output messages back
+to be published. No rclpy here: ``node.py`` passes in its publish and log functions.
+"""
+
+import threading
+import time
+from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
+
+from .errors import StereoDepthError
+from .monitoring import LogThrottle, ThroughputMonitor
+from .pipeline import StereoPipeline
+from .processing import StereoFrameProcessor, StereoPair
+
+T = TypeVar('T')
+
+
+class LatestSlot(Generic[T]):
+    """A one-item, thread-safe hand-over: a new item replaces one not yet taken.
+
+    The producer never blocks and memory stays bounded: if the consumer is slower than the
+    producer, older items are dropped (and counted) instead of queued.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._item: Optional[T] = None
+        self._full = False
+        self._closed = False
+        self.put_count = 0
+        self.dropped_count = 0
+
+    def put(self, item: T) -> bool:
+        """Store ``item``; return True when it replaced an item that was never taken."""
+        with self._condition:
+            if self._closed:
+                return False
+            dropped = self._full
+            self._item, self._full = item, True
+            self.put_count += 1
+            self.dropped_count += int(dropped)
+            self._condition.notify()
+            return dropped
+
+    def take(self, timeout: Optional[float] = None) -> Optional[T]:
+        """Return the newest item, waiting up to ``timeout`` s; None on timeout or close."""
+        with self._condition:
+            if not self._condition.wait_for(lambda: self._full or self._closed, timeout):
+                return None
+            if not self._full:
+                return None
+            item, self._item, self._full = self._item, None, False
+            return item
+
+    def close(self) -> bool:
+        """Wake every waiting consumer; later puts are ignored.
+
+        Return True when an item that was never taken is discarded (it is counted in
+        ``dropped_count``).
+        """
+        with self._condition:
+            discarded = self._full and not self._closed
+            self._closed = True
+            self._item, self._full = None, False
+            self.dropped_count += int(discarded)
+            self._condition.notify_all()
+            return discarded
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+
+class StereoWorker:
+    """The inference thread: takes the newest pair, processes it, publishes the result.
+
+    ``get_pipeline()`` returns the pipeline to use (read anew for every pair, so a
+    parameter change takes effect at the next pair); ``wanted_topics()`` the output topics
+    somebody listens to (nothing is computed when it is empty); ``publish(messages)``
+    publishes topic -> message; ``warn(text)`` and ``error(text)`` log, unthrottled.
+    Bad input (StereoDepthError) is warned about and skipped, any other exception logged
+    as an error; the thread keeps running either way. Those lines are throttled by
+    ``throttle`` (default: one per error class every
+    :data:`~stereo_depth_ros.monitoring.WARN_THROTTLE_S` seconds, with
+    the number of lines dropped meanwhile), so one repeating problem does not hide another.
+    """
+
+    def __init__(self, processor: StereoFrameProcessor,
+                 get_pipeline: Callable[[], StereoPipeline],
+                 wanted_topics: Callable[[], Iterable[str]],
+                 publish: Callable[[Mapping[str, Any]], None],
+                 warn: Callable[[str], None], error: Callable[[str], None],
+                 monitor: Optional[ThroughputMonitor] = None,
+                 throttle: Optional[LogThrottle] = None) -> None:
+        self.processor = processor
+        self.slot: LatestSlot[StereoPair] = LatestSlot()
+        self.monitor = monitor or ThroughputMonitor()
+        self._get_pipeline = get_pipeline
+        self._wanted_topics = wanted_topics
+        self._publish = publish
+        self._warn = warn
+        self._error = error
+        self.throttle = throttle or LogThrottle()
+        self._thread: Optional[threading.Thread] = None
+
+    def submit(self, pair: StereoPair) -> None:
+        """Hand a pair to the thread (called from the subscription callback; never blocks)."""
+        self.monitor.received()
+        if self.slot.put(pair):
+            self.monitor.dropped()
+
+    def start(self) -> None:
+        """Start the thread (daemon, so a crashed node still exits)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name='stereo_depth_worker',
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking pairs and wait up to ``timeout`` s for the current one to finish.
+
+        A pair still waiting in the slot is counted as dropped, so every pair received is
+        processed, dropped, skipped or idle.
+        """
+        if self.slot.close():
+            self.monitor.dropped()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self.slot.closed:
+            pair = self.slot.take(timeout=0.5)
+            if pair is not None:
+                self.process_one(pair)
+
+    def process_one(self, pair: StereoPair) -> bool:
+        """Process and publish one pair; return True when something was published."""
+        topics = frozenset(self._wanted_topics())
+        if not topics:
+            self.monitor.idle()
+            return False
+        try:
+            output = self.processor.process(pair, self._get_pipeline(), topics)
+            self._publish(output.messages)
+        except StereoDepthError as error:
+            self.monitor.skipped(type(error).__name__)
+            self._log(self._warn, error, f'skipping stereo pair: {error}')
+            return False
+        except Exception as error:  # keep the node alive whatever a backend raises
+            self.monitor.skipped(type(error).__name__)
+            self._log(self._error, error,
+                      f'processing a stereo pair failed: {type(error).__name__}: {error}')
+            return False
+        self.monitor.processed(time.monotonic() - pair.received,
+                               output.timings.get('total_ms', float('nan')))
+        return True
+
+    def _log(self, log: Callable[[str], None], error: Exception, text: str) -> None:
+        """Log ``text`` unless a line about the same error class was logged just before."""
+        dropped = self.throttle.check(type(error))
+        if dropped is None:
+            return
+        if dropped:
+            text += f' ({dropped} more like this since the previous line, not logged)'
+        log(text)
