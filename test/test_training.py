@@ -9,7 +9,6 @@ import pytest
 import torch
 import yaml
 
-from stereo_depth_ros.data.pfm import write_pfm
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.networks import DispNetQR, disparity_to_bins
@@ -274,7 +273,7 @@ def test_file_sources_on_tiny_fake_folders(tmp_path):
     disparity = np.full((20, 40), 7.5, np.float32)
     disparity[0, 0] = 300.0
     (flow / 'disparity' / 'A' / '0000' / 'left').mkdir(parents=True)
-    write_pfm(flow / 'disparity' / 'A' / '0000' / 'left' / '0006.pfm', disparity)
+    cv2.imwrite(str(flow / 'disparity' / 'A' / '0000' / 'left' / '0006.pfm'), disparity)
     # KITTI 2015: uint16 disparity * 256, 0 = unknown.
     kitti = tmp_path / 'kitti'
     for folder in ('image_2', 'image_3'):
