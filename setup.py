@@ -33,6 +33,7 @@ setup(
         'matplotlib>=3.5',
         'Pillow>=9.0',
         'rosbags>=0.10',
+        'psutil>=5.8',
     ],
     extras_require={'test': ['pytest>=7', 'flake8>=6', 'pydocstyle>=6']},
     zip_safe=True,
