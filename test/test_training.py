@@ -546,6 +546,16 @@ def test_seed_option_overrides_the_config_and_is_recorded(tmp_path):
     assert json.loads(metadata.extra['training'])['config']['seed'] == 77
 
 
+def test_model_card_scores_in_process_as_the_eval_command_does(capsys):
+    from stereo_depth_ros.cli import main as cli_main
+    from stereo_depth_ros.training.model_card import eval_command, run_eval
+    measured = run_eval('sgbm', 'synthetic', '0:2')
+    assert cli_main(eval_command('sgbm', 'synthetic', '0:2')) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert measured.pop('ms_per_pair') > 0 and measured['n'] == 2
+    assert measured == {key: printed[key] for key in measured}
+
+
 def test_model_card_says_where_sgbm_wins_and_what_would_close_the_gap():
     from stereo_depth_ros.training.model_card import gap_to_sgbm
     evaluations = {
