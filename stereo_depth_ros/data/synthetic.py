@@ -835,31 +835,6 @@ def make_road_sequence(seed: int, n_frames: int, height: int = 256, width: int =
     return frames
 
 
-class SyntheticStereoDataset(Sequence[SyntheticScene]):
-    """Scenes for a list of seeds, generated on access (e.g. held-out evaluation sets).
-
-    Held-out evaluation uses seeds ``EVAL_SEED_OFFSET + i``; see :func:`eval_seeds`.
-    """
-
-    def __init__(self, seeds: Sequence[int] | range, height: int = 256, width: int = 512,
-                 kind: str = 'layered', max_disparity: float = 64.0) -> None:
-        if kind not in KINDS:
-            raise DatasetError(f'unknown synthetic scene kind {kind!r}; known: {", ".join(KINDS)}')
-        if len(seeds) == 0:
-            raise DatasetError('synthetic dataset needs at least one seed')
-        _check_size(height, width, max_disparity)
-        self.seeds = seeds
-        self.height, self.width, self.kind = height, width, kind
-        self.max_disparity = max_disparity
-
-    def __len__(self) -> int:
-        return len(self.seeds)
-
-    def __getitem__(self, index: int) -> SyntheticScene:  # type: ignore[override]
-        return make_scene(int(self.seeds[index]), self.height, self.width, self.kind,
-                          self.max_disparity)
-
-
 def eval_seeds(count: int) -> range:
     """Return the first ``count`` test seeds (``eval:N``), disjoint from validation seeds."""
     return range(TEST_SEED_OFFSET, TEST_SEED_OFFSET + int(count))
