@@ -573,3 +573,13 @@ def test_model_card_says_where_sgbm_wins_and_what_would_close_the_gap():
     assert 'only synthetic' not in gap_to_sgbm('dispnet', evaluations, real, {}, 1)
     evaluations['middlebury2003']['epe_lower_than_sgbm'] = True
     assert gap_to_sgbm('dispnet', evaluations, training, {'width': 0.25}, 1) is None
+
+
+def test_model_card_names_the_config_of_the_weights_own_run():
+    from stereo_depth_ros.training.model_card import training_command
+    models = Path(__file__).resolve().parent.parent / 'models'
+    assert training_command(models / 'dispnet.safetensors', 'dispnet_finetune', 'dispnet') == \
+        'stereo-depth train --config config/finetune_dispnet.yaml'
+    assert training_command(models / 'costnet.safetensors', 'costnet', 'costnet') == \
+        'stereo-depth train --config config/train_costnet.yaml'
+    assert 'not found' in training_command(models / 'x.safetensors', 'nothing_named_so', 'x')

@@ -190,6 +190,24 @@ def gap_to_sgbm(backend: str, evaluations: dict, training: dict, architecture: d
             f'{wider}.')
 
 
+def training_command(weights: Path, experiment: Optional[str], backend: str) -> str:
+    """Return the ``stereo-depth train`` line of the config named ``experiment``.
+
+    The config is looked up (by its ``name:``) in the ``config`` folder beside the weights'
+    folder (``models/``); the weights' own run may have been one stage of several (see the
+    card's notes), so it is not assumed to be ``train_<backend>.yaml``.
+    """
+    folder = weights.resolve().parent.parent / 'config'
+    for path in sorted(folder.glob('*.yaml')):
+        try:
+            name = (yaml.safe_load(path.read_text()) or {}).get('name')
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue
+        if experiment and name == experiment:
+            return f'stereo-depth train --config config/{path.name}'
+    return f'stereo-depth train (experiment {experiment or backend}; config not found)'
+
+
 def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, Any]:
     """Return the card of a weights file (training from its metadata, given evaluations)."""
     metadata = read_metadata(weights)
@@ -213,7 +231,7 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
     if training:
         wall = training.get('wall_time_s')
         card['training'] = {
-            'command': f'stereo-depth train --config config/train_{backend}.yaml',
+            'command': training_command(weights, training.get('experiment'), backend),
             **training,
             **({'wall_time_min': round(float(wall) / 60, 1)} if wall is not None else {}),
             'optimization': config.get('optimization', {}),
