@@ -219,6 +219,7 @@ class BagInput:
         :attr:`scan_report`); with ``strict`` the first damage raises DatasetError.
         """
         if self._scan is None:
+            assert self._reader is not None  # opened by __enter__, or recovered by a scan
             try:
                 yield from self._reader.messages()
             except Exception as error:  # damaged pages fail in many ways

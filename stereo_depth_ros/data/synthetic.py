@@ -127,7 +127,7 @@ class _NoiseField:
     """
 
     def __init__(self, rng: np.random.Generator, lo: tuple[float, float],
-                 hi: tuple[float, float], cells: Sequence[float],
+                 hi: tuple[float, float], cells: Sequence[float] | np.ndarray,
                  weights: Sequence[float] | np.ndarray,
                  boxes: Optional[Sequence[tuple[float, float, float, float]]] = None) -> None:
         # ``boxes`` optionally gives each octave its own (u0, v0, u1, v1) domain, the region
@@ -164,7 +164,7 @@ class _NoiseField:
             else:
                 if not np.any(fade > 0):
                     continue
-                fade = fade.astype(np.float32)
+                fade = np.asarray(fade, np.float32)
                 scale = fade * weight if self.channels == 0 else fade[..., None] * weight
             inverse = np.float32(1 / cell)
             values = _sample_grid(grid, (u - np.float32(u0)) * inverse + np.float32(1),

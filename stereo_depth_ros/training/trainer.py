@@ -171,7 +171,7 @@ class Trainer:
         self.model = self.model.to(self.device)
         self.autocast_dtype = _autocast_dtype(opt.precision, self.device)
         self.optimizer = torch.optim.AdamW(trainable, lr=opt.lr,
-                                           betas=tuple(opt.betas),
+                                           betas=(opt.betas[0], opt.betas[1]),
                                            weight_decay=opt.weight_decay)
         self.scaler = torch.amp.GradScaler('cuda') if opt.precision == 'fp16' else None
         self.scheduler = build_lr_scheduler(self.optimizer, opt, self.total_steps)
