@@ -26,16 +26,18 @@ setup(
         'setuptools',
         'numpy>=1.23',
         'opencv-python-headless>=4.6,<5',
-        'torch==2.13.0',
+        'torch>=2.1',  # the README and `make install` install torch==2.13.0 first
         'safetensors>=0.4',
         'PyYAML>=6.0',
         'tqdm>=4.60',
         'matplotlib>=3.5',
         'Pillow>=9.0',
         'rosbags>=0.10',
+        'psutil>=5.8',
     ],
-    extras_require={'test': ['pytest>=7', 'flake8>=6', 'pydocstyle>=6']},
-    zip_safe=True,
+    extras_require={'test': ['pytest>=7', 'flake8>=6', 'pydocstyle>=6', 'mypy>=1.8',
+                             'types-PyYAML', 'types-psutil', 'types-tqdm']},
+    zip_safe=False,  # sample_data, models and configs are read as files
     maintainer='stereo_depth_ros developers',
     maintainer_email='stereo-depth-ros@users.noreply.github.com',
     description='Learned and classical stereo disparity, metric depth and nearest-obstacle '

@@ -21,6 +21,8 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+from stereo_depth_ros.launch_support import (backend_choices, input_remappings,
+                                             parameter_overrides)
 
 PACKAGE = 'stereo_depth_ros'
 
@@ -43,9 +45,9 @@ def generate_launch_description() -> LaunchDescription:
 
     arguments = [
         DeclareLaunchArgument(
-            'backend', default_value='',
-            description="Disparity backend: sgbm, dispnet, dispnetc, squeezeseg, dispnet_qr or "
-                        "costnet; '' keeps the value of params_file"),
+            'backend', default_value='', choices=backend_choices(),
+            description=f"Disparity backend: {', '.join(backend_choices()[1:])}; '' keeps the "
+                        "value of params_file"),
         DeclareLaunchArgument(
             'weights', default_value='',
             description="Weights file of a learned backend; '' keeps the value of params_file "
@@ -85,19 +87,14 @@ def generate_launch_description() -> LaunchDescription:
 
     def depth_node(context, *args, **kwargs) -> list:
         """Build the node once the arguments are known (overrides only for given ones)."""
-        overrides = {'use_sim_time': use_sim_time.perform(context) == 'true'}
-        if backend.perform(context):
-            overrides['backend'] = ParameterValue(backend.perform(context), value_type=str)
-        if weights.perform(context):
-            overrides['weights'] = ParameterValue(weights.perform(context), value_type=str)
-        if approximate_sync.perform(context):
-            overrides['approximate_sync'] = approximate_sync.perform(context) == 'true'
-        left = left_namespace.perform(context).rstrip('/') or 'left'
-        right = right_namespace.perform(context).rstrip('/') or 'right'
-        remappings = [(f'left/{name}', f'{left}/{name}')
-                      for name in ('image_rect', 'camera_info')]
-        remappings += [(f'right/{name}', f'{right}/{name}')
-                       for name in ('image_rect', 'camera_info')]
+        overrides = parameter_overrides(backend.perform(context), weights.perform(context),
+                                        approximate_sync.perform(context),
+                                        use_sim_time.perform(context))
+        for name in ('backend', 'weights'):  # a name such as 1e3 stays a string
+            if name in overrides:
+                overrides[name] = ParameterValue(overrides[name], value_type=str)
+        remappings = input_remappings(left_namespace.perform(context),
+                                      right_namespace.perform(context))
         return [Node(
             package=PACKAGE, executable='depth_node', name='stereo_depth_node',
             namespace=namespace, output='screen', emulate_tty=True,

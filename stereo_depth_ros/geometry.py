@@ -33,42 +33,6 @@ def disparity_to_depth(disparity: np.ndarray, focal_baseline: float,
     return depth
 
 
-def depth_to_disparity(depth: np.ndarray, focal_baseline: float,
-                       disparity_offset: float = 0.0) -> np.ndarray:
-    """Inverse of :func:`disparity_to_depth`; NaN where depth is unknown or <= 0."""
-    if focal_baseline <= 0:
-        raise CalibrationError(f'fx * baseline must be positive, got {focal_baseline}')
-    depth = np.asarray(depth, dtype=np.float32)
-    disparity = np.full(depth.shape, np.nan, dtype=np.float32)
-    valid = np.isfinite(depth) & (depth > 0)
-    disparity[valid] = np.float32(focal_baseline) / depth[valid] + np.float32(disparity_offset)
-    return disparity
-
-
-def depth_range_to_disparity_range(min_depth: float, max_depth: float,
-                                   camera: StereoCameraModel) -> tuple[float, float]:
-    """Return ``(min_disparity, max_disparity)`` covering depths in [min_depth, max_depth].
-
-    ``max_depth`` may be ``inf`` (min disparity = the offset).
-    """
-    if not 0 < min_depth < max_depth:
-        raise ValueError(f'need 0 < min_depth < max_depth, got {min_depth}, {max_depth}')
-    low = camera.focal_baseline / max_depth + camera.disparity_offset
-    high = camera.focal_baseline / min_depth + camera.disparity_offset
-    return float(low), float(high)
-
-
-def disparity_range_to_depth_range(min_disparity: float, max_disparity: float,
-                                   camera: StereoCameraModel) -> tuple[float, float]:
-    """Return ``(min_depth, max_depth)`` seen by disparities in the given range."""
-    low = max_disparity - camera.disparity_offset
-    high = min_disparity - camera.disparity_offset
-    if low <= 0:
-        raise ValueError('max_disparity must exceed the disparity offset')
-    max_depth = camera.focal_baseline / high if high > 0 else float('inf')
-    return float(camera.focal_baseline / low), float(max_depth)
-
-
 def depth_to_points(depth: np.ndarray, camera: StereoCameraModel,
                     roi: Optional[tuple[int, int, int, int]] = None) -> np.ndarray:
     """Back-project depth into HxWx3 points (x right, y down, z forward) in the left frame.

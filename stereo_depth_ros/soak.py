@@ -8,13 +8,12 @@ and memory must not grow: :class:`SoakResult` holds the counts and the resident 
 the start and end.
 """
 
-import os
-import resource
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
+import psutil
 from tqdm import tqdm
 
 from .bags.writer import get_distro_typestore
@@ -61,13 +60,8 @@ class SoakResult:
 
 
 def resident_mb() -> float:
-    """Return the resident memory of this process in MB (peak where /proc is missing)."""
-    try:
-        with open('/proc/self/statm') as stream:
-            pages = int(stream.read().split()[1])
-        return pages * os.sysconf('SC_PAGE_SIZE') / 2**20
-    except (OSError, ValueError, IndexError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Return the resident memory of this process in MB."""
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def make_pairs(types: MessageTypes, width: int, height: int,

@@ -21,7 +21,6 @@ from bad_input_helpers import (assert_one_line_error, leftovers, run_cli, textur
 from stereo_depth_ros.bags import BagInput, process_bag
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.camera import StereoCameraModel
-from stereo_depth_ros.data.pfm import write_pfm
 from stereo_depth_ros.geometry import disparity_to_depth
 from stereo_depth_ros.kitti import write_raw_drive
 from stereo_depth_ros.pipeline import StereoPipeline
@@ -171,7 +170,7 @@ def _generic_dataset(root, pfm_bytes):
     ((b'-1\n', b'1\n'), ('disp.pfm', 'big-endian', 'other byte order')),
 ])
 def test_bad_pfm_is_refused(tmp_path, capsys, change, words):
-    write_pfm(tmp_path / 'good.pfm', np.full((32, 64), 6.0, np.float32))
+    cv2.imwrite(str(tmp_path / 'good.pfm'), np.full((32, 64), 6.0, np.float32))
     _generic_dataset(tmp_path / 'data', (tmp_path / 'good.pfm').read_bytes().replace(*change))
     code, _, lines = run_cli(['eval', '--dataset', 'generic', '--root', tmp_path / 'data',
                               '--json', *SGBM16], capsys)

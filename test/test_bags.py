@@ -5,7 +5,7 @@ import pytest
 import yaml
 from rosbags.interfaces import ConnectionExtRosbag2
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.bags import (BagInput, find_stereo_topics, kitti_to_bag, process_bag,
@@ -533,3 +533,48 @@ def test_outputs_already_in_the_input_bag_are_refused(drive, tmp_path, capsys):
     again = process_bag(tmp_path / 'once', tmp_path / 'twice', sgbm_pipeline(),
                         namespace='/stereo/again', progress=False)
     assert again.pairs == 1 and read_bag(tmp_path / 'twice')['/stereo/again/disparity']
+
+
+READING_IDL = '''module my_msgs {
+  module msg {
+    struct Reading {
+      string label;
+      double value;
+    };
+  };
+};
+'''
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_bag_input_decodes_a_type_the_bag_defines_in_idl(tmp_path, storage):
+    writing = get_typestore(Stores.EMPTY)
+    writing.register(get_types_from_idl(READING_IDL))
+    msgdef = '=' * 80 + '\nIDL: my_msgs/msg/Reading\n' + READING_IDL
+    with Writer(tmp_path / 'bag', version=8, storage_plugin=STORAGE_PLUGINS[storage]) as writer:
+        connection = writer.add_connection('/reading', 'my_msgs/msg/Reading', msgdef=msgdef,
+                                           rihs01=writing.hash_rihs01('my_msgs/msg/Reading'))
+        for value in (1.5, 2.5):
+            reading = writing.types['my_msgs/msg/Reading'](label='probe', value=value)
+            writer.write(connection, START_NS, writing.serialize_cdr(reading,
+                                                                     'my_msgs/msg/Reading'))
+    jazzy = get_typestore(Stores.ROS2_JAZZY)
+    with BagInput(tmp_path / 'bag', typestore=jazzy) as bag:
+        decoded = [bag.deserialize(data, c) for c, _, data in bag.messages()]
+        assert bag.bag_types == {'my_msgs/msg/Reading'} and bag.redefined == []
+    assert [(m.label, m.value) for m in decoded] == [('probe', 1.5), ('probe', 2.5)]
+    assert 'my_msgs/msg/Reading' in jazzy.fielddefs  # a new type joins the given store
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_bag_input_decodes_with_the_bags_definition_of_a_known_type(tmp_path, storage):
+    write_humble_bag_with_range(tmp_path / 'humble', STORAGE_PLUGINS[storage])
+    jazzy = get_typestore(Stores.ROS2_JAZZY)
+    with BagInput(tmp_path / 'humble', typestore=jazzy) as bag:
+        ranges = [bag.deserialize(data, c) for c, _, data in bag.messages()
+                  if c.topic == '/sonar']
+        assert bag.redefined == ['sensor_msgs/msg/Range'] and bag.typestore is not jazzy
+        assert 'sensor_msgs/msg/Range' in bag.bag_types
+    assert [r.range for r in ranges] == [1.0, 2.0]
+    assert not hasattr(ranges[0], 'variance')
+    assert any(name == 'variance' for name, _ in jazzy.fielddefs['sensor_msgs/msg/Range'][1])

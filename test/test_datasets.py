@@ -5,17 +5,60 @@ import numpy as np
 import pytest
 
 from stereo_depth_ros.data.datasets import load_dataset, parse_seed_spec
-from stereo_depth_ros.data.pfm import read_pfm, write_pfm
+from stereo_depth_ros.data.pfm import read_pfm
 from stereo_depth_ros.errors import DatasetError
 from stereo_depth_ros.resources import sample_data_dir
 
 
-def test_pfm_round_trip(tmp_path):
-    image = np.arange(12, dtype=np.float32).reshape(3, 4) * 0.5
-    write_pfm(tmp_path / 'd.pfm', image)
-    np.testing.assert_array_equal(read_pfm(tmp_path / 'd.pfm'), image)
-    (tmp_path / 'bad.pfm').write_bytes(b'P6\n1 1\n255\n\x00\x00\x00')
-    with pytest.raises(DatasetError, match='not a PFM'):
+TOP_FIRST = np.array([[1.0, 2.0, 3.0], [4.0, np.nan, np.inf]], np.float32)
+
+
+def hand_made_pfm(header, rows_top_first, scale, byte_order):
+    """PFM bytes written by hand from the format: rows bottom first, colour RGB."""
+    height, width = rows_top_first.shape[:2]
+    return (header + f'\n{width} {height}\n{scale}\n'.encode()
+            + np.flipud(rows_top_first).astype(byte_order + 'f4').tobytes())
+
+
+@pytest.mark.parametrize('scale, byte_order', [('-1.0', '<'), ('1.0', '>'), ('-1', '<')])
+def test_pfm_read_against_hand_made_bytes(tmp_path, scale, byte_order):
+    (tmp_path / 'd.pfm').write_bytes(hand_made_pfm(b'Pf', TOP_FIRST, scale, byte_order))
+    image = read_pfm(tmp_path / 'd.pfm')
+    assert image.dtype == np.float32 and image.shape == (2, 3)
+    np.testing.assert_array_equal(image, TOP_FIRST)  # top row first, NaN and inf kept
+
+
+def test_pfm_colour_keeps_the_files_channel_order(tmp_path):
+    rgb = np.arange(18, dtype=np.float32).reshape(2, 3, 3)
+    (tmp_path / 'c.pfm').write_bytes(hand_made_pfm(b'PF', rgb, '-1', '<'))
+    np.testing.assert_array_equal(read_pfm(tmp_path / 'c.pfm'), rgb)
+
+
+def test_pfm_scale_magnitude_is_not_applied(tmp_path):
+    (tmp_path / 's.pfm').write_bytes(hand_made_pfm(b'Pf', TOP_FIRST, '-2.5', '<'))
+    np.testing.assert_allclose(read_pfm(tmp_path / 's.pfm'), TOP_FIRST, rtol=1e-6)
+
+
+def test_opencv_writes_the_pfm_the_reader_reads(tmp_path):
+    """Tests and tools write PFM with OpenCV: check its bytes against the format."""
+    assert cv2.imwrite(str(tmp_path / 'w.pfm'), TOP_FIRST)
+    assert (tmp_path / 'w.pfm').read_bytes() == hand_made_pfm(b'Pf', TOP_FIRST, '-1', '<')
+    rgb = np.arange(18, dtype=np.float32).reshape(2, 3, 3)
+    assert cv2.imwrite(str(tmp_path / 'c.pfm'), rgb[..., ::-1])  # OpenCV takes BGR
+    assert (tmp_path / 'c.pfm').read_bytes() == hand_made_pfm(b'PF', rgb, '-1', '<')
+    np.testing.assert_array_equal(read_pfm(tmp_path / 'c.pfm'), rgb)
+
+
+@pytest.mark.parametrize('data, words', [
+    (b'P6\n1 1\n255\n\x00\x00\x00', 'not a PFM'),
+    (b'Pf\n2 2\n-1\n' + bytes(12), 'truncated PFM .3 of 4 values'),
+    (b'Pf\n2\n-1\n' + bytes(16), 'cannot read PFM'),
+    (b'Pf\n0 2\n-1\n', 'size must be positive'),
+    (b'Pf\n2 2\n0\n' + bytes(16), 'finite non-zero'),
+])
+def test_bad_pfm_is_a_clear_error(tmp_path, data, words):
+    (tmp_path / 'bad.pfm').write_bytes(data)
+    with pytest.raises(DatasetError, match=words):
         read_pfm(tmp_path / 'bad.pfm')
 
 
@@ -57,7 +100,7 @@ def test_generic_layout_and_incomplete_scene(tmp_path):
     cv2.imwrite(str(scene / 'right.png'), image)
     disparity = np.full((8, 12), 3.0, np.float32)
     disparity[0, 0] = np.inf
-    write_pfm(scene / 'disp.pfm', disparity)
+    cv2.imwrite(str(scene / 'disp.pfm'), disparity)
     sample = load_dataset('generic', tmp_path)[0]
     assert np.isnan(sample.disparity[0, 0]) and sample.disparity[1, 1] == 3.0
     (scene / 'right.png').unlink()

@@ -5,9 +5,7 @@ import pytest
 
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.errors import CalibrationError
-from stereo_depth_ros.geometry import (depth_range_to_disparity_range, depth_to_disparity,
-                                       depth_to_points, disparity_range_to_depth_range,
-                                       disparity_to_depth)
+from stereo_depth_ros.geometry import depth_to_points, disparity_to_depth
 
 CAMERA = StereoCameraModel.from_focal_baseline(700.0, 0.5, 64, 48, cx=32.0, cy=24.0)
 
@@ -28,18 +26,10 @@ def test_disparity_offset_is_subtracted():
 
 def test_round_trip_and_bad_focal_baseline():
     depth = np.array([[1.0, 2.5, 40.0, np.nan]], dtype=np.float32)
-    back = disparity_to_depth(depth_to_disparity(depth, 350.0, 3.0), 350.0, 3.0)
-    np.testing.assert_allclose(back, depth, rtol=1e-5)
+    disparity = 350.0 / depth + 3.0  # fx*B = 350, offset 3 px
+    np.testing.assert_allclose(disparity_to_depth(disparity, 350.0, 3.0), depth, rtol=1e-5)
     with pytest.raises(CalibrationError):
         disparity_to_depth(depth, -350.0)
-
-
-def test_range_conversions():
-    low, high = depth_range_to_disparity_range(1.0, 35.0, CAMERA)
-    assert (low, high) == pytest.approx((10.0, 350.0))
-    near, far = disparity_range_to_depth_range(10.0, 350.0, CAMERA)
-    assert (near, far) == pytest.approx((1.0, 35.0))
-    assert disparity_range_to_depth_range(0.0, 350.0, CAMERA)[1] == float('inf')
 
 
 def test_points_known_pixel():

@@ -1,142 +1,123 @@
-"""launch/depth.launch.py and config/depth.rviz, checked without a ROS installation.
+"""launch/depth.launch.py through launch's own API, its helpers, and config/depth.rviz.
 
-The launch file is parsed with ``ast`` (no ``launch`` import needed); where ``launch_ros`` and
-an installed package are available it is also loaded and its description inspected.
+The launch arguments are read with ``launch``'s loader (``get_launch_arguments()``) where
+``launch`` and ``launch_ros`` are installed, and skipped elsewhere; the helpers the launch file
+calls (:mod:`stereo_depth_ros.launch_support`) and the rviz configuration are checked without
+ROS. The parameter file's node key is matched by rcl itself where rclpy is installed.
 """
 
-import ast
-import importlib.util
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from stereo_depth_ros.backends import backend_names
 from stereo_depth_ros.bags.from_kitti import BASE_FRAME, LEFT_FRAME, topic_names
+from stereo_depth_ros.launch_support import (backend_choices, input_remappings,
+                                             parameter_overrides)
 from stereo_depth_ros.topics import INPUT_TOPICS, OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / 'launch' / 'depth.launch.py'
 RVIZ = ROOT / 'config' / 'depth.rviz'
+PARAMS = ROOT / 'config' / 'depth.yaml'
 DOCUMENTED = {'backend', 'weights', 'params_file', 'namespace', 'left_namespace',
               'right_namespace', 'approximate_sync', 'use_sim_time', 'use_rviz', 'rviz_config',
               'log_level'}
 
 
-def _tree() -> ast.Module:
-    return ast.parse(LAUNCH.read_text(), filename=str(LAUNCH))
+# ------------------------------------------------------------------ helpers (no ROS)
 
 
-def _calls(name: str) -> list[ast.Call]:
-    return [node for node in ast.walk(_tree()) if isinstance(node, ast.Call)
-            and getattr(node.func, 'id', getattr(node.func, 'attr', None)) == name]
+def test_backend_choices_are_the_registry_s():
+    assert backend_choices() == [''] + list(backend_names())
 
 
-def _keywords(call: ast.Call) -> dict:
-    return {kw.arg: kw.value for kw in call.keywords}
+def test_remappings_cover_every_input_topic():
+    remappings = dict(input_remappings('/camera/left/', 'right'))
+    assert set(remappings) == set(INPUT_TOPICS)
+    assert remappings['left/image_rect'] == '/camera/left/image_rect'
+    assert remappings['right/camera_info'] == 'right/camera_info'
+    assert dict(input_remappings('', '')) == {name: name for name in INPUT_TOPICS}
 
 
-def _arguments() -> dict[str, dict]:
-    arguments = {}
-    for call in _calls('DeclareLaunchArgument'):
-        name = ast.literal_eval(call.args[0])
-        keywords = _keywords(call)
-        default = keywords.get('default_value')
-        arguments[name] = {
-            'description': ast.literal_eval(keywords['description']),
-            'default': ast.literal_eval(default) if isinstance(default, ast.Constant)
-            else ast.unparse(default),
-            'choices': ast.literal_eval(keywords['choices']) if 'choices' in keywords else None,
-        }
-    return arguments
+def test_only_given_arguments_override_the_parameter_file():
+    assert parameter_overrides('', '', '', 'false') == {'use_sim_time': False}
+    assert parameter_overrides('dispnetc', 'w.safetensors', 'false', 'true') == {
+        'use_sim_time': True, 'backend': 'dispnetc', 'weights': 'w.safetensors',
+        'approximate_sync': False}
 
 
-def test_launch_file_compiles_and_defines_generate_launch_description():
-    compile(LAUNCH.read_text(), str(LAUNCH), 'exec')
-    functions = [node.name for node in _tree().body if isinstance(node, ast.FunctionDef)]
-    assert 'generate_launch_description' in functions
+# ------------------------------------------------------------------ launch's API
 
 
-def test_documented_arguments_are_declared_with_descriptions():
-    arguments = _arguments()
-    assert set(arguments) == DOCUMENTED
-    for name, argument in arguments.items():
-        assert len(argument['description']) > 15, name
-        if argument['choices'] is not None:
-            assert argument['default'] in argument['choices'], name
-    assert 'depth.yaml' in arguments['params_file']['default']
-    assert 'depth.rviz' in arguments['rviz_config']['default']
-    assert (ROOT / 'config' / 'depth.yaml').is_file() and RVIZ.is_file()
+@pytest.fixture
+def launch_arguments(tmp_path, monkeypatch):
+    """name -> (default, description, choices) as launch's loader reads them."""
+    pytest.importorskip('launch')
+    pytest.importorskip('launch_ros')
+    from launch import LaunchContext
+    from launch.launch_description_sources import get_launch_description_from_python_launch_file
+    from launch.utilities import perform_substitutions
+    # An ament prefix holding this checkout's share files, for get_package_share_directory.
+    index = tmp_path / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    (index / 'stereo_depth_ros').write_text('')
+    (tmp_path / 'share' / 'stereo_depth_ros').mkdir()
+    (tmp_path / 'share' / 'stereo_depth_ros' / 'config').symlink_to(ROOT / 'config')
+    monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path))
+    description = get_launch_description_from_python_launch_file(str(LAUNCH))
+    context = LaunchContext()
+    return {argument.name: (perform_substitutions(context, argument.default_value),
+                            argument.description, argument.choices)
+            for argument in description.get_launch_arguments()}
 
 
-def test_default_topics_are_the_kitti2bag_topics():
-    arguments = _arguments()
-    namespace = arguments['namespace']['default']
-    left, right = arguments['left_namespace']['default'], arguments['right_namespace']['default']
-    resolved = {
-        'left_image': f'/{namespace}/{left}/image_rect',
-        'right_image': f'/{namespace}/{right}/image_rect',
-        'left_info': f'/{namespace}/{left}/camera_info',
-        'right_info': f'/{namespace}/{right}/camera_info',
-    }
+def test_documented_arguments_are_declared_with_descriptions(launch_arguments):
+    assert set(launch_arguments) == DOCUMENTED
+    for name, (default, description, choices) in launch_arguments.items():
+        assert len(description) > 15, name
+        if choices is not None:
+            assert default in choices, name
+    assert launch_arguments['backend'][2] == backend_choices()
+    assert Path(launch_arguments['params_file'][0]).resolve() == PARAMS.resolve()
+    assert Path(launch_arguments['rviz_config'][0]).resolve() == RVIZ.resolve()
+
+
+def test_default_topics_are_the_kitti2bag_topics(launch_arguments):
+    namespace = launch_arguments['namespace'][0]
+    remappings = dict(input_remappings(launch_arguments['left_namespace'][0],
+                                       launch_arguments['right_namespace'][0]))
+    resolved = {key: f'/{namespace}/{remappings[topic]}' for key, topic in (
+        ('left_image', 'left/image_rect'), ('right_image', 'right/image_rect'),
+        ('left_info', 'left/camera_info'), ('right_info', 'right/camera_info'))}
     bag = topic_names()
     assert all(bag[key] == topic for key, topic in resolved.items())
-    # the node subscribes to exactly the remapped relative names
-    assert set(INPUT_TOPICS) == {'left/image_rect', 'right/image_rect', 'left/camera_info',
-                                 'right/camera_info'}
 
 
-def test_node_action_uses_the_installed_executable_and_node_name():
-    setup = (ROOT / 'setup.py').read_text()
-    assert "'depth_node = stereo_depth_ros.node:main'" in setup
-    nodes = [_keywords(call) for call in _calls('Node')]
-    depth = [kw for kw in nodes if ast.literal_eval(kw['executable']) == 'depth_node']
-    assert len(depth) == 1
-    package = {node.targets[0].id: ast.literal_eval(node.value) for node in _tree().body
-               if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)}
-    assert package['PACKAGE'] == 'stereo_depth_ros'
-    assert ast.unparse(depth[0]['package']) == 'PACKAGE'
-    name = ast.literal_eval(depth[0]['name'])
-    params = yaml.safe_load((ROOT / 'config' / 'depth.yaml').read_text())
-    assert name == 'stereo_depth_node' and list(params) == [f'/**/{name}']
-    assert re.search(r"NODE_NAME = 'stereo_depth_node'", (ROOT / 'stereo_depth_ros' /
-                                                          'node.py').read_text())
-    rviz = [kw for kw in nodes if kw is not depth[0]]
-    assert len(rviz) == 1 and ast.literal_eval(rviz[0]['executable']) == 'rviz2'
-    assert 'IfCondition(use_rviz)' in ast.unparse(rviz[0]['condition'])
+# ------------------------------------------------------------------ parameter file, by rcl
 
 
-def _rclpy_key_matches(key: str, node_fqn: str) -> bool:
-    """Match a parameter-file node key against a node's full name as rclpy does."""
-    key = key if key.startswith('/') else '/' + key
-    return re.fullmatch(key.replace('/*', r'(/\w+)'), node_fqn) is not None
-
-
-def test_parameter_file_reaches_the_node_in_its_launch_namespace():
-    (key,) = yaml.safe_load((ROOT / 'config' / 'depth.yaml').read_text())
-    namespace = _arguments()['namespace']['default']
-    assert _rclpy_key_matches(key, f'/{namespace}/stereo_depth_node')
-    assert _rclpy_key_matches(key, '/robot/cam/stereo_depth_node')
-    assert not _rclpy_key_matches(key, f'/{namespace}/other_node')
-    # why the wildcard: the bare node name misses a namespaced node
-    assert not _rclpy_key_matches('stereo_depth_node', f'/{namespace}/stereo_depth_node')
-
-
-def test_launch_description_loads_where_launch_ros_is_installed():
-    pytest.importorskip('launch_ros')
-    ament = pytest.importorskip('ament_index_python.packages')
+def test_parameter_file_reaches_the_node_in_any_namespace():
+    rclpy = pytest.importorskip('rclpy')
+    (key,) = yaml.safe_load(PARAMS.read_text())
+    expected = yaml.safe_load(PARAMS.read_text())[key]['ros__parameters']['backend']
+    context = rclpy.context.Context()
+    rclpy.init(args=['--ros-args', '--params-file', str(PARAMS)], context=context)
     try:
-        ament.get_package_share_directory('stereo_depth_ros')
-    except ament.PackageNotFoundError:
-        pytest.skip('stereo_depth_ros is not installed in an ament prefix')
-    from launch.actions import DeclareLaunchArgument
-    spec = importlib.util.spec_from_file_location('depth_launch', LAUNCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
-    declared = {entity.name for entity in description.entities
-                if isinstance(entity, DeclareLaunchArgument)}
-    assert declared == DOCUMENTED
+        found = {}
+        for namespace, name in (('/stereo', 'stereo_depth_node'),
+                                ('/robot/cam', 'stereo_depth_node'), ('/stereo', 'other_node')):
+            node = rclpy.create_node(name, namespace=namespace, context=context,
+                                     automatically_declare_parameters_from_overrides=True)
+            found[(namespace, name)] = (node.get_parameter('backend').value
+                                        if node.has_parameter('backend') else None)
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
+    assert found[('/stereo', 'stereo_depth_node')] == expected
+    assert found[('/robot/cam', 'stereo_depth_node')] == expected
+    assert found[('/stereo', 'other_node')] is None
 
 
 # ------------------------------------------------------------------ rviz

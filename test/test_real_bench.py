@@ -57,8 +57,7 @@ def test_eval_without_usable_ground_truth_is_bad_input(tmp_path: Path, capsys) -
     image = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
     cv2.imwrite(str(scene / 'left.png'), image)
     cv2.imwrite(str(scene / 'right.png'), image)
-    from stereo_depth_ros.data.pfm import write_pfm
-    write_pfm(scene / 'disp.pfm', np.full((40, 60), np.nan, np.float32))
+    cv2.imwrite(str(scene / 'disp.pfm'), np.full((40, 60), np.nan, np.float32))
     code = main(['eval', '--dataset', 'generic', '--root', str(tmp_path / 'data'), '--json'])
     assert code == 2
     assert 'no pair' in capsys.readouterr().err

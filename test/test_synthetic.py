@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from stereo_depth_ros.data.datasets import parse_seed_spec
+from stereo_depth_ros.data.datasets import SyntheticSamples, parse_seed_spec
 from stereo_depth_ros.data.synthetic import (EVAL_SEED_OFFSET, MIN_DISPARITY, ROAD_BASELINE,
                                              SKY_DISPARITY, TEST_SEED_OFFSET,
                                              VALIDATION_SEED_OFFSET, SyntheticScene,
-                                             SyntheticStereoDataset, check_training_seed,
+                                             check_training_seed,
                                              eval_seeds, make_road_sequence, make_scene)
 from stereo_depth_ros.errors import DatasetError
 
@@ -161,10 +161,10 @@ def test_road_sequence_obstacle_approaches():
 
 
 def test_dataset_and_seed_convention():
-    dataset = SyntheticStereoDataset(eval_seeds(3), 64, 128, kind='road')
+    dataset = SyntheticSamples(list(eval_seeds(3)), 'road', 64, 128)
     assert len(dataset) == 3 and dataset.seeds[0] == TEST_SEED_OFFSET
-    np.testing.assert_array_equal(dataset[1].left,
-                                  make_scene(TEST_SEED_OFFSET + 1, 64, 128, 'road').left)
+    np.testing.assert_array_equal(dataset[1].left, make_scene(TEST_SEED_OFFSET + 1, 64, 128,
+                                                              'road', 64.0).left)
     # Test seeds (eval:N) never overlap the validation seeds that steer training decisions.
     assert VALIDATION_SEED_OFFSET == EVAL_SEED_OFFSET < TEST_SEED_OFFSET
     assert min(eval_seeds(1000)) >= TEST_SEED_OFFSET

@@ -1,6 +1,7 @@
 """Training: config, data sources, augmentation, losses, loop, checkpoints, shipped weights."""
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,6 @@ import torch
 import yaml
 
 from stereo_depth_ros.backends import learned_backend_names
-from stereo_depth_ros.data.pfm import write_pfm
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.networks.dispnet_qr import DispNetQR, disparity_to_bins
@@ -24,7 +24,7 @@ from stereo_depth_ros.training.losses import (CostVolumeLoss, LossSchedule, Mult
 from stereo_depth_ros.training.sources import (TRAIN_SEED_LIMIT, VKITTI2_BASELINE, FileSource,
                                                SyntheticSource, TrainingData, build_source,
                                                vkitti2_dataset)
-from stereo_depth_ros.training.trainer import Trainer, build_model, learning_rate, train
+from stereo_depth_ros.training.trainer import Trainer, build_lr_scheduler, build_model, train
 from stereo_depth_ros.weights import read_metadata, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,7 +276,7 @@ def test_file_sources_on_tiny_fake_folders(tmp_path):
     disparity = np.full((20, 40), 7.5, np.float32)
     disparity[0, 0] = 300.0
     (flow / 'disparity' / 'A' / '0000' / 'left').mkdir(parents=True)
-    write_pfm(flow / 'disparity' / 'A' / '0000' / 'left' / '0006.pfm', disparity)
+    cv2.imwrite(str(flow / 'disparity' / 'A' / '0000' / 'left' / '0006.pfm'), disparity)
     # KITTI 2015: uint16 disparity * 256, 0 = unknown.
     kitti = tmp_path / 'kitti'
     for folder in ('image_2', 'image_3'):
@@ -320,13 +320,70 @@ def test_file_sources_on_tiny_fake_folders(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
+def closed_form_lr(step, opt, total_steps):
+    """The schedule as a formula (the trainer's until it used torch's schedulers)."""
+    if opt.warmup_steps and step < opt.warmup_steps:
+        return opt.lr * (step + 1) / opt.warmup_steps
+    if opt.lr_schedule == 'constant':
+        return opt.lr
+    if opt.lr_schedule == 'step':
+        return opt.lr * opt.gamma ** sum(1 for m in opt.milestones if step >= m * total_steps)
+    progress = (step - opt.warmup_steps) / max(1, total_steps - opt.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+    return opt.lr * (opt.min_lr_ratio + (1 - opt.min_lr_ratio) * cosine)
+
+
+def scheduled_lrs(opt, total_steps):
+    """The learning rate of each step, as the trainer's optimizer sees it."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=opt.lr)
+    scheduler = build_lr_scheduler(optimizer, opt, total_steps)
+    lrs = []
+    for _ in range(total_steps):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+@pytest.mark.parametrize('optimization, total', [
+    ({'lr': 1.0, 'warmup_steps': 10, 'min_lr_ratio': 0.1}, 110),
+    ({'lr': 3e-4, 'warmup_steps': 0, 'min_lr_ratio': 0.02}, 50),
+    ({'lr': 3e-4, 'warmup_steps': 1, 'min_lr_ratio': 0.02}, 50),
+    ({'lr': 2e-3, 'warmup_steps': 200, 'min_lr_ratio': 0.02}, 1500),
+    ({'lr': 1e-3, 'warmup_steps': 5, 'lr_schedule': 'step', 'milestones': [0.5, 0.8],
+      'gamma': 0.3}, 40),
+    ({'lr': 1e-3, 'warmup_steps': 10, 'lr_schedule': 'step', 'milestones': [0.1, 0.6]}, 40),
+    ({'lr': 1e-3, 'warmup_steps': 0, 'lr_schedule': 'step', 'milestones': [0.25]}, 40),
+    ({'lr': 1e-3, 'warmup_steps': 4, 'lr_schedule': 'constant'}, 20),
+])
+def test_lr_schedule_matches_the_formula(optimization, total):
+    opt = from_dict(TrainConfig, {'optimization': optimization}).optimization
+    expected = [closed_form_lr(step, opt, total) for step in range(total)]
+    assert scheduled_lrs(opt, total) == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
 def test_learning_rate_warmup_and_cosine():
     opt = from_dict(TrainConfig, {'optimization': {'lr': 1.0, 'warmup_steps': 10,
                                                    'min_lr_ratio': 0.1}}).optimization
-    assert learning_rate(0, opt, 110) == pytest.approx(0.1)
-    assert learning_rate(10, opt, 110) == pytest.approx(1.0)
-    assert learning_rate(110, opt, 110) == pytest.approx(0.1)
-    assert 0.1 < learning_rate(60, opt, 110) < 1.0
+    lrs = scheduled_lrs(opt, 110)
+    assert lrs[0] == pytest.approx(0.1) and lrs[10] == pytest.approx(1.0)
+    assert lrs[-1] == pytest.approx(0.1, abs=1e-3) and 0.1 < lrs[60] < 1.0
+
+
+def test_resume_continues_the_lr_schedule(tmp_path):
+    overrides = tiny_config(tmp_path, optimization={'lr_schedule': 'cosine', 'warmup_steps': 2,
+                                                    'min_lr_ratio': 0.1})
+    config = from_dict(TrainConfig, overrides)
+    train(config, device='cpu', steps=4, out_dir=tmp_path / 'run', progress=False)
+    trainer = Trainer(config, device='cpu', steps=7, out_dir=tmp_path / 'run', progress=False)
+    trainer.resume()  # the checkpoint of a 4-step run, continued to 7 steps
+    expected = [closed_form_lr(step, config.optimization, 7) for step in range(7)]
+    lrs = []
+    for _ in range(3):
+        lrs.append(trainer.optimizer.param_groups[0]['lr'])
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    assert lrs == pytest.approx(expected[4:], rel=1e-6)
 
 
 def test_a_few_steps_lower_the_loss(tmp_path):
@@ -491,6 +548,16 @@ def test_seed_option_overrides_the_config_and_is_recorded(tmp_path):
     assert json.loads(metadata.extra['training'])['config']['seed'] == 77
 
 
+def test_model_card_scores_in_process_as_the_eval_command_does(capsys):
+    from stereo_depth_ros.cli import main as cli_main
+    from stereo_depth_ros.training.model_card import eval_command, run_eval
+    measured = run_eval('sgbm', 'synthetic', '0:2')
+    assert cli_main(eval_command('sgbm', 'synthetic', '0:2')) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert measured.pop('ms_per_pair') > 0 and measured['n'] == 2
+    assert measured == {key: printed[key] for key in measured}
+
+
 def test_model_card_says_where_sgbm_wins_and_what_would_close_the_gap():
     from stereo_depth_ros.training.model_card import gap_to_sgbm
     evaluations = {
@@ -508,3 +575,13 @@ def test_model_card_says_where_sgbm_wins_and_what_would_close_the_gap():
     assert 'only synthetic' not in gap_to_sgbm('dispnet', evaluations, real, {}, 1)
     evaluations['middlebury2003']['epe_lower_than_sgbm'] = True
     assert gap_to_sgbm('dispnet', evaluations, training, {'width': 0.25}, 1) is None
+
+
+def test_model_card_names_the_config_of_the_weights_own_run():
+    from stereo_depth_ros.training.model_card import training_command
+    models = Path(__file__).resolve().parent.parent / 'models'
+    assert training_command(models / 'dispnet.safetensors', 'dispnet_finetune', 'dispnet') == \
+        'stereo-depth train --config config/finetune_dispnet.yaml'
+    assert training_command(models / 'costnet.safetensors', 'costnet', 'costnet') == \
+        'stereo-depth train --config config/train_costnet.yaml'
+    assert 'not found' in training_command(models / 'x.safetensors', 'nothing_named_so', 'x')

@@ -175,7 +175,7 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
         stereo = find_stereo_topics(bag.topics, **(topics or {}))
         ns = _output_namespace(stereo, namespace)
         _check_outputs_are_new(bag.topics, ns, wanted)
-        with BagWriter(out_bag, storage=storage, typestore=typestore) as writer:
+        with BagWriter(out_bag, storage=storage, typestore=bag.typestore) as writer:
             run = _Run(bag, writer, stereo, pipeline, sync, wanted, ns,
                        mono16_bit_depth, strict, max_megapixels)
             try:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from rosbags.interfaces import Connection
+from rosbags.interfaces import Connection, MessageDefinitionFormat
 from rosbags.rosbag2 import Reader, ReaderError
-from rosbags.typesys import get_types_from_msg
+from rosbags.typesys import (Stores, TypesysError, get_types_from_idl, get_types_from_msg,
+                             get_typestore)
 
 from .mcap_scan import McapScan, ScanReport
 from .writer import get_distro_typestore
@@ -67,15 +68,41 @@ def _same_fields(have: Any, new: Any) -> bool:
     return [(f[0].lower(), f[1]) for f in have] == [(f[0].lower(), f[1]) for f in new]
 
 
+def _definition_types(connection: Connection) -> dict[str, Any]:
+    """Return the types a connection's stored definition (``.msg`` or IDL) defines, or {}.
+
+    An unparsable definition gives {}: it only matters if the topic is decoded, and then the
+    store's definition (or an "unknown message type" error) stands in for it.
+    """
+    msgdef = connection.msgdef
+    if msgdef is None or not msgdef.data or msgdef.format == MessageDefinitionFormat.NONE:
+        return {}
+    try:
+        if msgdef.format == MessageDefinitionFormat.MSG:
+            return dict(get_types_from_msg(msgdef.data, connection.msgtype))
+        types: dict[str, Any] = {}
+        separator = '=' * 80 + '\n'
+        if msgdef.data.startswith(separator + 'IDL: '):  # rosbag2: one IDL file per type
+            for part in msgdef.data.split(separator)[1:]:
+                types.update(get_types_from_idl(part.split('\n', 1)[1]))
+        else:
+            types.update(get_types_from_idl(msgdef.data))
+        return types
+    except Exception:  # the parsers raise many kinds on bad text
+        return {}
+
+
 class BagInput:
     """An open rosbag2 bag; use as a context manager.
 
-    Messages are deserialised with ``typestore`` (default: that of ``distro``) **updated with
-    the message definitions stored in the bag**: types the store lacks are added, and a type
-    the bag defines differently (``sensor_msgs/msg/Range`` of a Humble bag, which has no
-    ``variance``, read with the Jazzy store) takes the bag's definition, because the bag's
-    bytes were written with it. ``bag_types`` lists the types whose definition came from the
-    bag (added or matching), ``redefined`` those that replaced the store's.
+    Messages are deserialised with ``typestore`` (default: that of ``distro``) completed with
+    **the message definitions stored in the bag** (``.msg`` or IDL), read with rosbags' public
+    typestore API: types the store lacks are registered in it; when the bag defines a type
+    differently (``sensor_msgs/msg/Range`` of a Humble bag, which has no ``variance``, read
+    with the Jazzy store), :attr:`typestore` becomes a new store of the bag's definitions
+    completed by the given store's, because the bag's bytes were written with them (the store
+    passed in keeps its own). ``bag_types`` lists the types whose definition came from the bag
+    (added or matching), ``redefined`` those that differ from the given store's.
     """
 
     def __init__(self, path: str | Path, distro: str = 'jazzy',
@@ -140,33 +167,31 @@ class BagInput:
         return self._scan.report if self._scan is not None else None
 
     def _register_bag_types(self) -> None:
-        store = self.typestore
+        """Take the message definitions stored in the bag, over those of ``typestore``."""
+        base = self.typestore
+        bag = get_typestore(Stores.EMPTY)
         for connection in self.connections:
-            msgtype = connection.msgtype
-            definition = connection.msgdef.data if connection.msgdef else ''
-            if msgtype in self.bag_types or not definition or definition.startswith('='):
-                continue  # no definition, or an IDL one: the store's is used
-            try:
-                types = get_types_from_msg(definition, msgtype)
-            except Exception:  # an unparsable definition only matters if the topic is used
+            if connection.msgtype in self.bag_types:
                 continue
-            replaced = {name: (store.fielddefs[name], store.types[name])
-                        for name, (_, fields) in types.items()
-                        if name in store.fielddefs
-                        and not _same_fields(store.fielddefs[name][1], fields)}
-            for name in replaced:
-                del store.fielddefs[name], store.types[name]
-            if replaced:
-                store.cache.clear()  # compiled (de)serialisers may embed a replaced type
+            types = _definition_types(connection)
+            if not types:
+                continue  # no definition: the store's is used
             try:
-                store.register(types)
-            except Exception:
-                for name, (fielddef, kind) in replaced.items():  # keep the store's
-                    store.fielddefs[name], store.types[name] = fielddef, kind
-                store.cache.clear()
+                bag.register(types)
+            except TypesysError:  # a second, different definition in one bag: the first counts
                 continue
-            self.bag_types.add(msgtype)
-            self.redefined.extend(name for name in replaced if name not in self.redefined)
+            self.bag_types.add(connection.msgtype)
+            self.redefined.extend(name for name, (_, fields) in types.items()
+                                  if name in base.fielddefs and name not in self.redefined
+                                  and not _same_fields(base.fielddefs[name][1], fields))
+        added = {name: bag.fielddefs[name] for name in bag.fielddefs
+                 if name not in base.fielddefs}
+        if added:
+            base.register(added)  # new types only: ``typestore`` keeps every other definition
+        if self.redefined:  # a store of the bag's definitions, completed by the base store's
+            bag.register({name: fielddef for name, fielddef in base.fielddefs.items()
+                          if name not in bag.fielddefs})
+            self.typestore = bag
 
     @property
     def connections(self) -> list[Connection]:
@@ -194,6 +219,7 @@ class BagInput:
         :attr:`scan_report`); with ``strict`` the first damage raises DatasetError.
         """
         if self._scan is None:
+            assert self._reader is not None  # opened by __enter__, or recovered by a scan
             try:
                 yield from self._reader.messages()
             except Exception as error:  # damaged pages fail in many ways

@@ -4,8 +4,6 @@ import argparse
 import ctypes
 import ctypes.util
 import gc
-import os
-import resource
 import statistics
 import tempfile
 import threading
@@ -15,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+import psutil
 from tqdm import tqdm
 
 from .common import add_device_argument, add_precision_argument
@@ -67,11 +66,7 @@ def make_pair(height: int, width: int, shift: int = 8,
 
 def _rss_bytes() -> int:
     """Return the resident set size of this process in bytes."""
-    try:
-        with open('/proc/self/statm', encoding='ascii') as handle:
-            return int(handle.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-    except (OSError, ValueError, IndexError):  # not Linux: fall back to the lifetime peak
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return int(psutil.Process().memory_info().rss)
 
 
 def release_free_memory() -> None:

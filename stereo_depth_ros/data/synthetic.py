@@ -127,7 +127,7 @@ class _NoiseField:
     """
 
     def __init__(self, rng: np.random.Generator, lo: tuple[float, float],
-                 hi: tuple[float, float], cells: Sequence[float],
+                 hi: tuple[float, float], cells: Sequence[float] | np.ndarray,
                  weights: Sequence[float] | np.ndarray,
                  boxes: Optional[Sequence[tuple[float, float, float, float]]] = None) -> None:
         # ``boxes`` optionally gives each octave its own (u0, v0, u1, v1) domain, the region
@@ -164,7 +164,7 @@ class _NoiseField:
             else:
                 if not np.any(fade > 0):
                     continue
-                fade = fade.astype(np.float32)
+                fade = np.asarray(fade, np.float32)
                 scale = fade * weight if self.channels == 0 else fade[..., None] * weight
             inverse = np.float32(1 / cell)
             values = _sample_grid(grid, (u - np.float32(u0)) * inverse + np.float32(1),
@@ -833,31 +833,6 @@ def make_road_sequence(seed: int, n_frames: int, height: int = 256, width: int =
         frames.append(_render_road(world, [moved] + static, frame_rng, 'road', photometric,
                                    int(seed)))
     return frames
-
-
-class SyntheticStereoDataset(Sequence[SyntheticScene]):
-    """Scenes for a list of seeds, generated on access (e.g. held-out evaluation sets).
-
-    Held-out evaluation uses seeds ``EVAL_SEED_OFFSET + i``; see :func:`eval_seeds`.
-    """
-
-    def __init__(self, seeds: Sequence[int] | range, height: int = 256, width: int = 512,
-                 kind: str = 'layered', max_disparity: float = 64.0) -> None:
-        if kind not in KINDS:
-            raise DatasetError(f'unknown synthetic scene kind {kind!r}; known: {", ".join(KINDS)}')
-        if len(seeds) == 0:
-            raise DatasetError('synthetic dataset needs at least one seed')
-        _check_size(height, width, max_disparity)
-        self.seeds = seeds
-        self.height, self.width, self.kind = height, width, kind
-        self.max_disparity = max_disparity
-
-    def __len__(self) -> int:
-        return len(self.seeds)
-
-    def __getitem__(self, index: int) -> SyntheticScene:  # type: ignore[override]
-        return make_scene(int(self.seeds[index]), self.height, self.width, self.kind,
-                          self.max_disparity)
 
 
 def eval_seeds(count: int) -> range:

@@ -2,9 +2,11 @@
 
 The training part comes from the weights file's own metadata (written by the trainer), so a
 card can always be regenerated from the ``.safetensors`` file. The evaluation part is measured
-by running the project's ``stereo-depth eval`` command (as a subprocess, ``--json``) for the
-learned backend and for ``sgbm`` on the same data: held-out synthetic scenes
-(``--dataset synthetic --root eval:N``) and Middlebury 2003 cones/teddy. Reproduce a card::
+in this process, with the functions behind ``stereo-depth eval`` and ``stereo-depth
+real-bench``, for the learned backend and for ``sgbm`` on the same data: the real suite
+(Middlebury 2003 cones/teddy and the motorcycle and aloe pairs of ``sample_data/real_extra``),
+full-range synthetic test scenes of a KITTI-sized camera and held-out synthetic scenes
+(``--dataset synthetic --root eval:N``). Reproduce a card::
 
     python -m stereo_depth_ros.training.model_card --backend dispnetc
     python -m stereo_depth_ros.training.model_card --all   # every models/*.safetensors
@@ -17,7 +19,6 @@ import hashlib
 import json
 import math
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -32,7 +33,6 @@ from ..weights import read_metadata
 #: Test scenes of the cards: 200, because sgbm's per-scene EPE is heavy-tailed (one failed
 #: scene moves a 50-scene mean by ~1 px; disjoint 50-scene sets gave sgbm 3.1 to 4.9 px).
 DEFAULT_SYNTHETIC = 'eval:200'
-# The Middlebury 2003 pairs shipped with the package (identical to the shared originals).
 #: Test scenes of the full-range (0-192 px, 1248x384) synthetic evaluation.
 FULL_RANGE_SCENES = 20
 #: Largest weights file the project ships.
@@ -67,16 +67,19 @@ def eval_command(backend: str, dataset: str, root: str,
 
 
 def run_eval(backend: str, dataset: str, root: str, weights: Optional[Path] = None) -> dict:
-    """Run ``stereo-depth eval ... --json`` in a subprocess; return its JSON summary."""
-    args = eval_command(backend, dataset, root, weights)
-    result = subprocess.run([sys.executable, '-m', 'stereo_depth_ros.cli', *args],
-                            capture_output=True, text=True)
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise StereoDepthError(f'stereo-depth {" ".join(args)} failed ({result.returncode}): '
-                               f'{result.stderr.strip()[-500:]}')
-    summary = json.loads(lines[-1])
-    return {key: summary[key] for key in METRICS if key in summary}
+    """Score ``backend`` on a dataset in this process; the metrics ``eval --json`` prints.
+
+    The same calls as ``stereo-depth eval`` (:func:`eval_command` gives its arguments):
+    the backend on the CPU, :func:`~stereo_depth_ros.evaluation.evaluate.evaluate_backend`;
+    NaN or infinite means become None, as in its JSON.
+    """
+    from ..backends import create_backend
+    from ..data.datasets import load_dataset
+    from ..evaluation.evaluate import evaluate_backend
+    model = create_backend(backend, weights=weights, device='cpu')
+    summary = evaluate_backend(model, load_dataset(dataset, root), progress=False)
+    return {key: (None if isinstance(summary[key], float) and not math.isfinite(summary[key])
+                  else summary[key]) for key in METRICS if key in summary}
 
 
 def _rounded(metrics: dict) -> dict:
@@ -187,6 +190,24 @@ def gap_to_sgbm(backend: str, evaluations: dict, training: dict, architecture: d
             f'{wider}.')
 
 
+def training_command(weights: Path, experiment: Optional[str], backend: str) -> str:
+    """Return the ``stereo-depth train`` line of the config named ``experiment``.
+
+    The config is looked up (by its ``name:``) in the ``config`` folder beside the weights'
+    folder (``models/``); the weights' own run may have been one stage of several (see the
+    card's notes), so it is not assumed to be ``train_<backend>.yaml``.
+    """
+    folder = weights.resolve().parent.parent / 'config'
+    for path in sorted(folder.glob('*.yaml')):
+        try:
+            name = (yaml.safe_load(path.read_text()) or {}).get('name')
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue
+        if experiment and name == experiment:
+            return f'stereo-depth train --config config/{path.name}'
+    return f'stereo-depth train (experiment {experiment or backend}; config not found)'
+
+
 def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, Any]:
     """Return the card of a weights file (training from its metadata, given evaluations)."""
     metadata = read_metadata(weights)
@@ -210,7 +231,7 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
     if training:
         wall = training.get('wall_time_s')
         card['training'] = {
-            'command': f'stereo-depth train --config config/train_{backend}.yaml',
+            'command': training_command(weights, training.get('experiment'), backend),
             **training,
             **({'wall_time_min': round(float(wall) / 60, 1)} if wall is not None else {}),
             'optimization': config.get('optimization', {}),

@@ -12,6 +12,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,18 +49,30 @@ class TrainResult:
     wall_time_s: float
 
 
-def learning_rate(step: int, opt: OptimizationConfig, total_steps: int) -> float:
-    """Return the learning rate of ``step``: linear warm-up, then the configured schedule."""
-    if opt.warmup_steps and step < opt.warmup_steps:
-        return opt.lr * (step + 1) / opt.warmup_steps
-    if opt.lr_schedule == 'constant':
-        return opt.lr
-    if opt.lr_schedule == 'step':
-        passed = sum(1 for m in opt.milestones if step >= m * total_steps)
-        return opt.lr * opt.gamma ** passed
-    progress = (step - opt.warmup_steps) / max(1, total_steps - opt.warmup_steps)
-    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
-    return opt.lr * (opt.min_lr_ratio + (1 - opt.min_lr_ratio) * cosine)
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, opt: OptimizationConfig,
+                       total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Return the run's LR schedule, stepped once after every optimizer step.
+
+    ``warmup_steps`` of linear warm-up (``lr / warmup_steps`` up to ``lr``), then ``cosine``
+    annealing to ``min_lr_ratio * lr`` at ``total_steps``, ``step`` (x ``gamma`` from each
+    ``milestones`` fraction of ``total_steps`` on) or ``constant``.
+    """
+    schedulers = torch.optim.lr_scheduler
+    warmup = max(0, opt.warmup_steps)
+    main: schedulers.LRScheduler
+    if opt.lr_schedule == 'cosine':
+        main = schedulers.CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup),
+                                            eta_min=opt.lr * opt.min_lr_ratio)
+    elif opt.lr_schedule == 'step':  # milestones count steps from the start of the run
+        milestones = [max(0, math.ceil(m * total_steps) - warmup) for m in opt.milestones]
+        main = schedulers.MultiStepLR(optimizer, milestones=milestones, gamma=opt.gamma)
+    else:
+        main = schedulers.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if not warmup:
+        return main
+    ramp = schedulers.LinearLR(optimizer, start_factor=1.0 / warmup, end_factor=1.0,
+                               total_iters=warmup - 1)
+    return schedulers.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
 
 
 def build_model(config: TrainConfig) -> StereoNet:
@@ -150,9 +163,10 @@ class Trainer:
         except BackendError as error:
             raise ConfigError(str(error)) from None
         self.optimizer = torch.optim.AdamW(trainable, lr=opt.lr,
-                                           betas=tuple(opt.betas),
+                                           betas=(opt.betas[0], opt.betas[1]),
                                            weight_decay=opt.weight_decay)
         self.scaler = torch.amp.GradScaler('cuda') if opt.precision == 'fp16' else None
+        self.scheduler = build_lr_scheduler(self.optimizer, opt, self.total_steps)
         self.loss = build_loss(self.model, config.model.loss, self.total_steps)
         self.data = TrainingData(config.data, config.seed, opt.batch_size)
         self.history: dict[str, list[dict]] = {'train': [], 'val': []}
@@ -175,6 +189,16 @@ class Trainer:
         """Continue from the run folder's checkpoint."""
         record = load_checkpoint(self.checkpoint_prefix, self.model, self.optimizer)
         self.step = int(record['step'])
+        # The schedule is replayed to the step, for this run's total_steps (which --steps may
+        # have changed since the checkpoint), from the configured learning rate.
+        for group in self.optimizer.param_groups:
+            group['lr'] = group['initial_lr'] = self.config.optimization.lr
+        self.scheduler = build_lr_scheduler(self.optimizer, self.config.optimization,
+                                            self.total_steps)
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()"
+            warnings.simplefilter('ignore', UserWarning)
+            for _ in range(self.step):
+                self.scheduler.step()
         extra = record.get('extra', {})
         self.history = extra.get('history', self.history)
         self.wall_time = float(extra.get('wall_time_s', 0.0))
@@ -220,9 +244,7 @@ class Trainer:
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
         opt = self.config.optimization
-        lr = learning_rate(self.step, opt, self.total_steps)
-        for group in self.optimizer.param_groups:
-            group['lr'] = lr
+        lr = self.optimizer.param_groups[0]['lr']
         loss, terms = self.step_loss(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f'training loss became {float(loss)} at step {self.step}; '
@@ -240,6 +262,7 @@ class Trainer:
             self.scaler.update()
         else:
             self.optimizer.step()
+        self.scheduler.step()
         return float(loss.detach()), {**terms, 'lr': lr}
 
     def run(self) -> TrainResult:

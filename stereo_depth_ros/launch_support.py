@@ -1,0 +1,46 @@
+"""What ``launch/depth.launch.py`` computes from its arguments, as plain functions.
+
+Kept in the package (no ``launch`` import) so the launch file's behaviour is tested without ROS.
+"""
+
+from typing import Any
+
+from .backends import backend_names
+from .topics import INPUT_TOPICS
+
+
+def backend_choices() -> list[str]:
+    """Return the values of the ``backend`` argument: '' (keep params_file) or a backend."""
+    return [''] + list(backend_names())
+
+
+def input_remappings(left_namespace: str, right_namespace: str) -> list[tuple[str, str]]:
+    """Return the node's remappings of ``left/*`` and ``right/*`` to the given namespaces.
+
+    A namespace is relative to the node's (``left``) or absolute (``/camera/left``); a
+    trailing ``/`` is ignored and '' means the default.
+    """
+    targets = {'left': left_namespace.rstrip('/') or 'left',
+               'right': right_namespace.rstrip('/') or 'right'}
+    remappings = []
+    for topic in INPUT_TOPICS:
+        side, _, name = topic.partition('/')
+        remappings.append((topic, f'{targets[side]}/{name}'))
+    return remappings
+
+
+def parameter_overrides(backend: str, weights: str, approximate_sync: str,
+                        use_sim_time: str) -> dict[str, Any]:
+    """Return the parameters that override ``params_file``: only the arguments given.
+
+    ``use_sim_time`` is always set; ``backend``, ``weights`` and ``approximate_sync`` only
+    when not '' (``approximate_sync`` and ``use_sim_time`` are ``'true'``/``'false'``).
+    """
+    overrides: dict[str, Any] = {'use_sim_time': use_sim_time == 'true'}
+    if backend:
+        overrides['backend'] = backend
+    if weights:
+        overrides['weights'] = weights
+    if approximate_sync:
+        overrides['approximate_sync'] = approximate_sync == 'true'
+    return overrides

@@ -1,0 +1,79 @@
+"""stereo_depth_node as its own process, as stereo_image_proc's launch test runs its node.
+
+The node is started the way ``ros2 run`` starts it (``main()`` of the ``depth_node`` entry
+point, here through ``python -m stereo_depth_ros.node``) with a namespace and parameters
+given as ROS arguments; a fixture publisher sends a synthetic stereo pair with its
+CameraInfos until a ``stereo_msgs/DisparityImage`` and a depth image arrive. Ctrl-C (SIGINT)
+then ends the node with status 0. Skipped without rclpy and the message packages.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+pytest.importorskip('message_filters')
+pytest.importorskip('stereo_msgs.msg')
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
+from stereo_msgs.msg import DisparityImage  # noqa: E402
+
+from stereo_depth_ros.data.synthetic import make_scene  # noqa: E402
+from test_node_ros import StereoSource  # noqa: E402
+
+NAMESPACE = f'/stereo_depth_process_test_{os.getpid()}'
+TIMEOUT_S = 90.0
+
+
+@pytest.fixture
+def node_process():
+    """The depth node in a child process, in NAMESPACE, with a small SGBM range."""
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'stereo_depth_ros.node', '--ros-args', '-r',
+         f'__ns:={NAMESPACE}', '-p', 'backend:=sgbm', '-p', 'sgbm.disparity_range:=64'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield process
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_launched_node_publishes_disparity_and_depth(node_process):
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    helper = rclpy.create_node('stereo_depth_fixture_publisher', namespace=NAMESPACE,
+                               context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(helper)
+    try:
+        received = {}
+        helper.create_subscription(DisparityImage, 'disparity',
+                                   lambda msg: received.setdefault('disparity', msg),
+                                   QoSProfile(depth=2))
+        helper.create_subscription(Image, 'depth', lambda msg: received.setdefault('depth', msg),
+                                   QoSProfile(depth=2))
+        source = StereoSource(helper, make_scene(5, 128, 256, kind='road', max_disparity=48))
+        deadline, last = time.monotonic() + TIMEOUT_S, 0.0
+        while len(received) < 2:
+            assert node_process.poll() is None, node_process.communicate()[0][-2000:]
+            assert time.monotonic() < deadline, 'no DisparityImage and depth within the timeout'
+            if time.monotonic() - last > 0.2:
+                source.publish()
+                last = time.monotonic()
+            executor.spin_once(timeout_sec=0.05)
+    finally:
+        executor.shutdown()
+        helper.destroy_node()
+        rclpy.try_shutdown(context=context)
+    assert received['disparity'].image.width == 256 and received['disparity'].max_disparity > 0
+    assert received['depth'].encoding == '32FC1'
+    for msg in (received['depth'], received['disparity']):
+        assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec in source.stamps
+    node_process.send_signal(signal.SIGINT)
+    assert node_process.wait(timeout=30) == 0
