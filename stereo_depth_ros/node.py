@@ -38,12 +38,13 @@ from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_system_default)
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.timer import Timer
 
 from .errors import StereoDepthError
 from .input_watch import InputArrivals
 from .msgs.types import MessageTypes, stamp_to_ns
 from .monitoring import format_stats
-from .node_config import PARAMETERS, ParameterSpec, SPECS
+from .node_config import ALIASES, PARAMETERS, ParameterSpec, SPECS, canonical_name
 from .pipeline_config import PipelineManager
 from .processing import StereoFrameProcessor, StereoPair
 from .topics import INPUT_TOPICS, OUTPUTS
@@ -93,6 +94,7 @@ class StereoDepthNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        self._sync_timer: Optional[Timer] = None
         self._manager = PipelineManager(self._declare_node_parameters())
         self._types = MessageTypes.from_rclpy()
         self._output_pubs = {
@@ -122,11 +124,25 @@ class StereoDepthNode(Node):
     # ------------------------------------------------------------------ set-up
 
     def _declare_node_parameters(self) -> dict[str, Any]:
-        """Declare every parameter of :data:`PARAMETERS`; return their (overridden) values."""
+        """Declare every parameter of :data:`PARAMETERS`; return their (overridden) values.
+
+        Each alias (an old name, e.g. ``sgbm.block_size``) is declared too, unset: a value
+        given under it at start-up is the value of the parameter it names.
+        """
         for spec in PARAMETERS:
             default = list(spec.default) if isinstance(spec.default, list) else spec.default
             self.declare_parameter(spec.name, default, _descriptor(spec))
-        return {spec.name: _plain(self.get_parameter(spec.name).value) for spec in PARAMETERS}
+            for alias in spec.aliases:
+                self.declare_parameter(alias, None, ParameterDescriptor(
+                    description=f'Old name of {spec.name}, accepted; prefer {spec.name}.',
+                    dynamic_typing=True))
+        values = {spec.name: _plain(self.get_parameter(spec.name).value) for spec in PARAMETERS}
+        for alias, name in ALIASES.items():
+            value = _plain(self.get_parameter(alias).value)
+            if value is not None:
+                self.get_logger().info(f'{alias} is the old name of {name}; using {value!r}')
+                values[name] = value
+        return values
 
     def _subscribe(self) -> list:
         """Create the four input subscriptions (message_filters) with the configured QoS."""
@@ -187,7 +203,8 @@ class StereoDepthNode(Node):
         The new backend is built before the change is accepted: on any failure the
         change is rejected with the reason and the running model stays.
         """
-        changes = {p.name: _plain(p.value) for p in parameters if p.name in SPECS}
+        changes = {p.name: _plain(p.value) for p in parameters
+                   if canonical_name(p.name) in SPECS and p.value is not None}
         if not changes:
             return SetParametersResult(successful=True)
         try:
@@ -198,7 +215,18 @@ class StereoDepthNode(Node):
             return SetParametersResult(successful=False, reason=reason)
         for note in notes:
             self.get_logger().info(note)
+        renamed = [Parameter(ALIASES[name], value=value) for name, value in changes.items()
+                   if name in ALIASES]
+        if renamed:  # show the new value under the parameter's own name too, once accepted
+            self._sync_timer = self.create_timer(0.0, lambda: self._sync_aliases(renamed))
         return SetParametersResult(successful=True)
+
+    def _sync_aliases(self, parameters: list[Parameter]) -> None:
+        """Set the parameters an alias changed to their new values (one-shot timer)."""
+        if self._sync_timer is not None:
+            self.destroy_timer(self._sync_timer)
+            self._sync_timer = None
+        self.set_parameters(parameters)
 
     def _log_stats(self) -> None:
         stats = self._worker.monitor.report()

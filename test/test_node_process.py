@@ -21,7 +21,7 @@ pytest.importorskip('stereo_msgs.msg')
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from stereo_msgs.msg import DisparityImage  # noqa: E402
 
 from stereo_depth_ros.data.synthetic import make_scene  # noqa: E402
@@ -58,11 +58,14 @@ def test_launched_node_publishes_disparity_and_depth(node_process):
                                    QoSProfile(depth=2))
         helper.create_subscription(Image, 'depth', lambda msg: received.setdefault('depth', msg),
                                    QoSProfile(depth=2))
+        helper.create_subscription(CameraInfo, 'depth/camera_info',
+                                   lambda msg: received.setdefault('depth_info', msg),
+                                   QoSProfile(depth=2))
         source = StereoSource(helper, make_scene(5, 128, 256, kind='road', max_disparity=48))
         deadline, last = time.monotonic() + TIMEOUT_S, 0.0
-        while len(received) < 2:
+        while len(received) < 3:
             assert node_process.poll() is None, node_process.communicate()[0][-2000:]
-            assert time.monotonic() < deadline, 'no DisparityImage and depth within the timeout'
+            assert time.monotonic() < deadline, 'no DisparityImage, depth and camera_info in time'
             if time.monotonic() - last > 0.2:
                 source.publish()
                 last = time.monotonic()
@@ -73,7 +76,10 @@ def test_launched_node_publishes_disparity_and_depth(node_process):
         rclpy.try_shutdown(context=context)
     assert received['disparity'].image.width == 256 and received['disparity'].max_disparity > 0
     assert received['depth'].encoding == '32FC1'
-    for msg in (received['depth'], received['disparity']):
+    info = received['depth_info']
+    assert (info.width, info.height) == (received['depth'].width, received['depth'].height)
+    assert info.header.frame_id == received['depth'].header.frame_id
+    for msg in (received['depth'], received['disparity'], info):
         assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec in source.stamps
     node_process.send_signal(signal.SIGINT)
     assert node_process.wait(timeout=30) == 0

@@ -161,6 +161,29 @@ def test_parameter_changes_are_validated_and_reload_the_model(ros):
     assert depth_node.get_parameter('sgbm.disparity_range').value == 48
 
 
+def test_old_sgbm_names_work_at_start_up_and_at_run_time():
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = StereoDepthNode(context=context, namespace=NAMESPACE, parameter_overrides=[
+        Parameter('sgbm.block_size', value=7), Parameter('sgbm.p2', value=900)])
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    try:
+        params = node._manager.pipeline.backend.params
+        assert (params.correlation_window_size, params.P2) == (7, 900)
+        results = node.set_parameters([Parameter('sgbm.block_size', value=9)])
+        assert results[0].successful
+        assert node._manager.pipeline.backend.params.correlation_window_size == 9
+        for _ in range(20):
+            executor.spin_once(timeout_sec=0.05)
+        assert node.get_parameter('sgbm.correlation_window_size').value == 9
+        assert not node.set_parameters([Parameter('sgbm.block_size', value=4)])[0].successful
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
 def test_a_silent_input_topic_is_named(ros, scene):
     depth_node, helper, executor = ros
     source = StereoSource(helper, scene)
