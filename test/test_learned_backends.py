@@ -304,6 +304,10 @@ def test_backends_command_lists_weights(monkeypatch: pytest.MonkeyPatch, tmp_pat
     assert f'{shipped} ({size:.1f} MiB, batch_norm=True, max_disparity=64.0, width=0.125)' in text
     assert 'missing - train with `stereo-depth train --config config/train_dispnetc.yaml`' in text
     assert 'no weights needed' in text
+    options = [line for line in lines if line.strip().startswith('options:')]
+    assert len(options) == len(backend_names())
+    assert 'correlation_window_size=5 (or block_size)' in options[0]
+    assert "decode=''" in options[backend_names().index('dispnet_qr')]
 
 
 def _bench_args(**overrides: object) -> argparse.Namespace:

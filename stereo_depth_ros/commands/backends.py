@@ -1,9 +1,10 @@
-"""List the disparity backends, whether they need weights and where their weights are."""
+"""List the disparity backends, their weights and their options (``--backend-option``)."""
 
 import argparse
 
-from ..backends.registry import backend_record, backend_names
+from ..backends.registry import backend_names, backend_record
 from ..errors import BackendError
+from ..settings import ParameterSpec, option_specs
 from ..weights import read_metadata
 
 
@@ -38,4 +39,13 @@ def run(args: argparse.Namespace) -> int:
         print(f'{name:<12} {info.summary}')
         print(f'{"":<12} needs weights: {"yes" if info.needs_weights else "no"}; '
               f'weights: {describe_weights(name)}')
+        options = ', '.join(describe_option(spec) for spec in option_specs(info.options))
+        print(f'{"":<12} options: {options}')
     return 0
+
+
+def describe_option(spec: ParameterSpec) -> str:
+    """Return ``name=default`` and the option's other accepted names."""
+    also = f' (or {"/".join(spec.aliases)})' if spec.aliases else ''
+    return f'{spec.name}={spec.default!r}{also}'
+
