@@ -21,12 +21,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q test
+	$(BIN)/python -m mypy
 
 lint: install
 	$(BIN)/python -m flake8 stereo_depth_ros test launch setup.py
 	$(BIN)/python -m pydocstyle --convention=pep257 --add-ignore=D100,D104,D105,D107 stereo_depth_ros
 
-# Not yet part of `make test`: stereo_depth_ros is not mypy-clean yet (issue 10, part 9).
+# mypy alone (`make test` runs it too, after the tests).
 typecheck: install
 	$(BIN)/python -m mypy
 

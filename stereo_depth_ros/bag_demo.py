@@ -111,7 +111,8 @@ def run_bag_demo(out_dir: str | Path, pipeline: Optional[StereoPipeline] = None,
     names = topic_names()
     frames = _read_outputs(out / 'bag_processed', names, processed.namespace)
 
-    rows, panels = [], []
+    rows: list[dict[str, Optional[float]]] = []  # frame and stamp_ns are ints
+    panels: list[np.ndarray] = []
     for index, scene in enumerate(tqdm(scenes, desc='preview', unit='frame',
                                        disable=not progress)):
         found = frames.get(stamps[index], {})
@@ -124,13 +125,15 @@ def run_bag_demo(out_dir: str | Path, pipeline: Optional[StereoPipeline] = None,
         obstacle = _obstacle_from_messages(found['mask'], found['range'])
         error = abs(obstacle.distance - scene.obstacle_distance) \
             if scene.obstacle_distance is not None else float('nan')
+        iou = mask_iou(obstacle.mask, scene.obstacle_mask) \
+            if scene.obstacle_mask is not None else float('nan')
         rows.append({'frame': index, 'stamp_ns': stamps[index],
                      'epe_px': _round(metrics['epe']), 'd1': _round(metrics['d1']),
                      'density': _round(metrics['density']),
                      'obstacle_distance_m': _round(obstacle.distance, 3),
                      'true_distance_m': _round(scene.obstacle_distance or float('nan'), 3),
                      'distance_error_m': _round(error, 3),
-                     'obstacle_iou': _round(mask_iou(obstacle.mask, scene.obstacle_mask)),
+                     'obstacle_iou': _round(iou),
                      'f_px': _round(f, 3), 't_m': _round(t, 4)})
         left = stereo_input_from_image(found['left'])
         colour = stereo_input_from_image(found['color'])
@@ -147,7 +150,7 @@ def run_bag_demo(out_dir: str | Path, pipeline: Optional[StereoPipeline] = None,
     (out / 'metrics.json').write_text(json.dumps(rows, indent=2))
 
     def mean(key: str) -> Optional[float]:
-        values = [row[key] for row in rows if row[key] is not None]
+        values = [value for row in rows if (value := row[key]) is not None]
         return _round(float(np.mean(values))) if values else None
 
     summary = {
@@ -191,6 +194,6 @@ def _write_previews(out: Path, panels: list[np.ndarray]) -> None:
         sheet += [panels[index], gap]
     PILImage.fromarray(np.concatenate(sheet[:-1], axis=0)).save(out / 'preview.png')
     frames = [PILImage.fromarray(panel).resize((panel.shape[1] // 2, panel.shape[0] // 2),
-                                               PILImage.BILINEAR) for panel in panels]
+                                               PILImage.Resampling.BILINEAR) for panel in panels]
     frames[0].save(out / 'preview.gif', save_all=True, append_images=frames[1:], duration=200,
                    loop=0)

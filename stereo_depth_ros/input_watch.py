@@ -35,11 +35,15 @@ class InputArrivals:
         """Start a new period (the node calls this after a period in which sets were paired)."""
         self._end_period()
 
-    def _end_period(self) -> tuple[dict[str, int], dict[str, Optional[int]]]:
-        """Return the period's counts and the latest stamps, and start a new period."""
+    def _end_period(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Return the period's counts and the latest stamps (of the topics that have one).
+
+        Starts a new period.
+        """
         with self._lock:
             counts, self._counts = self._counts, dict.fromkeys(self.topics, 0)
-            return counts, dict(self._latest)
+            return counts, {topic: stamp for topic, stamp in self._latest.items()
+                            if stamp is not None}
 
     def diagnosis(self, period_s: float, approximate: bool,
                   tolerance_s: Optional[float] = None) -> tuple[str, bool]:

@@ -17,7 +17,7 @@ import calendar
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, overload
 
 import cv2
 import numpy as np
@@ -225,7 +225,15 @@ class KittiSequence(Sequence[KittiFrame]):
     def __len__(self) -> int:
         return len(self.frames)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> KittiFrame:
+        ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[KittiFrame]:
+        ...
+
+    def __getitem__(self, index: int | slice) -> KittiFrame | list[KittiFrame]:
         return self.frames[index]
 
     def __iter__(self) -> Iterator[KittiFrame]:

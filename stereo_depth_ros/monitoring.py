@@ -98,6 +98,11 @@ class ThroughputMonitor:
 WARN_THROTTLE_S = 5.0
 
 
+#: What :class:`LogThrottle` keys its timers by: usually an error class. (mypy does not take
+#: a class for a ``Hashable``, so classes are named besides.)
+ThrottleKey = Hashable | type
+
+
 class LogThrottle:
     """Let through at most one log line per ``period`` seconds *for each key*.
 
@@ -112,10 +117,10 @@ class LogThrottle:
         self.period = float(period)
         self._clock = clock
         self._lock = threading.Lock()
-        self._last: dict[Hashable, float] = {}
+        self._last: dict[ThrottleKey, float] = {}
         self._suppressed: Counter = Counter()
 
-    def check(self, key: Hashable) -> Optional[int]:
+    def check(self, key: ThrottleKey) -> Optional[int]:
         """Return None to drop a line for ``key``, else how many were dropped since the last.
 
         A line is let through when none for ``key`` was in the last ``period`` seconds.

@@ -24,7 +24,7 @@ Only outputs with subscribers are computed.
 
 import array
 import sys
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import message_filters
 import rclpy
@@ -103,8 +103,8 @@ class StereoDepthNode(Node):
                 qos_overriding_options=QoSOverridingOptions.with_default_policies())
             for topic in OUTPUTS}
         processor = StereoFrameProcessor(self._types,
-                                         self._manager.value('mono16_bit_depth') or None,
-                                         self._manager.value('max_megapixels') or None,
+                                         self._manager.integer('mono16_bit_depth') or None,
+                                         self._manager.number('max_megapixels') or None,
                                          'the parameter max_megapixels')
         self._worker = StereoWorker(processor, lambda: self._manager.pipeline,
                                     self._wanted_topics, self._publish, self._warn,
@@ -113,7 +113,7 @@ class StereoDepthNode(Node):
         self._arrivals = self._watch_arrivals(self._input_subs)
         self._sync = self._synchronizer(self._input_subs)
         self._sync.registerCallback(self._on_pair)
-        period = float(self._manager.value('stats_period'))
+        period = self._manager.number('stats_period')
         self._stats_timer = self.create_timer(period, self._log_stats) if period > 0 else None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._worker.start()
@@ -166,9 +166,9 @@ class StereoDepthNode(Node):
 
     def _synchronizer(self, subscribers: list) -> Any:
         """Return the exact- or approximate-time synchronizer of the four subscriptions."""
-        queue_size = int(self._manager.value('queue_size'))
+        queue_size = self._manager.integer('queue_size')
         if self._manager.value('approximate_sync'):
-            slop = float(self._manager.value('approximate_sync_tolerance_seconds'))
+            slop = self._manager.number('approximate_sync_tolerance_seconds')
             return message_filters.ApproximateTimeSynchronizer(subscribers, queue_size, slop)
         return message_filters.TimeSynchronizer(subscribers, queue_size)
 
@@ -184,7 +184,7 @@ class StereoDepthNode(Node):
         return {topic for topic in self._manager.enabled_topics()
                 if self._output_pubs[topic].get_subscription_count() > 0}
 
-    def _publish(self, messages: dict[str, Any]) -> None:
+    def _publish(self, messages: Mapping[str, Any]) -> None:
         for topic, message in messages.items():
             self._output_pubs[topic].publish(message)
 
@@ -232,7 +232,7 @@ class StereoDepthNode(Node):
         stats = self._worker.monitor.report()
         if stats['received'] == 0:
             approximate = bool(self._manager.value('approximate_sync'))
-            tolerance = float(self._manager.value('approximate_sync_tolerance_seconds'))
+            tolerance = self._manager.number('approximate_sync_tolerance_seconds')
             text, problem = self._arrivals.diagnosis(stats['period_s'], approximate, tolerance)
             if problem:
                 self.get_logger().warning(text, throttle_duration_sec=30.0)

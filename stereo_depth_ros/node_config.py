@@ -15,7 +15,8 @@ from .backends.sgbm import SGBMOptions
 from .errors import BackendError
 from .obstacle import ObstacleParameters
 from .settings import (ParameterSpec, Value, canonical_option_name, check_device,
-                       check_parameter, option_parameter, option_specs, parse_options)
+                       check_parameter, float_value, int_value, option_parameter,
+                       option_specs, parse_options)
 
 SGBM_PREFIX = 'sgbm.'
 LEARNED_PREFIX = 'learned.'
@@ -197,13 +198,14 @@ def validate(values: Mapping[str, Any]) -> dict[str, Value]:
                            f"{checked['weights']!r}; set weights to '' first")
     for prefix, options in BACKEND_SECTIONS:  # the options' combination rules
         parse_options(options, _section_values(checked, prefix, options), prefix.rstrip('.'))
-    low, high = checked['min_depth'], checked['max_depth']
+    low, high = float_value(checked, 'min_depth'), float_value(checked, 'max_depth')
     if low > 0 and high > 0 and not low < high:
         raise ValueError(f'min_depth ({low:g}) must be smaller than max_depth ({high:g})')
-    if checked['mono16_bit_depth'] and checked['mono16_bit_depth'] < 8:
-        raise ValueError('mono16_bit_depth must be 0 or 8..16, got '
-                         f"{checked['mono16_bit_depth']}")
-    if checked['approximate_sync'] and checked['approximate_sync_tolerance_seconds'] <= 0:
+    bit_depth = int_value(checked, 'mono16_bit_depth')
+    if bit_depth and bit_depth < 8:
+        raise ValueError(f'mono16_bit_depth must be 0 or 8..16, got {bit_depth}')
+    if checked['approximate_sync'] and \
+            float_value(checked, 'approximate_sync_tolerance_seconds') <= 0:
         raise ValueError('approximate_sync_tolerance_seconds must be > 0 when '
                          'approximate_sync is true')
     return checked

@@ -222,7 +222,8 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
     plane = _least_squares_plane(points[inliers])
     if plane is None or -plane[1] < cos_tilt or plane[3] <= 0.05:
         plane = (*normals[best], offsets[best])
-    return tuple(float(v) for v in plane)  # type: ignore[return-value]
+    nx, ny, nz, offset = (float(v) for v in plane)
+    return nx, ny, nz, offset
 
 
 def _least_squares_plane(points: np.ndarray) -> Optional[tuple[float, float, float, float]]:
@@ -322,7 +323,7 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     for index, label in zip(order, passing[order]):
         bx, by, bw, bh = stats[label, :4]
         window = labels[by:by + bh, bx:bx + bw] == label
-        if above is not None and params.max_clearance is not None:
+        if above is not None and plane is not None and params.max_clearance is not None:
             clearance = float(above[by:by + bh, bx:bx + bw][window].min())
             if clearance > params.max_clearance + _tolerance(params, camera, means[index],
                                                              float(plane[3])):
@@ -342,7 +343,9 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
             continue
         mask = empty.copy()
         mask[y0 + wy0:y0 + wy1, x0 + wx0:x0 + wx1] = piece
-        px, py, width, height = mask_bounding_box(piece)
+        box = mask_bounding_box(piece)
+        assert box is not None  # _obstacle_mask returns None, never an empty mask
+        px, py, width, height = box
         bbox = (x0 + wx0 + px, y0 + wy0 + py, width, height)
         return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()))
     return ObstacleResult(empty, ground_plane=plane)

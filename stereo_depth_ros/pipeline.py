@@ -91,9 +91,7 @@ class StereoPipeline:
         # The depth range limits the disparity too, so it is applied whenever it is set, even
         # when only the disparity is wanted.
         has_range = self.min_depth is not None or self.max_depth is not None
-        needs_depth = camera is not None and (
-            has_range or bool(wanted & {'depth', 'obstacle', 'points'}))
-        if needs_depth:
+        if camera is not None and (has_range or bool(wanted & {'depth', 'obstacle', 'points'})):
             tick = time.perf_counter()
             depth = disparity_to_depth(disparity, camera.focal_baseline,
                                        camera.disparity_offset)

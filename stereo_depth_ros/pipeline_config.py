@@ -24,6 +24,7 @@ from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_k
                           default_values, validate)
 from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
+from .settings import float_value, int_value
 from .topics import enabled_topics
 
 #: Name of the node whose section :func:`read_params_file` reads.
@@ -270,6 +271,14 @@ class PipelineManager:
     def value(self, name: str) -> Value:
         """Return the current value of parameter ``name``."""
         return self._config.values[name]
+
+    def number(self, name: str) -> float:
+        """Return the current value of the numeric parameter ``name``."""
+        return float_value(self._config.values, name)
+
+    def integer(self, name: str) -> int:
+        """Return the current value of the integer parameter ``name``."""
+        return int_value(self._config.values, name)
 
     def apply(self, changes: Mapping[str, Any]) -> list[str]:
         """Validate and apply parameter ``changes``; return log lines describing the result.

@@ -100,6 +100,22 @@ def check_parameter(spec: ParameterSpec, value: Any, name: Optional[str] = None)
     return value
 
 
+def float_value(values: Mapping[str, Value], name: str) -> float:
+    """Return setting ``name`` of checked ``values`` as a number; TypeError if it is none."""
+    value = values[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f'setting {name} is not a number: {value!r}')
+    return value
+
+
+def int_value(values: Mapping[str, Value], name: str) -> int:
+    """Return setting ``name`` of checked ``values`` as an integer; TypeError if it is none."""
+    value = values[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f'setting {name} is not an integer: {value!r}')
+    return value
+
+
 # ------------------------------------------------------------------ option dataclasses
 
 _SPEC_KEY = 'stereo_depth_ros.setting'

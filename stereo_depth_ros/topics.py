@@ -61,8 +61,8 @@ def check_topics(topics: Iterable[str]) -> frozenset[str]:
 
 def pipeline_outputs(topics: Iterable[str]) -> frozenset[str]:
     """Return the :meth:`StereoPipeline.process` outputs the given output topics need."""
-    return frozenset(OUTPUT_BY_NAME[name].output for name in check_topics(topics)
-                     if OUTPUT_BY_NAME[name].output)
+    return frozenset(output for name in check_topics(topics)
+                     if (output := OUTPUT_BY_NAME[name].output))
 
 
 def enabled_topics(values: Mapping[str, Any]) -> frozenset[str]:

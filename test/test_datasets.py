@@ -75,6 +75,16 @@ def test_middlebury_sample_scaled_by_four():
     assert 50 < np.nanmax(cones.disparity) < 64
 
 
+def test_datasets_are_sequences_slices_included():
+    samples = load_dataset('middlebury2003', sample_data_dir() / 'middlebury2003')
+    assert [s.name for s in samples[1:]] == ['teddy'] and samples[-1].name == 'teddy'
+    assert samples[5:] == []
+    synthetic = load_dataset('synthetic', '3:6', height=32, width=128)
+    assert [s.name for s in synthetic[::2]] == ['layered_3', 'layered_5']
+    with pytest.raises(IndexError):
+        synthetic[3]
+
+
 def test_kitti_layout(tmp_path):
     for folder in ('image_2', 'image_3', 'disp_occ_0'):
         (tmp_path / folder).mkdir()

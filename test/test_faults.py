@@ -1,5 +1,6 @@
 """Faults from outside: SIGTERM mid-run, a file size limit, and the node core under overload."""
 
+import argparse
 import re
 import resource
 import signal
@@ -15,7 +16,8 @@ from bad_input_helpers import leftovers, write_stereo_bag
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.monitoring import ThroughputMonitor
-from stereo_depth_ros.soak import run_soak
+from stereo_depth_ros.commands import soak as soak_command
+from stereo_depth_ros.soak import SoakResult, run_soak
 from stereo_depth_ros.worker import LatestSlot, StereoWorker
 
 CLI = [sys.executable, '-m', 'stereo_depth_ros.cli']
@@ -97,6 +99,23 @@ def test_pair_left_in_the_slot_at_shutdown_is_counted():
     worker.stop()
     monitor = worker.monitor
     assert monitor.total_received == 1 and monitor.total_dropped == 1
+
+
+def test_soak_command_passes_the_size_as_width_and_height(monkeypatch, capsys):
+    calls = []
+
+    def fake_run_soak(*args, **kwargs):
+        calls.append((args[1:], kwargs))
+        return SoakResult(backend_hz=10.0, input_hz=30.0, seconds=0.1, received=0,
+                          processed=0, dropped=0, skipped=0, idle=0, rss_start_mb=0.0,
+                          rss_end_mb=0.0)
+
+    monkeypatch.setattr(soak_command, 'run_soak', fake_run_soak)
+    parser = argparse.ArgumentParser()
+    soak_command.add_arguments(parser)
+    args = parser.parse_args(['--seconds', '2', '--size', '64x48', '--bad-every', '7'])
+    soak_command.run(args)
+    assert calls == [((2.0, 3.0, 64, 48), {'bad_every': 7})]
 
 
 def test_soak_accounts_for_every_pair():

@@ -83,6 +83,7 @@ def test_raw_drive_frames(drive):
     left, right = sequence.read_pair(frame)
     np.testing.assert_array_equal(left, images(3, 1)[1])
     np.testing.assert_array_equal(right, images(3, 2)[1])
+    assert [f.index for f in sequence[1:]] == [1, 2] and sequence[-1].index == 2
     assert [f.index for f in open_kitti(drive, '1:')] == [1, 2]
     assert [f.index for f in open_kitti(drive, ':-1')] == [0, 1]
     with pytest.raises(ValueError, match='A:B'):

@@ -183,6 +183,18 @@ def test_enabled_topics_follow_the_switches():
     assert manager.enabled_topics() == {'disparity', 'disparity/color', 'points2'}
 
 
+def test_typed_values_of_the_manager():
+    manager = PipelineManager({'queue_size': 7, 'max_megapixels': 2})
+    assert manager.integer('queue_size') == 7 and manager.number('max_megapixels') == 2.0
+    assert manager.number('queue_size') == 7  # an integer is a number too
+    with pytest.raises(TypeError, match='backend is not a number'):
+        manager.number('backend')
+    with pytest.raises(TypeError, match='max_megapixels is not an integer'):
+        manager.integer('max_megapixels')
+    with pytest.raises(TypeError, match='approximate_sync is not an integer'):
+        manager.integer('approximate_sync')  # bools are not numbers here
+
+
 # ------------------------------------------------------------------ config/depth.yaml
 
 

@@ -73,7 +73,7 @@ class SGBMBackend(DisparityBackend):
         if disparity_range not in self._matchers:
             p = self.params
             area = p.correlation_window_size ** 2
-            self._matchers[disparity_range] = cv2.StereoSGBM_create(
+            self._matchers[disparity_range] = cv2.StereoSGBM.create(
                 minDisparity=p.min_disparity, numDisparities=disparity_range,
                 blockSize=p.correlation_window_size, P1=p.P1 or 8 * area,
                 P2=p.P2 or 32 * area, disp12MaxDiff=p.disp12_max_diff,

@@ -11,6 +11,7 @@ format (faster with oneDNN on the CPU and with tensor cores on CUDA).
 """
 
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -24,8 +25,11 @@ from ..networks.inference import images_to_tensor, mask_invalid, predict_dispari
 from ..torch_runtime import resolve_device, resolve_precision
 from ..weights import load_model
 
+#: Any module type: :func:`fuse_batch_norm` returns the model it is given.
+ModuleT = TypeVar('ModuleT', bound=nn.Module)
 
-def fuse_batch_norm(model: nn.Module) -> nn.Module:
+
+def fuse_batch_norm(model: ModuleT) -> ModuleT:
     """Fold every BatchNorm2d that directly follows a (transposed) conv in a Sequential.
 
     The model must be in eval mode; it is changed in place and returned. Outputs are the same
@@ -65,7 +69,9 @@ class TorchBackend(DisparityBackend):
         model = model.eval()
         if options.fuse:
             model = fuse_batch_norm(model)
-        self.model = model.to(self.device, memory_format=torch.channels_last)
+        # Module.to accepts memory_format (torch documents it); its typed overloads omit it.
+        self.model = model.to(self.device,  # type: ignore[call-overload]
+                              memory_format=torch.channels_last)
 
     @property
     def min_disparity(self) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import numpy as np
+from rosbags.interfaces import ConnectionExtRosbag2
 from tqdm import tqdm
 
 from .reader import BagInput, StereoTopics, find_stereo_topics
@@ -199,7 +200,9 @@ def _copy_topics(bag: BagInput, writer: BagWriter, summary: ProcessSummary) -> d
     copies: dict[int, Any] = {}
     store = writer.typestore
     for connection in bag.connections:
-        qos = connection.ext.offered_qos_profiles
+        ext = connection.ext
+        assert isinstance(ext, ConnectionExtRosbag2)  # BagInput reads rosbag2 bags only
+        qos = ext.offered_qos_profiles
         msgtype = connection.msgtype
         msgdef = connection.msgdef.data if connection.msgdef else ''
         digest = connection.digest

@@ -16,7 +16,7 @@ import shutil
 import struct
 from binascii import crc32
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Final, Optional, Sequence
 
 from rosbags.interfaces import (Connection, Qos, QosDurability, QosHistory, QosLiveliness,
                                 QosReliability, QosTime)
@@ -28,7 +28,7 @@ from ..errors import DatasetError
 from ..msgs.types import MessageTypes
 
 #: rosbag2 metadata version written (see the module docstring).
-METADATA_VERSION = 8
+METADATA_VERSION: Final = 8
 #: ``--storage`` choices.
 STORAGE_PLUGINS = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 #: ``--ros-distro`` choices: the message definitions written into the bag.

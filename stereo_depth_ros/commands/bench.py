@@ -10,15 +10,19 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import psutil
 from tqdm import tqdm
 
 from .common import add_device_argument, add_precision_argument
+from ..backends.base import DisparityBackend
 from ..backends.registry import backend_names, backend_record, create_backend
 from ..errors import BackendError
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_BACKENDS = ','.join(backend_names())
 
@@ -122,7 +126,7 @@ def _random_weights(name: str, folder: Path) -> Path:
 
 
 def _build(name: str, args: argparse.Namespace, folder: Path,
-           explicit: dict[str, str]) -> tuple[Optional[Callable], str, str]:
+           explicit: dict[str, str]) -> tuple[Optional[DisparityBackend], str, str]:
     """Return (backend or None, weights description, skip note)."""
     info = backend_record(name)
     options = {}
@@ -144,13 +148,14 @@ def _build(name: str, args: argparse.Namespace, folder: Path,
     return create_backend(name, weights=weights, device=args.device, **options), label, ''
 
 
-def _cuda_device(backend: object) -> Optional[object]:
+def _cuda_device(backend: DisparityBackend) -> Optional['torch.device']:
     device = getattr(backend, 'device', None)
     return device if device is not None and getattr(device, 'type', '') == 'cuda' else None
 
 
-def bench_backend(name: str, backend: object, label: str, pair: tuple[np.ndarray, np.ndarray],
-                  warmup: int, repeats: int, progress: tqdm) -> BenchResult:
+def bench_backend(name: str, backend: DisparityBackend, label: str,
+                  pair: tuple[np.ndarray, np.ndarray], warmup: int, repeats: int,
+                  progress: tqdm) -> BenchResult:
     """Time ``repeats`` runs of ``backend`` after ``warmup`` runs; measure peak memory."""
     left, right = pair
     cuda = _cuda_device(backend)

@@ -37,6 +37,9 @@ def _road_scenes(pipeline: StereoPipeline, count: int, out: Path) -> list[dict]:
         result = pipeline.process(scene.left, scene.right, scene.camera)
         metrics = evaluate_pair(result.disparity, scene.disparity)
         obstacle = result.obstacle
+        # Default outputs with a camera; a road scene has 1-3 obstacles.
+        assert obstacle is not None and result.color is not None
+        assert scene.obstacle_mask is not None and scene.obstacle_distance is not None
         row = {'scene': f'road_{seed}', **{k: round(v, 4) for k, v in metrics.items()},
                'obstacle_found': bool(obstacle.found),
                'obstacle_distance_m': round(float(obstacle.distance), 3),

@@ -47,12 +47,14 @@ def run(args: argparse.Namespace) -> int:
     pipeline = pipeline_from_args(args).pipeline
     if likely_swapped(left, right):
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
-    result = pipeline.process(left, right, camera)
+    result = pipeline.process(left, right, camera)  # the default outputs: color, depth, ...
+    assert result.color is not None
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / 'disparity.npy', result.disparity)
     save_rgb(out / 'disparity.png', result.color)
     written = ['disparity.npy', 'disparity.png']
     if camera is not None:
+        assert result.depth is not None  # computed whenever there is a camera
         np.save(out / 'depth.npy', result.depth)
         save_rgb(out / 'obstacle.png', overlay_obstacle(left, result.obstacle))
         written += ['depth.npy', 'obstacle.png']

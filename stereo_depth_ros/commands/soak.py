@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seconds <= 0 or args.factor <= 0:
         raise ValueError('--seconds and --factor must be positive')
     pipeline = StereoPipeline(backend_from_args(args))
-    result = run_soak(pipeline, args.seconds, args.factor, *args.size,
+    width, height = args.size
+    result = run_soak(pipeline, args.seconds, args.factor, width, height,
                       bad_every=args.bad_every)
     print(f'backend: {pipeline.backend.describe()}')
     for line in result.lines():

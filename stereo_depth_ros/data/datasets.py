@@ -12,9 +12,10 @@ Layouts:
 Ground truth everywhere: float32 HxW, NaN where unknown.
 """
 
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, overload
 
 import cv2
 import numpy as np
@@ -72,7 +73,28 @@ def read_pfm_disparity(path: str | Path) -> np.ndarray:
         np.float32)
 
 
-class FileStereoDataset(Sequence[StereoSample]):
+class LazySamples(Sequence[StereoSample]):
+    """Samples made one at a time by :meth:`read_sample`; a slice gives a list of them."""
+
+    @abstractmethod
+    def read_sample(self, index: int) -> StereoSample:
+        """Return sample ``index`` (negative counts from the end; IndexError beyond)."""
+
+    @overload
+    def __getitem__(self, index: int) -> StereoSample:
+        ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[StereoSample]:
+        ...
+
+    def __getitem__(self, index: int | slice) -> StereoSample | list[StereoSample]:
+        if isinstance(index, slice):
+            return [self.read_sample(i) for i in range(*index.indices(len(self)))]
+        return self.read_sample(index)
+
+
+class FileStereoDataset(LazySamples):
     """A list of (name, left path, right path, disparity path) read lazily."""
 
     def __init__(self, items: list[tuple[str, Path, Path, Path]],
@@ -83,7 +105,8 @@ class FileStereoDataset(Sequence[StereoSample]):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> StereoSample:  # type: ignore[override]
+    def read_sample(self, index: int) -> StereoSample:
+        """Read the images and the disparity of item ``index``."""
         name, left, right, disparity = self.items[index]
         return StereoSample(name, read_image_rgb(left), read_image_rgb(right),
                             self.read_disparity(disparity))
@@ -176,7 +199,7 @@ def parse_seed_spec(spec: str) -> list[int]:
             f'got {spec!r}') from None
 
 
-class SyntheticSamples(Sequence[StereoSample]):
+class SyntheticSamples(LazySamples):
     """Scenes of the built-in generator as :class:`StereoSample` (exact ground truth)."""
 
     def __init__(self, seeds: list[int], scene_kind: str = 'layered', height: int = 256,
@@ -189,7 +212,8 @@ class SyntheticSamples(Sequence[StereoSample]):
     def __len__(self) -> int:
         return len(self.seeds)
 
-    def __getitem__(self, index: int) -> StereoSample:  # type: ignore[override]
+    def read_sample(self, index: int) -> StereoSample:
+        """Generate the scene of seed number ``index``."""
         from .synthetic import make_scene
         seed = self.seeds[index]
         scene = make_scene(seed, height=self.height, width=self.width, kind=self.kind,
@@ -240,7 +264,7 @@ def real_suite_dataset(root: str | Path | None = None) -> FileStereoDataset:
     base = Path(root) if root is not None else sample_data_dir()
     items = []
     for name, folder, left, right, disparity in REAL_SUITE:
-        paths = [base / folder / file for file in (left, right, disparity)]
+        paths = (base / folder / left, base / folder / right, base / folder / disparity)
         missing = [str(path) for path in paths if not path.is_file()]
         if missing:
             raise DatasetError(f'real scene {name} is incomplete: missing {missing}')

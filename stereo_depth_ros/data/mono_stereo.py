@@ -51,7 +51,9 @@ def segment(image: np.ndarray, rng: np.random.Generator, segments: int) -> np.nd
     sample = features[rng.choice(len(features), size=min(4000, len(features)), replace=False)]
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
     cv2.setRNGSeed(int(rng.integers(2 ** 31)))
-    _, _, centres = cv2.kmeans(sample, segments, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
+    # OpenCV takes None for bestLabels (no initial labels); its stubs demand an array.
+    _, _, centres = cv2.kmeans(sample, segments, None,  # type: ignore[call-overload]
+                               criteria, 1, cv2.KMEANS_PP_CENTERS)
     distance = ((features[:, None, :] - centres[None]) ** 2).sum(axis=2)
     labels = distance.argmin(axis=1).reshape(height, width).astype(np.uint8)
     return cv2.medianBlur(labels, 5)

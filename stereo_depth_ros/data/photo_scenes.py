@@ -94,6 +94,7 @@ def _object(rng: np.random.Generator, library: PhotoLibrary, height: int, width:
     draw = rng.random()
     cutout: Optional[Photo] = library.cutout(rng) if draw < CUTOUT_SHARE else None
     if cutout is not None:
+        assert cutout.alpha is not None  # PhotoLibrary.cutout returns photos with alpha only
         rows, cols = cutout.alpha.shape
         extent = rng.uniform(0.15, 0.7) * min(height, width)
         scale = extent / max(rows, cols)

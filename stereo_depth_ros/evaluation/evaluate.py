@@ -1,7 +1,7 @@
 """Evaluate a backend on a dataset: per-pair metrics, averages and timing."""
 
 import time
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -24,7 +24,7 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
     :func:`~stereo_depth_ros.evaluation.metrics.band_metrics`; ``on_prediction(sample,
     disparity)`` sees each raw prediction (e.g. to draw it).
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
     times = []
     for sample in tqdm(samples, desc=f'eval {backend.name}', unit='pair', disable=not progress):
         start = time.perf_counter()
@@ -34,7 +34,8 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
         rows.append({'name': sample.name, **metrics})
         if on_prediction is not None:
             on_prediction(sample, prediction)
-    summary = mean_metrics([{k: v for k, v in row.items() if k != 'name'} for row in rows])
+    summary: dict[str, Any] = dict(
+        mean_metrics([{k: v for k, v in row.items() if k != 'name'} for row in rows]))
     summary['n'] = len(rows)
     summary['ms_per_pair'] = float(np.median(times)) if times else float('nan')
     summary['pairs'] = rows

@@ -27,6 +27,9 @@ def evaluate_obstacles(backend: DisparityBackend, seeds: Sequence[int], height: 
         scene = make_scene(seed, height=height, width=width, kind='road')
         result = pipeline.process(scene.left, scene.right, scene.camera, outputs={'obstacle'})
         obstacle = result.obstacle
+        # Asked for, with a camera; a road scene has 1-3 obstacles.
+        assert obstacle is not None
+        assert scene.obstacle_mask is not None and scene.obstacle_distance is not None
         ious.append(mask_iou(obstacle.mask, scene.obstacle_mask))
         if obstacle.found:
             found += 1

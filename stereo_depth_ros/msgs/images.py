@@ -2,12 +2,15 @@
 
 import array
 from dataclasses import is_dataclass
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 
 from .types import MessageTypes
 from ..errors import ImageFormatError
+
+#: A numpy byte-order character: big- or little-endian.
+ByteOrder = Literal['>', '<']
 
 #: encoding -> (numpy dtype of one channel, channels). Aliases share the layout.
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -68,7 +71,7 @@ def image_to_array(msg: Any) -> tuple[np.ndarray, str]:
             f'{encoding} image {width}x{height} with step {step} needs {step * height} bytes '
             f'of data, got {data.size}')
     rows = data.reshape(height, step)[:, :row_bytes]
-    order = '>' if msg.is_bigendian else '<'
+    order: ByteOrder = '>' if msg.is_bigendian else '<'
     pixels = np.ascontiguousarray(rows).view(dtype.newbyteorder(order))
     pixels = pixels.astype(dtype, copy=False)  # native byte order
     shape = (height, width) if channels == 1 else (height, width, channels)
@@ -125,16 +128,15 @@ def array_to_image(image: np.ndarray, encoding: str, header: Any, msg_type: Any,
     step = row_bytes if step is None else int(step)
     if step < row_bytes:
         raise ImageFormatError(f'step {step} is smaller than one row ({row_bytes} bytes)')
-    order = '>' if is_bigendian else '<'
+    order: ByteOrder = '>' if is_bigendian else '<'
     rows = np.ascontiguousarray(image, dtype=dtype.newbyteorder(order)).reshape(height, -1)
     rows = rows.view(np.uint8)
     if step > row_bytes:
         rows = np.concatenate([rows, np.zeros((height, step - row_bytes), np.uint8)], axis=1)
-    numpy_data = is_dataclass(image_class)
-    if numpy_data:
+    data: np.ndarray | array.array[int]
+    if is_dataclass(image_class):
         data = np.ascontiguousarray(rows).reshape(-1)
     else:
-        data = array.array('B')
-        data.frombytes(rows.tobytes())
+        data = array.array('B', rows.tobytes())
     return image_class(header=header, height=int(height), width=int(width), encoding=encoding,
                        is_bigendian=int(bool(is_bigendian)), step=step, data=data)

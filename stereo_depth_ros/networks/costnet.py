@@ -58,6 +58,8 @@ class CostNet(StereoNet):
 
     divisor = 16
     loss_kind = 'cost_volume'
+    #: The cost-volume logits of the latest forward pass (the training loss uses them).
+    last_logits: torch.Tensor
 
     def __init__(self, width: float = 1.0, max_disparity: float = 192,
                  topk_radius: int = 2) -> None:
@@ -123,7 +125,6 @@ class CostNet(StereoNet):
         x8 = self.fuse8(torch.cat([self.up8(x16), x8], dim=1))
         context = self.up4(x8)
         logits = self.logits(torch.cat([volume, left_features, context], dim=1))
-        #: The cost-volume logits of the latest forward pass (the training loss uses them).
         self.last_logits = logits
         coarse = self.regress(logits)
         mask = self.mask(torch.cat([left_features, context], dim=1))

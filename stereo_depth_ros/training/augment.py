@@ -148,8 +148,9 @@ class CameraDegradation:
             quality = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
             pixels = np.clip(image + 0.5, 0, 255).astype(np.uint8)
             ok, encoded = cv2.imencode('.jpg', pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
-            if ok:
-                image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED).astype(np.float32)
+            decoded = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if ok else None
+            if decoded is not None:
+                image = decoded.astype(np.float32)
         return image
 
     def __call__(self, sample: TrainSample, rng: np.random.Generator) -> TrainSample:
@@ -157,7 +158,7 @@ class CameraDegradation:
         left, right = self._one(sample.left, rng), self._one(sample.right, rng)
         if self.vertical_shift > 0 and rng.random() < self.shift_probability:
             shift = rng.uniform(-self.vertical_shift, self.vertical_shift)
-            matrix = np.float32([[1, 0, 0], [0, 1, shift]])
+            matrix = np.array([[1, 0, 0], [0, 1, shift]], np.float32)
             right = cv2.warpAffine(right, matrix, (right.shape[1], right.shape[0]),
                                    flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if rng.random() < self.eraser_probability:

@@ -24,6 +24,7 @@ from ..networks.dispnet_qr import QROutput, disparity_to_bins, gather_bins
 
 if TYPE_CHECKING:
     from ..networks.common import StereoNet
+    from ..networks.costnet import CostNet
 
 
 class LossSchedule:
@@ -198,8 +199,7 @@ class QuantizedRegressionLoss:
 class CostVolumeLoss(MultiScaleEPELoss):
     """Multi-scale EPE plus ``ce_weight`` x the cost volume's cross-entropy (CostNet)."""
 
-    def __init__(self, schedule: LossSchedule, model: torch.nn.Module,
-                 ce_weight: float) -> None:
+    def __init__(self, schedule: LossSchedule, model: 'CostNet', ce_weight: float) -> None:
         super().__init__(schedule)
         self.model, self.ce_weight = model, float(ce_weight)
 

@@ -33,7 +33,7 @@ same stream.
 """
 
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence, TypedDict
 
 import cv2
 import numpy as np
@@ -44,11 +44,20 @@ from .config import ConfigError, DataConfig, SourceConfig
 from ..data.datasets import FileStereoDataset, StereoSample, load_dataset, read_image_rgb
 from ..errors import DatasetError
 
+if TYPE_CHECKING:
+    from ..data.photos import PhotoLibrary
+
 #: Training scene seeds stay below this (held-out evaluation seeds start at EVAL_SEED_OFFSET).
 TRAIN_SEED_LIMIT = 1_000_000
 #: Virtual KITTI 2 stereo baseline in metres and default focal length in pixels.
 VKITTI2_BASELINE = 0.532725
 VKITTI2_FOCAL = 725.0087
+
+
+class _SceneOptions(TypedDict, total=False):
+    """Keyword options the scene generators share (absent: each generator's default)."""
+
+    max_disparity: float
 
 
 class SyntheticSource:
@@ -69,7 +78,7 @@ class SyntheticSource:
         if low is None or high is None or not 0 < low <= high <= 1:
             raise ConfigError(f'range_fraction must be two numbers 0 < low <= high <= 1, got '
                               f'{config.range_fraction}')
-        self.photos = None
+        self.photos: Optional[PhotoLibrary] = None
         if {'photo', 'mono'} & set(config.scene_kinds):
             from ..data.photos import PhotoLibrary
             if not config.photos:
@@ -98,14 +107,16 @@ class SyntheticSource:
         seed = self.scene_seed(index)
         draw = np.random.default_rng((seed, 17))
         kind = kinds[int(draw.integers(len(kinds)))]
-        options = {}
+        options: _SceneOptions = {}
         if self.config.max_disparity is not None:
             low, high = self.config.range_fraction
             options['max_disparity'] = float(self.config.max_disparity) * draw.uniform(low, high)
         if kind == 'photo':
+            assert self.photos is not None  # __init__ loads them for photo and mono scenes
             scene = make_photo_scene(seed, self.photos, height=self.config.height,
                                      width=self.config.width, **options)
         elif kind == 'mono':
+            assert self.photos is not None
             photo = self.photos.texture(np.random.default_rng((seed, 19)))
             scene = make_mono_pair(photo, seed, height=self.config.height,
                                    width=self.config.width, **options)
@@ -203,7 +214,8 @@ class _VKitti2Dataset(FileStereoDataset):
         super().__init__(items, read_vkitti2_depth)
         self.focals = focals
 
-    def __getitem__(self, index: int) -> StereoSample:  # type: ignore[override]
+    def read_sample(self, index: int) -> StereoSample:
+        """Read item ``index``; its disparity comes from the depth and the camera's focal."""
         name, left, right, depth_path = self.items[index]
         depth = read_vkitti2_depth(depth_path)
         with np.errstate(divide='ignore', invalid='ignore'):
@@ -252,6 +264,7 @@ def build_source(config: SourceConfig, seed: int,
         return SyntheticSource(config, seed, group)
     if config.root is None:
         raise ConfigError(f'data source {config.kind!r} needs a root folder')
+    dataset: Sequence[StereoSample]
     if config.kind == 'pseudo':
         from .pseudo_labels import pseudo_labelled_dataset
         dataset = pseudo_labelled_dataset(config.root, config.max_disparity or 192.0)

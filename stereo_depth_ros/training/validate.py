@@ -48,7 +48,7 @@ def validate(model: StereoNet, scenes: Sequence[tuple[np.ndarray, np.ndarray, np
     """Return mean epe, d1, bad1-3 and density of ``model`` on ``scenes`` (eval mode)."""
     was_training = model.training
     model.eval()
-    rows = []
+    rows: list[dict[str, float]] = []
     try:
         for start in range(0, len(scenes), batch_size):
             chunk = scenes[start:start + batch_size]
