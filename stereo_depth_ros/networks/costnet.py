@@ -104,12 +104,15 @@ class CostNet(StereoNet):
         """Convex x4 upsampling of ``Bx1xhxw`` (1/4-res pixels) to full-resolution pixels."""
         batch, _, height, width = disparity.shape
         factor = VOLUME_STRIDE
-        weights = mask.float().contiguous().view(batch, 9, factor * factor, height, width)
-        weights = torch.softmax(weights, dim=1)
+        # Pixel-last layout (the network runs channels_last): mask channel k * 16 + s is the
+        # weight of 3x3 neighbour k for sub-pixel s = row * 4 + column.
+        weights = mask.float().permute(0, 2, 3, 1).reshape(batch, height, width, 9,
+                                                           factor * factor)
+        weights = torch.softmax(weights, dim=3)
         patches = F.unfold(disparity.contiguous() * factor, 3, padding=1)
-        full = (weights * patches.view(batch, 9, 1, height, width)).sum(dim=1)
-        full = full.view(batch, factor, factor, height, width)
-        return full.permute(0, 3, 1, 4, 2).reshape(batch, 1, height * factor, width * factor)
+        patches = patches.view(batch, 9, height, width).permute(0, 2, 3, 1).unsqueeze(-1)
+        full = (weights * patches).sum(dim=3).view(batch, height, width, factor, factor)
+        return full.permute(0, 1, 3, 2, 4).reshape(batch, 1, height * factor, width * factor)
 
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> list[torch.Tensor]:
         """Return [1/4-resolution disparity (1/4-res px), full-resolution disparity (px)]."""
