@@ -48,4 +48,3 @@ def describe_option(spec: ParameterSpec) -> str:
     """Return ``name=default`` and the option's other accepted names."""
     also = f' (or {"/".join(spec.aliases)})' if spec.aliases else ''
     return f'{spec.name}={spec.default!r}{also}'
-
