@@ -1,10 +1,80 @@
 """Backend registry: names, clear errors, weights rules, and the SGBM backend's contract."""
 
+import subprocess
+import sys
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
-from stereo_depth_ros.backends import backend_names, create_backend
+from stereo_depth_ros.backends import (BackendRecord, DisparityBackend, backend_names,
+                                       backend_record, create_backend, register_backend)
+from stereo_depth_ros.backends import registry
 from stereo_depth_ros.errors import BackendError, ImageFormatError
+from stereo_depth_ros.settings import option
+
+
+@dataclass(frozen=True)
+class ShiftOptions:
+    """Options of the toy backend below."""
+
+    shift: float = option(1.0, 'Constant disparity the toy backend outputs (px).',
+                          limits=(0.0, 10.0), aliases=('offset',))
+
+
+class ShiftBackend(DisparityBackend):
+    """A toy classical backend: a constant disparity."""
+
+    name = 'shift'
+
+    def __init__(self, options: ShiftOptions) -> None:
+        self.options = options
+
+    @property
+    def min_disparity(self) -> float:
+        return 0.0
+
+    @property
+    def max_disparity(self) -> float:
+        return 10.0
+
+    def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return np.full(left.shape[:2], self.options.shift, np.float32)
+
+
+@pytest.fixture
+def shift_backend(monkeypatch):
+    """Register the toy backend for one test (the registry is restored afterwards)."""
+    monkeypatch.setattr(registry, '_REGISTRY', dict(registry._REGISTRY))
+    return register_backend(BackendRecord('shift', 'constant disparity (test only)',
+                                          ShiftOptions,
+                                          factory=lambda options, device: ShiftBackend(options)))
+
+
+def test_a_backend_added_by_one_record_is_listed_built_and_checked(shift_backend):
+    assert backend_names()[-1] == 'shift' and backend_record('shift') is shift_backend
+    image = np.zeros((20, 30, 3), np.uint8)
+    assert create_backend('shift', offset=2.5).compute(image, image)[0, 0] == 2.5
+    with pytest.raises(BackendError, match='shift offset must be within 0 .. 10'):
+        create_backend('shift', offset=11.0)
+    with pytest.raises(BackendError, match="unknown shift option 'gain'; known: shift"):
+        create_backend('shift', gain=1.0)
+    with pytest.raises(BackendError, match='registered twice'):
+        register_backend(shift_backend)
+
+
+def test_a_backend_whose_module_fails_to_import_is_named_with_the_import_error(monkeypatch):
+    monkeypatch.setitem(registry.BUILTIN_BACKENDS, 'broken', 'stereo_depth_ros.no_such_module')
+    with pytest.raises(BackendError, match="backend 'broken' cannot be loaded: No module named"):
+        create_backend('broken')
+
+
+def test_building_sgbm_does_not_import_torch():
+    code = ('import sys; from stereo_depth_ros.node_config import build_backend, validate; '
+            'build_backend(validate({})); print("torch" in sys.modules)')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == 'False'
 
 
 def test_unknown_backend_lists_known_names():
