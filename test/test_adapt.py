@@ -11,12 +11,16 @@ import torch
 from stereo_depth_ros import torch_runtime
 from stereo_depth_ros.backends import backend_record, create_backend
 from stereo_depth_ros.cli import main
+from stereo_depth_ros.data.datasets import StereoSample
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.errors import BackendError, DatasetError
+from stereo_depth_ros.networks.common import StereoNet
 from stereo_depth_ros.networks.costnet import volume_cross_entropy
 from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
 from stereo_depth_ros.training.config import TrainConfig, from_dict
 from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
+from stereo_depth_ros.training.selection import main as selection_main
+from stereo_depth_ros.training.selection import score_pairs, selection_pairs
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
                                                        visible_in_right, warp_right_to_left)
 from stereo_depth_ros.weights import save_weights
@@ -168,3 +172,38 @@ def test_pairs_are_extracted_from_a_bag(tmp_path: Path) -> None:
     np.testing.assert_array_equal(saved, lefts[2])
     with pytest.raises(DatasetError, match='every'):
         extract_pairs(bag, tmp_path / 'none', every=0, progress=False)
+
+
+class _ConstantNet(StereoNet):
+    """Predicts a fixed disparity map (to score the selection metrics against)."""
+
+    divisor = 1
+
+    def __init__(self, disparity: np.ndarray) -> None:
+        super().__init__(max_disparity=64)
+        self.disparity = torch.from_numpy(disparity.astype(np.float32))[None, None]
+
+    def predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return self.disparity
+
+
+def test_selection_scores_prefer_the_true_disparity() -> None:
+    scene = make_scene(3, 64, 128, 'layered', max_disparity=24)
+    sample = StereoSample('s', scene.left, scene.right, scene.disparity)
+    truth = score_pairs(_ConstantNet(np.nan_to_num(scene.disparity)), [sample])
+    zero = score_pairs(_ConstantNet(np.zeros_like(scene.disparity)), [sample])
+    assert truth['pseudo_epe'] < 0.01 and truth['pseudo_bad2'] == 0.0
+    assert zero['pseudo_epe'] > 3 and zero['pseudo_bad2'] > 0.5
+    assert truth['photometric'] < zero['photometric']
+    samples = [StereoSample(str(i), scene.left, scene.right, scene.disparity) for i in range(17)]
+    assert [s.name for s in selection_pairs(samples)] == ['7', '15', '0', '4', '9', '13']
+
+
+def test_selection_command_scores_weights_files(tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
+                           tmp_path / 'tiny.safetensors', 'costnet')
+    assert selection_main([str(weights), '--pairs', str(_pairs_folder(tmp_path, 3))]) == 0
+    row = [line for line in capsys.readouterr().out.splitlines() if 'tiny.safetensors' in line]
+    assert len(row) == 1 and row[0].endswith('%')
+    assert selection_main([str(weights), '--pairs', str(tmp_path / 'none')]) == 2
