@@ -255,16 +255,19 @@ def build_backend(values: Mapping[str, Any],
                           device=values['device'], **options)
 
 
-def backend_option_parameters(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Return the node parameters that ``--backend-option`` settings of ``backend`` stand for.
+def backend_option_parameter(backend: str, key: str) -> str:
+    """Return the node parameter that ``--backend-option key=...`` of ``backend`` stands for.
 
-    ``key=value`` is parameter ``sgbm.<key>`` for the sgbm backend and ``learned.<key>`` for
-    the learned ones. A returned name need not exist: the caller keeps such keys as raw
-    backend options (see :func:`stereo_depth_ros.pipeline_config.split_backend_options`).
+    ``key`` (or its old name) is parameter ``sgbm.<key>`` for the sgbm backend and
+    ``learned.<key>`` for the learned ones. The returned name need not exist: the caller keeps
+    such keys as raw backend options (see
+    :func:`stereo_depth_ros.pipeline_config.split_backend_options`).
     """
-    result = {}
-    for key, value in options.items():
-        prefix, section = _section_of(backend)
-        name = canonical_option_name(section, key)
-        result[option_parameter(section, name, prefix) if name else f'{prefix}{key}'] = value
-    return result
+    prefix, section = _section_of(backend)
+    name = canonical_option_name(section, key)
+    return option_parameter(section, name, prefix) if name else f'{prefix}{key}'
+
+
+def backend_option_parameters(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``{node parameter: value}`` of ``--backend-option`` settings of ``backend``."""
+    return {backend_option_parameter(backend, key): value for key, value in options.items()}

@@ -20,7 +20,7 @@ import yaml
 from .backends import DisparityBackend
 from .errors import DatasetError
 from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_key,
-                          backend_option_parameters, build_backend, canonical_name,
+                          backend_option_parameter, build_backend, canonical_name,
                           default_values, validate)
 from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
@@ -198,15 +198,15 @@ def split_backend_options(backend: str, options: Mapping[str, Any]
     """Split ``--backend-option`` settings into node parameters and raw backend options.
 
     Each key maps to a parameter by
-    :func:`~stereo_depth_ros.node_config.backend_option_parameters`; keys whose parameter does
+    :func:`~stereo_depth_ros.node_config.backend_option_parameter`; keys whose parameter does
     not exist (e.g. dispnet_qr's ``decode``) stay raw options for the backend factory.
     """
     parameters: dict[str, Any] = {}
     raw: dict[str, Any] = {}
     for key, value in options.items():
-        [(name, mapped)] = backend_option_parameters(backend, {key: value}).items()
+        name = backend_option_parameter(backend, key)
         if name in SPECS:
-            parameters[name] = mapped
+            parameters[name] = value
         else:
             raw[key] = value
     return parameters, raw
