@@ -19,7 +19,7 @@ where the network's are, or hold NaN/Inf values.
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -141,9 +141,10 @@ def _check_backend(metadata: WeightsMetadata, path: Path, expected_backend: str)
 
 
 def _check_architecture(metadata: WeightsMetadata, path: Path,
-                        expected: Mapping[str, Any]) -> None:
+                        expected: Mapping[str, Any], only_recorded: bool = False) -> None:
     different = {key: (metadata.architecture.get(key), value) for key, value in expected.items()
-                 if metadata.architecture.get(key) != value}
+                 if metadata.architecture.get(key) != value
+                 and not (only_recorded and key not in metadata.architecture)}
     if different:
         details = ', '.join(f'{key}: file {got!r} vs expected {want!r}'
                             for key, (got, want) in sorted(different.items()))
@@ -159,12 +160,15 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise BackendError(f'cannot read the tensors of {path}: {error}') from None
 
 
-def load_state(model: nn.Module, path: str | Path, expected_backend: str) -> WeightsMetadata:
+def load_state(model: nn.Module, path: str | Path, expected_backend: str,
+               new_modules: Sequence[str] = ()) -> WeightsMetadata:
     """Load the weights at ``path`` into an existing ``model``; return the file's metadata.
 
     The file must belong to ``expected_backend`` and, where the model has ``.architecture``,
     to the same architecture; key or shape mismatches and NaN/Inf values in floating tensors
-    raise BackendError.
+    raise BackendError. The submodules named in ``new_modules`` may be missing from the file
+    (they keep their initialisation); the architecture is then compared only on the settings
+    the file records.
     """
     path = Path(path)
     metadata = read_metadata(path)
@@ -172,10 +176,12 @@ def load_state(model: nn.Module, path: str | Path, expected_backend: str) -> Wei
     plain = _unwrap(model)
     architecture = getattr(plain, 'architecture', None)
     if architecture:
-        _check_architecture(metadata, path, architecture)
+        _check_architecture(metadata, path, architecture, only_recorded=bool(new_modules))
     state = plain.state_dict()
     tensors = _read_tensors(path)
-    missing = sorted(set(state) - set(tensors))
+    prefixes = tuple(f'{name}.' for name in new_modules)
+    missing = sorted(key for key in set(state) - set(tensors)
+                     if not (prefixes and key.startswith(prefixes)))
     unexpected = sorted(set(tensors) - set(state))
     if missing or unexpected:
         raise BackendError(
@@ -198,7 +204,7 @@ def load_state(model: nn.Module, path: str | Path, expected_backend: str) -> Wei
                 f'corrupt (e.g. a diverged training run)')
         tensors[key] = value.to(state[key].dtype)
     try:
-        plain.load_state_dict(tensors, strict=True)
+        plain.load_state_dict(tensors, strict=not new_modules)
     except RuntimeError as error:
         raise BackendError(f'{path} does not fit the {expected_backend} network: {error}')
     return metadata

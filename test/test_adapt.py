@@ -129,8 +129,10 @@ def test_inference_scale_widens_the_range_and_keeps_the_size(tmp_path: Path) -> 
     torch.manual_seed(0)
     path = save_weights(backend_record('dispnet').network(**TINY['dispnet']),
                         tmp_path / 'w.safetensors', 'dispnet')
-    half = create_backend('dispnet', weights=path, device='cpu', scale=0.5)
+    half = create_backend('dispnet', weights=path, device='cpu', scale=0.5, near_scale=0)
     assert half.max_disparity == 128 and 'scale 0.5' in half.describe()
+    both = create_backend('dispnet', weights=path, device='cpu', scale=0.5, near_scale=0.5)
+    assert both.max_disparity == 256 and 'near pass x0.5' in both.describe()
     left = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
     assert half.compute(left, left).shape == (60, 90)
     for bad in (0, 1.5, 'x'):

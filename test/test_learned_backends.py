@@ -16,6 +16,7 @@ from stereo_depth_ros.commands import backends as backends_command
 from stereo_depth_ros.commands import bench
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.networks.common import StereoNet, normalize_image, pad_to_divisor
+from stereo_depth_ros.networks.inference import blend_near_pass
 from stereo_depth_ros.weights import load_model, load_state, read_metadata, save_weights
 from tiny_architectures import TINY
 
@@ -77,12 +78,13 @@ def test_registry_lists_learned_backends() -> None:
 @pytest.mark.parametrize('name', learned_backend_names())
 def test_backend_runs_on_odd_sizes(tmp_path: Path, name: str) -> None:
     backend = create_backend(name, weights=save_tiny(tmp_path, name), device='cpu')
-    assert backend.max_disparity == 64 and backend.min_disparity == 0
+    # The near pass at half scale doubles the network's 64 px.
+    assert backend.max_disparity == 128 and backend.min_disparity == 0
     left, right = _images(123, 251)
     disparity = backend.compute(left, right)
     assert disparity.shape == (123, 251) and disparity.dtype == np.float32
     assert np.isfinite(disparity).all()
-    assert disparity.min() >= 0 and disparity.max() <= 64
+    assert disparity.min() >= 0 and disparity.max() <= 128
     grey = backend.compute(left[..., 0].copy(), right[..., 0].copy())
     assert grey.shape == (123, 251) and np.isfinite(grey).all()
 
@@ -91,7 +93,8 @@ def test_backend_runs_on_odd_sizes(tmp_path: Path, name: str) -> None:
 def test_odd_size_output_is_the_top_left_crop_of_the_padded_prediction(
         tmp_path: Path, name: str) -> None:
     path = save_tiny(tmp_path, name)
-    backend = create_backend(name, weights=path, device='cpu', precision='fp32', fuse=False)
+    backend = create_backend(name, weights=path, device='cpu', precision='fp32', fuse=False,
+                             near_scale=0)
     model, _ = load_model(path, name)
     height, width = 123, 251
     left, right = _images(height, width, seed=4)
@@ -259,8 +262,8 @@ def test_invalid_numeric_options_raise_backend_error(tmp_path: Path, options: di
         torch.set_num_threads(threads)
     assert create_backend('dispnet', weights=path, device='cpu', num_threads=0,
                           max_disparity=32).max_disparity == 32.0
-    assert create_backend('dispnet', weights=path, device='cpu',
-                          max_disparity=0.0).max_disparity == 64.0  # 0: the network's own
+    assert create_backend('dispnet', weights=path, device='cpu', max_disparity=0.0,
+                          near_scale=0).max_disparity == 64.0  # 0: the network's own
     assert torch.get_num_threads() == threads
 
 
@@ -364,3 +367,44 @@ def test_dispnet_qr_decode_option(tmp_path: Path) -> None:
     assert not np.allclose(np.nan_to_num(expectation), np.nan_to_num(argmax))
     with pytest.raises(BackendError, match='decode must be one of'):
         create_backend('dispnet_qr', weights=path, device='cpu', decode='mean')
+
+
+def test_near_pass_blend_takes_each_estimate_on_its_side_of_the_threshold() -> None:
+    full = torch.full((1, 1, 1, 7), 10.0)
+    near = torch.tensor([[[[0.0, 90.0, 94.0, 96.0, 98.0, 102.0, 150.0]]]])
+    blended = blend_near_pass(full, near, 96.0)[0, 0, 0]
+    # The blend spans 96 / 12 = 8 px: full below 92, near above 100, halfway at 96.
+    assert blended[:2].tolist() == [10.0, 10.0]
+    assert blended[-2:].tolist() == [102.0, 150.0]
+    assert blended[3].item() == pytest.approx(53.0)
+    assert blended[2].item() == pytest.approx(10 + 0.25 * 84)
+    assert blended[4].item() == pytest.approx(10 + 0.75 * 88)
+
+
+@pytest.mark.parametrize('offset', [5.0, 20.0])
+def test_near_pass_replaces_large_disparities_by_the_half_scale_estimate(
+        tmp_path: Path, offset: float) -> None:
+    # The tiny dispnet's finest (1/2-resolution) head predicts ``offset``: about 2 * offset
+    # px at full resolution, at any input size, and twice that from the half-scale pass.
+    path = save_weights(make_model('dispnet', offset), tmp_path / 'w.safetensors', 'dispnet')
+    left, right = _images(64, 96)
+    one_pass = create_backend('dispnet', weights=path, device='cpu', near_scale=0)
+    half = create_backend('dispnet', weights=path, device='cpu', near_scale=0, scale=0.5)
+    both = create_backend('dispnet', weights=path, device='cpu', near_scale=0.5, near_from=0.5)
+    assert (one_pass.max_disparity, half.max_disparity, both.max_disparity) == (64, 128, 128)
+    full, coarse = one_pass.compute(left, right), half.compute(left, right)
+    expected = blend_near_pass(torch.from_numpy(full), torch.from_numpy(coarse), 32.0).numpy()
+    result = both.compute(left, right)
+    np.testing.assert_allclose(result, expected, atol=1e-4)
+    # Near pass ~20 px (< 32): the full-scale estimate stays; ~80 px: the near pass wins.
+    chosen = full if offset == 5.0 else coarse
+    assert np.median(np.abs(result - chosen)) < 1e-4
+
+
+@pytest.mark.parametrize('value, message', [(0.05, 'near_scale must be 0'),
+                                            (0.9, 'near_scale'), (-0.1, 'near_scale')])
+def test_near_scale_out_of_its_limits_is_refused(tmp_path: Path, value: float,
+                                                 message: str) -> None:
+    path = save_tiny(tmp_path, 'dispnet')
+    with pytest.raises(BackendError, match=message):
+        create_backend('dispnet', weights=path, device='cpu', near_scale=value)

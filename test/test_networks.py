@@ -9,6 +9,9 @@ from stereo_depth_ros.networks.common import (full_resolution, normalize_image, 
 from stereo_depth_ros.networks.correlation import correlation_1d
 from stereo_depth_ros.networks.dispnet_qr import (DispNetQR, QROutput, decode_bins,
                                                   disparity_to_bins, gather_bins)
+from stereo_depth_ros.errors import BackendError
+from stereo_depth_ros.networks.costnet import CostNet
+from stereo_depth_ros.weights import load_model, load_state, save_weights
 from tiny_architectures import TINY
 
 torch.set_num_threads(1)
@@ -268,3 +271,40 @@ def test_qr_head_sits_on_either_dispnet_trunk() -> None:
     assert model.trunk.architecture == DispNetC(width=0.125, max_disparity=64).architecture
     with pytest.raises(ValueError, match='trunk'):
         DispNetQR(trunk='psmnet')
+
+
+def test_costnet_refinement_starts_as_identity_on_weights_saved_without_it(tmp_path) -> None:
+    torch.manual_seed(0)
+    plain = CostNet(**TINY['costnet']).eval()
+    path = save_weights(plain, tmp_path / 'plain.safetensors', 'costnet')
+    refined = CostNet(**TINY['costnet'], refine_channels=8)
+    with pytest.raises(BackendError, match='refine_channels'):
+        load_state(refined, path, 'costnet')  # the whole network is expected by default
+    load_state(refined, path, 'costnet', new_modules=['refine'])
+    left, right = torch.rand(1, 3, 32, 64), torch.rand(1, 3, 32, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(refined.eval()(left, right)[1], plain(left, right)[1])
+    # A file that lacks other keys is still refused.
+    with pytest.raises(BackendError, match='missing keys'):
+        load_state(CostNet(**TINY['costnet'], refine_channels=8), path, 'costnet',
+                   new_modules=['mask'])
+
+
+def test_costnet_refinement_trains_and_round_trips(tmp_path) -> None:
+    torch.manual_seed(1)
+    model = CostNet(**TINY['costnet'], refine_channels=8)
+    assert model.refine is not None
+    torch.nn.init.normal_(model.refine.residual.weight, std=0.1)  # as after a first step
+    left, right = torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)
+    model(left, right)[1].sum().backward()
+    for name, parameter in model.refine.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+    path = save_weights(model.eval(), tmp_path / 'refined.safetensors', 'costnet')
+    loaded, metadata = load_model(path, 'costnet')
+    assert metadata.architecture['refine_channels'] == 8
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(left, right)[1], model(left, right)[1])
+        unrefined = CostNet(**TINY['costnet']).eval()
+        unrefined.load_state_dict({key: value for key, value in model.state_dict().items()
+                                   if not key.startswith('refine.')})
+        assert (model(left, right)[1] - unrefined(left, right)[1]).abs().max() > 1e-3

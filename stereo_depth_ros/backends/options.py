@@ -2,9 +2,12 @@
 
 from dataclasses import dataclass
 
+from ..errors import BackendError
 from ..settings import PRECISION_CHOICES, option
 
 PAD_MODES = ('replicate', 'zeros')
+#: Smallest non-zero ``near_scale`` (below it the second pass sees too few pixels).
+MIN_NEAR_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -31,3 +34,17 @@ class LearnedOptions:
     fuse: bool = option(
         True, 'Learned backends: fold each BatchNorm into the convolution before it (exact '
         'in eval mode, faster).')
+    near_scale: float = option(
+        0.5, 'Learned backends: a second pass at this fraction of the input scale estimates '
+        'large disparities (near objects), where a network is least accurate, and extends '
+        'the range by 1/near_scale; 0 = one pass.', limits=(0.0, 0.75))
+    near_from: float = option(
+        0.5, 'Learned backends: the second pass takes over where its disparity exceeds this '
+        "fraction of the first pass's range (blended over a twelfth of it).",
+        limits=(0.05, 1.0))
+
+    def validate(self) -> None:
+        """Refuse a second pass so small it would see almost nothing."""
+        if 0.0 < self.near_scale < MIN_NEAR_SCALE:
+            raise BackendError(f'near_scale must be 0 (off) or at least {MIN_NEAR_SCALE:g}, '
+                               f'got {self.near_scale:g}')

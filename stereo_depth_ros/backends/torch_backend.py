@@ -3,11 +3,12 @@
 One :class:`TorchBackend` runs any learned backend: it is given the backend's
 :class:`~stereo_depth_ros.backends.record.BackendRecord` and its checked
 :class:`~stereo_depth_ros.backends.options.LearnedOptions` (precision, max_disparity,
-num_threads, scale, pad_mode, fuse: see there). Input uint8 grey or RGB images go through
-:func:`~stereo_depth_ros.networks.inference.predict_disparity`, the inference path that
-training validation uses too; the output is float32 HxW, NaN where the prediction is
-non-finite, negative or above ``max_disparity``. The network runs in channels_last memory
-format (faster with oneDNN on the CPU and with tensor cores on CUDA).
+num_threads, scale, pad_mode, fuse, near_scale, near_from: see there). Input uint8 grey or
+RGB images go through :func:`~stereo_depth_ros.networks.inference.predict_with_near_pass`:
+the inference path that training validation uses too, plus a coarser pass for near objects
+(large disparities) unless ``near_scale`` is 0; the output is float32 HxW, NaN where the
+prediction is non-finite, negative or above ``max_disparity``. The network runs in
+channels_last memory format (faster with oneDNN on the CPU and with tensor cores on CUDA).
 """
 
 from pathlib import Path
@@ -21,7 +22,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .base import DisparityBackend
 from .options import LearnedOptions
 from .record import BackendRecord
-from ..networks.inference import images_to_tensor, mask_invalid, predict_disparity
+from ..networks.inference import images_to_tensor, mask_invalid, predict_with_near_pass
 from ..torch_runtime import resolve_device, resolve_precision
 from ..weights import load_model
 
@@ -65,7 +66,8 @@ class TorchBackend(DisparityBackend):
         model, self.metadata = load_model(weights, record.name)
         model.apply_options(options)
         self.weights_path = Path(weights)
-        self._max_disparity = options.max_disparity or model.max_disparity / self.scale
+        reach = self.scale * (options.near_scale or 1.0)
+        self._max_disparity = options.max_disparity or model.max_disparity / reach
         model = model.eval()
         if options.fuse:
             model = fuse_batch_norm(model)
@@ -86,14 +88,18 @@ class TorchBackend(DisparityBackend):
     def describe(self) -> str:
         """One line with backend, weights, device and precision."""
         scale = f', scale {self.scale:g}' if self.scale != 1.0 else ''
+        near = self.options.near_scale
+        passes = f', near pass x{near:g}' if near else ''
         return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}'
-                f'{scale}, disparity 0..{self._max_disparity:g} px)')
+                f'{scale}{passes}, disparity 0..{self._max_disparity:g} px)')
 
     def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             left_t = images_to_tensor([left], self.device)
             right_t = images_to_tensor([right], self.device)
-        disparity = predict_disparity(self.model, left_t, right_t, precision=self.precision,
-                                      pad_mode=self.options.pad_mode, scale=self.scale)
+        disparity = predict_with_near_pass(
+            self.model, left_t, right_t, precision=self.precision,
+            pad_mode=self.options.pad_mode, scale=self.scale,
+            near_scale=self.options.near_scale, near_from=self.options.near_from)
         array = np.ascontiguousarray(disparity[0, 0].cpu().numpy(), dtype=np.float32)
         return mask_invalid(array, self._max_disparity)

@@ -40,11 +40,12 @@ def scaled_channels(channels: int, width: float, minimum: int = 4) -> int:
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 batch_norm: bool = True) -> nn.Sequential:
+                 batch_norm: bool = True, dilation: int = 1) -> nn.Sequential:
     """Return Conv2d (+ BatchNorm2d) + ReLU with 'same' padding for odd kernels."""
     layers: list[nn.Module] = [
         nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
-                  padding=kernel_size // 2, bias=not batch_norm)]
+                  padding=dilation * (kernel_size // 2), dilation=dilation,
+                  bias=not batch_norm)]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out_channels))
     layers.append(nn.ReLU(inplace=True))
@@ -61,6 +62,22 @@ def upconv_bn_relu(in_channels: int, out_channels: int,
         layers.append(nn.BatchNorm2d(out_channels))
     layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
+    """Return ``right`` (image or features) sampled at ``x - d``: the left view, where d is right.
+
+    ``disparity`` is ``Bx1xHxW`` in pixels of ``right``'s resolution; samples outside the
+    image repeat its border.
+    """
+    batch, _, height, width = right.shape
+    xs = torch.arange(width, device=right.device, dtype=disparity.dtype).view(1, 1, width)
+    ys = torch.arange(height, device=right.device, dtype=disparity.dtype).view(1, height, 1)
+    x = (xs - disparity[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0
+    y = (ys * (2.0 / max(height - 1, 1)) - 1.0).expand(batch, height, width)
+    grid = torch.stack([x, y], dim=-1)
+    return F.grid_sample(right, grid.to(right.dtype), mode='bilinear', padding_mode='border',
+                         align_corners=True)
 
 
 class Float32Conv2d(nn.Conv2d):

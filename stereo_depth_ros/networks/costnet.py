@@ -18,6 +18,10 @@ regressed with a soft-argmin and upsampled with learned convex weights, as in RA
 5. **Upsampling.** Each full-resolution pixel is a convex combination of the 3x3 coarse
    estimates around it, with weights predicted from the 1/4-resolution features: edges stay
    sharp instead of being blurred by bilinear interpolation.
+6. **Refinement** (``refine_channels`` > 0; :class:`DisparityRefinement`). At 1/2 resolution
+   a few (dilated) convolutions see the tower's left features, their difference from the
+   right features warped by the estimate, and the estimate itself, and add a residual:
+   sub-pixel precision and object edges that the 1/4-resolution volume cannot resolve.
 
 Training supervises the output disparities (L1) and the cost volume itself
 (:func:`volume_cross_entropy`: cross-entropy against the two displacements that bracket the
@@ -36,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Float32Conv2d, StereoNet, conv_bn_relu, scaled_channels, upconv_bn_relu
+from .common import (Float32Conv2d, StereoNet, conv_bn_relu, scaled_channels, upconv_bn_relu,
+                     warp_right_to_left)
 from .correlation import correlation_1d
 from ..backends.options import LearnedOptions
 from ..backends.record import BackendRecord
@@ -51,6 +56,41 @@ VOLUME_STRIDE = 4
 #: Channel counts at width 1: feature tower (1/2, 1/4), aggregation (1/8, 1/16).
 TOWER_CHANNELS = (16, 32)
 AGGREGATION_CHANNELS = (48, 64)
+#: Disparities (full-resolution px) are divided by this before they enter a convolution.
+DISPARITY_INPUT_SCALE = 64.0
+
+
+class DisparityRefinement(nn.Module):
+    """Residual correction of a full-resolution disparity, computed at 1/2 resolution.
+
+    Inputs: the left and right 1/2-resolution features of the tower and the disparity. The
+    right features are warped to the left view by the (pooled) disparity; where it is right
+    they match the left ones. The last convolution starts at zero, so an untrained refinement
+    leaves the disparity as it is.
+    """
+
+    def __init__(self, features: int, channels: int) -> None:
+        super().__init__()
+        self.inputs = conv_bn_relu(2 * features + 1, channels, 1)
+        self.body = nn.Sequential(conv_bn_relu(channels, channels, 3),
+                                  conv_bn_relu(channels, channels, 3, dilation=2),
+                                  conv_bn_relu(channels, channels, 3, dilation=4))
+        self.residual = Float32Conv2d(channels, 1, 3, padding=1)
+        for parameter in self.residual.parameters():  # weight and bias
+            nn.init.zeros_(parameter)
+
+    def forward(self, disparity: torch.Tensor, left: torch.Tensor,
+                right: torch.Tensor) -> torch.Tensor:
+        """Return ``disparity`` (``Bx1xHxW``, px) plus the residual of 1/2-res features."""
+        half = F.avg_pool2d(disparity, 2) / 2
+        warped = warp_right_to_left(right, half.to(right.dtype))
+        inputs = torch.cat([left, left - warped, (half / DISPARITY_INPUT_SCALE).to(left.dtype)],
+                           dim=1)
+        residual = self.residual(self.body(self.inputs(inputs)))
+        with torch.autocast(residual.device.type, enabled=False):
+            upsampled = F.interpolate(residual, scale_factor=2, mode='bilinear',
+                                      align_corners=False)
+        return disparity + 2 * upsampled
 
 
 class CostNet(StereoNet):
@@ -62,13 +102,16 @@ class CostNet(StereoNet):
     last_logits: torch.Tensor
 
     def __init__(self, width: float = 1.0, max_disparity: float = 192,
-                 topk_radius: int = 2) -> None:
+                 topk_radius: int = 2, refine_channels: int = 0) -> None:
         super().__init__(max_disparity)
         levels = int(math.ceil(float(max_disparity) / VOLUME_STRIDE))
         self.levels = levels
         self.topk_radius = int(topk_radius)
         self.architecture = {'width': float(width), 'max_disparity': float(max_disparity),
                              'topk_radius': self.topk_radius}
+        if refine_channels:
+            # Recorded only when used: weights saved before the refinement existed load as 0.
+            self.architecture['refine_channels'] = int(refine_channels)
         half, quarter = (scaled_channels(c, width) for c in TOWER_CHANNELS)
         mid, low = (scaled_channels(c, width) for c in AGGREGATION_CHANNELS)
         self.tower = nn.Sequential(conv_bn_relu(3, half, 3, 2), conv_bn_relu(half, quarter, 3, 2),
@@ -83,6 +126,8 @@ class CostNet(StereoNet):
         self.logits = Float32Conv2d(levels + 2 * quarter, levels, 1)
         self.mask = nn.Sequential(conv_bn_relu(2 * quarter, 2 * quarter, 1, 1),
                                   nn.Conv2d(2 * quarter, 9 * VOLUME_STRIDE ** 2, 1))
+        self.refine = (DisparityRefinement(half, int(refine_channels)) if refine_channels
+                       else None)
 
     def regress(self, logits: torch.Tensor) -> torch.Tensor:
         """Return the soft-argmin of ``BxDxhxw`` logits in 1/4-resolution pixels.
@@ -118,7 +163,8 @@ class CostNet(StereoNet):
         """Return [1/4-resolution disparity (1/4-res px), full-resolution disparity (px)]."""
         self.check_input(left, right)
         batch = left.shape[0]
-        features = self.tower(torch.cat([left, right], dim=0))
+        halves = self.tower[0](torch.cat([left, right], dim=0))
+        features = self.tower[1:](halves)
         matching = self.match(features)
         volume = correlation_1d(matching[:batch].float(), matching[batch:].float(),
                                 self.levels - 1).to(features.dtype)
@@ -131,7 +177,10 @@ class CostNet(StereoNet):
         self.last_logits = logits
         coarse = self.regress(logits)
         mask = self.mask(torch.cat([left_features, context], dim=1))
-        return [coarse, self.upsample(coarse, mask)]
+        full = self.upsample(coarse, mask)
+        if self.refine is not None:
+            full = self.refine(full, halves[:batch], halves[batch:])
+        return [coarse, full]
 
     def make_loss(self, config: 'LossConfig', total_steps: int) -> 'Loss':
         """Return multi-scale EPE plus the cost volume's cross-entropy (``ce_weight``)."""

@@ -4,6 +4,11 @@ The learned backends, training validation, adaptation's held-out scoring and the
 call :func:`predict_disparity`: normalise per image, optionally resize by ``scale``, pad to
 the network's divisor, run ``model.predict`` under the precision's autocast, crop back and
 rescale; :func:`mask_invalid` turns what a backend does not trust into NaN.
+
+The backends add a second, coarser pass for near objects (:func:`predict_with_near_pass`):
+a network is least accurate in the upper part of its range, and the same pixels fall in the
+lower part of it at half the resolution. :func:`blend_near_pass` keeps the full-scale
+estimate where the coarse one is small and takes the coarse one where it is large.
 """
 
 from typing import Sequence
@@ -46,6 +51,41 @@ def predict_disparity(model: StereoNet, left: torch.Tensor, right: torch.Tensor,
         disparity = model.predict(left_padded, right_padded)
     disparity = disparity[..., :height, :width].float()
     return upsample_disparity(disparity, size) if scale != 1.0 else disparity
+
+
+#: The blend from the first pass to the near pass spans this fraction of its threshold.
+NEAR_BLEND_FRACTION = 1.0 / 12.0
+
+
+def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Return ``full`` where ``near`` < ``threshold``, ``near`` above, blended linearly between.
+
+    Both are disparities of one size in output pixels; the blend runs over
+    ``NEAR_BLEND_FRACTION * threshold`` px centred on ``threshold``, so that the result is
+    continuous in both inputs.
+    """
+    ramp = max(threshold * NEAR_BLEND_FRACTION, 1e-6)
+    weight = ((near - threshold) / ramp + 0.5).clamp(0.0, 1.0)
+    return torch.lerp(full, near, weight)
+
+
+def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Tensor, *,
+                           precision: str = 'fp32', pad_mode: str = 'replicate',
+                           scale: float = 1.0, near_scale: float = 0.0,
+                           near_from: float = 0.5) -> torch.Tensor:
+    """Return :func:`predict_disparity`, with a second pass at ``scale * near_scale``.
+
+    With ``near_scale`` 0 this is one pass. Otherwise the near pass's estimate replaces the
+    first one where it exceeds ``near_from`` times the first pass's range
+    (``model.max_disparity / scale``), and the range grows to that divided by ``near_scale``.
+    """
+    full = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
+                             scale=scale)
+    if not near_scale:
+        return full
+    near = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
+                             scale=scale * near_scale)
+    return blend_near_pass(full, near, near_from * model.max_disparity / scale)
 
 
 def mask_invalid(disparity: np.ndarray, max_disparity: float) -> np.ndarray:

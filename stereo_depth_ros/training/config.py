@@ -108,6 +108,10 @@ class ModelConfig:
     init_weights_backend: Optional[str] = None
     #: Submodule (dotted name, e.g. ``trunk``) that ``init_weights`` is loaded into (None: all).
     init_weights_into: Optional[str] = None
+    #: Submodules (dotted names) that ``init_weights`` may lack: they keep their
+    #: initialisation, and the architecture settings the file does not record are not
+    #: compared. E.g. ``[refine]`` adds costnet's refinement to weights saved without it.
+    init_weights_new: list[str] = field(default_factory=list)
     #: Submodules (dotted names) that are not trained: no gradients, BatchNorm statistics
     #: frozen. E.g. ``[trunk]`` trains only dispnet_qr's quantized-regression head.
     freeze: list[str] = field(default_factory=list)

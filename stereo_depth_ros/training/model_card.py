@@ -153,6 +153,14 @@ def evaluate(backend: str, weights: Path, synthetic: str = DEFAULT_SYNTHETIC,
     return evaluations
 
 
+def default_inference_options() -> dict[str, Any]:
+    """Return the learned backends' default options that change their output."""
+    from dataclasses import asdict
+    from ..backends.options import LearnedOptions
+    options = asdict(LearnedOptions())
+    return {key: options[key] for key in ('scale', 'near_scale', 'near_from', 'max_disparity')}
+
+
 def count_parameters(weights: Path) -> int:
     """Count the learned parameters in a weights file (BatchNorm statistics excluded)."""
     with safe_open(str(weights), framework='pt') as handle:
@@ -245,6 +253,7 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
                     '(KITTI-style filling of invalid pixels; density reported separately); '
                     'sgbm with its defaults on the same data in the same run. The real scenes '
                     'are never used for training, tuning or choosing between runs.',
+            'backend_options': default_inference_options(),
             **evaluations,
         }
         real = evaluations.get('real_suite', {})

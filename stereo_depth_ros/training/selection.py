@@ -1,6 +1,7 @@
 """Score weights files on unlabeled real pairs, to choose between runs without ground truth.
 
-``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]``
+``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]
+[--near-scale S] [--near-from F] [--synthetic N]``
 
 For each file: the photometric loss (SSIM + L1 of the right view warped by the predicted
 disparity, masked where it is occluded) and the agreement with the left-right-checked SGBM
@@ -8,6 +9,13 @@ pseudo-labels (EPE and bad-2 on the pixels that have one), averaged over the pai
 ``stereo-depth adapt`` holds out (every 8th) and every 4th other pair, whole images, through
 the backends' own inference path. Lower is better for all three. These are the numbers the
 model cards quote when a stage is shipped; the scenes with ground truth never choose a run.
+
+``--synthetic N`` adds N full-range validation scenes per kind (384x1248, 0-192 px, seeds
+from :data:`FULL_RANGE_SEED_OFFSET`, disjoint from the trainer's validation seeds and from
+the test seeds): EPE, bad-2, and bad-3 where the true disparity is 64 px or more.
+``--near-scale`` and ``--near-from`` are the backends' options of the same names (the
+second, coarser pass for near objects); the default 0 scores the network alone, as the
+model cards' stage tables do.
 """
 
 import argparse
@@ -24,14 +32,23 @@ from .losses import masked_epe, valid_mask
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss
 from ..data.datasets import StereoSample
+from ..data.photos import DEFAULT_PHOTO_CACHE
+from ..data.synthetic import EVAL_SEED_OFFSET
 from ..errors import StereoDepthError
 from ..networks.common import StereoNet
-from ..networks.inference import images_to_tensor, predict_disparity
+from ..networks.inference import images_to_tensor, predict_with_near_pass
 from ..weights import load_model, read_metadata
 
 #: ``stereo-depth adapt`` holds out every 8th pair; every 4th other pair joins them here.
 HELD_OUT_EVERY = 8
 TRAINING_EVERY = 4
+#: First seed of the full-range validation scenes (validation range, above the trainer's).
+FULL_RANGE_SEED_OFFSET = EVAL_SEED_OFFSET + 400
+#: Size and range of the full-range validation scenes (a KITTI camera at full resolution).
+FULL_RANGE_SHAPE = (384, 1248)
+FULL_RANGE_MAX_DISPARITY = 192.0
+#: True disparity (px) from which the full-range scores count a pixel as far-range.
+LARGE_DISPARITY = 64.0
 
 
 def selection_pairs(samples: Sequence[StereoSample]) -> list[StereoSample]:
@@ -40,15 +57,22 @@ def selection_pairs(samples: Sequence[StereoSample]) -> list[StereoSample]:
     return held + kept[::TRAINING_EVERY]
 
 
+def _predict(model: StereoNet, sample: StereoSample, near_scale: float,
+             near_from: float) -> torch.Tensor:
+    left = images_to_tensor([sample.left], torch.device('cpu'))
+    right = images_to_tensor([sample.right], torch.device('cpu'))
+    return predict_with_near_pass(model, left, right, near_scale=near_scale,
+                                  near_from=near_from)
+
+
 @torch.no_grad()
-def score_pairs(model: StereoNet, samples: Sequence[StereoSample]) -> dict[str, float]:
+def score_pairs(model: StereoNet, samples: Sequence[StereoSample], near_scale: float = 0.0,
+                near_from: float = 0.5) -> dict[str, float]:
     """Return mean ``photometric``, ``pseudo_epe`` and ``pseudo_bad2`` of ``model``."""
     model.eval()
     rows = []
     for sample in samples:
-        left = images_to_tensor([sample.left], torch.device('cpu'))
-        right = images_to_tensor([sample.right], torch.device('cpu'))
-        disparity = predict_disparity(model, left, right)
+        disparity = _predict(model, sample, near_scale, near_from)
         raw_left = torch.from_numpy(sample.left.transpose(2, 0, 1).copy())[None].float() / 255
         raw_right = torch.from_numpy(sample.right.transpose(2, 0, 1).copy())[None].float() / 255
         label = torch.from_numpy(np.asarray(sample.disparity, np.float32))[None, None]
@@ -62,6 +86,46 @@ def score_pairs(model: StereoNet, samples: Sequence[StereoSample]) -> dict[str, 
     return {'photometric': photometric, 'pseudo_epe': epe, 'pseudo_bad2': bad2}
 
 
+def full_range_scenes(count: int, kinds: Sequence[str],
+                      photos: str | Path = DEFAULT_PHOTO_CACHE) -> list[StereoSample]:
+    """Return ``count`` full-range validation scenes of each of ``kinds``."""
+    from ..data.datasets import SyntheticSamples
+    from ..data.photo_scenes import make_photo_scene
+    from ..data.photos import PhotoLibrary
+    height, width = FULL_RANGE_SHAPE
+    seeds = range(FULL_RANGE_SEED_OFFSET, FULL_RANGE_SEED_OFFSET + count)
+    scenes: list[StereoSample] = []
+    for kind in kinds:
+        if kind == 'photo':
+            library = PhotoLibrary(photos)
+            for seed in seeds:
+                scene = make_photo_scene(seed, library, height, width, FULL_RANGE_MAX_DISPARITY)
+                scenes.append(StereoSample(f'photo_{seed}', scene.left, scene.right,
+                                           scene.disparity))
+        else:
+            scenes.extend(SyntheticSamples(list(seeds), kind, height, width,
+                                           FULL_RANGE_MAX_DISPARITY))
+    return scenes
+
+
+@torch.no_grad()
+def score_full_range(model: StereoNet, samples: Sequence[StereoSample], near_scale: float = 0.0,
+                     near_from: float = 0.5) -> dict[str, float]:
+    """Return mean ``epe``, ``bad2`` and ``bad3_large`` (true disparity >= 64 px)."""
+    model.eval()
+    rows = []
+    for sample in samples:
+        disparity = _predict(model, sample, near_scale, near_from)[0, 0].numpy()
+        truth = np.asarray(sample.disparity, np.float32)
+        known = np.isfinite(truth)
+        error = np.abs(disparity - truth)[known]
+        large = truth[known] >= LARGE_DISPARITY
+        rows.append((float(error.mean()), float((error > 2).mean()),
+                     float((error[large] > 3).mean()) if large.any() else np.nan))
+    epe, bad2, bad3_large = (float(np.nanmean(column)) for column in zip(*rows))
+    return {'epe': epe, 'bad2': bad2, 'bad3_large': bad3_large}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print the unlabeled-pair scores of each weights file."""
     parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.selection',
@@ -71,19 +135,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='folder of rectified pairs (<name>/left.png, right.png)')
     parser.add_argument('--max-disparity', type=float, default=192.0,
                         help='largest disparity of the SGBM pseudo-labels (px)')
+    parser.add_argument('--near-scale', type=float, default=0.0,
+                        help='backend option near_scale (default 0: the network alone)')
+    parser.add_argument('--near-from', type=float, default=0.5,
+                        help='backend option near_from (default 0.5)')
+    parser.add_argument('--synthetic', type=int, default=0, metavar='N',
+                        help='also score N full-range validation scenes per kind (default 0)')
+    parser.add_argument('--synthetic-kinds', default='layered,photo',
+                        help='kinds of the full-range scenes (default layered,photo; photo '
+                        'reads --photos)')
+    parser.add_argument('--photos', default=str(DEFAULT_PHOTO_CACHE),
+                        help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
     args = parser.parse_args(argv)
     try:
         pairs = selection_pairs(pseudo_labelled_dataset(args.pairs, args.max_disparity))
         if not pairs:
             raise StereoDepthError(f'no stereo pairs under {args.pairs}')
+        kinds = [kind for kind in args.synthetic_kinds.split(',') if kind]
+        scenes = full_range_scenes(args.synthetic, kinds, args.photos) if args.synthetic else []
+        near = dict(near_scale=args.near_scale, near_from=args.near_from)
         print(f'{len(pairs)} pairs under {args.pairs} (adapt\'s held-out ones and every '
               f'{TRAINING_EVERY}th other); lower is better')
-        print(f'{"weights":<50} {"photometric":>11} {"pseudo EPE":>10} {"pseudo bad-2":>12}')
+        if scenes:
+            print(f'{len(scenes)} full-range validation scenes ({args.synthetic_kinds}, seeds '
+                  f'from {FULL_RANGE_SEED_OFFSET}): EPE, bad-2, bad-3 at >= '
+                  f'{LARGE_DISPARITY:g} px')
+        header = f'{"weights":<50} {"photometric":>11} {"pseudo EPE":>10} {"pseudo bad-2":>12}'
+        print(header + ('   synth EPE  bad-2  bad-3>=64' if scenes else ''))
         for path in tqdm(args.weights, desc='scoring', unit='file', leave=False):
             model, _ = load_model(path, read_metadata(path).backend)
-            scores = score_pairs(model, pairs)
-            tqdm.write(f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
-                       f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
+            scores = score_pairs(model, pairs, **near)
+            line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
+                    f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
+            if scenes:
+                synth = score_full_range(model, scenes, **near)
+                line += (f' {synth["epe"]:>11.2f} {100 * synth["bad2"]:>5.1f}% '
+                         f'{100 * synth["bad3_large"]:>8.1f}%')
+            tqdm.write(line)
     except StereoDepthError as error:
         print(f'selection: {error}', file=sys.stderr)
         return 2

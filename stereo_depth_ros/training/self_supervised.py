@@ -7,20 +7,10 @@ view: the left pixel ``x`` matches the right pixel ``x - d``).
 import torch
 import torch.nn.functional as F
 
+from ..networks.common import warp_right_to_left
+
 #: Weight of the SSIM term against the L1 term of the photometric loss (Monodepth's 0.85).
 SSIM_WEIGHT = 0.85
-
-
-def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
-    """Return the right image sampled at ``x - d``: the left view, where the match is right."""
-    batch, _, height, width = right.shape
-    xs = torch.arange(width, device=right.device, dtype=disparity.dtype).view(1, 1, width)
-    ys = torch.arange(height, device=right.device, dtype=disparity.dtype).view(1, height, 1)
-    x = (xs - disparity[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0
-    y = (ys * (2.0 / max(height - 1, 1)) - 1.0).expand(batch, height, width)
-    grid = torch.stack([x, y], dim=-1)
-    return F.grid_sample(right, grid, mode='bilinear', padding_mode='border',
-                         align_corners=True)
 
 
 def visible_in_right(disparity: torch.Tensor) -> torch.Tensor:
