@@ -20,7 +20,7 @@ from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
 from stereo_depth_ros.training.config import TrainConfig, from_dict
 from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
-from stereo_depth_ros.training.selection import score_pairs, selection_pairs
+from stereo_depth_ros.training.selection import score_full_range, score_pairs, selection_pairs
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
                                                        visible_in_right, warp_right_to_left)
 from stereo_depth_ros.weights import save_weights
@@ -209,3 +209,33 @@ def test_selection_command_scores_weights_files(tmp_path: Path, capsys) -> None:
     row = [line for line in capsys.readouterr().out.splitlines() if 'tiny.safetensors' in line]
     assert len(row) == 1 and row[0].endswith('%')
     assert selection_main([str(weights), '--pairs', str(tmp_path / 'none')]) == 2
+
+
+def test_full_range_scores_count_large_disparities_apart() -> None:
+    scene = make_scene(5, 64, 256, 'layered', max_disparity=120)
+    sample = StereoSample('s', scene.left, scene.right, scene.disparity)
+    truth = np.nan_to_num(scene.disparity)
+    exact = score_full_range(_ConstantNet(truth), [sample])
+    assert exact['epe'] < 1e-4 and exact['bad2'] == 0.0 and exact['bad3_large'] == 0.0
+    # 5 px too far wherever the true disparity is 64 px or more, exact below.
+    far_wrong = score_full_range(_ConstantNet(np.where(truth >= 64, truth + 5, truth)), [sample])
+    large = truth[np.isfinite(scene.disparity)] >= 64
+    assert far_wrong['bad3_large'] == 1.0
+    assert far_wrong['bad2'] == pytest.approx(large.mean(), abs=1e-6)
+    # Non-finite predictions count as wrong, not as missing.
+    broken = score_full_range(_ConstantNet(np.full_like(truth, np.nan)), [sample])
+    assert broken['bad2'] > 0.9 and np.isfinite(broken['epe'])
+
+
+def test_selection_command_scores_full_range_scenes_with_the_near_pass(
+        tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
+                           tmp_path / 'tiny.safetensors', 'costnet')
+    assert selection_main([str(weights), '--pairs', str(_pairs_folder(tmp_path, 3)),
+                           '--synthetic', '1', '--synthetic-kinds', 'layered',
+                           '--near-scale', '0.5']) == 0
+    out = capsys.readouterr().out
+    assert '1 full-range validation scenes (layered, seeds from 1000400)' in out
+    row = [line for line in out.splitlines() if 'tiny.safetensors' in line]
+    assert len(row) == 1 and len(row[0].split()) == 7 and row[0].endswith('%')

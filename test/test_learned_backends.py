@@ -16,6 +16,7 @@ from stereo_depth_ros.commands import backends as backends_command
 from stereo_depth_ros.commands import bench
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.networks.common import StereoNet, normalize_image, pad_to_divisor
+from stereo_depth_ros.networks.costnet import CostNet
 from stereo_depth_ros.networks.inference import blend_near_pass
 from stereo_depth_ros.weights import load_model, load_state, read_metadata, save_weights
 from tiny_architectures import TINY
@@ -408,3 +409,52 @@ def test_near_scale_out_of_its_limits_is_refused(tmp_path: Path, value: float,
     path = save_tiny(tmp_path, 'dispnet')
     with pytest.raises(BackendError, match=message):
         create_backend('dispnet', weights=path, device='cpu', near_scale=value)
+
+
+def test_near_pass_blend_ignores_a_pass_that_has_no_usable_value() -> None:
+    nan, inf = float('nan'), float('inf')
+    full = torch.tensor([[[[10.0, 10.0, nan, 250.0, 10.0, inf]]]])
+    near = torch.tensor([[[[nan, 500.0, 150.0, 150.0, -3.0, 20.0]]]])
+    blended = blend_near_pass(full, near, 96.0, full_range=192.0, near_range=384.0)[0, 0, 0]
+    # near unusable (NaN, beyond its range, negative): full; full unusable: near.
+    assert blended[[0, 1, 4]].tolist() == [10.0, 10.0, 10.0]
+    assert blended[[2, 3]].tolist() == [150.0, 150.0]
+    assert blended[5].item() == 20.0
+
+
+@pytest.mark.parametrize('offset, expected', [(5.0, 20.0), (12.0, 96.0)])
+def test_near_pass_with_an_input_scale(tmp_path: Path, offset: float, expected: float) -> None:
+    # The tiny dispnet's 1/2-resolution head predicts ``offset``: ~4 * offset output px at
+    # scale 0.5 and ~8 * offset from the near pass at 0.25. The near pass takes over above
+    # 0.5 * 64 / 0.5 = 64 px: not for offset 5 (20 / 40 px), for offset 12 (48 / 96 px).
+    path = save_weights(make_model('dispnet', offset), tmp_path / 'w.safetensors', 'dispnet')
+    backend = create_backend('dispnet', weights=path, device='cpu', scale=0.5, near_scale=0.5)
+    assert backend.max_disparity == 256.0
+    left, right = _images(64, 128)
+    assert np.median(backend.compute(left, right)) == pytest.approx(expected, rel=0.05)
+
+
+def test_a_capped_range_below_the_near_threshold_runs_one_pass(tmp_path: Path) -> None:
+    path = save_tiny(tmp_path, 'dispnet')
+    capped = create_backend('dispnet', weights=path, device='cpu', max_disparity=20.0)
+    assert capped.max_disparity == 20.0 and 'near pass' not in capped.describe()
+    assert 'near pass x0.5' in create_backend('dispnet', weights=path, device='cpu',
+                                              max_disparity=40.0).describe()
+    with pytest.raises(BackendError, match='scale x near_scale'):
+        create_backend('dispnet', weights=path, device='cpu', scale=0.2, near_scale=0.2)
+
+
+def test_refined_costnet_runs_as_a_backend_with_folded_batch_norms(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    model = CostNet(**TINY['costnet'], refine_channels=8)
+    assert model.refine is not None
+    torch.nn.init.normal_(model.refine.residual.weight, std=0.05)
+    model.train()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        model(torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96))
+    path = save_weights(model.eval(), tmp_path / 'refined.safetensors', 'costnet')
+    left, right = _images(64, 96, seed=2)
+    folded = create_backend('costnet', weights=path, device='cpu', near_scale=0)
+    plain = create_backend('costnet', weights=path, device='cpu', near_scale=0, fuse=False)
+    np.testing.assert_allclose(folded.compute(left, right), plain.compute(left, right),
+                               atol=1e-3, equal_nan=True)

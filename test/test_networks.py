@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from stereo_depth_ros.backends import backend_record, learned_backend_names
+from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.networks.common import (full_resolution, normalize_image, pad_to_divisor,
                                               scaled_channels)
 from stereo_depth_ros.networks.correlation import correlation_1d
+from stereo_depth_ros.networks.costnet import CostNet
 from stereo_depth_ros.networks.dispnet_qr import (DispNetQR, QROutput, decode_bins,
                                                   disparity_to_bins, gather_bins)
-from stereo_depth_ros.errors import BackendError
-from stereo_depth_ros.networks.costnet import CostNet
 from stereo_depth_ros.weights import load_model, load_state, save_weights
 from tiny_architectures import TINY
 

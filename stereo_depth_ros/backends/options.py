@@ -8,6 +8,8 @@ from ..settings import PRECISION_CHOICES, option
 PAD_MODES = ('replicate', 'zeros')
 #: Smallest non-zero ``near_scale`` (below it the second pass sees too few pixels).
 MIN_NEAR_SCALE = 0.1
+#: Smallest scale any pass may run at (also the lower limit of ``scale``).
+MIN_PASS_SCALE = 0.05
 
 
 @dataclass(frozen=True)
@@ -20,14 +22,15 @@ class LearnedOptions:
         '(CUDA only).', choices=PRECISION_CHOICES, parameter='precision')
     max_disparity: float = option(
         0.0, 'Learned backends: largest valid disparity in pixels (larger predictions are '
-        "unknown); 0 = the network's own limit (divided by scale).", limits=(0.0, 2048.0))
+        "unknown); 0 = the network's own limit divided by scale (and by near_scale when the "
+        'near pass runs).', limits=(0.0, 2048.0))
     num_threads: int = option(
         0, 'Learned backends on the CPU: torch intra-op threads; 0 = torch default.',
         limits=(0, 256))
     scale: float = option(
         1.0, 'Learned backends: the network sees the images resized by this factor (0.05-1); '
         'its disparity range grows by 1/scale and its cost falls by scale^2.',
-        limits=(0.05, 1.0))
+        limits=(MIN_PASS_SCALE, 1.0))
     pad_mode: str = option(
         'replicate', 'Learned backends: how images are padded to the network divisor.',
         choices=PAD_MODES)
@@ -41,10 +44,14 @@ class LearnedOptions:
     near_from: float = option(
         0.5, 'Learned backends: the second pass takes over where its disparity exceeds this '
         "fraction of the first pass's range (blended over a twelfth of it).",
-        limits=(0.05, 1.0))
+        limits=(MIN_PASS_SCALE, 1.0))
 
     def validate(self) -> None:
         """Refuse a second pass so small it would see almost nothing."""
         if 0.0 < self.near_scale < MIN_NEAR_SCALE:
             raise BackendError(f'near_scale must be 0 (off) or at least {MIN_NEAR_SCALE:g}, '
                                f'got {self.near_scale:g}')
+        if self.near_scale and self.scale * self.near_scale < MIN_PASS_SCALE:
+            raise BackendError(f'scale x near_scale must be at least {MIN_PASS_SCALE:g} (the '
+                               f'near pass would see almost nothing), got '
+                               f'{self.scale:g} x {self.near_scale:g}')

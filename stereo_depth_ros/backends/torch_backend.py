@@ -22,7 +22,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .base import DisparityBackend
 from .options import LearnedOptions
 from .record import BackendRecord
-from ..networks.inference import images_to_tensor, mask_invalid, predict_with_near_pass
+from ..networks.inference import (NEAR_BLEND_FRACTION, images_to_tensor, mask_invalid,
+                                  near_pass_threshold, predict_with_near_pass)
 from ..torch_runtime import resolve_device, resolve_precision
 from ..weights import load_model
 
@@ -66,7 +67,12 @@ class TorchBackend(DisparityBackend):
         model, self.metadata = load_model(weights, record.name)
         model.apply_options(options)
         self.weights_path = Path(weights)
-        reach = self.scale * (options.near_scale or 1.0)
+        # The near pass runs unless a capped range ends before it could take over anywhere.
+        start = near_pass_threshold(model, self.scale, options.near_from)
+        capped_below = options.max_disparity and \
+            options.max_disparity < start * (1 - NEAR_BLEND_FRACTION / 2)
+        self.near_scale = 0.0 if capped_below else options.near_scale
+        reach = self.scale * (self.near_scale or 1.0)
         self._max_disparity = options.max_disparity or model.max_disparity / reach
         model = model.eval()
         if options.fuse:
@@ -88,8 +94,7 @@ class TorchBackend(DisparityBackend):
     def describe(self) -> str:
         """One line with backend, weights, device and precision."""
         scale = f', scale {self.scale:g}' if self.scale != 1.0 else ''
-        near = self.options.near_scale
-        passes = f', near pass x{near:g}' if near else ''
+        passes = f', near pass x{self.near_scale:g}' if self.near_scale else ''
         return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}'
                 f'{scale}{passes}, disparity 0..{self._max_disparity:g} px)')
 
@@ -100,6 +105,6 @@ class TorchBackend(DisparityBackend):
         disparity = predict_with_near_pass(
             self.model, left_t, right_t, precision=self.precision,
             pad_mode=self.options.pad_mode, scale=self.scale,
-            near_scale=self.options.near_scale, near_from=self.options.near_from)
+            near_scale=self.near_scale, near_from=self.options.near_from)
         array = np.ascontiguousarray(disparity[0, 0].cpu().numpy(), dtype=np.float32)
         return mask_invalid(array, self._max_disparity)

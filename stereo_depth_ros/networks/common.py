@@ -71,13 +71,17 @@ def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Te
     image repeat its border.
     """
     batch, _, height, width = right.shape
-    xs = torch.arange(width, device=right.device, dtype=disparity.dtype).view(1, 1, width)
-    ys = torch.arange(height, device=right.device, dtype=disparity.dtype).view(1, height, 1)
-    x = (xs - disparity[:, 0]) * (2.0 / max(width - 1, 1)) - 1.0
-    y = (ys * (2.0 / max(height - 1, 1)) - 1.0).expand(batch, height, width)
-    grid = torch.stack([x, y], dim=-1)
-    return F.grid_sample(right, grid.to(right.dtype), mode='bilinear', padding_mode='border',
-                         align_corners=True)
+    # The sampling grid is float32 under any autocast: in bfloat16 a column index of 600
+    # could only move in steps of 4 px.
+    with torch.autocast(right.device.type, enabled=False):
+        xs = torch.arange(width, device=right.device, dtype=torch.float32).view(1, 1, width)
+        ys = torch.arange(height, device=right.device, dtype=torch.float32).view(1, height, 1)
+        x = (xs - disparity[:, 0].float()) * (2.0 / max(width - 1, 1)) - 1.0
+        y = (ys * (2.0 / max(height - 1, 1)) - 1.0).expand(batch, height, width)
+        grid = torch.stack([x, y], dim=-1)
+        warped = F.grid_sample(right.float(), grid, mode='bilinear', padding_mode='border',
+                               align_corners=True)
+    return warped.to(right.dtype)
 
 
 class Float32Conv2d(nn.Conv2d):

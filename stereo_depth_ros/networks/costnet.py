@@ -56,7 +56,8 @@ VOLUME_STRIDE = 4
 #: Channel counts at width 1: feature tower (1/2, 1/4), aggregation (1/8, 1/16).
 TOWER_CHANNELS = (16, 32)
 AGGREGATION_CHANNELS = (48, 64)
-#: Disparities (full-resolution px) are divided by this before they enter a convolution.
+#: Disparities (px of the layer's resolution) are divided by this before they enter a
+#: convolution.
 DISPARITY_INPUT_SCALE = 64.0
 
 
@@ -83,7 +84,7 @@ class DisparityRefinement(nn.Module):
                 right: torch.Tensor) -> torch.Tensor:
         """Return ``disparity`` (``Bx1xHxW``, px) plus the residual of 1/2-res features."""
         half = F.avg_pool2d(disparity, 2) / 2
-        warped = warp_right_to_left(right, half.to(right.dtype))
+        warped = warp_right_to_left(right, half)
         inputs = torch.cat([left, left - warped, (half / DISPARITY_INPUT_SCALE).to(left.dtype)],
                            dim=1)
         residual = self.residual(self.body(self.inputs(inputs)))

@@ -7,10 +7,12 @@ rescale; :func:`mask_invalid` turns what a backend does not trust into NaN.
 
 The backends add a second, coarser pass for near objects (:func:`predict_with_near_pass`):
 a network is least accurate in the upper part of its range, and the same pixels fall in the
-lower part of it at half the resolution. :func:`blend_near_pass` keeps the full-scale
-estimate where the coarse one is small and takes the coarse one where it is large.
+lower part of it at ``near_scale`` (by default half) the resolution. :func:`blend_near_pass`
+keeps the full-scale estimate where the coarse one is small and takes the coarse one where it
+is large.
 """
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -57,16 +59,28 @@ def predict_disparity(model: StereoNet, left: torch.Tensor, right: torch.Tensor,
 NEAR_BLEND_FRACTION = 1.0 / 12.0
 
 
-def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Return ``full`` where ``near`` < ``threshold``, ``near`` above, blended linearly between.
+def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float,
+                    full_range: float = math.inf, near_range: float = math.inf
+                    ) -> torch.Tensor:
+    """Return ``full`` where ``near`` is small, ``near`` where it is large, blended between.
 
-    Both are disparities of one size in output pixels; the blend runs over
-    ``NEAR_BLEND_FRACTION * threshold`` px centred on ``threshold``, so that the result is
-    continuous in both inputs.
+    Both are disparities of one size in output pixels. The weight of ``near`` rises linearly
+    from 0 to 1 over ``NEAR_BLEND_FRACTION * threshold`` px centred on ``threshold``. A pass
+    whose value is not finite or lies outside ``[0, its range]`` does not count: the other one
+    is taken there (``full`` where neither is usable, which the backend then masks).
     """
     ramp = max(threshold * NEAR_BLEND_FRACTION, 1e-6)
     weight = ((near - threshold) / ramp + 0.5).clamp(0.0, 1.0)
-    return torch.lerp(full, near, weight)
+    near_usable = torch.isfinite(near) & (near >= 0) & (near <= near_range)
+    full_usable = torch.isfinite(full) & (full >= 0) & (full <= full_range)
+    weight = torch.where(near_usable, torch.where(full_usable, weight, 1.0), 0.0)
+    blended = torch.lerp(torch.nan_to_num(full), torch.nan_to_num(near), weight)
+    return torch.where(weight == 0, full, torch.where(weight == 1, near, blended))
+
+
+def near_pass_threshold(model: StereoNet, scale: float, near_from: float) -> float:
+    """Return the disparity (output px) from which the near pass takes over."""
+    return near_from * model.max_disparity / scale
 
 
 def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Tensor, *,
@@ -85,7 +99,9 @@ def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Te
         return full
     near = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
                              scale=scale * near_scale)
-    return blend_near_pass(full, near, near_from * model.max_disparity / scale)
+    full_range = model.max_disparity / scale
+    return blend_near_pass(full, near, near_pass_threshold(model, scale, near_from),
+                           full_range, full_range / near_scale)
 
 
 def mask_invalid(disparity: np.ndarray, max_disparity: float) -> np.ndarray:

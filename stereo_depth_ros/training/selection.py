@@ -33,7 +33,7 @@ from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
-from ..data.synthetic import EVAL_SEED_OFFSET
+from ..data.synthetic import VALIDATION_SEED_OFFSET
 from ..errors import StereoDepthError
 from ..networks.common import StereoNet
 from ..networks.inference import images_to_tensor, predict_with_near_pass
@@ -43,7 +43,7 @@ from ..weights import load_model, read_metadata
 HELD_OUT_EVERY = 8
 TRAINING_EVERY = 4
 #: First seed of the full-range validation scenes (validation range, above the trainer's).
-FULL_RANGE_SEED_OFFSET = EVAL_SEED_OFFSET + 400
+FULL_RANGE_SEED_OFFSET = VALIDATION_SEED_OFFSET + 400
 #: Size and range of the full-range validation scenes (a KITTI camera at full resolution).
 FULL_RANGE_SHAPE = (384, 1248)
 FULL_RANGE_MAX_DISPARITY = 192.0
@@ -116,6 +116,7 @@ def score_full_range(model: StereoNet, samples: Sequence[StereoSample], near_sca
     rows = []
     for sample in samples:
         disparity = _predict(model, sample, near_scale, near_from)[0, 0].numpy()
+        disparity = np.nan_to_num(disparity, nan=0.0, posinf=0.0, neginf=0.0)  # all wrong
         truth = np.asarray(sample.disparity, np.float32)
         known = np.isfinite(truth)
         error = np.abs(disparity - truth)[known]

@@ -5,7 +5,9 @@ and disjoint from the test seeds of ``stereo-depth eval --root eval:N``, because
 steers decisions) at that command's default size and kind, and predictions go through the
 same steps as the learned backends (per-image normalisation, padding to the network divisor,
 NaN outside ``[0, max_disparity]``), then :func:`~stereo_depth_ros.evaluation.metrics.
-evaluate_pair` (KITTI-style filling), so the numbers match that command's.
+evaluate_pair` (KITTI-style filling). It scores the network alone: one pass, without the
+backends' near pass (``near_scale``), so that runs are compared on their weights; that
+command with ``--backend-option near_scale=0`` gives the same numbers.
 """
 
 from typing import Sequence
@@ -35,8 +37,8 @@ def predict_batch(model: StereoNet, lefts: Sequence[np.ndarray],
                   precision: str = 'fp32') -> np.ndarray:
     """Return NxHxW float32 disparity of uint8 RGB pairs, NaN outside [0, max_disparity].
 
-    The learned backends' own path (:func:`~stereo_depth_ros.networks.inference.
-    predict_disparity`), batched.
+    The learned backends' own path without the near pass
+    (:func:`~stereo_depth_ros.networks.inference.predict_disparity`), batched.
     """
     disparity = predict_disparity(model, images_to_tensor(lefts, device),
                                   images_to_tensor(rights, device), precision=precision)
