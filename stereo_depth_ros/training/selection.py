@@ -21,7 +21,7 @@ model cards' stage tables do.
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -57,22 +57,23 @@ def selection_pairs(samples: Sequence[StereoSample]) -> list[StereoSample]:
     return held + kept[::TRAINING_EVERY]
 
 
-def _predict(model: StereoNet, sample: StereoSample, near_scale: float,
-             near_from: float) -> torch.Tensor:
-    left = images_to_tensor([sample.left], torch.device('cpu'))
-    right = images_to_tensor([sample.right], torch.device('cpu'))
-    return predict_with_near_pass(model, left, right, near_scale=near_scale,
-                                  near_from=near_from)
+def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scale: float,
+                 near_from: float) -> Iterator[tuple[StereoSample, torch.Tensor]]:
+    """Yield each sample with the ``Bx1xHxW`` prediction of ``model`` (in eval mode)."""
+    model.eval()
+    for sample in samples:
+        left = images_to_tensor([sample.left], torch.device('cpu'))
+        right = images_to_tensor([sample.right], torch.device('cpu'))
+        yield sample, predict_with_near_pass(model, left, right, near_scale=near_scale,
+                                             near_from=near_from)
 
 
 @torch.no_grad()
 def score_pairs(model: StereoNet, samples: Sequence[StereoSample], near_scale: float = 0.0,
                 near_from: float = 0.5) -> dict[str, float]:
     """Return mean ``photometric``, ``pseudo_epe`` and ``pseudo_bad2`` of ``model``."""
-    model.eval()
     rows = []
-    for sample in samples:
-        disparity = _predict(model, sample, near_scale, near_from)
+    for sample, disparity in _predictions(model, samples, near_scale, near_from):
         raw_left = torch.from_numpy(sample.left.transpose(2, 0, 1).copy())[None].float() / 255
         raw_right = torch.from_numpy(sample.right.transpose(2, 0, 1).copy())[None].float() / 255
         label = torch.from_numpy(np.asarray(sample.disparity, np.float32))[None, None]
@@ -112,11 +113,10 @@ def full_range_scenes(count: int, kinds: Sequence[str],
 def score_full_range(model: StereoNet, samples: Sequence[StereoSample], near_scale: float = 0.0,
                      near_from: float = 0.5) -> dict[str, float]:
     """Return mean ``epe``, ``bad2`` and ``bad3_large`` (true disparity >= 64 px)."""
-    model.eval()
     rows = []
-    for sample in samples:
-        disparity = _predict(model, sample, near_scale, near_from)[0, 0].numpy()
-        disparity = np.nan_to_num(disparity, nan=0.0, posinf=0.0, neginf=0.0)  # all wrong
+    for sample, prediction in _predictions(model, samples, near_scale, near_from):
+        # Non-finite predictions count as wrong (0 px), not as missing.
+        disparity = np.nan_to_num(prediction[0, 0].numpy(), nan=0.0, posinf=0.0, neginf=0.0)
         truth = np.asarray(sample.disparity, np.float32)
         known = np.isfinite(truth)
         error = np.abs(disparity - truth)[known]
