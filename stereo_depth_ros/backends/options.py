@@ -43,8 +43,8 @@ class LearnedOptions:
         'the range by 1/near_scale; 0 = one pass.', limits=(0.0, 0.75))
     near_from: float = option(
         0.5, 'Learned backends: the second pass takes over where its disparity exceeds this '
-        "fraction of the first pass's range (blended over a twelfth of it).",
-        limits=(MIN_PASS_SCALE, 1.0))
+        "fraction of the first pass's range (the network's limit / scale; blended over a "
+        'twelfth of that threshold).', limits=(0.05, 1.0))
 
     def validate(self) -> None:
         """Refuse a second pass so small it would see almost nothing."""

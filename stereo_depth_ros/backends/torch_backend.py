@@ -22,8 +22,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .base import DisparityBackend
 from .options import LearnedOptions
 from .record import BackendRecord
-from ..networks.inference import (NEAR_BLEND_FRACTION, images_to_tensor, mask_invalid,
-                                  near_pass_threshold, predict_with_near_pass)
+from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
+                                  near_pass_onset, predict_with_near_pass)
 from ..torch_runtime import resolve_device, resolve_precision
 from ..weights import load_model
 
@@ -68,12 +68,11 @@ class TorchBackend(DisparityBackend):
         model.apply_options(options)
         self.weights_path = Path(weights)
         # The near pass runs unless a capped range ends before it could take over anywhere.
-        start = near_pass_threshold(model, self.scale, options.near_from)
         capped_below = options.max_disparity and \
-            options.max_disparity < start * (1 - NEAR_BLEND_FRACTION / 2)
+            options.max_disparity < near_pass_onset(model, self.scale, options.near_from)
         self.near_scale = 0.0 if capped_below else options.near_scale
-        reach = self.scale * (self.near_scale or 1.0)
-        self._max_disparity = options.max_disparity or model.max_disparity / reach
+        self._max_disparity = options.max_disparity or disparity_range(model, self.scale,
+                                                                       self.near_scale)
         model = model.eval()
         if options.fuse:
             model = fuse_batch_norm(model)

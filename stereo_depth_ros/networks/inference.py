@@ -78,9 +78,19 @@ def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float,
     return torch.where(weight == 0, full, torch.where(weight == 1, near, blended))
 
 
+def disparity_range(model: StereoNet, scale: float, near_scale: float = 0.0) -> float:
+    """Return the largest disparity (output px) of a pass at ``scale`` (x ``near_scale``)."""
+    return model.max_disparity / (scale * (near_scale or 1.0))
+
+
 def near_pass_threshold(model: StereoNet, scale: float, near_from: float) -> float:
-    """Return the disparity (output px) from which the near pass takes over."""
-    return near_from * model.max_disparity / scale
+    """Return the disparity (output px) at which the near pass has half the weight."""
+    return near_from * disparity_range(model, scale)
+
+
+def near_pass_onset(model: StereoNet, scale: float, near_from: float) -> float:
+    """Return the smallest disparity (output px) at which the near pass has any weight."""
+    return near_pass_threshold(model, scale, near_from) * (1 - NEAR_BLEND_FRACTION / 2)
 
 
 def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Tensor, *,
@@ -99,9 +109,9 @@ def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Te
         return full
     near = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
                              scale=scale * near_scale)
-    full_range = model.max_disparity / scale
     return blend_near_pass(full, near, near_pass_threshold(model, scale, near_from),
-                           full_range, full_range / near_scale)
+                           disparity_range(model, scale),
+                           disparity_range(model, scale, near_scale))
 
 
 def mask_invalid(disparity: np.ndarray, max_disparity: float) -> np.ndarray:
