@@ -161,21 +161,24 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_state(model: nn.Module, path: str | Path, expected_backend: str,
-               new_modules: Sequence[str] = ()) -> WeightsMetadata:
+               new_modules: Sequence[str] = (), widen_inputs: bool = False) -> WeightsMetadata:
     """Load the weights at ``path`` into an existing ``model``; return the file's metadata.
 
     The file must belong to ``expected_backend`` and, where the model has ``.architecture``,
     to the same architecture; key or shape mismatches and NaN/Inf values in floating tensors
     raise BackendError. The submodules named in ``new_modules`` may be missing from the file
     (they keep their initialisation); the architecture is then compared only on the settings
-    the file records.
+    the file records. With ``widen_inputs`` the architecture is not compared and a tensor
+    with fewer input channels (dimension 1) than the network's fills its leading ones, the
+    others start at zero (:func:`widened`): a network whose cost volume has more
+    displacements, appended after the file's, then computes exactly what the file's did.
     """
     path = Path(path)
     metadata = read_metadata(path)
     _check_backend(metadata, path, expected_backend)
     plain = _unwrap(model)
     architecture = getattr(plain, 'architecture', None)
-    if architecture:
+    if architecture and not widen_inputs:
         _check_architecture(metadata, path, architecture, only_recorded=bool(new_modules))
     state = plain.state_dict()
     tensors = _read_tensors(path)
@@ -189,6 +192,8 @@ def load_state(model: nn.Module, path: str | Path, expected_backend: str,
             f'{missing[:5]}{"..." if len(missing) > 5 else ""}, unexpected keys '
             f'{unexpected[:5]}{"..." if len(unexpected) > 5 else ""}')
     for key, value in tensors.items():
+        if widen_inputs and value.shape != state[key].shape:
+            value = widened(value, state[key].shape, f'{path}: {key}')
         if value.shape != state[key].shape:
             raise BackendError(
                 f'{path} does not fit the {expected_backend} network: {key} has shape '
@@ -208,6 +213,21 @@ def load_state(model: nn.Module, path: str | Path, expected_backend: str,
     except RuntimeError as error:
         raise BackendError(f'{path} does not fit the {expected_backend} network: {error}')
     return metadata
+
+
+def widened(tensor: torch.Tensor, shape: Sequence[int], name: str) -> torch.Tensor:
+    """Return ``tensor`` zero-padded at the end of dimension 1 to ``shape``.
+
+    Only the number of input channels may grow; any other difference raises BackendError.
+    """
+    grows = (tensor.dim() == len(shape) >= 2 and tensor.shape[0] == shape[0]
+             and tensor.shape[1] < shape[1] and tuple(tensor.shape[2:]) == tuple(shape[2:]))
+    if not grows:
+        raise BackendError(f'{name} has shape {tuple(tensor.shape)}, the network '
+                           f'{tuple(shape)}: only more input channels can be added')
+    grown = tensor.new_zeros(tuple(shape))
+    grown[:, :tensor.shape[1]] = tensor
+    return grown
 
 
 def load_model(path: str | Path, expected_backend: str,

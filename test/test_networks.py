@@ -290,6 +290,42 @@ def test_costnet_refinement_starts_as_identity_on_weights_saved_without_it(tmp_p
                    new_modules=['mask'])
 
 
+def test_dispnetc_widened_to_a_larger_range_computes_what_the_file_did(tmp_path) -> None:
+    from stereo_depth_ros.networks.dispnetc import DispNetC
+    torch.manual_seed(0)
+    narrow = DispNetC(width=0.125, max_disparity=64).eval()
+    path = save_weights(narrow, tmp_path / 'narrow.safetensors', 'dispnetc')
+    wide = DispNetC(width=0.125, max_disparity=128)
+    with pytest.raises(BackendError, match='max_disparity'):
+        load_state(wide, path, 'dispnetc')  # another architecture is refused by default
+    load_state(wide, path, 'dispnetc', widen_inputs=True)
+    grown = wide.tail.conv3[0][0].weight
+    assert grown.shape[1] == narrow.tail.conv3[0][0].weight.shape[1] + 16
+    assert bool((grown[:, -16:] == 0).all()) and bool(grown[:, :-16].abs().sum() > 0)
+    left, right = _pair(1, 64, 128)
+    with torch.no_grad():
+        torch.testing.assert_close(wide.eval().predict(left, right),
+                                   narrow.predict(left, right))
+    # Only input channels can grow: a wider network does not fit.
+    with pytest.raises(BackendError, match='only more input channels'):
+        load_state(DispNetC(width=0.25, max_disparity=128), path, 'dispnetc',
+                   widen_inputs=True)
+
+
+def test_cat_channels_writes_channels_last_without_autograd() -> None:
+    from stereo_depth_ros.networks.common import cat_channels
+    maps = [torch.rand(1, channels, 6, 10).contiguous(memory_format=torch.channels_last)
+            for channels in (3, 2)] + [torch.rand(1, 1, 6, 10)]
+    with torch.inference_mode():
+        joined = cat_channels(maps)
+    assert joined.is_contiguous(memory_format=torch.channels_last)
+    assert not torch.cat(maps, dim=1).is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(joined, torch.cat(maps, dim=1))
+    maps[0].requires_grad_(True)
+    cat_channels(maps).sum().backward()  # under autograd: a plain, differentiable cat
+    assert maps[0].grad is not None and bool((maps[0].grad == 1).all())
+
+
 def test_costnet_refinement_trains_and_round_trips(tmp_path) -> None:
     torch.manual_seed(1)
     model = CostNet(**TINY['costnet'], refine_channels=8)

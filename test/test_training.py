@@ -503,6 +503,27 @@ def test_fine_tuning_configs_load(backend):
     assert config.output.export == f'models/{backend}.safetensors'
 
 
+@pytest.mark.parametrize('backend', ['dispnetc', 'dispnet'])
+def test_photo_configs_widen_the_shipped_weights(backend):
+    config = load_config(ROOT / 'config' / f'photo_{backend}.yaml')
+    assert config.model.init_weights == f'models/{backend}.safetensors'
+    assert config.model.init_weights_widen
+    assert config.model.architecture['max_disparity'] == 128
+    assert all(source.max_disparity == 128 for source in config.data.sources)
+
+
+def test_training_starts_from_weights_of_a_smaller_range(tmp_path):
+    narrow = from_dict(TrainConfig, tiny_config(tmp_path, backend='dispnetc'))
+    start = save_weights(build_model(narrow), tmp_path / 'narrow.safetensors', 'dispnetc')
+    wide = tiny_config(tmp_path, backend='dispnetc', model={
+        'architecture': {'width': 0.0625, 'max_disparity': 32}, 'init_weights': str(start)})
+    with pytest.raises(BackendError, match='max_disparity'):
+        Trainer(from_dict(TrainConfig, wide), device='cpu', steps=1, progress=False)
+    wide['model']['init_weights_widen'] = True
+    trainer = Trainer(from_dict(TrainConfig, wide), device='cpu', steps=1, progress=False)
+    assert trainer.model.architecture['max_displacement'] == 8
+
+
 def _qr_on_dispnet_config(tmp_path: Path, start: Path, **model) -> TrainConfig:
     return from_dict(TrainConfig, tiny_config(tmp_path, backend='dispnet_qr', model={
         'architecture': {'width': 0.0625, 'max_disparity': 16, 'num_bins': 4},

@@ -84,6 +84,23 @@ def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Te
     return warped.to(right.dtype)
 
 
+def cat_channels(maps: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Concatenate ``BxCxHxW`` maps of one dtype along the channels, channels_last if the first is.
+
+    ``torch.cat`` returns contiguous NCHW as soon as an input's layout is ambiguous (one
+    channel), and the next convolution then converts it back: two copies of the whole map
+    (about 40 ms per refinement at 1/2 of 384x1248 on a 2-core CPU). Without autograd, which
+    does not support ``out=``, this writes into a channels_last buffer instead.
+    """
+    first = maps[0]
+    if torch.is_grad_enabled() or not first.is_contiguous(memory_format=torch.channels_last):
+        return torch.cat(list(maps), dim=1)
+    shape = (first.shape[0], sum(item.shape[1] for item in maps)) + tuple(first.shape[2:])
+    out = torch.empty(shape, dtype=first.dtype, device=first.device,
+                      memory_format=torch.channels_last)
+    return torch.cat(list(maps), dim=1, out=out)
+
+
 class Float32Conv2d(nn.Conv2d):
     """A Conv2d that computes in float32 even under autocast.
 

@@ -40,8 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import (Float32Conv2d, StereoNet, conv_bn_relu, scaled_channels, upconv_bn_relu,
-                     warp_right_to_left)
+from .common import (Float32Conv2d, StereoNet, cat_channels, conv_bn_relu, scaled_channels,
+                     upconv_bn_relu, warp_right_to_left)
 from .correlation import correlation_1d
 from ..backends.options import LearnedOptions
 from ..backends.record import BackendRecord
@@ -85,8 +85,8 @@ class DisparityRefinement(nn.Module):
         """Return ``disparity`` (``Bx1xHxW``, px) plus the residual of 1/2-res features."""
         half = F.avg_pool2d(disparity, 2) / 2
         warped = warp_right_to_left(right, half)
-        inputs = torch.cat([left, left - warped, (half / DISPARITY_INPUT_SCALE).to(left.dtype)],
-                           dim=1)
+        inputs = cat_channels([left, left - warped,
+                               (half / DISPARITY_INPUT_SCALE).to(left.dtype)])
         residual = self.residual(self.body(self.inputs(inputs)))
         with torch.autocast(residual.device.type, enabled=False):
             upsampled = F.interpolate(residual, scale_factor=2, mode='bilinear',

@@ -112,6 +112,11 @@ class ModelConfig:
     #: initialisation, and the architecture settings the file does not record are not
     #: compared. E.g. ``[refine]`` adds costnet's refinement to weights saved without it.
     init_weights_new: list[str] = field(default_factory=list)
+    #: Load ``init_weights`` into a network of a larger range: the architecture settings are
+    #: not compared, and a layer with more input channels than the file's gets zeros for the
+    #: new ones (``weights.widened``), e.g. the correlation displacements of dispnetc with a
+    #: larger ``max_disparity``; the network then starts from the file's output.
+    init_weights_widen: bool = False
     #: Submodules (dotted names) that are not trained: no gradients, BatchNorm statistics
     #: frozen. E.g. ``[trunk]`` trains only dispnet_qr's quantized-regression head.
     freeze: list[str] = field(default_factory=list)

@@ -150,7 +150,8 @@ class Trainer:
             target = submodule(self.model, config.model.init_weights_into, 'init_weights_into')
             load_state(target, config.model.init_weights,
                        config.model.init_weights_backend or config.backend,
-                       new_modules=config.model.init_weights_new)
+                       new_modules=config.model.init_weights_new,
+                       widen_inputs=config.model.init_weights_widen)
         self.frozen = [submodule(self.model, name, 'freeze') for name in config.model.freeze]
         for module in self.frozen:
             module.requires_grad_(False)
