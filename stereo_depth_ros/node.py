@@ -259,9 +259,10 @@ def main(args: Optional[list[str]] = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (StereoDepthError, ParameterException, ValueError, OSError) as error:
-        # A bad parameter file or model: one clear line instead of a traceback.
+        # A bad parameter file or model: one clear line instead of a traceback, and the
+        # project's exit status for bad input.
         get_logger(NODE_NAME).fatal(f'cannot start: {type(error).__name__}: {error}')
-        status = 1
+        status = 2
     finally:
         if node is not None:
             node.destroy_node()
