@@ -17,7 +17,7 @@ from stereo_depth_ros.commands import bench
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.networks.common import StereoNet, normalize_image, pad_to_divisor
 from stereo_depth_ros.networks.costnet import CostNet
-from stereo_depth_ros.networks.inference import blend_near_pass
+from stereo_depth_ros.networks.inference import blend_near_pass, shrink_images
 from stereo_depth_ros.weights import load_model, load_state, read_metadata, save_weights
 from tiny_architectures import TINY
 
@@ -317,7 +317,7 @@ def test_backends_command_lists_weights(monkeypatch: pytest.MonkeyPatch, tmp_pat
 def _bench_args(**overrides: object) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    args = parser.parse_args(['--size', '64x192', '--repeats', '2', '--warmup', '0'])
+    args = parser.parse_args(['--size', '64x192', '--repeats', '2', '--warmup', '1'])
     for key, value in overrides.items():
         setattr(args, key, value)
     return args
@@ -342,6 +342,8 @@ def test_bench_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert random_row[:2] == ['squeezeseg', 'random'] and float(random_row[2]) > 0
     with pytest.raises(BackendError, match='unknown backend'):
         bench.run(_bench_args(backends='sgbm,nope'))
+    with pytest.raises(ValueError, match='--repeats and --warmup must be >= 1'):
+        bench.run(_bench_args(backends='sgbm', warmup=0))
     assert bench.parse_size('384x1248') == (384, 1248)
     with pytest.raises(ValueError, match='HEIGHTxWIDTH'):
         bench.parse_size('384')
@@ -458,3 +460,11 @@ def test_refined_costnet_runs_as_a_backend_with_folded_batch_norms(tmp_path: Pat
     plain = create_backend('costnet', weights=path, device='cpu', near_scale=0, fuse=False)
     np.testing.assert_allclose(folded.compute(left, right), plain.compute(left, right),
                                atol=1e-3, equal_nan=True)
+
+
+@pytest.mark.parametrize('size, small', [((48, 64), (24, 32)), ((15, 18), (8, 9))])
+def test_shrinking_images_averages_areas(size, small) -> None:
+    # Exact factors take avg_pool2d, others interpolate: both are area averages.
+    images = torch.rand(2, 3, *size).contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.interpolate(images, size=small, mode='area')
+    torch.testing.assert_close(shrink_images(images, small), expected)

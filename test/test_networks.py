@@ -312,18 +312,24 @@ def test_dispnetc_widened_to_a_larger_range_computes_what_the_file_did(tmp_path)
                    widen_inputs=True)
 
 
-def test_cat_channels_writes_channels_last_without_autograd() -> None:
-    from stereo_depth_ros.networks.common import cat_channels
-    maps = [torch.rand(1, channels, 6, 10).contiguous(memory_format=torch.channels_last)
-            for channels in (3, 2)] + [torch.rand(1, 1, 6, 10)]
-    with torch.inference_mode():
-        joined = cat_channels(maps)
-    assert joined.is_contiguous(memory_format=torch.channels_last)
-    assert not torch.cat(maps, dim=1).is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(joined, torch.cat(maps, dim=1))
-    maps[0].requires_grad_(True)
-    cat_channels(maps).sum().backward()  # under autograd: a plain, differentiable cat
-    assert maps[0].grad is not None and bool((maps[0].grad == 1).all())
+@pytest.mark.parametrize('training', [True, False])
+def test_refinement_inputs_equal_the_convolution_of_the_concatenated_map(training) -> None:
+    # The refinement projects the right features before warping them instead of
+    # concatenating [left, left - warped right, disparity / 64]; both are the same function.
+    from stereo_depth_ros.networks.common import warp_right_to_left
+    from stereo_depth_ros.networks.costnet import DISPARITY_INPUT_SCALE, DisparityRefinement
+    torch.manual_seed(3)
+    refinement = DisparityRefinement(features=5, channels=4).train(training)
+    for parameter in refinement.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    left, right = torch.randn(2, 5, 8, 16), torch.randn(2, 5, 8, 16)
+    half = torch.rand(2, 1, 8, 16) * 6
+    concatenated = torch.cat([left, left - warp_right_to_left(right, half),
+                              half / DISPARITY_INPUT_SCALE], dim=1)
+    expected = refinement.inputs(concatenated)
+    torch.testing.assert_close(refinement.project_inputs(half, left, right), expected,
+                               atol=1e-5, rtol=1e-5)
+    assert float(expected.detach().abs().max()) > 0.1  # not a vacuous comparison of zeros
 
 
 def test_costnet_refinement_trains_and_round_trips(tmp_path) -> None:

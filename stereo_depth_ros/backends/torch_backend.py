@@ -24,7 +24,7 @@ from .options import LearnedOptions
 from .record import BackendRecord
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
                                   near_pass_onset, predict_with_near_pass)
-from ..torch_runtime import resolve_device, resolve_precision
+from ..torch_runtime import keep_freed_cpu_memory, resolve_device, resolve_precision
 from ..weights import load_model
 
 #: Any module type: :func:`fuse_batch_norm` returns the model it is given.
@@ -61,6 +61,8 @@ class TorchBackend(DisparityBackend):
         self.options = options
         self.scale = options.scale
         self.device = resolve_device(device)
+        if self.device.type == 'cpu':
+            keep_freed_cpu_memory()
         self.precision = resolve_precision(options.precision, self.device)
         if options.num_threads:
             torch.set_num_threads(options.num_threads)

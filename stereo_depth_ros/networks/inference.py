@@ -25,9 +25,26 @@ from ..torch_runtime import autocast
 
 
 def images_to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
-    """Return uint8 grey or RGB ``HxW[x3]`` images as a normalised ``Bx3xHxW`` tensor."""
-    array = np.stack([to_rgb(image).transpose(2, 0, 1) for image in images])
-    return normalize_image(torch.from_numpy(np.ascontiguousarray(array)).to(device))
+    """Return uint8 grey or RGB ``HxW[x3]`` images as a normalised ``Bx3xHxW`` tensor.
+
+    The tensor is channels_last (the pixel-interleaved layout of the images themselves),
+    which is the layout the networks run in: no transposing copy on either side.
+    """
+    array = np.stack([to_rgb(image) for image in images])
+    return normalize_image(torch.from_numpy(array).to(device).permute(0, 3, 1, 2))
+
+
+def shrink_images(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Return ``BxCxHxW`` images area-averaged to ``size`` (h, w).
+
+    An exact integer factor (the near pass's 1/2) takes ``avg_pool2d``: the same values as
+    ``interpolate(mode='area')``, in about half the time.
+    """
+    height, width = images.shape[-2:]
+    factor = height // int(size[0])
+    if factor > 1 and (height, width) == (factor * int(size[0]), factor * int(size[1])):
+        return F.avg_pool2d(images, factor)
+    return F.interpolate(images, size=tuple(int(side) for side in size), mode='area')
 
 
 def predict_disparity(model: StereoNet, left: torch.Tensor, right: torch.Tensor, *,
@@ -43,8 +60,8 @@ def predict_disparity(model: StereoNet, left: torch.Tensor, right: torch.Tensor,
     size = left.shape[-2:]
     if scale != 1.0:
         small = [max(int(round(side * scale)), 1) for side in size]
-        left = F.interpolate(left, size=small, mode='area')
-        right = F.interpolate(right, size=small, mode='area')
+        left = shrink_images(left, small)
+        right = shrink_images(right, small)
     left_padded, (height, width) = pad_to_divisor(left, model.divisor, pad_mode)
     right_padded, _ = pad_to_divisor(right, model.divisor, pad_mode)
     left_padded = left_padded.contiguous(memory_format=torch.channels_last)
@@ -57,6 +74,7 @@ def predict_disparity(model: StereoNet, left: torch.Tensor, right: torch.Tensor,
 
 #: The blend from the first pass to the near pass spans this fraction of its threshold.
 NEAR_BLEND_FRACTION = 1.0 / 12.0
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float,
@@ -70,12 +88,16 @@ def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float,
     is taken there (``full`` where neither is usable, which the backend then masks).
     """
     ramp = max(threshold * NEAR_BLEND_FRACTION, 1e-6)
-    weight = ((near - threshold) / ramp + 0.5).clamp(0.0, 1.0)
-    near_usable = torch.isfinite(near) & (near >= 0) & (near <= near_range)
-    full_usable = torch.isfinite(full) & (full >= 0) & (full <= full_range)
-    weight = torch.where(near_usable, torch.where(full_usable, weight, 1.0), 0.0)
-    blended = torch.lerp(torch.nan_to_num(full), torch.nan_to_num(near), weight)
-    return torch.where(weight == 0, full, torch.where(weight == 1, near, blended))
+    # Comparisons with NaN are False, and an upper limit of at most float32's largest value
+    # leaves out the infinities: no separate isfinite.
+    near_usable = (near >= 0) & (near <= min(near_range, FLOAT32_MAX))
+    full_usable = (full >= 0) & (full <= min(full_range, FLOAT32_MAX))
+    weight = ((near - threshold) / ramp + 0.5).clamp_(0.0, 1.0)
+    weight = torch.where(full_usable, weight, 1.0).mul_(near_usable)
+    chosen = torch.where(weight > 0, near, full)
+    # Where 0 < weight < 1 both passes are usable, hence finite.
+    between = (weight > 0) & (weight < 1)
+    return torch.where(between, torch.lerp(full, near, weight), chosen)
 
 
 def disparity_range(model: StereoNet, scale: float, near_scale: float = 0.0) -> float:

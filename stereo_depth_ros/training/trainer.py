@@ -30,7 +30,8 @@ from .validate import heldout_scenes, validate
 from ..backends.registry import backend_record, learned_backend_names
 from ..errors import BackendError
 from ..networks.common import StereoNet, normalize_image
-from ..torch_runtime import autocast, resolve_device, resolve_precision
+from ..torch_runtime import (autocast, keep_freed_cpu_memory, resolve_device,
+                             resolve_precision)
 from ..weights import load_state, save_weights
 
 LOGGER = logging.getLogger('stereo_depth_ros.training')
@@ -142,8 +143,10 @@ class Trainer:
         self.device = resolve_device(device)
         self.progress = progress
         opt = config.optimization
-        if opt.num_threads and self.device.type == 'cpu':
-            torch.set_num_threads(opt.num_threads)
+        if self.device.type == 'cpu':
+            keep_freed_cpu_memory()
+            if opt.num_threads:
+                torch.set_num_threads(opt.num_threads)
         torch.manual_seed(config.seed)
         self.model = build_model(config)
         if config.model.init_weights:
