@@ -20,7 +20,8 @@ from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
 from stereo_depth_ros.training.config import TrainConfig, from_dict
 from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
-from stereo_depth_ros.training.selection import score_full_range, score_pairs, selection_pairs
+from stereo_depth_ros.training.pair_split import selection_pairs, training_pairs
+from stereo_depth_ros.training.selection import score_full_range, score_pairs
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
                                                        visible_in_right, warp_right_to_left)
 from stereo_depth_ros.weights import save_weights
@@ -199,6 +200,22 @@ def test_selection_scores_prefer_the_true_disparity() -> None:
     assert truth['photometric'] < zero['photometric']
     samples = [StereoSample(str(i), scene.left, scene.right, scene.disparity) for i in range(17)]
     assert [s.name for s in selection_pairs(samples)] == ['7', '15', '0', '4', '9', '13']
+    assert [s.name for s in training_pairs(samples)] == [
+        '1', '2', '3', '5', '6', '8', '10', '11', '12', '14', '16']
+
+
+def test_a_pseudo_source_can_leave_out_the_selection_pairs(tmp_path: Path) -> None:
+    from stereo_depth_ros.training.config import SourceConfig
+    from stereo_depth_ros.training.sources import build_source
+    root = _pairs_folder(tmp_path, 9)
+    everything = build_source(SourceConfig(kind='pseudo', root=str(root)), seed=0)
+    held_out = build_source(SourceConfig(kind='pseudo', root=str(root),
+                                         hold_out_selection=True), seed=0)
+    names = [sample.name for sample in everything.dataset]
+    judged = [sample.name for sample in selection_pairs(everything.dataset)]
+    assert len(names) == 9 and judged == ['pair7', 'pair0', 'pair4']
+    assert [sample.name for sample in held_out.dataset] == [
+        name for name in names if name not in judged]
 
 
 def test_selection_command_scores_weights_files(tmp_path: Path, capsys) -> None:

@@ -17,20 +17,11 @@ import torch
 
 from .config import ConfigError, TrainConfig
 from .losses import masked_epe, valid_mask
+from .pair_split import split_pairs
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss, smoothness_loss
 from .trainer import Trainer, _log
 from ..data.datasets import StereoSample
-
-
-def split_pairs(samples: Sequence[StereoSample], every: int
-                ) -> tuple[list[StereoSample], list[StereoSample]]:
-    """Return (training pairs, held-out pairs): every ``every``-th pair is held out."""
-    if every < 2:
-        return list(samples), []
-    held = [sample for i, sample in enumerate(samples) if i % every == every - 1]
-    kept = [sample for i, sample in enumerate(samples) if i % every != every - 1]
-    return kept, held
 
 
 def _crop_batch(samples: Sequence[StereoSample], rng: np.random.Generator, count: int,

@@ -51,6 +51,10 @@ class SourceConfig:
     #: Synthetic scene kind ``photo``: folder of photographs (``~`` expanded), e.g. the
     #: cache of ``stereo-depth fetch-photos``.
     photos: Optional[str] = None
+    #: ``pseudo``: leave out the pairs that ``training.selection`` scores runs on
+    #: (:func:`~stereo_depth_ros.training.pair_split.training_pairs`), so that those scores
+    #: judge pairs the run did not train on.
+    hold_out_selection: bool = False
 
 
 @dataclass

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .adapt import split_pairs
+from .pair_split import TRAINING_EVERY, selection_pairs
 from .losses import masked_epe, valid_mask
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss
@@ -39,9 +39,6 @@ from ..networks.common import StereoNet
 from ..networks.inference import images_to_tensor, predict_with_near_pass
 from ..weights import load_model, read_metadata
 
-#: ``stereo-depth adapt`` holds out every 8th pair; every 4th other pair joins them here.
-HELD_OUT_EVERY = 8
-TRAINING_EVERY = 4
 #: First seed of the full-range validation scenes (validation range, above the trainer's).
 FULL_RANGE_SEED_OFFSET = VALIDATION_SEED_OFFSET + 400
 #: Size and range of the full-range validation scenes (a KITTI camera at full resolution).
@@ -49,12 +46,6 @@ FULL_RANGE_SHAPE = (384, 1248)
 FULL_RANGE_MAX_DISPARITY = 192.0
 #: True disparity (px) from which the full-range scores count a pixel as far-range.
 LARGE_DISPARITY = 64.0
-
-
-def selection_pairs(samples: Sequence[StereoSample]) -> list[StereoSample]:
-    """Return the held-out pairs of ``adapt`` plus every 4th of the others."""
-    kept, held = split_pairs(samples, HELD_OUT_EVERY)
-    return held + kept[::TRAINING_EVERY]
 
 
 def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scale: float,

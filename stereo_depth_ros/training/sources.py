@@ -266,8 +266,11 @@ def build_source(config: SourceConfig, seed: int,
         raise ConfigError(f'data source {config.kind!r} needs a root folder')
     dataset: Sequence[StereoSample]
     if config.kind == 'pseudo':
+        from .pair_split import training_pairs
         from .pseudo_labels import pseudo_labelled_dataset
         dataset = pseudo_labelled_dataset(config.root, config.max_disparity or 192.0)
+        if config.hold_out_selection:
+            dataset = training_pairs(dataset)
     elif config.kind in ('sceneflow', 'kitti2015'):
         dataset = load_dataset(config.kind, config.root)
     elif config.kind == 'vkitti2':
