@@ -56,7 +56,7 @@ def keep_freed_cpu_memory() -> bool:
     network that allocates and frees maps of 5-17 MB in every pass pays that in every frame:
     about 15 ms of a 70 ms ``costnet`` pass at 384x1248 on a 2-core Xeon VM. Raising the mmap
     and trim thresholds once per process keeps those blocks in the heap; the peak memory is
-    the same, it is just not handed back between frames. (PyTorch's CPU performance guide
+    about the same, it is just not handed back between frames. (PyTorch's CPU performance guide
     suggests a caching allocator such as jemalloc for the same reason; this needs none.) A
     no-op returning False where the C library is not glibc.
     """

@@ -468,3 +468,14 @@ def test_shrinking_images_averages_areas(size, small) -> None:
     images = torch.rand(2, 3, *size).contiguous(memory_format=torch.channels_last)
     expected = torch.nn.functional.interpolate(images, size=small, mode='area')
     torch.testing.assert_close(shrink_images(images, small), expected)
+
+
+def test_near_pass_blend_ignores_infinite_and_nan_values_with_unlimited_ranges() -> None:
+    # With the default (infinite) ranges only finiteness and sign decide what is usable.
+    nan, inf = float('nan'), float('inf')
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        full = torch.tensor([inf, 10.0, nan, -1.0, 10.0, inf], dtype=dtype).view(1, 1, 1, -1)
+        near = torch.tensor([95.0, inf, 150.0, 150.0, nan, -inf], dtype=dtype).view(1, 1, 1, -1)
+        blended = blend_near_pass(full, near, 96.0)[0, 0, 0].float()
+        assert blended[:5].tolist() == [95.0, 10.0, 150.0, 150.0, 10.0], dtype
+        assert blended[5] == inf  # neither pass usable: the first one's value stays

@@ -172,15 +172,15 @@ def bench_backend(name: str, backend: DisparityBackend, label: str,
         for _ in range(warmup):
             backend.compute(left, right)
             progress.update()
+    if cuda is not None:
+        peak, kind = (torch.cuda.max_memory_allocated(cuda) - base) / 2 ** 20, 'cuda alloc'
+    else:
+        peak, kind = rss.delta / 2 ** 20, 'RSS delta'
     for _ in range(repeats):
         start = time.perf_counter()
         backend.compute(left, right)  # returns numpy: implies a device sync
         times.append((time.perf_counter() - start) * 1000.0)
         progress.update()
-    if cuda is not None:
-        peak, kind = (torch.cuda.max_memory_allocated(cuda) - base) / 2 ** 20, 'cuda alloc'
-    else:
-        peak, kind = rss.delta / 2 ** 20, 'RSS delta'
     return BenchResult(name, label, times, peak, kind)
 
 

@@ -74,7 +74,6 @@ def predict_disparity(model: StereoNet, left: torch.Tensor, right: torch.Tensor,
 
 #: The blend from the first pass to the near pass spans this fraction of its threshold.
 NEAR_BLEND_FRACTION = 1.0 / 12.0
-FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float,
@@ -88,12 +87,12 @@ def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float,
     is taken there (``full`` where neither is usable, which the backend then masks).
     """
     ramp = max(threshold * NEAR_BLEND_FRACTION, 1e-6)
-    # Comparisons with NaN are False, and an upper limit of at most float32's largest value
+    # Comparisons with NaN are False, and an upper limit of at most the dtype's largest value
     # leaves out the infinities: no separate isfinite.
-    near_usable = (near >= 0) & (near <= min(near_range, FLOAT32_MAX))
-    full_usable = (full >= 0) & (full <= min(full_range, FLOAT32_MAX))
+    near_usable = (near >= 0) & (near <= min(near_range, torch.finfo(near.dtype).max))
+    full_usable = (full >= 0) & (full <= min(full_range, torch.finfo(full.dtype).max))
     weight = ((near - threshold) / ramp + 0.5).clamp_(0.0, 1.0)
-    weight = torch.where(full_usable, weight, 1.0).mul_(near_usable)
+    weight = torch.where(near_usable, torch.where(full_usable, weight, 1.0), 0.0)
     chosen = torch.where(weight > 0, near, full)
     # Where 0 < weight < 1 both passes are usable, hence finite.
     between = (weight > 0) & (weight < 1)

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import yaml
 
+from .pair_split import HELD_OUT_EVERY
 from ..errors import StereoDepthError
 
 
@@ -182,7 +183,7 @@ class AdaptationConfig:
     pseudo_label: float = 0.3
     batch_size: int = 2
     crop: list[int] = field(default_factory=lambda: [256, 512])
-    holdout_every: int = 8
+    holdout_every: int = HELD_OUT_EVERY
 
 
 @dataclass
