@@ -1,8 +1,8 @@
 """Which unlabeled real pairs a run may train on and which judge it: one rule for all.
 
 ``stereo-depth adapt`` holds out every 8th pair of its folder (its ``holdout_every``
-default);
-:mod:`~stereo_depth_ros.training.selection` scores runs on those plus every 4th other pair;
+default); :mod:`~stereo_depth_ros.training.selection` scores runs on those plus every 4th
+other pair;
 a ``pseudo`` training source with ``hold_out_selection`` trains on the rest only, so that the
 unlabeled scores a run is chosen by come from pairs it never saw.
 """
