@@ -462,9 +462,10 @@ def test_refined_costnet_runs_as_a_backend_with_folded_batch_norms(tmp_path: Pat
                                atol=1e-3, equal_nan=True)
 
 
-@pytest.mark.parametrize('size, small', [((48, 64), (24, 32)), ((15, 18), (8, 9))])
+@pytest.mark.parametrize('size, small', [((48, 64), (24, 32)), ((48, 63), (16, 21)),
+                                         ((15, 18), (8, 9))])
 def test_shrinking_images_averages_areas(size, small) -> None:
-    # Exact factors take avg_pool2d, others interpolate: both are area averages.
+    # Exact factors sum strided slices, others interpolate: both are area averages.
     images = torch.rand(2, 3, *size).contiguous(memory_format=torch.channels_last)
     expected = torch.nn.functional.interpolate(images, size=small, mode='area')
     torch.testing.assert_close(shrink_images(images, small), expected)

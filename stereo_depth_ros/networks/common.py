@@ -22,6 +22,7 @@ Conventions (all networks in :mod:`stereo_depth_ros.networks`):
   branches on the architecture either.
 """
 
+import math
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
@@ -62,6 +63,17 @@ def upconv_bn_relu(in_channels: int, out_channels: int,
         layers.append(nn.BatchNorm2d(out_channels))
     layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
+
+
+def sum_strided(tensor: torch.Tensor, factor: int, dim: int) -> torch.Tensor:
+    """Return the sums of ``factor`` consecutive entries along ``dim`` (a multiple of it)."""
+    index: list[slice] = [slice(None)] * tensor.dim()
+    index[dim] = slice(0, None, factor)
+    total = tensor[tuple(index)]
+    for offset in range(1, factor):
+        index[dim] = slice(offset, None, factor)
+        total = total + tensor[tuple(index)]
+    return total
 
 
 def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
@@ -143,9 +155,13 @@ def normalize_image(image: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
         raise ValueError(f'expected Bx3xHxW or Bx1xHxW images, got shape {tuple(image.shape)}')
     # The statistics of image / 255 without dividing every pixel: (x/255 - m/255) / (s/255 +
     # eps) = (x - m) / (s + 255 eps).
+    # The (unbiased) standard deviation as the norm of the centred image: one reduction fewer
+    # than Tensor.std, which centres the image again.
     mean = image.mean(dim=(1, 2, 3), keepdim=True)
-    std = image.std(dim=(1, 2, 3), keepdim=True)
-    return (image - mean) / (std + 255.0 * eps)
+    centred = image - mean
+    count = centred[0].numel()
+    norm = torch.linalg.vector_norm(centred, dim=(1, 2, 3), keepdim=True)
+    return centred.div_(norm / math.sqrt(max(count - 1, 1)) + 255.0 * eps)
 
 
 def pad_to_divisor(image: torch.Tensor, divisor: int,

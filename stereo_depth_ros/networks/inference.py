@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .common import StereoNet, normalize_image, pad_to_divisor, upsample_disparity
+from .common import (StereoNet, normalize_image, pad_to_divisor, sum_strided,
+                     upsample_disparity)
 from ..images import to_rgb
 from ..torch_runtime import autocast
 
@@ -37,13 +38,15 @@ def images_to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torc
 def shrink_images(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Return ``BxCxHxW`` images area-averaged to ``size`` (h, w).
 
-    An exact integer factor (the near pass's 1/2) takes ``avg_pool2d``: the same values as
-    ``interpolate(mode='area')``, in about half the time.
+    An exact integer factor (the near pass's 1/2) sums strided slices: the values of
+    ``interpolate(mode='area')`` up to float rounding, about 4x faster than ``avg_pool2d`` on
+    the channels_last 3-channel images of the near pass.
     """
     height, width = images.shape[-2:]
     factor = height // int(size[0])
     if factor > 1 and (height, width) == (factor * int(size[0]), factor * int(size[1])):
-        return F.avg_pool2d(images, factor)
+        rows = sum_strided(images, factor, dim=-2)
+        return sum_strided(rows, factor, dim=-1) * (1.0 / (factor * factor))
     return F.interpolate(images, size=tuple(int(side) for side in size), mode='area')
 
 
@@ -91,12 +94,11 @@ def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float,
     # leaves out the infinities: no separate isfinite.
     near_usable = (near >= 0) & (near <= min(near_range, torch.finfo(near.dtype).max))
     full_usable = (full >= 0) & (full <= min(full_range, torch.finfo(full.dtype).max))
-    weight = ((near - threshold) / ramp + 0.5).clamp_(0.0, 1.0)
+    weight = (near * (1.0 / ramp)).add_(0.5 - threshold / ramp).clamp_(0.0, 1.0)
     weight = torch.where(near_usable, torch.where(full_usable, weight, 1.0), 0.0)
-    chosen = torch.where(weight > 0, near, full)
-    # Where 0 < weight < 1 both passes are usable, hence finite.
-    between = (weight > 0) & (weight < 1)
-    return torch.where(between, torch.lerp(full, near, weight), chosen)
+    # Where 0 < weight < 1 both passes are usable, hence finite: the lerp is taken only there.
+    blended = torch.where(weight < 1, torch.lerp(full, near, weight), near)
+    return torch.where(weight > 0, blended, full)
 
 
 def disparity_range(model: StereoNet, scale: float, near_scale: float = 0.0) -> float:
