@@ -112,8 +112,11 @@ def test_normalize_and_pad() -> None:
     normalized = normalize_image(image)
     assert torch.allclose(normalized.mean(dim=(1, 2, 3)), torch.zeros(2), atol=1e-5)
     assert torch.allclose(normalized.std(dim=(1, 2, 3)), torch.ones(2), atol=1e-2)
-    brighter = normalize_image(image.float() * 0.5 + 20)
+    float_image = image.float() * 0.5 + 20
+    untouched = float_image.clone()
+    brighter = normalize_image(float_image)
     assert torch.allclose(brighter, normalized, atol=1e-2)  # gain/offset invariant
+    assert torch.equal(float_image, untouched)  # a float32 input is the caller's: not changed
     grey = normalize_image(image[:, :1])
     assert grey.shape == (2, 3, 10, 12)
     padded, size = pad_to_divisor(normalized, 8)

@@ -148,17 +148,19 @@ def normalize_image(image: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     channels and pixels, which makes the networks insensitive to global gain/offset changes
     between datasets and between the two cameras.
     """
+    if image.shape[1] not in (1, 3):
+        raise ValueError(f'expected Bx3xHxW or Bx1xHxW images, got shape {tuple(image.shape)}')
+    # A converted (uint8) image is a fresh tensor that can be centred in place; a float32
+    # one is the caller's.
+    converted = image.dtype != torch.float32
     image = image.float()
     if image.shape[1] == 1:
-        image = image.expand(-1, 3, -1, -1)
-    if image.shape[1] != 3:
-        raise ValueError(f'expected Bx3xHxW or Bx1xHxW images, got shape {tuple(image.shape)}')
+        image, converted = image.expand(-1, 3, -1, -1), False
     # The statistics of image / 255 without dividing every pixel: (x/255 - m/255) / (s/255 +
-    # eps) = (x - m) / (s + 255 eps).
-    # The (unbiased) standard deviation as the norm of the centred image: one reduction fewer
-    # than Tensor.std, which centres the image again.
+    # eps) = (x - m) / (s + 255 eps). The (unbiased) standard deviation is the norm of the
+    # centred image: one reduction fewer than Tensor.std, which centres the image again.
     mean = image.mean(dim=(1, 2, 3), keepdim=True)
-    centred = image - mean
+    centred = image.sub_(mean) if converted else image - mean
     count = centred[0].numel()
     norm = torch.linalg.vector_norm(centred, dim=(1, 2, 3), keepdim=True)
     return centred.div_(norm / math.sqrt(max(count - 1, 1)) + 255.0 * eps)
