@@ -17,7 +17,8 @@ from stereo_depth_ros.commands import bench
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.networks.common import StereoNet, normalize_image, pad_to_divisor
 from stereo_depth_ros.networks.costnet import CostNet
-from stereo_depth_ros.networks.inference import blend_near_pass, shrink_images
+from stereo_depth_ros.networks.inference import (blend_near_pass, near_pass_scales,
+                                                 shrink_images)
 from stereo_depth_ros.weights import load_model, load_state, read_metadata, save_weights
 from tiny_architectures import TINY
 
@@ -79,13 +80,13 @@ def test_registry_lists_learned_backends() -> None:
 @pytest.mark.parametrize('name', learned_backend_names())
 def test_backend_runs_on_odd_sizes(tmp_path: Path, name: str) -> None:
     backend = create_backend(name, weights=save_tiny(tmp_path, name), device='cpu')
-    # The near pass at half scale doubles the network's 64 px.
-    assert backend.max_disparity == 128 and backend.min_disparity == 0
+    # Near passes at 1/2 and 1/4 scale: the network's 64 px become 256 (at least 192 px).
+    assert backend.max_disparity == 256 and backend.min_disparity == 0
     left, right = _images(123, 251)
     disparity = backend.compute(left, right)
     assert disparity.shape == (123, 251) and disparity.dtype == np.float32
     assert np.isfinite(disparity).all()
-    assert disparity.min() >= 0 and disparity.max() <= 128
+    assert disparity.min() >= 0 and disparity.max() <= 256
     grey = backend.compute(left[..., 0].copy(), right[..., 0].copy())
     assert grey.shape == (123, 251) and np.isfinite(grey).all()
 
@@ -393,7 +394,8 @@ def test_near_pass_replaces_large_disparities_by_the_half_scale_estimate(
     left, right = _images(64, 96)
     one_pass = create_backend('dispnet', weights=path, device='cpu', near_scale=0)
     half = create_backend('dispnet', weights=path, device='cpu', near_scale=0, scale=0.5)
-    both = create_backend('dispnet', weights=path, device='cpu', near_scale=0.5, near_from=0.5)
+    both = create_backend('dispnet', weights=path, device='cpu', near_scale=0.5, near_from=0.5,
+                          near_passes=1)
     assert (one_pass.max_disparity, half.max_disparity, both.max_disparity) == (64, 128, 128)
     full, coarse = one_pass.compute(left, right), half.compute(left, right)
     expected = blend_near_pass(torch.from_numpy(full), torch.from_numpy(coarse), 32.0).numpy()
@@ -402,6 +404,49 @@ def test_near_pass_replaces_large_disparities_by_the_half_scale_estimate(
     # Near pass ~20 px (< 32): the full-scale estimate stays; ~80 px: the near pass wins.
     chosen = full if offset == 5.0 else coarse
     assert np.median(np.abs(result - chosen)) < 1e-4
+
+
+@pytest.mark.parametrize('offset', [5.0, 20.0])
+def test_near_passes_continue_until_the_range_reaches_192_px(tmp_path: Path,
+                                                             offset: float) -> None:
+    # A 64-px network gets passes at 1/2 and 1/4 scale (range 256 px); each takes over above
+    # half of the range of the pass before it: 32 px, then 64 px. The tiny dispnet predicts
+    # about 2 * offset px at full scale, 4 * offset at 1/2 and 8 * offset at 1/4.
+    path = save_weights(make_model('dispnet', offset), tmp_path / 'w.safetensors', 'dispnet')
+    left, right = _images(64, 128)
+    passes = [create_backend('dispnet', weights=path, device='cpu', near_scale=0, scale=scale)
+              for scale in (1.0, 0.5, 0.25)]
+    full, half, quarter = (torch.from_numpy(one.compute(left, right)) for one in passes)
+    cascade = create_backend('dispnet', weights=path, device='cpu')
+    assert cascade.max_disparity == 256.0
+    assert cascade.describe().endswith('near pass x0.5, near pass x0.25, disparity 0..256 px)')
+    expected = blend_near_pass(blend_near_pass(full, half, 32.0, 64.0, 128.0), quarter, 64.0,
+                               128.0, 256.0).numpy()
+    result = cascade.compute(left, right)
+    np.testing.assert_allclose(result, expected, atol=1e-4)
+    # ~10 px: the full-scale estimate stays; ~160 px: the quarter-scale pass wins.
+    chosen = full if offset == 5.0 else quarter
+    assert np.median(np.abs(result - chosen.numpy())) < 1e-4
+
+
+def test_near_pass_scales_follow_the_network_range_and_the_options() -> None:
+    def scales(network_range: float, **options: float) -> list[float]:
+        model = make_model('dispnet', 0.0)
+        model.max_disparity = network_range
+        return near_pass_scales(model, options.pop('scale', 1.0), options.pop('near', 0.5),
+                                **options)  # type: ignore[arg-type]
+
+    assert scales(192) == [0.5] and scales(128) == [0.5]  # one pass already reaches 192 px
+    assert scales(64) == [0.5, 0.25] and scales(32) == [0.5, 0.25, 0.125]
+    assert scales(16) == [0.5, 0.25, 0.125]  # at most three by themselves
+    assert scales(64, scale=0.5) == [0.25]  # the input scale already doubles the range
+    assert scales(64, near_passes=1) == [0.5] and scales(192, near_passes=2) == [0.5, 0.25]
+    assert scales(64, near=0.0) == []
+    assert scales(64, near=0.3) == [0.3]  # 64 / 0.3 = 213 px
+    # A capped range drops the passes that could only take over above it: the 1/2 pass
+    # starts at 32 * (1 - 1/24) = 30.7 px, the 1/4 one at 61.3 px.
+    assert scales(64, max_disparity=30.0) == [] and scales(64, max_disparity=40.0) == [0.5]
+    assert scales(16, min_scale=0.2) == [0.5, 0.25]
 
 
 @pytest.mark.parametrize('value, message', [(0.05, 'near_scale must be 0'),

@@ -10,6 +10,8 @@ PAD_MODES = ('replicate', 'zeros')
 MIN_NEAR_SCALE = 0.1
 #: Smallest scale any pass may run at (also the lower limit of ``scale``).
 MIN_PASS_SCALE = 0.05
+#: Most near passes a user may ask for.
+MAX_NEAR_PASSES = 3
 
 
 @dataclass(frozen=True)
@@ -42,16 +44,21 @@ class LearnedOptions:
         'large disparities (near objects), where a network is least accurate, and extends '
         'the range by 1/near_scale; 0 = one pass.', limits=(0.0, 0.75))
     near_from: float = option(
-        0.5, 'Learned backends: the second pass takes over where its disparity exceeds this '
-        "fraction of the first pass's range (the network's limit / scale; blended over a "
-        'twelfth of that threshold).', limits=(0.05, 1.0))
+        0.5, 'Learned backends: a near pass takes over where its disparity exceeds this '
+        "fraction of the range of the pass before it (the first pass's: the network's limit "
+        '/ scale; blended over a twelfth of that threshold).', limits=(0.05, 1.0))
+    near_passes: int = option(
+        0, 'Learned backends: how many near passes run, each at near_scale times the scale of '
+        'the one before; 0 = one, and more while the range is below 192 px (a KITTI camera '
+        'at full resolution; at most 3).', limits=(0, MAX_NEAR_PASSES))
 
     def validate(self) -> None:
-        """Refuse a second pass so small it would see almost nothing."""
+        """Refuse near passes so small they would see almost nothing."""
         if 0.0 < self.near_scale < MIN_NEAR_SCALE:
             raise BackendError(f'near_scale must be 0 (off) or at least {MIN_NEAR_SCALE:g}, '
                                f'got {self.near_scale:g}')
-        if self.near_scale and self.scale * self.near_scale < MIN_PASS_SCALE:
-            raise BackendError(f'scale x near_scale must be at least {MIN_PASS_SCALE:g} (the '
-                               f'near pass would see almost nothing), got '
-                               f'{self.scale:g} x {self.near_scale:g}')
+        passes = max(self.near_passes, 1)
+        if self.near_scale and self.scale * self.near_scale ** passes < MIN_PASS_SCALE:
+            raise BackendError(f'scale x near_scale^{passes} must be at least '
+                               f'{MIN_PASS_SCALE:g} (the coarsest near pass would see almost '
+                               f'nothing), got {self.scale:g} x {self.near_scale:g}^{passes}')

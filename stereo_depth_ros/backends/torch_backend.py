@@ -3,10 +3,11 @@
 One :class:`TorchBackend` runs any learned backend: it is given the backend's
 :class:`~stereo_depth_ros.backends.record.BackendRecord` and its checked
 :class:`~stereo_depth_ros.backends.options.LearnedOptions` (precision, max_disparity,
-num_threads, scale, pad_mode, fuse, near_scale, near_from: see there). Input uint8 grey or
-RGB images go through :func:`~stereo_depth_ros.networks.inference.predict_with_near_pass`:
-the inference path that training validation uses too, plus a coarser pass for near objects
-(large disparities) unless ``near_scale`` is 0; the output is float32 HxW, NaN where the
+num_threads, scale, pad_mode, fuse, near_scale, near_from, near_passes: see there). Input
+uint8 grey or RGB images go through
+:func:`~stereo_depth_ros.networks.inference.predict_with_near_pass`: the inference path that
+training validation uses too, plus coarser passes for near objects (large disparities) unless
+``near_scale`` is 0; the output is float32 HxW, NaN where the
 prediction is non-finite, negative or above ``max_disparity``. The network runs in
 channels_last memory format (faster with oneDNN on the CPU and with tensor cores on CUDA).
 """
@@ -20,10 +21,10 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .base import DisparityBackend
-from .options import LearnedOptions
+from .options import MIN_PASS_SCALE, LearnedOptions
 from .record import BackendRecord
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
-                                  near_pass_onset, predict_with_near_pass)
+                                  near_pass_scales, predict_with_near_pass)
 from ..torch_runtime import keep_freed_cpu_memory, resolve_device, resolve_precision
 from ..weights import load_model
 
@@ -69,12 +70,12 @@ class TorchBackend(DisparityBackend):
         model, self.metadata = load_model(weights, record.name)
         model.apply_options(options)
         self.weights_path = Path(weights)
-        # The near pass runs unless a capped range ends before it could take over anywhere.
-        capped_below = options.max_disparity and \
-            options.max_disparity < near_pass_onset(model, self.scale, options.near_from)
-        self.near_scale = 0.0 if capped_below else options.near_scale
-        self._max_disparity = options.max_disparity or disparity_range(model, self.scale,
-                                                                       self.near_scale)
+        # No near pass runs where a capped range ends before it could take over.
+        self.near_scales = near_pass_scales(model, self.scale, options.near_scale,
+                                            options.near_from, options.near_passes,
+                                            options.max_disparity, MIN_PASS_SCALE)
+        coarsest = self.near_scales[-1] if self.near_scales else self.scale
+        self._max_disparity = options.max_disparity or disparity_range(model, coarsest)
         model = model.eval()
         if options.fuse:
             model = fuse_batch_norm(model)
@@ -95,7 +96,7 @@ class TorchBackend(DisparityBackend):
     def describe(self) -> str:
         """One line with backend, weights, device and precision."""
         scale = f', scale {self.scale:g}' if self.scale != 1.0 else ''
-        passes = f', near pass x{self.near_scale:g}' if self.near_scale else ''
+        passes = ''.join(f', near pass x{near / self.scale:g}' for near in self.near_scales)
         return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}'
                 f'{scale}{passes}, disparity 0..{self._max_disparity:g} px)')
 
@@ -106,6 +107,6 @@ class TorchBackend(DisparityBackend):
         disparity = predict_with_near_pass(
             self.model, left_t, right_t, precision=self.precision,
             pad_mode=self.options.pad_mode, scale=self.scale,
-            near_scale=self.near_scale, near_from=self.options.near_from)
+            near_scales=self.near_scales, near_from=self.options.near_from)
         array = np.ascontiguousarray(disparity[0, 0].cpu().numpy(), dtype=np.float32)
         return mask_invalid(array, self._max_disparity)

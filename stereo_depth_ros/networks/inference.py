@@ -5,11 +5,12 @@ call :func:`predict_disparity`: normalise per image, optionally resize by ``scal
 the network's divisor, run ``model.predict`` under the precision's autocast, crop back and
 rescale; :func:`mask_invalid` turns what a backend does not trust into NaN.
 
-The backends add a second, coarser pass for near objects (:func:`predict_with_near_pass`):
-a network is least accurate in the upper part of its range, and the same pixels fall in the
-lower part of it at ``near_scale`` (by default half) the resolution. :func:`blend_near_pass`
-keeps the full-scale estimate where the coarse one is small and takes the coarse one where it
-is large.
+The backends add coarser passes for near objects (:func:`predict_with_near_pass`): a network
+is least accurate in the upper part of its range, and the same pixels fall in the lower part
+of it at ``near_scale`` (by default half) the resolution. :func:`blend_near_pass` keeps the
+finer estimate where the coarser one is small and takes the coarser one where it is large.
+:func:`near_pass_scales` chooses the passes: one, and more while the range is below
+:data:`NEAR_PASS_TARGET_RANGE` (a network trained for 0-64 px gets two, 0-256 px).
 """
 
 import math
@@ -101,40 +102,65 @@ def blend_near_pass(full: torch.Tensor, near: torch.Tensor, threshold: float,
     return torch.where(weight > 0, blended, full)
 
 
-def disparity_range(model: StereoNet, scale: float, near_scale: float = 0.0) -> float:
-    """Return the largest disparity (output px) of a pass at ``scale`` (x ``near_scale``)."""
-    return model.max_disparity / (scale * (near_scale or 1.0))
+#: Automatic near passes are added until the range reaches this many output px: 0-192 px is
+#: a KITTI camera at full resolution (fx 721 px, baseline 0.54 m: everything beyond 2 m).
+NEAR_PASS_TARGET_RANGE = 192.0
+#: The most near passes :func:`near_pass_scales` chooses by itself.
+MAX_AUTO_NEAR_PASSES = 3
 
 
-def near_pass_threshold(model: StereoNet, scale: float, near_from: float) -> float:
-    """Return the disparity (output px) at which the near pass has half the weight."""
-    return near_from * disparity_range(model, scale)
+def disparity_range(model: StereoNet, scale: float) -> float:
+    """Return the largest disparity (output px) of a pass at input ``scale``."""
+    return model.max_disparity / scale
 
 
-def near_pass_onset(model: StereoNet, scale: float, near_from: float) -> float:
-    """Return the smallest disparity (output px) at which the near pass has any weight."""
-    return near_pass_threshold(model, scale, near_from) * (1 - NEAR_BLEND_FRACTION / 2)
+def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_from: float = 0.5,
+                     near_passes: int = 0, max_disparity: float = 0.0,
+                     min_scale: float = 0.0) -> list[float]:
+    """Return the input scales of the near passes after the first pass at ``scale``.
+
+    Each runs at ``near_scale`` times the scale of the one before and takes over above
+    ``near_from`` times that one's range. ``near_scale`` 0: none. ``near_passes`` > 0: that
+    many; 0: one, and more while the range is below :data:`NEAR_PASS_TARGET_RANGE` (at most
+    :data:`MAX_AUTO_NEAR_PASSES`, none below ``min_scale``). A pass that could only take
+    over above ``max_disparity`` (a capped range, > 0) is left out, and so are the ones after.
+    """
+    scales: list[float] = []
+    pass_scale = scale
+    while near_scale and len(scales) < (near_passes or MAX_AUTO_NEAR_PASSES):
+        reached = disparity_range(model, pass_scale)
+        if not near_passes and scales and (reached >= NEAR_PASS_TARGET_RANGE
+                                           or pass_scale * near_scale < min_scale):
+            break
+        onset = near_from * reached * (1 - NEAR_BLEND_FRACTION / 2)
+        if max_disparity and max_disparity < onset:
+            break
+        pass_scale *= near_scale
+        scales.append(pass_scale)
+    return scales
 
 
 def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Tensor, *,
                            precision: str = 'fp32', pad_mode: str = 'replicate',
-                           scale: float = 1.0, near_scale: float = 0.0,
+                           scale: float = 1.0, near_scales: Sequence[float] = (),
                            near_from: float = 0.5) -> torch.Tensor:
-    """Return :func:`predict_disparity`, with a second pass at ``scale * near_scale``.
+    """Return :func:`predict_disparity` at ``scale``, refined by passes at ``near_scales``.
 
-    With ``near_scale`` 0 this is one pass. Otherwise the near pass's estimate replaces the
-    first one where it exceeds ``near_from`` times the first pass's range
-    (``model.max_disparity / scale``), and the range grows to that divided by ``near_scale``.
+    Without near scales this is one pass. Otherwise each near pass's estimate replaces the
+    result so far where it exceeds ``near_from`` times the range of the pass before it
+    (``model.max_disparity`` / that pass's scale), and the range grows to the last pass's.
     """
-    full = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
-                             scale=scale)
-    if not near_scale:
-        return full
-    near = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
-                             scale=scale * near_scale)
-    return blend_near_pass(full, near, near_pass_threshold(model, scale, near_from),
-                           disparity_range(model, scale),
-                           disparity_range(model, scale, near_scale))
+    result = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
+                               scale=scale)
+    previous = scale
+    for near_scale in near_scales:
+        near = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
+                                 scale=near_scale)
+        reached = disparity_range(model, previous)
+        result = blend_near_pass(result, near, near_from * reached, reached,
+                                 disparity_range(model, near_scale))
+        previous = near_scale
+    return result
 
 
 def mask_invalid(disparity: np.ndarray, max_disparity: float) -> np.ndarray:

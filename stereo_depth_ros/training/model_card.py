@@ -158,7 +158,8 @@ def default_inference_options() -> dict[str, Any]:
     from dataclasses import asdict
     from ..backends.options import LearnedOptions
     options = asdict(LearnedOptions())
-    return {key: options[key] for key in ('scale', 'near_scale', 'near_from', 'max_disparity')}
+    keys = ('scale', 'near_scale', 'near_from', 'near_passes', 'max_disparity')
+    return {key: options[key] for key in keys}
 
 
 def count_parameters(weights: Path) -> int:

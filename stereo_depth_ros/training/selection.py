@@ -1,7 +1,7 @@
 """Score weights files on unlabeled real pairs, to choose between runs without ground truth.
 
 ``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]
-[--near-scale S] [--near-from F] [--synthetic N]``
+[--near-scale S] [--near-from F] [--near-passes N] [--synthetic N]``
 
 For each file: the photometric loss (SSIM + L1 of the right view warped by the predicted
 disparity, masked where it is occluded) and the agreement with the left-right-checked SGBM
@@ -13,9 +13,9 @@ model cards quote when a stage is shipped; the scenes with ground truth never ch
 ``--synthetic N`` adds N full-range validation scenes per kind (384x1248, 0-192 px, seeds
 from :data:`FULL_RANGE_SEED_OFFSET`, disjoint from the trainer's validation seeds and from
 the test seeds): EPE, bad-2, and bad-3 where the true disparity is 64 px or more.
-``--near-scale`` and ``--near-from`` are the backends' options of the same names (the
-second, coarser pass for near objects); the default 0 scores the network alone, as the
-model cards' stage tables do.
+``--near-scale``, ``--near-from`` and ``--near-passes`` are the backends' options of the same
+names (the coarser passes for near objects); ``--near-scale`` 0 (the default) scores the
+network alone, as the model cards' stage tables do.
 """
 
 import argparse
@@ -31,12 +31,13 @@ from .pair_split import TRAINING_EVERY, selection_pairs
 from .losses import masked_epe, valid_mask
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss
+from ..backends.options import MIN_PASS_SCALE
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..data.synthetic import VALIDATION_SEED_OFFSET
 from ..errors import StereoDepthError
 from ..networks.common import StereoNet
-from ..networks.inference import images_to_tensor, predict_with_near_pass
+from ..networks.inference import images_to_tensor, near_pass_scales, predict_with_near_pass
 from ..weights import load_model, read_metadata
 
 #: First seed of the full-range validation scenes (validation range, above the trainer's).
@@ -48,23 +49,23 @@ FULL_RANGE_MAX_DISPARITY = 192.0
 LARGE_DISPARITY = 64.0
 
 
-def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scale: float,
+def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scales: Sequence[float],
                  near_from: float) -> Iterator[tuple[StereoSample, torch.Tensor]]:
     """Yield each sample with the ``Bx1xHxW`` prediction of ``model`` (in eval mode)."""
     model.eval()
     for sample in samples:
         left = images_to_tensor([sample.left], torch.device('cpu'))
         right = images_to_tensor([sample.right], torch.device('cpu'))
-        yield sample, predict_with_near_pass(model, left, right, near_scale=near_scale,
+        yield sample, predict_with_near_pass(model, left, right, near_scales=near_scales,
                                              near_from=near_from)
 
 
 @torch.no_grad()
-def score_pairs(model: StereoNet, samples: Sequence[StereoSample], near_scale: float = 0.0,
-                near_from: float = 0.5) -> dict[str, float]:
+def score_pairs(model: StereoNet, samples: Sequence[StereoSample],
+                near_scales: Sequence[float] = (), near_from: float = 0.5) -> dict[str, float]:
     """Return mean ``photometric``, ``pseudo_epe`` and ``pseudo_bad2`` of ``model``."""
     rows = []
-    for sample, disparity in _predictions(model, samples, near_scale, near_from):
+    for sample, disparity in _predictions(model, samples, near_scales, near_from):
         raw_left = torch.from_numpy(sample.left.transpose(2, 0, 1).copy())[None].float() / 255
         raw_right = torch.from_numpy(sample.right.transpose(2, 0, 1).copy())[None].float() / 255
         label = torch.from_numpy(np.asarray(sample.disparity, np.float32))[None, None]
@@ -101,11 +102,12 @@ def full_range_scenes(count: int, kinds: Sequence[str],
 
 
 @torch.no_grad()
-def score_full_range(model: StereoNet, samples: Sequence[StereoSample], near_scale: float = 0.0,
+def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
+                     near_scales: Sequence[float] = (),
                      near_from: float = 0.5) -> dict[str, float]:
     """Return mean ``epe``, ``bad2`` and ``bad3_large`` (true disparity >= 64 px)."""
     rows = []
-    for sample, prediction in _predictions(model, samples, near_scale, near_from):
+    for sample, prediction in _predictions(model, samples, near_scales, near_from):
         # Non-finite predictions count as wrong (0 px), not as missing.
         disparity = np.nan_to_num(prediction[0, 0].numpy(), nan=0.0, posinf=0.0, neginf=0.0)
         truth = np.asarray(sample.disparity, np.float32)
@@ -131,6 +133,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='backend option near_scale (default 0: the network alone)')
     parser.add_argument('--near-from', type=float, default=0.5,
                         help='backend option near_from (default 0.5)')
+    parser.add_argument('--near-passes', type=int, default=0,
+                        help='backend option near_passes (default 0: as the backends, one and '
+                        'more while the range is below 192 px)')
     parser.add_argument('--synthetic', type=int, default=0, metavar='N',
                         help='also score N full-range validation scenes per kind (default 0)')
     parser.add_argument('--synthetic-kinds', default='layered,photo',
@@ -145,7 +150,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise StereoDepthError(f'no stereo pairs under {args.pairs}')
         kinds = [kind for kind in args.synthetic_kinds.split(',') if kind]
         scenes = full_range_scenes(args.synthetic, kinds, args.photos) if args.synthetic else []
-        near = dict(near_scale=args.near_scale, near_from=args.near_from)
         print(f'{len(pairs)} pairs under {args.pairs} (adapt\'s held-out ones and every '
               f'{TRAINING_EVERY}th other); lower is better')
         if scenes:
@@ -156,6 +160,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(header + ('   synth EPE  bad-2  bad-3>=64' if scenes else ''))
         for path in tqdm(args.weights, desc='scoring', unit='file', leave=False):
             model, _ = load_model(path, read_metadata(path).backend)
+            near = dict(near_from=args.near_from, near_scales=near_pass_scales(
+                model, 1.0, args.near_scale, args.near_from, args.near_passes,
+                min_scale=MIN_PASS_SCALE))
             scores = score_pairs(model, pairs, **near)
             line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
                     f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
