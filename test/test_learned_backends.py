@@ -341,6 +341,15 @@ def test_bench_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert bench.run(_bench_args(backends='squeezeseg', random_weights=True)) == 0
     random_row = capsys.readouterr().out.splitlines()[2].split()
     assert random_row[:2] == ['squeezeseg', 'random'] and float(random_row[2]) > 0
+    # Backend options reach the learned backends (a refused value shows it), not sgbm.
+    assert bench.run(_bench_args(backends='sgbm,dispnet', weights=[f'dispnet={weights}'],
+                                 backend_option=['near_scale=0'])) == 0
+    assert ', near_scale=0,' in capsys.readouterr().out.splitlines()[0]
+    with pytest.raises(BackendError, match='near_scale must be 0'):
+        bench.run(_bench_args(backends='sgbm,dispnet', weights=[f'dispnet={weights}'],
+                              backend_option=['near_scale=0.05']))
+    with pytest.raises(ValueError, match='--backend-option needs KEY=VALUE'):
+        bench.run(_bench_args(backends='sgbm', backend_option=['near_scale']))
     with pytest.raises(BackendError, match='unknown backend'):
         bench.run(_bench_args(backends='sgbm,nope'))
     with pytest.raises(ValueError, match='--repeats and --warmup must be >= 1'):

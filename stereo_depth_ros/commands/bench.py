@@ -16,7 +16,7 @@ import numpy as np
 import psutil
 from tqdm import tqdm
 
-from .common import add_device_argument, add_precision_argument
+from .common import add_device_argument, add_precision_argument, parse_backend_options
 from ..backends.base import DisparityBackend
 from ..backends.registry import backend_names, backend_record, create_backend
 from ..errors import BackendError
@@ -129,9 +129,9 @@ def _build(name: str, args: argparse.Namespace, folder: Path,
            explicit: dict[str, str]) -> tuple[Optional[DisparityBackend], str, str]:
     """Return (backend or None, weights description, skip note)."""
     info = backend_record(name)
-    options = {}
     if not info.needs_weights:
         return create_backend(name, device=args.device), '-', ''
+    options = parse_backend_options(args.backend_option)
     if args.precision:
         options['precision'] = args.precision
     weights = explicit.get(name)
@@ -219,6 +219,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='time learned backends without shipped weights using random ones')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch default)')
+    parser.add_argument('--backend-option', action='append', default=[], metavar='KEY=VALUE',
+                        help='option of the learned backends, repeatable (e.g. near_scale=0; '
+                             '`stereo-depth backends` lists them)')
 
 
 def _parse_weights(items: list[str]) -> dict[str, str]:
@@ -238,6 +241,7 @@ def run(args: argparse.Namespace) -> int:
         raise BackendError('--backends is empty')
     for name in names:
         backend_record(name)  # unknown names fail before any work
+    parse_backend_options(args.backend_option)  # and so do malformed options
     if args.repeats < 1 or args.warmup < 1:
         raise ValueError('--repeats and --warmup must be >= 1')
     if args.threads:
@@ -261,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
                                          args.repeats, progress))
             del backend
     precision = args.precision or 'default'
-    print(f'{height}x{width}, device {args.device}, precision {precision}, '
+    learned = ''.join(f', {option}' for option in args.backend_option)
+    print(f'{height}x{width}, device {args.device}, precision {precision}{learned}, '
           f'{args.repeats} repeats after {args.warmup} warm-up')
     print(format_table(results))
     return 0

@@ -40,8 +40,8 @@ def shrink_images(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Return ``BxCxHxW`` images area-averaged to ``size`` (h, w).
 
     An exact integer factor (the near pass's 1/2) sums strided slices: the values of
-    ``interpolate(mode='area')`` up to float rounding, about 4x faster than ``avg_pool2d`` on
-    the channels_last 3-channel images of the near pass.
+    ``interpolate(mode='area')`` up to float rounding, faster than ``avg_pool2d`` on the
+    channels_last 3-channel images of the near pass.
     """
     height, width = images.shape[-2:]
     factor = height // int(size[0])
