@@ -335,13 +335,18 @@ def test_refinement_inputs_equal_the_convolution_of_the_concatenated_map(trainin
     assert float(expected.detach().abs().max()) > 0.1  # not a vacuous comparison of zeros
 
 
-def test_costnet_refinement_trains_and_round_trips(tmp_path) -> None:
+@pytest.mark.parametrize('bfloat16', [False, True])
+def test_costnet_refinement_trains_and_round_trips(tmp_path, bfloat16: bool) -> None:
     torch.manual_seed(1)
     model = CostNet(**TINY['costnet'], refine_channels=8)
     assert model.refine is not None
     torch.nn.init.normal_(model.refine.residual.weight, std=0.1)  # as after a first step
     left, right = torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)
-    model(left, right)[1].sum().backward()
+    # Training also runs under bfloat16 autocast (in-place steps of mixed dtypes inside).
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bfloat16):
+        full = model(left, right)[1]
+    assert full.dtype == torch.float32
+    full.sum().backward()
     for name, parameter in model.refine.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
     path = save_weights(model.eval(), tmp_path / 'refined.safetensors', 'costnet')
