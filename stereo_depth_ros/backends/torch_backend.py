@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .base import DisparityBackend
-from .options import MIN_PASS_SCALE, LearnedOptions
+from .options import LearnedOptions
 from .record import BackendRecord
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
                                   near_pass_scales, predict_with_near_pass)
@@ -73,7 +73,7 @@ class TorchBackend(DisparityBackend):
         # No near pass runs where a capped range ends before it could take over.
         self.near_scales = near_pass_scales(model, self.scale, options.near_scale,
                                             options.near_from, options.near_passes,
-                                            options.max_disparity, MIN_PASS_SCALE)
+                                            options.max_disparity)
         coarsest = self.near_scales[-1] if self.near_scales else self.scale
         self._max_disparity = options.max_disparity or disparity_range(model, coarsest)
         model = model.eval()

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import (Float32Conv2d, StereoNet, conv_bn_relu, scaled_channels, sum_strided,
+from .common import (Float32Conv2d, StereoNet, area_mean, conv_bn_relu, scaled_channels,
                      upconv_bn_relu, warp_right_to_left)
 from .correlation import correlation_1d
 from ..backends.options import LearnedOptions
@@ -105,7 +105,7 @@ class DisparityRefinement(nn.Module):
                 right: torch.Tensor) -> torch.Tensor:
         """Return ``disparity`` (``Bx1xHxW``, px) plus the residual of 1/2-res features."""
         # The 2x2 mean of the disparity, halved (1/2-resolution pixels).
-        half = sum_strided(sum_strided(disparity, 2, dim=-2), 2, dim=-1) * 0.125
+        half = area_mean(disparity, 2) * 0.5
         residual = self.residual(self.body(self.project_inputs(half, left, right)))
         with torch.autocast(residual.device.type, enabled=False):
             upsampled = F.interpolate(residual, scale_factor=2, mode='bilinear',

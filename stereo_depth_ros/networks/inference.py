@@ -20,8 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .common import (StereoNet, normalize_image, pad_to_divisor, sum_strided,
+from .common import (StereoNet, area_mean, normalize_image, pad_to_divisor,
                      upsample_disparity)
+from ..backends.options import MIN_PASS_SCALE
 from ..images import to_rgb
 from ..torch_runtime import autocast
 
@@ -39,15 +40,14 @@ def images_to_tensor(images: Sequence[np.ndarray], device: torch.device) -> torc
 def shrink_images(images: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Return ``BxCxHxW`` images area-averaged to ``size`` (h, w).
 
-    An exact integer factor (the near pass's 1/2) sums strided slices: the values of
+    An exact integer factor (the near passes' 1/2, 1/4) takes :func:`area_mean`: the values of
     ``interpolate(mode='area')`` up to float rounding, faster than ``avg_pool2d`` on the
-    channels_last 3-channel images of the near pass.
+    channels_last 3-channel images of the near passes.
     """
     height, width = images.shape[-2:]
     factor = height // int(size[0])
     if factor > 1 and (height, width) == (factor * int(size[0]), factor * int(size[1])):
-        rows = sum_strided(images, factor, dim=-2)
-        return sum_strided(rows, factor, dim=-1) * (1.0 / (factor * factor))
+        return area_mean(images, factor)
     return F.interpolate(images, size=tuple(int(side) for side in size), mode='area')
 
 
@@ -116,14 +116,15 @@ def disparity_range(model: StereoNet, scale: float) -> float:
 
 def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_from: float = 0.5,
                      near_passes: int = 0, max_disparity: float = 0.0,
-                     min_scale: float = 0.0) -> list[float]:
+                     min_scale: float = MIN_PASS_SCALE) -> list[float]:
     """Return the input scales of the near passes after the first pass at ``scale``.
 
     Each runs at ``near_scale`` times the scale of the one before and takes over above
     ``near_from`` times that one's range. ``near_scale`` 0: none. ``near_passes`` > 0: that
     many; 0: one, and more while the range is below :data:`NEAR_PASS_TARGET_RANGE` (at most
-    :data:`MAX_AUTO_NEAR_PASSES`, none below ``min_scale``). A pass that could only take
-    over above ``max_disparity`` (a capped range, > 0) is left out, and so are the ones after.
+    :data:`MAX_AUTO_NEAR_PASSES`, none below ``min_scale``, by default the smallest scale a
+    pass may run at). A pass that could only take over above ``max_disparity`` (a capped
+    range, > 0) is left out, and so are the ones after.
     """
     scales: list[float] = []
     pass_scale = scale

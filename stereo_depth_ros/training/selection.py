@@ -31,7 +31,6 @@ from .pair_split import TRAINING_EVERY, selection_pairs
 from .losses import masked_epe, valid_mask
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss
-from ..backends.options import MIN_PASS_SCALE
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..data.synthetic import VALIDATION_SEED_OFFSET
@@ -161,8 +160,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for path in tqdm(args.weights, desc='scoring', unit='file', leave=False):
             model, _ = load_model(path, read_metadata(path).backend)
             near = dict(near_from=args.near_from, near_scales=near_pass_scales(
-                model, 1.0, args.near_scale, args.near_from, args.near_passes,
-                min_scale=MIN_PASS_SCALE))
+                model, 1.0, args.near_scale, args.near_from, args.near_passes))
             scores = score_pairs(model, pairs, **near)
             line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
                     f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
