@@ -6,7 +6,7 @@ import sys
 import pytest
 
 #: A child process that runs a small CostNet pass at 384x640 (its maps are 0.2-4 MB, above
-#: glibc's initial mmap threshold) and prints the page faults of the last passes.
+#: glibc's initial mmap threshold) and prints the page faults of each of the last passes.
 FAULTS_OF_REPEATED_PASSES = '''
 import resource, sys, torch
 from stereo_depth_ros.networks.costnet import CostNet
@@ -19,17 +19,23 @@ left, right = torch.rand(1, 3, 384, 640), torch.rand(1, 3, 384, 640)
 with torch.inference_mode():
     for _ in range(3):
         model(left, right)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(3):
+    for _ in range(5):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         model(left, right)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 '''
 
 
-def _faults(mode: str) -> int:
+def _fewest_faults_of_a_pass(mode: str) -> int:
+    """Return the fewest page faults of one of the child's last passes.
+
+    The fewest, not a sum: with the freed blocks kept, the heap still grows now and then (a
+    few hundred faults in an odd pass, as fragmentation moves its top), while without them
+    every pass faults on all of its large maps.
+    """
     result = subprocess.run([sys.executable, '-c', FAULTS_OF_REPEATED_PASSES, mode],
                             capture_output=True, text=True, timeout=120, check=True)
-    return int(result.stdout.split()[-1])
+    return min(int(line) for line in result.stdout.split())
 
 
 @pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc malloc only')
@@ -39,6 +45,7 @@ def test_keeping_freed_memory_stops_page_faults_of_repeated_passes() -> None:
     from stereo_depth_ros.torch_runtime import keep_freed_cpu_memory
     if not keep_freed_cpu_memory():
         pytest.skip('the C library is not glibc')
-    default, kept = _faults('default'), _faults('keep')
+    default = _fewest_faults_of_a_pass('default')
+    kept = _fewest_faults_of_a_pass('keep')
     assert default > 1000
     assert kept < default / 10
