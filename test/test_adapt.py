@@ -256,3 +256,8 @@ def test_selection_command_scores_full_range_scenes_with_the_near_pass(
     assert '1 full-range validation scenes (layered, seeds from 1000400)' in out
     row = [line for line in out.splitlines() if 'tiny.safetensors' in line]
     assert len(row) == 1 and len(row[0].split()) == 7 and row[0].endswith('%')
+    # The near options are checked as the backends' are: one line, exit code 2.
+    assert selection_main([str(weights), '--pairs', str(tmp_path / 'pairs'),
+                           '--near-scale', '0.9']) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith('selection: ') and 'near_scale' in error[0]

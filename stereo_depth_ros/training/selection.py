@@ -31,6 +31,7 @@ from .pair_split import TRAINING_EVERY, selection_pairs
 from .losses import masked_epe, valid_mask
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss
+from ..backends.registry import backend_options, backend_record
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..data.synthetic import VALIDATION_SEED_OFFSET
@@ -144,6 +145,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
     args = parser.parse_args(argv)
     try:
+        # Checked as the backends check them, before any work: one clear line for a bad value.
+        near_options = {path: backend_options(backend_record(read_metadata(path).backend), {
+            'near_scale': args.near_scale, 'near_from': args.near_from,
+            'near_passes': args.near_passes}) for path in args.weights}
         pairs = selection_pairs(pseudo_labelled_dataset(args.pairs, args.max_disparity))
         if not pairs:
             raise StereoDepthError(f'no stereo pairs under {args.pairs}')
@@ -159,8 +164,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(header + ('   synth EPE  bad-2  bad-3>=64' if scenes else ''))
         for path in tqdm(args.weights, desc='scoring', unit='file', leave=False):
             model, _ = load_model(path, read_metadata(path).backend)
-            near = dict(near_from=args.near_from, near_scales=near_pass_scales(
-                model, 1.0, args.near_scale, args.near_from, args.near_passes))
+            options = near_options[path]
+            near = dict(near_from=options.near_from, near_scales=near_pass_scales(
+                model, 1.0, options.near_scale, options.near_from, options.near_passes))
             scores = score_pairs(model, pairs, **near)
             line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
                     f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
