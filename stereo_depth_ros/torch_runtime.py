@@ -4,11 +4,9 @@ Used by the learned backends, training, adaptation and validation alike.
 """
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 import math
-import sys
 import time
 from contextlib import AbstractContextManager
 from typing import Optional
@@ -17,6 +15,7 @@ import torch
 from torch import nn
 
 from .errors import BackendError
+from .glibc import load_glibc
 from .settings import PRECISION_CHOICES
 
 LOGGER = logging.getLogger('stereo_depth_ros.torch')
@@ -60,12 +59,10 @@ def keep_freed_cpu_memory() -> bool:
     suggests a caching allocator such as jemalloc for the same reason; this needs none.) A
     no-op returning False where the C library is not glibc.
     """
-    if not sys.platform.startswith('linux'):
+    libc = load_glibc()
+    if libc is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6').mallopt
-    except (OSError, AttributeError):
-        return False
+    mallopt = libc.mallopt
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
             and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES) == 1)

@@ -1,8 +1,6 @@
 """Benchmark backends: median ms per pair, peak memory and speed relative to sgbm."""
 
 import argparse
-import ctypes
-import ctypes.util
 import gc
 import statistics
 import tempfile
@@ -20,6 +18,7 @@ from .common import add_device_argument, add_precision_argument, parse_backend_o
 from ..backends.base import DisparityBackend
 from ..backends.registry import backend_names, backend_record, create_backend
 from ..errors import BackendError
+from ..glibc import load_glibc
 
 if TYPE_CHECKING:
     import torch
@@ -76,12 +75,9 @@ def _rss_bytes() -> int:
 def release_free_memory() -> None:
     """Collect garbage and hand freed heap pages back to the OS (glibc), for clean deltas."""
     gc.collect()
-    name = ctypes.util.find_library('c')
-    if name:
-        try:
-            ctypes.CDLL(name).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+    libc = load_glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 class PeakRSS:
