@@ -218,6 +218,20 @@ def test_a_pseudo_source_can_leave_out_the_selection_pairs(tmp_path: Path) -> No
         name for name in names if name not in judged]
 
 
+def test_a_pseudo_source_takes_its_labels_from_the_labeller(tmp_path: Path) -> None:
+    from stereo_depth_ros.training.config import SourceConfig
+    from stereo_depth_ros.training.pseudo_labels import make_labeller
+    from stereo_depth_ros.training.sources import build_source
+    root = _pairs_folder(tmp_path, 1)
+    source = build_source(SourceConfig(kind='pseudo', root=str(root), max_disparity=32,
+                                       labeller='costnet'), seed=0)
+    sample = source.dataset[0]
+    taught = make_labeller(32.0, 'costnet')(sample.left, sample.right)
+    assert np.array_equal(sample.disparity, taught, equal_nan=True)
+    sgbm = make_labeller(32.0)(sample.left, sample.right)
+    assert np.isfinite(taught).sum() > np.isfinite(sgbm).sum()  # denser than SGBM's
+
+
 def test_selection_command_scores_weights_files(tmp_path: Path, capsys) -> None:
     torch.manual_seed(0)
     weights = save_weights(backend_record('costnet').network(**TINY['costnet']),

@@ -17,6 +17,7 @@ from typing import Any, Optional
 import yaml
 
 from .pair_split import HELD_OUT_EVERY
+from .pseudo_labels import DEFAULT_LABELLER
 from ..errors import StereoDepthError
 
 
@@ -56,6 +57,11 @@ class SourceConfig:
     #: (:func:`~stereo_depth_ros.training.pair_split.training_pairs`), so that those scores
     #: judge pairs the run did not train on.
     hold_out_selection: bool = False
+    #: ``pseudo``: the backend whose left-right consistent disparities are the labels:
+    #: ``sgbm``, or a learned backend (e.g. ``costnet``: a stronger network teaches this one)
+    #: with its shipped weights or ``labeller_weights``.
+    labeller: str = DEFAULT_LABELLER
+    labeller_weights: Optional[str] = None
 
 
 @dataclass

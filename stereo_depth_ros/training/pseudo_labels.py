@@ -1,18 +1,24 @@
-"""Pseudo-labels for real pairs without ground truth: SGBM that passes a left-right check.
+"""Pseudo-labels for real pairs without ground truth: disparities that pass a left-right check.
 
-The ``sgbm`` backend matches the pair twice, left-to-right and (on the mirrored images)
+A labelling backend matches the pair twice, left-to-right and (on the mirrored images)
 right-to-left; a left pixel keeps its disparity ``d`` only where the right view's disparity at
 ``x - d`` agrees within :data:`LR_TOLERANCE` px. Occlusions, repeated patterns and most
-gross errors fail that check, so what is left is sparse but mostly right: a supervised signal
-on real textures, optics and noise for the networks (unknown pixels are left out of the loss).
+gross errors fail that check, so what is left is mostly right: a supervised signal on real
+textures, optics and noise for the networks (unknown pixels are left out of the loss).
+
+The labeller is ``sgbm`` by default (sparse labels, independent of any network). A learned
+backend can label instead (``labeller: costnet``): a stronger network's checked, dense
+disparities teach a weaker one (distillation), still without any ground truth.
 """
 
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 from tqdm import tqdm
 
 from ..backends import create_backend
+from ..backends.base import DisparityBackend
 from ..data.datasets import StereoSample, read_image_rgb
 from ..errors import DatasetError
 
@@ -48,15 +54,41 @@ def left_right_consistent(left_disparity: np.ndarray, right_disparity: np.ndarra
     return np.where(agree, left_disparity, np.nan).astype(np.float32)
 
 
+#: The default labelling backend.
+DEFAULT_LABELLER = 'sgbm'
+
+#: A labelling function: uint8 left, right -> float32 disparity of the left view (NaN: none).
+Labeller = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def make_labeller(max_disparity: float, backend: str = DEFAULT_LABELLER,
+                  weights: Optional[str] = None) -> Labeller:
+    """Return the left-right checked disparity of a pair by ``backend``, up to ``max_disparity``.
+
+    ``sgbm`` searches ``max_disparity`` (rounded up to 16, capped by the image width) with a
+    strict uniqueness ratio; a learned backend runs with its default options (``weights``:
+    its shipped file unless given) and drops values above ``max_disparity``.
+    """
+    matcher: Optional[DisparityBackend] = None
+    if backend != DEFAULT_LABELLER:
+        matcher = create_backend(backend, weights, max_disparity=max_disparity)
+
+    def label(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        run = matcher or create_backend(
+            DEFAULT_LABELLER, disparity_range=_sgbm_range(max_disparity, left.shape[1]),
+            uniqueness_ratio=UNIQUENESS_RATIO)
+        left_disparity = run.compute(left, right)
+        mirrored = run.compute(np.ascontiguousarray(right[:, ::-1]),
+                               np.ascontiguousarray(left[:, ::-1]))
+        right_disparity = np.ascontiguousarray(mirrored[:, ::-1])
+        return left_right_consistent(left_disparity, right_disparity)
+
+    return label
+
+
 def pseudo_label(left: np.ndarray, right: np.ndarray, max_disparity: float) -> np.ndarray:
     """Return the left-right consistent SGBM disparity of a pair (NaN = no label)."""
-    backend = create_backend('sgbm', disparity_range=_sgbm_range(max_disparity, left.shape[1]),
-                             uniqueness_ratio=UNIQUENESS_RATIO)
-    left_disparity = backend.compute(left, right)
-    mirrored = backend.compute(np.ascontiguousarray(right[:, ::-1]),
-                               np.ascontiguousarray(left[:, ::-1]))
-    right_disparity = np.ascontiguousarray(mirrored[:, ::-1])
-    return left_right_consistent(left_disparity, right_disparity)
+    return make_labeller(max_disparity)(left, right)
 
 
 def find_pairs(root: str | Path) -> list[Path]:
@@ -71,13 +103,15 @@ def find_pairs(root: str | Path) -> list[Path]:
     return folders
 
 
-def pseudo_labelled_dataset(root: str | Path, max_disparity: float) -> list[StereoSample]:
-    """Read every pair under ``root`` and label it with :func:`pseudo_label`."""
+def pseudo_labelled_dataset(root: str | Path, max_disparity: float,
+                            labeller: str = DEFAULT_LABELLER,
+                            labeller_weights: Optional[str] = None) -> list[StereoSample]:
+    """Read every pair under ``root`` and label it (:func:`make_labeller`; SGBM by default)."""
+    label = make_labeller(max_disparity, labeller, labeller_weights)
     samples = []
-    for folder in tqdm(find_pairs(root), desc='pseudo-labels', unit='pair', leave=False):
+    for folder in tqdm(find_pairs(root), desc=f'{labeller} labels', unit='pair', leave=False):
         left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
         if left.shape != right.shape:
             raise DatasetError(f'{folder}: left {left.shape} and right {right.shape} differ')
-        samples.append(StereoSample(folder.name, left, right,
-                                    pseudo_label(left, right, max_disparity)))
+        samples.append(StereoSample(folder.name, left, right, label(left, right)))
     return samples

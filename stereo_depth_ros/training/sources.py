@@ -15,8 +15,8 @@ Sources (``data.sources[*].kind`` in a training config):
   change; the last ``B`` scenes are cached.
 * ``pseudo``: real rectified pairs without ground truth (any folder holding
   ``left.png``/``right.png`` pairs, searched recursively), labelled by
-  :mod:`~stereo_depth_ros.training.pseudo_labels`: SGBM disparities that pass a left-right
-  consistency check, unknown elsewhere.
+  :mod:`~stereo_depth_ros.training.pseudo_labels`: disparities of the ``labeller`` backend
+  (SGBM by default) that pass a left-right consistency check, unknown elsewhere.
 * ``sceneflow``: SceneFlow Driving / FlyingThings3D / Monkaa (``frames_cleanpass`` or
   ``frames_finalpass`` PNGs + ``disparity`` PFMs), read by
   :func:`stereo_depth_ros.data.datasets.load_dataset`.
@@ -268,7 +268,8 @@ def build_source(config: SourceConfig, seed: int,
     if config.kind == 'pseudo':
         from .pair_split import training_pairs
         from .pseudo_labels import pseudo_labelled_dataset
-        dataset = pseudo_labelled_dataset(config.root, config.max_disparity or 192.0)
+        dataset = pseudo_labelled_dataset(config.root, config.max_disparity or 192.0,
+                                          config.labeller, config.labeller_weights)
         if config.hold_out_selection:
             dataset = training_pairs(dataset)
     elif config.kind in ('sceneflow', 'kitti2015'):
