@@ -24,7 +24,8 @@ from stereo_depth_ros.training.losses import (CostVolumeLoss, LossSchedule, Mult
 from stereo_depth_ros.training.sources import (TRAIN_SEED_LIMIT, VKITTI2_BASELINE, FileSource,
                                                SyntheticSource, TrainingData, build_source,
                                                vkitti2_dataset)
-from stereo_depth_ros.training.trainer import Trainer, build_lr_scheduler, build_model, train
+from stereo_depth_ros.training.trainer import (Trainer, build_lr_scheduler, build_model,
+                                               describe_data, train)
 from stereo_depth_ros.weights import read_metadata, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -510,6 +511,15 @@ def test_photo_configs_widen_the_shipped_weights(backend):
     assert config.model.init_weights_widen
     assert config.model.architecture['max_disparity'] == 128
     assert all(source.max_disparity == 128 for source in config.data.sources)
+
+
+@pytest.mark.parametrize('backend', ['dispnetc', 'dispnet_qr'])
+def test_distillation_configs_label_the_real_pairs_with_costnet(backend):
+    config = load_config(ROOT / 'config' / f'distill_{backend}.yaml')
+    pseudo = [source for source in config.data.sources if source.kind == 'pseudo']
+    assert [(s.labeller, s.hold_out_selection) for s in pseudo] == [('costnet', True)]
+    # The run's recorded data description (model cards) names the labeller.
+    assert 'pseudo at ../shared/data/unlabeled (labels: costnet' in describe_data(config)
 
 
 def test_training_starts_from_weights_of_a_smaller_range(tmp_path):

@@ -109,6 +109,9 @@ def describe_data(config: TrainConfig) -> str:
             sources.append(f'synthetic {"+".join(source.scene_kinds)} scenes '
                            f'{source.width}x{source.height} (seeds < 1000000, max disparity '
                            f'{source.max_disparity:g} px, weight {source.weight:g})')
+        elif source.kind == 'pseudo':
+            sources.append(f'pseudo at {source.root} (labels: {source.labeller}, left-right '
+                           f'checked; weight {source.weight:g})')
         else:
             sources.append(f'{source.kind} at {source.root} (weight {source.weight:g})')
     transforms = ', '.join(
