@@ -513,7 +513,7 @@ def test_photo_configs_widen_the_shipped_weights(backend):
     assert all(source.max_disparity == 128 for source in config.data.sources)
 
 
-@pytest.mark.parametrize('backend', ['dispnetc', 'dispnet_qr'])
+@pytest.mark.parametrize('backend', ['dispnetc', 'dispnet_qr', 'dispnet'])
 def test_distillation_configs_label_the_real_pairs_with_costnet(backend):
     config = load_config(ROOT / 'config' / f'distill_{backend}.yaml')
     pseudo = [source for source in config.data.sources if source.kind == 'pseudo']
