@@ -17,12 +17,15 @@ from typing import Any, Optional
 import yaml
 
 from .pair_split import HELD_OUT_EVERY
-from .pseudo_labels import DEFAULT_LABELLER
 from ..errors import StereoDepthError
 
 
 class ConfigError(StereoDepthError, ValueError):
     """A training configuration file that is missing, malformed or has unknown keys."""
+
+
+#: The backend that labels a ``pseudo`` source's real pairs unless the config names another.
+DEFAULT_LABELLER = 'sgbm'
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 from tqdm import tqdm
 
+from .config import DEFAULT_LABELLER
 from ..backends import create_backend
 from ..backends.base import DisparityBackend
 from ..data.datasets import StereoSample, read_image_rgb
@@ -53,9 +54,6 @@ def left_right_consistent(left_disparity: np.ndarray, right_disparity: np.ndarra
         agree = inside & (np.abs(matched - left_disparity) <= tolerance)
     return np.where(agree, left_disparity, np.nan).astype(np.float32)
 
-
-#: The default labelling backend.
-DEFAULT_LABELLER = 'sgbm'
 
 #: A labelling function: uint8 left, right -> float32 disparity of the left view (NaN: none).
 Labeller = Callable[[np.ndarray, np.ndarray], np.ndarray]

@@ -145,10 +145,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
     args = parser.parse_args(argv)
     try:
+        backends = {path: read_metadata(path).backend for path in args.weights}
         # Checked as the backends check them, before any work: one clear line for a bad value.
-        near_options = {path: backend_options(backend_record(read_metadata(path).backend), {
+        near_options = {path: backend_options(backend_record(backend), {
             'near_scale': args.near_scale, 'near_from': args.near_from,
-            'near_passes': args.near_passes}) for path in args.weights}
+            'near_passes': args.near_passes}) for path, backend in backends.items()}
         pairs = selection_pairs(pseudo_labelled_dataset(args.pairs, args.max_disparity))
         if not pairs:
             raise StereoDepthError(f'no stereo pairs under {args.pairs}')
@@ -163,7 +164,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         header = f'{"weights":<50} {"photometric":>11} {"pseudo EPE":>10} {"pseudo bad-2":>12}'
         print(header + ('   synth EPE  bad-2  bad-3>=64' if scenes else ''))
         for path in tqdm(args.weights, desc='scoring', unit='file', leave=False):
-            model, _ = load_model(path, read_metadata(path).backend)
+            model, _ = load_model(path, backends[path])
             options = near_options[path]
             near = dict(near_from=options.near_from, near_scales=near_pass_scales(
                 model, 1.0, options.near_scale, options.near_from, options.near_passes))
