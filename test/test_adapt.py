@@ -1,5 +1,6 @@
 """Tests of self-supervised adaptation: its losses, the trainer and ``stereo-depth adapt``."""
 
+import json
 import logging
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from stereo_depth_ros.training.pair_split import selection_pairs, training_pairs
 from stereo_depth_ros.training.selection import score_full_range, score_pairs
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
                                                        visible_in_right, warp_right_to_left)
-from stereo_depth_ros.weights import save_weights
+from stereo_depth_ros.weights import read_metadata, save_weights
 from tiny_architectures import TINY
 
 torch.set_num_threads(1)
@@ -112,18 +113,29 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
     import yaml
     path = tmp_path / 'adapt.yaml'
     path.write_text(yaml.safe_dump(config.to_dict()))
-    code = main(['adapt', '--config', str(path), '--pairs', str(_pairs_folder(tmp_path)),
-                 '--weights', str(weights), '--device', 'cpu', '--no-progress',
-                 '--out-dir', str(tmp_path / 'out'), '--export', ''])
+    pairs = _pairs_folder(tmp_path)
+    command = ['adapt', '--config', str(path), '--pairs', str(pairs), '--weights', str(weights),
+               '--device', 'cpu', '--no-progress']
+    # The shipped costnet labels the pairs (a stronger network teaching this one).
+    code = main([*command, '--out-dir', str(tmp_path / 'out'), '--export', '',
+                 '--labeller', 'costnet'])
     assert code == 0
     out = capsys.readouterr().out
     assert 'adapted 2 steps' in out
     assert (tmp_path / 'out' / 'costnet.safetensors').is_file()
     assert (tmp_path / 'out' / 'adaptation.json').is_file()
     assert len(list((tmp_path / 'out' / 'before_after').glob('*.png'))) == 2
-    assert main(['adapt', '--config', str(path), '--pairs', str(tmp_path / 'none'),
-                 '--weights', str(weights), '--device', 'cpu', '--no-progress',
-                 '--out-dir', str(tmp_path / 'out2')]) == 2
+    training = read_metadata(tmp_path / 'out' / 'costnet.safetensors').extra['training']
+    data = json.loads(training)['data']
+    assert f'adapted on 1 real pair at {pairs} (1 held out; labels: costnet,' in data
+    # Bad input: one line, exit 2, before any work (no run folder).
+    for bad in (['--pairs', str(tmp_path / 'none')], ['--labeller', 'nonet'],
+                ['--labeller', 'sgbm', '--labeller-weights', str(weights)],
+                ['--labeller', 'costnet', '--labeller-weights', str(tmp_path / 'no.st')]):
+        arguments = [*command, '--out-dir', str(tmp_path / 'bad'), *bad]
+        assert main(arguments) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / 'bad').exists()
 
 
 def test_inference_scale_widens_the_range_and_keeps_the_size(tmp_path: Path) -> None:

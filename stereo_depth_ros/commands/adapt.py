@@ -22,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--weights', default=None,
                         help='weights to start from (default: model.init_weights of the '
                              'config, else the shipped models/<backend>.safetensors)')
+    parser.add_argument('--labeller', default=None,
+                        help='backend whose left-right checked disparities are the '
+                             'pseudo-labels: sgbm, or a learned one such as costnet '
+                             '(default: adaptation.labeller of the config, else sgbm)')
+    parser.add_argument('--labeller-weights', default=None,
+                        help='weights of a learned labeller (default: its shipped file)')
     add_device_argument(parser, 'where to train')
     parser.add_argument('--steps', type=int, default=None, help='steps (default: config)')
     parser.add_argument('--out-dir', default=None, help='run folder (default: config)')
@@ -40,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.adapt import adapt
     from ..training.config import load_config
     from ..training.figures import before_after
+    from ..training.pseudo_labels import check_labeller
     from ..weights import read_metadata
     config = load_config(args.config)
     if args.weights:
@@ -55,6 +62,11 @@ def run(args: argparse.Namespace) -> int:
         raise StereoDepthError(f'{start} holds {metadata.backend} weights, but {args.config} '
                                f'adapts {config.backend}')
     config.model.architecture = dict(metadata.architecture)
+    if args.labeller:
+        config.adaptation.labeller = args.labeller
+    if args.labeller_weights:
+        config.adaptation.labeller_weights = args.labeller_weights
+    check_labeller(config.adaptation.labeller, config.adaptation.labeller_weights)
     if args.export is not None:
         config.output.export = args.export
     out_dir = Path(args.out_dir or config.output.out_dir)

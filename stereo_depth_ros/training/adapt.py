@@ -3,7 +3,8 @@
 A :class:`~stereo_depth_ros.training.trainer.Trainer` whose every step adds, to the supervised
 loss of its synthetic ``data`` batch, the loss of crops of the user's own rectified pairs
 (see :class:`~stereo_depth_ros.training.config.AdaptationConfig`): photometric reconstruction,
-edge-aware smoothness and left-right-checked SGBM pseudo-labels. Checkpoints, the loss curve,
+edge-aware smoothness and left-right-checked pseudo-labels (SGBM's, or a stronger learned
+backend's: ``labeller``). Checkpoints, the loss curve,
 the progress bar and the export are the trainer's; the held-out pairs' losses are logged at
 every validation and written to ``adaptation.json`` in the run folder.
 """
@@ -63,6 +64,18 @@ class AdaptTrainer(Trainer):
         if not self.train_pairs:
             raise ConfigError('adaptation needs at least one pair to train on')
         self.history.setdefault('adapt_val', [])
+
+    def training_metadata(self, final: dict[str, float]) -> dict[str, Any]:
+        """Return the trainer's record, its data line naming the real pairs and labeller."""
+        metadata = super().training_metadata(final)
+        adaptation = self.config.adaptation
+        metadata['data'] += (
+            f'; adapted on {len(self.train_pairs)} real pair'
+            f'{"s" if len(self.train_pairs) != 1 else ""} at {adaptation.pairs} '
+            f'({len(self.held_pairs)} held out; labels: {adaptation.labeller}, left-right '
+            f'checked; photometric {adaptation.photometric:g}, smoothness '
+            f'{adaptation.smoothness:g}, pseudo-label {adaptation.pseudo_label:g})')
+        return metadata
 
     def real_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Return the self-supervised loss of a real batch and its terms."""
@@ -127,8 +140,11 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
     if not config.model.init_weights:
         raise ConfigError('adapt starts from trained weights: set model.init_weights or '
                           'pass --weights')
-    pairs = pseudo_labelled_dataset(root, float(config.model.architecture.get(
-        'max_disparity', 192)))
+    adaptation = config.adaptation
+    adaptation.pairs = str(root)  # recorded in the weights' training metadata
+    pairs = pseudo_labelled_dataset(
+        root, float(config.model.architecture.get('max_disparity', 192)),
+        adaptation.labeller, adaptation.labeller_weights)
     trainer = AdaptTrainer(config, pairs, **kwargs)
     _log(f'adapting on {len(trainer.train_pairs)} pairs under {root} '
          f'({len(trainer.held_pairs)} held out)')

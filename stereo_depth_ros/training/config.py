@@ -180,9 +180,9 @@ class AdaptationConfig:
     Each step adds to the supervised loss of a ``data`` batch (so the network does not drift)
     the loss of ``batch_size`` random crops of real pairs: ``photometric`` x (SSIM + L1 of the
     left view rebuilt from the right, over pixels the right camera sees) + ``smoothness`` x
-    edge-aware smoothness + ``pseudo_label`` x mean error against SGBM disparities that pass
-    a left-right check. Every ``holdout_every``-th pair (sorted by name) is held out: its
-    losses are the validation used to choose between runs.
+    edge-aware smoothness + ``pseudo_label`` x mean error against the ``labeller``'s
+    disparities that pass a left-right check. Every ``holdout_every``-th pair (sorted by
+    name) is held out: its losses are the validation used to choose between runs.
     """
 
     #: Folder searched recursively for ``left.png``/``right.png`` pairs.
@@ -190,6 +190,11 @@ class AdaptationConfig:
     photometric: float = 1.0
     smoothness: float = 0.02
     pseudo_label: float = 0.3
+    #: The backend whose left-right consistent disparities are the pseudo-labels: ``sgbm``
+    #: or a learned backend (e.g. ``costnet`` teaching a weaker network), with its shipped
+    #: weights or ``labeller_weights``.
+    labeller: str = DEFAULT_LABELLER
+    labeller_weights: Optional[str] = None
     batch_size: int = 2
     crop: list[int] = field(default_factory=lambda: [256, 512])
     holdout_every: int = HELD_OUT_EVERY

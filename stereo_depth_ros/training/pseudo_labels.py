@@ -18,10 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .config import DEFAULT_LABELLER
-from ..backends import create_backend
+from ..backends import backend_record, create_backend
 from ..backends.base import DisparityBackend
 from ..data.datasets import StereoSample, read_image_rgb
-from ..errors import DatasetError
+from ..errors import BackendError, DatasetError
 
 #: Largest left-right disagreement (px) that still counts as consistent.
 LR_TOLERANCE = 1.0
@@ -59,6 +59,23 @@ def left_right_consistent(left_disparity: np.ndarray, right_disparity: np.ndarra
 Labeller = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+def check_labeller(backend: str, weights: Optional[str] = None) -> None:
+    """Raise one-line BackendError unless ``backend`` (with ``weights``) can label pairs.
+
+    Cheap (nothing is loaded): commands call it before any slow work such as extracting a bag.
+    """
+    try:
+        record = backend_record(backend)
+    except BackendError as error:
+        raise BackendError(f'labeller: {error}') from None
+    if weights is None:
+        return
+    if record.network is None:
+        raise BackendError(f'labeller {backend} takes no weights, got {weights}')
+    if not Path(weights).expanduser().is_file():
+        raise BackendError(f'labeller weights {weights} do not exist')
+
+
 def make_labeller(max_disparity: float, backend: str = DEFAULT_LABELLER,
                   weights: Optional[str] = None) -> Labeller:
     """Return the left-right checked disparity of a pair by ``backend``, up to ``max_disparity``.
@@ -67,6 +84,7 @@ def make_labeller(max_disparity: float, backend: str = DEFAULT_LABELLER,
     strict uniqueness ratio; a learned backend runs with its default options (``weights``:
     its shipped file unless given) and drops values above ``max_disparity``.
     """
+    check_labeller(backend, weights)
     matcher: Optional[DisparityBackend] = None
     if backend != DEFAULT_LABELLER:
         matcher = create_backend(backend, weights, max_disparity=max_disparity)
