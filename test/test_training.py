@@ -522,6 +522,20 @@ def test_distillation_configs_label_the_real_pairs_with_costnet(backend):
     assert 'pseudo at ../shared/data/unlabeled (labels: costnet' in describe_data(config)
 
 
+@pytest.mark.parametrize('backend', ['costnet', 'dispnetc', 'dispnet', 'squeezeseg'])
+def test_adaptation_configs_match_the_shipped_weights(backend):
+    config = load_config(ROOT / 'config' / f'adapt_{backend}.yaml')
+    shipped = read_metadata(ROOT / 'models' / f'{backend}.safetensors').architecture
+    assert config.model.init_weights == f'models/{backend}.safetensors'
+    wanted = config.model.architecture['max_disparity']
+    assert wanted == shipped['max_disparity'] == config.evaluation.max_disparity
+    assert all(source.max_disparity == wanted for source in config.data.sources)
+    # The report's networks learn from costnet's labels; costnet from SGBM's, not its own.
+    assert config.adaptation.labeller == ('sgbm' if backend == 'costnet' else 'costnet')
+    assert config.adaptation.pairs == '../shared/data/unlabeled'
+    assert not config.output.export  # adapted weights never overwrite the shipped ones
+
+
 def test_training_starts_from_weights_of_a_smaller_range(tmp_path):
     narrow = from_dict(TrainConfig, tiny_config(tmp_path, backend='dispnetc'))
     start = save_weights(build_model(narrow), tmp_path / 'narrow.safetensors', 'dispnetc')
