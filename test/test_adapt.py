@@ -18,7 +18,7 @@ from stereo_depth_ros.errors import BackendError, DatasetError
 from stereo_depth_ros.networks.common import StereoNet
 from stereo_depth_ros.networks.costnet import volume_cross_entropy
 from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
-from stereo_depth_ros.training.config import TrainConfig, from_dict
+from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict
 from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
 from stereo_depth_ros.training.pair_split import selection_pairs, training_pairs
@@ -31,11 +31,11 @@ from tiny_architectures import TINY
 torch.set_num_threads(1)
 
 
-def _pairs_folder(tmp_path: Path, count: int = 2) -> Path:
+def _pairs_folder(tmp_path: Path, count: int = 2, size: tuple[int, int] = (64, 128)) -> Path:
     """Synthetic pairs saved as left.png/right.png (no ground truth) under one folder."""
     root = tmp_path / 'pairs'
     for seed in range(count):
-        scene = make_scene(seed, 64, 128, 'layered', max_disparity=24)
+        scene = make_scene(seed, *size, 'layered', max_disparity=24)
         folder = root / f'pair{seed}'
         folder.mkdir(parents=True)
         cv2.imwrite(str(folder / 'left.png'), scene.left[:, :, ::-1])
@@ -92,7 +92,7 @@ def test_adaptation_lowers_its_loss_on_a_fixture_pair(tmp_path: Path) -> None:
     pairs = pseudo_labelled_dataset(_pairs_folder(tmp_path, 1), 24)
     trainer = AdaptTrainer(_tiny_config(tmp_path, weights, 12, holdout_every=0), pairs,
                            device='cpu', progress=False)
-    batch = _crop_batch(pairs, np.random.default_rng(0), 1, (64, 128))
+    batch = _crop_batch(pairs, np.random.default_rng(0), 1, (64, 128), 16)
     trainer.model.eval()
     with torch.no_grad():
         before, _ = trainer.real_loss(batch)
@@ -103,6 +103,30 @@ def test_adaptation_lowers_its_loss_on_a_fixture_pair(tmp_path: Path) -> None:
     assert float(after) < 0.9 * float(before)
     assert set(terms) == {'photo', 'smooth', 'pseudo_epe'}
     assert (tmp_path / 'run' / 'curves.png').is_file()
+
+
+def test_adaptation_crops_fit_the_network_divisor(tmp_path: Path) -> None:
+    # DispNet needs sides divisible by 64: a 100x150 pair gives 64x128 crops, and a network
+    # of divisor 64 adapts on it (its held-out loss is of the largest such crop).
+    pairs = pseudo_labelled_dataset(_pairs_folder(tmp_path, 2, (100, 150)), 24)
+    rng = np.random.default_rng(0)
+    assert _crop_batch(pairs, rng, 2, (256, 512), 64)['left'].shape == (2, 3, 64, 128)
+    assert _crop_batch(pairs, rng, 1, (72, 512), 16)['disparity'].shape == (1, 1, 64, 144)
+    with pytest.raises(ConfigError, match='divisor 128'):
+        _crop_batch(pairs, rng, 1, (256, 512), 128)
+    config = from_dict(TrainConfig, {
+        'name': 'adapt_dispnet', 'backend': 'dispnet', 'seed': 1,
+        'data': {'sources': [{'kind': 'synthetic', 'height': 64, 'width': 128,
+                              'max_disparity': 24}]},
+        'model': {'architecture': TINY['dispnet'], 'loss': {
+            'schedule': [{'at': 0, 'weights': [0, 0, 0, 0, 0.5, 1]}]}},
+        'optimization': {'steps': 1, 'batch_size': 1, 'warmup_steps': 0},
+        'evaluation': {'every': 0, 'num_scenes': 0},
+        'output': {'out_dir': str(tmp_path / 'run')},
+        'adaptation': {'crop': [256, 512], 'batch_size': 1, 'holdout_every': 2}})
+    trainer = AdaptTrainer(config, pairs, device='cpu', progress=False)
+    assert trainer.run().step == 1
+    assert set(trainer.held_out_losses()) == {'photo', 'smooth', 'pseudo_epe'}
 
 
 def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, capsys) -> None:

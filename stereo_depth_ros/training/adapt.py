@@ -26,13 +26,21 @@ from ..data.datasets import StereoSample
 
 
 def _crop_batch(samples: Sequence[StereoSample], rng: np.random.Generator, count: int,
-                crop: Sequence[int]) -> dict[str, torch.Tensor]:
-    """Return ``count`` random crops (same window in both views) as 0..255 float tensors."""
+                crop: Sequence[int], divisor: int) -> dict[str, torch.Tensor]:
+    """Return ``count`` random crops (same window in both views) as 0..255 float tensors.
+
+    Each crop is at most ``crop`` (h, w) and its sides are multiples of ``divisor`` (the
+    network's), as large as the image allows.
+    """
     lefts, rights, labels = [], [], []
     for _ in range(count):
         sample = samples[int(rng.integers(len(samples)))]
         rows, cols = sample.disparity.shape
-        height, width = min(crop[0], rows // 16 * 16), min(crop[1], cols // 16 * 16)
+        height = min(crop[0], rows) // divisor * divisor
+        width = min(crop[1], cols) // divisor * divisor
+        if not height or not width:
+            raise ConfigError(f'pair {sample.name} ({cols}x{rows}) is smaller than the '
+                              f'network\'s divisor {divisor}')
         y, x = int(rng.integers(0, rows - height + 1)), int(rng.integers(0, cols - width + 1))
         window = (slice(y, y + height), slice(x, x + width))
         lefts.append(sample.left[window])
@@ -98,7 +106,7 @@ class AdaptTrainer(Trainer):
         supervised, terms = super().step_loss(batch)
         rng = np.random.default_rng((self.config.seed, 7, self.step))
         real = _crop_batch(self.train_pairs, rng, self.config.adaptation.batch_size,
-                           self.config.adaptation.crop)
+                           self.config.adaptation.crop, self.model.divisor)
         unsupervised, real_terms = self.real_loss(real)
         return supervised + unsupervised, {**terms, **real_terms,
                                            'supervised': float(supervised.detach())}
@@ -111,7 +119,8 @@ class AdaptTrainer(Trainer):
         self.model.eval()
         records = []
         for sample in self.held_pairs:
-            batch = _crop_batch([sample], np.random.default_rng(0), 1, (4096, 4096))
+            batch = _crop_batch([sample], np.random.default_rng(0), 1, (4096, 4096),
+                                self.model.divisor)
             _, terms = self.real_loss(batch)
             records.append(terms)
         self.train_mode()
