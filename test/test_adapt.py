@@ -21,6 +21,7 @@ from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
 from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict
 from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
+from stereo_depth_ros.training.model_card import build_card
 from stereo_depth_ros.training.pair_split import selection_pairs, training_pairs
 from stereo_depth_ros.training.selection import score_full_range, score_pairs
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
@@ -105,6 +106,28 @@ def test_adaptation_lowers_its_loss_on_a_fixture_pair(tmp_path: Path) -> None:
     assert (tmp_path / 'run' / 'curves.png').is_file()
 
 
+@pytest.mark.parametrize('keep', [True, False])
+def test_adaptation_keeps_the_batch_norm_statistics_of_its_weights(tmp_path: Path,
+                                                                   keep: bool) -> None:
+    torch.manual_seed(0)
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
+                           tmp_path / 'start.safetensors', 'costnet')
+    pairs = pseudo_labelled_dataset(_pairs_folder(tmp_path, 1), 24)
+    trainer = AdaptTrainer(_tiny_config(tmp_path, weights, 3, holdout_every=0,
+                                        keep_batch_norm_statistics=keep),
+                           pairs, device='cpu', progress=False)
+
+    def statistics() -> list[torch.Tensor]:
+        return [buffer.clone() for name, buffer in trainer.model.named_buffers()
+                if name.endswith(('running_mean', 'running_var'))]
+    before = statistics()
+    trainer.run()
+    unchanged = [torch.equal(a, b) for a, b in zip(before, statistics())]
+    assert len(unchanged) > 5
+    # Kept: every layer's statistics as loaded; else the small batches replace them.
+    assert all(unchanged) if keep else not any(unchanged)
+
+
 def test_adaptation_crops_fit_the_network_divisor(tmp_path: Path) -> None:
     # DispNet needs sides divisible by 64: a 100x150 pair gives 64x128 crops, and a network
     # of divisor 64 adapts on it (its held-out loss is of the largest such crop).
@@ -152,6 +175,8 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
     training = read_metadata(tmp_path / 'out' / 'costnet.safetensors').extra['training']
     data = json.loads(training)['data']
     assert f'adapted on 1 real pair at {pairs} (1 held out; labels: costnet,' in data
+    card = build_card(tmp_path / 'out' / 'costnet.safetensors')
+    assert card['training']['command'].startswith('stereo-depth adapt ')
     # Bad input: one line, exit 2, before any work (no run folder).
     for bad in (['--pairs', str(tmp_path / 'none')], ['--labeller', 'nonet'],
                 ['--labeller', 'sgbm', '--labeller-weights', str(weights)],

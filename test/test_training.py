@@ -633,4 +633,6 @@ def test_model_card_names_the_config_of_the_weights_own_run():
         'stereo-depth train --config config/finetune_dispnet.yaml'
     assert training_command(models / 'costnet.safetensors', 'costnet', 'costnet') == \
         'stereo-depth train --config config/train_costnet.yaml'
+    assert training_command(models / 'dispnetc.safetensors', 'dispnetc_adapt', 'dispnetc',
+                            'adapt') == 'stereo-depth adapt --config config/adapt_dispnetc.yaml'
     assert 'not found' in training_command(models / 'x.safetensors', 'nothing_named_so', 'x')

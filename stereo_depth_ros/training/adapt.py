@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from .config import ConfigError, TrainConfig
 from .losses import masked_epe, valid_mask
@@ -72,6 +73,14 @@ class AdaptTrainer(Trainer):
         if not self.train_pairs:
             raise ConfigError('adaptation needs at least one pair to train on')
         self.history.setdefault('adapt_val', [])
+
+    def train_mode(self) -> None:
+        """Enter training mode; BatchNorm in eval mode with ``keep_batch_norm_statistics``."""
+        super().train_mode()
+        if self.config.adaptation.keep_batch_norm_statistics:
+            for module in self.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
 
     def training_metadata(self, final: dict[str, float]) -> dict[str, Any]:
         """Return the trainer's record, its data line naming the real pairs and labeller."""

@@ -195,6 +195,11 @@ class AdaptationConfig:
     #: weights or ``labeller_weights``.
     labeller: str = DEFAULT_LABELLER
     labeller_weights: Optional[str] = None
+    #: BatchNorm layers keep the trained weights' statistics (eval mode; their scale and shift
+    #: still learn) instead of normalising each small batch by its own statistics and
+    #: replacing the stored ones with those of a few real crops: the usual practice when
+    #: fine-tuning with small batches.
+    keep_batch_norm_statistics: bool = True
     batch_size: int = 2
     crop: list[int] = field(default_factory=lambda: [256, 512])
     holdout_every: int = HELD_OUT_EVERY

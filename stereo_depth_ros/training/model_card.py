@@ -199,12 +199,14 @@ def gap_to_sgbm(backend: str, evaluations: dict, training: dict, architecture: d
             f'{wider}.')
 
 
-def training_command(weights: Path, experiment: Optional[str], backend: str) -> str:
-    """Return the ``stereo-depth train`` line of the config named ``experiment``.
+def training_command(weights: Path, experiment: Optional[str], backend: str,
+                     verb: str = 'train') -> str:
+    """Return the ``stereo-depth train`` (or ``verb``) line of the config named ``experiment``.
 
     The config is looked up (by its ``name:``) in the ``config`` folder beside the weights'
     folder (``models/``); the weights' own run may have been one stage of several (see the
-    card's notes), so it is not assumed to be ``train_<backend>.yaml``.
+    card's notes), so it is not assumed to be ``train_<backend>.yaml``. ``verb`` is the
+    command that ran it (``adapt`` for weights of ``stereo-depth adapt``).
     """
     folder = weights.resolve().parent.parent / 'config'
     for path in sorted(folder.glob('*.yaml')):
@@ -213,8 +215,8 @@ def training_command(weights: Path, experiment: Optional[str], backend: str) -> 
         except (OSError, yaml.YAMLError, AttributeError):
             continue
         if experiment and name == experiment:
-            return f'stereo-depth train --config config/{path.name}'
-    return f'stereo-depth train (experiment {experiment or backend}; config not found)'
+            return f'stereo-depth {verb} --config config/{path.name}'
+    return f'stereo-depth {verb} (experiment {experiment or backend}; config not found)'
 
 
 def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, Any]:
@@ -239,8 +241,11 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
     }
     if training:
         wall = training.get('wall_time_s')
+        # stereo-depth adapt records the pairs it adapted on; stereo-depth train none.
+        adapted = bool(config.get('adaptation', {}).get('pairs'))
         card['training'] = {
-            'command': training_command(weights, training.get('experiment'), backend),
+            'command': training_command(weights, training.get('experiment'), backend,
+                                        'adapt' if adapted else 'train'),
             **training,
             **({'wall_time_min': round(float(wall) / 60, 1)} if wall is not None else {}),
             'optimization': config.get('optimization', {}),
