@@ -25,6 +25,9 @@ from .self_supervised import photometric_loss, smoothness_loss
 from .trainer import Trainer, _log
 from ..data.datasets import StereoSample
 
+#: The BatchNorm layers whose statistics adaptation keeps (the networks use BatchNorm2d).
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
 
 def _crop_batch(samples: Sequence[StereoSample], rng: np.random.Generator, count: int,
                 crop: Sequence[int], divisor: int) -> dict[str, torch.Tensor]:
@@ -79,7 +82,7 @@ class AdaptTrainer(Trainer):
         super().train_mode()
         if self.config.adaptation.keep_batch_norm_statistics:
             for module in self.model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if isinstance(module, BATCH_NORMS):
                     module.eval()
 
     def training_metadata(self, final: dict[str, float]) -> dict[str, Any]:
