@@ -18,7 +18,7 @@ from stereo_depth_ros.errors import BackendError, DatasetError
 from stereo_depth_ros.networks.common import StereoNet
 from stereo_depth_ros.networks.costnet import volume_cross_entropy
 from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
-from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict
+from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict, validate
 from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
 from stereo_depth_ros.training.model_card import build_card
@@ -152,6 +152,39 @@ def test_adaptation_crops_fit_the_network_divisor(tmp_path: Path) -> None:
     assert set(trainer.held_out_losses()) == {'photo', 'smooth', 'pseudo_epe'}
 
 
+@pytest.mark.parametrize('scoring', ['epe', 'network'])
+def test_quantized_regression_bins_learn_from_pseudo_labels_by_the_network_loss(
+        tmp_path: Path, scoring: str) -> None:
+    # DispNet-QR decodes by argmax: the error of the decoded disparity gives its bin
+    # classifier no gradient; its own training loss against the pseudo-labels does.
+    torch.manual_seed(0)
+    weights = save_weights(backend_record('dispnet_qr').network(**TINY['dispnet_qr']),
+                           tmp_path / 'start.safetensors', 'dispnet_qr')
+    config = from_dict(TrainConfig, {
+        'name': 'adapt_qr', 'backend': 'dispnet_qr', 'seed': 1,
+        'data': {'sources': [{'kind': 'synthetic', 'height': 64, 'width': 128,
+                              'max_disparity': 24}]},
+        'model': {'architecture': TINY['dispnet_qr'], 'init_weights': str(weights),
+                  'loss': {'kind': 'quantized_regression', 'ce_weight': 1.0}},
+        'optimization': {'steps': 1, 'batch_size': 1, 'warmup_steps': 0},
+        'evaluation': {'every': 0, 'num_scenes': 0},
+        'output': {'out_dir': str(tmp_path / 'run')},
+        'adaptation': {'crop': [64, 128], 'batch_size': 1, 'holdout_every': 0,
+                       'pseudo_label_loss': scoring}})
+    pairs = pseudo_labelled_dataset(_pairs_folder(tmp_path, 1), 24)
+    trainer = AdaptTrainer(config, pairs, device='cpu', progress=False)
+    loss, terms = trainer.real_loss(_crop_batch(pairs, np.random.default_rng(0), 1,
+                                                (64, 128), 64))
+    loss.backward()
+    gradient = trainer.model.classifier.weight.grad
+    learns = gradient is not None and float(gradient.abs().sum()) > 0
+    assert learns == (scoring == 'network')
+    assert ('pseudo_loss' in terms) == (scoring == 'network') and 'pseudo_epe' in terms
+    with pytest.raises(ConfigError, match='pseudo_label_loss must be epe or network'):
+        validate(from_dict(TrainConfig, {**config.to_dict(),
+                                         'adaptation': {'pseudo_label_loss': 'l2'}}))
+
+
 def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, capsys) -> None:
     torch.manual_seed(0)
     weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
@@ -165,7 +198,7 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
                '--device', 'cpu', '--no-progress']
     # The shipped costnet labels the pairs (a stronger network teaching this one).
     code = main([*command, '--out-dir', str(tmp_path / 'out'), '--export', '',
-                 '--labeller', 'costnet'])
+                 '--labeller', 'costnet', '--seed', '5'])
     assert code == 0
     out = capsys.readouterr().out
     assert 'adapted 2 steps' in out
@@ -174,6 +207,7 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
     assert len(list((tmp_path / 'out' / 'before_after').glob('*.png'))) == 2
     training = read_metadata(tmp_path / 'out' / 'costnet.safetensors').extra['training']
     data = json.loads(training)['data']
+    assert json.loads(training)['config']['seed'] == 5  # --seed: a second round's new crops
     assert f'adapted on 1 real pair at {pairs} (1 held out; labels: costnet,' in data
     card = build_card(tmp_path / 'out' / 'costnet.safetensors')
     assert card['training']['command'].startswith('stereo-depth adapt ')

@@ -522,7 +522,8 @@ def test_distillation_configs_label_the_real_pairs_with_costnet(backend):
     assert 'pseudo at ../shared/data/unlabeled (labels: costnet' in describe_data(config)
 
 
-@pytest.mark.parametrize('backend', ['costnet', 'dispnetc', 'dispnet', 'squeezeseg'])
+@pytest.mark.parametrize('backend', ['costnet', 'dispnetc', 'dispnet', 'squeezeseg',
+                                     'dispnet_qr'])
 def test_adaptation_configs_match_the_shipped_weights(backend):
     config = load_config(ROOT / 'config' / f'adapt_{backend}.yaml')
     shipped = read_metadata(ROOT / 'models' / f'{backend}.safetensors').architecture
@@ -534,6 +535,8 @@ def test_adaptation_configs_match_the_shipped_weights(backend):
     assert config.adaptation.labeller == ('sgbm' if backend == 'costnet' else 'costnet')
     assert config.adaptation.pairs == '../shared/data/unlabeled'
     assert not config.output.export  # adapted weights never overwrite the shipped ones
+    # Only the argmax-decoded network scores the labels by its own loss.
+    assert (config.adaptation.pseudo_label_loss == 'network') == (backend == 'dispnet_qr')
 
 
 def test_training_starts_from_weights_of_a_smaller_range(tmp_path):

@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='weights of a learned labeller (default: its shipped file)')
     add_device_argument(parser, 'where to train')
     parser.add_argument('--steps', type=int, default=None, help='steps (default: config)')
+    parser.add_argument('--seed', type=int, default=None,
+                        help='seed of the synthetic batches and real crops (default: config); '
+                             'a second round from adapted weights takes a new one')
     parser.add_argument('--out-dir', default=None, help='run folder (default: config)')
     parser.add_argument('--export', default=None,
                         help='also write the adapted weights here (default: config\'s '
@@ -62,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise StereoDepthError(f'{start} holds {metadata.backend} weights, but {args.config} '
                                f'adapts {config.backend}')
     config.model.architecture = dict(metadata.architecture)
+    if args.seed is not None:
+        config.seed = args.seed
     if args.labeller:
         config.adaptation.labeller = args.labeller
     if args.labeller_weights:

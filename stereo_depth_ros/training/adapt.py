@@ -107,11 +107,16 @@ class AdaptTrainer(Trainer):
         photo = photometric_loss(left, right, disparity)
         smooth = smoothness_loss(disparity, left)
         label = batch['disparity'].to(self.device)
-        pseudo = masked_epe(disparity, torch.nan_to_num(label), valid_mask(label))
+        epe = masked_epe(disparity, torch.nan_to_num(label), valid_mask(label))
+        terms = {'photo': float(photo.detach()), 'smooth': float(smooth.detach()),
+                 'pseudo_epe': float(epe.detach())}
+        pseudo = epe
+        if adaptation.pseudo_label_loss == 'network':
+            pseudo, _ = self.loss(output, label, self.step)
+            terms['pseudo_loss'] = float(pseudo.detach())
         total = adaptation.photometric * photo + adaptation.smoothness * smooth + \
             adaptation.pseudo_label * pseudo
-        return total, {'photo': float(photo.detach()), 'smooth': float(smooth.detach()),
-                       'pseudo_epe': float(pseudo.detach())}
+        return total, terms
 
     def step_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Return the supervised loss of ``batch`` plus the real pairs' self-supervised loss."""

@@ -65,6 +65,10 @@ class SourceConfig:
     #: with its shipped weights or ``labeller_weights``.
     labeller: str = DEFAULT_LABELLER
     labeller_weights: Optional[str] = None
+    #: How the pseudo-labels are scored: ``epe``, the mean error of the decoded disparity;
+    #: ``network``, the network's own training loss against them (DispNet-QR: the bins'
+    #: cross-entropy and residuals; its argmax decode passes no gradient to the classifier).
+    pseudo_label_loss: str = 'epe'
 
 
 @dataclass
@@ -173,6 +177,10 @@ class EvaluationConfig:
     max_disparity: float = 64.0
 
 
+#: Values of ``adaptation.pseudo_label_loss``.
+PSEUDO_LABEL_LOSSES = ('epe', 'network')
+
+
 @dataclass
 class AdaptationConfig:
     """Self-supervised adaptation to real pairs without ground truth (``stereo-depth adapt``).
@@ -180,9 +188,9 @@ class AdaptationConfig:
     Each step adds to the supervised loss of a ``data`` batch (so the network does not drift)
     the loss of ``batch_size`` random crops of real pairs: ``photometric`` x (SSIM + L1 of the
     left view rebuilt from the right, over pixels the right camera sees) + ``smoothness`` x
-    edge-aware smoothness + ``pseudo_label`` x mean error against the ``labeller``'s
-    disparities that pass a left-right check. Every ``holdout_every``-th pair (sorted by
-    name) is held out: its losses are the validation used to choose between runs.
+    edge-aware smoothness + ``pseudo_label`` x the error (``pseudo_label_loss``) against the
+    ``labeller``'s disparities that pass a left-right check. Every ``holdout_every``-th pair
+    (sorted by name) is held out: its losses are the validation used to choose between runs.
     """
 
     #: Folder searched recursively for ``left.png``/``right.png`` pairs.
@@ -195,6 +203,10 @@ class AdaptationConfig:
     #: weights or ``labeller_weights``.
     labeller: str = DEFAULT_LABELLER
     labeller_weights: Optional[str] = None
+    #: How the pseudo-labels are scored: ``epe``, the mean error of the decoded disparity;
+    #: ``network``, the network's own training loss against them (DispNet-QR: the bins'
+    #: cross-entropy and residuals; its argmax decode passes no gradient to the classifier).
+    pseudo_label_loss: str = 'epe'
     #: BatchNorm layers keep the trained weights' statistics (eval mode; their scale and shift
     #: still learn) instead of normalising each small batch by its own statistics and
     #: replacing the stored ones with those of a few real crops: the usual practice when
@@ -310,6 +322,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.output.weights_dtype in ('fp32', 'fp16'),
          f'output.weights_dtype must be fp32 or fp16, got {config.output.weights_dtype!r}'),
         (bool(config.data.sources), 'data.sources must name at least one source'),
+        (config.adaptation.pseudo_label_loss in PSEUDO_LABEL_LOSSES,
+         f'adaptation.pseudo_label_loss must be epe or network, got '
+         f'{config.adaptation.pseudo_label_loss!r}'),
         (config.output.log_every > 0 and config.output.checkpoint_every > 0,
          'output.log_every and output.checkpoint_every must be > 0'),
     ]
