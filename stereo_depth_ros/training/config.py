@@ -65,10 +65,6 @@ class SourceConfig:
     #: with its shipped weights or ``labeller_weights``.
     labeller: str = DEFAULT_LABELLER
     labeller_weights: Optional[str] = None
-    #: How the pseudo-labels are scored: ``epe``, the mean error of the decoded disparity;
-    #: ``network``, the network's own training loss against them (DispNet-QR: the bins'
-    #: cross-entropy and residuals; its argmax decode passes no gradient to the classifier).
-    pseudo_label_loss: str = 'epe'
 
 
 @dataclass
