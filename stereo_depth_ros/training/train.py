@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--seed', type=int, default=None,
                         help='random seed (default: seed of the config); a repeated '
                              'fine-tuning pass with another seed sees other synthetic scenes')
+    parser.add_argument('--weights', default=None,
+                        help='weights to start from (default: model.init_weights of the '
+                             'config); one config then serves several rounds, each from the '
+                             'weights of the one before')
     parser.add_argument('--resume', action='store_true',
                         help='continue from the run folder\'s checkpoint')
     parser.add_argument('--out-dir', default=None,
@@ -41,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.seed is not None:
         config.seed = args.seed
+    if args.weights:
+        config.model.init_weights = args.weights
     if args.no_export:
         config.output.export = ''
     result = train(config, device=args.device, steps=args.steps, resume=args.resume,
