@@ -415,6 +415,29 @@ def test_near_pass_replaces_large_disparities_by_the_half_scale_estimate(
     assert np.median(np.abs(result - chosen)) < 1e-4
 
 
+def test_dispnetc_near_pass_takes_over_from_a_third_of_its_range_unless_told(
+        tmp_path: Path) -> None:
+    # near_from 0 (the default) is the network's own: 0.33 for dispnetc, chosen on validation
+    # scenes, so its near pass takes over above 21 px of the tiny 64-px network, not 32 px.
+    # The half-scale pass of this tiny dispnetc predicts about 4 * 6.5 = 26 px: between.
+    path = save_weights(make_model('dispnetc', 6.5), tmp_path / 'w.safetensors', 'dispnetc')
+    left, right = _images(64, 128)
+    full = create_backend('dispnetc', weights=path, device='cpu', near_scale=0)
+    half = create_backend('dispnetc', weights=path, device='cpu', near_scale=0, scale=0.5)
+    full_estimate, half_estimate = full.compute(left, right), half.compute(left, right)
+    assert 23.0 < np.median(half_estimate) < 30.0
+    own = create_backend('dispnetc', weights=path, device='cpu', near_passes=1)
+    told = create_backend('dispnetc', weights=path, device='cpu', near_passes=1, near_from=0.5)
+    expected = blend_near_pass(torch.from_numpy(full_estimate),
+                               torch.from_numpy(half_estimate), 0.33 * 64, 64.0, 128.0)
+    np.testing.assert_allclose(own.compute(left, right), expected.numpy(), atol=1e-4)
+    assert np.median(np.abs(own.compute(left, right) - half_estimate)) < 1e-4
+    assert np.median(np.abs(told.compute(left, right) - full_estimate)) < 1e-4
+    with pytest.raises(BackendError, match="near_from must be 0 .the network's own. or at "
+                                           'least 0.05, got 0.01'):
+        create_backend('dispnetc', weights=path, device='cpu', near_from=0.01)
+
+
 @pytest.mark.parametrize('offset', [5.0, 20.0])
 def test_near_passes_continue_until_the_range_reaches_192_px(tmp_path: Path,
                                                              offset: float) -> None:

@@ -10,6 +10,8 @@ PAD_MODES = ('replicate', 'zeros')
 MIN_NEAR_SCALE = 0.1
 #: Smallest scale any pass may run at (also the lower limit of ``scale``).
 MIN_PASS_SCALE = 0.05
+#: Smallest non-zero ``near_from``.
+MIN_NEAR_FROM = 0.05
 #: Most near passes a user may ask for.
 MAX_NEAR_PASSES = 3
 
@@ -44,16 +46,21 @@ class LearnedOptions:
         'large disparities (near objects), where a network is least accurate, and extends '
         'the range by 1/near_scale; 0 = one pass.', limits=(0.0, 0.75))
     near_from: float = option(
-        0.5, 'Learned backends: a near pass takes over where its disparity exceeds this '
+        0.0, 'Learned backends: a near pass takes over where its disparity exceeds this '
         "fraction of the range of the pass before it (the first pass's: the network's limit "
-        '/ scale; blended over a twelfth of that threshold).', limits=(0.05, 1.0))
+        "/ scale; blended over a twelfth of that threshold); 0 = the value chosen for the "
+        "network on validation scenes (the network's default_near_from).",
+        limits=(0.0, 1.0))
     near_passes: int = option(
         0, 'Learned backends: how many near passes run, each at near_scale times the scale of '
         'the one before; 0 = one, and more while the range is below 192 px (a KITTI camera '
         'at full resolution; at most 3).', limits=(0, MAX_NEAR_PASSES))
 
     def validate(self) -> None:
-        """Refuse near passes so small they would see almost nothing."""
+        """Refuse near passes so small they would see almost nothing, and tiny ``near_from``."""
+        if 0.0 < self.near_from < MIN_NEAR_FROM:
+            raise BackendError(f"near_from must be 0 (the network's own) or at least "
+                               f'{MIN_NEAR_FROM:g}, got {self.near_from:g}')
         if 0.0 < self.near_scale < MIN_NEAR_SCALE:
             raise BackendError(f'near_scale must be 0 (off) or at least {MIN_NEAR_SCALE:g}, '
                                f'got {self.near_scale:g}')

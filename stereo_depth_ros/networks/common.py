@@ -196,6 +196,10 @@ class StereoNet(nn.Module):
     divisor: int = 64
     #: The ``model.loss.kind`` of a training config that :meth:`make_loss` builds.
     loss_kind: str = 'multiscale_epe'
+    #: The backend option ``near_from`` that 0 stands for: where a near pass takes over, as
+    #: a fraction of the range of the pass before it. Chosen per network on full-range
+    #: validation scenes and the unlabeled pairs (models/README.md, "The near pass").
+    default_near_from: float = 0.5
 
     def __init__(self, max_disparity: float) -> None:
         super().__init__()

@@ -120,6 +120,8 @@ class DispNetQR(StereoNet):
 
     divisor = 64
     loss_kind = 'quantized_regression'
+    #: As its DispNetC trunk: the near pass takes over from a third of the range.
+    default_near_from = 0.33
 
     def __init__(self, num_bins: int = 10, bin_width: Optional[float] = None,
                  width: float = 0.25, max_disparity: float = 192, batch_norm: bool = True,

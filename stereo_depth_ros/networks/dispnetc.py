@@ -32,6 +32,8 @@ class DispNetC(StereoNet):
     """DispNet with a Siamese front end and a 1-D correlation layer at 1/4 resolution."""
 
     divisor = 64
+    #: Weak in the upper part of its range: the near pass takes over from a third of it.
+    default_near_from = 0.33
 
     def __init__(self, width: float = 0.25, max_disparity: float = 192,
                  batch_norm: bool = True, max_displacement: Optional[int] = None) -> None:

@@ -114,18 +114,25 @@ def disparity_range(model: StereoNet, scale: float) -> float:
     return model.max_disparity / scale
 
 
-def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_from: float = 0.5,
+def resolve_near_from(model: StereoNet, near_from: float) -> float:
+    """Return ``near_from``, or the network's own ``default_near_from`` where it is 0."""
+    return near_from or model.default_near_from
+
+
+def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_from: float = 0.0,
                      near_passes: int = 0, max_disparity: float = 0.0,
                      min_scale: float = MIN_PASS_SCALE) -> list[float]:
     """Return the input scales of the near passes after the first pass at ``scale``.
 
     Each runs at ``near_scale`` times the scale of the one before and takes over above
-    ``near_from`` times that one's range. ``near_scale`` 0: none. ``near_passes`` > 0: that
+    ``near_from`` times that one's range (0: the network's own, :func:`resolve_near_from`).
+    ``near_scale`` 0: none. ``near_passes`` > 0: that
     many; 0: one, and more while the range is below :data:`NEAR_PASS_TARGET_RANGE` (at most
     :data:`MAX_AUTO_NEAR_PASSES`, none below ``min_scale``, by default the smallest scale a
     pass may run at). A pass that could only take over above ``max_disparity`` (a capped
     range, > 0) is left out, and so are the ones after.
     """
+    near_from = resolve_near_from(model, near_from)
     scales: list[float] = []
     pass_scale = scale
     while near_scale and len(scales) < (near_passes or MAX_AUTO_NEAR_PASSES):
@@ -144,13 +151,15 @@ def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_fro
 def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Tensor, *,
                            precision: str = 'fp32', pad_mode: str = 'replicate',
                            scale: float = 1.0, near_scales: Sequence[float] = (),
-                           near_from: float = 0.5) -> torch.Tensor:
+                           near_from: float = 0.0) -> torch.Tensor:
     """Return :func:`predict_disparity` at ``scale``, refined by passes at ``near_scales``.
 
     Without near scales this is one pass. Otherwise each near pass's estimate replaces the
     result so far where it exceeds ``near_from`` times the range of the pass before it
-    (``model.max_disparity`` / that pass's scale), and the range grows to the last pass's.
+    (``model.max_disparity`` / that pass's scale; 0: the network's own fraction), and the
+    range grows to the last pass's.
     """
+    near_from = resolve_near_from(model, near_from)
     result = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
                                scale=scale)
     previous = scale

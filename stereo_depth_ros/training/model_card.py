@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence
 import yaml
 from safetensors import safe_open
 
-from ..backends.registry import learned_backend_names
+from ..backends.registry import backend_record, learned_backend_names
 from ..errors import StereoDepthError
 from ..weights import read_metadata
 
@@ -153,13 +153,20 @@ def evaluate(backend: str, weights: Path, synthetic: str = DEFAULT_SYNTHETIC,
     return evaluations
 
 
-def default_inference_options() -> dict[str, Any]:
-    """Return the learned backends' default options that change their output."""
+def default_inference_options(backend: str) -> dict[str, Any]:
+    """Return the default options of a learned backend that change its output.
+
+    ``near_from`` is the value its default 0 stands for (the network's ``default_near_from``).
+    """
     from dataclasses import asdict
     from ..backends.options import LearnedOptions
     options = asdict(LearnedOptions())
     keys = ('scale', 'near_scale', 'near_from', 'near_passes', 'max_disparity')
-    return {key: options[key] for key in keys}
+    chosen = {key: options[key] for key in keys}
+    network = backend_record(backend).network
+    if not chosen['near_from'] and network is not None:
+        chosen['near_from'] = network.default_near_from
+    return chosen
 
 
 def count_parameters(weights: Path) -> int:
@@ -259,7 +266,7 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
                     '(KITTI-style filling of invalid pixels; density reported separately); '
                     'sgbm with its defaults on the same data in the same run. The real scenes '
                     'are never used for training, tuning or choosing between runs.',
-            'backend_options': default_inference_options(),
+            'backend_options': default_inference_options(backend),
             **evaluations,
         }
         real = evaluations.get('real_suite', {})

@@ -62,7 +62,7 @@ def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scales:
 
 @torch.no_grad()
 def score_pairs(model: StereoNet, samples: Sequence[StereoSample],
-                near_scales: Sequence[float] = (), near_from: float = 0.5) -> dict[str, float]:
+                near_scales: Sequence[float] = (), near_from: float = 0.0) -> dict[str, float]:
     """Return mean ``photometric``, ``pseudo_epe`` and ``pseudo_bad2`` of ``model``."""
     rows = []
     for sample, disparity in _predictions(model, samples, near_scales, near_from):
@@ -104,7 +104,7 @@ def full_range_scenes(count: int, kinds: Sequence[str],
 @torch.no_grad()
 def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
                      near_scales: Sequence[float] = (),
-                     near_from: float = 0.5) -> dict[str, float]:
+                     near_from: float = 0.0) -> dict[str, float]:
     """Return mean ``epe``, ``bad2`` and ``bad3_large`` (true disparity >= 64 px)."""
     rows = []
     for sample, prediction in _predictions(model, samples, near_scales, near_from):
@@ -131,8 +131,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='largest disparity of the SGBM pseudo-labels (px)')
     parser.add_argument('--near-scale', type=float, default=0.0,
                         help='backend option near_scale (default 0: the network alone)')
-    parser.add_argument('--near-from', type=float, default=0.5,
-                        help='backend option near_from (default 0.5)')
+    parser.add_argument('--near-from', type=float, default=0.0,
+                        help="backend option near_from (default 0: the network's own, as the "
+                        'backends)')
     parser.add_argument('--near-passes', type=int, default=0,
                         help='backend option near_passes (default 0: as the backends, one and '
                         'more while the range is below 192 px)')
