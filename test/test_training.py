@@ -117,6 +117,30 @@ def test_config_rejects_unknown_nested_keys_and_bad_types():
         from_dict(TrainConfig, {'optimization': {'steps': 'many'}})
 
 
+def test_config_extends_another_and_says_only_what_changes(tmp_path):
+    base = tiny_config(tmp_path)
+    write_config(tmp_path / 'base.yaml', base)
+    write_config(tmp_path / 'stage.yaml', {
+        'extends': 'base.yaml', 'name': 'stage2', 'optimization': {'lr': 1.0e-5},
+        'data': {'augmentation': []}})
+    config = load_config(tmp_path / 'stage.yaml')
+    assert (config.name, config.optimization.lr) == ('stage2', 1.0e-5)
+    # Mappings merge key by key; lists replace as a whole.
+    assert config.optimization.steps == base['optimization']['steps']
+    assert config.data.augmentation == [] and len(config.data.sources) == 1
+    assert config.backend == base['backend'] and config.seed == base['seed']
+
+
+def test_config_extends_fails_clearly_on_a_missing_or_circular_parent(tmp_path):
+    write_config(tmp_path / 'orphan.yaml', {'extends': 'gone.yaml', 'name': 'x'})
+    with pytest.raises(ConfigError, match='gone.yaml does not exist'):
+        load_config(tmp_path / 'orphan.yaml')
+    write_config(tmp_path / 'a.yaml', {'extends': 'b.yaml'})
+    write_config(tmp_path / 'b.yaml', {'extends': 'a.yaml'})
+    with pytest.raises(ConfigError, match='extends itself'):
+        load_config(tmp_path / 'a.yaml')
+
+
 # ---------------------------------------------------------------------------------------------
 # Losses
 # ---------------------------------------------------------------------------------------------
@@ -520,6 +544,21 @@ def test_distillation_configs_label_the_real_pairs_with_costnet(backend):
     assert [(s.labeller, s.hold_out_selection) for s in pseudo] == [('costnet', True)]
     # The run's recorded data description (model cards) names the labeller.
     assert 'pseudo at ../shared/data/unlabeled (labels: costnet' in describe_data(config)
+
+
+def test_range_configs_train_for_0_to_192_px_on_costnets_labels():
+    for name in ('range_dispnetc', 'range_continue_dispnetc', 'range_dispnet'):
+        config = load_config(ROOT / 'config' / f'{name}.yaml')
+        assert config.model.architecture['max_disparity'] == 192
+        assert config.evaluation.max_disparity == 192
+        assert all(source.max_disparity == 192 for source in config.data.sources)
+        assert [s.labeller for s in config.data.sources if s.kind == 'pseudo'] == ['costnet']
+    continued = load_config(ROOT / 'config' / 'range_continue_dispnetc.yaml')
+    assert continued.model.init_weights == 'runs/dispnetc_range/dispnetc.safetensors'
+    assert (continued.optimization.lr, continued.seed) == (2.0e-4, 48)
+    dispnet = load_config(ROOT / 'config' / 'range_dispnet.yaml')
+    assert (dispnet.backend, dispnet.model.init_weights) == ('dispnet',
+                                                             'models/dispnet.safetensors')
 
 
 @pytest.mark.parametrize('backend', ['costnet', 'dispnetc', 'dispnet', 'squeezeseg',

@@ -330,13 +330,49 @@ def validate(config: TrainConfig) -> TrainConfig:
     return config
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read and validate a training YAML file."""
-    path = Path(path)
+#: The key of a config file that names the file it starts from.
+EXTENDS_KEY = 'extends'
+
+
+def merged(base: Any, override: Any) -> Any:
+    """Return ``override`` laid over ``base``: mappings merge key by key, anything else replaces.
+
+    Lists replace as a whole (a data source list or a loss schedule is one setting).
+    """
+    if isinstance(base, dict) and isinstance(override, dict):
+        result = dict(base)
+        for key, value in override.items():
+            result[key] = merged(base.get(key), value) if key in base else value
+        return result
+    return override
+
+
+def read_config_data(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """Return the mapping of a config file with its ``extends:`` chain resolved.
+
+    ``extends: other.yaml`` (relative to the file's folder) starts from that file's resolved
+    mapping; the keys of this file replace or, for mappings, merge into it.
+    """
     if not path.is_file():
         raise ConfigError(f'training config {path} does not exist')
+    if path.resolve() in seen:
+        chain = ' -> '.join(str(step) for step in seen + (path.resolve(),))
+        raise ConfigError(f'{path}: extends itself ({chain})')
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ConfigError(f'{path} is not valid YAML: {error}') from None
-    return validate(from_dict(TrainConfig, data, where=path.name))
+    if not isinstance(data, dict) or EXTENDS_KEY not in data:
+        return data
+    data = dict(data)
+    parent = data.pop(EXTENDS_KEY)
+    if not isinstance(parent, str) or not parent:
+        raise ConfigError(f'{path}: {EXTENDS_KEY} must name a config file, got {parent!r}')
+    base = read_config_data(path.parent / parent, seen + (path.resolve(),))
+    return merged(base, data)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a training YAML file (with its ``extends:`` chain, if any)."""
+    path = Path(path)
+    return validate(from_dict(TrainConfig, read_config_data(path), where=path.name))
