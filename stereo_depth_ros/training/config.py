@@ -342,7 +342,7 @@ def merged(base: Any, override: Any) -> Any:
     if isinstance(base, dict) and isinstance(override, dict):
         result = dict(base)
         for key, value in override.items():
-            result[key] = merged(base.get(key), value) if key in base else value
+            result[key] = merged(base.get(key), value)  # a key new to base: value as is
         return result
     return override
 
