@@ -114,9 +114,9 @@ def disparity_range(model: StereoNet, scale: float) -> float:
     return model.max_disparity / scale
 
 
-def resolve_near_from(model: StereoNet, near_from: float) -> float:
-    """Return ``near_from``, or the network's own ``default_near_from`` where it is 0."""
-    return near_from or model.default_near_from
+def resolve_near_from(network: StereoNet | type[StereoNet], near_from: float) -> float:
+    """Return ``near_from``, or the network's (class's) ``default_near_from`` where it is 0."""
+    return near_from or network.default_near_from
 
 
 def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_from: float = 0.0,

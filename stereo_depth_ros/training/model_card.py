@@ -160,12 +160,13 @@ def default_inference_options(backend: str) -> dict[str, Any]:
     """
     from dataclasses import asdict
     from ..backends.options import LearnedOptions
+    from ..networks.inference import resolve_near_from
     options = asdict(LearnedOptions())
     keys = ('scale', 'near_scale', 'near_from', 'near_passes', 'max_disparity')
     chosen = {key: options[key] for key in keys}
     network = backend_record(backend).network
-    if not chosen['near_from'] and network is not None:
-        chosen['near_from'] = network.default_near_from
+    if network is not None:
+        chosen['near_from'] = resolve_near_from(network, chosen['near_from'])
     return chosen
 
 
