@@ -561,6 +561,27 @@ def test_range_configs_train_for_0_to_192_px_on_costnets_labels():
                                                              'models/dispnet.safetensors')
 
 
+TRAINING_CONFIGS = sorted(path.name for path in (ROOT / 'config').glob('*.yaml')
+                          if path.name != 'depth.yaml')
+
+
+@pytest.mark.parametrize('name', TRAINING_CONFIGS)
+def test_every_training_config_loads_for_a_learned_backend(name):
+    config = load_config(ROOT / 'config' / name)
+    assert config.backend in learned_backend_names()
+    assert config.output.out_dir.startswith('runs/')
+
+
+@pytest.mark.parametrize('backend', ['dispnetc', 'dispnet', 'squeezeseg'])
+def test_firm_adaptations_follow_costnet_fully_for_longer(backend):
+    base = load_config(ROOT / 'config' / f'adapt_{backend}.yaml')
+    firm = load_config(ROOT / 'config' / f'adapt_firm_{backend}.yaml')
+    assert (firm.adaptation.pseudo_label, base.adaptation.pseudo_label) == (1.0, 0.3)
+    assert (firm.optimization.steps, base.optimization.steps) == (1200, 800)
+    assert firm.model.architecture == base.model.architecture
+    assert firm.output.out_dir == f'runs/{backend}_adapt_firm'
+
+
 @pytest.mark.parametrize('backend', ['costnet', 'dispnetc', 'dispnet', 'squeezeseg',
                                      'dispnet_qr'])
 def test_adaptation_configs_match_the_shipped_weights(backend):
