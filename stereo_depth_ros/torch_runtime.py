@@ -9,7 +9,7 @@ import logging
 import math
 import time
 from contextlib import AbstractContextManager
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
@@ -130,3 +130,35 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
         return torch.autocast(device.type, enabled=False)
     dtype = torch.bfloat16 if precision == 'bf16' else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+class CompiledForward:
+    """``module.forward`` replaced by its ``torch.compile`` form, with a way back to eager.
+
+    Compiling is lazy: inductor generates and builds fused kernels (C++ on the CPU, which needs
+    a compiler) on the first call of each input shape, so a failure shows only then.
+    :meth:`call` runs ``function`` and, if the compiled forward fails, logs one warning that
+    names ``what``, restores the eager forward for good and runs ``function`` again.
+    """
+
+    def __init__(self, module: nn.Module, what: str) -> None:
+        self.module = module
+        self.what = what
+        self.eager = module.forward
+        # Each image size compiles once (dynamic=False: the kernels are specialised to it).
+        module.forward = torch.compile(self.eager, dynamic=False)
+        self.active = True
+
+    def call(self, function: Callable[[], Any]) -> Any:
+        """Return ``function()``, falling back to the eager forward if compiling fails."""
+        if not self.active:
+            return function()
+        try:
+            return function()
+        except Exception as error:  # noqa: B902 - inductor raises many kinds
+            self.module.forward = self.eager
+            self.active = False
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            LOGGER.warning(f'{self.what}: torch.compile failed ({type(error).__name__}: '
+                           f'{first_line[:200]}); running uncompiled')
+            return function()

@@ -2,6 +2,8 @@
 
 import argparse
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +195,46 @@ def test_batch_norm_fusion_keeps_outputs(tmp_path: Path, name: str) -> None:
     both = np.isfinite(a) & np.isfinite(b)
     assert both.mean() > 0.9
     assert np.abs(a[both] - b[both]).max() < 1e-2
+
+
+@pytest.mark.skipif(shutil.which('c++') is None and shutil.which('g++') is None,
+                    reason='torch.compile (inductor) builds C++ kernels on the CPU')
+def test_torch_compile_keeps_the_outputs(tmp_path: Path) -> None:
+    # Weights with some spread, so that a wrongly fused kernel would show.
+    path = save_tiny(tmp_path, 'costnet', offset=40.0)
+    left, right = _images(64, 128)
+    eager = create_backend('costnet', weights=path, device='cpu')
+    compiled = create_backend('costnet', weights=path, device='cpu', torch_compile=True)
+    a, b = eager.compute(left, right), compiled.compute(left, right)
+    assert compiled.compiled is not None and compiled.compiled.active  # it did compile
+    assert 'torch.compile' in compiled.describe() and 'torch.compile' not in eager.describe()
+    both = np.isfinite(a) & np.isfinite(b)
+    assert both.mean() > 0.9
+    assert np.abs(a[both] - b[both]).max() < 1e-3
+
+
+def test_torch_compile_failure_falls_back_to_eager_with_one_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken_compile(function: object, **_: object) -> object:
+        def compiled(*args: object) -> object:
+            raise RuntimeError('Compiler: cc not found\nmore detail')
+        return compiled
+
+    monkeypatch.setattr(torch, 'compile', broken_compile)
+    path = save_tiny(tmp_path, 'dispnet')
+    left, right = _images(64, 128)
+    backend = create_backend('dispnet', weights=path, device='cpu', torch_compile=True)
+    expected = create_backend('dispnet', weights=path, device='cpu').compute(left, right)
+    with caplog.at_level(logging.WARNING, logger='stereo_depth_ros.torch'):
+        first = backend.compute(left, right)
+        second = backend.compute(left, right)
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(second, expected)
+    assert [r.getMessage() for r in caplog.records] == [
+        'dispnet backend: torch.compile failed (RuntimeError: Compiler: cc not found); '
+        'running uncompiled']
+    assert 'torch.compile' not in backend.describe()
 
 
 def _rewrite(path: Path, target: Path, edit: object, metadata: dict | None = None) -> Path:

@@ -51,6 +51,11 @@ class LearnedOptions:
         "/ scale; blended over a twelfth of that threshold); 0 = the value chosen for the "
         "network on validation scenes (the network's default_near_from).",
         limits=(0.0, 1.0))
+    torch_compile: bool = option(
+        False, 'Learned backends: compile the network with torch.compile (inductor; on the '
+        'CPU it needs a C++ compiler) on the first pair of each image size, which then takes '
+        'seconds (cached on disk); later pairs run faster (README speed table). If compiling '
+        'fails the network runs uncompiled, with a warning.')
     near_passes: int = option(
         0, 'Learned backends: how many near passes run, each at near_scale times the scale of '
         'the one before; 0 = one, and more while the range is below 192 px (a KITTI camera '

@@ -3,13 +3,15 @@
 One :class:`TorchBackend` runs any learned backend: it is given the backend's
 :class:`~stereo_depth_ros.backends.record.BackendRecord` and its checked
 :class:`~stereo_depth_ros.backends.options.LearnedOptions` (precision, max_disparity,
-num_threads, scale, pad_mode, fuse, near_scale, near_from, near_passes: see there). Input
-uint8 grey or RGB images go through
+num_threads, scale, pad_mode, fuse, near_scale, near_from, near_passes, torch_compile:
+see there). Input uint8 grey or RGB images go through
 :func:`~stereo_depth_ros.networks.inference.predict_with_near_pass`: the inference path that
 training validation uses too, plus coarser passes for near objects (large disparities) unless
 ``near_scale`` is 0; the output is float32 HxW, NaN where the
 prediction is non-finite, negative or above ``max_disparity``. The network runs in
 channels_last memory format (faster with oneDNN on the CPU and with tensor cores on CUDA).
+With ``torch_compile`` its forward is compiled
+(:class:`~stereo_depth_ros.torch_runtime.CompiledForward`).
 """
 
 from pathlib import Path
@@ -25,7 +27,8 @@ from .options import LearnedOptions
 from .record import BackendRecord
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
                                   near_pass_scales, predict_with_near_pass)
-from ..torch_runtime import keep_freed_cpu_memory, resolve_device, resolve_precision
+from ..torch_runtime import (CompiledForward, keep_freed_cpu_memory, resolve_device,
+                             resolve_precision)
 from ..weights import load_model
 
 #: Any module type: :func:`fuse_batch_norm` returns the model it is given.
@@ -82,6 +85,8 @@ class TorchBackend(DisparityBackend):
         # Module.to accepts memory_format (torch documents it); its typed overloads omit it.
         self.model = model.to(self.device,  # type: ignore[call-overload]
                               memory_format=torch.channels_last)
+        self.compiled = (CompiledForward(self.model, f'{self.name} backend')
+                         if options.torch_compile else None)
 
     @property
     def min_disparity(self) -> float:
@@ -97,16 +102,23 @@ class TorchBackend(DisparityBackend):
         """One line with backend, weights, device and precision."""
         scale = f', scale {self.scale:g}' if self.scale != 1.0 else ''
         passes = ''.join(f', near pass x{near / self.scale:g}' for near in self.near_scales)
+        compiled = ', torch.compile' if self.compiled and self.compiled.active else ''
         return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}'
-                f'{scale}{passes}, disparity 0..{self._max_disparity:g} px)')
+                f'{scale}{passes}{compiled}, disparity 0..{self._max_disparity:g} px)')
 
     def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             left_t = images_to_tensor([left], self.device)
             right_t = images_to_tensor([right], self.device)
-        disparity = predict_with_near_pass(
-            self.model, left_t, right_t, precision=self.precision,
-            pad_mode=self.options.pad_mode, scale=self.scale,
-            near_scales=self.near_scales, near_from=self.options.near_from)
+        if self.compiled:
+            disparity = self.compiled.call(lambda: self._predict(left_t, right_t))
+        else:
+            disparity = self._predict(left_t, right_t)
         array = np.ascontiguousarray(disparity[0, 0].cpu().numpy(), dtype=np.float32)
         return mask_invalid(array, self._max_disparity)
+
+    def _predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """Return the ``1x1xHxW`` disparity of normalised images, near passes included."""
+        return predict_with_near_pass(
+            self.model, left, right, precision=self.precision, pad_mode=self.options.pad_mode,
+            scale=self.scale, near_scales=self.near_scales, near_from=self.options.near_from)

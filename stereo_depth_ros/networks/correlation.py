@@ -44,8 +44,7 @@ def correlation_1d(left: torch.Tensor, right: torch.Tensor,
     right_tiles = right_tiles.permute(0, 2, 3, 1, 4).reshape(-1, channels, tile + reach)
     scores = torch.bmm(left_tiles, right_tiles).contiguous()
     band = scores.as_strided((scores.shape[0], tile, reach + 1),
-                             (tile * (tile + reach), tile + reach + 1, 1),
-                             scores.storage_offset())
+                             (tile * (tile + reach), tile + reach + 1, 1))
     volume = band.flip(2).reshape(batch, height, padded_width, reach + 1)[:, :, :width]
     return volume.permute(0, 3, 1, 2) / channels
 
