@@ -137,8 +137,10 @@ class CompiledForward:
 
     Compiling is lazy: inductor generates and builds fused kernels (C++ on the CPU, which needs
     a compiler) on the first call of each input shape, so a failure shows only then.
-    :meth:`call` runs ``function`` and, if the compiled forward fails, logs one warning that
-    names ``what``, restores the eager forward for good and runs ``function`` again.
+    :meth:`call` runs ``function`` and, if compiling fails (a ``TorchDynamoException``, such
+    as inductor's error for a missing C++ compiler), logs one warning that names ``what``,
+    restores the eager forward for good and runs ``function`` again. Other errors (bad input)
+    propagate as they would uncompiled.
     """
 
     def __init__(self, module: nn.Module, what: str) -> None:
@@ -153,9 +155,10 @@ class CompiledForward:
         """Return ``function()``, falling back to the eager forward if compiling fails."""
         if not self.active:
             return function()
+        from torch._dynamo.exc import TorchDynamoException  # loaded by torch.compile anyway
         try:
             return function()
-        except Exception as error:  # noqa: B902 - inductor raises many kinds
+        except TorchDynamoException as error:
             self.module.forward = self.eager
             self.active = False
             first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]

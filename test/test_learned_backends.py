@@ -216,9 +216,11 @@ def test_torch_compile_keeps_the_outputs(tmp_path: Path) -> None:
 def test_torch_compile_failure_falls_back_to_eager_with_one_warning(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from torch._dynamo.exc import TorchDynamoException
+
     def broken_compile(function: object, **_: object) -> object:
         def compiled(*args: object) -> object:
-            raise RuntimeError('Compiler: cc not found\nmore detail')
+            raise TorchDynamoException('InvalidCxxCompiler: no C++ compiler\nmore detail')
         return compiled
 
     monkeypatch.setattr(torch, 'compile', broken_compile)
@@ -232,9 +234,24 @@ def test_torch_compile_failure_falls_back_to_eager_with_one_warning(
     np.testing.assert_array_equal(first, expected)
     np.testing.assert_array_equal(second, expected)
     assert [r.getMessage() for r in caplog.records] == [
-        'dispnet backend: torch.compile failed (RuntimeError: Compiler: cc not found); '
-        'running uncompiled']
+        'dispnet backend: torch.compile failed (TorchDynamoException: InvalidCxxCompiler: no '
+        'C++ compiler); running uncompiled']
     assert 'torch.compile' not in backend.describe()
+
+
+def test_torch_compile_lets_other_errors_through_and_stays_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def compile_that_sees_bad_input(function: object, **_: object) -> object:
+        def compiled(*args: object) -> object:
+            raise ValueError('input of the wrong size')
+        return compiled
+
+    monkeypatch.setattr(torch, 'compile', compile_that_sees_bad_input)
+    backend = create_backend('dispnet', weights=save_tiny(tmp_path, 'dispnet'), device='cpu',
+                             torch_compile=True)
+    with pytest.raises(ValueError, match='input of the wrong size'):
+        backend.compute(*_images(64, 128))
+    assert backend.compiled is not None and backend.compiled.active
 
 
 def _rewrite(path: Path, target: Path, edit: object, metadata: dict | None = None) -> Path:
