@@ -618,6 +618,44 @@ def _qr_on_dispnet_config(tmp_path: Path, start: Path, **model) -> TrainConfig:
         'init_weights_backend': 'dispnet', 'init_weights_into': 'trunk', **model}))
 
 
+def test_torch_compile_option_compiles_the_forward_it_trains(tmp_path, monkeypatch):
+    compiled = []
+
+    def recording_compile(function, **options):
+        def run(*args):
+            compiled.append(options)
+            return function(*args)
+        return run
+
+    monkeypatch.setattr(torch, 'compile', recording_compile)
+    config = tiny_config(tmp_path, optimization={'torch_compile': True, 'steps': 2})
+    trainer = Trainer(from_dict(TrainConfig, config), device='cpu', progress=False)
+    result = trainer.run()
+    assert compiled and all(options == {'dynamic': False} for options in compiled)
+    assert math.isfinite(result.final_validation['epe'])
+    # The saved weights are the plain module's (no compile wrapper in the keys).
+    from safetensors.torch import load_file
+    assert set(load_file(result.weights)) == set(
+        build_model(from_dict(TrainConfig, config)).state_dict())
+
+
+def test_a_torch_compile_failure_in_training_names_the_setting(tmp_path, monkeypatch):
+    from torch._dynamo.exc import TorchDynamoException
+
+    def failing_compile(function, **options):
+        def run(*args):
+            raise TorchDynamoException('InvalidCxxCompiler: no C++ compiler\ndetail')
+        return run
+
+    monkeypatch.setattr(torch, 'compile', failing_compile)
+    config = tiny_config(tmp_path, optimization={'torch_compile': True, 'steps': 2})
+    trainer = Trainer(from_dict(TrainConfig, config), device='cpu', progress=False)
+    with pytest.raises(ConfigError, match=r'^optimization.torch_compile: torch.compile failed '
+                                          r'\(TorchDynamoException: InvalidCxxCompiler: no C\+\+ '
+                                          r'compiler\); set it to false$'):
+        trainer.run()
+
+
 def test_qr_head_trains_on_a_frozen_dispnet_trunk(tmp_path):
     dispnet = build_model(from_dict(TrainConfig, tiny_config(tmp_path)))
     for parameter in dispnet.parameters():

@@ -158,6 +158,10 @@ class OptimizationConfig:
     precision: str = 'fp32'
     #: CPU intra-op threads (0 = leave torch's default).
     num_threads: int = 1
+    #: Compile the network's forward (and so its backward) with ``torch.compile`` (inductor;
+    #: on the CPU it needs a C++ compiler). The first step and the first validation take
+    #: tens of seconds to compile; the steps after are faster (README, Training).
+    torch_compile: bool = False
 
 
 @dataclass

@@ -165,6 +165,9 @@ class Trainer:
         if not trainable:
             raise ConfigError('model.freeze leaves no parameter to train')
         self.model = self.model.to(self.device)
+        if opt.torch_compile:
+            # The instance attribute shadows the class's forward; state_dict is unchanged.
+            self.model.forward = torch.compile(self.model.forward, dynamic=False)
         try:
             self.precision = resolve_precision(opt.precision, self.device,
                                                'optimization.precision')
@@ -277,8 +280,14 @@ class Trainer:
         """Train to ``total_steps`` (from the current step), validate, save and export."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         handler = _setup_logging(self.out_dir)
+        from torch._dynamo.exc import TorchDynamoException
         try:
             return self._run()
+        except TorchDynamoException as error:
+            lines = str(error).strip().splitlines() or [type(error).__name__]
+            raise ConfigError(f'optimization.torch_compile: torch.compile failed '
+                              f'({type(error).__name__}: {lines[0][:200]}); set it to false'
+                              ) from None
         finally:
             LOGGER.removeHandler(handler)
             handler.close()
