@@ -132,6 +132,23 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     return torch.autocast(device.type, dtype=dtype)
 
 
+def compile_forward(module: nn.Module) -> Callable[..., Any]:
+    """Replace ``module.forward`` by its ``torch.compile`` form; return the eager one.
+
+    The instance attribute shadows the class's ``forward`` (``state_dict`` is unchanged). Each
+    input shape compiles once, on its first call (``dynamic=False``: kernels specialised to it).
+    """
+    eager = module.forward
+    module.forward = torch.compile(eager, dynamic=False)
+    return eager
+
+
+def compile_failure(error: BaseException) -> str:
+    """Return ``'<type>: <first line>'`` of a ``torch.compile`` error, for one log line."""
+    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return f'{type(error).__name__}: {first_line[:200]}'
+
+
 class CompiledForward:
     """``module.forward`` replaced by its ``torch.compile`` form, with a way back to eager.
 
@@ -146,9 +163,7 @@ class CompiledForward:
     def __init__(self, module: nn.Module, what: str) -> None:
         self.module = module
         self.what = what
-        self.eager = module.forward
-        # Each image size compiles once (dynamic=False: the kernels are specialised to it).
-        module.forward = torch.compile(self.eager, dynamic=False)
+        self.eager = compile_forward(module)
         self.active = True
 
     def call(self, function: Callable[[], Any]) -> Any:
@@ -161,7 +176,6 @@ class CompiledForward:
         except TorchDynamoException as error:
             self.module.forward = self.eager
             self.active = False
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            LOGGER.warning(f'{self.what}: torch.compile failed ({type(error).__name__}: '
-                           f'{first_line[:200]}); running uncompiled')
+            LOGGER.warning(f'{self.what}: torch.compile failed ({compile_failure(error)}); '
+                           f'running uncompiled')
             return function()

@@ -30,8 +30,8 @@ from .validate import heldout_scenes, validate
 from ..backends.registry import backend_record, learned_backend_names
 from ..errors import BackendError
 from ..networks.common import StereoNet, normalize_image
-from ..torch_runtime import (autocast, keep_freed_cpu_memory, resolve_device,
-                             resolve_precision)
+from ..torch_runtime import (autocast, compile_failure, compile_forward, keep_freed_cpu_memory,
+                             resolve_device, resolve_precision)
 from ..weights import load_state, save_weights
 
 LOGGER = logging.getLogger('stereo_depth_ros.training')
@@ -166,8 +166,7 @@ class Trainer:
             raise ConfigError('model.freeze leaves no parameter to train')
         self.model = self.model.to(self.device)
         if opt.torch_compile:
-            # The instance attribute shadows the class's forward; state_dict is unchanged.
-            self.model.forward = torch.compile(self.model.forward, dynamic=False)
+            compile_forward(self.model)
         try:
             self.precision = resolve_precision(opt.precision, self.device,
                                                'optimization.precision')
@@ -284,10 +283,8 @@ class Trainer:
         try:
             return self._run()
         except TorchDynamoException as error:
-            lines = str(error).strip().splitlines() or [type(error).__name__]
             raise ConfigError(f'optimization.torch_compile: torch.compile failed '
-                              f'({type(error).__name__}: {lines[0][:200]}); set it to false'
-                              ) from None
+                              f'({compile_failure(error)}); set it to false') from None
         finally:
             LOGGER.removeHandler(handler)
             handler.close()
