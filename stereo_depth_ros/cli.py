@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Any, Optional, Sequence
 
-from .errors import StereoDepthError
+from .errors import StereoDepthError, first_line
 
 #: Sub-command name -> module in ``stereo_depth_ros.commands`` with add_arguments() and run().
 COMMANDS = {
@@ -98,17 +98,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as error:
         if not _is_out_of_memory(error):
             raise
-        _error_line(args.command, f'out of memory ({_first_line(error)}); use smaller '
+        _error_line(args.command, f'out of memory ({first_line(error)}); use smaller '
                     'images (see --max-megapixels) or another --backend/--device')
         return EXIT_BAD_INPUT
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
 
 
 def _error_line(command: str, text: str) -> None:

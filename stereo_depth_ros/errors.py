@@ -19,3 +19,9 @@ class BackendError(StereoDepthError, ValueError):
 
 class DatasetError(StereoDepthError, ValueError):
     """A dataset folder or file that is missing or cannot be read."""
+
+
+def first_line(error: BaseException) -> str:
+    """Return the first line of ``error``'s message, or its type name if it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from .errors import BackendError
+from .errors import BackendError, first_line
 from .glibc import load_glibc
 from .settings import PRECISION_CHOICES
 
@@ -143,10 +143,20 @@ def compile_forward(module: nn.Module) -> Callable[..., Any]:
     return eager
 
 
+def is_compile_error(error: BaseException) -> bool:
+    """Return whether ``error`` is ``torch.compile`` failing (e.g. no C++ compiler).
+
+    Such errors are ``TorchDynamoException``s; errors of the compiled code itself (bad
+    input) keep their own types. The module is imported only here, when there is an error
+    to classify: importing it takes over half a second.
+    """
+    from torch._dynamo.exc import TorchDynamoException
+    return isinstance(error, TorchDynamoException)
+
+
 def compile_failure(error: BaseException) -> str:
     """Return ``'<type>: <first line>'`` of a ``torch.compile`` error, for one log line."""
-    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return f'{type(error).__name__}: {first_line[:200]}'
+    return f'{type(error).__name__}: {first_line(error)[:200]}'
 
 
 class CompiledForward:
@@ -154,7 +164,7 @@ class CompiledForward:
 
     Compiling is lazy: inductor generates and builds fused kernels (C++ on the CPU, which needs
     a compiler) on the first call of each input shape, so a failure shows only then.
-    :meth:`call` runs ``function`` and, if compiling fails (a ``TorchDynamoException``, such
+    :meth:`call` runs ``function`` and, if compiling fails (:func:`is_compile_error`, such
     as inductor's error for a missing C++ compiler), logs one warning that names ``what``,
     restores the eager forward for good and runs ``function`` again. Other errors (bad input)
     propagate as they would uncompiled.
@@ -170,10 +180,11 @@ class CompiledForward:
         """Return ``function()``, falling back to the eager forward if compiling fails."""
         if not self.active:
             return function()
-        from torch._dynamo.exc import TorchDynamoException  # loaded by torch.compile anyway
         try:
             return function()
-        except TorchDynamoException as error:
+        except Exception as error:  # noqa: B902 - only compile errors are handled
+            if not is_compile_error(error):
+                raise
             self.module.forward = self.eager
             self.active = False
             LOGGER.warning(f'{self.what}: torch.compile failed ({compile_failure(error)}); '

@@ -30,8 +30,8 @@ from .validate import heldout_scenes, validate
 from ..backends.registry import backend_record, learned_backend_names
 from ..errors import BackendError
 from ..networks.common import StereoNet, normalize_image
-from ..torch_runtime import (autocast, compile_failure, compile_forward, keep_freed_cpu_memory,
-                             resolve_device, resolve_precision)
+from ..torch_runtime import (autocast, compile_failure, compile_forward, is_compile_error,
+                             keep_freed_cpu_memory, resolve_device, resolve_precision)
 from ..weights import load_state, save_weights
 
 LOGGER = logging.getLogger('stereo_depth_ros.training')
@@ -279,10 +279,11 @@ class Trainer:
         """Train to ``total_steps`` (from the current step), validate, save and export."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         handler = _setup_logging(self.out_dir)
-        from torch._dynamo.exc import TorchDynamoException
         try:
             return self._run()
-        except TorchDynamoException as error:
+        except Exception as error:  # noqa: B902 - only compile errors are rephrased
+            if not (self.config.optimization.torch_compile and is_compile_error(error)):
+                raise
             raise ConfigError(f'optimization.torch_compile: torch.compile failed '
                               f'({compile_failure(error)}); set it to false') from None
         finally:
