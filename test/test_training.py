@@ -22,10 +22,10 @@ from stereo_depth_ros.training.losses import (CostVolumeLoss, LossSchedule, Mult
                                               QuantizedRegressionLoss, build_loss,
                                               downsample_target)
 from stereo_depth_ros.training.sources import (TRAIN_SEED_LIMIT, VKITTI2_BASELINE, FileSource,
-                                               SyntheticSource, TrainingData, build_source,
-                                               vkitti2_dataset)
-from stereo_depth_ros.training.trainer import (Trainer, build_lr_scheduler, build_model,
-                                               describe_data, train)
+                                               SyntheticSource, TrainingData, _StepChunks,
+                                               batch_iterator, build_source, vkitti2_dataset)
+from stereo_depth_ros.training.trainer import (TimeBudget, Trainer, build_lr_scheduler,
+                                               build_model, describe_data, train)
 from stereo_depth_ros.weights import load_state, read_metadata, save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,6 +291,28 @@ def test_synthetic_source_uses_training_seeds_deterministically(tmp_path):
     assert first['left'].shape == (2, 3, 64, 128) and first['disparity'].shape == (2, 1, 64, 128)
 
 
+def test_workers_build_the_same_batches_and_each_scene_once(tmp_path, monkeypatch):
+    config = from_dict(TrainConfig, tiny_config(tmp_path))
+    config.data.sources[0].scene_reuse = 3
+    data = TrainingData(config.data, seed=5, batch_size=2)
+    assert data.reuse_period == 3
+    in_order = list(batch_iterator(data, 2, 9, 2, num_workers=0))
+    with_workers = list(batch_iterator(data, 2, 9, 2, num_workers=2))
+    assert len(in_order) == len(with_workers) == 7
+    for one, other in zip(in_order, with_workers):
+        for key in ('left', 'right', 'disparity'):
+            assert torch.equal(one[key], other[key])
+    # The steps that share scenes go to one worker: chunks start at multiples of the reuse.
+    chunks = _StepChunks(data, 2, 9, 2, data.reuse_period)
+    assert [len(chunks[i]) for i in range(len(chunks))] == [1, 3, 3]
+    built = []
+    monkeypatch.setattr('stereo_depth_ros.data.synthetic.make_scene',
+                        lambda seed, **kw: built.append(seed) or make_scene(seed, **kw))
+    fresh = TrainingData(config.data, seed=5, batch_size=2)
+    _StepChunks(fresh, 3, 6, 2, fresh.reuse_period)[0]
+    assert len(built) == 2  # 3 steps of 2 samples from the same 2 scenes
+
+
 def _write_rgb(path: Path, seed: int, size=(20, 40)) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)
@@ -425,6 +447,39 @@ def test_a_few_steps_lower_the_loss(tmp_path):
         trainer.step += 1
         losses.append(loss)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3])
+
+
+def test_time_budget_plans_the_run_to_fit_and_anneals_the_lr(tmp_path, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr('stereo_depth_ros.training.trainer.time.perf_counter', lambda: clock[0])
+    budget = TimeBudget(100.0)
+    budget.start()
+    plans = []
+    for step in range(1, 60):
+        # 20 quick steps from batches the workers built ahead, then 1 s per step
+        clock[0] += 0.1 if step <= 20 else 1.0
+        plans.append(budget.plan(step, 1000))
+    planned = [p for p in plans if p is not None]
+    # measured from 5 s on, at 1 s/step; the run ends where the 100 s are spent, near step 118
+    assert len(planned) == 1 and budget.rate == pytest.approx(1.0)
+    assert 110 <= planned[0] <= 120
+    assert TimeBudget(100.0).plan(50, 60) is None  # not measured yet: no plan
+
+    overrides = tiny_config(tmp_path, optimization={'lr_schedule': 'cosine', 'warmup_steps': 2,
+                                                    'min_lr_ratio': 0.1, 'steps': 1000})
+    config = from_dict(TrainConfig, overrides)
+    monkeypatch.setattr(TimeBudget, 'plan', lambda self, step, total: 12 if step == 4 else None)
+    result = train(config, device='cpu', out_dir=tmp_path / 'budget', progress=False,
+                   minutes=1.0)
+    assert result.step == 12
+    lrs = [record['lr'] for record in result.history['train']]
+    # each logged lr is the mean over its window of 2 steps: here steps 10 and 11 of 12
+    expected = [closed_form_lr(step, config.optimization, 12) for step in (10, 11)]
+    assert lrs[-1] == pytest.approx(np.mean(expected), rel=1e-6)
+    training = json.loads(read_metadata(result.weights).extra['training'])
+    assert training['time_budget_min'] == 1.0 and training['steps'] == 12
+    with pytest.raises(ConfigError, match='minutes'):
+        Trainer(config, device='cpu', minutes=0)
 
 
 def test_resume_continues_from_the_saved_step(tmp_path):

@@ -32,6 +32,7 @@ the training process or in any DataLoader worker, and resuming at step ``s`` con
 same stream.
 """
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional, Sequence, TypedDict
 
@@ -85,6 +86,11 @@ class SyntheticSource:
                 raise ConfigError('synthetic scene kinds photo and mono need `photos:` (a folder '
                                   'of photographs, e.g. from `stereo-depth fetch-photos`)')
             self.photos = PhotoLibrary(config.photos)
+
+    @property
+    def scene_reuse(self) -> int:
+        """Consecutive steps that share this source's scenes."""
+        return int(self.config.scene_reuse)
 
     def scene_number(self, index: int) -> int:
         """Return the scene that serves sample ``index``."""
@@ -145,6 +151,9 @@ class FileSource:
         self.dataset = dataset
         self.seed = int(seed)
         self.max_disparity = max_disparity
+
+    #: Every sample of a file source is its own draw (no scenes shared between steps).
+    scene_reuse = 1
 
     def item_index(self, index: int) -> int:
         """Return the dataset item of sample ``index`` (one permutation per epoch)."""
@@ -306,6 +315,11 @@ class TrainingData(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return 2 ** 62
 
+    @property
+    def reuse_period(self) -> int:
+        """Steps after which every source has started new scenes (lcm of ``scene_reuse``)."""
+        return math.lcm(*(source.scene_reuse for source in self.sources))
+
     def sample(self, index: int) -> TrainSample:
         """Return augmented sample ``index`` as arrays."""
         rng = np.random.default_rng((self.seed, int(index)))
@@ -321,17 +335,34 @@ class TrainingData(torch.utils.data.Dataset):
         return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
 
-class _StepSampler(torch.utils.data.Sampler):
-    """Sample indices ``start*B ..`` in order (for a DataLoader with workers)."""
+class _StepChunks(torch.utils.data.Dataset):
+    """The batches of steps ``start .. stop-1`` in chunks of ``chunk`` consecutive steps.
 
-    def __init__(self, start_step: int, steps: int, batch_size: int) -> None:
-        self.start, self.stop = start_step * batch_size, steps * batch_size
+    A DataLoader hands its items to its workers in turn, so with one step per item the steps
+    that share scenes (``scene_reuse``) would each go to another worker, which would generate
+    the same scenes again. A chunk starts at a multiple of ``chunk`` steps (a multiple of every
+    source's reuse), so one worker builds all the steps of a scene and its cache serves them.
+    """
 
-    def __iter__(self):
-        return iter(range(self.start, self.stop))
+    def __init__(self, data: TrainingData, start: int, stop: int, batch_size: int,
+                 chunk: int) -> None:
+        self.data, self.start, self.stop = data, int(start), int(stop)
+        self.batch_size, self.chunk = int(batch_size), max(1, int(chunk))
+        self.first = self.start // self.chunk
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return max(0, -(-self.stop // self.chunk) - self.first)
+
+    def __getitem__(self, index: int) -> list[dict[str, torch.Tensor]]:
+        begin = max(self.start, (self.first + index) * self.chunk)
+        end = min(self.stop, (self.first + index + 1) * self.chunk)
+        return [self.data.batch(step, self.batch_size) for step in range(begin, end)]
+
+
+def _one_thread_per_worker(worker_id: int) -> None:
+    """Keep each data worker on one core (OpenCV would start a thread per core in each)."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
 
 
 def batch_iterator(data: TrainingData, start_step: int, steps: int, batch_size: int,
@@ -341,7 +372,12 @@ def batch_iterator(data: TrainingData, start_step: int, steps: int, batch_size: 
         for step in range(start_step, steps):
             yield data.batch(step, batch_size)
         return
-    loader = torch.utils.data.DataLoader(
-        data, batch_size=batch_size, sampler=_StepSampler(start_step, steps, batch_size),
-        num_workers=num_workers, persistent_workers=False, prefetch_factor=4)
-    yield from loader
+    chunks = _StepChunks(data, start_step, steps, batch_size, data.reuse_period)
+    # Spawned, not forked: the training process has CUDA, OpenMP and OpenCV thread pools by
+    # now, and a forked worker that inherits them can hang (every worker of a GPU run did).
+    loader = torch.utils.data.DataLoader(chunks, batch_size=None, num_workers=num_workers,
+                                         persistent_workers=False, prefetch_factor=2,
+                                         worker_init_fn=_one_thread_per_worker,
+                                         multiprocessing_context='spawn')
+    for chunk in loader:
+        yield from chunk

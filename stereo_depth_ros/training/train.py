@@ -5,7 +5,8 @@ The one entry point of training: ``stereo-depth train`` (``commands/train.py`` r
 the same arguments::
 
     stereo-depth train --config config/train_dispnetc.yaml [--device auto|cpu|cuda]
-        [--steps N] [--resume] [--out-dir runs/dispnetc] [--no-export] [--no-progress]
+        [--steps N] [--minutes M] [--resume] [--out-dir runs/dispnetc] [--no-export]
+        [--no-progress]
 """
 
 import argparse
@@ -29,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='weights to start from (default: model.init_weights of the '
                              'config); one config then serves several rounds, each from the '
                              'weights of the one before')
+    parser.add_argument('--minutes', type=float, default=None,
+                        help='wall-clock budget of the training steps: the run is shortened '
+                             'to the steps its measured rate fits in, its LR schedule with it '
+                             '(for a machine lent for a fixed time)')
     parser.add_argument('--resume', action='store_true',
                         help='continue from the run folder\'s checkpoint')
     parser.add_argument('--out-dir', default=None,
@@ -50,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if args.no_export:
         config.output.export = ''
     result = train(config, device=args.device, steps=args.steps, resume=args.resume,
-                   out_dir=args.out_dir, progress=not args.no_progress)
+                   out_dir=args.out_dir, progress=not args.no_progress, minutes=args.minutes)
     epe = result.final_validation.get('epe')
     print(f'{config.backend}: {result.step} steps, {result.wall_time_s / 60:.1f} min'
           + (f', held-out EPE {epe:.3f} px' if epe is not None else '')

@@ -133,15 +133,75 @@ def submodule(model: torch.nn.Module, name: Optional[str],
                           f'{name!r}; its top-level parts are {children}') from None
 
 
+class TimeBudget:
+    """A wall-clock limit on a run's training steps (``stereo-depth train --minutes``).
+
+    The steps between a twentieth and a tenth of the budget measure the rate (the first ones
+    start the data workers or compile, and the ones after are served from batches the workers
+    built meanwhile, faster than they can keep up); the run is then planned to end at the step
+    that rate reaches within the budget (never later than the configured steps), so that the
+    LR and loss schedules still run to their end. Should the rate fall later, the run stops
+    when the budget is spent.
+    """
+
+    #: Fractions of the budget between which the rate is measured (then the run is planned).
+    MEASURE_FROM = 0.05
+    PLAN_AT = 0.1
+    #: The fewest steps the rate is measured on.
+    MEASURED_STEPS = 10
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = float(seconds)
+        self.rate = 0.0  # seconds per step, once measured
+        self._start = time.perf_counter()
+        self._mark: Optional[tuple[int, float]] = None
+        self._planned = False
+
+    def start(self) -> None:
+        """Start the clock (at the first training step of this run or resumption)."""
+        self._start = time.perf_counter()
+        self._mark = None
+        self._planned = False
+
+    def elapsed(self) -> float:
+        """Seconds since :meth:`start`."""
+        return time.perf_counter() - self._start
+
+    def spent(self) -> bool:
+        """Whether the budget is used up."""
+        return self.elapsed() >= self.seconds
+
+    def plan(self, step: int, total_steps: int) -> Optional[int]:
+        """Return the step to end at, once, as soon as the rate is known (else None)."""
+        if self._planned:
+            return None
+        now = time.perf_counter()
+        elapsed = now - self._start
+        if self._mark is None:
+            if elapsed >= self.MEASURE_FROM * self.seconds:
+                self._mark = (step, now)
+            return None
+        mark_step, mark_time = self._mark
+        if elapsed < self.PLAN_AT * self.seconds or step - mark_step < self.MEASURED_STEPS:
+            return None
+        self.rate = (now - mark_time) / (step - mark_step)
+        self._planned = True
+        return min(total_steps, step + max(0, int((self.seconds - elapsed) / self.rate)))
+
+
 class Trainer:
     """One training run of a config; see :func:`train`."""
 
     def __init__(self, config: TrainConfig, device: str = 'auto', steps: Optional[int] = None,
-                 out_dir: Optional[str | Path] = None, progress: bool = True) -> None:
+                 out_dir: Optional[str | Path] = None, progress: bool = True,
+                 minutes: Optional[float] = None) -> None:
         self.config = config
         self.total_steps = int(steps or config.optimization.steps)
         if self.total_steps <= 0:
             raise ConfigError(f'steps must be > 0, got {self.total_steps}')
+        if minutes is not None and not minutes > 0:
+            raise ConfigError(f'--minutes must be > 0, got {minutes}')
+        self.budget = TimeBudget(60.0 * minutes) if minutes else None
         self.out_dir = Path(out_dir or config.output.out_dir)
         self.device = resolve_device(device)
         self.progress = progress
@@ -190,6 +250,37 @@ class Trainer:
         for module in self.frozen:
             module.eval()
 
+    def replan(self, total_steps: int) -> None:
+        """End the run at ``total_steps``: LR and loss schedules are rebuilt for it.
+
+        The LR schedule is replayed from the configured learning rate to the current step, as
+        if the run had been planned for ``total_steps`` from its start.
+        """
+        self.total_steps = int(total_steps)
+        for group in self.optimizer.param_groups:
+            group['lr'] = group['initial_lr'] = self.config.optimization.lr
+        self.scheduler = build_lr_scheduler(self.optimizer, self.config.optimization,
+                                            self.total_steps)
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()"
+            warnings.simplefilter('ignore', UserWarning)
+            for _ in range(self.step):
+                self.scheduler.step()
+        self.loss = build_loss(self.model, self.config.model.loss, self.total_steps)
+
+    def _follow_budget(self) -> bool:
+        """Shorten the run to the time budget once its rate is known; True: stop now."""
+        assert self.budget is not None
+        planned = self.budget.plan(self.step, self.total_steps)
+        if planned is not None and planned < self.total_steps:
+            _log(f'time budget {self.budget.seconds / 60:.1f} min: {self.budget.rate:.3f} '
+                 f's/step, the run ends at step {planned} instead of {self.total_steps}')
+            self.replan(planned)
+        if self.step < self.total_steps and self.budget.spent():
+            _log(f'time budget {self.budget.seconds / 60:.1f} min spent at step {self.step} '
+                 f'of {self.total_steps}')
+            return True
+        return self.step >= self.total_steps
+
     @property
     def checkpoint_prefix(self) -> Path:
         """Prefix of the run's checkpoint files."""
@@ -199,16 +290,8 @@ class Trainer:
         """Continue from the run folder's checkpoint."""
         record = load_checkpoint(self.checkpoint_prefix, self.model, self.optimizer)
         self.step = int(record['step'])
-        # The schedule is replayed to the step, for this run's total_steps (which --steps may
-        # have changed since the checkpoint), from the configured learning rate.
-        for group in self.optimizer.param_groups:
-            group['lr'] = group['initial_lr'] = self.config.optimization.lr
-        self.scheduler = build_lr_scheduler(self.optimizer, self.config.optimization,
-                                            self.total_steps)
-        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()"
-            warnings.simplefilter('ignore', UserWarning)
-            for _ in range(self.step):
-                self.scheduler.step()
+        # for this run's total_steps, which --steps may have changed since the checkpoint
+        self.replan(self.total_steps)
         extra = record.get('extra', {})
         self.history = extra.get('history', self.history)
         self.wall_time = float(extra.get('wall_time_s', 0.0))
@@ -305,6 +388,8 @@ class Trainer:
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)
         batches = batch_iterator(self.data, self.step, self.total_steps, opt.batch_size,
                                  cfg.data.num_workers)
+        if self.budget is not None:
+            self.budget.start()
         try:
             for batch in batches:
                 window.append(self._train_step(batch))
@@ -323,6 +408,10 @@ class Trainer:
                 if self.step % cfg.output.checkpoint_every == 0:
                     self.save()
                 last = time.perf_counter()
+                if self.budget is not None and self._follow_budget():
+                    self._log_window(window, last - window_start)
+                    bar.total = self.step
+                    break
         except KeyboardInterrupt:
             self.save()
             _log(f'interrupted at step {self.step}; checkpoint saved, continue with --resume')
@@ -366,6 +455,7 @@ class Trainer:
             'crop': [crops[-1]['height'], crops[-1]['width']] if crops else None,
             'precision': cfg.optimization.precision,
             'wall_time_s': round(self.wall_time, 1),
+            **({'time_budget_min': round(self.budget.seconds / 60, 2)} if self.budget else {}),
             'hardware': hardware_info(self.device),
             'data': describe_data(cfg),
             'final_validation': {
@@ -395,14 +485,16 @@ class Trainer:
 
 def train(config: TrainConfig, device: str = 'auto', steps: Optional[int] = None,
           resume: bool = False, out_dir: Optional[str | Path] = None,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, minutes: Optional[float] = None) -> TrainResult:
     """Run (or, with ``resume``, continue) the experiment ``config``.
 
-    ``steps`` overrides ``optimization.steps``; ``out_dir`` overrides ``output.out_dir``. A
+    ``steps`` overrides ``optimization.steps``; ``out_dir`` overrides ``output.out_dir``;
+    ``minutes`` bounds the training steps' wall time (:class:`TimeBudget`). A
     run folder that already holds a checkpoint is only reused with ``resume`` (which starts
     from step 0 where there is no checkpoint yet).
     """
-    trainer = Trainer(config, device=device, steps=steps, out_dir=out_dir, progress=progress)
+    trainer = Trainer(config, device=device, steps=steps, out_dir=out_dir, progress=progress,
+                      minutes=minutes)
     if resume and has_checkpoint(trainer.checkpoint_prefix):
         trainer.resume()
     elif has_checkpoint(trainer.checkpoint_prefix):
