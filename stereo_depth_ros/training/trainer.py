@@ -153,9 +153,8 @@ class TimeBudget:
     def __init__(self, seconds: float) -> None:
         self.seconds = float(seconds)
         self.rate = 0.0  # seconds per step, once measured
-        self._start = time.perf_counter()
         self._mark: Optional[tuple[int, float]] = None
-        self._planned = False
+        self.start()
 
     def start(self) -> None:
         """Start the clock (at the first training step of this run or resumption)."""
