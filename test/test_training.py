@@ -449,29 +449,46 @@ def test_a_few_steps_lower_the_loss(tmp_path):
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3])
 
 
-def test_time_budget_plans_the_run_to_fit_and_anneals_the_lr(tmp_path, monkeypatch):
+def simulate_budget(monkeypatch, seconds: float, step_times: list[float],
+                    limit: int = 1000) -> tuple[TimeBudget, list[tuple[int, int]]]:
+    """Run a TimeBudget on a simulated clock; return it and its (step, planned end) pairs."""
     clock = [0.0]
     monkeypatch.setattr('stereo_depth_ros.training.trainer.time.perf_counter', lambda: clock[0])
-    budget = TimeBudget(100.0)
+    budget = TimeBudget(seconds)
     budget.start()
     plans = []
-    for step in range(1, 60):
-        # 20 quick steps from batches the workers built ahead, then 1 s per step
-        clock[0] += 0.1 if step <= 20 else 1.0
-        plans.append(budget.plan(step, 1000))
-    planned = [p for p in plans if p is not None]
+    for step, seconds_per_step in enumerate(step_times, start=1):
+        clock[0] += seconds_per_step
+        planned = budget.plan(step, limit)
+        if planned is not None:
+            plans.append((step, planned))
+    return budget, plans
+
+
+def test_time_budget_plans_the_run_to_fit_and_anneals_the_lr(tmp_path, monkeypatch, capsys):
+    # 20 quick steps from batches the workers built ahead, then 1 s per step
+    budget, plans = simulate_budget(monkeypatch, 100.0, [0.1] * 20 + [1.0] * 80)
     # measured from 5 s on, at 1 s/step; the run ends where the 100 s are spent, near step 118
-    assert len(planned) == 1 and budget.rate == pytest.approx(1.0)
-    assert 110 <= planned[0] <= 120
+    assert len(plans) == len(TimeBudget.PLAN_AT) and budget.rate == pytest.approx(1.0)
+    assert all(110 <= end <= 120 for _, end in plans)
     assert TimeBudget(100.0).plan(50, 60) is None  # not measured yet: no plan
+    # the workers' head start lasts 15 s, past the first plan: later plans correct it
+    budget, plans = simulate_budget(monkeypatch, 100.0, [0.1] * 150 + [1.0] * 90)
+    true_end = 150 + 85
+    assert plans[0][1] > 2 * true_end
+    assert abs(plans[-1][1] - true_end) <= 5
+    assert simulate_budget(monkeypatch, 100.0, [1.0] * 100, limit=40)[1][0][1] == 40
 
     overrides = tiny_config(tmp_path, optimization={'lr_schedule': 'cosine', 'warmup_steps': 2,
                                                     'min_lr_ratio': 0.1, 'steps': 1000})
     config = from_dict(TrainConfig, overrides)
-    monkeypatch.setattr(TimeBudget, 'plan', lambda self, step, total: 12 if step == 4 else None)
+    # a later plan within REPLAN_TOLERANCE of the current one leaves the run as it is
+    monkeypatch.setattr(TimeBudget, 'plan', lambda self, step, limit: {4: 12, 8: 12}.get(step))
+    capsys.readouterr()
     result = train(config, device='cpu', out_dir=tmp_path / 'budget', progress=False,
                    minutes=1.0)
     assert result.step == 12
+    assert capsys.readouterr().out.count('the run ends at step 12 instead of 1000') == 1
     lrs = [record['lr'] for record in result.history['train']]
     # each logged lr is the mean over its window of 2 steps: here steps 10 and 11 of 12
     expected = [closed_form_lr(step, config.optimization, 12) for step in (10, 11)]
