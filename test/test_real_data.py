@@ -11,7 +11,7 @@ from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.commands.fetch_photos import _extract_archive
 from stereo_depth_ros.data.mono_stereo import forward_warp, make_mono_pair
 from stereo_depth_ros.data.photo_scenes import make_photo_scene
-from stereo_depth_ros.data.photos import PhotoLibrary
+from stereo_depth_ros.data.photos import PhotoLibrary, read_photo
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.errors import BackendError, DatasetError
 from stereo_depth_ros.training.augment import CameraDegradation, RandomScale, TrainSample
@@ -71,6 +71,31 @@ def test_photo_library_finds_photographs_and_cutouts(tmp_path: Path) -> None:
     (tmp_path / 'empty').mkdir()
     with pytest.raises(DatasetError, match='no .jpg'):
         PhotoLibrary(tmp_path / 'empty')
+
+
+def test_photo_library_cache_keeps_its_byte_budget_and_the_pixels(tmp_path: Path) -> None:
+    folder = _photo_folder(tmp_path)
+    photo_bytes = 192 * 256 * 3  # one decoded 256x192 RGB photograph, 8 bits per value
+    library = PhotoLibrary(folder, cache_mb=2.5 * photo_bytes / 2 ** 20)
+    decoded = [read_photo(path, 768) for path in library.files]
+    rng = np.random.default_rng(4)
+    for _ in range(12):
+        texture = library.texture(rng)
+        assert texture.dtype == np.float32
+        assert any(photo is not None and np.array_equal(texture, photo.rgb) for photo in decoded)
+        assert library.cached_bytes <= 2.5 * photo_bytes
+    for path in library.files:  # cutout.png, photo0.jpg, photo1.jpg, photo2.jpg
+        library._load(path)
+    # photo2 took the cache over its budget: the oldest went until it fitted again
+    assert list(library._cache) == library.files[2:]
+    assert library.cached_bytes == 2 * photo_bytes
+    cutout = library.cutout(rng)
+    assert cutout is not None and cutout.alpha is not None
+    reference = read_photo(folder / 'cutout.png', 768)
+    assert reference is not None and reference.alpha is not None
+    assert np.array_equal(cutout.alpha, reference.alpha)
+    texture[:] = 0  # a caller's changes do not reach the cache
+    assert all(library.texture(np.random.default_rng(seed)).any() for seed in range(6))
 
 
 def test_photo_scene_ground_truth_reproduces_the_left_view(tmp_path: Path) -> None:
