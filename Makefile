@@ -24,7 +24,7 @@ test: install
 	$(BIN)/python -m mypy
 
 lint: install
-	$(BIN)/python -m flake8 stereo_depth_ros test launch setup.py
+	$(BIN)/python -m flake8 stereo_depth_ros test launch setup.py tools
 	$(BIN)/python -m pydocstyle --convention=pep257 --add-ignore=D100,D104,D105,D107 stereo_depth_ros
 
 # mypy alone (`make test` runs it too, after the tests).

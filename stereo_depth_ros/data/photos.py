@@ -34,7 +34,8 @@ class Photo:
     alpha: Optional[np.ndarray] = None
 
 
-def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
+def shrink_to_side(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Return ``image`` shrunk (area mean) so that its longer side is at most ``max_side``."""
     scale = max_side / max(image.shape[:2])
     if scale >= 1:
         return image
@@ -64,7 +65,7 @@ def _decode(path: Path, max_side: int) -> Optional[_Decoded]:
         return None
     if image.dtype != np.uint8:
         image = (image / max(float(image.max()), 1.0) * 255).astype(np.uint8)
-    image = _shrink(image, max_side)
+    image = shrink_to_side(image, max_side)
     if image.ndim == 2:
         return _Decoded(cv2.cvtColor(image, cv2.COLOR_GRAY2RGB))
     alpha = None
