@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from stereo_depth_ros.data.photos import (DEFAULT_PHOTO_CACHE, IMAGE_SUFFIXES,
-                                         shrink_to_side)
+                                          shrink_to_side)
 
 
 def pack_photos(source: Path, target: Path, budget_mb: float, max_side: int,
