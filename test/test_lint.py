@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ['stereo_depth_ros', 'test', 'launch', 'setup.py']
+SOURCES = ['stereo_depth_ros', 'test', 'launch', 'setup.py', 'tools']
 
 
 def _run(module: str, *args: str) -> subprocess.CompletedProcess:

@@ -94,8 +94,12 @@ def test_photo_library_cache_keeps_its_byte_budget_and_the_pixels(tmp_path: Path
     reference = read_photo(folder / 'cutout.png', 768)
     assert reference is not None and reference.alpha is not None
     assert np.array_equal(cutout.alpha, reference.alpha)
-    texture[:] = 0  # a caller's changes do not reach the cache
-    assert all(library.texture(np.random.default_rng(seed)).any() for seed in range(6))
+    cached = library.files[3]
+    photo = library._load(cached)
+    assert photo is not None
+    photo.rgb[:] = 0  # a caller's changes do not reach the cache
+    again = library._load(cached)
+    assert cached in library._cache and again is not None and again.rgb.any()
 
 
 def test_photo_scene_ground_truth_reproduces_the_left_view(tmp_path: Path) -> None:

@@ -482,19 +482,22 @@ def test_time_budget_plans_the_run_to_fit_and_anneals_the_lr(tmp_path, monkeypat
     overrides = tiny_config(tmp_path, optimization={'lr_schedule': 'cosine', 'warmup_steps': 2,
                                                     'min_lr_ratio': 0.1, 'steps': 1000})
     config = from_dict(TrainConfig, overrides)
-    # a later plan within REPLAN_TOLERANCE of the current one leaves the run as it is
-    monkeypatch.setattr(TimeBudget, 'plan', lambda self, step, limit: {4: 12, 8: 12}.get(step))
+    # a later end within REPLAN_TOLERANCE leaves the plan as it is; an earlier one replaces it
+    plans = {4: 40, 8: 41, 12: 20}
+    monkeypatch.setattr(TimeBudget, 'plan', lambda self, step, limit: plans.get(step))
     capsys.readouterr()
     result = train(config, device='cpu', out_dir=tmp_path / 'budget', progress=False,
                    minutes=1.0)
-    assert result.step == 12
-    assert capsys.readouterr().out.count('the run ends at step 12 instead of 1000') == 1
+    assert result.step == 20
+    log = capsys.readouterr().out
+    assert 'the run ends at step 40 instead of 1000' in log
+    assert 'the run ends at step 20 instead of 40' in log and 'step 41' not in log
     lrs = [record['lr'] for record in result.history['train']]
-    # each logged lr is the mean over its window of 2 steps: here steps 10 and 11 of 12
-    expected = [closed_form_lr(step, config.optimization, 12) for step in (10, 11)]
+    # each logged lr is the mean over its window of 2 steps: here steps 18 and 19 of 20
+    expected = [closed_form_lr(step, config.optimization, 20) for step in (18, 19)]
     assert lrs[-1] == pytest.approx(np.mean(expected), rel=1e-6)
     training = json.loads(read_metadata(result.weights).extra['training'])
-    assert training['time_budget_min'] == 1.0 and training['steps'] == 12
+    assert training['time_budget_min'] == 1.0 and training['steps'] == 20
     with pytest.raises(ConfigError, match='minutes'):
         Trainer(config, device='cpu', minutes=0)
 

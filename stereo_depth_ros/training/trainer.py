@@ -133,7 +133,8 @@ def submodule(model: torch.nn.Module, name: Optional[str],
                           f'{name!r}; its top-level parts are {children}') from None
 
 
-#: A time budget's new plan replaces the current one when it moves the end by more than this.
+#: A time budget's new plan that ends the run later replaces the current one only when it
+#: moves the end by more than this fraction (one that ends it earlier always does).
 REPLAN_TOLERANCE = 0.05
 
 
@@ -279,18 +280,23 @@ class Trainer:
         self.loss = build_loss(self.model, self.config.model.loss, self.total_steps)
 
     def _follow_budget(self) -> bool:
-        """Plan the run to the time budget at its planning points; True: stop now."""
+        """Plan the run to the time budget at its planning points; True: stop now.
+
+        A plan that ends the run earlier always replaces the current one; one that ends it
+        later only beyond ``REPLAN_TOLERANCE``. Either way the schedules are rebuilt for the
+        new end, so the learning rate steps to where the new plan has it at this step.
+        """
         assert self.budget is not None
-        planned = self.budget.plan(self.step, self.step_limit)
-        if (planned is not None
-                and abs(planned - self.total_steps) > REPLAN_TOLERANCE * self.total_steps):
-            _log(f'time budget {self.budget.seconds / 60:.1f} min: {self.budget.rate:.3f} '
-                 f's/step, the run ends at step {planned} instead of {self.total_steps}')
-            self.replan(planned)
         if self.step < self.total_steps and self.budget.spent():
             _log(f'time budget {self.budget.seconds / 60:.1f} min spent at step {self.step} '
                  f'of {self.total_steps}')
             return True
+        planned = self.budget.plan(self.step, self.step_limit)
+        if planned is not None and (planned < self.total_steps or planned > self.total_steps
+                                    * (1 + REPLAN_TOLERANCE)):
+            _log(f'time budget {self.budget.seconds / 60:.1f} min: {self.budget.rate:.3f} '
+                 f's/step, the run ends at step {planned} instead of {self.total_steps}')
+            self.replan(planned)
         return self.step >= self.total_steps
 
     @property

@@ -34,8 +34,10 @@ def pack_photos(source: Path, target: Path, budget_mb: float, max_side: int,
     for index in order:
         path = files[int(index)]
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None or image.dtype != np.uint8:
+        if image is None or image.ndim < 2 or min(image.shape[:2]) < 16:
             continue
+        if image.dtype != np.uint8:  # as PhotoLibrary reads it
+            image = (image / max(float(image.max()), 1.0) * 255).astype(np.uint8)
         image = shrink_to_side(image, max_side)
         cutout = image.ndim == 3 and image.shape[2] == 4 and 0.05 < float(
             np.mean(image[..., 3] > 127)) < 0.95
@@ -43,10 +45,10 @@ def pack_photos(source: Path, target: Path, budget_mb: float, max_side: int,
             image = image[..., :3]
         suffix = '.png' if cutout else '.jpg'
         options = [] if cutout else [cv2.IMWRITE_JPEG_QUALITY, quality]
-        ok, data = cv2.imencode(suffix, image, options)
-        if not ok or used + data.nbytes > budget_mb * 2 ** 20:
-            continue
         out = (target / path.relative_to(source)).with_suffix(suffix)
+        ok, data = cv2.imencode(suffix, image, options)
+        if not ok or out.exists() or used + data.nbytes > budget_mb * 2 ** 20:
+            continue  # (x.png and x.jpg would both become x.jpg: the first one stays)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data.tobytes())
         written, used = written + 1, used + data.nbytes
@@ -86,12 +88,13 @@ def main() -> None:
     parser.add_argument('--max-side', type=int, default=768)
     parser.add_argument('--quality', type=int, default=88)
     args = parser.parse_args()
+    args.photos = args.photos.expanduser()
     for folder in (args.photos, args.pairs):
         if not folder.is_dir():
             raise SystemExit(f'{folder} is not a folder')
     for name in ('photos', 'unlabeled_webp'):
         shutil.rmtree(args.out / name, ignore_errors=True)
-    photos = pack_photos(args.photos.expanduser(), args.out / 'photos', args.photo_mb,
+    photos = pack_photos(args.photos, args.out / 'photos', args.photo_mb,
                          args.max_side, args.quality)
     pairs = pack_pairs(args.pairs, args.out / 'unlabeled_webp')
     shutil.copy2(Path(__file__).with_name('unpack.py'), args.out / 'unpack.py')

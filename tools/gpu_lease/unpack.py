@@ -18,8 +18,8 @@ for path in sorted(src.rglob('*')):
     out.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == '.webp':
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        assert image is not None, path
-        cv2.imwrite(str(out.with_suffix('.png')), image)
+        if image is None or not cv2.imwrite(str(out.with_suffix('.png')), image):
+            sys.exit(f'{path}: cannot decode it or write it back as PNG')
         count += 1
     else:
         shutil.copy2(path, out)
