@@ -34,7 +34,7 @@ class Photo:
     alpha: Optional[np.ndarray] = None
 
 
-def shrink_to_side(image: np.ndarray, max_side: int) -> np.ndarray:
+def _shrink(image: np.ndarray, max_side: int) -> np.ndarray:
     """Return ``image`` shrunk (area mean) so that its longer side is at most ``max_side``."""
     scale = max_side / max(image.shape[:2])
     if scale >= 1:
@@ -44,7 +44,7 @@ def shrink_to_side(image: np.ndarray, max_side: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class DecodedPhoto:
     """A shrunk photograph as decoded: RGB uint8 and, for cutouts, alpha uint8."""
 
     rgb: np.ndarray
@@ -52,34 +52,37 @@ class _Decoded:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of pixels held."""
         return self.rgb.nbytes + (0 if self.alpha is None else self.alpha.nbytes)
 
     def photo(self) -> Photo:
+        """Return the float32 :class:`Photo` (a new copy of the pixels)."""
         alpha = None if self.alpha is None else self.alpha.astype(np.float32) / 255.0
         return Photo(self.rgb.astype(np.float32), alpha)
 
 
-def _decode(path: Path, max_side: int) -> Optional[_Decoded]:
+def decode_photo(path: Path, max_side: int) -> Optional[DecodedPhoto]:
+    """Decode ``path`` shrunk to ``max_side`` as 8-bit pixels; None if it is no usable image."""
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None or image.ndim < 2 or min(image.shape[:2]) < 16:
         return None
     if image.dtype != np.uint8:
         image = (image / max(float(image.max()), 1.0) * 255).astype(np.uint8)
-    image = shrink_to_side(image, max_side)
+    image = _shrink(image, max_side)
     if image.ndim == 2:
-        return _Decoded(cv2.cvtColor(image, cv2.COLOR_GRAY2RGB))
+        return DecodedPhoto(cv2.cvtColor(image, cv2.COLOR_GRAY2RGB))
     alpha = None
     if image.shape[2] == 4:
         coverage = float(np.mean(image[..., 3] > 127))
         if 0.05 < coverage < 0.95:
             alpha = np.ascontiguousarray(image[..., 3])
         image = image[..., :3]
-    return _Decoded(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), alpha)
+    return DecodedPhoto(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), alpha)
 
 
 def read_photo(path: Path, max_side: int) -> Optional[Photo]:
     """Read ``path`` as a :class:`Photo` (alpha kept when it outlines an object); None if not."""
-    decoded = _decode(path, max_side)
+    decoded = decode_photo(path, max_side)
     return None if decoded is None else decoded.photo()
 
 
@@ -101,7 +104,7 @@ class PhotoLibrary:
         self.png_files = [path for path in files if path.suffix.lower() == '.png']
         self.max_side = int(max_side)
         self.cache_bytes = int(cache_mb * 2 ** 20)
-        self._cache: OrderedDict[Path, Optional[_Decoded]] = OrderedDict()
+        self._cache: OrderedDict[Path, Optional[DecodedPhoto]] = OrderedDict()
         self._cached_bytes = 0
 
     def __len__(self) -> int:
@@ -112,7 +115,7 @@ class PhotoLibrary:
             self._cache.move_to_end(path)
             decoded = self._cache[path]
         else:
-            decoded = _decode(path, self.max_side)
+            decoded = decode_photo(path, self.max_side)
             self._cache[path] = decoded
             self._cached_bytes += decoded.nbytes if decoded is not None else 0
             while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:

@@ -20,8 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stereo_depth_ros.data.photos import (DEFAULT_PHOTO_CACHE, IMAGE_SUFFIXES,
-                                          shrink_to_side)
+from stereo_depth_ros.data.photos import DEFAULT_PHOTO_CACHE, IMAGE_SUFFIXES, decode_photo
 
 
 def pack_photos(source: Path, target: Path, budget_mb: float, max_side: int,
@@ -33,16 +32,13 @@ def pack_photos(source: Path, target: Path, budget_mb: float, max_side: int,
     written = used = 0
     for index in order:
         path = files[int(index)]
-        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if image is None or image.ndim < 2 or min(image.shape[:2]) < 16:
+        decoded = decode_photo(path, max_side)  # as the training reads it
+        if decoded is None:
             continue
-        if image.dtype != np.uint8:  # as PhotoLibrary reads it
-            image = (image / max(float(image.max()), 1.0) * 255).astype(np.uint8)
-        image = shrink_to_side(image, max_side)
-        cutout = image.ndim == 3 and image.shape[2] == 4 and 0.05 < float(
-            np.mean(image[..., 3] > 127)) < 0.95
-        if not cutout and image.ndim == 3 and image.shape[2] == 4:
-            image = image[..., :3]
+        cutout = decoded.alpha is not None
+        image = cv2.cvtColor(decoded.rgb, cv2.COLOR_RGB2BGR)
+        if cutout:
+            image = np.dstack([image, decoded.alpha])
         suffix = '.png' if cutout else '.jpg'
         options = [] if cutout else [cv2.IMWRITE_JPEG_QUALITY, quality]
         out = (target / path.relative_to(source)).with_suffix(suffix)
