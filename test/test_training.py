@@ -291,6 +291,36 @@ def test_synthetic_source_uses_training_seeds_deterministically(tmp_path):
     assert first['left'].shape == (2, 3, 64, 128) and first['disparity'].shape == (2, 1, 64, 128)
 
 
+def test_a_sources_own_augmentation_changes_only_its_samples(tmp_path):
+    # Two sources; the second one's samples are doubled in size (random_scale 2x, always)
+    # before the shared crop. The first one's samples stay as they were, bit for bit.
+    source = tiny_config(tmp_path)['data']['sources'][0]
+    plain = from_dict(TrainConfig, tiny_config(tmp_path, data={'sources': [source, source]}))
+    scaled_source = {**source, 'augmentation': [
+        {'name': 'random_scale', 'low': 2.0, 'high': 2.0, 'probability': 1.0}]}
+    scaled = from_dict(TrainConfig, tiny_config(tmp_path,
+                                                data={'sources': [source, scaled_source]}))
+    before, after = TrainingData(plain.data, seed=5), TrainingData(scaled.data, seed=5)
+    picked = []
+    for index in range(12):
+        which = int(np.random.default_rng((5, index)).choice(2, p=before.probabilities))
+        picked.append(which)
+        one, other = before.sample(index), after.sample(index)
+        assert other.left.shape == one.left.shape == (64, 128, 3)  # cropped after scaling
+        if which == 0:
+            np.testing.assert_array_equal(other.disparity, one.disparity)
+            np.testing.assert_array_equal(other.left, one.left)
+        else:
+            # Doubled: beyond the source's 16 px, where it becomes unknown.
+            assert np.isnan(other.disparity).mean() > np.isnan(one.disparity).mean()
+            assert np.nanmax(other.disparity) <= 16.0 < 2 * np.nanmax(one.disparity)
+    assert 0 < sum(picked) < len(picked)  # both sources were drawn
+    unknown = {**source, 'augmentation': [{'name': 'zoom'}]}
+    with pytest.raises(ConfigError, match="unknown augmentation 'zoom'"):
+        TrainingData(from_dict(TrainConfig, tiny_config(
+            tmp_path, data={'sources': [unknown]})).data, seed=5)
+
+
 def test_workers_build_the_same_batches_and_each_scene_once(tmp_path, monkeypatch):
     config = from_dict(TrainConfig, tiny_config(tmp_path))
     config.data.sources[0].scene_reuse = 3

@@ -65,6 +65,11 @@ class SourceConfig:
     #: with its shipped weights or ``labeller_weights``.
     labeller: str = DEFAULT_LABELLER
     labeller_weights: Optional[str] = None
+    #: Transforms of this source's samples only, applied before the shared
+    #: ``data.augmentation`` (same names and parameters), e.g. ``{name: random_scale, low: 1.0,
+    #: high: 2.0}`` to enlarge a real set's disparities; ground truth they carry above
+    #: ``max_disparity`` becomes unknown.
+    augmentation: list[dict] = field(default_factory=list)
 
 
 @dataclass

@@ -298,6 +298,16 @@ def sample_to_tensors(sample: TrainSample) -> dict[str, torch.Tensor]:
             'disparity': torch.from_numpy(sample.disparity[None].copy())}
 
 
+def forget_beyond(sample: TrainSample, max_disparity: Optional[float]) -> TrainSample:
+    """Return ``sample`` with ground truth above ``max_disparity`` unknown (None: as is)."""
+    if max_disparity is None:
+        return sample
+    disparity = sample.disparity.copy()
+    with np.errstate(invalid='ignore'):
+        disparity[disparity > max_disparity] = np.nan
+    return TrainSample(sample.left, sample.right, disparity)
+
+
 class TrainingData(torch.utils.data.Dataset):
     """Map-style dataset: global sample index -> augmented tensors (infinite stream)."""
 
@@ -311,6 +321,11 @@ class TrainingData(torch.utils.data.Dataset):
                               f'{weights.tolist()}')
         self.probabilities = weights / weights.sum()
         self.augmentation = augmentation or build_augmentation(config.augmentation)
+        #: Each source's own transforms (before the shared ones); None where it has none.
+        self.source_augmentations = [build_augmentation(source.augmentation)
+                                     if source.augmentation else None
+                                     for source in config.sources]
+        self.source_ranges = [source.max_disparity for source in config.sources]
 
     def __len__(self) -> int:
         return 2 ** 62
@@ -324,7 +339,12 @@ class TrainingData(torch.utils.data.Dataset):
         """Return augmented sample ``index`` as arrays."""
         rng = np.random.default_rng((self.seed, int(index)))
         which = int(rng.choice(len(self.sources), p=self.probabilities))
-        return self.augmentation(self.sources[which].sample(index, rng), rng)
+        sample = self.sources[which].sample(index, rng)
+        own = self.source_augmentations[which]
+        if own:
+            # A source's own scaling may carry ground truth beyond its range: unknown there.
+            sample = forget_beyond(own(sample, rng), self.source_ranges[which])
+        return self.augmentation(sample, rng)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return sample_to_tensors(self.sample(index))
