@@ -299,6 +299,21 @@ def test_selection_scores_prefer_the_true_disparity() -> None:
         '1', '2', '3', '5', '6', '8', '10', '11', '12', '14', '16']
 
 
+def test_selection_scores_split_the_pseudo_label_errors_by_band() -> None:
+    scene = make_scene(5, 64, 256, 'layered', max_disparity=120)
+    sample = StereoSample('s', scene.left, scene.right, scene.disparity)
+    truth = np.nan_to_num(scene.disparity)
+    labelled = truth[np.isfinite(scene.disparity)]
+    assert (labelled < 32).any() and (labelled >= 64).any()  # bands on both sides
+    # 5 px too far wherever the label is 64 px or more, exact below.
+    scores = score_pairs(_ConstantNet(np.where(truth >= 64, truth + 5, truth)), [sample])
+    assert scores['pseudo_bad2_0_32'] == 0.0 and scores['pseudo_bad2_64_128'] == 1.0
+    assert scores['pseudo_bad2'] == pytest.approx((labelled >= 64).mean(), abs=1e-6)
+    assert np.isnan(scores['pseudo_bad2_128_256'])  # no label there
+    assert scores['pseudo_pixels_128_256'] == 0 and scores['pseudo_pixels_64_128'] == (
+        (labelled >= 64) & (labelled < 128)).sum()
+
+
 def test_a_pseudo_source_can_leave_out_the_selection_pairs(tmp_path: Path) -> None:
     from stereo_depth_ros.training.config import SourceConfig
     from stereo_depth_ros.training.sources import build_source
@@ -334,6 +349,9 @@ def test_selection_command_scores_weights_files(tmp_path: Path, capsys) -> None:
     assert selection_main([str(weights), '--pairs', str(_pairs_folder(tmp_path, 3))]) == 0
     row = [line for line in capsys.readouterr().out.splitlines() if 'tiny.safetensors' in line]
     assert len(row) == 1 and row[0].endswith('%')
+    assert selection_main([str(weights), '--pairs', str(tmp_path / 'pairs'), '--bands']) == 0
+    bands = [line for line in capsys.readouterr().out.splitlines() if 'by band' in line]
+    assert len(bands) == 1 and '0-32 px ' in bands[0] and bands[0].endswith('128-256 px - of 0')
     assert selection_main([str(weights), '--pairs', str(tmp_path / 'none')]) == 2
 
 

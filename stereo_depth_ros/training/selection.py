@@ -1,7 +1,7 @@
 """Score weights files on unlabeled real pairs, to choose between runs without ground truth.
 
 ``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]
-[--near-scale S] [--near-from F] [--near-passes N] [--synthetic N]``
+[--near-scale S] [--near-from F] [--near-passes N] [--synthetic N] [--bands]``
 
 For each file: the photometric loss (SSIM + L1 of the right view warped by the predicted
 disparity, masked where it is occluded) and the agreement with the left-right-checked SGBM
@@ -9,6 +9,8 @@ pseudo-labels (EPE and bad-2 on the pixels that have one), averaged over the pai
 ``stereo-depth adapt`` holds out (every 8th) and every 4th other pair, whole images, through
 the backends' own inference path. Lower is better for all three. These are the numbers the
 model cards quote when a stage is shipped; the scenes with ground truth never choose a run.
+``--bands`` adds the pseudo-label bad-2 by the labels' disparity band (0-32, 32-64, 64-128,
+128-256 px), where a range weakness shows without ground truth.
 
 ``--synthetic N`` adds N full-range validation scenes per kind (384x1248, 0-192 px, seeds
 from :data:`FULL_RANGE_SEED_OFFSET`, disjoint from the trainer's validation seeds and from
@@ -36,6 +38,7 @@ from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..data.synthetic import VALIDATION_SEED_OFFSET
 from ..errors import StereoDepthError
+from ..evaluation.metrics import DISPARITY_BANDS, band_key
 from ..networks.common import StereoNet
 from ..networks.inference import images_to_tensor, near_pass_scales, predict_with_near_pass
 from ..weights import load_model, read_metadata
@@ -63,8 +66,17 @@ def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scales:
 @torch.no_grad()
 def score_pairs(model: StereoNet, samples: Sequence[StereoSample],
                 near_scales: Sequence[float] = (), near_from: float = 0.0) -> dict[str, float]:
-    """Return mean ``photometric``, ``pseudo_epe`` and ``pseudo_bad2`` of ``model``."""
+    """Return mean ``photometric``, ``pseudo_epe`` and ``pseudo_bad2`` of ``model``.
+
+    Also ``pseudo_bad2_<low>_<high>``: bad-2 against the labels in each band of
+    :data:`~stereo_depth_ros.evaluation.metrics.DISPARITY_BANDS` of the label's disparity,
+    over the labelled pixels of all pairs together (NaN for a band without any; their number
+    is ``pseudo_pixels_<low>_<high>``): where the network and the left-right checked labels
+    part, by range.
+    """
     rows = []
+    band_wrong = np.zeros(len(DISPARITY_BANDS))
+    band_count = np.zeros(len(DISPARITY_BANDS))
     for sample, disparity in _predictions(model, samples, near_scales, near_from):
         raw_left = torch.from_numpy(sample.left.transpose(2, 0, 1).copy())[None].float() / 255
         raw_right = torch.from_numpy(sample.right.transpose(2, 0, 1).copy())[None].float() / 255
@@ -75,8 +87,17 @@ def score_pairs(model: StereoNet, samples: Sequence[StereoSample],
         rows.append((float(photometric_loss(raw_left, raw_right, disparity)),
                      float(masked_epe(disparity, label, mask)),
                      float(wrong.sum() / mask.sum().clamp_min(1))))
+        for index, (low, high) in enumerate(DISPARITY_BANDS):
+            inside = mask * ((label >= low) & (label < high)).float()
+            band_wrong[index] += float((wrong * inside).sum())
+            band_count[index] += float(inside.sum())
     photometric, epe, bad2 = (float(np.mean(column)) for column in zip(*rows))
-    return {'photometric': photometric, 'pseudo_epe': epe, 'pseudo_bad2': bad2}
+    scores = {'photometric': photometric, 'pseudo_epe': epe, 'pseudo_bad2': bad2}
+    for index, band in enumerate(DISPARITY_BANDS):
+        scores[band_key('pseudo_bad2', band)] = (band_wrong[index] / band_count[index]
+                                                 if band_count[index] else float('nan'))
+        scores[band_key('pseudo_pixels', band)] = float(band_count[index])
+    return scores
 
 
 def full_range_scenes(count: int, kinds: Sequence[str],
@@ -120,6 +141,11 @@ def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
     return {'epe': epe, 'bad2': bad2, 'bad3_large': bad3_large}
 
 
+def _percent(fraction: float) -> str:
+    """Return ``fraction`` as a percentage with one decimal, ``-`` where it is NaN."""
+    return '-' if np.isnan(fraction) else f'{100 * fraction:.1f}%'
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print the unlabeled-pair scores of each weights file."""
     parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.selection',
@@ -137,6 +163,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--near-passes', type=int, default=0,
                         help='backend option near_passes (default 0: as the backends, one and '
                         'more while the range is below 192 px)')
+    parser.add_argument('--bands', action='store_true',
+                        help='also print bad-2 against the pseudo-labels by the labels\' '
+                        'disparity band (pixels of all pairs pooled)')
     parser.add_argument('--synthetic', type=int, default=0, metavar='N',
                         help='also score N full-range validation scenes per kind (default 0)')
     parser.add_argument('--synthetic-kinds', default='layered,photo',
@@ -177,6 +206,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 line += (f' {synth["epe"]:>11.2f} {100 * synth["bad2"]:>5.1f}% '
                          f'{100 * synth["bad3_large"]:>8.1f}%')
             tqdm.write(line)
+            if args.bands:
+                tqdm.write(f'{"":<50} pseudo bad-2 by band: ' + ', '.join(
+                    f'{low}-{high} px {_percent(scores[band_key("pseudo_bad2", (low, high))])}'
+                    f' of {scores[band_key("pseudo_pixels", (low, high))]:.0f}'
+                    for low, high in DISPARITY_BANDS))
     except StereoDepthError as error:
         print(f'selection: {error}', file=sys.stderr)
         return 2
