@@ -481,17 +481,21 @@ def test_a_few_steps_lower_the_loss(tmp_path):
 
 def simulate_budget(monkeypatch, seconds: float, step_times: list[float],
                     limit: int = 1000) -> tuple[TimeBudget, list[tuple[int, int]]]:
-    """Run a TimeBudget on a simulated clock; return it and its (step, planned end) pairs."""
+    """Run a TimeBudget on a simulated clock; return it and its (step, planned end) pairs.
+
+    The clock is simulated only inside this function: the caller's later runs see real time.
+    """
     clock = [0.0]
-    monkeypatch.setattr('stereo_depth_ros.training.trainer.time.perf_counter', lambda: clock[0])
-    budget = TimeBudget(seconds)
-    budget.start()
     plans = []
-    for step, seconds_per_step in enumerate(step_times, start=1):
-        clock[0] += seconds_per_step
-        planned = budget.plan(step, limit)
-        if planned is not None:
-            plans.append((step, planned))
+    with monkeypatch.context() as patch:
+        patch.setattr('stereo_depth_ros.training.trainer.time.perf_counter', lambda: clock[0])
+        budget = TimeBudget(seconds)
+        budget.start()
+        for step, seconds_per_step in enumerate(step_times, start=1):
+            clock[0] += seconds_per_step
+            planned = budget.plan(step, limit)
+            if planned is not None:
+                plans.append((step, planned))
     return budget, plans
 
 

@@ -86,6 +86,11 @@ def read_photo(path: Path, max_side: int) -> Optional[Photo]:
     return None if decoded is None else decoded.photo()
 
 
+def _cached_size(decoded: Optional[DecodedPhoto]) -> int:
+    """Return the bytes a cache entry holds (an unusable file, None, holds none)."""
+    return 0 if decoded is None else decoded.nbytes
+
+
 class PhotoLibrary:
     """Photographs under ``root`` (recursively), decoded lazily into a bounded cache."""
 
@@ -117,10 +122,9 @@ class PhotoLibrary:
         else:
             decoded = decode_photo(path, self.max_side)
             self._cache[path] = decoded
-            self._cached_bytes += decoded.nbytes if decoded is not None else 0
+            self._cached_bytes += _cached_size(decoded)
             while self._cached_bytes > self.cache_bytes and len(self._cache) > 1:
-                dropped = self._cache.popitem(last=False)[1]
-                self._cached_bytes -= dropped.nbytes if dropped is not None else 0
+                self._cached_bytes -= _cached_size(self._cache.popitem(last=False)[1])
         return None if decoded is None else decoded.photo()
 
     @property
