@@ -141,6 +141,16 @@ class SyntheticSource:
         return self.scene(index)
 
 
+def forget_beyond(sample: TrainSample, max_disparity: Optional[float]) -> TrainSample:
+    """Return ``sample`` with ground truth above ``max_disparity`` unknown (None: as is)."""
+    if max_disparity is None:
+        return sample
+    disparity = sample.disparity.copy()
+    with np.errstate(invalid='ignore'):
+        disparity[disparity > max_disparity] = np.nan
+    return TrainSample(sample.left, sample.right, disparity)
+
+
 class FileSource:
     """A finite dataset of files, reshuffled every epoch (deterministically per seed)."""
 
@@ -167,14 +177,12 @@ class FileSource:
         item = self.dataset[position]
         left = np.asarray(item.left, np.float32)
         right = np.asarray(item.right, np.float32)
+        # A copy: the transforms may change it, and the dataset may keep its arrays in memory.
         disparity = np.asarray(item.disparity, dtype=np.float32).copy()
         name = getattr(item, 'name', None)
         label = f'{name!r} (item {position})' if name else f'item {position}'
         check_sample_shapes(label, left, right, disparity)
-        if self.max_disparity is not None:
-            with np.errstate(invalid='ignore'):
-                disparity[disparity > self.max_disparity] = np.nan
-        return TrainSample(left, right, disparity)
+        return forget_beyond(TrainSample(left, right, disparity), self.max_disparity)
 
 
 def check_sample_shapes(name: str, left: np.ndarray, right: np.ndarray,
@@ -298,16 +306,6 @@ def sample_to_tensors(sample: TrainSample) -> dict[str, torch.Tensor]:
             'disparity': torch.from_numpy(sample.disparity[None].copy())}
 
 
-def forget_beyond(sample: TrainSample, max_disparity: Optional[float]) -> TrainSample:
-    """Return ``sample`` with ground truth above ``max_disparity`` unknown (None: as is)."""
-    if max_disparity is None:
-        return sample
-    disparity = sample.disparity.copy()
-    with np.errstate(invalid='ignore'):
-        disparity[disparity > max_disparity] = np.nan
-    return TrainSample(sample.left, sample.right, disparity)
-
-
 class TrainingData(torch.utils.data.Dataset):
     """Map-style dataset: global sample index -> augmented tensors (infinite stream)."""
 
@@ -341,7 +339,7 @@ class TrainingData(torch.utils.data.Dataset):
         which = int(rng.choice(len(self.sources), p=self.probabilities))
         sample = self.sources[which].sample(index, rng)
         own = self.source_augmentations[which]
-        if own:
+        if own is not None:
             # A source's own scaling may carry ground truth beyond its range: unknown there.
             sample = forget_beyond(own(sample, rng), self.source_ranges[which])
         return self.augmentation(sample, rng)
