@@ -418,6 +418,47 @@ def test_bench_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         bench.parse_size('384')
 
 
+def test_bench_profile_says_where_the_time_goes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(record_module, 'default_weights_path', lambda name: None)
+    weights = save_tiny(tmp_path, 'costnet')
+    assert bench.run(_bench_args(backends='sgbm,costnet', weights=[f'costnet={weights}'],
+                                 profile=True, repeats=3)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('costnet: '))
+    assert not any(line.startswith('sgbm: ') for line in lines)  # no network to time
+    rows = {line.rsplit(None, 4)[0].strip(): float(line.split()[-4]) for line in lines[start + 1:]}
+    total = float(lines[start].split()[1])
+    assert {'tower', 'down8', 'logits', 'outside the layers'} <= set(rows)
+    assert all(ms > 0 for name, ms in rows.items() if name != 'outside the layers')
+    assert sum(rows.values()) == pytest.approx(total, abs=0.1 * len(rows))
+    # Without --profile the output ends with the table.
+    assert bench.run(_bench_args(backends='costnet', weights=[f'costnet={weights}'])) == 0
+    assert 'with timers' not in capsys.readouterr().out
+
+
+def test_layer_timer_sums_each_top_level_layer_and_unhooks() -> None:
+    from torch import nn
+    from stereo_depth_ros.evaluation.layer_times import LayerTimer, format_layer_times
+    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.ReLU(), nn.Tanh()))
+    with LayerTimer(model) as parts:
+        model[1][1:](model[1][0](torch.zeros(2, 4)))  # the parts of child 1, not child 1
+    assert parts.seconds['1'] > 0 and parts.seconds['0'] == 0
+    with LayerTimer(model) as timer:
+        model(torch.zeros(2, 4))
+        model(torch.zeros(2, 4))
+    assert set(timer.seconds) == {'0', '1'} and all(v > 0 for v in timer.seconds.values())
+    before = dict(timer.seconds)
+    model(torch.zeros(2, 4))  # hooks removed: nothing more is counted
+    assert timer.seconds == before
+    table = format_layer_times('net', {'a': 0.003, 'b': 0.001, 'never': 0.0}, 0.010, 2)
+    assert table.splitlines() == [
+        'net: 5.0 ms per pair with timers on its layers',
+        '  a                       1.5 ms   30.0 %',
+        '  b                       0.5 ms   10.0 %',
+        '  outside the layers      3.0 ms   60.0 %']
+
+
 def test_bench_pair_is_shifted() -> None:
     left, right = bench.make_pair(32, 48, shift=5)
     assert left.shape == right.shape == (32, 48, 3)

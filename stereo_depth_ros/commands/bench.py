@@ -18,6 +18,7 @@ from .common import add_device_argument, add_precision_argument, parse_backend_o
 from ..backends.base import DisparityBackend
 from ..backends.registry import backend_names, backend_record, create_backend
 from ..errors import BackendError
+from ..evaluation.layer_times import LayerTimer, format_layer_times
 from ..glibc import load_glibc
 
 if TYPE_CHECKING:
@@ -180,6 +181,33 @@ def bench_backend(name: str, backend: DisparityBackend, label: str,
     return BenchResult(name, label, times, peak, kind)
 
 
+def profile_backend(name: str, backend: DisparityBackend, pair: tuple[np.ndarray, np.ndarray],
+                    repeats: int, progress: tqdm) -> Optional[str]:
+    """Return where ``backend``'s network spends ``repeats`` more runs (None: no network).
+
+    Runs of its own with timers on the network's top-level layers (which cost a little), so
+    the timed runs stay untouched. Not on CUDA (the layers only queue their kernels) and not
+    compiled (the compiled code does not run the layers one by one).
+    """
+    model = getattr(backend, 'model', None)
+    if model is None:
+        return None
+    skipped = ('on CUDA (its layers only queue kernels)' if _cuda_device(backend) is not None
+               else 'with torch_compile (the layers do not run one by one)'
+               if getattr(backend, 'compiled', None) else '')
+    if skipped:
+        progress.update(repeats)
+        return f'{name}: not profiled {skipped}'
+    left, right = pair
+    with LayerTimer(model) as timer:
+        start = time.perf_counter()
+        for _ in range(repeats):
+            backend.compute(left, right)
+            progress.update()
+        total = time.perf_counter() - start
+    return format_layer_times(name, timer.seconds, total, repeats)
+
+
 def format_table(results: list[BenchResult], reference: str = 'sgbm') -> str:
     """Return the results as an aligned text table with the ratio to ``reference``."""
     ref = next((r.median_ms for r in results if r.backend == reference and r.times_ms), None)
@@ -215,6 +243,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='time learned backends without shipped weights using random ones')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch default)')
+    parser.add_argument('--profile', action='store_true',
+                        help='then time each learned backend\'s layers (runs of their own) and '
+                             'print where its time goes')
     parser.add_argument('--backend-option', action='append', default=[], metavar='KEY=VALUE',
                         help='option of the learned backends, repeatable (e.g. near_scale=0; '
                              '`stereo-depth backends` lists them)')
@@ -247,22 +278,31 @@ def run(args: argparse.Namespace) -> int:
     pair = make_pair(height, width)
     explicit = _parse_weights(args.weights)
     results: list[BenchResult] = []
+    profiles: list[str] = []
+    runs = args.warmup + args.repeats * (2 if args.profile else 1)
     with tempfile.TemporaryDirectory() as tmp, \
-            tqdm(total=len(names) * (args.warmup + args.repeats), desc='bench', unit='run',
-                 leave=False) as progress:
+            tqdm(total=len(names) * runs, desc='bench', unit='run', leave=False) as progress:
         for name in names:
             progress.set_postfix_str(name)
             backend, label, note = _build(name, args, Path(tmp), explicit)
             if backend is None:
                 results.append(BenchResult(name, label, [], note=note))
-                progress.update(args.warmup + args.repeats)
+                progress.update(runs)
                 continue
             results.append(bench_backend(name, backend, label, pair, args.warmup,
                                          args.repeats, progress))
+            profile = (profile_backend(name, backend, pair, args.repeats, progress)
+                       if args.profile else None)
+            if profile is not None:
+                profiles.append(profile)
+            elif args.profile:
+                progress.update(args.repeats)
             del backend
     precision = args.precision or 'default'
     learned = ''.join(f', {option}' for option in args.backend_option)
     print(f'{height}x{width}, device {args.device}, precision {precision}{learned}, '
           f'{args.repeats} repeats after {args.warmup} warm-up')
     print(format_table(results))
+    for profile in profiles:
+        print(profile)
     return 0
