@@ -309,6 +309,16 @@ def test_selection_scores_split_the_pseudo_label_errors_by_band() -> None:
     scores = score_pairs(_ConstantNet(np.where(truth >= 64, truth + 5, truth)), [sample])
     assert scores['pseudo_bad2_0_32'] == 0.0 and scores['pseudo_bad2_64_128'] == 1.0
     assert scores['pseudo_bad2'] == pytest.approx((labelled >= 64).mean(), abs=1e-6)
+    # Two pairs: the second labels only 100 pixels of 32-64 px, all wrong. Pooled over pixels
+    # that band is 100 / (its pixels in both), not the mean of the pairs' shares.
+    sparse = np.full_like(scene.disparity, np.nan)
+    middle = np.flatnonzero((scene.disparity >= 32) & (scene.disparity < 64))
+    assert middle.size > 100
+    sparse.flat[middle[:100]] = scene.disparity.flat[middle[:100]] + 5
+    pair = StereoSample('sparse', scene.left, scene.right, sparse)
+    both = score_pairs(_ConstantNet(np.where(truth >= 64, truth + 5, truth)), [sample, pair])
+    assert both['pseudo_pixels_32_64'] == middle.size + 100
+    assert both['pseudo_bad2_32_64'] == pytest.approx(100 / (middle.size + 100))
     assert np.isnan(scores['pseudo_bad2_128_256'])  # no label there
     assert scores['pseudo_pixels_128_256'] == 0 and scores['pseudo_pixels_64_128'] == (
         (labelled >= 64) & (labelled < 128)).sum()

@@ -303,18 +303,24 @@ def test_a_sources_own_augmentation_changes_only_its_samples(tmp_path):
     before, after = TrainingData(plain.data, seed=5), TrainingData(scaled.data, seed=5)
     picked = []
     for index in range(12):
-        which = int(np.random.default_rng((5, index)).choice(2, p=before.probabilities))
+        rng = np.random.default_rng((5, index))
+        which = int(rng.choice(2, p=before.probabilities))
         picked.append(which)
         one, other = before.sample(index), after.sample(index)
         assert other.left.shape == one.left.shape == (64, 128, 3)  # cropped after scaling
         if which == 0:
-            np.testing.assert_array_equal(other.disparity, one.disparity)
-            np.testing.assert_array_equal(other.left, one.left)
+            # The pipeline of before the change, by hand: source, then the shared transforms.
+            by_hand = before.augmentation(before.sources[0].sample(index, rng), rng)
+            for unchanged in (one, by_hand):
+                np.testing.assert_array_equal(other.disparity, unchanged.disparity)
+                np.testing.assert_array_equal(other.left, unchanged.left)
         else:
             # Doubled: beyond the source's 16 px, where it becomes unknown.
             assert np.isnan(other.disparity).mean() > np.isnan(one.disparity).mean()
             assert np.nanmax(other.disparity) <= 16.0 < 2 * np.nanmax(one.disparity)
     assert 0 < sum(picked) < len(picked)  # both sources were drawn
+    # The run's recorded data description (log, model card) names the source's own transform.
+    assert describe_data(scaled).count('with its own augmentation: random_scale(low=2.0') == 1
     unknown = {**source, 'augmentation': [{'name': 'zoom'}]}
     with pytest.raises(ConfigError, match="unknown augmentation 'zoom'"):
         TrainingData(from_dict(TrainConfig, tiny_config(
@@ -521,7 +527,7 @@ def test_time_budget_plans_the_run_to_fit_and_anneals_the_lr(tmp_path, monkeypat
     monkeypatch.setattr(TimeBudget, 'plan', lambda self, step, limit: plans.get(step))
     capsys.readouterr()
     result = train(config, device='cpu', out_dir=tmp_path / 'budget', progress=False,
-                   minutes=1.0)
+                   minutes=10.0)  # real time here: far more than the run takes
     assert result.step == 20
     log = capsys.readouterr().out
     assert 'the run ends at step 40 instead of 1000' in log
@@ -531,7 +537,7 @@ def test_time_budget_plans_the_run_to_fit_and_anneals_the_lr(tmp_path, monkeypat
     expected = [closed_form_lr(step, config.optimization, 20) for step in (18, 19)]
     assert lrs[-1] == pytest.approx(np.mean(expected), rel=1e-6)
     training = json.loads(read_metadata(result.weights).extra['training'])
-    assert training['time_budget_min'] == 1.0 and training['steps'] == 20
+    assert training['time_budget_min'] == 10.0 and training['steps'] == 20
     with pytest.raises(ConfigError, match='minutes'):
         Trainer(config, device='cpu', minutes=0)
 

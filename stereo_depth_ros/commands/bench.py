@@ -192,19 +192,21 @@ def profile_backend(name: str, backend: DisparityBackend, pair: tuple[np.ndarray
     model = getattr(backend, 'model', None)
     if model is None:
         return None
+    compiled = getattr(backend, 'compiled', None)
     skipped = ('on CUDA (its layers only queue kernels)' if _cuda_device(backend) is not None
                else 'with torch_compile (the layers do not run one by one)'
-               if getattr(backend, 'compiled', None) else '')
+               if compiled is not None and compiled.active else '')
     if skipped:
         progress.update(repeats)
         return f'{name}: not profiled {skipped}'
     left, right = pair
+    total = 0.0
     with LayerTimer(model) as timer:
-        start = time.perf_counter()
         for _ in range(repeats):
+            start = time.perf_counter()
             backend.compute(left, right)
-            progress.update()
-        total = time.perf_counter() - start
+            total += time.perf_counter() - start
+            progress.update()  # outside the timed part, as in bench_backend
     return format_layer_times(name, timer.seconds, total, repeats)
 
 
@@ -245,7 +247,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='torch CPU threads (default: torch default)')
     parser.add_argument('--profile', action='store_true',
                         help='then time each learned backend\'s layers (runs of their own) and '
-                             'print where its time goes')
+                             'print where its time goes (CPU, uncompiled: on CUDA or with '
+                             'torch_compile it says "not profiled")')
     parser.add_argument('--backend-option', action='append', default=[], metavar='KEY=VALUE',
                         help='option of the learned backends, repeatable (e.g. near_scale=0; '
                              '`stereo-depth backends` lists them)')

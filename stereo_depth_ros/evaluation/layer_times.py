@@ -4,14 +4,17 @@
 on its network and prints :func:`format_layer_times`: the milliseconds per pair spent in each
 of the network's top-level children (``tower``, ``refine``, ...; summed over the passes of a
 pair, so the near pass counts too), and what remains outside them (the correlation, the
-regression, upsampling, the near-pass blend, the image conversion). The hooks run only in
-these extra runs, so the timed runs of the table stay as they are.
+regression, upsampling, the near-pass blend, the image conversion). A child the network
+reaches through a method of its own rather than a call (``self.trunk.features(x)``) counts
+while its modules run; the code between them counts as outside. The hooks run only in these
+extra runs, so the timed runs of the table stay as they are.
 """
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 
 class LayerTimer:
@@ -27,16 +30,16 @@ class LayerTimer:
         self.seconds: dict[str, float] = {name: 0.0 for name, _ in model.named_children()}
         self._depth: dict[str, int] = dict.fromkeys(self.seconds, 0)
         self._started: dict[str, float] = {}
-        self._handles: list[Any] = []
+        self._handles: list[RemovableHandle] = []
 
-    def _before(self, name: str) -> Any:
+    def _before(self, name: str) -> Callable[[nn.Module, Any], None]:
         def hook(module: nn.Module, inputs: Any) -> None:
             if self._depth[name] == 0:
                 self._started[name] = time.perf_counter()
             self._depth[name] += 1
         return hook
 
-    def _after(self, name: str) -> Any:
+    def _after(self, name: str) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
             self._depth[name] -= 1
             if self._depth[name] == 0:
@@ -44,10 +47,13 @@ class LayerTimer:
         return hook
 
     def __enter__(self) -> 'LayerTimer':
+        self._depth = dict.fromkeys(self.seconds, 0)
         for name, child in self.model.named_children():
             for module in child.modules():  # the child and everything under it
                 self._handles.append(module.register_forward_pre_hook(self._before(name)))
-                self._handles.append(module.register_forward_hook(self._after(name)))
+                # always_call: a forward that raises still closes its layer's interval.
+                self._handles.append(module.register_forward_hook(self._after(name),
+                                                                  always_call=True))
         return self
 
     def __exit__(self, *exc: object) -> None:

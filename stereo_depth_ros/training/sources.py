@@ -177,7 +177,7 @@ class FileSource:
         item = self.dataset[position]
         left = np.asarray(item.left, np.float32)
         right = np.asarray(item.right, np.float32)
-        # A copy: the transforms may change it, and the dataset may keep its arrays in memory.
+        # A copy, so that no later step can change an array the dataset keeps in memory.
         disparity = np.asarray(item.disparity, dtype=np.float32).copy()
         name = getattr(item, 'name', None)
         label = f'{name!r} (item {position})' if name else f'item {position}'

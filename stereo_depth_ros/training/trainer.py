@@ -106,18 +106,25 @@ def describe_data(config: TrainConfig) -> str:
     sources = []
     for source in config.data.sources:
         if source.kind == 'synthetic':
-            sources.append(f'synthetic {"+".join(source.scene_kinds)} scenes '
-                           f'{source.width}x{source.height} (seeds < 1000000, max disparity '
-                           f'{source.max_disparity:g} px, weight {source.weight:g})')
+            text = (f'synthetic {"+".join(source.scene_kinds)} scenes '
+                    f'{source.width}x{source.height} (seeds < 1000000, max disparity '
+                    f'{source.max_disparity:g} px, weight {source.weight:g})')
         elif source.kind == 'pseudo':
-            sources.append(f'pseudo at {source.root} (labels: {source.labeller}, left-right '
-                           f'checked; weight {source.weight:g})')
+            text = (f'pseudo at {source.root} (labels: {source.labeller}, left-right '
+                    f'checked; weight {source.weight:g})')
         else:
-            sources.append(f'{source.kind} at {source.root} (weight {source.weight:g})')
-    transforms = ', '.join(
-        '{}({})'.format(t.get('name'), ', '.join(f'{k}={v}' for k, v in t.items() if k != 'name'))
-        for t in config.data.augmentation)
+            text = f'{source.kind} at {source.root} (weight {source.weight:g})'
+        own = _describe_transforms(source.augmentation)
+        sources.append(text + (f' with its own augmentation: {own}' if own else ''))
+    transforms = _describe_transforms(config.data.augmentation)
     return '; '.join(sources) + (f'; augmentation: {transforms}' if transforms else '')
+
+
+def _describe_transforms(specs: list[dict]) -> str:
+    """Return ``name(key=value, ...)`` of each transform spec, comma-separated."""
+    return ', '.join(
+        '{}({})'.format(t.get('name'), ', '.join(f'{k}={v}' for k, v in t.items() if k != 'name'))
+        for t in specs)
 
 
 def submodule(model: torch.nn.Module, name: Optional[str],
