@@ -265,6 +265,25 @@ def test_bf16_autocast_keeps_the_disparity_output_in_float32(name: str) -> None:
     assert on_bf16_grid.float().mean() < 0.5
 
 
+def test_qr_head_gives_the_same_output_in_either_memory_layout() -> None:
+    # channels_last (the backends) computes the coarse offsets pixel-last; NCHW as before.
+    torch.manual_seed(0)
+    model = DispNetQR(num_bins=4, width=0.125, max_disparity=64, head_channels=8).eval()
+    left, right = torch.randn(1, 3, 64, 128), torch.randn(1, 3, 64, 128)
+    layouts = []
+    model.head_up.register_forward_hook(lambda module, inputs, up: layouts.append(
+        up.is_contiguous(memory_format=torch.channels_last)))
+    with torch.no_grad():
+        plain = model(left, right)
+        last = model.to(memory_format=torch.channels_last)(
+            left.contiguous(memory_format=torch.channels_last),
+            right.contiguous(memory_format=torch.channels_last))
+    assert layouts == [False, True]  # each branch ran once
+    for name in ('logits', 'residuals', 'disparity'):
+        torch.testing.assert_close(getattr(last, name), getattr(plain, name),
+                                   atol=1e-4, rtol=1e-4)
+
+
 def test_qr_head_sits_on_either_dispnet_trunk() -> None:
     from stereo_depth_ros.networks.dispnetc import DispNetC
     model = DispNetQR(num_bins=4, width=0.125, max_disparity=64, trunk='dispnetc')
