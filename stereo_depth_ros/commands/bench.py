@@ -187,10 +187,12 @@ def profile_backend(name: str, backend: DisparityBackend, pair: tuple[np.ndarray
 
     Runs of its own with timers on the network's top-level layers (which cost a little), so
     the timed runs stay untouched. Not on CUDA (the layers only queue their kernels) and not
-    compiled (the compiled code does not run the layers one by one).
+    compiled (the compiled code does not run the layers one by one). ``progress`` advances by
+    ``repeats`` in every case.
     """
     model = getattr(backend, 'model', None)
     if model is None:
+        progress.update(repeats)
         return None
     compiled = getattr(backend, 'compiled', None)
     skipped = ('on CUDA (its layers only queue kernels)' if _cuda_device(backend) is not None
@@ -294,12 +296,10 @@ def run(args: argparse.Namespace) -> int:
                 continue
             results.append(bench_backend(name, backend, label, pair, args.warmup,
                                          args.repeats, progress))
-            profile = (profile_backend(name, backend, pair, args.repeats, progress)
-                       if args.profile else None)
-            if profile is not None:
-                profiles.append(profile)
-            elif args.profile:
-                progress.update(args.repeats)
+            if args.profile:
+                profile = profile_backend(name, backend, pair, args.repeats, progress)
+                if profile is not None:
+                    profiles.append(profile)
             del backend
     precision = args.precision or 'default'
     learned = ''.join(f', {option}' for option in args.backend_option)
