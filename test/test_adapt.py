@@ -23,7 +23,9 @@ from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
 from stereo_depth_ros.training.model_card import build_card
 from stereo_depth_ros.training.pair_split import selection_pairs, training_pairs
-from stereo_depth_ros.training.selection import score_full_range, score_pairs
+from stereo_depth_ros.training.selection import (score_full_range,
+                                                 score_full_range_predictions, score_pairs,
+                                                 sgbm_predictions)
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
                                                        visible_in_right, warp_right_to_left)
 from stereo_depth_ros.weights import read_metadata, save_weights
@@ -398,3 +400,22 @@ def test_selection_command_scores_full_range_scenes_with_the_near_pass(
                            '--near-scale', '0.9']) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and error[0].startswith('selection: ') and 'near_scale' in error[0]
+
+
+def test_sgbm_is_scored_as_the_baseline_with_its_holes_filled(tmp_path: Path, capsys) -> None:
+    scene = make_scene(4, 128, 256, 'layered', max_disparity=40)
+    sample = StereoSample('s', scene.left, scene.right, scene.disparity)
+    (_, disparity), = list(sgbm_predictions([sample]))
+    assert disparity.shape == (1, 1, 128, 256) and torch.isfinite(disparity).all()
+    sgbm = score_full_range_predictions([(sample, disparity)])
+    zero = score_full_range(_ConstantNet(np.zeros_like(scene.disparity)), [sample])
+    assert sgbm['epe'] < 0.5 * zero['epe'] and sgbm['bad2'] < zero['bad2']
+    torch.manual_seed(0)
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
+                           tmp_path / 'tiny.safetensors', 'costnet')
+    assert selection_main([str(weights), '--pairs', str(_pairs_folder(tmp_path, 3)),
+                           '--synthetic', '1', '--synthetic-kinds', 'layered', '--sgbm']) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line.startswith('sgbm (defaults)')]
+    assert len(rows) == 1 and rows[0][3:5] == ['-', '-'] and rows[0][-1].endswith('%')
+    assert len(rows[0]) == 8  # name (2 words), photometric, 2 x '-', EPE, bad-2, bad-3

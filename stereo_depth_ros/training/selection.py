@@ -1,7 +1,7 @@
 """Score weights files on unlabeled real pairs, to choose between runs without ground truth.
 
 ``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]
-[--near-scale S] [--near-from F] [--near-passes N] [--synthetic N] [--bands]``
+[--near-scale S] [--near-from F] [--near-passes N] [--synthetic N] [--bands] [--sgbm]``
 
 For each file: the photometric loss (SSIM + L1 of the right view warped by the predicted
 disparity, masked where it is occluded) and the agreement with the left-right-checked SGBM
@@ -9,6 +9,8 @@ pseudo-labels (EPE and bad-2 on the pixels that have one), averaged over the pai
 ``stereo-depth adapt`` holds out (every 8th) and every 4th other pair, whole images, through
 the backends' own inference path. Lower is better for all three. These are the numbers the
 model cards quote when a stage is shipped; the scenes with ground truth never choose a run.
+``--sgbm`` adds a row for ``sgbm`` with its defaults (filled as KITTI does), the baseline a
+learned backend has to beat; its pseudo-label columns are empty, the labels being its own.
 ``--bands`` adds the pseudo-label bad-2 by the labels' disparity band (0-32, 32-64, 64-128,
 128-256 px), where a range weakness shows without ground truth.
 
@@ -23,7 +25,7 @@ network alone, as the model cards' stage tables do.
 import argparse
 import sys
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -33,12 +35,12 @@ from .pair_split import TRAINING_EVERY, selection_pairs
 from .losses import masked_epe, valid_mask
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss
-from ..backends.registry import backend_options, backend_record
+from ..backends.registry import backend_options, backend_record, create_backend
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..data.synthetic import VALIDATION_SEED_OFFSET
 from ..errors import StereoDepthError
-from ..evaluation.metrics import DISPARITY_BANDS, band_key
+from ..evaluation.metrics import DISPARITY_BANDS, band_key, fill_invalid_kitti
 from ..networks.common import StereoNet
 from ..networks.inference import images_to_tensor, near_pass_scales, predict_with_near_pass
 from ..weights import load_model, read_metadata
@@ -63,10 +65,28 @@ def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scales:
                                              near_from=near_from)
 
 
-@torch.no_grad()
+def sgbm_predictions(samples: Sequence[StereoSample]
+                     ) -> Iterator[tuple[StereoSample, torch.Tensor]]:
+    """Yield each sample with ``sgbm``'s disparity (its defaults), filled as KITTI does.
+
+    The baseline a learned backend has to beat, scored like the networks (``1x1xHxW``).
+    """
+    backend = create_backend('sgbm')
+    for sample in samples:
+        disparity = fill_invalid_kitti(backend.compute(sample.left, sample.right))
+        yield sample, torch.from_numpy(np.ascontiguousarray(disparity, np.float32))[None, None]
+
+
 def score_pairs(model: StereoNet, samples: Sequence[StereoSample],
                 near_scales: Sequence[float] = (), near_from: float = 0.0) -> dict[str, float]:
-    """Return mean ``photometric``, ``pseudo_epe`` and ``pseudo_bad2`` of ``model``.
+    """Return the :func:`score_pair_predictions` of ``model`` on ``samples``."""
+    return score_pair_predictions(_predictions(model, samples, near_scales, near_from))
+
+
+@torch.no_grad()
+def score_pair_predictions(predictions: Iterable[tuple[StereoSample, torch.Tensor]]
+                           ) -> dict[str, float]:
+    """Return mean ``photometric``, ``pseudo_epe`` and ``pseudo_bad2`` of the predictions.
 
     Also ``pseudo_bad2_<low>_<high>``: bad-2 against the labels in each band of
     :data:`~stereo_depth_ros.evaluation.metrics.DISPARITY_BANDS` of the label's disparity,
@@ -77,7 +97,7 @@ def score_pairs(model: StereoNet, samples: Sequence[StereoSample],
     rows = []
     band_wrong = np.zeros(len(DISPARITY_BANDS))
     band_count = np.zeros(len(DISPARITY_BANDS))
-    for sample, disparity in _predictions(model, samples, near_scales, near_from):
+    for sample, disparity in predictions:
         raw_left = torch.from_numpy(sample.left.transpose(2, 0, 1).copy())[None].float() / 255
         raw_right = torch.from_numpy(sample.right.transpose(2, 0, 1).copy())[None].float() / 255
         label = torch.from_numpy(np.asarray(sample.disparity, np.float32))[None, None]
@@ -122,13 +142,19 @@ def full_range_scenes(count: int, kinds: Sequence[str],
     return scenes
 
 
-@torch.no_grad()
 def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
                      near_scales: Sequence[float] = (),
                      near_from: float = 0.0) -> dict[str, float]:
+    """Return the :func:`score_full_range_predictions` of ``model`` on ``samples``."""
+    return score_full_range_predictions(_predictions(model, samples, near_scales, near_from))
+
+
+@torch.no_grad()
+def score_full_range_predictions(predictions: Iterable[tuple[StereoSample, torch.Tensor]]
+                                 ) -> dict[str, float]:
     """Return mean ``epe``, ``bad2`` and ``bad3_large`` (true disparity >= 64 px)."""
     rows = []
-    for sample, prediction in _predictions(model, samples, near_scales, near_from):
+    for sample, prediction in predictions:
         # Non-finite predictions count as wrong (0 px), not as missing.
         disparity = np.nan_to_num(prediction[0, 0].numpy(), nan=0.0, posinf=0.0, neginf=0.0)
         truth = np.asarray(sample.disparity, np.float32)
@@ -173,6 +199,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         'reads --photos)')
     parser.add_argument('--photos', default=str(DEFAULT_PHOTO_CACHE),
                         help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
+    parser.add_argument('--sgbm', action='store_true',
+                        help="also score sgbm with its defaults, filled as KITTI does (its "
+                        "pseudo-label columns are '-': the labels are its own)")
     args = parser.parse_args(argv)
     try:
         backends = {path: read_metadata(path).backend for path in args.weights}
@@ -211,6 +240,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     f'{low}-{high} px {_percent(scores[band_key("pseudo_bad2", (low, high))])}'
                     f' of {scores[band_key("pseudo_pixels", (low, high))]:.0f}'
                     for low, high in DISPARITY_BANDS))
+        if args.sgbm:
+            scores = score_pair_predictions(sgbm_predictions(pairs))
+            line = f'{"sgbm (defaults)":<50} {scores["photometric"]:>11.4f} {"-":>10} {"-":>12}'
+            if scenes:
+                synth = score_full_range_predictions(sgbm_predictions(scenes))
+                line += (f' {synth["epe"]:>11.2f} {100 * synth["bad2"]:>5.1f}% '
+                         f'{100 * synth["bad3_large"]:>8.1f}%')
+            print(line)
     except StereoDepthError as error:
         print(f'selection: {error}', file=sys.stderr)
         return 2
