@@ -403,10 +403,11 @@ def test_selection_command_scores_full_range_scenes_with_the_near_pass(
 
 
 def test_sgbm_is_scored_as_the_baseline_with_its_holes_filled(tmp_path: Path, capsys) -> None:
-    scene = make_scene(4, 128, 256, 'layered', max_disparity=40)
+    scene = make_scene(4, 128, 320, 'layered', max_disparity=96)
+    assert (scene.disparity >= 64).any()  # bad-3 at >= 64 px is scored too
     sample = StereoSample('s', scene.left, scene.right, scene.disparity)
     (_, disparity), = list(sgbm_predictions([sample]))
-    assert disparity.shape == (1, 1, 128, 256) and torch.isfinite(disparity).all()
+    assert disparity.shape == (1, 1, 128, 320) and torch.isfinite(disparity).all()
     sgbm = score_full_range_predictions([(sample, disparity)])
     zero = score_full_range(_ConstantNet(np.zeros_like(scene.disparity)), [sample])
     assert sgbm['epe'] < 0.5 * zero['epe'] and sgbm['bad2'] < zero['bad2']

@@ -47,7 +47,7 @@ def make_model(name: str, offset: float = 0.0, seed: int = 0) -> torch.nn.Module
             model.regressor.weight.mul_(0.01)
             model.regressor.bias.zero_()
             model.trunk.decoder.heads[-1].bias.add_(offset)
-        elif name == 'costnet':
+        elif isinstance(model, CostNet):
             # Soft-argmin output: make the level nearest ``offset`` (full-res px) win.
             level = min(max(int(round(offset / 4)), 0), model.levels - 1)
             model.logits.bias[level] += 50.0

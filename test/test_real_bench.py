@@ -9,7 +9,9 @@ import pytest
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.datasets import REAL_SUITE, load_dataset, real_suite_dataset
 from stereo_depth_ros.errors import DatasetError
-from stereo_depth_ros.evaluation.metrics import band_metrics, evaluate_pair, mean_metrics
+from stereo_depth_ros.evaluation.metrics import (DISPARITY_BANDS, band_key, band_metrics,
+                                                 evaluate_pair, mean_metrics)
+from stereo_depth_ros.evaluation.real_bench import format_tables
 from stereo_depth_ros.resources import sample_data_dir
 
 
@@ -76,3 +78,16 @@ def test_real_bench_prints_tables_and_draws_pictures(tmp_path: Path, capsys) -> 
     assert 'by true disparity' in out and 'sgbm        all' in out
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         'aloe.png', 'cones.png', 'motorcycle.png', 'teddy.png']
+
+
+def test_real_bench_tables_keep_a_gap_after_long_backend_names() -> None:
+    row = {'epe': 1.0, 'bad1': 0.3, 'bad2': 0.2, 'bad3': 0.1, 'd1': 0.1, 'density': 1.0}
+    bands = {band_key(metric, band): 0.5 for metric in ('epe', 'bad2', 'bad3')
+             for band in DISPARITY_BANDS}
+    summary = {**row, **bands, 'ms_per_pair': 50.0, 'pairs': [{**row, 'name': 'cones'}]}
+    lines = format_tables({'sgbm': summary, 'a_long_backend_name': summary}).splitlines()
+    named = [line.split()[:2] for line in lines if line.startswith('a_long_backend_name')]
+    assert named == [['a_long_backend_name', 'cones'], ['a_long_backend_name', 'all'],
+                     ['a_long_backend_name', '0.50']]
+    # The columns line up: every row of the scene table is as long as its header.
+    assert len({len(line) for line in lines[:5]}) == 1

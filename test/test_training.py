@@ -13,6 +13,7 @@ import yaml
 from stereo_depth_ros.backends import learned_backend_names
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
+from stereo_depth_ros.networks.costnet import CostNet
 from stereo_depth_ros.networks.dispnet_qr import DispNetQR, disparity_to_bins
 from stereo_depth_ros.training.augment import (Photometric, RandomCrop, TrainSample,
                                                VerticalFlip, build_augmentation,
@@ -34,15 +35,15 @@ LEARNED = learned_backend_names()
 #: measured with the backend defaults (near pass included) when the weights were shipped or
 #: the defaults last changed, plus ~30 % (a regression guard; the comparison with sgbm on 200
 #: test scenes and on the real suite is in models/<backend>.yaml). Measured: dispnetc 1.34,
-#: dispnet 2.96, squeezeseg 3.96, dispnet_qr 1.37, costnet 0.80 (stage 13).
+#: dispnet 2.96, squeezeseg 3.96, dispnet_qr 1.37, costnet 0.80 (stage 13), costnet_fast 0.84.
 SHIPPED_EPE_BOUNDS = {'dispnetc': 1.75, 'dispnet': 3.55, 'squeezeseg': 4.3, 'dispnet_qr': 1.8,
-                      'costnet': 1.04}
+                      'costnet': 1.04, 'costnet_fast': 1.1}
 #: Bad-2 of each shipped network on the real suite (cones, teddy, motorcycle, aloe; mean over
 #: the scenes) when it was shipped or the defaults last changed, plus ~10 %: a regression guard
 #: on real images. Measured: dispnetc 0.287, dispnet 0.547, squeezeseg 0.595, dispnet_qr 0.290,
-#: costnet 0.154 (stage 13; sgbm 0.193).
+#: costnet 0.154 (stage 13; sgbm 0.193), costnet_fast 0.164.
 REAL_BAD2_BOUNDS = {'dispnetc': 0.315, 'dispnet': 0.60, 'squeezeseg': 0.66, 'dispnet_qr': 0.32,
-                    'costnet': 0.17}
+                    'costnet': 0.17, 'costnet_fast': 0.18}
 
 
 @pytest.fixture(autouse=True)
@@ -91,8 +92,8 @@ def test_shipped_configs_load_and_build(backend):
     assert config.backend == backend
     model = build_model(config)
     loss = build_loss(model, config.model.loss, config.optimization.steps)
-    expected = {'dispnet_qr': QuantizedRegressionLoss,
-                'costnet': CostVolumeLoss}.get(backend, MultiScaleEPELoss)
+    expected = {DispNetQR: QuantizedRegressionLoss,
+                CostNet: CostVolumeLoss}.get(type(model), MultiScaleEPELoss)
     assert type(loss) is expected
     assert config.output.export == f'models/{backend}.safetensors'
     build_augmentation(config.data.augmentation)

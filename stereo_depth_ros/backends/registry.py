@@ -23,6 +23,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     'squeezeseg': 'stereo_depth_ros.networks.squeezeseg',
     'dispnet_qr': 'stereo_depth_ros.networks.dispnet_qr',
     'costnet': 'stereo_depth_ros.networks.costnet',
+    'costnet_fast': 'stereo_depth_ros.networks.costnet',
 }
 
 _REGISTRY: dict[str, BackendRecord] = {}

@@ -123,10 +123,10 @@ def run(args: argparse.Namespace) -> int:
     if summary.get('comparison'):
         print('\nall backends (4 held-out synthetic scenes 256x512, 0-64 px | real suite: '
               'cones, teddy, motorcycle, aloe; `stereo-depth real-bench` has the detail):')
-        print(f'  {"backend":<11} {"EPE px":>7} {"bad-2":>7} {"ms":>7} | {"EPE px":>7} '
+        print(f'  {"backend":<12} {"EPE px":>7} {"bad-2":>7} {"ms":>7} | {"EPE px":>7} '
               f'{"bad-2":>7} {"ms":>7}')
         for row in summary['comparison']:
-            print(f'  {row["backend"]:<11} {row["synthetic_epe"]:>7.2f} '
+            print(f'  {row["backend"]:<12} {row["synthetic_epe"]:>7.2f} '
                   f'{100 * row["synthetic_bad2"]:>6.1f}% {row["synthetic_ms"]:>7.1f} | '
                   f'{row["real_epe"]:>7.2f} {100 * row["real_bad2"]:>6.1f}% '
                   f'{row["real_ms"]:>7.1f}')

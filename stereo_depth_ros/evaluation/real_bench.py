@@ -69,9 +69,9 @@ def _panels(sample: StereoSample, disparity: np.ndarray, name: str) -> list[np.n
 
 def format_tables(results: dict[str, dict]) -> str:
     """Return the per-scene table and the per-band table as text."""
-    lines = [f'{"backend":<12}{"scene":<12}' + ''.join(f'{label:>10}'
-                                                       for _, label in MAIN_METRICS)
-             + f'{"ms":>9}']
+    column = max([12, *(len(name) + 1 for name in results)])  # names and a gap
+    header = ''.join(f'{label:>10}' for _, label in MAIN_METRICS)
+    lines = [f'{"backend":<{column}}{"scene":<12}{header}{"ms":>9}']
     for name, summary in results.items():
         rows = [(row['name'], row) for row in summary['pairs']] + [('all', summary)]
         for scene, row in rows:
@@ -79,12 +79,12 @@ def format_tables(results: dict[str, dict]) -> str:
                 f'{row[key]:>10.3f}' if key == 'epe' else f'{100 * row[key]:>10.1f}'
                 for key, _ in MAIN_METRICS)
             ms = f'{summary["ms_per_pair"]:>9.0f}' if scene == 'all' else f'{"":>9}'
-            lines.append(f'{name:<12}{scene:<12}{values}{ms}')
+            lines.append(f'{name:<{column}}{scene:<12}{values}{ms}')
     lines.append('')
     lines.append('by true disparity (mean over the scenes that reach a band): '
                  'EPE px / bad-2 % / bad-3 %')
-    lines.append(f'{"backend":<12}' + ''.join(f'{f"{low}-{high} px":>24}'
-                                              for low, high in DISPARITY_BANDS))
+    bands = ''.join(f'{f"{low}-{high} px":>24}' for low, high in DISPARITY_BANDS)
+    lines.append(f'{"backend":<{column}}{bands}')
     for name, summary in results.items():
         cells = []
         for band in DISPARITY_BANDS:
@@ -92,5 +92,5 @@ def format_tables(results: dict[str, dict]) -> str:
             bad2, bad3 = summary[band_key('bad2', band)], summary[band_key('bad3', band)]
             cells.append(f'{epe:.2f} / {100 * bad2:.1f} / {100 * bad3:.1f}'
                          if np.isfinite(epe) else '-')
-        lines.append(f'{name:<12}' + ''.join(f'{cell:>24}' for cell in cells))
+        lines.append(f'{name:<{column}}' + ''.join(f'{cell:>24}' for cell in cells))
     return '\n'.join(lines)

@@ -238,3 +238,6 @@ def volume_cross_entropy(logits: torch.Tensor, disparity: torch.Tensor,
 register_backend(BackendRecord(
     'costnet', 'cost volume at 1/4 resolution, 2-D aggregation, convex upsampling',
     LearnedOptions, network=CostNet))
+register_backend(BackendRecord(
+    'costnet_fast', 'costnet at half width (its channels narrowed from costnet, retrained): '
+    'faster, less accurate', LearnedOptions, network=CostNet))
