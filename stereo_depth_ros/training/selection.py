@@ -167,6 +167,12 @@ def score_full_range_predictions(predictions: Iterable[tuple[StereoSample, torch
     return {'epe': epe, 'bad2': bad2, 'bad3_large': bad3_large}
 
 
+def _synthetic_columns(scores: dict[str, float]) -> str:
+    """Return the full-range columns of a row: EPE, bad-2, bad-3 at >= 64 px."""
+    return (f' {scores["epe"]:>11.2f} {100 * scores["bad2"]:>5.1f}% '
+            f'{100 * scores["bad3_large"]:>8.1f}%')
+
+
 def _percent(fraction: float) -> str:
     """Return ``fraction`` as a percentage with one decimal, ``-`` where it is NaN."""
     return '-' if np.isnan(fraction) else f'{100 * fraction:.1f}%'
@@ -231,9 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
                     f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
             if scenes:
-                synth = score_full_range(model, scenes, **near)
-                line += (f' {synth["epe"]:>11.2f} {100 * synth["bad2"]:>5.1f}% '
-                         f'{100 * synth["bad3_large"]:>8.1f}%')
+                line += _synthetic_columns(score_full_range(model, scenes, **near))
             tqdm.write(line)
             if args.bands:
                 tqdm.write(f'{"":<50} pseudo bad-2 by band: ' + ', '.join(
@@ -244,9 +248,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             scores = score_pair_predictions(sgbm_predictions(pairs))
             line = f'{"sgbm (defaults)":<50} {scores["photometric"]:>11.4f} {"-":>10} {"-":>12}'
             if scenes:
-                synth = score_full_range_predictions(sgbm_predictions(scenes))
-                line += (f' {synth["epe"]:>11.2f} {100 * synth["bad2"]:>5.1f}% '
-                         f'{100 * synth["bad3_large"]:>8.1f}%')
+                line += _synthetic_columns(score_full_range_predictions(
+                    sgbm_predictions(scenes)))
             print(line)
     except StereoDepthError as error:
         print(f'selection: {error}', file=sys.stderr)

@@ -83,10 +83,15 @@ def layers_of(model: CostNet) -> list[Layer]:
             if model.refine is not None or not layer.path.startswith('refine.')]
 
 
+def _convolution_path(model: nn.Module, layer: Layer) -> str:
+    """Return the module path of ``layer``'s convolution (the first of a Sequential)."""
+    sequential = isinstance(model.get_submodule(layer.path), nn.Sequential)
+    return layer.path + '.0' if sequential else layer.path
+
+
 def _convolution(model: nn.Module, layer: Layer) -> nn.Conv2d | nn.ConvTranspose2d:
     """Return the convolution of ``layer`` in ``model``."""
-    module = model.get_submodule(layer.path)
-    conv = module[0] if isinstance(module, nn.Sequential) else module
+    conv = model.get_submodule(_convolution_path(model, layer))
     if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)):
         raise TypeError(f'{layer.path} is not a convolution')
     return conv
@@ -215,8 +220,7 @@ def slim_costnet(wide: CostNet, width: float, kept: Optional[dict[str, torch.Ten
     state = {key: value.clone() for key, value in wide.state_dict().items()}
     for layer in layers_of(wide):
         conv = _convolution(wide, layer)
-        prefix = layer.path + ('.0' if isinstance(wide.get_submodule(layer.path),
-                                                  nn.Sequential) else '')
+        prefix = _convolution_path(wide, layer)
         inputs = _input_index(wide, layer, kept, wide_sizes)
         outputs = kept[layer.output] if layer.output is not None else None
         weight = state[prefix + '.weight'].index_select(_input_dim(conv), inputs)
