@@ -26,6 +26,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .atomic_files import written_atomically
 from .backends.registry import backend_record
 from .errors import BackendError
 
@@ -74,6 +75,9 @@ def save_weights(model: nn.Module, path: str | Path, backend: str,
                  dtype: str = 'fp32') -> Path:
     """Write ``model``'s state_dict to a safetensors file at ``path`` and return the path.
 
+    The file appears whole or not at all
+    (:func:`~stereo_depth_ros.atomic_files.written_atomically`).
+
     ``architecture`` defaults to ``model.architecture``; ``dtype`` ``fp16`` halves the file
     (floating tensors only; loading converts back to fp32).
     """
@@ -100,8 +104,8 @@ def save_weights(model: nn.Module, path: str | Path, backend: str,
             raise ValueError(f'extra_metadata may not override {key!r}')
         metadata[str(key)] = value if isinstance(value, str) else json.dumps(value, default=str)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    with written_atomically(path) as staging:
+        save_file(tensors, str(staging), metadata=metadata)
     return path
 
 

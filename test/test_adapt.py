@@ -2,6 +2,7 @@
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import cv2
@@ -23,7 +24,7 @@ from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
 from stereo_depth_ros.training.model_card import build_card
 from stereo_depth_ros.training.pair_split import selection_pairs, training_pairs
-from stereo_depth_ros.training.selection import (score_full_range,
+from stereo_depth_ros.training.selection import (_synthetic_columns, score_full_range,
                                                  score_full_range_predictions, score_pairs,
                                                  sgbm_predictions)
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
@@ -381,6 +382,17 @@ def test_full_range_scores_count_large_disparities_apart() -> None:
     # Non-finite predictions count as wrong, not as missing.
     broken = score_full_range(_ConstantNet(np.full_like(truth, np.nan)), [sample])
     assert broken['bad2'] > 0.9 and np.isfinite(broken['epe'])
+
+
+def test_full_range_scores_without_large_disparities_are_nan_quietly() -> None:
+    scene = make_scene(5, 64, 256, 'layered', max_disparity=40)
+    sample = StereoSample('s', scene.left, scene.right, scene.disparity)
+    truth = np.nan_to_num(scene.disparity)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # numpy's "mean of empty slice" would raise here
+        scores = score_full_range(_ConstantNet(truth), [sample, sample])
+    assert np.isnan(scores['bad3_large']) and scores['bad2'] == 0.0
+    assert _synthetic_columns(scores).split() == ['0.00', '0.0%', '-']
 
 
 def test_selection_command_scores_full_range_scenes_with_the_near_pass(

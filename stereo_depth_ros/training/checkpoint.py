@@ -10,7 +10,6 @@ tensor file's metadata when loading.
 """
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ..atomic_files import written_atomically
 from ..errors import StereoDepthError
 
 
@@ -52,14 +52,12 @@ def save_checkpoint(prefix: str | Path, model: torch.nn.Module,
                 tensors[f'optimizer.{index}.{name}'] = value.detach().cpu().contiguous().clone()
             else:
                 scalars.setdefault(str(index), {})[name] = value
-    tmp_tensor = tensor_path.with_name(tensor_path.name + '.tmp')
-    save_file(tensors, str(tmp_tensor), metadata={'step': str(int(step))})
-    os.replace(tmp_tensor, tensor_path)
+    with written_atomically(tensor_path) as staging:
+        save_file(tensors, str(staging), metadata={'step': str(int(step))})
     record = {'step': int(step), 'param_groups': optimizer_state['param_groups'],
               'optimizer_scalars': scalars, 'extra': extra or {}}
-    tmp_json = json_path.with_name(json_path.name + '.tmp')
-    tmp_json.write_text(json.dumps(record, indent=1, default=float))
-    os.replace(tmp_json, json_path)
+    with written_atomically(json_path) as staging:
+        staging.write_text(json.dumps(record, indent=1, default=float))
 
 
 def load_checkpoint(prefix: str | Path, model: torch.nn.Module,

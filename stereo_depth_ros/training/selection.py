@@ -163,14 +163,20 @@ def score_full_range_predictions(predictions: Iterable[tuple[StereoSample, torch
         large = truth[known] >= LARGE_DISPARITY
         rows.append((float(error.mean()), float((error > 2).mean()),
                      float((error[large] > 3).mean()) if large.any() else np.nan))
-    epe, bad2, bad3_large = (float(np.nanmean(column)) for column in zip(*rows))
+    epe, bad2, bad3_large = (_mean_of_numbers(column) for column in zip(*rows))
     return {'epe': epe, 'bad2': bad2, 'bad3_large': bad3_large}
+
+
+def _mean_of_numbers(values: Sequence[float]) -> float:
+    """Return the mean of the values that are not NaN; NaN (no warning) if none is."""
+    numbers = [value for value in values if not np.isnan(value)]
+    return float(np.mean(numbers)) if numbers else float('nan')
 
 
 def _synthetic_columns(scores: dict[str, float]) -> str:
     """Return the full-range columns of a row: EPE, bad-2, bad-3 at >= 64 px."""
-    return (f' {scores["epe"]:>11.2f} {100 * scores["bad2"]:>5.1f}% '
-            f'{100 * scores["bad3_large"]:>8.1f}%')
+    return (f' {scores["epe"]:>11.2f} {_percent(scores["bad2"]):>6} '
+            f'{_percent(scores["bad3_large"]):>9}')
 
 
 def _percent(fraction: float) -> str:

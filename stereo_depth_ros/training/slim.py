@@ -282,14 +282,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise StereoDepthError(f'--width must be between 0 and the network\'s '
                                    f'{wide.architecture["width"]:g}, got {args.width:g}')
         narrow = slim_costnet(wide, args.width, samples=training_scenes(args.scenes))
-        # Written beside OUT, then renamed: never a half-written OUT.
-        partial = out.with_name(out.name + '.partial')
-        try:
-            save_weights(narrow, partial, target,
-                         extra_metadata={'slimmed_from': str(args.weights)})
-            path = partial.replace(out)
-        finally:
-            partial.unlink(missing_ok=True)
+        # save_weights writes beside OUT, then renames: never a half-written OUT.
+        path = save_weights(narrow, out, target,
+                            extra_metadata={'slimmed_from': str(args.weights)})
     except (StereoDepthError, OSError) as error:
         print(f'slim: {error}', file=sys.stderr)
         return 2
