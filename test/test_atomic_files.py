@@ -1,9 +1,13 @@
-"""Writes that leave a whole file or the previous one: weights, checkpoints, model cards."""
+"""Writes that leave a whole new file or the previous one: weights files and checkpoints."""
 
+import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 import stereo_depth_ros.training.checkpoint as checkpoint
 import stereo_depth_ros.weights as weights
@@ -16,7 +20,11 @@ def _folder_names(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir())
 
 
-def test_a_finished_write_replaces_the_file_and_leaves_nothing_beside(tmp_path):
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_finished_write_replaces_the_file_and_leaves_nothing_beside(tmp_path: Path) -> None:
     target = tmp_path / 'sub' / 'card.yaml'
     with written_atomically(target) as staging:
         assert staging.parent == target.parent and staging != target
@@ -26,7 +34,7 @@ def test_a_finished_write_replaces_the_file_and_leaves_nothing_beside(tmp_path):
     assert _folder_names(target.parent) == ['card.yaml']
 
 
-def test_a_failed_write_keeps_the_previous_file(tmp_path):
+def test_a_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
     target = tmp_path / 'card.yaml'
     target.write_text('old')
     with pytest.raises(RuntimeError, match='disk full'):
@@ -37,17 +45,38 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
     assert _folder_names(tmp_path) == ['card.yaml']
 
 
+def test_a_folder_in_the_way_is_named(tmp_path: Path) -> None:
+    (tmp_path / 'card.yaml').mkdir()
+    with pytest.raises(IsADirectoryError, match='card.yaml is a folder'):
+        with written_atomically(tmp_path / 'card.yaml') as staging:
+            staging.write_text('new')
+    assert _folder_names(tmp_path) == ['card.yaml']
+
+
+def test_written_files_get_the_umask_mode_or_keep_the_old_one(tmp_path: Path) -> None:
+    # safetensors writes private (0600) temporary files; the rename must not make the
+    # shipped weights unreadable to a node running as another user.
+    plain = tmp_path / 'plain.txt'
+    plain.write_text('x')
+    path = weights.save_weights(_tiny_network(), tmp_path / 'costnet.safetensors', 'costnet')
+    assert _mode(path) == _mode(plain)
+    os.chmod(path, 0o640)
+    weights.save_weights(_tiny_network(), path, 'costnet')
+    assert _mode(path) == 0o640
+
+
 def _failing_save_file(tensors, filename, metadata=None):
     """Write the first bytes of a safetensors file, then fail as a full disk would."""
     Path(filename).write_bytes(b'\x10\x00\x00\x00')
     raise OSError('No space left on device')
 
 
-def _tiny_network():
+def _tiny_network() -> torch.nn.Module:
     return backend_record('costnet').network(**TINY['costnet'])
 
 
-def test_save_weights_interrupted_keeps_the_loadable_previous_file(tmp_path, monkeypatch):
+def test_save_weights_interrupted_keeps_the_loadable_previous_file(tmp_path: Path,
+                                                                   monkeypatch) -> None:
     path = weights.save_weights(_tiny_network(), tmp_path / 'costnet.safetensors', 'costnet')
     before = path.read_bytes()
     monkeypatch.setattr(weights, 'save_file', _failing_save_file)
@@ -58,13 +87,52 @@ def test_save_weights_interrupted_keeps_the_loadable_previous_file(tmp_path, mon
     assert _folder_names(tmp_path) == ['costnet.safetensors']
 
 
-def test_checkpoint_interrupted_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+def _model_and_optimizer() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     model = _tiny_network()
-    optimizer = torch.optim.AdamW(model.parameters())
+    return model, torch.optim.AdamW(model.parameters())
+
+
+@pytest.mark.parametrize('failure', ['tensors', 'record'])
+def test_checkpoint_interrupted_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch,
+                                                              failure: str) -> None:
+    model, optimizer = _model_and_optimizer()
     prefix = tmp_path / 'checkpoint'
     checkpoint.save_checkpoint(prefix, model, optimizer, step=10)
-    monkeypatch.setattr(checkpoint, 'save_file', _failing_save_file)
-    with pytest.raises(OSError, match='No space'):
-        checkpoint.save_checkpoint(prefix, model, optimizer, step=20)
+    extra = {}
+    if failure == 'tensors':
+        monkeypatch.setattr(checkpoint, 'save_file', _failing_save_file)
+    else:
+        extra = {'not_json': object()}  # fails while the record is serialised
+    with pytest.raises((OSError, TypeError)):
+        checkpoint.save_checkpoint(prefix, model, optimizer, step=20, extra=extra)
     assert checkpoint.load_checkpoint(prefix, model, optimizer)['step'] == 10
     assert _folder_names(tmp_path) == ['checkpoint.json', 'checkpoint.safetensors']
+
+
+def test_the_tensor_file_alone_resumes(tmp_path: Path) -> None:
+    model, optimizer = _model_and_optimizer()
+    prefix = tmp_path / 'checkpoint'
+    checkpoint.save_checkpoint(prefix, model, optimizer, step=7, extra={'wall_time_s': 3.0})
+    json_copy = tmp_path / 'checkpoint.json'
+    assert json.loads(json_copy.read_text())['step'] == 7  # the readable copy
+    json_copy.unlink()
+    assert checkpoint.has_checkpoint(prefix)
+    record = checkpoint.load_checkpoint(prefix, model, optimizer)
+    assert record['step'] == 7 and record['extra'] == {'wall_time_s': 3.0}
+
+
+def test_an_older_checkpoint_reads_its_json_and_checks_the_step(tmp_path: Path) -> None:
+    model, optimizer = _model_and_optimizer()
+    prefix = tmp_path / 'checkpoint'
+    checkpoint.save_checkpoint(prefix, model, optimizer, step=5)
+    tensor_path, json_path = checkpoint.checkpoint_paths(prefix)
+    # As written before the record moved into the tensor file: the step alone in its metadata.
+    save_file(load_file(str(tensor_path)), str(tensor_path), metadata={'step': '5'})
+    assert checkpoint.load_checkpoint(prefix, model, optimizer)['step'] == 5
+    record = json.loads(json_path.read_text())
+    json_path.write_text(json.dumps(dict(record, step=6)))
+    with pytest.raises(checkpoint.CheckpointError, match='do not match'):
+        checkpoint.load_checkpoint(prefix, model, optimizer)
+    json_path.unlink()
+    with pytest.raises(checkpoint.CheckpointError, match='cannot read'):
+        checkpoint.load_checkpoint(prefix, model, optimizer)

@@ -24,6 +24,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys import Stores, get_typestore
 
+from ..atomic_files import staging_path
 from ..errors import DatasetError
 from ..msgs.types import MessageTypes
 
@@ -75,11 +76,6 @@ class ChecksummedMcapWriter(McapWriter):
         self.bio.seek(end)
 
 
-def _staging_folder(path: Path) -> Path:
-    """Return the hidden folder a bag is written in before it is moved to ``path``."""
-    return path.parent / f'.{path.name}.partial-{os.getpid()}'
-
-
 class BagWriter:
     """Write messages to a new rosbag2 bag; connections are added on first use.
 
@@ -104,7 +100,8 @@ class BagWriter:
         self.storage = storage
         self.typestore = typestore if typestore is not None else get_distro_typestore(distro)
         self.types = MessageTypes.from_typestore(self.typestore)
-        self._staging = _staging_folder(path)
+        # The hidden folder the bag is written in before it is moved to ``path``.
+        self._staging = staging_path(path)
         if self._staging.exists():
             shutil.rmtree(self._staging, ignore_errors=True)
         self._writer = Writer(self._staging / path.name, version=METADATA_VERSION,

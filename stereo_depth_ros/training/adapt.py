@@ -23,6 +23,7 @@ from .pair_split import split_pairs
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss, smoothness_loss
 from .trainer import Trainer, _log
+from ..atomic_files import written_atomically
 from ..data.datasets import StereoSample
 
 #: The BatchNorm layers whose statistics adaptation keeps (the networks use BatchNorm2d).
@@ -152,8 +153,8 @@ class AdaptTrainer(Trainer):
             self.history['adapt_val'].append({'step': self.step, **held})
             _log(f'held-out real pairs step {self.step}: photometric {held["photo"]:.4f}, '
                  f'pseudo-label EPE {held["pseudo_epe"]:.3f} px ({len(self.held_pairs)} pairs)')
-            (self.out_dir / 'adaptation.json').write_text(
-                json.dumps(self.history['adapt_val'], indent=1))
+            with written_atomically(self.out_dir / 'adaptation.json') as staging:
+                staging.write_text(json.dumps(self.history['adapt_val'], indent=1))
         return metrics
 
 

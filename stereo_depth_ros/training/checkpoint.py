@@ -1,12 +1,14 @@
-"""Resumable training checkpoints without pickle: safetensors tensors + a JSON sidecar.
+"""Resumable training checkpoints without pickle: one safetensors file + a readable JSON copy.
 
-``<prefix>.safetensors`` holds the model's state_dict (keys ``model.<name>``) and every
-tensor of the optimizer state (keys ``optimizer.<param index>.<name>``, e.g. AdamW's
-``exp_avg``, ``exp_avg_sq`` and ``step``). ``<prefix>.json`` holds the step, the optimizer's
-param_groups (learning rates, betas, ...), non-tensor optimizer state and any ``extra``
-(history, wall time). Both are written to temporary files and renamed, the JSON last, so an
-interrupted save leaves the previous checkpoint intact; the JSON's ``step`` must match the
-tensor file's metadata when loading.
+``<prefix>.safetensors`` holds the model's state_dict (keys ``model.<name>``), every tensor
+of the optimizer state (keys ``optimizer.<param index>.<name>``, e.g. AdamW's ``exp_avg``,
+``exp_avg_sq`` and ``step``) and, in its metadata (key ``record``), the JSON record: the step,
+the optimizer's param_groups (learning rates, betas, ...), non-tensor optimizer state and any
+``extra`` (history, wall time). Everything needed to resume is in that one file, written
+beside and renamed, so an interrupted save leaves the previous checkpoint whole.
+``<prefix>.json`` is a copy of the record for people and tools to read; loading uses it only
+for checkpoints written before the record moved into the tensor file (its ``step`` must then
+match the tensor file's).
 """
 
 import json
@@ -32,8 +34,8 @@ def checkpoint_paths(prefix: str | Path) -> tuple[Path, Path]:
 
 
 def has_checkpoint(prefix: str | Path) -> bool:
-    """Whether both files of a checkpoint exist."""
-    return all(path.is_file() for path in checkpoint_paths(prefix))
+    """Whether a checkpoint's tensor file exists (the JSON copy is not needed to resume)."""
+    return checkpoint_paths(prefix)[0].is_file()
 
 
 def save_checkpoint(prefix: str | Path, model: torch.nn.Module,
@@ -41,7 +43,6 @@ def save_checkpoint(prefix: str | Path, model: torch.nn.Module,
                     extra: dict[str, Any] | None = None) -> None:
     """Write the checkpoint of ``model`` and ``optimizer`` after ``step`` completed steps."""
     tensor_path, json_path = checkpoint_paths(prefix)
-    tensor_path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f'model.{k}': v.detach().cpu().contiguous().clone()
                for k, v in model.state_dict().items()}
     optimizer_state = optimizer.state_dict()
@@ -52,12 +53,13 @@ def save_checkpoint(prefix: str | Path, model: torch.nn.Module,
                 tensors[f'optimizer.{index}.{name}'] = value.detach().cpu().contiguous().clone()
             else:
                 scalars.setdefault(str(index), {})[name] = value
+    record = json.dumps({'step': int(step), 'param_groups': optimizer_state['param_groups'],
+                         'optimizer_scalars': scalars, 'extra': extra or {}},
+                        indent=1, default=float)
     with written_atomically(tensor_path) as staging:
-        save_file(tensors, str(staging), metadata={'step': str(int(step))})
-    record = {'step': int(step), 'param_groups': optimizer_state['param_groups'],
-              'optimizer_scalars': scalars, 'extra': extra or {}}
+        save_file(tensors, str(staging), metadata={'step': str(int(step)), 'record': record})
     with written_atomically(json_path) as staging:
-        staging.write_text(json.dumps(record, indent=1, default=float))
+        staging.write_text(record)
 
 
 def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
@@ -65,12 +67,15 @@ def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
     """Restore ``model`` and ``optimizer``; return the JSON record (``step``, ``extra``)."""
     tensor_path, json_path = checkpoint_paths(prefix)
     if not has_checkpoint(prefix):
-        raise CheckpointError(f'no checkpoint at {tensor_path} + {json_path.name}')
+        raise CheckpointError(f'no checkpoint at {tensor_path}')
     try:
-        record = json.loads(json_path.read_text())
         with safe_open(str(tensor_path), framework='pt') as handle:
-            file_step = int((handle.metadata() or {}).get('step', -1))
+            metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        file_step = int(metadata.get('step', -1))
+        # Checkpoints written before the record moved into the tensor file: the JSON file's.
+        record = json.loads(metadata['record'] if 'record' in metadata
+                            else json_path.read_text())
     except (OSError, ValueError, SafetensorError) as error:
         raise CheckpointError(f'cannot read checkpoint {tensor_path}: {error}') from None
     if file_step != record.get('step'):

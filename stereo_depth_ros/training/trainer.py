@@ -27,6 +27,7 @@ from .losses import build_loss
 from .report import hardware_info, plot_curves
 from .sources import TrainingData, batch_iterator
 from .validate import heldout_scenes, validate
+from ..atomic_files import written_atomically
 from ..backends.registry import backend_record, learned_backend_names
 from ..errors import BackendError
 from ..networks.common import StereoNet, normalize_image
@@ -327,7 +328,8 @@ class Trainer:
         save_checkpoint(self.checkpoint_prefix, self.model, self.optimizer, self.step,
                         {'history': self.history, 'wall_time_s': self.wall_time,
                          'config': self.config.to_dict()})
-        (self.out_dir / 'history.json').write_text(json.dumps(self.history, indent=1))
+        with written_atomically(self.out_dir / 'history.json') as staging:
+            staging.write_text(json.dumps(self.history, indent=1))
         plot_curves(self.history, self.out_dir / 'curves.png',
                     f'{self.config.name} ({self.config.backend})')
 
