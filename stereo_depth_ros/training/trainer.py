@@ -1,10 +1,11 @@
 """The training loop: AdamW, LR schedule, validation, checkpoints, curves and export.
 
 A run folder (``output.out_dir``) receives ``train.log``, ``history.json``, ``curves.png``
-(training loss and held-out EPE against the step), ``checkpoint.safetensors`` +
-``checkpoint.json`` (resumable, no pickle) and the final ``<backend>.safetensors``; the
-weights are also exported to ``output.export`` (``models/<backend>.safetensors``) together
-with the training part of the model card (``models/<backend>.yaml``).
+(training loss and held-out EPE against the step), ``checkpoint.safetensors`` (resumable, no
+pickle; ``checkpoint.json`` is a readable copy of its record) and the final
+``<backend>.safetensors``; the weights are also exported to ``output.export``
+(``models/<backend>.safetensors``) together with the training part of the model card
+(``models/<backend>.yaml``).
 """
 
 import json
