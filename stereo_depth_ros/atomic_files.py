@@ -9,10 +9,9 @@ finished. A process killed while writing leaves its hidden ``.NAME.partial-PID``
 (nothing reads it; it can be deleted).
 """
 
-import contextlib
 import os
 import stat
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -22,18 +21,19 @@ def staging_path(path: Path) -> Path:
     return path.with_name(f'.{path.name}.partial-{os.getpid()}')
 
 
-def _mode_for(target: Path) -> int:
-    """Return the permission bits the written file gets: the old file's, else the umask's.
+def _create_empty(staging: Path) -> int:
+    """Create ``staging`` as any new file is created; return the permission bits it got.
 
-    Writers such as safetensors' ``save_file`` create private (0600) temporary files; the
-    rename would carry that onto the target, and a node running as another user could not
-    read the weights.
+    Those bits (0666 less the umask, or what the folder's default ACL gives) are restored
+    after the writer ran: writers such as safetensors' ``save_file`` replace the file with a
+    private (0600) one, the rename would carry that onto the target, and a node running as
+    another user could not read the weights.
     """
-    if target.exists():
-        return stat.S_IMODE(target.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    descriptor = os.open(staging, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o666)
+    try:
+        return stat.S_IMODE(os.fstat(descriptor).st_mode)
+    finally:
+        os.close(descriptor)
 
 
 @contextmanager
@@ -41,9 +41,10 @@ def written_atomically(path: str | Path) -> Iterator[Path]:
     """Yield a path to write ``path``'s new content to; rename it onto ``path`` on success.
 
     The folder is created if needed; a folder at ``path`` is an IsADirectoryError naming it.
-    If the body raises, the staging file is removed and ``path`` keeps its previous content
-    (or stays absent). Like any rename, this replaces a symbolic link at ``path`` rather than
-    the file it points to.
+    The file gets the permissions of a newly created file (the umask's), whatever the writer
+    or an older file had. If the body raises, the staging file is removed and ``path`` keeps
+    its previous content (or stays absent). Like any rename, this replaces a symbolic link at
+    ``path`` rather than the file it points to.
     """
     target = Path(path)
     if target.is_dir():
@@ -51,9 +52,10 @@ def written_atomically(path: str | Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_path(target)
     try:
+        mode = _create_empty(staging)
         yield staging
-        os.chmod(staging, _mode_for(target))
-        with open(staging, 'rb') as written:
+        os.chmod(staging, mode)
+        with open(staging, 'rb+') as written:
             os.fsync(written.fileno())
         os.replace(staging, target)
         _sync_folder(target.parent)
@@ -63,7 +65,7 @@ def written_atomically(path: str | Path) -> Iterator[Path]:
 
 def _sync_folder(folder: Path) -> None:
     """Flush ``folder``'s entries (the rename) to the disk where the file system allows it."""
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         descriptor = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(descriptor)

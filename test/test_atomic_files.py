@@ -4,6 +4,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -53,16 +54,27 @@ def test_a_folder_in_the_way_is_named(tmp_path: Path) -> None:
     assert _folder_names(tmp_path) == ['card.yaml']
 
 
-def test_written_files_get_the_umask_mode_or_keep_the_old_one(tmp_path: Path) -> None:
-    # safetensors writes private (0600) temporary files; the rename must not make the
-    # shipped weights unreadable to a node running as another user.
-    plain = tmp_path / 'plain.txt'
-    plain.write_text('x')
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """Run the test under umask 022 (a CI runner may have another) and restore it."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_written_files_get_a_new_files_mode(tmp_path: Path, umask_022) -> None:
+    # safetensors writes private (0600) files; the rename must not make the shipped weights
+    # unreadable to a node running as another user.
     path = weights.save_weights(_tiny_network(), tmp_path / 'costnet.safetensors', 'costnet')
-    assert _mode(path) == _mode(plain)
-    os.chmod(path, 0o640)
+    assert _mode(path) == 0o644
+    os.chmod(path, 0o600)  # an older private file does not stay private
     weights.save_weights(_tiny_network(), path, 'costnet')
-    assert _mode(path) == 0o640
+    assert _mode(path) == 0o644
+    with written_atomically(tmp_path / 'card.yaml') as staging:
+        staging.write_text('x')
+        os.chmod(staging, 0o600)
+    assert _mode(tmp_path / 'card.yaml') == 0o644
+    assert os.umask(0o022) == 0o022  # left as it was
 
 
 def _failing_save_file(tensors, filename, metadata=None):
@@ -98,7 +110,7 @@ def test_checkpoint_interrupted_keeps_the_previous_checkpoint(tmp_path: Path, mo
     model, optimizer = _model_and_optimizer()
     prefix = tmp_path / 'checkpoint'
     checkpoint.save_checkpoint(prefix, model, optimizer, step=10)
-    extra = {}
+    extra: dict[str, object] = {}
     if failure == 'tensors':
         monkeypatch.setattr(checkpoint, 'save_file', _failing_save_file)
     else:
@@ -134,5 +146,14 @@ def test_an_older_checkpoint_reads_its_json_and_checks_the_step(tmp_path: Path) 
     with pytest.raises(checkpoint.CheckpointError, match='do not match'):
         checkpoint.load_checkpoint(prefix, model, optimizer)
     json_path.unlink()
-    with pytest.raises(checkpoint.CheckpointError, match='cannot read'):
+    with pytest.raises(checkpoint.CheckpointError, match='checkpoint.json cannot be read'):
         checkpoint.load_checkpoint(prefix, model, optimizer)
+
+
+def test_the_record_in_the_tensor_file_wins_over_a_stale_json_copy(tmp_path: Path) -> None:
+    model, optimizer = _model_and_optimizer()
+    prefix = tmp_path / 'checkpoint'
+    checkpoint.save_checkpoint(prefix, model, optimizer, step=8)
+    json_path = checkpoint.checkpoint_paths(prefix)[1]
+    json_path.write_text(json.dumps({'step': 99}))
+    assert checkpoint.load_checkpoint(prefix, model, optimizer)['step'] == 8

@@ -53,13 +53,25 @@ def save_checkpoint(prefix: str | Path, model: torch.nn.Module,
                 tensors[f'optimizer.{index}.{name}'] = value.detach().cpu().contiguous().clone()
             else:
                 scalars.setdefault(str(index), {})[name] = value
-    record = json.dumps({'step': int(step), 'param_groups': optimizer_state['param_groups'],
-                         'optimizer_scalars': scalars, 'extra': extra or {}},
-                        indent=1, default=float)
+    record = {'step': int(step), 'param_groups': optimizer_state['param_groups'],
+              'optimizer_scalars': scalars, 'extra': extra or {}}
+    # Serialised before anything is written: a record that is not JSON changes no file.
+    compact = json.dumps(record, separators=(',', ':'), default=float)
     with written_atomically(tensor_path) as staging:
-        save_file(tensors, str(staging), metadata={'step': str(int(step)), 'record': record})
+        save_file(tensors, str(staging), metadata={'step': str(int(step)), 'record': compact})
     with written_atomically(json_path) as staging:
-        staging.write_text(record)
+        staging.write_text(json.dumps(record, indent=1, default=float))
+
+
+def _parse_record(text: str, where: str) -> dict[str, Any]:
+    """Return the JSON object ``text`` (read from ``where``); CheckpointError if it is not one."""
+    try:
+        record = json.loads(text)
+    except ValueError as error:
+        raise CheckpointError(f'{where} is not JSON: {error}') from None
+    if not isinstance(record, dict):
+        raise CheckpointError(f'{where} is not a JSON object')
+    return record
 
 
 def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
@@ -73,13 +85,22 @@ def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         file_step = int(metadata.get('step', -1))
-        # Checkpoints written before the record moved into the tensor file: the JSON file's.
-        record = json.loads(metadata['record'] if 'record' in metadata
-                            else json_path.read_text())
     except (OSError, ValueError, SafetensorError) as error:
         raise CheckpointError(f'cannot read checkpoint {tensor_path}: {error}') from None
+    if 'record' in metadata:
+        source = f'the record in {tensor_path.name}'
+        record = _parse_record(metadata['record'], source)
+    else:  # written before the record moved into the tensor file: its JSON file has it
+        source = json_path.name
+        try:
+            text = json_path.read_text()
+        except OSError as error:
+            raise CheckpointError(f'checkpoint {tensor_path} predates records in the tensor '
+                                  f'file and its {json_path.name} cannot be read: '
+                                  f'{error.strerror or error}') from None
+        record = _parse_record(text, str(json_path))
     if file_step != record.get('step'):
-        raise CheckpointError(f'checkpoint {tensor_path} (step {file_step}) and {json_path.name} '
+        raise CheckpointError(f'checkpoint {tensor_path} (step {file_step}) and {source} '
                               f'(step {record.get("step")}) do not match')
     model_state = {k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')}
     try:
