@@ -48,7 +48,8 @@ class WeightsMetadata:
     extra: dict = field(default_factory=dict)
 
 
-def _strip_prefixes(key: str) -> str:
+def plain_key(key: str) -> str:
+    """Return a state_dict key without DataParallel's and torch.compile's prefixes."""
     changed = True
     while changed:
         changed = False
@@ -95,7 +96,7 @@ def save_weights(model: nn.Module, path: str | Path, backend: str,
         value = value.detach().cpu()
         if value.is_floating_point():
             value = value.to(target)
-        tensors[_strip_prefixes(key)] = value.contiguous().clone()
+        tensors[plain_key(key)] = value.contiguous().clone()
     metadata = {'backend': backend, 'architecture': json.dumps(dict(architecture),
                                                                sort_keys=True),
                 'format_version': str(FORMAT_VERSION), 'dtype': dtype}
@@ -159,7 +160,7 @@ def _check_architecture(metadata: WeightsMetadata, path: Path,
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         with safe_open(str(path), framework='pt') as handle:
-            return {_strip_prefixes(key): handle.get_tensor(key) for key in handle.keys()}
+            return {plain_key(key): handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
         raise BackendError(f'cannot read the tensors of {path}: {error}') from None
 

@@ -23,6 +23,10 @@ from ..atomic_files import written_atomically
 from ..errors import StereoDepthError
 
 
+#: Prefix of the model's tensors in a checkpoint's tensor file (the optimizer's: ``optimizer.``).
+MODEL_PREFIX = 'model.'
+
+
 class CheckpointError(StereoDepthError, ValueError):
     """A checkpoint that is missing, inconsistent or does not fit the model/optimizer."""
 
@@ -43,7 +47,7 @@ def save_checkpoint(prefix: str | Path, model: torch.nn.Module,
                     extra: dict[str, Any] | None = None) -> None:
     """Write the checkpoint of ``model`` and ``optimizer`` after ``step`` completed steps."""
     tensor_path, json_path = checkpoint_paths(prefix)
-    tensors = {f'model.{k}': v.detach().cpu().contiguous().clone()
+    tensors = {MODEL_PREFIX + k: v.detach().cpu().contiguous().clone()
                for k, v in model.state_dict().items()}
     optimizer_state = optimizer.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
@@ -61,6 +65,27 @@ def save_checkpoint(prefix: str | Path, model: torch.nn.Module,
         save_file(tensors, str(staging), metadata={'step': str(int(step)), 'record': compact})
     with written_atomically(json_path) as staging:
         staging.write_text(json.dumps(record, indent=1, default=float))
+
+
+def _model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Return the model's state_dict among a checkpoint's tensors."""
+    return {key[len(MODEL_PREFIX):]: value for key, value in tensors.items()
+            if key.startswith(MODEL_PREFIX)}
+
+
+def read_model_state(tensor_path: str | Path) -> tuple[int, dict[str, torch.Tensor]]:
+    """Return the step and the model's state_dict of a checkpoint's tensor file."""
+    try:
+        with safe_open(str(tensor_path), framework='pt') as handle:
+            step = int((handle.metadata() or {}).get('step', -1))
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()
+                       if key.startswith(MODEL_PREFIX)}
+    except (OSError, ValueError, SafetensorError) as error:
+        raise CheckpointError(f'cannot read checkpoint {tensor_path}: {error}') from None
+    if not tensors:
+        raise CheckpointError(f'{tensor_path} holds no model tensors: not a training '
+                              f'checkpoint')
+    return step, _model_tensors(tensors)
 
 
 def _parse_record(text: str, where: str) -> dict[str, Any]:
@@ -102,7 +127,7 @@ def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
     if file_step != record.get('step'):
         raise CheckpointError(f'checkpoint {tensor_path} (step {file_step}) and {source} '
                               f'(step {record.get("step")}) do not match')
-    model_state = {k[len('model.'):]: v for k, v in tensors.items() if k.startswith('model.')}
+    model_state = _model_tensors(tensors)
     try:
         model.load_state_dict(model_state, strict=True)
     except RuntimeError as error:
