@@ -36,7 +36,7 @@ def test_the_average_is_the_mean_of_every_floating_tensor(tmp_path: Path, capsys
     checkpoints = [_checkpoint(late, tmp_path / 'a', 10), _checkpoint(later, tmp_path / 'b', 20)]
     out = tmp_path / 'mean.safetensors'
     assert average.main([str(weights), *map(str, checkpoints), '--out', str(out)]) == 0
-    assert 'checkpoint steps 10, 20' in capsys.readouterr().out
+    assert '(final.safetensors, step 10, step 20)' in capsys.readouterr().out
     model, metadata = load_model(out, 'costnet')
     states = [network.state_dict() for network in (final, late, later)]
     for key, value in model.state_dict().items():
@@ -45,11 +45,23 @@ def test_the_average_is_the_mean_of_every_floating_tensor(tmp_path: Path, capsys
             torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-6)
         else:  # counters: the final weights'
             assert torch.equal(value, states[0][key])
-    assert json.loads(metadata.extra['averaged_from'])['checkpoint_steps'] == [10, 20]
+    labels = json.loads(metadata.extra['averaged_from'])['labels']
+    assert labels == ['final.safetensors', 'step 10', 'step 20']
     assert json.loads(metadata.extra['training']) == {'steps': 30}
     # Not the identity: the mean differs from each input.
     assert not torch.equal(model.state_dict()['tower.0.0.weight'],
                            states[0]['tower.0.0.weight'])
+
+
+def test_weights_files_average_as_a_soup(tmp_path: Path) -> None:
+    ingredients = [save_weights(_network(seed), tmp_path / f'{seed}.safetensors', 'costnet')
+                   for seed in (1, 2)]
+    out = tmp_path / 'soup.safetensors'
+    assert average.main([*map(str, ingredients), '--out', str(out)]) == 0
+    soup, _ = load_model(out, 'costnet')
+    first, second = (load_model(path, 'costnet')[0].state_dict() for path in ingredients)
+    torch.testing.assert_close(soup.state_dict()['logits.weight'],
+                               (first['logits.weight'] + second['logits.weight']) / 2)
 
 
 def test_other_networks_and_bad_outputs_get_one_line_and_exit_2(tmp_path: Path,
@@ -59,7 +71,13 @@ def test_other_networks_and_bad_outputs_get_one_line_and_exit_2(tmp_path: Path,
     cases = {
         'other width': [str(weights), str(_checkpoint(narrow, tmp_path / 'n', 5)),
                         '--out', str(tmp_path / 'x.safetensors')],
-        'not a checkpoint': [str(weights), str(weights), '--out', str(tmp_path / 'y.safetensors')],
+        'other width, weights': [str(weights), str(save_weights(narrow, tmp_path / 'n.sft',
+                                                                'costnet')),
+                                 '--out', str(tmp_path / 'y.safetensors')],
+        'other backend': [str(weights), str(save_weights(_network(1, 'dispnet'),
+                                                         tmp_path / 'd.sft', 'dispnet')),
+                          '--out', str(tmp_path / 'z.safetensors')],
+        'not safetensors': [str(weights), str(tmp_path / 'n'), '--out', str(tmp_path / 'w')],
         'out is an input': [str(weights), str(_checkpoint(_network(2), tmp_path / 'c', 5)),
                             '--out', str(weights)],
         'out is a folder': [str(weights), str(tmp_path / 'c.safetensors'),

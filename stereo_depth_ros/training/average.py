@@ -1,17 +1,19 @@
-"""Average a run's final weights with its last checkpoints (weight averaging, as in SWA).
+"""Average the weights of one network's runs or checkpoints (weight averaging, model soups).
 
-``python -m stereo_depth_ros.training.average WEIGHTS CHECKPOINT [CHECKPOINT ...] --out OUT``
+``python -m stereo_depth_ros.training.average WEIGHTS INPUT [INPUT ...] --out OUT``
 
 Late in a run at a small learning rate the weights wander around a minimum, and the trainer's
-validation moves by tenths of a pixel from one checkpoint to the next. The mean of several of
+validation moves by tenths of a pixel from one checkpoint to the next; the mean of several of
 those weights usually lies nearer the middle of that minimum than any one of them (Izmailov
-et al., "Averaging Weights Leads to Wider Optima and Better Generalization", 2018). WEIGHTS
-is the run's final weights file (it gives the backend, the architecture and the metadata);
-each CHECKPOINT is a ``checkpoint.safetensors`` of the same run copied aside as it went (the
-trainer keeps only its latest). Every floating tensor is the plain mean over all inputs,
-batch norm's running statistics included (the checkpoints of one late stretch are close, so
-their mean statistics are close to the averaged network's); counters come from WEIGHTS.
-Whether the average is better is for ``training.selection`` to say, like for any run.
+et al., "Averaging Weights Leads to Wider Optima and Better Generalization", 2018). Likewise
+the mean of several fine-tunings of one starting point often beats each of them (Wortsman et
+al., "Model soups", 2022). WEIGHTS is a weights file (it gives the backend, the architecture
+and the metadata); each INPUT is another weights file of the same architecture or a
+``checkpoint.safetensors`` of a run copied aside as it went (the trainer keeps only its
+latest). Every floating tensor is the plain mean over all of them, batch norm's running
+statistics included (inputs from one starting point are close, so their mean statistics are
+close to the averaged network's); counters come from WEIGHTS. Whether the average is better
+is for ``training.selection`` to say, like for any run.
 """
 
 import argparse
@@ -20,10 +22,11 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import torch
+from safetensors import SafetensorError, safe_open
 
-from .checkpoint import read_model_state
+from .checkpoint import MODEL_PREFIX, read_model_state
 from ..errors import StereoDepthError
-from ..weights import load_model, plain_key, read_metadata, save_weights
+from ..weights import WeightsMetadata, load_model, plain_key, read_metadata, save_weights
 
 
 def average_states(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -53,40 +56,62 @@ def average_states(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, to
     return averaged
 
 
+def _is_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a training checkpoint's tensor file rather than a weights file."""
+    try:
+        with safe_open(path, framework='pt') as handle:
+            return any(key.startswith(MODEL_PREFIX) for key in handle.keys())
+    except (OSError, ValueError, SafetensorError) as error:
+        raise StereoDepthError(f'cannot read {path}: {error}') from None
+
+
+def read_state(path: str, first: WeightsMetadata) -> tuple[str, dict[str, torch.Tensor]]:
+    """Return a label (``step N`` or the file name) and the plain state_dict of ``path``.
+
+    A weights file must be of ``first``'s backend and architecture.
+    """
+    if _is_checkpoint(path):
+        step, state = read_model_state(path)
+        label = f'step {step}'
+    else:
+        model, _ = load_model(path, first.backend, first.architecture)
+        state = model.state_dict()
+        label = Path(path).name
+    return label, {plain_key(key): value for key, value in state.items()}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Write the average of WEIGHTS and the CHECKPOINTs to OUT."""
     parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.average',
                                      description=__doc__.split('\n\n')[0])
-    parser.add_argument('weights', help="the run's final weights file")
-    parser.add_argument('checkpoints', nargs='+',
-                        help='checkpoint.safetensors files of the same run (copies)')
+    parser.add_argument('weights', help='a weights file: backend, architecture, metadata')
+    parser.add_argument('inputs', nargs='+',
+                        help='weights files of the same architecture or checkpoint.safetensors '
+                             'files of its runs (copies)')
     parser.add_argument('--out', required=True, help='the weights file to write')
     args = parser.parse_args(argv)
     out = Path(args.out)
     try:
-        inputs = [Path(args.weights), *map(Path, args.checkpoints)]
-        if out.exists() and any(out.resolve() == path.resolve() for path in inputs):
+        paths = [Path(args.weights), *map(Path, args.inputs)]
+        if out.exists() and any(out.resolve() == path.resolve() for path in paths):
             raise StereoDepthError(f'{out} is one of the inputs; write the average elsewhere')
-        backend = read_metadata(args.weights).backend
-        model, metadata = load_model(args.weights, backend)
-        final = {plain_key(key): value for key, value in model.state_dict().items()}
-        steps = []
-        states = [final]
-        for path in args.checkpoints:
-            step, state = read_model_state(path)
-            steps.append(step)
-            states.append({plain_key(key): value for key, value in state.items()})
+        metadata = read_metadata(args.weights)
+        model, _ = load_model(args.weights, metadata.backend)
+        labels = [Path(args.weights).name]
+        states = [{plain_key(key): value for key, value in model.state_dict().items()}]
+        for path in args.inputs:
+            label, state = read_state(path, metadata)
+            labels.append(label)
+            states.append(state)
         model.load_state_dict(average_states(states))
         extra = {key: value for key, value in metadata.extra.items() if key != 'dtype'}
-        extra['averaged_from'] = {'weights': str(args.weights),
-                                  'checkpoints': [str(path) for path in args.checkpoints],
-                                  'checkpoint_steps': steps}
-        path = save_weights(model, out, backend, extra_metadata=extra)
+        extra['averaged_from'] = {'files': [str(path) for path in paths], 'labels': labels}
+        path = save_weights(model, out, metadata.backend, extra_metadata=extra)
     except (StereoDepthError, OSError) as error:
         print(f'average: {error}', file=sys.stderr)
         return 2
-    print(f'wrote {path}: the mean of {len(states)} {backend} weights '
-          f'(checkpoint steps {", ".join(map(str, steps))} and the final weights)')
+    print(f'wrote {path}: the mean of {len(states)} {metadata.backend} weights '
+          f'({", ".join(labels)})')
     return 0
 
 
