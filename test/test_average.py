@@ -36,7 +36,7 @@ def test_the_average_is_the_mean_of_every_floating_tensor(tmp_path: Path, capsys
     checkpoints = [_checkpoint(late, tmp_path / 'a', 10), _checkpoint(later, tmp_path / 'b', 20)]
     out = tmp_path / 'mean.safetensors'
     assert average.main([str(weights), *map(str, checkpoints), '--out', str(out)]) == 0
-    assert '(final.safetensors, step 10, step 20)' in capsys.readouterr().out
+    assert f'({weights}, step 10, step 20)' in capsys.readouterr().out
     model, metadata = load_model(out, 'costnet')
     states = [network.state_dict() for network in (final, late, later)]
     for key, value in model.state_dict().items():
@@ -46,7 +46,7 @@ def test_the_average_is_the_mean_of_every_floating_tensor(tmp_path: Path, capsys
         else:  # counters: the final weights'
             assert torch.equal(value, states[0][key])
     labels = json.loads(metadata.extra['averaged_from'])['labels']
-    assert labels == ['final.safetensors', 'step 10', 'step 20']
+    assert labels == [str(weights), 'step 10', 'step 20']
     assert json.loads(metadata.extra['training']) == {'steps': 30}
     # Not the identity: the mean differs from each input.
     assert not torch.equal(model.state_dict()['tower.0.0.weight'],

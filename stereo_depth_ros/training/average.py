@@ -66,7 +66,7 @@ def _is_checkpoint(path: str) -> bool:
 
 
 def read_state(path: str, first: WeightsMetadata) -> tuple[str, dict[str, torch.Tensor]]:
-    """Return a label (``step N`` or the file name) and the plain state_dict of ``path``.
+    """Return a label (``step N`` or the path) and the plain state_dict of ``path``.
 
     A weights file must be of ``first``'s backend and architecture.
     """
@@ -76,7 +76,7 @@ def read_state(path: str, first: WeightsMetadata) -> tuple[str, dict[str, torch.
     else:
         model, _ = load_model(path, first.backend, first.architecture)
         state = model.state_dict()
-        label = Path(path).name
+        label = path
     return label, {plain_key(key): value for key, value in state.items()}
 
 
@@ -97,7 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise StereoDepthError(f'{out} is one of the inputs; write the average elsewhere')
         metadata = read_metadata(args.weights)
         model, _ = load_model(args.weights, metadata.backend)
-        labels = [Path(args.weights).name]
+        labels = [args.weights]
         states = [{plain_key(key): value for key, value in model.state_dict().items()}]
         for path in args.inputs:
             label, state = read_state(path, metadata)
