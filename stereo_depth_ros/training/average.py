@@ -7,45 +7,50 @@ validation moves by tenths of a pixel from one checkpoint to the next; the mean 
 those weights usually lies nearer the middle of that minimum than any one of them (Izmailov
 et al., "Averaging Weights Leads to Wider Optima and Better Generalization", 2018). Likewise
 the mean of several fine-tunings of one starting point often beats each of them (Wortsman et
-al., "Model soups", 2022). WEIGHTS is a weights file (it gives the backend, the architecture
-and the metadata); each INPUT is another weights file of the same architecture or a
-``checkpoint.safetensors`` of a run copied aside as it went (the trainer keeps only its
-latest). Every floating tensor is the plain mean over all of them, batch norm's running
+al., "Model soups", 2022). WEIGHTS is a weights file (it gives the backend, the architecture,
+the precision and the metadata); each INPUT is another weights file of the same backend and
+architecture, or a ``checkpoint.safetensors`` of such a run copied aside as it went (the
+trainer keeps only its latest; the config in its record must name the same backend and
+architecture). Every floating tensor is the plain mean over all of them, batch norm's running
 statistics included (inputs from one starting point are close, so their mean statistics are
-close to the averaged network's); counters come from WEIGHTS. Whether the average is better
-is for ``training.selection`` to say, like for any run.
+close to the averaged network's); counters come from WEIGHTS. The output's training metadata
+is WEIGHTS', without its final validation (the average was not validated) and with the list
+of inputs. Whether the average is better is for ``training.selection`` to say, as for any run.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from safetensors import SafetensorError, safe_open
 
-from .checkpoint import MODEL_PREFIX, read_model_state
+from .checkpoint import read_model_state
+from ..backends.registry import backend_record
 from ..errors import StereoDepthError
 from ..weights import WeightsMetadata, load_model, plain_key, read_metadata, save_weights
 
 
-def average_states(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def average_states(states: Sequence[Mapping[str, torch.Tensor]],
+                   labels: Sequence[str]) -> dict[str, torch.Tensor]:
     """Return the mean of the floating tensors of ``states``; other tensors of the first.
 
     All states must have the same keys and shapes (StereoDepthError naming the first
-    difference otherwise).
+    difference and the input, by its label, otherwise).
     """
     first = states[0]
-    for index, state in enumerate(states[1:], start=1):
+    for state, label in zip(states[1:], labels[1:]):
         if state.keys() != first.keys():
             extra = sorted(set(state) ^ set(first))[:3]
-            raise StereoDepthError(f'input {index + 1} has other tensors than the first '
+            raise StereoDepthError(f'{label} has other tensors than {labels[0]} '
                                    f'(e.g. {", ".join(extra)}): not the same network')
         for key, value in state.items():
             if value.shape != first[key].shape:
-                raise StereoDepthError(f'input {index + 1} has {key} of shape '
-                                       f'{tuple(value.shape)}, the first '
-                                       f'{tuple(first[key].shape)}: not the same network')
+                raise StereoDepthError(f'{label} has {key} of shape {tuple(value.shape)}, '
+                                       f'{labels[0]} {tuple(first[key].shape)}: not the same '
+                                       f'network')
     averaged = {}
     for key, value in first.items():
         if value.is_floating_point():
@@ -56,32 +61,80 @@ def average_states(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, to
     return averaged
 
 
-def _is_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a training checkpoint's tensor file rather than a weights file."""
+def _is_weights_file(path: str) -> bool:
+    """Whether ``path`` is a weights file (its metadata names a backend), not a checkpoint."""
     try:
         with safe_open(path, framework='pt') as handle:
-            return any(key.startswith(MODEL_PREFIX) for key in handle.keys())
+            return 'backend' in (handle.metadata() or {})
     except (OSError, ValueError, SafetensorError) as error:
         raise StereoDepthError(f'cannot read {path}: {error}') from None
 
 
-def read_state(path: str, first: WeightsMetadata) -> tuple[str, dict[str, torch.Tensor]]:
-    """Return a label (``step N`` or the path) and the plain state_dict of ``path``.
+def _check_checkpoint_network(path: str, record: Mapping[str, Any],
+                              first: WeightsMetadata) -> None:
+    """Refuse a checkpoint whose run config names another backend or architecture."""
+    config = record.get('extra', {}).get('config', {})
+    backend = config.get('backend')
+    architecture = config.get('model', {}).get('architecture')
+    if backend is None or architecture is None:
+        raise StereoDepthError(f'{path} does not record the backend and architecture of its '
+                               f'run, so it cannot be checked against {first.backend}')
+    if backend != first.backend:
+        raise StereoDepthError(f'{path} is a {backend} checkpoint, not {first.backend}')
+    built = backend_record(backend).build_network(architecture).architecture
+    if built != first.architecture:
+        raise StereoDepthError(f'{path} has the architecture {built}, the first file '
+                               f'{first.architecture}')
 
-    A weights file must be of ``first``'s backend and architecture.
+
+def read_state(path: str, first: WeightsMetadata) -> tuple[str, dict[str, torch.Tensor]]:
+    """Return a label and the plain state_dict of a weights file or checkpoint at ``path``.
+
+    It must be of ``first``'s backend and architecture. A checkpoint's tensors must be
+    finite (a weights file's are checked when it is loaded).
     """
-    if _is_checkpoint(path):
-        step, state = read_model_state(path)
-        label = f'step {step}'
-    else:
+    if _is_weights_file(path):
         model, _ = load_model(path, first.backend, first.architecture)
-        state = model.state_dict()
-        label = path
-    return label, {plain_key(key): value for key, value in state.items()}
+        return path, {plain_key(key): value for key, value in model.state_dict().items()}
+    checkpoint = read_model_state(path)
+    _check_checkpoint_network(path, checkpoint.record, first)
+    for key, value in checkpoint.state.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise StereoDepthError(f'{path} holds NaN or Inf values in {key}')
+    label = f'{path} (step {checkpoint.step})'
+    return label, {plain_key(key): value for key, value in checkpoint.state.items()}
+
+
+def _check_paths(out: Path, paths: Sequence[Path]) -> None:
+    """Refuse an input given twice and an output that is a folder or one of the inputs."""
+    resolved = [path.resolve() for path in paths]
+    for index, path in enumerate(resolved):
+        if path in resolved[:index]:
+            raise StereoDepthError(f'{paths[index]} is given twice; each input counts once')
+    if out.is_dir():
+        raise StereoDepthError(f'{out} is a folder; OUT is the weights file to write')
+    if out.exists() and out.resolve() in resolved:
+        raise StereoDepthError(f'{out} is one of the inputs; write the average elsewhere')
+
+
+def _training_metadata(metadata: WeightsMetadata, paths: Sequence[Path],
+                       labels: Sequence[str]) -> dict[str, Any]:
+    """Return WEIGHTS' training metadata for the average: no validation, the inputs added."""
+    raw = metadata.extra.get('training', '{}')
+    try:
+        training = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    except ValueError:
+        training = {}
+    if not isinstance(training, dict):
+        training = {}
+    training.pop('final_validation', None)
+    training['averaged_from'] = {'files': [str(path) for path in paths], 'inputs': list(labels),
+                                 'previous': training.get('averaged_from')}
+    return training
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Write the average of WEIGHTS and the CHECKPOINTs to OUT."""
+    """Write the average of WEIGHTS and the INPUTs to OUT."""
     parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.average',
                                      description=__doc__.split('\n\n')[0])
     parser.add_argument('weights', help='a weights file: backend, architecture, metadata')
@@ -93,8 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     try:
         paths = [Path(args.weights), *map(Path, args.inputs)]
-        if out.exists() and any(out.resolve() == path.resolve() for path in paths):
-            raise StereoDepthError(f'{out} is one of the inputs; write the average elsewhere')
+        _check_paths(out, paths)
         metadata = read_metadata(args.weights)
         model, _ = load_model(args.weights, metadata.backend)
         labels = [args.weights]
@@ -103,11 +155,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             label, state = read_state(path, metadata)
             labels.append(label)
             states.append(state)
-        model.load_state_dict(average_states(states))
-        extra = {key: value for key, value in metadata.extra.items() if key != 'dtype'}
-        extra['averaged_from'] = {'files': [str(path) for path in paths], 'labels': labels}
-        path = save_weights(model, out, metadata.backend, extra_metadata=extra)
-    except (StereoDepthError, OSError) as error:
+        model.load_state_dict(average_states(states, labels))
+        extra = {key: value for key, value in metadata.extra.items()
+                 if key not in ('dtype', 'training')}
+        extra['training'] = _training_metadata(metadata, paths, labels)
+        path = save_weights(model, out, metadata.backend, extra_metadata=extra,
+                            dtype=metadata.extra.get('dtype', 'fp32'))
+    except (StereoDepthError, OSError, ValueError) as error:
         print(f'average: {error}', file=sys.stderr)
         return 2
     print(f'wrote {path}: the mean of {len(states)} {metadata.backend} weights '

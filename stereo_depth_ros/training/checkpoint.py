@@ -12,6 +12,7 @@ match the tensor file's).
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,19 +74,50 @@ def _model_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             if key.startswith(MODEL_PREFIX)}
 
 
-def read_model_state(tensor_path: str | Path) -> tuple[int, dict[str, torch.Tensor]]:
-    """Return the step and the model's state_dict of a checkpoint's tensor file."""
+@dataclass(frozen=True)
+class CheckpointModel:
+    """The model part of a checkpoint: its step, state_dict and record (config, history)."""
+
+    step: int
+    state: dict[str, torch.Tensor]
+    record: dict[str, Any]
+
+
+def read_model_state(tensor_path: str | Path) -> CheckpointModel:
+    """Return the step, the model's state_dict and the record of a checkpoint's tensor file."""
+    tensor_path = Path(tensor_path)
     try:
         with safe_open(str(tensor_path), framework='pt') as handle:
-            step = int((handle.metadata() or {}).get('step', -1))
+            metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()
                        if key.startswith(MODEL_PREFIX)}
+        step = int(metadata.get('step', -1))
     except (OSError, ValueError, SafetensorError) as error:
         raise CheckpointError(f'cannot read checkpoint {tensor_path}: {error}') from None
     if not tensors:
         raise CheckpointError(f'{tensor_path} holds no model tensors: not a training '
                               f'checkpoint')
-    return step, _model_tensors(tensors)
+    record, _ = _read_record(tensor_path, metadata)
+    return CheckpointModel(step, _model_tensors(tensors), record)
+
+
+def _read_record(tensor_path: Path, metadata: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """Return a checkpoint's record and where it was read.
+
+    From the tensor file's metadata; for checkpoints written before the record moved there,
+    from the JSON file beside it (``<prefix>.json``).
+    """
+    if 'record' in metadata:
+        source = f'the record in {tensor_path.name}'
+        return _parse_record(metadata['record'], source), source
+    json_path = tensor_path.with_suffix('.json')
+    try:
+        text = json_path.read_text()
+    except OSError as error:
+        raise CheckpointError(f'checkpoint {tensor_path} predates records in the tensor file '
+                              f'and its {json_path.name} cannot be read: '
+                              f'{error.strerror or error}') from None
+    return _parse_record(text, str(json_path)), json_path.name
 
 
 def _parse_record(text: str, where: str) -> dict[str, Any]:
@@ -102,7 +134,7 @@ def _parse_record(text: str, where: str) -> dict[str, Any]:
 def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
                     optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore ``model`` and ``optimizer``; return the JSON record (``step``, ``extra``)."""
-    tensor_path, json_path = checkpoint_paths(prefix)
+    tensor_path = checkpoint_paths(prefix)[0]
     if not has_checkpoint(prefix):
         raise CheckpointError(f'no checkpoint at {tensor_path}')
     try:
@@ -112,18 +144,7 @@ def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
         file_step = int(metadata.get('step', -1))
     except (OSError, ValueError, SafetensorError) as error:
         raise CheckpointError(f'cannot read checkpoint {tensor_path}: {error}') from None
-    if 'record' in metadata:
-        source = f'the record in {tensor_path.name}'
-        record = _parse_record(metadata['record'], source)
-    else:  # written before the record moved into the tensor file: its JSON file has it
-        source = json_path.name
-        try:
-            text = json_path.read_text()
-        except OSError as error:
-            raise CheckpointError(f'checkpoint {tensor_path} predates records in the tensor '
-                                  f'file and its {json_path.name} cannot be read: '
-                                  f'{error.strerror or error}') from None
-        record = _parse_record(text, str(json_path))
+    record, source = _read_record(tensor_path, metadata)
     if file_step != record.get('step'):
         raise CheckpointError(f'checkpoint {tensor_path} (step {file_step}) and {source} '
                               f'(step {record.get("step")}) do not match')
