@@ -47,6 +47,17 @@ class WeightsMetadata:
     format_version: int
     extra: dict = field(default_factory=dict)
 
+    def training(self) -> dict[str, Any]:
+        """Return the decoded ``training`` metadata (how the weights were made); {} if none.
+
+        Metadata that is not a JSON object counts as none.
+        """
+        try:
+            training = json.loads(self.extra.get('training', '{}'))
+        except (TypeError, ValueError):
+            return {}
+        return training if isinstance(training, dict) else {}
+
 
 def plain_key(key: str) -> str:
     """Return a state_dict key without DataParallel's and torch.compile's prefixes."""
@@ -208,16 +219,20 @@ def load_state(model: nn.Module, path: str | Path, expected_backend: str,
                 f'{path} stores {key} as {str(value.dtype).replace("torch.", "")}, not as '
                 f'floating point: the weights are not usable (a wrong conversion?); save '
                 f'them as fp32 or fp16')
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise BackendError(
-                f'{path} holds non-finite values (NaN or Inf) in {key}; the weights are '
-                f'corrupt (e.g. a diverged training run)')
+        check_finite(value, path, key)
         tensors[key] = value.to(state[key].dtype)
     try:
         plain.load_state_dict(tensors, strict=not new_modules)
     except RuntimeError as error:
         raise BackendError(f'{path} does not fit the {expected_backend} network: {error}')
     return metadata
+
+
+def check_finite(value: torch.Tensor, path: str | Path, key: str) -> None:
+    """Raise BackendError if the floating tensor ``key`` of ``path`` holds NaN or Inf."""
+    if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+        raise BackendError(f'{path} holds non-finite values (NaN or Inf) in {key}; the weights '
+                           f'are corrupt (e.g. a diverged training run)')
 
 
 def widened(tensor: torch.Tensor, shape: Sequence[int], name: str) -> torch.Tensor:

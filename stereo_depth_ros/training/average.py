@@ -19,7 +19,6 @@ of inputs. Whether the average is better is for ``training.selection`` to say, a
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -30,7 +29,8 @@ from safetensors import SafetensorError, safe_open
 from .checkpoint import read_model_state
 from ..backends.registry import backend_record
 from ..errors import StereoDepthError
-from ..weights import WeightsMetadata, load_model, plain_key, read_metadata, save_weights
+from ..weights import (WeightsMetadata, check_finite, load_model, plain_key, read_metadata,
+                       save_weights)
 
 
 def average_states(states: Sequence[Mapping[str, torch.Tensor]],
@@ -95,12 +95,11 @@ def read_state(path: str, first: WeightsMetadata) -> tuple[str, dict[str, torch.
     """
     if _is_weights_file(path):
         model, _ = load_model(path, first.backend, first.architecture)
-        return path, {plain_key(key): value for key, value in model.state_dict().items()}
+        return path, model.state_dict()
     checkpoint = read_model_state(path)
     _check_checkpoint_network(path, checkpoint.record, first)
     for key, value in checkpoint.state.items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            raise StereoDepthError(f'{path} holds NaN or Inf values in {key}')
+        check_finite(value, path, key)
     label = f'{path} (step {checkpoint.step})'
     return label, {plain_key(key): value for key, value in checkpoint.state.items()}
 
@@ -120,13 +119,7 @@ def _check_paths(out: Path, paths: Sequence[Path]) -> None:
 def _training_metadata(metadata: WeightsMetadata, paths: Sequence[Path],
                        labels: Sequence[str]) -> dict[str, Any]:
     """Return WEIGHTS' training metadata for the average: no validation, the inputs added."""
-    raw = metadata.extra.get('training', '{}')
-    try:
-        training = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    except ValueError:
-        training = {}
-    if not isinstance(training, dict):
-        training = {}
+    training = metadata.training()
     training.pop('final_validation', None)
     training['averaged_from'] = {'files': [str(path) for path in paths], 'inputs': list(labels),
                                  'previous': training.get('averaged_from')}
@@ -150,7 +143,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         metadata = read_metadata(args.weights)
         model, _ = load_model(args.weights, metadata.backend)
         labels = [args.weights]
-        states = [{plain_key(key): value for key, value in model.state_dict().items()}]
+        states = [model.state_dict()]
         for path in args.inputs:
             label, state = read_state(path, metadata)
             labels.append(label)

@@ -85,20 +85,33 @@ class CheckpointModel:
 
 def read_model_state(tensor_path: str | Path) -> CheckpointModel:
     """Return the step, the model's state_dict and the record of a checkpoint's tensor file."""
-    tensor_path = Path(tensor_path)
+    step, tensors, record = _read_checkpoint(Path(tensor_path), MODEL_PREFIX)
+    return CheckpointModel(step, _model_tensors(tensors), record)
+
+
+def _read_checkpoint(tensor_path: Path, prefix: str = ''
+                     ) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
+    """Return the step, the tensors whose keys start with ``prefix`` and the record.
+
+    CheckpointError if the file cannot be read, holds no model tensors where those are asked
+    for, or its record (see :func:`_read_record`) names another step.
+    """
     try:
         with safe_open(str(tensor_path), framework='pt') as handle:
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()
-                       if key.startswith(MODEL_PREFIX)}
+                       if key.startswith(prefix)}
         step = int(metadata.get('step', -1))
     except (OSError, ValueError, SafetensorError) as error:
         raise CheckpointError(f'cannot read checkpoint {tensor_path}: {error}') from None
-    if not tensors:
+    if prefix == MODEL_PREFIX and not tensors:
         raise CheckpointError(f'{tensor_path} holds no model tensors: not a training '
                               f'checkpoint')
-    record, _ = _read_record(tensor_path, metadata)
-    return CheckpointModel(step, _model_tensors(tensors), record)
+    record, source = _read_record(tensor_path, metadata)
+    if step != record.get('step'):
+        raise CheckpointError(f'checkpoint {tensor_path} (step {step}) and {source} '
+                              f'(step {record.get("step")}) do not match')
+    return step, tensors, record
 
 
 def _read_record(tensor_path: Path, metadata: dict[str, str]) -> tuple[dict[str, Any], str]:
@@ -137,17 +150,7 @@ def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
     tensor_path = checkpoint_paths(prefix)[0]
     if not has_checkpoint(prefix):
         raise CheckpointError(f'no checkpoint at {tensor_path}')
-    try:
-        with safe_open(str(tensor_path), framework='pt') as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-        file_step = int(metadata.get('step', -1))
-    except (OSError, ValueError, SafetensorError) as error:
-        raise CheckpointError(f'cannot read checkpoint {tensor_path}: {error}') from None
-    record, source = _read_record(tensor_path, metadata)
-    if file_step != record.get('step'):
-        raise CheckpointError(f'checkpoint {tensor_path} (step {file_step}) and {source} '
-                              f'(step {record.get("step")}) do not match')
+    _, tensors, record = _read_checkpoint(tensor_path)
     model_state = _model_tensors(tensors)
     try:
         model.load_state_dict(model_state, strict=True)

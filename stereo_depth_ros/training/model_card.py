@@ -16,7 +16,6 @@ full-range synthetic test scenes of a KITTI-sized camera and held-out synthetic 
 
 import argparse
 import hashlib
-import json
 import math
 import shlex
 import sys
@@ -39,13 +38,6 @@ FULL_RANGE_SCENES = 20
 #: Largest weights file the project ships.
 MAX_FILE_BYTES = 16 * 2 ** 20
 METRICS = ('epe', 'd1', 'bad1', 'bad2', 'bad3', 'density', 'ms_per_pair', 'n')
-
-
-def _decode(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except (TypeError, ValueError):
-        return value
 
 
 def sha256(path: Path) -> str:
@@ -231,9 +223,7 @@ def training_command(weights: Path, experiment: Optional[str], backend: str,
 def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, Any]:
     """Return the card of a weights file (training from its metadata, given evaluations)."""
     metadata = read_metadata(weights)
-    training = _decode(metadata.extra.get('training', '{}'))
-    if not isinstance(training, dict):
-        training = {}
+    training = metadata.training()
     config = training.pop('config', {}) or {}
     backend = metadata.backend
     parameters = count_parameters(weights)
