@@ -6,6 +6,8 @@ from ..errors import BackendError
 from ..settings import PRECISION_CHOICES, option
 
 PAD_MODES = ('replicate', 'zeros')
+#: Values of ``match_passes``: the network's own choice, always, never.
+MATCH_PASSES_CHOICES = ('auto', 'on', 'off')
 #: Smallest non-zero ``near_scale`` (below it the second pass sees too few pixels).
 MIN_NEAR_SCALE = 0.1
 #: Smallest scale any pass may run at (also the lower limit of ``scale``).
@@ -51,6 +53,12 @@ class LearnedOptions:
         "/ scale; blended over a twelfth of that threshold); 0 = the value chosen for the "
         "network on validation scenes (the network's default_near_from).",
         limits=(0.0, 1.0))
+    match_passes: str = option(
+        'auto', 'Learned backends with near passes: where the passes disagree, keep per pixel '
+        'the estimate (each pass or their blend) whose warped right view matches the left '
+        'view best, then a 5x5 median; on, off, or auto = the value chosen for the network '
+        "on validation scenes (its default_match_passes: on for costnet and costnet_fast).",
+        choices=MATCH_PASSES_CHOICES)
     torch_compile: bool = option(
         False, 'Learned backends: compile the network with torch.compile (inductor; on the '
         'CPU it needs a C++ compiler) on the first pair of each image size, which then takes '

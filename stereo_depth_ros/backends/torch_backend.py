@@ -3,8 +3,8 @@
 One :class:`TorchBackend` runs any learned backend: it is given the backend's
 :class:`~stereo_depth_ros.backends.record.BackendRecord` and its checked
 :class:`~stereo_depth_ros.backends.options.LearnedOptions` (precision, max_disparity,
-num_threads, scale, pad_mode, fuse, near_scale, near_from, near_passes, torch_compile:
-see there). Input uint8 grey or RGB images go through
+num_threads, scale, pad_mode, fuse, near_scale, near_from, near_passes, match_passes,
+torch_compile: see there). Input uint8 grey or RGB images go through
 :func:`~stereo_depth_ros.networks.inference.predict_with_near_pass`: the inference path that
 training validation uses too, plus coarser passes for near objects (large disparities) unless
 ``near_scale`` is 0; the output is float32 HxW, NaN where the
@@ -26,7 +26,8 @@ from .base import DisparityBackend
 from .options import LearnedOptions
 from .record import BackendRecord
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
-                                  near_pass_scales, predict_with_near_pass)
+                                  near_pass_scales, predict_with_near_pass,
+                                  resolve_match_passes)
 from ..torch_runtime import (CompiledForward, keep_freed_cpu_memory, resolve_device,
                              resolve_precision)
 from ..weights import load_model
@@ -77,6 +78,7 @@ class TorchBackend(DisparityBackend):
         self.near_scales = near_pass_scales(model, self.scale, options.near_scale,
                                             options.near_from, options.near_passes,
                                             options.max_disparity)
+        self.match_passes = resolve_match_passes(model, options.match_passes)
         coarsest = self.near_scales[-1] if self.near_scales else self.scale
         self._max_disparity = options.max_disparity or disparity_range(model, coarsest)
         model = model.eval()
@@ -102,9 +104,10 @@ class TorchBackend(DisparityBackend):
         """One line with backend, weights, device and precision."""
         scale = f', scale {self.scale:g}' if self.scale != 1.0 else ''
         passes = ''.join(f', near pass x{near / self.scale:g}' for near in self.near_scales)
+        matched = ', passes matched' if self.match_passes and self.near_scales else ''
         compiled = ', torch.compile' if self.compiled and self.compiled.active else ''
         return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}'
-                f'{scale}{passes}{compiled}, disparity 0..{self._max_disparity:g} px)')
+                f'{scale}{passes}{matched}{compiled}, disparity 0..{self._max_disparity:g} px)')
 
     def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -121,4 +124,5 @@ class TorchBackend(DisparityBackend):
         """Return the ``1x1xHxW`` disparity of normalised images, near passes included."""
         return predict_with_near_pass(
             self.model, left, right, precision=self.precision, pad_mode=self.options.pad_mode,
-            scale=self.scale, near_scales=self.near_scales, near_from=self.options.near_from)
+            scale=self.scale, near_scales=self.near_scales, near_from=self.options.near_from,
+            match_passes=self.match_passes)

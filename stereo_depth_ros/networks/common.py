@@ -200,6 +200,11 @@ class StereoNet(nn.Module):
     #: a fraction of the range of the pass before it. Chosen per network on full-range
     #: validation scenes and the unlabeled pairs (models/README.md, "The near pass").
     default_near_from: float = 0.5
+    #: What the backend option ``match_passes`` ``auto`` stands for: whether the passes'
+    #: estimates compete by matching cost (:mod:`~stereo_depth_ros.networks.pass_choice`).
+    #: Chosen per network on the same scenes and pairs (models/README.md, "Choosing between
+    #: the passes").
+    default_match_passes: bool = False
 
     def __init__(self, max_disparity: float) -> None:
         super().__init__()

@@ -118,6 +118,7 @@ class CostNet(StereoNet):
 
     divisor = 16
     loss_kind = 'cost_volume'
+    default_match_passes = True
     #: The cost-volume logits of the latest forward pass (the training loss uses them).
     last_logits: torch.Tensor
 

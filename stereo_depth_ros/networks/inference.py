@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .common import (StereoNet, area_mean, normalize_image, pad_to_divisor,
                      upsample_disparity)
+from .pass_choice import choose_by_matching
 from ..backends.options import MIN_PASS_SCALE
 from ..images import to_rgb
 from ..torch_runtime import autocast
@@ -119,6 +120,11 @@ def resolve_near_from(network: StereoNet | type[StereoNet], near_from: float) ->
     return near_from or network.default_near_from
 
 
+def resolve_match_passes(network: StereoNet | type[StereoNet], match_passes: str) -> bool:
+    """Return whether the passes compete by matching cost: ``on``, ``off``, or the network's."""
+    return network.default_match_passes if match_passes == 'auto' else match_passes == 'on'
+
+
 def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_from: float = 0.0,
                      near_passes: int = 0, max_disparity: float = 0.0,
                      min_scale: float = MIN_PASS_SCALE) -> list[float]:
@@ -151,25 +157,31 @@ def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_fro
 def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Tensor, *,
                            precision: str = 'fp32', pad_mode: str = 'replicate',
                            scale: float = 1.0, near_scales: Sequence[float] = (),
-                           near_from: float = 0.0) -> torch.Tensor:
+                           near_from: float = 0.0, match_passes: bool = False) -> torch.Tensor:
     """Return :func:`predict_disparity` at ``scale``, refined by passes at ``near_scales``.
 
     Without near scales this is one pass. Otherwise each near pass's estimate replaces the
     result so far where it exceeds ``near_from`` times the range of the pass before it
     (``model.max_disparity`` / that pass's scale; 0: the network's own fraction), and the
-    range grows to the last pass's.
+    range grows to the last pass's. With ``match_passes`` the passes' own estimates then
+    compete with that blend, pixel by pixel, on how well they match
+    (:func:`~stereo_depth_ros.networks.pass_choice.choose_by_matching`).
     """
     near_from = resolve_near_from(model, near_from)
     result = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
                                scale=scale)
+    passes = [result]
     previous = scale
     for near_scale in near_scales:
         near = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
                                  scale=near_scale)
+        passes.append(near)
         reached = disparity_range(model, previous)
         result = blend_near_pass(result, near, near_from * reached, reached,
                                  disparity_range(model, near_scale))
         previous = near_scale
+    if match_passes and near_scales:
+        result = choose_by_matching(left, right, result, passes)
     return result
 
 

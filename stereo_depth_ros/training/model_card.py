@@ -149,17 +149,19 @@ def evaluate(backend: str, weights: Path, synthetic: str = DEFAULT_SYNTHETIC,
 def default_inference_options(backend: str) -> dict[str, Any]:
     """Return the default options of a learned backend that change its output.
 
-    ``near_from`` is the value its default 0 stands for (the network's ``default_near_from``).
+    ``near_from`` is the value its default 0 stands for (the network's ``default_near_from``),
+    ``match_passes`` whether its default ``auto`` turns the choice by matching on.
     """
     from dataclasses import asdict
     from ..backends.options import LearnedOptions
-    from ..networks.inference import resolve_near_from
+    from ..networks.inference import resolve_match_passes, resolve_near_from
     options = asdict(LearnedOptions())
-    keys = ('scale', 'near_scale', 'near_from', 'near_passes', 'max_disparity')
+    keys = ('scale', 'near_scale', 'near_from', 'near_passes', 'match_passes', 'max_disparity')
     chosen = {key: options[key] for key in keys}
     network = backend_record(backend).network
     if network is not None:
         chosen['near_from'] = resolve_near_from(network, chosen['near_from'])
+        chosen['match_passes'] = resolve_match_passes(network, chosen['match_passes'])
     return chosen
 
 

@@ -1,7 +1,8 @@
 """Score weights files on unlabeled real pairs, to choose between runs without ground truth.
 
 ``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]
-[--near-scale S] [--near-from F] [--near-passes N] [--synthetic N] [--bands] [--sgbm]``
+[--near-scale S] [--near-from F] [--near-passes N] [--match-passes auto|on|off]
+[--synthetic N] [--bands] [--sgbm]``
 
 For each file: the photometric loss (SSIM + L1 of the right view warped by the predicted
 disparity, masked where it is occluded) and the agreement with the left-right-checked SGBM
@@ -17,9 +18,10 @@ learned backend has to beat; its pseudo-label columns are empty, the labels bein
 ``--synthetic N`` adds N full-range validation scenes per kind (384x1248, 0-192 px, seeds
 from :data:`FULL_RANGE_SEED_OFFSET`, disjoint from the trainer's validation seeds and from
 the test seeds): EPE, bad-2, and bad-3 where the true disparity is 64 px or more.
-``--near-scale``, ``--near-from`` and ``--near-passes`` are the backends' options of the same
-names (the coarser passes for near objects); ``--near-scale`` 0 (the default) scores the
-network alone, as the model cards' stage tables do.
+``--near-scale``, ``--near-from``, ``--near-passes`` and ``--match-passes`` are the backends'
+options of the same names (the coarser passes for near objects, and the choice between them
+by matching cost); ``--near-scale`` 0 (the default) scores the network alone, as the model
+cards' stage tables do, and ``--match-passes`` is off unless asked for.
 """
 
 import argparse
@@ -35,6 +37,7 @@ from .pair_split import TRAINING_EVERY, selection_pairs
 from .losses import masked_epe, valid_mask
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss
+from ..backends.options import MATCH_PASSES_CHOICES
 from ..backends.registry import backend_options, backend_record, create_backend
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
@@ -42,7 +45,8 @@ from ..data.synthetic import VALIDATION_SEED_OFFSET
 from ..errors import StereoDepthError
 from ..evaluation.metrics import DISPARITY_BANDS, band_key, fill_invalid_kitti
 from ..networks.common import StereoNet
-from ..networks.inference import images_to_tensor, near_pass_scales, predict_with_near_pass
+from ..networks.inference import (images_to_tensor, near_pass_scales, predict_with_near_pass,
+                                  resolve_match_passes)
 from ..weights import load_model, read_metadata
 
 #: First seed of the full-range validation scenes (validation range, above the trainer's).
@@ -55,14 +59,15 @@ LARGE_DISPARITY = 64.0
 
 
 def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scales: Sequence[float],
-                 near_from: float) -> Iterator[tuple[StereoSample, torch.Tensor]]:
+                 near_from: float, match_passes: bool = False
+                 ) -> Iterator[tuple[StereoSample, torch.Tensor]]:
     """Yield each sample with the ``Bx1xHxW`` prediction of ``model`` (in eval mode)."""
     model.eval()
     for sample in samples:
         left = images_to_tensor([sample.left], torch.device('cpu'))
         right = images_to_tensor([sample.right], torch.device('cpu'))
         yield sample, predict_with_near_pass(model, left, right, near_scales=near_scales,
-                                             near_from=near_from)
+                                             near_from=near_from, match_passes=match_passes)
 
 
 def sgbm_predictions(samples: Sequence[StereoSample]
@@ -78,9 +83,11 @@ def sgbm_predictions(samples: Sequence[StereoSample]
 
 
 def score_pairs(model: StereoNet, samples: Sequence[StereoSample],
-                near_scales: Sequence[float] = (), near_from: float = 0.0) -> dict[str, float]:
+                near_scales: Sequence[float] = (), near_from: float = 0.0,
+                match_passes: bool = False) -> dict[str, float]:
     """Return the :func:`score_pair_predictions` of ``model`` on ``samples``."""
-    return score_pair_predictions(_predictions(model, samples, near_scales, near_from))
+    return score_pair_predictions(_predictions(model, samples, near_scales, near_from,
+                                               match_passes))
 
 
 @torch.no_grad()
@@ -143,10 +150,11 @@ def full_range_scenes(count: int, kinds: Sequence[str],
 
 
 def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
-                     near_scales: Sequence[float] = (),
-                     near_from: float = 0.0) -> dict[str, float]:
+                     near_scales: Sequence[float] = (), near_from: float = 0.0,
+                     match_passes: bool = False) -> dict[str, float]:
     """Return the :func:`score_full_range_predictions` of ``model`` on ``samples``."""
-    return score_full_range_predictions(_predictions(model, samples, near_scales, near_from))
+    return score_full_range_predictions(_predictions(model, samples, near_scales, near_from,
+                                                     match_passes))
 
 
 @torch.no_grad()
@@ -201,6 +209,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--near-passes', type=int, default=0,
                         help='backend option near_passes (default 0: as the backends, one and '
                         'more while the range is below 192 px)')
+    parser.add_argument('--match-passes', choices=MATCH_PASSES_CHOICES, default='off',
+                        help="backend option match_passes (default off, as these scores were "
+                        "measured before it existed; auto: the network's own, as the backends)")
     parser.add_argument('--bands', action='store_true',
                         help='also print bad-2 against the pseudo-labels by the labels\' '
                         'disparity band (pixels of all pairs pooled)')
@@ -220,7 +231,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # Checked as the backends check them, before any work: one clear line for a bad value.
         near_options = {path: backend_options(backend_record(backend), {
             'near_scale': args.near_scale, 'near_from': args.near_from,
-            'near_passes': args.near_passes}) for path, backend in backends.items()}
+            'near_passes': args.near_passes, 'match_passes': args.match_passes})
+            for path, backend in backends.items()}
         pairs = selection_pairs(pseudo_labelled_dataset(args.pairs, args.max_disparity))
         if not pairs:
             raise StereoDepthError(f'no stereo pairs under {args.pairs}')
@@ -238,7 +250,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             model, _ = load_model(path, backends[path])
             options = near_options[path]
             near = dict(near_from=options.near_from, near_scales=near_pass_scales(
-                model, 1.0, options.near_scale, options.near_from, options.near_passes))
+                model, 1.0, options.near_scale, options.near_from, options.near_passes),
+                match_passes=resolve_match_passes(model, options.match_passes))
             scores = score_pairs(model, pairs, **near)
             line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
                     f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')

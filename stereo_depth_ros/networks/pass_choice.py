@@ -1,0 +1,126 @@
+"""Choose, per pixel, between the estimates of the inference passes by how well they match.
+
+A learned backend with near passes has several estimates of every pixel: the first (finest)
+pass, each coarser pass, and their blend by disparity (:func:`~stereo_depth_ros.networks.
+inference.blend_near_pass`). Where they disagree, at most one of them is right, and the
+images say which: warped by the right disparity, the right view matches the left one.
+:func:`choose_by_matching` scores each estimate with a windowed matching cost (zero-mean
+normalised cross-correlation, insensitive to gain and offset between the cameras, plus the mean
+absolute difference) and keeps, per pixel, the one that matches best; the blend is kept
+unless another estimate matches clearly better. A median filter then removes isolated
+choices, as a per-pixel decision leaves salt-and-pepper noise.
+
+This only chooses between the network's own estimates; it never invents a disparity, so a
+pixel no pass got right stays wrong. Its known failure is a repeated texture: there an
+estimate off by one period matches as well as the right one. Backend option
+``match_passes`` (``auto``: the network's ``default_match_passes``, on for ``costnet`` and
+``costnet_fast``, whose validation scores all improved with it; models/README.md, "Choosing
+between the passes").
+"""
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+#: The matching costs are computed at 1/COST_SHRINK of the images' resolution.
+COST_SHRINK = 2
+#: Side of the square window (px at that resolution) over which the cost is averaged.
+MATCH_WINDOW = 5
+#: Weight of the mean absolute difference (of the normalised grey images) in the cost.
+DIFFERENCE_WEIGHT = 0.5
+#: How much lower (cost units; 1 - ZNCC spans 0..2) another estimate's cost must be than the
+#: blend's for it to be chosen.
+BLEND_PREFERENCE = 0.05
+#: Side (px) of the median filter applied to the chosen disparity (3 or 5: OpenCV's float
+#: median).
+MEDIAN_SIZE = 5
+_VARIANCE_FLOOR = 1e-6
+
+
+def box_mean(image: np.ndarray, window: int) -> np.ndarray:
+    """Return the ``window`` x ``window`` means of an ``HxW`` float32 map (borders repeated)."""
+    return cv2.blur(image, (window, window), borderType=cv2.BORDER_REPLICATE)
+
+
+def warp_to_left(right: np.ndarray, disparity: np.ndarray) -> np.ndarray:
+    """Return the ``HxW`` float32 ``right`` map sampled at ``x - disparity`` (bilinear)."""
+    height, width = right.shape
+    columns = np.arange(width, dtype=np.float32)[None, :] - disparity
+    rows = np.broadcast_to(np.arange(height, dtype=np.float32)[:, None], (height, width))
+    return cv2.remap(right, columns, np.ascontiguousarray(rows), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def matching_costs(left: np.ndarray, right: np.ndarray, disparities: Sequence[np.ndarray],
+                   window: int = MATCH_WINDOW,
+                   difference_weight: float = DIFFERENCE_WEIGHT) -> np.ndarray:
+    """Return the ``NxHxW`` matching cost of each of N ``HxW`` disparities (px).
+
+    ``left`` and ``right`` are ``HxW`` float32 grey images; the cost is
+    ``1 - ZNCC + difference_weight * mean |left - warped right|`` over the window: lower is a
+    better match.
+    """
+    left_mean = box_mean(left, window)
+    left_variance = box_mean(left * left, window) - left_mean * left_mean
+    costs = []
+    for disparity in disparities:
+        warped = warp_to_left(right, disparity)
+        warped_mean = box_mean(warped, window)
+        warped_variance = box_mean(warped * warped, window) - warped_mean * warped_mean
+        covariance = box_mean(left * warped, window) - left_mean * warped_mean
+        variance = np.maximum(left_variance * warped_variance, _VARIANCE_FLOOR)
+        cost = 1.0 - covariance / np.sqrt(variance)
+        cost += difference_weight * box_mean(np.abs(left - warped), window)
+        costs.append(cost)
+    return np.stack(costs)
+
+
+def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndarray]
+               ) -> np.ndarray:
+    """Return, per pixel, the best-matching of ``HxW`` candidates (the first is the blend).
+
+    ``left`` and ``right`` are ``HxW`` float32 grey images. The costs are computed at
+    1/:data:`COST_SHRINK` resolution (the candidates sampled there, their values scaled), and
+    the choice is carried back to every full-resolution pixel.
+    """
+    height, width = left.shape
+    small = (max(width // COST_SHRINK, 1), max(height // COST_SHRINK, 1))
+    left_small, right_small = (cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+                               for image in (left, right))
+    sampled = [cv2.resize(candidate, small, interpolation=cv2.INTER_NEAREST)
+               * (small[0] / width) for candidate in candidates]
+    usable = [np.isfinite(candidate) & (candidate >= 0) for candidate in sampled]
+    costs = matching_costs(left_small, right_small,
+                           [np.where(ok, candidate, np.float32(0.0))
+                            for candidate, ok in zip(sampled, usable)])
+    costs[0] -= BLEND_PREFERENCE
+    costs[~np.stack(usable)] = np.inf
+    choice = cv2.resize(costs.argmin(axis=0).astype(np.uint8), (width, height),
+                        interpolation=cv2.INTER_NEAREST)
+    chosen = candidates[0].copy()
+    for index, candidate in enumerate(candidates[1:], start=1):
+        np.copyto(chosen, candidate, where=choice == index)
+    # A candidate that was usable where it was sampled may not be at every pixel it covers.
+    chosen = np.where(np.isfinite(chosen) & (chosen >= 0), chosen, candidates[0])
+    return cv2.medianBlur(np.ascontiguousarray(chosen, dtype=np.float32), MEDIAN_SIZE)
+
+
+def choose_by_matching(left: torch.Tensor, right: torch.Tensor, blend: torch.Tensor,
+                       passes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Return, per pixel, whichever of ``blend`` and ``passes`` matches best, median-filtered.
+
+    ``left`` and ``right`` are the ``Bx3xHxW`` images the passes saw (their channel mean is
+    matched); the estimates are ``Bx1xHxW`` disparities (px) of that size. ``blend`` wins
+    unless another estimate's cost is lower by :data:`BLEND_PREFERENCE`. A non-finite or
+    negative estimate is never chosen (it cannot be warped); where no estimate is usable the
+    result is not finite, which the backend masks as unknown.
+    """
+    left_grey = left.detach().float().mean(dim=1).cpu().numpy()
+    right_grey = right.detach().float().mean(dim=1).cpu().numpy()
+    estimates = [estimate.detach().float()[:, 0].cpu().numpy() for estimate in (blend, *passes)]
+    chosen = [choose_one(left_grey[index], right_grey[index],
+                         [estimate[index] for estimate in estimates])
+              for index in range(left.shape[0])]
+    return torch.from_numpy(np.stack(chosen)[:, None]).to(blend.device)
