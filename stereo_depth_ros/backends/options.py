@@ -6,8 +6,8 @@ from ..errors import BackendError
 from ..settings import PRECISION_CHOICES, option
 
 PAD_MODES = ('replicate', 'zeros')
-#: Values of ``match_passes``: the network's own choice, always, never.
-MATCH_PASSES_CHOICES = ('auto', 'on', 'off')
+#: Values of ``match_passes`` (words YAML does not read as booleans, unlike on and off).
+MATCH_PASSES_CHOICES = ('auto', 'always', 'never')
 #: Smallest non-zero ``near_scale`` (below it the second pass sees too few pixels).
 MIN_NEAR_SCALE = 0.1
 #: Smallest scale any pass may run at (also the lower limit of ``scale``).
@@ -56,8 +56,9 @@ class LearnedOptions:
     match_passes: str = option(
         'auto', 'Learned backends with near passes: where the passes disagree, keep per pixel '
         'the estimate (each pass or their blend) whose warped right view matches the left '
-        'view best, then a 5x5 median; on, off, or auto = the value chosen for the network '
-        "on validation scenes (its default_match_passes: on for costnet and costnet_fast).",
+        'view best, then a 5x5 median; always, never, or auto = the value chosen for the '
+        'network on validation scenes (its default_match_passes: on for costnet and '
+        'costnet_fast).',
         choices=MATCH_PASSES_CHOICES)
     torch_compile: bool = option(
         False, 'Learned backends: compile the network with torch.compile (inductor; on the '

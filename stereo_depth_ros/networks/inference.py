@@ -121,8 +121,11 @@ def resolve_near_from(network: StereoNet | type[StereoNet], near_from: float) ->
 
 
 def resolve_match_passes(network: StereoNet | type[StereoNet], match_passes: str) -> bool:
-    """Return whether the passes compete by matching cost: ``on``, ``off``, or the network's."""
-    return network.default_match_passes if match_passes == 'auto' else match_passes == 'on'
+    """Return whether the passes compete by matching cost: ``always``, ``never``, or ``auto``.
+
+    ``auto`` is the network's (class's) ``default_match_passes``.
+    """
+    return network.default_match_passes if match_passes == 'auto' else match_passes == 'always'
 
 
 def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_from: float = 0.0,

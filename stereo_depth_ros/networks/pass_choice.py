@@ -37,6 +37,7 @@ BLEND_PREFERENCE = 0.05
 #: median).
 MEDIAN_SIZE = 5
 _VARIANCE_FLOOR = 1e-6
+_CHANNEL_MEAN = np.full((1, 3), 1.0 / 3.0, np.float32)
 
 
 def box_mean(image: np.ndarray, window: int) -> np.ndarray:
@@ -81,30 +82,44 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
                ) -> np.ndarray:
     """Return, per pixel, the best-matching of ``HxW`` candidates (the first is the blend).
 
-    ``left`` and ``right`` are ``HxW`` float32 grey images. The costs are computed at
-    1/:data:`COST_SHRINK` resolution (the candidates sampled there, their values scaled), and
-    the choice is carried back to every full-resolution pixel.
+    ``left`` and ``right`` are ``hxw`` float32 grey images at 1/:data:`COST_SHRINK` of the
+    candidates' resolution: the costs are computed there (the candidates sampled, their values
+    scaled), and the choice is carried back to every full-resolution pixel.
     """
-    height, width = left.shape
-    small = (max(width // COST_SHRINK, 1), max(height // COST_SHRINK, 1))
-    left_small, right_small = (cv2.resize(image, small, interpolation=cv2.INTER_AREA)
-                               for image in (left, right))
+    height, width = candidates[0].shape
+    small = (left.shape[1], left.shape[0])
     sampled = [cv2.resize(candidate, small, interpolation=cv2.INTER_NEAREST)
-               * (small[0] / width) for candidate in candidates]
+               * np.float32(small[0] / width) for candidate in candidates]
     usable = [np.isfinite(candidate) & (candidate >= 0) for candidate in sampled]
-    costs = matching_costs(left_small, right_small,
-                           [np.where(ok, candidate, np.float32(0.0))
-                            for candidate, ok in zip(sampled, usable)])
-    costs[0] -= BLEND_PREFERENCE
-    costs[~np.stack(usable)] = np.inf
-    choice = cv2.resize(costs.argmin(axis=0).astype(np.uint8), (width, height),
-                        interpolation=cv2.INTER_NEAREST)
+    costs = matching_costs(left, right, [np.where(ok, candidate, np.float32(0.0))
+                                         for candidate, ok in zip(sampled, usable)])
+    best = np.where(usable[0], costs[0] - BLEND_PREFERENCE, np.inf)
+    choice = np.zeros(best.shape, np.uint8)
+    for index in range(1, len(candidates)):
+        better = usable[index] & (costs[index] < best)
+        choice[better] = index
+        best = np.where(better, costs[index], best)
+    full_choice = cv2.resize(choice, (width, height), interpolation=cv2.INTER_NEAREST)
     chosen = candidates[0].copy()
     for index, candidate in enumerate(candidates[1:], start=1):
-        np.copyto(chosen, candidate, where=choice == index)
-    # A candidate that was usable where it was sampled may not be at every pixel it covers.
-    chosen = np.where(np.isfinite(chosen) & (chosen >= 0), chosen, candidates[0])
+        np.copyto(chosen, candidate, where=full_choice == index)
+    # A candidate that was usable where it was sampled may not be at every pixel it covers
+    # (NaN >= 0 is False: one comparison finds both).
+    np.copyto(chosen, candidates[0], where=~(chosen >= 0))
     return cv2.medianBlur(np.ascontiguousarray(chosen, dtype=np.float32), MEDIAN_SIZE)
+
+
+def shrunken_grey(images: torch.Tensor) -> np.ndarray:
+    """Return ``Bx3xHxW`` images as ``Bxhxw`` float32 grey at 1/:data:`COST_SHRINK` size."""
+    height, width = images.shape[-2:]
+    small = (max(width // COST_SHRINK, 1), max(height // COST_SHRINK, 1))
+    # Pixel-last (a view of the channels_last tensors the backends pass): area averaging of
+    # the interleaved channels, then their mean (OpenCV's per-pixel transform: numpy's mean
+    # over an axis of 3 is several times slower) on a quarter of the pixels.
+    pixels = images.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+    return np.stack([cv2.transform(cv2.resize(np.ascontiguousarray(image), small,
+                                              interpolation=cv2.INTER_AREA), _CHANNEL_MEAN)
+                     for image in pixels])
 
 
 def choose_by_matching(left: torch.Tensor, right: torch.Tensor, blend: torch.Tensor,
@@ -117,10 +132,9 @@ def choose_by_matching(left: torch.Tensor, right: torch.Tensor, blend: torch.Ten
     negative estimate is never chosen (it cannot be warped); where no estimate is usable the
     result is not finite, which the backend masks as unknown.
     """
-    left_grey = left.detach().float().mean(dim=1).cpu().numpy()
-    right_grey = right.detach().float().mean(dim=1).cpu().numpy()
+    left_grey, right_grey = shrunken_grey(left), shrunken_grey(right)
     estimates = [estimate.detach().float()[:, 0].cpu().numpy() for estimate in (blend, *passes)]
     chosen = [choose_one(left_grey[index], right_grey[index],
-                         [estimate[index] for estimate in estimates])
+                         [np.ascontiguousarray(estimate[index]) for estimate in estimates])
               for index in range(left.shape[0])]
     return torch.from_numpy(np.stack(chosen)[:, None]).to(blend.device)

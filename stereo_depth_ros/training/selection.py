@@ -1,7 +1,7 @@
 """Score weights files on unlabeled real pairs, to choose between runs without ground truth.
 
 ``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]
-[--near-scale S] [--near-from F] [--near-passes N] [--match-passes auto|on|off]
+[--near-scale S] [--near-from F] [--near-passes N] [--match-passes auto|always|never]
 [--synthetic N] [--bands] [--sgbm]``
 
 For each file: the photometric loss (SSIM + L1 of the right view warped by the predicted
@@ -21,7 +21,7 @@ the test seeds): EPE, bad-2, and bad-3 where the true disparity is 64 px or more
 ``--near-scale``, ``--near-from``, ``--near-passes`` and ``--match-passes`` are the backends'
 options of the same names (the coarser passes for near objects, and the choice between them
 by matching cost); ``--near-scale`` 0 (the default) scores the network alone, as the model
-cards' stage tables do, and ``--match-passes`` is off unless asked for.
+cards' stage tables do, and ``--match-passes`` is ``never`` unless asked for.
 """
 
 import argparse
@@ -209,8 +209,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--near-passes', type=int, default=0,
                         help='backend option near_passes (default 0: as the backends, one and '
                         'more while the range is below 192 px)')
-    parser.add_argument('--match-passes', choices=MATCH_PASSES_CHOICES, default='off',
-                        help="backend option match_passes (default off, as these scores were "
+    parser.add_argument('--match-passes', choices=MATCH_PASSES_CHOICES, default='never',
+                        help="backend option match_passes (default never, as these scores were "
                         "measured before it existed; auto: the network's own, as the backends)")
     parser.add_argument('--bands', action='store_true',
                         help='also print bad-2 against the pseudo-labels by the labels\' '
