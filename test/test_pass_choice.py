@@ -9,10 +9,15 @@ from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.networks.costnet import CostNet
 from stereo_depth_ros.networks.dispnet import DispNet
 from stereo_depth_ros.networks.inference import images_to_tensor, resolve_match_passes
-from stereo_depth_ros.networks.pass_choice import (BLEND_PREFERENCE, choose_by_matching,
-                                                   matching_costs)
+from stereo_depth_ros.networks import inference
+from stereo_depth_ros.networks import pass_choice
+from stereo_depth_ros.networks.pass_choice import (BLEND_PREFERENCE, MEDIAN_SIZE,
+                                                   choose_by_matching, choose_one,
+                                                   matching_costs, median_of_usable)
 
 HEIGHT, WIDTH = 64, 160
+#: Ranges of the two passes the tests give (px): a first pass and one near pass.
+RANGES = (64.0, 128.0)
 #: True disparity of the left half and of the right half of the test pair (px).
 FAR, NEAR = 8.0, 24.0
 
@@ -71,7 +76,7 @@ def test_each_pixel_gets_the_estimate_that_matches() -> None:
     blend = _maps(FAR)
     right_pass = _maps(NEAR)
     wrong_pass = _maps(40.0)
-    chosen = choose_by_matching(*images, blend, [right_pass, wrong_pass])[0, 0].numpy()
+    chosen = choose_by_matching(*images, blend, [right_pass, wrong_pass], RANGES)[0, 0].numpy()
     matched = _matched()
     np.testing.assert_array_equal(chosen[matched], truth[matched])
 
@@ -80,9 +85,51 @@ def test_the_blend_stays_where_no_estimate_is_clearly_better() -> None:
     # A flat image matches every estimate equally: nothing is better by BLEND_PREFERENCE.
     flat = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
     images = [images_to_tensor([flat], torch.device('cpu'))] * 2
-    assert BLEND_PREFERENCE > 0
-    chosen = choose_by_matching(*images, _maps(5.0), [_maps(9.0), _maps(30.0)])
+    chosen = choose_by_matching(*images, _maps(5.0), [_maps(9.0), _maps(30.0)], RANGES)
     np.testing.assert_array_equal(chosen.numpy(), 5.0)
+
+
+@pytest.mark.parametrize('margin, expected', [(0.6, 5.0), (1.4, 9.0)])
+def test_another_estimate_must_be_better_by_the_preference(
+        monkeypatch: pytest.MonkeyPatch, margin: float, expected: float) -> None:
+    # The pass's cost is lower than the blend's by 0.6 or 1.4 times BLEND_PREFERENCE.
+    def costs(left: np.ndarray, right: np.ndarray, disparities: list) -> np.ndarray:
+        blend = np.full(left.shape, 0.5, np.float32)
+        return np.stack([blend, blend - margin * BLEND_PREFERENCE])
+
+    monkeypatch.setattr(pass_choice, 'matching_costs', costs)
+    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
+    chosen = choose_one(grey, grey, [np.full((HEIGHT, WIDTH), 5.0, np.float32),
+                                     np.full((HEIGHT, WIDTH), 9.0, np.float32)], RANGES)
+    np.testing.assert_array_equal(chosen, expected)
+
+
+def test_a_lone_choice_is_removed_by_the_median(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pass wins at one pixel of the cost map only (a 2x2 block at full resolution).
+    def costs(left: np.ndarray, right: np.ndarray, disparities: list) -> np.ndarray:
+        blend = np.full(left.shape, 0.5, np.float32)
+        other = blend.copy()
+        other[10, 20] = 0.0
+        return np.stack([blend, other])
+
+    monkeypatch.setattr(pass_choice, 'matching_costs', costs)
+    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
+    chosen = choose_one(grey, grey, [np.full((HEIGHT, WIDTH), 5.0, np.float32),
+                                     np.full((HEIGHT, WIDTH), 9.0, np.float32)], RANGES)
+    np.testing.assert_array_equal(chosen, 5.0)
+
+
+def test_the_median_removes_a_lone_value_and_leaves_unusable_pixels_alone() -> None:
+    disparity = np.full((12, 12), 10.0, np.float32)
+    disparity[3, 3] = 40.0  # a lone wrong choice
+    disparity[8, 8] = np.nan  # unusable: stays, and its window keeps its own values
+    usable = np.isfinite(disparity)
+    filtered = median_of_usable(disparity, usable)
+    assert filtered[3, 3] == 10.0
+    assert np.isnan(filtered[8, 8])
+    reach = MEDIAN_SIZE // 2
+    window = filtered[8 - reach:8 + reach + 1, 8 - reach:8 + reach + 1]
+    assert np.isnan(window).sum() == 1 and np.nanmax(window) == 10.0
 
 
 def test_an_unusable_estimate_is_never_chosen() -> None:
@@ -90,10 +137,38 @@ def test_an_unusable_estimate_is_never_chosen() -> None:
     left, right, truth = _textured_pair()
     images = [images_to_tensor([image], torch.device('cpu')) for image in (left, right)]
     broken = np.where(np.arange(WIDTH) < WIDTH // 2, np.nan, -1.0).astype(np.float32)
-    chosen = choose_by_matching(*images, _maps(3.0), [_maps(broken)])
+    chosen = choose_by_matching(*images, _maps(3.0), [_maps(broken)], RANGES[:1])
     np.testing.assert_array_equal(chosen.numpy(), 3.0)
-    nowhere = choose_by_matching(*images, _maps(np.nan), [_maps(np.nan)])
+    nowhere = choose_by_matching(*images, _maps(np.nan), [_maps(np.nan)], RANGES[:1])
     assert not np.isfinite(nowhere.numpy()).any()
+
+
+def test_an_estimate_beyond_its_pass_range_is_never_chosen() -> None:
+    # The matching pass holds NEAR px, above the 20 px range it is given: the blend stays.
+    left, right, truth = _textured_pair()
+    images = [images_to_tensor([image], torch.device('cpu')) for image in (left, right)]
+    chosen = choose_by_matching(*images, _maps(FAR), [_maps(truth)], [20.0])
+    np.testing.assert_array_equal(chosen.numpy()[0, 0][_matched()], FAR)
+
+
+def test_a_batch_of_odd_sized_pairs_is_chosen_image_by_image() -> None:
+    left, right, truth = _textured_pair()
+    left, right, truth = left[:61, :157], right[:61, :157], truth[:61, :157]
+    pairs = [(left, right), (right[:, ::-1].copy(), left[:, ::-1].copy())]
+    estimates = [np.full(truth.shape, FAR, np.float32), truth, truth + 5]
+    one_by_one = [choose_by_matching(*(images_to_tensor([image], torch.device('cpu'))
+                                       for image in pair),
+                                     torch.from_numpy(estimates[0])[None, None],
+                                     [torch.from_numpy(e)[None, None] for e in estimates[1:]],
+                                     RANGES)[0, 0] for pair in pairs]
+    batch = choose_by_matching(
+        images_to_tensor([pair[0] for pair in pairs], torch.device('cpu')),
+        images_to_tensor([pair[1] for pair in pairs], torch.device('cpu')),
+        torch.from_numpy(np.stack([estimates[0]] * 2))[:, None],
+        [torch.from_numpy(np.stack([e] * 2))[:, None] for e in estimates[1:]], RANGES)
+    assert batch.shape == (2, 1, 61, 157)
+    for index in range(2):
+        np.testing.assert_array_equal(batch[index, 0].numpy(), one_by_one[index].numpy())
 
 
 def test_auto_means_the_networks_own_choice() -> None:
@@ -112,10 +187,19 @@ def test_the_backend_option_takes_words_yaml_does_not_read_as_booleans() -> None
 
 
 @pytest.mark.parametrize('setting, matched', [('auto', True), ('never', False)])
-def test_the_costnet_backend_matches_its_passes_by_default(setting: str, matched: bool) -> None:
+def test_the_costnet_backend_matches_its_passes_by_default(
+        monkeypatch: pytest.MonkeyPatch, setting: str, matched: bool) -> None:
+    calls: list[int] = []
+
+    def counted(*args: object) -> torch.Tensor:
+        calls.append(1)
+        return choose_by_matching(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inference, 'choose_by_matching', counted)
     backend = create_backend('costnet', device='cpu', match_passes=setting)
     assert backend.match_passes is matched
     assert ('passes matched' in backend.describe()) is matched
     left, right, _ = _textured_pair()
     disparity = backend.compute(left, right)
     assert disparity.shape == (HEIGHT, WIDTH) and np.isfinite(disparity).mean() > 0.9
+    assert len(calls) == int(matched)

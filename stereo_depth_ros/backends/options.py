@@ -54,9 +54,9 @@ class LearnedOptions:
         "network on validation scenes (the network's default_near_from).",
         limits=(0.0, 1.0))
     match_passes: str = option(
-        'auto', 'Learned backends with near passes: where the passes disagree, keep per pixel '
-        'the estimate (each pass or their blend) whose warped right view matches the left '
-        'view best, then a 5x5 median; always, never, or auto = the value chosen for the '
+        'auto', 'Learned backends with near passes: keep, per pixel, the estimate (each pass '
+        'or their blend) whose warped right view matches the left view best, then a 5x5 '
+        'median of the result; always, never, or auto = the value chosen for the '
         'network on validation scenes (its default_match_passes: on for costnet and '
         'costnet_fast).',
         choices=MATCH_PASSES_CHOICES)

@@ -7,8 +7,8 @@ images say which: warped by the right disparity, the right view matches the left
 :func:`choose_by_matching` scores each estimate with a windowed matching cost (zero-mean
 normalised cross-correlation, insensitive to gain and offset between the cameras, plus the mean
 absolute difference) and keeps, per pixel, the one that matches best; the blend is kept
-unless another estimate matches clearly better. A median filter then removes isolated
-choices, as a per-pixel decision leaves salt-and-pepper noise.
+unless another estimate matches clearly better. A 5x5 median of the whole result then
+removes isolated choices, as a per-pixel decision leaves salt-and-pepper noise.
 
 This only chooses between the network's own estimates; it never invents a disparity, so a
 pixel no pass got right stays wrong. Its known failure is a repeated texture: there an
@@ -78,19 +78,40 @@ def matching_costs(left: np.ndarray, right: np.ndarray, disparities: Sequence[np
     return np.stack(costs)
 
 
-def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndarray]
-               ) -> np.ndarray:
+def within(values: np.ndarray, limit: float) -> np.ndarray:
+    """Return where ``values`` are usable disparities: in ``[0, limit]`` (so not NaN or inf)."""
+    return (values >= 0) & (values <= limit)
+
+
+def median_of_usable(disparity: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Return the :data:`MEDIAN_SIZE` median of ``disparity``, unusable pixels left out.
+
+    OpenCV's float median does not know NaN: a pixel whose window holds an unusable one keeps
+    its own value, and an unusable pixel stays as it is (the backend masks it).
+    """
+    if usable.all():
+        return cv2.medianBlur(disparity, MEDIAN_SIZE)
+    filtered = cv2.medianBlur(np.where(usable, disparity, np.float32(0.0)), MEDIAN_SIZE)
+    clean = cv2.blur((~usable).astype(np.float32), (MEDIAN_SIZE, MEDIAN_SIZE),
+                     borderType=cv2.BORDER_REPLICATE) == 0
+    return np.where(clean, filtered, disparity)
+
+
+def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndarray],
+               limits: Sequence[float]) -> np.ndarray:
     """Return, per pixel, the best-matching of ``HxW`` candidates (the first is the blend).
 
     ``left`` and ``right`` are ``hxw`` float32 grey images at 1/:data:`COST_SHRINK` of the
     candidates' resolution: the costs are computed there (the candidates sampled, their values
-    scaled), and the choice is carried back to every full-resolution pixel.
+    scaled), and the choice is carried back to every full-resolution pixel. A candidate is
+    usable where it lies in ``[0, its limit]`` (its pass's range).
     """
     height, width = candidates[0].shape
     small = (left.shape[1], left.shape[0])
-    sampled = [cv2.resize(candidate, small, interpolation=cv2.INTER_NEAREST)
-               * np.float32(small[0] / width) for candidate in candidates]
-    usable = [np.isfinite(candidate) & (candidate >= 0) for candidate in sampled]
+    factor = np.float32(small[0] / width)
+    sampled = [cv2.resize(candidate, small, interpolation=cv2.INTER_NEAREST) * factor
+               for candidate in candidates]
+    usable = [within(candidate, limit * factor) for candidate, limit in zip(sampled, limits)]
     costs = matching_costs(left, right, [np.where(ok, candidate, np.float32(0.0))
                                          for candidate, ok in zip(sampled, usable)])
     best = np.where(usable[0], costs[0] - BLEND_PREFERENCE, np.inf)
@@ -100,13 +121,11 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
         choice[better] = index
         best = np.where(better, costs[index], best)
     full_choice = cv2.resize(choice, (width, height), interpolation=cv2.INTER_NEAREST)
-    chosen = candidates[0].copy()
-    for index, candidate in enumerate(candidates[1:], start=1):
-        np.copyto(chosen, candidate, where=full_choice == index)
-    # A candidate that was usable where it was sampled may not be at every pixel it covers
-    # (NaN >= 0 is False: one comparison finds both).
-    np.copyto(chosen, candidates[0], where=~(chosen >= 0))
-    return cv2.medianBlur(np.ascontiguousarray(chosen, dtype=np.float32), MEDIAN_SIZE)
+    chosen = np.ascontiguousarray(candidates[0], dtype=np.float32).copy()
+    for index, (candidate, limit) in enumerate(zip(candidates[1:], limits[1:]), start=1):
+        # Usable where it was sampled, a candidate may not be at every pixel it covers.
+        np.copyto(chosen, candidate, where=(full_choice == index) & within(candidate, limit))
+    return median_of_usable(chosen, within(chosen, max(limits)))
 
 
 def shrunken_grey(images: torch.Tensor) -> np.ndarray:
@@ -123,18 +142,22 @@ def shrunken_grey(images: torch.Tensor) -> np.ndarray:
 
 
 def choose_by_matching(left: torch.Tensor, right: torch.Tensor, blend: torch.Tensor,
-                       passes: Sequence[torch.Tensor]) -> torch.Tensor:
+                       passes: Sequence[torch.Tensor], ranges: Sequence[float]
+                       ) -> torch.Tensor:
     """Return, per pixel, whichever of ``blend`` and ``passes`` matches best, median-filtered.
 
     ``left`` and ``right`` are the ``Bx3xHxW`` images the passes saw (their channel mean is
-    matched); the estimates are ``Bx1xHxW`` disparities (px) of that size. ``blend`` wins
-    unless another estimate's cost is lower by :data:`BLEND_PREFERENCE`. A non-finite or
-    negative estimate is never chosen (it cannot be warped); where no estimate is usable the
-    result is not finite, which the backend masks as unknown.
+    matched); the estimates are ``Bx1xHxW`` disparities (px) of that size, ``ranges`` the
+    largest disparity of each pass (the blend's is the largest of them). ``blend`` wins
+    unless another estimate's cost is lower by :data:`BLEND_PREFERENCE`. An estimate outside
+    ``[0, its pass's range]`` (NaN and inf included) is never chosen; where the blend is such
+    a value and no pass is usable, it stays, and the backend masks it as unknown.
     """
     left_grey, right_grey = shrunken_grey(left), shrunken_grey(right)
     estimates = [estimate.detach().float()[:, 0].cpu().numpy() for estimate in (blend, *passes)]
+    limits = [max(ranges), *ranges]
     chosen = [choose_one(left_grey[index], right_grey[index],
-                         [np.ascontiguousarray(estimate[index]) for estimate in estimates])
+                         [np.ascontiguousarray(estimate[index]) for estimate in estimates],
+                         limits)
               for index in range(left.shape[0])]
     return torch.from_numpy(np.stack(chosen)[:, None]).to(blend.device)

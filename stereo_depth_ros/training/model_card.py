@@ -150,7 +150,7 @@ def default_inference_options(backend: str) -> dict[str, Any]:
     """Return the default options of a learned backend that change its output.
 
     ``near_from`` is the value its default 0 stands for (the network's ``default_near_from``),
-    ``match_passes`` whether its default ``auto`` turns the choice by matching on.
+    ``match_passes`` the value its default ``auto`` stands for (``always`` or ``never``).
     """
     from dataclasses import asdict
     from ..backends.options import LearnedOptions
@@ -161,7 +161,8 @@ def default_inference_options(backend: str) -> dict[str, Any]:
     network = backend_record(backend).network
     if network is not None:
         chosen['near_from'] = resolve_near_from(network, chosen['near_from'])
-        chosen['match_passes'] = resolve_match_passes(network, chosen['match_passes'])
+        matched = resolve_match_passes(network, chosen['match_passes'])
+        chosen['match_passes'] = 'always' if matched else 'never'
     return chosen
 
 
