@@ -414,6 +414,34 @@ def test_selection_command_scores_full_range_scenes_with_the_near_pass(
     assert len(error) == 1 and error[0].startswith('selection: ') and 'near_scale' in error[0]
 
 
+def test_selection_command_passes_match_passes_on(tmp_path: Path, capsys,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from stereo_depth_ros.networks import inference
+    calls: list[int] = []
+    choose = inference.choose_by_matching
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return choose(*args)
+
+    monkeypatch.setattr(inference, 'choose_by_matching', counted)
+    torch.manual_seed(0)
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
+                           tmp_path / 'tiny.safetensors', 'costnet')
+    pairs = str(_pairs_folder(tmp_path, 3))
+    base = [str(weights), '--pairs', pairs, '--near-scale', '0.5']
+    assert selection_main(base) == 0 and not calls  # never, unless asked for
+    assert selection_main(base + ['--match-passes', 'auto']) == 0
+    scored = len(calls)
+    assert scored >= 1  # costnet's own choice: once per scored pair
+    capsys.readouterr()
+    assert selection_main([str(weights), '--pairs', pairs, '--match-passes', 'always']) == 0
+    assert 'nothing to choose between' in capsys.readouterr().err and len(calls) == scored
+    with pytest.raises(SystemExit) as refused:  # argparse: 'off' is not one of the words
+        selection_main(base + ['--match-passes', 'off'])
+    assert refused.value.code == 2
+
+
 def test_sgbm_is_scored_as_the_baseline_with_its_holes_filled(tmp_path: Path, capsys) -> None:
     scene = make_scene(4, 128, 320, 'layered', max_disparity=96)
     assert (scene.disparity >= 64).any()  # bad-3 at >= 64 px is scored too

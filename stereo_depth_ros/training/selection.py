@@ -233,6 +233,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             'near_scale': args.near_scale, 'near_from': args.near_from,
             'near_passes': args.near_passes, 'match_passes': args.match_passes})
             for path, backend in backends.items()}
+        if args.match_passes != 'never' and not args.near_scale:
+            print(f'selection: --match-passes {args.match_passes} has nothing to choose between '
+                  'without near passes (--near-scale 0): the network alone is scored',
+                  file=sys.stderr)
         pairs = selection_pairs(pseudo_labelled_dataset(args.pairs, args.max_disparity))
         if not pairs:
             raise StereoDepthError(f'no stereo pairs under {args.pairs}')
