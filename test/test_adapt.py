@@ -6,6 +6,8 @@ import warnings
 from pathlib import Path
 
 import cv2
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -420,7 +422,7 @@ def test_selection_command_passes_match_passes_on(tmp_path: Path, capsys,
     calls: list[int] = []
     choose = inference.choose_by_matching
 
-    def counted(*args):  # type: ignore[no-untyped-def]
+    def counted(*args: Any) -> Any:
         calls.append(1)
         return choose(*args)
 

@@ -1,6 +1,10 @@
 """Tests of the choice between the inference passes by matching cost (``match_passes``)."""
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+import yaml
 import pytest
 import torch
 
@@ -119,6 +123,74 @@ def test_a_lone_choice_is_removed_by_the_median(monkeypatch: pytest.MonkeyPatch)
     np.testing.assert_array_equal(chosen, 5.0)
 
 
+def test_the_median_keeps_the_values_around_an_unusable_pixel() -> None:
+    # Varied values: OpenCV's median of a window holding NaN would differ from its input.
+    disparity = np.random.default_rng(5).uniform(0, 50, (12, 12)).astype(np.float32)
+    disparity[6, 6] = np.nan
+    filtered = median_of_usable(disparity, np.isfinite(disparity))
+    reach = MEDIAN_SIZE // 2
+    near = (slice(6 - reach, 6 + reach + 1),) * 2  # the pixels whose window holds it
+    np.testing.assert_array_equal(filtered[near], disparity[near])
+    padded = np.pad(disparity, reach, mode='edge')
+    assert filtered[0, 11] == np.median(padded[0:MEDIAN_SIZE, 11:11 + MEDIAN_SIZE])
+
+
+def test_the_chosen_map_is_filtered_around_its_unusable_pixels(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The blend wins everywhere; it has varied values and one NaN, whose window keeps them.
+    # The NaN is at an odd row and column: not sampled by the cost map, where the blend's
+    # usable neighbour stands for it (a usable pass would replace it where it is sampled).
+    def costs(left: np.ndarray, right: np.ndarray, disparities: list) -> np.ndarray:
+        return np.stack([np.zeros(left.shape, np.float32), np.ones(left.shape, np.float32)])
+
+    monkeypatch.setattr(pass_choice, 'matching_costs', costs)
+    blend = np.random.default_rng(6).uniform(0, 50, (HEIGHT, WIDTH)).astype(np.float32)
+    blend[21, 31] = np.nan
+    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
+    chosen = choose_one(grey, grey, [blend, np.full((HEIGHT, WIDTH), 9.0, np.float32)], RANGES)
+    np.testing.assert_array_equal(chosen, median_of_usable(blend, np.isfinite(blend)))
+    window = (slice(19, 24), slice(29, 34))
+    np.testing.assert_array_equal(chosen[window], blend[window])
+
+
+def test_the_blend_counts_up_to_the_largest_range() -> None:
+    # A blend of 100 px is beyond the first pass's 64 px but within the near pass's 128 px:
+    # usable, so on a flat image (no estimate better) it stays.
+    flat = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+    images = [images_to_tensor([flat], torch.device('cpu'))] * 2
+    chosen = choose_by_matching(*images, _maps(100.0), [_maps(9.0), _maps(30.0)], RANGES)
+    np.testing.assert_array_equal(chosen.numpy(), 100.0)
+    with pytest.raises(ValueError, match='2 passes but 1 ranges'):
+        choose_by_matching(*images, _maps(100.0), [_maps(9.0), _maps(30.0)], RANGES[:1])
+
+
+def test_a_pass_is_not_taken_where_it_is_out_of_range_between_its_samples(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The pass wins everywhere and is in range at the pixels the cost map samples (even rows
+    # and columns), but 500 px (beyond its 128 px) at the others: those keep the blend.
+    def costs(left: np.ndarray, right: np.ndarray, disparities: list) -> np.ndarray:
+        return np.stack([np.ones(left.shape, np.float32), np.zeros(left.shape, np.float32)])
+
+    monkeypatch.setattr(pass_choice, 'matching_costs', costs)
+    rows, columns = np.indices((HEIGHT, WIDTH))
+    pass_values = np.where((rows % 2 == 0) & (columns % 2 == 0), 9.0, 500.0).astype(np.float32)
+    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
+    chosen = choose_one(grey, grey, [np.full((HEIGHT, WIDTH), 5.0, np.float32), pass_values],
+                        (128.0, 128.0))
+    assert set(np.unique(chosen)) <= {5.0, 9.0}
+
+
+def test_cards_record_the_word_that_reproduces_them() -> None:
+    from stereo_depth_ros.training.model_card import default_inference_options
+    models = Path(__file__).resolve().parents[1] / 'models'
+    for backend, word in (('costnet', 'always'), ('costnet_fast', 'always'), ('dispnet', 'never'),
+                          ('dispnetc', 'never'), ('squeezeseg', 'never'),
+                          ('dispnet_qr', 'never')):
+        assert default_inference_options(backend)['match_passes'] == word
+        card = yaml.safe_load((models / f'{backend}.yaml').read_text())
+        assert card['evaluation']['backend_options']['match_passes'] == word
+
+
 def test_the_median_removes_a_lone_value_and_leaves_unusable_pixels_alone() -> None:
     disparity = np.full((12, 12), 10.0, np.float32)
     disparity[3, 3] = 40.0  # a lone wrong choice
@@ -191,9 +263,9 @@ def test_the_costnet_backend_matches_its_passes_by_default(
         monkeypatch: pytest.MonkeyPatch, setting: str, matched: bool) -> None:
     calls: list[int] = []
 
-    def counted(*args: object) -> torch.Tensor:
+    def counted(*args: Any) -> Any:
         calls.append(1)
-        return choose_by_matching(*args)  # type: ignore[arg-type]
+        return choose_by_matching(*args)
 
     monkeypatch.setattr(inference, 'choose_by_matching', counted)
     backend = create_backend('costnet', device='cpu', match_passes=setting)

@@ -153,6 +153,8 @@ def choose_by_matching(left: torch.Tensor, right: torch.Tensor, blend: torch.Ten
     ``[0, its pass's range]`` (NaN and inf included) is never chosen; where the blend is such
     a value and no pass is usable, it stays, and the backend masks it as unknown.
     """
+    if len(ranges) != len(passes):
+        raise ValueError(f'{len(passes)} passes but {len(ranges)} ranges')
     left_grey, right_grey = shrunken_grey(left), shrunken_grey(right)
     estimates = [estimate.detach().float()[:, 0].cpu().numpy() for estimate in (blend, *passes)]
     limits = [max(ranges), *ranges]
