@@ -22,6 +22,8 @@ from stereo_depth_ros.networks.pass_choice import (BLEND_PREFERENCE, MEDIAN_SIZE
 HEIGHT, WIDTH = 64, 160
 #: Ranges of the two passes the tests give (px): a first pass and one near pass.
 RANGES = (64.0, 128.0)
+#: Shape of the half-resolution cost maps of a HEIGHT x WIDTH pair.
+COST_SHAPE = (HEIGHT // 2, WIDTH // 2)
 #: True disparity of the left half and of the right half of the test pair (px).
 FAR, NEAR = 8.0, 24.0
 
@@ -58,6 +60,26 @@ def _matched(width_margin: int = 6) -> np.ndarray:
     return rows[:, None] & inside[None, :]
 
 
+def _full(value: float) -> np.ndarray:
+    """Return a full-resolution ``HxW`` float32 map of ``value``."""
+    return np.full((HEIGHT, WIDTH), value, np.float32)
+
+
+def _choose_with_costs(monkeypatch: pytest.MonkeyPatch, costs: list[np.ndarray],
+                       candidates: list[np.ndarray], limits: tuple = RANGES) -> np.ndarray:
+    """Return :func:`choose_one` of ``candidates`` given their half-resolution ``costs``."""
+    monkeypatch.setattr(pass_choice, 'matching_costs',
+                        lambda left, right, disparities: np.stack(costs))
+    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
+    return choose_one(grey, grey, candidates, limits)
+
+
+def _flat_pair() -> list[torch.Tensor]:
+    """Return a uniform grey pair (normalised tensors): every estimate matches it equally."""
+    flat = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+    return [images_to_tensor([flat], torch.device('cpu'))] * 2
+
+
 def _maps(value: np.ndarray | float) -> torch.Tensor:
     return torch.as_tensor(np.broadcast_to(value, (HEIGHT, WIDTH)).copy(),
                            dtype=torch.float32)[None, None]
@@ -87,8 +109,7 @@ def test_each_pixel_gets_the_estimate_that_matches() -> None:
 
 def test_the_blend_stays_where_no_estimate_is_clearly_better() -> None:
     # A flat image matches every estimate equally: nothing is better by BLEND_PREFERENCE.
-    flat = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
-    images = [images_to_tensor([flat], torch.device('cpu'))] * 2
+    images = _flat_pair()
     chosen = choose_by_matching(*images, _maps(5.0), [_maps(9.0), _maps(30.0)], RANGES)
     np.testing.assert_array_equal(chosen.numpy(), 5.0)
 
@@ -97,29 +118,18 @@ def test_the_blend_stays_where_no_estimate_is_clearly_better() -> None:
 def test_another_estimate_must_be_better_by_the_preference(
         monkeypatch: pytest.MonkeyPatch, margin: float, expected: float) -> None:
     # The pass's cost is lower than the blend's by 0.6 or 1.4 times BLEND_PREFERENCE.
-    def costs(left: np.ndarray, right: np.ndarray, disparities: list) -> np.ndarray:
-        blend = np.full(left.shape, 0.5, np.float32)
-        return np.stack([blend, blend - margin * BLEND_PREFERENCE])
-
-    monkeypatch.setattr(pass_choice, 'matching_costs', costs)
-    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
-    chosen = choose_one(grey, grey, [np.full((HEIGHT, WIDTH), 5.0, np.float32),
-                                     np.full((HEIGHT, WIDTH), 9.0, np.float32)], RANGES)
+    blend = np.full(COST_SHAPE, 0.5, np.float32)
+    chosen = _choose_with_costs(monkeypatch, [blend, blend - margin * BLEND_PREFERENCE],
+                                [_full(5.0), _full(9.0)])
     np.testing.assert_array_equal(chosen, expected)
 
 
 def test_a_lone_choice_is_removed_by_the_median(monkeypatch: pytest.MonkeyPatch) -> None:
     # The pass wins at one pixel of the cost map only (a 2x2 block at full resolution).
-    def costs(left: np.ndarray, right: np.ndarray, disparities: list) -> np.ndarray:
-        blend = np.full(left.shape, 0.5, np.float32)
-        other = blend.copy()
-        other[10, 20] = 0.0
-        return np.stack([blend, other])
-
-    monkeypatch.setattr(pass_choice, 'matching_costs', costs)
-    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
-    chosen = choose_one(grey, grey, [np.full((HEIGHT, WIDTH), 5.0, np.float32),
-                                     np.full((HEIGHT, WIDTH), 9.0, np.float32)], RANGES)
+    blend = np.full(COST_SHAPE, 0.5, np.float32)
+    other = blend.copy()
+    other[10, 20] = 0.0
+    chosen = _choose_with_costs(monkeypatch, [blend, other], [_full(5.0), _full(9.0)])
     np.testing.assert_array_equal(chosen, 5.0)
 
 
@@ -140,14 +150,10 @@ def test_the_chosen_map_is_filtered_around_its_unusable_pixels(
     # The blend wins everywhere; it has varied values and one NaN, whose window keeps them.
     # The NaN is at an odd row and column: not sampled by the cost map, where the blend's
     # usable neighbour stands for it (a usable pass would replace it where it is sampled).
-    def costs(left: np.ndarray, right: np.ndarray, disparities: list) -> np.ndarray:
-        return np.stack([np.zeros(left.shape, np.float32), np.ones(left.shape, np.float32)])
-
-    monkeypatch.setattr(pass_choice, 'matching_costs', costs)
     blend = np.random.default_rng(6).uniform(0, 50, (HEIGHT, WIDTH)).astype(np.float32)
     blend[21, 31] = np.nan
-    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
-    chosen = choose_one(grey, grey, [blend, np.full((HEIGHT, WIDTH), 9.0, np.float32)], RANGES)
+    chosen = _choose_with_costs(monkeypatch, [np.zeros(COST_SHAPE), np.ones(COST_SHAPE)],
+                                [blend, _full(9.0)])
     np.testing.assert_array_equal(chosen, median_of_usable(blend, np.isfinite(blend)))
     window = (slice(19, 24), slice(29, 34))
     np.testing.assert_array_equal(chosen[window], blend[window])
@@ -156,8 +162,7 @@ def test_the_chosen_map_is_filtered_around_its_unusable_pixels(
 def test_the_blend_counts_up_to_the_largest_range() -> None:
     # A blend of 100 px is beyond the first pass's 64 px but within the near pass's 128 px:
     # usable, so on a flat image (no estimate better) it stays.
-    flat = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
-    images = [images_to_tensor([flat], torch.device('cpu'))] * 2
+    images = _flat_pair()
     chosen = choose_by_matching(*images, _maps(100.0), [_maps(9.0), _maps(30.0)], RANGES)
     np.testing.assert_array_equal(chosen.numpy(), 100.0)
     with pytest.raises(ValueError, match='2 passes but 1 ranges'):
@@ -168,15 +173,10 @@ def test_a_pass_is_not_taken_where_it_is_out_of_range_between_its_samples(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # The pass wins everywhere and is in range at the pixels the cost map samples (even rows
     # and columns), but 500 px (beyond its 128 px) at the others: those keep the blend.
-    def costs(left: np.ndarray, right: np.ndarray, disparities: list) -> np.ndarray:
-        return np.stack([np.ones(left.shape, np.float32), np.zeros(left.shape, np.float32)])
-
-    monkeypatch.setattr(pass_choice, 'matching_costs', costs)
     rows, columns = np.indices((HEIGHT, WIDTH))
     pass_values = np.where((rows % 2 == 0) & (columns % 2 == 0), 9.0, 500.0).astype(np.float32)
-    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
-    chosen = choose_one(grey, grey, [np.full((HEIGHT, WIDTH), 5.0, np.float32), pass_values],
-                        (128.0, 128.0))
+    chosen = _choose_with_costs(monkeypatch, [np.ones(COST_SHAPE), np.zeros(COST_SHAPE)],
+                                [_full(5.0), pass_values], (128.0, 128.0))
     assert set(np.unique(chosen)) <= {5.0, 9.0}
 
 
