@@ -174,17 +174,14 @@ def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Te
     result = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
                                scale=scale)
     passes = [result]
-    ranges = [disparity_range(model, scale)]
-    previous = scale
+    ranges = [disparity_range(model, scale)]  # of each pass; the last is the range reached
     for near_scale in near_scales:
         near = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
                                  scale=near_scale)
+        near_range = disparity_range(model, near_scale)
+        result = blend_near_pass(result, near, near_from * ranges[-1], ranges[-1], near_range)
         passes.append(near)
-        ranges.append(disparity_range(model, near_scale))
-        reached = disparity_range(model, previous)
-        result = blend_near_pass(result, near, near_from * reached, reached,
-                                 disparity_range(model, near_scale))
-        previous = near_scale
+        ranges.append(near_range)
     if match_passes and near_scales:
         result = choose_by_matching(left, right, result, passes, ranges)
     return result
