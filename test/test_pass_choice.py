@@ -15,9 +15,10 @@ from stereo_depth_ros.networks.dispnet import DispNet
 from stereo_depth_ros.networks.inference import images_to_tensor, resolve_match_passes
 from stereo_depth_ros.networks import inference
 from stereo_depth_ros.networks import pass_choice
-from stereo_depth_ros.networks.pass_choice import (BLEND_PREFERENCE, MEDIAN_SIZE,
-                                                   choose_by_matching, choose_one,
-                                                   matching_costs, median_of_usable)
+from stereo_depth_ros.networks.pass_choice import (BLEND_PREFERENCE, FIRST_PASS_PREFERENCE,
+                                                   MEDIAN_SIZE, choose_by_matching,
+                                                   choose_one, matching_costs,
+                                                   median_of_usable)
 
 HEIGHT, WIDTH = 64, 160
 #: Ranges of the two passes the tests give (px): a first pass and one near pass.
@@ -121,6 +122,19 @@ def test_another_estimate_must_be_better_by_the_preference(
     blend = np.full(COST_SHAPE, 0.5, np.float32)
     chosen = _choose_with_costs(monkeypatch, [blend, blend - margin * BLEND_PREFERENCE],
                                 [_full(5.0), _full(9.0)])
+    np.testing.assert_array_equal(chosen, expected)
+
+
+@pytest.mark.parametrize('margin, expected', [(0.6, 5.0), (1.4, 9.0)])
+def test_where_the_blend_is_the_first_pass_the_smaller_preference_holds(
+        monkeypatch: pytest.MonkeyPatch, margin: float, expected: float) -> None:
+    # The blend is the first pass's own estimate (5 px); the near pass's cost is lower by 0.6
+    # or 1.4 times FIRST_PASS_PREFERENCE, far less than BLEND_PREFERENCE.
+    assert 1.4 * FIRST_PASS_PREFERENCE < BLEND_PREFERENCE
+    blend = np.full(COST_SHAPE, 0.5, np.float32)
+    chosen = _choose_with_costs(
+        monkeypatch, [blend, blend, blend - margin * FIRST_PASS_PREFERENCE],
+        [_full(5.0), _full(5.0), _full(9.0)], (RANGES[1], *RANGES))
     np.testing.assert_array_equal(chosen, expected)
 
 

@@ -33,6 +33,11 @@ DIFFERENCE_WEIGHT = 0.5
 #: How much lower (cost units; 1 - ZNCC spans 0..2) another estimate's cost must be than the
 #: blend's for it to be chosen.
 BLEND_PREFERENCE = 0.05
+#: The same where the blend is still the first (finest) pass's own estimate, below the
+#: disparity where a near pass takes over: there a coarser pass that matches even slightly
+#: better was found to be right more often than the first pass (models/README.md, "Choosing
+#: between the passes").
+FIRST_PASS_PREFERENCE = 0.005
 #: Side (px) of the median filter applied to the chosen disparity (3 or 5: OpenCV's float
 #: median).
 MEDIAN_SIZE = 5
@@ -104,7 +109,9 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
     ``left`` and ``right`` are ``hxw`` float32 grey images at 1/:data:`COST_SHRINK` of the
     candidates' resolution: the costs are computed there (the candidates sampled, their values
     scaled), and the choice is carried back to every full-resolution pixel. A candidate is
-    usable where it lies in ``[0, its limit]`` (its pass's range).
+    usable where it lies in ``[0, its limit]`` (its pass's range). The second candidate is
+    the first pass: where the blend equals it, the preference for the blend is
+    :data:`FIRST_PASS_PREFERENCE`, elsewhere :data:`BLEND_PREFERENCE`.
     """
     height, width = candidates[0].shape
     small = (left.shape[1], left.shape[0])
@@ -114,7 +121,9 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
     usable = [within(candidate, limit * factor) for candidate, limit in zip(sampled, limits)]
     costs = matching_costs(left, right, [np.where(ok, candidate, np.float32(0.0))
                                          for candidate, ok in zip(sampled, usable)])
-    best = np.where(usable[0], costs[0] - BLEND_PREFERENCE, np.inf)
+    preference = np.where(sampled[0] == sampled[1], np.float32(FIRST_PASS_PREFERENCE),
+                          np.float32(BLEND_PREFERENCE))
+    best = np.where(usable[0], costs[0] - preference, np.inf)
     choice = np.zeros(best.shape, np.uint8)
     for index in range(1, len(candidates)):
         better = usable[index] & (costs[index] < best)
@@ -149,9 +158,11 @@ def choose_by_matching(left: torch.Tensor, right: torch.Tensor, blend: torch.Ten
     ``left`` and ``right`` are the ``Bx3xHxW`` images the passes saw (their channel mean is
     matched); the estimates are ``Bx1xHxW`` disparities (px) of that size, ``ranges`` the
     largest disparity of each pass (the blend's is the largest of them). ``blend`` wins
-    unless another estimate's cost is lower by :data:`BLEND_PREFERENCE`. An estimate outside
-    ``[0, its pass's range]`` (NaN and inf included) is never chosen; where the blend is such
-    a value and no pass is usable, it stays, and the backend masks it as unknown.
+    unless another estimate's cost is lower by :data:`BLEND_PREFERENCE`, or by
+    :data:`FIRST_PASS_PREFERENCE` where the blend is the first pass's own estimate. An
+    estimate outside ``[0, its pass's range]`` (NaN and inf included) is never chosen; where
+    the blend is such a value and no pass is usable, it stays, and the backend masks it as
+    unknown.
     """
     if len(ranges) != len(passes):
         raise ValueError(f'{len(passes)} passes but {len(ranges)} ranges')
