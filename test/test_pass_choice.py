@@ -138,6 +138,31 @@ def test_where_the_blend_is_the_first_pass_the_smaller_preference_holds(
     np.testing.assert_array_equal(chosen, expected)
 
 
+def test_the_smaller_preference_holds_only_where_the_blend_is_the_first_pass(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Left half: the blend is the first pass (5 px), the near pass (9 px) is cheaper by
+    # 2 * FIRST_PASS_PREFERENCE and wins. Right half: the blend is the near pass (30 px), the
+    # first pass is cheaper by as much and does not win (BLEND_PREFERENCE holds there).
+    assert 2 * FIRST_PASS_PREFERENCE < BLEND_PREFERENCE
+    left_half = np.arange(WIDTH) < WIDTH // 2
+    blend = _full(1.0) * np.where(left_half, 5.0, 30.0).astype(np.float32)
+    near = _full(1.0) * np.where(left_half, 9.0, 30.0).astype(np.float32)
+    cost = np.full(COST_SHAPE, 0.5, np.float32)
+    cheaper = cost - 2 * FIRST_PASS_PREFERENCE
+    small_left_half = np.arange(COST_SHAPE[1]) < COST_SHAPE[1] // 2
+    costs = [cost, np.where(small_left_half, cost, cheaper),
+             np.where(small_left_half, cheaper, cost)]
+    chosen = _choose_with_costs(monkeypatch, costs, [blend, _full(5.0), near],
+                                (RANGES[1], *RANGES))
+    np.testing.assert_array_equal(chosen, _full(1.0) * np.where(left_half, 9.0, 30.0))
+
+
+def test_the_blend_alone_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen = _choose_with_costs(monkeypatch, [np.full(COST_SHAPE, 0.5, np.float32)],
+                                [_full(5.0)], (RANGES[1],))
+    np.testing.assert_array_equal(chosen, 5.0)
+
+
 def test_a_lone_choice_is_removed_by_the_median(monkeypatch: pytest.MonkeyPatch) -> None:
     # The pass wins at one pixel of the cost map only (a 2x2 block at full resolution).
     blend = np.full(COST_SHAPE, 0.5, np.float32)

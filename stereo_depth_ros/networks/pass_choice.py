@@ -7,7 +7,8 @@ images say which: warped by the right disparity, the right view matches the left
 :func:`choose_by_matching` scores each estimate with a windowed matching cost (zero-mean
 normalised cross-correlation, insensitive to gain and offset between the cameras, plus the mean
 absolute difference) and keeps, per pixel, the one that matches best; the blend is kept
-unless another estimate matches clearly better. A 5x5 median of the whole result then
+unless another estimate matches clearly better (by a far smaller margin where the blend is
+still the first pass's own estimate). A 5x5 median of the whole result then
 removes isolated choices, as a per-pixel decision leaves salt-and-pepper noise.
 
 This only chooses between the network's own estimates; it never invents a disparity, so a
@@ -33,10 +34,10 @@ DIFFERENCE_WEIGHT = 0.5
 #: How much lower (cost units; 1 - ZNCC spans 0..2) another estimate's cost must be than the
 #: blend's for it to be chosen.
 BLEND_PREFERENCE = 0.05
-#: The same where the blend is still the first (finest) pass's own estimate, below the
-#: disparity where a near pass takes over: there a coarser pass that matches even slightly
-#: better was found to be right more often than the first pass (models/README.md, "Choosing
-#: between the passes").
+#: The same where the blend is still the first (finest) pass's own estimate: mostly below the
+#: disparity where a near pass takes over, and where no near pass is usable. With it every
+#: validation score of both CostNet backends was lower than with BLEND_PREFERENCE there
+#: (models/README.md, "Choosing between the passes").
 FIRST_PASS_PREFERENCE = 0.005
 #: Side (px) of the median filter applied to the chosen disparity (3 or 5: OpenCV's float
 #: median).
@@ -109,8 +110,8 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
     ``left`` and ``right`` are ``hxw`` float32 grey images at 1/:data:`COST_SHRINK` of the
     candidates' resolution: the costs are computed there (the candidates sampled, their values
     scaled), and the choice is carried back to every full-resolution pixel. A candidate is
-    usable where it lies in ``[0, its limit]`` (its pass's range). The second candidate is
-    the first pass: where the blend equals it, the preference for the blend is
+    usable where it lies in ``[0, its limit]`` (its pass's range). The second candidate, if
+    any, is the first pass: where the blend equals it, the preference for the blend is
     :data:`FIRST_PASS_PREFERENCE`, elsewhere :data:`BLEND_PREFERENCE`.
     """
     height, width = candidates[0].shape
@@ -121,8 +122,9 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
     usable = [within(candidate, limit * factor) for candidate, limit in zip(sampled, limits)]
     costs = matching_costs(left, right, [np.where(ok, candidate, np.float32(0.0))
                                          for candidate, ok in zip(sampled, usable)])
-    preference = np.where(sampled[0] == sampled[1], np.float32(FIRST_PASS_PREFERENCE),
-                          np.float32(BLEND_PREFERENCE))
+    preference = (np.where(sampled[0] == sampled[1], np.float32(FIRST_PASS_PREFERENCE),
+                           np.float32(BLEND_PREFERENCE))
+                  if len(candidates) > 1 else np.float32(BLEND_PREFERENCE))
     best = np.where(usable[0], costs[0] - preference, np.inf)
     choice = np.zeros(best.shape, np.uint8)
     for index in range(1, len(candidates)):
