@@ -26,9 +26,9 @@ from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
 from stereo_depth_ros.training.model_card import build_card
 from stereo_depth_ros.training.pair_split import selection_pairs, training_pairs
-from stereo_depth_ros.training.selection import (_synthetic_columns, score_full_range,
-                                                 score_full_range_predictions, score_pairs,
-                                                 sgbm_predictions)
+from stereo_depth_ros.training.selection import (_synthetic_columns, full_range_scenes,
+                                                 score_full_range, score_full_range_predictions,
+                                                 score_pairs, sgbm_predictions)
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
                                                        visible_in_right, warp_right_to_left)
 from stereo_depth_ros.weights import read_metadata, save_weights
@@ -395,6 +395,22 @@ def test_full_range_scores_without_large_disparities_are_nan_quietly() -> None:
         scores = score_full_range(_ConstantNet(truth), [sample, sample])
     assert np.isnan(scores['bad3_large']) and scores['bad2'] == 0.0
     assert _synthetic_columns(scores).split() == ['0.00', '0.0%', '-']
+
+
+def test_full_range_scenes_can_start_after_the_first_ones() -> None:
+    first_four = full_range_scenes(4, ['layered'])
+    later = full_range_scenes(2, ['layered'], start=2)
+    assert [scene.name for scene in later] == [scene.name for scene in first_four[2:]]
+    for scene, same in zip(later, first_four[2:]):
+        np.testing.assert_array_equal(scene.disparity, same.disparity)
+    assert later[0].name != first_four[0].name
+
+
+def test_selection_refuses_a_negative_synthetic_start(tmp_path: Path, capsys) -> None:
+    assert selection_main([str(tmp_path / 'missing.safetensors'), '--synthetic', '1',
+                           '--synthetic-start', '-1']) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == ['selection: --synthetic-start must be >= 0, got -1']
 
 
 def test_selection_command_scores_full_range_scenes_with_the_near_pass(

@@ -128,13 +128,19 @@ def score_pair_predictions(predictions: Iterable[tuple[StereoSample, torch.Tenso
 
 
 def full_range_scenes(count: int, kinds: Sequence[str],
-                      photos: str | Path = DEFAULT_PHOTO_CACHE) -> list[StereoSample]:
-    """Return ``count`` full-range validation scenes of each of ``kinds``."""
+                      photos: str | Path = DEFAULT_PHOTO_CACHE,
+                      start: int = 0) -> list[StereoSample]:
+    """Return ``count`` full-range validation scenes of each of ``kinds``.
+
+    Their seeds start ``start`` after :data:`FULL_RANGE_SEED_OFFSET`: a probe that picks a
+    constant on the first scenes can have its rule scored on later ones it never saw.
+    """
     from ..data.datasets import SyntheticSamples
     from ..data.photo_scenes import make_photo_scene
     from ..data.photos import PhotoLibrary
     height, width = FULL_RANGE_SHAPE
-    seeds = range(FULL_RANGE_SEED_OFFSET, FULL_RANGE_SEED_OFFSET + count)
+    first = FULL_RANGE_SEED_OFFSET + start
+    seeds = range(first, first + count)
     scenes: list[StereoSample] = []
     for kind in kinds:
         if kind == 'photo':
@@ -217,6 +223,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         'disparity band (pixels of all pairs pooled)')
     parser.add_argument('--synthetic', type=int, default=0, metavar='N',
                         help='also score N full-range validation scenes per kind (default 0)')
+    parser.add_argument('--synthetic-start', type=int, default=0, metavar='K',
+                        help='skip the first K full-range scenes of each kind: score scenes '
+                        'a probe did not use (default 0)')
     parser.add_argument('--synthetic-kinds', default='layered,photo',
                         help='kinds of the full-range scenes (default layered,photo; photo '
                         'reads --photos)')
@@ -227,6 +236,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "pseudo-label columns are '-': the labels are its own)")
     args = parser.parse_args(argv)
     try:
+        if args.synthetic_start < 0:
+            raise StereoDepthError(f'--synthetic-start must be >= 0, got {args.synthetic_start}')
         backends = {path: read_metadata(path).backend for path in args.weights}
         # Checked as the backends check them, before any work: one clear line for a bad value.
         near_options = {path: backend_options(backend_record(backend), {
@@ -241,12 +252,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not pairs:
             raise StereoDepthError(f'no stereo pairs under {args.pairs}')
         kinds = [kind for kind in args.synthetic_kinds.split(',') if kind]
-        scenes = full_range_scenes(args.synthetic, kinds, args.photos) if args.synthetic else []
+        scenes = (full_range_scenes(args.synthetic, kinds, args.photos, args.synthetic_start)
+                  if args.synthetic else [])
         print(f'{len(pairs)} pairs under {args.pairs} (adapt\'s held-out ones and every '
               f'{TRAINING_EVERY}th other); lower is better')
         if scenes:
+            first_seed = FULL_RANGE_SEED_OFFSET + args.synthetic_start
             print(f'{len(scenes)} full-range validation scenes ({args.synthetic_kinds}, seeds '
-                  f'from {FULL_RANGE_SEED_OFFSET}): EPE, bad-2, bad-3 at >= '
+                  f'from {first_seed}): EPE, bad-2, bad-3 at >= '
                   f'{LARGE_DISPARITY:g} px')
         header = f'{"weights":<50} {"photometric":>11} {"pseudo EPE":>10} {"pseudo bad-2":>12}'
         print(header + ('   synth EPE  bad-2  bad-3>=64' if scenes else ''))
