@@ -36,7 +36,8 @@ DIFFERENCE_WEIGHT = 0.5
 BLEND_PREFERENCE = 0.05
 #: The same where the blend is still the first (finest) pass's own estimate: mostly below the
 #: disparity where a near pass takes over, and where no near pass is usable. With it every
-#: validation score of both CostNet backends was lower than with BLEND_PREFERENCE there
+#: validation score of both CostNet backends was lower than with BLEND_PREFERENCE there; the
+#: real suite and the 0-64 px test scenes, measured afterwards, were slightly worse
 #: (models/README.md, "Choosing between the passes").
 FIRST_PASS_PREFERENCE = 0.005
 #: Side (px) of the median filter applied to the chosen disparity (3 or 5: OpenCV's float
