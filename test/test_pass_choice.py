@@ -71,7 +71,7 @@ def _choose_with_costs(monkeypatch: pytest.MonkeyPatch, costs: list[np.ndarray],
     """Return :func:`choose_one` of ``candidates`` given their half-resolution ``costs``."""
     monkeypatch.setattr(pass_choice, 'matching_costs',
                         lambda left, right, disparities: np.stack(costs))
-    grey = np.zeros((HEIGHT // 2, WIDTH // 2), np.float32)
+    grey = np.zeros(COST_SHAPE, np.float32)
     return choose_one(grey, grey, candidates, limits)
 
 
