@@ -2,11 +2,12 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from stereo_depth_ros.backends import backend_record, learned_backend_names
 from stereo_depth_ros.errors import BackendError
-from stereo_depth_ros.networks.common import (full_resolution, normalize_image, pad_to_divisor,
-                                              scaled_channels)
+from stereo_depth_ros.networks.common import (Float32Conv2d, full_resolution, normalize_image,
+                                              pad_to_divisor, scaled_channels)
 from stereo_depth_ros.networks.correlation import correlation_1d
 from stereo_depth_ros.networks.costnet import CostNet
 from stereo_depth_ros.networks.dispnet_qr import (DispNetQR, QROutput, decode_bins,
@@ -179,6 +180,30 @@ def test_correlation_matches_direct_sum_across_tiles() -> None:
         expected = (left[..., d:] * right[..., :150 - d]).mean(dim=1)
         assert torch.allclose(volume[:, d, :, d:], expected, atol=1e-5)
         assert volume[:, d, :, :d].abs().sum() == 0
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_single_output_heads_compute_the_plain_convolution(channels_last: bool) -> None:
+    generator = torch.Generator().manual_seed(3)
+    head = Float32Conv2d(5, 1, 3, padding=1)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=generator))
+        head.bias.fill_(0.25)
+    features = torch.randn(2, 5, 7, 9, generator=generator)
+    if channels_last:
+        features = features.contiguous(memory_format=torch.channels_last)
+    features.requires_grad_(True)
+    expected = F.conv2d(features, head.weight, head.bias, padding=1)
+    # Asymmetric weights: a tap shifted the wrong way, or the border, would show.
+    assert torch.allclose(head(features), expected, atol=1e-5)
+    upstream = torch.randn(expected.shape, generator=generator)
+    got = torch.autograd.grad((head(features) * upstream).sum(), (features, head.weight))
+    want = torch.autograd.grad((expected * upstream).sum(), (features, head.weight))
+    for mine, reference in zip(got, want):
+        assert torch.allclose(mine, reference, atol=1e-4)
+    # Other shapes keep the plain convolution.
+    wide = Float32Conv2d(5, 2, 3, padding=1)
+    assert torch.equal(wide(features), F.conv2d(features, wide.weight, wide.bias, padding=1))
 
 
 def test_disparity_to_bins_known_values() -> None:

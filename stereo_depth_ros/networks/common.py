@@ -105,17 +105,47 @@ def warp_right_to_left(right: torch.Tensor, disparity: torch.Tensor) -> torch.Te
     return warped.to(right.dtype)
 
 
+def single_output_conv3x3(x: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor | None) -> torch.Tensor:
+    """Return the 3x3 'same' (zero-padded) convolution of ``x`` to one channel.
+
+    ``weight`` is ``1xCx3x3``. Computed as a 1x1 convolution to the nine taps (one map per
+    kernel position) and the sum of those maps shifted into place: the same values up to float
+    rounding, about twice as fast on the CPU, where oneDNN's convolutions with one output
+    channel are about as slow as with twelve.
+    """
+    height, width = x.shape[-2:]
+    taps = F.conv2d(x, weight.permute(2, 3, 0, 1).reshape(9, -1, 1, 1))
+    padded = F.pad(taps, (1, 1, 1, 1))  # zero taps outside: the zero padding of x
+    out = padded[:, 0:1, :height, :width].clone()
+    for tap in range(1, 9):
+        row, column = divmod(tap, 3)
+        out = out.add_(padded[:, tap:tap + 1, row:row + height, column:column + width])
+    return out if bias is None else out.add_(bias.view(1, 1, 1, 1))
+
+
 class Float32Conv2d(nn.Conv2d):
     """A Conv2d that computes in float32 even under autocast.
 
     For the layers that output disparity: in bfloat16 (8-bit mantissa) a value of 64-128 px
     could only take steps of 0.5 px. Same parameters and state-dict keys as ``nn.Conv2d``.
+    A 3x3 'same' convolution to one channel (the prediction heads) runs as
+    :func:`single_output_conv3x3`.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve ``x`` cast to float32, with autocast off; the result is float32."""
         with torch.autocast(x.device.type, enabled=False):
+            if self._single_output_3x3():
+                return single_output_conv3x3(x.float(), self.weight, self.bias)
             return super().forward(x.float())
+
+    def _single_output_3x3(self) -> bool:
+        """Return whether this is a 3x3, stride-1, zero-padded 'same' conv to one channel."""
+        return (self.out_channels == 1 and self.kernel_size == (3, 3)
+                and self.stride == (1, 1) and self.padding == (1, 1)
+                and self.dilation == (1, 1) and self.groups == 1
+                and self.padding_mode == 'zeros')
 
 
 def prediction_head(in_channels: int, out_channels: int = 1) -> nn.Conv2d:
