@@ -150,10 +150,9 @@ def _cuda_device(backend: DisparityBackend) -> Optional['torch.device']:
     return device if device is not None and getattr(device, 'type', '') == 'cuda' else None
 
 
-def bench_backend(name: str, backend: DisparityBackend, label: str,
-                  pair: tuple[np.ndarray, np.ndarray], warmup: int, repeats: int,
-                  progress: tqdm) -> BenchResult:
-    """Time ``repeats`` runs of ``backend`` after ``warmup`` runs, which measure peak memory."""
+def warm_up(name: str, backend: DisparityBackend, label: str,
+            pair: tuple[np.ndarray, np.ndarray], warmup: int, progress: tqdm) -> BenchResult:
+    """Run ``backend`` ``warmup`` times untimed; return its result with peak memory, no times."""
     left, right = pair
     cuda = _cuda_device(backend)
     if cuda is not None:
@@ -161,7 +160,6 @@ def bench_backend(name: str, backend: DisparityBackend, label: str,
         torch.cuda.synchronize(cuda)
         torch.cuda.reset_peak_memory_stats(cuda)
         base = torch.cuda.memory_allocated(cuda)
-    times: list[float] = []
     release_free_memory()
     # Memory is sampled over the untimed runs only: the sampling thread would take CPU time
     # from the timed ones (about 8 ms of 90 for costnet on a 2-core CPU).
@@ -173,12 +171,25 @@ def bench_backend(name: str, backend: DisparityBackend, label: str,
         peak, kind = (torch.cuda.max_memory_allocated(cuda) - base) / 2 ** 20, 'cuda alloc'
     else:
         peak, kind = rss.delta / 2 ** 20, 'RSS delta'
+    return BenchResult(name, label, [], peak, kind)
+
+
+def time_rounds(timed: list[tuple[BenchResult, DisparityBackend]],
+                pair: tuple[np.ndarray, np.ndarray], repeats: int, progress: tqdm) -> None:
+    """Add ``repeats`` times (ms) to each result, the backends taking turns run by run.
+
+    One run of each backend per round: a slow spell of a shared machine (seconds long on a
+    VM) falls on all of them alike instead of on whichever was being timed, so their ratios
+    are steadier than their times.
+    """
+    left, right = pair
     for _ in range(repeats):
-        start = time.perf_counter()
-        backend.compute(left, right)  # returns numpy: implies a device sync
-        times.append((time.perf_counter() - start) * 1000.0)
-        progress.update()
-    return BenchResult(name, label, times, peak, kind)
+        for result, backend in timed:
+            progress.set_postfix_str(result.backend)
+            start = time.perf_counter()
+            backend.compute(left, right)  # returns numpy: implies a device sync
+            result.times_ms.append((time.perf_counter() - start) * 1000.0)
+            progress.update()
 
 
 def profile_backend(name: str, backend: DisparityBackend, pair: tuple[np.ndarray, np.ndarray],
@@ -208,7 +219,7 @@ def profile_backend(name: str, backend: DisparityBackend, pair: tuple[np.ndarray
             start = time.perf_counter()
             backend.compute(left, right)
             total += time.perf_counter() - start
-            progress.update()  # outside the timed part, as in bench_backend
+            progress.update()  # outside the timed part, as in time_rounds
     return format_layer_times(name, timer.seconds, total, repeats)
 
 
@@ -237,7 +248,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--size', default='384x1248', help='image size HEIGHTxWIDTH')
     add_precision_argument(parser)
     add_device_argument(parser)
-    parser.add_argument('--repeats', type=int, default=5, help='timed runs per backend')
+    parser.add_argument('--repeats', type=int, default=5, help='timed runs per backend, in rounds of one run each')
     parser.add_argument('--warmup', type=int, default=1,
                         help='untimed runs per backend, over which peak memory is sampled '
                              '(at least 1)')
@@ -287,6 +298,7 @@ def run(args: argparse.Namespace) -> int:
     runs = args.warmup + args.repeats * (2 if args.profile else 1)
     with tempfile.TemporaryDirectory() as tmp, \
             tqdm(total=len(names) * runs, desc='bench', unit='run', leave=False) as progress:
+        timed: list[tuple[BenchResult, DisparityBackend]] = []
         for name in names:
             progress.set_postfix_str(name)
             backend, label, note = _build(name, args, Path(tmp), explicit)
@@ -294,17 +306,19 @@ def run(args: argparse.Namespace) -> int:
                 results.append(BenchResult(name, label, [], note=note))
                 progress.update(runs)
                 continue
-            results.append(bench_backend(name, backend, label, pair, args.warmup,
-                                         args.repeats, progress))
-            if args.profile:
-                profile = profile_backend(name, backend, pair, args.repeats, progress)
+            results.append(warm_up(name, backend, label, pair, args.warmup, progress))
+            timed.append((results[-1], backend))
+        time_rounds(timed, pair, args.repeats, progress)
+        if args.profile:
+            for result, backend in timed:
+                profile = profile_backend(result.backend, backend, pair, args.repeats, progress)
                 if profile is not None:
                     profiles.append(profile)
-            del backend
+        del timed
     precision = args.precision or 'default'
     learned = ''.join(f', {option}' for option in args.backend_option)
     print(f'{height}x{width}, device {args.device}, precision {precision}{learned}, '
-          f'{args.repeats} repeats after {args.warmup} warm-up')
+          f'{args.repeats} rounds (the backends taking turns) after {args.warmup} warm-up')
     print(format_table(results))
     for profile in profiles:
         print(profile)
