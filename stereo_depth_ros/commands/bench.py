@@ -248,7 +248,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--size', default='384x1248', help='image size HEIGHTxWIDTH')
     add_precision_argument(parser)
     add_device_argument(parser)
-    parser.add_argument('--repeats', type=int, default=5, help='timed runs per backend, in rounds of one run each')
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed runs per backend, in rounds of one run of each')
     parser.add_argument('--warmup', type=int, default=1,
                         help='untimed runs per backend, over which peak memory is sampled '
                              '(at least 1)')
