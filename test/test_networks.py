@@ -371,16 +371,19 @@ def test_dispnetc_widened_to_a_larger_range_computes_what_the_file_did(tmp_path)
 
 
 @pytest.mark.parametrize('training', [True, False])
-def test_refinement_inputs_equal_the_convolution_of_the_concatenated_map(training) -> None:
-    # The refinement projects the right features before warping them instead of
-    # concatenating [left, left - warped right, disparity / 64]; both are the same function.
+@pytest.mark.parametrize('features', [5, 3])  # more and fewer than the 4 channels
+def test_refinement_inputs_equal_the_convolution_of_the_concatenated_map(
+        training: bool, features: int) -> None:
+    # The refinement projects the right features before warping them (or after, where they
+    # have fewer channels) instead of concatenating [left, left - warped right,
+    # disparity / 64]; all are the same function.
     from stereo_depth_ros.networks.common import warp_right_to_left
     from stereo_depth_ros.networks.costnet import DISPARITY_INPUT_SCALE, DisparityRefinement
     torch.manual_seed(3)
-    refinement = DisparityRefinement(features=5, channels=4).train(training)
+    refinement = DisparityRefinement(features=features, channels=4).train(training)
     for parameter in refinement.parameters():
         torch.nn.init.normal_(parameter, std=0.3)
-    left, right = torch.randn(2, 5, 8, 16), torch.randn(2, 5, 8, 16)
+    left, right = torch.randn(2, features, 8, 16), torch.randn(2, features, 8, 16)
     half = torch.rand(2, 1, 8, 16) * 6
     concatenated = torch.cat([left, left - warp_right_to_left(right, half),
                               half / DISPARITY_INPUT_SCALE], dim=1)
