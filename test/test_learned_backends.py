@@ -418,6 +418,30 @@ def test_bench_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         bench.parse_size('384')
 
 
+def test_bench_warms_up_each_backend_then_times_them_in_turns(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    calls: list[str] = []
+
+    class Recorder:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+            calls.append(self.name)
+            return np.zeros(left.shape[:2], np.float32)
+
+    monkeypatch.setattr(bench, '_build',
+                        lambda name, args, folder, explicit: (Recorder(name), 'fake', ''))
+    assert bench.run(_bench_args(backends='sgbm,dispnet,costnet', repeats=3, warmup=2)) == 0
+    warmups, rounds = calls[:6], calls[6:]
+    assert warmups == ['sgbm', 'sgbm', 'dispnet', 'dispnet', 'costnet', 'costnet']
+    # One run of each per round, the order rotating from round to round.
+    assert rounds == ['sgbm', 'dispnet', 'costnet', 'dispnet', 'costnet', 'sgbm',
+                      'costnet', 'sgbm', 'dispnet']
+    out = capsys.readouterr().out
+    assert '3 rounds (the backends taking turns) after 2 warm-up' in out.splitlines()[0]
+
+
 def test_bench_profile_says_where_the_time_goes(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setattr(record_module, 'default_weights_path', lambda name: None)

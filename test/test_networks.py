@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from stereo_depth_ros.backends import backend_record, learned_backend_names
 from stereo_depth_ros.errors import BackendError
@@ -197,13 +198,20 @@ def test_single_output_heads_compute_the_plain_convolution(channels_last: bool) 
     # Asymmetric weights: a tap shifted the wrong way, or the border, would show.
     assert torch.allclose(head(features), expected, atol=1e-5)
     upstream = torch.randn(expected.shape, generator=generator)
-    got = torch.autograd.grad((head(features) * upstream).sum(), (features, head.weight))
-    want = torch.autograd.grad((expected * upstream).sum(), (features, head.weight))
+    inputs = (features, head.weight, head.bias)
+    got = torch.autograd.grad((head(features) * upstream).sum(), inputs)
+    want = torch.autograd.grad((expected * upstream).sum(), inputs)
     for mine, reference in zip(got, want):
         assert torch.allclose(mine, reference, atol=1e-4)
     # Other shapes keep the plain convolution.
     wide = Float32Conv2d(5, 2, 3, padding=1)
     assert torch.equal(wide(features), F.conv2d(features, wide.weight, wide.bias, padding=1))
+    others = [Float32Conv2d(5, 1, 3, padding=1, padding_mode='replicate'),
+              Float32Conv2d(5, 1, 3, padding=1, stride=2),
+              Float32Conv2d(5, 1, 3, padding=2, dilation=2),
+              Float32Conv2d(5, 1, 3, padding=0)]
+    for other in others:
+        assert torch.equal(other(features), nn.Conv2d.forward(other, features))
 
 
 def test_disparity_to_bins_known_values() -> None:

@@ -180,11 +180,14 @@ def time_rounds(timed: list[tuple[BenchResult, DisparityBackend]],
 
     One run of each backend per round: a slow spell of a shared machine (seconds long on a
     VM) falls on all of them alike instead of on whichever was being timed, so their ratios
-    are steadier than their times.
+    are steadier than their times. The order rotates from round to round, so no backend
+    always runs right after the same other one. Each run starts with the caches another
+    backend left, as a node that switches backends would, not as one that runs only one.
     """
     left, right = pair
-    for _ in range(repeats):
-        for result, backend in timed:
+    for round_index in range(repeats):
+        start_at = round_index % max(len(timed), 1)
+        for result, backend in timed[start_at:] + timed[:start_at]:
             progress.set_postfix_str(result.backend)
             start = time.perf_counter()
             backend.compute(left, right)  # returns numpy: implies a device sync
@@ -312,6 +315,7 @@ def run(args: argparse.Namespace) -> int:
         time_rounds(timed, pair, args.repeats, progress)
         if args.profile:
             for result, backend in timed:
+                progress.set_postfix_str(result.backend)
                 profile = profile_backend(result.backend, backend, pair, args.repeats, progress)
                 if profile is not None:
                     profiles.append(profile)

@@ -112,11 +112,12 @@ def single_output_conv3x3(x: torch.Tensor, weight: torch.Tensor,
     ``weight`` is ``1xCx3x3``. Computed as a 1x1 convolution to the nine taps (one map per
     kernel position) and the sum of those maps shifted into place: the same values up to float
     rounding, about twice as fast on the CPU, where oneDNN's convolutions with one output
-    channel are about as slow as with twelve.
+    channel are about as slow as with twelve (:class:`Float32Conv2d` uses it on the CPU only:
+    on a GPU it would be ten kernels instead of one).
     """
     height, width = x.shape[-2:]
-    taps = F.conv2d(x, weight.permute(2, 3, 0, 1).reshape(9, -1, 1, 1))
-    padded = F.pad(taps, (1, 1, 1, 1))  # zero taps outside: the zero padding of x
+    # Padded by 1: a border of zero taps (no bias), which is the zero padding of x.
+    padded = F.conv2d(x, weight.permute(2, 3, 0, 1).reshape(9, -1, 1, 1), padding=1)
     out = padded[:, 0:1, :height, :width].clone()
     for tap in range(1, 9):
         row, column = divmod(tap, 3)
@@ -129,14 +130,14 @@ class Float32Conv2d(nn.Conv2d):
 
     For the layers that output disparity: in bfloat16 (8-bit mantissa) a value of 64-128 px
     could only take steps of 0.5 px. Same parameters and state-dict keys as ``nn.Conv2d``.
-    A 3x3 'same' convolution to one channel (the prediction heads) runs as
+    On the CPU a 3x3 'same' convolution to one channel (the prediction heads) runs as
     :func:`single_output_conv3x3`.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve ``x`` cast to float32, with autocast off; the result is float32."""
         with torch.autocast(x.device.type, enabled=False):
-            if self._single_output_3x3():
+            if x.device.type == 'cpu' and self._single_output_3x3():
                 return single_output_conv3x3(x.float(), self.weight, self.bias)
             return super().forward(x.float())
 

@@ -42,14 +42,12 @@ def correlation_1d(left: torch.Tensor, right: torch.Tensor,
     left_tiles = left_tiles.permute(0, 2, 3, 4, 1).reshape(-1, tile, channels)
     right_tiles = F.pad(right, (reach, padded_width - width)).unfold(3, tile + reach, tile)
     right_tiles = right_tiles.permute(0, 2, 3, 1, 4).reshape(-1, channels, tile + reach)
-    # The channel mean's 1/C scales the product inside it (an exact power of two for the
-    # shipped widths): no extra pass over the volume.
-    scores = torch.baddbmm(left_tiles.new_empty(()).expand(left_tiles.shape[0], tile,
-                                                           tile + reach),
-                           left_tiles, right_tiles, beta=0.0, alpha=1.0 / channels)
+    scores = torch.bmm(left_tiles, right_tiles).contiguous()
     band = scores.as_strided((scores.shape[0], tile, reach + 1),
                              (tile * (tile + reach), tile + reach + 1, 1))
-    volume = band.flip(2).reshape(batch, height, padded_width, reach + 1)[:, :, :width]
+    # The channel mean's 1/C in place on the fresh copy that flip makes: no second volume.
+    volume = band.flip(2).div_(channels)
+    volume = volume.reshape(batch, height, padded_width, reach + 1)[:, :, :width]
     return volume.permute(0, 3, 1, 2)
 
 
