@@ -11,6 +11,7 @@ import pytest
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.resources import sample_data_dir
+from stereo_depth_ros.visualize import colorize_disparity, robust_max
 
 
 @pytest.fixture(scope='module')
@@ -36,7 +37,13 @@ def test_infer_writes_outputs(pair, tmp_path, capsys):
                                rtol=1e-4)
     for name in ('disparity.png', 'obstacle.png'):
         assert cv2.imread(str(tmp_path / name)).shape == (160, 320, 3)
-    assert 'nearest obstacle' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'nearest obstacle' in out
+    # The picture is coloured over this pair's disparities, not over sgbm's 0-127 px.
+    top = robust_max(disparity)
+    assert top < 100 and f'disparity.png (colours 0-{top:.0f} px)' in out
+    picture = cv2.imread(str(tmp_path / 'disparity.png'))[:, :, ::-1]
+    assert np.array_equal(picture, colorize_disparity(disparity, max_disparity=top))
 
 
 def test_infer_without_calibration_writes_disparity_only(pair, tmp_path):

@@ -12,7 +12,7 @@ from ..camera import StereoCameraModel
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
 from ..plausibility import check_image_size, likely_swapped, swap_warning
-from ..visualize import overlay_obstacle, save_rgb
+from ..visualize import colorize_disparity, overlay_obstacle, robust_max, save_rgb
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,12 +47,15 @@ def run(args: argparse.Namespace) -> int:
     pipeline = pipeline_from_args(args).pipeline
     if likely_swapped(left, right):
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
-    result = pipeline.process(left, right, camera)  # the default outputs: color, depth, ...
-    assert result.color is not None
+    result = pipeline.process(left, right, camera, outputs=frozenset({'depth', 'obstacle'}))
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / 'disparity.npy', result.disparity)
-    save_rgb(out / 'disparity.png', result.color)
-    written = ['disparity.npy', 'disparity.png']
+    # One picture, coloured over this pair's own disparities (to their 99th percentile), not
+    # over the backend's whole range as the node's disparity/color is (0-384 px for costnet:
+    # a 0-60 px scene would be all blue).
+    top = robust_max(result.disparity)
+    save_rgb(out / 'disparity.png', colorize_disparity(result.disparity, max_disparity=top))
+    written = ['disparity.npy', f'disparity.png (colours 0-{top:.0f} px)']
     if camera is not None:
         assert result.depth is not None  # computed whenever there is a camera
         np.save(out / 'depth.npy', result.depth)
