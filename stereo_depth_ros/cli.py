@@ -5,7 +5,7 @@ import errno
 import importlib
 import signal
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, NoReturn, Optional, Sequence
 
 from .errors import StereoDepthError, first_line
 
@@ -30,9 +30,18 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (and exit code 2), without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE (PROG --help lists the options)`` and exit 2."""
+        self.exit(EXIT_BAD_INPUT,
+                  f'{self.prog}: error: {message} ({self.prog} --help lists the options)\n')
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Return the parser with every available sub-command."""
-    parser = argparse.ArgumentParser(
+    """Return the parser with every available sub-command (its sub-parsers are of its class)."""
+    parser = OneLineErrorParser(
         prog='stereo-depth',
         description='Stereo disparity, metric depth and nearest-obstacle segmentation.')
     subparsers = parser.add_subparsers(dest='command', required=True)

@@ -10,6 +10,7 @@ their pipeline with it. :func:`read_params_file` reads the node's YAML parameter
 it, so a bag processed offline with ``--params-file`` gets the settings the live node gets.
 """
 
+import logging
 import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -26,6 +27,8 @@ from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
 from .settings import float_value, int_value
 from .topics import enabled_topics
+
+LOGGER = logging.getLogger('stereo_depth_ros.params')
 
 #: Name of the node whose section :func:`read_params_file` reads.
 NODE_NAME = 'stereo_depth_node'
@@ -141,10 +144,16 @@ def _node_sections(document: Any, where: str) -> list[Mapping[str, Any]]:
         raise DatasetError(f'{where} must hold a mapping of node names to ros__parameters')
     if ROS_PARAMETERS in document:
         sections = [document[ROS_PARAMETERS]]
+        LOGGER.warning(f'{where} holds "{ROS_PARAMETERS}" without a node key: read here, but '
+                       f'ROS 2 needs one; key it "/**/{NODE_NAME}" for the node')
     else:
         sections = [body[ROS_PARAMETERS] for key, body in document.items()
                     if isinstance(body, dict) and ROS_PARAMETERS in body
                     and str(key).rstrip('/').split('/')[-1] in (NODE_NAME, '**')]
+        if any(str(key).strip('/') == NODE_NAME for key in document):
+            LOGGER.warning(f'{where}: the key "{NODE_NAME}" matches the node only in the '
+                           f'root namespace (the launch file puts it in /stereo); key it '
+                           f'"/**/{NODE_NAME}" to match it in any namespace')
         if not sections:
             raise DatasetError(
                 f'{where} has no "{NODE_NAME}: {ROS_PARAMETERS}:" section (nor '
@@ -153,6 +162,25 @@ def _node_sections(document: Any, where: str) -> list[Mapping[str, Any]]:
         if not isinstance(section, dict):
             raise DatasetError(f'{where}: {ROS_PARAMETERS} must be a mapping of parameters')
     return sections
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_ros_type(where: str, name: str, kind: type, value: Any) -> None:
+    """Refuse an integer where the node declares a double (array), as ROS 2 itself does.
+
+    The node's parameters are typed: ROS 2 refuses ``max_depth: 40`` for a double when the
+    node starts, so the file is refused here too, before it reaches a robot.
+    """
+    if kind is float and _is_integer(value):
+        raise DatasetError(f'{where}: {name} is a floating-point parameter; write {value}.0 '
+                           f'(ROS 2 refuses the integer {value} for it)')
+    if kind is list and isinstance(value, list) and any(_is_integer(v) for v in value):
+        raise DatasetError(f'{where}: {name} is a list of floating-point numbers; write each '
+                           f'with a decimal point, e.g. {[float(v) for v in value]} (ROS 2 '
+                           'refuses integers in it)')
 
 
 def read_params_file(path: str | Path) -> dict[str, Value]:
@@ -186,6 +214,8 @@ def read_params_file(path: str | Path) -> dict[str, Value]:
     if unknown:
         raise DatasetError(f'{where}: unknown parameter(s) {", ".join(unknown)} '
                            '(docs/ros.md lists the parameters)')
+    for name, value in values.items():
+        _check_ros_type(where, name, SPECS[canonical_name(name)].kind, value)
     try:
         check_parameters(values)
     except ValueError as error:

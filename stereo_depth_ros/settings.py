@@ -60,6 +60,15 @@ class ParameterSpec:
         return '; '.join(parts)
 
 
+def _step_rule(low: float, step: int) -> str:
+    """Return in words which values ``low + k * step`` allows ('odd', 'a multiple of 16')."""
+    if low % step == 0:
+        return f'a multiple of {step}'
+    if step == 2:
+        return 'odd'
+    return f'{low:g} plus a multiple of {step}'
+
+
 def check_parameter(spec: ParameterSpec, value: Any, name: Optional[str] = None) -> Any:
     """Return ``value`` normalised for ``spec`` or raise ValueError naming the setting.
 
@@ -93,8 +102,8 @@ def check_parameter(spec: ParameterSpec, value: Any, name: Optional[str] = None)
         if not low <= value <= high:
             raise ValueError(f'{name} must be within {low:g} .. {high:g}, got {value!r}')
         if spec.step > 1 and (value - low) % spec.step:
-            raise ValueError(f'{name} must be {low:g} plus a multiple of {spec.step}, '
-                             f'got {value!r}')
+            raise ValueError(f'{name} must be {_step_rule(low, spec.step)} (within {low:g} .. '
+                             f'{high:g}), got {value!r}')
     if spec.choices is not None and value not in spec.choices:
         raise ValueError(f'{name} must be one of {", ".join(spec.choices)}; got {value!r}')
     return value

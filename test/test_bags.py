@@ -283,6 +283,9 @@ def test_find_stereo_topics():
     with pytest.raises(DatasetError, match='right camera_info'):
         find_stereo_topics({'/a/left/image': image, '/b/right/image': image,
                             '/a/left/camera_info': info})
+    with pytest.raises(DatasetError, match='--left-image /nope: no such topic in the bag '
+                                           r'\(its topics: /s/left/camera_info, '):
+        find_stereo_topics(topics, left_image='/nope')
 
 
 # --------------------------------------------------------------------------- corrupt bags

@@ -71,6 +71,11 @@ def test_eval_json_on_middlebury(capsys):
     (['eval', '--backend', 'nope', '--dataset', 'synthetic', '--root', 'eval:1'],
      'unknown backend'),
     (['eval', '--dataset', 'middlebury2003', '--root', '/nonexistent'], 'not a folder'),
+    # Caught by argument parsing: one line too, not the usage block.
+    (['infer', '--precision', 'fp64', '--left', 'l', '--right', 'r', '--out-dir', 'x'],
+     "invalid choice: 'fp64'"),
+    (['infer'], 'the following arguments are required: --left'),
+    (['no-such-command'], "invalid choice: 'no-such-command'"),
 ])
 def test_bad_input_exits_with_one_line(argv, message, tmp_path):
     result = subprocess.run([sys.executable, '-m', 'stereo_depth_ros.cli', *argv],

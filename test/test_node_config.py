@@ -93,7 +93,7 @@ def test_constraints_text_names_choices_ranges_and_steps():
 
 @pytest.mark.parametrize('name, value, message', [
     ('sgbm.disparity_range', 100, 'multiple of 16'),
-    ('sgbm.block_size', 4, 'multiple of 2'),
+    ('sgbm.block_size', 4, 'must be odd'),
     ('sgbm.block_size', 53, 'within 1 .. 51'),
     ('queue_size', 0, 'within'),
     ('queue_size', True, 'integer'),
@@ -251,7 +251,7 @@ def test_rejected_changes_leave_everything_as_it_was(tmp_path):
         ({'backend': 'dispnet', 'weights': str(tmp_path / 'missing.safetensors')},
          BackendError, 'does not exist'),
         ({'queue_size': 10}, ValueError, 'start-up only'),
-        ({'sgbm.block_size': 4}, ValueError, 'multiple of 2'),
+        ({'sgbm.block_size': 4}, ValueError, 'must be odd'),
     ]
     for changes, error, message in attempts:
         with pytest.raises(error, match=message):

@@ -74,6 +74,11 @@ def test_params_file_ignores_other_nodes(tmp_path):
     ('ros__parameters: {max_depth: fast}\n', 'max_depth must be a number'),
     ('ros__parameters: {obstacle: {roi: [0.5, 0.0, 0.8, 1.0]}}\n', 'obstacle roi'),
     ('ros__parameters: {backend: nope}\n', "unknown backend 'nope'"),
+    # Typed as the node declares them: ROS 2 refuses these when the node starts.
+    ('ros__parameters: {max_depth: 40}\n', r'max_depth is a floating-point parameter; write '
+                                           r'40\.0'),
+    ('ros__parameters: {obstacle: {roi: [0, 0.2, 1, 0.7]}}\n',
+     r'obstacle.roi is a list of floating-point numbers.*\[0\.0, 0\.2, 1\.0, 0\.7\]'),
 ])
 def test_params_file_errors_name_the_file(tmp_path, text, message):
     path = tmp_path / 'p.yaml'
@@ -82,6 +87,25 @@ def test_params_file_errors_name_the_file(tmp_path, text, message):
     with pytest.raises(DatasetError, match=message) as caught:
         read_params_file(path)
     assert str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize('document, warned', [
+    ({'/**/stereo_depth_node': {'ros__parameters': TUNED}}, None),
+    ({'/stereo/stereo_depth_node': {'ros__parameters': TUNED}}, None),
+    ({'stereo_depth_node': {'ros__parameters': TUNED}}, 'only in the root namespace'),
+    ({'/stereo_depth_node': {'ros__parameters': TUNED}}, 'only in the root namespace'),
+    ({'ros__parameters': TUNED}, 'without a node key'),
+])
+def test_params_file_keys_the_node_would_not_match_are_read_with_a_warning(
+        tmp_path, caplog, document, warned):
+    with caplog.at_level('WARNING', logger='stereo_depth_ros.params'):
+        assert read_params_file(write_yaml(tmp_path / 'p.yaml', document)) == TUNED_FLAT
+    messages = [record.getMessage() for record in caplog.records]
+    if warned is None:
+        assert not messages
+    else:
+        assert len(messages) == 1 and warned in messages[0] and '/**/stereo_depth_node' in \
+            messages[0]
 
 
 def test_a_bad_params_file_is_one_error_line(tmp_path, capsys):

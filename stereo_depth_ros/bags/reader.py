@@ -303,9 +303,12 @@ def find_stereo_topics(topics: dict[str, str], left_image: Optional[str] = None,
                                ('--right-image', right_image, IMAGE),
                                ('--left-info', left_info, CAMERA_INFO),
                                ('--right-info', right_info, CAMERA_INFO)):
-        if name is not None and topics.get(name) != kind:
-            actual = topics.get(name, 'absent from the bag')
-            raise DatasetError(f'{option} {name}: expected a {kind} topic, got {actual}')
+        if name is not None and name not in topics:
+            raise DatasetError(f'{option} {name}: no such topic in the bag (its topics: '
+                               f'{", ".join(sorted(topics)) or "none"})')
+        if name is not None and topics[name] != kind:
+            raise DatasetError(f'{option} {name}: expected a {kind} topic, got '
+                               f'{topics[name]}')
     left_image = left_image or _pick_image(topics, 'left', None)
     right_image = right_image or _pick_image(topics, 'right', left_image)
     if left_image == right_image:
