@@ -248,14 +248,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the bench options."""
     parser.add_argument('--backends', default=DEFAULT_BACKENDS,
                         help=f'comma-separated backend names (default {DEFAULT_BACKENDS})')
-    parser.add_argument('--size', default='384x1248', help='image size HEIGHTxWIDTH')
+    parser.add_argument('--size', default='384x1248', metavar='HxW',
+                        help='image size, height first (default 384x1248: a KITTI camera)')
     add_precision_argument(parser)
     add_device_argument(parser)
     parser.add_argument('--repeats', type=int, default=5,
-                        help='timed runs per backend, in rounds of one run of each')
+                        help='timed runs per backend, in rounds of one run of each '
+                             '(default 5)')
     parser.add_argument('--warmup', type=int, default=1,
                         help='untimed runs per backend, over which peak memory is sampled '
-                             '(at least 1)')
+                             '(at least 1; default 1)')
     parser.add_argument('--weights', action='append', default=[], metavar='NAME=PATH',
                         help='weights file of a learned backend (repeatable)')
     parser.add_argument('--random-weights', action='store_true',
