@@ -177,7 +177,9 @@ def _check_ros_type(where: str, name: str, kind: type, value: Any) -> None:
     if kind is float and _is_integer(value):
         raise DatasetError(f'{where}: {name} is a floating-point parameter; write {value}.0 '
                            f'(ROS 2 refuses the integer {value} for it)')
-    if kind is list and isinstance(value, list) and any(_is_integer(v) for v in value):
+    numbers = isinstance(value, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if kind is list and numbers and any(_is_integer(v) for v in value):
         raise DatasetError(f'{where}: {name} is a list of floating-point numbers; write each '
                            f'with a decimal point, e.g. {[float(v) for v in value]} (ROS 2 '
                            'refuses integers in it)')
@@ -188,10 +190,13 @@ def read_params_file(path: str | Path) -> dict[str, Value]:
 
     Reads ``config/depth.yaml``'s format: ``/**/stereo_depth_node: ros__parameters: {...}``
     (a plain ``stereo_depth_node`` key, a namespaced one or ``/**`` also match; sections
-    that match are merged in file order), or a file holding just ``ros__parameters``. Nested
-    dicts become dotted names (``sgbm: {disparity_range: 64}`` is ``sgbm.disparity_range``).
-    ROS's own parameters (``use_sim_time``, ``qos_overrides.*``) are ignored. A missing file,
-    bad YAML, unknown names or bad values raise DatasetError naming the file.
+    that match are merged in file order), or a file holding just ``ros__parameters``; the
+    plain key and the bare section are read with a warning, as the node would not see them in
+    the launch file's namespace. Nested dicts become dotted names (``sgbm: {disparity_range:
+    64}`` is ``sgbm.disparity_range``). ROS's own parameters (``use_sim_time``,
+    ``qos_overrides.*``) are ignored. A missing file, bad YAML, unknown names, bad values, or
+    an integer for a floating-point parameter (which ROS 2 refuses) raise DatasetError naming
+    the file.
     """
     path = Path(path)
     where = f'params file {path}'

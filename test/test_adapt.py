@@ -216,6 +216,16 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
     assert f'adapted on 1 real pair at {pairs} (1 held out; labels: costnet,' in data
     card = build_card(tmp_path / 'out' / 'costnet.safetensors')
     assert card['training']['command'].startswith('stereo-depth adapt ')
+    # Too few pairs for one to be held out: it runs, and says there is nothing to compare by.
+    lone = tmp_path / 'lone.yaml'
+    lone.write_text(yaml.safe_dump(_tiny_config(tmp_path, weights, 1, holdout_every=8)
+                                   .to_dict()))
+    assert main(['adapt', '--config', str(lone), '--pairs', str(pairs), '--weights',
+                 str(weights), '--device', 'cpu', '--no-progress', '--export', '',
+                 '--out-dir', str(tmp_path / 'lone')]) == 0
+    assert 'warning: no pair is held out (every 8th is, and there are 2)' in \
+        capsys.readouterr().out
+    assert not (tmp_path / 'lone' / 'adaptation.json').exists()
     # Bad input: one line, exit 2, before any work (no run folder).
     for bad in (['--pairs', str(tmp_path / 'none')], ['--labeller', 'nonet'],
                 ['--labeller', 'sgbm', '--labeller-weights', str(weights)],
@@ -275,6 +285,12 @@ def test_pairs_are_extracted_from_a_bag(tmp_path: Path) -> None:
     np.testing.assert_array_equal(saved, lefts[2])
     with pytest.raises(DatasetError, match='every'):
         extract_pairs(bag, tmp_path / 'none', every=0, progress=False)
+    # adapt --left-image names the topic; a wrong one lists the bag's topics.
+    with pytest.raises(DatasetError, match='--left-image /nope: no such topic in the bag'):
+        extract_pairs(bag, tmp_path / 'none', left_topic='/nope', progress=False)
+    config = Path(__file__).resolve().parents[1] / 'config' / 'adapt_costnet.yaml'
+    assert main(['adapt', '--bag', str(bag), '--left-image', '/nope', '--config', str(config),
+                 '--out-dir', str(tmp_path / 'bad')]) == 2
 
 
 class _ConstantNet(StereoNet):

@@ -8,8 +8,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
 from stereo_depth_ros.backends import create_backend
-from stereo_depth_ros.bags import (BagInput, find_stereo_topics, kitti_to_bag, process_bag,
-                                   STORAGE_PLUGINS)
+from stereo_depth_ros.bags import (BagInput, find_stereo_images, find_stereo_topics,
+                                   kitti_to_bag, process_bag, STORAGE_PLUGINS)
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.errors import DatasetError, StereoDepthError
@@ -283,6 +283,9 @@ def test_find_stereo_topics():
     with pytest.raises(DatasetError, match='right camera_info'):
         find_stereo_topics({'/a/left/image': image, '/b/right/image': image,
                             '/a/left/camera_info': info})
+    # The images alone (what adapt extracts) need no camera_info.
+    assert find_stereo_images({'/a/left/image': image, '/a/right/image': image}) == (
+        '/a/left/image', '/a/right/image')
     with pytest.raises(DatasetError, match='--left-image /nope: no such topic in the bag '
                                            r'\(its topics: /s/left/camera_info, '):
         find_stereo_topics(topics, left_image='/nope')

@@ -79,6 +79,8 @@ def test_params_file_ignores_other_nodes(tmp_path):
                                            r'40\.0'),
     ('ros__parameters: {obstacle: {roi: [0, 0.2, 1, 0.7]}}\n',
      r'obstacle.roi is a list of floating-point numbers.*\[0\.0, 0\.2, 1\.0, 0\.7\]'),
+    ('ros__parameters: {obstacle: {roi: [0, null, 1, 1]}}\n', 'must be a list of numbers'),
+    ('ros__parameters: {obstacle: {roi: [0, a, 1, 1]}}\n', 'must be a list of numbers'),
 ])
 def test_params_file_errors_name_the_file(tmp_path, text, message):
     path = tmp_path / 'p.yaml'

@@ -6,7 +6,7 @@ from typing import Optional
 import cv2
 from tqdm import tqdm
 
-from .reader import BagInput, find_stereo_topics
+from .reader import BagInput, find_stereo_images
 from ..errors import DatasetError, StereoDepthError
 from ..msgs.images import stereo_input_from_image
 from ..msgs.types import stamp_to_ns
@@ -28,9 +28,10 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
     sync = make_synchronizer(2, 10, slop)
     written = matched = 0
     with BagInput(bag_path) as bag:
-        stereo = find_stereo_topics(bag.topics, left_image=left_topic, right_image=right_topic)
-        inputs = {stereo.left_image: 0, stereo.right_image: 1}
-        with tqdm(total=bag.message_count(stereo.left_image), desc='extract pairs',
+        # Only the images: their camera_info topics are not needed (nor required) here.
+        left_image, right_image = find_stereo_images(bag.topics, left_topic, right_topic)
+        inputs = {left_image: 0, right_image: 1}
+        with tqdm(total=bag.message_count(left_image), desc='extract pairs',
                   unit='frame', disable=not progress) as bar:
             for connection, _, data in bag.messages():
                 index = inputs.get(connection.topic)
@@ -56,6 +57,5 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                         return written
     if written == 0:
         raise DatasetError(f'no stereo pair of {bag_path} could be extracted '
-                           f'({matched} pairs matched on {stereo.left_image}, '
-                           f'{stereo.right_image})')
+                           f'({matched} pairs matched on {left_image}, {right_image})')
     return written

@@ -11,7 +11,7 @@ import sqlite3
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from rosbags.interfaces import Connection, MessageDefinitionFormat
 from rosbags.rosbag2 import Reader, ReaderError
@@ -290,29 +290,45 @@ def _pick_info(topics: dict[str, str], side: str, image_topic: str) -> str:
     return sided[0]
 
 
-def find_stereo_topics(topics: dict[str, str], left_image: Optional[str] = None,
-                       right_image: Optional[str] = None, left_info: Optional[str] = None,
-                       right_info: Optional[str] = None) -> StereoTopics:
-    """Return the stereo topics of a bag (topic -> type); given names are checked, not guessed.
-
-    Images: ``sensor_msgs/msg/Image`` topics with ``left``/``right`` in a name part (result
-    topics such as disparity or depth excluded; ``rect`` preferred). CameraInfo: the
-    ``camera_info`` beside each image, else the only CameraInfo topic of that side.
-    """
-    for option, name, kind in (('--left-image', left_image, IMAGE),
-                               ('--right-image', right_image, IMAGE),
-                               ('--left-info', left_info, CAMERA_INFO),
-                               ('--right-info', right_info, CAMERA_INFO)):
+def _check_named(topics: dict[str, str],
+                 named: Sequence[tuple[str, Optional[str], str]]) -> None:
+    """Raise DatasetError unless each (option, topic, type) given is a topic of that type."""
+    for option, name, kind in named:
         if name is not None and name not in topics:
             raise DatasetError(f'{option} {name}: no such topic in the bag (its topics: '
                                f'{", ".join(sorted(topics)) or "none"})')
         if name is not None and topics[name] != kind:
             raise DatasetError(f'{option} {name}: expected a {kind} topic, got '
                                f'{topics[name]}')
+
+
+def find_stereo_images(topics: dict[str, str], left_image: Optional[str] = None,
+                       right_image: Optional[str] = None) -> tuple[str, str]:
+    """Return the (left, right) image topics of a bag: the given ones checked, or found.
+
+    ``sensor_msgs/msg/Image`` topics with ``left``/``right`` in a name part (result topics such
+    as disparity or depth excluded; ``rect`` preferred).
+    """
+    _check_named(topics, (('--left-image', left_image, IMAGE),
+                          ('--right-image', right_image, IMAGE)))
     left_image = left_image or _pick_image(topics, 'left', None)
     right_image = right_image or _pick_image(topics, 'right', left_image)
     if left_image == right_image:
         raise DatasetError(f'left and right image topics are the same: {left_image}')
+    return left_image, right_image
+
+
+def find_stereo_topics(topics: dict[str, str], left_image: Optional[str] = None,
+                       right_image: Optional[str] = None, left_info: Optional[str] = None,
+                       right_info: Optional[str] = None) -> StereoTopics:
+    """Return the stereo topics of a bag (topic -> type); given names are checked, not guessed.
+
+    Images: as :func:`find_stereo_images`. CameraInfo: the ``camera_info`` beside each image,
+    else the only CameraInfo topic of that side.
+    """
+    _check_named(topics, (('--left-info', left_info, CAMERA_INFO),
+                          ('--right-info', right_info, CAMERA_INFO)))
+    left_image, right_image = find_stereo_images(topics, left_image, right_image)
     left_info = left_info or _pick_info(topics, 'left', left_image)
     right_info = right_info or _pick_info(topics, 'right', right_image)
     return StereoTopics(left_image, right_image, left_info, right_info)

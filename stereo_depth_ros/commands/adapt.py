@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='rosbag2 with rectified stereo image topics (found by name)')
     parser.add_argument('--bag-every', type=int, default=5,
                         help='with --bag: use every N-th synchronised pair (default 5)')
+    parser.add_argument('--left-image', default=None,
+                        help='with --bag: the left image topic (default: found by name)')
+    parser.add_argument('--right-image', default=None,
+                        help='with --bag: the right image topic (default: found by name)')
     parser.add_argument('--weights', default=None,
                         help='weights to start from (default: model.init_weights of the '
                              'config, else the shipped models/<backend>.safetensors)')
@@ -80,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         from ..bags.extract import extract_pairs
         pairs = out_dir / 'pairs'
         count = extract_pairs(args.bag, pairs, every=args.bag_every,
+                              left_topic=args.left_image, right_topic=args.right_image,
                               progress=not args.no_progress)
         print(f'extracted {count} pairs from {args.bag} into {pairs}')
     result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,

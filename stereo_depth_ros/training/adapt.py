@@ -171,10 +171,15 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
     adaptation.pairs = str(root)  # recorded in the weights' training metadata
     pairs = pseudo_labelled_dataset(
         root, float(config.model.architecture.get('max_disparity', 192)),
-        adaptation.labeller, adaptation.labeller_weights)
+        adaptation.labeller, adaptation.labeller_weights,
+        progress=bool(kwargs.get('progress', True)))
     trainer = AdaptTrainer(config, pairs, **kwargs)
     _log(f'adapting on {len(trainer.train_pairs)} pairs under {root} '
          f'({len(trainer.held_pairs)} held out)')
+    if not trainer.held_pairs:
+        _log(f'warning: no pair is held out (every {adaptation.holdout_every}th is, and there '
+             f'are {len(pairs)}), so no adaptation.json: nothing to compare runs by; give '
+             f'{adaptation.holdout_every} or more pairs')
     trainer.out_dir.mkdir(parents=True, exist_ok=True)
     trainer.validate()
     return trainer.run()

@@ -121,11 +121,13 @@ def find_pairs(root: str | Path) -> list[Path]:
 
 def pseudo_labelled_dataset(root: str | Path, max_disparity: float,
                             labeller: str = DEFAULT_LABELLER,
-                            labeller_weights: Optional[str] = None) -> list[StereoSample]:
+                            labeller_weights: Optional[str] = None,
+                            progress: bool = True) -> list[StereoSample]:
     """Read every pair under ``root`` and label it (:func:`make_labeller`; SGBM by default)."""
     label = make_labeller(max_disparity, labeller, labeller_weights)
     samples = []
-    for folder in tqdm(find_pairs(root), desc=f'{labeller} labels', unit='pair', leave=False):
+    for folder in tqdm(find_pairs(root), desc=f'{labeller} labels', unit='pair', leave=False,
+                       disable=not progress):
         left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
         if left.shape != right.shape:
             raise DatasetError(f'{folder}: left {left.shape} and right {right.shape} differ')

@@ -204,7 +204,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      description=__doc__.split('\n\n')[0])
     parser.add_argument('weights', nargs='+', help='weights files to score')
     parser.add_argument('--pairs', default='../shared/data/unlabeled',
-                        help='folder of rectified pairs (<name>/left.png, right.png)')
+                        help='folder of rectified pairs (<name>/left.png, right.png; default '
+                             '../shared/data/unlabeled, from the repository root)')
     parser.add_argument('--max-disparity', type=float, default=192.0,
                         help='largest disparity of the SGBM pseudo-labels (px)')
     parser.add_argument('--near-scale', type=float, default=0.0,
