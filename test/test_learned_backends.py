@@ -435,11 +435,15 @@ def test_bench_warms_up_each_backend_then_times_them_in_turns(
     assert bench.run(_bench_args(backends='sgbm,dispnet,costnet', repeats=3, warmup=2)) == 0
     warmups, rounds = calls[:6], calls[6:]
     assert warmups == ['sgbm', 'sgbm', 'dispnet', 'dispnet', 'costnet', 'costnet']
-    # One run of each per round, the order rotating from round to round.
-    assert rounds == ['sgbm', 'dispnet', 'costnet', 'dispnet', 'costnet', 'sgbm',
-                      'costnet', 'sgbm', 'dispnet']
+    # Two runs of each per round (untimed, timed), the order rotating from round to round.
+    order = ['sgbm', 'dispnet', 'costnet', 'dispnet', 'costnet', 'sgbm',
+             'costnet', 'sgbm', 'dispnet']
+    assert rounds == [name for name in order for _ in range(2)]
     out = capsys.readouterr().out
-    assert '3 rounds (the backends taking turns) after 2 warm-up' in out.splitlines()[0]
+    assert ('3 rounds (the backends taking turns, each timed run after an untimed one of its '
+            'own) after 2 warm-up') in out.splitlines()[0]
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert set(rows) == {'sgbm', 'dispnet', 'costnet'}
 
 
 def test_bench_profile_says_where_the_time_goes(

@@ -176,23 +176,27 @@ def warm_up(name: str, backend: DisparityBackend, label: str,
 
 def time_rounds(timed: list[tuple[BenchResult, DisparityBackend]],
                 pair: tuple[np.ndarray, np.ndarray], repeats: int, progress: tqdm) -> None:
-    """Add ``repeats`` times (ms) to each result, the backends taking turns run by run.
+    """Add ``repeats`` times (ms) to each result, the backends taking turns round by round.
 
-    One run of each backend per round: a slow spell of a shared machine (seconds long on a
-    VM) falls on all of them alike instead of on whichever was being timed, so their ratios
-    are steadier than their times. The order rotates from round to round, so no backend
-    always runs right after the same other one. Each run starts with the caches another
-    backend left, as a node that switches backends would, not as one that runs only one.
+    In each round every backend runs twice, untimed and then timed: a slow spell of a shared
+    machine (seconds long on a VM) falls on all of them alike instead of on whichever was
+    being timed, so their ratios are steadier, and each timed run follows a run of its own
+    backend, as in a node that runs one. Without the untimed run the times depend on which
+    backend ran before: on a 2-core AMD EPYC, right after `sgbm` the networks took about 15 %
+    less and after a network `sgbm` about 13 % more (thread pools left spinning or asleep by
+    the other library), which flattered the networks' ratios. The order rotates from round
+    to round.
     """
     left, right = pair
     for round_index in range(repeats):
         start_at = round_index % max(len(timed), 1)
         for result, backend in timed[start_at:] + timed[:start_at]:
             progress.set_postfix_str(result.backend)
+            backend.compute(left, right)  # untimed: the backend's own state again
             start = time.perf_counter()
             backend.compute(left, right)  # returns numpy: implies a device sync
             result.times_ms.append((time.perf_counter() - start) * 1000.0)
-            progress.update()
+            progress.update(2)
 
 
 def profile_backend(name: str, backend: DisparityBackend, pair: tuple[np.ndarray, np.ndarray],
@@ -301,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
     explicit = _parse_weights(args.weights)
     results: list[BenchResult] = []
     profiles: list[str] = []
-    runs = args.warmup + args.repeats * (2 if args.profile else 1)
+    runs = args.warmup + args.repeats * (3 if args.profile else 2)
     with tempfile.TemporaryDirectory() as tmp, \
             tqdm(total=len(names) * runs, desc='bench', unit='run', leave=False) as progress:
         timed: list[tuple[BenchResult, DisparityBackend]] = []
@@ -325,7 +329,8 @@ def run(args: argparse.Namespace) -> int:
     precision = args.precision or 'default'
     learned = ''.join(f', {option}' for option in args.backend_option)
     print(f'{height}x{width}, device {args.device}, precision {precision}{learned}, '
-          f'{args.repeats} rounds (the backends taking turns) after {args.warmup} warm-up')
+          f'{args.repeats} rounds (the backends taking turns, each timed run after an '
+          f'untimed one of its own) after {args.warmup} warm-up')
     print(format_table(results))
     for profile in profiles:
         print(profile)
