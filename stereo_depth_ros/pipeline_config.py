@@ -138,22 +138,26 @@ def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
     return flat
 
 
-def _node_sections(document: Any, where: str) -> list[Mapping[str, Any]]:
-    """Return the ``ros__parameters`` mappings of the node in a parsed parameter file."""
+def _node_sections(document: Any, where: str) -> tuple[list[Mapping[str, Any]], str]:
+    """Return the node's ``ros__parameters`` mappings in a parsed file, and a warning or ''.
+
+    The warning says when the node, launched in a namespace, would not see the sections.
+    """
     if not isinstance(document, dict):
         raise DatasetError(f'{where} must hold a mapping of node names to ros__parameters')
+    warning = ''
     if ROS_PARAMETERS in document:
         sections = [document[ROS_PARAMETERS]]
-        LOGGER.warning(f'{where} holds "{ROS_PARAMETERS}" without a node key: read here, but '
-                       f'ROS 2 needs one; key it "/**/{NODE_NAME}" for the node')
+        warning = (f'{where} holds "{ROS_PARAMETERS}" without a node key: read here, but '
+                   f'ROS 2 needs one; key it "/**/{NODE_NAME}" for the node')
     else:
         sections = [body[ROS_PARAMETERS] for key, body in document.items()
                     if isinstance(body, dict) and ROS_PARAMETERS in body
                     and str(key).rstrip('/').split('/')[-1] in (NODE_NAME, '**')]
         if any(str(key).strip('/') == NODE_NAME for key in document):
-            LOGGER.warning(f'{where}: the key "{NODE_NAME}" matches the node only in the '
-                           f'root namespace (the launch file puts it in /stereo); key it '
-                           f'"/**/{NODE_NAME}" to match it in any namespace')
+            warning = (f'{where}: the key "{NODE_NAME}" matches the node only in the root '
+                       f'namespace (the launch file puts it in /stereo); key it '
+                       f'"/**/{NODE_NAME}" to match it in any namespace')
         if not sections:
             raise DatasetError(
                 f'{where} has no "{NODE_NAME}: {ROS_PARAMETERS}:" section (nor '
@@ -161,7 +165,7 @@ def _node_sections(document: Any, where: str) -> list[Mapping[str, Any]]:
     for section in sections:
         if not isinstance(section, dict):
             raise DatasetError(f'{where}: {ROS_PARAMETERS} must be a mapping of parameters')
-    return sections
+    return sections, warning
 
 
 def _is_integer(value: Any) -> bool:
@@ -212,7 +216,8 @@ def read_params_file(path: str | Path) -> dict[str, Value]:
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f'cannot read {where}: {error}') from None
     values: dict[str, Any] = {}
-    for section in _node_sections(document, where):
+    sections, warning = _node_sections(document, where)
+    for section in sections:
         values.update(_flatten(section))
     values = {name: value for name, value in values.items() if not _is_ros_own(name)}
     unknown = sorted(name for name in values if canonical_name(name) not in SPECS)
@@ -225,6 +230,8 @@ def read_params_file(path: str | Path) -> dict[str, Value]:
         check_parameters(values)
     except ValueError as error:
         raise DatasetError(f'{where}: {error}') from None
+    if warning:  # only for a file that is otherwise good: bad input stays one line
+        LOGGER.warning(warning)
     return {canonical_name(name): value for name, value in values.items()}
 
 

@@ -223,8 +223,8 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
     assert main(['adapt', '--config', str(lone), '--pairs', str(pairs), '--weights',
                  str(weights), '--device', 'cpu', '--no-progress', '--export', '',
                  '--out-dir', str(tmp_path / 'lone')]) == 0
-    assert 'warning: no pair is held out (every 8th is, and there are 2)' in \
-        capsys.readouterr().out
+    assert ('warning: no pair is held out (there are 2 pairs and one in 8 is held out; give 8 '
+            'or more)') in capsys.readouterr().out
     assert not (tmp_path / 'lone' / 'adaptation.json').exists()
     # Bad input: one line, exit 2, before any work (no run folder).
     for bad in (['--pairs', str(tmp_path / 'none')], ['--labeller', 'nonet'],
@@ -291,6 +291,14 @@ def test_pairs_are_extracted_from_a_bag(tmp_path: Path) -> None:
     config = Path(__file__).resolve().parents[1] / 'config' / 'adapt_costnet.yaml'
     assert main(['adapt', '--bag', str(bag), '--left-image', '/nope', '--config', str(config),
                  '--out-dir', str(tmp_path / 'bad')]) == 2
+    assert main(['adapt', '--pairs', str(tmp_path / 'pairs'), '--left-image', '/cam/left',
+                 '--config', str(config), '--out-dir', str(tmp_path / 'bad')]) == 2
+    # A named topic is taken as given.
+    from stereo_depth_ros.bags import BagInput, find_stereo_images
+    with BagInput(bag) as reader:
+        left_topic, right_topic = find_stereo_images(reader.topics)
+    assert extract_pairs(bag, tmp_path / 'named', every=2, left_topic=left_topic,
+                         right_topic=right_topic, progress=False) == 3
 
 
 class _ConstantNet(StereoNet):

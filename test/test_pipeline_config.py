@@ -110,6 +110,15 @@ def test_params_file_keys_the_node_would_not_match_are_read_with_a_warning(
             messages[0]
 
 
+def test_a_bad_params_file_under_a_bare_key_is_only_its_error(tmp_path, caplog):
+    path = write_yaml(tmp_path / 'p.yaml', {'stereo_depth_node': {'ros__parameters': {
+        'max_depth': 40}}})
+    with caplog.at_level('WARNING', logger='stereo_depth_ros.params'), \
+            pytest.raises(DatasetError, match='write 40.0'):
+        read_params_file(path)
+    assert not caplog.records  # the key's warning would be a second line on stderr
+
+
 def test_a_bad_params_file_is_one_error_line(tmp_path, capsys):
     path = tmp_path / 'p.yaml'
     path.write_text('ros__parameters: {obstacle: {max_rang: 3.0}}\n')

@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Adapt, then draw before/after pictures; print where the weights went."""
+    if (args.left_image or args.right_image) and not args.bag:
+        raise ValueError('--left-image and --right-image name topics of --bag; give --bag')
     from ..resources import default_weights_path
     from ..training.adapt import adapt
     from ..training.config import load_config

@@ -161,7 +161,7 @@ def warm_up(name: str, backend: DisparityBackend, label: str,
         torch.cuda.reset_peak_memory_stats(cuda)
         base = torch.cuda.memory_allocated(cuda)
     release_free_memory()
-    # Memory is sampled over the untimed runs only: the sampling thread would take CPU time
+    # Memory is sampled over the warm-up runs only: the sampling thread would take CPU time
     # from the timed ones (about 8 ms of 90 for costnet on a 2-core CPU).
     with PeakRSS() as rss:
         for _ in range(warmup):
@@ -182,10 +182,9 @@ def time_rounds(timed: list[tuple[BenchResult, DisparityBackend]],
     machine (seconds long on a VM) falls on all of them alike instead of on whichever was
     being timed, so their ratios are steadier, and each timed run follows a run of its own
     backend, as in a node that runs one. Without the untimed run the times depend on which
-    backend ran before: on a 2-core AMD EPYC, right after `sgbm` the networks took about 15 %
-    less and after a network `sgbm` about 13 % more (thread pools left spinning or asleep by
-    the other library), which flattered the networks' ratios. The order rotates from round
-    to round.
+    backend ran before (thread pools left spinning or asleep by the other library; measured
+    in docs/speed.md), which flattered the networks' ratios. The order rotates from round to
+    round.
     """
     left, right = pair
     for round_index in range(repeats):
@@ -205,21 +204,23 @@ def profile_backend(name: str, backend: DisparityBackend, pair: tuple[np.ndarray
 
     Runs of its own with timers on the network's top-level layers (which cost a little), so
     the timed runs stay untouched. Not on CUDA (the layers only queue their kernels) and not
-    compiled (the compiled code does not run the layers one by one). ``progress`` advances by
-    ``repeats`` in every case.
+    compiled (the compiled code does not run the layers one by one). First one untimed run,
+    as in :func:`time_rounds`. ``progress`` advances by ``repeats + 1`` in every case.
     """
     model = getattr(backend, 'model', None)
     if model is None:
-        progress.update(repeats)
+        progress.update(repeats + 1)
         return None
     compiled = getattr(backend, 'compiled', None)
     skipped = ('on CUDA (its layers only queue kernels)' if _cuda_device(backend) is not None
                else 'with torch_compile (the layers do not run one by one)'
                if compiled is not None and compiled.active else '')
     if skipped:
-        progress.update(repeats)
+        progress.update(repeats + 1)
         return f'{name}: not profiled {skipped}'
     left, right = pair
+    backend.compute(left, right)  # untimed: after another backend's runs, as in time_rounds
+    progress.update()
     total = 0.0
     with LayerTimer(model) as timer:
         for _ in range(repeats):
@@ -257,11 +258,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_precision_argument(parser)
     add_device_argument(parser)
     parser.add_argument('--repeats', type=int, default=5,
-                        help='timed runs per backend, in rounds of one run of each '
-                             '(default 5)')
+                        help='timed runs per backend, in rounds where every backend runs '
+                             'once untimed, then timed (default 5)')
     parser.add_argument('--warmup', type=int, default=1,
-                        help='untimed runs per backend, over which peak memory is sampled '
-                             '(at least 1; default 1)')
+                        help='warm-up runs per backend before the rounds, over which peak '
+                             'memory is sampled (at least 1; default 1)')
     parser.add_argument('--weights', action='append', default=[], metavar='NAME=PATH',
                         help='weights file of a learned backend (repeatable)')
     parser.add_argument('--random-weights', action='store_true',
@@ -305,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
     explicit = _parse_weights(args.weights)
     results: list[BenchResult] = []
     profiles: list[str] = []
-    runs = args.warmup + args.repeats * (3 if args.profile else 2)
+    runs = args.warmup + args.repeats * 2 + (args.repeats + 1 if args.profile else 0)
     with tempfile.TemporaryDirectory() as tmp, \
             tqdm(total=len(names) * runs, desc='bench', unit='run', leave=False) as progress:
         timed: list[tuple[BenchResult, DisparityBackend]] = []

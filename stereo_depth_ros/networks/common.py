@@ -112,8 +112,9 @@ def single_output_conv3x3(x: torch.Tensor, weight: torch.Tensor,
     ``weight`` is ``1xCx3x3``. Computed as a 1x1 convolution to the nine taps (one map per
     kernel position) and the sum of those maps shifted into place: the same values up to float
     rounding, about twice as fast on the CPU, where oneDNN's convolutions with one output
-    channel are about as slow as with twelve (:class:`Float32Conv2d` uses it on the CPU only:
-    on a GPU it would be ten kernels instead of one).
+    channel are about as slow as with twelve (0.9 against 1.9 ms for a 12-channel 192x624 map
+    on a 2-core AMD EPYC; a small part of a whole network's time). :class:`Float32Conv2d` uses
+    it on the CPU only: on a GPU it would be ten kernels instead of one.
     """
     height, width = x.shape[-2:]
     # Padded by 1: a border of zero taps (no bias), which is the zero padding of x.

@@ -177,9 +177,11 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
     _log(f'adapting on {len(trainer.train_pairs)} pairs under {root} '
          f'({len(trainer.held_pairs)} held out)')
     if not trainer.held_pairs:
-        _log(f'warning: no pair is held out (every {adaptation.holdout_every}th is, and there '
-             f'are {len(pairs)}), so no adaptation.json: nothing to compare runs by; give '
-             f'{adaptation.holdout_every} or more pairs')
+        every = adaptation.holdout_every
+        why = (f'there are {len(pairs)} pairs and one in {every} is held out; give {every} or '
+               'more' if every >= 2 else f'holdout_every is {every}, below 2')
+        _log(f'warning: no pair is held out ({why}), so no adaptation.json: nothing to '
+             'compare runs by')
     trainer.out_dir.mkdir(parents=True, exist_ok=True)
     trainer.validate()
     return trainer.run()
