@@ -182,9 +182,9 @@ def time_rounds(timed: list[tuple[BenchResult, DisparityBackend]],
     machine (seconds long on a VM) falls on all of them alike instead of on whichever was
     being timed, so their ratios are steadier, and each timed run follows a run of its own
     backend, as in a node that runs one. Without the untimed run the times depend on which
-    backend ran before (thread pools left spinning or asleep by the other library; measured
-    in docs/speed.md), which flattered the networks' ratios. The order rotates from round to
-    round.
+    backend ran before (likely thread pools left spinning or asleep by the other library;
+    measured in docs/speed.md), which flattered the networks' ratios. The order rotates from
+    round to round.
     """
     left, right = pair
     for round_index in range(repeats):
