@@ -176,14 +176,13 @@ def _check_ros_type(where: str, name: str, kind: type, value: Any) -> None:
     """Refuse an integer where the node declares a double (array), as ROS 2 itself does.
 
     The node's parameters are typed: ROS 2 refuses ``max_depth: 40`` for a double when the
-    node starts, so the file is refused here too, before it reaches a robot.
+    node starts, so the file is refused here too, before it reaches a robot. ``value`` has
+    passed :func:`check_parameters` (a list parameter is a list of numbers).
     """
     if kind is float and _is_integer(value):
         raise DatasetError(f'{where}: {name} is a floating-point parameter; write {value}.0 '
                            f'(ROS 2 refuses the integer {value} for it)')
-    numbers = isinstance(value, list) and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    if kind is list and numbers and any(_is_integer(v) for v in value):
+    if kind is list and any(_is_integer(v) for v in value):
         raise DatasetError(f'{where}: {name} is a list of floating-point numbers; write each '
                            f'with a decimal point, e.g. {[float(v) for v in value]} (ROS 2 '
                            'refuses integers in it)')
@@ -224,12 +223,12 @@ def read_params_file(path: str | Path) -> dict[str, Value]:
     if unknown:
         raise DatasetError(f'{where}: unknown parameter(s) {", ".join(unknown)} '
                            '(docs/ros.md lists the parameters)')
-    for name, value in values.items():
-        _check_ros_type(where, name, SPECS[canonical_name(name)].kind, value)
     try:
         check_parameters(values)
     except ValueError as error:
         raise DatasetError(f'{where}: {error}') from None
+    for name, value in values.items():
+        _check_ros_type(where, name, SPECS[canonical_name(name)].kind, value)
     if warning:  # only for a file that is otherwise good: bad input stays one line
         LOGGER.warning(warning)
     return {canonical_name(name): value for name, value in values.items()}

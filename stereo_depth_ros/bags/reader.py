@@ -294,10 +294,12 @@ def _check_named(topics: dict[str, str],
                  named: Sequence[tuple[str, Optional[str], str]]) -> None:
     """Raise DatasetError unless each (option, topic, type) given is a topic of that type."""
     for option, name, kind in named:
-        if name is not None and name not in topics:
+        if name is None:
+            continue
+        if name not in topics:
             raise DatasetError(f'{option} {name}: no such topic in the bag (its topics: '
                                f'{", ".join(sorted(topics)) or "none"})')
-        if name is not None and topics[name] != kind:
+        if topics[name] != kind:
             raise DatasetError(f'{option} {name}: expected a {kind} topic, got '
                                f'{topics[name]}')
 

@@ -159,7 +159,7 @@ class AdaptTrainer(Trainer):
 
 
 def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
-          **kwargs: Any) -> Any:
+          progress: bool = True, **kwargs: Any) -> Any:
     """Adapt ``config.model.init_weights`` to the pairs under ``pairs_root``; return result."""
     root = pairs_root or config.adaptation.pairs
     if not root:
@@ -171,9 +171,8 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
     adaptation.pairs = str(root)  # recorded in the weights' training metadata
     pairs = pseudo_labelled_dataset(
         root, float(config.model.architecture.get('max_disparity', 192)),
-        adaptation.labeller, adaptation.labeller_weights,
-        progress=bool(kwargs.get('progress', True)))
-    trainer = AdaptTrainer(config, pairs, **kwargs)
+        adaptation.labeller, adaptation.labeller_weights, progress=progress)
+    trainer = AdaptTrainer(config, pairs, progress=progress, **kwargs)
     _log(f'adapting on {len(trainer.train_pairs)} pairs under {root} '
          f'({len(trainer.held_pairs)} held out)')
     if not trainer.held_pairs:
