@@ -449,6 +449,15 @@ def test_selection_command_scores_full_range_scenes_with_the_near_pass(
     assert '1 full-range validation scenes (layered, seeds from 1000400)' in out
     row = [line for line in out.splitlines() if 'tiny.safetensors' in line]
     assert len(row) == 1 and len(row[0].split()) == 7 and row[0].endswith('%')
+    assert selection_main([str(weights), '--pairs', str(tmp_path / 'pairs'), '--synthetic', '1',
+                           '--synthetic-kinds', 'layered', '--visibility']) == 0
+    out = capsys.readouterr().out
+    split = [line for line in out.splitlines() if 'where the right camera sees' in line]
+    assert len(split) == 1 and 'where it cannot' in split[0]
+    assert selection_main([str(weights), '--pairs', str(tmp_path / 'pairs'),
+                           '--visibility']) == 2
+    assert capsys.readouterr().err.strip() == ('selection: --visibility splits the full-range '
+                                               'scores: it needs --synthetic N')
     # The near options are checked as the backends' are: one line, exit code 2.
     assert selection_main([str(weights), '--pairs', str(tmp_path / 'pairs'),
                            '--near-scale', '0.9']) == 2

@@ -85,3 +85,23 @@ def test_mean_metrics_skips_pairs_without_ground_truth():
     only_empty = mean_metrics([empty])
     assert np.isnan(only_empty['epe']) and only_empty['n_skipped'] == 1
     assert mean_metrics([good])['n_skipped'] == 0
+
+
+def test_large_disparities_are_scored_apart_where_the_right_camera_cannot_see():
+    # 70 px everywhere but a nearer block (90 px) on columns 200-249, which hides columns
+    # 180-199 of the background from the right camera; columns 0-69 fall outside its view.
+    gt = np.full((4, 300), 70.0)
+    gt[:, 200:250] = 90.0
+    gt[:, 10] = 20.0  # below 64 px: not scored here
+    pred = gt.copy()
+    pred[:, :70] += 10.0  # wrong outside the right view
+    pred[:, 180:200] += 10.0  # wrong where occluded
+    pred[:, 120:130] += 10.0  # wrong where seen
+    metrics = evaluate_pair(pred, gt, visibility=True)
+    large = 300 - 1
+    unseen = 70 - 1 + 20
+    assert metrics['unseen_64_256'] == pytest.approx(unseen / large)
+    assert metrics['bad3_unseen_64_256'] == pytest.approx(1.0)
+    assert metrics['bad3_seen_64_256'] == pytest.approx(10 / (large - unseen))
+    assert mean_metrics([metrics])['n_skipped'] == 0
+    assert 'bad3_seen_64_256' not in evaluate_pair(pred, gt)

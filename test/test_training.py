@@ -22,6 +22,7 @@ from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict
 from stereo_depth_ros.training.losses import (CostVolumeLoss, LossSchedule, MultiScaleEPELoss,
                                               QuantizedRegressionLoss, build_loss,
                                               downsample_target)
+from stereo_depth_ros.evaluation.visibility import unseen_by_right_camera
 from stereo_depth_ros.training.sources import (TRAIN_SEED_LIMIT, VKITTI2_BASELINE, FileSource,
                                                SyntheticSource, TrainingData, _StepChunks,
                                                batch_iterator, build_source, vkitti2_dataset)
@@ -183,6 +184,47 @@ def test_multiscale_loss_follows_schedule():
     assert float(early) == pytest.approx(3.0, abs=1e-4)
     assert float(late) == pytest.approx(0.0, abs=1e-5)
     assert terms['epe_s1'] == pytest.approx(1.0, abs=1e-4)
+
+
+def _one_near_object() -> torch.Tensor:
+    """Return a 2x12 disparity: 2 px everywhere, 5 px on columns 6-8 (a near object)."""
+    disparity = torch.full((1, 1, 2, 12), 2.0)
+    disparity[..., 6:9] = 5.0
+    return disparity
+
+
+def test_unseen_pixels_are_outside_the_right_view_or_behind_a_nearer_one():
+    disparity = _one_near_object()
+    disparity[0, 0, 1, 10] = float('nan')
+    unseen = unseen_by_right_camera(disparity)[0, 0]
+    # Columns 0-1 land left of the right image; 3-5 land on 1-3, where the object (columns
+    # 6-8, seen at 1-3) is in front; an unknown pixel is never counted.
+    expected = torch.tensor([1., 1., 0., 1., 1., 1., 0., 0., 0., 0., 0., 0.])
+    assert torch.equal(unseen[0], expected)
+    assert torch.equal(unseen[1], torch.where(torch.arange(12) == 10, 0.0, expected))
+
+
+def test_a_slanted_surface_hides_nothing_of_itself():
+    columns = torch.arange(64, dtype=torch.float32)
+    disparity = (2.0 + 0.9 * columns).view(1, 1, 1, 64)  # slope below 1: none hides itself
+    # ... but columns below 20 (x < 2 + 0.9 x) land left of the right image.
+    assert torch.equal(unseen_by_right_camera(disparity)[0, 0, 0], (columns < 20).float())
+
+
+def test_unseen_weight_weighs_only_the_hidden_pixels():
+    disparity = _one_near_object()
+    prediction = disparity.clone()
+    prediction[..., 3:6] += 4.0  # wrong only where hidden
+    schedule = LossSchedule([(0, [1])], total_steps=10)
+    plain, terms = MultiScaleEPELoss(schedule)([prediction], disparity, step=0)
+    weighted, weighted_terms = MultiScaleEPELoss(schedule, unseen_weight=3.0)(
+        [prediction], disparity, step=0)
+    hidden = 5 / 12  # of the known pixels in each row
+    assert float(plain) == pytest.approx(4.0 * 3 / 12, abs=1e-5)
+    assert float(weighted) == pytest.approx(4.0 * 3 * 3 / (12 + 2 * hidden * 12), abs=1e-5)
+    assert weighted_terms == terms  # what the log reports stays the plain EPE
+    with pytest.raises(ConfigError, match='unseen_weight'):
+        MultiScaleEPELoss(schedule, unseen_weight=0.0)
 
 
 def _true_bin_prediction(batch: int, num_bins: int,

@@ -122,10 +122,39 @@ def band_metrics(filled: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     return result
 
 
-def evaluate_pair(pred: np.ndarray, gt: np.ndarray, bands: bool = False) -> dict[str, float]:
+#: Keys of :func:`visibility_metrics`: bad-3 at >= 64 px where the right camera sees the
+#: pixel and where it cannot, and the share of those pixels it cannot see.
+VISIBILITY_KEYS = ('bad3_seen_64_256', 'bad3_unseen_64_256', 'unseen_64_256')
+
+
+def visibility_metrics(filled: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    """Return bad-3 at true disparities of 64-256 px split by what the right camera sees.
+
+    For dense ground truth (synthetic scenes): a pixel is unseen when the truth puts its
+    match outside the right view or behind a nearer pixel
+    (:func:`~stereo_depth_ros.evaluation.visibility.unseen_by_right_camera`). NaN where a
+    part has no pixels. Sparse ground truth would leave occluders out: not for real scenes.
+    """
+    import torch
+    from .visibility import unseen_by_right_camera
+    truth = np.asarray(gt, np.float32)
+    unseen = unseen_by_right_camera(torch.from_numpy(truth)[None, None])[0, 0].numpy() > 0
+    valid = gt_valid_mask(truth)
+    large = valid & (truth >= 64) & (truth < 256)
+    error = np.abs(filled - truth)
+    result: dict[str, float] = {}
+    for key, part in zip(VISIBILITY_KEYS[:2], (large & ~unseen, large & unseen)):
+        result[key] = float((error[part] > 3).mean()) if part.any() else float('nan')
+    result[VISIBILITY_KEYS[2]] = float(unseen[large].mean()) if large.any() else float('nan')
+    return result
+
+
+def evaluate_pair(pred: np.ndarray, gt: np.ndarray, bands: bool = False,
+                  visibility: bool = False) -> dict[str, float]:
     """Return epe, d1, bad1, bad2, bad3 (of the KITTI-filled prediction) and density.
 
-    With ``bands``, also :func:`band_metrics` of the filled prediction.
+    With ``bands``, also :func:`band_metrics` of the filled prediction; with ``visibility``
+    (dense ground truth only), :func:`visibility_metrics`.
     """
     filled = fill_invalid_kitti(pred)
     result = {
@@ -138,6 +167,8 @@ def evaluate_pair(pred: np.ndarray, gt: np.ndarray, bands: bool = False) -> dict
     }
     if bands:
         result.update(band_metrics(filled, gt))
+    if visibility:
+        result.update(visibility_metrics(filled, gt))
     return result
 
 
@@ -157,7 +188,7 @@ def mean_metrics(per_pair: list[dict[str, float]]) -> dict[str, float]:
         finite = np.isfinite(values)
         summary[key] = float(values[finite].mean()) if finite.any() else float('nan')
     banded = {band_key(metric, band) for band in DISPARITY_BANDS
-              for metric in ('epe', 'bad2', 'bad3')}
+              for metric in ('epe', 'bad2', 'bad3')} | set(VISIBILITY_KEYS)
     skipped = sum(not all(np.isfinite(float(v)) for k, v in m.items() if k not in banded)
                   for m in per_pair)
     summary['n_skipped'] = skipped

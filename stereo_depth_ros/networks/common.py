@@ -270,7 +270,8 @@ class StereoNet(nn.Module):
     def make_loss(self, config: 'LossConfig', total_steps: int) -> 'Loss':
         """Return the training loss of this network (multi-scale EPE by default)."""
         from ..training.losses import LossSchedule, MultiScaleEPELoss
-        return MultiScaleEPELoss(LossSchedule.required(config, total_steps))
+        return MultiScaleEPELoss(LossSchedule.required(config, total_steps),
+                                 config.unseen_weight)
 
     def apply_options(self, options: 'LearnedOptions') -> None:
         """Adopt inference options that change the network (none by default)."""

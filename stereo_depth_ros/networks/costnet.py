@@ -217,7 +217,7 @@ class CostNet(StereoNet):
         """Return multi-scale EPE plus the cost volume's cross-entropy (``ce_weight``)."""
         from ..training.losses import CostVolumeLoss, LossSchedule
         return CostVolumeLoss(LossSchedule.required(config, total_steps), self,
-                              config.ce_weight)
+                              config.ce_weight, config.unseen_weight)
 
 
 def volume_cross_entropy(logits: torch.Tensor, disparity: torch.Tensor,

@@ -102,6 +102,10 @@ class LossConfig:
     schedule_units: str = 'fraction'
     #: Linearly interpolate the weights between schedule entries (else piecewise constant).
     interpolate: bool = False
+    #: Multi-scale EPE (DispNet, DispNetC, SqueezeSeg, CostNet): weight of the pixels that
+    #: the right camera cannot see by the ground truth (outside its view or occluded), which
+    #: only context can get right; 1 weighs every known pixel alike.
+    unseen_weight: float = 1.0
     #: Quantized regression: cross-entropy and residual smooth-L1 weights.
     ce_weight: float = 1000.0
     residual_weight: float = 1.0

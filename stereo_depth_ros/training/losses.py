@@ -14,12 +14,13 @@
 Ground truth is ``Bx1xHxW`` with NaN (or <= 0) for unknown pixels, which every term ignores.
 """
 
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from .config import ConfigError, LossConfig
+from ..evaluation.visibility import unseen_by_right_camera
 from ..networks.dispnet_qr import QROutput, disparity_to_bins, gather_bins
 
 if TYPE_CHECKING:
@@ -108,18 +109,36 @@ def downsample_target(disparity: torch.Tensor, size: Sequence[int]
     return target, (share >= 0.5).to(torch.float32)
 
 
+def pixel_weights(disparity: torch.Tensor, unseen_weight: float) -> Optional[torch.Tensor]:
+    """Return ``unseen_weight`` where :func:`unseen_by_right_camera`, 1 elsewhere; None at 1."""
+    if unseen_weight == 1.0:
+        return None
+    return 1.0 + (unseen_weight - 1.0) * unseen_by_right_camera(disparity)
+
+
 def masked_epe(prediction: torch.Tensor, target: torch.Tensor,
                mask: torch.Tensor) -> torch.Tensor:
-    """Mean |prediction - target| over ``mask`` (0 when nothing is known)."""
+    """Mean |prediction - target| over ``mask`` (0 when nothing is known).
+
+    ``mask`` may hold weights: the mean is then weighted by them.
+    """
     error = (prediction.float() - target).abs() * mask
     return error.sum() / mask.sum().clamp_min(1.0)
 
 
 class MultiScaleEPELoss:
-    """Scheduled weighted sum of per-scale EPEs; ``terms`` reports each scale's EPE."""
+    """Scheduled weighted sum of per-scale EPEs; ``terms`` reports each scale's EPE.
 
-    def __init__(self, schedule: LossSchedule) -> None:
+    With ``unseen_weight`` other than 1 each scale's EPE weighs the pixels the right camera
+    cannot see (:func:`unseen_by_right_camera`, averaged to the scale's size) by it; the
+    reported ``terms`` stay unweighted.
+    """
+
+    def __init__(self, schedule: LossSchedule, unseen_weight: float = 1.0) -> None:
+        if unseen_weight <= 0:
+            raise ConfigError(f'model.loss.unseen_weight must be > 0, got {unseen_weight:g}')
         self.schedule = schedule
+        self.unseen_weight = float(unseen_weight)
 
     def __call__(self, predictions: Sequence[torch.Tensor], disparity: torch.Tensor,
                  step: int) -> tuple[torch.Tensor, dict[str, float]]:
@@ -130,11 +149,15 @@ class MultiScaleEPELoss:
         weights = self.schedule.weights(step)
         total = predictions[-1].new_zeros((), dtype=torch.float32)
         terms: dict[str, float] = {}
+        emphasis = pixel_weights(disparity, self.unseen_weight)
         for k, (prediction, weight) in enumerate(zip(predictions, weights)):
             target, mask = downsample_target(disparity, prediction.shape[-2:])
             epe = masked_epe(prediction, target, mask)
             terms[f'epe_s{k}'] = float(epe.detach())
-            if weight:
+            if weight and emphasis is not None:
+                scaled = F.interpolate(emphasis, size=prediction.shape[-2:], mode='area')
+                total = total + weight * masked_epe(prediction, target, mask * scaled)
+            elif weight:
                 total = total + weight * epe
         terms['epe'] = terms[f'epe_s{len(predictions) - 1}'] * (
             disparity.shape[-1] / predictions[-1].shape[-1])
@@ -199,8 +222,9 @@ class QuantizedRegressionLoss:
 class CostVolumeLoss(MultiScaleEPELoss):
     """Multi-scale EPE plus ``ce_weight`` x the cost volume's cross-entropy (CostNet)."""
 
-    def __init__(self, schedule: LossSchedule, model: 'CostNet', ce_weight: float) -> None:
-        super().__init__(schedule)
+    def __init__(self, schedule: LossSchedule, model: 'CostNet', ce_weight: float,
+                 unseen_weight: float = 1.0) -> None:
+        super().__init__(schedule, unseen_weight)
         self.model, self.ce_weight = model, float(ce_weight)
 
     def __call__(self, predictions: Sequence[torch.Tensor], disparity: torch.Tensor,

@@ -113,15 +113,17 @@ def evaluate_full_range(backend: str, weights: Path, count: int = FULL_RANGE_SCE
     from ..data.datasets import SyntheticSamples
     from ..data.synthetic import eval_seeds
     from ..evaluation.evaluate import evaluate_backend
+    from ..evaluation.metrics import VISIBILITY_KEYS
     samples = SyntheticSamples(list(eval_seeds(count)), 'layered', 384, 1248, 192.0)
     entry: dict[str, Any] = {
         'scenes': f'{count} test layered scenes 1248x384 (eval:{count}), disparities 1-192 px'}
     for name, model in ((backend, create_backend(backend, weights=weights, device='cpu')),
                         ('sgbm', create_backend('sgbm'))):
-        summary = evaluate_backend(model, samples, progress=False, bands=True)
+        summary = evaluate_backend(model, samples, progress=False, bands=True, visibility=True)
         entry[name] = {**_main_metrics(summary),
                        **{key: round(summary[key], 4) for key in (
-                           'bad3_0_32', 'bad3_32_64', 'bad3_64_128', 'bad3_128_256')}}
+                           'bad3_0_32', 'bad3_32_64', 'bad3_64_128', 'bad3_128_256',
+                           *VISIBILITY_KEYS)}}
     return entry
 
 

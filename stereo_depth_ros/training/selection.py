@@ -13,7 +13,10 @@ model cards quote when a stage is shipped; the scenes with ground truth never ch
 ``--sgbm`` adds a row for ``sgbm`` with its defaults (filled as KITTI does), the baseline a
 learned backend has to beat; its pseudo-label columns are empty, the labels being its own.
 ``--bands`` adds the pseudo-label bad-2 by the labels' disparity band (0-32, 32-64, 64-128,
-128-256 px), where a range weakness shows without ground truth.
+128-256 px), where a range weakness shows without ground truth. ``--visibility`` adds the
+full-range bad-3 at >= 64 px split by whether the right camera sees the pixel
+(:func:`~stereo_depth_ros.evaluation.visibility.unseen_by_right_camera` of the truth; as KITTI's
+"noc" and "all").
 
 ``--synthetic N`` adds N full-range validation scenes per kind (384x1248, 0-192 px, seeds
 from :data:`FULL_RANGE_SEED_OFFSET`, disjoint from the trainer's validation seeds and from
@@ -44,6 +47,7 @@ from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..data.synthetic import VALIDATION_SEED_OFFSET
 from ..errors import StereoDepthError
 from ..evaluation.metrics import DISPARITY_BANDS, band_key, fill_invalid_kitti
+from ..evaluation.visibility import unseen_by_right_camera
 from ..networks.common import StereoNet
 from ..networks.inference import (images_to_tensor, near_pass_scales, predict_with_near_pass,
                                   resolve_match_passes)
@@ -166,8 +170,16 @@ def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
 @torch.no_grad()
 def score_full_range_predictions(predictions: Iterable[tuple[StereoSample, torch.Tensor]]
                                  ) -> dict[str, float]:
-    """Return mean ``epe``, ``bad2`` and ``bad3_large`` (true disparity >= 64 px)."""
+    """Return mean ``epe``, ``bad2`` and ``bad3_large`` (true disparity >= 64 px).
+
+    Also ``bad3_large_seen`` and ``bad3_large_unseen``: bad-3 at >= 64 px over the pixels of
+    all scenes pooled, where the right camera sees the pixel and where it cannot
+    (:func:`~stereo_depth_ros.evaluation.visibility.unseen_by_right_camera` of the truth; NaN
+    without any), and ``unseen_large_share``, the share of the >= 64 px pixels it cannot see.
+    """
     rows = []
+    wrong = np.zeros(2)  # seen, unseen
+    count = np.zeros(2)
     for sample, prediction in predictions:
         # Non-finite predictions count as wrong (0 px), not as missing.
         disparity = np.nan_to_num(prediction[0, 0].numpy(), nan=0.0, posinf=0.0, neginf=0.0)
@@ -177,8 +189,17 @@ def score_full_range_predictions(predictions: Iterable[tuple[StereoSample, torch
         large = truth[known] >= LARGE_DISPARITY
         rows.append((float(error.mean()), float((error > 2).mean()),
                      float((error[large] > 3).mean()) if large.any() else np.nan))
+        unseen = unseen_by_right_camera(torch.from_numpy(truth)[None, None])[0, 0].numpy()
+        hidden = unseen[known] > 0
+        for index, part in enumerate((large & ~hidden, large & hidden)):
+            wrong[index] += float((error[part] > 3).sum())
+            count[index] += float(part.sum())
     epe, bad2, bad3_large = (_mean_of_numbers(column) for column in zip(*rows))
-    return {'epe': epe, 'bad2': bad2, 'bad3_large': bad3_large}
+    seen, unseen_bad = (wrong[index] / count[index] if count[index] else float('nan')
+                        for index in range(2))
+    return {'epe': epe, 'bad2': bad2, 'bad3_large': bad3_large, 'bad3_large_seen': seen,
+            'bad3_large_unseen': unseen_bad,
+            'unseen_large_share': count[1] / count.sum() if count.sum() else float('nan')}
 
 
 def _mean_of_numbers(values: Sequence[float]) -> float:
@@ -191,6 +212,14 @@ def _synthetic_columns(scores: dict[str, float]) -> str:
     """Return the full-range columns of a row: EPE, bad-2, bad-3 at >= 64 px."""
     return (f' {scores["epe"]:>11.2f} {_percent(scores["bad2"]):>6} '
             f'{_percent(scores["bad3_large"]):>9}')
+
+
+def _visibility_line(scores: dict[str, float]) -> str:
+    """Return the indented line of the full-range bad-3 at >= 64 px by visibility."""
+    return (f'{"":<50} bad-3 at >= {LARGE_DISPARITY:g} px: '
+            f'{_percent(scores["bad3_large_seen"])} where the right camera sees the pixel, '
+            f'{_percent(scores["bad3_large_unseen"])} where it cannot '
+            f'({_percent(scores["unseen_large_share"])} of those pixels)')
 
 
 def _percent(fraction: float) -> str:
@@ -222,6 +251,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--bands', action='store_true',
                         help='also print bad-2 against the pseudo-labels by the labels\' '
                         'disparity band (pixels of all pairs pooled)')
+    parser.add_argument('--visibility', action='store_true',
+                        help='also print the full-range bad-3 at >= 64 px where the right '
+                        'camera sees the pixel and where it cannot (pixels of all scenes '
+                        'pooled; needs --synthetic)')
     parser.add_argument('--synthetic', type=int, default=0, metavar='N',
                         help='also score N full-range validation scenes per kind (default 0)')
     parser.add_argument('--synthetic-start', type=int, default=0, metavar='K',
@@ -237,6 +270,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         "pseudo-label columns are '-': the labels are its own)")
     args = parser.parse_args(argv)
     try:
+        if args.visibility and not args.synthetic:
+            raise StereoDepthError('--visibility splits the full-range scores: it needs '
+                                   '--synthetic N')
         if args.synthetic_start < 0:
             raise StereoDepthError(f'--synthetic-start must be >= 0, got {args.synthetic_start}')
         backends = {path: read_metadata(path).backend for path in args.weights}
@@ -273,9 +309,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             scores = score_pairs(model, pairs, **near)
             line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
                     f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
-            if scenes:
-                line += _synthetic_columns(score_full_range(model, scenes, **near))
+            full_range = score_full_range(model, scenes, **near) if scenes else None
+            if full_range:
+                line += _synthetic_columns(full_range)
             tqdm.write(line)
+            if full_range and args.visibility:
+                tqdm.write(_visibility_line(full_range))
             if args.bands:
                 tqdm.write(f'{"":<50} pseudo bad-2 by band: ' + ', '.join(
                     f'{low}-{high} px {_percent(scores[band_key("pseudo_bad2", (low, high))])}'
@@ -284,10 +323,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.sgbm:
             scores = score_pair_predictions(sgbm_predictions(pairs))
             line = f'{"sgbm (defaults)":<50} {scores["photometric"]:>11.4f} {"-":>10} {"-":>12}'
-            if scenes:
-                line += _synthetic_columns(score_full_range_predictions(
-                    sgbm_predictions(scenes)))
+            full_range = (score_full_range_predictions(sgbm_predictions(scenes)) if scenes
+                          else None)
+            if full_range:
+                line += _synthetic_columns(full_range)
             print(line)
+            if full_range and args.visibility:
+                print(_visibility_line(full_range))
     except StereoDepthError as error:
         print(f'selection: {error}', file=sys.stderr)
         return 2
