@@ -453,7 +453,7 @@ def test_selection_command_scores_full_range_scenes_with_the_near_pass(
                            '--synthetic-kinds', 'layered', '--visibility']) == 0
     out = capsys.readouterr().out
     split = [line for line in out.splitlines() if 'where the right camera sees' in line]
-    assert len(split) == 1 and 'where it cannot' in split[0]
+    assert len(split) == 1 and 'pixels of all scenes pooled' in split[0]
     assert selection_main([str(weights), '--pairs', str(tmp_path / 'pairs'),
                            '--visibility']) == 2
     assert capsys.readouterr().err.strip() == ('selection: --visibility splits the full-range '
@@ -500,6 +500,10 @@ def test_sgbm_is_scored_as_the_baseline_with_its_holes_filled(tmp_path: Path, ca
     (_, disparity), = list(sgbm_predictions([sample]))
     assert disparity.shape == (1, 1, 128, 320) and torch.isfinite(disparity).all()
     sgbm = score_full_range_predictions([(sample, disparity)])
+    truth = torch.from_numpy(scene.disparity.astype(np.float32))[None, None]
+    perfect = score_full_range_predictions([(sample, truth)])['pooled']
+    assert perfect['bad3_large'] == 0 and perfect['bad3_large_unseen'] == 0
+    assert 0 < perfect['unseen_large_share'] < 1
     zero = score_full_range(_ConstantNet(np.zeros_like(scene.disparity)), [sample])
     assert sgbm['epe'] < 0.5 * zero['epe'] and sgbm['bad2'] < zero['bad2']
     torch.manual_seed(0)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from stereo_depth_ros.evaluation.metrics import (bad_n, d1, density, epe, evaluate_pair,
-                                                 fill_invalid_kitti, mean_metrics)
+                                                 fill_invalid_kitti, mean_metrics,
+                                                 pooled_visibility, visibility_counts)
 
 
 def test_epe_and_bad_n_hand_computed():
@@ -87,21 +88,23 @@ def test_mean_metrics_skips_pairs_without_ground_truth():
     assert mean_metrics([good])['n_skipped'] == 0
 
 
-def test_large_disparities_are_scored_apart_where_the_right_camera_cannot_see():
+def test_near_pixels_are_counted_apart_where_the_right_camera_cannot_see():
     # 70 px everywhere but a nearer block (90 px) on columns 200-249, which hides columns
     # 180-199 of the background from the right camera; columns 0-69 fall outside its view.
     gt = np.full((4, 300), 70.0)
     gt[:, 200:250] = 90.0
-    gt[:, 10] = 20.0  # below 64 px: not scored here
+    gt[:, 10] = 20.0  # below 64 px: not counted
     pred = gt.copy()
     pred[:, :70] += 10.0  # wrong outside the right view
     pred[:, 180:200] += 10.0  # wrong where occluded
     pred[:, 120:130] += 10.0  # wrong where seen
-    metrics = evaluate_pair(pred, gt, visibility=True)
-    large = 300 - 1
-    unseen = 70 - 1 + 20
-    assert metrics['unseen_64_256'] == pytest.approx(unseen / large)
-    assert metrics['bad3_unseen_64_256'] == pytest.approx(1.0)
-    assert metrics['bad3_seen_64_256'] == pytest.approx(10 / (large - unseen))
-    assert mean_metrics([metrics])['n_skipped'] == 0
-    assert 'bad3_seen_64_256' not in evaluate_pair(pred, gt)
+    counts = visibility_counts(pred, gt)
+    unseen = 4 * (69 + 20)
+    seen = 4 * 299 - unseen
+    assert counts.tolist() == [4 * 10, seen, unseen, unseen]
+    pooled = pooled_visibility(counts + visibility_counts(gt, gt))  # a second, perfect scene
+    assert pooled['bad3_large'] == pytest.approx((40 + unseen) / (2 * 4 * 299))
+    assert pooled['bad3_large_seen'] == pytest.approx(40 / (2 * seen))
+    assert pooled['bad3_large_unseen'] == pytest.approx(0.5)
+    assert pooled['unseen_large_share'] == pytest.approx(unseen / (4 * 299))
+    assert np.isnan(pooled_visibility(np.zeros(4))['bad3_large'])

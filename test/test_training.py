@@ -14,21 +14,24 @@ from stereo_depth_ros.backends import learned_backend_names
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.networks.costnet import CostNet
+from stereo_depth_ros.networks.dispnet import DispNet
 from stereo_depth_ros.networks.dispnet_qr import DispNetQR, disparity_to_bins
 from stereo_depth_ros.training.augment import (Photometric, RandomCrop, TrainSample,
                                                VerticalFlip, build_augmentation,
                                                build_transform)
-from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict, load_config
+from stereo_depth_ros.training.config import (ConfigError, TrainConfig, from_dict, load_config,
+                                              read_config_data)
 from stereo_depth_ros.training.losses import (CostVolumeLoss, LossSchedule, MultiScaleEPELoss,
                                               QuantizedRegressionLoss, build_loss,
                                               downsample_target)
-from stereo_depth_ros.evaluation.visibility import unseen_by_right_camera
 from stereo_depth_ros.training.sources import (TRAIN_SEED_LIMIT, VKITTI2_BASELINE, FileSource,
                                                SyntheticSource, TrainingData, _StepChunks,
                                                batch_iterator, build_source, vkitti2_dataset)
 from stereo_depth_ros.training.trainer import (TimeBudget, Trainer, build_lr_scheduler,
                                                build_model, describe_data, train)
 from stereo_depth_ros.weights import load_state, read_metadata, save_weights
+
+from tiny_architectures import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 LEARNED = learned_backend_names()
@@ -186,45 +189,46 @@ def test_multiscale_loss_follows_schedule():
     assert terms['epe_s1'] == pytest.approx(1.0, abs=1e-4)
 
 
-def _one_near_object() -> torch.Tensor:
-    """Return a 2x12 disparity: 2 px everywhere, 5 px on columns 6-8 (a near object)."""
+def test_unseen_weight_weighs_only_the_hidden_pixels_at_every_scale():
+    # 2 px everywhere, 5 px on columns 6-8: columns 0-1 fall outside the right view, 3-5 are
+    # occluded by the nearer block (unseen_by_right_camera, test_visibility.py).
     disparity = torch.full((1, 1, 2, 12), 2.0)
     disparity[..., 6:9] = 5.0
-    return disparity
-
-
-def test_unseen_pixels_are_outside_the_right_view_or_behind_a_nearer_one():
-    disparity = _one_near_object()
-    disparity[0, 0, 1, 10] = float('nan')
-    unseen = unseen_by_right_camera(disparity)[0, 0]
-    # Columns 0-1 land left of the right image; 3-5 land on 1-3, where the object (columns
-    # 6-8, seen at 1-3) is in front; an unknown pixel is never counted.
-    expected = torch.tensor([1., 1., 0., 1., 1., 1., 0., 0., 0., 0., 0., 0.])
-    assert torch.equal(unseen[0], expected)
-    assert torch.equal(unseen[1], torch.where(torch.arange(12) == 10, 0.0, expected))
-
-
-def test_a_slanted_surface_hides_nothing_of_itself():
-    columns = torch.arange(64, dtype=torch.float32)
-    disparity = (2.0 + 0.9 * columns).view(1, 1, 1, 64)  # slope below 1: none hides itself
-    # ... but columns below 20 (x < 2 + 0.9 x) land left of the right image.
-    assert torch.equal(unseen_by_right_camera(disparity)[0, 0, 0], (columns < 20).float())
-
-
-def test_unseen_weight_weighs_only_the_hidden_pixels():
-    disparity = _one_near_object()
     prediction = disparity.clone()
-    prediction[..., 3:6] += 4.0  # wrong only where hidden
-    schedule = LossSchedule([(0, [1])], total_steps=10)
-    plain, terms = MultiScaleEPELoss(schedule)([prediction], disparity, step=0)
+    prediction[..., 3:6] += 4.0  # wrong only where occluded
+    coarse = downsample_target(disparity, (1, 6))[0]
+    coarse_prediction = coarse.clone()
+    coarse_prediction[..., 1] += 2.0  # coarse pixel 1 = columns 2-3: half unseen
+    schedule = LossSchedule([(0, [1, 1])], total_steps=10)
+    predictions = [coarse_prediction, prediction]
+    plain, terms = MultiScaleEPELoss(schedule)(predictions, disparity, step=0)
     weighted, weighted_terms = MultiScaleEPELoss(schedule, unseen_weight=3.0)(
-        [prediction], disparity, step=0)
-    hidden = 5 / 12  # of the known pixels in each row
-    assert float(plain) == pytest.approx(4.0 * 3 / 12, abs=1e-5)
-    assert float(weighted) == pytest.approx(4.0 * 3 * 3 / (12 + 2 * hidden * 12), abs=1e-5)
+        predictions, disparity, step=0)
+    assert float(plain) == pytest.approx(2.0 / 6 + 4.0 * 3 / 12, abs=1e-5)
+    # Weight 1 + 2 x the unseen share of each pixel, divided by the pixel count.
+    assert float(weighted) == pytest.approx(2.0 * 2 / 6 + 4.0 * 3 * 3 / 12, abs=1e-5)
     assert weighted_terms == terms  # what the log reports stays the plain EPE
-    with pytest.raises(ConfigError, match='unseen_weight'):
-        MultiScaleEPELoss(schedule, unseen_weight=0.0)
+
+
+@pytest.mark.parametrize('network, loss_type', [
+    (CostNet(**TINY['costnet']), CostVolumeLoss), (DispNet(**TINY['dispnet']), MultiScaleEPELoss)])
+def test_each_multiscale_loss_gets_the_unseen_weight_of_the_config(network, loss_type):
+    loss_config = load_config(ROOT / 'config/unseen16_costnet.yaml').model.loss
+    assert loss_config.unseen_weight == 2.0
+    loss = build_loss(network, loss_config, 100)
+    assert isinstance(loss, loss_type) and loss.unseen_weight == 2.0
+
+
+def test_unseen_weight_is_refused_below_1_and_for_the_qr_loss(tmp_path):
+    raw = read_config_data(ROOT / 'config/train_costnet.yaml')
+    raw['model']['loss']['unseen_weight'] = 0.5
+    (tmp_path / 'low.yaml').write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match='unseen_weight must be >= 1, got 0.5'):
+        load_config(tmp_path / 'low.yaml')
+    qr = load_config(ROOT / 'config/range_dispnet_qr.yaml').model.loss
+    qr.unseen_weight = 2.0
+    with pytest.raises(ConfigError, match='unseen_weight weighs a multi-scale EPE'):
+        build_loss(DispNetQR(**TINY['dispnet_qr']), qr, 100)
 
 
 def _true_bin_prediction(batch: int, num_bins: int,

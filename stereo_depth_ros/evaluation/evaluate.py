@@ -12,7 +12,7 @@ from ..data.datasets import StereoSample
 
 
 def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
-                     progress: bool = True, bands: bool = False, visibility: bool = False,
+                     progress: bool = True, bands: bool = False,
                      on_prediction: Optional[Callable[[StereoSample, np.ndarray], None]] = None
                      ) -> dict:
     """Return mean metrics (epe, d1, bad1-3, density), ``n``, ``ms_per_pair`` and per-pair rows.
@@ -21,9 +21,8 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
     out (see :func:`~stereo_depth_ros.evaluation.metrics.mean_metrics`).
     Timing covers ``backend.compute`` only (median over pairs, in milliseconds). ``bands``
     adds the per-disparity-band metrics of
-    :func:`~stereo_depth_ros.evaluation.metrics.band_metrics`, ``visibility`` (dense ground
-    truth only) those of :func:`~stereo_depth_ros.evaluation.metrics.visibility_metrics`;
-    ``on_prediction(sample, disparity)`` sees each raw prediction (e.g. to draw it).
+    :func:`~stereo_depth_ros.evaluation.metrics.band_metrics`; ``on_prediction(sample,
+    disparity)`` sees each raw prediction (e.g. to draw it).
     """
     rows: list[dict[str, Any]] = []
     times = []
@@ -31,8 +30,7 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
         start = time.perf_counter()
         prediction = backend.compute(sample.left, sample.right)
         times.append((time.perf_counter() - start) * 1e3)
-        metrics = evaluate_pair(prediction, sample.disparity, bands=bands,
-                                visibility=visibility)
+        metrics = evaluate_pair(prediction, sample.disparity, bands=bands)
         rows.append({'name': sample.name, **metrics})
         if on_prediction is not None:
             on_prediction(sample, prediction)

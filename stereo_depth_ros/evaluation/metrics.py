@@ -122,39 +122,53 @@ def band_metrics(filled: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     return result
 
 
-#: Keys of :func:`visibility_metrics`: bad-3 at >= 64 px where the right camera sees the
-#: pixel and where it cannot, and the share of those pixels it cannot see.
-VISIBILITY_KEYS = ('bad3_seen_64_256', 'bad3_unseen_64_256', 'unseen_64_256')
+#: True disparity (px) from which a pixel counts as near (a KITTI camera: nearer than ~6 m).
+LARGE_DISPARITY = 64.0
 
 
-def visibility_metrics(filled: np.ndarray, gt: np.ndarray) -> dict[str, float]:
-    """Return bad-3 at true disparities of 64-256 px split by what the right camera sees.
+def visibility_counts(filled: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Return ``[wrong seen, seen, wrong unseen, unseen]`` pixel counts at >= 64 px.
 
-    For dense ground truth (synthetic scenes): a pixel is unseen when the truth puts its
-    match outside the right view or behind a nearer pixel
-    (:func:`~stereo_depth_ros.evaluation.visibility.unseen_by_right_camera`). NaN where a
-    part has no pixels. Sparse ground truth would leave occluders out: not for real scenes.
+    The pixels whose true disparity is at least :data:`LARGE_DISPARITY`, split by whether the
+    right camera sees them (:func:`~stereo_depth_ros.evaluation.visibility.
+    unseen_by_right_camera` of the truth, so for dense ground truth only: synthetic scenes);
+    wrong means bad-3 (error > 3 px) of the filled prediction. Counts add up over scenes
+    (:func:`pooled_visibility`).
     """
     import torch
     from .visibility import unseen_by_right_camera
     truth = np.asarray(gt, np.float32)
     unseen = unseen_by_right_camera(torch.from_numpy(truth)[None, None])[0, 0].numpy() > 0
-    valid = gt_valid_mask(truth)
-    large = valid & (truth >= 64) & (truth < 256)
-    error = np.abs(filled - truth)
-    result: dict[str, float] = {}
-    for key, part in zip(VISIBILITY_KEYS[:2], (large & ~unseen, large & unseen)):
-        result[key] = float((error[part] > 3).mean()) if part.any() else float('nan')
-    result[VISIBILITY_KEYS[2]] = float(unseen[large].mean()) if large.any() else float('nan')
-    return result
+    with np.errstate(invalid='ignore'):
+        large = gt_valid_mask(truth) & (truth >= LARGE_DISPARITY)
+        wrong = np.abs(filled - truth) > 3
+    seen_part, unseen_part = large & ~unseen, large & unseen
+    return np.array([(wrong & seen_part).sum(), seen_part.sum(), (wrong & unseen_part).sum(),
+                     unseen_part.sum()], dtype=np.float64)
 
 
-def evaluate_pair(pred: np.ndarray, gt: np.ndarray, bands: bool = False,
-                  visibility: bool = False) -> dict[str, float]:
+def pooled_visibility(counts: np.ndarray) -> dict[str, float]:
+    """Return the bad-3 at >= 64 px of summed :func:`visibility_counts`, all and by part.
+
+    ``bad3_large`` over all those pixels, ``bad3_large_seen`` where the right camera sees
+    them, ``bad3_large_unseen`` where it cannot, ``unseen_large_share`` the share it cannot
+    see; NaN where a part has no pixels.
+    """
+    wrong_seen, seen, wrong_unseen, unseen = (float(value) for value in counts)
+
+    def share(part: float, whole: float) -> float:
+        return part / whole if whole else float('nan')
+
+    return {'bad3_large': share(wrong_seen + wrong_unseen, seen + unseen),
+            'bad3_large_seen': share(wrong_seen, seen),
+            'bad3_large_unseen': share(wrong_unseen, unseen),
+            'unseen_large_share': share(unseen, seen + unseen)}
+
+
+def evaluate_pair(pred: np.ndarray, gt: np.ndarray, bands: bool = False) -> dict[str, float]:
     """Return epe, d1, bad1, bad2, bad3 (of the KITTI-filled prediction) and density.
 
-    With ``bands``, also :func:`band_metrics` of the filled prediction; with ``visibility``
-    (dense ground truth only), :func:`visibility_metrics`.
+    With ``bands``, also :func:`band_metrics` of the filled prediction.
     """
     filled = fill_invalid_kitti(pred)
     result = {
@@ -167,8 +181,6 @@ def evaluate_pair(pred: np.ndarray, gt: np.ndarray, bands: bool = False,
     }
     if bands:
         result.update(band_metrics(filled, gt))
-    if visibility:
-        result.update(visibility_metrics(filled, gt))
     return result
 
 
@@ -188,7 +200,7 @@ def mean_metrics(per_pair: list[dict[str, float]]) -> dict[str, float]:
         finite = np.isfinite(values)
         summary[key] = float(values[finite].mean()) if finite.any() else float('nan')
     banded = {band_key(metric, band) for band in DISPARITY_BANDS
-              for metric in ('epe', 'bad2', 'bad3')} | set(VISIBILITY_KEYS)
+              for metric in ('epe', 'bad2', 'bad3')}
     skipped = sum(not all(np.isfinite(float(v)) for k, v in m.items() if k not in banded)
                   for m in per_pair)
     summary['n_skipped'] = skipped

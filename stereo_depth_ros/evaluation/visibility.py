@@ -2,33 +2,42 @@
 
 A stereo network can only match a pixel the other camera sees. The ones it cannot (outside
 its view at the left border, or occluded by something nearer) are right only if the network
-infers them from their surroundings; benchmarks count them apart (KITTI's "noc" and "all").
+infers them from their surroundings, so they are worth scoring apart (as KITTI scores its
+non-occluded pixels apart from all of them).
 """
 
 import torch
 
-
-def _valid(disparity: torch.Tensor) -> torch.Tensor:
-    """Return the boolean mask of known ground truth (finite and > 0)."""
-    return torch.isfinite(disparity) & (disparity > 0)
+#: How much nearer (px of disparity) than a pixel the surface in front of it in the right view
+#: must be for the pixel to count as occluded (sampling and interpolation stay below it).
+OCCLUSION_MARGIN = 1.0
 
 
 def unseen_by_right_camera(disparity: torch.Tensor) -> torch.Tensor:
     """Return the float mask of known pixels that a ``Bx1xHxW`` true disparity hides.
 
-    A left pixel at column ``x`` with disparity ``d`` is seen at ``x - d`` in the right view.
-    It is hidden there when that column lies left of the right image (outside the view), or
-    when a pixel further right lands at or left of it (occluded: ``x' - d(x') <= x - d(x)``
-    for some ``x' > x``, which along one surface needs a disparity slope of 1 or more). No
-    right camera can match these pixels; a network gets them right only from their
-    surroundings.
+    A left pixel at column ``x`` with disparity ``d`` lands at ``x - d`` in the right view.
+    It is outside that view when it lands left of its first pixel (``x - d < -0.5``). It is
+    occluded when the right view's z-buffer holds a disparity above ``d`` by more than
+    :data:`OCCLUSION_MARGIN` at the column it lands on: every known pixel is splatted with its
+    disparity onto the two columns around its landing point (the nearest one wins), which
+    leaves no gap along a surface stretched up to twice in the right view. Unknown pixels
+    (NaN, inf, <= 0) are neither counted nor occlude. Ground truth must be dense: missing
+    occluders cannot hide anything.
     """
-    known = _valid(disparity)
+    known = torch.isfinite(disparity) & (disparity > 0)
     values = torch.where(known, disparity, torch.zeros_like(disparity))
-    columns = torch.arange(values.shape[-1], device=values.device, dtype=values.dtype)
-    lead = values - columns  # minus the right-image column of each pixel
-    # Largest lead strictly to the right of each pixel: a cumulative max from the right edge.
-    from_right = torch.cummax(lead.flip(-1), dim=-1).values.flip(-1)
-    beyond = torch.nn.functional.pad(from_right[..., 1:], (0, 1), value=float('-inf'))
-    hidden = (beyond >= lead) | (columns < values)
-    return (hidden & known).to(torch.float32)
+    width = values.shape[-1]
+    columns = torch.arange(width, device=values.device, dtype=values.dtype)
+    landing = columns - values
+    splat = torch.where(known, values, torch.full_like(values, float('-inf')))
+    # Column -1 and column `width` collect what lands outside; the buffer is shifted by one.
+    front = torch.full((*values.shape[:-1], width + 2), float('-inf'), device=values.device,
+                       dtype=values.dtype)
+    for rounding in (torch.floor, torch.ceil):
+        index = (rounding(landing).clamp(-1, width) + 1).long()
+        front.scatter_reduce_(-1, index, splat, reduce='amax')
+    seen_at = (torch.round(landing).clamp(-1, width) + 1).long()
+    occluded = front.gather(-1, seen_at) > values + OCCLUSION_MARGIN
+    outside = landing < -0.5
+    return ((occluded | outside) & known).to(torch.float32)

@@ -199,7 +199,11 @@ class DispNetQR(StereoNet):
 
     def make_loss(self, config: 'LossConfig', total_steps: int) -> 'Loss':
         """Return bin cross-entropy + residual smooth-L1 (+ trunk EPE with a schedule)."""
+        from ..training.config import ConfigError
         from ..training.losses import LossSchedule, MultiScaleEPELoss, QuantizedRegressionLoss
+        if config.unseen_weight != 1.0:
+            raise ConfigError('model.loss.unseen_weight weighs a multi-scale EPE; the '
+                              'quantized-regression loss of dispnet_qr has none: leave it 1')
         trunk = MultiScaleEPELoss(LossSchedule.from_config(config, total_steps)) \
             if config.schedule else None
         return QuantizedRegressionLoss(

@@ -102,9 +102,11 @@ class LossConfig:
     schedule_units: str = 'fraction'
     #: Linearly interpolate the weights between schedule entries (else piecewise constant).
     interpolate: bool = False
-    #: Multi-scale EPE (DispNet, DispNetC, SqueezeSeg, CostNet): weight of the pixels that
-    #: the right camera cannot see by the ground truth (outside its view or occluded), which
-    #: only context can get right; 1 weighs every known pixel alike.
+    #: Multi-scale EPE (DispNet, DispNetC, SqueezeSeg, CostNet; not DispNet-QR): weight (>= 1)
+    #: of the pixels that the right camera cannot see by the ground truth (outside its view
+    #: or occluded), which only context can get right; the others keep weight 1, so 1 weighs
+    #: every known pixel alike. Ground truth that is sparse (pseudo-labels) hides few pixels:
+    #: its occluders are missing.
     unseen_weight: float = 1.0
     #: Quantized regression: cross-entropy and residual smooth-L1 weights.
     ce_weight: float = 1000.0
@@ -323,6 +325,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         (opt.precision in ('fp32', 'bf16', 'fp16'),
          f'optimization.precision must be fp32, bf16 or fp16, got {opt.precision!r}'),
         (len(opt.betas) == 2, f'optimization.betas must be two numbers, got {opt.betas}'),
+        (config.model.loss.unseen_weight >= 1.0,  # also refuses NaN
+         f'model.loss.unseen_weight must be >= 1, got {config.model.loss.unseen_weight:g}'),
         (config.model.loss.schedule_units in ('steps', 'fraction'),
          f'model.loss.schedule_units must be steps or fraction, got '
          f'{config.model.loss.schedule_units!r}'),

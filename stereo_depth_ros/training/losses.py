@@ -4,7 +4,8 @@
   coarse -> fine predictions of the end-point error (mean absolute disparity difference) to the
   ground truth downsampled to each prediction's size, with disparity values scaled by the
   same factor. The weights follow a :class:`LossSchedule` (DispNet: all weight on the
-  coarsest prediction first, moved to the finest as training proceeds).
+  coarsest prediction first, moved to the finest as training proceeds). ``unseen_weight``
+  weighs the pixels the right camera cannot see more (:func:`pixel_weights`).
 * :class:`QuantizedRegressionLoss` (dispnet_qr): ``ce_weight * cross_entropy(logits, true
   bin) + residual_weight * smooth_l1(residual of the true bin, true residual)`` plus an
   optional multi-scale EPE on the DispNet trunk's predictions (``trunk_weight``).
@@ -116,12 +117,20 @@ def pixel_weights(disparity: torch.Tensor, unseen_weight: float) -> Optional[tor
     return 1.0 + (unseen_weight - 1.0) * unseen_by_right_camera(disparity)
 
 
+def weighted_epe(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
+                 weights: torch.Tensor) -> torch.Tensor:
+    """Sum of ``weights`` x |prediction - target| over ``mask``, divided by the mask's count.
+
+    Divided by the count, not by the weights, so pixels of weight 1 count as in
+    :func:`masked_epe` whatever share of the batch the others are.
+    """
+    error = (prediction.float() - target).abs() * mask * weights
+    return error.sum() / mask.sum().clamp_min(1.0)
+
+
 def masked_epe(prediction: torch.Tensor, target: torch.Tensor,
                mask: torch.Tensor) -> torch.Tensor:
-    """Mean |prediction - target| over ``mask`` (0 when nothing is known).
-
-    ``mask`` may hold weights: the mean is then weighted by them.
-    """
+    """Mean |prediction - target| over ``mask`` (0 when nothing is known)."""
     error = (prediction.float() - target).abs() * mask
     return error.sum() / mask.sum().clamp_min(1.0)
 
@@ -129,14 +138,15 @@ def masked_epe(prediction: torch.Tensor, target: torch.Tensor,
 class MultiScaleEPELoss:
     """Scheduled weighted sum of per-scale EPEs; ``terms`` reports each scale's EPE.
 
-    With ``unseen_weight`` other than 1 each scale's EPE weighs the pixels the right camera
-    cannot see (:func:`unseen_by_right_camera`, averaged to the scale's size) by it; the
-    reported ``terms`` stay unweighted.
+    With ``unseen_weight`` above 1 each scale's EPE weighs the pixels the right camera cannot
+    see (:func:`~stereo_depth_ros.evaluation.visibility.unseen_by_right_camera`, their share
+    of each pixel averaged to the scale's size) by it and the others by 1
+    (:func:`weighted_epe`); the reported ``terms`` stay unweighted.
     """
 
     def __init__(self, schedule: LossSchedule, unseen_weight: float = 1.0) -> None:
-        if unseen_weight <= 0:
-            raise ConfigError(f'model.loss.unseen_weight must be > 0, got {unseen_weight:g}')
+        if not unseen_weight >= 1.0:
+            raise ConfigError(f'model.loss.unseen_weight must be >= 1, got {unseen_weight:g}')
         self.schedule = schedule
         self.unseen_weight = float(unseen_weight)
 
@@ -156,7 +166,7 @@ class MultiScaleEPELoss:
             terms[f'epe_s{k}'] = float(epe.detach())
             if weight and emphasis is not None:
                 scaled = F.interpolate(emphasis, size=prediction.shape[-2:], mode='area')
-                total = total + weight * masked_epe(prediction, target, mask * scaled)
+                total = total + weight * weighted_epe(prediction, target, mask, scaled)
             elif weight:
                 total = total + weight * epe
         terms['epe'] = terms[f'epe_s{len(predictions) - 1}'] * (

@@ -108,22 +108,35 @@ def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
 
 def evaluate_full_range(backend: str, weights: Path, count: int = FULL_RANGE_SCENES
                         ) -> dict[str, Any]:
-    """Measure ``backend`` and sgbm on test scenes of a KITTI-sized camera, 0-192 px."""
+    """Measure ``backend`` and sgbm on test scenes of a KITTI-sized camera, 0-192 px.
+
+    Besides the main metrics and bad-3 per band, each gets the bad-3 at >= 64 px of all
+    scenes' pixels pooled, split by what the right camera sees
+    (:func:`~stereo_depth_ros.evaluation.metrics.pooled_visibility`).
+    """
     from ..backends import create_backend
-    from ..data.datasets import SyntheticSamples
+    import numpy as np
+    from ..data.datasets import StereoSample, SyntheticSamples
     from ..data.synthetic import eval_seeds
     from ..evaluation.evaluate import evaluate_backend
-    from ..evaluation.metrics import VISIBILITY_KEYS
+    from ..evaluation.metrics import fill_invalid_kitti, pooled_visibility, visibility_counts
     samples = SyntheticSamples(list(eval_seeds(count)), 'layered', 384, 1248, 192.0)
     entry: dict[str, Any] = {
         'scenes': f'{count} test layered scenes 1248x384 (eval:{count}), disparities 1-192 px'}
     for name, model in ((backend, create_backend(backend, weights=weights, device='cpu')),
                         ('sgbm', create_backend('sgbm'))):
-        summary = evaluate_backend(model, samples, progress=False, bands=True, visibility=True)
+        counts = np.zeros(4)  # the pixels at >= 64 px by visibility, summed over the scenes
+
+        def tally(sample: StereoSample, prediction: np.ndarray) -> None:
+            counts[:] += visibility_counts(fill_invalid_kitti(prediction), sample.disparity)
+
+        summary = evaluate_backend(model, samples, progress=False, bands=True,
+                                   on_prediction=tally)
         entry[name] = {**_main_metrics(summary),
                        **{key: round(summary[key], 4) for key in (
-                           'bad3_0_32', 'bad3_32_64', 'bad3_64_128', 'bad3_128_256',
-                           *VISIBILITY_KEYS)}}
+                           'bad3_0_32', 'bad3_32_64', 'bad3_64_128', 'bad3_128_256')},
+                       **{key: round(value, 4)
+                          for key, value in pooled_visibility(counts).items()}}
     return entry
 
 

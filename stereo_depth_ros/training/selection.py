@@ -2,7 +2,8 @@
 
 ``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]
 [--near-scale S] [--near-from F] [--near-passes N] [--match-passes auto|always|never]
-[--synthetic N] [--bands] [--sgbm]``
+[--synthetic N [--synthetic-start K] [--synthetic-kinds KINDS] [--visibility]] [--bands]
+[--sgbm]``
 
 For each file: the photometric loss (SSIM + L1 of the right view warped by the predicted
 disparity, masked where it is occluded) and the agreement with the left-right-checked SGBM
@@ -14,9 +15,9 @@ model cards quote when a stage is shipped; the scenes with ground truth never ch
 learned backend has to beat; its pseudo-label columns are empty, the labels being its own.
 ``--bands`` adds the pseudo-label bad-2 by the labels' disparity band (0-32, 32-64, 64-128,
 128-256 px), where a range weakness shows without ground truth. ``--visibility`` adds the
-full-range bad-3 at >= 64 px split by whether the right camera sees the pixel
-(:func:`~stereo_depth_ros.evaluation.visibility.unseen_by_right_camera` of the truth; as KITTI's
-"noc" and "all").
+full-range bad-3 at >= 64 px of all scenes' pixels pooled, overall and split by whether the
+right camera sees the pixel (:func:`~stereo_depth_ros.evaluation.visibility.
+unseen_by_right_camera` of the truth).
 
 ``--synthetic N`` adds N full-range validation scenes per kind (384x1248, 0-192 px, seeds
 from :data:`FULL_RANGE_SEED_OFFSET`, disjoint from the trainer's validation seeds and from
@@ -30,7 +31,7 @@ cards' stage tables do, and ``--match-passes`` is ``never`` unless asked for.
 import argparse
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -46,8 +47,8 @@ from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..data.synthetic import VALIDATION_SEED_OFFSET
 from ..errors import StereoDepthError
-from ..evaluation.metrics import DISPARITY_BANDS, band_key, fill_invalid_kitti
-from ..evaluation.visibility import unseen_by_right_camera
+from ..evaluation.metrics import (DISPARITY_BANDS, LARGE_DISPARITY, band_key,
+                                  fill_invalid_kitti, pooled_visibility, visibility_counts)
 from ..networks.common import StereoNet
 from ..networks.inference import (images_to_tensor, near_pass_scales, predict_with_near_pass,
                                   resolve_match_passes)
@@ -58,8 +59,6 @@ FULL_RANGE_SEED_OFFSET = VALIDATION_SEED_OFFSET + 400
 #: Size and range of the full-range validation scenes (a KITTI camera at full resolution).
 FULL_RANGE_SHAPE = (384, 1248)
 FULL_RANGE_MAX_DISPARITY = 192.0
-#: True disparity (px) from which the full-range scores count a pixel as far-range.
-LARGE_DISPARITY = 64.0
 
 
 def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scales: Sequence[float],
@@ -161,7 +160,7 @@ def full_range_scenes(count: int, kinds: Sequence[str],
 
 def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
                      near_scales: Sequence[float] = (), near_from: float = 0.0,
-                     match_passes: bool = False) -> dict[str, float]:
+                     match_passes: bool = False) -> dict[str, Any]:
     """Return the :func:`score_full_range_predictions` of ``model`` on ``samples``."""
     return score_full_range_predictions(_predictions(model, samples, near_scales, near_from,
                                                      match_passes))
@@ -169,17 +168,15 @@ def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
 
 @torch.no_grad()
 def score_full_range_predictions(predictions: Iterable[tuple[StereoSample, torch.Tensor]]
-                                 ) -> dict[str, float]:
-    """Return mean ``epe``, ``bad2`` and ``bad3_large`` (true disparity >= 64 px).
+                                 ) -> dict[str, Any]:
+    """Return mean ``epe``, ``bad2`` and ``bad3_large`` (true disparity >= 64 px) of scenes.
 
-    Also ``bad3_large_seen`` and ``bad3_large_unseen``: bad-3 at >= 64 px over the pixels of
-    all scenes pooled, where the right camera sees the pixel and where it cannot
-    (:func:`~stereo_depth_ros.evaluation.visibility.unseen_by_right_camera` of the truth; NaN
-    without any), and ``unseen_large_share``, the share of the >= 64 px pixels it cannot see.
+    Also, with the pixels of all scenes pooled, the :func:`~stereo_depth_ros.evaluation.
+    metrics.pooled_visibility` scores under the key ``pooled``: bad-3 at >= 64 px overall,
+    where the right camera sees the pixel, where it cannot, and the share it cannot see.
     """
     rows = []
-    wrong = np.zeros(2)  # seen, unseen
-    count = np.zeros(2)
+    counts = np.zeros(4)
     for sample, prediction in predictions:
         # Non-finite predictions count as wrong (0 px), not as missing.
         disparity = np.nan_to_num(prediction[0, 0].numpy(), nan=0.0, posinf=0.0, neginf=0.0)
@@ -189,17 +186,10 @@ def score_full_range_predictions(predictions: Iterable[tuple[StereoSample, torch
         large = truth[known] >= LARGE_DISPARITY
         rows.append((float(error.mean()), float((error > 2).mean()),
                      float((error[large] > 3).mean()) if large.any() else np.nan))
-        unseen = unseen_by_right_camera(torch.from_numpy(truth)[None, None])[0, 0].numpy()
-        hidden = unseen[known] > 0
-        for index, part in enumerate((large & ~hidden, large & hidden)):
-            wrong[index] += float((error[part] > 3).sum())
-            count[index] += float(part.sum())
+        counts += visibility_counts(disparity, truth)
     epe, bad2, bad3_large = (_mean_of_numbers(column) for column in zip(*rows))
-    seen, unseen_bad = (wrong[index] / count[index] if count[index] else float('nan')
-                        for index in range(2))
-    return {'epe': epe, 'bad2': bad2, 'bad3_large': bad3_large, 'bad3_large_seen': seen,
-            'bad3_large_unseen': unseen_bad,
-            'unseen_large_share': count[1] / count.sum() if count.sum() else float('nan')}
+    return {'epe': epe, 'bad2': bad2, 'bad3_large': bad3_large,
+            'pooled': pooled_visibility(counts)}
 
 
 def _mean_of_numbers(values: Sequence[float]) -> float:
@@ -208,18 +198,19 @@ def _mean_of_numbers(values: Sequence[float]) -> float:
     return float(np.mean(numbers)) if numbers else float('nan')
 
 
-def _synthetic_columns(scores: dict[str, float]) -> str:
+def _synthetic_columns(scores: dict[str, Any]) -> str:
     """Return the full-range columns of a row: EPE, bad-2, bad-3 at >= 64 px."""
     return (f' {scores["epe"]:>11.2f} {_percent(scores["bad2"]):>6} '
             f'{_percent(scores["bad3_large"]):>9}')
 
 
-def _visibility_line(scores: dict[str, float]) -> str:
+def _visibility_line(scores: dict[str, Any]) -> str:
     """Return the indented line of the full-range bad-3 at >= 64 px by visibility."""
-    return (f'{"":<50} bad-3 at >= {LARGE_DISPARITY:g} px: '
-            f'{_percent(scores["bad3_large_seen"])} where the right camera sees the pixel, '
-            f'{_percent(scores["bad3_large_unseen"])} where it cannot '
-            f'({_percent(scores["unseen_large_share"])} of those pixels)')
+    pooled = scores['pooled']
+    return (f'{"":<50} bad-3 at >= {LARGE_DISPARITY:g} px, pixels of all scenes pooled: '
+            f'{_percent(pooled["bad3_large"])}; {_percent(pooled["bad3_large_seen"])} where '
+            f'the right camera sees the pixel, {_percent(pooled["bad3_large_unseen"])} where '
+            f'it cannot ({_percent(pooled["unseen_large_share"])} of them)')
 
 
 def _percent(fraction: float) -> str:
@@ -251,10 +242,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--bands', action='store_true',
                         help='also print bad-2 against the pseudo-labels by the labels\' '
                         'disparity band (pixels of all pairs pooled)')
-    parser.add_argument('--visibility', action='store_true',
-                        help='also print the full-range bad-3 at >= 64 px where the right '
-                        'camera sees the pixel and where it cannot (pixels of all scenes '
-                        'pooled; needs --synthetic)')
     parser.add_argument('--synthetic', type=int, default=0, metavar='N',
                         help='also score N full-range validation scenes per kind (default 0)')
     parser.add_argument('--synthetic-start', type=int, default=0, metavar='K',
@@ -263,6 +250,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--synthetic-kinds', default='layered,photo',
                         help='kinds of the full-range scenes (default layered,photo; photo '
                         'reads --photos)')
+    parser.add_argument('--visibility', action='store_true',
+                        help='also print the full-range bad-3 at >= 64 px where the right '
+                        'camera sees the pixel and where it cannot (pixels of all scenes '
+                        'pooled; needs --synthetic)')
     parser.add_argument('--photos', default=str(DEFAULT_PHOTO_CACHE),
                         help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
     parser.add_argument('--sgbm', action='store_true',
