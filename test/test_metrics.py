@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from stereo_depth_ros.evaluation.metrics import (bad_n, d1, density, epe, evaluate_pair,
-                                                 fill_invalid_kitti, mean_metrics,
-                                                 pooled_visibility, visibility_counts)
+from stereo_depth_ros.errors import ImageFormatError
+from stereo_depth_ros.evaluation.metrics import (bad_n, d1, density, epe, estimated_bad_n,
+                                                 evaluate_pair, fill_invalid_kitti,
+                                                 mean_metrics, pooled_visibility,
+                                                 visibility_counts)
 
 
 def test_epe_and_bad_n_hand_computed():
@@ -108,3 +110,24 @@ def test_near_pixels_are_counted_apart_where_the_right_camera_cannot_see():
     assert pooled['bad3_large_unseen'] == pytest.approx(0.5)
     assert pooled['unseen_large_share'] == pytest.approx(unseen / (4 * 299))
     assert np.isnan(pooled_visibility(np.zeros(4))['bad3_large'])
+
+
+def test_estimated_bad2_scores_only_the_pixels_with_an_estimate():
+    gt = np.array([[10.0, 10.0, 10.0, 10.0, np.nan]])
+    pred = np.array([[10.0, 15.0, np.nan, np.nan, 3.0]])
+    # Of the two ground-truth pixels with an estimate one is wrong; the filled two are not
+    # counted, nor is the estimate without ground truth.
+    assert estimated_bad_n(pred, gt, 2.0) == pytest.approx(0.5)
+    metrics = evaluate_pair(pred, gt)
+    assert metrics['estimated_bad2'] == pytest.approx(0.5)
+    assert metrics['density'] == pytest.approx(0.5)
+    with pytest.raises(ImageFormatError, match='shape'):
+        estimated_bad_n(pred, gt[:, :3], 2.0)
+
+
+def test_a_pair_without_estimates_is_not_skipped_for_its_estimated_bad2():
+    nothing = evaluate_pair(np.full((1, 2), np.nan), np.array([[10.0, 20.0]]))
+    assert np.isnan(nothing['estimated_bad2']) and nothing['density'] == 0.0
+    summary = mean_metrics([nothing, evaluate_pair(np.array([[10.0, 25.0]]),
+                                                   np.array([[10.0, 20.0]]))])
+    assert summary['n_skipped'] == 0 and summary['estimated_bad2'] == pytest.approx(0.5)

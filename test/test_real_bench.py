@@ -81,7 +81,8 @@ def test_real_bench_prints_tables_and_draws_pictures(tmp_path: Path, capsys) -> 
 
 
 def test_real_bench_tables_keep_a_gap_after_long_backend_names() -> None:
-    row = {'epe': 1.0, 'bad1': 0.3, 'bad2': 0.2, 'bad3': 0.1, 'd1': 0.1, 'density': 1.0}
+    row = {'epe': 1.0, 'bad1': 0.3, 'bad2': 0.2, 'bad3': 0.1, 'd1': 0.1, 'density': 1.0,
+           'estimated_bad2': 0.15}
     bands = {band_key(metric, band): 0.5 for metric in ('epe', 'bad2', 'bad3')
              for band in DISPARITY_BANDS}
     summary = {**row, **bands, 'ms_per_pair': 50.0, 'pairs': [{**row, 'name': 'cones'}]}

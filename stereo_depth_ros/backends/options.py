@@ -65,6 +65,13 @@ class LearnedOptions:
         'CPU it needs a C++ compiler) on the first pair of each image size, which then takes '
         'seconds (cached on disk); later pairs run faster (README speed table). If compiling '
         'fails the network runs uncompiled, with a warning.')
+    max_match_cost: float = option(
+        0.0, 'Learned backends: pixels whose estimate the images do not confirm are unknown: '
+        'the windowed matching cost of the right view warped by it (1 - ZNCC + half the mean '
+        'absolute difference, at half resolution) is above this value, or the match falls '
+        'left of the right image (near objects at the left border, occluded pixels, weak '
+        'texture); 0 = off (dense); 0.5 was chosen on validation scenes (models/README.md, '
+        '"Pixels the images do not confirm").', limits=(0.0, 4.0))
     near_passes: int = option(
         0, 'Learned backends: how many near passes run, each at near_scale times the scale of '
         'the one before; 0 = one, and more while the range is below 192 px (a KITTI camera '

@@ -4,11 +4,13 @@ One :class:`TorchBackend` runs any learned backend: it is given the backend's
 :class:`~stereo_depth_ros.backends.record.BackendRecord` and its checked
 :class:`~stereo_depth_ros.backends.options.LearnedOptions` (precision, max_disparity,
 num_threads, scale, pad_mode, fuse, near_scale, near_from, near_passes, match_passes,
-torch_compile: see there). Input uint8 grey or RGB images go through
+max_match_cost, torch_compile: see there). Input uint8 grey or RGB images go through
 :func:`~stereo_depth_ros.networks.inference.predict_with_near_pass`: the inference path that
 training validation uses too, plus coarser passes for near objects (large disparities) unless
 ``near_scale`` is 0; the output is float32 HxW, NaN where the
-prediction is non-finite, negative or above ``max_disparity``. The network runs in
+prediction is non-finite, negative or above ``max_disparity``, and with ``max_match_cost``
+where the images do not confirm it (:func:`~stereo_depth_ros.networks.confidence.
+unconfirmed`). The network runs in
 channels_last memory format (faster with oneDNN on the CPU and with tensor cores on CUDA).
 With ``torch_compile`` its forward is compiled
 (:class:`~stereo_depth_ros.torch_runtime.CompiledForward`).
@@ -25,6 +27,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .base import DisparityBackend
 from .options import LearnedOptions
 from .record import BackendRecord
+from ..networks.confidence import unconfirmed
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
                                   near_pass_scales, predict_with_near_pass,
                                   resolve_match_passes)
@@ -106,8 +109,11 @@ class TorchBackend(DisparityBackend):
         passes = ''.join(f', near pass x{near / self.scale:g}' for near in self.near_scales)
         matched = ', passes matched' if self.match_passes and self.near_scales else ''
         compiled = ', torch.compile' if self.compiled and self.compiled.active else ''
+        confirmed = (f', unknown above match cost {self.options.max_match_cost:g}'
+                     if self.options.max_match_cost else '')
         return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}'
-                f'{scale}{passes}{matched}{compiled}, disparity 0..{self._max_disparity:g} px)')
+                f'{scale}{passes}{matched}{compiled}{confirmed}, '
+                f'disparity 0..{self._max_disparity:g} px)')
 
     def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -117,8 +123,12 @@ class TorchBackend(DisparityBackend):
             disparity = self.compiled.call(lambda: self._predict(left_t, right_t))
         else:
             disparity = self._predict(left_t, right_t)
-        array = np.ascontiguousarray(disparity[0, 0].cpu().numpy(), dtype=np.float32)
-        return mask_invalid(array, self._max_disparity)
+        array = mask_invalid(np.ascontiguousarray(disparity[0, 0].cpu().numpy(),
+                                                  dtype=np.float32), self._max_disparity)
+        if self.options.max_match_cost:
+            array[unconfirmed(left_t, right_t, disparity, self.options.max_match_cost)[0]] = \
+                np.nan
+        return array
 
     def _predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """Return the ``1x1xHxW`` disparity of normalised images, near passes included."""

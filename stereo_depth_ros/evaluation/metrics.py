@@ -165,10 +165,29 @@ def pooled_visibility(counts: np.ndarray) -> dict[str, float]:
             'unseen_large_share': share(unseen, seen + unseen)}
 
 
+def estimated_bad_n(pred: np.ndarray, gt: np.ndarray, threshold: float) -> float:
+    """Share of the ground-truth pixels with an estimate whose error exceeds ``threshold``.
+
+    KITTI's "est" figures: how right the pixels a backend reports are, before any filling
+    (NaN where it reports none). With :func:`density` it says what a sparse output is worth.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape:
+        raise ImageFormatError(
+            f'prediction {pred.shape} and ground truth {gt.shape} differ in shape')
+    reported = gt_valid_mask(gt) & np.isfinite(pred)
+    if not reported.any():
+        return float('nan')
+    return float((np.abs(pred[reported] - gt[reported]) > threshold).mean())
+
+
 def evaluate_pair(pred: np.ndarray, gt: np.ndarray, bands: bool = False) -> dict[str, float]:
     """Return epe, d1, bad1, bad2, bad3 (of the KITTI-filled prediction) and density.
 
-    With ``bands``, also :func:`band_metrics` of the filled prediction.
+    Also ``estimated_bad2``: bad-2 of the pixels with an estimate alone
+    (:func:`estimated_bad_n`). With ``bands``, also :func:`band_metrics` of the filled
+    prediction.
     """
     filled = fill_invalid_kitti(pred)
     result = {
@@ -178,6 +197,7 @@ def evaluate_pair(pred: np.ndarray, gt: np.ndarray, bands: bool = False) -> dict
         'bad2': bad_n(filled, gt, 2.0),
         'bad3': bad_n(filled, gt, 3.0),
         'density': density(pred, gt),
+        'estimated_bad2': estimated_bad_n(pred, gt, 2.0),
     }
     if bands:
         result.update(band_metrics(filled, gt))
@@ -189,8 +209,8 @@ def mean_metrics(per_pair: list[dict[str, float]]) -> dict[str, float]:
 
     A pair without ground truth has NaN metrics; it is left out of every average instead of
     turning it into NaN. ``n_skipped`` counts the pairs with a non-finite value of a main metric
-    (a disparity band a scene does not reach is not a skip). A key with no finite value at all
-    averages to NaN.
+    (a disparity band a scene does not reach is not a skip, nor is ``estimated_bad2`` of a
+    pair without estimates). A key with no finite value at all averages to NaN.
     """
     if not per_pair:
         return {}
@@ -199,9 +219,9 @@ def mean_metrics(per_pair: list[dict[str, float]]) -> dict[str, float]:
         values = np.array([m[key] for m in per_pair], dtype=np.float64)
         finite = np.isfinite(values)
         summary[key] = float(values[finite].mean()) if finite.any() else float('nan')
-    banded = {band_key(metric, band) for band in DISPARITY_BANDS
-              for metric in ('epe', 'bad2', 'bad3')}
-    skipped = sum(not all(np.isfinite(float(v)) for k, v in m.items() if k not in banded)
+    optional = {band_key(metric, band) for band in DISPARITY_BANDS
+                for metric in ('epe', 'bad2', 'bad3')} | {'estimated_bad2'}
+    skipped = sum(not all(np.isfinite(float(v)) for k, v in m.items() if k not in optional)
                   for m in per_pair)
     summary['n_skipped'] = skipped
     return summary

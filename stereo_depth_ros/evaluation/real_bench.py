@@ -20,7 +20,8 @@ from ..visualize import colorize_disparity, grid, save_rgb, titled
 
 #: Main metrics of the table, in print order, with their labels.
 MAIN_METRICS = (('epe', 'EPE px'), ('bad1', 'bad-1 %'), ('bad2', 'bad-2 %'),
-                ('bad3', 'bad-3 %'), ('d1', 'D1 %'), ('density', 'dens %'))
+                ('bad3', 'bad-3 %'), ('d1', 'D1 %'), ('density', 'dens %'),
+                ('estimated_bad2', 'est b-2 %'))
 
 
 def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Path] = None,

@@ -116,11 +116,11 @@ def evaluate_full_range(backend: str, weights: Path, count: int = FULL_RANGE_SCE
     """
     from ..backends import create_backend
     import numpy as np
-    from ..data.datasets import StereoSample, SyntheticSamples
-    from ..data.synthetic import eval_seeds
+    from ..data.datasets import StereoSample
     from ..evaluation.evaluate import evaluate_backend
     from ..evaluation.metrics import fill_invalid_kitti, pooled_visibility, visibility_counts
-    samples = SyntheticSamples(list(eval_seeds(count)), 'layered', 384, 1248, 192.0)
+    from .selection import full_range_test_scenes
+    samples = full_range_test_scenes(count)
     entry: dict[str, Any] = {
         'scenes': f'{count} test layered scenes 1248x384 (eval:{count}), disparities 1-192 px'}
     for name, model in ((backend, create_backend(backend, weights=weights, device='cpu')),

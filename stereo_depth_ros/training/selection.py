@@ -158,6 +158,19 @@ def full_range_scenes(count: int, kinds: Sequence[str],
     return scenes
 
 
+def full_range_test_scenes(count: int) -> list[StereoSample]:
+    """Return the first ``count`` full-range test scenes (``layered``, never used to choose).
+
+    The model cards' ``full_range_synthetic`` scenes: :data:`FULL_RANGE_SHAPE`, disparities
+    up to :data:`FULL_RANGE_MAX_DISPARITY`, seeds ``eval:count``.
+    """
+    from ..data.datasets import SyntheticSamples
+    from ..data.synthetic import eval_seeds
+    height, width = FULL_RANGE_SHAPE
+    return list(SyntheticSamples(list(eval_seeds(count)), 'layered', height, width,
+                                 FULL_RANGE_MAX_DISPARITY))
+
+
 def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
                      near_scales: Sequence[float] = (), near_from: float = 0.0,
                      match_passes: bool = False) -> dict[str, Any]:

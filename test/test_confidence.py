@@ -1,0 +1,151 @@
+"""Tests of the pixels a learned estimate leaves unconfirmed (option ``max_match_cost``)."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.data.datasets import SyntheticSamples
+from stereo_depth_ros.errors import BackendError
+from stereo_depth_ros.evaluation.visibility import unseen_by_right_camera
+from stereo_depth_ros.networks.confidence import unconfirmed
+from stereo_depth_ros.networks.inference import images_to_tensor
+from stereo_depth_ros.training import match_cost_sweep
+
+HEIGHT, WIDTH = 64, 192
+SHIFT = 12
+
+
+def _tensors(left: np.ndarray, right: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    device = torch.device('cpu')
+    return images_to_tensor([left], device), images_to_tensor([right], device)
+
+
+def _shifted_pair() -> tuple[np.ndarray, np.ndarray]:
+    """Return a random texture seen at a constant disparity of SHIFT px (uint8 grey)."""
+    rng = np.random.default_rng(5)
+    texture = rng.integers(0, 256, (HEIGHT // 2, (WIDTH + SHIFT) // 2)).astype(np.uint8)
+    texture = cv2.resize(texture, (WIDTH + SHIFT, HEIGHT), interpolation=cv2.INTER_NEAREST)
+    return texture[:, :WIDTH].copy(), texture[:, SHIFT:].copy()
+
+
+def _mask(left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
+          max_cost: float = 0.5) -> np.ndarray:
+    left_t, right_t = _tensors(left, right)
+    return unconfirmed(left_t, right_t, torch.from_numpy(disparity)[None, None], max_cost)[0]
+
+
+def test_the_true_disparity_is_confirmed_and_a_wrong_one_is_not() -> None:
+    left, right = _shifted_pair()
+    true = np.full((HEIGHT, WIDTH), float(SHIFT), np.float32)
+    inside = np.zeros((HEIGHT, WIDTH), bool)
+    inside[4:-4, SHIFT + 4:-4] = True  # away from the borders the windows reach over
+    assert _mask(left, right, true)[inside].mean() < 0.02
+    assert _mask(left, right, true + 5)[inside].mean() > 0.95
+    assert _mask(left, right, true - 5)[inside].mean() > 0.95
+
+
+def test_a_match_left_of_the_right_image_is_unconfirmed_even_if_right() -> None:
+    left, right = _shifted_pair()
+    true = np.full((HEIGHT, WIDTH), float(SHIFT), np.float32)
+    mask = _mask(left, right, true, max_cost=4.0)  # the cost alone would keep every pixel
+    columns = np.arange(WIDTH)
+    assert mask[:, columns < SHIFT - 1].all()
+    assert not mask[:, columns >= SHIFT].any()
+
+
+def test_unknown_pixels_stay_out_of_the_mask_and_flat_images_are_unconfirmed() -> None:
+    left, right = _shifted_pair()
+    disparity = np.full((HEIGHT, WIDTH), float(SHIFT), np.float32)
+    disparity[:, 100:120] = np.nan
+    mask = _mask(left, right, disparity, max_cost=4.0)
+    assert not mask[:, 100:120].any()
+    flat = np.full((HEIGHT, WIDTH), 128, np.uint8)
+    # Without texture the correlation is undefined: nothing confirms the estimate.
+    assert _mask(flat, flat, np.full((HEIGHT, WIDTH), 4.0, np.float32))[:, 8:].all()
+
+
+def test_max_cost_must_be_positive() -> None:
+    left, right = _shifted_pair()
+    with pytest.raises(ValueError, match='max_cost'):
+        _mask(left, right, np.zeros((HEIGHT, WIDTH), np.float32), max_cost=0.0)
+
+
+def test_the_pixels_the_right_camera_cannot_see_are_unconfirmed() -> None:
+    """With the exact disparity of a generated scene, the unseen pixels fail, the rest pass."""
+    scene = SyntheticSamples([1], 'layered', 128, 320, 48.0)[0]
+    truth = np.asarray(scene.disparity, np.float32)
+    unseen = unseen_by_right_camera(torch.from_numpy(truth)[None, None])[0, 0].numpy() > 0
+    assert 0.05 < unseen.mean() < 0.3
+    mask = _mask(scene.left, scene.right, truth)
+    assert mask[unseen].mean() > 0.85
+    assert mask[~unseen].mean() < 0.1
+    assert _mask(scene.left, scene.right, truth + 6)[~unseen].mean() > 0.7
+
+
+def test_the_backend_reports_unconfirmed_pixels_as_unknown() -> None:
+    scene = SyntheticSamples([2], 'layered', 128, 320, 48.0)[0]
+    dense = create_backend('costnet_fast', device='cpu').compute(scene.left, scene.right)
+    backend = create_backend('costnet_fast', device='cpu', max_match_cost=0.5)
+    assert 'match cost 0.5' in backend.describe()
+    sparse = backend.compute(scene.left, scene.right)
+    kept = np.isfinite(sparse)
+    assert np.isfinite(dense).all() and 0.4 < kept.mean() < 0.98
+    # What it keeps is the dense estimate itself, and it is right more often.
+    np.testing.assert_array_equal(sparse[kept], dense[kept])
+    truth = np.asarray(scene.disparity, np.float32)
+    wrong = np.abs(dense - truth) > 3
+    assert wrong[kept].mean() < 0.7 * wrong.mean()
+    # Where the estimate's match would leave the right image, nothing is reported.
+    columns = np.arange(dense.shape[1])[None, :]
+    assert not kept[dense > columns + 0.5].any()
+
+
+def test_the_option_is_checked() -> None:
+    with pytest.raises(BackendError, match='max_match_cost'):
+        create_backend('costnet_fast', device='cpu', max_match_cost=-1.0)
+
+
+def test_sweep_counts_and_shares() -> None:
+    truth = np.array([[10.0, 80.0, 80.0, np.nan]], np.float32)
+    dense = np.array([[10.0, 80.0, 70.0, 5.0]], np.float32)
+    sparse = np.array([[10.0, np.nan, 70.0, 5.0]], np.float32)
+    unseen = np.array([[False, True, False, False]])
+    counts = match_cost_sweep.tally(sparse, dense, truth, unseen)
+    scores = match_cost_sweep.summarise(counts)
+    assert scores['density'] == pytest.approx(2 / 3)
+    assert scores['estimated_bad3'] == pytest.approx(1 / 2)
+    assert scores['estimated_bad3_large'] == pytest.approx(1.0)
+    assert scores['unseen_rejected'] == pytest.approx(1.0)
+    assert scores['right_rejected'] == pytest.approx(1 / 2)
+    # Filled as KITTI does, the unknown pixel takes the smaller neighbour, 10 px: 70 px wrong.
+    assert scores['filled_epe'] == pytest.approx((0 + 70 + 10) / 3)
+    assert scores['filled_bad2'] == pytest.approx(2 / 3)
+
+
+def test_sweep_command_prints_rows_and_draws(tmp_path: Path, capsys) -> None:
+    figure = tmp_path / 'sweep.png'
+    assert match_cost_sweep.main(['--backends', 'costnet_fast', '--costs', '0.5', '--test', '1',
+                                  '--figure', str(figure)]) == 0
+    out = capsys.readouterr().out
+    assert '1 test scenes' in out
+    rows = {line[:30].strip(): [float(value) if value != '-' else np.nan
+                                for value in line[30:].split()]
+            for line in out.splitlines()[2:]}
+    assert list(rows) == ['costnet_fast, 0', 'costnet_fast, 0.5', 'sgbm (defaults)']
+    dense, sparse = rows['costnet_fast, 0'], rows['costnet_fast, 0.5']
+    assert dense[0] > sparse[0]  # density falls
+    assert dense[1] > sparse[1]  # and the kept pixels are right more often
+    assert sparse[3] > dense[3] == 0.0  # unseen pixels left unknown
+    assert np.isnan(rows['sgbm (defaults)'][4])
+    assert all(len(row) == 7 for row in rows.values())
+    assert cv2.imread(str(figure)) is not None
+
+
+def test_sweep_command_refuses_a_bad_value(capsys) -> None:
+    assert match_cost_sweep.main(['--backends', 'costnet_fast', '--costs', '-1',
+                                  '--test', '1']) == 2
+    assert 'max_match_cost' in capsys.readouterr().err
