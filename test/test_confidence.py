@@ -53,8 +53,12 @@ def test_a_match_left_of_the_right_image_is_unconfirmed_even_if_right() -> None:
     true = np.full((HEIGHT, WIDTH), float(SHIFT), np.float32)
     mask = _mask(left, right, true, max_cost=4.0)  # the cost alone would keep every pixel
     columns = np.arange(WIDTH)
-    assert mask[:, columns < SHIFT - 1].all()
+    assert mask[:, columns < SHIFT].all()
     assert not mask[:, columns >= SHIFT].any()
+    # A match lands outside from half a pixel left of the first column on.
+    for shift, first_kept in ((SHIFT + 0.4, SHIFT), (SHIFT + 0.6, SHIFT + 1)):
+        mask = _mask(left, right, np.full((HEIGHT, WIDTH), shift, np.float32), max_cost=4.0)
+        assert mask[:, :first_kept].all() and not mask[:, first_kept:].any()
 
 
 def test_unknown_pixels_stay_out_of_the_mask_and_flat_images_are_unconfirmed() -> None:
@@ -66,6 +70,24 @@ def test_unknown_pixels_stay_out_of_the_mask_and_flat_images_are_unconfirmed() -
     flat = np.full((HEIGHT, WIDTH), 128, np.uint8)
     # Without texture the correlation is undefined: nothing confirms the estimate.
     assert _mask(flat, flat, np.full((HEIGHT, WIDTH), 4.0, np.float32))[:, 8:].all()
+
+
+def test_odd_sizes_and_batches_give_the_masks_of_single_even_images() -> None:
+    """An odd size is padded, so the right disparity is confirmed as well as at an even one."""
+    scene = SyntheticSamples([3], 'layered', 128, 320, 48.0)[0]
+    truth = np.asarray(scene.disparity, np.float32)
+    unseen = unseen_by_right_camera(torch.from_numpy(truth)[None, None])[0, 0].numpy() > 0
+    even = _mask(scene.left, scene.right, truth)
+    odd = _mask(scene.left[:127, :317], scene.right[:127, :317], truth[:127, :317])
+    # The same blocks of 2x2 px (only the per-image normalisation differs a little): the masks
+    # agree on the part they share, away from the crop's edge.
+    assert (odd[:120, :310] == even[:120, :310]).mean() > 0.995
+    assert odd[~unseen[:127, :317]].mean() < 1.2 * even[~unseen].mean() + 0.005
+    left_t, right_t = _tensors(scene.left, scene.right)
+    pair = torch.from_numpy(np.stack([truth, truth + 6]))[:, None]
+    batch = unconfirmed(left_t.expand(2, -1, -1, -1), right_t.expand(2, -1, -1, -1), pair, 0.5)
+    np.testing.assert_array_equal(batch[0], even)
+    np.testing.assert_array_equal(batch[1], _mask(scene.left, scene.right, truth + 6))
 
 
 def test_max_cost_must_be_positive() -> None:
@@ -119,8 +141,8 @@ def test_sweep_counts_and_shares() -> None:
     assert scores['density'] == pytest.approx(2 / 3)
     assert scores['estimated_bad3'] == pytest.approx(1 / 2)
     assert scores['estimated_bad3_large'] == pytest.approx(1.0)
-    assert scores['unseen_rejected'] == pytest.approx(1.0)
-    assert scores['right_rejected'] == pytest.approx(1 / 2)
+    assert scores['unseen_unknown'] == pytest.approx(1.0)
+    assert scores['right_lost'] == pytest.approx(1 / 2)
     # Filled as KITTI does, the unknown pixel takes the smaller neighbour, 10 px: 70 px wrong.
     assert scores['filled_epe'] == pytest.approx((0 + 70 + 10) / 3)
     assert scores['filled_bad2'] == pytest.approx(2 / 3)
@@ -135,6 +157,7 @@ def test_sweep_command_prints_rows_and_draws(tmp_path: Path, capsys) -> None:
     rows = {line[:30].strip(): [float(value) if value != '-' else np.nan
                                 for value in line[30:].split()]
             for line in out.splitlines()[2:]}
+    assert 'unseen unknown' in out.splitlines()[1]
     assert list(rows) == ['costnet_fast, 0', 'costnet_fast, 0.5', 'sgbm (defaults)']
     dense, sparse = rows['costnet_fast, 0'], rows['costnet_fast, 0.5']
     assert dense[0] > sparse[0]  # density falls
@@ -145,7 +168,27 @@ def test_sweep_command_prints_rows_and_draws(tmp_path: Path, capsys) -> None:
     assert cv2.imread(str(figure)) is not None
 
 
-def test_sweep_command_refuses_a_bad_value(capsys) -> None:
-    assert match_cost_sweep.main(['--backends', 'costnet_fast', '--costs', '-1',
-                                  '--test', '1']) == 2
-    assert 'max_match_cost' in capsys.readouterr().err
+@pytest.mark.parametrize('arguments, named', [
+    (['--costs', '-1'], 'max_match_cost'),
+    (['--costs', 'abc'], '--costs'),
+    (['--backends', ','], '--backends'),
+    (['--figure', 'no_such_folder/sweep.png'], '--figure'),
+    (['--figure', 'sweep.png', '--figure-cost', '0.7'], '--figure-cost'),
+    (['--figure', 'sweep.png', '--figure-scene', '1'], '--figure-scene'),
+    (['--test', '1', '--synthetic', '2'], 'not allowed with'),
+])
+def test_sweep_command_refuses_bad_input(arguments: list[str], named: str, tmp_path: Path,
+                                         monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    command = ['--backends', 'costnet_fast', '--test', '1'] + arguments
+    if arguments[0] == '--test':
+        command = ['--backends', 'costnet_fast'] + arguments
+    try:
+        code = match_cost_sweep.main(command)
+    except SystemExit as exit_:  # argparse's own refusals
+        code = int(exit_.code or 0)
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert named in error[-1]
+    assert len(error) == 1 or error[0].startswith('usage:')  # one line, or argparse's usage
+    assert not (tmp_path / 'sweep.png').exists()

@@ -92,3 +92,6 @@ def test_real_bench_tables_keep_a_gap_after_long_backend_names() -> None:
                      ['a_long_backend_name', '0.50']]
     # The columns line up: every row of the scene table is as long as its header.
     assert len({len(line) for line in lines[:5]}) == 1
+    # The last column before ms: bad-2 of the pixels with an estimate.
+    assert lines[0].split()[-3:] == ['b-2', '%', 'ms'] and 'est b-2 %' in lines[0]
+    assert lines[1].split()[-1] == '15.0'

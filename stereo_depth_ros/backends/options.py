@@ -16,6 +16,9 @@ MIN_PASS_SCALE = 0.05
 MIN_NEAR_FROM = 0.05
 #: Most near passes a user may ask for.
 MAX_NEAR_PASSES = 3
+#: The ``max_match_cost`` chosen on validation scenes (models/README.md, "Pixels the images do
+#: not confirm"); the option's default stays 0, the dense output.
+CHOSEN_MAX_MATCH_COST = 0.5
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,8 @@ class LearnedOptions:
         'the windowed matching cost of the right view warped by it (1 - ZNCC + half the mean '
         'absolute difference, at half resolution) is above this value, or the match falls '
         'left of the right image (near objects at the left border, occluded pixels, weak '
-        'texture); 0 = off (dense); 0.5 was chosen on validation scenes (models/README.md, '
+        f'texture); 0 = off (dense); {CHOSEN_MAX_MATCH_COST:g} was chosen on validation '
+        'scenes for obstacle avoidance with costnet and costnet_fast (models/README.md, '
         '"Pixels the images do not confirm").', limits=(0.0, 4.0))
     near_passes: int = option(
         0, 'Learned backends: how many near passes run, each at near_scale times the scale of '

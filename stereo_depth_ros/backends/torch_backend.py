@@ -126,8 +126,10 @@ class TorchBackend(DisparityBackend):
         array = mask_invalid(np.ascontiguousarray(disparity[0, 0].cpu().numpy(),
                                                   dtype=np.float32), self._max_disparity)
         if self.options.max_match_cost:
-            array[unconfirmed(left_t, right_t, disparity, self.options.max_match_cost)[0]] = \
-                np.nan
+            # The masked estimate: what the network said beyond its range is unknown here too.
+            estimate = torch.from_numpy(array)[None, None]
+            doubted = unconfirmed(left_t, right_t, estimate, self.options.max_match_cost)
+            array[doubted[0]] = np.nan
         return array
 
     def _predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:

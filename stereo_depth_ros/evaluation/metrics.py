@@ -61,12 +61,18 @@ def fill_invalid_kitti(pred: np.ndarray) -> np.ndarray:
     return filled
 
 
-def _errors(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _as_pair(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return prediction and ground truth as float64 arrays of one shape (or raise)."""
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape:
         raise ImageFormatError(
             f'prediction {pred.shape} and ground truth {gt.shape} differ in shape')
+    return pred, gt
+
+
+def _errors(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pred, gt = _as_pair(pred, gt)
     valid = gt_valid_mask(gt)
     if not np.isfinite(pred[valid]).all():
         raise ValueError('prediction has NaN at ground-truth pixels: fill it first '
@@ -171,11 +177,7 @@ def estimated_bad_n(pred: np.ndarray, gt: np.ndarray, threshold: float) -> float
     KITTI's "est" figures: how right the pixels a backend reports are, before any filling
     (NaN where it reports none). With :func:`density` it says what a sparse output is worth.
     """
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    if pred.shape != gt.shape:
-        raise ImageFormatError(
-            f'prediction {pred.shape} and ground truth {gt.shape} differ in shape')
+    pred, gt = _as_pair(pred, gt)
     reported = gt_valid_mask(gt) & np.isfinite(pred)
     if not reported.any():
         return float('nan')

@@ -13,35 +13,52 @@ correlation is undefined there), so flat regions go with the unmatched ones: wha
 is what the two views agree on.
 """
 
-import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from .pass_choice import matching_costs, shrunken_grey
+from .pass_choice import COST_SHRINK, matching_costs, shrunken_grey
 
 #: A match lands outside the right image when ``x - d`` is below this column (px).
 FIRST_COLUMN = -0.5
+
+
+def padded_to_multiple(images: torch.Tensor, multiple: int = COST_SHRINK) -> torch.Tensor:
+    """Return ``BxCxHxW`` images with their last row and column repeated to a ``multiple``.
+
+    Shrunk by :data:`~stereo_depth_ros.networks.pass_choice.COST_SHRINK` they are then exact
+    block means: an odd size would make the shrinking factor drift across the image, and the
+    cost of a right estimate with it.
+    """
+    height, width = images.shape[-2:]
+    pad = (0, -width % multiple, 0, -height % multiple)
+    return F.pad(images, pad, mode='replicate') if any(pad) else images
 
 
 def unconfirmed_one(left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
                     max_cost: float) -> np.ndarray:
     """Return the ``HxW`` pixels of a finite ``disparity`` that the images do not confirm.
 
-    ``left`` and ``right`` are ``hxw`` float32 grey images at a fraction of the disparity's
-    resolution (:func:`~stereo_depth_ros.networks.pass_choice.shrunken_grey`): the cost is
-    computed there, the disparity sampled and its values scaled, and each pixel takes the
-    cost of the sample it falls in. Pixels without a finite disparity are never in the mask.
+    ``left`` and ``right`` are float32 grey images at 1/:data:`~stereo_depth_ros.networks.
+    pass_choice.COST_SHRINK` of the disparity's size rounded up to a multiple of it
+    (:func:`padded_to_multiple`, then :func:`~stereo_depth_ros.networks.pass_choice.
+    shrunken_grey`). The cost is computed there, with the disparity of each block's first
+    pixel, scaled; every pixel of a block takes its cost. Pixels without a finite disparity
+    are never in the mask (their windows see them warped at 0 px).
     """
     height, width = disparity.shape
-    small = (left.shape[1], left.shape[0])
-    factor = np.float32(small[0] / width)
     known = np.isfinite(disparity)
     usable = np.where(known, disparity, np.float32(0.0)).astype(np.float32)
-    sampled = cv2.resize(usable, small, interpolation=cv2.INTER_NEAREST) * factor
-    cost = cv2.resize(matching_costs(left, right, [sampled])[0], (width, height),
-                      interpolation=cv2.INTER_NEAREST)
+    padded = np.pad(usable, ((0, -height % COST_SHRINK), (0, -width % COST_SHRINK)),
+                    mode='edge')
+    sampled = np.ascontiguousarray(padded[::COST_SHRINK, ::COST_SHRINK]) / COST_SHRINK
+    if sampled.shape != left.shape:
+        raise ValueError(f'grey images of shape {left.shape} do not match a {height}x{width} '
+                         f'disparity (expected {sampled.shape})')
+    cost = matching_costs(left, right, [sampled])[0]
+    cost = np.repeat(np.repeat(cost, COST_SHRINK, axis=0), COST_SHRINK, axis=1)
     landing = np.arange(width, dtype=np.float32)[None, :] - usable
-    return known & ((cost > max_cost) | (landing < FIRST_COLUMN))
+    return known & ((cost[:height, :width] > max_cost) | (landing < FIRST_COLUMN))
 
 
 def unconfirmed(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor,
@@ -51,9 +68,10 @@ def unconfirmed(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor
     ``left`` and ``right`` are the normalised ``Bx3xHxW`` images the network saw,
     ``disparity`` its ``Bx1xHxW`` estimate (px, NaN unknown); see :func:`unconfirmed_one`.
     """
-    if max_cost <= 0:
+    if not max_cost > 0:
         raise ValueError(f'max_cost must be > 0, got {max_cost}')
-    left_grey, right_grey = shrunken_grey(left), shrunken_grey(right)
+    left_grey = shrunken_grey(padded_to_multiple(left))
+    right_grey = shrunken_grey(padded_to_multiple(right))
     estimates = disparity.detach().float()[:, 0].cpu().numpy()
     return np.stack([unconfirmed_one(left_grey[index], right_grey[index],
                                      np.ascontiguousarray(estimates[index]), max_cost)

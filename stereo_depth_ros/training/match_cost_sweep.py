@@ -7,14 +7,15 @@ and prints, per value (0 = off, the dense output), over the pixels of all scenes
 - density: the share of pixels with ground truth that keep an estimate;
 - estimated bad-3, overall and at >= 64 px (a KITTI camera: nearer than 6 m): how many of the
   kept pixels are wrong by more than 3 px;
-- unseen rejected: of the pixels the right camera cannot see (outside its view or occluded,
+- unseen unknown: of the pixels the right camera cannot see (outside its view or occluded,
   :func:`~stereo_depth_ros.evaluation.visibility.unseen_by_right_camera`), where no estimate can
   be confirmed, the share left unknown;
-- right rejected: of the pixels the dense output has right (within 3 px), the share lost;
+- right lost: of the pixels the dense output has right (within 3 px), the share left unknown;
 - filled EPE and bad-2: the output filled as the KITTI devkit does, as every benchmark of
   the package scores it (what the option does to those scores).
 
-``sgbm`` (its defaults) gets the same columns. Validation scenes (the default, as
+Each value runs the backend as a user would, with the option set (the network runs once per
+value). ``sgbm`` (its defaults) gets the same columns. Validation scenes (the default, as
 ``selection --synthetic``) choose a value; ``--test N`` scores the model cards' N test scenes.
 ``--figure`` draws one scene: left view, truth, each backend dense and at ``--figure-cost``,
 and ``sgbm``, with the wrong pixels in red and the unknown ones black.
@@ -22,6 +23,7 @@ and ``sgbm``, with the wrong pixels in red and the unknown ones black.
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
@@ -31,6 +33,7 @@ from tqdm import tqdm
 
 from .selection import FULL_RANGE_SEED_OFFSET, full_range_scenes, full_range_test_scenes
 from ..backends import create_backend
+from ..backends.options import CHOSEN_MAX_MATCH_COST
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..errors import StereoDepthError
@@ -40,12 +43,20 @@ from ..visualize import colorize_disparity, grid, save_rgb, titled
 
 #: Error (px) above which an estimate counts as wrong.
 WRONG = 3.0
+#: Error (px) above which a pixel of the filled output counts as wrong (its bad-2).
+FILLED_WRONG = 2.0
 #: Widest figure (px); a wider one is shrunk to this.
 FIGURE_WIDTH = 1600
 #: Pixel counts one scene adds to a row: kept, known, kept wrong, kept large, kept wrong
 #: large, unseen, unseen kept, dense right, dense right kept; then the filled output's summed
-#: error and its count of errors above 2 px.
+#: error and its count of errors above FILLED_WRONG.
 _COUNTS = 11
+#: The printed columns: (key of :func:`summarise`, header, width, percent).
+COLUMNS = (('density', 'density', 9, True), ('estimated_bad3', 'est bad-3', 11, True),
+           ('estimated_bad3_large', 'est >=64 px', 13, True),
+           ('unseen_unknown', 'unseen unknown', 16, True), ('right_lost', 'right lost', 12, True),
+           ('filled_epe', 'filled EPE', 12, False), ('filled_bad2', 'filled bad-2', 14, True))
+_LABEL_WIDTH = 30
 
 
 def tally(estimate: np.ndarray, dense: np.ndarray, truth: np.ndarray,
@@ -64,36 +75,43 @@ def tally(estimate: np.ndarray, dense: np.ndarray, truth: np.ndarray,
     filled_error = np.abs(fill_invalid_kitti(estimate) - truth)[known]
     return np.array([kept.sum(), known.sum(), wrong.sum(), (kept & large).sum(),
                      (wrong & large).sum(), hidden.sum(), (hidden & kept).sum(), right.sum(),
-                     (right & kept).sum(), filled_error.sum(), (filled_error > 2).sum()],
-                    dtype=np.float64)
+                     (right & kept).sum(), filled_error.sum(),
+                     (filled_error > FILLED_WRONG).sum()], dtype=np.float64)
 
 
 def summarise(counts: np.ndarray) -> dict[str, float]:
-    """Return density, estimated bad-3 (all, >= 64 px), rejected shares, filled scores."""
-    (kept, known, wrong, large, wrong_large, hidden, hidden_kept, right, right_kept,
+    """Return density, estimated bad-3 (all, >= 64 px), lost shares and filled scores."""
+    (kept, known, wrong, kept_large, wrong_large, hidden, hidden_kept, right, right_kept,
      filled_error, filled_wrong) = counts
 
     def share(part: float, whole: float) -> float:
         return float(part / whole) if whole else float('nan')
 
     return {'density': share(kept, known), 'estimated_bad3': share(wrong, kept),
-            'estimated_bad3_large': share(wrong_large, large),
-            'unseen_rejected': 1.0 - share(hidden_kept, hidden),
-            'right_rejected': 1.0 - share(right_kept, right),
+            'estimated_bad3_large': share(wrong_large, kept_large),
+            'unseen_unknown': 1.0 - share(hidden_kept, hidden),
+            'right_lost': 1.0 - share(right_kept, right),
             'filled_epe': share(filled_error, known), 'filled_bad2': share(filled_wrong, known)}
 
 
-def _row(name: str, scores: dict[str, float]) -> str:
-    cells = [f'{100 * scores[key]:.1f}' if np.isfinite(scores[key]) else '-'
-             for key in ('density', 'estimated_bad3', 'estimated_bad3_large',
-                         'unseen_rejected', 'right_rejected')]
-    cells += [f'{scores["filled_epe"]:.2f}', f'{100 * scores["filled_bad2"]:.1f}']
-    widths = (9, 11, 13, 11, 10, 12, 13)
-    return f'{name:<30}' + ''.join(f'{cell:>{width}}' for cell, width in zip(cells, widths))
+def _row(label: str, scores: dict[str, float]) -> str:
+    cells = []
+    for key, _, width, percent in COLUMNS:
+        value = scores[key]
+        text = (f'{100 * value:.1f}' if percent else f'{value:.2f}') if np.isfinite(value) \
+            else '-'
+        cells.append(f'{text:>{width}}')
+    return f'{label:<{_LABEL_WIDTH}}' + ''.join(cells)
+
+
+def _header() -> str:
+    return (f'{"backend, max_match_cost":<{_LABEL_WIDTH}}'
+            + ''.join(f'{title:>{width}}' for _, title, width, _ in COLUMNS)
+            + '   (%; EPE px)')
 
 
 def _figure(path: str, sample: StereoSample, estimates: dict[str, np.ndarray]) -> None:
-    """Save the first scene with every estimate and its wrong pixels (red; unknown black)."""
+    """Save one scene with every estimate and its wrong pixels (red; unknown black)."""
     truth = np.asarray(sample.disparity, np.float32)
     top = float(np.nanmax(truth))
     panels = [titled(sample.left, 'left view'),
@@ -104,7 +122,7 @@ def _figure(path: str, sample: StereoSample, estimates: dict[str, np.ndarray]) -
         with np.errstate(invalid='ignore'):
             wrong = gt_valid_mask(truth) & (np.abs(estimate - truth) > WRONG)
         shown[wrong] = (255, 40, 40)
-        panels.append(titled(shown, f'{name}: wrong by > 3 px red, unknown black'))
+        panels.append(titled(shown, f'{name}: wrong by > {WRONG:g} px red, unknown black'))
     picture = grid(panels, columns=2)
     if picture.shape[1] > FIGURE_WIDTH:
         height = round(picture.shape[0] * FIGURE_WIDTH / picture.shape[1])
@@ -112,38 +130,59 @@ def _figure(path: str, sample: StereoSample, estimates: dict[str, np.ndarray]) -
     save_rgb(path, picture)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Print density and accuracy of the kept pixels for each backend and value."""
+def _costs(text: str) -> list[float]:
+    """Return 0 and the comma-separated values of ``--costs``, sorted (or raise)."""
+    try:
+        values = [float(value) for value in text.split(',') if value.strip()]
+    except ValueError:
+        raise StereoDepthError(f'--costs must be numbers separated by commas, got {text!r}') \
+            from None
+    return sorted({0.0, *values})
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.match_cost_sweep',
                                      description=__doc__.split('\n\n')[0])
     parser.add_argument('--backends', default='costnet',
                         help='learned backends, comma-separated (default costnet)')
-    parser.add_argument('--costs', default='0.5',
+    parser.add_argument('--costs', default=f'{CHOSEN_MAX_MATCH_COST:g}',
                         help='max_match_cost values, comma-separated (0, the dense output, '
-                        'is always scored)')
-    parser.add_argument('--synthetic', type=int, default=6, metavar='N',
+                        f'is always scored; default {CHOSEN_MAX_MATCH_COST:g})')
+    scenes = parser.add_mutually_exclusive_group()
+    scenes.add_argument('--synthetic', type=int, default=6, metavar='N',
                         help='full-range validation scenes per kind (default 6)')
+    scenes.add_argument('--test', type=int, default=0, metavar='N',
+                        help="score the model cards' first N full-range test scenes instead")
     parser.add_argument('--synthetic-start', type=int, default=0, metavar='K',
                         help='skip the first K validation scenes of each kind (default 0)')
     parser.add_argument('--synthetic-kinds', default='layered,photo',
                         help='kinds of the validation scenes (default layered,photo)')
     parser.add_argument('--photos', default=str(DEFAULT_PHOTO_CACHE),
                         help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
-    parser.add_argument('--test', type=int, default=0, metavar='N',
-                        help="score the model cards' first N full-range test scenes instead")
     parser.add_argument('--figure', default='',
                         help='save one scene with the estimates to this PNG')
     parser.add_argument('--figure-scene', type=int, default=0, metavar='I',
                         help='index of the scene drawn (default 0, the first)')
-    parser.add_argument('--figure-cost', type=float, default=0.5,
-                        help='the max_match_cost drawn beside the dense output (default 0.5; '
-                        'one of --costs)')
-    args = parser.parse_args(argv)
+    parser.add_argument('--figure-cost', type=float, default=CHOSEN_MAX_MATCH_COST,
+                        help='the max_match_cost drawn beside the dense output (default '
+                        f'{CHOSEN_MAX_MATCH_COST:g}; one of --costs)')
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Print density and accuracy of the kept pixels for each backend and value."""
+    args = _parser().parse_args(argv)
     try:
-        costs = sorted({0.0, *(float(value) for value in args.costs.split(',') if value)})
-        if args.figure and args.figure_cost not in costs:
-            raise ValueError(f'--figure-cost {args.figure_cost:g} is not one of --costs')
-        names = [name for name in args.backends.split(',') if name]
+        costs = _costs(args.costs)
+        names = [name.strip() for name in args.backends.split(',') if name.strip()]
+        if not names:
+            raise StereoDepthError(f'--backends names no backend: {args.backends!r}')
+        if args.figure:
+            if args.figure_cost not in costs:
+                raise StereoDepthError(f'--figure-cost {args.figure_cost:g} is not one of '
+                                       '--costs')
+            if not Path(args.figure).resolve().parent.is_dir():
+                raise StereoDepthError(f'--figure {args.figure}: its folder does not exist')
         # Built first: a bad backend name or value is refused before any scene is made.
         backends = {(name, cost): create_backend(name, device='cpu', max_match_cost=cost)
                     for name in names for cost in costs}
@@ -155,6 +194,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             scenes = full_range_scenes(args.synthetic, kinds, args.photos, args.synthetic_start)
             where = (f'{len(scenes)} validation scenes ({args.synthetic_kinds}, seeds from '
                      f'{FULL_RANGE_SEED_OFFSET + args.synthetic_start})')
+        if not scenes:
+            raise StereoDepthError('no scenes to score: --synthetic or --test must be >= 1')
+        if args.figure and not 0 <= args.figure_scene < len(scenes):
+            raise StereoDepthError(f'--figure-scene {args.figure_scene} is not one of the '
+                                   f'{len(scenes)} scenes (0-{len(scenes) - 1})')
     except (StereoDepthError, ValueError) as error:
         print(f'match_cost_sweep: {error}', file=sys.stderr)
         return 2
@@ -175,13 +219,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 for (name, cost), estimate in estimates.items()
                 if name == 'sgbm' or cost in (0.0, args.figure_cost)})
     print(f'{where}, pixels pooled; wrong = error > {WRONG:g} px')
-    print(f'{"backend, max_match_cost":<30}{"density":>9}{"est bad-3":>11}'
-          f'{"est >=64 px":>13}{"unseen out":>11}{"right out":>10}{"filled EPE":>12}'
-          f'{"filled bad-2":>13}   (%, EPE px)')
+    print(_header())
     for (name, cost), counts in rows.items():
         scores = summarise(counts)
         if name == 'sgbm':  # its own output is its dense one: nothing it had right is lost
-            scores['right_rejected'] = float('nan')
+            scores['right_lost'] = float('nan')
         print(_row(f'{name}, {cost:g}' if name != 'sgbm' else 'sgbm (defaults)', scores))
     return 0
 
