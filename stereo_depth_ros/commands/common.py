@@ -133,8 +133,8 @@ def check_output_folder(path: str | Path, option: str = '--out-dir') -> Path:
     return path
 
 
-def json_line(value: Any) -> str:
-    """Return ``value`` as one line of strict JSON: NaN and infinities become null."""
+def strict_json(value: Any, indent: Optional[int] = None) -> str:
+    """Return ``value`` as strict JSON: NaN and infinities become null."""
     def clean(item: Any) -> Any:
         if isinstance(item, float) and not math.isfinite(item):
             return None
@@ -143,4 +143,9 @@ def json_line(value: Any) -> str:
         if isinstance(item, (list, tuple)):
             return [clean(inner) for inner in item]
         return item
-    return json.dumps(clean(value), allow_nan=False)
+    return json.dumps(clean(value), indent=indent, allow_nan=False)
+
+
+def json_line(value: Any) -> str:
+    """Return ``value`` as one line of strict JSON: NaN and infinities become null."""
+    return strict_json(value)

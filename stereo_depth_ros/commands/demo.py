@@ -1,12 +1,11 @@
 """Run the main job on built-in data: synthetic road drive bag, road scenes and Middlebury."""
 
 import argparse
-import json
 from pathlib import Path
 
 from tqdm import tqdm
 
-from .common import add_backend_arguments, pipeline_from_args
+from .common import add_backend_arguments, pipeline_from_args, strict_json
 from ..data.datasets import middlebury2003_dataset
 from ..data.synthetic import eval_seeds, make_scene
 from ..evaluation.metrics import evaluate_pair
@@ -104,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     summary['middlebury2003'] = _middlebury(pipeline, out)
     if not args.no_compare:
         summary['comparison'] = _compare_backends(out)
-    (out / 'summary.json').write_text(json.dumps(summary, indent=2))
+    (out / 'summary.json').write_text(strict_json(summary, indent=2))
     print(f'\nbackend: {summary["backend"]}')
     drive = summary.get('bag_demo')
     if drive:
