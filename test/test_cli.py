@@ -120,3 +120,19 @@ def test_eval_obstacle_on_road_scenes(capsys):
     assert summary['iou_mean'] > 0.5 and summary['distance_error_median'] < 0.05
     assert main(['eval', '--dataset', 'synthetic', '--root', 'eval:1', '--obstacle']) == 2
     assert '--synthetic-kind road' in capsys.readouterr().err
+
+
+def test_backends_lists_every_option_with_limits_and_help_once(capsys):
+    assert main(['backends']) == 0
+    short = capsys.readouterr().out
+    assert 'max_match_cost=0.0' in short and 'warped' not in short
+    assert main(['backends', '--options']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(short)
+    assert '  max_match_cost=0.0 (0 .. 4)\n' in out and 'right view warped' in out
+    assert '  disparity_range=128 (16 .. 1024; in steps of 16)\n' in out
+    # DispNet-QR's options extend the learned ones: only its own are listed again.
+    qr = out[out.index('options of dispnet_qr'):]
+    assert qr.startswith('options of dispnet_qr, and those of dispnet, ')
+    assert '  decode=' in qr and 'max_match_cost' not in qr
+    assert out.count('  max_match_cost=0.0') == 1

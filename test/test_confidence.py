@@ -176,6 +176,14 @@ def test_sweep_command_prints_rows_and_draws(tmp_path: Path, capsys) -> None:
     (['--figure', 'sweep.png', '--figure-cost', '0.7'], '--figure-cost'),
     (['--figure', 'sweep.png', '--figure-scene', '1'], '--figure-scene'),
     (['--test', '1', '--synthetic', '2'], 'not allowed with'),
+    (['--test', '0'], '--test'),
+    (['--test', '-1'], '--test'),
+    (['--synthetic-start', '-1'], '--synthetic-start'),
+    (['--backends', 'sgbm'], 'not a learned backend'),
+    (['--costs', '0.5,,0.6'], '--costs'),
+    (['--figure-scene', '0'], 'need --figure'),
+    (['--figure', '.'], 'image file'),
+    (['--figure', 'sweep.txt'], 'image file'),
 ])
 def test_sweep_command_refuses_bad_input(arguments: list[str], named: str, tmp_path: Path,
                                          monkeypatch, capsys) -> None:
@@ -183,6 +191,8 @@ def test_sweep_command_refuses_bad_input(arguments: list[str], named: str, tmp_p
     command = ['--backends', 'costnet_fast', '--test', '1'] + arguments
     if arguments[0] == '--test':
         command = ['--backends', 'costnet_fast'] + arguments
+    elif arguments[0] == '--backends':
+        command = ['--test', '1'] + arguments
     try:
         code = match_cost_sweep.main(command)
     except SystemExit as exit_:  # argparse's own refusals
@@ -191,4 +201,4 @@ def test_sweep_command_refuses_bad_input(arguments: list[str], named: str, tmp_p
     error = capsys.readouterr().err.strip().splitlines()
     assert named in error[-1]
     assert len(error) == 1 or error[0].startswith('usage:')  # one line, or argparse's usage
-    assert not (tmp_path / 'sweep.png').exists()
+    assert not list(tmp_path.iterdir())  # nothing written

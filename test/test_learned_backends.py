@@ -358,7 +358,7 @@ def test_backends_command_lists_weights(monkeypatch: pytest.MonkeyPatch, tmp_pat
     shipped = save_tiny(tmp_path, 'dispnet')
     monkeypatch.setattr(record_module, 'default_weights_path',
                         lambda name: shipped if name == 'dispnet' else None)
-    assert backends_command.run(argparse.Namespace()) == 0
+    assert backends_command.run(argparse.Namespace(options=False)) == 0
     lines = capsys.readouterr().out.splitlines()
     text = '\n'.join(lines)
     for name in backend_names():

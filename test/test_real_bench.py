@@ -76,6 +76,9 @@ def test_real_bench_prints_tables_and_draws_pictures(tmp_path: Path, capsys) -> 
     assert summary['bad2_128_256'] > 0.5 and summary['bad2_0_32'] < 0.4
     assert 0.1 < summary['bad2'] < 0.3
     assert 'by true disparity' in out and 'sgbm        all' in out
+    # What was scored, and which columns score the filled output.
+    assert out.startswith('sgbm (disparity 0..') and 'filled as the KITTI devkit' in out
+    assert summary['density'] < 0.9 and summary['estimated_bad2'] < summary['bad2']
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         'aloe.png', 'cones.png', 'motorcycle.png', 'teddy.png']
 

@@ -1,6 +1,7 @@
 """List the disparity backends, their weights and their options (``--backend-option``)."""
 
 import argparse
+import textwrap
 
 from ..backends.registry import backend_names, backend_record
 from ..errors import BackendError
@@ -9,7 +10,10 @@ from ..weights import read_metadata
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options: the command only lists."""
+    """Add ``--options``: also explain each backend option."""
+    parser.add_argument('--options', action='store_true',
+                        help="also print what each backend option does and the values it "
+                        "accepts (``--backend-option NAME=VALUE``; the node's parameters)")
 
 
 def describe_weights(name: str) -> str:
@@ -41,7 +45,35 @@ def run(args: argparse.Namespace) -> int:
               f'weights: {describe_weights(name)}')
         options = ', '.join(describe_option(spec) for spec in option_specs(info.options))
         print(f'{"":<12} options: {options}')
+    if args.options:
+        print()
+        _print_option_help()
     return 0
+
+
+def _print_option_help() -> None:
+    """Print every options class once: each option, its limits and what it does.
+
+    A class that extends one printed before lists only the options it adds.
+    """
+    seen: dict[type, list[str]] = {}
+    for name in backend_names():
+        options = backend_record(name).options
+        if options in seen:
+            continue
+        users = [other for other in backend_names() if backend_record(other).options is options]
+        bases = [base for base in seen if issubclass(options, base)]
+        inherited = {spec.name for base in bases for spec in option_specs(base)}
+        seen[options] = users
+        also = ''.join(f', and those of {", ".join(seen[base])}' for base in bases)
+        print(f'options of {", ".join(users)}{also}:')
+        for spec in option_specs(options):
+            if spec.name in inherited:
+                continue
+            limits = f' ({spec.constraints})' if spec.constraints else ''
+            print(f'  {spec.name}={spec.default!r}{limits}')
+            for line in textwrap.wrap(spec.description, width=88):
+                print(f'      {line}')
 
 
 def describe_option(spec: ParameterSpec) -> str:

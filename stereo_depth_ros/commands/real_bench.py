@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         own = name == args.backend
         backends.append(create_backend(name, weights=args.weights if own else None,
                                        device=args.device, **(options if own else {})))
+    for backend in backends:  # what was scored: weights, passes, options
+        print(backend.describe())
     results = run_real_bench(backends, args.root, args.figures or None)
     print(format_tables(results))
     if args.figures:

@@ -73,6 +73,8 @@ def format_tables(results: dict[str, dict]) -> str:
     column = max([12, *(len(name) + 1 for name in results)])  # names and a gap
     header = ''.join(f'{label:>10}' for _, label in MAIN_METRICS)
     lines = [f'{"backend":<{column}}{"scene":<12}{header}{"ms":>9}']
+    note = ('EPE, bad-N and D1 score the output filled as the KITTI devkit does; dens and est '
+            'b-2 (bad-2) the pixels with an estimate')
     for name, summary in results.items():
         rows = [(row['name'], row) for row in summary['pairs']] + [('all', summary)]
         for scene, row in rows:
@@ -94,4 +96,4 @@ def format_tables(results: dict[str, dict]) -> str:
             cells.append(f'{epe:.2f} / {100 * bad2:.1f} / {100 * bad3:.1f}'
                          if np.isfinite(epe) else '-')
         lines.append(f'{name:<{column}}' + ''.join(f'{cell:>24}' for cell in cells))
-    return '\n'.join(lines)
+    return '\n'.join([*lines, '', note])

@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from .selection import FULL_RANGE_SEED_OFFSET, full_range_scenes, full_range_test_scenes
-from ..backends import create_backend
+from ..backends import backend_record, create_backend
 from ..backends.options import CHOSEN_MAX_MATCH_COST
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
@@ -133,7 +133,7 @@ def _figure(path: str, sample: StereoSample, estimates: dict[str, np.ndarray]) -
 def _costs(text: str) -> list[float]:
     """Return 0 and the comma-separated values of ``--costs``, sorted (or raise)."""
     try:
-        values = [float(value) for value in text.split(',') if value.strip()]
+        values = [float(value) for value in text.split(',')]
     except ValueError:
         raise StereoDepthError(f'--costs must be numbers separated by commas, got {text!r}') \
             from None
@@ -151,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     scenes = parser.add_mutually_exclusive_group()
     scenes.add_argument('--synthetic', type=int, default=6, metavar='N',
                         help='full-range validation scenes per kind (default 6)')
-    scenes.add_argument('--test', type=int, default=0, metavar='N',
+    scenes.add_argument('--test', type=int, default=None, metavar='N',
                         help="score the model cards' first N full-range test scenes instead")
     parser.add_argument('--synthetic-start', type=int, default=0, metavar='K',
                         help='skip the first K validation scenes of each kind (default 0)')
@@ -160,13 +160,52 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--photos', default=str(DEFAULT_PHOTO_CACHE),
                         help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
     parser.add_argument('--figure', default='',
-                        help='save one scene with the estimates to this PNG')
-    parser.add_argument('--figure-scene', type=int, default=0, metavar='I',
-                        help='index of the scene drawn (default 0, the first)')
-    parser.add_argument('--figure-cost', type=float, default=CHOSEN_MAX_MATCH_COST,
-                        help='the max_match_cost drawn beside the dense output (default '
-                        f'{CHOSEN_MAX_MATCH_COST:g}; one of --costs)')
+                        help='save one scene with the estimates to this image file (.png)')
+    parser.add_argument('--figure-scene', type=int, default=None, metavar='I',
+                        help='with --figure: index of the scene drawn (default 0, the first)')
+    parser.add_argument('--figure-cost', type=float, default=None,
+                        help='with --figure: the max_match_cost drawn beside the dense output '
+                        f'(default {CHOSEN_MAX_MATCH_COST:g}; one of --costs)')
     return parser
+
+
+def _check_learned(names: list[str], text: str) -> None:
+    """Refuse an empty ``--backends`` and backends without the option (sgbm: always scored)."""
+    if not names:
+        raise StereoDepthError(f'--backends names no backend: {text!r}')
+    for name in names:
+        if backend_record(name).network is None:
+            raise StereoDepthError(f'--backends: {name} is not a learned backend (sgbm is '
+                                   'always scored, with its defaults, as the reference)')
+
+
+def _check_scene_counts(args: argparse.Namespace) -> None:
+    """Refuse scene counts below 1 and a negative ``--synthetic-start``."""
+    if args.test is not None and args.test < 1:
+        raise StereoDepthError(f'--test must be >= 1, got {args.test}')
+    if args.synthetic < 1:
+        raise StereoDepthError(f'--synthetic must be >= 1, got {args.synthetic}')
+    if args.synthetic_start < 0:
+        raise StereoDepthError(f'--synthetic-start must be >= 0, got {args.synthetic_start}')
+
+
+def _figure_choice(args: argparse.Namespace, costs: list[float]) -> tuple[int, float]:
+    """Return the scene index and value drawn; refuse what cannot be drawn, before any work."""
+    if not args.figure:
+        if args.figure_scene is not None or args.figure_cost is not None:
+            raise StereoDepthError('--figure-scene and --figure-cost need --figure')
+        return 0, CHOSEN_MAX_MATCH_COST
+    scene = 0 if args.figure_scene is None else args.figure_scene
+    cost = CHOSEN_MAX_MATCH_COST if args.figure_cost is None else args.figure_cost
+    if cost not in costs:
+        raise StereoDepthError(f'--figure-cost {cost:g} is not one of --costs')
+    path = Path(args.figure)
+    if not path.resolve().parent.is_dir():
+        raise StereoDepthError(f'--figure {args.figure}: its folder does not exist')
+    if path.is_dir() or not cv2.haveImageWriter(str(path)):
+        raise StereoDepthError(f'--figure {args.figure}: not an image file name OpenCV can '
+                               'write (e.g. figure.png)')
+    return scene, cost
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -175,18 +214,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         costs = _costs(args.costs)
         names = [name.strip() for name in args.backends.split(',') if name.strip()]
-        if not names:
-            raise StereoDepthError(f'--backends names no backend: {args.backends!r}')
-        if args.figure:
-            if args.figure_cost not in costs:
-                raise StereoDepthError(f'--figure-cost {args.figure_cost:g} is not one of '
-                                       '--costs')
-            if not Path(args.figure).resolve().parent.is_dir():
-                raise StereoDepthError(f'--figure {args.figure}: its folder does not exist')
+        _check_learned(names, args.backends)
+        _check_scene_counts(args)
+        figure_scene, figure_cost = _figure_choice(args, costs)
         # Built first: a bad backend name or value is refused before any scene is made.
         backends = {(name, cost): create_backend(name, device='cpu', max_match_cost=cost)
                     for name in names for cost in costs}
-        if args.test:
+        if args.test is not None:
             scenes = full_range_test_scenes(args.test)
             where = f'{args.test} test scenes (layered, eval:{args.test})'
         else:
@@ -195,9 +229,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             where = (f'{len(scenes)} validation scenes ({args.synthetic_kinds}, seeds from '
                      f'{FULL_RANGE_SEED_OFFSET + args.synthetic_start})')
         if not scenes:
-            raise StereoDepthError('no scenes to score: --synthetic or --test must be >= 1')
-        if args.figure and not 0 <= args.figure_scene < len(scenes):
-            raise StereoDepthError(f'--figure-scene {args.figure_scene} is not one of the '
+            raise StereoDepthError('no scenes to score: --synthetic-kinds names no kind')
+        if args.figure and not 0 <= figure_scene < len(scenes):
+            raise StereoDepthError(f'--figure-scene {figure_scene} is not one of the '
                                    f'{len(scenes)} scenes (0-{len(scenes) - 1})')
     except (StereoDepthError, ValueError) as error:
         print(f'match_cost_sweep: {error}', file=sys.stderr)
@@ -213,11 +247,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for (name, cost), estimate in estimates.items():
             dense = estimates[(name, 0.0)]
             rows[(name, cost)] += tally(estimate, dense, truth, unseen)
-        if index == args.figure_scene and args.figure:
+        if index == figure_scene and args.figure:
             _figure(args.figure, sample, {
                 (f'{name}, max_match_cost {cost:g}' if cost else name): estimate
                 for (name, cost), estimate in estimates.items()
-                if name == 'sgbm' or cost in (0.0, args.figure_cost)})
+                if name == 'sgbm' or cost in (0.0, figure_cost)})
     print(f'{where}, pixels pooled; wrong = error > {WRONG:g} px')
     print(_header())
     for (name, cost), counts in rows.items():
