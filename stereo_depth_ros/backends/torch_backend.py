@@ -10,7 +10,7 @@ training validation uses too, plus coarser passes for near objects (large dispar
 ``near_scale`` is 0; the output is float32 HxW, NaN where the
 prediction is non-finite, negative or above ``max_disparity``, and with ``max_match_cost``
 where the images do not confirm it (:func:`~stereo_depth_ros.networks.confidence.
-unconfirmed`). The network runs in
+drop_unconfirmed`). The network runs in
 channels_last memory format (faster with oneDNN on the CPU and with tensor cores on CUDA).
 With ``torch_compile`` its forward is compiled
 (:class:`~stereo_depth_ros.torch_runtime.CompiledForward`).
@@ -27,7 +27,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .base import DisparityBackend
 from .options import LearnedOptions
 from .record import BackendRecord
-from ..networks.confidence import unconfirmed
+from ..networks.confidence import drop_unconfirmed
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
                                   near_pass_scales, predict_with_near_pass,
                                   resolve_match_passes)
@@ -126,10 +126,8 @@ class TorchBackend(DisparityBackend):
         array = mask_invalid(np.ascontiguousarray(disparity[0, 0].cpu().numpy(),
                                                   dtype=np.float32), self._max_disparity)
         if self.options.max_match_cost:
-            # The masked estimate: what the network said beyond its range is unknown here too.
-            estimate = torch.from_numpy(array)[None, None]
-            doubted = unconfirmed(left_t, right_t, estimate, self.options.max_match_cost)
-            array[doubted[0]] = np.nan
+            # On the masked estimate: what the network said beyond its range is unknown here too.
+            drop_unconfirmed(array, left_t, right_t, self.options.max_match_cost)
         return array
 
     def _predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:

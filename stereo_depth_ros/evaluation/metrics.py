@@ -153,6 +153,11 @@ def visibility_counts(filled: np.ndarray, gt: np.ndarray) -> np.ndarray:
                      unseen_part.sum()], dtype=np.float64)
 
 
+def share(part: float, whole: float) -> float:
+    """Return ``part / whole`` of pixel counts, NaN where ``whole`` is 0 (no such pixels)."""
+    return float(part / whole) if whole else float('nan')
+
+
 def pooled_visibility(counts: np.ndarray) -> dict[str, float]:
     """Return the bad-3 at >= 64 px of summed :func:`visibility_counts`, all and by part.
 
@@ -161,10 +166,6 @@ def pooled_visibility(counts: np.ndarray) -> dict[str, float]:
     see; NaN where a part has no pixels.
     """
     wrong_seen, seen, wrong_unseen, unseen = (float(value) for value in counts)
-
-    def share(part: float, whole: float) -> float:
-        return part / whole if whole else float('nan')
-
     return {'bad3_large': share(wrong_seen + wrong_unseen, seen + unseen),
             'bad3_large_seen': share(wrong_seen, seen),
             'bad3_large_unseen': share(wrong_unseen, unseen),

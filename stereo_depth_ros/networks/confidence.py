@@ -76,3 +76,15 @@ def unconfirmed(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor
     return np.stack([unconfirmed_one(left_grey[index], right_grey[index],
                                      np.ascontiguousarray(estimates[index]), max_cost)
                      for index in range(estimates.shape[0])])
+
+
+def drop_unconfirmed(disparity: np.ndarray, left: torch.Tensor, right: torch.Tensor,
+                     max_cost: float) -> np.ndarray:
+    """Set the pixels of an ``HxW`` float32 disparity the images do not confirm to NaN.
+
+    In place, and returned; ``left`` and ``right`` are the ``1x3xHxW`` normalised images
+    (:func:`unconfirmed`). What the backends do with ``max_cost`` > 0.
+    """
+    doubted = unconfirmed(left, right, torch.from_numpy(disparity)[None, None], max_cost)
+    disparity[doubted[0]] = np.nan
+    return disparity

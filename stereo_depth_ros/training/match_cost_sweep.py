@@ -14,8 +14,10 @@ and prints, per value (0 = off, the dense output), over the pixels of all scenes
 - filled EPE and bad-2: the output filled as the KITTI devkit does, as every benchmark of
   the package scores it (what the option does to those scores).
 
-Each value runs the backend as a user would, with the option set (the network runs once per
-value). ``sgbm`` (its defaults) gets the same columns. Validation scenes (the default, as
+The network runs once per scene, with the backend's defaults; each value then leaves unknown
+what the backend with the option would
+(:func:`~stereo_depth_ros.networks.confidence.drop_unconfirmed`, the backend's own step).
+``sgbm`` (its defaults) gets the same columns. Validation scenes (the default, as
 ``selection --synthetic``) choose a value; ``--test N`` scores the model cards' N test scenes.
 ``--figure`` draws one scene: left view, truth, each backend dense and at ``--figure-cost``,
 and ``sgbm``, with the wrong pixels in red and the unknown ones black.
@@ -32,13 +34,15 @@ import torch
 from tqdm import tqdm
 
 from .selection import FULL_RANGE_SEED_OFFSET, full_range_scenes, full_range_test_scenes
-from ..backends import backend_record, create_backend
+from ..backends import backend_options, backend_record, create_backend
 from ..backends.options import CHOSEN_MAX_MATCH_COST
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..errors import StereoDepthError
-from ..evaluation.metrics import LARGE_DISPARITY, fill_invalid_kitti, gt_valid_mask
+from ..evaluation.metrics import LARGE_DISPARITY, fill_invalid_kitti, gt_valid_mask, share
 from ..evaluation.visibility import unseen_by_right_camera
+from ..networks.confidence import drop_unconfirmed
+from ..networks.inference import images_to_tensor
 from ..visualize import colorize_disparity, grid, save_rgb, titled
 
 #: Error (px) above which an estimate counts as wrong.
@@ -83,10 +87,6 @@ def summarise(counts: np.ndarray) -> dict[str, float]:
     """Return density, estimated bad-3 (all, >= 64 px), lost shares and filled scores."""
     (kept, known, wrong, kept_large, wrong_large, hidden, hidden_kept, right, right_kept,
      filled_error, filled_wrong) = counts
-
-    def share(part: float, whole: float) -> float:
-        return float(part / whole) if whole else float('nan')
-
     return {'density': share(kept, known), 'estimated_bad3': share(wrong, kept),
             'estimated_bad3_large': share(wrong_large, kept_large),
             'unseen_unknown': 1.0 - share(hidden_kept, hidden),
@@ -217,9 +217,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _check_learned(names, args.backends)
         _check_scene_counts(args)
         figure_scene, figure_cost = _figure_choice(args, costs)
-        # Built first: a bad backend name or value is refused before any scene is made.
-        backends = {(name, cost): create_backend(name, device='cpu', max_match_cost=cost)
-                    for name in names for cost in costs}
+        # Checked first: a bad backend name or value is refused before any scene is made.
+        for name in names:
+            for cost in costs:
+                backend_options(backend_record(name), {'max_match_cost': cost})
+        backends = {name: create_backend(name, device='cpu') for name in names}
         if args.test is not None:
             scenes = full_range_test_scenes(args.test)
             where = f'{args.test} test scenes (layered, eval:{args.test})'
@@ -237,12 +239,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'match_cost_sweep: {error}', file=sys.stderr)
         return 2
     sgbm = create_backend('sgbm')
-    rows = {key: np.zeros(_COUNTS) for key in [*backends, ('sgbm', 0.0)]}
+    keys = [(name, cost) for name in names for cost in costs]
+    rows = {key: np.zeros(_COUNTS) for key in [*keys, ('sgbm', 0.0)]}
     for index, sample in enumerate(tqdm(scenes, desc='scenes', unit='scene')):
         truth = np.asarray(sample.disparity, np.float32)
         unseen = unseen_by_right_camera(torch.from_numpy(truth)[None, None])[0, 0].numpy() > 0
-        estimates = {key: backend.compute(sample.left, sample.right)
-                     for key, backend in backends.items()}
+        left, right = (images_to_tensor([image], torch.device('cpu'))
+                       for image in (sample.left, sample.right))
+        estimates: dict[tuple[str, float], np.ndarray] = {}
+        for name, backend in backends.items():
+            dense = backend.compute(sample.left, sample.right)
+            for cost in costs:
+                estimates[(name, cost)] = (drop_unconfirmed(dense.copy(), left, right, cost)
+                                           if cost else dense)
         estimates[('sgbm', 0.0)] = sgbm.compute(sample.left, sample.right)
         for (name, cost), estimate in estimates.items():
             dense = estimates[(name, 0.0)]
