@@ -19,6 +19,8 @@ MAX_NEAR_PASSES = 3
 #: The ``max_match_cost`` chosen on validation scenes (models/README.md, "Pixels the images do
 #: not confirm"); the option's default stays 0, the dense output.
 CHOSEN_MAX_MATCH_COST = 0.5
+#: Largest ``refine_radius`` (px) a user may ask for.
+MAX_REFINE_RADIUS = 64.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,13 @@ class LearnedOptions:
         f'texture); 0 = off (dense); {CHOSEN_MAX_MATCH_COST:g} was chosen on validation '
         'scenes for obstacle avoidance with costnet and costnet_fast (models/README.md, '
         '"Pixels the images do not confirm").', limits=(0.0, 4.0))
+    refine_radius: float = option(
+        -1.0, 'Learned backends: search this many px around the estimate for the disparity '
+        "whose warped right view matches the left view best (1 - ZNCC + half the mean "
+        'absolute difference: whole pixels at half resolution, then +-2 px at full '
+        'resolution with a sub-pixel fit, then a 5x5 median); 0 = off; -1 = the radius '
+        "chosen for the network on validation scenes (its default_refine_radius; "
+        'models/README.md, "Refining by matching").', limits=(-1.0, MAX_REFINE_RADIUS))
     near_passes: int = option(
         0, 'Learned backends: how many near passes run, each at near_scale times the scale of '
         'the one before; 0 = one, and more while the range is below 192 px (a KITTI camera '
@@ -89,6 +98,9 @@ class LearnedOptions:
         if 0.0 < self.near_scale < MIN_NEAR_SCALE:
             raise BackendError(f'near_scale must be 0 (off) or at least {MIN_NEAR_SCALE:g}, '
                                f'got {self.near_scale:g}')
+        if -1.0 < self.refine_radius < 0.0:
+            raise BackendError('refine_radius must be -1 (the network\'s own), 0 (off) or '
+                               f'> 0 px, got {self.refine_radius:g}')
         passes = max(self.near_passes, 1)
         if self.near_scale and self.scale * self.near_scale ** passes < MIN_PASS_SCALE:
             raise BackendError(f'scale x near_scale^{passes} must be at least '

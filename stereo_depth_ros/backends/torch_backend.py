@@ -4,7 +4,7 @@ One :class:`TorchBackend` runs any learned backend: it is given the backend's
 :class:`~stereo_depth_ros.backends.record.BackendRecord` and its checked
 :class:`~stereo_depth_ros.backends.options.LearnedOptions` (precision, max_disparity,
 num_threads, scale, pad_mode, fuse, near_scale, near_from, near_passes, match_passes,
-max_match_cost, torch_compile: see there). Input uint8 grey or RGB images go through
+refine_radius, max_match_cost, torch_compile: see there). Input uint8 grey or RGB images go through
 :func:`~stereo_depth_ros.networks.inference.predict_with_near_pass`: the inference path that
 training validation uses too, plus coarser passes for near objects (large disparities) unless
 ``near_scale`` is 0; the output is float32 HxW, NaN where the
@@ -30,7 +30,7 @@ from .record import BackendRecord
 from ..networks.confidence import drop_unconfirmed
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
                                   near_pass_scales, predict_with_near_pass,
-                                  resolve_match_passes)
+                                  resolve_match_passes, resolve_refine_radius)
 from ..torch_runtime import (CompiledForward, keep_freed_cpu_memory, resolve_device,
                              resolve_precision)
 from ..weights import load_model
@@ -82,6 +82,7 @@ class TorchBackend(DisparityBackend):
                                             options.near_from, options.near_passes,
                                             options.max_disparity)
         self.match_passes = resolve_match_passes(model, options.match_passes)
+        self.refine_radius = resolve_refine_radius(model, options.refine_radius)
         coarsest = self.near_scales[-1] if self.near_scales else self.scale
         self._max_disparity = options.max_disparity or disparity_range(model, coarsest)
         model = model.eval()
@@ -108,11 +109,12 @@ class TorchBackend(DisparityBackend):
         scale = f', scale {self.scale:g}' if self.scale != 1.0 else ''
         passes = ''.join(f', near pass x{near / self.scale:g}' for near in self.near_scales)
         matched = ', passes matched' if self.match_passes and self.near_scales else ''
+        refined = f', refined within {self.refine_radius:g} px' if self.refine_radius else ''
         compiled = ', torch.compile' if self.compiled and self.compiled.active else ''
         confirmed = (f', unknown above match cost {self.options.max_match_cost:g}'
                      if self.options.max_match_cost else '')
         return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}'
-                f'{scale}{passes}{matched}{compiled}{confirmed}, '
+                f'{scale}{passes}{matched}{refined}{compiled}{confirmed}, '
                 f'disparity 0..{self._max_disparity:g} px)')
 
     def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -135,4 +137,4 @@ class TorchBackend(DisparityBackend):
         return predict_with_near_pass(
             self.model, left, right, precision=self.precision, pad_mode=self.options.pad_mode,
             scale=self.scale, near_scales=self.near_scales, near_from=self.options.near_from,
-            match_passes=self.match_passes)
+            match_passes=self.match_passes, refine_radius=self.refine_radius)

@@ -237,6 +237,11 @@ class StereoNet(nn.Module):
     #: Chosen per network on the same scenes and pairs (models/README.md, "Choosing between
     #: the passes").
     default_match_passes: bool = False
+    #: What the backend option ``refine_radius`` -1 stands for: how far (px) around the
+    #: network's estimate :func:`~stereo_depth_ros.networks.refine.refine_by_matching`
+    #: searches; 0 = no refinement. Chosen per network on full-range validation scenes
+    #: (models/README.md, "Refining by matching").
+    default_refine_radius: float = 0.0
 
     def __init__(self, max_disparity: float) -> None:
         super().__init__()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from .common import (StereoNet, area_mean, normalize_image, pad_to_divisor,
                      upsample_disparity)
 from .pass_choice import choose_by_matching
+from .refine import refine_by_matching
 from ..backends.options import MIN_PASS_SCALE
 from ..images import to_rgb
 from ..torch_runtime import autocast
@@ -128,6 +129,11 @@ def resolve_match_passes(network: StereoNet | type[StereoNet], match_passes: str
     return network.default_match_passes if match_passes == 'auto' else match_passes == 'always'
 
 
+def resolve_refine_radius(network: StereoNet | type[StereoNet], refine_radius: float) -> float:
+    """Return ``refine_radius``, or the network's ``default_refine_radius`` where it is -1."""
+    return network.default_refine_radius if refine_radius < 0 else refine_radius
+
+
 def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_from: float = 0.0,
                      near_passes: int = 0, max_disparity: float = 0.0,
                      min_scale: float = MIN_PASS_SCALE) -> list[float]:
@@ -160,7 +166,8 @@ def near_pass_scales(model: StereoNet, scale: float, near_scale: float, near_fro
 def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Tensor, *,
                            precision: str = 'fp32', pad_mode: str = 'replicate',
                            scale: float = 1.0, near_scales: Sequence[float] = (),
-                           near_from: float = 0.0, match_passes: bool = False) -> torch.Tensor:
+                           near_from: float = 0.0, match_passes: bool = False,
+                           refine_radius: float = 0.0) -> torch.Tensor:
     """Return :func:`predict_disparity` at ``scale``, refined by passes at ``near_scales``.
 
     Without near scales this is one pass. Otherwise each near pass's estimate replaces the
@@ -168,7 +175,9 @@ def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Te
     (``model.max_disparity`` / that pass's scale; 0: the network's own fraction), and the
     range grows to the last pass's. With ``match_passes`` the passes' own estimates then
     compete with that blend, pixel by pixel, on how well they match
-    (:func:`~stereo_depth_ros.networks.pass_choice.choose_by_matching`).
+    (:func:`~stereo_depth_ros.networks.pass_choice.choose_by_matching`). With
+    ``refine_radius`` > 0 the result is refined by matching within that many px
+    (:func:`~stereo_depth_ros.networks.refine.refine_by_matching`; -1 is not resolved here).
     """
     near_from = resolve_near_from(model, near_from)
     result = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
@@ -184,6 +193,8 @@ def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Te
         ranges.append(near_range)
     if match_passes and near_scales:
         result = choose_by_matching(left, right, result, passes, ranges)
+    if refine_radius > 0:
+        result = refine_by_matching(left, right, result, refine_radius)
     return result
 
 

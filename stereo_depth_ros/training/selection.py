@@ -2,8 +2,8 @@
 
 ``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]
 [--near-scale S] [--near-from F] [--near-passes N] [--match-passes auto|always|never]
-[--synthetic N [--synthetic-start K] [--synthetic-kinds KINDS] [--visibility]] [--bands]
-[--sgbm]``
+[--refine-radius R] [--synthetic N [--synthetic-start K] [--synthetic-kinds KINDS]
+[--visibility]] [--bands] [--sgbm]``
 
 For each file: the photometric loss (SSIM + L1 of the right view warped by the predicted
 disparity, masked where it is occluded) and the agreement with the left-right-checked SGBM
@@ -22,10 +22,11 @@ unseen_by_right_camera` of the truth).
 ``--synthetic N`` adds N full-range validation scenes per kind (384x1248, 0-192 px, seeds
 from :data:`FULL_RANGE_SEED_OFFSET`, disjoint from the trainer's validation seeds and from
 the test seeds): EPE, bad-2, and bad-3 where the true disparity is 64 px or more.
-``--near-scale``, ``--near-from``, ``--near-passes`` and ``--match-passes`` are the backends'
-options of the same names (the coarser passes for near objects, and the choice between them
-by matching cost); ``--near-scale`` 0 (the default) scores the network alone, as the model
-cards' stage tables do, and ``--match-passes`` is ``never`` unless asked for.
+``--near-scale``, ``--near-from``, ``--near-passes``, ``--match-passes`` and
+``--refine-radius`` are the backends' options of the same names (the coarser passes for near
+objects, the choice between them by matching cost, and the search around the estimate);
+``--near-scale`` 0 (the default) scores the network alone, as the model cards' stage tables
+do, ``--match-passes`` is ``never`` and ``--refine-radius`` 0 (off) unless asked for.
 """
 
 import argparse
@@ -51,7 +52,7 @@ from ..evaluation.metrics import (DISPARITY_BANDS, LARGE_DISPARITY, band_key,
                                   fill_invalid_kitti, pooled_visibility, visibility_counts)
 from ..networks.common import StereoNet
 from ..networks.inference import (images_to_tensor, near_pass_scales, predict_with_near_pass,
-                                  resolve_match_passes)
+                                  resolve_match_passes, resolve_refine_radius)
 from ..weights import load_model, read_metadata
 
 #: First seed of the full-range validation scenes (validation range, above the trainer's).
@@ -62,7 +63,7 @@ FULL_RANGE_MAX_DISPARITY = 192.0
 
 
 def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scales: Sequence[float],
-                 near_from: float, match_passes: bool = False
+                 near_from: float, match_passes: bool = False, refine_radius: float = 0.0
                  ) -> Iterator[tuple[StereoSample, torch.Tensor]]:
     """Yield each sample with the ``Bx1xHxW`` prediction of ``model`` (in eval mode)."""
     model.eval()
@@ -70,7 +71,8 @@ def _predictions(model: StereoNet, samples: Sequence[StereoSample], near_scales:
         left = images_to_tensor([sample.left], torch.device('cpu'))
         right = images_to_tensor([sample.right], torch.device('cpu'))
         yield sample, predict_with_near_pass(model, left, right, near_scales=near_scales,
-                                             near_from=near_from, match_passes=match_passes)
+                                             near_from=near_from, match_passes=match_passes,
+                                             refine_radius=refine_radius)
 
 
 def sgbm_predictions(samples: Sequence[StereoSample]
@@ -87,10 +89,10 @@ def sgbm_predictions(samples: Sequence[StereoSample]
 
 def score_pairs(model: StereoNet, samples: Sequence[StereoSample],
                 near_scales: Sequence[float] = (), near_from: float = 0.0,
-                match_passes: bool = False) -> dict[str, float]:
+                match_passes: bool = False, refine_radius: float = 0.0) -> dict[str, float]:
     """Return the :func:`score_pair_predictions` of ``model`` on ``samples``."""
     return score_pair_predictions(_predictions(model, samples, near_scales, near_from,
-                                               match_passes))
+                                               match_passes, refine_radius))
 
 
 @torch.no_grad()
@@ -173,10 +175,11 @@ def full_range_test_scenes(count: int) -> list[StereoSample]:
 
 def score_full_range(model: StereoNet, samples: Sequence[StereoSample],
                      near_scales: Sequence[float] = (), near_from: float = 0.0,
-                     match_passes: bool = False) -> dict[str, Any]:
+                     match_passes: bool = False, refine_radius: float = 0.0
+                     ) -> dict[str, Any]:
     """Return the :func:`score_full_range_predictions` of ``model`` on ``samples``."""
     return score_full_range_predictions(_predictions(model, samples, near_scales, near_from,
-                                                     match_passes))
+                                                     match_passes, refine_radius))
 
 
 @torch.no_grad()
@@ -252,6 +255,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--match-passes', choices=MATCH_PASSES_CHOICES, default='never',
                         help="backend option match_passes (default never, as these scores were "
                         "measured before it existed; auto: the network's own, as the backends)")
+    parser.add_argument('--refine-radius', type=float, default=0.0, metavar='R',
+                        help='backend option refine_radius (px; default 0: off, as these '
+                        "scores were measured before it existed; -1: the network's own, as "
+                        'the backends)')
     parser.add_argument('--bands', action='store_true',
                         help='also print bad-2 against the pseudo-labels by the labels\' '
                         'disparity band (pixels of all pairs pooled)')
@@ -283,7 +290,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # Checked as the backends check them, before any work: one clear line for a bad value.
         near_options = {path: backend_options(backend_record(backend), {
             'near_scale': args.near_scale, 'near_from': args.near_from,
-            'near_passes': args.near_passes, 'match_passes': args.match_passes})
+            'near_passes': args.near_passes, 'match_passes': args.match_passes,
+            'refine_radius': args.refine_radius})
             for path, backend in backends.items()}
         if args.match_passes != 'never' and not args.near_scale:
             print(f'selection: --match-passes {args.match_passes} has nothing to choose between '
@@ -309,7 +317,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             options = near_options[path]
             near = dict(near_from=options.near_from, near_scales=near_pass_scales(
                 model, 1.0, options.near_scale, options.near_from, options.near_passes),
-                match_passes=resolve_match_passes(model, options.match_passes))
+                match_passes=resolve_match_passes(model, options.match_passes),
+                refine_radius=resolve_refine_radius(model, options.refine_radius))
             scores = score_pairs(model, pairs, **near)
             line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
                     f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
