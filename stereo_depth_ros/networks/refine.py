@@ -9,13 +9,16 @@ absolute difference) in two stages:
 
 1. at half resolution, every offset of whole half-resolution pixels within ``radius`` (output
    px) of the estimate, :data:`~stereo_depth_ros.networks.pass_choice.MATCH_WINDOW` window;
-   the best offset, doubled, moves every full-resolution pixel of its block;
+   the best offsets, median-filtered (:data:`COARSE_MEDIAN`) and doubled, move every
+   full-resolution pixel of their block;
 2. at full resolution, offsets of -:data:`FINE_RADIUS`..:data:`FINE_RADIUS` px around that,
    :data:`FINE_WINDOW` window, and a parabola through the best cost and its neighbours for
    the sub-pixel position;
 3. a 5x5 median (:func:`~stereo_depth_ros.networks.pass_choice.median_of_usable`), as a
    per-pixel choice leaves salt-and-pepper noise.
 
+In both stages the estimate stays unless another offset matches better by
+:data:`PREFERENCE`.
 The network chooses where to look: the search never leaves ``radius`` of its estimate, so a
 repeated texture or a flat region cannot pull the result further than that, and a pixel the
 network put more than ``radius`` off stays wrong. A result whose match would fall left of
@@ -35,6 +38,13 @@ from .pass_choice import (_CHANNEL_MEAN, COST_SHRINK, MATCH_WINDOW, matching_cos
 FINE_RADIUS = 2
 #: Side of the full-resolution stage's window (px).
 FINE_WINDOW = 7
+#: How much lower (cost units; 1 - ZNCC spans 0..2) another offset's cost must be than that
+#: of the estimate itself for the estimate to move, in either stage (as ``match_passes``'
+#: ``BLEND_PREFERENCE``): weak texture matches several offsets about as well.
+PREFERENCE = 0.05
+#: Side of the median filter applied to the half-resolution stage's offsets (3 or 5): the
+#: full-resolution stage's windows then see neighbours moved alike.
+COARSE_MEDIAN = 5
 
 
 def full_grey(images: torch.Tensor) -> np.ndarray:
@@ -49,6 +59,7 @@ def best_offsets(left: np.ndarray, right: np.ndarray, base: np.ndarray, offsets:
     """Return, per pixel, the index of the best of ``base + offsets`` and all the costs."""
     costs = matching_costs(left, right, [base + np.float32(offset) for offset in offsets],
                            window)
+    costs[offsets == 0] -= PREFERENCE
     return np.argmin(costs, axis=0), costs
 
 
@@ -80,7 +91,8 @@ def refine_one(left_small: np.ndarray, right_small: np.ndarray, left: np.ndarray
     steps = int(radius // COST_SHRINK)
     coarse = np.arange(-steps, steps + 1, dtype=np.float32)
     best, _ = best_offsets(left_small, right_small, sampled, coarse, MATCH_WINDOW)
-    shift = np.repeat(np.repeat(coarse[best] * COST_SHRINK, COST_SHRINK, axis=0),
+    chosen = cv2.medianBlur(coarse[best], COARSE_MEDIAN)
+    shift = np.repeat(np.repeat(chosen * COST_SHRINK, COST_SHRINK, axis=0),
                       COST_SHRINK, axis=1)[:height, :width]
     moved = base + shift
     fine = np.arange(-FINE_RADIUS, FINE_RADIUS + 1, dtype=np.float32)

@@ -1,0 +1,152 @@
+"""Tests of the refinement of a learned estimate by matching (option ``refine_radius``)."""
+
+import numpy as np
+import pytest
+import torch
+
+from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.data.datasets import SyntheticSamples
+from stereo_depth_ros.errors import BackendError
+from stereo_depth_ros.evaluation.visibility import unseen_by_right_camera
+from stereo_depth_ros.networks.common import StereoNet
+from stereo_depth_ros.networks.inference import (images_to_tensor, predict_with_near_pass,
+                                                 resolve_refine_radius)
+from stereo_depth_ros.networks.refine import FINE_RADIUS, refine_by_matching
+from stereo_depth_ros.training import selection
+
+
+def _refined(left: np.ndarray, right: np.ndarray, estimate: np.ndarray,
+             radius: float) -> np.ndarray:
+    device = torch.device('cpu')
+    left_t, right_t = images_to_tensor([left], device), images_to_tensor([right], device)
+    return refine_by_matching(left_t, right_t, torch.from_numpy(estimate)[None, None],
+                              radius)[0, 0].numpy()
+
+
+@pytest.fixture(scope='module')
+def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A generated scene (odd width), its truth and the pixels the right camera sees."""
+    sample = SyntheticSamples([4], 'layered', 128, 321, 48.0)[0]
+    truth = np.asarray(sample.disparity, np.float32)
+    unseen = unseen_by_right_camera(torch.from_numpy(truth)[None, None])[0, 0].numpy() > 0
+    return sample.left, sample.right, truth, ~unseen
+
+
+@pytest.mark.parametrize('offset', [-6.0, -2.5, 3.0, 7.0])
+def test_an_estimate_off_by_less_than_the_radius_is_brought_to_the_truth(scene, offset) -> None:
+    left, right, truth, seen = scene
+    refined = _refined(left, right, truth + np.float32(offset), 8.0)
+    error = np.abs(refined - truth)[seen]
+    assert np.mean(error > 2.0) < 0.15  # every pixel was wrong by more than 2 px
+
+
+def test_the_truth_mostly_stays(scene) -> None:
+    left, right, truth, seen = scene
+    error = np.abs(_refined(left, right, truth, 8.0) - truth)[seen]
+    assert np.mean(error > 1.0) < 0.1 and np.mean(error > 2.0) < 0.05
+
+
+def test_the_search_never_leaves_the_radius_of_the_estimate(scene) -> None:
+    """An estimate 20 px off with radius 4 cannot reach the truth: it moves at most that far."""
+    left, right, truth, _ = scene
+    estimate = truth + np.float32(20.0)
+    refined = _refined(left, right, estimate, 4.0)
+    known = np.isfinite(refined)
+    # The median may take a neighbour's value, which is itself within reach of its estimate.
+    reach = 4.0 + FINE_RADIUS + 0.5
+    assert np.all(np.abs(refined - estimate)[known] <= reach + np.ptp(truth))
+    assert np.mean(np.abs(refined - estimate)[known] <= reach) > 0.97
+    assert np.mean(np.abs(refined - truth)[known] <= 1.0) < 0.05
+
+
+def test_unknown_pixels_stay_unknown_and_matches_outside_the_right_view_keep_the_estimate(
+        scene) -> None:
+    left, right, truth, _ = scene
+    estimate = truth.copy()
+    estimate[40:60, 150:200] = np.nan
+    refined = _refined(left, right, estimate, 8.0)
+    assert np.isnan(refined[40:60, 150:200]).all()
+    assert np.isfinite(np.delete(refined, np.s_[40:60], axis=0)).all()
+    # Column 2 with an estimate of 30 px lands left of the right image: nothing to match.
+    estimate = np.full(truth.shape, 30.0, np.float32)
+    refined = _refined(left, right, estimate, 8.0)
+    assert np.all(refined[:, :2] == 30.0)
+
+
+def test_a_batch_gives_the_results_of_its_images_one_by_one(scene) -> None:
+    left, right, truth, _ = scene
+    device = torch.device('cpu')
+    lefts = images_to_tensor([left, right], device)
+    rights = images_to_tensor([right, left], device)
+    estimates = torch.from_numpy(np.stack([truth + 3, truth - 3]))[:, None]
+    batch = refine_by_matching(lefts, rights, estimates, 8.0)
+    first = _refined(left, right, truth + 3, 8.0)
+    second = _refined(right, left, truth - 3, 8.0)
+    np.testing.assert_array_equal(batch[0, 0].numpy(), first)
+    np.testing.assert_array_equal(batch[1, 0].numpy(), second)
+
+
+def test_a_radius_must_be_positive(scene) -> None:
+    left, right, truth, _ = scene
+    with pytest.raises(ValueError, match='radius'):
+        _refined(left, right, truth, 0.0)
+
+
+class _OffNetwork(StereoNet):
+    """Answers the truth of one scene plus a constant, whatever the images."""
+
+    divisor = 1
+
+    def __init__(self, truth: np.ndarray, offset: float) -> None:
+        super().__init__(64.0)
+        self.answer = torch.from_numpy(truth + np.float32(offset))[None, None]
+
+    def predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return self.answer.clone()
+
+
+def test_the_inference_path_refines_only_when_asked(scene) -> None:
+    left, right, truth, seen = scene
+    network = _OffNetwork(truth, 4.0)
+    device = torch.device('cpu')
+    left_t, right_t = images_to_tensor([left], device), images_to_tensor([right], device)
+    plain = predict_with_near_pass(network, left_t, right_t)[0, 0].numpy()
+    refined = predict_with_near_pass(network, left_t, right_t, refine_radius=8.0)[0, 0].numpy()
+    np.testing.assert_allclose(plain, truth + 4.0, atol=1e-4)
+    assert np.mean(np.abs(refined - truth)[seen] > 2.0) < 0.15
+
+
+def test_minus_one_stands_for_the_network_s_own_radius() -> None:
+    class Refined(StereoNet):
+        default_refine_radius = 12.0
+
+    assert resolve_refine_radius(Refined, -1.0) == 12.0
+    assert resolve_refine_radius(Refined, 0.0) == 0.0
+    assert resolve_refine_radius(Refined, 5.0) == 5.0
+    assert resolve_refine_radius(StereoNet, -1.0) == StereoNet.default_refine_radius
+
+
+def test_the_backend_option_is_checked_and_described() -> None:
+    with pytest.raises(BackendError, match='refine_radius'):
+        create_backend('costnet_fast', device='cpu', refine_radius=-0.5)
+    with pytest.raises(BackendError, match='refine_radius'):
+        create_backend('costnet_fast', device='cpu', refine_radius=100.0)
+    backend = create_backend('costnet_fast', device='cpu', refine_radius=6.0)
+    assert 'refined within 6 px' in backend.describe()
+    assert 'refined' not in create_backend('costnet_fast', device='cpu',
+                                           refine_radius=0.0).describe()
+
+
+def test_the_backend_refines_its_output(scene) -> None:
+    """A weak network's output gets closer to the truth of the pixels both cameras see."""
+    left, right, truth, seen = scene
+    plain = create_backend('squeezeseg', device='cpu', refine_radius=0.0)
+    refined = create_backend('squeezeseg', device='cpu', refine_radius=16.0)
+    before = np.abs(plain.compute(left, right) - truth)[seen]
+    after = np.abs(refined.compute(left, right) - truth)[seen]
+    assert np.nanmean(after > 2.0) < np.nanmean(before > 2.0) - 0.05
+
+
+def test_selection_refuses_a_bad_radius(capsys) -> None:
+    assert selection.main(['models/costnet_fast.safetensors', '--refine-radius', '-3']) == 2
+    assert 'refine_radius' in capsys.readouterr().err
