@@ -100,6 +100,9 @@ class DispNet(StereoNet):
     """
 
     divisor = 64
+    #: Refined within 32 px by matching (chosen on validation scenes, models/README.md,
+    #: "Refining by matching"; the largest radius offered).
+    default_refine_radius = 32.0
 
     def __init__(self, width: float = 0.25, max_disparity: float = 192,
                  batch_norm: bool = True) -> None:

@@ -34,6 +34,9 @@ class DispNetC(StereoNet):
     divisor = 64
     #: Weak in the upper part of its range: the near pass takes over from a third of it.
     default_near_from = 0.33
+    #: Refined within 16 px by matching (chosen on validation scenes, models/README.md,
+    #: "Refining by matching").
+    default_refine_radius = 16.0
 
     def __init__(self, width: float = 0.25, max_disparity: float = 192,
                  batch_norm: bool = True, max_displacement: Optional[int] = None) -> None:

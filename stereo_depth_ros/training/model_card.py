@@ -97,6 +97,12 @@ def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
         entry[name] = {**_main_metrics(summary), 'bands': bands,
                        'bad2_per_scene': {row['name']: round(row['bad2'], 4)
                                           for row in summary['pairs']}}
+    if refines_by_default(backend):
+        alone = run_real_bench([create_backend(backend, weights=weights, device='cpu',
+                                               refine_radius=0.0)], progress=False)[backend]
+        entry['without_refinement'] = {
+            **_main_metrics(alone),
+            'bad2_per_scene': {row['name']: round(row['bad2'], 4) for row in alone['pairs']}}
     ours, sgbm = entry[backend], entry['sgbm']
     entry['epe_lower_than_sgbm'] = bool(ours['epe'] < sgbm['epe'])
     entry['bad2_lower_than_sgbm'] = bool(ours['bad2'] < sgbm['bad2'])
@@ -104,6 +110,12 @@ def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
         ours['bad2_per_scene'][scene] < sgbm['bad2_per_scene'][scene]
         for scene in entry['scenes'])
     return entry
+
+
+def refines_by_default(backend: str) -> bool:
+    """Return whether ``backend``'s defaults refine its network's output by matching."""
+    network = backend_record(backend).network
+    return network is not None and network.default_refine_radius > 0
 
 
 def evaluate_full_range(backend: str, weights: Path, count: int = FULL_RANGE_SCENES
@@ -123,8 +135,12 @@ def evaluate_full_range(backend: str, weights: Path, count: int = FULL_RANGE_SCE
     samples = full_range_test_scenes(count)
     entry: dict[str, Any] = {
         'scenes': f'{count} test layered scenes 1248x384 (eval:{count}), disparities 1-192 px'}
-    for name, model in ((backend, create_backend(backend, weights=weights, device='cpu')),
-                        ('sgbm', create_backend('sgbm'))):
+    runs = [(backend, create_backend(backend, weights=weights, device='cpu')),
+            ('sgbm', create_backend('sgbm'))]
+    if refines_by_default(backend):
+        runs.append(('without_refinement', create_backend(backend, weights=weights,
+                                                          device='cpu', refine_radius=0.0)))
+    for name, model in runs:
         counts = np.zeros(4)  # the pixels at >= 64 px by visibility, summed over the scenes
 
         def tally(sample: StereoSample, prediction: np.ndarray) -> None:
@@ -165,17 +181,22 @@ def default_inference_options(backend: str) -> dict[str, Any]:
     """Return the default options of a learned backend that change its output.
 
     ``near_from`` is the value its default 0 stands for (the network's ``default_near_from``),
-    ``match_passes`` the value its default ``auto`` stands for (``always`` or ``never``).
+    ``match_passes`` the value its default ``auto`` stands for (``always`` or ``never``),
+    ``refine_radius`` the radius its default -1 stands for (the network's
+    ``default_refine_radius``).
     """
     from dataclasses import asdict
     from ..backends.options import LearnedOptions
-    from ..networks.inference import resolve_match_passes, resolve_near_from
+    from ..networks.inference import (resolve_match_passes, resolve_near_from,
+                                      resolve_refine_radius)
     options = asdict(LearnedOptions())
-    keys = ('scale', 'near_scale', 'near_from', 'near_passes', 'match_passes', 'max_disparity')
+    keys = ('scale', 'near_scale', 'near_from', 'near_passes', 'match_passes', 'refine_radius',
+            'max_disparity')
     chosen = {key: options[key] for key in keys}
     network = backend_record(backend).network
     if network is not None:
         chosen['near_from'] = resolve_near_from(network, chosen['near_from'])
+        chosen['refine_radius'] = resolve_refine_radius(network, chosen['refine_radius'])
         matched = resolve_match_passes(network, chosen['match_passes'])
         chosen['match_passes'] = 'always' if matched else 'never'
     return chosen
