@@ -73,6 +73,18 @@ def test_unknown_pixels_stay_unknown_and_matches_outside_the_right_view_keep_the
     assert np.all(refined[:, :2] == 30.0)
 
 
+def test_no_negative_disparity_is_chosen() -> None:
+    """Views whose best match lies right of each pixel (-3 px) cannot pull it below 0."""
+    rng = np.random.default_rng(2)
+    texture = np.repeat(rng.integers(0, 256, (64, 110)).astype(np.uint8), 2, axis=1)
+    left, right = texture[:, 3:203].copy(), texture[:, :200].copy()
+    estimate = np.full((64, 200), 2.0, np.float32)
+    refined = _refined(left, right, estimate, 8.0)
+    assert refined.min() >= -0.5
+    # An estimate that is itself negative may stay (the backend masks it as unknown).
+    assert np.mean(_refined(left, right, estimate - 5.0, 8.0) < -2.0) > 0.9
+
+
 def test_a_batch_gives_the_results_of_its_images_one_by_one(scene) -> None:
     left, right, truth, _ = scene
     device = torch.device('cpu')

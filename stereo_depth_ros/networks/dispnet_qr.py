@@ -122,9 +122,9 @@ class DispNetQR(StereoNet):
     loss_kind = 'quantized_regression'
     #: As its DispNetC trunk: the near pass takes over from a third of the range.
     default_near_from = 0.33
-    #: Refined within 8 px by matching (chosen on validation scenes, models/README.md,
-    #: "Refining by matching"; 16 px tied on bad-2).
-    default_refine_radius = 8.0
+    #: Refined within 16 px by matching (chosen on validation scenes, models/README.md,
+    #: "Refining by matching").
+    default_refine_radius = 16.0
 
     def __init__(self, num_bins: int = 10, bin_width: Optional[float] = None,
                  width: float = 0.25, max_disparity: float = 192, batch_norm: bool = True,

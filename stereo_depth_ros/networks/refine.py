@@ -56,10 +56,18 @@ def full_grey(images: torch.Tensor) -> np.ndarray:
 
 def best_offsets(left: np.ndarray, right: np.ndarray, base: np.ndarray, offsets: np.ndarray,
                  window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return, per pixel, the index of the best of ``base + offsets`` and all the costs."""
-    costs = matching_costs(left, right, [base + np.float32(offset) for offset in offsets],
-                           window)
-    costs[offsets == 0] -= PREFERENCE
+    """Return, per pixel, the index of the best of ``base + offsets`` and all the costs.
+
+    A negative candidate (a match right of the pixel) is never chosen, unless it is the
+    estimate itself (offset 0).
+    """
+    candidates = [base + np.float32(offset) for offset in offsets]
+    costs = matching_costs(left, right, candidates, window)
+    for cost, candidate, offset in zip(costs, candidates, offsets):
+        if offset == 0:
+            cost -= PREFERENCE
+        else:
+            cost[candidate < 0] = np.inf
     return np.argmin(costs, axis=0), costs
 
 
@@ -70,7 +78,8 @@ def sub_pixel(costs: np.ndarray, best: np.ndarray) -> np.ndarray:
                         for step in (-1, 0, 1))
     curvature = below - 2 * at + above
     with np.errstate(divide='ignore', invalid='ignore'):
-        vertex = np.where(curvature > 0, 0.5 * (below - above) / curvature, 0.0)
+        vertex = np.where(np.isfinite(curvature) & (curvature > 0),
+                          0.5 * (below - above) / curvature, 0.0)
     interior = (best > 0) & (best < costs.shape[0] - 1)
     return np.where(interior, np.clip(vertex, -0.5, 0.5), 0.0).astype(np.float32)
 
