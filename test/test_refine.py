@@ -11,7 +11,7 @@ from stereo_depth_ros.evaluation.visibility import unseen_by_right_camera
 from stereo_depth_ros.networks.common import StereoNet
 from stereo_depth_ros.networks.inference import (images_to_tensor, predict_with_near_pass,
                                                  resolve_refine_radius)
-from stereo_depth_ros.networks.refine import FINE_RADIUS, refine_by_matching
+from stereo_depth_ros.networks.refine import FINE_RADIUS, first_smallest, refine_by_matching
 from stereo_depth_ros.training import selection
 
 
@@ -162,3 +162,10 @@ def test_the_backend_refines_its_output(scene) -> None:
 def test_selection_refuses_a_bad_radius(capsys) -> None:
     assert selection.main(['models/costnet_fast.safetensors', '--refine-radius', '-3']) == 2
     assert 'refine_radius' in capsys.readouterr().err
+
+
+def test_first_smallest_is_argmin_with_ties_to_the_first() -> None:
+    rng = np.random.default_rng(0)
+    costs = rng.integers(0, 3, (7, 20, 30)).astype(np.float32)
+    costs[3, 0, 0] = np.inf
+    np.testing.assert_array_equal(first_smallest(costs), np.argmin(costs, axis=0))
