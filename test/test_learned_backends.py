@@ -26,6 +26,9 @@ from tiny_architectures import TINY
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
+#: Backend keyword arguments of tests of the network's own output: on the CPU, without the
+#: refinement by matching that some networks' defaults add (option ``refine_radius``).
+NETWORK_ALONE = {'device': 'cpu', 'refine_radius': 0.0}
 
 
 def _final_bias(model: torch.nn.Module, name: str) -> torch.Tensor:
@@ -97,7 +100,7 @@ def test_backend_runs_on_odd_sizes(tmp_path: Path, name: str) -> None:
 def test_odd_size_output_is_the_top_left_crop_of_the_padded_prediction(
         tmp_path: Path, name: str) -> None:
     path = save_tiny(tmp_path, name)
-    backend = create_backend(name, weights=path, device='cpu', precision='fp32', fuse=False,
+    backend = create_backend(name, weights=path, **NETWORK_ALONE, precision='fp32', fuse=False,
                              near_scale=0)
     model, _ = load_model(path, name)
     height, width = 123, 251
@@ -539,9 +542,9 @@ def test_near_pass_replaces_large_disparities_by_the_half_scale_estimate(
     # px at full resolution, at any input size, and twice that from the half-scale pass.
     path = save_weights(make_model('dispnet', offset), tmp_path / 'w.safetensors', 'dispnet')
     left, right = _images(64, 96)
-    one_pass = create_backend('dispnet', weights=path, device='cpu', near_scale=0)
-    half = create_backend('dispnet', weights=path, device='cpu', near_scale=0, scale=0.5)
-    both = create_backend('dispnet', weights=path, device='cpu', near_scale=0.5, near_from=0.5,
+    one_pass = create_backend('dispnet', weights=path, **NETWORK_ALONE, near_scale=0)
+    half = create_backend('dispnet', weights=path, **NETWORK_ALONE, near_scale=0, scale=0.5)
+    both = create_backend('dispnet', weights=path, **NETWORK_ALONE, near_scale=0.5, near_from=0.5,
                           near_passes=1)
     assert (one_pass.max_disparity, half.max_disparity, both.max_disparity) == (64, 128, 128)
     full, coarse = one_pass.compute(left, right), half.compute(left, right)
@@ -560,12 +563,12 @@ def test_dispnetc_near_pass_takes_over_from_a_third_of_its_range_unless_told(
     # The half-scale pass of this tiny dispnetc predicts about 4 * 6.5 = 26 px: between.
     path = save_weights(make_model('dispnetc', 6.5), tmp_path / 'w.safetensors', 'dispnetc')
     left, right = _images(64, 128)
-    full = create_backend('dispnetc', weights=path, device='cpu', near_scale=0)
-    half = create_backend('dispnetc', weights=path, device='cpu', near_scale=0, scale=0.5)
+    full = create_backend('dispnetc', weights=path, **NETWORK_ALONE, near_scale=0)
+    half = create_backend('dispnetc', weights=path, **NETWORK_ALONE, near_scale=0, scale=0.5)
     full_estimate, half_estimate = full.compute(left, right), half.compute(left, right)
     assert 23.0 < np.median(half_estimate) < 30.0
-    own = create_backend('dispnetc', weights=path, device='cpu', near_passes=1)
-    told = create_backend('dispnetc', weights=path, device='cpu', near_passes=1, near_from=0.5)
+    own = create_backend('dispnetc', weights=path, **NETWORK_ALONE, near_passes=1)
+    told = create_backend('dispnetc', weights=path, **NETWORK_ALONE, near_passes=1, near_from=0.5)
     expected = blend_near_pass(torch.from_numpy(full_estimate),
                                torch.from_numpy(half_estimate), 0.33 * 64, 64.0, 128.0)
     np.testing.assert_allclose(own.compute(left, right), expected.numpy(), atol=1e-4)
@@ -573,7 +576,7 @@ def test_dispnetc_near_pass_takes_over_from_a_third_of_its_range_unless_told(
     assert np.median(np.abs(told.compute(left, right) - full_estimate)) < 1e-4
     with pytest.raises(BackendError, match="near_from must be 0 .the network's own. or at "
                                            'least 0.05, got 0.01'):
-        create_backend('dispnetc', weights=path, device='cpu', near_from=0.01)
+        create_backend('dispnetc', weights=path, **NETWORK_ALONE, near_from=0.01)
 
 
 @pytest.mark.parametrize('offset', [5.0, 20.0])
@@ -584,10 +587,10 @@ def test_near_passes_continue_until_the_range_reaches_192_px(tmp_path: Path,
     # about 2 * offset px at full scale, 4 * offset at 1/2 and 8 * offset at 1/4.
     path = save_weights(make_model('dispnet', offset), tmp_path / 'w.safetensors', 'dispnet')
     left, right = _images(64, 128)
-    passes = [create_backend('dispnet', weights=path, device='cpu', near_scale=0, scale=scale)
+    passes = [create_backend('dispnet', weights=path, **NETWORK_ALONE, near_scale=0, scale=scale)
               for scale in (1.0, 0.5, 0.25)]
     full, half, quarter = (torch.from_numpy(one.compute(left, right)) for one in passes)
-    cascade = create_backend('dispnet', weights=path, device='cpu')
+    cascade = create_backend('dispnet', weights=path, **NETWORK_ALONE)
     assert cascade.max_disparity == 256.0
     assert cascade.describe().endswith('near pass x0.5, near pass x0.25, disparity 0..256 px)')
     expected = blend_near_pass(blend_near_pass(full, half, 32.0, 64.0, 128.0), quarter, 64.0,
@@ -645,7 +648,7 @@ def test_near_pass_with_an_input_scale(tmp_path: Path, offset: float, expected: 
     # scale 0.5 and ~8 * offset from the near pass at 0.25. The near pass takes over above
     # 0.5 * 64 / 0.5 = 64 px: not for offset 5 (20 / 40 px), for offset 12 (48 / 96 px).
     path = save_weights(make_model('dispnet', offset), tmp_path / 'w.safetensors', 'dispnet')
-    backend = create_backend('dispnet', weights=path, device='cpu', scale=0.5, near_scale=0.5)
+    backend = create_backend('dispnet', weights=path, **NETWORK_ALONE, scale=0.5, near_scale=0.5)
     assert backend.max_disparity == 256.0
     left, right = _images(64, 128)
     assert np.median(backend.compute(left, right)) == pytest.approx(expected, rel=0.05)

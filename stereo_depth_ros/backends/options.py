@@ -82,7 +82,8 @@ class LearnedOptions:
         -1.0, 'Learned backends: search this many px around the estimate for the disparity '
         "whose warped right view matches the left view best (1 - ZNCC + half the mean "
         'absolute difference: whole pixels at half resolution, then +-2 px at full '
-        'resolution with a sub-pixel fit, then a 5x5 median); 0 = off; -1 = the radius '
+        'resolution with a sub-pixel fit, then a 5x5 median: at most the radius + 2.5 px '
+        'before the median); 0 = off; -1 = the radius '
         "chosen for the network on validation scenes (its default_refine_radius; "
         'models/README.md, "Refining by matching").', limits=(-1.0, MAX_REFINE_RADIUS))
     near_passes: int = option(

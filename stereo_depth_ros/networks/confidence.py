@@ -35,6 +35,36 @@ def padded_to_multiple(images: torch.Tensor, multiple: int = COST_SHRINK) -> tor
     return F.pad(images, pad, mode='replicate') if any(pad) else images
 
 
+def block_samples(disparity: np.ndarray) -> np.ndarray:
+    """Return one disparity per block of the cost's shrinking factor, in shrunk px.
+
+    The blocks are :data:`~stereo_depth_ros.networks.pass_choice.COST_SHRINK` px square, of
+    the ``HxW`` ``disparity`` padded to a multiple of it (:func:`padded_to_multiple`'s
+    size); the values are divided by it. Each block's first pixel, or
+    where that is unknown (not finite) the mean of the block's known pixels, and 0 where the
+    block has none.
+    """
+    height, width = disparity.shape
+    padded = np.pad(disparity, ((0, -height % COST_SHRINK), (0, -width % COST_SHRINK)),
+                    mode='edge').astype(np.float32)
+    first = np.ascontiguousarray(padded[::COST_SHRINK, ::COST_SHRINK])
+    missing = ~np.isfinite(first)
+    if missing.any():
+        blocks = padded.reshape(first.shape[0], COST_SHRINK, first.shape[1], COST_SHRINK)
+        known = np.isfinite(blocks)
+        count = known.sum(axis=(1, 3))
+        total = np.where(known, blocks, np.float32(0.0)).sum(axis=(1, 3))
+        mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+        first[missing] = mean[missing]
+    return first / np.float32(COST_SHRINK)
+
+
+def to_pixels(blocks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Return per-block values repeated over each block's pixels, cropped to ``HxW``."""
+    return np.repeat(np.repeat(blocks, COST_SHRINK, axis=0), COST_SHRINK,
+                     axis=1)[:height, :width]
+
+
 def unconfirmed_one(left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
                     max_cost: float) -> np.ndarray:
     """Return the ``HxW`` pixels of a finite ``disparity`` that the images do not confirm.
@@ -42,23 +72,26 @@ def unconfirmed_one(left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
     ``left`` and ``right`` are float32 grey images at 1/:data:`~stereo_depth_ros.networks.
     pass_choice.COST_SHRINK` of the disparity's size rounded up to a multiple of it
     (:func:`padded_to_multiple`, then :func:`~stereo_depth_ros.networks.pass_choice.
-    shrunken_grey`). The cost is computed there, with the disparity of each block's first
-    pixel, scaled; every pixel of a block takes its cost. Pixels without a finite disparity
-    are never in the mask (their windows see them warped at 0 px).
+    shrunken_grey`). The cost is computed there, with each block's disparity
+    (:func:`block_samples`); every pixel of a block takes its cost. Pixels without a finite
+    disparity are never in the mask (their windows see them warped at 0 px).
     """
     height, width = disparity.shape
     known = np.isfinite(disparity)
     usable = np.where(known, disparity, np.float32(0.0)).astype(np.float32)
-    padded = np.pad(usable, ((0, -height % COST_SHRINK), (0, -width % COST_SHRINK)),
-                    mode='edge')
-    sampled = np.ascontiguousarray(padded[::COST_SHRINK, ::COST_SHRINK]) / COST_SHRINK
-    if sampled.shape != left.shape:
-        raise ValueError(f'grey images of shape {left.shape} do not match a {height}x{width} '
-                         f'disparity (expected {sampled.shape})')
-    cost = matching_costs(left, right, [sampled])[0]
-    cost = np.repeat(np.repeat(cost, COST_SHRINK, axis=0), COST_SHRINK, axis=1)
+    sampled = block_samples(disparity)
+    check_grey_size(left, sampled.shape, height, width)
+    cost = to_pixels(matching_costs(left, right, [sampled])[0], height, width)
     landing = np.arange(width, dtype=np.float32)[None, :] - usable
-    return known & ((cost[:height, :width] > max_cost) | (landing < FIRST_COLUMN))
+    return known & ((cost > max_cost) | (landing < FIRST_COLUMN))
+
+
+def check_grey_size(grey: np.ndarray, expected: tuple[int, ...], height: int,
+                    width: int) -> None:
+    """Refuse half-resolution grey images that do not fit a ``height`` x ``width`` disparity."""
+    if grey.shape != expected:
+        raise ValueError(f'grey images of shape {grey.shape} do not match a {height}x{width} '
+                         f'disparity (expected {expected})')
 
 
 def unconfirmed(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor,

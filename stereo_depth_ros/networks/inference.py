@@ -176,8 +176,9 @@ def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Te
     range grows to the last pass's. With ``match_passes`` the passes' own estimates then
     compete with that blend, pixel by pixel, on how well they match
     (:func:`~stereo_depth_ros.networks.pass_choice.choose_by_matching`). With
-    ``refine_radius`` > 0 the result is refined by matching within that many px
-    (:func:`~stereo_depth_ros.networks.refine.refine_by_matching`; -1 is not resolved here).
+    ``refine_radius`` > 0 the result is refined by matching within that many px, inside the
+    range reached (:func:`~stereo_depth_ros.networks.refine.refine_by_matching`; -1 is not
+    resolved here).
     """
     near_from = resolve_near_from(model, near_from)
     result = predict_disparity(model, left, right, precision=precision, pad_mode=pad_mode,
@@ -194,7 +195,7 @@ def predict_with_near_pass(model: StereoNet, left: torch.Tensor, right: torch.Te
     if match_passes and near_scales:
         result = choose_by_matching(left, right, result, passes, ranges)
     if refine_radius > 0:
-        result = refine_by_matching(left, right, result, refine_radius)
+        result = refine_by_matching(left, right, result, refine_radius, ranges[-1])
     return result
 
 

@@ -140,17 +140,24 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
     return median_of_usable(chosen, within(chosen, max(limits)))
 
 
-def shrunken_grey(images: torch.Tensor) -> np.ndarray:
-    """Return ``Bx3xHxW`` images as ``Bxhxw`` float32 grey at 1/:data:`COST_SHRINK` size."""
+def grey(images: torch.Tensor, shrink: int = 1) -> np.ndarray:
+    """Return ``Bx3xHxW`` images as ``Bxhxw`` float32 grey (channel mean) at 1/``shrink`` size."""
     height, width = images.shape[-2:]
-    small = (max(width // COST_SHRINK, 1), max(height // COST_SHRINK, 1))
+    small = (max(width // shrink, 1), max(height // shrink, 1))
     # Pixel-last (a view of the channels_last tensors the backends pass): area averaging of
     # the interleaved channels, then their mean (OpenCV's per-pixel transform: numpy's mean
-    # over an axis of 3 is several times slower) on a quarter of the pixels.
+    # over an axis of 3 is several times slower) on the shrunk pixels.
     pixels = images.detach().float().permute(0, 2, 3, 1).cpu().numpy()
     return np.stack([cv2.transform(cv2.resize(np.ascontiguousarray(image), small,
-                                              interpolation=cv2.INTER_AREA), _CHANNEL_MEAN)
+                                              interpolation=cv2.INTER_AREA)
+                                   if shrink > 1 else np.ascontiguousarray(image),
+                                   _CHANNEL_MEAN)
                      for image in pixels])
+
+
+def shrunken_grey(images: torch.Tensor) -> np.ndarray:
+    """Return ``Bx3xHxW`` images as ``Bxhxw`` float32 grey at 1/:data:`COST_SHRINK` size."""
+    return grey(images, COST_SHRINK)
 
 
 def choose_by_matching(left: torch.Tensor, right: torch.Tensor, blend: torch.Tensor,

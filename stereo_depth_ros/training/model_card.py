@@ -83,6 +83,14 @@ def _main_metrics(summary: dict) -> dict:
     return _rounded({key: summary[key] for key in METRICS if key in summary})
 
 
+def _real_suite_scores(summary: dict) -> dict[str, Any]:
+    """Return the main metrics, the bands and the per-scene bad-2 of one real-bench row."""
+    bands = {key: round(value, 4) for key, value in summary.items()
+             if key.startswith(('epe_', 'bad2_', 'bad3_')) and math.isfinite(value)}
+    return {**_main_metrics(summary), 'bands': bands,
+            'bad2_per_scene': {row['name']: round(row['bad2'], 4) for row in summary['pairs']}}
+
+
 def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
     """Measure ``backend`` and sgbm (its defaults) on the real suite in one run."""
     from ..backends import create_backend
@@ -92,17 +100,13 @@ def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
     entry: dict[str, Any] = {'command': f'stereo-depth real-bench --backends sgbm,{backend}',
                              'scenes': [row['name'] for row in results['sgbm']['pairs']]}
     for name, summary in results.items():
-        bands = {key: round(value, 4) for key, value in summary.items()
-                 if key.startswith(('epe_', 'bad2_', 'bad3_')) and math.isfinite(value)}
-        entry[name] = {**_main_metrics(summary), 'bands': bands,
-                       'bad2_per_scene': {row['name']: round(row['bad2'], 4)
-                                          for row in summary['pairs']}}
+        entry[name] = _real_suite_scores(summary)
     if refines_by_default(backend):
         alone = run_real_bench([create_backend(backend, weights=weights, device='cpu',
                                                refine_radius=0.0)], progress=False)[backend]
         entry['without_refinement'] = {
-            **_main_metrics(alone),
-            'bad2_per_scene': {row['name']: round(row['bad2'], 4) for row in alone['pairs']}}
+            'command': f'stereo-depth real-bench --backends {backend} --backend-option '
+                       'refine_radius=0', **_real_suite_scores(alone)}
     ours, sgbm = entry[backend], entry['sgbm']
     entry['epe_lower_than_sgbm'] = bool(ours['epe'] < sgbm['epe'])
     entry['bad2_lower_than_sgbm'] = bool(ours['bad2'] < sgbm['bad2'])
