@@ -38,8 +38,8 @@ LEARNED = learned_backend_names()
 #: Mean EPE (px) each shipped model must stay below on 4 validation synthetic scenes: the value
 #: measured with the backend defaults (near pass included) when the weights were shipped or
 #: the defaults last changed, plus ~30 % (a regression guard; the comparison with sgbm on 200
-#: test scenes and on the real suite is in models/<backend>.yaml). Measured: dispnetc 1.37,
-#: dispnet 1.92, squeezeseg 2.10, dispnet_qr 1.37 (refined by matching, their default
+#: test scenes and on the real suite is in models/<backend>.yaml). Measured: dispnetc 1.35,
+#: dispnet 1.89, squeezeseg 2.07, dispnet_qr 1.35 (refined by matching, their default
 #: refine_radius since 2026-12-06; alone 1.34, 2.96, 3.96, 1.37), costnet 0.84 (stage 13 with
 #: match_passes and its FIRST_PASS_PREFERENCE; 0.80 without), costnet_fast 0.88 (stage 7,
 #: likewise).
@@ -47,7 +47,7 @@ SHIPPED_EPE_BOUNDS = {'dispnetc': 1.78, 'dispnet': 2.5, 'squeezeseg': 2.73, 'dis
                       'costnet': 1.09, 'costnet_fast': 1.14}
 #: Bad-2 of each shipped network on the real suite (cones, teddy, motorcycle, aloe; mean over
 #: the scenes) when it was shipped or the defaults last changed, plus ~10 %: a regression guard
-#: on real images. Measured: dispnetc 0.179, dispnet 0.206, squeezeseg 0.210, dispnet_qr 0.179
+#: on real images. Measured: dispnetc 0.178, dispnet 0.205, squeezeseg 0.209, dispnet_qr 0.178
 #: (refined by matching, their default refine_radius since 2026-12-06; alone 0.287, 0.547,
 #: 0.595, 0.290), costnet 0.153 (stage 13 with match_passes and its FIRST_PASS_PREFERENCE;
 #: 0.154 without; sgbm 0.193), costnet_fast 0.155 (stage 7, likewise; stage 3 had 0.161
