@@ -141,7 +141,7 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
 
 
 def grey(images: torch.Tensor, shrink: int = 1) -> np.ndarray:
-    """Return ``Bx3xHxW`` images as ``Bxhxw`` float32 grey (channel mean) at 1/``shrink`` size."""
+    """Return ``Bx3xHxW`` images as ``Bxhxw`` float32 channel means at 1/``shrink`` size."""
     height, width = images.shape[-2:]
     small = (max(width // shrink, 1), max(height // shrink, 1))
     # Pixel-last (a view of the channels_last tensors the backends pass): area averaging of
