@@ -4,6 +4,7 @@ import argparse
 
 from .common import add_backend_arguments, json_line, parse_backend_options
 from ..backends import create_backend
+from ..errors import BackendError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,13 @@ def run(args: argparse.Namespace) -> int:
     names = [name.strip() for name in (args.backends or f'sgbm,{args.backend}').split(',')
              if name.strip()]
     names = list(dict.fromkeys(names))
+    given = [flag for flag, value in (('--weights', args.weights),
+                                      ('--backend-option', args.backend_option),
+                                      ('--precision', args.precision)) if value]
+    if given and args.backend not in names:
+        raise BackendError(f'{", ".join(given)} apply to --backend ({args.backend}), which is '
+                           f'not in --backends ({",".join(names)}): name the backend they are '
+                           'for with --backend')
     options = parse_backend_options(args.backend_option)
     if args.precision:
         options['precision'] = args.precision
