@@ -35,6 +35,21 @@ def padded_to_multiple(images: torch.Tensor, multiple: int = COST_SHRINK) -> tor
     return F.pad(images, pad, mode='replicate') if any(pad) else images
 
 
+def cost_grey(images: torch.Tensor) -> np.ndarray:
+    """Return ``Bx3xHxW`` images as the ``Bxhxw`` grey images of the half-resolution cost.
+
+    Padded to a multiple of :data:`~stereo_depth_ros.networks.pass_choice.COST_SHRINK`
+    (:func:`padded_to_multiple`), then shrunk by it (:func:`~stereo_depth_ros.networks.
+    pass_choice.shrunken_grey`): one block of the disparity per pixel (:func:`block_samples`).
+    """
+    return shrunken_grey(padded_to_multiple(images))
+
+
+def lands_outside(disparity: np.ndarray) -> np.ndarray:
+    """Return where the match of an ``HxW`` finite disparity falls left of the right image."""
+    return np.arange(disparity.shape[-1], dtype=np.float32)[None, :] - disparity < FIRST_COLUMN
+
+
 def block_samples(disparity: np.ndarray) -> np.ndarray:
     """Return one disparity per block of the cost's shrinking factor, in shrunk px.
 
@@ -71,8 +86,7 @@ def unconfirmed_one(left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
 
     ``left`` and ``right`` are float32 grey images at 1/:data:`~stereo_depth_ros.networks.
     pass_choice.COST_SHRINK` of the disparity's size rounded up to a multiple of it
-    (:func:`padded_to_multiple`, then :func:`~stereo_depth_ros.networks.pass_choice.
-    shrunken_grey`). The cost is computed there, with each block's disparity
+    (:func:`cost_grey`). The cost is computed there, with each block's disparity
     (:func:`block_samples`); every pixel of a block takes its cost. Pixels without a finite
     disparity are never in the mask (their windows see them warped at 0 px).
     """
@@ -82,8 +96,7 @@ def unconfirmed_one(left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
     sampled = block_samples(disparity)
     check_grey_size(left, sampled.shape, height, width)
     cost = to_pixels(matching_costs(left, right, [sampled])[0], height, width)
-    landing = np.arange(width, dtype=np.float32)[None, :] - usable
-    return known & ((cost > max_cost) | (landing < FIRST_COLUMN))
+    return known & ((cost > max_cost) | lands_outside(usable))
 
 
 def check_grey_size(grey: np.ndarray, expected: tuple[int, ...], height: int,
@@ -103,8 +116,7 @@ def unconfirmed(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor
     """
     if not max_cost > 0:
         raise ValueError(f'max_cost must be > 0, got {max_cost}')
-    left_grey = shrunken_grey(padded_to_multiple(left))
-    right_grey = shrunken_grey(padded_to_multiple(right))
+    left_grey, right_grey = cost_grey(left), cost_grey(right)
     estimates = disparity.detach().float()[:, 0].cpu().numpy()
     return np.stack([unconfirmed_one(left_grey[index], right_grey[index],
                                      np.ascontiguousarray(estimates[index]), max_cost)

@@ -35,10 +35,9 @@ import cv2
 import numpy as np
 import torch
 
-from .confidence import FIRST_COLUMN, block_samples, check_grey_size, padded_to_multiple, \
-    to_pixels
+from .confidence import block_samples, check_grey_size, cost_grey, lands_outside, to_pixels
 from .pass_choice import (BLEND_PREFERENCE, COST_SHRINK, MATCH_WINDOW, grey, matching_costs,
-                          median_of_usable, shrunken_grey, within)
+                          median_of_usable, within)
 
 #: Search radius (px) of the full-resolution stage, around the half-resolution result.
 FINE_RADIUS = 2
@@ -104,8 +103,9 @@ def refine_one(left_small: np.ndarray, right_small: np.ndarray, left: np.ndarray
     """Return the refined ``HxW`` ``disparity`` (px); values outside ``[0, limit]`` stay.
 
     ``left_small`` and ``right_small`` are the grey images at 1/:data:`~stereo_depth_ros.
-    networks.pass_choice.COST_SHRINK` of the disparity's size rounded up to a multiple of it,
-    ``left`` and ``right`` at its size (:func:`~stereo_depth_ros.networks.pass_choice.grey`).
+    networks.pass_choice.COST_SHRINK` of the disparity's size rounded up to a multiple of it
+    (:func:`~stereo_depth_ros.networks.confidence.cost_grey`), ``left`` and ``right`` at its
+    size (:func:`~stereo_depth_ros.networks.pass_choice.grey`).
     """
     height, width = disparity.shape
     usable = within(disparity, limit)
@@ -124,8 +124,7 @@ def refine_one(left_small: np.ndarray, right_small: np.ndarray, left: np.ndarray
     fine = np.arange(-FINE_RADIUS, FINE_RADIUS + 1, dtype=np.float32)
     best, costs = best_offsets(left, right, moved, fine, FINE_WINDOW, limit)
     refined = moved + fine[best] + sub_pixel(costs, best)
-    columns = np.arange(width, dtype=np.float32)[None, :]
-    keep = ~usable | (columns - refined < FIRST_COLUMN) | ~within(refined, limit)
+    keep = ~usable | lands_outside(refined) | ~within(refined, limit)
     refined = np.where(keep, disparity, refined).astype(np.float32)
     return median_of_usable(refined, within(refined, limit))
 
@@ -139,8 +138,7 @@ def refine_by_matching(left: torch.Tensor, right: torch.Tensor, disparity: torch
     """
     if not radius > 0:
         raise ValueError(f'radius must be > 0, got {radius}')
-    left_small = shrunken_grey(padded_to_multiple(left))
-    right_small = shrunken_grey(padded_to_multiple(right))
+    left_small, right_small = cost_grey(left), cost_grey(right)
     left_full, right_full = grey(left), grey(right)
     estimates = disparity.detach().float()[:, 0].cpu().numpy()
     refined = [refine_one(left_small[index], right_small[index], left_full[index],

@@ -26,6 +26,7 @@ import yaml
 from safetensors import safe_open
 
 from ..atomic_files import written_atomically
+from ..backends.base import DisparityBackend
 from ..backends.registry import backend_record, learned_backend_names
 from ..errors import StereoDepthError
 from ..weights import read_metadata
@@ -102,8 +103,7 @@ def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
     for name, summary in results.items():
         entry[name] = _real_suite_scores(summary)
     if refines_by_default(backend):
-        alone = run_real_bench([create_backend(backend, weights=weights, device='cpu',
-                                               refine_radius=0.0)], progress=False)[backend]
+        alone = run_real_bench([network_alone(backend, weights)], progress=False)[backend]
         entry['without_refinement'] = {
             'command': f'stereo-depth real-bench --backends {backend} --backend-option '
                        'refine_radius=0', **_real_suite_scores(alone)}
@@ -120,6 +120,12 @@ def refines_by_default(backend: str) -> bool:
     """Return whether ``backend``'s defaults refine its network's output by matching."""
     network = backend_record(backend).network
     return network is not None and network.default_refine_radius > 0
+
+
+def network_alone(backend: str, weights: Path) -> DisparityBackend:
+    """Return ``backend`` on the CPU without its refinement by matching (``refine_radius`` 0)."""
+    from ..backends import create_backend
+    return create_backend(backend, weights=weights, device='cpu', refine_radius=0.0)
 
 
 def evaluate_full_range(backend: str, weights: Path, count: int = FULL_RANGE_SCENES
@@ -142,8 +148,7 @@ def evaluate_full_range(backend: str, weights: Path, count: int = FULL_RANGE_SCE
     runs = [(backend, create_backend(backend, weights=weights, device='cpu')),
             ('sgbm', create_backend('sgbm'))]
     if refines_by_default(backend):
-        runs.append(('without_refinement', create_backend(backend, weights=weights,
-                                                          device='cpu', refine_radius=0.0)))
+        runs.append(('without_refinement', network_alone(backend, weights)))
     for name, model in runs:
         counts = np.zeros(4)  # the pixels at >= 64 px by visibility, summed over the scenes
 
