@@ -43,7 +43,6 @@ setup(
     description='Learned and classical stereo disparity, metric depth and nearest-obstacle '
                 'segmentation for ROS 2.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'stereo-depth = stereo_depth_ros.cli:main',
