@@ -174,7 +174,8 @@ def test_minus_one_stands_for_the_network_s_own_radius() -> None:
     assert resolve_refine_radius(Refined, 0.0) == 0.0
     assert resolve_refine_radius(Refined, 5.0) == 5.0
     assert resolve_refine_radius(StereoNet, -1.0) == StereoNet.default_refine_radius
-    assert create_backend('dispnet', device='cpu').refine_radius == 32.0
+    assert create_backend('dispnet', device='cpu').refine_radius == 56.0
+    assert create_backend('squeezeseg', device='cpu').refine_radius == 64.0
     assert create_backend('costnet_fast', device='cpu').refine_radius == 0.0
 
 

@@ -83,9 +83,9 @@ class LearnedOptions:
         'for the disparity whose warped right view matches the left view best (1 - ZNCC + '
         'half the mean absolute difference: whole half-resolution pixels within the radius '
         'rounded down to an even number, then +-2 px at full resolution with a sub-pixel '
-        'fit, then a 5x5 median: at most the radius + 2.5 px before the median; 50-100 ms '
+        'fit, then a 5x5 median: at most the radius + 2.5 px before the median; 55-125 ms '
         'per 384x1248 pair on a 2-core CPU); 0 = off; -1 = the radius chosen for the network '
-        'on validation scenes (its default_refine_radius: 32 for dispnet and squeezeseg, 16 '
+        'on validation scenes (its default_refine_radius: 56 for dispnet, 64 for squeezeseg, 16 '
         'for dispnetc and dispnet_qr, 0 for costnet and costnet_fast; models/README.md, '
         '"Refining by matching").', limits=(-1.0, MAX_REFINE_RADIUS))
     near_passes: int = option(

@@ -77,9 +77,9 @@ class SqueezeSegStereo(StereoNet):
     """
 
     divisor = 16
-    #: Refined within 32 px by matching (chosen on validation scenes, models/README.md,
-    #: "Refining by matching"; the largest radius offered).
-    default_refine_radius = 32.0
+    #: Refined within 64 px by matching (chosen on validation scenes, models/README.md,
+    #: "Refining by matching"; the option's limit).
+    default_refine_radius = 64.0
 
     def __init__(self, width: float = 0.5, max_disparity: float = 192,
                  batch_norm: bool = True) -> None:
