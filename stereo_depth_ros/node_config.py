@@ -9,7 +9,8 @@ into a pipeline, for the node and the command line alike.
 from dataclasses import fields
 from typing import Any, Mapping, Optional
 
-from .backends import DisparityBackend, backend_names, backend_record, create_backend
+from .backends import (DEFAULT_BACKEND, DisparityBackend, backend_names, backend_record,
+                       create_backend)
 from .backends.options import LearnedOptions
 from .backends.sgbm import SGBMOptions
 from .errors import BackendError
@@ -39,7 +40,7 @@ def _section_specs(prefix: str, options: type) -> tuple[ParameterSpec, ...]:
 
 
 _MODEL = (
-    ParameterSpec('backend', 'sgbm', 'Disparity backend: ' + ', '.join(backend_names())
+    ParameterSpec('backend', DEFAULT_BACKEND, 'Disparity backend: ' + ', '.join(backend_names())
                   + ' (sgbm is classical; the others are learned). Changing it reloads the '
                   'model.', reload=True),
     ParameterSpec('weights', '', "Weights file of a learned backend; '' = the shipped "

@@ -14,7 +14,7 @@ from .backends.base import DisparityBackend
 from .camera import StereoCameraModel
 from .geometry import depth_to_points, disparity_to_depth
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
-from .visualize import colorize_disparity
+from .visualize import colorize_disparity, colour_scale_top
 
 #: Outputs :meth:`StereoPipeline.process` can compute besides disparity.
 OUTPUT_NAMES = frozenset({'depth', 'obstacle', 'color', 'points'})
@@ -106,7 +106,8 @@ class StereoPipeline:
             if 'points' in wanted:
                 result.points = depth_to_points(depth, camera)
         if 'color' in wanted:
-            result.color = colorize_disparity(disparity, max_disparity=result.max_disparity,
+            top = colour_scale_top(disparity, result.max_disparity)
+            result.color = colorize_disparity(disparity, max_disparity=top,
                                               min_disparity=min(result.min_disparity, 0.0))
         timings['total_ms'] = (time.perf_counter() - start) * 1e3
         return result

@@ -14,6 +14,23 @@ def robust_max(disparity: np.ndarray) -> float:
     return float(np.percentile(disparity[valid], 99)) if valid.any() else 1.0
 
 
+#: The colour scale of a stream never tops out below this many px (a far, flat scene would
+#: otherwise paint its noise in every colour).
+SMALLEST_COLOUR_TOP = 16.0
+
+
+def colour_scale_top(disparity: np.ndarray, limit: float) -> float:
+    """Return the disparity (px) that a stream's colour picture paints red.
+
+    The smallest power of two, at least :data:`SMALLEST_COLOUR_TOP`, that holds the frame's
+    :func:`robust_max`, and never more than ``limit`` (the backend's range). Steady while the
+    nearest thing in view stays within a factor of two, yet a backend with a wide range (0-384
+    px) does not paint a scene of 0-40 px in its first tenth of the colours, nearly black.
+    """
+    needed = max(robust_max(disparity), SMALLEST_COLOUR_TOP)
+    return float(min(2.0 ** np.ceil(np.log2(needed)), limit))
+
+
 def colorize_disparity(disparity: np.ndarray, max_disparity: Optional[float] = None,
                        min_disparity: float = 0.0) -> np.ndarray:
     """Return an HxWx3 uint8 RGB image of disparity (turbo colour map; unknown = black).

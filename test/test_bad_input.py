@@ -27,7 +27,7 @@ from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.plausibility import likely_swapped
 from stereo_depth_ros.resources import default_weights_path
 
-SGBM16 = ['--backend-option', 'disparity_range=16']
+SGBM16 = ['--backend', 'sgbm', '--backend-option', 'disparity_range=16']
 
 
 @pytest.fixture(scope='module')

@@ -351,9 +351,10 @@ def test_process_bag_takes_the_nodes_params_file(kitti_bag, tmp_path, capsys):
     """obstacle.* and max_depth of a params file change what process-bag writes."""
     params = tmp_path / 'depth.yaml'
     params.write_text(yaml.safe_dump({'/**/stereo_depth_node': {'ros__parameters': {
-        'sgbm': {'disparity_range': 32}, 'max_depth': 3.0, 'publish_color': False,
+        'backend': 'sgbm', 'sgbm': {'disparity_range': 32}, 'max_depth': 3.0,
+        'publish_color': False,
         'obstacle': {'max_range': 2.5, 'min_range': 0.5}}}}))
-    assert main(['process-bag', str(kitti_bag), str(tmp_path / 'default'),
+    assert main(['process-bag', str(kitti_bag), str(tmp_path / 'default'), '--backend', 'sgbm',
                  '--backend-option', 'disparity_range=16']) == 0
     assert main(['process-bag', str(kitti_bag), str(tmp_path / 'tuned'),
                  '--params-file', str(params), '--backend-option', 'disparity_range=16']) == 0

@@ -64,7 +64,7 @@ def _limit_file_size() -> None:
 
 def test_file_too_large_is_one_line_and_leaves_nothing(long_bag, tmp_path):
     result = subprocess.run([*CLI, 'process-bag', str(long_bag), str(tmp_path / 'out'),
-                             '--backend-option', 'disparity_range=16'],
+                             '--backend', 'sgbm', '--backend-option', 'disparity_range=16'],
                             capture_output=True, text=True, preexec_fn=_limit_file_size,
                             timeout=120)
     errors = [line for line in result.stderr.replace('\r', '\n').splitlines()

@@ -123,7 +123,7 @@ def test_check_value_normalises_numbers():
 @pytest.mark.parametrize('changes, error, message', [
     ({'backend': 'nope'}, BackendError, "unknown backend 'nope'; known backends: .*sgbm"),
     ({'device': 'gpu'}, ValueError, 'device must be'),
-    ({'weights': '/x/dispnet.safetensors'}, BackendError, 'takes no weights'),
+    ({'backend': 'sgbm', 'weights': '/x/dispnet.safetensors'}, BackendError, 'takes no weights'),
     ({'min_depth': 5.0, 'max_depth': 2.0}, ValueError, 'min_depth'),
     ({'sgbm.p1': 100, 'sgbm.p2': 50}, BackendError, r'P2 > P1'),
     ({'approximate_sync': True, 'approximate_sync_tolerance_seconds': 0.0}, ValueError,
@@ -145,7 +145,7 @@ def test_depth_limit_zero_means_none():
 
 
 def test_backend_options_per_backend():
-    values = validate({'sgbm.block_size': 7, 'precision': 'bf16'})
+    values = validate({'backend': 'sgbm', 'sgbm.block_size': 7, 'precision': 'bf16'})
     options = backend_options(values)
     assert options['correlation_window_size'] == 7 and 'precision' not in options
     assert set(options) == {f.name for f in fields(SGBMOptions)}
@@ -159,10 +159,10 @@ def test_sgbm_parameters_take_stereo_image_proc_names_and_the_old_ones():
     names = {spec.name for spec in PARAMETERS}
     assert {'sgbm.correlation_window_size', 'sgbm.P1', 'sgbm.P2', 'sgbm.prefilter_cap',
             'sgbm.speckle_size'} <= names
-    old = validate({'sgbm.block_size': 9, 'sgbm.p1': 100, 'sgbm.p2': 400,
+    old = validate({'backend': 'sgbm', 'sgbm.block_size': 9, 'sgbm.p1': 100, 'sgbm.p2': 400,
                     'sgbm.pre_filter_cap': 20, 'sgbm.speckle_window_size': 50})
-    new = validate({'sgbm.correlation_window_size': 9, 'sgbm.P1': 100, 'sgbm.P2': 400,
-                    'sgbm.prefilter_cap': 20, 'sgbm.speckle_size': 50})
+    new = validate({'backend': 'sgbm', 'sgbm.correlation_window_size': 9, 'sgbm.P1': 100,
+                    'sgbm.P2': 400, 'sgbm.prefilter_cap': 20, 'sgbm.speckle_size': 50})
     assert old == new
     params = build_backend(new).params
     assert (params.correlation_window_size, params.P1, params.P2) == (9, 100, 400)
@@ -234,7 +234,7 @@ def test_depth_change_keeps_the_backend_and_swaps_the_pipeline():
 
 
 def test_sgbm_change_rebuilds_the_backend():
-    manager = PipelineManager({})
+    manager = PipelineManager({'backend': 'sgbm'})
     old_backend = manager.pipeline.backend
     notes = manager.apply({'sgbm.disparity_range': 64})
     backend = manager.pipeline.backend
@@ -305,7 +305,7 @@ def test_factory_failure_keeps_the_running_pipeline():
 
 
 def test_concurrent_readers_always_see_a_whole_pipeline():
-    manager = PipelineManager({})
+    manager = PipelineManager({'backend': 'sgbm'})
     seen = []
     stop = threading.Event()
 

@@ -42,7 +42,8 @@ def ros():
     context = rclpy.context.Context()
     rclpy.init(context=context)
     depth_node = StereoDepthNode(context=context, namespace=NAMESPACE, parameter_overrides=[
-        Parameter('sgbm.disparity_range', value=64), Parameter('stats_period', value=1.0)])
+        Parameter('backend', value='sgbm'), Parameter('sgbm.disparity_range', value=64),
+        Parameter('stats_period', value=1.0)])
     helper = rclpy.create_node('stereo_depth_test_helper', namespace=NAMESPACE,
                                context=context)
     executor = SingleThreadedExecutor(context=context)
@@ -165,7 +166,8 @@ def test_old_sgbm_names_work_at_start_up_and_at_run_time():
     context = rclpy.context.Context()
     rclpy.init(context=context)
     node = StereoDepthNode(context=context, namespace=NAMESPACE, parameter_overrides=[
-        Parameter('sgbm.block_size', value=7), Parameter('sgbm.p2', value=900)])
+        Parameter('backend', value='sgbm'), Parameter('sgbm.block_size', value=7),
+        Parameter('sgbm.p2', value=900)])
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     try:

@@ -10,6 +10,7 @@ from stereo_depth_ros.errors import CalibrationError
 from stereo_depth_ros.evaluation.metrics import evaluate_pair
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline import StereoPipeline
+from stereo_depth_ros.visualize import colorize_disparity, colour_scale_top
 
 
 @pytest.fixture(scope='module')
@@ -104,3 +105,37 @@ def test_calibration_size_mismatch(road, pipeline):
     other = StereoCameraModel.from_focal_baseline(500.0, 0.5, 640, 480)
     with pytest.raises(CalibrationError, match='CameraInfo says 640x480'):
         pipeline.process(road.left, road.right, other)
+
+
+def test_colour_scale_steps_by_powers_of_two_within_the_range():
+    scene = np.linspace(0.0, 37.0, 1000, dtype=np.float32).reshape(10, 100)
+    assert colour_scale_top(scene, 384.0) == 64.0  # 99th percentile ~36.6 px
+    assert colour_scale_top(scene * 0.9, 384.0) == 64.0  # steady while within a factor of 2
+    assert colour_scale_top(scene * 2.0, 384.0) == 128.0
+    assert colour_scale_top(scene * 20.0, 384.0) == 384.0  # never beyond the backend's range
+    assert colour_scale_top(scene * 0.01, 384.0) == 16.0  # a far scene: its noise stays blue
+    assert colour_scale_top(np.full((4, 4), np.nan, np.float32), 384.0) == 16.0
+
+
+def test_a_wide_range_backend_paints_a_near_scene_in_its_whole_colour_scale(road):
+    class WideRange:
+        """sgbm's disparities reported with costnet's range (0-384 px)."""
+
+        name = 'wide'
+        min_disparity = 0.0
+        max_disparity = 384.0
+
+        def __init__(self) -> None:
+            self.inner = create_backend('sgbm')
+
+        def compute(self, left, right):
+            return self.inner.compute(left, right)
+
+    result = StereoPipeline(WideRange()).process(road.left, road.right, road.camera,
+                                                 outputs={'color'})
+    assert result.max_disparity == 384.0
+    near = np.nanpercentile(result.disparity, 99)
+    red_top = colour_scale_top(result.disparity, 384.0)
+    assert near <= red_top < 2 * max(near, 16.0)
+    assert np.array_equal(result.color, colorize_disparity(result.disparity,
+                                                           max_disparity=red_top))

@@ -176,6 +176,7 @@ def test_process_bag_with_a_params_file_configures_what_the_node_does(tmp_path):
     parameters['obstacle']['max_range'] = 15.0
     parameters['obstacle']['min_area'] = 80
     parameters['max_depth'] = 25.0
+    parameters['backend'] = 'sgbm'
     parameters['sgbm']['uniqueness_ratio'] = 5
     parameters['publish_color'] = False
     path = write_yaml(tmp_path / 'tuned.yaml', document)
@@ -192,7 +193,7 @@ def test_process_bag_with_a_params_file_configures_what_the_node_does(tmp_path):
 
 
 def test_raw_options_reach_the_backend_factory():
-    values = configure_pipeline({}).values
+    values = configure_pipeline({'backend': 'sgbm'}).values
     with pytest.raises(BackendError, match="unknown sgbm option.*'foo'"):
         build_backend(values, {'foo': 1})
     _, raw = split_backend_options('sgbm', {'foo': 1})
@@ -227,7 +228,7 @@ def test_infer_takes_obstacle_and_depth_settings_from_a_params_file(tmp_path, ca
 def test_demo_honours_its_backend_options_in_the_bag_part(tmp_path, capsys):
     """`demo --backend-option disparity_range=32` used to process its bag with range 128."""
     code = main(['demo', '--out-dir', str(tmp_path), '--frames', '2', '--road-scenes', '1',
-                 '--no-compare', '--backend-option', 'disparity_range=32'])
+                 '--no-compare', '--backend', 'sgbm', '--backend-option', 'disparity_range=32'])
     assert code == 0
     summary = json.loads((tmp_path / 'summary.json').read_text())
     assert summary['backend'] == 'sgbm (disparity 0..31 px)'
@@ -236,8 +237,9 @@ def test_demo_honours_its_backend_options_in_the_bag_part(tmp_path, capsys):
 
 def test_params_file_old_sgbm_names_read_as_stereo_image_proc_names(tmp_path):
     document = {'/**/stereo_depth_node': {'ros__parameters': {
+        'backend': 'sgbm',
         'sgbm': {'block_size': 9, 'p1': 200, 'p2': 800, 'speckle_window_size': 50}}}}
     values = read_params_file(write_yaml(tmp_path / 'old.yaml', document))
-    assert values == {'sgbm.correlation_window_size': 9, 'sgbm.P1': 200, 'sgbm.P2': 800,
-                      'sgbm.speckle_size': 50}
+    assert values == {'backend': 'sgbm', 'sgbm.correlation_window_size': 9, 'sgbm.P1': 200,
+                      'sgbm.P2': 800, 'sgbm.speckle_size': 50}
     assert configure_pipeline(values).pipeline.backend.params.P2 == 800

@@ -31,9 +31,13 @@ def scene():
     return make_scene(3, 128, 256, kind='road', max_disparity=48)
 
 
+#: The geometry of these tests is checked on sgbm's pixels (no weights, exact on this scene).
+SGBM64 = {'backend': 'sgbm', 'sgbm.disparity_range': 64}
+
+
 @pytest.fixture(scope='module')
 def manager():
-    return PipelineManager({'sgbm.disparity_range': 64})
+    return PipelineManager(SGBM64)
 
 
 def make_pair(scene, left=None, right=None, encoding='rgb8', camera=None):
@@ -115,8 +119,9 @@ def test_depth_camera_info_travels_with_depth(scene, manager):
 
 
 def test_messages_carry_the_limits_of_the_pipeline_that_computed_them(scene):
-    manager = PipelineManager({'sgbm.min_disparity': 16, 'sgbm.disparity_range': 48,
-                               'obstacle.min_range': 1.0, 'obstacle.max_range': 25.0})
+    manager = PipelineManager({'backend': 'sgbm', 'sgbm.min_disparity': 16,
+                               'sgbm.disparity_range': 48, 'obstacle.min_range': 1.0,
+                               'obstacle.max_range': 25.0})
     messages = StereoFrameProcessor(TYPES).process(
         make_pair(scene), manager.pipeline, {'disparity', 'obstacle/range'}).messages
     offset = scene.camera.disparity_offset
@@ -133,7 +138,7 @@ def test_only_the_requested_topics_are_built(scene, manager):
 
 
 def test_depth_range_applies_to_a_disparity_only_subscriber(scene):
-    manager = PipelineManager({'sgbm.disparity_range': 64, 'max_depth': 10.0})
+    manager = PipelineManager({**SGBM64, 'max_depth': 10.0})
     processor = StereoFrameProcessor(TYPES)
     pair = make_pair(scene)
     alone = processor.process(pair, manager.pipeline, {'disparity', 'disparity/color'})
@@ -141,7 +146,7 @@ def test_depth_range_applies_to_a_disparity_only_subscriber(scene):
                                    {'disparity', 'disparity/color', 'depth'})
     disparity = disparity_from_message(alone.messages['disparity'])[0]
     expected = disparity_from_message(with_depth.messages['disparity'])[0]
-    unlimited = processor.process(pair, PipelineManager({'sgbm.disparity_range': 64}).pipeline,
+    unlimited = processor.process(pair, PipelineManager(SGBM64).pipeline,
                                   {'disparity'})
     far = (np.isfinite(disparity_from_message(unlimited.messages['disparity'])[0])
            & np.isnan(expected))
@@ -152,7 +157,7 @@ def test_depth_range_applies_to_a_disparity_only_subscriber(scene):
 
 
 def test_no_obstacle_is_an_infinite_range(scene):
-    manager = PipelineManager({'sgbm.disparity_range': 64, 'obstacle.max_range': 1.0})
+    manager = PipelineManager({**SGBM64, 'obstacle.max_range': 1.0})
     output = StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline,
                                                  {'obstacle/range', 'obstacle/mask'})
     assert output.messages['obstacle/range'].range == math.inf

@@ -102,9 +102,9 @@ def test_real_bench_tables_keep_a_gap_after_long_backend_names() -> None:
 
 def test_real_bench_refuses_options_for_a_backend_it_does_not_run(capsys) -> None:
     """--backend-option applies to --backend: left out of --backends, it would be ignored."""
-    code = main(['real-bench', '--backends', 'costnet_fast', '--backend-option',
+    code = main(['real-bench', '--backends', 'costnet', '--backend-option',
                  'refine_radius=0', '--figures', ''])
     assert code == 2
     err = capsys.readouterr().err
-    assert '--backend-option apply to --backend (sgbm), which is not in --backends' in err
+    assert '--backend-option apply to --backend (costnet_fast), which is not in --backends' in err
     assert len(err.strip().splitlines()) == 1

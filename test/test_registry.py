@@ -71,7 +71,7 @@ def test_a_backend_whose_module_fails_to_import_is_named_with_the_import_error(m
 
 def test_building_sgbm_does_not_import_torch():
     code = ('import sys; from stereo_depth_ros.node_config import build_backend, validate; '
-            'build_backend(validate({})); print("torch" in sys.modules)')
+            'build_backend(validate({"backend": "sgbm"})); print("torch" in sys.modules)')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == 'False'

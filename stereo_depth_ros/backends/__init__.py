@@ -2,8 +2,9 @@
 
 from .base import DisparityBackend
 from .record import BackendRecord
-from .registry import (backend_names, backend_options, backend_record, create_backend,
-                       learned_backend_names, register_backend)
+from .registry import (DEFAULT_BACKEND, backend_names, backend_options, backend_record,
+                       create_backend, learned_backend_names, register_backend)
 
-__all__ = ['BackendRecord', 'DisparityBackend', 'backend_names', 'backend_options',
-           'backend_record', 'create_backend', 'learned_backend_names', 'register_backend']
+__all__ = ['BackendRecord', 'DEFAULT_BACKEND', 'DisparityBackend', 'backend_names',
+           'backend_options', 'backend_record', 'create_backend', 'learned_backend_names',
+           'register_backend']

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import yaml
 
-from ..backends import DisparityBackend, backend_names, create_backend
+from ..backends import DEFAULT_BACKEND, DisparityBackend, backend_names, create_backend
 from ..errors import DatasetError
 from ..pipeline_config import apply_overrides, configure_pipeline, ConfiguredPipeline, \
     read_params_file
@@ -41,7 +41,7 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
                              'CPU, fp16 on CUDA; bf16 is never chosen by itself)')
 
 
-def add_backend_arguments(parser: argparse.ArgumentParser, default: str = 'sgbm',
+def add_backend_arguments(parser: argparse.ArgumentParser, default: str = DEFAULT_BACKEND,
                           params_file: bool = False) -> None:
     """Add ``--backend``, ``--weights``, ``--device``, ``--precision``, ``--backend-option``.
 
