@@ -120,6 +120,9 @@ class StereoDepthNode(Node):
         self.get_logger().info(
             f'{self._manager.pipeline.backend.describe()}; waiting for '
             f'{", ".join(sub.sub.topic_name for sub in self._input_subs)}')
+        ignored = self._manager.ignored_settings()
+        if ignored:
+            self.get_logger().warning(ignored)
 
     # ------------------------------------------------------------------ set-up
 

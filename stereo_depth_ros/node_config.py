@@ -213,8 +213,42 @@ def validate(values: Mapping[str, Any]) -> dict[str, Value]:
 
 
 def backend_key(values: Mapping[str, Any]) -> tuple:
-    """Return the settings that define the model: a change of the key rebuilds the backend."""
-    return tuple((name, _freeze(values[name])) for name in SPECS if SPECS[name].reload)
+    """Return the settings that define the model: a change of the key rebuilds the backend.
+
+    The options of the other backends' sections (``sgbm.*`` while a learned backend runs,
+    ``learned.*`` and ``precision`` while ``sgbm`` does) are not in it: changing them does
+    not rebuild the backend in use.
+    """
+    unused = unused_parameters(str(values['backend']))
+    return tuple((name, _freeze(values[name])) for name in SPECS
+                 if SPECS[name].reload and name not in unused)
+
+
+def unused_parameters(backend: str) -> frozenset[str]:
+    """Return the node parameters of the backend sections that ``backend`` does not read."""
+    every = {name for section in BACKEND_SECTIONS for name in _section_names(*section)}
+    return frozenset(every - set(_section_names(*_section_of(backend))))
+
+
+def _section_names(prefix: str, options: type) -> list[str]:
+    """Return the node parameters of one options dataclass."""
+    return [option_parameter(options, item.name, prefix) for item in fields(options)]
+
+
+def ignored_settings(values: Mapping[str, Any]) -> Optional[str]:
+    """Return a warning naming the settings the configured backend ignores, or None.
+
+    A parameter file tuned for ``sgbm`` (``sgbm.*``) that does not name its backend runs the
+    default learned one, which reads none of them; so does ``learned.*`` under ``sgbm``.
+    Values equal to their defaults are not named.
+    """
+    backend = str(values['backend'])
+    ignored = sorted(name for name in unused_parameters(backend)
+                     if _freeze(values[name]) != _freeze(SPECS[name].default))
+    if not ignored:
+        return None
+    return (f'backend {backend} ignores {", ".join(ignored)} (settings of other backends); '
+            f'set backend to the one they are for, or leave them out')
 
 
 def _freeze(value: Any) -> Any:

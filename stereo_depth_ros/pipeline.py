@@ -14,7 +14,7 @@ from .backends.base import DisparityBackend
 from .camera import StereoCameraModel
 from .geometry import depth_to_points, disparity_to_depth
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
-from .visualize import colorize_disparity, colour_scale_top
+from .visualize import ColourScale, colorize_disparity
 
 #: Outputs :meth:`StereoPipeline.process` can compute besides disparity.
 OUTPUT_NAMES = frozenset({'depth', 'obstacle', 'color', 'points'})
@@ -48,7 +48,9 @@ class StereoPipeline:
     """Run a disparity backend and derive depth, nearest obstacle and pictures.
 
     ``min_depth``/``max_depth`` (metres) blank depth and disparity outside that range, whatever
-    outputs are requested (they need the camera model: without it nothing is blanked).
+    outputs are requested (they need the camera model: without it nothing is blanked). The one
+    thing it carries from pair to pair is the top of the colour picture's scale
+    (:class:`~stereo_depth_ros.visualize.ColourScale`): one pipeline per stream.
     """
 
     def __init__(self, backend: DisparityBackend,
@@ -60,6 +62,7 @@ class StereoPipeline:
         self.obstacle_params = obstacle_params or ObstacleParameters()
         self.min_depth = min_depth
         self.max_depth = max_depth
+        self._colour_scale = ColourScale()
 
     def process(self, left: np.ndarray, right: np.ndarray,
                 camera: Optional[StereoCameraModel] = None,
@@ -106,7 +109,7 @@ class StereoPipeline:
             if 'points' in wanted:
                 result.points = depth_to_points(depth, camera)
         if 'color' in wanted:
-            top = colour_scale_top(disparity, result.max_disparity)
+            top = self._colour_scale.top(disparity, result.max_disparity)
             result.color = colorize_disparity(disparity, max_disparity=top,
                                               min_disparity=min(result.min_disparity, 0.0))
         timings['total_ms'] = (time.perf_counter() - start) * 1e3

@@ -22,7 +22,7 @@ from .backends import DisparityBackend
 from .errors import DatasetError
 from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_key,
                           backend_option_parameter, build_backend, canonical_name,
-                          default_values, validate)
+                          default_values, ignored_settings, validate)
 from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
 from .settings import float_value, int_value
@@ -344,6 +344,9 @@ class PipelineManager:
             if backend_key(candidate) != backend_key(current):
                 backend = self._factory(candidate)
                 notes.append(f'loaded backend {backend.describe()}')
+            ignored = ignored_settings(candidate)
+            if ignored and ignored != ignored_settings(current):
+                notes.append(ignored)
             self._config = configure_pipeline(candidate, backend=backend)
         changed = ', '.join(f'{name}={value!r}' for name, value in relevant.items())
         return [f'parameters set: {changed}'] + notes
@@ -351,3 +354,7 @@ class PipelineManager:
     def enabled_topics(self) -> frozenset[str]:
         """Return the output topics whose ``publish_*`` switch is on."""
         return self._config.topics
+
+    def ignored_settings(self) -> Optional[str]:
+        """Return the warning about settings the backend in use ignores, or None."""
+        return ignored_settings(self._config.values)

@@ -19,16 +19,44 @@ def robust_max(disparity: np.ndarray) -> float:
 SMALLEST_COLOUR_TOP = 16.0
 
 
-def colour_scale_top(disparity: np.ndarray, limit: float) -> float:
-    """Return the disparity (px) that a stream's colour picture paints red.
+#: A stream's colour scale comes down only once the frame's :func:`robust_max` is below this
+#: fraction of its top (it goes up at once): a value that wavers around a power of two does
+#: not make the picture flicker by a factor of two.
+COLOUR_TOP_KEPT_ABOVE = 0.4
 
-    The smallest power of two, at least :data:`SMALLEST_COLOUR_TOP`, that holds the frame's
-    :func:`robust_max`, and never more than ``limit`` (the backend's range). Steady while the
-    nearest thing in view stays within a factor of two, yet a backend with a wide range (0-384
-    px) does not paint a scene of 0-40 px in its first tenth of the colours, nearly black.
+
+def colour_scale_top(disparity: np.ndarray, limit: float) -> float:
+    """Return the disparity (px) that one frame's colour picture paints red.
+
+    The smallest power of two, at least :data:`SMALLEST_COLOUR_TOP`, at or above the frame's
+    :func:`robust_max`, and never more than ``limit`` (the backend's range): a backend with a
+    wide range (0-384 px) does not paint a scene of 0-40 px in its first tenth of the colours,
+    nearly black. :class:`ColourScale` keeps it steady over a stream.
     """
     needed = max(robust_max(disparity), SMALLEST_COLOUR_TOP)
     return float(min(2.0 ** np.ceil(np.log2(needed)), limit))
+
+
+class ColourScale:
+    """The top of a stream's colour scale: :func:`colour_scale_top`, with hysteresis.
+
+    It rises as soon as a frame needs it and falls only when the frame's :func:`robust_max`
+    drops below :data:`COLOUR_TOP_KEPT_ABOVE` of it, so colours mean the same disparity from
+    frame to frame while the nearest thing in view moves a little.
+    """
+
+    def __init__(self) -> None:
+        self._top: Optional[float] = None
+
+    def top(self, disparity: np.ndarray, limit: float) -> float:
+        """Return the red end (px) of the scale for this frame, and remember it."""
+        wanted = colour_scale_top(disparity, limit)
+        kept = self._top
+        if kept is not None and wanted < kept <= limit and \
+                robust_max(disparity) >= COLOUR_TOP_KEPT_ABOVE * kept:
+            return kept
+        self._top = wanted
+        return wanted
 
 
 def colorize_disparity(disparity: np.ndarray, max_disparity: Optional[float] = None,

@@ -313,7 +313,7 @@ def test_corrupt_metadata_is_a_clear_error(kitti_bag, tmp_path):
     assert not (tmp_path / 'out').exists()
 
 
-def test_corrupt_storage_file_is_a_clear_error(kitti_bag, tmp_path):
+def test_corrupt_storage_file_is_a_clear_error(kitti_bag, tmp_path, capsys):
     broken = tmp_path / 'broken'
     broken.mkdir()
     for item in kitti_bag.iterdir():
@@ -324,7 +324,8 @@ def test_corrupt_storage_file_is_a_clear_error(kitti_bag, tmp_path):
     with pytest.raises(DatasetError, match='corrupt'):
         process_bag(broken, tmp_path / 'out', sgbm_pipeline(), progress=False)
     assert not (tmp_path / 'out').exists()
-    assert main(['process-bag', str(broken), str(tmp_path / 'out2')]) == 2
+    assert main(['process-bag', str(broken), str(tmp_path / 'out2'), '--backend', 'sgbm']) == 2
+    assert 'corrupt' in capsys.readouterr().err
 
 
 def test_missing_bag(tmp_path):

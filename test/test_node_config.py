@@ -173,7 +173,7 @@ def test_sgbm_parameters_take_stereo_image_proc_names_and_the_old_ones():
 
 
 def test_enabled_topics_follow_the_switches():
-    manager = PipelineManager({})
+    manager = PipelineManager({'backend': 'sgbm'})  # any backend: sgbm loads fastest
     assert manager.enabled_topics() == {'disparity', 'depth', 'depth/camera_info',
                                         'obstacle/mask', 'obstacle/range', 'disparity/color'}
     manager.apply({'publish_points': True, 'publish_obstacle': False})
@@ -224,7 +224,7 @@ def test_every_parameter_is_in_the_ros_documentation():
 
 
 def test_depth_change_keeps_the_backend_and_swaps_the_pipeline():
-    manager = PipelineManager({})
+    manager = PipelineManager({'backend': 'sgbm'})  # any backend: sgbm loads fastest
     before = manager.pipeline
     notes = manager.apply({'max_depth': 25.0})
     assert manager.pipeline is not before
@@ -244,7 +244,7 @@ def test_sgbm_change_rebuilds_the_backend():
 
 
 def test_rejected_changes_leave_everything_as_it_was(tmp_path):
-    manager = PipelineManager({})
+    manager = PipelineManager({'backend': 'sgbm'})  # any backend: sgbm loads fastest
     pipeline, values = manager.pipeline, manager.values
     attempts = [
         ({'backend': 'nope'}, BackendError, 'unknown backend'),
@@ -274,11 +274,12 @@ def test_weights_of_another_backend_are_rejected_and_the_old_model_keeps_running
     with pytest.raises(BackendError, match="set weights to '' first"):
         manager.apply({'backend': 'sgbm'})
     notes = manager.apply({'backend': 'sgbm', 'weights': ''})
-    assert manager.pipeline.backend.name == 'sgbm' and 'loaded backend sgbm' in notes[-1]
+    assert manager.pipeline.backend.name == 'sgbm' and notes[1].startswith('loaded backend sgbm')
+    assert notes[2].startswith('backend sgbm ignores learned.num_threads ')  # set for dispnet
 
 
 def test_unrelated_and_unchanged_parameters_are_accepted():
-    manager = PipelineManager({})
+    manager = PipelineManager({'backend': 'sgbm'})  # any backend: sgbm loads fastest
     pipeline = manager.pipeline
     assert manager.apply({'qos_overrides./stereo/depth.publisher.depth': 3,
                           'use_sim_time': True}) == []
@@ -296,7 +297,7 @@ def test_factory_failure_keeps_the_running_pipeline():
             raise RuntimeError('CUDA out of memory')
         return node_config.build_backend(values)
 
-    manager = PipelineManager({}, backend_factory=factory)
+    manager = PipelineManager({'backend': 'sgbm'}, backend_factory=factory)
     pipeline = manager.pipeline
     with pytest.raises(RuntimeError, match='out of memory'):
         manager.apply({'sgbm.block_size': 9})
@@ -323,3 +324,53 @@ def test_concurrent_readers_always_see_a_whole_pipeline():
     allowed = {(None, 127.0), (10.0, 15.0), (20.0, 31.0), (30.0, 47.0)}
     assert seen and set(seen) <= allowed
     assert (manager.pipeline.max_depth, manager.pipeline.backend.max_disparity) == (30.0, 47.0)
+
+
+def test_settings_of_another_backend_are_named_and_do_not_rebuild_the_model():
+    """An sgbm-tuned parameter file without a backend line runs the learned default."""
+    values = node_config.validate({'sgbm.disparity_range': 48, 'sgbm.min_disparity': 16})
+    assert values['backend'] == node_config.DEFAULT_BACKEND != 'sgbm'
+    warning = node_config.ignored_settings(values)
+    assert warning is not None and warning.startswith(f'backend {values["backend"]} ignores '
+                                                      'sgbm.disparity_range, sgbm.min_disparity')
+    assert node_config.ignored_settings(node_config.validate({})) is None
+    sgbm = node_config.validate({'backend': 'sgbm', 'learned.refine_radius': 8.0,
+                                 'sgbm.disparity_range': 48})
+    assert 'ignores learned.refine_radius ' in node_config.ignored_settings(sgbm)
+    assert 'sgbm.disparity_range' not in node_config.ignored_settings(sgbm)
+    assert node_config.backend_key(values) == node_config.backend_key(
+        node_config.validate({}))  # sgbm.* is not part of a learned backend's model
+
+    built = []
+
+    def factory(values):
+        built.append(values['backend'])
+        return node_config.build_backend({**values, 'backend': 'sgbm'})
+
+    manager = PipelineManager({}, backend_factory=factory)
+    notes = manager.apply({'sgbm.block_size': 9})
+    assert built == [node_config.DEFAULT_BACKEND]  # not rebuilt for a setting it ignores
+    assert notes[0] == 'parameters set: sgbm.correlation_window_size=9'
+    assert notes[1].startswith(f'backend {node_config.DEFAULT_BACKEND} ignores '
+                               'sgbm.correlation_window_size')
+    assert manager.apply({'max_depth': 20.0}) == ['parameters set: max_depth=20.0']
+    assert manager.ignored_settings() == notes[1]
+
+
+def test_a_command_names_the_settings_its_backend_ignores(tmp_path, capsys, caplog):
+    from stereo_depth_ros.cli import build_parser
+    from stereo_depth_ros.commands.common import pipeline_from_args
+    params = tmp_path / 'sgbm_tuned.yaml'
+    params.write_text(yaml.safe_dump({'/**/stereo_depth_node': {'ros__parameters': {
+        'sgbm': {'disparity_range': 48}}}}))
+    args = build_parser().parse_args(['process-bag', 'in', 'out', '--params-file', str(params),
+                                      '--backend', 'sgbm'])
+    with caplog.at_level('WARNING'):
+        assert pipeline_from_args(args).values['backend'] == 'sgbm'
+    assert not caplog.records
+    args = build_parser().parse_args(['process-bag', 'in', 'out', '--params-file', str(params)])
+    with caplog.at_level('WARNING'):
+        pipeline_from_args(args)
+    assert [record.getMessage() for record in caplog.records] == [
+        f'backend {node_config.DEFAULT_BACKEND} ignores sgbm.disparity_range (settings of '
+        'other backends); set backend to the one they are for, or leave them out']

@@ -10,7 +10,7 @@ from stereo_depth_ros.errors import CalibrationError
 from stereo_depth_ros.evaluation.metrics import evaluate_pair
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline import StereoPipeline
-from stereo_depth_ros.visualize import colorize_disparity, colour_scale_top
+from stereo_depth_ros.visualize import ColourScale, colorize_disparity, colour_scale_top
 
 
 @pytest.fixture(scope='module')
@@ -139,3 +139,17 @@ def test_a_wide_range_backend_paints_a_near_scene_in_its_whole_colour_scale(road
     assert near <= red_top < 2 * max(near, 16.0)
     assert np.array_equal(result.color, colorize_disparity(result.disparity,
                                                            max_disparity=red_top))
+
+
+def test_a_stream_s_colour_scale_rises_at_once_and_falls_with_a_margin():
+    def frame(robust_max):  # 99th percentile = robust_max (all pixels equal)
+        return np.full((4, 4), robust_max, np.float32)
+
+    assert colour_scale_top(frame(31.9), 384.0) == 32.0
+    assert colour_scale_top(frame(32.1), 384.0) == 64.0  # one frame alone would flip
+    assert colour_scale_top(frame(8.0), 10.0) == 10.0  # a range below 16 px is the top
+    scale = ColourScale()
+    tops = [scale.top(frame(value), 384.0) for value in (31.9, 32.1, 31.9, 32.1, 26.0, 25.0)]
+    assert tops == [32.0, 64.0, 64.0, 64.0, 64.0, 32.0]  # down below 0.4 x 64 = 25.6 px
+    assert scale.top(frame(200.0), 384.0) == 256.0  # up at once
+    assert scale.top(frame(110.0), 128.0) == 128.0  # a smaller range caps what was kept

@@ -213,3 +213,18 @@ def test_first_smallest_is_argmin_with_ties_to_the_first() -> None:
     costs[0, 1, 1] = np.inf
     costs[:, 2, 2] = np.inf
     np.testing.assert_array_equal(first_smallest(costs), np.argmin(costs, axis=0))
+
+
+def test_the_option_help_names_each_network_s_own_radius() -> None:
+    from stereo_depth_ros.backends import backend_record, learned_backend_names
+    from stereo_depth_ros.backends.options import LearnedOptions
+    from stereo_depth_ros.settings import option_specs
+    text = next(spec.description for spec in option_specs(LearnedOptions)
+                if spec.name == 'refine_radius')
+    clause = text.split('default_refine_radius: ')[1].split(';')[0]
+    named = {}
+    for part in clause.split(', '):
+        radius, names = part.split(' for ')
+        named.update({name: float(radius) for name in names.split(' and ')})
+    assert named == {name: backend_record(name).network.default_refine_radius
+                     for name in learned_backend_names()}

@@ -27,9 +27,9 @@ BUILTIN_BACKENDS: dict[str, str] = {
 }
 
 #: The backend the node, its parameter file and the command line use unless told otherwise:
-#: the faster of the two learned backends that beat ``sgbm`` on the real suite (bad-2 15.5
-#: against 19.3 %, a fifth of a point behind ``costnet``, in about 1.5x ``sgbm``'s time on a
-#: CPU against ``costnet``'s 2.1x; README, "Backends and what they measure", Speed).
+#: the faster of the two CostNet backends, which beat ``sgbm`` on the real suite by the most
+#: (bad-2 15.5 against 19.3 %, a fifth of a point behind ``costnet``, in about 1.5x ``sgbm``'s
+#: time on a CPU against ``costnet``'s 2.1x; README, "Backends and what they measure", Speed).
 DEFAULT_BACKEND = 'costnet_fast'
 
 _REGISTRY: dict[str, BackendRecord] = {}

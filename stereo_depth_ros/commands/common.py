@@ -11,8 +11,9 @@ import yaml
 
 from ..backends import DEFAULT_BACKEND, DisparityBackend, backend_names, create_backend
 from ..errors import DatasetError
-from ..pipeline_config import apply_overrides, configure_pipeline, ConfiguredPipeline, \
-    read_params_file
+from ..node_config import ignored_settings
+from ..pipeline_config import LOGGER, apply_overrides, configure_pipeline, \
+    ConfiguredPipeline, read_params_file
 from ..plausibility import DEFAULT_MAX_MEGAPIXELS
 from ..settings import PRECISION_CHOICES, check_device
 
@@ -103,7 +104,11 @@ def pipeline_from_args(args: argparse.Namespace) -> ConfiguredPipeline:
     values, raw = apply_overrides(values, backend=args.backend, weights=args.weights,
                                   device=args.device, precision=args.precision,
                                   options=parse_backend_options(args.backend_option))
-    return configure_pipeline(values, raw_options=raw)
+    configured = configure_pipeline(values, raw_options=raw)
+    ignored = ignored_settings(configured.values)
+    if ignored:
+        LOGGER.warning(ignored)
+    return configured
 
 
 def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:
