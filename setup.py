@@ -2,14 +2,16 @@
 
 from glob import glob
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 package_name = 'stereo_depth_ros'
 
 setup(
     name=package_name,
     version='0.1.0',
-    packages=find_packages(exclude=['test']),
+    # Namespace packages: sample_data's folders hold data only, and listing them keeps
+    # setuptools from warning that they are importable yet absent from `packages`.
+    packages=find_namespace_packages(include=[package_name, package_name + '.*']),
     package_data={package_name: ['sample_data/**/*']},
     include_package_data=True,
     data_files=[

@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
             if error.name != f'stereo_depth_ros.commands.{module_name}':
                 raise
             continue
-        doc = (module.__doc__ or '').strip().splitlines()[0] if module.__doc__ else ''
+        # The module docstring's first line, its reST literals (``x``) as plain backticks.
+        doc = ((module.__doc__ or '').strip().splitlines()[0].replace('``', '`')
+               if module.__doc__ else '')
         sub = subparsers.add_parser(name, help=doc, description=doc)
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)

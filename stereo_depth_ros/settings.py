@@ -48,7 +48,7 @@ class ParameterSpec:
         """Return the human-readable limits (``ParameterDescriptor.additional_constraints``)."""
         parts = []
         if self.choices:
-            parts.append('one of: ' + ', '.join(self.choices))
+            parts.append('one of: ' + ', '.join(choice or "''" for choice in self.choices))
         if self.limits is not None:
             parts.append(f'{self.limits[0]:g} .. {self.limits[1]:g}')
         if self.step > 1:

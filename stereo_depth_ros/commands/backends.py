@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--options``: also explain each backend option."""
     parser.add_argument('--options', action='store_true',
                         help="also print what each backend option does and the values it "
-                        "accepts (``--backend-option NAME=VALUE``; the node's parameters)")
+                        "accepts (`--backend-option NAME=VALUE`; the node's parameters)")
 
 
 def describe_weights(name: str) -> str:
