@@ -113,7 +113,8 @@ def test_soak_command_passes_the_size_as_width_and_height(monkeypatch, capsys):
     monkeypatch.setattr(soak_command, 'run_soak', fake_run_soak)
     parser = argparse.ArgumentParser()
     soak_command.add_arguments(parser)
-    args = parser.parse_args(['--seconds', '2', '--size', '64x48', '--bad-every', '7'])
+    args = parser.parse_args(['--backend', 'sgbm', '--seconds', '2', '--size', '48x64',
+                              '--bad-every', '7'])  # 48 rows, 64 columns
     soak_command.run(args)
     assert calls == [((2.0, 3.0, 64, 48), {'bad_every': 7})]
 

@@ -14,7 +14,8 @@ import numpy as np
 import psutil
 from tqdm import tqdm
 
-from .common import add_device_argument, add_precision_argument, parse_backend_options
+from .common import (add_device_argument, add_precision_argument, parse_backend_options,
+                     parse_size)
 from ..backends.base import DisparityBackend
 from ..backends.registry import backend_names, backend_record, create_backend
 from ..errors import BackendError
@@ -42,17 +43,6 @@ class BenchResult:
     def median_ms(self) -> float:
         """Median time per pair in ms (NaN when skipped)."""
         return statistics.median(self.times_ms) if self.times_ms else float('nan')
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``HxW`` (e.g. ``384x1248``) into (height, width)."""
-    try:
-        height, width = (int(part) for part in text.lower().split('x'))
-    except ValueError:
-        raise ValueError(f'--size must be HEIGHTxWIDTH like 384x1248, got {text!r}') from None
-    if height < 16 or width < 16:
-        raise ValueError(f'--size must be at least 16x16, got {text!r}')
-    return height, width
 
 
 def make_pair(height: int, width: int, shift: int = 8,

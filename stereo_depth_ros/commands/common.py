@@ -111,6 +111,17 @@ def pipeline_from_args(args: argparse.Namespace) -> ConfiguredPipeline:
     return configured
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``--size HxW`` (e.g. ``384x1248``, height first as in numpy) into (height, width)."""
+    try:
+        height, width = (int(part) for part in text.lower().split('x'))
+    except ValueError:
+        raise ValueError(f'--size must be HEIGHTxWIDTH like 384x1248, got {text!r}') from None
+    if height < 16 or width < 16:
+        raise ValueError(f'--size must be at least 16x16, got {text!r}')
+    return height, width
+
+
 def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--max-megapixels``, the input size refused before anything runs."""
     parser.add_argument('--max-megapixels', type=float, default=DEFAULT_MAX_MEGAPIXELS,

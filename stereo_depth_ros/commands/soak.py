@@ -2,21 +2,9 @@
 
 import argparse
 
-from .common import add_backend_arguments, backend_from_args
+from .common import add_backend_arguments, backend_from_args, parse_size
 from ..pipeline import StereoPipeline
 from ..soak import run_soak
-
-
-def _size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition('x')
-    try:
-        size = int(width), int(height)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT, got {text!r}') from None
-    if not sep or min(size) < 16:
-        raise argparse.ArgumentTypeError(f'expected WIDTHxHEIGHT of at least 16x16, got '
-                                         f'{text!r}')
-    return size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='how long to feed pairs (default 30)')
     parser.add_argument('--factor', type=float, default=3.0,
                         help="input rate as a multiple of the backend's rate (default 3)")
-    parser.add_argument('--size', type=_size, default=(320, 240), metavar='WxH',
-                        help='image size (default 320x240)')
+    parser.add_argument('--size', default='240x320', metavar='HxW',
+                        help='image size, height first as in `stereo-depth bench` (default '
+                             '240x320)')
     parser.add_argument('--bad-every', type=int, default=10, metavar='N',
                         help='every N-th pair is bad input (a 32FC1 image; 0 = none; '
                              'default 10)')
@@ -37,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the soak and print the counts; exit 1 when they do not add up."""
     if args.seconds <= 0 or args.factor <= 0:
         raise ValueError('--seconds and --factor must be positive')
+    height, width = parse_size(args.size)
     pipeline = StereoPipeline(backend_from_args(args))
-    width, height = args.size
     result = run_soak(pipeline, args.seconds, args.factor, width, height,
                       bad_every=args.bad_every)
     print(f'backend: {pipeline.backend.describe()}')
