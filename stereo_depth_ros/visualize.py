@@ -23,26 +23,39 @@ SMALLEST_COLOUR_TOP = 16.0
 #: fraction of its top (it goes up at once): a value that wavers around a power of two does
 #: not make the picture flicker by a factor of two.
 COLOUR_TOP_KEPT_ABOVE = 0.4
+#: The colour scale's percentile is taken over every this-many-th row and column: a quarter
+#: of the pixels, about 1 ms instead of 7 at 384x1248.
+COLOUR_SAMPLE_STRIDE = 2
+
+
+def colour_sample_max(disparity: np.ndarray) -> float:
+    """Return the :func:`robust_max` of a regular sample of ``disparity`` (the colour scale's)."""
+    return robust_max(np.asarray(disparity)[::COLOUR_SAMPLE_STRIDE, ::COLOUR_SAMPLE_STRIDE])
 
 
 def colour_scale_top(disparity: np.ndarray, limit: float) -> float:
     """Return the disparity (px) that one frame's colour picture paints red.
 
     The smallest power of two, at least :data:`SMALLEST_COLOUR_TOP`, at or above the frame's
-    :func:`robust_max`, and never more than ``limit`` (the backend's range): a backend with a
-    wide range (0-384 px) does not paint a scene of 0-40 px in its first tenth of the colours,
-    nearly black. :class:`ColourScale` keeps it steady over a stream.
+    :func:`colour_sample_max`, and never more than ``limit`` (the backend's range): a backend
+    with a wide range (0-384 px) does not paint a scene of 0-40 px in its first tenth of the
+    colours, nearly black. :class:`ColourScale` keeps it steady over a stream.
     """
-    needed = max(robust_max(disparity), SMALLEST_COLOUR_TOP)
+    return _power_of_two_top(colour_sample_max(disparity), limit)
+
+
+def _power_of_two_top(robust: float, limit: float) -> float:
+    """Return the smallest power of two >= ``robust`` and the floor, capped by ``limit``."""
+    needed = max(robust, SMALLEST_COLOUR_TOP)
     return float(min(2.0 ** np.ceil(np.log2(needed)), limit))
 
 
 class ColourScale:
     """The top of a stream's colour scale: :func:`colour_scale_top`, with hysteresis.
 
-    It rises as soon as a frame needs it and falls only when the frame's :func:`robust_max`
-    drops below :data:`COLOUR_TOP_KEPT_ABOVE` of it, so colours mean the same disparity from
-    frame to frame while the nearest thing in view moves a little.
+    It rises as soon as a frame needs it and falls only when the frame's
+    :func:`colour_sample_max` drops below :data:`COLOUR_TOP_KEPT_ABOVE` of it, so colours mean
+    the same disparity from frame to frame while the nearest thing in view moves a little.
     """
 
     def __init__(self) -> None:
@@ -50,10 +63,10 @@ class ColourScale:
 
     def top(self, disparity: np.ndarray, limit: float) -> float:
         """Return the red end (px) of the scale for this frame, and remember it."""
-        wanted = colour_scale_top(disparity, limit)
+        robust = colour_sample_max(disparity)
+        wanted = _power_of_two_top(robust, limit)
         kept = self._top
-        if kept is not None and wanted < kept <= limit and \
-                robust_max(disparity) >= COLOUR_TOP_KEPT_ABOVE * kept:
+        if kept is not None and wanted < kept <= limit and robust >= COLOUR_TOP_KEPT_ABOVE * kept:
             return kept
         self._top = wanted
         return wanted
