@@ -36,26 +36,21 @@ def colour_sample_max(disparity: np.ndarray) -> float:
 def colour_scale_top(disparity: np.ndarray, limit: float) -> float:
     """Return the disparity (px) that one frame's colour picture paints red.
 
-    The smallest power of two, at least :data:`SMALLEST_COLOUR_TOP`, at or above the frame's
-    :func:`colour_sample_max`, and never more than ``limit`` (the backend's range): a backend
-    with a wide range (0-384 px) does not paint a scene of 0-40 px in its first tenth of the
-    colours, nearly black. :class:`ColourScale` keeps it steady over a stream.
+    What :class:`ColourScale` gives the first frame of a stream.
     """
-    return _power_of_two_top(colour_sample_max(disparity), limit)
-
-
-def _power_of_two_top(robust: float, limit: float) -> float:
-    """Return the smallest power of two >= ``robust`` and the floor, capped by ``limit``."""
-    needed = max(robust, SMALLEST_COLOUR_TOP)
-    return float(min(2.0 ** np.ceil(np.log2(needed)), limit))
+    return ColourScale().top(disparity, limit)
 
 
 class ColourScale:
-    """The top of a stream's colour scale: :func:`colour_scale_top`, with hysteresis.
+    """The top of a stream's colour scale, the disparity (px) its picture paints red.
 
-    It rises as soon as a frame needs it and falls only when the frame's
-    :func:`colour_sample_max` drops below :data:`COLOUR_TOP_KEPT_ABOVE` of it, so colours mean
-    the same disparity from frame to frame while the nearest thing in view moves a little.
+    The smallest power of two, at least :data:`SMALLEST_COLOUR_TOP`, at or above the frame's
+    :func:`colour_sample_max`, and never more than ``limit`` (the backend's range): a backend
+    with a wide range (0-384 px) does not paint a scene of 0-40 px in its first tenth of the
+    colours, nearly black. It rises as soon as a frame needs it and falls only when the
+    frame's :func:`colour_sample_max` drops below :data:`COLOUR_TOP_KEPT_ABOVE` of it, so
+    colours mean the same disparity from frame to frame while the nearest thing in view
+    moves a little.
     """
 
     def __init__(self) -> None:
@@ -64,7 +59,8 @@ class ColourScale:
     def top(self, disparity: np.ndarray, limit: float) -> float:
         """Return the red end (px) of the scale for this frame, and remember it."""
         robust = colour_sample_max(disparity)
-        wanted = _power_of_two_top(robust, limit)
+        needed = max(robust, SMALLEST_COLOUR_TOP)
+        wanted = float(min(2.0 ** np.ceil(np.log2(needed)), limit))
         kept = self._top
         if kept is not None and wanted < kept <= limit and robust >= COLOUR_TOP_KEPT_ABOVE * kept:
             return kept

@@ -118,8 +118,7 @@ def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
 
 def refines_by_default(backend: str) -> bool:
     """Return whether ``backend``'s defaults refine its network's output by matching."""
-    network = backend_record(backend).network
-    return network is not None and network.default_refine_radius > 0
+    return default_inference_options(backend)['refine_radius'] > 0
 
 
 def network_alone(backend: str, weights: Path) -> DisparityBackend:
