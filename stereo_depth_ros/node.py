@@ -51,6 +51,12 @@ from .topics import INPUT_TOPICS, OUTPUTS
 from .worker import StereoWorker
 
 NODE_NAME = 'stereo_depth_node'
+#: What a bad parameter file or model raises at start-up: one line and exit status 2.
+START_ERRORS = (StereoDepthError, ParameterException, ValueError, OSError)
+
+
+class NodeStartError(Exception):
+    """The node could not start; it has logged why with its own logger."""
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -94,6 +100,17 @@ class StereoDepthNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        try:
+            self._start()
+        except START_ERRORS as error:
+            # Logged here, by the node's own logger: the line names the node with its
+            # namespace and remappings, as every later line of it does.
+            self.get_logger().fatal(f'cannot start: {type(error).__name__}: {error}')
+            Node.destroy_node(self)
+            raise NodeStartError(str(error)) from error
+
+    def _start(self) -> None:
+        """Declare the parameters, build the pipeline, subscribe, publish, start the worker."""
         self._sync_timer: Optional[Timer] = None
         self._manager = PipelineManager(self._declare_node_parameters())
         self._types = MessageTypes.from_rclpy()
@@ -261,9 +278,12 @@ def main(args: Optional[list[str]] = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except (StereoDepthError, ParameterException, ValueError, OSError) as error:
-        # A bad parameter file or model: one clear line instead of a traceback, and the
-        # project's exit status for bad input.
+    except NodeStartError:
+        # A bad parameter file or model: the node logged one clear line instead of a
+        # traceback; the project's exit status for bad input.
+        status = 2
+    except START_ERRORS as error:
+        # Raised before the node had a logger of its own (rclpy's Node.__init__).
         get_logger(NODE_NAME).fatal(f'cannot start: {type(error).__name__}: {error}')
         status = 2
     finally:

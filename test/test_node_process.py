@@ -83,3 +83,17 @@ def test_launched_node_publishes_disparity_and_depth(node_process):
         assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec in source.stamps
     node_process.send_signal(signal.SIGINT)
     assert node_process.wait(timeout=30) == 0
+
+
+def test_a_bad_parameter_stops_the_start_with_one_line_of_the_named_node():
+    # As `ros2 run ... --ros-args -p learned.near_scale:=0.01`: refused by the parameter's
+    # check, logged once by the node's own logger (its namespace in the line), status 2.
+    process = subprocess.run(
+        [sys.executable, '-m', 'stereo_depth_ros.node', '--ros-args', '-r',
+         f'__ns:={NAMESPACE}', '-p', 'backend:=costnet_fast', '-p', 'learned.near_scale:=0.01'],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT_S)
+    assert process.returncode == 2, process.stdout[-2000:]
+    lines = [line for line in process.stdout.splitlines() if 'cannot start' in line]
+    assert len(lines) == 1, process.stdout[-2000:]
+    assert f'{NAMESPACE.strip("/")}.stereo_depth_node' in lines[0]
+    assert 'near_scale' in lines[0] and 'Traceback' not in process.stdout
