@@ -421,7 +421,10 @@ def test_bag_demo_end_to_end(tmp_path):
 
     summary = run_bag_demo(tmp_path, n_frames=2, storage='sqlite3', progress=False)
     assert summary['pairs'] == 2 and summary['baseline_m'] == pytest.approx(ROAD_BASELINE)
-    assert summary['mean_epe_px'] < 20 and summary['mean_d1'] < 0.5
+    # costnet_fast (the default) measured 0.57 px, D1 1.3 %; the obstacle at 30-32 m is
+    # placed within 2.1-2.8 m (0.3-0.4 px of disparity at 5.5 px) with IoU 0.34-0.37.
+    assert summary['mean_epe_px'] < 1.0 and summary['mean_d1'] < 0.05
+    assert summary['mean_distance_error_m'] < 4.0 and summary['mean_obstacle_iou'] > 0.2
     rows = yaml.safe_load((tmp_path / 'metrics.json').read_text())
     assert [row['frame'] for row in rows] == [0, 1]
     assert rows[0]['true_distance_m'] > rows[1]['true_distance_m']  # the obstacle approaches

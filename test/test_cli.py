@@ -61,7 +61,9 @@ def test_eval_json_on_middlebury(capsys):
     assert summary['n'] == 2
     for key in ('epe', 'd1', 'bad1', 'bad2', 'bad3', 'density', 'ms_per_pair'):
         assert key in summary
-    assert 0 < summary['bad2'] < summary['bad1'] < 0.5
+    # sgbm on cones + teddy (measured EPE 2.35 px, bad-2 23.7 %, bad-1 29 %):
+    assert 2.0 < summary['epe'] < 2.8 and 0.2 < summary['bad2'] < 0.3
+    assert summary['bad3'] < summary['bad2'] < summary['bad1']
     assert 0.5 < summary['density'] <= 1.0
 
 

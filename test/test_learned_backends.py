@@ -90,8 +90,7 @@ def test_backend_runs_on_odd_sizes(tmp_path: Path, name: str) -> None:
     left, right = _images(123, 251)
     disparity = backend.compute(left, right)
     assert disparity.shape == (123, 251) and disparity.dtype == np.float32
-    assert np.isfinite(disparity).all()
-    assert disparity.min() >= 0 and disparity.max() <= 256
+    assert np.isfinite(disparity).all()  # in range: the backend makes the rest NaN
     grey = backend.compute(left[..., 0].copy(), right[..., 0].copy())
     assert grey.shape == (123, 251) and np.isfinite(grey).all()
 
@@ -150,7 +149,7 @@ def test_weights_round_trip_gives_identical_outputs(tmp_path: Path, name: str) -
     assert next(loaded_half.parameters()).dtype == torch.float32
     with torch.no_grad():
         difference = (model.predict(left, right) - loaded_half.predict(left, right)).abs()
-    assert difference.max() < 0.5
+    assert difference.max() < 0.01  # fp16 rounding of the weights (measured <= 0.0008 px)
 
 
 def test_prefixed_state_dict_keys_are_stripped(tmp_path: Path) -> None:
@@ -339,7 +338,9 @@ def test_precision_and_device_options(tmp_path: Path) -> None:
     assert backend.precision == 'bf16'
     bf16 = backend.compute(left, right)
     assert bf16.shape == (70, 130) and np.isfinite(bf16).all()
-    assert np.median(np.abs(bf16 - reference)) < 1.0
+    # bfloat16 ran (its rounding moves the output), and only by rounding (measured 0.0002 px).
+    difference = np.abs(bf16 - reference)
+    assert difference.max() > 0 and np.median(difference) < 0.05
     with pytest.raises(BackendError, match='fp16 needs a CUDA'):
         create_backend('dispnetc', weights=path, device='cpu', precision='fp16')
     with pytest.raises(BackendError, match='precision must be'):
@@ -461,9 +462,11 @@ def test_bench_profile_says_where_the_time_goes(
     rows = {line.rsplit(None, 4)[0].strip(): float(line.split()[-4]) for line in lines[start + 1:]}
     total = float(lines[start].split()[1])
     assert {'tower', 'down8', 'logits', 'outside the layers'} <= set(rows)
-    # Each layer counted once: together they fit in the time of the pairs.
-    assert 0 <= rows['outside the layers'] <= total
-    assert sum(rows.values()) == pytest.approx(total, abs=0.1 * len(rows))
+    # Each layer timed, and counted once: what is left outside them is not negative (the
+    # row itself is the total less the layers).
+    layers = {name: ms for name, ms in rows.items() if name != 'outside the layers'}
+    assert all(0 < ms < total for ms in layers.values()), rows
+    assert rows['outside the layers'] >= 0
     # Without --profile the output ends with the table.
     assert bench.run(_bench_args(backends='costnet', weights=[f'costnet={weights}'])) == 0
     assert 'with timers' not in capsys.readouterr().out

@@ -284,8 +284,9 @@ def test_unrelated_and_unchanged_parameters_are_accepted():
     assert manager.apply({'qos_overrides./stereo/depth.publisher.depth': 3,
                           'use_sim_time': True}) == []
     assert manager.pipeline is pipeline
-    # A read-only parameter "set" to its current value is not a change.
-    manager.apply({'queue_size': 5})
+    # A read-only parameter "set" to its current value is accepted and reloads nothing.
+    assert manager.apply({'queue_size': 5}) == ['parameters set: queue_size=5']
+    assert manager.pipeline.backend is pipeline.backend
 
 
 def test_factory_failure_keeps_the_running_pipeline():

@@ -108,8 +108,9 @@ def test_each_pixel_gets_the_estimate_that_matches() -> None:
     np.testing.assert_array_equal(chosen[matched], truth[matched])
 
 
-def test_the_blend_stays_where_no_estimate_is_clearly_better() -> None:
-    # A flat image matches every estimate equally: nothing is better by BLEND_PREFERENCE.
+def test_equal_costs_keep_the_blend() -> None:
+    # A flat image matches every estimate equally (a tie, whatever the preference): the
+    # blend stays. The preference itself: the two tests below.
     images = _flat_pair()
     chosen = choose_by_matching(*images, _maps(5.0), [_maps(9.0), _maps(30.0)], RANGES)
     np.testing.assert_array_equal(chosen.numpy(), 5.0)

@@ -35,6 +35,14 @@ def test_all_outputs_consistent(road, pipeline):
     assert np.isnan(result.depth[~valid]).all()
     assert result.color.shape == road.left.shape and result.color.dtype == np.uint8
     np.testing.assert_allclose(result.points[..., 2][valid], result.depth[valid])
+    # x right, y down, from the left camera's pinhole model (REP 103 optical frame).
+    rows, columns = np.nonzero(valid)
+    z = result.depth[rows, columns]
+    np.testing.assert_allclose(result.points[rows, columns, 0],
+                               (columns - camera.cx_left) * z / camera.fx, rtol=1e-4,
+                               atol=1e-4)
+    np.testing.assert_allclose(result.points[rows, columns, 1],
+                               (rows - camera.cy) * z / camera.fy, rtol=1e-4, atol=1e-4)
     assert result.obstacle.found
     assert result.obstacle.distance == pytest.approx(road.obstacle_distance, rel=0.1)
     assert {'disparity_ms', 'total_ms'} <= set(result.timings)

@@ -40,8 +40,8 @@ def manager():
     return PipelineManager(SGBM64)
 
 
-def make_pair(scene, left=None, right=None, encoding='rgb8', camera=None):
-    header = make_header(STAMP_NS, 'stereo_left', TYPES)
+def make_pair(scene, left=None, right=None, encoding='rgb8', camera=None, stamp_ns=STAMP_NS):
+    header = make_header(stamp_ns, 'stereo_left', TYPES)
     left_info, right_info = make_camera_infos(camera or scene.camera, header, header, TYPES)
     left = scene.left if left is None else left
     right = scene.right if right is None else right
@@ -406,8 +406,8 @@ def test_worker_thread_processes_the_newest_pair(scene, manager):
     worker = make_worker(manager, {'disparity'}, recorder)
     worker.start()
     try:
-        for _ in range(5):  # faster than SGBM: some are dropped, the last one is processed
-            worker.submit(make_pair(scene))
+        for index in range(5):  # faster than SGBM: some are dropped, the last one is processed
+            worker.submit(make_pair(scene, stamp_ns=STAMP_NS + index))
         deadline = time.monotonic() + 20
         while worker.slot.put_count > len(recorder.published) + worker.slot.dropped_count:
             assert time.monotonic() < deadline
@@ -418,6 +418,8 @@ def test_worker_thread_processes_the_newest_pair(scene, manager):
     assert stats['received'] == 5
     assert stats['processed'] + stats['dropped'] == 5 and stats['processed'] >= 1
     assert len(recorder.published) == stats['processed']
+    stamp = recorder.published[-1]['disparity'].header.stamp
+    assert stamp.sec * 10**9 + stamp.nanosec == STAMP_NS + 4  # the newest pair, not an old one
 
 
 def test_the_frame_processor_refuses_pairs_above_its_size_limit(scene):
