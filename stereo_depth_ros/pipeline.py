@@ -50,19 +50,22 @@ class StereoPipeline:
     ``min_depth``/``max_depth`` (metres) blank depth and disparity outside that range, whatever
     outputs are requested (they need the camera model: without it nothing is blanked). The one
     thing it carries from pair to pair is the top of the colour picture's scale
-    (:class:`~stereo_depth_ros.visualize.ColourScale`): one pipeline per stream.
+    (:class:`~stereo_depth_ros.visualize.ColourScale`): one pipeline per stream. A pipeline
+    that replaces another one of the same stream (new settings) is given its
+    ``colour_scale``, so the colours keep their meaning across the change.
     """
 
     def __init__(self, backend: DisparityBackend,
                  obstacle_params: Optional[ObstacleParameters] = None,
-                 min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> None:
+                 min_depth: Optional[float] = None, max_depth: Optional[float] = None,
+                 colour_scale: Optional[ColourScale] = None) -> None:
         if min_depth is not None and max_depth is not None and not 0 < min_depth < max_depth:
             raise ValueError(f'need 0 < min_depth < max_depth, got {min_depth}, {max_depth}')
         self.backend = backend
         self.obstacle_params = obstacle_params or ObstacleParameters()
         self.min_depth = min_depth
         self.max_depth = max_depth
-        self._colour_scale = ColourScale()
+        self.colour_scale = colour_scale or ColourScale()
 
     def process(self, left: np.ndarray, right: np.ndarray,
                 camera: Optional[StereoCameraModel] = None,
@@ -109,7 +112,7 @@ class StereoPipeline:
             if 'points' in wanted:
                 result.points = depth_to_points(depth, camera)
         if 'color' in wanted:
-            top = self._colour_scale.top(disparity, result.max_disparity)
+            top = self.colour_scale.top(disparity, result.max_disparity)
             result.color = colorize_disparity(disparity, max_disparity=top,
                                               min_disparity=min(result.min_disparity, 0.0))
         timings['total_ms'] = (time.perf_counter() - start) * 1e3

@@ -27,6 +27,7 @@ from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
 from .settings import float_value, int_value
 from .topics import enabled_topics
+from .visualize import ColourScale
 
 LOGGER = logging.getLogger('stereo_depth_ros.params')
 
@@ -78,11 +79,15 @@ def check_parameters(values: Mapping[str, Any]) -> dict[str, Value]:
     return checked
 
 
-def make_pipeline(values: Mapping[str, Any], backend: DisparityBackend) -> StereoPipeline:
-    """Return a pipeline of ``backend`` with the depth range and obstacle settings of values."""
+def make_pipeline(values: Mapping[str, Any], backend: DisparityBackend,
+                  colour_scale: Optional[ColourScale] = None) -> StereoPipeline:
+    """Return a pipeline of ``backend`` with the depth range and obstacle settings of values.
+
+    ``colour_scale``: the stream's, where this pipeline replaces one of the same stream.
+    """
     return StereoPipeline(backend, obstacle_params=obstacle_parameters(values),
                           min_depth=values['min_depth'] or None,
-                          max_depth=values['max_depth'] or None)
+                          max_depth=values['max_depth'] or None, colour_scale=colour_scale)
 
 
 @dataclass(frozen=True)
@@ -97,20 +102,23 @@ class ConfiguredPipeline:
 def configure_pipeline(values: Mapping[str, Any],
                        raw_options: Optional[Mapping[str, Any]] = None,
                        backend: Optional[DisparityBackend] = None,
-                       backend_factory: BackendFactory = build_backend) -> ConfiguredPipeline:
+                       backend_factory: BackendFactory = build_backend,
+                       colour_scale: Optional[ColourScale] = None) -> ConfiguredPipeline:
     """Return the pipeline the node's parameter ``values`` describe (missing ones: defaults).
 
     ``backend`` reuses an already built backend (it must be the one the values describe);
     otherwise ``backend_factory`` builds it, or, with ``raw_options`` (backend options that
     have no node parameter, e.g. dispnet_qr's ``decode``),
-    :func:`~stereo_depth_ros.node_config.build_backend`. Raises ValueError/BackendError naming
-    a bad value.
+    :func:`~stereo_depth_ros.node_config.build_backend`. ``colour_scale`` carries a stream's
+    colour scale over from the pipeline this one replaces. Raises ValueError/BackendError
+    naming a bad value.
     """
     checked = check_parameters(values)
     if backend is None:
         backend = (build_backend(checked, raw_options) if raw_options
                    else backend_factory(checked))
-    return ConfiguredPipeline(checked, make_pipeline(checked, backend), enabled_topics(checked))
+    return ConfiguredPipeline(checked, make_pipeline(checked, backend, colour_scale),
+                              enabled_topics(checked))
 
 
 def default_topics() -> frozenset[str]:
@@ -347,7 +355,10 @@ class PipelineManager:
             ignored = ignored_settings(candidate)
             if ignored and ignored != ignored_settings(current):
                 notes.append(ignored)
-            self._config = configure_pipeline(candidate, backend=backend)
+            # The same stream goes on: its colours keep their scale.
+            self._config = configure_pipeline(
+                candidate, backend=backend,
+                colour_scale=self._config.pipeline.colour_scale)
         changed = ', '.join(f'{name}={value!r}' for name, value in relevant.items())
         return [f'parameters set: {changed}'] + notes
 

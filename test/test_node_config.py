@@ -4,6 +4,7 @@ import threading
 from dataclasses import asdict, fields
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -287,6 +288,20 @@ def test_unrelated_and_unchanged_parameters_are_accepted():
     # A read-only parameter "set" to its current value is accepted and reloads nothing.
     assert manager.apply({'queue_size': 5}) == ['parameters set: queue_size=5']
     assert manager.pipeline.backend is pipeline.backend
+
+
+def test_a_rebuilt_pipeline_keeps_the_streams_colour_scale():
+    # A parameter change builds a new pipeline; the colours of the stream keep their scale
+    # (a scene of 0-40 px stays painted up to 64 px, not restarted from the next frame).
+    manager = PipelineManager({'backend': 'sgbm'})
+    old = manager.pipeline
+    assert old.colour_scale.top(np.full((8, 8), 40.0, np.float32), 128.0) == 64.0
+    manager.apply({'obstacle.max_range': 20.0})
+    assert manager.pipeline is not old and manager.pipeline.colour_scale is old.colour_scale
+    manager.apply({'sgbm.disparity_range': 96})  # a new backend too
+    assert manager.pipeline.colour_scale is old.colour_scale
+    # Kept while the frame still needs at least 0.4 of it: 30 px stays at 64, not 32.
+    assert manager.pipeline.colour_scale.top(np.full((8, 8), 30.0, np.float32), 96.0) == 64.0
 
 
 def test_factory_failure_keeps_the_running_pipeline():
