@@ -3,10 +3,12 @@
 import argparse
 import errno
 import importlib
+import os
 import signal
 import sys
 from typing import Any, NoReturn, Optional, Sequence
 
+from . import __version__
 from .errors import StereoDepthError, first_line
 
 #: Sub-command name -> module in ``stereo_depth_ros.commands`` with add_arguments() and run().
@@ -28,6 +30,8 @@ COMMANDS = {
 #: Exit status of bad input (as argparse uses for bad arguments) and of an interruption.
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+#: Exit status when the reader of the output went away (``| head``): a shell's for SIGPIPE.
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -44,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog='stereo-depth',
         description='Stereo disparity, metric depth and nearest-obstacle segmentation.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     subparsers = parser.add_subparsers(dest='command', required=True)
     for name, module_name in COMMANDS.items():
         try:
@@ -100,6 +105,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (StereoDepthError, FileNotFoundError, ValueError) as error:
         _error_line(args.command, str(error))
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        # The reader stopped reading (`stereo-depth backends | head -1`): no error line, and
+        # nothing more written to the closed pipe when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except OSError as error:
         _error_line(args.command, _os_error_line(error))
         return EXIT_BAD_INPUT

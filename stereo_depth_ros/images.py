@@ -6,6 +6,9 @@ import numpy as np
 
 from .errors import ImageFormatError
 
+#: The smallest width and height of a stereo image, in pixels.
+MIN_IMAGE_SIDE = 8
+
 
 def check_stereo_pair(left: np.ndarray, right: np.ndarray) -> None:
     """Raise ImageFormatError unless left and right are uint8 HxW or HxWx3 images of one size."""
@@ -17,8 +20,10 @@ def check_stereo_pair(left: np.ndarray, right: np.ndarray) -> None:
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
             raise ImageFormatError(
                 f'{name} image must be HxW or HxWx3, got shape {image.shape}')
-        if image.shape[0] < 8 or image.shape[1] < 8:
-            raise ImageFormatError(f'{name} image is too small: {image.shape}')
+        if image.shape[0] < MIN_IMAGE_SIDE or image.shape[1] < MIN_IMAGE_SIDE:
+            raise ImageFormatError(
+                f'{name} image is too small: {image.shape[1]}x{image.shape[0]} (width x '
+                f'height); both sides must be at least {MIN_IMAGE_SIDE} px')
     if left.shape[:2] != right.shape[:2]:
         raise ImageFormatError(
             f'left and right images differ in size: {left.shape[1]}x{left.shape[0]} '

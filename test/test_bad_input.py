@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 from rosbags.rosbag2 import Reader
+import yaml
 
 from bad_input_helpers import (assert_one_line_error, leftovers, run_cli, textured_pair,
                                write_stereo_bag)
@@ -317,6 +318,21 @@ def test_truncated_bag(tmp_path, capsys, storage, big_mcap):
     assert lines[0].startswith('recovered: cannot open bag') and 'data stops at byte' in lines[1]
     pairs = int(out.split('pairs processed: ')[1].split()[0])
     assert 3 <= pairs < 12
+    # What was lost is counted against metadata.yaml's message count, not the cut file's bytes.
+    listed = yaml.safe_load((cut / 'metadata.yaml').read_text())[
+        'rosbag2_bagfile_information']['message_count']
+    kept = int(lines[1].split('kept ')[1].split()[0])
+    assert f'kept {kept} of the {listed} messages metadata.yaml lists ({listed - kept} lost)' \
+        in lines[1] and kept < listed
+
+
+def test_an_empty_folder_is_not_a_bag(tmp_path, capsys):
+    (tmp_path / 'empty').mkdir()
+    code, _, lines = run_cli(['process-bag', tmp_path / 'empty', tmp_path / 'out', *SGBM16],
+                             capsys)
+    assert_one_line_error(code, lines, 'is not a rosbag2 bag: no metadata.yaml and no .mcap or '
+                          '.db3 file in it')
+    assert leftovers(tmp_path, 'out') == []
 
 
 def test_mcap_truncated_at_half_yields_the_messages_before_the_cut(big_mcap, tmp_path):
@@ -331,7 +347,8 @@ def test_mcap_truncated_at_half_yields_the_messages_before_the_cut(big_mcap, tmp
     assert 0.3 * len(full) < len(kept) < len(full)
     assert kept == full[:len(kept)]
     assert report.messages == len(kept) and report.stopped_at is not None
-    assert 'cut off' in report.line() and '%' in report.line()
+    assert 'cut off' in report.line() and 'messages cut off are not counted' in report.line()
+    assert bag.recovered_from == f'bag {tmp_path / "cut"} has no metadata.yaml'
 
 
 def test_disk_full_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch, big_mcap):

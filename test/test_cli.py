@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from stereo_depth_ros import __version__
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.resources import sample_data_dir
@@ -86,6 +87,32 @@ def test_bad_input_exits_with_one_line(argv, message, tmp_path):
     assert message in result.stderr
     assert 'Traceback' not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_too_small_images_are_named_by_width_and_height(pair, tmp_path):
+    folder, scene = pair
+    cv2.imwrite(str(tmp_path / 'narrow.png'), scene.left[:30, :6])
+    result = subprocess.run(
+        [sys.executable, '-m', 'stereo_depth_ros.cli', 'infer', '--left',
+         str(tmp_path / 'narrow.png'), '--right', str(tmp_path / 'narrow.png'), '--out-dir',
+         str(tmp_path / 'o')], capture_output=True, text=True)
+    assert result.returncode == 2 and not (tmp_path / 'o').exists()
+    assert 'left image is too small: 6x30 (width x height); both sides must be at least 8 px' \
+        in result.stderr
+
+
+def test_version_and_a_closed_pipe(tmp_path):
+    result = subprocess.run([sys.executable, '-m', 'stereo_depth_ros.cli', '--version'],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f'stereo-depth {__version__}'
+    # As `stereo-depth backends --options | head -0`: the reader is gone before anything is
+    # written. No error line; the shell's status for SIGPIPE, not bad input's 2.
+    process = subprocess.Popen([sys.executable, '-m', 'stereo_depth_ros.cli', 'backends',
+                                '--options'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == b''
+    process.stderr.close()
 
 
 def test_size_mismatch_is_reported(pair, tmp_path):

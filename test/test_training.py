@@ -511,6 +511,15 @@ def test_learning_rate_warmup_and_cosine():
     assert lrs[-1] == pytest.approx(0.1, abs=1e-3) and 0.1 < lrs[60] < 1.0
 
 
+@pytest.mark.parametrize('steps', [0, -3])
+def test_zero_or_negative_steps_are_refused_not_read_as_the_configs(tmp_path, steps):
+    config = from_dict(TrainConfig, tiny_config(tmp_path))
+    with pytest.raises(ConfigError, match=f'steps must be > 0, got {steps}'):
+        Trainer(config, device='cpu', steps=steps, out_dir=tmp_path / 'run', progress=False)
+    assert Trainer(config, device='cpu', out_dir=tmp_path / 'run',
+                   progress=False).total_steps == 6  # None: the config's
+
+
 def test_resume_continues_the_lr_schedule(tmp_path):
     overrides = tiny_config(tmp_path, optimization={'lr_schedule': 'cosine', 'warmup_steps': 2,
                                                     'min_lr_ratio': 0.1})

@@ -39,6 +39,8 @@ class ScanReport:
     stopped_at: Optional[int] = None
     stop_reason: str = ''
     complete: bool = False
+    #: How many messages the bag's metadata.yaml lists (None: no readable metadata.yaml).
+    listed_messages: Optional[int] = None
 
     @property
     def damaged(self) -> bool:
@@ -46,17 +48,27 @@ class ScanReport:
         return bool(self.bad_chunks) or self.stopped_at is not None
 
     def line(self) -> str:
-        """Return one line on what was recovered and what was lost."""
-        parts = [f'kept {self.messages} messages']
+        """Return one line on what was recovered and what was lost.
+
+        The bytes after the stop are only what is left of a cut file; how many messages
+        were lost is known from the count in metadata.yaml, where there is one.
+        """
+        listed = self.listed_messages
+        parts = [f'kept {self.messages} messages' if listed is None else
+                 f'kept {self.messages} of the {listed} messages metadata.yaml lists '
+                 f'({max(listed - self.messages, 0)} lost)']
         if self.bad_chunks:
             parts.append(f'skipped {len(self.bad_chunks)} of {self.chunks} chunks '
                          f'({"; ".join(self.bad_chunks[:3])}'
                          f'{"; ..." if len(self.bad_chunks) > 3 else ""})')
         if self.stopped_at is not None:
-            lost = self.file_size - self.stopped_at
+            unread = self.file_size - self.stopped_at
+            uncounted = ('; without metadata.yaml the messages cut off are not counted'
+                         if listed is None else '')
             parts.append(f'the data stops at byte {self.stopped_at} of {self.file_size} '
-                         f'({self.stop_reason}; {lost} bytes, '
-                         f'{100 * lost / max(self.file_size, 1):.0f}% of the file, lost)')
+                         f'({self.stop_reason}; {unread} bytes, '
+                         f'{100 * unread / max(self.file_size, 1):.0f}% of what is left of '
+                         f'the file, unread{uncounted})')
         return ', '.join(parts)
 
 
@@ -101,9 +113,11 @@ class McapScan:
     found; before :meth:`messages` it holds those found by :meth:`read_connections`.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, listed_messages: Optional[int] = None) -> None:
         self.path = Path(path)
-        self.report = ScanReport()
+        #: The message count of the bag's metadata.yaml, where it has one (for the report).
+        self.listed_messages = listed_messages
+        self.report = ScanReport(listed_messages=listed_messages)
         self._schemas: dict[int, tuple[str, str, str]] = {}
         self._channels: dict[int, Connection] = {}
 
@@ -123,7 +137,7 @@ class McapScan:
 
         Messages of a chunk come in log-time order. ``report`` is complete afterwards.
         """
-        self.report = ScanReport()
+        self.report = ScanReport(listed_messages=self.listed_messages)
         yield from self._scan(keep_messages=True)
 
     def _scan(self, keep_messages: bool) -> Iterator[tuple[Connection, int, bytes]]:

@@ -17,6 +17,7 @@ from rosbags.interfaces import Connection, MessageDefinitionFormat
 from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.typesys import (Stores, TypesysError, get_types_from_idl, get_types_from_msg,
                              get_typestore)
+import yaml
 
 from .mcap_scan import McapScan, ScanReport
 from .writer import get_distro_typestore
@@ -35,6 +36,15 @@ _BAG_ERRORS = (ReaderError, sqlite3.Error, struct.error, OSError, ValueError, Ke
 def _one_line(error: BaseException) -> str:
     """Return ``error``'s message on one line (YAML errors span several)."""
     return ' '.join(str(error).split())
+
+
+def _listed_message_count(bag: Path) -> Optional[int]:
+    """Return the message count of ``bag``'s metadata.yaml, or None where it has none."""
+    try:
+        info = yaml.safe_load((bag / 'metadata.yaml').read_text())
+        return int(info['rosbag2_bagfile_information']['message_count'])
+    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,11 @@ class BagInput:
         self.path = Path(path)
         if not self.path.exists():
             raise DatasetError(f'bag {self.path} does not exist')
+        if self.path.is_dir() and not ((self.path / 'metadata.yaml').exists()
+                                       or any(self.path.glob('*.mcap'))
+                                       or any(self.path.glob('*.db3'))):
+            raise DatasetError(f'{self.path} is not a rosbag2 bag: no metadata.yaml and no '
+                               '.mcap or .db3 file in it')
         self.typestore = typestore if typestore is not None else get_distro_typestore(distro)
         self.strict = strict
         #: Why the Reader could not open the bag, when it was recovered by scanning instead.
@@ -119,7 +134,9 @@ class BagInput:
         try:
             self._reader = Reader(self.path)
         except _BAG_ERRORS as error:
-            self._recover(f'cannot read bag {self.path}: {_one_line(error)}')
+            self._recover(f'bag {self.path} has no metadata.yaml' if self.path.is_dir() and
+                          not (self.path / 'metadata.yaml').exists()
+                          else f'cannot read bag {self.path}: {_one_line(error)}')
         self._open = False
         self.bag_types: set[str] = set()
         self.redefined: list[str] = []
@@ -131,12 +148,16 @@ class BagInput:
         files = sorted(self.path.glob('*.mcap'))
         return files[0] if len(files) == 1 else None
 
+    def _scan_of(self, mcap: Path) -> McapScan:
+        """Return a scan of ``mcap`` that knows how many messages metadata.yaml lists."""
+        return McapScan(mcap, _listed_message_count(self.path))
+
     def _recover(self, problem: str) -> None:
         """Read the bag by scanning its mcap file; DatasetError if that is not possible."""
         mcap = self._mcap_file()
         if mcap is None or self.strict:
             raise DatasetError(problem + (' (--strict: no recovery)' if mcap else '')) from None
-        scan = McapScan(mcap)
+        scan = self._scan_of(mcap)
         if not scan.read_connections():
             raise DatasetError(f'{problem}; nothing recoverable ({scan.report.line()})')
         self._reader, self._scan, self.recovered_from = None, scan, problem
@@ -152,7 +173,7 @@ class BagInput:
                 self._open = True
                 mcap = self._mcap_file()
                 if mcap is not None:
-                    self._scan = McapScan(mcap)
+                    self._scan = self._scan_of(mcap)
         self._register_bag_types()
         return self
 

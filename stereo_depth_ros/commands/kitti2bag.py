@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if summary.skipped:
         names = ', '.join(name for name, _ in summary.skipped)
         print(f'skipped {len(summary.skipped)} of {summary.frames + len(summary.skipped)} '
-              f'frames with unreadable images: {names} (first: {summary.skipped[0][1]}); '
+              f'frames whose images are unreadable or of the wrong size: {names} '
+              f'(first: {summary.skipped[0][1]}); '
               'use --strict to fail instead', file=sys.stderr)
     return 0

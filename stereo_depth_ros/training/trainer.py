@@ -215,7 +215,8 @@ class Trainer:
                  out_dir: Optional[str | Path] = None, progress: bool = True,
                  minutes: Optional[float] = None) -> None:
         self.config = config
-        self.total_steps = int(steps or config.optimization.steps)
+        # None, not 0, means "the config's": --steps 0 is refused, not read as the default.
+        self.total_steps = int(config.optimization.steps if steps is None else steps)
         if self.total_steps <= 0:
             raise ConfigError(f'steps must be > 0, got {self.total_steps}')
         #: The most steps a time budget may plan (the configured or requested steps).
