@@ -49,7 +49,12 @@ class ObstacleParameters:
         max_range: farther depths (m) are ignored.
         distance_band: pixels within this many metres of the obstacle's distance (either
             side), connected to it, belong to it (widened by the depth uncertainty of
-            ``disparity_noise``).
+            ``disparity_noise``); also the depth jump between neighbours that separates two
+            objects.
+        distance_band_fraction: > 0: the band (and the jump) is at most this fraction of
+            the depth, so it shrinks with distance below ``distance_band / fraction``
+            metres: objects a few decimetres apart indoors stay apart, as cars metres apart
+            do on a road. 0: ``distance_band`` at every depth.
         min_area: smallest obstacle, in pixels; smaller blobs (noise specks) never win.
         min_size: smallest obstacle front area, in square metres (sum over its pixels of
             ``z**2 / (fx * fy)``; 0.1 is about 30 x 30 cm): rejects the small, near blobs of
@@ -75,6 +80,7 @@ class ObstacleParameters:
     min_range: float = 0.3
     max_range: float = 40.0
     distance_band: float = 1.5
+    distance_band_fraction: float = 0.0
     min_area: int = 50
     min_size: float = 0.1
     ground_tolerance: float = 0.15
@@ -99,6 +105,7 @@ class ObstacleParameters:
             raise ValueError(f'obstacle ranges need 0 <= min_range < max_range, got '
                              f'{self.min_range}, {self.max_range}')
         checks = [(self.distance_band > 0, 'distance_band must be > 0'),
+                  (self.distance_band_fraction >= 0, 'distance_band_fraction must be >= 0'),
                   (self.min_area >= 1, 'min_area must be >= 1 pixel'),
                   (self.min_size >= 0, 'min_size must be >= 0 square metres'),
                   (self.ground_tolerance >= 0, 'ground_tolerance must be >= 0'),
@@ -244,9 +251,18 @@ def _tolerance(params: ObstacleParameters, camera: StereoCameraModel, z: np.ndar
     return params.ground_tolerance + slope * z
 
 
+def _base_band(params: ObstacleParameters, z: np.ndarray | float) -> np.ndarray | float:
+    """The band before noise: ``distance_band``, at most ``distance_band_fraction`` of z."""
+    if not params.distance_band_fraction:
+        return params.distance_band
+    return np.minimum(np.float32(params.distance_band),
+                      np.float32(params.distance_band_fraction) * z)
+
+
 def _band(params: ObstacleParameters, camera: StereoCameraModel, z: float) -> float:
-    """Distance band at depth z: ``distance_band`` plus twice the depth error of the noise."""
-    return params.distance_band + 2 * params.disparity_noise * z * z / camera.focal_baseline
+    """Distance band at depth z: the base band plus twice the depth error of the noise."""
+    return float(_base_band(params, z)
+                 + 2 * params.disparity_noise * z * z / camera.focal_baseline)
 
 
 def _prior_plane(params: ObstacleParameters) -> Optional[tuple[float, float, float, float]]:
@@ -261,7 +277,7 @@ def _drop_far_side_of_jumps(z: np.ndarray, mask: np.ndarray,
     zz = np.where(mask, z, np.float32(np.nan))
     limit = zz * zz
     limit *= np.float32(2 * params.disparity_noise / camera.focal_baseline)
-    limit += np.float32(params.distance_band)
+    limit += _base_band(params, zz)
     with np.errstate(invalid='ignore'):
         for first, second, lim in (((slice(None, -1), slice(None)), (slice(1, None), slice(None)),
                                     limit[:-1, :]),

@@ -2,7 +2,10 @@
 
 import argparse
 
-from .common import add_backend_arguments, backend_from_args, json_line
+from .common import add_backend_arguments, backend_from_args, json_line, parse_backend_options
+from ..node_config import OBSTACLE_PREFIX, default_values
+from ..obstacle import ObstacleParameters
+from ..pipeline_config import check_parameters, obstacle_parameters
 from ..errors import DatasetError
 from ..data.datasets import DATASET_KINDS, load_dataset
 
@@ -22,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--obstacle', action='store_true',
                         help='synthetic road scenes only: score the nearest-obstacle mask '
                              '(IoU with the true mask, distance error) instead of disparity')
+    parser.add_argument('--obstacle-option', action='append', default=[], metavar='KEY=VALUE',
+                        help='with --obstacle, repeatable: a setting of the obstacle search, '
+                             'as the node parameter obstacle.KEY (e.g. '
+                             'distance_band_fraction=0.2; default: the node\'s)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.evaluate import evaluate_backend
     if args.obstacle:
         return _run_obstacle(args)
+    if args.obstacle_option:
+        raise ValueError('--obstacle-option needs --obstacle')
     options = {'scene_kind': args.synthetic_kind} if args.dataset == 'synthetic' else {}
     samples = load_dataset(args.dataset, args.root, **options)
     backend = backend_from_args(args)
@@ -58,13 +67,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def obstacle_parameters_of(options: list[str]) -> ObstacleParameters:
+    """Return the node's default obstacle settings with ``KEY=VALUE`` ones over them.
+
+    Checked as the node checks ``obstacle.KEY`` parameters (names, limits, the settings as a
+    whole).
+    """
+    values = {**default_values(), **{f'{OBSTACLE_PREFIX}{key}': value for key, value
+                                     in parse_backend_options(options).items()}}
+    return obstacle_parameters(check_parameters(values))
+
+
 def _run_obstacle(args: argparse.Namespace) -> int:
     from ..data.datasets import parse_seed_spec
     from ..evaluation.obstacles import evaluate_obstacles
     if args.dataset != 'synthetic' or args.synthetic_kind != 'road':
         raise ValueError('--obstacle needs --dataset synthetic --synthetic-kind road '
                          '(scenes with a known obstacle mask)')
-    summary = evaluate_obstacles(backend_from_args(args), parse_seed_spec(args.root))
+    summary = evaluate_obstacles(backend_from_args(args), parse_seed_spec(args.root),
+                                 params=obstacle_parameters_of(args.obstacle_option))
     summary = {'backend': args.backend, 'dataset': 'synthetic-road', **summary}
     if args.json:
         print(json_line(summary))
