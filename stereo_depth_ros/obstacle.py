@@ -252,7 +252,7 @@ def _tolerance(params: ObstacleParameters, camera: StereoCameraModel, z: np.ndar
 
 
 def _base_band(params: ObstacleParameters, z: np.ndarray | float) -> np.ndarray | float:
-    """The band before noise: ``distance_band``, at most ``distance_band_fraction`` of z."""
+    """Return the band before noise: ``distance_band``, at most ``distance_band_fraction`` z."""
     if not params.distance_band_fraction:
         return params.distance_band
     return np.minimum(np.float32(params.distance_band),

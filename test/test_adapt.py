@@ -301,6 +301,21 @@ def test_pairs_are_extracted_from_a_bag(tmp_path: Path) -> None:
                          right_topic=right_topic, progress=False) == 3
 
 
+def test_a_bag_with_jittered_stamps_needs_and_gets_approximate_sync(tmp_path: Path) -> None:
+    from bad_input_helpers import write_stereo_bag
+    from stereo_depth_ros.bags.extract import extract_pairs
+    bag = write_stereo_bag(tmp_path / 'bag', frames=4, right_offset_ns=2_000_000)  # +2 ms
+    # Exact sync pairs nothing; the line says how far apart the stamps are and what helps.
+    with pytest.raises(DatasetError, match=r'never matched: the closest set spans 0\.002000 s.*'
+                                           r'--approximate-sync \(slop 0\.05 s\) would pair '
+                                           r'about 4 of 4'):
+        extract_pairs(bag, tmp_path / 'exact', progress=False)
+    assert extract_pairs(bag, tmp_path / 'approx', slop=0.05, progress=False) == 4
+    config = Path(__file__).resolve().parents[1] / 'config' / 'adapt_costnet.yaml'
+    assert main(['adapt', '--pairs', str(tmp_path / 'approx'), '--approximate-sync',
+                 '--config', str(config), '--out-dir', str(tmp_path / 'bad')]) == 2
+
+
 class _ConstantNet(StereoNet):
     """Predicts a fixed disparity map (to score the selection metrics against)."""
 

@@ -6,6 +6,7 @@ from typing import Optional
 import cv2
 from tqdm import tqdm
 
+from .process import never_matched
 from .reader import BagInput, find_stereo_images
 from ..errors import DatasetError, StereoDepthError
 from ..msgs.images import stereo_input_from_image
@@ -27,6 +28,7 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
     out = Path(out_dir)
     sync = make_synchronizer(2, 10, slop)
     written = matched = 0
+    stamps: list[list[int]] = [[], []]
     with BagInput(bag_path) as bag:
         # Only the images: their camera_info topics are not needed (nor required) here.
         left_image, right_image = find_stereo_images(bag.topics, left_topic, right_topic)
@@ -38,7 +40,9 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                 if index is None:
                     continue
                 msg = bag.deserialize(data, connection)
-                for left, right in sync.add(index, stamp_to_ns(msg.header.stamp), msg):
+                stamp = stamp_to_ns(msg.header.stamp)
+                stamps[index].append(stamp)
+                for left, right in sync.add(index, stamp, msg):
                     bar.update(1)
                     matched += 1
                     if (matched - 1) % every:
@@ -56,6 +60,9 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                     if limit is not None and written >= limit:
                         return written
     if written == 0:
-        raise DatasetError(f'no stereo pair of {bag_path} could be extracted '
-                           f'({matched} pairs matched on {left_image}, {right_image})')
+        topics = (left_image, right_image)
+        why = (never_matched(topics, stamps, slop) if not matched and all(stamps) else
+               f'{matched} pairs matched on {", ".join(topics)} '
+               f'({len(stamps[0])} and {len(stamps[1])} messages)')
+        raise DatasetError(f'no stereo pair of {bag_path} could be extracted: {why}')
     return written

@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 
 from .common import add_device_argument
+from ..bags.process import DEFAULT_SLOP
 from ..errors import StereoDepthError
 
 
@@ -19,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='rosbag2 with rectified stereo image topics (found by name)')
     parser.add_argument('--bag-every', type=int, default=5,
                         help='with --bag: use every N-th synchronised pair (default 5)')
+    parser.add_argument('--approximate-sync', action='store_true',
+                        help='with --bag: pair images whose stamps differ by less than --slop '
+                             '(default: exact stamps)')
+    parser.add_argument('--slop', type=float, default=DEFAULT_SLOP,
+                        help=f'with --approximate-sync: largest stamp difference in seconds '
+                             f'(default {DEFAULT_SLOP})')
     parser.add_argument('--left-image', default=None,
                         help='with --bag: the left image topic (default: found by name)')
     parser.add_argument('--right-image', default=None,
@@ -49,8 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Adapt, then draw before/after pictures; print where the weights went."""
-    if (args.left_image or args.right_image) and not args.bag:
-        raise ValueError('--left-image and --right-image name topics of --bag; give --bag')
+    if (args.left_image or args.right_image or args.approximate_sync) and not args.bag:
+        raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag; '
+                         'give --bag')
     from ..resources import default_weights_path
     from ..training.adapt import adapt
     from ..training.config import load_config
@@ -86,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         from ..bags.extract import extract_pairs
         pairs = out_dir / 'pairs'
         count = extract_pairs(args.bag, pairs, every=args.bag_every,
+                              slop=args.slop if args.approximate_sync else None,
                               left_topic=args.left_image, right_topic=args.right_image,
                               progress=not args.no_progress)
         print(f'extracted {count} pairs from {args.bag} into {pairs}')
