@@ -640,8 +640,14 @@ def test_qr_training_step_and_export_with_card(tmp_path):
         output={'export': str(tmp_path / 'models' / 'dispnet_qr.safetensors')})
     result = train(from_dict(TrainConfig, overrides), device='cpu', steps=2, progress=False)
     assert set(result.history['train'][0]) >= {'ce', 'residual', 'trunk', 'epe'}
-    card = yaml.safe_load((tmp_path / 'models' / 'dispnet_qr.yaml').read_text())
+    card_text = (tmp_path / 'models' / 'dispnet_qr.yaml').read_text()
+    card = yaml.safe_load(card_text)
     assert card['backend'] == 'dispnet_qr' and card['training']['steps'] == 2
+    # The steps the schedule was planned for (--steps 2), not the config file's 6.
+    assert card['training']['optimization']['steps'] == 2
+    # A models/ folder outside a checkout: the card names the file where it is.
+    exported = tmp_path / 'models' / 'dispnet_qr.safetensors'
+    assert card_text.startswith(f'# Model card of {exported} ')
     assert card['architecture']['num_bins'] == 4
     assert card['file_size_bytes'] == (tmp_path / 'models' / 'dispnet_qr.safetensors').stat(
     ).st_size
@@ -935,3 +941,6 @@ def test_model_card_names_the_config_of_the_weights_own_run():
     assert training_command(models / 'dispnetc.safetensors', 'dispnetc_adapt', 'dispnetc',
                             'adapt') == 'stereo-depth adapt --config config/adapt_dispnetc.yaml'
     assert 'not found' in training_command(models / 'x.safetensors', 'nothing_named_so', 'x')
+    # Weights exported elsewhere (adapt --export /tmp/...) are traced to this checkout's configs.
+    assert training_command(Path('/tmp/elsewhere/mine.safetensors'), 'costnet_adapt', 'costnet',
+                            'adapt') == 'stereo-depth adapt --config config/adapt_costnet.yaml'

@@ -493,7 +493,9 @@ class Trainer:
                           f'{cfg.evaluation.height} (validation seeds from 1000000)',
                 **{k: round(float(v), 4) for k, v in final.items()}},
             'finished_utc': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
-            'config': cfg.to_dict(),
+            # The steps the schedule was planned for (--steps / --minutes), not the file's.
+            'config': {**cfg.to_dict(), 'optimization': {**cfg.to_dict()['optimization'],
+                                                         'steps': self.total_steps}},
         }
 
     def export(self, final: dict[str, float]) -> tuple[Path, Optional[Path]]:
