@@ -80,7 +80,7 @@ class ObstacleParameters:
     min_range: float = 0.3
     max_range: float = 40.0
     distance_band: float = 1.5
-    distance_band_fraction: float = 0.0
+    distance_band_fraction: float = 0.1
     min_area: int = 50
     min_size: float = 0.1
     ground_tolerance: float = 0.15

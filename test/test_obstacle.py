@@ -192,6 +192,26 @@ def test_distance_band_decides_what_belongs_to_the_obstacle():
     assert not narrow.mask[owners[1]].any()
 
 
+def test_indoors_a_chair_in_front_of_a_wall_is_its_own_obstacle():
+    # An OAK-D Lite-like camera (fx 451 px, B 7.5 cm) 0.8 m above the floor; a chair 1.5 m
+    # away in front of a wall 0.3 m behind it, a strip of floor in view beside the chair.
+    camera = StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480)
+    depth, (chair, wall) = _road_depth(camera, boxes=[(-0.25, 0.25, 1.5, 0.9),
+                                                      (-5.0, 5.0, 1.8, 3.0)], cam_height=0.8)
+    tight = segment_nearest_obstacle(depth, camera, ObstacleParameters(disparity_noise=0.0))
+    assert tight.distance == pytest.approx(1.5) and not tight.mask[~chair].any()
+    assert tight.mask[chair].mean() > 0.75  # all but its lowest 0.17 m, within the floor's
+    # With the band at 1.5 m at every depth (fraction 0) the wall joins the chair.
+    fixed = segment_nearest_obstacle(depth, camera, ObstacleParameters(
+        disparity_noise=0.0, distance_band_fraction=0.0))
+    assert fixed.mask[wall].mean() > 0.9
+    # On a road, 15 m and beyond, the band is distance_band as before: a face 1.2 m behind
+    # a car's front at 15 m still belongs to it.
+    depth, owners = _road_depth(boxes=[(-1.0, 1.0, 15.0, 1.0), (-1.0, 1.0, 16.2, 1.8)])
+    road = segment_nearest_obstacle(depth, CAMERA, EXACT)
+    assert road.distance == pytest.approx(15.0) and road.mask[owners[1]].all()
+
+
 def test_floating_blobs_are_not_obstacles_unless_allowed():
     depth, _ = _road_depth(boxes=[(-1.0, 1.0, 20.0, 1.5)])
     depth[10:40, 200:260] = 5.0  # a mismatch blob high in the sky
@@ -248,3 +268,21 @@ def test_deterministic_and_fast_at_kitti_size():
     finally:
         cv2.setNumThreads(threads)
     assert np.median(times) < 0.03, times
+
+
+def test_obstacle_pictures_show_both_settings_per_pair(tmp_path):
+    from stereo_depth_ros.evaluation.obstacle_pictures import PICTURE_WIDTH, main
+    for index, seed in enumerate((EVAL_SEED_OFFSET + 1, EVAL_SEED_OFFSET + 2)):
+        scene = make_scene(seed, 128, 256, kind='road')
+        folder = tmp_path / f'pair{index}'
+        folder.mkdir()
+        for name, image in (('left.png', scene.left), ('right.png', scene.right)):
+            cv2.imwrite(str(folder / name), image[:, :, ::-1])
+    out = tmp_path / 'figure.png'
+    assert main([str(tmp_path / 'pair0'), str(tmp_path / 'pair1'), '--fx',
+                 str(scene.camera.fx), '--baseline', str(scene.camera.baseline), '--option',
+                 'distance_band_fraction=0', '--backend', 'sgbm', '--out', str(out)]) == 0
+    figure = cv2.imread(str(out))
+    # Two rows (pairs) of three pictures (disparity, default, the option), each under a title.
+    picture_height = round(128 * PICTURE_WIDTH / 256) + 26
+    assert figure.shape[:2] == (2 * picture_height + 4, 3 * PICTURE_WIDTH + 2 * 4)
