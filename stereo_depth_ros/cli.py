@@ -101,14 +101,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError:  # not the main thread: leave SIGTERM alone
         previous = None
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        # Inside the try: a closed pipe shows when the buffered output is written.
+        sys.stdout.flush()
+        return status
     except (StereoDepthError, FileNotFoundError, ValueError) as error:
         _error_line(args.command, str(error))
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         # The reader stopped reading (`stereo-depth backends | head -1`): no error line, and
         # nothing more written to the closed pipe when Python flushes stdout at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return EXIT_BROKEN_PIPE
     except OSError as error:
         _error_line(args.command, _os_error_line(error))
@@ -125,6 +128,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point stdout's file descriptor at /dev/null (where it has one)."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no real file (None, a capture)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, descriptor)
+    finally:
+        os.close(devnull)
 
 
 def _error_line(command: str, text: str) -> None:

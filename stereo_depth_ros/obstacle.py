@@ -21,8 +21,9 @@ Steps (all on one core, deterministic):
    mismatches in weak texture such as sky). A component's distance is a low percentile
    (``percentile``) of its depths; the nearest one wins.
 5. Mask: candidates with depth within the band of that distance, grouped with the winning
-   component (gaps of up to 2 px bridged); the band is ``distance_band`` plus twice the depth
-   error of ``disparity_noise``.
+   component (gaps of up to 2 px bridged); the band is ``distance_band``, at most
+   ``distance_band_fraction`` times the depth, plus twice the depth error of
+   ``disparity_noise``.
 
 Depth follows REP 118: float metres, NaN (or inf, or <= 0) where unknown. Distances are the
 optical-axis depth z of the obstacle, in metres.
@@ -254,7 +255,7 @@ def _tolerance(params: ObstacleParameters, camera: StereoCameraModel, z: np.ndar
 def _base_band(params: ObstacleParameters, z: np.ndarray | float) -> np.ndarray | float:
     """Return the band before noise: ``distance_band``, at most ``distance_band_fraction`` z."""
     if not params.distance_band_fraction:
-        return params.distance_band
+        return np.float32(params.distance_band)
     return np.minimum(np.float32(params.distance_band),
                       np.float32(params.distance_band_fraction) * z)
 

@@ -68,6 +68,17 @@ def obstacle_parameters(values: Mapping[str, Any]) -> ObstacleParameters:
     return params
 
 
+def obstacle_parameters_from_options(options: Mapping[str, Any]) -> ObstacleParameters:
+    """Return the node's default obstacle settings with ``{KEY: value}`` ones over them.
+
+    Checked as the node checks its ``obstacle.KEY`` parameters (names, limits, the settings
+    as a whole).
+    """
+    values = {**default_values(), **{f'{OBSTACLE_PREFIX}{key}': value
+                                     for key, value in options.items()}}
+    return obstacle_parameters(check_parameters(values))
+
+
 def check_parameters(values: Mapping[str, Any]) -> dict[str, Value]:
     """Return the complete, checked parameter values, or raise ValueError/BackendError.
 

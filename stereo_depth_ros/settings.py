@@ -12,6 +12,8 @@ import re
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from typing import Any, Mapping, Optional, Sequence, TypeVar
 
+import yaml
+
 from .errors import BackendError
 
 #: A value a setting can hold (lists of numbers for the obstacle window).
@@ -219,3 +221,22 @@ def check_device(device: str) -> str:
     if not isinstance(device, str) or not DEVICE_PATTERN.match(device):
         raise ValueError(f'device must be auto, cpu, cuda or cuda:N; got {device!r}')
     return device
+
+
+def parse_key_values(pairs: Sequence[str], flag: str) -> dict[str, Any]:
+    """Turn ``KEY=VALUE`` strings of option ``flag`` into a dict of YAML scalars (int, float...).
+
+    Raises ValueError naming ``flag`` for a pair without ``=`` or a value that is not YAML.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        if not sep or not key.strip():
+            raise ValueError(f'{flag} needs KEY=VALUE, got {pair!r}')
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            problem = getattr(error, 'problem', None) or 'not valid YAML'
+            raise ValueError(f'{flag} {pair!r}: the value is not valid YAML '
+                             f'({problem})') from None
+    return options

@@ -14,8 +14,13 @@ stamp replaces the first); the oldest is dropped on overflow. Matched messages l
 queues, unmatched older ones stay until they overflow.
 """
 
+import bisect
 import itertools
-from typing import Any, Optional
+import statistics
+from typing import Any, Optional, Sequence
+
+#: Default ``--slop`` (seconds) of the offline commands' approximate sync.
+DEFAULT_SLOP = 0.05
 
 
 class TimeSynchronizer:
@@ -95,3 +100,37 @@ def make_synchronizer(n_inputs: int, queue_size: int = 10,
     if slop is None:
         return TimeSynchronizer(n_inputs, queue_size)
     return ApproximateTimeSynchronizer(n_inputs, queue_size, slop)
+
+
+def never_matched(topics: Sequence[str], stamps: list[list[int]], slop: Optional[float]) -> str:
+    """Say how far apart the stamps of ``topics`` (the left image's first) were, and what to do.
+
+    ``stamps`` holds each topic's stamps (ns); ``slop`` is the approximate sync's (None: exact
+    sync, where the line says how many sets ``--approximate-sync`` would pair).
+    """
+    empty = [topic for topic, values in zip(topics, stamps) if not values]
+    if empty:
+        return f'no message on {", ".join(empty)}'
+    spreads = _set_spreads(stamps)
+    best, median = min(spreads) / 1e9, statistics.median(spreads) / 1e9
+    text = (f'the stamps of {", ".join(topics)} never matched: the closest set spans '
+            f'{best:.6f} s (median over left images {median:.6f} s)')
+    if slop is None:
+        would = sum(spread < DEFAULT_SLOP * 1e9 for spread in spreads)
+        return text + (f'; --approximate-sync (slop {DEFAULT_SLOP} s) would pair about {would} '
+                       f'of {len(spreads)} left images')
+    return text + f'; above --slop {slop} s: raise it or fix the stamps'
+
+
+def _set_spreads(stamps: list[list[int]]) -> list[int]:
+    """Return, for every left image stamp, the spread of the closest set (ns)."""
+    others = [sorted(values) for values in stamps[1:]]
+    spreads = []
+    for stamp in stamps[0]:
+        members = [stamp]
+        for values in others:
+            at = bisect.bisect_left(values, stamp)
+            near = values[max(at - 1, 0):at + 1]
+            members.append(min(near, key=lambda value: abs(value - stamp)))
+        spreads.append(max(members) - min(members))
+    return spreads

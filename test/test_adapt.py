@@ -311,9 +311,47 @@ def test_a_bag_with_jittered_stamps_needs_and_gets_approximate_sync(tmp_path: Pa
                                            r'about 4 of 4'):
         extract_pairs(bag, tmp_path / 'exact', progress=False)
     assert extract_pairs(bag, tmp_path / 'approx', slop=0.05, progress=False) == 4
+    # Too small a slop says so.
+    with pytest.raises(DatasetError, match=r'above --slop 0\.001 s: raise it'):
+        extract_pairs(bag, tmp_path / 'tight', slop=0.001, progress=False)
     config = Path(__file__).resolve().parents[1] / 'config' / 'adapt_costnet.yaml'
     assert main(['adapt', '--pairs', str(tmp_path / 'approx'), '--approximate-sync',
                  '--config', str(config), '--out-dir', str(tmp_path / 'bad')]) == 2
+
+
+def test_pairs_that_match_but_cannot_be_decoded_are_explained(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bad_input_helpers import write_stereo_bag
+    from stereo_depth_ros.bags import extract
+    from stereo_depth_ros.errors import ImageFormatError
+
+    def undecodable(message):
+        raise ImageFormatError('unsupported encoding yuv422')
+
+    monkeypatch.setattr(extract, 'stereo_input_from_image', undecodable)
+    bag = write_stereo_bag(tmp_path / 'bag', frames=3)
+    with pytest.raises(DatasetError, match=r'3 pairs matched on .*, none could be decoded '
+                                           r'\(first: unsupported encoding yuv422\)'):
+        extract.extract_pairs(bag, tmp_path / 'pairs', progress=False)
+
+
+def test_adapt_hands_its_sync_options_to_the_extraction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from stereo_depth_ros.bags import extract
+    calls = []
+
+    def stop(bag, out, **options):  # record, then end the command before any training
+        calls.append(options['slop'])
+        raise DatasetError('stopped here')
+
+    monkeypatch.setattr(extract, 'extract_pairs', stop)
+    config = Path(__file__).resolve().parents[1] / 'config' / 'adapt_costnet.yaml'
+    argv = ['adapt', '--bag', str(tmp_path), '--config', str(config), '--out-dir',
+            str(tmp_path / 'run')]
+    assert main(argv) == 2
+    assert main([*argv, '--approximate-sync']) == 2
+    assert main([*argv, '--approximate-sync', '--slop', '0.02']) == 2
+    assert calls == [None, 0.05, 0.02]
 
 
 class _ConstantNet(StereoNet):

@@ -326,6 +326,25 @@ def test_truncated_bag(tmp_path, capsys, storage, big_mcap):
         in lines[1] and kept < listed
 
 
+@pytest.mark.parametrize('count, expected', [
+    ('48', 48), ('true', None), ('-3', None), ('"48"', None), ('[unclosed', None)])
+def test_the_listed_message_count_is_a_plain_count_or_nothing(tmp_path, count, expected):
+    from stereo_depth_ros.bags.reader import _listed_message_count
+    (tmp_path / 'metadata.yaml').write_text(
+        f'rosbag2_bagfile_information:\n  message_count: {count}\n')
+    assert _listed_message_count(tmp_path) == expected
+    assert _listed_message_count(tmp_path / 'nothing_here') is None
+
+
+def test_a_metadata_count_below_what_was_kept_is_not_taken_for_a_loss():
+    from stereo_depth_ros.bags.mcap_scan import ScanReport
+    stale = ScanReport(messages=50, listed_messages=48)
+    assert stale.line() == 'kept 50 messages (metadata.yaml lists only 48: it does not ' \
+        'describe this file)'
+    assert ScanReport(messages=19, listed_messages=48).line() == \
+        'kept 19 of the 48 messages metadata.yaml lists (29 lost)'
+
+
 def test_an_empty_folder_is_not_a_bag(tmp_path, capsys):
     (tmp_path / 'empty').mkdir()
     code, _, lines = run_cli(['process-bag', tmp_path / 'empty', tmp_path / 'out', *SGBM16],
@@ -347,7 +366,9 @@ def test_mcap_truncated_at_half_yields_the_messages_before_the_cut(big_mcap, tmp
     assert 0.3 * len(full) < len(kept) < len(full)
     assert kept == full[:len(kept)]
     assert report.messages == len(kept) and report.stopped_at is not None
-    assert 'cut off' in report.line() and 'messages cut off are not counted' in report.line()
+    assert 'cut off' in report.line()
+    assert 'without a message count in metadata.yaml the messages cut off are not counted' \
+        in report.line()
     assert bag.recovered_from == f'bag {tmp_path / "cut"} has no metadata.yaml'
 
 

@@ -1,6 +1,7 @@
 """`stereo-depth` command line round trips and one-line errors."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -79,6 +80,18 @@ def test_eval_json_on_middlebury(capsys):
      "invalid choice: 'fp64'"),
     (['infer'], 'the following arguments are required: --left'),
     (['no-such-command'], "invalid choice: 'no-such-command'"),
+    # The obstacle settings of eval --obstacle, checked as the node checks obstacle.KEY.
+    (['eval', '--backend', 'sgbm', '--dataset', 'synthetic', '--synthetic-kind', 'road',
+      '--root', '1050000', '--obstacle', '--obstacle-option', 'nope=1'],
+     "unknown parameter(s) ['obstacle.nope']"),
+    (['eval', '--backend', 'sgbm', '--dataset', 'synthetic', '--synthetic-kind', 'road',
+      '--root', '1050000', '--obstacle', '--obstacle-option', 'distance_band_fraction'],
+     "--obstacle-option needs KEY=VALUE, got 'distance_band_fraction'"),
+    (['eval', '--backend', 'sgbm', '--dataset', 'synthetic', '--synthetic-kind', 'road',
+      '--root', '1050000', '--obstacle', '--obstacle-option', 'distance_band_fraction=-1'],
+     'obstacle.distance_band_fraction'),
+    (['eval', '--backend', 'sgbm', '--dataset', 'synthetic', '--root', '1050000',
+      '--obstacle-option', 'distance_band_fraction=0.2'], '--obstacle-option needs --obstacle'),
 ])
 def test_bad_input_exits_with_one_line(argv, message, tmp_path):
     result = subprocess.run([sys.executable, '-m', 'stereo_depth_ros.cli', *argv],
@@ -107,12 +120,27 @@ def test_version_and_a_closed_pipe(tmp_path):
     assert result.returncode == 0 and result.stdout.strip() == f'stereo-depth {__version__}'
     # As `stereo-depth backends --options | head -0`: the reader is gone before anything is
     # written. No error line; the shell's status for SIGPIPE, not bad input's 2.
+    # Buffered output (no PYTHONUNBUFFERED), which reaches the pipe only when flushed.
+    environment = {key: value for key, value in os.environ.items()
+                   if key != 'PYTHONUNBUFFERED'}
     process = subprocess.Popen([sys.executable, '-m', 'stereo_depth_ros.cli', 'backends',
-                                '--options'], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                '--options'], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=environment)
     process.stdout.close()
     assert process.wait(timeout=60) == 141
     assert process.stderr.read() == b''
     process.stderr.close()
+
+
+def test_eval_obstacle_options_change_the_obstacle_search(capsys):
+    # One validation road scene; nothing within 1 m to find.
+    argv = ['eval', '--backend', 'sgbm', '--dataset', 'synthetic', '--synthetic-kind', 'road',
+            '--root', '1050000', '--obstacle', '--json']
+    assert main(argv) == 0
+    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])['found_rate']
+    assert main([*argv, '--obstacle-option', 'max_range=1.0']) == 0
+    assert (found, json.loads(capsys.readouterr().out.strip().splitlines()[-1])[
+        'found_rate']) == (1.0, 0.0)
 
 
 def test_size_mismatch_is_reported(pair, tmp_path):

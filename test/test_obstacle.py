@@ -201,6 +201,12 @@ def test_indoors_a_chair_in_front_of_a_wall_is_its_own_obstacle():
     tight = segment_nearest_obstacle(depth, camera, ObstacleParameters(disparity_noise=0.0))
     assert tight.distance == pytest.approx(1.5) and not tight.mask[~chair].any()
     assert tight.mask[chair].mean() > 0.75  # all but its lowest 0.17 m, within the floor's
+    # With the node's defaults (0.5 px of disparity noise) too; at 2 m that noise's depth
+    # error (0.12 m, twice over) joins them again: the limit docs/ros.md states.
+    assert not segment_nearest_obstacle(depth, camera).mask[wall].any()
+    far_depth, (_, far_wall) = _road_depth(camera, boxes=[(-0.25, 0.25, 2.0, 0.9),
+                                                          (-5.0, 5.0, 2.3, 3.0)], cam_height=0.8)
+    assert segment_nearest_obstacle(far_depth, camera).mask[far_wall].mean() > 0.8
     # With the band at 1.5 m at every depth (fraction 0) the wall joins the chair.
     fixed = segment_nearest_obstacle(depth, camera, ObstacleParameters(
         disparity_noise=0.0, distance_band_fraction=0.0))

@@ -6,12 +6,11 @@ from typing import Optional
 import cv2
 from tqdm import tqdm
 
-from .process import never_matched
 from .reader import BagInput, find_stereo_images
 from ..errors import DatasetError, StereoDepthError
 from ..msgs.images import stereo_input_from_image
 from ..msgs.types import stamp_to_ns
-from ..sync import make_synchronizer
+from ..sync import make_synchronizer, never_matched
 
 
 def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
@@ -29,6 +28,7 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
     sync = make_synchronizer(2, 10, slop)
     written = matched = 0
     stamps: list[list[int]] = [[], []]
+    first_error = ''
     with BagInput(bag_path) as bag:
         # Only the images: their camera_info topics are not needed (nor required) here.
         left_image, right_image = find_stereo_images(bag.topics, left_topic, right_topic)
@@ -49,7 +49,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                         continue
                     try:
                         images = [stereo_input_from_image(m) for m in (left, right)]
-                    except StereoDepthError:
+                    except StereoDepthError as error:
+                        first_error = first_error or str(error)
                         continue
                     folder = out / f'{written:05d}'
                     folder.mkdir(parents=True, exist_ok=True)
@@ -61,8 +62,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                         return written
     if written == 0:
         topics = (left_image, right_image)
-        why = (never_matched(topics, stamps, slop) if not matched and all(stamps) else
-               f'{matched} pairs matched on {", ".join(topics)} '
-               f'({len(stamps[0])} and {len(stamps[1])} messages)')
+        why = (never_matched(topics, stamps, slop) if not matched else
+               f'{matched} pairs matched on {", ".join(topics)}, none could be decoded '
+               f'(first: {first_error})')
         raise DatasetError(f'no stereo pair of {bag_path} could be extracted: {why}')
     return written

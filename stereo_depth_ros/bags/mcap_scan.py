@@ -54,17 +54,22 @@ class ScanReport:
         were lost is known from the count in metadata.yaml, where there is one.
         """
         listed = self.listed_messages
-        parts = [f'kept {self.messages} messages' if listed is None else
-                 f'kept {self.messages} of the {listed} messages metadata.yaml lists '
-                 f'({max(listed - self.messages, 0)} lost)']
+        if listed is None:
+            parts = [f'kept {self.messages} messages']
+        elif listed >= self.messages:
+            parts = [f'kept {self.messages} of the {listed} messages metadata.yaml lists '
+                     f'({listed - self.messages} lost)']
+        else:  # a metadata.yaml of another recording, or an older one
+            parts = [f'kept {self.messages} messages (metadata.yaml lists only {listed}: '
+                     'it does not describe this file)']
         if self.bad_chunks:
             parts.append(f'skipped {len(self.bad_chunks)} of {self.chunks} chunks '
                          f'({"; ".join(self.bad_chunks[:3])}'
                          f'{"; ..." if len(self.bad_chunks) > 3 else ""})')
         if self.stopped_at is not None:
             unread = self.file_size - self.stopped_at
-            uncounted = ('; without metadata.yaml the messages cut off are not counted'
-                         if listed is None else '')
+            uncounted = ('; without a message count in metadata.yaml the messages cut off '
+                         'are not counted' if listed is None else '')
             parts.append(f'the data stops at byte {self.stopped_at} of {self.file_size} '
                          f'({self.stop_reason}; {unread} bytes, '
                          f'{100 * unread / max(self.file_size, 1):.0f}% of what is left of '

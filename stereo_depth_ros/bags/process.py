@@ -11,11 +11,10 @@ what was done. Undecodable messages and damaged mcap chunks are skipped and coun
 ``strict`` the first one fails the run).
 """
 
-import bisect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional
 
 import numpy as np
 from rosbags.interfaces import ConnectionExtRosbag2
@@ -31,7 +30,7 @@ from ..pipeline import StereoPipeline
 from ..pipeline_config import default_topics
 from ..plausibility import likely_swapped
 from ..processing import StereoFrameProcessor, StereoPair
-from ..sync import TimeSynchronizer, make_synchronizer
+from ..sync import TimeSynchronizer, make_synchronizer, never_matched
 from ..topics import check_topics, OUTPUT_TOPICS
 
 
@@ -327,38 +326,3 @@ class _Run:
             return f'{self.summary.skipped} pairs were bad input, first: ' \
                    f'{self.summary.first_error}'
         return never_matched(topics, self.stamps, slop)
-
-
-def never_matched(topics: Sequence[str], stamps: list[list[int]], slop: Optional[float]) -> str:
-    """Say how far apart the stamps of ``topics`` (the left image's first) were, and what to do.
-
-    ``stamps`` holds each topic's stamps (ns), none empty; ``slop`` is the approximate sync's
-    (None: exact sync, where the line says how many sets ``--approximate-sync`` would pair).
-    """
-    spreads = _set_spreads(stamps)
-    best, median = min(spreads) / 1e9, float(np.median(spreads)) / 1e9
-    text = (f'the stamps of {", ".join(topics)} never matched: the closest set spans '
-            f'{best:.6f} s (median over left images {median:.6f} s)')
-    if slop is None:
-        would = sum(spread < DEFAULT_SLOP * 1e9 for spread in spreads)
-        return text + (f'; --approximate-sync (slop {DEFAULT_SLOP} s) would pair about {would} '
-                       f'of {len(spreads)} left images')
-    return text + f'; above --slop {slop} s: raise it or fix the stamps'
-
-
-#: Default ``--slop`` of process-bag, in seconds.
-DEFAULT_SLOP = 0.05
-
-
-def _set_spreads(stamps: list[list[int]]) -> list[int]:
-    """Return, for every left image stamp, the spread of the closest set (ns)."""
-    others = [sorted(values) for values in stamps[1:]]
-    spreads = []
-    for stamp in stamps[0]:
-        members = [stamp]
-        for values in others:
-            at = bisect.bisect_left(values, stamp)
-            near = values[max(at - 1, 0):at + 1]
-            members.append(min(near, key=lambda value: abs(value - stamp)))
-        spreads.append(max(members) - min(members))
-    return spreads

@@ -39,12 +39,14 @@ def _one_line(error: BaseException) -> str:
 
 
 def _listed_message_count(bag: Path) -> Optional[int]:
-    """Return the message count of ``bag``'s metadata.yaml, or None where it has none."""
+    """Return the message count of ``bag``'s metadata.yaml; None without a readable one."""
     try:
-        info = yaml.safe_load((bag / 'metadata.yaml').read_text())
-        return int(info['rosbag2_bagfile_information']['message_count'])
-    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError):
+        count = yaml.safe_load((bag / 'metadata.yaml').read_text())[
+            'rosbag2_bagfile_information']['message_count']
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, KeyError):
         return None
+    # An integer (YAML's true is a bool, an int subclass), not negative.
+    return count if type(count) is int and count >= 0 else None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from .common import add_device_argument
-from ..bags.process import DEFAULT_SLOP
+from ..sync import DEFAULT_SLOP
 from ..errors import StereoDepthError
 
 

@@ -7,15 +7,13 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from ..backends import DEFAULT_BACKEND, DisparityBackend, backend_names, create_backend
 from ..errors import DatasetError
 from ..node_config import ignored_settings
 from ..pipeline_config import LOGGER, apply_overrides, configure_pipeline, \
     ConfiguredPipeline, read_params_file
 from ..plausibility import DEFAULT_MAX_MEGAPIXELS
-from ..settings import PRECISION_CHOICES, check_device
+from ..settings import PRECISION_CHOICES, check_device, parse_key_values
 
 
 def _device(text: str) -> str:
@@ -68,19 +66,8 @@ def add_backend_arguments(parser: argparse.ArgumentParser, default: str = DEFAUL
 
 
 def parse_backend_options(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``KEY=VALUE`` strings into a dict; values are read as YAML scalars (int, float...)."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition('=')
-        if not sep or not key.strip():
-            raise ValueError(f'--backend-option needs KEY=VALUE, got {pair!r}')
-        try:
-            options[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError as error:
-            problem = getattr(error, 'problem', None) or 'not valid YAML'
-            raise ValueError(f'--backend-option {pair!r}: the value is not valid YAML '
-                             f'({problem})') from None
-    return options
+    """Turn ``--backend-option KEY=VALUE`` strings into a dict of YAML scalars."""
+    return parse_key_values(pairs, '--backend-option')
 
 
 def backend_from_args(args: argparse.Namespace) -> DisparityBackend:

@@ -2,10 +2,9 @@
 
 import argparse
 
-from .common import add_backend_arguments, backend_from_args, json_line, parse_backend_options
-from ..node_config import OBSTACLE_PREFIX, default_values
-from ..obstacle import ObstacleParameters
-from ..pipeline_config import check_parameters, obstacle_parameters
+from .common import add_backend_arguments, backend_from_args, json_line
+from ..pipeline_config import obstacle_parameters_from_options
+from ..settings import parse_key_values
 from ..errors import DatasetError
 from ..data.datasets import DATASET_KINDS, load_dataset
 
@@ -67,17 +66,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def obstacle_parameters_of(options: list[str]) -> ObstacleParameters:
-    """Return the node's default obstacle settings with ``KEY=VALUE`` ones over them.
-
-    Checked as the node checks ``obstacle.KEY`` parameters (names, limits, the settings as a
-    whole).
-    """
-    values = {**default_values(), **{f'{OBSTACLE_PREFIX}{key}': value for key, value
-                                     in parse_backend_options(options).items()}}
-    return obstacle_parameters(check_parameters(values))
-
-
 def _run_obstacle(args: argparse.Namespace) -> int:
     from ..data.datasets import parse_seed_spec
     from ..evaluation.obstacles import evaluate_obstacles
@@ -85,7 +73,8 @@ def _run_obstacle(args: argparse.Namespace) -> int:
         raise ValueError('--obstacle needs --dataset synthetic --synthetic-kind road '
                          '(scenes with a known obstacle mask)')
     summary = evaluate_obstacles(backend_from_args(args), parse_seed_spec(args.root),
-                                 params=obstacle_parameters_of(args.obstacle_option))
+                                 params=obstacle_parameters_from_options(parse_key_values(
+                                     args.obstacle_option, '--obstacle-option')))
     summary = {'backend': args.backend, 'dataset': 'synthetic-road', **summary}
     if args.json:
         print(json_line(summary))

@@ -4,7 +4,8 @@ import argparse
 import sys
 
 from .common import add_backend_arguments, add_size_limit_argument, pipeline_from_args
-from ..bags.process import DEFAULT_SLOP, process_bag
+from ..bags.process import process_bag
+from ..sync import DEFAULT_SLOP
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
 from ..cli import EXIT_INTERRUPTED
 

@@ -21,11 +21,11 @@ from tqdm import tqdm
 from ..backends import create_backend
 from ..backends.registry import DEFAULT_BACKEND
 from ..camera import StereoCameraModel
-from ..commands.common import parse_backend_options
-from ..commands.evaluate import obstacle_parameters_of
 from ..data.datasets import read_image_rgb
 from ..geometry import disparity_to_depth
 from ..obstacle import segment_nearest_obstacle
+from ..pipeline_config import obstacle_parameters_from_options
+from ..settings import parse_key_values
 from ..visualize import colorize_disparity, grid, overlay_obstacle, save_rgb, titled
 
 #: Width (px) each picture of the figure is drawn at.
@@ -41,10 +41,10 @@ def draw(pairs: Sequence[Path], fx: float, baseline: float, options: Sequence[st
          out: Path, backend_name: str = DEFAULT_BACKEND) -> Path:
     """Draw, per pair folder (``left.png``, ``right.png``), default and ``options`` obstacles."""
     backend = create_backend(backend_name)
-    default = obstacle_parameters_of([])
-    other = obstacle_parameters_of(list(options))
-    changed = ', '.join(f'{key}={value}' for key, value in
-                        parse_backend_options(list(options)).items())
+    default = obstacle_parameters_from_options({})
+    changes = parse_key_values(options, '--option')
+    other = obstacle_parameters_from_options(changes)
+    changed = ', '.join(f'{key}={value}' for key, value in changes.items())
     pictures = []
     for folder in tqdm(pairs, desc='obstacle pictures', unit='pair'):
         left, right = (read_image_rgb(Path(folder) / name) for name in ('left.png', 'right.png'))
@@ -72,9 +72,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('pairs', nargs='+', type=Path, help='folders with left.png, right.png')
     parser.add_argument('--fx', type=float, required=True, help='focal length, px')
     parser.add_argument('--baseline', type=float, required=True, help='baseline, m')
-    parser.add_argument('--option', action='append', default=[], metavar='KEY=VALUE',
+    parser.add_argument('--option', action='append', required=True, metavar='KEY=VALUE',
                         help='obstacle setting of the third column (node parameter '
-                             'obstacle.KEY), repeatable')
+                             'obstacle.KEY), repeatable; the second has the defaults')
     parser.add_argument('--backend', default=DEFAULT_BACKEND, help='disparity backend')
     parser.add_argument('--out', type=Path, required=True, help='PNG to write')
     args = parser.parse_args(argv)

@@ -277,7 +277,7 @@ def shown_path(weights: Path) -> str:
     folder = weights.resolve().parent
     if folder.name == 'models' and (folder.parent / 'config').is_dir():
         return f'models/{weights.name}'
-    return str(weights)
+    return str(weights.resolve())
 
 
 def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, Any]:
