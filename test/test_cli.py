@@ -102,13 +102,17 @@ def test_bad_input_exits_with_one_line(argv, message, tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def _infer_process(left, right, out_dir):
+    """Run ``stereo-depth infer`` as its own process; return the finished process."""
+    return subprocess.run([sys.executable, '-m', 'stereo_depth_ros.cli', 'infer', '--left',
+                           str(left), '--right', str(right), '--out-dir', str(out_dir)],
+                          capture_output=True, text=True)
+
+
 def test_too_small_images_are_named_by_width_and_height(pair, tmp_path):
     folder, scene = pair
     cv2.imwrite(str(tmp_path / 'narrow.png'), scene.left[:30, :6])
-    result = subprocess.run(
-        [sys.executable, '-m', 'stereo_depth_ros.cli', 'infer', '--left',
-         str(tmp_path / 'narrow.png'), '--right', str(tmp_path / 'narrow.png'), '--out-dir',
-         str(tmp_path / 'o')], capture_output=True, text=True)
+    result = _infer_process(tmp_path / 'narrow.png', tmp_path / 'narrow.png', tmp_path / 'o')
     assert result.returncode == 2 and not (tmp_path / 'o').exists()
     assert 'left image is too small: 6x30 (width x height); both sides must be at least 8 px' \
         in result.stderr
@@ -146,10 +150,7 @@ def test_eval_obstacle_options_change_the_obstacle_search(capsys):
 def test_size_mismatch_is_reported(pair, tmp_path):
     folder, scene = pair
     cv2.imwrite(str(tmp_path / 'small.png'), scene.right[:100, :200])
-    result = subprocess.run(
-        [sys.executable, '-m', 'stereo_depth_ros.cli', 'infer', '--left',
-         str(folder / 'left.png'), '--right', str(tmp_path / 'small.png'), '--out-dir',
-         str(tmp_path / 'o')], capture_output=True, text=True)
+    result = _infer_process(folder / 'left.png', tmp_path / 'small.png', tmp_path / 'o')
     assert result.returncode == 2 and '320x160' in result.stderr and '200x100' in result.stderr
 
 
