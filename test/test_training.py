@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from stereo_depth_ros.backends import learned_backend_names
-from stereo_depth_ros.errors import BackendError
+from stereo_depth_ros.errors import BackendError, DatasetError
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.networks.costnet import CostNet
 from stereo_depth_ros.networks.dispnet import DispNet
@@ -929,6 +929,22 @@ def test_model_card_says_where_sgbm_wins_and_what_would_close_the_gap():
     assert 'only synthetic' not in gap_to_sgbm('dispnet', evaluations, real, {}, 1)
     evaluations['middlebury2003']['epe_lower_than_sgbm'] = True
     assert gap_to_sgbm('dispnet', evaluations, training, {'width': 0.25}, 1) is None
+
+
+def test_the_cards_network_alone_command_is_one_the_cli_runs(monkeypatch, capsys):
+    import shlex
+    from stereo_depth_ros.cli import main
+    from stereo_depth_ros.evaluation import real_bench
+    from stereo_depth_ros.training.model_card import network_alone_command
+
+    def stop(backends, *args, **kwargs):  # the arguments were accepted: stop before scoring
+        raise DatasetError(f'scored {[backend.describe() for backend in backends]}')
+
+    monkeypatch.setattr(real_bench, 'run_real_bench', stop)
+    argv = shlex.split(network_alone_command('dispnetc'))
+    assert argv[0] == 'stereo-depth' and main(argv[1:]) == 2
+    error = capsys.readouterr().err
+    assert 'scored' in error and 'sgbm' in error and 'refined' not in error
 
 
 def test_model_card_names_the_config_of_the_weights_own_run():

@@ -106,8 +106,7 @@ def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
     if refines_by_default(backend):
         alone = run_real_bench([network_alone(backend, weights)], progress=False)[backend]
         entry['without_refinement'] = {
-            'command': f'stereo-depth real-bench --backends {backend} --backend-option '
-                       'refine_radius=0', **_real_suite_scores(alone)}
+            'command': network_alone_command(backend), **_real_suite_scores(alone)}
     ours, sgbm = entry[backend], entry['sgbm']
     entry['epe_lower_than_sgbm'] = bool(ours['epe'] < sgbm['epe'])
     entry['bad2_lower_than_sgbm'] = bool(ours['bad2'] < sgbm['bad2'])
@@ -278,6 +277,11 @@ def shown_path(weights: Path) -> str:
     if folder.name == 'models' and (folder.parent / 'config').is_dir():
         return f'models/{weights.name}'
     return str(weights.resolve())
+
+
+def network_alone_command(backend: str) -> str:
+    """Return the real-bench command of ``backend`` without its refinement (beside sgbm)."""
+    return f'stereo-depth real-bench --backend {backend} --backend-option refine_radius=0'
 
 
 def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, Any]:
