@@ -84,8 +84,8 @@ _OBSTACLE = tuple(
         ('distance_band', 'Pixels up to this many metres behind the nearest depth belong to '
          'the obstacle; also the depth jump that separates two objects.', (0.001, 1000.0)),
         ('distance_band_fraction', 'If > 0, the distance band is at most this fraction of the '
-         'depth (tighter for near objects, e.g. indoors); 0 = distance_band at every depth.',
-         (0.0, 10.0)),
+         'depth, plus twice the depth error of disparity_noise (tighter for near objects, e.g. '
+         'indoors); 0 = distance_band at every depth.', (0.0, 10.0)),
         ('min_area', 'Smallest obstacle in pixels; smaller blobs are noise.', (1, 100000000)),
         ('min_size', 'Smallest obstacle front area in square metres (rejects small, near '
          'mismatch blobs).', (0.0, 1000.0)),

@@ -97,6 +97,9 @@ class ObstacleParameters:
 
     def validate(self) -> None:
         """Raise ValueError naming the first impossible setting."""
+        if len(self.roi) != 4:
+            raise ValueError(f'obstacle roi must be 4 fractions [x, y, width, height], got '
+                             f'{len(self.roi)} values: {list(self.roi)}')
         x, y, w, h = (float(v) for v in self.roi)
         if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1
                 and x + w <= 1 + 1e-9 and y + h <= 1 + 1e-9):

@@ -301,6 +301,14 @@ def apply_overrides(values: Mapping[str, Any], backend: Optional[str] = None,
 # --------------------------------------------------------------------------- the node's runtime
 
 
+def _same_value(new: Any, current: Any) -> bool:
+    """Whether a parameter value equals the current one (lists of numbers as floats)."""
+    if isinstance(current, list) and isinstance(new, (list, tuple)):
+        return len(new) == len(current) and all(
+            isinstance(a, (int, float)) and float(a) == float(b) for a, b in zip(new, current))
+    return type(new) is type(current) and new == current
+
+
 class PipelineManager:
     """Own the node's validated parameter values and the pipeline built from them.
 
@@ -349,10 +357,14 @@ class PipelineManager:
         """
         relevant = {canonical_name(name): value for name, value in changes.items()
                     if canonical_name(name) in SPECS}
-        if not relevant:
-            return []
         with self._lock:
             current = self._config.values
+            # A value set again (e.g. the node mirroring an alias onto its own name) is no
+            # change: nothing to log or rebuild.
+            relevant = {name: value for name, value in relevant.items()
+                        if not _same_value(value, current[name])}
+            if not relevant:
+                return []
             for name, value in relevant.items():
                 if SPECS[name].read_only and value != current[name]:
                     raise ValueError(f'{name} is read at start-up only; restart the node '

@@ -37,7 +37,7 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith('cuda'):
         if not torch.cuda.is_available():
             raise BackendError(f'device {device!r} requested but CUDA is not available; '
-                               f'use --device cpu')
+                               f'use device cpu (--device cpu; node parameter device)')
         try:
             return torch.device(device)
         except RuntimeError as error:

@@ -153,7 +153,8 @@ def _check_backend(metadata: WeightsMetadata, path: Path, expected_backend: str)
     if metadata.backend != expected_backend:
         raise BackendError(
             f'{path} holds weights of backend {metadata.backend!r}, not {expected_backend!r}; '
-            f'pass the matching --backend or another --weights file')
+            f'name the matching backend or other weights (--backend / --weights; node '
+            f'parameters backend / weights)')
 
 
 def _check_architecture(metadata: WeightsMetadata, path: Path,

@@ -285,9 +285,13 @@ def test_unrelated_and_unchanged_parameters_are_accepted():
     assert manager.apply({'qos_overrides./stereo/depth.publisher.depth': 3,
                           'use_sim_time': True}) == []
     assert manager.pipeline is pipeline
-    # A read-only parameter "set" to its current value is accepted and reloads nothing.
-    assert manager.apply({'queue_size': 5}) == ['parameters set: queue_size=5']
-    assert manager.pipeline.backend is pipeline.backend
+    # A parameter "set" to its current value (a read-only one too, or the node mirroring an
+    # alias onto its own name) is no change: nothing logged, nothing rebuilt.
+    assert manager.apply({'queue_size': 5}) == [] and manager.pipeline is pipeline
+    assert manager.apply({'sgbm.correlation_window_size': 5}) == []
+    assert manager.apply({'sgbm.block_size': 7})[0] == 'parameters set: ' \
+        'sgbm.correlation_window_size=7'  # and the reload of sgbm
+    assert manager.apply({'sgbm.correlation_window_size': 7}) == []
 
 
 def test_a_rebuilt_pipeline_keeps_the_streams_colour_scale():

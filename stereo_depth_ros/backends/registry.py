@@ -99,7 +99,8 @@ def create_backend(name: str, weights: Optional[str | Path] = None, device: str 
         where = str(weights) if weights else f'models/{name}.safetensors'
         raise BackendError(
             f'backend {name!r} needs weights and {where} does not exist; train them with '
-            f'`stereo-depth train --config config/train_{name}.yaml` or pass --weights')
+            f'`stereo-depth train --config config/train_{name}.yaml` or give other weights '
+            f'(--weights; node parameter weights)')
     from .torch_backend import TorchBackend
     return TorchBackend(record, path, device, parsed)
 
