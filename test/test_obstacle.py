@@ -251,6 +251,9 @@ def test_bad_input_raises_clear_errors():
         segment_nearest_obstacle(depth, CAMERA, ObstacleParameters(roi=(0.5, 0, 0.6, 1)))
     with pytest.raises(ValueError, match='min_range'):
         segment_nearest_obstacle(depth, CAMERA, ObstacleParameters(min_range=5, max_range=2))
+    with pytest.raises(ValueError, match=r'roi must be 4 fractions \[x, y, width, height\], '
+                                         r'got 3 values'):
+        ObstacleParameters(roi=(0.0, 0.5, 1.0)).validate()  # type: ignore[arg-type]
 
 
 def test_deterministic_and_fast_at_kitti_size():
