@@ -22,7 +22,7 @@ from .backends import DisparityBackend
 from .errors import DatasetError
 from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_key,
                           backend_option_parameter, build_backend, canonical_name,
-                          default_values, ignored_settings, validate)
+                          default_values, ignored_settings, unused_parameters, validate)
 from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
 from .settings import float_value, int_value
@@ -375,9 +375,13 @@ class PipelineManager:
             if backend_key(candidate) != backend_key(current):
                 backend = self._factory(candidate)
                 notes.append(f'loaded backend {backend.describe()}')
-            ignored = ignored_settings(candidate)
-            if ignored and ignored != ignored_settings(current):
-                notes.append(ignored)
+            # At run time only the settings just set are named: after a switch of backend
+            # the other backend's settings are expected to lie unused until it comes back.
+            unused = sorted(set(relevant) & unused_parameters(str(candidate['backend'])))
+            if unused:
+                notes.append(f'backend {candidate["backend"]} ignores {", ".join(unused)} '
+                             '(settings of other backends); they apply when backend is set '
+                             'to theirs')
             # The same stream goes on: its colours keep their scale.
             self._config = configure_pipeline(
                 candidate, backend=backend,
