@@ -238,6 +238,12 @@ def _section_names(prefix: str, options: type) -> list[str]:
     return [option_parameter(options, item.name, prefix) for item in fields(options)]
 
 
+def ignored_names(values: Mapping[str, Any]) -> list[str]:
+    """Return the settings, not at their defaults, that the configured backend ignores."""
+    return sorted(name for name in unused_parameters(str(values['backend']))
+                  if _freeze(values[name]) != _freeze(SPECS[name].default))
+
+
 def ignored_settings(values: Mapping[str, Any]) -> Optional[str]:
     """Return a warning naming the settings the configured backend ignores, or None.
 
@@ -245,13 +251,11 @@ def ignored_settings(values: Mapping[str, Any]) -> Optional[str]:
     default learned one, which reads none of them; so does ``learned.*`` under ``sgbm``.
     Values equal to their defaults are not named.
     """
-    backend = str(values['backend'])
-    ignored = sorted(name for name in unused_parameters(backend)
-                     if _freeze(values[name]) != _freeze(SPECS[name].default))
+    ignored = ignored_names(values)
     if not ignored:
         return None
-    return (f'backend {backend} ignores {", ".join(ignored)} (settings of other backends); '
-            f'set backend to the one they are for, or leave them out')
+    return (f'backend {values["backend"]} ignores {", ".join(ignored)} (settings of other '
+            'backends); set backend to the one they are for, or leave them out')
 
 
 def _freeze(value: Any) -> Any:

@@ -22,7 +22,8 @@ from .backends import DisparityBackend
 from .errors import DatasetError
 from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_key,
                           backend_option_parameter, build_backend, canonical_name,
-                          default_values, ignored_settings, unused_parameters, validate)
+                          check_value, default_values, ignored_names, ignored_settings,
+                          validate)
 from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
 from .settings import float_value, int_value
@@ -301,12 +302,18 @@ def apply_overrides(values: Mapping[str, Any], backend: Optional[str] = None,
 # --------------------------------------------------------------------------- the node's runtime
 
 
-def _same_value(new: Any, current: Any) -> bool:
-    """Whether a parameter value equals the current one (lists of numbers as floats)."""
-    if isinstance(current, list) and isinstance(new, (list, tuple)):
-        return len(new) == len(current) and all(
-            isinstance(a, (int, float)) and float(a) == float(b) for a, b in zip(new, current))
-    return type(new) is type(current) and new == current
+def _same_value(name: str, new: Any, current: Any) -> bool:
+    """Whether ``new``, normalised as parameter ``name``, equals the current value.
+
+    A value the parameter refuses is not the same (it is then refused with its reason).
+    """
+    try:
+        normalised = check_value(name, new)
+    except ValueError:
+        return False
+    if isinstance(normalised, list) and isinstance(current, list):
+        return [float(v) for v in normalised] == [float(v) for v in current]
+    return bool(normalised == current)
 
 
 class PipelineManager:
@@ -362,7 +369,7 @@ class PipelineManager:
             # A value set again (e.g. the node mirroring an alias onto its own name) is no
             # change: nothing to log or rebuild.
             relevant = {name: value for name, value in relevant.items()
-                        if not _same_value(value, current[name])}
+                        if not _same_value(name, value, current[name])}
             if not relevant:
                 return []
             for name, value in relevant.items():
@@ -375,11 +382,11 @@ class PipelineManager:
             if backend_key(candidate) != backend_key(current):
                 backend = self._factory(candidate)
                 notes.append(f'loaded backend {backend.describe()}')
-            # At run time only the settings just set are named: after a switch of backend
-            # the other backend's settings are expected to lie unused until it comes back.
-            unused = sorted(set(relevant) & unused_parameters(str(candidate['backend'])))
-            if unused:
-                notes.append(f'backend {candidate["backend"]} ignores {", ".join(unused)} '
+            # At run time a setting the backend ignores is named once: when it is set, or
+            # when a switch of backend leaves it unused; not again on later switches.
+            newly = sorted(set(ignored_names(candidate)) - set(ignored_names(current)))
+            if newly:
+                notes.append(f'backend {candidate["backend"]} ignores {", ".join(newly)} '
                              '(settings of other backends); they apply when backend is set '
                              'to theirs')
             # The same stream goes on: its colours keep their scale.

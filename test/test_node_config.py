@@ -276,8 +276,9 @@ def test_weights_of_another_backend_are_rejected_and_the_old_model_keeps_running
         manager.apply({'backend': 'sgbm'})
     notes = manager.apply({'backend': 'sgbm', 'weights': ''})
     assert manager.pipeline.backend.name == 'sgbm' and notes[1].startswith('loaded backend sgbm')
-    # learned.num_threads, set for dispnet, now lies unused: expected after a switch, not named.
-    assert len(notes) == 2
+    # learned.num_threads, set for dispnet, now lies unused: named once, with run-time advice.
+    assert notes[2] == ('backend sgbm ignores learned.num_threads (settings of other '
+                        'backends); they apply when backend is set to theirs')
 
 
 def test_unrelated_and_unchanged_parameters_are_accepted():
@@ -378,8 +379,21 @@ def test_settings_of_another_backend_are_named_and_do_not_rebuild_the_model():
     assert manager.apply({'max_depth': 20.0}) == ['parameters set: max_depth=20.0']
     assert manager.ignored_settings().startswith(f'backend {node_config.DEFAULT_BACKEND} '
                                                  'ignores sgbm.correlation_window_size')
-    # Switching backends at run time does not repeat it: the other settings lie unused.
+    # Tuned for sgbm at start-up, then switched: the tuning that now lies unused is named.
+    tuned = PipelineManager({'backend': 'sgbm', 'sgbm.disparity_range': 48})
+    assert tuned.apply({'backend': node_config.DEFAULT_BACKEND})[-1] == (
+        f'backend {node_config.DEFAULT_BACKEND} ignores sgbm.disparity_range (settings of '
+        'other backends); they apply when backend is set to theirs')
+    # Switching to another backend that ignores them too does not repeat it.
     assert not any('ignores' in note for note in manager.apply({'backend': 'costnet'}))
+    # Set back to its default, an ignored setting is not named; values are compared as the
+    # parameter reads them (an int for a double, a tuple for a list).
+    assert manager.apply({'sgbm.correlation_window_size': 5}) == [
+        'parameters set: sgbm.correlation_window_size=5']
+    assert manager.apply({'max_depth': 20}) == []
+    assert manager.apply({'obstacle.roi': (0.0, 0.0, 1.0, 1.0)}) == []
+    with pytest.raises(ValueError, match='obstacle.roi'):
+        manager.apply({'obstacle.roi': [False, False, True, True]})
 
 
 def test_a_command_names_the_settings_its_backend_ignores(tmp_path, capsys, caplog):

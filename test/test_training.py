@@ -947,6 +947,16 @@ def test_the_cards_network_alone_command_is_one_the_cli_runs(monkeypatch, capsys
     assert 'scored' in error and 'sgbm' in error and 'refined' not in error
 
 
+@pytest.mark.parametrize('backend', LEARNED)
+def test_each_shipped_card_gives_the_network_alone_command(backend):
+    from stereo_depth_ros.training.model_card import network_alone_command, refines_by_default
+    card = yaml.safe_load((ROOT / 'models' / f'{backend}.yaml').read_text())
+    alone = card['evaluation']['real_suite'].get('without_refinement')
+    assert (alone is not None) == refines_by_default(backend)
+    if alone is not None:
+        assert alone['command'] == network_alone_command(backend)
+
+
 def test_model_card_names_the_config_of_the_weights_own_run():
     from stereo_depth_ros.training.model_card import training_command
     models = Path(__file__).resolve().parent.parent / 'models'

@@ -24,8 +24,11 @@ OUTPUTS = {'disparity': DisparityImage, 'depth': Image, 'depth/camera_info': Cam
            'points2': PointCloud2}
 
 
-def report(arrivals: dict, last: dict, infos: dict) -> list[str]:
-    """Return the lines printed at the end: rates, then checks of the last messages."""
+def report(arrivals: dict, last: dict, infos: dict, depth_headers: dict) -> list[str]:
+    """Return the lines printed at the end: rates, then checks of the last messages.
+
+    ``depth_headers`` maps each depth image's stamp (sec, nanosec) to its header.
+    """
     lines = []
     for topic, times in arrivals.items():
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
@@ -46,8 +49,11 @@ def report(arrivals: dict, last: dict, infos: dict) -> list[str]:
         lines.append(f'depth: {depth.encoding} {depth.width}x{depth.height} '
                      f'finite={np.isfinite(values).mean():.3f} frame={depth.header.frame_id}')
         if 'depth/camera_info' in last:
-            lines.append('depth/camera_info has the depth header: '
-                         f'{last["depth/camera_info"].header == depth.header}')
+            # The last camera_info may belong to a depth image that came after listening ended.
+            info = last['depth/camera_info'].header
+            match = depth_headers.get((info.stamp.sec, info.stamp.nanosec))
+            verdict = 'no depth image of its stamp seen' if match is None else match == info
+            lines.append(f'depth/camera_info has its depth image\'s header: {verdict}')
     if 'obstacle/range' in last:
         found = last['obstacle/range']
         lines.append(f'obstacle/range: {found.range:.2f} m in [{found.min_range}, '
@@ -67,11 +73,15 @@ def main() -> None:
     arrivals: dict = {topic: [] for topic in OUTPUTS}
     last: dict = {}
     infos: dict = {}
+    depth_headers: dict = {}
 
     def keep(topic: str):
         def callback(message) -> None:
             arrivals[topic].append(time.monotonic())
             last[topic] = message
+            if topic == 'depth':
+                stamp = message.header.stamp
+                depth_headers[(stamp.sec, stamp.nanosec)] = message.header
         return callback
 
     for topic, message_type in OUTPUTS.items():
@@ -83,7 +93,7 @@ def main() -> None:
     end = time.monotonic() + args.seconds
     while time.monotonic() < end:
         rclpy.spin_once(node, timeout_sec=0.1)
-    print('\n'.join(report(arrivals, last, infos)))
+    print('\n'.join(report(arrivals, last, infos, depth_headers)))
     node.destroy_node()
     rclpy.shutdown()
 
