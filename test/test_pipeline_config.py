@@ -1,6 +1,7 @@
 """One pipeline configuration: the node's parameter file, command-line overrides, the demo."""
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -217,7 +218,10 @@ def test_infer_takes_obstacle_and_depth_settings_from_a_params_file(tmp_path, ca
               str(tmp_path / 'right.png'), '--fx', str(scene.camera.fx), '--baseline',
               str(scene.camera.baseline)]
     assert main(common + ['--out-dir', str(tmp_path / 'default')]) == 0
-    assert 'nearest obstacle: none' not in capsys.readouterr().out
+    found = capsys.readouterr().out
+    assert 'nearest obstacle: none' not in found
+    assert re.search(r'nearest obstacle: [0-9.]+ m, box x \d+ y \d+ width \d+ height \d+ px',
+                     found)
     assert main(common + ['--out-dir', str(tmp_path / 'tuned'), '--params-file',
                           str(params)]) == 0
     assert 'nearest obstacle: none found' in capsys.readouterr().out

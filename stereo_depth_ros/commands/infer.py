@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
         save_rgb(out / 'obstacle.png', overlay_obstacle(left, result.obstacle))
         written += ['depth.npy', 'obstacle.png']
         if result.obstacle is not None and result.obstacle.found:
-            print(f'nearest obstacle: {result.obstacle.distance:.2f} m, '
-                  f'box {result.obstacle.bbox}')
+            x, y, width, height = result.obstacle.bbox
+            print(f'nearest obstacle: {result.obstacle.distance:.2f} m, box x {x} y {y} '
+                  f'width {width} height {height} px')
         else:
             print('nearest obstacle: none found')
     print(f'{pipeline.backend.describe()}: {result.timings["disparity_ms"]:.1f} ms; '
