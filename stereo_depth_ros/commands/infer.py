@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         save_rgb(out / 'obstacle.png', overlay_obstacle(left, result.obstacle))
         written += ['depth.npy', 'obstacle.png']
         if result.obstacle is not None and result.obstacle.found:
+            assert result.obstacle.bbox is not None  # found: it has a box
             x, y, width, height = result.obstacle.bbox
             print(f'nearest obstacle: {result.obstacle.distance:.2f} m, box x {x} y {y} '
                   f'width {width} height {height} px')
