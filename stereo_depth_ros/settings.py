@@ -204,7 +204,15 @@ def parse_options(options: type[OptionsT], values: Mapping[str, Any], owner: str
     result = options(**checked)
     validate = getattr(result, 'validate', None)
     if validate is not None:
-        validate()
+        try:
+            validate()
+        except BackendError as error:
+            # Its rules name the bare option ("near_scale must be ..."); say whose, as the
+            # checks above do ("learned near_scale", "costnet near_scale").
+            text = str(error)
+            if any(text.startswith(f'{name} ') for name in specs):
+                raise BackendError(f'{owner} {text}') from None
+            raise
     return result
 
 

@@ -625,13 +625,17 @@ def test_near_pass_scales_follow_the_network_range_and_the_options() -> None:
     assert scales(16, min_scale=0.2) == [0.5, 0.25]
 
 
-@pytest.mark.parametrize('value, message', [(0.05, 'near_scale must be 0'),
+@pytest.mark.parametrize('value, message', [(0.05, 'dispnet near_scale must be 0'),
                                             (0.9, 'near_scale'), (-0.1, 'near_scale')])
 def test_near_scale_out_of_its_limits_is_refused(tmp_path: Path, value: float,
                                                  message: str) -> None:
     path = save_tiny(tmp_path, 'dispnet')
     with pytest.raises(BackendError, match=message):
         create_backend('dispnet', weights=path, device='cpu', near_scale=value)
+    # The node's parameter check names its section, as for every other option rule.
+    from stereo_depth_ros.node_config import validate
+    with pytest.raises(BackendError, match='learned near_scale'):
+        validate({'backend': 'dispnet', 'learned.near_scale': value})
 
 
 def test_near_pass_blend_ignores_a_pass_that_has_no_usable_value() -> None:
