@@ -254,8 +254,13 @@ def ignored_settings(values: Mapping[str, Any]) -> Optional[str]:
     ignored = ignored_names(values)
     if not ignored:
         return None
-    return (f'backend {values["backend"]} ignores {", ".join(ignored)} (settings of other '
-            'backends); set backend to the one they are for, or leave them out')
+    return ignored_note(str(values['backend']), ignored,
+                        'set backend to the one they are for, or leave them out')
+
+
+def ignored_note(backend: str, names: list[str], advice: str) -> str:
+    """Return the line naming settings of other backends that ``backend`` ignores."""
+    return f'backend {backend} ignores {", ".join(names)} (settings of other backends); {advice}'
 
 
 def _freeze(value: Any) -> Any:

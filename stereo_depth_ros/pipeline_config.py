@@ -22,8 +22,8 @@ from .backends import DisparityBackend
 from .errors import DatasetError
 from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_key,
                           backend_option_parameter, build_backend, canonical_name,
-                          check_value, default_values, ignored_names, ignored_settings,
-                          validate)
+                          check_value, default_values, ignored_names, ignored_note,
+                          ignored_settings, validate)
 from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
 from .settings import float_value, int_value
@@ -305,15 +305,14 @@ def apply_overrides(values: Mapping[str, Any], backend: Optional[str] = None,
 def _same_value(name: str, new: Any, current: Any) -> bool:
     """Whether ``new``, normalised as parameter ``name``, equals the current value.
 
-    A value the parameter refuses is not the same (it is then refused with its reason).
+    Both are then what the parameter reads (floats for doubles and for the numbers of a
+    list). A value the parameter refuses is not the same (it is then refused with its
+    reason).
     """
     try:
-        normalised = check_value(name, new)
+        return bool(check_value(name, new) == current)
     except ValueError:
         return False
-    if isinstance(normalised, list) and isinstance(current, list):
-        return [float(v) for v in normalised] == [float(v) for v in current]
-    return bool(normalised == current)
 
 
 class PipelineManager:
@@ -372,8 +371,8 @@ class PipelineManager:
                         if not _same_value(name, value, current[name])}
             if not relevant:
                 return []
-            for name, value in relevant.items():
-                if SPECS[name].read_only and value != current[name]:
+            for name in relevant:  # each one a change now
+                if SPECS[name].read_only:
                     raise ValueError(f'{name} is read at start-up only; restart the node '
                                      'to change it')
             candidate = check_parameters({**current, **relevant})
@@ -386,9 +385,8 @@ class PipelineManager:
             # when a switch of backend leaves it unused; not again on later switches.
             newly = sorted(set(ignored_names(candidate)) - set(ignored_names(current)))
             if newly:
-                notes.append(f'backend {candidate["backend"]} ignores {", ".join(newly)} '
-                             '(settings of other backends); they apply when backend is set '
-                             'to theirs')
+                notes.append(ignored_note(str(candidate['backend']), newly,
+                                          'they apply when backend is set to theirs'))
             # The same stream goes on: its colours keep their scale.
             self._config = configure_pipeline(
                 candidate, backend=backend,

@@ -19,9 +19,9 @@ def robust_max(disparity: np.ndarray) -> float:
 SMALLEST_COLOUR_TOP = 16.0
 
 
-#: A stream's colour scale comes down only once the frame's :func:`robust_max` is below this
-#: fraction of its top (it goes up at once): a value that wavers around a power of two does
-#: not make the picture flicker by a factor of two.
+#: A stream's colour scale comes down only once the frame's :func:`colour_sample_max` is
+#: below this fraction of its top (it goes up at once): a value that wavers around a power of
+#: two does not make the picture flicker by a factor of two.
 COLOUR_TOP_KEPT_ABOVE = 0.4
 #: The colour scale's percentile is taken over every this-many-th row and column: a quarter
 #: of the pixels, about 1 ms instead of 7 at 384x1248.

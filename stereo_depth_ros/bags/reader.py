@@ -122,9 +122,9 @@ class BagInput:
         self.path = Path(path)
         if not self.path.exists():
             raise DatasetError(f'bag {self.path} does not exist')
-        if self.path.is_dir() and not ((self.path / 'metadata.yaml').exists()
-                                       or any(self.path.glob('*.mcap'))
-                                       or any(self.path.glob('*.db3'))):
+        without_metadata = self.path.is_dir() and not (self.path / 'metadata.yaml').exists()
+        if without_metadata and not (any(self.path.glob('*.mcap'))
+                                     or any(self.path.glob('*.db3'))):
             raise DatasetError(f'{self.path} is not a rosbag2 bag: no metadata.yaml and no '
                                '.mcap or .db3 file in it')
         self.typestore = typestore if typestore is not None else get_distro_typestore(distro)
@@ -136,8 +136,7 @@ class BagInput:
         try:
             self._reader = Reader(self.path)
         except _BAG_ERRORS as error:
-            self._recover(f'bag {self.path} has no metadata.yaml' if self.path.is_dir() and
-                          not (self.path / 'metadata.yaml').exists()
+            self._recover(f'bag {self.path} has no metadata.yaml' if without_metadata
                           else f'cannot read bag {self.path}: {_one_line(error)}')
         self._open = False
         self.bag_types: set[str] = set()
@@ -151,8 +150,13 @@ class BagInput:
         return files[0] if len(files) == 1 else None
 
     def _scan_of(self, mcap: Path) -> McapScan:
-        """Return a scan of ``mcap`` that knows how many messages metadata.yaml lists."""
-        return McapScan(mcap, _listed_message_count(self.path))
+        """Return a scan of ``mcap`` that knows how many messages metadata.yaml lists.
+
+        The open Reader has already read that count; a bag being recovered has no Reader.
+        """
+        listed = (self._reader.message_count if self._reader is not None
+                  else _listed_message_count(self.path))
+        return McapScan(mcap, listed)
 
     def _recover(self, problem: str) -> None:
         """Read the bag by scanning its mcap file; DatasetError if that is not possible."""

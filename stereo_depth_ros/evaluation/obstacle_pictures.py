@@ -22,8 +22,8 @@ from ..backends import create_backend
 from ..backends.registry import DEFAULT_BACKEND
 from ..camera import StereoCameraModel
 from ..data.datasets import read_image_rgb
-from ..geometry import disparity_to_depth
 from ..obstacle import segment_nearest_obstacle
+from ..pipeline import StereoPipeline
 from ..pipeline_config import obstacle_parameters_from_options
 from ..settings import parse_key_values
 from ..visualize import colorize_disparity, grid, overlay_obstacle, save_rgb, titled
@@ -40,8 +40,8 @@ def _shrunk(image: np.ndarray) -> np.ndarray:
 def draw(pairs: Sequence[Path], fx: float, baseline: float, options: Sequence[str],
          out: Path, backend_name: str = DEFAULT_BACKEND) -> Path:
     """Draw, per pair folder (``left.png``, ``right.png``), default and ``options`` obstacles."""
-    backend = create_backend(backend_name)
-    default = obstacle_parameters_from_options({})
+    pipeline = StereoPipeline(create_backend(backend_name),
+                              obstacle_params=obstacle_parameters_from_options({}))
     changes = parse_key_values(options, '--option')
     other = obstacle_parameters_from_options(changes)
     changed = ', '.join(f'{key}={value}' for key, value in changes.items())
@@ -50,15 +50,15 @@ def draw(pairs: Sequence[Path], fx: float, baseline: float, options: Sequence[st
         left, right = (read_image_rgb(Path(folder) / name) for name in ('left.png', 'right.png'))
         camera = StereoCameraModel.from_focal_baseline(fx, baseline, left.shape[1],
                                                        left.shape[0])
-        disparity = backend.compute(left, right)
-        depth = disparity_to_depth(disparity, camera.focal_baseline,
-                                   camera.disparity_offset)
+        result = pipeline.process(left, right, camera, outputs={'depth', 'obstacle'})
+        assert result.depth is not None  # asked for, with a camera
         name = Path(folder).name
-        pictures += [titled(_shrunk(colorize_disparity(disparity)), f'{name}: {backend_name}'),
+        pictures += [titled(_shrunk(colorize_disparity(result.disparity)),
+                            f'{name}: {backend_name}'),
+                     titled(_shrunk(overlay_obstacle(left, result.obstacle)),
+                            'obstacle, node defaults'),
                      titled(_shrunk(overlay_obstacle(left, segment_nearest_obstacle(
-                         depth, camera, default))), 'obstacle, node defaults'),
-                     titled(_shrunk(overlay_obstacle(left, segment_nearest_obstacle(
-                         depth, camera, other))), f'obstacle, {changed}')]
+                         result.depth, camera, other))), f'obstacle, {changed}')]
     out.parent.mkdir(parents=True, exist_ok=True)
     save_rgb(out, grid(pictures, columns=3))
     return out

@@ -477,6 +477,9 @@ class Trainer:
         """Return what the weights file and model card record about this run."""
         cfg = self.config
         crops = [t for t in cfg.data.augmentation if t.get('name') == 'random_crop']
+        config = cfg.to_dict()  # a fresh copy
+        # The steps the schedule was planned for (--steps / --minutes), not the file's.
+        config['optimization']['steps'] = self.total_steps
         return {
             'experiment': cfg.name,
             'steps': self.step,
@@ -493,9 +496,7 @@ class Trainer:
                           f'{cfg.evaluation.height} (validation seeds from 1000000)',
                 **{k: round(float(v), 4) for k, v in final.items()}},
             'finished_utc': datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
-            # The steps the schedule was planned for (--steps / --minutes), not the file's.
-            'config': {**cfg.to_dict(), 'optimization': {**cfg.to_dict()['optimization'],
-                                                         'steps': self.total_steps}},
+            'config': config,
         }
 
     def export(self, final: dict[str, float]) -> tuple[Path, Optional[Path]]:
