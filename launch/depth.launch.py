@@ -8,8 +8,8 @@ Defaults match the bags written by ``stereo-depth kitti2bag``: the node runs in 
     ros2 launch stereo_depth_ros depth.launch.py backend:=dispnetc \\
         left_namespace:=/camera/left right_namespace:=/camera/right approximate_sync:=true
 
-``backend``, ``weights`` and ``approximate_sync`` left empty keep the values of
-``params_file``; given, they override it.
+``backend``, ``weights``, ``approximate_sync`` and ``image_transport`` left empty keep the
+values of ``params_file``; given, they override it.
 """
 
 import os
@@ -21,8 +21,8 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
-from stereo_depth_ros.launch_support import (backend_choices, input_remappings,
-                                             parameter_overrides)
+from stereo_depth_ros.launch_support import (backend_choices, image_transport_choices,
+                                             input_remappings, parameter_overrides)
 
 PACKAGE = 'stereo_depth_ros'
 
@@ -38,6 +38,7 @@ def generate_launch_description() -> LaunchDescription:
     left_namespace = LaunchConfiguration('left_namespace')
     right_namespace = LaunchConfiguration('right_namespace')
     approximate_sync = LaunchConfiguration('approximate_sync')
+    image_transport = LaunchConfiguration('image_transport')
     use_sim_time = LaunchConfiguration('use_sim_time')
     use_rviz = LaunchConfiguration('use_rviz')
     rviz_config = LaunchConfiguration('rviz_config')
@@ -71,6 +72,11 @@ def generate_launch_description() -> LaunchDescription:
             description="Pair left/right by nearest stamp (true) or exact stamp (false); "
                         "'' keeps the value of params_file"),
         DeclareLaunchArgument(
+            'image_transport', default_value='', choices=image_transport_choices(),
+            description="raw: sensor_msgs/Image on <side>/image_rect; compressed: "
+                        "sensor_msgs/CompressedImage on <side>/image_rect/compressed (JPEG or "
+                        "PNG, as image_transport publishes); '' keeps the value of params_file"),
+        DeclareLaunchArgument(
             'use_sim_time', default_value='false', choices=['true', 'false'],
             description='Use /clock (e.g. ros2 bag play --clock)'),
         DeclareLaunchArgument(
@@ -89,7 +95,8 @@ def generate_launch_description() -> LaunchDescription:
         """Build the node once the arguments are known (overrides only for given ones)."""
         overrides = parameter_overrides(backend.perform(context), weights.perform(context),
                                         approximate_sync.perform(context),
-                                        use_sim_time.perform(context))
+                                        use_sim_time.perform(context),
+                                        image_transport.perform(context))
         for name in ('backend', 'weights'):  # a name such as 1e3 stays a string
             if name in overrides:
                 overrides[name] = ParameterValue(overrides[name], value_type=str)

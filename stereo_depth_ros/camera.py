@@ -10,6 +10,12 @@ from .errors import CalibrationError
 #: Largest accepted ``fx * B`` (px m): 1e4 px times 1e4 m, far beyond any real stereo rig,
 #: and small enough that depths (float32, up to ``fx * B / 1e-3``) stay finite.
 MAX_FOCAL_BASELINE = 1e8
+#: Longest accepted baseline (m): long-range rigs reach a few metres; a longer one is most
+#: likely a calibration written in millimetres (120 for 0.12 m), which would scale every depth.
+MAX_BASELINE = 10.0
+#: A vertical offset of the right camera (from its P[7]) up to this fraction of the baseline is
+#: taken as rounding; more is a vertically rectified pair, which is not supported.
+VERTICAL_BASELINE_FRACTION = 0.01
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,9 @@ class StereoCameraModel:
                    float(cx), float(cy), float(baseline))
 
     @classmethod
-    def from_projection_matrices(cls, width: int, height: int, p_left: Sequence[float],
-                                 p_right: Sequence[float]) -> 'StereoCameraModel':
+    def from_projection_matrices(cls, width: int, height: int,
+                                 p_left: Sequence[float] | np.ndarray,
+                                 p_right: Sequence[float] | np.ndarray) -> 'StereoCameraModel':
         """Build a model from the 3x4 (or 12-element) rectified projection matrices."""
         left = _as_projection(p_left, 'left')
         right = _as_projection(p_right, 'right')
@@ -105,6 +112,16 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'left and right cy differ ({left[1, 2]} vs {right[1, 2]}): rows do not align')
         baseline = -(right[0, 3] - left[0, 3]) / fx
+        vertical = -(right[1, 3] - left[1, 3]) / left[1, 1]
+        if abs(vertical) > VERTICAL_BASELINE_FRACTION * abs(baseline):
+            raise CalibrationError(
+                f'the right camera is offset vertically (P[7] gives {vertical:.4f} m against a '
+                f'horizontal baseline of {baseline:.4f} m): only horizontally rectified pairs '
+                '(P[7] = 0) are supported')
+        if baseline > MAX_BASELINE:
+            raise CalibrationError(
+                f'stereo baseline of {baseline:g} m is implausibly long (limit {MAX_BASELINE:g} '
+                f'm): is P[3] = -fx * B written with B in millimetres?')
         return cls(int(width), int(height), float(fx), float(left[1, 1]), float(left[0, 2]),
                    float(right[0, 2]), float(left[1, 2]), float(baseline))
 
@@ -112,7 +129,10 @@ class StereoCameraModel:
     def from_camera_info(cls, left_info: Any, right_info: Any) -> 'StereoCameraModel':
         """Build a model from two ``sensor_msgs/CameraInfo`` (rclpy or rosbags objects).
 
-        Uses ``width``, ``height`` and ``p`` (the rectified projection) of each message.
+        Uses ``width``, ``height`` and ``p`` (the rectified projection) of each message, and
+        ``binning_x``/``binning_y`` and ``roi`` as ``image_geometry`` does: an image cropped
+        to the ROI and binned (e.g. by ``image_proc``'s crop_decimate) gets the projection of
+        that smaller image (:func:`reduced_projection`).
         """
         for side, info in (('left', left_info), ('right', right_info)):
             if info is None:
@@ -123,8 +143,14 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'left and right CameraInfo sizes differ: {left_info.width}x{left_info.height} '
                 f'vs {right_info.width}x{right_info.height}')
-        return cls.from_projection_matrices(left_info.width, left_info.height,
-                                            left_info.p, right_info.p)
+        (width, height, p_left), (right_width, right_height, p_right) = (
+            reduced_projection(info, side) for side, info in (('left', left_info),
+                                                              ('right', right_info)))
+        if (width, height) != (right_width, right_height):
+            raise CalibrationError(
+                f'left and right images differ in size after their CameraInfo ROI and binning: '
+                f'{width}x{height} vs {right_width}x{right_height}')
+        return cls.from_projection_matrices(width, height, p_left, p_right)
 
     def projection_matrices(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the left and right 3x4 projection matrices of this model."""
@@ -143,10 +169,39 @@ class StereoCameraModel:
                 f'{self.width}x{self.height}')
 
 
-def _as_projection(values: Sequence[float], side: str) -> np.ndarray:
+def _as_projection(values: Sequence[float] | np.ndarray, side: str) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.size != 12:
         raise CalibrationError(f'{side} P must have 12 elements, got {array.size}')
     if not np.all(np.isfinite(array)):
         raise CalibrationError(f'{side} P contains non-finite values')
     return array.reshape(3, 4)
+
+
+def reduced_projection(info: Any, side: str = 'left') -> tuple[int, int, np.ndarray]:
+    """Return (width, height, 3x4 P) of the image a CameraInfo describes, ROI and binning applied.
+
+    As ``image_geometry``: the ROI (in full-resolution pixels; all zero = the whole image)
+    moves the principal point by its offset, and binning by ``binning_x``/``binning_y`` (0 or
+    1 = none) divides the rows of P and the size. Raises CalibrationError for a ROI outside the
+    calibrated image.
+    """
+    p_matrix = _as_projection(info.p, side).copy()
+    # Fields a hand-made object may lack are those of a full-resolution, unbinned image.
+    binning_x = max(int(getattr(info, 'binning_x', 0)), 1)
+    binning_y = max(int(getattr(info, 'binning_y', 0)), 1)
+    roi = getattr(info, 'roi', None)
+    x_offset, y_offset = int(getattr(roi, 'x_offset', 0)), int(getattr(roi, 'y_offset', 0))
+    roi_width, roi_height = int(getattr(roi, 'width', 0)), int(getattr(roi, 'height', 0))
+    if roi_width == 0 and roi_height == 0:
+        roi_width, roi_height, x_offset, y_offset = int(info.width), int(info.height), 0, 0
+    if (roi_width <= 0 or roi_height <= 0 or x_offset + roi_width > int(info.width)
+            or y_offset + roi_height > int(info.height)):
+        raise CalibrationError(
+            f'{side} CameraInfo ROI {roi_width}x{roi_height} at ({x_offset}, {y_offset}) does '
+            f'not fit its {info.width}x{info.height} image')
+    p_matrix[0, 2] -= x_offset
+    p_matrix[1, 2] -= y_offset
+    p_matrix[0] /= binning_x
+    p_matrix[1] /= binning_y
+    return roi_width // binning_x, roi_height // binning_y, p_matrix

@@ -6,7 +6,7 @@ Kept in the package (no ``launch`` import) so the launch file's behaviour is tes
 from typing import Any
 
 from .backends import backend_names
-from .topics import INPUT_TOPICS
+from .topics import IMAGE_TRANSPORTS, INPUT_TOPICS
 
 
 def backend_choices() -> list[str]:
@@ -29,12 +29,18 @@ def input_remappings(left_namespace: str, right_namespace: str) -> list[tuple[st
     return remappings
 
 
+def image_transport_choices() -> list[str]:
+    """Return the values of the ``image_transport`` argument: '' (keep params_file) or one."""
+    return [''] + list(IMAGE_TRANSPORTS)
+
+
 def parameter_overrides(backend: str, weights: str, approximate_sync: str,
-                        use_sim_time: str) -> dict[str, Any]:
+                        use_sim_time: str, image_transport: str = '') -> dict[str, Any]:
     """Return the parameters that override ``params_file``: only the arguments given.
 
-    ``use_sim_time`` is always set; ``backend``, ``weights`` and ``approximate_sync`` only
-    when not '' (``approximate_sync`` and ``use_sim_time`` are ``'true'``/``'false'``).
+    ``use_sim_time`` is always set; ``backend``, ``weights``, ``approximate_sync`` and
+    ``image_transport`` only when not '' (``approximate_sync`` and ``use_sim_time`` are
+    ``'true'``/``'false'``).
     """
     overrides: dict[str, Any] = {'use_sim_time': use_sim_time == 'true'}
     if backend:
@@ -43,4 +49,6 @@ def parameter_overrides(backend: str, weights: str, approximate_sync: str,
         overrides['weights'] = weights
     if approximate_sync:
         overrides['approximate_sync'] = approximate_sync == 'true'
+    if image_transport:
+        overrides['image_transport'] = image_transport
     return overrides

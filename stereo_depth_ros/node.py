@@ -8,7 +8,8 @@ building) is in :mod:`stereo_depth_ros.processing` and the inference thread in
 :mod:`stereo_depth_ros.worker`.
 
 Subscribes (relative names, remap them): ``left/image_rect``, ``right/image_rect``,
-``left/camera_info``, ``right/camera_info`` - sensor-data QoS (REP 2003) unless
+``left/camera_info``, ``right/camera_info`` (with ``image_transport: compressed`` the images
+as sensor_msgs/CompressedImage on ``<image topic>/compressed``) - sensor-data QoS (REP 2003) unless
 ``use_system_default_qos`` is true; every policy can also be overridden with
 ``qos_overrides.<topic>.subscription.<policy>`` parameters. The four topics are paired by
 exact stamp (``approximate_sync: false``) or by nearest stamp within
@@ -47,7 +48,7 @@ from .monitoring import format_stats
 from .node_config import ALIASES, PARAMETERS, ParameterSpec, SPECS, canonical_name
 from .pipeline_config import PipelineManager
 from .processing import StereoFrameProcessor, StereoPair
-from .topics import INPUT_TOPICS, OUTPUTS
+from .topics import input_subscriptions, OUTPUTS
 from .worker import StereoWorker
 
 NODE_NAME = 'stereo_depth_node'
@@ -165,10 +166,17 @@ class StereoDepthNode(Node):
         return values
 
     def _subscribe(self) -> list:
-        """Create the four input subscriptions (message_filters) with the configured QoS."""
+        """Create the four input subscriptions (message_filters) with the configured QoS.
+
+        The image topics follow ``image_transport``: a compressed stream's topic is its
+        base topic, resolved and remapped, plus ``/compressed`` (as image_transport names it).
+        """
         system_default = bool(self._manager.value('use_system_default_qos'))
         subscribers = []
-        for topic, type_name in INPUT_TOPICS.items():
+        transport = str(self._manager.value('image_transport'))
+        for topic, suffix, type_name in input_subscriptions(transport):
+            if suffix:
+                topic = self.resolve_topic_name(topic) + suffix
             qos = _system_default_qos() if system_default else _sensor_qos()
             subscribers.append(message_filters.Subscriber(
                 self, getattr(self._types, type_name), topic, qos_profile=qos,

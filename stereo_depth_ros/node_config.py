@@ -15,6 +15,7 @@ from .backends.options import LearnedOptions
 from .backends.sgbm import SGBMOptions
 from .errors import BackendError
 from .obstacle import ObstacleParameters
+from .topics import IMAGE_TRANSPORTS
 from .settings import (ParameterSpec, Value, canonical_option_name, check_device,
                        check_parameter, float_value, int_value, option_parameter,
                        option_specs, parse_options)
@@ -120,6 +121,12 @@ _INPUT = (
     ParameterSpec('approximate_sync_tolerance_seconds', 0.02, 'Largest stamp difference (s) '
                   'within one set when approximate_sync is true.', limits=(0.0, 10.0),
                   read_only=True),
+    ParameterSpec('image_transport', 'raw', 'How the images arrive: raw (sensor_msgs/Image on '
+                  'left/image_rect, right/image_rect) or compressed (sensor_msgs/'
+                  'CompressedImage, JPEG or PNG, on left/image_rect/compressed and '
+                  'right/image_rect/compressed, as image_transport publishes them; remap the '
+                  'base topics left/image_rect and right/image_rect).',
+                  choices=tuple(IMAGE_TRANSPORTS), read_only=True),
     ParameterSpec('use_system_default_qos', False, 'Subscribe with the system default QoS '
                   '(reliable) instead of sensor-data QoS (best effort, REP 2003).',
                   read_only=True),

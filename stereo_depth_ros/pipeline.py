@@ -4,6 +4,7 @@ The node, the bag tools and the CLI all call :meth:`StereoPipeline.process` and 
 so one code path serves them all.
 """
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import AbstractSet, Optional
@@ -28,7 +29,8 @@ class PipelineResult:
     It also carries the settings it was computed with, so messages are built from the result
     alone (a parameter change may replace the pipeline meanwhile): the backend's disparity
     search range (``min_disparity``/``max_disparity``, px) and the obstacle search limits
-    (``min_range``/``max_range``, m, and ``obstacle_roi``, fractions of the image).
+    (``min_range``/``max_range``, m, :meth:`StereoPipeline.obstacle_range_limits`, and
+    ``obstacle_roi``, fractions of the image).
     """
 
     disparity: np.ndarray
@@ -86,13 +88,12 @@ class StereoPipeline:
         start = time.perf_counter()
         disparity = self.backend.compute(left, right)
         timings['disparity_ms'] = (time.perf_counter() - start) * 1e3
-        params = self.obstacle_params
+        min_range, max_range = self.obstacle_range_limits(camera)
         result = PipelineResult(disparity=disparity,
                                 min_disparity=float(self.backend.min_disparity),
                                 max_disparity=float(self.backend.max_disparity),
-                                min_range=float(params.min_range),
-                                max_range=float(params.max_range),
-                                obstacle_roi=params.roi, timings=timings)
+                                min_range=min_range, max_range=max_range,
+                                obstacle_roi=self.obstacle_params.roi, timings=timings)
 
         # The depth range limits the disparity too, so it is applied whenever it is set, even
         # when only the disparity is wanted.
@@ -117,6 +118,24 @@ class StereoPipeline:
                                               min_disparity=min(result.min_disparity, 0.0))
         timings['total_ms'] = (time.perf_counter() - start) * 1e3
         return result
+
+    def obstacle_range_limits(self, camera: Optional[StereoCameraModel]) -> tuple[float, float]:
+        """Return the depths (m) between which the obstacle search can see anything.
+
+        The obstacle's own ``min_range``/``max_range``, narrowed by ``min_depth``/``max_depth``
+        (blanked before the search) and, with a camera, by the nearest depth the backend's
+        disparity range can measure (``f B / (max_disparity - offset)``): a ``Range`` of
+        ``+inf`` then truly means nothing between the two (REP 117), not "nothing the search
+        could have seen".
+        """
+        params = self.obstacle_params
+        nearest = [float(params.min_range), self.min_depth or 0.0]
+        farthest = [float(params.max_range), self.max_depth or math.inf]
+        if camera is not None:
+            reach = float(self.backend.max_disparity) - camera.disparity_offset
+            if reach > 0 and math.isfinite(reach):
+                nearest.append(camera.focal_baseline / reach)
+        return max(nearest), min(farthest)
 
     def _apply_depth_range(self, depth: np.ndarray, disparity: np.ndarray) -> None:
         """Blank (NaN) depth and disparity outside [min_depth, max_depth], in place."""

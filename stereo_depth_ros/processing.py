@@ -16,7 +16,9 @@ import numpy as np
 from .camera import StereoCameraModel
 from .errors import ImageFormatError
 from .images import to_rgb
-from .msgs.images import array_to_image, ENCODINGS, stereo_input_from_image
+from .msgs.images import (array_to_image, compressed_size, ENCODINGS, image_label,
+                          is_compressed, stereo_input_from_compressed,
+                          stereo_input_from_image)
 from .msgs.obstacle import make_mask_image, make_obstacle_range
 from .msgs.points import make_point_cloud2
 from .msgs.stereo import make_camera_info, make_depth_image, make_disparity_image
@@ -66,12 +68,27 @@ def obstacle_field_of_view(camera: StereoCameraModel,
     return float(abs(angle_right - angle_left))
 
 
+def input_size(image: Any, info: Any) -> tuple[int, int]:
+    """Return an image message's (width, height) without decoding it.
+
+    A compressed image's size comes from its PNG or JPEG header, else from its camera_info
+    ``info`` (which the decoded image must match).
+    """
+    if not is_compressed(image):
+        return int(image.width), int(image.height)
+    size = compressed_size(image.data)
+    return size if size is not None else (int(info.width), int(info.height))
+
+
 class StereoFrameProcessor:
     """Turn one synchronised :class:`StereoPair` into the output messages asked for.
 
-    Bad input raises ImageFormatError or CalibrationError naming the problem: images above
-    ``max_megapixels`` (checked before anything is decoded), an encoding that is not a camera
-    image, left/right of different sizes or kinds (grey vs colour),
+    The images are ``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` (JPEG or PNG, as
+    image_transport's ``compressed`` transport publishes them). Bad input raises
+    ImageFormatError or CalibrationError naming the problem: images above ``max_megapixels``
+    (checked before anything is decoded, :func:`input_size`), an
+    encoding that is not a camera image, bytes that do not decode, left/right of different
+    sizes or kinds (grey vs colour),
     camera infos that do not fit the images, an uncalibrated or wrong-sign baseline.
     The stereo model is cached while the camera infos stay the same.
     """
@@ -89,9 +106,10 @@ class StereoFrameProcessor:
 
     def camera(self, left_info: Any, right_info: Any) -> StereoCameraModel:
         """Return the stereo model of the two CameraInfo messages (cached)."""
-        key = (int(left_info.width), int(left_info.height), int(right_info.width),
-               int(right_info.height), tuple(float(v) for v in left_info.p),
-               tuple(float(v) for v in right_info.p))
+        key = tuple((int(info.width), int(info.height), tuple(float(v) for v in info.p),
+                     int(info.binning_x), int(info.binning_y), int(info.roi.x_offset),
+                     int(info.roi.y_offset), int(info.roi.width), int(info.roi.height))
+                    for info in (left_info, right_info))
         if key != self._camera_key:
             camera = StereoCameraModel.from_camera_info(left_info, right_info)
             self._camera_key, self._camera = key, camera
@@ -100,8 +118,9 @@ class StereoFrameProcessor:
 
     def inputs(self, pair: StereoPair) -> tuple[np.ndarray, np.ndarray, StereoCameraModel]:
         """Return the left and right backend inputs and the camera model of a checked pair."""
-        check_image_size(int(pair.left_image.width), int(pair.left_image.height),
-                         self.max_megapixels, self.limit_option)
+        for image, info in ((pair.left_image, pair.left_info),
+                            (pair.right_image, pair.right_info)):
+            check_image_size(*input_size(image, info), self.max_megapixels, self.limit_option)
         left = self._image(pair.left_image, 'left')
         right = self._image(pair.right_image, 'right')
         if left.shape[:2] != right.shape[:2]:
@@ -110,13 +129,18 @@ class StereoFrameProcessor:
                 f'{right.shape[1]}x{right.shape[0]} (width x height)')
         if left.ndim != right.ndim:
             raise ImageFormatError(
-                f'left image is {pair.left_image.encoding} but right image is '
-                f'{pair.right_image.encoding}: both cameras must be grey or both colour')
+                f'left image is {image_label(pair.left_image)} but right image is '
+                f'{image_label(pair.right_image)}: both cameras must be grey or both colour')
         camera = self.camera(pair.left_info, pair.right_info)
         camera.check_image_size(left.shape[1], left.shape[0])
         return left, right, camera
 
     def _image(self, msg: Any, side: str) -> np.ndarray:
+        if is_compressed(msg):
+            try:
+                return stereo_input_from_compressed(msg, self.mono16_bit_depth)
+            except ImageFormatError as error:
+                raise ImageFormatError(f'{side} image: {error}') from None
         if msg.encoding not in STEREO_ENCODINGS:
             kind = ('is not a camera intensity image' if msg.encoding in ENCODINGS
                     else 'is not supported')

@@ -48,6 +48,26 @@ INPUT_TOPICS: dict[str, str] = {
     'left/camera_info': 'CameraInfo',
     'right/camera_info': 'CameraInfo',
 }
+#: Name image_transport gives a compressed image stream: its base topic's plus this.
+COMPRESSED_SUFFIX = '/compressed'
+#: How the images arrive (node parameter ``image_transport``) -> (suffix of the image topics,
+#: their message class attribute of ``MessageTypes``), as image_transport names them.
+IMAGE_TRANSPORTS: dict[str, tuple[str, str]] = {
+    'raw': ('', 'Image'),
+    'compressed': (COMPRESSED_SUFFIX, 'CompressedImage'),
+}
+
+
+def input_subscriptions(transport: str) -> list[tuple[str, str, str]]:
+    """Return (base topic, suffix, message class attribute) of the four inputs.
+
+    The images of ``transport`` arrive on their base topic plus the suffix; the suffix is
+    added after the base topic is resolved and remapped, as image_transport does, so that
+    remapping ``left/image_rect`` moves ``left/image_rect/compressed`` along with it.
+    """
+    suffix, image_type = IMAGE_TRANSPORTS[transport]
+    return [(topic, suffix, image_type) if kind == 'Image' else (topic, '', kind)
+            for topic, kind in INPUT_TOPICS.items()]
 
 
 def check_topics(topics: Iterable[str]) -> frozenset[str]:

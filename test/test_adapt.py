@@ -328,7 +328,7 @@ def test_pairs_that_match_but_cannot_be_decoded_are_explained(
     def undecodable(message):
         raise ImageFormatError('unsupported encoding yuv422')
 
-    monkeypatch.setattr(extract, 'stereo_input_from_image', undecodable)
+    monkeypatch.setattr(extract, 'stereo_input_from_message', undecodable)
     bag = write_stereo_bag(tmp_path / 'bag', frames=3)
     with pytest.raises(DatasetError, match=r'3 pairs matched on .*, none could be decoded '
                                            r'\(first: unsupported encoding yuv422\)'):

@@ -1,5 +1,6 @@
 """kitti2bag, process-bag and the synchronizer, through both rosbag2 storage plugins."""
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -10,6 +11,7 @@ from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.bags import (BagInput, find_stereo_images, find_stereo_topics,
                                    kitti_to_bag, process_bag, STORAGE_PLUGINS)
+from stereo_depth_ros.bags.extract import extract_pairs
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.errors import DatasetError, StereoDepthError
@@ -365,8 +367,9 @@ def test_process_bag_takes_the_nodes_params_file(kitti_bag, tmp_path, capsys):
     for frame in range(FRAMES):
         before = default['/stereo/obstacle/range'][frame][1]
         after = tuned['/stereo/obstacle/range'][frame][1]
-        assert (before.min_range, before.max_range) == pytest.approx((0.3, 40.0))
-        assert (after.min_range, after.max_range) == pytest.approx((0.5, 2.5))
+        # sgbm's 0-15 px reach no nearer than f B / 15 = 1.6 m, above either min_range.
+        assert (before.min_range, before.max_range) == pytest.approx((1.6, 40.0))
+        assert (after.min_range, after.max_range) == pytest.approx((1.6, 2.5))
         assert before.range == pytest.approx(4.0, rel=0.05)  # the plane is 4 m away
         assert after.range == float('inf')  # beyond obstacle.max_range
         assert np.isfinite(image_to_array(default['/stereo/depth'][frame][1])[0]).mean() > 0.5
@@ -589,3 +592,62 @@ def test_bag_input_decodes_with_the_bags_definition_of_a_known_type(tmp_path, st
     assert [r.range for r in ranges] == [1.0, 2.0]
     assert not hasattr(ranges[0], 'variance')
     assert any(name == 'variance' for name, _ in jazzy.fielddefs['sensor_msgs/msg/Range'][1])
+
+
+# --------------------------------------------------------------------------- compressed images
+
+
+def test_find_stereo_topics_takes_compressed_streams():
+    image, compressed = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'
+    info = 'sensor_msgs/msg/CameraInfo'
+    topics = {'/cam/left/image_rect/compressed': compressed,
+              '/cam/right/image_rect/compressed': compressed,
+              '/cam/left/camera_info': info, '/cam/right/camera_info': info}
+    found = find_stereo_topics(topics)
+    # camera_info beside the base topic, as image_transport names the stream.
+    assert found.as_list() == ['/cam/left/image_rect/compressed',
+                               '/cam/right/image_rect/compressed',
+                               '/cam/left/camera_info', '/cam/right/camera_info']
+    assert found.namespace == '/cam'
+    # A stream recorded both ways is read raw; the compressed one can still be named.
+    both = {**topics, '/cam/left/image_rect': image, '/cam/right/image_rect': image}
+    assert find_stereo_topics(both).left_image == '/cam/left/image_rect'
+    named = find_stereo_topics(both, left_image='/cam/left/image_rect/compressed')
+    assert named.right_image == '/cam/right/image_rect/compressed'
+    with pytest.raises(DatasetError, match='--left-image /cam/left/camera_info: expected a '
+                                           'sensor_msgs/msg/Image or sensor_msgs/msg/'
+                                           'CompressedImage topic'):
+        find_stereo_topics(topics, left_image='/cam/left/camera_info')
+
+
+@pytest.mark.parametrize('codec', ['png', 'jpeg'])
+def test_kitti2bag_compressed_then_process_bag(drive, kitti_bag, tmp_path, codec):
+    bag = tmp_path / codec
+    kitti_to_bag(drive, bag, compression=codec, progress=False)
+    messages = read_bag(bag)
+    assert '/stereo/left/image_rect' not in messages
+    _, left = messages['/stereo/left/image_rect/compressed'][0]
+    assert left.format == f'rgb8; {codec} compressed bgr8'
+    summary = process_bag(bag, tmp_path / f'{codec}_out', sgbm_pipeline(), progress=False)
+    assert summary.pairs == FRAMES and summary.namespace == '/stereo'
+    raw = process_bag(kitti_bag, tmp_path / 'raw_out', sgbm_pipeline(), progress=False)
+    assert raw.pairs == FRAMES
+    ours, theirs = read_bag(tmp_path / f'{codec}_out'), read_bag(tmp_path / 'raw_out')
+    for (_, a), (_, b) in zip(ours['/stereo/depth'], theirs['/stereo/depth']):
+        depth, reference = image_to_array(a)[0], image_to_array(b)[0]
+        if codec == 'png':  # lossless: the same depth to the bit
+            np.testing.assert_array_equal(depth, reference)
+        else:
+            centre = np.s_[8:-8, 24:-8]
+            assert np.nanmedian(depth[centre]) == pytest.approx(80 * 0.3 / SHIFT, rel=0.05)
+    # Pairs for adaptation come out of a compressed bag as from a raw one.
+    assert extract_pairs(bag, tmp_path / f'{codec}_pairs', progress=False) == FRAMES
+    if codec == 'png':
+        np.testing.assert_array_equal(
+            cv2.imread(str(tmp_path / 'png_pairs' / '00000' / 'left.png'))[:, :, ::-1],
+            PAIRS[0][0])
+
+
+def test_cli_kitti2bag_compressed(drive, tmp_path, capsys):
+    assert main(['kitti2bag', str(drive), str(tmp_path / 'bag'), '--compressed', 'png']) == 0
+    assert '/stereo/left/image_rect/compressed: 3 messages' in capsys.readouterr().out

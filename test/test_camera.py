@@ -91,3 +91,57 @@ def test_image_size_check():
     camera.check_image_size(320, 240)
     with pytest.raises(CalibrationError, match='320x240'):
         camera.check_image_size(640, 480)
+
+
+def camera_infos(camera):
+    """Left and right CameraInfo messages (the Jazzy definitions) of a model."""
+    from rosbags.typesys import Stores, get_typestore
+    from stereo_depth_ros.msgs.stereo import make_camera_infos
+    from stereo_depth_ros.msgs.types import make_header, MessageTypes
+    types = MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY))
+    header = make_header(0, 'cam', types)
+    return make_camera_infos(camera, header, header, types)
+
+
+def test_binning_and_roi_give_the_model_of_the_smaller_image():
+    # As image_geometry: ROI in full-resolution pixels, then binning; P[3] = -fx B scales too.
+    full = StereoCameraModel(640, 480, 500.0, 502.0, 320.5, 310.5, 240.5, 0.12)
+    left, right = camera_infos(full)
+    for info in (left, right):
+        info.binning_x = info.binning_y = 2
+    binned = StereoCameraModel.from_camera_info(left, right)
+    assert binned == StereoCameraModel(320, 240, 250.0, 251.0, 160.25, 155.25, 120.25, 0.12)
+    left, right = camera_infos(full)
+    for info, x_offset in ((left, 100), (right, 90)):
+        info.roi.x_offset, info.roi.y_offset = x_offset, 40
+        info.roi.width, info.roi.height = 400, 300
+    cropped = StereoCameraModel.from_camera_info(left, right)
+    assert (cropped.width, cropped.height) == (400, 300)
+    assert (cropped.cx_left, cropped.cx_right, cropped.cy) == (220.5, 220.5, 200.5)
+    assert cropped.baseline == pytest.approx(0.12) and cropped.fx == 500.0
+    # A point's depth is the same in the crop: its disparity changes with the cx offset.
+    assert cropped.disparity_offset == full.disparity_offset - 10
+    right.roi.x_offset = 300  # 300 + 400 > 640
+    with pytest.raises(CalibrationError, match=r'right CameraInfo ROI 400x300 at \(300, 40\) '
+                                               'does not fit its 640x480 image'):
+        StereoCameraModel.from_camera_info(left, right)
+    right.roi.x_offset, right.roi.width = 90, 380
+    with pytest.raises(CalibrationError, match='differ in size after their CameraInfo ROI'):
+        StereoCameraModel.from_camera_info(left, right)
+
+
+def test_millimetre_baselines_and_vertical_rigs_are_refused():
+    left = [500.0, 0, 320, 0, 0, 500.0, 240, 0, 0, 0, 1, 0]
+    millimetres = list(left)
+    millimetres[3] = -500.0 * 120  # B = 120 "m": 0.12 m written in mm
+    with pytest.raises(CalibrationError, match='baseline of 120 m is implausibly long .* '
+                                               'millimetres'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, millimetres)
+    vertical = list(left)
+    vertical[3], vertical[7] = -500.0 * 0.12, -500.0 * 0.05
+    with pytest.raises(CalibrationError, match='offset vertically .*0.0500 m'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, vertical)
+    rounding = list(left)
+    rounding[3], rounding[7] = -500.0 * 0.12, -500.0 * 0.0001
+    assert StereoCameraModel.from_projection_matrices(640, 480, left, rounding).baseline == \
+        pytest.approx(0.12)

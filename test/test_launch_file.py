@@ -13,8 +13,8 @@ import yaml
 
 from stereo_depth_ros.backends import backend_names
 from stereo_depth_ros.bags.from_kitti import BASE_FRAME, LEFT_FRAME, topic_names
-from stereo_depth_ros.launch_support import (backend_choices, input_remappings,
-                                             parameter_overrides)
+from stereo_depth_ros.launch_support import (backend_choices, image_transport_choices,
+                                             input_remappings, parameter_overrides)
 from stereo_depth_ros.topics import INPUT_TOPICS, OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,8 +22,8 @@ LAUNCH = ROOT / 'launch' / 'depth.launch.py'
 RVIZ = ROOT / 'config' / 'depth.rviz'
 PARAMS = ROOT / 'config' / 'depth.yaml'
 DOCUMENTED = {'backend', 'weights', 'params_file', 'namespace', 'left_namespace',
-              'right_namespace', 'approximate_sync', 'use_sim_time', 'use_rviz', 'rviz_config',
-              'log_level'}
+              'right_namespace', 'approximate_sync', 'image_transport', 'use_sim_time',
+              'use_rviz', 'rviz_config', 'log_level'}
 
 
 # ------------------------------------------------------------------ helpers (no ROS)
@@ -46,6 +46,9 @@ def test_only_given_arguments_override_the_parameter_file():
     assert parameter_overrides('dispnetc', 'w.safetensors', 'false', 'true') == {
         'use_sim_time': True, 'backend': 'dispnetc', 'weights': 'w.safetensors',
         'approximate_sync': False}
+    assert parameter_overrides('', '', '', 'false', 'compressed') == {
+        'use_sim_time': False, 'image_transport': 'compressed'}
+    assert image_transport_choices() == ['', 'raw', 'compressed']
 
 
 # ------------------------------------------------------------------ launch's API

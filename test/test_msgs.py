@@ -9,8 +9,10 @@ from rosbags.typesys import Stores, get_typestore
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.errors import CalibrationError, ImageFormatError
 from stereo_depth_ros.geometry import disparity_to_depth
-from stereo_depth_ros.msgs.images import (array_to_image, ENCODINGS, image_to_array,
-                                          stereo_input_from_image)
+from stereo_depth_ros.msgs.images import (array_to_compressed, array_to_image,
+                                          compressed_size, ENCODINGS, image_to_array,
+                                          is_compressed, stereo_input_from_compressed,
+                                          stereo_input_from_image, stereo_input_from_message)
 from stereo_depth_ros.msgs.obstacle import make_mask_image, make_obstacle_range
 from stereo_depth_ros.msgs.points import make_point_cloud2, point_cloud2_to_arrays
 from stereo_depth_ros.msgs.stereo import (disparity_from_message, make_camera_infos,
@@ -273,3 +275,72 @@ def test_range_variance_only_from_jazzy():
                          'variance')
     assert has_field(MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY)).Range,
                      'variance')
+
+
+# ------------------------------------------------------------------ CompressedImage
+
+
+@pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'mono8'])
+def test_png_compressed_images_decode_as_their_raw_image(store, encoding):
+    typestore, types = store
+    pixels = sample_pixels(encoding, 9, 11)
+    header = make_header(42, 'cam', types)
+    msg = cdr_round_trip(typestore, array_to_compressed(pixels, encoding, header, types))
+    assert msg.format == f'{encoding}; png compressed {"mono8" if encoding == "mono8" else "bgr8"}'
+    assert is_compressed(msg) and not is_compressed(array_to_image(pixels, encoding, header,
+                                                                   types))
+    raw = stereo_input_from_image(array_to_image(pixels, encoding, header, types))
+    np.testing.assert_array_equal(stereo_input_from_message(msg), raw)
+    np.testing.assert_array_equal(stereo_input_from_compressed(msg), raw)
+    assert compressed_size(msg.data) == (11, 9)
+
+
+def test_jpeg_compressed_colour_keeps_its_channel_order(store):
+    _, types = store
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0] = 200  # rgb8: red
+    msg = array_to_compressed(red, 'rgb8', make_header(0, 'cam', types), types, 'jpeg')
+    decoded = stereo_input_from_message(msg)
+    assert msg.format == 'rgb8; jpeg compressed bgr8'
+    assert decoded.shape == (16, 16, 3) and compressed_size(msg.data) == (16, 16)
+    assert abs(int(decoded[..., 0].mean()) - 200) <= 3 and decoded[..., 2].max() <= 5
+
+
+def test_sixteen_bit_png_is_scaled_as_mono16(store):
+    import cv2
+    _, types = store
+    pixels = sample_pixels('mono16', 6, 8)
+    ok, data = cv2.imencode('.png', pixels)
+    assert ok
+    msg = types.CompressedImage(header=make_header(0, 'cam', types),
+                                format='mono16; png compressed mono16', data=data.reshape(-1))
+    raw = array_to_image(pixels, 'mono16', make_header(0, 'cam', types), types)
+    for bit_depth in (None, 12):
+        np.testing.assert_array_equal(stereo_input_from_message(msg, bit_depth),
+                                      stereo_input_from_image(raw, bit_depth))
+
+
+def test_bad_compressed_images_are_named(store):
+    _, types = store
+    header = make_header(0, 'cam', types)
+    cases = [('jpeg', np.frombuffer(b'not a jpeg at all', np.uint8), 'cannot decode the '
+              r"compressed image \(format 'jpeg', 17 bytes\)"),
+             ('png', np.zeros(0, np.uint8), "compressed image \\(format 'png'\\) has no data"),
+             ('16UC1; compressedDepth png', np.zeros(20, np.uint8), 'compressed depth map')]
+    for form, data, message in cases:
+        msg = types.CompressedImage(header=header, format=form, data=data)
+        with pytest.raises(ImageFormatError, match=message):
+            stereo_input_from_message(msg)
+    with pytest.raises(ImageFormatError, match="unknown compression 'webp'"):
+        array_to_compressed(sample_pixels('mono8'), 'mono8', header, types, 'webp')
+
+
+def test_compressed_size_reads_headers_only():
+    import cv2
+    image = np.zeros((37, 53, 3), np.uint8)
+    for extension, params in (('.png', []), ('.jpg', []),
+                              ('.jpg', [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])):
+        ok, data = cv2.imencode(extension, image, params)
+        assert ok and compressed_size(data.reshape(-1)) == (53, 37)
+    for junk in (b'', b'garbage', b'\xff\xd8\xff', b'\xff\xd8\x00\x00\x00\x00\x00\x00\x00\x00'):
+        assert compressed_size(np.frombuffer(junk, np.uint8)) is None

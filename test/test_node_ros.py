@@ -18,11 +18,12 @@ pytest.importorskip('stereo_msgs.msg')
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from stereo_msgs.msg import DisparityImage  # noqa: E402
 
 from stereo_depth_ros.data.synthetic import make_scene  # noqa: E402
-from stereo_depth_ros.msgs.images import array_to_image, image_to_array  # noqa: E402
+from stereo_depth_ros.msgs.images import (array_to_compressed, array_to_image,  # noqa: E402
+                                          image_to_array)
 from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_infos  # noqa: E402
 from stereo_depth_ros.msgs.types import make_header, MessageTypes  # noqa: E402
 from stereo_depth_ros.node import StereoDepthNode  # noqa: E402
@@ -196,3 +197,55 @@ def test_a_silent_input_topic_is_named(ros, scene):
     text, problem = arrivals.diagnosis(1.0, approximate=False)
     assert problem
     assert text.startswith(f'no message on {NAMESPACE}/right/camera_info in 1 s')
+
+
+def test_compressed_images_arrive_on_the_remapped_base_topic(scene):
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    # image_transport's naming: the remapped base topic plus /compressed.
+    node = StereoDepthNode(
+        context=context, namespace=NAMESPACE,
+        cli_args=['--ros-args', '-r', 'left/image_rect:=cam/left/image_rect'],
+        parameter_overrides=[Parameter('backend', value='sgbm'),
+                             Parameter('sgbm.disparity_range', value=64),
+                             Parameter('image_transport', value='compressed')])
+    helper = rclpy.create_node('stereo_depth_test_compressed', namespace=NAMESPACE,
+                               context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(helper)
+    try:
+        topics = sorted(sub.sub.topic_name for sub in node._input_subs)
+        assert topics == [f'{NAMESPACE}/cam/left/image_rect/compressed',
+                          f'{NAMESPACE}/left/camera_info', f'{NAMESPACE}/right/camera_info',
+                          f'{NAMESPACE}/right/image_rect/compressed']
+        types = MessageTypes.from_rclpy()
+        qos = QoSProfile(depth=5)
+        publishers = {name: helper.create_publisher(kind, name, qos) for name, kind in (
+            ('cam/left/image_rect/compressed', CompressedImage),
+            ('right/image_rect/compressed', CompressedImage),
+            ('left/camera_info', CameraInfo), ('right/camera_info', CameraInfo))}
+        received = []
+        helper.create_subscription(Image, 'depth', received.append, QoSProfile(depth=2))
+        deadline, last = time.monotonic() + TIMEOUT_S, 0.0
+        while not received:
+            assert time.monotonic() < deadline, 'timed out waiting for the node'
+            if time.monotonic() - last > 0.2:
+                header = make_header(time.time_ns(), 'stereo_left', types)
+                infos = make_camera_infos(scene.camera, header, header, types)
+                images = [array_to_compressed(image, 'rgb8', header, types)
+                          for image in (scene.left, scene.right)]
+                for publisher, msg in zip(publishers.values(), (*images, *infos)):
+                    publisher.publish(msg)
+                last = time.monotonic()
+            executor.spin_once(timeout_sec=0.05)
+        depth, _ = image_to_array(received[0])
+        truth = scene.camera.focal_baseline / scene.disparity
+        valid = np.isfinite(depth)
+        assert valid.mean() > 0.4
+        assert np.median(np.abs(depth[valid] - truth[valid]) / truth[valid]) < 0.05
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        helper.destroy_node()
+        rclpy.try_shutdown(context=context)

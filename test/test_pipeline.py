@@ -54,8 +54,14 @@ def test_the_result_carries_the_settings_it_was_computed_with(road):
                               obstacle_params=params)
     result = pipeline.process(road.left, road.right, road.camera, outputs=set())
     assert (result.min_disparity, result.max_disparity) == (-16.0, 47.0)
-    assert (result.min_range, result.max_range) == (0.5, 30.0)
+    # The nearest depth -16..47 px can measure, if nearer than obstacle.min_range, is that.
+    nearest = road.camera.focal_baseline / (47.0 - road.camera.disparity_offset)
+    assert result.min_range == pytest.approx(max(0.5, nearest)) and result.max_range == 30.0
     assert result.obstacle_roi == (0.1, 0.2, 0.8, 0.6)
+    far = StereoPipeline(create_backend('sgbm', disparity_range=16), obstacle_params=params)
+    assert far.obstacle_range_limits(road.camera)[0] == pytest.approx(
+        road.camera.focal_baseline / (15.0 - road.camera.disparity_offset))
+    assert far.obstacle_range_limits(None) == (0.5, 30.0)
 
 
 def test_only_requested_outputs_are_computed(road, pipeline):

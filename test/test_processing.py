@@ -4,6 +4,7 @@ import math
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 from rosbags.typesys import get_typestore, Stores
@@ -11,7 +12,7 @@ from rosbags.typesys import get_typestore, Stores
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.errors import CalibrationError, ImageFormatError
-from stereo_depth_ros.msgs.images import array_to_image, image_to_array
+from stereo_depth_ros.msgs.images import array_to_compressed, array_to_image, image_to_array
 from stereo_depth_ros.msgs.points import point_cloud2_to_arrays
 from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_infos
 from stereo_depth_ros.msgs.types import make_header, MessageTypes
@@ -96,7 +97,10 @@ def test_good_pair_gives_every_output_with_the_right_geometry(scene, manager):
     assert (mask[scene.obstacle_mask] == 255).mean() > 0.5
     range_msg = messages['obstacle/range']
     assert range_msg.range == pytest.approx(scene.obstacle_distance, rel=0.1)
-    assert (range_msg.min_range, range_msg.max_range) == (0.3, 40.0)
+    # The nearest depth sgbm's 0-63 px can measure is above obstacle.min_range (0.3 m).
+    nearest = camera.focal_baseline / (63 - camera.disparity_offset)
+    assert nearest > 0.3
+    assert range_msg.min_range == pytest.approx(nearest) and range_msg.max_range == 40.0
     assert range_msg.field_of_view == pytest.approx(2 * math.atan(128 / camera.fx), rel=1e-3)
 
     color, encoding = image_to_array(messages['disparity/color'])
@@ -127,8 +131,20 @@ def test_messages_carry_the_limits_of_the_pipeline_that_computed_them(scene):
     offset = scene.camera.disparity_offset
     assert messages['disparity'].min_disparity == pytest.approx(16 - offset)
     assert messages['disparity'].max_disparity == pytest.approx(63 - offset)
-    assert messages['obstacle/range'].min_range == pytest.approx(1.0)
+    nearest = scene.camera.focal_baseline / (63 - offset)  # 1.26 m
+    assert messages['obstacle/range'].min_range == pytest.approx(max(1.0, nearest))
     assert messages['obstacle/range'].max_range == pytest.approx(25.0)
+
+
+def test_the_range_says_what_the_search_could_not_see(scene):
+    # The obstacle stands at 17.6 m. Beyond max_depth it is blanked before the search: the
+    # Range's +inf must then mean "nothing up to 12 m", not "nothing up to 40 m".
+    assert scene.obstacle_distance > 12.0
+    manager = PipelineManager({**SGBM64, 'max_depth': 12.0, 'min_depth': 2.0})
+    message = StereoFrameProcessor(TYPES).process(
+        make_pair(scene), manager.pipeline, {'obstacle/range'}).messages['obstacle/range']
+    assert message.range == math.inf
+    assert (message.min_range, message.max_range) == (2.0, 12.0)
 
 
 def test_only_the_requested_topics_are_built(scene, manager):
@@ -428,3 +444,76 @@ def test_the_frame_processor_refuses_pairs_above_its_size_limit(scene):
     with pytest.raises(ImageFormatError, match='raise the limit with max_megapixels'):
         processor.inputs(pair)
     assert StereoFrameProcessor(TYPES).inputs(pair)[0].shape[:2] == scene.disparity.shape
+
+
+def test_the_size_limit_covers_the_right_image_too(scene):
+    processor = StereoFrameProcessor(TYPES, max_megapixels=0.04, limit_option='max_megapixels')
+    processor.inputs(make_pair(scene))  # 256x128: 0.033 MP
+    big = np.zeros((256, 512, 3), np.uint8)
+    pair = make_pair(scene, right=big)
+    with pytest.raises(ImageFormatError, match='images are 512x256 .* raise the limit'):
+        processor.inputs(pair)
+
+
+def compress_pair(pair, codec='png'):
+    """The pair with both images as image_transport's compressed transport sends them."""
+    for side in ('left_image', 'right_image'):
+        raw = getattr(pair, side)
+        pixels, encoding = image_to_array(raw)
+        setattr(pair, side, array_to_compressed(pixels, encoding, raw.header, TYPES, codec))
+    return pair
+
+
+def test_compressed_pairs_give_the_outputs_of_raw_ones(scene, manager):
+    processor = StereoFrameProcessor(TYPES)
+    topics = {'disparity', 'depth'}
+    raw = processor.process(make_pair(scene), manager.pipeline, topics).messages
+    png = processor.process(compress_pair(make_pair(scene)), manager.pipeline, topics).messages
+    np.testing.assert_array_equal(image_to_array(png['depth'])[0],
+                                  image_to_array(raw['depth'])[0])
+    np.testing.assert_array_equal(disparity_from_message(png['disparity'])[0],
+                                  disparity_from_message(raw['disparity'])[0])
+    grey = compress_pair(make_pair(scene, scene.left[:, :, 1].copy(),
+                                   scene.right[:, :, 1].copy(), 'mono8'), 'jpeg')
+    disparity, _, _ = disparity_from_message(
+        processor.process(grey, manager.pipeline, {'disparity'}).messages['disparity'])
+    inside = np.isfinite(disparity) & (scene.disparity > 0)
+    assert np.median(np.abs(disparity - scene.disparity)[inside]) < 1.0
+
+
+def test_bad_compressed_input_is_named(scene, manager):
+    processor = StereoFrameProcessor(TYPES, max_megapixels=0.02, limit_option='max_megapixels')
+    pair = compress_pair(make_pair(scene))
+    # The limit is checked on the PNG header's size, before anything is decoded.
+    with pytest.raises(ImageFormatError, match='images are 256x128 .*max_megapixels 0.1'):
+        processor.inputs(pair)
+    pair = compress_pair(make_pair(scene))
+    pair.right_image.data = pair.right_image.data[:40]
+    with pytest.raises(ImageFormatError, match=r"^right image: cannot decode the compressed "
+                                               r"image \(format 'rgb8; png compressed bgr8'"):
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+    pair = make_pair(scene)
+    pair.right_image = array_to_compressed(scene.right[:, :, 0].copy(), 'mono8',
+                                           pair.right_image.header, TYPES)
+    with pytest.raises(ImageFormatError, match="left image is rgb8 but right image is "
+                                               "'mono8; png compressed mono8' compressed"):
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+
+
+def test_a_binned_camera_gets_metric_depth(scene, manager):
+    # image_proc's crop_decimate halves the images and sets binning 2 in their CameraInfo.
+    pair = make_pair(scene)
+    pixels = [cv2.resize(image, (128, 64), interpolation=cv2.INTER_AREA)
+              for image in (scene.left, scene.right)]
+    pair.left_image, pair.right_image = (array_to_image(image, 'rgb8', pair.left_image.header,
+                                                        TYPES.Image) for image in pixels)
+    for info in (pair.left_info, pair.right_info):
+        info.binning_x = info.binning_y = 2
+    messages = StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'}).messages
+    depth = image_to_array(messages['depth'])[0]
+    truth = scene.camera.focal_baseline / scene.disparity[::2, ::2]
+    valid = np.isfinite(depth) & np.isfinite(truth)
+    assert depth.shape == (64, 128) and valid.mean() > 0.3
+    # Half the resolution, twice the relative error of test_good_pair...; ignoring the
+    # binning would double every depth.
+    assert np.median(np.abs(depth[valid] - truth[valid]) / truth[valid]) < 0.1

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from .reader import BagInput, find_stereo_images
 from ..errors import DatasetError, StereoDepthError
-from ..msgs.images import stereo_input_from_image
+from ..msgs.images import stereo_input_from_message
 from ..msgs.types import stamp_to_ns
 from ..sync import make_synchronizer, never_matched
 
@@ -48,7 +48,7 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                     if (matched - 1) % every:
                         continue
                     try:
-                        images = [stereo_input_from_image(m) for m in (left, right)]
+                        images = [stereo_input_from_message(m) for m in (left, right)]
                     except StereoDepthError as error:
                         first_error = first_error or str(error)
                         continue

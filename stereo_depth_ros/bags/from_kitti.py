@@ -9,11 +9,12 @@ from tqdm import tqdm
 from .writer import LATCHED_QOS, BagWriter
 from ..kitti import open_kitti
 from ..errors import DatasetError
-from ..msgs.images import array_to_image
+from ..msgs.images import array_to_compressed, array_to_image, COMPRESSION_CODECS
 from ..msgs.stereo import make_camera_info
 from ..msgs.transforms import make_transform
 from ..msgs.types import make_header
 from ..names import check_namespace
+from ..topics import COMPRESSED_SUFFIX
 
 #: Frame ids written by kitti2bag: optical frames (x right, y down, z forward).
 LEFT_FRAME = 'stereo_left'
@@ -39,10 +40,16 @@ class KittiBagSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def topic_names(prefix: str = '/stereo') -> dict[str, str]:
-    """Return the output topics of kitti2bag under ``prefix`` (DatasetError if not a name)."""
+def topic_names(prefix: str = '/stereo', compression: Optional[str] = None) -> dict[str, str]:
+    """Return the output topics of kitti2bag under ``prefix`` (DatasetError if not a name).
+
+    With a ``compression`` the images go where image_transport's ``compressed`` transport
+    puts them: ``<prefix>/left/image_rect/compressed``.
+    """
     prefix = check_namespace(prefix, '--topic-prefix')
-    return {'left_image': f'{prefix}/left/image_rect', 'right_image': f'{prefix}/right/image_rect',
+    suffix = COMPRESSED_SUFFIX if compression else ''
+    return {'left_image': f'{prefix}/left/image_rect{suffix}',
+            'right_image': f'{prefix}/right/image_rect{suffix}',
             'left_info': f'{prefix}/left/camera_info',
             'right_info': f'{prefix}/right/camera_info', 'tf_static': '/tf_static'}
 
@@ -50,19 +57,25 @@ def topic_names(prefix: str = '/stereo') -> dict[str, str]:
 def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
                  frames: Optional[str] = None, keep_camera_stamps: bool = False,
                  topic_prefix: str = '/stereo', distro: str = 'jazzy',
-                 progress: bool = True, strict: bool = False) -> KittiBagSummary:
+                 progress: bool = True, strict: bool = False,
+                 compression: Optional[str] = None) -> KittiBagSummary:
     """Convert a KITTI raw drive or stereo 2015 folder into a rosbag2 bag.
 
     Left and right of a pair share the left camera's stamp unless ``keep_camera_stamps``.
-    Images are written as rgb8; CameraInfo carries the rectified calibration (right
-    ``P[3] = -fx * B``). ``/tf_static`` holds base_link -> stereo_left (optical, 1.65 m up) and
-    stereo_left -> stereo_right (B along x).
+    Images are written as rgb8 ``sensor_msgs/Image``, or with ``compression`` (``png``:
+    lossless, ``jpeg``) as ``sensor_msgs/CompressedImage`` on ``.../image_rect/compressed``,
+    as a camera driver's image_transport publishes them. CameraInfo carries the rectified
+    calibration (right ``P[3] = -fx * B``). ``/tf_static`` holds base_link -> stereo_left
+    (optical, 1.65 m up) and stereo_left -> stereo_right (B along x).
 
     A frame whose image cannot be read (corrupt PNG, wrong size) is left out and listed in
     ``skipped``; with ``strict`` it raises DatasetError instead. If no frame is readable,
     DatasetError is raised and no bag is left behind.
     """
-    names = topic_names(topic_prefix)
+    if compression is not None and compression not in COMPRESSION_CODECS:
+        raise ValueError(f'unknown compression {compression!r}; known: '
+                         f'{", ".join(COMPRESSION_CODECS)}')
+    names = topic_names(topic_prefix, compression)
     sequence = open_kitti(drive, frames)
     if len(sequence) == 0:
         raise ValueError(f'--frames {frames} selects no frames of {drive} '
@@ -92,8 +105,9 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
             for side, image, stamp, frame_id in (('left', left, frame.left_stamp_ns, LEFT_FRAME),
                                                  ('right', right, right_stamp, RIGHT_FRAME)):
                 head = make_header(stamp, frame_id, types)
-                pending.append((stamp, names[f'{side}_image'],
-                                array_to_image(image, 'rgb8', head, types)))
+                msg = (array_to_compressed(image, 'rgb8', head, types, compression) if compression
+                       else array_to_image(image, 'rgb8', head, types))
+                pending.append((stamp, names[f'{side}_image'], msg))
                 pending.append((stamp, names[f'{side}_info'],
                                 make_camera_info(frame.camera, side, head, types)))
             for stamp, topic, msg in sorted(pending, key=lambda item: item[0]):

@@ -22,8 +22,12 @@ import yaml
 from .mcap_scan import McapScan, ScanReport
 from .writer import get_distro_typestore
 from ..errors import DatasetError
+from ..topics import COMPRESSED_SUFFIX
 
 IMAGE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE = 'sensor_msgs/msg/CompressedImage'
+#: Message types of camera image topics: raw, or image_transport's ``compressed``.
+IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 CAMERA_INFO = 'sensor_msgs/msg/CameraInfo'
 
 #: Name parts of image topics that are results, not camera streams.
@@ -285,27 +289,37 @@ def _parent(topic: str) -> str:
     return topic.rsplit('/', 1)[0]
 
 
+def base_topic(topic: str, kind: str) -> str:
+    """Return an image topic's base name: a compressed stream's without ``/compressed``."""
+    if kind == COMPRESSED_IMAGE and topic.endswith(COMPRESSED_SUFFIX):
+        return topic[:-len(COMPRESSED_SUFFIX)]
+    return topic
+
+
 def _pick_image(topics: dict[str, str], side: str, other: Optional[str]) -> str:
-    images = sorted(t for t, kind in topics.items() if kind == IMAGE and _has_word(t, side)
-                    and not any(_has_word(t, w) for w in _RESULT_WORDS))
+    images = sorted(t for t, kind in topics.items() if kind in IMAGE_TYPES
+                    and _has_word(t, side) and not any(_has_word(t, w) for w in _RESULT_WORDS))
     if other is not None:
         mirrored = other.replace('left', side) if side == 'right' else other
         if mirrored in images:
             return mirrored
+    # A stream recorded both raw and compressed is read raw (exact, and nothing to decode).
+    raw = {t for t in images if topics[t] == IMAGE}
+    images = [t for t in images if topics[t] == IMAGE or base_topic(t, topics[t]) not in raw]
     if len(images) > 1:
         rectified = [t for t in images if 'rect' in t.lower()]
         images = rectified or images
     if len(images) != 1:
         found = ', '.join(images) if images else 'none'
-        raise DatasetError(f'cannot choose the {side} image topic (sensor_msgs/msg/Image with '
-                           f'"{side}" in its name; found: {found}); name it with '
-                           f'--{side}-image')
+        raise DatasetError(f'cannot choose the {side} image topic (sensor_msgs/msg/Image or '
+                           f'CompressedImage with "{side}" in its name; found: {found}); name '
+                           f'it with --{side}-image')
     return images[0]
 
 
 def _pick_info(topics: dict[str, str], side: str, image_topic: str) -> str:
     infos = sorted(t for t, kind in topics.items() if kind == CAMERA_INFO)
-    beside = _parent(image_topic) + '/camera_info'
+    beside = _parent(base_topic(image_topic, topics[image_topic])) + '/camera_info'
     if beside in infos:
         return beside
     sided = [t for t in infos if _has_word(t, side)]
@@ -318,16 +332,16 @@ def _pick_info(topics: dict[str, str], side: str, image_topic: str) -> str:
 
 
 def _check_named(topics: dict[str, str],
-                 named: Sequence[tuple[str, Optional[str], str]]) -> None:
-    """Raise DatasetError unless each (option, topic, type) given is a topic of that type."""
-    for option, name, kind in named:
+                 named: Sequence[tuple[str, Optional[str], tuple[str, ...]]]) -> None:
+    """Raise DatasetError unless each (option, topic, types) given is a topic of those types."""
+    for option, name, kinds in named:
         if name is None:
             continue
         if name not in topics:
             raise DatasetError(f'{option} {name}: no such topic in the bag (its topics: '
                                f'{", ".join(sorted(topics)) or "none"})')
-        if topics[name] != kind:
-            raise DatasetError(f'{option} {name}: expected a {kind} topic, got '
+        if topics[name] not in kinds:
+            raise DatasetError(f'{option} {name}: expected a {" or ".join(kinds)} topic, got '
                                f'{topics[name]}')
 
 
@@ -335,11 +349,12 @@ def find_stereo_images(topics: dict[str, str], left_image: Optional[str] = None,
                        right_image: Optional[str] = None) -> tuple[str, str]:
     """Return the (left, right) image topics of a bag: the given ones checked, or found.
 
-    ``sensor_msgs/msg/Image`` topics with ``left``/``right`` in a name part (result topics such
-    as disparity or depth excluded; ``rect`` preferred).
+    ``sensor_msgs/msg/Image`` or ``CompressedImage`` topics with ``left``/``right`` in a name
+    part (result topics such as disparity or depth excluded; ``rect`` preferred; a stream
+    recorded both raw and compressed is taken raw).
     """
-    _check_named(topics, (('--left-image', left_image, IMAGE),
-                          ('--right-image', right_image, IMAGE)))
+    _check_named(topics, (('--left-image', left_image, IMAGE_TYPES),
+                          ('--right-image', right_image, IMAGE_TYPES)))
     left_image = left_image or _pick_image(topics, 'left', None)
     right_image = right_image or _pick_image(topics, 'right', left_image)
     if left_image == right_image:
@@ -352,11 +367,12 @@ def find_stereo_topics(topics: dict[str, str], left_image: Optional[str] = None,
                        right_info: Optional[str] = None) -> StereoTopics:
     """Return the stereo topics of a bag (topic -> type); given names are checked, not guessed.
 
-    Images: as :func:`find_stereo_images`. CameraInfo: the ``camera_info`` beside each image,
-    else the only CameraInfo topic of that side.
+    Images: as :func:`find_stereo_images`. CameraInfo: the ``camera_info`` beside each image
+    (beside its base topic, for a compressed stream), else the only CameraInfo topic of that
+    side.
     """
-    _check_named(topics, (('--left-info', left_info, CAMERA_INFO),
-                          ('--right-info', right_info, CAMERA_INFO)))
+    _check_named(topics, (('--left-info', left_info, (CAMERA_INFO,)),
+                          ('--right-info', right_info, (CAMERA_INFO,))))
     left_image, right_image = find_stereo_images(topics, left_image, right_image)
     left_info = left_info or _pick_info(topics, 'left', left_image)
     right_info = right_info or _pick_info(topics, 'right', right_image)

@@ -5,6 +5,7 @@ import sys
 
 from ..bags.from_kitti import kitti_to_bag
 from ..bags.writer import DISTROS, METADATA_VERSION, STORAGE_PLUGINS
+from ..msgs.images import COMPRESSION_CODECS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--ros-distro', choices=sorted(DISTROS), default='jazzy',
                         help='message definitions stored in the bag (default jazzy; the '
                              'messages written are the same in humble)')
+    parser.add_argument('--compressed', choices=sorted(COMPRESSION_CODECS), default=None,
+                        help='write the images as sensor_msgs/CompressedImage on '
+                             '<prefix>/{left,right}/image_rect/compressed, as image_transport '
+                             'does (png: lossless; jpeg: smaller, and worse for matching); '
+                             'default: raw sensor_msgs/Image')
     parser.add_argument('--strict', action='store_true',
                         help='fail on the first unreadable image (default: skip such frames, '
                              'convert the rest and list them)')
@@ -37,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     summary = kitti_to_bag(args.drive, args.out_bag, storage=args.storage, frames=args.frames,
                            keep_camera_stamps=args.keep_camera_stamps,
                            topic_prefix=args.topic_prefix, distro=args.ros_distro,
-                           strict=args.strict)
+                           strict=args.strict, compression=args.compressed)
     print(f'wrote {summary.frames} {summary.layout} frames to {summary.bag} '
           f'({args.storage}, rosbag2 metadata version {METADATA_VERSION})')
     print(f'stereo: fx {summary.fx:.2f} px, baseline {summary.baseline:.4f} m')

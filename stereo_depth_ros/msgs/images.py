@@ -1,9 +1,14 @@
-"""``sensor_msgs/Image`` <-> numpy arrays: encodings, row padding, byte order."""
+"""``sensor_msgs/Image`` and ``CompressedImage`` <-> numpy arrays.
+
+Image: encodings, row padding, byte order. CompressedImage: image_transport's ``compressed``
+transport (JPEG or PNG), decoded and encoded with OpenCV.
+"""
 
 import array
 from dataclasses import is_dataclass
 from typing import Any, Literal, Optional
 
+import cv2
 import numpy as np
 
 from .types import MessageTypes
@@ -90,18 +95,95 @@ def stereo_input_from_image(msg: Any, bit_depth: Optional[int] = None) -> np.nda
         raise ImageFormatError(
             f'{encoding} is not a camera intensity image; stereo input must be mono8, mono16, '
             'rgb8, bgr8, rgba8 or bgra8')
+    return _stereo_pixels(pixels, encoding in _BGR_ORDER, bit_depth)
+
+
+def is_compressed(msg: Any) -> bool:
+    """Return whether ``msg`` is a ``sensor_msgs/CompressedImage`` (it has ``format``)."""
+    return hasattr(msg, 'format') and not hasattr(msg, 'encoding')
+
+
+def image_label(msg: Any) -> str:
+    """Return how an Image or CompressedImage message names its pixels, for messages."""
+    return f'{msg.format!r} compressed' if is_compressed(msg) else str(msg.encoding)
+
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+#: JPEG start-of-frame markers (baseline, progressive, lossless, ...): they carry the size.
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def compressed_size(data: Any) -> Optional[tuple[int, int]]:
+    """Return (width, height) read from a PNG or JPEG header, or None where not found.
+
+    Nothing is decoded: the size is known before the pixels are allocated.
+    """
+    raw = byte_view(data)
+    head = raw[:24].tobytes()
+    if head.startswith(_PNG_SIGNATURE) and len(head) >= 24 and head[12:16] == b'IHDR':
+        return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+    if not head.startswith(b'\xff\xd8'):
+        return None
+    position = 2
+    while position + 9 <= raw.size:
+        if raw[position] != 0xFF:
+            return None
+        marker = int(raw[position + 1])
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in _JPEG_FRAME_MARKERS:
+            height = int(raw[position + 5]) << 8 | int(raw[position + 6])
+            width = int(raw[position + 7]) << 8 | int(raw[position + 8])
+            return width, height
+        position += 2 + (int(raw[position + 2]) << 8 | int(raw[position + 3]))
+    return None
+
+
+def stereo_input_from_compressed(msg: Any, bit_depth: Optional[int] = None) -> np.ndarray:
+    """Return a ``sensor_msgs/CompressedImage`` decoded as :func:`stereo_input_from_image`.
+
+    ``format`` is image_transport's: ``"<encoding>; jpeg compressed <encoding>"`` (or
+    ``png``), or a bare ``jpeg`` / ``png`` from older publishers. OpenCV decodes the bytes,
+    whatever the format string says, into grey or BGR(A), 8 or 16 bits; ``compressedDepth``
+    (a depth map, not a camera image) is refused. Raises ImageFormatError naming the problem.
+    """
+    form = str(msg.format)
+    if 'compresseddepth' in form.replace(' ', '').lower():
+        raise ImageFormatError(f'format {form!r} is a compressed depth map, not a camera '
+                               'image; stereo input must be JPEG or PNG camera images')
+    data = byte_view(msg.data)
+    if data.size == 0:
+        raise ImageFormatError(f'compressed image (format {form!r}) has no data')
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3):
+        raise ImageFormatError(f'cannot decode the compressed image (format {form!r}, '
+                               f'{data.size} bytes) as an 8- or 16-bit JPEG or PNG')
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    return _stereo_pixels(pixels, True, bit_depth)
+
+
+def stereo_input_from_message(msg: Any, bit_depth: Optional[int] = None) -> np.ndarray:
+    """Return an Image or CompressedImage message as a backend input (uint8 grey or RGB)."""
+    if is_compressed(msg):
+        return stereo_input_from_compressed(msg, bit_depth)
+    return stereo_input_from_image(msg, bit_depth)
+
+
+def _stereo_pixels(pixels: np.ndarray, bgr: bool, bit_depth: Optional[int]) -> np.ndarray:
+    """Return uint8/uint16 grey or 3-4 channel ``pixels`` as uint8 grey or RGB (see above)."""
     if pixels.dtype == np.uint16:
         if bit_depth is None:
-            scaled = (pixels.astype(np.uint32) + 128) // 257
+            pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
         else:
             if not 8 <= bit_depth <= 16:
                 raise ImageFormatError(f'bit_depth must be 8..16, got {bit_depth}')
-            scaled = np.minimum(pixels >> (bit_depth - 8), 255)
-        return scaled.astype(np.uint8)
+            pixels = np.minimum(pixels >> (bit_depth - 8), 255).astype(np.uint8)
     if pixels.ndim == 2:
         return pixels
     rgb = pixels[:, :, :3]
-    if encoding in _BGR_ORDER:
+    if bgr:
         rgb = rgb[:, :, ::-1]
     return np.ascontiguousarray(rgb)
 
@@ -140,3 +222,41 @@ def array_to_image(image: np.ndarray, encoding: str, header: Any, msg_type: Any,
         data = array.array('B', rows.tobytes())
     return image_class(header=header, height=int(height), width=int(width), encoding=encoding,
                        is_bigendian=int(bool(is_bigendian)), step=step, data=data)
+
+
+#: Codecs of image_transport's ``compressed`` transport -> OpenCV's file extension.
+COMPRESSION_CODECS: dict[str, str] = {'png': '.png', 'jpeg': '.jpg'}
+
+
+def array_to_compressed(image: np.ndarray, encoding: str, header: Any, msg_type: Any,
+                        codec: str = 'png', jpeg_quality: int = 95) -> Any:
+    """Build a ``sensor_msgs/CompressedImage`` of an 8-bit grey or colour array.
+
+    ``image`` is in the channel order ``encoding`` names (mono8, rgb8 or bgr8); ``format`` is
+    written as image_transport's ``compressed`` publisher writes it, e.g. ``"rgb8; png
+    compressed bgr8"`` (colour is stored BGR). ``msg_type`` is the CompressedImage class or a
+    :class:`MessageTypes`. PNG is lossless; JPEG is not, and stereo matching suffers from it.
+    """
+    image_class = msg_type.CompressedImage if isinstance(msg_type, MessageTypes) else msg_type
+    if codec not in COMPRESSION_CODECS:
+        raise ImageFormatError(f'unknown compression {codec!r}; known: '
+                               f'{", ".join(COMPRESSION_CODECS)}')
+    dtype, channels = _encoding_layout(encoding)
+    image = np.asarray(image)
+    if dtype != np.uint8 or channels not in (1, 3) or image.dtype != np.uint8 \
+            or image.ndim != (2 if channels == 1 else 3):
+        raise ImageFormatError(f'only 8-bit mono or 3-channel images are compressed here, got '
+                               f'{encoding} {image.dtype} of shape {image.shape}')
+    target = encoding
+    if channels == 3:
+        target = 'bgr8'
+        image = image if encoding in _BGR_ORDER else image[:, :, ::-1]
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)] if codec == 'jpeg' else []
+    ok, encoded = cv2.imencode(COMPRESSION_CODECS[codec], np.ascontiguousarray(image), params)
+    if not ok:
+        raise ImageFormatError(f'OpenCV could not encode a {image.shape} image as {codec}')
+    data: np.ndarray | array.array[int] = encoded.reshape(-1)
+    if not is_dataclass(image_class):
+        data = array.array('B', encoded.tobytes())
+    return image_class(header=header, format=f'{encoding}; {codec} compressed {target}',
+                       data=data)

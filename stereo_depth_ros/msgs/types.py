@@ -11,6 +11,7 @@ _TYPE_NAMES = {
     'Time': 'builtin_interfaces/msg/Time',
     'Header': 'std_msgs/msg/Header',
     'Image': 'sensor_msgs/msg/Image',
+    'CompressedImage': 'sensor_msgs/msg/CompressedImage',
     'CameraInfo': 'sensor_msgs/msg/CameraInfo',
     'RegionOfInterest': 'sensor_msgs/msg/RegionOfInterest',
     'PointCloud2': 'sensor_msgs/msg/PointCloud2',
@@ -39,6 +40,7 @@ class MessageTypes:
     Time: Any
     Header: Any
     Image: Any
+    CompressedImage: Any
     CameraInfo: Any
     RegionOfInterest: Any
     PointCloud2: Any
