@@ -12,6 +12,10 @@ def disparity_to_depth(disparity: np.ndarray, focal_baseline: float,
                        disparity_offset: float = 0.0) -> np.ndarray:
     """Return depth in metres, ``fx*B / (d - offset)``; NaN where d is unknown or <= offset.
 
+    ``d == offset`` would be a point at infinity, but a matcher cannot tell it from a mismatch
+    at the edge of its search range: it stays unknown (NaN), never ``+inf``, so that nothing
+    clears a costmap on it (REP 117's ``+inf`` is "no return within range").
+
     Args:
         disparity: float HxW disparity in pixels (NaN = unknown).
         focal_baseline: ``fx * B`` (pixels * metres), positive.

@@ -16,7 +16,8 @@ exact stamp (``approximate_sync: false``) or by nearest stamp within
 ``approximate_sync_tolerance_seconds``.
 
 Publishes (reliable, depth 1, like ``stereo_image_proc``): ``disparity``
-(stereo_msgs/DisparityImage), ``depth`` (32FC1 metres, NaN unknown, REP 118) with
+(stereo_msgs/DisparityImage), ``depth`` (32FC1 metres, NaN unknown, REP 118; -inf/+inf
+outside ``min_depth``/``max_depth``, REP 117) with
 ``depth/camera_info`` (the left CameraInfo, same header, as depth_image_proc expects),
 ``obstacle/mask`` (mono8, 255 = nearest obstacle), ``obstacle/range`` (sensor_msgs/Range),
 ``disparity/color`` (bgr8) and ``points2`` (PointCloud2 x, y, z, rgb; ``publish_points``).

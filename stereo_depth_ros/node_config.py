@@ -53,10 +53,12 @@ _MODEL = (
 _SGBM = _section_specs(SGBM_PREFIX, SGBMOptions)
 
 _DEPTH = (
-    ParameterSpec('min_depth', 0.0, 'Depth (and disparity) nearer than this many metres is '
-                  'published as unknown; 0 = no limit.', limits=(0.0, 1000.0)),
-    ParameterSpec('max_depth', 0.0, 'Depth (and disparity) farther than this many metres is '
-                  'published as unknown; 0 = no limit.', limits=(0.0, 100000.0)),
+    ParameterSpec('min_depth', 0.0, 'Depth nearer than this many metres is published as -inf '
+                  '("too close", REP 117) and its disparity as unknown; 0 = no limit.',
+                  limits=(0.0, 1000.0)),
+    ParameterSpec('max_depth', 0.0, 'Depth farther than this many metres is published as +inf '
+                  '("nothing within range", REP 117) and its disparity as unknown; 0 = no '
+                  'limit.', limits=(0.0, 100000.0)),
 )
 
 
@@ -106,7 +108,8 @@ ZERO_IS_NONE = frozenset({'obstacle.max_clearance', 'obstacle.camera_height'})
 
 _OUTPUTS = (
     ParameterSpec('publish_disparity', True, 'Publish disparity (stereo_msgs/DisparityImage).'),
-    ParameterSpec('publish_depth', True, 'Publish depth (32FC1 metres, NaN unknown).'),
+    ParameterSpec('publish_depth', True, 'Publish depth (32FC1 metres; NaN unknown, +inf/-inf '
+                  'beyond max_depth/min_depth, REP 117).'),
     ParameterSpec('publish_obstacle', True, 'Publish obstacle/mask and obstacle/range.'),
     ParameterSpec('publish_color', True, 'Publish disparity/color (bgr8 picture).'),
     ParameterSpec('publish_points', False, 'Publish points2 (PointCloud2 xyz + rgb); costly, '

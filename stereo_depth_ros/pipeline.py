@@ -49,10 +49,11 @@ class PipelineResult:
 class StereoPipeline:
     """Run a disparity backend and derive depth, nearest obstacle and pictures.
 
-    ``min_depth``/``max_depth`` (metres) blank depth and disparity outside that range, whatever
-    outputs are requested (they need the camera model: without it nothing is blanked). The one
-    thing it carries from pair to pair is the top of the colour picture's scale
-    (:class:`~stereo_depth_ros.visualize.ColourScale`): one pipeline per stream. A pipeline
+    ``min_depth``/``max_depth`` (metres) mark depth outside that range ``-inf``/``+inf`` (REP
+    117) and blank the disparity there, whatever outputs are requested (they need the camera
+    model: without it nothing is marked). The one thing it carries from pair to pair is the
+    top of the colour picture's scale (:class:`~stereo_depth_ros.visualize.ColourScale`): one
+    pipeline per stream. A pipeline
     that replaces another one of the same stream (new settings) is given its
     ``colour_scale``, so the colours keep their meaning across the change.
     """
@@ -138,12 +139,16 @@ class StereoPipeline:
         return max(nearest), min(farthest)
 
     def _apply_depth_range(self, depth: np.ndarray, disparity: np.ndarray) -> None:
-        """Blank (NaN) depth and disparity outside [min_depth, max_depth], in place."""
-        outside = np.zeros(depth.shape, dtype=bool)
+        """Mark depth outside [min_depth, max_depth], in place, as REP 117 does ranges.
+
+        Nearer than ``min_depth`` is ``-inf`` ("too close"), farther than ``max_depth``
+        ``+inf`` ("nothing within range": a costmap may clear along it); the disparity of
+        both is blanked (NaN, published as invalid).
+        """
         with np.errstate(invalid='ignore'):
-            if self.min_depth is not None:
-                outside |= depth < self.min_depth
-            if self.max_depth is not None:
-                outside |= depth > self.max_depth
-        depth[outside] = np.nan
-        disparity[outside] = np.nan
+            near = depth < self.min_depth if self.min_depth is not None else None
+            far = depth > self.max_depth if self.max_depth is not None else None
+        for outside, value in ((near, -np.inf), (far, np.inf)):
+            if outside is not None:
+                depth[outside] = value
+                disparity[outside] = np.nan

@@ -373,7 +373,9 @@ def test_process_bag_takes_the_nodes_params_file(kitti_bag, tmp_path, capsys):
         assert before.range == pytest.approx(4.0, rel=0.05)  # the plane is 4 m away
         assert after.range == float('inf')  # beyond obstacle.max_range
         assert np.isfinite(image_to_array(default['/stereo/depth'][frame][1])[0]).mean() > 0.5
-        assert np.isnan(image_to_array(tuned['/stereo/depth'][frame][1])[0]).all()  # > 3 m
+        # The plane is beyond max_depth (3 m): +inf, REP 117's "nothing within range".
+        tuned_depth = image_to_array(tuned['/stereo/depth'][frame][1])[0]
+        assert not np.isfinite(tuned_depth).any() and np.isposinf(tuned_depth).mean() > 0.5
 
 
 # --------------------------------------------------------------------------- synchronizer

@@ -83,17 +83,22 @@ def test_sgbm_epe_on_synthetic_scenes_is_bounded(pipeline):
     assert np.mean(errors) < 6.0
 
 
-def test_depth_range_blanks_outside(road):
-    near_only = StereoPipeline(create_backend('sgbm'), min_depth=2.0, max_depth=15.0)
-    result = near_only.process(road.left, road.right, road.camera, outputs={'depth'})
-    finite = result.depth[np.isfinite(result.depth)]
-    assert finite.size and finite.min() >= 2.0 and finite.max() <= 15.0
+def test_depth_range_marks_outside_as_rep117_does(road):
     full = StereoPipeline(create_backend('sgbm')).process(road.left, road.right, road.camera,
                                                           outputs={'depth'})
+    low, high = np.nanpercentile(full.depth, [10, 90])
+    limited = StereoPipeline(create_backend('sgbm'), min_depth=low, max_depth=high)
+    result = limited.process(road.left, road.right, road.camera, outputs={'depth'})
+    finite = result.depth[np.isfinite(result.depth)]
+    assert finite.size and finite.min() >= low and finite.max() <= high
     with np.errstate(invalid='ignore'):
-        outside = (full.depth < 2.0) | (full.depth > 15.0)
-    assert outside.any()
-    assert np.isnan(result.disparity[outside]).all() and np.isnan(result.depth[outside]).all()
+        near, far = full.depth < low, full.depth > high
+    outside = near | far
+    assert near.any() and far.any()
+    # -inf "too close", +inf "nothing within range"; the disparity is unknown there.
+    assert np.isneginf(result.depth[near]).all() and np.isposinf(result.depth[far]).all()
+    assert np.isnan(result.disparity[outside]).all()
+    assert np.isnan(result.depth[np.isnan(full.depth)]).all()  # unknown stays unknown
     inside = np.isfinite(full.depth) & ~outside
     np.testing.assert_array_equal(result.depth[inside], full.depth[inside])
     with pytest.raises(ValueError):
