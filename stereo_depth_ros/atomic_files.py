@@ -13,7 +13,7 @@ import os
 import stat
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 def staging_path(path: Path) -> Path:
@@ -71,3 +71,27 @@ def _sync_folder(folder: Path) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def replace_files(folder: str | Path, contents: dict[str, bytes],
+                  outputs: Iterable[str]) -> None:
+    """Make ``folder``'s set of ``outputs`` exactly ``contents`` (name -> bytes), or none of it.
+
+    Every name of ``outputs`` (all the files a command may write there) is removed first, so
+    no file of an earlier run, of another input, stays beside the new ones; each new file is
+    then written atomically. If one fails (a full disk), the ones already written are removed
+    too and the error is raised: the folder holds the whole new set or none of it.
+    """
+    folder = Path(folder)
+    for name in outputs:
+        (folder / name).unlink(missing_ok=True)
+    written: list[Path] = []
+    try:
+        for name, data in contents.items():
+            with written_atomically(folder / name) as staging:
+                staging.write_bytes(data)
+            written.append(folder / name)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise

@@ -9,7 +9,7 @@ import sys
 from typing import Any, NoReturn, Optional, Sequence
 
 from . import __version__
-from .errors import StereoDepthError, first_line
+from .errors import InterruptedEarly, StereoDepthError, first_line
 
 #: Sub-command name -> module in ``stereo_depth_ros.commands`` with add_arguments() and run().
 COMMANDS = {
@@ -93,7 +93,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     SIGTERM is handled like Ctrl-C (KeyboardInterrupt): commands that write a bag close it
     properly with what was done so far.
     """
-    parser = build_parser()
+    try:
+        # Building the parser imports every command's module (torch among them): seconds.
+        parser = build_parser()
+    except KeyboardInterrupt:
+        print('stereo-depth: interrupted while starting', file=sys.stderr)
+        return EXIT_INTERRUPTED
     args = parser.parse_args(argv)
     previous = signal.getsignal(signal.SIGTERM)
     try:
@@ -116,8 +121,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as error:
         _error_line(args.command, _os_error_line(error))
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f'stereo-depth {args.command}: interrupted', file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        # A command may say what the interrupt left (process-bag before its first pair).
+        why = f' {interrupt}' if isinstance(interrupt, InterruptedEarly) else ''
+        print(f'stereo-depth {args.command}: interrupted{why}', file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
         if not _is_out_of_memory(error):

@@ -25,3 +25,7 @@ def first_line(error: BaseException) -> str:
     """Return the first line of ``error``'s message, or its type name if it has none."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+class InterruptedEarly(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM before a command had anything to keep; the message says so."""

@@ -1,10 +1,12 @@
 """Pictures people look at: colourised disparity, obstacle overlays, side-by-side panels."""
 
+from pathlib import Path
 from typing import Optional
 
 import cv2
 import numpy as np
 
+from .atomic_files import written_atomically
 from .images import to_rgb
 
 
@@ -150,7 +152,22 @@ def grid(images: list[np.ndarray], columns: int = 2, gap: int = 4) -> np.ndarray
     return np.concatenate(padded, axis=0)[:-gap]
 
 
-def save_rgb(path, image: np.ndarray) -> None:
-    """Write an RGB uint8 image to ``path`` (PNG or any format OpenCV knows)."""
-    if not cv2.imwrite(str(path), to_rgb(image)[:, :, ::-1]):
-        raise OSError(f'cannot write image {path}')
+def encode_rgb(image: np.ndarray, suffix: str = '.png') -> bytes:
+    """Return an RGB uint8 image encoded in the format of file ``suffix`` (OpenCV's)."""
+    ok, data = cv2.imencode(suffix, to_rgb(image)[:, :, ::-1])
+    if not ok:
+        raise ValueError(f'OpenCV cannot encode a {image.shape} image as {suffix}')
+    return data.tobytes()
+
+
+def save_rgb(path: str | Path, image: np.ndarray) -> None:
+    """Write an RGB uint8 image to ``path`` (PNG or any format OpenCV knows), whole or not at all.
+
+    Encoded in memory, then written with :func:`~stereo_depth_ros.atomic_files.
+    written_atomically`: a full disk is an OSError naming the file and its errno (ENOSPC),
+    not a truncated picture or a libpng message.
+    """
+    path = Path(path)
+    data = encode_rgb(image, path.suffix or '.png')
+    with written_atomically(path) as staging:
+        staging.write_bytes(data)

@@ -216,6 +216,15 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
     assert f'adapted on 1 real pair at {pairs} (1 held out; labels: costnet,' in data
     card = build_card(tmp_path / 'out' / 'costnet.safetensors')
     assert card['training']['command'].startswith('stereo-depth adapt ')
+    # The run folder's checkpoint is continued with --resume (the hint of an interrupt),
+    # and is not silently restarted without it.
+    again = [*command, '--out-dir', str(tmp_path / 'out'), '--export', '', '--steps', '3']
+    assert main(again) == 2
+    assert 'already holds a checkpoint; pass --resume' in capsys.readouterr().err
+    assert main([*again, '--resume']) == 0
+    history = json.loads((tmp_path / 'out' / 'history.json').read_text())
+    assert [entry['step'] for entry in history['train']] == [1, 2, 3]  # 1-2, then only 3
+    assert 'adapted 3 steps' in capsys.readouterr().out
     # Too few pairs for one to be held out: it runs, and says there is nothing to compare by.
     lone = tmp_path / 'lone.yaml'
     lone.write_text(yaml.safe_dump(_tiny_config(tmp_path, weights, 1, holdout_every=8)
@@ -346,12 +355,45 @@ def test_adapt_hands_its_sync_options_to_the_extraction(
 
     monkeypatch.setattr(extract, 'extract_pairs', stop)
     config = Path(__file__).resolve().parents[1] / 'config' / 'adapt_costnet.yaml'
+    # The config's photo folder, ~/.cache/stereo_depth_ros/photos, with one photograph.
+    photos = tmp_path / 'home' / '.cache' / 'stereo_depth_ros' / 'photos'
+    photos.mkdir(parents=True)
+    cv2.imwrite(str(photos / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
     argv = ['adapt', '--bag', str(tmp_path), '--config', str(config), '--out-dir',
             str(tmp_path / 'run')]
     assert main(argv) == 2
     assert main([*argv, '--approximate-sync']) == 2
     assert main([*argv, '--approximate-sync', '--slop', '0.02']) == 2
     assert calls == [None, 0.05, 0.02]
+
+
+def test_adapt_refuses_bad_settings_before_extracting_pairs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from stereo_depth_ros.bags import extract
+    from stereo_depth_ros.training.trainer import run_checkpoint_prefix
+
+    def extracted(*args, **options):
+        raise AssertionError('pairs extracted before the settings were checked')
+
+    monkeypatch.setattr(extract, 'extract_pairs', extracted)
+    monkeypatch.setenv('HOME', str(tmp_path / 'empty_home'))  # no photo cache there
+    config = Path(__file__).resolve().parents[1] / 'config' / 'adapt_costnet.yaml'
+    argv = ['adapt', '--bag', str(tmp_path), '--config', str(config), '--out-dir',
+            str(tmp_path / 'run')]
+    assert main([*argv, '--steps', '0']) == 2
+    assert 'steps must be > 0, got 0' in capsys.readouterr().err
+    assert main(argv) == 2
+    assert 'photo folder' in capsys.readouterr().err
+    photos = tmp_path / 'empty_home' / '.cache' / 'stereo_depth_ros' / 'photos'
+    photos.mkdir(parents=True)
+    cv2.imwrite(str(photos / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    prefix = run_checkpoint_prefix(tmp_path / 'run')
+    prefix.parent.mkdir()
+    prefix.with_suffix('.safetensors').write_bytes(b'')  # an earlier run's checkpoint
+    assert main(argv) == 2
+    assert 'already holds a checkpoint; pass --resume' in capsys.readouterr().err
+    assert not (tmp_path / 'run' / 'pairs').exists()
 
 
 class _ConstantNet(StereoNet):

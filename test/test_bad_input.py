@@ -107,9 +107,10 @@ def test_large_image_is_refused_before_running(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize('fx, baseline, words', [
     ('1e20', '1e20', ('implausibly large',)),
     ('1e30', '0.5', ('implausibly large',)),
-    ('500', 'nan', ('not a finite number',)),
-    ('500', 'inf', ('not a finite number',)),
-    ('500', '-0.3', ('wrong sign',)),
+    ('500', 'nan', ('--baseline must be a positive number of m, got nan',)),
+    ('500', 'inf', ('--baseline must be a positive number of m, got inf',)),
+    ('500', '-0.3', ('--baseline must be a positive number of m, got -0.3',)),
+    ('0', '0.3', ('--fx must be a positive number of px, got 0',)),
 ])
 def test_impossible_calibration(images, tmp_path, capsys, fx, baseline, words):
     code, _, lines = run_cli(infer_args(images, tmp_path / 'o', '--fx', fx,
@@ -401,3 +402,30 @@ def test_process_bag_api_skips_nothing_on_good_input(tmp_path):
     summary = process_bag(bag, tmp_path / 'out', StereoPipeline(create_backend(
         'sgbm', disparity_range=16)), progress=False)
     assert summary.pairs == 4 and summary.warnings() == []
+
+
+def test_infer_replaces_every_output_of_an_earlier_run(images, tmp_path, capsys):
+    calibrated = infer_args(images, tmp_path / 'o', '--fx', '100', '--baseline', '0.1')
+    code, _, lines = run_cli(calibrated, capsys)
+    assert code == 0 and lines == []
+    assert {p.name for p in (tmp_path / 'o').iterdir()} == {
+        'disparity.npy', 'disparity.png', 'depth.npy', 'obstacle.png'}
+    # Without calibration there is no depth: the earlier run's depth must not stay beside it.
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o', left='tiny_left.png',
+                                        right='tiny_right.png'), capsys)
+    assert code == 0 and lines == []
+    assert {p.name for p in (tmp_path / 'o').iterdir()} == {'disparity.npy', 'disparity.png'}
+    assert np.load(tmp_path / 'o' / 'disparity.npy').shape == (10, 12)
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'p', left='.'), capsys)
+    assert code == 2 and len(lines) == 1 and 'is a folder, not an image file' in lines[0]
+
+
+@pytest.mark.parametrize('argv, words', [
+    (['bench', '--backends', 'sgbm', '--backend-option', 'near_scale=0'],
+     ('--backend-option applies to the learned backends', 'none is in --backends (sgbm)')),
+    (['bench', '--backends', 'sgbm,costnet', '--weights', 'costnt=/tmp/x.safetensors'],
+     ('--weights for costnt', 'not a learned backend in --backends (sgbm,costnet)')),
+    (['real-bench', '--backends', ''], ("--backends '' names no backend",)),
+])
+def test_benchmarks_refuse_settings_they_would_ignore(capsys, argv, words):
+    assert_one_line_error(*run_cli(argv, capsys)[::2], *words)

@@ -653,3 +653,23 @@ def test_kitti2bag_compressed_then_process_bag(drive, kitti_bag, tmp_path, codec
 def test_cli_kitti2bag_compressed(drive, tmp_path, capsys):
     assert main(['kitti2bag', str(drive), str(tmp_path / 'bag'), '--compressed', 'png']) == 0
     assert '/stereo/left/image_rect/compressed: 3 messages' in capsys.readouterr().out
+
+
+def test_an_interrupt_before_the_first_pair_writes_no_bag(kitti_bag, tmp_path, monkeypatch,
+                                                          capsys):
+    import os
+    import signal
+    from stereo_depth_ros.bags import process as process_module
+    decode = process_module._Run._decode
+
+    def decode_after_ctrl_c(self, data, connection):
+        os.kill(os.getpid(), signal.SIGINT)  # deferred: the loop stops at the next message
+        return decode(self, data, connection)
+
+    monkeypatch.setattr(process_module._Run, '_decode', decode_after_ctrl_c)
+    assert main(['process-bag', str(kitti_bag), str(tmp_path / 'out'), '--backend', 'sgbm',
+                 '--backend-option', 'disparity_range=16']) == 130
+    error = capsys.readouterr().err
+    assert 'interrupted before the first pair was processed; no output bag was written' in error
+    assert 'approximate-sync' not in error  # the stamps were fine: no sync advice
+    assert list(tmp_path.iterdir()) == []

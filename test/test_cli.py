@@ -194,3 +194,14 @@ def test_backends_lists_every_option_with_limits_and_help_once(capsys):
     assert qr.startswith('options of dispnet_qr, and those of dispnet, ')
     assert '  decode=' in qr and 'max_match_cost' not in qr
     assert out.count('  max_match_cost=0.0') == 1
+
+
+def test_ctrl_c_while_the_commands_are_imported_is_one_line(monkeypatch, capsys):
+    from stereo_depth_ros import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, 'build_parser', interrupted)
+    assert cli.main(['backends']) == 130
+    assert capsys.readouterr().err == 'stereo-depth: interrupted while starting\n'

@@ -55,7 +55,8 @@ def test_sigterm_mid_run_leaves_a_readable_bag(long_bag, tmp_path):
     pairs = int(stdout.split('pairs processed: ')[1].split()[0])
     assert 0 < pairs < 40, stdout
     assert counts['/stereo/disparity'] == pairs
-    assert f'holds the {pairs} pairs processed so far' in stderr
+    held = 'the pair' if pairs == 1 else f'the {pairs} pairs'
+    assert f'holds {held} processed so far' in stderr
 
 
 def _limit_file_size() -> None:
@@ -130,3 +131,32 @@ def test_soak_accounts_for_every_pair():
     # nothing piled up in memory (measured +0.0-0.8 MB).
     assert result.received / result.seconds == pytest.approx(result.input_hz, rel=0.3)
     assert result.rss_end_mb - result.rss_start_mb < 50
+
+
+def test_infer_on_a_full_disk_leaves_none_of_its_outputs(tmp_path):
+    import cv2
+    from bad_input_helpers import textured_pair
+    left, right = textured_pair(0, 320, 240, shift=8)
+    for name, image in (('left', left), ('right', right)):
+        cv2.imwrite(str(tmp_path / f'{name}.png'), image[:, :, ::-1])
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine')  # not infer's: stays
+    # disparity.npy is 307 kB: the limit lets the first picture through, not the arrays.
+    result = subprocess.run([*CLI, 'infer', '--left', str(tmp_path / 'left.png'), '--right',
+                             str(tmp_path / 'right.png'), '--out-dir', str(out), '--backend',
+                             'sgbm', '--fx', '300', '--baseline', '0.1'],
+                            capture_output=True, text=True, timeout=120,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                                                  (200_000, 200_000)))
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(errors) == 1 and 'File too large' in errors[0], result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['notes.txt']
+    # The same run without the limit writes the whole set.
+    assert subprocess.run([*CLI, 'infer', '--left', str(tmp_path / 'left.png'), '--right',
+                           str(tmp_path / 'right.png'), '--out-dir', str(out), '--backend',
+                           'sgbm', '--fx', '300', '--baseline', '0.1'],
+                          capture_output=True, timeout=120).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        'depth.npy', 'disparity.npy', 'disparity.png', 'notes.txt', 'obstacle.png']

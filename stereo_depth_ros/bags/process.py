@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
-from ..errors import DatasetError, StereoDepthError
+from ..errors import DatasetError, InterruptedEarly, StereoDepthError
 from ..interrupts import deferred_interrupts
 from ..msgs.types import stamp_to_ns
 from ..names import check_namespace
@@ -32,6 +32,7 @@ from ..plausibility import likely_swapped
 from ..processing import StereoFrameProcessor, StereoPair
 from ..sync import TimeSynchronizer, make_synchronizer, never_matched
 from ..topics import check_topics, OUTPUT_TOPICS
+from ..text import counted
 
 
 @dataclass
@@ -79,7 +80,7 @@ class ProcessSummary:
                  f'mean latency per pair: {self.mean_latency_ms:.1f} ms (pipeline '
                  f'{self.mean_pipeline_ms:.1f} ms)',
                  f'wrote {self.out_bag} with outputs under {self.namespace or "/"}']
-        if self.pairs == 0 and any(self.unpaired.values()):
+        if self.pairs == 0 and any(self.unpaired.values()) and not self.interrupted:
             lines.append('no pair matched: if left/right stamps differ, try --approximate-sync '
                          '--slop S')
         if self.first_error:
@@ -109,7 +110,7 @@ class ProcessSummary:
                          'negative disparity); obstacles are phantoms - check the topics')
         if self.interrupted:
             lines.append(f'interrupted: {self.out_bag} was closed properly and holds the '
-                         f'{self.pairs} pairs processed so far')
+                         f'{counted(self.pairs, "pair")} processed so far')
         return lines
 
 
@@ -160,7 +161,8 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     Images above ``max_megapixels`` are refused as bad input before the backend runs. If no
     pair is processed, StereoDepthError says why (empty topics, stamps that never pair,
     the first bad pair) and no output bag is written. Ctrl-C or SIGTERM end the run after
-    the current pair, with the output bag closed and ``interrupted`` set.
+    the current pair, with the output bag closed and ``interrupted`` set; before the first
+    pair they write no bag and raise InterruptedEarly (a KeyboardInterrupt) saying so.
     """
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     if namespace is not None:
@@ -171,22 +173,32 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     if points:
         chosen |= {'points2'}
     wanted = tuple(topic for topic in OUTPUT_TOPICS if topic in chosen)
-    with BagInput(in_bag, typestore=typestore, strict=strict) as bag:
-        stereo = find_stereo_topics(bag.topics, **(topics or {}))
-        ns = _output_namespace(stereo, namespace)
-        _check_outputs_are_new(bag.topics, ns, wanted)
-        with BagWriter(out_bag, storage=storage, typestore=bag.typestore) as writer:
-            run = _Run(bag, writer, stereo, pipeline, sync, wanted, ns,
-                       mono16_bit_depth, strict, max_megapixels)
-            try:
-                summary = run.process(progress)
-            except OSError as error:
-                raise DatasetError(f'cannot write {out_bag}: {error.strerror or error}; '
-                                   'nothing was kept') from None
-            if summary.pairs == 0 and not summary.interrupted:
-                raise StereoDepthError(f'no stereo pair of {in_bag} could be processed: '
-                                       f'{run.why_nothing(slop)}; no output written')
+    try:
+        with BagInput(in_bag, typestore=typestore, strict=strict) as bag:
+            stereo = find_stereo_topics(bag.topics, **(topics or {}))
+            ns = _output_namespace(stereo, namespace)
+            _check_outputs_are_new(bag.topics, ns, wanted)
+            with BagWriter(out_bag, storage=storage, typestore=bag.typestore) as writer:
+                run = _Run(bag, writer, stereo, pipeline, sync, wanted, ns,
+                           mono16_bit_depth, strict, max_megapixels)
+                try:
+                    summary = run.process(progress)
+                except OSError as error:
+                    raise DatasetError(f'cannot write {out_bag}: {error.strerror or error}; '
+                                       'nothing was kept') from None
+                if summary.pairs == 0 and summary.interrupted:
+                    raise _NothingDone  # any exception but KeyboardInterrupt discards the bag
+                if summary.pairs == 0:
+                    raise StereoDepthError(f'no stereo pair of {in_bag} could be processed: '
+                                           f'{run.why_nothing(slop)}; no output written')
+    except _NothingDone:
+        raise InterruptedEarly('before the first pair was processed; no output bag was '
+                               'written') from None
     return summary
+
+
+class _NothingDone(Exception):
+    """Interrupted before the first pair: the staged output bag is discarded, not published."""
 
 
 def _copy_topics(bag: BagInput, writer: BagWriter, summary: ProcessSummary) -> dict[int, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from .common import add_device_argument
 from ..sync import DEFAULT_SLOP
 from ..errors import StereoDepthError
+from ..text import counted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='seed of the synthetic batches and real crops (default: config); '
                              'a second round from adapted weights takes a new one')
     parser.add_argument('--out-dir', default=None, help='run folder (default: config)')
+    parser.add_argument('--resume', action='store_true',
+                        help="continue the run folder's checkpoint (of an interrupted run)")
     parser.add_argument('--export', default=None,
                         help='also write the adapted weights here (default: config\'s '
                              'output.export; the run folder always has them)')
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag; '
                          'give --bag')
     from ..resources import default_weights_path
-    from ..training.adapt import adapt
+    from ..training.adapt import adapt, check_adapt_run
     from ..training.config import load_config
     from ..training.figures import before_after
     from ..training.pseudo_labels import check_labeller
@@ -89,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     if args.export is not None:
         config.output.export = args.export
     out_dir = Path(args.out_dir or config.output.out_dir)
+    # Refused now, not after minutes of extracting and labelling pairs.
+    check_adapt_run(config, out_dir, args.steps, args.resume)
     pairs = args.pairs
     if args.bag:
         from ..bags.extract import extract_pairs
@@ -97,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
                               slop=args.slop if args.approximate_sync else None,
                               left_topic=args.left_image, right_topic=args.right_image,
                               progress=not args.no_progress)
-        print(f'extracted {count} pairs from {args.bag} into {pairs}')
+        print(f'extracted {counted(count, "pair")} from {args.bag} into {pairs}')
     result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, resume=args.resume)
     figures = before_after(config.backend, start, result.weights,
                            args.figures_on or pairs or config.adaptation.pairs,
                            out_dir / 'before_after', device=args.device)

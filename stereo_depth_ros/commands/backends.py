@@ -3,6 +3,7 @@
 import argparse
 import textwrap
 
+from ..backends import DEFAULT_BACKEND
 from ..backends.registry import backend_names, backend_record
 from ..errors import BackendError
 from ..settings import ParameterSpec, option_specs
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     """Print one block per registered backend."""
     for name in backend_names():
         info = backend_record(name)
-        print(f'{name:<12} {info.summary}')
+        default = ' (the default backend)' if name == DEFAULT_BACKEND else ''
+        print(f'{name:<12} {info.summary}{default}')
         print(f'{"":<12} needs weights: {"yes" if info.needs_weights else "no"}; '
               f'weights: {describe_weights(name)}')
         options = ', '.join(describe_option(spec) for spec in option_specs(info.options))

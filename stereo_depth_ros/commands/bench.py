@@ -21,6 +21,7 @@ from ..backends.registry import backend_names, backend_record, create_backend
 from ..errors import BackendError
 from ..evaluation.layer_times import LayerTimer, format_layer_times
 from ..glibc import load_glibc
+from ..text import counted
 
 if TYPE_CHECKING:
     import torch
@@ -283,9 +284,17 @@ def run(args: argparse.Namespace) -> int:
     names = [name.strip() for name in args.backends.split(',') if name.strip()]
     if not names:
         raise BackendError('--backends is empty')
-    for name in names:
-        backend_record(name)  # unknown names fail before any work
-    parse_backend_options(args.backend_option)  # and so do malformed options
+    records = [backend_record(name) for name in names]  # unknown names fail before any work
+    learned = [record.name for record in records if record.needs_weights]
+    options = parse_backend_options(args.backend_option)  # and so do malformed options
+    if options and not learned:
+        raise BackendError(f'--backend-option applies to the learned backends, and none is in '
+                           f'--backends ({",".join(names)})')
+    explicit = _parse_weights(args.weights)
+    strays = sorted(set(explicit) - set(learned))
+    if strays:
+        raise BackendError(f'--weights for {", ".join(strays)}, which is not a learned backend '
+                           f'in --backends ({",".join(names)})')
     if args.repeats < 1 or args.warmup < 1:
         raise ValueError('--repeats and --warmup must be >= 1')
     if args.threads:
@@ -293,7 +302,6 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     height, width = parse_size(args.size)
     pair = make_pair(height, width)
-    explicit = _parse_weights(args.weights)
     results: list[BenchResult] = []
     profiles: list[str] = []
     runs = args.warmup + args.repeats * 2 + (args.repeats + 1 if args.profile else 0)
@@ -318,9 +326,9 @@ def run(args: argparse.Namespace) -> int:
                     profiles.append(profile)
         del timed
     precision = args.precision or 'default'
-    learned = ''.join(f', {option}' for option in args.backend_option)
-    print(f'{height}x{width}, device {args.device}, precision {precision}{learned}, '
-          f'{args.repeats} rounds (the backends taking turns, each timed run after an '
+    given = ''.join(f', {option}' for option in args.backend_option)
+    print(f'{height}x{width}, device {args.device}, precision {precision}{given}, '
+          f'{counted(args.repeats, "round")} (the backends taking turns, each timed run after an '
           f'untimed one of its own) after {args.warmup} warm-up')
     print(format_table(results))
     for profile in profiles:

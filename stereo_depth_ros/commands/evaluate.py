@@ -7,6 +7,7 @@ from ..pipeline_config import obstacle_parameters_from_options
 from ..settings import parse_key_values
 from ..errors import DatasetError
 from ..data.datasets import DATASET_KINDS, load_dataset
+from ..text import counted
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,15 +49,14 @@ def run(args: argparse.Namespace) -> int:
     summary = {'backend': args.backend, 'dataset': args.dataset, **summary}
     if args.per_pair:
         for row in pairs:
-            print(' '.join(f'{k}={v:.4f}' if isinstance(v, float) else f'{k}={v}'
-                           for k, v in row.items()))
+            print(' '.join(_per_pair_field(key, value) for key, value in row.items()))
     if args.json:
         if args.per_pair:
             summary['pairs'] = pairs
         print(json_line(summary))
     else:
         skipped = summary.get('n_skipped', 0)
-        pairs_text = f'{summary["n"]} pairs' + (
+        pairs_text = counted(summary['n'], 'pair') + (
             f', {skipped} without ground truth skipped' if skipped else '')
         print(f'{args.backend} on {args.dataset} ({pairs_text}): '
               f'EPE {summary["epe"]:.3f} px, D1 {100 * summary["d1"]:.2f} %, '
@@ -64,6 +64,19 @@ def run(args: argparse.Namespace) -> int:
               f'bad-3 {100 * summary["bad3"]:.2f} %, density {100 * summary["density"]:.1f} %, '
               f'{summary["ms_per_pair"]:.1f} ms/pair')
     return 0
+
+
+#: Per-pair metrics that are fractions of the pixels: printed in %, as the summary line is.
+_FRACTIONS = frozenset({'d1', 'bad1', 'bad2', 'bad3', 'density', 'estimated_bad2'})
+
+
+def _per_pair_field(key: str, value: object) -> str:
+    """Return one ``key=value`` of a per-pair line, fractions in % and EPE in px."""
+    if key in _FRACTIONS and isinstance(value, float):
+        return f'{key}={100 * value:.2f}%'
+    if key == 'epe' and isinstance(value, float):
+        return f'{key}={value:.4f}px'
+    return f'{key}={value:.4f}' if isinstance(value, float) else f'{key}={value}'
 
 
 def _run_obstacle(args: argparse.Namespace) -> int:

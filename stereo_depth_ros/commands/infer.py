@@ -1,6 +1,7 @@
 """Compute disparity (and, with calibration, depth and the nearest obstacle) for one pair."""
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -12,7 +13,11 @@ from ..camera import StereoCameraModel
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
 from ..plausibility import check_image_size, likely_swapped, swap_warning
-from ..visualize import colorize_disparity, overlay_obstacle, robust_max, save_rgb
+from ..atomic_files import replace_files
+from ..visualize import colorize_disparity, encode_rgb, overlay_obstacle, robust_max
+
+#: Every file infer may write into --out-dir (depth and obstacle only with calibration).
+OUTPUT_FILES = ('disparity.npy', 'disparity.png', 'depth.npy', 'obstacle.png')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the pipeline on one pair and write the outputs."""
     for path in (args.left, args.right):
+        if Path(path).is_dir():
+            raise FileNotFoundError(f'{path} is a folder, not an image file')
         if not Path(path).is_file():
             raise FileNotFoundError(f'no such image: {path}')
     out = check_output_folder(args.out_dir)
@@ -39,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
             f'{right.shape[1]}x{right.shape[0]}')
     if (args.fx is None) != (args.baseline is None):
         raise ValueError('give both --fx and --baseline, or neither')
+    for flag, value, unit in (('--fx', args.fx, 'px'), ('--baseline', args.baseline, 'm')):
+        if value is not None and not 0 < value < float('inf'):
+            raise ValueError(f'{flag} must be a positive number of {unit}, got {value:g}')
     check_image_size(left.shape[1], left.shape[0], args.max_megapixels)
     camera = None
     if args.fx is not None:
@@ -48,19 +58,20 @@ def run(args: argparse.Namespace) -> int:
     if likely_swapped(left, right):
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
     result = pipeline.process(left, right, camera, outputs=frozenset({'depth', 'obstacle'}))
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / 'disparity.npy', result.disparity)
     # One picture, coloured over this pair's own disparities (to their 99th percentile), not
     # over the backend's whole range as the node's disparity/color is (0-384 px for costnet:
     # a 0-60 px scene would be all blue).
     top = robust_max(result.disparity)
-    save_rgb(out / 'disparity.png', colorize_disparity(result.disparity, max_disparity=top))
-    written = ['disparity.npy', f'disparity.png (colours 0-{top:.0f} px)']
+    contents = {'disparity.npy': npy_bytes(result.disparity),
+                'disparity.png': encode_rgb(colorize_disparity(result.disparity,
+                                                               max_disparity=top))}
     if camera is not None:
         assert result.depth is not None  # computed whenever there is a camera
-        np.save(out / 'depth.npy', result.depth)
-        save_rgb(out / 'obstacle.png', overlay_obstacle(left, result.obstacle))
-        written += ['depth.npy', 'obstacle.png']
+        contents['depth.npy'] = npy_bytes(result.depth)
+        contents['obstacle.png'] = encode_rgb(overlay_obstacle(left, result.obstacle))
+    # Outputs of an earlier run (another pair, say) go: none is left beside these.
+    replace_files(out, contents, OUTPUT_FILES)
+    if camera is not None:
         if result.obstacle is not None and result.obstacle.found:
             assert result.obstacle.bbox is not None  # found: it has a box
             x, y, width, height = result.obstacle.bbox
@@ -68,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
                   f'width {width} height {height} px')
         else:
             print('nearest obstacle: none found')
+    written = [f'{name} (colours 0-{top:.0f} px)' if name == 'disparity.png' else name
+               for name in contents]
     print(f'{pipeline.backend.describe()}: {result.timings["disparity_ms"]:.1f} ms; '
           f'wrote {", ".join(written)} to {out}')
     return 0
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """Return ``array`` as the bytes of a ``.npy`` file."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

@@ -2,7 +2,8 @@
 
 import argparse
 
-from .common import add_backend_arguments, json_line, parse_backend_options
+from .common import (add_backend_arguments, check_output_folder, json_line,
+                     parse_backend_options)
 from ..backends import create_backend
 from ..errors import BackendError
 
@@ -27,9 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate the backends on the real suite and print the tables."""
     from ..evaluation.real_bench import format_tables, run_real_bench
-    names = [name.strip() for name in (args.backends or f'sgbm,{args.backend}').split(',')
-             if name.strip()]
-    names = list(dict.fromkeys(names))
+    listed = f'sgbm,{args.backend}' if args.backends is None else args.backends
+    names = list(dict.fromkeys(name.strip() for name in listed.split(',') if name.strip()))
+    if not names:
+        raise BackendError(f'--backends {args.backends!r} names no backend')
+    if args.figures:  # checked now, not after the whole evaluation
+        check_output_folder(args.figures, '--figures')
     given = [flag for flag, value in (('--weights', args.weights),
                                       ('--backend-option', args.backend_option),
                                       ('--precision', args.precision)) if value]

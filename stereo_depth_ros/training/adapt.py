@@ -22,9 +22,11 @@ from .losses import masked_epe, valid_mask
 from .pair_split import split_pairs
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss, smoothness_loss
-from .trainer import Trainer, _log
+from .checkpoint import has_checkpoint
+from .trainer import check_step_count, run_checkpoint_prefix, Trainer, _log
 from ..atomic_files import written_atomically
 from ..data.datasets import StereoSample
+from ..data.photos import PhotoLibrary
 
 #: The BatchNorm layers whose statistics adaptation keeps (the networks use BatchNorm2d).
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -158,9 +160,32 @@ class AdaptTrainer(Trainer):
         return metrics
 
 
+def check_adapt_run(config: TrainConfig, out_dir: str | Path, steps: Optional[int] = None,
+                    resume: bool = False) -> None:
+    """Raise for what an adaptation would refuse only after its pairs were prepared.
+
+    ``steps`` (None: the config's) must be positive; the photograph folders of synthetic
+    ``photo``/``mono`` sources must hold photographs; a run folder with a checkpoint is
+    continued only with ``resume``, as ``train`` does.
+    """
+    check_step_count(int(config.optimization.steps if steps is None else steps))
+    for source in config.data.sources:
+        if source.kind == 'synthetic' and source.photos \
+                and {'photo', 'mono'} & set(source.scene_kinds):
+            PhotoLibrary(source.photos)  # DatasetError naming a missing or empty folder
+    if not resume and has_checkpoint(run_checkpoint_prefix(out_dir)):
+        raise ConfigError(f'{out_dir} already holds a checkpoint; pass --resume to continue '
+                          f'it or choose another --out-dir')
+
+
 def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
-          progress: bool = True, **kwargs: Any) -> Any:
-    """Adapt ``config.model.init_weights`` to the pairs under ``pairs_root``; return result."""
+          progress: bool = True, resume: bool = False, **kwargs: Any) -> Any:
+    """Adapt ``config.model.init_weights`` to the pairs under ``pairs_root``; return result.
+
+    With ``resume`` a run folder's checkpoint is continued (where there is one).
+    """
+    out_dir = kwargs.get('out_dir') or config.output.out_dir
+    check_adapt_run(config, out_dir, kwargs.get('steps'), resume)
     root = pairs_root or config.adaptation.pairs
     if not root:
         raise ConfigError('adapt needs pairs: --pairs DIR, --bag BAG or adaptation.pairs')
@@ -182,5 +207,8 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
         _log(f'warning: no pair is held out ({why}), so no adaptation.json: nothing to '
              'compare runs by')
     trainer.out_dir.mkdir(parents=True, exist_ok=True)
-    trainer.validate()
+    if resume and has_checkpoint(trainer.checkpoint_prefix):
+        trainer.resume()
+    else:
+        trainer.validate()
     return trainer.run()

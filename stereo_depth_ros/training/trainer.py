@@ -208,6 +208,17 @@ class TimeBudget:
         return min(limit, step + max(0, int((self.seconds - elapsed) / self.rate)))
 
 
+def check_step_count(steps: int) -> None:
+    """Raise ConfigError unless a run's number of steps is positive."""
+    if steps <= 0:
+        raise ConfigError(f'steps must be > 0, got {steps}')
+
+
+def run_checkpoint_prefix(out_dir: str | Path) -> Path:
+    """Return the prefix of the checkpoint files of the run folder ``out_dir``."""
+    return Path(out_dir) / 'checkpoint'
+
+
 class Trainer:
     """One training run of a config; see :func:`train`."""
 
@@ -217,8 +228,7 @@ class Trainer:
         self.config = config
         # None, not 0, means "the config's": --steps 0 is refused, not read as the default.
         self.total_steps = int(config.optimization.steps if steps is None else steps)
-        if self.total_steps <= 0:
-            raise ConfigError(f'steps must be > 0, got {self.total_steps}')
+        check_step_count(self.total_steps)
         #: The most steps a time budget may plan (the configured or requested steps).
         self.step_limit = self.total_steps
         if minutes is not None and not minutes > 0:
@@ -312,7 +322,7 @@ class Trainer:
     @property
     def checkpoint_prefix(self) -> Path:
         """Prefix of the run's checkpoint files."""
-        return self.out_dir / 'checkpoint'
+        return run_checkpoint_prefix(self.out_dir)
 
     def resume(self) -> None:
         """Continue from the run folder's checkpoint."""
