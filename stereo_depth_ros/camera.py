@@ -98,9 +98,11 @@ class StereoCameraModel:
         left = _as_projection(p_left, 'left')
         right = _as_projection(p_right, 'right')
         fx = left[0, 0]
-        if fx <= 0:
+        if fx == 0:
             raise CalibrationError(
                 f'left P has fx = {fx}: the camera is not calibrated (P must be filled)')
+        if not fx > 0:
+            raise CalibrationError(f'left P has fx = {fx}: a focal length must be positive')
         if not np.isclose(right[0, 0], fx, rtol=1e-3):
             raise CalibrationError(
                 f'left and right focal lengths differ (fx {fx} vs {right[0, 0]}): the images '

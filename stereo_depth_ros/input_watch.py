@@ -22,6 +22,9 @@ class InputArrivals:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(self.topics, 0)
         self._latest: dict[str, Optional[int]] = dict.fromkeys(self.topics, None)
+        #: What the latest :meth:`diagnosis` found, as a key for throttling its lines per
+        #: kind of problem: ``'silent: <topics>'`` or ``'unpaired'``.
+        self.last_kind = ''
 
     def record(self, topic: str, stamp_ns: int) -> None:
         """Count one message on ``topic`` whose header stamp is ``stamp_ns`` nanoseconds."""
@@ -55,6 +58,7 @@ class InputArrivals:
         """
         counts, latest = self._end_period()
         silent = [topic for topic in self.topics if counts[topic] == 0]
+        self.last_kind = f"silent: {', '.join(silent)}" if silent else 'unpaired'
         if silent:
             received = [f'{topic} ({counts[topic]})' for topic in self.topics
                         if counts[topic] > 0]

@@ -25,6 +25,7 @@ Only outputs with subscribers are computed.
 """
 
 import array
+import signal
 import sys
 from typing import Any, Mapping, Optional
 
@@ -45,7 +46,7 @@ from rclpy.timer import Timer
 from .errors import StereoDepthError
 from .input_watch import InputArrivals
 from .msgs.types import MessageTypes, stamp_to_ns
-from .monitoring import format_stats
+from .monitoring import format_stats, LogThrottle
 from .node_config import ALIASES, PARAMETERS, ParameterSpec, SPECS, canonical_name
 from .pipeline_config import PipelineManager
 from .processing import StereoFrameProcessor, StereoPair
@@ -53,6 +54,13 @@ from .topics import input_subscriptions, OUTPUTS
 from .worker import StereoWorker
 
 NODE_NAME = 'stereo_depth_node'
+#: Seconds between two checks of whether left and right look swapped (one is about 5 ms).
+SWAP_CHECK_PERIOD_S = 10.0
+#: Seconds between two lines saying why no stereo set pairs, per kind of problem.
+DIAGNOSIS_THROTTLE_S = 30.0
+#: Seconds the inference thread may take to finish its pair at shutdown (ros2 launch sends
+#: SIGTERM 5 s after SIGINT).
+SHUTDOWN_WAIT_S = 2.0
 #: What a bad parameter file or model raises at start-up: one line and exit status 2.
 START_ERRORS = (StereoDepthError, ParameterException, ValueError, OSError)
 
@@ -124,12 +132,14 @@ class StereoDepthNode(Node):
         processor = StereoFrameProcessor(self._types,
                                          self._manager.integer('mono16_bit_depth') or None,
                                          self._manager.number('max_megapixels') or None,
-                                         'the parameter max_megapixels')
+                                         'the start-up parameter max_megapixels:',
+                                         swap_check_period=SWAP_CHECK_PERIOD_S)
         self._worker = StereoWorker(processor, lambda: self._manager.pipeline,
                                     self._wanted_topics, self._publish, self._warn,
                                     self._error)
         self._input_subs = self._subscribe()
         self._arrivals = self._watch_arrivals(self._input_subs)
+        self._diagnosis_throttle = LogThrottle(DIAGNOSIS_THROTTLE_S)
         self._sync = self._synchronizer(self._input_subs)
         self._sync.registerCallback(self._on_pair)
         period = self._manager.number('stats_period')
@@ -142,6 +152,20 @@ class StereoDepthNode(Node):
         ignored = self._manager.ignored_settings()
         if ignored:
             self.get_logger().warning(ignored)
+        self._warn_unknown_parameters()
+
+    def _warn_unknown_parameters(self) -> None:
+        """Warn about parameters given to the node that it does not have (typos, old files).
+
+        ROS ignores them silently; ``qos_overrides.*`` are declared with the subscriptions
+        and publishers, so this runs after those exist.
+        """
+        given = getattr(self, '_parameter_overrides', {}) or {}
+        unknown = sorted(name for name in given if not self.has_parameter(name))
+        if unknown:
+            self.get_logger().warning(
+                f'ignoring parameter(s) this node does not have: {", ".join(unknown)} '
+                '(`ros2 param list` shows its parameters; docs/ros.md describes them)')
 
     # ------------------------------------------------------------------ set-up
 
@@ -159,11 +183,22 @@ class StereoDepthNode(Node):
                     description=f'Old name of {spec.name}, accepted; prefer {spec.name}.',
                     dynamic_typing=True))
         values = {spec.name: _plain(self.get_parameter(spec.name).value) for spec in PARAMETERS}
+        given = getattr(self, '_parameter_overrides', {}) or {}
+        renamed = []
         for alias, name in ALIASES.items():
             value = _plain(self.get_parameter(alias).value)
-            if value is not None:
-                self.get_logger().info(f'{alias} is the old name of {name}; using {value!r}')
-                values[name] = value
+            if value is None:
+                continue
+            if name in given and _plain(given[name].value) != value:
+                raise ValueError(f'{alias} (the old name, {value!r}) and {name} '
+                                 f'({_plain(given[name].value)!r}) are both given: name one')
+            self.get_logger().info(f'{alias} is the old name of {name}; using {value!r}')
+            values[name] = value
+            renamed.append(Parameter(name, value=value))
+        # The parameter's own name shows the value too (ros2 param get/dump, rqt).
+        for parameter, result in zip(renamed, self.set_parameters(renamed)):
+            if not result.successful:
+                raise ValueError(f'{parameter.name}: {result.reason}')
         return values
 
     def _subscribe(self) -> list:
@@ -215,7 +250,12 @@ class StereoDepthNode(Node):
 
     def _publish(self, messages: Mapping[str, Any]) -> None:
         for topic, message in messages.items():
-            self._output_pubs[topic].publish(message)
+            try:
+                self._output_pubs[topic].publish(message)
+            except Exception:
+                if self.context.ok():
+                    raise
+                return  # Ctrl-C shut the context down under the inference thread: quietly
 
     # The worker throttles these itself, per error class (monitoring.LogThrottle): rclpy's
     # throttle_duration_sec keeps one timer per call site, so one repeating problem would
@@ -263,17 +303,20 @@ class StereoDepthNode(Node):
             approximate = bool(self._manager.value('approximate_sync'))
             tolerance = self._manager.number('approximate_sync_tolerance_seconds')
             text, problem = self._arrivals.diagnosis(stats['period_s'], approximate, tolerance)
+            # Throttled per kind of problem: a new one (another silent topic) shows at once.
+            if self._diagnosis_throttle.check(self._arrivals.last_kind) is None:
+                return
             if problem:
-                self.get_logger().warning(text, throttle_duration_sec=30.0)
+                self.get_logger().warning(text)
             else:
-                self.get_logger().info(text, throttle_duration_sec=30.0)
+                self.get_logger().info(text)
             return
         self._arrivals.reset()
         self.get_logger().info(format_stats(stats))
 
     def destroy_node(self) -> None:
         """Stop the inference thread, then destroy the node."""
-        self._worker.stop()
+        self._worker.stop(SHUTDOWN_WAIT_S)
         super().destroy_node()
 
 
@@ -295,7 +338,15 @@ def main(args: Optional[list[str]] = None) -> int:
         # Raised before the node had a logger of its own (rclpy's Node.__init__).
         get_logger(NODE_NAME).fatal(f'cannot start: {type(error).__name__}: {error}')
         status = 2
+    except Exception:
+        # rclpy's executor can fail on the context a Ctrl-C just invalidated (RCLError
+        # "the given context is not valid", ros2/rclpy#398): that is the shutdown, not a crash.
+        if rclpy.ok():
+            raise
     finally:
+        # Under ros2 launch a terminal's Ctrl-C arrives twice (the terminal's and launch's):
+        # the second must not break the clean-up into a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

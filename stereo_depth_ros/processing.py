@@ -9,7 +9,7 @@ pair of a bag; the unit tests run it on ``rosbags`` message objects.
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
@@ -24,7 +24,7 @@ from .msgs.points import make_point_cloud2
 from .msgs.stereo import make_camera_info, make_depth_image, make_disparity_image
 from .msgs.types import MessageTypes
 from .pipeline import PipelineResult, StereoPipeline
-from .plausibility import check_image_size
+from .plausibility import check_image_size, likely_swapped
 from .topics import check_topics, pipeline_outputs
 
 #: Image encodings usable as stereo input: camera intensities (not 32FC1 depth/disparity).
@@ -45,11 +45,16 @@ class StereoPair:
 
 @dataclass
 class FrameOutput:
-    """Messages to publish (topic -> message) for one pair, and the pipeline's timings (ms)."""
+    """Messages to publish (topic -> message) for one pair, and the pipeline's timings (ms).
+
+    ``swapped`` is whether the pair looked swapped (:func:`~stereo_depth_ros.plausibility.
+    likely_swapped`) where this pair was checked, else None.
+    """
 
     messages: dict[str, Any]
     timings: dict[str, float]
     camera: StereoCameraModel
+    swapped: Optional[bool] = None
 
 
 def obstacle_field_of_view(camera: StereoCameraModel,
@@ -95,8 +100,15 @@ class StereoFrameProcessor:
 
     def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None,
                  max_megapixels: Optional[float] = None,
-                 limit_option: str = '--max-megapixels') -> None:
+                 limit_option: str = '--max-megapixels',
+                 swap_check_period: float = math.inf,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.types = types
+        #: Seconds between two checks of whether left and right look swapped (about 5 ms
+        #: at 1242x375); the first pair is always checked, inf: only the first.
+        self.swap_check_period = float(swap_check_period)
+        self._clock = clock
+        self._last_swap_check: Optional[float] = None
         self.mono16_bit_depth = mono16_bit_depth or None
         #: Pairs larger than this many megapixels are refused before decoding (None: no limit).
         self.max_megapixels = max_megapixels or None
@@ -160,7 +172,17 @@ class StereoFrameProcessor:
         result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics))
         messages = build_messages(result, topics, camera, pair.left_image.header, left,
                                   self.types)
-        return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera)
+        return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
+                           swapped=self._check_swap(left, right))
+
+    def _check_swap(self, left: np.ndarray, right: np.ndarray) -> Optional[bool]:
+        """Return :func:`likely_swapped` when a check is due, else None."""
+        now = self._clock()
+        if self._last_swap_check is not None \
+                and now - self._last_swap_check < self.swap_check_period:
+            return None
+        self._last_swap_check = now
+        return likely_swapped(left, right)
 
 
 def build_messages(result: PipelineResult, topics: frozenset[str], camera: StereoCameraModel,

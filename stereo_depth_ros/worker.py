@@ -16,6 +16,11 @@ from .pipeline import StereoPipeline
 from .processing import StereoFrameProcessor, StereoPair
 
 T = TypeVar('T')
+#: The throttle key and the line of the warning about inputs that look swapped.
+SWAPPED = 'swapped'
+SWAPPED_WARNING = ('left and right images look swapped (the best match on most rows is at a '
+                   'negative disparity): obstacles and depth are phantoms; check which topic '
+                   'is remapped to left/image_rect and which to right/image_rect')
 
 
 class LatestSlot(Generic[T]):
@@ -158,11 +163,16 @@ class StereoWorker:
             return False
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')))
+        if output.swapped:
+            self._log(self._warn, SWAPPED, SWAPPED_WARNING)
         return True
 
-    def _log(self, log: Callable[[str], None], error: Exception, text: str) -> None:
-        """Log ``text`` unless a line about the same error class was logged just before."""
-        dropped = self.throttle.check(type(error))
+    def _log(self, log: Callable[[str], None], problem: Exception | str, text: str) -> None:
+        """Log ``text`` unless a line about the same problem was logged just before.
+
+        ``problem`` is an error (keyed by its class) or the name of a warning.
+        """
+        dropped = self.throttle.check(problem if isinstance(problem, str) else type(problem))
         if dropped is None:
             return
         if dropped:

@@ -81,8 +81,15 @@ def test_launched_node_publishes_disparity_and_depth(node_process):
     assert info.header.frame_id == received['depth'].header.frame_id
     for msg in (received['depth'], received['disparity'], info):
         assert msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec in source.stamps
+    # A terminal's Ctrl-C under ros2 launch reaches the node twice (the terminal's SIGINT
+    # and the one launch forwards): the second must not turn the clean-up into a traceback.
     node_process.send_signal(signal.SIGINT)
-    assert node_process.wait(timeout=30) == 0
+    time.sleep(0.05)
+    if node_process.poll() is None:
+        node_process.send_signal(signal.SIGINT)
+    output = node_process.communicate(timeout=30)[0]
+    assert node_process.returncode == 0, output[-2000:]
+    assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output[-2000:]
 
 
 def test_a_bad_parameter_stops_the_start_with_one_line_of_the_named_node():
@@ -97,3 +104,29 @@ def test_a_bad_parameter_stops_the_start_with_one_line_of_the_named_node():
     assert len(lines) == 1, process.stdout[-2000:]
     assert f'{NAMESPACE.strip("/")}.stereo_depth_node' in lines[0]
     assert 'near_scale' in lines[0] and 'Traceback' not in process.stdout
+
+
+def test_unknown_and_old_parameter_names_are_named_at_start_up():
+    # A typo is ignored by ROS itself: the node names it. An old name and the new one with
+    # different values are refused, one line and status 2.
+    base = [sys.executable, '-m', 'stereo_depth_ros.node', '--ros-args', '-r',
+            f'__ns:={NAMESPACE}', '-p', 'backend:=sgbm']
+    process = subprocess.Popen([*base, '-p', 'backnd:=dispnet', '-p', 'sgbm.block_size:=7'],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, deadline = '', time.monotonic() + TIMEOUT_S
+        while 'waiting for' not in output:
+            assert time.monotonic() < deadline and process.poll() is None, output
+            output += process.stdout.readline()
+        output += process.stdout.readline()  # the warnings follow the start-up line
+        assert 'ignoring parameter(s) this node does not have: backnd' in output, output
+        assert 'sgbm.block_size is the old name of sgbm.correlation_window_size' in output
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    clash = subprocess.run([*base, '-p', 'sgbm.block_size:=7', '-p',
+                            'sgbm.correlation_window_size:=9'], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT_S)
+    assert clash.returncode == 2, clash.stdout[-2000:]
+    assert 'sgbm.block_size (the old name, 7) and sgbm.correlation_window_size (9) are both ' \
+        'given' in clash.stdout

@@ -517,3 +517,22 @@ def test_a_binned_camera_gets_metric_depth(scene, manager):
     # Half the resolution, twice the relative error of test_good_pair...; ignoring the
     # binning would double every depth.
     assert np.median(np.abs(depth[valid] - truth[valid]) / truth[valid]) < 0.1
+
+
+def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
+    now = [0.0]
+    processor = StereoFrameProcessor(TYPES, swap_check_period=10.0, clock=lambda: now[0])
+    recorder = Recorder()
+    worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth'},
+                          recorder.published.append, recorder.warnings.append,
+                          recorder.errors.append, throttle=LogThrottle(clock=lambda: now[0]))
+    swapped = make_pair(scene, scene.right, scene.left)
+    assert worker.process_one(swapped)  # still processed and published
+    assert len(recorder.warnings) == 1 and 'look swapped' in recorder.warnings[0]
+    now[0] = 5.0  # not checked again before the period is over
+    assert processor.process(swapped, manager.pipeline, {'depth'}).swapped is None
+    now[0] = 10.0
+    assert worker.process_one(swapped) and len(recorder.warnings) == 2
+    now[0] = 20.0
+    assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 2
+    assert not recorder.errors

@@ -28,7 +28,6 @@ from ..msgs.types import stamp_to_ns
 from ..names import check_namespace
 from ..pipeline import StereoPipeline
 from ..pipeline_config import default_topics
-from ..plausibility import likely_swapped
 from ..processing import StereoFrameProcessor, StereoPair
 from ..sync import TimeSynchronizer, make_synchronizer, never_matched
 from ..topics import check_topics, OUTPUT_TOPICS
@@ -243,7 +242,6 @@ class _Run:
         self.summary = ProcessSummary(bag.path, writer.path, stereo, ns)
         self.inputs = {topic: index for index, topic in enumerate(stereo.as_list())}
         self.stamps: list[list[int]] = [[], [], [], []]
-        self.swap_checked = False
 
     def process(self, progress: bool) -> ProcessSummary:
         """Run over every message; return the summary (also when interrupted)."""
@@ -315,10 +313,8 @@ class _Run:
         summary = self.summary
         try:
             output = self.processor.process(pair, self.pipeline, self.wanted)
-            if not self.swap_checked:
-                self.swap_checked = True
-                left, right, _ = self.processor.inputs(pair)
-                summary.likely_swapped = likely_swapped(left, right)
+            if output.swapped is not None:  # the first pair processed: the one checked
+                summary.likely_swapped = output.swapped
             return output
         except StereoDepthError as error:
             summary.skipped += 1
