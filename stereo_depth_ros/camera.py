@@ -114,8 +114,11 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'left and right cy differ ({left[1, 2]} vs {right[1, 2]}): rows do not align')
         baseline = -(right[0, 3] - left[0, 3]) / fx
+        # Built first: its own checks (focal lengths, a zero or negative baseline) say more.
+        model = cls(int(width), int(height), float(fx), float(left[1, 1]), float(left[0, 2]),
+                    float(right[0, 2]), float(left[1, 2]), float(baseline))
         vertical = -(right[1, 3] - left[1, 3]) / left[1, 1]
-        if abs(vertical) > VERTICAL_BASELINE_FRACTION * abs(baseline):
+        if abs(vertical) > VERTICAL_BASELINE_FRACTION * baseline:
             raise CalibrationError(
                 f'the right camera is offset vertically (P[7] gives {vertical:.4f} m against a '
                 f'horizontal baseline of {baseline:.4f} m): only horizontally rectified pairs '
@@ -124,8 +127,7 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'stereo baseline of {baseline:g} m is implausibly long (limit {MAX_BASELINE:g} '
                 f'm): is P[3] = -fx * B written with B in millimetres?')
-        return cls(int(width), int(height), float(fx), float(left[1, 1]), float(left[0, 2]),
-                   float(right[0, 2]), float(left[1, 2]), float(baseline))
+        return model
 
     @classmethod
     def from_camera_info(cls, left_info: Any, right_info: Any) -> 'StereoCameraModel':
@@ -180,6 +182,19 @@ def _as_projection(values: Sequence[float] | np.ndarray, side: str) -> np.ndarra
     return array.reshape(3, 4)
 
 
+def camera_info_fields(info: Any) -> tuple:
+    """Return the CameraInfo fields the stereo model is built from, as a hashable tuple.
+
+    ``(width, height, p, binning_x, binning_y, roi x_offset, y_offset, width, height)``;
+    the fields a hand-made object may lack are those of a full-resolution, unbinned image.
+    """
+    roi = getattr(info, 'roi', None)
+    return (int(info.width), int(info.height), tuple(float(v) for v in info.p),
+            int(getattr(info, 'binning_x', 0)), int(getattr(info, 'binning_y', 0)),
+            int(getattr(roi, 'x_offset', 0)), int(getattr(roi, 'y_offset', 0)),
+            int(getattr(roi, 'width', 0)), int(getattr(roi, 'height', 0)))
+
+
 def reduced_projection(info: Any, side: str = 'left') -> tuple[int, int, np.ndarray]:
     """Return (width, height, 3x4 P) of the image a CameraInfo describes, ROI and binning applied.
 
@@ -189,12 +204,9 @@ def reduced_projection(info: Any, side: str = 'left') -> tuple[int, int, np.ndar
     calibrated image.
     """
     p_matrix = _as_projection(info.p, side).copy()
-    # Fields a hand-made object may lack are those of a full-resolution, unbinned image.
-    binning_x = max(int(getattr(info, 'binning_x', 0)), 1)
-    binning_y = max(int(getattr(info, 'binning_y', 0)), 1)
-    roi = getattr(info, 'roi', None)
-    x_offset, y_offset = int(getattr(roi, 'x_offset', 0)), int(getattr(roi, 'y_offset', 0))
-    roi_width, roi_height = int(getattr(roi, 'width', 0)), int(getattr(roi, 'height', 0))
+    _, _, _, binning_x, binning_y, x_offset, y_offset, roi_width, roi_height = \
+        camera_info_fields(info)
+    binning_x, binning_y = max(binning_x, 1), max(binning_y, 1)
     if roi_width == 0 and roi_height == 0:
         roi_width, roi_height, x_offset, y_offset = int(info.width), int(info.height), 0, 0
     if (roi_width <= 0 or roi_height <= 0 or x_offset + roi_width > int(info.width)

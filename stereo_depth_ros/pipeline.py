@@ -124,8 +124,9 @@ class StereoPipeline:
         """Return the depths (m) between which the obstacle search can see anything.
 
         The obstacle's own ``min_range``/``max_range``, narrowed by ``min_depth``/``max_depth``
-        (blanked before the search) and, with a camera, by the nearest depth the backend's
-        disparity range can measure (``f B / (max_disparity - offset)``): a ``Range`` of
+        (never searched) and, with a camera, by the depths the backend's disparity
+        range can measure (``f B / (max_disparity - offset)`` and, where its smallest
+        disparity is above the offset, ``f B / (min_disparity - offset)``): a ``Range`` of
         ``+inf`` then truly means nothing between the two (REP 117), not "nothing the search
         could have seen".
         """
@@ -133,9 +134,12 @@ class StereoPipeline:
         nearest = [float(params.min_range), self.min_depth or 0.0]
         farthest = [float(params.max_range), self.max_depth or math.inf]
         if camera is not None:
-            reach = float(self.backend.max_disparity) - camera.disparity_offset
-            if reach > 0 and math.isfinite(reach):
-                nearest.append(camera.focal_baseline / reach)
+            largest = float(self.backend.max_disparity) - camera.disparity_offset
+            if largest > 0 and math.isfinite(largest):
+                nearest.append(camera.focal_baseline / largest)
+            smallest = float(self.backend.min_disparity) - camera.disparity_offset
+            if smallest > 0:  # e.g. sgbm's min_disparity: nothing farther is matched
+                farthest.append(camera.focal_baseline / smallest)
         return max(nearest), min(farthest)
 
     def _apply_depth_range(self, depth: np.ndarray, disparity: np.ndarray) -> None:

@@ -84,10 +84,18 @@ def check_parameters(values: Mapping[str, Any]) -> dict[str, Value]:
     """Return the complete, checked parameter values, or raise ValueError/BackendError.
 
     :func:`~stereo_depth_ros.node_config.validate` plus the obstacle settings as a whole
-    (ROI inside the image, ``min_range < max_range``).
+    (ROI inside the image, ``min_range < max_range``) and with the depth range (an obstacle
+    search that could see no depth at all is refused).
     """
     checked = validate(values)
-    obstacle_parameters(checked)
+    params = obstacle_parameters(checked)
+    min_depth, max_depth = float_value(checked, 'min_depth'), float_value(checked, 'max_depth')
+    if min_depth and min_depth >= params.max_range:
+        raise ValueError(f'min_depth ({min_depth:g} m) is not below obstacle.max_range '
+                         f'({params.max_range:g} m): the obstacle search would see nothing')
+    if max_depth and max_depth <= params.min_range:
+        raise ValueError(f'max_depth ({max_depth:g} m) is not above obstacle.min_range '
+                         f'({params.min_range:g} m): the obstacle search would see nothing')
     return checked
 
 

@@ -80,7 +80,12 @@ def likely_swapped(left: np.ndarray, right: np.ndarray, n_rows: int = 16,
     return negative >= 4 and negative >= 2 * len(clear) / 3
 
 
-def swap_warning(name: str) -> str:
-    """Return the warning line printed for a pair that :func:`likely_swapped`."""
-    return (f'warning: {name}: left and right look swapped (the best match on most rows is '
-            'at a negative disparity); obstacles would be phantoms - exchange the inputs')
+#: What :func:`likely_swapped` saw, as every warning about it says it.
+SWAP_SYMPTOM = ('left and right look swapped (the best match on most rows is at a negative '
+                'disparity)')
+
+
+def swap_warning(name: str, advice: str = 'exchange the inputs') -> str:
+    """Return the warning line for a pair that :func:`likely_swapped`; ``name`` may be ''."""
+    where = f' {name}:' if name else ''
+    return f'warning:{where} {SWAP_SYMPTOM}; obstacles would be phantoms - {advice}'

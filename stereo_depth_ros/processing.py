@@ -13,11 +13,11 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-from .camera import StereoCameraModel
+from .camera import camera_info_fields, StereoCameraModel
 from .errors import ImageFormatError
 from .images import to_rgb
-from .msgs.images import (array_to_image, compressed_size, ENCODINGS, image_label,
-                          is_compressed, stereo_input_from_compressed,
+from .msgs.images import (array_to_image, compressed_image_size, ENCODINGS, image_label,
+                          is_compressed, STEREO_ENCODINGS, stereo_input_from_compressed,
                           stereo_input_from_image)
 from .msgs.obstacle import make_mask_image, make_obstacle_range
 from .msgs.points import make_point_cloud2
@@ -26,10 +26,6 @@ from .msgs.types import MessageTypes
 from .pipeline import PipelineResult, StereoPipeline
 from .plausibility import check_image_size, likely_swapped
 from .topics import check_topics, pipeline_outputs
-
-#: Image encodings usable as stereo input: camera intensities (not 32FC1 depth/disparity).
-STEREO_ENCODINGS: tuple[str, ...] = tuple(
-    name for name, (dtype, _) in ENCODINGS.items() if dtype.kind == 'u')
 
 
 @dataclass
@@ -73,16 +69,18 @@ def obstacle_field_of_view(camera: StereoCameraModel,
     return float(abs(angle_right - angle_left))
 
 
-def input_size(image: Any, info: Any) -> tuple[int, int]:
+def input_size(image: Any, side: str) -> tuple[int, int]:
     """Return an image message's (width, height) without decoding it.
 
-    A compressed image's size comes from its PNG or JPEG header, else from its camera_info
-    ``info`` (which the decoded image must match).
+    A compressed image's comes from its PNG or JPEG header; other formats are refused
+    (ImageFormatError naming the ``side``).
     """
     if not is_compressed(image):
         return int(image.width), int(image.height)
-    size = compressed_size(image.data)
-    return size if size is not None else (int(info.width), int(info.height))
+    try:
+        return compressed_image_size(image)
+    except ImageFormatError as error:
+        raise ImageFormatError(f'{side} image: {error}') from None
 
 
 class StereoFrameProcessor:
@@ -118,10 +116,7 @@ class StereoFrameProcessor:
 
     def camera(self, left_info: Any, right_info: Any) -> StereoCameraModel:
         """Return the stereo model of the two CameraInfo messages (cached)."""
-        key = tuple((int(info.width), int(info.height), tuple(float(v) for v in info.p),
-                     int(info.binning_x), int(info.binning_y), int(info.roi.x_offset),
-                     int(info.roi.y_offset), int(info.roi.width), int(info.roi.height))
-                    for info in (left_info, right_info))
+        key = tuple(camera_info_fields(info) for info in (left_info, right_info))
         if key != self._camera_key:
             camera = StereoCameraModel.from_camera_info(left_info, right_info)
             self._camera_key, self._camera = key, camera
@@ -130,9 +125,8 @@ class StereoFrameProcessor:
 
     def inputs(self, pair: StereoPair) -> tuple[np.ndarray, np.ndarray, StereoCameraModel]:
         """Return the left and right backend inputs and the camera model of a checked pair."""
-        for image, info in ((pair.left_image, pair.left_info),
-                            (pair.right_image, pair.right_info)):
-            check_image_size(*input_size(image, info), self.max_megapixels, self.limit_option)
+        for image, side in ((pair.left_image, 'left'), (pair.right_image, 'right')):
+            check_image_size(*input_size(image, side), self.max_megapixels, self.limit_option)
         left = self._image(pair.left_image, 'left')
         right = self._image(pair.right_image, 'right')
         if left.shape[:2] != right.shape[:2]:

@@ -13,14 +13,14 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
 from .errors import StereoDepthError
 from .monitoring import LogThrottle, ThroughputMonitor
 from .pipeline import StereoPipeline
+from .plausibility import swap_warning
 from .processing import StereoFrameProcessor, StereoPair
 
 T = TypeVar('T')
 #: The throttle key and the line of the warning about inputs that look swapped.
 SWAPPED = 'swapped'
-SWAPPED_WARNING = ('left and right images look swapped (the best match on most rows is at a '
-                   'negative disparity): obstacles and depth are phantoms; check which topic '
-                   'is remapped to left/image_rect and which to right/image_rect')
+SWAPPED_WARNING = swap_warning('', 'check which topic is remapped to left/image_rect and '
+                               'which to right/image_rect')
 
 
 class LatestSlot(Generic[T]):

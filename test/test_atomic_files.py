@@ -157,3 +157,29 @@ def test_the_record_in_the_tensor_file_wins_over_a_stale_json_copy(tmp_path: Pat
     json_path = checkpoint.checkpoint_paths(prefix)[1]
     json_path.write_text(json.dumps({'step': 99}))
     assert checkpoint.load_checkpoint(prefix, model, optimizer)['step'] == 8
+
+
+def test_replace_files_leaves_the_whole_new_set_or_none_of_it(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    import stereo_depth_ros.atomic_files as atomic_files
+    outputs = ('a.npy', 'b.png', 'c.npy')
+    for name in (*outputs, 'mine.txt'):
+        (tmp_path / name).write_text('old')
+    atomic_files.replace_files(tmp_path, {'a.npy': b'A', 'b.png': b'B'}, outputs)
+    # The earlier run's c.npy is gone: only this run's set stays beside the user's file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a.npy', 'b.png', 'mine.txt']
+    assert (tmp_path / 'a.npy').read_bytes() == b'A'
+    real = atomic_files.written_atomically
+    calls = []
+
+    def full_on_the_second(path):
+        calls.append(Path(path).name)
+        if len(calls) == 2:
+            raise OSError(28, 'No space left on device', str(path))
+        return real(path)
+
+    monkeypatch.setattr(atomic_files, 'written_atomically', full_on_the_second)
+    with pytest.raises(OSError, match='No space left'):
+        atomic_files.replace_files(tmp_path, {'a.npy': b'A2', 'b.png': b'B2'}, outputs)
+    assert calls == ['a.npy', 'b.png']  # the first was written, then removed again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['mine.txt']

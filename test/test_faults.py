@@ -142,7 +142,8 @@ def test_infer_on_a_full_disk_leaves_none_of_its_outputs(tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
     (out / 'notes.txt').write_text('mine')  # not infer's: stays
-    # disparity.npy is 307 kB: the limit lets the first picture through, not the arrays.
+    # disparity.npy (307 kB, the first file written) is above the limit; the rollback of
+    # files already written is test_atomic_files's.
     result = subprocess.run([*CLI, 'infer', '--left', str(tmp_path / 'left.png'), '--right',
                              str(tmp_path / 'right.png'), '--out-dir', str(out), '--backend',
                              'sgbm', '--fx', '300', '--baseline', '0.1'],

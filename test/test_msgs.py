@@ -321,10 +321,18 @@ def test_sixteen_bit_png_is_scaled_as_mono16(store):
 
 
 def test_bad_compressed_images_are_named(store):
+    import cv2
     _, types = store
     header = make_header(0, 'cam', types)
-    cases = [('jpeg', np.frombuffer(b'not a jpeg at all', np.uint8), 'cannot decode the '
-              r"compressed image \(format 'jpeg', 17 bytes\)"),
+    truncated = np.frombuffer(b'\xff\xd8\xff\xc0\x00\x11\x08\x00\x10\x00\x10\x03', np.uint8)
+    webp = cv2.imencode('.webp', np.zeros((8, 8, 3), np.uint8))[1].reshape(-1)
+    cases = [('jpeg', np.frombuffer(b'not a jpeg at all', np.uint8),
+              r"compressed image \(format 'jpeg'\) is neither a PNG nor a JPEG"),
+             ('jpeg', truncated, r"cannot decode the compressed image \(format 'jpeg', 12 "),
+             # OpenCV would decode it, of a size nothing checked before decoding.
+             ('rgb8; jpeg compressed bgr8', webp, 'is neither a PNG nor a JPEG'),
+             ('bayer_rggb8; png compressed bayer_rggb8', np.zeros(20, np.uint8),
+              "encoding 'bayer_rggb8' is not a camera intensity image"),
              ('png', np.zeros(0, np.uint8), "compressed image \\(format 'png'\\) has no data"),
              ('16UC1; compressedDepth png', np.zeros(20, np.uint8), 'compressed depth map')]
     for form, data, message in cases:

@@ -15,9 +15,9 @@ from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.errors import BackendError, DatasetError
 from stereo_depth_ros.node_config import (backend_option_parameters, build_backend,
                                           default_values)
-from stereo_depth_ros.pipeline_config import (apply_overrides, configure_pipeline,
-                                              PipelineManager, read_params_file,
-                                              split_backend_options)
+from stereo_depth_ros.pipeline_config import (apply_overrides, check_parameters,
+                                              configure_pipeline, PipelineManager,
+                                              read_params_file, split_backend_options)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPTH_YAML = ROOT / 'config' / 'depth.yaml'
@@ -250,3 +250,12 @@ def test_params_file_old_sgbm_names_read_as_stereo_image_proc_names(tmp_path):
     assert values == {'backend': 'sgbm', 'sgbm.correlation_window_size': 9, 'sgbm.P1': 200,
                       'sgbm.P2': 800, 'sgbm.speckle_size': 50}
     assert configure_pipeline(values).pipeline.backend.params.P2 == 800
+
+
+@pytest.mark.parametrize('values, words', [
+    ({'min_depth': 50.0}, 'min_depth (50 m) is not below obstacle.max_range (40 m)'),
+    ({'max_depth': 0.2}, 'max_depth (0.2 m) is not above obstacle.min_range (0.3 m)'),
+])
+def test_a_depth_range_the_obstacle_search_cannot_see_into_is_refused(values, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        check_parameters({**default_values(), **values})

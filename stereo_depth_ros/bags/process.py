@@ -29,6 +29,7 @@ from ..names import check_namespace
 from ..pipeline import StereoPipeline
 from ..pipeline_config import default_topics
 from ..processing import StereoFrameProcessor, StereoPair
+from ..plausibility import swap_warning
 from ..sync import TimeSynchronizer, make_synchronizer, never_matched
 from ..topics import check_topics, OUTPUT_TOPICS
 from ..text import counted
@@ -105,8 +106,7 @@ class ProcessSummary:
             lines.append(f'undecodable messages skipped: {counts} (first: '
                          f'{self.first_undecodable}); --strict fails instead')
         if self.likely_swapped:
-            lines.append('warning: left and right look swapped (the best match is at a '
-                         'negative disparity); obstacles are phantoms - check the topics')
+            lines.append(swap_warning('', 'check the image topics'))
         if self.interrupted:
             lines.append(f'interrupted: {self.out_bag} was closed properly and holds the '
                          f'{counted(self.pairs, "pair")} processed so far')

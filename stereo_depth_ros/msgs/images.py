@@ -33,6 +33,9 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
 
 #: Encodings whose channels are blue first (8UC3 follows OpenCV, as cv_bridge does).
 _BGR_ORDER = frozenset({'bgr8', 'bgra8', '8UC3'})
+#: Image encodings usable as stereo input: camera intensities (not 32FC1 depth/disparity).
+STEREO_ENCODINGS: tuple[str, ...] = tuple(
+    name for name, (dtype, _) in ENCODINGS.items() if dtype.kind == 'u')
 
 
 def _encoding_layout(encoding: str) -> tuple[np.dtype, int]:
@@ -140,6 +143,19 @@ def compressed_size(data: Any) -> Optional[tuple[int, int]]:
     return None
 
 
+def compressed_image_size(msg: Any) -> tuple[int, int]:
+    """Return a CompressedImage's (width, height) from its header, without decoding it.
+
+    Raises ImageFormatError when the bytes are neither PNG nor JPEG: OpenCV would decode
+    other formats too (WebP, BMP, TIFF), of a size nothing checked before.
+    """
+    size = compressed_size(msg.data)
+    if size is None:
+        raise ImageFormatError(f'compressed image (format {str(msg.format)!r}) is neither a '
+                               'PNG nor a JPEG')
+    return size
+
+
 def stereo_input_from_compressed(msg: Any, bit_depth: Optional[int] = None) -> np.ndarray:
     """Return a ``sensor_msgs/CompressedImage`` decoded as :func:`stereo_input_from_image`.
 
@@ -152,9 +168,17 @@ def stereo_input_from_compressed(msg: Any, bit_depth: Optional[int] = None) -> n
     if 'compresseddepth' in form.replace(' ', '').lower():
         raise ImageFormatError(f'format {form!r} is a compressed depth map, not a camera '
                                'image; stereo input must be JPEG or PNG camera images')
+    # image_transport writes the raw image's encoding first ("bayer_rggb8; png ..."); a bare
+    # "jpeg"/"png" of older publishers names none.
+    encoding = form.split(';')[0].strip()
+    if ';' in form and encoding not in STEREO_ENCODINGS:
+        raise ImageFormatError(f'format {form!r}: encoding {encoding!r} is not a camera '
+                               f'intensity image; stereo input must be one of '
+                               f'{", ".join(STEREO_ENCODINGS)}')
     data = byte_view(msg.data)
     if data.size == 0:
         raise ImageFormatError(f'compressed image (format {form!r}) has no data')
+    compressed_image_size(msg)  # PNG or JPEG only: the size is known before decoding
     pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if pixels is None or pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3):
         raise ImageFormatError(f'cannot decode the compressed image (format {form!r}, '

@@ -12,7 +12,10 @@ from ..images import mask_bounding_box
 
 
 def make_depth_image(depth: np.ndarray, header: Any, types: MessageTypes) -> Any:
-    """Return REP 118 depth: 32FC1 metres, NaN where unknown."""
+    """Return REP 118 depth: 32FC1 metres, NaN where unknown, -inf/+inf as the pipeline set.
+
+    (Nearer than ``min_depth`` / farther than ``max_depth``, REP 117.)
+    """
     return array_to_image(np.asarray(depth, dtype=np.float32), '32FC1', header, types.Image)
 
 
