@@ -83,6 +83,9 @@ def replace_files(folder: str | Path, contents: dict[str, bytes],
     too and the error is raised: the folder holds the whole new set or none of it.
     """
     folder = Path(folder)
+    for name in outputs:  # checked first: a refused run keeps the earlier outputs
+        if (folder / name).is_dir():
+            raise IsADirectoryError(f'{folder / name} is a folder, not a file to write')
     for name in outputs:
         (folder / name).unlink(missing_ok=True)
     written: list[Path] = []

@@ -47,7 +47,8 @@ from .errors import StereoDepthError
 from .input_watch import InputArrivals
 from .msgs.types import MessageTypes, stamp_to_ns
 from .monitoring import format_stats, LogThrottle
-from .node_config import ALIASES, PARAMETERS, ParameterSpec, SPECS, canonical_name
+from .node_config import (ALIASES, apply_old_names, PARAMETERS, ParameterSpec, SPECS,
+                          canonical_name)
 from .pipeline_config import PipelineManager
 from .processing import StereoFrameProcessor, StereoPair
 from .topics import input_subscriptions, OUTPUTS
@@ -183,23 +184,21 @@ class StereoDepthNode(Node):
                     description=f'Old name of {spec.name}, accepted; prefer {spec.name}.',
                     dynamic_typing=True))
         values = {spec.name: _plain(self.get_parameter(spec.name).value) for spec in PARAMETERS}
-        given = getattr(self, '_parameter_overrides', {}) or {}
+        old = {alias: _plain(self.get_parameter(alias).value) for alias in ALIASES}
+        given = {name: _plain(parameter.value) for name, parameter
+                 in (getattr(self, '_parameter_overrides', {}) or {}).items()}
+        merged = apply_old_names(values, old, given)
         renamed = []
-        for alias, name in ALIASES.items():
-            value = _plain(self.get_parameter(alias).value)
-            if value is None:
-                continue
-            if name in given and _plain(given[name].value) != value:
-                raise ValueError(f'{alias} (the old name, {value!r}) and {name} '
-                                 f'({_plain(given[name].value)!r}) are both given: name one')
-            self.get_logger().info(f'{alias} is the old name of {name}; using {value!r}')
-            values[name] = value
-            renamed.append(Parameter(name, value=value))
+        for alias, value in old.items():
+            if value is not None:
+                self.get_logger().info(f'{alias} is the old name of {ALIASES[alias]}; using '
+                                       f'{value!r}')
+                renamed.append(Parameter(ALIASES[alias], value=value))
         # The parameter's own name shows the value too (ros2 param get/dump, rqt).
         for parameter, result in zip(renamed, self.set_parameters(renamed)):
             if not result.successful:
                 raise ValueError(f'{parameter.name}: {result.reason}')
-        return values
+        return merged
 
     def _subscribe(self) -> list:
         """Create the four input subscriptions (message_filters) with the configured QoS.

@@ -165,6 +165,26 @@ def canonical_name(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+def apply_old_names(values: Mapping[str, Any], old: Mapping[str, Any],
+                    given: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``values`` with the values given under old names (aliases) moved to the new.
+
+    ``old`` maps aliases to the values given under them (None: not given); ``given`` maps the
+    parameters given explicitly (a parameter file, ``-p``) to their values. An alias and its
+    parameter both given with different values is a ValueError: which one was meant?
+    """
+    merged = dict(values)
+    for alias, value in old.items():
+        if value is None:
+            continue
+        name = ALIASES[alias]
+        if name in given and given[name] != value:
+            raise ValueError(f'{alias} (the old name, {value!r}) and {name} '
+                             f'({given[name]!r}) are both given: name one')
+        merged[name] = value
+    return merged
+
+
 def check_value(name: str, value: Any) -> Any:
     """Return ``value`` normalised for parameter ``name`` (or an alias) or raise ValueError.
 

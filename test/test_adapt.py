@@ -224,7 +224,8 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
     assert main([*again, '--resume']) == 0
     history = json.loads((tmp_path / 'out' / 'history.json').read_text())
     assert [entry['step'] for entry in history['train']] == [1, 2, 3]  # 1-2, then only 3
-    assert 'adapted 3 steps' in capsys.readouterr().out
+    resumed = capsys.readouterr().out
+    assert 'adapted 3 steps' in resumed and 'at step 2' in resumed  # not a fresh 3-step run
     # Too few pairs for one to be held out: it runs, and says there is nothing to compare by.
     lone = tmp_path / 'lone.yaml'
     lone.write_text(yaml.safe_dump(_tiny_config(tmp_path, weights, 1, holdout_every=8)

@@ -183,3 +183,13 @@ def test_replace_files_leaves_the_whole_new_set_or_none_of_it(tmp_path: Path,
         atomic_files.replace_files(tmp_path, {'a.npy': b'A2', 'b.png': b'B2'}, outputs)
     assert calls == ['a.npy', 'b.png']  # the first was written, then removed again
     assert sorted(p.name for p in tmp_path.iterdir()) == ['mine.txt']
+
+
+def test_replace_files_refuses_a_folder_in_the_way_before_removing_anything(
+        tmp_path: Path) -> None:
+    from stereo_depth_ros.atomic_files import replace_files
+    (tmp_path / 'a.npy').write_text('old')
+    (tmp_path / 'b.png').mkdir()
+    with pytest.raises(IsADirectoryError, match='b.png is a folder'):
+        replace_files(tmp_path, {'a.npy': b'new'}, ('a.npy', 'b.png'))
+    assert (tmp_path / 'a.npy').read_text() == 'old'  # a refused run keeps what was there

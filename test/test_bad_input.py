@@ -218,7 +218,7 @@ def test_one_corrupt_png_is_skipped_and_named(drive, tmp_path, capsys):
     bad = drive / 'image_03' / 'data' / '0000000005.png'
     bad.write_bytes(bad.read_bytes()[:40])
     code, out, lines = run_cli(['kitti2bag', drive, tmp_path / 'bag'], capsys)
-    assert code == 0 and 'wrote 11 raw frames' in out
+    assert code == 0 and 'wrote 11 frames of the KITTI raw layout' in out
     assert len(lines) == 1 and 'skipped 1 of 12 frames' in lines[0]
     assert '0000000005' in lines[0]
     with Reader(tmp_path / 'bag') as reader:
@@ -426,6 +426,14 @@ def test_infer_replaces_every_output_of_an_earlier_run(images, tmp_path, capsys)
     (['bench', '--backends', 'sgbm,costnet', '--weights', 'costnt=/tmp/x.safetensors'],
      ('--weights for costnt', 'not a learned backend in --backends (sgbm,costnet)')),
     (['real-bench', '--backends', ''], ("--backends '' names no backend",)),
+    (['bench', '--backends', 'sgbm', '--profile', '--device', 'cpu'],
+     ('--profile, --device apply to the learned backends',)),
+    (['bench', '--backends', 'costnet_fast', '--backend-option', 'disparity_range=64'],
+     ("unknown costnet_fast option 'disparity_range'",)),
+    (['real-bench', '--backend', 'sgbm', '--backends', 'sgbm', '--precision', 'fp16'],
+     ('--precision applies to a learned --backend, not sgbm',)),
+    (['real-bench', '--backends', 'sgbm', '--figures', __file__ + '/pictures'],
+     ('--figures', 'is a file, not a folder')),
 ])
 def test_benchmarks_refuse_settings_they_would_ignore(capsys, argv, words):
     assert_one_line_error(*run_cli(argv, capsys)[::2], *words)

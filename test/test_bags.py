@@ -1,5 +1,7 @@
 """kitti2bag, process-bag and the synchronizer, through both rosbag2 storage plugins."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.errors import DatasetError, StereoDepthError
 from stereo_depth_ros.kitti import write_raw_drive
-from stereo_depth_ros.msgs.images import array_to_image, image_to_array
+from stereo_depth_ros.msgs.images import array_to_compressed, array_to_image, image_to_array
 from stereo_depth_ros.msgs.points import point_cloud2_to_arrays
 from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_infos
 from stereo_depth_ros.msgs.types import make_header, MessageTypes, stamp_to_ns
@@ -604,7 +606,10 @@ def test_find_stereo_topics_takes_compressed_streams():
     info = 'sensor_msgs/msg/CameraInfo'
     topics = {'/cam/left/image_rect/compressed': compressed,
               '/cam/right/image_rect/compressed': compressed,
-              '/cam/left/camera_info': info, '/cam/right/camera_info': info}
+              '/cam/left/camera_info': info, '/cam/right/camera_info': info,
+              # decoys: beside the compressed topic itself, not beside its base topic
+              '/cam/left/image_rect/camera_info': info,
+              '/cam/right/image_rect/camera_info': info}
     found = find_stereo_topics(topics)
     # camera_info beside the base topic, as image_transport names the stream.
     assert found.as_list() == ['/cam/left/image_rect/compressed',
@@ -667,9 +672,85 @@ def test_an_interrupt_before_the_first_pair_writes_no_bag(kitti_bag, tmp_path, m
         return decode(self, data, connection)
 
     monkeypatch.setattr(process_module._Run, '_decode', decode_after_ctrl_c)
-    assert main(['process-bag', str(kitti_bag), str(tmp_path / 'out'), '--backend', 'sgbm',
-                 '--backend-option', 'disparity_range=16']) == 130
+    try:
+        code = main(['process-bag', str(kitti_bag), str(tmp_path / 'out'), '--backend', 'sgbm',
+                     '--backend-option', 'disparity_range=16'])
+    except KeyboardInterrupt:
+        pytest.fail('the interrupt escaped main()')
+    assert code == 130
     error = capsys.readouterr().err
     assert 'interrupted before the first pair was processed; no output bag was written' in error
     assert 'approximate-sync' not in error  # the stamps were fine: no sync advice
     assert list(tmp_path.iterdir()) == []
+
+
+def test_process_bag_says_when_the_images_look_swapped(kitti_bag, tmp_path):
+    swapped = {'left_image': '/stereo/right/image_rect', 'right_image': '/stereo/left/image_rect',
+               'left_info': '/stereo/left/camera_info', 'right_info': '/stereo/right/camera_info'}
+    summary = process_bag(kitti_bag, tmp_path / 'out', sgbm_pipeline(), topics=swapped,
+                          progress=False)
+    assert summary.likely_swapped
+    assert any('look swapped' in line for line in summary.warnings())
+    plain = process_bag(kitti_bag, tmp_path / 'plain', sgbm_pipeline(), progress=False)
+    assert not plain.likely_swapped
+
+
+def test_summary_lines_of_an_interrupted_run():
+    from stereo_depth_ros.bags.process import ProcessSummary
+    from stereo_depth_ros.bags.reader import StereoTopics
+    topics = StereoTopics('/l/image', '/r/image', '/l/camera_info', '/r/camera_info')
+    summary = ProcessSummary(Path('in'), Path('out'), topics, '/s')
+    summary.unpaired = {'/l/image': 2}
+    summary.interrupted = True
+    assert not any('approximate-sync' in line for line in summary.lines())
+    summary.pairs = 1
+    assert 'interrupted: out was closed properly and holds the 1 pair processed so far' in \
+        summary.lines()
+    summary.pairs, summary.interrupted = 0, False
+    assert any('approximate-sync' in line for line in summary.lines())
+
+
+def test_a_second_interrupt_during_a_long_pair_stops_at_once_and_keeps_nothing(
+        kitti_bag, tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+    from stereo_depth_ros.backends.sgbm import SGBMBackend
+    compute = SGBMBackend._compute
+    calls = []
+
+    def slow_first_pair(self, left, right):
+        calls.append(1)
+        os.kill(os.getpid(), signal.SIGINT)  # deferred: "stopping after the current pair"
+        os.kill(os.getpid(), signal.SIGINT)  # again: stop now
+        return compute(self, left, right)
+
+    monkeypatch.setattr(SGBMBackend, '_compute', slow_first_pair)
+    try:
+        code = main(['process-bag', str(kitti_bag), str(tmp_path / 'out'), '--backend', 'sgbm',
+                     '--backend-option', 'disparity_range=16'])
+    except BaseException as error:  # noqa: B902 - an escaping Abort or interrupt is the bug
+        pytest.fail(f'{type(error).__name__} escaped main()')
+    assert code == 130 and calls == [1]
+    error = capsys.readouterr().err
+    assert 'stopping after the current pair (interrupt again to stop at once' in error
+    assert 'interrupted twice: stopped at once; no output bag was written' in error
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_extraction_names_the_pairs_it_could_not_decode(tmp_path):
+    from stereo_depth_ros.bags.writer import BagWriter
+    header_stamps = [START_NS + i * 100_000_000 for i in range(3)]
+    with BagWriter(tmp_path / 'bag') as writer:
+        types = writer.types
+        for index, stamp in enumerate(header_stamps):
+            header = make_header(stamp, 'cam', types)
+            for side, image in zip(('left', 'right'), PAIRS[index]):
+                msg = array_to_compressed(image, 'rgb8', header, types)
+                if index == 1 and side == 'left':
+                    msg.data = msg.data[:60]  # a truncated PNG
+                writer.write(f'/cam/{side}/image_rect/compressed', msg, stamp)
+    skipped = []
+    assert extract_pairs(tmp_path / 'bag', tmp_path / 'pairs', progress=False,
+                         skipped=skipped) == 2
+    assert len(skipped) == 1 and 'cannot decode the compressed image' in skipped[0]
+    assert f'(stamp {header_stamps[1] / 1e9:.6f})' in skipped[0]

@@ -145,3 +145,11 @@ def test_millimetre_baselines_and_vertical_rigs_are_refused():
     rounding[3], rounding[7] = -500.0 * 0.12, -500.0 * 0.0001
     assert StereoCameraModel.from_projection_matrices(640, 480, left, rounding).baseline == \
         pytest.approx(0.12)
+
+
+def test_a_negative_focal_length_is_named_as_such():
+    left = [-500.0, 0, 320, 0, 0, 500.0, 240, 0, 0, 0, 1, 0]
+    right = list(left)
+    right[3] = 500.0 * 0.12
+    with pytest.raises(CalibrationError, match='fx = -500.0: a focal length must be positive'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, right)

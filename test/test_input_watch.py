@@ -61,3 +61,17 @@ def test_reset_forgets_the_period() -> None:
     arrivals.reset()
     text, problem = arrivals.diagnosis(5.0, approximate=False)
     assert not problem and text.startswith('no message on ' + ', '.join(TOPICS))
+
+
+def test_the_kind_of_problem_keys_the_throttle() -> None:
+    arrivals = InputArrivals(TOPICS)
+    arrivals.record(TOPICS[0], 1)
+    arrivals.diagnosis(5.0, approximate=False)
+    first = arrivals.last_kind
+    arrivals.record(TOPICS[1], 1)
+    arrivals.diagnosis(5.0, approximate=False)  # another topic is silent now: a new kind
+    assert first != arrivals.last_kind and first.startswith('silent: ')
+    for topic in TOPICS:
+        arrivals.record(topic, 7)
+    arrivals.diagnosis(5.0, approximate=False)
+    assert arrivals.last_kind == 'unpaired'

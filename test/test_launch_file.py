@@ -154,3 +154,13 @@ def test_rviz_topics_are_published_by_the_node_or_the_bag():
             # Best effort takes any publisher; reliable only our own reliable outputs.
             if display['Topic']['Reliability Policy'] == 'Reliable':
                 assert display['Topic']['Value'][len('/stereo/'):] in OUTPUT_TOPICS
+
+
+def test_compressed_transport_moves_only_the_images():
+    from stereo_depth_ros.topics import input_subscriptions
+    assert input_subscriptions('raw') == [(topic, '', kind)
+                                          for topic, kind in INPUT_TOPICS.items()]
+    assert input_subscriptions('compressed') == [
+        ('left/image_rect', '/compressed', 'CompressedImage'),
+        ('right/image_rect', '/compressed', 'CompressedImage'),
+        ('left/camera_info', '', 'CameraInfo'), ('right/camera_info', '', 'CameraInfo')]

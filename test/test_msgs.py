@@ -350,5 +350,10 @@ def test_compressed_size_reads_headers_only():
                               ('.jpg', [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])):
         ok, data = cv2.imencode(extension, image, params)
         assert ok and compressed_size(data.reshape(-1)) == (53, 37)
+    ok, data = cv2.imencode('.jpg', image)
+    raw = data.tobytes()
+    frame = raw.index(b'\xff\xc0')  # a fill byte before the frame header is allowed
+    padded = np.frombuffer(raw[:frame] + b'\xff' + raw[frame:], np.uint8)
+    assert compressed_size(padded) == (53, 37)
     for junk in (b'', b'garbage', b'\xff\xd8\xff', b'\xff\xd8\x00\x00\x00\x00\x00\x00\x00\x00'):
         assert compressed_size(np.frombuffer(junk, np.uint8)) is None

@@ -14,8 +14,9 @@ from stereo_depth_ros.backends.sgbm import SGBMBackend, SGBMOptions
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.backends import backend_record
 from stereo_depth_ros.backends.options import LearnedOptions
-from stereo_depth_ros.node_config import (PARAMETERS, SPECS, backend_options, build_backend,
-                                          check_value, default_values, validate)
+from stereo_depth_ros.node_config import (apply_old_names, PARAMETERS, SPECS, backend_options,
+                                          build_backend, check_value, default_values,
+                                          validate)
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline_config import check_parameters, obstacle_parameters, \
     PipelineManager
@@ -413,3 +414,17 @@ def test_a_command_names_the_settings_its_backend_ignores(tmp_path, capsys, capl
     assert [record.getMessage() for record in caplog.records] == [
         f'backend {node_config.DEFAULT_BACKEND} ignores sgbm.disparity_range (settings of '
         'other backends); set backend to the one they are for, or leave them out']
+
+
+def test_old_names_set_the_new_ones_and_a_clash_is_refused():
+    values = default_values()
+    old = {'sgbm.block_size': 7, 'sgbm.p2': None}
+    merged = apply_old_names(values, old, given={'sgbm.block_size': 7})
+    assert merged['sgbm.correlation_window_size'] == 7 and merged['sgbm.P2'] == values['sgbm.P2']
+    assert values['sgbm.correlation_window_size'] == 5  # not changed in place
+    # The same value under both names is no clash; different ones are.
+    assert apply_old_names(values, old, {'sgbm.correlation_window_size': 7})[
+        'sgbm.correlation_window_size'] == 7
+    with pytest.raises(ValueError, match=r'sgbm.block_size \(the old name, 7\) and '
+                                         r'sgbm.correlation_window_size \(9\) are both given'):
+        apply_old_names(values, old, {'sgbm.correlation_window_size': 9})

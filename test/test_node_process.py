@@ -85,8 +85,10 @@ def test_launched_node_publishes_disparity_and_depth(node_process):
     # and the one launch forwards): the second must not turn the clean-up into a traceback.
     node_process.send_signal(signal.SIGINT)
     time.sleep(0.05)
-    if node_process.poll() is None:
-        node_process.send_signal(signal.SIGINT)
+    try:
+        os.kill(node_process.pid, signal.SIGINT)  # also when it is already exiting
+    except ProcessLookupError:
+        pass
     output = node_process.communicate(timeout=30)[0]
     assert node_process.returncode == 0, output[-2000:]
     assert 'Traceback' not in output and 'KeyboardInterrupt' not in output, output[-2000:]

@@ -1,5 +1,6 @@
 """StereoPipeline: one pair in, disparity/depth/obstacle/pictures out, only what is asked."""
 
+import dataclasses
 import numpy as np
 import pytest
 
@@ -58,10 +59,13 @@ def test_the_result_carries_the_settings_it_was_computed_with(road):
     nearest = road.camera.focal_baseline / (47.0 - road.camera.disparity_offset)
     assert result.min_range == pytest.approx(max(0.5, nearest)) and result.max_range == 30.0
     assert result.obstacle_roi == (0.1, 0.2, 0.8, 0.6)
-    far = StereoPipeline(create_backend('sgbm', disparity_range=16), obstacle_params=params)
-    assert far.obstacle_range_limits(road.camera)[0] == pytest.approx(
-        road.camera.focal_baseline / (15.0 - road.camera.disparity_offset))
-    assert far.obstacle_range_limits(None) == (0.5, 30.0)
+    # Both limits with a principal-point offset of 8 px: depth = f B / (d - 8).
+    verged = dataclasses.replace(road.camera, cx_right=road.camera.cx_left - 8)
+    shifted = StereoPipeline(create_backend('sgbm', min_disparity=16, disparity_range=48),
+                             obstacle_params=params)
+    fb = verged.focal_baseline
+    assert shifted.obstacle_range_limits(verged) == pytest.approx((fb / (63 - 8), fb / (16 - 8)))
+    assert shifted.obstacle_range_limits(None) == (0.5, 30.0)
 
 
 def test_only_requested_outputs_are_computed(road, pipeline):

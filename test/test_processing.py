@@ -483,12 +483,14 @@ def test_compressed_pairs_give_the_outputs_of_raw_ones(scene, manager):
     assert np.median(np.abs(disparity - scene.disparity)[inside]) < 1.0
 
 
-def test_bad_compressed_input_is_named(scene, manager):
+def test_bad_compressed_input_is_named(scene, manager, monkeypatch):
     processor = StereoFrameProcessor(TYPES, max_megapixels=0.02, limit_option='max_megapixels')
     pair = compress_pair(make_pair(scene))
     # The limit is checked on the PNG header's size, before anything is decoded.
-    with pytest.raises(ImageFormatError, match='images are 256x128 .*max_megapixels 0.1'):
-        processor.inputs(pair)
+    with monkeypatch.context() as patch:
+        patch.setattr(cv2, 'imdecode', lambda *args: pytest.fail('decoded before the check'))
+        with pytest.raises(ImageFormatError, match='images are 256x128 .*max_megapixels 0.1'):
+            processor.inputs(pair)
     pair = compress_pair(make_pair(scene))
     pair.right_image.data = pair.right_image.data[:40]
     with pytest.raises(ImageFormatError, match=r"^right image: cannot decode the compressed "
@@ -511,7 +513,10 @@ def test_a_binned_camera_gets_metric_depth(scene, manager):
                                                         TYPES.Image) for image in pixels)
     for info in (pair.left_info, pair.right_info):
         info.binning_x = info.binning_y = 2
-    messages = StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'}).messages
+    # One processor: the model it cached for the full-size camera must not be reused.
+    processor = StereoFrameProcessor(TYPES)
+    processor.process(make_pair(scene), manager.pipeline, {'depth'})
+    messages = processor.process(pair, manager.pipeline, {'depth'}).messages
     depth = image_to_array(messages['depth'])[0]
     truth = scene.camera.focal_baseline / scene.disparity[::2, ::2]
     valid = np.isfinite(depth) & np.isfinite(truth)

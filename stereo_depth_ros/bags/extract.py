@@ -16,11 +16,12 @@ from ..sync import make_synchronizer, never_matched
 def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                   limit: Optional[int] = None, slop: Optional[float] = None,
                   left_topic: Optional[str] = None, right_topic: Optional[str] = None,
-                  progress: bool = True) -> int:
+                  progress: bool = True, skipped: Optional[list[str]] = None) -> int:
     """Write every ``every``-th synchronised image pair of the bag; return how many.
 
     Pairs are matched by header stamp (exactly, or within ``slop`` seconds); the stereo image
-    topics are found by type and name unless given. Undecodable pairs are skipped.
+    topics are found by type and name unless given. Undecodable pairs are skipped; with a
+    ``skipped`` list, why (one line each, with the left stamp) is appended to it.
     """
     if every < 1:
         raise DatasetError(f'every must be >= 1, got {every}')
@@ -51,6 +52,9 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                         images = [stereo_input_from_message(m) for m in (left, right)]
                     except StereoDepthError as error:
                         first_error = first_error or str(error)
+                        if skipped is not None:
+                            when = stamp_to_ns(left.header.stamp) / 1e9
+                            skipped.append(f'{error} (stamp {when:.6f})')
                         continue
                     folder = out / f'{written:05d}'
                     folder.mkdir(parents=True, exist_ok=True)

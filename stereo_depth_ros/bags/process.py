@@ -23,7 +23,7 @@ from tqdm import tqdm
 from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
 from ..errors import DatasetError, InterruptedEarly, StereoDepthError
-from ..interrupts import deferred_interrupts
+from ..interrupts import Abort, deferred_interrupts
 from ..msgs.types import stamp_to_ns
 from ..names import check_namespace
 from ..pipeline import StereoPipeline
@@ -193,6 +193,8 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     except _NothingDone:
         raise InterruptedEarly('before the first pair was processed; no output bag was '
                                'written') from None
+    except Abort:  # BagWriter discarded the staged bag: nothing half-written
+        raise InterruptedEarly('twice: stopped at once; no output bag was written') from None
     return summary
 
 
@@ -255,7 +257,8 @@ class _Run:
         # The bar is closed on errors too, so an error line does not land on it.
         with tqdm(total=bag.message_count(self.stereo.left_image), desc='process-bag',
                   unit='frame', disable=not progress) as bar:
-            with deferred_interrupts() as stop:
+            with deferred_interrupts('stopping after the current pair (interrupt again to stop '
+                                     'at once, keeping no output bag)') as stop:
                 for connection, log_time, data in bag.messages():
                     if stop:
                         summary.interrupted = True

@@ -1,6 +1,7 @@
 """Adapt a learned backend to your camera from unlabeled rectified pairs or a bag."""
 
 import argparse
+import sys
 from pathlib import Path
 
 from .common import add_device_argument
@@ -98,11 +99,15 @@ def run(args: argparse.Namespace) -> int:
     if args.bag:
         from ..bags.extract import extract_pairs
         pairs = out_dir / 'pairs'
+        bad: list[str] = []
         count = extract_pairs(args.bag, pairs, every=args.bag_every,
                               slop=args.slop if args.approximate_sync else None,
                               left_topic=args.left_image, right_topic=args.right_image,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, skipped=bad)
         print(f'extracted {counted(count, "pair")} from {args.bag} into {pairs}')
+        if bad:
+            print(f'skipped {counted(len(bad), "pair")} that could not be decoded (first: '
+                  f'{bad[0]})', file=sys.stderr)
     result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,
                    progress=not args.no_progress, resume=args.resume)
     figures = before_after(config.backend, start, result.weights,

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from .common import (add_device_argument, add_precision_argument, parse_backend_options,
                      parse_size)
 from ..backends.base import DisparityBackend
-from ..backends.registry import backend_names, backend_record, create_backend
+from ..backends.registry import (backend_names, backend_options, backend_record,
+                                 create_backend)
 from ..errors import BackendError
 from ..evaluation.layer_times import LayerTimer, format_layer_times
 from ..glibc import load_glibc
@@ -287,9 +288,18 @@ def run(args: argparse.Namespace) -> int:
     records = [backend_record(name) for name in names]  # unknown names fail before any work
     learned = [record.name for record in records if record.needs_weights]
     options = parse_backend_options(args.backend_option)  # and so do malformed options
-    if options and not learned:
-        raise BackendError(f'--backend-option applies to the learned backends, and none is in '
-                           f'--backends ({",".join(names)})')
+    learned_flags = [flag for flag, given in (
+        ('--backend-option', options), ('--precision', args.precision),
+        ('--random-weights', args.random_weights), ('--profile', args.profile),
+        ('--threads', args.threads), ('--device', args.device != 'auto')) if given]
+    if learned_flags and not learned:
+        verb = 'applies' if len(learned_flags) == 1 else 'apply'
+        raise BackendError(f'{", ".join(learned_flags)} {verb} to the learned backends, and '
+                           f'none is in --backends ({",".join(names)})')
+    for record in records:  # bad option names or values, before the progress bar starts
+        if record.needs_weights:
+            backend_options(record, {**options, **({'precision': args.precision}
+                                                   if args.precision else {})})
     explicit = _parse_weights(args.weights)
     strays = sorted(set(explicit) - set(learned))
     if strays:

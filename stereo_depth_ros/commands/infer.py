@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         camera = StereoCameraModel.from_focal_baseline(args.fx, args.baseline, left.shape[1],
                                                        left.shape[0])
     pipeline = pipeline_from_args(args).pipeline
+    if camera is None and (pipeline.min_depth or pipeline.max_depth):
+        print('warning: min_depth/max_depth of the parameter file need --fx and --baseline '
+              '(depth); without them they are ignored', file=sys.stderr)
     if likely_swapped(left, right):
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
     result = pipeline.process(left, right, camera, outputs=frozenset({'depth', 'obstacle'}))

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                            keep_camera_stamps=args.keep_camera_stamps,
                            topic_prefix=args.topic_prefix, distro=args.ros_distro,
                            strict=args.strict, compression=args.compressed)
-    print(f'wrote {summary.frames} {summary.layout} frames to {summary.bag} '
+    print(f'wrote {summary.frames} frames of the KITTI {summary.layout} layout to {summary.bag} '
           f'({args.storage}, rosbag2 metadata version {METADATA_VERSION})')
     print(f'stereo: fx {summary.fx:.2f} px, baseline {summary.baseline:.4f} m')
     for topic, count in summary.topics.items():

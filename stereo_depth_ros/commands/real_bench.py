@@ -4,7 +4,7 @@ import argparse
 
 from .common import (add_backend_arguments, check_output_folder, json_line,
                      parse_backend_options)
-from ..backends import create_backend
+from ..backends import backend_record, create_backend
 from ..errors import BackendError
 
 
@@ -41,6 +41,13 @@ def run(args: argparse.Namespace) -> int:
         raise BackendError(f'{", ".join(given)} apply to --backend ({args.backend}), which is '
                            f'not in --backends ({",".join(names)}): name the backend they are '
                            'for with --backend')
+    if not backend_record(args.backend).needs_weights:
+        flags = [flag for flag, given in (('--precision', args.precision),
+                                          ('--device', args.device != 'auto')) if given]
+        if flags:
+            verb = 'applies' if len(flags) == 1 else 'apply'
+            raise BackendError(f'{", ".join(flags)} {verb} to a learned --backend, not '
+                               f'{args.backend}')
     options = parse_backend_options(args.backend_option)
     if args.precision:
         options['precision'] = args.precision

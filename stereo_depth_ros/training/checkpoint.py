@@ -21,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..atomic_files import written_atomically
-from ..errors import StereoDepthError
+from ..errors import first_line, StereoDepthError
 
 
 #: Prefix of the model's tensors in a checkpoint's tensor file (the optimizer's: ``optimizer.``).
@@ -155,8 +155,15 @@ def load_checkpoint(prefix: str | Path, model: torch.nn.Module,
     try:
         model.load_state_dict(model_state, strict=True)
     except RuntimeError as error:
+        # torch lists every missing key (thousands of characters): its first line, and who
+        # saved the checkpoint, say enough.
+        config = record.get('extra', {}).get('config') or {}
+        saved = (f' (saved by a {config["backend"]} run)'
+                 if isinstance(config, dict) and config.get('backend') else '')
         raise CheckpointError(
-            f'checkpoint {tensor_path} does not fit the model: {error}') from None
+            f'checkpoint {tensor_path}{saved} does not fit the {type(model).__name__} model '
+            f'({first_line(error).rstrip(":")}): continue it with the config that made it, '
+            'or start a new --out-dir') from None
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith('optimizer.'):
