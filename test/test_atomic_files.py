@@ -193,3 +193,17 @@ def test_replace_files_refuses_a_folder_in_the_way_before_removing_anything(
     with pytest.raises(IsADirectoryError, match='b.png is a folder'):
         replace_files(tmp_path, {'a.npy': b'new'}, ('a.npy', 'b.png'))
     assert (tmp_path / 'a.npy').read_text() == 'old'  # a refused run keeps what was there
+
+
+def test_a_checkpoint_of_another_network_is_one_short_line(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    saved = backend_record('costnet').network(**TINY['costnet'])
+    other = backend_record('dispnet').network(**TINY['dispnet'])
+    prefix = tmp_path / 'checkpoint'
+    checkpoint.save_checkpoint(prefix, saved, torch.optim.Adam(saved.parameters()), 3,
+                               extra={'config': {'backend': 'costnet'}})
+    with pytest.raises(checkpoint.CheckpointError) as error:
+        checkpoint.load_checkpoint(prefix, other, torch.optim.Adam(other.parameters()))
+    text = str(error.value)
+    assert '(saved by a costnet run) does not fit the DispNet model' in text
+    assert len(text) < 400 and '\n' not in text  # not torch's list of every missing key
