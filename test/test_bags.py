@@ -625,6 +625,11 @@ def test_find_stereo_topics_takes_compressed_streams():
                                            'sensor_msgs/msg/Image or sensor_msgs/msg/'
                                            'CompressedImage topic'):
         find_stereo_topics(topics, left_image='/cam/left/camera_info')
+    depth_only = {'/cam/left/image_rect/compressedDepth': compressed, '/cam/left/disparity': image}
+    with pytest.raises(DatasetError, match='found: none; left out as results or depth maps: '
+                                           '/cam/left/disparity, /cam/left/image_rect/'
+                                           'compressedDepth'):
+        find_stereo_images(depth_only)
 
 
 @pytest.mark.parametrize('codec', ['png', 'jpeg'])

@@ -311,9 +311,13 @@ def _pick_image(topics: dict[str, str], side: str, other: Optional[str]) -> str:
         images = rectified or images
     if len(images) != 1:
         found = ', '.join(images) if images else 'none'
+        results = sorted(t for t, kind in topics.items() if kind in IMAGE_TYPES
+                         and _has_word(t, side) and t not in images)
+        passed = (f'; left out as results or depth maps: {", ".join(results)}' if results
+                  and not images else '')
         raise DatasetError(f'cannot choose the {side} image topic (sensor_msgs/msg/Image or '
-                           f'CompressedImage with "{side}" in its name; found: {found}); name '
-                           f'it with --{side}-image')
+                           f'CompressedImage with "{side}" in its name; found: {found}{passed}); '
+                           f'name it with --{side}-image')
     return images[0]
 
 
