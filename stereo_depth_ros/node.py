@@ -155,14 +155,23 @@ class StereoDepthNode(Node):
             self.get_logger().warning(ignored)
         self._warn_unknown_parameters()
 
+    def _given_parameters(self) -> dict[str, Any]:
+        """Return the parameters given to this node (parameter files, ``-p``) and their values.
+
+        rclpy keeps them in the private ``_parameter_overrides`` (Humble, Jazzy); where it
+        does not, nothing is known to be given.
+        """
+        given = getattr(self, '_parameter_overrides', None) or {}
+        return {name: _plain(parameter.value) for name, parameter in given.items()}
+
     def _warn_unknown_parameters(self) -> None:
         """Warn about parameters given to the node that it does not have (typos, old files).
 
         ROS ignores them silently; ``qos_overrides.*`` are declared with the subscriptions
         and publishers, so this runs after those exist.
         """
-        given = getattr(self, '_parameter_overrides', {}) or {}
-        unknown = sorted(name for name in given if not self.has_parameter(name))
+        unknown = sorted(name for name in self._given_parameters()
+                         if not self.has_parameter(name))
         if unknown:
             self.get_logger().warning(
                 f'ignoring parameter(s) this node does not have: {", ".join(unknown)} '
@@ -185,9 +194,7 @@ class StereoDepthNode(Node):
                     dynamic_typing=True))
         values = {spec.name: _plain(self.get_parameter(spec.name).value) for spec in PARAMETERS}
         old = {alias: _plain(self.get_parameter(alias).value) for alias in ALIASES}
-        given = {name: _plain(parameter.value) for name, parameter
-                 in (getattr(self, '_parameter_overrides', {}) or {}).items()}
-        merged = apply_old_names(values, old, given)
+        merged = apply_old_names(values, old, self._given_parameters())
         renamed = []
         for alias, value in old.items():
             if value is not None:

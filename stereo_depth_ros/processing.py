@@ -89,11 +89,12 @@ class StereoFrameProcessor:
     The images are ``sensor_msgs/Image`` or ``sensor_msgs/CompressedImage`` (JPEG or PNG, as
     image_transport's ``compressed`` transport publishes them). Bad input raises
     ImageFormatError or CalibrationError naming the problem: images above ``max_megapixels``
-    (checked before anything is decoded, :func:`input_size`), an
-    encoding that is not a camera image, bytes that do not decode, left/right of different
-    sizes or kinds (grey vs colour),
-    camera infos that do not fit the images, an uncalibrated or wrong-sign baseline.
-    The stereo model is cached while the camera infos stay the same.
+    (checked before anything is decoded, :func:`input_size`), an encoding that is not a
+    camera image, bytes that do not decode, left/right of different sizes or kinds (grey vs
+    colour), camera infos that do not fit the images, an uncalibrated or wrong-sign baseline.
+    The stereo model is cached while the camera infos stay the same. Every
+    ``swap_check_period`` seconds (and on the first pair) the output says whether the pair
+    looks swapped.
     """
 
     def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None,
