@@ -2,7 +2,8 @@
 
 Defaults match the bags written by ``stereo-depth kitti2bag``: the node runs in namespace
 ``stereo`` and reads ``/stereo/left/image_rect``, ``/stereo/right/image_rect``,
-``/stereo/left/camera_info`` and ``/stereo/right/camera_info``.
+``/stereo/left/camera_info`` and ``/stereo/right/camera_info`` (a bag written with
+``--compressed``: add ``image_transport:=compressed``).
 
     ros2 launch stereo_depth_ros depth.launch.py use_rviz:=true
     ros2 launch stereo_depth_ros depth.launch.py backend:=dispnetc \\

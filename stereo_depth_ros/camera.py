@@ -56,6 +56,11 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'stereo baseline has the wrong sign (B = {self.baseline:.4f} m): the right '
                 'CameraInfo must have P[3] = -fx * B < 0; are left and right swapped?')
+        if self.baseline > MAX_BASELINE:
+            raise CalibrationError(
+                f'stereo baseline of {self.baseline:g} m is implausibly long (limit '
+                f'{MAX_BASELINE:g} m): given in millimetres? (B, and P[3] = -fx * B, are in '
+                'metres)')
         if not abs(self.fx * self.baseline) < MAX_FOCAL_BASELINE:
             raise CalibrationError(
                 f'fx * baseline = {self.fx * self.baseline:.3g} px m is implausibly large '
@@ -114,7 +119,8 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'left and right cy differ ({left[1, 2]} vs {right[1, 2]}): rows do not align')
         baseline = -(right[0, 3] - left[0, 3]) / fx
-        # Built first: its own checks (focal lengths, a zero or negative baseline) say more.
+        # Built first: its own checks (focal lengths, a zero, negative or long baseline) say
+        # more than the vertical offset below.
         model = cls(int(width), int(height), float(fx), float(left[1, 1]), float(left[0, 2]),
                     float(right[0, 2]), float(left[1, 2]), float(baseline))
         vertical = -(right[1, 3] - left[1, 3]) / left[1, 1]
@@ -123,10 +129,6 @@ class StereoCameraModel:
                 f'the right camera is offset vertically (P[7] gives {vertical:.4f} m against a '
                 f'horizontal baseline of {baseline:.4f} m): only horizontally rectified pairs '
                 '(P[7] = 0) are supported')
-        if baseline > MAX_BASELINE:
-            raise CalibrationError(
-                f'stereo baseline of {baseline:g} m is implausibly long (limit {MAX_BASELINE:g} '
-                f'm): is P[3] = -fx * B written with B in millimetres?')
         return model
 
     @classmethod

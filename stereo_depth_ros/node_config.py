@@ -81,9 +81,10 @@ _OBSTACLE = tuple(
     for name, description, limits in (
         ('roi', 'Window searched for obstacles, as fractions of the image: '
          '[x, y, width, height].', None),
-        ('min_range', 'Nearer depths (m) are ignored; also Range.min_range.', (0.0, 1000.0)),
-        ('max_range', 'Farther depths (m) are ignored; also Range.max_range (range is +inf '
-         'when nothing is nearer).', (0.01, 100000.0)),
+        ('min_range', 'Nearer depths (m) are ignored; Range.min_range is this or more (also '
+         'min_depth and the nearest depth the backend measures).', (0.0, 1000.0)),
+        ('max_range', 'Farther depths (m) are ignored; Range.max_range is this or less (range '
+         'is +inf when nothing lies in between).', (0.01, 100000.0)),
         ('distance_band', 'Pixels up to this many metres behind the nearest depth belong to '
          'the obstacle; also the depth jump that separates two objects.', (0.001, 1000.0)),
         ('distance_band_fraction', 'If > 0, the distance band is at most this fraction of the '

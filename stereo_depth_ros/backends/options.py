@@ -40,7 +40,8 @@ class LearnedOptions:
         limits=(0, 256))
     scale: float = option(
         1.0, 'Learned backends: the network sees the images resized by this factor (0.05-1); '
-        'its disparity range grows by 1/scale and its cost falls by scale^2.',
+        'its disparity range grows by 1/scale and the network\'s own cost falls by about '
+        'scale^2 (the whole backend saves less).',
         limits=(MIN_PASS_SCALE, 1.0))
     pad_mode: str = option(
         'replicate', 'Learned backends: how images are padded to the network divisor.',

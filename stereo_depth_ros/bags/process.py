@@ -161,7 +161,8 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     pair is processed, StereoDepthError says why (empty topics, stamps that never pair,
     the first bad pair) and no output bag is written. Ctrl-C or SIGTERM end the run after
     the current pair, with the output bag closed and ``interrupted`` set; before the first
-    pair they write no bag and raise InterruptedEarly (a KeyboardInterrupt) saying so.
+    pair they write no bag and raise InterruptedEarly (a KeyboardInterrupt) saying so. A second
+    signal stops at once, discards the staged bag and raises InterruptedEarly too.
     """
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     if namespace is not None:
