@@ -216,9 +216,12 @@ class StereoDepthNode(Node):
         system_default = bool(self._manager.value('use_system_default_qos'))
         subscribers = []
         transport = str(self._manager.value('image_transport'))
+        # rclpy's Node.resolve_topic_name (expansion and remapping); an rclpy without it
+        # subscribes to the relative name plus the suffix (remap that name then).
+        resolve = getattr(self, 'resolve_topic_name', lambda name: name)
         for topic, suffix, type_name in input_subscriptions(transport):
             if suffix:
-                topic = self.resolve_topic_name(topic) + suffix
+                topic = resolve(topic) + suffix
             qos = _system_default_qos() if system_default else _sensor_qos()
             subscribers.append(message_filters.Subscriber(
                 self, getattr(self._types, type_name), topic, qos_profile=qos,
