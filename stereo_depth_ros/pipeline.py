@@ -53,9 +53,9 @@ class StereoPipeline:
     117) and blank the disparity there, whatever outputs are requested (they need the camera
     model: without it nothing is marked). The one thing it carries from pair to pair is the
     top of the colour picture's scale (:class:`~stereo_depth_ros.visualize.ColourScale`): one
-    pipeline per stream. A pipeline
-    that replaces another one of the same stream (new settings) is given its
-    ``colour_scale``, so the colours keep their meaning across the change.
+    pipeline per stream. A pipeline that replaces another one of the same stream (new
+    settings) is given its ``colour_scale``, so the colours keep their meaning across the
+    change.
     """
 
     def __init__(self, backend: DisparityBackend,

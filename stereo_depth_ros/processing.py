@@ -17,8 +17,7 @@ from .camera import camera_info_fields, StereoCameraModel
 from .errors import ImageFormatError
 from .images import to_rgb
 from .msgs.images import (array_to_image, compressed_image_size, ENCODINGS, image_label,
-                          is_compressed, STEREO_ENCODINGS, stereo_input_from_compressed,
-                          stereo_input_from_image)
+                          is_compressed, STEREO_ENCODINGS, stereo_input_from_message)
 from .msgs.obstacle import make_mask_image, make_obstacle_range
 from .msgs.points import make_point_cloud2
 from .msgs.stereo import make_camera_info, make_depth_image, make_disparity_image
@@ -143,19 +142,14 @@ class StereoFrameProcessor:
         return left, right, camera
 
     def _image(self, msg: Any, side: str) -> np.ndarray:
-        if is_compressed(msg):
-            try:
-                return stereo_input_from_compressed(msg, self.mono16_bit_depth)
-            except ImageFormatError as error:
-                raise ImageFormatError(f'{side} image: {error}') from None
-        if msg.encoding not in STEREO_ENCODINGS:
+        if not is_compressed(msg) and msg.encoding not in STEREO_ENCODINGS:
             kind = ('is not a camera intensity image' if msg.encoding in ENCODINGS
                     else 'is not supported')
             raise ImageFormatError(
                 f'{side} image: encoding {msg.encoding!r} {kind}; stereo input must be one '
                 f'of {", ".join(STEREO_ENCODINGS)}')
         try:
-            return stereo_input_from_image(msg, self.mono16_bit_depth)
+            return stereo_input_from_message(msg, self.mono16_bit_depth)
         except ImageFormatError as error:
             raise ImageFormatError(f'{side} image: {error}') from None
 

@@ -434,8 +434,8 @@ def test_bench_warms_up_each_backend_then_times_them_in_turns(
             calls.append(self.name)
             return np.zeros(left.shape[:2], np.float32)
 
-    monkeypatch.setattr(bench, '_build',
-                        lambda name, args, folder, explicit: (Recorder(name), 'fake', ''))
+    monkeypatch.setattr(bench, '_build', lambda name, args, folder, explicit, options: (
+        Recorder(name), 'fake', ''))
     assert bench.run(_bench_args(backends='sgbm,dispnet,costnet', repeats=3, warmup=2)) == 0
     warmups, rounds = calls[:6], calls[6:]
     assert warmups == ['sgbm', 'sgbm', 'dispnet', 'dispnet', 'costnet', 'costnet']

@@ -8,14 +8,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Any, TYPE_CHECKING, Optional
 
 import numpy as np
 import psutil
 from tqdm import tqdm
 
 from .common import (add_device_argument, add_precision_argument, parse_backend_options,
-                     parse_size)
+                     parse_size, refuse_given_flags)
 from ..backends.base import DisparityBackend
 from ..backends.registry import (backend_names, backend_options, backend_record,
                                  create_backend)
@@ -114,15 +114,12 @@ def _random_weights(name: str, folder: Path) -> Path:
                         extra_metadata={'note': 'random initialisation (benchmark only)'})
 
 
-def _build(name: str, args: argparse.Namespace, folder: Path,
-           explicit: dict[str, str]) -> tuple[Optional[DisparityBackend], str, str]:
-    """Return (backend or None, weights description, skip note)."""
+def _build(name: str, args: argparse.Namespace, folder: Path, explicit: dict[str, str],
+           options: dict[str, Any]) -> tuple[Optional[DisparityBackend], str, str]:
+    """Return (backend or None, weights description, skip note); ``options``: a learned one's."""
     info = backend_record(name)
     if not info.needs_weights:
         return create_backend(name, device=args.device), '-', ''
-    options = parse_backend_options(args.backend_option)
-    if args.precision:
-        options['precision'] = args.precision
     weights = explicit.get(name)
     if weights is None:
         default = info.default_weights()
@@ -288,18 +285,18 @@ def run(args: argparse.Namespace) -> int:
     records = [backend_record(name) for name in names]  # unknown names fail before any work
     learned = [record.name for record in records if record.needs_weights]
     options = parse_backend_options(args.backend_option)  # and so do malformed options
-    learned_flags = [flag for flag, given in (
-        ('--backend-option', options), ('--precision', args.precision),
-        ('--random-weights', args.random_weights), ('--profile', args.profile),
-        ('--threads', args.threads), ('--device', args.device != 'auto')) if given]
-    if learned_flags and not learned:
-        verb = 'applies' if len(learned_flags) == 1 else 'apply'
-        raise BackendError(f'{", ".join(learned_flags)} {verb} to the learned backends, and '
-                           f'none is in --backends ({",".join(names)})')
+    if not learned:
+        refuse_given_flags((('--backend-option', options), ('--precision', args.precision),
+                            ('--random-weights', args.random_weights),
+                            ('--profile', args.profile), ('--threads', args.threads),
+                            ('--device', args.device != 'auto')),
+                           f'to the learned backends, and none is in --backends '
+                           f'({",".join(names)})')
+    if args.precision:
+        options['precision'] = args.precision
     for record in records:  # bad option names or values, before the progress bar starts
         if record.needs_weights:
-            backend_options(record, {**options, **({'precision': args.precision}
-                                                   if args.precision else {})})
+            backend_options(record, options)
     explicit = _parse_weights(args.weights)
     strays = sorted(set(explicit) - set(learned))
     if strays:
@@ -320,7 +317,7 @@ def run(args: argparse.Namespace) -> int:
         timed: list[tuple[BenchResult, DisparityBackend]] = []
         for name in names:
             progress.set_postfix_str(name)
-            backend, label, note = _build(name, args, Path(tmp), explicit)
+            backend, label, note = _build(name, args, Path(tmp), explicit, options)
             if backend is None:
                 results.append(BenchResult(name, label, [], note=note))
                 progress.update(runs)

@@ -5,10 +5,10 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..backends import DEFAULT_BACKEND, DisparityBackend, backend_names, create_backend
-from ..errors import DatasetError
+from ..errors import BackendError, DatasetError
 from ..node_config import ignored_settings
 from ..pipeline_config import LOGGER, apply_overrides, configure_pipeline, \
     ConfiguredPipeline, read_params_file
@@ -63,6 +63,17 @@ def add_backend_arguments(parser: argparse.ArgumentParser, default: str = DEFAUL
     parser.add_argument('--backend-option', action='append', default=[], metavar='KEY=VALUE',
                         help='backend option, repeatable (e.g. disparity_range=64 for sgbm; '
                              '`stereo-depth backends` lists each backend\'s options)')
+
+
+def refuse_given_flags(flags: Sequence[tuple[str, Any]], applies: str) -> None:
+    """Raise BackendError naming the ``(flag, value)`` given (truthy) that would be ignored.
+
+    ``applies`` ends the line: to what they apply, and why that is not there.
+    """
+    given = [flag for flag, value in flags if value]
+    if given:
+        verb = 'applies' if len(given) == 1 else 'apply'
+        raise BackendError(f'{", ".join(given)} {verb} {applies}')
 
 
 def parse_backend_options(pairs: list[str]) -> dict[str, Any]:

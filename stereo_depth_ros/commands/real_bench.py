@@ -3,7 +3,7 @@
 import argparse
 
 from .common import (add_backend_arguments, check_output_folder, json_line,
-                     parse_backend_options)
+                     parse_backend_options, refuse_given_flags)
 from ..backends import backend_record, create_backend
 from ..errors import BackendError
 
@@ -42,12 +42,8 @@ def run(args: argparse.Namespace) -> int:
                            f'not in --backends ({",".join(names)}): name the backend they are '
                            'for with --backend')
     if not backend_record(args.backend).needs_weights:
-        flags = [flag for flag, given in (('--precision', args.precision),
-                                          ('--device', args.device != 'auto')) if given]
-        if flags:
-            verb = 'applies' if len(flags) == 1 else 'apply'
-            raise BackendError(f'{", ".join(flags)} {verb} to a learned --backend, not '
-                               f'{args.backend}')
+        refuse_given_flags((('--precision', args.precision), ('--device', args.device != 'auto')),
+                           f'to a learned --backend, not {args.backend}')
     options = parse_backend_options(args.backend_option)
     if args.precision:
         options['precision'] = args.precision

@@ -22,8 +22,7 @@ from .losses import masked_epe, valid_mask
 from .pair_split import split_pairs
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss, smoothness_loss
-from .checkpoint import has_checkpoint
-from .trainer import check_step_count, run_checkpoint_prefix, Trainer, _log
+from .trainer import check_step_count, resumes, Trainer, _log
 from ..atomic_files import written_atomically
 from ..data.datasets import StereoSample
 from ..data.photos import PhotoLibrary
@@ -173,9 +172,7 @@ def check_adapt_run(config: TrainConfig, out_dir: str | Path, steps: Optional[in
         if source.kind == 'synthetic' and source.photos \
                 and {'photo', 'mono'} & set(source.scene_kinds):
             PhotoLibrary(source.photos)  # DatasetError naming a missing or empty folder
-    if not resume and has_checkpoint(run_checkpoint_prefix(out_dir)):
-        raise ConfigError(f'{out_dir} already holds a checkpoint; pass --resume to continue '
-                          f'it or choose another --out-dir')
+    resumes(out_dir, resume)
 
 
 def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
@@ -207,7 +204,7 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
         _log(f'warning: no pair is held out ({why}), so no adaptation.json: nothing to '
              'compare runs by')
     trainer.out_dir.mkdir(parents=True, exist_ok=True)
-    if resume and has_checkpoint(trainer.checkpoint_prefix):
+    if resumes(trainer.out_dir, resume):
         trainer.resume()
     else:
         trainer.validate()

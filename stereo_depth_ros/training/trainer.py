@@ -219,6 +219,18 @@ def run_checkpoint_prefix(out_dir: str | Path) -> Path:
     return Path(out_dir) / 'checkpoint'
 
 
+def resumes(out_dir: str | Path, resume: bool) -> bool:
+    """Return whether a run in ``out_dir`` continues its checkpoint (``resume`` and one there).
+
+    A folder that holds a checkpoint is reused only with ``resume``: ConfigError otherwise.
+    """
+    found = has_checkpoint(run_checkpoint_prefix(out_dir))
+    if found and not resume:
+        raise ConfigError(f'{out_dir} already holds a checkpoint; pass --resume to continue '
+                          f'it or choose another --out-dir')
+    return found
+
+
 class Trainer:
     """One training run of a config; see :func:`train`."""
 
@@ -537,9 +549,6 @@ def train(config: TrainConfig, device: str = 'auto', steps: Optional[int] = None
     """
     trainer = Trainer(config, device=device, steps=steps, out_dir=out_dir, progress=progress,
                       minutes=minutes)
-    if resume and has_checkpoint(trainer.checkpoint_prefix):
+    if resumes(trainer.out_dir, resume):
         trainer.resume()
-    elif has_checkpoint(trainer.checkpoint_prefix):
-        raise ConfigError(f'{trainer.out_dir} already holds a checkpoint; pass --resume to '
-                          f'continue it or choose another --out-dir')
     return trainer.run()
