@@ -55,8 +55,8 @@ from .topics import input_subscriptions, OUTPUTS
 from .worker import StereoWorker
 
 NODE_NAME = 'stereo_depth_node'
-#: Seconds between two checks of whether left and right look swapped (one is about 5 ms).
-SWAP_CHECK_PERIOD_S = 10.0
+#: Seconds between two checks of the pair: swapped inputs, rows off (one is about 30 ms).
+PAIR_CHECK_PERIOD_S = 10.0
 #: Seconds between two lines saying why no stereo set pairs, per kind of problem.
 DIAGNOSIS_THROTTLE_S = 30.0
 #: Seconds the inference thread may take to finish its pair at shutdown (ros2 launch sends
@@ -134,7 +134,7 @@ class StereoDepthNode(Node):
                                          self._manager.integer('mono16_bit_depth') or None,
                                          self._manager.number('max_megapixels') or None,
                                          'the start-up parameter max_megapixels:',
-                                         swap_check_period=SWAP_CHECK_PERIOD_S)
+                                         check_period=PAIR_CHECK_PERIOD_S)
         self._worker = StereoWorker(processor, lambda: self._manager.pipeline,
                                     self._wanted_topics, self._publish, self._warn,
                                     self._error)

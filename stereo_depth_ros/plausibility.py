@@ -4,11 +4,17 @@
   a 4000x3000 photo does not take gigabytes of memory before anything is said;
 * :func:`likely_swapped` says whether left and right look exchanged: on a few rows, the
   horizontal shift that matches best is negative for most of them (a correct rectified
-  pair only has positive disparities), which turns the scene into phantom near obstacles.
+  pair only has positive disparities), which turns the scene into phantom near obstacles;
+* :func:`row_offset` measures how far the right view's rows are from the left's, from
+  matched corner features: a rectification or calibration that is off by a pixel or more
+  (:data:`ROW_OFFSET_LIMIT`) costs every matcher many wrong pixels;
+* :func:`check_pair` runs both, for the node and the commands that warn about them.
 """
 
+from dataclasses import dataclass
 from typing import Optional
 
+import cv2
 import numpy as np
 
 from .errors import ImageFormatError
@@ -89,3 +95,126 @@ def swap_warning(name: str, advice: str = 'exchange the inputs') -> str:
     """Return the warning line for a pair that :func:`likely_swapped`; ``name`` may be ''."""
     where = f' {name}:' if name else ''
     return f'warning:{where} {SWAP_SYMPTOM}; obstacles would be phantoms - {advice}'
+
+
+#: Rows of the right view this far (px) from the left's at a typical feature, or twice this
+#: at the worst, get a warning. On 12 full-range validation scenes, the right view moved
+#: down by 0 / 0.5 / 1 / 1.5 / 2 px, ``costnet_fast``'s bad-2 goes 15.3 / 16.2 / 19.7 /
+#: 27.2 / 41.4 % and ``sgbm``'s 25.0 / 25.3 / 26.8 / 32.1 / 41.5 % (docs/ros.md;
+#: ``python -m stereo_depth_ros.evaluation.row_offsets --shifts 0,0.5,1,1.5,2``).
+ROW_OFFSET_LIMIT = 1.0
+
+#: Fewer matched features than this give no estimate.
+MIN_ROW_MATCHES = 20
+
+
+@dataclass(frozen=True)
+class RowOffset:
+    """How far the right view's rows lie from the left's, in pixels.
+
+    A plane fitted to the row offsets of matched features (the right image's row minus the
+    left's for one scene point) gives each feature's offset; a rotation between the views
+    shows as offsets that grow towards the edges. ``typical`` is the median size of those
+    offsets, ``largest`` their 95th percentile, ``lower`` whether the right view mostly shows
+    the scene lower than the left, ``matches`` how many features the fit kept.
+    """
+
+    typical: float
+    largest: float
+    lower: bool
+    matches: int
+
+    @property
+    def too_large(self) -> bool:
+        """Whether a typical feature is :data:`ROW_OFFSET_LIMIT` off, or the worst twice it."""
+        return self.typical >= ROW_OFFSET_LIMIT or self.largest >= 2 * ROW_OFFSET_LIMIT
+
+
+def _matched_points(left: np.ndarray, right: np.ndarray,
+                    max_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the (x, y) of cross-checked ORB matches in the left and the right image.
+
+    The descriptor's patch (31 px, ORB's own) shrinks on small images, whose margins it
+    would otherwise leave without features.
+    """
+    patch = int(np.clip(min(left.shape[:2]) // 6, 9, 31))
+    orb = cv2.ORB.create(nfeatures=max_features, nlevels=1, fastThreshold=10,
+                         edgeThreshold=patch, patchSize=patch)
+    points, descriptors = [], []
+    for image in (left, right):
+        keypoints, described = orb.detectAndCompute(image, None)
+        if described is None:
+            return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+        points.append(np.array([keypoint.pt for keypoint in keypoints], np.float32))
+        descriptors.append(described)
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(*descriptors)
+    pairs = np.array([(match.queryIdx, match.trainIdx) for match in matches],
+                     np.int64).reshape(-1, 2)
+    return points[0][pairs[:, 0]], points[1][pairs[:, 1]]
+
+
+def row_offset(left: np.ndarray, right: np.ndarray, max_features: int = 1000,
+               search_rows: float = 16.0) -> Optional[RowOffset]:
+    """Return the :class:`RowOffset` of a pair, or None where too few features match.
+
+    Features are matched over the whole image; a match counts when its disparity is not
+    negative and its rows differ by less than ``search_rows``. A plane ``dy = a + b x + c y``
+    is fitted to them twice, the second time without those more than 1 px off the first:
+    wrong matches scatter, while the rectification error is smooth over the image. On the
+    51 real pairs of ``../shared/data/unlabeled`` (well rectified) ``typical`` was at most
+    0.5 px and ``largest`` 0.9 px (``python -m stereo_depth_ros.evaluation.row_offsets``).
+    """
+    gray_left, gray_right = to_gray(left), to_gray(right)
+    height, width = gray_left.shape
+    if min(height, width) < 32:
+        return None
+    points_left, points_right = _matched_points(gray_left, gray_right, max_features)
+    offsets = points_right[:, 1] - points_left[:, 1]
+    kept = (points_left[:, 0] - points_right[:, 0] > -1.0) & (np.abs(offsets) < search_rows)
+    if kept.sum() < MIN_ROW_MATCHES:
+        return None
+    kept &= np.abs(offsets - np.median(offsets[kept])) <= 2.0
+    design = np.column_stack([np.ones(len(offsets)), points_left[:, 0] / width - 0.5,
+                              points_left[:, 1] / height - 0.5])
+    for _ in range(2):
+        coefficients = np.linalg.lstsq(design[kept], offsets[kept], rcond=None)[0]
+        fitted = design @ coefficients
+        kept &= np.abs(offsets - fitted) <= 1.0
+        if kept.sum() < MIN_ROW_MATCHES:
+            return None
+    sizes = np.abs(fitted[kept])
+    return RowOffset(typical=float(np.median(sizes)), largest=float(np.percentile(sizes, 95)),
+                     lower=bool(np.median(fitted[kept]) > 0), matches=int(kept.sum()))
+
+
+def row_offset_warning(name: str, offset: RowOffset) -> str:
+    """Return the warning line for a pair whose :class:`RowOffset` is too large."""
+    where = f' {name}:' if name else ''
+    side = 'lower' if offset.lower else 'higher'
+    return (f'warning:{where} rows of the right image are {offset.typical:.1f} px off those of '
+            f'the left (up to {offset.largest:.1f} px; it shows the scene {side}); from '
+            f'{ROW_OFFSET_LIMIT:g} px on, matching gets much worse - check the rectification '
+            f'and the calibration')
+
+
+@dataclass(frozen=True)
+class PairCheck:
+    """What :func:`check_pair` found: a swap, and the row offset (None: not measurable)."""
+
+    swapped: bool
+    row_offset: Optional[RowOffset]
+
+    @property
+    def misaligned(self) -> bool:
+        """Whether the rows are off by :data:`ROW_OFFSET_LIMIT` or more."""
+        return self.row_offset is not None and self.row_offset.too_large
+
+
+def check_pair(left: np.ndarray, right: np.ndarray) -> PairCheck:
+    """Return whether the pair looks swapped and how far its rows are off.
+
+    The row offset is not measured on a pair that looks swapped (its matches have negative
+    disparities).
+    """
+    swapped = likely_swapped(left, right)
+    return PairCheck(swapped=swapped, row_offset=None if swapped else row_offset(left, right))

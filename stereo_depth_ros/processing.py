@@ -23,7 +23,7 @@ from .msgs.points import make_point_cloud2
 from .msgs.stereo import make_camera_info, make_depth_image, make_disparity_image
 from .msgs.types import MessageTypes
 from .pipeline import PipelineResult, StereoPipeline
-from .plausibility import check_image_size, likely_swapped
+from .plausibility import check_image_size, check_pair, PairCheck
 from .topics import check_topics, pipeline_outputs
 
 
@@ -42,14 +42,14 @@ class StereoPair:
 class FrameOutput:
     """Messages to publish (topic -> message) for one pair, and the pipeline's timings (ms).
 
-    ``swapped`` is whether the pair looked swapped (:func:`~stereo_depth_ros.plausibility.
-    likely_swapped`) where this pair was checked, else None.
+    ``check`` is what :func:`~stereo_depth_ros.plausibility.check_pair` found (swapped
+    inputs, rows off) where this pair was checked, else None.
     """
 
     messages: dict[str, Any]
     timings: dict[str, float]
     camera: StereoCameraModel
-    swapped: Optional[bool] = None
+    check: Optional[PairCheck] = None
 
 
 def obstacle_field_of_view(camera: StereoCameraModel,
@@ -92,21 +92,21 @@ class StereoFrameProcessor:
     camera image, bytes that do not decode, left/right of different sizes or kinds (grey vs
     colour), camera infos that do not fit the images, an uncalibrated or wrong-sign baseline.
     The stereo model is cached while the camera infos stay the same. Every
-    ``swap_check_period`` seconds (and on the first pair) the output says whether the pair
-    looks swapped.
+    ``check_period`` seconds (and on the first pair) the output says whether the pair looks
+    swapped and how far its rows are off (:func:`~stereo_depth_ros.plausibility.check_pair`).
     """
 
     def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None,
                  max_megapixels: Optional[float] = None,
                  limit_option: str = '--max-megapixels',
-                 swap_check_period: float = math.inf,
+                 check_period: float = math.inf,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.types = types
-        #: Seconds between two checks of whether left and right look swapped (about 5 ms
-        #: at 1242x375); the first pair is always checked, inf: only the first.
-        self.swap_check_period = float(swap_check_period)
+        #: Seconds between two checks of the pair (swapped? rows off? about 30 ms at
+        #: 1242x375); the first pair is always checked, inf: only the first.
+        self.check_period = float(check_period)
         self._clock = clock
-        self._last_swap_check: Optional[float] = None
+        self._last_check: Optional[float] = None
         self.mono16_bit_depth = mono16_bit_depth or None
         #: Pairs larger than this many megapixels are refused before decoding (None: no limit).
         self.max_megapixels = max_megapixels or None
@@ -162,16 +162,15 @@ class StereoFrameProcessor:
         messages = build_messages(result, topics, camera, pair.left_image.header, left,
                                   self.types)
         return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
-                           swapped=self._check_swap(left, right))
+                           check=self._check(left, right))
 
-    def _check_swap(self, left: np.ndarray, right: np.ndarray) -> Optional[bool]:
-        """Return :func:`likely_swapped` when a check is due, else None."""
+    def _check(self, left: np.ndarray, right: np.ndarray) -> Optional[PairCheck]:
+        """Return :func:`check_pair` when a check is due, else None."""
         now = self._clock()
-        if self._last_swap_check is not None \
-                and now - self._last_swap_check < self.swap_check_period:
+        if self._last_check is not None and now - self._last_check < self.check_period:
             return None
-        self._last_swap_check = now
-        return likely_swapped(left, right)
+        self._last_check = now
+        return check_pair(left, right)
 
 
 def build_messages(result: PipelineResult, topics: frozenset[str], camera: StereoCameraModel,

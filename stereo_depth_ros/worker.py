@@ -13,7 +13,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
 from .errors import StereoDepthError
 from .monitoring import LogThrottle, ThroughputMonitor
 from .pipeline import StereoPipeline
-from .plausibility import swap_warning
+from .plausibility import row_offset_warning, swap_warning
 from .processing import StereoFrameProcessor, StereoPair
 
 T = TypeVar('T')
@@ -21,6 +21,8 @@ T = TypeVar('T')
 SWAPPED = 'swapped'
 SWAPPED_WARNING = swap_warning('', 'check which topic is remapped to left/image_rect and '
                                'which to right/image_rect')
+#: The throttle key of the warning about rows of the two images that are off.
+MISALIGNED = 'misaligned'
 
 
 class LatestSlot(Generic[T]):
@@ -163,8 +165,12 @@ class StereoWorker:
             return False
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')))
-        if output.swapped:
+        check = output.check
+        if check is not None and check.swapped:
             self._log(self._warn, SWAPPED, SWAPPED_WARNING)
+        if check is not None and check.misaligned:
+            assert check.row_offset is not None
+            self._log(self._warn, MISALIGNED, row_offset_warning('', check.row_offset))
         return True
 
     def _log(self, log: Callable[[str], None], problem: Exception | str, text: str) -> None:

@@ -134,6 +134,17 @@ def test_swapped_pair_is_warned_about(images, tmp_path, capsys):
     assert code == 0 and lines == []
 
 
+def test_rows_that_are_off_are_warned_about(tmp_path, capsys):
+    left, right = textured_pair(3, 320, 160)
+    cv2.imwrite(str(tmp_path / 'left.png'), left)
+    cv2.imwrite(str(tmp_path / 'right.png'), np.roll(right, -3, axis=0))  # 3 px higher
+    code, _, lines = run_cli(infer_args(tmp_path, tmp_path / 'o'), capsys)
+    assert code == 0 and len(lines) == 1
+    assert lines[0].startswith(f'warning: {tmp_path / "left.png"} / {tmp_path / "right.png"}: '
+                               'rows of the right image are 3.0 px off')
+    assert 'shows the scene higher' in lines[0]
+
+
 def test_swap_detection_on_both_orders():
     for seed in range(4):
         left, right = textured_pair(seed, 200, 60, shift=5 + seed)

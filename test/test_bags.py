@@ -694,10 +694,22 @@ def test_process_bag_says_when_the_images_look_swapped(kitti_bag, tmp_path):
                'left_info': '/stereo/left/camera_info', 'right_info': '/stereo/right/camera_info'}
     summary = process_bag(kitti_bag, tmp_path / 'out', sgbm_pipeline(), topics=swapped,
                           progress=False)
-    assert summary.likely_swapped
+    assert summary.check is not None and summary.check.swapped
     assert any('look swapped' in line for line in summary.warnings())
     plain = process_bag(kitti_bag, tmp_path / 'plain', sgbm_pipeline(), progress=False)
-    assert not plain.likely_swapped
+    assert plain.check is not None and not plain.check.swapped
+    assert not any('warning' in line for line in plain.warnings())
+
+
+def test_process_bag_says_when_the_rows_are_off(tmp_path):
+    stamps = [START_NS + i * 100_000_000 for i in range(FRAMES)]
+    low = [np.roll(right, 2, axis=0) for _, right in PAIRS]  # right content 2 px lower
+    drive = write_raw_drive(tmp_path / 'kitti', [p[0] for p in PAIRS], low, CAMERA, stamps)
+    kitti_to_bag(drive, tmp_path / 'bag', progress=False)
+    summary = process_bag(tmp_path / 'bag', tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert summary.pairs == FRAMES and summary.check is not None and summary.check.misaligned
+    warned = [line for line in summary.warnings() if 'rows of the right image' in line]
+    assert len(warned) == 1 and warned[0].startswith('warning: first pair: rows of the right')
 
 
 def test_summary_lines_of_an_interrupted_run():

@@ -528,7 +528,7 @@ def test_a_binned_camera_gets_metric_depth(scene, manager):
 
 def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
     now = [0.0]
-    processor = StereoFrameProcessor(TYPES, swap_check_period=10.0, clock=lambda: now[0])
+    processor = StereoFrameProcessor(TYPES, check_period=10.0, clock=lambda: now[0])
     recorder = Recorder()
     worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth'},
                           recorder.published.append, recorder.warnings.append,
@@ -537,9 +537,29 @@ def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
     assert worker.process_one(swapped)  # still processed and published
     assert len(recorder.warnings) == 1 and 'look swapped' in recorder.warnings[0]
     now[0] = 5.0  # not checked again before the period is over
-    assert processor.process(swapped, manager.pipeline, {'depth'}).swapped is None
+    assert processor.process(swapped, manager.pipeline, {'depth'}).check is None
     now[0] = 10.0
     assert worker.process_one(swapped) and len(recorder.warnings) == 2
     now[0] = 20.0
     assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 2
     assert not recorder.errors
+
+
+def test_the_node_warns_about_rows_that_are_off(scene, manager):
+    now = [0.0]
+    processor = StereoFrameProcessor(TYPES, check_period=10.0, clock=lambda: now[0])
+    recorder = Recorder()
+    worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth'},
+                          recorder.published.append, recorder.warnings.append,
+                          recorder.errors.append, throttle=LogThrottle(clock=lambda: now[0]))
+    assert worker.process_one(make_pair(scene)) and recorder.warnings == []
+    now[0] = 10.0
+    low = make_pair(scene, right=np.roll(scene.right, 2, axis=0))  # content 2 px lower
+    assert worker.process_one(low)  # still processed and published
+    assert len(recorder.warnings) == 1
+    prefix = 'warning: rows of the right image are '
+    assert recorder.warnings[0].startswith(prefix)
+    assert float(recorder.warnings[0][len(prefix):].split()[0]) == pytest.approx(2.0, abs=0.2)
+    assert 'shows the scene lower' in recorder.warnings[0]
+    now[0] = 15.0  # not checked again before the period is over
+    assert worker.process_one(low) and len(recorder.warnings) == 1

@@ -29,7 +29,7 @@ from ..names import check_namespace
 from ..pipeline import StereoPipeline
 from ..pipeline_config import default_topics
 from ..processing import StereoFrameProcessor, StereoPair
-from ..plausibility import swap_warning
+from ..plausibility import PairCheck, row_offset_warning, swap_warning
 from ..sync import TimeSynchronizer, make_synchronizer, never_matched
 from ..topics import check_topics, OUTPUT_TOPICS
 from ..text import counted
@@ -61,7 +61,8 @@ class ProcessSummary:
     damage: Optional[str] = None
     recovered_from: Optional[str] = None
     interrupted: bool = False
-    likely_swapped: bool = False
+    #: What :func:`~stereo_depth_ros.plausibility.check_pair` found on the first pair.
+    check: Optional[PairCheck] = None
 
     @property
     def frames_per_second(self) -> float:
@@ -105,8 +106,11 @@ class ProcessSummary:
             counts = ', '.join(f'{topic}: {n}' for topic, n in self.undecodable.items())
             lines.append(f'undecodable messages skipped: {counts} (first: '
                          f'{self.first_undecodable}); --strict fails instead')
-        if self.likely_swapped:
+        if self.check is not None and self.check.swapped:
             lines.append(swap_warning('', 'check the image topics'))
+        if self.check is not None and self.check.misaligned:
+            assert self.check.row_offset is not None
+            lines.append(row_offset_warning('first pair', self.check.row_offset))
         if self.interrupted:
             lines.append(f'interrupted: {self.out_bag} was closed properly and holds the '
                          f'{counted(self.pairs, "pair")} processed so far')
@@ -317,8 +321,8 @@ class _Run:
         summary = self.summary
         try:
             output = self.processor.process(pair, self.pipeline, self.wanted)
-            if output.swapped is not None:  # the first pair processed: the one checked
-                summary.likely_swapped = output.swapped
+            if output.check is not None:  # the first pair processed: the one checked
+                summary.check = output.check
             return output
         except StereoDepthError as error:
             summary.skipped += 1

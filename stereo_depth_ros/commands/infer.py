@@ -12,7 +12,7 @@ from .common import (add_backend_arguments, add_size_limit_argument, check_outpu
 from ..camera import StereoCameraModel
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
-from ..plausibility import check_image_size, likely_swapped, swap_warning
+from ..plausibility import check_image_size, check_pair, row_offset_warning, swap_warning
 from ..atomic_files import replace_files
 from ..visualize import colorize_disparity, encode_rgb, overlay_obstacle, robust_max
 
@@ -58,8 +58,13 @@ def run(args: argparse.Namespace) -> int:
     if camera is None and (pipeline.min_depth or pipeline.max_depth):
         print('warning: min_depth/max_depth of the parameter file need --fx and --baseline '
               '(depth); without them they are ignored', file=sys.stderr)
-    if likely_swapped(left, right):
+    check = check_pair(left, right)
+    if check.swapped:
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
+    if check.misaligned:
+        assert check.row_offset is not None
+        print(row_offset_warning(f'{args.left} / {args.right}', check.row_offset),
+              file=sys.stderr)
     result = pipeline.process(left, right, camera, outputs=frozenset({'depth', 'obstacle'}))
     # One picture, coloured over this pair's own disparities (to their 99th percentile), not
     # over the backend's whole range as the node's disparity/color is (0-384 px for costnet:

@@ -1,0 +1,133 @@
+"""What a rectification error costs, and what the row-offset check reads on real pairs.
+
+``python -m stereo_depth_ros.training.row_offset_sweep --shifts 0,0.5,1,1.5,2`` moves the
+right view of full-range validation scenes down by each shift (bilinear resampling, so the
+half-pixel shifts are also a little blurred) and prints, per backend, the bad-2 and bad-3 of
+its output filled as the KITTI devkit does, and what
+:func:`~stereo_depth_ros.plausibility.row_offset` measures on the moved pairs. These figures
+set :data:`~stereo_depth_ros.plausibility.ROW_OFFSET_LIMIT`.
+
+``--pairs DIR`` prints the row offset of every left.png/right.png pair under ``DIR`` (e.g.
+``../shared/data/unlabeled``, well rectified real cameras): what the check reads on a camera
+that needs no warning.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .pseudo_labels import find_pairs
+from .selection import FULL_RANGE_SEED_OFFSET, full_range_scenes
+from ..backends import create_backend
+from ..data.datasets import read_image_rgb
+from ..data.photos import DEFAULT_PHOTO_CACHE
+from ..errors import StereoDepthError
+from ..evaluation.metrics import bad_n, fill_invalid_kitti
+from ..plausibility import row_offset, RowOffset
+
+
+def moved_down(image: np.ndarray, shift: float) -> np.ndarray:
+    """Return ``image`` with its content ``shift`` px lower (bilinear; edges mirrored)."""
+    if shift == 0:
+        return image
+    height, width = image.shape[:2]
+    matrix = np.array([[1, 0, 0], [0, 1, shift]], np.float32)
+    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT)
+
+
+def describe(offset: Optional[RowOffset]) -> str:
+    """Return one line about a row offset (or that too few features matched)."""
+    if offset is None:
+        return 'too few matched features'
+    side = 'lower' if offset.lower else 'higher'
+    flag = '  (warned)' if offset.too_large else ''
+    return (f'typical {offset.typical:.2f} px, largest {offset.largest:.2f} px, right view '
+            f'{side}, {offset.matches} features{flag}')
+
+
+def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
+                 photos: str) -> None:
+    """Print bad-2/3 per backend and the measured offset for each shift of the right view."""
+    scenes = full_range_scenes(count, ['layered', 'photo'], photos)
+    backends = {name: create_backend(name, device='cpu') for name in names}
+    print(f'{len(scenes)} full-range validation scenes (layered, photo; seeds from '
+          f'{FULL_RANGE_SEED_OFFSET}), right view moved down; bad-2 / bad-3 of the filled '
+          'output, mean over the scenes; measured: plausibility.row_offset')
+    header = ''.join(f'{name:>22s}' for name in names)
+    print(f'{"shift px":>9s}{header}{"measured typical":>18s}{"min-max":>14s}')
+    for shift in shifts:
+        scores: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        measured: list[float] = []
+        for sample in tqdm(scenes, desc=f'shift {shift:g}', unit='scene', leave=False):
+            right = moved_down(sample.right, shift)
+            offset = row_offset(sample.left, right)
+            measured.append(np.nan if offset is None else offset.typical)
+            for name, backend in backends.items():
+                filled = fill_invalid_kitti(backend.compute(sample.left, right))
+                scores[name].append((bad_n(filled, sample.disparity, 2.0),
+                                     bad_n(filled, sample.disparity, 3.0)))
+        cells = ''.join(f'{100 * np.mean([s[0] for s in scores[name]]):15.1f} / '
+                        f'{100 * np.mean([s[1] for s in scores[name]]):4.1f}'
+                        for name in names)
+        print(f'{shift:9.2f}{cells}{np.nanmedian(measured):18.2f}'
+              f'{np.nanmin(measured):8.2f}-{np.nanmax(measured):.2f}', flush=True)
+
+
+def list_pairs(root: str) -> None:
+    """Print the row offset of every pair under ``root`` and the largest of them."""
+    typical, largest = 0.0, 0.0
+    for folder in find_pairs(root):
+        left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
+        offset = row_offset(left, right)
+        print(f'{folder.relative_to(Path(root).expanduser())}: {describe(offset)}', flush=True)
+        if offset is not None:
+            typical, largest = max(typical, offset.typical), max(largest, offset.largest)
+    print(f'at most: typical {typical:.2f} px, largest {largest:.2f} px')
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.row_offset_sweep',
+                                     description=__doc__.split('\n\n')[0])
+    parser.add_argument('--shifts', default='',
+                        help='right-view shifts in px, comma-separated (e.g. 0,0.5,1,1.5,2)')
+    parser.add_argument('--backends', default='sgbm,costnet_fast',
+                        help='backends scored at each shift (default sgbm,costnet_fast)')
+    parser.add_argument('--synthetic', type=int, default=6, metavar='N',
+                        help='full-range validation scenes per kind (default 6)')
+    parser.add_argument('--photos', default=str(DEFAULT_PHOTO_CACHE),
+                        help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
+    parser.add_argument('--pairs', default='', metavar='DIR',
+                        help='print the row offset of every left.png/right.png pair under DIR')
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the sweep and/or the listing asked for; 2 on bad arguments."""
+    args = _parser().parse_args(argv)
+    try:
+        shifts = [float(text) for text in args.shifts.split(',') if text.strip()]
+        names = [name.strip() for name in args.backends.split(',') if name.strip()]
+        if not shifts and not args.pairs:
+            raise StereoDepthError('give --shifts, --pairs or both')
+        if shifts and (not names or args.synthetic < 1):
+            raise StereoDepthError('--shifts needs --backends and --synthetic of at least 1')
+        if args.pairs:
+            find_pairs(args.pairs)  # refused before any scene is made
+    except (StereoDepthError, ValueError) as error:
+        print(f'row_offset_sweep: {error}', file=sys.stderr)
+        return 2
+    if args.pairs:
+        list_pairs(args.pairs)
+    if shifts:
+        sweep_shifts(shifts, names, args.synthetic, args.photos)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The row-offset check: a rectification error measured from matched features."""
+
+import cv2
+import numpy as np
+import pytest
+
+from stereo_depth_ros.data.synthetic import make_scene
+from stereo_depth_ros.plausibility import (check_pair, ROW_OFFSET_LIMIT, row_offset,
+                                           row_offset_warning)
+from stereo_depth_ros.training import row_offset_sweep
+from stereo_depth_ros.training.row_offset_sweep import moved_down
+
+
+@pytest.fixture(scope='module')
+def scene():
+    return make_scene(5, 192, 384, kind='layered', max_disparity=32)
+
+
+@pytest.mark.parametrize('shift', [0.0, 2.0, -1.5, 3.0])
+def test_a_shift_of_the_right_view_is_read_back(scene, shift):
+    offset = row_offset(scene.left, moved_down(scene.right, shift))
+    assert offset is not None and offset.matches >= 50
+    assert offset.typical == pytest.approx(abs(shift), abs=0.15)
+    assert offset.largest == pytest.approx(abs(shift), abs=0.25)
+    assert offset.too_large == (abs(shift) >= ROW_OFFSET_LIMIT)
+    if shift:
+        assert offset.lower == (shift > 0)
+
+
+def test_a_rotation_shows_as_offsets_growing_to_the_edges(scene):
+    height, width = scene.right.shape[:2]
+    rotation = cv2.getRotationMatrix2D((width / 2, height / 2), 1.0, 1.0)  # 3.4 px at x=±192
+    right = cv2.warpAffine(scene.right, rotation, (width, height), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+    offset = row_offset(scene.left, right)
+    assert offset is not None
+    assert offset.largest > 2 * ROW_OFFSET_LIMIT and offset.largest > 1.5 * offset.typical
+    assert offset.too_large
+
+
+def test_nothing_to_match_gives_no_estimate():
+    flat = np.full((120, 200, 3), 128, np.uint8)
+    assert row_offset(flat, flat) is None
+    assert row_offset(np.zeros((20, 400), np.uint8), np.zeros((20, 400), np.uint8)) is None
+
+
+def test_check_pair_reads_no_rows_of_a_swapped_pair(scene):
+    swapped = check_pair(scene.right, scene.left)
+    assert swapped.swapped and swapped.row_offset is None and not swapped.misaligned
+    moved = check_pair(scene.left, moved_down(scene.right, 2.0))
+    assert not moved.swapped and moved.misaligned
+
+
+def test_the_warning_says_how_far_and_which_way(scene):
+    offset = row_offset(scene.left, moved_down(scene.right, -2.0))
+    line = row_offset_warning('a.png / b.png', offset)
+    prefix = 'warning: a.png / b.png: rows of the right image are '
+    assert line.startswith(prefix)
+    assert float(line[len(prefix):].split()[0]) == pytest.approx(offset.typical, abs=0.05)
+    assert f'(up to {offset.largest:.1f} px;' in line
+    assert 'shows the scene higher' in line and 'rectification' in line
+
+
+def test_the_sweep_lists_the_pairs_of_a_folder(scene, tmp_path, capsys):
+    for name, right in (('good', scene.right), ('low', moved_down(scene.right, 2.0))):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / 'left.png'), scene.left[:, :, ::-1])
+        cv2.imwrite(str(tmp_path / name / 'right.png'), right[:, :, ::-1])
+    assert row_offset_sweep.main(['--pairs', str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith('good: typical 0.') and '(warned)' not in lines[0]
+    assert lines[1].startswith('low: typical 2.') and lines[1].endswith('(warned)')
+    assert lines[2].startswith('at most: typical 2.')
+
+
+def test_the_sweep_refuses_nothing_to_do(tmp_path, capsys):
+    assert row_offset_sweep.main([]) == 2
+    assert row_offset_sweep.main(['--pairs', str(tmp_path)]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0] == 'row_offset_sweep: give --shifts, --pairs or both'
+    assert errors[1].startswith('row_offset_sweep: no left.png/right.png pairs under')
