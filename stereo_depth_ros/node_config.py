@@ -81,7 +81,8 @@ _OBSTACLE = tuple(
     for name, description, limits in (
         ('roi', 'Window searched for obstacles, as fractions of the image: '
          '[x, y, width, height].', None),
-        ('min_range', 'Nearer depths (m) are ignored; Range.min_range is this or more (also '
+        ('min_range', 'An obstacle nearer than this (m) is too close to range: Range.range '
+         'is -inf (REP 117), never a farther one; Range.min_range is this or more (also '
          'min_depth and the nearest depth the backend measures).', (0.0, 1000.0)),
         ('max_range', 'Farther depths (m) are ignored; Range.max_range is this or less (range '
          'is +inf when nothing lies in between).', (0.01, 100000.0)),

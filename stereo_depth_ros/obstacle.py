@@ -8,8 +8,10 @@ Steps (all on one core, deterministic):
    accepted, so a large obstacle face cannot be taken for the ground; the winner is refined
    by least squares on its inliers. Without a plane (too few points or no level fit) the
    prior ``camera_height`` (level camera) is used if given, otherwise nothing is removed.
-2. Candidates: pixels with depth in [``min_range``, ``max_range``] inside ``roi`` that stand
-   more than the ground tolerance above the plane (points below it are dropped as well).
+2. Candidates: pixels with a depth up to ``max_range`` inside ``roi`` that stand more than
+   the ground tolerance above the plane (points below it are dropped as well). Nearer than
+   ``min_range`` is searched too: an obstacle there is too close to range (``Range`` says
+   ``-inf``, REP 117), not absent.
    The tolerance grows with depth by the height error a disparity error of
    ``disparity_noise`` pixels causes: ``ground_tolerance + h * noise * z / (fx * B)``.
 3. Depth discontinuities: of two neighbouring candidates whose depths differ by more than
@@ -46,7 +48,9 @@ class ObstacleParameters:
 
     Attributes:
         roi: (x, y, width, height) of the searched window as fractions of the image.
-        min_range: nearer depths (m) are ignored.
+        min_range: an obstacle nearer than this (m) is still found: it is too close to
+            range, and the node's ``Range`` says ``-inf`` (REP 117) instead of naming a
+            farther one. The ground fit ignores nearer points.
         max_range: farther depths (m) are ignored.
         distance_band: pixels within this many metres of the obstacle's distance (either
             side), connected to it, belong to it (widened by the depth uncertainty of
@@ -316,7 +320,7 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     z = depth[y0:y1, x0:x1]
     above = None
     with np.errstate(invalid='ignore'):
-        candidates = np.isfinite(z) & (z >= params.min_range) & (z <= params.max_range)
+        candidates = np.isfinite(z) & (z > 0) & (z <= params.max_range)
         if plane is not None:
             cols, rows = _ray_terms(camera, x0, y0, x1, y1)
             nx, ny, nz, c = (np.float32(v) for v in plane)

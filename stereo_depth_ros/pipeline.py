@@ -6,7 +6,7 @@ so one code path serves them all.
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import AbstractSet, Optional
 
 import numpy as np
@@ -103,14 +103,18 @@ class StereoPipeline:
             tick = time.perf_counter()
             depth = disparity_to_depth(disparity, camera.focal_baseline,
                                        camera.disparity_offset)
-            self._apply_depth_range(depth, disparity)
             timings['depth_ms'] = (time.perf_counter() - tick) * 1e3
+            if 'obstacle' in wanted:
+                # Before the depth range is marked: an obstacle nearer than min_depth is
+                # found at its depth, and its Range says "too close" (-inf).
+                tick = time.perf_counter()
+                result.obstacle = self._nearest_obstacle(depth, camera, max_range)
+                timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
+            tick = time.perf_counter()
+            self._apply_depth_range(depth, disparity)
+            timings['depth_ms'] += (time.perf_counter() - tick) * 1e3
             if 'depth' in wanted:
                 result.depth = depth
-            if 'obstacle' in wanted:
-                tick = time.perf_counter()
-                result.obstacle = segment_nearest_obstacle(depth, camera, self.obstacle_params)
-                timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
             if 'points' in wanted:
                 result.points = depth_to_points(depth, camera)
         if 'color' in wanted:
@@ -141,6 +145,19 @@ class StereoPipeline:
             if smallest > 0:  # e.g. sgbm's min_disparity: nothing farther is matched
                 farthest.append(camera.focal_baseline / smallest)
         return max(nearest), min(farthest)
+
+    def _nearest_obstacle(self, depth: np.ndarray, camera: StereoCameraModel,
+                          max_range: float) -> ObstacleResult:
+        """Return the nearest obstacle up to ``max_range``, the farthest the Range covers.
+
+        Nearer than its ``min_range`` is searched too (:mod:`~stereo_depth_ros.obstacle`).
+        """
+        params = self.obstacle_params
+        if not max_range > params.min_range:  # a search range nothing can be seen in
+            return ObstacleResult(np.zeros(depth.shape, bool))
+        if max_range < params.max_range:
+            params = replace(params, max_range=max_range)
+        return segment_nearest_obstacle(depth, camera, params)
 
     def _apply_depth_range(self, depth: np.ndarray, disparity: np.ndarray) -> None:
         """Mark depth outside [min_depth, max_depth], in place, as REP 117 does ranges.

@@ -256,6 +256,8 @@ def test_obstacle_messages(store):
     assert found.field_of_view == pytest.approx(0.8)
     none = cdr_round_trip(typestore, make_obstacle_range(float('nan'), header, types, 0.5, 40))
     assert none.range == float('inf')
+    close = cdr_round_trip(typestore, make_obstacle_range(0.49, header, types, 0.5, 40))
+    assert close.range == float('-inf')  # too close to range (REP 117)
     assert has_field(types.Range, 'variance') == (typestore.fielddefs['sensor_msgs/msg/Range']
                                                   [1][-1][0] == 'variance')
 

@@ -174,8 +174,10 @@ def test_roi_and_ranges_are_respected():
     assert result.distance == pytest.approx(12.0)
     assert not result.mask[:, :256].any() and result.bbox[0] >= 256
     assert _iou(result.mask, owners[1]) > 0.9
+    # Nearer than min_range is still an obstacle (too close to range), never skipped for
+    # a farther one.
     far_only = ObstacleParameters(min_range=8.0, ground_tolerance=0.05, disparity_noise=0.0)
-    assert segment_nearest_obstacle(depth, CAMERA, far_only).distance == pytest.approx(12.0)
+    assert segment_nearest_obstacle(depth, CAMERA, far_only).distance == pytest.approx(6.0)
     too_near = ObstacleParameters(max_range=5.0, ground_tolerance=0.05, disparity_noise=0.0)
     assert not segment_nearest_obstacle(depth, CAMERA, too_near).found
 

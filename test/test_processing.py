@@ -149,6 +149,21 @@ def test_the_range_says_what_the_search_could_not_see(scene):
     assert (message.min_range, message.max_range) == (2.0, 12.0)
 
 
+def test_an_obstacle_nearer_than_the_range_is_too_close_not_absent(scene):
+    # The obstacle at 17.6 m is nearer than min_depth: depth marks it -inf ("too close"), and
+    # the Range must say -inf as well, never name something farther as the nearest.
+    manager = PipelineManager({**SGBM64, 'min_depth': 20.0})
+    messages = StereoFrameProcessor(TYPES).process(
+        make_pair(scene), manager.pipeline,
+        {'depth', 'obstacle/range', 'obstacle/mask'}).messages
+    message = messages['obstacle/range']
+    assert message.range == -math.inf and message.min_range == 20.0
+    depth = image_to_array(messages['depth'])[0]
+    assert (depth[scene.obstacle_mask] == -np.inf).mean() > 0.5
+    mask = image_to_array(messages['obstacle/mask'])[0]
+    assert (mask[scene.obstacle_mask] == 255).mean() > 0.5  # the too-close obstacle is shown
+
+
 def test_only_the_requested_topics_are_built(scene, manager):
     output = StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline, {'depth'})
     assert set(output.messages) == {'depth'}

@@ -20,14 +20,18 @@ def make_obstacle_range(distance: float, header: Any, types: MessageTypes,
     """Return the nearest-obstacle distance as ``sensor_msgs/Range``.
 
     ``range`` is the obstacle's z-depth in metres; no obstacle (NaN) becomes ``+inf``
-    ("nothing within max_range", REP 117). ``radiation_type`` is INFRARED (the message has no
+    ("nothing within max_range", REP 117), one nearer than ``min_range`` ``-inf`` ("too
+    close to range"). ``radiation_type`` is INFRARED (the message has no
     stereo type); ``field_of_view`` is the horizontal angle of the region searched, in
-    radians. ``header`` is the left image's, an optical frame: the obstacle lies along its +z,
-    not along +x as ``Range`` assumes (docs/ros.md says how to get a forward-x frame).
+    radians. ``header`` is the left image's, an optical frame, unless ``frame_id`` names
+    another (a forward-x frame at the camera): in the optical frame the obstacle lies along
+    +z, not along +x as ``Range`` assumes (docs/ros.md).
     """
     value = float(distance)
     if not np.isfinite(value):
         value = float('inf')
+    elif value < min_range:
+        value = float('-inf')
     fields_ = dict(header=header, radiation_type=int(types.Range.INFRARED),
                    field_of_view=float(field_of_view), min_range=float(min_range),
                    max_range=float(max_range), range=value)
