@@ -55,7 +55,7 @@ def _read_outputs(bag_path: Path, names: dict[str, str], namespace: str) -> dict
     wanted = {names['left_image']: 'left', names['left_info']: 'left_info',
               names['right_info']: 'right_info', f'{namespace}/disparity': 'disparity',
               f'{namespace}/disparity/color': 'color', f'{namespace}/obstacle/mask': 'mask',
-              f'{namespace}/depth': 'depth',
+              f'{namespace}/depth/image_rect': 'depth',
               f'{namespace}/obstacle/range': 'range'}
     frames: dict[int, dict] = {}
     with BagInput(bag_path) as bag:
@@ -180,7 +180,7 @@ def _write_topic_view(path: Path, frame: dict, namespace: str) -> None:
     range_m = float(frame['range'].range)
     panels = [titled(left, f'{namespace}/left/image_rect'),
               titled(stereo_input_from_image(frame['color']), f'{namespace}/disparity/color'),
-              titled(colorize_depth(depth), f'{namespace}/depth (32FC1 m, near = red)'),
+              titled(colorize_depth(depth), f'{namespace}/depth/image_rect (32FC1 m, near = red)'),
               titled(mask, f'{namespace}/obstacle/mask   obstacle/range = {range_m:.2f} m')]
     save_rgb(path, grid(panels, columns=2))
 

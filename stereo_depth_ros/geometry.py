@@ -7,14 +7,20 @@ import numpy as np
 from .camera import StereoCameraModel
 from .errors import CalibrationError
 
+#: The smallest disparity (px) the package tells from zero: the ``delta_d`` its
+#: DisparityImages advertise (SGBM's 1/16 px). A learned backend's smaller positive values
+#: (a sky pixel at 7e-5 px would be 2,000 km away) are unknown, as zero is.
+DISPARITY_STEP = 1.0 / 16.0
+
 
 def disparity_to_depth(disparity: np.ndarray, focal_baseline: float,
                        disparity_offset: float = 0.0) -> np.ndarray:
-    """Return depth in metres, ``fx*B / (d - offset)``; NaN where d is unknown or <= offset.
+    """Return depth in metres, ``fx*B / (d - offset)``; NaN where d is unknown or too small.
 
     ``d == offset`` would be a point at infinity, but a matcher cannot tell it from a mismatch
     at the edge of its search range: it stays unknown (NaN), never ``+inf``, so that nothing
-    clears a costmap on it (REP 117's ``+inf`` is "no return within range").
+    clears a costmap on it (REP 117's ``+inf`` is "no return within range"). So do values
+    less than :data:`DISPARITY_STEP` above the offset, which cannot be told from it.
 
     Args:
         disparity: float HxW disparity in pixels (NaN = unknown).
@@ -30,7 +36,8 @@ def disparity_to_depth(disparity: np.ndarray, focal_baseline: float,
                                f'{focal_baseline}')
     shifted = np.asarray(disparity, dtype=np.float32) - np.float32(disparity_offset)
     depth = np.full(shifted.shape, np.nan, dtype=np.float32)
-    valid = np.isfinite(shifted) & (shifted > 0)
+    with np.errstate(invalid='ignore'):
+        valid = np.isfinite(shifted) & (shifted >= np.float32(DISPARITY_STEP))
     with np.errstate(over='ignore', divide='ignore'):
         depth[valid] = np.float32(focal_baseline) / shifted[valid]
     depth[~np.isfinite(depth)] = np.nan  # an overflow is no estimate, never +inf

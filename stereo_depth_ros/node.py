@@ -33,6 +33,7 @@ import message_filters
 import rclpy
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.logging import get_logger
@@ -122,6 +123,7 @@ class StereoDepthNode(Node):
 
     def _start(self) -> None:
         """Declare the parameters, build the pipeline, subscribe, publish, start the worker."""
+        self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self._sync_timer: Optional[Timer] = None
         self._manager = PipelineManager(self._declare_node_parameters())
         self._types = MessageTypes.from_rclpy()
@@ -144,7 +146,10 @@ class StereoDepthNode(Node):
         self._sync = self._synchronizer(self._input_subs)
         self._sync.registerCallback(self._on_pair)
         period = self._manager.number('stats_period')
-        self._stats_timer = self.create_timer(period, self._log_stats) if period > 0 else None
+        # Wall time: with use_sim_time and no /clock (a bag not played yet) the node clock
+        # stands still, and the lines saying that nothing arrives would never come.
+        self._stats_timer = self.create_timer(period, self._log_stats,
+                                              clock=self._steady_clock) if period > 0 else None
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._worker.start()
         self.get_logger().info(
@@ -296,7 +301,8 @@ class StereoDepthNode(Node):
         renamed = [Parameter(ALIASES[name], value=value) for name, value in changes.items()
                    if name in ALIASES]
         if renamed:  # show the new value under the parameter's own name too, once accepted
-            self._sync_timer = self.create_timer(0.0, lambda: self._sync_aliases(renamed))
+            self._sync_timer = self.create_timer(0.0, lambda: self._sync_aliases(renamed),
+                                                 clock=self._steady_clock)
         return SetParametersResult(successful=True)
 
     def _sync_aliases(self, parameters: list[Parameter]) -> None:

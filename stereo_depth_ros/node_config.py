@@ -104,6 +104,9 @@ _OBSTACLE = tuple(
          (0.0, 100.0)),
         ('camera_height', 'Height (m) of a level camera over the ground, used when no ground '
          'plane can be fitted; 0 = unknown (no ground removal then).', (0.0, 100.0)),
+        ('range_frame_id', "frame_id of obstacle/range; '' = the left image's, an optical "
+         'frame (z forward) in which Range consumers such as rviz, taking +x as the axis, '
+         'point it sideways: name a forward-x frame at the camera (docs/ros.md).', None),
     ))
 #: ``obstacle.*`` parameters whose value 0 stands for None in :class:`ObstacleParameters`.
 ZERO_IS_NONE = frozenset({'obstacle.max_clearance', 'obstacle.camera_height'})

@@ -78,6 +78,9 @@ class ObstacleParameters:
         ransac_iterations: number of RANSAC plane hypotheses.
         ransac_points: points subsampled for RANSAC.
         seed: seed of the RANSAC random generator (results are deterministic).
+        range_frame_id: ``frame_id`` of the node's ``obstacle/range``; '' = the left
+            image's, an optical frame (z forward), where ``Range`` consumers, which take
+            +x as the sensor's axis, point it sideways. Not used by the search.
 
     """
 
@@ -98,6 +101,7 @@ class ObstacleParameters:
     ransac_iterations: int = 64
     ransac_points: int = 1500
     seed: int = 0
+    range_frame_id: str = ''
 
     def validate(self) -> None:
         """Raise ValueError naming the first impossible setting."""

@@ -30,7 +30,8 @@ class PipelineResult:
     alone (a parameter change may replace the pipeline meanwhile): the backend's disparity
     search range (``min_disparity``/``max_disparity``, px) and the obstacle search limits
     (``min_range``/``max_range``, m, :meth:`StereoPipeline.obstacle_range_limits`, and
-    ``obstacle_roi``, fractions of the image).
+    ``obstacle_roi``, fractions of the image) and the ``Range``'s frame (``range_frame_id``,
+    '' for the image's).
     """
 
     disparity: np.ndarray
@@ -39,6 +40,7 @@ class PipelineResult:
     min_range: float
     max_range: float
     obstacle_roi: tuple[float, float, float, float]
+    range_frame_id: str = ''
     depth: Optional[np.ndarray] = None
     obstacle: Optional[ObstacleResult] = None
     color: Optional[np.ndarray] = None
@@ -94,7 +96,9 @@ class StereoPipeline:
                                 min_disparity=float(self.backend.min_disparity),
                                 max_disparity=float(self.backend.max_disparity),
                                 min_range=min_range, max_range=max_range,
-                                obstacle_roi=self.obstacle_params.roi, timings=timings)
+                                obstacle_roi=self.obstacle_params.roi,
+                                range_frame_id=self.obstacle_params.range_frame_id,
+                                timings=timings)
 
         # The depth range limits the disparity too, so it is applied whenever it is set, even
         # when only the disparity is wanted.

@@ -184,8 +184,8 @@ def build_messages(result: PipelineResult, topics: frozenset[str], camera: Stere
     if 'disparity' in topics:
         messages['disparity'] = make_disparity_image(
             result.disparity, camera, header, result.min_disparity, result.max_disparity, types)
-    if 'depth' in topics and result.depth is not None:
-        messages['depth'] = make_depth_image(result.depth, header, types)
+    if 'depth/image_rect' in topics and result.depth is not None:
+        messages['depth/image_rect'] = make_depth_image(result.depth, header, types)
     if 'depth/camera_info' in topics:
         messages['depth/camera_info'] = make_camera_info(camera, 'left', header, types)
     if result.obstacle is not None:
@@ -194,7 +194,7 @@ def build_messages(result: PipelineResult, topics: frozenset[str], camera: Stere
         if 'obstacle/range' in topics:
             messages['obstacle/range'] = make_obstacle_range(
                 result.obstacle.distance, header, types, result.min_range, result.max_range,
-                obstacle_field_of_view(camera, result.obstacle_roi))
+                obstacle_field_of_view(camera, result.obstacle_roi), result.range_frame_id)
     if 'disparity/color' in topics and result.color is not None:
         bgr = np.ascontiguousarray(result.color[:, :, ::-1])
         messages['disparity/color'] = array_to_image(bgr, 'bgr8', header, types.Image)

@@ -27,8 +27,9 @@ class OutputTopic:
 #: Every output topic, in publishing order.
 OUTPUTS: tuple[OutputTopic, ...] = (
     OutputTopic('disparity', 'DisparityImage', None, 'publish_disparity'),
-    OutputTopic('depth', 'Image', 'depth', 'publish_depth'),
-    # depth_image_proc expects depth/camera_info beside depth, with the same header.
+    OutputTopic('depth/image_rect', 'Image', 'depth', 'publish_depth'),
+    # image_transport's rule (depth_image_proc, rviz's DepthCloud): an image's CameraInfo is
+    # its sibling camera_info, with the same header.
     OutputTopic('depth/camera_info', 'CameraInfo', None, 'publish_depth'),
     OutputTopic('obstacle/mask', 'Image', 'obstacle', 'publish_obstacle'),
     OutputTopic('obstacle/range', 'Range', 'obstacle', 'publish_obstacle'),

@@ -150,13 +150,14 @@ def test_process_bag_outputs_are_consistent(kitti_bag, tmp_path, out_storage):
     messages = read_bag(out)
     for topic in ('/stereo/left/image_rect', '/stereo/right/camera_info', '/tf_static'):
         assert len(messages[topic]) == len(read_bag(kitti_bag)[topic])
-    for name in ('disparity', 'depth', 'depth/camera_info', 'obstacle/mask', 'obstacle/range',
+    for name in ('disparity', 'depth/image_rect', 'depth/camera_info', 'obstacle/mask',
+                 'obstacle/range',
                  'disparity/color', 'points2'):
         assert len(messages[f'/stereo/{name}']) == FRAMES, name
     for frame in range(FRAMES):
         stamp = START_NS + frame * 100_000_000
         _, disparity_msg = messages['/stereo/disparity'][frame]
-        _, depth_msg = messages['/stereo/depth'][frame]
+        _, depth_msg = messages['/stereo/depth/image_rect'][frame]
         # depth_image_proc pairs depth with depth/camera_info by header: the left camera's.
         _, depth_info = messages['/stereo/depth/camera_info'][frame]
         _, left_info = messages['/stereo/left/camera_info'][frame]
@@ -374,9 +375,10 @@ def test_process_bag_takes_the_nodes_params_file(kitti_bag, tmp_path, capsys):
         assert (after.min_range, after.max_range) == pytest.approx((1.6, 2.5))
         assert before.range == pytest.approx(4.0, rel=0.05)  # the plane is 4 m away
         assert after.range == float('inf')  # beyond obstacle.max_range
-        assert np.isfinite(image_to_array(default['/stereo/depth'][frame][1])[0]).mean() > 0.5
+        default_depth = image_to_array(default['/stereo/depth/image_rect'][frame][1])[0]
+        assert np.isfinite(default_depth).mean() > 0.5
         # The plane is beyond max_depth (3 m): +inf, REP 117's "nothing within range".
-        tuned_depth = image_to_array(tuned['/stereo/depth'][frame][1])[0]
+        tuned_depth = image_to_array(tuned['/stereo/depth/image_rect'][frame][1])[0]
         assert not np.isfinite(tuned_depth).any() and np.isposinf(tuned_depth).mean() > 0.5
 
 
@@ -645,7 +647,8 @@ def test_kitti2bag_compressed_then_process_bag(drive, kitti_bag, tmp_path, codec
     raw = process_bag(kitti_bag, tmp_path / 'raw_out', sgbm_pipeline(), progress=False)
     assert raw.pairs == FRAMES
     ours, theirs = read_bag(tmp_path / f'{codec}_out'), read_bag(tmp_path / 'raw_out')
-    for (_, a), (_, b) in zip(ours['/stereo/depth'], theirs['/stereo/depth']):
+    topic = '/stereo/depth/image_rect'
+    for (_, a), (_, b) in zip(ours[topic], theirs[topic]):
         depth, reference = image_to_array(a)[0], image_to_array(b)[0]
         if codec == 'png':  # lossless: the same depth to the bit
             np.testing.assert_array_equal(depth, reference)

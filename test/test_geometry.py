@@ -5,7 +5,7 @@ import pytest
 
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.errors import CalibrationError
-from stereo_depth_ros.geometry import depth_to_points, disparity_to_depth
+from stereo_depth_ros.geometry import depth_to_points, disparity_to_depth, DISPARITY_STEP
 
 CAMERA = StereoCameraModel.from_focal_baseline(700.0, 0.5, 64, 48, cx=32.0, cy=24.0)
 
@@ -22,6 +22,15 @@ def test_disparity_offset_is_subtracted():
     depth = disparity_to_depth(np.array([[80.0]]), 350.0, disparity_offset=10.0)
     assert depth[0, 0] == pytest.approx(5.0)
     assert np.isnan(disparity_to_depth(np.array([[9.0]]), 350.0, disparity_offset=10.0)[0, 0])
+
+
+def test_disparities_below_the_step_are_unknown_not_thousands_of_km_away():
+    # A learned backend's 7e-5 px would put a sky pixel 5,000 km away; below 1/16 px (the
+    # DisparityImage's delta_d) a disparity cannot be told from zero.
+    depth = disparity_to_depth(np.array([[7e-5, 0.06, DISPARITY_STEP, 10.06]]), 350.0, 10.0)
+    assert np.isnan(depth).all()  # 10.06 - 10 = 0.06 < 1/16 too
+    depth = disparity_to_depth(np.array([[7e-5, 0.06, DISPARITY_STEP]]), 350.0)
+    assert np.isnan(depth[0, :2]).all() and depth[0, 2] == pytest.approx(350.0 * 16)
 
 
 def test_round_trip_and_bad_focal_baseline():

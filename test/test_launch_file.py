@@ -141,7 +141,7 @@ def test_rviz_config_is_valid_yaml_with_the_expected_displays():
         topic = display.get('Topic', {}).get('Value')
         by_class.setdefault(display['Class'].split('/')[1], []).append(topic)
     assert set(by_class['Image']) == {'/stereo/left/image_rect', '/stereo/disparity/color',
-                                      '/stereo/depth', '/stereo/obstacle/mask'}
+                                      '/stereo/depth/image_rect', '/stereo/obstacle/mask'}
     assert by_class['PointCloud2'] == ['/stereo/points2']
     assert by_class['Range'] == ['/stereo/obstacle/range']
 

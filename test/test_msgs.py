@@ -194,6 +194,8 @@ def test_disparity_image_fields_and_invalid_encoding(store):
     raw = np.full((4, 6), 12.0, np.float32)
     raw[0, :] = np.nan
     raw[1, 0] = 1.5  # adjusted -0.5: behind the camera, invalid
+    raw[1, 1] = 2.03  # adjusted 0.03: below delta_d, not told from 0 (1,000 times farther)
+    raw[1, 2] = 2.0625  # adjusted 1/16: the smallest step, valid
     raw[3, 5] = 42.0
     msg = cdr_round_trip(typestore, make_disparity_image(
         raw, camera, make_header(7, 'l', types), 0.0, 64.0, types))
@@ -201,12 +203,13 @@ def test_disparity_image_fields_and_invalid_encoding(store):
     assert (msg.min_disparity, msg.max_disparity) == (-2.0, 62.0)
     assert msg.delta_d == pytest.approx(1 / 16)
     values = image_to_array(msg.image)[0]
-    assert values[0, 0] == msg.min_disparity - 1 and values[1, 0] == msg.min_disparity - 1
+    assert values[0, 0] == values[1, 0] == values[1, 1] == msg.min_disparity - 1
+    assert values[1, 2] == pytest.approx(1 / 16)
     assert values[2, 2] == 10.0 and values[3, 5] == 40.0
     window = msg.valid_window
     assert (window.x_offset, window.y_offset, window.width, window.height) == (0, 1, 6, 3)
     disparity, f, t = disparity_from_message(msg)
-    assert np.isnan(disparity[0]).all() and np.isnan(disparity[1, 0])
+    assert np.isnan(disparity[0]).all() and np.isnan(disparity[1, :2]).all()
     depth = f * t / disparity
     expected = disparity_to_depth(np.where(np.isnan(disparity), np.nan, raw),
                                   camera.focal_baseline, camera.disparity_offset)

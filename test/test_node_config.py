@@ -176,10 +176,10 @@ def test_sgbm_parameters_take_stereo_image_proc_names_and_the_old_ones():
 
 def test_enabled_topics_follow_the_switches():
     manager = PipelineManager({'backend': 'sgbm'})  # any backend: sgbm loads fastest
-    assert manager.enabled_topics() == {'disparity', 'depth', 'depth/camera_info',
+    assert manager.enabled_topics() == {'disparity', 'depth/image_rect', 'depth/camera_info',
                                         'obstacle/mask', 'obstacle/range', 'disparity/color'}
     manager.apply({'publish_points': True, 'publish_obstacle': False})
-    assert manager.enabled_topics() == {'disparity', 'depth', 'depth/camera_info',
+    assert manager.enabled_topics() == {'disparity', 'depth/image_rect', 'depth/camera_info',
                                         'disparity/color', 'points2'}
     manager.apply({'publish_depth': False})
     assert manager.enabled_topics() == {'disparity', 'disparity/color', 'points2'}
@@ -285,7 +285,7 @@ def test_weights_of_another_backend_are_rejected_and_the_old_model_keeps_running
 def test_unrelated_and_unchanged_parameters_are_accepted():
     manager = PipelineManager({'backend': 'sgbm'})  # any backend: sgbm loads fastest
     pipeline = manager.pipeline
-    assert manager.apply({'qos_overrides./stereo/depth.publisher.depth': 3,
+    assert manager.apply({'qos_overrides./stereo/depth/image_rect.publisher.depth': 3,
                           'use_sim_time': True}) == []
     assert manager.pipeline is pipeline
     # A parameter "set" to its current value (a read-only one too, or the node mirroring an

@@ -56,7 +56,8 @@ def test_launched_node_publishes_disparity_and_depth(node_process):
         helper.create_subscription(DisparityImage, 'disparity',
                                    lambda msg: received.setdefault('disparity', msg),
                                    QoSProfile(depth=2))
-        helper.create_subscription(Image, 'depth', lambda msg: received.setdefault('depth', msg),
+        helper.create_subscription(Image, 'depth/image_rect',
+                                   lambda msg: received.setdefault('depth', msg),
                                    QoSProfile(depth=2))
         helper.create_subscription(CameraInfo, 'depth/camera_info',
                                    lambda msg: received.setdefault('depth_info', msg),
@@ -132,3 +133,20 @@ def test_unknown_and_old_parameter_names_are_named_at_start_up():
     assert clash.returncode == 2, clash.stdout[-2000:]
     assert 'sgbm.block_size (the old name, 7) and sgbm.correlation_window_size (9) are both ' \
         'given' in clash.stdout
+
+
+def test_with_sim_time_and_no_clock_the_node_still_says_nothing_arrives():
+    # use_sim_time before a bag plays: /clock is silent and the node clock stands still. The
+    # line saying that no input arrives runs on wall time and must still come.
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'stereo_depth_ros.node', '--ros-args', '-r',
+         f'__ns:={NAMESPACE}', '-p', 'backend:=sgbm', '-p', 'use_sim_time:=true', '-p',
+         'stats_period:=1.0'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, deadline = '', time.monotonic() + TIMEOUT_S
+        while 'no message on' not in output:
+            assert time.monotonic() < deadline and process.poll() is None, output
+            output += process.stdout.readline()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)

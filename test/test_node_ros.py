@@ -105,7 +105,8 @@ def test_disparity_and_depth_arrive_with_the_right_geometry(ros, scene):
     reliable = QoSProfile(depth=2)
     helper.create_subscription(DisparityImage, 'disparity',
                                lambda msg: received.setdefault('disparity', msg), reliable)
-    helper.create_subscription(Image, 'depth', lambda msg: received.setdefault('depth', msg),
+    helper.create_subscription(Image, 'depth/image_rect',
+                               lambda msg: received.setdefault('depth', msg),
                                reliable)
     source = StereoSource(helper, scene)
     _spin_until(executor, lambda: len(received) == 2, source)
@@ -131,7 +132,7 @@ def test_disparity_and_depth_arrive_with_the_right_geometry(ros, scene):
 def test_bad_pairs_are_skipped_and_the_node_keeps_running(ros, scene):
     depth_node, helper, executor = ros
     received = []
-    helper.create_subscription(Image, 'depth', received.append, QoSProfile(depth=2))
+    helper.create_subscription(Image, 'depth/image_rect', received.append, QoSProfile(depth=2))
     source = StereoSource(helper, scene)
     monitor = depth_node._worker.monitor
     _spin_until(executor, lambda: monitor.total_skipped > 0, source, swap_baseline=True)
@@ -229,7 +230,7 @@ def test_compressed_images_arrive_on_the_remapped_base_topic(scene):
             ('right/image_rect/compressed', CompressedImage),
             ('left/camera_info', CameraInfo), ('right/camera_info', CameraInfo))}
         received = []
-        helper.create_subscription(Image, 'depth', received.append, QoSProfile(depth=2))
+        helper.create_subscription(Image, 'depth/image_rect', received.append, QoSProfile(depth=2))
         deadline, last = time.monotonic() + TIMEOUT_S, 0.0
         while not received:
             assert time.monotonic() < deadline, 'timed out waiting for the node'

@@ -1,6 +1,7 @@
 """The node's per-pair processing, hand-over slot, statistics and worker, without rclpy."""
 
 import math
+import posixpath
 import threading
 import time
 
@@ -82,7 +83,7 @@ def test_good_pair_gives_every_output_with_the_right_geometry(scene, manager):
     assert disparity_msg.f == pytest.approx(camera.fx)
     assert disparity_msg.t == pytest.approx(0.54)  # the road scenes' baseline, metres
     disparity, f, t = disparity_from_message(disparity_msg)
-    depth, encoding = image_to_array(messages['depth'])
+    depth, encoding = image_to_array(messages['depth/image_rect'])
     assert encoding == '32FC1' and depth.shape == (128, 256)
     # depth = f * t / d on every pixel where both are known
     both = np.isfinite(disparity) & np.isfinite(depth)
@@ -111,12 +112,22 @@ def test_good_pair_gives_every_output_with_the_right_geometry(scene, manager):
     assert rgb is not None and rgb.shape == xyz.shape
 
 
+def test_the_depth_camera_info_is_where_image_transport_looks_for_it():
+    # image_transport's rule (depth_image_proc, rviz's DepthCloud): an image topic's
+    # CameraInfo is the camera_info beside it, <its namespace>/camera_info.
+    depth = [topic.name for topic in OUTPUTS
+             if topic.output == 'depth' and topic.message == 'Image']
+    assert depth == ['depth/image_rect']
+    assert OUTPUT_BY_NAME[posixpath.join(posixpath.dirname(depth[0]), 'camera_info')].message \
+        == 'CameraInfo'
+
+
 def test_depth_camera_info_travels_with_depth(scene, manager):
     pair = make_pair(scene)
-    messages = StereoFrameProcessor(TYPES).process(pair, manager.pipeline,
-                                                   {'depth', 'depth/camera_info'}).messages
+    messages = StereoFrameProcessor(TYPES).process(
+        pair, manager.pipeline, {'depth/image_rect', 'depth/camera_info'}).messages
     info = messages['depth/camera_info']
-    assert info.header == messages['depth'].header == pair.left_image.header
+    assert info.header == messages['depth/image_rect'].header == pair.left_image.header
     assert (info.width, info.height) == (256, 128)
     np.testing.assert_allclose(info.p, pair.left_info.p)
     np.testing.assert_allclose(info.k, pair.left_info.k)
@@ -155,18 +166,19 @@ def test_an_obstacle_nearer_than_the_range_is_too_close_not_absent(scene):
     manager = PipelineManager({**SGBM64, 'min_depth': 20.0})
     messages = StereoFrameProcessor(TYPES).process(
         make_pair(scene), manager.pipeline,
-        {'depth', 'obstacle/range', 'obstacle/mask'}).messages
+        {'depth/image_rect', 'obstacle/range', 'obstacle/mask'}).messages
     message = messages['obstacle/range']
     assert message.range == -math.inf and message.min_range == 20.0
-    depth = image_to_array(messages['depth'])[0]
+    depth = image_to_array(messages['depth/image_rect'])[0]
     assert (depth[scene.obstacle_mask] == -np.inf).mean() > 0.5
     mask = image_to_array(messages['obstacle/mask'])[0]
     assert (mask[scene.obstacle_mask] == 255).mean() > 0.5  # the too-close obstacle is shown
 
 
 def test_only_the_requested_topics_are_built(scene, manager):
-    output = StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline, {'depth'})
-    assert set(output.messages) == {'depth'}
+    output = StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline,
+                                                 {'depth/image_rect'})
+    assert set(output.messages) == {'depth/image_rect'}
     assert 'obstacle_ms' not in output.timings  # nothing computed for obstacle
 
 
@@ -176,7 +188,7 @@ def test_depth_range_applies_to_a_disparity_only_subscriber(scene):
     pair = make_pair(scene)
     alone = processor.process(pair, manager.pipeline, {'disparity', 'disparity/color'})
     with_depth = processor.process(pair, manager.pipeline,
-                                   {'disparity', 'disparity/color', 'depth'})
+                                   {'disparity', 'disparity/color', 'depth/image_rect'})
     disparity = disparity_from_message(alone.messages['disparity'])[0]
     expected = disparity_from_message(with_depth.messages['disparity'])[0]
     unlimited = processor.process(pair, PipelineManager(SGBM64).pipeline,
@@ -214,24 +226,24 @@ def test_bad_encoding_is_named(scene, manager):
                                      TYPES.Image)
     with pytest.raises(ImageFormatError,
                        match="left image: encoding '32FC1' is not a camera intensity image"):
-        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
     pair = make_pair(scene)
     pair.right_image.encoding = 'yuv422'
     with pytest.raises(ImageFormatError, match="right image: encoding 'yuv422' is not supported"
                        r"; stereo input must be one of mono8, 8UC1, mono16, .*bgra8$") as info:
-        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
     assert '32FC1' not in str(info.value)
 
 
 def test_left_right_size_and_kind_mismatch(scene, manager):
     pair = make_pair(scene, right=scene.right[:, :200].copy())
     with pytest.raises(ImageFormatError, match='differ in size: 256x128 vs 200x128'):
-        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
     pair = make_pair(scene)
     pair.right_image = array_to_image(scene.right[:, :, 0].copy(), 'mono8',
                                       pair.right_image.header, TYPES.Image)
     with pytest.raises(ImageFormatError, match='left image is rgb8 but right image is mono8'):
-        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
 
 
 def test_camera_info_not_matching_the_images(scene, manager):
@@ -239,14 +251,14 @@ def test_camera_info_not_matching_the_images(scene, manager):
     pair = make_pair(scene, camera=small)
     with pytest.raises(CalibrationError, match='images are 256x128 but the CameraInfo says '
                                                '128x64'):
-        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
 
 
 def test_wrong_sign_baseline(scene, manager):
     pair = make_pair(scene)
     pair.right_info.p[3] = -pair.right_info.p[3]  # positive: left and right swapped
     with pytest.raises(CalibrationError, match='wrong sign'):
-        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
 
 
 def test_camera_model_is_cached_until_the_infos_change(scene):
@@ -366,10 +378,10 @@ def make_worker(manager, topics, recorder, pipeline=None, throttle=None):
 
 def test_worker_publishes_skips_bad_input_and_idles(scene, manager):
     recorder = Recorder()
-    topics = {'depth'}
+    topics = {'depth/image_rect'}
     worker = make_worker(manager, topics, recorder)
     assert worker.process_one(make_pair(scene)) is True
-    assert list(recorder.published[0]) == ['depth']
+    assert list(recorder.published[0]) == ['depth/image_rect']
 
     bad = make_pair(scene)
     bad.right_info.p[3] = 1.0
@@ -400,7 +412,7 @@ def test_log_throttle_keeps_one_timer_per_key():
 def test_worker_throttles_bad_input_warnings_per_error_class(scene, manager):
     now = [0.0]
     recorder = Recorder()
-    worker = make_worker(manager, {'depth'}, recorder,
+    worker = make_worker(manager, {'depth/image_rect'}, recorder,
                          throttle=LogThrottle(5.0, clock=lambda: now[0]))
     wrong_sign = make_pair(scene)
     wrong_sign.right_info.p[3] = 1.0
@@ -428,7 +440,7 @@ def test_worker_survives_a_crashing_backend(scene, manager):
             raise RuntimeError('CUDA error: an illegal memory access')
 
     recorder = Recorder()
-    worker = make_worker(manager, {'depth'}, recorder, pipeline=Broken())
+    worker = make_worker(manager, {'depth/image_rect'}, recorder, pipeline=Broken())
     assert worker.process_one(make_pair(scene)) is False
     assert recorder.errors == ['processing a stereo pair failed: RuntimeError: CUDA error: '
                                'an illegal memory access']
@@ -483,11 +495,11 @@ def compress_pair(pair, codec='png'):
 
 def test_compressed_pairs_give_the_outputs_of_raw_ones(scene, manager):
     processor = StereoFrameProcessor(TYPES)
-    topics = {'disparity', 'depth'}
+    topics = {'disparity', 'depth/image_rect'}
     raw = processor.process(make_pair(scene), manager.pipeline, topics).messages
     png = processor.process(compress_pair(make_pair(scene)), manager.pipeline, topics).messages
-    np.testing.assert_array_equal(image_to_array(png['depth'])[0],
-                                  image_to_array(raw['depth'])[0])
+    np.testing.assert_array_equal(image_to_array(png['depth/image_rect'])[0],
+                                  image_to_array(raw['depth/image_rect'])[0])
     np.testing.assert_array_equal(disparity_from_message(png['disparity'])[0],
                                   disparity_from_message(raw['disparity'])[0])
     grey = compress_pair(make_pair(scene, scene.left[:, :, 1].copy(),
@@ -510,13 +522,13 @@ def test_bad_compressed_input_is_named(scene, manager, monkeypatch):
     pair.right_image.data = pair.right_image.data[:40]
     with pytest.raises(ImageFormatError, match=r"^right image: cannot decode the compressed "
                                                r"image \(format 'rgb8; png compressed bgr8'"):
-        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
     pair = make_pair(scene)
     pair.right_image = array_to_compressed(scene.right[:, :, 0].copy(), 'mono8',
                                            pair.right_image.header, TYPES)
     with pytest.raises(ImageFormatError, match="left image is rgb8 but right image is "
                                                "'mono8; png compressed mono8' compressed"):
-        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth'})
+        StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
 
 
 def test_a_binned_camera_gets_metric_depth(scene, manager):
@@ -530,9 +542,9 @@ def test_a_binned_camera_gets_metric_depth(scene, manager):
         info.binning_x = info.binning_y = 2
     # One processor: the model it cached for the full-size camera must not be reused.
     processor = StereoFrameProcessor(TYPES)
-    processor.process(make_pair(scene), manager.pipeline, {'depth'})
-    messages = processor.process(pair, manager.pipeline, {'depth'}).messages
-    depth = image_to_array(messages['depth'])[0]
+    processor.process(make_pair(scene), manager.pipeline, {'depth/image_rect'})
+    messages = processor.process(pair, manager.pipeline, {'depth/image_rect'}).messages
+    depth = image_to_array(messages['depth/image_rect'])[0]
     truth = scene.camera.focal_baseline / scene.disparity[::2, ::2]
     valid = np.isfinite(depth) & np.isfinite(truth)
     assert depth.shape == (64, 128) and valid.mean() > 0.3
@@ -545,14 +557,14 @@ def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
     now = [0.0]
     processor = StereoFrameProcessor(TYPES, check_period=10.0, clock=lambda: now[0])
     recorder = Recorder()
-    worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth'},
+    worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth/image_rect'},
                           recorder.published.append, recorder.warnings.append,
                           recorder.errors.append, throttle=LogThrottle(clock=lambda: now[0]))
     swapped = make_pair(scene, scene.right, scene.left)
     assert worker.process_one(swapped)  # still processed and published
     assert len(recorder.warnings) == 1 and 'look swapped' in recorder.warnings[0]
     now[0] = 5.0  # not checked again before the period is over
-    assert processor.process(swapped, manager.pipeline, {'depth'}).check is None
+    assert processor.process(swapped, manager.pipeline, {'depth/image_rect'}).check is None
     now[0] = 10.0
     assert worker.process_one(swapped) and len(recorder.warnings) == 2
     now[0] = 20.0
@@ -564,7 +576,7 @@ def test_the_node_warns_about_rows_that_are_off(scene, manager):
     now = [0.0]
     processor = StereoFrameProcessor(TYPES, check_period=10.0, clock=lambda: now[0])
     recorder = Recorder()
-    worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth'},
+    worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth/image_rect'},
                           recorder.published.append, recorder.warnings.append,
                           recorder.errors.append, throttle=LogThrottle(clock=lambda: now[0]))
     assert worker.process_one(make_pair(scene)) and recorder.warnings == []
@@ -578,3 +590,16 @@ def test_the_node_warns_about_rows_that_are_off(scene, manager):
     assert 'shows the scene lower' in recorder.warnings[0]
     now[0] = 15.0  # not checked again before the period is over
     assert worker.process_one(low) and len(recorder.warnings) == 1
+
+
+def test_the_range_can_be_stamped_in_a_forward_frame(scene):
+    manager = PipelineManager({**SGBM64, 'obstacle.range_frame_id': 'stereo_left_forward'})
+    pair = make_pair(scene)
+    messages = StereoFrameProcessor(TYPES).process(
+        pair, manager.pipeline, {'obstacle/range', 'obstacle/mask', 'depth/image_rect'}).messages
+    message = messages['obstacle/range']
+    assert message.header.frame_id == 'stereo_left_forward'
+    assert message.header.stamp == pair.left_image.header.stamp
+    assert message.range == pytest.approx(scene.obstacle_distance, rel=0.1)
+    for other in ('obstacle/mask', 'depth/image_rect'):  # the images stay in their own frame
+        assert messages[other].header == pair.left_image.header

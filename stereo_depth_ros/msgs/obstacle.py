@@ -16,7 +16,7 @@ def make_mask_image(mask: np.ndarray, header: Any, types: MessageTypes) -> Any:
 
 def make_obstacle_range(distance: float, header: Any, types: MessageTypes,
                         min_range: float, max_range: float,
-                        field_of_view: float = 0.0) -> Any:
+                        field_of_view: float = 0.0, frame_id: str = '') -> Any:
     """Return the nearest-obstacle distance as ``sensor_msgs/Range``.
 
     ``range`` is the obstacle's z-depth in metres; no obstacle (NaN) becomes ``+inf``
@@ -32,6 +32,8 @@ def make_obstacle_range(distance: float, header: Any, types: MessageTypes,
         value = float('inf')
     elif value < min_range:
         value = float('-inf')
+    if frame_id:
+        header = types.Header(stamp=header.stamp, frame_id=frame_id)
     fields_ = dict(header=header, radiation_type=int(types.Range.INFRARED),
                    field_of_view=float(field_of_view), min_range=float(min_range),
                    max_range=float(max_range), range=value)

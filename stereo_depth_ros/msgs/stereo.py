@@ -8,6 +8,7 @@ from .images import array_to_image, image_to_array
 from .types import MessageTypes
 from ..camera import StereoCameraModel
 from ..errors import ImageFormatError
+from ..geometry import DISPARITY_STEP
 from ..images import mask_bounding_box
 
 
@@ -21,15 +22,16 @@ def make_depth_image(depth: np.ndarray, header: Any, types: MessageTypes) -> Any
 
 def make_disparity_image(disparity: np.ndarray, camera: StereoCameraModel, header: Any,
                          min_disparity: float, max_disparity: float, types: MessageTypes,
-                         delta_d: float = 1.0 / 16.0) -> Any:
+                         delta_d: float = DISPARITY_STEP) -> Any:
     """Return a ``stereo_msgs/DisparityImage`` for raw disparity ``x_l - x_r`` (NaN unknown).
 
     As the message definition asks, the values are pre-adjusted for the principal point
     offset (``d - (cx_l - cx_r)``), so depth is ``f * t / d``; ``min_disparity`` and
     ``max_disparity`` (the searched range, raw) are adjusted the same way. Unknown pixels and
-    pixels whose adjusted value is not positive hold ``min_disparity - 1``; valid values below
-    ``min_disparity`` are raised to it. ``valid_window`` is the bounding box of known pixels.
-    ``delta_d`` is the smallest disparity step the backend resolves (1/16 px by default).
+    pixels whose adjusted value is below ``delta_d`` (no depth can be told from it) hold
+    ``min_disparity - 1``; valid values below ``min_disparity`` are raised to it.
+    ``valid_window`` is the bounding box of known pixels. ``delta_d`` is the smallest
+    disparity step the backend resolves (:data:`~stereo_depth_ros.geometry.DISPARITY_STEP`).
     """
     disparity = np.asarray(disparity, dtype=np.float32)
     if disparity.ndim != 2:
@@ -43,7 +45,7 @@ def make_disparity_image(disparity: np.ndarray, camera: StereoCameraModel, heade
                          f'({min_disparity})')
     adjusted = disparity - offset
     with np.errstate(invalid='ignore'):
-        valid = np.isfinite(adjusted) & (adjusted > 0)
+        valid = np.isfinite(adjusted) & (adjusted >= np.float32(delta_d))
     values = np.full(disparity.shape, np.float32(low - 1.0), dtype=np.float32)
     values[valid] = np.maximum(adjusted[valid], np.float32(low))
     x, y, width, height = mask_bounding_box(valid) or (0, 0, 0, 0)

@@ -19,9 +19,9 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, Range
 from stereo_msgs.msg import DisparityImage
 
-OUTPUTS = {'disparity': DisparityImage, 'depth': Image, 'depth/camera_info': CameraInfo,
-           'obstacle/mask': Image, 'obstacle/range': Range, 'disparity/color': Image,
-           'points2': PointCloud2}
+OUTPUTS = {'disparity': DisparityImage, 'depth/image_rect': Image,
+           'depth/camera_info': CameraInfo, 'obstacle/mask': Image, 'obstacle/range': Range,
+           'disparity/color': Image, 'points2': PointCloud2}
 
 
 def report(arrivals: dict, last: dict, infos: dict, depth_headers: dict) -> list[str]:
@@ -43,8 +43,8 @@ def report(arrivals: dict, last: dict, infos: dict, depth_headers: dict) -> list
                      f'range {message.min_disparity}..{message.max_disparity} '
                      f'delta_d={message.delta_d:.4f} '
                      f'invalid={np.mean(image < message.min_disparity):.3f}')
-    if 'depth' in last:
-        depth = last['depth']
+    if 'depth/image_rect' in last:
+        depth = last['depth/image_rect']
         values = np.frombuffer(bytes(depth.data), np.float32)
         lines.append(f'depth: {depth.encoding} {depth.width}x{depth.height} '
                      f'finite={np.isfinite(values).mean():.3f} frame={depth.header.frame_id}')
@@ -79,7 +79,7 @@ def main() -> None:
         def callback(message) -> None:
             arrivals[topic].append(time.monotonic())
             last[topic] = message
-            if topic == 'depth':
+            if topic == 'depth/image_rect':
                 stamp = message.header.stamp
                 depth_headers[(stamp.sec, stamp.nanosec)] = message.header
         return callback
