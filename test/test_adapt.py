@@ -20,7 +20,7 @@ from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.errors import BackendError, DatasetError
 from stereo_depth_ros.networks.common import StereoNet
 from stereo_depth_ros.networks.costnet import volume_cross_entropy
-from stereo_depth_ros.training.adapt import AdaptTrainer, _crop_batch
+from stereo_depth_ros.training.adapt import _crop_batch, AdaptTrainer, pair_warnings
 from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict, validate
 from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
@@ -611,3 +611,18 @@ def test_sgbm_is_scored_as_the_baseline_with_its_holes_filled(tmp_path: Path, ca
             if line.startswith('sgbm (defaults)')]
     assert len(rows) == 1 and rows[0][3:5] == ['-', '-'] and rows[0][-1].endswith('%')
     assert len(rows[0]) == 8  # name (2 words), photometric, 2 x '-', EPE, bad-2, bad-3
+
+
+def test_pairs_that_look_swapped_or_misaligned_are_warned_about():
+    scene = make_scene(5, 192, 384, 'layered', max_disparity=32)
+    low = np.roll(scene.right, 3, axis=0)  # the right view 3 px lower
+    pairs = [StereoSample('good', scene.left, scene.right, None),
+             StereoSample('swapped', scene.right, scene.left, None),
+             StereoSample('low', scene.left, low, None)]
+    lines = pair_warnings(pairs)
+    assert len(lines) == 2
+    assert lines[0].startswith('warning: 1 of 3 pairs: left and right look swapped')
+    assert '(first: swapped)' in lines[0]
+    assert lines[1].startswith('warning: 1 of 3 pairs have rows of the right image 1 px')
+    assert '(worst: low, up to 3.' in lines[1]
+    assert pair_warnings(pairs[:1]) == []

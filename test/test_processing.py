@@ -553,13 +553,19 @@ def test_a_binned_camera_gets_metric_depth(scene, manager):
     assert np.median(np.abs(depth[valid] - truth[valid]) / truth[valid]) < 0.1
 
 
-def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
+def checked_worker(manager):
+    """A worker whose pair checks are 10 s apart on a clock the test sets (``now[0]``)."""
     now = [0.0]
     processor = StereoFrameProcessor(TYPES, check_period=10.0, clock=lambda: now[0])
     recorder = Recorder()
     worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth/image_rect'},
                           recorder.published.append, recorder.warnings.append,
                           recorder.errors.append, throttle=LogThrottle(clock=lambda: now[0]))
+    return now, processor, recorder, worker
+
+
+def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
+    now, processor, recorder, worker = checked_worker(manager)
     swapped = make_pair(scene, scene.right, scene.left)
     assert worker.process_one(swapped)  # still processed and published
     assert len(recorder.warnings) == 1 and 'look swapped' in recorder.warnings[0]
@@ -573,12 +579,7 @@ def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
 
 
 def test_the_node_warns_about_rows_that_are_off(scene, manager):
-    now = [0.0]
-    processor = StereoFrameProcessor(TYPES, check_period=10.0, clock=lambda: now[0])
-    recorder = Recorder()
-    worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth/image_rect'},
-                          recorder.published.append, recorder.warnings.append,
-                          recorder.errors.append, throttle=LogThrottle(clock=lambda: now[0]))
+    now, _, recorder, worker = checked_worker(manager)
     assert worker.process_one(make_pair(scene)) and recorder.warnings == []
     now[0] = 10.0
     low = make_pair(scene, right=np.roll(scene.right, 2, axis=0))  # content 2 px lower

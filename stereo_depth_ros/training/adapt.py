@@ -26,6 +26,7 @@ from .trainer import check_step_count, resumes, Trainer, _log
 from ..atomic_files import written_atomically
 from ..data.datasets import StereoSample
 from ..data.photos import PhotoLibrary
+from ..plausibility import check_pair, ROW_OFFSET_LIMIT, SWAP_SYMPTOM
 
 #: The BatchNorm layers whose statistics adaptation keeps (the networks use BatchNorm2d).
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -175,6 +176,33 @@ def check_adapt_run(config: TrainConfig, out_dir: str | Path, steps: Optional[in
     resumes(out_dir, resume)
 
 
+def pair_warnings(pairs: Sequence[StereoSample]) -> list[str]:
+    """Return a warning line for pairs that look swapped and for pairs whose rows are off.
+
+    Either makes the SGBM pseudo-labels and the photometric loss of those pairs wrong.
+    """
+    swapped: list[str] = []
+    misaligned: list[tuple[float, str]] = []
+    for pair in pairs:
+        check = check_pair(pair.left, pair.right)
+        if check.swapped:
+            swapped.append(pair.name)
+        elif check.misaligned:
+            assert check.row_offset is not None
+            misaligned.append((check.row_offset.largest, pair.name))
+    lines = []
+    if swapped:
+        lines.append(f'warning: {len(swapped)} of {len(pairs)} pairs: {SWAP_SYMPTOM} (first: '
+                     f'{swapped[0]}); exchange left.png and right.png')
+    if misaligned:
+        worst, name = max(misaligned)
+        lines.append(f'warning: {len(misaligned)} of {len(pairs)} pairs have rows of the right '
+                     f'image {ROW_OFFSET_LIMIT:g} px or more off those of the left (worst: '
+                     f'{name}, up to {worst:.1f} px); check the rectification and the '
+                     'calibration: their pseudo-labels and photometric loss are wrong')
+    return lines
+
+
 def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
           progress: bool = True, resume: bool = False, **kwargs: Any) -> Any:
     """Adapt ``config.model.init_weights`` to the pairs under ``pairs_root``; return result.
@@ -194,6 +222,8 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
     pairs = pseudo_labelled_dataset(
         root, float(config.model.architecture.get('max_disparity', 192)),
         adaptation.labeller, adaptation.labeller_weights, progress=progress)
+    for line in pair_warnings(pairs):
+        _log(line)
     trainer = AdaptTrainer(config, pairs, progress=progress, **kwargs)
     _log(f'adapting on {len(trainer.train_pairs)} pairs under {root} '
          f'({len(trainer.held_pairs)} held out)')
