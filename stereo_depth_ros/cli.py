@@ -4,6 +4,7 @@ import argparse
 import errno
 import importlib
 import os
+import shlex
 import signal
 import sys
 from typing import Any, NoReturn, Optional, Sequence
@@ -100,6 +101,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print('stereo-depth: interrupted while starting', file=sys.stderr)
         return EXIT_INTERRUPTED
     args = parser.parse_args(argv)
+    # What a model card records of a training or adaptation run: the line as typed.
+    args.invocation = shlex.join(['stereo-depth', *(sys.argv[1:] if argv is None else argv)])
     previous = signal.getsignal(signal.SIGTERM)
     try:
         signal.signal(signal.SIGTERM, _interrupt)

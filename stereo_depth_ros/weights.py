@@ -17,6 +17,7 @@ where the network's are, or hold NaN/Inf values.
 """
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
@@ -121,6 +122,22 @@ def save_weights(model: nn.Module, path: str | Path, backend: str,
     return path
 
 
+def check_export_path(path: str | Path) -> None:
+    """Raise BackendError where :func:`save_weights` could not write ``path``.
+
+    Checked before a training run, not after it: a folder in its place, or no writable
+    folder above it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise BackendError(f'export path {path} is a folder; name a .safetensors file')
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise BackendError(f'export path {path}: {parent} is not a writable folder')
+
+
 def read_metadata(path: str | Path) -> WeightsMetadata:
     """Return the metadata of a weights file; BackendError if it is not one of ours."""
     path = Path(path)
@@ -133,6 +150,9 @@ def read_metadata(path: str | Path) -> WeightsMetadata:
         raise BackendError(f'{path} is not a readable safetensors file: {error}') from None
     missing = [key for key in _RESERVED if key not in raw]
     if missing:
+        if (path.parent / f'{path.stem}.json').is_file():  # a checkpoint of train or adapt
+            raise BackendError(f'{path} is a training checkpoint (for --resume), not weights: '
+                               f'use the <backend>.safetensors of {path.parent}')
         raise BackendError(f'{path} lacks the metadata {missing}; it was not written by '
                            f'stereo_depth_ros.weights.save_weights')
     try:

@@ -2,6 +2,8 @@
 
 import json
 import logging
+import shlex
+import shutil
 import warnings
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from stereo_depth_ros import torch_runtime
 from stereo_depth_ros.backends import backend_record, create_backend
@@ -213,6 +216,10 @@ def test_adapt_command_writes_weights_curves_and_before_after(tmp_path: Path, ca
     training = read_metadata(tmp_path / 'out' / 'costnet.safetensors').extra['training']
     data = json.loads(training)['data']
     assert json.loads(training)['config']['seed'] == 5  # --seed: a second round's new crops
+    # The card can say how the run was started, flags included.
+    assert json.loads(training)['invocation'] == shlex.join(
+        ['stereo-depth', *command, '--out-dir', str(tmp_path / 'out'), '--export', '',
+         '--labeller', 'costnet', '--seed', '5'])
     assert f'adapted on 1 real pair at {pairs} (1 held out; labels: costnet,' in data
     card = build_card(tmp_path / 'out' / 'costnet.safetensors')
     assert card['training']['command'].startswith('stereo-depth adapt ')
@@ -626,3 +633,54 @@ def test_pairs_that_look_swapped_or_misaligned_are_warned_about():
     assert lines[1].startswith('warning: 1 of 3 pairs have rows of the right image 1 px')
     assert '(worst: low, up to 3.' in lines[1]
     assert pair_warnings(pairs[:1]) == []
+
+
+def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
+        tmp_path: Path, capsys) -> None:
+    from stereo_depth_ros.bags import kitti_to_bag
+    from stereo_depth_ros.camera import StereoCameraModel
+    from stereo_depth_ros.kitti import write_raw_drive
+    scenes = [make_scene(seed, 64, 128, 'layered', max_disparity=24) for seed in range(2)]
+    camera = StereoCameraModel(128, 64, 100.0, 100.0, 63.5, 63.5, 31.5, 0.2)
+    stamps = [1_000_000_000 + i * 100_000_000 for i in range(2)]
+    drive = write_raw_drive(tmp_path / 'kitti', [s.left for s in scenes],
+                            [s.right for s in scenes], camera, stamps)
+    bag = tmp_path / 'bag'
+    kitti_to_bag(drive, bag, progress=False)
+    torch.manual_seed(0)
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
+                           tmp_path / 'start.safetensors', 'costnet')
+    config = tmp_path / 'adapt.yaml'
+    config.write_text(yaml.safe_dump(_tiny_config(tmp_path, weights, 1, holdout_every=2)
+                                     .to_dict()))
+    out = tmp_path / 'out'
+    command = ['adapt', '--config', str(config), '--bag', str(bag), '--bag-every', '1',
+               '--weights', str(weights), '--device', 'cpu', '--no-progress', '--export', '',
+               '--out-dir', str(out)]
+    # Flags that would fail after training are refused before anything is extracted.
+    for bad, why in ((['--figures-on', str(tmp_path / 'none')], 'is not a folder'),
+                     (['--export', str(tmp_path)], 'is a folder')):
+        assert main([*command, *bad]) == 2
+        assert why in capsys.readouterr().err
+        assert not out.exists()
+    with pytest.raises(SystemExit):
+        main([*command, '--seed', '-1'])
+    assert "argument --seed: '-1' is not a whole number of at least 0" in capsys.readouterr().err
+    # Pairs left in the run folder by a run that failed are not trained on.
+    stale = out / 'pairs' / 'stale'
+    stale.mkdir(parents=True)
+    for name in ('left.png', 'right.png'):
+        cv2.imwrite(str(stale / name), scenes[0].left)
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert 'extracted 2 pairs' in printed and 'adapting on 1 pair under' in printed  # 2 - 1 held
+    assert not stale.exists() and not (out / 'pairs.partial').exists()
+    assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001', 'source.txt']
+    # A resumed run keeps its pairs, and refuses another bag.
+    other = tmp_path / 'other'
+    shutil.copytree(bag, other)
+    resumed = [*command, '--resume', '--steps', '2']
+    assert main([*resumed[:4], str(other), *resumed[5:]]) == 2
+    assert 'adapts on the pairs of' in capsys.readouterr().err
+    assert main(resumed) == 0
+    assert 'resuming on the pairs extracted before' in capsys.readouterr().out

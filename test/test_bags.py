@@ -288,6 +288,9 @@ def test_find_stereo_topics():
     with pytest.raises(DatasetError, match='right camera_info'):
         find_stereo_topics({'/a/left/image': image, '/b/right/image': image,
                             '/a/left/camera_info': info})
+    with pytest.raises(DatasetError, match='the bag has no sensor_msgs/msg/CameraInfo topic '
+                                           r'\(expected /a/left/camera_info\): depth needs'):
+        find_stereo_topics({'/a/left/image': image, '/a/right/image': image})
     # The images alone (what adapt extracts) need no camera_info.
     assert find_stereo_images({'/a/left/image': image, '/a/right/image': image}) == (
         '/a/left/image', '/a/right/image')

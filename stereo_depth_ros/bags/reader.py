@@ -327,6 +327,10 @@ def _pick_info(topics: dict[str, str], side: str, image_topic: str) -> str:
     if beside in infos:
         return beside
     sided = [t for t in infos if _has_word(t, side)]
+    if not infos:
+        raise DatasetError(f'the bag has no sensor_msgs/msg/CameraInfo topic (expected '
+                           f'{beside}): depth needs the calibration; record the camera_info '
+                           f'topics with the images')
     if len(sided) != 1:
         found = ', '.join(sided) if sided else 'none'
         raise DatasetError(f'cannot choose the {side} camera_info topic (expected {beside}; '

@@ -1,13 +1,17 @@
 """Adapt a learned backend to your camera from unlabeled rectified pairs or a bag."""
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 
-from .common import add_device_argument
+from .common import add_device_argument, non_negative_int, positive_int
 from ..sync import DEFAULT_SLOP
 from ..errors import StereoDepthError
 from ..text import counted
+
+#: File in the extracted pairs' folder naming the bag they came from (for --resume).
+BAG_RECORD = 'source.txt'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder searched recursively for left.png/right.png pairs')
     source.add_argument('--bag', default=None,
                         help='rosbag2 with rectified stereo image topics (found by name)')
-    parser.add_argument('--bag-every', type=int, default=5,
+    parser.add_argument('--bag-every', type=positive_int, default=5,
                         help='with --bag: use every N-th synchronised pair (default 5)')
     parser.add_argument('--approximate-sync', action='store_true',
                         help='with --bag: pair images whose stamps differ by less than --slop '
@@ -43,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='weights of a learned labeller (default: its shipped file)')
     add_device_argument(parser, 'where to train')
     parser.add_argument('--steps', type=int, default=None, help='steps (default: config)')
-    parser.add_argument('--seed', type=int, default=None,
+    parser.add_argument('--seed', type=non_negative_int, default=None,
                         help='seed of the synthetic batches and real crops (default: config); '
                              'a second round from adapted weights takes a new one')
     parser.add_argument('--out-dir', default=None, help='run folder (default: config)')
@@ -58,6 +62,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
 
+def _bag_pairs(args: argparse.Namespace, out_dir: Path) -> Path:
+    """Return ``<out_dir>/pairs`` holding the bag's pairs, and only those.
+
+    The pairs are extracted into a folder of their own and then take the place of any
+    earlier ``pairs`` (left by a run that failed before its first checkpoint). A resumed run
+    keeps the pairs it started on, and refuses another bag than theirs.
+    """
+    from ..bags.extract import extract_pairs
+    pairs = out_dir / 'pairs'
+    record = pairs / BAG_RECORD
+    source = f'{Path(args.bag).resolve()} every {args.bag_every}'
+    if args.resume and record.is_file():
+        started_on = record.read_text().strip()
+        if started_on != source:
+            raise StereoDepthError(f'{out_dir} adapts on the pairs of {started_on}; --resume '
+                                   f'continues with those: give the same --bag and '
+                                   f'--bag-every, not {source}')
+        print(f'resuming on the pairs extracted before into {pairs}')
+        return pairs
+    staging = out_dir / 'pairs.partial'
+    shutil.rmtree(staging, ignore_errors=True)
+    bad: list[str] = []
+    try:
+        count = extract_pairs(args.bag, staging, every=args.bag_every,
+                              slop=args.slop if args.approximate_sync else None,
+                              left_topic=args.left_image, right_topic=args.right_image,
+                              progress=not args.no_progress, skipped=bad)
+        (staging / BAG_RECORD).write_text(source + '\n')
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(pairs, ignore_errors=True)
+    staging.rename(pairs)
+    print(f'extracted {counted(count, "pair")} from {args.bag} into {pairs}')
+    if bad:
+        print(f'skipped {counted(len(bad), "pair")} that could not be decoded (first: '
+              f'{bad[0]})', file=sys.stderr)
+    return pairs
+
+
 def run(args: argparse.Namespace) -> int:
     """Adapt, then draw before/after pictures; print where the weights went."""
     if (args.left_image or args.right_image or args.approximate_sync) and not args.bag:
@@ -67,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
     from ..training.adapt import adapt, check_adapt_run
     from ..training.config import load_config
     from ..training.figures import before_after
-    from ..training.pseudo_labels import check_labeller
+    from ..torch_runtime import resolve_device
+    from ..training.pseudo_labels import check_labeller, find_pairs
+    from ..weights import check_export_path
     from ..weights import read_metadata
     config = load_config(args.config)
     if args.weights:
@@ -93,23 +139,17 @@ def run(args: argparse.Namespace) -> int:
     if args.export is not None:
         config.output.export = args.export
     out_dir = Path(args.out_dir or config.output.out_dir)
-    # Refused now, not after minutes of extracting and labelling pairs.
+    # Refused now, not after minutes of extracting pairs, labelling them and training.
     check_adapt_run(config, out_dir, args.steps, args.resume)
-    pairs = args.pairs
-    if args.bag:
-        from ..bags.extract import extract_pairs
-        pairs = out_dir / 'pairs'
-        bad: list[str] = []
-        count = extract_pairs(args.bag, pairs, every=args.bag_every,
-                              slop=args.slop if args.approximate_sync else None,
-                              left_topic=args.left_image, right_topic=args.right_image,
-                              progress=not args.no_progress, skipped=bad)
-        print(f'extracted {counted(count, "pair")} from {args.bag} into {pairs}')
-        if bad:
-            print(f'skipped {counted(len(bad), "pair")} that could not be decoded (first: '
-                  f'{bad[0]})', file=sys.stderr)
+    resolve_device(args.device)
+    if args.figures_on:
+        find_pairs(args.figures_on)
+    if config.output.export:
+        check_export_path(config.output.export)
+    pairs = _bag_pairs(args, out_dir) if args.bag else args.pairs
     result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,
-                   progress=not args.no_progress, resume=args.resume)
+                   progress=not args.no_progress, resume=args.resume,
+                   invocation=getattr(args, 'invocation', None))
     figures = before_after(config.backend, start, result.weights,
                            args.figures_on or pairs or config.adaptation.pairs,
                            out_dir / 'before_after', device=args.device)

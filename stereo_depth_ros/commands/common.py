@@ -129,6 +129,26 @@ def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:
                              f'{DEFAULT_MAX_MEGAPIXELS:g}; 0 = no limit)')
 
 
+def positive_int(text: str) -> int:
+    """Return ``text`` as an integer of at least 1 (an argparse type: errors name the flag)."""
+    return _bounded_int(text, 1, 'a whole number of at least 1')
+
+
+def non_negative_int(text: str) -> int:
+    """Return ``text`` as an integer of at least 0 (an argparse type)."""
+    return _bounded_int(text, 0, 'a whole number of at least 0')
+
+
+def _bounded_int(text: str, lowest: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not {what}') from None
+    if value < lowest:
+        raise argparse.ArgumentTypeError(f'{text!r} is not {what}')
+    return value
+
+
 def check_output_folder(path: str | Path, option: str = '--out-dir') -> Path:
     """Return ``path`` as a Path if a folder can be created or used there; else raise.
 

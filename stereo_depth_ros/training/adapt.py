@@ -27,6 +27,7 @@ from ..atomic_files import written_atomically
 from ..data.datasets import StereoSample
 from ..data.photos import PhotoLibrary
 from ..plausibility import check_pair, ROW_OFFSET_LIMIT, SWAP_SYMPTOM
+from ..text import counted
 
 #: The BatchNorm layers whose statistics adaptation keeps (the networks use BatchNorm2d).
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -154,7 +155,8 @@ class AdaptTrainer(Trainer):
         if held:
             self.history['adapt_val'].append({'step': self.step, **held})
             _log(f'held-out real pairs step {self.step}: photometric {held["photo"]:.4f}, '
-                 f'pseudo-label EPE {held["pseudo_epe"]:.3f} px ({len(self.held_pairs)} pairs)')
+                 f'pseudo-label EPE {held["pseudo_epe"]:.3f} px '
+                 f'({counted(len(self.held_pairs), "pair")})')
             with written_atomically(self.out_dir / 'adaptation.json') as staging:
                 staging.write_text(json.dumps(self.history['adapt_val'], indent=1))
         return metrics
@@ -225,7 +227,7 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
     for line in pair_warnings(pairs):
         _log(line)
     trainer = AdaptTrainer(config, pairs, progress=progress, **kwargs)
-    _log(f'adapting on {len(trainer.train_pairs)} pairs under {root} '
+    _log(f'adapting on {counted(len(trainer.train_pairs), "pair")} under {root} '
          f'({len(trainer.held_pairs)} held out)')
     if not trainer.held_pairs:
         every = adaptation.holdout_every

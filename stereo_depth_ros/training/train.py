@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from ..commands.common import add_device_argument
+from ..commands.common import add_device_argument, non_negative_int
 from ..errors import StereoDepthError
 
 
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser, 'where to train')
     parser.add_argument('--steps', type=int, default=None,
                         help='total steps (default: optimization.steps of the config)')
-    parser.add_argument('--seed', type=int, default=None,
+    parser.add_argument('--seed', type=non_negative_int, default=None,
                         help='random seed (default: seed of the config); a repeated '
                              'fine-tuning pass with another seed sees other synthetic scenes')
     parser.add_argument('--weights', default=None,
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_export:
         config.output.export = ''
     result = train(config, device=args.device, steps=args.steps, resume=args.resume,
-                   out_dir=args.out_dir, progress=not args.no_progress, minutes=args.minutes)
+                   out_dir=args.out_dir, progress=not args.no_progress, minutes=args.minutes,
+                   invocation=getattr(args, 'invocation', None))
     epe = result.final_validation.get('epe')
     print(f'{config.backend}: {result.step} steps, {result.wall_time_s / 60:.1f} min'
           + (f', held-out EPE {epe:.3f} px' if epe is not None else '')

@@ -236,8 +236,10 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, device: str = 'auto', steps: Optional[int] = None,
                  out_dir: Optional[str | Path] = None, progress: bool = True,
-                 minutes: Optional[float] = None) -> None:
+                 minutes: Optional[float] = None, invocation: Optional[str] = None) -> None:
         self.config = config
+        #: The command line that started the run, recorded in the weights (None: not known).
+        self.invocation = invocation
         # None, not 0, means "the config's": --steps 0 is refused, not read as the default.
         self.total_steps = int(config.optimization.steps if steps is None else steps)
         check_step_count(self.total_steps)
@@ -504,6 +506,7 @@ class Trainer:
         config['optimization']['steps'] = self.total_steps
         return {
             'experiment': cfg.name,
+            **({'invocation': self.invocation} if self.invocation else {}),
             'steps': self.step,
             'batch_size': cfg.optimization.batch_size,
             'crop': [crops[-1]['height'], crops[-1]['width']] if crops else None,
@@ -539,7 +542,8 @@ class Trainer:
 
 def train(config: TrainConfig, device: str = 'auto', steps: Optional[int] = None,
           resume: bool = False, out_dir: Optional[str | Path] = None,
-          progress: bool = True, minutes: Optional[float] = None) -> TrainResult:
+          progress: bool = True, minutes: Optional[float] = None,
+          invocation: Optional[str] = None) -> TrainResult:
     """Run (or, with ``resume``, continue) the experiment ``config``.
 
     ``steps`` overrides ``optimization.steps``; ``out_dir`` overrides ``output.out_dir``;
@@ -548,7 +552,7 @@ def train(config: TrainConfig, device: str = 'auto', steps: Optional[int] = None
     from step 0 where there is no checkpoint yet).
     """
     trainer = Trainer(config, device=device, steps=steps, out_dir=out_dir, progress=progress,
-                      minutes=minutes)
+                      minutes=minutes, invocation=invocation)
     if resumes(trainer.out_dir, resume):
         trainer.resume()
     return trainer.run()
