@@ -16,9 +16,9 @@ exact stamp (``approximate_sync: false``) or by nearest stamp within
 ``approximate_sync_tolerance_seconds``.
 
 Publishes (reliable, depth 1, like ``stereo_image_proc``): ``disparity``
-(stereo_msgs/DisparityImage), ``depth`` (32FC1 metres, NaN unknown, REP 118; -inf/+inf
-outside ``min_depth``/``max_depth``, REP 117) with
-``depth/camera_info`` (the left CameraInfo, same header, as depth_image_proc expects),
+(stereo_msgs/DisparityImage), ``depth/image_rect`` (32FC1 metres, NaN unknown, REP 118;
+-inf/+inf outside ``min_depth``/``max_depth``, REP 117) with ``depth/camera_info`` beside it
+(the left CameraInfo, same header, where image_transport and depth_image_proc look),
 ``obstacle/mask`` (mono8, 255 = nearest obstacle), ``obstacle/range`` (sensor_msgs/Range),
 ``disparity/color`` (bgr8) and ``points2`` (PointCloud2 x, y, z, rgb; ``publish_points``).
 Only outputs with subscribers are computed.
@@ -56,7 +56,7 @@ from .topics import input_subscriptions, OUTPUTS
 from .worker import StereoWorker
 
 NODE_NAME = 'stereo_depth_node'
-#: Seconds between two checks of the pair: swapped inputs, rows off (one is about 30 ms).
+#: Seconds between two checks of the pair: swapped inputs, rows off (about 20 ms at 1242x375).
 PAIR_CHECK_PERIOD_S = 10.0
 #: Seconds between two lines saying why no stereo set pairs, per kind of problem.
 DIAGNOSIS_THROTTLE_S = 30.0

@@ -13,7 +13,7 @@ import numpy as np
 
 from .backends.base import DisparityBackend
 from .camera import StereoCameraModel
-from .geometry import depth_to_points, disparity_to_depth
+from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
 from .visualize import ColourScale, colorize_disparity
 
@@ -132,11 +132,11 @@ class StereoPipeline:
         """Return the depths (m) between which the obstacle search can see anything.
 
         The obstacle's own ``min_range``/``max_range``, narrowed by ``min_depth``/``max_depth``
-        (never searched) and, with a camera, by the depths the backend's disparity
-        range can measure (``f B / (max_disparity - offset)`` and, where its smallest
-        disparity is above the offset, ``f B / (min_disparity - offset)``): a ``Range`` of
-        ``+inf`` then truly means nothing between the two (REP 117), not "nothing the search
-        could have seen".
+        and, with a camera, by the depths the backend's disparity range can measure
+        (``f B / (max_disparity - offset)``, and ``f B / (min_disparity - offset)`` or
+        ``f B / DISPARITY_STEP``, whichever is nearer): a ``Range`` of ``+inf`` then truly
+        means nothing between the two (REP 117), not "nothing the search could have seen".
+        An obstacle nearer than the first is reported too close (``-inf``).
         """
         params = self.obstacle_params
         nearest = [float(params.min_range), self.min_depth or 0.0]
@@ -145,9 +145,11 @@ class StereoPipeline:
             largest = float(self.backend.max_disparity) - camera.disparity_offset
             if largest > 0 and math.isfinite(largest):
                 nearest.append(camera.focal_baseline / largest)
-            smallest = float(self.backend.min_disparity) - camera.disparity_offset
-            if smallest > 0:  # e.g. sgbm's min_disparity: nothing farther is matched
-                farthest.append(camera.focal_baseline / smallest)
+            # Nothing farther than sgbm's min_disparity is matched, and below DISPARITY_STEP
+            # a disparity has no depth.
+            smallest = max(float(self.backend.min_disparity) - camera.disparity_offset,
+                           DISPARITY_STEP)
+            farthest.append(camera.focal_baseline / smallest)
         return max(nearest), min(farthest)
 
     def _nearest_obstacle(self, depth: np.ndarray, camera: StereoCameraModel,

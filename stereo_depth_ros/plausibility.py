@@ -100,7 +100,7 @@ def swap_warning(name: str, advice: str = 'exchange the inputs') -> str:
 #: Rows of the right view this far (px) from the left's at a typical feature, or twice this
 #: at the worst, get a warning. On 12 full-range validation scenes, the right view moved
 #: down by 0 / 0.5 / 1 / 1.5 / 2 px, ``costnet_fast``'s bad-2 goes 15.3 / 16.2 / 19.7 /
-#: 27.2 / 41.4 % and ``sgbm``'s 25.0 / 25.3 / 26.8 / 32.1 / 41.5 % (docs/ros.md;
+#: 27.2 / 41.4 % and ``sgbm``'s 25.0 / 25.3 / 26.8 / 32.1 / 41.5 % (README, "Rows off";
 #: ``python -m stereo_depth_ros.evaluation.row_offsets --shifts 0,0.5,1,1.5,2``).
 ROW_OFFSET_LIMIT = 1.0
 
@@ -115,8 +115,8 @@ class RowOffset:
     A plane fitted to the row offsets of matched features (the right image's row minus the
     left's for one scene point) gives each feature's offset; a rotation between the views
     shows as offsets that grow towards the edges. ``typical`` is the median size of those
-    offsets, ``largest`` their 95th percentile, ``lower`` whether the right view mostly shows
-    the scene lower than the left, ``matches`` how many features the fit kept.
+    offsets, ``largest`` the largest, ``lower`` whether the right view mostly shows the scene
+    lower than the left, ``matches`` how many features the fit kept.
     """
 
     typical: float
@@ -153,37 +153,66 @@ def _matched_points(left: np.ndarray, right: np.ndarray,
     return points[0][pairs[:, 0]], points[1][pairs[:, 1]]
 
 
+def _contrast_stretched(image: np.ndarray) -> np.ndarray:
+    """Return a uint8 grey image spanning 0-255 between its 1st and 99th percentiles.
+
+    Dark pictures and 12-bit cameras read as 16 bits (values 0-16 after scaling) still give
+    corners to match; uint16 and float inputs are taken as they come.
+    """
+    if image.dtype == np.uint8:  # the usual case, through a lookup table
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        cumulative = np.cumsum(np.bincount(gray.ravel(), minlength=256)) / gray.size
+        low, high = np.searchsorted(cumulative, (0.01, 0.99))
+        if not high > low:
+            return np.zeros(gray.shape, np.uint8)
+        levels = (np.arange(256, dtype=np.float32) - low) * (255.0 / (high - low)) + 0.5
+        return cv2.LUT(gray, np.clip(levels, 0, 255).astype(np.uint8))
+    values = np.asarray(image, dtype=np.float32)
+    if values.ndim == 3:
+        values = values @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    low, high = np.percentile(values[::4, ::4], (1, 99))
+    if not high > low:
+        return np.zeros(values.shape, np.uint8)
+    return np.clip((values - low) * (255.0 / (high - low)) + 0.5, 0, 255).astype(np.uint8)
+
+
 def row_offset(left: np.ndarray, right: np.ndarray, max_features: int = 1000,
-               search_rows: float = 16.0) -> Optional[RowOffset]:
+               search_rows: Optional[float] = None) -> Optional[RowOffset]:
     """Return the :class:`RowOffset` of a pair, or None where too few features match.
 
     Features are matched over the whole image; a match counts when its disparity is not
-    negative and its rows differ by less than ``search_rows``. A plane ``dy = a + b x + c y``
-    is fitted to them twice, the second time without those more than 1 px off the first:
-    wrong matches scatter, while the rectification error is smooth over the image. On the
-    51 real pairs of ``../shared/data/unlabeled`` (well rectified) ``typical`` was at most
-    0.5 px and ``largest`` 0.9 px (``python -m stereo_depth_ros.evaluation.row_offsets``).
+    negative and its rows differ by less than ``search_rows`` (default: an eighth of the
+    height, at least 16 px). A plane ``dy = a + b x + c y`` is fitted, starting from the
+    matches within 2 px of the median offset; each refit takes every match within 1 px of the
+    last plane, so the matches towards the edges of a rotated view join as the plane tilts,
+    while wrong matches, which scatter, stay out. On the 51 real pairs of
+    ``../shared/data/unlabeled`` (well rectified) ``typical`` was at most 0.5 px and
+    ``largest`` 1.2 px (``python -m stereo_depth_ros.training.row_offset_sweep --pairs``).
     """
-    gray_left, gray_right = to_gray(left), to_gray(right)
+    gray_left, gray_right = _contrast_stretched(left), _contrast_stretched(right)
     height, width = gray_left.shape
     if min(height, width) < 32:
         return None
     points_left, points_right = _matched_points(gray_left, gray_right, max_features)
     offsets = points_right[:, 1] - points_left[:, 1]
-    kept = (points_left[:, 0] - points_right[:, 0] > -1.0) & (np.abs(offsets) < search_rows)
-    if kept.sum() < MIN_ROW_MATCHES:
+    window = search_rows if search_rows is not None else max(16.0, height / 8)
+    candidates = ((points_left[:, 0] - points_right[:, 0] > -1.0)
+                  & (np.abs(offsets) < window))
+    if candidates.sum() < MIN_ROW_MATCHES:
         return None
-    kept &= np.abs(offsets - np.median(offsets[kept])) <= 2.0
+    kept = candidates & (np.abs(offsets - np.median(offsets[candidates])) <= 2.0)
     design = np.column_stack([np.ones(len(offsets)), points_left[:, 0] / width - 0.5,
                               points_left[:, 1] / height - 0.5])
-    for _ in range(2):
-        coefficients = np.linalg.lstsq(design[kept], offsets[kept], rcond=None)[0]
-        fitted = design @ coefficients
-        kept &= np.abs(offsets - fitted) <= 1.0
+    for _ in range(4):
         if kept.sum() < MIN_ROW_MATCHES:
             return None
+        coefficients = np.linalg.lstsq(design[kept], offsets[kept], rcond=None)[0]
+        fitted = design @ coefficients
+        kept = candidates & (np.abs(offsets - fitted) <= 1.0)
+    if kept.sum() < MIN_ROW_MATCHES:
+        return None
     sizes = np.abs(fitted[kept])
-    return RowOffset(typical=float(np.median(sizes)), largest=float(np.percentile(sizes, 95)),
+    return RowOffset(typical=float(np.median(sizes)), largest=float(sizes.max()),
                      lower=bool(np.median(fitted[kept]) > 0), matches=int(kept.sum()))
 
 

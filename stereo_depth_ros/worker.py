@@ -14,7 +14,7 @@ from .errors import StereoDepthError
 from .monitoring import LogThrottle, ThroughputMonitor
 from .pipeline import StereoPipeline
 from .plausibility import row_offset_warning, swap_warning
-from .processing import StereoFrameProcessor, StereoPair
+from .processing import FrameOutput, StereoFrameProcessor, StereoPair
 
 T = TypeVar('T')
 #: The throttle key and the line of the warning about inputs that look swapped.
@@ -165,13 +165,22 @@ class StereoWorker:
             return False
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')))
-        check = output.check
+        self._check(output)
+        return True
+
+    def _check(self, output: FrameOutput) -> None:
+        """Run the pair check due on a published output and warn about what it finds."""
+        try:
+            check = self.processor.check(output)
+        except Exception as error:  # a check must never stop the node
+            self._log(self._error, error,
+                      f'checking a stereo pair failed: {type(error).__name__}: {error}')
+            return
         if check is not None and check.swapped:
             self._log(self._warn, SWAPPED, SWAPPED_WARNING)
         if check is not None and check.misaligned:
             assert check.row_offset is not None
             self._log(self._warn, MISALIGNED, row_offset_warning('', check.row_offset))
-        return True
 
     def _log(self, log: Callable[[str], None], problem: Exception | str, text: str) -> None:
         """Log ``text`` unless a line about the same problem was logged just before.

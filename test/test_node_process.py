@@ -8,9 +8,11 @@ then ends the node with status 0. Skipped without rclpy and the message packages
 """
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -29,6 +31,37 @@ from test_node_ros import StereoSource  # noqa: E402
 
 NAMESPACE = f'/stereo_depth_process_test_{os.getpid()}'
 TIMEOUT_S = 90.0
+
+
+class Lines:
+    """A child's output lines read by a thread, so a wait for a line can time out (and fail)."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+        self.text = ''
+        self._lines: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self._lines.put(line)
+
+    def until(self, words: str, timeout: float = TIMEOUT_S) -> str:
+        """Return the output so far once it holds ``words``; fail after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while words not in self.text:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f'no {words!r} within {timeout:g} s:\n{self.text}'
+            try:
+                self.text += self._lines.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                assert self.process.poll() is None or not self._lines.empty(), self.text
+        return self.text
+
+    def next_line(self, timeout: float = TIMEOUT_S) -> str:
+        """Return the output so far with one more line; fail after ``timeout`` s."""
+        self.text += self._lines.get(timeout=timeout)
+        return self.text
 
 
 @pytest.fixture
@@ -117,11 +150,9 @@ def test_unknown_and_old_parameter_names_are_named_at_start_up():
     process = subprocess.Popen([*base, '-p', 'backnd:=dispnet', '-p', 'sgbm.block_size:=7'],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        output, deadline = '', time.monotonic() + TIMEOUT_S
-        while 'waiting for' not in output:
-            assert time.monotonic() < deadline and process.poll() is None, output
-            output += process.stdout.readline()
-        output += process.stdout.readline()  # the warnings follow the start-up line
+        lines = Lines(process)
+        lines.until('waiting for')
+        output = lines.next_line()  # the warnings follow the start-up line
         assert 'ignoring parameter(s) this node does not have: backnd' in output, output
         assert 'sgbm.block_size is the old name of sgbm.correlation_window_size' in output
     finally:
@@ -143,10 +174,7 @@ def test_with_sim_time_and_no_clock_the_node_still_says_nothing_arrives():
          f'__ns:={NAMESPACE}', '-p', 'backend:=sgbm', '-p', 'use_sim_time:=true', '-p',
          'stats_period:=1.0'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        output, deadline = '', time.monotonic() + TIMEOUT_S
-        while 'no message on' not in output:
-            assert time.monotonic() < deadline and process.poll() is None, output
-            output += process.stdout.readline()
+        Lines(process).until('no message on', timeout=30.0)
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)

@@ -297,3 +297,15 @@ def test_obstacle_pictures_show_both_settings_per_pair(tmp_path):
     # Two rows (pairs) of three pictures (disparity, default, the option), each under a title.
     picture_height = round(128 * PICTURE_WIDTH / 256) + 26
     assert figure.shape[:2] == (2 * picture_height + 4, 3 * PICTURE_WIDTH + 2 * 4)
+
+
+def test_a_surface_too_close_to_range_that_fills_the_view_is_found():
+    # An OAK-D Lite-like camera against a wall 0.25 m away, nearer than min_range 0.3 m: at
+    # its own depth the whole view is 0.09 m^2, below min_size 0.1; sized at min_range it
+    # is an obstacle (the Range then says -inf, too close), not "nothing".
+    camera = StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480)
+    depth = np.full((480, 640), 0.25, np.float32)
+    params = ObstacleParameters(camera_height=None)
+    assert 640 * 480 * 0.25 ** 2 / camera.fx ** 2 < params.min_size
+    result = segment_nearest_obstacle(depth, camera, params)
+    assert result.found and result.distance == pytest.approx(0.25)

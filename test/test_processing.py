@@ -570,7 +570,7 @@ def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
     assert worker.process_one(swapped)  # still processed and published
     assert len(recorder.warnings) == 1 and 'look swapped' in recorder.warnings[0]
     now[0] = 5.0  # not checked again before the period is over
-    assert processor.process(swapped, manager.pipeline, {'depth/image_rect'}).check is None
+    assert processor.process(swapped, manager.pipeline, {'depth/image_rect'}).check_inputs is None
     now[0] = 10.0
     assert worker.process_one(swapped) and len(recorder.warnings) == 2
     now[0] = 20.0
@@ -604,3 +604,35 @@ def test_the_range_can_be_stamped_in_a_forward_frame(scene):
     assert message.range == pytest.approx(scene.obstacle_distance, rel=0.1)
     for other in ('obstacle/mask', 'depth/image_rect'):  # the images stay in their own frame
         assert messages[other].header == pair.left_image.header
+
+
+def test_a_check_that_cannot_measure_the_rows_is_tried_again(scene, manager):
+    # As process-bag runs it (one check only): a featureless first frame does not use it up.
+    now = [0.0]
+    processor = StereoFrameProcessor(TYPES, clock=lambda: now[0])
+    topics = {'depth/image_rect'}
+    flat = np.full_like(scene.left, 128)
+    found = processor.check(processor.process(make_pair(scene, flat, flat), manager.pipeline,
+                                              topics))
+    assert found is not None and not found.swapped and found.row_offset is None
+    now[0] = 0.5  # tried again after CHECK_RETRY_S, not at once
+    assert processor.process(make_pair(scene), manager.pipeline, topics).check_inputs is None
+    now[0] = 1.0
+    low = make_pair(scene, right=np.roll(scene.right, 2, axis=0))
+    assert processor.check(processor.process(low, manager.pipeline, topics)).misaligned
+    now[0] = 100.0  # measured: no check again
+    assert processor.process(low, manager.pipeline, topics).check_inputs is None
+
+
+def test_the_node_checks_a_pair_after_publishing_it(scene, manager):
+    now, processor, recorder, worker = checked_worker(manager)
+    published_before_check = []
+    run_check = processor.check
+
+    def check(output):
+        published_before_check.append(len(recorder.published))
+        return run_check(output)
+
+    processor.check = check
+    assert worker.process_one(make_pair(scene))
+    assert published_before_check == [1]

@@ -61,7 +61,8 @@ class ProcessSummary:
     damage: Optional[str] = None
     recovered_from: Optional[str] = None
     interrupted: bool = False
-    #: What :func:`~stereo_depth_ros.plausibility.check_pair` found on the first pair.
+    #: What :func:`~stereo_depth_ros.plausibility.check_pair` found on the first pair it could
+    #: measure (the processor tries again while the rows cannot be measured).
     check: Optional[PairCheck] = None
 
     @property
@@ -287,6 +288,7 @@ class _Run:
                             continue
                         for name, message in output.messages.items():
                             writer.write(_output_topic(self.ns, name), message, log_time)
+                        summary.check = self.processor.check(output) or summary.check
                         pair_latency.append((time.perf_counter() - tick) * 1e3)
                         pipeline_ms.append(output.timings.get('total_ms', float('nan')))
                         summary.pairs += 1
@@ -320,10 +322,7 @@ class _Run:
         """Return the output of one pair, or None (counted) when it is bad input."""
         summary = self.summary
         try:
-            output = self.processor.process(pair, self.pipeline, self.wanted)
-            if output.check is not None:  # the first pair processed: the one checked
-                summary.check = output.check
-            return output
+            return self.processor.process(pair, self.pipeline, self.wanted)
         except StereoDepthError as error:
             summary.skipped += 1
             stamp = stamp_to_ns(pair.left_image.header.stamp) / 1e9
