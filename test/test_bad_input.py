@@ -120,6 +120,17 @@ def test_impossible_calibration(images, tmp_path, capsys, fx, baseline, words):
     assert not (tmp_path / 'o').exists()
 
 
+def test_a_baseline_in_centimetres_is_warned_about(images, tmp_path, capsys):
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o', '--fx', '451',
+                                        '--baseline', '7.5'), capsys)
+    assert code == 0 and len(lines) == 1
+    assert lines[0].startswith('warning: --baseline 7.5 m is unusually wide')
+    assert '(7.5 cm is 0.075)' in lines[0]
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'p', '--fx', '451',
+                                        '--baseline', '0.075'), capsys)
+    assert code == 0 and lines == []
+
+
 def test_depth_never_overflows_to_infinity():
     depth = disparity_to_depth(np.array([1e-40, 1e-44, 2.0, np.nan], np.float32), 1e8)
     assert not np.isinf(depth).any()

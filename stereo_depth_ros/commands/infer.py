@@ -20,6 +20,10 @@ from ..visualize import colorize_disparity, encode_rgb, overlay_obstacle, robust
 OUTPUT_FILES = ('disparity.npy', 'disparity.png', 'depth.npy', 'obstacle.png')
 
 
+#: A --baseline above this many metres gets a warning: more likely centimetres than a rig.
+WIDE_BASELINE_M = 2.0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the infer options."""
     add_backend_arguments(parser, params_file=True)
@@ -54,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if args.fx is not None:
         camera = StereoCameraModel.from_focal_baseline(args.fx, args.baseline, left.shape[1],
                                                        left.shape[0])
+        if args.baseline > WIDE_BASELINE_M:  # accepted (below 10 m), but more likely cm
+            print(f'warning: --baseline {args.baseline:g} m is unusually wide for a stereo '
+                  f'camera; it is in metres (7.5 cm is 0.075): depths scale with it',
+                  file=sys.stderr)
     pipeline = pipeline_from_args(args).pipeline
     if camera is None and (pipeline.min_depth or pipeline.max_depth):
         print('warning: min_depth/max_depth of the parameter file need --fx and --baseline '
