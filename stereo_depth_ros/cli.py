@@ -26,6 +26,7 @@ COMMANDS = {
     'fetch-photos': 'fetch_photos',
     'real-bench': 'real_bench',
     'adapt': 'adapt',
+    'check-camera': 'check_camera',
 }
 
 #: Exit status of bad input (as argparse uses for bad arguments) and of an interruption.

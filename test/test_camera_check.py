@@ -1,0 +1,99 @@
+"""stereo-depth check-camera: swaps, rows, disparities and depth limits of recorded pairs."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.camera_check import far_limit, PairFindings, report_lines
+from stereo_depth_ros.cli import main
+from stereo_depth_ros.data.synthetic import make_scene
+from stereo_depth_ros.plausibility import RowOffset
+
+
+def test_far_limit_is_where_the_depth_error_reaches_a_tenth():
+    # dz = z^2 dd / (f B): at z = 0.1 f B / dd, dz / z = 0.1.
+    limit = far_limit(33.8, 0.5)
+    assert limit == pytest.approx(6.76)
+    assert limit ** 2 * 0.5 / 33.8 / limit == pytest.approx(0.1)
+
+
+def findings(name, typical, largest, disparities, swapped=False):
+    offset = RowOffset(typical, largest, True, 100) if typical is not None else None
+    return PairFindings(name, swapped, offset, np.asarray(disparities, np.float32))
+
+
+def test_the_report_names_what_needs_doing():
+    near = np.linspace(2.0, 150.0, 1000)  # 99th percentile above sgbm's 128 px
+    lines = report_lines([findings('a', 0.2, 0.5, near), findings('b', 1.4, 1.6, near),
+                          findings('c', None, None, near, swapped=True)], 384.0,
+                         StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480))
+    text = '\n'.join(lines)
+    assert lines[0].startswith('rows: 1 of 2 measured pairs off by 1 px or more')
+    assert 'typical at most 1.40 px (b)' in lines[0] and 'CHECK THE RECTIFICATION' in lines[0]
+    assert lines[1] == 'rows: 1 of 3 pairs had too few matching corners to measure'
+    assert lines[2] == 'left/right: 1 of 3 pairs look swapped (first: c): exchange the inputs'
+    assert 'set sgbm.disparity_range to 160 or more' in text
+    assert 'f B = 33.8 px m' in text
+    assert 'set obstacle.max_range (default 40 m) and max_depth (default none) to about 6.8 m' \
+        in text
+    kitti = report_lines([findings('a', 0.1, 0.2, [5.0, 20.0, 60.0])], 384.0,
+                         StereoCameraModel.from_focal_baseline(721.0, 0.54, 1242, 375))
+    assert kitti[0].endswith(': OK') and kitti[1].endswith(': OK')
+    assert any('the default obstacle.max_range (40 m) is within it' in line for line in kitti)
+    assert any('cover them' in line for line in kitti)
+
+
+def _pairs(root: Path, right_shift: int = 0) -> Path:
+    for seed in range(2):
+        scene = make_scene(seed, 128, 256, 'layered', max_disparity=24)
+        folder = root / f'pair{seed}'
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / 'left.png'), scene.left[:, :, ::-1])
+        right = np.roll(scene.right, right_shift, axis=0)
+        cv2.imwrite(str(folder / 'right.png'), right[:, :, ::-1])
+    return root
+
+
+def test_check_camera_on_a_folder_of_pairs(tmp_path, capsys):
+    good = _pairs(tmp_path / 'good')
+    assert main(['check-camera', '--pairs', str(good), '--fx', '200', '--baseline', '0.1',
+                 '--no-progress']) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f'2 pairs of {good} (256x128)'
+    assert out[1].startswith('rows: 0 of 2 measured pairs') and out[1].endswith(': OK')
+    assert any(line.startswith('depth: f B = 20.0 px m') for line in out)
+    low = _pairs(tmp_path / 'low', right_shift=3)
+    assert main(['check-camera', '--pairs', str(low), '--no-progress']) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith('rows: 2 of 2 measured pairs') and 'CHECK THE' in out[1]
+    assert not any(line.startswith('depth:') for line in out)  # no calibration given
+
+
+def test_check_camera_on_a_bag_reads_its_calibration(tmp_path, capsys):
+    from stereo_depth_ros.bags import kitti_to_bag
+    from stereo_depth_ros.kitti import write_raw_drive
+    scenes = [make_scene(seed, 128, 256, 'layered', max_disparity=24) for seed in range(3)]
+    camera = StereoCameraModel(256, 128, 200.0, 200.0, 127.5, 127.5, 63.5, 0.3)
+    stamps = [1_000_000_000 + i * 100_000_000 for i in range(3)]
+    drive = write_raw_drive(tmp_path / 'kitti', [s.left for s in scenes],
+                            [s.right for s in scenes], camera, stamps)
+    kitti_to_bag(drive, tmp_path / 'bag', progress=False)
+    assert main(['check-camera', '--bag', str(tmp_path / 'bag'), '--no-progress']) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f'3 pairs of {tmp_path / "bag"} (256x128)')
+    assert 'f B = 60.0 px m (fx 200.0 px, baseline 0.3000 m)' in out
+
+
+@pytest.mark.parametrize('arguments, words', [
+    (['--bag', 'x', '--fx', '1', '--baseline', '1'], '--fx and --baseline apply to --pairs'),
+    (['--pairs', 'x', '--fx', '1'], 'give both --fx and --baseline'),
+    (['--pairs', '{empty}'], 'no left.png/right.png pairs under'),
+])
+def test_check_camera_refuses_bad_input_in_one_line(tmp_path, capsys, arguments, words):
+    arguments = [a.replace('{empty}', str(tmp_path)) for a in arguments]
+    assert main(['check-camera', *arguments, '--no-progress']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
