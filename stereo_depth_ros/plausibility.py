@@ -101,7 +101,7 @@ def swap_warning(name: str, advice: str = 'exchange the inputs') -> str:
 #: at the worst, get a warning. On 12 full-range validation scenes, the right view moved
 #: down by 0 / 0.5 / 1 / 1.5 / 2 px, ``costnet_fast``'s bad-2 goes 15.3 / 16.2 / 19.7 /
 #: 27.2 / 41.4 % and ``sgbm``'s 25.0 / 25.3 / 26.8 / 32.1 / 41.5 % (README, "Rows off";
-#: ``python -m stereo_depth_ros.evaluation.row_offsets --shifts 0,0.5,1,1.5,2``).
+#: ``python -m stereo_depth_ros.training.row_offset_sweep --shifts 0,0.5,1,1.5,2``).
 ROW_OFFSET_LIMIT = 1.0
 
 #: Fewer matched features than this give no estimate.
