@@ -622,17 +622,42 @@ def test_sgbm_is_scored_as_the_baseline_with_its_holes_filled(tmp_path: Path, ca
 
 def test_pairs_that_look_swapped_or_misaligned_are_warned_about():
     scene = make_scene(5, 192, 384, 'layered', max_disparity=32)
-    low = np.roll(scene.right, 3, axis=0)  # the right view 3 px lower
+
+    def low(rows):  # the right view `rows` px lower
+        return np.roll(scene.right, rows, axis=0)
+
     pairs = [StereoSample('good', scene.left, scene.right, None),
-             StereoSample('swapped', scene.right, scene.left, None),
-             StereoSample('low', scene.left, low, None)]
+             StereoSample('first', scene.right, scene.left, None),
+             StereoSample('low3', scene.left, low(3), None),
+             StereoSample('low6', scene.left, low(6), None),
+             StereoSample('second', scene.right, scene.left, None),
+             StereoSample('low2', scene.left, low(2), None)]
     lines = pair_warnings(pairs)
     assert len(lines) == 2
-    assert lines[0].startswith('warning: 1 of 3 pairs: left and right look swapped')
-    assert '(first: swapped)' in lines[0]
-    assert lines[1].startswith('warning: 1 of 3 pairs have rows of the right image 1 px')
-    assert '(worst: low, up to 3.' in lines[1]
+    assert lines[0].startswith('warning: 2 of 6 pairs (first: first): left and right look '
+                               'swapped')
+    assert lines[1].startswith('warning: 3 of 6 pairs have rows of the right image 1 px')
+    assert '(worst: low6, up to 6.' in lines[1]
     assert pair_warnings(pairs[:1]) == []
+
+
+def test_adapt_prints_the_pair_warnings(tmp_path: Path, capsys) -> None:
+    torch.manual_seed(0)
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
+                           tmp_path / 'start.safetensors', 'costnet')
+    config = tmp_path / 'adapt.yaml'
+    config.write_text(yaml.safe_dump(_tiny_config(tmp_path, weights, 1, holdout_every=2)
+                                     .to_dict()))
+    pairs = _pairs_folder(tmp_path, 2, size=(128, 256))
+    left, right = pairs / 'pair1' / 'left.png', pairs / 'pair1' / 'right.png'
+    left_bytes, right_bytes = left.read_bytes(), right.read_bytes()
+    left.write_bytes(right_bytes)  # pair1 exchanged
+    right.write_bytes(left_bytes)
+    assert main(['adapt', '--config', str(config), '--pairs', str(pairs), '--weights',
+                 str(weights), '--device', 'cpu', '--no-progress', '--export', '',
+                 '--out-dir', str(tmp_path / 'out')]) == 0
+    out = capsys.readouterr().out
+    assert 'warning: 1 of 2 pairs (first: pair1): left and right look swapped' in out
 
 
 def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
@@ -676,11 +701,73 @@ def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
     assert 'extracted 2 pairs' in printed and 'adapting on 1 pair under' in printed  # 2 - 1 held
     assert not stale.exists() and not (out / 'pairs.partial').exists()
     assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001', 'source.txt']
-    # A resumed run keeps its pairs, and refuses another bag.
+    # A resumed run keeps its pairs, and refuses another bag or another --bag-every.
     other = tmp_path / 'other'
     shutil.copytree(bag, other)
     resumed = [*command, '--resume', '--steps', '2']
     assert main([*resumed[:4], str(other), *resumed[5:]]) == 2
     assert 'adapts on the pairs of' in capsys.readouterr().err
+    every = resumed.index('--bag-every') + 1
+    assert main([*resumed[:every], '2', *resumed[every + 1:]]) == 2
+    assert 'adapts on the pairs of' in capsys.readouterr().err
     assert main(resumed) == 0
     assert 'resuming on the pairs extracted before' in capsys.readouterr().out
+
+
+def test_adapt_from_a_bag_never_mixes_in_pairs_of_another_run(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    from stereo_depth_ros.bags import extract, kitti_to_bag
+    from stereo_depth_ros.camera import StereoCameraModel
+    from stereo_depth_ros.kitti import write_raw_drive
+    scenes = [make_scene(seed, 64, 128, 'layered', max_disparity=24) for seed in range(2)]
+    camera = StereoCameraModel(128, 64, 100.0, 100.0, 63.5, 63.5, 31.5, 0.2)
+    stamps = [1_000_000_000 + i * 100_000_000 for i in range(2)]
+    drive = write_raw_drive(tmp_path / 'kitti', [s.left for s in scenes],
+                            [s.right for s in scenes], camera, stamps)
+    bag, other = tmp_path / 'bag', tmp_path / 'other'
+    kitti_to_bag(drive, bag, progress=False)
+    shutil.copytree(bag, other)
+    torch.manual_seed(0)
+    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
+                           tmp_path / 'start.safetensors', 'costnet')
+    config = tmp_path / 'adapt.yaml'
+    config.write_text(yaml.safe_dump(_tiny_config(tmp_path, weights, 1, holdout_every=2)
+                                     .to_dict()))
+    out = tmp_path / 'out'
+    command = ['adapt', '--config', str(config), '--bag', str(bag), '--bag-every', '1',
+               '--weights', str(weights), '--device', 'cpu', '--no-progress', '--export', '',
+               '--out-dir', str(out)]
+    with pytest.raises(SystemExit):
+        main([*command, '--bag-every', '0'])
+    assert "argument --bag-every: '0' is not a whole number of at least 1" in \
+        capsys.readouterr().err
+    # An unusable device is refused before anything is extracted.
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert main([*command, '--device', 'cuda']) == 2
+    assert 'CUDA is not available' in capsys.readouterr().err and not out.exists()
+    monkeypatch.undo()
+    # An interrupted extraction leaves no staging folder behind.
+    real = extract.extract_pairs
+
+    def interrupted(bag_path, out_dir, **options):
+        real(bag_path, out_dir, **options)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(extract, 'extract_pairs', interrupted)
+    assert main(command) == 130
+    assert not (out / 'pairs.partial').exists()
+    monkeypatch.undo()
+    # Pairs of another bag, from a run that failed after extracting them, are replaced...
+    monkeypatch.setattr('stereo_depth_ros.training.adapt.adapt',
+                        lambda *args, **kwargs: (_ for _ in ()).throw(DatasetError('failed')))
+    assert main([*command[:4], str(other), *command[5:]]) == 2
+    assert str(other.resolve()) in (out / 'pairs' / 'source.txt').read_text()
+    monkeypatch.undo()
+    # ... and so is a staging folder a killed run left (pairs of a longer bag).
+    left_over = out / 'pairs.partial' / '00007'
+    left_over.mkdir(parents=True)
+    for name in ('left.png', 'right.png'):
+        cv2.imwrite(str(left_over / name), scenes[0].left)
+    assert main(command) == 0
+    assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001', 'source.txt']
+    assert str(other.resolve()) not in (out / 'pairs' / 'source.txt').read_text()

@@ -777,3 +777,16 @@ def test_extraction_names_the_pairs_it_could_not_decode(tmp_path):
                          skipped=skipped) == 2
     assert len(skipped) == 1 and 'cannot decode the compressed image' in skipped[0]
     assert f'(stamp {header_stamps[1] / 1e9:.6f})' in skipped[0]
+
+
+def test_a_failing_pair_check_does_not_end_process_bag(kitti_bag, tmp_path, monkeypatch):
+    from stereo_depth_ros.processing import StereoFrameProcessor
+
+    def broken(self, output):
+        raise RuntimeError('cv2 said no')
+
+    monkeypatch.setattr(StereoFrameProcessor, 'check', broken)
+    summary = process_bag(kitti_bag, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert summary.pairs == FRAMES
+    assert 'the check of swapped or misaligned inputs failed: RuntimeError: cv2 said no' \
+        in summary.warnings()

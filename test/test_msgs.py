@@ -261,6 +261,7 @@ def test_obstacle_messages(store):
     assert none.range == float('inf')
     close = cdr_round_trip(typestore, make_obstacle_range(0.49, header, types, 0.5, 40))
     assert close.range == float('-inf')  # too close to range (REP 117)
+    assert make_obstacle_range(0.5, header, types, 0.5, 40).range == 0.5  # in range
     assert has_field(types.Range, 'variance') == (typestore.fielddefs['sensor_msgs/msg/Range']
                                                   [1][-1][0] == 'variance')
 

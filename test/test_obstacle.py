@@ -309,3 +309,14 @@ def test_a_surface_too_close_to_range_that_fills_the_view_is_found():
     assert 640 * 480 * 0.25 ** 2 / camera.fx ** 2 < params.min_size
     result = segment_nearest_obstacle(depth, camera, params)
     assert result.found and result.distance == pytest.approx(0.25)
+
+
+def test_a_blob_beyond_min_range_is_sized_at_its_own_depth():
+    # 0.5 m away (beyond min_range 0.3), about 0.08 m^2: below min_size 0.1, a mismatch blob.
+    camera = StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480)
+    depth = np.full((480, 640), np.nan, np.float32)
+    side = int(np.sqrt(0.08 * camera.fx * camera.fy) / 0.5)
+    depth[240 - side // 2:240 + side // 2, 320 - side // 2:320 + side // 2] = 0.5
+    params = ObstacleParameters(camera_height=None)
+    assert (side // 2 * 2) ** 2 * 0.5 ** 2 / (camera.fx * camera.fy) < params.min_size
+    assert not segment_nearest_obstacle(depth, camera, params).found

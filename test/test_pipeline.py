@@ -9,6 +9,7 @@ from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.errors import CalibrationError
 from stereo_depth_ros.evaluation.metrics import evaluate_pair
+from stereo_depth_ros.geometry import DISPARITY_STEP
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.visualize import ColourScale, colorize_disparity, colour_scale_top
@@ -176,3 +177,15 @@ def test_a_stream_s_colour_scale_rises_at_once_and_falls_with_a_margin():
     assert tops == [32.0, 64.0, 64.0, 64.0, 64.0, 32.0]  # down below 0.4 x 64 = 25.6 px
     assert scale.top(frame(200.0), 384.0) == 256.0  # up at once
     assert scale.top(frame(110.0), 128.0) == 128.0  # a smaller range caps what was kept
+
+
+def test_the_far_limit_is_where_a_disparity_step_is_left():
+    # An OAK-D Lite-like f B = 33.8 px m: nothing beyond f B / (1/16 px) = 541 m has a depth.
+    camera = StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480)
+    wide = StereoPipeline(create_backend('sgbm'),
+                          obstacle_params=ObstacleParameters(max_range=5000.0))
+    assert wide.obstacle_range_limits(camera)[1] == pytest.approx(
+        camera.focal_baseline / DISPARITY_STEP)
+    near = StereoPipeline(create_backend('sgbm'),
+                          obstacle_params=ObstacleParameters(max_range=40.0))
+    assert near.obstacle_range_limits(camera)[1] == 40.0

@@ -636,3 +636,25 @@ def test_the_node_checks_a_pair_after_publishing_it(scene, manager):
     processor.check = check
     assert worker.process_one(make_pair(scene))
     assert published_before_check == [1]
+
+
+def test_a_check_that_raises_does_not_stop_the_worker(scene, manager):
+    _, processor, recorder, worker = checked_worker(manager)
+
+    def broken(output):
+        raise RuntimeError('cv2 said no')
+
+    processor.check = broken
+    assert worker.process_one(make_pair(scene))
+    assert len(recorder.published) == 1
+    assert recorder.errors == ['checking a stereo pair failed: RuntimeError: cv2 said no']
+
+
+def test_a_search_range_shut_by_the_backends_reach_gives_no_obstacle_not_an_error(scene):
+    # sgbm.min_disparity 32 sees nothing farther than f B / 32; obstacle.min_range above it.
+    far = scene.camera.focal_baseline / 32
+    manager = PipelineManager({**SGBM64, 'sgbm.min_disparity': 32,
+                               'obstacle.min_range': far * 1.5})
+    message = StereoFrameProcessor(TYPES).process(
+        make_pair(scene), manager.pipeline, {'obstacle/range'}).messages['obstacle/range']
+    assert message.range == math.inf

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from stereo_depth_ros.data.synthetic import make_scene
-from stereo_depth_ros.plausibility import (check_pair, ROW_OFFSET_LIMIT, row_offset,
-                                           row_offset_warning)
+from stereo_depth_ros import plausibility
+from stereo_depth_ros.plausibility import (check_pair, MIN_ROW_MATCHES, ROW_OFFSET_LIMIT,
+                                           row_offset, row_offset_warning)
 from stereo_depth_ros.training import row_offset_sweep
 from stereo_depth_ros.training.row_offset_sweep import moved_down
 
@@ -92,3 +93,55 @@ def test_the_sweep_refuses_nothing_to_do(tmp_path, capsys):
     errors = capsys.readouterr().err.splitlines()
     assert errors[0] == 'row_offset_sweep: give --shifts, --pairs or both'
     assert errors[1].startswith('row_offset_sweep: no left.png/right.png pairs under')
+
+
+H, W = 192, 384
+BLANK = np.zeros((H, W), np.uint8)
+
+
+def fake_matches(monkeypatch, groups, seed=0):
+    """Feed row_offset these matches: groups of (count, dy, disparity, x range)."""
+    rng = np.random.default_rng(seed)
+    left, right = [], []
+    for count, dy, disparity, (x0, x1) in groups:
+        x = rng.uniform(x0, x1, count)
+        y = rng.uniform(30, H - 30, count)
+        dys = dy(rng, count) if callable(dy) else np.full(count, dy) + rng.normal(0, 0.05, count)
+        left.append(np.column_stack([x, y]))
+        right.append(np.column_stack([x - disparity, y + dys]))
+    points = (np.concatenate(left).astype(np.float32), np.concatenate(right).astype(np.float32))
+    monkeypatch.setattr(plausibility, '_matched_points', lambda *args: points)
+
+
+def test_matches_with_negative_disparity_do_not_count(monkeypatch):
+    # Wrong matches of a repeated texture, right of their left point: they outnumber the good.
+    fake_matches(monkeypatch, [(100, 0.0, 8.0, (20, W - 20)), (150, 1.5, -8.0, (20, W - 20))])
+    offset = row_offset(BLANK, BLANK)
+    assert offset is not None and offset.typical < 0.2 and not offset.too_large
+
+
+def test_matches_beyond_the_rows_searched_do_not_count(monkeypatch):
+    # 40 px is more than an eighth of 192 rows.
+    fake_matches(monkeypatch, [(100, 0.5, 8.0, (20, W - 20)), (150, 40.0, 8.0, (20, W - 20))])
+    offset = row_offset(BLANK, BLANK)
+    assert offset is not None and offset.typical == pytest.approx(0.5, abs=0.1)
+
+
+def test_scattered_wrong_matches_do_not_tilt_the_plane(monkeypatch):
+    # Good matches 0.2 px off everywhere; wrong ones 1.3-4 px off on the right third.
+    fake_matches(monkeypatch, [(200, 0.2, 8.0, (20, W - 20)),
+                               (80, lambda rng, n: rng.uniform(1.3, 4.0, n), 8.0,
+                                (2 * W / 3, W - 20))])
+    offset = row_offset(BLANK, BLANK)
+    assert offset is not None and offset.largest < 0.5 and not offset.too_large
+
+
+def test_too_few_matches_give_no_estimate(monkeypatch):
+    fake_matches(monkeypatch, [(MIN_ROW_MATCHES - 5, 2.0, 8.0, (20, W - 20))])
+    assert row_offset(BLANK, BLANK) is None
+
+
+@pytest.mark.parametrize('shift', [0.6, -0.6, 1.25, -1.25])
+def test_the_limit_is_one_pixel(scene, shift):
+    offset = row_offset(scene.left, moved_down(scene.right, shift))
+    assert offset is not None and offset.too_large == (abs(shift) >= ROW_OFFSET_LIMIT)

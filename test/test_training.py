@@ -970,3 +970,27 @@ def test_model_card_names_the_config_of_the_weights_own_run():
     # Weights exported elsewhere (adapt --export /tmp/...) are traced to this checkout's configs.
     assert training_command(Path('/tmp/elsewhere/mine.safetensors'), 'costnet_adapt', 'costnet',
                             'adapt') == 'stereo-depth adapt --config config/adapt_costnet.yaml'
+
+
+def test_export_paths_in_new_folders_are_fine_and_unwritable_ones_refused(tmp_path, monkeypatch):
+    from stereo_depth_ros import weights
+    weights.check_export_path(tmp_path / 'new' / 'deeper' / 'mine.safetensors')  # no error
+    with pytest.raises(BackendError, match='is a folder'):
+        weights.check_export_path(tmp_path)
+    monkeypatch.setattr(weights.os, 'access', lambda *args: False)
+    with pytest.raises(BackendError, match='is not a writable folder'):
+        weights.check_export_path(tmp_path / 'new' / 'mine.safetensors')
+
+
+def test_train_records_its_command_line_and_its_checkpoint_is_no_weights(tmp_path):
+    from stereo_depth_ros.cli import main
+    from stereo_depth_ros.weights import read_metadata
+    config_path = write_config(tmp_path / 'tiny.yaml', tiny_config(tmp_path))
+    argv = ['train', '--config', str(config_path), '--steps', '1', '--out-dir',
+            str(tmp_path / 'run'), '--device', 'cpu', '--no-progress']
+    assert main(argv) == 0
+    training = json.loads(read_metadata(tmp_path / 'run' / 'dispnet.safetensors')
+                          .extra['training'])
+    assert training['invocation'] == 'stereo-depth ' + ' '.join(argv)
+    with pytest.raises(BackendError, match='is a training checkpoint'):
+        read_metadata(tmp_path / 'run' / 'checkpoint.safetensors')

@@ -64,6 +64,8 @@ class ProcessSummary:
     #: What :func:`~stereo_depth_ros.plausibility.check_pair` found on the first pair it could
     #: measure (the processor tries again while the rows cannot be measured).
     check: Optional[PairCheck] = None
+    #: Why a pair check failed (a bug of the check, not of the input), if one did.
+    check_failed: Optional[str] = None
 
     @property
     def frames_per_second(self) -> float:
@@ -112,6 +114,8 @@ class ProcessSummary:
         if self.check is not None and self.check.misaligned:
             assert self.check.row_offset is not None
             lines.append(row_offset_warning('first pair', self.check.row_offset))
+        if self.check_failed:
+            lines.append(f'the check of swapped or misaligned inputs failed: {self.check_failed}')
         if self.interrupted:
             lines.append(f'interrupted: {self.out_bag} was closed properly and holds the '
                          f'{counted(self.pairs, "pair")} processed so far')
@@ -288,7 +292,7 @@ class _Run:
                             continue
                         for name, message in output.messages.items():
                             writer.write(_output_topic(self.ns, name), message, log_time)
-                        summary.check = self.processor.check(output) or summary.check
+                        self._check(output)
                         pair_latency.append((time.perf_counter() - tick) * 1e3)
                         pipeline_ms.append(output.timings.get('total_ms', float('nan')))
                         summary.pairs += 1
@@ -304,6 +308,13 @@ class _Run:
             summary.mean_latency_ms = float(np.mean(pair_latency))
             summary.mean_pipeline_ms = float(np.nanmean(pipeline_ms))
         return summary
+
+    def _check(self, output: Any) -> None:
+        """Run the pair check due on a written output; a failing check never ends the run."""
+        try:
+            self.summary.check = self.processor.check(output) or self.summary.check
+        except Exception as error:
+            self.summary.check_failed = f'{type(error).__name__}: {error}'
 
     def _decode(self, data: bytes, connection: Any) -> Any:
         """Return the message, or None (counted) when it cannot be decoded."""

@@ -194,8 +194,8 @@ def pair_warnings(pairs: Sequence[StereoSample]) -> list[str]:
             misaligned.append((check.row_offset.largest, pair.name))
     lines = []
     if swapped:
-        lines.append(f'warning: {len(swapped)} of {len(pairs)} pairs: {SWAP_SYMPTOM} (first: '
-                     f'{swapped[0]}); exchange left.png and right.png')
+        lines.append(f'warning: {len(swapped)} of {len(pairs)} pairs (first: {swapped[0]}): '
+                     f'{SWAP_SYMPTOM}; exchange their left.png and right.png')
     if misaligned:
         worst, name = max(misaligned)
         lines.append(f'warning: {len(misaligned)} of {len(pairs)} pairs have rows of the right '
