@@ -19,8 +19,10 @@ from .processing import FrameOutput, StereoFrameProcessor, StereoPair
 T = TypeVar('T')
 #: The throttle key and the line of the warning about inputs that look swapped.
 SWAPPED = 'swapped'
+#: The node's log level says "warning": its lines drop the commands' "warning: " prefix.
+WARNING_PREFIX = 'warning: '
 SWAPPED_WARNING = swap_warning('', 'check which topic is remapped to left/image_rect and '
-                               'which to right/image_rect')
+                               'which to right/image_rect').removeprefix(WARNING_PREFIX)
 #: The throttle key of the warning about rows of the two images that are off.
 MISALIGNED = 'misaligned'
 
@@ -180,7 +182,8 @@ class StereoWorker:
             self._log(self._warn, SWAPPED, SWAPPED_WARNING)
         if check is not None and check.misaligned:
             assert check.row_offset is not None
-            self._log(self._warn, MISALIGNED, row_offset_warning('', check.row_offset))
+            self._log(self._warn, MISALIGNED, row_offset_warning(
+                '', check.row_offset).removeprefix(WARNING_PREFIX))
 
     def _log(self, log: Callable[[str], None], problem: Exception | str, text: str) -> None:
         """Log ``text`` unless a line about the same problem was logged just before.
