@@ -13,6 +13,9 @@ MAX_FOCAL_BASELINE = 1e8
 #: Longest accepted baseline (m): long-range rigs reach a few metres; a longer one is most
 #: likely a calibration written in millimetres (120 for 0.12 m), which would scale every depth.
 MAX_BASELINE = 10.0
+#: A baseline above this many metres is accepted with a note: more likely centimetres (a
+#: 7.5 cm camera given as 7.5) than a rig this wide.
+WIDE_BASELINE_M = 2.0
 #: A vertical offset of the right camera (from its P[7]) up to this fraction of the baseline is
 #: taken as rounding; more is a vertically rectified pair, which is not supported.
 VERTICAL_BASELINE_FRACTION = 0.01
@@ -59,8 +62,8 @@ class StereoCameraModel:
         if self.baseline > MAX_BASELINE:
             raise CalibrationError(
                 f'stereo baseline of {self.baseline:g} m is implausibly long (limit '
-                f'{MAX_BASELINE:g} m): given in millimetres? (B, and P[3] = -fx * B, are in '
-                'metres)')
+                f'{MAX_BASELINE:g} m): given in centimetres or millimetres? (B, and P[3] = '
+                '-fx * B, are in metres)')
         if not abs(self.fx * self.baseline) < MAX_FOCAL_BASELINE:
             raise CalibrationError(
                 f'fx * baseline = {self.fx * self.baseline:.3g} px m is implausibly large '

@@ -14,8 +14,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .backends.sgbm import SGBMOptions
-from .camera import StereoCameraModel
+from .camera import StereoCameraModel, WIDE_BASELINE_M
 from .obstacle import ObstacleParameters
 from .plausibility import check_pair, ROW_OFFSET_LIMIT, RowOffset
 
@@ -62,13 +61,26 @@ def far_limit(focal_baseline: float, disparity_noise: float) -> float:
     return DEPTH_ERROR_FRACTION * focal_baseline / disparity_noise
 
 
-def report_lines(findings: Iterable[PairFindings], learned_range: float,
-                 camera: Optional[StereoCameraModel] = None) -> list[str]:
-    """Return the report: rows, swaps, disparities against the backends, depths (camera)."""
+def problems_found(findings: Iterable[PairFindings]) -> bool:
+    """Return whether any pair looks swapped or has rows that are off."""
+    return any(f.swapped or (f.row_offset is not None and f.row_offset.too_large)
+               for f in findings)
+
+
+def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
+                 sgbm_range: float, camera: Optional[StereoCameraModel] = None) -> list[str]:
+    """Return the report: rows, swaps, disparities against the backends, depths (camera).
+
+    ``learned`` is the default learned backend's name and largest disparity (px),
+    ``sgbm_range`` sgbm's largest disparity with its defaults. Pairs that look swapped are
+    left out of the rows, disparities and depths: their matches mean nothing.
+    """
     findings = list(findings)
     count = len(findings)
+    swapped = [f.name for f in findings if f.swapped]
+    usable = [f for f in findings if not f.swapped]
     lines = []
-    measured = [(f.row_offset, f.name) for f in findings if f.row_offset is not None]
+    measured = [(f.row_offset, f.name) for f in usable if f.row_offset is not None]
     if measured:
         typical = max(measured, key=lambda item: item[0].typical)
         largest = max(measured, key=lambda item: item[0].largest)
@@ -79,54 +91,60 @@ def report_lines(findings: Iterable[PairFindings], learned_range: float,
                      f'{2 * ROW_OFFSET_LIMIT:g} px at the worst); typical at most '
                      f'{typical[0].typical:.2f} px ({typical[1]}), worst '
                      f'{largest[0].largest:.2f} px ({largest[1]}): {verdict}')
-    if len(measured) < count:
-        lines.append(f'rows: {count - len(measured)} of {count} pairs had too few matching '
-                     'corners to measure')
-    swapped = [f.name for f in findings if f.swapped]
+    if len(measured) < len(usable):
+        lines.append(f'rows: {len(usable) - len(measured)} of {count} pairs had too few '
+                     'matching corners to measure')
     lines.append(f'left/right: {len(swapped)} of {count} pairs look swapped'
-                 + (f' (first: {swapped[0]}): exchange the inputs' if swapped else ': OK'))
-    values = np.concatenate([f.disparities for f in findings]) if findings else np.zeros(0)
-    lines += _disparity_lines(findings, values, learned_range)
+                 + (f' (first: {swapped[0]}): exchange the inputs; those pairs are left out '
+                    'of the rows, disparities and depths' if swapped else ': OK'))
+    if not usable:
+        return lines
+    values = np.concatenate([f.disparities for f in usable])
+    lines += _disparity_lines(usable, values, learned, sgbm_range)
     if camera is not None:
-        lines += _depth_lines(camera, values, learned_range)
+        lines += _depth_lines(camera, values, learned, sgbm_range)
     return lines
 
 
 def _disparity_lines(findings: list[PairFindings], values: np.ndarray,
-                     learned_range: float) -> list[str]:
+                     learned: tuple[str, float], sgbm_range: float) -> list[str]:
     """Return the disparities the pairs hold against the backends' ranges."""
     if values.size == 0:
         return ['disparities: no left-right consistent match in any pair']
     far, near = (float(v) for v in np.percentile(values, [FAR_PERCENTILE, NEAR_PERCENTILE]))
-    sgbm_range = SGBMOptions().disparity_range
     searched = min(f.searched for f in findings)
     lines = [f'disparities (SGBM, left-right checked, up to {searched} px): {far:.1f} px '
              f'(1st percentile) to {near:.1f} px (99th)']
-    if near >= sgbm_range:
+    name, reach = learned
+    if near > sgbm_range:
         needed = int(np.ceil((near + 1) / 16) * 16)
-        lines.append(f'  sgbm searches {sgbm_range} px by default: the nearest 1 % lie beyond; '
+        lines.append(f'  sgbm reaches {sgbm_range:g} px by default: the nearest 1 % lie beyond; '
                      f'set sgbm.disparity_range to {needed} or more')
     else:
-        lines.append(f'  sgbm ({sgbm_range} px by default) and the learned backends '
-                     f'({learned_range:g} px) cover them')
+        lines.append(f'  sgbm ({sgbm_range:g} px by default) and {name} ({reach:g} px) '
+                     'cover them')
     if near >= 0.9 * searched:
         lines.append(f'  the nearest reach the {searched} px searched here: some content may '
                      'be nearer still')
     return lines
 
 
-def _depth_lines(camera: StereoCameraModel, values: np.ndarray,
-                 learned_range: float) -> list[str]:
-    """Return the depths of the calibration: the scene's, the far limit, the nearest seen."""
-    focal_baseline = camera.focal_baseline
+def _depth_lines(camera: StereoCameraModel, values: np.ndarray, learned: tuple[str, float],
+                 sgbm_range: float) -> list[str]:
+    """Return the depths of the calibration: the scene's, the far limit, the nearest seen.
+
+    Depth is ``f B / (d - offset)``, the offset being ``cx_left - cx_right``.
+    """
+    focal_baseline, offset = camera.focal_baseline, camera.disparity_offset
     defaults = ObstacleParameters()
-    sgbm_range = SGBMOptions().disparity_range
     first = (f'depth: f B = {focal_baseline:.1f} px m (fx {camera.fx:.1f} px, baseline '
-             f'{camera.baseline:.4f} m)')
-    if values.size:
-        near = float(np.percentile(values, NEAR_PERCENTILE))
+             f'{camera.baseline:.4f} m' + (f', cx offset {offset:g} px' if offset else '') + ')')
+    shifted = values - offset
+    shifted = shifted[shifted > 0]
+    if shifted.size:
+        near = float(np.percentile(shifted, NEAR_PERCENTILE))
         first += (f'; the nearest 1 % at {focal_baseline / near:.2f} m, median '
-                  f'{focal_baseline / float(np.median(values)):.2f} m')
+                  f'{focal_baseline / float(np.median(shifted)):.2f} m')
     limit = far_limit(focal_baseline, defaults.disparity_noise)
     error = (f'  a {defaults.disparity_noise:g} px disparity error is '
              f'{DEPTH_ERROR_FRACTION:.0%} of the depth at {limit:.1f} m')
@@ -135,7 +153,13 @@ def _depth_lines(camera: StereoCameraModel, values: np.ndarray,
     else:
         advice = (f'{error}: set obstacle.max_range (default {defaults.max_range:g} m) and '
                   f'max_depth (default none) to about {limit:.1f} m')
-    return [first, advice,
-            f'  nearest depth measured: {focal_baseline / sgbm_range:.2f} m with sgbm '
-            f'({sgbm_range} px), {focal_baseline / learned_range:.2f} m with the learned '
-            f'backends ({learned_range:g} px)']
+    name, reach = learned
+    nearest = [f'{focal_baseline / (top - offset):.2f} m with {label} ({top:g} px)'
+               for label, top in (('sgbm', sgbm_range), (name, reach)) if top > offset]
+    lines = [first, advice]
+    if nearest:
+        lines.append(f'  nearest depth measured: {", ".join(nearest)}')
+    if camera.baseline > WIDE_BASELINE_M:
+        lines.append(f'  a baseline of {camera.baseline:g} m is unusually wide: in metres? '
+                     f'({camera.baseline:g} cm would be {camera.baseline / 100:g})')
+    return lines

@@ -99,18 +99,21 @@ class StereoFrameProcessor:
     ``check_period`` seconds (and on the first pair) an output is marked for :meth:`check`:
     does the pair look swapped, how far are its rows off
     (:func:`~stereo_depth_ros.plausibility.check_pair`). A check that could not measure the
-    rows (a dark or featureless frame) is tried again after :data:`CHECK_RETRY_S`.
+    rows (a dark or featureless frame) is tried again after ``check_retry`` seconds.
     """
 
     def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None,
                  max_megapixels: Optional[float] = None,
                  limit_option: str = '--max-megapixels',
-                 check_period: float = math.inf,
+                 check_period: float = math.inf, check_retry: float = CHECK_RETRY_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.types = types
         #: Seconds between two checks of the pair (swapped? rows off? about 20 ms at
         #: 1242x375); the first pair is always checked, inf: only the first (that measures).
         self.check_period = float(check_period)
+        #: Seconds before a check that could not measure the rows is tried again (0: on the
+        #: next pair, as ``process-bag`` does: its pace is no clock's).
+        self.check_retry = float(check_retry)
         self._clock = clock
         self._next_check = -math.inf
         self.mono16_bit_depth = mono16_bit_depth or None
@@ -187,7 +190,7 @@ class StereoFrameProcessor:
             return None
         found = check_pair(*output.check_inputs)
         if not found.swapped and found.row_offset is None:
-            self._next_check = min(self._next_check, self._clock() + CHECK_RETRY_S)
+            self._next_check = min(self._next_check, self._clock() + self.check_retry)
         return found
 
 

@@ -700,18 +700,22 @@ def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
     printed = capsys.readouterr().out
     assert 'extracted 2 pairs' in printed and 'adapting on 1 pair under' in printed  # 2 - 1 held
     assert not stale.exists() and not (out / 'pairs.partial').exists()
-    assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001', 'source.txt']
+    assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001']
     # A resumed run keeps its pairs, and refuses another bag or another --bag-every.
     other = tmp_path / 'other'
     shutil.copytree(bag, other)
     resumed = [*command, '--resume', '--steps', '2']
     assert main([*resumed[:4], str(other), *resumed[5:]]) == 2
-    assert 'adapts on the pairs of' in capsys.readouterr().err
+    assert 'adapts on --bag' in capsys.readouterr().err
     every = resumed.index('--bag-every') + 1
     assert main([*resumed[:every], '2', *resumed[every + 1:]]) == 2
-    assert 'adapts on the pairs of' in capsys.readouterr().err
+    assert 'adapts on --bag' in capsys.readouterr().err
     assert main(resumed) == 0
     assert 'resuming on the pairs extracted before' in capsys.readouterr().out
+    # Nor does it continue on a folder of pairs instead.
+    pairs = _pairs_folder(tmp_path, 2)
+    assert main([*resumed[:3], '--pairs', str(pairs), *resumed[7:]]) == 2
+    assert f'not --pairs {pairs.resolve()}' in capsys.readouterr().err
 
 
 def test_adapt_from_a_bag_never_mixes_in_pairs_of_another_run(
@@ -761,7 +765,7 @@ def test_adapt_from_a_bag_never_mixes_in_pairs_of_another_run(
     monkeypatch.setattr('stereo_depth_ros.training.adapt.adapt',
                         lambda *args, **kwargs: (_ for _ in ()).throw(DatasetError('failed')))
     assert main([*command[:4], str(other), *command[5:]]) == 2
-    assert str(other.resolve()) in (out / 'pairs' / 'source.txt').read_text()
+    assert str(other.resolve()) in (out / 'adapting_on.txt').read_text()
     monkeypatch.undo()
     # ... and so is a staging folder a killed run left (pairs of a longer bag).
     left_over = out / 'pairs.partial' / '00007'
@@ -769,5 +773,5 @@ def test_adapt_from_a_bag_never_mixes_in_pairs_of_another_run(
     for name in ('left.png', 'right.png'):
         cv2.imwrite(str(left_over / name), scenes[0].left)
     assert main(command) == 0
-    assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001', 'source.txt']
-    assert str(other.resolve()) not in (out / 'pairs' / 'source.txt').read_text()
+    assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001']
+    assert str(other.resolve()) not in (out / 'adapting_on.txt').read_text()

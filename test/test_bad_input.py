@@ -125,7 +125,7 @@ def test_a_baseline_in_centimetres_is_warned_about(images, tmp_path, capsys):
                                         '--baseline', '7.5'), capsys)
     assert code == 0 and len(lines) == 1
     assert lines[0].startswith('warning: --baseline 7.5 m is unusually wide')
-    assert '(7.5 cm is 0.075)' in lines[0]
+    assert '(7.5 cm would be 0.075)' in lines[0]
     code, _, lines = run_cli(infer_args(images, tmp_path / 'p', '--fx', '451',
                                         '--baseline', '0.075'), capsys)
     assert code == 0 and lines == []

@@ -715,7 +715,16 @@ def test_process_bag_says_when_the_rows_are_off(tmp_path):
     summary = process_bag(tmp_path / 'bag', tmp_path / 'out', sgbm_pipeline(), progress=False)
     assert summary.pairs == FRAMES and summary.check is not None and summary.check.misaligned
     warned = [line for line in summary.warnings() if 'rows of the right image' in line]
-    assert len(warned) == 1 and warned[0].startswith('warning: first pair: rows of the right')
+    assert len(warned) == 1
+    assert warned[0].startswith('warning: first pair measured: rows of the right')
+    # A dark first frame does not use the check up: the next pair is measured.
+    dark = [np.zeros_like(PAIRS[0][0]), *low[:1] * (FRAMES - 1)]
+    lefts = [np.zeros_like(PAIRS[0][0]), *[PAIRS[0][0]] * (FRAMES - 1)]
+    drive = write_raw_drive(tmp_path / 'dark', lefts, dark, CAMERA, stamps)
+    kitti_to_bag(drive, tmp_path / 'dark_bag', progress=False)
+    summary = process_bag(tmp_path / 'dark_bag', tmp_path / 'dark_out', sgbm_pipeline(),
+                          progress=False)
+    assert summary.check is not None and summary.check.misaligned
 
 
 def test_summary_lines_of_an_interrupted_run():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from stereo_depth_ros.camera import StereoCameraModel
-from stereo_depth_ros.camera_check import far_limit, PairFindings, report_lines
+from stereo_depth_ros.camera_check import far_limit, PairFindings, problems_found, report_lines
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.plausibility import RowOffset
@@ -27,23 +27,31 @@ def findings(name, typical, largest, disparities, swapped=False):
 
 def test_the_report_names_what_needs_doing():
     near = np.linspace(2.0, 150.0, 1000)  # 99th percentile above sgbm's 128 px
+    swapped = findings('c', None, None, np.full(1000, 220.0), swapped=True)
     lines = report_lines([findings('a', 0.2, 0.5, near), findings('b', 1.4, 1.6, near),
-                          findings('c', None, None, near, swapped=True)], 384.0,
-                         StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480))
+                          findings('d', None, None, near), swapped], ('costnet_fast', 384.0),
+                         127.0, StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480))
     text = '\n'.join(lines)
     assert lines[0].startswith('rows: 1 of 2 measured pairs off by 1 px or more')
     assert 'typical at most 1.40 px (b)' in lines[0] and 'CHECK THE RECTIFICATION' in lines[0]
-    assert lines[1] == 'rows: 1 of 3 pairs had too few matching corners to measure'
-    assert lines[2] == 'left/right: 1 of 3 pairs look swapped (first: c): exchange the inputs'
+    assert lines[1] == 'rows: 1 of 4 pairs had too few matching corners to measure'
+    assert lines[2].startswith('left/right: 1 of 4 pairs look swapped (first: c): exchange')
+    # The swapped pair's 220 px are left out: the advice comes from the others.
     assert 'set sgbm.disparity_range to 160 or more' in text
     assert 'f B = 33.8 px m' in text
     assert 'set obstacle.max_range (default 40 m) and max_depth (default none) to about 6.8 m' \
         in text
-    kitti = report_lines([findings('a', 0.1, 0.2, [5.0, 20.0, 60.0])], 384.0,
-                         StereoCameraModel.from_focal_baseline(721.0, 0.54, 1242, 375))
+    assert 'nearest depth measured: 0.27 m with sgbm (127 px), 0.09 m with costnet_fast' in text
+    kitti = report_lines([findings('a', 0.1, 0.2, [5.0, 20.0, 60.0])], ('costnet_fast', 384.0),
+                         127.0, StereoCameraModel(1242, 375, 721.0, 721.0, 620.0, 600.0, 187.0,
+                                                  0.54))
     assert kitti[0].endswith(': OK') and kitti[1].endswith(': OK')
     assert any('the default obstacle.max_range (40 m) is within it' in line for line in kitti)
     assert any('cover them' in line for line in kitti)
+    # Depth is f B / (d - (cx_l - cx_r)): the nearest sgbm sees is f B / (127 - 20).
+    assert any(f'{721 * 0.54 / 107:.2f} m with sgbm (127 px)' in line for line in kitti)
+    assert not problems_found([findings('a', 0.1, 0.2, [5.0])])
+    assert problems_found([findings('a', 1.5, 1.6, [5.0])]) and problems_found([swapped])
 
 
 def _pairs(root: Path, right_shift: int = 0) -> Path:
@@ -66,7 +74,7 @@ def test_check_camera_on_a_folder_of_pairs(tmp_path, capsys):
     assert out[1].startswith('rows: 0 of 2 measured pairs') and out[1].endswith(': OK')
     assert any(line.startswith('depth: f B = 20.0 px m') for line in out)
     low = _pairs(tmp_path / 'low', right_shift=3)
-    assert main(['check-camera', '--pairs', str(low), '--no-progress']) == 0
+    assert main(['check-camera', '--pairs', str(low), '--no-progress']) == 1  # problems found
     out = capsys.readouterr().out.splitlines()
     assert out[1].startswith('rows: 2 of 2 measured pairs') and 'CHECK THE' in out[1]
     assert not any(line.startswith('depth:') for line in out)  # no calibration given
@@ -88,8 +96,9 @@ def test_check_camera_on_a_bag_reads_its_calibration(tmp_path, capsys):
 
 
 @pytest.mark.parametrize('arguments, words', [
-    (['--bag', 'x', '--fx', '1', '--baseline', '1'], '--fx and --baseline apply to --pairs'),
     (['--pairs', 'x', '--fx', '1'], 'give both --fx and --baseline'),
+    (['--pairs', 'x', '--fx', '0', '--baseline', '0.1'], '--fx must be a positive number'),
+    (['--pairs', 'x', '--left-image', '/l'], '--left-image, --right-image and'),
     (['--pairs', '{empty}'], 'no left.png/right.png pairs under'),
 ])
 def test_check_camera_refuses_bad_input_in_one_line(tmp_path, capsys, arguments, words):

@@ -113,7 +113,10 @@ class ProcessSummary:
             lines.append(swap_warning('', 'check the image topics'))
         if self.check is not None and self.check.misaligned:
             assert self.check.row_offset is not None
-            lines.append(row_offset_warning('first pair', self.check.row_offset))
+            lines.append(row_offset_warning('first pair measured', self.check.row_offset))
+        if self.check is not None and not self.check.swapped and self.check.row_offset is None:
+            lines.append('rows: too few matching corners in every pair to measure whether the '
+                         'two images are rectified alike')
         if self.check_failed:
             lines.append(f'the check of swapped or misaligned inputs failed: {self.check_failed}')
         if self.interrupted:
@@ -250,7 +253,8 @@ class _Run:
         self.bag, self.writer, self.stereo, self.pipeline = bag, writer, stereo, pipeline
         self.sync, self.wanted, self.ns = sync, wanted, ns
         self.strict, self.max_megapixels = strict, max_megapixels
-        self.processor = StereoFrameProcessor(writer.types, mono16_bit_depth, max_megapixels)
+        self.processor = StereoFrameProcessor(writer.types, mono16_bit_depth, max_megapixels,
+                                              check_retry=0.0)
         self.summary = ProcessSummary(bag.path, writer.path, stereo, ns)
         self.inputs = {topic: index for index, topic in enumerate(stereo.as_list())}
         self.stamps: list[list[int]] = [[], [], [], []]

@@ -10,8 +10,8 @@ from ..sync import DEFAULT_SLOP
 from ..errors import StereoDepthError
 from ..text import counted
 
-#: File in the extracted pairs' folder naming the bag they came from (for --resume).
-BAG_RECORD = 'source.txt'
+#: File in the run folder naming what it adapts on (--bag or --pairs), for --resume.
+SOURCE_RECORD = 'adapting_on.txt'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,23 +62,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
 
-def _bag_pairs(args: argparse.Namespace, out_dir: Path) -> Path:
+def _check_source(out_dir: Path, source: str, resume: bool) -> bool:
+    """Record what a run adapts on; return whether a resumed run continues on it.
+
+    ``--resume`` with other pairs than the run started on is refused: their held-out losses
+    would not compare, and the checkpoint was adapted to the others.
+    """
+    record = out_dir / SOURCE_RECORD
+    if resume and record.is_file():
+        started_on = record.read_text().strip()
+        if started_on != source:
+            raise StereoDepthError(f'{out_dir} adapts on {started_on}; --resume continues on '
+                                   f'those, not {source}')
+        return True
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(source + '\n')
+    return False
+
+
+def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
     """Return ``<out_dir>/pairs`` holding the bag's pairs, and only those.
 
     The pairs are extracted into a folder of their own and then take the place of any
     earlier ``pairs`` (left by a run that failed before its first checkpoint). A resumed run
-    keeps the pairs it started on, and refuses another bag than theirs.
+    keeps the pairs it started on.
     """
     from ..bags.extract import extract_pairs
     pairs = out_dir / 'pairs'
-    record = pairs / BAG_RECORD
-    source = f'{Path(args.bag).resolve()} every {args.bag_every}'
-    if args.resume and record.is_file():
-        started_on = record.read_text().strip()
-        if started_on != source:
-            raise StereoDepthError(f'{out_dir} adapts on the pairs of {started_on}; --resume '
-                                   f'continues with those: give the same --bag and '
-                                   f'--bag-every, not {source}')
+    if resumed and pairs.is_dir():
         print(f'resuming on the pairs extracted before into {pairs}')
         return pairs
     staging = out_dir / 'pairs.partial'
@@ -89,7 +100,6 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path) -> Path:
                               slop=args.slop if args.approximate_sync else None,
                               left_topic=args.left_image, right_topic=args.right_image,
                               progress=not args.no_progress, skipped=bad)
-        (staging / BAG_RECORD).write_text(source + '\n')
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -146,7 +156,12 @@ def run(args: argparse.Namespace) -> int:
         find_pairs(args.figures_on)
     if config.output.export:
         check_export_path(config.output.export)
-    pairs = _bag_pairs(args, out_dir) if args.bag else args.pairs
+    if args.bag:
+        source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
+    else:
+        source = f'--pairs {Path(args.pairs or config.adaptation.pairs or "").resolve()}'
+    resumed = _check_source(out_dir, source, args.resume)
+    pairs = _bag_pairs(args, out_dir, resumed) if args.bag else args.pairs
     result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,
                    progress=not args.no_progress, resume=args.resume,
                    invocation=getattr(args, 'invocation', None))

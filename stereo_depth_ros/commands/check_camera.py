@@ -1,14 +1,19 @@
 """Check a stereo camera's recorded pairs: swaps, rows, disparities, depth limits."""
 
 import argparse
+import math
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from .common import positive_int
 from ..camera import StereoCameraModel
 from ..errors import DatasetError
+from ..sync import DEFAULT_SLOP
 from ..text import counted
+
+#: Exit status when the check finds swapped pairs or rows that are off (2 is bad input).
+EXIT_FOUND_PROBLEMS = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,79 +25,130 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument('--pairs', default=None,
                         help='folder searched recursively for left.png/right.png pairs')
     parser.add_argument('--fx', type=float, default=None,
-                        help='with --pairs: focal length in px (with --baseline: depths)')
-    parser.add_argument('--baseline', type=float, default=None,
-                        help='with --pairs: baseline in metres')
+                        help='focal length in px, with --baseline: depths for --pairs, or '
+                             'for a bag without camera_info')
+    parser.add_argument('--baseline', type=float, default=None, help='baseline in metres')
+    parser.add_argument('--left-image', default=None,
+                        help='with --bag: the left image topic (default: found by name)')
+    parser.add_argument('--right-image', default=None,
+                        help='with --bag: the right image topic (default: found by name)')
+    parser.add_argument('--approximate-sync', action='store_true',
+                        help='with --bag: pair images whose stamps differ by less than --slop')
+    parser.add_argument('--slop', type=float, default=DEFAULT_SLOP,
+                        help=f'with --approximate-sync: largest stamp difference in seconds '
+                             f'(default {DEFAULT_SLOP})')
     parser.add_argument('--max-pairs', type=positive_int, default=12,
                         help='pairs checked, spread over the bag or folder (default 12)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
 
+def _given_camera(args: argparse.Namespace) -> Optional[tuple[float, float]]:
+    """Return ``(fx, baseline)`` of the flags, checked before any pair is read, or None."""
+    if (args.fx is None) != (args.baseline is None):
+        raise ValueError('give both --fx and --baseline, or neither')
+    if args.fx is None:
+        return None
+    for flag, value, unit in (('--fx', args.fx, 'px'), ('--baseline', args.baseline, 'm')):
+        if not 0 < value < math.inf:
+            raise ValueError(f'{flag} must be a positive number of {unit}, got {value:g}')
+    return float(args.fx), float(args.baseline)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print the report of :mod:`stereo_depth_ros.camera_check`."""
+    """Print the report of :mod:`stereo_depth_ros.camera_check`; 1 when it finds problems."""
     from ..backends import create_backend, DEFAULT_BACKEND
-    from ..camera_check import check_one, report_lines
+    from ..camera_check import check_one, problems_found, report_lines
     from ..data.datasets import read_image_rgb
     from ..training.pseudo_labels import find_pairs
     from tqdm import tqdm
-    if args.bag and (args.fx is not None or args.baseline is not None):
-        raise ValueError('--fx and --baseline apply to --pairs; a bag has its camera_info')
-    if (args.fx is None) != (args.baseline is None):
-        raise ValueError('give both --fx and --baseline, or neither')
+    if not args.bag and (args.left_image or args.right_image or args.approximate_sync):
+        raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag')
+    given = _given_camera(args)
+    notes = []
     with tempfile.TemporaryDirectory(prefix='check_camera_') as scratch:
-        camera = None
+        camera_infos, every = None, None
         if args.bag:
             root = Path(scratch)
-            camera = _bag_pairs(args.bag, root, args.max_pairs, not args.no_progress)
+            camera_infos, every = _bag_pairs(args, root)
+            if camera_infos is None and given is None:
+                notes.append('depth: the bag has no camera_info; give --fx and --baseline for '
+                             'depths')
+            elif camera_infos is not None and given is not None:
+                raise ValueError('the bag has its camera_info: --fx and --baseline are only '
+                                 'for a bag without it')
         else:
             root = Path(args.pairs)
         folders = find_pairs(root)
         folders = [folders[i] for i in _spread(len(folders), args.max_pairs)]
-        findings = []
+        findings, sizes = [], set()
         for folder in tqdm(folders, desc='check pairs', unit='pair', disable=args.no_progress):
             left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
             if left.shape != right.shape:
                 raise DatasetError(f'{folder}: left {left.shape[1]}x{left.shape[0]} and right '
                                    f'{right.shape[1]}x{right.shape[0]} differ')
-            findings.append(check_one(str(folder.relative_to(root)), left, right))
-        if args.fx is not None:
-            camera = StereoCameraModel.from_focal_baseline(args.fx, args.baseline,
-                                                           left.shape[1], left.shape[0])
-    learned = float(create_backend(DEFAULT_BACKEND, device='cpu').max_disparity)
-    where = args.bag or args.pairs
-    print(f'{counted(len(findings), "pair")} of {where} ({left.shape[1]}x{left.shape[0]})')
-    for line in report_lines(findings, learned, camera):
+            sizes.add((left.shape[1], left.shape[0]))
+            findings.append(check_one(_pair_name(folder, root, every), left, right))
+    by_area = sorted(sizes, key=lambda size: (size[0] * size[1], size))
+    shown = ' to '.join(dict.fromkeys(f'{w}x{h}' for w, h in (by_area[0], by_area[-1])))
+    camera = None
+    if camera_infos is not None:
+        camera = StereoCameraModel.from_camera_info(*camera_infos)
+    elif given is not None:  # the size only bounds pixel coordinates, unused here
+        camera = StereoCameraModel.from_focal_baseline(*given, *by_area[-1])
+    learned = create_backend(DEFAULT_BACKEND, device='cpu')
+    sgbm = create_backend('sgbm')
+    print(f'{counted(len(findings), "pair")} of {args.bag or args.pairs} ({shown})')
+    for line in report_lines(findings, (DEFAULT_BACKEND, float(learned.max_disparity)),
+                             float(sgbm.max_disparity), camera) + notes:
         print(line)
-    return 0
+    return EXIT_FOUND_PROBLEMS if problems_found(findings) else 0
+
+
+def _pair_name(folder: Path, root: Path, every: Optional[int]) -> str:
+    """Return how the report names a pair: a bag's frame number, else its folder."""
+    if every is not None:  # extracted: folders 00000, 00001, ... of every every-th frame
+        return f'frame {int(folder.name) * every}'
+    relative = folder.relative_to(root)
+    return root.resolve().name if relative == Path('.') else str(relative)
 
 
 def _spread(total: int, wanted: int) -> list[int]:
     """Return up to ``wanted`` indices spread evenly over ``range(total)``."""
     if total <= wanted:
         return list(range(total))
-    return sorted({round(i * (total - 1) / (wanted - 1)) for i in range(wanted)}) \
-        if wanted > 1 else [0]
+    if wanted == 1:
+        return [0]
+    return sorted({round(i * (total - 1) / (wanted - 1)) for i in range(wanted)})
 
 
-def _bag_pairs(bag: str, out: Path, wanted: int, progress: bool) -> StereoCameraModel:
-    """Extract about ``wanted`` pairs spread over the bag into ``out``; return its camera."""
-    from ..bags import BagInput, find_stereo_topics
+def _bag_pairs(args: argparse.Namespace,
+               out: Path) -> tuple[Optional[tuple[Any, Any]], int]:
+    """Extract about ``--max-pairs`` pairs spread over the bag into ``out``.
+
+    Return its two CameraInfos (None where the bag has none: the rows and swaps need no
+    calibration) and the step between the synchronised frames extracted.
+    """
+    from ..bags import BagInput, find_stereo_images, find_stereo_topics
     from ..bags.extract import extract_pairs
-    with BagInput(bag) as reader:
-        topics = find_stereo_topics(reader.topics)
-        total = reader.message_count(topics.left_image) or wanted
+    with BagInput(args.bag) as reader:
+        left_image, right_image = find_stereo_images(reader.topics, args.left_image,
+                                                     args.right_image)
+        total = reader.message_count(left_image) or args.max_pairs
+        try:
+            topics = find_stereo_topics(reader.topics, left_image, right_image)
+        except DatasetError:  # no camera_info: no calibration, the rest can be checked
+            topics = None
         infos: dict[str, Any] = {}
-        for connection, _, data in reader.messages():
-            if connection.topic in (topics.left_info, topics.right_info):
+        wanted = (topics.left_info, topics.right_info) if topics else ()
+        for connection, _, data in reader.messages() if topics else ():
+            if connection.topic in wanted:
                 infos.setdefault(connection.topic, reader.deserialize(data, connection))
             if len(infos) == 2:
                 break
-    if len(infos) < 2:
-        raise DatasetError(f'{bag}: no message on {topics.left_info} and {topics.right_info}: '
-                           'depth needs the calibration')
-    camera = StereoCameraModel.from_camera_info(infos[topics.left_info],
-                                                infos[topics.right_info])
-    extract_pairs(bag, out, every=max(1, total // wanted), limit=wanted,
-                  left_topic=topics.left_image, right_topic=topics.right_image,
-                  progress=progress)
-    return camera
+    every = max(1, math.ceil(total / args.max_pairs))
+    extract_pairs(args.bag, out, every=every, limit=args.max_pairs,
+                  slop=args.slop if args.approximate_sync else None, left_topic=left_image,
+                  right_topic=right_image, progress=not args.no_progress)
+    if topics is None or len(infos) < 2:
+        return None, every
+    return (infos[topics.left_info], infos[topics.right_info]), every

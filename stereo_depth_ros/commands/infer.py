@@ -9,7 +9,7 @@ import numpy as np
 
 from .common import (add_backend_arguments, add_size_limit_argument, check_output_folder,
                      pipeline_from_args)
-from ..camera import StereoCameraModel
+from ..camera import StereoCameraModel, WIDE_BASELINE_M
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
 from ..plausibility import check_image_size, check_pair, row_offset_warning, swap_warning
@@ -18,10 +18,6 @@ from ..visualize import colorize_disparity, encode_rgb, overlay_obstacle, robust
 
 #: Every file infer may write into --out-dir (depth and obstacle only with calibration).
 OUTPUT_FILES = ('disparity.npy', 'disparity.png', 'depth.npy', 'obstacle.png')
-
-
-#: A --baseline above this many metres gets a warning: more likely centimetres than a rig.
-WIDE_BASELINE_M = 2.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
                                                        left.shape[0])
         if args.baseline > WIDE_BASELINE_M:  # accepted (below 10 m), but more likely cm
             print(f'warning: --baseline {args.baseline:g} m is unusually wide for a stereo '
-                  f'camera; it is in metres (7.5 cm is 0.075): depths scale with it',
-                  file=sys.stderr)
+                  f'camera; it is in metres ({args.baseline:g} cm would be '
+                  f'{args.baseline / 100:g}): depths scale with it', file=sys.stderr)
     pipeline = pipeline_from_args(args).pipeline
     if camera is None and (pipeline.min_depth or pipeline.max_depth):
         print('warning: min_depth/max_depth of the parameter file need --fx and --baseline '

@@ -195,7 +195,8 @@ def pair_warnings(pairs: Sequence[StereoSample]) -> list[str]:
     lines = []
     if swapped:
         lines.append(f'warning: {len(swapped)} of {len(pairs)} pairs (first: {swapped[0]}): '
-                     f'{SWAP_SYMPTOM}; exchange their left.png and right.png')
+                     f'{SWAP_SYMPTOM}; exchange the left and right images (of a bag: '
+                     f'--left-image and --right-image)')
     if misaligned:
         worst, name = max(misaligned)
         lines.append(f'warning: {len(misaligned)} of {len(pairs)} pairs have rows of the right '
