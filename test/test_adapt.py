@@ -683,7 +683,12 @@ def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
                '--weights', str(weights), '--device', 'cpu', '--no-progress', '--export', '',
                '--out-dir', str(out)]
     # Flags that would fail after training are refused before anything is extracted.
+    mismatched = tmp_path / 'mismatched' / 'pair'
+    mismatched.mkdir(parents=True)
+    cv2.imwrite(str(mismatched / 'left.png'), scenes[0].left)
+    cv2.imwrite(str(mismatched / 'right.png'), scenes[0].left[:32])
     for bad, why in ((['--figures-on', str(tmp_path / 'none')], 'is not a folder'),
+                     (['--figures-on', str(mismatched.parent)], 'left 128x64 and right 128x32'),
                      (['--export', str(tmp_path)], 'is a folder')):
         assert main([*command, *bad]) == 2
         assert why in capsys.readouterr().err

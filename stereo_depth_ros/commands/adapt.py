@@ -120,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
     from ..resources import default_weights_path
     from ..training.adapt import adapt, check_adapt_run
     from ..training.config import load_config
-    from ..training.figures import before_after
+    from ..training.figures import before_after, figure_pairs
     from ..torch_runtime import resolve_device
-    from ..training.pseudo_labels import check_labeller, find_pairs
+    from ..training.pseudo_labels import check_labeller
     from ..weights import check_export_path
     from ..weights import read_metadata
     config = load_config(args.config)
@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     check_adapt_run(config, out_dir, args.steps, args.resume)
     resolve_device(args.device)
     if args.figures_on:
-        find_pairs(args.figures_on)
+        figure_pairs(args.figures_on)
     if config.output.export:
         check_export_path(config.output.export)
     if args.bag:

@@ -3,13 +3,37 @@
 from pathlib import Path
 from typing import Optional
 
+import cv2
+
 from ..backends import create_backend
+from ..errors import DatasetError
 from ..data.datasets import read_image_rgb
 from ..visualize import colorize_disparity, grid, robust_max, save_rgb, titled
 from .pseudo_labels import find_pairs
 
 #: Pairs drawn at most.
 MAX_PAIRS = 6
+
+
+def figure_pairs(pairs_root: str | Path) -> list[Path]:
+    """Return the pair folders :func:`before_after` draws; DatasetError for a bad one.
+
+    Checked before an adaptation runs: a pair whose images differ in size is named.
+    """
+    folders = find_pairs(pairs_root)
+    chosen = folders[::max(len(folders) // MAX_PAIRS, 1)][:MAX_PAIRS]
+    for folder in chosen:
+        shapes = []
+        for name in ('left.png', 'right.png'):
+            image = cv2.imread(str(folder / name), cv2.IMREAD_UNCHANGED)
+            if image is None:
+                raise DatasetError(f'{folder / name} is not a readable image')
+            shapes.append(image.shape[:2])
+        (left_h, left_w), (right_h, right_w) = shapes
+        if (left_h, left_w) != (right_h, right_w):
+            raise DatasetError(f'{folder}: left {left_w}x{left_h} and right '
+                               f'{right_w}x{right_h} differ')
+    return chosen
 
 
 def before_after(backend: str, before: str | Path, after: str | Path,
@@ -22,13 +46,11 @@ def before_after(backend: str, before: str | Path, after: str | Path,
     """
     if pairs_root is None:
         return []
-    folders = find_pairs(pairs_root)
-    step = max(len(folders) // MAX_PAIRS, 1)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     models = [create_backend(backend, weights=path, device=device) for path in (before, after)]
     written = []
-    for folder in folders[::step][:MAX_PAIRS]:
+    for folder in figure_pairs(pairs_root):
         left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
         first, second = (model.compute(left, right) for model in models)
         scale = max(robust_max(first), robust_max(second), 1.0)
