@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.config import load_config
     from ..training.figures import before_after, figure_pairs
     from ..torch_runtime import resolve_device
-    from ..training.pseudo_labels import check_labeller
+    from ..training.pseudo_labels import check_labeller, find_pairs
     from ..weights import check_export_path
     from ..weights import read_metadata
     config = load_config(args.config)
@@ -159,7 +159,10 @@ def run(args: argparse.Namespace) -> int:
     if args.bag:
         source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
     else:
-        source = f'--pairs {Path(args.pairs or config.adaptation.pairs or "").resolve()}'
+        root = args.pairs or config.adaptation.pairs
+        if root:
+            find_pairs(root)  # a missing folder is refused before the run folder is made
+        source = f'--pairs {Path(root or "").resolve()}'
     resumed = _check_source(out_dir, source, args.resume)
     pairs = _bag_pairs(args, out_dir, resumed) if args.bag else args.pairs
     result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,
