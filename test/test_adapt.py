@@ -641,13 +641,19 @@ def test_pairs_that_look_swapped_or_misaligned_are_warned_about():
     assert pair_warnings(pairs[:1]) == []
 
 
-def test_adapt_prints_the_pair_warnings(tmp_path: Path, capsys) -> None:
+def _tiny_run(tmp_path: Path) -> tuple[Path, Path]:
+    """Tiny costnet start weights and a 1-step adaptation config using them, as files."""
     torch.manual_seed(0)
     weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
                            tmp_path / 'start.safetensors', 'costnet')
     config = tmp_path / 'adapt.yaml'
     config.write_text(yaml.safe_dump(_tiny_config(tmp_path, weights, 1, holdout_every=2)
                                      .to_dict()))
+    return weights, config
+
+
+def test_adapt_prints_the_pair_warnings(tmp_path: Path, capsys) -> None:
+    weights, config = _tiny_run(tmp_path)
     pairs = _pairs_folder(tmp_path, 2, size=(128, 256))
     left, right = pairs / 'pair1' / 'left.png', pairs / 'pair1' / 'right.png'
     left_bytes, right_bytes = left.read_bytes(), right.read_bytes()
@@ -660,8 +666,8 @@ def test_adapt_prints_the_pair_warnings(tmp_path: Path, capsys) -> None:
     assert 'warning: 1 of 2 pairs (first: pair1): left and right look swapped' in out
 
 
-def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
-        tmp_path: Path, capsys) -> None:
+def _bag_adaptation(tmp_path: Path) -> tuple[list, Path, Path, list[str]]:
+    """A 2-frame bag, tiny start weights and config; (scenes, bag, run folder, adapt argv)."""
     from stereo_depth_ros.bags import kitti_to_bag
     from stereo_depth_ros.camera import StereoCameraModel
     from stereo_depth_ros.kitti import write_raw_drive
@@ -672,16 +678,17 @@ def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
                             [s.right for s in scenes], camera, stamps)
     bag = tmp_path / 'bag'
     kitti_to_bag(drive, bag, progress=False)
-    torch.manual_seed(0)
-    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
-                           tmp_path / 'start.safetensors', 'costnet')
-    config = tmp_path / 'adapt.yaml'
-    config.write_text(yaml.safe_dump(_tiny_config(tmp_path, weights, 1, holdout_every=2)
-                                     .to_dict()))
+    weights, config = _tiny_run(tmp_path)
     out = tmp_path / 'out'
     command = ['adapt', '--config', str(config), '--bag', str(bag), '--bag-every', '1',
                '--weights', str(weights), '--device', 'cpu', '--no-progress', '--export', '',
                '--out-dir', str(out)]
+    return scenes, bag, out, command
+
+
+def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
+        tmp_path: Path, capsys) -> None:
+    scenes, bag, out, command = _bag_adaptation(tmp_path)
     # Flags that would fail after training are refused before anything is extracted.
     mismatched = tmp_path / 'mismatched' / 'pair'
     mismatched.mkdir(parents=True)
@@ -725,27 +732,10 @@ def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
 
 def test_adapt_from_a_bag_never_mixes_in_pairs_of_another_run(
         tmp_path: Path, capsys, monkeypatch) -> None:
-    from stereo_depth_ros.bags import extract, kitti_to_bag
-    from stereo_depth_ros.camera import StereoCameraModel
-    from stereo_depth_ros.kitti import write_raw_drive
-    scenes = [make_scene(seed, 64, 128, 'layered', max_disparity=24) for seed in range(2)]
-    camera = StereoCameraModel(128, 64, 100.0, 100.0, 63.5, 63.5, 31.5, 0.2)
-    stamps = [1_000_000_000 + i * 100_000_000 for i in range(2)]
-    drive = write_raw_drive(tmp_path / 'kitti', [s.left for s in scenes],
-                            [s.right for s in scenes], camera, stamps)
-    bag, other = tmp_path / 'bag', tmp_path / 'other'
-    kitti_to_bag(drive, bag, progress=False)
+    from stereo_depth_ros.bags import extract
+    scenes, bag, out, command = _bag_adaptation(tmp_path)
+    other = tmp_path / 'other'
     shutil.copytree(bag, other)
-    torch.manual_seed(0)
-    weights = save_weights(backend_record('costnet').network(**TINY['costnet']),
-                           tmp_path / 'start.safetensors', 'costnet')
-    config = tmp_path / 'adapt.yaml'
-    config.write_text(yaml.safe_dump(_tiny_config(tmp_path, weights, 1, holdout_every=2)
-                                     .to_dict()))
-    out = tmp_path / 'out'
-    command = ['adapt', '--config', str(config), '--bag', str(bag), '--bag-every', '1',
-               '--weights', str(weights), '--device', 'cpu', '--no-progress', '--export', '',
-               '--out-dir', str(out)]
     with pytest.raises(SystemExit):
         main([*command, '--bag-every', '0'])
     assert "argument --bag-every: '0' is not a whole number of at least 1" in \
