@@ -770,3 +770,16 @@ def test_adapt_from_a_bag_never_mixes_in_pairs_of_another_run(
     assert main(command) == 0
     assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001']
     assert str(other.resolve()) not in (out / 'adapting_on.txt').read_text()
+
+
+def test_adapt_without_pairs_names_the_configs_folder_and_the_flags(tmp_path, capsys):
+    weights, config = _tiny_run(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    data['adaptation']['pairs'] = str(tmp_path / 'elsewhere')
+    config.write_text(yaml.safe_dump(data))
+    assert main(['adapt', '--config', str(config), '--weights', str(weights), '--device',
+                 'cpu', '--no-progress', '--out-dir', str(tmp_path / 'out')]) == 2
+    error = capsys.readouterr().err
+    assert f"adapts on adaptation.pairs = '{tmp_path / 'elsewhere'}'" in error
+    assert 'give your pairs with --pairs DIR or --bag BAG' in error
+    assert not (tmp_path / 'out').exists()

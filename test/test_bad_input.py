@@ -460,3 +460,17 @@ def test_infer_replaces_every_output_of_an_earlier_run(images, tmp_path, capsys)
 ])
 def test_benchmarks_refuse_settings_they_would_ignore(capsys, argv, words):
     assert_one_line_error(*run_cli(argv, capsys)[::2], *words)
+
+
+def test_infer_says_when_the_nearest_obstacle_is_too_close(images, tmp_path, capsys):
+    # The textured plane stands at f B / 6 px = 1.67 m, nearer than min_range 3 m.
+    params = tmp_path / 'near.yaml'
+    params.write_text('/**/stereo_depth_node:\n  ros__parameters:\n    obstacle:\n'
+                      '      min_range: 3.0\n')
+    argv = infer_args(images, tmp_path / 'o', '--fx', '100', '--baseline', '0.1')
+    code, out, _ = run_cli([*argv, '--params-file', params], capsys)
+    assert code == 0
+    line = next(line for line in out.splitlines() if line.startswith('nearest obstacle'))
+    assert 'too close: nearer than the 3.00 m the range starts at' in line
+    code, out, _ = run_cli(argv, capsys)
+    assert 'too close' not in out

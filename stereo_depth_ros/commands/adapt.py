@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .common import add_device_argument, non_negative_int, positive_int
 from ..sync import DEFAULT_SLOP
-from ..errors import StereoDepthError
+from ..errors import DatasetError, StereoDepthError
 from ..text import counted
 
 #: File in the run folder naming what it adapts on (--bag or --pairs), for --resume.
@@ -160,8 +160,16 @@ def run(args: argparse.Namespace) -> int:
         source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
     else:
         root = args.pairs or config.adaptation.pairs
-        if root:
-            find_pairs(root)  # a missing folder is refused before the run folder is made
+        if not root:
+            raise DatasetError('adapt needs pairs: --pairs DIR, --bag BAG or the config\'s '
+                               'adaptation.pairs')
+        try:  # a missing folder is refused before the run folder is made
+            find_pairs(root)
+        except DatasetError as error:
+            if args.pairs:
+                raise
+            raise DatasetError(f'{error}: {args.config} adapts on adaptation.pairs = {root!r}; '
+                               'give your pairs with --pairs DIR or --bag BAG') from None
         source = f'--pairs {Path(root or "").resolve()}'
     resumed = _check_source(out_dir, source, args.resume)
     pairs = _bag_pairs(args, out_dir, resumed) if args.bag else args.pairs

@@ -87,8 +87,11 @@ def run(args: argparse.Namespace) -> int:
         if result.obstacle is not None and result.obstacle.found:
             assert result.obstacle.bbox is not None  # found: it has a box
             x, y, width, height = result.obstacle.bbox
+            close = (f' - too close: nearer than the {result.min_range:.2f} m the range '
+                     'starts at (the node\'s Range says -inf)'
+                     if result.obstacle.distance < result.min_range else '')
             print(f'nearest obstacle: {result.obstacle.distance:.2f} m, box x {x} y {y} '
-                  f'width {width} height {height} px')
+                  f'width {width} height {height} px{close}')
         else:
             print('nearest obstacle: none found')
     written = [f'{name} (colours 0-{top:.0f} px)' if name == 'disparity.png' else name
