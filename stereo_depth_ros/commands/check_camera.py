@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag')
     given = _given_camera(args)
     notes = []
+    camera = None
     with tempfile.TemporaryDirectory(prefix='check_camera_') as scratch:
-        camera_infos, every = None, None
+        every = None
         if args.bag:
             root = Path(scratch)
             camera_infos, every = _bag_pairs(args, root)
@@ -76,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
             elif camera_infos is not None and given is not None:
                 raise ValueError('the bag has its camera_info: --fx and --baseline are only '
                                  'for a bag without it')
+            elif camera_infos is not None:  # a bad calibration is refused before the pairs
+                camera = StereoCameraModel.from_camera_info(*camera_infos)
         else:
             root = Path(args.pairs)
         folders = find_pairs(root)
@@ -90,10 +93,7 @@ def run(args: argparse.Namespace) -> int:
             findings.append(check_one(_pair_name(folder, root, every), left, right))
     by_area = sorted(sizes, key=lambda size: (size[0] * size[1], size))
     shown = ' to '.join(dict.fromkeys(f'{w}x{h}' for w, h in (by_area[0], by_area[-1])))
-    camera = None
-    if camera_infos is not None:
-        camera = StereoCameraModel.from_camera_info(*camera_infos)
-    elif given is not None:  # the size only bounds pixel coordinates, unused here
+    if given is not None:  # the size only bounds pixel coordinates, unused here
         camera = StereoCameraModel.from_focal_baseline(*given, *by_area[-1])
     learned = create_backend(DEFAULT_BACKEND, device='cpu')
     sgbm = create_backend('sgbm')
