@@ -31,21 +31,23 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
                      storage: str = 'mcap', encoding: str = 'rgb8', baseline: float = 0.3,
                      right_messages: bool = True, right_offset_ns: int = 0,
                      garbage_left: Optional[int] = None,
-                     info_size: Optional[tuple[int, int]] = None) -> Path:
+                     info_size: Optional[tuple[int, int]] = None,
+                     camera_infos: bool = True) -> Path:
     """Write a stereo bag under /stereo; the options make it bad in one way each.
 
     ``baseline`` < 0 gives a right CameraInfo with the wrong sign of P[3];
     ``right_messages=False`` declares the right topics but writes nothing on them;
     ``right_offset_ns`` shifts the right stamps; ``garbage_left`` replaces that left image
-    by undecodable bytes; ``info_size`` puts another size into both CameraInfos.
+    by undecodable bytes; ``info_size`` puts another size into both CameraInfos;
+    ``camera_infos=False`` writes the images alone.
     """
     camera = StereoCameraModel.from_focal_baseline(80.0, abs(baseline),
                                                    *(info_size or (width, height)))
     with BagWriter(path, storage=storage) as bag:
         types = bag.types
-        for topic, kind in (('/stereo/right/image_rect', 'sensor_msgs/msg/Image'),
-                            ('/stereo/right/camera_info', 'sensor_msgs/msg/CameraInfo')):
-            bag.add_topic(topic, kind)
+        bag.add_topic('/stereo/right/image_rect', 'sensor_msgs/msg/Image')
+        if camera_infos:
+            bag.add_topic('/stereo/right/camera_info', 'sensor_msgs/msg/CameraInfo')
         for frame in range(frames):
             stamp = START_NS + frame * PERIOD_NS
             left, right = textured_pair(frame, width, height)
@@ -59,11 +61,13 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
                 bag.write_raw(connection, b'\x00\x01\x00\x00garbage', stamp)
             else:
                 bag.write('/stereo/left/image_rect', _image(left, encoding, head, types), stamp)
-            bag.write('/stereo/left/camera_info', left_info, stamp)
+            if camera_infos:
+                bag.write('/stereo/left/camera_info', left_info, stamp)
             if right_messages:
                 bag.write('/stereo/right/image_rect', _image(right, encoding, right_head, types),
                           stamp)
-                bag.write('/stereo/right/camera_info', right_info, stamp)
+                if camera_infos:
+                    bag.write('/stereo/right/camera_info', right_info, stamp)
     return path
 
 

@@ -106,3 +106,16 @@ def test_check_camera_refuses_bad_input_in_one_line(tmp_path, capsys, arguments,
     assert main(['check-camera', *arguments, '--no-progress']) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0]
+
+
+def test_check_camera_on_a_bag_without_camera_info(tmp_path, capsys):
+    from bad_input_helpers import write_stereo_bag
+    bag = write_stereo_bag(tmp_path / 'bag', frames=3, width=192, height=128,
+                           camera_infos=False)
+    assert main(['check-camera', '--bag', str(bag), '--no-progress']) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f'3 pairs of {bag} (192x128)'
+    assert out[-1] == 'depth: the bag has no camera_info; give --fx and --baseline for depths'
+    assert main(['check-camera', '--bag', str(bag), '--fx', '80', '--baseline', '0.3',
+                 '--no-progress']) == 0
+    assert 'depth: f B = 24.0 px m' in capsys.readouterr().out
