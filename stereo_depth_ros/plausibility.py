@@ -189,11 +189,25 @@ def row_offset(left: np.ndarray, right: np.ndarray, max_features: int = 1000,
     ``../shared/data/unlabeled`` (well rectified) ``typical`` was at most 0.5 px and
     ``largest`` 1.2 px (``python -m stereo_depth_ros.training.row_offset_sweep --pairs``).
     """
-    gray_left, gray_right = _contrast_stretched(left), _contrast_stretched(right)
-    height, width = gray_left.shape
-    if min(height, width) < 32:
+    matched = _row_matches(left, right, max_features)
+    if matched is None:
         return None
-    points_left, points_right = _matched_points(gray_left, gray_right, max_features)
+    return _fitted_offset(*matched, search_rows)
+
+
+def _row_matches(left: np.ndarray, right: np.ndarray, max_features: int = 1000
+                 ) -> Optional[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
+    """Return the matched (x, y) of both images and their (height, width); None if too small."""
+    gray_left, gray_right = _contrast_stretched(left), _contrast_stretched(right)
+    if min(gray_left.shape) < 32:
+        return None
+    return (*_matched_points(gray_left, gray_right, max_features), gray_left.shape)
+
+
+def _fitted_offset(points_left: np.ndarray, points_right: np.ndarray, shape: tuple[int, int],
+                   search_rows: Optional[float] = None) -> Optional[RowOffset]:
+    """Return the :class:`RowOffset` of matched points (see :func:`row_offset`)."""
+    height, width = shape
     offsets = points_right[:, 1] - points_left[:, 1]
     window = search_rows if search_rows is not None else max(16.0, height / 8)
     candidates = ((points_left[:, 0] - points_right[:, 0] > -1.0)
@@ -239,11 +253,29 @@ class PairCheck:
         return self.row_offset is not None and self.row_offset.too_large
 
 
+def _matches_say_ordered(points_left: np.ndarray, points_right: np.ndarray,
+                         shape: tuple[int, int]) -> bool:
+    """Return whether most matched corners within the rows searched have positive disparity.
+
+    False also where too few corners match to tell.
+    """
+    disparity = points_left[:, 0] - points_right[:, 0]
+    near_rows = np.abs(points_right[:, 1] - points_left[:, 1]) < max(16.0, shape[0] / 8)
+    positive = int((near_rows & (disparity > 1)).sum())
+    negative = int((near_rows & (disparity < -1)).sum())
+    return positive + negative >= MIN_ROW_MATCHES and positive > negative
+
+
 def check_pair(left: np.ndarray, right: np.ndarray) -> PairCheck:
     """Return whether the pair looks swapped and how far its rows are off.
 
-    The row offset is not measured on a pair that looks swapped (its matches have negative
+    :func:`likely_swapped` compares a few rows, which rows that are off can fool; where the
+    matched corners mostly have positive disparities the pair is taken as ordered. The row
+    offset is not measured on a pair that looks swapped (its matches have negative
     disparities).
     """
-    swapped = likely_swapped(left, right)
-    return PairCheck(swapped=swapped, row_offset=None if swapped else row_offset(left, right))
+    matched = _row_matches(left, right)
+    swapped = likely_swapped(left, right) and not (
+        matched is not None and _matches_say_ordered(*matched))
+    offset = None if swapped or matched is None else _fitted_offset(*matched)
+    return PairCheck(swapped=swapped, row_offset=offset)

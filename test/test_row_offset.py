@@ -145,3 +145,24 @@ def test_too_few_matches_give_no_estimate(monkeypatch):
 def test_the_limit_is_one_pixel(scene, shift):
     offset = row_offset(scene.left, moved_down(scene.right, shift))
     assert offset is not None and offset.too_large == (abs(shift) >= ROW_OFFSET_LIMIT)
+
+
+def _blocks(seed, width=96, height=64, shift=6):
+    """A fronto-parallel plane of 2x2-px random blocks at disparity ``shift``."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (height // 2, (width + shift) // 2, 3), dtype=np.uint8)
+    texture = np.repeat(np.repeat(coarse, 2, axis=0), 2, axis=1)
+    return texture[:, :width].copy(), texture[:, shift:shift + width].copy()
+
+
+@pytest.mark.parametrize('seed', [1, 4])
+def test_rows_off_are_not_taken_for_a_swap(seed):
+    # Two rows off, a texture without vertical structure matches at random shifts along the
+    # rows compared, and likely_swapped says "swapped"; the matched corners, all at +6 px,
+    # say otherwise: the check reports the rows.
+    left, right = _blocks(seed)
+    low = np.roll(right, 2, axis=0)
+    assert plausibility.likely_swapped(left, low)
+    found = check_pair(left, low)
+    assert not found.swapped and found.misaligned
+    assert check_pair(right, left).swapped  # a real swap stays one
