@@ -1,7 +1,7 @@
 """Rectified stereo camera model built from the two CameraInfo messages' fields."""
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -19,6 +19,14 @@ WIDE_BASELINE_M = 2.0
 #: A vertical offset of the right camera (from its P[7]) up to this fraction of the baseline is
 #: taken as rounding; more is a vertically rectified pair, which is not supported.
 VERTICAL_BASELINE_FRACTION = 0.01
+
+
+def wide_baseline(baseline: float) -> Optional[str]:
+    """Return why a baseline above :data:`WIDE_BASELINE_M` looks wrong, else None."""
+    if baseline <= WIDE_BASELINE_M:
+        return None
+    return (f'{baseline:g} m is unusually wide for a stereo camera; it is in metres '
+            f'({baseline:g} cm would be {baseline / 100:g})')
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from .camera import StereoCameraModel, WIDE_BASELINE_M
+from .camera import StereoCameraModel, wide_baseline
 from .obstacle import ObstacleParameters
 from .plausibility import check_pair, ROW_OFFSET_LIMIT, RowOffset
 
@@ -159,7 +159,7 @@ def _depth_lines(camera: StereoCameraModel, values: np.ndarray, learned: tuple[s
     lines = [first, advice]
     if nearest:
         lines.append(f'  nearest depth measured: {", ".join(nearest)}')
-    if camera.baseline > WIDE_BASELINE_M:
-        lines.append(f'  a baseline of {camera.baseline:g} m is unusually wide: in metres? '
-                     f'({camera.baseline:g} cm would be {camera.baseline / 100:g})')
+    wide = wide_baseline(camera.baseline)
+    if wide:
+        lines.append(f'  the baseline of {wide}')
     return lines

@@ -195,6 +195,11 @@ def row_offset(left: np.ndarray, right: np.ndarray, max_features: int = 1000,
     return _fitted_offset(*matched, search_rows)
 
 
+def _rows_searched(height: int) -> float:
+    """Return how far (px) apart the rows of a counted match may be: an eighth of the height."""
+    return max(16.0, height / 8)
+
+
 def _row_matches(left: np.ndarray, right: np.ndarray, max_features: int = 1000
                  ) -> Optional[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
     """Return the matched (x, y) of both images and their (height, width); None if too small."""
@@ -209,7 +214,7 @@ def _fitted_offset(points_left: np.ndarray, points_right: np.ndarray, shape: tup
     """Return the :class:`RowOffset` of matched points (see :func:`row_offset`)."""
     height, width = shape
     offsets = points_right[:, 1] - points_left[:, 1]
-    window = search_rows if search_rows is not None else max(16.0, height / 8)
+    window = search_rows if search_rows is not None else _rows_searched(height)
     candidates = ((points_left[:, 0] - points_right[:, 0] > -1.0)
                   & (np.abs(offsets) < window))
     if candidates.sum() < MIN_ROW_MATCHES:
@@ -260,7 +265,7 @@ def _matches_say_ordered(points_left: np.ndarray, points_right: np.ndarray,
     False also where too few corners match to tell.
     """
     disparity = points_left[:, 0] - points_right[:, 0]
-    near_rows = np.abs(points_right[:, 1] - points_left[:, 1]) < max(16.0, shape[0] / 8)
+    near_rows = np.abs(points_right[:, 1] - points_left[:, 1]) < _rows_searched(shape[0])
     positive = int((near_rows & (disparity > 1)).sum())
     negative = int((near_rows & (disparity < -1)).sum())
     return positive + negative >= MIN_ROW_MATCHES and positive > negative

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import positive_int
+from .common import calibration_flags, positive_int
 from ..camera import StereoCameraModel
 from ..errors import DatasetError
 from ..sync import DEFAULT_SLOP
@@ -42,18 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
 
-def _given_camera(args: argparse.Namespace) -> Optional[tuple[float, float]]:
-    """Return ``(fx, baseline)`` of the flags, checked before any pair is read, or None."""
-    if (args.fx is None) != (args.baseline is None):
-        raise ValueError('give both --fx and --baseline, or neither')
-    if args.fx is None:
-        return None
-    for flag, value, unit in (('--fx', args.fx, 'px'), ('--baseline', args.baseline, 'm')):
-        if not 0 < value < math.inf:
-            raise ValueError(f'{flag} must be a positive number of {unit}, got {value:g}')
-    return float(args.fx), float(args.baseline)
-
-
 def run(args: argparse.Namespace) -> int:
     """Print the report of :mod:`stereo_depth_ros.camera_check`; 1 when it finds problems."""
     from ..backends import create_backend, DEFAULT_BACKEND
@@ -63,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     if not args.bag and (args.left_image or args.right_image or args.approximate_sync):
         raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag')
-    given = _given_camera(args)
+    given = calibration_flags(args)
     notes = []
     camera = None
     with tempfile.TemporaryDirectory(prefix='check_camera_') as scratch:

@@ -129,6 +129,21 @@ def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:
                              f'{DEFAULT_MAX_MEGAPIXELS:g}; 0 = no limit)')
 
 
+def calibration_flags(args: argparse.Namespace) -> Optional[tuple[float, float]]:
+    """Return ``(fx, baseline)`` of ``--fx``/``--baseline``, or None where neither is given.
+
+    Checked before any image is read: both or neither, each positive and finite.
+    """
+    if (args.fx is None) != (args.baseline is None):
+        raise ValueError('give both --fx and --baseline, or neither')
+    if args.fx is None:
+        return None
+    for flag, value, unit in (('--fx', args.fx, 'px'), ('--baseline', args.baseline, 'm')):
+        if not 0 < value < math.inf:
+            raise ValueError(f'{flag} must be a positive number of {unit}, got {value:g}')
+    return float(args.fx), float(args.baseline)
+
+
 def positive_int(text: str) -> int:
     """Return ``text`` as an integer of at least 1 (an argparse type: errors name the flag)."""
     return _bounded_int(text, 1, 'a whole number of at least 1')

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (add_backend_arguments, add_size_limit_argument, check_output_folder,
-                     pipeline_from_args)
-from ..camera import StereoCameraModel, WIDE_BASELINE_M
+from .common import (add_backend_arguments, add_size_limit_argument, calibration_flags,
+                     check_output_folder, pipeline_from_args)
+from ..camera import StereoCameraModel, wide_baseline
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
 from ..plausibility import check_image_size, check_pair, row_offset_warning, swap_warning
@@ -44,20 +44,14 @@ def run(args: argparse.Namespace) -> int:
         raise ImageFormatError(
             f'left {args.left} is {left.shape[1]}x{left.shape[0]} but right {args.right} is '
             f'{right.shape[1]}x{right.shape[0]}')
-    if (args.fx is None) != (args.baseline is None):
-        raise ValueError('give both --fx and --baseline, or neither')
-    for flag, value, unit in (('--fx', args.fx, 'px'), ('--baseline', args.baseline, 'm')):
-        if value is not None and not 0 < value < float('inf'):
-            raise ValueError(f'{flag} must be a positive number of {unit}, got {value:g}')
+    given = calibration_flags(args)
     check_image_size(left.shape[1], left.shape[0], args.max_megapixels)
     camera = None
-    if args.fx is not None:
-        camera = StereoCameraModel.from_focal_baseline(args.fx, args.baseline, left.shape[1],
-                                                       left.shape[0])
-        if args.baseline > WIDE_BASELINE_M:  # accepted (below 10 m), but more likely cm
-            print(f'warning: --baseline {args.baseline:g} m is unusually wide for a stereo '
-                  f'camera; it is in metres ({args.baseline:g} cm would be '
-                  f'{args.baseline / 100:g}): depths scale with it', file=sys.stderr)
+    if given is not None:
+        camera = StereoCameraModel.from_focal_baseline(*given, left.shape[1], left.shape[0])
+        wide = wide_baseline(camera.baseline)  # accepted (below 10 m), but more likely cm
+        if wide:
+            print(f'warning: --baseline {wide}: depths scale with it', file=sys.stderr)
     pipeline = pipeline_from_args(args).pipeline
     if camera is None and (pipeline.min_depth or pipeline.max_depth):
         print('warning: min_depth/max_depth of the parameter file need --fx and --baseline '
