@@ -9,7 +9,11 @@ the silent topics or shows the stamps that failed to pair. Pure Python, thread-s
 """
 
 import threading
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
+
+#: A topic's stamp this much earlier than its latest one is time going back (a bag replayed
+#: or looped, a simulation restarted), not messages delivered out of order.
+BACKWARD_JUMP_NS = 100_000_000
 
 
 class InputArrivals:
@@ -26,17 +30,36 @@ class InputArrivals:
         #: kind of problem: ``'silent: <topics>'`` or ``'unpaired'``.
         self.last_kind = ''
 
-    def record(self, topic: str, stamp_ns: int) -> None:
-        """Count one message on ``topic`` whose header stamp is ``stamp_ns`` nanoseconds."""
+    def record(self, topic: str, stamp_ns: int) -> int:
+        """Count one message on ``topic`` whose header stamp is ``stamp_ns`` nanoseconds.
+
+        Returns how far (ns) the stamp went back from the topic's latest one when that is
+        more than :data:`BACKWARD_JUMP_NS` (time went back), else 0.
+        """
         with self._lock:
             if topic not in self._counts:
                 raise KeyError(f'unknown input topic {topic!r}; known: {self.topics}')
             self._counts[topic] += 1
-            self._latest[topic] = int(stamp_ns)
+            previous, self._latest[topic] = self._latest[topic], int(stamp_ns)
+            went_back = 0 if previous is None else previous - int(stamp_ns)
+            return went_back if went_back > BACKWARD_JUMP_NS else 0
 
-    def reset(self) -> None:
-        """Start a new period (the node calls this after a period in which sets were paired)."""
-        self._end_period()
+    def unpaired_note(self, pairs: int) -> Optional[str]:
+        """Return a line when fewer than half the slowest topic's messages were paired.
+
+        Starts a new period (the node calls this after a period in which sets were paired,
+        :meth:`diagnosis` after one without). ``pairs`` is the number of sets the
+        synchronizer emitted in it; None when that is at least half of what the least
+        frequent topic delivered (a camera that drops a frame now and then is no news).
+        """
+        counts, latest = self._end_period()
+        slowest = min(counts.values())
+        if 2 * pairs >= slowest:
+            return None
+        listed = ', '.join(f'{topic} {counts[topic]}' for topic in self.topics)
+        return (f'only {pairs} stereo sets paired of {slowest} possible (messages: {listed}); '
+                f'latest stamps differ by {_spread_s(latest):.3f} s: a camera dropping frames, '
+                'stamps that do not match, or a queue_size too small for the slower camera')
 
     def _end_period(self) -> tuple[dict[str, int], dict[str, int]]:
         """Return the period's counts and the latest stamps (of the topics that have one).
@@ -69,7 +92,7 @@ class InputArrivals:
                     'best-effort publishers cannot serve)')
             return text, len(silent) < len(self.topics)
         # Every topic had a message this period, so every latest stamp is set.
-        spread_s = (max(latest.values()) - min(latest.values())) / 1e9
+        spread_s = _spread_s(latest)
         listed = ', '.join(f'{topic} {latest[topic] / 1e9:.6f}' for topic in self.topics)
         if approximate:
             advice = (f'stamps must lie within approximate_sync_tolerance_seconds '
@@ -79,3 +102,25 @@ class InputArrivals:
                       'true or fix the driver stamps')
         return (f'all inputs arrive but none paired in {period_s:.0f} s: latest stamps '
                 f'{listed} (spread {spread_s:.3f} s); {advice}', True)
+
+
+def _spread_s(latest: dict[str, int]) -> float:
+    """Return the spread (s) of the latest stamps (0 without any)."""
+    return (max(latest.values()) - min(latest.values())) / 1e9 if latest else 0.0
+
+
+def forget_later(queues: Sequence[dict[int, Any]], stamp_ns: int) -> int:
+    """Drop from synchronizer queues ({stamp ns: message}) what is stamped after ``stamp_ns``.
+
+    For time going back: message_filters' synchronizers keep unpaired messages until their
+    queue is full and then drop the *oldest* stamp, so messages left over from before the
+    jump, all stamped later than anything new, would stay, and every new message would be
+    dropped on arrival, or be paired with a leftover one of the same stamp (another
+    calibration, another image). Returns the number of messages dropped.
+    """
+    dropped = 0
+    for queue in queues:
+        for stamp in [stamp for stamp in queue if stamp > stamp_ns]:
+            del queue[stamp]
+            dropped += 1
+    return dropped

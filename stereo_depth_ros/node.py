@@ -45,7 +45,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.timer import Timer
 
 from .errors import StereoDepthError
-from .input_watch import InputArrivals
+from .input_watch import InputArrivals, forget_later
 from .msgs.types import MessageTypes, stamp_to_ns
 from .monitoring import format_stats, LogThrottle
 from .node_config import (ALIASES, apply_old_names, PARAMETERS, ParameterSpec, SPECS,
@@ -234,13 +234,31 @@ class StereoDepthNode(Node):
         return subscribers
 
     def _watch_arrivals(self, subscribers: list) -> InputArrivals:
-        """Count each subscriber's messages, to say which input is missing when none pair."""
+        """Count each subscriber's messages, to say which input is missing when none pair.
+
+        Registered before the synchronizer, so each message is seen here first.
+        """
         arrivals = InputArrivals([sub.sub.topic_name for sub in subscribers])
         for sub in subscribers:
             sub.registerCallback(
-                lambda msg, topic=sub.sub.topic_name: arrivals.record(
-                    topic, stamp_to_ns(msg.header.stamp)))
+                lambda msg, topic=sub.sub.topic_name: self._on_arrival(topic, msg))
         return arrivals
+
+    def _on_arrival(self, topic: str, message: Any) -> None:
+        """Count a message; where its stamp went back, forget the queued later ones."""
+        stamp = stamp_to_ns(message.header.stamp)
+        went_back = self._arrivals.record(topic, stamp)
+        if not went_back:
+            return
+        # Halfway back: the other topics' messages of the new pass may already be queued,
+        # a little later than this one; the leftovers are about went_back later.
+        with self._sync.lock:
+            dropped = forget_later(self._sync.queues, stamp + went_back // 2)
+        if dropped:
+            self.get_logger().info(
+                f'stamps on {topic} went back {went_back / 1e9:.3f} s (a bag replayed or '
+                f'looped?): dropped {dropped} unpaired input message(s) stamped later, so '
+                'pairing starts anew')
 
     def _synchronizer(self, subscribers: list) -> Any:
         """Return the exact- or approximate-time synchronizer of the four subscriptions."""
@@ -326,8 +344,10 @@ class StereoDepthNode(Node):
             else:
                 self.get_logger().info(text)
             return
-        self._arrivals.reset()
         self.get_logger().info(format_stats(stats))
+        note = self._arrivals.unpaired_note(stats['received'])
+        if note is not None and self._diagnosis_throttle.check('few paired') is not None:
+            self.get_logger().warning(note)
 
     def destroy_node(self) -> None:
         """Stop the inference thread, then destroy the node."""

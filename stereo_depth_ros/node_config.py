@@ -15,6 +15,7 @@ from .backends.options import LearnedOptions
 from .backends.sgbm import SGBMOptions
 from .errors import BackendError
 from .obstacle import ObstacleParameters
+from .sync import DEFAULT_SLOP
 from .topics import IMAGE_TRANSPORTS
 from .settings import (ParameterSpec, Value, canonical_option_name, check_device,
                        check_parameter, float_value, int_value, option_parameter,
@@ -102,6 +103,11 @@ _OBSTACLE = tuple(
          'and distance band with distance.', (0.0, 100.0)),
         ('percentile', "Low percentile of an obstacle's depths taken as its distance.",
          (0.0, 100.0)),
+        ('ground_region', 'Lower fraction of the image whose points fit the ground plane.',
+         (0.05, 1.0)),
+        ('max_ground_tilt', 'Largest angle (degrees) between the ground plane and level in '
+         'the camera frame: a camera pitched down by more needs more (at the risk of taking '
+         'a slanted obstacle face for ground).', (1.0, 89.0)),
         ('camera_height', 'Height (m) of a level camera over the ground, used when no ground '
          'plane can be fitted; 0 = unknown (no ground removal then).', (0.0, 100.0)),
         ('range_frame_id', "frame_id of obstacle/range; '' = the left image's, an optical "
@@ -126,8 +132,10 @@ _INPUT = (
                   read_only=True),
     ParameterSpec('approximate_sync', False, 'Pair images and camera infos by nearest stamp '
                   'instead of exact stamp.', read_only=True),
-    ParameterSpec('approximate_sync_tolerance_seconds', 0.02, 'Largest stamp difference (s) '
-                  'within one set when approximate_sync is true.', limits=(0.0, 10.0),
+    ParameterSpec('approximate_sync_tolerance_seconds', DEFAULT_SLOP, 'Largest stamp '
+                  'difference (s) within one set when approximate_sync is true; keep it below '
+                  'half the frame period, or an image whose partner was dropped pairs with '
+                  "the partner's neighbour.", limits=(0.0, 10.0),
                   read_only=True),
     ParameterSpec('image_transport', 'raw', 'How the images arrive: raw (sensor_msgs/Image on '
                   'left/image_rect, right/image_rect) or compressed (sensor_msgs/'

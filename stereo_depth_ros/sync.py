@@ -19,8 +19,11 @@ import itertools
 import statistics
 from typing import Any, Optional, Sequence
 
-#: Default ``--slop`` (seconds) of the offline commands' approximate sync.
-DEFAULT_SLOP = 0.05
+#: Default slop (seconds) of approximate sync: the offline commands' ``--slop`` and the node's
+#: ``approximate_sync_tolerance_seconds``. Keep it below half the frame period (50 ms at 10
+#: Hz, 25 ms at 20 Hz): at a frame period or more, an image whose partner was dropped pairs
+#: with the partner's neighbour.
+DEFAULT_SLOP = 0.02
 
 
 class TimeSynchronizer:
@@ -66,7 +69,8 @@ class TimeSynchronizer:
 class ApproximateTimeSynchronizer(TimeSynchronizer):
     """Approximate synchronizer: stamps of a set differ by less than ``slop`` seconds."""
 
-    def __init__(self, n_inputs: int, queue_size: int = 10, slop: float = 0.05) -> None:
+    def __init__(self, n_inputs: int, queue_size: int = 10,
+                 slop: float = DEFAULT_SLOP) -> None:
         super().__init__(n_inputs, queue_size)
         if not slop > 0:
             raise ValueError(f'slop must be > 0 s, got {slop} (use exact synchronisation)')

@@ -324,7 +324,7 @@ def test_a_bag_with_jittered_stamps_needs_and_gets_approximate_sync(tmp_path: Pa
     bag = write_stereo_bag(tmp_path / 'bag', frames=4, right_offset_ns=2_000_000)  # +2 ms
     # Exact sync pairs nothing; the line says how far apart the stamps are and what helps.
     with pytest.raises(DatasetError, match=r'never matched: the closest set spans 0\.002000 s.*'
-                                           r'--approximate-sync \(slop 0\.05 s\) would pair '
+                                           r'--approximate-sync \(slop 0\.02 s\) would pair '
                                            r'about 4 of 4'):
         extract_pairs(bag, tmp_path / 'exact', progress=False)
     assert extract_pairs(bag, tmp_path / 'approx', slop=0.05, progress=False) == 4

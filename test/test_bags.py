@@ -192,7 +192,7 @@ def test_exact_sync_drops_jittered_pairs_and_approximate_pairs_them(drive, tmp_p
     jittered = tmp_path / 'jittered'
     kitti_to_bag(drive, jittered, storage='mcap', keep_camera_stamps=True, progress=False)
     with pytest.raises(StereoDepthError, match=r'never matched: the closest set spans '
-                       r'0\.002000 s .*--approximate-sync \(slop 0\.05 s\) would pair about '
+                       r'0\.002000 s .*--approximate-sync \(slop 0\.02 s\) would pair about '
                        r'3 of 3'):
         process_bag(jittered, tmp_path / 'exact', sgbm_pipeline(), progress=False)
     assert not (tmp_path / 'exact').exists()

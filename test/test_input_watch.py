@@ -2,7 +2,7 @@
 
 import pytest
 
-from stereo_depth_ros.input_watch import InputArrivals
+from stereo_depth_ros.input_watch import InputArrivals, forget_later
 
 TOPICS = ['/left/image_rect', '/right/image_rect', '/left/camera_info', '/right/camera_info']
 
@@ -55,12 +55,85 @@ def test_unknown_topic_and_empty_topic_list_are_refused() -> None:
         InputArrivals([])
 
 
-def test_reset_forgets_the_period() -> None:
+def test_a_period_with_pairs_forgets_its_counts() -> None:
     arrivals = InputArrivals(TOPICS)
-    arrivals.record(TOPICS[0], 3)
-    arrivals.reset()
+    for topic in TOPICS:
+        arrivals.record(topic, 3)
+    assert arrivals.unpaired_note(1) is None
     text, problem = arrivals.diagnosis(5.0, approximate=False)
     assert not problem and text.startswith('no message on ' + ', '.join(TOPICS))
+
+
+def test_few_pairs_of_many_messages_are_named() -> None:
+    arrivals = InputArrivals(TOPICS)
+    for frame in range(40):
+        for topic in TOPICS:
+            arrivals.record(topic, frame * 100_000_000)
+    arrivals.record(TOPICS[1], 3_950_000_000)  # the right camera: one message more
+    note = arrivals.unpaired_note(5)
+    assert note is not None and note.startswith('only 5 stereo sets paired of 40 possible')
+    assert '/right/image_rect 41' in note and 'differ by 0.050 s' in note
+    for frame in range(40):
+        for topic in TOPICS:
+            arrivals.record(topic, 4_000_000_000 + frame * 100_000_000)
+    assert arrivals.unpaired_note(20) is None  # half of them: a camera dropping frames
+
+
+def test_time_going_back_is_told_from_reordering() -> None:
+    arrivals = InputArrivals(TOPICS)
+    assert arrivals.record(TOPICS[0], 5_000_000_000) == 0
+    assert arrivals.record(TOPICS[0], 4_950_000_000) == 0  # 50 ms: delivered out of order
+    assert arrivals.record(TOPICS[0], 1_000_000_000) == 3_950_000_000  # the bag again
+    assert arrivals.record(TOPICS[0], 1_100_000_000) == 0
+    assert arrivals.record(TOPICS[1], 1_000_000_000) == 0  # a topic's first message
+
+
+class _TimeSynchronizer:
+    """message_filters' exact TimeSynchronizer, as its add() works: the oldest stamp goes."""
+
+    def __init__(self, inputs: int, queue_size: int) -> None:
+        self.queues: list[dict[int, str]] = [{} for _ in range(inputs)]
+        self.queue_size = queue_size
+        self.sets: list[tuple[str, ...]] = []
+
+    def add(self, index: int, stamp: int, message: str) -> None:
+        queue = self.queues[index]
+        queue[stamp] = message
+        while len(queue) > self.queue_size:
+            del queue[min(queue)]
+        for common in sorted(set.intersection(*(set(q) for q in self.queues))):
+            self.sets.append(tuple(q.pop(common) for q in self.queues))
+
+
+def _replay(sync: _TimeSynchronizer, arrivals: InputArrivals, tag: str, frames: int,
+            right_frames: int, forget: bool) -> list[tuple[str, ...]]:
+    """Feed a bag of ``frames`` stereo sets (right images up to ``right_frames``)."""
+    start = len(sync.sets)
+    for frame in range(frames):
+        stamp = 1_000_000_000 + frame * 100_000_000
+        for index, topic in enumerate(TOPICS):
+            if index == 1 and frame >= right_frames:
+                continue
+            went_back = arrivals.record(topic, stamp)
+            if went_back and forget:
+                forget_later(sync.queues, stamp + went_back // 2)
+            sync.add(index, stamp, f'{tag}{frame}')
+    return sync.sets[start:]
+
+
+@pytest.mark.parametrize('forget', [False, True])
+def test_a_replayed_bag_pairs_again_once_later_stamps_are_forgotten(forget: bool) -> None:
+    # A bag whose last second lacks right images, then the same bag again, as a node that
+    # keeps running sees a second `ros2 bag play`: unpaired messages of the first pass are
+    # stamped later than everything of the second.
+    sync, arrivals = _TimeSynchronizer(4, 5), InputArrivals(TOPICS)
+    assert len(_replay(sync, arrivals, 'a', 40, 30, forget)) == 30
+    second = _replay(sync, arrivals, 'b', 40, 40, forget)
+    if not forget:  # message_filters alone: 5 of 40, mixing the two passes' messages
+        assert len(second) == 5 and any(set(s) != {s[0]} for s in second)
+        return
+    assert len(second) == 40 and all(s == (f'b{n}',) * 4 for n, s in enumerate(second))
+    assert forget_later([{1: 'x', 5: 'y'}, {7: 'z'}], 4) == 2
 
 
 def test_the_kind_of_problem_keys_the_throttle() -> None:
