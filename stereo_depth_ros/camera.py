@@ -13,6 +13,10 @@ MAX_FOCAL_BASELINE = 1e8
 #: Longest accepted baseline (m): long-range rigs reach a few metres; a longer one is most
 #: likely a calibration written in millimetres (120 for 0.12 m), which would scale every depth.
 MAX_BASELINE = 10.0
+#: Shortest accepted baseline (m): stereo modules start at about a centimetre; a shorter one is
+#: most likely a right ``P[3]`` of ``-B`` instead of ``-fx * B`` (0.11 m over fx 458 px gives
+#: 0.24 mm), which would put everything a few millimetres away.
+MIN_BASELINE = 0.001
 #: A baseline above this many metres is accepted with a note: more likely centimetres (a
 #: 7.5 cm camera given as 7.5) than a rig this wide.
 WIDE_BASELINE_M = 2.0
@@ -67,6 +71,11 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'stereo baseline has the wrong sign (B = {self.baseline:.4f} m): the right '
                 'CameraInfo must have P[3] = -fx * B < 0; are left and right swapped?')
+        if self.baseline < MIN_BASELINE:
+            raise CalibrationError(
+                f'stereo baseline of {self.baseline * 1e3:.3g} mm is implausibly short (limit '
+                f'{MIN_BASELINE * 1e3:g} mm): the right CameraInfo needs P[3] = -fx * B in px m '
+                f'(here {self.projection_tx:.4g}); a P[3] of -B without fx gives this')
         if self.baseline > MAX_BASELINE:
             raise CalibrationError(
                 f'stereo baseline of {self.baseline:g} m is implausibly long (limit '

@@ -6,7 +6,9 @@ Steps (all on one core, deterministic):
    (``ground_region``), subsampled to ``ransac_points``. Only near-horizontal planes (normal
    within ``max_ground_tilt`` degrees of the camera's "up", -y) lying below the camera are
    accepted, so a large obstacle face cannot be taken for the ground; the winner is refined
-   by least squares on its inliers. Without a plane (too few points or no level fit) the
+   by least squares on its inliers, and kept only where it explains how their inverse depth
+   changes across the image (``MIN_GROUND_FIT``), so a level slab through a wall that fills
+   the view is not taken for the ground. Without a plane (too few points or no level fit) the
    prior ``camera_height`` (level camera) is used if given, otherwise nothing is removed.
 2. Candidates: pixels with a depth up to ``max_range`` inside ``roi`` that stand more than
    the ground tolerance above the plane (points below it are dropped as well). Nearer than
@@ -14,9 +16,9 @@ Steps (all on one core, deterministic):
    ``-inf``, REP 117), not absent.
    The tolerance grows with depth by the height error a disparity error of
    ``disparity_noise`` pixels causes: ``ground_tolerance + h * noise * z / (fx * B)``.
-3. Depth discontinuities: of two neighbouring candidates whose depths differ by more than
-   the distance band, the farther one is dropped, so touching objects at different depths
-   separate without eroding the nearer one.
+3. Depth discontinuities: of two neighbouring candidates (diagonal ones included) whose
+   depths differ by more than the distance band, the farther one is dropped, so touching
+   objects at different depths separate without eroding the nearer one.
 4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``) smaller than
    ``min_area`` pixels or ``min_size`` square metres are ignored, and so are components
    whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
@@ -157,6 +159,9 @@ class ObstacleResult:
 
 
 _CLOSING_KERNEL = np.ones((5, 5), np.uint8)
+#: Smallest share of its inliers' inverse-depth variance a ground plane must explain
+#: (:func:`_explained_inverse_depth`).
+MIN_GROUND_FIT = 0.5
 
 
 def _check_depth(depth: np.ndarray, camera: StereoCameraModel) -> np.ndarray:
@@ -241,8 +246,28 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
     plane = _least_squares_plane(points[inliers])
     if plane is None or -plane[1] < cos_tilt or plane[3] <= 0.05:
         plane = (*normals[best], offsets[best])
+    if _explained_inverse_depth(points[inliers], plane) < MIN_GROUND_FIT:
+        return None
     nx, ny, nz, offset = (float(v) for v in plane)
     return nx, ny, nz, offset
+
+
+def _explained_inverse_depth(points: np.ndarray,
+                             plane: tuple[float, float, float, float]) -> float:
+    """Return the share (R^2) of the points' inverse-depth variance that ``plane`` explains.
+
+    Along a viewing ray ``r = p / z`` a plane ``n . p + c = 0`` lies at ``1 / z = -n . r / c``:
+    inverse depth, like disparity, is linear across a plane's image. A ground seen over a
+    few rows changes it row by row as the plane says; a wall filling the view does not, yet
+    a level plane through its lower half holds all of it within the ground tolerance (8 cm
+    at 0.3 m), which would remove the wall as ground.
+    """
+    inverse = 1.0 / points[:, 2]
+    predicted = -(points / points[:, 2:3]) @ np.asarray(plane[:3]) / plane[3]
+    spread = float(np.sum((inverse - inverse.mean()) ** 2))
+    if spread <= 0:
+        return 0.0
+    return 1.0 - float(np.sum((inverse - predicted) ** 2)) / spread
 
 
 def _least_squares_plane(points: np.ndarray) -> Optional[tuple[float, float, float, float]]:
@@ -285,18 +310,24 @@ def _prior_plane(params: ObstacleParameters) -> Optional[tuple[float, float, flo
 
 def _drop_far_side_of_jumps(z: np.ndarray, mask: np.ndarray,
                             params: ObstacleParameters, camera: StereoCameraModel) -> None:
-    """Clear (in place) the farther pixel of each neighbour pair with a depth jump."""
+    """Clear (in place) the farther pixel of each neighbour pair with a depth jump.
+
+    Diagonal pairs too: the components are 8-connected, and a background pixel touching a
+    nearer object only at its corner would otherwise join the object.
+    """
     zz = np.where(mask, z, np.float32(np.nan))
     limit = zz * zz
     limit *= np.float32(2 * params.disparity_noise / camera.focal_baseline)
     limit += _base_band(params, zz)
+    every, head, tail = slice(None), slice(None, -1), slice(1, None)
+    pairs = (((head, every), (tail, every)),  # (first, second) neighbours: below,
+             ((every, head), (every, tail)),  # right,
+             ((head, head), (tail, tail)),  # below right,
+             ((head, tail), (tail, head)))  # below left
     with np.errstate(invalid='ignore'):
-        for first, second, lim in (((slice(None, -1), slice(None)), (slice(1, None), slice(None)),
-                                    limit[:-1, :]),
-                                   ((slice(None), slice(None, -1)), (slice(None), slice(1, None)),
-                                    limit[:, :-1])):
+        for first, second in pairs:
             diff = zz[second] - zz[first]
-            mask[second] &= ~(diff > lim)  # second pixel much farther
+            mask[second] &= ~(diff > limit[first])  # second pixel much farther
             mask[first] &= ~(-diff > limit[second])  # first pixel much farther
 
 

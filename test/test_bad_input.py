@@ -107,6 +107,7 @@ def test_large_image_is_refused_before_running(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize('fx, baseline, words', [
     ('1e20', '1e20', ('baseline of 1e+20 m is implausibly long', 'millimetres')),
     ('500', '120', ('baseline of 120 m is implausibly long',)),
+    ('458', '0.00024', ('baseline of 0.24 mm is implausibly short', 'P[3] = -fx * B')),
     ('1e30', '0.5', ('implausibly large',)),
     ('500', 'nan', ('--baseline must be a positive number of m, got nan',)),
     ('500', 'inf', ('--baseline must be a positive number of m, got inf',)),

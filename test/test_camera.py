@@ -137,6 +137,13 @@ def test_millimetre_baselines_and_vertical_rigs_are_refused():
     with pytest.raises(CalibrationError, match='baseline of 120 m is implausibly long .* '
                                                'millimetres'):
         StereoCameraModel.from_projection_matrices(640, 480, left, millimetres)
+    without_fx = list(left)
+    without_fx[3] = -0.12  # P[3] = -B: B = 0.24 mm
+    with pytest.raises(CalibrationError, match=r'baseline of 0.24 mm is implausibly short .*'
+                                               r'\(here -0.12\); a P\[3\] of -B without fx'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, without_fx)
+    assert StereoCameraModel.from_projection_matrices(  # 1 mm, the shortest accepted
+        640, 480, left, left[:3] + [-0.5] + left[4:]).baseline == pytest.approx(0.001)
     vertical = list(left)
     vertical[3], vertical[7] = -500.0 * 0.12, -500.0 * 0.05
     with pytest.raises(CalibrationError, match='offset vertically .*0.0500 m'):

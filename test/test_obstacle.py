@@ -143,6 +143,33 @@ def test_obstacle_in_front_of_another_keeps_its_whole_outline():
     assert _iou(result.mask, truth) > 0.95
 
 
+def test_a_thin_post_does_not_merge_with_the_wall_behind_it_at_its_corners():
+    # A post 0.2 m wide, 2.5 m tall, 4 m ahead, a wall at 15 m. A wall pixel touching the
+    # post only diagonally at a corner once joined the 8-connected components, and the
+    # post, under 5 % of the merged component, was reported at the wall's 15 m.
+    depth, (post, _) = _road_depth(boxes=[(-0.1, 0.1, 4.0, 2.5), (-30.0, 30.0, 15.0, 6.0)])
+    for params in (EXACT, ObstacleParameters()):
+        result = segment_nearest_obstacle(depth, CAMERA, params)
+        assert result.distance == pytest.approx(4.0)
+        assert result.mask[post].mean() > 0.9 and not result.mask[depth > 5.0].any()
+
+
+@pytest.mark.parametrize('distance', [0.4, 0.6, 1.0])
+def test_a_wall_filling_the_view_is_an_obstacle_not_the_ground(distance):
+    # A drone-like camera (fx 458 px, B 0.11 m) facing a wall: a level slab through the
+    # lower half of the wall holds it within the ground tolerance (8 cm tall at 0.3 m), and
+    # was taken for the ground, so the wall was no obstacle ("none found" up to 0.45 m).
+    camera = StereoCameraModel.from_focal_baseline(458.0, 0.11, 752, 480)
+    rng = np.random.default_rng(3)
+    for noise in (0.0, 0.5):  # disparity noise, px
+        disparity = camera.focal_baseline / distance + rng.normal(0, noise, (480, 752))
+        depth = (camera.focal_baseline / disparity).astype(np.float32)
+        assert fit_ground_plane(depth, camera) is None
+        result = segment_nearest_obstacle(depth, camera)
+        assert result.distance == pytest.approx(distance, rel=0.02)
+        assert result.mask.mean() > 0.9
+
+
 def test_specks_smaller_than_min_area_are_ignored():
     depth, _ = _road_depth(boxes=[(-1.0, 1.0, 15.0, 1.5)])
     # A 5x5 speck standing on the road at 6 m and scattered single-pixel outliers at 2 m.
