@@ -5,8 +5,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.camera import StereoCameraModel, wide_baseline
 from stereo_depth_ros.errors import CalibrationError
+
+FULL = StereoCameraModel(640, 480, 500.0, 502.0, 320.5, 310.5, 240.5, 0.12)
 
 
 def info(p, width=640, height=480):
@@ -160,3 +162,80 @@ def test_a_negative_focal_length_is_named_as_such():
     right[3] = 500.0 * 0.12
     with pytest.raises(CalibrationError, match='fx = -500.0: a focal length must be positive'):
         StereoCameraModel.from_projection_matrices(640, 480, left, right)
+
+
+def reduced_info(p, binning=(0, 0), roi=(0, 0, 0, 0), width=640, height=480):
+    """A CameraInfo-like object with binning and a ROI (x_offset, y_offset, width, height)."""
+    x_offset, y_offset, roi_width, roi_height = roi
+    return SimpleNamespace(width=width, height=height, p=list(p), binning_x=binning[0],
+                           binning_y=binning[1],
+                           roi=SimpleNamespace(x_offset=x_offset, y_offset=y_offset,
+                                               width=roi_width, height=roi_height))
+
+
+def test_focal_baseline_is_fx_times_b_when_fy_differs():
+    assert FULL.focal_baseline == pytest.approx(500.0 * 0.12)
+
+
+def test_binning_applies_to_each_axis_on_its_own():
+    p_left, p_right = (p.reshape(-1) for p in FULL.projection_matrices())
+    binned = StereoCameraModel.from_camera_info(reduced_info(p_left, (2, 1)),
+                                                reduced_info(p_right, (2, 1)))
+    assert binned == StereoCameraModel(320, 480, 250.0, 502.0, 160.25, 155.25, 240.5, 0.12)
+    binned = StereoCameraModel.from_camera_info(reduced_info(p_left, (1, 2)),
+                                                reduced_info(p_right, (1, 2)))
+    assert binned == StereoCameraModel(640, 240, 500.0, 251.0, 320.5, 310.5, 120.25, 0.12)
+
+
+def test_a_roi_must_fit_the_image_in_both_directions():
+    p_left, p_right = (p.reshape(-1) for p in FULL.projection_matrices())
+    fits = reduced_info(p_left, roi=(240, 180, 400, 300))  # up to the last column and row
+    assert StereoCameraModel.from_camera_info(fits, reduced_info(p_right, roi=(240, 180, 400,
+                                                                               300))).width == 400
+    for roi in ((241, 0, 400, 300), (0, 181, 400, 300), (0, 0, 0, 300)):
+        with pytest.raises(CalibrationError, match='does not fit'):
+            StereoCameraModel.from_camera_info(reduced_info(p_left, roi=roi),
+                                               reduced_info(p_right, roi=roi))
+
+
+def test_rectification_mismatches_are_named_and_the_left_cy_is_used():
+    left = [500.0, 0, 320, 0, 0, 500.0, 240, 0, 0, 0, 1, 0]
+    right = list(left)
+    right[3] = -500.0 * 0.12
+    fy = list(right)
+    fy[5] = 510.0
+    with pytest.raises(CalibrationError, match='fy differ'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, fy)
+    rows = list(right)
+    rows[6] = 245.0
+    with pytest.raises(CalibrationError, match='rows do not align'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, rows)
+    rounding = list(right)
+    rounding[6] = 240.5  # within a pixel: accepted, the left camera's cy kept
+    assert StereoCameraModel.from_projection_matrices(640, 480, left, rounding).cy == 240.0
+
+
+def test_a_vertical_offset_either_way_is_refused_and_measured_between_the_cameras():
+    left = [500.0, 0, 320, 0, 0, 500.0, 240, 0, 0, 0, 1, 0]
+    right = list(left)
+    right[3], right[7] = -500.0 * 0.12, 500.0 * 0.05  # right camera offset the other way
+    with pytest.raises(CalibrationError, match='offset vertically'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, right)
+    shifted_left, shifted_right = list(left), list(right)
+    shifted_left[7] = shifted_right[7] = 500.0 * 0.05  # both P[7] alike: no offset between
+    assert StereoCameraModel.from_projection_matrices(
+        640, 480, shifted_left, shifted_right).baseline == pytest.approx(0.12)
+
+
+def test_from_focal_baseline_defaults_and_fy():
+    camera = StereoCameraModel.from_focal_baseline(500.0, 0.1, 320, 240)
+    assert (camera.cx_left, camera.cx_right, camera.cy, camera.fy) == (159.5, 159.5, 119.5,
+                                                                       500.0)
+    assert StereoCameraModel.from_focal_baseline(500.0, 0.1, 320, 240, fy=505.0).fy == 505.0
+
+
+def test_wide_baseline_note_starts_above_2_m_and_non_finite_centres_are_refused():
+    assert wide_baseline(2.0) is None
+    assert wide_baseline(2.5).startswith('2.5 m is unusually wide')
+    with pytest.raises(CalibrationError, match='cx_left is not a finite number'):
+        StereoCameraModel(640, 480, 500.0, 500.0, np.nan, 320.0, 240.0, 0.1)

@@ -57,3 +57,29 @@ def test_mask_bounding_box():
     assert mask_bounding_box(mask) is None
     mask[2, 3] = mask[4, 6] = True
     assert mask_bounding_box(mask) == (3, 2, 4, 3)
+
+
+def test_points_use_the_left_principal_point_and_each_focal_length():
+    camera = StereoCameraModel(64, 48, 700.0, 710.0, 30.0, 26.0, 20.0, 0.5)
+    depth = np.full((48, 64), np.nan, dtype=np.float32)
+    depth[34, 42] = 7.0
+    np.testing.assert_allclose(depth_to_points(depth, camera)[34, 42],
+                               [(42 - 30) / 700 * 7, (34 - 20) / 710 * 7, 7.0], rtol=1e-6)
+
+
+def test_points_of_a_window_keep_the_full_image_pixel_coordinates():
+    depth = np.full((3, 4), np.nan, dtype=np.float32)
+    depth[0, 0] = 2.0  # full-image pixel (u, v) = (10, 5)
+    points = depth_to_points(depth, CAMERA, roi=(10, 5, 4, 3))
+    assert points.shape == (3, 4, 3)
+    np.testing.assert_allclose(points[0, 0], [(10 - 32) / 700 * 2, (5 - 24) / 700 * 2, 2.0],
+                               rtol=1e-6)
+
+
+def test_infinite_disparity_and_impossible_scales_give_no_depth():
+    assert np.isnan(disparity_to_depth(np.array([[np.inf]]), 350.0)).all()  # not 0 m
+    for focal_baseline in (0.0, np.inf):
+        with pytest.raises(CalibrationError):
+            disparity_to_depth(np.array([[10.0]]), focal_baseline)
+    # fx * B just below the float32 limit overflows at the smallest step: NaN, never +inf.
+    assert np.isnan(disparity_to_depth(np.array([[DISPARITY_STEP]]), 3e38)).all()

@@ -1,10 +1,13 @@
 """Metrics against hand-computed cases, including the D1 5 % clause and KITTI filling."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from stereo_depth_ros.errors import ImageFormatError
-from stereo_depth_ros.evaluation.metrics import (bad_n, d1, density, epe, estimated_bad_n,
+from stereo_depth_ros.evaluation.metrics import (bad_n, band_metrics, d1, density, epe,
+                                                 estimated_bad_n,
                                                  evaluate_pair, fill_invalid_kitti,
                                                  mean_metrics, pooled_visibility,
                                                  visibility_counts)
@@ -131,3 +134,94 @@ def test_a_pair_without_estimates_is_not_skipped_for_its_estimated_bad2():
     summary = mean_metrics([nothing, evaluate_pair(np.array([[10.0, 25.0]]),
                                                    np.array([[10.0, 20.0]]))])
     assert summary['n_skipped'] == 0 and summary['estimated_bad2'] == pytest.approx(0.5)
+
+
+def test_evaluate_pair_thresholds_are_strict_and_each_its_own():
+    # errors 0.5, 1.5, 2.5, 3.5 px; 3.0 px exactly (7.5 % of 40); 5.0 px exactly (5 % of 100)
+    gt = np.array([[10.0, 10.0, 10.0, 10.0, 40.0, 100.0]])
+    pred = np.array([[10.5, 11.5, 12.5, 13.5, 43.0, 105.0]])
+    metrics = evaluate_pair(pred, gt)
+    assert metrics['epe'] == pytest.approx(16.0 / 6)
+    assert metrics['bad1'] == pytest.approx(5 / 6)
+    assert metrics['bad2'] == pytest.approx(4 / 6)
+    assert metrics['bad3'] == pytest.approx(2 / 6)  # 3.0 px is not more than 3 px
+    # D1 (KITTI devkit: err > 3 && err / gt > 0.05): neither 3.0 px nor exactly 5 % counts.
+    assert metrics['d1'] == pytest.approx(1 / 6)
+
+
+def test_band_edges_belong_to_the_band_above_and_bad3_is_its_own():
+    gt = np.array([[31.0, 32.0, 40.0, 50.0, 64.0, 128.0]])
+    pred = np.array([[31.0, 34.0, 42.5, 50.0, 64.0, 128.0]])  # errors 0, 2, 2.5, 0, 0, 0
+    bands = band_metrics(pred, gt)
+    assert bands['epe_0_32'] == 0.0
+    assert bands['epe_32_64'] == pytest.approx(1.5)  # 32, 40 and 50 px
+    assert bands['bad2_32_64'] == pytest.approx(1 / 3)  # 2.0 px is not more than 2 px
+    assert bands['bad3_32_64'] == 0.0  # 2.5 px is not more than 3 px
+    assert bands['epe_64_128'] == 0.0 and bands['epe_128_256'] == 0.0  # 64 and 128 px
+
+
+def test_mean_metrics_averages_rather_than_takes_the_median():
+    pairs = [evaluate_pair(np.array([[pred]]), np.array([[10.0]])) for pred in (10.0, 10.0, 13.0)]
+    assert mean_metrics(pairs)['epe'] == pytest.approx(1.0)
+
+
+def test_estimated_bad_n_ignores_non_positive_ground_truth_and_is_strict():
+    gt = np.array([[10.0, 10.0, 0.0, -1.0]])
+    pred = np.array([[10.0, 12.0, 50.0, 50.0]])  # 2.0 px exactly; no truth at the last two
+    assert estimated_bad_n(pred, gt, 2.0) == 0.0
+
+
+def test_fill_invalid_treats_infinite_estimates_as_missing():
+    pred = np.array([[1.0, 2.0], [np.inf, -np.inf], [3.0, 4.0]], np.float32)
+    filled = fill_invalid_kitti(pred)
+    np.testing.assert_array_equal(filled, [[1.0, 2.0], [0.0, 0.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(fill_invalid_kitti(np.full((2, 2), np.inf)), np.zeros((2, 2)))
+
+
+def test_visibility_counts_start_at_64_px_and_wrong_is_more_than_3_px():
+    gt = np.full((2, 100), 64.0)  # columns 0-63 land left of the right view
+    pred = gt.copy()
+    pred[:, 80] += 3.0  # not wrong
+    pred[:, 90] += 3.5  # wrong, seen
+    assert visibility_counts(pred, gt).tolist() == [2, 2 * 36, 0, 2 * 64]
+
+
+def test_mask_iou_and_obstacle_scores_by_hand(monkeypatch):
+    from stereo_depth_ros.evaluation import obstacles
+    assert obstacles.mask_iou(np.array([1, 1, 0, 0], bool),
+                              np.array([0, 1, 1, 0], bool)) == pytest.approx(1 / 3)
+    truth = np.array([[True, True, False, False]])
+    found = iter([(truth, 10.0), (truth, 11.0), (truth, 15.0), (np.zeros_like(truth), np.nan)])
+
+    class Pipeline:
+        def __init__(self, backend, obstacle_params=None):
+            pass
+
+        def process(self, left, right, camera, outputs):
+            mask, distance = next(found)
+            return SimpleNamespace(obstacle=SimpleNamespace(
+                mask=mask, distance=distance, found=bool(mask.any())))
+
+    def scene(seed, height, width, kind):
+        return SimpleNamespace(left=None, right=None, camera=None, obstacle_mask=truth,
+                               obstacle_distance=10.0)
+
+    monkeypatch.setattr(obstacles, 'StereoPipeline', Pipeline)
+    monkeypatch.setattr(obstacles, 'make_scene', scene)
+    result = obstacles.evaluate_obstacles(None, [0, 1, 2, 3], progress=False)
+    assert result['n'] == 4 and result['found_rate'] == 0.75
+    assert result['iou_mean'] == pytest.approx(0.75) and result['iou_min'] == 0.0
+    assert result['distance_error_median'] == pytest.approx(0.1)  # of 0, 0.1 and 0.5
+    assert result['distance_error_max'] == pytest.approx(0.5)
+
+
+def test_evaluate_backend_times_compute_by_the_median(monkeypatch):
+    from stereo_depth_ros.data.datasets import StereoSample
+    from stereo_depth_ros.evaluation import evaluate
+    clock = iter([0.0, 0.001, 1.0, 1.001, 2.0, 2.010])  # 1, 1 and 10 ms
+    monkeypatch.setattr(evaluate, 'time', SimpleNamespace(perf_counter=lambda: next(clock)))
+    backend = SimpleNamespace(name='fake', compute=lambda left, right: np.full((1, 2), 10.0))
+    samples = [StereoSample(f's{i}', None, None, np.array([[10.0, 12.0]])) for i in range(3)]
+    summary = evaluate.evaluate_backend(backend, samples, progress=False)
+    assert summary['ms_per_pair'] == pytest.approx(1.0)
+    assert summary['n'] == 3 and summary['epe'] == pytest.approx(1.0)

@@ -363,3 +363,90 @@ def test_compressed_size_reads_headers_only():
     assert compressed_size(padded) == (53, 37)
     for junk in (b'', b'garbage', b'\xff\xd8\xff', b'\xff\xd8\x00\x00\x00\x00\x00\x00\x00\x00'):
         assert compressed_size(np.frombuffer(junk, np.uint8)) is None
+
+
+def test_disparity_image_f_is_fx_and_delta_d_is_honoured(store):
+    typestore, types = store
+    camera = StereoCameraModel(6, 4, 500.0, 510.0, 3.0, 3.0, 2.0, 0.25)
+    raw = np.full((4, 6), 12.0, np.float32)
+    raw[0, 0] = 0.125  # below a delta_d of 1/4
+    msg = cdr_round_trip(typestore, make_disparity_image(
+        raw, camera, make_header(0, 'l', types), 0.0, 64.0, types, delta_d=0.25))
+    assert msg.f == 500.0 and msg.delta_d == 0.25  # depth = f * t / d uses fx
+    assert image_to_value(msg, 0, 0) == msg.min_disparity - 1
+
+
+def image_to_value(msg, row, column):
+    """One pixel of a DisparityImage's image."""
+    from stereo_depth_ros.msgs.images import image_to_array
+    return image_to_array(msg.image)[0][row, column]
+
+
+def test_disparities_below_min_disparity_are_raised_to_it_and_read_back_valid(store):
+    typestore, types = store
+    camera = StereoCameraModel(6, 4, 500.0, 500.0, 3.0, 3.0, 2.0, 0.25)  # no offset
+    raw = np.full((4, 6), 12.0, np.float32)
+    raw[1, 1] = 2.0  # valid, below the searched range 4..64
+    msg = cdr_round_trip(typestore, make_disparity_image(
+        raw, camera, make_header(0, 'l', types), 4.0, 64.0, types))
+    assert image_to_value(msg, 1, 1) == 4.0
+    disparity, _, _ = disparity_from_message(msg)
+    assert disparity[1, 1] == 4.0 and disparity[0, 0] == 12.0
+
+
+def test_non_positive_values_of_a_disparity_image_are_invalid(store):
+    _, types = store
+    camera = StereoCameraModel(3, 1, 500.0, 500.0, 1.0, 1.0, 0.0, 0.25)
+    header = make_header(0, 'l', types)
+    msg = make_disparity_image(np.full((1, 3), 5.0, np.float32), camera, header, -2.0, 64.0,
+                               types)
+    msg.image = array_to_image(np.array([[-1.0, 0.0, 3.0]], np.float32), '32FC1', header,
+                               types)  # as another publisher may fill it
+    disparity, _, _ = disparity_from_message(msg)
+    assert np.isnan(disparity[0, :2]).all() and disparity[0, 2] == 3.0
+    with pytest.raises(CalibrationError, match='images are 2x1'):
+        make_disparity_image(np.ones((1, 2), np.float32), camera, header, 0.0, 64.0, types)
+
+
+def test_point_clouds_drop_points_with_any_unknown_coordinate(store):
+    _, types = store
+    points = np.array([[np.nan, 1.0, 2.0], [1.0, np.nan, 2.0], [1.0, 2.0, 3.0]], np.float32)
+    msg = make_point_cloud2(points, None, make_header(0, 'l', types), types)
+    assert msg.width == 1
+    np.testing.assert_array_equal(point_cloud2_to_arrays(msg)[0], [[1.0, 2.0, 3.0]])
+    with pytest.raises(ImageFormatError, match='2 colours for 3 points'):
+        make_point_cloud2(points, np.zeros((2, 3), np.uint8), make_header(0, 'l', types), types)
+
+
+def test_organised_big_endian_clouds_are_read(store):
+    _, types = store
+    xyz = np.arange(12, dtype='>f4').reshape(4, 3)
+    fields = [types.PointField(name=name, offset=4 * index, datatype=7, count=1)
+              for index, name in enumerate('xyz')]
+    msg = types.PointCloud2(header=make_header(0, 'l', types), height=2, width=2,
+                            fields=fields, is_bigendian=True, point_step=12, row_step=24,
+                            data=np.frombuffer(xyz.tobytes(), np.uint8).copy(),
+                            is_dense=True)
+    read, rgb = point_cloud2_to_arrays(msg)
+    assert rgb is None
+    np.testing.assert_array_equal(read, xyz.astype(np.float32))
+
+
+def test_sixteen_bit_images_round_and_clip_to_eight_bits(store):
+    _, types = store
+    header = make_header(0, 'c', types)
+    wide = np.array([[65280, 65406, 65407]], np.uint16)  # rounded to the nearest of 255 steps
+    np.testing.assert_array_equal(
+        stereo_input_from_image(array_to_image(wide, 'mono16', header, types)), [[254, 254, 255]])
+    beyond = np.array([[4095, 4096, 8192, 65535]], np.uint16)  # a 12-bit sensor's overflow
+    np.testing.assert_array_equal(
+        stereo_input_from_image(array_to_image(beyond, 'mono16', header, types), bit_depth=12),
+        [[255, 255, 255, 255]])
+
+
+def test_8uc3_is_blue_first_as_in_cv_bridge(store):
+    _, types = store
+    bgr = np.zeros((2, 2, 3), np.uint8)
+    bgr[..., 0] = 200  # blue
+    rgb = stereo_input_from_image(array_to_image(bgr, '8UC3', make_header(0, 'c', types), types))
+    assert (rgb[..., 2] == 200).all() and (rgb[..., 0] == 0).all()

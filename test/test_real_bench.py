@@ -108,3 +108,21 @@ def test_real_bench_refuses_options_for_a_backend_it_does_not_run(capsys) -> Non
     err = capsys.readouterr().err
     assert '--backend-option apply to --backend (costnet_fast), which is not in --backends' in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_real_bench_tables_put_each_metric_under_its_label() -> None:
+    pair = {'epe': 2.0, 'bad1': 0.4, 'bad2': 0.3, 'bad3': 0.2, 'd1': 0.1, 'density': 0.9,
+            'estimated_bad2': 0.05, 'name': 'cones'}
+    mean = {'epe': 1.0, 'bad1': 0.35, 'bad2': 0.25, 'bad3': 0.15, 'd1': 0.05, 'density': 0.8,
+            'estimated_bad2': 0.04}
+    bands = {band_key('epe', band): 0.5 for band in DISPARITY_BANDS}
+    bands.update({band_key('bad2', band): 0.25 for band in DISPARITY_BANDS})
+    bands.update({band_key('bad3', band): 0.125 for band in DISPARITY_BANDS})
+    lines = format_tables({'sgbm': {**mean, **bands, 'ms_per_pair': 50.0,
+                                    'pairs': [pair]}}).splitlines()
+    assert lines[1].split() == ['sgbm', 'cones', '2.000', '40.0', '30.0', '20.0', '10.0',
+                                '90.0', '5.0']
+    assert lines[2].split() == ['sgbm', 'all', '1.000', '35.0', '25.0', '15.0', '5.0', '80.0',
+                                '4.0', '50']
+    band_row = next(line for line in lines[3:] if line.startswith('sgbm'))
+    assert '0.50 / 25.0 / 12.5' in band_row  # EPE / bad-2 / bad-3
