@@ -239,6 +239,7 @@ def validate(values: Mapping[str, Any]) -> dict[str, Value]:
     if backend not in backend_names():
         raise BackendError(f'unknown backend {backend!r}; known backends: '
                            f'{", ".join(backend_names())}')
+    _section_of(backend)
     check_device(str(checked['device']))
     if checked['weights'] and not backend_record(backend).needs_weights:
         raise BackendError(f"backend {backend!r} takes no weights file, but weights is "
@@ -322,7 +323,13 @@ def _section_of(backend: str) -> tuple[str, type]:
     for prefix, options in BACKEND_SECTIONS:
         if issubclass(record.options, options):
             return prefix, options
-    raise BackendError(f'backend {backend!r} has options the node does not declare')
+    sections = ' or '.join(f'{options.__name__} ({prefix}*)'
+                           for prefix, options in BACKEND_SECTIONS)
+    raise BackendError(
+        f'backend {backend!r} has options ({record.options.__name__}) the node does not '
+        f'declare: its options dataclass must subclass {sections} to run in the node, '
+        'infer, process-bag and demo (README, "Adding a backend"); eval, real-bench and '
+        'bench run it with --backend-option')
 
 
 def backend_options(values: Mapping[str, Any]) -> dict[str, Any]:

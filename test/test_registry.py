@@ -59,8 +59,26 @@ def test_a_backend_added_by_one_record_is_listed_built_and_checked(shift_backend
         create_backend('shift', offset=11.0)
     with pytest.raises(BackendError, match="unknown shift option 'gain'; known: shift"):
         create_backend('shift', gain=1.0)
-    with pytest.raises(BackendError, match='registered twice'):
+    with pytest.raises(BackendError, match="registered twice: by test_registry and by "
+                                           "test_registry"):
         register_backend(shift_backend)
+
+
+def test_a_backend_breaking_its_contract_or_the_node_sections_is_one_clear_error(
+        shift_backend, monkeypatch):
+    from stereo_depth_ros.node_config import validate
+    # Its options are neither SGBMOptions nor LearnedOptions: the node cannot declare them,
+    # and a parameter file naming it is refused at once, saying what would make it fit.
+    with pytest.raises(BackendError, match=r"backend 'shift' has options \(ShiftOptions\) "
+                                           r'.*must subclass SGBMOptions \(sgbm\.\*\) or '
+                                           r'LearnedOptions \(learned\.\*\)'):
+        validate({'backend': 'shift'})
+    image = np.zeros((20, 30, 3), np.uint8)
+    backend = create_backend('shift')
+    monkeypatch.setattr(backend, '_compute', lambda left, right: np.zeros((20, 30)))
+    with pytest.raises(BackendError, match="'shift' broke its contract: returned float64 "
+                                           r'\(20, 30\), expected float32 \(20, 30\)'):
+        backend.compute(image, image)
 
 
 def test_a_backend_whose_module_fails_to_import_is_named_with_the_import_error(monkeypatch):

@@ -4,6 +4,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ..errors import BackendError
 from ..images import check_stereo_pair
 
 
@@ -11,8 +12,10 @@ class DisparityBackend(ABC):
     """Left/right rectified images in, left-view disparity in pixels out.
 
     Inputs are uint8 HxW or HxWx3 arrays of the same size (RGB channel order for colour).
-    The output is float32 HxW; pixels without an estimate are NaN. Any input size works:
-    backends pad or crop to whatever divisor they need themselves.
+    The output is float32 HxW; pixels without an estimate are NaN (not a negative or zero
+    marker, as OpenCV's matchers write: the metrics would score it as an estimate), and the
+    others lie within ``min_disparity`` .. ``max_disparity``. Any input size works: backends
+    pad or crop to whatever divisor they need themselves.
     """
 
     #: The backend's registry name (its record's name).
@@ -34,9 +37,10 @@ class DisparityBackend(ABC):
         disparity = self._compute(left, right)
         expected = left.shape[:2]
         if disparity.shape != expected or disparity.dtype != np.float32:
-            raise RuntimeError(
-                f'backend {self.name!r} broke its contract: returned {disparity.dtype} '
-                f'{disparity.shape}, expected float32 {expected}')
+            raise BackendError(
+                f'backend {self.name!r} broke its contract: returned '
+                f'{getattr(disparity, "dtype", type(disparity).__name__)} '
+                f'{getattr(disparity, "shape", "")}, expected float32 {expected}')
         return disparity
 
     @abstractmethod

@@ -38,9 +38,15 @@ _REGISTRY: dict[str, BackendRecord] = {}
 def register_backend(record: BackendRecord) -> BackendRecord:
     """Register ``record`` under its name (once) and return it."""
     if record.name in _REGISTRY:
-        raise BackendError(f'backend {record.name!r} is registered twice')
+        raise BackendError(f'backend {record.name!r} is registered twice: by '
+                           f'{_module_of(_REGISTRY[record.name])} and by {_module_of(record)}')
     _REGISTRY[record.name] = record
     return record
+
+
+def _module_of(record: BackendRecord) -> str:
+    """Return the module that defines ``record``'s network or factory."""
+    return getattr(record.network or record.factory, '__module__', '?')
 
 
 def backend_names() -> list[str]:
