@@ -372,8 +372,8 @@ def test_adapt_hands_its_sync_options_to_the_extraction(
             str(tmp_path / 'run')]
     assert main(argv) == 2
     assert main([*argv, '--approximate-sync']) == 2
-    assert main([*argv, '--approximate-sync', '--slop', '0.02']) == 2
-    assert calls == [None, 0.05, 0.02]
+    assert main([*argv, '--approximate-sync', '--slop', '0.04']) == 2
+    assert calls == [None, 0.02, 0.04]
 
 
 def test_adapt_refuses_bad_settings_before_extracting_pairs(

@@ -263,7 +263,7 @@ def test_one_corrupt_png_is_skipped_and_named(drive, tmp_path, capsys):
     ({'info_size': (100, 64)}, ('96x64', '100x64')),
     ({'right_messages': False}, ('no message on /stereo/right/image_rect',
                                  '/stereo/right/camera_info')),
-    ({'right_offset_ns': 20_000_000}, ('never matched', '0.020000 s',
+    ({'right_offset_ns': 10_000_000}, ('never matched', '0.010000 s',
                                        'would pair about 4 of 4')),
 ])
 def test_failed_process_bag_leaves_nothing(tmp_path, capsys, storage, options, words):
