@@ -108,8 +108,10 @@ _OBSTACLE = tuple(
         ('max_ground_tilt', 'Largest angle (degrees) between the ground plane and level in '
          'the camera frame: a camera pitched down by more needs more (at the risk of taking '
          'a slanted obstacle face for ground).', (1.0, 89.0)),
-        ('camera_height', 'Height (m) of a level camera over the ground, used when no ground '
-         'plane can be fitted; 0 = unknown (no ground removal then).', (0.0, 100.0)),
+        ('camera_height', 'Known height (m) of the camera over the ground: fitted ground '
+         'planes more than a quarter off it are rejected (crate tops, furniture), and a '
+         'level plane at it is used when none fits; 0 = unknown (any height; no ground '
+         'removal without a fit).', (0.0, 100.0)),
         ('range_frame_id', "frame_id of obstacle/range; '' = the left image's, an optical "
          'frame (z forward) in which Range consumers such as rviz, taking +x as the axis, '
          'point it sideways: name a forward-x frame at the camera (docs/ros.md).', None),

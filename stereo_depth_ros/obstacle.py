@@ -8,8 +8,10 @@ Steps (all on one core, deterministic):
    accepted, so a large obstacle face cannot be taken for the ground; the winner is refined
    by least squares on its inliers, and kept only where it explains how their inverse depth
    changes across the image (``MIN_GROUND_FIT``), so a level slab through a wall that fills
-   the view is not taken for the ground. Without a plane (too few points or no level fit) the
-   prior ``camera_height`` (level camera) is used if given, otherwise nothing is removed.
+   the view is not taken for the ground. With ``camera_height`` given, only planes within
+   ``CAMERA_HEIGHT_TOLERANCE`` of it below the camera are accepted. Without a plane (too few
+   points or no fit) a level one at ``camera_height`` is used if given, otherwise nothing is
+   removed.
 2. Candidates: pixels with a depth up to ``max_range`` inside ``roi`` that stand more than
    the ground tolerance above the plane (points below it are dropped as well). Nearer than
    ``min_range`` is searched too: an obstacle there is too close to range (``Range`` says
@@ -75,8 +77,10 @@ class ObstacleParameters:
         percentile: low percentile of a component's depths taken as its distance.
         ground_region: lower fraction of the image whose points fit the ground plane.
         max_ground_tilt: largest angle (degrees) between the ground normal and camera "up".
-        camera_height: prior height (m) of a level camera over the ground, used when no
-            plane can be fitted; None: no ground removal then.
+        camera_height: known height (m) of the camera over the ground: fitted planes
+            farther from it than ``CAMERA_HEIGHT_TOLERANCE`` of it are rejected (a plane
+            through crates or furniture), and a level plane at it is used when none fits;
+            None: any height, and no ground removal without a fit.
         ransac_iterations: number of RANSAC plane hypotheses.
         ransac_points: points subsampled for RANSAC.
         seed: seed of the RANSAC random generator (results are deterministic).
@@ -159,6 +163,9 @@ class ObstacleResult:
 
 
 _CLOSING_KERNEL = np.ones((5, 5), np.uint8)
+#: With ``camera_height`` given, a fitted ground plane must lie within this fraction of it
+#: below the camera: a plane through the tops of crates or furniture is no ground.
+CAMERA_HEIGHT_TOLERANCE = 0.25
 #: Smallest share of its inliers' inverse-depth variance a ground plane must explain
 #: (:func:`_explained_inverse_depth`).
 MIN_GROUND_FIT = 0.5
@@ -234,6 +241,8 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
     offsets = -np.sum(normals * a, axis=1)
     cos_tilt = np.cos(np.radians(params.max_ground_tilt))
     good = (norms > 1e-9) & (-normals[:, 1] >= cos_tilt) & (offsets > 0.05)
+    if params.camera_height is not None:
+        good &= _near_prior_height(offsets, params.camera_height)
     if not np.any(good):
         return None
     normals, offsets = normals[good], offsets[good]
@@ -244,12 +253,19 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
     if inliers.sum() < max(10, 0.15 * len(points)):
         return None
     plane = _least_squares_plane(points[inliers])
-    if plane is None or -plane[1] < cos_tilt or plane[3] <= 0.05:
+    if (plane is None or -plane[1] < cos_tilt or plane[3] <= 0.05
+            or (params.camera_height is not None
+                and not _near_prior_height(plane[3], params.camera_height))):
         plane = (*normals[best], offsets[best])
     if _explained_inverse_depth(points[inliers], plane) < MIN_GROUND_FIT:
         return None
     nx, ny, nz, offset = (float(v) for v in plane)
     return nx, ny, nz, offset
+
+
+def _near_prior_height(offsets: np.ndarray | float, camera_height: float) -> np.ndarray:
+    """Whether planes at ``offsets`` (m below the camera) fit the known camera height."""
+    return np.abs(np.asarray(offsets) - camera_height) <= CAMERA_HEIGHT_TOLERANCE * camera_height
 
 
 def _explained_inverse_depth(points: np.ndarray,

@@ -268,6 +268,41 @@ def test_without_ground_plane_uses_the_prior_height():
     assert (with_prior.mask & ~owners[0]).sum() == 0
 
 
+def _crate_depth(camera, height=1.0, near=1.6, far=3.0, top=0.7, wall=8.0):
+    """Depth of a level camera ``height`` m over a floor, facing a crate ``top`` m tall
+    (front face at ``near``, top to ``far``, wider than the view), a wall at ``wall``."""
+    rays_x, rays_y = np.meshgrid((np.arange(camera.width) - camera.cx_left) / camera.fx,
+                                 (np.arange(camera.height) - camera.cy) / camera.fy)
+    with np.errstate(divide='ignore'):
+        floor = np.where(rays_y > 0, height / rays_y, np.inf)
+        lid = np.where(rays_y > 0, (height - top) / rays_y, np.inf)
+    depth = np.minimum(floor, wall)
+    front = (rays_y * near > height - top) & (rays_y * near < height)
+    depth = np.where(front & (near < depth), near, depth)
+    on_top = (lid >= near) & (lid <= far) & (lid < depth)
+    return np.where(on_top, lid, depth).astype(np.float32)
+
+
+def test_a_known_camera_height_keeps_a_crate_top_from_being_the_ground():
+    # An OAK-D Lite-like camera 1 m up, a crate 0.7 m tall 1.6 m ahead hiding the floor: the
+    # crate's top, 0.3 m below the camera, is the only level surface in the lower half.
+    camera = StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480)
+    depth = _crate_depth(camera)
+    exact = dict(disparity_noise=0.0, ground_tolerance=0.05)
+    unknown = segment_nearest_obstacle(depth, camera, ObstacleParameters(**exact))
+    assert unknown.ground_plane[3] == pytest.approx(0.3, abs=0.05)  # the lid as ground
+    assert unknown.distance == pytest.approx(8.0)  # so the crate's face is dropped
+    known = segment_nearest_obstacle(depth, camera, ObstacleParameters(camera_height=1.0,
+                                                                       **exact))
+    assert known.ground_plane == (0.0, -1.0, 0.0, 1.0)  # no fit near 1 m: the level prior
+    assert known.distance == pytest.approx(1.6)
+    # With the floor in view the fitted plane stays in use, within 25 % of the height.
+    seen = _crate_depth(camera, near=2.2, far=4.0)
+    plane = segment_nearest_obstacle(seen, camera, ObstacleParameters(camera_height=1.0,
+                                                                      **exact)).ground_plane
+    assert plane != (0.0, -1.0, 0.0, 1.0) and abs(plane[3] - 1.0) <= 0.25
+
+
 def test_bad_input_raises_clear_errors():
     depth, _ = _road_depth()
     with pytest.raises(CalibrationError, match='512x256'):
