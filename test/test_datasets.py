@@ -118,6 +118,33 @@ def test_generic_layout_and_incomplete_scene(tmp_path):
         load_dataset('generic', tmp_path)
 
 
+def test_middlebury2014_and_eth3d_layout(tmp_path):
+    # As MiddEval3 and ETH3D two-view unpack (disp0GT.pfm), and the full Middlebury 2014
+    # scenes (disp0.pfm); disp0GT.pfm wins where both exist.
+    image = np.zeros((8, 12, 3), np.uint8)
+    for name, truth, value in (('eth3d_scene', 'disp0GT.pfm', 3.0),
+                               ('mb2014_scene', 'disp0.pfm', 5.0)):
+        scene = tmp_path / name
+        scene.mkdir()
+        cv2.imwrite(str(scene / 'im0.png'), image)
+        cv2.imwrite(str(scene / 'im1.png'), image + 1)
+        disparity = np.full((8, 12), value, np.float32)
+        disparity[0, 0] = np.inf
+        cv2.imwrite(str(scene / truth), disparity)
+    cv2.imwrite(str(tmp_path / 'eth3d_scene' / 'disp0.pfm'), np.ones((8, 12), np.float32))
+    (tmp_path / 'calibrations').mkdir()  # a folder without the files is not a scene
+    samples = load_dataset('middlebury2014', tmp_path)
+    assert [s.name for s in samples] == ['eth3d_scene', 'mb2014_scene']
+    assert [s.disparity[1, 1] for s in samples] == [3.0, 5.0]
+    assert np.isnan(samples[0].disparity[0, 0]) and samples[1].right[0, 0, 0] == 1
+    (tmp_path / 'mb2014_scene' / 'disp0.pfm').unlink()
+    with pytest.raises(DatasetError, match='mb2014_scene is incomplete: missing '
+                                           'disp0GT.pfm or disp0.pfm'):
+        load_dataset('middlebury2014', tmp_path)
+    with pytest.raises(DatasetError, match='no middlebury2014 scenes'):
+        load_dataset('middlebury2014', tmp_path / 'calibrations')
+
+
 def test_errors_name_the_problem(tmp_path):
     with pytest.raises(DatasetError, match='not a folder'):
         load_dataset('middlebury2003', tmp_path / 'nope')

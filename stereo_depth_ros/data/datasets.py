@@ -3,6 +3,9 @@
 Layouts:
 - ``generic``: ``<root>/<scene>/left.png, right.png, disp.pfm`` (left-view disparity).
 - ``middlebury2003``: ``<root>/<scene>/im2.png, im6.png, disp2.pgm`` (disparity x 4, 0 unknown).
+- ``middlebury2014``: ``<root>/<scene>/im0.png, im1.png`` with ``disp0GT.pfm`` or ``disp0.pfm``
+  (Middlebury 2014 and 2021, and ETH3D two-view, as their training archives unpack; inf
+  unknown).
 - ``kitti2015``: ``<root>/image_2/*_10.png, image_3/*_10.png, disp_occ_0/*_10.png`` (uint16/256).
 - ``sceneflow``: ``<root>/**/left/*.png`` with ``right/`` beside it and disparity PFMs under the
   mirrored ``disparity/.../left/*.pfm`` tree (``frames_cleanpass`` -> ``disparity``).
@@ -22,6 +25,12 @@ import numpy as np
 
 from .pfm import read_pfm
 from ..errors import DatasetError
+
+
+#: Ground-truth files of a Middlebury 2014 / ETH3D scene folder, in the order they are looked
+#: for: ``disp0GT.pfm`` (MiddEval3, ETH3D two-view), ``disp0.pfm`` (the full Middlebury 2014
+#: and 2021 scenes).
+MIDDLEBURY2014_DISPARITIES = ('disp0GT.pfm', 'disp0.pfm')
 
 
 @dataclass
@@ -145,6 +154,27 @@ def middlebury2003_dataset(root: str | Path) -> FileStereoDataset:
     return FileStereoDataset(items, read_middlebury_disparity)
 
 
+def middlebury2014_dataset(root: str | Path) -> FileStereoDataset:
+    """``<root>/<scene>/im0.png, im1.png, disp0GT.pfm | disp0.pfm`` (Middlebury 2014, ETH3D)."""
+    root = _require_dir(Path(root))
+    items: list[tuple[str, Path, Path, Path]] = []
+    for scene in sorted(p for p in root.iterdir() if p.is_dir()):
+        images = [scene / 'im0.png', scene / 'im1.png']
+        truth = [scene / name for name in MIDDLEBURY2014_DISPARITIES if (scene / name).is_file()]
+        if all(p.is_file() for p in images) and truth:
+            items.append((scene.name, images[0], images[1], truth[0]))
+        elif truth or any(p.exists() for p in images):
+            missing = [p.name for p in images if not p.is_file()] or [
+                ' or '.join(MIDDLEBURY2014_DISPARITIES)]
+            raise DatasetError(f'middlebury2014 scene {scene} is incomplete: missing '
+                               f'{", ".join(missing)}')
+    if not items:
+        raise DatasetError(f'no middlebury2014 scenes under {root} (expected '
+                           f'<scene>/im0.png,im1.png and '
+                           f'{" or ".join(MIDDLEBURY2014_DISPARITIES)})')
+    return FileStereoDataset(items, read_pfm_disparity)
+
+
 def kitti2015_dataset(root: str | Path) -> FileStereoDataset:
     """KITTI stereo 2015 training layout (``image_2``, ``image_3``, ``disp_occ_0``)."""
     root = _require_dir(Path(root))
@@ -221,7 +251,8 @@ class SyntheticSamples(LazySamples):
         return StereoSample(f'{self.kind}_{seed}', scene.left, scene.right, scene.disparity)
 
 
-DATASET_KINDS = ('generic', 'middlebury2003', 'kitti2015', 'sceneflow', 'synthetic', 'real')
+DATASET_KINDS = ('generic', 'middlebury2003', 'middlebury2014', 'kitti2015', 'sceneflow',
+                 'synthetic', 'real')
 
 
 def load_dataset(kind: str, root: str | Path, **options) -> Sequence[StereoSample]:
@@ -229,8 +260,8 @@ def load_dataset(kind: str, root: str | Path, **options) -> Sequence[StereoSampl
     if kind == 'synthetic':
         return SyntheticSamples(parse_seed_spec(str(root)), **options)
     readers = {'generic': generic_dataset, 'middlebury2003': middlebury2003_dataset,
-               'kitti2015': kitti2015_dataset, 'sceneflow': sceneflow_dataset,
-               'real': real_suite_dataset}
+               'middlebury2014': middlebury2014_dataset, 'kitti2015': kitti2015_dataset,
+               'sceneflow': sceneflow_dataset, 'real': real_suite_dataset}
     if kind not in readers:
         raise DatasetError(f'unknown dataset kind {kind!r}; known: {", ".join(DATASET_KINDS)}')
     return readers[kind](root)
