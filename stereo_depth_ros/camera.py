@@ -75,7 +75,8 @@ class StereoCameraModel:
             raise CalibrationError(
                 f'stereo baseline of {self.baseline * 1e3:.3g} mm is implausibly short (limit '
                 f'{MIN_BASELINE * 1e3:g} mm): the right CameraInfo needs P[3] = -fx * B in px m '
-                f'(here {self.projection_tx:.4g}); a P[3] of -B without fx gives this')
+                f'(here {self.projection_tx:.4g}); a P[3] of -B without fx gives this; '
+                '--baseline is in metres')
         if self.baseline > MAX_BASELINE:
             raise CalibrationError(
                 f'stereo baseline of {self.baseline:g} m is implausibly long (limit '

@@ -17,7 +17,10 @@ BACKWARD_JUMP_NS = 100_000_000
 
 
 class InputArrivals:
-    """Per-topic message counts and latest stamps since the previous :meth:`diagnosis`."""
+    """Per-topic message counts and latest stamps of one period.
+
+    A period ends with :meth:`diagnosis` (no set paired) or :meth:`unpaired_note`.
+    """
 
     def __init__(self, topics: Sequence[str]) -> None:
         if not topics:
@@ -109,18 +112,23 @@ def _spread_s(latest: dict[str, int]) -> float:
     return (max(latest.values()) - min(latest.values())) / 1e9 if latest else 0.0
 
 
-def forget_later(queues: Sequence[dict[int, Any]], stamp_ns: int) -> int:
-    """Drop from synchronizer queues ({stamp ns: message}) what is stamped after ``stamp_ns``.
+def forget_after_jump(queues: Sequence[dict[int, Any]], stamp_ns: int,
+                      went_back_ns: int) -> int:
+    """Drop from synchronizer queues ({stamp ns: message}) the leftovers of a jump back.
 
-    For time going back: message_filters' synchronizers keep unpaired messages until their
-    queue is full and then drop the *oldest* stamp, so messages left over from before the
-    jump, all stamped later than anything new, would stay, and every new message would be
-    dropped on arrival, or be paired with a leftover one of the same stamp (another
-    calibration, another image). Returns the number of messages dropped.
+    A message stamped ``stamp_ns`` came ``went_back_ns`` earlier than its topic's latest one
+    (:meth:`InputArrivals.record`). message_filters' synchronizers keep unpaired messages
+    until their queue is full and then drop the *oldest* stamp, so messages left over from
+    before the jump, all stamped later than anything new, would stay, and every new message
+    would be dropped on arrival, or be paired with a leftover one of the same stamp (another
+    calibration, another image). Dropped: what is stamped more than halfway back later
+    (other topics' messages of the new pass may already be queued, a little later than this
+    one; the leftovers are about ``went_back_ns`` later). Returns how many were dropped.
     """
+    after = stamp_ns + went_back_ns // 2
     dropped = 0
     for queue in queues:
-        for stamp in [stamp for stamp in queue if stamp > stamp_ns]:
-            del queue[stamp]
+        for later in [stamp for stamp in queue if stamp > after]:
+            del queue[later]
             dropped += 1
     return dropped

@@ -45,7 +45,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.timer import Timer
 
 from .errors import StereoDepthError
-from .input_watch import InputArrivals, forget_later
+from .input_watch import InputArrivals, forget_after_jump
 from .msgs.types import MessageTypes, stamp_to_ns
 from .monitoring import format_stats, LogThrottle
 from .node_config import (ALIASES, apply_old_names, PARAMETERS, ParameterSpec, SPECS,
@@ -250,15 +250,13 @@ class StereoDepthNode(Node):
         went_back = self._arrivals.record(topic, stamp)
         if not went_back:
             return
-        # Halfway back: the other topics' messages of the new pass may already be queued,
-        # a little later than this one; the leftovers are about went_back later.
         with self._sync.lock:
-            dropped = forget_later(self._sync.queues, stamp + went_back // 2)
-        if dropped:
+            dropped = forget_after_jump(self._sync.queues, stamp, went_back)
+        if dropped and self._diagnosis_throttle.check('went back') is not None:
             self.get_logger().info(
-                f'stamps on {topic} went back {went_back / 1e9:.3f} s (a bag replayed or '
-                f'looped?): dropped {dropped} unpaired input message(s) stamped later, so '
-                'pairing starts anew')
+                f'stamps on {topic} went back {went_back / 1e9:.3f} s, to {stamp / 1e9:.3f} s '
+                f'(a bag replayed or looped?): dropped {dropped} unpaired input message(s) '
+                'left over from before, so pairing starts anew')
 
     def _synchronizer(self, subscribers: list) -> Any:
         """Return the exact- or approximate-time synchronizer of the four subscriptions."""

@@ -43,7 +43,8 @@ def _section_specs(prefix: str, options: type) -> tuple[ParameterSpec, ...]:
 
 _MODEL = (
     ParameterSpec('backend', DEFAULT_BACKEND, 'Disparity backend: ' + ', '.join(backend_names())
-                  + ' (sgbm is classical; the others are learned). Changing it reloads the '
+                  + ' (of the built-in ones, sgbm is classical, the others learned). Changing '
+                  'it reloads the '
                   'model.', reload=True),
     ParameterSpec('weights', '', "Weights file of a learned backend; '' = the shipped "
                   'models/<backend>.safetensors. Must be empty for sgbm.', reload=True),
@@ -135,9 +136,9 @@ _INPUT = (
     ParameterSpec('approximate_sync', False, 'Pair images and camera infos by nearest stamp '
                   'instead of exact stamp.', read_only=True),
     ParameterSpec('approximate_sync_tolerance_seconds', DEFAULT_SLOP, 'Largest stamp '
-                  'difference (s) within one set when approximate_sync is true; keep it below '
-                  'half the frame period, or an image whose partner was dropped pairs with '
-                  "the partner's neighbour.", limits=(0.0, 10.0),
+                  'difference (s) within one set when approximate_sync is true: above the '
+                  "cameras' stamp offset, at most half the frame period (docs/ros.md).",
+                  limits=(0.0, 10.0),
                   read_only=True),
     ParameterSpec('image_transport', 'raw', 'How the images arrive: raw (sensor_msgs/Image on '
                   'left/image_rect, right/image_rect) or compressed (sensor_msgs/'

@@ -7,7 +7,7 @@ Steps (all on one core, deterministic):
    within ``max_ground_tilt`` degrees of the camera's "up", -y) lying below the camera are
    accepted, so a large obstacle face cannot be taken for the ground; the winner is refined
    by least squares on its inliers, and kept only where it explains how their inverse depth
-   changes across the image (``MIN_GROUND_FIT``), so a level slab through a wall that fills
+   changes across the image (``MIN_GROUND_R2``), so a level slab through a wall that fills
    the view is not taken for the ground. With ``camera_height`` given, only planes within
    ``CAMERA_HEIGHT_TOLERANCE`` of it below the camera are accepted. Without a plane (too few
    points or no fit) a level one at ``camera_height`` is used if given, otherwise nothing is
@@ -168,7 +168,7 @@ _CLOSING_KERNEL = np.ones((5, 5), np.uint8)
 CAMERA_HEIGHT_TOLERANCE = 0.25
 #: Smallest share of its inliers' inverse-depth variance a ground plane must explain
 #: (:func:`_explained_inverse_depth`).
-MIN_GROUND_FIT = 0.5
+MIN_GROUND_R2 = 0.5
 
 
 def _check_depth(depth: np.ndarray, camera: StereoCameraModel) -> np.ndarray:
@@ -257,7 +257,7 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
             or (params.camera_height is not None
                 and not _near_prior_height(plane[3], params.camera_height))):
         plane = (*normals[best], offsets[best])
-    if _explained_inverse_depth(points[inliers], plane) < MIN_GROUND_FIT:
+    if _explained_inverse_depth(points[inliers], plane) < MIN_GROUND_R2:
         return None
     nx, ny, nz, offset = (float(v) for v in plane)
     return nx, ny, nz, offset
@@ -275,8 +275,9 @@ def _explained_inverse_depth(points: np.ndarray,
     Along a viewing ray ``r = p / z`` a plane ``n . p + c = 0`` lies at ``1 / z = -n . r / c``:
     inverse depth, like disparity, is linear across a plane's image. A ground seen over a
     few rows changes it row by row as the plane says; a wall filling the view does not, yet
-    a level plane through its lower half holds all of it within the ground tolerance (8 cm
-    at 0.3 m), which would remove the wall as ground.
+    a level plane through its lower half holds a band of it within the RANSAC inlier
+    distance (half the ground tolerance; the lower half of a wall 0.3 m away is 8 cm tall),
+    which would remove the wall as ground.
     """
     inverse = 1.0 / points[:, 2]
     predicted = -(points / points[:, 2:3]) @ np.asarray(plane[:3]) / plane[3]
@@ -335,13 +336,13 @@ def _drop_far_side_of_jumps(z: np.ndarray, mask: np.ndarray,
     limit = zz * zz
     limit *= np.float32(2 * params.disparity_noise / camera.focal_baseline)
     limit += _base_band(params, zz)
-    every, head, tail = slice(None), slice(None, -1), slice(1, None)
-    pairs = (((head, every), (tail, every)),  # (first, second) neighbours: below,
-             ((every, head), (every, tail)),  # right,
-             ((head, head), (tail, tail)),  # below right,
-             ((head, tail), (tail, head)))  # below left
+    every, all_but_last, all_but_first = slice(None), slice(None, -1), slice(1, None)
+    first_second = (((all_but_last, every), (all_but_first, every)),  # neighbour below,
+                    ((every, all_but_last), (every, all_but_first)),  # right,
+                    ((all_but_last, all_but_last), (all_but_first, all_but_first)),  # below right,
+                    ((all_but_last, all_but_first), (all_but_first, all_but_last)))  # below left
     with np.errstate(invalid='ignore'):
-        for first, second in pairs:
+        for first, second in first_second:
             diff = zz[second] - zz[first]
             mask[second] &= ~(diff > limit[first])  # second pixel much farther
             mask[first] &= ~(-diff > limit[second])  # first pixel much farther

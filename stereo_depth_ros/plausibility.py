@@ -185,7 +185,7 @@ def row_offset(left: np.ndarray, right: np.ndarray, max_features: int = 1000,
     height, at least 16 px). A plane ``dy = a + b x + c y`` is fitted, starting from the
     matches within 2 px of the median offset; each refit takes every match within 1 px of the
     last plane, so the matches towards the edges of a rotated view join as the plane tilts,
-    while wrong matches, which scatter, stay out. On the 51 real pairs of
+    while wrong matches, which scatter, stay out. On the 50 real pairs of
     ``../shared/data/unlabeled`` (well rectified) ``typical`` was at most 0.5 px and
     ``largest`` 1.2 px (``python -m stereo_depth_ros.training.row_offset_sweep --pairs``).
     """

@@ -20,9 +20,10 @@ import statistics
 from typing import Any, Optional, Sequence
 
 #: Default slop (seconds) of approximate sync: the offline commands' ``--slop`` and the node's
-#: ``approximate_sync_tolerance_seconds``. Keep it below half the frame period (50 ms at 10
-#: Hz, 25 ms at 20 Hz): at a frame period or more, an image whose partner was dropped pairs
-#: with the partner's neighbour.
+#: ``approximate_sync_tolerance_seconds``. It must exceed the two cameras' stamp offset and
+#: stay at or below the frame period minus that offset, or an image whose partner was dropped
+#: pairs with the partner's neighbour; half the frame period suits any offset below it. This
+#: default suits cameras up to 25 Hz (docs/ros.md, Parameters).
 DEFAULT_SLOP = 0.02
 
 

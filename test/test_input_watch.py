@@ -2,7 +2,7 @@
 
 import pytest
 
-from stereo_depth_ros.input_watch import InputArrivals, forget_later
+from stereo_depth_ros.input_watch import InputArrivals, forget_after_jump
 
 TOPICS = ['/left/image_rect', '/right/image_rect', '/left/camera_info', '/right/camera_info']
 
@@ -116,7 +116,7 @@ def _replay(sync: _TimeSynchronizer, arrivals: InputArrivals, tag: str, frames: 
                 continue
             went_back = arrivals.record(topic, stamp)
             if went_back and forget:
-                forget_later(sync.queues, stamp + went_back // 2)
+                forget_after_jump(sync.queues, stamp, went_back)
             sync.add(index, stamp, f'{tag}{frame}')
     return sync.sets[start:]
 
@@ -133,7 +133,16 @@ def test_a_replayed_bag_pairs_again_once_later_stamps_are_forgotten(forget: bool
         assert len(second) == 5 and any(set(s) != {s[0]} for s in second)
         return
     assert len(second) == 40 and all(s == (f'b{n}',) * 4 for n, s in enumerate(second))
-    assert forget_later([{1: 'x', 5: 'y'}, {7: 'z'}], 4) == 2
+
+
+def test_after_a_jump_the_new_pass_already_queued_stays() -> None:
+    # Approximate sync: the right camera's first image of the second pass (5 ms later than
+    # the left one) is queued when the left image shows the jump back from 3.9 s to 1 s;
+    # what stays is that image, what goes is the first pass's leftovers (3.5 s, 3.9 s).
+    left = {3_500_000_000: 'old', 3_900_000_000: 'old'}
+    right = {1_005_000_000: 'new', 3_600_000_000: 'old'}
+    assert forget_after_jump([left, right], 1_000_000_000, 2_900_000_000) == 3
+    assert left == {} and right == {1_005_000_000: 'new'}
 
 
 def test_the_kind_of_problem_keys_the_throttle() -> None:

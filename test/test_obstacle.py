@@ -157,16 +157,18 @@ def test_a_thin_post_does_not_merge_with_the_wall_behind_it_at_its_corners():
 @pytest.mark.parametrize('distance', [0.4, 0.6, 1.0])
 def test_a_wall_filling_the_view_is_an_obstacle_not_the_ground(distance):
     # A drone-like camera (fx 458 px, B 0.11 m) facing a wall: a level slab through the
-    # lower half of the wall holds it within the ground tolerance (8 cm tall at 0.3 m), and
-    # was taken for the ground, so the wall was no obstacle ("none found" up to 0.45 m).
+    # lower half of the wall (8 cm tall at 0.3 m) holds a band of it within the inlier
+    # distance, and was taken for the ground, so the wall was no obstacle ("none found" up
+    # to 0.45 m). Noise is needed: an exact wall gives RANSAC no level plane at all.
     camera = StereoCameraModel.from_focal_baseline(458.0, 0.11, 752, 480)
     rng = np.random.default_rng(3)
-    for noise in (0.0, 0.5):  # disparity noise, px
+    for noise in (0.5, 1.0):  # disparity noise, px
         disparity = camera.focal_baseline / distance + rng.normal(0, noise, (480, 752))
         depth = (camera.focal_baseline / disparity).astype(np.float32)
         assert fit_ground_plane(depth, camera) is None
         result = segment_nearest_obstacle(depth, camera)
-        assert result.distance == pytest.approx(distance, rel=0.02)
+        # The 5th percentile of depths 1 px of noise spreads by 2 % at 1 m: 0.97 m.
+        assert result.distance == pytest.approx(distance, rel=0.05)
         assert result.mask.mean() > 0.9
 
 

@@ -59,9 +59,11 @@ def test_a_backend_added_by_one_record_is_listed_built_and_checked(shift_backend
         create_backend('shift', offset=11.0)
     with pytest.raises(BackendError, match="unknown shift option 'gain'; known: shift"):
         create_backend('shift', gain=1.0)
-    with pytest.raises(BackendError, match="registered twice: by test_registry and by "
-                                           "test_registry"):
-        register_backend(shift_backend)
+    impostor = BackendRecord('shift', 'another module', ShiftOptions,
+                             factory=backend_record('sgbm').factory)
+    with pytest.raises(BackendError, match=r"'shift' is registered twice: by \S*test_registry "
+                                           r'and by stereo_depth_ros\.backends\.sgbm'):
+        register_backend(impostor)
 
 
 def test_a_backend_breaking_its_contract_or_the_node_sections_is_one_clear_error(
@@ -78,6 +80,9 @@ def test_a_backend_breaking_its_contract_or_the_node_sections_is_one_clear_error
     monkeypatch.setattr(backend, '_compute', lambda left, right: np.zeros((20, 30)))
     with pytest.raises(BackendError, match="'shift' broke its contract: returned float64 "
                                            r'\(20, 30\), expected float32 \(20, 30\)'):
+        backend.compute(image, image)
+    monkeypatch.setattr(backend, '_compute', lambda left, right: None)  # forgot to return
+    with pytest.raises(BackendError, match='broke its contract: returned NoneType'):
         backend.compute(image, image)
 
 

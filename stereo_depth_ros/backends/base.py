@@ -36,7 +36,8 @@ class DisparityBackend(ABC):
         check_stereo_pair(left, right)
         disparity = self._compute(left, right)
         expected = left.shape[:2]
-        if disparity.shape != expected or disparity.dtype != np.float32:
+        if (not isinstance(disparity, np.ndarray) or disparity.shape != expected
+                or disparity.dtype != np.float32):
             raise BackendError(
                 f'backend {self.name!r} broke its contract: returned '
                 f'{getattr(disparity, "dtype", type(disparity).__name__)} '

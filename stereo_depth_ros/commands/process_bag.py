@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(default: exact stamps)')
     parser.add_argument('--slop', type=float, default=DEFAULT_SLOP,
                         help='approximate sync: largest stamp difference in seconds '
-                             '(default 0.05)')
+                             f'(default {DEFAULT_SLOP})')
     parser.add_argument('--queue-size', type=int, default=10,
                         help='messages kept per topic while pairing (default 10)')
     for side in ('left', 'right'):
