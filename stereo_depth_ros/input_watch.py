@@ -8,6 +8,7 @@ subscriber) and, when the node saw no set in a statistics period, :meth:`diagnos
 the silent topics or shows the stamps that failed to pair. Pure Python, thread-safe.
 """
 
+import statistics
 import threading
 from typing import Any, Optional, Sequence
 
@@ -48,21 +49,31 @@ class InputArrivals:
             return went_back if went_back > BACKWARD_JUMP_NS else 0
 
     def unpaired_note(self, pairs: int) -> Optional[str]:
-        """Return a line when fewer than half the slowest topic's messages were paired.
+        """Return a line when a period paired few of its messages, else None.
 
         Starts a new period (the node calls this after a period in which sets were paired,
         :meth:`diagnosis` after one without). ``pairs`` is the number of sets the
-        synchronizer emitted in it; None when that is at least half of what the least
-        frequent topic delivered (a camera that drops a frame now and then is no news).
+        synchronizer emitted in it. Said when a topic delivered less than half as many
+        messages as the median topic (a camera that stopped for seconds, which pairing then
+        hides: the sets are as many as the silent camera's images), or when fewer than half
+        of the least frequent topic's messages were paired (stamps that do not match). A
+        frame dropped now and then is no news, nor a camera running at twice the other's
+        rate.
         """
         counts, latest = self._end_period()
+        listed = ', '.join(f'{topic} {counts[topic]}' for topic in self.topics)
+        typical = statistics.median(counts.values())
+        scarce = [topic for topic in self.topics if 2 * counts[topic] < typical]
+        if scarce:
+            return (f"few messages on {', '.join(scarce)} in this period (messages: {listed}; "
+                    f'{pairs} stereo sets paired): a camera or driver that stopped or drops '
+                    'frames')
         slowest = min(counts.values())
         if 2 * pairs >= slowest:
             return None
-        listed = ', '.join(f'{topic} {counts[topic]}' for topic in self.topics)
         return (f'only {pairs} stereo sets paired of {slowest} possible (messages: {listed}); '
-                f'latest stamps differ by {_spread_s(latest):.3f} s: a camera dropping frames, '
-                'stamps that do not match, or a queue_size too small for the slower camera')
+                f'latest stamps differ by {_spread_s(latest):.3f} s: stamps that do not match, '
+                'or a queue_size too small for the slower camera')
 
     def _end_period(self) -> tuple[dict[str, int], dict[str, int]]:
         """Return the period's counts and the latest stamps (of the topics that have one).

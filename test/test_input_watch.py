@@ -79,6 +79,25 @@ def test_few_pairs_of_many_messages_are_named() -> None:
     assert arrivals.unpaired_note(20) is None  # half of them: a camera dropping frames
 
 
+def test_a_camera_that_stopped_for_seconds_is_named() -> None:
+    # The right camera silent for most of a period: every one of its images paired, so the
+    # pair count alone (7 of 7 possible) says nothing.
+    arrivals = InputArrivals(TOPICS)
+    for frame in range(50):
+        for topic in TOPICS:
+            if topic != TOPICS[1] or frame < 7:
+                arrivals.record(topic, frame * 100_000_000)
+    note = arrivals.unpaired_note(7)
+    assert note is not None and note.startswith('few messages on /right/image_rect')
+    assert '/right/image_rect 7' in note and '/left/image_rect 50' in note
+    # A right camera at twice the left's rate, all left images paired: no news.
+    for frame in range(80):
+        for topic in TOPICS:
+            if topic in (TOPICS[1], TOPICS[3]) or frame % 2 == 0:
+                arrivals.record(topic, frame * 50_000_000)
+    assert arrivals.unpaired_note(40) is None
+
+
 def test_time_going_back_is_told_from_reordering() -> None:
     arrivals = InputArrivals(TOPICS)
     assert arrivals.record(TOPICS[0], 5_000_000_000) == 0
