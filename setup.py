@@ -48,7 +48,7 @@ setup(
     entry_points={
         'console_scripts': [
             'stereo-depth = stereo_depth_ros.cli:main',
-            'depth_node = stereo_depth_ros.node:main',
+            'depth_node = stereo_depth_ros.node_entry:main',
         ],
     },
 )

@@ -15,14 +15,14 @@ values of ``params_file``; given, they override it.
 
 import os
 
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
-from stereo_depth_ros.launch_support import (backend_choices, image_transport_choices,
+from stereo_depth_ros.launch_support import (RVIZ_MISSING, backend_choices,
+                                             checked_params_file, image_transport_choices,
                                              input_remappings, parameter_overrides)
 
 PACKAGE = 'stereo_depth_ros'
@@ -92,8 +92,14 @@ def generate_launch_description() -> LaunchDescription:
             description='Log level of the started nodes'),
     ]
 
-    def depth_node(context, *args, **kwargs) -> list:
-        """Build the node once the arguments are known (overrides only for given ones)."""
+    def nodes(context, *args, **kwargs) -> list:
+        """Build the nodes once the arguments are known (overrides only for given ones).
+
+        Checked before anything starts: a params_file that is not there (launch_ros would
+        only warn and start the node with its defaults), and rviz2 where use_rviz asks for it
+        (launch would stop with the depth node already started, left running).
+        """
+        parameters_path = checked_params_file(params_file.perform(context))
         overrides = parameter_overrides(backend.perform(context), weights.perform(context),
                                         approximate_sync.perform(context),
                                         use_sim_time.perform(context),
@@ -103,16 +109,20 @@ def generate_launch_description() -> LaunchDescription:
                 overrides[name] = ParameterValue(overrides[name], value_type=str)
         remappings = input_remappings(left_namespace.perform(context),
                                       right_namespace.perform(context))
-        return [Node(
+        started: list = [Node(
             package=PACKAGE, executable='depth_node', name='stereo_depth_node',
             namespace=namespace, output='screen', emulate_tty=True,
-            parameters=[params_file, overrides], remappings=remappings,
+            parameters=[parameters_path, overrides], remappings=remappings,
             arguments=['--ros-args', '--log-level', log_level])]
+        if use_rviz.perform(context) != 'true':
+            return started
+        try:
+            get_package_share_directory('rviz2')
+        except PackageNotFoundError:
+            return [LogInfo(msg=RVIZ_MISSING)] + started
+        return started + [Node(
+            package='rviz2', executable='rviz2', name='rviz2', output='screen',
+            arguments=['-d', rviz_config, '--ros-args', '--log-level', log_level],
+            parameters=[{'use_sim_time': ParameterValue(use_sim_time, value_type=bool)}])]
 
-    rviz = Node(
-        package='rviz2', executable='rviz2', name='rviz2', output='screen',
-        arguments=['-d', rviz_config, '--ros-args', '--log-level', log_level],
-        parameters=[{'use_sim_time': ParameterValue(use_sim_time, value_type=bool)}],
-        condition=IfCondition(use_rviz))
-
-    return LaunchDescription(arguments + [OpaqueFunction(function=depth_node), rviz])
+    return LaunchDescription(arguments + [OpaqueFunction(function=nodes)])

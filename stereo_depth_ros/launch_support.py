@@ -3,6 +3,7 @@
 Kept in the package (no ``launch`` import) so the launch file's behaviour is tested without ROS.
 """
 
+from pathlib import Path
 from typing import Any
 
 from .backends import backend_names
@@ -52,3 +53,19 @@ def parameter_overrides(backend: str, weights: str, approximate_sync: str,
     if image_transport:
         overrides['image_transport'] = image_transport
     return overrides
+
+
+def checked_params_file(path: str) -> str:
+    """Return ``path`` if it is a file; ValueError naming it otherwise.
+
+    launch_ros only warns about a parameter file that is not there and starts the node with
+    its built-in defaults, so a relative path given from another folder was quietly ignored.
+    """
+    if not Path(path).is_file():
+        raise ValueError(f'params_file {path} is not a file (from {Path.cwd()}); give its '
+                         'path, e.g. params_file:=$PWD/my_depth.yaml')
+    return path
+
+
+RVIZ_MISSING = ('use_rviz:=true but rviz2 is not installed (e.g. sudo apt install '
+                'ros-$ROS_DISTRO-rviz2): starting stereo_depth_node without it')

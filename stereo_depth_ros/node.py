@@ -48,8 +48,8 @@ from .errors import StereoDepthError
 from .input_watch import InputArrivals, forget_after_jump
 from .msgs.types import MessageTypes, stamp_to_ns
 from .monitoring import format_stats, LogThrottle
-from .node_config import (ALIASES, apply_old_names, PARAMETERS, ParameterSpec, SPECS,
-                          canonical_name)
+from .node_config import (ALIASES, alias_value, apply_old_names, PARAMETERS, ParameterSpec,
+                          SPECS, canonical_name)
 from .pipeline_config import PipelineManager
 from .processing import StereoFrameProcessor, StereoPair
 from .topics import input_subscriptions, OUTPUTS
@@ -198,7 +198,7 @@ class StereoDepthNode(Node):
                     description=f'Old name of {spec.name}, accepted; prefer {spec.name}.',
                     dynamic_typing=True))
         values = {spec.name: _plain(self.get_parameter(spec.name).value) for spec in PARAMETERS}
-        old = {alias: _plain(self.get_parameter(alias).value) for alias in ALIASES}
+        old = {alias: alias_value(_plain(self.get_parameter(alias).value)) for alias in ALIASES}
         merged = apply_old_names(values, old, self._given_parameters())
         renamed = []
         for alias, value in old.items():
@@ -302,8 +302,10 @@ class StereoDepthNode(Node):
         The new backend is built before the change is accepted: on any failure the
         change is rejected with the reason and the running model stays.
         """
+        # An old name loaded as unset (a dumped file's null) changes nothing.
         changes = {p.name: _plain(p.value) for p in parameters
-                   if canonical_name(p.name) in SPECS and p.value is not None}
+                   if canonical_name(p.name) in SPECS
+                   and (alias_value(p.value) if p.name in ALIASES else p.value) is not None}
         if not changes:
             return SetParametersResult(successful=True)
         try:

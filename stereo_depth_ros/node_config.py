@@ -181,6 +181,19 @@ def canonical_name(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+#: Values under which an old name (alias) counts as not given: ``ros2 param dump`` writes the
+#: unset aliases as ``null``, which rcl reads back as the string 'null' (and ``ros2 param
+#: load`` as 'None').
+UNSET_ALIAS_VALUES = frozenset({'null', 'None', '~', ''})
+
+
+def alias_value(value: Any) -> Any:
+    """Return the value given under an old name, or None where it stands for "not given"."""
+    if value is None or (isinstance(value, str) and value in UNSET_ALIAS_VALUES):
+        return None
+    return value
+
+
 def apply_old_names(values: Mapping[str, Any], old: Mapping[str, Any],
                     given: Mapping[str, Any]) -> dict[str, Any]:
     """Return ``values`` with the values given under old names (aliases) moved to the new.
@@ -190,7 +203,8 @@ def apply_old_names(values: Mapping[str, Any], old: Mapping[str, Any],
     parameter both given with different values is a ValueError: which one was meant?
     """
     merged = dict(values)
-    for alias, value in old.items():
+    for alias, given_value in old.items():
+        value = alias_value(given_value)
         if value is None:
             continue
         name = ALIASES[alias]

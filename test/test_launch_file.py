@@ -13,7 +13,8 @@ import yaml
 
 from stereo_depth_ros.backends import backend_names
 from stereo_depth_ros.bags.from_kitti import BASE_FRAME, LEFT_FRAME, topic_names
-from stereo_depth_ros.launch_support import (backend_choices, image_transport_choices,
+from stereo_depth_ros.launch_support import (RVIZ_MISSING, backend_choices,
+                                             checked_params_file, image_transport_choices,
                                              input_remappings, parameter_overrides)
 from stereo_depth_ros.topics import INPUT_TOPICS, OUTPUT_TOPICS
 
@@ -51,12 +52,20 @@ def test_only_given_arguments_override_the_parameter_file():
     assert image_transport_choices() == ['', 'raw', 'compressed']
 
 
+def test_a_params_file_that_is_not_there_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=f'params_file my_depth.yaml is not a file \\(from '
+                                         f'{tmp_path}\\); .*params_file:=\\$PWD/my_depth.yaml'):
+        checked_params_file('my_depth.yaml')
+    assert checked_params_file(str(PARAMS)) == str(PARAMS)
+
+
 # ------------------------------------------------------------------ launch's API
 
 
 @pytest.fixture
-def launch_arguments(tmp_path, monkeypatch):
-    """name -> (default, description, choices) as launch's loader reads them."""
+def launch_description(tmp_path, monkeypatch):
+    """The launch file's description as launch's loader reads it, and a context."""
     pytest.importorskip('launch')
     pytest.importorskip('launch_ros')
     from launch import LaunchContext
@@ -71,9 +80,43 @@ def launch_arguments(tmp_path, monkeypatch):
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path))
     description = get_launch_description_from_python_launch_file(str(LAUNCH))
     context = LaunchContext()
-    return {argument.name: (perform_substitutions(context, argument.default_value),
+    for argument in description.get_launch_arguments():
+        context.launch_configurations[argument.name] = perform_substitutions(
+            context, argument.default_value)
+    return description, context
+
+
+@pytest.fixture
+def launch_arguments(launch_description):
+    """name -> (default, description, choices) as launch's loader reads them."""
+    description, context = launch_description
+    return {argument.name: (context.launch_configurations[argument.name],
                             argument.description, argument.choices)
             for argument in description.get_launch_arguments()}
+
+
+def _started(launch_description, **arguments) -> list:
+    """Return what the launch file starts with these arguments (names of its actions)."""
+    from launch.actions import OpaqueFunction
+    description, context = launch_description
+    context.launch_configurations.update(arguments)
+    (opaque,) = [entity for entity in description.entities
+                 if isinstance(entity, OpaqueFunction)]
+    from launch.actions import LogInfo
+    from launch.utilities import perform_substitutions
+    return [perform_substitutions(context, action.msg) if isinstance(action, LogInfo)
+            else action.node_executable for action in opaque.execute(context)]
+
+
+def test_missing_rviz2_or_params_file_start_nothing_half_way(launch_description, tmp_path,
+                                                             monkeypatch):
+    assert _started(launch_description) == ['depth_node']
+    # No rviz2 in this prefix: a warning line, and the node alone (launch had stopped with
+    # the node already started, left running without it).
+    assert _started(launch_description, use_rviz='true') == [RVIZ_MISSING, 'depth_node']
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match='params_file my_depth.yaml is not a file'):
+        _started(launch_description, params_file='my_depth.yaml', use_rviz='false')
 
 
 def test_documented_arguments_are_declared_with_descriptions(launch_arguments):

@@ -428,3 +428,8 @@ def test_old_names_set_the_new_ones_and_a_clash_is_refused():
     with pytest.raises(ValueError, match=r'sgbm.block_size \(the old name, 7\) and '
                                          r'sgbm.correlation_window_size \(9\) are both given'):
         apply_old_names(values, old, {'sgbm.correlation_window_size': 9})
+    # A file written by `ros2 param dump` holds the unset old names as null, which rcl reads
+    # as 'null' ('None' through `ros2 param load`): not given, so no clash.
+    dumped = {'sgbm.block_size': 'null', 'sgbm.p2': 'None', 'sgbm.p1': '~'}
+    given = {'sgbm.correlation_window_size': 9, 'sgbm.block_size': 'null'}
+    assert apply_old_names(values, dumped, given) == values

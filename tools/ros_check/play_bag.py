@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import rclpy
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from rosbags.rosbag2 import Reader
 from rosidl_runtime_py.utilities import get_message
@@ -48,10 +48,15 @@ def main() -> None:
     node = rclpy.create_node('bag_player')
     qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                      history=HistoryPolicy.KEEP_LAST)
+    # /tf_static is latched, as ros2 bag play offers it: a late subscriber still gets it.
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         history=HistoryPolicy.KEEP_LAST,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
     publishers = {}
     for topic, _, message_type, _ in messages:
         if topic not in publishers:
-            publishers[topic] = node.create_publisher(message_type, topic, qos)
+            publishers[topic] = node.create_publisher(
+                message_type, topic, latched if topic == '/tf_static' else qos)
     time.sleep(DISCOVERY_S)
     for _ in range(args.loops):
         start_wall, start_bag = time.monotonic(), messages[0][1]
