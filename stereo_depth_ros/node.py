@@ -198,7 +198,8 @@ class StereoDepthNode(Node):
                     description=f'Old name of {spec.name}, accepted; prefer {spec.name}.',
                     dynamic_typing=True))
         values = {spec.name: _plain(self.get_parameter(spec.name).value) for spec in PARAMETERS}
-        old = {alias: alias_value(_plain(self.get_parameter(alias).value)) for alias in ALIASES}
+        old = {alias: alias_value(alias, _plain(self.get_parameter(alias).value))
+               for alias in ALIASES}
         merged = apply_old_names(values, old, self._given_parameters())
         renamed = []
         for alias, value in old.items():
@@ -305,7 +306,8 @@ class StereoDepthNode(Node):
         # An old name loaded as unset (a dumped file's null) changes nothing.
         changes = {p.name: _plain(p.value) for p in parameters
                    if canonical_name(p.name) in SPECS
-                   and (alias_value(p.value) if p.name in ALIASES else p.value) is not None}
+                   and (alias_value(p.name, p.value) if p.name in ALIASES else p.value)
+                   is not None}
         if not changes:
             return SetParametersResult(successful=True)
         try:

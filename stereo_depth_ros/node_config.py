@@ -187,11 +187,22 @@ def canonical_name(name: str) -> str:
 UNSET_ALIAS_VALUES = frozenset({'null', 'None', '~', ''})
 
 
-def alias_value(value: Any) -> Any:
-    """Return the value given under an old name, or None where it stands for "not given"."""
-    if value is None or (isinstance(value, str) and value in UNSET_ALIAS_VALUES):
+def alias_value(alias: str, value: Any) -> Any:
+    """Return the value given under an old name, or None where it stands for "not given".
+
+    The strings of :data:`UNSET_ALIAS_VALUES` count as not given only for a parameter that
+    is not a string itself.
+    """
+    if value is None:
         return None
-    return value
+    unset = isinstance(value, str) and value in UNSET_ALIAS_VALUES
+    return None if unset and not isinstance(SPECS[ALIASES[alias]].default, str) else value
+
+
+def without_unset_aliases(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``values`` without the old names left unset (a ``ros2 param dump`` file's null)."""
+    return {name: value for name, value in values.items()
+            if name not in ALIASES or alias_value(name, value) is not None}
 
 
 def apply_old_names(values: Mapping[str, Any], old: Mapping[str, Any],
@@ -204,7 +215,7 @@ def apply_old_names(values: Mapping[str, Any], old: Mapping[str, Any],
     """
     merged = dict(values)
     for alias, given_value in old.items():
-        value = alias_value(given_value)
+        value = alias_value(alias, given_value)
         if value is None:
             continue
         name = ALIASES[alias]
@@ -249,6 +260,7 @@ def validate(values: Mapping[str, Any]) -> dict[str, Value]:
     are checked by :func:`stereo_depth_ros.pipeline_config.check_parameters`).
     """
     checked = default_values()
+    values = without_unset_aliases(values)
     _check_names(values)
     for name, value in values.items():  # messages name what the caller wrote (or its alias)
         checked[canonical_name(name)] = check_value(name, value)

@@ -23,7 +23,7 @@ from .errors import DatasetError
 from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_key,
                           backend_option_parameter, build_backend, canonical_name,
                           check_value, default_values, ignored_names, ignored_note,
-                          ignored_settings, validate)
+                          ignored_settings, validate, without_unset_aliases)
 from .obstacle import ObstacleParameters
 from .pipeline import StereoPipeline
 from .settings import float_value, int_value
@@ -246,7 +246,8 @@ def read_params_file(path: str | Path) -> dict[str, Value]:
     sections, warning = _node_sections(document, where)
     for section in sections:
         values.update(_flatten(section))
-    values = {name: value for name, value in values.items() if not _is_ros_own(name)}
+    values = without_unset_aliases({name: value for name, value in values.items()
+                                    if not _is_ros_own(name)})
     unknown = sorted(name for name in values if canonical_name(name) not in SPECS)
     if unknown:
         raise DatasetError(f'{where}: unknown parameter(s) {", ".join(unknown)} '

@@ -114,6 +114,10 @@ def test_missing_rviz2_or_params_file_start_nothing_half_way(launch_description,
     # No rviz2 in this prefix: a warning line, and the node alone (launch had stopped with
     # the node already started, left running without it).
     assert _started(launch_description, use_rviz='true') == [RVIZ_MISSING, 'depth_node']
+    # With rviz2 in the prefix it starts beside the node.
+    (tmp_path / 'share' / 'ament_index' / 'resource_index' / 'packages' / 'rviz2').write_text('')
+    (tmp_path / 'share' / 'rviz2').mkdir()
+    assert _started(launch_description, use_rviz='true') == ['depth_node', 'rviz2']
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match='params_file my_depth.yaml is not a file'):
         _started(launch_description, params_file='my_depth.yaml', use_rviz='false')

@@ -1,7 +1,7 @@
 """stereo_depth_node as its own process, as stereo_image_proc's launch test runs its node.
 
 The node is started the way ``ros2 run`` starts it (``main()`` of the ``depth_node`` entry
-point, here through ``python -m stereo_depth_ros.node``) with a namespace and parameters
+point, here through ``python -m stereo_depth_ros.node_entry``) with a namespace and parameters
 given as ROS arguments; a fixture publisher sends a synthetic stereo pair with its
 CameraInfos until a ``stereo_msgs/DisparityImage`` and a depth image arrive. Ctrl-C (SIGINT)
 then ends the node with status 0. Skipped without rclpy and the message packages.
@@ -68,7 +68,7 @@ class Lines:
 def node_process():
     """The depth node in a child process, in NAMESPACE, with a small SGBM range."""
     process = subprocess.Popen(
-        [sys.executable, '-m', 'stereo_depth_ros.node', '--ros-args', '-r',
+        [sys.executable, '-m', 'stereo_depth_ros.node_entry', '--ros-args', '-r',
          f'__ns:={NAMESPACE}', '-p', 'backend:=sgbm', '-p', 'sgbm.disparity_range:=64'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield process
@@ -132,7 +132,7 @@ def test_a_bad_parameter_stops_the_start_with_one_line_of_the_named_node():
     # As `ros2 run ... --ros-args -p learned.near_scale:=0.01`: refused by the parameter's
     # check, logged once by the node's own logger (its namespace in the line), status 2.
     process = subprocess.run(
-        [sys.executable, '-m', 'stereo_depth_ros.node', '--ros-args', '-r',
+        [sys.executable, '-m', 'stereo_depth_ros.node_entry', '--ros-args', '-r',
          f'__ns:={NAMESPACE}', '-p', 'backend:=costnet_fast', '-p', 'learned.near_scale:=0.01'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT_S)
     assert process.returncode == 2, process.stdout[-2000:]
@@ -145,7 +145,7 @@ def test_a_bad_parameter_stops_the_start_with_one_line_of_the_named_node():
 def test_unknown_and_old_parameter_names_are_named_at_start_up():
     # A typo is ignored by ROS itself: the node names it. An old name and the new one with
     # different values are refused, one line and status 2.
-    base = [sys.executable, '-m', 'stereo_depth_ros.node', '--ros-args', '-r',
+    base = [sys.executable, '-m', 'stereo_depth_ros.node_entry', '--ros-args', '-r',
             f'__ns:={NAMESPACE}', '-p', 'backend:=sgbm']
     process = subprocess.Popen([*base, '-p', 'backnd:=dispnet', '-p', 'sgbm.block_size:=7'],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -170,7 +170,7 @@ def test_with_sim_time_and_no_clock_the_node_still_says_nothing_arrives():
     # use_sim_time before a bag plays: /clock is silent and the node clock stands still. The
     # line saying that no input arrives runs on wall time and must still come.
     process = subprocess.Popen(
-        [sys.executable, '-m', 'stereo_depth_ros.node', '--ros-args', '-r',
+        [sys.executable, '-m', 'stereo_depth_ros.node_entry', '--ros-args', '-r',
          f'__ns:={NAMESPACE}', '-p', 'backend:=sgbm', '-p', 'use_sim_time:=true', '-p',
          'stats_period:=1.0'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

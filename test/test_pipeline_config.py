@@ -14,7 +14,7 @@ from stereo_depth_ros.commands.common import pipeline_from_args
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.errors import BackendError, DatasetError
 from stereo_depth_ros.node_config import (backend_option_parameters, build_backend,
-                                          default_values)
+                                          default_values, validate)
 from stereo_depth_ros.pipeline_config import (apply_overrides, check_parameters,
                                               configure_pipeline, PipelineManager,
                                               read_params_file, split_backend_options)
@@ -57,6 +57,15 @@ def test_depth_yaml_reads_as_the_node_defaults():
 ], ids=['wildcard', 'plain', 'namespaced', 'all-nodes', 'bare', 'flat', 'ros-own'])
 def test_params_file_nested_or_flat(tmp_path, document):
     assert read_params_file(write_yaml(tmp_path / 'p.yaml', document)) == TUNED_FLAT
+
+
+def test_a_ros2_param_dump_file_with_unset_old_names_is_read(tmp_path):
+    # `ros2 param dump` writes the old names (aliases) the node declares, unset, as null.
+    dumped = {'/stereo/stereo_depth_node': {'ros__parameters': {
+        'backend': 'sgbm', 'sgbm': {'correlation_window_size': 7, 'block_size': None,
+                                    'p1': None, 'P1': 0}}}}
+    values = validate(read_params_file(write_yaml(tmp_path / 'dump.yaml', dumped)))
+    assert values['sgbm.correlation_window_size'] == 7 and values['backend'] == 'sgbm'
 
 
 def test_params_file_ignores_other_nodes(tmp_path):

@@ -7,6 +7,7 @@ reported as itself, not as an unknown backend.
 """
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -64,7 +65,8 @@ def backend_record(name: str) -> BackendRecord:
         try:
             importlib.import_module(BUILTIN_BACKENDS[name])
         except ImportError as error:
-            raise BackendError(f'backend {name!r} cannot be loaded: {error}') from error
+            raise BackendError(f'backend {name!r} cannot be loaded: {error} (Python at '
+                               f'{sys.executable})') from error
         if name not in _REGISTRY:
             raise BackendError(f'module {BUILTIN_BACKENDS[name]} did not register backend '
                                f'{name!r}')

@@ -167,7 +167,8 @@ def middlebury2014_dataset(root: str | Path) -> FileStereoDataset:
             missing = [p.name for p in images if not p.is_file()] or [
                 ' or '.join(MIDDLEBURY2014_DISPARITIES)]
             raise DatasetError(f'middlebury2014 scene {scene} is incomplete: missing '
-                               f'{", ".join(missing)}')
+                               f'{", ".join(missing)} (ETH3D ships the ground truth in a '
+                               'second archive: unpack both into one folder)')
     if not items:
         raise DatasetError(f'no middlebury2014 scenes under {root} (expected '
                            f'<scene>/im0.png,im1.png and '
