@@ -89,6 +89,21 @@ def test_a_backend_breaking_its_contract_or_the_node_sections_is_one_clear_error
         backend.compute(image, image)
 
 
+def test_missing_weights_name_a_training_config_only_where_one_exists(monkeypatch):
+    with pytest.raises(BackendError, match=r"'costnet' needs weights and /no/such.safetensors "
+                                           r'does not exist; .*--config config/train_costnet'):
+        create_backend('costnet', weights='/no/such.safetensors')
+    from stereo_depth_ros.backends.options import LearnedOptions
+    backend_record('sgbm')  # loaded before the copy (see shift_backend)
+    monkeypatch.setattr(registry, '_REGISTRY', dict(registry._REGISTRY))
+    register_backend(BackendRecord('toynet', 'no config (test only)', LearnedOptions,
+                                   network=backend_record('costnet').network))
+    with pytest.raises(BackendError, match=r"'toynet' needs weights and models/toynet"
+                                           r'.safetensors does not exist; train them with '
+                                           r'`stereo-depth train`, or give other weights'):
+        create_backend('toynet')
+
+
 def test_a_backend_whose_module_fails_to_import_is_named_with_the_import_error(monkeypatch):
     monkeypatch.setitem(registry.BUILTIN_BACKENDS, 'broken', 'stereo_depth_ros.no_such_module')
     with pytest.raises(BackendError, match="backend 'broken' cannot be loaded: No module named"):

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 from .base import DisparityBackend
 from .record import BackendRecord
 from ..errors import BackendError
+from ..resources import find_shared_file
 from ..settings import check_device, parse_options
 
 #: Built-in backend name -> the module that registers it, in the order they are listed.
@@ -105,10 +106,11 @@ def create_backend(name: str, weights: Optional[str | Path] = None, device: str 
     path = Path(weights) if weights else record.default_weights()
     if path is None or not path.is_file():
         where = str(weights) if weights else f'models/{name}.safetensors'
-        raise BackendError(
-            f'backend {name!r} needs weights and {where} does not exist; train them with '
-            f'`stereo-depth train --config config/train_{name}.yaml` or give other weights '
-            f'(--weights; node parameter weights)')
+        config = f'config/train_{name}.yaml'
+        train = (f'train them with `stereo-depth train --config {config}` or '
+                 if find_shared_file(config) else 'train them with `stereo-depth train`, or ')
+        raise BackendError(f'backend {name!r} needs weights and {where} does not exist; '
+                           f'{train}give other weights (--weights; node parameter weights)')
     from .torch_backend import TorchBackend
     return TorchBackend(record, path, device, parsed)
 
