@@ -12,7 +12,7 @@ setup(
     # Namespace packages: sample_data's folders hold data only, and listing them keeps
     # setuptools from warning that they are importable yet absent from `packages`.
     packages=find_namespace_packages(include=[package_name, package_name + '.*']),
-    package_data={package_name: ['sample_data/**/*']},
+    package_data={package_name: ['sample_data/**/*', 'py.typed']},
     include_package_data=True,
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),

@@ -14,6 +14,7 @@ import numpy as np
 from .backends.base import DisparityBackend
 from .camera import StereoCameraModel
 from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
+from .images import check_stereo_pair
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
 from .visualize import ColourScale, colorize_disparity
 
@@ -25,6 +26,10 @@ DEFAULT_OUTPUTS = frozenset({'depth', 'obstacle', 'color'})
 @dataclass
 class PipelineResult:
     """Everything one stereo pair produced; outputs not asked for are None.
+
+    ``disparity`` and ``depth`` are float32 HxW (NaN unknown; depth ``-inf``/``+inf`` outside
+    ``min_depth``/``max_depth``), ``points`` HxWx3 metres in the left optical frame (NaN where
+    there is no depth), ``color`` HxWx3 uint8 **RGB** (``cv2.imwrite`` wants BGR).
 
     It also carries the settings it was computed with, so messages are built from the result
     alone (a parameter change may replace the pipeline meanwhile): the backend's disparity
@@ -48,6 +53,29 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def check_depth_range(min_depth: Optional[float], max_depth: Optional[float],
+                      obstacle_params: ObstacleParameters) -> None:
+    """Raise ValueError for a depth range (None: no limit) or obstacle settings that cannot be.
+
+    Also refused: an obstacle search that could see no depth at all (``min_depth`` not below
+    ``obstacle.max_range``, ``max_depth`` not above ``obstacle.min_range``).
+    """
+    obstacle_params.validate()
+    for name, limit in (('min_depth', min_depth), ('max_depth', max_depth)):
+        if limit is not None and not limit > 0:
+            raise ValueError(f'{name} must be > 0 m (or 0 / None: no limit), got {limit}')
+    if min_depth is not None and max_depth is not None and not min_depth < max_depth:
+        raise ValueError(f'need min_depth < max_depth, got {min_depth}, {max_depth}')
+    if min_depth is not None and min_depth >= obstacle_params.max_range:
+        raise ValueError(f'min_depth ({min_depth:g} m) is not below obstacle.max_range '
+                         f'({obstacle_params.max_range:g} m): the obstacle search would see '
+                         'nothing')
+    if max_depth is not None and max_depth <= obstacle_params.min_range:
+        raise ValueError(f'max_depth ({max_depth:g} m) is not above obstacle.min_range '
+                         f'({obstacle_params.min_range:g} m): the obstacle search would see '
+                         'nothing')
+
+
 class StereoPipeline:
     """Run a disparity backend and derive depth, nearest obstacle and pictures.
 
@@ -64,10 +92,12 @@ class StereoPipeline:
                  obstacle_params: Optional[ObstacleParameters] = None,
                  min_depth: Optional[float] = None, max_depth: Optional[float] = None,
                  colour_scale: Optional[ColourScale] = None) -> None:
-        if min_depth is not None and max_depth is not None and not 0 < min_depth < max_depth:
-            raise ValueError(f'need 0 < min_depth < max_depth, got {min_depth}, {max_depth}')
-        self.backend = backend
+        # 0 is "no limit", as the node's parameters have it (a library user passing the
+        # node's 0.0 had every depth marked "nothing within range").
+        min_depth, max_depth = (limit or None for limit in (min_depth, max_depth))
         self.obstacle_params = obstacle_params or ObstacleParameters()
+        check_depth_range(min_depth, max_depth, self.obstacle_params)
+        self.backend = backend
         self.min_depth = min_depth
         self.max_depth = max_depth
         self.colour_scale = colour_scale or ColourScale()
@@ -80,11 +110,15 @@ class StereoPipeline:
         ``depth``, ``obstacle`` and ``points`` need ``camera``; without it they are None.
         Raises ImageFormatError / CalibrationError naming the problem with the input.
         """
+        if isinstance(outputs, str):
+            raise ValueError(f'outputs must be a set of names, e.g. {{{outputs!r}}}, got the '
+                             f'string {outputs!r}')
         wanted = DEFAULT_OUTPUTS if outputs is None else frozenset(outputs)
         unknown = wanted - OUTPUT_NAMES
         if unknown:
             raise ValueError(f'unknown pipeline outputs {sorted(unknown)}; known: '
                              f'{sorted(OUTPUT_NAMES)}')
+        check_stereo_pair(left, right)
         if camera is not None:
             camera.check_image_size(left.shape[1], left.shape[0])
         timings: dict[str, float] = {}
@@ -119,8 +153,9 @@ class StereoPipeline:
             timings['depth_ms'] += (time.perf_counter() - tick) * 1e3
             if 'depth' in wanted:
                 result.depth = depth
-            if 'points' in wanted:
-                result.points = depth_to_points(depth, camera)
+            if 'points' in wanted:  # outside the depth range a point has no position: NaN
+                result.points = depth_to_points(np.where(np.isfinite(depth), depth, np.nan),
+                                                camera)
         if 'color' in wanted:
             top = self.colour_scale.top(disparity, result.max_disparity)
             result.color = colorize_disparity(disparity, max_disparity=top,

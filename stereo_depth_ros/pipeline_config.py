@@ -25,7 +25,7 @@ from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_k
                           check_value, default_values, ignored_names, ignored_note,
                           ignored_settings, validate, without_unset_aliases)
 from .obstacle import ObstacleParameters
-from .pipeline import StereoPipeline
+from .pipeline import check_depth_range, StereoPipeline
 from .settings import float_value, int_value
 from .topics import enabled_topics
 from .visualize import ColourScale
@@ -88,14 +88,8 @@ def check_parameters(values: Mapping[str, Any]) -> dict[str, Value]:
     search that could see no depth at all is refused).
     """
     checked = validate(values)
-    params = obstacle_parameters(checked)
-    min_depth, max_depth = float_value(checked, 'min_depth'), float_value(checked, 'max_depth')
-    if min_depth and min_depth >= params.max_range:
-        raise ValueError(f'min_depth ({min_depth:g} m) is not below obstacle.max_range '
-                         f'({params.max_range:g} m): the obstacle search would see nothing')
-    if max_depth and max_depth <= params.min_range:
-        raise ValueError(f'max_depth ({max_depth:g} m) is not above obstacle.min_range '
-                         f'({params.min_range:g} m): the obstacle search would see nothing')
+    check_depth_range(float_value(checked, 'min_depth') or None,
+                      float_value(checked, 'max_depth') or None, obstacle_parameters(checked))
     return checked
 
 

@@ -7,7 +7,7 @@ import pytest
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
-from stereo_depth_ros.errors import CalibrationError
+from stereo_depth_ros.errors import CalibrationError, ImageFormatError
 from stereo_depth_ros.evaluation.metrics import evaluate_pair
 from stereo_depth_ros.geometry import DISPARITY_STEP
 from stereo_depth_ros.obstacle import ObstacleParameters
@@ -108,6 +108,30 @@ def test_depth_range_marks_outside_as_rep117_does(road):
     np.testing.assert_array_equal(result.depth[inside], full.depth[inside])
     with pytest.raises(ValueError):
         StereoPipeline(create_backend('sgbm'), min_depth=5.0, max_depth=1.0)
+
+
+def test_library_use_gets_the_node_s_meaning_and_clear_errors(road):
+    # The node's 0.0 is "no limit" here too: every depth stays finite or unknown.
+    sgbm = create_backend('sgbm')
+    zero = StereoPipeline(sgbm, min_depth=0.0, max_depth=0.0).process(
+        road.left, road.right, road.camera, outputs={'depth', 'points'})
+    assert not np.isinf(zero.depth).any() and np.isfinite(zero.depth).mean() > 0.5
+    # Points of depths outside the range have no position: NaN, never inf.
+    ranged = StereoPipeline(sgbm, max_depth=10.0).process(road.left, road.right, road.camera,
+                                                          outputs={'depth', 'points'})
+    assert np.isposinf(ranged.depth).any() and not np.isinf(ranged.points).any()
+    assert np.isnan(ranged.points[np.isposinf(ranged.depth)]).all()
+    for limits, words in (({'max_depth': -5.0}, 'max_depth must be > 0 m'),
+                          ({'min_depth': 50.0}, 'not below obstacle.max_range'),
+                          ({'min_depth': 5.0, 'max_depth': 1.0}, 'need min_depth < max_depth')):
+        with pytest.raises(ValueError, match=words):
+            StereoPipeline(sgbm, **limits)
+    with pytest.raises(ValueError, match='obstacle ranges need'):
+        StereoPipeline(sgbm, ObstacleParameters(min_range=50.0))
+    with pytest.raises(ValueError, match=r"outputs must be a set of names, e.g. \{'depth'\}"):
+        StereoPipeline(sgbm).process(road.left, road.right, road.camera, outputs='depth')
+    with pytest.raises(ImageFormatError):
+        StereoPipeline(sgbm).process(road.left.tolist(), road.right.tolist(), road.camera)
 
 
 def test_depth_range_blanks_the_disparity_when_only_disparity_is_asked_for(road):

@@ -1,5 +1,6 @@
 """Classical semi-global block matching (OpenCV StereoSGBM); needs no weights."""
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,13 +62,19 @@ class SGBMOptions:
 
 
 class SGBMBackend(DisparityBackend):
-    """OpenCV StereoSGBM with left-right consistency; invalid pixels are NaN."""
+    """OpenCV StereoSGBM with left-right consistency; invalid pixels are NaN.
+
+    Safe to call from several threads: the cached OpenCV matcher keeps buffers of its own
+    (the speckle filter's among them), so calls take turns on it; two threads computing at
+    once had corrupted each other's disparities.
+    """
 
     name = 'sgbm'
 
     def __init__(self, options: SGBMOptions = SGBMOptions()) -> None:
         self.params = options
         self._matchers: dict[int, Any] = {}
+        self._lock = threading.Lock()
 
     def _matcher(self, disparity_range: int) -> Any:
         if disparity_range not in self._matchers:
@@ -100,7 +107,8 @@ class SGBMBackend(DisparityBackend):
             left_gray = cv2.copyMakeBorder(left_gray, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
             right_gray = cv2.copyMakeBorder(right_gray, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
         try:
-            fixed = self._matcher(disparity_range).compute(left_gray, right_gray)[:, pad:]
+            with self._lock:
+                fixed = self._matcher(disparity_range).compute(left_gray, right_gray)[:, pad:]
         except cv2.error as error:
             height, width = left.shape[:2]
             text = ' '.join(str(error).split())
