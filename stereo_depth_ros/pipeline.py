@@ -62,24 +62,28 @@ def check_depth_range(min_depth: Optional[float], max_depth: Optional[float],
     """
     obstacle_params.validate()
     for name, limit in (('min_depth', min_depth), ('max_depth', max_depth)):
-        if limit is not None and not limit > 0:
-            raise ValueError(f'{name} must be > 0 m (or 0 / None: no limit), got {limit}')
+        if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
+            raise ValueError(f'{name} must be a number > 0 m (or 0 / None: no limit), got '
+                             f'{limit!r}')
     if min_depth is not None and max_depth is not None and not min_depth < max_depth:
         raise ValueError(f'need min_depth < max_depth, got {min_depth}, {max_depth}')
     if min_depth is not None and min_depth >= obstacle_params.max_range:
-        raise ValueError(f'min_depth ({min_depth:g} m) is not below obstacle.max_range '
-                         f'({obstacle_params.max_range:g} m): the obstacle search would see '
-                         'nothing')
+        raise ValueError(f'min_depth ({min_depth:g} m) is not below the obstacle search\'s '
+                         f'max_range ({obstacle_params.max_range:g} m; node parameter '
+                         'obstacle.max_range, ObstacleParameters(max_range=...)): no depth it '
+                         'searches would be in range')
     if max_depth is not None and max_depth <= obstacle_params.min_range:
-        raise ValueError(f'max_depth ({max_depth:g} m) is not above obstacle.min_range '
-                         f'({obstacle_params.min_range:g} m): the obstacle search would see '
-                         'nothing')
+        raise ValueError(f'max_depth ({max_depth:g} m) is not above the obstacle search\'s '
+                         f'min_range ({obstacle_params.min_range:g} m; node parameter '
+                         'obstacle.min_range, ObstacleParameters(min_range=...)): no depth it '
+                         'searches would be in range')
 
 
 class StereoPipeline:
     """Run a disparity backend and derive depth, nearest obstacle and pictures.
 
-    ``min_depth``/``max_depth`` (metres) mark depth outside that range ``-inf``/``+inf`` (REP
+    ``min_depth``/``max_depth`` (metres; 0 or None: no limit; settings that cannot be raise
+    ValueError, :func:`check_depth_range`) mark depth outside that range ``-inf``/``+inf`` (REP
     117) and blank the disparity there, whatever outputs are requested (they need the camera
     model: without it nothing is marked). The one thing it carries from pair to pair is the
     top of the colour picture's scale (:class:`~stereo_depth_ros.visualize.ColourScale`): one

@@ -121,8 +121,8 @@ def test_library_use_gets_the_node_s_meaning_and_clear_errors(road):
                                                           outputs={'depth', 'points'})
     assert np.isposinf(ranged.depth).any() and not np.isinf(ranged.points).any()
     assert np.isnan(ranged.points[np.isposinf(ranged.depth)]).all()
-    for limits, words in (({'max_depth': -5.0}, 'max_depth must be > 0 m'),
-                          ({'min_depth': 50.0}, 'not below obstacle.max_range'),
+    for limits, words in (({'max_depth': -5.0}, 'max_depth must be a number > 0 m'),
+                          ({'min_depth': 50.0}, "not below the obstacle search's max_range"),
                           ({'min_depth': 5.0, 'max_depth': 1.0}, 'need min_depth < max_depth')):
         with pytest.raises(ValueError, match=words):
             StereoPipeline(sgbm, **limits)

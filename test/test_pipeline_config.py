@@ -262,8 +262,10 @@ def test_params_file_old_sgbm_names_read_as_stereo_image_proc_names(tmp_path):
 
 
 @pytest.mark.parametrize('values, words', [
-    ({'min_depth': 50.0}, 'min_depth (50 m) is not below obstacle.max_range (40 m)'),
-    ({'max_depth': 0.2}, 'max_depth (0.2 m) is not above obstacle.min_range (0.3 m)'),
+    ({'min_depth': 50.0}, "min_depth (50 m) is not below the obstacle search's max_range "
+                          '(40 m; node parameter obstacle.max_range'),
+    ({'max_depth': 0.2}, "max_depth (0.2 m) is not above the obstacle search's min_range "
+                         '(0.3 m; node parameter obstacle.min_range'),
 ])
 def test_a_depth_range_the_obstacle_search_cannot_see_into_is_refused(values, words):
     with pytest.raises(ValueError, match=re.escape(words)):

@@ -89,9 +89,31 @@ def test_a_backend_breaking_its_contract_or_the_node_sections_is_one_clear_error
         backend.compute(image, image)
 
 
+def test_one_sgbm_backend_shared_by_threads_gives_each_the_sequential_result():
+    import threading
+    from stereo_depth_ros.data.synthetic import make_scene
+    backend = create_backend('sgbm')
+    scenes = [make_scene(seed, 96, 192, kind='road') for seed in (1, 2, 3)]
+    expected = [backend.compute(scene.left, scene.right) for scene in scenes]
+    differ = []
+
+    def work() -> None:
+        for _ in range(10):
+            for scene, reference in zip(scenes, expected):
+                result = backend.compute(scene.left, scene.right)
+                differ.append(not np.array_equal(result, reference, equal_nan=True))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(differ) == 120 and not any(differ)
+
+
 def test_missing_weights_name_a_training_config_only_where_one_exists(monkeypatch):
     with pytest.raises(BackendError, match=r"'costnet' needs weights and /no/such.safetensors "
-                                           r'does not exist; .*--config config/train_costnet'):
+                                           r'does not exist; .*--config \S*config/train_costnet'):
         create_backend('costnet', weights='/no/such.safetensors')
     from stereo_depth_ros.backends.options import LearnedOptions
     backend_record('sgbm')  # loaded before the copy (see shift_backend)
@@ -100,7 +122,8 @@ def test_missing_weights_name_a_training_config_only_where_one_exists(monkeypatc
                                    network=backend_record('costnet').network))
     with pytest.raises(BackendError, match=r"'toynet' needs weights and models/toynet"
                                            r'.safetensors does not exist; train them with '
-                                           r'`stereo-depth train`, or give other weights'):
+                                           r'`stereo-depth train --config <your config>`, or '
+                                           r'give other weights'):
         create_backend('toynet')
 
 

@@ -106,9 +106,9 @@ def create_backend(name: str, weights: Optional[str | Path] = None, device: str 
     path = Path(weights) if weights else record.default_weights()
     if path is None or not path.is_file():
         where = str(weights) if weights else f'models/{name}.safetensors'
-        config = f'config/train_{name}.yaml'
-        train = (f'train them with `stereo-depth train --config {config}` or '
-                 if find_shared_file(config) else 'train them with `stereo-depth train`, or ')
+        config = find_shared_file(f'config/train_{name}.yaml')
+        train = (f'train them with `stereo-depth train --config {config}` or ' if config
+                 else 'train them with `stereo-depth train --config <your config>`, or ')
         raise BackendError(f'backend {name!r} needs weights and {where} does not exist; '
                            f'{train}give other weights (--weights; node parameter weights)')
     from .torch_backend import TorchBackend
