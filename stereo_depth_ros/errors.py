@@ -21,6 +21,10 @@ class DatasetError(StereoDepthError, ValueError):
     """A dataset folder or file that is missing or cannot be read."""
 
 
+class SettingsError(StereoDepthError, ValueError):
+    """Settings that cannot be: a depth range, obstacle parameters, pipeline outputs."""
+
+
 def first_line(error: BaseException) -> str:
     """Return the first line of ``error``'s message, or its type name if it has none."""
     lines = str(error).strip().splitlines()

@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from .camera import StereoCameraModel
-from .errors import CalibrationError, ImageFormatError
+from .errors import CalibrationError, ImageFormatError, SettingsError
 from .images import mask_bounding_box
 
 
@@ -110,18 +110,18 @@ class ObstacleParameters:
     range_frame_id: str = ''
 
     def validate(self) -> None:
-        """Raise ValueError naming the first impossible setting."""
+        """Raise SettingsError (a ValueError) naming the first impossible setting."""
         if len(self.roi) != 4:
-            raise ValueError(f'obstacle roi must be 4 fractions [x, y, width, height], got '
-                             f'{len(self.roi)} values: {list(self.roi)}')
+            raise SettingsError(f'obstacle roi must be 4 fractions [x, y, width, height], got '
+                                f'{len(self.roi)} values: {list(self.roi)}')
         x, y, w, h = (float(v) for v in self.roi)
         if not (0 <= x < 1 and 0 <= y < 1 and 0 < w <= 1 and 0 < h <= 1
                 and x + w <= 1 + 1e-9 and y + h <= 1 + 1e-9):
-            raise ValueError(f'obstacle roi must be (x, y, w, h) fractions inside the image, '
-                             f'got {self.roi}')
+            raise SettingsError(f'obstacle roi must be (x, y, w, h) fractions inside the image, '
+                                f'got {self.roi}')
         if not 0 <= self.min_range < self.max_range:
-            raise ValueError(f'obstacle ranges need 0 <= min_range < max_range, got '
-                             f'{self.min_range}, {self.max_range}')
+            raise SettingsError(f'obstacle ranges need 0 <= min_range < max_range, got '
+                                f'{self.min_range}, {self.max_range}')
         checks = [(self.distance_band > 0, 'distance_band must be > 0'),
                   (self.distance_band_fraction >= 0, 'distance_band_fraction must be >= 0'),
                   (self.min_area >= 1, 'min_area must be >= 1 pixel'),
@@ -139,7 +139,7 @@ class ObstacleParameters:
                   (self.ransac_points >= 3, 'ransac_points must be >= 3')]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f'obstacle parameters: {message}')
+                raise SettingsError(f'obstacle parameters: {message}')
 
 
 @dataclass

@@ -13,6 +13,7 @@ import numpy as np
 
 from .backends.base import DisparityBackend
 from .camera import StereoCameraModel
+from .errors import SettingsError
 from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
 from .images import check_stereo_pair
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
@@ -55,7 +56,7 @@ class PipelineResult:
 
 def check_depth_range(min_depth: Optional[float], max_depth: Optional[float],
                       obstacle_params: ObstacleParameters) -> None:
-    """Raise ValueError for a depth range (None: no limit) or obstacle settings that cannot be.
+    """Raise SettingsError for a depth range (None: no limit) or obstacle settings that cannot be.
 
     Also refused: an obstacle search that could see no depth at all (``min_depth`` not below
     ``obstacle.max_range``, ``max_depth`` not above ``obstacle.min_range``).
@@ -63,27 +64,27 @@ def check_depth_range(min_depth: Optional[float], max_depth: Optional[float],
     obstacle_params.validate()
     for name, limit in (('min_depth', min_depth), ('max_depth', max_depth)):
         if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
-            raise ValueError(f'{name} must be a number > 0 m (or 0 / None: no limit), got '
-                             f'{limit!r}')
+            raise SettingsError(f'{name} must be a number > 0 m (or 0 / None: no limit), got '
+                                f'{limit!r}')
     if min_depth is not None and max_depth is not None and not min_depth < max_depth:
-        raise ValueError(f'need min_depth < max_depth, got {min_depth}, {max_depth}')
+        raise SettingsError(f'need min_depth < max_depth, got {min_depth}, {max_depth}')
     if min_depth is not None and min_depth >= obstacle_params.max_range:
-        raise ValueError(f'min_depth ({min_depth:g} m) is not below the obstacle search\'s '
-                         f'max_range ({obstacle_params.max_range:g} m; node parameter '
-                         'obstacle.max_range, ObstacleParameters(max_range=...)): no depth it '
-                         'searches would be in range')
+        raise SettingsError(f'min_depth ({min_depth:g} m) is not below the obstacle search\'s '
+                            f'max_range ({obstacle_params.max_range:g} m; node parameter '
+                            'obstacle.max_range, ObstacleParameters(max_range=...)): no depth it '
+                            'searches would be in range')
     if max_depth is not None and max_depth <= obstacle_params.min_range:
-        raise ValueError(f'max_depth ({max_depth:g} m) is not above the obstacle search\'s '
-                         f'min_range ({obstacle_params.min_range:g} m; node parameter '
-                         'obstacle.min_range, ObstacleParameters(min_range=...)): no depth it '
-                         'searches would be in range')
+        raise SettingsError(f'max_depth ({max_depth:g} m) is not above the obstacle search\'s '
+                            f'min_range ({obstacle_params.min_range:g} m; node parameter '
+                            'obstacle.min_range, ObstacleParameters(min_range=...)): no depth it '
+                            'searches would be in range')
 
 
 class StereoPipeline:
     """Run a disparity backend and derive depth, nearest obstacle and pictures.
 
     ``min_depth``/``max_depth`` (metres; 0 or None: no limit; settings that cannot be raise
-    ValueError, :func:`check_depth_range`) mark depth outside that range ``-inf``/``+inf`` (REP
+    SettingsError, :func:`check_depth_range`) mark depth outside that range ``-inf``/``+inf`` (REP
     117) and blank the disparity there, whatever outputs are requested (they need the camera
     model: without it nothing is marked). The one thing it carries from pair to pair is the
     top of the colour picture's scale (:class:`~stereo_depth_ros.visualize.ColourScale`): one
@@ -115,13 +116,13 @@ class StereoPipeline:
         Raises ImageFormatError / CalibrationError naming the problem with the input.
         """
         if isinstance(outputs, str):
-            raise ValueError(f'outputs must be a set of names, e.g. {{{outputs!r}}}, got the '
-                             f'string {outputs!r}')
+            raise SettingsError(f'outputs must be a set of names, e.g. {{{outputs!r}}}, got the '
+                                f'string {outputs!r}')
         wanted = DEFAULT_OUTPUTS if outputs is None else frozenset(outputs)
         unknown = wanted - OUTPUT_NAMES
         if unknown:
-            raise ValueError(f'unknown pipeline outputs {sorted(unknown)}; known: '
-                             f'{sorted(OUTPUT_NAMES)}')
+            raise SettingsError(f'unknown pipeline outputs {sorted(unknown)}; known: '
+                                f'{sorted(OUTPUT_NAMES)}')
         check_stereo_pair(left, right)
         if camera is not None:
             camera.check_image_size(left.shape[1], left.shape[0])
