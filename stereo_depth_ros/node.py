@@ -49,7 +49,7 @@ from .input_watch import InputArrivals, forget_after_jump
 from .msgs.types import MessageTypes, stamp_to_ns
 from .monitoring import format_stats, LogThrottle
 from .node_config import (ALIASES, alias_value, apply_old_names, PARAMETERS, ParameterSpec,
-                          SPECS, canonical_name)
+                          SPECS, canonical_name, without_unset_aliases)
 from .pipeline_config import PipelineManager
 from .processing import StereoFrameProcessor, StereoPair
 from .topics import input_subscriptions, OUTPUTS
@@ -304,10 +304,9 @@ class StereoDepthNode(Node):
         change is rejected with the reason and the running model stays.
         """
         # An old name loaded as unset (a dumped file's null) changes nothing.
-        changes = {p.name: _plain(p.value) for p in parameters
-                   if canonical_name(p.name) in SPECS
-                   and (alias_value(p.name, p.value) if p.name in ALIASES else p.value)
-                   is not None}
+        changes = without_unset_aliases({p.name: _plain(p.value) for p in parameters
+                                         if canonical_name(p.name) in SPECS
+                                         and p.value is not None})
         if not changes:
             return SetParametersResult(successful=True)
         try:

@@ -44,8 +44,7 @@ def _section_specs(prefix: str, options: type) -> tuple[ParameterSpec, ...]:
 _MODEL = (
     ParameterSpec('backend', DEFAULT_BACKEND, 'Disparity backend: ' + ', '.join(backend_names())
                   + ' (of the built-in ones, sgbm is classical, the others learned). Changing '
-                  'it reloads the '
-                  'model.', reload=True),
+                  'it reloads the model.', reload=True),
     ParameterSpec('weights', '', "Weights file of a learned backend; '' = the shipped "
                   'models/<backend>.safetensors. Must be empty for sgbm.', reload=True),
     ParameterSpec('device', 'auto', 'Where learned backends run: auto (CUDA when available), '

@@ -239,10 +239,7 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
     normals = normals / np.maximum(norms, 1e-12)[:, None]
     normals *= np.where(normals[:, 1] > 0, -1.0, 1.0)[:, None]  # point up (-y)
     offsets = -np.sum(normals * a, axis=1)
-    cos_tilt = np.cos(np.radians(params.max_ground_tilt))
-    good = (norms > 1e-9) & (-normals[:, 1] >= cos_tilt) & (offsets > 0.05)
-    if params.camera_height is not None:
-        good &= _near_prior_height(offsets, params.camera_height)
+    good = (norms > 1e-9) & _ground_like(normals[:, 1], offsets, params)
     if not np.any(good):
         return None
     normals, offsets = normals[good], offsets[good]
@@ -253,9 +250,7 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
     if inliers.sum() < max(10, 0.15 * len(points)):
         return None
     plane = _least_squares_plane(points[inliers])
-    if (plane is None or -plane[1] < cos_tilt or plane[3] <= 0.05
-            or (params.camera_height is not None
-                and not _near_prior_height(plane[3], params.camera_height))):
+    if plane is None or not _ground_like(plane[1], plane[3], params):
         plane = (*normals[best], offsets[best])
     if _explained_inverse_depth(points[inliers], plane) < MIN_GROUND_R2:
         return None
@@ -263,9 +258,19 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
     return nx, ny, nz, offset
 
 
-def _near_prior_height(offsets: np.ndarray | float, camera_height: float) -> np.ndarray:
-    """Whether planes at ``offsets`` (m below the camera) fit the known camera height."""
-    return np.abs(np.asarray(offsets) - camera_height) <= CAMERA_HEIGHT_TOLERANCE * camera_height
+def _ground_like(normal_y: np.ndarray | float, offsets: np.ndarray | float,
+                 params: ObstacleParameters) -> np.ndarray:
+    """Whether planes (unit normal pointing up, -y) could be the ground.
+
+    Within ``max_ground_tilt`` of level, more than 5 cm below the camera, and with
+    ``camera_height`` given within :data:`CAMERA_HEIGHT_TOLERANCE` of it.
+    """
+    offsets = np.asarray(offsets)
+    ok = (-np.asarray(normal_y) >= np.cos(np.radians(params.max_ground_tilt))) & (offsets > 0.05)
+    if params.camera_height is not None:
+        height = params.camera_height
+        ok &= np.abs(offsets - height) <= CAMERA_HEIGHT_TOLERANCE * height
+    return ok
 
 
 def _explained_inverse_depth(points: np.ndarray,

@@ -5,6 +5,7 @@ so one code path serves them all.
 """
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field, replace
 from typing import AbstractSet, Optional
@@ -63,7 +64,7 @@ def check_depth_range(min_depth: Optional[float], max_depth: Optional[float],
     """
     obstacle_params.validate()
     for name, limit in (('min_depth', min_depth), ('max_depth', max_depth)):
-        if limit is not None and not (isinstance(limit, (int, float)) and limit > 0):
+        if limit is not None and not (isinstance(limit, numbers.Real) and limit > 0):
             raise SettingsError(f'{name} must be a number > 0 m (or 0 / None: no limit), got '
                                 f'{limit!r}')
     if min_depth is not None and max_depth is not None and not min_depth < max_depth:
