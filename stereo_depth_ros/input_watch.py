@@ -23,10 +23,15 @@ class InputArrivals:
     A period ends with :meth:`diagnosis` (no set paired) or :meth:`unpaired_note`.
     """
 
-    def __init__(self, topics: Sequence[str]) -> None:
+    def __init__(self, topics: Sequence[str], info_topics: Sequence[str] = ()) -> None:
+        """Watch ``topics``; ``info_topics`` are those of them that carry CameraInfo."""
         if not topics:
             raise ValueError('need at least one input topic')
+        unknown = set(info_topics) - set(topics)
+        if unknown:
+            raise ValueError(f'camera_info topics {sorted(unknown)} are not input topics')
         self.topics = list(topics)
+        self.info_topics = [topic for topic in self.topics if topic in info_topics]
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(self.topics, 0)
         self._latest: dict[str, Optional[int]] = dict.fromkeys(self.topics, None)
@@ -43,8 +48,14 @@ class InputArrivals:
         with self._lock:
             if topic not in self._counts:
                 raise KeyError(f'unknown input topic {topic!r}; known: {self.topics}')
-            self._counts[topic] += 1
             previous, self._latest[topic] = self._latest[topic], int(stamp_ns)
+            if previous is None and None not in self._latest.values():
+                # The last input to start: from now on the topics' counts are compared (one
+                # each: the message that made each live), not over the seconds in which only
+                # some of them were on.
+                self._counts = dict.fromkeys(self.topics, 1)
+            else:
+                self._counts[topic] += 1
             went_back = 0 if previous is None else previous - int(stamp_ns)
             return went_back if went_back > BACKWARD_JUMP_NS else 0
 
@@ -58,12 +69,19 @@ class InputArrivals:
         hides: the sets are as many as the silent camera's images), or when fewer than half
         of the least frequent topic's messages were paired (stamps that do not match). A
         frame dropped now and then is no news, nor a camera running at twice the other's
-        rate.
+        rate. Scarce camera_info alone is named as such. A topic's count starts when every
+        input has delivered a message (see :meth:`record`), so inputs starting one after the
+        other are no news either.
         """
         counts, latest = self._end_period()
         listed = ', '.join(f'{topic} {counts[topic]}' for topic in self.topics)
         typical = statistics.median(counts.values())
         scarce = [topic for topic in self.topics if 2 * counts[topic] < typical]
+        if scarce and set(scarce) <= set(self.info_topics):
+            return (f"camera_info comes less often than the images on {', '.join(scarce)} "
+                    f'in this period (messages: {listed}; {pairs} stereo sets paired): each '
+                    'set needs its own CameraInfo, so the node outputs at most one set per '
+                    'CameraInfo; have the driver publish one with every image, same stamp')
         if scarce:
             return (f"few messages on {', '.join(scarce)} in this period (messages: {listed}; "
                     f'{pairs} stereo sets paired): a camera or driver that stopped or drops '

@@ -239,7 +239,10 @@ class StereoDepthNode(Node):
 
         Registered before the synchronizer, so each message is seen here first.
         """
-        arrivals = InputArrivals([sub.sub.topic_name for sub in subscribers])
+        topics = [sub.sub.topic_name for sub in subscribers]
+        info_topics = [topic for topic, sub in zip(topics, subscribers)
+                       if sub.sub.msg_type is self._types.CameraInfo]
+        arrivals = InputArrivals(topics, info_topics)
         for sub in subscribers:
             sub.registerCallback(
                 lambda msg, topic=sub.sub.topic_name: self._on_arrival(topic, msg))

@@ -98,6 +98,45 @@ def test_a_camera_that_stopped_for_seconds_is_named() -> None:
     assert arrivals.unpaired_note(40) is None
 
 
+def test_inputs_starting_one_after_the_other_are_no_news() -> None:
+    # The right camera comes up 4 s after the others: its count is compared from then on.
+    arrivals = InputArrivals(TOPICS)
+    for frame in range(50):
+        for topic in TOPICS:
+            if topic != TOPICS[1] or frame >= 40:
+                arrivals.record(topic, frame * 100_000_000)
+    assert arrivals.unpaired_note(10) is None
+    # Had it been on from the start and stopped, the same counts are news.
+    arrivals = InputArrivals(TOPICS)
+    for frame in range(50):
+        for topic in TOPICS:
+            if topic != TOPICS[1] or frame < 10 or frame == 49:
+                arrivals.record(topic, frame * 100_000_000)
+    note = arrivals.unpaired_note(11)
+    assert note is not None and note.startswith('few messages on /right/image_rect')
+
+
+def test_scarce_camera_info_is_named_as_such() -> None:
+    infos = [topic for topic in TOPICS if topic.endswith('camera_info')]
+    arrivals = InputArrivals(TOPICS, infos)
+    for frame in range(50):
+        for topic in TOPICS:
+            if topic not in infos or frame % 10 == 0:
+                arrivals.record(topic, frame * 100_000_000)
+    note = arrivals.unpaired_note(5)
+    assert note is not None and note.startswith('camera_info comes less often than the images')
+    assert ', '.join(infos) in note and 'one with every image' in note
+    # A silent image topic is still a camera that stopped, named alone.
+    for frame in range(50):
+        for topic in TOPICS:
+            if topic != TOPICS[0] or frame < 5:
+                arrivals.record(topic, 5_000_000_000 + frame * 100_000_000)
+    note = arrivals.unpaired_note(5)
+    assert note is not None and note.startswith(f'few messages on {TOPICS[0]} ')
+    with pytest.raises(ValueError, match='not input topics'):
+        InputArrivals(TOPICS, ['/left/info'])
+
+
 def test_time_going_back_is_told_from_reordering() -> None:
     arrivals = InputArrivals(TOPICS)
     assert arrivals.record(TOPICS[0], 5_000_000_000) == 0
