@@ -93,6 +93,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Outputs are reliable and keep this many messages: with 1 (as stereo_image_proc) the
+#: subscribers lost 13-63 % of the point clouds (a 512x256 drive, 30 frames) on loopback on
+#: Jazzy, a newer message replacing one not yet delivered; with 5, none (two runs).
+OUTPUT_HISTORY_DEPTH = 5
+
+
 def _sensor_qos() -> QoSProfile:
     """Return a new sensor-data profile (best effort, volatile, keep last 5), REP 2003."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
@@ -129,7 +135,7 @@ class StereoDepthNode(Node):
         self._types = MessageTypes.from_rclpy()
         self._output_pubs = {
             topic.name: self.create_publisher(
-                getattr(self._types, topic.message), topic.name, 1,
+                getattr(self._types, topic.message), topic.name, OUTPUT_HISTORY_DEPTH,
                 qos_overriding_options=QoSOverridingOptions.with_default_policies())
             for topic in OUTPUTS}
         processor = StereoFrameProcessor(self._types,

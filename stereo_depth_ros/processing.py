@@ -58,8 +58,11 @@ class FrameOutput:
 
 def obstacle_field_of_view(camera: StereoCameraModel,
                            roi: Optional[tuple[float, float, float, float]]) -> float:
-    """Return the horizontal angle (rad) of the searched window of the image.
+    """Return the horizontal arc (rad), centred on the optical axis, that holds the window.
 
+    ``sensor_msgs/Range`` places its object within +-field_of_view/2 of its axis, so the
+    arc reaches the window's farther edge on both sides: an off-centre window (one that
+    leaves the robot's own body out) gets more than its own angle, never an arc beside it.
     ``roi`` is ``(x, y, width, height)`` as fractions of the image (as
     :class:`~stereo_depth_ros.obstacle.ObstacleParameters` has it); None is the whole image.
     Pixel centres are integers, so the image spans ``-0.5 .. width - 0.5``.
@@ -69,7 +72,7 @@ def obstacle_field_of_view(camera: StereoCameraModel,
     right = (x + width) * camera.width - 0.5
     angle_left = math.atan2(left - camera.cx_left, camera.fx)
     angle_right = math.atan2(right - camera.cx_left, camera.fx)
-    return float(abs(angle_right - angle_left))
+    return float(2 * max(abs(angle_left), abs(angle_right)))
 
 
 def input_size(image: Any, side: str) -> tuple[int, int]:

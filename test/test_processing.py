@@ -278,8 +278,16 @@ def test_field_of_view_of_the_roi():
                                                                  rel=1e-9)
     assert obstacle_field_of_view(camera, (0.0, 0.0, 1.0, 1.0)) == pytest.approx(
         2 * math.atan(1.005), rel=1e-9)
+    # The right half: the arc around the axis reaching its outer edge, on both sides.
     right_half = obstacle_field_of_view(camera, (0.5, 0.25, 0.5, 0.5))
-    assert right_half == pytest.approx(math.atan(1.005), rel=1e-9)  # from cx to the edge
+    assert right_half == pytest.approx(2 * math.atan(1.005), rel=1e-9)
+    # A window off to the right (0.75 .. 1 of the width): its far edge, not its own width.
+    off_centre = obstacle_field_of_view(camera, (0.75, 0.0, 0.25, 1.0))
+    assert off_centre == pytest.approx(2 * math.atan(1.005), rel=1e-9)
+    assert off_centre > 4 * (math.atan(1.005) - math.atan(0.5))
+    # A centred window keeps its own angle.
+    middle = obstacle_field_of_view(camera, (0.25, 0.0, 0.5, 1.0))
+    assert middle == pytest.approx(2 * math.atan(50.25 / 100.0), rel=1e-9)
 
 
 # ------------------------------------------------------------------ latest-pair slot
