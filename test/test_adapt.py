@@ -20,7 +20,7 @@ from stereo_depth_ros.backends import backend_record, create_backend
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.datasets import StereoSample
 from stereo_depth_ros.data.synthetic import make_scene
-from stereo_depth_ros.errors import BackendError, DatasetError
+from stereo_depth_ros.errors import BackendError, DatasetError, StereoDepthError
 from stereo_depth_ros.networks.common import StereoNet
 from stereo_depth_ros.networks.costnet import volume_cross_entropy
 from stereo_depth_ros.training.adapt import _crop_batch, AdaptTrainer, pair_warnings
@@ -659,11 +659,15 @@ def test_adapt_prints_the_pair_warnings(tmp_path: Path, capsys) -> None:
     left_bytes, right_bytes = left.read_bytes(), right.read_bytes()
     left.write_bytes(right_bytes)  # pair1 exchanged
     right.write_bytes(left_bytes)
+    (pairs / 'half').mkdir()
+    (pairs / 'half' / 'left.png').write_bytes(left_bytes)  # no right.png: left out, named
     assert main(['adapt', '--config', str(config), '--pairs', str(pairs), '--weights',
                  str(weights), '--device', 'cpu', '--no-progress', '--export', '',
                  '--out-dir', str(tmp_path / 'out')]) == 0
-    out = capsys.readouterr().out
-    assert 'warning: 1 of 2 pairs (first: pair1): left and right look swapped' in out
+    printed = capsys.readouterr()
+    assert 'warning: 1 of 2 pairs (first: pair1): left and right look swapped' in printed.out
+    assert (f'warning: 1 folder(s) under {pairs} hold only one of left.png and right.png and '
+            f'are left out (first: {pairs / "half"})') in printed.err
 
 
 def _bag_adaptation(tmp_path: Path) -> tuple[list, Path, Path, list[str]]:
@@ -686,6 +690,11 @@ def _bag_adaptation(tmp_path: Path) -> tuple[list, Path, Path, list[str]]:
     return scenes, bag, out, command
 
 
+def config_of(command: list[str]) -> Path:
+    """Return the --config file of an adapt command line."""
+    return Path(command[command.index('--config') + 1])
+
+
 def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
         tmp_path: Path, capsys) -> None:
     scenes, bag, out, command = _bag_adaptation(tmp_path)
@@ -703,16 +712,22 @@ def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
     with pytest.raises(SystemExit):
         main([*command, '--seed', '-1'])
     assert "argument --seed: '-1' is not a whole number of at least 0" in capsys.readouterr().err
-    # Pairs left in the run folder by a run that failed are not trained on.
+    # A pairs folder adapt did not extract is the user's: refused, kept.
     stale = out / 'pairs' / 'stale'
     stale.mkdir(parents=True)
     for name in ('left.png', 'right.png'):
         cv2.imwrite(str(stale / name), scenes[0].left)
+    assert main(command) == 2
+    assert 'holds files adapt did not extract' in capsys.readouterr().err
+    assert (stale / 'left.png').is_file() and not (out / 'adapting_on.txt').exists()
+    # Pairs an earlier run extracted (and marked) are not trained on: they are replaced.
+    (out / 'pairs' / 'extracted_by_adapt.txt').write_text('an earlier bag\n')
     assert main(command) == 0
     printed = capsys.readouterr().out
     assert 'extracted 2 pairs' in printed and 'adapting on 1 pair under' in printed  # 2 - 1 held
     assert not stale.exists() and not (out / 'pairs.partial').exists()
-    assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001']
+    extracted = sorted(p.name for p in (out / 'pairs').iterdir())
+    assert extracted == ['00000', '00001', 'extracted_by_adapt.txt']
     # A resumed run keeps its pairs, and refuses another bag or another --bag-every.
     other = tmp_path / 'other'
     shutil.copytree(bag, other)
@@ -724,6 +739,16 @@ def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
     assert 'adapts on --bag' in capsys.readouterr().err
     assert main(resumed) == 0
     assert 'resuming on the pairs extracted before' in capsys.readouterr().out
+    # Resumed again with no step left: no held-out losses are recorded twice.
+    data = yaml.safe_load(config_of(command).read_text())
+    data['evaluation']['num_scenes'] = 1  # a final validation, on a synthetic scene too
+    config_of(command).write_text(yaml.safe_dump(data))
+    for _ in range(2):
+        assert main([*resumed[:-1], '3']) == 0
+        held = [record['step'] for record in json.loads((out / 'adaptation.json').read_text())]
+        assert held == sorted(set(held)) and held[-1] == 3
+        val = [record['step'] for record in json.loads((out / 'history.json').read_text())['val']]
+        assert val == sorted(set(val)) and val[-1] == 3
     # Nor does it continue on a folder of pairs instead.
     pairs = _pairs_folder(tmp_path, 2)
     assert main([*resumed[:3], '--pairs', str(pairs), *resumed[7:]]) == 2
@@ -754,13 +779,17 @@ def test_adapt_from_a_bag_never_mixes_in_pairs_of_another_run(
 
     monkeypatch.setattr(extract, 'extract_pairs', interrupted)
     assert main(command) == 130
-    assert not (out / 'pairs.partial').exists()
+    assert not out.exists()  # the run made the folder and stopped before a checkpoint
+    out.mkdir()
+    assert main(command) == 130
+    assert list(out.iterdir()) == []  # an existing folder: what the run wrote goes
     monkeypatch.undo()
     # Pairs of another bag, from a run that failed after extracting them, are replaced...
     monkeypatch.setattr('stereo_depth_ros.training.adapt.adapt',
                         lambda *args, **kwargs: (_ for _ in ()).throw(DatasetError('failed')))
     assert main([*command[:4], str(other), *command[5:]]) == 2
-    assert str(other.resolve()) in (out / 'adapting_on.txt').read_text()
+    assert (out / 'pairs' / 'extracted_by_adapt.txt').read_text() == f'{other}\n'
+    assert not (out / 'adapting_on.txt').exists()  # so a --resume cannot name that bag
     monkeypatch.undo()
     # ... and so is a staging folder a killed run left (pairs of a longer bag).
     left_over = out / 'pairs.partial' / '00007'
@@ -768,8 +797,62 @@ def test_adapt_from_a_bag_never_mixes_in_pairs_of_another_run(
     for name in ('left.png', 'right.png'):
         cv2.imwrite(str(left_over / name), scenes[0].left)
     assert main(command) == 0
-    assert sorted(p.name for p in (out / 'pairs').iterdir()) == ['00000', '00001']
+    assert sorted(p.name for p in (out / 'pairs').iterdir() if p.is_dir()) == ['00000',
+                                                                               '00001']
     assert str(other.resolve()) not in (out / 'adapting_on.txt').read_text()
+    assert (out / 'pairs' / 'extracted_by_adapt.txt').read_text() == f'{bag}\n'
+
+
+def test_a_failed_adapt_leaves_nothing_and_a_resume_without_checkpoint_says_so(
+        tmp_path: Path, capsys) -> None:
+    scenes, bag, out, command = _bag_adaptation(tmp_path)
+    at = command.index(str(bag))
+    assert main([*command[:at], str(tmp_path / 'no_bag'), *command[at + 1:]]) == 2
+    assert 'does not exist' in capsys.readouterr().err and not out.exists()
+    # A run folder naming its pairs but holding no checkpoint (a killed run): --resume
+    # starts at step 0 and says so.
+    assert main([*command, '--steps', '1']) == 0
+    for path in out.iterdir():
+        if path.name.startswith('checkpoint'):
+            path.unlink()
+    assert main([*command, '--resume']) == 0
+    assert f'{out} holds no checkpoint yet: starting at step 0' in capsys.readouterr().out
+
+
+def test_adapt_finds_the_configs_weights_from_any_folder(tmp_path: Path, monkeypatch) -> None:
+    from stereo_depth_ros.commands.adapt import _start_weights
+    from stereo_depth_ros.resources import default_weights_path
+    monkeypatch.chdir(tmp_path)
+    found = _start_weights('adapt_costnet_fast.yaml', 'models/costnet_fast.safetensors', False)
+    assert found.resolve() == default_weights_path('costnet_fast').resolve()
+    with pytest.raises(StereoDepthError, match='^--weights typo.safetensors: no such file$'):
+        _start_weights('adapt_costnet_fast.yaml', 'typo.safetensors', True)
+    with pytest.raises(StereoDepthError, match=r'models/none.safetensors \(model.init_weights '
+                       r'of adapt_costnet_fast.yaml\) do not exist; pass --weights'):
+        _start_weights('adapt_costnet_fast.yaml', 'models/none.safetensors', False)
+
+
+def test_adapt_never_exports_over_the_shipped_or_its_start_weights(tmp_path: Path,
+                                                                   capsys) -> None:
+    from stereo_depth_ros.resources import default_weights_path
+    weights, config = _tiny_run(tmp_path)
+    pairs = _pairs_folder(tmp_path, 2, size=(128, 256))
+    out = tmp_path / 'out'
+    command = ['adapt', '--config', str(config), '--pairs', str(pairs), '--weights',
+               str(weights), '--device', 'cpu', '--no-progress', '--out-dir', str(out)]
+    shipped = default_weights_path('costnet_fast')
+    before = shipped.read_bytes()
+    for target in (shipped, weights):
+        assert main([*command, '--export', str(target)]) == 2
+        assert 'would replace the weights the adaptation starts from or the shipped ones' \
+            in capsys.readouterr().err
+        assert not out.exists()
+    assert shipped.read_bytes() == before
+    earlier = tmp_path / 'mine.safetensors'
+    earlier.write_bytes(b'an earlier export')
+    assert main([*command, '--export', str(earlier), '--steps', '1']) == 0
+    assert f'warning: --export {earlier} exists and is replaced' in capsys.readouterr().err
+    assert read_metadata(earlier).backend == 'costnet'
 
 
 def test_adapt_without_pairs_names_the_configs_folder_and_the_flags(tmp_path, capsys):
@@ -783,3 +866,19 @@ def test_adapt_without_pairs_names_the_configs_folder_and_the_flags(tmp_path, ca
     assert f"adapts on adaptation.pairs = '{tmp_path / 'elsewhere'}'" in error
     assert 'give your pairs with --pairs DIR or --bag BAG' in error
     assert not (tmp_path / 'out').exists()
+
+
+def test_curves_show_the_held_out_real_pairs_of_an_adaptation(tmp_path: Path) -> None:
+    from stereo_depth_ros.training.report import plot_curves
+    train = [{'step': 50, 'loss': 2.0, 'epe': 1.5}]  # one logged point: drawn as a marker
+    val = [{'step': 0, 'epe': 3.0}, {'step': 50, 'epe': 2.5}]
+    plain = cv2.imread(str(plot_curves({'train': train, 'val': val}, tmp_path / 'a.png')))
+    adapted = cv2.imread(str(plot_curves(
+        {'train': train, 'val': val, 'adapt_val': [
+            {'step': 0, 'photo': 0.05, 'pseudo_epe': 1.2},
+            {'step': 50, 'photo': 0.04, 'pseudo_epe': 1.1}]}, tmp_path / 'b.png')))
+    assert adapted.shape[1] > 1.4 * plain.shape[1]  # a third panel
+    # The training-loss panel is not empty: some pixels of its left third are line colour.
+    panel = plain[:, : plain.shape[1] // 2]
+    blue = (panel[:, :, 0] > 150) & (panel[:, :, 2] < 100)
+    assert blue.sum() > 10

@@ -6,12 +6,17 @@ import sys
 from pathlib import Path
 
 from .common import add_device_argument, non_negative_int, positive_int
+from ..backends.registry import backend_names
+from ..resources import default_weights_path, find_shared_file
 from ..sync import DEFAULT_SLOP
 from ..errors import DatasetError, StereoDepthError
 from ..text import counted
 
 #: File in the run folder naming what it adapts on (--bag or --pairs), for --resume.
 SOURCE_RECORD = 'adapting_on.txt'
+#: File inside ``<run folder>/pairs`` marking the pairs as extracted from a bag by adapt,
+#: which a later run may replace; a ``pairs`` folder without it is the user's and is kept.
+EXTRACTED_MARK = 'extracted_by_adapt.txt'
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,22 +67,89 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
 
-def _check_source(out_dir: Path, source: str, resume: bool) -> bool:
-    """Record what a run adapts on; return whether a resumed run continues on it.
+def _continues_source(out_dir: Path, source: str, resume: bool) -> bool:
+    """Return whether a resumed run continues on the pairs its folder records.
 
     ``--resume`` with other pairs than the run started on is refused: their held-out losses
     would not compare, and the checkpoint was adapted to the others.
     """
     record = out_dir / SOURCE_RECORD
-    if resume and record.is_file():
-        started_on = record.read_text().strip()
-        if started_on != source:
-            raise StereoDepthError(f'{out_dir} adapts on {started_on}; --resume continues on '
-                                   f'those, not {source}')
-        return True
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record.write_text(source + '\n')
-    return False
+    if not (resume and record.is_file()):
+        return False
+    started_on = record.read_text().strip()
+    if started_on != source:
+        raise StereoDepthError(f'{out_dir} adapts on {started_on}; --resume continues on '
+                               f'those, not {source}')
+    return True
+
+
+def _check_pairs_folder(out_dir: Path, resumed: bool) -> None:
+    """Refuse a bag run whose ``<out_dir>/pairs`` holds anything but adapt's extraction.
+
+    A run extracts the bag's pairs there, in place of the earlier ones, so a folder of the
+    user's own would be lost.
+    """
+    pairs = out_dir / 'pairs'
+    if resumed or not pairs.exists() or (pairs / EXTRACTED_MARK).is_file():
+        return
+    raise StereoDepthError(f'{pairs} exists and holds files adapt did not extract (no '
+                           f'{EXTRACTED_MARK}); a run from a bag extracts its pairs there: '
+                           'choose another --out-dir')
+
+
+def _start_weights(config_path: str, configured: str, given: bool) -> Path:
+    """Return the weights an adaptation starts from, or StereoDepthError naming the setting.
+
+    A relative ``model.init_weights`` of the config is looked for from the current folder,
+    then among the package's shared files (a checkout, a pip or colcon install), so the
+    configs' ``models/<backend>.safetensors`` is found from any folder.
+    """
+    start = Path(configured).expanduser()
+    if start.is_file():
+        return start
+    if given:
+        raise StereoDepthError(f'--weights {configured}: no such file')
+    shared = None if start.is_absolute() else find_shared_file(configured)
+    if shared is not None and shared.is_file():
+        return shared
+    raise StereoDepthError(f'weights to adapt {configured} (model.init_weights of '
+                           f'{config_path}) do not exist; pass --weights')
+
+
+def _check_export(export: str, start: Path) -> None:
+    """Refuse to export over shipped weights; say when an earlier export will be replaced.
+
+    The shipped ``models/<backend>.safetensors`` is what the node, ``process-bag`` and the next
+    adaptation use by default; recovering it would take git.
+    """
+    target = Path(export).expanduser()
+    shipped = {path.resolve() for path in
+               (default_weights_path(backend) for backend in backend_names())
+               if path is not None}
+    if target.resolve() in shipped or (target.exists() and target.resolve() == start.resolve()):
+        raise StereoDepthError(f'--export {export} would replace the weights the adaptation '
+                               'starts from or the shipped ones (the default of the node, '
+                               'process-bag and the next adaptation); export to a new file, '
+                               f'e.g. {target.with_name(target.stem + "_mine" + target.suffix)}')
+    if target.is_file():
+        print(f'warning: --export {export} exists and is replaced when the run ends',
+              file=sys.stderr)
+
+
+def _clean_up_failed_run(out_dir: Path, created: bool, recorded: bool) -> None:
+    """Remove what a run that stopped before its first checkpoint wrote.
+
+    A folder the run created goes; in an existing one, the record of what it adapts on
+    (which would make a later ``--resume`` name pairs it never trained on).
+    """
+    from ..training.checkpoint import has_checkpoint
+    from ..training.trainer import run_checkpoint_prefix
+    if has_checkpoint(run_checkpoint_prefix(out_dir)):
+        return
+    if created:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    elif recorded:
+        (out_dir / SOURCE_RECORD).unlink(missing_ok=True)
 
 
 def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
@@ -100,12 +172,15 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
                               slop=args.slop if args.approximate_sync else None,
                               left_topic=args.left_image, right_topic=args.right_image,
                               progress=not args.no_progress, skipped=bad)
+        (staging / EXTRACTED_MARK).write_text(f'{args.bag}\n')
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     shutil.rmtree(pairs, ignore_errors=True)
     staging.rename(pairs)
-    print(f'extracted {counted(count, "pair")} from {args.bag} into {pairs}')
+    which = (f', every {args.bag_every}th synchronised one (--bag-every {args.bag_every}; 1 '
+             'takes all)' if args.bag_every > 1 else '')
+    print(f'extracted {counted(count, "pair")}{which} from {args.bag} into {pairs}')
     if bad:
         print(f'skipped {counted(len(bad), "pair")} that could not be decoded (first: '
               f'{bad[0]})', file=sys.stderr)
@@ -117,12 +192,11 @@ def run(args: argparse.Namespace) -> int:
     if (args.left_image or args.right_image or args.approximate_sync) and not args.bag:
         raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag; '
                          'give --bag')
-    from ..resources import default_weights_path
     from ..training.adapt import adapt, check_adapt_run
     from ..training.config import load_config
     from ..training.figures import before_after, figure_pairs
     from ..torch_runtime import resolve_device
-    from ..training.pseudo_labels import check_labeller, find_pairs
+    from ..training.pseudo_labels import check_labeller, find_pairs, incomplete_pairs_warning
     from ..weights import check_export_path
     from ..weights import read_metadata
     config = load_config(args.config)
@@ -131,9 +205,8 @@ def run(args: argparse.Namespace) -> int:
     if not config.model.init_weights:
         shipped = default_weights_path(config.backend)
         config.model.init_weights = str(shipped) if shipped else None
-    start = Path(config.model.init_weights or '')
-    if not start.is_file():
-        raise StereoDepthError(f'weights to adapt {start} do not exist; pass --weights')
+    start = _start_weights(args.config, config.model.init_weights or '', bool(args.weights))
+    config.model.init_weights = str(start)
     metadata = read_metadata(start)
     if metadata.backend != config.backend:
         raise StereoDepthError(f'{start} holds {metadata.backend} weights, but {args.config} '
@@ -156,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
         figure_pairs(args.figures_on)
     if config.output.export:
         check_export_path(config.output.export)
+        _check_export(config.output.export, start)
     if args.bag:
         source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
     else:
@@ -171,11 +245,24 @@ def run(args: argparse.Namespace) -> int:
             raise DatasetError(f'{error}: {args.config} adapts on adaptation.pairs = {root!r}; '
                                'give your pairs with --pairs DIR or --bag BAG') from None
         source = f'--pairs {Path(root or "").resolve()}'
-    resumed = _check_source(out_dir, source, args.resume)
-    pairs = _bag_pairs(args, out_dir, resumed) if args.bag else args.pairs
-    result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,
-                   progress=not args.no_progress, resume=args.resume,
-                   invocation=getattr(args, 'invocation', None))
+        warning = incomplete_pairs_warning(root)
+        if warning:
+            print(warning, file=sys.stderr)
+    resumed = _continues_source(out_dir, source, args.resume)
+    if args.bag:
+        _check_pairs_folder(out_dir, resumed)
+    created = not out_dir.exists()
+    try:
+        if not resumed:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / SOURCE_RECORD).write_text(source + '\n')
+        pairs = _bag_pairs(args, out_dir, resumed) if args.bag else args.pairs
+        result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,
+                       progress=not args.no_progress, resume=args.resume,
+                       invocation=getattr(args, 'invocation', None))
+    except BaseException:
+        _clean_up_failed_run(out_dir, created, recorded=not resumed)
+        raise
     figures = before_after(config.backend, start, result.weights,
                            args.figures_on or pairs or config.adaptation.pairs,
                            out_dir / 'before_after', device=args.device)

@@ -2,6 +2,7 @@
 
 import argparse
 import math
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..backends import create_backend, DEFAULT_BACKEND
     from ..camera_check import check_one, problems_found, report_lines
     from ..data.datasets import read_image_rgb
-    from ..training.pseudo_labels import find_pairs
+    from ..training.pseudo_labels import find_pairs, incomplete_pairs_warning
     from tqdm import tqdm
     if not args.bag and (args.left_image or args.right_image or args.approximate_sync):
         raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag')
@@ -69,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
                 camera = StereoCameraModel.from_camera_info(*camera_infos)
         else:
             root = Path(args.pairs)
+            warning = incomplete_pairs_warning(root)
+            if warning:
+                print(warning, file=sys.stderr)
         folders = find_pairs(root)
         folders = [folders[i] for i in _spread(len(folders), args.max_pairs)]
         findings, sizes = [], set()

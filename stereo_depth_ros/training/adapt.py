@@ -22,7 +22,7 @@ from .losses import masked_epe, valid_mask
 from .pair_split import split_pairs
 from .pseudo_labels import pseudo_labelled_dataset
 from .self_supervised import photometric_loss, smoothness_loss
-from .trainer import check_step_count, resumes, Trainer, _log
+from .trainer import check_step_count, resumes, Trainer, _log, _record_once
 from ..atomic_files import written_atomically
 from ..data.datasets import StereoSample
 from ..data.photos import PhotoLibrary
@@ -153,7 +153,7 @@ class AdaptTrainer(Trainer):
         metrics = super().validate()
         held = self.held_out_losses()
         if held:
-            self.history['adapt_val'].append({'step': self.step, **held})
+            _record_once(self.history['adapt_val'], {'step': self.step, **held})
             _log(f'held-out real pairs step {self.step}: photometric {held["photo"]:.4f}, '
                  f'pseudo-label EPE {held["pseudo_epe"]:.3f} px '
                  f'({counted(len(self.held_pairs), "pair")})')
@@ -240,5 +240,7 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
     if resumes(trainer.out_dir, resume):
         trainer.resume()
     else:
+        if resume:
+            _log(f'{trainer.out_dir} holds no checkpoint yet: starting at step 0')
         trainer.validate()
     return trainer.run()

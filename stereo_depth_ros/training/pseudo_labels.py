@@ -119,6 +119,24 @@ def find_pairs(root: str | Path) -> list[Path]:
     return folders
 
 
+def incomplete_pairs_warning(root: str | Path) -> Optional[str]:
+    """Return a warning naming folders under ``root`` with left.png or right.png alone.
+
+    :func:`find_pairs` leaves them out, so a pair with a missing view would otherwise vanish
+    from a run without a word. None when there is none (or ``root`` is not a folder).
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return None
+    halves = {path.parent for name in ('left.png', 'right.png') for path in root.rglob(name)}
+    alone = sorted(folder for folder in halves
+                   if not ((folder / 'left.png').is_file() and (folder / 'right.png').is_file()))
+    if not alone:
+        return None
+    return (f'warning: {len(alone)} folder(s) under {root} hold only one of left.png and '
+            f'right.png and are left out (first: {alone[0]})')
+
+
 def pseudo_labelled_dataset(root: str | Path, max_disparity: float,
                             labeller: str = DEFAULT_LABELLER,
                             labeller_weights: Optional[str] = None,

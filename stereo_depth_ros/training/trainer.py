@@ -219,6 +219,15 @@ def run_checkpoint_prefix(out_dir: str | Path) -> Path:
     return Path(out_dir) / 'checkpoint'
 
 
+def _record_once(records: list[dict[str, Any]], record: dict[str, Any]) -> None:
+    """Append ``record`` to a history list, replacing one of the same step.
+
+    A finished run resumed with no steps left validates its last step again.
+    """
+    records[:] = [item for item in records if item.get('step') != record['step']]
+    records.append(record)
+
+
 def resumes(out_dir: str | Path, resume: bool) -> bool:
     """Return whether a run in ``out_dir`` continues its checkpoint (``resume`` and one there).
 
@@ -368,7 +377,7 @@ class Trainer:
         # fp32 like the backends' CPU default, so the numbers match `stereo-depth eval`
         metrics = validate(self.model, self._val_scenes, self.device)
         record = {'step': self.step, **metrics}
-        self.history['val'].append(record)
+        _record_once(self.history['val'], record)
         _log(f'val step {self.step}: EPE {metrics["epe"]:.3f} px, D1 {100 * metrics["d1"]:.2f} '
              f'%, bad-3 {100 * metrics["bad3"]:.2f} % ({len(self._val_scenes)} held-out '
              f'{self.config.evaluation.kind} scenes)')
