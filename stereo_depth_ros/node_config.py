@@ -115,6 +115,10 @@ _OBSTACLE = tuple(
         ('range_frame_id', "frame_id of obstacle/range; '' = the left image's, an optical "
          'frame (z forward) in which Range consumers such as rviz, taking +x as the axis, '
          'point it sideways: name a forward-x frame at the camera (docs/ros.md).', None),
+        ('near_guard', "Look beyond the backend's disparity range, on a 2-8x smaller pair, for "
+         'surfaces nearer than it measures (holes or a farther depth in its output): the '
+         'obstacle search finds them, Range -inf (too close), instead of nothing or a '
+         'farther obstacle. About 1-7 ms.', None),
     ))
 #: ``obstacle.*`` parameters whose value 0 stands for None in :class:`ObstacleParameters`.
 ZERO_IS_NONE = frozenset({'obstacle.max_clearance', 'obstacle.camera_height'})

@@ -24,8 +24,10 @@ Steps (all on one core, deterministic):
 4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``) smaller than
    ``min_area`` pixels or ``min_size`` square metres are ignored, and so are components
    whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
-   mismatches in weak texture such as sky). A component's distance is a low percentile
-   (``percentile``) of its depths; the nearest one wins.
+   mismatches in weak texture such as sky), unless the window's lower edge cuts them (their
+   lowest point is out of view: a surface so near that it fills the view below). A
+   component's distance is a low percentile (``percentile``) of its depths; the nearest
+   one wins.
 5. Mask: candidates with depth within the band of that distance, grouped with the winning
    component (gaps of up to 2 px bridged); the band is ``distance_band``, at most
    ``distance_band_fraction`` times the depth, plus twice the depth error of
@@ -87,6 +89,10 @@ class ObstacleParameters:
         range_frame_id: ``frame_id`` of the node's ``obstacle/range``; '' = the left
             image's, an optical frame (z forward), where ``Range`` consumers, which take
             +x as the sensor's axis, point it sideways. Not used by the search.
+        near_guard: the pipeline looks beyond the backend's disparity range for surfaces
+            nearer than it measures and adds them to the searched depth
+            (:mod:`~stereo_depth_ros.near_guard`), so one is found, too close, instead of
+            nothing or a farther obstacle. Not used by the search itself.
 
     """
 
@@ -108,6 +114,7 @@ class ObstacleParameters:
     ransac_points: int = 1500
     seed: int = 0
     range_frame_id: str = ''
+    near_guard: bool = True
 
     def validate(self) -> None:
         """Raise SettingsError (a ValueError) naming the first impossible setting."""
@@ -408,7 +415,11 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     for index, label in zip(order, passing[order]):
         bx, by, bw, bh = stats[label, :4]
         window = labels[by:by + bh, bx:bx + bw] == label
-        if above is not None and plane is not None and params.max_clearance is not None:
+        # A component cut by the window's lower edge (a surface so near that it fills the
+        # view below) has its lowest point out of view: it cannot be told floating.
+        cut_below = by + bh >= z.shape[0]
+        if above is not None and plane is not None and params.max_clearance is not None \
+                and not cut_below:
             clearance = float(above[by:by + bh, bx:bx + bw][window].min())
             if clearance > params.max_clearance + _tolerance(params, camera, means[index],
                                                              float(plane[3])):

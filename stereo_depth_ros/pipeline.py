@@ -17,6 +17,7 @@ from .camera import StereoCameraModel
 from .errors import SettingsError
 from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
 from .images import check_stereo_pair
+from .near_guard import near_surface_depth
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
 from .visualize import ColourScale, colorize_disparity
 
@@ -152,7 +153,9 @@ class StereoPipeline:
                 # Before the depth range is marked: an obstacle nearer than min_depth is
                 # found at its depth, and its Range says "too close" (-inf).
                 tick = time.perf_counter()
-                result.obstacle = self._nearest_obstacle(depth, camera, max_range)
+                result.obstacle = self._nearest_obstacle(
+                    self._with_near_surfaces(depth, left, right, camera, timings), camera,
+                    max_range)
                 timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
             tick = time.perf_counter()
             self._apply_depth_range(depth, disparity)
@@ -192,6 +195,28 @@ class StereoPipeline:
                            DISPARITY_STEP)
             farthest.append(camera.focal_baseline / smallest)
         return max(nearest), min(farthest)
+
+    def _with_near_surfaces(self, depth: np.ndarray, left: np.ndarray, right: np.ndarray,
+                            camera: StereoCameraModel, timings: dict[str, float]) -> np.ndarray:
+        """Return the depth the obstacle search takes.
+
+        With ``near_guard``, the backend's depth plus the surfaces nearer than it measures
+        (:mod:`~stereo_depth_ros.near_guard`); the result's depth stays the backend's.
+        """
+        if not self.obstacle_params.near_guard:
+            return depth
+        tick = time.perf_counter()
+        near = near_surface_depth(left, right, float(self.backend.max_disparity),
+                                  camera.focal_baseline, camera.disparity_offset)
+        timings['near_guard_ms'] = (time.perf_counter() - tick) * 1e3
+        if near is None:
+            return depth
+        found = np.isfinite(near)
+        if not found.any():
+            return depth
+        searched = depth.copy()
+        searched[found] = near[found]
+        return searched
 
     def _nearest_obstacle(self, depth: np.ndarray, camera: StereoCameraModel,
                           max_range: float) -> ObstacleResult:

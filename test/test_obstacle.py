@@ -259,6 +259,20 @@ def test_floating_blobs_are_not_obstacles_unless_allowed():
     assert anything.distance == pytest.approx(5.0)
 
 
+def test_a_surface_cut_by_the_lower_edge_is_not_taken_for_a_floating_blob():
+    # A block 1.2 m ahead, beside a box at 20 m, whose lower part the image cuts: its
+    # lowest visible point is 0.51 m below the camera, 1.09 m over the ground at 1.6 m, so
+    # by its visible part a 0.7 m clearance would reject it. It stands on the ground below.
+    depth, _ = _road_depth(boxes=[(-1.0, 1.0, 20.0, 1.5)])
+    depth[100:, 300:420] = 1.2
+    params = ObstacleParameters(ground_tolerance=0.05, disparity_noise=0.0, max_clearance=0.7)
+    cut = segment_nearest_obstacle(depth, CAMERA, params)
+    assert cut.distance == pytest.approx(1.2) and cut.mask[100:, 300:420].all()
+    # The same block ending a row above the image's edge is floating: rejected.
+    depth[-1, 300:420] = _road_depth()[0][-1, 300:420]
+    assert segment_nearest_obstacle(depth, CAMERA, params).distance == pytest.approx(20.0)
+
+
 def test_without_ground_plane_uses_the_prior_height():
     depth, owners = _road_depth(boxes=[(-1.0, 1.0, 9.0, 1.5)])
     depth[~owners[0]] = np.nan  # no ground seen: the box's upright face is no ground plane

@@ -1,0 +1,95 @@
+"""Surfaces nearer than a backend measures, for the obstacle search (``obstacle.near_guard``).
+
+A backend measures disparities up to its ``max_disparity``: ``sgbm``'s 127 px is 1.3 m on a
+512-px KITTI-like camera (f B = 166 px m), a learned backend's 384 px 0.43 m. A surface
+nearer than that comes out as holes (``sgbm``: 95-98 % of a block at 0.83 m) or as a
+confident, farther depth (a network beyond its range), so without more the obstacle search
+would say "nothing within range" or name a farther obstacle, the opposite of REP 117's
+"too close".
+
+:func:`near_surface_depth` looks beyond the backend's range on a shrunken copy of the pair
+(shrunk so that the search needs at most :data:`MAX_COARSE_DISPARITIES` and the pair
+holds at most :data:`MAX_COARSE_PIXELS`, within :data:`SHRINK_LIMITS`): OpenCV
+SGBM from 0 to :data:`REACH` times the backend's range (at most 3/4 of the image width),
+left-right checked. Pixels it finds beyond the backend's range by more than one coarse pixel
+get that coarse depth; the obstacle search then takes them as it takes any depth (ground,
+size, clearance), and one it finds there is nearer than ``min_range``: ``Range`` says
+``-inf``. The published depth and disparity stay the backend's.
+"""
+
+import math
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .images import to_gray
+
+#: The guard searches out to this many times the backend's largest disparity.
+REACH = 2.0
+#: Largest disparity search (coarse pixels) of the guard; the pair is shrunk to fit it.
+MAX_COARSE_DISPARITIES = 64
+#: Largest shrunken pair (pixels): the guard costs about 1-5 ms on the CPU of docs/speed.md.
+MAX_COARSE_PIXELS = 40_000
+#: Bounds of the shrink factor (a 4x smaller KITTI pair is 312x96 px).
+SHRINK_LIMITS = (2, 8)
+#: Fewest rows of the shrunken pair worth a search.
+MIN_COARSE_ROWS = 24
+#: SGBM settings of the coarse search (block size, uniqueness %, speckle window and range).
+_BLOCK = 5
+_UNIQUENESS = 10
+_SPECKLE_WINDOW = 50
+_SPECKLE_RANGE = 2
+
+
+def guard_plan(width: int, height: int, max_disparity: float) -> Optional[tuple[int, int]]:
+    """Return (shrink factor, coarse disparities) of the search, or None if none is useful.
+
+    None where the image leaves no room beyond the backend's range (its reach would be under
+    1.25 times the range) or the shrunken pair would be too small to match.
+    """
+    if not max_disparity > 0 or not math.isfinite(max_disparity):
+        return None
+    reach = min(REACH * max_disparity, 0.75 * width)
+    if reach < 1.25 * max_disparity:
+        return None
+    shrink = max(math.ceil(reach / MAX_COARSE_DISPARITIES),
+                 math.ceil(math.sqrt(width * height / MAX_COARSE_PIXELS)))
+    shrink = int(np.clip(shrink, *SHRINK_LIMITS))
+    if height // shrink < MIN_COARSE_ROWS:
+        return None
+    disparities = 16 * math.ceil(reach / shrink / 16)
+    return shrink, disparities
+
+
+def near_surface_depth(left: np.ndarray, right: np.ndarray, max_disparity: float,
+                       focal_baseline: float, disparity_offset: float = 0.0
+                       ) -> Optional[np.ndarray]:
+    """Return full-size depth (m) of the surfaces beyond ``max_disparity`` px, NaN elsewhere.
+
+    ``left``/``right`` are the rectified pair (uint8, HxW or HxWx3); ``max_disparity`` is the
+    largest disparity the backend measures, in pixels of the pair as given; depth is
+    ``focal_baseline / (d - disparity_offset)``. None where no search is useful
+    (:func:`guard_plan`).
+    """
+    height, width = left.shape[:2]
+    plan = guard_plan(width, height, max_disparity)
+    if plan is None:
+        return None
+    shrink, disparities = plan
+    size = (width // shrink, height // shrink)
+    small = [to_gray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+             for image in (left, right)]
+    matcher = cv2.StereoSGBM.create(
+        minDisparity=0, numDisparities=disparities, blockSize=_BLOCK, P1=8 * _BLOCK ** 2,
+        P2=32 * _BLOCK ** 2, disp12MaxDiff=1, uniquenessRatio=_UNIQUENESS,
+        speckleWindowSize=_SPECKLE_WINDOW, speckleRange=_SPECKLE_RANGE,
+        mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
+    # Back to pixels of the pair as given (the shrunken width is not always width / shrink).
+    disparity = matcher.compute(*small).astype(np.float32) / 16.0 * (width / size[0])
+    beyond = disparity > max_disparity + shrink
+    depth = np.full(disparity.shape, np.nan, np.float32)
+    true_disparity = np.maximum(disparity[beyond] - disparity_offset, 0.0)
+    with np.errstate(divide='ignore'):
+        depth[beyond] = np.where(true_disparity > 0, focal_baseline / true_disparity, np.nan)
+    return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
