@@ -54,6 +54,23 @@ class PipelineResult:
     color: Optional[np.ndarray] = None
     points: Optional[np.ndarray] = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: Warnings about this pair's settings (e.g. an obstacle search that sees no depth).
+    notes: list[str] = field(default_factory=list)
+
+
+def blind_search_note(min_range: float, max_range: float) -> str:
+    """Return the warning for an obstacle search whose depth interval is empty.
+
+    It happens with a camera whose nearest measurable depth (f B over the backend's largest
+    disparity) lies beyond ``obstacle.max_range`` or ``max_depth``: only the parameters are
+    checked when set, the camera comes with the first pair.
+    """
+    return (f'the obstacle search sees no depth with this camera: the nearest it can see, '
+            f'{min_range:.3g} m (the largest of obstacle.min_range, min_depth and f B over '
+            f"the backend's largest disparity), is not below the farthest, {max_range:.3g} m "
+            '(obstacle.max_range, max_depth): raise those, or the disparity range '
+            '(sgbm.disparity_range, learned.near_passes); Range says -inf for what the near '
+            'guard finds, else NaN')
 
 
 def check_depth_range(min_depth: Optional[float], max_depth: Optional[float],
@@ -149,6 +166,8 @@ class StereoPipeline:
             depth = disparity_to_depth(disparity, camera.focal_baseline,
                                        camera.disparity_offset)
             timings['depth_ms'] = (time.perf_counter() - tick) * 1e3
+            if 'obstacle' in wanted and not max_range > min_range:
+                result.notes.append(blind_search_note(min_range, max_range))
             if 'obstacle' in wanted:
                 # Before the depth range is marked: an obstacle nearer than min_depth is
                 # found at its depth, and its Range says "too close" (-inf).

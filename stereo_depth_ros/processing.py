@@ -54,6 +54,8 @@ class FrameOutput:
     timings: dict[str, float]
     camera: StereoCameraModel
     check_inputs: Optional[tuple[np.ndarray, np.ndarray]] = None
+    #: The pipeline's warnings about this pair (:attr:`PipelineResult.notes`).
+    notes: tuple[str, ...] = ()
 
 
 def obstacle_field_of_view(camera: StereoCameraModel,
@@ -174,7 +176,8 @@ class StereoFrameProcessor:
         messages = build_messages(result, topics, camera, pair.left_image.header, left,
                                   self.types)
         return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
-                           check_inputs=(left, right) if self._check_due() else None)
+                           check_inputs=(left, right) if self._check_due() else None,
+                           notes=tuple(result.notes))
 
     def _check_due(self) -> bool:
         now = self._clock()

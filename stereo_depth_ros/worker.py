@@ -167,6 +167,8 @@ class StereoWorker:
             return False
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')))
+        for note in output.notes:
+            self._log(self._warn, note.split(':')[0], note)
         self._check(output)
         return True
 

@@ -84,3 +84,27 @@ def test_scenes_with_nothing_beyond_the_range_are_unchanged() -> None:
         b = blind.process(scene.left, scene.right, scene.camera, outputs={'obstacle'})
         assert a.obstacle.distance == b.obstacle.distance
         assert np.array_equal(a.obstacle.mask, b.obstacle.mask)
+
+
+def test_a_search_that_sees_no_depth_is_warned_about_and_its_range_stays_valid() -> None:
+    # sgbm's 127 px are 1.31 m on this camera: a 1 m obstacle search sees nothing.
+    scene = make_scene(SEEDS[0], height=256, width=512, kind='road')
+    pipeline = StereoPipeline(create_backend('sgbm'),
+                              obstacle_params=ObstacleParameters(max_range=1.0))
+    result = pipeline.process(scene.left, scene.right, scene.camera, outputs={'obstacle'})
+    assert result.min_range > result.max_range == 1.0
+    assert len(result.notes) == 1
+    assert result.notes[0].startswith('the obstacle search sees no depth with this camera')
+    types = MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY))
+    header = types.Header(stamp=types.Time(sec=1, nanosec=0), frame_id='cam')
+    message = make_obstacle_range(result.obstacle.distance, header, types, result.min_range,
+                                  result.max_range)
+    assert math.isnan(message.range)  # no valid reading, not "nothing within range"
+    assert message.min_range == message.max_range == pytest.approx(result.min_range)
+    # What the guard finds nearer still is too close, as ever.
+    too_close = make_obstacle_range(0.5, header, types, result.min_range, result.max_range)
+    assert too_close.range == -math.inf
+    # A search that sees depth has no note.
+    seeing = StereoPipeline(create_backend('sgbm')).process(scene.left, scene.right,
+                                                            scene.camera, outputs={'obstacle'})
+    assert seeing.notes == []

@@ -202,10 +202,12 @@ def test_depth_range_applies_to_a_disparity_only_subscriber(scene):
 
 
 def test_no_obstacle_is_an_infinite_range(scene):
-    manager = PipelineManager({**SGBM64, 'obstacle.max_range': 1.0})
+    # Nothing between the 1.26 m sgbm's 64 px reach on this camera and 2 m.
+    manager = PipelineManager({**SGBM64, 'obstacle.max_range': 2.0})
     output = StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline,
                                                  {'obstacle/range', 'obstacle/mask'})
-    assert output.messages['obstacle/range'].range == math.inf
+    message = output.messages['obstacle/range']
+    assert message.range == math.inf and message.min_range < message.max_range == 2.0
     assert not image_to_array(output.messages['obstacle/mask'])[0].any()
 
 
@@ -401,6 +403,23 @@ def test_worker_publishes_skips_bad_input_and_idles(scene, manager):
     stats = worker.monitor.report()
     assert (stats['processed'], stats['idle'], stats['skipped']) == (
         1, 1, {'CalibrationError': 1})
+
+
+def test_worker_warns_when_the_obstacle_search_sees_no_depth(scene, manager):
+    # sgbm's 64 px measure nothing nearer than f B / 64, above 0.5 m on this camera.
+    blind = PipelineManager({**SGBM64, 'obstacle.max_range': 0.5}).pipeline
+    assert blind.obstacle_range_limits(scene.camera)[0] > 0.5
+    recorder = Recorder()
+    worker = make_worker(manager, {'obstacle/range'}, recorder, pipeline=blind)
+    for _ in range(2):
+        assert worker.process_one(make_pair(scene)) is True
+    assert len(recorder.warnings) == 1  # throttled
+    assert recorder.warnings[0].startswith('the obstacle search sees no depth with this camera')
+    message = recorder.published[0]['obstacle/range']
+    assert message.min_range == message.max_range
+    recorder = Recorder()
+    make_worker(manager, {'obstacle/range'}, recorder).process_one(make_pair(scene))
+    assert recorder.warnings == []
 
 
 def test_log_throttle_keeps_one_timer_per_key():
@@ -666,4 +685,5 @@ def test_a_search_range_shut_by_the_backends_reach_gives_no_obstacle_not_an_erro
                                'obstacle.min_range': far * 1.5})
     message = StereoFrameProcessor(TYPES).process(
         make_pair(scene), manager.pipeline, {'obstacle/range'}).messages['obstacle/range']
-    assert message.range == math.inf
+    # No valid reading (not "nothing within range"), and a Range whose limits are in order.
+    assert math.isnan(message.range) and message.min_range == message.max_range

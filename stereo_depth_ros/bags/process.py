@@ -66,6 +66,8 @@ class ProcessSummary:
     check: Optional[PairCheck] = None
     #: Why a pair check failed (a bug of the check, not of the input), if one did.
     check_failed: Optional[str] = None
+    #: The pipeline's warnings (the first of each kind), e.g. a blind obstacle search.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def frames_per_second(self) -> float:
@@ -119,6 +121,7 @@ class ProcessSummary:
                          'two images are rectified alike')
         if self.check_failed:
             lines.append(f'the check of swapped or misaligned inputs failed: {self.check_failed}')
+        lines += self.notes
         if self.interrupted:
             lines.append(f'interrupted: {self.out_bag} was closed properly and holds the '
                          f'{counted(self.pairs, "pair")} processed so far')
@@ -314,7 +317,15 @@ class _Run:
         return summary
 
     def _check(self, output: Any) -> None:
-        """Run the pair check due on a written output; a failing check never ends the run."""
+        """Run the pair check due on a written output; a failing check never ends the run.
+
+        The output's first note of each kind (the pipeline's warnings) is kept for the
+        summary.
+        """
+        for note in output.notes:
+            kind = note.split(':')[0]
+            if all(seen.split(':')[0] != kind for seen in self.summary.notes):
+                self.summary.notes.append(note)
         try:
             self.summary.check = self.processor.check(output) or self.summary.check
         except Exception as error:

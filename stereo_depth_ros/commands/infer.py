@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
                   f'width {width} height {height} px{close}')
         else:
             print('nearest obstacle: none found')
+    for note in result.notes:
+        print(f'warning: {note}', file=sys.stderr)
     written = [f'{name} (colours 0-{top:.0f} px)' if name == 'disparity.png' else name
                for name in contents]
     print(f'{pipeline.backend.describe()}: {result.timings["disparity_ms"]:.1f} ms; '

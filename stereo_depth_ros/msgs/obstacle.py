@@ -21,17 +21,22 @@ def make_obstacle_range(distance: float, header: Any, types: MessageTypes,
 
     ``range`` is the obstacle's z-depth in metres; no obstacle (NaN) becomes ``+inf``
     ("nothing within max_range", REP 117), one nearer than ``min_range`` ``-inf`` ("too
-    close to range"). ``radiation_type`` is INFRARED (the message has no
-    stereo type); ``field_of_view`` is the horizontal angle of the region searched, in
-    radians. ``header`` is the left image's, an optical frame, unless ``frame_id`` names
-    another (a forward-x frame at the camera): in the optical frame the obstacle lies along
-    +z, not along +x as ``Range`` assumes (docs/ros.md).
+    close to range"). Where ``min_range`` is not below ``max_range`` the search saw no
+    depth: no obstacle is NaN (no valid reading), and ``max_range`` becomes ``min_range``.
+    ``radiation_type`` is INFRARED (the message has no stereo type); ``field_of_view`` is
+    the arc around the axis that holds the region searched, in radians. ``header`` is the
+    left image's, an optical frame, unless ``frame_id`` names another (a forward-x frame at
+    the camera): in the optical frame the obstacle lies along +z, not along +x as ``Range``
+    assumes (docs/ros.md).
     """
     value = float(distance)
+    blind = not max_range > min_range  # an empty interval: nothing could be seen in it
     if not np.isfinite(value):
-        value = float('inf')
+        value = float('nan') if blind else float('inf')
     elif value < min_range:
         value = float('-inf')
+    if blind:  # Range needs min_range <= max_range; the interval collapses onto its start
+        max_range = min_range
     if frame_id:
         header = types.Header(stamp=header.stamp, frame_id=frame_id)
     fields_ = dict(header=header, radiation_type=int(types.Range.INFRARED),
