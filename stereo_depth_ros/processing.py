@@ -137,12 +137,16 @@ class StereoFrameProcessor:
         assert self._camera is not None
         return self._camera
 
-    def inputs(self, pair: StereoPair) -> tuple[np.ndarray, np.ndarray, StereoCameraModel]:
-        """Return the left and right backend inputs and the camera model of a checked pair."""
+    def inputs(self, pair: StereoPair, notes: Optional[list[str]] = None
+               ) -> tuple[np.ndarray, np.ndarray, StereoCameraModel]:
+        """Return the left and right backend inputs and the camera model of a checked pair.
+
+        Lines about the images (16-bit ones that use few of their bits) go to ``notes``.
+        """
         for image, side in ((pair.left_image, 'left'), (pair.right_image, 'right')):
             check_image_size(*input_size(image, side), self.max_megapixels, self.limit_option)
-        left = self._image(pair.left_image, 'left')
-        right = self._image(pair.right_image, 'right')
+        left = self._image(pair.left_image, 'left', notes)
+        right = self._image(pair.right_image, 'right', notes)
         if left.shape[:2] != right.shape[:2]:
             raise ImageFormatError(
                 f'left and right images differ in size: {left.shape[1]}x{left.shape[0]} vs '
@@ -155,7 +159,7 @@ class StereoFrameProcessor:
         camera.check_image_size(left.shape[1], left.shape[0])
         return left, right, camera
 
-    def _image(self, msg: Any, side: str) -> np.ndarray:
+    def _image(self, msg: Any, side: str, notes: Optional[list[str]] = None) -> np.ndarray:
         if not is_compressed(msg) and msg.encoding not in STEREO_ENCODINGS:
             kind = ('is not a camera intensity image' if msg.encoding in ENCODINGS
                     else 'is not supported')
@@ -163,7 +167,7 @@ class StereoFrameProcessor:
                 f'{side} image: encoding {msg.encoding!r} {kind}; stereo input must be one '
                 f'of {", ".join(STEREO_ENCODINGS)}')
         try:
-            return stereo_input_from_message(msg, self.mono16_bit_depth)
+            return stereo_input_from_message(msg, self.mono16_bit_depth, notes)
         except ImageFormatError as error:
             raise ImageFormatError(f'{side} image: {error}') from None
 
@@ -171,13 +175,14 @@ class StereoFrameProcessor:
                 topics: Iterable[str]) -> FrameOutput:
         """Run ``pipeline`` on the pair and build the messages of the requested ``topics``."""
         topics = check_topics(topics)
-        left, right, camera = self.inputs(pair)
+        notes: list[str] = []
+        left, right, camera = self.inputs(pair, notes)
         result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics))
         messages = build_messages(result, topics, camera, pair.left_image.header, left,
                                   self.types)
         return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
                            check_inputs=(left, right) if self._check_due() else None,
-                           notes=tuple(result.notes))
+                           notes=tuple(dict.fromkeys(notes + result.notes)))
 
     def _check_due(self) -> bool:
         now = self._clock()

@@ -422,6 +422,23 @@ def test_worker_warns_when_the_obstacle_search_sees_no_depth(scene, manager):
     assert recorder.warnings == []
 
 
+def test_worker_warns_about_mono16_that_uses_few_bits(scene, manager):
+    # A 12-bit camera published as mono16 without mono16_bit_depth: 4 bits of grey left.
+    grey = [(image[:, :, 1].astype(np.uint16) * 16) for image in (scene.left, scene.right)]
+    recorder = Recorder()
+    worker = make_worker(manager, {'depth/image_rect'}, recorder)
+    for _ in range(2):
+        assert worker.process_one(make_pair(scene, *grey, encoding='mono16')) is True
+    assert len(recorder.warnings) == 1  # one line, throttled
+    assert recorder.warnings[0].startswith('16-bit images that use few of their bits')
+    assert '(12 bits)' in recorder.warnings[0]
+    recorder = Recorder()
+    sixteen = [image * 16 for image in grey]
+    make_worker(manager, {'depth/image_rect'}, recorder).process_one(
+        make_pair(scene, *sixteen, encoding='mono16'))
+    assert recorder.warnings == []
+
+
 def test_log_throttle_keeps_one_timer_per_key():
     now = [100.0]
     throttle = LogThrottle(5.0, clock=lambda: now[0])

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag')
     given = calibration_flags(args)
     notes = []
+    image_notes: list[str] = []
     camera = None
     with tempfile.TemporaryDirectory(prefix='check_camera_') as scratch:
         every = None
@@ -77,12 +78,14 @@ def run(args: argparse.Namespace) -> int:
         folders = [folders[i] for i in _spread(len(folders), args.max_pairs)]
         findings, sizes = [], set()
         for folder in tqdm(folders, desc='check pairs', unit='pair', disable=args.no_progress):
-            left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
+            left = read_image_rgb(folder / 'left.png', image_notes)
+            right = read_image_rgb(folder / 'right.png', image_notes)
             if left.shape != right.shape:
                 raise DatasetError(f'{folder}: left {left.shape[1]}x{left.shape[0]} and right '
                                    f'{right.shape[1]}x{right.shape[0]} differ')
             sizes.add((left.shape[1], left.shape[0]))
             findings.append(check_one(_pair_name(folder, root, every), left, right))
+        notes += [f'images: {line}' for line in image_notes[:1]]
     by_area = sorted(sizes, key=lambda size: (size[0] * size[1], size))
     shown = ' to '.join(dict.fromkeys(f'{w}x{h}' for w, h in (by_area[0], by_area[-1])))
     if given is not None:  # the size only bounds pixel coordinates, unused here

@@ -39,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise FileNotFoundError(f'no such image: {path}')
     out = check_output_folder(args.out_dir)
-    left, right = read_image_rgb(args.left), read_image_rgb(args.right)
+    notes: list[str] = []
+    left, right = read_image_rgb(args.left, notes), read_image_rgb(args.right, notes)
+    for note in notes[:1]:
+        print(f'warning: {note}', file=sys.stderr)
     if left.shape != right.shape:
         raise ImageFormatError(
             f'left {args.left} is {left.shape[1]}x{left.shape[0]} but right {args.right} is '

@@ -18,13 +18,14 @@ Ground truth everywhere: float32 HxW, NaN where unknown.
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence, overload
+from typing import Callable, Optional, Sequence, overload
 
 import cv2
 import numpy as np
 
 from .pfm import read_pfm
 from ..errors import DatasetError
+from ..msgs.images import narrow_16_bit_note
 
 
 #: Ground-truth files of a Middlebury 2014 / ETH3D scene folder, in the order they are looked
@@ -43,11 +44,24 @@ class StereoSample:
     disparity: np.ndarray
 
 
-def read_image_rgb(path: str | Path) -> np.ndarray:
-    """Read an 8-bit image file as HxWx3 RGB (grey images are replicated)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+def read_image_rgb(path: str | Path, notes: Optional[list[str]] = None) -> np.ndarray:
+    """Read an image file as uint8 HxWx3 RGB (grey images are replicated).
+
+    16-bit files are scaled over their full range, as the node scales mono16 without a bit
+    depth (OpenCV alone would keep their top 8 bits); one whose values use few of their
+    bits (a 12-bit sensor's) adds a line to ``notes``.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise DatasetError(f'cannot read image {path} (missing or corrupt)')
+    if image.dtype == np.uint16:
+        note = narrow_16_bit_note(image, 'the pair as 8-bit images (each value shifted right '
+                                  'by the bit depth - 8), bit depth')
+        if note is not None and notes is not None:
+            notes.append(f'{path}: {note}')
+        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise DatasetError(f'cannot read image {path}: {image.dtype} pixels, not 8- or 16-bit')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
