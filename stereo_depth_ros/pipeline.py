@@ -150,13 +150,20 @@ class StereoPipeline:
         disparity = self.backend.compute(left, right)
         timings['disparity_ms'] = (time.perf_counter() - start) * 1e3
         min_range, max_range = self.obstacle_range_limits(camera)
+        reach = self.largest_disparity(left.shape[1])
         result = PipelineResult(disparity=disparity,
                                 min_disparity=float(self.backend.min_disparity),
-                                max_disparity=float(self.backend.max_disparity),
+                                max_disparity=reach,
                                 min_range=min_range, max_range=max_range,
                                 obstacle_roi=self.obstacle_params.roi,
                                 range_frame_id=self.obstacle_params.range_frame_id,
                                 timings=timings)
+        if reach < float(self.backend.max_disparity):
+            result.notes.append(
+                f'the disparity range is wider than the image: {self.backend.name} '
+                f'reaches {float(self.backend.max_disparity):g} px, but on a '
+                f'{left.shape[1]}-px-wide pair no disparity exceeds {reach:g} px; the '
+                'DisparityImage, the depth limits and the Range use that')
 
         # The depth range limits the disparity too, so it is applied whenever it is set, even
         # when only the disparity is wanted.
@@ -205,7 +212,7 @@ class StereoPipeline:
         nearest = [float(params.min_range), self.min_depth or 0.0]
         farthest = [float(params.max_range), self.max_depth or math.inf]
         if camera is not None:
-            largest = float(self.backend.max_disparity) - camera.disparity_offset
+            largest = self.largest_disparity(camera.width) - camera.disparity_offset
             if largest > 0 and math.isfinite(largest):
                 nearest.append(camera.focal_baseline / largest)
             # Nothing farther than sgbm's min_disparity is matched, and below DISPARITY_STEP
@@ -214,6 +221,14 @@ class StereoPipeline:
                            DISPARITY_STEP)
             farthest.append(camera.focal_baseline / smallest)
         return max(nearest), min(farthest)
+
+    def largest_disparity(self, width: int) -> float:
+        """Return the largest disparity (px) the backend can give on a ``width``-px image.
+
+        Its range, where the image is wide enough: no match lies beyond ``width - 1`` px
+        (``sgbm`` then searches a shorter range than ``disparity_range``).
+        """
+        return min(float(self.backend.max_disparity), float(width - 1))
 
     def _with_near_surfaces(self, depth: np.ndarray, left: np.ndarray, right: np.ndarray,
                             camera: StereoCameraModel, timings: dict[str, float]) -> np.ndarray:
@@ -225,7 +240,7 @@ class StereoPipeline:
         if not self.obstacle_params.near_guard:
             return depth
         tick = time.perf_counter()
-        near = near_surface_depth(left, right, float(self.backend.max_disparity),
+        near = near_surface_depth(left, right, self.largest_disparity(left.shape[1]),
                                   camera.focal_baseline, camera.disparity_offset)
         timings['near_guard_ms'] = (time.perf_counter() - tick) * 1e3
         if near is None:

@@ -124,9 +124,11 @@ def test_impossible_calibration(images, tmp_path, capsys, fx, baseline, words):
 def test_a_baseline_in_centimetres_is_warned_about(images, tmp_path, capsys):
     code, _, lines = run_cli(infer_args(images, tmp_path / 'o', '--fx', '451',
                                         '--baseline', '7.5'), capsys)
-    assert code == 0 and len(lines) == 1
+    assert code == 0 and len(lines) == 2
     assert lines[0].startswith('warning: --baseline 7.5 m is unusually wide')
     assert '(7.5 cm would be 0.075)' in lines[0]
+    # At 7.5 m the nearest depth the backend measures lies beyond the obstacle search's 40 m.
+    assert lines[1].startswith('warning: the obstacle search sees no depth with this camera')
     code, _, lines = run_cli(infer_args(images, tmp_path / 'p', '--fx', '451',
                                         '--baseline', '0.075'), capsys)
     assert code == 0 and lines == []
@@ -437,7 +439,8 @@ def test_infer_replaces_every_output_of_an_earlier_run(images, tmp_path, capsys)
     # Without calibration there is no depth: the earlier run's depth must not stay beside it.
     code, _, lines = run_cli(infer_args(images, tmp_path / 'o', left='tiny_left.png',
                                         right='tiny_right.png'), capsys)
-    assert code == 0 and lines == []
+    # (A 12-px-wide pair: sgbm's range is wider than it, which the one line says.)
+    assert code == 0 and len(lines) == 1 and 'wider than the image' in lines[0]
     assert {p.name for p in (tmp_path / 'o').iterdir()} == {'disparity.npy', 'disparity.png'}
     assert np.load(tmp_path / 'o' / 'disparity.npy').shape == (10, 12)
     code, _, lines = run_cli(infer_args(images, tmp_path / 'p', left='.'), capsys)
