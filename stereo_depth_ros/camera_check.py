@@ -12,9 +12,11 @@ with a calibration, the depths those are and the far limit up to which depth sta
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+import cv2
 import numpy as np
 
 from .camera import StereoCameraModel, wide_baseline
+from .near_guard import beyond_range_disparity, REACH
 from .obstacle import ObstacleParameters
 from .plausibility import check_pair, ROW_OFFSET_LIMIT, RowOffset
 
@@ -23,6 +25,8 @@ from .plausibility import check_pair, ROW_OFFSET_LIMIT, RowOffset
 SEARCHED_DISPARITY = 256
 #: Depth error, as a fraction of the depth, up to which the suggested far limit reaches.
 DEPTH_ERROR_FRACTION = 0.1
+#: Smallest surface (fraction of the image) the coarse search beyond the range reports.
+MIN_SURFACE = 0.005
 #: Percentiles of the valid disparities over all pairs that the report names.
 NEAR_PERCENTILE, FAR_PERCENTILE = 99, 1
 
@@ -39,18 +43,41 @@ class PairFindings:
     row_offset: Optional[RowOffset]
     disparities: np.ndarray
     searched: int = SEARCHED_DISPARITY
+    #: Largest disparity (px) of the coarse search beyond ``searched`` (0: none was run).
+    reached: int = 0
 
 
 def check_one(name: str, left: np.ndarray, right: np.ndarray) -> PairFindings:
-    """Return the findings of one rectified pair (uint8 images of one size)."""
+    """Return the findings of one rectified pair (uint8 images of one size).
+
+    Beyond the searched range, the near guard's coarse search (a smaller pair, out to twice
+    the range, at most 3/4 of the width) adds the surfaces nearer still, which the full
+    search cannot see (:mod:`~stereo_depth_ros.near_guard`).
+    """
     from .training.pseudo_labels import pseudo_label
     check = check_pair(left, right)
     # SGBM matches nothing left of its range: on narrow images it searches half the width.
     searched = min(SEARCHED_DISPARITY, left.shape[1] // 2)
     disparity = pseudo_label(left, right, searched)
     valid = disparity[np.isfinite(disparity) & (disparity > 0)]
+    beyond = beyond_range_disparity(left, right, float(searched))
+    reached = 0
+    if beyond is not None:
+        reached = int(min(REACH * searched, 0.75 * left.shape[1]))
+        valid = np.concatenate([valid, beyond[_surfaces(np.isfinite(beyond))]])
     return PairFindings(name, check.swapped, check.row_offset, valid[::7].astype(np.float32),
-                        searched)
+                        searched, reached)
+
+
+def _surfaces(found: np.ndarray) -> np.ndarray:
+    """Return the pixels of ``found`` in blobs of at least :data:`MIN_SURFACE` of the image.
+
+    The coarse search's scattered mismatches would otherwise set the nearest percentile.
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(found.view(np.uint8),
+                                                               connectivity=8)
+    large = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= MIN_SURFACE * found.size) + 1
+    return np.isin(labels, large)
 
 
 def far_limit(focal_baseline: float, disparity_noise: float) -> float:
@@ -113,19 +140,27 @@ def _disparity_lines(findings: list[PairFindings], values: np.ndarray,
         return ['disparities: no left-right consistent match in any pair']
     far, near = (float(v) for v in np.percentile(values, [FAR_PERCENTILE, NEAR_PERCENTILE]))
     searched = min(f.searched for f in findings)
-    lines = [f'disparities (SGBM, left-right checked, up to {searched} px): {far:.1f} px '
-             f'(1st percentile) to {near:.1f} px (99th)']
+    reached = min(f.reached for f in findings)
+    beyond = (f', beyond on a 2-8x smaller pair up to {reached} px' if reached > searched
+              else '')
+    lines = [f'disparities (SGBM, left-right checked, up to {searched} px{beyond}): '
+             f'{far:.1f} px (1st percentile) to {near:.1f} px (99th)']
     name, reach = learned
+    needed = int(np.ceil((near + 1) / 16) * 16)
     if near > sgbm_range:
-        needed = int(np.ceil((near + 1) / 16) * 16)
         lines.append(f'  sgbm reaches {sgbm_range:g} px by default: the nearest 1 % lie beyond; '
                      f'set sgbm.disparity_range to {needed} or more')
-    else:
-        lines.append(f'  sgbm ({sgbm_range:g} px by default) and {name} ({reach:g} px) '
-                     'cover them')
-    if near >= 0.9 * searched:
-        lines.append(f'  the nearest reach the {searched} px searched here: some content may '
-                     'be nearer still')
+    if near > reach:
+        lines.append(f'  {name} reaches {reach:g} px: the nearest 1 % lie beyond; set '
+                     f'learned.near_passes 2 ({2 * reach:g} px) or learned.scale')
+    covering = [f'{label} ({top:g} px{" by default" if label == "sgbm" else ""})'
+                for label, top in (('sgbm', sgbm_range), (name, reach)) if near <= top]
+    if covering:
+        lines.append(f'  {" and ".join(covering)} cover{"s" if len(covering) == 1 else ""} '
+                     'them')
+    if near >= 0.9 * max(searched, reached):
+        lines.append(f'  the nearest reach the {max(searched, reached)} px searched here: '
+                     'some content may be nearer still')
     return lines
 
 
@@ -158,7 +193,7 @@ def _depth_lines(camera: StereoCameraModel, values: np.ndarray, learned: tuple[s
                for label, top in (('sgbm', sgbm_range), (name, reach)) if top > offset]
     lines = [first, advice]
     if nearest:
-        lines.append(f'  nearest depth measured: {", ".join(nearest)}')
+        lines.append(f'  nearest depth each can measure: {", ".join(nearest)}')
     wide = wide_baseline(camera.baseline)
     if wide:
         lines.append(f'  the baseline of {wide}')

@@ -72,6 +72,21 @@ def near_surface_depth(left: np.ndarray, right: np.ndarray, max_disparity: float
     ``focal_baseline / (d - disparity_offset)``. None where no search is useful
     (:func:`guard_plan`).
     """
+    disparity = beyond_range_disparity(left, right, max_disparity)
+    if disparity is None:
+        return None
+    true_disparity = np.maximum(disparity - disparity_offset, 0.0)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        return np.where(true_disparity > 0, focal_baseline / true_disparity,
+                        np.nan).astype(np.float32)
+
+
+def beyond_range_disparity(left: np.ndarray, right: np.ndarray,
+                           max_disparity: float) -> Optional[np.ndarray]:
+    """Return full-size disparities (px) found beyond ``max_disparity`` px, NaN elsewhere.
+
+    The coarse search of :func:`near_surface_depth`; None where none is useful.
+    """
     height, width = left.shape[:2]
     plan = guard_plan(width, height, max_disparity)
     if plan is None:
@@ -87,9 +102,5 @@ def near_surface_depth(left: np.ndarray, right: np.ndarray, max_disparity: float
         mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
     # Back to pixels of the pair as given (the shrunken width is not always width / shrink).
     disparity = matcher.compute(*small).astype(np.float32) / 16.0 * (width / size[0])
-    beyond = disparity > max_disparity + shrink
-    depth = np.full(disparity.shape, np.nan, np.float32)
-    true_disparity = np.maximum(disparity[beyond] - disparity_offset, 0.0)
-    with np.errstate(divide='ignore'):
-        depth[beyond] = np.where(true_disparity > 0, focal_baseline / true_disparity, np.nan)
-    return cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
+    disparity[~(disparity > max_disparity + shrink)] = np.nan
+    return cv2.resize(disparity, (width, height), interpolation=cv2.INTER_NEAREST)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from stereo_depth_ros.camera import StereoCameraModel
-from stereo_depth_ros.camera_check import far_limit, PairFindings, problems_found, report_lines
+from stereo_depth_ros.camera_check import (check_one, far_limit, PairFindings, problems_found,
+                                           report_lines)
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.plausibility import RowOffset
@@ -41,7 +42,15 @@ def test_the_report_names_what_needs_doing():
     assert 'f B = 33.8 px m' in text
     assert 'set obstacle.max_range (default 40 m) and max_depth (default none) to about 6.8 m' \
         in text
-    assert 'nearest depth measured: 0.27 m with sgbm (127 px), 0.09 m with costnet_fast' in text
+    assert ('nearest depth each can measure: 0.27 m with sgbm (127 px), 0.09 m with '
+            'costnet_fast') in text
+    assert 'costnet_fast (384 px) covers them' in text
+    # Beyond a learned backend's range too: the near passes to set.
+    wide = report_lines([findings('a', 0.1, 0.2, np.linspace(2.0, 450.0, 1000))],
+                        ('costnet_fast', 384.0), 127.0)
+    assert any('costnet_fast reaches 384 px: the nearest 1 % lie beyond; set '
+               'learned.near_passes 2 (768 px)' in line for line in wide)
+    assert not any('cover' in line for line in wide)
     kitti = report_lines([findings('a', 0.1, 0.2, [5.0, 20.0, 60.0])], ('costnet_fast', 384.0),
                          127.0, StereoCameraModel(1242, 375, 721.0, 721.0, 620.0, 600.0, 187.0,
                                                   0.54))
@@ -119,3 +128,19 @@ def test_check_camera_on_a_bag_without_camera_info(tmp_path, capsys):
     assert main(['check-camera', '--bag', str(bag), '--fx', '80', '--baseline', '0.3',
                  '--no-progress']) == 0
     assert 'depth: f B = 24.0 px m' in capsys.readouterr().out
+
+
+def test_the_check_sees_disparities_beyond_its_full_search() -> None:
+    # A block at 300 px on a 1024-px camera: beyond the 256 px searched at full size.
+    scene = make_scene(11, 256, 1024, 'road')
+    texture = cv2.resize(np.random.default_rng(7).integers(0, 256, (98, 100), dtype=np.uint8),
+                         (200, 196), interpolation=cv2.INTER_NEAREST)[:, :, None]
+    left, right = scene.left.copy(), scene.right.copy()
+    left[60:, 600:800] = texture
+    right[60:, 300:500] = texture
+    found = check_one('near', left, right)
+    assert (found.searched, found.reached) == (256, 512)
+    assert np.percentile(found.disparities, 99) == pytest.approx(300.0, abs=8.0)
+    line = report_lines([found], ('costnet_fast', 384.0), 127.0)[2]
+    assert line.startswith('disparities (SGBM, left-right checked, up to 256 px, beyond on a '
+                           '2-8x smaller pair up to 512 px)')
