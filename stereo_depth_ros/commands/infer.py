@@ -95,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         print(f'warning: {note}', file=sys.stderr)
     written = [f'{name} (colours 0-{top:.0f} px)' if name == 'disparity.png' else name
                for name in contents]
-    print(f'{pipeline.backend.describe()}: {result.timings["disparity_ms"]:.1f} ms; '
+    print(f'{pipeline.backend.describe()}: {result.timings["disparity_ms"]:.1f} ms (one first '
+          f'call, start-up included: stereo-depth bench times warm ones); '
           f'wrote {", ".join(written)} to {out}')
     return 0
 
