@@ -3,7 +3,8 @@
 The fake ``PY`` runs the helper scripts with this Python and stands in for ``-m
 stereo_depth_ros.training.train``: the job ``fail`` exits 2 at once (as a missing weights
 file does), ``ok`` writes final weights, ``slow`` trains until SIGINT and then writes its
-checkpoint, as the trainer does. Each call takes a second or two.
+checkpoint, as the trainer does (with ``FAKE_FAIL_RESUME`` set, ``--resume`` fails at once).
+Each call takes a second or two.
 """
 
 import os
@@ -30,6 +31,9 @@ case $1 in
   *) exec {python} "$@" ;;
 esac
 echo "args: $*"
+if [ -n "${{FAKE_FAIL_RESUME:-}}" ] && [[ " $* " == *" --resume "* ]]; then
+  echo "train: error: cannot resume" >&2; exit 2
+fi
 while [ $# -gt 0 ]; do
   case $1 in --config) config=$2; shift ;; --out-dir) out=$2; shift ;; esac
   shift
@@ -39,7 +43,7 @@ case $(basename "$config" .yaml) in
   ok) mkdir -p "$out" && echo weights > "$out/costnet.safetensors"
       echo "finished 7 steps in 0.1 min" > "$out/train.log" ;;
   slow) mkdir -p "$out"
-        trap 'echo ckpt > "$out/checkpoint.safetensors"; echo "{{\\"step\\": 42}}" \\
+        trap 'echo "ckpt of $out" > "$out/checkpoint.safetensors"; echo "{{\\"step\\": 42}}" \\
               > "$out/checkpoint.json"; echo "interrupted at step 42"; exit 130' INT
         while :; do sleep 0.1; done ;;
 esac
@@ -92,7 +96,8 @@ def test_the_limit_brings_the_checkpoint_back_and_a_continuation_resumes_it(repo
     assert status == 4
     assert seconds < 20
     assert 'slow: TIMEOUT (SIGINT at 2 s)' in summary and 'step 42' in summary
-    assert (repo.parent / 'out1' / 'slow.checkpoint.safetensors').read_text() == 'ckpt\n'
+    returned = (repo.parent / 'out1' / 'slow.checkpoint.safetensors').read_text()
+    assert returned == 'ckpt of runs/lease/1/slow\n'
     # The second call continues both from what the first returned; the first's folders stay.
     status, _, summary = lease(repo, 'out2', JOBS='slow ok', LIMIT='2', GRACE='5',
                                CONTINUE='1')
@@ -107,6 +112,13 @@ def test_the_limit_brings_the_checkpoint_back_and_a_continuation_resumes_it(repo
     first = (repo / 'runs' / 'lease' / '1' / 'seeds.txt').read_text().split()
     assert len(set(seeds + first)) == 4  # new seeds in each call, none the configs'
     assert not {'5', '6', '7'} & set(seeds + first)
+    # A resumed job that fails at once has no checkpoint of its own: the one it was given
+    # does not come back as if it were.
+    status, _, summary = lease(repo, 'out3', JOBS='slow', CONTINUE='1', FAKE_FAIL_RESUME='1')
+    assert (status, 'slow: FAILED (exit status 2)' in summary) == (1, True)
+    assert 'cannot resume' in summary
+    assert sorted(path.name for path in (repo.parent / 'out3').iterdir()) == [
+        'logs.tgz', 'summary.txt']
 
 
 def test_calls_that_cannot_work_are_refused_before_training(repo):

@@ -6,6 +6,11 @@ photographs (``stereo-depth fetch-photos``, 172 MB) go shrunk and the unlabeled 
 
     .venv/bin/python tools/gpu_lease/pack.py --out .gpu     # then carry .gpu (README.md)
 
+The scripts that run there (run.sh, unpack.py, seeds.py, shrink_checkpoint.py) are not
+copied: they travel with the working tree and run from tools/gpu_lease, so an edit to them
+needs no new pack. ``.gpu/run.sh`` is only a stub that runs ``tools/gpu_lease/run.sh``, for
+the commands written before (an older pack's copy of unpack.py is removed).
+
 Photographs: a fixed random subset within ``--photo-mb``, each shrunk to ``--max-side`` px
 (the training's own limit, so nothing the training would see is lost but the subset): JPEG
 at ``--quality``, PNG where an alpha channel outlines an object. Pairs: every PNG as lossless
@@ -21,6 +26,11 @@ import cv2
 import numpy as np
 
 from stereo_depth_ros.data.photos import DEFAULT_PHOTO_CACHE, IMAGE_SUFFIXES, decode_photo
+
+
+#: ``.gpu/run.sh``: the older command ``bash .gpu/run.sh`` runs the script of the tree.
+STUB = ('#!/bin/bash\n# Written by tools/gpu_lease/pack.py: run.sh travels with the tree.\n'
+        'exec bash tools/gpu_lease/run.sh "$@"\n')
 
 
 def pack_photos(source: Path, target: Path, budget_mb: float, max_side: int,
@@ -93,10 +103,12 @@ def main() -> None:
     photos = pack_photos(args.photos, args.out / 'photos', args.photo_mb,
                          args.max_side, args.quality)
     pairs = pack_pairs(args.pairs, args.out / 'unlabeled_webp')
-    shutil.copy2(Path(__file__).with_name('unpack.py'), args.out / 'unpack.py')
-    shutil.copy2(Path(__file__).with_name('run.sh'), args.out / 'run.sh')
+    (args.out / 'unpack.py').unlink(missing_ok=True)  # an older pack.py's copy
+    (args.out / 'run.sh').write_text(STUB)
+    total = sum(path.stat().st_size for path in args.out.rglob('*') if path.is_file())
     print(f'{photos[0]} photographs ({photos[1] / 2 ** 20:.1f} MiB) and {pairs[0]} pair images '
-          f'({pairs[1] / 2 ** 20:.1f} MiB) in {args.out}')
+          f'({pairs[1] / 2 ** 20:.1f} MiB) in {args.out}, {total / 2 ** 20:.1f} MiB in all; '
+          f'what a call would carry: bash tools/gpu_lease/travel.sh size')
 
 
 if __name__ == '__main__':
