@@ -24,8 +24,9 @@ Steps (all on one core, deterministic):
 4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``) smaller than
    ``min_area`` pixels or ``min_size`` square metres are ignored, and so are components
    whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
-   mismatches in weak texture such as sky), unless the window's lower edge cuts them (their
-   lowest point is out of view: a surface so near that it fills the view below). A
+   mismatches in weak texture such as sky), unless the window's lower edge cuts them at
+   their own distance (their lowest point is out of view: a surface so near that it fills
+   the view below). A
    component's distance is a low percentile (``percentile``) of its depths; the nearest
    one wins.
 5. Mask: candidates with depth within the band of that distance, grouped with the winning
@@ -415,17 +416,15 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     for index, label in zip(order, passing[order]):
         bx, by, bw, bh = stats[label, :4]
         window = labels[by:by + bh, bx:bx + bw] == label
-        # A component cut by the window's lower edge (a surface so near that it fills the
-        # view below) has its lowest point out of view: it cannot be told floating.
-        cut_below = by + bh >= z.shape[0]
+        values = z[by:by + bh, bx:bx + bw][window]
+        distance = float(np.percentile(values, params.percentile))
         if above is not None and plane is not None and params.max_clearance is not None \
-                and not cut_below:
+                and not _cut_below(z, labels, label, distance, params, camera):
             clearance = float(above[by:by + bh, bx:bx + bw][window].min())
             if clearance > params.max_clearance + _tolerance(params, camera, means[index],
                                                              float(plane[3])):
                 continue
-        values = z[by:by + bh, bx:bx + bw][window]
-        ranked.append((float(np.percentile(values, params.percentile)), int(label)))
+        ranked.append((distance, int(label)))
     for distance, label in sorted(ranked):
         # Work in a window around the component, grown to catch pieces split off it.
         bx, by, bw, bh = stats[label, :4]
@@ -445,6 +444,21 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
         bbox = (x0 + wx0 + px, y0 + wy0 + py, width, height)
         return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()))
     return ObstacleResult(empty, ground_plane=plane)
+
+
+def _cut_below(z: np.ndarray, labels: np.ndarray, label: int, distance: float,
+               params: ObstacleParameters, camera: StereoCameraModel) -> bool:
+    """Return whether the window's lower edge cuts the component at its own distance.
+
+    Such a surface is so near that it fills the view below: its lowest point is out of
+    view, so its clearance cannot be told. Its pixels in the last row must lie within the
+    distance band of its distance (the surface itself goes on below), not be a farther part
+    joined to a near, overhead one (a canopy over a trunk down to the ground clutter).
+    """
+    bottom = z[-1][labels[-1] == label]
+    if bottom.size < params.min_area ** 0.5:
+        return False
+    return float(np.median(bottom)) <= distance + _band(params, camera, distance)
 
 
 def _obstacle_mask(z: np.ndarray, candidates: np.ndarray, seed: np.ndarray, distance: float,

@@ -273,6 +273,19 @@ def test_a_surface_cut_by_the_lower_edge_is_not_taken_for_a_floating_blob():
     assert segment_nearest_obstacle(depth, CAMERA, params).distance == pytest.approx(20.0)
 
 
+def test_only_a_surface_cut_at_its_own_distance_escapes_the_clearance():
+    from stereo_depth_ros.obstacle import _cut_below
+    z = np.full((100, 100), 6.0, np.float32)
+    labels = np.zeros((100, 100), np.int32)
+    labels[:, 40:60] = 1
+    z[:20, 40:60] = 2.4  # a near canopy over a farther trunk that reaches the bottom row
+    assert not _cut_below(z, labels, 1, 2.4, EXACT, CAMERA)
+    z[:, 40:60] = 1.2  # one surface, 1.2 m away from top to bottom: cut by the edge
+    assert _cut_below(z, labels, 1, 1.2, EXACT, CAMERA)
+    labels[-1, 41:60] = 0  # touching the edge with one pixel is no cut
+    assert not _cut_below(z, labels, 1, 1.2, EXACT, CAMERA)
+
+
 def test_without_ground_plane_uses_the_prior_height():
     depth, owners = _road_depth(boxes=[(-1.0, 1.0, 9.0, 1.5)])
     depth[~owners[0]] = np.nan  # no ground seen: the box's upright face is no ground plane
