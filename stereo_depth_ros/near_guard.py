@@ -35,6 +35,11 @@ MAX_COARSE_PIXELS = 40_000
 SHRINK_LIMITS = (2, 8)
 #: Fewest rows of the shrunken pair worth a search.
 MIN_COARSE_ROWS = 24
+#: A find where the backend has an estimate must cost (1 - ZNCC, 5x5 coarse windows) this
+#: much less than the backend's estimate: a repeating texture matches well at both.
+CONFIRM_MARGIN = 0.3
+#: Product of the two windows' grey variances under which a window is flat (grey levels^4).
+_FLAT_VARIANCE = 1.0
 #: SGBM settings of the coarse search (block size, uniqueness %, speckle window and range).
 _BLOCK = 5
 _UNIQUENESS = 10
@@ -63,30 +68,47 @@ def guard_plan(width: int, height: int, max_disparity: float) -> Optional[tuple[
 
 
 def near_surface_depth(left: np.ndarray, right: np.ndarray, max_disparity: float,
-                       focal_baseline: float, disparity_offset: float = 0.0
+                       focal_baseline: float, disparity_offset: float = 0.0,
+                       backend_disparity: Optional[np.ndarray] = None
                        ) -> Optional[np.ndarray]:
     """Return full-size depth (m) of the surfaces beyond ``max_disparity`` px, NaN elsewhere.
 
     ``left``/``right`` are the rectified pair (uint8, HxW or HxWx3); ``max_disparity`` is the
     largest disparity the backend measures, in pixels of the pair as given; depth is
-    ``focal_baseline / (d - disparity_offset)``. None where no search is useful
-    (:func:`guard_plan`).
+    ``focal_baseline / (d - disparity_offset)``. With the backend's ``backend_disparity``
+    (HxW px, NaN unknown), a find where the backend has an estimate is kept only where the
+    images confirm it clearly better (:data:`CONFIRM_MARGIN`): a repeating texture matches
+    at both. None where no search is useful (:func:`guard_plan`).
     """
-    disparity = beyond_range_disparity(left, right, max_disparity)
-    if disparity is None:
+    coarse = _coarse_finds(left, right, max_disparity, backend_disparity)
+    if coarse is None:
         return None
-    true_disparity = np.maximum(disparity - disparity_offset, 0.0)
+    true_disparity = np.maximum(coarse - np.float32(disparity_offset), np.float32(0.0))
     with np.errstate(divide='ignore', invalid='ignore'):
-        return np.where(true_disparity > 0, focal_baseline / true_disparity,
-                        np.nan).astype(np.float32)
+        depth = np.where(true_disparity > 0, np.float32(focal_baseline) / true_disparity,
+                         np.float32(np.nan)).astype(np.float32)
+    return _full_size(depth, left.shape)
 
 
-def beyond_range_disparity(left: np.ndarray, right: np.ndarray,
-                           max_disparity: float) -> Optional[np.ndarray]:
+def beyond_range_disparity(left: np.ndarray, right: np.ndarray, max_disparity: float,
+                           backend_disparity: Optional[np.ndarray] = None
+                           ) -> Optional[np.ndarray]:
     """Return full-size disparities (px) found beyond ``max_disparity`` px, NaN elsewhere.
 
-    The coarse search of :func:`near_surface_depth`; None where none is useful.
+    The coarse search of :func:`near_surface_depth` (which see); None where none is useful.
     """
+    coarse = _coarse_finds(left, right, max_disparity, backend_disparity)
+    return None if coarse is None else _full_size(coarse, left.shape)
+
+
+def _full_size(coarse: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Return a coarse map at the pair's size (each coarse pixel over its block)."""
+    return cv2.resize(coarse, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+
+
+def _coarse_finds(left: np.ndarray, right: np.ndarray, max_disparity: float,
+                  backend_disparity: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """Return the shrunken pair's disparities beyond the range, in full-size px, else NaN."""
     height, width = left.shape[:2]
     plan = guard_plan(width, height, max_disparity)
     if plan is None:
@@ -100,7 +122,41 @@ def beyond_range_disparity(left: np.ndarray, right: np.ndarray,
         P2=32 * _BLOCK ** 2, disp12MaxDiff=1, uniquenessRatio=_UNIQUENESS,
         speckleWindowSize=_SPECKLE_WINDOW, speckleRange=_SPECKLE_RANGE,
         mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
-    # Back to pixels of the pair as given (the shrunken width is not always width / shrink).
-    disparity = matcher.compute(*small).astype(np.float32) / 16.0 * (width / size[0])
-    disparity[~(disparity > max_disparity + shrink)] = np.nan
-    return cv2.resize(disparity, (width, height), interpolation=cv2.INTER_NEAREST)
+    # OpenCV gives nothing left of its search range's width: pad both views on the left (edge
+    # pixels), so a near surface there is matched where the right view holds it, then crop.
+    padded = [cv2.copyMakeBorder(image, 0, 0, disparities, 0, cv2.BORDER_REPLICATE)
+              for image in small]
+    coarse = matcher.compute(*padded)[:, disparities:].astype(np.float32) / 16.0
+    scale = width / size[0]  # back to pixels of the pair as given (width // shrink rounds)
+    beyond = coarse * scale > max_disparity + shrink
+    if backend_disparity is not None and beyond.any():
+        theirs = cv2.resize(np.asarray(backend_disparity, np.float32), size,
+                            interpolation=cv2.INTER_NEAREST) / scale
+        contested = beyond & np.isfinite(theirs)
+        if contested.any():
+            ours_cost = _window_cost(small[0], small[1], np.where(beyond, coarse, 0.0))
+            their_cost = _window_cost(small[0], small[1], np.nan_to_num(theirs))
+            beyond &= ~contested | (ours_cost + CONFIRM_MARGIN < their_cost)
+    coarse[~beyond] = np.nan
+    return coarse * np.float32(scale)
+
+
+def _window_cost(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> np.ndarray:
+    """Return 1 - ZNCC over 5x5 windows of ``left`` and ``right`` warped by ``disparity``.
+
+    0 for a perfect match, up to 2; flat windows (no correlation to measure) cost 1.
+    """
+    grid = np.indices(left.shape).astype(np.float32)
+    warped = cv2.remap(right.astype(np.float32), grid[1] - disparity.astype(np.float32),
+                       grid[0], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    base = left.astype(np.float32)
+
+    def mean(image: np.ndarray) -> np.ndarray:
+        return cv2.blur(image, (_BLOCK, _BLOCK), borderType=cv2.BORDER_REFLECT)
+
+    mean_l, mean_r = mean(base), mean(warped)
+    covariance = mean(base * warped) - mean_l * mean_r
+    variance = (mean(base * base) - mean_l ** 2) * (mean(warped * warped) - mean_r ** 2)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        zncc = covariance / np.sqrt(np.maximum(variance, 0.0))
+    return np.where(variance > _FLAT_VARIANCE, 1.0 - zncc, 1.0).astype(np.float32)

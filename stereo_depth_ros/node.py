@@ -15,7 +15,7 @@ as sensor_msgs/CompressedImage on ``<image topic>/compressed``) - sensor-data Qo
 exact stamp (``approximate_sync: false``) or by nearest stamp within
 ``approximate_sync_tolerance_seconds``.
 
-Publishes (reliable, depth 1, like ``stereo_image_proc``): ``disparity``
+Publishes (reliable, keep last :data:`OUTPUT_HISTORY_DEPTH`): ``disparity``
 (stereo_msgs/DisparityImage), ``depth/image_rect`` (32FC1 metres, NaN unknown, REP 118;
 -inf/+inf outside ``min_depth``/``max_depth``, REP 117) with ``depth/camera_info`` beside it
 (the left CameraInfo, same header, where image_transport and depth_image_proc look),

@@ -24,7 +24,7 @@ Steps (all on one core, deterministic):
 4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``) smaller than
    ``min_area`` pixels or ``min_size`` square metres are ignored, and so are components
    whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
-   mismatches in weak texture such as sky), unless the window's lower edge cuts them at
+   mismatches in weak texture such as sky), unless the image's lower edge cuts them at
    their own distance (their lowest point is out of view: a surface so near that it fills
    the view below). A
    component's distance is a low percentile (``percentile``) of its depths; the nearest
@@ -362,13 +362,16 @@ def _drop_far_side_of_jumps(z: np.ndarray, mask: np.ndarray,
 
 
 def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
-                             params: Optional[ObstacleParameters] = None) -> ObstacleResult:
+                             params: Optional[ObstacleParameters] = None,
+                             ground_depth: Optional[np.ndarray] = None) -> ObstacleResult:
     """Find the nearest obstacle (not the ground) in a depth image (REP 118, NaN unknown).
 
     Args:
         depth: float HxW depth in metres (NaN/inf/<=0 unknown), size of ``camera``.
         camera: the stereo camera model the depth was computed with.
         params: settings; defaults to :class:`ObstacleParameters()`.
+        ground_depth: the depth the ground plane is fitted on, where it is not ``depth``
+            (the backend's, without the near guard's finds).
 
     Returns:
         :class:`ObstacleResult` with a full-size mask (all False when nothing was found).
@@ -379,7 +382,8 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     depth = _check_depth(depth, camera)
     height, width = depth.shape
     empty = np.zeros((height, width), bool)
-    plane = fit_ground_plane(depth, camera, params) or _prior_plane(params)
+    ground = depth if ground_depth is None else _check_depth(ground_depth, camera)
+    plane = fit_ground_plane(ground, camera, params) or _prior_plane(params)
 
     x0, y0, x1, y1 = _roi_window(params.roi, width, height)
     z = depth[y0:y1, x0:x1]
@@ -419,7 +423,8 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
         values = z[by:by + bh, bx:bx + bw][window]
         distance = float(np.percentile(values, params.percentile))
         if above is not None and plane is not None and params.max_clearance is not None \
-                and not _cut_below(z, labels, label, distance, params, camera):
+                and not (y1 == height and _cut_below(z, labels, label, distance, params,
+                                                     camera)):
             clearance = float(above[by:by + bh, bx:bx + bw][window].min())
             if clearance > params.max_clearance + _tolerance(params, camera, means[index],
                                                              float(plane[3])):
@@ -448,7 +453,9 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
 
 def _cut_below(z: np.ndarray, labels: np.ndarray, label: int, distance: float,
                params: ObstacleParameters, camera: StereoCameraModel) -> bool:
-    """Return whether the window's lower edge cuts the component at its own distance.
+    """Return whether the window's last row cuts the component at its own distance.
+
+    (Asked only where that row is the image's: above it the surface could still be seen.)
 
     Such a surface is so near that it fills the view below: its lowest point is out of
     view, so its clearance cannot be told. Its pixels in the last row must lie within the

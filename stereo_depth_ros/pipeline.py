@@ -69,8 +69,8 @@ def blind_search_note(min_range: float, max_range: float) -> str:
             f'{min_range:.3g} m (the largest of obstacle.min_range, min_depth and f B over '
             f"the backend's largest disparity), is not below the farthest, {max_range:.3g} m "
             '(obstacle.max_range, max_depth): raise those, or the disparity range '
-            '(sgbm.disparity_range, learned.near_passes); Range says -inf for what the near '
-            'guard finds, else NaN')
+            '(sgbm.disparity_range, learned.near_passes); Range says -inf for an obstacle '
+            'nearer than the start, else NaN')
 
 
 def check_depth_range(min_depth: Optional[float], max_depth: Optional[float],
@@ -125,6 +125,8 @@ class StereoPipeline:
         self.min_depth = min_depth
         self.max_depth = max_depth
         self.colour_scale = colour_scale or ColourScale()
+        #: Image widths already told that the backend's range is wider (said once each).
+        self._narrow_widths: set[int] = set()
 
     def process(self, left: np.ndarray, right: np.ndarray,
                 camera: Optional[StereoCameraModel] = None,
@@ -158,7 +160,8 @@ class StereoPipeline:
                                 obstacle_roi=self.obstacle_params.roi,
                                 range_frame_id=self.obstacle_params.range_frame_id,
                                 timings=timings)
-        if reach < float(self.backend.max_disparity):
+        if reach < float(self.backend.max_disparity) and left.shape[1] not in self._narrow_widths:
+            self._narrow_widths.add(left.shape[1])
             result.notes.append(
                 f'the disparity range is wider than the image: {self.backend.name} '
                 f'reaches {float(self.backend.max_disparity):g} px, but on a '
@@ -179,9 +182,10 @@ class StereoPipeline:
                 # Before the depth range is marked: an obstacle nearer than min_depth is
                 # found at its depth, and its Range says "too close" (-inf).
                 tick = time.perf_counter()
-                result.obstacle = self._nearest_obstacle(
-                    self._with_near_surfaces(depth, left, right, camera, timings), camera,
-                    max_range)
+                searched = self._with_near_surfaces(depth, disparity, left, right, camera,
+                                                    timings)
+                result.obstacle = self._nearest_obstacle(searched, camera, max_range,
+                                                         ground_depth=depth)
                 timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
             tick = time.perf_counter()
             self._apply_depth_range(depth, disparity)
@@ -230,18 +234,21 @@ class StereoPipeline:
         """
         return min(float(self.backend.max_disparity), float(width - 1))
 
-    def _with_near_surfaces(self, depth: np.ndarray, left: np.ndarray, right: np.ndarray,
-                            camera: StereoCameraModel, timings: dict[str, float]) -> np.ndarray:
+    def _with_near_surfaces(self, depth: np.ndarray, disparity: np.ndarray, left: np.ndarray,
+                            right: np.ndarray, camera: StereoCameraModel,
+                            timings: dict[str, float]) -> np.ndarray:
         """Return the depth the obstacle search takes.
 
-        With ``near_guard``, the backend's depth plus the surfaces nearer than it measures
-        (:mod:`~stereo_depth_ros.near_guard`); the result's depth stays the backend's.
+        With ``near_guard``, the backend's depth with the surfaces nearer than it measures
+        in place of what it has there (:mod:`~stereo_depth_ros.near_guard`; where the backend
+        has an estimate, only finds the images confirm better); the result's depth stays the
+        backend's.
         """
         if not self.obstacle_params.near_guard:
             return depth
         tick = time.perf_counter()
         near = near_surface_depth(left, right, self.largest_disparity(left.shape[1]),
-                                  camera.focal_baseline, camera.disparity_offset)
+                                  camera.focal_baseline, camera.disparity_offset, disparity)
         timings['near_guard_ms'] = (time.perf_counter() - tick) * 1e3
         if near is None:
             return depth
@@ -253,7 +260,8 @@ class StereoPipeline:
         return searched
 
     def _nearest_obstacle(self, depth: np.ndarray, camera: StereoCameraModel,
-                          max_range: float) -> ObstacleResult:
+                          max_range: float,
+                          ground_depth: Optional[np.ndarray] = None) -> ObstacleResult:
         """Return the nearest obstacle up to ``max_range``, the farthest the Range covers.
 
         Nearer than its ``min_range`` is searched too (:mod:`~stereo_depth_ros.obstacle`).
@@ -263,7 +271,7 @@ class StereoPipeline:
             return ObstacleResult(np.zeros(depth.shape, bool))
         if max_range < params.max_range:
             params = replace(params, max_range=max_range)
-        return segment_nearest_obstacle(depth, camera, params)
+        return segment_nearest_obstacle(depth, camera, params, ground_depth)
 
     def _apply_depth_range(self, depth: np.ndarray, disparity: np.ndarray) -> None:
         """Mark depth outside [min_depth, max_depth], in place, as REP 117 does ranges.

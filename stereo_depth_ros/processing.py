@@ -16,8 +16,9 @@ import numpy as np
 from .camera import camera_info_fields, StereoCameraModel
 from .errors import ImageFormatError
 from .images import to_rgb
-from .msgs.images import (array_to_image, compressed_image_size, ENCODINGS, image_label,
-                          is_compressed, STEREO_ENCODINGS, stereo_input_from_message)
+from .msgs.images import (array_to_image, BIT_DEPTH_SETTING, compressed_image_size, ENCODINGS,
+                          image_label, is_compressed, narrow_16_bit_note, STEREO_ENCODINGS,
+                          stereo_input_from_message)
 from .msgs.obstacle import make_mask_image, make_obstacle_range
 from .msgs.points import make_point_cloud2
 from .msgs.stereo import make_camera_info, make_depth_image, make_disparity_image
@@ -40,6 +41,10 @@ class StereoPair:
     left_info: Any
     right_info: Any
     received: float = field(default_factory=time.monotonic)
+
+
+#: Frames of 16-bit images whose brightest value says whether the sensor has fewer bits.
+NARROW_16_BIT_FRAMES = 10
 
 
 @dataclass
@@ -127,6 +132,10 @@ class StereoFrameProcessor:
         self.limit_option = limit_option
         self._camera_key: Optional[tuple] = None
         self._camera: Optional[StereoCameraModel] = None
+        #: The brightest value of the 16-bit images decoded without a bit depth, and how many
+        #: frames it is over (a 12-bit sensor is told from a dark scene over many frames).
+        self._brightest_16 = 0
+        self._frames_16 = 0
 
     def camera(self, left_info: Any, right_info: Any) -> StereoCameraModel:
         """Return the stereo model of the two CameraInfo messages (cached)."""
@@ -141,12 +150,23 @@ class StereoFrameProcessor:
                ) -> tuple[np.ndarray, np.ndarray, StereoCameraModel]:
         """Return the left and right backend inputs and the camera model of a checked pair.
 
-        Lines about the images (16-bit ones that use few of their bits) go to ``notes``.
+        Lines about the images go to ``notes``: 16-bit ones without ``mono16_bit_depth``
+        whose brightest value over :data:`NARROW_16_BIT_FRAMES` frames or more needs 9-14
+        bits (a 12-bit sensor scaled over 16 bits keeps 4 bits of grey).
         """
         for image, side in ((pair.left_image, 'left'), (pair.right_image, 'right')):
             check_image_size(*input_size(image, side), self.max_megapixels, self.limit_option)
-        left = self._image(pair.left_image, 'left', notes)
-        right = self._image(pair.right_image, 'right', notes)
+        brightest: list[int] = []
+        left = self._image(pair.left_image, 'left', brightest)
+        right = self._image(pair.right_image, 'right', brightest)
+        if brightest:
+            self._brightest_16 = max(self._brightest_16, *brightest)
+            self._frames_16 += 1
+            note = narrow_16_bit_note(self._brightest_16, BIT_DEPTH_SETTING,
+                                      f'the brightest value of {self._frames_16} frames')
+            if note is not None and notes is not None \
+                    and self._frames_16 >= NARROW_16_BIT_FRAMES:
+                notes.append(note)
         if left.shape[:2] != right.shape[:2]:
             raise ImageFormatError(
                 f'left and right images differ in size: {left.shape[1]}x{left.shape[0]} vs '
@@ -159,7 +179,7 @@ class StereoFrameProcessor:
         camera.check_image_size(left.shape[1], left.shape[0])
         return left, right, camera
 
-    def _image(self, msg: Any, side: str, notes: Optional[list[str]] = None) -> np.ndarray:
+    def _image(self, msg: Any, side: str, brightest: Optional[list[int]] = None) -> np.ndarray:
         if not is_compressed(msg) and msg.encoding not in STEREO_ENCODINGS:
             kind = ('is not a camera intensity image' if msg.encoding in ENCODINGS
                     else 'is not supported')
@@ -167,7 +187,7 @@ class StereoFrameProcessor:
                 f'{side} image: encoding {msg.encoding!r} {kind}; stereo input must be one '
                 f'of {", ".join(STEREO_ENCODINGS)}')
         try:
-            return stereo_input_from_message(msg, self.mono16_bit_depth, notes)
+            return stereo_input_from_message(msg, self.mono16_bit_depth, brightest)
         except ImageFormatError as error:
             raise ImageFormatError(f'{side} image: {error}') from None
 

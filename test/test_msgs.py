@@ -453,35 +453,33 @@ def test_8uc3_is_blue_first_as_in_cv_bridge(store):
     assert (rgb[..., 2] == 200).all() and (rgb[..., 0] == 0).all()
 
 
-def test_sixteen_bit_images_that_use_few_bits_are_named() -> None:
-    from stereo_depth_ros.msgs.images import NARROW_16_BIT_START
+def test_sixteen_bit_images_report_their_brightest_value() -> None:
+    from stereo_depth_ros.msgs.images import narrow_16_bit_note, NARROW_16_BIT_START
     types = MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY))
     header = types.Header(stamp=types.Time(sec=1, nanosec=0), frame_id='cam')
     twelve = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096)
-    notes: list[str] = []
+    brightest: list[int] = []
     dark = stereo_input_from_message(array_to_image(twelve, 'mono16', header, types), None,
-                                     notes)
-    assert dark.max() == 16  # 4095 of 65535: the full range leaves 4 bits of grey
-    assert len(notes) == 1 and notes[0].startswith(NARROW_16_BIT_START)
-    assert 'brightest value is 4095 (12 bits)' in notes[0] and '16x too dark' in notes[0]
-    assert 'mono16_bit_depth' in notes[0] and '--mono16-bit-depth' in notes[0]
-    notes.clear()  # with the bit depth given: scaled right, nothing to say
+                                     brightest)
+    assert dark.max() == 16 and brightest == [4095]  # 4 bits of grey over the full range
     bright = stereo_input_from_message(array_to_image(twelve, 'mono16', header, types), 12,
-                                       notes)
-    assert bright.max() == 255 and notes == []
-    full = twelve.astype(np.uint32) * 16  # a 16-bit sensor: no line
-    stereo_input_from_message(array_to_image(full.astype(np.uint16), 'mono16', header, types),
-                              None, notes)
-    assert notes == []
+                                       brightest)
+    assert bright.max() == 255 and brightest == [4095]  # a bit depth given: nothing to say
+    note = narrow_16_bit_note(4095, 'mono16_bit_depth')
+    assert note is not None and note.startswith(NARROW_16_BIT_START)
+    assert 'is 4095 (12 bits)' in note and '16x too dark' in note
+    assert note.endswith('give mono16_bit_depth 12')
+    # A black frame (lens cap) and a 16-bit sensor say nothing.
+    assert narrow_16_bit_note(200, 'x') is None and narrow_16_bit_note(65000, 'x') is None
 
 
-def test_sixteen_bit_image_files_keep_their_low_bits(tmp_path) -> None:
+def test_sixteen_bit_image_files_are_scaled_by_their_bit_depth(tmp_path) -> None:
     from stereo_depth_ros.data.datasets import read_image_rgb
     twelve = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096)
     cv2.imwrite(str(tmp_path / 'twelve.png'), twelve)
     notes: list[str] = []
     rgb = read_image_rgb(tmp_path / 'twelve.png', notes)
-    assert rgb.shape == (64, 64, 3) and rgb.max() == 16  # not 15 >> 8 = 0: scaled, not cut
-    assert len(notes) == 1 and '(12 bits)' in notes[0]
-    cv2.imwrite(str(tmp_path / 'full.png'), (twelve.astype(np.uint32) * 16).astype(np.uint16))
-    assert read_image_rgb(tmp_path / 'full.png', notes).max() == 255 and len(notes) == 1
+    assert rgb.shape == (64, 64, 3) and rgb.max() == 16  # the full 16-bit range: 4 bits
+    assert len(notes) == 1 and '(12 bits)' in notes[0] and '--mono16-bit-depth 12' in notes[0]
+    scaled = read_image_rgb(tmp_path / 'twelve.png', notes, bit_depth=12)
+    assert scaled.max() == 255 and len(np.unique(scaled)) == 256 and len(notes) == 1

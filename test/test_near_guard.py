@@ -19,14 +19,17 @@ from stereo_depth_ros.pipeline import StereoPipeline
 SEEDS = (11, 12, 13)
 
 
-def _with_near_block(seed: int, disparity: int) -> tuple:
-    """A 512x256 road scene with a textured block at ``disparity`` px filling rows 60-255."""
+def _with_near_block(seed: int, disparity: int, column: int = 300) -> tuple:
+    """A 512x256 road scene with a textured block at ``disparity`` px filling rows 60-255.
+
+    The block spans 120 columns from ``column`` in the left view.
+    """
     scene = make_scene(seed, height=256, width=512, kind='road')
     texture = cv2.resize(np.random.default_rng(7).integers(0, 256, (98, 60), dtype=np.uint8),
                          (120, 196), interpolation=cv2.INTER_NEAREST)[:, :, None]
     left, right = scene.left.copy(), scene.right.copy()
-    left[60:, 300:420] = texture
-    right[60:, 300 - disparity:420 - disparity] = texture
+    left[60:, column:column + 120] = texture
+    right[60:, column - disparity:column + 120 - disparity] = texture
     return scene, left, right
 
 
@@ -108,3 +111,46 @@ def test_a_search_that_sees_no_depth_is_warned_about_and_its_range_stays_valid()
     seeing = StereoPipeline(create_backend('sgbm')).process(scene.left, scene.right,
                                                             scene.camera, outputs={'obstacle'})
     assert seeing.notes == []
+
+
+def test_a_block_in_the_left_half_is_found_too() -> None:
+    # The coarse search pads the views on the left: OpenCV gives nothing for the columns
+    # left of its range's width (here 256 of 512 px, where the block starts at 160).
+    scene, left, right = _with_near_block(SEEDS[0], 150, column=160)
+    near = near_surface_depth(left, right, 127.0, scene.camera.focal_baseline)
+    assert near is not None
+    assert np.isfinite(near[70:, 170:270]).mean() > 0.9
+
+
+def test_the_depth_follows_the_offset_between_the_principal_points() -> None:
+    scene, left, right = _with_near_block(SEEDS[0], 200)
+    fb = scene.camera.focal_baseline
+    near = near_surface_depth(left, right, 127.0, fb, disparity_offset=10.0)
+    assert near is not None
+    assert np.nanmedian(near[70:, 310:410]) == pytest.approx(fb / 190.0, rel=0.03)
+
+
+def test_a_repeating_texture_the_backend_matched_is_left_alone() -> None:
+    # A facade with a 170-px repeating pattern 30 px away: the coarse search also matches it
+    # one period further (200 px, 0.8 m), where sgbm measured it right. Without the check
+    # against the backend's estimate, one such facade gave Range -inf.
+    scene = make_scene(SEEDS[0], height=256, width=512, kind='road', obstacles=0)
+    period = 170
+    tile = cv2.resize(np.random.default_rng(period).integers(0, 256, (64, period // 2),
+                                                             dtype=np.uint8),
+                      (period, 256), interpolation=cv2.INTER_CUBIC)
+    wall = np.tile(tile, (1, 2048 // period + 2))
+    rows = np.nanmedian(scene.disparity, axis=1) < 30
+    left, right = scene.left.copy(), scene.right.copy()
+    for image, shift in ((left, 0), (right, 30)):
+        image[rows] = wall[:, 200 + shift:712 + shift][rows][:, :, None]
+    raw = near_surface_depth(left, right, 127.0, scene.camera.focal_baseline)
+    assert raw is not None and np.isfinite(raw).mean() > 0.2  # the coarse search alone is fooled
+    backend = create_backend('sgbm')
+    guarded = StereoPipeline(backend).process(left, right, scene.camera,
+                                              outputs={'obstacle', 'depth'})
+    blind = StereoPipeline(backend, obstacle_params=ObstacleParameters(near_guard=False)) \
+        .process(left, right, scene.camera, outputs={'obstacle', 'depth'})
+    assert guarded.obstacle.distance == blind.obstacle.distance > guarded.min_range
+    # The published depth is the backend's, guard or not.
+    np.testing.assert_array_equal(guarded.depth, blind.depth)

@@ -268,6 +268,10 @@ def test_a_surface_cut_by_the_lower_edge_is_not_taken_for_a_floating_blob():
     params = ObstacleParameters(ground_tolerance=0.05, disparity_noise=0.0, max_clearance=0.7)
     cut = segment_nearest_obstacle(depth, CAMERA, params)
     assert cut.distance == pytest.approx(1.2) and cut.mask[100:, 300:420].all()
+    # Cut by a search window that ends above the image's edge, it could be floating: rejected.
+    upper = ObstacleParameters(ground_tolerance=0.05, disparity_noise=0.0, max_clearance=0.7,
+                               roi=(0.0, 0.0, 1.0, 0.75))
+    assert segment_nearest_obstacle(depth, CAMERA, upper).distance == pytest.approx(20.0)
     # The same block ending a row above the image's edge is floating: rejected.
     depth[-1, 300:420] = _road_depth()[0][-1, 300:420]
     assert segment_nearest_obstacle(depth, CAMERA, params).distance == pytest.approx(20.0)

@@ -179,12 +179,14 @@ def test_a_wide_range_backend_paints_a_near_scene_in_its_whole_colour_scale(road
         def compute(self, left, right):
             return self.inner.compute(left, right)
 
-    result = StereoPipeline(WideRange()).process(road.left, road.right, road.camera,
-                                                 outputs={'color'})
+    pipeline = StereoPipeline(WideRange())
+    result = pipeline.process(road.left, road.right, road.camera, outputs={'color'})
     assert result.max_disparity == 383.0  # on a 384-px-wide pair, no disparity is larger
     assert result.notes[0].startswith('the disparity range is wider than the image: wide '
                                       'reaches 384 px, but on a 384-px-wide pair no disparity '
                                       'exceeds 383 px')
+    # Said once per image width, not with every pair of a stream.
+    assert pipeline.process(road.left, road.right, road.camera, outputs={'color'}).notes == []
     near = np.nanpercentile(result.disparity, 99)
     red_top = colour_scale_top(result.disparity, 383.0)
     assert near <= red_top < 2 * max(near, 16.0)

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import calibration_flags, positive_int
+from .common import add_bit_depth_argument, calibration_flags, positive_int
 from ..camera import StereoCameraModel
 from ..errors import DatasetError
 from ..sync import DEFAULT_SLOP
@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--slop', type=float, default=DEFAULT_SLOP,
                         help=f'with --approximate-sync: largest stamp difference in seconds '
                              f'(default {DEFAULT_SLOP})')
+    add_bit_depth_argument(parser, 'image files (--pairs)')
     parser.add_argument('--max-pairs', type=positive_int, default=12,
                         help='pairs checked, spread over the bag or folder (default 12)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
@@ -78,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
         folders = [folders[i] for i in _spread(len(folders), args.max_pairs)]
         findings, sizes = [], set()
         for folder in tqdm(folders, desc='check pairs', unit='pair', disable=args.no_progress):
-            left = read_image_rgb(folder / 'left.png', image_notes)
-            right = read_image_rgb(folder / 'right.png', image_notes)
+            left = read_image_rgb(folder / 'left.png', image_notes, args.mono16_bit_depth)
+            right = read_image_rgb(folder / 'right.png', image_notes, args.mono16_bit_depth)
             if left.shape != right.shape:
                 raise DatasetError(f'{folder}: left {left.shape[1]}x{left.shape[0]} and right '
                                    f'{right.shape[1]}x{right.shape[0]} differ')

@@ -129,6 +129,21 @@ def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:
                              f'{DEFAULT_MAX_MEGAPIXELS:g}; 0 = no limit)')
 
 
+def _bit_depth(text: str) -> int:
+    """Return ``text`` as a sensor bit depth, 8..16 (an argparse type)."""
+    value = _bounded_int(text, 8, 'a bit depth of 8 to 16')
+    if value > 16:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a bit depth of 8 to 16')
+    return value
+
+
+def add_bit_depth_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """Add ``--mono16-bit-depth``: the significant bits of 16-bit ``what``."""
+    parser.add_argument('--mono16-bit-depth', type=_bit_depth, default=None, metavar='BITS',
+                        help=f'significant bits of 16-bit {what}, 8-16 (a 12-bit sensor: 12; '
+                             'default: the full 16-bit range)')
+
+
 def calibration_flags(args: argparse.Namespace) -> Optional[tuple[float, float]]:
     """Return ``(fx, baseline)`` of ``--fx``/``--baseline``, or None where neither is given.
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (add_backend_arguments, add_size_limit_argument, calibration_flags,
-                     check_output_folder, pipeline_from_args)
+from .common import (add_backend_arguments, add_bit_depth_argument, add_size_limit_argument,
+                     calibration_flags, check_output_folder, pipeline_from_args)
 from ..camera import StereoCameraModel, wide_baseline
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--fx', type=float, default=None, help='focal length in pixels')
     parser.add_argument('--baseline', type=float, default=None, help='baseline in metres')
     parser.add_argument('--out-dir', required=True, help='folder for the outputs')
+    add_bit_depth_argument(parser, 'image files')
     add_size_limit_argument(parser)
 
 
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f'no such image: {path}')
     out = check_output_folder(args.out_dir)
     notes: list[str] = []
-    left, right = read_image_rgb(args.left, notes), read_image_rgb(args.right, notes)
+    left = read_image_rgb(args.left, notes, args.mono16_bit_depth)
+    right = read_image_rgb(args.right, notes, args.mono16_bit_depth)
     for note in notes[:1]:
         print(f'warning: {note}', file=sys.stderr)
     if left.shape != right.shape:

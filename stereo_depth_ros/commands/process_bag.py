@@ -3,7 +3,8 @@
 import argparse
 import sys
 
-from .common import add_backend_arguments, add_size_limit_argument, pipeline_from_args
+from .common import (add_backend_arguments, add_bit_depth_argument, add_size_limit_argument,
+                     pipeline_from_args)
 from ..bags.process import process_bag
 from ..sync import DEFAULT_SLOP
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
@@ -34,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'has are refused')
     parser.add_argument('--points', action='store_true',
                         help='also write <ns>/points2 (as publish_points: true does)')
-    parser.add_argument('--mono16-bit-depth', type=int, default=None,
-                        help='significant bits of mono16 images (default: full 16-bit range)')
+    add_bit_depth_argument(parser, 'mono16 images')
     parser.add_argument('--storage', choices=sorted(STORAGE_PLUGINS), default='mcap',
                         help='storage plugin of the output bag (default: mcap)')
     parser.add_argument('--ros-distro', choices=sorted(DISTROS), default='jazzy',

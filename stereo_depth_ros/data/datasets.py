@@ -25,7 +25,7 @@ import numpy as np
 
 from .pfm import read_pfm
 from ..errors import DatasetError
-from ..msgs.images import narrow_16_bit_note
+from ..msgs.images import narrow_16_bit_note, scale_16_bit
 
 
 #: Ground-truth files of a Middlebury 2014 / ETH3D scene folder, in the order they are looked
@@ -44,22 +44,24 @@ class StereoSample:
     disparity: np.ndarray
 
 
-def read_image_rgb(path: str | Path, notes: Optional[list[str]] = None) -> np.ndarray:
+def read_image_rgb(path: str | Path, notes: Optional[list[str]] = None,
+                   bit_depth: Optional[int] = None) -> np.ndarray:
     """Read an image file as uint8 HxWx3 RGB (grey images are replicated).
 
-    16-bit files are scaled over their full range, as the node scales mono16 without a bit
-    depth (OpenCV alone would keep their top 8 bits); one whose values use few of their
-    bits (a 12-bit sensor's) adds a line to ``notes``.
+    16-bit files are scaled over ``bit_depth`` bits where given, else over all 16, as the
+    node scales mono16 (OpenCV alone keeps their top 8 bits: the same 4 bits of grey for a
+    12-bit sensor's file); one whose brightest value needs 9-14 bits adds a line to
+    ``notes`` naming ``--mono16-bit-depth``.
     """
     image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if image is None:
         raise DatasetError(f'cannot read image {path} (missing or corrupt)')
     if image.dtype == np.uint16:
-        note = narrow_16_bit_note(image, 'the pair as 8-bit images (each value shifted right '
-                                  'by the bit depth - 8), bit depth')
+        note = None if bit_depth else narrow_16_bit_note(int(image.max()),
+                                                         '--mono16-bit-depth')
         if note is not None and notes is not None:
             notes.append(f'{path}: {note}')
-        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+        image = scale_16_bit(image, bit_depth)
     elif image.dtype != np.uint8:
         raise DatasetError(f'cannot read image {path}: {image.dtype} pixels, not 8- or 16-bit')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -87,13 +87,13 @@ def image_to_array(msg: Any) -> tuple[np.ndarray, str]:
 
 
 def stereo_input_from_image(msg: Any, bit_depth: Optional[int] = None,
-                            notes: Optional[list[str]] = None) -> np.ndarray:
+                            brightest: Optional[list[int]] = None) -> np.ndarray:
     """Return a camera image as uint8 HxW (grey) or HxWx3 RGB, ready for a disparity backend.
 
     BGR is reordered to RGB and alpha dropped. 16-bit images are scaled to 8 bits: by
     ``2 ** (bit_depth - 8)`` when the sensor's ``bit_depth`` is given, else over the full
-    16-bit range; then, where the values fit in far fewer bits (a 12-bit sensor), a line
-    saying so is appended to ``notes`` (:func:`narrow_16_bit_note`). Raises
+    16-bit range; then their brightest value is appended to ``brightest`` (where given), so
+    a caller can tell a 12-bit sensor over many frames (:func:`narrow_16_bit_note`). Raises
     ImageFormatError for encodings that are not intensities (32FC1).
     """
     pixels, encoding = image_to_array(msg)
@@ -101,7 +101,7 @@ def stereo_input_from_image(msg: Any, bit_depth: Optional[int] = None,
         raise ImageFormatError(
             f'{encoding} is not a camera intensity image; stereo input must be mono8, mono16, '
             'rgb8, bgr8, rgba8 or bgra8')
-    return _stereo_pixels(pixels, encoding in _BGR_ORDER, bit_depth, notes)
+    return _stereo_pixels(pixels, encoding in _BGR_ORDER, bit_depth, brightest)
 
 
 def is_compressed(msg: Any) -> bool:
@@ -160,7 +160,7 @@ def compressed_image_size(msg: Any) -> tuple[int, int]:
 
 
 def stereo_input_from_compressed(msg: Any, bit_depth: Optional[int] = None,
-                                 notes: Optional[list[str]] = None) -> np.ndarray:
+                                 brightest: Optional[list[int]] = None) -> np.ndarray:
     """Return a ``sensor_msgs/CompressedImage`` decoded as :func:`stereo_input_from_image`.
 
     ``format`` is image_transport's: ``"<encoding>; jpeg compressed <encoding>"`` (or
@@ -189,56 +189,59 @@ def stereo_input_from_compressed(msg: Any, bit_depth: Optional[int] = None,
                                f'{data.size} bytes) as an 8- or 16-bit JPEG or PNG')
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
-    return _stereo_pixels(pixels, True, bit_depth, notes)
+    return _stereo_pixels(pixels, True, bit_depth, brightest)
 
 
 def stereo_input_from_message(msg: Any, bit_depth: Optional[int] = None,
-                              notes: Optional[list[str]] = None) -> np.ndarray:
+                              brightest: Optional[list[int]] = None) -> np.ndarray:
     """Return an Image or CompressedImage message as a backend input (uint8 grey or RGB)."""
     if is_compressed(msg):
-        return stereo_input_from_compressed(msg, bit_depth, notes)
-    return stereo_input_from_image(msg, bit_depth, notes)
+        return stereo_input_from_compressed(msg, bit_depth, brightest)
+    return stereo_input_from_image(msg, bit_depth, brightest)
 
 
 #: Where a node or process-bag user gives the sensor's bit depth.
 BIT_DEPTH_SETTING = 'the bit depth (node: mono16_bit_depth; process-bag: --mono16-bit-depth)'
-#: 16-bit images whose brightest value needs at most this many bits are said to be narrow.
+#: 16-bit images whose brightest value needs 9 to this many bits are said to be narrow
+#: (8 or fewer: a black frame, a covered lens, which says nothing about the sensor).
 NARROW_16_BIT_LIMIT = 14
 #: The start of :func:`narrow_16_bit_note`'s line, the same for every image (a throttle key).
 NARROW_16_BIT_START = '16-bit images that use few of their bits'
 
 
-def narrow_16_bit_note(pixels: np.ndarray, setting: str) -> Optional[str]:
-    """Return a line when 16-bit ``pixels`` fit in at most :data:`NARROW_16_BIT_LIMIT` bits.
+def narrow_16_bit_note(brightest: int, setting: str, seen: str = 'the brightest value') -> \
+        Optional[str]:
+    """Return a line when a 16-bit ``brightest`` value needs 9 to 14 bits, else None.
 
     Scaled over the full 16 bits, a 12-bit sensor's image keeps 4 bits of grey: the matching
     degrades (a 1280x720 pair: 23 % of `sgbm`'s pixels moved by more than 3 px). ``setting``
-    names the option that gives the bit depth (the node's ``mono16_bit_depth``).
+    names the option that gives the bit depth; ``seen`` says over what ``brightest`` was
+    taken (one image, the frames so far).
     """
-    if pixels.dtype != np.uint16 or not pixels.size:
+    bits = int(brightest).bit_length()
+    if not 8 < bits <= NARROW_16_BIT_LIMIT:
         return None
-    brightest = int(pixels.max())
-    bits = max(brightest.bit_length(), 8)
-    if bits > NARROW_16_BIT_LIMIT:
-        return None
-    return (f'{NARROW_16_BIT_START}: the brightest value is {brightest} ({bits} bits), so '
-            f'over the full 16-bit range they come out {2 ** (16 - bits)}x too dark for the '
-            f'backend; if the sensor has {bits} bits, give {setting}: {bits}')
+    return (f'{NARROW_16_BIT_START}: {seen} is {brightest} ({bits} bits), so over the full '
+            f'16-bit range they come out {2 ** (16 - bits)}x too dark for the backend; if the '
+            f'sensor has {bits} bits, give {setting} {bits}')
+
+
+def scale_16_bit(pixels: np.ndarray, bit_depth: Optional[int]) -> np.ndarray:
+    """Return uint16 ``pixels`` as uint8: over ``bit_depth`` bits (clipped), else all 16."""
+    if bit_depth is None:
+        return ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if not 8 <= bit_depth <= 16:
+        raise ImageFormatError(f'bit_depth must be 8..16, got {bit_depth}')
+    return np.minimum(pixels >> (bit_depth - 8), 255).astype(np.uint8)
 
 
 def _stereo_pixels(pixels: np.ndarray, bgr: bool, bit_depth: Optional[int],
-                   notes: Optional[list[str]] = None) -> np.ndarray:
+                   brightest: Optional[list[int]] = None) -> np.ndarray:
     """Return uint8/uint16 grey or 3-4 channel ``pixels`` as uint8 grey or RGB (see above)."""
     if pixels.dtype == np.uint16:
-        if bit_depth is None:
-            note = None if notes is None else narrow_16_bit_note(pixels, BIT_DEPTH_SETTING)
-            if note is not None and notes is not None:
-                notes.append(note)
-            pixels = ((pixels.astype(np.uint32) + 128) // 257).astype(np.uint8)
-        else:
-            if not 8 <= bit_depth <= 16:
-                raise ImageFormatError(f'bit_depth must be 8..16, got {bit_depth}')
-            pixels = np.minimum(pixels >> (bit_depth - 8), 255).astype(np.uint8)
+        if bit_depth is None and brightest is not None and pixels.size:
+            brightest.append(int(pixels.max()))
+        pixels = scale_16_bit(pixels, bit_depth)
     if pixels.ndim == 2:
         return pixels
     rgb = pixels[:, :, :3]
