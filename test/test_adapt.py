@@ -809,6 +809,11 @@ def test_a_failed_adapt_leaves_nothing_and_a_resume_without_checkpoint_says_so(
     at = command.index(str(bag))
     assert main([*command[:at], str(tmp_path / 'no_bag'), *command[at + 1:]]) == 2
     assert 'does not exist' in capsys.readouterr().err and not out.exists()
+    nested = tmp_path / 'new' / 'run'  # the folders it made go, not only the last one
+    at_out = command.index(str(out))
+    assert main([*command[:at], str(tmp_path / 'no_bag'), *command[at + 1:at_out],
+                 str(nested), *command[at_out + 1:]]) == 2
+    assert not (tmp_path / 'new').exists()
     # A run folder naming its pairs but holding no checkpoint (a killed run): --resume
     # starts at step 0 and says so.
     assert main([*command, '--steps', '1']) == 0

@@ -4,6 +4,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Optional
 
 from .common import add_device_argument, non_negative_int, positive_int
 from ..backends.registry import backend_names
@@ -136,18 +137,29 @@ def _check_export(export: str, start: Path) -> None:
               file=sys.stderr)
 
 
-def _clean_up_failed_run(out_dir: Path, created: bool, recorded: bool) -> None:
+def _first_missing(path: Path) -> Optional[Path]:
+    """Return the outermost folder of ``path`` that does not exist yet (None: it exists)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _clean_up_failed_run(out_dir: Path, created: Optional[Path], recorded: bool) -> None:
     """Remove what a run that stopped before its first checkpoint wrote.
 
-    A folder the run created goes; in an existing one, the record of what it adapts on
-    (which would make a later ``--resume`` name pairs it never trained on).
+    The folders the run created go (``created``: the outermost); in an existing one, the
+    record of what it adapts on (which would make a later ``--resume`` name pairs it never
+    trained on).
     """
     from ..training.checkpoint import has_checkpoint
     from ..training.trainer import run_checkpoint_prefix
     if has_checkpoint(run_checkpoint_prefix(out_dir)):
         return
-    if created:
-        shutil.rmtree(out_dir, ignore_errors=True)
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
     elif recorded:
         (out_dir / SOURCE_RECORD).unlink(missing_ok=True)
 
@@ -251,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     resumed = _continues_source(out_dir, source, args.resume)
     if args.bag:
         _check_pairs_folder(out_dir, resumed)
-    created = not out_dir.exists()
+    created = _first_missing(out_dir)
     try:
         if not resumed:
             out_dir.mkdir(parents=True, exist_ok=True)
