@@ -122,11 +122,18 @@ def save_weights(model: nn.Module, path: str | Path, backend: str,
     return path
 
 
-def check_export_path(path: str | Path) -> None:
-    """Raise BackendError where :func:`save_weights` could not write ``path``.
+#: How a model card (``<weights>.yaml``) starts; a YAML beside an export that does not is
+#: someone's own file, never replaced by a card.
+CARD_FIRST_LINE = '# Model card of '
 
-    Checked before a training run, not after it: a folder in its place, or no writable
-    folder above it.
+
+def check_export_path(path: str | Path, backend: Optional[str] = None) -> None:
+    """Raise BackendError where exporting ``backend`` weights to ``path`` would do harm.
+
+    Checked before a training run, not after it: a folder in its place, no writable folder
+    above it, a file there that is not this project's weights or holds another backend's
+    (exporting over it would make that backend unusable), or a YAML beside it (where the
+    model card goes) that is not a model card.
     """
     path = Path(path)
     if path.is_dir():
@@ -136,6 +143,36 @@ def check_export_path(path: str | Path) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise BackendError(f'export path {path}: {parent} is not a writable folder')
+    if path.exists() and backend is not None:
+        try:
+            held = read_metadata(path).backend
+        except BackendError:
+            raise BackendError(f'export path {path} holds a file that is not weights of this '
+                               'package; it is left alone: name another file') from None
+        if held != backend:
+            raise BackendError(f'export path {path} holds {held} weights; {backend} weights '
+                               f'there would make {held} unusable: name another file')
+    card = path.with_suffix('.yaml')
+    if card.is_file() and not card.read_text(errors='replace').startswith(CARD_FIRST_LINE):
+        raise BackendError(f'the model card of {path} would replace {card}, which is not a '
+                           'model card: name another export file')
+
+
+def keep_previous_export(path: str | Path) -> Optional[Path]:
+    """Move weights (and their card) at ``path`` to ``<stem>.previous.*``; return where to.
+
+    A training run's export replaces the file, e.g. the shipped ``models/<backend>.safetensors``
+    after a short trial run; the previous weights stay recoverable (None: nothing there).
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    kept = path.with_name(f'{path.stem}.previous{path.suffix}')
+    os.replace(path, kept)
+    card = path.with_suffix('.yaml')
+    if card.is_file():
+        os.replace(card, kept.with_suffix('.yaml'))
+    return kept
 
 
 def read_metadata(path: str | Path) -> WeightsMetadata:

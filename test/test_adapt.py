@@ -853,11 +853,17 @@ def test_adapt_never_exports_over_the_shipped_or_its_start_weights(tmp_path: Pat
             in capsys.readouterr().err
         assert not out.exists()
     assert shipped.read_bytes() == before
-    earlier = tmp_path / 'mine.safetensors'
-    earlier.write_bytes(b'an earlier export')
+    earlier = tmp_path / 'mine.safetensors'  # an earlier export of the user's
+    earlier.write_bytes(weights.read_bytes())
     assert main([*command, '--export', str(earlier), '--steps', '1']) == 0
     assert f'warning: --export {earlier} exists and is replaced' in capsys.readouterr().err
     assert read_metadata(earlier).backend == 'costnet'
+    assert (tmp_path / 'mine.previous.safetensors').read_bytes() == weights.read_bytes()
+    # A file there that is no weights of this package is never replaced.
+    (tmp_path / 'notes.safetensors').write_bytes(b'my notes')
+    assert main([*command, '--export', str(tmp_path / 'notes.safetensors'), '--steps', '1',
+                 '--out-dir', str(tmp_path / 'other')]) == 2
+    assert 'not weights of this package' in capsys.readouterr().err
 
 
 def test_adapt_without_pairs_names_the_configs_folder_and_the_flags(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -127,6 +128,18 @@ def test_config_rejects_unknown_nested_keys_and_bad_types():
         from_dict(TrainConfig, {'data': {'sources': [{'kind': 'synthetic', 'scene_kind': 'x'}]}})
     with pytest.raises(ConfigError, match='optimization.steps'):
         from_dict(TrainConfig, {'optimization': {'steps': 'many'}})
+
+
+@pytest.mark.parametrize('section, value, words', [
+    ('evaluation', {'kind': 'roadd'}, "evaluation.kind 'roadd' is unknown; known: layered, road"),
+    ('data', {'sources': [{'kind': 'synthetic', 'scene_kinds': ['layred']}]},
+     "synthetic scene_kinds ['layred'] unknown"),
+    ('data', {'sources': [{'kind': 'synthetc'}]}, "data source kind 'synthetc' is unknown"),
+])
+def test_config_refuses_unknown_kinds_when_loaded(tmp_path, section, value, words):
+    path = write_config(tmp_path / 'bad.yaml', tiny_config(tmp_path, **{section: value}))
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        load_config(path)
 
 
 def test_config_extends_another_and_says_only_what_changes(tmp_path):
@@ -631,6 +644,64 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     assert read_metadata(resumed.weights).backend == 'dispnet'
 
 
+def test_a_resumed_run_keeps_its_length_and_refuses_to_go_back(tmp_path, capsys):
+    config_path = write_config(tmp_path / 'tiny.yaml', tiny_config(tmp_path))
+    from stereo_depth_ros.training.train import main
+    out = tmp_path / 'short'
+    assert main(['--config', str(config_path), '--steps', '2', '--out-dir', str(out),
+                 '--device', 'cpu', '--no-progress']) == 0
+    # "continue with --resume": the 2-step run, not the config's 6 steps.
+    assert main(['--config', str(config_path), '--resume', '--out-dir', str(out),
+                 '--device', 'cpu', '--no-progress']) == 0
+    assert json.loads((out / 'checkpoint.json').read_text())['step'] == 2
+    assert main(['--config', str(config_path), '--resume', '--steps', '1', '--out-dir',
+                 str(out), '--device', 'cpu', '--no-progress']) == 2
+    assert 'is at step 2, beyond the 1 steps asked for' in capsys.readouterr().err
+    # A mistyped folder with --resume starts afresh, and says so.
+    assert main(['--config', str(config_path), '--resume', '--steps', '1', '--out-dir',
+                 str(tmp_path / 'typo'), '--device', 'cpu', '--no-progress']) == 0
+    assert 'holds no checkpoint: starting at step 0' in capsys.readouterr().out
+
+
+def test_an_interrupt_in_the_final_validation_keeps_the_steps(tmp_path, monkeypatch):
+    from stereo_depth_ros.training import trainer as trainer_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module, 'validate', interrupted)
+    config = tiny_config(tmp_path, output={'checkpoint_every': 100})
+    with pytest.raises(KeyboardInterrupt):
+        train(from_dict(TrainConfig, config), device='cpu', steps=3, progress=False)
+    assert json.loads((tmp_path / 'run' / 'checkpoint.json').read_text())['step'] == 3
+
+
+def test_an_export_keeps_what_it_replaces_and_harms_nothing_else(tmp_path):
+    from stereo_depth_ros.weights import check_export_path
+    models = tmp_path / 'models'
+    export = models / 'dispnet.safetensors'
+    config = tiny_config(tmp_path, output={'export': str(export)})
+    first = train(from_dict(TrainConfig, config), device='cpu', steps=1, progress=False,
+                  out_dir=tmp_path / 'a')
+    before = export.read_bytes()
+    train(from_dict(TrainConfig, config), device='cpu', steps=2, progress=False,
+          out_dir=tmp_path / 'b')
+    kept = models / 'dispnet.previous.safetensors'
+    assert kept.read_bytes() == before and export.read_bytes() != before
+    assert (models / 'dispnet.previous.yaml').read_text().startswith('# Model card of ')
+    assert first.exported == export
+    # Another backend's weights, a file that is no weights, a YAML that is no card: refused.
+    with pytest.raises(BackendError, match='holds dispnet weights; costnet weights there'):
+        check_export_path(export, 'costnet')
+    (models / 'notes.safetensors').write_text('my notes')
+    with pytest.raises(BackendError, match='not weights of this package'):
+        check_export_path(models / 'notes.safetensors', 'dispnet')
+    (models / 'exp.yaml').write_text('name: my experiment\n')
+    with pytest.raises(BackendError, match='which is not a model card'):
+        check_export_path(models / 'exp.safetensors', 'dispnet')
+    check_export_path(export, 'dispnet')  # its own backend's weights with their card: fine
+
+
 def test_qr_training_step_and_export_with_card(tmp_path):
     overrides = tiny_config(
         tmp_path, backend='dispnet_qr',
@@ -994,3 +1065,15 @@ def test_train_records_its_command_line_and_its_checkpoint_is_no_weights(tmp_pat
     assert training['invocation'] == 'stereo-depth ' + ' '.join(argv)
     with pytest.raises(BackendError, match='is a training checkpoint'):
         read_metadata(tmp_path / 'run' / 'checkpoint.safetensors')
+
+
+def test_a_cards_commands_name_weights_that_are_not_the_shipped_ones(tmp_path):
+    from stereo_depth_ros.resources import default_weights_path
+    from stereo_depth_ros.training.model_card import build_card, unshipped
+    shipped = default_weights_path('squeezeseg')
+    assert unshipped('squeezeseg', shipped) is None
+    copy = tmp_path / 'squeezeseg.safetensors'
+    copy.write_bytes(shipped.read_bytes())
+    assert unshipped('squeezeseg', copy) == copy
+    card = build_card(copy, evaluations={'held_out_synthetic': {}})
+    assert card['evaluation']['command'].endswith(f'--models-dir {tmp_path}')

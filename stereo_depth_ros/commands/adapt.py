@@ -133,8 +133,8 @@ def _check_export(export: str, start: Path) -> None:
                                'process-bag and the next adaptation); export to a new file, '
                                f'e.g. {target.with_name(target.stem + "_mine" + target.suffix)}')
     if target.is_file():
-        print(f'warning: --export {export} exists and is replaced when the run ends',
-              file=sys.stderr)
+        print(f'warning: --export {export} exists and is replaced when the run ends (its '
+              f'weights are kept as {target.stem}.previous{target.suffix})', file=sys.stderr)
 
 
 def _first_missing(path: Path) -> Optional[Path]:
@@ -240,8 +240,8 @@ def run(args: argparse.Namespace) -> int:
     if args.figures_on:
         figure_pairs(args.figures_on)
     if config.output.export:
-        check_export_path(config.output.export)
         _check_export(config.output.export, start)
+        check_export_path(config.output.export, config.backend)
     if args.bag:
         source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
     else:

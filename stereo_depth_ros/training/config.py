@@ -313,6 +313,12 @@ def from_dict(cls: type, data: Any, where: str = 'config') -> Any:
     return cls(**values)
 
 
+#: The kinds of training data source (``data.sources[].kind``).
+SOURCE_KINDS = ('synthetic', 'sceneflow', 'kitti2015', 'vkitti2', 'pseudo')
+#: Synthetic scene kinds painted with photographs (beside the generator's own kinds).
+PHOTO_SCENE_KINDS = ('photo', 'mono')
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Check values that the types alone do not; return ``config``."""
     opt = config.optimization
@@ -341,6 +347,19 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.output.log_every > 0 and config.output.checkpoint_every > 0,
          'output.log_every and output.checkpoint_every must be > 0'),
     ]
+    from ..data.synthetic import KINDS
+    scene_kinds = (*KINDS, *PHOTO_SCENE_KINDS)
+    for source in config.data.sources:
+        checks.append((source.kind in SOURCE_KINDS,
+                       f'data source kind {source.kind!r} is unknown; known: '
+                       f'{", ".join(SOURCE_KINDS)}'))
+        if source.kind == 'synthetic':
+            unknown = [kind for kind in source.scene_kinds if kind not in scene_kinds]
+            checks.append((not unknown, f'synthetic scene_kinds {unknown} unknown; known: '
+                                        f'{", ".join(scene_kinds)}'))
+    checks.append((config.evaluation.kind in KINDS,
+                   f'evaluation.kind {config.evaluation.kind!r} is unknown; known: '
+                   f'{", ".join(KINDS)}'))
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)

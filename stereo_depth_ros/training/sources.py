@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .augment import Compose, TrainSample, build_augmentation
-from .config import ConfigError, DataConfig, SourceConfig
+from .config import ConfigError, DataConfig, SOURCE_KINDS, SourceConfig
 from ..data.datasets import FileStereoDataset, StereoSample, load_dataset, read_image_rgb
 from ..errors import DatasetError
 
@@ -279,6 +279,9 @@ def build_source(config: SourceConfig, seed: int,
     """Build one training source from its config (``group``: samples per step)."""
     if config.kind == 'synthetic':
         return SyntheticSource(config, seed, group)
+    if config.kind not in SOURCE_KINDS:
+        raise ConfigError(f'unknown data source kind {config.kind!r}; known: '
+                          f'{", ".join(SOURCE_KINDS)}')
     if config.root is None:
         raise ConfigError(f'data source {config.kind!r} needs a root folder')
     dataset: Sequence[StereoSample]
@@ -291,11 +294,8 @@ def build_source(config: SourceConfig, seed: int,
             dataset = training_pairs(dataset)
     elif config.kind in ('sceneflow', 'kitti2015'):
         dataset = load_dataset(config.kind, config.root)
-    elif config.kind == 'vkitti2':
+    else:  # vkitti2, the last of SOURCE_KINDS
         dataset = vkitti2_dataset(config.root, config.scenes, config.variations)
-    else:
-        raise ConfigError(f'unknown data source kind {config.kind!r}; known: synthetic, '
-                          f'sceneflow, kitti2015, vkitti2, pseudo')
     return FileSource(dataset, seed, config.max_disparity)
 
 

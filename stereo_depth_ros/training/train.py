@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     """Train as the parsed arguments say; print where the weights went."""
     from .config import load_config
     from .trainer import train
+    from ..weights import check_export_path
     config = load_config(args.config)
     if args.seed is not None:
         config.seed = args.seed
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         config.model.init_weights = args.weights
     if args.no_export:
         config.output.export = ''
+    if config.output.export:  # refused before training, not after it
+        check_export_path(config.output.export, config.backend)
     result = train(config, device=args.device, steps=args.steps, resume=args.resume,
                    out_dir=args.out_dir, progress=not args.no_progress, minutes=args.minutes,
                    invocation=getattr(args, 'invocation', None))

@@ -34,7 +34,7 @@ from ..errors import BackendError
 from ..networks.common import StereoNet, normalize_image
 from ..torch_runtime import (autocast, compile_failure, compile_forward, is_compile_error,
                              keep_freed_cpu_memory, resolve_device, resolve_precision)
-from ..weights import load_state, save_weights
+from ..weights import keep_previous_export, load_state, save_weights
 
 LOGGER = logging.getLogger('stereo_depth_ros.training')
 
@@ -252,10 +252,12 @@ class Trainer:
         # None, not 0, means "the config's": --steps 0 is refused, not read as the default.
         self.total_steps = int(config.optimization.steps if steps is None else steps)
         check_step_count(self.total_steps)
+        #: Whether --steps or --minutes chose the length (else a resumed run keeps its own).
+        self.length_given = steps is not None or minutes is not None
         #: The most steps a time budget may plan (the configured or requested steps).
         self.step_limit = self.total_steps
-        if minutes is not None and not minutes > 0:
-            raise ConfigError(f'--minutes must be > 0, got {minutes}')
+        if minutes is not None and not 0 < minutes < math.inf:
+            raise ConfigError(f'--minutes must be a finite number > 0, got {minutes}')
         self.budget = TimeBudget(60.0 * minutes) if minutes else None
         self.out_dir = Path(out_dir or config.output.out_dir)
         self.device = resolve_device(device)
@@ -351,9 +353,16 @@ class Trainer:
         """Continue from the run folder's checkpoint."""
         record = load_checkpoint(self.checkpoint_prefix, self.model, self.optimizer)
         self.step = int(record['step'])
+        extra = record.get('extra', {})
+        if not self.length_given and extra.get('planned_steps'):
+            # The length the run had when it stopped (a --minutes plan, --steps), not the
+            # config's: "continue with --resume" continues the same run.
+            self.total_steps = self.step_limit = int(extra['planned_steps'])
+        if self.step > self.total_steps:
+            raise ConfigError(f'{self.out_dir} is at step {self.step}, beyond the '
+                              f'{self.total_steps} steps asked for; give more --steps')
         # for this run's total_steps, which --steps may have changed since the checkpoint
         self.replan(self.total_steps)
-        extra = record.get('extra', {})
         self.history = extra.get('history', self.history)
         self.wall_time = float(extra.get('wall_time_s', 0.0))
         _log(f'resumed {self.checkpoint_prefix} at step {self.step}')
@@ -362,7 +371,7 @@ class Trainer:
         """Write the checkpoint, the history and the curves."""
         save_checkpoint(self.checkpoint_prefix, self.model, self.optimizer, self.step,
                         {'history': self.history, 'wall_time_s': self.wall_time,
-                         'config': self.config.to_dict()})
+                         'config': self.config.to_dict(), 'planned_steps': self.total_steps})
         with written_atomically(self.out_dir / 'history.json') as staging:
             staging.write_text(json.dumps(self.history, indent=1))
         plot_curves(self.history, self.out_dir / 'curves.png',
@@ -480,7 +489,13 @@ class Trainer:
             raise
         finally:
             bar.close()
-        final = self.validate() if cfg.evaluation.num_scenes else {}
+        try:
+            final = self.validate() if cfg.evaluation.num_scenes else {}
+        except KeyboardInterrupt:  # the steps are done: keep them
+            self.save()
+            _log(f'interrupted in the final validation at step {self.step}; checkpoint saved, '
+                 'continue with --resume')
+            raise
         self.train_mode()
         self.save()
         weights, exported = self.export(final)
@@ -543,9 +558,12 @@ class Trainer:
                                dtype=cfg.output.weights_dtype)
         exported = None
         if cfg.output.export:
+            kept = keep_previous_export(cfg.output.export)
             exported = save_weights(self.model, cfg.output.export, cfg.backend,
                                     extra_metadata=metadata, dtype=cfg.output.weights_dtype)
             write_card(exported, exported.with_suffix('.yaml'), evaluations=None)
+            if kept is not None:
+                _log(f'replaced {exported}; the weights it held are in {kept}')
         return weights, exported
 
 
@@ -564,4 +582,6 @@ def train(config: TrainConfig, device: str = 'auto', steps: Optional[int] = None
                       minutes=minutes, invocation=invocation)
     if resumes(trainer.out_dir, resume):
         trainer.resume()
+    elif resume:
+        _log(f'{trainer.out_dir} holds no checkpoint: starting at step 0')
     return trainer.run()
