@@ -274,9 +274,12 @@ def vkitti2_dataset(root: str | Path, scenes: Optional[Sequence[str]] = None,
     return _VKitti2Dataset(items, focals)
 
 
-def build_source(config: SourceConfig, seed: int,
-                 group: int = 1) -> SyntheticSource | FileSource:
-    """Build one training source from its config (``group``: samples per step)."""
+def build_source(config: SourceConfig, seed: int, group: int = 1,
+                 progress: bool = True) -> SyntheticSource | FileSource:
+    """Build one training source from its config (``group``: samples per step).
+
+    ``progress`` shows the labelling of a ``pseudo`` source's pairs.
+    """
     if config.kind == 'synthetic':
         return SyntheticSource(config, seed, group)
     if config.kind not in SOURCE_KINDS:
@@ -289,7 +292,8 @@ def build_source(config: SourceConfig, seed: int,
         from .pair_split import training_pairs
         from .pseudo_labels import pseudo_labelled_dataset
         dataset = pseudo_labelled_dataset(config.root, config.max_disparity or 192.0,
-                                          config.labeller, config.labeller_weights)
+                                          config.labeller, config.labeller_weights,
+                                          progress=progress)
         if config.hold_out_selection:
             dataset = training_pairs(dataset)
     elif config.kind in ('sceneflow', 'kitti2015'):
@@ -310,9 +314,10 @@ class TrainingData(torch.utils.data.Dataset):
     """Map-style dataset: global sample index -> augmented tensors (infinite stream)."""
 
     def __init__(self, config: DataConfig, seed: int, batch_size: int = 1,
-                 augmentation: Optional[Compose] = None) -> None:
+                 augmentation: Optional[Compose] = None, progress: bool = True) -> None:
         self.seed = int(seed)
-        self.sources = [build_source(source, seed, batch_size) for source in config.sources]
+        self.sources = [build_source(source, seed, batch_size, progress)
+                        for source in config.sources]
         weights = np.array([source.weight for source in config.sources], dtype=np.float64)
         if (weights < 0).any() or weights.sum() <= 0:
             raise ConfigError(f'data source weights must be >= 0 with a positive sum, got '

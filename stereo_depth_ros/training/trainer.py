@@ -295,7 +295,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler('cuda') if opt.precision == 'fp16' else None
         self.scheduler = build_lr_scheduler(self.optimizer, opt, self.total_steps)
         self.loss = build_loss(self.model, config.model.loss, self.total_steps)
-        self.data = TrainingData(config.data, config.seed, opt.batch_size)
+        self.data = TrainingData(config.data, config.seed, opt.batch_size, progress=progress)
         self.history: dict[str, list[dict]] = {'train': [], 'val': []}
         self.step = 0
         self.wall_time = 0.0
