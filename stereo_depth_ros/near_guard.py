@@ -29,7 +29,7 @@ from .images import to_gray
 REACH = 2.0
 #: Largest disparity search (coarse pixels) of the guard; the pair is shrunk to fit it.
 MAX_COARSE_DISPARITIES = 64
-#: Largest shrunken pair (pixels): the guard costs about 1-5 ms on the CPU of docs/speed.md.
+#: Largest shrunken pair (pixels): the guard costs about 1-8 ms on the CPU of docs/speed.md.
 MAX_COARSE_PIXELS = 40_000
 #: Bounds of the shrink factor (a 4x smaller KITTI pair is 312x96 px).
 SHRINK_LIMITS = (2, 8)
