@@ -129,6 +129,8 @@ def _coarse_finds(left: np.ndarray, right: np.ndarray, max_disparity: float,
     coarse = matcher.compute(*padded)[:, disparities:].astype(np.float32) / 16.0
     scale = width / size[0]  # back to pixels of the pair as given (width // shrink rounds)
     beyond = coarse * scale > max_disparity + shrink
+    # A match inside the padding (x - d < 0) is none: the right view holds no such pixel.
+    beyond &= np.arange(size[0], dtype=np.float32)[None, :] >= coarse
     if backend_disparity is not None and beyond.any():
         theirs = cv2.resize(np.asarray(backend_disparity, np.float32), size,
                             interpolation=cv2.INTER_NEAREST) / scale

@@ -162,10 +162,8 @@ class StereoFrameProcessor:
         if brightest:
             self._brightest_16 = max(self._brightest_16, *brightest)
             self._frames_16 += 1
-            note = narrow_16_bit_note(self._brightest_16, BIT_DEPTH_SETTING,
-                                      f'the brightest value of {self._frames_16} frames')
-            if note is not None and notes is not None \
-                    and self._frames_16 >= NARROW_16_BIT_FRAMES:
+            note = self.narrow_16_bit_note()
+            if note is not None and notes is not None:
                 notes.append(note)
         if left.shape[:2] != right.shape[:2]:
             raise ImageFormatError(
@@ -178,6 +176,17 @@ class StereoFrameProcessor:
         camera = self.camera(pair.left_info, pair.right_info)
         camera.check_image_size(left.shape[1], left.shape[0])
         return left, right, camera
+
+    def narrow_16_bit_note(self) -> Optional[str]:
+        """Return the line about narrow 16-bit images as the frames so far say, or None.
+
+        None before :data:`NARROW_16_BIT_FRAMES` frames, and once a frame was bright enough
+        for all 16 bits.
+        """
+        if self._frames_16 < NARROW_16_BIT_FRAMES:
+            return None
+        return narrow_16_bit_note(self._brightest_16, BIT_DEPTH_SETTING,
+                                  f'the brightest value of {self._frames_16} frames')
 
     def _image(self, msg: Any, side: str, brightest: Optional[list[int]] = None) -> np.ndarray:
         if not is_compressed(msg) and msg.encoding not in STEREO_ENCODINGS:

@@ -18,6 +18,7 @@ where the network's are, or hold NaN/Inf values.
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
@@ -158,20 +159,40 @@ def check_export_path(path: str | Path, backend: Optional[str] = None) -> None:
                            'model card: name another export file')
 
 
+def check_export_beside_run(export: str | Path, out_dir: str | Path, backend: str) -> None:
+    """Refuse an export path that is the run folder's own weights file.
+
+    The run writes ``<out_dir>/<backend>.safetensors`` itself, so an export there would
+    replace the file before anything could keep it.
+    """
+    own = Path(out_dir) / f'{backend}.safetensors'
+    if Path(export).resolve() == own.resolve():
+        raise BackendError(f'export path {export} is the file the run folder {out_dir} writes '
+                           'its own weights to: choose another --out-dir or export path')
+
+
 def keep_previous_export(path: str | Path) -> Optional[Path]:
-    """Move weights (and their card) at ``path`` to ``<stem>.previous.*``; return where to.
+    """Copy weights (and their card) at ``path`` to a free ``<stem>.previous[-N].*``.
 
     A training run's export replaces the file, e.g. the shipped ``models/<backend>.safetensors``
-    after a short trial run; the previous weights stay recoverable (None: nothing there).
+    after a short trial run; the previous weights stay recoverable. A copy, not a move: if the
+    export then fails, the file is still there. Earlier copies are never overwritten. Returns
+    the copy (None: nothing there).
     """
     path = Path(path)
     if not path.is_file():
         return None
-    kept = path.with_name(f'{path.stem}.previous{path.suffix}')
-    os.replace(path, kept)
+    number = 1
+    while True:
+        tag = 'previous' if number == 1 else f'previous-{number}'
+        kept = path.with_name(f'{path.stem}.{tag}{path.suffix}')
+        if not kept.exists() and not kept.with_suffix('.yaml').exists():
+            break
+        number += 1
+    shutil.copy2(path, kept)
     card = path.with_suffix('.yaml')
     if card.is_file():
-        os.replace(card, kept.with_suffix('.yaml'))
+        shutil.copy2(card, kept.with_suffix('.yaml'))
     return kept
 
 

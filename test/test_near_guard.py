@@ -11,7 +11,7 @@ from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.msgs.obstacle import make_obstacle_range
 from stereo_depth_ros.msgs.types import MessageTypes
-from stereo_depth_ros.near_guard import guard_plan, near_surface_depth
+from stereo_depth_ros.near_guard import beyond_range_disparity, guard_plan, near_surface_depth
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline import StereoPipeline
 
@@ -154,3 +154,12 @@ def test_a_repeating_texture_the_backend_matched_is_left_alone() -> None:
     assert guarded.obstacle.distance == blind.obstacle.distance > guarded.min_range
     # The published depth is the backend's, guard or not.
     np.testing.assert_array_equal(guarded.depth, blind.depth)
+
+
+def test_no_find_has_its_match_in_the_padding() -> None:
+    # Left of x = d a match would lie in the replicated edge pixels left of the right view:
+    # no surface. On this layered scene (0-64 px, nothing beyond sgbm's range) the coarse
+    # search matched 864 such pixels before they were dropped.
+    scene = make_scene(1008, 256, 512, 'layered', max_disparity=64.0)
+    found = beyond_range_disparity(scene.left, scene.right, 127.0)
+    assert found is not None and not np.isfinite(found).any()

@@ -663,6 +663,16 @@ def test_a_resumed_run_keeps_its_length_and_refuses_to_go_back(tmp_path, capsys)
     assert 'holds no checkpoint: starting at step 0' in capsys.readouterr().out
 
 
+def test_a_run_the_time_budget_stopped_resumes_to_where_it_stopped(tmp_path, monkeypatch):
+    from stereo_depth_ros.training.trainer import Trainer
+    stops = iter([False, True])
+    monkeypatch.setattr(Trainer, '_follow_budget', lambda self: next(stops, True))
+    config = tiny_config(tmp_path)
+    train(from_dict(TrainConfig, config), device='cpu', minutes=5, progress=False)
+    record = json.loads((tmp_path / 'run' / 'checkpoint.json').read_text())
+    assert record['step'] == 2 and record['extra']['planned_steps'] == 2
+
+
 def test_an_interrupt_in_the_final_validation_keeps_the_steps(tmp_path, monkeypatch):
     from stereo_depth_ros.training import trainer as trainer_module
 
@@ -690,6 +700,37 @@ def test_an_export_keeps_what_it_replaces_and_harms_nothing_else(tmp_path):
     assert kept.read_bytes() == before and export.read_bytes() != before
     assert (models / 'dispnet.previous.yaml').read_text().startswith('# Model card of ')
     assert first.exported == export
+    # A third run keeps the second's weights beside the first's: no copy is overwritten.
+    second = export.read_bytes()
+    train(from_dict(TrainConfig, config), device='cpu', steps=1, progress=False,
+          out_dir=tmp_path / 'c')
+    assert kept.read_bytes() == before
+    assert (models / 'dispnet.previous-2.safetensors').read_bytes() == second
+    # An export that fails leaves the file it was to replace in place.
+    import stereo_depth_ros.training.trainer as trainer_module
+    third = export.read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, 'No space left on device')
+
+    real = trainer_module.save_weights
+    calls = []
+
+    def save_run_folder_only(model, path, *args, **kwargs):
+        calls.append(path)
+        return real(model, path, *args, **kwargs) if len(calls) == 1 else full_disk()
+
+    from unittest import mock
+    with mock.patch.object(trainer_module, 'save_weights', save_run_folder_only):
+        with pytest.raises(OSError):
+            train(from_dict(TrainConfig, config), device='cpu', steps=1, progress=False,
+                  out_dir=tmp_path / 'd')
+    assert export.read_bytes() == third
+    # The run folder's own weights file as the export: refused.
+    from stereo_depth_ros.training.train import main
+    config_path = write_config(tmp_path / 'clash.yaml', config)
+    assert main(['--config', str(config_path), '--out-dir', str(models), '--steps', '1',
+                 '--device', 'cpu', '--no-progress']) == 2
     # Another backend's weights, a file that is no weights, a YAML that is no card: refused.
     with pytest.raises(BackendError, match='holds dispnet weights; costnet weights there'):
         check_export_path(export, 'costnet')

@@ -24,6 +24,7 @@ from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
 from ..errors import DatasetError, InterruptedEarly, StereoDepthError
 from ..interrupts import Abort, deferred_interrupts
+from ..msgs.images import NARROW_16_BIT_START
 from ..msgs.types import stamp_to_ns
 from ..names import check_namespace
 from ..pipeline import StereoPipeline
@@ -304,6 +305,12 @@ class _Run:
                         pipeline_ms.append(output.timings.get('total_ms', float('nan')))
                         summary.pairs += 1
         summary.elapsed_s = time.perf_counter() - start
+        # The 16-bit line as the whole bag says it (a bright frame late in it withdraws it).
+        summary.notes = [note for note in summary.notes
+                         if not note.startswith(NARROW_16_BIT_START)]
+        final = self.processor.narrow_16_bit_note()
+        if final is not None:
+            summary.notes.append(final)
         paired = summary.pairs + summary.skipped
         summary.unpaired = {topic: len(self.stamps[i]) - paired
                             for topic, i in self.inputs.items()}

@@ -159,7 +159,14 @@ def _clean_up_failed_run(out_dir: Path, created: Optional[Path], recorded: bool)
     if has_checkpoint(run_checkpoint_prefix(out_dir)):
         return
     if created is not None:
-        shutil.rmtree(created, ignore_errors=True)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        for parent in out_dir.parents:  # the folders made above it, while empty
+            if not str(parent).startswith(str(created)):
+                break
+            try:
+                parent.rmdir()
+            except OSError:  # another run's folder is in it
+                break
     elif recorded:
         (out_dir / SOURCE_RECORD).unlink(missing_ok=True)
 
@@ -209,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.figures import before_after, figure_pairs
     from ..torch_runtime import resolve_device
     from ..training.pseudo_labels import check_labeller, find_pairs, incomplete_pairs_warning
-    from ..weights import check_export_path
+    from ..weights import check_export_beside_run, check_export_path
     from ..weights import read_metadata
     config = load_config(args.config)
     if args.weights:
@@ -242,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
     if config.output.export:
         _check_export(config.output.export, start)
         check_export_path(config.output.export, config.backend)
+        check_export_beside_run(config.output.export, out_dir, config.backend)
     if args.bag:
         source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
     else:

@@ -482,6 +482,7 @@ class Trainer:
                 if self.budget is not None and self._follow_budget():
                     self._log_window(window, last - window_start)
                     bar.total = self.step
+                    self.total_steps = self.step  # the run's length, for --resume and the card
                     break
         except KeyboardInterrupt:
             self.save()
