@@ -133,8 +133,9 @@ def _check_export(export: str, start: Path) -> None:
                                'process-bag and the next adaptation); export to a new file, '
                                f'e.g. {target.with_name(target.stem + "_mine" + target.suffix)}')
     if target.is_file():
-        print(f'warning: --export {export} exists and is replaced when the run ends (its '
-              f'weights are kept as {target.stem}.previous{target.suffix})', file=sys.stderr)
+        print(f'warning: --export {export} exists and is replaced when the run ends (a copy '
+              f'of it is kept as {target.stem}.previous{target.suffix}, or -2, -3, ...)',
+              file=sys.stderr)
 
 
 def _first_missing(path: Path) -> Optional[Path]:
