@@ -11,10 +11,14 @@ would say "nothing within range" or name a farther obstacle, the opposite of REP
 (shrunk so that the search needs at most :data:`MAX_COARSE_DISPARITIES` and the pair
 holds at most :data:`MAX_COARSE_PIXELS`, within :data:`SHRINK_LIMITS`): OpenCV
 SGBM from 0 to :data:`REACH` times the backend's range (at most 3/4 of the image width),
-left-right checked. Pixels it finds beyond the backend's range by more than one coarse pixel
-get that coarse depth; the obstacle search then takes them as it takes any depth (ground,
-size, clearance), and one it finds there is nearer than ``min_range``: ``Range`` says
-``-inf``. The published depth and disparity stay the backend's.
+left-right checked, on views padded on the left (OpenCV matches nothing left of its range's
+width; a match that would fall in the padding is dropped). Pixels it finds beyond the
+backend's range by more than one coarse pixel get that coarse depth, where the backend has
+no estimate or the images confirm the find clearly better than the backend's
+(:data:`CONFIRM_MARGIN`); the obstacle search then takes them as it takes any depth (size,
+clearance; the ground is fitted on the backend's depth), and one it finds there is nearer
+than ``min_range``: ``Range`` says ``-inf``. The published depth and disparity stay the
+backend's.
 """
 
 import math
