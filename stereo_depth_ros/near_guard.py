@@ -27,6 +27,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from .geometry import disparity_to_depth
 from .images import to_gray
 
 #: The guard searches out to this many times the backend's largest disparity.
@@ -82,16 +83,13 @@ def near_surface_depth(left: np.ndarray, right: np.ndarray, max_disparity: float
     ``focal_baseline / (d - disparity_offset)``. With the backend's ``backend_disparity``
     (HxW px, NaN unknown), a find where the backend has an estimate is kept only where the
     images confirm it clearly better (:data:`CONFIRM_MARGIN`): a repeating texture matches
-    at both. None where no search is useful (:func:`guard_plan`).
+    at both. None where no search is useful (:func:`guard_plan`) or it found nothing (the
+    usual frame: no full-size map is made then).
     """
     coarse = _coarse_finds(left, right, max_disparity, backend_disparity)
-    if coarse is None:
+    if coarse is None or not np.isfinite(coarse).any():
         return None
-    true_disparity = np.maximum(coarse - np.float32(disparity_offset), np.float32(0.0))
-    with np.errstate(divide='ignore', invalid='ignore'):
-        depth = np.where(true_disparity > 0, np.float32(focal_baseline) / true_disparity,
-                         np.float32(np.nan)).astype(np.float32)
-    return _full_size(depth, left.shape)
+    return _full_size(disparity_to_depth(coarse, focal_baseline, disparity_offset), left.shape)
 
 
 def beyond_range_disparity(left: np.ndarray, right: np.ndarray, max_disparity: float,

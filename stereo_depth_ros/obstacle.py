@@ -26,9 +26,8 @@ Steps (all on one core, deterministic):
    whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
    mismatches in weak texture such as sky), unless the image's lower edge cuts them at
    their own distance (their lowest point is out of view: a surface so near that it fills
-   the view below). A
-   component's distance is a low percentile (``percentile``) of its depths; the nearest
-   one wins.
+   the view below). A component's distance is a low percentile (``percentile``) of its
+   depths; the nearest one wins.
 5. Mask: candidates with depth within the band of that distance, grouped with the winning
    component (gaps of up to 2 px bridged); the band is ``distance_band``, at most
    ``distance_band_fraction`` times the depth, plus twice the depth error of
@@ -91,9 +90,10 @@ class ObstacleParameters:
             image's, an optical frame (z forward), where ``Range`` consumers, which take
             +x as the sensor's axis, point it sideways. Not used by the search.
         near_guard: the pipeline looks beyond the backend's disparity range for surfaces
-            nearer than it measures and adds them to the searched depth
-            (:mod:`~stereo_depth_ros.near_guard`), so one is found, too close, instead of
-            nothing or a farther obstacle. Not used by the search itself.
+            nearer than it measures and puts them in the searched depth in place of the
+            backend's values there (:mod:`~stereo_depth_ros.near_guard`), so one is found,
+            too close, instead of nothing or a farther obstacle. Not used by the search
+            itself.
 
     """
 

@@ -176,9 +176,9 @@ class StereoPipeline:
             depth = disparity_to_depth(disparity, camera.focal_baseline,
                                        camera.disparity_offset)
             timings['depth_ms'] = (time.perf_counter() - tick) * 1e3
-            if 'obstacle' in wanted and not max_range > min_range:
-                result.notes.append(blind_search_note(min_range, max_range))
             if 'obstacle' in wanted:
+                if not max_range > min_range:
+                    result.notes.append(blind_search_note(min_range, max_range))
                 # Before the depth range is marked: an obstacle nearer than min_depth is
                 # found at its depth, and its Range says "too close" (-inf).
                 tick = time.perf_counter()
@@ -253,8 +253,6 @@ class StereoPipeline:
         if near is None:
             return depth
         found = np.isfinite(near)
-        if not found.any():
-            return depth
         searched = depth.copy()
         searched[found] = near[found]
         return searched

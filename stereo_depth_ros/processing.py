@@ -43,6 +43,15 @@ class StereoPair:
     received: float = field(default_factory=time.monotonic)
 
 
+def note_kind(note: str) -> str:
+    """Return what a warning line is about: its text before the first colon.
+
+    The same for every line of one kind (their details follow the colon): it keys the node's
+    throttle and the one line per kind of ``process-bag``'s summary.
+    """
+    return note.split(':')[0]
+
+
 #: Frames of 16-bit images whose brightest value says whether the sensor has fewer bits.
 NARROW_16_BIT_FRAMES = 10
 

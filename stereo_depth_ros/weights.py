@@ -128,15 +128,22 @@ def save_weights(model: nn.Module, path: str | Path, backend: str,
 CARD_FIRST_LINE = '# Model card of '
 
 
-def check_export_path(path: str | Path, backend: Optional[str] = None) -> None:
+def check_export_path(path: str | Path, backend: Optional[str] = None,
+                      out_dir: Optional[str | Path] = None) -> None:
     """Raise BackendError where exporting ``backend`` weights to ``path`` would do harm.
 
     Checked before a training run, not after it: a folder in its place, no writable folder
     above it, a file there that is not this project's weights or holds another backend's
-    (exporting over it would make that backend unusable), or a YAML beside it (where the
-    model card goes) that is not a model card.
+    (exporting over it would make that backend unusable), a YAML beside it (where the
+    model card goes) that is not a model card, or, with the run folder ``out_dir``, the
+    run's own weights file ``<out_dir>/<backend>.safetensors`` (the run writes it itself,
+    so an export there would replace the file before anything could keep it).
     """
     path = Path(path)
+    if out_dir is not None and backend is not None \
+            and path.resolve() == (Path(out_dir) / f'{backend}.safetensors').resolve():
+        raise BackendError(f'export path {path} is the file the run folder {out_dir} writes '
+                           'its own weights to: choose another --out-dir or export path')
     if path.is_dir():
         raise BackendError(f'export path {path} is a folder; name a .safetensors file')
     parent = path.parent
@@ -157,18 +164,6 @@ def check_export_path(path: str | Path, backend: Optional[str] = None) -> None:
     if card.is_file() and not card.read_text(errors='replace').startswith(CARD_FIRST_LINE):
         raise BackendError(f'the model card of {path} would replace {card}, which is not a '
                            'model card: name another export file')
-
-
-def check_export_beside_run(export: str | Path, out_dir: str | Path, backend: str) -> None:
-    """Refuse an export path that is the run folder's own weights file.
-
-    The run writes ``<out_dir>/<backend>.safetensors`` itself, so an export there would
-    replace the file before anything could keep it.
-    """
-    own = Path(out_dir) / f'{backend}.safetensors'
-    if Path(export).resolve() == own.resolve():
-        raise BackendError(f'export path {export} is the file the run folder {out_dir} writes '
-                           'its own weights to: choose another --out-dir or export path')
 
 
 def keep_previous_export(path: str | Path) -> Optional[Path]:

@@ -14,7 +14,7 @@ from .errors import StereoDepthError
 from .monitoring import LogThrottle, ThroughputMonitor
 from .pipeline import StereoPipeline
 from .plausibility import row_offset_warning, swap_warning
-from .processing import FrameOutput, StereoFrameProcessor, StereoPair
+from .processing import FrameOutput, note_kind, StereoFrameProcessor, StereoPair
 
 T = TypeVar('T')
 #: The throttle key and the line of the warning about inputs that look swapped.
@@ -168,7 +168,7 @@ class StereoWorker:
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')))
         for note in output.notes:
-            self._log(self._warn, note.split(':')[0], note)
+            self._log(self._warn, note_kind(note), note)
         self._check(output)
         return True
 

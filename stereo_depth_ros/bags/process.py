@@ -29,7 +29,7 @@ from ..msgs.types import stamp_to_ns
 from ..names import check_namespace
 from ..pipeline import StereoPipeline
 from ..pipeline_config import default_topics
-from ..processing import StereoFrameProcessor, StereoPair
+from ..processing import note_kind, StereoFrameProcessor, StereoPair
 from ..plausibility import PairCheck, row_offset_warning, swap_warning
 from ..sync import TimeSynchronizer, make_synchronizer, never_matched
 from ..topics import check_topics, OUTPUT_TOPICS
@@ -330,8 +330,7 @@ class _Run:
         summary.
         """
         for note in output.notes:
-            kind = note.split(':')[0]
-            if all(seen.split(':')[0] != kind for seen in self.summary.notes):
+            if all(note_kind(seen) != note_kind(note) for seen in self.summary.notes):
                 self.summary.notes.append(note)
         try:
             self.summary.check = self.processor.check(output) or self.summary.check

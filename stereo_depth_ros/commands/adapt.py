@@ -162,7 +162,7 @@ def _clean_up_failed_run(out_dir: Path, created: Optional[Path], recorded: bool)
     if created is not None:
         shutil.rmtree(out_dir, ignore_errors=True)
         for parent in out_dir.parents:  # the folders made above it, while empty
-            if not str(parent).startswith(str(created)):
+            if not parent.is_relative_to(created):
                 break
             try:
                 parent.rmdir()
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.figures import before_after, figure_pairs
     from ..torch_runtime import resolve_device
     from ..training.pseudo_labels import check_labeller, find_pairs, incomplete_pairs_warning
-    from ..weights import check_export_beside_run, check_export_path
+    from ..weights import check_export_path
     from ..weights import read_metadata
     config = load_config(args.config)
     if args.weights:
@@ -249,8 +249,7 @@ def run(args: argparse.Namespace) -> int:
         figure_pairs(args.figures_on)
     if config.output.export:
         _check_export(config.output.export, start)
-        check_export_path(config.output.export, config.backend)
-        check_export_beside_run(config.output.export, out_dir, config.backend)
+        check_export_path(config.output.export, config.backend, out_dir)
     if args.bag:
         source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
     else:

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     """Train as the parsed arguments say; print where the weights went."""
     from .config import load_config
     from .trainer import train
-    from ..weights import check_export_beside_run, check_export_path
+    from ..weights import check_export_path
     config = load_config(args.config)
     if args.seed is not None:
         config.seed = args.seed
@@ -56,9 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if args.no_export:
         config.output.export = ''
     if config.output.export:  # refused before training, not after it
-        check_export_path(config.output.export, config.backend)
-        check_export_beside_run(config.output.export, args.out_dir or config.output.out_dir,
-                                config.backend)
+        check_export_path(config.output.export, config.backend,
+                          args.out_dir or config.output.out_dir)
     result = train(config, device=args.device, steps=args.steps, resume=args.resume,
                    out_dir=args.out_dir, progress=not args.no_progress, minutes=args.minutes,
                    invocation=getattr(args, 'invocation', None))
