@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from .camera import StereoCameraModel, wide_baseline
-from .near_guard import beyond_range_disparity, REACH
+from .near_guard import beyond_range_disparity, guard_reach
 from .obstacle import ObstacleParameters
 from .plausibility import check_pair, ROW_OFFSET_LIMIT, RowOffset
 
@@ -63,7 +63,7 @@ def check_one(name: str, left: np.ndarray, right: np.ndarray) -> PairFindings:
     beyond = beyond_range_disparity(left, right, float(searched))
     reached = 0
     if beyond is not None:
-        reached = int(min(REACH * searched, 0.75 * left.shape[1]))
+        reached = int(guard_reach(left.shape[1], float(searched)))
         valid = np.concatenate([valid, beyond[_surfaces(np.isfinite(beyond))]])
     return PairFindings(name, check.swapped, check.row_offset, valid[::7].astype(np.float32),
                         searched, reached)

@@ -52,6 +52,11 @@ _SPECKLE_WINDOW = 50
 _SPECKLE_RANGE = 2
 
 
+def guard_reach(width: int, max_disparity: float) -> float:
+    """Return the largest disparity (px) searched: REACH times the range, at most 3/4 width."""
+    return min(REACH * max_disparity, 0.75 * width)
+
+
 def guard_plan(width: int, height: int, max_disparity: float) -> Optional[tuple[int, int]]:
     """Return (shrink factor, coarse disparities) of the search, or None if none is useful.
 
@@ -60,7 +65,7 @@ def guard_plan(width: int, height: int, max_disparity: float) -> Optional[tuple[
     """
     if not max_disparity > 0 or not math.isfinite(max_disparity):
         return None
-    reach = min(REACH * max_disparity, 0.75 * width)
+    reach = guard_reach(width, max_disparity)
     if reach < 1.25 * max_disparity:
         return None
     shrink = max(math.ceil(reach / MAX_COARSE_DISPARITIES),
