@@ -1,24 +1,25 @@
-"""Surfaces nearer than a backend measures, for the obstacle search (``obstacle.near_guard``).
+"""Surfaces nearer than a backend measures (``obstacle.near_guard``).
 
 A backend measures disparities up to its ``max_disparity``: ``sgbm``'s 127 px is 1.3 m on a
 512-px KITTI-like camera (f B = 166 px m), a learned backend's 384 px 0.43 m. A surface
 nearer than that comes out as holes (``sgbm``: 95-98 % of a block at 0.83 m) or as a
 confident, farther depth (a network beyond its range), so without more the obstacle search
 would say "nothing within range" or name a farther obstacle, the opposite of REP 117's
-"too close".
+"too close", and the point cloud would hold a false, farther surface for a costmap to clear
+along.
 
-:func:`near_surface_depth` looks beyond the backend's range on a shrunken copy of the pair
-(shrunk so that the search needs at most :data:`MAX_COARSE_DISPARITIES` and the pair
+:func:`beyond_range_disparity` looks beyond the backend's range on a shrunken copy of the
+pair (shrunk so that the search needs at most :data:`MAX_COARSE_DISPARITIES` and the pair
 holds at most :data:`MAX_COARSE_PIXELS`, within :data:`SHRINK_LIMITS`): OpenCV
 SGBM from 0 to :data:`REACH` times the backend's range (at most 3/4 of the image width),
 left-right checked, on views padded on the left (OpenCV matches nothing left of its range's
-width; a match that would fall in the padding is dropped). Pixels it finds beyond the
-backend's range by more than one coarse pixel get that coarse depth, where the backend has
-no estimate or the images confirm the find clearly better than the backend's
-(:data:`CONFIRM_MARGIN`); the obstacle search then takes them as it takes any depth (size,
-clearance; the ground is fitted on the backend's depth), and one it finds there is nearer
-than ``min_range``: ``Range`` says ``-inf``. The published depth and disparity stay the
-backend's.
+width; a match that would fall in the padding is dropped). It keeps the pixels it finds
+beyond the backend's range by more than one coarse pixel, where the backend has no estimate
+or the images confirm the find clearly better than the backend's (:data:`CONFIRM_MARGIN`).
+The pipeline gives the obstacle search their coarse depth (which takes them as it takes any
+depth: size, clearance; the ground is fitted on the backend's depth), so one found there is
+nearer than ``min_range``: ``Range`` says ``-inf``; and it publishes them as what they are to
+the backend, too near to measure: depth ``-inf`` (REP 117), disparity and points unknown.
 """
 
 import math
@@ -27,7 +28,6 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from .geometry import disparity_to_depth
 from .images import to_gray
 
 #: The guard searches out to this many times the backend's largest disparity.
@@ -77,32 +77,17 @@ def guard_plan(width: int, height: int, max_disparity: float) -> Optional[tuple[
     return shrink, disparities
 
 
-def near_surface_depth(left: np.ndarray, right: np.ndarray, max_disparity: float,
-                       focal_baseline: float, disparity_offset: float = 0.0,
-                       backend_disparity: Optional[np.ndarray] = None
-                       ) -> Optional[np.ndarray]:
-    """Return full-size depth (m) of the surfaces beyond ``max_disparity`` px, NaN elsewhere.
-
-    ``left``/``right`` are the rectified pair (uint8, HxW or HxWx3); ``max_disparity`` is the
-    largest disparity the backend measures, in pixels of the pair as given; depth is
-    ``focal_baseline / (d - disparity_offset)``. With the backend's ``backend_disparity``
-    (HxW px, NaN unknown), a find where the backend has an estimate is kept only where the
-    images confirm it clearly better (:data:`CONFIRM_MARGIN`): a repeating texture matches
-    at both. None where no search is useful (:func:`guard_plan`) or it found nothing (the
-    usual frame: no full-size map is made then).
-    """
-    coarse = _coarse_finds(left, right, max_disparity, backend_disparity)
-    if coarse is None or not np.isfinite(coarse).any():
-        return None
-    return _full_size(disparity_to_depth(coarse, focal_baseline, disparity_offset), left.shape)
-
-
 def beyond_range_disparity(left: np.ndarray, right: np.ndarray, max_disparity: float,
                            backend_disparity: Optional[np.ndarray] = None
                            ) -> Optional[np.ndarray]:
     """Return full-size disparities (px) found beyond ``max_disparity`` px, NaN elsewhere.
 
-    The coarse search of :func:`near_surface_depth` (which see); None where none is useful.
+    ``left``/``right`` are the rectified pair (uint8, HxW or HxWx3); ``max_disparity`` is the
+    largest disparity the backend measures, in pixels of the pair as given. With the
+    backend's ``backend_disparity`` (HxW px, NaN unknown), a find where the backend has an
+    estimate is kept only where the images confirm it clearly better
+    (:data:`CONFIRM_MARGIN`): a repeating texture matches at both. None where no search is
+    useful (:func:`guard_plan`).
     """
     coarse = _coarse_finds(left, right, max_disparity, backend_disparity)
     return None if coarse is None else _full_size(coarse, left.shape)

@@ -17,7 +17,7 @@ from .camera import StereoCameraModel
 from .errors import SettingsError
 from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
 from .images import check_stereo_pair
-from .near_guard import near_surface_depth
+from .near_guard import beyond_range_disparity
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
 from .visualize import ColourScale, colorize_disparity
 
@@ -31,7 +31,8 @@ class PipelineResult:
     """Everything one stereo pair produced; outputs not asked for are None.
 
     ``disparity`` and ``depth`` are float32 HxW (NaN unknown; depth ``-inf``/``+inf`` outside
-    ``min_depth``/``max_depth``), ``points`` HxWx3 metres in the left optical frame (NaN where
+    ``min_depth``/``max_depth``, ``-inf`` too where the near guard found an obstacle nearer
+    than the backend measures), ``points`` HxWx3 metres in the left optical frame (NaN where
     there is no depth), ``color`` HxWx3 uint8 **RGB** (``cv2.imwrite`` wants BGR).
 
     It also carries the settings it was computed with, so messages are built from the result
@@ -73,6 +74,34 @@ def blind_search_note(min_range: float, max_range: float) -> str:
             'nearer than the start, else NaN')
 
 
+def _with_near_surfaces(depth: np.ndarray, too_near: Optional[np.ndarray],
+                        camera: StereoCameraModel) -> np.ndarray:
+    """Return the depth the obstacle search takes: the near guard's finds in their place.
+
+    ``too_near`` holds their disparities (px, NaN elsewhere); None: the backend's depth itself.
+    """
+    if too_near is None:
+        return depth
+    found = np.isfinite(too_near)
+    searched = depth.copy()
+    searched[found] = disparity_to_depth(too_near[found], camera.focal_baseline,
+                                         camera.disparity_offset)
+    return searched
+
+
+def _mark_too_near(depth: np.ndarray, disparity: np.ndarray, where: np.ndarray) -> None:
+    """Mark, in place, the obstacle's pixels the near guard found as too near to measure.
+
+    The backend's values there are none (holes, or a farther surface a network read beyond
+    its range, which a costmap would clear through): depth ``-inf`` (REP 117, too close), as
+    the ``Range`` says, and the disparity unknown (NaN), so the point cloud has no point there.
+    Only the obstacle's pixels: the search's size and clearance checks keep the guard's false
+    finds in repeating textures, which it only partly rules out, out of the published depth.
+    """
+    depth[where] = -np.inf
+    disparity[where] = np.nan
+
+
 def check_depth_range(min_depth: Optional[float], max_depth: Optional[float],
                       obstacle_params: ObstacleParameters) -> None:
     """Raise SettingsError for a depth range (None: no limit) or obstacle settings that cannot be.
@@ -105,11 +134,14 @@ class StereoPipeline:
     ``min_depth``/``max_depth`` (metres; 0 or None: no limit; settings that cannot be raise
     SettingsError, :func:`check_depth_range`) mark depth outside that range ``-inf``/``+inf`` (REP
     117) and blank the disparity there, whatever outputs are requested (they need the camera
-    model: without it nothing is marked). The one thing it carries from pair to pair is the
-    top of the colour picture's scale (:class:`~stereo_depth_ros.visualize.ColourScale`): one
-    pipeline per stream. A pipeline that replaces another one of the same stream (new
-    settings) is given its ``colour_scale``, so the colours keep their meaning across the
-    change.
+    model: without it nothing is marked). With ``obstacle.near_guard`` (the default), the
+    pixels of a surface nearer than the backend measures that the obstacle search keeps are
+    marked as its ``Range`` says, depth ``-inf`` (too close), disparity unknown, whenever the
+    depth is computed (:mod:`~stereo_depth_ros.near_guard`). The one thing it carries from
+    pair to pair is the top of the colour picture's scale
+    (:class:`~stereo_depth_ros.visualize.ColourScale`): one pipeline per stream. A pipeline
+    that replaces another one of the same stream (new settings) is given its
+    ``colour_scale``, so the colours keep their meaning across the change.
     """
 
     def __init__(self, backend: DisparityBackend,
@@ -176,19 +208,24 @@ class StereoPipeline:
             depth = disparity_to_depth(disparity, camera.focal_baseline,
                                        camera.disparity_offset)
             timings['depth_ms'] = (time.perf_counter() - tick) * 1e3
-            if 'obstacle' in wanted:
-                if not max_range > min_range:
+            too_near = self._surfaces_too_near(left, right, disparity, reach, timings)
+            obstacle = None
+            # Also run where only the guard's finds need it: they are marked where it keeps them.
+            if 'obstacle' in wanted or too_near is not None:
+                if 'obstacle' in wanted and not max_range > min_range:
                     result.notes.append(blind_search_note(min_range, max_range))
                 # Before the depth range is marked: an obstacle nearer than min_depth is
                 # found at its depth, and its Range says "too close" (-inf).
                 tick = time.perf_counter()
-                searched = self._with_near_surfaces(depth, disparity, left, right, camera,
-                                                    timings)
-                result.obstacle = self._nearest_obstacle(searched, camera, max_range,
-                                                         ground_depth=depth)
+                obstacle = self._nearest_obstacle(_with_near_surfaces(depth, too_near, camera),
+                                                  camera, max_range, ground_depth=depth)
                 timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
+                if 'obstacle' in wanted:
+                    result.obstacle = obstacle
             tick = time.perf_counter()
             self._apply_depth_range(depth, disparity)
+            if too_near is not None and obstacle is not None:
+                _mark_too_near(depth, disparity, obstacle.mask & np.isfinite(too_near))
             timings['depth_ms'] += (time.perf_counter() - tick) * 1e3
             if 'depth' in wanted:
                 result.depth = depth
@@ -234,28 +271,20 @@ class StereoPipeline:
         """
         return min(float(self.backend.max_disparity), float(width - 1))
 
-    def _with_near_surfaces(self, depth: np.ndarray, disparity: np.ndarray, left: np.ndarray,
-                            right: np.ndarray, camera: StereoCameraModel,
-                            timings: dict[str, float]) -> np.ndarray:
-        """Return the depth the obstacle search takes.
+    def _surfaces_too_near(self, left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
+                           reach: float, timings: dict[str, float]) -> Optional[np.ndarray]:
+        """Return the disparities (px) of surfaces nearer than the backend measures, else NaN.
 
-        With ``near_guard``, the backend's depth with the surfaces nearer than it measures
-        in place of what it has there (:mod:`~stereo_depth_ros.near_guard`; where the backend
-        has an estimate, only finds the images confirm better); the result's depth stays the
-        backend's.
+        With ``near_guard`` (:mod:`~stereo_depth_ros.near_guard`; where the backend has an
+        estimate, only finds the images confirm better); None without it or where the search
+        is not useful or finds nothing (the usual frame).
         """
         if not self.obstacle_params.near_guard:
-            return depth
+            return None
         tick = time.perf_counter()
-        near = near_surface_depth(left, right, self.largest_disparity(left.shape[1]),
-                                  camera.focal_baseline, camera.disparity_offset, disparity)
+        found = beyond_range_disparity(left, right, reach, disparity)
         timings['near_guard_ms'] = (time.perf_counter() - tick) * 1e3
-        if near is None:
-            return depth
-        found = np.isfinite(near)
-        searched = depth.copy()
-        searched[found] = near[found]
-        return searched
+        return found if found is not None and np.isfinite(found).any() else None
 
     def _nearest_obstacle(self, depth: np.ndarray, camera: StereoCameraModel,
                           max_range: float,

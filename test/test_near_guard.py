@@ -1,5 +1,6 @@
 """The near guard: surfaces nearer than a backend measures reach the obstacle search."""
 
+import dataclasses
 import math
 
 import cv2
@@ -8,10 +9,11 @@ import pytest
 from rosbags.typesys import get_typestore, Stores
 
 from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.backends.base import DisparityBackend
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.msgs.obstacle import make_obstacle_range
 from stereo_depth_ros.msgs.types import MessageTypes
-from stereo_depth_ros.near_guard import beyond_range_disparity, guard_plan, near_surface_depth
+from stereo_depth_ros.near_guard import beyond_range_disparity, guard_plan
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline import StereoPipeline
 
@@ -42,15 +44,25 @@ def test_the_search_is_planned_only_where_there_is_room_beyond_the_range() -> No
     assert guard_plan(512, 256, 0.0) is None and guard_plan(512, 256, math.inf) is None
 
 
+class FarReader(DisparityBackend):
+    """A backend of range 0-127 px that reads everything 20 px, as a network beyond its range."""
+
+    name = 'far_reader'
+    min_disparity = 0.0
+    max_disparity = 127.0
+
+    def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return np.full(left.shape[:2], 20.0, np.float32)
+
+
 @pytest.mark.parametrize('disparity', [150, 200, 240])
-def test_a_surface_beyond_the_range_gets_its_depth(disparity: int) -> None:
+def test_a_surface_beyond_the_range_gets_its_disparity(disparity: int) -> None:
     scene, left, right = _with_near_block(SEEDS[0], disparity)
-    fb = scene.camera.focal_baseline
-    near = near_surface_depth(left, right, 127.0, fb)
+    near = beyond_range_disparity(left, right, 127.0)
     assert near is not None
     block = near[70:, 310:410]
     assert np.isfinite(block).mean() > 0.9
-    assert np.nanmedian(block) == pytest.approx(fb / disparity, rel=0.03)
+    assert np.nanmedian(block) == pytest.approx(disparity, rel=0.03)
     # Nothing far from the block: the rest of the road scene is within sgbm's range.
     far_away = np.isfinite(near).copy()
     far_away[:, 240:440] = False
@@ -116,18 +128,49 @@ def test_a_search_that_sees_no_depth_is_warned_about_and_its_range_stays_valid()
 def test_a_block_in_the_left_half_is_found_too() -> None:
     # The coarse search pads the views on the left: OpenCV gives nothing for the columns
     # left of its range's width (here 256 of 512 px, where the block starts at 160).
-    scene, left, right = _with_near_block(SEEDS[0], 150, column=160)
-    near = near_surface_depth(left, right, 127.0, scene.camera.focal_baseline)
+    _, left, right = _with_near_block(SEEDS[0], 150, column=160)
+    near = beyond_range_disparity(left, right, 127.0)
     assert near is not None
     assert np.isfinite(near[70:, 170:270]).mean() > 0.9
 
 
 def test_the_depth_follows_the_offset_between_the_principal_points() -> None:
     scene, left, right = _with_near_block(SEEDS[0], 200)
-    fb = scene.camera.focal_baseline
-    near = near_surface_depth(left, right, 127.0, fb, disparity_offset=10.0)
-    assert near is not None
-    assert np.nanmedian(near[70:, 310:410]) == pytest.approx(fb / 190.0, rel=0.03)
+    camera = dataclasses.replace(scene.camera, cx_right=scene.camera.cx_left - 10.0)
+    result = StereoPipeline(create_backend('sgbm')).process(left, right, camera,
+                                                            outputs={'obstacle'})
+    assert result.obstacle.distance == pytest.approx(camera.focal_baseline / 190.0, rel=0.05)
+
+
+def test_a_block_too_near_is_published_too_near_not_as_holes_or_a_farther_surface() -> None:
+    # sgbm leaves the block at 200 px (beyond its 127) as holes; a network beyond its range
+    # reads it farther (here 20 px, 8 m), a point cloud then holds a surface that is not
+    # there and a costmap clears through the block. The obstacle's pixels become depth -inf
+    # (REP 117: too close, as its Range says), disparity and points unknown; the rest is the
+    # backend's.
+    scene, left, right = _with_near_block(SEEDS[0], 200)
+    wanted = {'depth', 'points', 'obstacle'}
+    for backend in (create_backend('sgbm'), FarReader()):
+        guarded = StereoPipeline(backend).process(left, right, scene.camera, outputs=wanted)
+        blind = StereoPipeline(backend, obstacle_params=ObstacleParameters(near_guard=False)) \
+            .process(left, right, scene.camera, outputs=wanted)
+        block = (slice(70, None), slice(310, 410))
+        assert (guarded.depth[block] == -np.inf).mean() > 0.9, backend.name
+        assert np.isnan(guarded.disparity[block]).mean() > 0.9
+        assert np.isnan(guarded.points[block]).all(axis=-1).mean() > 0.9
+        assert guarded.obstacle.distance == pytest.approx(scene.camera.focal_baseline / 200,
+                                                          rel=0.05)
+        assert not (blind.depth[block] == -np.inf).any()
+        marked = guarded.depth == -np.inf
+        assert not marked[:60].any() and not marked[:, :240].any()  # nothing off the block
+        np.testing.assert_array_equal(guarded.depth[~marked], blind.depth[~marked])
+        np.testing.assert_array_equal(guarded.disparity[~marked], blind.disparity[~marked])
+    # A point cloud alone (a costmap's usual subscription) is marked too: the obstacle search
+    # runs for the guard's finds, and only what it keeps is marked.
+    alone = StereoPipeline(FarReader()).process(left, right, scene.camera, outputs={'points'})
+    assert alone.obstacle is None and alone.depth is None
+    assert np.isnan(alone.points[block]).all(axis=-1).mean() > 0.9
+    assert np.isfinite(alone.points[:60]).all()
 
 
 def test_a_repeating_texture_the_backend_matched_is_left_alone() -> None:
@@ -144,7 +187,7 @@ def test_a_repeating_texture_the_backend_matched_is_left_alone() -> None:
     left, right = scene.left.copy(), scene.right.copy()
     for image, shift in ((left, 0), (right, 30)):
         image[rows] = wall[:, 200 + shift:712 + shift][rows][:, :, None]
-    raw = near_surface_depth(left, right, 127.0, scene.camera.focal_baseline)
+    raw = beyond_range_disparity(left, right, 127.0)
     assert raw is not None and np.isfinite(raw).mean() > 0.2  # the coarse search alone is fooled
     backend = create_backend('sgbm')
     guarded = StereoPipeline(backend).process(left, right, scene.camera,
