@@ -10,7 +10,7 @@ import sys
 from typing import Any, NoReturn, Optional, Sequence
 
 from . import __version__
-from .errors import InterruptedEarly, StereoDepthError, first_line
+from .errors import ExplainedInterrupt, StereoDepthError, first_line
 
 #: Sub-command name -> module in ``stereo_depth_ros.commands`` with add_arguments() and run().
 COMMANDS = {
@@ -126,8 +126,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _error_line(args.command, _os_error_line(error))
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as interrupt:
-        # A command may say what the interrupt left (process-bag before its first pair).
-        why = f' {interrupt}' if isinstance(interrupt, InterruptedEarly) else ''
+        # A command may say what the interrupt left (process-bag, kitti2bag).
+        why = f' {interrupt}' if isinstance(interrupt, ExplainedInterrupt) else ''
         print(f'stereo-depth {args.command}: interrupted{why}', file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:

@@ -31,5 +31,5 @@ def first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-class InterruptedEarly(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM before a command had anything to keep; the message says so."""
+class ExplainedInterrupt(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM whose message says what the command kept (or that it kept nothing)."""

@@ -200,9 +200,9 @@ def _frame_slice(frames: Optional[str | slice]) -> slice:
         return frames or slice(None)
     start, sep, stop = frames.partition(':')
     try:
-        if not sep:
+        if not sep:  # one frame; -1 is the last (slice(-1, 0) would be none)
             index = int(start)
-            return slice(index, index + 1)
+            return slice(index, index + 1 or None)
         return slice(int(start) if start.strip() else None, int(stop) if stop.strip() else None)
     except ValueError:
         raise ValueError(f'--frames must look like A:B (python slice), got {frames!r}') from None
@@ -263,29 +263,40 @@ def _check_increasing(stamps: Sequence[int], path: Path) -> None:
 
 
 def _open_raw(root: Path, selection: slice) -> KittiSequence:
-    lefts = _pngs(root / 'image_02' / 'data', '*.png')
-    rights = _pngs(root / 'image_03' / 'data', '*.png')
-    if len(lefts) != len(rights):
-        raise DatasetError(f'{root}: image_02/data has {len(lefts)} images but image_03/data '
-                           f'has {len(rights)}')
-    if not lefts:
+    lefts = {path.name: path for path in _pngs(root / 'image_02' / 'data', '*.png')}
+    rights = {path.name: path for path in _pngs(root / 'image_03' / 'data', '*.png')}
+    # A frame one camera lacks (a partial download) stays in, named and skipped when read as
+    # an unreadable one is: the time stamp files still have its line.
+    names = sorted(lefts.keys() | rights.keys())
+    if not names:
         raise DatasetError(f'{root / "image_02" / "data"} has no PNG images')
-    for left, right in zip(lefts, rights):
-        if left.name != right.name:
-            raise DatasetError(f'frame names differ: {left} vs {right}')
     stamps = {}
-    for cam, count in (('02', len(lefts)), ('03', len(rights))):
+    for cam in ('02', '03'):
         path = root / f'image_{cam}' / 'timestamps.txt'
         stamps[cam] = read_timestamps(path)
-        if len(stamps[cam]) != count:
-            raise DatasetError(f'{path} has {len(stamps[cam])} time stamps for {count} images')
+        if len(stamps[cam]) != len(names):
+            raise DatasetError(f'{path} has {len(stamps[cam])} time stamps for {len(names)} '
+                               'frames (image_02/data and image_03/data together)')
         _check_increasing(stamps[cam], path)
-    calib_path = root.parent / 'calib_cam_to_cam.txt'
+    calib_path = _drive_calibration(root)
     camera = camera_from_calib(parse_calib_file(calib_path), calib_path)
-    indices = range(len(lefts))[selection]
-    frames = [KittiFrame(i, lefts[i].stem, lefts[i], rights[i], stamps['02'][i],
-                         stamps['03'][i], camera) for i in indices]
+    frames = [KittiFrame(i, Path(names[i]).stem,
+                         lefts.get(names[i], root / 'image_02' / 'data' / names[i]),
+                         rights.get(names[i], root / 'image_03' / 'data' / names[i]),
+                         stamps['02'][i], stamps['03'][i], camera)
+              for i in range(len(names))[selection]]
     return KittiSequence(root, 'raw', frames)
+
+
+def _drive_calibration(root: Path) -> Path:
+    """Return the ``calib_cam_to_cam.txt`` of a raw drive: in its date folder, its parent.
+
+    The parent of the path as resolved too, so that ``.`` and a link to a drive find it.
+    """
+    name = 'calib_cam_to_cam.txt'
+    given = root.absolute().parent / name
+    resolved = root.resolve().parent / name
+    return resolved if not given.exists() and resolved.exists() else given
 
 
 def _open_stereo2015(root: Path, selection: slice) -> KittiSequence:
@@ -320,6 +331,10 @@ def open_kitti(root: str | Path, frames: Optional[str | slice] = None) -> KittiS
         return _open_raw(root, selection)
     if (root / 'image_2').is_dir():
         return _open_stereo2015(root, selection)
+    if (root / 'image_00').is_dir():
+        raise DatasetError(f'{root} has the grey cameras of a KITTI raw drive (image_00/, '
+                           'image_01/) but not the colour ones that kitti2bag converts '
+                           "(image_02/, image_03/): download the drive's colour images too")
     raise DatasetError(f'{root} is neither a KITTI raw drive (image_02/, image_03/) nor a '
                        'KITTI stereo 2015 folder (image_2/, image_3/)')
 

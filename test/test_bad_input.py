@@ -255,6 +255,20 @@ def test_one_corrupt_png_is_skipped_and_named(drive, tmp_path, capsys):
     assert leftovers(tmp_path, 'strict') == []
 
 
+def test_a_png_one_camera_lacks_is_skipped_and_named(drive, tmp_path, capsys):
+    (drive / 'image_03' / 'data' / '0000000007.png').unlink()
+    code, out, lines = run_cli(['kitti2bag', drive, tmp_path / 'bag'], capsys)
+    assert code == 0 and 'wrote 11 frames of the KITTI raw layout' in out
+    assert len(lines) == 1 and 'skipped 1 of 12 frames' in lines[0]
+    assert 'image_03/data/0000000007.png (missing)' in lines[0]
+    code, out, lines = run_cli(['kitti2bag', drive, tmp_path / 'part', '--frames', '0:5'],
+                               capsys)
+    assert code == 0 and 'wrote 5 frames' in out and lines == []
+    code, _, lines = run_cli(['kitti2bag', drive, tmp_path / 'strict', '--strict'], capsys)
+    assert_one_line_error(code, lines, '0000000007.png', 'missing', '--strict')
+    assert leftovers(tmp_path, 'strict') == []
+
+
 # --------------------------------------------------------------------------- process-bag
 
 

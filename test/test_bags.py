@@ -695,6 +695,30 @@ def test_an_interrupt_before_the_first_pair_writes_no_bag(kitti_bag, tmp_path, m
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize('interrupt_at', [0, 2])
+def test_an_interrupted_kitti2bag_says_what_its_bag_holds(drive, tmp_path, monkeypatch, capsys,
+                                                          interrupt_at):
+    from stereo_depth_ros.kitti import KittiSequence
+    read_pair = KittiSequence.read_pair
+
+    def read_until_ctrl_c(self, frame):
+        if frame.index == interrupt_at:
+            raise KeyboardInterrupt('SIGTERM')  # as the CLI turns SIGTERM into one
+        return read_pair(self, frame)
+
+    monkeypatch.setattr(KittiSequence, 'read_pair', read_until_ctrl_c)
+    code = main(['kitti2bag', str(drive), str(tmp_path / 'bag')])
+    assert code == 130
+    error = capsys.readouterr().err
+    if interrupt_at == 0:
+        assert 'interrupted before the first frame was written; no bag was kept' in error
+        assert list(tmp_path.iterdir()) == []
+        return
+    assert f'{tmp_path / "bag"} holds the first 2 of the {FRAMES} frames' in error
+    counts = {topic: len(messages) for topic, messages in read_bag(tmp_path / 'bag').items()}
+    assert counts['/stereo/left/image_rect'] == counts['/stereo/right/camera_info'] == 2
+
+
 def test_process_bag_says_when_the_images_look_swapped(kitti_bag, tmp_path):
     swapped = {'left_image': '/stereo/right/image_rect', 'right_image': '/stereo/left/image_rect',
                'left_info': '/stereo/left/camera_info', 'right_info': '/stereo/right/camera_info'}

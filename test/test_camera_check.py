@@ -130,6 +130,17 @@ def test_check_camera_on_a_bag_without_camera_info(tmp_path, capsys):
     assert 'depth: f B = 24.0 px m' in capsys.readouterr().out
 
 
+def test_check_camera_takes_max_pairs_pairs_of_a_longer_bag(tmp_path, capsys):
+    # 15 frames: every frame up to the 12th (every second one gave 8 pairs).
+    from bad_input_helpers import write_stereo_bag
+    bag = write_stereo_bag(tmp_path / 'bag', frames=15, width=96, height=64,
+                           camera_infos=False)
+    assert main(['check-camera', '--bag', str(bag), '--no-progress']) == 0
+    assert capsys.readouterr().out.startswith(f'12 pairs of {bag} (96x64)')
+    assert main(['check-camera', '--bag', str(bag), '--no-progress', '--max-pairs', '5']) == 0
+    assert capsys.readouterr().out.startswith(f'5 pairs of {bag}')
+
+
 def test_the_check_sees_disparities_beyond_its_full_search() -> None:
     # A block at 300 px on a 1024-px camera: beyond the 256 px searched at full size.
     scene = make_scene(11, 256, 1024, 'road')

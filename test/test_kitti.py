@@ -132,16 +132,44 @@ def test_calibration_without_camera_3_is_named(drive):
         open_kitti(drive)
 
 
-def test_mismatched_frame_counts_are_named(drive):
-    (drive / 'image_03' / 'data' / '0000000001.png').unlink()
-    with pytest.raises(DatasetError, match='image_02/data has 3 images but image_03/data has 2'):
+def test_a_frame_one_camera_lacks_stays_in_and_is_named_when_read(drive):
+    # A partial download: the time stamp files still have the frame's line.
+    missing = drive / 'image_03' / 'data' / '0000000001.png'
+    missing.unlink()
+    sequence = open_kitti(drive)
+    assert [frame.name for frame in sequence] == ['0000000000', '0000000001', '0000000002']
+    assert sequence[2].left_stamp_ns == read_timestamps(drive / 'image_02' / 'timestamps.txt')[2]
+    with pytest.raises(DatasetError, match=f'{missing}.*missing'):
+        sequence.read_pair(sequence[1])
+    assert open_kitti(drive, '2:')[0].name == '0000000002'
+
+
+def test_a_drive_given_as_dot_or_through_a_link_finds_its_calibration(drive, monkeypatch):
+    monkeypatch.chdir(drive)
+    assert len(open_kitti('.')) == 3
+    monkeypatch.chdir(drive / 'image_02')
+    assert len(open_kitti('..')) == 3
+    link = drive.parent.parent / 'drive_link'
+    link.symlink_to(drive)
+    assert len(open_kitti(link)) == 3
+
+
+def test_the_last_frame_is_minus_one(drive):
+    assert [frame.name for frame in open_kitti(drive, '-1')] == ['0000000002']
+    assert [frame.name for frame in open_kitti(drive, '-2:')] == ['0000000001', '0000000002']
+
+
+def test_a_drive_with_only_the_grey_cameras_is_named_as_such(drive):
+    for cam in ('02', '03'):
+        (drive / f'image_{cam}').rename(drive / f'image_{int(cam) - 2:02d}')
+    with pytest.raises(DatasetError, match='grey cameras .* not the colour ones'):
         open_kitti(drive)
 
 
 def test_timestamp_count_mismatch_is_named(drive):
     path = drive / 'image_02' / 'timestamps.txt'
     path.write_text(''.join(path.read_text().splitlines(keepends=True)[:2]))
-    with pytest.raises(DatasetError, match='timestamps.txt has 2 time stamps for 3 images'):
+    with pytest.raises(DatasetError, match='timestamps.txt has 2 time stamps for 3 frames'):
         open_kitti(drive)
     assert len(read_timestamps(path)) == 2
 

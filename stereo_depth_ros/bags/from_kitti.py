@@ -1,18 +1,20 @@
 """KITTI drive -> rosbag2: rectified colour images, CameraInfo and the static camera frames."""
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
+import numpy as np
 from tqdm import tqdm
 
 from .writer import LATCHED_QOS, BagWriter
-from ..kitti import open_kitti
-from ..errors import DatasetError
+from ..kitti import KittiFrame, open_kitti
+from ..errors import DatasetError, ExplainedInterrupt
 from ..msgs.images import array_to_compressed, array_to_image, COMPRESSION_CODECS
 from ..msgs.stereo import make_camera_info
 from ..msgs.transforms import make_transform
-from ..msgs.types import make_header
+from ..msgs.types import make_header, MessageTypes
 from ..names import check_namespace
 from ..topics import COMPRESSED_SUFFIX
 
@@ -70,7 +72,9 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
 
     A frame whose image cannot be read (corrupt PNG, wrong size) is left out and listed in
     ``skipped``; with ``strict`` it raises DatasetError instead. If no frame is readable,
-    DatasetError is raised and no bag is left behind.
+    DatasetError is raised and no bag is left behind. Interrupted (Ctrl-C, SIGTERM), the
+    bag is closed properly with the frames written so far and ExplainedInterrupt says how
+    many; without any, no bag is left.
     """
     if compression is not None and compression not in COMPRESSION_CODECS:
         raise ValueError(f'unknown compression {compression!r}; known: '
@@ -81,41 +85,67 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
         raise ValueError(f'--frames {frames} selects no frames of {drive} '
                          f'({sequence.layout} layout)')
     skipped: list[tuple[str, str]] = []
-    with BagWriter(out_bag, storage=storage, distro=distro) as bag:
-        types = bag.types
-        first = sequence[0]
-        header = make_header(first.left_stamp_ns, BASE_FRAME, types)
-        to_left = make_transform(header, LEFT_FRAME, (0.0, 0.0, KITTI_CAMERA_HEIGHT),
-                                 OPTICAL_ROTATION, types)
-        to_right = make_transform(make_header(first.left_stamp_ns, LEFT_FRAME, types),
-                                  RIGHT_FRAME, (first.camera.baseline, 0.0, 0.0),
-                                  (0.0, 0.0, 0.0, 1.0), types)
-        bag.write(names['tf_static'], types.TFMessage(transforms=[to_left, to_right]),
-                  first.left_stamp_ns, qos=(LATCHED_QOS,))
-        for frame in tqdm(sequence, desc='kitti2bag', unit='frame', disable=not progress):
-            try:
-                left, right = sequence.read_pair(frame)
-            except DatasetError as error:
-                if strict:
-                    raise DatasetError(f'{error} (--strict: nothing written)') from None
-                skipped.append((frame.name, str(error)))
-                continue
-            right_stamp = frame.right_stamp_ns if keep_camera_stamps else frame.left_stamp_ns
-            pending = []
-            for side, image, stamp, frame_id in (('left', left, frame.left_stamp_ns, LEFT_FRAME),
-                                                 ('right', right, right_stamp, RIGHT_FRAME)):
-                head = make_header(stamp, frame_id, types)
-                msg = (array_to_compressed(image, 'rgb8', head, types, compression) if compression
-                       else array_to_image(image, 'rgb8', head, types))
-                pending.append((stamp, names[f'{side}_image'], msg))
-                pending.append((stamp, names[f'{side}_info'],
-                                make_camera_info(frame.camera, side, head, types)))
-            for stamp, topic, msg in sorted(pending, key=lambda item: item[0]):
-                bag.write(topic, msg, stamp)
-        if len(skipped) == len(sequence):
-            raise DatasetError(f'no frame of {drive} could be read ({len(skipped)} skipped), '
-                               f'e.g. {skipped[0][1]}')
-        counts = dict(bag.counts)
+    written = 0  # frames whose four messages are in the bag
+    try:
+        with BagWriter(out_bag, storage=storage, distro=distro) as bag:
+            first = sequence[0]
+            bag.write(names['tf_static'], _camera_frames(first, bag.types), first.left_stamp_ns,
+                      qos=(LATCHED_QOS,))
+            for frame in tqdm(sequence, desc='kitti2bag', unit='frame', disable=not progress):
+                try:
+                    left, right = sequence.read_pair(frame)
+                except DatasetError as error:
+                    if strict:
+                        raise DatasetError(f'{error} (--strict: nothing written)') from None
+                    skipped.append((frame.name, str(error)))
+                    continue
+                right_stamp = frame.right_stamp_ns if keep_camera_stamps else frame.left_stamp_ns
+                for stamp, topic, msg in _frame_messages(frame, left, right, right_stamp, names,
+                                                         bag.types, compression):
+                    bag.write(topic, msg, stamp)
+                written += 1
+            if len(skipped) == len(sequence):
+                raise DatasetError(f'no frame of {drive} could be read ({len(skipped)} '
+                                   f'skipped), e.g. {skipped[0][1]}')
+            counts = dict(bag.counts)
+    except KeyboardInterrupt:  # the writer has closed the bag properly with what it holds
+        raise _interrupted(Path(out_bag), written, len(sequence)) from None
     return KittiBagSummary(Path(out_bag), sequence.layout, len(sequence) - len(skipped),
                            counts, float(first.camera.baseline), float(first.camera.fx),
                            skipped)
+
+
+def _interrupted(out_bag: Path, written: int, wanted: int) -> ExplainedInterrupt:
+    """Return the interrupt that says what the bag holds; a bag without frames is removed."""
+    if written == 0:
+        shutil.rmtree(out_bag, ignore_errors=True)
+        return ExplainedInterrupt('before the first frame was written; no bag was kept')
+    return ExplainedInterrupt(f'{out_bag} holds the first {written} of the {wanted} frames '
+                              '(closed properly); remove it to convert them all')
+
+
+def _camera_frames(first: KittiFrame, types: MessageTypes) -> Any:
+    """Return the ``/tf_static`` message: base_link -> stereo_left -> stereo_right."""
+    header = make_header(first.left_stamp_ns, BASE_FRAME, types)
+    to_left = make_transform(header, LEFT_FRAME, (0.0, 0.0, KITTI_CAMERA_HEIGHT),
+                             OPTICAL_ROTATION, types)
+    to_right = make_transform(make_header(first.left_stamp_ns, LEFT_FRAME, types),
+                              RIGHT_FRAME, (first.camera.baseline, 0.0, 0.0),
+                              (0.0, 0.0, 0.0, 1.0), types)
+    return types.TFMessage(transforms=[to_left, to_right])
+
+
+def _frame_messages(frame: KittiFrame, left: np.ndarray, right: np.ndarray, right_stamp: int,
+                    names: dict[str, str], types: MessageTypes,
+                    compression: Optional[str]) -> list[tuple[int, str, Any]]:
+    """Return (stamp, topic, message) of one frame's images and CameraInfos, in time order."""
+    pending = []
+    for side, image, stamp, frame_id in (('left', left, frame.left_stamp_ns, LEFT_FRAME),
+                                         ('right', right, right_stamp, RIGHT_FRAME)):
+        head = make_header(stamp, frame_id, types)
+        msg = (array_to_compressed(image, 'rgb8', head, types, compression) if compression
+               else array_to_image(image, 'rgb8', head, types))
+        pending.append((stamp, names[f'{side}_image'], msg))
+        pending.append((stamp, names[f'{side}_info'],
+                        make_camera_info(frame.camera, side, head, types)))
+    return sorted(pending, key=lambda item: item[0])

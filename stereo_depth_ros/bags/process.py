@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
-from ..errors import DatasetError, InterruptedEarly, StereoDepthError
+from ..errors import DatasetError, ExplainedInterrupt, StereoDepthError
 from ..interrupts import Abort, deferred_interrupts
 from ..msgs.images import NARROW_16_BIT_START
 from ..msgs.types import stamp_to_ns
@@ -177,8 +177,8 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     pair is processed, StereoDepthError says why (empty topics, stamps that never pair,
     the first bad pair) and no output bag is written. Ctrl-C or SIGTERM end the run after
     the current pair, with the output bag closed and ``interrupted`` set; before the first
-    pair they write no bag and raise InterruptedEarly (a KeyboardInterrupt) saying so. A second
-    signal stops at once, discards the staged bag and raises InterruptedEarly too.
+    pair they write no bag and raise ExplainedInterrupt (a KeyboardInterrupt) saying so. A second
+    signal stops at once, discards the staged bag and raises ExplainedInterrupt too.
     """
     in_bag, out_bag = Path(in_bag), Path(out_bag)
     if namespace is not None:
@@ -208,10 +208,10 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
                     raise StereoDepthError(f'no stereo pair of {in_bag} could be processed: '
                                            f'{run.why_nothing(slop)}; no output written')
     except _NothingDone:
-        raise InterruptedEarly('before the first pair was processed; no output bag was '
-                               'written') from None
+        raise ExplainedInterrupt('before the first pair was processed; no output bag was '
+                                 'written') from None
     except Abort:  # BagWriter discarded the staged bag: nothing half-written
-        raise InterruptedEarly('twice: stopped at once; no output bag was written') from None
+        raise ExplainedInterrupt('twice: stopped at once; no output bag was written') from None
     return summary
 
 

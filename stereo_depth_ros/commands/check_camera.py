@@ -1,7 +1,6 @@
 """Check a stereo camera's recorded pairs: swaps, rows, disparities, depth limits."""
 
 import argparse
-import math
 import sys
 import tempfile
 from pathlib import Path
@@ -119,7 +118,7 @@ def _spread(total: int, wanted: int) -> list[int]:
 
 def _bag_pairs(args: argparse.Namespace,
                out: Path) -> tuple[Optional[tuple[Any, Any]], int]:
-    """Extract about ``--max-pairs`` pairs spread over the bag into ``out``.
+    """Extract ``--max-pairs`` pairs (fewer only in a shorter bag) spread over it into ``out``.
 
     Return its two CameraInfos (None where the bag has none: the rows and swaps need no
     calibration) and the step between the synchronised frames extracted.
@@ -141,7 +140,9 @@ def _bag_pairs(args: argparse.Namespace,
                 infos.setdefault(connection.topic, reader.deserialize(data, connection))
             if len(infos) == 2:
                 break
-    every = max(1, math.ceil(total / args.max_pairs))
+    # Rounded down: --max-pairs pairs where the bag has them (15 frames gave 8 rounded up),
+    # spread over at least half of it.
+    every = max(1, total // args.max_pairs)
     extract_pairs(args.bag, out, every=every, limit=args.max_pairs,
                   slop=args.slop if args.approximate_sync else None, left_topic=left_image,
                   right_topic=right_image, progress=not args.no_progress)

@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='rosbag2 storage plugin (default: mcap)')
     parser.add_argument('--frames', default=None, metavar='A:B',
                         help='frames to convert, a python slice of the sorted frames '
-                             '(default: all)')
+                             '(10:20, :5, 7; a negative start needs the = form: '
+                             '--frames=-3:) (default: all)')
     parser.add_argument('--keep-camera-stamps', action='store_true',
                         help="keep each camera's recorded stamp (default: the right image "
                              "gets the left image's stamp)")
