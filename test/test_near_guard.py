@@ -39,8 +39,10 @@ def test_the_search_is_planned_only_where_there_is_room_beyond_the_range() -> No
     assert guard_plan(512, 256, 127.0) == (4, 64)  # sgbm on a small KITTI-like camera
     assert guard_plan(1248, 384, 127.0) == (4, 64)  # 0-254 px, on a 312x96 pair
     assert guard_plan(1248, 384, 384.0) == (8, 96)  # a learned backend with its near pass
+    assert guard_plan(3840, 2160, 127.0) == (8, 32)  # 4K: shrunk as far as it goes (1-8 ms)
     assert guard_plan(512, 256, 384.0) is None  # 3/4 of the width is inside the range
     assert guard_plan(512, 40, 127.0) is None  # 10 rows at a quarter: nothing to match
+    assert guard_plan(512, 95, 127.0) is None and guard_plan(512, 96, 127.0) == (4, 64)
     assert guard_plan(512, 256, 0.0) is None and guard_plan(512, 256, math.inf) is None
 
 
@@ -116,13 +118,36 @@ def test_a_search_that_sees_no_depth_is_warned_about_and_its_range_stays_valid()
                                   result.max_range)
     assert math.isnan(message.range)  # no valid reading, not "nothing within range"
     assert message.min_range == message.max_range == pytest.approx(result.min_range)
-    # What the guard finds nearer still is too close, as ever.
-    too_close = make_obstacle_range(0.5, header, types, result.min_range, result.max_range)
+    # What the guard finds nearer still (a block at 0.83 m) is too close, as ever.
+    _, left, right = _with_near_block(SEEDS[0], 200)
+    near = pipeline.process(left, right, scene.camera, outputs={'obstacle'})
+    too_close = make_obstacle_range(near.obstacle.distance, header, types, near.min_range,
+                                    near.max_range)
     assert too_close.range == -math.inf
     # A search that sees depth has no note.
     seeing = StereoPipeline(create_backend('sgbm')).process(scene.left, scene.right,
                                                             scene.camera, outputs={'obstacle'})
     assert seeing.notes == []
+
+
+def test_a_surface_within_the_range_is_left_to_the_backend() -> None:
+    # 126 px is sgbm's to measure: the coarse search, a coarse pixel (4 px) coarse, keeps one
+    # coarse pixel beyond the range (without that margin it claimed 4 % of this pair).
+    _, left, right = _with_near_block(SEEDS[0], 126)
+    near = beyond_range_disparity(left, right, 127.0)
+    assert near is None or not np.isfinite(near).any()
+
+
+def test_the_ground_is_fitted_on_the_backend_s_depth_alone() -> None:
+    # The block stands on the road rows the plane is fitted on; its coarse finds (sgbm has
+    # holes there) must not enter the fit.
+    scene, left, right = _with_near_block(SEEDS[0], 200)
+    backend = create_backend('sgbm')
+    guarded = StereoPipeline(backend).process(left, right, scene.camera, outputs={'obstacle'})
+    blind = StereoPipeline(backend, obstacle_params=ObstacleParameters(near_guard=False)) \
+        .process(left, right, scene.camera, outputs={'obstacle'})
+    assert guarded.obstacle.ground_plane is not None
+    assert guarded.obstacle.ground_plane == blind.obstacle.ground_plane
 
 
 def test_a_block_in_the_left_half_is_found_too() -> None:

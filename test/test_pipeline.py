@@ -182,6 +182,8 @@ def test_a_wide_range_backend_paints_a_near_scene_in_its_whole_colour_scale(road
     pipeline = StereoPipeline(WideRange())
     result = pipeline.process(road.left, road.right, road.camera, outputs={'color'})
     assert result.max_disparity == 383.0  # on a 384-px-wide pair, no disparity is larger
+    # The Range's "too close" starts where the largest disparity on this image ends.
+    assert result.min_range == pytest.approx(road.camera.focal_baseline / 383.0)
     assert result.notes[0].startswith('the disparity range is wider than the image: wide '
                                       'reaches 384 px, but on a 384-px-wide pair no disparity '
                                       'exceeds 383 px')
