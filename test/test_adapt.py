@@ -824,6 +824,65 @@ def test_a_failed_adapt_leaves_nothing_and_a_resume_without_checkpoint_says_so(
     assert f'{out} holds no checkpoint yet: starting at step 0' in capsys.readouterr().out
 
 
+def _pairs_run(tmp_path: Path, out: Path) -> list[str]:
+    """Tiny start weights, config and pairs; the adapt argv of a 1-step run into ``out``."""
+    weights, config = _tiny_run(tmp_path)
+    pairs = _pairs_folder(tmp_path, 2)
+    return ['adapt', '--config', str(config), '--pairs', str(pairs), '--weights', str(weights),
+            '--device', 'cpu', '--no-progress', '--export', '', '--out-dir', str(out),
+            '--steps', '1']
+
+
+def _failing_adapt(error: BaseException):
+    """A stand-in for training.adapt.adapt that fails before writing anything."""
+    def adapt(*args, **kwargs):
+        raise error
+    return adapt
+
+
+def test_an_adapt_stopped_after_its_checkpoint_keeps_the_run_for_resume(
+        tmp_path: Path, monkeypatch) -> None:
+    from stereo_depth_ros.training import adapt as adapt_module
+    from stereo_depth_ros.training.checkpoint import has_checkpoint
+    out = tmp_path / 'new' / 'run'  # folders the run makes: removed only without checkpoint
+    command = _pairs_run(tmp_path, out)
+    real = adapt_module.adapt
+
+    def interrupted(*args, **kwargs):  # Ctrl-C once the steps and their checkpoint are done
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(adapt_module, 'adapt', interrupted)
+    assert main(command) == 130
+    assert has_checkpoint(out / 'checkpoint')
+    assert (out / 'adapting_on.txt').read_text().startswith('--pairs ')
+
+
+def test_a_failed_adapt_keeps_the_users_own_empty_folders(tmp_path: Path, monkeypatch) -> None:
+    keep = tmp_path / 'keep'  # the user's, empty: not the run's to remove
+    keep.mkdir()
+    command = _pairs_run(tmp_path, keep / 'new' / 'run')
+    monkeypatch.setattr('stereo_depth_ros.training.adapt.adapt',
+                        _failing_adapt(DatasetError('failed')))
+    assert main(command) == 2
+    assert keep.is_dir() and not (keep / 'new').exists()
+
+
+def test_a_failed_resume_keeps_the_record_of_its_pairs(tmp_path: Path, monkeypatch) -> None:
+    # A run killed before its first checkpoint left its folder; a --resume that fails must
+    # leave the record of the pairs it started on, or the next --resume could take others.
+    out = tmp_path / 'out'
+    command = _pairs_run(tmp_path, out)
+    out.mkdir()
+    record = out / 'adapting_on.txt'
+    record.write_text(f'--pairs {(tmp_path / "pairs").resolve()}\n')
+    monkeypatch.setattr('stereo_depth_ros.training.adapt.adapt',
+                        _failing_adapt(DatasetError('failed')))
+    assert main([*command, '--resume']) == 2
+    assert record.is_file()
+    assert record.read_text() == f'--pairs {(tmp_path / "pairs").resolve()}\n'
+
+
 def test_adapt_finds_the_configs_weights_from_any_folder(tmp_path: Path, monkeypatch) -> None:
     from stereo_depth_ros.commands.adapt import _start_weights
     from stereo_depth_ros.resources import default_weights_path
@@ -857,7 +916,12 @@ def test_adapt_never_exports_over_the_shipped_or_its_start_weights(tmp_path: Pat
     earlier.write_bytes(weights.read_bytes())
     assert main([*command, '--export', str(earlier), '--steps', '1']) == 0
     assert f'warning: --export {earlier} exists and is replaced' in capsys.readouterr().err
-    assert read_metadata(earlier).backend == 'costnet'
+    # Replaced by the adapted weights (the run folder's), the old ones kept beside it.
+    from safetensors.torch import load_file
+    exported, adapted = load_file(earlier), load_file(out / 'costnet.safetensors')
+    assert exported.keys() == adapted.keys()
+    assert all(torch.equal(exported[key], adapted[key]) for key in adapted)
+    assert not all(torch.equal(exported[key], value) for key, value in load_file(weights).items())
     assert (tmp_path / 'mine.previous.safetensors').read_bytes() == weights.read_bytes()
     # A file there that is no weights of this package is never replaced.
     (tmp_path / 'notes.safetensors').write_bytes(b'my notes')

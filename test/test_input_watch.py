@@ -215,3 +215,26 @@ def test_the_kind_of_problem_keys_the_throttle() -> None:
         arrivals.record(topic, 7)
     arrivals.diagnosis(5.0, approximate=False)
     assert arrivals.last_kind == 'unpaired'
+
+
+def test_a_camera_that_stopped_is_named_not_its_camera_info_alone() -> None:
+    # A dead camera stops its image and its camera_info together: the note must name both as
+    # a camera that stopped, not advise publishing camera_info with every image.
+    infos = [topic for topic in TOPICS if topic.endswith('camera_info')]
+    arrivals = InputArrivals(TOPICS, infos)
+    for frame in range(50):
+        for topic in TOPICS:
+            if topic not in (TOPICS[1], TOPICS[3]) or frame < 7:
+                arrivals.record(topic, frame * 100_000_000)
+    note = arrivals.unpaired_note(7)
+    assert note is not None
+    assert note.startswith(f'few messages on {TOPICS[1]}, {TOPICS[3]} ')
+    assert 'camera_info comes less often' not in note
+    # The right camera_info alone scarce: that one is named as camera_info.
+    for frame in range(50):
+        for topic in TOPICS:
+            if topic != TOPICS[3] or frame % 10 == 0:
+                arrivals.record(topic, 5_000_000_000 + frame * 100_000_000)
+    note = arrivals.unpaired_note(5)
+    assert note is not None
+    assert note.startswith(f'camera_info comes less often than the images on {TOPICS[3]} ')

@@ -483,3 +483,37 @@ def test_sixteen_bit_image_files_are_scaled_by_their_bit_depth(tmp_path) -> None
     assert len(notes) == 1 and '(12 bits)' in notes[0] and '--mono16-bit-depth 12' in notes[0]
     scaled = read_image_rgb(tmp_path / 'twelve.png', notes, bit_depth=12)
     assert scaled.max() == 255 and len(np.unique(scaled)) == 256 and len(notes) == 1
+
+
+def test_a_sixteen_bit_png_reports_its_brightest_value(store) -> None:
+    # image_transport's compressed transport carries a 12-bit sensor's mono16 as a 16-bit
+    # PNG: its brightest value must reach the narrow-16-bit warning as a raw image's does.
+    _, types = store
+    twelve = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 4096)
+    ok, data = cv2.imencode('.png', twelve)
+    assert ok
+    msg = types.CompressedImage(header=make_header(0, 'cam', types),
+                                format='mono16; png compressed mono16', data=data.reshape(-1))
+    brightest: list[int] = []
+    assert stereo_input_from_message(msg, None, brightest).max() == 16
+    assert brightest == [4095]
+
+
+def test_the_narrow_16_bit_note_covers_9_to_14_bits() -> None:
+    from stereo_depth_ros.msgs.images import narrow_16_bit_note
+    fourteen = narrow_16_bit_note(2 ** 14 - 1, 'x')  # a 14-bit sensor's full scale
+    assert fourteen is not None and '(14 bits)' in fourteen
+    assert narrow_16_bit_note(2 ** 14, 'x') is None  # needs 15 bits: no narrow sensor
+    nine = narrow_16_bit_note(2 ** 8, 'x')
+    assert nine is not None and '(9 bits)' in nine
+    assert narrow_16_bit_note(2 ** 8 - 1, 'x') is None  # a black frame says nothing
+
+
+def test_bit_depths_outside_8_to_16_are_refused() -> None:
+    from stereo_depth_ros.msgs.images import scale_16_bit
+    full = np.array([[0, 65535]], np.uint16)
+    np.testing.assert_array_equal(scale_16_bit(full, 16), [[0, 255]])
+    np.testing.assert_array_equal(scale_16_bit(full, 8), [[0, 255]])
+    for bit_depth in (0, 7, 17):
+        with pytest.raises(ImageFormatError, match=f'bit_depth must be 8..16, got {bit_depth}'):
+            scale_16_bit(full, bit_depth)

@@ -290,6 +290,26 @@ def test_only_a_surface_cut_at_its_own_distance_escapes_the_clearance():
     assert not _cut_below(z, labels, 1, 1.2, EXACT, CAMERA)
 
 
+def test_the_bottom_row_counts_as_cut_only_within_the_distance_band():
+    from stereo_depth_ros.obstacle import _cut_below
+    # EXACT's band at 2.4 m: 10 % of the depth, 0.24 m. A surface leaning away whose bottom
+    # row is 0.2 m farther than its distance goes on below the edge: cut.
+    z = np.full((100, 100), 6.0, np.float32)
+    labels = np.zeros((100, 100), np.int32)
+    labels[:, 40:60] = 1
+    z[:, 40:60] = 2.4
+    z[-1, 40:60] = 2.6
+    assert _cut_below(z, labels, 1, 2.4, EXACT, CAMERA)
+    # 0.5 m farther, beyond the band: a farther part joined to a near one, not cut.
+    z[-1, 40:60] = 2.9
+    assert not _cut_below(z, labels, 1, 2.4, EXACT, CAMERA)
+    # Most of the bottom row at the surface's distance, a few pixels of farther clutter
+    # joined to it there: still the surface, cut by the edge.
+    z[-1, 40:55] = 2.4
+    z[-1, 55:60] = 6.0
+    assert _cut_below(z, labels, 1, 2.4, EXACT, CAMERA)
+
+
 def test_without_ground_plane_uses_the_prior_height():
     depth, owners = _road_depth(boxes=[(-1.0, 1.0, 9.0, 1.5)])
     depth[~owners[0]] = np.nan  # no ground seen: the box's upright face is no ground plane

@@ -292,6 +292,16 @@ def test_field_of_view_of_the_roi():
     assert middle == pytest.approx(2 * math.atan(50.25 / 100.0), rel=1e-9)
 
 
+def test_the_range_covers_the_searched_window_not_the_whole_image(scene):
+    # A window from the middle to 3/4 of the width: the arc reaches its right edge, 64 px
+    # from the axis, not the image's, 128 px from it.
+    roi = (0.5, 0.0, 0.25, 1.0)
+    manager = PipelineManager({**SGBM64, 'obstacle.roi': list(roi)})
+    message = StereoFrameProcessor(TYPES).process(
+        make_pair(scene), manager.pipeline, {'obstacle/range'}).messages['obstacle/range']
+    assert message.field_of_view == pytest.approx(obstacle_field_of_view(scene.camera, roi))
+    assert message.field_of_view < 0.6 * obstacle_field_of_view(scene.camera, None)
+
 # ------------------------------------------------------------------ latest-pair slot
 
 
@@ -441,6 +451,28 @@ def test_worker_warns_about_mono16_that_uses_few_bits(scene, manager):
     worker.throttle = LogThrottle(0.0)
     worker.process_one(make_pair(scene, *grey, encoding='mono16'))
     assert len(recorder.warnings) == 1
+
+
+def test_a_note_from_both_the_input_and_the_pipeline_is_given_once(scene, manager):
+    # The processor's notes on the images and the pipeline's on the pair are one list: a
+    # line both make (here the 12-bit mono16 note) is logged once per frame, not twice.
+    grey = [(image[:, :, 1].astype(np.uint16) * 16) for image in (scene.left, scene.right)]
+    processor = StereoFrameProcessor(TYPES)
+    for _ in range(10):
+        processor.process(make_pair(scene, *grey, encoding='mono16'), manager.pipeline,
+                          {'disparity'})
+
+    class Echoing:
+        def process(self, *args, **kwargs):
+            result = manager.pipeline.process(*args, **kwargs)
+            result.notes += [processor.narrow_16_bit_note(), 'a note of the pipeline only']
+            return result
+
+    output = processor.process(make_pair(scene, *grey, encoding='mono16'), Echoing(),
+                               {'disparity'})
+    note = processor.narrow_16_bit_note()
+    assert note is not None and note.startswith('16-bit images that use few of their bits')
+    assert output.notes == (note, 'a note of the pipeline only')
 
 
 def test_log_throttle_keeps_one_timer_per_key():

@@ -743,6 +743,25 @@ def test_an_export_keeps_what_it_replaces_and_harms_nothing_else(tmp_path):
     check_export_path(export, 'dispnet')  # its own backend's weights with their card: fine
 
 
+def test_an_export_never_overwrites_a_previous_card_left_alone(tmp_path):
+    # <stem>.previous.yaml without its weights (a card whose weights the user deleted, or a
+    # file of the user's): an export keeps the weights it replaces as previous-2, card too.
+    models = tmp_path / 'models'
+    export = models / 'dispnet.safetensors'
+    config = tiny_config(tmp_path, output={'export': str(export)})
+    train(from_dict(TrainConfig, config), device='cpu', steps=1, progress=False,
+          out_dir=tmp_path / 'a')
+    before, card = export.read_bytes(), export.with_suffix('.yaml').read_text()
+    orphan = models / 'dispnet.previous.yaml'
+    orphan.write_text('my notes on the first run\n')
+    train(from_dict(TrainConfig, config), device='cpu', steps=1, progress=False,
+          out_dir=tmp_path / 'b')
+    assert orphan.read_text() == 'my notes on the first run\n'
+    assert not (models / 'dispnet.previous.safetensors').exists()
+    assert (models / 'dispnet.previous-2.safetensors').read_bytes() == before
+    assert (models / 'dispnet.previous-2.yaml').read_text() == card
+
+
 def test_qr_training_step_and_export_with_card(tmp_path):
     overrides = tiny_config(
         tmp_path, backend='dispnet_qr',
