@@ -270,33 +270,51 @@ def _open_raw(root: Path, selection: slice) -> KittiSequence:
     names = sorted(lefts.keys() | rights.keys())
     if not names:
         raise DatasetError(f'{root / "image_02" / "data"} has no PNG images')
+    lines = _stamp_lines(names)
     stamps = {}
     for cam in ('02', '03'):
         path = root / f'image_{cam}' / 'timestamps.txt'
         stamps[cam] = read_timestamps(path)
-        if len(stamps[cam]) != len(names):
+        if lines is None and len(stamps[cam]) != len(names):
             raise DatasetError(f'{path} has {len(stamps[cam])} time stamps for {len(names)} '
-                               'frames (image_02/data and image_03/data together)')
+                               f'frames (image_02/data holds {len(lefts)} PNGs, image_03/data '
+                               f'{len(rights)})')
+        if lines is not None and lines[-1] >= len(stamps[cam]):
+            raise DatasetError(f'{path} has {len(stamps[cam])} time stamps, but frame '
+                               f'{Path(names[-1]).stem} is number {lines[-1]}')
         _check_increasing(stamps[cam], path)
     calib_path = _drive_calibration(root)
     camera = camera_from_calib(parse_calib_file(calib_path), calib_path)
-    frames = [KittiFrame(i, Path(names[i]).stem,
-                         lefts.get(names[i], root / 'image_02' / 'data' / names[i]),
-                         rights.get(names[i], root / 'image_03' / 'data' / names[i]),
-                         stamps['02'][i], stamps['03'][i], camera)
-              for i in range(len(names))[selection]]
+    frames = []
+    for i in range(len(names))[selection]:
+        line = i if lines is None else lines[i]
+        frames.append(KittiFrame(i, Path(names[i]).stem,
+                                 lefts.get(names[i], root / 'image_02' / 'data' / names[i]),
+                                 rights.get(names[i], root / 'image_03' / 'data' / names[i]),
+                                 stamps['02'][line], stamps['03'][line], camera))
     return KittiSequence(root, 'raw', frames)
+
+
+def _stamp_lines(names: list[str]) -> Optional[list[int]]:
+    """Return each frame's line in ``timestamps.txt``: its KITTI number (``0000000007.png``).
+
+    None where a name is no number: the frames then take the lines in order.
+    """
+    stems = [Path(name).stem for name in names]
+    if not all(stem.isdigit() for stem in stems):
+        return None
+    return [int(stem) for stem in stems]
 
 
 def _drive_calibration(root: Path) -> Path:
     """Return the ``calib_cam_to_cam.txt`` of a raw drive: in its date folder, its parent.
 
-    The parent of the path as resolved too, so that ``.`` and a link to a drive find it.
+    The drive's own, through links (``.`` and a link to a drive find it); else the one beside
+    the path as given.
     """
     name = 'calib_cam_to_cam.txt'
-    given = root.absolute().parent / name
     resolved = root.resolve().parent / name
-    return resolved if not given.exists() and resolved.exists() else given
+    return resolved if resolved.exists() else root.absolute().parent / name
 
 
 def _open_stereo2015(root: Path, selection: slice) -> KittiSequence:

@@ -8,7 +8,7 @@ would say "nothing within range" or name a farther obstacle, the opposite of REP
 "too close", and the point cloud would hold a false, farther surface for a costmap to clear
 along.
 
-:func:`beyond_range_disparity` looks beyond the backend's range on a shrunken copy of the
+:func:`near_surface_disparity` looks beyond the backend's range on a shrunken copy of the
 pair (shrunk so that the search needs at most :data:`MAX_COARSE_DISPARITIES` and the pair
 holds at most :data:`MAX_COARSE_PIXELS`, within :data:`SHRINK_LIMITS`): OpenCV
 SGBM from 0 to :data:`REACH` times the backend's range (at most 3/4 of the image width),
@@ -91,6 +91,19 @@ def beyond_range_disparity(left: np.ndarray, right: np.ndarray, max_disparity: f
     """
     coarse = _coarse_finds(left, right, max_disparity, backend_disparity)
     return None if coarse is None else _full_size(coarse, left.shape)
+
+
+def near_surface_disparity(left: np.ndarray, right: np.ndarray, max_disparity: float,
+                           backend_disparity: Optional[np.ndarray] = None
+                           ) -> Optional[np.ndarray]:
+    """Return :func:`beyond_range_disparity`'s finds, or None where it finds none.
+
+    The usual frame finds nothing: no full-size map is made then (1.8 ms at 1080p).
+    """
+    coarse = _coarse_finds(left, right, max_disparity, backend_disparity)
+    if coarse is None or not np.isfinite(coarse).any():
+        return None
+    return _full_size(coarse, left.shape)
 
 
 def _full_size(coarse: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

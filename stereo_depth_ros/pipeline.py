@@ -17,7 +17,7 @@ from .camera import StereoCameraModel
 from .errors import SettingsError
 from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
 from .images import check_stereo_pair
-from .near_guard import beyond_range_disparity
+from .near_guard import near_surface_disparity
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
 from .visualize import ColourScale, colorize_disparity
 
@@ -97,6 +97,8 @@ def _mark_too_near(depth: np.ndarray, disparity: np.ndarray, where: np.ndarray) 
     the ``Range`` says, and the disparity unknown (NaN), so the point cloud has no point there.
     Only the obstacle's pixels: the search's size and clearance checks keep the guard's false
     finds in repeating textures, which it only partly rules out, out of the published depth.
+    So a second surface nearer than the backend measures, or one outside ``obstacle.roi``,
+    keeps the backend's values (holes, or a network's farther reading).
     """
     depth[where] = -np.inf
     disparity[where] = np.nan
@@ -136,9 +138,9 @@ class StereoPipeline:
     117) and blank the disparity there, whatever outputs are requested (they need the camera
     model: without it nothing is marked). With ``obstacle.near_guard`` (the default), the
     pixels of a surface nearer than the backend measures that the obstacle search keeps are
-    marked as its ``Range`` says, depth ``-inf`` (too close), disparity unknown, whenever the
-    depth is computed (:mod:`~stereo_depth_ros.near_guard`). The one thing it carries from
-    pair to pair is the top of the colour picture's scale
+    marked as its ``Range`` says, depth ``-inf`` (too close), disparity unknown, whatever
+    outputs are requested, given the camera (:mod:`~stereo_depth_ros.near_guard`). The one
+    thing it carries from pair to pair is the top of the colour picture's scale
     (:class:`~stereo_depth_ros.visualize.ColourScale`): one pipeline per stream. A pipeline
     that replaces another one of the same stream (new settings) is given its
     ``colour_scale``, so the colours keep their meaning across the change.
@@ -203,7 +205,10 @@ class StereoPipeline:
         # The depth range limits the disparity too, so it is applied whenever it is set, even
         # when only the disparity is wanted.
         has_range = self.min_depth is not None or self.max_depth is not None
-        if camera is not None and (has_range or bool(wanted & {'depth', 'obstacle', 'points'})):
+        # So is the near guard, whoever subscribes: the disparity holds what it marks too.
+        guarded = self.obstacle_params.near_guard
+        if camera is not None and (has_range or guarded
+                                   or bool(wanted & {'depth', 'obstacle', 'points'})):
             tick = time.perf_counter()
             depth = disparity_to_depth(disparity, camera.focal_baseline,
                                        camera.disparity_offset)
@@ -282,9 +287,9 @@ class StereoPipeline:
         if not self.obstacle_params.near_guard:
             return None
         tick = time.perf_counter()
-        found = beyond_range_disparity(left, right, reach, disparity)
+        found = near_surface_disparity(left, right, reach, disparity)
         timings['near_guard_ms'] = (time.perf_counter() - tick) * 1e3
-        return found if found is not None and np.isfinite(found).any() else None
+        return found
 
     def _nearest_obstacle(self, depth: np.ndarray, camera: StereoCameraModel,
                           max_range: float,

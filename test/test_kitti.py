@@ -144,6 +144,24 @@ def test_a_frame_one_camera_lacks_stays_in_and_is_named_when_read(drive):
     assert open_kitti(drive, '2:')[0].name == '0000000002'
 
 
+def test_frames_take_the_time_stamp_line_of_their_number(drive):
+    # Frame 1 missing from both cameras: frame 2 keeps line 3 of timestamps.txt.
+    for cam in ('02', '03'):
+        (drive / f'image_{cam}' / 'data' / '0000000001.png').unlink()
+    stamps = read_timestamps(drive / 'image_02' / 'timestamps.txt')
+    sequence = open_kitti(drive)
+    assert [frame.name for frame in sequence] == ['0000000000', '0000000002']
+    assert sequence[1].left_stamp_ns == stamps[2]
+
+
+def test_a_stray_file_among_the_frames_names_both_folders_counts(drive):
+    stray = drive / 'image_03' / 'data' / '0000000001 (copy).png'
+    stray.write_bytes((drive / 'image_03' / 'data' / '0000000001.png').read_bytes())
+    with pytest.raises(DatasetError, match=r'has 3 time stamps for 4 frames \(image_02/data '
+                                           r'holds 3 PNGs, image_03/data 4\)'):
+        open_kitti(drive)
+
+
 def test_a_drive_given_as_dot_or_through_a_link_finds_its_calibration(drive, monkeypatch):
     monkeypatch.chdir(drive)
     assert len(open_kitti('.')) == 3
@@ -152,6 +170,10 @@ def test_a_drive_given_as_dot_or_through_a_link_finds_its_calibration(drive, mon
     link = drive.parent.parent / 'drive_link'
     link.symlink_to(drive)
     assert len(open_kitti(link)) == 3
+    # The drive's own calibration wins over another beside the link.
+    own = open_kitti(drive)[0].camera
+    (link.parent / 'calib_cam_to_cam.txt').write_text('P_rect_02: 1 0 0 0 0 1 0 0 0 0 1 0\n')
+    assert open_kitti(link)[0].camera == own
 
 
 def test_the_last_frame_is_minus_one(drive):
@@ -169,7 +191,8 @@ def test_a_drive_with_only_the_grey_cameras_is_named_as_such(drive):
 def test_timestamp_count_mismatch_is_named(drive):
     path = drive / 'image_02' / 'timestamps.txt'
     path.write_text(''.join(path.read_text().splitlines(keepends=True)[:2]))
-    with pytest.raises(DatasetError, match='timestamps.txt has 2 time stamps for 3 frames'):
+    with pytest.raises(DatasetError, match='timestamps.txt has 2 time stamps, but frame '
+                                           '0000000002 is number 2'):
         open_kitti(drive)
     assert len(read_timestamps(path)) == 2
 

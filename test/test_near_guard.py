@@ -190,6 +190,9 @@ def test_a_block_too_near_is_published_too_near_not_as_holes_or_a_farther_surfac
         assert not marked[:60].any() and not marked[:, :240].any()  # nothing off the block
         np.testing.assert_array_equal(guarded.depth[~marked], blind.depth[~marked])
         np.testing.assert_array_equal(guarded.disparity[~marked], blind.disparity[~marked])
+    # A disparity image alone, from which a consumer may make its own cloud, is marked too.
+    shown = StereoPipeline(FarReader()).process(left, right, scene.camera, outputs={'color'})
+    assert np.isnan(shown.disparity[block]).mean() > 0.9
     # A point cloud alone (a costmap's usual subscription) is marked too: the obstacle search
     # runs for the guard's finds, and only what it keeps is marked.
     alone = StereoPipeline(FarReader()).process(left, right, scene.camera, outputs={'points'})

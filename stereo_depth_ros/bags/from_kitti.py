@@ -1,6 +1,5 @@
 """KITTI drive -> rosbag2: rectified colour images, CameraInfo and the static camera frames."""
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -11,12 +10,22 @@ from tqdm import tqdm
 from .writer import LATCHED_QOS, BagWriter
 from ..kitti import KittiFrame, open_kitti
 from ..errors import DatasetError, ExplainedInterrupt
+from ..interrupts import Abort, deferred_interrupts
 from ..msgs.images import array_to_compressed, array_to_image, COMPRESSION_CODECS
 from ..msgs.stereo import make_camera_info
 from ..msgs.transforms import make_transform
 from ..msgs.types import make_header, MessageTypes
 from ..names import check_namespace
 from ..topics import COMPRESSED_SUFFIX
+
+#: Printed when a first Ctrl-C or SIGTERM arrives during a conversion.
+INTERRUPT_NOTICE = ('stopping after the current frame (interrupt again to stop at once, keeping '
+                    'no bag)')
+
+
+class _NothingWritten(Exception):
+    """Interrupted before the first frame: the bag of only ``/tf_static`` is not kept."""
+
 
 #: Frame ids written by kitti2bag: optical frames (x right, y down, z forward).
 LEFT_FRAME = 'stereo_left'
@@ -72,9 +81,10 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
 
     A frame whose image cannot be read (corrupt PNG, wrong size) is left out and listed in
     ``skipped``; with ``strict`` it raises DatasetError instead. If no frame is readable,
-    DatasetError is raised and no bag is left behind. Interrupted (Ctrl-C, SIGTERM), the
-    bag is closed properly with the frames written so far and ExplainedInterrupt says how
-    many; without any, no bag is left.
+    DatasetError is raised and no bag is left behind. A first Ctrl-C or SIGTERM stops after
+    the current frame: the bag is closed properly with the frames written so far and
+    ExplainedInterrupt says how many (before the first, no bag is kept); a second stops at
+    once and keeps no bag.
     """
     if compression is not None and compression not in COMPRESSION_CODECS:
         raise ValueError(f'unknown compression {compression!r}; known: '
@@ -85,13 +95,16 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
         raise ValueError(f'--frames {frames} selects no frames of {drive} '
                          f'({sequence.layout} layout)')
     skipped: list[tuple[str, str]] = []
-    written = 0  # frames whose four messages are in the bag
+    written: list[str] = []  # the frames whose four messages are in the bag
     try:
-        with BagWriter(out_bag, storage=storage, distro=distro) as bag:
+        with deferred_interrupts(INTERRUPT_NOTICE) as stop, \
+                BagWriter(out_bag, storage=storage, distro=distro) as bag:
             first = sequence[0]
             bag.write(names['tf_static'], _camera_frames(first, bag.types), first.left_stamp_ns,
                       qos=(LATCHED_QOS,))
             for frame in tqdm(sequence, desc='kitti2bag', unit='frame', disable=not progress):
+                if stop:
+                    break
                 try:
                     left, right = sequence.read_pair(frame)
                 except DatasetError as error:
@@ -103,25 +116,24 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
                 for stamp, topic, msg in _frame_messages(frame, left, right, right_stamp, names,
                                                          bag.types, compression):
                     bag.write(topic, msg, stamp)
-                written += 1
+                written.append(frame.name)
+            if stop and not written:
+                raise _NothingWritten  # any exception but KeyboardInterrupt discards the bag
             if len(skipped) == len(sequence):
                 raise DatasetError(f'no frame of {drive} could be read ({len(skipped)} '
                                    f'skipped), e.g. {skipped[0][1]}')
             counts = dict(bag.counts)
-    except KeyboardInterrupt:  # the writer has closed the bag properly with what it holds
-        raise _interrupted(Path(out_bag), written, len(sequence)) from None
+    except _NothingWritten:
+        raise ExplainedInterrupt('before the first frame was written; no bag was kept') from None
+    except Abort:  # BagWriter discarded the bag it was writing
+        raise ExplainedInterrupt('twice: stopped at once; no bag was kept') from None
+    if stop:
+        raise ExplainedInterrupt(f'{out_bag} holds {len(written)} of the {len(sequence)} frames, '
+                                 f'up to {written[-1]} (closed properly); remove it to convert '
+                                 'them all')
     return KittiBagSummary(Path(out_bag), sequence.layout, len(sequence) - len(skipped),
                            counts, float(first.camera.baseline), float(first.camera.fx),
                            skipped)
-
-
-def _interrupted(out_bag: Path, written: int, wanted: int) -> ExplainedInterrupt:
-    """Return the interrupt that says what the bag holds; a bag without frames is removed."""
-    if written == 0:
-        shutil.rmtree(out_bag, ignore_errors=True)
-        return ExplainedInterrupt('before the first frame was written; no bag was kept')
-    return ExplainedInterrupt(f'{out_bag} holds the first {written} of the {wanted} frames '
-                              '(closed properly); remove it to convert them all')
 
 
 def _camera_frames(first: KittiFrame, types: MessageTypes) -> Any:

@@ -118,7 +118,7 @@ def _spread(total: int, wanted: int) -> list[int]:
 
 def _bag_pairs(args: argparse.Namespace,
                out: Path) -> tuple[Optional[tuple[Any, Any]], int]:
-    """Extract ``--max-pairs`` pairs (fewer only in a shorter bag) spread over it into ``out``.
+    """Extract up to ``--max-pairs`` synchronised pairs spread over the bag into ``out``.
 
     Return its two CameraInfos (None where the bag has none: the rows and swaps need no
     calibration) and the step between the synchronised frames extracted.
@@ -140,8 +140,8 @@ def _bag_pairs(args: argparse.Namespace,
                 infos.setdefault(connection.topic, reader.deserialize(data, connection))
             if len(infos) == 2:
                 break
-    # Rounded down: --max-pairs pairs where the bag has them (15 frames gave 8 rounded up),
-    # spread over at least half of it.
+    # Rounded down: --max-pairs pairs where the bag has that many (15 frames gave 8 rounded
+    # up), spread over at least half of its left images.
     every = max(1, total // args.max_pairs)
     extract_pairs(args.bag, out, every=every, limit=args.max_pairs,
                   slop=args.slop if args.approximate_sync else None, left_topic=left_image,
