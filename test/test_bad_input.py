@@ -102,6 +102,11 @@ def test_large_image_is_refused_before_running(tmp_path, capsys, monkeypatch):
     code, _, lines = run_cli(infer_args(tmp_path, tmp_path / 'o'), capsys)
     assert_one_line_error(code, lines, '4000x3000', '12.0 MP', '--max-megapixels 12')
     assert not (tmp_path / 'o').exists()
+    # A wrong backend is named first, whatever the images hold.
+    args = infer_args(tmp_path, tmp_path / 'o')
+    args[args.index('--backend') + 1] = 'nosuch'
+    code, _, lines = run_cli(args, capsys)
+    assert_one_line_error(code, lines, "unknown backend 'nosuch'")
 
 
 @pytest.mark.parametrize('fx, baseline, words', [

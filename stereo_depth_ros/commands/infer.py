@@ -40,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         if not Path(path).is_file():
             raise FileNotFoundError(f'no such image: {path}')
     out = check_output_folder(args.out_dir)
+    # Before the images: a wrong backend or parameter file is named whatever the pair holds.
+    pipeline = pipeline_from_args(args).pipeline
     notes: list[str] = []
     left = read_image_rgb(args.left, notes, args.mono16_bit_depth)
     right = read_image_rgb(args.right, notes, args.mono16_bit_depth)
@@ -57,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
         wide = wide_baseline(camera.baseline)  # accepted (below 10 m), but more likely cm
         if wide:
             print(f'warning: --baseline {wide}: depths scale with it', file=sys.stderr)
-    pipeline = pipeline_from_args(args).pipeline
     if camera is None and (pipeline.min_depth or pipeline.max_depth):
         print('warning: min_depth/max_depth of the parameter file need --fx and --baseline '
               '(depth); without them they are ignored', file=sys.stderr)
