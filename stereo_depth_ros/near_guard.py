@@ -18,8 +18,9 @@ beyond the backend's range by more than one coarse pixel, where the backend has 
 or the images confirm the find clearly better than the backend's (:data:`CONFIRM_MARGIN`).
 The pipeline gives the obstacle search their coarse depth (which takes them as it takes any
 depth: size, clearance; the ground is fitted on the backend's depth), so one found there is
-nearer than ``min_range``: ``Range`` says ``-inf``; and it publishes them as what they are to
-the backend, too near to measure: depth ``-inf`` (REP 117), disparity and points unknown.
+nearer than ``min_range``: ``Range`` says ``-inf``; and it publishes those on surfaces the
+search accepts as obstacles as what they are to the backend, too near to measure: depth
+``-inf`` (REP 117), disparity and points unknown.
 """
 
 import math

@@ -156,6 +156,8 @@ class ObstacleResult:
 
     ``ground_plane`` is (nx, ny, nz, c) with the unit normal pointing up (towards the camera),
     so ``n . p + c`` is a point's height above the ground; None when none was used.
+    ``surfaces`` (bool HxW, only when asked for) holds every surface the search accepted as
+    an obstacle, by size and clearance, the nearest among them; None when not asked for.
     """
 
     mask: np.ndarray
@@ -163,6 +165,7 @@ class ObstacleResult:
     bbox: Optional[tuple[int, int, int, int]] = None
     ground_plane: Optional[tuple[float, float, float, float]] = None
     area: int = 0
+    surfaces: Optional[np.ndarray] = None
 
     @property
     def found(self) -> bool:
@@ -363,7 +366,8 @@ def _drop_far_side_of_jumps(z: np.ndarray, mask: np.ndarray,
 
 def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
                              params: Optional[ObstacleParameters] = None,
-                             ground_depth: Optional[np.ndarray] = None) -> ObstacleResult:
+                             ground_depth: Optional[np.ndarray] = None,
+                             surfaces: bool = False) -> ObstacleResult:
     """Find the nearest obstacle (not the ground) in a depth image (REP 118, NaN unknown).
 
     Args:
@@ -372,6 +376,8 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
         params: settings; defaults to :class:`ObstacleParameters()`.
         ground_depth: the depth the ground plane is fitted on, where it is not ``depth``
             (the backend's, without the near guard's finds).
+        surfaces: also return the mask of every surface accepted as an obstacle
+            (``ObstacleResult.surfaces``; the 32 nearest candidates are weighed).
 
     Returns:
         :class:`ObstacleResult` with a full-size mask (all False when nothing was found).
@@ -401,7 +407,8 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     areas = stats[:, cv2.CC_STAT_AREA]
     passing = np.flatnonzero(areas[1:] >= params.min_area) + 1
     if passing.size == 0:
-        return ObstacleResult(empty, ground_plane=plane)
+        return ObstacleResult(empty, ground_plane=plane,
+                              surfaces=empty.copy() if surfaces else None)
     flat = labels.ravel()
     inside = flat > 0
     depths = z.ravel()[inside].astype(np.float64)
@@ -413,7 +420,8 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     sizes = np.bincount(flat[inside], weights=sized * sized, minlength=count)
     passing = passing[sizes[passing] / (camera.fx * camera.fy) >= params.min_size]
     if passing.size == 0:
-        return ObstacleResult(empty, ground_plane=plane)
+        return ObstacleResult(empty, ground_plane=plane,
+                              surfaces=empty.copy() if surfaces else None)
     means = sums[passing] / areas[passing]
     order = np.argsort(means)[:32]
     ranked = []
@@ -430,6 +438,11 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
                                                              float(plane[3])):
                 continue
         ranked.append((distance, int(label)))
+    accepted = None
+    if surfaces:
+        accepted = empty.copy()
+        if ranked:
+            accepted[y0:y1, x0:x1] = np.isin(labels, [label for _, label in ranked])
     for distance, label in sorted(ranked):
         # Work in a window around the component, grown to catch pieces split off it.
         bx, by, bw, bh = stats[label, :4]
@@ -447,8 +460,10 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
         assert box is not None  # _obstacle_mask returns None, never an empty mask
         px, py, width, height = box
         bbox = (x0 + wx0 + px, y0 + wy0 + py, width, height)
-        return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()))
-    return ObstacleResult(empty, ground_plane=plane)
+        if accepted is not None:
+            accepted |= mask
+        return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()), accepted)
+    return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
 
 
 def _cut_below(z: np.ndarray, labels: np.ndarray, label: int, distance: float,

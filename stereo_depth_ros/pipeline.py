@@ -90,15 +90,15 @@ def _with_near_surfaces(depth: np.ndarray, too_near: Optional[np.ndarray],
 
 
 def _mark_too_near(depth: np.ndarray, disparity: np.ndarray, where: np.ndarray) -> None:
-    """Mark, in place, the obstacle's pixels the near guard found as too near to measure.
+    """Mark, in place, the obstacles' pixels the near guard found as too near to measure.
 
     The backend's values there are none (holes, or a farther surface a network read beyond
     its range, which a costmap would clear through): depth ``-inf`` (REP 117, too close), as
     the ``Range`` says, and the disparity unknown (NaN), so the point cloud has no point there.
-    Only the obstacle's pixels: the search's size and clearance checks keep the guard's false
-    finds in repeating textures, which it only partly rules out, out of the published depth.
-    So a second surface nearer than the backend measures, or one outside ``obstacle.roi``,
-    keeps the backend's values (holes, or a network's farther reading).
+    Only the pixels of surfaces the obstacle search accepts (``ObstacleResult.surfaces``):
+    its size and clearance checks keep the guard's false finds in repeating textures, which
+    it only partly rules out, out of the published depth. So a find outside
+    ``obstacle.roi`` keeps the backend's values (holes, or a network's farther reading).
     """
     depth[where] = -np.inf
     disparity[where] = np.nan
@@ -137,7 +137,7 @@ class StereoPipeline:
     SettingsError, :func:`check_depth_range`) mark depth outside that range ``-inf``/``+inf`` (REP
     117) and blank the disparity there, whatever outputs are requested (they need the camera
     model: without it nothing is marked). With ``obstacle.near_guard`` (the default), the
-    pixels of a surface nearer than the backend measures that the obstacle search keeps are
+    pixels of surfaces nearer than the backend measures that the obstacle search accepts are
     marked as its ``Range`` says, depth ``-inf`` (too close), disparity unknown, whatever
     outputs are requested, given the camera (:mod:`~stereo_depth_ros.near_guard`). The one
     thing it carries from pair to pair is the top of the colour picture's scale
@@ -223,14 +223,15 @@ class StereoPipeline:
                 # found at its depth, and its Range says "too close" (-inf).
                 tick = time.perf_counter()
                 obstacle = self._nearest_obstacle(_with_near_surfaces(depth, too_near, camera),
-                                                  camera, max_range, ground_depth=depth)
+                                                  camera, max_range, ground_depth=depth,
+                                                  surfaces=too_near is not None)
                 timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
                 if 'obstacle' in wanted:
                     result.obstacle = obstacle
             tick = time.perf_counter()
             self._apply_depth_range(depth, disparity)
-            if too_near is not None and obstacle is not None:
-                _mark_too_near(depth, disparity, obstacle.mask & np.isfinite(too_near))
+            if too_near is not None and obstacle is not None and obstacle.surfaces is not None:
+                _mark_too_near(depth, disparity, obstacle.surfaces & np.isfinite(too_near))
             timings['depth_ms'] += (time.perf_counter() - tick) * 1e3
             if 'depth' in wanted:
                 result.depth = depth
@@ -292,18 +293,19 @@ class StereoPipeline:
         return found
 
     def _nearest_obstacle(self, depth: np.ndarray, camera: StereoCameraModel,
-                          max_range: float,
-                          ground_depth: Optional[np.ndarray] = None) -> ObstacleResult:
+                          max_range: float, ground_depth: Optional[np.ndarray] = None,
+                          surfaces: bool = False) -> ObstacleResult:
         """Return the nearest obstacle up to ``max_range``, the farthest the Range covers.
 
         Nearer than its ``min_range`` is searched too (:mod:`~stereo_depth_ros.obstacle`).
         """
         params = self.obstacle_params
         if not max_range > params.min_range:  # a search range nothing can be seen in
-            return ObstacleResult(np.zeros(depth.shape, bool))
+            empty = np.zeros(depth.shape, bool)
+            return ObstacleResult(empty, surfaces=empty.copy() if surfaces else None)
         if max_range < params.max_range:
             params = replace(params, max_range=max_range)
-        return segment_nearest_obstacle(depth, camera, params, ground_depth)
+        return segment_nearest_obstacle(depth, camera, params, ground_depth, surfaces)
 
     def _apply_depth_range(self, depth: np.ndarray, disparity: np.ndarray) -> None:
         """Mark depth outside [min_depth, max_depth], in place, as REP 117 does ranges.

@@ -138,6 +138,22 @@ def test_a_surface_within_the_range_is_left_to_the_backend() -> None:
     assert near is None or not np.isfinite(near).any()
 
 
+def test_every_too_near_surface_the_search_accepts_is_marked_not_only_the_nearest() -> None:
+    # Two blocks beyond the range, at 200 px (0.83 m) and 160 px (1.04 m): a network reading
+    # both 8 m away would leave the second in the cloud for a costmap to clear through.
+    scene, left, right = _with_near_block(SEEDS[0], 200, column=300)
+    texture = cv2.resize(np.random.default_rng(8).integers(0, 256, (98, 40), dtype=np.uint8),
+                         (80, 196), interpolation=cv2.INTER_NEAREST)[:, :, None]
+    left[60:, 430:510] = texture
+    right[60:, 270:350] = texture
+    result = StereoPipeline(FarReader()).process(left, right, scene.camera,
+                                                 outputs={'depth', 'obstacle'})
+    fb = scene.camera.focal_baseline
+    assert result.obstacle.distance == pytest.approx(fb / 200, rel=0.05)
+    assert (result.depth[70:, 310:410] == -np.inf).mean() > 0.9
+    assert (result.depth[70:, 440:500] == -np.inf).mean() > 0.9
+
+
 def test_the_ground_is_fitted_on_the_backend_s_depth_alone() -> None:
     # The block stands on the road rows the plane is fitted on; its coarse finds (sgbm has
     # holes there) must not enter the fit.
