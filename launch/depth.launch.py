@@ -23,7 +23,8 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from stereo_depth_ros.launch_support import (RVIZ_MISSING, backend_choices,
                                              checked_params_file, image_transport_choices,
-                                             input_remappings, parameter_overrides)
+                                             input_remappings, node_name, parameter_overrides,
+                                             unmatched_params_file)
 
 PACKAGE = 'stereo_depth_ros'
 
@@ -78,8 +79,9 @@ def generate_launch_description() -> LaunchDescription:
                         "sensor_msgs/CompressedImage on <side>/image_rect/compressed (JPEG or "
                         "PNG, as image_transport publishes); '' keeps the value of params_file"),
         DeclareLaunchArgument(
-            'use_sim_time', default_value='false', choices=['true', 'false'],
-            description='Use /clock (e.g. ros2 bag play --clock)'),
+            'use_sim_time', default_value='', choices=['', 'true', 'false'],
+            description="Use /clock (e.g. ros2 bag play --clock); '' keeps the value of "
+                        "params_file or of a parent launch's SetParameter (default false)"),
         DeclareLaunchArgument(
             'use_rviz', default_value='false', choices=['true', 'false'],
             description='Start rviz2 with rviz_config'),
@@ -100,6 +102,11 @@ def generate_launch_description() -> LaunchDescription:
         (launch would stop with the depth node already started, left running).
         """
         parameters_path = checked_params_file(params_file.perform(context))
+        # Checked too: a file none of whose sections is the node's (launch_ros says nothing).
+        full_name = node_name(namespace.perform(context),
+                              context.launch_configurations.get('ros_namespace', ''))
+        unmatched = unmatched_params_file(parameters_path, full_name)
+        warnings = [LogInfo(msg=f'WARNING: {unmatched}')] if unmatched else []
         overrides = parameter_overrides(backend.perform(context), weights.perform(context),
                                         approximate_sync.perform(context),
                                         use_sim_time.perform(context),
@@ -115,14 +122,15 @@ def generate_launch_description() -> LaunchDescription:
             parameters=[parameters_path, overrides], remappings=remappings,
             arguments=['--ros-args', '--log-level', log_level])]
         if use_rviz.perform(context) != 'true':
-            return started
+            return warnings + started
         try:
             get_package_share_directory('rviz2')
         except PackageNotFoundError:
-            return [LogInfo(msg=RVIZ_MISSING)] + started
-        return started + [Node(
+            return warnings + [LogInfo(msg=RVIZ_MISSING)] + started
+        sim_time = {key: value for key, value in overrides.items() if key == 'use_sim_time'}
+        return warnings + started + [Node(
             package='rviz2', executable='rviz2', name='rviz2', output='screen',
             arguments=['-d', rviz_config, '--ros-args', '--log-level', log_level],
-            parameters=[{'use_sim_time': ParameterValue(use_sim_time, value_type=bool)}])]
+            parameters=[sim_time])]
 
     return LaunchDescription(arguments + [OpaqueFunction(function=nodes)])

@@ -3,10 +3,14 @@
 Kept in the package (no ``launch`` import) so the launch file's behaviour is tested without ROS.
 """
 
+import re
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from .backends import backend_names
+from .names import NODE_NAME, ROS_PARAMETERS
 from .topics import IMAGE_TRANSPORTS, INPUT_TOPICS
 
 
@@ -39,11 +43,13 @@ def parameter_overrides(backend: str, weights: str, approximate_sync: str,
                         use_sim_time: str, image_transport: str = '') -> dict[str, Any]:
     """Return the parameters that override ``params_file``: only the arguments given.
 
-    ``use_sim_time`` is always set; ``backend``, ``weights``, ``approximate_sync`` and
-    ``image_transport`` only when not '' (``approximate_sync`` and ``use_sim_time`` are
-    ``'true'``/``'false'``).
+    Each only when not '' (``approximate_sync`` and ``use_sim_time`` are ``'true'`` /
+    ``'false'``): a ``use_sim_time`` of the file, or of a parent launch's
+    ``SetParameter``, stays where the argument is not given.
     """
-    overrides: dict[str, Any] = {'use_sim_time': use_sim_time == 'true'}
+    overrides: dict[str, Any] = {}
+    if use_sim_time:
+        overrides['use_sim_time'] = use_sim_time == 'true'
     if backend:
         overrides['backend'] = backend
     if weights:
@@ -69,3 +75,47 @@ def checked_params_file(path: str) -> str:
 
 RVIZ_MISSING = ('use_rviz:=true but rviz2 is not installed (e.g. sudo apt install '
                 'ros-$ROS_DISTRO-rviz2): starting stereo_depth_node without it')
+
+
+def node_name(namespace: str, pushed: str = '') -> str:
+    """Return the node's fully qualified name in ``namespace`` (relative to ``pushed``).
+
+    ``pushed`` is the namespace a parent launch pushed (``PushRosNamespace``); an absolute
+    ``namespace`` ignores it, as launch_ros does.
+    """
+    parts = [namespace.strip('/')] if namespace.startswith('/') else [pushed.strip('/'),
+                                                                      namespace.strip('/')]
+    return '/' + '/'.join([part for part in parts if part] + [NODE_NAME])
+
+
+def unmatched_params_file(path: str, name: str) -> str:
+    """Return a warning where no section of the parameter file at ``path`` is for ``name``.
+
+    '' where one is, or where the file is no mapping of node names (the node's own start-up
+    check names that). ROS 2 matches the keys against the fully qualified name, ``*`` for
+    one part and ``**`` for any number; a key without a leading ``/`` is taken from the root:
+    ``stereo_depth_node`` alone is the node in no namespace, and the node would start with its
+    defaults (a learned backend on the CPU) without a word.
+    """
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ''
+    if not isinstance(document, dict) or ROS_PARAMETERS in document:
+        return ''
+    keys = [str(key) for key, body in document.items()
+            if isinstance(body, dict) and ROS_PARAMETERS in body]
+    if not keys or any(_key_pattern(key).fullmatch(name) for key in keys):
+        return ''
+    return (f'params_file {path} has no section for {name} (its node keys: '
+            f'{", ".join(keys)}): the node starts with its built-in defaults; key the section '
+            f'"/**/{NODE_NAME}" to match it in any namespace')
+
+
+def _key_pattern(key: str) -> 're.Pattern[str]':
+    """Return the regular expression of a parameter file's node key (``*``, ``**``)."""
+    parts = []
+    for part in key.strip('/').split('/'):
+        one = '/' + re.escape(part).replace(r'\*', '[^/]*')
+        parts.append('(/[^/]+)*' if part == '**' else one)
+    return re.compile(''.join(parts))

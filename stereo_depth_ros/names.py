@@ -1,4 +1,4 @@
-"""ROS 2 topic and namespace names: refuse those ``ros2 bag play`` or rclpy would reject.
+"""ROS 2 names: the node's, and topic and namespace names ``ros2 bag play`` or rclpy accept.
 
 The rules are those of rcl's topic name validation for fully qualified names: ``/``-separated
 tokens of letters, digits and underscores, no token starting with a digit, no empty token
@@ -8,6 +8,11 @@ tokens of letters, digits and underscores, no token starting with a digit, no em
 import re
 
 from .errors import DatasetError
+
+#: The node's name (the launch file, the parameter files' keys).
+NODE_NAME = 'stereo_depth_node'
+#: Key of a node's parameters in a ROS 2 parameter file.
+ROS_PARAMETERS = 'ros__parameters'
 
 _TOKEN = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 

@@ -50,12 +50,12 @@ from .msgs.types import MessageTypes, stamp_to_ns
 from .monitoring import format_stats, LogThrottle
 from .node_config import (ALIASES, alias_value, apply_old_names, PARAMETERS, ParameterSpec,
                           SPECS, canonical_name, without_unset_aliases)
+from .names import NODE_NAME
 from .pipeline_config import PipelineManager
 from .processing import StereoFrameProcessor, StereoPair
 from .topics import input_subscriptions, OUTPUTS
 from .worker import StereoWorker
 
-NODE_NAME = 'stereo_depth_node'
 #: Seconds between two checks of the pair: swapped inputs, rows off (about 20 ms at 1242x375).
 PAIR_CHECK_PERIOD_S = 10.0
 #: Seconds between two lines saying why no stereo set pairs, per kind of problem.
@@ -326,19 +326,28 @@ class StereoDepthNode(Node):
             return SetParametersResult(successful=False, reason=reason)
         for note in notes:
             self.get_logger().info(note)
-        renamed = [Parameter(ALIASES[name], value=value) for name, value in changes.items()
-                   if name in ALIASES]
-        if renamed:  # show the new value under the parameter's own name too, once accepted
-            self._sync_timer = self.create_timer(0.0, lambda: self._sync_aliases(renamed),
+        # Once accepted, the value shows under the parameter's own name too, and under an old
+        # name that holds one: a stale old name in a `ros2 param dump` file would contradict
+        # the new one, and the node would refuse that file at its next start.
+        synced = [Parameter(ALIASES[name], value=value) for name, value in changes.items()
+                  if name in ALIASES]
+        synced += [Parameter(alias, value=value) for name, value in changes.items()
+                   if name not in ALIASES for alias in SPECS[name].aliases
+                   if alias_value(alias, _plain(self.get_parameter(alias).value)) is not None]
+        if synced:
+            self._sync_timer = self.create_timer(0.0, lambda: self._sync_aliases(synced),
                                                  clock=self._steady_clock)
         return SetParametersResult(successful=True)
 
     def _sync_aliases(self, parameters: list[Parameter]) -> None:
-        """Set the parameters an alias changed to their new values (one-shot timer)."""
+        """Set a parameter and its old names alike (one-shot timer); only what differs."""
         if self._sync_timer is not None:
             self.destroy_timer(self._sync_timer)
             self._sync_timer = None
-        self.set_parameters(parameters)
+        differing = [parameter for parameter in parameters
+                     if _plain(self.get_parameter(parameter.name).value) != parameter.value]
+        if differing:
+            self.set_parameters(differing)
 
     def _log_stats(self) -> None:
         stats = self._worker.monitor.report()

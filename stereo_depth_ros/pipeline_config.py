@@ -25,6 +25,7 @@ from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_k
                           check_value, default_values, ignored_names, ignored_note,
                           ignored_settings, validate, without_unset_aliases)
 from .obstacle import ObstacleParameters
+from .names import NODE_NAME, ROS_PARAMETERS
 from .pipeline import check_depth_range, StereoPipeline
 from .settings import float_value, int_value
 from .topics import enabled_topics
@@ -32,10 +33,6 @@ from .visualize import ColourScale
 
 LOGGER = logging.getLogger('stereo_depth_ros.params')
 
-#: Name of the node whose section :func:`read_params_file` reads.
-NODE_NAME = 'stereo_depth_node'
-#: Key of a node's parameters in a ROS 2 parameter file.
-ROS_PARAMETERS = 'ros__parameters'
 #: Parameters ROS itself gives every node; a params file may set them, the pipeline ignores
 #: them (as the node does).
 ROS_OWN_PARAMETERS = ('use_sim_time', 'qos_overrides.', 'start_type_description_service')

@@ -6,6 +6,8 @@ calls (:mod:`stereo_depth_ros.launch_support`) and the rviz configuration are ch
 ROS. The parameter file's node key is matched by rcl itself where rclpy is installed.
 """
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,8 @@ from stereo_depth_ros.backends import backend_names
 from stereo_depth_ros.bags.from_kitti import BASE_FRAME, LEFT_FRAME, topic_names
 from stereo_depth_ros.launch_support import (RVIZ_MISSING, backend_choices,
                                              checked_params_file, image_transport_choices,
-                                             input_remappings, parameter_overrides)
+                                             input_remappings, node_name, parameter_overrides,
+                                             unmatched_params_file)
 from stereo_depth_ros.topics import INPUT_TOPICS, OUTPUT_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +46,8 @@ def test_remappings_cover_every_input_topic():
 
 
 def test_only_given_arguments_override_the_parameter_file():
+    # use_sim_time too: a parameter file's or a parent launch's SetParameter value stays.
+    assert parameter_overrides('', '', '', '') == {}
     assert parameter_overrides('', '', '', 'false') == {'use_sim_time': False}
     assert parameter_overrides('dispnetc', 'w.safetensors', 'false', 'true') == {
         'use_sim_time': True, 'backend': 'dispnetc', 'weights': 'w.safetensors',
@@ -50,6 +55,41 @@ def test_only_given_arguments_override_the_parameter_file():
     assert parameter_overrides('', '', '', 'false', 'compressed') == {
         'use_sim_time': False, 'image_transport': 'compressed'}
     assert image_transport_choices() == ['', 'raw', 'compressed']
+
+
+def test_the_launch_helpers_import_neither_opencv_nor_torch():
+    # ros2 launch runs the launch file under the Python that runs ros2, which need not have
+    # them (a from-source ROS without cv2 failed to load the launch file at all).
+    code = ('import sys, stereo_depth_ros.launch_support; '
+            'print(sorted(m for m in ("cv2", "torch") if m in sys.modules))')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == '[]'
+
+
+def test_the_node_s_full_name_follows_the_namespaces():
+    assert node_name('stereo') == '/stereo/stereo_depth_node'  # the launch file's default
+    assert node_name('/robot/front/') == '/robot/front/stereo_depth_node'
+    assert node_name('') == node_name('/') == '/stereo_depth_node'
+    assert node_name('front', pushed='/robot') == '/robot/front/stereo_depth_node'
+    assert node_name('/front', pushed='/robot') == '/front/stereo_depth_node'
+
+
+@pytest.mark.parametrize('key, matches', [
+    ('/**/stereo_depth_node', True), ('/**', True), ('/*/stereo_depth_node', True),
+    ('/rear/stereo_depth_node', True), ('stereo_depth_node', False),
+    ('/front/stereo_depth_node', False), ('/*/*/stereo_depth_node', False)])
+def test_a_params_file_without_a_section_for_the_node_is_named(tmp_path, key, matches):
+    path = tmp_path / 'p.yaml'
+    path.write_text(yaml.safe_dump({key: {'ros__parameters': {'backend': 'sgbm'}}}))
+    warning = unmatched_params_file(str(path), '/rear/stereo_depth_node')
+    if matches:
+        assert warning == ''
+    else:
+        assert f'has no section for /rear/stereo_depth_node (its node keys: {key})' in warning
+        assert 'starts with its built-in defaults' in warning
+    # The shipped file matches the node in any namespace.
+    assert unmatched_params_file(str(PARAMS), '/rear/stereo_depth_node') == ''
 
 
 def test_a_params_file_that_is_not_there_is_refused(tmp_path, monkeypatch):

@@ -187,6 +187,17 @@ def test_old_sgbm_names_work_at_start_up_and_at_run_time():
             executor.spin_once(timeout_sec=0.05)
         assert node.get_parameter('sgbm.correlation_window_size').value == 9
         assert not node.set_parameters([Parameter('sgbm.block_size', value=4)])[0].successful
+        # The new name set afterwards updates the old one it was given under: a `ros2 param
+        # dump` of the node holds no contradiction its next start would refuse.
+        assert node.set_parameters([Parameter('sgbm.correlation_window_size',
+                                              value=11)])[0].successful
+        for _ in range(20):
+            executor.spin_once(timeout_sec=0.05)
+        assert node.get_parameter('sgbm.block_size').value == 11
+        assert node.get_parameter('sgbm.correlation_window_size').value == 11
+        assert node._manager.pipeline.backend.params.correlation_window_size == 11
+        # An old name never given stays unset.
+        assert node.get_parameter('sgbm.p1').value is None
     finally:
         executor.shutdown()
         node.destroy_node()
