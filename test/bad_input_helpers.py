@@ -72,7 +72,13 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
 
 
 def _image(rgb: np.ndarray, encoding: str, header, types):
-    """Return an Image message; ``yuv422`` (2 bytes a pixel) is built by hand."""
+    """Return an Image message; ``yuv422`` (2 bytes a pixel) is built by hand.
+
+    ``mono12`` is a 12-bit sensor's mono16 image (grey levels 0-4080, 4 bits unused).
+    """
+    if encoding == 'mono12':
+        grey = rgb.mean(axis=2).astype(np.uint16) * 16
+        return array_to_image(grey, 'mono16', header, types.Image)
     if encoding != 'yuv422':
         return array_to_image(rgb, encoding, header, types.Image)
     height, width = rgb.shape[:2]

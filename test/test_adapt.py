@@ -690,6 +690,36 @@ def _bag_adaptation(tmp_path: Path) -> tuple[list, Path, Path, list[str]]:
     return scenes, bag, out, command
 
 
+def test_adapt_from_a_12_bit_camera_s_bag_warns_and_takes_its_bit_depth(
+        tmp_path: Path, capsys) -> None:
+    # Extracted over 16 bits, a 12-bit sensor's pairs keep 4 bits of grey: a network adapted
+    # on them would learn from images darker than the node will give it.
+    import argparse
+    from bad_input_helpers import write_stereo_bag
+    from stereo_depth_ros.commands.adapt import _bag_pairs
+    bag = write_stereo_bag(tmp_path / 'bag', frames=2, encoding='mono12')
+    args = argparse.Namespace(bag=str(bag), bag_every=1, approximate_sync=False, slop=0.0,
+                              left_image=None, right_image=None, no_progress=True,
+                              mono16_bit_depth=None)
+    pairs = _bag_pairs(args, tmp_path / 'dark', resumed=False)
+    assert 'warning: 16-bit images that use few of their bits' in capsys.readouterr().err
+    assert cv2.imread(str(pairs / '00000' / 'left.png')).max() < 16
+    args.mono16_bit_depth = 12
+    pairs = _bag_pairs(args, tmp_path / 'full', resumed=False)
+    assert 'warning' not in capsys.readouterr().err
+    assert cv2.imread(str(pairs / '00000' / 'left.png')).max() > 200
+
+
+@pytest.mark.parametrize('flag', [['--left-image', '/l'], ['--approximate-sync'],
+                                  ['--mono16-bit-depth', '12']])
+def test_bag_flags_without_a_bag_are_refused(tmp_path: Path, capsys, flag) -> None:
+    assert main(['adapt', '--config', 'config/adapt_costnet_fast.yaml', '--pairs',
+                 str(tmp_path), '--out-dir', str(tmp_path / 'out'), *flag]) == 2
+    error = capsys.readouterr().err
+    assert 'apply to --bag; give --bag' in error and flag[0] in error
+    assert not (tmp_path / 'out').exists()
+
+
 def config_of(command: list[str]) -> Path:
     """Return the --config file of an adapt command line."""
     return Path(command[command.index('--config') + 1])

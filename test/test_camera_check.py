@@ -141,6 +141,27 @@ def test_check_camera_takes_max_pairs_pairs_of_a_longer_bag(tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f'5 pairs of {bag}')
 
 
+def test_check_camera_on_a_bag_of_a_12_bit_camera_names_the_bit_depth(tmp_path, capsys):
+    from bad_input_helpers import write_stereo_bag
+    from stereo_depth_ros.bags.extract import extract_pairs
+    bag = write_stereo_bag(tmp_path / 'bag', frames=3, encoding='mono12')
+    assert main(['check-camera', '--bag', str(bag), '--no-progress']) == 0
+    out = capsys.readouterr().out
+    assert 'images: 16-bit images that use few of their bits' in out
+    assert '--mono16-bit-depth' in out
+    assert main(['check-camera', '--bag', str(bag), '--no-progress',
+                 '--mono16-bit-depth', '12']) == 0
+    assert '16-bit images' not in capsys.readouterr().out
+    # The extracted pairs are scaled over the sensor's 12 bits: the full 8-bit range.
+    notes: list = []
+    extract_pairs(bag, tmp_path / 'pairs', bit_depth=12, notes=notes, progress=False)
+    left = cv2.imread(str(tmp_path / 'pairs' / '00000' / 'left.png'), cv2.IMREAD_UNCHANGED)
+    assert left.dtype == np.uint8 and left.max() > 200 and notes == []
+    extract_pairs(bag, tmp_path / 'dark', notes=notes, progress=False)
+    dark = cv2.imread(str(tmp_path / 'dark' / '00000' / 'left.png'), cv2.IMREAD_UNCHANGED)
+    assert dark.max() < 16 and len(notes) == 1
+
+
 def test_the_check_sees_disparities_beyond_its_full_search() -> None:
     # A block at 300 px on a 1024-px camera: beyond the 256 px searched at full size.
     scene = make_scene(11, 256, 1024, 'road')

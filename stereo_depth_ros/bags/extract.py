@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from .reader import BagInput, find_stereo_images
 from ..errors import DatasetError, StereoDepthError
-from ..msgs.images import stereo_input_from_message
+from ..msgs.images import narrow_16_bit_note, stereo_input_from_message
 from ..msgs.types import stamp_to_ns
 from ..sync import make_synchronizer, never_matched
 
@@ -16,18 +16,23 @@ from ..sync import make_synchronizer, never_matched
 def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                   limit: Optional[int] = None, slop: Optional[float] = None,
                   left_topic: Optional[str] = None, right_topic: Optional[str] = None,
-                  progress: bool = True, skipped: Optional[list[str]] = None) -> int:
+                  progress: bool = True, skipped: Optional[list[str]] = None,
+                  bit_depth: Optional[int] = None, notes: Optional[list[str]] = None) -> int:
     """Write every ``every``-th synchronised image pair of the bag; return how many.
 
     Pairs are matched by header stamp (exactly, or within ``slop`` seconds); the stereo image
     topics are found by type and name unless given. Undecodable pairs are skipped; with a
-    ``skipped`` list, why (one line each, with the left stamp) is appended to it.
+    ``skipped`` list, why (one line each, with the left stamp) is appended to it. 16-bit
+    images are scaled over ``bit_depth`` bits where given, else over all 16, as the node
+    does; where their brightest value needs 9-14 bits, a line naming ``--mono16-bit-depth``
+    is appended to ``notes``.
     """
     if every < 1:
         raise DatasetError(f'every must be >= 1, got {every}')
     out = Path(out_dir)
     sync = make_synchronizer(2, 10, slop)
     written = matched = 0
+    brightest: list[int] = []
     stamps: list[list[int]] = [[], []]
     first_error = ''
     with BagInput(bag_path) as bag:
@@ -49,7 +54,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                     if (matched - 1) % every:
                         continue
                     try:
-                        images = [stereo_input_from_message(m) for m in (left, right)]
+                        images = [stereo_input_from_message(m, bit_depth, brightest)
+                                  for m in (left, right)]
                     except StereoDepthError as error:
                         first_error = first_error or str(error)
                         if skipped is not None:
@@ -62,8 +68,14 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                         pixels = image if image.ndim == 2 else image[:, :, ::-1]
                         cv2.imwrite(str(folder / name), pixels)
                     written += 1
-                    if limit is not None and written >= limit:
-                        return written
+                    if written == limit:
+                        break
+                if written == limit:
+                    break
+    note = narrow_16_bit_note(max(brightest), '--mono16-bit-depth',
+                              'the brightest value of the pairs') if brightest else None
+    if note is not None and notes is not None:
+        notes.append(note)
     if written == 0:
         topics = (left_image, right_image)
         why = (never_matched(topics, stamps, slop) if not matched else

@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .common import add_device_argument, non_negative_int, positive_int
+from .common import (add_bit_depth_argument, add_device_argument, non_negative_int,
+                     positive_int)
 from ..backends.registry import backend_names
 from ..resources import default_weights_path, find_shared_file
 from ..sync import DEFAULT_SLOP
@@ -42,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='with --bag: the left image topic (default: found by name)')
     parser.add_argument('--right-image', default=None,
                         help='with --bag: the right image topic (default: found by name)')
+    add_bit_depth_argument(parser, 'mono16 images of --bag')
     parser.add_argument('--weights', default=None,
                         help='weights to start from (default: model.init_weights of the '
                              'config, else the shipped models/<backend>.safetensors)')
@@ -187,11 +189,13 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
     staging = out_dir / 'pairs.partial'
     shutil.rmtree(staging, ignore_errors=True)
     bad: list[str] = []
+    notes: list[str] = []
     try:
         count = extract_pairs(args.bag, staging, every=args.bag_every,
                               slop=args.slop if args.approximate_sync else None,
                               left_topic=args.left_image, right_topic=args.right_image,
-                              progress=not args.no_progress, skipped=bad)
+                              progress=not args.no_progress, skipped=bad,
+                              bit_depth=args.mono16_bit_depth, notes=notes)
         (staging / EXTRACTED_MARK).write_text(f'{args.bag}\n')
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -204,14 +208,17 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
     if bad:
         print(f'skipped {counted(len(bad), "pair")} that could not be decoded (first: '
               f'{bad[0]})', file=sys.stderr)
+    for note in notes:  # adapting on images with 4 bits of grey: worth stopping for
+        print(f'warning: {note}', file=sys.stderr)
     return pairs
 
 
 def run(args: argparse.Namespace) -> int:
     """Adapt, then draw before/after pictures; print where the weights went."""
-    if (args.left_image or args.right_image or args.approximate_sync) and not args.bag:
-        raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag; '
-                         'give --bag')
+    if (args.left_image or args.right_image or args.approximate_sync
+            or args.mono16_bit_depth) and not args.bag:
+        raise ValueError('--left-image, --right-image, --approximate-sync and '
+                         '--mono16-bit-depth apply to --bag; give --bag')
     from ..training.adapt import adapt, check_adapt_run
     from ..training.config import load_config
     from ..training.figures import before_after, figure_pairs

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--slop', type=float, default=DEFAULT_SLOP,
                         help=f'with --approximate-sync: largest stamp difference in seconds '
                              f'(default {DEFAULT_SLOP})')
-    add_bit_depth_argument(parser, 'image files (--pairs)')
+    add_bit_depth_argument(parser, 'images (files of --pairs, mono16 messages of --bag)')
     parser.add_argument('--max-pairs', type=positive_int, default=12,
                         help='pairs checked, spread over the bag or folder (default 12)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         every = None
         if args.bag:
             root = Path(scratch)
-            camera_infos, every = _bag_pairs(args, root)
+            camera_infos, every = _bag_pairs(args, root, image_notes)
             if camera_infos is None and given is None:
                 notes.append('depth: the bag has no camera_info; give --fx and --baseline for '
                              'depths')
@@ -116,12 +116,13 @@ def _spread(total: int, wanted: int) -> list[int]:
     return sorted({round(i * (total - 1) / (wanted - 1)) for i in range(wanted)})
 
 
-def _bag_pairs(args: argparse.Namespace,
-               out: Path) -> tuple[Optional[tuple[Any, Any]], int]:
+def _bag_pairs(args: argparse.Namespace, out: Path,
+               notes: list[str]) -> tuple[Optional[tuple[Any, Any]], int]:
     """Extract up to ``--max-pairs`` synchronised pairs spread over the bag into ``out``.
 
     Return its two CameraInfos (None where the bag has none: the rows and swaps need no
-    calibration) and the step between the synchronised frames extracted.
+    calibration) and the step between the synchronised frames extracted; a line on 16-bit
+    images that use few of their bits goes to ``notes``.
     """
     from ..bags import BagInput, find_stereo_images, find_stereo_topics
     from ..bags.extract import extract_pairs
@@ -145,7 +146,8 @@ def _bag_pairs(args: argparse.Namespace,
     every = max(1, total // args.max_pairs)
     extract_pairs(args.bag, out, every=every, limit=args.max_pairs,
                   slop=args.slop if args.approximate_sync else None, left_topic=left_image,
-                  right_topic=right_image, progress=not args.no_progress)
+                  right_topic=right_image, progress=not args.no_progress,
+                  bit_depth=args.mono16_bit_depth, notes=notes)
     if topics is None or len(infos) < 2:
         return None, every
     return (infos[topics.left_info], infos[topics.right_info]), every
