@@ -20,8 +20,10 @@ setup(
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/config',
          glob('config/*.yaml') + glob('config/*.rviz')),
+        # Not the copies an export keeps of what it replaced (<name>.previous[-N].*).
         ('share/' + package_name + '/models',
-         glob('models/*.safetensors') + glob('models/*.yaml')),
+         [path for path in glob('models/*.safetensors') + glob('models/*.yaml')
+          if '.previous' not in path]),
     ],
     python_requires='>=3.10',
     install_requires=[

@@ -342,7 +342,7 @@ def test_pairs_that_match_but_cannot_be_decoded_are_explained(
     from stereo_depth_ros.bags import extract
     from stereo_depth_ros.errors import ImageFormatError
 
-    def undecodable(message):
+    def undecodable(message, *args):
         raise ImageFormatError('unsupported encoding yuv422')
 
     monkeypatch.setattr(extract, 'stereo_input_from_message', undecodable)

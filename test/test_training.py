@@ -533,6 +533,23 @@ def test_zero_or_negative_steps_are_refused_not_read_as_the_configs(tmp_path, st
                    progress=False).total_steps == 6  # None: the config's
 
 
+def test_train_refuses_weights_of_another_backend_and_a_file_for_its_folder(
+        tmp_path, capsys):
+    from stereo_depth_ros.cli import main
+    config = 'config/train_dispnet.yaml'
+    assert main(['train', '--config', config, '--weights', 'models/costnet.safetensors',
+                 '--out-dir', str(tmp_path / 'run'), '--no-progress']) == 2
+    error = capsys.readouterr().err
+    assert "holds weights of backend 'costnet', but config/train_dispnet.yaml trains " \
+        "'dispnet'" in error and '--backend' not in error  # train has no --backend
+    (tmp_path / 'afile').write_text('mine')
+    assert main(['train', '--config', config, '--out-dir', str(tmp_path / 'afile'),
+                 '--no-progress']) == 2
+    assert '--out-dir ' + str(tmp_path / 'afile') + ' is an existing file, not a folder' in \
+        capsys.readouterr().err
+    assert not (tmp_path / 'run').exists() and (tmp_path / 'afile').read_text() == 'mine'
+
+
 def test_resume_continues_the_lr_schedule(tmp_path):
     overrides = tiny_config(tmp_path, optimization={'lr_schedule': 'cosine', 'warmup_steps': 2,
                                                     'min_lr_ratio': 0.1})

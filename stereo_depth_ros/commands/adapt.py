@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .common import (add_bit_depth_argument, add_device_argument, non_negative_int,
-                     positive_int)
+from .common import (add_bit_depth_argument, add_device_argument, check_output_folder,
+                     non_negative_int, positive_int)
 from ..backends.registry import backend_names
 from ..resources import default_weights_path, find_shared_file
 from ..sync import DEFAULT_SLOP
@@ -248,7 +248,8 @@ def run(args: argparse.Namespace) -> int:
     check_labeller(config.adaptation.labeller, config.adaptation.labeller_weights)
     if args.export is not None:
         config.output.export = args.export
-    out_dir = Path(args.out_dir or config.output.out_dir)
+    out_dir = check_output_folder(args.out_dir or config.output.out_dir,
+                                  '--out-dir' if args.out_dir else 'output.out_dir')
     # Refused now, not after minutes of extracting pairs, labelling them and training.
     check_adapt_run(config, out_dir, args.steps, args.resume)
     resolve_device(args.device)

@@ -47,11 +47,20 @@ def run(args: argparse.Namespace) -> int:
     """Train as the parsed arguments say; print where the weights went."""
     from .config import load_config
     from .trainer import train
-    from ..weights import check_export_path
+    from ..commands.common import check_output_folder
+    from ..weights import check_export_path, read_metadata
     config = load_config(args.config)
+    check_output_folder(args.out_dir or config.output.out_dir,
+                        '--out-dir' if args.out_dir else 'output.out_dir')
     if args.seed is not None:
         config.seed = args.seed
     if args.weights:
+        found = read_metadata(args.weights).backend
+        if found != config.backend:  # the backend comes from the config: train has no --backend
+            raise ValueError(f'--weights {args.weights} holds weights of backend {found!r}, but '
+                             f'{args.config} trains {config.backend!r}: give weights of '
+                             f'{config.backend!r}, or a config of {found!r} (e.g. '
+                             f'config/train_{found}.yaml)')
         config.model.init_weights = args.weights
     if args.no_export:
         config.output.export = ''
