@@ -106,9 +106,12 @@ def overlay_obstacle(left: np.ndarray, obstacle) -> np.ndarray:
     ``obstacle`` is an :class:`~stereo_depth_ros.obstacle.ObstacleResult`.
     """
     image = to_rgb(left).copy()
+    # Text and lines grow with images wider than 640 px (at 1080p the label was unreadable).
+    scale = max(1.0, image.shape[1] / 640)
+    font, thick = 0.6 * scale, max(2, round(2 * scale))
     if obstacle is None or not obstacle.found:
-        cv2.putText(image, 'no obstacle', (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                    (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(image, 'no obstacle', (8, round(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
+                    font, (255, 255, 255), thick, cv2.LINE_AA)
         return image
     mask = obstacle.mask.astype(bool)
     tint = np.array([255, 40, 40], dtype=np.float32)
@@ -117,10 +120,10 @@ def overlay_obstacle(left: np.ndarray, obstacle) -> np.ndarray:
     image[edges > 0] = (255, 255, 0)
     if obstacle.bbox is not None:
         x, y, w, h = (int(v) for v in obstacle.bbox)
-        cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), (255, 255, 0), 2)
+        cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), (255, 255, 0), thick)
         label = f'{obstacle.distance:.1f} m'
-        cv2.putText(image, label, (x, max(y - 6, 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                    (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(image, label, (x, max(y - round(6 * scale), round(14 * scale))),
+                    cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick, cv2.LINE_AA)
     return image
 
 

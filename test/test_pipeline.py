@@ -220,3 +220,17 @@ def test_the_far_limit_is_where_a_disparity_step_is_left():
     near = StereoPipeline(create_backend('sgbm'),
                           obstacle_params=ObstacleParameters(max_range=40.0))
     assert near.obstacle_range_limits(camera)[1] == 40.0
+
+
+def test_the_obstacle_picture_s_label_grows_with_the_image():
+    # At 1080p a fixed 0.6 font was a few pixels of a 1920-px-wide picture.
+    from stereo_depth_ros.visualize import overlay_obstacle
+
+    def text_height(width: int, height: int) -> int:
+        picture = overlay_obstacle(np.zeros((height, width, 3), np.uint8), None)
+        rows = np.flatnonzero((picture == 255).all(axis=2).any(axis=1))
+        return int(rows[-1] - rows[0] + 1)
+
+    small, large = text_height(512, 256), text_height(1920, 1080)
+    assert small == text_height(640, 480)  # up to 640 px as before
+    assert large >= 2.5 * small
