@@ -61,6 +61,23 @@ def test_the_average_is_the_mean_of_every_floating_tensor(tmp_path: Path, capsys
                                                        f'{checkpoints[1]} (step 20)']
 
 
+def test_the_average_keeps_what_it_replaces_and_never_another_backend_s(tmp_path: Path,
+                                                                        capsys) -> None:
+    weights = save_weights(_network(1), tmp_path / 'final.safetensors', 'costnet')
+    other = save_weights(_network(2), tmp_path / 'other.safetensors', 'costnet')
+    out = tmp_path / 'mean.safetensors'
+    assert average.main([str(weights), str(other), '--out', str(out)]) == 0
+    first = out.read_bytes()
+    assert average.main([str(other), str(weights), '--out', str(out)]) == 0
+    assert 'the file it replaced is kept as' in capsys.readouterr().out
+    assert (tmp_path / 'mean.previous.safetensors').read_bytes() == first
+    fast = save_weights(_network(3), tmp_path / 'fast.safetensors', 'costnet_fast')
+    before = fast.read_bytes()
+    assert average.main([str(weights), str(other), '--out', str(fast)]) == 2
+    assert 'holds costnet_fast weights' in capsys.readouterr().err
+    assert fast.read_bytes() == before
+
+
 def test_weights_files_average_as_a_soup_in_their_precision(tmp_path: Path) -> None:
     ingredients = [save_weights(_network(seed), tmp_path / f'{seed}.safetensors', 'costnet',
                                 dtype='fp16') for seed in (1, 2)]

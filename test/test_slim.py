@@ -132,6 +132,26 @@ def test_slim_command_never_overwrites_its_input_or_a_folder(tmp_path: Path, cap
     assert sorted(path.name for path in tmp_path.iterdir()) == ['wide.safetensors']
 
 
+def test_slim_command_keeps_what_it_replaces_and_leaves_other_files(tmp_path: Path,
+                                                                    capsys) -> None:
+    wide, _ = _wide_with_idle_channels()
+    source = save_weights(wide, tmp_path / 'wide.safetensors', 'costnet')
+    out = tmp_path / 'narrow.safetensors'
+    arguments = [str(source), str(out), '--width', '0.25', '--backend', 'costnet_fast',
+                 '--scenes', '1']
+    assert slim.main(arguments) == 0
+    first = out.read_bytes()
+    assert slim.main(arguments) == 0
+    kept = tmp_path / 'narrow.previous.safetensors'
+    assert f'the file it replaced is kept as {kept}' in capsys.readouterr().out
+    assert kept.read_bytes() == first
+    notes = tmp_path / 'notes.safetensors'  # not weights of this package: left alone
+    notes.write_bytes(b'mine')
+    assert slim.main([str(source), str(notes), '--width', '0.25', '--scenes', '1']) == 2
+    assert 'not weights of this package' in capsys.readouterr().err
+    assert notes.read_bytes() == b'mine'
+
+
 def test_slim_command_rejects_a_network_that_is_not_a_costnet(tmp_path: Path, capsys) -> None:
     from stereo_depth_ros.networks.dispnet import DispNet
     source = save_weights(DispNet(width=0.125, max_disparity=64), tmp_path / 'd.safetensors',

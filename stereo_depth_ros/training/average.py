@@ -29,8 +29,8 @@ from safetensors import SafetensorError, safe_open
 from .checkpoint import read_model_state
 from ..backends.registry import backend_record
 from ..errors import StereoDepthError
-from ..weights import (WeightsMetadata, check_finite, load_model, plain_key, read_metadata,
-                       save_weights)
+from ..weights import (WeightsMetadata, check_export_path, check_finite, keep_previous_export,
+                       load_model, plain_key, read_metadata, save_weights)
 
 
 def average_states(states: Sequence[Mapping[str, torch.Tensor]],
@@ -141,6 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         paths = [Path(args.weights), *map(Path, args.inputs)]
         _check_paths(out, paths)
         metadata = read_metadata(args.weights)
+        check_export_path(out, metadata.backend)  # not over another backend's or other files
         model, _ = load_model(args.weights, metadata.backend)
         labels = [args.weights]
         states = [model.state_dict()]
@@ -152,13 +153,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         extra = {key: value for key, value in metadata.extra.items()
                  if key not in ('dtype', 'training')}
         extra['training'] = _training_metadata(metadata, paths, labels)
+        kept = keep_previous_export(out)
         path = save_weights(model, out, metadata.backend, extra_metadata=extra,
                             dtype=metadata.extra.get('dtype', 'fp32'))
     except (StereoDepthError, OSError, ValueError) as error:
         print(f'average: {error}', file=sys.stderr)
         return 2
     print(f'wrote {path}: the mean of {len(states)} {metadata.backend} weights '
-          f'({", ".join(labels)})')
+          f'({", ".join(labels)})' + (f'; the file it replaced is kept as {kept}' if kept else ''))
     return 0
 
 

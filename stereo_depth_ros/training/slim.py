@@ -30,7 +30,8 @@ from ..data.datasets import StereoSample, SyntheticSamples
 from ..errors import StereoDepthError
 from ..networks.costnet import CostNet
 from ..networks.inference import images_to_tensor
-from ..weights import load_model, read_metadata, save_weights
+from ..weights import (check_export_path, keep_previous_export, load_model, read_metadata,
+                       save_weights)
 
 #: Input segments that keep all their channels: the images, the cost volume, the disparity.
 IMAGE = '<image>'
@@ -281,7 +282,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not 0 < args.width < wide.architecture['width']:
             raise StereoDepthError(f'--width must be between 0 and the network\'s '
                                    f'{wide.architecture["width"]:g}, got {args.width:g}')
+        check_export_path(out, target)  # not over a file of another backend or another kind
         narrow = slim_costnet(wide, args.width, samples=training_scenes(args.scenes))
+        kept = keep_previous_export(out)
         # save_weights writes beside OUT, then renames: never a half-written OUT.
         path = save_weights(narrow, out, target,
                             extra_metadata={'slimmed_from': str(args.weights)})
@@ -289,7 +292,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f'slim: {error}', file=sys.stderr)
         return 2
     print(f'wrote {path}: width {args.width:g}, '
-          f'{sum(p.numel() for p in narrow.parameters())} parameters')
+          f'{sum(p.numel() for p in narrow.parameters())} parameters'
+          + (f'; the file it replaced is kept as {kept}' if kept else ''))
     return 0
 
 
