@@ -103,13 +103,24 @@ def unmatched_params_file(path: str, name: str) -> str:
         return ''
     if not isinstance(document, dict) or ROS_PARAMETERS in document:
         return ''
-    keys = [str(key) for key, body in document.items()
-            if isinstance(body, dict) and ROS_PARAMETERS in body]
+    keys = _node_keys(document)
     if not keys or any(_key_pattern(key).fullmatch(name) for key in keys):
         return ''
     return (f'params_file {path} has no section for {name} (its node keys: '
-            f'{", ".join(keys)}): the node starts with its built-in defaults; key the section '
+            f'{", ".join(keys)}): none of its parameters reach the node, which starts with '
+            f'its built-in defaults and the launch arguments; key the section '
             f'"/**/{NODE_NAME}" to match it in any namespace')
+
+
+def _node_keys(document: dict, prefix: str = '') -> list[str]:
+    """Return the node keys of a parameter file, nested ones joined with ``/`` as rcl does."""
+    keys = []
+    for key, body in document.items():
+        if not isinstance(body, dict):
+            continue
+        joined = f'{prefix}/{key}' if prefix else str(key)
+        keys += [joined] if ROS_PARAMETERS in body else _node_keys(body, joined)
+    return keys
 
 
 def _key_pattern(key: str) -> 're.Pattern[str]':

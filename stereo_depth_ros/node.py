@@ -48,8 +48,8 @@ from .errors import StereoDepthError
 from .input_watch import InputArrivals, forget_after_jump
 from .msgs.types import MessageTypes, stamp_to_ns
 from .monitoring import format_stats, LogThrottle
-from .node_config import (ALIASES, alias_value, apply_old_names, PARAMETERS, ParameterSpec,
-                          SPECS, canonical_name, without_unset_aliases)
+from .node_config import (ALIASED, ALIASES, alias_value, apply_old_names, PARAMETERS,
+                          ParameterSpec, SPECS, canonical_name, without_unset_aliases)
 from .names import NODE_NAME
 from .pipeline_config import PipelineManager
 from .processing import StereoFrameProcessor, StereoPair
@@ -131,6 +131,8 @@ class StereoDepthNode(Node):
         """Declare the parameters, build the pipeline, subscribe, publish, start the worker."""
         self._steady_clock = Clock(clock_type=ClockType.STEADY_TIME)
         self._sync_timer: Optional[Timer] = None
+        #: Parameters with old names changed since the last sync of their names.
+        self._unsynced: set[str] = set()
         self._manager = PipelineManager(self._declare_node_parameters())
         self._types = MessageTypes.from_rclpy()
         self._output_pubs = {
@@ -329,25 +331,38 @@ class StereoDepthNode(Node):
         # Once accepted, the value shows under the parameter's own name too, and under an old
         # name that holds one: a stale old name in a `ros2 param dump` file would contradict
         # the new one, and the node would refuse that file at its next start.
-        synced = [Parameter(ALIASES[name], value=value) for name, value in changes.items()
-                  if name in ALIASES]
-        synced += [Parameter(alias, value=value) for name, value in changes.items()
-                   if name not in ALIASES for alias in SPECS[name].aliases
-                   if alias_value(alias, _plain(self.get_parameter(alias).value)) is not None]
-        if synced:
-            self._sync_timer = self.create_timer(0.0, lambda: self._sync_aliases(synced),
-                                                 clock=self._steady_clock)
+        aliased = {canonical_name(name) for name in changes} & ALIASED
+        if aliased:
+            self._unsynced |= aliased
+            if self._sync_timer is None:  # one pending sync at a time, for every change
+                self._sync_timer = self.create_timer(0.0, self._sync_aliases,
+                                                     clock=self._steady_clock)
         return SetParametersResult(successful=True)
 
-    def _sync_aliases(self, parameters: list[Parameter]) -> None:
-        """Set a parameter and its old names alike (one-shot timer); only what differs."""
+    def _sync_aliases(self) -> None:
+        """Show each changed parameter's value under its name and its old names alike.
+
+        A one-shot timer. The value is the one in force (the last accepted, whichever name it
+        came under), so setting the names to it changes nothing more and the sync ends. An
+        old name never given (unset) or deleted stays so.
+        """
         if self._sync_timer is not None:
             self.destroy_timer(self._sync_timer)
             self._sync_timer = None
-        differing = [parameter for parameter in parameters
-                     if _plain(self.get_parameter(parameter.name).value) != parameter.value]
-        if differing:
-            self.set_parameters(differing)
+        names, self._unsynced = self._unsynced, set()
+        updates = []
+        for name in sorted(names):
+            value = self._manager.value(name)
+            for target in (name, *SPECS[name].aliases):
+                if not self.has_parameter(target):
+                    continue
+                current = _plain(self.get_parameter(target).value)
+                if target != name and alias_value(target, current) is None:
+                    continue
+                if current != value:
+                    updates.append(Parameter(target, value=value))
+        if updates:
+            self.set_parameters(updates)
 
     def _log_stats(self) -> None:
         stats = self._worker.monitor.report()

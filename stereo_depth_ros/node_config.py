@@ -178,6 +178,8 @@ def _copy(value: Any) -> Any:
 
 #: Alias parameter name -> the parameter it names (e.g. ``sgbm.block_size``).
 ALIASES: dict[str, str] = {alias: spec.name for spec in PARAMETERS for alias in spec.aliases}
+#: The parameters that have old names.
+ALIASED = frozenset(ALIASES.values())
 
 
 def canonical_name(name: str) -> str:

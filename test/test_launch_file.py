@@ -92,6 +92,16 @@ def test_a_params_file_without_a_section_for_the_node_is_named(tmp_path, key, ma
     assert unmatched_params_file(str(PARAMS), '/rear/stereo_depth_node') == ''
 
 
+def test_nested_node_keys_of_a_params_file_are_joined_as_rcl_joins_them(tmp_path):
+    path = tmp_path / 'p.yaml'
+    path.write_text(yaml.safe_dump({
+        '/other/node': {'ros__parameters': {'x': 1}},
+        'robot': {'front': {'stereo_depth_node': {'ros__parameters': {'backend': 'sgbm'}}}}}))
+    assert unmatched_params_file(str(path), '/robot/front/stereo_depth_node') == ''
+    warning = unmatched_params_file(str(path), '/robot/rear/stereo_depth_node')
+    assert '(its node keys: /other/node, robot/front/stereo_depth_node)' in warning
+
+
 def test_a_params_file_that_is_not_there_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=f'params_file my_depth.yaml is not a file \\(from '

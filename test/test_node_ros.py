@@ -198,6 +198,28 @@ def test_old_sgbm_names_work_at_start_up_and_at_run_time():
         assert node._manager.pipeline.backend.params.correlation_window_size == 11
         # An old name never given stays unset.
         assert node.get_parameter('sgbm.p1').value is None
+        # Both names in one request (a `ros2 param load` of a dump): the last one accepted
+        # wins under both names, and the sync ends (a leaked 0 s timer once spun a core).
+        calls = []
+        sync = node._sync_aliases
+        node._sync_aliases = lambda *args: (calls.append(1), sync(*args))[1]
+        assert all(result.successful for result in node.set_parameters([
+            Parameter('sgbm.block_size', value=9),
+            Parameter('sgbm.correlation_window_size', value=13)]))
+        for _ in range(40):
+            executor.spin_once(timeout_sec=0.02)
+        assert node.get_parameter('sgbm.block_size').value == 13
+        assert node.get_parameter('sgbm.correlation_window_size').value == 13
+        assert node._manager.pipeline.backend.params.correlation_window_size == 13
+        assert node._sync_timer is None and len(calls) < 10
+        # An old name deleted stays deleted; the new name still sets.
+        node.undeclare_parameter('sgbm.block_size')
+        assert node.set_parameters([Parameter('sgbm.correlation_window_size',
+                                              value=7)])[0].successful
+        for _ in range(20):
+            executor.spin_once(timeout_sec=0.02)
+        assert node._manager.pipeline.backend.params.correlation_window_size == 7
+        assert not node.has_parameter('sgbm.block_size')
     finally:
         executor.shutdown()
         node.destroy_node()
