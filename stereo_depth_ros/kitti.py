@@ -271,6 +271,8 @@ def _open_raw(root: Path, selection: slice) -> KittiSequence:
     if not names:
         raise DatasetError(f'{root / "image_02" / "data"} has no PNG images')
     lines = _stamp_lines(names)
+    if lines is not None:  # by number, should the names not be zero-padded to one width
+        lines, names = (list(column) for column in zip(*sorted(zip(lines, names))))
     stamps = {}
     for cam in ('02', '03'):
         path = root / f'image_{cam}' / 'timestamps.txt'

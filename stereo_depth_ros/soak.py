@@ -117,7 +117,7 @@ def run_soak(pipeline: StereoPipeline, seconds: float, factor: float = 3.0,
             worker.submit(_fresh(bad if bad_every and sent % bad_every == 0 else good))
             if int(now - start) > bar.n:
                 bar.update(int(now - start) - bar.n)
-        bar.update(bar.total - bar.n)  # the last second ends the loop, not the count above
+        bar.update(round(seconds) - bar.n)  # the last second ends the loop, not the count above
     worker.stop(timeout=60.0)
     monitor = worker.monitor
     return SoakResult(time.monotonic() - start, backend_hz, input_hz, monitor.total_received,

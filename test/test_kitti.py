@@ -154,6 +154,18 @@ def test_frames_take_the_time_stamp_line_of_their_number(drive):
     assert sequence[1].left_stamp_ns == stamps[2]
 
 
+def test_frame_numbers_without_padding_sort_and_take_their_lines_by_number(drive):
+    stamps = read_timestamps(drive / 'image_02' / 'timestamps.txt')
+    for cam in ('02', '03'):
+        data = drive / f'image_{cam}' / 'data'
+        for number in range(3):
+            (data / f'{number:010d}.png').rename(data / f'{number}.png')
+    (drive / 'image_02' / 'data' / '1.png').unlink()  # frames 0 and 2 left in the left camera
+    sequence = open_kitti(drive)
+    assert [frame.name for frame in sequence] == ['0', '1', '2']
+    assert [frame.left_stamp_ns for frame in sequence] == stamps
+
+
 def test_a_stray_file_among_the_frames_names_both_folders_counts(drive):
     stray = drive / 'image_03' / 'data' / '0000000001 (copy).png'
     stray.write_bytes((drive / 'image_03' / 'data' / '0000000001.png').read_bytes())

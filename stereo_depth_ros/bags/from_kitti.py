@@ -127,7 +127,7 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
         raise ExplainedInterrupt('before the first frame was written; no bag was kept') from None
     except Abort:  # BagWriter discarded the bag it was writing
         raise ExplainedInterrupt('twice: stopped at once; no bag was kept') from None
-    if stop:
+    if stop and len(written) + len(skipped) < len(sequence):
         raise ExplainedInterrupt(f'{out_bag} holds {len(written)} of the {len(sequence)} frames, '
                                  f'up to {written[-1]} (closed properly); remove it to convert '
                                  'them all')
