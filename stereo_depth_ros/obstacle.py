@@ -68,7 +68,8 @@ class ObstacleParameters:
             do on a road. 0: ``distance_band`` at every depth.
         min_area: smallest obstacle, in pixels; smaller blobs (noise specks) never win.
         min_size: smallest obstacle front area, in square metres (sum over its pixels of
-            ``z**2 / (fx * fy)``, z no less than ``min_range``; 0.1 is about 30 x 30 cm):
+            ``z**2 / (fx * fy)``, z no less than ``min_range`` or the nearest depth the
+            backend measures; 0.1 is about 30 x 30 cm):
             rejects the small, near blobs of stereo mismatches.
         ground_tolerance: points within this height (m) of the ground plane are ground.
         max_clearance: an obstacle's lowest point must be at most this high (m) above the
@@ -367,7 +368,8 @@ def _drop_far_side_of_jumps(z: np.ndarray, mask: np.ndarray,
 def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
                              params: Optional[ObstacleParameters] = None,
                              ground_depth: Optional[np.ndarray] = None,
-                             surfaces: bool = False) -> ObstacleResult:
+                             surfaces: bool = False,
+                             near_limit: float = 0.0) -> ObstacleResult:
     """Find the nearest obstacle (not the ground) in a depth image (REP 118, NaN unknown).
 
     Args:
@@ -378,6 +380,9 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
             (the backend's, without the near guard's finds).
         surfaces: also return the mask of every surface accepted as an obstacle
             (``ObstacleResult.surfaces``; the 32 nearest candidates are weighed).
+        near_limit: the nearest depth (m) the backend measures, where it is farther than
+            ``min_range``: a surface nearer (found beyond the backend's range) is sized for
+            ``min_size`` as if it stood there.
 
     Returns:
         :class:`ObstacleResult` with a full-size mask (all False when nothing was found).
@@ -413,10 +418,11 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     inside = flat > 0
     depths = z.ravel()[inside].astype(np.float64)
     sums = np.bincount(flat[inside], weights=depths, minlength=count)
-    # Sized as if no nearer than min_range: a surface too close to range fills the view,
-    # yet its front area at its own depth (0.09 m^2 at 0.25 m for an OAK-D) would fail
-    # min_size and the Range would say "nothing".
-    sized = np.maximum(depths, params.min_range)
+    # Sized as if no nearer than min_range, or than the backend measures: a surface too
+    # close to range fills the view, yet its front area at its own depth (0.09 m^2 at 0.25 m
+    # for an OAK-D) would fail min_size and the Range would say "nothing" (or name a farther
+    # obstacle: a wall at 0.3 m over 60 % of a 752x480 view, sized from 0.3 m, did).
+    sized = np.maximum(depths, max(params.min_range, near_limit))
     sizes = np.bincount(flat[inside], weights=sized * sized, minlength=count)
     passing = passing[sizes[passing] / (camera.fx * camera.fy) >= params.min_size]
     if passing.size == 0:

@@ -223,7 +223,8 @@ class StereoPipeline:
                 # found at its depth, and its Range says "too close" (-inf).
                 tick = time.perf_counter()
                 obstacle = self._nearest_obstacle(_with_near_surfaces(depth, too_near, camera),
-                                                  camera, max_range, ground_depth=depth,
+                                                  camera, (min_range, max_range),
+                                                  ground_depth=depth,
                                                   surfaces=too_near is not None)
                 timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
                 if 'obstacle' in wanted:
@@ -293,19 +294,22 @@ class StereoPipeline:
         return found
 
     def _nearest_obstacle(self, depth: np.ndarray, camera: StereoCameraModel,
-                          max_range: float, ground_depth: Optional[np.ndarray] = None,
+                          limits: tuple[float, float], ground_depth: Optional[np.ndarray] = None,
                           surfaces: bool = False) -> ObstacleResult:
         """Return the nearest obstacle up to ``max_range``, the farthest the Range covers.
 
-        Nearer than its ``min_range`` is searched too (:mod:`~stereo_depth_ros.obstacle`).
+        ``limits`` are the Range's (:meth:`obstacle_range_limits`). Nearer than their
+        ``min_range`` is searched too, sized as if there (:mod:`~stereo_depth_ros.obstacle`).
         """
+        min_range, max_range = limits
         params = self.obstacle_params
         if not max_range > params.min_range:  # a search range nothing can be seen in
             empty = np.zeros(depth.shape, bool)
             return ObstacleResult(empty, surfaces=empty.copy() if surfaces else None)
         if max_range < params.max_range:
             params = replace(params, max_range=max_range)
-        return segment_nearest_obstacle(depth, camera, params, ground_depth, surfaces)
+        return segment_nearest_obstacle(depth, camera, params, ground_depth, surfaces,
+                                        near_limit=min_range)
 
     def _apply_depth_range(self, depth: np.ndarray, disparity: np.ndarray) -> None:
         """Mark depth outside [min_depth, max_depth], in place, as REP 117 does ranges.

@@ -10,6 +10,7 @@ from rosbags.typesys import get_typestore, Stores
 
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.backends.base import DisparityBackend
+from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.msgs.obstacle import make_obstacle_range
 from stereo_depth_ros.msgs.types import MessageTypes
@@ -152,6 +153,27 @@ def test_every_too_near_surface_the_search_accepts_is_marked_not_only_the_neares
     assert result.obstacle.distance == pytest.approx(fb / 200, rel=0.05)
     assert (result.depth[70:, 310:410] == -np.inf).mean() > 0.9
     assert (result.depth[70:, 440:500] == -np.inf).mean() > 0.9
+
+
+def test_a_near_wall_on_a_drone_camera_is_sized_from_the_nearest_depth_measured() -> None:
+    # 752x480, fx 458 px, B 0.11 m: sgbm measures down to 0.397 m. A wall at 0.265 m over
+    # the top 80 % of the view (three quarters of it matchable, x >= d) was sized from
+    # min_range 0.3 m, failed min_size, and the Range said "nothing within range".
+    scene = make_scene(1, 480, 752, 'road', max_disparity=48)
+    camera = StereoCameraModel.from_focal_baseline(458.0, 0.11, 752, 480)
+    disparity, rows = 190, 384
+    noise = np.random.default_rng(5).integers(0, 256, (rows // 3, 314), dtype=np.uint8)
+    texture = cv2.resize(noise, (752 + disparity, rows),
+                         interpolation=cv2.INTER_NEAREST)[:, :, None]
+    left, right = scene.left.copy(), scene.right.copy()
+    left[:rows] = texture[:, :752]
+    right[:rows] = texture[:, disparity:]
+    result = StereoPipeline(create_backend('sgbm')).process(left, right, camera,
+                                                            outputs={'depth', 'obstacle'})
+    assert result.obstacle.distance == pytest.approx(camera.focal_baseline / disparity,
+                                                     rel=0.03)
+    assert result.obstacle.distance < result.min_range  # Range: -inf
+    assert (result.depth[:rows, disparity:] == -np.inf).mean() > 0.9
 
 
 def test_the_ground_is_fitted_on_the_backend_s_depth_alone() -> None:
