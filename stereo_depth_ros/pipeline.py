@@ -223,8 +223,7 @@ class StereoPipeline:
                 # found at its depth, and its Range says "too close" (-inf).
                 tick = time.perf_counter()
                 obstacle = self._nearest_obstacle(_with_near_surfaces(depth, too_near, camera),
-                                                  camera, (min_range, max_range),
-                                                  ground_depth=depth,
+                                                  camera, max_range, ground_depth=depth,
                                                   surfaces=too_near is not None)
                 timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
                 if 'obstacle' in wanted:
@@ -260,15 +259,23 @@ class StereoPipeline:
         nearest = [float(params.min_range), self.min_depth or 0.0]
         farthest = [float(params.max_range), self.max_depth or math.inf]
         if camera is not None:
-            largest = self.largest_disparity(camera.width) - camera.disparity_offset
-            if largest > 0 and math.isfinite(largest):
-                nearest.append(camera.focal_baseline / largest)
+            nearest.append(self.nearest_measured(camera))
             # Nothing farther than sgbm's min_disparity is matched, and below DISPARITY_STEP
             # a disparity has no depth.
             smallest = max(float(self.backend.min_disparity) - camera.disparity_offset,
                            DISPARITY_STEP)
             farthest.append(camera.focal_baseline / smallest)
         return max(nearest), min(farthest)
+
+    def nearest_measured(self, camera: StereoCameraModel) -> float:
+        """Return the nearest depth (m) the backend measures: ``f B / (largest - offset)``.
+
+        0 where no disparity reaches past the principal points' offset.
+        """
+        largest = self.largest_disparity(camera.width) - camera.disparity_offset
+        if largest > 0 and math.isfinite(largest):
+            return camera.focal_baseline / largest
+        return 0.0
 
     def largest_disparity(self, width: int) -> float:
         """Return the largest disparity (px) the backend can give on a ``width``-px image.
@@ -294,14 +301,13 @@ class StereoPipeline:
         return found
 
     def _nearest_obstacle(self, depth: np.ndarray, camera: StereoCameraModel,
-                          limits: tuple[float, float], ground_depth: Optional[np.ndarray] = None,
+                          max_range: float, ground_depth: Optional[np.ndarray] = None,
                           surfaces: bool = False) -> ObstacleResult:
         """Return the nearest obstacle up to ``max_range``, the farthest the Range covers.
 
-        ``limits`` are the Range's (:meth:`obstacle_range_limits`). Nearer than their
-        ``min_range`` is searched too, sized as if there (:mod:`~stereo_depth_ros.obstacle`).
+        Nearer than its ``min_range`` is searched too, and nearer than the backend measures
+        (the near guard's finds) sized as if there (:mod:`~stereo_depth_ros.obstacle`).
         """
-        min_range, max_range = limits
         params = self.obstacle_params
         if not max_range > params.min_range:  # a search range nothing can be seen in
             empty = np.zeros(depth.shape, bool)
@@ -309,7 +315,7 @@ class StereoPipeline:
         if max_range < params.max_range:
             params = replace(params, max_range=max_range)
         return segment_nearest_obstacle(depth, camera, params, ground_depth, surfaces,
-                                        near_limit=min_range)
+                                        near_limit=self.nearest_measured(camera))
 
     def _apply_depth_range(self, depth: np.ndarray, disparity: np.ndarray) -> None:
         """Mark depth outside [min_depth, max_depth], in place, as REP 117 does ranges.
