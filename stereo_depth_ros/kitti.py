@@ -303,9 +303,15 @@ def _stamp_lines(names: list[str]) -> Optional[list[int]]:
     None where a name is no number: the frames then take the lines in order.
     """
     stems = [Path(name).stem for name in names]
-    if not all(stem.isdigit() for stem in stems):
+    if not all(stem.isascii() and stem.isdecimal() for stem in stems):
         return None
-    return [int(stem) for stem in stems]
+    numbers = [int(stem) for stem in stems]
+    if len(set(numbers)) < len(numbers):
+        twins = sorted(name for name, number in zip(names, numbers)
+                       if numbers.count(number) > 1)
+        raise DatasetError(f'frames {", ".join(twins[:2])} have the same number: one of them is '
+                           'a copy (KITTI numbers its frames 0000000000.png, ...)')
+    return numbers
 
 
 def _drive_calibration(root: Path) -> Path:

@@ -129,15 +129,16 @@ CARD_FIRST_LINE = '# Model card of '
 
 
 def check_export_path(path: str | Path, backend: Optional[str] = None,
-                      out_dir: Optional[str | Path] = None) -> None:
+                      out_dir: Optional[str | Path] = None, card: bool = True) -> None:
     """Raise BackendError where exporting ``backend`` weights to ``path`` would do harm.
 
     Checked before a training run, not after it: a folder in its place, no writable folder
     above it, a file there that is not this project's weights or holds another backend's
     (exporting over it would make that backend unusable), a YAML beside it (where the
-    model card goes) that is not a model card, or, with the run folder ``out_dir``, the
-    run's own weights file ``<out_dir>/<backend>.safetensors`` (the run writes it itself,
-    so an export there would replace the file before anything could keep it).
+    model card goes) that is not a model card (with ``card``: a tool that writes none
+    leaves such a file alone), or, with the run folder ``out_dir``, the run's own weights
+    file ``<out_dir>/<backend>.safetensors`` (the run writes it itself, so an export there
+    would replace the file before anything could keep it).
     """
     path = Path(path)
     if out_dir is not None and backend is not None \
@@ -160,10 +161,27 @@ def check_export_path(path: str | Path, backend: Optional[str] = None,
         if held != backend:
             raise BackendError(f'export path {path} holds {held} weights; {backend} weights '
                                f'there would make {held} unusable: name another file')
-    card = path.with_suffix('.yaml')
-    if card.is_file() and not card.read_text(errors='replace').startswith(CARD_FIRST_LINE):
+    beside = path.with_suffix('.yaml')
+    if card and beside.is_file() and not is_model_card(beside):
         raise BackendError(f'the model card of {path} would replace {card}, which is not a '
                            'model card: name another export file')
+
+
+def is_model_card(path: Path) -> bool:
+    """Return whether ``path`` is a model card this package wrote (its first line)."""
+    return path.read_text(errors='replace').startswith(CARD_FIRST_LINE)
+
+
+def set_aside_stale_card(path: str | Path) -> None:
+    """Remove the model card beside weights ``path`` that a tool writing none replaced.
+
+    :func:`keep_previous_export` has kept it beside the old weights; left here it would
+    describe the new file with the old one's hash and history. A YAML that is no model card
+    is the user's and stays.
+    """
+    card = Path(path).with_suffix('.yaml')
+    if card.is_file() and is_model_card(card):
+        card.unlink()
 
 
 def keep_previous_export(path: str | Path) -> Optional[Path]:

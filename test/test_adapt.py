@@ -720,6 +720,24 @@ def test_bag_flags_without_a_bag_are_refused(tmp_path: Path, capsys, flag) -> No
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_resume_on_the_same_bag_at_another_bit_depth_is_refused(
+        tmp_path: Path, capsys) -> None:
+    # Pairs extracted over 16 bits and over 12 are other pairs: --resume continues on its own.
+    _, bag, out, command = _bag_adaptation(tmp_path)
+    out.mkdir()
+    (out / 'adapting_on.txt').write_text(f'--bag {bag.resolve()} --bag-every 1\n')
+    assert main([*command, '--resume', '--mono16-bit-depth', '12']) == 2
+    error = capsys.readouterr().err
+    assert '--resume continues on those, not' in error and '--mono16-bit-depth 12' in error
+
+
+def test_a_link_to_nothing_as_the_run_folder_is_named(tmp_path: Path, capsys) -> None:
+    (tmp_path / 'run').symlink_to(tmp_path / 'gone')
+    assert main(['adapt', '--config', 'config/adapt_costnet_fast.yaml', '--pairs',
+                 str(tmp_path), '--out-dir', str(tmp_path / 'run')]) == 2
+    assert f'--out-dir {tmp_path / "run"} is a link to nothing' in capsys.readouterr().err
+
+
 def config_of(command: list[str]) -> Path:
     """Return the --config file of an adapt command line."""
     return Path(command[command.index('--config') + 1])

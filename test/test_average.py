@@ -71,6 +71,17 @@ def test_the_average_keeps_what_it_replaces_and_never_another_backend_s(tmp_path
     assert average.main([str(other), str(weights), '--out', str(out)]) == 0
     assert 'the file it replaced is kept as' in capsys.readouterr().out
     assert (tmp_path / 'mean.previous.safetensors').read_bytes() == first
+    # average writes no model card: a card beside OUT goes with the weights it describes,
+    # and a YAML of the user's there is neither a reason to refuse nor touched.
+    from stereo_depth_ros.weights import CARD_FIRST_LINE
+    card = tmp_path / 'mean.yaml'
+    card.write_text(CARD_FIRST_LINE + ' of the first mean\n')
+    assert average.main([str(weights), str(other), '--out', str(out)]) == 0
+    assert not card.exists()
+    assert (tmp_path / 'mean.previous-2.yaml').read_text().endswith('of the first mean\n')
+    card.write_text('my notes\n')
+    assert average.main([str(weights), str(other), '--out', str(out)]) == 0
+    assert card.read_text() == 'my notes\n'
     fast = save_weights(_network(3), tmp_path / 'fast.safetensors', 'costnet_fast')
     before = fast.read_bytes()
     assert average.main([str(weights), str(other), '--out', str(fast)]) == 2

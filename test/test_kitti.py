@@ -155,15 +155,26 @@ def test_frames_take_the_time_stamp_line_of_their_number(drive):
 
 
 def test_frame_numbers_without_padding_sort_and_take_their_lines_by_number(drive):
-    stamps = read_timestamps(drive / 'image_02' / 'timestamps.txt')
+    # 2, 9 and 10 sort as text 10, 2, 9; the frames take lines 2, 9 and 10 of 11.
+    path = drive / 'image_02' / 'timestamps.txt'
+    stamps = [1_000_000_000 + i * 100_000_000 for i in range(11)]
     for cam in ('02', '03'):
+        (drive / f'image_{cam}' / 'timestamps.txt').write_text(
+            ''.join(format_kitti_time(stamp) + '\n' for stamp in stamps))
         data = drive / f'image_{cam}' / 'data'
-        for number in range(3):
-            (data / f'{number:010d}.png').rename(data / f'{number}.png')
-    (drive / 'image_02' / 'data' / '1.png').unlink()  # frames 0 and 2 left in the left camera
+        for old, new in ((0, 2), (1, 10), (2, 9)):
+            (data / f'{old:010d}.png').rename(data / f'{new}.png')
     sequence = open_kitti(drive)
-    assert [frame.name for frame in sequence] == ['0', '1', '2']
-    assert [frame.left_stamp_ns for frame in sequence] == stamps
+    assert [frame.name for frame in sequence] == ['2', '9', '10']
+    assert [frame.left_stamp_ns for frame in sequence] == [stamps[2], stamps[9], stamps[10]]
+    assert read_timestamps(path) == stamps
+
+
+def test_two_frames_of_one_number_are_refused(drive):
+    data = drive / 'image_02' / 'data'
+    (data / '1.png').write_bytes((data / '0000000001.png').read_bytes())
+    with pytest.raises(DatasetError, match='frames 0000000001.png, 1.png have the same number'):
+        open_kitti(drive)
 
 
 def test_a_stray_file_among_the_frames_names_both_folders_counts(drive):

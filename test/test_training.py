@@ -540,8 +540,15 @@ def test_train_refuses_weights_of_another_backend_and_a_file_for_its_folder(
     assert main(['train', '--config', config, '--weights', 'models/costnet.safetensors',
                  '--out-dir', str(tmp_path / 'run'), '--no-progress']) == 2
     error = capsys.readouterr().err
-    assert "holds weights of backend 'costnet', but config/train_dispnet.yaml trains " \
-        "'dispnet'" in error and '--backend' not in error  # train has no --backend
+    assert "holds weights of backend 'costnet', but config/train_dispnet.yaml starts from " \
+        "'dispnet' weights" in error and '--backend' not in error  # train has no --backend
+    # A config that starts from another backend's weights takes those (dispnet_qr's head
+    # on dispnetc's trunk): no refusal before training (here: a file where the folder goes).
+    (tmp_path / 'qr').write_text('not a folder')
+    assert main(['train', '--config', 'config/train_dispnet_qr.yaml', '--weights',
+                 'models/dispnetc.safetensors', '--out-dir', str(tmp_path / 'qr'),
+                 '--no-progress']) == 2
+    assert 'is an existing file, not a folder' in capsys.readouterr().err
     (tmp_path / 'afile').write_text('mine')
     assert main(['train', '--config', config, '--out-dir', str(tmp_path / 'afile'),
                  '--no-progress']) == 2

@@ -260,6 +260,8 @@ def run(args: argparse.Namespace) -> int:
         check_export_path(config.output.export, config.backend, out_dir)
     if args.bag:
         source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
+        if args.mono16_bit_depth:  # pairs extracted over other bits are other pairs
+            source += f' --mono16-bit-depth {args.mono16_bit_depth}'
     else:
         root = args.pairs or config.adaptation.pairs
         if not root:

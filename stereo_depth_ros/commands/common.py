@@ -187,6 +187,8 @@ def check_output_folder(path: str | Path, option: str = '--out-dir') -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise DatasetError(f'{option} {path} is an existing file, not a folder')
+    if path.is_symlink() and not path.exists():
+        raise DatasetError(f'{option} {path} is a link to nothing ({os.readlink(path)})')
     parent = path
     while not parent.exists():
         parent = parent.parent

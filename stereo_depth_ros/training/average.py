@@ -30,7 +30,8 @@ from .checkpoint import read_model_state
 from ..backends.registry import backend_record
 from ..errors import StereoDepthError
 from ..weights import (WeightsMetadata, check_export_path, check_finite, keep_previous_export,
-                       load_model, plain_key, read_metadata, save_weights)
+                       load_model, plain_key, read_metadata, save_weights,
+                       set_aside_stale_card)
 
 
 def average_states(states: Sequence[Mapping[str, torch.Tensor]],
@@ -141,7 +142,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         paths = [Path(args.weights), *map(Path, args.inputs)]
         _check_paths(out, paths)
         metadata = read_metadata(args.weights)
-        check_export_path(out, metadata.backend)  # not over another backend's or other files
+        # Not over another backend's or other files; average writes no model card.
+        check_export_path(out, metadata.backend, card=False)
         model, _ = load_model(args.weights, metadata.backend)
         labels = [args.weights]
         states = [model.state_dict()]
@@ -156,6 +158,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         kept = keep_previous_export(out)
         path = save_weights(model, out, metadata.backend, extra_metadata=extra,
                             dtype=metadata.extra.get('dtype', 'fp32'))
+        if kept:  # the old card went with the old weights; it does not describe these
+            set_aside_stale_card(out)
     except (StereoDepthError, OSError, ValueError) as error:
         print(f'average: {error}', file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ from ..errors import StereoDepthError
 from ..networks.costnet import CostNet
 from ..networks.inference import images_to_tensor
 from ..weights import (check_export_path, keep_previous_export, load_model, read_metadata,
-                       save_weights)
+                       save_weights, set_aside_stale_card)
 
 #: Input segments that keep all their channels: the images, the cost volume, the disparity.
 IMAGE = '<image>'
@@ -282,12 +282,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not 0 < args.width < wide.architecture['width']:
             raise StereoDepthError(f'--width must be between 0 and the network\'s '
                                    f'{wide.architecture["width"]:g}, got {args.width:g}')
-        check_export_path(out, target)  # not over a file of another backend or another kind
+        # Not over a file of another backend or another kind; slim writes no model card.
+        check_export_path(out, target, card=False)
         narrow = slim_costnet(wide, args.width, samples=training_scenes(args.scenes))
         kept = keep_previous_export(out)
         # save_weights writes beside OUT, then renames: never a half-written OUT.
         path = save_weights(narrow, out, target,
                             extra_metadata={'slimmed_from': str(args.weights)})
+        if kept:  # the old card went with the old weights; it does not describe these
+            set_aside_stale_card(out)
     except (StereoDepthError, OSError) as error:
         print(f'slim: {error}', file=sys.stderr)
         return 2

@@ -50,18 +50,21 @@ def run(args: argparse.Namespace) -> int:
     from ..commands.common import check_output_folder
     from ..weights import check_export_path, read_metadata
     config = load_config(args.config)
-    check_output_folder(args.out_dir or config.output.out_dir,
-                        '--out-dir' if args.out_dir else 'output.out_dir')
     if args.seed is not None:
         config.seed = args.seed
     if args.weights:
         found = read_metadata(args.weights).backend
-        if found != config.backend:  # the backend comes from the config: train has no --backend
+        # The config names the backend (train has no --backend), and the one it starts from
+        # where that differs (dispnet_qr's head on dispnetc's trunk: model.init_weights_backend).
+        starts_from = config.model.init_weights_backend or config.backend
+        if found != starts_from:
             raise ValueError(f'--weights {args.weights} holds weights of backend {found!r}, but '
-                             f'{args.config} trains {config.backend!r}: give weights of '
-                             f'{config.backend!r}, or a config of {found!r} (e.g. '
+                             f'{args.config} starts from {starts_from!r} weights: give those, '
+                             f'or a config that starts from {found!r} (e.g. '
                              f'config/train_{found}.yaml)')
         config.model.init_weights = args.weights
+    check_output_folder(args.out_dir or config.output.out_dir,
+                        '--out-dir' if args.out_dir else 'output.out_dir')
     if args.no_export:
         config.output.export = ''
     if config.output.export:  # refused before training, not after it
