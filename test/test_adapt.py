@@ -710,8 +710,7 @@ def test_adapt_from_a_12_bit_camera_s_bag_warns_and_takes_its_bit_depth(
     assert cv2.imread(str(pairs / '00000' / 'left.png')).max() > 200
 
 
-@pytest.mark.parametrize('flag', [['--left-image', '/l'], ['--approximate-sync'],
-                                  ['--mono16-bit-depth', '12']])
+@pytest.mark.parametrize('flag', [['--left-image', '/l'], ['--approximate-sync']])
 def test_bag_flags_without_a_bag_are_refused(tmp_path: Path, capsys, flag) -> None:
     assert main(['adapt', '--config', 'config/adapt_costnet_fast.yaml', '--pairs',
                  str(tmp_path), '--out-dir', str(tmp_path / 'out'), *flag]) == 2
@@ -736,6 +735,25 @@ def test_a_link_to_nothing_as_the_run_folder_is_named(tmp_path: Path, capsys) ->
     assert main(['adapt', '--config', 'config/adapt_costnet_fast.yaml', '--pairs',
                  str(tmp_path), '--out-dir', str(tmp_path / 'run')]) == 2
     assert f'--out-dir {tmp_path / "run"} is a link to nothing' in capsys.readouterr().err
+
+
+def test_16_bit_pairs_of_a_12_bit_camera_are_named_and_read_over_their_bits(
+        tmp_path: Path) -> None:
+    # adapt --pairs on a 12-bit sensor's 16-bit PNGs: over 16 bits they keep 4 bits of grey.
+    from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
+    scene = make_scene(3, 64, 128, 'layered', max_disparity=16)
+    folder = tmp_path / 'pairs' / 'a'
+    folder.mkdir(parents=True)
+    for name, image in (('left.png', scene.left), ('right.png', scene.right)):
+        cv2.imwrite(str(folder / name), image.astype(np.uint16) * 16)
+    notes: list = []
+    dark = pseudo_labelled_dataset(tmp_path / 'pairs', 32.0, progress=False, notes=notes)
+    assert dark[0].left.max() <= 16 and len(notes) == 2
+    assert '--mono16-bit-depth' in notes[0]
+    notes.clear()
+    full = pseudo_labelled_dataset(tmp_path / 'pairs', 32.0, progress=False, bit_depth=12,
+                                   notes=notes)
+    assert full[0].left.max() > 200 and notes == []
 
 
 def config_of(command: list[str]) -> Path:

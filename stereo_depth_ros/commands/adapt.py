@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='with --bag: the left image topic (default: found by name)')
     parser.add_argument('--right-image', default=None,
                         help='with --bag: the right image topic (default: found by name)')
-    add_bit_depth_argument(parser, 'mono16 images of --bag')
+    add_bit_depth_argument(parser, 'images (mono16 messages of --bag, files of --pairs)')
     parser.add_argument('--weights', default=None,
                         help='weights to start from (default: model.init_weights of the '
                              'config, else the shipped models/<backend>.safetensors)')
@@ -215,10 +215,9 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Adapt, then draw before/after pictures; print where the weights went."""
-    if (args.left_image or args.right_image or args.approximate_sync
-            or args.mono16_bit_depth) and not args.bag:
-        raise ValueError('--left-image, --right-image, --approximate-sync and '
-                         '--mono16-bit-depth apply to --bag; give --bag')
+    if (args.left_image or args.right_image or args.approximate_sync) and not args.bag:
+        raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag; '
+                         'give --bag')
     from ..training.adapt import adapt, check_adapt_run
     from ..training.config import load_config
     from ..training.figures import before_after, figure_pairs
@@ -275,6 +274,10 @@ def run(args: argparse.Namespace) -> int:
             raise DatasetError(f'{error}: {args.config} adapts on adaptation.pairs = {root!r}; '
                                'give your pairs with --pairs DIR or --bag BAG') from None
         source = f'--pairs {Path(root or "").resolve()}'
+        if args.mono16_bit_depth:  # the same files read over other bits are other pairs
+            source += f' --mono16-bit-depth {args.mono16_bit_depth}'
+        if args.mono16_bit_depth:
+            config.adaptation.mono16_bit_depth = args.mono16_bit_depth
         warning = incomplete_pairs_warning(root)
         if warning:
             print(warning, file=sys.stderr)

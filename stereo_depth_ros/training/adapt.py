@@ -222,10 +222,12 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
                           'pass --weights')
     adaptation = config.adaptation
     adaptation.pairs = str(root)  # recorded in the weights' training metadata
+    notes: list[str] = []
     pairs = pseudo_labelled_dataset(
         root, float(config.model.architecture.get('max_disparity', 192)),
-        adaptation.labeller, adaptation.labeller_weights, progress=progress)
-    for line in pair_warnings(pairs):
+        adaptation.labeller, adaptation.labeller_weights, progress=progress,
+        bit_depth=adaptation.mono16_bit_depth, notes=notes)
+    for line in pair_warnings(pairs) + [f'warning: {note}' for note in notes[:1]]:
         _log(line)
     trainer = AdaptTrainer(config, pairs, progress=progress, **kwargs)
     _log(f'adapting on {counted(len(trainer.train_pairs), "pair")} under {root} '

@@ -226,6 +226,8 @@ class AdaptationConfig:
     batch_size: int = 2
     crop: list[int] = field(default_factory=lambda: [256, 512])
     holdout_every: int = HELD_OUT_EVERY
+    #: Significant bits of 16-bit pair files (a 12-bit sensor: 12); None: the full 16 bits.
+    mono16_bit_depth: Optional[int] = None
 
 
 @dataclass

@@ -140,13 +140,19 @@ def incomplete_pairs_warning(root: str | Path) -> Optional[str]:
 def pseudo_labelled_dataset(root: str | Path, max_disparity: float,
                             labeller: str = DEFAULT_LABELLER,
                             labeller_weights: Optional[str] = None,
-                            progress: bool = True) -> list[StereoSample]:
-    """Read every pair under ``root`` and label it (:func:`make_labeller`; SGBM by default)."""
+                            progress: bool = True, bit_depth: Optional[int] = None,
+                            notes: Optional[list[str]] = None) -> list[StereoSample]:
+    """Read every pair under ``root`` and label it (:func:`make_labeller`; SGBM by default).
+
+    16-bit files are scaled over ``bit_depth`` bits (None: all 16); a line on files that use
+    few of their bits goes to ``notes``.
+    """
     label = make_labeller(max_disparity, labeller, labeller_weights)
     samples = []
     for folder in tqdm(find_pairs(root), desc=f'{labeller} labels', unit='pair', leave=False,
                        disable=not progress):
-        left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
+        left, right = (read_image_rgb(folder / name, notes, bit_depth)
+                       for name in ('left.png', 'right.png'))
         if left.shape != right.shape:
             raise DatasetError(f'{folder}: left {left.shape} and right {right.shape} differ')
         samples.append(StereoSample(folder.name, left, right, label(left, right)))
