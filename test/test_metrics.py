@@ -56,11 +56,11 @@ def test_fill_invalid_extends_first_and_last_rows_per_column():
     row_3 = [2.0, 2.0, 6.0, 6.0]   # row pass: min of 2 and 6 inside, extrapolate right
     np.testing.assert_array_equal(filled[0], row_1)  # leading row: first estimate of column
     np.testing.assert_array_equal(filled[1], row_1)
-    np.testing.assert_array_equal(filled[2], np.zeros(4))  # between estimates: stays empty
+    np.testing.assert_array_equal(filled[2], np.full(4, -1.0))  # between: the devkit's -1
     np.testing.assert_array_equal(filled[3], row_3)
     np.testing.assert_array_equal(filled[4], row_3)  # trailing rows: last estimate of column
     np.testing.assert_array_equal(filled[5], row_3)
-    np.testing.assert_array_equal(fill_invalid_kitti(np.full((2, 3), nan)), np.zeros((2, 3)))
+    np.testing.assert_array_equal(fill_invalid_kitti(np.full((2, 3), nan)), np.full((2, 3), -1.0))
 
 
 def test_evaluate_pair_reports_density_of_unfilled_prediction():
@@ -174,8 +174,22 @@ def test_estimated_bad_n_ignores_non_positive_ground_truth_and_is_strict():
 def test_fill_invalid_treats_infinite_estimates_as_missing():
     pred = np.array([[1.0, 2.0], [np.inf, -np.inf], [3.0, 4.0]], np.float32)
     filled = fill_invalid_kitti(pred)
-    np.testing.assert_array_equal(filled, [[1.0, 2.0], [0.0, 0.0], [3.0, 4.0]])
-    np.testing.assert_array_equal(fill_invalid_kitti(np.full((2, 2), np.inf)), np.zeros((2, 2)))
+    np.testing.assert_array_equal(filled, [[1.0, 2.0], [-1.0, -1.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(fill_invalid_kitti(np.full((2, 2), np.inf)),
+                                  np.full((2, 2), -1.0))
+
+
+def test_fill_invalid_scores_what_the_devkit_leaves_invalid_and_drops_negative_estimates():
+    # The devkit's rows between estimated rows stay -1 and are scored so (the helper's
+    # hand-made case: EPE 1.167 and bad-3 33.3 %, not 0.833 and 0 % with a fill of 0).
+    pred = np.full((3, 4), 2.5, np.float32)
+    pred[1] = np.nan
+    gt = np.full((3, 4), 2.5, np.float32)
+    assert epe(fill_invalid_kitti(pred), gt) == pytest.approx(3.5 / 3)
+    assert bad_n(fill_invalid_kitti(pred), gt, 3.0) == pytest.approx(1 / 3)
+    # A negative estimate is none (the devkit's isValid is d >= 0): filled from its row.
+    row = np.array([[5.0, 5.0, -3.0, np.nan, 5.0, 5.0]], np.float32)
+    np.testing.assert_array_equal(fill_invalid_kitti(row), np.full((1, 6), 5.0))
 
 
 def test_visibility_counts_start_at_64_px_and_wrong_is_more_than_3_px():

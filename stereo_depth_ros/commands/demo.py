@@ -121,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
               f'bad-2 {100 * row["bad2"]:.1f} %, density {100 * row["density"]:.1f} %')
     if summary.get('comparison'):
         print('\nall backends (4 held-out synthetic scenes 256x512, 0-64 px | real suite: '
-              'cones, teddy, motorcycle, aloe; `stereo-depth real-bench` has the detail):')
+              'cones, teddy, motorcycle, aloe; `stereo-depth real-bench` has the detail; '
+              'means over the scenes; ms: the median of one call per scene, start-up at a new '
+              'size included, `stereo-depth bench` times warm calls):')
         print(f'  {"backend":<12} {"EPE px":>7} {"bad-2":>7} {"ms":>7} | {"EPE px":>7} '
               f'{"bad-2":>7} {"ms":>7}')
         for row in summary['comparison']:

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
               f'EPE {summary["epe"]:.3f} px, D1 {100 * summary["d1"]:.2f} %, '
               f'bad-1 {100 * summary["bad1"]:.2f} %, bad-2 {100 * summary["bad2"]:.2f} %, '
               f'bad-3 {100 * summary["bad3"]:.2f} %, density {100 * summary["density"]:.1f} %, '
-              f'{summary["ms_per_pair"]:.1f} ms/pair')
+              f'{summary["ms_per_pair"]:.1f} ms/pair (means over the pairs; ms: the median of '
+              'one call each, the first at each image size with start-up)')
     return 0
 
 

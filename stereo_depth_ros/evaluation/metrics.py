@@ -25,17 +25,23 @@ def density(pred: np.ndarray, gt: np.ndarray | None = None) -> float:
     return float(estimated[valid].mean()) if valid.any() else float('nan')
 
 
+#: The value the KITTI devkit gives a pixel its filling leaves invalid, scored as it is.
+DEVKIT_INVALID = -1.0
+
+
 def fill_invalid_kitti(pred: np.ndarray) -> np.ndarray:
     """Fill NaN pixels as the KITTI devkit's ``interpolateBackground`` (io_disp.h) does.
 
     Row pass: a gap between two estimates of a row takes the smaller of the two; a gap at the
     start or end of a row takes the row's first or last estimate. Column pass, for rows still
     empty: per column, rows above the column's first estimate take that value and rows below
-    its last estimate take that one. What stays empty (rows without estimates between rows
-    with estimates, or an image without any estimate, which the devkit leaves invalid) becomes
-    0.
+    its last estimate take that one. As in the devkit, a negative estimate is none, and what
+    stays empty (rows without estimates between rows with estimates, or an image without
+    any estimate) keeps its invalid value, -1, which is scored as an estimate.
     """
     pred = np.asarray(pred, dtype=np.float32)
+    with np.errstate(invalid='ignore'):
+        pred = np.where(pred >= 0, pred, np.float32(np.nan))
     filled = pred.copy()
     rows, cols = pred.shape
     index = np.arange(cols)
@@ -57,7 +63,7 @@ def fill_invalid_kitti(pred: np.ndarray) -> np.ndarray:
     if full_rows.size:
         filled[:full_rows[0]] = filled[full_rows[0]]
         filled[full_rows[-1] + 1:] = filled[full_rows[-1]]
-    filled[~np.isfinite(filled)] = 0.0
+    filled[~np.isfinite(filled)] = DEVKIT_INVALID
     return filled
 
 

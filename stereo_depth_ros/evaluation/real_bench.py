@@ -74,7 +74,9 @@ def format_tables(results: dict[str, dict]) -> str:
     header = ''.join(f'{label:>10}' for _, label in MAIN_METRICS)
     lines = [f'{"backend":<{column}}{"scene":<12}{header}{"ms":>9}']
     note = ('EPE, bad-N and D1 score the output filled as the KITTI devkit does; dens and est '
-            'b-2 (bad-2) the pixels with an estimate')
+            'b-2 (bad-2) the pixels with an estimate; "all" is the mean over the scenes, not '
+            'their pixels pooled; ms is the median over the scenes of one call each, start-up '
+            'at each scene size included (stereo-depth bench times warm calls)')
     for name, summary in results.items():
         rows = [(row['name'], row) for row in summary['pairs']] + [('all', summary)]
         for scene, row in rows:
