@@ -6,6 +6,7 @@ import importlib
 import os
 import shlex
 import signal
+import sqlite3
 import sys
 from typing import Any, NoReturn, Optional, Sequence
 
@@ -124,6 +125,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_BROKEN_PIPE
     except OSError as error:
         _error_line(args.command, _os_error_line(error))
+        return EXIT_BAD_INPUT
+    except sqlite3.Error as error:  # a sqlite3 bag: 'database or disk is full', a damaged file
+        hint = ('; free some space or write elsewhere (nothing half-written was kept)'
+                if 'full' in str(error) else '')
+        _error_line(args.command, f'sqlite3 bag storage: {first_line(error)}{hint}')
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as interrupt:
         # A command may say what the interrupt left (process-bag, kitti2bag).

@@ -107,6 +107,16 @@ def test_large_image_is_refused_before_running(tmp_path, capsys, monkeypatch):
     args[args.index('--backend') + 1] = 'nosuch'
     code, _, lines = run_cli(args, capsys)
     assert_one_line_error(code, lines, "unknown backend 'nosuch'")
+    # The limit of a parameter file holds where the flag is not given, as in the node.
+    params = tmp_path / 'small.yaml'
+    params.write_text('/**/stereo_depth_node:\n  ros__parameters:\n    max_megapixels: 8.0\n')
+    code, _, lines = run_cli(infer_args(tmp_path, tmp_path / 'o', '--params-file', params),
+                             capsys)
+    assert_one_line_error(code, lines, '4000x3000', '12.0 MP', 'the limit of 8 MP')
+    params.write_text('/**/stereo_depth_node:\n  ros__parameters:\n    max_megapixels: 0.0\n')
+    code, _, lines = run_cli(infer_args(tmp_path, tmp_path / 'o', '--params-file', params,
+                                        '--max-megapixels', '10'), capsys)
+    assert_one_line_error(code, lines, '12.0 MP', 'the limit of 10 MP')  # the flag wins
 
 
 @pytest.mark.parametrize('fx, baseline, words', [
@@ -258,6 +268,26 @@ def test_one_corrupt_png_is_skipped_and_named(drive, tmp_path, capsys):
     code, _, lines = run_cli(['kitti2bag', drive, tmp_path / 'strict', '--strict'], capsys)
     assert_one_line_error(code, lines, '0000000005.png', '--strict')
     assert leftovers(tmp_path, 'strict') == []
+
+
+def test_a_full_disk_under_sqlite3_is_one_line_and_leaves_nothing(
+        drive, tmp_path, capsys, monkeypatch):
+    # sqlite3 reports a full disk as its own error, not as an OSError: it was a traceback.
+    import sqlite3
+    from stereo_depth_ros.bags.writer import BagWriter
+    calls = []
+
+    def write_until_full(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > 3:
+            raise sqlite3.OperationalError('database or disk is full')
+
+    monkeypatch.setattr(BagWriter, 'write', write_until_full)
+    code, _, lines = run_cli(['kitti2bag', drive, tmp_path / 'bag', '--storage', 'sqlite3'],
+                             capsys)
+    assert_one_line_error(code, lines, 'sqlite3 bag storage: database or disk is full',
+                          'free some space')
+    assert leftovers(tmp_path, 'bag') == []
 
 
 def test_a_png_one_camera_lacks_is_skipped_and_named(drive, tmp_path, capsys):

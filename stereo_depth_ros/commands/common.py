@@ -13,7 +13,8 @@ from ..node_config import ignored_settings
 from ..pipeline_config import LOGGER, apply_overrides, configure_pipeline, \
     ConfiguredPipeline, read_params_file
 from ..plausibility import DEFAULT_MAX_MEGAPIXELS
-from ..settings import PRECISION_CHOICES, check_device, parse_key_values
+from ..settings import (PRECISION_CHOICES, check_device, float_value, int_value,
+                        parse_key_values)
 
 
 def _device(text: str) -> str:
@@ -122,11 +123,27 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--max-megapixels``, the input size refused before anything runs."""
-    parser.add_argument('--max-megapixels', type=float, default=DEFAULT_MAX_MEGAPIXELS,
-                        metavar='MP',
+    parser.add_argument('--max-megapixels', type=float, default=None, metavar='MP',
                         help='refuse images larger than this many megapixels, before '
-                             'running the backend (memory grows with the size; default '
+                             'running the backend (memory grows with the size; default: '
+                             "--params-file's max_megapixels, else "
                              f'{DEFAULT_MAX_MEGAPIXELS:g}; 0 = no limit)')
+
+
+def input_settings(args: argparse.Namespace,
+                   configured: ConfiguredPipeline) -> tuple[float, Optional[int]]:
+    """Return (max megapixels, mono16 bit depth or None) of the flags, else the file's.
+
+    The node reads ``max_megapixels`` and ``mono16_bit_depth`` from its parameter file; a
+    command given ``--params-file`` does the same where the flag is not given.
+    """
+    size = args.max_megapixels
+    if size is None:
+        size = float_value(configured.values, 'max_megapixels')
+    bits = getattr(args, 'mono16_bit_depth', None)
+    if bits is None:
+        bits = int_value(configured.values, 'mono16_bit_depth') or None
+    return size, bits
 
 
 def _bit_depth(text: str) -> int:

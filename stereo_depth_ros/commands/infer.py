@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from .common import (add_backend_arguments, add_bit_depth_argument, add_size_limit_argument,
-                     calibration_flags, check_output_folder, pipeline_from_args)
+                     calibration_flags, check_output_folder, input_settings,
+                     pipeline_from_args)
 from ..camera import StereoCameraModel, wide_baseline
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
@@ -41,10 +42,12 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f'no such image: {path}')
     out = check_output_folder(args.out_dir)
     # Before the images: a wrong backend or parameter file is named whatever the pair holds.
-    pipeline = pipeline_from_args(args).pipeline
+    configured = pipeline_from_args(args)
+    pipeline = configured.pipeline
+    max_megapixels, bit_depth = input_settings(args, configured)
     notes: list[str] = []
-    left = read_image_rgb(args.left, notes, args.mono16_bit_depth)
-    right = read_image_rgb(args.right, notes, args.mono16_bit_depth)
+    left = read_image_rgb(args.left, notes, bit_depth)
+    right = read_image_rgb(args.right, notes, bit_depth)
     for note in notes[:1]:
         print(f'warning: {note}', file=sys.stderr)
     if left.shape != right.shape:
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             f'left {args.left} is {left.shape[1]}x{left.shape[0]} but right {args.right} is '
             f'{right.shape[1]}x{right.shape[0]}')
     given = calibration_flags(args)
-    check_image_size(left.shape[1], left.shape[0], args.max_megapixels)
+    check_image_size(left.shape[1], left.shape[0], max_megapixels)
     camera = None
     if given is not None:
         camera = StereoCameraModel.from_focal_baseline(*given, left.shape[1], left.shape[0])

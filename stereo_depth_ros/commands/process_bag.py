@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from .common import (add_backend_arguments, add_bit_depth_argument, add_size_limit_argument,
-                     pipeline_from_args)
+                     input_settings, pipeline_from_args)
 from ..bags.process import process_bag
 from ..sync import DEFAULT_SLOP
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
@@ -53,14 +53,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'--queue-size must be >= 1, got {args.queue_size}')
     config = pipeline_from_args(args)
     pipeline = config.pipeline
+    max_megapixels, bit_depth = input_settings(args, config)
     topics = {'left_image': args.left_image, 'right_image': args.right_image,
               'left_info': args.left_info, 'right_info': args.right_info}
     summary = process_bag(args.in_bag, args.out_bag, pipeline, topics=topics,
                           slop=args.slop if args.approximate_sync else None,
                           queue_size=args.queue_size, points=args.points, storage=args.storage,
                           distro=args.ros_distro, namespace=args.namespace,
-                          mono16_bit_depth=args.mono16_bit_depth, strict=args.strict,
-                          max_megapixels=args.max_megapixels, outputs=config.topics)
+                          mono16_bit_depth=bit_depth, strict=args.strict,
+                          max_megapixels=max_megapixels, outputs=config.topics)
     print(f'backend: {pipeline.backend.describe()}')
     warnings = summary.warnings()
     for line in summary.lines():
