@@ -737,6 +737,24 @@ def test_an_interrupted_kitti2bag_says_what_its_bag_holds(drive, tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_interrupt_while_setting_up_writes_no_bag(kitti_bag, tmp_path, monkeypatch,
+                                                     capsys):
+    # Before the signals are deferred (copying the input topics' definitions), an interrupt
+    # published an empty output bag, which a rerun to the same path then refused.
+    from stereo_depth_ros.bags import process as process_module
+
+    def interrupted(*args):
+        raise KeyboardInterrupt('SIGINT')
+
+    monkeypatch.setattr(process_module, '_copy_topics', interrupted)
+    code = main(['process-bag', str(kitti_bag), str(tmp_path / 'out'), '--backend', 'sgbm',
+                 '--backend-option', 'disparity_range=16'])
+    assert code == 130
+    assert 'interrupted before the first pair was processed; no output bag was written' in \
+        capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_process_bag_says_when_the_images_look_swapped(kitti_bag, tmp_path):
     swapped = {'left_image': '/stereo/right/image_rect', 'right_image': '/stereo/left/image_rect',
                'left_info': '/stereo/left/camera_info', 'right_info': '/stereo/right/camera_info'}

@@ -202,6 +202,10 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
                 except OSError as error:
                     raise DatasetError(f'cannot write {out_bag}: {error.strerror or error}; '
                                        'nothing was kept') from None
+                except KeyboardInterrupt:  # before the deferral: setting up, copying topics
+                    if run.summary.pairs:
+                        raise
+                    raise _NothingDone from None
                 if summary.pairs == 0 and summary.interrupted:
                     raise _NothingDone  # any exception but KeyboardInterrupt discards the bag
                 if summary.pairs == 0:
