@@ -795,8 +795,9 @@ def test_summary_lines_of_an_interrupted_run():
     summary.unpaired = {'/l/image': 2}
     summary.interrupted = True
     assert not any('approximate-sync' in line for line in summary.lines())
-    summary.pairs = 1
-    assert 'interrupted: out was closed properly and holds the 1 pair processed so far' in \
+    summary.pairs, summary.left_images = 1, 300
+    assert ('interrupted: out was closed properly and holds the 1 pair processed so far, of '
+            'the 300 left images of in; the input topics it copies end at the same point') in \
         summary.lines()
     summary.pairs, summary.interrupted = 0, False
     assert any('approximate-sync' in line for line in summary.lines())

@@ -62,6 +62,8 @@ class ProcessSummary:
     damage: Optional[str] = None
     recovered_from: Optional[str] = None
     interrupted: bool = False
+    #: Left images in the input bag (the most pairs it could give).
+    left_images: int = 0
     #: What :func:`~stereo_depth_ros.plausibility.check_pair` found on the first pair it could
     #: measure (the processor tries again while the rows cannot be measured).
     check: Optional[PairCheck] = None
@@ -125,7 +127,9 @@ class ProcessSummary:
         lines += self.notes
         if self.interrupted:
             lines.append(f'interrupted: {self.out_bag} was closed properly and holds the '
-                         f'{counted(self.pairs, "pair")} processed so far')
+                         f'{counted(self.pairs, "pair")} processed so far, of the '
+                         f'{self.left_images} left images of {self.in_bag}; the input topics '
+                         'it copies end at the same point')
         return lines
 
 
@@ -275,6 +279,7 @@ class _Run:
         pair_latency: list[float] = []
         pipeline_ms: list[float] = []
         copies = _copy_topics(bag, writer, summary)
+        summary.left_images = bag.message_count(self.stereo.left_image) or 0
         start = time.perf_counter()
         # The bar is closed on errors too, so an error line does not land on it.
         with tqdm(total=bag.message_count(self.stereo.left_image), desc='process-bag',
