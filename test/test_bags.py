@@ -799,6 +799,9 @@ def test_summary_lines_of_an_interrupted_run():
     assert ('interrupted: out was closed properly and holds the 1 pair processed so far, of '
             'the 300 left images of in; the input topics it copies end at the same point') in \
         summary.lines()
+    summary.left_images = 0  # a recovered bag that does not count its messages
+    assert ('interrupted: out was closed properly and holds the 1 pair processed so far; the '
+            'input topics it copies end at the same point') in summary.lines()
     summary.pairs, summary.interrupted = 0, False
     assert any('approximate-sync' in line for line in summary.lines())
 

@@ -62,7 +62,7 @@ class ProcessSummary:
     damage: Optional[str] = None
     recovered_from: Optional[str] = None
     interrupted: bool = False
-    #: Left images in the input bag (the most pairs it could give).
+    #: Left images in the input bag (the most pairs it could give); 0 where it does not say.
     left_images: int = 0
     #: What :func:`~stereo_depth_ros.plausibility.check_pair` found on the first pair it could
     #: measure (the processor tries again while the rows cannot be measured).
@@ -126,10 +126,11 @@ class ProcessSummary:
             lines.append(f'the check of swapped or misaligned inputs failed: {self.check_failed}')
         lines += self.notes
         if self.interrupted:
+            of_input = (f', of the {self.left_images} left images of {self.in_bag}'
+                        if self.left_images else '')  # 0: the bag did not say
             lines.append(f'interrupted: {self.out_bag} was closed properly and holds the '
-                         f'{counted(self.pairs, "pair")} processed so far, of the '
-                         f'{self.left_images} left images of {self.in_bag}; the input topics '
-                         'it copies end at the same point')
+                         f'{counted(self.pairs, "pair")} processed so far{of_input}; the '
+                         'input topics it copies end at the same point')
         return lines
 
 
