@@ -118,8 +118,8 @@ _OBSTACLE = tuple(
         ('near_guard', "Look beyond the backend's disparity range, on a 2-8x smaller pair, for "
          'surfaces nearer than it measures (holes or a farther depth in its output): the '
          'obstacle search finds them, Range -inf (too close), instead of nothing or a '
-         'farther obstacle, and the obstacle\'s pixels are published too near: depth -inf, '
-         'disparity unknown, no point. About 1-8 ms.', None),
+         'farther obstacle, and the pixels of those the search accepts are published too '
+         'near: depth -inf, disparity unknown, no point. About 1-8 ms.', None),
     ))
 #: ``obstacle.*`` parameters whose value 0 stands for None in :class:`ObstacleParameters`.
 ZERO_IS_NONE = frozenset({'obstacle.max_clearance', 'obstacle.camera_height'})

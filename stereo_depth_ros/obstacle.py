@@ -393,6 +393,7 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     depth = _check_depth(depth, camera)
     height, width = depth.shape
     empty = np.zeros((height, width), bool)
+    accepted = empty.copy() if surfaces else None  # filled with what the search accepts
     ground = depth if ground_depth is None else _check_depth(ground_depth, camera)
     plane = fit_ground_plane(ground, camera, params) or _prior_plane(params)
 
@@ -412,8 +413,7 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     areas = stats[:, cv2.CC_STAT_AREA]
     passing = np.flatnonzero(areas[1:] >= params.min_area) + 1
     if passing.size == 0:
-        return ObstacleResult(empty, ground_plane=plane,
-                              surfaces=empty.copy() if surfaces else None)
+        return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
     flat = labels.ravel()
     inside = flat > 0
     depths = z.ravel()[inside].astype(np.float64)
@@ -426,8 +426,7 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     sizes = np.bincount(flat[inside], weights=sized * sized, minlength=count)
     passing = passing[sizes[passing] / (camera.fx * camera.fy) >= params.min_size]
     if passing.size == 0:
-        return ObstacleResult(empty, ground_plane=plane,
-                              surfaces=empty.copy() if surfaces else None)
+        return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
     means = sums[passing] / areas[passing]
     order = np.argsort(means)[:32]
     ranked = []
@@ -444,13 +443,10 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
                                                              float(plane[3])):
                 continue
         ranked.append((distance, int(label)))
-    accepted = None
-    if surfaces:
-        accepted = empty.copy()
-        if ranked:  # a lookup table: np.isin took 3-17 ms at 1080p (numpy 1.26)
-            keep = np.zeros(count, bool)
-            keep[[label for _, label in ranked]] = True
-            accepted[y0:y1, x0:x1] = keep[labels]
+    if accepted is not None and ranked:  # a lookup table: np.isin took 3-17 ms at 1080p
+        keep = np.zeros(count, bool)
+        keep[[label for _, label in ranked]] = True
+        accepted[y0:y1, x0:x1] = keep[labels]
     for distance, label in sorted(ranked):
         # Work in a window around the component, grown to catch pieces split off it.
         bx, by, bw, bh = stats[label, :4]

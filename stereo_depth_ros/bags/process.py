@@ -283,7 +283,7 @@ class _Run:
         summary.left_images = bag.message_count(self.stereo.left_image) or 0
         start = time.perf_counter()
         # The bar is closed on errors too, so an error line does not land on it.
-        with tqdm(total=bag.message_count(self.stereo.left_image), desc='process-bag',
+        with tqdm(total=summary.left_images or None, desc='process-bag',
                   unit='frame', disable=not progress) as bar:
             with deferred_interrupts('stopping after the current pair (interrupt again to stop '
                                      'at once, keeping no output bag)') as stop:

@@ -259,8 +259,6 @@ def run(args: argparse.Namespace) -> int:
         check_export_path(config.output.export, config.backend, out_dir)
     if args.bag:
         source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
-        if args.mono16_bit_depth:  # pairs extracted over other bits are other pairs
-            source += f' --mono16-bit-depth {args.mono16_bit_depth}'
     else:
         root = args.pairs or config.adaptation.pairs
         if not root:
@@ -274,13 +272,13 @@ def run(args: argparse.Namespace) -> int:
             raise DatasetError(f'{error}: {args.config} adapts on adaptation.pairs = {root!r}; '
                                'give your pairs with --pairs DIR or --bag BAG') from None
         source = f'--pairs {Path(root or "").resolve()}'
-        if args.mono16_bit_depth:  # the same files read over other bits are other pairs
-            source += f' --mono16-bit-depth {args.mono16_bit_depth}'
         if args.mono16_bit_depth:
             config.adaptation.mono16_bit_depth = args.mono16_bit_depth
         warning = incomplete_pairs_warning(root)
         if warning:
             print(warning, file=sys.stderr)
+    if args.mono16_bit_depth:  # pairs read over other bits are other pairs
+        source += f' --mono16-bit-depth {args.mono16_bit_depth}'
     resumed = _continues_source(out_dir, source, args.resume)
     if args.bag:
         _check_pairs_folder(out_dir, resumed)

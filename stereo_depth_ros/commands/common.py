@@ -140,7 +140,7 @@ def input_settings(args: argparse.Namespace,
     size = args.max_megapixels
     if size is None:
         size = float_value(configured.values, 'max_megapixels')
-    bits = getattr(args, 'mono16_bit_depth', None)
+    bits = args.mono16_bit_depth
     if bits is None:
         bits = int_value(configured.values, 'mono16_bit_depth') or None
     return size, bits
