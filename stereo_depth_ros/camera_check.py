@@ -74,10 +74,11 @@ def _surfaces(found: np.ndarray) -> np.ndarray:
 
     The coarse search's scattered mismatches would otherwise set the nearest percentile.
     """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(found.view(np.uint8),
-                                                               connectivity=8)
-    large = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= MIN_SURFACE * found.size) + 1
-    return np.isin(labels, large)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(found.view(np.uint8),
+                                                           connectivity=8)
+    large = stats[:, cv2.CC_STAT_AREA] >= MIN_SURFACE * found.size  # a lookup table
+    large[0] = False  # the background
+    return large[labels]
 
 
 def far_limit(focal_baseline: float, disparity_noise: float) -> float:

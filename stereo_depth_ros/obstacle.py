@@ -416,14 +416,15 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
         return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
     flat = labels.ravel()
     inside = flat > 0
+    members = flat[inside]
     depths = z.ravel()[inside].astype(np.float64)
-    sums = np.bincount(flat[inside], weights=depths, minlength=count)
+    sums = np.bincount(members, weights=depths, minlength=count)
     # Sized as if no nearer than min_range, or than the backend measures: a surface too
     # close to range fills the view, yet its front area at its own depth (0.09 m^2 at 0.25 m
     # for an OAK-D) would fail min_size and the Range would say "nothing" (or name a farther
     # obstacle: a wall at 0.3 m over 60 % of a 752x480 view, sized from 0.3 m, did).
     sized = np.maximum(depths, max(params.min_range, near_limit))
-    sizes = np.bincount(flat[inside], weights=sized * sized, minlength=count)
+    sizes = np.bincount(members, weights=sized * sized, minlength=count)
     passing = passing[sizes[passing] / (camera.fx * camera.fy) >= params.min_size]
     if passing.size == 0:
         return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
@@ -495,12 +496,12 @@ def _obstacle_mask(z: np.ndarray, candidates: np.ndarray, seed: np.ndarray, dist
     with np.errstate(invalid='ignore'):
         slab = candidates & (z <= distance + band) & (z >= distance - band)
     closed = cv2.morphologyEx(slab.view(np.uint8), cv2.MORPH_CLOSE, _CLOSING_KERNEL)
-    _, labels = cv2.connectedComponents(closed, connectivity=8, ltype=cv2.CV_32S)
-    touched = np.unique(labels[seed & slab])
-    touched = touched[touched > 0]
-    if touched.size == 0:
+    count, labels = cv2.connectedComponents(closed, connectivity=8, ltype=cv2.CV_32S)
+    touched = np.bincount(labels[seed & slab], minlength=count) > 0  # a lookup table
+    touched[0] = False
+    if not touched.any():
         return None
-    mask = np.isin(labels, touched) & slab
+    mask = touched[labels] & slab
     if int(mask.sum()) < params.min_area:
         return None
     return mask
