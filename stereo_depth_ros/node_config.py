@@ -249,6 +249,11 @@ def _check_names(values: Mapping[str, Any]) -> None:
     unknown = sorted(name for name in values if canonical_name(name) not in SPECS)
     if unknown:
         raise ValueError(f'unknown parameter(s) {unknown}')
+    check_one_value_each(values)
+
+
+def check_one_value_each(values: Mapping[str, Any]) -> None:
+    """Raise ValueError where a parameter and its old name are given different values."""
     given: dict[str, str] = {}
     for name in values:
         canonical = canonical_name(name)

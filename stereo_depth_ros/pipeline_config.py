@@ -22,8 +22,8 @@ from .backends import DisparityBackend
 from .errors import DatasetError
 from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_key,
                           backend_option_parameter, build_backend, canonical_name,
-                          check_value, default_values, ignored_names, ignored_note,
-                          ignored_settings, validate, without_unset_aliases)
+                          check_one_value_each, check_value, default_values, ignored_names,
+                          ignored_note, ignored_settings, validate, without_unset_aliases)
 from .obstacle import ObstacleParameters
 from .names import NODE_NAME, ROS_PARAMETERS
 from .pipeline import check_depth_range, StereoPipeline
@@ -361,8 +361,9 @@ class PipelineManager:
         ignored. Read-only parameters cannot change. Raises ValueError/BackendError (or
         whatever building the new backend raised) with the reason; then nothing changed.
         """
-        relevant = {canonical_name(name): value for name, value in changes.items()
-                    if canonical_name(name) in SPECS}
+        known = {name: value for name, value in changes.items() if canonical_name(name) in SPECS}
+        check_one_value_each(known)  # before the names merge: which one was meant?
+        relevant = {canonical_name(name): value for name, value in known.items()}
         with self._lock:
             current = self._config.values
             # A value set again (e.g. the node mirroring an alias onto its own name) is no

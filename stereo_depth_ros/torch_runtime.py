@@ -45,6 +45,28 @@ def resolve_device(device: str) -> torch.device:
     raise BackendError(f"device must be 'auto', 'cpu' or 'cuda[:n]', got {device!r}")
 
 
+#: torch's intra-op thread count before a backend's ``num_threads`` first changed it (None:
+#: unchanged). The setting is the whole process's, so 0 must put this back.
+_threads_before_backends: Optional[int] = None
+
+
+def use_thread_count(threads: int) -> None:
+    """Set torch's intra-op threads for a backend: ``threads``, or 0 for torch's own.
+
+    0 restores the count from before any backend set one (a node switched back to
+    ``learned.num_threads: 0`` kept the last backend's count until it restarted); it leaves
+    alone a count the caller set itself.
+    """
+    global _threads_before_backends
+    if threads:
+        if _threads_before_backends is None:
+            _threads_before_backends = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    elif _threads_before_backends is not None:
+        torch.set_num_threads(_threads_before_backends)
+        _threads_before_backends = None
+
+
 @functools.lru_cache(maxsize=1)
 def keep_freed_cpu_memory() -> bool:
     """Let glibc keep freed tensors of up to 32 MiB for reuse; return whether it took effect.

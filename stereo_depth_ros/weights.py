@@ -163,7 +163,7 @@ def check_export_path(path: str | Path, backend: Optional[str] = None,
                                f'there would make {held} unusable: name another file')
     beside = path.with_suffix('.yaml')
     if card and beside.is_file() and not is_model_card(beside):
-        raise BackendError(f'the model card of {path} would replace {card}, which is not a '
+        raise BackendError(f'the model card of {path} would replace {beside}, which is not a '
                            'model card: name another export file')
 
 

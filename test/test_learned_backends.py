@@ -661,6 +661,47 @@ def test_near_pass_with_an_input_scale(tmp_path: Path, offset: float, expected: 
     assert np.median(backend.compute(left, right)) == pytest.approx(expected, rel=0.05)
 
 
+def test_max_disparity_above_the_range_searched_is_refused(tmp_path: Path) -> None:
+    """It would pass for a range searched: DisparityImage, Range and near guard take it."""
+    path = save_tiny(tmp_path, 'dispnet')  # 64 px; one near pass at 0.5 (auto: 128, 256)
+    reach = create_backend('dispnet', weights=path, device='cpu', near_passes=1).max_disparity
+    assert reach == 128.0
+    assert create_backend('dispnet', weights=path, device='cpu', near_passes=1,
+                          max_disparity=128.0).max_disparity == 128.0  # the edge itself
+    with pytest.raises(BackendError, match=r'max_disparity 129 px is above the range dispnet '
+                       r'searches \(0-128 px: passes at scale 1, 0\.5\).*near_passes'):
+        create_backend('dispnet', weights=path, device='cpu', near_passes=1, max_disparity=129)
+    with pytest.raises(BackendError, match=r'0-64 px: passes at scale 1\)'):
+        create_backend('dispnet', weights=path, device='cpu', near_scale=0, max_disparity=65)
+    assert create_backend('dispnet', weights=path, device='cpu', near_passes=2,
+                          max_disparity=129).max_disparity == 129.0
+
+
+def test_num_threads_zero_puts_back_the_count_from_before(tmp_path: Path) -> None:
+    """The count is the process's: a node set back to 0 must not keep the last backend's."""
+    path = save_tiny(tmp_path, 'dispnet')
+    threads = torch.get_num_threads()
+    other = 2 if threads == 1 else 1
+    try:
+        create_backend('dispnet', weights=path, device='cpu', num_threads=other)
+        assert torch.get_num_threads() == other
+        create_backend('dispnet', weights=path, device='cpu', num_threads=3)
+        assert torch.get_num_threads() == 3
+        create_backend('dispnet', weights=path, device='cpu', num_threads=0)
+        assert torch.get_num_threads() == threads
+        # A count the caller set itself is left alone by 0.
+        torch.set_num_threads(other)
+        create_backend('dispnet', weights=path, device='cpu')
+        assert torch.get_num_threads() == other
+        # A refused backend changes nothing.
+        with pytest.raises(BackendError, match='max_disparity'):
+            create_backend('dispnet', weights=path, device='cpu', num_threads=3,
+                           near_scale=0, max_disparity=65)
+        assert torch.get_num_threads() == other
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_a_capped_range_below_the_near_threshold_runs_one_pass(tmp_path: Path) -> None:
     path = save_tiny(tmp_path, 'dispnet')
     capped = create_backend('dispnet', weights=path, device='cpu', max_disparity=20.0)

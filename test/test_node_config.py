@@ -297,6 +297,18 @@ def test_unrelated_and_unchanged_parameters_are_accepted():
     assert manager.apply({'sgbm.correlation_window_size': 7}) == []
 
 
+def test_a_change_giving_a_parameter_and_its_old_name_two_values_is_refused():
+    """As at start-up (docs/ros.md): e.g. one set_parameters_atomically call with both names."""
+    manager = PipelineManager({'backend': 'sgbm'})  # any backend: sgbm loads fastest
+    pipeline = manager.pipeline
+    with pytest.raises(ValueError, match='sgbm.block_size and sgbm.correlation_window_size '
+                       'name one parameter'):
+        manager.apply({'sgbm.block_size': 7, 'sgbm.correlation_window_size': 9})
+    assert manager.pipeline is pipeline and manager.value('sgbm.correlation_window_size') == 5
+    assert manager.apply({'sgbm.block_size': 7, 'sgbm.correlation_window_size': 7})[0] == \
+        'parameters set: sgbm.correlation_window_size=7'  # one value under both: fine
+
+
 def test_a_rebuilt_pipeline_keeps_the_streams_colour_scale():
     # A parameter change builds a new pipeline; the colours of the stream keep their scale
     # (a scene of 0-40 px stays painted up to 64 px, not restarted from the next frame).

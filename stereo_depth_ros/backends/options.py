@@ -34,7 +34,7 @@ class LearnedOptions:
     max_disparity: float = option(
         0.0, 'Learned backends: largest valid disparity in pixels (larger predictions are '
         "unknown); 0 = the network's own limit divided by scale (and by near_scale when the "
-        'near pass runs).', limits=(0.0, 2048.0))
+        'near pass runs); a value above that range is refused.', limits=(0.0, 2048.0))
     num_threads: int = option(
         0, 'Learned backends on the CPU: torch intra-op threads; 0 = torch default.',
         limits=(0, 256))

@@ -27,12 +27,13 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .base import DisparityBackend
 from .options import LearnedOptions
 from .record import BackendRecord
+from ..errors import BackendError
 from ..networks.confidence import drop_unconfirmed
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
                                   near_pass_scales, predict_with_near_pass,
                                   resolve_match_passes, resolve_refine_radius)
 from ..torch_runtime import (CompiledForward, keep_freed_cpu_memory, resolve_device,
-                             resolve_precision)
+                             resolve_precision, use_thread_count)
 from ..weights import load_model
 
 #: Any module type: :func:`fuse_batch_norm` returns the model it is given.
@@ -72,8 +73,6 @@ class TorchBackend(DisparityBackend):
         if self.device.type == 'cpu':
             keep_freed_cpu_memory()
         self.precision = resolve_precision(options.precision, self.device)
-        if options.num_threads:
-            torch.set_num_threads(options.num_threads)
         model, self.metadata = load_model(weights, record.name)
         model.apply_options(options)
         self.weights_path = Path(weights)
@@ -84,7 +83,18 @@ class TorchBackend(DisparityBackend):
         self.match_passes = resolve_match_passes(model, options.match_passes)
         self.refine_radius = resolve_refine_radius(model, options.refine_radius)
         coarsest = self.near_scales[-1] if self.near_scales else self.scale
-        self._max_disparity = options.max_disparity or disparity_range(model, coarsest)
+        searched = disparity_range(model, coarsest)
+        if options.max_disparity > searched * (1 + 1e-9):
+            # The DisparityImage, the Range's min_range and the near guard all take this as
+            # the range searched: a nearer surface would be reported farther, not too near.
+            raise BackendError(
+                f'max_disparity {options.max_disparity:g} px is above the range {record.name} '
+                f'searches (0-{searched:g} px: passes at scale '
+                f'{", ".join(f"{s:g}" for s in [self.scale, *self.near_scales])}); '
+                'max_disparity can only narrow it: leave it 0, or widen the range with '
+                'near_passes or a smaller scale')
+        self._max_disparity = options.max_disparity or searched
+        use_thread_count(options.num_threads)  # once all is checked: a refusal changes nothing
         model = model.eval()
         if options.fuse:
             model = fuse_batch_norm(model)
