@@ -3,14 +3,13 @@
 Kept in the package (no ``launch`` import) so the launch file's behaviour is tested without ROS.
 """
 
-import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .backends import backend_names
-from .names import NODE_NAME, ROS_PARAMETERS
+from .names import NODE_NAME, ROS_PARAMETERS, node_key_pattern, node_sections
 from .topics import IMAGE_TRANSPORTS, INPUT_TOPICS
 
 
@@ -103,30 +102,10 @@ def unmatched_params_file(path: str, name: str) -> str:
         return ''
     if not isinstance(document, dict) or ROS_PARAMETERS in document:
         return ''
-    keys = _node_keys(document)
-    if not keys or any(_key_pattern(key).fullmatch(name) for key in keys):
+    keys = [key for key, _ in node_sections(document)]
+    if not keys or any(node_key_pattern(key).fullmatch(name) for key in keys):
         return ''
     return (f'params_file {path} has no section for {name} (its node keys: '
             f'{", ".join(keys)}): none of its parameters reach the node, which starts with '
             f'its built-in defaults and the launch arguments; key the section '
             f'"/**/{NODE_NAME}" to match it in any namespace')
-
-
-def _node_keys(document: dict, prefix: str = '') -> list[str]:
-    """Return the node keys of a parameter file, nested ones joined with ``/`` as rcl does."""
-    keys = []
-    for key, body in document.items():
-        if not isinstance(body, dict):
-            continue
-        joined = f'{prefix}/{key}' if prefix else str(key)
-        keys += [joined] if ROS_PARAMETERS in body else _node_keys(body, joined)
-    return keys
-
-
-def _key_pattern(key: str) -> 're.Pattern[str]':
-    """Return the regular expression of a parameter file's node key (``*``, ``**``)."""
-    parts = []
-    for part in key.strip('/').split('/'):
-        one = '/' + re.escape(part).replace(r'\*', '[^/]*')
-        parts.append('(/[^/]+)*' if part == '**' else one)
-    return re.compile(''.join(parts))

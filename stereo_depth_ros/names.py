@@ -1,4 +1,6 @@
-"""ROS 2 names: the node's, and topic and namespace names ``ros2 bag play`` or rclpy accept.
+"""ROS 2 names: the node's, topic and namespace names, and parameter files' node keys.
+
+Topic and namespace names are those ``ros2 bag play`` or rclpy accept.
 
 The rules are those of rcl's topic name validation for fully qualified names: ``/``-separated
 tokens of letters, digits and underscores, no token starting with a digit, no empty token
@@ -6,6 +8,7 @@ tokens of letters, digits and underscores, no token starting with a digit, no em
 """
 
 import re
+from typing import Any, Mapping
 
 from .errors import DatasetError
 
@@ -57,3 +60,45 @@ def _token_problem(token: str) -> str:
     if '__' in token:
         return f'{token!r} contains __ (reserved)'
     return ''
+
+
+def node_sections(document: Mapping[Any, Any], prefix: str = '') -> list[tuple[str, Any]]:
+    """Return a parameter file's ``(node key, ros__parameters)`` pairs, in file order.
+
+    Nested keys are joined with ``/`` as rcl does (``front: {stereo_depth_node: {...}}`` is
+    ``front/stereo_depth_node``).
+    """
+    sections: list[tuple[str, Any]] = []
+    for key, body in document.items():
+        if not isinstance(body, dict):
+            continue
+        joined = f'{prefix}/{key}' if prefix else str(key)
+        if ROS_PARAMETERS in body:
+            sections.append((joined, body[ROS_PARAMETERS]))
+        else:
+            sections += node_sections(body, joined)
+    return sections
+
+
+def node_key_pattern(key: str) -> 're.Pattern[str]':
+    """Return the regular expression of a node key, as rcl matches it to a node's full name.
+
+    ``*`` stands for any part of one name token, ``**`` for any number of tokens; a key
+    without a leading ``/`` is taken from the root.
+    """
+    parts = []
+    for part in key.strip('/').split('/'):
+        one = '/' + re.escape(part).replace(r'\*', '[^/]*')
+        parts.append('(/[^/]+)*' if part == '**' else one)
+    return re.compile(''.join(parts))
+
+
+def names_the_node(key: str) -> bool:
+    """Return whether a node key ends in this node's name (not in a wildcard)."""
+    return key.rstrip('/').split('/')[-1] == NODE_NAME
+
+
+def may_name_the_node(key: str) -> bool:
+    """Return whether a node key matches this node in some namespace (its name or a wildcard)."""
+    last = key.rstrip('/').split('/')[-1]
+    return last == '**' or node_key_pattern(last).fullmatch('/' + NODE_NAME) is not None

@@ -25,7 +25,8 @@ from .node_config import (OBSTACLE_PREFIX, SPECS, ZERO_IS_NONE, Value, backend_k
                           check_one_value_each, check_value, default_values, ignored_names,
                           ignored_note, ignored_settings, validate, without_unset_aliases)
 from .obstacle import ObstacleParameters
-from .names import NODE_NAME, ROS_PARAMETERS
+from .names import (NODE_NAME, ROS_PARAMETERS, may_name_the_node, names_the_node,
+                    node_key_pattern, node_sections)
 from .pipeline import check_depth_range, StereoPipeline
 from .settings import float_value, int_value
 from .topics import enabled_topics
@@ -157,34 +158,50 @@ def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
     return flat
 
 
-def _node_sections(document: Any, where: str) -> tuple[list[Mapping[str, Any]], str]:
-    """Return the node's ``ros__parameters`` mappings in a parsed file, and a warning or ''.
+def _node_sections(document: Any, where: str, node: Optional[str] = None
+                   ) -> tuple[list[tuple[str, Mapping[str, Any]]], list[str]]:
+    """Return the ``(key, ros__parameters)`` sections for the node in a parsed file, and warnings.
 
-    The warning says when the node, launched in a namespace, would not see the sections.
+    ``node`` is the node's fully qualified name: the sections whose keys match it as rcl
+    matches them. Without it, every section keyed for ``stereo_depth_node`` in any namespace
+    or by a wildcard, but not those of two different namespaces: which camera's would it be?
+    The warnings say when the node, launched in a namespace, would not see the sections.
     """
     if not isinstance(document, dict):
         raise DatasetError(f'{where} must hold a mapping of node names to ros__parameters')
-    warning = ''
+    warnings = []
     if ROS_PARAMETERS in document:
-        sections = [document[ROS_PARAMETERS]]
-        warning = (f'{where} holds "{ROS_PARAMETERS}" without a node key: read here, but '
-                   f'ROS 2 needs one; key it "/**/{NODE_NAME}" for the node')
+        sections = [(NODE_NAME, document[ROS_PARAMETERS])]
+        warnings.append(f'{where} holds "{ROS_PARAMETERS}" without a node key: read here, but '
+                        f'ROS 2 needs one; key it "/**/{NODE_NAME}" for the node')
     else:
-        sections = [body[ROS_PARAMETERS] for key, body in document.items()
-                    if isinstance(body, dict) and ROS_PARAMETERS in body
-                    and str(key).rstrip('/').split('/')[-1] in (NODE_NAME, '**')]
-        if any(str(key).strip('/') == NODE_NAME for key in document):
-            warning = (f'{where}: the key "{NODE_NAME}" matches the node only in the root '
-                       f'namespace (the launch file puts it in /stereo); key it '
-                       f'"/**/{NODE_NAME}" to match it in any namespace')
+        found = node_sections(document)
+        keys = ', '.join(key for key, _ in found) or 'none'
+        if node:
+            sections = [(key, body) for key, body in found
+                        if node_key_pattern(key).fullmatch(node)]
+            if not sections:
+                raise DatasetError(f'{where} has no section for {node} (its node keys: {keys})')
+        else:
+            sections = [(key, body) for key, body in found if may_name_the_node(key)]
+            named = sorted({'/' + key.strip('/') for key, _ in sections if '*' not in key})
+            if len(named) > 1:
+                raise DatasetError(
+                    f'{where} has sections for {" and ".join(named)}: say which node\'s '
+                    f'settings to use with --params-node (e.g. --params-node {named[0]})')
+            if any(key.strip('/') == NODE_NAME for key, _ in sections):
+                warnings.append(
+                    f'{where}: the key "{NODE_NAME}" matches the node only in the root '
+                    f'namespace (the launch file puts it in /stereo); key it '
+                    f'"/**/{NODE_NAME}" to match it in any namespace')
         if not sections:
             raise DatasetError(
                 f'{where} has no "{NODE_NAME}: {ROS_PARAMETERS}:" section (nor '
-                f'"/**/{NODE_NAME}"); top-level keys: {", ".join(map(str, document)) or "none"}')
-    for section in sections:
+                f'"/**/{NODE_NAME}"); node keys: {keys}')
+    for _, section in sections:
         if not isinstance(section, dict):
             raise DatasetError(f'{where}: {ROS_PARAMETERS} must be a mapping of parameters')
-    return sections, warning
+    return sections, warnings
 
 
 def _is_integer(value: Any) -> bool:
@@ -207,18 +224,21 @@ def _check_ros_type(where: str, name: str, kind: type, value: Any) -> None:
                            'refuses integers in it)')
 
 
-def read_params_file(path: str | Path) -> dict[str, Value]:
+def read_params_file(path: str | Path, node: Optional[str] = None) -> dict[str, Value]:
     """Return the node parameters a ROS 2 YAML parameter file sets, with dotted names.
 
     Reads ``config/depth.yaml``'s format: ``/**/stereo_depth_node: ros__parameters: {...}``
-    (a plain ``stereo_depth_node`` key, a namespaced one or ``/**`` also match; sections
-    that match are merged in file order), or a file holding just ``ros__parameters``; the
-    plain key and the bare section are read with a warning, as the node would not see them in
-    the launch file's namespace. Nested dicts become dotted names (``sgbm: {disparity_range:
-    64}`` is ``sgbm.disparity_range``). ROS's own parameters (``use_sim_time``,
-    ``qos_overrides.*``) are ignored. A missing file, bad YAML, unknown names, bad values, or
-    an integer for a floating-point parameter (which ROS 2 refuses) raise DatasetError naming
-    the file.
+    (a plain ``stereo_depth_node`` key, a namespaced one or a wildcard such as ``/**`` also
+    match; sections that match are merged in file order), or a file holding just
+    ``ros__parameters``; the plain key and the bare section are read with a warning, as the
+    node would not see them in the launch file's namespace. ``node`` (a fully qualified name,
+    e.g. ``/front/stereo_depth_node``) takes the sections whose keys match it as rcl does; it
+    is needed where the file has sections for the node in two namespaces. Nested dicts become
+    dotted names (``sgbm: {disparity_range: 64}`` is ``sgbm.disparity_range``). ROS's own
+    parameters (``use_sim_time``, ``qos_overrides.*``) are ignored, and so, with a warning,
+    are other nodes' parameters in a wildcard's section. A missing file, bad YAML, unknown
+    names, bad values, or an integer for a floating-point parameter (which ROS 2 refuses)
+    raise DatasetError naming the file.
     """
     path = Path(path)
     where = f'params file {path}'
@@ -234,11 +254,15 @@ def read_params_file(path: str | Path) -> dict[str, Value]:
     except (OSError, UnicodeDecodeError) as error:
         raise DatasetError(f'cannot read {where}: {error}') from None
     values: dict[str, Any] = {}
-    sections, warning = _node_sections(document, where)
-    for section in sections:
-        values.update(_flatten(section))
-    values = without_unset_aliases({name: value for name, value in values.items()
-                                    if not _is_ros_own(name)})
+    sections, warnings = _node_sections(document, where, node)
+    foreign: dict[str, list[str]] = {}  # key -> the other nodes' parameters there
+    for key, section in sections:
+        given = without_unset_aliases({name: value for name, value in _flatten(section).items()
+                                       if not _is_ros_own(name)})
+        if not names_the_node(key):  # a wildcard's section holds other nodes' settings too
+            foreign[key] = sorted(name for name in given if canonical_name(name) not in SPECS)
+            given = {name: value for name, value in given.items() if name not in foreign[key]}
+        values.update(given)
     unknown = sorted(name for name in values if canonical_name(name) not in SPECS)
     if unknown:
         raise DatasetError(f'{where}: unknown parameter(s) {", ".join(unknown)} '
@@ -249,7 +273,10 @@ def read_params_file(path: str | Path) -> dict[str, Value]:
         raise DatasetError(f'{where}: {error}') from None
     for name, value in values.items():
         _check_ros_type(where, name, SPECS[canonical_name(name)].kind, value)
-    if warning:  # only for a file that is otherwise good: bad input stays one line
+    warnings += [f'{where}: ignoring {", ".join(names)} under "{key}": not parameters of '
+                 f'{NODE_NAME} (the node ignores them too)'
+                 for key, names in foreign.items() if names]
+    for warning in warnings:  # only for a file that is otherwise good: bad input stays one line
         LOGGER.warning(warning)
     return {canonical_name(name): value for name, value in values.items()}
 

@@ -75,6 +75,65 @@ def test_params_file_ignores_other_nodes(tmp_path):
     assert read_params_file(path) == {'max_depth': 9.0}
 
 
+TWO_CAMERAS = {  # docs/ros.md's two-camera recipe keeps both nodes' settings in one file
+    '/**': {'ros__parameters': {'backend': 'sgbm', 'base_frame': 'base_link'}},
+    'front': {'stereo_depth_node': {'ros__parameters': {'sgbm': {'disparity_range': 64}}}},
+    '/rear/stereo_depth_node': {'ros__parameters': {'sgbm': {'disparity_range': 128}}},
+}
+
+
+def test_params_file_sections_for_two_namespaces_need_the_node_named(tmp_path, caplog):
+    """As ROS 2 matches the keys; merged, the rear camera's range had run the front one."""
+    path = write_yaml(tmp_path / 'p.yaml', TWO_CAMERAS)
+    with pytest.raises(DatasetError, match=r'sections for /front/stereo_depth_node and '
+                       r'/rear/stereo_depth_node: say which.*--params-node'):
+        read_params_file(path)
+    with caplog.at_level('WARNING', logger='stereo_depth_ros.params'):
+        assert read_params_file(path, '/front/stereo_depth_node') == {
+            'backend': 'sgbm', 'sgbm.disparity_range': 64}
+    # Another node's setting under a wildcard is ignored with a word, as the node ignores it.
+    assert [record.getMessage() for record in caplog.records] == [
+        f'params file {path}: ignoring base_frame under "/**": not parameters of '
+        'stereo_depth_node (the node ignores them too)']
+    assert read_params_file(path, '/rear/stereo_depth_node')['sgbm.disparity_range'] == 128
+    assert read_params_file(path, '/side/stereo_depth_node') == {'backend': 'sgbm'}  # /** only
+    with pytest.raises(DatasetError, match=r'no section for /front/other_node \(its node '
+                       r'keys: .*front/stereo_depth_node'):
+        read_params_file(write_yaml(tmp_path / 'q.yaml', {
+            key: body for key, body in TWO_CAMERAS.items() if key != '/**'}),
+            '/front/other_node')
+
+
+@pytest.mark.parametrize('key, node, matched', [
+    ('/stereo/*', None, True), ('/stereo/*', '/stereo/stereo_depth_node', True),
+    ('/stereo/*', '/front/stereo_depth_node', False), ('/*/stereo_*', None, True),
+    ('/a/**', '/a/b/stereo_depth_node', True), ('/a/**', None, True),
+    ('/stereo/other', None, False),
+])
+def test_params_file_keys_match_as_ros2_matches_them(tmp_path, key, node, matched):
+    path = write_yaml(tmp_path / 'p.yaml', {
+        key: {'ros__parameters': {'max_depth': 9.0}},
+        '/**/stereo_depth_node': {'ros__parameters': {'min_depth': 1.0}}})
+    expected = {'min_depth': 1.0, **({'max_depth': 9.0} if matched else {})}
+    assert read_params_file(path, node) == expected
+
+
+def test_params_node_picks_the_sections_of_process_bag_and_infer(tmp_path):
+    path = write_yaml(tmp_path / 'p.yaml', TWO_CAMERAS)
+    args = build_parser().parse_args(['process-bag', 'in', 'out', '--params-file', str(path),
+                                      '--params-node', 'front/stereo_depth_node'])
+    assert pipeline_from_args(args).values['sgbm.disparity_range'] == 64
+    for flags, message in ((['--params-node', '/front/stereo_depth_node'],
+                            '--params-node applies to --params-file, which is not given'),
+                           (['--params-file', str(path), '--params-node', '/'], 'names no node'),
+                           (['--params-file', str(path), '--params-node', '/front//x'],
+                            'not a valid ROS 2 namespace')):
+        args = build_parser().parse_args(['infer', '--left', 'l.png', '--right', 'r.png',
+                                          '--out-dir', 'o', *flags])
+        with pytest.raises((BackendError, DatasetError), match=message):
+            pipeline_from_args(args)
+
+
 @pytest.mark.parametrize('text, message', [
     (None, 'does not exist'),
     ('stereo_depth_node: {ros__parameters: {max_depth: [1,}}', 'not valid YAML at line 1'),

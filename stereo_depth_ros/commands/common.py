@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 
 from ..backends import DEFAULT_BACKEND, DisparityBackend, backend_names, create_backend
 from ..errors import BackendError, DatasetError
+from ..names import NODE_NAME, check_namespace
 from ..node_config import ignored_settings
 from ..pipeline_config import LOGGER, apply_overrides, configure_pipeline, \
     ConfiguredPipeline, read_params_file
@@ -54,6 +55,12 @@ def add_backend_arguments(parser: argparse.ArgumentParser, default: str = DEFAUL
                             help="the node's YAML parameter file (e.g. config/depth.yaml): "
                                  'backend, depth range, obstacle and output settings as the '
                                  'node would use them; the backend flags below override it')
+        parser.add_argument('--params-node', default=None, metavar='NAME',
+                            help="with --params-file: the node's full name (as `ros2 node "
+                                 "list` shows it, e.g. /front/stereo_depth_node) whose "
+                                 'sections apply, matched as ROS 2 does; needed where the file '
+                                 'has sections for the node in two namespaces (default: every '
+                                 'section for stereo_depth_node or a wildcard)')
     parser.add_argument('--backend', default=None if params_file else default,
                         help=f'disparity backend: {", ".join(backend_names())} '
                              f'(default: {default})')
@@ -99,7 +106,15 @@ def pipeline_from_args(args: argparse.Namespace) -> ConfiguredPipeline:
     ``sgbm.KEY`` or ``learned.KEY``; a key without such a parameter goes to the backend as it
     is (e.g. dispnet_qr's ``decode``).
     """
-    values = read_params_file(args.params_file) if args.params_file else {}
+    node = None
+    if args.params_node is not None:
+        refuse_given_flags([] if args.params_file else [('--params-node', True)],
+                           'to --params-file, which is not given')
+        node = check_namespace(args.params_node, '--params-node')
+        if not node:
+            raise DatasetError(f'--params-node {args.params_node!r} names no node; give its '
+                               f'full name, e.g. /stereo/{NODE_NAME}')
+    values = read_params_file(args.params_file, node) if args.params_file else {}
     values, raw = apply_overrides(values, backend=args.backend, weights=args.weights,
                                   device=args.device, precision=args.precision,
                                   options=parse_backend_options(args.backend_option))
