@@ -113,6 +113,9 @@ def test_generic_layout_and_incomplete_scene(tmp_path):
     cv2.imwrite(str(scene / 'disp.pfm'), disparity)
     sample = load_dataset('generic', tmp_path)[0]
     assert np.isnan(sample.disparity[0, 0]) and sample.disparity[1, 1] == 3.0
+    cv2.imwrite(str(scene / 'disp.pfm'), disparity[::2, ::2])  # half size: named, not scored
+    with pytest.raises(DatasetError, match=r'a/disp\.pfm is 6x4 but left\.png is 12x8'):
+        load_dataset('generic', tmp_path)[0]
     (scene / 'right.png').unlink()
     with pytest.raises(DatasetError, match='incomplete'):
         load_dataset('generic', tmp_path)

@@ -128,6 +128,16 @@ def test_estimated_bad2_scores_only_the_pixels_with_an_estimate():
         estimated_bad_n(pred, gt[:, :3], 2.0)
 
 
+def test_a_negative_estimate_is_none_for_density_and_estimated_bad_n_as_for_the_filling():
+    """One rule: the filling replaces it (KITTI devkit), so it is not counted as reported."""
+    gt = np.array([[5.0, 10.0, 10.0]])
+    pred = np.array([[-0.5, 10.0, 10.0]])  # e.g. sgbm with a negative min_disparity
+    metrics = evaluate_pair(pred, gt)
+    assert metrics['density'] == pytest.approx(2 / 3) and density(pred) == pytest.approx(2 / 3)
+    assert metrics['estimated_bad2'] == 0.0  # the two reported pixels are right
+    assert metrics['epe'] == pytest.approx(5 / 3)  # filled with its neighbour's 10: 5 px off
+
+
 def test_a_pair_without_estimates_is_not_skipped_for_its_estimated_bad2():
     nothing = evaluate_pair(np.full((1, 2), np.nan), np.array([[10.0, 20.0]]))
     assert np.isnan(nothing['estimated_bad2']) and nothing['density'] == 0.0

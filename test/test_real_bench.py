@@ -11,7 +11,7 @@ from stereo_depth_ros.data.datasets import REAL_SUITE, load_dataset, real_suite_
 from stereo_depth_ros.errors import DatasetError
 from stereo_depth_ros.evaluation.metrics import (DISPARITY_BANDS, band_key, band_metrics,
                                                  evaluate_pair, mean_metrics)
-from stereo_depth_ros.evaluation.real_bench import format_tables
+from stereo_depth_ros.evaluation.real_bench import format_tables, pooled_metrics
 from stereo_depth_ros.resources import sample_data_dir
 
 
@@ -76,11 +76,29 @@ def test_real_bench_prints_tables_and_draws_pictures(tmp_path: Path, capsys) -> 
     assert summary['bad2_128_256'] > 0.5 and summary['bad2_0_32'] < 0.4
     assert 0.1 < summary['bad2'] < 0.3
     assert 'by true disparity' in out and 'sgbm        all' in out
+    # Pooled: each scene weighs by its ground-truth pixels (aloe, full size, the most).
+    pooled = summary['pooled']
+    assert pooled['bad2'] < summary['bad2'] and 'sgbm        pooled' in out
+    assert min(row['bad2'] for row in summary['pairs']) < pooled['bad2'] < summary['bad2']
     # What was scored, and which columns score the filled output.
     assert out.startswith('sgbm (disparity 0..') and 'filled as the KITTI devkit' in out
     assert summary['density'] < 0.9 and summary['estimated_bad2'] < summary['bad2']
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         'aloe.png', 'cones.png', 'motorcycle.png', 'teddy.png']
+
+
+def test_pooled_metrics_weigh_each_scene_by_its_ground_truth_pixels() -> None:
+    rows = [{'name': 'a', 'epe': 1.0, 'bad1': 0.5, 'bad2': 0.4, 'bad3': 0.2, 'd1': 0.1,
+             'density': 0.5, 'estimated_bad2': 0.2},
+            {'name': 'b', 'epe': 3.0, 'bad1': 0.1, 'bad2': 0.1, 'bad3': 0.0, 'd1': 0.0,
+             'density': 1.0, 'estimated_bad2': float('nan')}]
+    pooled = pooled_metrics(rows, {'a': 100, 'b': 300})
+    assert pooled['pixels'] == 400
+    assert pooled['epe'] == pytest.approx((100 * 1 + 300 * 3) / 400)
+    assert pooled['bad2'] == pytest.approx((40 + 30) / 400)
+    assert pooled['density'] == pytest.approx((50 + 300) / 400)
+    # Over the reported pixels (50 of a's): b has none scored, so only a's count.
+    assert pooled['estimated_bad2'] == pytest.approx(0.2)
 
 
 def test_real_bench_tables_keep_a_gap_after_long_backend_names() -> None:

@@ -133,8 +133,15 @@ class FileStereoDataset(LazySamples):
     def read_sample(self, index: int) -> StereoSample:
         """Read the images and the disparity of item ``index``."""
         name, left, right, disparity = self.items[index]
-        return StereoSample(name, read_image_rgb(left), read_image_rgb(right),
-                            self.read_disparity(disparity))
+        sample = StereoSample(name, read_image_rgb(left), read_image_rgb(right),
+                              self.read_disparity(disparity))
+        if sample.disparity.shape != sample.left.shape[:2]:  # before the backend runs on it
+            height, width = sample.left.shape[:2]
+            truth_height, truth_width = sample.disparity.shape[:2]
+            raise DatasetError(f'{disparity} is {truth_width}x{truth_height} but {left.name} '
+                               f'is {width}x{height}: the ground truth must be the left '
+                               "image's size")
+        return sample
 
 
 def _require_dir(root: Path) -> Path:

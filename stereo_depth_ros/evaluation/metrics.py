@@ -1,8 +1,9 @@
 """Standard stereo metrics as small pure functions (EPE, KITTI D1, bad-N, density).
 
 Ground truth: float HxW disparity, non-finite or <= 0 = unknown. Predictions: float HxW,
-NaN = no estimate. Scoring functions expect a dense prediction: fill invalid pixels first with
-:func:`fill_invalid_kitti`, as the KITTI devkit does, and report :func:`density` separately.
+NaN, infinite or negative = no estimate (:func:`has_estimate`). Scoring functions expect a
+dense prediction: fill invalid pixels first with :func:`fill_invalid_kitti`, as the KITTI
+devkit does, and report :func:`density` separately.
 """
 
 import numpy as np
@@ -16,9 +17,20 @@ def gt_valid_mask(gt: np.ndarray) -> np.ndarray:
     return np.isfinite(gt) & (gt > 0)
 
 
+def has_estimate(pred: np.ndarray) -> np.ndarray:
+    """Return the pixels with an estimate: finite and not negative, as the KITTI devkit has it.
+
+    One rule for the filling and for what is counted as reported (:func:`density`,
+    :func:`estimated_bad_n`): a negative value is filled, so it is no estimate either.
+    """
+    pred = np.asarray(pred)
+    with np.errstate(invalid='ignore'):
+        return np.isfinite(pred) & (pred >= 0)
+
+
 def density(pred: np.ndarray, gt: np.ndarray | None = None) -> float:
     """Share of pixels with an estimate (of those with ground truth, when gt is given)."""
-    estimated = np.isfinite(pred)
+    estimated = has_estimate(pred)
     if gt is None:
         return float(estimated.mean())
     valid = gt_valid_mask(gt)
@@ -40,8 +52,7 @@ def fill_invalid_kitti(pred: np.ndarray) -> np.ndarray:
     any estimate) keeps its invalid value, -1, which is scored as an estimate.
     """
     pred = np.asarray(pred, dtype=np.float32)
-    with np.errstate(invalid='ignore'):
-        pred = np.where(pred >= 0, pred, np.float32(np.nan))
+    pred = np.where(has_estimate(pred), pred, np.float32(np.nan))
     filled = pred.copy()
     rows, cols = pred.shape
     index = np.arange(cols)
@@ -185,7 +196,7 @@ def estimated_bad_n(pred: np.ndarray, gt: np.ndarray, threshold: float) -> float
     (NaN where it reports none). With :func:`density` it says what a sparse output is worth.
     """
     pred, gt = _as_pair(pred, gt)
-    reported = gt_valid_mask(gt) & np.isfinite(pred)
+    reported = gt_valid_mask(gt) & has_estimate(pred)
     if not reported.any():
         return float('nan')
     return float((np.abs(pred[reported] - gt[reported]) > threshold).mean())
