@@ -31,6 +31,11 @@ class StopRequest:
         return self.requested
 
 
+def signals_undeferred() -> bool:
+    """Return whether SIGINT still has Python's own handler (no :func:`deferred_interrupts`)."""
+    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @contextmanager
 def deferred_interrupts(notice: Optional[str] = None) -> Iterator[StopRequest]:
     """Within the block, a first SIGINT or SIGTERM only sets the yielded :class:`StopRequest`.

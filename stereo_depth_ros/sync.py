@@ -81,6 +81,10 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
         """Queue ``item`` on input ``index``; return the (at most one) set it completed."""
         stamp_ns = int(stamp_ns)
         self._enqueue(index, stamp_ns, item)
+        if stamp_ns not in self.queues[index]:
+            # Older than every message its full queue holds, so dropped at once (as
+            # message_filters does): it can complete no set.
+            return []
         candidates = []
         for other, queue in enumerate(self.queues):
             if other == index:

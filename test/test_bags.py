@@ -863,3 +863,103 @@ def test_a_failing_pair_check_does_not_end_process_bag(kitti_bag, tmp_path, monk
     assert summary.pairs == FRAMES
     assert 'the check of swapped or misaligned inputs failed: RuntimeError: cv2 said no' \
         in summary.warnings()
+
+
+def test_process_bag_reads_an_mcap_bag_with_each_message_compressed(tmp_path):
+    """`ros2 bag record -s mcap --compression-mode message`: each payload a zstd frame."""
+    from rosbags.rosbag2 import CompressionFormat, CompressionMode, Writer as RosbagsWriter
+    plain, packed = tmp_path / 'plain', tmp_path / 'packed'
+    write_recorded_bag(plain, storage=StoragePlugin.MCAP)
+    writer = RosbagsWriter(packed, version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
+    with Reader(plain) as reader, writer:
+        added = {c.id: writer.add_connection(c.topic, c.msgtype, msgdef=c.msgdef.data,
+                                             rihs01=c.digest) for c in reader.connections}
+        for connection, stamp, data in reader.messages():
+            writer.write(added[connection.id], stamp, data)
+    summary = process_bag(packed, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert summary.pairs == 2 and not summary.undecodable
+    disparity, _, _ = disparity_from_message(
+        read_bag_with_notes(tmp_path / 'out')['/cam/disparity'][1][1])
+    assert np.nanmedian(disparity[8:-8, 24:-8]) == pytest.approx(SHIFT, abs=0.1)
+
+
+def test_a_topic_no_message_of_which_decodes_is_named_so(tmp_path, monkeypatch):
+    write_recorded_bag(tmp_path / 'recorded')
+    original = BagInput.deserialize
+
+    def garbled(self, data, connection):
+        if connection.topic == '/cam/right/camera_info':
+            raise DatasetError('bag x: cannot decode a sensor_msgs/msg/CameraInfo on '
+                               '/cam/right/camera_info: bad CDR')
+        return original(self, data, connection)
+
+    monkeypatch.setattr(BagInput, 'deserialize', garbled)
+    with pytest.raises(StereoDepthError, match=r'no message on /cam/right/camera_info could be '
+                       r'decoded \(/cam/right/camera_info: 2\); first: .*bad CDR'):
+        process_bag(tmp_path / 'recorded', tmp_path / 'out', sgbm_pipeline(), progress=False)
+
+
+def test_approximate_sync_drops_a_message_older_than_its_full_queue():
+    """As message_filters: it can complete no set (it was a KeyError)."""
+    sync = ApproximateTimeSynchronizer(2, queue_size=2, slop=0.05)
+    assert sync.add(1, 0, 'R0') == []
+    sync.add(0, 100_000_000, 'L1')
+    sync.add(0, 200_000_000, 'L2')
+    assert sync.add(0, 0, 'L0 late') == []  # older than L1 and L2: dropped at once
+    assert sync.pending() == [2, 1]
+    assert sync.add(1, 100_000_000, 'R1') == [['L1', 'R1']]
+
+
+def test_a_zstd_transport_stream_beside_the_raw_one_is_not_a_second_camera():
+    """Jazzy's `ros2 bag record -a` records zstd_image_transport's /zstd beside the raw."""
+    image, compressed = 'sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage'
+    info = 'sensor_msgs/msg/CameraInfo'
+    topics = {f'/cam/{side}/{name}': kind for side in ('left', 'right')
+              for name, kind in (('image_rect', image), ('image_rect/zstd', compressed),
+                                 ('image_rect/compressed', compressed), ('camera_info', info))}
+    assert find_stereo_topics(topics).as_list()[:2] == ['/cam/left/image_rect',
+                                                        '/cam/right/image_rect']
+    zstd_only = {t: k for t, k in topics.items() if k != image and 'compressed' not in t}
+    assert find_stereo_topics(zstd_only).left_image == '/cam/left/image_rect/zstd'
+    assert find_stereo_topics(zstd_only).left_info == '/cam/left/camera_info'
+
+
+def test_an_interrupt_while_the_output_bag_closes_keeps_it(kitti_bag, tmp_path, monkeypatch,
+                                                           capsys):
+    import os
+    import signal
+    from stereo_depth_ros.bags import writer as writer_module
+    close = writer_module.ChecksummedMcapWriter.close
+
+    def close_after_ctrl_c(self, *args):
+        os.kill(os.getpid(), signal.SIGINT)  # deferred: the close goes on
+        return close(self, *args)
+
+    monkeypatch.setattr(writer_module.ChecksummedMcapWriter, 'close', close_after_ctrl_c)
+    code = main(['process-bag', str(kitti_bag), str(tmp_path / 'out'), '--backend', 'sgbm',
+                 '--backend-option', 'disparity_range=16'])
+    assert code == 0
+    assert 'closing the output bag, which holds everything written so far' in \
+        capsys.readouterr().err
+    assert len(read_bag(tmp_path / 'out')['/stereo/disparity']) == FRAMES
+
+
+def test_process_bag_pairs_as_the_params_file_says_unless_told_otherwise(
+        drive, tmp_path, capsys):
+    """approximate_sync and its tolerance of the node's file (the queue stays looser)."""
+    jittered = tmp_path / 'jittered'  # the cameras' own stamps: 2 ms apart
+    kitti_to_bag(drive, jittered, storage='mcap', keep_camera_stamps=True, progress=False)
+    params = tmp_path / 'depth.yaml'
+    params.write_text(yaml.safe_dump({'/**/stereo_depth_node': {'ros__parameters': {
+        'approximate_sync': True, 'approximate_sync_tolerance_seconds': 0.001}}}))
+    flags = ['--backend', 'sgbm', '--backend-option', 'disparity_range=16']
+    assert main(['process-bag', str(jittered), str(tmp_path / 'a'), '--params-file', str(params),
+                 *flags]) == 2
+    assert 'above --slop 0.001 s' in capsys.readouterr().err  # the file's tolerance
+    assert main(['process-bag', str(jittered), str(tmp_path / 'b'), '--params-file', str(params),
+                 '--slop', '0.01', *flags]) == 0
+    assert len(read_bag(tmp_path / 'b')['/stereo/disparity']) == FRAMES
+    assert main(['process-bag', str(jittered), str(tmp_path / 'c'), '--params-file', str(params),
+                 '--no-approximate-sync', *flags]) == 2
+    assert 'never matched' in capsys.readouterr().err

@@ -375,6 +375,11 @@ class _Run:
         """Return why no pair was processed: empty topics, unpaired stamps or bad pairs."""
         topics = self.stereo.as_list()
         empty = [topic for topic, stamps in zip(topics, self.stamps) if not stamps]
+        garbled = [topic for topic in empty if self.summary.undecodable.get(topic)]
+        if garbled:
+            counts = ', '.join(f'{topic}: {self.summary.undecodable[topic]}' for topic in garbled)
+            return (f'no message on {", ".join(garbled)} could be decoded ({counts}); first: '
+                    f'{self.summary.first_undecodable}')
         if empty:
             counts = ', '.join(f'{topic}: {len(stamps)}'
                                for topic, stamps in zip(topics, self.stamps))

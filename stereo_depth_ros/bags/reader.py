@@ -19,6 +19,11 @@ from rosbags.typesys import (Stores, TypesysError, get_types_from_idl, get_types
                              get_typestore)
 import yaml
 
+try:  # as rosbags does: the standard library's from Python 3.14, else its backport
+    from compression import zstd  # type: ignore[import-not-found, unused-ignore]
+except ImportError:
+    from backports import zstd  # type: ignore[no-redef, unused-ignore]
+
 from .mcap_scan import McapScan, ScanReport
 from .writer import get_distro_typestore
 from ..errors import DatasetError
@@ -262,7 +267,8 @@ class BagInput:
             for connection, log_time, data in self._scan.messages():
                 if self.strict and self._scan.report.bad_chunks:
                     break
-                yield own.get((connection.topic, connection.msgtype), connection), log_time, data
+                yield (own.get((connection.topic, connection.msgtype), connection), log_time,
+                       _decompressed(data))
         except OSError as error:
             raise DatasetError(f'cannot read bag {self.path}: {_one_line(error)}') from None
         report = self._scan.report
@@ -281,6 +287,28 @@ class BagInput:
                                f'{connection.topic}: {_one_line(error)}') from None
 
 
+#: zstd_image_transport's topic suffix (Jazzy); its messages are ``CompressedImage`` too.
+ZSTD_SUFFIX = '/zstd'
+
+
+#: The first bytes of a zstd frame; a CDR message starts with its encapsulation (0x00 ...).
+_ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'
+
+
+def _decompressed(data: bytes) -> bytes:
+    """Return a message's CDR bytes: decompressed where the bag compressed each message.
+
+    ``ros2 bag record --compression-mode message`` stores every payload as a zstd frame; the
+    rosbags Reader decompresses them, the mcap scan reads the payloads as stored.
+    """
+    if not data.startswith(_ZSTD_MAGIC):
+        return data
+    try:
+        return zstd.decompress(data)
+    except Exception:  # a damaged frame: left as it is, its decoding names the message
+        return data
+
+
 def _has_word(topic: str, word: str) -> bool:
     return any(word in part.lower() for part in topic.strip('/').split('/'))
 
@@ -290,9 +318,16 @@ def _parent(topic: str) -> str:
 
 
 def base_topic(topic: str, kind: str) -> str:
-    """Return an image topic's base name: a compressed stream's without ``/compressed``."""
+    """Return an image topic's base name: a compressed stream's without its transport.
+
+    image_transport publishes a ``CompressedImage`` stream on ``<base>/<transport>``:
+    ``/compressed``, and on Jazzy also ``/zstd`` (zstd_image_transport), which ``ros2 bag
+    record -a`` records beside the raw one.
+    """
     if kind == COMPRESSED_IMAGE and topic.endswith(COMPRESSED_SUFFIX):
         return topic[:-len(COMPRESSED_SUFFIX)]
+    if kind == COMPRESSED_IMAGE and topic.endswith(ZSTD_SUFFIX):
+        return topic[:-len(ZSTD_SUFFIX)]
     return topic
 
 

@@ -15,6 +15,7 @@ import os
 import shutil
 import struct
 from binascii import crc32
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Final, Optional, Sequence
 
@@ -26,6 +27,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from ..atomic_files import staging_path
 from ..errors import DatasetError
+from ..interrupts import deferred_interrupts, signals_undeferred
 from ..msgs.types import MessageTypes
 
 #: rosbag2 metadata version written (see the module docstring).
@@ -76,6 +78,11 @@ class ChecksummedMcapWriter(McapWriter):
         self.bio.seek(end)
 
 
+#: Said when a signal comes while the output bag is being closed.
+CLOSING_NOTICE = ('closing the output bag, which holds everything written so far (interrupt '
+                  'again to stop at once, keeping no bag)')
+
+
 class BagWriter:
     """Write messages to a new rosbag2 bag; connections are added on first use.
 
@@ -124,7 +131,12 @@ class BagWriter:
         if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
             self.interrupted = exc_type is not None
             try:
-                self._writer.close()
+                # What was written is whole: a first signal while closing (long for a large
+                # bag) lets the close finish; a second one discards the bag, as elsewhere.
+                # (Where the caller defers signals itself, its rules stand.)
+                with deferred_interrupts(CLOSING_NOTICE) if signals_undeferred() else \
+                        nullcontext():
+                    self._writer.close()
             except BaseException:
                 self._discard()
                 raise

@@ -9,6 +9,7 @@ from ..bags.process import process_bag
 from ..sync import DEFAULT_SLOP
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
 from ..cli import EXIT_INTERRUPTED
+from ..settings import float_value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,12 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('in_bag', metavar='IN_BAG', help='input rosbag2 folder (sqlite3/mcap)')
     parser.add_argument('out_bag', metavar='OUT_BAG', help='output bag folder (must not exist)')
     add_backend_arguments(parser, params_file=True)
-    parser.add_argument('--approximate-sync', action='store_true',
+    parser.add_argument('--approximate-sync', action=argparse.BooleanOptionalAction,
+                        default=None,
                         help='pair messages whose stamps differ by less than --slop '
-                             '(default: exact stamps)')
-    parser.add_argument('--slop', type=float, default=DEFAULT_SLOP,
-                        help='approximate sync: largest stamp difference in seconds '
-                             f'(default {DEFAULT_SLOP})')
+                             "(default: --params-file's approximate_sync, else exact stamps)")
+    parser.add_argument('--slop', type=float, default=None,
+                        help='approximate sync: largest stamp difference in seconds (default: '
+                             "--params-file's approximate_sync_tolerance_seconds, else "
+                             f'{DEFAULT_SLOP})')
     parser.add_argument('--queue-size', type=int, default=10,
                         help='messages kept per topic while pairing (default 10)')
     for side in ('left', 'right'):
@@ -54,10 +57,17 @@ def run(args: argparse.Namespace) -> int:
     config = pipeline_from_args(args)
     pipeline = config.pipeline
     max_megapixels, bit_depth = input_settings(args, config)
+    # As the node pairs with the same file (its defaults without one); the queue stays looser.
+    approximate = args.approximate_sync
+    if approximate is None:
+        approximate = bool(config.values['approximate_sync'])
+    slop = args.slop
+    if slop is None:
+        slop = float_value(config.values, 'approximate_sync_tolerance_seconds')
     topics = {'left_image': args.left_image, 'right_image': args.right_image,
               'left_info': args.left_info, 'right_info': args.right_info}
     summary = process_bag(args.in_bag, args.out_bag, pipeline, topics=topics,
-                          slop=args.slop if args.approximate_sync else None,
+                          slop=slop if approximate else None,
                           queue_size=args.queue_size, points=args.points, storage=args.storage,
                           distro=args.ros_distro, namespace=args.namespace,
                           mono16_bit_depth=bit_depth, strict=args.strict,
