@@ -1023,3 +1023,23 @@ def test_curves_show_the_held_out_real_pairs_of_an_adaptation(tmp_path: Path) ->
     panel = plain[:, : plain.shape[1] // 2]
     blue = (panel[:, :, 0] > 150) & (panel[:, :, 2] < 100)
     assert blue.sum() > 10
+
+
+def test_a_resume_takes_the_pairs_and_the_export_the_run_started_with(
+        tmp_path: Path, capsys) -> None:
+    """An interrupted run has not exported yet: its --resume must not forget where to."""
+    out, export = tmp_path / 'run', tmp_path / 'mine' / 'costnet_mine.safetensors'
+    command = _pairs_run(tmp_path, out)
+    command[command.index('--export') + 1] = str(export)
+    assert main(command) == 0 and export.is_file()
+    export.unlink()  # as if the run had stopped before its export
+    export.with_suffix('.yaml').unlink()
+    resume = [arg for index, arg in enumerate(command)
+              if arg not in ('--pairs', '--export') and command[index - 1] not in ('--pairs',
+                                                                                   '--export')]
+    assert main([*resume[:-1], '2', '--resume']) == 0
+    err = capsys.readouterr().err
+    assert f'--resume: adapting on --pairs {(tmp_path / "pairs").resolve()}, as the run ' \
+        'started' in err
+    assert f'--resume: exporting to {export.resolve()}, as the run started' in err
+    assert export.is_file() and read_metadata(export).backend == 'costnet'

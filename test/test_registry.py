@@ -1,5 +1,6 @@
 """Backend registry: names, clear errors, weights rules, and the SGBM backend's contract."""
 
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -111,10 +112,27 @@ def test_one_sgbm_backend_shared_by_threads_gives_each_the_sequential_result():
     assert len(differ) == 120 and not any(differ)
 
 
-def test_missing_weights_name_a_training_config_only_where_one_exists(monkeypatch):
-    with pytest.raises(BackendError, match=r"'costnet' needs weights and /no/such.safetensors "
-                                           r'does not exist; .*--config \S*config/train_costnet'):
+def test_missing_weights_name_a_training_config_only_where_one_exists(monkeypatch, tmp_path):
+    # A file the user names: where it was looked for, not a training run.
+    with pytest.raises(BackendError, match=r'^weights file /no/such.safetensors does not exist; '
+                                           r'give the path of an existing costnet weights file'):
         create_backend('costnet', weights='/no/such.safetensors')
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BackendError, match=r'weights file w/x.safetensors does not exist, '
+                       rf'relative to the current folder {re.escape(str(tmp_path))};'):
+        create_backend('costnet', weights='w/x.safetensors')
+    # ~ as a shell expands it (a parameter file's or a launch argument's value is not).
+    monkeypatch.setenv('HOME', str(tmp_path))
+    shipped = registry.backend_record('costnet_fast').default_weights()
+    (tmp_path / 'mine.safetensors').write_bytes(shipped.read_bytes())
+    assert create_backend('costnet_fast', weights='~/mine.safetensors', device='cpu').name == \
+        'costnet_fast'
+    with pytest.raises(BackendError, match=r"'costnet' needs weights and models/costnet"
+                                           r'.safetensors does not exist; .*--config '
+                                           r'\S*config/train_costnet'):
+        monkeypatch.setattr(registry.BackendRecord, 'default_weights', lambda record: None)
+        create_backend('costnet')
+    monkeypatch.undo()
     from stereo_depth_ros.backends.options import LearnedOptions
     backend_record('sgbm')  # loaded before the copy (see shift_backend)
     monkeypatch.setattr(registry, '_REGISTRY', dict(registry._REGISTRY))

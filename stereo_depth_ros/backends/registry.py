@@ -103,14 +103,21 @@ def create_backend(name: str, weights: Optional[str | Path] = None, device: str 
             raise BackendError(f'backend {name!r} takes no weights file, got {weights}')
         assert record.factory is not None
         return record.factory(parsed, device)
-    path = Path(weights) if weights else record.default_weights()
+    # ``~`` as a shell would expand it: a parameter file or `ros2 launch weights:=~/...`
+    # reaches here unexpanded.
+    path = Path(weights).expanduser() if weights else record.default_weights()
+    if weights and path is not None and not path.is_file():
+        relative = '' if path.is_absolute() else f', relative to the current folder {Path.cwd()}'
+        raise BackendError(f'weights file {weights} does not exist{relative}; give the path '
+                           f'of an existing {name} weights file (--weights; node parameter '
+                           'weights; an absolute path works from any folder)')
     if path is None or not path.is_file():
-        where = str(weights) if weights else f'models/{name}.safetensors'
         config = find_shared_file(f'config/train_{name}.yaml')
         train = (f'train them with `stereo-depth train --config {config}` or ' if config
                  else 'train them with `stereo-depth train --config <your config>`, or ')
-        raise BackendError(f'backend {name!r} needs weights and {where} does not exist; '
-                           f'{train}give other weights (--weights; node parameter weights)')
+        raise BackendError(f'backend {name!r} needs weights and models/{name}.safetensors does '
+                           f'not exist; {train}give other weights (--weights; node parameter '
+                           'weights)')
     from .torch_backend import TorchBackend
     return TorchBackend(record, path, device, parsed)
 

@@ -1,6 +1,7 @@
 """Adapt a learned backend to your camera from unlabeled rectified pairs or a bag."""
 
 import argparse
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -16,6 +17,12 @@ from ..text import counted
 
 #: File in the run folder naming what it adapts on (--bag or --pairs), for --resume.
 SOURCE_RECORD = 'adapting_on.txt'
+#: File in the run folder naming where its weights are exported (--export), for --resume.
+EXPORT_RECORD = 'exporting_to.txt'
+#: The recorded source: ``--bag PATH --bag-every N`` or ``--pairs PATH``, each with an
+#: optional ``--mono16-bit-depth B`` (paths as written, spaces and all).
+_SOURCE = re.compile(r'(?:--bag (?P<bag>.+) --bag-every (?P<every>\d+)|--pairs (?P<pairs>.+?))'
+                     r'(?: --mono16-bit-depth (?P<bits>\d+))?')
 #: File inside ``<run folder>/pairs`` marking the pairs as extracted from a bag by adapt,
 #: which a later run may replace; a ``pairs`` folder without it is the user's and is kept.
 EXTRACTED_MARK = 'extracted_by_adapt.txt'
@@ -68,6 +75,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder of pairs to draw before/after pictures on (default: the '
                              'adaptation pairs; up to 6 are drawn)')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def _resume_as_started(args: argparse.Namespace, out_dir: Path) -> None:
+    """Give a ``--resume`` without a source or ``--export`` those the run started with.
+
+    The run folder records them: the pairs it adapts on (a resumed run must continue on
+    them) and where its weights go (an interrupted run has not exported them yet).
+    """
+    record = out_dir / SOURCE_RECORD
+    if not (args.bag or args.pairs) and record.is_file():
+        started_on = record.read_text().strip()
+        match = _SOURCE.fullmatch(started_on)
+        if match is not None:
+            args.bag, args.pairs = match['bag'], match['pairs']
+            if match['every']:
+                args.bag_every = int(match['every'])
+            if match['bits'] and not args.mono16_bit_depth:
+                args.mono16_bit_depth = int(match['bits'])
+            print(f'--resume: adapting on {started_on}, as the run started', file=sys.stderr)
+    exported = out_dir / EXPORT_RECORD
+    if args.export is None and exported.is_file():
+        args.export = exported.read_text().strip()
+        print(f'--resume: exporting to {args.export}, as the run started', file=sys.stderr)
 
 
 def _continues_source(out_dir: Path, source: str, resume: bool) -> bool:
@@ -154,8 +184,8 @@ def _clean_up_failed_run(out_dir: Path, created: Optional[Path], recorded: bool)
     """Remove what a run that stopped before its first checkpoint wrote.
 
     The folders the run created go (``created``: the outermost); in an existing one, the
-    record of what it adapts on (which would make a later ``--resume`` name pairs it never
-    trained on).
+    records of what it adapts on and where it exports (which would make a later ``--resume``
+    name pairs it never trained on).
     """
     from ..training.checkpoint import has_checkpoint
     from ..training.trainer import run_checkpoint_prefix
@@ -172,6 +202,7 @@ def _clean_up_failed_run(out_dir: Path, created: Optional[Path], recorded: bool)
                 break
     elif recorded:
         (out_dir / SOURCE_RECORD).unlink(missing_ok=True)
+        (out_dir / EXPORT_RECORD).unlink(missing_ok=True)
 
 
 def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
@@ -245,10 +276,12 @@ def run(args: argparse.Namespace) -> int:
     if args.labeller_weights:
         config.adaptation.labeller_weights = args.labeller_weights
     check_labeller(config.adaptation.labeller, config.adaptation.labeller_weights)
-    if args.export is not None:
-        config.output.export = args.export
     out_dir = check_output_folder(args.out_dir or config.output.out_dir,
                                   '--out-dir' if args.out_dir else 'output.out_dir')
+    if args.resume:
+        _resume_as_started(args, out_dir)
+    if args.export is not None:
+        config.output.export = args.export
     # Refused now, not after minutes of extracting pairs, labelling them and training.
     check_adapt_run(config, out_dir, args.steps, args.resume)
     resolve_device(args.device)
@@ -287,6 +320,8 @@ def run(args: argparse.Namespace) -> int:
         if not resumed:
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / SOURCE_RECORD).write_text(source + '\n')
+        if config.output.export:
+            (out_dir / EXPORT_RECORD).write_text(f'{Path(config.output.export).resolve()}\n')
         pairs = _bag_pairs(args, out_dir, resumed) if args.bag else args.pairs
         result = adapt(config, pairs, device=args.device, steps=args.steps, out_dir=out_dir,
                        progress=not args.no_progress, resume=args.resume,

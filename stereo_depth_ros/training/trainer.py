@@ -486,7 +486,8 @@ class Trainer:
                     break
         except KeyboardInterrupt:
             self.save()
-            _log(f'interrupted at step {self.step}; checkpoint saved, continue with --resume')
+            _log(f'interrupted at step {self.step}; checkpoint saved, continue with --resume '
+                 f'and --out-dir {self.out_dir}')
             raise
         finally:
             bar.close()
@@ -495,7 +496,7 @@ class Trainer:
         except KeyboardInterrupt:  # the steps are done: keep them
             self.save()
             _log(f'interrupted in the final validation at step {self.step}; checkpoint saved, '
-                 'continue with --resume')
+                 f'continue with --resume and --out-dir {self.out_dir}')
             raise
         self.train_mode()
         self.save()
