@@ -45,6 +45,7 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
         summary = evaluate_backend(backend, samples, progress=progress, bands=True,
                                    on_prediction=draw)
         summary['pooled'] = pooled_metrics(summary['pairs'], pixels)
+        summary['scene_pixels'] = pixels
         results[backend.name] = summary
     if figures is not None:
         folder = Path(figures)
@@ -113,6 +114,12 @@ def format_tables(results: dict[str, dict]) -> str:
                 for key, _ in MAIN_METRICS)
             ms = f'{summary["ms_per_pair"]:>9.0f}' if scene == 'all' else f'{"":>9}'
             lines.append(f'{name:<{column}}{scene:<12}{values}{ms}')
+    counts = next((summary['scene_pixels'] for summary in results.values()
+                   if 'scene_pixels' in summary), None)
+    if counts:
+        total = sum(counts.values())
+        lines.append('ground-truth pixels: ' + ', '.join(
+            f'{scene} {count:,} ({100 * count / total:.0f} %)' for scene, count in counts.items()))
     lines.append('')
     lines.append('by true disparity (mean over the scenes that reach a band): '
                  'EPE px / bad-2 % / bad-3 %')
