@@ -1127,6 +1127,31 @@ def test_model_card_names_the_config_of_the_weights_own_run():
                             'adapt') == 'stereo-depth adapt --config config/adapt_costnet.yaml'
 
 
+def test_a_card_without_the_recorded_command_says_what_its_command_is_not(tmp_path):
+    """The shipped weights predate `invocation`: their config alone overwrites them."""
+    from stereo_depth_ros.resources import default_weights_path
+    from stereo_depth_ros.training.model_card import UNRECORDED_COMMAND, build_card, write_card
+    copy = tmp_path / 'models' / 'costnet.safetensors'
+    copy.parent.mkdir()
+    copy.write_bytes(default_weights_path('costnet').read_bytes())
+    training = build_card(copy)['training']
+    assert training['command'].startswith('stereo-depth train --config config/')
+    assert training['command_note'] == UNRECORDED_COMMAND and '--no-export' in UNRECORDED_COMMAND
+    # --no-eval keeps what a card of the same weights measured, and their notes.
+    card = tmp_path / 'models' / 'costnet.yaml'
+    card.write_text((default_weights_path('costnet').parent / 'costnet.yaml').read_text())
+    before = yaml.safe_load(card.read_text())
+    write_card(copy, card)
+    after = yaml.safe_load(card.read_text())
+    assert after['evaluation']['real_suite'] == before['evaluation']['real_suite']
+    assert after['notes'] == before['notes'] and 'one tuning decision' in \
+        after['evaluation']['note']
+    other = tmp_path / 'models' / 'costnet_fast.safetensors'  # another file: nothing kept
+    other.write_bytes(default_weights_path('costnet_fast').read_bytes())
+    write_card(other, card)
+    assert 'evaluation' not in yaml.safe_load(card.read_text())
+
+
 def test_export_paths_in_new_folders_are_fine_and_unwritable_ones_refused(tmp_path, monkeypatch):
     from stereo_depth_ros import weights
     weights.check_export_path(tmp_path / 'new' / 'deeper' / 'mine.safetensors')  # no error

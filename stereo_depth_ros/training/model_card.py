@@ -11,7 +11,8 @@ full-range synthetic test scenes of a KITTI-sized camera and held-out synthetic 
     python -m stereo_depth_ros.training.model_card --backend dispnetc
     python -m stereo_depth_ros.training.model_card --all   # every models/*.safetensors
 
-``--no-eval`` rewrites only the training part (what the trainer does after export).
+``--no-eval`` rewrites only the training part (what the trainer does after export); the
+measurements of a card of the same weights file stay.
 """
 
 import argparse
@@ -264,6 +265,19 @@ def gap_to_sgbm(backend: str, evaluations: dict, training: dict, architecture: d
             f'{wider}.')
 
 
+#: How the evaluation part was measured (kept up to date in cards whose measurements are kept).
+EVALUATION_NOTE = ('measured with `stereo-depth eval` and `stereo-depth real-bench` (KITTI-style '
+                   'filling of invalid pixels; density reported separately); sgbm with its '
+                   'defaults on the same data in the same run. The real scenes are never used '
+                   'for training or choosing between runs; one tuning decision was taken after '
+                   'seeing them (the near_from default kept at 0.5, README.md).')
+#: Said of ``training.command`` where the weights do not record the command that made them.
+UNRECORDED_COMMAND = ('the config of the run that made these weights, not its whole command: '
+                      'such a run is one stage of several, with the starting weights and flags '
+                      '(--weights, --minutes, --no-export) that models/README.md gives; run as '
+                      'written it would start from the shipped weights and export over them')
+
+
 def training_command(weights: Path, experiment: Optional[str], backend: str,
                      verb: str = 'train') -> str:
     """Return the ``stereo-depth train`` (or ``verb``) line of the config named ``experiment``.
@@ -323,9 +337,11 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
         wall = training.get('wall_time_s')
         # stereo-depth adapt records the pairs it adapted on; stereo-depth train none.
         adapted = bool(config.get('adaptation', {}).get('pairs'))
+        recorded = training.get('invocation')  # the exact command (trainers since 2026-12-06)
         card['training'] = {
-            'command': training_command(weights, training.get('experiment'), backend,
-                                        'adapt' if adapted else 'train'),
+            'command': recorded or training_command(weights, training.get('experiment'),
+                                                    backend, 'adapt' if adapted else 'train'),
+            **({} if recorded else {'command_note': UNRECORDED_COMMAND}),
             **training,
             **({'wall_time_min': round(float(wall) / 60, 1)} if wall is not None else {}),
             'optimization': config.get('optimization', {}),
@@ -337,10 +353,7 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
             'command': f'python -m stereo_depth_ros.training.model_card --backend {backend}'
                        + ('' if unshipped(backend, weights) is None
                           else f' --models-dir {shown_path(Path(weights).parent)}'),
-            'note': 'measured with `stereo-depth eval` and `stereo-depth real-bench` '
-                    '(KITTI-style filling of invalid pixels; density reported separately); '
-                    'sgbm with its defaults on the same data in the same run. The real scenes '
-                    'are never used for training, tuning or choosing between runs.',
+            'note': EVALUATION_NOTE,
             'backend_options': default_inference_options(backend),
             **evaluations,
         }
@@ -368,17 +381,24 @@ def write_card(weights: str | Path, card_path: str | Path,
     """Write the YAML card of ``weights`` to ``card_path``.
 
     ``notes`` (free text, e.g. how a run was resumed) is kept from an existing card of the
-    same weights file when not given.
+    same weights file when not given, and so is its evaluation part when ``evaluations`` is
+    None (``--no-eval``).
     """
     card = build_card(Path(weights), evaluations)
     card_path = Path(card_path)
-    if notes is None and card_path.is_file():
+    previous: dict[str, Any] = {}
+    if card_path.is_file():
         try:
             previous = yaml.safe_load(card_path.read_text()) or {}
         except yaml.YAMLError:
             previous = {}
-        if previous.get('sha256') == card['sha256']:
-            notes = previous.get('notes')
+        if previous.get('sha256') != card['sha256']:
+            previous = {}  # another file's card: nothing of it describes these weights
+    if notes is None:
+        notes = previous.get('notes')
+    if evaluations is None and isinstance(previous.get('evaluation'), dict):
+        # The same weights measure the same: their evaluation stays (its wording refreshed).
+        card['evaluation'] = {**previous['evaluation'], 'note': EVALUATION_NOTE}
     if notes:
         card['notes'] = notes
     header = (f'{CARD_FIRST_LINE}{shown_path(Path(weights))} (generated by '
