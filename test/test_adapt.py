@@ -639,6 +639,10 @@ def test_pairs_that_look_swapped_or_misaligned_are_warned_about():
     assert lines[1].startswith('warning: 3 of 6 pairs have rows of the right image 1 px')
     assert '(worst: low6, up to 6.' in lines[1]
     assert pair_warnings(pairs[:1]) == []
+    # Most pairs swapped is the camera's topics or files exchanged: refused, not warned.
+    with pytest.raises(DatasetError, match=r'^2 of 3 pairs \(first: first\): left and right '
+                       r'look swapped.*: with most pairs so, adapting would teach'):
+        pair_warnings([pairs[1], pairs[0], pairs[4]])
 
 
 def _tiny_run(tmp_path: Path) -> tuple[Path, Path]:

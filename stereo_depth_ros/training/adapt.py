@@ -26,6 +26,7 @@ from .trainer import check_step_count, resumes, Trainer, _log, _record_once
 from ..atomic_files import written_atomically
 from ..data.datasets import StereoSample
 from ..data.photos import PhotoLibrary
+from ..errors import DatasetError
 from ..plausibility import check_pair, ROW_OFFSET_LIMIT, SWAP_SYMPTOM
 from ..text import counted
 
@@ -181,7 +182,8 @@ def check_adapt_run(config: TrainConfig, out_dir: str | Path, steps: Optional[in
 def pair_warnings(pairs: Sequence[StereoSample]) -> list[str]:
     """Return a warning line for pairs that look swapped and for pairs whose rows are off.
 
-    Either makes the SGBM pseudo-labels and the photometric loss of those pairs wrong.
+    Either makes the SGBM pseudo-labels and the photometric loss of those pairs wrong. Most
+    pairs swapped (the topics or files exchanged) is DatasetError: nothing to adapt on.
     """
     swapped: list[str] = []
     misaligned: list[tuple[float, str]] = []
@@ -194,9 +196,12 @@ def pair_warnings(pairs: Sequence[StereoSample]) -> list[str]:
             misaligned.append((check.row_offset.largest, pair.name))
     lines = []
     if swapped:
-        lines.append(f'warning: {len(swapped)} of {len(pairs)} pairs (first: {swapped[0]}): '
-                     f'{SWAP_SYMPTOM}; exchange the left and right images (of a bag: '
-                     f'--left-image and --right-image)')
+        line = (f'{len(swapped)} of {len(pairs)} pairs (first: {swapped[0]}): {SWAP_SYMPTOM}; '
+                'exchange the left and right images (of a bag: --left-image and --right-image)')
+        if 2 * len(swapped) > len(pairs):  # the camera's, not a few odd pairs
+            raise DatasetError(f'{line}: with most pairs so, adapting would teach the network '
+                               'the wrong disparities')
+        lines.append(f'warning: {line}')
     if misaligned:
         worst, name = max(misaligned)
         lines.append(f'warning: {len(misaligned)} of {len(pairs)} pairs have rows of the right '
