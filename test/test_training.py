@@ -1186,3 +1186,13 @@ def test_a_cards_commands_name_weights_that_are_not_the_shipped_ones(tmp_path):
     assert unshipped('squeezeseg', copy) == copy
     card = build_card(copy, evaluations={'held_out_synthetic': {}})
     assert card['evaluation']['command'].endswith(f'--models-dir {tmp_path}')
+
+
+def test_train_refuses_an_adaptation_config(capsys):
+    """Its pairs and self-supervised losses would be left out without a word."""
+    from stereo_depth_ros.cli import main
+    from stereo_depth_ros.resources import find_shared_file
+    config = find_shared_file('config/adapt_costnet_fast.yaml')
+    assert main(['train', '--config', str(config), '--steps', '1', '--device', 'cpu']) == 2
+    assert 'is an adaptation config (its adaptation section is read by stereo-depth adapt ' \
+        'only): run stereo-depth adapt' in capsys.readouterr().err

@@ -162,8 +162,9 @@ def _check_export(export: str, start: Path) -> None:
     if target.resolve() in shipped or (target.exists() and target.resolve() == start.resolve()):
         raise StereoDepthError(f'--export {export} would replace the weights the adaptation '
                                'starts from or the shipped ones (the default of the node, '
-                               'process-bag and the next adaptation); export to a new file, '
-                               f'e.g. {target.with_name(target.stem + "_mine" + target.suffix)}')
+                               'process-bag and the next adaptation); export to a new file '
+                               'outside the checkout, e.g. ~/stereo_weights/'
+                               f'{target.stem}_mine{target.suffix}')
     if target.is_file():
         print(f'warning: --export {export} exists and is replaced when the run ends (a copy '
               f'of it is kept as {target.stem}.previous{target.suffix}, or -2, -3, ...)',

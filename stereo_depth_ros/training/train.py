@@ -45,11 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train as the parsed arguments say; print where the weights went."""
-    from .config import load_config
+    from .config import AdaptationConfig, load_config
     from .trainer import train
     from ..commands.common import check_output_folder
     from ..weights import check_export_path, read_metadata
     config = load_config(args.config)
+    if config.adaptation != AdaptationConfig():
+        # Its pairs and self-supervised losses are adapt's: train would leave them out.
+        raise ValueError(f'{args.config} is an adaptation config (its adaptation section is '
+                         'read by stereo-depth adapt only): run stereo-depth adapt --config '
+                         f'{args.config}, or train with a training config (config/train_*.yaml)')
     if args.seed is not None:
         config.seed = args.seed
     if args.weights:
