@@ -794,7 +794,8 @@ def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
     (out / 'pairs' / 'extracted_by_adapt.txt').write_text('an earlier bag\n')
     assert main(command) == 0
     printed = capsys.readouterr().out
-    assert 'extracted 2 pairs' in printed and 'adapting on 1 pair under' in printed  # 2 - 1 held
+    assert 'extracted 2 pairs of /stereo/left/image_rect and /stereo/right/image_rect from ' \
+        in printed and 'adapting on 1 pair under' in printed  # 2 - 1 held
     assert not stale.exists() and not (out / 'pairs.partial').exists()
     extracted = sorted(p.name for p in (out / 'pairs').iterdir())
     assert extracted == ['00000', '00001', 'extracted_by_adapt.txt']

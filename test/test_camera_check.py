@@ -100,7 +100,9 @@ def test_check_camera_on_a_bag_reads_its_calibration(tmp_path, capsys):
     kitti_to_bag(drive, tmp_path / 'bag', progress=False)
     assert main(['check-camera', '--bag', str(tmp_path / 'bag'), '--no-progress']) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f'3 pairs of {tmp_path / "bag"} (256x128)')
+    # Which topics were read (found by name), then the report.
+    assert out.startswith('stereo images: /stereo/left/image_rect and /stereo/right/image_rect\n'
+                          f'3 pairs of {tmp_path / "bag"} (256x128)')
     assert 'f B = 60.0 px m (fx 200.0 px, baseline 0.3000 m)' in out
 
 
@@ -123,7 +125,8 @@ def test_check_camera_on_a_bag_without_camera_info(tmp_path, capsys):
                            camera_infos=False)
     assert main(['check-camera', '--bag', str(bag), '--no-progress']) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f'3 pairs of {bag} (192x128)'
+    assert out[:2] == ['stereo images: /stereo/left/image_rect and /stereo/right/image_rect',
+                       f'3 pairs of {bag} (192x128)']
     assert out[-1] == 'depth: the bag has no camera_info; give --fx and --baseline for depths'
     assert main(['check-camera', '--bag', str(bag), '--fx', '80', '--baseline', '0.3',
                  '--no-progress']) == 0
@@ -136,9 +139,9 @@ def test_check_camera_takes_max_pairs_pairs_of_a_longer_bag(tmp_path, capsys):
     bag = write_stereo_bag(tmp_path / 'bag', frames=15, width=96, height=64,
                            camera_infos=False)
     assert main(['check-camera', '--bag', str(bag), '--no-progress']) == 0
-    assert capsys.readouterr().out.startswith(f'12 pairs of {bag} (96x64)')
+    assert capsys.readouterr().out.splitlines()[1] == f'12 pairs of {bag} (96x64)'
     assert main(['check-camera', '--bag', str(bag), '--no-progress', '--max-pairs', '5']) == 0
-    assert capsys.readouterr().out.startswith(f'5 pairs of {bag}')
+    assert capsys.readouterr().out.splitlines()[1].startswith(f'5 pairs of {bag}')
 
 
 def test_check_camera_on_a_bag_of_a_12_bit_camera_names_the_bit_depth(tmp_path, capsys):

@@ -17,7 +17,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                   limit: Optional[int] = None, slop: Optional[float] = None,
                   left_topic: Optional[str] = None, right_topic: Optional[str] = None,
                   progress: bool = True, skipped: Optional[list[str]] = None,
-                  bit_depth: Optional[int] = None, notes: Optional[list[str]] = None) -> int:
+                  bit_depth: Optional[int] = None, notes: Optional[list[str]] = None,
+                  chosen: Optional[list[str]] = None) -> int:
     """Write every ``every``-th synchronised image pair of the bag; return how many.
 
     Pairs are matched by header stamp (exactly, or within ``slop`` seconds); the stereo image
@@ -25,7 +26,7 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
     ``skipped`` list, why (one line each, with the left stamp) is appended to it. 16-bit
     images are scaled over ``bit_depth`` bits where given, else over all 16, as the node
     does; where their brightest value needs 9-14 bits, a line naming ``--mono16-bit-depth``
-    is appended to ``notes``.
+    is appended to ``notes``. The two image topics read are appended to ``chosen``.
     """
     if every < 1:
         raise DatasetError(f'every must be >= 1, got {every}')
@@ -38,6 +39,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
     with BagInput(bag_path) as bag:
         # Only the images: their camera_info topics are not needed (nor required) here.
         left_image, right_image = find_stereo_images(bag.topics, left_topic, right_topic)
+        if chosen is not None:
+            chosen += [left_image, right_image]
         inputs = {left_image: 0, right_image: 1}
         with tqdm(total=bag.message_count(left_image), desc='extract pairs',
                   unit='frame', disable=not progress) as bar:

@@ -222,12 +222,13 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     bad: list[str] = []
     notes: list[str] = []
+    images: list[str] = []
     try:
         count = extract_pairs(args.bag, staging, every=args.bag_every,
                               slop=args.slop if args.approximate_sync else None,
                               left_topic=args.left_image, right_topic=args.right_image,
                               progress=not args.no_progress, skipped=bad,
-                              bit_depth=args.mono16_bit_depth, notes=notes)
+                              bit_depth=args.mono16_bit_depth, notes=notes, chosen=images)
         (staging / EXTRACTED_MARK).write_text(f'{args.bag}\n')
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -236,7 +237,8 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
     staging.rename(pairs)
     which = (f', every {args.bag_every}th synchronised one (--bag-every {args.bag_every}; 1 '
              'takes all)' if args.bag_every > 1 else '')
-    print(f'extracted {counted(count, "pair")}{which} from {args.bag} into {pairs}')
+    print(f'extracted {counted(count, "pair")}{which} of {" and ".join(images)} from '
+          f'{args.bag} into {pairs}')
     if bad:
         print(f'skipped {counted(len(bad), "pair")} that could not be decoded (first: '
               f'{bad[0]})', file=sys.stderr)

@@ -129,6 +129,7 @@ def _bag_pairs(args: argparse.Namespace, out: Path,
     with BagInput(args.bag) as reader:
         left_image, right_image = find_stereo_images(reader.topics, args.left_image,
                                                      args.right_image)
+        print(f'stereo images: {left_image} and {right_image}')
         total = reader.message_count(left_image) or args.max_pairs
         try:
             topics = find_stereo_topics(reader.topics, left_image, right_image)
