@@ -1196,3 +1196,13 @@ def test_train_refuses_an_adaptation_config(capsys):
     assert main(['train', '--config', str(config), '--steps', '1', '--device', 'cpu']) == 2
     assert 'is an adaptation config (its adaptation section is read by stereo-depth adapt ' \
         'only): run stereo-depth adapt' in capsys.readouterr().err
+
+
+def test_a_missing_pairs_folder_names_the_config_setting(tmp_path):
+    """A shipped config points at the development machine's pairs: say what to change."""
+    synthetic = tiny_config(tmp_path)['data']['sources'][0]
+    pseudo = {'kind': 'pseudo', 'root': str(tmp_path / 'nowhere'), 'weight': 0.5}
+    config = from_dict(TrainConfig, tiny_config(tmp_path, data={'sources': [synthetic, pseudo]}))
+    with pytest.raises(DatasetError, match=r'pair folder \S*nowhere is not a folder '
+                       r'\(data.sources\[1\].root of the config; point it at your own folder'):
+        TrainingData(config.data, seed=5, progress=False)

@@ -316,8 +316,16 @@ class TrainingData(torch.utils.data.Dataset):
     def __init__(self, config: DataConfig, seed: int, batch_size: int = 1,
                  augmentation: Optional[Compose] = None, progress: bool = True) -> None:
         self.seed = int(seed)
-        self.sources = [build_source(source, seed, batch_size, progress)
-                        for source in config.sources]
+        self.sources = []
+        for index, source in enumerate(config.sources):
+            try:
+                self.sources.append(build_source(source, seed, batch_size, progress))
+            except DatasetError as error:  # which setting to change, e.g. a missing folder
+                if source.kind == 'synthetic':  # no root: its photos' error names the fix
+                    raise
+                raise DatasetError(f'{error} (data.sources[{index}].root of the config; point '
+                                   'it at your own folder, and list every source: a config '
+                                   "that extends another replaces its list)") from None
         weights = np.array([source.weight for source in config.sources], dtype=np.float64)
         if (weights < 0).any() or weights.sum() <= 0:
             raise ConfigError(f'data source weights must be >= 0 with a positive sum, got '
