@@ -1,5 +1,6 @@
 """Tests of self-supervised adaptation: its losses, the trainer and ``stereo-depth adapt``."""
 
+import argparse
 import json
 import logging
 import shlex
@@ -1048,3 +1049,55 @@ def test_a_resume_takes_the_pairs_and_the_export_the_run_started_with(
         'started' in err
     assert f'--resume: exporting to {export.resolve()}, as the run started' in err
     assert export.is_file() and read_metadata(export).backend == 'costnet'
+
+
+def _resume_args(**given):
+    base = dict(bag=None, pairs=None, bag_every=1, mono16_bit_depth=None, export=None)
+    base.update(given)
+    return argparse.Namespace(**base)
+
+
+def test_resume_restores_bag_every_bits_and_keeps_given_flags(tmp_path):
+    from stereo_depth_ros.commands.adapt import _resume_as_started
+    (tmp_path / 'adapting_on.txt').write_text('--bag /data/my bag --bag-every 3 '
+                                              '--mono16-bit-depth 12\n')
+    (tmp_path / 'exporting_to.txt').write_text('/old/place.safetensors\n')
+    args = _resume_args()
+    _resume_as_started(args, tmp_path)
+    assert (args.bag, args.bag_every, args.mono16_bit_depth, args.export) == \
+        ('/data/my bag', 3, 12, '/old/place.safetensors')
+    (tmp_path / 'adapting_on.txt').write_text('--pairs /p q --mono16-bit-depth 10\n')
+    args = _resume_args(export='/new.safetensors', mono16_bit_depth=12)
+    _resume_as_started(args, tmp_path)
+    assert (args.pairs, args.mono16_bit_depth, args.export) == ('/p q', 12, '/new.safetensors')
+
+
+def test_resume_from_another_folder_exports_where_the_run_started(tmp_path, monkeypatch):
+    out = tmp_path / 'run'
+    command = _pairs_run(tmp_path, out)
+    monkeypatch.chdir(tmp_path)
+    command[command.index('--export') + 1] = 'mine/costnet_mine.safetensors'  # relative
+    assert main(command) == 0
+    export = tmp_path / 'mine' / 'costnet_mine.safetensors'
+    export.unlink()
+    export.with_suffix('.yaml').unlink()
+    elsewhere = tmp_path / 'elsewhere'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    i = command.index('--export')
+    resume = command[:i] + command[i + 2:]
+    resume[resume.index('--steps') + 1] = '2'
+    assert main([*resume, '--resume']) == 0
+    assert export.is_file()
+
+
+def test_a_failed_run_in_an_existing_folder_leaves_no_export_record(tmp_path, monkeypatch):
+    from stereo_depth_ros.training import adapt as adapt_module
+    out = tmp_path / 'run'
+    out.mkdir()
+    command = _pairs_run(tmp_path, out)
+    command[command.index('--export') + 1] = str(tmp_path / 'mine' / 'x.safetensors')
+    monkeypatch.setattr(adapt_module, 'adapt', _failing_adapt(RuntimeError('boom')))
+    with pytest.raises(RuntimeError):
+        main(command)
+    assert not (out / 'adapting_on.txt').exists() and not (out / 'exporting_to.txt').exists()

@@ -963,3 +963,43 @@ def test_process_bag_pairs_as_the_params_file_says_unless_told_otherwise(
     assert main(['process-bag', str(jittered), str(tmp_path / 'c'), '--params-file', str(params),
                  '--no-approximate-sync', *flags]) == 2
     assert 'never matched' in capsys.readouterr().err
+
+
+def test_process_bag_sync_flags_beat_the_params_file_and_the_default_is_exact(
+        drive, tmp_path, capsys):
+    jittered = tmp_path / 'jittered'  # left and right stamps 2 ms apart
+    kitti_to_bag(drive, jittered, storage='mcap', keep_camera_stamps=True, progress=False)
+    flags = ['--backend', 'sgbm', '--backend-option', 'disparity_range=16']
+    assert main(['process-bag', str(jittered), str(tmp_path / 'a'), *flags]) == 2
+    assert 'never matched' in capsys.readouterr().err          # default: exact stamps
+    assert main(['process-bag', str(jittered), str(tmp_path / 'b'), '--approximate-sync',
+                 *flags]) == 0                                   # the flag alone
+    params = tmp_path / 'depth.yaml'
+    params.write_text(yaml.safe_dump({'/**/stereo_depth_node': {'ros__parameters': {
+        'approximate_sync': True, 'approximate_sync_tolerance_seconds': 0.01}}}))
+    assert main(['process-bag', str(jittered), str(tmp_path / 'c'), '--params-file',
+                 str(params), '--no-approximate-sync', *flags]) == 2   # the flag beats the file
+
+
+def test_a_damaged_zstd_frame_is_left_as_it_is():
+    from stereo_depth_ros.bags.reader import _decompressed
+    junk = b'\x28\xb5\x2f\xfd' + b'not a zstd frame'
+    assert _decompressed(junk) == junk
+
+
+def test_only_topics_with_no_decoded_message_are_named_garbled(tmp_path, monkeypatch):
+    write_recorded_bag(tmp_path / 'recorded')
+    original = BagInput.deserialize
+    seen = []
+
+    def garbled(self, data, connection):
+        if connection.topic == '/cam/right/camera_info' or (
+                connection.topic == '/cam/left/image_rect_color' and not seen):
+            seen.append(connection.topic)
+            raise DatasetError('bad CDR')
+        return original(self, data, connection)
+
+    monkeypatch.setattr(BagInput, 'deserialize', garbled)
+    with pytest.raises(StereoDepthError, match=r'no message on /cam/right/camera_info could be '
+                       r'decoded \(/cam/right/camera_info: 2\)'):
+        process_bag(tmp_path / 'recorded', tmp_path / 'out', sgbm_pipeline(), progress=False)

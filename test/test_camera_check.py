@@ -179,3 +179,12 @@ def test_the_check_sees_disparities_beyond_its_full_search() -> None:
     line = report_lines([found], ('costnet_fast', 384.0), 127.0)[2]
     assert line.startswith('disparities (SGBM, left-right checked, up to 256 px, beyond on a '
                            '2-8x smaller pair up to 512 px)')
+
+
+def test_check_camera_surfaces_drop_stray_pixels():
+    from stereo_depth_ros.camera_check import _surfaces
+    found = np.zeros((100, 100), bool)
+    found[10:60, 10:60] = True
+    found[90, 90] = True
+    surfaces = _surfaces(found)
+    assert surfaces[20, 20] and not surfaces[90, 90]

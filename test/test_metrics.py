@@ -249,3 +249,11 @@ def test_evaluate_backend_times_compute_by_the_median(monkeypatch):
     summary = evaluate.evaluate_backend(backend, samples, progress=False)
     assert summary['ms_per_pair'] == pytest.approx(1.0)
     assert summary['n'] == 3 and summary['epe'] == pytest.approx(1.0)
+
+
+def test_zero_is_an_estimate_and_infinity_is_not():
+    from stereo_depth_ros.evaluation.metrics import density, evaluate_pair
+    assert density(np.array([[0.0, 1.0]])) == 1.0
+    assert density(np.array([[np.inf, 1.0]])) == 0.5
+    assert evaluate_pair(np.array([[0.0, 10.0]]), np.array([[1.0, 10.0]]))['epe'] == \
+        pytest.approx(0.5)

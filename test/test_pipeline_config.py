@@ -329,3 +329,15 @@ def test_params_file_old_sgbm_names_read_as_stereo_image_proc_names(tmp_path):
 def test_a_depth_range_the_obstacle_search_cannot_see_into_is_refused(values, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         check_parameters({**default_values(), **values})
+
+
+def test_star_is_one_token_and_double_star_may_be_none(tmp_path):
+    from stereo_depth_ros.pipeline_config import read_params_file
+    from stereo_depth_ros.launch_support import unmatched_params_file
+    path = write_yaml(tmp_path / 'p.yaml', {
+        '/stereo/*': {'ros__parameters': {'max_depth': 9.0}},
+        '/**/stereo_depth_node': {'ros__parameters': {'min_depth': 1.0}}})
+    assert read_params_file(path, '/stereo/left/stereo_depth_node') == {'min_depth': 1.0}
+    assert read_params_file(path, '/stereo_depth_node') == {'min_depth': 1.0}
+    only = write_yaml(tmp_path / 'q.yaml', {'/stereo/*': {'ros__parameters': {'max_depth': 9.0}}})
+    assert unmatched_params_file(str(only), '/stereo/left/stereo_depth_node') != ''

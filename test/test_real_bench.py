@@ -146,3 +146,12 @@ def test_real_bench_tables_put_each_metric_under_its_label() -> None:
                                 '4.0', '50']
     band_row = next(line for line in lines[3:] if line.startswith('sgbm'))
     assert '0.50 / 25.0 / 12.5' in band_row  # EPE / bad-2 / bad-3
+
+
+def test_pooled_estimated_bad2_weighs_by_estimated_pixels():
+    from stereo_depth_ros.evaluation.real_bench import pooled_metrics
+    row = {'epe': 1.0, 'bad1': 0.1, 'bad2': 0.1, 'bad3': 0.1, 'd1': 0.1}
+    rows = [{**row, 'name': 'a', 'density': 0.5, 'estimated_bad2': 0.2},
+            {**row, 'name': 'b', 'density': 1.0, 'estimated_bad2': 0.4}]
+    assert pooled_metrics(rows, {'a': 100, 'b': 100})['estimated_bad2'] == \
+        pytest.approx((50 * 0.2 + 100 * 0.4) / 150)

@@ -1206,3 +1206,52 @@ def test_a_missing_pairs_folder_names_the_config_setting(tmp_path):
     with pytest.raises(DatasetError, match=r'pair folder \S*nowhere is not a folder '
                        r'\(data.sources\[1\].root of the config; point it at your own folder'):
         TrainingData(config.data, seed=5, progress=False)
+
+
+def test_a_card_takes_the_recorded_command_and_fresh_measurements(tmp_path):
+    from stereo_depth_ros.resources import default_weights_path
+    from stereo_depth_ros.training import model_card
+    copy = tmp_path / 'models' / 'costnet.safetensors'
+    copy.parent.mkdir()
+    copy.write_bytes(default_weights_path('costnet').read_bytes())
+    card = tmp_path / 'models' / 'costnet.yaml'
+    card.write_text((default_weights_path('costnet').parent / 'costnet.yaml').read_text())
+    model_card.write_card(copy, card, evaluations={'extra_measure': {'fresh': 1}})
+    assert yaml.safe_load(card.read_text())['evaluation']['extra_measure'] == {'fresh': 1}
+
+
+def test_a_card_names_the_recorded_invocation(tmp_path, monkeypatch):
+    from stereo_depth_ros.resources import default_weights_path
+    from stereo_depth_ros.training import model_card
+    copy = tmp_path / 'costnet.safetensors'
+    copy.write_bytes(default_weights_path('costnet').read_bytes())
+    real = model_card.build_card
+    # fake a recorded invocation through read_metadata's training json
+    import json
+    from stereo_depth_ros import weights as weights_module
+    original = weights_module.read_metadata
+
+    def with_invocation(path, *a, **k):
+        meta = original(path, *a, **k)
+        training = json.loads(meta.extra['training'])
+        training['invocation'] = 'stereo-depth train --config x.yaml --weights w'
+        meta.extra['training'] = json.dumps(training)
+        return meta
+    monkeypatch.setattr(model_card, 'read_metadata', with_invocation, raising=False)
+    training = real(copy)['training']
+    assert training['command'] == 'stereo-depth train --config x.yaml --weights w'
+    assert 'command_note' not in training
+
+
+def test_kept_measurements_get_the_current_note(tmp_path):
+    from stereo_depth_ros.resources import default_weights_path
+    from stereo_depth_ros.training.model_card import EVALUATION_NOTE, write_card
+    copy = tmp_path / 'costnet.safetensors'
+    copy.write_bytes(default_weights_path('costnet').read_bytes())
+    card = tmp_path / 'costnet.yaml'
+    text = (default_weights_path('costnet').parent / 'costnet.yaml').read_text()
+    previous = yaml.safe_load(text)
+    previous['evaluation']['note'] = 'old wording'
+    card.write_text(yaml.safe_dump(previous))
+    write_card(copy, card)
+    assert yaml.safe_load(card.read_text())['evaluation']['note'] == EVALUATION_NOTE
