@@ -35,8 +35,12 @@ def scene() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 @pytest.mark.parametrize('offset', [-6.0, -2.5, 3.0, 7.0])
 def test_an_estimate_off_by_less_than_the_radius_is_brought_to_the_truth(scene, offset) -> None:
     left, right, truth, seen = scene
-    refined = _refined(left, right, truth + np.float32(offset), 8.0)
-    error = np.abs(refined - truth)[seen]
+    estimate = truth + np.float32(offset)
+    refined = _refined(left, right, estimate, 8.0)
+    # Where the estimate's match falls left of the right image it is not searched around
+    # (next test): an estimate too large there stays. (The median reaches 2 px further.)
+    searched = seen & (np.arange(truth.shape[1])[None, :] - estimate >= 2.5)
+    error = np.abs(refined - truth)[searched]
     assert np.mean(error > 2.0) < 0.15  # every pixel was wrong by more than 2 px
 
 
@@ -73,6 +77,20 @@ def test_unknown_pixels_stay_unknown_and_matches_outside_the_right_view_keep_the
     estimate = np.full(truth.shape, 30.0, np.float32)
     refined = _refined(left, right, estimate, 8.0)
     assert np.all(refined[:, :17] == 30.0) and not np.all(refined[:, 30:] == 30.0)
+
+
+def test_an_estimate_whose_match_falls_left_of_the_right_image_is_not_searched(scene) -> None:
+    """Nothing there to match it against: a nearer surface at the left border stays near.
+
+    With an estimate of 30 px and radius 24, candidates down to 6 px land inside the right
+    image from column 6 on; any of them matching better than the replicated border column
+    pulled such a pixel far.
+    """
+    left, right, truth, _ = scene
+    estimate = np.full(truth.shape, 30.0, np.float32)
+    refined = _refined(left, right, estimate, 24.0)
+    # Left of column 29.5 the estimate's match falls outside (the median reaches 2 px).
+    assert np.all(refined[:, :27] == 30.0) and not np.all(refined[:, 34:] == 30.0)
 
 
 def test_an_unknown_pixel_at_a_block_corner_does_not_spoil_its_block(scene) -> None:

@@ -33,8 +33,8 @@ class LearnedOptions:
         '(CUDA only).', choices=PRECISION_CHOICES, parameter='precision')
     max_disparity: float = option(
         0.0, 'Learned backends: largest valid disparity in pixels (larger predictions are '
-        "unknown); 0 = the network's own limit divided by scale (and by near_scale when the "
-        'near pass runs); a value above that range is refused.', limits=(0.0, 2048.0))
+        "unknown); 0 = the network's own limit divided by scale (and by near_scale once per "
+        'near pass); a value above that range is refused.', limits=(0.0, 2048.0))
     num_threads: int = option(
         0, 'Learned backends on the CPU: torch intra-op threads; 0 = torch default.',
         limits=(0, 256))

@@ -24,9 +24,10 @@ In both searches the value searched around stays unless another offset matches b
 beyond the range of the passes) is never chosen. The network chooses where to look: before
 the median a pixel moves at most ``radius`` + :data:`FINE_RADIUS` + 0.5 px from its estimate,
 so a repeated texture or a flat region cannot pull it further, and a pixel the network put
-further off stays wrong. An estimate outside ``[0, limit]``, and a result whose match would
-fall left of the right image, keep the network's value. Each network's default radius was
-chosen on validation scenes (models/README.md, "Refining by matching").
+further off stays wrong. An estimate outside ``[0, limit]`` or whose match falls left of the
+right image, and a result whose match would, keep the network's value. Each network's default
+radius was chosen on validation scenes (models/README.md, "Refining by matching"), before
+estimates whose match falls left of the right image were kept (2026-12-06, later).
 """
 
 import math
@@ -108,7 +109,11 @@ def refine_one(left_small: np.ndarray, right_small: np.ndarray, left: np.ndarray
     size (:func:`~stereo_depth_ros.networks.pass_choice.grey`).
     """
     height, width = disparity.shape
-    usable = within(disparity, limit)
+    # An estimate whose match falls left of the right image has nothing there to be matched
+    # against (its window compares the replicated border column): any nearer-looking,
+    # smaller candidate would win. The network's value stays (a near object at the left
+    # border was pulled far).
+    usable = within(disparity, limit) & ~lands_outside(disparity)
     base = np.where(usable, disparity, np.float32(0.0)).astype(np.float32)
     sampled = block_samples(np.where(usable, disparity, np.float32(np.nan)))
     check_grey_size(left_small, sampled.shape, height, width)
