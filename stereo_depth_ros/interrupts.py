@@ -31,9 +31,16 @@ class StopRequest:
         return self.requested
 
 
+#: How many :func:`deferred_interrupts` blocks are active (their handlers installed).
+_deferring = 0
+
+
 def signals_undeferred() -> bool:
-    """Return whether SIGINT still has Python's own handler (no :func:`deferred_interrupts`)."""
-    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    """Return whether no :func:`deferred_interrupts` block is active.
+
+    (Not the handler's identity: an embedding program, or a test runner, may have its own.)
+    """
+    return _deferring == 0
 
 
 @contextmanager
@@ -57,9 +64,12 @@ def deferred_interrupts(notice: Optional[str] = None) -> Iterator[StopRequest]:
     if threading.current_thread() is not threading.main_thread():
         yield request
         return
+    global _deferring
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _deferring += 1
     try:
         yield request
     finally:
+        _deferring -= 1
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -111,11 +111,13 @@ def make_synchronizer(n_inputs: int, queue_size: int = 10,
     return ApproximateTimeSynchronizer(n_inputs, queue_size, slop)
 
 
-def never_matched(topics: Sequence[str], stamps: list[list[int]], slop: Optional[float]) -> str:
+def never_matched(topics: Sequence[str], stamps: list[list[int]], slop: Optional[float],
+                  slop_name: str = '--slop') -> str:
     """Say how far apart the stamps of ``topics`` (the left image's first) were, and what to do.
 
     ``stamps`` holds each topic's stamps (ns); ``slop`` is the approximate sync's (None: exact
-    sync, where the line says how many sets ``--approximate-sync`` would pair).
+    sync, where the line says how many sets ``--approximate-sync`` would pair), ``slop_name``
+    the setting it came from.
     """
     empty = [topic for topic, values in zip(topics, stamps) if not values]
     if empty:
@@ -128,7 +130,7 @@ def never_matched(topics: Sequence[str], stamps: list[list[int]], slop: Optional
         would = sum(spread < DEFAULT_SLOP * 1e9 for spread in spreads)
         return text + (f'; --approximate-sync (slop {DEFAULT_SLOP} s) would pair about {would} '
                        f'of {len(spreads)} left images')
-    return text + f'; above --slop {slop} s: raise it or fix the stamps'
+    return text + f'; above {slop_name} {slop} s: raise it or fix the stamps'
 
 
 def _set_spreads(stamps: list[list[int]]) -> list[int]:

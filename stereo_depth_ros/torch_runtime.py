@@ -53,9 +53,9 @@ _threads_before_backends: Optional[int] = None
 def use_thread_count(threads: int) -> None:
     """Set torch's intra-op threads for a backend: ``threads``, or 0 for torch's own.
 
-    0 restores the count from before any backend set one (a node switched back to
-    ``learned.num_threads: 0`` kept the last backend's count until it restarted); it leaves
-    alone a count the caller set itself.
+    0 restores the count from before the first backend that set one (a node switched back to
+    ``learned.num_threads: 0`` kept the last backend's count until it restarted); where no
+    backend has set one since, it leaves the count as it is.
     """
     global _threads_before_backends
     if threads:

@@ -920,9 +920,14 @@ def test_a_zstd_transport_stream_beside_the_raw_one_is_not_a_second_camera():
                                  ('image_rect/compressed', compressed), ('camera_info', info))}
     assert find_stereo_topics(topics).as_list()[:2] == ['/cam/left/image_rect',
                                                         '/cam/right/image_rect']
-    zstd_only = {t: k for t, k in topics.items() if k != image and 'compressed' not in t}
-    assert find_stereo_topics(zstd_only).left_image == '/cam/left/image_rect/zstd'
-    assert find_stereo_topics(zstd_only).left_info == '/cam/left/camera_info'
+    # Beside /compressed alone, /compressed (PNG or JPEG) is read; alone, zstd is refused.
+    no_raw = {t: k for t, k in topics.items() if k != image}
+    assert find_stereo_topics(no_raw).left_image == '/cam/left/image_rect/compressed'
+    zstd_only = {t: k for t, k in no_raw.items() if 'compressed' not in t}
+    with pytest.raises(DatasetError, match=r"left image is recorded only as "
+                       r"/cam/left/image_rect/zstd, zstd_image_transport's stream, which this "
+                       r'package cannot decode'):
+        find_stereo_topics(zstd_only)
 
 
 def test_an_interrupt_while_the_output_bag_closes_keeps_it(kitti_bag, tmp_path, monkeypatch,
@@ -939,9 +944,11 @@ def test_an_interrupt_while_the_output_bag_closes_keeps_it(kitti_bag, tmp_path, 
     monkeypatch.setattr(writer_module.ChecksummedMcapWriter, 'close', close_after_ctrl_c)
     code = main(['process-bag', str(kitti_bag), str(tmp_path / 'out'), '--backend', 'sgbm',
                  '--backend-option', 'disparity_range=16'])
-    assert code == 0
-    assert 'closing the output bag, which holds everything written so far' in \
-        capsys.readouterr().err
+    assert code == 130  # the user's stop stands, once the bag is safe
+    err = capsys.readouterr().err
+    assert 'closing the output bag, which holds everything written so far' in err
+    assert f'interrupted while {tmp_path / "out"} was closed; it was closed properly and ' \
+        'holds everything written to it' in err
     assert len(read_bag(tmp_path / 'out')['/stereo/disparity']) == FRAMES
 
 
@@ -956,7 +963,8 @@ def test_process_bag_pairs_as_the_params_file_says_unless_told_otherwise(
     flags = ['--backend', 'sgbm', '--backend-option', 'disparity_range=16']
     assert main(['process-bag', str(jittered), str(tmp_path / 'a'), '--params-file', str(params),
                  *flags]) == 2
-    assert 'above --slop 0.001 s' in capsys.readouterr().err  # the file's tolerance
+    assert f'above approximate_sync_tolerance_seconds of {params} 0.001 s' in \
+        capsys.readouterr().err  # the file's tolerance, named as such
     assert main(['process-bag', str(jittered), str(tmp_path / 'b'), '--params-file', str(params),
                  '--slop', '0.01', *flags]) == 0
     assert len(read_bag(tmp_path / 'b')['/stereo/disparity']) == FRAMES

@@ -677,8 +677,10 @@ def test_max_disparity_above_the_range_searched_is_refused(tmp_path: Path) -> No
                           max_disparity=129).max_disparity == 129.0
 
 
-def test_num_threads_zero_puts_back_the_count_from_before(tmp_path: Path) -> None:
+def test_num_threads_zero_puts_back_the_count_from_before(tmp_path: Path, monkeypatch) -> None:
     """The count is the process's: a node set back to 0 must not keep the last backend's."""
+    from stereo_depth_ros import torch_runtime
+    monkeypatch.setattr(torch_runtime, '_threads_before_backends', None)  # no earlier test's
     path = save_tiny(tmp_path, 'dispnet')
     threads = torch.get_num_threads()
     other = 2 if threads == 1 else 1

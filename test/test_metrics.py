@@ -252,7 +252,6 @@ def test_evaluate_backend_times_compute_by_the_median(monkeypatch):
 
 
 def test_zero_is_an_estimate_and_infinity_is_not():
-    from stereo_depth_ros.evaluation.metrics import density, evaluate_pair
     assert density(np.array([[0.0, 1.0]])) == 1.0
     assert density(np.array([[np.inf, 1.0]])) == 0.5
     assert evaluate_pair(np.array([[0.0, 10.0]]), np.array([[1.0, 10.0]]))['epe'] == \

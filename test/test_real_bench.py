@@ -149,7 +149,6 @@ def test_real_bench_tables_put_each_metric_under_its_label() -> None:
 
 
 def test_pooled_estimated_bad2_weighs_by_estimated_pixels():
-    from stereo_depth_ros.evaluation.real_bench import pooled_metrics
     row = {'epe': 1.0, 'bad1': 0.1, 'bad2': 0.1, 'bad3': 0.1, 'd1': 0.1}
     rows = [{**row, 'name': 'a', 'density': 0.5, 'estimated_bad2': 0.2},
             {**row, 'name': 'b', 'density': 1.0, 'estimated_bad2': 0.4}]

@@ -1136,7 +1136,12 @@ def test_a_card_without_the_recorded_command_says_what_its_command_is_not(tmp_pa
     copy.write_bytes(default_weights_path('costnet').read_bytes())
     training = build_card(copy)['training']
     assert training['command'].startswith('stereo-depth train --config config/')
-    assert training['command_note'] == UNRECORDED_COMMAND and '--no-export' in UNRECORDED_COMMAND
+    assert training['command_note'] == UNRECORDED_COMMAND['train']
+    adapted = tmp_path / 'models' / 'dispnet.safetensors'  # made by stereo-depth adapt
+    adapted.write_bytes(default_weights_path('dispnet').read_bytes())
+    training = build_card(adapted)['training']
+    assert training['command'].startswith('stereo-depth adapt --config config/')
+    assert training['command_note'] == UNRECORDED_COMMAND['adapt']
     # --no-eval keeps what a card of the same weights measured, and their notes.
     card = tmp_path / 'models' / 'costnet.yaml'
     card.write_text((default_weights_path('costnet').parent / 'costnet.yaml').read_text())
@@ -1217,7 +1222,9 @@ def test_a_card_takes_the_recorded_command_and_fresh_measurements(tmp_path):
     card = tmp_path / 'models' / 'costnet.yaml'
     card.write_text((default_weights_path('costnet').parent / 'costnet.yaml').read_text())
     model_card.write_card(copy, card, evaluations={'extra_measure': {'fresh': 1}})
-    assert yaml.safe_load(card.read_text())['evaluation']['extra_measure'] == {'fresh': 1}
+    evaluation = yaml.safe_load(card.read_text())['evaluation']
+    assert evaluation['extra_measure'] == {'fresh': 1}
+    assert 'real_suite' not in evaluation  # replaced, not merged with the old card's
 
 
 def test_a_card_names_the_recorded_invocation(tmp_path, monkeypatch):
@@ -1225,7 +1232,6 @@ def test_a_card_names_the_recorded_invocation(tmp_path, monkeypatch):
     from stereo_depth_ros.training import model_card
     copy = tmp_path / 'costnet.safetensors'
     copy.write_bytes(default_weights_path('costnet').read_bytes())
-    real = model_card.build_card
     # fake a recorded invocation through read_metadata's training json
     import json
     from stereo_depth_ros import weights as weights_module
@@ -1237,8 +1243,8 @@ def test_a_card_names_the_recorded_invocation(tmp_path, monkeypatch):
         training['invocation'] = 'stereo-depth train --config x.yaml --weights w'
         meta.extra['training'] = json.dumps(training)
         return meta
-    monkeypatch.setattr(model_card, 'read_metadata', with_invocation, raising=False)
-    training = real(copy)['training']
+    monkeypatch.setattr(model_card, 'read_metadata', with_invocation)
+    training = model_card.build_card(copy)['training']
     assert training['command'] == 'stereo-depth train --config x.yaml --weights w'
     assert 'command_note' not in training
 
@@ -1255,3 +1261,13 @@ def test_kept_measurements_get_the_current_note(tmp_path):
     card.write_text(yaml.safe_dump(previous))
     write_card(copy, card)
     assert yaml.safe_load(card.read_text())['evaluation']['note'] == EVALUATION_NOTE
+
+
+def test_an_export_path_in_a_config_expands_home(tmp_path, monkeypatch):
+    """A shell expands ~ on the command line, not in YAML: checked at one path, written at
+    a folder literally named ~ otherwise."""
+    from stereo_depth_ros.training.config import load_config
+    monkeypatch.setenv('HOME', str(tmp_path))
+    config = tiny_config(tmp_path, output={'export': '~/weights/mine.safetensors'})
+    loaded = load_config(write_config(tmp_path / 'home.yaml', config))
+    assert loaded.output.export == str(tmp_path / 'weights' / 'mine.safetensors')

@@ -161,7 +161,8 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
                 mono16_bit_depth: Optional[int] = None,
                 progress: bool = True, strict: bool = False,
                 max_megapixels: Optional[float] = None,
-                outputs: Optional[Iterable[str]] = None) -> ProcessSummary:
+                outputs: Optional[Iterable[str]] = None,
+                slop_name: str = '--slop') -> ProcessSummary:
     """Process every stereo pair of ``in_bag`` and write ``out_bag`` (inputs + outputs).
 
     ``outputs`` are the output topics written (from :mod:`stereo_depth_ros.topics`; default:
@@ -214,8 +215,9 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
                 if summary.pairs == 0 and summary.interrupted:
                     raise _NothingDone  # any exception but KeyboardInterrupt discards the bag
                 if summary.pairs == 0:
+                    why = run.why_nothing(slop, slop_name)
                     raise StereoDepthError(f'no stereo pair of {in_bag} could be processed: '
-                                           f'{run.why_nothing(slop)}; no output written')
+                                           f'{why}; no output written')
     except _NothingDone:
         raise ExplainedInterrupt('before the first pair was processed; no output bag was '
                                  'written') from None
@@ -371,8 +373,11 @@ class _Run:
             summary.first_error = summary.first_error or f'{error} (stamp {stamp:.6f})'
             return None
 
-    def why_nothing(self, slop: Optional[float]) -> str:
-        """Return why no pair was processed: empty topics, unpaired stamps or bad pairs."""
+    def why_nothing(self, slop: Optional[float], slop_name: str = '--slop') -> str:
+        """Return why no pair was processed: empty topics, unpaired stamps or bad pairs.
+
+        ``slop_name`` is the setting the approximate sync's ``slop`` came from.
+        """
         topics = self.stereo.as_list()
         empty = [topic for topic, stamps in zip(topics, self.stamps) if not stamps]
         garbled = [topic for topic in empty if self.summary.undecodable.get(topic)]
@@ -387,4 +392,4 @@ class _Run:
         if self.summary.first_error:
             return f'{self.summary.skipped} pairs were bad input, first: ' \
                    f'{self.summary.first_error}'
-        return never_matched(topics, self.stamps, slop)
+        return never_matched(topics, self.stamps, slop, slop_name)

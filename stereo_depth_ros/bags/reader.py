@@ -19,11 +19,6 @@ from rosbags.typesys import (Stores, TypesysError, get_types_from_idl, get_types
                              get_typestore)
 import yaml
 
-try:  # as rosbags does: the standard library's from Python 3.14, else its backport
-    from compression import zstd  # type: ignore[import-not-found, unused-ignore]
-except ImportError:
-    from backports import zstd  # type: ignore[no-redef, unused-ignore]
-
 from .mcap_scan import McapScan, ScanReport
 from .writer import get_distro_typestore
 from ..errors import DatasetError
@@ -303,10 +298,32 @@ def _decompressed(data: bytes) -> bytes:
     """
     if not data.startswith(_ZSTD_MAGIC):
         return data
+    decompress = _zstd_decompress()
+    if decompress is None:  # no zstd module: its decoding names the message
+        return data
     try:
-        return zstd.decompress(data)
+        return decompress(data)
     except Exception:  # a damaged frame: left as it is, its decoding names the message
         return data
+
+
+def _zstd_decompress() -> Any:
+    """Return a zstd ``decompress(bytes)``: the one rosbags uses, else zstandard's, or None."""
+    try:  # as rosbags does: the standard library's from Python 3.14, else its backport
+        from compression import zstd  # type: ignore[import-not-found, unused-ignore]
+        return zstd.decompress
+    except ImportError:
+        pass
+    try:
+        from backports import zstd as backport  # type: ignore[import-not-found, unused-ignore]
+        return backport.decompress
+    except ImportError:
+        pass
+    try:
+        import zstandard  # type: ignore[import-not-found, unused-ignore]
+        return zstandard.ZstdDecompressor().decompress
+    except ImportError:
+        return None
 
 
 def _has_word(topic: str, word: str) -> bool:
@@ -341,6 +358,14 @@ def _pick_image(topics: dict[str, str], side: str, other: Optional[str]) -> str:
     # A stream recorded both raw and compressed is read raw (exact, and nothing to decode).
     raw = {t for t in images if topics[t] == IMAGE}
     images = [t for t in images if topics[t] == IMAGE or base_topic(t, topics[t]) not in raw]
+    # zstd_image_transport's stream is no PNG or JPEG: it cannot be read here.
+    zstd = [t for t in images if topics[t] == COMPRESSED_IMAGE and t.endswith(ZSTD_SUFFIX)]
+    images = [t for t in images if t not in zstd]
+    if zstd and not images:
+        raise DatasetError(f'the {side} image is recorded only as {", ".join(zstd)}, '
+                           "zstd_image_transport's stream, which this package cannot decode "
+                           '(it reads raw images and the /compressed PNG or JPEG stream); '
+                           'record that too')
     if len(images) > 1:
         rectified = [t for t in images if 'rect' in t.lower()]
         images = rectified or images

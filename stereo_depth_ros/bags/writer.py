@@ -26,7 +26,7 @@ from rosbags.rosbag2.storage_mcap import McapWriter
 from rosbags.typesys import Stores, get_typestore
 
 from ..atomic_files import staging_path
-from ..errors import DatasetError
+from ..errors import DatasetError, ExplainedInterrupt
 from ..interrupts import deferred_interrupts, signals_undeferred
 from ..msgs.types import MessageTypes
 
@@ -130,17 +130,22 @@ class BagWriter:
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None or issubclass(exc_type, KeyboardInterrupt):
             self.interrupted = exc_type is not None
+            closing = None
             try:
                 # What was written is whole: a first signal while closing (long for a large
                 # bag) lets the close finish; a second one discards the bag, as elsewhere.
                 # (Where the caller defers signals itself, its rules stand.)
                 with deferred_interrupts(CLOSING_NOTICE) if signals_undeferred() else \
-                        nullcontext():
+                        nullcontext() as closing:
                     self._writer.close()
             except BaseException:
                 self._discard()
                 raise
             self._publish()
+            if closing and exc_type is None:  # the user's stop stands once the bag is safe
+                self.interrupted = True
+                raise ExplainedInterrupt(f'while {self.path} was closed; it was closed '
+                                         'properly and holds everything written to it')
         else:
             self._discard()
 

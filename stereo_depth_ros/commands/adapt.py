@@ -185,8 +185,8 @@ def _clean_up_failed_run(out_dir: Path, created: Optional[Path], recorded: bool)
     """Remove what a run that stopped before its first checkpoint wrote.
 
     The folders the run created go (``created``: the outermost); in an existing one, the
-    records of what it adapts on and where it exports (which would make a later ``--resume``
-    name pairs it never trained on).
+    records of what it adapts on and where it exports (a later ``--resume`` would take pairs
+    it never trained on, or an export the user has since dropped, from them).
     """
     from ..training.checkpoint import has_checkpoint
     from ..training.trainer import run_checkpoint_prefix
@@ -283,8 +283,8 @@ def run(args: argparse.Namespace) -> int:
                                   '--out-dir' if args.out_dir else 'output.out_dir')
     if args.resume:
         _resume_as_started(args, out_dir)
-    if args.export is not None:
-        config.output.export = args.export
+    if args.export is not None:  # --export=~/x reaches here unexpanded
+        config.output.export = str(Path(args.export).expanduser()) if args.export else ''
     # Refused now, not after minutes of extracting pairs, labelling them and training.
     check_adapt_run(config, out_dir, args.steps, args.resume)
     resolve_device(args.device)

@@ -61,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
     approximate = args.approximate_sync
     if approximate is None:
         approximate = bool(config.values['approximate_sync'])
-    slop = args.slop
+    slop, slop_name = args.slop, '--slop'
     if slop is None:
         slop = float_value(config.values, 'approximate_sync_tolerance_seconds')
+        if args.params_file:
+            slop_name = f'approximate_sync_tolerance_seconds of {args.params_file}'
     topics = {'left_image': args.left_image, 'right_image': args.right_image,
               'left_info': args.left_info, 'right_info': args.right_info}
     summary = process_bag(args.in_bag, args.out_bag, pipeline, topics=topics,
@@ -71,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                           queue_size=args.queue_size, points=args.points, storage=args.storage,
                           distro=args.ros_distro, namespace=args.namespace,
                           mono16_bit_depth=bit_depth, strict=args.strict,
-                          max_megapixels=max_megapixels, outputs=config.topics)
+                          max_megapixels=max_megapixels, outputs=config.topics,
+                          slop_name=slop_name)
     print(f'backend: {pipeline.backend.describe()}')
     warnings = summary.warnings()
     for line in summary.lines():

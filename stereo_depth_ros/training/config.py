@@ -365,6 +365,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    # A shell expands ~ on the command line, not in a YAML file: as it would.
+    if config.output.export:
+        config.output.export = str(Path(config.output.export).expanduser())
     return config
 
 

@@ -271,11 +271,17 @@ EVALUATION_NOTE = ('measured with `stereo-depth eval` and `stereo-depth real-ben
                    'defaults on the same data in the same run. The real scenes are never used '
                    'for training or choosing between runs; one tuning decision was taken after '
                    'seeing them (the near_from default kept at 0.5, README.md).')
-#: Said of ``training.command`` where the weights do not record the command that made them.
-UNRECORDED_COMMAND = ('the config of the run that made these weights, not its whole command: '
-                      'such a run is one stage of several, with the starting weights and flags '
-                      '(--weights, --minutes, --no-export) that models/README.md gives; run as '
-                      'written it would start from the shipped weights and export over them')
+#: Said of ``training.command`` where the weights do not record the command that made them
+#: (by the command that made them: stereo-depth train, which exports by default, or adapt).
+UNRECORDED_COMMAND = {
+    'train': ('the config of the run that made these weights, not its whole command: such a '
+              'run is one stage of several, with the starting weights and flags (--weights, '
+              '--minutes, --no-export) that models/README.md gives; run as written it would '
+              'start from the shipped weights and export over them'),
+    'adapt': ('the config of the run that made these weights, not its whole command: it '
+              'started from earlier weights (--weights) that models/README.md gives; run as '
+              'written it would adapt the shipped weights once more'),
+}
 
 
 def training_command(weights: Path, experiment: Optional[str], backend: str,
@@ -338,10 +344,11 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
         # stereo-depth adapt records the pairs it adapted on; stereo-depth train none.
         adapted = bool(config.get('adaptation', {}).get('pairs'))
         recorded = training.get('invocation')  # the exact command (trainers since 2026-12-06)
+        verb = 'adapt' if adapted else 'train'
         card['training'] = {
             'command': recorded or training_command(weights, training.get('experiment'),
-                                                    backend, 'adapt' if adapted else 'train'),
-            **({} if recorded else {'command_note': UNRECORDED_COMMAND}),
+                                                    backend, verb),
+            **({} if recorded else {'command_note': UNRECORDED_COMMAND[verb]}),
             **training,
             **({'wall_time_min': round(float(wall) / 60, 1)} if wall is not None else {}),
             'optimization': config.get('optimization', {}),

@@ -320,9 +320,9 @@ class TrainingData(torch.utils.data.Dataset):
         for index, source in enumerate(config.sources):
             try:
                 self.sources.append(build_source(source, seed, batch_size, progress))
-            except DatasetError as error:  # which setting to change, e.g. a missing folder
-                if source.kind == 'synthetic':  # no root: its photos' error names the fix
-                    raise
+            except DatasetError as error:  # a missing folder: which setting to change
+                if source.kind == 'synthetic' or Path(source.root or '').expanduser().is_dir():
+                    raise  # its photos' error names the fix; or a bad pair, named
                 raise DatasetError(f'{error} (data.sources[{index}].root of the config; point '
                                    'it at your own folder, and list every source: a config '
                                    "that extends another replaces its list)") from None
