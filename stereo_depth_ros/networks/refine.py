@@ -26,8 +26,8 @@ the median a pixel moves at most ``radius`` + :data:`FINE_RADIUS` + 0.5 px from 
 so a repeated texture or a flat region cannot pull it further, and a pixel the network put
 further off stays wrong. An estimate outside ``[0, limit]`` or whose match falls left of the
 right image, and a result whose match would, keep the network's value. Each network's default
-radius was chosen on validation scenes (models/README.md, "Refining by matching"), before
-estimates whose match falls left of the right image were kept (2026-12-06, later).
+radius was chosen on validation scenes (models/README.md, "Refining by matching"), and
+chosen the same again once such estimates were kept (2026-12-06, later).
 """
 
 import math
