@@ -46,25 +46,30 @@ def resolve_device(device: str) -> torch.device:
 
 
 #: torch's intra-op thread count before a backend's ``num_threads`` first changed it (None:
-#: unchanged). The setting is the whole process's, so 0 must put this back.
+#: none has). 0 puts this back.
 _threads_before_backends: Optional[int] = None
 
 
 def use_thread_count(threads: int) -> None:
-    """Set torch's intra-op threads for a backend: ``threads``, or 0 for torch's own.
+    """Give the calling thread torch's intra-op thread count of a backend's ``num_threads``.
 
-    0 restores the count from before the first backend that set one (a node switched back to
-    ``learned.num_threads: 0`` kept the last backend's count until it restarted); where no
-    backend has set one since, it leaves the count as it is.
+    ``threads`` > 0 sets that count; 0 puts back the count from before the first backend
+    that set one (none set one: the count stays as it is). The count is the calling
+    thread's (OpenMP's): a backend calls this where it computes, so a node's inference
+    thread follows a ``learned.num_threads`` changed at run time by the executor's thread,
+    and one switched back to 0 does not keep the last count.
     """
     global _threads_before_backends
     if threads:
         if _threads_before_backends is None:
             _threads_before_backends = torch.get_num_threads()
-        torch.set_num_threads(threads)
+        target = threads
     elif _threads_before_backends is not None:
-        torch.set_num_threads(_threads_before_backends)
-        _threads_before_backends = None
+        target = _threads_before_backends
+    else:
+        return
+    if torch.get_num_threads() != target:
+        torch.set_num_threads(target)
 
 
 @functools.lru_cache(maxsize=1)

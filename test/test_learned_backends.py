@@ -678,29 +678,62 @@ def test_max_disparity_above_the_range_searched_is_refused(tmp_path: Path) -> No
 
 
 def test_num_threads_zero_puts_back_the_count_from_before(tmp_path: Path, monkeypatch) -> None:
-    """The count is the process's: a node set back to 0 must not keep the last backend's."""
+    """A node set back to 0 must not keep the last backend's count."""
     from stereo_depth_ros import torch_runtime
     monkeypatch.setattr(torch_runtime, '_threads_before_backends', None)  # no earlier test's
     path = save_tiny(tmp_path, 'dispnet')
     threads = torch.get_num_threads()
     other = 2 if threads == 1 else 1
     try:
+        # No backend has set a count: 0 leaves the caller's as it is.
+        torch.set_num_threads(other)
+        create_backend('dispnet', weights=path, device='cpu')
+        assert torch.get_num_threads() == other
+        torch.set_num_threads(threads)
         create_backend('dispnet', weights=path, device='cpu', num_threads=other)
         assert torch.get_num_threads() == other
         create_backend('dispnet', weights=path, device='cpu', num_threads=3)
         assert torch.get_num_threads() == 3
         create_backend('dispnet', weights=path, device='cpu', num_threads=0)
         assert torch.get_num_threads() == threads
-        # A count the caller set itself is left alone by 0.
-        torch.set_num_threads(other)
-        create_backend('dispnet', weights=path, device='cpu')
-        assert torch.get_num_threads() == other
         # A refused backend changes nothing.
         with pytest.raises(BackendError, match='max_disparity'):
             create_backend('dispnet', weights=path, device='cpu', num_threads=3,
                            near_scale=0, max_disparity=65)
-        assert torch.get_num_threads() == other
+        assert torch.get_num_threads() == threads
     finally:
+        torch.set_num_threads(threads)
+
+
+def test_num_threads_reach_the_thread_that_computes(tmp_path: Path, monkeypatch) -> None:
+    """The count is OpenMP's, per thread: the node builds a backend in its executor's thread
+    while its inference thread, started before, computes; a count changed at run time did
+    not reach it."""
+    import queue
+    import threading
+    from stereo_depth_ros import torch_runtime
+    monkeypatch.setattr(torch_runtime, '_threads_before_backends', None)
+    path = save_tiny(tmp_path, 'dispnet')
+    threads = torch.get_num_threads()
+    left, right = _images(32, 64)
+    jobs: queue.Queue = queue.Queue()
+    seen: queue.Queue = queue.Queue()
+
+    def worker() -> None:  # started first, as the node's inference thread is
+        for backend in iter(jobs.get, None):
+            backend.compute(left, right)
+            seen.put(torch.get_num_threads())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        for wanted in (3, 0):
+            jobs.put(create_backend('dispnet', weights=path, device='cpu', num_threads=wanted,
+                                    refine_radius=0.0))
+            assert seen.get(timeout=60) == (wanted or threads)
+    finally:
+        jobs.put(None)
+        thread.join()
         torch.set_num_threads(threads)
 
 

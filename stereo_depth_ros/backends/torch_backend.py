@@ -128,6 +128,7 @@ class TorchBackend(DisparityBackend):
                 f'disparity 0..{self._max_disparity:g} px)')
 
     def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        use_thread_count(self.options.num_threads)  # this thread's: e.g. the node's worker
         with torch.inference_mode():
             left_t = images_to_tensor([left], self.device)
             right_t = images_to_tensor([right], self.device)
