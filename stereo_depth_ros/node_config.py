@@ -227,7 +227,8 @@ def apply_old_names(values: Mapping[str, Any], old: Mapping[str, Any],
         name = ALIASES[alias]
         if name in given and given[name] != value:
             raise ValueError(f'{alias} (the old name, {value!r}) and {name} '
-                             f'({given[name]!r}) are both given: name one')
+                             f'({given[name]!r}) are both given: name one (a `ros2 param '
+                             f'dump` file holds both: edit {name} and delete {alias})')
         merged[name] = value
     return merged
 
@@ -258,7 +259,10 @@ def check_one_value_each(values: Mapping[str, Any]) -> None:
     for name in values:
         canonical = canonical_name(name)
         if canonical in given and values[given[canonical]] != values[name]:
-            raise ValueError(f'{given[canonical]} and {name} name one parameter; give one')
+            first = given[canonical]
+            raise ValueError(f'{first} ({values[first]!r}) and {name} ({values[name]!r}) name '
+                             f'one parameter; give one (a `ros2 param dump` file holds both: '
+                             f'edit {canonical} and delete the other)')
         given[canonical] = name
 
 

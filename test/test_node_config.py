@@ -301,8 +301,9 @@ def test_a_change_giving_a_parameter_and_its_old_name_two_values_is_refused():
     """As at start-up (docs/ros.md): e.g. one set_parameters_atomically call with both names."""
     manager = PipelineManager({'backend': 'sgbm'})  # any backend: sgbm loads fastest
     pipeline = manager.pipeline
-    with pytest.raises(ValueError, match='sgbm.block_size and sgbm.correlation_window_size '
-                       'name one parameter'):
+    with pytest.raises(ValueError, match=r'sgbm.block_size \(7\) and '
+                       r'sgbm.correlation_window_size \(9\) name one parameter; give one \(a '
+                       r'`ros2 param dump` file holds both: edit sgbm.correlation_window_size'):
         manager.apply({'sgbm.block_size': 7, 'sgbm.correlation_window_size': 9})
     assert manager.pipeline is pipeline and manager.value('sgbm.correlation_window_size') == 5
     assert manager.apply({'sgbm.block_size': 7, 'sgbm.correlation_window_size': 7})[0] == \
@@ -438,7 +439,10 @@ def test_old_names_set_the_new_ones_and_a_clash_is_refused():
     assert apply_old_names(values, old, {'sgbm.correlation_window_size': 7})[
         'sgbm.correlation_window_size'] == 7
     with pytest.raises(ValueError, match=r'sgbm.block_size \(the old name, 7\) and '
-                                         r'sgbm.correlation_window_size \(9\) are both given'):
+                                         r'sgbm.correlation_window_size \(9\) are both given: '
+                                         r'name one \(a `ros2 param dump` file holds both: '
+                                         r'edit sgbm.correlation_window_size and delete '
+                                         r'sgbm.block_size\)'):
         apply_old_names(values, old, {'sgbm.correlation_window_size': 9})
     # A file written by `ros2 param dump` holds the unset old names as null, which rcl reads
     # as 'null' ('None' through `ros2 param load`): not given, so no clash.
