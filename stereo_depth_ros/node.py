@@ -25,6 +25,7 @@ Only outputs with subscribers are computed.
 """
 
 import array
+import os
 import signal
 import sys
 from typing import Any, Mapping, Optional
@@ -388,6 +389,11 @@ class StereoDepthNode(Node):
         self._worker.stop(SHUTDOWN_WAIT_S)
         super().destroy_node()
 
+    @property
+    def inference_busy(self) -> bool:
+        """Whether the inference thread is still in a pair (after :meth:`destroy_node`)."""
+        return self._worker.busy
+
 
 def main(args: Optional[list[str]] = None) -> int:
     """Run the node until Ctrl-C or ROS shutdown; return the exit status."""
@@ -416,9 +422,21 @@ def main(args: Optional[list[str]] = None) -> int:
         # Under ros2 launch a terminal's Ctrl-C arrives twice (the terminal's and launch's):
         # the second must not break the clean-up into a traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        busy = False
         if node is not None:
             node.destroy_node()
+            busy = node.inference_busy
+            if busy:
+                node.get_logger().warning(
+                    f'the inference thread is still in a pair after {SHUTDOWN_WAIT_S:g} s; '
+                    'exiting without it')
         rclpy.try_shutdown()
+    if busy:
+        # Python would stop the thread inside native code (OpenCV, torch) at exit and abort
+        # the process (exit -6 under launch): leave at once instead, nothing left to publish.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     return status
 
 

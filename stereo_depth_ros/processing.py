@@ -233,7 +233,8 @@ class StereoFrameProcessor:
         """Return :func:`check_pair` of an output marked for it, else None.
 
         Called after the output's messages are published (about 20 ms at 1242x375, 45 ms
-        at 1920x1080), so that no frame waits for it.
+        at 1920x1080), so that no frame's outputs wait for it; the next pair does, once per
+        ``check_period`` (the node's ``PAIR_CHECK_PERIOD_S``).
         """
         if output.check_inputs is None:
             return None

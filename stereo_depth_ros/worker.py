@@ -139,7 +139,13 @@ class StereoWorker:
             self.monitor.dropped()
         if self._thread is not None:
             self._thread.join(timeout)
-            self._thread = None
+            if not self._thread.is_alive():
+                self._thread = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether the thread is still in a pair (after :meth:`stop` timed out on it)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         while not self.slot.closed:

@@ -740,3 +740,35 @@ def test_a_search_range_shut_by_the_backends_reach_gives_no_obstacle_not_an_erro
         make_pair(scene), manager.pipeline, {'obstacle/range'}).messages['obstacle/range']
     # No valid reading (not "nothing within range"), and a Range whose limits are in order.
     assert math.isnan(message.range) and message.min_range == message.max_range
+
+
+def test_a_worker_stopped_in_a_long_pair_says_it_is_still_busy(scene, manager):
+    """The node then leaves at once: Python would stop the thread in native code and abort."""
+    import threading
+    release = threading.Event()
+    started = threading.Event()
+
+    class Slow:
+        backend = manager.pipeline.backend
+        obstacle_params = manager.pipeline.obstacle_params
+
+        def process(self, *args, **kwargs):
+            started.set()
+            release.wait(20)
+            raise RuntimeError('released')
+
+    worker = make_worker(manager, {'disparity'}, Recorder(), pipeline=Slow())
+    worker.start()
+    worker.submit(make_pair(scene))
+    assert started.wait(20)
+    worker.stop(0.05)
+    assert worker.busy  # the pair outlasted the wait
+    release.set()
+    deadline = time.monotonic() + 20
+    while worker.busy:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    quick = make_worker(manager, {'disparity'}, Recorder())
+    quick.start()
+    quick.stop()
+    assert not quick.busy
