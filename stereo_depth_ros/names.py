@@ -93,12 +93,16 @@ def node_key_pattern(key: str) -> 're.Pattern[str]':
     return re.compile(''.join(parts))
 
 
+def _last_token(key: str) -> str:
+    return key.rstrip('/').split('/')[-1]
+
+
 def names_the_node(key: str) -> bool:
     """Return whether a node key ends in this node's name (not in a wildcard)."""
-    return key.rstrip('/').split('/')[-1] == NODE_NAME
+    return _last_token(key) == NODE_NAME
 
 
 def may_name_the_node(key: str) -> bool:
     """Return whether a node key matches this node in some namespace (its name or a wildcard)."""
-    last = key.rstrip('/').split('/')[-1]
+    last = _last_token(key)
     return last == '**' or node_key_pattern(last).fullmatch('/' + NODE_NAME) is not None

@@ -7,6 +7,7 @@ chunk CRCs, skips damaged chunks and recovers what precedes a cut, even when the
 cannot open the bag at all (no summary section, no ``metadata.yaml``).
 """
 
+import functools
 import sqlite3
 import struct
 from dataclasses import dataclass
@@ -307,6 +308,7 @@ def _decompressed(data: bytes) -> bytes:
         return data
 
 
+@functools.lru_cache(maxsize=1)  # once per process, not per message
 def _zstd_decompress() -> Any:
     """Return a zstd ``decompress(bytes)``: the one rosbags uses, else zstandard's, or None."""
     try:  # as rosbags does: the standard library's from Python 3.14, else its backport
@@ -341,10 +343,10 @@ def base_topic(topic: str, kind: str) -> str:
     ``/compressed``, and on Jazzy also ``/zstd`` (zstd_image_transport), which ``ros2 bag
     record -a`` records beside the raw one.
     """
-    if kind == COMPRESSED_IMAGE and topic.endswith(COMPRESSED_SUFFIX):
-        return topic[:-len(COMPRESSED_SUFFIX)]
-    if kind == COMPRESSED_IMAGE and topic.endswith(ZSTD_SUFFIX):
-        return topic[:-len(ZSTD_SUFFIX)]
+    if kind == COMPRESSED_IMAGE:
+        for suffix in (COMPRESSED_SUFFIX, ZSTD_SUFFIX):
+            if topic.endswith(suffix):
+                return topic[:-len(suffix)]
     return topic
 
 
