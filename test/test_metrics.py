@@ -170,6 +170,19 @@ def test_band_edges_belong_to_the_band_above_and_bad3_is_its_own():
     assert bands['epe_64_128'] == 0.0 and bands['epe_128_256'] == 0.0  # 64 and 128 px
 
 
+def test_band_bad_n_count_errors_strictly_above_their_threshold():
+    gt = np.full((1, 4), 100.0)
+    pred = gt + np.array([[2.0, 3.0, 3.5, 0.0]])
+    bands = band_metrics(pred, gt)
+    assert bands['bad2_64_128'] == pytest.approx(2 / 4)  # 3 and 3.5 px; 2.0 is not above 2
+    assert bands['bad3_64_128'] == pytest.approx(1 / 4)  # 3.5 px; 3.0 is not above 3
+
+
+def test_estimated_bad2_of_a_pair_uses_the_two_pixel_threshold():
+    metrics = evaluate_pair(np.array([[12.5, 10.0]]), np.array([[10.0, 10.0]]))
+    assert metrics['estimated_bad2'] == pytest.approx(0.5)  # 2.5 px is wrong at 2 px
+
+
 def test_mean_metrics_averages_rather_than_takes_the_median():
     pairs = [evaluate_pair(np.array([[pred]]), np.array([[10.0]])) for pred in (10.0, 10.0, 13.0)]
     assert mean_metrics(pairs)['epe'] == pytest.approx(1.0)
