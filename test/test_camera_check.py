@@ -133,6 +133,19 @@ def test_check_camera_on_a_bag_without_camera_info(tmp_path, capsys):
     assert 'depth: f B = 24.0 px m' in capsys.readouterr().out
 
 
+def test_check_camera_refuses_a_bag_whose_images_are_not_the_size_of_its_camera_info(
+        tmp_path, capsys):
+    # Images scaled to half after calibration: the node refuses every pair, and depths from
+    # the full-size fx were twice too far (the check had said OK).
+    from bad_input_helpers import write_stereo_bag
+    bag = write_stereo_bag(tmp_path / 'bag', frames=3, width=96, height=64,
+                           info_size=(192, 128))
+    assert main(['check-camera', '--bag', str(bag), '--no-progress']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert 'images are 96x64 but the CameraInfo says 192x128' in err[0]
+
+
 def test_check_camera_takes_max_pairs_pairs_of_a_longer_bag(tmp_path, capsys):
     # 15 frames: every frame up to the 12th (every second one gave 8 pairs).
     from bad_input_helpers import write_stereo_bag

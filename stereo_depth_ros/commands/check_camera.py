@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from .common import add_bit_depth_argument, calibration_flags, positive_int
 from ..camera import StereoCameraModel
-from ..errors import DatasetError
+from ..errors import CalibrationError, DatasetError
 from ..sync import DEFAULT_SLOP
 from ..text import counted
 
@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             if left.shape != right.shape:
                 raise DatasetError(f'{folder}: left {left.shape[1]}x{left.shape[0]} and right '
                                    f'{right.shape[1]}x{right.shape[0]} differ')
+            if camera is not None:  # the bag's CameraInfo, before a report made with it
+                _check_size(camera, left.shape[1], left.shape[0], args.bag)
             sizes.add((left.shape[1], left.shape[0]))
             findings.append(check_one(_pair_name(folder, root, every), left, right))
         notes += [f'images: {line}' for line in image_notes[:1]]
@@ -97,6 +99,20 @@ def run(args: argparse.Namespace) -> int:
                              float(sgbm.max_disparity), camera) + notes:
         print(line)
     return EXIT_FOUND_PROBLEMS if problems_found(findings) else 0
+
+
+def _check_size(camera: StereoCameraModel, width: int, height: int, bag: str) -> None:
+    """Raise CalibrationError where a bag's images are not the size its CameraInfo says.
+
+    The node and ``process-bag`` refuse such pairs, and depths from that calibration would be
+    off by the ratio of the sizes (images scaled after calibration).
+    """
+    try:
+        camera.check_image_size(width, height)
+    except CalibrationError as error:
+        raise CalibrationError(f'{bag}: {error}, so the node and process-bag refuse every '
+                               'pair (scaled images need a CameraInfo of their size, or '
+                               'its binning_x/binning_y)') from None
 
 
 def _pair_name(folder: Path, root: Path, every: Optional[int]) -> str:
