@@ -515,6 +515,23 @@ def test_benchmarks_refuse_settings_they_would_ignore(capsys, argv, words):
     assert_one_line_error(*run_cli(argv, capsys)[::2], *words)
 
 
+@pytest.mark.parametrize('argv, words', [
+    # torch.set_num_threads raised a RuntimeError (a traceback) on -3; 0 meant the default.
+    (['bench', '--backends', 'costnet_fast', '--size', '32x32', '--threads', '-3'],
+     ("--threads: '-3' is not a whole number of at least 1",)),
+    (['bench', '--backends', 'costnet_fast', '--size', '32x32', '--threads', '0'],
+     ("--threads: '0' is not a whole number of at least 1",)),
+])
+def test_numeric_options_out_of_range_are_one_line(capsys, argv, words):
+    with pytest.raises(SystemExit) as refused:  # argparse's refusal, before any work
+        run_cli(argv, capsys)
+    assert refused.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and ': error: ' in lines[0], lines
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
 def test_infer_says_when_the_nearest_obstacle_is_too_close(images, tmp_path, capsys):
     # The textured plane stands at f B / 6 px = 1.67 m, nearer than min_range 3 m.
     params = tmp_path / 'near.yaml'

@@ -15,7 +15,7 @@ import psutil
 from tqdm import tqdm
 
 from .common import (add_device_argument, add_precision_argument, parse_backend_options,
-                     parse_size, refuse_given_flags)
+                     parse_size, positive_int, refuse_given_flags)
 from ..backends.base import DisparityBackend
 from ..backends.registry import (backend_names, backend_options, backend_record,
                                  create_backend)
@@ -256,8 +256,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='weights file of a learned backend (repeatable)')
     parser.add_argument('--random-weights', action='store_true',
                         help='time learned backends without shipped weights using random ones')
-    parser.add_argument('--threads', type=int, default=None,
-                        help='torch CPU threads (default: torch default)')
+    parser.add_argument('--threads', type=positive_int, default=None,
+                        help='torch CPU threads, at least 1 (default: torch default)')
     parser.add_argument('--profile', action='store_true',
                         help='then time each learned backend\'s layers (runs of their own) and '
                              'print where its time goes (CPU, uncompiled: on CUDA or with '
@@ -304,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
                            f'in --backends ({",".join(names)})')
     if args.repeats < 1 or args.warmup < 1:
         raise ValueError('--repeats and --warmup must be >= 1')
-    if args.threads:
+    if args.threads is not None:
         import torch
         torch.set_num_threads(args.threads)
     height, width = parse_size(args.size)
