@@ -521,6 +521,15 @@ def test_benchmarks_refuse_settings_they_would_ignore(capsys, argv, words):
      ("--threads: '-3' is not a whole number of at least 1",)),
     (['bench', '--backends', 'costnet_fast', '--size', '32x32', '--threads', '0'],
      ("--threads: '0' is not a whole number of at least 1",)),
+    # -1 made every pair bad (n % -1 == 0), reported as balanced; nan ran a 'fed nan pairs/s'.
+    (['soak', '--backend', 'sgbm', '--seconds', '0.2', '--bad-every', '-1'],
+     ("--bad-every: '-1' is not a whole number of at least 0",)),
+    (['soak', '--backend', 'sgbm', '--seconds', '0.2', '--factor', 'nan'],
+     ("--factor: 'nan' is not a finite number above 0",)),
+    (['soak', '--backend', 'sgbm', '--seconds', 'nan'],
+     ("--seconds: 'nan' is not a finite number above 0",)),
+    (['soak', '--backend', 'sgbm', '--seconds', '0'],
+     ("--seconds: '0' is not a finite number above 0",)),
 ])
 def test_numeric_options_out_of_range_are_one_line(capsys, argv, words):
     with pytest.raises(SystemExit) as refused:  # argparse's refusal, before any work

@@ -201,6 +201,17 @@ def non_negative_int(text: str) -> int:
     return _bounded_int(text, 0, 'a whole number of at least 0')
 
 
+def positive_float(text: str) -> float:
+    """Return ``text`` as a finite number above 0 (an argparse type: errors name the flag)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a finite number above 0')
+    return value
+
+
 def _bounded_int(text: str, lowest: int, what: str) -> int:
     try:
         value = int(text)
