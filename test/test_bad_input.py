@@ -530,6 +530,11 @@ def test_benchmarks_refuse_settings_they_would_ignore(capsys, argv, words):
      ("--seconds: 'nan' is not a finite number above 0",)),
     (['soak', '--backend', 'sgbm', '--seconds', '0'],
      ("--seconds: '0' is not a finite number above 0",)),
+    # Negative and NaN limits compared as no limit (the node's parameter is refused below 0).
+    (['infer', '--left', 'l.png', '--right', 'r.png', '--out-dir', 'o', '--max-megapixels',
+      '-1'], ("--max-megapixels: '-1' is not a number of megapixels from 0 (no limit) to 1000",)),
+    (['process-bag', 'in', 'out', '--max-megapixels', 'nan'],
+     ("--max-megapixels: 'nan' is not a number of megapixels",)),
 ])
 def test_numeric_options_out_of_range_are_one_line(capsys, argv, words):
     with pytest.raises(SystemExit) as refused:  # argparse's refusal, before any work

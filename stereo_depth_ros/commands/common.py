@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 from ..backends import DEFAULT_BACKEND, DisparityBackend, backend_names, create_backend
 from ..errors import BackendError, DatasetError
 from ..names import NODE_NAME, check_namespace
-from ..node_config import ignored_settings
+from ..node_config import SPECS, ignored_settings
 from ..pipeline_config import LOGGER, apply_overrides, configure_pipeline, \
     ConfiguredPipeline, read_params_file
 from ..plausibility import DEFAULT_MAX_MEGAPIXELS
@@ -136,9 +136,27 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _megapixels(text: str) -> float:
+    """Return ``text`` as a size limit within the node parameter's (an argparse type).
+
+    A negative or NaN limit would compare as no limit at all.
+    """
+    limits = SPECS['max_megapixels'].limits
+    assert limits is not None
+    low, high = limits
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f'{text!r} is not a number of megapixels from {low:g} (no limit) to {high:g}')
+    return value
+
+
 def add_size_limit_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--max-megapixels``, the input size refused before anything runs."""
-    parser.add_argument('--max-megapixels', type=float, default=None, metavar='MP',
+    parser.add_argument('--max-megapixels', type=_megapixels, default=None, metavar='MP',
                         help='refuse images larger than this many megapixels, before '
                              'running the backend (memory grows with the size; default: '
                              "--params-file's max_megapixels, else "
