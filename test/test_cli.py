@@ -147,6 +147,20 @@ def test_eval_obstacle_options_change_the_obstacle_search(capsys):
         'found_rate']) == (1.0, 0.0)
 
 
+def test_eval_obstacle_per_pair_lists_each_scene(capsys):
+    # --per-pair was ignored with --obstacle: only the summary line came out.
+    argv = ['eval', '--backend', 'sgbm', '--dataset', 'synthetic', '--synthetic-kind', 'road',
+            '--root', '1050000', '--obstacle', '--per-pair']
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith('name=road_1050000 iou=')
+    assert 'true_distance=' in lines[0] and 'distance_error=' in lines[0]
+    assert main([*argv, '--json']) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [row['name'] for row in summary['pairs']] == ['road_1050000']
+    assert summary['pairs'][0]['iou'] == summary['iou_mean']
+
+
 def test_size_mismatch_is_reported(pair, tmp_path):
     folder, scene = pair
     cv2.imwrite(str(tmp_path / 'small.png'), scene.right[:100, :200])

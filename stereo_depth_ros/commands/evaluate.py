@@ -21,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='scene kind of the synthetic dataset (default: layered)')
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object as the last line')
-    parser.add_argument('--per-pair', action='store_true', help='also list per-pair metrics')
+    parser.add_argument('--per-pair', action='store_true',
+                        help='also list per-pair metrics (with --obstacle: per scene)')
     parser.add_argument('--obstacle', action='store_true',
                         help='synthetic road scenes only: score the nearest-obstacle mask '
                              '(IoU with the true mask, distance error) instead of disparity')
@@ -80,6 +81,15 @@ def _per_pair_field(key: str, value: object) -> str:
     return f'{key}={value:.4f}' if isinstance(value, float) else f'{key}={value}'
 
 
+def _obstacle_field(key: str, value: object) -> str:
+    """Return one ``key=value`` of a per-scene obstacle line: IoU, metres, error in %."""
+    if key == 'distance_error' and isinstance(value, float):
+        return f'{key}={100 * value:.1f}%'
+    if key in ('distance', 'true_distance') and isinstance(value, float):
+        return f'{key}={value:.2f}m'
+    return f'{key}={value:.3f}' if isinstance(value, float) else f'{key}={value}'
+
+
 def _run_obstacle(args: argparse.Namespace) -> int:
     from ..data.datasets import parse_seed_spec
     from ..evaluation.obstacles import evaluate_obstacles
@@ -89,8 +99,14 @@ def _run_obstacle(args: argparse.Namespace) -> int:
     summary = evaluate_obstacles(backend_from_args(args), parse_seed_spec(args.root),
                                  params=obstacle_parameters_from_options(parse_key_values(
                                      args.obstacle_option, '--obstacle-option')))
+    pairs = summary.pop('pairs')
     summary = {'backend': args.backend, 'dataset': 'synthetic-road', **summary}
+    if args.per_pair:
+        for row in pairs:
+            print(' '.join(_obstacle_field(key, value) for key, value in row.items()))
     if args.json:
+        if args.per_pair:
+            summary['pairs'] = pairs
         print(json_line(summary))
     else:
         print(f'{args.backend} nearest obstacle on {summary["n"]} road scenes: IoU mean '

@@ -20,9 +20,14 @@ def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
 def evaluate_obstacles(backend: DisparityBackend, seeds: Sequence[int], height: int = 256,
                        width: int = 512, params: Optional[ObstacleParameters] = None,
                        progress: bool = True) -> dict:
-    """Return mean/min IoU, found rate and distance errors over road scenes ``seeds``."""
+    """Return mean/min IoU, found rate and distance errors over road scenes ``seeds``.
+
+    ``pairs`` holds each scene's: name, IoU, whether an obstacle was found, its distance, the
+    true distance and the relative distance error (NaN where none was found).
+    """
     pipeline = StereoPipeline(backend, obstacle_params=params)
     ious, errors, found = [], [], 0
+    pairs: list[dict] = []
     for seed in tqdm(seeds, desc='obstacles', unit='scene', disable=not progress):
         scene = make_scene(seed, height=height, width=width, kind='road')
         result = pipeline.process(scene.left, scene.right, scene.camera, outputs={'obstacle'})
@@ -31,10 +36,15 @@ def evaluate_obstacles(backend: DisparityBackend, seeds: Sequence[int], height: 
         assert obstacle is not None
         assert scene.obstacle_mask is not None and scene.obstacle_distance is not None
         ious.append(mask_iou(obstacle.mask, scene.obstacle_mask))
+        error = float('nan')
         if obstacle.found:
             found += 1
-            errors.append(abs(obstacle.distance - scene.obstacle_distance)
-                          / scene.obstacle_distance)
+            error = abs(obstacle.distance - scene.obstacle_distance) / scene.obstacle_distance
+            errors.append(error)
+        pairs.append({'name': f'road_{seed}', 'iou': ious[-1], 'found': bool(obstacle.found),
+                      'distance': float(obstacle.distance) if obstacle.found else float('nan'),
+                      'true_distance': float(scene.obstacle_distance),
+                      'distance_error': float(error)})
     return {
         'n': len(ious),
         'iou_mean': float(np.nanmean(ious)),
@@ -42,4 +52,5 @@ def evaluate_obstacles(backend: DisparityBackend, seeds: Sequence[int], height: 
         'found_rate': found / len(ious),
         'distance_error_median': float(np.median(errors)) if errors else float('nan'),
         'distance_error_max': float(np.max(errors)) if errors else float('nan'),
+        'pairs': pairs,
     }
