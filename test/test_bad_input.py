@@ -325,6 +325,16 @@ def test_failed_process_bag_leaves_nothing(tmp_path, capsys, storage, options, w
         assert leftovers(tmp_path, 'out') == []
 
 
+def test_a_slop_without_approximate_sync_is_refused(tmp_path, capsys):
+    # It was ignored: exact stamps paired, or the run failed saying they never matched.
+    bag = write_stereo_bag(tmp_path / 'in')
+    code, _, lines = run_cli(['process-bag', bag, tmp_path / 'out', '--backend', 'sgbm',
+                              '--slop', '0.05'], capsys)
+    assert_one_line_error(code, lines, '--slop 0.05 applies to approximate sync',
+                          'add --approximate-sync')
+    assert leftovers(tmp_path, 'out') == []
+
+
 def test_invalid_namespace(tmp_path, capsys):
     bag = write_stereo_bag(tmp_path / 'in')
     code, _, lines = run_cli(['process-bag', bag, tmp_path / 'out', '--namespace', 'a b//c'],

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='pair messages whose stamps differ by less than --slop '
                              "(default: --params-file's approximate_sync, else exact stamps)")
     parser.add_argument('--slop', type=float, default=None,
-                        help='approximate sync: largest stamp difference in seconds (default: '
+                        help='approximate sync: largest stamp difference in seconds, refused '
+                             'where pairing is exact (default: '
                              "--params-file's approximate_sync_tolerance_seconds, else "
                              f'{DEFAULT_SLOP})')
     parser.add_argument('--queue-size', type=int, default=10,
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     approximate = args.approximate_sync
     if approximate is None:
         approximate = bool(config.values['approximate_sync'])
+    if args.slop is not None and not approximate:
+        raise ValueError(f'--slop {args.slop:g} applies to approximate sync, which is off '
+                         f'here: add --approximate-sync (exact stamps pair without a slop)')
     slop, slop_name = args.slop, '--slop'
     if slop is None:
         slop = float_value(config.values, 'approximate_sync_tolerance_seconds')
