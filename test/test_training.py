@@ -2,7 +2,9 @@
 
 import json
 import math
+import os
 import re
+import signal
 from pathlib import Path
 
 import cv2
@@ -695,6 +697,34 @@ def test_a_run_the_time_budget_stopped_resumes_to_where_it_stopped(tmp_path, mon
     train(from_dict(TrainConfig, config), device='cpu', minutes=5, progress=False)
     record = json.loads((tmp_path / 'run' / 'checkpoint.json').read_text())
     assert record['step'] == 2 and record['extra']['planned_steps'] == 2
+
+
+def test_a_ctrl_c_inside_a_step_saves_it_whole_and_resumes_exactly(tmp_path, monkeypatch):
+    # Ctrl-C arriving once a step has updated the weights (and BatchNorm's statistics) but
+    # before it was counted: the checkpoint must hold whole steps only.
+    config = tiny_config(tmp_path, output={'checkpoint_every': 100})
+    straight = train(from_dict(TrainConfig, config), device='cpu', steps=5,
+                     out_dir=tmp_path / 'straight', progress=False)
+    original = Trainer._train_step
+
+    def step_then_ctrl_c(self, batch):
+        result = original(self, batch)
+        if self.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, '_train_step', step_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            train(from_dict(TrainConfig, config), device='cpu', steps=5,
+                  out_dir=tmp_path / 'run', progress=False)
+    assert json.loads((tmp_path / 'run' / 'checkpoint.json').read_text())['step'] == 3
+    resumed = train(from_dict(TrainConfig, config), device='cpu', steps=5, resume=True,
+                    out_dir=tmp_path / 'run', progress=False)
+    from safetensors.torch import load_file
+    a, b = load_file(straight.weights), load_file(resumed.weights)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
 
 
 def test_an_interrupt_in_the_final_validation_keeps_the_steps(tmp_path, monkeypatch):

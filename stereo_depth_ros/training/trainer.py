@@ -30,7 +30,8 @@ from .sources import TrainingData, batch_iterator
 from .validate import heldout_scenes, validate
 from ..atomic_files import written_atomically
 from ..backends.registry import backend_record, learned_backend_names
-from ..errors import BackendError
+from ..errors import BackendError, ExplainedInterrupt
+from ..interrupts import Abort, deferred_interrupts
 from ..networks.common import StereoNet, normalize_image
 from ..torch_runtime import (autocast, compile_failure, compile_forward, is_compile_error,
                              keep_freed_cpu_memory, resolve_device, resolve_precision)
@@ -140,6 +141,11 @@ def submodule(model: torch.nn.Module, name: Optional[str],
         children = sorted(n for n, _ in model.named_children())
         raise ConfigError(f'model.{setting}: {type(model).__name__} has no submodule '
                           f'{name!r}; its top-level parts are {children}') from None
+
+
+#: Printed when Ctrl-C (or SIGTERM) arrives during a training step, which finishes first.
+STEP_NOTICE = ('stopping after this training step, so that its checkpoint resumes exactly; '
+               'Ctrl-C again stops at once, saving nothing since the last checkpoint')
 
 
 #: A time budget's new plan that ends the run later replaces the current one only when it
@@ -429,6 +435,24 @@ class Trainer:
         self.scheduler.step()
         return float(loss.detach()), {**terms, 'lr': lr}
 
+    def _whole_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
+        """Run one training step and count it; a Ctrl-C during it takes effect after it.
+
+        Stopped inside, a step has changed the weights, the optimizer's state or BatchNorm's
+        statistics without being counted, and a checkpoint saved then would not resume
+        exactly. A second Ctrl-C stops at once and saves nothing.
+        """
+        with deferred_interrupts(STEP_NOTICE) as stop:
+            try:
+                result = self._train_step(batch)
+            except Abort:
+                raise ExplainedInterrupt(f'twice: stopped inside step {self.step + 1}; nothing '
+                                         'since the last checkpoint was saved') from None
+            self.step += 1
+        if stop:
+            raise KeyboardInterrupt(stop.signal_name)
+        return result
+
     def run(self) -> TrainResult:
         """Train to ``total_steps`` (from the current step), validate, save and export."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -463,8 +487,7 @@ class Trainer:
             self.budget.start()
         try:
             for batch in batches:
-                window.append(self._train_step(batch))
-                self.step += 1
+                window.append(self._whole_step(batch))
                 bar.update(1)
                 now = time.perf_counter()
                 self.wall_time += now - last
@@ -484,7 +507,9 @@ class Trainer:
                     bar.total = self.step
                     self.total_steps = self.step  # the run's length, for --resume and the card
                     break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
+            if isinstance(interrupt, ExplainedInterrupt):
+                raise  # stopped inside a step: saving it would not resume exactly
             self.save()
             _log(f'interrupted at step {self.step}; checkpoint saved, continue with --resume '
                  f'and --out-dir {self.out_dir}')
