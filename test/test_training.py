@@ -144,6 +144,21 @@ def test_config_refuses_unknown_kinds_when_loaded(tmp_path, section, value, word
         load_config(path)
 
 
+@pytest.mark.parametrize('section, value, words', [
+    # each scene draws its largest disparity from 16 x [0.1, 1]: below 3 px at some step
+    ('data', {'sources': [{'kind': 'synthetic', 'height': 64, 'width': 128,
+                           'max_disparity': 16, 'range_fraction': [0.1, 1.0]}]},
+     'data.sources[0] (max_disparity 16 x range_fraction 0.1): max_disparity must be in'),
+    # the validation scenes are first made at the end of a run with evaluation.every 0
+    ('evaluation', {'max_disparity': 192},
+     'evaluation: max_disparity must be in [3.0, width=128)'),
+])
+def test_scenes_the_generator_refuses_are_refused_when_loaded(tmp_path, section, value, words):
+    path = write_config(tmp_path / 'bad.yaml', tiny_config(tmp_path, **{section: value}))
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        load_config(path)
+
+
 def test_config_extends_another_and_says_only_what_changes(tmp_path):
     base = tiny_config(tmp_path)
     write_config(tmp_path / 'base.yaml', base)

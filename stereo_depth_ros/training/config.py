@@ -17,7 +17,7 @@ from typing import Any, Optional
 import yaml
 
 from .pair_split import HELD_OUT_EVERY
-from ..errors import StereoDepthError
+from ..errors import DatasetError, StereoDepthError
 
 
 class ConfigError(StereoDepthError, ValueError):
@@ -365,10 +365,39 @@ def validate(config: TrainConfig) -> TrainConfig:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    check_scene_sizes(config)
     # A shell expands ~ on the command line, not in a YAML file: as it would.
     if config.output.export:
         config.output.export = str(Path(config.output.export).expanduser())
     return config
+
+
+def check_scene_sizes(config: TrainConfig) -> None:
+    """Raise ConfigError unless the generator can make every synthetic scene of ``config``.
+
+    A source draws each scene's largest disparity from ``range_fraction`` x ``max_disparity``
+    and the validation scenes are made at the first validation, so a size or range the
+    generator refuses would otherwise stop the run at a random step, or after its last one.
+    """
+    from ..data.synthetic import _check_size
+    for index, source in enumerate(config.data.sources):
+        fractions = source.range_fraction
+        if source.kind != 'synthetic' or source.max_disparity is None or len(fractions) != 2 \
+                or not 0 < fractions[0] <= fractions[1] <= 1:  # SyntheticSource says why
+            continue
+        for fraction in fractions:
+            try:
+                _check_size(source.height, source.width, round(source.max_disparity * fraction, 6))
+            except DatasetError as error:
+                raise ConfigError(f'data.sources[{index}] (max_disparity '
+                                  f'{source.max_disparity:g} x range_fraction {fraction:g}): '
+                                  f'{error}') from None
+    evaluation = config.evaluation
+    if evaluation.num_scenes:
+        try:
+            _check_size(evaluation.height, evaluation.width, evaluation.max_disparity)
+        except DatasetError as error:
+            raise ConfigError(f'evaluation: {error}') from None
 
 
 #: The key of a config file that names the file it starts from.
