@@ -433,6 +433,19 @@ def test_workers_build_the_same_batches_and_each_scene_once(tmp_path, monkeypatc
     assert len(built) == 2  # 3 steps of 2 samples from the same 2 scenes
 
 
+def test_a_data_workers_error_is_its_own_one_line(tmp_path):
+    (tmp_path / 'photos').mkdir()
+    (tmp_path / 'photos' / 'broken.jpg').write_text('not a photograph')
+    config = from_dict(TrainConfig, tiny_config(tmp_path, data={'sources': [
+        {'kind': 'synthetic', 'scene_kinds': ['photo'], 'photos': str(tmp_path / 'photos'),
+         'height': 64, 'width': 128, 'max_disparity': 16}]}))
+    data = TrainingData(config.data, seed=5, batch_size=2)
+    with pytest.raises(DatasetError) as raised:
+        next(batch_iterator(data, 0, 2, 2, num_workers=1))
+    # the message, not the worker's traceback around it
+    assert str(raised.value) == f'could not read a photograph under {tmp_path / "photos"}'
+
+
 def _write_rgb(path: Path, seed: int, size=(20, 40)) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     image = np.random.default_rng(seed).integers(0, 255, (*size, 3), dtype=np.uint8)

@@ -43,7 +43,7 @@ import torch
 from .augment import Compose, TrainSample, build_augmentation
 from .config import ConfigError, DataConfig, SOURCE_KINDS, SourceConfig
 from ..data.datasets import FileStereoDataset, StereoSample, load_dataset, read_image_rgb
-from ..errors import DatasetError
+from ..errors import DatasetError, StereoDepthError
 
 if TYPE_CHECKING:
     from ..data.photos import PhotoLibrary
@@ -384,10 +384,15 @@ class _StepChunks(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return max(0, -(-self.stop // self.chunk) - self.first)
 
-    def __getitem__(self, index: int) -> list[dict[str, torch.Tensor]]:
+    def __getitem__(self, index: int) -> list[dict[str, torch.Tensor]] | StereoDepthError:
         begin = max(self.start, (self.first + index) * self.chunk)
         end = min(self.stop, (self.first + index + 1) * self.chunk)
-        return [self.data.batch(step, self.batch_size) for step in range(begin, end)]
+        try:
+            return [self.data.batch(step, self.batch_size) for step in range(begin, end)]
+        except StereoDepthError as error:
+            # Handed back as it is: a DataLoader re-raises a worker's error with the worker's
+            # traceback in its message, which the one error line would then print.
+            return error
 
 
 def _one_thread_per_worker(worker_id: int) -> None:
@@ -411,4 +416,6 @@ def batch_iterator(data: TrainingData, start_step: int, steps: int, batch_size: 
                                          worker_init_fn=_one_thread_per_worker,
                                          multiprocessing_context='spawn')
     for chunk in loader:
+        if isinstance(chunk, StereoDepthError):
+            raise chunk
         yield from chunk
