@@ -433,6 +433,16 @@ def test_workers_build_the_same_batches_and_each_scene_once(tmp_path, monkeypatc
     assert len(built) == 2  # 3 steps of 2 samples from the same 2 scenes
 
 
+def test_samples_of_different_sizes_are_a_config_error_not_a_stack_error(tmp_path):
+    config = from_dict(TrainConfig, tiny_config(tmp_path, data={'augmentation': [
+        {'name': 'random_crop', 'height': 64, 'width': 128},
+        {'name': 'random_scale', 'low': 0.8, 'high': 1.2, 'probability': 1.0}]}))
+    data = TrainingData(config.data, seed=5, batch_size=2)
+    with pytest.raises(ConfigError, match=r'the samples of step 0 have different sizes .* '
+                                          'end data.augmentation with a random_crop'):
+        data.batch(0, 2)
+
+
 def test_a_data_workers_error_is_its_own_one_line(tmp_path):
     (tmp_path / 'photos').mkdir()
     (tmp_path / 'photos' / 'broken.jpg').write_text('not a photograph')

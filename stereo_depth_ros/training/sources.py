@@ -363,6 +363,12 @@ class TrainingData(torch.utils.data.Dataset):
     def batch(self, step: int, batch_size: int) -> dict[str, torch.Tensor]:
         """Return the collated batch of ``step`` (samples ``step*B .. step*B+B-1``)."""
         items = [self[step * batch_size + i] for i in range(batch_size)]
+        sizes = sorted({tuple(item['disparity'].shape[-2:]) for item in items})
+        if len(sizes) > 1:
+            shown = ', '.join(f'{width}x{height}' for height, width in sizes)
+            raise ConfigError(f'the samples of step {step} have different sizes ({shown}) and '
+                              'cannot form a batch: end data.augmentation with a random_crop '
+                              '(after any random_scale) that fits every source')
         return {key: torch.stack([item[key] for item in items]) for key in items[0]}
 
 
