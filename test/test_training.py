@@ -682,6 +682,24 @@ def test_time_budget_plans_the_run_to_fit_and_anneals_the_lr(tmp_path, monkeypat
         Trainer(config, device='cpu', minutes=0)
 
 
+def test_the_progress_bar_follows_the_time_budgets_plan(tmp_path, monkeypatch):
+    from tqdm import tqdm
+    from stereo_depth_ros.training import trainer as trainer_module
+    totals = []
+
+    class RecordingBar(tqdm):
+        def update(self, n=1):
+            totals.append(self.total)
+            return super().update(n)
+
+    monkeypatch.setattr(trainer_module, 'tqdm', RecordingBar)
+    monkeypatch.setattr(TimeBudget, 'plan', lambda self, step, limit: {4: 10}.get(step))
+    config = from_dict(TrainConfig, tiny_config(tmp_path, optimization={'steps': 1000}))
+    train(config, device='cpu', out_dir=tmp_path / 'run', minutes=10.0)
+    # planned to end at step 10 after step 4: not 1000 steps (and their ETA) any more
+    assert totals == [1000] * 4 + [10] * 6
+
+
 def test_resume_continues_from_the_saved_step(tmp_path):
     straight = train(from_dict(TrainConfig, tiny_config(tmp_path)), device='cpu', steps=6,
                      out_dir=tmp_path / 'straight', progress=False)

@@ -507,6 +507,7 @@ class Trainer:
                     bar.total = self.step
                     self.total_steps = self.step  # the run's length, for --resume and the card
                     break
+                bar.total = self.total_steps  # a time budget's plan: the bar's share and ETA
         except KeyboardInterrupt as interrupt:
             if isinstance(interrupt, ExplainedInterrupt):
                 raise  # stopped inside a step: saving it would not resume exactly
