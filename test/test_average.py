@@ -36,8 +36,9 @@ def _checkpoint(network: torch.nn.Module, path: Path, step: int,
 
 def test_the_average_is_the_mean_of_every_floating_tensor(tmp_path: Path, capsys) -> None:
     final, late, later = _network(1), _network(2), _network(3)
+    trained = 'stereo-depth train --config final.yaml'
     weights = save_weights(final, tmp_path / 'final.safetensors', 'costnet',
-                           extra_metadata={'training': {'steps': 30,
+                           extra_metadata={'training': {'steps': 30, 'invocation': trained,
                                                         'final_validation': {'epe': 1.0}}})
     checkpoints = [_checkpoint(late, tmp_path / 'a', 10), _checkpoint(later, tmp_path / 'b', 20)]
     out = tmp_path / 'mean.safetensors'
@@ -59,6 +60,11 @@ def test_the_average_is_the_mean_of_every_floating_tensor(tmp_path: Path, capsys
     assert training['steps'] == 30 and 'final_validation' not in training  # not validated
     assert training['averaged_from']['inputs'][1:] == [f'{checkpoints[0]} (step 10)',
                                                        f'{checkpoints[1]} (step 20)']
+    # The command of the file (its model card's) is the average's, not the training's.
+    assert training['invocation'] == (
+        f'python -m stereo_depth_ros.training.average {weights} {checkpoints[0]} '
+        f'{checkpoints[1]} --out {out}')
+    assert training['averaged_from']['weights_invocation'] == trained
 
 
 def test_the_average_keeps_what_it_replaces_and_never_another_backend_s(tmp_path: Path,

@@ -19,6 +19,7 @@ of inputs. Whether the average is better is for ``training.selection`` to say, a
 """
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -118,12 +119,18 @@ def _check_paths(out: Path, paths: Sequence[Path]) -> None:
 
 
 def _training_metadata(metadata: WeightsMetadata, paths: Sequence[Path],
-                       labels: Sequence[str]) -> dict[str, Any]:
-    """Return WEIGHTS' training metadata for the average: no validation, the inputs added."""
+                       labels: Sequence[str], invocation: str) -> dict[str, Any]:
+    """Return WEIGHTS' training metadata for the average: no validation, the inputs added.
+
+    The command that made the file (a model card's) is ``invocation``, this one; WEIGHTS'
+    own goes with the inputs.
+    """
     training = metadata.training()
     training.pop('final_validation', None)
     training['averaged_from'] = {'files': [str(path) for path in paths], 'inputs': list(labels),
-                                 'previous': training.get('averaged_from')}
+                                 'previous': training.get('averaged_from'),
+                                 'weights_invocation': training.pop('invocation', None)}
+    training['invocation'] = invocation
     return training
 
 
@@ -154,7 +161,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model.load_state_dict(average_states(states, labels))
         extra = {key: value for key, value in metadata.extra.items()
                  if key not in ('dtype', 'training')}
-        extra['training'] = _training_metadata(metadata, paths, labels)
+        invocation = shlex.join(['python', '-m', 'stereo_depth_ros.training.average',
+                                 *(sys.argv[1:] if argv is None else argv)])
+        extra['training'] = _training_metadata(metadata, paths, labels, invocation)
         kept = keep_previous_export(out)
         path = save_weights(model, out, metadata.backend, extra_metadata=extra,
                             dtype=metadata.extra.get('dtype', 'fp32'))
