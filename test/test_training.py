@@ -159,6 +159,14 @@ def test_scenes_the_generator_refuses_are_refused_when_loaded(tmp_path, section,
         load_config(path)
 
 
+def test_an_adaptation_without_real_crops_is_refused_when_loaded(tmp_path):
+    # not 'min() arg is an empty sequence' at the first step, after labelling the pairs
+    path = write_config(tmp_path / 'bad.yaml', {**tiny_config(tmp_path),
+                                                'adaptation': {'batch_size': 0}})
+    with pytest.raises(ConfigError, match=re.escape('adaptation.batch_size must be > 0, got 0')):
+        load_config(path)
+
+
 def test_config_extends_another_and_says_only_what_changes(tmp_path):
     base = tiny_config(tmp_path)
     write_config(tmp_path / 'base.yaml', base)

@@ -343,6 +343,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         (config.output.weights_dtype in ('fp32', 'fp16'),
          f'output.weights_dtype must be fp32 or fp16, got {config.output.weights_dtype!r}'),
         (bool(config.data.sources), 'data.sources must name at least one source'),
+        (config.adaptation.batch_size > 0,
+         f'adaptation.batch_size must be > 0, got {config.adaptation.batch_size}'),
         (config.adaptation.pseudo_label_loss in PSEUDO_LABEL_LOSSES,
          f'adaptation.pseudo_label_loss must be epe or network, got '
          f'{config.adaptation.pseudo_label_loss!r}'),
