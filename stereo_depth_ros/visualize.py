@@ -110,8 +110,7 @@ def overlay_obstacle(left: np.ndarray, obstacle) -> np.ndarray:
     scale = max(1.0, image.shape[1] / 640)
     font, thick = 0.6 * scale, max(2, round(2 * scale))
     if obstacle is None or not obstacle.found:
-        cv2.putText(image, 'no obstacle', (8, round(22 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
-                    font, (255, 255, 255), thick, cv2.LINE_AA)
+        draw_label(image, 'no obstacle', (8, round(22 * scale)), font, thick)
         return image
     mask = obstacle.mask.astype(bool)
     tint = np.array([255, 40, 40], dtype=np.float32)
@@ -122,9 +121,20 @@ def overlay_obstacle(left: np.ndarray, obstacle) -> np.ndarray:
         x, y, w, h = (int(v) for v in obstacle.bbox)
         cv2.rectangle(image, (x, y), (x + w - 1, y + h - 1), (255, 255, 0), thick)
         label = f'{obstacle.distance:.1f} m'
-        cv2.putText(image, label, (x, max(y - round(6 * scale), round(14 * scale))),
-                    cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thick, cv2.LINE_AA)
+        draw_label(image, label, (x, max(y - round(6 * scale), round(14 * scale))), font, thick)
     return image
+
+
+def draw_label(image: np.ndarray, text: str, origin: tuple[int, int], font: float,
+               thick: int) -> None:
+    """Write white ``text`` at ``origin`` (its baseline's left end) with a dark outline.
+
+    The outline keeps it readable on any background: plain white text vanished on the light
+    walls of indoor scenes and on the box's yellow edge when the box touches the top.
+    """
+    for colour, weight in (((0, 0, 0), thick + 2), ((255, 255, 255), thick)):
+        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, font, colour, weight,
+                    cv2.LINE_AA)
 
 
 def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:

@@ -234,3 +234,12 @@ def test_the_obstacle_picture_s_label_grows_with_the_image():
     small, large = text_height(512, 256), text_height(1920, 1080)
     assert small == text_height(640, 480)  # up to 640 px as before
     assert large >= 2.5 * small
+
+
+def test_the_obstacle_picture_s_label_is_outlined_so_it_shows_on_white():
+    # White text on a light wall vanished: the label is white inside a dark outline.
+    from stereo_depth_ros.visualize import overlay_obstacle
+    picture = overlay_obstacle(np.full((120, 320, 3), 255, np.uint8), None)
+    label = picture[:40, :160]
+    assert (label.max(axis=2) < 60).sum() > 100  # the outline
+    assert (label.min(axis=2) == 255).sum() > 0.5 * label.shape[0] * label.shape[1]
