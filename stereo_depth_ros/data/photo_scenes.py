@@ -18,7 +18,7 @@ import numpy as np
 
 from .photos import Photo, PhotoLibrary
 from .synthetic import (MIN_DISPARITY, ROAD_BASELINE, ShapeFn, SyntheticScene, _photometric,
-                        _random_plane, _random_shape, _render, _Surface, _check_size)
+                        _random_plane, _random_shape, _render, _Surface, check_scene_size)
 from ..camera import StereoCameraModel
 
 #: Fraction of objects cut out by a photograph's own alpha silhouette (when there are any).
@@ -139,7 +139,7 @@ def photo_surfaces(rng: np.random.Generator, library: PhotoLibrary, height: int,
 def make_photo_scene(seed: int, library: PhotoLibrary, height: int = 256, width: int = 512,
                      max_disparity: float = 192.0, *, photometric: bool = True) -> SyntheticScene:
     """Generate one photo-textured layered scene, identical for identical arguments."""
-    _check_size(height, width, max_disparity, seed)
+    check_scene_size(height, width, max_disparity, seed)
     rng = np.random.default_rng([int(seed), 101])
     surfaces = photo_surfaces(rng, library, height, width, max_disparity)
     left, disparity, _ = _render(surfaces, height, width, False, max_disparity)

@@ -754,7 +754,8 @@ def _render_road(world: _RoadWorld, obstacles: Sequence[_Obstacle],
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_size(height: int, width: int, max_disparity: float, seed: int = 0) -> None:
+def check_scene_size(height: int, width: int, max_disparity: float, seed: int = 0) -> None:
+    """Raise DatasetError unless the generator can make a scene of this size, range and seed."""
     if int(seed) < 0:
         raise DatasetError(f'synthetic scene seeds must be >= 0, got {seed}')
     if height < 16 or width < 16:
@@ -786,7 +787,7 @@ def make_scene(seed: int, height: int = 256, width: int = 512, kind: str = 'laye
     """
     if kind not in KINDS:
         raise DatasetError(f'unknown synthetic scene kind {kind!r}; known: {", ".join(KINDS)}')
-    _check_size(height, width, max_disparity, seed)
+    check_scene_size(height, width, max_disparity, seed)
     rng = np.random.default_rng([int(seed), KINDS.index(kind)])
     if kind == 'layered':
         surfaces, camera = _layered_scene(rng, height, width, max_disparity)
@@ -811,7 +812,7 @@ def make_road_sequence(seed: int, n_frames: int, height: int = 256, width: int =
     ``end_distance`` metres (raised where needed so its disparity fits ``max_disparity``);
     one static obstacle may stand farther away. It is the nearest obstacle in every frame.
     """
-    _check_size(height, width, max_disparity, seed)
+    check_scene_size(height, width, max_disparity, seed)
     if n_frames < 1:
         raise DatasetError(f'n_frames must be >= 1, got {n_frames}')
     if not (end_distance > 0 and start_distance > 0):

@@ -381,7 +381,7 @@ def check_scene_sizes(config: TrainConfig) -> None:
     and the validation scenes are made at the first validation, so a size or range the
     generator refuses would otherwise stop the run at a random step, or after its last one.
     """
-    from ..data.synthetic import _check_size
+    from ..data.synthetic import check_scene_size
     for index, source in enumerate(config.data.sources):
         fractions = source.range_fraction
         if source.kind != 'synthetic' or source.max_disparity is None or len(fractions) != 2 \
@@ -389,7 +389,8 @@ def check_scene_sizes(config: TrainConfig) -> None:
             continue
         for fraction in fractions:
             try:
-                _check_size(source.height, source.width, round(source.max_disparity * fraction, 6))
+                check_scene_size(source.height, source.width,
+                                 round(source.max_disparity * fraction, 6))
             except DatasetError as error:
                 raise ConfigError(f'data.sources[{index}] (max_disparity '
                                   f'{source.max_disparity:g} x range_fraction {fraction:g}): '
@@ -397,7 +398,7 @@ def check_scene_sizes(config: TrainConfig) -> None:
     evaluation = config.evaluation
     if evaluation.num_scenes:
         try:
-            _check_size(evaluation.height, evaluation.width, evaluation.max_disparity)
+            check_scene_size(evaluation.height, evaluation.width, evaluation.max_disparity)
         except DatasetError as error:
             raise ConfigError(f'evaluation: {error}') from None
 
