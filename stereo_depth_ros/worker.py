@@ -196,11 +196,17 @@ class StereoWorker:
     def _log(self, log: Callable[[str], None], problem: Exception | str, text: str) -> None:
         """Log ``text`` unless a line about the same problem was logged just before.
 
-        ``problem`` is an error (keyed by its class) or the name of a warning.
+        ``problem`` is an error (keyed by its class) or the name of a warning. The count of
+        lines not logged names the error class: the lines it counts share this one's class,
+        not necessarily its problem (a size mismatch and an unsupported encoding are both
+        ImageFormatError).
         """
         dropped = self.throttle.check(problem if isinstance(problem, str) else type(problem))
         if dropped is None:
             return
-        if dropped:
+        if dropped and isinstance(problem, str):
             text += f' ({dropped} more like this since the previous line, not logged)'
+        elif dropped:
+            kind = type(problem).__name__
+            text += f' ({dropped} more {kind} since the previous {kind} line, not logged)'
         log(text)

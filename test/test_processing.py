@@ -506,9 +506,33 @@ def test_worker_throttles_bad_input_warnings_per_error_class(scene, manager):
     now[0] = 5.0
     assert worker.process_one(bad_encoding) is False
     assert len(recorder.warnings) == 3 and '32FC1' in recorder.warnings[2]
-    assert '2 more like this' in recorder.warnings[2]
+    assert '2 more ImageFormatError since the previous ImageFormatError line' in \
+        recorder.warnings[2]
     assert worker.monitor.report()['skipped'] == {'CalibrationError': 3,
                                                   'ImageFormatError': 4}
+
+
+def test_worker_count_of_lines_not_logged_names_their_class(scene, manager):
+    """Lines not logged are counted per error class, so the count says the class.
+
+    A size mismatch repeated, then an unsupported encoding (both ImageFormatError) a throttle
+    period later: the encoding's line must not call the size mismatches "more like this".
+    """
+    now = [0.0]
+    recorder = Recorder()
+    worker = make_worker(manager, {'depth/image_rect'}, recorder,
+                         throttle=LogThrottle(5.0, clock=lambda: now[0]))
+    sizes = make_pair(scene, right=scene.right[:, :200].copy())
+    for _ in range(3):
+        assert worker.process_one(sizes) is False
+    now[0] = 6.0
+    bad_encoding = make_pair(scene)
+    bad_encoding.left_image.encoding = 'yuv422'
+    assert worker.process_one(bad_encoding) is False
+    assert len(recorder.warnings) == 2 and 'differ in size' in recorder.warnings[0]
+    assert 'yuv422' in recorder.warnings[1] and 'like this' not in recorder.warnings[1]
+    assert '(2 more ImageFormatError since the previous ImageFormatError line, not logged)' \
+        in recorder.warnings[1]
 
 
 def test_worker_survives_a_crashing_backend(scene, manager):
