@@ -35,10 +35,24 @@ def check_image_size(width: int, height: int, max_megapixels: Optional[float],
     megapixels = width * height / 1e6
     if megapixels > max_megapixels:
         needed = np.ceil(megapixels * 10) / 10
+        size = _above(megapixels, max_megapixels)
         raise ImageFormatError(
-            f'images are {width}x{height} ({megapixels:.1f} MP), above the limit of '
+            f'images are {width}x{height} ({size} MP), above the limit of '
             f'{max_megapixels:g} MP that keeps memory bounded; downscale them or raise the '
             f'limit with {option} {needed:g} (0 = no limit)')
+
+
+def _above(value: float, limit: float) -> str:
+    """Return ``value`` with one decimal, or more where one would not show it above ``limit``.
+
+    An image of 0.13 MP over a 0.1 MP limit reads "0.13 MP", not "0.1 MP, above the limit of
+    0.1 MP".
+    """
+    for decimals in range(1, 7):
+        text = f'{value:.{decimals}f}'
+        if float(text) > limit:
+            return text
+    return f'{value:.9g}'
 
 
 def _row_shift_scores(left: np.ndarray, right: np.ndarray, rows: np.ndarray,

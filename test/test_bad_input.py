@@ -22,10 +22,11 @@ from bad_input_helpers import (assert_one_line_error, leftovers, run_cli, textur
 from stereo_depth_ros.bags import BagInput, process_bag
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.camera import StereoCameraModel
+from stereo_depth_ros.errors import ImageFormatError
 from stereo_depth_ros.geometry import disparity_to_depth
 from stereo_depth_ros.kitti import write_raw_drive
 from stereo_depth_ros.pipeline import StereoPipeline
-from stereo_depth_ros.plausibility import likely_swapped
+from stereo_depth_ros.plausibility import check_image_size, likely_swapped
 from stereo_depth_ros.resources import default_weights_path
 
 SGBM16 = ['--backend', 'sgbm', '--backend-option', 'disparity_range=16']
@@ -117,6 +118,21 @@ def test_large_image_is_refused_before_running(tmp_path, capsys, monkeypatch):
     code, _, lines = run_cli(infer_args(tmp_path, tmp_path / 'o', '--params-file', params,
                                         '--max-megapixels', '10'), capsys)
     assert_one_line_error(code, lines, '12.0 MP', 'the limit of 10 MP')  # the flag wins
+
+
+@pytest.mark.parametrize('width, height, limit, words', [
+    (512, 256, 0.1, ('(0.13 MP), above the limit of 0.1 MP', 'max_megapixels 0.2')),
+    (2592, 1944, 5.0, ('(5.04 MP), above the limit of 5 MP', 'max_megapixels 5.1')),
+    (4000, 3000, 4.0, ('(12.0 MP), above the limit of 4 MP', 'max_megapixels 12 ')),
+])
+def test_the_size_limit_message_shows_the_size_above_the_limit(width, height, limit, words):
+    # One decimal alone printed a 512x256 pair over a 0.1 MP limit as "0.1 MP, above the
+    # limit of 0.1 MP" (a node walkthrough with max_megapixels: 0.1).
+    with pytest.raises(ImageFormatError) as refused:
+        check_image_size(width, height, limit, 'max_megapixels')
+    for word in words:
+        assert word in str(refused.value)
+    check_image_size(width, height, width * height / 1e6, 'max_megapixels')  # at it: taken
 
 
 @pytest.mark.parametrize('fx, baseline, words', [
