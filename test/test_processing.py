@@ -579,6 +579,27 @@ def test_the_frame_processor_refuses_pairs_above_its_size_limit(scene):
     assert StereoFrameProcessor(TYPES).inputs(pair)[0].shape[:2] == scene.disparity.shape
 
 
+def test_the_frame_processor_names_empty_and_cut_compressed_images(scene):
+    # The node reads a compressed image's size before decoding it; an empty message and a
+    # PNG cut after its signature were both called "neither a PNG nor a JPEG" there.
+    processor = StereoFrameProcessor(TYPES, max_megapixels=4.0, limit_option='max_megapixels')
+    empty = "left image: compressed image (format 'rgb8; png compressed bgr8') has no data"
+    for data, words in ((b'', empty),
+                        (b'\x89PNG\r\n\x1a\n' + b'x' * 100, 'a truncated or corrupt PNG'),
+                        (b'\xff\xd8\xff\xe0' + bytes(30), 'a truncated or corrupt JPEG'),
+                        (b'GIF89a' + bytes(30), 'is neither a PNG nor a JPEG')):
+        pair = make_pair(scene)
+        pair.left_image = array_to_compressed(scene.left, 'rgb8', pair.left_image.header,
+                                              TYPES, 'png')
+        pair.right_image = array_to_compressed(scene.right, 'rgb8', pair.right_image.header,
+                                               TYPES, 'png')
+        processor.inputs(pair)
+        pair.left_image.data = np.frombuffer(data, np.uint8)
+        with pytest.raises(ImageFormatError) as refused:
+            processor.inputs(pair)
+        assert words in str(refused.value)
+
+
 def test_the_size_limit_covers_the_right_image_too(scene):
     processor = StereoFrameProcessor(TYPES, max_megapixels=0.04, limit_option='max_megapixels')
     processor.inputs(make_pair(scene))  # 256x128: 0.033 MP

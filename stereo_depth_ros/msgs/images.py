@@ -149,14 +149,22 @@ def compressed_size(data: Any) -> Optional[tuple[int, int]]:
 def compressed_image_size(msg: Any) -> tuple[int, int]:
     """Return a CompressedImage's (width, height) from its header, without decoding it.
 
-    Raises ImageFormatError when the bytes are neither PNG nor JPEG: OpenCV would decode
-    other formats too (WebP, BMP, TIFF), of a size nothing checked before.
+    Raises ImageFormatError when there are no bytes, when they are neither PNG nor JPEG
+    (OpenCV would decode other formats too, WebP, BMP, TIFF, of a size nothing checked
+    before), or when a PNG or JPEG header is cut short or damaged before its size.
     """
     size = compressed_size(msg.data)
-    if size is None:
-        raise ImageFormatError(f'compressed image (format {str(msg.format)!r}) is neither a '
-                               'PNG nor a JPEG')
-    return size
+    if size is not None:
+        return size
+    head = byte_view(msg.data)[:8].tobytes()
+    if not head:
+        raise ImageFormatError(f'compressed image (format {str(msg.format)!r}) has no data')
+    if head.startswith((_PNG_SIGNATURE, b'\xff\xd8')):
+        kind = 'PNG' if head.startswith(_PNG_SIGNATURE) else 'JPEG'
+        raise ImageFormatError(f'compressed image (format {str(msg.format)!r}) is a truncated '
+                               f'or corrupt {kind}: its header gives no image size')
+    raise ImageFormatError(f'compressed image (format {str(msg.format)!r}) is neither a '
+                           'PNG nor a JPEG')
 
 
 def stereo_input_from_compressed(msg: Any, bit_depth: Optional[int] = None,
