@@ -14,7 +14,8 @@ from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.msgs.obstacle import make_obstacle_range
 from stereo_depth_ros.msgs.types import MessageTypes
-from stereo_depth_ros.near_guard import beyond_range_disparity, guard_plan
+from stereo_depth_ros.near_guard import (beyond_range_disparity, guard_plan,
+                                         near_surface_disparity)
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline import StereoPipeline
 
@@ -290,3 +291,50 @@ def test_no_find_has_its_match_in_the_padding() -> None:
     scene = make_scene(1008, 256, 512, 'layered', max_disparity=64.0)
     found = beyond_range_disparity(scene.left, scene.right, 127.0)
     assert found is not None and not np.isfinite(found).any()
+
+
+def test_the_usual_frame_makes_no_map_and_costs_a_point_cloud_no_obstacle_search() -> None:
+    # Nothing beyond sgbm's range on a road scene, and no search on a pair without room beyond
+    # the range: no full-size map, or a point cloud subscriber's every frame would also pay
+    # for an obstacle search run only for the guard's (empty) finds.
+    scene = make_scene(SEEDS[0], height=256, width=512, kind='road')
+    assert near_surface_disparity(scene.left, scene.right, 127.0) is None
+    assert near_surface_disparity(scene.left, scene.right, 384.0) is None  # 3/4 width < 384
+    result = StereoPipeline(create_backend('sgbm')).process(scene.left, scene.right,
+                                                            scene.camera, outputs={'points'})
+    assert 'near_guard_ms' in result.timings and 'obstacle_ms' not in result.timings
+
+
+def test_a_surface_one_coarse_pixel_beyond_the_range_is_left_to_the_backend() -> None:
+    # A backend measuring up to 124 px: on the 4x smaller pair the coarse search cannot tell
+    # 128 px (32 coarse px, exactly one coarse pixel beyond) from the range's own last
+    # disparities, so it is not claimed; 132 px (two coarse pixels beyond) is.
+    assert guard_plan(512, 256, 124.0) == (4, 64)
+    _, left, right = _with_near_block(SEEDS[0], 128)
+    near = beyond_range_disparity(left, right, 124.0)
+    assert near is None or np.isfinite(near[70:, 310:410]).mean() < 0.05
+    _, left, right = _with_near_block(SEEDS[0], 132)
+    assert np.isfinite(beyond_range_disparity(left, right, 124.0)[70:, 310:410]).mean() > 0.9
+
+
+def test_a_find_where_the_backend_has_no_estimate_needs_no_confirmation() -> None:
+    # A near wall (200 px, 0.8 m) shaded from top to bottom with faint texture, which the
+    # backend leaves as holes (NaN), as sgbm does beyond its range. Its windows correlate
+    # with the right view at any shift along the row, so a comparison with an "estimate" of
+    # 0 px where the backend has none dropped 99.9 % of the wall.
+    scene = make_scene(SEEDS[0], height=256, width=512, kind='road')
+    disparity, rows = 200, 192
+    faint = np.random.default_rng(3).integers(-2, 3, (rows // 4, (512 + disparity) // 4))
+    faint = cv2.resize(faint.astype(np.float32), (512 + disparity, rows),
+                       interpolation=cv2.INTER_NEAREST)
+    shading = np.linspace(30, 220, rows, dtype=np.float32)[:, None]
+    wall = np.clip(shading + faint, 0, 255).astype(np.uint8)[:, :, None]
+    left, right = scene.left.copy(), scene.right.copy()
+    left[:rows], right[:rows] = wall[:, :512], wall[:, disparity:disparity + 512]
+    holes = np.full((256, 512), np.nan, np.float32)
+    found = beyond_range_disparity(left, right, 127.0, holes)
+    matchable = (slice(0, rows), slice(disparity, None))  # x >= d
+    assert np.isfinite(found[matchable]).mean() > 0.9
+    assert np.nanmedian(found) == pytest.approx(disparity, rel=0.02)
+    # No estimate is no estimate: the finds are those made without the backend's map.
+    np.testing.assert_array_equal(found, beyond_range_disparity(left, right, 127.0))
