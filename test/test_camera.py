@@ -148,7 +148,7 @@ def test_millimetre_baselines_and_vertical_rigs_are_refused():
         640, 480, left, left[:3] + [-0.5] + left[4:]).baseline == pytest.approx(0.001)
     vertical = list(left)
     vertical[3], vertical[7] = -500.0 * 0.12, -500.0 * 0.05
-    with pytest.raises(CalibrationError, match='offset vertically .*0.0500 m'):
+    with pytest.raises(CalibrationError, match=r'offset vertically \(P\[7\] gives 0.0500 m'):
         StereoCameraModel.from_projection_matrices(640, 480, left, vertical)
     rounding = list(left)
     rounding[3], rounding[7] = -500.0 * 0.12, -500.0 * 0.0001
@@ -192,7 +192,7 @@ def test_a_roi_must_fit_the_image_in_both_directions():
     fits = reduced_info(p_left, roi=(240, 180, 400, 300))  # up to the last column and row
     assert StereoCameraModel.from_camera_info(fits, reduced_info(p_right, roi=(240, 180, 400,
                                                                                300))).width == 400
-    for roi in ((241, 0, 400, 300), (0, 181, 400, 300), (0, 0, 0, 300)):
+    for roi in ((241, 0, 400, 300), (0, 181, 400, 300), (0, 0, 0, 300), (0, 0, 400, 0)):
         with pytest.raises(CalibrationError, match='does not fit'):
             StereoCameraModel.from_camera_info(reduced_info(p_left, roi=roi),
                                                reduced_info(p_right, roi=roi))
@@ -219,7 +219,7 @@ def test_a_vertical_offset_either_way_is_refused_and_measured_between_the_camera
     left = [500.0, 0, 320, 0, 0, 500.0, 240, 0, 0, 0, 1, 0]
     right = list(left)
     right[3], right[7] = -500.0 * 0.12, 500.0 * 0.05  # right camera offset the other way
-    with pytest.raises(CalibrationError, match='offset vertically'):
+    with pytest.raises(CalibrationError, match=r'offset vertically \(P\[7\] gives -0.0500 m'):
         StereoCameraModel.from_projection_matrices(640, 480, left, right)
     shifted_left, shifted_right = list(left), list(right)
     shifted_left[7] = shifted_right[7] = 500.0 * 0.05  # both P[7] alike: no offset between
@@ -239,3 +239,46 @@ def test_wide_baseline_note_starts_above_2_m_and_non_finite_centres_are_refused(
     assert wide_baseline(2.5).startswith('2.5 m is unusually wide')
     with pytest.raises(CalibrationError, match='cx_left is not a finite number'):
         StereoCameraModel(640, 480, 500.0, 500.0, np.nan, 320.0, 240.0, 0.1)
+
+
+def test_an_image_size_of_zero_is_named_as_such() -> None:
+    # A ROI narrower (or shorter) than its binning leaves a 0-px image; a model of it would
+    # be built, and every frame then refused for its size, naming no calibration problem.
+    p_left, p_right = (p.reshape(-1) for p in FULL.projection_matrices())
+    for roi, size in (((0, 0, 1, 300), '0x150'), ((0, 0, 400, 1), '200x0')):
+        with pytest.raises(CalibrationError, match=f'image size must be positive, got {size}'):
+            StereoCameraModel.from_camera_info(reduced_info(p_left, (2, 2), roi),
+                                               reduced_info(p_right, (2, 2), roi))
+    # A CameraInfo with one side zero has no size either (not a ROI that does not fit it).
+    with pytest.raises(CalibrationError, match='left CameraInfo has no image size'):
+        StereoCameraModel.from_camera_info(info(p_left, 0, 480), info(p_right, 0, 480))
+
+
+def test_a_zero_fy_or_fx_is_refused_as_no_focal_length() -> None:
+    # A hand-written P with fx but no fy (P[5] = 0) gave a camera whose rows project to
+    # infinity: every point's y, and the ground fit, would be NaN or inf.
+    left = [500.0, 0, 320, 0, 0, 0.0, 240, 0, 0, 0, 1, 0]
+    right = list(left)
+    right[3] = -500.0 * 0.12
+    with pytest.raises(CalibrationError, match='focal lengths must be positive, got fx=500.0 '
+                                               'fy=0.0'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, right)
+    for fx, fy in ((500.0, 0.0), (0.0, 500.0)):
+        with pytest.raises(CalibrationError, match='focal lengths must be positive'):
+            StereoCameraModel(640, 480, fx, fy, 320.0, 320.0, 240.0, 0.12)
+
+
+def test_the_longest_baseline_and_largest_vertical_offset_accepted() -> None:
+    # 10 m (a long-range rig) is the longest baseline accepted; 12 is a 12-cm camera written
+    # in centimetres, every depth 100 times too far: refused.
+    left = [500.0, 0, 320, 0, 0, 500.0, 240, 0, 0, 0, 1, 0]
+    longest, centimetres = list(left), list(left)
+    longest[3], centimetres[3] = -500.0 * 10.0, -500.0 * 12.0
+    assert StereoCameraModel.from_projection_matrices(640, 480, left, longest).baseline == 10.0
+    with pytest.raises(CalibrationError, match='baseline of 12 m is implausibly long'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, centimetres)
+    # A vertical offset up to 1 % of the baseline is rounding (1.2 mm on 0.12 m): accepted.
+    rounding = list(left)
+    rounding[3], rounding[7] = -500.0 * 0.12, -500.0 * 0.0012
+    assert StereoCameraModel.from_projection_matrices(640, 480, left, rounding).baseline == \
+        pytest.approx(0.12)
