@@ -435,3 +435,28 @@ def test_a_blob_beyond_min_range_is_sized_at_its_own_depth():
     params = ObstacleParameters(camera_height=None)
     assert (side // 2 * 2) ** 2 * 0.5 ** 2 / (camera.fx * camera.fy) < params.min_size
     assert not segment_nearest_obstacle(depth, camera, params).found
+
+
+def test_a_surface_nearer_than_min_range_is_kept_out_of_the_ground_fit():
+    # The robot's own front across the bottom 56 rows, 0.2 m away (nearer than min_range
+    # 0.3 m): points that near are no ground sample. Taken into the fit, a tilted plane 6 cm
+    # below the camera through them won RANSAC over the ground, and no ground plane was found.
+    depth, _ = _road_depth()
+    depth[200:] = 0.2
+    nx, ny, nz, c = fit_ground_plane(depth, CAMERA)
+    np.testing.assert_allclose([nx, ny, nz], [0.0, -1.0, 0.0], atol=1e-3)
+    assert c == pytest.approx(CAM_HEIGHT, abs=1e-3)
+
+
+def test_a_ground_seen_in_only_30_depth_samples_is_fitted():
+    # Sparse depth (a dark, weakly textured road): 30 of the fit's samples (every 2nd row and
+    # column of the lower half here), 5 rows by 6 columns, see the ground, the fewest it fits
+    # a plane to; none gives no plane, not an error.
+    depth, _ = _road_depth()
+    sparse = np.full(depth.shape, np.nan, np.float32)
+    rows, cols = np.meshgrid(np.arange(140, 190, 10), np.arange(40, 520, 80), indexing='ij')
+    sparse[rows, cols] = depth[rows, cols]
+    nx, ny, nz, c = fit_ground_plane(sparse, CAMERA)
+    np.testing.assert_allclose([nx, ny, nz], [0.0, -1.0, 0.0], atol=1e-3)
+    assert c == pytest.approx(CAM_HEIGHT, abs=1e-3)
+    assert fit_ground_plane(np.full(depth.shape, np.nan, np.float32), CAMERA) is None
