@@ -108,17 +108,22 @@ def run_soak(pipeline: StereoPipeline, seconds: float, factor: float = 3.0,
     worker.start()
     start = time.monotonic()
     sent = 0
-    with tqdm(total=round(seconds), desc='soak', unit='s', disable=not progress) as bar:
-        while (now := time.monotonic()) - start < seconds:
-            due = start + sent / input_hz
-            if due > now:
-                time.sleep(due - now)
-            sent += 1
-            worker.submit(_fresh(bad if bad_every and sent % bad_every == 0 else good))
-            if int(now - start) > bar.n:
-                bar.update(int(now - start) - bar.n)
-        bar.update(round(seconds) - bar.n)  # the last second ends the loop, not the count above
-    worker.stop(timeout=60.0)
+    try:
+        with tqdm(total=round(seconds), desc='soak', unit='s', disable=not progress) as bar:
+            while (now := time.monotonic()) - start < seconds:
+                due = start + sent / input_hz
+                if due > now:
+                    time.sleep(due - now)
+                sent += 1
+                worker.submit(_fresh(bad if bad_every and sent % bad_every == 0 else good))
+                if int(now - start) > bar.n:
+                    bar.update(int(now - start) - bar.n)
+            # The last second ends the loop, not the count above.
+            bar.update(round(seconds) - bar.n)
+    finally:
+        # Also on Ctrl-C: Python exiting while the thread is inside OpenCV or torch aborts
+        # the process ("terminate called without an active exception", exit 134).
+        worker.stop(timeout=60.0)
     monitor = worker.monitor
     return SoakResult(time.monotonic() - start, backend_hz, input_hz, monitor.total_received,
                       monitor.total_processed, monitor.total_dropped, monitor.total_skipped,

@@ -6,6 +6,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 
@@ -16,6 +17,7 @@ from bad_input_helpers import leftovers, write_stereo_bag
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.monitoring import ThroughputMonitor
+from stereo_depth_ros import soak as soak_module
 from stereo_depth_ros.commands import soak as soak_command
 from stereo_depth_ros.soak import SoakResult, run_soak
 from stereo_depth_ros.worker import LatestSlot, StereoWorker
@@ -131,6 +133,26 @@ def test_soak_accounts_for_every_pair():
     # nothing piled up in memory (measured +0.0-0.8 MB).
     assert result.received / result.seconds == pytest.approx(result.input_hz, rel=0.3)
     assert result.rss_end_mb - result.rss_start_mb < 50
+
+
+def test_soak_interrupted_stops_its_worker_thread_first(monkeypatch):
+    # Ctrl-C in the feeder: Python exiting with the worker inside OpenCV aborted the
+    # process (exit 134) instead of `stereo-depth soak: interrupted` (130).
+    pipeline = StereoPipeline(create_backend('sgbm', disparity_range=16))
+    sleeps = []
+    sleep = time.sleep
+
+    def interrupted_sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 5:
+            raise KeyboardInterrupt
+        sleep(seconds)
+
+    monkeypatch.setattr(soak_module.time, 'sleep', interrupted_sleep)
+    with pytest.raises(KeyboardInterrupt):
+        run_soak(pipeline, seconds=30.0, width=64, height=48, progress=False)
+    assert not [thread for thread in threading.enumerate()
+                if thread.name == 'stereo_depth_worker']
 
 
 def test_infer_on_a_full_disk_leaves_none_of_its_outputs(tmp_path):
