@@ -288,8 +288,13 @@ class StereoDepthNode(Node):
 
     def _wanted_topics(self) -> set[str]:
         """Return the enabled output topics that have at least one subscriber."""
-        return {topic for topic in self._manager.enabled_topics()
-                if self._output_pubs[topic].get_subscription_count() > 0}
+        try:
+            return {topic for topic in self._manager.enabled_topics()
+                    if self._output_pubs[topic].get_subscription_count() > 0}
+        except Exception:
+            if self.context.ok():
+                raise
+            return set()  # Ctrl-C shut the context down under the inference thread: none
 
     def _publish(self, messages: Mapping[str, Any]) -> None:
         for topic, message in messages.items():

@@ -155,11 +155,11 @@ class StereoWorker:
 
     def process_one(self, pair: StereoPair) -> bool:
         """Process and publish one pair; return True when something was published."""
-        topics = frozenset(self._wanted_topics())
-        if not topics:
-            self.monitor.idle()
-            return False
         try:
+            topics = frozenset(self._wanted_topics())
+            if not topics:
+                self.monitor.idle()
+                return False
             output = self.processor.process(pair, self._get_pipeline(), topics)
             self._publish(output.messages)
         except StereoDepthError as error:

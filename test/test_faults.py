@@ -183,3 +183,22 @@ def test_infer_on_a_full_disk_leaves_none_of_its_outputs(tmp_path):
                           capture_output=True, timeout=120).returncode == 0
     assert sorted(p.name for p in out.iterdir()) == [
         'depth.npy', 'disparity.npy', 'disparity.png', 'notes.txt', 'obstacle.png']
+
+
+def test_a_failing_subscriber_count_is_logged_and_the_worker_goes_on():
+    # The node asks rclpy who listens before each pair; an error there killed the inference
+    # thread with a traceback, and the node then published nothing more.
+    errors: list[str] = []
+    calls = iter([RuntimeError('publisher is invalid'), set()])
+
+    def wanted() -> set[str]:
+        answer = next(calls)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    worker = StereoWorker(None, lambda: None, wanted, lambda m: None, print, errors.append)
+    assert worker.process_one(object()) is False
+    assert len(errors) == 1 and 'RuntimeError: publisher is invalid' in errors[0]
+    assert worker.process_one(object()) is False  # no subscriber now: idle, not an error
+    assert worker.monitor.total_skipped == 1
