@@ -8,9 +8,10 @@ refine_radius, max_match_cost, torch_compile: see there). Input uint8 grey or RG
 :func:`~stereo_depth_ros.networks.inference.predict_with_near_pass`: the inference path that
 training validation uses too, plus coarser passes for near objects (large disparities) unless
 ``near_scale`` is 0; the output is float32 HxW, NaN where the
-prediction is non-finite, negative or above ``max_disparity``, and with ``max_match_cost``
-where the images do not confirm it (:func:`~stereo_depth_ros.networks.confidence.
-drop_unconfirmed`). The network runs in
+prediction is non-finite, negative or above ``max_disparity``, where the left image has no
+texture (:func:`~stereo_depth_ros.networks.textureless.drop_textureless`), and with
+``max_match_cost`` where the images do not confirm it (:func:`~stereo_depth_ros.networks.
+confidence.drop_unconfirmed`). The network runs in
 channels_last memory format (faster with oneDNN on the CPU and with tensor cores on CUDA).
 With ``torch_compile`` its forward is compiled
 (:class:`~stereo_depth_ros.torch_runtime.CompiledForward`).
@@ -32,6 +33,7 @@ from ..networks.confidence import drop_unconfirmed
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
                                   near_pass_scales, predict_with_near_pass,
                                   resolve_match_passes, resolve_refine_radius)
+from ..networks.textureless import drop_textureless
 from ..torch_runtime import (CompiledForward, keep_freed_cpu_memory, resolve_device,
                              resolve_precision, use_thread_count)
 from ..weights import load_model
@@ -141,7 +143,7 @@ class TorchBackend(DisparityBackend):
         if self.options.max_match_cost:
             # On the masked estimate: what the network said beyond its range is unknown here too.
             drop_unconfirmed(array, left_t, right_t, self.options.max_match_cost)
-        return array
+        return drop_textureless(array, left)
 
     def _predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         """Return the ``1x1xHxW`` disparity of normalised images, near passes included."""
