@@ -561,6 +561,14 @@ def test_benchmarks_refuse_settings_they_would_ignore(capsys, argv, words):
       '-1'], ("--max-megapixels: '-1' is not a number of megapixels from 0 (no limit) to 1000",)),
     (['process-bag', 'in', 'out', '--max-megapixels', 'nan'],
      ("--max-megapixels: 'nan' is not a number of megapixels",)),
+    # An infinite slop ended in an OverflowError traceback from the synchronizer (exit 1),
+    # after the bag was opened; 0, -1 and nan only there, naming 'slop', not the flag.
+    (['process-bag', 'in', 'out', '--approximate-sync', '--slop', 'inf'],
+     ("--slop: 'inf' is not a finite number above 0",)),
+    (['check-camera', '--bag', 'in', '--approximate-sync', '--slop', 'inf'],
+     ("--slop: 'inf' is not a finite number above 0",)),
+    (['adapt', '--config', 'c.yaml', '--bag', 'in', '--approximate-sync', '--slop', '-1'],
+     ("--slop: '-1' is not a finite number above 0",)),
 ])
 def test_numeric_options_out_of_range_are_one_line(capsys, argv, words):
     with pytest.raises(SystemExit) as refused:  # argparse's refusal, before any work

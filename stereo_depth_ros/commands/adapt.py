@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from .common import (add_bit_depth_argument, add_device_argument, check_output_folder,
-                     non_negative_int, positive_int)
+                     non_negative_int, positive_float, positive_int)
 from ..backends.registry import backend_names
 from ..resources import default_weights_path, find_shared_file
 from ..sync import DEFAULT_SLOP
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--approximate-sync', action='store_true',
                         help='with --bag: pair images whose stamps differ by less than --slop '
                              '(default: exact stamps)')
-    parser.add_argument('--slop', type=float, default=DEFAULT_SLOP,
+    parser.add_argument('--slop', type=positive_float, default=DEFAULT_SLOP,
                         help=f'with --approximate-sync: largest stamp difference in seconds '
                              f'(default {DEFAULT_SLOP})')
     parser.add_argument('--left-image', default=None,

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import add_bit_depth_argument, calibration_flags, positive_int
+from .common import add_bit_depth_argument, calibration_flags, positive_float, positive_int
 from ..camera import StereoCameraModel
 from ..errors import CalibrationError, DatasetError
 from ..sync import DEFAULT_SLOP
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='with --bag: the right image topic (default: found by name)')
     parser.add_argument('--approximate-sync', action='store_true',
                         help='with --bag: pair images whose stamps differ by less than --slop')
-    parser.add_argument('--slop', type=float, default=DEFAULT_SLOP,
+    parser.add_argument('--slop', type=positive_float, default=DEFAULT_SLOP,
                         help=f'with --approximate-sync: largest stamp difference in seconds '
                              f'(default {DEFAULT_SLOP})')
     add_bit_depth_argument(parser, 'images (files of --pairs, mono16 messages of --bag)')

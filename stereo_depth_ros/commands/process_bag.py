@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from .common import (add_backend_arguments, add_bit_depth_argument, add_size_limit_argument,
-                     input_settings, pipeline_from_args)
+                     input_settings, pipeline_from_args, positive_float)
 from ..bags.process import process_bag
 from ..sync import DEFAULT_SLOP
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=None,
                         help='pair messages whose stamps differ by less than --slop '
                              "(default: --params-file's approximate_sync, else exact stamps)")
-    parser.add_argument('--slop', type=float, default=None,
+    parser.add_argument('--slop', type=positive_float, default=None,
                         help='approximate sync: largest stamp difference in seconds, refused '
                              'where pairing is exact (default: '
                              "--params-file's approximate_sync_tolerance_seconds, else "
