@@ -48,6 +48,11 @@ def line_through(values: np.ndarray, usable: np.ndarray, start: int) -> tuple[fl
     return float(intercept), float(slope)
 
 
+def wrong(predicted: np.ndarray, target: np.ndarray) -> int:
+    """Return how many of ``predicted`` are off ``target`` by more than 3 px (NaN: wrong)."""
+    return int((~(np.abs(predicted - target) <= 3)).sum())
+
+
 def count_scene(truth: np.ndarray, estimate: Optional[np.ndarray],
                 confident: Optional[np.ndarray], counts: dict[str, int]) -> None:
     """Add one scene's pixel counts to ``counts``."""
@@ -73,14 +78,13 @@ def count_scene(truth: np.ndarray, estimate: Optional[np.ndarray],
         counts['strip'] += strip.size
         counts['strip_hidden'] += int(hidden[row, strip].sum())
         intercept, slope = line_through(truth[row], seen[row], boundary)
-        counts['line_truth_wrong'] += int((np.abs(intercept + slope * strip - target) > 3).sum())
+        counts['line_truth_wrong'] += wrong(intercept + slope * strip, target)
         if estimate is None or confident is None:
             continue
-        given = np.nan_to_num(estimate[row, strip], nan=-1e3)
-        counts['backend_wrong'] += int((np.abs(given - target) > 3).sum())
+        counts['backend_wrong'] += wrong(estimate[row, strip], target)
+        # No line where the estimate at the boundary is unknown: as wrong as an unknown pixel.
         intercept, slope = line_through(estimate[row], confident[row], boundary)
-        counts['line_estimate_wrong'] += int((np.abs(intercept + slope * strip - target) > 3)
-                                             .sum())
+        counts['line_estimate_wrong'] += wrong(intercept + slope * strip, target)
 
 
 def main() -> None:
