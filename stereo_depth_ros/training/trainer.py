@@ -445,10 +445,10 @@ class Trainer:
         with deferred_interrupts(STEP_NOTICE) as stop:
             try:
                 result = self._train_step(batch)
+                self.step += 1
             except Abort:
-                raise ExplainedInterrupt(f'twice: stopped inside step {self.step + 1}; nothing '
-                                         'since the last checkpoint was saved') from None
-            self.step += 1
+                raise ExplainedInterrupt('twice: stopped inside a training step; nothing since '
+                                         'the last checkpoint was saved') from None
         if stop:
             raise KeyboardInterrupt(stop.signal_name)
         return result
