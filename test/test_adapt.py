@@ -703,7 +703,7 @@ def test_adapt_from_a_12_bit_camera_s_bag_warns_and_takes_its_bit_depth(
     from bad_input_helpers import write_stereo_bag
     from stereo_depth_ros.commands.adapt import _bag_pairs
     bag = write_stereo_bag(tmp_path / 'bag', frames=2, encoding='mono12')
-    args = argparse.Namespace(bag=str(bag), bag_every=1, approximate_sync=False, slop=0.0,
+    args = argparse.Namespace(bag=str(bag), bag_every=1, approximate_sync=False, slop=None,
                               left_image=None, right_image=None, no_progress=True,
                               mono16_bit_depth=None)
     pairs = _bag_pairs(args, tmp_path / 'dark', resumed=False)

@@ -351,6 +351,20 @@ def test_a_slop_without_approximate_sync_is_refused(tmp_path, capsys):
     assert leftovers(tmp_path, 'out') == []
 
 
+@pytest.mark.parametrize('command', [['check-camera', '--bag'],
+                                     ['adapt', '--config', 'config/adapt_costnet_fast.yaml',
+                                      '--bag']])
+def test_check_camera_and_adapt_refuse_a_slop_without_approximate_sync(tmp_path, capsys,
+                                                                       command):
+    # As process-bag: the slop was ignored without a word and exact stamps paired.
+    bag = write_stereo_bag(tmp_path / 'in')
+    code, _, lines = run_cli([*command, bag, '--slop', '0.05', '--out-dir', tmp_path / 'run']
+                             if command[0] == 'adapt' else [*command, bag, '--slop', '0.05'],
+                             capsys)
+    assert_one_line_error(code, lines, '--slop 0.05 applies to approximate sync')
+    assert not (tmp_path / 'run').exists()
+
+
 def test_invalid_namespace(tmp_path, capsys):
     bag = write_stereo_bag(tmp_path / 'in')
     code, _, lines = run_cli(['process-bag', bag, tmp_path / 'out', '--namespace', 'a b//c'],

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .common import (add_bit_depth_argument, add_device_argument, check_output_folder,
-                     non_negative_int, positive_float, positive_int)
+from .common import (add_bit_depth_argument, add_device_argument, approximate_slop,
+                     check_output_folder, non_negative_int, positive_float, positive_int,
+                     refuse_lone_slop)
 from ..backends.registry import backend_names
 from ..resources import default_weights_path, find_shared_file
 from ..sync import DEFAULT_SLOP
@@ -43,9 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--approximate-sync', action='store_true',
                         help='with --bag: pair images whose stamps differ by less than --slop '
                              '(default: exact stamps)')
-    parser.add_argument('--slop', type=positive_float, default=DEFAULT_SLOP,
-                        help=f'with --approximate-sync: largest stamp difference in seconds '
-                             f'(default {DEFAULT_SLOP})')
+    parser.add_argument('--slop', type=positive_float, default=None,
+                        help=f'with --approximate-sync (refused without it): largest stamp '
+                             f'difference in seconds (default {DEFAULT_SLOP})')
     parser.add_argument('--left-image', default=None,
                         help='with --bag: the left image topic (default: found by name)')
     parser.add_argument('--right-image', default=None,
@@ -225,7 +226,7 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
     images: list[str] = []
     try:
         count = extract_pairs(args.bag, staging, every=args.bag_every,
-                              slop=args.slop if args.approximate_sync else None,
+                              slop=approximate_slop(args),
                               left_topic=args.left_image, right_topic=args.right_image,
                               progress=not args.no_progress, skipped=bad,
                               bit_depth=args.mono16_bit_depth, notes=notes, chosen=images)
@@ -252,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.left_image or args.right_image or args.approximate_sync) and not args.bag:
         raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag; '
                          'give --bag')
+    refuse_lone_slop(args.slop, args.approximate_sync)
     from ..training.adapt import adapt, check_adapt_run
     from ..training.config import load_config
     from ..training.figures import before_after, figure_pairs

@@ -6,7 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import add_bit_depth_argument, calibration_flags, positive_float, positive_int
+from .common import (add_bit_depth_argument, approximate_slop, calibration_flags, positive_float,
+                     positive_int, refuse_lone_slop)
 from ..camera import StereoCameraModel
 from ..errors import CalibrationError, DatasetError
 from ..sync import DEFAULT_SLOP
@@ -34,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='with --bag: the right image topic (default: found by name)')
     parser.add_argument('--approximate-sync', action='store_true',
                         help='with --bag: pair images whose stamps differ by less than --slop')
-    parser.add_argument('--slop', type=positive_float, default=DEFAULT_SLOP,
-                        help=f'with --approximate-sync: largest stamp difference in seconds '
-                             f'(default {DEFAULT_SLOP})')
+    parser.add_argument('--slop', type=positive_float, default=None,
+                        help=f'with --approximate-sync (refused without it): largest stamp '
+                             f'difference in seconds (default {DEFAULT_SLOP})')
     add_bit_depth_argument(parser, 'images (files of --pairs, mono16 messages of --bag)')
     parser.add_argument('--max-pairs', type=positive_int, default=12,
                         help='pairs checked, spread over the bag or folder (default 12)')
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     if not args.bag and (args.left_image or args.right_image or args.approximate_sync):
         raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag')
+    refuse_lone_slop(args.slop, args.approximate_sync)
     given = calibration_flags(args)
     notes = []
     image_notes: list[str] = []
@@ -162,7 +164,7 @@ def _bag_pairs(args: argparse.Namespace, out: Path,
     # up), spread over at least half of its left images.
     every = max(1, total // args.max_pairs)
     extract_pairs(args.bag, out, every=every, limit=args.max_pairs,
-                  slop=args.slop if args.approximate_sync else None, left_topic=left_image,
+                  slop=approximate_slop(args), left_topic=left_image,
                   right_topic=right_image, progress=not args.no_progress,
                   bit_depth=args.mono16_bit_depth, notes=notes)
     if topics is None or len(infos) < 2:

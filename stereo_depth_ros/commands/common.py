@@ -16,6 +16,7 @@ from ..pipeline_config import LOGGER, apply_overrides, configure_pipeline, \
 from ..plausibility import DEFAULT_MAX_MEGAPIXELS
 from ..settings import (PRECISION_CHOICES, check_device, float_value, int_value,
                         parse_key_values)
+from ..sync import DEFAULT_SLOP
 
 
 def _device(text: str) -> str:
@@ -217,6 +218,21 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """Return ``text`` as an integer of at least 0 (an argparse type)."""
     return _bounded_int(text, 0, 'a whole number of at least 0')
+
+
+def refuse_lone_slop(slop: float | None, approximate: bool) -> None:
+    """Raise ValueError where ``--slop`` is given but pairing is exact (it would be ignored)."""
+    if slop is not None and not approximate:
+        raise ValueError(f'--slop {slop:g} applies to approximate sync, which is off here: add '
+                         '--approximate-sync (exact stamps pair without a slop)')
+
+
+def approximate_slop(args: argparse.Namespace) -> float | None:
+    """Return the slop of ``--approximate-sync`` (``--slop`` or the default), None for exact."""
+    refuse_lone_slop(args.slop, args.approximate_sync)
+    if not args.approximate_sync:
+        return None
+    return DEFAULT_SLOP if args.slop is None else float(args.slop)
 
 
 def positive_float(text: str) -> float:

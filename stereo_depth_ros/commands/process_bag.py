@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from .common import (add_backend_arguments, add_bit_depth_argument, add_size_limit_argument,
-                     input_settings, pipeline_from_args, positive_float)
+                     input_settings, pipeline_from_args, positive_float, refuse_lone_slop)
 from ..bags.process import process_bag
 from ..sync import DEFAULT_SLOP
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
@@ -62,9 +62,7 @@ def run(args: argparse.Namespace) -> int:
     approximate = args.approximate_sync
     if approximate is None:
         approximate = bool(config.values['approximate_sync'])
-    if args.slop is not None and not approximate:
-        raise ValueError(f'--slop {args.slop:g} applies to approximate sync, which is off '
-                         f'here: add --approximate-sync (exact stamps pair without a slop)')
+    refuse_lone_slop(args.slop, approximate)
     slop, slop_name = args.slop, '--slop'
     if slop is None:
         slop = float_value(config.values, 'approximate_sync_tolerance_seconds')
