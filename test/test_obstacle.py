@@ -460,3 +460,205 @@ def test_a_ground_seen_in_only_30_depth_samples_is_fitted():
     np.testing.assert_allclose([nx, ny, nz], [0.0, -1.0, 0.0], atol=1e-3)
     assert c == pytest.approx(CAM_HEIGHT, abs=1e-3)
     assert fit_ground_plane(np.full(depth.shape, np.nan, np.float32), CAMERA) is None
+
+
+def test_a_second_object_in_the_band_but_apart_is_not_part_of_the_mask():
+    # Two boxes at 8.0 and 8.3 m, 0.3 m apart side by side (12 px): both within the 0.8 m
+    # band of 8 m, but not connected. Were every surface in the band near it painted, the
+    # mask and its bbox would take in the second box too, closing the gap between them.
+    depth, (near, beside) = _road_depth(boxes=[(-3.0, -1.5, 8.0, 1.5), (-1.2, 0.0, 8.3, 1.5)])
+    result = segment_nearest_obstacle(depth, CAMERA, EXACT)
+    assert result.distance == pytest.approx(8.0)
+    assert result.mask[near].mean() > 0.9 and not result.mask[beside].any()
+    assert result.bbox[0] + result.bbox[2] <= CAMERA.cx_left - 1.5 * CAMERA.fx / 8.0 + 1
+
+
+def test_a_blob_of_exactly_min_area_pixels_is_an_obstacle():
+    # Smaller than min_area pixels is ignored; a 5x5 speck on the road at 6 m, 25 px, is
+    # not smaller than min_area 25 and wins over the box at 15 m.
+    depth, _ = _road_depth(boxes=[(-1.0, 1.0, 15.0, 1.5)])
+    contact = int(CAMERA.cy + CAM_HEIGHT * CAMERA.fy / 6.0)
+    depth[contact - 9:contact - 4, 100:105] = 6.0  # 10-20 cm above the road
+    params = ObstacleParameters(min_area=25, min_size=0.0, ground_tolerance=0.05,
+                                disparity_noise=0.0)
+    result = segment_nearest_obstacle(depth, CAMERA, params)
+    assert result.distance == pytest.approx(6.0) and result.area == 25
+
+
+def test_the_ground_seen_by_a_rolled_camera_is_no_obstacle():
+    # A camera rolled 10 degrees about its axis: the ground's normal leans sideways, so a
+    # point's height above it depends on its column too. Counted from the wrong column
+    # origin, the ground to one side stood up to 0.3 z above the plane and was the nearest
+    # obstacle.
+    roll = np.radians(10.0)
+    up = np.array([np.sin(roll), -np.cos(roll), 0.0])
+    rays_x, rays_y = np.meshgrid((np.arange(CAMERA.width) - CAMERA.cx_left) / CAMERA.fx,
+                                 (np.arange(CAMERA.height) - CAMERA.cy) / CAMERA.fy)
+    down = -(up[0] * rays_x + up[1] * rays_y)  # n . p + h = 0 along a ray: z = h / down
+    with np.errstate(divide='ignore'):
+        depth = np.where(down > 1e-6, CAM_HEIGHT / down, np.nan).astype(np.float32)
+    plane = fit_ground_plane(depth, CAMERA, EXACT)
+    np.testing.assert_allclose(plane[:3], up, atol=1e-3)
+    assert plane[3] == pytest.approx(CAM_HEIGHT, abs=1e-3)
+    for params in (EXACT, ObstacleParameters()):
+        assert not segment_nearest_obstacle(depth, CAMERA, params).found
+
+
+def test_a_fitted_ground_more_than_a_quarter_off_the_camera_height_is_rejected():
+    # The ground is 1.6 m below the camera. Told 1.3 m or 2.1 m (off by 23 % and 24 %) the
+    # fit is kept; told 1.25 m or 2.2 m (28 % and 27 %) it is rejected, as docs/obstacle.md
+    # says, and the level plane at the given height is used instead.
+    depth, _ = _road_depth()
+    for told in (1.3, 2.1):
+        plane = fit_ground_plane(depth, CAMERA, ObstacleParameters(camera_height=told))
+        assert plane[3] == pytest.approx(CAM_HEIGHT, abs=1e-3), told
+    for told in (1.25, 2.2):
+        assert fit_ground_plane(depth, CAMERA, ObstacleParameters(camera_height=told)) is None
+    # With noisy depth some RANSAC planes lie within the quarter, though the least-squares
+    # refit of their inliers (1.60 m) does not: the plane returned must still lie within it.
+    noisy = CAMERA.focal_baseline / (CAMERA.focal_baseline / depth
+                                     + np.random.default_rng(0).normal(0, 0.3, depth.shape))
+    plane = fit_ground_plane(noisy.astype(np.float32), CAMERA,
+                             ObstacleParameters(camera_height=1.25))
+    assert abs(plane[3] - 1.25) <= 0.25 * 1.25
+
+
+def test_a_noisy_ground_is_refined_by_least_squares():
+    # With 0.3 px of disparity noise the best RANSAC plane, through three noisy points, is
+    # up to 2.6 cm off the camera height; refitted to its inliers it is within 1 cm. The
+    # refit's normal must be turned up (-y) whichever sign the SVD gives it, or it is no
+    # ground and the unrefined plane is kept.
+    depth, _ = _road_depth()
+    for seed in range(4):
+        disparity = CAMERA.focal_baseline / depth
+        disparity += np.random.default_rng(seed).normal(0, 0.3, depth.shape)
+        plane = fit_ground_plane((CAMERA.focal_baseline / disparity).astype(np.float32),
+                                 CAMERA)
+        np.testing.assert_allclose(plane[:3], [0.0, -1.0, 0.0], atol=2e-3)
+        assert plane[3] == pytest.approx(CAM_HEIGHT, abs=0.01), seed
+
+
+def test_depth_zero_means_unknown_not_an_obstacle_at_zero():
+    # REP 118 lets a driver write 0 where the depth is unknown: here the sky and a patch of
+    # road it could not match, down to the image's lower edge. Taken as depths, the patch
+    # (cut by the edge, so no floating blob) was an obstacle at 0 m, "too close" (-inf).
+    depth, _ = _road_depth(boxes=[(-1.0, 1.0, 10.0, 1.5)])
+    depth[np.isnan(depth)] = 0.0
+    depth[200:, 100:180] = 0.0
+    params = ObstacleParameters(min_size=0.0, ground_tolerance=0.05, disparity_noise=0.0)
+    assert segment_nearest_obstacle(depth, CAMERA, params).distance == pytest.approx(10.0)
+
+
+def test_an_obstacle_at_exactly_max_range_is_found():
+    # Depths up to max_range are searched: a box at 12 m with max_range 12 m is found.
+    depth, _ = _road_depth(boxes=[(-1.0, 1.0, 12.0, 1.5)])
+    params = ObstacleParameters(max_range=12.0, ground_tolerance=0.05, disparity_noise=0.0)
+    assert segment_nearest_obstacle(depth, CAMERA, params).distance == pytest.approx(12.0)
+
+
+def test_the_bottom_row_cut_needs_as_many_pixels_as_a_min_area_square_is_wide():
+    from stereo_depth_ros.obstacle import _cut_below
+    # min_area 64: the smallest obstacle is an 8x8 square. A surface 1.2 m away that the
+    # lower edge cuts over 8 px goes on below (cut); over 7 px it only touches the edge.
+    params = ObstacleParameters(min_area=64, ground_tolerance=0.05, disparity_noise=0.0)
+    z = np.full((100, 100), 6.0, np.float32)
+    labels = np.zeros((100, 100), np.int32)
+    labels[:, 40:60] = 1
+    z[:, 40:60] = 1.2
+    labels[-1, 48:60] = 0
+    assert _cut_below(z, labels, 1, 1.2, params, CAMERA)
+    labels[-1, 47] = 0
+    assert not _cut_below(z, labels, 1, 1.2, params, CAMERA)
+
+
+def test_an_roi_below_the_top_leaves_the_upper_image_out():
+    # roi (0, 0.5, 1, 0.5) is the image's lower half: a blob in the sky 5 m away (found
+    # where overhanging obstacles are allowed) lies above it, so the box at 20 m is nearest.
+    depth, _ = _road_depth(boxes=[(-1.0, 1.0, 20.0, 1.5)])
+    depth[10:40, 200:260] = 5.0
+    overhang = dict(max_clearance=None, ground_tolerance=0.05, disparity_noise=0.0)
+    everywhere = segment_nearest_obstacle(depth, CAMERA, ObstacleParameters(**overhang))
+    assert everywhere.distance == pytest.approx(5.0)
+    lower = ObstacleParameters(roi=(0.0, 0.5, 1.0, 0.5), **overhang)
+    result = segment_nearest_obstacle(depth, CAMERA, lower)
+    assert result.distance == pytest.approx(20.0) and result.bbox[1] >= 128
+
+
+def test_a_camera_pitched_down_past_max_ground_tilt_fits_no_ground():
+    # docs/obstacle.md: pitched down 40 degrees, past max_ground_tilt (30), the camera sees
+    # the ground as a slanted surface in front of it, no ground, and reports it as the
+    # obstacle; with max_ground_tilt raised past the pitch the ground is fitted again.
+    depth, _ = _road_depth(pitch_deg=40.0)
+    assert fit_ground_plane(depth, CAMERA, EXACT) is None
+    assert segment_nearest_obstacle(depth, CAMERA, EXACT).found
+    tilted = ObstacleParameters(max_ground_tilt=45.0, ground_tolerance=0.05,
+                                disparity_noise=0.0)
+    nx, ny, nz, c = fit_ground_plane(depth, CAMERA, tilted)
+    pitch = np.radians(40.0)
+    np.testing.assert_allclose([nx, ny, nz], [0.0, -np.cos(pitch), -np.sin(pitch)], atol=1e-3)
+    assert c == pytest.approx(CAM_HEIGHT, abs=1e-3)
+    assert not segment_nearest_obstacle(depth, CAMERA, tilted).found
+
+
+def test_a_post_before_a_wall_stays_apart_with_the_default_disparity_noise():
+    # Defaults (0.5 px of disparity noise): at 10 m the depth jump that separates two
+    # objects is the band, 1.0 m, plus twice the depth error, 2 x 0.31 m: 1.62 m. A wall
+    # 1.8 m behind a post is beyond it, so the post is its own obstacle; joined to the wall,
+    # the post (under 1 % of the two) would be reported at the wall's 11.8 m.
+    depth, (post, _) = _road_depth(boxes=[(-0.1, 0.1, 10.0, 2.5), (-30.0, 30.0, 11.8, 6.0)])
+    result = segment_nearest_obstacle(depth, CAMERA)
+    assert result.distance == pytest.approx(10.0)
+    assert result.mask[post].mean() > 0.8 and not result.mask[depth > 11.0].any()
+
+
+def test_an_obstacle_whose_lowest_point_is_max_clearance_up_is_kept():
+    # A board 10 m ahead from 0.7 to 1.5 m above the road, beside a box at 20 m: its lowest
+    # point is max_clearance (0.7 m) up, at most that high, so it is the obstacle; with
+    # max_clearance 0.6 m (plus the 5 cm ground tolerance) it floats and the box is.
+    depth, _ = _road_depth(boxes=[(-1.0, 1.0, 20.0, 1.5)])
+    top = round(CAMERA.cy + (CAM_HEIGHT - 1.5) * CAMERA.fy / 10.0)
+    bottom = round(CAMERA.cy + (CAM_HEIGHT - 0.7) * CAMERA.fy / 10.0)
+    depth[top:bottom + 1, 330:440] = 10.0
+    for clearance, distance in ((0.7, 10.0), (0.6, 20.0)):
+        result = segment_nearest_obstacle(depth, CAMERA, ObstacleParameters(
+            max_clearance=clearance, ground_tolerance=0.05, disparity_noise=0.0))
+        assert result.distance == pytest.approx(distance), clearance
+
+
+@pytest.mark.parametrize('setting', [
+    dict(min_range=0.0), dict(distance_band_fraction=0.0), dict(min_area=1),
+    dict(min_size=0.0), dict(ground_tolerance=0.0), dict(disparity_noise=0.0),
+    dict(percentile=0.0), dict(percentile=100.0), dict(ground_region=1.0),
+    dict(max_ground_tilt=0.5), dict(max_ground_tilt=89.5), dict(ransac_iterations=1),
+    dict(ransac_points=3), dict(roi=(0.5, 0.5, 0.5, 0.5))])
+def test_settings_at_their_limits_are_accepted(setting):
+    ObstacleParameters(**setting).validate()
+
+
+@pytest.mark.parametrize('setting, message', [
+    (dict(min_range=5.0, max_range=5.0), 'min_range < max_range'),
+    (dict(distance_band=0.0), 'distance_band must be > 0'),
+    (dict(max_clearance=0.0), 'max_clearance must be > 0'),
+    (dict(percentile=100.5), 'percentile'),
+    (dict(ground_region=0.0), 'ground_region'), (dict(ground_region=1.01), 'ground_region'),
+    (dict(max_ground_tilt=0.0), 'max_ground_tilt'),
+    (dict(max_ground_tilt=90.0), 'max_ground_tilt'),
+    (dict(camera_height=0.0), 'camera_height'),
+    (dict(roi=(0.2, 0.0, 0.0, 1.0)), 'roi'),  # no width
+    (dict(roi=(0.0, 0.2, 1.0, 0.0)), 'roi'),  # no height
+    (dict(roi=(0.0, 0.5, 1.0, 0.6)), 'roi')])  # reaching below the image
+def test_settings_past_their_limits_are_rejected(setting, message):
+    # A setting just past its limit is named when the search starts, not met as a wrong
+    # result (an roi of no width would search one column of pixels).
+    with pytest.raises(ValueError, match=message):
+        ObstacleParameters(**setting).validate()
+
+
+def test_an_obstacle_cut_by_the_image_edges_keeps_its_first_row_and_column():
+    # A wall 10 m ahead reaching past the image's left and top edges: its mask starts at
+    # column 0 and row 0, where the image does, not one pixel in.
+    depth, (wall,) = _road_depth(boxes=[(-30.0, -1.0, 10.0, 6.0)])
+    result = segment_nearest_obstacle(depth, CAMERA, EXACT)
+    assert result.distance == pytest.approx(10.0)
+    assert result.bbox[:2] == (0, 0) and result.mask[:, 0].any() and result.mask[0].any()
+    assert result.mask[wall].mean() > 0.95
