@@ -277,11 +277,16 @@ def test_a_surface_cut_by_the_lower_edge_is_not_taken_for_a_floating_blob():
     assert segment_nearest_obstacle(depth, CAMERA, params).distance == pytest.approx(20.0)
 
 
-def test_only_a_surface_cut_at_its_own_distance_escapes_the_clearance():
-    from stereo_depth_ros.obstacle import _cut_below
-    z = np.full((100, 100), 6.0, np.float32)
+def _labelled_column_band() -> tuple[np.ndarray, np.ndarray]:
+    """Return a 100x100 depth of 6 m and labels marking its columns 40-59 as surface 1."""
     labels = np.zeros((100, 100), np.int32)
     labels[:, 40:60] = 1
+    return np.full((100, 100), 6.0, np.float32), labels
+
+
+def test_only_a_surface_cut_at_its_own_distance_escapes_the_clearance():
+    from stereo_depth_ros.obstacle import _cut_below
+    z, labels = _labelled_column_band()
     z[:20, 40:60] = 2.4  # a near canopy over a farther trunk that reaches the bottom row
     assert not _cut_below(z, labels, 1, 2.4, EXACT, CAMERA)
     z[:, 40:60] = 1.2  # one surface, 1.2 m away from top to bottom: cut by the edge
@@ -294,9 +299,7 @@ def test_the_bottom_row_counts_as_cut_only_within_the_distance_band():
     from stereo_depth_ros.obstacle import _cut_below
     # EXACT's band at 2.4 m: 10 % of the depth, 0.24 m. A surface leaning away whose bottom
     # row is 0.2 m farther than its distance goes on below the edge: cut.
-    z = np.full((100, 100), 6.0, np.float32)
-    labels = np.zeros((100, 100), np.int32)
-    labels[:, 40:60] = 1
+    z, labels = _labelled_column_band()
     z[:, 40:60] = 2.4
     z[-1, 40:60] = 2.6
     assert _cut_below(z, labels, 1, 2.4, EXACT, CAMERA)
@@ -561,9 +564,7 @@ def test_the_bottom_row_cut_needs_as_many_pixels_as_a_min_area_square_is_wide():
     # min_area 64: the smallest obstacle is an 8x8 square. A surface 1.2 m away that the
     # lower edge cuts over 8 px goes on below (cut); over 7 px it only touches the edge.
     params = ObstacleParameters(min_area=64, ground_tolerance=0.05, disparity_noise=0.0)
-    z = np.full((100, 100), 6.0, np.float32)
-    labels = np.zeros((100, 100), np.int32)
-    labels[:, 40:60] = 1
+    z, labels = _labelled_column_band()
     z[:, 40:60] = 1.2
     labels[-1, 48:60] = 0
     assert _cut_below(z, labels, 1, 1.2, params, CAMERA)
