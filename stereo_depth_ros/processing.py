@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-from .camera import camera_info_fields, StereoCameraModel
+from .camera import camera_info_fields, StereoCameraModel, wide_baseline
 from .errors import ImageFormatError
 from .images import to_rgb
 from .msgs.images import (array_to_image, BIT_DEPTH_SETTING, compressed_image_size, ENCODINGS,
@@ -159,9 +159,10 @@ class StereoFrameProcessor:
                ) -> tuple[np.ndarray, np.ndarray, StereoCameraModel]:
         """Return the left and right backend inputs and the camera model of a checked pair.
 
-        Lines about the images go to ``notes``: 16-bit ones without ``mono16_bit_depth``
+        Lines about the inputs go to ``notes``: 16-bit images without ``mono16_bit_depth``
         whose brightest value over :data:`NARROW_16_BIT_FRAMES` frames or more needs 9-14
-        bits (a 12-bit sensor scaled over 16 bits keeps 4 bits of grey).
+        bits (a 12-bit sensor scaled over 16 bits keeps 4 bits of grey), and a baseline so
+        wide that it is more likely centimetres (:func:`~stereo_depth_ros.camera.wide_baseline`).
         """
         for image, side in ((pair.left_image, 'left'), (pair.right_image, 'right')):
             check_image_size(*input_size(image, side), self.max_megapixels, self.limit_option)
@@ -184,6 +185,9 @@ class StereoFrameProcessor:
                 f'{image_label(pair.right_image)}: both cameras must be grey or both colour')
         camera = self.camera(pair.left_info, pair.right_info)
         camera.check_image_size(left.shape[1], left.shape[0])
+        wide = wide_baseline(camera.baseline)  # accepted, but more likely centimetres
+        if wide is not None and notes is not None:
+            notes.append(f'camera baseline: {wide}; every depth scales with it')
         return left, right, camera
 
     def narrow_16_bit_note(self) -> Optional[str]:

@@ -20,7 +20,8 @@ from stereo_depth_ros.msgs.types import make_header, MessageTypes
 from stereo_depth_ros.monitoring import format_stats, LogThrottle, ThroughputMonitor
 from stereo_depth_ros.node_config import SPECS
 from stereo_depth_ros.pipeline_config import PipelineManager
-from stereo_depth_ros.processing import obstacle_field_of_view, StereoFrameProcessor, StereoPair
+from stereo_depth_ros.processing import (note_kind, obstacle_field_of_view, StereoFrameProcessor,
+                                         StereoPair)
 from stereo_depth_ros.topics import OUTPUT_BY_NAME, OUTPUT_TOPICS, OUTPUTS, pipeline_outputs
 from stereo_depth_ros.worker import LatestSlot, StereoWorker
 
@@ -261,6 +262,20 @@ def test_wrong_sign_baseline(scene, manager):
     pair.right_info.p[3] = -pair.right_info.p[3]  # positive: left and right swapped
     with pytest.raises(CalibrationError, match='wrong sign'):
         StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
+
+
+def test_a_baseline_given_in_centimetres_is_noted_with_each_pair(scene, manager):
+    # A 7.5 cm camera whose right P[3] was written in centimetres: 7.5 m is accepted (rigs up
+    # to 10 m exist), but every depth comes out 100x too far; the node and process-bag said
+    # nothing, while infer and check-camera warned.
+    wide = StereoCameraModel.from_focal_baseline(scene.camera.fx, 7.5, 256, 128,
+                                                 cx=scene.camera.cx_left)
+    output = StereoFrameProcessor(TYPES).process(make_pair(scene, camera=wide), manager.pipeline,
+                                                 {'depth/image_rect'})
+    assert [note_kind(note) for note in output.notes] == ['camera baseline']
+    assert '7.5 cm would be 0.075' in output.notes[0]
+    assert StereoFrameProcessor(TYPES).process(make_pair(scene), manager.pipeline,
+                                               {'depth/image_rect'}).notes == ()
 
 
 def test_camera_model_is_cached_until_the_infos_change(scene):
