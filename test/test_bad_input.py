@@ -583,6 +583,10 @@ def test_benchmarks_refuse_settings_they_would_ignore(capsys, argv, words):
      ("--slop: 'inf' is not a finite number above 0",)),
     (['adapt', '--config', 'c.yaml', '--bag', 'in', '--approximate-sync', '--slop', '-1'],
      ("--slop: '-1' is not a finite number above 0",)),
+    # -1 road scenes ran none without a word; 0 frames named the parameter 'n_frames'.
+    (['demo', '--road-scenes', '-1'],
+     ("--road-scenes: '-1' is not a whole number of at least 0",)),
+    (['demo', '--frames', '0'], ("--frames: '0' is not a whole number of at least 1",)),
 ])
 def test_numeric_options_out_of_range_are_one_line(capsys, argv, words):
     with pytest.raises(SystemExit) as refused:  # argparse's refusal, before any work

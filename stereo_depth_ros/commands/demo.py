@@ -5,7 +5,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .common import add_backend_arguments, pipeline_from_args, strict_json
+from .common import (add_backend_arguments, non_negative_int, pipeline_from_args, positive_int,
+                     strict_json)
 from ..data.datasets import middlebury2003_dataset
 from ..data.synthetic import eval_seeds, make_scene
 from ..evaluation.metrics import evaluate_pair
@@ -19,9 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the demo options."""
     add_backend_arguments(parser, params_file=True)
     parser.add_argument('--out-dir', default='out/demo', help='output folder (default out/demo)')
-    parser.add_argument('--road-scenes', type=int, default=3,
+    parser.add_argument('--road-scenes', type=non_negative_int, default=3,
                         help='held-out synthetic road scenes to show (default 3)')
-    parser.add_argument('--frames', type=int, default=12,
+    parser.add_argument('--frames', type=positive_int, default=12,
                         help='frames of the synthetic drive turned into a bag (default 12)')
     parser.add_argument('--skip-bag', action='store_true',
                         help='skip the KITTI -> bag -> process-bag part')
