@@ -175,6 +175,10 @@ class ObstacleResult:
 
 
 _CLOSING_KERNEL = np.ones((5, 5), np.uint8)
+#: The search weighs the surfaces nearest by their mean depth until this many are accepted
+#: as obstacles; the ones it rejects (floating above the ground) do not count, so a crowd of
+#: them cannot hide an obstacle behind it.
+WEIGHED_SURFACES = 32
 #: With ``camera_height`` given, a fitted ground plane must lie within this fraction of it
 #: below the camera: a plane through the tops of crates or furniture is no ground.
 CAMERA_HEIGHT_TOLERANCE = 0.25
@@ -379,7 +383,8 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
         ground_depth: the depth the ground plane is fitted on, where it is not ``depth``
             (the backend's, without the near guard's finds).
         surfaces: also return the mask of every surface accepted as an obstacle
-            (``ObstacleResult.surfaces``; the 32 nearest candidates are weighed).
+            (``ObstacleResult.surfaces``; the :data:`WEIGHED_SURFACES` nearest accepted
+            candidates are weighed).
         near_limit: the nearest depth (m) the backend measures, where it is farther than
             ``min_range``: a surface nearer (found beyond the backend's range) is sized for
             ``min_size`` as if it stood there.
@@ -429,9 +434,11 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     if passing.size == 0:
         return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
     means = sums[passing] / areas[passing]
-    order = np.argsort(means)[:32]
+    order = np.argsort(means)
     ranked = []
     for index, label in zip(order, passing[order]):
+        if len(ranked) == WEIGHED_SURFACES:
+            break
         bx, by, bw, bh = stats[label, :4]
         window = labels[by:by + bh, bx:bx + bw] == label
         values = z[by:by + bh, bx:bx + bw][window]

@@ -663,3 +663,16 @@ def test_an_obstacle_cut_by_the_image_edges_keeps_its_first_row_and_column():
     assert result.distance == pytest.approx(10.0)
     assert result.bbox[:2] == (0, 0) and result.mask[:, 0].any() and result.mask[0].any()
     assert result.mask[wall].mean() > 0.95
+
+
+def test_a_crowd_of_floating_surfaces_does_not_hide_the_obstacle_behind_it():
+    # 40 boards 10 m ahead, 2.0-2.5 m above the road (foliage, signs): each big enough, each
+    # rejected as floating. Only the 32 nearest surfaces were weighed, all rejected, and the
+    # box on the road at 20 m behind them was never looked at: "nothing found".
+    depth, _ = _road_depth(boxes=[(-1.0, 1.0, 20.0, 1.5)])
+    top = round(CAMERA.cy + (CAM_HEIGHT - 2.5) * CAMERA.fy / 10.0)
+    bottom = round(CAMERA.cy + (CAM_HEIGHT - 2.0) * CAMERA.fy / 10.0)
+    for board in range(40):
+        depth[top:bottom + 1, 12 * board + 8:12 * board + 18] = 10.0
+    result = segment_nearest_obstacle(depth, CAMERA, EXACT)
+    assert result.distance == pytest.approx(20.0)
