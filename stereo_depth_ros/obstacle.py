@@ -435,7 +435,7 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
         return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
     means = sums[passing] / areas[passing]
     order = np.argsort(means)
-    ranked = []
+    ranked: list[tuple[float, int]] = []
     for index, label in zip(order, passing[order]):
         if len(ranked) == WEIGHED_SURFACES:
             break
