@@ -362,7 +362,33 @@ def open_kitti(root: str | Path, frames: Optional[str | slice] = None) -> KittiS
                            'image_01/) but not the colour ones that kitti2bag converts '
                            "(image_02/, image_03/): download the drive's colour images too")
     raise DatasetError(f'{root} is neither a KITTI raw drive (image_02/, image_03/) nor a '
-                       'KITTI stereo 2015 folder (image_2/, image_3/)')
+                       f'KITTI stereo 2015 folder (image_2/, image_3/){_nearby_kitti(root)}')
+
+
+def _is_kitti_folder(folder: Path) -> bool:
+    return (folder / 'image_02').is_dir() or (folder / 'image_2').is_dir()
+
+
+def _nearby_kitti(root: Path) -> str:
+    """Return a hint naming the KITTI folders just inside or above ``root``, or ``''``.
+
+    A date folder (``2011_09_26``) holds drives, ``data_scene_flow`` its ``training`` folder;
+    a camera folder (``image_02``, ``image_02/data``) lies inside its drive.
+    """
+    try:
+        inside = sorted(child for child in root.iterdir()
+                        if child.is_dir() and _is_kitti_folder(child))
+    except OSError:
+        inside = []
+    if inside:
+        names = ', '.join(child.name for child in inside[:3])
+        names += ', ...' if len(inside) > 3 else ''
+        return (f'; it holds {len(inside)} KITTI folder{"s" if len(inside) > 1 else ""} '
+                f'({names}): give one, e.g. {inside[0]}')
+    for parent in (root / '..', root / '..' / '..'):
+        if _is_kitti_folder(parent):
+            return f'; it lies inside the KITTI folder {parent.resolve()}: give that'
+    return ''
 
 
 # --------------------------------------------------------------------------- writing drives

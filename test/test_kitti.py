@@ -233,6 +233,15 @@ def test_not_a_kitti_folder(tmp_path):
         open_kitti(tmp_path)
 
 
+def test_a_date_or_camera_folder_names_the_drive_to_give(drive):
+    # The date folder (where the calibration is) is the usual slip; it holds the drives.
+    with pytest.raises(DatasetError, match=r'holds 1 KITTI folder \(2011_09_26_drive_0005_sync\)'
+                                           r': give one, e.g. .*2011_09_26_drive_0005_sync$'):
+        open_kitti(drive.parent)
+    with pytest.raises(DatasetError, match=f'inside the KITTI folder {drive.resolve()}: give'):
+        open_kitti(drive / 'image_02' / 'data')
+
+
 def test_kitti_disparity_png(tmp_path):
     from stereo_depth_ros.data.datasets import read_kitti_disparity
 
