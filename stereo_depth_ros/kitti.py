@@ -273,6 +273,11 @@ def _open_raw(root: Path, selection: slice) -> KittiSequence:
     lines = _stamp_lines(names)
     if lines is not None:  # by number, should the names not be zero-padded to one width
         lines, names = (list(column) for column in zip(*sorted(zip(lines, names))))
+    calib_path = _drive_calibration(root)
+    calib = parse_calib_file(calib_path)
+    # Before the time stamps: an _extract drive's cameras need not have as many frames.
+    if names[0] in lefts:
+        _check_rectified(lefts[names[0]], calib, calib_path)
     stamps = {}
     for cam in ('02', '03'):
         path = root / f'image_{cam}' / 'timestamps.txt'
@@ -285,8 +290,7 @@ def _open_raw(root: Path, selection: slice) -> KittiSequence:
             raise DatasetError(f'{path} has {len(stamps[cam])} time stamps, but frame '
                                f'{Path(names[-1]).stem} is number {lines[-1]}')
         _check_increasing(stamps[cam], path)
-    calib_path = _drive_calibration(root)
-    camera = camera_from_calib(parse_calib_file(calib_path), calib_path)
+    camera = camera_from_calib(calib, calib_path)
     frames = []
     for i in range(len(names))[selection]:
         line = i if lines is None else lines[i]
@@ -295,6 +299,26 @@ def _open_raw(root: Path, selection: slice) -> KittiSequence:
                                  rights.get(names[i], root / 'image_03' / 'data' / names[i]),
                                  stamps['02'][line], stamps['03'][line], camera))
     return KittiSequence(root, 'raw', frames)
+
+
+def _check_rectified(path: Path, calib: dict[str, np.ndarray], calib_path: Path) -> None:
+    """Refuse a drive whose images have the unrectified size ``S_02``: an ``_extract`` one.
+
+    KITTI's unsynced download holds the cameras' raw, distorted images (1392x512), which no
+    rectified CameraInfo describes; each frame would be skipped as of the wrong size.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    raw_size = calib.get('S_02')
+    if image is None or raw_size is None or raw_size.size != 2:
+        return  # an unreadable first frame is named when it is read
+    size = (image.shape[1], image.shape[0])
+    rect_size = calib.get('S_rect_02')
+    if size == tuple(int(round(v)) for v in raw_size) and (
+            rect_size is None or size != tuple(int(round(v)) for v in rect_size)):
+        raise DatasetError(f'{path} is {size[0]}x{size[1]}, the unrectified size of camera 2 '
+                           f'(S_02 in {calib_path}): this is an unsynced, unrectified KITTI '
+                           'drive (_extract); kitti2bag needs the rectified images of its '
+                           '_sync download')
 
 
 def _stamp_lines(names: list[str]) -> Optional[list[int]]:

@@ -222,10 +222,25 @@ def test_timestamp_count_mismatch_is_named(drive):
 
 def test_image_size_must_match_calibration(drive):
     path = drive.parent / 'calib_cam_to_cam.txt'
-    path.write_text(path.read_text().replace('S_rect_02: 4.8', 'S_rect_02: 5.0'))
+    path.write_text(path.read_text().replace('S_02: 4.8', 'S_02: 5.0')
+                    .replace('S_rect_02: 4.8', 'S_rect_02: 5.0'))
     sequence = open_kitti(drive)
     with pytest.raises(DatasetError, match='is 48x32 but the calibration'):
         sequence.read_pair(sequence[0])
+
+
+def test_an_unrectified_extract_drive_is_named_before_any_frame_is_read(drive):
+    # KITTI's _extract images have the cameras' own size S_02 (1392x512), not S_rect_02:
+    # every frame was skipped as of the wrong size, the whole drive decoded first.
+    path = drive.parent / 'calib_cam_to_cam.txt'
+    path.write_text(path.read_text().replace('S_rect_02: 4.8', 'S_rect_02: 5.0'))
+    # Unsynced: camera 3 recorded a frame fewer (its time stamps were named first).
+    (drive / 'image_03' / 'data' / '0000000002.png').unlink()
+    stamps = drive / 'image_03' / 'timestamps.txt'
+    stamps.write_text(''.join(stamps.read_text().splitlines(keepends=True)[:2]))
+    with pytest.raises(DatasetError, match=r'0000000000.png is 48x32, the unrectified size of '
+                                           r'camera 2 \(S_02 .*\(_extract\).*_sync download'):
+        open_kitti(drive)
 
 
 def test_not_a_kitti_folder(tmp_path):
