@@ -727,7 +727,8 @@ def test_an_interrupted_kitti2bag_says_what_its_bag_holds(drive, tmp_path, monke
     assert code == 130
     error = capsys.readouterr().err
     if signals_at == 'frame 1':  # frame 1 is finished, frame 2 not begun
-        assert f'{tmp_path / "bag"} holds 2 of the {FRAMES} frames, up to 0000000001' in error
+        assert (f'interrupted after 2 of the {FRAMES} frames: {tmp_path / "bag"} holds them, '
+                'up to 0000000001') in error
         counts = {topic: len(messages) for topic, messages in read_bag(tmp_path / 'bag').items()}
         assert counts['/stereo/left/image_rect'] == counts['/stereo/right/camera_info'] == 2
         return

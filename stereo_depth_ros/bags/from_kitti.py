@@ -128,9 +128,10 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
     except Abort:  # BagWriter discarded the bag it was writing
         raise ExplainedInterrupt('twice: stopped at once; no bag was kept') from None
     if stop and len(written) + len(skipped) < len(sequence):
-        raise ExplainedInterrupt(f'{out_bag} holds {len(written)} of the {len(sequence)} frames, '
-                                 f'up to {written[-1]} (closed properly); remove it to convert '
-                                 'them all')
+        # The command prints 'interrupted' and then this line.
+        raise ExplainedInterrupt(f'after {len(written)} of the {len(sequence)} frames: {out_bag} '
+                                 f'holds them, up to {written[-1]} (closed properly); remove it '
+                                 'to convert them all')
     return KittiBagSummary(Path(out_bag), sequence.layout, len(sequence) - len(skipped),
                            counts, float(first.camera.baseline), float(first.camera.fx),
                            skipped)
