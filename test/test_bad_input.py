@@ -77,6 +77,21 @@ def test_invalid_yaml_backend_option(images, tmp_path, capsys, option, words):
     assert not (tmp_path / 'o').exists()
 
 
+@pytest.mark.parametrize('key, flag', [('weights', '--weights'), ('device', '--device'),
+                                       ('name', '--backend')])
+def test_a_backend_option_with_a_flag_of_its_own_is_one_line(images, tmp_path, capsys, key,
+                                                             flag):
+    """`--backend-option weights=FILE` crashed with a TypeError (create_backend's argument)."""
+    option = ['--backend-option', f'{key}=x']
+    for argv in (infer_args(images, tmp_path / 'o', *option),
+                 ['eval', *SGBM16, '--dataset', 'synthetic', '--root', 'eval:1', *option],
+                 ['real-bench', *SGBM16, '--backends', 'sgbm', '--figures', '', *option]):
+        code, _, lines = run_cli(argv, capsys)
+        assert_one_line_error(code, lines, f'--backend-option {key}=', 'not a backend option',
+                              flag)
+    assert not (tmp_path / 'o').exists()
+
+
 def test_out_dir_naming_a_file_is_refused_before_computing(images, tmp_path, capsys,
                                                            monkeypatch):
     (tmp_path / 'file').write_text('keep me')

@@ -85,9 +85,23 @@ def refuse_given_flags(flags: Sequence[tuple[str, Any]], applies: str) -> None:
         raise BackendError(f'{", ".join(given)} {verb} {applies}')
 
 
+#: Keys that are no backend option but a setting of its own, and the flag that gives it.
+#: (:func:`~stereo_depth_ros.backends.create_backend` takes them as arguments of their own.)
+_NOT_BACKEND_OPTIONS = {'name': '--backend', 'backend': '--backend', 'weights': '--weights',
+                        'device': '--device'}
+
+
 def parse_backend_options(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``--backend-option KEY=VALUE`` strings into a dict of YAML scalars."""
-    return parse_key_values(pairs, '--backend-option')
+    """Turn ``--backend-option KEY=VALUE`` strings into a dict of YAML scalars.
+
+    Raises BackendError for a key that has a flag of its own (``weights=``: ``--weights``).
+    """
+    options = parse_key_values(pairs, '--backend-option')
+    for key, flag in _NOT_BACKEND_OPTIONS.items():
+        if key in options:
+            raise BackendError(f'--backend-option {key}=... is not a backend option: give '
+                               f'it with {flag}')
+    return options
 
 
 def backend_from_args(args: argparse.Namespace) -> DisparityBackend:
