@@ -355,7 +355,12 @@ def load_model(path: str | Path, expected_backend: str,
     _check_backend(metadata, path, expected_backend)
     if expected_architecture:
         _check_architecture(metadata, path, expected_architecture)
-    model = backend_record(expected_backend).build_network(metadata.architecture)
+    try:
+        model = backend_record(expected_backend).build_network(metadata.architecture)
+    except BackendError as error:
+        raise BackendError(f'{path}: {error}; its architecture metadata describes no network '
+                           'this version can build (damaged, or written by another version): '
+                           'use other weights') from None
     load_state(model, path, expected_backend)
     model.eval()
     return model, metadata

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from stereo_depth_ros.backends import (backend_names, backend_record, create_backend,
                                        learned_backend_names)
@@ -293,6 +293,21 @@ def test_bad_weights_files_raise_backend_error(tmp_path: Path) -> None:
         load_model(tmp_path / 'pickle.pt', 'dispnet')
     with pytest.raises(BackendError, match='does not exist'):
         create_backend('dispnet', weights=tmp_path / 'absent.safetensors')
+
+
+@pytest.mark.parametrize('change', [{'max_disparity': -8.0}, {'bogus': 1}])
+def test_architecture_metadata_the_network_refuses_raises_backend_error(
+        tmp_path: Path, change: dict) -> None:
+    """A negative max_disparity raised torch's RuntimeError: a traceback, not one line."""
+    path = save_tiny(tmp_path, 'costnet')
+    metadata = read_metadata(path)
+    raw = {'backend': 'costnet', 'format_version': str(metadata.format_version),
+           'architecture': json.dumps({**metadata.architecture, **change})}
+    bad = tmp_path / 'bad.safetensors'
+    save_file(load_file(str(path)), str(bad), metadata=raw)
+    with pytest.raises(BackendError, match=r'bad\.safetensors: invalid costnet architecture'
+                       r'.*use other weights'):
+        create_backend('costnet', weights=bad, device='cpu')
 
 
 def test_non_finite_weights_raise_backend_error(tmp_path: Path) -> None:

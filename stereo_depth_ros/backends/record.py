@@ -56,6 +56,8 @@ class BackendRecord:
             raise BackendError(f'backend {self.name!r} has no network')
         try:
             return self.network(**dict(architecture))
-        except (TypeError, ValueError) as error:
+        # RuntimeError: torch's own refusals, e.g. a negative channel count or a layer too
+        # large to allocate (a weights file's architecture metadata is anyone's JSON).
+        except (TypeError, ValueError, RuntimeError, MemoryError) as error:
             raise BackendError(f'invalid {self.name} architecture {dict(architecture)}: '
                                f'{error}') from None
