@@ -212,6 +212,8 @@ def keep_previous_export(path: str | Path) -> Optional[Path]:
 def read_metadata(path: str | Path) -> WeightsMetadata:
     """Return the metadata of a weights file; BackendError if it is not one of ours."""
     path = Path(path)
+    if path.is_dir():
+        raise BackendError(f'weights file {path} is a folder; name a .safetensors file in it')
     if not path.is_file():
         raise BackendError(f'weights file {path} does not exist')
     try:

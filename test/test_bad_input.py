@@ -22,12 +22,13 @@ from bad_input_helpers import (assert_one_line_error, leftovers, run_cli, textur
 from stereo_depth_ros.bags import BagInput, process_bag
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.camera import StereoCameraModel
-from stereo_depth_ros.errors import ImageFormatError
+from stereo_depth_ros.errors import BackendError, ImageFormatError
 from stereo_depth_ros.geometry import disparity_to_depth
 from stereo_depth_ros.kitti import write_raw_drive
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.plausibility import check_image_size, likely_swapped
 from stereo_depth_ros.resources import default_weights_path
+from stereo_depth_ros.weights import read_metadata
 
 SGBM16 = ['--backend', 'sgbm', '--backend-option', 'disparity_range=16']
 
@@ -237,6 +238,23 @@ def _generic_dataset(root, pfm_bytes):
     cv2.imwrite(str(scene / 'left.png'), left)
     cv2.imwrite(str(scene / 'right.png'), right)
     (scene / 'disp.pfm').write_bytes(pfm_bytes)
+
+
+def test_a_folder_given_as_weights_is_named_a_folder(tmp_path, images, capsys):
+    """It was 'does not exist', also for the folder of an adapt run holding the file."""
+    folder = tmp_path / 'run'
+    folder.mkdir()
+    args = ['infer', '--backend', 'dispnet', '--weights', folder, '--left',
+            images / 'left.png', '--right', images / 'right.png', '--out-dir', tmp_path / 'o']
+    code, _, lines = run_cli(args, capsys)
+    assert_one_line_error(code, lines, f'{folder} is a folder', 'name the dispnet weights file')
+    assert 'does not exist' not in lines[0]
+    (folder / 'dispnet.safetensors').write_bytes(default_weights_path('dispnet').read_bytes())
+    code, _, lines = run_cli(args, capsys)
+    assert_one_line_error(code, lines, f'{folder / "dispnet.safetensors"} is there')
+    with pytest.raises(BackendError, match=r'is a folder; name a \.safetensors file'):
+        read_metadata(folder)  # the check of `stereo-depth backends`, train --weights, ...
+    assert not (tmp_path / 'o').exists()
 
 
 @pytest.mark.parametrize('change, words', [

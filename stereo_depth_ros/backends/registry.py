@@ -106,6 +106,11 @@ def create_backend(name: str, weights: Optional[str | Path] = None, device: str 
     # ``~`` as a shell would expand it: a parameter file or `ros2 launch weights:=~/...`
     # reaches here unexpanded.
     path = Path(weights).expanduser() if weights else record.default_weights()
+    if weights and path is not None and path.is_dir():
+        inside = path / f'{name}.safetensors'  # as in a run folder of train or adapt
+        example = f'{inside} is there; ' if inside.is_file() else ''
+        raise BackendError(f'weights file {weights} is a folder; name the {name} weights '
+                           f'file in it ({example}--weights; node parameter weights)')
     if weights and path is not None and not path.is_file():
         relative = '' if path.is_absolute() else f', relative to the current folder {Path.cwd()}'
         raise BackendError(f'weights file {weights} does not exist{relative}; give the path '
