@@ -220,7 +220,9 @@ def read_metadata(path: str | Path) -> WeightsMetadata:
         with safe_open(str(path), framework='pt') as handle:
             raw = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
-        raise BackendError(f'{path} is not a readable safetensors file: {error}') from None
+        raise BackendError(f'{path} is not a readable safetensors file ({error}): it is cut '
+                           'short, damaged or no weights file; copy it again or use other '
+                           'weights') from None
     missing = [key for key in _RESERVED if key not in raw]
     if missing:
         if (path.parent / f'{path.stem}.json').is_file():  # a checkpoint of train or adapt
@@ -267,7 +269,8 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
         with safe_open(str(path), framework='pt') as handle:
             return {plain_key(key): handle.get_tensor(key) for key in handle.keys()}
     except (SafetensorError, OSError, ValueError) as error:
-        raise BackendError(f'cannot read the tensors of {path}: {error}') from None
+        raise BackendError(f'cannot read the tensors of {path} ({error}): the file is '
+                           'damaged; copy it again or use other weights') from None
 
 
 def load_state(model: nn.Module, path: str | Path, expected_backend: str,

@@ -240,6 +240,20 @@ def _generic_dataset(root, pfm_bytes):
     (scene / 'disp.pfm').write_bytes(pfm_bytes)
 
 
+@pytest.mark.parametrize('cut', [0, 7, 0.5])
+def test_a_cut_short_weights_file_says_what_to_do(tmp_path, images, capsys, cut):
+    """Empty, cut in the header or in the tensors: the line said only what broke."""
+    data = default_weights_path('dispnet').read_bytes()
+    weights = tmp_path / 'cut.safetensors'
+    weights.write_bytes(data[:int(cut * len(data)) if isinstance(cut, float) else cut])
+    code, _, lines = run_cli(['infer', '--backend', 'dispnet', '--weights', weights, '--left',
+                              images / 'left.png', '--right', images / 'right.png',
+                              '--out-dir', tmp_path / 'o'], capsys)
+    assert_one_line_error(code, lines, 'cut.safetensors is not a readable safetensors file',
+                          'copy it again or use other weights')
+    assert not (tmp_path / 'o').exists()
+
+
 def test_a_folder_given_as_weights_is_named_a_folder(tmp_path, images, capsys):
     """It was 'does not exist', also for the folder of an adapt run holding the file."""
     folder = tmp_path / 'run'
