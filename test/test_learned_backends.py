@@ -437,6 +437,13 @@ def test_bench_table(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         bench.parse_size('384')
 
 
+def test_bench_refuses_two_weights_files_for_one_backend(tmp_path: Path) -> None:
+    """The last one was timed without a word (the table shows only its name)."""
+    with pytest.raises(ValueError, match=r'--weights gives dispnet two files \(a and b\)'):
+        bench.run(_bench_args(backends='sgbm,dispnet',
+                              weights=['dispnet=a', 'dispnet=b']))
+
+
 def test_bench_warms_up_each_backend_then_times_them_in_turns(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     calls: list[str] = []

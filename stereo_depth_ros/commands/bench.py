@@ -268,11 +268,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse_weights(items: list[str]) -> dict[str, str]:
-    explicit = {}
+    explicit: dict[str, str] = {}
     for item in items:
         name, sep, path = item.partition('=')
         if not sep or not name or not path:
             raise ValueError(f'--weights must be NAME=PATH, got {item!r}')
+        if name in explicit:
+            raise ValueError(f'--weights gives {name} two files ({explicit[name]} and {path}); '
+                             'give each backend one')
         explicit[name] = path
     return explicit
 
