@@ -295,7 +295,7 @@ def test_bad_weights_files_raise_backend_error(tmp_path: Path) -> None:
         create_backend('dispnet', weights=tmp_path / 'absent.safetensors')
 
 
-@pytest.mark.parametrize('change', [{'max_disparity': -8.0}, {'bogus': 1}])
+@pytest.mark.parametrize('change', [{'max_disparity': -8.0}, {'bogus': 1}, {'topk_radius': -1}])
 def test_architecture_metadata_the_network_refuses_raises_backend_error(
         tmp_path: Path, change: dict) -> None:
     """A negative max_disparity raised torch's RuntimeError: a traceback, not one line."""

@@ -131,6 +131,8 @@ class CostNet(StereoNet):
     def __init__(self, width: float = 1.0, max_disparity: float = 192,
                  topk_radius: int = 2, refine_channels: int = 0) -> None:
         super().__init__(max_disparity)
+        if int(topk_radius) < 0:  # every pair would then fail in regress, not the loading
+            raise ValueError(f'topk_radius must be >= 0, got {topk_radius}')
         levels = int(math.ceil(float(max_disparity) / VOLUME_STRIDE))
         self.levels = levels
         self.topk_radius = int(topk_radius)
