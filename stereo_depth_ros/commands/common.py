@@ -151,6 +151,14 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def _number(text: str) -> float:
+    """Return ``text`` as a float, NaN where it is none (which every range check refuses)."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def _megapixels(text: str) -> float:
     """Return ``text`` as a size limit within the node parameter's (an argparse type).
 
@@ -159,10 +167,7 @@ def _megapixels(text: str) -> float:
     limits = SPECS['max_megapixels'].limits
     assert limits is not None
     low, high = limits
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = _number(text)
     if not low <= value <= high:
         raise argparse.ArgumentTypeError(
             f'{text!r} is not a number of megapixels from {low:g} (no limit) to {high:g}')
@@ -251,10 +256,7 @@ def approximate_slop(args: argparse.Namespace) -> float | None:
 
 def positive_float(text: str) -> float:
     """Return ``text`` as a finite number above 0 (an argparse type: errors name the flag)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = _number(text)
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f'{text!r} is not a finite number above 0')
     return value

@@ -115,6 +115,8 @@ def image_label(msg: Any) -> str:
 
 
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+#: A JPEG's start-of-image marker.
+_JPEG_START = b'\xff\xd8'
 #: JPEG start-of-frame markers (baseline, progressive, lossless, ...): they carry the size.
 _JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
@@ -128,7 +130,7 @@ def compressed_size(data: Any) -> Optional[tuple[int, int]]:
     head = raw[:24].tobytes()
     if head.startswith(_PNG_SIGNATURE) and len(head) >= 24 and head[12:16] == b'IHDR':
         return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
-    if not head.startswith(b'\xff\xd8'):
+    if not head.startswith(_JPEG_START):
         return None
     position = 2
     while position + 9 <= raw.size:
@@ -159,7 +161,7 @@ def compressed_image_size(msg: Any) -> tuple[int, int]:
     head = byte_view(msg.data)[:8].tobytes()
     if not head:
         raise ImageFormatError(f'compressed image (format {str(msg.format)!r}) has no data')
-    if head.startswith((_PNG_SIGNATURE, b'\xff\xd8')):
+    if head.startswith((_PNG_SIGNATURE, _JPEG_START)):
         kind = 'PNG' if head.startswith(_PNG_SIGNATURE) else 'JPEG'
         raise ImageFormatError(f'compressed image (format {str(msg.format)!r}) is a truncated '
                                f'or corrupt {kind}: its header gives no image size')
