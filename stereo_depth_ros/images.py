@@ -30,12 +30,15 @@ def check_stereo_pair(left: np.ndarray, right: np.ndarray) -> None:
             f'vs {right.shape[1]}x{right.shape[0]} (width x height)')
 
 
+#: Rec. 601 luma weights of R, G, B (applied to BGR too: the grey differs little).
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
 def to_gray(image: np.ndarray) -> np.ndarray:
     """Return a uint8 HxW grey image from HxW or HxWx3 (RGB or BGR: luma weights differ little)."""
     if image.ndim == 2:
         return image
-    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.clip(image.astype(np.float32) @ weights + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(image.astype(np.float32) @ LUMA_WEIGHTS + 0.5, 0, 255).astype(np.uint8)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:

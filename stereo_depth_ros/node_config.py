@@ -60,6 +60,11 @@ _DEPTH = (
     ParameterSpec('max_depth', 0.0, 'Depth farther than this many metres is published as +inf '
                   '("nothing within range", REP 117) and its disparity as unknown; 0 = no '
                   'limit.', limits=(0.0, 100000.0)),
+    ParameterSpec('check_views', True, 'Report a pair as unknown (disparity and depth NaN, no '
+                  'points, no obstacle, Range NaN) when its right view does not confirm the '
+                  'estimate where the left image has texture, or too little of it has texture '
+                  'to tell: a covered, black or failing camera, topics of two different '
+                  'cameras, noise in the dark. About 1-3 ms.'),
 )
 
 

@@ -19,6 +19,7 @@ from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
 from .images import check_stereo_pair
 from .near_guard import near_surface_disparity
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
+from .view_check import check_views, Views
 from .visualize import ColourScale, colorize_disparity
 
 #: Outputs :meth:`StereoPipeline.process` can compute besides disparity.
@@ -40,7 +41,8 @@ class PipelineResult:
     search range (``min_disparity``/``max_disparity``, px) and the obstacle search limits
     (``min_range``/``max_range``, m, :meth:`StereoPipeline.obstacle_range_limits`, and
     ``obstacle_roi``, fractions of the image) and the ``Range``'s frame (``range_frame_id``,
-    '' for the image's).
+    '' for the image's). On a pair whose views fail the view check both limits are the
+    first: the search saw no depth, and the ``Range`` says NaN (no valid reading).
     """
 
     disparity: np.ndarray
@@ -144,12 +146,17 @@ class StereoPipeline:
     (:class:`~stereo_depth_ros.visualize.ColourScale`): one pipeline per stream. A pipeline
     that replaces another one of the same stream (new settings) is given its
     ``colour_scale``, so the colours keep their meaning across the change.
+
+    With ``check_views`` (the default) a pair whose two views do not confirm its disparity
+    (:mod:`~stereo_depth_ros.view_check`: a covered, black or failing camera, topics of two
+    cameras, noise in the dark) comes out unknown: disparity and depth NaN, no points, no
+    obstacle and a ``Range`` of NaN, with a note saying why.
     """
 
     def __init__(self, backend: DisparityBackend,
                  obstacle_params: Optional[ObstacleParameters] = None,
                  min_depth: Optional[float] = None, max_depth: Optional[float] = None,
-                 colour_scale: Optional[ColourScale] = None) -> None:
+                 colour_scale: Optional[ColourScale] = None, check_views: bool = True) -> None:
         # 0 is "no limit", as the node's parameters have it (a library user passing the
         # node's 0.0 had every depth marked "nothing within range").
         min_depth, max_depth = (limit or None for limit in (min_depth, max_depth))
@@ -159,6 +166,7 @@ class StereoPipeline:
         self.min_depth = min_depth
         self.max_depth = max_depth
         self.colour_scale = colour_scale or ColourScale()
+        self.check_views = bool(check_views)
         #: Image widths already told that the backend's range is wider (said once each).
         self._narrow_widths: set[int] = set()
 
@@ -207,17 +215,25 @@ class StereoPipeline:
         has_range = self.min_depth is not None or self.max_depth is not None
         # So is the near guard, whoever subscribes: the disparity holds what it marks too.
         guarded = self.obstacle_params.near_guard
-        if camera is not None and (has_range or guarded
-                                   or bool(wanted & {'depth', 'obstacle', 'points'})):
+        uses_camera = camera is not None and (has_range or guarded
+                                              or bool(wanted & {'depth', 'obstacle', 'points'}))
+        too_near = (self._surfaces_too_near(left, right, disparity, reach, timings)
+                    if uses_camera else None)
+        views_match = not self.check_views or self._views_match(left, right, result, too_near)
+        if not views_match:
+            disparity = result.disparity = np.full_like(disparity, np.nan)
+            too_near = None
+            min_range = max_range = result.max_range = result.min_range
+        if uses_camera:
+            assert camera is not None  # uses_camera says so
             tick = time.perf_counter()
             depth = disparity_to_depth(disparity, camera.focal_baseline,
                                        camera.disparity_offset)
             timings['depth_ms'] = (time.perf_counter() - tick) * 1e3
-            too_near = self._surfaces_too_near(left, right, disparity, reach, timings)
             obstacle = None
             # Also run where only the guard's finds need it: they are marked where it keeps them.
             if 'obstacle' in wanted or too_near is not None:
-                if 'obstacle' in wanted and not max_range > min_range:
+                if 'obstacle' in wanted and not max_range > min_range and views_match:
                     result.notes.append(blind_search_note(min_range, max_range))
                 # Before the depth range is marked: an obstacle nearer than min_depth is
                 # found at its depth, and its Range says "too close" (-inf).
@@ -244,6 +260,23 @@ class StereoPipeline:
                                               min_disparity=min(result.min_disparity, 0.0))
         timings['total_ms'] = (time.perf_counter() - start) * 1e3
         return result
+
+    def _views_match(self, left: np.ndarray, right: np.ndarray, result: PipelineResult,
+                     too_near: Optional[np.ndarray]) -> bool:
+        """Return whether the views confirm the result's disparity; if not, add the note.
+
+        The near guard's finds stand in for the backend's estimate where it has them: a
+        surface nearer than the backend measures matches the views at the guard's disparity.
+        """
+        tick = time.perf_counter()
+        estimate = result.disparity
+        if too_near is not None:
+            estimate = np.where(np.isfinite(too_near), too_near, estimate)
+        found = check_views(left, right, estimate)
+        result.timings['view_check_ms'] = (time.perf_counter() - tick) * 1e3
+        if found.verdict is not Views.MATCH:
+            result.notes.append(found.note())
+        return found.verdict is Views.MATCH
 
     def obstacle_range_limits(self, camera: Optional[StereoCameraModel]) -> tuple[float, float]:
         """Return the depths (m) between which the obstacle search can see anything.

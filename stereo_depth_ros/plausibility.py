@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .errors import ImageFormatError
-from .images import to_gray
+from .images import LUMA_WEIGHTS, to_gray
 
 #: Default ``--max-megapixels``: larger than 1080p and 2048x1536, smaller than 4000x3000.
 DEFAULT_MAX_MEGAPIXELS = 4.0
@@ -183,7 +183,7 @@ def _contrast_stretched(image: np.ndarray) -> np.ndarray:
         return cv2.LUT(gray, np.clip(levels, 0, 255).astype(np.uint8))
     values = np.asarray(image, dtype=np.float32)
     if values.ndim == 3:
-        values = values @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        values = values @ LUMA_WEIGHTS
     low, high = np.percentile(values[::4, ::4], (1, 99))
     if not high > low:
         return np.zeros(values.shape, np.uint8)

@@ -1,0 +1,156 @@
+"""Whether a pair's two views confirm its disparity at all (pipeline setting ``check_views``).
+
+A backend gives disparities even where a pair holds no stereo match: a right camera that is
+black, covered or failing, image topics of two different cameras, sensor noise in the dark.
+A network then paints a plausible surface, ``sgbm`` keeps a few chance matches, and the
+obstacle search finds a near obstacle in either (``costnet_fast`` at 1.3-2.3 m, ``sgbm`` at
+7.2 m, on pairs made of two different ETH3D scenes or with a black or noisy right view).
+
+:func:`check_views` looks at a copy of the pair shrunk to at most :data:`MAX_PIXELS`: where
+the left image has texture (a 5x5 window whose grey levels vary by :data:`NOISE_MULTIPLE`
+times the image's pixel noise, as shrinking leaves it, or more) and the estimate a match
+inside the right image, does the right view warped by the estimate correlate with the left
+(zero-mean normalised cross-correlation above :data:`CONFIRMING_ZNCC`)? Below
+:data:`MIN_AGREEMENT` of those pixels the views do not match; with too few of them to judge
+(fewer than :data:`MIN_JUDGED` of the shrunken pair: a blank or dark view, noise) there is
+nothing to match. Either way the pipeline reports the pair as unknown, as it is.
+
+Chosen on pairs without ground truth (``python tools/view_check_sweep.py``): the 50 real pairs
+of ``unlabeled/``, every fourth of them made harder (dark, noisy, rows 2 px off, the right
+camera's exposure or gamma off, JPEG at quality 10), and full-range validation scenes all
+pass with every backend (the learned ones with 31 % or more of the judged pixels confirmed,
+``sgbm`` with 14 % or more); a black, noisy or missing right view fails with every backend,
+views of two different scenes with ``costnet``, ``costnet_fast``, ``dispnetc`` and
+``dispnet_qr`` (at most 7 % confirmed) and with most of them for the others (1, 3 and 2 of 17
+pass for ``sgbm``, ``dispnet`` and ``squeezeseg``, at up to 11, 15 and 12 %). A pair whose
+rows are 3 px off can fail it too (``costnet_fast`` at 6 % on two ETH3D forest pairs); the
+row check warns about those.
+"""
+
+import enum
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+#: The check looks at the pair shrunk to at most this many pixels (about 2 ms at 1248x384).
+MAX_PIXELS = 40_000
+#: Side of the square windows (shrunken px) over which texture and correlation are measured.
+WINDOW = 5
+#: A window of the shrunken left image has texture when its grey levels' standard deviation
+#: is at least this many times the left image's pixel noise as shrinking leaves it, and at
+#: least :data:`MIN_TEXTURE_STD`: noise alone is no texture, and a dark scene still has some.
+NOISE_MULTIPLE = 3.0
+#: The least standard deviation (grey levels of 255) a textured window has.
+MIN_TEXTURE_STD = 1.0
+#: A pixel is confirmed when its window correlates with the warped right view above this.
+CONFIRMING_ZNCC = 0.8
+#: Views whose confirmed share of the judged pixels is below this do not match.
+MIN_AGREEMENT = 0.1
+#: Fewer judged pixels than this share of the shrunken pair leave nothing to judge by.
+MIN_JUDGED = 0.005
+#: A shrunken pair narrower or lower than this many pixels is not judged (a 40x40 pair is).
+MIN_SIDE = 4 * WINDOW
+
+
+class Views(enum.Enum):
+    """What :func:`check_views` found."""
+
+    MATCH = 'match'
+    NO_MATCH = 'no match'
+    NO_TEXTURE = 'no texture'
+
+
+@dataclass(frozen=True)
+class ViewCheck:
+    """The verdict and what it rests on (shares of the shrunken pair's pixels, 0-1)."""
+
+    verdict: Views
+    #: Left-image texture with an estimate whose match lies inside the right image.
+    judged: float
+    #: The share of the judged pixels that the warped right view confirms (NaN: none judged).
+    agreement: float
+
+    def note(self) -> str:
+        """Return the warning line for a pair whose views fail the check ('' if they pass)."""
+        unknown = 'disparity, depth, points and obstacle are unknown for this pair'
+        if self.verdict is Views.NO_MATCH:
+            return (f'left and right views do not match: the right view confirms '
+                    f'{100 * self.agreement:.0f} % of the estimate where the left image has '
+                    f'texture (fewer than {100 * MIN_AGREEMENT:.0f} %): is a camera covered, '
+                    'dark or failing, are the topics of two different cameras, or is the '
+                    f'scene nearer than the backend measures? {unknown}')
+        if self.verdict is Views.NO_TEXTURE:
+            return (f'no texture to match: {100 * self.judged:.2g} % of the pair has texture '
+                    f'and an estimate (fewer than {100 * MIN_JUDGED:g} %): a covered lens, '
+                    f'darkness or a blank view? {unknown}')
+        return ''
+
+
+def shrink_factor(height: int, width: int) -> int:
+    """Return the factor (2 or more) that brings ``height x width`` to at most MAX_PIXELS.
+
+    At least 2: averaging blocks of pixels smooths sensor noise away and keeps texture.
+    """
+    return max(2, math.ceil(math.sqrt(height * width / MAX_PIXELS)))
+
+
+def _shrunk_grey(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Return uint8 grey or RGB ``image`` as grey shrunk to ``size`` (width, height), float."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    return cv2.resize(grey.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+
+
+def pixel_noise(image: np.ndarray) -> float:
+    """Return the pixel noise (grey levels) of uint8 ``image``, from every fourth row.
+
+    The median absolute difference of horizontal neighbours, scaled to a Gaussian's standard
+    deviation: texture raises it a little, noise sets it.
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    steps = np.abs(np.diff(grey[::4].astype(np.float32), axis=1))
+    return float(np.median(steps)) / (0.6745 * math.sqrt(2))
+
+
+def _window_mean(image: np.ndarray) -> np.ndarray:
+    return cv2.blur(image, (WINDOW, WINDOW), borderType=cv2.BORDER_REFLECT)
+
+
+def check_views(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> ViewCheck:
+    """Return whether uint8 ``left``/``right`` confirm the HxW ``disparity`` (px, NaN unknown).
+
+    A pair that shrinks to fewer than :data:`MIN_SIDE` rows or columns is not judged: it
+    passes.
+    """
+    height, width = disparity.shape
+    factor = shrink_factor(height, width)
+    rows, cols = height // factor, width // factor
+    if min(rows, cols) < MIN_SIDE:
+        return ViewCheck(Views.MATCH, judged=math.nan, agreement=math.nan)
+    size = (cols, rows)
+    grey_left, grey_right = (_shrunk_grey(image, size) for image in (left, right))
+    centre = factor // 2
+    shrunk = disparity[centre::factor, centre::factor][:rows, :cols].astype(np.float32)
+    known = np.isfinite(shrunk)
+    sources = np.arange(cols, dtype=np.float32)[None, :] - np.where(known, shrunk / factor, 0)
+    warped = cv2.remap(grey_right, sources,
+                       np.repeat(np.arange(rows, dtype=np.float32)[:, None], cols, axis=1),
+                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mean_left, mean_right = _window_mean(grey_left), _window_mean(warped)
+    variance_left = _window_mean(grey_left * grey_left) - mean_left ** 2
+    variance_right = _window_mean(warped * warped) - mean_right ** 2
+    covariance = _window_mean(grey_left * warped) - mean_left * mean_right
+    texture = max(MIN_TEXTURE_STD, NOISE_MULTIPLE * pixel_noise(left) / factor)
+    inside = (sources >= 0) & (sources <= cols - 1)
+    judged = (variance_left >= texture ** 2) & known & inside
+    judged_count = int(judged.sum())
+    if judged_count < MIN_JUDGED * rows * cols:
+        return ViewCheck(Views.NO_TEXTURE, judged=judged_count / (rows * cols),
+                         agreement=math.nan)
+    product = np.maximum(variance_left * variance_right, 1e-6)
+    confirmed = judged & (covariance > CONFIRMING_ZNCC * np.sqrt(product))
+    agreement = int(confirmed.sum()) / judged_count
+    verdict = Views.MATCH if agreement >= MIN_AGREEMENT else Views.NO_MATCH
+    return ViewCheck(verdict, judged=judged_count / (rows * cols), agreement=agreement)

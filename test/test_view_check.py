@@ -1,0 +1,170 @@
+"""The view check: pairs whose views do not confirm their disparity come out unknown."""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rosbags.typesys import get_typestore, Stores
+
+from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.backends.base import DisparityBackend
+from stereo_depth_ros.data.synthetic import make_scene
+from stereo_depth_ros.msgs.obstacle import make_obstacle_range
+from stereo_depth_ros.msgs.types import MessageTypes
+from stereo_depth_ros.pipeline import StereoPipeline
+from stereo_depth_ros.view_check import check_views, MIN_AGREEMENT, Views
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
+import view_check_sweep  # noqa: E402  (a script in tools/, not a package)
+
+
+@pytest.fixture(scope='module')
+def scene():
+    return make_scene(3, height=128, width=256, kind='layered', max_disparity=32)
+
+
+def test_the_true_disparity_is_confirmed(scene):
+    found = check_views(scene.left, scene.right, scene.disparity)
+    assert found.verdict is Views.MATCH and found.agreement > 0.8 and found.note() == ''
+
+
+def test_a_wrong_disparity_is_not(scene):
+    # The same views, every estimate 12 px off: nothing the right view confirms.
+    found = check_views(scene.left, scene.right, scene.disparity + 12)
+    assert found.verdict is Views.NO_MATCH and found.agreement < MIN_AGREEMENT
+
+
+def _noisy(rng, image, sigma):
+    return np.clip(np.rint(image + rng.normal(0, sigma, image.shape)), 0, 255).astype(np.uint8)
+
+
+def test_sensor_noise_on_a_blank_wall_is_not_texture(scene):
+    # A textured strip beside a blank wall, both views noisy (10 grey levels): the wall's
+    # noise matches nothing, but it is noise, not texture the estimate could be judged by.
+    rng = np.random.default_rng(2)
+    left, right = (np.full_like(scene.left, 120) for _ in range(2))
+    left[:, :24], right[:, :24] = scene.left[:, :24], scene.right[:, :24]
+    left, right = (_noisy(rng, image.astype(np.float32), 10) for image in (left, right))
+    found = check_views(left, right, scene.disparity)
+    assert found.verdict is Views.MATCH and found.judged < 0.15
+
+
+def test_a_dark_scene_is_still_judged_by_its_texture(scene):
+    # Underexposed (gain 0.05) with read noise of 2 levels: a few grey levels of scene.
+    rng = np.random.default_rng(3)
+    views = (scene.left, scene.right)
+    left, right = (_noisy(rng, image * np.float32(0.05), 2) for image in views)
+    found = check_views(left, right, scene.disparity)
+    assert found.verdict is Views.MATCH
+
+
+def test_views_of_two_scenes_or_a_black_right_view_do_not_match(scene):
+    other = make_scene(4, height=128, width=256, kind='layered', max_disparity=32)
+    for right in (other.right, np.zeros_like(scene.right)):
+        found = check_views(scene.left, right, scene.disparity)
+        assert found.verdict is Views.NO_MATCH
+        assert found.note().startswith('left and right views do not match: the right view '
+                                       f'confirms {100 * found.agreement:.0f} % ')
+
+
+def test_blank_views_leave_nothing_to_match():
+    grey = np.full((120, 200, 3), 90, np.uint8)
+    found = check_views(grey, grey, np.full((120, 200), 5.0, np.float32))
+    assert found.verdict is Views.NO_TEXTURE and math.isnan(found.agreement)
+    assert found.note().startswith('no texture to match: 0 % of the pair has texture')
+
+
+def test_noise_in_the_dark_does_not_pass():
+    # Shrinking averages most of the noise away; what is left matches nothing.
+    rng = np.random.default_rng(0)
+    for shape in ((120, 200), (384, 1248)):
+        dark = [np.clip(rng.normal(8, 3, shape), 0, 255).astype(np.uint8) for _ in range(2)]
+        found = check_views(*dark, np.full(shape, 5.0, np.float32))
+        assert found.verdict is not Views.MATCH
+
+
+def test_no_estimate_on_a_textured_pair_leaves_nothing_to_judge(scene):
+    found = check_views(scene.left, scene.right, np.full(scene.disparity.shape, np.nan))
+    assert found.verdict is Views.NO_TEXTURE
+
+
+def test_a_pair_too_small_to_judge_passes():
+    tiny = np.zeros((30, 30), np.uint8)
+    assert check_views(tiny, tiny, np.full((30, 30), np.nan)).verdict is Views.MATCH
+
+
+def test_the_pipeline_reports_a_pair_whose_views_do_not_match_as_unknown(scene):
+    backend = create_backend('sgbm', disparity_range=48)
+    black = np.zeros_like(scene.right)
+    result = StereoPipeline(backend).process(scene.left, black, scene.camera,
+                                             outputs={'depth', 'obstacle', 'points', 'color'})
+    assert np.isnan(result.disparity).all() and np.isnan(result.depth).all()
+    assert np.isnan(result.points).all() and not result.color.any()  # unknown is black
+    assert not result.obstacle.found and result.max_range == result.min_range
+    assert len(result.notes) == 1 and 'views do not match' in result.notes[0]
+    assert result.timings['view_check_ms'] > 0
+    types = MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY))
+    header = types.Header(stamp=types.Time(sec=1, nanosec=0), frame_id='cam')
+    reading = make_obstacle_range(result.obstacle.distance, header, types, result.min_range,
+                                  result.max_range).range
+    assert math.isnan(reading)  # no valid reading, not "nothing within range" (+inf)
+    # Without the check the chance matches come through, as before.
+    unchecked = StereoPipeline(backend, check_views=False).process(
+        scene.left, black, scene.camera, outputs={'depth'})
+    assert np.isfinite(unchecked.disparity).any() and unchecked.notes == []
+    assert unchecked.max_range > unchecked.min_range
+
+
+def test_a_pair_whose_views_match_is_left_as_the_backend_gives_it(scene):
+    backend = create_backend('sgbm', disparity_range=48)
+    checked = StereoPipeline(backend).process(scene.left, scene.right, scene.camera)
+    unchecked = StereoPipeline(backend, check_views=False).process(scene.left, scene.right,
+                                                                   scene.camera)
+    assert checked.notes == []
+    np.testing.assert_array_equal(checked.disparity, unchecked.disparity)
+    np.testing.assert_array_equal(checked.depth, unchecked.depth)
+
+
+class _Painter(DisparityBackend):
+    """A backend that paints a near surface whatever it is shown, as a network can."""
+
+    name = 'painter'
+    min_disparity = 0.0
+    max_disparity = 64.0
+
+    def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return np.full(left.shape[:2], 40.0, np.float32)
+
+
+def test_no_obstacle_is_made_up_from_views_that_do_not_match(scene):
+    other = make_scene(5, height=128, width=256, kind='layered', max_disparity=32)
+    unchecked = StereoPipeline(_Painter(), check_views=False).process(
+        scene.left, other.right, scene.camera, outputs={'obstacle'})
+    assert unchecked.obstacle.found  # the painted surface
+    checked = StereoPipeline(_Painter()).process(scene.left, other.right, scene.camera,
+                                                 outputs={'obstacle'})
+    assert not checked.obstacle.found and math.isnan(checked.obstacle.distance)
+
+
+def test_the_sweep_builds_its_failing_pairs():
+    rng = np.random.default_rng(1)
+    real = [(f'scene{i}', np.full((60 + i, 80, 3), i, np.uint8),
+             np.full((60 + i, 80, 3), i, np.uint8)) for i in range(10)]
+    pairs = list(view_check_sweep.failing_pairs(real, rng))
+    groups = [group for group, *_ in pairs]
+    assert groups.count('two scenes') == 4 and groups.count('right black') == 2
+    for group, name, left, right in pairs:
+        assert left.shape == right.shape and left.dtype == right.dtype == np.uint8
+    two = next(pair for pair in pairs if pair[0] == 'two scenes')
+    assert two[1] == 'scene0 + scene7' and two[2].shape == (60, 80, 3)
+    dark = view_check_sweep.darker(rng, np.full((10, 10), 200, np.uint8))
+    assert 3 < dark.mean() < 9
+    image = np.full((16, 16, 3), 100, np.uint8)
+    groups = dict(view_check_sweep.DEGRADATIONS)
+    assert set(groups) == {'dark', 'noisy', 'rows 2 px', 'right gain .5', 'right gamma',
+                           'JPEG 10'}
+    for degrade in groups.values():
+        left, right = degrade(rng, image, image)
+        assert left.shape == right.shape == image.shape and right.dtype == np.uint8
