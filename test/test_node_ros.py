@@ -5,8 +5,10 @@ workspace. Run it after ``colcon build`` with ``colcon test --packages-select
 stereo_depth_ros`` or ``python3 -m pytest test/test_node_ros.py``.
 """
 
+import math
 import os
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +20,7 @@ pytest.importorskip('stereo_msgs.msg')
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Range  # noqa: E402
 from stereo_msgs.msg import DisparityImage  # noqa: E402
 
 from stereo_depth_ros.data.synthetic import make_scene  # noqa: E402
@@ -141,6 +143,23 @@ def test_bad_pairs_are_skipped_and_the_node_keeps_running(ros, scene):
     assert not received
     _spin_until(executor, lambda: bool(received), source)
     assert received[0].encoding == '32FC1'
+
+
+def test_a_black_right_camera_gives_unknown_depth_and_no_obstacle(ros, scene):
+    depth_node, helper, executor = ros
+    ranges, depths = [], []
+    helper.create_subscription(Range, 'obstacle/range', ranges.append, QoSProfile(depth=2))
+    helper.create_subscription(Image, 'depth/image_rect', depths.append, QoSProfile(depth=2))
+    black = SimpleNamespace(left=scene.left, right=np.zeros_like(scene.right),
+                            camera=scene.camera)
+    source = StereoSource(helper, black)
+    _spin_until(executor, lambda: bool(ranges and depths), source)
+    assert math.isnan(ranges[0].range) and ranges[0].max_range == ranges[0].min_range
+    assert np.isnan(image_to_array(depths[0])[0]).all()
+    # With the check off the node publishes what sgbm makes of it, as before.
+    depth_node.set_parameters([Parameter('check_views', value=False)])
+    _spin_until(executor, lambda: not math.isnan(ranges[-1].range), source)
+    assert ranges[-1].max_range > ranges[-1].min_range
 
 
 def test_nothing_is_computed_without_subscribers(ros, scene):
