@@ -63,8 +63,8 @@ _DEPTH = (
     ParameterSpec('check_views', True, 'Report a pair as unknown (disparity and depth NaN, no '
                   'points, no obstacle, Range NaN) when its right view does not confirm the '
                   'estimate where the left image has texture, or too little of it has texture '
-                  'to tell: a covered, black or failing camera, topics of two different '
-                  'cameras, noise in the dark. About 1-3 ms.'),
+                  'to tell: a black, fully covered or failing camera, topics of two different '
+                  'cameras, noise in the dark (docs/ros.md).'),
 )
 
 

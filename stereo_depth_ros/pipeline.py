@@ -19,7 +19,7 @@ from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
 from .images import check_stereo_pair
 from .near_guard import near_surface_disparity
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
-from .view_check import check_views, Views
+from .view_check import check_views, ViewCheck, Views
 from .visualize import ColourScale, colorize_disparity
 
 #: Outputs :meth:`StereoPipeline.process` can compute besides disparity.
@@ -59,6 +59,13 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: Warnings about this pair's settings (e.g. an obstacle search that sees no depth).
     notes: list[str] = field(default_factory=list)
+    #: What the view check found (None: not run); outputs are unknown unless it is a match.
+    views: Optional[ViewCheck] = None
+
+    @property
+    def views_unconfirmed(self) -> bool:
+        """Whether the view check failed the pair: its outputs are unknown."""
+        return self.views is not None and self.views.verdict is not Views.MATCH
 
 
 def blind_search_note(min_range: float, max_range: float) -> str:
@@ -232,8 +239,12 @@ class StereoPipeline:
             timings['depth_ms'] = (time.perf_counter() - tick) * 1e3
             obstacle = None
             # Also run where only the guard's finds need it: they are marked where it keeps them.
-            if 'obstacle' in wanted or too_near is not None:
-                if 'obstacle' in wanted and not max_range > min_range and views_match:
+            if not views_match:
+                obstacle = ObstacleResult(np.zeros(depth.shape, bool))
+                if 'obstacle' in wanted:
+                    result.obstacle = obstacle
+            elif 'obstacle' in wanted or too_near is not None:
+                if 'obstacle' in wanted and not max_range > min_range:
                     result.notes.append(blind_search_note(min_range, max_range))
                 # Before the depth range is marked: an obstacle nearer than min_depth is
                 # found at its depth, and its Range says "too close" (-inf).
@@ -254,7 +265,9 @@ class StereoPipeline:
             if 'points' in wanted:  # outside the depth range a point has no position: NaN
                 result.points = depth_to_points(np.where(np.isfinite(depth), depth, np.nan),
                                                 camera)
-        if 'color' in wanted:
+        if 'color' in wanted and not views_match:  # black; the scale stays the stream's
+            result.color = np.zeros(disparity.shape + (3,), np.uint8)
+        elif 'color' in wanted:
             top = self.colour_scale.top(disparity, result.max_disparity)
             result.color = colorize_disparity(disparity, max_disparity=top,
                                               min_disparity=min(result.min_disparity, 0.0))
@@ -272,7 +285,7 @@ class StereoPipeline:
         estimate = result.disparity
         if too_near is not None:
             estimate = np.where(np.isfinite(too_near), too_near, estimate)
-        found = check_views(left, right, estimate)
+        found = result.views = check_views(left, right, estimate)
         result.timings['view_check_ms'] = (time.perf_counter() - tick) * 1e3
         if found.verdict is not Views.MATCH:
             result.notes.append(found.note())

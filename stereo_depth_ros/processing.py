@@ -70,6 +70,8 @@ class FrameOutput:
     check_inputs: Optional[tuple[np.ndarray, np.ndarray]] = None
     #: The pipeline's warnings about this pair (:attr:`PipelineResult.notes`).
     notes: tuple[str, ...] = ()
+    #: The view check failed the pair: its outputs say unknown (``check_views``).
+    views_unconfirmed: bool = False
 
 
 def obstacle_field_of_view(camera: StereoCameraModel,
@@ -224,7 +226,8 @@ class StereoFrameProcessor:
                                   self.types)
         return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
                            check_inputs=(left, right) if self._check_due() else None,
-                           notes=tuple(dict.fromkeys(notes + result.notes)))
+                           notes=tuple(dict.fromkeys(notes + result.notes)),
+                           views_unconfirmed=result.views_unconfirmed)
 
     def _check_due(self) -> bool:
         now = self._clock()

@@ -32,14 +32,15 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
                      right_messages: bool = True, right_offset_ns: int = 0,
                      garbage_left: Optional[int] = None,
                      info_size: Optional[tuple[int, int]] = None,
-                     camera_infos: bool = True) -> Path:
+                     camera_infos: bool = True, black_right: tuple[int, ...] = ()) -> Path:
     """Write a stereo bag under /stereo; the options make it bad in one way each.
 
     ``baseline`` < 0 gives a right CameraInfo with the wrong sign of P[3];
     ``right_messages=False`` declares the right topics but writes nothing on them;
     ``right_offset_ns`` shifts the right stamps; ``garbage_left`` replaces that left image
     by undecodable bytes; ``info_size`` puts another size into both CameraInfos;
-    ``camera_infos=False`` writes the images alone.
+    ``camera_infos=False`` writes the images alone; the right images of the frames in
+    ``black_right`` are black (a failing camera).
     """
     camera = StereoCameraModel.from_focal_baseline(80.0, abs(baseline),
                                                    *(info_size or (width, height)))
@@ -51,6 +52,8 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
         for frame in range(frames):
             stamp = START_NS + frame * PERIOD_NS
             left, right = textured_pair(frame, width, height)
+            if frame in black_right:
+                right = np.zeros_like(right)
             head = make_header(stamp, 'stereo_left', types)
             right_head = make_header(stamp + right_offset_ns, 'stereo_right', types)
             left_info, right_info = make_camera_infos(camera, head, right_head, types)

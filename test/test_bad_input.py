@@ -570,6 +570,28 @@ def test_process_bag_api_skips_nothing_on_good_input(tmp_path):
     assert summary.pairs == 4 and summary.warnings() == []
 
 
+def test_pairs_whose_views_do_not_match_are_written_unknown_and_counted(tmp_path):
+    bag = write_stereo_bag(tmp_path / 'in', frames=5, black_right=(1, 3))
+    summary = process_bag(bag, tmp_path / 'out', StereoPipeline(create_backend(
+        'sgbm', disparity_range=16)), progress=False)
+    assert summary.pairs == 5 and summary.unconfirmed == 2
+    warnings = summary.warnings()
+    assert len(warnings) == 2 and warnings[0].startswith('left and right views do not match')
+    assert warnings[1].startswith('written as unknown: 2 of 5 pairs, whose views do not '
+                                  'confirm the disparity')
+
+
+def test_infer_says_the_obstacle_is_unknown_when_the_views_do_not_match(images, tmp_path,
+                                                                        capsys):
+    cv2.imwrite(str(tmp_path / 'black.png'), np.zeros((96, 160, 3), np.uint8))
+    code, out, lines = run_cli(['infer', '--left', images / 'left.png', '--right',
+                                tmp_path / 'black.png', '--out-dir', tmp_path / 'o', *SGBM16,
+                                '--fx', '100', '--baseline', '0.1'], capsys)
+    assert code == 0 and len(lines) == 1 and 'views do not match' in lines[0]
+    assert 'nearest obstacle: unknown, the views do not confirm the disparity' in out
+    assert np.isnan(np.load(tmp_path / 'o' / 'depth.npy')).all()
+
+
 def test_infer_replaces_every_output_of_an_earlier_run(images, tmp_path, capsys):
     calibrated = infer_args(images, tmp_path / 'o', '--fx', '100', '--baseline', '0.1')
     code, _, lines = run_cli(calibrated, capsys)

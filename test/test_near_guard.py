@@ -235,8 +235,11 @@ def test_a_block_too_near_is_published_too_near_not_as_holes_or_a_farther_surfac
     wanted = {'depth', 'points', 'obstacle'}
     for backend in (create_backend('sgbm'), FarReader()):
         guarded = StereoPipeline(backend).process(left, right, scene.camera, outputs=wanted)
-        blind = StereoPipeline(backend, obstacle_params=ObstacleParameters(near_guard=False)) \
-            .process(left, right, scene.camera, outputs=wanted)
+        # Without the guard's finds FarReader's 20 px everywhere fails the view check; the
+        # comparison is of what the guard marks, so the check is off there.
+        blind = StereoPipeline(backend, obstacle_params=ObstacleParameters(near_guard=False),
+                               check_views=False).process(left, right, scene.camera,
+                                                          outputs=wanted)
         block = (slice(70, None), slice(310, 410))
         assert (guarded.depth[block] == -np.inf).mean() > 0.9, backend.name
         assert np.isnan(guarded.disparity[block]).mean() > 0.9

@@ -1,5 +1,6 @@
 """The view check: pairs whose views do not confirm their disparity come out unknown."""
 
+import copy
 import math
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.msgs.obstacle import make_obstacle_range
 from stereo_depth_ros.msgs.types import MessageTypes
 from stereo_depth_ros.pipeline import StereoPipeline
-from stereo_depth_ros.view_check import check_views, MIN_AGREEMENT, Views
+from stereo_depth_ros.view_check import check_views, MIN_AGREEMENT, pixel_noise, Views
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
 import view_check_sweep  # noqa: E402  (a script in tools/, not a package)
@@ -60,13 +61,41 @@ def test_a_dark_scene_is_still_judged_by_its_texture(scene):
     assert found.verdict is Views.MATCH
 
 
+def test_texture_that_varies_only_down_the_image_confirms_nothing():
+    # A vertical ramp of shade looks the same at every disparity: it is not judged at all.
+    rng = np.random.default_rng(4)
+    ramp = np.repeat(np.linspace(20, 220, 120, dtype=np.float32)[:, None], 200, axis=1)
+    left, right = (_noisy(rng, ramp, 1) for _ in range(2))
+    for shift in (0.0, 7.0, 30.0):
+        found = check_views(left, right, np.full((120, 200), shift, np.float32))
+        assert found.verdict is Views.NO_TEXTURE
+
+
+def test_road_scenes_paired_with_another_road_do_not_match():
+    # Road and sky shade down the image; what is left to judge belongs to different scenes.
+    road = [make_scene(seed, height=256, width=512, kind='road') for seed in (3, 4, 5)]
+    for other in road[1:]:
+        found = check_views(road[0].left, other.right, road[0].disparity)
+        assert found.verdict is Views.NO_MATCH, found
+    assert check_views(road[0].left, road[0].right, road[0].disparity).verdict is Views.MATCH
+
+
 def test_views_of_two_scenes_or_a_black_right_view_do_not_match(scene):
     other = make_scene(4, height=128, width=256, kind='layered', max_disparity=32)
     for right in (other.right, np.zeros_like(scene.right)):
         found = check_views(scene.left, right, scene.disparity)
         assert found.verdict is Views.NO_MATCH
         assert found.note().startswith('left and right views do not match: the right view '
-                                       f'confirms {100 * found.agreement:.0f} % ')
+                                       f'confirms {100 * found.agreement:.1f} % ')
+
+
+def test_the_pixel_noise_is_the_median_step_of_the_rows():
+    rng = np.random.default_rng(6)
+    noisy = np.clip(np.rint(rng.normal(120, 10, (200, 300))), 0, 255).astype(np.uint8)
+    assert pixel_noise(noisy) == pytest.approx(10, rel=0.1)
+    for image in (noisy, noisy[:, :41], rng.integers(0, 4, (60, 77), dtype=np.uint8)):
+        steps = np.abs(np.diff(image[::4].astype(np.float32), axis=1))
+        assert pixel_noise(image) == pytest.approx(np.median(steps) / (0.6745 * math.sqrt(2)))
 
 
 def test_blank_views_leave_nothing_to_match():
@@ -117,6 +146,15 @@ def test_the_pipeline_reports_a_pair_whose_views_do_not_match_as_unknown(scene):
     assert unchecked.max_range > unchecked.min_range
 
 
+def test_an_unknown_pair_leaves_the_stream_s_colour_scale_alone(scene):
+    pipeline = StereoPipeline(create_backend('sgbm', disparity_range=48))
+    pipeline.process(scene.left, scene.right, scene.camera, outputs={'color'})
+    before = copy.deepcopy(vars(pipeline.colour_scale))
+    black = pipeline.process(scene.left, np.zeros_like(scene.right), scene.camera,
+                             outputs={'color'})
+    assert not black.color.any() and vars(pipeline.colour_scale) == before
+
+
 def test_a_pair_whose_views_match_is_left_as_the_backend_gives_it(scene):
     backend = create_backend('sgbm', disparity_range=48)
     checked = StereoPipeline(backend).process(scene.left, scene.right, scene.camera)
@@ -163,8 +201,8 @@ def test_the_sweep_builds_its_failing_pairs():
     assert 3 < dark.mean() < 9
     image = np.full((16, 16, 3), 100, np.uint8)
     groups = dict(view_check_sweep.DEGRADATIONS)
-    assert set(groups) == {'dark', 'noisy', 'rows 2 px', 'right gain .5', 'right gamma',
-                           'JPEG 10'}
+    assert set(groups) == {'dark', 'noisy', 'rows 2 px', 'rows 3 px', 'right gain .5',
+                           'right gamma', 'JPEG 10'}
     for degrade in groups.values():
         left, right = degrade(rng, image, image)
         assert left.shape == right.shape == image.shape and right.dtype == np.uint8

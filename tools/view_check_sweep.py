@@ -2,7 +2,7 @@
 
 For every backend named, runs it on real pairs without ground truth (``unlabeled/``); on every
 fourth of them made harder in the ways of real cameras (:data:`DEGRADATIONS`: dark, noisy,
-rows 2 px off, the right camera's exposure or gamma off, JPEG at quality 10); on full-range
+rows 2 or 3 px off, the right camera's exposure or gamma off, JPEG at quality 10); on full-range
 validation scenes; and on pairs built to fail from the unlabeled images: the left
 view of one scene with the right view of another (cropped to a common size), a right view of
 dark noise, of black, a left view of noise, and dark noise in both. Prints, per group, the
@@ -68,6 +68,7 @@ DEGRADATIONS: tuple[tuple[str, Degrade], ...] = (
     ('dark', lambda rng, left, right: (darker(rng, left), darker(rng, right))),
     ('noisy', lambda rng, left, right: (noisier(rng, left), noisier(rng, right))),
     ('rows 2 px', lambda rng, left, right: (left, np.roll(right, 2, axis=0))),
+    ('rows 3 px', lambda rng, left, right: (left, np.roll(right, 3, axis=0))),
     ('right gain .5', lambda rng, left, right: (left, to_uint8(right * 0.5))),
     ('right gamma', lambda rng, left, right: (left, to_uint8(255 * (right / 255) ** 2.2))),
     ('JPEG 10', lambda rng, left, right: (jpeg(left), jpeg(right))),
@@ -117,7 +118,7 @@ def main() -> None:
     parser.add_argument('--backends', default=','.join(backend_names()),
                         help='comma-separated backends (default: all)')
     parser.add_argument('--every', type=int, default=1,
-                        help='score every N-th real pair (default 1: all 51)')
+                        help='score every N-th real pair (default 1: all of them)')
     parser.add_argument('--validation', type=int, default=4,
                         help='full-range validation scenes per kind (default 4)')
     args = parser.parse_args()

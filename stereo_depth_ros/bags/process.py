@@ -46,6 +46,8 @@ class ProcessSummary:
     namespace: str
     pairs: int = 0
     skipped: int = 0
+    #: Pairs written as unknown because their views did not confirm the disparity.
+    unconfirmed: int = 0
     unpaired: dict[str, int] = field(default_factory=dict)
     messages_in: int = 0
     not_copied: list[str] = field(default_factory=list)
@@ -125,6 +127,10 @@ class ProcessSummary:
         if self.check_failed:
             lines.append(f'the check of swapped or misaligned inputs failed: {self.check_failed}')
         lines += self.notes
+        if self.unconfirmed:
+            lines.append(f'written as unknown: {self.unconfirmed} of {self.pairs} pairs, whose '
+                         'views do not confirm the disparity (check_views; the line above '
+                         'says how the first did not)')
         if self.interrupted:
             of_input = (f', of the {self.left_images} left images of {self.in_bag}'
                         if self.left_images else '')  # 0: the bag did not say
@@ -313,6 +319,7 @@ class _Run:
                         for name, message in output.messages.items():
                             writer.write(_output_topic(self.ns, name), message, log_time)
                         self._check(output)
+                        summary.unconfirmed += output.views_unconfirmed
                         pair_latency.append((time.perf_counter() - tick) * 1e3)
                         pipeline_ms.append(output.timings.get('total_ms', float('nan')))
                         summary.pairs += 1

@@ -87,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     # Outputs of an earlier run (another pair, say) go: none is left beside these.
     replace_files(out, contents, OUTPUT_FILES)
     if camera is not None:
-        if result.obstacle is not None and result.obstacle.found:
+        if result.views_unconfirmed:
+            print('nearest obstacle: unknown, the views do not confirm the disparity (see the '
+                  'warning)')
+        elif result.obstacle is not None and result.obstacle.found:
             assert result.obstacle.bbox is not None  # found: it has a box
             x, y, width, height = result.obstacle.bbox
             close = (f' - too close: nearer than the {result.min_range:.2f} m the range '
