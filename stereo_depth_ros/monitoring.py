@@ -21,6 +21,7 @@ class ThroughputMonitor:
         self._processed = 0
         self._dropped = 0
         self._idle = 0
+        self._unknown = 0
         self._skipped: Counter = Counter()
         # Sums, not lists: with no report (stats_period 0) memory must stay flat.
         self._latency_sum = 0.0
@@ -32,6 +33,7 @@ class ThroughputMonitor:
         self.total_skipped = 0
         self.total_dropped = 0
         self.total_idle = 0
+        self.total_unknown = 0
 
     def received(self) -> None:
         """Count one synchronised pair arriving."""
@@ -57,11 +59,16 @@ class ThroughputMonitor:
             self._skipped[reason] += 1
             self.total_skipped += 1
 
-    def processed(self, latency_s: float, compute_ms: float) -> None:
-        """Count a processed pair: receipt-to-publish latency and pipeline time."""
+    def processed(self, latency_s: float, compute_ms: float, unknown: bool = False) -> None:
+        """Count a processed pair: receipt-to-publish latency and pipeline time.
+
+        ``unknown``: its outputs say unknown, its views did not confirm the disparity.
+        """
         with self._lock:
             self._processed += 1
             self.total_processed += 1
+            self._unknown += unknown
+            self.total_unknown += unknown
             self._latency_sum += float(latency_s)
             if math.isfinite(compute_ms):
                 self._compute_sum += float(compute_ms)
@@ -78,6 +85,7 @@ class ThroughputMonitor:
                 'processed': self._processed,
                 'dropped': self._dropped,
                 'idle': self._idle,
+                'unknown': self._unknown,
                 'skipped': dict(self._skipped),
                 'input_hz': self._received / elapsed,
                 'output_hz': self._processed / elapsed,
@@ -87,7 +95,7 @@ class ThroughputMonitor:
                                     if self._compute_count else float('nan')),
             }
             self._start = now
-            self._received = self._processed = self._dropped = self._idle = 0
+            self._received = self._processed = self._dropped = self._idle = self._unknown = 0
             self._skipped = Counter()
             self._latency_sum = self._compute_sum = 0.0
             self._compute_count = 0
@@ -138,7 +146,9 @@ class LogThrottle:
 def format_stats(stats: Mapping[str, Any]) -> str:
     """Return one log line of :meth:`ThroughputMonitor.report` statistics."""
     line = (f"{stats['received']} pairs in ({stats['input_hz']:.1f} Hz), "
-            f"{stats['processed']} processed ({stats['output_hz']:.1f} Hz), "
+            f"{stats['processed']} processed ({stats['output_hz']:.1f} Hz"
+            + (f", {stats['unknown']} unknown: views do not match" if stats['unknown'] else '')
+            + "), "
             f"{stats['dropped']} dropped (backend slower than camera), "
             f"{stats['idle']} idle (no subscribers)")
     if stats['processed']:

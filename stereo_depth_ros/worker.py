@@ -172,7 +172,8 @@ class StereoWorker:
                       f'processing a stereo pair failed: {type(error).__name__}: {error}')
             return False
         self.monitor.processed(time.monotonic() - pair.received,
-                               output.timings.get('total_ms', float('nan')))
+                               output.timings.get('total_ms', float('nan')),
+                               unknown=output.views_unconfirmed)
         for note in output.notes:
             self._log(self._warn, note_kind(note), note)
         self._check(output)

@@ -430,6 +430,20 @@ def test_worker_publishes_skips_bad_input_and_idles(scene, manager):
         1, 1, {'CalibrationError': 1})
 
 
+def test_worker_counts_pairs_whose_views_do_not_match(scene, manager):
+    recorder = Recorder()
+    worker = make_worker(manager, {'depth/image_rect'}, recorder)
+    assert worker.process_one(make_pair(scene)) is True
+    black = make_pair(scene, right=np.zeros_like(scene.right))
+    assert worker.process_one(black) is True  # published, as unknown
+    assert len(recorder.warnings) == 1 and 'views do not match' in recorder.warnings[0]
+    stats = worker.monitor.report()
+    assert (stats['processed'], stats['unknown']) == (2, 1)
+    assert '2 processed (' in format_stats(stats)
+    assert ', 1 unknown: views do not match), ' in format_stats(stats)
+    assert 'unknown' not in format_stats(worker.monitor.report())
+
+
 def test_worker_warns_when_the_obstacle_search_sees_no_depth(scene, manager):
     # sgbm's 64 px measure nothing nearer than f B / 64, above 0.5 m on this camera.
     blind = PipelineManager({**SGBM64, 'obstacle.max_range': 0.5}).pipeline

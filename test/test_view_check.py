@@ -3,6 +3,7 @@
 import copy
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,33 @@ def test_a_dark_scene_is_still_judged_by_its_texture(scene):
     assert found.verdict is Views.MATCH
 
 
+def test_a_ramp_along_the_rows_confirms_nothing():
+    # Light leaking onto a covered lens: a ramp of shade along the rows is the same ramp at
+    # every disparity, its mean aside.
+    rng = np.random.default_rng(7)
+    ramp = np.repeat(np.linspace(20, 220, 200, dtype=np.float32)[None, :], 120, axis=0)
+    left, right = (_noisy(rng, ramp, 1) for _ in range(2))
+    for shift in (0.0, 7.0, 30.0, 60.0):
+        found = check_views(left, right, np.full((120, 200), shift, np.float32))
+        assert found.verdict is Views.NO_TEXTURE
+
+
+def test_a_small_textured_patch_is_still_judged(scene):
+    # A blank view but for a patch of about 0.2 % of the pair: little, but enough to judge.
+    left, right = (np.full((256, 512, 3), 100, np.uint8) for _ in range(2))
+    left[100:112, 200:212] = scene.left[50:62, 100:112]
+    right[100:112, 190:202] = scene.left[50:62, 100:112]  # 10 px to the left
+    found = check_views(left, right, np.full((256, 512), 10.0, np.float32))
+    assert 0.001 < found.judged < 0.005 and found.verdict is Views.MATCH
+
+
+def test_absurd_disparities_are_no_estimate_and_raise_no_warning(scene):
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        found = check_views(scene.left, scene.right, np.full(scene.disparity.shape, 1e300))
+    assert found.verdict is Views.NO_TEXTURE
+
+
 def test_texture_that_varies_only_down_the_image_confirms_nothing():
     # A vertical ramp of shade looks the same at every disparity: it is not judged at all.
     rng = np.random.default_rng(4)
@@ -95,7 +123,9 @@ def test_the_pixel_noise_is_the_median_step_of_the_rows():
     assert pixel_noise(noisy) == pytest.approx(10, rel=0.1)
     for image in (noisy, noisy[:, :41], rng.integers(0, 4, (60, 77), dtype=np.uint8)):
         steps = np.abs(np.diff(image[::4].astype(np.float32), axis=1))
-        assert pixel_noise(image) == pytest.approx(np.median(steps) / (0.6745 * math.sqrt(2)))
+        assert pixel_noise(image) == np.median(steps) / (0.6745 * math.sqrt(2))
+    # An even count of steps (1 and 2): the mean of the two middle ones, as np.median has it.
+    assert pixel_noise(np.array([[0, 1, 3]], np.uint8)) == 1.5 / (0.6745 * math.sqrt(2))
 
 
 def test_blank_views_leave_nothing_to_match():
