@@ -12,8 +12,9 @@ the left image has texture (a 5x5 window whose grey levels vary, along the rows 
 right view warped by the estimate correlate with the left (zero-mean normalised
 cross-correlation above :data:`CONFIRMING_ZNCC`)? Below :data:`MIN_AGREEMENT` of those
 pixels the views do not match; with too few of them to judge (fewer than :data:`MIN_JUDGED`
-of the shrunken pair: a blank view, noise) there is nothing to match. Either way the
-pipeline reports the pair as unknown, as it is.
+of the shrunken pair: a blank view, noise) there is nothing to match, unless the views
+share a pattern at that noise level (a random-dot pair, :data:`SHARED_PATTERN_AGREEMENT`).
+Either way the pipeline reports the pair as unknown, as it is.
 
 Chosen on pairs without ground truth (``python tools/view_check_sweep.py``): the 50 real pairs
 of ``unlabeled/``, every fourth of them also made dark, noisy, 2 or 3 px off in rows, with
@@ -53,6 +54,12 @@ CONFIRMING_ZNCC = 0.8
 MIN_AGREEMENT = 0.1
 #: Fewer judged pixels than this share of the shrunken pair leave nothing to judge by.
 MIN_JUDGED = 0.001
+#: A pair whose texture is all at its noise level (random dots, or noise) still matches when
+#: this share of its windows of :data:`MIN_TEXTURE_STD` or more confirm the estimate, and
+#: they cover :data:`SHARED_PATTERN_JUDGED` of it: random dots shared by both views do,
+#: independent noise does not.
+SHARED_PATTERN_AGREEMENT = 0.5
+SHARED_PATTERN_JUDGED = 0.25
 #: A shrunken pair narrower or lower than this many pixels is not judged (a 40x40 pair is).
 MIN_SIDE = 4 * WINDOW
 
@@ -183,14 +190,25 @@ def check_views(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> V
         estimate = disparity[centre::factor, centre::factor][:rows, :cols].astype(np.float32)
     estimate[~np.isfinite(estimate)] = np.nan
     warped, sources = _warped(shrunk_right, estimate / factor)
+    usable = np.isfinite(estimate) & (sources >= 0) & (sources <= cols - 1)
     least_std = max(MIN_TEXTURE_STD, NOISE_MULTIPLE * pixel_noise(grey_left) / factor)
-    judged = (_textured(shrunk_left, least_std) & np.isfinite(estimate)
-              & (sources >= 0) & (sources <= cols - 1))
-    judged_count = int(judged.sum())
-    if judged_count < MIN_JUDGED * rows * cols:
-        return ViewCheck(Views.NO_TEXTURE, judged=judged_count / (rows * cols),
-                         agreement=math.nan)
-    confirmed = judged & (_zncc(shrunk_left, warped) > CONFIRMING_ZNCC)
-    agreement = int(confirmed.sum()) / judged_count
-    verdict = Views.MATCH if agreement >= MIN_AGREEMENT else Views.NO_MATCH
-    return ViewCheck(verdict, judged=judged_count / (rows * cols), agreement=agreement)
+    judged = _textured(shrunk_left, least_std) & usable
+    if judged.sum() >= MIN_JUDGED * rows * cols:
+        share, agreement = _confirmed_share(shrunk_left, warped, judged)
+        verdict = Views.MATCH if agreement >= MIN_AGREEMENT else Views.NO_MATCH
+        return ViewCheck(verdict, judged=share, agreement=agreement)
+    # All the texture there is lies at the image's noise level: random dots, or noise.
+    judged = _textured(shrunk_left, MIN_TEXTURE_STD) & usable
+    if judged.sum() >= SHARED_PATTERN_JUDGED * rows * cols:
+        share, agreement = _confirmed_share(shrunk_left, warped, judged)
+        if agreement >= SHARED_PATTERN_AGREEMENT:
+            return ViewCheck(Views.MATCH, judged=share, agreement=agreement)
+    return ViewCheck(Views.NO_TEXTURE, judged=float(judged.mean()), agreement=math.nan)
+
+
+def _confirmed_share(left: np.ndarray, warped: np.ndarray,
+                     judged: np.ndarray) -> tuple[float, float]:
+    """Return the share of the pixels judged and the share of those ``warped`` confirms."""
+    count = int(judged.sum())
+    confirmed = judged & (_zncc(left, warped) > CONFIRMING_ZNCC)
+    return count / judged.size, int(confirmed.sum()) / count

@@ -128,6 +128,19 @@ def test_the_pixel_noise_is_the_median_step_of_the_rows():
     assert pixel_noise(np.array([[0, 1, 3]], np.uint8)) == 1.5 / (0.6745 * math.sqrt(2))
 
 
+def test_a_random_dot_pair_matches_though_its_texture_looks_like_noise():
+    # Random dots are noise to the noise estimate, but both views share them; independent
+    # noise of the same kind does not match.
+    rng = np.random.default_rng(8)
+    dots = rng.integers(0, 256, (120, 208), dtype=np.uint8)
+    left, right = dots[:, :200].copy(), dots[:, 8:].copy()  # disparity 8 px
+    found = check_views(left, right, np.full((120, 200), 8.0, np.float32))
+    assert found.verdict is Views.MATCH and found.agreement > 0.9
+    other = rng.integers(0, 256, (120, 200), dtype=np.uint8)
+    assert check_views(left, other, np.full((120, 200), 8.0, np.float32)).verdict \
+        is Views.NO_TEXTURE
+
+
 def test_blank_views_leave_nothing_to_match():
     grey = np.full((120, 200, 3), 90, np.uint8)
     found = check_views(grey, grey, np.full((120, 200), 5.0, np.float32))
