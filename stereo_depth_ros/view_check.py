@@ -93,8 +93,8 @@ class ViewCheck:
                     f'scene nearer than the backend measures? {unknown}')
         if self.verdict is Views.NO_TEXTURE:
             return (f'no texture to match: {100 * self.judged:.2g} % of the pair has texture '
-                    f'and an estimate (fewer than {100 * MIN_JUDGED:g} %): a covered lens, '
-                    f'darkness or a blank view? {unknown}')
+                    f'above its noise and an estimate (fewer than {100 * MIN_JUDGED:g} %): a '
+                    f'covered lens, darkness or a blank view? {unknown}')
         return ''
 
 
@@ -197,13 +197,14 @@ def check_views(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> V
         share, agreement = _confirmed_share(shrunk_left, warped, judged)
         verdict = Views.MATCH if agreement >= MIN_AGREEMENT else Views.NO_MATCH
         return ViewCheck(verdict, judged=share, agreement=agreement)
+    above_noise = float(judged.mean())
     # All the texture there is lies at the image's noise level: random dots, or noise.
     judged = _textured(shrunk_left, MIN_TEXTURE_STD) & usable
     if judged.sum() >= SHARED_PATTERN_JUDGED * rows * cols:
         share, agreement = _confirmed_share(shrunk_left, warped, judged)
         if agreement >= SHARED_PATTERN_AGREEMENT:
             return ViewCheck(Views.MATCH, judged=share, agreement=agreement)
-    return ViewCheck(Views.NO_TEXTURE, judged=float(judged.mean()), agreement=math.nan)
+    return ViewCheck(Views.NO_TEXTURE, judged=above_noise, agreement=math.nan)
 
 
 def _confirmed_share(left: np.ndarray, warped: np.ndarray,
