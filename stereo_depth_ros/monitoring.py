@@ -147,7 +147,8 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     """Return one log line of :meth:`ThroughputMonitor.report` statistics."""
     line = (f"{stats['received']} pairs in ({stats['input_hz']:.1f} Hz), "
             f"{stats['processed']} processed ({stats['output_hz']:.1f} Hz"
-            + (f", {stats['unknown']} unknown: views do not match" if stats['unknown'] else '')
+            + (f", {stats['unknown']} unknown: views do not confirm the disparity"
+               if stats['unknown'] else '')
             + "), "
             f"{stats['dropped']} dropped (backend slower than camera), "
             f"{stats['idle']} idle (no subscribers)")

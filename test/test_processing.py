@@ -440,7 +440,7 @@ def test_worker_counts_pairs_whose_views_do_not_match(scene, manager):
     stats = worker.monitor.report()
     assert (stats['processed'], stats['unknown']) == (2, 1)
     assert '2 processed (' in format_stats(stats)
-    assert ', 1 unknown: views do not match), ' in format_stats(stats)
+    assert ', 1 unknown: views do not confirm the disparity), ' in format_stats(stats)
     assert 'unknown' not in format_stats(worker.monitor.report())
 
 
