@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from .images import to_gray
+from .window_match import warp_to_left, window_zncc
 
 #: The guard searches out to this many times the backend's largest disparity.
 REACH = 2.0
@@ -154,17 +155,6 @@ def _window_cost(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> 
 
     0 for a perfect match, up to 2; flat windows (no correlation to measure) cost 1.
     """
-    grid = np.indices(left.shape).astype(np.float32)
-    warped = cv2.remap(right.astype(np.float32), grid[1] - disparity.astype(np.float32),
-                       grid[0], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    base = left.astype(np.float32)
-
-    def mean(image: np.ndarray) -> np.ndarray:
-        return cv2.blur(image, (_BLOCK, _BLOCK), borderType=cv2.BORDER_REFLECT)
-
-    mean_l, mean_r = mean(base), mean(warped)
-    covariance = mean(base * warped) - mean_l * mean_r
-    variance = (mean(base * base) - mean_l ** 2) * (mean(warped * warped) - mean_r ** 2)
-    with np.errstate(invalid='ignore', divide='ignore'):
-        zncc = covariance / np.sqrt(np.maximum(variance, 0.0))
+    warped, _ = warp_to_left(right, disparity)
+    zncc, variance = window_zncc(left.astype(np.float32), warped, _BLOCK)
     return np.where(variance > _FLAT_VARIANCE, 1.0 - zncc, 1.0).astype(np.float32)

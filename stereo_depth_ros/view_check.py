@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .window_match import warp_to_left, window_variance, window_zncc
 
 #: The check looks at the pair shrunk to at most this many pixels (its time: docs/ros.md).
 MAX_PIXELS = 40_000
@@ -129,46 +130,15 @@ def pixel_noise(grey: np.ndarray) -> float:
     return float(middle.mean()) / (0.6745 * math.sqrt(2))
 
 
-def _window_mean(image: np.ndarray) -> np.ndarray:
-    """Return the mean of each :data:`WINDOW`-square window of ``image``."""
-    return cv2.blur(image, (WINDOW, WINDOW), borderType=cv2.BORDER_REFLECT)
-
-
-def _window_variance(image: np.ndarray) -> np.ndarray:
-    """Return the variance of each :data:`WINDOW`-square window of ``image``."""
-    mean = _window_mean(image)
-    return _window_mean(image * image) - mean * mean
-
-
-def _textured(image: np.ndarray, least_std: float) -> np.ndarray:
-    """Return where the windows of ``image`` vary by ``least_std``, and so do their row steps.
+def _texture_variance(image: np.ndarray) -> np.ndarray:
+    """Return the variance of each window of ``image`` or of its row steps, the lesser.
 
     A window that varies only from row to row (a horizontal edge, a vertical ramp of shade)
     or evenly along the rows (a ramp: its steps are all one) looks the same at every
     disparity once ZNCC has taken its mean away: it would confirm any estimate.
     """
     steps = np.diff(image, axis=1, append=image[:, -1:])
-    return ((_window_variance(image) >= least_std ** 2)
-            & (_window_variance(steps) >= least_std ** 2))
-
-
-def _zncc(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Return the zero-mean normalised cross-correlation of each window of two images."""
-    mean_first, mean_second = _window_mean(first), _window_mean(second)
-    variance = ((_window_mean(first * first) - mean_first ** 2)
-                * (_window_mean(second * second) - mean_second ** 2))
-    covariance = _window_mean(first * second) - mean_first * mean_second
-    return covariance / np.sqrt(np.maximum(variance, 1e-6))
-
-
-def _warped(right: np.ndarray, disparity: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``right`` warped to the left view by ``disparity`` (NaN: 0), and its sources."""
-    rows, cols = disparity.shape
-    sources = np.arange(cols, dtype=np.float32)[None, :] - np.nan_to_num(disparity, nan=0.0)
-    warped = cv2.remap(right, sources,
-                       np.repeat(np.arange(rows, dtype=np.float32)[:, None], cols, axis=1),
-                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    return warped, sources
+    return np.minimum(window_variance(image, WINDOW), window_variance(steps, WINDOW))
 
 
 def check_views(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> ViewCheck:
@@ -189,17 +159,18 @@ def check_views(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> V
     with np.errstate(over='ignore'):  # beyond float32's range: inf, no estimate either
         estimate = disparity[centre::factor, centre::factor][:rows, :cols].astype(np.float32)
     estimate[~np.isfinite(estimate)] = np.nan
-    warped, sources = _warped(shrunk_right, estimate / factor)
+    warped, sources = warp_to_left(shrunk_right, estimate / factor)
     usable = np.isfinite(estimate) & (sources >= 0) & (sources <= cols - 1)
+    texture = _texture_variance(shrunk_left)
     least_std = max(MIN_TEXTURE_STD, NOISE_MULTIPLE * pixel_noise(grey_left) / factor)
-    judged = _textured(shrunk_left, least_std) & usable
+    judged = (texture >= least_std ** 2) & usable
     if judged.sum() >= MIN_JUDGED * rows * cols:
         share, agreement = _confirmed_share(shrunk_left, warped, judged)
         verdict = Views.MATCH if agreement >= MIN_AGREEMENT else Views.NO_MATCH
         return ViewCheck(verdict, judged=share, agreement=agreement)
     above_noise = float(judged.mean())
     # All the texture there is lies at the image's noise level: random dots, or noise.
-    judged = _textured(shrunk_left, MIN_TEXTURE_STD) & usable
+    judged = (texture >= MIN_TEXTURE_STD ** 2) & usable
     if judged.sum() >= SHARED_PATTERN_JUDGED * rows * cols:
         share, agreement = _confirmed_share(shrunk_left, warped, judged)
         if agreement >= SHARED_PATTERN_AGREEMENT:
@@ -211,5 +182,5 @@ def _confirmed_share(left: np.ndarray, warped: np.ndarray,
                      judged: np.ndarray) -> tuple[float, float]:
     """Return the share of the pixels judged and the share of those ``warped`` confirms."""
     count = int(judged.sum())
-    confirmed = judged & (_zncc(left, warped) > CONFIRMING_ZNCC)
+    confirmed = judged & (window_zncc(left, warped, WINDOW)[0] > CONFIRMING_ZNCC)
     return count / judged.size, int(confirmed.sum()) / count
