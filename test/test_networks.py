@@ -174,7 +174,7 @@ def test_correlation_known_values_and_zero_padding() -> None:
 
 def test_correlation_matches_direct_sum_across_tiles() -> None:
     generator = torch.Generator().manual_seed(2)
-    left = torch.randn(2, 5, 3, 150, generator=generator)  # 150 columns: 3 tiles, ragged
+    left = torch.randn(2, 5, 3, 150, generator=generator)  # several tiles, the last ragged
     right = torch.randn(2, 5, 3, 150, generator=generator)
     volume = correlation_1d(left, right, max_displacement=70)
     for d in (0, 1, 63, 64, 70):
@@ -354,6 +354,31 @@ def test_costnet_refinement_starts_as_identity_on_weights_saved_without_it(tmp_p
     with pytest.raises(BackendError, match='missing keys'):
         load_state(CostNet(**TINY['costnet'], refine_channels=8), path, 'costnet',
                    new_modules=['mask'])
+
+
+@pytest.mark.parametrize('training', [False, True])
+def test_costnet_towers_compute_both_views_as_one_batch_would(training: bool) -> None:
+    # In eval mode each view goes through the tower alone (faster on the CPU); batch norm
+    # then uses its running statistics, so the features are those of one batch of both. In
+    # training they are one batch: batch norm's statistics are those of both views.
+    torch.manual_seed(4)
+    model = CostNet(**TINY['costnet']).train(training)
+    for module in model.tower.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+    left, right = torch.rand(2, 3, 32, 64), torch.rand(2, 3, 32, 64)
+    with torch.no_grad():
+        (left_half, right_half), (left_quarter, right_quarter) = model.towers(left, right)
+        halves = model.tower[0](torch.cat([left, right]))
+        quarters = model.tower[1:](halves)
+    for got, expected in ((left_half, halves[:2]), (right_half, halves[2:]),
+                          (left_quarter, quarters[:2]), (right_quarter, quarters[2:])):
+        torch.testing.assert_close(got, expected)
+    assert not torch.allclose(left_quarter, right_quarter)  # the views are not mixed up
+    if training:  # each view alone would have had statistics of its own
+        alone = model.tower[1:](model.tower[0](left))
+        assert not torch.allclose(left_quarter, alone, atol=1e-3)
 
 
 def test_dispnetc_widened_to_a_larger_range_computes_what_the_file_did(tmp_path) -> None:

@@ -195,13 +195,10 @@ class CostNet(StereoNet):
     def forward(self, left: torch.Tensor, right: torch.Tensor) -> list[torch.Tensor]:
         """Return [1/4-resolution disparity (1/4-res px), full-resolution disparity (px)]."""
         self.check_input(left, right)
-        batch = left.shape[0]
-        halves = self.tower[0](torch.cat([left, right], dim=0))
-        features = self.tower[1:](halves)
-        matching = self.match(features)
-        volume = correlation_1d(matching[:batch].float(), matching[batch:].float(),
-                                self.levels - 1).to(features.dtype)
-        left_features = features[:batch]
+        (left_half, right_half), (left_features, right_features) = self.towers(left, right)
+        volume = correlation_1d(self.match(left_features).float(),
+                                self.match(right_features).float(),
+                                self.levels - 1).to(left_features.dtype)
         x8 = self.down8(torch.cat([volume, left_features], dim=1))
         x16 = self.down16(x8)
         x8 = self.fuse8(torch.cat([self.up8(x16), x8], dim=1))
@@ -212,8 +209,26 @@ class CostNet(StereoNet):
         mask = self.mask(torch.cat([left_features, context], dim=1))
         full = self.upsample(coarse, mask)
         if self.refine is not None:
-            full = self.refine(full, halves[:batch], halves[batch:])
+            full = self.refine(full, left_half, right_half)
         return [coarse, full]
+
+    def towers(self, left: torch.Tensor, right: torch.Tensor
+               ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Return the tower's 1/2- and 1/4-resolution features: ``(halves, quarters)``.
+
+        Each is a ``(left, right)`` pair. In training both views go through as one batch, so
+        that batch norm takes its statistics over both. In eval mode (batch norm on its
+        running statistics: the same values) each view goes alone, which oneDNN runs faster
+        on the CPU: 4.4 against 6.1 ms for ``costnet_fast``'s tower and matching projection at
+        384x1248 on a 2-core AMD EPYC, two batches of one against one of two.
+        """
+        if not self.training:
+            halves = self.tower[0](left), self.tower[0](right)
+            return halves, (self.tower[1:](halves[0]), self.tower[1:](halves[1]))
+        batch = left.shape[0]
+        both = self.tower[0](torch.cat([left, right], dim=0))
+        features = self.tower[1:](both)
+        return (both[:batch], both[batch:]), (features[:batch], features[batch:])
 
     def make_loss(self, config: 'LossConfig', total_steps: int) -> 'Loss':
         """Return multi-scale EPE plus the cost volume's cross-entropy (``ce_weight``)."""
