@@ -326,10 +326,11 @@ class StereoPipeline:
     def largest_disparity(self, width: int) -> float:
         """Return the largest disparity (px) the backend can give on a ``width``-px image.
 
-        Its range, where the image is wide enough: no match lies beyond ``width - 1`` px
-        (``sgbm`` then searches a shorter range than ``disparity_range``).
+        Its range, where the image is wide enough: no match lies beyond ``width - 1`` px, and
+        ``sgbm`` searches a shorter range on a narrow image
+        (:meth:`~stereo_depth_ros.backends.base.DisparityBackend.largest_disparity`).
         """
-        return min(float(self.backend.max_disparity), float(width - 1))
+        return self.backend.largest_disparity(width)
 
     def _surfaces_too_near(self, left: np.ndarray, right: np.ndarray, disparity: np.ndarray,
                            reach: float, timings: dict[str, float]) -> Optional[np.ndarray]:

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.backends.base import DisparityBackend
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.errors import CalibrationError, ImageFormatError
@@ -165,8 +166,21 @@ def test_colour_scale_steps_by_powers_of_two_within_the_range():
     assert colour_scale_top(np.full((4, 4), np.nan, np.float32), 384.0) == 16.0
 
 
+@pytest.mark.parametrize('width, reach', [(100, 95.0), (128, 111.0), (129, 127.0)])
+def test_on_a_narrow_pair_sgbm_claims_only_the_disparities_it_searched(width, reach):
+    # OpenCV searches fewer disparities on a narrow image, in steps of 16: 96 of the 128
+    # on a 100-px-wide one, so 95 px, not width - 1, is the largest it can give; the
+    # DisparityImage, the Range's "too close" and the near guard start there.
+    scene = make_scene(3, height=48, width=width, kind='layered', max_disparity=24)
+    pipeline = StereoPipeline(create_backend('sgbm'))
+    result = pipeline.process(scene.left, scene.right, scene.camera, outputs={'obstacle'})
+    assert result.max_disparity == reach
+    assert result.min_range == pytest.approx(scene.camera.focal_baseline / reach)
+    assert pipeline.largest_disparity(width) == reach
+
+
 def test_a_wide_range_backend_paints_a_near_scene_in_its_whole_colour_scale(road):
-    class WideRange:
+    class WideRange(DisparityBackend):
         """sgbm's disparities reported with costnet's range (0-384 px)."""
 
         name = 'wide'
@@ -176,7 +190,7 @@ def test_a_wide_range_backend_paints_a_near_scene_in_its_whole_colour_scale(road
         def __init__(self) -> None:
             self.inner = create_backend('sgbm')
 
-        def compute(self, left, right):
+        def _compute(self, left, right):
             return self.inner.compute(left, right)
 
     pipeline = StereoPipeline(WideRange())

@@ -31,6 +31,13 @@ class DisparityBackend(ABC):
     def max_disparity(self) -> float:
         """Largest disparity the backend can output, in pixels."""
 
+    def largest_disparity(self, width: int) -> float:
+        """Return the largest disparity (px) the backend can give on a ``width``-px image.
+
+        Its ``max_disparity``, at most ``width - 1``: no match lies farther.
+        """
+        return min(float(self.max_disparity), float(width - 1))
+
     def compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """Return float32 HxW disparity of the left view; NaN where there is no estimate."""
         check_stereo_pair(left, right)

@@ -99,6 +99,16 @@ class SGBMBackend(DisparityBackend):
         """Largest disparity searched, in pixels."""
         return float(self.params.min_disparity + self.params.disparity_range - 1)
 
+    def largest_disparity(self, width: int) -> float:
+        """Return the largest disparity (px) searched on a ``width``-px image.
+
+        Narrow images search fewer disparities, in steps of 16 (:func:`_search_range`): on a
+        100-px image 95 px, not 99.
+        """
+        search, _ = _search_range(self.params.min_disparity, self.params.disparity_range,
+                                  width)
+        return min(float(self.params.min_disparity + search - 1), float(width - 1))
+
     def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         left_gray, right_gray = to_gray(left), to_gray(right)
         disparity_range, pad = _search_range(self.params.min_disparity,

@@ -96,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
         camera = StereoCameraModel.from_focal_baseline(*given, *by_area[-1])
     learned = create_backend(DEFAULT_BACKEND, device='cpu')
     sgbm = create_backend('sgbm')
+    # What each reaches on the narrowest images: no disparity exceeds the width.
+    narrowest = min(width for width, _ in sizes)
     print(f'{counted(len(findings), "pair")} of {args.bag or args.pairs} ({shown})')
-    for line in report_lines(findings, (DEFAULT_BACKEND, float(learned.max_disparity)),
-                             float(sgbm.max_disparity), camera) + notes:
+    for line in report_lines(findings, (DEFAULT_BACKEND, learned.largest_disparity(narrowest)),
+                             sgbm.largest_disparity(narrowest), camera) + notes:
         print(line)
     return EXIT_FOUND_PROBLEMS if problems_found(findings) else 0
 
