@@ -114,7 +114,8 @@ def format_calib_file(camera: StereoCameraModel, left_offset: float = 0.06,
 
     Cameras 0/1 (grey) and 2/3 (colour) share the rectified intrinsics. As in KITTI,
     camera 2 sits ``left_offset`` metres from camera 0, so ``P_rect_02[0, 3] = fx *
-    left_offset`` is not zero and ``P_rect_03[0, 3] = fx * (left_offset - B)``.
+    left_offset`` is not zero and ``P_rect_03[0, 3] = fx * (left_offset - B)``; ``T_xx``
+    holds the same offset with the same sign (KITTI's T_02 is +0.06 m, T_03 -0.47 m).
     """
     p_left, _ = camera.projection_matrices()
     fx, baseline = camera.fx, camera.baseline
@@ -134,7 +135,7 @@ def format_calib_file(camera: StereoCameraModel, left_offset: float = 0.06,
         intrinsics = projection[:, :3]
         lines += [f'S_{cam}: {row(size)}', f'K_{cam}: {row(intrinsics)}',
                   f'D_{cam}: {row(np.zeros(5))}', f'R_{cam}: {row(np.eye(3))}',
-                  f'T_{cam}: {row(np.array([-offset, 0.0, 0.0]))}',
+                  f'T_{cam}: {row(np.array([offset, 0.0, 0.0]))}',
                   f'S_rect_{cam}: {row(size)}', f'R_rect_{cam}: {row(np.eye(3))}',
                   f'P_rect_{cam}: {row(projection)}']
     return '\n'.join(lines) + '\n'

@@ -63,6 +63,12 @@ def test_written_calibration_has_camera_0_offsets_and_reads_back(drive):
     assert p02[0, 3] == pytest.approx(60.0 * 0.06)
     assert -p03[0, 3] / 60.0 == pytest.approx(0.48)  # the P_rect_03-only bug would give this
     assert_same_camera(camera_from_calib(calib, 'x'))
+    # The translations have the projections' signs, as in KITTI's files (T_02 +0.06 m with
+    # P_rect_02[0, 3] +44.86 px, T_03 -0.47 m with -339.5 px).
+    for cam in ('00', '01', '02', '03'):
+        projection = calib[f'P_rect_{cam}'].reshape(3, 4)
+        assert calib[f'T_{cam}'][0] == pytest.approx(projection[0, 3] / 60.0), cam
+    assert calib['T_02'][0] == pytest.approx(0.06) and calib['T_03'][0] == pytest.approx(-0.48)
 
 
 def test_kitti_time_stamps():
