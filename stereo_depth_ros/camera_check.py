@@ -47,15 +47,20 @@ class PairFindings:
     reached: int = 0
 
 
-def check_one(name: str, left: np.ndarray, right: np.ndarray) -> PairFindings:
+def check_one(name: str, left: np.ndarray, right: np.ndarray,
+              disparity_offset: float = 0.0) -> PairFindings:
     """Return the findings of one rectified pair (uint8 images of one size).
+
+    ``disparity_offset`` is the camera's ``cx_left - cx_right`` where known: the swap check
+    takes disparities below it as the wrong order (:func:`~stereo_depth_ros.plausibility.
+    check_pair`).
 
     Beyond the searched range, the near guard's coarse search (a smaller pair, out to twice
     the range, at most 3/4 of the width) adds the surfaces nearer still, which the full
     search cannot see (:mod:`~stereo_depth_ros.near_guard`).
     """
     from .training.pseudo_labels import pseudo_label
-    check = check_pair(left, right)
+    check = check_pair(left, right, disparity_offset)
     # SGBM matches nothing left of its range: on narrow images it searches half the width.
     searched = min(SEARCHED_DISPARITY, left.shape[1] // 2)
     disparity = pseudo_label(left, right, searched)
@@ -100,8 +105,10 @@ def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
     """Return the report: rows, swaps, disparities against the backends, depths (camera).
 
     ``learned`` is the default learned backend's name and largest disparity (px),
-    ``sgbm_range`` sgbm's largest disparity with its defaults. Pairs that look swapped are
-    left out of the rows, disparities and depths: their matches mean nothing.
+    ``sgbm_range`` sgbm's largest disparity with its defaults, each on the narrowest of the
+    images (:meth:`~stereo_depth_ros.backends.base.DisparityBackend.largest_disparity`).
+    Pairs that look swapped are left out of the rows, disparities and depths: their matches
+    mean nothing.
     """
     findings = list(findings)
     count = len(findings)

@@ -4,7 +4,9 @@
   a 4000x3000 photo does not take gigabytes of memory before anything is said;
 * :func:`likely_swapped` says whether left and right look exchanged: on a few rows, the
   horizontal shift that matches best is negative for most of them (a correct rectified
-  pair only has positive disparities), which turns the scene into phantom near obstacles;
+  pair only has positive disparities; with principal points apart, ``cx_left - cx_right``
+  being ``disparity_offset``, none below that), which turns the scene into phantom near
+  obstacles;
 * :func:`row_offset` measures how far the right view's rows are from the left's, from
   matched corner features: a rectification or calibration that is off by a pixel or more
   (:data:`ROW_OFFSET_LIMIT`) costs every matcher many wrong pixels;
@@ -74,18 +76,21 @@ def _row_shift_scores(left: np.ndarray, right: np.ndarray, rows: np.ndarray,
 
 
 def likely_swapped(left: np.ndarray, right: np.ndarray, n_rows: int = 16,
-                   max_shift: Optional[int] = None) -> bool:
+                   max_shift: Optional[int] = None, disparity_offset: float = 0.0) -> bool:
     """Return True when left and right look exchanged (see the module docstring).
 
     ``n_rows`` textured rows are compared at shifts up to ``max_shift`` (default: a quarter
-    of the width, at most 64 px). The pair counts as swapped when at least two thirds of
-    the rows with a clear best shift match best at a negative one, and at least four do.
+    of the width, at most 64 px, plus the offset's size). The pair counts as swapped when at
+    least two thirds of the rows with a clear best shift match best below
+    ``disparity_offset`` (``cx_left - cx_right``: the disparity of a point at infinity; a
+    shift of exactly that, a far scene, is not clear), and at least four do.
     """
     gray_left, gray_right = to_gray(left), to_gray(right)
     height, width = gray_left.shape
     if width < 16 or height < 4:
         return False
-    max_shift = max_shift or max(2, min(64, width // 4))
+    infinity = int(round(disparity_offset))
+    max_shift = max_shift or max(2, min(64, width // 4)) + abs(infinity)
     texture = np.abs(np.diff(gray_left.astype(np.int16), axis=1)).mean(axis=1)
     candidates = np.argsort(texture)[::-1][:max(n_rows * 4, n_rows)]
     rows = np.sort(candidates[np.linspace(0, len(candidates) - 1, n_rows).astype(int)])
@@ -95,8 +100,8 @@ def likely_swapped(left: np.ndarray, right: np.ndarray, n_rows: int = 16,
     scores = _row_shift_scores(gray_left, gray_right, rows, max_shift)
     best = scores.argmin(axis=1) - max_shift
     clear = [shift for shift, row in zip(best, scores)
-             if shift != 0 and np.min(row) < 0.8 * np.median(row[np.isfinite(row)])]
-    negative = sum(1 for shift in clear if shift < 0)
+             if shift != infinity and np.min(row) < 0.8 * np.median(row[np.isfinite(row)])]
+    negative = sum(1 for shift in clear if shift < infinity)
     return negative >= 4 and negative >= 2 * len(clear) / 3
 
 
@@ -191,11 +196,13 @@ def _contrast_stretched(image: np.ndarray) -> np.ndarray:
 
 
 def row_offset(left: np.ndarray, right: np.ndarray, max_features: int = 1000,
-               search_rows: Optional[float] = None) -> Optional[RowOffset]:
+               search_rows: Optional[float] = None,
+               disparity_offset: float = 0.0) -> Optional[RowOffset]:
     """Return the :class:`RowOffset` of a pair, or None where too few features match.
 
     Features are matched over the whole image; a match counts when its disparity is not
-    negative and its rows differ by less than ``search_rows`` (default: an eighth of the
+    below ``disparity_offset`` (``cx_left - cx_right``; by more than 1 px) and its rows
+    differ by less than ``search_rows`` (default: an eighth of the
     height, at least 16 px). A plane ``dy = a + b x + c y`` is fitted, starting from the
     matches within 2 px of the median offset; each refit takes every match within 1 px of the
     last plane, so the matches towards the edges of a rotated view join as the plane tilts,
@@ -206,7 +213,7 @@ def row_offset(left: np.ndarray, right: np.ndarray, max_features: int = 1000,
     matched = _row_matches(left, right, max_features)
     if matched is None:
         return None
-    return _fitted_offset(*matched, search_rows)
+    return _fitted_offset(*matched, search_rows, disparity_offset)
 
 
 def _rows_searched(height: int) -> float:
@@ -224,12 +231,13 @@ def _row_matches(left: np.ndarray, right: np.ndarray, max_features: int = 1000
 
 
 def _fitted_offset(points_left: np.ndarray, points_right: np.ndarray, shape: tuple[int, int],
-                   search_rows: Optional[float] = None) -> Optional[RowOffset]:
+                   search_rows: Optional[float] = None,
+                   disparity_offset: float = 0.0) -> Optional[RowOffset]:
     """Return the :class:`RowOffset` of matched points (see :func:`row_offset`)."""
     height, width = shape
     offsets = points_right[:, 1] - points_left[:, 1]
     window = search_rows if search_rows is not None else _rows_searched(height)
-    candidates = ((points_left[:, 0] - points_right[:, 0] > -1.0)
+    candidates = ((points_left[:, 0] - points_right[:, 0] > disparity_offset - 1.0)
                   & (np.abs(offsets) < window))
     if candidates.sum() < MIN_ROW_MATCHES:
         return None
@@ -273,28 +281,33 @@ class PairCheck:
 
 
 def _matches_say_ordered(points_left: np.ndarray, points_right: np.ndarray,
-                         shape: tuple[int, int]) -> bool:
+                         shape: tuple[int, int], disparity_offset: float = 0.0) -> bool:
     """Return whether most matched corners within the rows searched have positive disparity.
 
-    False also where too few corners match to tell.
+    Positive: above ``disparity_offset`` (``cx_left - cx_right``). False also where too few
+    corners match to tell.
     """
-    disparity = points_left[:, 0] - points_right[:, 0]
+    disparity = points_left[:, 0] - points_right[:, 0] - disparity_offset
     near_rows = np.abs(points_right[:, 1] - points_left[:, 1]) < _rows_searched(shape[0])
     positive = int((near_rows & (disparity > 1)).sum())
     negative = int((near_rows & (disparity < -1)).sum())
     return positive + negative >= MIN_ROW_MATCHES and positive > negative
 
 
-def check_pair(left: np.ndarray, right: np.ndarray) -> PairCheck:
+def check_pair(left: np.ndarray, right: np.ndarray,
+               disparity_offset: float = 0.0) -> PairCheck:
     """Return whether the pair looks swapped and how far its rows are off.
 
     :func:`likely_swapped` compares a few rows, which rows that are off can fool; where the
     matched corners mostly have positive disparities the pair is taken as ordered. The row
     offset is not measured on a pair that looks swapped (its matches have negative
-    disparities).
+    disparities). ``disparity_offset`` is the camera's ``cx_left - cx_right``
+    (:attr:`~stereo_depth_ros.camera.StereoCameraModel.disparity_offset`): disparities are
+    positive above it.
     """
     matched = _row_matches(left, right)
-    swapped = likely_swapped(left, right) and not (
-        matched is not None and _matches_say_ordered(*matched))
-    offset = None if swapped or matched is None else _fitted_offset(*matched)
+    swapped = likely_swapped(left, right, disparity_offset=disparity_offset) and not (
+        matched is not None and _matches_say_ordered(*matched, disparity_offset))
+    offset = (None if swapped or matched is None
+              else _fitted_offset(*matched, disparity_offset=disparity_offset))
     return PairCheck(swapped=swapped, row_offset=offset)

@@ -245,7 +245,7 @@ class StereoFrameProcessor:
         """
         if output.check_inputs is None:
             return None
-        found = check_pair(*output.check_inputs)
+        found = check_pair(*output.check_inputs, output.camera.disparity_offset)
         if not found.swapped and found.row_offset is None:
             self._next_check = min(self._next_check, self._clock() + self.check_retry)
         return found

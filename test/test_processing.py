@@ -1,5 +1,6 @@
 """The node's per-pair processing, hand-over slot, statistics and worker, without rclpy."""
 
+import dataclasses
 import math
 import posixpath
 import threading
@@ -731,6 +732,23 @@ def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
     now[0] = 20.0
     assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 2
     assert not recorder.errors
+
+
+def test_the_swap_check_knows_the_cameras_principal_points():
+    # A rig with cx_right 40 px right of cx_left: disparities are those of the scene minus
+    # 40 px, negative for all of it, and rightly so; no warning.
+    near = make_scene(3, 128, 256, kind='layered', max_disparity=24)
+    camera = dataclasses.replace(near.camera, cx_right=near.camera.cx_left + 40)
+    right = np.roll(near.right, 40, axis=1)  # right[:, u] = near.right[:, u - 40]
+    right[:, :40] = near.right[:, :1]
+    _, _, recorder, worker = checked_worker(PipelineManager({**SGBM64,
+                                                            'sgbm.min_disparity': -48}))
+    assert worker.process_one(make_pair(near, right=right, camera=camera))
+    assert recorder.warnings == [] and recorder.errors == []
+    # The same images under a camera without the offset do look swapped.
+    _, _, recorder, worker = checked_worker(PipelineManager(SGBM64))
+    assert worker.process_one(make_pair(near, right=right))
+    assert recorder.warnings[0].startswith('left and right look swapped')
 
 
 def test_the_node_warns_about_rows_that_are_off(scene, manager):

@@ -65,6 +65,33 @@ def test_check_pair_reads_no_rows_of_a_swapped_pair(scene):
     assert not moved.swapped and moved.misaligned
 
 
+def _principal_points_apart(right: np.ndarray, offset: int) -> np.ndarray:
+    """Return the right view of a rig with ``cx_left - cx_right = offset`` px (edges repeated).
+
+    A left pixel x of disparity d then matches right pixel x - d - offset.
+    """
+    moved = np.roll(right, -offset, axis=1)  # moved[:, u] = right[:, u + offset]
+    if offset < 0:
+        moved[:, :-offset] = right[:, :1]
+    else:
+        moved[:, -offset:] = right[:, -1:]
+    return moved
+
+
+def test_a_rig_whose_principal_points_are_apart_is_not_taken_for_a_swap(scene):
+    # cx_left - cx_right = -40 px: a point at infinity has disparity -40, and this scene's
+    # disparities of up to 32 px come out negative, rightly so.
+    right = _principal_points_apart(scene.right, -40)
+    assert check_pair(scene.left, right).swapped  # as if the offset were 0
+    found = check_pair(scene.left, right, disparity_offset=-40.0)
+    assert not found.swapped
+    assert found.row_offset is not None and not found.misaligned
+    # With cx_left - cx_right = +40 px, exchanged views are still found.
+    right = _principal_points_apart(scene.right, 40)
+    assert not check_pair(scene.left, right, disparity_offset=40.0).swapped
+    assert check_pair(right, scene.left, disparity_offset=40.0).swapped
+
+
 def test_the_warning_says_how_far_and_which_way(scene):
     offset = row_offset(scene.left, moved_down(scene.right, -2.0))
     line = row_offset_warning('a.png / b.png', offset)

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
             if camera is not None:  # the bag's CameraInfo, before a report made with it
                 _check_size(camera, left.shape[1], left.shape[0], args.bag)
             sizes.add((left.shape[1], left.shape[0]))
-            findings.append(check_one(_pair_name(folder, root, every), left, right))
+            findings.append(check_one(_pair_name(folder, root, every), left, right,
+                                      camera.disparity_offset if camera else 0.0))
         notes += [f'images: {line}' for line in image_notes[:1]]
     by_area = sorted(sizes, key=lambda size: (size[0] * size[1], size))
     shown = ' to '.join(dict.fromkeys(f'{w}x{h}' for w, h in (by_area[0], by_area[-1])))
