@@ -80,9 +80,11 @@ def replace_files(folder: str | Path, contents: dict[str, bytes],
     Every name of ``outputs`` (all the files a command may write there) is removed first, so
     no file of an earlier run, of another input, stays beside the new ones; each new file is
     then written atomically. If one fails (a full disk), the ones already written are removed
-    too and the error is raised: the folder holds the whole new set or none of it.
+    too, and so are the folders made for them, and the error is raised: the folder holds the
+    whole new set or none of it.
     """
     folder = Path(folder)
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
     for name in outputs:  # checked first: a refused run keeps the earlier outputs
         if (folder / name).is_dir():
             raise IsADirectoryError(f'{folder / name} is a folder, not a file to write')
@@ -97,4 +99,7 @@ def replace_files(folder: str | Path, contents: dict[str, bytes],
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
+        for path in made:
+            with suppress(OSError):  # not empty after all: left as it is
+                path.rmdir()
         raise

@@ -116,7 +116,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout.flush()
         return status
     except (StereoDepthError, FileNotFoundError, ValueError) as error:
-        _error_line(args.command, str(error))
+        if isinstance(error, OSError) and error.errno is not None:
+            line = _os_error_line(error)  # the system's own: reads as other OS errors do
+        else:
+            line = str(error)
+        _error_line(args.command, line)
         return EXIT_BAD_INPUT
     except BrokenPipeError:
         # The reader stopped reading (`stereo-depth backends | head -1`): no error line, and

@@ -53,6 +53,14 @@ def _pairs_folder(tmp_path: Path, count: int = 2, size: tuple[int, int] = (64, 1
     return root
 
 
+def test_pairs_of_two_sizes_are_named_with_their_sizes(tmp_path: Path) -> None:
+    root = _pairs_folder(tmp_path, 1)
+    right = cv2.imread(str(root / 'pair0' / 'right.png'))
+    cv2.imwrite(str(root / 'pair0' / 'right.png'), right[:, :100])
+    with pytest.raises(DatasetError, match=r'pair0: left 128x64 and right 100x64 differ'):
+        pseudo_labelled_dataset(root, 24, progress=False)
+
+
 def _tiny_config(tmp_path: Path, weights: Path, steps: int, **adaptation) -> TrainConfig:
     return from_dict(TrainConfig, {
         'name': 'adapt_test', 'backend': 'costnet', 'seed': 1,

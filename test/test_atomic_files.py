@@ -185,6 +185,30 @@ def test_replace_files_leaves_the_whole_new_set_or_none_of_it(tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ['mine.txt']
 
 
+def test_replace_files_removes_the_folders_it_made_for_a_set_it_could_not_write(
+        tmp_path: Path, monkeypatch) -> None:
+    import stereo_depth_ros.atomic_files as atomic_files
+    real = atomic_files.written_atomically
+    calls = []
+
+    def full_on_the_second(path):
+        calls.append(Path(path).name)
+        if len(calls) == 2:
+            raise OSError(28, 'No space left on device', str(path))
+        return real(path)
+
+    monkeypatch.setattr(atomic_files, 'written_atomically', full_on_the_second)
+    (tmp_path / 'kept').mkdir()
+    for folder in (tmp_path / 'new' / 'out', tmp_path / 'kept'):
+        calls.clear()
+        with pytest.raises(OSError, match='No space left'):
+            atomic_files.replace_files(folder, {'a.npy': b'A', 'b.png': b'B'}, ('a.npy', 'b.png'))
+    # 'new/out' did not exist before the run: neither it nor 'new' stays, empty; the folder
+    # that was there stays.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['kept']
+    assert list((tmp_path / 'kept').iterdir()) == []
+
+
 def test_replace_files_refuses_a_folder_in_the_way_before_removing_anything(
         tmp_path: Path) -> None:
     from stereo_depth_ros.atomic_files import replace_files

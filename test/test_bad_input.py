@@ -555,6 +555,30 @@ def test_disk_full_while_writing_leaves_nothing(tmp_path, capsys, monkeypatch, b
     assert leftovers(tmp_path, 'out') == []
 
 
+def test_an_output_folder_that_cannot_be_made_is_named_as_other_os_errors(
+        images, tmp_path, capsys, monkeypatch):
+    import errno
+    import stereo_depth_ros.atomic_files as atomic_files
+
+    def no_such_folder(path):
+        raise FileNotFoundError(errno.ENOENT, 'No such file or directory', str(path))
+    monkeypatch.setattr(atomic_files, 'written_atomically', no_such_folder)
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o'), capsys)
+    assert code == 2 and lines == [
+        f'stereo-depth infer: error: cannot read or write {tmp_path / "o" / "disparity.npy"}: '
+        'No such file or directory']
+    assert not (tmp_path / 'o').exists()
+
+
+def test_a_bag_that_cannot_be_created_names_the_bag_not_its_staging_folder(tmp_path, capsys,
+                                                                           big_mcap):
+    from stereo_depth_ros.atomic_files import staging_path
+    staging_path(tmp_path / 'out').write_text('a file in the way of the hidden folder')
+    code, _, lines = run_cli(['process-bag', big_mcap, tmp_path / 'out', *SGBM16], capsys)
+    assert_one_line_error(code, lines, f'cannot create bag {tmp_path / "out"}')
+    assert '.out.partial' not in lines[0]
+
+
 def test_eval_json_is_still_valid(capsys):
     """Guard for the shared CLI path: --json output parses (bare NaN would not)."""
     from stereo_depth_ros.resources import sample_data_dir

@@ -119,6 +119,10 @@ def test_generic_layout_and_incomplete_scene(tmp_path):
     cv2.imwrite(str(scene / 'disp.pfm'), np.ones((12, 8), np.float32))  # as many pixels
     with pytest.raises(DatasetError, match=r'a/disp\.pfm is 8x12 but left\.png is 12x8'):
         load_dataset('generic', tmp_path)[0]
+    cv2.imwrite(str(scene / 'disp.pfm'), disparity)
+    cv2.imwrite(str(scene / 'right.png'), image[:, :10])  # the scene is named, not only sizes
+    with pytest.raises(DatasetError, match=r'a/right\.png is 10x8 but left\.png is 12x8'):
+        load_dataset('generic', tmp_path)[0]
     (scene / 'right.png').unlink()
     with pytest.raises(DatasetError, match='incomplete'):
         load_dataset('generic', tmp_path)

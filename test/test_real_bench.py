@@ -154,3 +154,11 @@ def test_pooled_estimated_bad2_weighs_by_estimated_pixels():
             {**row, 'name': 'b', 'density': 1.0, 'estimated_bad2': 0.4}]
     assert pooled_metrics(rows, {'a': 100, 'b': 100})['estimated_bad2'] == \
         pytest.approx((50 * 0.2 + 100 * 0.4) / 150)
+
+
+def test_real_bench_refuses_a_root_that_is_not_a_folder(tmp_path: Path, capsys) -> None:
+    code = main(['real-bench', '--backends', 'sgbm', '--root', str(tmp_path / 'nowhere')])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ''  # refused before anything is printed
+    assert err.strip().splitlines() == [
+        f'stereo-depth real-bench: error: dataset root {tmp_path / "nowhere"} is not a folder']

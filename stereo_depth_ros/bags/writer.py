@@ -124,7 +124,9 @@ class BagWriter:
             self._writer.open()
         except (WriterError, OSError) as error:
             shutil.rmtree(self._staging, ignore_errors=True)
-            raise DatasetError(f'cannot create bag {self.path}: {error}') from None
+            # The OS's reason, not its path: that is the hidden staging folder beside the bag.
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise DatasetError(f'cannot create bag {self.path}: {reason}') from None
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:

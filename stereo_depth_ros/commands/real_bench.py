@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the backends on the real suite and print the tables."""
+    from ..data.datasets import real_suite_dataset
     from ..evaluation.real_bench import format_tables, run_real_bench
     listed = f'sgbm,{args.backend}' if args.backends is None else args.backends
     names = list(dict.fromkeys(name.strip() for name in listed.split(',') if name.strip()))
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         own = name == args.backend
         backends.append(create_backend(name, weights=args.weights if own else None,
                                        device=args.device, **(options if own else {})))
+    real_suite_dataset(args.root)  # its files are checked before anything is printed
     for backend in backends:  # what was scored: weights, passes, options
         print(backend.describe())
     results = run_real_bench(backends, args.root, args.figures or None)

@@ -135,6 +135,9 @@ class FileStereoDataset(LazySamples):
         name, left, right, disparity = self.items[index]
         sample = StereoSample(name, read_image_rgb(left), read_image_rgb(right),
                               self.read_disparity(disparity))
+        if sample.right.shape[:2] != sample.left.shape[:2]:  # named, before the backend runs
+            raise DatasetError(f'{right} is {_size(sample.right)} but {left.name} is '
+                               f'{_size(sample.left)}: left and right must be one size')
         if sample.disparity.shape != sample.left.shape[:2]:  # before the backend runs on it
             height, width = sample.left.shape[:2]
             truth_height, truth_width = sample.disparity.shape[:2]
@@ -142,6 +145,11 @@ class FileStereoDataset(LazySamples):
                                f'is {width}x{height}: the ground truth must be the left '
                                "image's size")
         return sample
+
+
+def _size(image: np.ndarray) -> str:
+    """Return an image's size as ``WxH``."""
+    return f'{image.shape[1]}x{image.shape[0]}'
 
 
 def _require_dir(root: Path) -> Path:
@@ -316,7 +324,7 @@ def read_disparity_file(path: str | Path) -> np.ndarray:
 def real_suite_dataset(root: str | Path | None = None) -> FileStereoDataset:
     """Return the shipped real scenes (:data:`REAL_SUITE`) under ``root`` (the sample data)."""
     from ..resources import sample_data_dir
-    base = Path(root) if root is not None else sample_data_dir()
+    base = _require_dir(Path(root)) if root is not None else sample_data_dir()
     items = []
     for name, folder, left, right, disparity in REAL_SUITE:
         paths = (base / folder / left, base / folder / right, base / folder / disparity)

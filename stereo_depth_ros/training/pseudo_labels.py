@@ -154,6 +154,7 @@ def pseudo_labelled_dataset(root: str | Path, max_disparity: float,
         left, right = (read_image_rgb(folder / name, notes, bit_depth)
                        for name in ('left.png', 'right.png'))
         if left.shape != right.shape:
-            raise DatasetError(f'{folder}: left {left.shape} and right {right.shape} differ')
+            raise DatasetError(f'{folder}: left {left.shape[1]}x{left.shape[0]} and right '
+                               f'{right.shape[1]}x{right.shape[0]} differ')
         samples.append(StereoSample(folder.name, left, right, label(left, right)))
     return samples
