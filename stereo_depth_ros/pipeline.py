@@ -212,9 +212,9 @@ class StereoPipeline:
         if reach < float(self.backend.max_disparity) and left.shape[1] not in self._narrow_widths:
             self._narrow_widths.add(left.shape[1])
             result.notes.append(
-                f'the disparity range is wider than the image: {self.backend.name} '
+                f'the image is too narrow for the disparity range: {self.backend.name} '
                 f'reaches {float(self.backend.max_disparity):g} px, but on a '
-                f'{left.shape[1]}-px-wide pair no disparity exceeds {reach:g} px; the '
+                f'{left.shape[1]}-px-wide pair only {reach:g} px; the '
                 'DisparityImage, the depth limits and the Range use that')
 
         # The depth range limits the disparity too, so it is applied whenever it is set, even

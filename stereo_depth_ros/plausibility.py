@@ -13,6 +13,7 @@
 * :func:`check_pair` runs both, for the node and the commands that warn about them.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -79,18 +80,18 @@ def likely_swapped(left: np.ndarray, right: np.ndarray, n_rows: int = 16,
                    max_shift: Optional[int] = None, disparity_offset: float = 0.0) -> bool:
     """Return True when left and right look exchanged (see the module docstring).
 
-    ``n_rows`` textured rows are compared at shifts up to ``max_shift`` (default: a quarter
-    of the width, at most 64 px, plus the offset's size). The pair counts as swapped when at
-    least two thirds of the rows with a clear best shift match best below
-    ``disparity_offset`` (``cx_left - cx_right``: the disparity of a point at infinity; a
-    shift of exactly that, a far scene, is not clear), and at least four do.
+    ``n_rows`` textured rows are compared at whole shifts up to ``max_shift`` (default: a
+    quarter of the width, at most 64 px, plus the offset's size). The pair counts as swapped
+    when at least two thirds of the rows with a clear best shift match best more than half a
+    pixel below ``disparity_offset`` (``cx_left - cx_right``: the disparity of a point at
+    infinity; a shift within half a pixel of it, a far scene, is not clear), and at least
+    four do.
     """
     gray_left, gray_right = to_gray(left), to_gray(right)
     height, width = gray_left.shape
     if width < 16 or height < 4:
         return False
-    infinity = int(round(disparity_offset))
-    max_shift = max_shift or max(2, min(64, width // 4)) + abs(infinity)
+    max_shift = max_shift or max(2, min(64, width // 4)) + math.ceil(abs(disparity_offset))
     texture = np.abs(np.diff(gray_left.astype(np.int16), axis=1)).mean(axis=1)
     candidates = np.argsort(texture)[::-1][:max(n_rows * 4, n_rows)]
     rows = np.sort(candidates[np.linspace(0, len(candidates) - 1, n_rows).astype(int)])
@@ -100,14 +101,15 @@ def likely_swapped(left: np.ndarray, right: np.ndarray, n_rows: int = 16,
     scores = _row_shift_scores(gray_left, gray_right, rows, max_shift)
     best = scores.argmin(axis=1) - max_shift
     clear = [shift for shift, row in zip(best, scores)
-             if shift != infinity and np.min(row) < 0.8 * np.median(row[np.isfinite(row)])]
-    negative = sum(1 for shift in clear if shift < infinity)
+             if abs(shift - disparity_offset) > 0.5
+             and np.min(row) < 0.8 * np.median(row[np.isfinite(row)])]
+    negative = sum(1 for shift in clear if shift < disparity_offset)
     return negative >= 4 and negative >= 2 * len(clear) / 3
 
 
 #: What :func:`likely_swapped` saw, as every warning about it says it.
 SWAP_SYMPTOM = ('left and right look swapped (the best match on most rows is at a negative '
-                'disparity)')
+                'disparity, or below cx_left - cx_right where the principal points differ)')
 
 
 def swap_warning(name: str, advice: str = 'exchange the inputs') -> str:

@@ -626,7 +626,7 @@ def test_infer_replaces_every_output_of_an_earlier_run(images, tmp_path, capsys)
     code, _, lines = run_cli(infer_args(images, tmp_path / 'o', left='tiny_left.png',
                                         right='tiny_right.png'), capsys)
     # (A 12-px-wide pair: sgbm's range is wider than it, which the one line says.)
-    assert code == 0 and len(lines) == 1 and 'wider than the image' in lines[0]
+    assert code == 0 and len(lines) == 1 and 'too narrow for the disparity range' in lines[0]
     assert {p.name for p in (tmp_path / 'o').iterdir()} == {'disparity.npy', 'disparity.png'}
     assert np.load(tmp_path / 'o' / 'disparity.npy').shape == (10, 12)
     code, _, lines = run_cli(infer_args(images, tmp_path / 'p', left='.'), capsys)

@@ -177,6 +177,11 @@ def test_on_a_narrow_pair_sgbm_claims_only_the_disparities_it_searched(width, re
     assert result.max_disparity == reach
     assert result.min_range == pytest.approx(scene.camera.focal_baseline / reach)
     assert pipeline.largest_disparity(width) == reach
+    narrow = [note for note in result.notes if 'too narrow' in note]
+    assert narrow == ([] if reach == 127.0 else [
+        'the image is too narrow for the disparity range: sgbm reaches 127 px, but on a '
+        f'{width}-px-wide pair only {reach:g} px; the DisparityImage, the depth limits and '
+        'the Range use that'])
 
 
 def test_a_wide_range_backend_paints_a_near_scene_in_its_whole_colour_scale(road):
@@ -198,9 +203,8 @@ def test_a_wide_range_backend_paints_a_near_scene_in_its_whole_colour_scale(road
     assert result.max_disparity == 383.0  # on a 384-px-wide pair, no disparity is larger
     # The Range's "too close" starts where the largest disparity on this image ends.
     assert result.min_range == pytest.approx(road.camera.focal_baseline / 383.0)
-    assert result.notes[0].startswith('the disparity range is wider than the image: wide '
-                                      'reaches 384 px, but on a 384-px-wide pair no disparity '
-                                      'exceeds 383 px')
+    assert result.notes[0].startswith('the image is too narrow for the disparity range: wide '
+                                      'reaches 384 px, but on a 384-px-wide pair only 383 px')
     # Said once per image width, not with every pair of a stream.
     assert pipeline.process(road.left, road.right, road.camera, outputs={'color'}).notes == []
     near = np.nanpercentile(result.disparity, 99)

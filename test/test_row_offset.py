@@ -86,6 +86,15 @@ def test_a_rig_whose_principal_points_are_apart_is_not_taken_for_a_swap(scene):
     found = check_pair(scene.left, right, disparity_offset=-40.0)
     assert not found.swapped
     assert found.row_offset is not None and not found.misaligned
+    # Offsets are not whole pixels: a far scene whose rows match half at one whole shift
+    # and half at the next is not a swap either way.
+    texture = np.random.default_rng(2).integers(0, 256, (120, 320, 3)).astype(np.uint8)
+    texture = cv2.GaussianBlur(texture, (0, 0), 1.0)
+    for offset in (0.5, 1.5, 3.5, -0.5, -3.5):
+        # far[:, u] = texture[:, u + offset]: every pixel at disparity `offset`, infinity.
+        far = cv2.warpAffine(texture, np.float32([[1, 0, -offset], [0, 1, 0]]), (320, 120),
+                             flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        assert not check_pair(texture, far, disparity_offset=offset).swapped, offset
     # With cx_left - cx_right = +40 px, exchanged views are still found.
     right = _principal_points_apart(scene.right, 40)
     assert not check_pair(scene.left, right, disparity_offset=40.0).swapped

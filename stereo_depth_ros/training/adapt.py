@@ -184,6 +184,8 @@ def pair_warnings(pairs: Sequence[StereoSample]) -> list[str]:
 
     Either makes the SGBM pseudo-labels and the photometric loss of those pairs wrong. Most
     pairs swapped (the topics or files exchanged) is DatasetError: nothing to adapt on.
+    Adaptation takes the principal points as equal (``cx_left == cx_right``, disparities from
+    0): it reads no CameraInfo, and its SGBM pseudo-labels search from 0 px.
     """
     swapped: list[str] = []
     misaligned: list[tuple[float, str]] = []
@@ -200,7 +202,8 @@ def pair_warnings(pairs: Sequence[StereoSample]) -> list[str]:
                 'exchange the left and right images (of a bag: --left-image and --right-image)')
         if 2 * len(swapped) > len(pairs):  # the camera's, not a few odd pairs
             raise DatasetError(f'{line}: with most pairs so, adapting would teach the network '
-                               'the wrong disparities')
+                               'the wrong disparities (adapt takes cx_left = cx_right: a camera '
+                               'whose principal points are apart is not supported)')
         lines.append(f'warning: {line}')
     if misaligned:
         worst, name = max(misaligned)
