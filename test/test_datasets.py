@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stereo_depth_ros.data.datasets import load_dataset, parse_seed_spec
+from stereo_depth_ros.data.datasets import load_dataset, parse_seed_spec, read_disparity_file
 from stereo_depth_ros.data.pfm import read_pfm
 from stereo_depth_ros.errors import DatasetError
 from stereo_depth_ros.resources import sample_data_dir
@@ -60,6 +60,17 @@ def test_bad_pfm_is_a_clear_error(tmp_path, data, words):
     (tmp_path / 'bad.pfm').write_bytes(data)
     with pytest.raises(DatasetError, match=words):
         read_pfm(tmp_path / 'bad.pfm')
+
+
+def test_ground_truth_files_are_read_at_their_formats_scales(tmp_path):
+    # Hand-made files, held-out scenes aside: Middlebury 2003 .pgm is disparity x 4, KITTI's
+    # 16-bit .png disparity x 256, and 0 is unknown in both.
+    cv2.imwrite(str(tmp_path / 'disp.pgm'), np.array([[0, 4, 255]], np.uint8))
+    np.testing.assert_array_equal(read_disparity_file(tmp_path / 'disp.pgm'),
+                                  [[np.nan, 1.0, 63.75]])
+    cv2.imwrite(str(tmp_path / 'disp.png'), np.array([[0, 256, 65535]], np.uint16))
+    np.testing.assert_array_equal(read_disparity_file(tmp_path / 'disp.png'),
+                                  [[np.nan, 1.0, 65535 / 256]])
 
 
 def test_middlebury_sample_scaled_by_four():

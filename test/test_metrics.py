@@ -26,12 +26,16 @@ def test_d1_needs_both_3px_and_5_percent():
     # errors: 4 px (4 % of 100: not D1), 6 px (6 %: D1), 3.5 px (17.5 %: D1), 2.9 px (no)
     pred = np.array([[104.0, 106.0, 23.5, 42.9]])
     assert d1(pred, gt) == pytest.approx(2 / 4)
+    # 5 % of the ground truth, not of the estimate: 3.2 px is 5.08 % of 63 but 4.83 % of 66.2.
+    assert d1(np.array([[66.2]]), np.array([[63.0]])) == 1.0
+    assert d1(np.array([[59.8]]), np.array([[63.0]])) == 1.0
 
 
 def test_unknown_ground_truth_is_ignored():
-    gt = np.array([[np.nan, -1.0, 0.0, 5.0]])
-    pred = np.array([[50.0, 50.0, 50.0, 6.0]])
+    gt = np.array([[np.nan, -1.0, 0.0, np.inf, -np.inf, 5.0]])
+    pred = np.array([[50.0, 50.0, 50.0, 50.0, 50.0, 6.0]])
     assert epe(pred, gt) == pytest.approx(1.0)
+    assert bad_n(pred, gt, 3.0) == 0.0 and d1(pred, gt) == 0.0
 
 
 def test_fill_invalid_takes_smaller_neighbour_and_extrapolates():
