@@ -21,7 +21,9 @@ Steps (all on one core, deterministic):
 3. Depth discontinuities: of two neighbouring candidates (diagonal ones included) whose
    depths differ by more than the distance band, the farther one is dropped, so touching
    objects at different depths separate without eroding the nearer one.
-4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``) smaller than
+4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``; unknown pixels
+   with candidates within 2 px on either side link them, so a surface with holes in its
+   depth stays one, but only pixels with a depth count and are weighed) smaller than
    ``min_area`` pixels or ``min_size`` square metres are ignored, and so are components
    whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
    mismatches in weak texture such as sky), unless the image's lower edge cuts them at
@@ -369,6 +371,29 @@ def _drop_far_side_of_jumps(z: np.ndarray, mask: np.ndarray,
             mask[first] &= ~(-diff > limit[second])  # first pixel much farther
 
 
+def _bridge_unknown_gaps(z: np.ndarray, candidates: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the candidates plus the unknown pixels between them, and a depth for both.
+
+    A surface whose depth has scattered holes (a weakly textured wall, pixels a matcher or
+    ``max_match_cost`` left unknown) would otherwise fall apart into pieces each too small for
+    ``min_area`` and ``min_size``, and the search would report nothing there. An unknown pixel
+    that a 5x5 closing of the candidates covers (candidates within 2 px on either side) links
+    them, with the farthest depth of the candidates within 2 px of it: the depth-jump step
+    then still separates a nearer surface from a farther one across the hole, as the bridge
+    is never nearer than a candidate it touches.
+    """
+    with np.errstate(invalid='ignore'):
+        unknown = ~(np.isfinite(z) & (z > 0))
+    closed = cv2.morphologyEx(candidates.view(np.uint8), cv2.MORPH_CLOSE, _CLOSING_KERNEL)
+    bridges = closed.view(bool) & unknown
+    if not bridges.any():
+        return candidates, z
+    farthest = cv2.dilate(np.where(candidates, z, np.float32(0.0)).astype(np.float32),
+                          _CLOSING_KERNEL)
+    return candidates | bridges, np.where(bridges, farthest, z).astype(np.float32)
+
+
 def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
                              params: Optional[ObstacleParameters] = None,
                              ground_depth: Optional[np.ndarray] = None,
@@ -412,10 +437,14 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
             nx, ny, nz, c = (np.float32(v) for v in plane)
             above = z * (nx * cols + ny * rows + nz) + c
             candidates &= above > _tolerance(params, camera, z, float(plane[3]))
-    _drop_far_side_of_jumps(z, candidates, params, camera)
+    linked, linked_z = _bridge_unknown_gaps(z, candidates)
+    _drop_far_side_of_jumps(linked_z, linked, params, camera)
+    candidates &= linked
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        candidates.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    areas = stats[:, cv2.CC_STAT_AREA]
+        linked.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    # The bridges link pieces of a surface; only pixels with a depth are counted and weighed.
+    labels[~candidates] = 0
+    areas = np.bincount(labels.ravel(), minlength=count)
     passing = np.flatnonzero(areas[1:] >= params.min_area) + 1
     if passing.size == 0:
         return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)

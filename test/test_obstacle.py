@@ -676,3 +676,30 @@ def test_a_crowd_of_floating_surfaces_does_not_hide_the_obstacle_behind_it():
         depth[top:bottom + 1, 12 * board + 8:12 * board + 18] = 10.0
     result = segment_nearest_obstacle(depth, CAMERA, EXACT)
     assert result.distance == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize('unknown', [0.6, 0.9])
+def test_a_wall_with_holes_in_its_depth_is_still_found(unknown: float) -> None:
+    # A wall 1 m away fills the view; a matcher left most of its pixels unknown, scattered.
+    # Each piece alone is far below min_size (0.1 m^2 is 16,000 px at 1 m here): taken
+    # apart, the search said "nothing in range" (+inf), the most dangerous answer.
+    camera = StereoCameraModel.from_focal_baseline(400.0, 0.1, 640, 480)
+    depth = np.full((480, 640), 1.0, np.float32)
+    depth[np.random.default_rng(0).random(depth.shape) < unknown] = np.nan
+    result = segment_nearest_obstacle(depth, camera)
+    assert result.found and result.distance == pytest.approx(1.0)
+    assert not np.isnan(depth[result.mask]).any()  # only pixels with a depth are the mask
+
+
+def test_holes_do_not_join_a_nearer_speck_to_a_farther_surface() -> None:
+    # A 30x30 px speck at 1 m (0.006 m^2: a mismatch, under min_size) inside a 60x60 px
+    # patch at 3 m (0.2 m^2), a ring of unknown depth between them. Joined, the two would
+    # pass min_size together and their 5th percentile would put a phantom at 1 m; bridged at
+    # the patch's depth, the ring stays on the far side of the jump, and the patch is it.
+    camera = StereoCameraModel.from_focal_baseline(400.0, 0.1, 640, 480)
+    depth = np.full((480, 640), np.nan, np.float32)
+    depth[200:260, 300:360] = 3.0
+    depth[213:247, 313:347] = np.nan
+    depth[215:245, 315:345] = 1.0
+    result = segment_nearest_obstacle(depth, camera)
+    assert result.found and result.distance == pytest.approx(3.0)
