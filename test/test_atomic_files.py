@@ -159,6 +159,22 @@ def test_the_record_in_the_tensor_file_wins_over_a_stale_json_copy(tmp_path: Pat
     assert checkpoint.load_checkpoint(prefix, model, optimizer)['step'] == 8
 
 
+def _disk_full_on_the_second_file(monkeypatch) -> list[str]:
+    """Make replace_files' second file of each set fail as a full disk; return the calls."""
+    import stereo_depth_ros.atomic_files as atomic_files
+    real = atomic_files.written_atomically
+    calls: list[str] = []
+
+    def full_on_the_second(path):
+        calls.append(Path(path).name)
+        if len(calls) == 2:
+            raise OSError(28, 'No space left on device', str(path))
+        return real(path)
+
+    monkeypatch.setattr(atomic_files, 'written_atomically', full_on_the_second)
+    return calls
+
+
 def test_replace_files_leaves_the_whole_new_set_or_none_of_it(tmp_path: Path,
                                                               monkeypatch) -> None:
     import stereo_depth_ros.atomic_files as atomic_files
@@ -169,16 +185,7 @@ def test_replace_files_leaves_the_whole_new_set_or_none_of_it(tmp_path: Path,
     # The earlier run's c.npy is gone: only this run's set stays beside the user's file.
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a.npy', 'b.png', 'mine.txt']
     assert (tmp_path / 'a.npy').read_bytes() == b'A'
-    real = atomic_files.written_atomically
-    calls = []
-
-    def full_on_the_second(path):
-        calls.append(Path(path).name)
-        if len(calls) == 2:
-            raise OSError(28, 'No space left on device', str(path))
-        return real(path)
-
-    monkeypatch.setattr(atomic_files, 'written_atomically', full_on_the_second)
+    calls = _disk_full_on_the_second_file(monkeypatch)
     with pytest.raises(OSError, match='No space left'):
         atomic_files.replace_files(tmp_path, {'a.npy': b'A2', 'b.png': b'B2'}, outputs)
     assert calls == ['a.npy', 'b.png']  # the first was written, then removed again
@@ -188,16 +195,7 @@ def test_replace_files_leaves_the_whole_new_set_or_none_of_it(tmp_path: Path,
 def test_replace_files_removes_the_folders_it_made_for_a_set_it_could_not_write(
         tmp_path: Path, monkeypatch) -> None:
     import stereo_depth_ros.atomic_files as atomic_files
-    real = atomic_files.written_atomically
-    calls = []
-
-    def full_on_the_second(path):
-        calls.append(Path(path).name)
-        if len(calls) == 2:
-            raise OSError(28, 'No space left on device', str(path))
-        return real(path)
-
-    monkeypatch.setattr(atomic_files, 'written_atomically', full_on_the_second)
+    calls = _disk_full_on_the_second_file(monkeypatch)
     (tmp_path / 'kept').mkdir()
     for folder in (tmp_path / 'new' / 'out', tmp_path / 'kept'):
         calls.clear()
