@@ -39,7 +39,7 @@ Depth follows REP 118: float metres, NaN (or inf, or <= 0) where unknown. Distan
 optical-axis depth z of the obstacle, in metres.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import cv2
@@ -161,6 +161,7 @@ class ObstacleResult:
     so ``n . p + c`` is a point's height above the ground; None when none was used.
     ``surfaces`` (bool HxW, only when asked for) holds every surface the search accepted as
     an obstacle, by size and clearance, the nearest among them; None when not asked for.
+    ``notes`` are warnings about the settings (:func:`camera_height_note`).
     """
 
     mask: np.ndarray
@@ -169,6 +170,7 @@ class ObstacleResult:
     ground_plane: Optional[tuple[float, float, float, float]] = None
     area: int = 0
     surfaces: Optional[np.ndarray] = None
+    notes: tuple[str, ...] = ()
 
     @property
     def found(self) -> bool:
@@ -229,7 +231,13 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
     height above the plane. Only planes within ``max_ground_tilt`` of level and below the
     camera are accepted.
     """
-    params = params or ObstacleParameters()
+    fit = _fit_ground(depth, camera, params or ObstacleParameters())
+    return None if fit is None else fit[0]
+
+
+def _fit_ground(depth: np.ndarray, camera: StereoCameraModel, params: ObstacleParameters
+                ) -> Optional[tuple[tuple[float, float, float, float], float]]:
+    """Return :func:`fit_ground_plane`'s plane and the share of the sampled points on it."""
     height, width = depth.shape
     top = int(max(0, min(height - 1, round(height * (1 - params.ground_region)))))
     step = max(1, int(np.sqrt((height - top) * width / (8.0 * params.ransac_points))))
@@ -273,7 +281,7 @@ def fit_ground_plane(depth: np.ndarray, camera: StereoCameraModel,
     if _explained_inverse_depth(points[inliers], plane) < MIN_GROUND_R2:
         return None
     nx, ny, nz, offset = (float(v) for v in plane)
-    return nx, ny, nz, offset
+    return (nx, ny, nz, offset), float(inliers.mean())
 
 
 def _ground_like(normal_y: np.ndarray | float, offsets: np.ndarray | float,
@@ -340,6 +348,37 @@ def _band(params: ObstacleParameters, camera: StereoCameraModel, z: float) -> fl
     """Distance band at depth z: the base band plus twice the depth error of the noise."""
     return float(_base_band(params, z)
                  + 2 * params.disparity_noise * z * z / camera.focal_baseline)
+
+
+def camera_height_note(depth: np.ndarray, camera: StereoCameraModel,
+                       params: ObstacleParameters,
+                       fit: Optional[tuple[tuple[float, float, float, float], float]]
+                       ) -> Optional[str]:
+    """Return a warning where the ground fits far better away from ``camera_height``.
+
+    ``fit`` is the search's own fit, with ``camera_height`` (plane and share of points on it;
+    None: no plane). A ``camera_height`` wrong by more than :data:`CAMERA_HEIGHT_TOLERANCE`
+    refuses the true ground; the search then takes a level plane at that height, or a plane
+    through whatever few points lie near it, and makes obstacles of the floor (a camera 1 m
+    up pitched 10 degrees down, set to 0.7 m: a band of floor 2.9 m ahead). Said where the
+    plane fitted without ``camera_height`` lies farther from it than that and holds at least
+    twice the share of points (or the search found none). That plane may also be a table top
+    or crates, which ``camera_height`` rightly refuses: the line says both. None without
+    ``camera_height``.
+    """
+    if params.camera_height is None:
+        return None
+    free = _fit_ground(depth, camera, replace(params, camera_height=None))
+    given = params.camera_height
+    if free is None or abs(free[0][3] - given) <= CAMERA_HEIGHT_TOLERANCE * given:
+        return None
+    if fit is not None and fit[1] * 2 > free[1]:
+        return None
+    return (f'the ground does not fit obstacle.camera_height: a plane {free[0][3]:.2f} m '
+            f'below the camera fits the depth, more than {CAMERA_HEIGHT_TOLERANCE:.0%} from '
+            f'camera_height {given:g} m, which the search keeps to; if the camera is that '
+            'high, correct camera_height (a wrong one makes obstacles of the floor), if the '
+            'plane is a table or crates, ignore this')
 
 
 def _prior_plane(params: ObstacleParameters) -> Optional[tuple[float, float, float, float]]:
@@ -425,7 +464,10 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     empty = np.zeros((height, width), bool)
     accepted = empty.copy() if surfaces else None  # filled with what the search accepts
     ground = depth if ground_depth is None else _check_depth(ground_depth, camera)
-    plane = fit_ground_plane(ground, camera, params) or _prior_plane(params)
+    fit = _fit_ground(ground, camera, params)
+    note = camera_height_note(ground, camera, params, fit)
+    notes = (note,) if note else ()
+    plane = fit[0] if fit is not None else _prior_plane(params)
 
     x0, y0, x1, y1 = _roi_window(params.roi, width, height)
     z = depth[y0:y1, x0:x1]
@@ -447,7 +489,7 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     areas = np.bincount(labels.ravel(), minlength=count)
     passing = np.flatnonzero(areas[1:] >= params.min_area) + 1
     if passing.size == 0:
-        return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
+        return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
     flat = labels.ravel()
     inside = flat > 0
     members = flat[inside]
@@ -461,7 +503,7 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     sizes = np.bincount(members, weights=sized * sized, minlength=count)
     passing = passing[sizes[passing] / (camera.fx * camera.fy) >= params.min_size]
     if passing.size == 0:
-        return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
+        return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
     means = sums[passing] / areas[passing]
     order = np.argsort(means)
     ranked: list[tuple[float, int]] = []
@@ -503,8 +545,8 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
         bbox = (x0 + wx0 + px, y0 + wy0 + py, width, height)
         if accepted is not None:
             accepted |= mask
-        return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()), accepted)
-    return ObstacleResult(empty, ground_plane=plane, surfaces=accepted)
+        return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()), accepted, notes)
+    return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
 
 
 def _cut_below(z: np.ndarray, labels: np.ndarray, label: int, distance: float,

@@ -253,6 +253,7 @@ class StereoPipeline:
                                                   camera, max_range, ground_depth=depth,
                                                   surfaces=too_near is not None)
                 timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
+                result.notes.extend(obstacle.notes)
                 if 'obstacle' in wanted:
                     result.obstacle = obstacle
             tick = time.perf_counter()

@@ -703,3 +703,28 @@ def test_holes_do_not_join_a_nearer_speck_to_a_farther_surface() -> None:
     depth[215:245, 315:345] = 1.0
     result = segment_nearest_obstacle(depth, camera)
     assert result.found and result.distance == pytest.approx(3.0)
+
+
+def _pitched_floor(height: float, pitch_degrees: float) -> tuple[StereoCameraModel, np.ndarray]:
+    """Depth of an empty, level floor ``height`` m below a camera pitched down (640x480)."""
+    camera = StereoCameraModel.from_focal_baseline(400.0, 0.1, 640, 480)
+    pitch = np.radians(pitch_degrees)
+    rows = (np.arange(480, dtype=np.float64)[:, None] - camera.cy) / camera.fy
+    up_along_ray = -np.cos(pitch) * rows - np.sin(pitch)  # world up . ray, ray z = 1
+    with np.errstate(divide='ignore'):
+        depth = np.where(up_along_ray < 0, -height / up_along_ray, np.nan)
+    return camera, np.broadcast_to(depth, (480, 640)).astype(np.float32)
+
+
+def test_a_camera_height_that_refuses_the_ground_is_named():
+    # A camera 1 m up, pitched 10 degrees down, over an empty floor; camera_height 0.7 m
+    # refuses the fitted ground (more than 25 % off), and the level plane at 0.7 m taken
+    # instead makes an obstacle of the floor. The search says why.
+    camera, depth = _pitched_floor(1.0, 10.0)
+    wrong = segment_nearest_obstacle(depth, camera, ObstacleParameters(camera_height=0.7))
+    assert wrong.found  # the phantom the setting makes
+    assert len(wrong.notes) == 1 and wrong.notes[0].startswith(
+        'the ground does not fit obstacle.camera_height: a plane 1.00 m below the camera fits')
+    for right in (ObstacleParameters(camera_height=1.0), ObstacleParameters()):
+        result = segment_nearest_obstacle(depth, camera, right)
+        assert not result.found and result.notes == ()

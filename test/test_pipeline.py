@@ -261,3 +261,18 @@ def test_the_obstacle_picture_s_label_is_outlined_so_it_shows_on_white():
     label = picture[:40, :160]
     assert (label.max(axis=2) < 60).sum() > 100  # the outline
     assert (label.min(axis=2) == 255).sum() > 0.5 * label.shape[0] * label.shape[1]
+
+
+def test_a_camera_height_far_from_the_fitted_ground_is_said():
+    # The road camera is about 1.5 m up; camera_height 0.8 m keeps the search off that
+    # ground, and the pipeline passes the search's warning on, throttled by its kind.
+    scene = make_scene(3, 256, 512, kind='road', max_disparity=64)
+    notes = {}
+    for height in (0.8, 1.5):
+        pipeline = StereoPipeline(create_backend('sgbm'),
+                                  obstacle_params=ObstacleParameters(camera_height=height))
+        notes[height] = pipeline.process(scene.left, scene.right, scene.camera,
+                                         outputs={'obstacle'}).notes
+    assert len(notes[0.8]) == 1 and notes[0.8][0].startswith(
+        'the ground does not fit obstacle.camera_height: a plane 1.53 m below the camera')
+    assert notes[1.5] == []
