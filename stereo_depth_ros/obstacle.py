@@ -68,7 +68,8 @@ class ObstacleParameters:
             the depth, so it shrinks with distance below ``distance_band / fraction``
             metres: objects a few decimetres apart indoors stay apart, as cars metres apart
             do on a road. 0: ``distance_band`` at every depth.
-        min_area: smallest obstacle, in pixels; smaller blobs (noise specks) never win.
+        min_area: smallest obstacle, in pixels with a depth (pieces linked across
+            unknown depth count together); smaller blobs (noise specks) never win.
         min_size: smallest obstacle front area, in square metres (sum over its pixels of
             ``z**2 / (fx * fy)``, z no less than ``min_range`` or the nearest depth the
             backend measures; 0.1 is about 30 x 30 cm):
