@@ -207,11 +207,17 @@ def _bit_depth(text: str) -> int:
     return value
 
 
-def add_bit_depth_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    """Add ``--mono16-bit-depth``: the significant bits of 16-bit ``what``."""
+def add_bit_depth_argument(parser: argparse.ArgumentParser, what: str,
+                           params_file: bool = False) -> None:
+    """Add ``--mono16-bit-depth``: the significant bits of 16-bit ``what``.
+
+    ``params_file``: the command reads ``--params-file``, whose ``mono16_bit_depth`` is the
+    default (:func:`input_settings`).
+    """
+    default = ("--params-file's mono16_bit_depth, else " if params_file else '')
     parser.add_argument('--mono16-bit-depth', type=_bit_depth, default=None, metavar='BITS',
                         help=f'significant bits of 16-bit {what}, 8-16 (a 12-bit sensor: 12; '
-                             'default: the full 16-bit range)')
+                             f'default: {default}the full 16-bit range)')
 
 
 def calibration_flags(args: argparse.Namespace) -> Optional[tuple[float, float]]:

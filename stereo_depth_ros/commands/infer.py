@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--fx', type=float, default=None, help='focal length in pixels')
     parser.add_argument('--baseline', type=float, default=None, help='baseline in metres')
     parser.add_argument('--out-dir', required=True, help='folder for the outputs')
-    add_bit_depth_argument(parser, 'image files')
+    add_bit_depth_argument(parser, 'image files', params_file=True)
     add_size_limit_argument(parser)
 
 

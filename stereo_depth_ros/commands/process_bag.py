@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'has are refused')
     parser.add_argument('--points', action='store_true',
                         help='also write <ns>/points2 (as publish_points: true does)')
-    add_bit_depth_argument(parser, 'mono16 images')
+    add_bit_depth_argument(parser, 'mono16 images', params_file=True)
     parser.add_argument('--storage', choices=sorted(STORAGE_PLUGINS), default='mcap',
                         help='storage plugin of the output bag (default: mcap)')
     parser.add_argument('--ros-distro', choices=sorted(DISTROS), default='jazzy',
