@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the report of :mod:`stereo_depth_ros.camera_check`; 1 when it finds problems."""
     from ..backends import create_backend, DEFAULT_BACKEND
     from ..camera_check import check_one, problems_found, report_lines
-    from ..data.datasets import read_image_rgb
+    from ..data.datasets import check_same_size, read_image_rgb
     from ..training.pseudo_labels import find_pairs, incomplete_pairs_warning
     from tqdm import tqdm
     if not args.bag and (args.left_image or args.right_image or args.approximate_sync):
@@ -82,9 +82,7 @@ def run(args: argparse.Namespace) -> int:
         for folder in tqdm(folders, desc='check pairs', unit='pair', disable=args.no_progress):
             left = read_image_rgb(folder / 'left.png', image_notes, args.mono16_bit_depth)
             right = read_image_rgb(folder / 'right.png', image_notes, args.mono16_bit_depth)
-            if left.shape != right.shape:
-                raise DatasetError(f'{folder}: left {left.shape[1]}x{left.shape[0]} and right '
-                                   f'{right.shape[1]}x{right.shape[0]} differ')
+            check_same_size(folder, left.shape, right.shape)
             if camera is not None:  # the bag's CameraInfo, before a report made with it
                 _check_size(camera, left.shape[1], left.shape[0], args.bag)
             sizes.add((left.shape[1], left.shape[0]))

@@ -136,8 +136,8 @@ class FileStereoDataset(LazySamples):
         sample = StereoSample(name, read_image_rgb(left), read_image_rgb(right),
                               self.read_disparity(disparity))
         if sample.right.shape[:2] != sample.left.shape[:2]:  # named, before the backend runs
-            raise DatasetError(f'{right} is {_size(sample.right)} but {left.name} is '
-                               f'{_size(sample.left)}: left and right must be one size')
+            raise DatasetError(f'{right} is {_size(sample.right.shape)} but {left.name} is '
+                               f'{_size(sample.left.shape)}: left and right must be one size')
         if sample.disparity.shape != sample.left.shape[:2]:  # before the backend runs on it
             height, width = sample.left.shape[:2]
             truth_height, truth_width = sample.disparity.shape[:2]
@@ -147,9 +147,15 @@ class FileStereoDataset(LazySamples):
         return sample
 
 
-def _size(image: np.ndarray) -> str:
-    """Return an image's size as ``WxH``."""
-    return f'{image.shape[1]}x{image.shape[0]}'
+def _size(shape: tuple[int, ...]) -> str:
+    """Return the size of an image of ``shape`` (H, W[, C]) as ``WxH``."""
+    return f'{shape[1]}x{shape[0]}'
+
+
+def check_same_size(folder: str | Path, left: tuple[int, ...], right: tuple[int, ...]) -> None:
+    """Raise DatasetError naming pair ``folder`` unless its images' shapes share a size."""
+    if left[:2] != right[:2]:
+        raise DatasetError(f'{folder}: left {_size(left)} and right {_size(right)} differ')
 
 
 def _require_dir(root: Path) -> Path:

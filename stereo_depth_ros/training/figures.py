@@ -7,7 +7,7 @@ import cv2
 
 from ..backends import create_backend
 from ..errors import DatasetError
-from ..data.datasets import read_image_rgb
+from ..data.datasets import check_same_size, read_image_rgb
 from ..visualize import colorize_disparity, grid, robust_max, save_rgb, titled
 from .pseudo_labels import find_pairs
 
@@ -29,10 +29,7 @@ def figure_pairs(pairs_root: str | Path) -> list[Path]:
             if image is None:
                 raise DatasetError(f'{folder / name} is not a readable image')
             shapes.append(image.shape[:2])
-        (left_h, left_w), (right_h, right_w) = shapes
-        if (left_h, left_w) != (right_h, right_w):
-            raise DatasetError(f'{folder}: left {left_w}x{left_h} and right '
-                               f'{right_w}x{right_h} differ')
+        check_same_size(folder, *shapes)
     return chosen
 
 

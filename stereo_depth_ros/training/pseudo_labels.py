@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .config import DEFAULT_LABELLER
 from ..backends import backend_record, create_backend
 from ..backends.base import DisparityBackend
-from ..data.datasets import StereoSample, read_image_rgb
+from ..data.datasets import check_same_size, StereoSample, read_image_rgb
 from ..errors import BackendError, DatasetError
 
 #: Largest left-right disagreement (px) that still counts as consistent.
@@ -153,8 +153,6 @@ def pseudo_labelled_dataset(root: str | Path, max_disparity: float,
                        disable=not progress):
         left, right = (read_image_rgb(folder / name, notes, bit_depth)
                        for name in ('left.png', 'right.png'))
-        if left.shape != right.shape:
-            raise DatasetError(f'{folder}: left {left.shape[1]}x{left.shape[0]} and right '
-                               f'{right.shape[1]}x{right.shape[0]} differ')
+        check_same_size(folder, left.shape, right.shape)
         samples.append(StereoSample(folder.name, left, right, label(left, right)))
     return samples
