@@ -2,8 +2,12 @@
 
 Torch-free, for the checks that run beside any backend: the near guard's confirmation of its
 finds (:mod:`~stereo_depth_ros.near_guard`) and the view check
-(:mod:`~stereo_depth_ros.view_check`). (The learned backends' pass choice has its own, in
-torch: :mod:`~stereo_depth_ros.networks.pass_choice`.)
+(:mod:`~stereo_depth_ros.view_check`). The learned backends' choice between their passes and
+their refinement by matching have their own (:mod:`~stereo_depth_ros.networks.pass_choice`):
+the same warp and correlation, but windows with their edges repeated, not mirrored, the left
+image's window statistics computed once for many candidates, and an unknown disparity left
+to OpenCV's remap instead of read at d = 0; one piece for both would move those backends'
+outputs.
 """
 
 import cv2
