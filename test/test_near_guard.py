@@ -9,7 +9,6 @@ import pytest
 from rosbags.typesys import get_typestore, Stores
 
 from stereo_depth_ros.backends import create_backend
-from stereo_depth_ros.backends.base import DisparityBackend
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.msgs.obstacle import make_obstacle_range
@@ -18,6 +17,7 @@ from stereo_depth_ros.near_guard import (beyond_range_disparity, guard_plan,
                                          near_surface_disparity)
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline import StereoPipeline
+from fake_backends import ConstantBackend
 
 #: Road scenes of these seeds (not the validation or test seeds of the evaluations).
 SEEDS = (11, 12, 13)
@@ -48,15 +48,9 @@ def test_the_search_is_planned_only_where_there_is_room_beyond_the_range() -> No
     assert guard_plan(512, 256, 0.0) is None and guard_plan(512, 256, math.inf) is None
 
 
-class FarReader(DisparityBackend):
+def far_reader() -> ConstantBackend:
     """A backend of range 0-127 px that reads everything 20 px, as a network beyond its range."""
-
-    name = 'far_reader'
-    min_disparity = 0.0
-    max_disparity = 127.0
-
-    def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return np.full(left.shape[:2], 20.0, np.float32)
+    return ConstantBackend(20.0, 127.0, 'far_reader')
 
 
 @pytest.mark.parametrize('disparity', [150, 200, 240])
@@ -148,8 +142,8 @@ def test_every_too_near_surface_the_search_accepts_is_marked_not_only_the_neares
                          (80, 196), interpolation=cv2.INTER_NEAREST)[:, :, None]
     left[60:, 430:510] = texture
     right[60:, 270:350] = texture
-    result = StereoPipeline(FarReader()).process(left, right, scene.camera,
-                                                 outputs={'depth', 'obstacle'})
+    result = StereoPipeline(far_reader()).process(left, right, scene.camera,
+                                                  outputs={'depth', 'obstacle'})
     fb = scene.camera.focal_baseline
     assert result.obstacle.distance == pytest.approx(fb / 200, rel=0.05)
     assert (result.depth[70:, 310:410] == -np.inf).mean() > 0.9
@@ -182,7 +176,7 @@ def test_min_depth_does_not_make_small_measured_blobs_large() -> None:
     # 30x30 px blob the backend measures at 1 m (0.02 m^2) stays too small with min_depth
     # 2.2 m (sized from there it would pass min_size 0.1 m^2). The views are blank: the
     # reader's numbers are taken as they come (check_views off).
-    class BlobReader(FarReader):
+    class BlobReader(ConstantBackend):
         def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
             disparity = np.full(left.shape[:2], 10.0, np.float32)  # a wall 10 m away
             disparity[100:130, 100:130] = 100.0  # f B = 100 px m: 1 m
@@ -191,7 +185,8 @@ def test_min_depth_does_not_make_small_measured_blobs_large() -> None:
     camera = StereoCameraModel.from_focal_baseline(200.0, 0.5, 256, 256)
     pair = np.zeros((256, 256), np.uint8)
     params = ObstacleParameters(max_clearance=None, near_guard=False)
-    result = StereoPipeline(BlobReader(), obstacle_params=params, min_depth=2.2,
+    reader = BlobReader(0.0, 127.0, 'blob_reader')
+    result = StereoPipeline(reader, obstacle_params=params, min_depth=2.2,
                             check_views=False).process(pair, pair, camera, outputs={'obstacle'})
     assert result.obstacle.distance == pytest.approx(10.0, rel=0.01)
 
@@ -233,9 +228,9 @@ def test_a_block_too_near_is_published_too_near_not_as_holes_or_a_farther_surfac
     # backend's.
     scene, left, right = _with_near_block(SEEDS[0], 200)
     wanted = {'depth', 'points', 'obstacle'}
-    for backend in (create_backend('sgbm'), FarReader()):
+    for backend in (create_backend('sgbm'), far_reader()):
         guarded = StereoPipeline(backend).process(left, right, scene.camera, outputs=wanted)
-        # Without the guard's finds FarReader's 20 px everywhere fails the view check; the
+        # Without the guard's finds far_reader's 20 px everywhere fails the view check; the
         # comparison is of what the guard marks, so the check is off there.
         blind = StereoPipeline(backend, obstacle_params=ObstacleParameters(near_guard=False),
                                check_views=False).process(left, right, scene.camera,
@@ -252,11 +247,11 @@ def test_a_block_too_near_is_published_too_near_not_as_holes_or_a_farther_surfac
         np.testing.assert_array_equal(guarded.depth[~marked], blind.depth[~marked])
         np.testing.assert_array_equal(guarded.disparity[~marked], blind.disparity[~marked])
     # A disparity image alone, from which a consumer may make its own cloud, is marked too.
-    shown = StereoPipeline(FarReader()).process(left, right, scene.camera, outputs={'color'})
+    shown = StereoPipeline(far_reader()).process(left, right, scene.camera, outputs={'color'})
     assert np.isnan(shown.disparity[block]).mean() > 0.9
     # A point cloud alone (a costmap's usual subscription) is marked too: the obstacle search
     # runs for the guard's finds, and only what it keeps is marked.
-    alone = StereoPipeline(FarReader()).process(left, right, scene.camera, outputs={'points'})
+    alone = StereoPipeline(far_reader()).process(left, right, scene.camera, outputs={'points'})
     assert alone.obstacle is None and alone.depth is None
     assert np.isnan(alone.points[block]).all(axis=-1).mean() > 0.9
     assert np.isfinite(alone.points[:60]).all()

@@ -11,12 +11,12 @@ import pytest
 from rosbags.typesys import get_typestore, Stores
 
 from stereo_depth_ros.backends import create_backend
-from stereo_depth_ros.backends.base import DisparityBackend
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.msgs.obstacle import make_obstacle_range
 from stereo_depth_ros.msgs.types import MessageTypes
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.view_check import check_views, MIN_AGREEMENT, pixel_noise, Views
+from fake_backends import ConstantBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
 import view_check_sweep  # noqa: E402  (a script in tools/, not a package)
@@ -209,23 +209,17 @@ def test_a_pair_whose_views_match_is_left_as_the_backend_gives_it(scene):
     np.testing.assert_array_equal(checked.depth, unchecked.depth)
 
 
-class _Painter(DisparityBackend):
-    """A backend that paints a near surface whatever it is shown, as a network can."""
-
-    name = 'painter'
-    min_disparity = 0.0
-    max_disparity = 64.0
-
-    def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return np.full(left.shape[:2], 40.0, np.float32)
+def _painter() -> ConstantBackend:
+    """A backend that paints a near surface (40 px) whatever it is shown, as a network can."""
+    return ConstantBackend(40.0, 64.0, 'painter')
 
 
 def test_no_obstacle_is_made_up_from_views_that_do_not_match(scene):
     other = make_scene(5, height=128, width=256, kind='layered', max_disparity=32)
-    unchecked = StereoPipeline(_Painter(), check_views=False).process(
+    unchecked = StereoPipeline(_painter(), check_views=False).process(
         scene.left, other.right, scene.camera, outputs={'obstacle'})
     assert unchecked.obstacle.found  # the painted surface
-    checked = StereoPipeline(_Painter()).process(scene.left, other.right, scene.camera,
+    checked = StereoPipeline(_painter()).process(scene.left, other.right, scene.camera,
                                                  outputs={'obstacle'})
     assert not checked.obstacle.found and math.isnan(checked.obstacle.distance)
 
