@@ -32,7 +32,7 @@ from stereo_depth_ros.training.model_card import build_card
 from stereo_depth_ros.training.pair_split import selection_pairs, training_pairs
 from stereo_depth_ros.training.selection import (_synthetic_columns, full_range_scenes,
                                                  score_full_range, score_full_range_predictions,
-                                                 score_pairs, sgbm_predictions)
+                                                 score_pairs, sgbm_predictions, through_lens)
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
                                                        visible_in_right, warp_right_to_left)
 from stereo_depth_ros.weights import read_metadata, save_weights
@@ -540,6 +540,31 @@ def test_full_range_scenes_can_start_after_the_first_ones() -> None:
     for scene, same in zip(later, first_four[2:]):
         np.testing.assert_array_equal(scene.disparity, same.disparity)
     assert later[0].name != first_four[0].name
+
+
+def test_full_range_scenes_through_a_lens_are_darker_at_the_corners_and_repeat() -> None:
+    scenes = full_range_scenes(1, ['layered'])
+    seen = through_lens(scenes, 0.5, 3.0)
+    assert through_lens(scenes, 0.5, 3.0)[0].left.tobytes() == seen[0].left.tobytes()
+    np.testing.assert_array_equal(seen[0].disparity, scenes[0].disparity)
+    for original, changed in ((scenes[0].left, seen[0].left), (scenes[0].right, seen[0].right)):
+        assert changed.dtype == np.uint8 and changed.shape == original.shape
+        corner = changed[:40, :40].astype(float).mean() / original[:40, :40].astype(float).mean()
+        middle = (changed[172:212, 604:644].astype(float).mean()
+                  / original[172:212, 604:644].astype(float).mean())
+        assert corner < 0.6 and middle > 0.97
+    noisy = through_lens(scenes, 0.0, 3.0)[0].left.astype(float) - scenes[0].left
+    assert 2.5 < noisy.std() < 3.5
+
+
+def test_selection_refuses_a_lens_without_synthetic_scenes(tmp_path: Path, capsys) -> None:
+    assert selection_main([str(tmp_path / 'missing.safetensors'), '--vignetting', '0.5']) == 2
+    assert capsys.readouterr().err.strip() == ('selection: --vignetting and --noise change '
+                                               'the full-range scenes: they need --synthetic N')
+    assert selection_main([str(tmp_path / 'missing.safetensors'), '--synthetic', '1',
+                           '--vignetting', '1']) == 2
+    assert capsys.readouterr().err.strip() == ('selection: --vignetting must be in [0, 1) and '
+                                               '--noise >= 0, got 1 and 0')
 
 
 def test_selection_refuses_a_negative_synthetic_start(tmp_path: Path, capsys) -> None:

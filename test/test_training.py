@@ -20,8 +20,8 @@ from stereo_depth_ros.networks.costnet import CostNet
 from stereo_depth_ros.networks.dispnet import DispNet
 from stereo_depth_ros.networks.dispnet_qr import DispNetQR, disparity_to_bins
 from stereo_depth_ros.training.augment import (Photometric, RandomCrop, TrainSample,
-                                               VerticalFlip, build_augmentation,
-                                               build_transform)
+                                               VerticalFlip, Vignetting, build_augmentation,
+                                               build_transform, vignette)
 from stereo_depth_ros.training.config import (ConfigError, TrainConfig, from_dict, load_config,
                                               read_config_data)
 from stereo_depth_ros.training.losses import (CostVolumeLoss, LossSchedule, MultiScaleEPELoss,
@@ -367,6 +367,27 @@ def test_photometric_changes_views_differently_and_flip_moves_all_together():
     np.testing.assert_array_equal(flipped.left, sample.left[::-1])
     with pytest.raises(ConfigError, match='larger'):
         RandomCrop(32, 64)(sample, rng)
+
+
+def test_vignetting_darkens_each_view_towards_its_corners_and_keeps_the_disparity():
+    flat = np.full((21, 41, 3), 200.0, np.float32)
+    darkened = vignette(flat, 0.5)
+    assert darkened[10, 20, 0] == pytest.approx(200.0)  # the centre keeps its light
+    for corner in ((0, 0), (0, 40), (20, 0), (20, 40)):
+        assert darkened[corner][0] == pytest.approx(100.0)  # 1 - 0.5 of it in the corners
+    row = darkened[10, :, 0]
+    assert np.all(np.diff(row[:21]) > 0) and np.all(np.diff(row[20:]) < 0)
+    assert vignette(flat[..., 0], 0.5).shape == (21, 41)
+    np.testing.assert_array_equal(vignette(flat, 0.0), flat)
+    sample = TrainSample(flat, flat.copy(), np.arange(21 * 41, dtype=np.float32).reshape(21, 41))
+    out = Vignetting(strength=0.6, probability=1.0)(sample, np.random.default_rng(3))
+    np.testing.assert_array_equal(out.disparity, sample.disparity)
+    assert out.left[0, 0, 0] < 199 and out.right[0, 0, 0] < 199
+    assert not np.allclose(out.left, out.right)  # each view around its own centre
+    assert Vignetting(probability=0.0)(sample, np.random.default_rng(3)) is sample
+    for bad in ({'strength': 1.0}, {'strength': -0.1}, {'probability': 2.0}):
+        with pytest.raises(ConfigError, match='vignetting'):
+            build_transform({'name': 'vignetting', **bad})
 
 
 def test_synthetic_source_uses_training_seeds_deterministically(tmp_path):

@@ -16,6 +16,7 @@ Config form (``data.augmentation`` in a training YAML)::
     - {name: vertical_flip, probability: 0.5}
     - {name: camera_degradation, blur: 1.0, jpeg_quality: [40, 95], vertical_shift: 1.0}
     - {name: random_scale, low: 0.8, high: 1.2, probability: 0.5}
+    - {name: vignetting, strength: 0.6, probability: 0.5}
 """
 
 from dataclasses import dataclass, replace
@@ -199,12 +200,67 @@ class RandomScale:
         return TrainSample(images[0], images[1], disparity.astype(np.float32))
 
 
+def vignette(image: np.ndarray, strength: float,
+             centre: tuple[float, float] | None = None) -> np.ndarray:
+    """Return ``image`` (HxW or HxWxC) darkened towards its corners, as by a lens.
+
+    The gain is ``1 - strength * r**2``, ``r`` the distance from ``centre`` (default the
+    image's middle) over the half diagonal: ``strength`` 0.5 leaves half the light in the
+    corners. Both views of a stereo pair have it around their own centre, so one point of a
+    surface is brighter in one view than in the other by an amount that grows with its
+    disparity: on weakly textured walls that difference is most of the signal.
+    """
+    if not 0 <= strength < 1:
+        raise ValueError(f'vignetting strength must be in [0, 1), got {strength}')
+    rows, cols = image.shape[:2]
+    cx, cy = centre if centre is not None else ((cols - 1) / 2, (rows - 1) / 2)
+    y, x = np.ogrid[:rows, :cols]
+    squared = ((x - cx) ** 2 + (y - cy) ** 2) / (((cols - 1) / 2) ** 2 + ((rows - 1) / 2) ** 2)
+    gain = (1 - strength * np.minimum(squared, 1)).astype(np.float32)
+    return image.astype(np.float32) * (gain if image.ndim == 2 else gain[..., None])
+
+
+class Vignetting:
+    """Darken both views towards their corners, as a real lens does (:func:`vignette`).
+
+    With ``probability`` the pair gets one strength drawn in [0, ``strength``] (the two
+    cameras have the same lens), changed by up to ``difference`` (relative) per view, and each
+    view's centre moves by up to ``centre_jitter`` of its size.
+    """
+
+    def __init__(self, strength: float = 0.6, probability: float = 0.5,
+                 difference: float = 0.15, centre_jitter: float = 0.1) -> None:
+        if not 0 <= strength < 1:
+            raise ConfigError(f'vignetting strength must be in [0, 1), got {strength}')
+        if not 0 <= probability <= 1 or not 0 <= difference < 1 or centre_jitter < 0:
+            raise ConfigError('vignetting needs probability in [0, 1], difference in [0, 1) '
+                              'and centre_jitter >= 0')
+        self.strength, self.probability = float(strength), float(probability)
+        self.difference, self.centre_jitter = float(difference), float(centre_jitter)
+
+    def _one(self, image: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+        rows, cols = image.shape[:2]
+        jitter = rng.uniform(-self.centre_jitter, self.centre_jitter, 2)
+        centre = ((cols - 1) / 2 * (1 + jitter[0]), (rows - 1) / 2 * (1 + jitter[1]))
+        own = min(strength * rng.uniform(1 - self.difference, 1 + self.difference), 0.99)
+        return vignette(image, own, centre)
+
+    def __call__(self, sample: TrainSample, rng: np.random.Generator) -> TrainSample:
+        """Return the (maybe) vignetted sample; the disparity is unchanged."""
+        if rng.random() >= self.probability:
+            return sample
+        strength = rng.uniform(0, self.strength)
+        return replace(sample, left=self._one(sample.left, strength, rng),
+                       right=self._one(sample.right, strength, rng))
+
+
 TRANSFORMS: dict[str, type] = {
     'random_crop': RandomCrop,
     'photometric': Photometric,
     'vertical_flip': VerticalFlip,
     'camera_degradation': CameraDegradation,
     'random_scale': RandomScale,
+    'vignetting': Vignetting,
 }
 
 _FORBIDDEN = {

@@ -3,7 +3,7 @@
 ``python -m stereo_depth_ros.training.selection WEIGHTS [WEIGHTS ...] [--pairs DIR]
 [--near-scale S] [--near-from F] [--near-passes N] [--match-passes auto|always|never]
 [--refine-radius R] [--synthetic N [--synthetic-start K] [--synthetic-kinds KINDS]
-[--visibility]] [--bands] [--sgbm]``
+[--visibility] [--vignetting S] [--noise SIGMA]] [--bands] [--sgbm]``
 
 For each file: the photometric loss (SSIM + L1 of the right view warped by the predicted
 disparity, masked where it is occluded) and the agreement with the left-right-checked SGBM
@@ -22,6 +22,8 @@ unseen_by_right_camera` of the truth).
 ``--synthetic N`` adds N full-range validation scenes per kind (384x1248, 0-192 px, seeds
 from :data:`FULL_RANGE_SEED_OFFSET`, disjoint from the trainer's validation seeds and from
 the test seeds): EPE, bad-2, and bad-3 where the true disparity is 64 px or more.
+``--vignetting S`` and ``--noise SIGMA`` show them as a cheap real camera would
+(:func:`through_lens`): both views darkened towards their corners, then Gaussian noise.
 ``--near-scale``, ``--near-from``, ``--near-passes``, ``--match-passes`` and
 ``--refine-radius`` are the backends' options of the same names (the coarser passes for near
 objects, the choice between them by matching cost, and the search around the estimate);
@@ -38,6 +40,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .augment import vignette
 from .pair_split import TRAINING_EVERY, selection_pairs
 from .losses import masked_epe, valid_mask
 from .pseudo_labels import pseudo_labelled_dataset
@@ -160,6 +163,24 @@ def full_range_scenes(count: int, kinds: Sequence[str],
     return scenes
 
 
+def through_lens(scenes: Sequence[StereoSample], vignetting: float,
+                 noise: float) -> list[StereoSample]:
+    """Return ``scenes`` as a cheap camera would see them: vignetted, then noisy.
+
+    Each view is darkened around its own centre by :func:`~stereo_depth_ros.training.augment.
+    vignette` with strength ``vignetting`` and gets Gaussian noise of ``noise`` grey levels,
+    drawn from a generator seeded by the scene's position, so a run repeats exactly.
+    """
+    seen = []
+    for index, scene in enumerate(scenes):
+        rng = np.random.default_rng([index, 17])
+        views = [np.clip(vignette(view, vignetting)
+                         + rng.normal(0, noise, view.shape).astype(np.float32) + 0.5,
+                         0, 255).astype(np.uint8) for view in (scene.left, scene.right)]
+        seen.append(StereoSample(scene.name, views[0], views[1], scene.disparity))
+    return seen
+
+
 def full_range_test_scenes(count: int) -> list[StereoSample]:
     """Return the first ``count`` full-range test scenes (``layered``, never used to choose).
 
@@ -274,6 +295,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help='also print the full-range bad-3 at >= 64 px where the right '
                         'camera sees the pixel and where it cannot (pixels of all scenes '
                         'pooled; needs --synthetic)')
+    parser.add_argument('--vignetting', type=float, default=0.0, metavar='S',
+                        help='show the full-range scenes through a lens whose corners get '
+                        '1 - S of the light (0 <= S < 1; default 0: none)')
+    parser.add_argument('--noise', type=float, default=0.0, metavar='SIGMA',
+                        help='add Gaussian noise of SIGMA grey levels to the full-range '
+                        'scenes, after the vignetting (default 0: none)')
     parser.add_argument('--photos', default=str(DEFAULT_PHOTO_CACHE),
                         help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
     parser.add_argument('--sgbm', action='store_true',
@@ -286,6 +313,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    '--synthetic N')
         if args.synthetic_start < 0:
             raise StereoDepthError(f'--synthetic-start must be >= 0, got {args.synthetic_start}')
+        if not 0 <= args.vignetting < 1 or args.noise < 0:
+            raise StereoDepthError(f'--vignetting must be in [0, 1) and --noise >= 0, got '
+                                   f'{args.vignetting:g} and {args.noise:g}')
+        if (args.vignetting or args.noise) and not args.synthetic:
+            raise StereoDepthError('--vignetting and --noise change the full-range scenes: '
+                                   'they need --synthetic N')
         backends = {path: read_metadata(path).backend for path in args.weights}
         # Checked as the backends check them, before any work: one clear line for a bad value.
         near_options = {path: backend_options(backend_record(backend), {
@@ -303,13 +336,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         kinds = [kind for kind in args.synthetic_kinds.split(',') if kind]
         scenes = (full_range_scenes(args.synthetic, kinds, args.photos, args.synthetic_start)
                   if args.synthetic else [])
+        if args.vignetting or args.noise:
+            scenes = through_lens(scenes, args.vignetting, args.noise)
         print(f'{len(pairs)} pairs under {args.pairs} (adapt\'s held-out ones and every '
               f'{TRAINING_EVERY}th other); lower is better')
         if scenes:
             first_seed = FULL_RANGE_SEED_OFFSET + args.synthetic_start
+            lens = (f', through a lens (vignetting {args.vignetting:g}, noise {args.noise:g})'
+                    if args.vignetting or args.noise else '')
             print(f'{len(scenes)} full-range validation scenes ({args.synthetic_kinds}, seeds '
-                  f'from {first_seed}): EPE, bad-2, bad-3 at >= '
-                  f'{LARGE_DISPARITY:g} px')
+                  f'from {first_seed}{lens}): EPE, bad-2, bad-3 at >= {LARGE_DISPARITY:g} px')
         header = f'{"weights":<50} {"photometric":>11} {"pseudo EPE":>10} {"pseudo bad-2":>12}'
         print(header + ('   synth EPE  bad-2  bad-3>=64' if scenes else ''))
         for path in tqdm(args.weights, desc='scoring', unit='file', leave=False):
