@@ -53,6 +53,26 @@ def _pairs_folder(tmp_path: Path, count: int = 2, size: tuple[int, int] = (64, 1
     return root
 
 
+def test_figures_command_draws_two_weights_files_on_pairs_in_one_picture(
+        tmp_path: Path, capsys) -> None:
+    from stereo_depth_ros.training.figures import main as figures_main
+    torch.manual_seed(0)
+    network = backend_record('costnet').network
+    before = save_weights(network(**TINY['costnet']), tmp_path / 'a.safetensors', 'costnet')
+    after = save_weights(network(**TINY['costnet']), tmp_path / 'b.safetensors', 'costnet')
+    pairs = _pairs_folder(tmp_path, 2)
+    out = tmp_path / 'sheet' / 'before_after.png'
+    assert figures_main(['costnet', str(before), str(after), '--pairs', str(pairs),
+                         '--out', str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f'wrote {out}'
+    sheet = cv2.imread(str(out))
+    assert sheet.shape[0] > 2 * 64 and sheet.shape[1] > 3 * 128  # two rows of three panels
+    assert figures_main(['costnet', str(before), str(after), '--pairs', str(tmp_path / 'no'),
+                         '--out', str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f'figures: pair folder {tmp_path / "no"} is not a folder']
+
+
 def test_pairs_of_two_sizes_are_named_with_their_sizes(tmp_path: Path) -> None:
     root = _pairs_folder(tmp_path, 1)
     right = cv2.imread(str(root / 'pair0' / 'right.png'))

@@ -1,12 +1,20 @@
-"""Before/after pictures of a network on pairs without ground truth (adaptation results)."""
+"""Before/after pictures of a network on pairs without ground truth (adaptation results).
 
+``python -m stereo_depth_ros.training.figures BACKEND BEFORE AFTER --pairs DIR --out FILE``
+draws two weights files of one backend on up to six pairs of a folder in one picture: left
+view, disparity before, disparity after, a row per pair.
+"""
+
+import argparse
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
+import numpy as np
 
 from ..backends import create_backend
-from ..errors import DatasetError
+from ..errors import DatasetError, StereoDepthError
 from ..data.datasets import check_same_size, read_image_rgb
 from ..visualize import colorize_disparity, grid, robust_max, save_rgb, titled
 from .pseudo_labels import find_pairs
@@ -45,8 +53,19 @@ def before_after(backend: str, before: str | Path, after: str | Path,
         return []
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    models = [create_backend(backend, weights=path, device=device) for path in (before, after)]
     written = []
+    for folder, row in _rows(backend, before, after, pairs_root, device):
+        path = out / f'{folder.parent.name}_{folder.name}.png'
+        save_rgb(path, row)
+        written.append(path)
+    return written
+
+
+def _rows(backend: str, before: str | Path, after: str | Path, pairs_root: str | Path,
+          device: str) -> list[tuple[Path, np.ndarray]]:
+    """Return (pair folder, left | before | after picture) for each of :func:`figure_pairs`."""
+    models = [create_backend(backend, weights=path, device=device) for path in (before, after)]
+    rows = []
     for folder in figure_pairs(pairs_root):
         left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
         first, second = (model.compute(left, right) for model in models)
@@ -54,7 +73,35 @@ def before_after(backend: str, before: str | Path, after: str | Path,
         panels = [titled(left, f'{folder.name}: left'),
                   titled(colorize_disparity(first, scale), f'{backend} before'),
                   titled(colorize_disparity(second, scale), f'{backend} after')]
-        path = out / f'{folder.parent.name}_{folder.name}.png'
-        save_rgb(path, grid(panels, columns=3))
-        written.append(path)
-    return written
+        rows.append((folder, grid(panels, columns=3)))
+    return rows
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Draw one before/after picture of two weights files on a folder of pairs."""
+    parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.figures',
+                                     description=__doc__.split('\n\n')[0])
+    parser.add_argument('backend', help='learned backend of both weights files')
+    parser.add_argument('before', help='weights file drawn in the middle column')
+    parser.add_argument('after', help='weights file drawn in the right column')
+    parser.add_argument('--pairs', required=True, help='folder of pairs (<name>/left.png, '
+                        f'right.png); up to {MAX_PAIRS} of them, spread over the folder')
+    parser.add_argument('--out', required=True, help='PNG file to write')
+    parser.add_argument('--device', default='auto', help='where the backend runs')
+    args = parser.parse_args(argv)
+    try:
+        rows = _rows(args.backend, args.before, args.after, args.pairs, args.device)
+        width = max(row.shape[1] for _, row in rows)
+        sheet = grid([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)))
+                      for _, row in rows], columns=1)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        save_rgb(args.out, sheet)
+    except (StereoDepthError, OSError) as error:
+        print(f'figures: {error}', file=sys.stderr)
+        return 2
+    print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
