@@ -208,7 +208,7 @@ def vignette(image: np.ndarray, strength: float,
     image's middle) over the half diagonal: ``strength`` 0.5 leaves half the light in the
     corners. Both views of a stereo pair have it around their own centre, so one point of a
     surface is brighter in one view than in the other by an amount that grows with its
-    disparity: on weakly textured walls that difference is most of the signal.
+    disparity: on a weakly textured wall that difference can outweigh the texture.
     """
     if not 0 <= strength < 1:
         raise ValueError(f'vignetting strength must be in [0, 1), got {strength}')
