@@ -33,6 +33,7 @@ from stereo_depth_ros.training.pair_split import selection_pairs, training_pairs
 from stereo_depth_ros.training.selection import (_synthetic_columns, full_range_scenes,
                                                  score_full_range, score_full_range_predictions,
                                                  score_pairs, sgbm_predictions, through_lens)
+from stereo_depth_ros.training.augment import vignette
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
                                                        visible_in_right, warp_right_to_left)
 from stereo_depth_ros.weights import read_metadata, save_weights
@@ -71,6 +72,14 @@ def test_figures_command_draws_two_weights_files_on_pairs_in_one_picture(
                          '--out', str(out)]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert error == [f'figures: pair folder {tmp_path / "no"} is not a folder']
+    # Refused before the networks run, in one line: a name OpenCV cannot write, a file for
+    # a folder.
+    for bad, why in ((tmp_path / 'sheet.xyz', 'not an image file name OpenCV can write'),
+                     (before / 'x.png', f'x.png: {before} is an existing file, not a folder')):
+        assert figures_main(['costnet', str(before), str(after), '--pairs', str(pairs),
+                             '--out', str(bad)]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and error[0].startswith('figures: --out ') and why in error[0]
 
 
 def test_pairs_of_two_sizes_are_named_with_their_sizes(tmp_path: Path) -> None:
@@ -575,16 +584,23 @@ def test_full_range_scenes_through_a_lens_are_darker_at_the_corners_and_repeat()
         assert corner < 0.6 and middle > 0.97
     noisy = through_lens(scenes, 0.0, 3.0)[0].left.astype(float) - scenes[0].left
     assert 2.5 < noisy.std() < 3.5
+    # The noise comes after the lens: as strong in the dark corners as in the middle.
+    corner = seen[0].left[:20, :20] - vignette(scenes[0].left, 0.5)[:20, :20]
+    assert 2.5 < corner.std() < 3.5
 
 
 def test_selection_refuses_a_lens_without_synthetic_scenes(tmp_path: Path, capsys) -> None:
+    for noise in ('nan', 'inf', '-1'):
+        assert selection_main([str(tmp_path / 'missing.safetensors'), '--synthetic', '1',
+                               '--noise', noise]) == 2
+        assert capsys.readouterr().err.strip().endswith(f'got 0 and {float(noise):g}')
     assert selection_main([str(tmp_path / 'missing.safetensors'), '--vignetting', '0.5']) == 2
     assert capsys.readouterr().err.strip() == ('selection: --vignetting and --noise change '
                                                'the full-range scenes: they need --synthetic N')
     assert selection_main([str(tmp_path / 'missing.safetensors'), '--synthetic', '1',
                            '--vignetting', '1']) == 2
     assert capsys.readouterr().err.strip() == ('selection: --vignetting must be in [0, 1) and '
-                                               '--noise >= 0, got 1 and 0')
+                                               '--noise a number >= 0, got 1 and 0')
 
 
 def test_selection_refuses_a_negative_synthetic_start(tmp_path: Path, capsys) -> None:

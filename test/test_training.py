@@ -375,6 +375,8 @@ def test_vignetting_darkens_each_view_towards_its_corners_and_keeps_the_disparit
     assert darkened[10, 20, 0] == pytest.approx(200.0)  # the centre keeps its light
     for corner in ((0, 0), (0, 40), (20, 0), (20, 40)):
         assert darkened[corner][0] == pytest.approx(100.0)  # 1 - 0.5 of it in the corners
+    # r over the half diagonal: the middle of the left edge is 20 of sqrt(20**2 + 10**2) out
+    assert darkened[10, 0, 0] == pytest.approx(200.0 * (1 - 0.5 * 400 / 500))
     row = darkened[10, :, 0]
     assert np.all(np.diff(row[:21]) > 0) and np.all(np.diff(row[20:]) < 0)
     assert vignette(flat[..., 0], 0.5).shape == (21, 41)
@@ -383,6 +385,8 @@ def test_vignetting_darkens_each_view_towards_its_corners_and_keeps_the_disparit
     out = Vignetting(strength=0.6, probability=1.0)(sample, np.random.default_rng(3))
     np.testing.assert_array_equal(out.disparity, sample.disparity)
     assert out.left[0, 0, 0] < 199 and out.right[0, 0, 0] < 199
+    same_lens = Vignetting(strength=0.6, probability=1.0, difference=0.0)
+    out = same_lens(sample, np.random.default_rng(3))
     assert not np.allclose(out.left, out.right)  # each view around its own centre
     assert Vignetting(probability=0.0)(sample, np.random.default_rng(3)) is sample
     for bad in ({'strength': 1.0}, {'strength': -0.1}, {'probability': 2.0}):

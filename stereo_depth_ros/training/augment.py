@@ -225,7 +225,7 @@ class Vignetting:
 
     With ``probability`` the pair gets one strength drawn in [0, ``strength``] (the two
     cameras have the same lens), changed by up to ``difference`` (relative) per view, and each
-    view's centre moves by up to ``centre_jitter`` of its size.
+    view's centre moves by up to ``centre_jitter`` of its half width and half height.
     """
 
     def __init__(self, strength: float = 0.6, probability: float = 0.5,

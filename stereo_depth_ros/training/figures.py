@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from ..backends import create_backend
+from ..commands.common import check_output_folder
 from ..errors import DatasetError, StereoDepthError
 from ..data.datasets import check_same_size, read_image_rgb
 from ..visualize import colorize_disparity, grid, robust_max, save_rgb, titled
@@ -90,12 +91,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--device', default='auto', help='where the backend runs')
     args = parser.parse_args(argv)
     try:
+        out = Path(args.out)
+        if out.is_dir() or not cv2.haveImageWriter(str(out)):
+            raise DatasetError(f'--out {out}: not an image file name OpenCV can write (e.g. '
+                               'before_after.png)')
+        check_output_folder(out.parent, f'--out {out}:')  # before the networks run
         rows = _rows(args.backend, args.before, args.after, args.pairs, args.device)
         width = max(row.shape[1] for _, row in rows)
         sheet = grid([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)))
                       for _, row in rows], columns=1)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        save_rgb(args.out, sheet)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_rgb(out, sheet)
     except (StereoDepthError, OSError) as error:
         print(f'figures: {error}', file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ do, ``--match-passes`` is ``never`` and ``--refine-radius`` 0 (off) unless asked
 """
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
@@ -313,9 +314,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    '--synthetic N')
         if args.synthetic_start < 0:
             raise StereoDepthError(f'--synthetic-start must be >= 0, got {args.synthetic_start}')
-        if not 0 <= args.vignetting < 1 or args.noise < 0:
-            raise StereoDepthError(f'--vignetting must be in [0, 1) and --noise >= 0, got '
-                                   f'{args.vignetting:g} and {args.noise:g}')
+        if not 0 <= args.vignetting < 1 or not 0 <= args.noise < math.inf:
+            raise StereoDepthError(f'--vignetting must be in [0, 1) and --noise a number >= 0, '
+                                   f'got {args.vignetting:g} and {args.noise:g}')
         if (args.vignetting or args.noise) and not args.synthetic:
             raise StereoDepthError('--vignetting and --noise change the full-range scenes: '
                                    'they need --synthetic N')
