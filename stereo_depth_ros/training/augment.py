@@ -11,12 +11,15 @@ two real cameras differ in gain, response and noise.
 
 Config form (``data.augmentation`` in a training YAML)::
 
-    - {name: random_crop, height: 128, width: 256}
-    - {name: photometric, brightness: 0.2, contrast: 0.2, gamma: 0.2, noise: 2.0}
-    - {name: vertical_flip, probability: 0.5}
-    - {name: camera_degradation, blur: 1.0, jpeg_quality: [40, 95], vertical_shift: 1.0}
     - {name: random_scale, low: 0.8, high: 1.2, probability: 0.5}
     - {name: vignetting, strength: 0.6, probability: 0.5}
+    - {name: random_crop, height: 128, width: 256}
+    - {name: photometric, brightness: 0.2, contrast: 0.2, gamma: 0.2, noise: 2.0}
+    - {name: camera_degradation, blur: 1.0, jpeg_quality: [40, 95], vertical_shift: 1.0}
+    - {name: vertical_flip, probability: 0.5}
+
+They run in the order listed: ``vignetting`` before the crop (a lens is centred on the whole
+image) and before ``photometric`` (the sensor's noise comes after the lens).
 """
 
 from dataclasses import dataclass, replace
