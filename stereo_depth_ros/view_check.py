@@ -14,6 +14,10 @@ cross-correlation above :data:`CONFIRMING_ZNCC`)? Below :data:`MIN_AGREEMENT` of
 pixels the views do not match; with too few of them to judge (fewer than :data:`MIN_JUDGED`
 of the shrunken pair: a blank view, noise) there is nothing to match, unless the views
 share a pattern at that noise level (a random-dot pair, :data:`SHARED_PATTERN_AGREEMENT`).
+A textured pair whose two images are one image (the shrunken views equal on more than
+:data:`SAME_IMAGE_SHARE` of the textured pixels: both topics from one camera; two real
+cameras differ there by their sensors' noise) matches any estimate near 0 px, and is refused
+before that is asked.
 Either way the pipeline reports the pair as unknown, as it is.
 
 Chosen on pairs without ground truth (``python tools/view_check_sweep.py``): the 50 real pairs
@@ -63,6 +67,8 @@ SHARED_PATTERN_AGREEMENT = 0.5
 SHARED_PATTERN_JUDGED = 0.25
 #: A shrunken pair narrower or lower than this many pixels is not judged (a 40x40 pair is).
 MIN_SIDE = 4 * WINDOW
+#: Views equal on more than this share of their textured pixels are one image, not two.
+SAME_IMAGE_SHARE = 0.99
 
 
 class Views(enum.Enum):
@@ -71,6 +77,7 @@ class Views(enum.Enum):
     MATCH = 'match'
     NO_MATCH = 'no match'
     NO_TEXTURE = 'no texture'
+    SAME_IMAGE = 'same image'
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,10 @@ class ViewCheck:
                     f'texture (fewer than {100 * MIN_AGREEMENT:.0f} %): is a camera covered, '
                     'dark or failing, are the topics of two different cameras, or is the '
                     f'scene nearer than the backend measures? {unknown}')
+        if self.verdict is Views.SAME_IMAGE:
+            return ('left and right images are the same image (more than '
+                    f'{100 * SAME_IMAGE_SHARE:.0f} % of their textured pixels equal): do both '
+                    f'topics come from one camera? {unknown}')
         if self.verdict is Views.NO_TEXTURE:
             return (f'no texture to match: {100 * self.judged:.2g} % of the pair has texture '
                     f'above its noise and an estimate (fewer than {100 * MIN_JUDGED:g} %): a '
@@ -163,7 +174,11 @@ def check_views(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> V
     usable = np.isfinite(estimate) & (sources >= 0) & (sources <= cols - 1)
     texture = _texture_variance(shrunk_left)
     least_std = max(MIN_TEXTURE_STD, NOISE_MULTIPLE * pixel_noise(grey_left) / factor)
-    judged = (texture >= least_std ** 2) & usable
+    textured = texture >= least_std ** 2
+    if textured.sum() >= MIN_JUDGED * rows * cols and _one_image(shrunk_left, shrunk_right,
+                                                                 textured):
+        return ViewCheck(Views.SAME_IMAGE, judged=float(textured.mean()), agreement=math.nan)
+    judged = textured & usable
     if judged.sum() >= MIN_JUDGED * rows * cols:
         share, agreement = _confirmed_share(shrunk_left, warped, judged)
         verdict = Views.MATCH if agreement >= MIN_AGREEMENT else Views.NO_MATCH
@@ -176,6 +191,12 @@ def check_views(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> V
         if agreement >= SHARED_PATTERN_AGREEMENT:
             return ViewCheck(Views.MATCH, judged=share, agreement=agreement)
     return ViewCheck(Views.NO_TEXTURE, judged=above_noise, agreement=math.nan)
+
+
+def _one_image(left: np.ndarray, right: np.ndarray, textured: np.ndarray) -> bool:
+    """Return whether two views are equal on more than SAME_IMAGE_SHARE of ``textured``."""
+    equal = np.count_nonzero(left[textured] == right[textured])
+    return bool(equal > SAME_IMAGE_SHARE * np.count_nonzero(textured))
 
 
 def _confirmed_share(left: np.ndarray, warped: np.ndarray,

@@ -190,6 +190,25 @@ def test_the_pipeline_reports_a_pair_whose_views_do_not_match_as_unknown(scene):
     assert unchecked.max_range > unchecked.min_range
 
 
+def test_one_image_on_both_topics_is_not_a_pair(scene):
+    # Both topics from one camera: every estimate near 0 px matches, and a network paints a
+    # surface. Two real cameras differ by their sensors' noise on nearly every pixel.
+    for estimate in (np.zeros(scene.disparity.shape, np.float32), scene.disparity):
+        found = check_views(scene.left, scene.left.copy(), estimate)
+        assert found.verdict is Views.SAME_IMAGE, found
+    assert found.note().startswith('left and right images are the same image (more than 99 %'
+                                   ' of their textured pixels equal)')
+    noisy = np.clip(scene.left + np.random.default_rng(0).normal(0, 1.0, scene.left.shape),
+                    0, 255).astype(np.uint8)
+    assert check_views(scene.left, noisy, np.zeros(scene.disparity.shape, np.float32)
+                       ).verdict is not Views.SAME_IMAGE
+    for backend in (create_backend('sgbm', disparity_range=48), ConstantBackend(3.0, 47.0)):
+        result = StereoPipeline(backend).process(scene.left, scene.left.copy(), scene.camera,
+                                                 outputs={'depth', 'obstacle'})
+        assert np.isnan(result.depth).all() and not result.obstacle.found
+        assert len(result.notes) == 1 and 'same image' in result.notes[0]
+
+
 def test_an_unknown_pair_leaves_the_stream_s_colour_scale_alone(scene):
     pipeline = StereoPipeline(create_backend('sgbm', disparity_range=48))
     pipeline.process(scene.left, scene.right, scene.camera, outputs={'color'})
