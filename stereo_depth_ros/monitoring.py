@@ -62,7 +62,8 @@ class ThroughputMonitor:
     def processed(self, latency_s: float, compute_ms: float, unknown: bool = False) -> None:
         """Count a processed pair: receipt-to-publish latency and pipeline time.
 
-        ``unknown``: its outputs say unknown, its views did not confirm the disparity.
+        ``unknown``: its outputs say unknown, its views did not confirm the disparity (or a
+        check found the stream swapped).
         """
         with self._lock:
             self._processed += 1
@@ -147,8 +148,8 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     """Return one log line of :meth:`ThroughputMonitor.report` statistics."""
     line = (f"{stats['received']} pairs in ({stats['input_hz']:.1f} Hz), "
             f"{stats['processed']} processed ({stats['output_hz']:.1f} Hz"
-            + (f", {stats['unknown']} unknown: views do not confirm the disparity"
-               if stats['unknown'] else '')
+            + (f", {stats['unknown']} unknown: views that do not confirm the disparity or "
+               'look swapped' if stats['unknown'] else '')
             + "), "
             f"{stats['dropped']} dropped (backend slower than camera), "
             f"{stats['idle']} idle (no subscribers)")

@@ -64,7 +64,8 @@ _DEPTH = (
                   'points, no obstacle, Range NaN) when its right view does not confirm the '
                   'estimate where the left image has texture, or too little of it has texture '
                   'to tell: a black, fully covered or failing camera, topics of two different '
-                  'cameras, noise in the dark (docs/ros.md).'),
+                  'cameras, noise in the dark; also from a check that finds left and right '
+                  'swapped until one finds them the right way round (docs/ros.md).'),
 )
 
 

@@ -19,7 +19,7 @@ from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
 from .images import check_stereo_pair
 from .near_guard import near_surface_disparity
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
-from .view_check import check_views, ViewCheck, Views
+from .view_check import check_views, SWAPPED_VIEWS, ViewCheck, Views
 from .visualize import ColourScale, colorize_disparity
 
 #: Outputs :meth:`StereoPipeline.process` can compute besides disparity.
@@ -59,12 +59,13 @@ class PipelineResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: Warnings about this pair's settings (e.g. an obstacle search that sees no depth).
     notes: list[str] = field(default_factory=list)
-    #: What the view check found (None: not run); outputs are unknown unless it is a match.
+    #: What the view check found (None: not run; SWAPPED_VIEWS: a swapped stream's pair);
+    #: outputs are unknown unless it is a match.
     views: Optional[ViewCheck] = None
 
     @property
     def views_unconfirmed(self) -> bool:
-        """Whether the view check failed the pair: its outputs are unknown."""
+        """Whether the view check failed the pair (or it was swapped): its outputs are unknown."""
         return self.views is not None and self.views.verdict is not Views.MATCH
 
 
@@ -157,7 +158,9 @@ class StereoPipeline:
     With ``check_views`` (the default) a pair whose two views do not confirm its disparity
     (:mod:`~stereo_depth_ros.view_check`: a covered, black or failing camera, topics of two
     cameras, noise in the dark) comes out unknown: disparity and depth NaN, no points, no
-    obstacle and a ``Range`` of NaN, with a note saying why.
+    obstacle and a ``Range`` of NaN, with a note saying why. So does, with ``check_views``, a
+    pair that :meth:`process` is told is swapped (the latest pair check of its stream said so:
+    its obstacles would be phantoms), without running the backend.
     """
 
     def __init__(self, backend: DisparityBackend,
@@ -179,10 +182,14 @@ class StereoPipeline:
 
     def process(self, left: np.ndarray, right: np.ndarray,
                 camera: Optional[StereoCameraModel] = None,
-                outputs: Optional[AbstractSet[str]] = None) -> PipelineResult:
+                outputs: Optional[AbstractSet[str]] = None,
+                swapped: bool = False) -> PipelineResult:
         """Compute disparity and the requested ``outputs`` for one rectified pair.
 
         ``depth``, ``obstacle`` and ``points`` need ``camera``; without it they are None.
+        ``swapped``: a pair check of the stream found left and right exchanged
+        (:func:`~stereo_depth_ros.plausibility.check_pair`); with ``check_views`` the pair comes
+        out unknown, with the verdict :data:`~stereo_depth_ros.view_check.SWAPPED_VIEWS`.
         Raises ImageFormatError / CalibrationError naming the problem with the input.
         """
         if isinstance(outputs, str):
@@ -198,7 +205,9 @@ class StereoPipeline:
             camera.check_image_size(left.shape[1], left.shape[0])
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        disparity = self.backend.compute(left, right)
+        withheld = swapped and self.check_views
+        disparity = (np.full(left.shape[:2], np.nan, np.float32) if withheld
+                     else self.backend.compute(left, right))
         timings['disparity_ms'] = (time.perf_counter() - start) * 1e3
         min_range, max_range = self.obstacle_range_limits(camera)
         reach = self.largest_disparity(left.shape[1])
@@ -225,8 +234,12 @@ class StereoPipeline:
         uses_camera = camera is not None and (has_range or guarded
                                               or bool(wanted & {'depth', 'obstacle', 'points'}))
         too_near = (self._surfaces_too_near(left, right, disparity, reach, timings)
-                    if uses_camera else None)
-        views_match = not self.check_views or self._views_match(left, right, result, too_near)
+                    if uses_camera and not withheld else None)
+        if withheld:
+            result.views = SWAPPED_VIEWS
+            result.notes.append(SWAPPED_VIEWS.note())
+        views_match = not self.check_views or (
+            not withheld and self._views_match(left, right, result, too_near))
         if not views_match:
             disparity = result.disparity = np.full_like(disparity, np.nan)
             too_near = None

@@ -107,9 +107,11 @@ def likely_swapped(left: np.ndarray, right: np.ndarray, n_rows: int = 16,
     return negative >= 4 and negative >= 2 * len(clear) / 3
 
 
+#: What every line about a pair that :func:`likely_swapped` begins with (one kind of warning).
+SWAPPED_KIND = 'left and right look swapped'
 #: What :func:`likely_swapped` saw, as every warning about it says it.
-SWAP_SYMPTOM = ('left and right look swapped (the best match on most rows is at a negative '
-                'disparity, or below cx_left - cx_right where the principal points differ)')
+SWAP_SYMPTOM = (f'{SWAPPED_KIND} (the best match on most rows is at a negative disparity, or '
+                'below cx_left - cx_right where the principal points differ)')
 
 
 def swap_warning(name: str, advice: str = 'exchange the inputs') -> str:

@@ -120,7 +120,9 @@ class StereoFrameProcessor:
     ``check_period`` seconds (and on the first pair) an output is marked for :meth:`check`:
     does the pair look swapped, how far are its rows off
     (:func:`~stereo_depth_ros.plausibility.check_pair`). A check that could not measure the
-    rows (a dark or featureless frame) is tried again after ``check_retry`` seconds.
+    rows (a dark or featureless frame) is tried again after ``check_retry`` seconds. From a
+    check that finds the pair swapped until one that does not, the pairs come out unknown
+    (the pipeline's ``swapped``): their obstacles would be phantoms.
     """
 
     def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None,
@@ -141,6 +143,8 @@ class StereoFrameProcessor:
         #: Pairs larger than this many megapixels are refused before decoding (None: no limit).
         self.max_megapixels = max_megapixels or None
         self.limit_option = limit_option
+        #: Whether the latest pair check found left and right swapped.
+        self.swapped = False
         self._camera_key: Optional[tuple] = None
         self._camera: Optional[StereoCameraModel] = None
         #: The brightest value of the 16-bit images decoded without a bit depth, and how many
@@ -221,7 +225,8 @@ class StereoFrameProcessor:
         topics = check_topics(topics)
         notes: list[str] = []
         left, right, camera = self.inputs(pair, notes)
-        result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics))
+        result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics),
+                                  swapped=self.swapped)
         messages = build_messages(result, topics, camera, pair.left_image.header, left,
                                   self.types)
         return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
@@ -241,11 +246,13 @@ class StereoFrameProcessor:
 
         Called after the output's messages are published (about 20 ms at 1242x375, 45 ms
         at 1920x1080), so that no frame's outputs wait for it; the next pair does, once per
-        ``check_period`` (the node's ``PAIR_CHECK_PERIOD_S``).
+        ``check_period`` (the node's ``PAIR_CHECK_PERIOD_S``). Sets :attr:`swapped` for the
+        pairs after it.
         """
         if output.check_inputs is None:
             return None
         found = check_pair(*output.check_inputs, output.camera.disparity_offset)
+        self.swapped = found.swapped
         if not found.swapped and found.row_offset is None:
             self._next_check = min(self._next_check, self._clock() + self.check_retry)
         return found

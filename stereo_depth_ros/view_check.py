@@ -18,7 +18,9 @@ A textured pair whose two images are one image (the shrunken views equal on more
 :data:`SAME_IMAGE_SHARE` of the textured pixels: both topics from one camera; two real
 cameras differ there by their sensors' noise) matches any estimate near 0 px, and is refused
 before that is asked.
-Either way the pipeline reports the pair as unknown, as it is.
+Either way the pipeline reports the pair as unknown, as it is. So it does, without this
+check, with the pairs of a stream whose latest pair check found left and right swapped (the
+verdict :data:`SWAPPED_VIEWS`; ``StereoPipeline.process``'s ``swapped``).
 
 Chosen on pairs without ground truth (``python tools/view_check_sweep.py``): the 50 real pairs
 of ``unlabeled/``, every fourth of them also made dark, noisy, 2 or 3 px off in rows, with
@@ -41,6 +43,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .plausibility import SWAPPED_KIND
 from .window_match import warp_to_left, window_variance, window_zncc
 
 #: The check looks at the pair shrunk to at most this many pixels (its time: docs/ros.md).
@@ -78,6 +81,9 @@ class Views(enum.Enum):
     NO_MATCH = 'no match'
     NO_TEXTURE = 'no texture'
     SAME_IMAGE = 'same image'
+    #: Not judged here: a pair check of the stream found left and right exchanged
+    #: (:func:`~stereo_depth_ros.plausibility.check_pair`); see :data:`SWAPPED_VIEWS`.
+    SWAPPED = 'swapped'
 
 
 @dataclass(frozen=True)
@@ -103,11 +109,20 @@ class ViewCheck:
             return ('left and right images are the same image (more than '
                     f'{100 * SAME_IMAGE_SHARE:.0f} % of their textured pixels equal): do both '
                     f'topics come from one camera? {unknown}')
+        if self.verdict is Views.SWAPPED:
+            return (f'{SWAPPED_KIND}: the pair check found the best match on most rows at a '
+                    'negative disparity (below cx_left - cx_right where the principal points '
+                    f'differ), where obstacles would be phantoms; {unknown} (exchange the '
+                    "inputs; check_views false keeps a swapped pair's outputs)")
         if self.verdict is Views.NO_TEXTURE:
             return (f'no texture to match: {100 * self.judged:.2g} % of the pair has texture '
                     f'above its noise and an estimate (fewer than {100 * MIN_JUDGED:g} %): a '
                     f'covered lens, darkness or a blank view? {unknown}')
         return ''
+
+
+#: The verdict on a pair of a stream whose pair check found left and right exchanged.
+SWAPPED_VIEWS = ViewCheck(Views.SWAPPED, judged=math.nan, agreement=math.nan)
 
 
 def shrink_factor(height: int, width: int) -> int:

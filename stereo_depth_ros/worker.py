@@ -13,14 +13,14 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
 from .errors import StereoDepthError
 from .monitoring import LogThrottle, ThroughputMonitor
 from .pipeline import StereoPipeline
-from .plausibility import row_offset_warning, swap_warning
+from .plausibility import row_offset_warning, swap_warning, SWAPPED_KIND
 from .processing import FrameOutput, note_kind, StereoFrameProcessor, StereoPair
 
 T = TypeVar('T')
-#: The throttle key and the line of the warning about inputs that look swapped.
-SWAPPED = 'swapped'
 #: The node's log level says "warning": its lines drop the commands' "warning: " prefix.
 WARNING_PREFIX = 'warning: '
+#: The line of the warning about inputs that look swapped; its throttle key is its kind, that
+#: of the notes of the pairs that come out unknown after it (``view_check.SWAPPED_VIEWS``).
 SWAPPED_WARNING = swap_warning('', 'check which topic is remapped to left/image_rect and '
                                'which to right/image_rect').removeprefix(WARNING_PREFIX)
 #: The throttle key of the warning about rows of the two images that are off.
@@ -188,7 +188,10 @@ class StereoWorker:
                       f'checking a stereo pair failed: {type(error).__name__}: {error}')
             return
         if check is not None and check.swapped:
-            self._log(self._warn, SWAPPED, SWAPPED_WARNING)
+            withheld = (f'; until a check (every {self.processor.check_period:g} s) finds them '
+                        'the right way round, pairs come out unknown'
+                        if self._get_pipeline().check_views else '')
+            self._log(self._warn, SWAPPED_KIND, SWAPPED_WARNING + withheld)
         if check is not None and check.misaligned:
             assert check.row_offset is not None
             self._log(self._warn, MISALIGNED, row_offset_warning(

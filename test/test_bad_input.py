@@ -190,12 +190,21 @@ def test_depth_never_overflows_to_infinity():
 def test_swapped_pair_is_warned_about(images, tmp_path, capsys):
     code, _, lines = run_cli(infer_args(images, tmp_path / 'o', left='right.png',
                                         right='left.png'), capsys)
-    # The swapped views confirm none of sgbm's chance matches: the output is unknown too.
-    assert code == 0 and len(lines) == 2 and 'look swapped' in lines[0]
-    assert 'left and right views do not match' in lines[1]
+    # A swapped pair's obstacles would be phantoms: its output is unknown, with one line.
+    assert code == 0 and len(lines) == 1
+    assert lines[0].startswith('warning: left and right look swapped: the pair check found')
+    assert 'unknown for this pair' in lines[0]
     assert np.isnan(np.load(tmp_path / 'o' / 'disparity.npy')).all()
     code, _, lines = run_cli(infer_args(images, tmp_path / 'p'), capsys)
     assert code == 0 and lines == []
+    # check_views false keeps what the backend made of it, with the warning.
+    params = tmp_path / 'keep.yaml'
+    params.write_text('/**/stereo_depth_node:\n  ros__parameters:\n    check_views: false\n')
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'q', '--params-file', params,
+                                        left='right.png', right='left.png'), capsys)
+    assert code == 0 and len(lines) == 1 and 'look swapped' in lines[0]
+    assert 'obstacles would be phantoms - exchange the inputs' in lines[0]
+    assert np.isfinite(np.load(tmp_path / 'q' / 'disparity.npy')).any()
 
 
 def test_rows_that_are_off_are_warned_about(tmp_path, capsys):

@@ -162,6 +162,20 @@ def test_a_black_right_camera_gives_unknown_depth_and_no_obstacle(ros, scene):
     assert ranges[-1].max_range > ranges[-1].min_range
 
 
+def test_swapped_image_topics_come_out_unknown_after_the_check(ros, scene):
+    # sgbm's matches on this swapped road pair pass the view check and put an obstacle at
+    # about 3.3 m: a phantom, published until the first pair's check finds the swap.
+    depth_node, helper, executor = ros
+    ranges, depths = [], []
+    helper.create_subscription(Range, 'obstacle/range', ranges.append, QoSProfile(depth=5))
+    helper.create_subscription(Image, 'depth/image_rect', depths.append, QoSProfile(depth=5))
+    swapped = SimpleNamespace(left=scene.right, right=scene.left, camera=scene.camera)
+    source = StereoSource(helper, swapped)
+    _spin_until(executor, lambda: len(ranges) >= 3 and len(depths) >= 3, source)
+    assert math.isnan(ranges[-1].range) and ranges[-1].max_range == ranges[-1].min_range
+    assert np.isnan(image_to_array(depths[-1])[0]).all()
+
+
 def test_nothing_is_computed_without_subscribers(ros, scene):
     depth_node, helper, executor = ros
     monitor = depth_node._worker.monitor

@@ -441,7 +441,8 @@ def test_worker_counts_pairs_whose_views_do_not_match(scene, manager):
     stats = worker.monitor.report()
     assert (stats['processed'], stats['unknown']) == (2, 1)
     assert '2 processed (' in format_stats(stats)
-    assert ', 1 unknown: views do not confirm the disparity), ' in format_stats(stats)
+    assert (', 1 unknown: views that do not confirm the disparity or look swapped), '
+            in format_stats(stats))
     assert 'unknown' not in format_stats(worker.monitor.report())
 
 
@@ -719,19 +720,49 @@ def checked_worker(manager):
     return now, processor, recorder, worker
 
 
-def test_the_node_warns_about_swapped_inputs_every_check_period(scene, manager):
+def published_depth(recorder):
+    """The depth image of the last set of messages the recorder got."""
+    return image_to_array(recorder.published[-1]['depth/image_rect'])[0]
+
+
+def test_a_swapped_stream_comes_out_unknown_until_a_check_finds_it_right(scene, manager):
+    # A swapped pair's obstacles are phantoms (1-4 m on a real camera): from the check that
+    # finds it on, the node publishes unknown, until a check finds the pair the right way round.
     now, processor, recorder, worker = checked_worker(manager)
     swapped = make_pair(scene, scene.right, scene.left)
-    assert worker.process_one(swapped)  # still processed and published
+    assert worker.process_one(swapped)  # published before its check
+    assert np.isfinite(published_depth(recorder)).any()
     assert len(recorder.warnings) == 1
-    assert recorder.warnings[0].startswith('left and right look swapped')
+    assert recorder.warnings[0].startswith('left and right look swapped (the best match')
+    assert recorder.warnings[0].endswith('; until a check (every 10 s) finds them the right way '
+                                         'round, pairs come out unknown')
+    now[0] = 1.0  # unknown; its note is the warning's kind, throttled with it
+    assert worker.process_one(swapped) and len(recorder.warnings) == 1
+    assert np.isnan(published_depth(recorder)).all()
     now[0] = 5.0  # not checked again before the period is over
-    assert processor.process(swapped, manager.pipeline, {'depth/image_rect'}).check_inputs is None
+    output = processor.process(swapped, manager.pipeline, {'depth/image_rect'})
+    assert output.check_inputs is None and output.views_unconfirmed
+    assert worker.monitor.total_unknown == 1
     now[0] = 10.0
     assert worker.process_one(swapped) and len(recorder.warnings) == 2
-    now[0] = 20.0
-    assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 2
+    assert recorder.warnings[1].startswith('left and right look swapped: the pair check found')
+    now[0] = 20.0  # fixed: this pair still follows the last check, its own clears the way
+    assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 3
+    assert np.isnan(published_depth(recorder)).all()
+    now[0] = 21.0
+    assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 3
+    assert np.isfinite(published_depth(recorder)).mean() > 0.5
     assert not recorder.errors
+
+
+def test_a_swapped_stream_is_only_warned_about_without_check_views(scene):
+    now, _, recorder, worker = checked_worker(PipelineManager({**SGBM64, 'check_views': False}))
+    swapped = make_pair(scene, scene.right, scene.left)
+    for now[0] in (0.0, 1.0):
+        assert worker.process_one(swapped)
+        assert np.isfinite(published_depth(recorder)).any()
+    assert len(recorder.warnings) == 1
+    assert recorder.warnings[0].endswith('which to right/image_rect')
 
 
 def test_the_swap_check_knows_the_cameras_principal_points():

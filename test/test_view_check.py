@@ -15,7 +15,8 @@ from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.msgs.obstacle import make_obstacle_range
 from stereo_depth_ros.msgs.types import MessageTypes
 from stereo_depth_ros.pipeline import StereoPipeline
-from stereo_depth_ros.view_check import check_views, MIN_AGREEMENT, pixel_noise, Views
+from stereo_depth_ros.view_check import (check_views, MIN_AGREEMENT, pixel_noise,
+                                         SWAPPED_VIEWS, Views)
 from fake_backends import ConstantBackend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
@@ -207,6 +208,35 @@ def test_one_image_on_both_topics_is_not_a_pair(scene):
                                                  outputs={'depth', 'obstacle'})
         assert np.isnan(result.depth).all() and not result.obstacle.found
         assert len(result.notes) == 1 and 'same image' in result.notes[0]
+
+
+class CountingPainter(ConstantBackend):
+    """A painter that counts its calls."""
+
+    calls = 0
+
+    def _compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return super()._compute(left, right)
+
+
+def test_a_pair_said_to_be_swapped_is_unknown_without_running_the_backend(scene):
+    # Views that match well (the true pair), so only ``swapped`` can make it unknown.
+    backend = CountingPainter(40.0, 64.0)
+    result = StereoPipeline(backend).process(scene.left, scene.right, scene.camera,
+                                             outputs={'depth', 'obstacle', 'color', 'points'},
+                                             swapped=True)
+    assert backend.calls == 0 and result.views is SWAPPED_VIEWS and result.views_unconfirmed
+    assert np.isnan(result.disparity).all() and np.isnan(result.depth).all()
+    assert np.isnan(result.points).all() and not result.color.any()
+    assert not result.obstacle.found and math.isnan(result.obstacle.distance)
+    assert result.min_range == result.max_range
+    assert len(result.notes) == 1
+    assert result.notes[0].startswith('left and right look swapped: the pair check found')
+    # check_views false: the backend's output, swapped or not.
+    kept = StereoPipeline(backend, check_views=False).process(
+        scene.left, scene.right, scene.camera, outputs={'obstacle'}, swapped=True)
+    assert backend.calls == 1 and kept.obstacle.found and kept.notes == []
 
 
 def test_an_unknown_pair_leaves_the_stream_s_colour_scale_alone(scene):

@@ -129,9 +129,8 @@ class ProcessSummary:
         lines += self.notes
         if self.unconfirmed:
             lines.append(f'written as unknown: {self.unconfirmed} of {self.pairs} pairs, whose '
-                         'views do not confirm the disparity (check_views; the "left and right '
-                         'views do not match" or "no texture to match" line says how the first '
-                         'did not)')
+                         'views do not confirm the disparity or look swapped (check_views; the '
+                         'lines above say how)')
         if self.interrupted:
             of_input = (f', of the {self.left_images} left images of {self.in_bag}'
                         if self.left_images else '')  # 0: the bag did not say

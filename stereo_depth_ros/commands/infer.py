@@ -66,13 +66,14 @@ def run(args: argparse.Namespace) -> int:
         print('warning: min_depth/max_depth of the parameter file need --fx and --baseline '
               '(depth); without them they are ignored', file=sys.stderr)
     check = check_pair(left, right)
-    if check.swapped:
+    if check.swapped and not pipeline.check_views:  # else the pipeline's note says it
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
     if check.misaligned:
         assert check.row_offset is not None
         print(row_offset_warning(f'{args.left} / {args.right}', check.row_offset),
               file=sys.stderr)
-    result = pipeline.process(left, right, camera, outputs=frozenset({'depth', 'obstacle'}))
+    result = pipeline.process(left, right, camera, outputs=frozenset({'depth', 'obstacle'}),
+                              swapped=check.swapped)
     # One picture, coloured over this pair's own disparities (to their 99th percentile), not
     # over the backend's whole range as the node's disparity/color is (0-384 px for costnet:
     # a 0-60 px scene would be all blue).
@@ -88,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     replace_files(out, contents, OUTPUT_FILES)
     if camera is not None:
         if result.views_unconfirmed:
-            print('nearest obstacle: unknown, the views do not confirm the disparity (see the '
-                  'warning)')
+            print('nearest obstacle: unknown, the views do not confirm the disparity or look '
+                  'swapped (see the warning)')
         elif result.obstacle is not None and result.obstacle.found:
             assert result.obstacle.bbox is not None  # found: it has a box
             x, y, width, height = result.obstacle.bbox
