@@ -11,9 +11,13 @@ import pytest
 
 from stereo_depth_ros import __version__
 from stereo_depth_ros.cli import main
+from stereo_depth_ros.data.datasets import StereoSample
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
+from stereo_depth_ros.evaluation.evaluate import beyond_reach
 from stereo_depth_ros.resources import sample_data_dir
 from stereo_depth_ros.visualize import colorize_disparity, robust_max
+
+from fake_backends import ConstantBackend
 
 
 @pytest.fixture(scope='module')
@@ -67,6 +71,33 @@ def test_eval_json_on_middlebury(capsys):
     assert 2.0 < summary['epe'] < 2.8 and 0.2 < summary['bad2'] < 0.3
     assert summary['bad3'] < summary['bad2'] < summary['bad1']
     assert 0.5 < summary['density'] <= 1.0
+
+
+def test_eval_names_ground_truth_beyond_the_backend_s_range(capsys):
+    # The synthetic test scenes reach 64 px; sgbm searches 0-15 px with a range of 16.
+    argv = ['eval', '--backend', 'sgbm', '--dataset', 'synthetic', '--root', 'eval:2']
+    assert main([*argv, '--backend-option', 'disparity_range=16']) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if 'warning' in line]
+    assert len(lines) == 1 and lines[0].startswith('warning: on 2 of 2 pairs 1 % or more of the '
+                                                   'ground truth lies beyond the largest '
+                                                   'disparity sgbm gives (most: ')
+    assert 'above 15 px); those pixels count as wrong: widen the range with ' in lines[0]
+    assert main(argv) == 0  # 0-127 px: nothing beyond it
+    assert 'warning' not in capsys.readouterr().err
+
+
+def test_beyond_reach_counts_known_ground_truth_above_the_range_at_each_width():
+    truth = np.full((4, 100), np.nan, np.float32)
+    truth[0, :10] = 50.0  # 10 known pixels, 1 of them beyond 60 px
+    truth[1, 0] = 61.0
+    narrow = truth[:, :50].copy()  # at 50 px wide the reach is 49 px: all 11 beyond
+    samples = [StereoSample(name, np.zeros(t.shape + (3,), np.uint8),
+                            np.zeros(t.shape + (3,), np.uint8), t)
+               for name, t in (('wide', truth), ('narrow', narrow),
+                               ('blank', np.full((4, 100), np.nan, np.float32)))]
+    found = beyond_reach(ConstantBackend(0.0, 60.0), samples)
+    assert [(f.name, f.reach) for f in found] == [('wide', 60.0), ('narrow', 49.0)]
+    assert found[0].share == pytest.approx(1 / 11) and found[1].share == 1.0
 
 
 @pytest.mark.parametrize('argv, message', [

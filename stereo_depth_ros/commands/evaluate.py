@@ -1,12 +1,17 @@
 """Evaluate a backend on a dataset with ground truth (EPE, D1, bad-N, density)."""
 
 import argparse
+import sys
+from typing import Sequence
 
 from .common import add_backend_arguments, backend_from_args, json_line
 from ..pipeline_config import obstacle_parameters_from_options
 from ..settings import parse_key_values
 from ..errors import DatasetError
+from ..backends.base import DisparityBackend
 from ..data.datasets import DATASET_KINDS, load_dataset
+from ..evaluation.evaluate import (beyond_reach, BeyondReach, BEYOND_REACH_SHARE,
+                                   evaluate_backend)
 from ..text import counted
 
 
@@ -34,7 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics."""
-    from ..evaluation.evaluate import evaluate_backend
     if args.obstacle:
         return _run_obstacle(args)
     if args.obstacle_option:
@@ -43,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
     samples = load_dataset(args.dataset, args.root, **options)
     backend = backend_from_args(args)
     summary = evaluate_backend(backend, samples)
+    far = beyond_reach(backend, samples)
+    if far:
+        print(beyond_reach_warning(backend, far, len(samples)), file=sys.stderr)
     pairs = summary.pop('pairs')
     if summary['n_skipped'] == summary['n']:
         raise DatasetError(f'no pair of {args.root} has usable ground truth ({summary["n"]} '
@@ -66,6 +73,18 @@ def run(args: argparse.Namespace) -> int:
               f'{summary["ms_per_pair"]:.1f} ms/pair (means over the pairs; ms: the median of '
               'one call each, the first at each image size with start-up)')
     return 0
+
+
+def beyond_reach_warning(backend: DisparityBackend, far: Sequence[BeyondReach],
+                         count: int) -> str:
+    """Return the line naming the pairs whose ground truth the backend's range cannot reach."""
+    most = max(far, key=lambda pair: pair.share)
+    wider = ('a larger --backend-option disparity_range' if backend.name == 'sgbm' else
+             'a larger --backend-option near_passes (each pass doubles it) or a smaller scale')
+    return (f'warning: on {len(far)} of {counted(count, "pair")} {100 * BEYOND_REACH_SHARE:g} % '
+            f'or more of the ground truth lies beyond the largest disparity {backend.name} '
+            f'gives (most: {most.name}, {100 * most.share:.1f} % above {most.reach:g} px); '
+            f'those pixels count as wrong: widen the range with {wider}')
 
 
 #: Per-pair metrics that are fractions of the pixels: printed in %, as the summary line is.

@@ -1,7 +1,7 @@
 """Evaluate a backend on a dataset: per-pair metrics, averages and timing."""
 
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -9,6 +9,39 @@ from tqdm import tqdm
 from .metrics import evaluate_pair, mean_metrics
 from ..backends.base import DisparityBackend
 from ..data.datasets import StereoSample
+
+
+#: A pair is named when this share of its known ground truth lies beyond the backend's reach.
+BEYOND_REACH_SHARE = 0.01
+
+
+class BeyondReach(NamedTuple):
+    """A pair whose known ground truth the backend's range cannot reach, in part."""
+
+    name: str
+    #: Of the pair's known ground-truth pixels, the share above ``reach``.
+    share: float
+    #: The largest disparity (px) the backend gives at the pair's width.
+    reach: float
+
+
+def beyond_reach(backend: DisparityBackend, samples: Sequence[StereoSample]
+                 ) -> list[BeyondReach]:
+    """Return the pairs with ground truth the backend cannot give, on enough of it to matter.
+
+    Those whose known ground truth lies above
+    :meth:`~stereo_depth_ros.backends.base.DisparityBackend.largest_disparity` at their width
+    on :data:`BEYOND_REACH_SHARE` of its pixels or more: those pixels count as wrong whatever
+    the backend does.
+    """
+    found = []
+    for sample in samples:
+        truth = sample.disparity[np.isfinite(sample.disparity)]
+        reach = backend.largest_disparity(sample.disparity.shape[1])
+        share = float(np.mean(truth > reach)) if truth.size else 0.0
+        if share >= BEYOND_REACH_SHARE:
+            found.append(BeyondReach(sample.name, share, reach))
+    return found
 
 
 def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
