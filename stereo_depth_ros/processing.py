@@ -61,13 +61,15 @@ class FrameOutput:
     """Messages to publish (topic -> message) for one pair, and the pipeline's timings (ms).
 
     ``check_inputs`` are the pair's backend inputs where a pair check is due
-    (:meth:`StereoFrameProcessor.check`, run once the messages are out), else None.
+    (:meth:`StereoFrameProcessor.check`, run once the messages are out), else None;
+    ``first_check`` is the stream's first check, run before the pair was processed.
     """
 
     messages: dict[str, Any]
     timings: dict[str, float]
     camera: StereoCameraModel
     check_inputs: Optional[tuple[np.ndarray, np.ndarray]] = None
+    first_check: Optional[PairCheck] = None
     #: The pipeline's warnings about this pair (:attr:`PipelineResult.notes`).
     notes: tuple[str, ...] = ()
     #: The view check failed the pair: its outputs say unknown (``check_views``).
@@ -122,7 +124,8 @@ class StereoFrameProcessor:
     (:func:`~stereo_depth_ros.plausibility.check_pair`). A check that could not measure the
     rows (a dark or featureless frame) is tried again after ``check_retry`` seconds. From a
     check that finds the pair swapped until one that does not, the pairs come out unknown
-    (the pipeline's ``swapped``): their obstacles would be phantoms.
+    (the pipeline's ``swapped``): their obstacles would be phantoms. The first check runs
+    before its pair is processed, so a swapped stream publishes none.
     """
 
     def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None,
@@ -145,6 +148,7 @@ class StereoFrameProcessor:
         self.limit_option = limit_option
         #: Whether the latest pair check found left and right swapped.
         self.swapped = False
+        self._first_check_done = False
         self._camera_key: Optional[tuple] = None
         self._camera: Optional[StereoCameraModel] = None
         #: The brightest value of the 16-bit images decoded without a bit depth, and how many
@@ -225,12 +229,21 @@ class StereoFrameProcessor:
         topics = check_topics(topics)
         notes: list[str] = []
         left, right, camera = self.inputs(pair, notes)
+        due = self._check_due()
+        first = None
+        if due and not self._first_check_done:
+            self._first_check_done = True
+            try:
+                first = self._run_check(left, right, camera)
+            except Exception:  # noqa: B902 - run again after publishing, which reports it
+                first = None
         result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics),
                                   swapped=self.swapped)
         messages = build_messages(result, topics, camera, pair.left_image.header, left,
                                   self.types)
         return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
-                           check_inputs=(left, right) if self._check_due() else None,
+                           check_inputs=(left, right) if due and first is None else None,
+                           first_check=first,
                            notes=tuple(dict.fromkeys(notes + result.notes)),
                            views_unconfirmed=result.views_unconfirmed)
 
@@ -247,11 +260,18 @@ class StereoFrameProcessor:
         Called after the output's messages are published (about 20 ms at 1242x375, 45 ms
         at 1920x1080), so that no frame's outputs wait for it; the next pair does, once per
         ``check_period`` (the node's ``PAIR_CHECK_PERIOD_S``). Sets :attr:`swapped` for the
-        pairs after it.
+        pairs after it. The stream's first check ran before its pair (``first_check``).
         """
+        if output.first_check is not None:
+            return output.first_check
         if output.check_inputs is None:
             return None
-        found = check_pair(*output.check_inputs, output.camera.disparity_offset)
+        return self._run_check(*output.check_inputs, output.camera)
+
+    def _run_check(self, left: np.ndarray, right: np.ndarray,
+                   camera: StereoCameraModel) -> PairCheck:
+        """Return :func:`check_pair` of a pair; set :attr:`swapped` and the retry."""
+        found = check_pair(left, right, camera.disparity_offset)
         self.swapped = found.swapped
         if not found.swapped and found.row_offset is None:
             self._next_check = min(self._next_check, self._clock() + self.check_retry)

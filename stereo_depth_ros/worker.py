@@ -174,9 +174,10 @@ class StereoWorker:
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')),
                                unknown=output.views_unconfirmed)
+        # The check first: its warning says what the notes of a swapped stream's pairs repeat.
+        self._check(output)
         for note in output.notes:
             self._log(self._warn, note_kind(note), note)
-        self._check(output)
         return True
 
     def _check(self, output: FrameOutput) -> None:

@@ -164,7 +164,7 @@ def test_a_black_right_camera_gives_unknown_depth_and_no_obstacle(ros, scene):
 
 def test_swapped_image_topics_come_out_unknown_after_the_check(ros, scene):
     # sgbm's matches on this swapped road pair pass the view check and put an obstacle at
-    # about 3.3 m: a phantom, published until the first pair's check finds the swap.
+    # about 3.3 m: a phantom. The first pair is checked before it is processed: none is sent.
     depth_node, helper, executor = ros
     ranges, depths = [], []
     helper.create_subscription(Range, 'obstacle/range', ranges.append, QoSProfile(depth=5))
@@ -172,8 +172,8 @@ def test_swapped_image_topics_come_out_unknown_after_the_check(ros, scene):
     swapped = SimpleNamespace(left=scene.right, right=scene.left, camera=scene.camera)
     source = StereoSource(helper, swapped)
     _spin_until(executor, lambda: len(ranges) >= 3 and len(depths) >= 3, source)
-    assert math.isnan(ranges[-1].range) and ranges[-1].max_range == ranges[-1].min_range
-    assert np.isnan(image_to_array(depths[-1])[0]).all()
+    assert all(math.isnan(r.range) and r.max_range == r.min_range for r in ranges)
+    assert all(np.isnan(image_to_array(depth)[0]).all() for depth in depths)
 
 
 def test_nothing_is_computed_without_subscribers(ros, scene):

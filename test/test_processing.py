@@ -21,6 +21,7 @@ from stereo_depth_ros.msgs.types import make_header, MessageTypes
 from stereo_depth_ros.monitoring import format_stats, LogThrottle, ThroughputMonitor
 from stereo_depth_ros.node_config import SPECS
 from stereo_depth_ros.pipeline_config import PipelineManager
+from stereo_depth_ros import plausibility, processing
 from stereo_depth_ros.processing import (note_kind, obstacle_field_of_view, StereoFrameProcessor,
                                          StereoPair)
 from stereo_depth_ros.topics import OUTPUT_BY_NAME, OUTPUT_TOPICS, OUTPUTS, pipeline_outputs
@@ -728,26 +729,29 @@ def published_depth(recorder):
 def test_a_swapped_stream_comes_out_unknown_until_a_check_finds_it_right(scene, manager):
     # A swapped pair's obstacles are phantoms (1-4 m on a real camera): from the check that
     # finds it on, the node publishes unknown, until a check finds the pair the right way round.
+    # The first check runs before the first pair, so none of it is published.
     now, processor, recorder, worker = checked_worker(manager)
     swapped = make_pair(scene, scene.right, scene.left)
-    assert worker.process_one(swapped)  # published before its check
-    assert np.isfinite(published_depth(recorder)).any()
-    assert len(recorder.warnings) == 1
+    assert worker.process_one(swapped)
+    assert np.isnan(published_depth(recorder)).all()
+    assert len(recorder.warnings) == 1  # the check's; the pair's note is throttled with it
     assert recorder.warnings[0].startswith('left and right look swapped (the best match')
     assert recorder.warnings[0].endswith('; until a check (every 10 s) finds them the right way '
                                          'round, pairs come out unknown')
-    now[0] = 1.0  # unknown; its note is the warning's kind, throttled with it
+    now[0] = 1.0
     assert worker.process_one(swapped) and len(recorder.warnings) == 1
     assert np.isnan(published_depth(recorder)).all()
     now[0] = 5.0  # not checked again before the period is over
     output = processor.process(swapped, manager.pipeline, {'depth/image_rect'})
     assert output.check_inputs is None and output.views_unconfirmed
-    assert worker.monitor.total_unknown == 1
+    assert worker.monitor.total_unknown == 2
     now[0] = 10.0
     assert worker.process_one(swapped) and len(recorder.warnings) == 2
-    assert recorder.warnings[1].startswith('left and right look swapped: the pair check found')
+    assert recorder.warnings[1].startswith('left and right look swapped (the best match')
+    assert recorder.warnings[1].endswith('(2 more like this since the previous line, not logged)')
     now[0] = 20.0  # fixed: this pair still follows the last check, its own clears the way
     assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 3
+    assert recorder.warnings[2].startswith('left and right look swapped: the pair check found')
     assert np.isnan(published_depth(recorder)).all()
     now[0] = 21.0
     assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 3
@@ -828,18 +832,32 @@ def test_a_check_that_cannot_measure_the_rows_is_tried_again(scene, manager):
     assert processor.process(low, manager.pipeline, topics).check_inputs is None
 
 
-def test_the_node_checks_a_pair_after_publishing_it(scene, manager):
+def test_the_node_checks_a_pair_after_publishing_it_but_the_first_before(scene, manager,
+                                                                         monkeypatch):
     now, processor, recorder, worker = checked_worker(manager)
     published_before_check = []
-    run_check = processor.check
 
-    def check(output):
+    def check_pair(*args):
         published_before_check.append(len(recorder.published))
-        return run_check(output)
+        return plausibility.check_pair(*args)
 
-    processor.check = check
+    monkeypatch.setattr(processing, 'check_pair', check_pair)
     assert worker.process_one(make_pair(scene))
-    assert published_before_check == [1]
+    now[0] = 10.0
+    assert worker.process_one(make_pair(scene))
+    assert published_before_check == [0, 2]
+
+
+def test_a_first_check_that_raises_is_run_again_after_publishing(scene, manager, monkeypatch):
+    _, processor, recorder, worker = checked_worker(manager)
+
+    def broken(*args):
+        raise RuntimeError('cv2 said no')
+
+    monkeypatch.setattr(processing, 'check_pair', broken)
+    assert worker.process_one(make_pair(scene))
+    assert len(recorder.published) == 1 and not processor.swapped
+    assert recorder.errors == ['checking a stereo pair failed: RuntimeError: cv2 said no']
 
 
 def test_a_check_that_raises_does_not_stop_the_worker(scene, manager):
