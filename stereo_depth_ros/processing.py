@@ -62,14 +62,14 @@ class FrameOutput:
 
     ``check_inputs`` are the pair's backend inputs where a pair check is due
     (:meth:`StereoFrameProcessor.check`, run once the messages are out), else None;
-    ``first_check`` is the stream's first check, run before the pair was processed.
+    ``early_check`` is a check run before the pair was processed (:meth:`check`).
     """
 
     messages: dict[str, Any]
     timings: dict[str, float]
     camera: StereoCameraModel
     check_inputs: Optional[tuple[np.ndarray, np.ndarray]] = None
-    first_check: Optional[PairCheck] = None
+    early_check: Optional[PairCheck] = None
     #: The pipeline's warnings about this pair (:attr:`PipelineResult.notes`).
     notes: tuple[str, ...] = ()
     #: The view check failed the pair: its outputs say unknown (``check_views``).
@@ -124,8 +124,10 @@ class StereoFrameProcessor:
     (:func:`~stereo_depth_ros.plausibility.check_pair`). A check that could not measure the
     rows (a dark or featureless frame) is tried again after ``check_retry`` seconds. From a
     check that finds the pair swapped until one that does not, the pairs come out unknown
-    (the pipeline's ``swapped``): their obstacles would be phantoms. The first check runs
-    before its pair is processed, so a swapped stream publishes none.
+    (the pipeline's ``swapped``): their obstacles would be phantoms. Until a check could
+    tell, and while the latest says swapped, checks run before their pair is processed and
+    again after ``check_retry``: a swapped stream publishes no phantom, and comes back on
+    the first pair after it is fixed.
     """
 
     def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None,
@@ -146,9 +148,12 @@ class StereoFrameProcessor:
         #: Pairs larger than this many megapixels are refused before decoding (None: no limit).
         self.max_megapixels = max_megapixels or None
         self.limit_option = limit_option
-        #: Whether the latest pair check found left and right swapped.
+        #: Whether the latest pair check that could tell found left and right swapped.
         self.swapped = False
-        self._first_check_done = False
+        #: The latest pair check that could tell, else the latest (None before the first).
+        self.latest_check: Optional[PairCheck] = None
+        #: Whether a check could tell yet (a dark or featureless frame cannot).
+        self._measured = False
         self._camera_key: Optional[tuple] = None
         self._camera: Optional[StereoCameraModel] = None
         #: The brightest value of the 16-bit images decoded without a bit depth, and how many
@@ -230,20 +235,19 @@ class StereoFrameProcessor:
         notes: list[str] = []
         left, right, camera = self.inputs(pair, notes)
         due = self._check_due()
-        first = None
-        if due and not self._first_check_done:
-            self._first_check_done = True
+        early = None
+        if due and (not self._measured or self.swapped):
             try:
-                first = self._run_check(left, right, camera)
+                early = self._run_check(left, right, camera)
             except Exception:  # noqa: B902 - run again after publishing, which reports it
-                first = None
+                early = None
         result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics),
                                   swapped=self.swapped)
         messages = build_messages(result, topics, camera, pair.left_image.header, left,
                                   self.types)
         return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
-                           check_inputs=(left, right) if due and first is None else None,
-                           first_check=first,
+                           check_inputs=(left, right) if due and early is None else None,
+                           early_check=early,
                            notes=tuple(dict.fromkeys(notes + result.notes)),
                            views_unconfirmed=result.views_unconfirmed)
 
@@ -260,20 +264,32 @@ class StereoFrameProcessor:
         Called after the output's messages are published (about 20 ms at 1242x375, 45 ms
         at 1920x1080), so that no frame's outputs wait for it; the next pair does, once per
         ``check_period`` (the node's ``PAIR_CHECK_PERIOD_S``). Sets :attr:`swapped` for the
-        pairs after it. The stream's first check ran before its pair (``first_check``).
+        pairs after it. Until a check could tell, and while the latest says swapped, checks
+        run before their pair instead (``early_check``).
         """
-        if output.first_check is not None:
-            return output.first_check
+        if output.early_check is not None:
+            return output.early_check
         if output.check_inputs is None:
             return None
         return self._run_check(*output.check_inputs, output.camera)
 
     def _run_check(self, left: np.ndarray, right: np.ndarray,
                    camera: StereoCameraModel) -> PairCheck:
-        """Return :func:`check_pair` of a pair; set :attr:`swapped` and the retry."""
+        """Return :func:`check_pair` of a pair; set :attr:`swapped` and the retry.
+
+        A check that cannot tell (a dark or featureless frame: not swapped, rows not
+        measured) leaves :attr:`swapped` as it was. One that cannot tell, or says swapped, is
+        followed by the next after ``check_retry`` seconds: a swapped stream is told as soon
+        as it is fixed, and one check mistaken for a swap costs a pair, not a bag.
+        """
         found = check_pair(left, right, camera.disparity_offset)
-        self.swapped = found.swapped
-        if not found.swapped and found.row_offset is None:
+        told = found.swapped or found.row_offset is not None
+        if told or not self._measured:
+            self.latest_check = found
+        if told:
+            self._measured = True
+            self.swapped = found.swapped
+        if found.swapped or not told:
             self._next_check = min(self._next_check, self._clock() + self.check_retry)
         return found
 

@@ -189,9 +189,9 @@ class StereoWorker:
                       f'checking a stereo pair failed: {type(error).__name__}: {error}')
             return
         if check is not None and check.swapped:
-            withheld = (f'; until a check (every {self.processor.check_period:g} s) finds them '
-                        'the right way round, pairs come out unknown'
-                        if self._get_pipeline().check_views else '')
+            withheld = (f'; pairs come out unknown until a check (every '
+                        f'{self.processor.check_retry:g} s while they look swapped) finds them '
+                        'the right way round' if self._get_pipeline().check_views else '')
             self._log(self._warn, SWAPPED_KIND, SWAPPED_WARNING + withheld)
         if check is not None and check.misaligned:
             assert check.row_offset is not None

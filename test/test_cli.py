@@ -13,7 +13,8 @@ from stereo_depth_ros import __version__
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.datasets import StereoSample
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
-from stereo_depth_ros.evaluation.evaluate import beyond_reach
+from stereo_depth_ros.commands.evaluate import beyond_reach_warning
+from stereo_depth_ros.evaluation.evaluate import beyond_reach, BeyondReach
 from stereo_depth_ros.resources import sample_data_dir
 from stereo_depth_ros.visualize import colorize_disparity, robust_max
 
@@ -78,26 +79,44 @@ def test_eval_names_ground_truth_beyond_the_backend_s_range(capsys):
     argv = ['eval', '--backend', 'sgbm', '--dataset', 'synthetic', '--root', 'eval:2']
     assert main([*argv, '--backend-option', 'disparity_range=16']) == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if 'warning' in line]
-    assert len(lines) == 1 and lines[0].startswith('warning: on 2 of 2 pairs 1 % or more of the '
-                                                   'ground truth lies beyond the largest '
+    assert len(lines) == 1 and lines[0].startswith('warning: on 2 of 2 pairs, 1 % or more of '
+                                                   'the ground truth lies beyond the largest '
                                                    'disparity sgbm gives (most: ')
-    assert 'above 15 px); those pixels count as wrong: widen the range with ' in lines[0]
+    assert lines[0].endswith('above 15 px); those pixels count as wrong: widen the range '
+                             'with a larger --backend-option disparity_range')
     assert main(argv) == 0  # 0-127 px: nothing beyond it
     assert 'warning' not in capsys.readouterr().err
 
 
-def test_beyond_reach_counts_known_ground_truth_above_the_range_at_each_width():
+def _sample(name, truth):
+    shape = truth.shape + (3,)
+    return StereoSample(name, np.zeros(shape, np.uint8), np.zeros(shape, np.uint8), truth)
+
+
+def test_beyond_reach_counts_ground_truth_above_the_range_at_each_width():
     truth = np.full((4, 100), np.nan, np.float32)
-    truth[0, :10] = 50.0  # 10 known pixels, 1 of them beyond 60 px
+    truth[0, :10] = 60.0  # at the reach: not beyond it
     truth[1, 0] = 61.0
-    narrow = truth[:, :50].copy()  # at 50 px wide the reach is 49 px: all 11 beyond
-    samples = [StereoSample(name, np.zeros(t.shape + (3,), np.uint8),
-                            np.zeros(t.shape + (3,), np.uint8), t)
-               for name, t in (('wide', truth), ('narrow', narrow),
-                               ('blank', np.full((4, 100), np.nan, np.float32)))]
-    found = beyond_reach(ConstantBackend(0.0, 60.0), samples)
-    assert [(f.name, f.reach) for f in found] == [('wide', 60.0), ('narrow', 49.0)]
-    assert found[0].share == pytest.approx(1 / 11) and found[1].share == 1.0
+    truth[2, :5] = 0.0  # no ground truth
+    backend = ConstantBackend(0.0, 60.0)
+    found = beyond_reach(backend, _sample('wide', truth))
+    assert found == BeyondReach('wide', pytest.approx(1 / 11), 60.0)
+    truth[1, 0] = 60.0
+    assert beyond_reach(backend, _sample('wide', truth)) is None
+    # 50 px wide: no disparity beyond 49 px, whatever the backend's range.
+    narrow = beyond_reach(backend, _sample('narrow', truth[:, :50].copy()))
+    assert narrow == BeyondReach('narrow', 1.0, 49.0)
+    assert beyond_reach(backend, _sample('blank', np.full((4, 100), np.nan, np.float32))) is None
+    line = beyond_reach_warning(backend, [narrow], 3)
+    assert line.startswith('warning: on 1 of 3 pairs, 1 % or more of the ground truth lies '
+                           'beyond the largest disparity constant gives (most: narrow, 100.0 % '
+                           'above 49 px)')
+    assert line.endswith('the pair is only 50 px wide, and no match lies farther than its '
+                         'width')
+    learned = beyond_reach_warning(backend, [found], 3)
+    assert learned.endswith('widen the range with --backend-option near_passes (each pass '
+                            'extends it by 1/near_scale), a smaller scale, or max_disparity 0 '
+                            '(the whole range)')
 
 
 @pytest.mark.parametrize('argv, message', [

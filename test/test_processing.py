@@ -729,34 +729,57 @@ def published_depth(recorder):
 def test_a_swapped_stream_comes_out_unknown_until_a_check_finds_it_right(scene, manager):
     # A swapped pair's obstacles are phantoms (1-4 m on a real camera): from the check that
     # finds it on, the node publishes unknown, until a check finds the pair the right way round.
-    # The first check runs before the first pair, so none of it is published.
+    # Checks run before the pair until one can tell, and while the pairs look swapped, then
+    # every check_retry (1 s) instead of every check_period (10 s).
     now, processor, recorder, worker = checked_worker(manager)
     swapped = make_pair(scene, scene.right, scene.left)
     assert worker.process_one(swapped)
     assert np.isnan(published_depth(recorder)).all()
     assert len(recorder.warnings) == 1  # the check's; the pair's note is throttled with it
     assert recorder.warnings[0].startswith('left and right look swapped (the best match')
-    assert recorder.warnings[0].endswith('; until a check (every 10 s) finds them the right way '
-                                         'round, pairs come out unknown')
-    now[0] = 1.0
-    assert worker.process_one(swapped) and len(recorder.warnings) == 1
-    assert np.isnan(published_depth(recorder)).all()
-    now[0] = 5.0  # not checked again before the period is over
+    assert recorder.warnings[0].endswith('; pairs come out unknown until a check (every 1 s '
+                                         'while they look swapped) finds them the right way '
+                                         'round')
+    now[0] = 0.5  # no check due: unknown as the last check said
     output = processor.process(swapped, manager.pipeline, {'depth/image_rect'})
-    assert output.check_inputs is None and output.views_unconfirmed
-    assert worker.monitor.total_unknown == 2
-    now[0] = 10.0
+    assert output.check_inputs is None and output.early_check is None
+    assert output.views_unconfirmed
+    now[0] = 1.0  # a featureless frame cannot tell: the stream stays swapped
+    flat = np.full_like(scene.left, 128)
+    assert worker.process_one(make_pair(scene, flat, flat)) and processor.swapped
+    now[0] = 2.0
+    assert worker.process_one(swapped) and processor.swapped
+    assert worker.monitor.total_unknown == 3 and len(recorder.warnings) == 1
+    now[0] = 5.0
     assert worker.process_one(swapped) and len(recorder.warnings) == 2
     assert recorder.warnings[1].startswith('left and right look swapped (the best match')
-    assert recorder.warnings[1].endswith('(2 more like this since the previous line, not logged)')
-    now[0] = 20.0  # fixed: this pair still follows the last check, its own clears the way
-    assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 3
-    assert recorder.warnings[2].startswith('left and right look swapped: the pair check found')
-    assert np.isnan(published_depth(recorder)).all()
-    now[0] = 21.0
-    assert worker.process_one(make_pair(scene)) and len(recorder.warnings) == 3
+    assert recorder.warnings[1].endswith('more like this since the previous line, not logged)')
+    now[0] = 6.0  # fixed: the check before this pair says so
+    assert worker.process_one(make_pair(scene)) and not processor.swapped
     assert np.isfinite(published_depth(recorder)).mean() > 0.5
-    assert not recorder.errors
+    now[0] = 7.0  # the next check is due at 16 s
+    assert processor.process(make_pair(scene), manager.pipeline,
+                             {'depth/image_rect'}).check_inputs is None
+    assert len(recorder.warnings) == 2 and not recorder.errors
+
+
+def test_process_bag_s_checks_cost_a_mistaken_swap_a_pair_and_catch_a_late_one(scene,
+                                                                               manager):
+    # process-bag checks until a check can tell (check_retry 0) and never again after one
+    # that says "not swapped" (check_period inf); a check that says swapped is repeated.
+    topics = {'depth/image_rect'}
+    swapped = make_pair(scene, scene.right, scene.left)
+    processor = StereoFrameProcessor(TYPES, check_retry=0.0)
+    assert processor.process(swapped, manager.pipeline, topics).views_unconfirmed
+    fixed = processor.process(make_pair(scene), manager.pipeline, topics)
+    assert not fixed.views_unconfirmed and fixed.early_check is not None
+    assert processor.process(make_pair(scene), manager.pipeline, topics).early_check is None
+    # A first pair that cannot tell: the swapped pair after it is checked before it too.
+    processor = StereoFrameProcessor(TYPES, check_retry=0.0)
+    flat = np.full_like(scene.left, 128)
+    processor.process(make_pair(scene, flat, flat), manager.pipeline, topics)
+    late = processor.process(swapped, manager.pipeline, topics)
+    assert late.views_unconfirmed and late.early_check.swapped
 
 
 def test_a_swapped_stream_is_only_warned_about_without_check_views(scene):

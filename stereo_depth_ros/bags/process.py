@@ -30,7 +30,7 @@ from ..names import check_namespace
 from ..pipeline import StereoPipeline
 from ..pipeline_config import default_topics
 from ..processing import note_kind, StereoFrameProcessor, StereoPair
-from ..plausibility import PairCheck, row_offset_warning, swap_warning
+from ..plausibility import PairCheck, row_offset_warning, swap_warning, SWAPPED_KIND
 from ..sync import TimeSynchronizer, make_synchronizer, never_matched
 from ..topics import check_topics, OUTPUT_TOPICS
 from ..text import counted
@@ -66,8 +66,9 @@ class ProcessSummary:
     interrupted: bool = False
     #: Left images in the input bag (the most pairs it could give); 0 where it does not say.
     left_images: int = 0
-    #: What :func:`~stereo_depth_ros.plausibility.check_pair` found on the first pair it could
-    #: measure (the processor tries again while the rows cannot be measured).
+    #: What :func:`~stereo_depth_ros.plausibility.check_pair` found on the last pair it checked
+    #: that it could tell (the processor checks again while it cannot tell, and while the
+    #: pairs look swapped: :attr:`StereoFrameProcessor.latest_check`).
     check: Optional[PairCheck] = None
     #: Why a pair check failed (a bug of the check, not of the input), if one did.
     check_failed: Optional[str] = None
@@ -116,7 +117,8 @@ class ProcessSummary:
             counts = ', '.join(f'{topic}: {n}' for topic, n in self.undecodable.items())
             lines.append(f'undecodable messages skipped: {counts} (first: '
                          f'{self.first_undecodable}); --strict fails instead')
-        if self.check is not None and self.check.swapped:
+        swapped = self.check is not None and self.check.swapped
+        if swapped:
             lines.append(swap_warning('', 'check the image topics'))
         if self.check is not None and self.check.misaligned:
             assert self.check.row_offset is not None
@@ -126,7 +128,8 @@ class ProcessSummary:
                          'two images are rectified alike')
         if self.check_failed:
             lines.append(f'the check of swapped or misaligned inputs failed: {self.check_failed}')
-        lines += self.notes
+        # The swap line above says what the pairs' own swap notes say.
+        lines += [note for note in self.notes if not (swapped and note_kind(note) == SWAPPED_KIND)]
         if self.unconfirmed:
             lines.append(f'written as unknown: {self.unconfirmed} of {self.pairs} pairs, whose '
                          'views do not confirm the disparity or look swapped (check_views; the '
@@ -327,6 +330,7 @@ class _Run:
         # The 16-bit line as the whole bag says it (a bright frame late in it withdraws it).
         summary.notes = [note for note in summary.notes
                          if not note.startswith(NARROW_16_BIT_START)]
+        summary.check = self.processor.latest_check
         final = self.processor.narrow_16_bit_note()
         if final is not None:
             summary.notes.append(final)
@@ -352,7 +356,7 @@ class _Run:
             if all(note_kind(seen) != note_kind(note) for seen in self.summary.notes):
                 self.summary.notes.append(note)
         try:
-            self.summary.check = self.processor.check(output) or self.summary.check
+            self.processor.check(output)
         except Exception as error:
             self.summary.check_failed = f'{type(error).__name__}: {error}'
 

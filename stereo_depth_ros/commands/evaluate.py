@@ -4,12 +4,14 @@ import argparse
 import sys
 from typing import Sequence
 
+import numpy as np
+
 from .common import add_backend_arguments, backend_from_args, json_line
 from ..pipeline_config import obstacle_parameters_from_options
 from ..settings import parse_key_values
 from ..errors import DatasetError
 from ..backends.base import DisparityBackend
-from ..data.datasets import DATASET_KINDS, load_dataset
+from ..data.datasets import DATASET_KINDS, load_dataset, StereoSample
 from ..evaluation.evaluate import (beyond_reach, BeyondReach, BEYOND_REACH_SHARE,
                                    evaluate_backend)
 from ..text import counted
@@ -46,8 +48,14 @@ def run(args: argparse.Namespace) -> int:
     options = {'scene_kind': args.synthetic_kind} if args.dataset == 'synthetic' else {}
     samples = load_dataset(args.dataset, args.root, **options)
     backend = backend_from_args(args)
-    summary = evaluate_backend(backend, samples)
-    far = beyond_reach(backend, samples)
+    far: list[BeyondReach] = []
+
+    def note_reach(sample: StereoSample, _: np.ndarray) -> None:
+        found = beyond_reach(backend, sample)
+        if found is not None:
+            far.append(found)
+
+    summary = evaluate_backend(backend, samples, on_prediction=note_reach)
     if far:
         print(beyond_reach_warning(backend, far, len(samples)), file=sys.stderr)
     pairs = summary.pop('pairs')
@@ -79,12 +87,19 @@ def beyond_reach_warning(backend: DisparityBackend, far: Sequence[BeyondReach],
                          count: int) -> str:
     """Return the line naming the pairs whose ground truth the backend's range cannot reach."""
     most = max(far, key=lambda pair: pair.share)
-    wider = ('a larger --backend-option disparity_range' if backend.name == 'sgbm' else
-             'a larger --backend-option near_passes (each pass doubles it) or a smaller scale')
-    return (f'warning: on {len(far)} of {counted(count, "pair")} {100 * BEYOND_REACH_SHARE:g} % '
-            f'or more of the ground truth lies beyond the largest disparity {backend.name} '
-            f'gives (most: {most.name}, {100 * most.share:.1f} % above {most.reach:g} px); '
-            f'those pixels count as wrong: widen the range with {wider}')
+    if most.reach < float(backend.max_disparity):
+        wider = (f'the pair is only {most.reach + 1:g} px wide, and no match lies farther than '
+                 'its width')
+    elif backend.name == 'sgbm':
+        wider = 'widen the range with a larger --backend-option disparity_range'
+    else:
+        wider = ('widen the range with --backend-option near_passes (each pass extends it by '
+                 '1/near_scale), a smaller scale, or max_disparity 0 (the whole range)')
+    return (f'warning: on {len(far)} of {counted(count, "pair")}, '
+            f'{100 * BEYOND_REACH_SHARE:g} % or more of the ground truth lies beyond the '
+            f'largest disparity {backend.name} gives (most: {most.name}, '
+            f'{100 * most.share:.1f} % above {most.reach:g} px); those pixels count as wrong: '
+            f'{wider}')
 
 
 #: Per-pair metrics that are fractions of the pixels: printed in %, as the summary line is.

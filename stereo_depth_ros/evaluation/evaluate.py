@@ -6,7 +6,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .metrics import evaluate_pair, mean_metrics
+from .metrics import evaluate_pair, gt_valid_mask, mean_metrics
 from ..backends.base import DisparityBackend
 from ..data.datasets import StereoSample
 
@@ -25,23 +25,18 @@ class BeyondReach(NamedTuple):
     reach: float
 
 
-def beyond_reach(backend: DisparityBackend, samples: Sequence[StereoSample]
-                 ) -> list[BeyondReach]:
-    """Return the pairs with ground truth the backend cannot give, on enough of it to matter.
+def beyond_reach(backend: DisparityBackend, sample: StereoSample) -> Optional[BeyondReach]:
+    """Return how much of a pair's ground truth the backend cannot give, if enough to matter.
 
-    Those whose known ground truth lies above
-    :meth:`~stereo_depth_ros.backends.base.DisparityBackend.largest_disparity` at their width
-    on :data:`BEYOND_REACH_SHARE` of its pixels or more: those pixels count as wrong whatever
-    the backend does.
+    The share of its ground-truth pixels (:func:`~stereo_depth_ros.evaluation.metrics.
+    gt_valid_mask`) above :meth:`~stereo_depth_ros.backends.base.DisparityBackend.
+    largest_disparity` at its width, where that is :data:`BEYOND_REACH_SHARE` or more (else
+    None): those pixels count as wrong whatever the backend does.
     """
-    found = []
-    for sample in samples:
-        truth = sample.disparity[np.isfinite(sample.disparity)]
-        reach = backend.largest_disparity(sample.disparity.shape[1])
-        share = float(np.mean(truth > reach)) if truth.size else 0.0
-        if share >= BEYOND_REACH_SHARE:
-            found.append(BeyondReach(sample.name, share, reach))
-    return found
+    truth = sample.disparity[gt_valid_mask(sample.disparity)]
+    reach = backend.largest_disparity(sample.disparity.shape[1])
+    share = float(np.mean(truth > reach)) if truth.size else 0.0
+    return BeyondReach(sample.name, share, reach) if share >= BEYOND_REACH_SHARE else None
 
 
 def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
