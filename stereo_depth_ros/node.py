@@ -148,7 +148,7 @@ class StereoDepthNode(Node):
                                          check_period=PAIR_CHECK_PERIOD_S)
         self._worker = StereoWorker(processor, lambda: self._manager.pipeline,
                                     self._wanted_topics, self._publish, self._warn,
-                                    self._error)
+                                    self._error, info=self.get_logger().info)
         self._input_subs = self._subscribe()
         self._arrivals = self._watch_arrivals(self._input_subs)
         self._diagnosis_throttle = LogThrottle(DIAGNOSIS_THROTTLE_S)

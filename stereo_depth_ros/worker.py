@@ -25,6 +25,8 @@ SWAPPED_WARNING = swap_warning('', 'check which topic is remapped to left/image_
                                'which to right/image_rect').removeprefix(WARNING_PREFIX)
 #: The throttle key of the warning about rows of the two images that are off.
 MISALIGNED = 'misaligned'
+#: The line when a check finds a stream that looked swapped the right way round.
+UNSWAPPED_INFO = 'left and right no longer look swapped: pairs come out as measured again'
 
 
 class LatestSlot(Generic[T]):
@@ -90,7 +92,8 @@ class StereoWorker:
     ``get_pipeline()`` returns the pipeline to use (read anew for every pair, so a
     parameter change takes effect at the next pair); ``wanted_topics()`` the output topics
     somebody listens to (nothing is computed when it is empty); ``publish(messages)``
-    publishes topic -> message; ``warn(text)`` and ``error(text)`` log, unthrottled.
+    publishes topic -> message; ``warn(text)``, ``error(text)`` and ``info(text)`` (optional:
+    a swap that a check finds cleared) log, unthrottled.
     Bad input (StereoDepthError) is warned about and skipped, any other exception logged
     as an error; the thread keeps running either way. Those lines are throttled by
     ``throttle`` (default: one per error class every
@@ -104,7 +107,8 @@ class StereoWorker:
                  publish: Callable[[Mapping[str, Any]], None],
                  warn: Callable[[str], None], error: Callable[[str], None],
                  monitor: Optional[ThroughputMonitor] = None,
-                 throttle: Optional[LogThrottle] = None) -> None:
+                 throttle: Optional[LogThrottle] = None,
+                 info: Optional[Callable[[str], None]] = None) -> None:
         self.processor = processor
         self.slot: LatestSlot[StereoPair] = LatestSlot()
         self.monitor = monitor or ThroughputMonitor()
@@ -113,8 +117,11 @@ class StereoWorker:
         self._publish = publish
         self._warn = warn
         self._error = error
+        self._info = info or (lambda text: None)
         self.throttle = throttle or LogThrottle()
         self._thread: Optional[threading.Thread] = None
+        #: What the swap check said as the last line about it went out.
+        self._reported_swap = False
 
     def submit(self, pair: StereoPair) -> None:
         """Hand a pair to the thread (called from the subscription callback; never blocks)."""
@@ -182,12 +189,16 @@ class StereoWorker:
 
     def _check(self, output: FrameOutput) -> None:
         """Run the pair check due on a published output and warn about what it finds."""
+        was_swapped = self._reported_swap
         try:
             check = self.processor.check(output)
         except Exception as error:  # a check must never stop the node
             self._log(self._error, error,
                       f'checking a stereo pair failed: {type(error).__name__}: {error}')
             return
+        self._reported_swap = self.processor.swapped
+        if was_swapped and not self.processor.swapped:
+            self._info(UNSWAPPED_INFO)
         if check is not None and check.swapped:
             withheld = (f'; pairs come out unknown until a check (every '
                         f'{self.processor.check_retry:g} s while they look swapped) finds them '

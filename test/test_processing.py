@@ -403,7 +403,7 @@ def test_monitor_reports_rates_latency_and_resets():
 
 class Recorder:
     def __init__(self):
-        self.published, self.warnings, self.errors = [], [], []
+        self.published, self.warnings, self.errors, self.infos = [], [], [], []
 
 
 def make_worker(manager, topics, recorder, pipeline=None, throttle=None):
@@ -717,7 +717,8 @@ def checked_worker(manager):
     recorder = Recorder()
     worker = StereoWorker(processor, lambda: manager.pipeline, lambda: {'depth/image_rect'},
                           recorder.published.append, recorder.warnings.append,
-                          recorder.errors.append, throttle=LogThrottle(clock=lambda: now[0]))
+                          recorder.errors.append, throttle=LogThrottle(clock=lambda: now[0]),
+                          info=recorder.infos.append)
     return now, processor, recorder, worker
 
 
@@ -754,13 +755,17 @@ def test_a_swapped_stream_comes_out_unknown_until_a_check_finds_it_right(scene, 
     assert worker.process_one(swapped) and len(recorder.warnings) == 2
     assert recorder.warnings[1].startswith('left and right look swapped (the best match')
     assert recorder.warnings[1].endswith('more like this since the previous line, not logged)')
-    now[0] = 6.0  # fixed: the check before this pair says so
+    now[0] = 6.0  # fixed: the check before this pair says so, and the node says it once
     assert worker.process_one(make_pair(scene)) and not processor.swapped
     assert np.isfinite(published_depth(recorder)).mean() > 0.5
+    assert recorder.infos == ['left and right no longer look swapped: pairs come out as '
+                              'measured again']
     now[0] = 7.0  # the next check is due at 16 s
     assert processor.process(make_pair(scene), manager.pipeline,
                              {'depth/image_rect'}).check_inputs is None
     assert len(recorder.warnings) == 2 and not recorder.errors
+    now[0] = 16.0
+    assert worker.process_one(make_pair(scene)) and len(recorder.infos) == 1
 
 
 def test_process_bag_s_checks_cost_a_mistaken_swap_a_pair_and_catch_a_late_one(scene,
