@@ -82,6 +82,32 @@ def test_figures_command_draws_two_weights_files_on_pairs_in_one_picture(
         assert len(error) == 1 and error[0].startswith('figures: --out ') and why in error[0]
 
 
+def test_figures_draw_what_a_backend_option_does_to_one_weights_file(
+        tmp_path: Path, capsys, monkeypatch) -> None:
+    from stereo_depth_ros.training import figures
+    from stereo_depth_ros.training.figures import main as figures_main
+    made = []
+    create = figures.create_backend
+    monkeypatch.setattr(figures, 'create_backend',
+                        lambda *args, **options: made.append(options) or create(*args, **options))
+    torch.manual_seed(0)
+    network = backend_record('costnet').network
+    weights = save_weights(network(**TINY['costnet']), tmp_path / 'a.safetensors', 'costnet')
+    pairs = _pairs_folder(tmp_path, 1)
+    argv = ['costnet', str(weights), str(weights), '--pairs', str(pairs), '--out']
+    sheets = []
+    for name, option in (('same.png', []), ('option.png', ['--after-option', 'scale=0.5'])):
+        assert figures_main([*argv, str(tmp_path / name), *option]) == 0
+        sheets.append(cv2.imread(str(tmp_path / name)))
+    capsys.readouterr()
+    assert 'scale' not in made[2] and made[3]['scale'] == 0.5  # the right column's only
+    assert sheets[0].shape == sheets[1].shape and not np.array_equal(*sheets)
+    assert figures_main([*argv, str(tmp_path / 'bad.png'), '--after-option', 'nosuch=1']) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith('figures: ') and 'nosuch' in error[0]
+    assert not (tmp_path / 'bad.png').exists()
+
+
 def test_pairs_of_two_sizes_are_named_with_their_sizes(tmp_path: Path) -> None:
     root = _pairs_folder(tmp_path, 1)
     right = cv2.imread(str(root / 'pair0' / 'right.png'))

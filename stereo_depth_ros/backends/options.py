@@ -21,6 +21,11 @@ MAX_NEAR_PASSES = 3
 CHOSEN_MAX_MATCH_COST = 0.5
 #: Largest ``refine_radius`` (px) a user may ask for.
 MAX_REFINE_RADIUS = 64.0
+#: The ``speckle_size`` (px) and ``speckle_range`` (px) chosen on validation scenes
+#: (models/README.md, ``costnet_fast`` item 14); the option's default stays 0, the dense
+#: output.
+CHOSEN_SPECKLE_SIZE = 800
+CHOSEN_SPECKLE_RANGE = 1.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,16 @@ class LearnedOptions:
         'on validation scenes (its default_refine_radius: 56 for dispnet, 64 for squeezeseg, 16 '
         'for dispnetc and dispnet_qr, 0 for costnet and costnet_fast; models/README.md, '
         '"Refining by matching").', limits=(-1.0, MAX_REFINE_RADIUS))
+    speckle_size: int = option(
+        0, 'Learned backends: regions of at most this many pixels whose disparity steps by '
+        'more than speckle_range px to every neighbour around them are unknown (the speckle '
+        "filter sgbm has: islands a network paints on weak texture and occlusions); 0 = off "
+        f'(dense); {CHOSEN_SPECKLE_SIZE} with speckle_range {CHOSEN_SPECKLE_RANGE:g} was '
+        'chosen on validation scenes (models/README.md, costnet_fast, item 14).',
+        limits=(0, 10_000_000))
+    speckle_range: float = option(
+        CHOSEN_SPECKLE_RANGE, 'Learned backends with speckle_size: the largest step (px) '
+        'between neighbours within one region.', limits=(0.0625, 64.0))
     near_passes: int = option(
         0, 'Learned backends: how many near passes run, each at near_scale times the scale of '
         'the one before; 0 = one, and more while the range is below 192 px (a KITTI camera '

@@ -4,14 +4,16 @@ One :class:`TorchBackend` runs any learned backend: it is given the backend's
 :class:`~stereo_depth_ros.backends.record.BackendRecord` and its checked
 :class:`~stereo_depth_ros.backends.options.LearnedOptions` (precision, max_disparity,
 num_threads, scale, pad_mode, fuse, near_scale, near_from, near_passes, match_passes,
-refine_radius, max_match_cost, torch_compile: see there). Input uint8 grey or RGB images go through
+refine_radius, max_match_cost, speckle_size, speckle_range, torch_compile: see there). Input
+uint8 grey or RGB images go through
 :func:`~stereo_depth_ros.networks.inference.predict_with_near_pass`: the inference path that
 training validation uses too, plus coarser passes for near objects (large disparities) unless
 ``near_scale`` is 0; the output is float32 HxW, NaN where the
 prediction is non-finite, negative or above ``max_disparity``, where the left image has no
 texture (:func:`~stereo_depth_ros.networks.textureless.drop_textureless`), and with
 ``max_match_cost`` where the images do not confirm it (:func:`~stereo_depth_ros.networks.
-confidence.drop_unconfirmed`). The network runs in
+confidence.drop_unconfirmed`), with ``speckle_size`` on small islands of it
+(:func:`~stereo_depth_ros.networks.speckles.drop_speckles`). The network runs in
 channels_last memory format (faster with oneDNN on the CPU and with tensor cores on CUDA).
 With ``torch_compile`` its forward is compiled
 (:class:`~stereo_depth_ros.torch_runtime.CompiledForward`).
@@ -30,6 +32,7 @@ from .options import LearnedOptions
 from .record import BackendRecord
 from ..errors import BackendError
 from ..networks.confidence import drop_unconfirmed
+from ..networks.speckles import drop_speckles
 from ..networks.inference import (disparity_range, images_to_tensor, mask_invalid,
                                   near_pass_scales, predict_with_near_pass,
                                   resolve_match_passes, resolve_refine_radius)
@@ -125,6 +128,8 @@ class TorchBackend(DisparityBackend):
         compiled = ', torch.compile' if self.compiled and self.compiled.active else ''
         confirmed = (f', unknown above match cost {self.options.max_match_cost:g}'
                      if self.options.max_match_cost else '')
+        confirmed += (f', speckles of {self.options.speckle_size} px unknown'
+                      if self.options.speckle_size else '')
         return (f'{self.name} ({self.weights_path.name}, {self.device}, {self.precision}'
                 f'{scale}{passes}{matched}{refined}{compiled}{confirmed}, '
                 f'disparity 0..{self._max_disparity:g} px)')
@@ -143,6 +148,8 @@ class TorchBackend(DisparityBackend):
         if self.options.max_match_cost:
             # On the masked estimate: what the network said beyond its range is unknown here too.
             drop_unconfirmed(array, left_t, right_t, self.options.max_match_cost)
+        if self.options.speckle_size:
+            drop_speckles(array, self.options.speckle_size, self.options.speckle_range)
         return drop_textureless(array, left)
 
     def _predict(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:

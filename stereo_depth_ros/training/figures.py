@@ -2,19 +2,20 @@
 
 ``python -m stereo_depth_ros.training.figures BACKEND BEFORE AFTER --pairs DIR --out FILE``
 draws two weights files of one backend on up to six pairs of a folder in one picture: left
-view, disparity before, disparity after, a row per pair.
+view, disparity before, disparity after, a row per pair. ``--after-option KEY=VALUE`` runs the
+right column with backend options of its own (the same file twice: what an option does).
 """
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import cv2
 import numpy as np
 
 from ..backends import create_backend
-from ..commands.common import check_output_folder
+from ..commands.common import check_output_folder, parse_backend_options
 from ..errors import DatasetError, StereoDepthError
 from ..data.datasets import check_same_size, read_image_rgb
 from ..visualize import colorize_disparity, grid, robust_max, save_rgb, titled
@@ -63,9 +64,16 @@ def before_after(backend: str, before: str | Path, after: str | Path,
 
 
 def _rows(backend: str, before: str | Path, after: str | Path, pairs_root: str | Path,
-          device: str) -> list[tuple[Path, np.ndarray]]:
-    """Return (pair folder, left | before | after picture) for each of :func:`figure_pairs`."""
-    models = [create_backend(backend, weights=path, device=device) for path in (before, after)]
+          device: str, after_options: Optional[dict[str, Any]] = None
+          ) -> list[tuple[Path, np.ndarray]]:
+    """Return (pair folder, left | before | after picture) for each of :func:`figure_pairs`.
+
+    ``after_options``: backend options of the right column's backend.
+    """
+    models = [create_backend(backend, weights=before, device=device),
+              create_backend(backend, weights=after, device=device, **(after_options or {}))]
+    after_title = ' '.join([f'{backend} after'] + [f'{key}={value}' for key, value
+                                                   in (after_options or {}).items()])
     rows = []
     for folder in figure_pairs(pairs_root):
         left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
@@ -73,7 +81,7 @@ def _rows(backend: str, before: str | Path, after: str | Path, pairs_root: str |
         scale = max(robust_max(first), robust_max(second), 1.0)
         panels = [titled(left, f'{folder.name}: left'),
                   titled(colorize_disparity(first, scale), f'{backend} before'),
-                  titled(colorize_disparity(second, scale), f'{backend} after')]
+                  titled(colorize_disparity(second, scale), after_title)]
         rows.append((folder, grid(panels, columns=3)))
     return rows
 
@@ -89,6 +97,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         f'right.png); up to {MAX_PAIRS} of them, spread over the folder')
     parser.add_argument('--out', required=True, help='PNG file to write')
     parser.add_argument('--device', default='auto', help='where the backend runs')
+    parser.add_argument('--after-option', action='append', default=[], metavar='KEY=VALUE',
+                        help='repeatable: a backend option of the right column only (e.g. '
+                             'speckle_size=800 with the same file twice)')
     args = parser.parse_args(argv)
     try:
         out = Path(args.out)
@@ -96,7 +107,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise DatasetError(f'--out {out}: not an image file name OpenCV can write (e.g. '
                                'before_after.png)')
         check_output_folder(out.parent, f'--out {out}:')  # before the networks run
-        rows = _rows(args.backend, args.before, args.after, args.pairs, args.device)
+        rows = _rows(args.backend, args.before, args.after, args.pairs, args.device,
+                     parse_backend_options(args.after_option))
         width = max(row.shape[1] for _, row in rows)
         sheet = grid([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)))
                       for _, row in rows], columns=1)
