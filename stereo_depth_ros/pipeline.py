@@ -41,8 +41,8 @@ class PipelineResult:
     search range (``min_disparity``/``max_disparity``, px) and the obstacle search limits
     (``min_range``/``max_range``, m, :meth:`StereoPipeline.obstacle_range_limits`, and
     ``obstacle_roi``, fractions of the image) and the ``Range``'s frame (``range_frame_id``,
-    '' for the image's). On a pair whose views fail the view check (``views_unconfirmed``)
-    the ``Range`` says NaN (no valid reading) over those limits.
+    '' for the image's). On a pair whose views fail the view check both limits are the
+    first: the search saw no depth, and the ``Range`` says NaN (no valid reading).
     """
 
     disparity: np.ndarray
@@ -240,9 +240,10 @@ class StereoPipeline:
             result.notes.append(SWAPPED_VIEWS.note())
         views_match = not self.check_views or (
             not withheld and self._views_match(left, right, result, too_near))
-        if not views_match:  # the Range says NaN over the interval searched
+        if not views_match:
             disparity = result.disparity = np.full_like(disparity, np.nan)
             too_near = None
+            min_range = max_range = result.max_range = result.min_range
         if uses_camera:
             assert camera is not None  # uses_camera says so
             tick = time.perf_counter()

@@ -315,8 +315,7 @@ def build_messages(result: PipelineResult, topics: frozenset[str], camera: Stere
         if 'obstacle/range' in topics:
             messages['obstacle/range'] = make_obstacle_range(
                 result.obstacle.distance, header, types, result.min_range, result.max_range,
-                obstacle_field_of_view(camera, result.obstacle_roi), result.range_frame_id,
-                unknown=result.views_unconfirmed)
+                obstacle_field_of_view(camera, result.obstacle_roi), result.range_frame_id)
     if 'disparity/color' in topics and result.color is not None:
         bgr = np.ascontiguousarray(result.color[:, :, ::-1])
         messages['disparity/color'] = array_to_image(bgr, 'bgr8', header, types.Image)

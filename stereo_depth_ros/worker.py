@@ -197,7 +197,7 @@ class StereoWorker:
                       f'checking a stereo pair failed: {type(error).__name__}: {error}')
             return
         self._reported_swap = self.processor.swapped
-        if was_swapped and not self.processor.swapped:
+        if was_swapped and not self.processor.swapped and self._get_pipeline().check_views:
             self._info(UNSWAPPED_INFO)
         if check is not None and check.swapped:
             withheld = (f'; pairs come out unknown until a check (every '

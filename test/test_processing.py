@@ -787,6 +787,16 @@ def test_process_bag_s_checks_cost_a_mistaken_swap_a_pair_and_catch_a_late_one(s
     assert late.views_unconfirmed and late.early_check.swapped
 
 
+def test_an_unknown_pair_s_range_is_nan_with_its_limits_equal(scene, manager):
+    # NaN over a real interval would pass nav2's range checks (comparisons with NaN are
+    # false) into its costmap update; with equal limits it is dropped as a fixed ranger's.
+    for pair in (make_pair(scene, scene.right, scene.left),  # swapped
+                 make_pair(scene, scene.left, np.zeros_like(scene.right))):  # black right
+        message = StereoFrameProcessor(TYPES).process(
+            pair, manager.pipeline, {'obstacle/range'}).messages['obstacle/range']
+        assert math.isnan(message.range) and message.min_range == message.max_range > 0
+
+
 def test_a_swapped_stream_is_only_warned_about_without_check_views(scene):
     now, _, recorder, worker = checked_worker(PipelineManager({**SGBM64, 'check_views': False}))
     swapped = make_pair(scene, scene.right, scene.left)

