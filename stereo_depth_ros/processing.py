@@ -28,7 +28,7 @@ from .plausibility import check_image_size, check_pair, PairCheck
 from .topics import check_topics, pipeline_outputs
 
 
-#: Seconds after a pair check that could not measure the rows before the next one.
+#: Seconds after a pair check that could not tell, or found the pair swapped, before the next.
 CHECK_RETRY_S = 1.0
 
 
@@ -126,8 +126,8 @@ class StereoFrameProcessor:
     check that finds the pair swapped until one that does not, the pairs come out unknown
     (the pipeline's ``swapped``): their obstacles would be phantoms. Until a check could
     tell, and while the latest says swapped, checks run before their pair is processed and
-    again after ``check_retry``: a swapped stream publishes no phantom, and comes back on
-    the first pair after it is fixed.
+    again after ``check_retry``: a swapped stream publishes no phantom, and comes back at
+    the first check after it is fixed (within ``check_retry``).
     """
 
     def __init__(self, types: MessageTypes, mono16_bit_depth: Optional[int] = None,
