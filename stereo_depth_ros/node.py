@@ -145,7 +145,9 @@ class StereoDepthNode(Node):
                                          self._manager.integer('mono16_bit_depth') or None,
                                          self._manager.number('max_megapixels') or None,
                                          'the start-up parameter max_megapixels:',
-                                         check_period=PAIR_CHECK_PERIOD_S)
+                                         check_period=PAIR_CHECK_PERIOD_S,
+                                         organized_points=bool(
+                                             self._manager.value('points_organized')))
         self._worker = StereoWorker(processor, lambda: self._manager.pipeline,
                                     self._wanted_topics, self._publish, self._warn,
                                     self._error, info=self.get_logger().info)

@@ -138,6 +138,10 @@ _OUTPUTS = (
     ParameterSpec('publish_color', True, 'Publish disparity/color (bgr8 picture).'),
     ParameterSpec('publish_points', False, 'Publish points2 (PointCloud2 xyz + rgb); costly, '
                   'off by default.'),
+    ParameterSpec('points_organized', False, 'points2 organised as the image (height x width '
+                  'points, NaN where the depth is unknown or outside min_depth/max_depth, '
+                  'is_dense false), as stereo_image_proc and depth_image_proc publish it; false: '
+                  'only the points with a depth, in one row (smaller).', read_only=True),
 )
 
 _INPUT = (

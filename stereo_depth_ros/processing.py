@@ -134,13 +134,16 @@ class StereoFrameProcessor:
                  max_megapixels: Optional[float] = None,
                  limit_option: str = '--max-megapixels',
                  check_period: float = math.inf, check_retry: float = CHECK_RETRY_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 organized_points: bool = False) -> None:
         self.types = types
+        #: ``points2`` organised as the image (node parameter ``points_organized``).
+        self.organized_points = bool(organized_points)
         #: Seconds between two checks of the pair (swapped? rows off? about 20 ms at
         #: 1242x375); the first pair is always checked, inf: only the first (that measures).
         self.check_period = float(check_period)
-        #: Seconds before a check that could not measure the rows is tried again (0: on the
-        #: next pair, as ``process-bag`` does: its pace is no clock's).
+        #: Seconds before a check that could not tell, or found the pair swapped, is followed
+        #: by the next (0: on the next pair, as ``process-bag`` does: its pace is no clock's).
         self.check_retry = float(check_retry)
         self._clock = clock
         self._next_check = -math.inf
@@ -244,7 +247,7 @@ class StereoFrameProcessor:
         result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics),
                                   swapped=self.swapped)
         messages = build_messages(result, topics, camera, pair.left_image.header, left,
-                                  self.types)
+                                  self.types, self.organized_points)
         return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
                            check_inputs=(left, right) if due and early is None else None,
                            early_check=early,
@@ -295,11 +298,13 @@ class StereoFrameProcessor:
 
 
 def build_messages(result: PipelineResult, topics: frozenset[str], camera: StereoCameraModel,
-                   header: Any, left: np.ndarray, types: MessageTypes) -> dict[str, Any]:
+                   header: Any, left: np.ndarray, types: MessageTypes,
+                   organized_points: bool = False) -> dict[str, Any]:
     """Return topic -> message of the ``topics`` the pipeline ``result`` has outputs for.
 
     Every message gets ``header`` (the left image's); the disparity range and obstacle limits
-    come from the result, ``left`` (the backend input) colours the point cloud.
+    come from the result, ``left`` (the backend input) colours the point cloud, organised as
+    the image with ``organized_points``.
     """
     messages: dict[str, Any] = {}
     if 'disparity' in topics:
@@ -320,5 +325,6 @@ def build_messages(result: PipelineResult, topics: frozenset[str], camera: Stere
         bgr = np.ascontiguousarray(result.color[:, :, ::-1])
         messages['disparity/color'] = array_to_image(bgr, 'bgr8', header, types.Image)
     if 'points2' in topics and result.points is not None:
-        messages['points2'] = make_point_cloud2(result.points, to_rgb(left), header, types)
+        messages['points2'] = make_point_cloud2(result.points, to_rgb(left), header, types,
+                                                organized=organized_points)
     return messages

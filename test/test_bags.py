@@ -189,6 +189,19 @@ def test_process_bag_outputs_are_consistent(kitti_bag, tmp_path, out_storage):
         assert np.median(xyz[:, 2]) == pytest.approx(4.0, rel=0.05)
 
 
+def test_process_bag_writes_an_organised_cloud_on_request(kitti_bag, tmp_path, capsys):
+    out = tmp_path / 'organised'
+    assert main(['process-bag', str(kitti_bag), str(out), '--backend', 'sgbm',
+                 '--backend-option', 'disparity_range=32', '--points-organized']) == 0
+    capsys.readouterr()
+    clouds = read_bag(out)['/stereo/points2']
+    assert len(clouds) == FRAMES
+    for _, cloud in clouds:
+        assert (cloud.height, cloud.width) == (HEIGHT, WIDTH) and not cloud.is_dense
+        xyz, _ = point_cloud2_to_arrays(cloud)
+        assert 0.5 < np.isfinite(xyz[:, 2]).mean() < 1.0
+
+
 def test_exact_sync_drops_jittered_pairs_and_approximate_pairs_them(drive, tmp_path):
     jittered = tmp_path / 'jittered'
     kitti_to_bag(drive, jittered, storage='mcap', keep_camera_stamps=True, progress=False)

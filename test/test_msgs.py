@@ -251,6 +251,31 @@ def test_point_cloud2_layout_and_nan_dropping(store):
     np.testing.assert_array_equal(rgb, colours.reshape(-1, 3)[keep])
 
 
+def test_an_organised_cloud_keeps_the_pixel_grid_with_nan_points(store):
+    # As stereo_image_proc and depth_image_proc publish theirs: a point per pixel.
+    typestore, types = store
+    points = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3)
+    points[0, 1, 2] = np.nan  # one coordinate unknown: the whole point is
+    points[1, 0] = np.inf  # depth outside min_depth/max_depth
+    colours = np.full((2, 3, 3), 7, np.uint8)
+    msg = cdr_round_trip(typestore, make_point_cloud2(points, colours, make_header(0, 'l', types),
+                                                      types, organized=True))
+    assert (msg.height, msg.width, msg.point_step, msg.row_step) == (2, 3, 16, 48)
+    assert not msg.is_dense
+    xyz, rgb = point_cloud2_to_arrays(msg)
+    unknown = np.zeros(6, bool)
+    unknown[[1, 3]] = True
+    assert np.isnan(xyz[unknown]).all()
+    np.testing.assert_array_equal(xyz[~unknown], points.reshape(-1, 3)[~unknown])
+    assert (rgb == 7).all()
+    whole = make_point_cloud2(np.ones((2, 2, 3), np.float32), None, make_header(0, 'l', types),
+                              types, organized=True)
+    assert whole.is_dense and (whole.height, whole.width) == (2, 2)
+    with pytest.raises(ImageFormatError, match='HxWx3'):
+        make_point_cloud2(points.reshape(-1, 3), None, make_header(0, 'l', types), types,
+                          organized=True)
+
+
 def test_obstacle_messages(store):
     typestore, types = store
     header = make_header(0, 'l', types)

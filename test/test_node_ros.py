@@ -20,7 +20,8 @@ pytest.importorskip('stereo_msgs.msg')
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image, Range  # noqa: E402
+from sensor_msgs.msg import (CameraInfo, CompressedImage, Image, PointCloud2,  # noqa: E402
+                             Range)
 from stereo_msgs.msg import DisparityImage  # noqa: E402
 
 from stereo_depth_ros.data.synthetic import make_scene  # noqa: E402
@@ -294,6 +295,30 @@ def test_a_bag_played_again_pairs_again(ros, scene):
                     executor.spin_once(timeout_sec=0.02)
     stamps = [msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec for msg in received]
     assert stamps[-6:] == [base + index * 100_000_000 for index in (0, 1, 0, 1, 2, 3)]
+
+
+def test_an_organised_cloud_keeps_the_image_s_grid(scene):
+    context = rclpy.context.Context()
+    rclpy.init(context=context)
+    node = StereoDepthNode(context=context, namespace=NAMESPACE, parameter_overrides=[
+        Parameter('backend', value='sgbm'), Parameter('sgbm.disparity_range', value=64),
+        Parameter('publish_points', value=True), Parameter('points_organized', value=True)])
+    helper = rclpy.create_node('stereo_depth_test_cloud', namespace=NAMESPACE, context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    executor.add_node(helper)
+    try:
+        clouds = []
+        helper.create_subscription(PointCloud2, 'points2', clouds.append, QoSProfile(depth=2))
+        _spin_until(executor, lambda: bool(clouds), StereoSource(helper, scene))
+        cloud = clouds[0]
+        assert (cloud.height, cloud.width) == scene.left.shape[:2] and not cloud.is_dense
+        assert cloud.row_step == 16 * cloud.width
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        helper.destroy_node()
+        rclpy.try_shutdown(context=context)
 
 
 def test_compressed_images_arrive_on_the_remapped_base_topic(scene):

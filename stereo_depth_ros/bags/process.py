@@ -166,6 +166,7 @@ def _check_outputs_are_new(topics: dict[str, str], ns: str, wanted: tuple[str, .
 def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipeline,
                 topics: Optional[dict[str, Optional[str]]] = None,
                 slop: Optional[float] = None, queue_size: int = 10, points: bool = False,
+                points_organized: bool = False,
                 storage: str = 'mcap', distro: str = 'jazzy', namespace: Optional[str] = None,
                 mono16_bit_depth: Optional[int] = None,
                 progress: bool = True, strict: bool = False,
@@ -176,7 +177,8 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
 
     ``outputs`` are the output topics written (from :mod:`stereo_depth_ros.topics`; default:
     those the node publishes with its default parameters - pass a configured pipeline's
-    ``topics`` for those of a parameter file); ``points`` adds ``points2``.
+    ``topics`` for those of a parameter file); ``points`` adds ``points2``, organised as the
+    image with ``points_organized``.
 
     ``topics`` may name ``left_image``, ``right_image``, ``left_info``, ``right_info``; the
     others are found by type and name. ``slop`` (s) selects approximate synchronisation.
@@ -211,7 +213,7 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
             _check_outputs_are_new(bag.topics, ns, wanted)
             with BagWriter(out_bag, storage=storage, typestore=bag.typestore) as writer:
                 run = _Run(bag, writer, stereo, pipeline, sync, wanted, ns,
-                           mono16_bit_depth, strict, max_megapixels)
+                           mono16_bit_depth, strict, max_megapixels, points_organized)
                 try:
                     summary = run.process(progress)
                 except OSError as error:
@@ -273,12 +275,13 @@ class _Run:
     def __init__(self, bag: BagInput, writer: BagWriter, stereo: StereoTopics,
                  pipeline: StereoPipeline, sync: TimeSynchronizer, wanted: tuple[str, ...],
                  ns: str, mono16_bit_depth: Optional[int], strict: bool,
-                 max_megapixels: Optional[float]) -> None:
+                 max_megapixels: Optional[float], points_organized: bool = False) -> None:
         self.bag, self.writer, self.stereo, self.pipeline = bag, writer, stereo, pipeline
         self.sync, self.wanted, self.ns = sync, wanted, ns
         self.strict, self.max_megapixels = strict, max_megapixels
         self.processor = StereoFrameProcessor(writer.types, mono16_bit_depth, max_megapixels,
-                                              check_retry=0.0)
+                                              check_retry=0.0,
+                                              organized_points=points_organized)
         self.summary = ProcessSummary(bag.path, writer.path, stereo, ns)
         self.inputs = {topic: index for index, topic in enumerate(stereo.as_list())}
         self.stamps: list[list[int]] = [[], [], [], []]

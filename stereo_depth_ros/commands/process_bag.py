@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'has are refused')
     parser.add_argument('--points', action='store_true',
                         help='also write <ns>/points2 (as publish_points: true does)')
+    parser.add_argument('--points-organized', action='store_true',
+                        help='points2 organised as the image, NaN where unknown (as '
+                             'points_organized: true does; implies --points)')
     add_bit_depth_argument(parser, 'mono16 images', params_file=True)
     parser.add_argument('--storage', choices=sorted(STORAGE_PLUGINS), default='mcap',
                         help='storage plugin of the output bag (default: mcap)')
@@ -70,9 +73,11 @@ def run(args: argparse.Namespace) -> int:
             slop_name = f'approximate_sync_tolerance_seconds of {args.params_file}'
     topics = {'left_image': args.left_image, 'right_image': args.right_image,
               'left_info': args.left_info, 'right_info': args.right_info}
+    organized = args.points_organized or bool(config.values['points_organized'])
     summary = process_bag(args.in_bag, args.out_bag, pipeline, topics=topics,
-                          slop=slop if approximate else None,
-                          queue_size=args.queue_size, points=args.points, storage=args.storage,
+                          slop=slop if approximate else None, queue_size=args.queue_size,
+                          points=args.points or args.points_organized,
+                          points_organized=organized, storage=args.storage,
                           distro=args.ros_distro, namespace=args.namespace,
                           mono16_bit_depth=bit_depth, strict=args.strict,
                           max_megapixels=max_megapixels, outputs=config.topics,

@@ -13,18 +13,27 @@ POINT_STEP = 16
 
 
 def make_point_cloud2(points: np.ndarray, colors: Optional[np.ndarray], header: Any,
-                      types: MessageTypes) -> Any:
-    """Return an unorganised, dense ``sensor_msgs/PointCloud2`` of the finite points.
+                      types: MessageTypes, organized: bool = False) -> Any:
+    """Return a ``sensor_msgs/PointCloud2`` of ``points``: by default the finite ones only.
 
     ``points`` is HxWx3 or Nx3 (x right, y down, z forward, metres; NaN = unknown).
     ``colors`` (same leading shape, RGB uint8) becomes the PCL-style ``rgb`` field: a float32
     whose bits are ``0x00RRGGBB``. Fields: x@0, y@4, z@8, rgb@12, point_step 16, little-endian.
+    By default the cloud is unorganised (height 1) and dense: only the finite points.
+    ``organized`` keeps the HxW layout of the image, as ``stereo_image_proc`` and
+    ``depth_image_proc`` publish it: a point per pixel, x, y and z NaN where the point is not
+    finite, ``is_dense`` false.
     """
-    xyz = np.asarray(points, dtype=np.float32).reshape(-1, 3)
-    keep = np.all(np.isfinite(xyz), axis=1)
+    xyz = np.asarray(points, dtype=np.float32)
+    if organized and xyz.ndim != 3:
+        raise ImageFormatError(f'an organised cloud needs HxWx3 points, got {xyz.shape}')
+    height, width = xyz.shape[:2] if organized else (1, 0)
+    xyz = xyz.reshape(-1, 3)
+    finite = np.all(np.isfinite(xyz), axis=1)
+    keep = np.ones(len(xyz), bool) if organized else finite
     count = int(keep.sum())
     cloud = np.zeros((count, 4), dtype='<f4')
-    cloud[:, :3] = xyz[keep]
+    cloud[:, :3] = np.where(finite[:, None], xyz, np.float32(np.nan))[keep]
     if colors is not None:
         rgb = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
         if rgb.shape[0] != xyz.shape[0]:
@@ -36,10 +45,12 @@ def make_point_cloud2(points: np.ndarray, colors: Optional[np.ndarray], header: 
     names = ('x', 'y', 'z', 'rgb')
     point_fields = [types.PointField(name=name, offset=4 * index, datatype=float32, count=1)
                     for index, name in enumerate(names)]
-    return types.PointCloud2(header=header, height=1, width=count, fields=point_fields,
+    if not organized:
+        width = count
+    return types.PointCloud2(header=header, height=height, width=width, fields=point_fields,
                              is_bigendian=False, point_step=POINT_STEP,
-                             row_step=POINT_STEP * count, data=types.byte_sequence(cloud),
-                             is_dense=True)
+                             row_step=POINT_STEP * width, data=types.byte_sequence(cloud),
+                             is_dense=bool(finite[keep].all()))
 
 
 def point_cloud2_to_arrays(msg: Any) -> tuple[np.ndarray, Optional[np.ndarray]]:
