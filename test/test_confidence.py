@@ -15,6 +15,8 @@ from stereo_depth_ros.networks.confidence import unconfirmed
 from stereo_depth_ros.networks.inference import images_to_tensor
 from stereo_depth_ros.training import match_cost_sweep
 
+from learned_estimates import costnet_fast_estimates
+
 HEIGHT, WIDTH = 64, 192
 SHIFT = 12
 
@@ -109,17 +111,13 @@ def test_the_pixels_the_right_camera_cannot_see_are_unconfirmed() -> None:
 
 
 def test_the_backend_reports_unconfirmed_pixels_as_unknown() -> None:
-    scene = SyntheticSamples([2], 'layered', 128, 320, 48.0)[0]
-    dense = create_backend('costnet_fast', device='cpu').compute(scene.left, scene.right)
-    backend = create_backend('costnet_fast', device='cpu', max_match_cost=0.5)
-    assert 'match cost 0.5' in backend.describe()
-    sparse = backend.compute(scene.left, scene.right)
-    kept = np.isfinite(sparse)
+    found = costnet_fast_estimates(max_match_cost=0.5)
+    dense, sparse, kept = found.dense, found.filtered, found.kept
+    assert 'match cost 0.5' in found.description
     assert np.isfinite(dense).all() and 0.4 < kept.mean() < 0.98
     # What it keeps is the dense estimate itself, and it is right more often.
     np.testing.assert_array_equal(sparse[kept], dense[kept])
-    truth = np.asarray(scene.disparity, np.float32)
-    wrong = np.abs(dense - truth) > 3
+    wrong = np.abs(dense - found.truth) > 3
     assert wrong[kept].mean() < 0.7 * wrong.mean()
     # Where the estimate's match would leave the right image, nothing is reported.
     columns = np.arange(dense.shape[1])[None, :]
