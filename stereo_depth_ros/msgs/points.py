@@ -27,13 +27,17 @@ def make_point_cloud2(points: np.ndarray, colors: Optional[np.ndarray], header: 
     xyz = np.asarray(points, dtype=np.float32)
     if organized and xyz.ndim != 3:
         raise ImageFormatError(f'an organised cloud needs HxWx3 points, got {xyz.shape}')
-    height, width = xyz.shape[:2] if organized else (1, 0)
+    grid = xyz.shape[:2]
     xyz = xyz.reshape(-1, 3)
     finite = np.all(np.isfinite(xyz), axis=1)
     keep = np.ones(len(xyz), bool) if organized else finite
     count = int(keep.sum())
+    height, width = grid if organized else (1, count)
     cloud = np.zeros((count, 4), dtype='<f4')
-    cloud[:, :3] = np.where(finite[:, None], xyz, np.float32(np.nan))[keep]
+    if organized:  # a point per pixel: all of its coordinates NaN where one is not finite
+        cloud[:, :3] = np.where(finite[:, None], xyz, np.float32(np.nan))
+    else:
+        cloud[:, :3] = xyz[finite]
     if colors is not None:
         rgb = np.asarray(colors, dtype=np.uint8).reshape(-1, 3)
         if rgb.shape[0] != xyz.shape[0]:
@@ -45,8 +49,6 @@ def make_point_cloud2(points: np.ndarray, colors: Optional[np.ndarray], header: 
     names = ('x', 'y', 'z', 'rgb')
     point_fields = [types.PointField(name=name, offset=4 * index, datatype=float32, count=1)
                     for index, name in enumerate(names)]
-    if not organized:
-        width = count
     return types.PointCloud2(header=header, height=height, width=width, fields=point_fields,
                              is_bigendian=False, point_step=POINT_STEP,
                              row_step=POINT_STEP * width, data=types.byte_sequence(cloud),
