@@ -109,12 +109,17 @@ class StereoCameraModel:
     @classmethod
     def from_focal_baseline(cls, fx: float, baseline: float, width: int, height: int,
                             cx: float | None = None, cy: float | None = None,
-                            fy: float | None = None) -> 'StereoCameraModel':
-        """Build a model from focal length (px) and baseline (m); principal point centred."""
+                            fy: float | None = None, doffs: float = 0.0
+                            ) -> 'StereoCameraModel':
+        """Build a model from focal length (px) and baseline (m); principal point centred.
+
+        ``doffs`` is ``cx_right - cx_left`` (px; Middlebury's name): depth is then
+        ``fx * B / (d + doffs)``.
+        """
         cx = (width - 1) / 2.0 if cx is None else cx
         cy = (height - 1) / 2.0 if cy is None else cy
         return cls(int(width), int(height), float(fx), float(fy if fy else fx), float(cx),
-                   float(cx), float(cy), float(baseline))
+                   float(cx) + float(doffs), float(cy), float(baseline))
 
     @classmethod
     def from_projection_matrices(cls, width: int, height: int,

@@ -168,6 +168,17 @@ def test_impossible_calibration(images, tmp_path, capsys, fx, baseline, words):
     assert not (tmp_path / 'o').exists()
 
 
+@pytest.mark.parametrize('flags, words', [
+    (('--doffs', '20'), ('--doffs applies with --fx and --baseline',)),
+    (('--fx', '451', '--baseline', '0.075', '--doffs', 'nan'),
+     ('--doffs must be a finite number of px, got nan',)),
+])
+def test_impossible_principal_point_offset(images, tmp_path, capsys, flags, words):
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o', *flags), capsys)
+    assert_one_line_error(code, lines, *words)
+    assert not (tmp_path / 'o').exists()
+
+
 def test_a_baseline_in_centimetres_is_warned_about(images, tmp_path, capsys):
     code, _, lines = run_cli(infer_args(images, tmp_path / 'o', '--fx', '451',
                                         '--baseline', '7.5'), capsys)

@@ -53,6 +53,23 @@ def test_infer_writes_outputs(pair, tmp_path, capsys):
     assert np.array_equal(picture, colorize_disparity(disparity, max_disparity=top))
 
 
+def test_infer_depth_takes_the_principal_point_offset(pair, tmp_path):
+    # Middlebury's calib.txt: depth = fx * B / (d + doffs), doffs = cx_right - cx_left.
+    folder, scene = pair
+    doffs = 40.0
+    assert main(['infer', '--backend', 'sgbm', '--left', str(folder / 'left.png'),
+                 '--right', str(folder / 'right.png'), '--fx', str(scene.camera.fx),
+                 '--baseline', str(scene.camera.baseline), '--doffs', str(doffs),
+                 '--out-dir', str(tmp_path)]) == 0
+    disparity = np.load(tmp_path / 'disparity.npy')
+    depth = np.load(tmp_path / 'depth.npy')
+    valid = np.isfinite(depth) & np.isfinite(disparity)
+    assert valid.mean() > 0.5
+    np.testing.assert_allclose(depth[valid],
+                               scene.camera.focal_baseline / (disparity[valid] + doffs),
+                               rtol=1e-4)
+
+
 def test_infer_without_calibration_writes_disparity_only(pair, tmp_path):
     folder, _ = pair
     assert main(['infer', '--left', str(folder / 'left.png'), '--right',

@@ -6,8 +6,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-from .common import (add_bit_depth_argument, approximate_slop, calibration_flags, positive_float,
-                     positive_int, refuse_lone_slop)
+from .common import (add_bit_depth_argument, add_calibration_arguments, approximate_slop,
+                     calibration_flags, positive_float, positive_int, refuse_lone_slop)
 from ..camera import StereoCameraModel
 from ..errors import CalibrationError, DatasetError
 from ..sync import DEFAULT_SLOP
@@ -25,10 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'gives the calibration)')
     source.add_argument('--pairs', default=None,
                         help='folder searched recursively for left.png/right.png pairs')
-    parser.add_argument('--fx', type=float, default=None,
-                        help='focal length in px, with --baseline: depths for --pairs, or '
-                             'for a bag without camera_info')
-    parser.add_argument('--baseline', type=float, default=None, help='baseline in metres')
+    add_calibration_arguments(parser, 'focal length in px, with --baseline: depths for '
+                              '--pairs, or for a bag without camera_info')
     parser.add_argument('--left-image', default=None,
                         help='with --bag: the left image topic (default: found by name)')
     parser.add_argument('--right-image', default=None,
@@ -67,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
                 notes.append('depth: the bag has no camera_info; give --fx and --baseline for '
                              'depths')
             elif camera_infos is not None and given is not None:
-                raise ValueError('the bag has its camera_info: --fx and --baseline are only '
-                                 'for a bag without it')
+                raise ValueError('the bag has its camera_info: --fx, --baseline and --doffs '
+                                 'are only for a bag without it')
             elif camera_infos is not None:  # a bad calibration is refused before the pairs
                 camera = StereoCameraModel.from_camera_info(*camera_infos)
         else:
@@ -92,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     by_area = sorted(sizes, key=lambda size: (size[0] * size[1], size))
     shown = ' to '.join(dict.fromkeys(f'{w}x{h}' for w, h in (by_area[0], by_area[-1])))
     if given is not None:  # the size only bounds pixel coordinates, unused here
-        camera = StereoCameraModel.from_focal_baseline(*given, *by_area[-1])
+        camera = given.camera(*by_area[-1])
     learned = create_backend(DEFAULT_BACKEND, device='cpu')
     sgbm = create_backend('sgbm')
     # What each reaches on the narrowest images: no disparity exceeds the width.

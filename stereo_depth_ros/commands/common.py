@@ -5,9 +5,10 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 from ..backends import DEFAULT_BACKEND, DisparityBackend, backend_names, create_backend
+from ..camera import StereoCameraModel
 from ..errors import BackendError, DatasetError
 from ..names import NODE_NAME, check_namespace
 from ..node_config import SPECS, ignored_settings
@@ -220,19 +221,49 @@ def add_bit_depth_argument(parser: argparse.ArgumentParser, what: str,
                              f'default: {default}the full 16-bit range)')
 
 
-def calibration_flags(args: argparse.Namespace) -> Optional[tuple[float, float]]:
-    """Return ``(fx, baseline)`` of ``--fx``/``--baseline``, or None where neither is given.
+class CalibrationFlags(NamedTuple):
+    """``--fx``, ``--baseline`` and ``--doffs`` of a command that takes a pair's calibration."""
 
-    Checked before any image is read: both or neither, each positive and finite.
+    fx: float
+    baseline: float
+    #: ``cx_right - cx_left`` (px), Middlebury's ``doffs``: depth = fx B / (d + doffs).
+    doffs: float
+
+    def camera(self, width: int, height: int) -> StereoCameraModel:
+        """Return the camera model of a ``width`` x ``height`` pair, principal point centred."""
+        return StereoCameraModel.from_focal_baseline(self.fx, self.baseline, width, height,
+                                                     doffs=self.doffs)
+
+
+def add_calibration_arguments(parser: argparse.ArgumentParser, fx_help: str) -> None:
+    """Add ``--fx``, ``--baseline`` and ``--doffs`` (read by :func:`calibration_flags`)."""
+    parser.add_argument('--fx', type=float, default=None, help=fx_help)
+    parser.add_argument('--baseline', type=float, default=None, help='baseline in metres')
+    parser.add_argument('--doffs', type=float, default=None, metavar='PX',
+                        help="with --fx and --baseline: the right principal point's x minus the "
+                             "left's, px (Middlebury calib.txt's doffs; depth = fx * baseline "
+                             '/ (disparity + doffs); default 0)')
+
+
+def calibration_flags(args: argparse.Namespace) -> Optional[CalibrationFlags]:
+    """Return ``--fx``/``--baseline``/``--doffs``, or None where none is given.
+
+    Checked before any image is read: fx and baseline both or neither, each positive and
+    finite; doffs finite, and only with them.
     """
     if (args.fx is None) != (args.baseline is None):
         raise ValueError('give both --fx and --baseline, or neither')
     if args.fx is None:
+        if args.doffs is not None:
+            raise ValueError('--doffs applies with --fx and --baseline: give those too')
         return None
     for flag, value, unit in (('--fx', args.fx, 'px'), ('--baseline', args.baseline, 'm')):
         if not 0 < value < math.inf:
             raise ValueError(f'{flag} must be a positive number of {unit}, got {value:g}')
-    return float(args.fx), float(args.baseline)
+    doffs = 0.0 if args.doffs is None else float(args.doffs)
+    if not math.isfinite(doffs):
+        raise ValueError(f'--doffs must be a finite number of px, got {doffs:g}')
+    return CalibrationFlags(float(args.fx), float(args.baseline), doffs)
 
 
 def positive_int(text: str) -> int:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (add_backend_arguments, add_bit_depth_argument, add_size_limit_argument,
-                     calibration_flags, check_output_folder, input_settings,
-                     pipeline_from_args)
-from ..camera import StereoCameraModel, wide_baseline
+from .common import (add_backend_arguments, add_bit_depth_argument, add_calibration_arguments,
+                     add_size_limit_argument, calibration_flags, check_output_folder,
+                     input_settings, pipeline_from_args)
+from ..camera import wide_baseline
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
 from ..plausibility import check_image_size, check_pair, row_offset_warning, swap_warning
@@ -26,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_backend_arguments(parser, params_file=True)
     parser.add_argument('--left', required=True, help='left rectified image')
     parser.add_argument('--right', required=True, help='right rectified image')
-    parser.add_argument('--fx', type=float, default=None, help='focal length in pixels')
-    parser.add_argument('--baseline', type=float, default=None, help='baseline in metres')
+    add_calibration_arguments(parser, 'focal length in pixels')
     parser.add_argument('--out-dir', required=True, help='folder for the outputs')
     add_bit_depth_argument(parser, 'image files', params_file=True)
     add_size_limit_argument(parser)
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     check_image_size(left.shape[1], left.shape[0], max_megapixels)
     camera = None
     if given is not None:
-        camera = StereoCameraModel.from_focal_baseline(*given, left.shape[1], left.shape[0])
+        camera = given.camera(left.shape[1], left.shape[0])
         wide = wide_baseline(camera.baseline)  # accepted (below 10 m), but more likely cm
         if wide:
             print(f'warning: --baseline {wide}: depths scale with it', file=sys.stderr)
