@@ -93,9 +93,23 @@ def _os_error_line(error: OSError) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; bad input exits 2 with one clear line on stderr.
 
-    SIGTERM is handled like Ctrl-C (KeyboardInterrupt): commands that write a bag close it
-    properly with what was done so far.
+    SIGTERM is handled like Ctrl-C (KeyboardInterrupt) from the start, imports included:
+    commands that write a bag close it properly with what was done so far.
     """
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    try:
+        return _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
+    """Parse ``argv`` and run its command (:func:`main`, with SIGTERM as Ctrl-C)."""
     try:
         # Building the parser imports every command's module (torch among them): seconds.
         parser = build_parser()
@@ -105,11 +119,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     # What a model card records of a training or adaptation run: the line as typed.
     args.invocation = shlex.join(['stereo-depth', *(sys.argv[1:] if argv is None else argv)])
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, _interrupt)
-    except ValueError:  # not the main thread: leave SIGTERM alone
-        previous = None
     try:
         status = int(args.handler(args) or 0)
         # Inside the try: a closed pipe shows when the buffered output is written.
@@ -146,9 +155,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _error_line(args.command, f'out of memory ({first_line(error)}); use smaller '
                     'images (see --max-megapixels) or another --backend/--device')
         return EXIT_BAD_INPUT
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _silence_stdout() -> None:

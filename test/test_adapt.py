@@ -810,7 +810,8 @@ def test_adapt_from_a_12_bit_camera_s_bag_warns_and_takes_its_bit_depth(
     assert cv2.imread(str(pairs / '00000' / 'left.png')).max() > 200
 
 
-@pytest.mark.parametrize('flag', [['--left-image', '/l'], ['--approximate-sync']])
+@pytest.mark.parametrize('flag', [['--left-image', '/l'], ['--approximate-sync'],
+                                  ['--bag-every', '2']])
 def test_bag_flags_without_a_bag_are_refused(tmp_path: Path, capsys, flag) -> None:
     assert main(['adapt', '--config', 'config/adapt_costnet_fast.yaml', '--pairs',
                  str(tmp_path), '--out-dir', str(tmp_path / 'out'), *flag]) == 2

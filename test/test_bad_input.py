@@ -199,15 +199,19 @@ def test_depth_never_overflows_to_infinity():
 
 
 def test_swapped_pair_is_warned_about(images, tmp_path, capsys):
-    code, _, lines = run_cli(infer_args(images, tmp_path / 'o', left='right.png',
-                                        right='left.png'), capsys)
+    code, out, lines = run_cli(infer_args(images, tmp_path / 'o', left='right.png',
+                                          right='left.png'), capsys)
     # A swapped pair's obstacles would be phantoms: its output is unknown, with one line.
     assert code == 0 and len(lines) == 1
     assert lines[0].startswith('warning: left and right look swapped: the pair check found')
     assert 'unknown for this pair' in lines[0]
     assert np.isnan(np.load(tmp_path / 'o' / 'disparity.npy')).all()
-    code, _, lines = run_cli(infer_args(images, tmp_path / 'p'), capsys)
+    # The backend did not run: no time for it, and no colour scale of a picture without one.
+    assert 'not run on a pair that looks swapped' in out and ' ms ' not in out
+    assert 'disparity.png (all unknown)' in out
+    code, out, lines = run_cli(infer_args(images, tmp_path / 'p'), capsys)
     assert code == 0 and lines == []
+    assert ' ms (one first call' in out and 'disparity.png (colours 0-' in out
     # check_views false keeps what the backend made of it, with the warning.
     params = tmp_path / 'keep.yaml'
     params.write_text('/**/stereo_depth_node:\n  ros__parameters:\n    check_views: false\n')
@@ -410,6 +414,14 @@ def test_failed_process_bag_leaves_nothing(tmp_path, capsys, storage, options, w
         code, _, lines = run_cli(['process-bag', bag, tmp_path / 'out', *SGBM16], capsys)
         assert_one_line_error(code, lines, 'no stereo pair', 'no output written', *words)
         assert leftovers(tmp_path, 'out') == []
+
+
+def test_an_output_bag_inside_the_input_bag_is_refused(tmp_path, capsys):
+    bag = write_stereo_bag(tmp_path / 'in')
+    before = sorted(path.name for path in bag.iterdir())
+    code, _, lines = run_cli(['process-bag', bag, bag / 'inner', *SGBM16], capsys)
+    assert_one_line_error(code, lines, 'is inside the input bag', 'write the output elsewhere')
+    assert sorted(path.name for path in bag.iterdir()) == before
 
 
 def test_a_slop_without_approximate_sync_is_refused(tmp_path, capsys):

@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -275,6 +277,21 @@ def test_backends_lists_every_option_with_limits_and_help_once(capsys):
     assert qr.startswith('options of dispnet_qr, and those of dispnet, ')
     assert '  decode=' in qr and 'max_match_cost' not in qr
     assert out.count('  max_match_cost=0.0') == 1
+
+
+def test_sigterm_while_the_commands_are_imported_is_one_line(monkeypatch, capsys):
+    from stereo_depth_ros import cli
+
+    def terminated():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this at once
+        pytest.fail('SIGTERM was not handled during start-up')
+
+    monkeypatch.setattr(cli, 'build_parser', terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    assert cli.main(['backends']) == 130
+    assert capsys.readouterr().err == 'stereo-depth: interrupted while starting\n'
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_ctrl_c_while_the_commands_are_imported_is_one_line(monkeypatch, capsys):

@@ -20,6 +20,8 @@ from ..text import counted
 SOURCE_RECORD = 'adapting_on.txt'
 #: File in the run folder naming where its weights are exported (--export), for --resume.
 EXPORT_RECORD = 'exporting_to.txt'
+#: ``--bag-every``'s default: every fifth synchronised pair of a bag.
+DEFAULT_BAG_EVERY = 5
 #: The recorded source: ``--bag PATH --bag-every N`` or ``--pairs PATH``, each with an
 #: optional ``--mono16-bit-depth B`` (paths as written, spaces and all).
 _SOURCE = re.compile(r'(?:--bag (?P<bag>.+) --bag-every (?P<every>\d+)|--pairs (?P<pairs>.+?))'
@@ -39,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='folder searched recursively for left.png/right.png pairs')
     source.add_argument('--bag', default=None,
                         help='rosbag2 with rectified stereo image topics (found by name)')
-    parser.add_argument('--bag-every', type=positive_int, default=5,
-                        help='with --bag: use every N-th synchronised pair (default 5)')
+    parser.add_argument('--bag-every', type=positive_int, default=None,
+                        help=f'with --bag: use every N-th synchronised pair (default '
+                             f'{DEFAULT_BAG_EVERY})')
     parser.add_argument('--approximate-sync', action='store_true',
                         help='with --bag: pair images whose stamps differ by less than --slop '
                              '(default: exact stamps)')
@@ -250,9 +253,10 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Adapt, then draw before/after pictures; print where the weights went."""
-    if (args.left_image or args.right_image or args.approximate_sync) and not args.bag:
-        raise ValueError('--left-image, --right-image and --approximate-sync apply to --bag; '
-                         'give --bag')
+    if (args.left_image or args.right_image or args.approximate_sync
+            or args.bag_every is not None) and not args.bag:
+        raise ValueError('--left-image, --right-image, --approximate-sync and --bag-every '
+                         'apply to --bag; give --bag')
     refuse_lone_slop(args.slop, args.approximate_sync)
     from ..training.adapt import adapt, check_adapt_run
     from ..training.config import load_config
@@ -285,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
                                   '--out-dir' if args.out_dir else 'output.out_dir')
     if args.resume:
         _resume_as_started(args, out_dir)
+    if args.bag_every is None:  # neither given nor recorded by the run being resumed
+        args.bag_every = DEFAULT_BAG_EVERY
     if args.export is not None:  # --export=~/x reaches here unexpanded
         config.output.export = str(Path(args.export).expanduser()) if args.export else ''
     # Refused now, not after minutes of extracting pairs, labelling them and training.

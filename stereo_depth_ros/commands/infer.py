@@ -15,6 +15,7 @@ from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
 from ..plausibility import check_image_size, check_pair, row_offset_warning, swap_warning
 from ..atomic_files import replace_files
+from ..view_check import Views
 from ..visualize import colorize_disparity, encode_rgb, overlay_obstacle, robust_max
 
 #: Every file infer may write into --out-dir (depth and obstacle only with calibration).
@@ -102,11 +103,15 @@ def run(args: argparse.Namespace) -> int:
             print('nearest obstacle: none found')
     for note in result.notes:
         print(f'warning: {note}', file=sys.stderr)
-    written = [f'{name} (colours 0-{top:.0f} px)' if name == 'disparity.png' else name
-               for name in contents]
-    print(f'{pipeline.backend.describe()}: {result.timings["disparity_ms"]:.1f} ms (one first '
-          f'call, start-up included: stereo-depth bench times warm ones); '
-          f'wrote {", ".join(written)} to {out}')
+    picture = (f'disparity.png (colours 0-{top:.0f} px)' if np.isfinite(result.disparity).any()
+               else 'disparity.png (all unknown)')
+    written = [picture if name == 'disparity.png' else name for name in contents]
+    if result.views is not None and result.views.verdict is Views.SWAPPED:
+        timing = 'not run on a pair that looks swapped'
+    else:
+        timing = (f'{result.timings["disparity_ms"]:.1f} ms (one first call, start-up '
+                  'included: stereo-depth bench times warm ones)')
+    print(f'{pipeline.backend.describe()}: {timing}; wrote {", ".join(written)} to {out}')
     return 0
 
 
