@@ -12,6 +12,7 @@ from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
 
 from .errors import StereoDepthError
 from .monitoring import LogThrottle, ThroughputMonitor
+from .msgs.obstacle import optical_range_note
 from .pipeline import StereoPipeline
 from .plausibility import row_offset_warning, swap_warning, SWAPPED_KIND
 from .processing import FrameOutput, note_kind, StereoFrameProcessor, StereoPair
@@ -122,6 +123,8 @@ class StereoWorker:
         self._thread: Optional[threading.Thread] = None
         #: What the swap check said as the last line about it went out.
         self._reported_swap = False
+        #: The image frames an ``obstacle/range`` was stamped in and warned about.
+        self._optical_range_frames: set[str] = set()
 
     def submit(self, pair: StereoPair) -> None:
         """Hand a pair to the thread (called from the subscription callback; never blocks)."""
@@ -181,11 +184,22 @@ class StereoWorker:
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')),
                                unknown=output.views_unconfirmed)
+        self._warn_optical_range(output.messages)
         # The check first: its warning says what the notes of a swapped stream's pairs repeat.
         self._check(output)
         for note in output.notes:
             self._log(self._warn, note_kind(note), note)
         return True
+
+    def _warn_optical_range(self, messages: Mapping[str, Any]) -> None:
+        """Warn once per frame about an ``obstacle/range`` stamped in the image's frame."""
+        message = messages.get('obstacle/range')
+        if message is None or self._get_pipeline().obstacle_params.range_frame_id:
+            return
+        frame = str(message.header.frame_id)
+        if frame not in self._optical_range_frames:
+            self._optical_range_frames.add(frame)
+            self._warn(optical_range_note(frame))
 
     def _check(self, output: FrameOutput) -> None:
         """Run the pair check due on a published output and warn about what it finds."""

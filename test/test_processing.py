@@ -449,7 +449,8 @@ def test_worker_counts_pairs_whose_views_do_not_match(scene, manager):
 
 def test_worker_warns_when_the_obstacle_search_sees_no_depth(scene, manager):
     # sgbm's 64 px measure nothing nearer than f B / 64, above 0.5 m on this camera.
-    blind = PipelineManager({**SGBM64, 'obstacle.max_range': 0.5}).pipeline
+    forward = {'obstacle.range_frame_id': 'stereo_left_forward'}  # no warning about the frame
+    blind = PipelineManager({**SGBM64, **forward, 'obstacle.max_range': 0.5}).pipeline
     assert blind.obstacle_range_limits(scene.camera)[0] > 0.5
     recorder = Recorder()
     worker = make_worker(manager, {'obstacle/range'}, recorder, pipeline=blind)
@@ -460,7 +461,25 @@ def test_worker_warns_when_the_obstacle_search_sees_no_depth(scene, manager):
     message = recorder.published[0]['obstacle/range']
     assert message.min_range == message.max_range
     recorder = Recorder()
-    make_worker(manager, {'obstacle/range'}, recorder).process_one(make_pair(scene))
+    seeing = PipelineManager({**SGBM64, **forward}).pipeline
+    make_worker(manager, {'obstacle/range'}, recorder, pipeline=seeing).process_one(
+        make_pair(scene))
+    assert recorder.warnings == []
+
+
+def test_worker_warns_once_about_a_range_in_the_image_s_optical_frame(scene, manager):
+    recorder = Recorder()
+    worker = make_worker(manager, {'obstacle/range', 'depth/image_rect'}, recorder)
+    for _ in range(3):
+        assert worker.process_one(make_pair(scene)) is True
+    assert recorder.published[0]['obstacle/range'].header.frame_id == 'stereo_left'
+    assert len(recorder.warnings) == 1
+    assert recorder.warnings[0].startswith(
+        "obstacle/range is stamped in the left image's frame 'stereo_left', an optical frame")
+    assert 'set obstacle.range_frame_id to a forward-x frame' in recorder.warnings[0]
+    # Nobody takes the Range: no warning about its frame.
+    recorder = Recorder()
+    make_worker(manager, {'depth/image_rect'}, recorder).process_one(make_pair(scene))
     assert recorder.warnings == []
 
 

@@ -45,3 +45,16 @@ def make_obstacle_range(distance: float, header: Any, types: MessageTypes,
     if has_field(types.Range, 'variance'):
         fields_['variance'] = 0.0
     return types.Range(**fields_)
+
+
+def optical_range_note(frame_id: str) -> str:
+    """Return the warning for an ``obstacle/range`` stamped in the image's frame ``frame_id``.
+
+    An image's frame is an optical one (z forward) by convention, where ``Range`` consumers
+    take +x as the sensor's axis.
+    """
+    return (f"obstacle/range is stamped in the left image's frame {frame_id!r}, an optical "
+            'frame (z forward) by convention, but Range consumers (rviz, nav2\'s range layer) '
+            'take its +x as the axis and point the reading sideways: set '
+            'obstacle.range_frame_id to a forward-x frame at the camera (docs/ros.md, '
+            '"obstacle/range and its frame")')
