@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from stereo_depth_ros import __version__
+from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.cli import main
 from stereo_depth_ros.data.datasets import StereoSample
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
@@ -119,19 +120,27 @@ def test_beyond_reach_counts_ground_truth_above_the_range_at_each_width():
     truth[2, :5] = 0.0  # no ground truth
     backend = ConstantBackend(0.0, 60.0)
     found = beyond_reach(backend, _sample('wide', truth))
-    assert found == BeyondReach('wide', pytest.approx(1 / 11), 60.0)
+    assert found == BeyondReach('wide', pytest.approx(1 / 11), 60.0, 100)
     truth[1, 0] = 60.0
     assert beyond_reach(backend, _sample('wide', truth)) is None
     # 50 px wide: no disparity beyond 49 px, whatever the backend's range.
     narrow = beyond_reach(backend, _sample('narrow', truth[:, :50].copy()))
-    assert narrow == BeyondReach('narrow', 1.0, 49.0)
+    assert narrow == BeyondReach('narrow', 1.0, 49.0, 50)
     assert beyond_reach(backend, _sample('blank', np.full((4, 100), np.nan, np.float32))) is None
     line = beyond_reach_warning(backend, [narrow], 3)
     assert line.startswith('warning: on 1 of 3 pairs, 1 % or more of the ground truth lies '
                            'beyond the largest disparity constant gives (most: narrow, 100.0 % '
                            'above 49 px)')
-    assert line.endswith('the pair is only 50 px wide, and no match lies farther than its '
-                         'width')
+    assert line.endswith('the pair is only 50 px wide, and on it constant searches no '
+                         'farther than 49 px (no match lies beyond the width)')
+    # sgbm searches in steps of 16: 95 px on a 100-px-wide pair, which the line must not
+    # take for its width.
+    sgbm = create_backend('sgbm')
+    short = beyond_reach(sgbm, _sample('short', np.full((4, 100), 99.0, np.float32)))
+    assert short is not None and (short.reach, short.width) == (95.0, 100)
+    assert beyond_reach_warning(sgbm, [short], 1).endswith(
+        'the pair is only 100 px wide, and on it sgbm searches no farther than 95 px (no match '
+        'lies beyond the width)')
     learned = beyond_reach_warning(backend, [found], 3)
     assert learned.endswith('widen the range with --backend-option near_passes (each pass '
                             'extends it by 1/near_scale), a smaller scale, or max_disparity 0 '

@@ -88,8 +88,8 @@ def beyond_reach_warning(backend: DisparityBackend, far: Sequence[BeyondReach],
     """Return the line naming the pairs whose ground truth the backend's range cannot reach."""
     most = max(far, key=lambda pair: pair.share)
     if most.reach < float(backend.max_disparity):
-        wider = (f'the pair is only {most.reach + 1:g} px wide, and no match lies farther than '
-                 'its width')
+        wider = (f'the pair is only {most.width} px wide, and on it {backend.name} searches '
+                 f'no farther than {most.reach:g} px (no match lies beyond the width)')
     elif backend.name == 'sgbm':
         wider = 'widen the range with a larger --backend-option disparity_range'
     else:

@@ -23,6 +23,8 @@ class BeyondReach(NamedTuple):
     share: float
     #: The largest disparity (px) the backend gives at the pair's width.
     reach: float
+    #: The pair's width (px): a narrow pair limits the reach.
+    width: int
 
 
 def beyond_reach(backend: DisparityBackend, sample: StereoSample) -> Optional[BeyondReach]:
@@ -34,9 +36,11 @@ def beyond_reach(backend: DisparityBackend, sample: StereoSample) -> Optional[Be
     None): those pixels count as wrong whatever the backend does.
     """
     truth = sample.disparity[gt_valid_mask(sample.disparity)]
-    reach = backend.largest_disparity(sample.disparity.shape[1])
+    width = int(sample.disparity.shape[1])
+    reach = backend.largest_disparity(width)
     share = float(np.mean(truth > reach)) if truth.size else 0.0
-    return BeyondReach(sample.name, share, reach) if share >= BEYOND_REACH_SHARE else None
+    return (BeyondReach(sample.name, share, reach, width) if share >= BEYOND_REACH_SHARE
+            else None)
 
 
 def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],

@@ -21,7 +21,11 @@ def unseen_by_right_camera(disparity: torch.Tensor) -> torch.Tensor:
     occluded when the right view's z-buffer holds a disparity above ``d`` by more than
     :data:`OCCLUSION_MARGIN` at the column it lands on: every known pixel is splatted with its
     disparity onto the two columns around its landing point (the nearest one wins), which
-    leaves no gap along a surface stretched up to twice in the right view. Unknown pixels
+    leaves no gap along a surface stretched up to twice in the right view. A surface
+    compressed there to under half its width (its disparity rising by more than 0.5 px per
+    column) has pixels more than the margin apart land on one column, and some of them are
+    flagged though seen (the layered and road scenes' surfaces rise by 0.15 px per column at
+    most; found by review with a plane of slope 0.6). Unknown pixels
     (NaN, inf, <= 0) are neither counted nor occlude. Ground truth must be dense: missing
     occluders cannot hide anything.
     """
