@@ -1201,8 +1201,13 @@ def test_model_card_says_where_sgbm_wins_and_what_would_close_the_gap():
     assert 'width 0.25 (the 16 MiB file limit allows about 0.5 ' in gap  # 4x the bytes
     real = {**training, 'data': 'kitti2015 at /data/kitti (weight 1); ' + training['data']}
     assert 'only synthetic' not in gap_to_sgbm('dispnet', evaluations, real, {}, 1)
-    evaluations['middlebury2003']['epe_lower_than_sgbm'] = True
+    evaluations['middlebury2003']['dispnet']['epe'] = 2.3
     assert gap_to_sgbm('dispnet', evaluations, training, {'width': 0.25}, 1) is None
+    # The full-range entry has no epe_lower_than_sgbm flag: its numbers say it.
+    evaluations['full_range_synthetic'] = {'scenes': '20 test layered scenes',
+                                           'dispnet': {'epe': 10.5}, 'sgbm': {'epe': 9.8}}
+    assert 'full_range_synthetic (EPE 10.50 vs 9.80 px)' in gap_to_sgbm(
+        'dispnet', evaluations, training, {'width': 0.25}, 1)
 
 
 def test_the_cards_network_alone_command_is_one_the_cli_runs(monkeypatch, capsys):

@@ -244,7 +244,8 @@ def gap_to_sgbm(backend: str, evaluations: dict, training: dict, architecture: d
     """
     behind = [f'{key} (EPE {value[backend]["epe"]:.2f} vs {value["sgbm"]["epe"]:.2f} px)'
               for key, value in evaluations.items()
-              if not value.get('epe_lower_than_sgbm', True)]
+              if backend in value and 'sgbm' in value
+              and not value[backend]['epe'] < value['sgbm']['epe']]
     if not behind:
         return None
     sources = [part for part in str(training.get('data', '')).split('; ')
