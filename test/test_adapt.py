@@ -629,11 +629,16 @@ def test_selection_refuses_a_lens_without_synthetic_scenes(tmp_path: Path, capsy
                                                '--noise a number >= 0, got 1 and 0')
 
 
-def test_selection_refuses_a_negative_synthetic_start(tmp_path: Path, capsys) -> None:
-    assert selection_main([str(tmp_path / 'missing.safetensors'), '--synthetic', '1',
-                           '--synthetic-start', '-1']) == 2
+@pytest.mark.parametrize('count, start', [('1', '-1'), ('12', '99590')])
+def test_selection_refuses_a_start_outside_the_validation_seeds(
+        tmp_path: Path, capsys, count, start) -> None:
+    # 99,590 + 12 scenes after seed 1,000,400 would reach the test seeds (1,100,000 on).
+    assert selection_main([str(tmp_path / 'missing.safetensors'), '--synthetic', count,
+                           '--synthetic-start', start]) == 2
     error = capsys.readouterr().err.strip().splitlines()
-    assert error == ['selection: --synthetic-start must be >= 0, got -1']
+    assert error == [f'selection: --synthetic-start {start} with {count} scenes: the '
+                     'validation scenes are 1000400-1099999, so start must be 0 to '
+                     f'{99600 - int(count)} (the seeds above are the test scenes)']
 
 
 def test_selection_command_scores_full_range_scenes_with_the_near_pass(

@@ -206,6 +206,28 @@ def test_camera_degradation_and_random_scale_keep_the_geometry() -> None:
     assert np.nanmax(scaled.disparity) == pytest.approx(5.0)
 
 
+def test_random_scale_keeps_the_depth_edges_of_labels_and_images_together() -> None:
+    # A near surface (20 px) left of column 40 and a far one (5 px) right of it, the image
+    # bright where it is near. After scaling by f the edge lies at 40 f in both: the image's
+    # bright mass and the label's count of near columns must agree, on average over the
+    # factors the configs draw (nearest-neighbour labels round it either way, by up to half
+    # a pixel; the labels sat about 0.4 px right of the images before).
+    image = np.zeros((8, 96, 3), np.float32)
+    image[:, :40] = 255.0
+    disparity = np.full((8, 96), 5.0, np.float32)
+    disparity[:, :40] = 20.0
+    offsets = []
+    for factor in np.linspace(0.82, 1.25, 41):
+        out = RandomScale(factor, factor, probability=1)(
+            TrainSample(image, image.copy(), disparity), np.random.default_rng(0))
+        scale = out.disparity.shape[1] / 96
+        near_columns = np.count_nonzero(out.disparity[4] / scale > 12.5)
+        bright_mass = float(out.left[4, :, 0].sum()) / 255.0
+        offsets.append(near_columns - bright_mass)
+    assert max(abs(offset) for offset in offsets) <= 0.5 + 1e-3
+    assert abs(np.mean(offsets)) < 0.15
+
+
 def test_fetch_photos_extracts_photographs_from_an_archive(tmp_path: Path) -> None:
     archive = tmp_path / 'textures.pk3'
     big = np.random.default_rng(6).integers(0, 256, (128, 128, 3), dtype=np.uint8)

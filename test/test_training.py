@@ -408,6 +408,19 @@ def test_synthetic_source_uses_training_seeds_deterministically(tmp_path):
     assert first['left'].shape == (2, 3, 64, 128) and first['disparity'].shape == (2, 1, 64, 128)
 
 
+def test_ground_truth_the_shared_scaling_carries_beyond_the_range_is_unknown(tmp_path):
+    # The source's scenes reach its 16 px; the shared transforms enlarge every sample 1.25x
+    # before the crop, so its largest disparities would reach 20 px.
+    config = from_dict(TrainConfig, tiny_config(tmp_path, data={'augmentation': [
+        {'name': 'random_scale', 'low': 1.25, 'high': 1.25, 'probability': 1.0},
+        {'name': 'random_crop', 'height': 64, 'width': 128}]}))
+    data = TrainingData(config.data, seed=5)
+    largest = [np.nanmax(data.sample(index).disparity) for index in range(6)]
+    assert max(largest) <= 16.0
+    plain = TrainingData(from_dict(TrainConfig, tiny_config(tmp_path)).data, seed=5)
+    assert max(np.nanmax(plain.sample(index).disparity) for index in range(6)) > 16.0 / 1.25
+
+
 def test_a_sources_own_augmentation_changes_only_its_samples(tmp_path):
     # Two sources; the second one's samples are doubled in size (random_scale 2x, always)
     # before the shared crop. The first one's samples stay as they were, bit for bit.

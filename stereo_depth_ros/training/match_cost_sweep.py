@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .selection import FULL_RANGE_SEED_OFFSET, full_range_scenes, full_range_test_scenes
+from .selection import (FULL_RANGE_SEED_OFFSET, full_range_scenes, full_range_seeds,
+                        full_range_test_scenes)
 from ..backends import backend_options, backend_record, create_backend
 from ..backends.options import CHOSEN_MAX_MATCH_COST
 from ..data.datasets import StereoSample
@@ -185,8 +186,7 @@ def _check_scene_counts(args: argparse.Namespace) -> None:
         raise StereoDepthError(f'--test must be >= 1, got {args.test}')
     if args.synthetic < 1:
         raise StereoDepthError(f'--synthetic must be >= 1, got {args.synthetic}')
-    if args.synthetic_start < 0:
-        raise StereoDepthError(f'--synthetic-start must be >= 0, got {args.synthetic_start}')
+    full_range_seeds(args.synthetic, args.synthetic_start)  # not into the test seeds
 
 
 def _figure_choice(args: argparse.Namespace, costs: list[float]) -> tuple[int, float]:

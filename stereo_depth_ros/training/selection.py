@@ -50,7 +50,7 @@ from ..backends.options import MATCH_PASSES_CHOICES
 from ..backends.registry import backend_options, backend_record, create_backend
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
-from ..data.synthetic import VALIDATION_SEED_OFFSET
+from ..data.synthetic import TEST_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from ..errors import StereoDepthError
 from ..evaluation.metrics import (DISPARITY_BANDS, LARGE_DISPARITY, band_key,
                                   fill_invalid_kitti, pooled_visibility, visibility_counts)
@@ -136,6 +136,23 @@ def score_pair_predictions(predictions: Iterable[tuple[StereoSample, torch.Tenso
     return scores
 
 
+def full_range_seeds(count: int, start: int = 0) -> range:
+    """Return the seeds of ``count`` full-range validation scenes from ``start``.
+
+    Refused (StereoDepthError) where they would reach the test seeds
+    (:data:`~stereo_depth_ros.data.synthetic.TEST_SEED_OFFSET`): runs are never chosen on the
+    scenes the reported figures come from.
+    """
+    first = FULL_RANGE_SEED_OFFSET + start
+    if start < 0 or first + count > TEST_SEED_OFFSET:
+        raise StereoDepthError(
+            f'--synthetic-start {start} with {count} scenes: the validation scenes are '
+            f'{FULL_RANGE_SEED_OFFSET}-{TEST_SEED_OFFSET - 1}, so start must be 0 to '
+            f'{TEST_SEED_OFFSET - FULL_RANGE_SEED_OFFSET - count} (the seeds above are the '
+            'test scenes)')
+    return range(first, first + count)
+
+
 def full_range_scenes(count: int, kinds: Sequence[str],
                       photos: str | Path = DEFAULT_PHOTO_CACHE,
                       start: int = 0) -> list[StereoSample]:
@@ -148,8 +165,7 @@ def full_range_scenes(count: int, kinds: Sequence[str],
     from ..data.photo_scenes import make_photo_scene
     from ..data.photos import PhotoLibrary
     height, width = FULL_RANGE_SHAPE
-    first = FULL_RANGE_SEED_OFFSET + start
-    seeds = range(first, first + count)
+    seeds = full_range_seeds(count, start)
     scenes: list[StereoSample] = []
     for kind in kinds:
         if kind == 'photo':
@@ -312,8 +328,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.visibility and not args.synthetic:
             raise StereoDepthError('--visibility splits the full-range scores: it needs '
                                    '--synthetic N')
-        if args.synthetic_start < 0:
-            raise StereoDepthError(f'--synthetic-start must be >= 0, got {args.synthetic_start}')
+        full_range_seeds(args.synthetic, args.synthetic_start)  # refused here: no file read
         if not 0 <= args.vignetting < 1 or not 0 <= args.noise < math.inf:
             raise StereoDepthError(f'--vignetting must be in [0, 1) and --noise a number >= 0, '
                                    f'got {args.vignetting:g} and {args.noise:g}')

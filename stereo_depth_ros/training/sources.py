@@ -355,7 +355,9 @@ class TrainingData(torch.utils.data.Dataset):
         if own is not None:
             # A source's own scaling may carry ground truth beyond its range: unknown there.
             sample = forget_beyond(own(sample, rng), self.source_ranges[which])
-        return self.augmentation(sample, rng)
+        # So may the shared random_scale (up to 1.25x in the configs): the losses would pull
+        # those pixels towards disparities the network cannot give (until 2026-12-07 they did).
+        return forget_beyond(self.augmentation(sample, rng), self.source_ranges[which])
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return sample_to_tensors(self.sample(index))
