@@ -25,7 +25,7 @@ test: install
 
 lint: install
 	$(BIN)/python -m flake8 stereo_depth_ros test launch setup.py tools
-	$(BIN)/python -m pydocstyle --convention=pep257 --add-ignore=D100,D104,D105,D107 stereo_depth_ros
+	$(BIN)/python -m pydocstyle stereo_depth_ros  # its settings: setup.cfg
 
 # mypy alone (`make test` runs it too, after the tests).
 typecheck: install

@@ -21,6 +21,7 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+from stereo_depth_ros.names import NODE_NAME
 from stereo_depth_ros.launch_support import (RVIZ_MISSING, backend_choices,
                                              checked_params_file, image_transport_choices,
                                              input_remappings, node_name, parameter_overrides,
@@ -117,7 +118,7 @@ def generate_launch_description() -> LaunchDescription:
         remappings = input_remappings(left_namespace.perform(context),
                                       right_namespace.perform(context))
         started: list = [Node(
-            package=PACKAGE, executable='depth_node', name='stereo_depth_node',
+            package=PACKAGE, executable='depth_node', name=NODE_NAME,
             namespace=namespace, output='screen', emulate_tty=True,
             parameters=[parameters_path, overrides], remappings=remappings,
             arguments=['--ros-args', '--log-level', log_level])]

@@ -1,6 +1,10 @@
 """Exceptions shared by the whole package: each names the problem for the user."""
 
 
+#: Exit status of bad input: one line on stderr (as argparse uses for bad arguments).
+EXIT_BAD_INPUT = 2
+
+
 class StereoDepthError(Exception):
     """Base class of every error this package raises on purpose."""
 

@@ -39,15 +39,6 @@ def check_namespace(name: str, option: str) -> str:
     return '/' + stripped
 
 
-def check_topic_name(name: str, option: str) -> str:
-    """Return ``name`` if it is a valid absolute topic name; DatasetError otherwise."""
-    if not name.startswith('/') or name.endswith('/') or name == '/':
-        raise DatasetError(f'{option} {name!r} is not a valid ROS 2 topic name: it must start '
-                           'with / and not end with /')
-    check_namespace(name, option)
-    return name
-
-
 def _token_problem(token: str) -> str:
     """Return what is wrong with one name token, or '' when it is valid."""
     if not token:

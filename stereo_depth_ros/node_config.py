@@ -14,7 +14,8 @@ from .backends import (DEFAULT_BACKEND, DisparityBackend, backend_names, backend
 from .backends.options import LearnedOptions
 from .backends.sgbm import SGBMOptions
 from .errors import BackendError
-from .obstacle import ObstacleParameters
+from .obstacle import LIMITS as OBSTACLE_LIMITS, ObstacleParameters
+from .plausibility import DEFAULT_MAX_MEGAPIXELS
 from .sync import DEFAULT_SLOP
 from .topics import IMAGE_TRANSPORTS
 from .settings import (ParameterSpec, Value, canonical_option_name, check_device,
@@ -84,48 +85,46 @@ def _obstacle_default(name: str) -> Value:
 
 _OBSTACLE = tuple(
     ParameterSpec(f'{OBSTACLE_PREFIX}{name}', _obstacle_default(name), description,
-                  limits=limits)
-    for name, description, limits in (
+                  limits=OBSTACLE_LIMITS.get(name))
+    for name, description in (
         ('roi', 'Window searched for obstacles, as fractions of the image: '
-         '[x, y, width, height].', None),
+         '[x, y, width, height].'),
         ('min_range', 'An obstacle nearer than this (m) is too close to range: Range.range '
          'is -inf (REP 117), never a farther one; Range.min_range is this or more (also '
-         'min_depth and the nearest depth the backend measures).', (0.0, 1000.0)),
+         'min_depth and the nearest depth the backend measures).'),
         ('max_range', 'Farther depths (m) are ignored; Range.max_range is this or less (range '
-         'is +inf when nothing lies in between).', (0.01, 100000.0)),
+         'is +inf when nothing lies in between).'),
         ('distance_band', 'Pixels up to this many metres behind the nearest depth belong to '
-         'the obstacle; also the depth jump that separates two objects.', (0.001, 1000.0)),
+         'the obstacle; also the depth jump that separates two objects.'),
         ('distance_band_fraction', 'If > 0, the distance band is at most this fraction of the '
          'depth, plus twice the depth error of disparity_noise (tighter for near objects, e.g. '
-         'indoors); 0 = distance_band at every depth.', (0.0, 10.0)),
-        ('min_area', 'Smallest obstacle in pixels; smaller blobs are noise.', (1, 100000000)),
+         'indoors); 0 = distance_band at every depth.'),
+        ('min_area', 'Smallest obstacle in pixels; smaller blobs are noise.'),
         ('min_size', 'Smallest obstacle front area in square metres (rejects small, near '
-         'mismatch blobs).', (0.0, 1000.0)),
+         'mismatch blobs).'),
         ('ground_tolerance', 'Points within this height (m) of the fitted ground plane are '
-         'ground, not obstacle.', (0.0, 100.0)),
+         'ground, not obstacle.'),
         ('max_clearance', "An obstacle's lowest point must be at most this high (m) above "
-         'the ground; 0 accepts overhanging obstacles too.', (0.0, 100.0)),
+         'the ground; 0 accepts overhanging obstacles too.'),
         ('disparity_noise', 'Assumed disparity error (px) that widens the ground tolerance '
-         'and distance band with distance.', (0.0, 100.0)),
-        ('percentile', "Low percentile of an obstacle's depths taken as its distance.",
-         (0.0, 100.0)),
-        ('ground_region', 'Lower fraction of the image whose points fit the ground plane.',
-         (0.05, 1.0)),
+         'and distance band with distance.'),
+        ('percentile', "Low percentile of an obstacle's depths taken as its distance."),
+        ('ground_region', 'Lower fraction of the image whose points fit the ground plane.'),
         ('max_ground_tilt', 'Largest angle (degrees) between the ground plane and level in '
          'the camera frame: a camera pitched down by more needs more (at the risk of taking '
-         'a slanted obstacle face for ground).', (1.0, 89.0)),
+         'a slanted obstacle face for ground).'),
         ('camera_height', 'Known height (m) of the camera over the ground: fitted ground '
          'planes more than a quarter off it are rejected (crate tops, furniture), and a '
          'level plane at it is used when none fits; 0 = unknown (any height; no ground '
-         'removal without a fit).', (0.0, 100.0)),
+         'removal without a fit).'),
         ('range_frame_id', "frame_id of obstacle/range; '' = the left image's, an optical "
          'frame (z forward) in which Range consumers such as rviz, taking +x as the axis, '
-         'point it sideways: name a forward-x frame at the camera (docs/ros.md).', None),
+         'point it sideways: name a forward-x frame at the camera (docs/ros.md).'),
         ('near_guard', "Look beyond the backend's disparity range, on a 2-8x smaller pair, for "
          'surfaces nearer than it measures (holes or a farther depth in its output): the '
          'obstacle search finds them, Range -inf (too close), instead of nothing or a '
          'farther obstacle, and the pixels of those the search accepts are published too '
-         'near: depth -inf, disparity unknown, no point. About 1-8 ms.', None),
+         'near: depth -inf, disparity unknown, no point. About 1-8 ms.'),
     ))
 #: ``obstacle.*`` parameters whose value 0 stands for None in :class:`ObstacleParameters`.
 ZERO_IS_NONE = frozenset({'obstacle.max_clearance', 'obstacle.camera_height'})
@@ -165,9 +164,9 @@ _INPUT = (
                   read_only=True),
     ParameterSpec('mono16_bit_depth', 0, 'Bits used by mono16 cameras (8..16) for scaling to '
                   '8 bits; 0 = the full 16-bit range.', limits=(0, 16), read_only=True),
-    ParameterSpec('max_megapixels', 4.0, 'Pairs larger than this (megapixels) are refused '
-                  'with a warning before they are decoded, to keep memory bounded; 0 = no '
-                  'limit.', limits=(0.0, 1000.0), read_only=True),
+    ParameterSpec('max_megapixels', DEFAULT_MAX_MEGAPIXELS, 'Pairs larger than this '
+                  '(megapixels) are refused with a warning before they are decoded, to keep '
+                  'memory bounded; 0 = no limit.', limits=(0.0, 1000.0), read_only=True),
     ParameterSpec('stats_period', 5.0, 'Seconds between rate/latency log lines; 0 = off.',
                   limits=(0.0, 3600.0), read_only=True),
 )
@@ -300,9 +299,6 @@ def validate(values: Mapping[str, Any]) -> dict[str, Value]:
                            f"{checked['weights']!r}; set weights to '' first")
     for prefix, options in BACKEND_SECTIONS:  # the options' combination rules
         parse_options(options, _section_values(checked, prefix, options), prefix.rstrip('.'))
-    low, high = float_value(checked, 'min_depth'), float_value(checked, 'max_depth')
-    if low > 0 and high > 0 and not low < high:
-        raise ValueError(f'min_depth ({low:g}) must be smaller than max_depth ({high:g})')
     bit_depth = int_value(checked, 'mono16_bit_depth')
     if bit_depth and bit_depth < 8:
         raise ValueError(f'mono16_bit_depth must be 0 or 8..16, got {bit_depth}')

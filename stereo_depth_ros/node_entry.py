@@ -9,6 +9,8 @@ not say why.
 import sys
 from typing import Optional
 
+from .errors import EXIT_BAD_INPUT
+
 
 def main(args: Optional[list[str]] = None) -> int:
     """Run the node (:func:`stereo_depth_ros.node.main`); exit status 2 if it cannot load."""
@@ -25,7 +27,7 @@ def main(args: Optional[list[str]] = None) -> int:
                        "holds the package's dependencies (docs/ros.md, Install)")
         print(f'depth_node: cannot start: {error} (Python at {sys.executable}): {advice}',
               file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     return run_node(args)
 
 

@@ -50,6 +50,17 @@ from .errors import CalibrationError, ImageFormatError, SettingsError
 from .images import mask_bounding_box
 
 
+#: The inclusive limits of the numeric settings, which the node's ``obstacle.*`` parameters
+#: take as their ranges (a max_clearance or camera_height of None is not checked).
+LIMITS: dict[str, tuple[float, float]] = {
+    'min_range': (0.0, 1000.0), 'max_range': (0.01, 100000.0),
+    'distance_band': (0.001, 1000.0), 'distance_band_fraction': (0.0, 10.0),
+    'min_area': (1, 100000000), 'min_size': (0.0, 1000.0), 'ground_tolerance': (0.0, 100.0),
+    'max_clearance': (0.0, 100.0), 'disparity_noise': (0.0, 100.0),
+    'percentile': (0.0, 100.0), 'ground_region': (0.05, 1.0), 'max_ground_tilt': (1.0, 89.0),
+    'camera_height': (0.0, 100.0)}
+
+
 @dataclass
 class ObstacleParameters:
     """Settings of :func:`segment_nearest_obstacle` (metres, pixels, fractions).
@@ -122,7 +133,16 @@ class ObstacleParameters:
     near_guard: bool = True
 
     def validate(self) -> None:
-        """Raise SettingsError (a ValueError) naming the first impossible setting."""
+        """Raise SettingsError (a ValueError) naming the first impossible setting.
+
+        Each number within its :data:`LIMITS` (the node parameters' ranges), then the rules
+        that tie settings together.
+        """
+        for name, (low, high) in LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:
+                raise SettingsError(f'obstacle parameters: {name} must be within {low:g} .. '
+                                    f'{high:g}, got {value!r}')
         if len(self.roi) != 4:
             raise SettingsError(f'obstacle roi must be 4 fractions [x, y, width, height], got '
                                 f'{len(self.roi)} values: {list(self.roi)}')
@@ -134,17 +154,8 @@ class ObstacleParameters:
         if not 0 <= self.min_range < self.max_range:
             raise SettingsError(f'obstacle ranges need 0 <= min_range < max_range, got '
                                 f'{self.min_range}, {self.max_range}')
-        checks = [(self.distance_band > 0, 'distance_band must be > 0'),
-                  (self.distance_band_fraction >= 0, 'distance_band_fraction must be >= 0'),
-                  (self.min_area >= 1, 'min_area must be >= 1 pixel'),
-                  (self.min_size >= 0, 'min_size must be >= 0 square metres'),
-                  (self.ground_tolerance >= 0, 'ground_tolerance must be >= 0'),
-                  (self.max_clearance is None or self.max_clearance > 0,
+        checks = [(self.max_clearance is None or self.max_clearance > 0,
                    'max_clearance must be > 0 (or None)'),
-                  (self.disparity_noise >= 0, 'disparity_noise must be >= 0'),
-                  (0 <= self.percentile <= 100, 'percentile must be in [0, 100]'),
-                  (0 < self.ground_region <= 1, 'ground_region must be in (0, 1]'),
-                  (0 < self.max_ground_tilt < 90, 'max_ground_tilt must be in (0, 90)'),
                   (self.camera_height is None or self.camera_height > 0,
                    'camera_height must be > 0'),
                   (self.ransac_iterations >= 1, 'ransac_iterations must be >= 1'),

@@ -25,12 +25,15 @@ from typing import Any, Optional, Sequence
 #: pairs with the partner's neighbour; half the frame period suits any offset below it. This
 #: default suits cameras up to 25 Hz (docs/ros.md, Parameters).
 DEFAULT_SLOP = 0.02
+#: Default number of messages an offline synchronizer keeps per input while pairing
+#: (``process-bag --queue-size``; the node's ``queue_size`` parameter is its own).
+DEFAULT_QUEUE_SIZE = 10
 
 
 class TimeSynchronizer:
     """Exact-stamp synchronizer over ``n_inputs`` inputs (``message_filters.TimeSynchronizer``)."""
 
-    def __init__(self, n_inputs: int, queue_size: int = 10) -> None:
+    def __init__(self, n_inputs: int, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         if n_inputs < 1:
             raise ValueError(f'need at least one input, got {n_inputs}')
         if queue_size < 1:
@@ -70,7 +73,7 @@ class TimeSynchronizer:
 class ApproximateTimeSynchronizer(TimeSynchronizer):
     """Approximate synchronizer: stamps of a set differ by less than ``slop`` seconds."""
 
-    def __init__(self, n_inputs: int, queue_size: int = 10,
+    def __init__(self, n_inputs: int, queue_size: int = DEFAULT_QUEUE_SIZE,
                  slop: float = DEFAULT_SLOP) -> None:
         super().__init__(n_inputs, queue_size)
         if not slop > 0:
@@ -103,7 +106,7 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
         return []
 
 
-def make_synchronizer(n_inputs: int, queue_size: int = 10,
+def make_synchronizer(n_inputs: int, queue_size: int = DEFAULT_QUEUE_SIZE,
                       slop: Optional[float] = None) -> TimeSynchronizer:
     """Return an exact synchronizer, or an approximate one when ``slop`` (seconds) is given."""
     if slop is None:

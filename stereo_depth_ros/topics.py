@@ -39,8 +39,6 @@ OUTPUTS: tuple[OutputTopic, ...] = (
 #: Output topic name -> its row of :data:`OUTPUTS`.
 OUTPUT_BY_NAME: dict[str, OutputTopic] = {topic.name: topic for topic in OUTPUTS}
 OUTPUT_TOPICS: tuple[str, ...] = tuple(OUTPUT_BY_NAME)
-#: The ``publish_*`` switches, each once, in table order.
-SWITCHES: tuple[str, ...] = tuple(dict.fromkeys(topic.switch for topic in OUTPUTS))
 
 #: Input topics (relative, remappable) -> message class attribute of ``MessageTypes``.
 INPUT_TOPICS: dict[str, str] = {

@@ -716,6 +716,8 @@ def test_benchmarks_refuse_settings_they_would_ignore(capsys, argv, words):
     (['demo', '--road-scenes', '-1'],
      ("--road-scenes: '-1' is not a whole number of at least 0",)),
     (['demo', '--frames', '0'], ("--frames: '0' is not a whole number of at least 1",)),
+    (['process-bag', 'in', 'out', '--queue-size', '0'],
+     ("--queue-size: '0' is not a whole number of at least 1",)),
 ])
 def test_numeric_options_out_of_range_are_one_line(capsys, argv, words):
     with pytest.raises(SystemExit) as refused:  # argparse's refusal, before any work

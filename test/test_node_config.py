@@ -64,11 +64,16 @@ def test_every_parameter_is_described_and_its_default_valid():
     assert validate({}) == default_values()
 
 
-def test_sgbm_defaults_are_the_backend_defaults():
-    # The node, process-bag and the CLI must give the same disparity out of the box.
-    defaults = SGBMOptions()
-    for field in fields(SGBMOptions):
-        assert SPECS[f'sgbm.{field.name}'].default == getattr(defaults, field.name)
+def test_sgbm_from_the_node_s_defaults_matches_the_library_s():
+    # The node, process-bag and the CLI must give the same disparity out of the box as
+    # create_backend('sgbm') does: the node's values, through its whole path, make that sgbm.
+    from stereo_depth_ros.backends import create_backend
+    from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
+    scene = make_scene(EVAL_SEED_OFFSET + 3, height=96, width=192, max_disparity=40)
+    node = build_backend({**default_values(), 'backend': 'sgbm'})
+    np.testing.assert_array_equal(node.compute(scene.left, scene.right),
+                                  create_backend('sgbm').compute(scene.left, scene.right))
+    assert node.describe() == create_backend('sgbm').describe()
 
 
 def test_obstacle_parameters_map_to_the_dataclass_with_its_defaults():

@@ -630,7 +630,7 @@ def test_an_obstacle_whose_lowest_point_is_max_clearance_up_is_kept():
     dict(min_range=0.0), dict(distance_band_fraction=0.0), dict(min_area=1),
     dict(min_size=0.0), dict(ground_tolerance=0.0), dict(disparity_noise=0.0),
     dict(percentile=0.0), dict(percentile=100.0), dict(ground_region=1.0),
-    dict(max_ground_tilt=0.5), dict(max_ground_tilt=89.5), dict(ransac_iterations=1),
+    dict(max_ground_tilt=1.0), dict(max_ground_tilt=89.0), dict(ransac_iterations=1),
     dict(ransac_points=3), dict(roi=(0.5, 0.5, 0.5, 0.5))])
 def test_settings_at_their_limits_are_accepted(setting):
     ObstacleParameters(**setting).validate()
@@ -638,7 +638,11 @@ def test_settings_at_their_limits_are_accepted(setting):
 
 @pytest.mark.parametrize('setting, message', [
     (dict(min_range=5.0, max_range=5.0), 'min_range < max_range'),
-    (dict(distance_band=0.0), 'distance_band must be > 0'),
+    (dict(distance_band=0.0), 'distance_band must be within 0.001 .. 1000, got 0.0'),
+    # The node's parameter ranges, one table (obstacle.LIMITS): 0.5 degrees is refused by
+    # both, as 0.01 of the image for the ground is.
+    (dict(max_ground_tilt=0.5), 'max_ground_tilt must be within 1 .. 89'),
+    (dict(ground_region=0.01), 'ground_region must be within 0.05 .. 1'),
     (dict(max_clearance=0.0), 'max_clearance must be > 0'),
     (dict(percentile=100.5), 'percentile'),
     (dict(ground_region=0.0), 'ground_region'), (dict(ground_region=1.01), 'ground_region'),

@@ -31,7 +31,7 @@ from ..pipeline import StereoPipeline
 from ..pipeline_config import default_topics
 from ..processing import note_kind, StereoFrameProcessor, StereoPair
 from ..plausibility import PairCheck, row_offset_warning, swap_warning, SWAPPED_KIND
-from ..sync import TimeSynchronizer, make_synchronizer, never_matched
+from ..sync import DEFAULT_QUEUE_SIZE, TimeSynchronizer, make_synchronizer, never_matched
 from ..topics import check_topics, OUTPUT_TOPICS
 from ..text import counted
 
@@ -165,7 +165,8 @@ def _check_outputs_are_new(topics: dict[str, str], ns: str, wanted: tuple[str, .
 
 def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipeline,
                 topics: Optional[dict[str, Optional[str]]] = None,
-                slop: Optional[float] = None, queue_size: int = 10, points: bool = False,
+                slop: Optional[float] = None, queue_size: int = DEFAULT_QUEUE_SIZE,
+                points: bool = False,
                 points_organized: bool = False,
                 storage: str = 'mcap', distro: str = 'jazzy', namespace: Optional[str] = None,
                 mono16_bit_depth: Optional[int] = None,

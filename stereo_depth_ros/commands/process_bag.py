@@ -4,9 +4,10 @@ import argparse
 import sys
 
 from .common import (add_backend_arguments, add_bit_depth_argument, add_size_limit_argument,
-                     input_settings, pipeline_from_args, positive_float, refuse_lone_slop)
+                     input_settings, pipeline_from_args, positive_float, positive_int,
+                     refuse_lone_slop)
 from ..bags.process import process_bag
-from ..sync import DEFAULT_SLOP
+from ..sync import DEFAULT_QUEUE_SIZE, DEFAULT_SLOP
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
 from ..cli import EXIT_INTERRUPTED
 from ..settings import float_value
@@ -26,8 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'where pairing is exact (default: '
                              "--params-file's approximate_sync_tolerance_seconds, else "
                              f'{DEFAULT_SLOP})')
-    parser.add_argument('--queue-size', type=int, default=10,
-                        help='messages kept per topic while pairing (default 10)')
+    parser.add_argument('--queue-size', type=positive_int, default=DEFAULT_QUEUE_SIZE,
+                        help=f'messages kept per topic while pairing (default '
+                             f'{DEFAULT_QUEUE_SIZE})')
     for side in ('left', 'right'):
         parser.add_argument(f'--{side}-image', default=None, metavar='TOPIC',
                             help=f'{side} image topic (default: found by type and name)')
@@ -56,8 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Process the bag and print a summary."""
-    if args.queue_size < 1:
-        raise ValueError(f'--queue-size must be >= 1, got {args.queue_size}')
     config = pipeline_from_args(args)
     pipeline = config.pipeline
     max_megapixels, bit_depth = input_settings(args, config)

@@ -59,8 +59,6 @@ ROAD_BASELINE = 0.54
 #: Scene kinds :func:`make_scene` knows.
 KINDS = ('layered', 'road')
 
-_FloatArray = np.ndarray
-
 
 @dataclass
 class SyntheticScene:
@@ -463,7 +461,6 @@ class _RoadWorld:
     max_disparity: float
     ground: _Surface
     backdrop: _Surface
-    lane_offset: float
 
     @property
     def min_obstacle_depth(self) -> float:
@@ -582,7 +579,7 @@ def _road_world(rng: np.random.Generator, height: int, width: int,
     ground = _Surface(0.0, slope, -slope * cy,
                       _GroundTexture(rng, camera, cam_height, max_disparity, lane_offset))
     backdrop = _Surface(0.0, 0.0, SKY_DISPARITY, _BackdropTexture(rng, camera, max_disparity))
-    return _RoadWorld(camera, cam_height, float(max_disparity), ground, backdrop, lane_offset)
+    return _RoadWorld(camera, cam_height, float(max_disparity), ground, backdrop)
 
 
 @dataclass

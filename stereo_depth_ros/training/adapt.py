@@ -20,7 +20,7 @@ from torch import nn
 from .config import ConfigError, TrainConfig
 from .losses import masked_epe, valid_mask
 from .pair_split import split_pairs
-from .pseudo_labels import pseudo_labelled_dataset
+from .pseudo_labels import PSEUDO_LABEL_MAX_DISPARITY, pseudo_labelled_dataset
 from .self_supervised import photometric_loss, smoothness_loss
 from .trainer import check_step_count, resumes, Trainer, _log, _record_once
 from ..atomic_files import written_atomically
@@ -232,7 +232,8 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
     adaptation.pairs = str(root)  # recorded in the weights' training metadata
     notes: list[str] = []
     pairs = pseudo_labelled_dataset(
-        root, float(config.model.architecture.get('max_disparity', 192)),
+        root, float(config.model.architecture.get('max_disparity',
+                                                  PSEUDO_LABEL_MAX_DISPARITY)),
         adaptation.labeller, adaptation.labeller_weights, progress=progress,
         bit_depth=adaptation.mono16_bit_depth, notes=notes)
     for line in pair_warnings(pairs) + [f'warning: {note}' for note in notes[:1]]:

@@ -29,7 +29,7 @@ from safetensors import SafetensorError, safe_open
 
 from .checkpoint import read_model_state
 from ..backends.registry import backend_record
-from ..errors import StereoDepthError
+from ..errors import EXIT_BAD_INPUT, StereoDepthError
 from ..weights import (WeightsMetadata, check_export_path, check_finite, keep_previous_export,
                        load_model, plain_key, read_metadata, save_weights,
                        set_aside_stale_card)
@@ -171,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             set_aside_stale_card(out)
     except (StereoDepthError, OSError, ValueError) as error:
         print(f'average: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     print(f'wrote {path}: the mean of {len(states)} {metadata.backend} weights '
           f'({", ".join(labels)})' + (f'; the file it replaced is kept as {kept}' if kept else ''))
     return 0

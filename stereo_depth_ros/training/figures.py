@@ -16,7 +16,7 @@ import numpy as np
 
 from ..backends import create_backend
 from ..commands.common import check_output_folder, parse_backend_options
-from ..errors import DatasetError, StereoDepthError
+from ..errors import DatasetError, EXIT_BAD_INPUT, StereoDepthError
 from ..data.datasets import check_same_size, read_image_rgb
 from ..visualize import colorize_disparity, grid, robust_max, save_rgb, titled
 from .pseudo_labels import find_pairs
@@ -116,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         save_rgb(out, sheet)
     except (StereoDepthError, OSError) as error:
         print(f'figures: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     print(f'wrote {args.out}')
     return 0
 

@@ -39,7 +39,7 @@ from ..backends import backend_options, backend_record, create_backend
 from ..backends.options import CHOSEN_MAX_MATCH_COST
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
-from ..errors import StereoDepthError
+from ..errors import EXIT_BAD_INPUT, StereoDepthError
 from ..evaluation.metrics import LARGE_DISPARITY, fill_invalid_kitti, gt_valid_mask, share
 from ..evaluation.visibility import unseen_by_right_camera
 from ..networks.confidence import drop_unconfirmed
@@ -237,7 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    f'{len(scenes)} scenes (0-{len(scenes) - 1})')
     except (StereoDepthError, ValueError) as error:
         print(f'match_cost_sweep: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     sgbm = create_backend('sgbm')
     keys = [(name, cost) for name in names for cost in costs]
     rows = {key: np.zeros(_COUNTS) for key in [*keys, ('sgbm', 0.0)]}

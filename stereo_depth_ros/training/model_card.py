@@ -29,7 +29,7 @@ from safetensors import safe_open
 from ..atomic_files import written_atomically
 from ..backends.base import DisparityBackend
 from ..backends.registry import backend_record, learned_backend_names
-from ..errors import StereoDepthError
+from ..errors import EXIT_BAD_INPUT, StereoDepthError
 from ..resources import find_shared_file
 from ..weights import CARD_FIRST_LINE, read_metadata
 
@@ -451,7 +451,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           f'{100 * value["sgbm"]["bad2"]:.1f} %')
     except StereoDepthError as error:
         print(f'model_card: error: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     return 0
 
 

@@ -23,6 +23,10 @@ from ..backends.base import DisparityBackend
 from ..data.datasets import check_same_size, StereoSample, read_image_rgb
 from ..errors import BackendError, DatasetError
 
+#: The largest disparity (px) of pseudo-labels where a source or command names none: the
+#: full range of a KITTI camera at full resolution, which training and selection share.
+PSEUDO_LABEL_MAX_DISPARITY = 192.0
+
 #: Largest left-right disagreement (px) that still counts as consistent.
 LR_TOLERANCE = 1.0
 #: Stricter than the backend's default uniqueness, as wrong labels cost more than few labels.

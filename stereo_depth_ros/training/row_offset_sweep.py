@@ -26,7 +26,7 @@ from .selection import FULL_RANGE_SEED_OFFSET, full_range_scenes
 from ..backends import create_backend
 from ..data.datasets import read_image_rgb
 from ..data.photos import DEFAULT_PHOTO_CACHE
-from ..errors import StereoDepthError
+from ..errors import EXIT_BAD_INPUT, StereoDepthError
 from ..evaluation.metrics import bad_n, fill_invalid_kitti
 from ..plausibility import row_offset, RowOffset
 
@@ -121,7 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             find_pairs(args.pairs)  # refused before any scene is made
     except (StereoDepthError, ValueError) as error:
         print(f'row_offset_sweep: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if args.pairs:
         list_pairs(args.pairs)
     if shifts:

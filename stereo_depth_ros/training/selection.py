@@ -44,19 +44,20 @@ from tqdm import tqdm
 from .augment import vignette
 from .pair_split import TRAINING_EVERY, selection_pairs
 from .losses import masked_epe, valid_mask
-from .pseudo_labels import pseudo_labelled_dataset
+from .pseudo_labels import PSEUDO_LABEL_MAX_DISPARITY, pseudo_labelled_dataset
 from .self_supervised import photometric_loss
 from ..backends.options import MATCH_PASSES_CHOICES
 from ..backends.registry import backend_options, backend_record, create_backend
 from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..data.synthetic import TEST_SEED_OFFSET, VALIDATION_SEED_OFFSET
-from ..errors import StereoDepthError
+from ..errors import EXIT_BAD_INPUT, StereoDepthError
 from ..evaluation.metrics import (DISPARITY_BANDS, LARGE_DISPARITY, band_key,
                                   fill_invalid_kitti, pooled_visibility, visibility_counts)
 from ..networks.common import StereoNet
-from ..networks.inference import (images_to_tensor, near_pass_scales, predict_with_near_pass,
-                                  resolve_match_passes, resolve_refine_radius)
+from ..networks.inference import (images_to_tensor, NEAR_PASS_TARGET_RANGE, near_pass_scales,
+                                  predict_with_near_pass, resolve_match_passes,
+                                  resolve_refine_radius)
 from ..weights import load_model, read_metadata
 
 #: First seed of the full-range validation scenes (validation range, above the trainer's).
@@ -280,8 +281,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--pairs', default='../shared/data/unlabeled',
                         help='folder of rectified pairs (<name>/left.png, right.png; default '
                              '../shared/data/unlabeled, from the repository root)')
-    parser.add_argument('--max-disparity', type=float, default=192.0,
-                        help='largest disparity of the SGBM pseudo-labels (px)')
+    parser.add_argument('--max-disparity', type=float, default=PSEUDO_LABEL_MAX_DISPARITY,
+                        help='largest disparity of the SGBM pseudo-labels (px; default '
+                             f'{PSEUDO_LABEL_MAX_DISPARITY:g}, as training\'s pseudo source)')
     parser.add_argument('--near-scale', type=float, default=0.0,
                         help='backend option near_scale (default 0: the network alone)')
     parser.add_argument('--near-from', type=float, default=0.0,
@@ -289,7 +291,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         'backends)')
     parser.add_argument('--near-passes', type=int, default=0,
                         help='backend option near_passes (default 0: as the backends, one and '
-                        'more while the range is below 192 px)')
+                        f'more while the range is below {NEAR_PASS_TARGET_RANGE:g} px)')
     parser.add_argument('--match-passes', choices=MATCH_PASSES_CHOICES, default='never',
                         help="backend option match_passes (default never, as these scores were "
                         "measured before it existed; auto: the network's own, as the backends)")
@@ -397,7 +399,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(_visibility_line(full_range))
     except StereoDepthError as error:
         print(f'selection: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     return 0
 
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from ..backends.registry import backend_record
 from ..data.datasets import StereoSample, SyntheticSamples
-from ..errors import StereoDepthError
+from ..errors import EXIT_BAD_INPUT, StereoDepthError
 from ..networks.costnet import CostNet
 from ..networks.inference import images_to_tensor
 from ..weights import (check_export_path, keep_previous_export, load_model, read_metadata,
@@ -293,7 +293,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             set_aside_stale_card(out)
     except (StereoDepthError, OSError) as error:
         print(f'slim: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     print(f'wrote {path}: width {args.width:g}, '
           f'{sum(p.numel() for p in narrow.parameters())} parameters'
           + (f'; the file it replaced is kept as {kept}' if kept else ''))

@@ -290,8 +290,9 @@ def build_source(config: SourceConfig, seed: int, group: int = 1,
     dataset: Sequence[StereoSample]
     if config.kind == 'pseudo':
         from .pair_split import training_pairs
-        from .pseudo_labels import pseudo_labelled_dataset
-        dataset = pseudo_labelled_dataset(config.root, config.max_disparity or 192.0,
+        from .pseudo_labels import PSEUDO_LABEL_MAX_DISPARITY, pseudo_labelled_dataset
+        dataset = pseudo_labelled_dataset(config.root,
+                                          config.max_disparity or PSEUDO_LABEL_MAX_DISPARITY,
                                           config.labeller, config.labeller_weights,
                                           progress=progress)
         if config.hold_out_selection:

@@ -14,7 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 from ..commands.common import add_device_argument, non_negative_int
-from ..errors import StereoDepthError
+from ..errors import EXIT_BAD_INPUT, StereoDepthError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +95,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return run(args)
     except (StereoDepthError, FileNotFoundError, ValueError) as error:
         print(f'train: error: {error}', file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
 
 
 if __name__ == '__main__':
