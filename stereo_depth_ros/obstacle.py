@@ -489,16 +489,74 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     notes = (note,) if note else ()
     plane = fit[0] if fit is not None else _prior_plane(params)
 
-    x0, y0, x1, y1 = _roi_window(params.roi, width, height)
+    window = _roi_window(params.roi, width, height)
+    x0, y0, x1, y1 = window
     z = depth[y0:y1, x0:x1]
+    candidates, above = _candidates_above_ground(z, camera, params, plane, window)
+    count, labels, stats, areas, candidates = _components(z, candidates, params, camera)
+    passing = _large_enough(z, labels, areas, count, params, camera, near_limit)
+    if passing.size == 0:
+        return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
+    ranked = _ranked_by_distance(z, labels, stats, areas, passing, above, plane, params,
+                                 camera, cut_at_bottom=y1 == height)
+    if accepted is not None and ranked:  # a lookup table: np.isin took 3-17 ms at 1080p
+        keep = np.zeros(count, bool)
+        keep[[label for _, label in ranked]] = True
+        accepted[y0:y1, x0:x1] = keep[labels]
+    for distance, label in sorted(ranked):
+        # Work in a window around the component, grown to catch pieces split off it.
+        bx, by, bw, bh = stats[label, :4]
+        grow = max(8, int(0.5 * max(bw, bh)))
+        wx0, wy0 = int(max(bx - grow, 0)), int(max(by - grow, 0))
+        wx1, wy1 = int(min(bx + bw + grow, z.shape[1])), int(min(by + bh + grow, z.shape[0]))
+        around = np.s_[wy0:wy1, wx0:wx1]
+        piece = _obstacle_mask(z[around], candidates[around], labels[around] == label,
+                               distance, params, camera)
+        if piece is None:
+            continue
+        mask = empty.copy()
+        mask[y0 + wy0:y0 + wy1, x0 + wx0:x0 + wx1] = piece
+        box = mask_bounding_box(piece)
+        assert box is not None  # _obstacle_mask returns None, never an empty mask
+        px, py, box_width, box_height = box
+        bbox = (x0 + wx0 + px, y0 + wy0 + py, box_width, box_height)
+        if accepted is not None:
+            accepted |= mask
+        return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()), accepted, notes)
+    return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
+
+
+def _candidates_above_ground(z: np.ndarray, camera: StereoCameraModel,
+                             params: ObstacleParameters,
+                             plane: Optional[tuple[float, float, float, float]],
+                             window: tuple[int, int, int, int]
+                             ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Return the pixels of the searched window ``z`` that may be obstacle, and their height.
+
+    A candidate has a depth up to ``max_range`` and, where there is a ground ``plane``,
+    stands above it by more than the ground tolerance at its depth. The height above the
+    plane (m) comes with them (None without a plane).
+    """
     above = None
     with np.errstate(invalid='ignore'):
         candidates = np.isfinite(z) & (z > 0) & (z <= params.max_range)
         if plane is not None:
-            cols, rows = _ray_terms(camera, x0, y0, x1, y1)
+            cols, rows = _ray_terms(camera, *window)
             nx, ny, nz, c = (np.float32(v) for v in plane)
             above = z * (nx * cols + ny * rows + nz) + c
             candidates &= above > _tolerance(params, camera, z, float(plane[3]))
+    return candidates, above
+
+
+def _components(z: np.ndarray, candidates: np.ndarray, params: ObstacleParameters,
+                camera: StereoCameraModel
+                ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return the candidates' surfaces: count, labels, stats, areas and the candidates.
+
+    Pieces of a surface are linked across gaps of unknown depth, and neighbours with a depth
+    jump are cut apart (8-connected). Only pixels with a depth count in the areas; the
+    candidates returned are those of a linked surface.
+    """
     linked, linked_z = _bridge_unknown_gaps(z, candidates)
     _drop_far_side_of_jumps(linked_z, linked, params, camera)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(
@@ -506,26 +564,47 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     areas = stats[:, cv2.CC_STAT_AREA]
     if linked is not candidates:
         # The bridges link pieces of a surface; only pixels with a depth count and weigh.
-        candidates &= linked
+        candidates = candidates & linked
         labels[~candidates] = 0
         areas = np.bincount(labels.ravel(), minlength=count)
+    return count, labels, stats, areas, candidates
+
+
+def _large_enough(z: np.ndarray, labels: np.ndarray, areas: np.ndarray, count: int,
+                  params: ObstacleParameters, camera: StereoCameraModel,
+                  near_limit: float) -> np.ndarray:
+    """Return the labels of the surfaces of at least ``min_area`` px and ``min_size`` m^2."""
     passing = np.flatnonzero(areas[1:] >= params.min_area) + 1
     if passing.size == 0:
-        return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
+        return passing
     flat = labels.ravel()
     inside = flat > 0
-    members = flat[inside]
     depths = z.ravel()[inside].astype(np.float64)
-    sums = np.bincount(members, weights=depths, minlength=count)
     # Sized as if no nearer than min_range, or than the backend measures: a surface too
     # close to range fills the view, yet its front area at its own depth (0.09 m^2 at 0.25 m
     # for an OAK-D) would fail min_size and the Range would say "nothing" (or name a farther
     # obstacle: a wall at 0.3 m over 60 % of a 752x480 view, sized from 0.3 m, did).
     sized = np.maximum(depths, max(params.min_range, near_limit))
-    sizes = np.bincount(members, weights=sized * sized, minlength=count)
-    passing = passing[sizes[passing] / (camera.fx * camera.fy) >= params.min_size]
-    if passing.size == 0:
-        return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
+    sizes = np.bincount(flat[inside], weights=sized * sized, minlength=count)
+    return passing[sizes[passing] / (camera.fx * camera.fy) >= params.min_size]
+
+
+def _ranked_by_distance(z: np.ndarray, labels: np.ndarray, stats: np.ndarray,
+                        areas: np.ndarray, passing: np.ndarray, above: Optional[np.ndarray],
+                        plane: Optional[tuple[float, float, float, float]],
+                        params: ObstacleParameters, camera: StereoCameraModel,
+                        cut_at_bottom: bool) -> list[tuple[float, int]]:
+    """Return (distance, label) of up to :data:`WEIGHED_SURFACES` accepted surfaces.
+
+    Taken nearest first by their mean depth; a surface's distance is the ``percentile`` of
+    its depths. One whose lowest point clears the ground by more than ``max_clearance`` is
+    not accepted (it hangs above the path), unless the window's last row is the image's
+    (``cut_at_bottom``) and cuts it at its own distance: its lowest point is out of view.
+    """
+    flat = labels.ravel()
+    inside = flat > 0
+    sums = np.bincount(flat[inside], weights=z.ravel()[inside].astype(np.float64),
+                       minlength=len(areas))
     means = sums[passing] / areas[passing]
     order = np.argsort(means)
     ranked: list[tuple[float, int]] = []
@@ -537,38 +616,14 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
         values = z[by:by + bh, bx:bx + bw][window]
         distance = float(np.percentile(values, params.percentile))
         if above is not None and plane is not None and params.max_clearance is not None \
-                and not (y1 == height and _cut_below(z, labels, label, distance, params,
-                                                     camera)):
+                and not (cut_at_bottom and _cut_below(z, labels, label, distance, params,
+                                                      camera)):
             clearance = float(above[by:by + bh, bx:bx + bw][window].min())
             if clearance > params.max_clearance + _tolerance(params, camera, means[index],
                                                              float(plane[3])):
                 continue
         ranked.append((distance, int(label)))
-    if accepted is not None and ranked:  # a lookup table: np.isin took 3-17 ms at 1080p
-        keep = np.zeros(count, bool)
-        keep[[label for _, label in ranked]] = True
-        accepted[y0:y1, x0:x1] = keep[labels]
-    for distance, label in sorted(ranked):
-        # Work in a window around the component, grown to catch pieces split off it.
-        bx, by, bw, bh = stats[label, :4]
-        grow = max(8, int(0.5 * max(bw, bh)))
-        wx0, wy0 = int(max(bx - grow, 0)), int(max(by - grow, 0))
-        wx1, wy1 = int(min(bx + bw + grow, z.shape[1])), int(min(by + bh + grow, z.shape[0]))
-        window = np.s_[wy0:wy1, wx0:wx1]
-        piece = _obstacle_mask(z[window], candidates[window], labels[window] == label,
-                               distance, params, camera)
-        if piece is None:
-            continue
-        mask = empty.copy()
-        mask[y0 + wy0:y0 + wy1, x0 + wx0:x0 + wx1] = piece
-        box = mask_bounding_box(piece)
-        assert box is not None  # _obstacle_mask returns None, never an empty mask
-        px, py, width, height = box
-        bbox = (x0 + wx0 + px, y0 + wy0 + py, width, height)
-        if accepted is not None:
-            accepted |= mask
-        return ObstacleResult(mask, distance, bbox, plane, int(piece.sum()), accepted, notes)
-    return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
+    return ranked
 
 
 def _cut_below(z: np.ndarray, labels: np.ndarray, label: int, distance: float,

@@ -140,6 +140,19 @@ def check_depth_range(min_depth: Optional[float], max_depth: Optional[float],
                             'searches would be in range')
 
 
+def _wanted_outputs(outputs: Optional[AbstractSet[str]]) -> frozenset[str]:
+    """Return the checked set of requested pipeline outputs (None: the default ones)."""
+    if isinstance(outputs, str):
+        raise SettingsError(f'outputs must be a set of names, e.g. {{{outputs!r}}}, got the '
+                            f'string {outputs!r}')
+    wanted = DEFAULT_OUTPUTS if outputs is None else frozenset(outputs)
+    unknown = wanted - OUTPUT_NAMES
+    if unknown:
+        raise SettingsError(f'unknown pipeline outputs {sorted(unknown)}; known: '
+                            f'{sorted(OUTPUT_NAMES)}')
+    return wanted
+
+
 class StereoPipeline:
     """Run a disparity backend and derive depth, nearest obstacle and pictures.
 
@@ -192,23 +205,52 @@ class StereoPipeline:
         out unknown, with the verdict :data:`~stereo_depth_ros.view_check.SWAPPED_VIEWS`.
         Raises ImageFormatError / CalibrationError naming the problem with the input.
         """
-        if isinstance(outputs, str):
-            raise SettingsError(f'outputs must be a set of names, e.g. {{{outputs!r}}}, got the '
-                                f'string {outputs!r}')
-        wanted = DEFAULT_OUTPUTS if outputs is None else frozenset(outputs)
-        unknown = wanted - OUTPUT_NAMES
-        if unknown:
-            raise SettingsError(f'unknown pipeline outputs {sorted(unknown)}; known: '
-                                f'{sorted(OUTPUT_NAMES)}')
+        wanted = _wanted_outputs(outputs)
         check_stereo_pair(left, right)
         if camera is not None:
             camera.check_image_size(left.shape[1], left.shape[0])
-        timings: dict[str, float] = {}
         start = time.perf_counter()
         withheld = swapped and self.check_views
+        result = self._run_backend(left, right, camera, withheld)
+        timings = result.timings
+        # The depth range limits the disparity too, so it is applied whenever it is set, even
+        # when only the disparity is wanted.
+        has_range = self.min_depth is not None or self.max_depth is not None
+        # So is the near guard, whoever subscribes: the disparity holds what it marks too.
+        guarded = self.obstacle_params.near_guard
+        uses_camera = camera is not None and (has_range or guarded
+                                              or bool(wanted & {'depth', 'obstacle', 'points'}))
+        too_near = (self._surfaces_too_near(left, right, result.disparity, result.max_disparity,
+                                            timings)
+                    if uses_camera and not withheld else None)
+        if withheld:
+            result.views = SWAPPED_VIEWS
+            result.notes.append(SWAPPED_VIEWS.note())
+        views_match = not self.check_views or (
+            not withheld and self._views_match(left, right, result, too_near))
+        if not views_match:
+            result.disparity = np.full_like(result.disparity, np.nan)
+            too_near = None
+            result.max_range = result.min_range
+        if uses_camera:
+            assert camera is not None  # uses_camera says so
+            self._geometry(result, camera, wanted, too_near, views_match)
+        if 'color' in wanted:
+            result.color = self._colour(result, views_match)
+        timings['total_ms'] = (time.perf_counter() - start) * 1e3
+        return result
+
+    def _run_backend(self, left: np.ndarray, right: np.ndarray,
+                     camera: Optional[StereoCameraModel], withheld: bool) -> PipelineResult:
+        """Return the result of the backend's disparity (NaN where ``withheld``), timed.
+
+        Its range and the obstacle search's limits for ``camera`` come with it, and the note,
+        once per image width, where the image is too narrow for the backend's range.
+        """
+        start = time.perf_counter()
         disparity = (np.full(left.shape[:2], np.nan, np.float32) if withheld
                      else self.backend.compute(left, right))
-        timings['disparity_ms'] = (time.perf_counter() - start) * 1e3
+        timings = {'disparity_ms': (time.perf_counter() - start) * 1e3}
         min_range, max_range = self.obstacle_range_limits(camera)
         reach = self.largest_disparity(left.shape[1])
         result = PipelineResult(disparity=disparity,
@@ -225,68 +267,58 @@ class StereoPipeline:
                 f'reaches {float(self.backend.max_disparity):g} px, but on a '
                 f'{left.shape[1]}-px-wide pair only {reach:g} px; the '
                 'DisparityImage, the depth limits and the Range use that')
-
-        # The depth range limits the disparity too, so it is applied whenever it is set, even
-        # when only the disparity is wanted.
-        has_range = self.min_depth is not None or self.max_depth is not None
-        # So is the near guard, whoever subscribes: the disparity holds what it marks too.
-        guarded = self.obstacle_params.near_guard
-        uses_camera = camera is not None and (has_range or guarded
-                                              or bool(wanted & {'depth', 'obstacle', 'points'}))
-        too_near = (self._surfaces_too_near(left, right, disparity, reach, timings)
-                    if uses_camera and not withheld else None)
-        if withheld:
-            result.views = SWAPPED_VIEWS
-            result.notes.append(SWAPPED_VIEWS.note())
-        views_match = not self.check_views or (
-            not withheld and self._views_match(left, right, result, too_near))
-        if not views_match:
-            disparity = result.disparity = np.full_like(disparity, np.nan)
-            too_near = None
-            min_range = max_range = result.max_range = result.min_range
-        if uses_camera:
-            assert camera is not None  # uses_camera says so
-            tick = time.perf_counter()
-            depth = disparity_to_depth(disparity, camera.focal_baseline,
-                                       camera.disparity_offset)
-            timings['depth_ms'] = (time.perf_counter() - tick) * 1e3
-            obstacle = None
-            # Also run where only the guard's finds need it: they are marked where it keeps them.
-            if not views_match:
-                obstacle = ObstacleResult(np.zeros(depth.shape, bool))
-                if 'obstacle' in wanted:
-                    result.obstacle = obstacle
-            elif 'obstacle' in wanted or too_near is not None:
-                if 'obstacle' in wanted and not max_range > min_range:
-                    result.notes.append(blind_search_note(min_range, max_range))
-                # Before the depth range is marked: an obstacle nearer than min_depth is
-                # found at its depth, and its Range says "too close" (-inf).
-                tick = time.perf_counter()
-                obstacle = self._nearest_obstacle(_with_near_surfaces(depth, too_near, camera),
-                                                  camera, max_range, ground_depth=depth,
-                                                  surfaces=too_near is not None)
-                timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
-                result.notes.extend(obstacle.notes)
-                if 'obstacle' in wanted:
-                    result.obstacle = obstacle
-            tick = time.perf_counter()
-            self._apply_depth_range(depth, disparity)
-            if too_near is not None and obstacle is not None and obstacle.surfaces is not None:
-                _mark_too_near(depth, disparity, obstacle.surfaces & np.isfinite(too_near))
-            timings['depth_ms'] += (time.perf_counter() - tick) * 1e3
-            if 'depth' in wanted:
-                result.depth = depth
-            if 'points' in wanted:  # outside the depth range a point has no position: NaN
-                result.points = depth_to_points(np.where(np.isfinite(depth), depth, np.nan),
-                                                camera)
-        if 'color' in wanted and not views_match:  # black; the scale stays the stream's
-            result.color = np.zeros(disparity.shape + (3,), np.uint8)
-        elif 'color' in wanted:
-            top = self.colour_scale.top(disparity, result.max_disparity)
-            result.color = colorize_disparity(disparity, max_disparity=top,
-                                              min_disparity=min(result.min_disparity, 0.0))
-        timings['total_ms'] = (time.perf_counter() - start) * 1e3
         return result
+
+    def _geometry(self, result: PipelineResult, camera: StereoCameraModel,
+                  wanted: frozenset[str], too_near: Optional[np.ndarray],
+                  views_match: bool) -> None:
+        """Add depth, obstacle and points to ``result``, and mark the depth range in both.
+
+        The obstacle search runs before the depth range is marked (an obstacle nearer than
+        ``min_depth`` is found at its depth, and its ``Range`` says "too close"), and also
+        where only the near guard's finds (``too_near``) need it: they are marked where it
+        keeps them.
+        """
+        timings, disparity = result.timings, result.disparity
+        tick = time.perf_counter()
+        depth = disparity_to_depth(disparity, camera.focal_baseline, camera.disparity_offset)
+        timings['depth_ms'] = (time.perf_counter() - tick) * 1e3
+        obstacle = None
+        if not views_match:
+            obstacle = ObstacleResult(np.zeros(depth.shape, bool))
+            if 'obstacle' in wanted:
+                result.obstacle = obstacle
+        elif 'obstacle' in wanted or too_near is not None:
+            if 'obstacle' in wanted and not result.max_range > result.min_range:
+                result.notes.append(blind_search_note(result.min_range, result.max_range))
+            tick = time.perf_counter()
+            obstacle = self._nearest_obstacle(_with_near_surfaces(depth, too_near, camera),
+                                              camera, result.max_range, ground_depth=depth,
+                                              surfaces=too_near is not None)
+            timings['obstacle_ms'] = (time.perf_counter() - tick) * 1e3
+            result.notes.extend(obstacle.notes)
+            if 'obstacle' in wanted:
+                result.obstacle = obstacle
+        tick = time.perf_counter()
+        self._apply_depth_range(depth, disparity)
+        if too_near is not None and obstacle is not None and obstacle.surfaces is not None:
+            _mark_too_near(depth, disparity, obstacle.surfaces & np.isfinite(too_near))
+        timings['depth_ms'] += (time.perf_counter() - tick) * 1e3
+        if 'depth' in wanted:
+            result.depth = depth
+        if 'points' in wanted:  # outside the depth range a point has no position: NaN
+            result.points = depth_to_points(np.where(np.isfinite(depth), depth, np.nan), camera)
+
+    def _colour(self, result: PipelineResult, views_match: bool) -> np.ndarray:
+        """Return the colour picture of the result's disparity (black for an unknown pair).
+
+        An unknown pair leaves the stream's colour scale as it was.
+        """
+        if not views_match:
+            return np.zeros(result.disparity.shape + (3,), np.uint8)
+        top = self.colour_scale.top(result.disparity, result.max_disparity)
+        return colorize_disparity(result.disparity, max_disparity=top,
+                                  min_disparity=min(result.min_disparity, 0.0))
 
     def _views_match(self, left: np.ndarray, right: np.ndarray, result: PipelineResult,
                      too_near: Optional[np.ndarray]) -> bool:
