@@ -275,6 +275,51 @@ def _percent(fraction: float) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print the unlabeled-pair scores of each weights file."""
+    args = build_parser().parse_args(argv)
+    try:
+        _check_args(args)
+        backends = {path: read_metadata(path).backend for path in args.weights}
+        # Checked as the backends check them, before any work: one clear line for a bad value.
+        near_options = {path: backend_options(backend_record(backend), {
+            'near_scale': args.near_scale, 'near_from': args.near_from,
+            'near_passes': args.near_passes, 'match_passes': args.match_passes,
+            'refine_radius': args.refine_radius})
+            for path, backend in backends.items()}
+        if args.match_passes != 'never' and not args.near_scale:
+            print(f'selection: --match-passes {args.match_passes} has nothing to choose between '
+                  'without near passes (--near-scale 0): the network alone is scored',
+                  file=sys.stderr)
+        pairs = selection_pairs(pseudo_labelled_dataset(args.pairs, args.max_disparity))
+        if not pairs:
+            raise StereoDepthError(f'no stereo pairs under {args.pairs}')
+        kinds = [kind for kind in args.synthetic_kinds.split(',') if kind]
+        scenes = (full_range_scenes(args.synthetic, kinds, args.photos, args.synthetic_start)
+                  if args.synthetic else [])
+        if args.vignetting or args.noise:
+            scenes = through_lens(scenes, args.vignetting, args.noise)
+        print(f'{len(pairs)} pairs under {args.pairs} (adapt\'s held-out ones and every '
+              f'{TRAINING_EVERY}th other); lower is better')
+        if scenes:
+            first_seed = FULL_RANGE_SEED_OFFSET + args.synthetic_start
+            lens = (f', through a lens (vignetting {args.vignetting:g}, noise {args.noise:g})'
+                    if args.vignetting or args.noise else '')
+            print(f'{len(scenes)} full-range validation scenes ({args.synthetic_kinds}, seeds '
+                  f'from {first_seed}{lens}): EPE, bad-2, bad-3 at >= {LARGE_DISPARITY:g} px')
+        header = f'{"weights":<50} {"photometric":>11} {"pseudo EPE":>10} {"pseudo bad-2":>12}'
+        print(header + ('   synth EPE  bad-2  bad-3>=64' if scenes else ''))
+        for path in tqdm(args.weights, desc='scoring', unit='file', leave=False):
+            _print_weights_scores(args, path, backends[path], near_options[path], pairs,
+                                  scenes)
+        if args.sgbm:
+            _print_sgbm_scores(args, pairs, scenes)
+    except StereoDepthError as error:
+        print(f'selection: {error}', file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command line parser of :func:`main`."""
     parser = argparse.ArgumentParser(prog='python -m stereo_depth_ros.training.selection',
                                      description=__doc__.split('\n\n')[0])
     parser.add_argument('weights', nargs='+', help='weights files to score')
@@ -325,82 +370,60 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--sgbm', action='store_true',
                         help="also score sgbm with its defaults, filled as KITTI does (its "
                         "pseudo-label columns are '-': the labels are its own)")
-    args = parser.parse_args(argv)
-    try:
-        if args.visibility and not args.synthetic:
-            raise StereoDepthError('--visibility splits the full-range scores: it needs '
-                                   '--synthetic N')
-        full_range_seeds(args.synthetic, args.synthetic_start)  # refused here: no file read
-        if not 0 <= args.vignetting < 1 or not 0 <= args.noise < math.inf:
-            raise StereoDepthError(f'--vignetting must be in [0, 1) and --noise a number >= 0, '
-                                   f'got {args.vignetting:g} and {args.noise:g}')
-        if (args.vignetting or args.noise) and not args.synthetic:
-            raise StereoDepthError('--vignetting and --noise change the full-range scenes: '
-                                   'they need --synthetic N')
-        backends = {path: read_metadata(path).backend for path in args.weights}
-        # Checked as the backends check them, before any work: one clear line for a bad value.
-        near_options = {path: backend_options(backend_record(backend), {
-            'near_scale': args.near_scale, 'near_from': args.near_from,
-            'near_passes': args.near_passes, 'match_passes': args.match_passes,
-            'refine_radius': args.refine_radius})
-            for path, backend in backends.items()}
-        if args.match_passes != 'never' and not args.near_scale:
-            print(f'selection: --match-passes {args.match_passes} has nothing to choose between '
-                  'without near passes (--near-scale 0): the network alone is scored',
-                  file=sys.stderr)
-        pairs = selection_pairs(pseudo_labelled_dataset(args.pairs, args.max_disparity))
-        if not pairs:
-            raise StereoDepthError(f'no stereo pairs under {args.pairs}')
-        kinds = [kind for kind in args.synthetic_kinds.split(',') if kind]
-        scenes = (full_range_scenes(args.synthetic, kinds, args.photos, args.synthetic_start)
-                  if args.synthetic else [])
-        if args.vignetting or args.noise:
-            scenes = through_lens(scenes, args.vignetting, args.noise)
-        print(f'{len(pairs)} pairs under {args.pairs} (adapt\'s held-out ones and every '
-              f'{TRAINING_EVERY}th other); lower is better')
-        if scenes:
-            first_seed = FULL_RANGE_SEED_OFFSET + args.synthetic_start
-            lens = (f', through a lens (vignetting {args.vignetting:g}, noise {args.noise:g})'
-                    if args.vignetting or args.noise else '')
-            print(f'{len(scenes)} full-range validation scenes ({args.synthetic_kinds}, seeds '
-                  f'from {first_seed}{lens}): EPE, bad-2, bad-3 at >= {LARGE_DISPARITY:g} px')
-        header = f'{"weights":<50} {"photometric":>11} {"pseudo EPE":>10} {"pseudo bad-2":>12}'
-        print(header + ('   synth EPE  bad-2  bad-3>=64' if scenes else ''))
-        for path in tqdm(args.weights, desc='scoring', unit='file', leave=False):
-            model, _ = load_model(path, backends[path])
-            options = near_options[path]
-            near = dict(near_from=options.near_from, near_scales=near_pass_scales(
-                model, 1.0, options.near_scale, options.near_from, options.near_passes),
-                match_passes=resolve_match_passes(model, options.match_passes),
-                refine_radius=resolve_refine_radius(model, options.refine_radius))
-            scores = score_pairs(model, pairs, **near)
-            line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
-                    f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
-            full_range = score_full_range(model, scenes, **near) if scenes else None
-            if full_range:
-                line += _synthetic_columns(full_range)
-            tqdm.write(line)
-            if full_range and args.visibility:
-                tqdm.write(_visibility_line(full_range))
-            if args.bands:
-                tqdm.write(f'{"":<50} pseudo bad-2 by band: ' + ', '.join(
-                    f'{low}-{high} px {_percent(scores[band_key("pseudo_bad2", (low, high))])}'
-                    f' of {scores[band_key("pseudo_pixels", (low, high))]:.0f}'
-                    for low, high in DISPARITY_BANDS))
-        if args.sgbm:
-            scores = score_pair_predictions(sgbm_predictions(pairs))
-            line = f'{"sgbm (defaults)":<50} {scores["photometric"]:>11.4f} {"-":>10} {"-":>12}'
-            full_range = (score_full_range_predictions(sgbm_predictions(scenes)) if scenes
-                          else None)
-            if full_range:
-                line += _synthetic_columns(full_range)
-            print(line)
-            if full_range and args.visibility:
-                print(_visibility_line(full_range))
-    except StereoDepthError as error:
-        print(f'selection: {error}', file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return 0
+    return parser
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Refuse (StereoDepthError) options that contradict each other, before any file is read."""
+    if args.visibility and not args.synthetic:
+        raise StereoDepthError('--visibility splits the full-range scores: it needs '
+                               '--synthetic N')
+    full_range_seeds(args.synthetic, args.synthetic_start)  # refused here: no file read
+    if not 0 <= args.vignetting < 1 or not 0 <= args.noise < math.inf:
+        raise StereoDepthError(f'--vignetting must be in [0, 1) and --noise a number >= 0, '
+                               f'got {args.vignetting:g} and {args.noise:g}')
+    if (args.vignetting or args.noise) and not args.synthetic:
+        raise StereoDepthError('--vignetting and --noise change the full-range scenes: '
+                               'they need --synthetic N')
+
+
+def _print_weights_scores(args: argparse.Namespace, path: str, backend: str, options: Any,
+                          pairs: Sequence[StereoSample], scenes: Sequence[StereoSample]
+                          ) -> None:
+    """Print one weights file's line of scores (and its visibility and band lines)."""
+    model, _ = load_model(path, backend)
+    near = dict(near_from=options.near_from, near_scales=near_pass_scales(
+        model, 1.0, options.near_scale, options.near_from, options.near_passes),
+        match_passes=resolve_match_passes(model, options.match_passes),
+        refine_radius=resolve_refine_radius(model, options.refine_radius))
+    scores = score_pairs(model, pairs, **near)
+    line = (f'{str(Path(path))[-50:]:<50} {scores["photometric"]:>11.4f} '
+            f'{scores["pseudo_epe"]:>10.3f} {100 * scores["pseudo_bad2"]:>11.1f}%')
+    full_range = score_full_range(model, scenes, **near) if scenes else None
+    if full_range:
+        line += _synthetic_columns(full_range)
+    tqdm.write(line)
+    if full_range and args.visibility:
+        tqdm.write(_visibility_line(full_range))
+    if args.bands:
+        tqdm.write(f'{"":<50} pseudo bad-2 by band: ' + ', '.join(
+            f'{low}-{high} px {_percent(scores[band_key("pseudo_bad2", (low, high))])}'
+            f' of {scores[band_key("pseudo_pixels", (low, high))]:.0f}'
+            for low, high in DISPARITY_BANDS))
+
+
+def _print_sgbm_scores(args: argparse.Namespace, pairs: Sequence[StereoSample],
+                       scenes: Sequence[StereoSample]) -> None:
+    """Print sgbm's line (its pseudo-label columns '-': the labels are its own)."""
+    scores = score_pair_predictions(sgbm_predictions(pairs))
+    line = f'{"sgbm (defaults)":<50} {scores["photometric"]:>11.4f} {"-":>10} {"-":>12}'
+    full_range = (score_full_range_predictions(sgbm_predictions(scenes)) if scenes
+                  else None)
+    if full_range:
+        line += _synthetic_columns(full_range)
+    print(line)
+    if full_range and args.visibility:
+        print(_visibility_line(full_range))
 
 
 if __name__ == '__main__':
