@@ -4,6 +4,7 @@ import argparse
 import io
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from .common import (add_backend_arguments, add_bit_depth_argument, add_calibrat
 from ..camera import wide_baseline
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
+from ..pipeline import PipelineResult
 from ..plausibility import check_image_size, check_pair, row_offset_warning, swap_warning
 from ..atomic_files import replace_files
 from ..view_check import Views
@@ -45,15 +47,7 @@ def run(args: argparse.Namespace) -> int:
     configured = pipeline_from_args(args)
     pipeline = configured.pipeline
     max_megapixels, bit_depth = input_settings(args, configured)
-    notes: list[str] = []
-    left = read_image_rgb(args.left, notes, bit_depth)
-    right = read_image_rgb(args.right, notes, bit_depth)
-    for note in notes[:1]:
-        print(f'warning: {note}', file=sys.stderr)
-    if left.shape != right.shape:
-        raise ImageFormatError(
-            f'left {args.left} is {left.shape[1]}x{left.shape[0]} but right {args.right} is '
-            f'{right.shape[1]}x{right.shape[0]}')
+    left, right = _read_pair(args.left, args.right, bit_depth)
     given = calibration_flags(args)
     check_image_size(left.shape[1], left.shape[0], max_megapixels)
     camera = None
@@ -88,19 +82,7 @@ def run(args: argparse.Namespace) -> int:
     # Outputs of an earlier run (another pair, say) go: none is left beside these.
     replace_files(out, contents, OUTPUT_FILES)
     if camera is not None:
-        if result.views_unconfirmed:
-            print('nearest obstacle: unknown, the views do not confirm the disparity or look '
-                  'swapped (see the warning)')
-        elif result.obstacle is not None and result.obstacle.found:
-            assert result.obstacle.bbox is not None  # found: it has a box
-            x, y, width, height = result.obstacle.bbox
-            close = (f' - too close: nearer than the {result.min_range:.2f} m the range '
-                     'starts at (the node\'s Range says -inf)'
-                     if result.obstacle.distance < result.min_range else '')
-            print(f'nearest obstacle: {result.obstacle.distance:.2f} m, box x {x} y {y} '
-                  f'width {width} height {height} px{close}')
-        else:
-            print('nearest obstacle: none found')
+        print(_obstacle_line(result))
     for note in result.notes:
         print(f'warning: {note}', file=sys.stderr)
     picture = (f'disparity.png (colours 0-{top:.0f} px)' if np.isfinite(result.disparity).any()
@@ -113,6 +95,37 @@ def run(args: argparse.Namespace) -> int:
                   'included: stereo-depth bench times warm ones)')
     print(f'{pipeline.backend.describe()}: {timing}; wrote {", ".join(written)} to {out}')
     return 0
+
+
+def _read_pair(left_path: str, right_path: str,
+               bit_depth: Optional[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Return the two images as RGB, warning once about their grey levels; same size both."""
+    notes: list[str] = []
+    left = read_image_rgb(left_path, notes, bit_depth)
+    right = read_image_rgb(right_path, notes, bit_depth)
+    for note in notes[:1]:
+        print(f'warning: {note}', file=sys.stderr)
+    if left.shape != right.shape:
+        raise ImageFormatError(
+            f'left {left_path} is {left.shape[1]}x{left.shape[0]} but right {right_path} is '
+            f'{right.shape[1]}x{right.shape[0]}')
+    return left, right
+
+
+def _obstacle_line(result: PipelineResult) -> str:
+    """Return the line that says where the nearest obstacle is (a pair with a camera)."""
+    if result.views_unconfirmed:
+        return ('nearest obstacle: unknown, the views do not confirm the disparity or look '
+                'swapped (see the warning)')
+    if result.obstacle is not None and result.obstacle.found:
+        assert result.obstacle.bbox is not None  # found: it has a box
+        x, y, width, height = result.obstacle.bbox
+        close = (f' - too close: nearer than the {result.min_range:.2f} m the range '
+                 'starts at (the node\'s Range says -inf)'
+                 if result.obstacle.distance < result.min_range else '')
+        return (f'nearest obstacle: {result.obstacle.distance:.2f} m, box x {x} y {y} '
+                f'width {width} height {height} px{close}')
+    return 'nearest obstacle: none found'
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
