@@ -237,6 +237,7 @@ class StereoFrameProcessor:
         topics = check_topics(topics)
         notes: list[str] = []
         left, right, camera = self.inputs(pair, notes)
+        scheduled = self._next_check
         due = self._check_due()
         early = None
         if due and (not self._measured or self.swapped):
@@ -244,10 +245,15 @@ class StereoFrameProcessor:
                 early = self._run_check(left, right, camera)
             except Exception:  # noqa: B902 - run again after publishing, which reports it
                 early = None
-        result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics),
-                                  swapped=self.swapped)
-        messages = build_messages(result, topics, camera, pair.left_image.header, left,
-                                  self.types, self.organized_points)
+        try:
+            result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics),
+                                      swapped=self.swapped)
+            messages = build_messages(result, topics, camera, pair.left_image.header, left,
+                                      self.types, self.organized_points)
+        except BaseException:
+            if due and early is None:  # the check did not run: the next pair's is due
+                self._next_check = scheduled
+            raise
         return FrameOutput(messages=messages, timings=dict(result.timings), camera=camera,
                            check_inputs=(left, right) if due and early is None else None,
                            early_check=early,

@@ -917,6 +917,26 @@ def test_a_first_check_that_raises_is_run_again_after_publishing(scene, manager,
     assert recorder.errors == ['checking a stereo pair failed: RuntimeError: cv2 said no']
 
 
+def test_a_pair_the_pipeline_fails_on_leaves_the_due_check_for_the_next(scene, manager):
+    now = [0.0]
+    processor = StereoFrameProcessor(TYPES, check_period=10.0, clock=lambda: now[0])
+    topics = {'depth/image_rect'}
+    first = processor.process(make_pair(scene), manager.pipeline, topics)
+    assert first.early_check is not None and first.early_check.row_offset is not None
+
+    class Failing:
+        def process(self, *args, **kwargs):
+            raise RuntimeError('backend failed')
+
+    now[0] = 10.0  # the next check is due on this pair, which fails
+    with pytest.raises(RuntimeError):
+        processor.process(make_pair(scene), Failing(), topics)
+    now[0] = 10.5
+    assert processor.process(make_pair(scene), manager.pipeline, topics).check_inputs is not None
+    now[0] = 11.0  # and then not again until 10 s after it
+    assert processor.process(make_pair(scene), manager.pipeline, topics).check_inputs is None
+
+
 def test_a_check_that_raises_does_not_stop_the_worker(scene, manager):
     _, processor, recorder, worker = checked_worker(manager)
 
