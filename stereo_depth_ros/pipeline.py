@@ -229,7 +229,8 @@ class StereoPipeline:
         views_match = not self.check_views or (
             not withheld and self._views_match(left, right, result, too_near))
         if not views_match:
-            result.disparity = np.full_like(result.disparity, np.nan)
+            if not withheld:  # a withheld pair's disparity is all NaN already
+                result.disparity = np.full_like(result.disparity, np.nan)
             too_near = None
             result.max_range = result.min_range
         if uses_camera:
