@@ -165,10 +165,21 @@ class StereoFrameProcessor:
         self._frames_16 = 0
 
     def camera(self, left_info: Any, right_info: Any) -> StereoCameraModel:
-        """Return the stereo model of the two CameraInfo messages (cached)."""
+        """Return the stereo model of the two CameraInfo messages (cached).
+
+        Another camera (CameraInfo) than the pairs before is another stream: what the pair
+        checks and the 16-bit images said of the old one starts again, and the next pair is
+        checked before it is processed, as a stream's first pair is (a bag switched, or
+        looped onto another, with its left and right exchanged, went unchecked for a check
+        period).
+        """
         key = tuple(camera_info_fields(info) for info in (left_info, right_info))
         if key != self._camera_key:
             camera = StereoCameraModel.from_camera_info(left_info, right_info)
+            if self._camera_key is not None:
+                self._measured = False
+                self._next_check = -math.inf
+                self._brightest_16 = self._frames_16 = 0
             self._camera_key, self._camera = key, camera
         assert self._camera is not None
         return self._camera
@@ -187,12 +198,6 @@ class StereoFrameProcessor:
         brightest: list[int] = []
         left = self._image(pair.left_image, 'left', brightest)
         right = self._image(pair.right_image, 'right', brightest)
-        if brightest:
-            self._brightest_16 = max(self._brightest_16, *brightest)
-            self._frames_16 += 1
-            note = self.narrow_16_bit_note()
-            if note is not None and notes is not None:
-                notes.append(note)
         if left.shape[:2] != right.shape[:2]:
             raise ImageFormatError(
                 f'left and right images differ in size: {left.shape[1]}x{left.shape[0]} vs '
@@ -203,6 +208,12 @@ class StereoFrameProcessor:
                 f'{image_label(pair.right_image)}: both cameras must be grey or both colour')
         camera = self.camera(pair.left_info, pair.right_info)
         camera.check_image_size(left.shape[1], left.shape[0])
+        if brightest:  # counted for this camera (a new one starts the count again)
+            self._brightest_16 = max(self._brightest_16, *brightest)
+            self._frames_16 += 1
+            note = self.narrow_16_bit_note()
+            if note is not None and notes is not None:
+                notes.append(note)
         wide = wide_baseline(camera.baseline)  # accepted, but more likely centimetres
         if wide is not None and notes is not None:
             notes.append(f'camera baseline: {wide}; every depth scales with it')

@@ -184,17 +184,21 @@ class StereoWorker:
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')),
                                unknown=output.views_unconfirmed)
-        self._warn_optical_range(output.messages)
+        self._warn_optical_range(output.messages, pair)
         # The check first: its warning says what the notes of a swapped stream's pairs repeat.
         self._check(output)
         for note in output.notes:
             self._log(self._warn, note_kind(note), note)
         return True
 
-    def _warn_optical_range(self, messages: Mapping[str, Any]) -> None:
-        """Warn once per frame about an ``obstacle/range`` stamped in the image's frame."""
+    def _warn_optical_range(self, messages: Mapping[str, Any], pair: StereoPair) -> None:
+        """Warn once per frame about an ``obstacle/range`` stamped in the image's frame.
+
+        Told from the message and the pair, not from the settings, which may have changed
+        while the pair was processed.
+        """
         message = messages.get('obstacle/range')
-        if message is None or self._get_pipeline().obstacle_params.range_frame_id:
+        if message is None or message.header.frame_id != pair.left_image.header.frame_id:
             return
         frame = str(message.header.frame_id)
         if frame not in self._optical_range_frames:

@@ -22,8 +22,8 @@ from stereo_depth_ros.monitoring import format_stats, LogThrottle, ThroughputMon
 from stereo_depth_ros.node_config import SPECS
 from stereo_depth_ros.pipeline_config import PipelineManager
 from stereo_depth_ros import plausibility, processing
-from stereo_depth_ros.processing import (note_kind, obstacle_field_of_view, StereoFrameProcessor,
-                                         StereoPair)
+from stereo_depth_ros.processing import (NARROW_16_BIT_FRAMES, note_kind, obstacle_field_of_view,
+                                         StereoFrameProcessor, StereoPair)
 from stereo_depth_ros.topics import OUTPUT_BY_NAME, OUTPUT_TOPICS, OUTPUTS, pipeline_outputs
 from stereo_depth_ros.worker import LatestSlot, StereoWorker
 
@@ -915,6 +915,57 @@ def test_a_first_check_that_raises_is_run_again_after_publishing(scene, manager,
     assert worker.process_one(make_pair(scene))
     assert len(recorder.published) == 1 and not processor.swapped
     assert recorder.errors == ['checking a stereo pair failed: RuntimeError: cv2 said no']
+
+
+def test_another_camera_is_checked_before_its_first_pair(scene, manager):
+    # A bag switched, or looped onto another whose left and right are exchanged: its first
+    # pair is checked before it is processed, as a stream's first pair is, not a check
+    # period later.
+    now = [0.0]
+    processor = StereoFrameProcessor(TYPES, check_period=10.0, clock=lambda: now[0])
+    topics = {'depth/image_rect'}
+    first = processor.process(make_pair(scene), manager.pipeline, topics)
+    assert first.early_check is not None and not first.early_check.swapped
+    now[0] = 0.5
+    assert processor.process(make_pair(scene), manager.pipeline, topics).early_check is None
+    other = StereoCameraModel.from_focal_baseline(scene.camera.fx, 0.3, scene.camera.width,
+                                                  scene.camera.height)
+    now[0] = 1.0
+    swapped = processor.process(make_pair(scene, left=scene.right, right=scene.left,
+                                          camera=other), manager.pipeline, topics)
+    assert swapped.early_check is not None and swapped.early_check.swapped
+    assert swapped.views_unconfirmed and processor.swapped
+
+
+def test_a_new_camera_s_16_bit_images_are_judged_on_their_own(scene, manager):
+    # A full-range frame of one camera said nothing about the next camera's 12-bit images.
+    twelve = [(image[:, :, 1].astype(np.uint16) * 16) for image in (scene.left, scene.right)]
+    sixteen = [image * 16 for image in twelve]
+    processor = StereoFrameProcessor(TYPES)
+    processor.process(make_pair(scene, *sixteen, encoding='mono16'), manager.pipeline,
+                      {'disparity'})
+    other = StereoCameraModel.from_focal_baseline(scene.camera.fx, 0.3, scene.camera.width,
+                                                  scene.camera.height)
+    notes = []
+    for _ in range(NARROW_16_BIT_FRAMES):
+        notes = processor.process(make_pair(scene, *twelve, encoding='mono16', camera=other),
+                                  manager.pipeline, {'disparity'}).notes
+    assert any(note.startswith('16-bit images that use few of their bits') for note in notes)
+
+
+def test_the_range_frame_warning_goes_by_the_published_message(scene):
+    # The settings changed while the pair was processed: the Range went out in the frame
+    # that was set then, which is no optical frame; no warning.
+    forward = PipelineManager({**SGBM64, 'obstacle.range_frame_id': 'base_link'}).pipeline
+    optical = PipelineManager(SGBM64).pipeline
+    pipelines = iter([forward, optical, optical])
+    recorder = Recorder()
+    worker = StereoWorker(StereoFrameProcessor(TYPES), lambda: next(pipelines),
+                          lambda: {'obstacle/range'}, recorder.published.append,
+                          recorder.warnings.append, recorder.errors.append)
+    assert worker.process_one(make_pair(scene))
+    assert recorder.published[0]['obstacle/range'].header.frame_id == 'base_link'
+    assert not [line for line in recorder.warnings if 'obstacle/range is stamped' in line]
 
 
 def test_a_pair_the_pipeline_fails_on_leaves_the_due_check_for_the_next(scene, manager):
