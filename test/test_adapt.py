@@ -1152,6 +1152,19 @@ def test_a_resume_takes_the_pairs_and_the_export_the_run_started_with(
     assert export.is_file() and read_metadata(export).backend == 'costnet'
 
 
+def test_a_resumed_adapt_keeps_its_seed_and_refuses_another(tmp_path: Path, capsys) -> None:
+    out = tmp_path / 'run'
+    command = _pairs_run(tmp_path, out)
+    assert main([*command, '--seed', '3']) == 0
+    resume = [*command[:-1], '2', '--resume']
+    capsys.readouterr()
+    assert main([*resume, '--seed', '4']) == 2
+    assert 'started with seed 3' in capsys.readouterr().err
+    assert main(resume) == 0
+    record = json.loads((out / 'checkpoint.json').read_text())
+    assert record['step'] == 2 and record['extra']['config']['seed'] == 3
+
+
 def _resume_args(**given):
     base = dict(bag=None, pairs=None, bag_every=1, mono16_bit_depth=None, export=None)
     base.update(given)

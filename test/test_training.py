@@ -801,6 +801,54 @@ def test_a_run_the_time_budget_stopped_resumes_to_where_it_stopped(tmp_path, mon
     assert record['step'] == 2 and record['extra']['planned_steps'] == 2
 
 
+def test_a_resumed_run_keeps_the_seed_it_started_with(tmp_path, capsys):
+    # A run started with --seed 7 and resumed as the tool says (no --seed) goes on with its
+    # own data, not the config's seed 5: the same weights as the run done in one go.
+    config_path = write_config(tmp_path / 'tiny.yaml', tiny_config(tmp_path))
+    from stereo_depth_ros.training.train import main
+    common = ['--config', str(config_path), '--device', 'cpu', '--no-progress', '--no-export']
+    assert main([*common, '--seed', '7', '--steps', '4', '--out-dir',
+                 str(tmp_path / 'straight')]) == 0
+    assert main([*common, '--seed', '7', '--steps', '2', '--out-dir',
+                 str(tmp_path / 'split')]) == 0
+    assert main([*common, '--resume', '--steps', '4', '--out-dir',
+                 str(tmp_path / 'split')]) == 0
+    from safetensors.torch import load_file
+    a = load_file(tmp_path / 'straight' / 'dispnet.safetensors')
+    b = load_file(tmp_path / 'split' / 'dispnet.safetensors')
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
+    record = json.loads((tmp_path / 'split' / 'checkpoint.json').read_text())
+    assert record['extra']['config']['seed'] == 7
+    capsys.readouterr()
+    assert main([*common, '--resume', '--seed', '8', '--steps', '6', '--out-dir',
+                 str(tmp_path / 'split')]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith('train: error: --seed 8: the run in ') and \
+        'started with seed 7' in error
+
+
+def test_a_budget_run_stopped_before_its_plan_resumes_with_what_is_left_of_it(tmp_path):
+    # Interrupted before its first plan, a --minutes run had the config's whole length as
+    # its plan: resumed, it went on for that (hours for minutes asked). Its budget comes back.
+    config = tiny_config(tmp_path, output={'checkpoint_every': 1})
+    trainer = Trainer(from_dict(TrainConfig, config), device='cpu', steps=None,
+                      progress=False, minutes=2)
+    trainer.wall_time = 90.0
+    trainer.step = 1
+    trainer.save()
+    resumed = Trainer(from_dict(TrainConfig, config), device='cpu', progress=False)
+    resumed.resume()
+    assert resumed.budget is not None and resumed.budget.seconds == pytest.approx(30.0)
+    assert resumed.time_budget_s == pytest.approx(120.0)
+    # Spent: no budget left to follow, the plan it had stands.
+    trainer.wall_time = 150.0
+    trainer.save()
+    again = Trainer(from_dict(TrainConfig, config), device='cpu', progress=False)
+    again.resume()
+    assert again.budget is None and again.total_steps == 6
+
+
 def test_a_ctrl_c_inside_a_step_saves_it_whole_and_resumes_exactly(tmp_path, monkeypatch):
     # Ctrl-C arriving once a step has updated the weights (and BatchNorm's statistics) but
     # before it was counted: the checkpoint must hold whole steps only.

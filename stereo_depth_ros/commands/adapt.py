@@ -263,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training.figures import before_after, figure_pairs
     from ..torch_runtime import resolve_device
     from ..training.pseudo_labels import check_labeller, find_pairs, incomplete_pairs_warning
+    from ..training.trainer import resumed_seed
     from ..weights import check_export_path
     from ..weights import read_metadata
     config = load_config(args.config)
@@ -289,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
                                   '--out-dir' if args.out_dir else 'output.out_dir')
     if args.resume:
         _resume_as_started(args, out_dir)
+        config.seed = resumed_seed(out_dir, config.seed, given=args.seed is not None)
     if args.bag_every is None:  # neither given nor recorded by the run being resumed
         args.bag_every = DEFAULT_BAG_EVERY
     if args.export is not None:  # --export=~/x reaches here unexpanded

@@ -89,6 +89,12 @@ def read_model_state(tensor_path: str | Path) -> CheckpointModel:
     return CheckpointModel(step, _model_tensors(tensors), record)
 
 
+def read_record(prefix: str | Path) -> dict[str, Any]:
+    """Return the record (step, optimizer scalars, ``extra``) of a checkpoint, no tensors."""
+    tensor_path, _ = checkpoint_paths(prefix)
+    return _read_checkpoint(tensor_path, prefix='\0')[2]
+
+
 def _read_checkpoint(tensor_path: Path, prefix: str = ''
                      ) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
     """Return the step, the tensors whose keys start with ``prefix`` and the record.

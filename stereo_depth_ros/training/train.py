@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train as the parsed arguments say; print where the weights went."""
     from .config import AdaptationConfig, load_config
-    from .trainer import train
+    from .trainer import resumed_seed, train
     from ..commands.common import check_output_folder
     from ..weights import check_export_path, read_metadata
     config = load_config(args.config)
@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
                          f'{args.config}, or train with a training config (config/train_*.yaml)')
     if args.seed is not None:
         config.seed = args.seed
+    if args.resume:
+        config.seed = resumed_seed(args.out_dir or config.output.out_dir, config.seed,
+                                   given=args.seed is not None)
     if args.weights:
         found = read_metadata(args.weights).backend
         # The config names the backend (train has no --backend), and the one it starts from

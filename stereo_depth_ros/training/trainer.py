@@ -22,7 +22,7 @@ from typing import Any, Optional
 import torch
 from tqdm import tqdm
 
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import has_checkpoint, load_checkpoint, read_record, save_checkpoint
 from .config import ConfigError, OptimizationConfig, TrainConfig
 from .losses import build_loss
 from .report import hardware_info, plot_curves
@@ -225,6 +225,27 @@ def run_checkpoint_prefix(out_dir: str | Path) -> Path:
     return Path(out_dir) / 'checkpoint'
 
 
+def resumed_seed(out_dir: str | Path, seed: int, given: bool) -> int:
+    """Return the seed a run resumed in ``out_dir`` continues with: its checkpoint's.
+
+    The seed chooses the run's data: a resumed run given none (``given`` False) takes the
+    one it started with, not the config's (it fell back to the config's, and the run went on
+    with other scenes than its first part and recorded the wrong seed). A ``--seed`` that
+    differs from it is refused (ConfigError). ``seed`` where the folder holds no checkpoint.
+    """
+    prefix = run_checkpoint_prefix(out_dir)
+    if not has_checkpoint(prefix):
+        return seed
+    recorded = read_record(prefix).get('extra', {}).get('config', {}).get('seed')
+    if recorded is None:
+        return seed
+    if given and int(recorded) != seed:
+        raise ConfigError(f'--seed {seed}: the run in {out_dir} started with seed {recorded}, '
+                          'and a resumed run continues its data; leave --seed out, or start '
+                          'a new run in another --out-dir')
+    return int(recorded)
+
+
 def _record_once(records: list[dict[str, Any]], record: dict[str, Any]) -> None:
     """Append ``record`` to a history list, replacing one of the same step.
 
@@ -265,6 +286,8 @@ class Trainer:
         if minutes is not None and not 0 < minutes < math.inf:
             raise ConfigError(f'--minutes must be a finite number > 0, got {minutes}')
         self.budget = TimeBudget(60.0 * minutes) if minutes else None
+        #: The run's whole time budget (s; None: none), kept across --resume.
+        self.time_budget_s = 60.0 * minutes if minutes else None
         self.out_dir = Path(out_dir or config.output.out_dir)
         self.device = resolve_device(device)
         self.progress = progress
@@ -360,24 +383,33 @@ class Trainer:
         record = load_checkpoint(self.checkpoint_prefix, self.model, self.optimizer)
         self.step = int(record['step'])
         extra = record.get('extra', {})
+        self.wall_time = float(extra.get('wall_time_s', 0.0))
         if not self.length_given and extra.get('planned_steps'):
             # The length the run had when it stopped (a --minutes plan, --steps), not the
             # config's: "continue with --resume" continues the same run.
             self.total_steps = self.step_limit = int(extra['planned_steps'])
+            if extra.get('time_budget_s'):
+                # And its time budget, what is left of it: a run stopped before its first
+                # plan had the config's whole length as its plan (hours, for minutes asked).
+                self.time_budget_s = float(extra['time_budget_s'])
+                self.step_limit = int(extra.get('step_limit', self.step_limit))
+                left = self.time_budget_s - self.wall_time
+                self.budget = TimeBudget(left) if left > 0 else None
         if self.step > self.total_steps:
             raise ConfigError(f'{self.out_dir} is at step {self.step}, beyond the '
                               f'{self.total_steps} steps asked for; give more --steps')
         # for this run's total_steps, which --steps may have changed since the checkpoint
         self.replan(self.total_steps)
         self.history = extra.get('history', self.history)
-        self.wall_time = float(extra.get('wall_time_s', 0.0))
         _log(f'resumed {self.checkpoint_prefix} at step {self.step}')
 
     def save(self) -> None:
         """Write the checkpoint, the history and the curves."""
         save_checkpoint(self.checkpoint_prefix, self.model, self.optimizer, self.step,
                         {'history': self.history, 'wall_time_s': self.wall_time,
-                         'config': self.config.to_dict(), 'planned_steps': self.total_steps})
+                         'config': self.config.to_dict(), 'planned_steps': self.total_steps,
+                         **({'time_budget_s': self.time_budget_s,
+                             'step_limit': self.step_limit} if self.time_budget_s else {})})
         with written_atomically(self.out_dir / 'history.json') as staging:
             staging.write_text(json.dumps(self.history, indent=1))
         plot_curves(self.history, self.out_dir / 'curves.png',
@@ -564,7 +596,8 @@ class Trainer:
             'crop': [crops[-1]['height'], crops[-1]['width']] if crops else None,
             'precision': cfg.optimization.precision,
             'wall_time_s': round(self.wall_time, 1),
-            **({'time_budget_min': round(self.budget.seconds / 60, 2)} if self.budget else {}),
+            **({'time_budget_min': round(self.time_budget_s / 60, 2)}
+               if self.time_budget_s else {}),
             'hardware': hardware_info(self.device),
             'data': describe_data(cfg),
             'final_validation': {
