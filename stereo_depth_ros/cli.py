@@ -11,7 +11,8 @@ import sys
 from typing import Any, NoReturn, Optional, Sequence
 
 from . import __version__
-from .errors import EXIT_BAD_INPUT, ExplainedInterrupt, StereoDepthError, first_line
+from .errors import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, ExplainedInterrupt, StereoDepthError,
+                     first_line)
 
 #: Sub-command name -> module in ``stereo_depth_ros.commands`` with add_arguments() and run().
 COMMANDS = {
@@ -30,8 +31,6 @@ COMMANDS = {
     'check-camera': 'check_camera',
 }
 
-#: Exit status of an interruption (bad input: :data:`~stereo_depth_ros.errors.EXIT_BAD_INPUT`).
-EXIT_INTERRUPTED = 130
 #: Exit status when the reader of the output went away (``| head``): a shell's for SIGPIPE.
 EXIT_BROKEN_PIPE = 128 + 13
 

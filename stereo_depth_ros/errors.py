@@ -3,6 +3,8 @@
 
 #: Exit status of bad input: one line on stderr (as argparse uses for bad arguments).
 EXIT_BAD_INPUT = 2
+#: Exit status of a run stopped by Ctrl-C or SIGTERM (a shell's for SIGINT).
+EXIT_INTERRUPTED = 130
 
 
 class StereoDepthError(Exception):

@@ -80,6 +80,12 @@ def test_figures_command_draws_two_weights_files_on_pairs_in_one_picture(
                              '--out', str(bad)]) == 2
         error = capsys.readouterr().err.strip().splitlines()
         assert len(error) == 1 and error[0].startswith('figures: --out ') and why in error[0]
+    # A malformed option: one line naming the flag as typed (it was a traceback naming
+    # --backend-option).
+    assert figures_main(['costnet', str(before), str(after), '--pairs', str(pairs),
+                         '--out', str(out), '--after-option', 'bad']) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "figures: --after-option needs KEY=VALUE, got 'bad'"]
 
 
 def test_figures_draw_what_a_backend_option_does_to_one_weights_file(

@@ -144,6 +144,51 @@ def test_config_refuses_unknown_kinds_when_loaded(tmp_path, section, value, word
         load_config(path)
 
 
+@pytest.mark.parametrize('sources, augmentation, words', [
+    # A small second source: the run stopped at the first step that drew one of its scenes.
+    ([{'height': 128, 'width': 256}, {'height': 64, 'width': 128, 'weight': 0.01}],
+     [{'name': 'random_crop', 'height': 128, 'width': 256}],
+     'data.sources[1]: random_crop 128x256 is larger than its 64x128 scenes can be after '
+     'random_scale (64x128)'),
+    # Shrunk by random_scale first: 64x128 scenes can be 51x102.
+    ([{'height': 64, 'width': 128}],
+     [{'name': 'random_scale', 'low': 0.8, 'high': 1.2},
+      {'name': 'random_crop', 'height': 64, 'width': 128}],
+     'data.sources[0]: random_crop 64x128 is larger than its 64x128 scenes can be after '
+     'random_scale (51x102)'),
+])
+def test_a_crop_larger_than_a_source_s_scenes_is_refused_when_loaded(tmp_path, sources,
+                                                                     augmentation, words):
+    base = tiny_config(tmp_path)['data']['sources'][0]
+    config = tiny_config(tmp_path, data={'sources': [{**base, **source} for source in sources],
+                                         'augmentation': augmentation})
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        load_config(write_config(tmp_path / 'bad.yaml', config))
+
+
+@pytest.mark.parametrize('section, value, words', [
+    # Out of range, these made a run climb its loss (a negative learning rate, a negative
+    # clip norm) or failed late, in torch's words.
+    ('optimization', {'grad_clip': -1}, 'optimization.grad_clip must be >= 0 (0: off), got -1'),
+    ('optimization', {'min_lr_ratio': -1}, 'optimization.min_lr_ratio must be in [0, 1], got -1'),
+    ('optimization', {'gamma': 2}, 'optimization.gamma must be in (0, 1], got 2'),
+    ('optimization', {'milestones': [0.5, 2]}, 'optimization.milestones must be fractions'),
+    ('optimization', {'weight_decay': -1}, 'optimization.weight_decay must be >= 0, got -1'),
+    ('optimization', {'betas': [0.9, 1.5]}, 'optimization.betas must be two numbers in [0, 1)'),
+    ('optimization', {'num_threads': -1}, 'optimization.num_threads must be >= 0'),
+    ('optimization', {'warmup_steps': -5}, 'optimization.warmup_steps must be >= 0, got -5'),
+    ('data', {'num_workers': -1}, 'data.num_workers must be >= 0, got -1'),
+    ('seed', -3, 'seed must be >= 0, got -3'),
+])
+def test_settings_that_would_train_backwards_or_fail_late_are_refused(tmp_path, section, value,
+                                                                      words):
+    config = tiny_config(tmp_path)
+    config = {**config, section: value} if section == 'seed' else \
+        tiny_config(tmp_path, **{section: value})
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        load_config(write_config(tmp_path / 'bad.yaml', config))
+
+
 @pytest.mark.parametrize('section, value, words', [
     # each scene draws its largest disparity from 16 x [0.1, 1]: below 3 px at some step
     ('data', {'sources': [{'kind': 'synthetic', 'height': 64, 'width': 128,
@@ -801,6 +846,29 @@ def test_a_run_the_time_budget_stopped_resumes_to_where_it_stopped(tmp_path, mon
     assert record['step'] == 2 and record['extra']['planned_steps'] == 2
 
 
+def test_the_module_entry_point_ends_an_interrupted_run_with_one_line(monkeypatch, capsys):
+    from stereo_depth_ros.training import train as train_module
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, 'run', interrupted)
+    assert train_module.main(['--config', 'config/train_dispnet.yaml']) == 130
+    assert capsys.readouterr().err == 'train: interrupted\n'
+
+
+def test_a_diverging_run_ends_with_one_line_in_the_log_and_on_stderr(tmp_path, capsys):
+    config = tiny_config(tmp_path, optimization={'lr': 1e12, 'grad_clip': 0.0,
+                                                 'lr_schedule': 'constant'})
+    config_path = write_config(tmp_path / 'diverge.yaml', config)
+    from stereo_depth_ros.cli import main as cli_main
+    assert cli_main(['train', '--config', str(config_path), '--device', 'cpu', '--no-progress',
+                     '--no-export', '--steps', '6']) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and 'training loss became nan at step' in error[0], error
+    assert 'lower optimization.lr' in (tmp_path / 'run' / 'train.log').read_text()
+
+
 def test_a_resumed_run_keeps_the_seed_it_started_with(tmp_path, capsys):
     # A run started with --seed 7 and resumed as the tool says (no --seed) goes on with its
     # own data, not the config's seed 5: the same weights as the run done in one go.
@@ -820,6 +888,8 @@ def test_a_resumed_run_keeps_the_seed_it_started_with(tmp_path, capsys):
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
     record = json.loads((tmp_path / 'split' / 'checkpoint.json').read_text())
     assert record['extra']['config']['seed'] == 7
+    # The log says where the second part took over (it read as two unrelated runs).
+    assert 'resumed ' in (tmp_path / 'split' / 'train.log').read_text()
     capsys.readouterr()
     assert main([*common, '--resume', '--seed', '8', '--steps', '6', '--out-dir',
                  str(tmp_path / 'split')]) == 2

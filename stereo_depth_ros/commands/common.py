@@ -92,16 +92,16 @@ _NOT_BACKEND_OPTIONS = {'name': '--backend', 'backend': '--backend', 'weights': 
                         'device': '--device'}
 
 
-def parse_backend_options(pairs: list[str]) -> dict[str, Any]:
-    """Turn ``--backend-option KEY=VALUE`` strings into a dict of YAML scalars.
+def parse_backend_options(pairs: list[str], flag: str = '--backend-option') -> dict[str, Any]:
+    """Turn ``--backend-option KEY=VALUE`` strings (of ``flag``) into a dict of YAML scalars.
 
     Raises BackendError for a key that has a flag of its own (``weights=``: ``--weights``).
     """
-    options = parse_key_values(pairs, '--backend-option')
-    for key, flag in _NOT_BACKEND_OPTIONS.items():
+    options = parse_key_values(pairs, flag)
+    for key, own in _NOT_BACKEND_OPTIONS.items():
         if key in options:
-            raise BackendError(f'--backend-option {key}=... is not a backend option: give '
-                               f'it with {flag}')
+            raise BackendError(f'{flag} {key}=... is not a backend option: give it with '
+                               f'{own}')
     return options
 
 

@@ -252,6 +252,7 @@ def adapt(config: TrainConfig, pairs_root: Optional[str | Path] = None,
         trainer.resume()
     else:
         if resume:
-            _log(f'{trainer.out_dir} holds no checkpoint yet: starting at step 0')
+            trainer.start_lines.append(f'{trainer.out_dir} holds no checkpoint yet: starting at '
+                                       'step 0')
         trainer.validate()
     return trainer.run()

@@ -9,6 +9,7 @@ it and listing the allowed ones, so a typo never silently falls back to a defaul
 """
 
 import dataclasses
+import inspect
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,7 +333,27 @@ def validate(config: TrainConfig) -> TrainConfig:
          f'optimization.lr_schedule must be cosine, step or constant, got {opt.lr_schedule!r}'),
         (opt.precision in ('fp32', 'bf16', 'fp16'),
          f'optimization.precision must be fp32, bf16 or fp16, got {opt.precision!r}'),
-        (len(opt.betas) == 2, f'optimization.betas must be two numbers, got {opt.betas}'),
+        (len(opt.betas) == 2 and all(0 <= beta < 1 for beta in opt.betas),
+         f'optimization.betas must be two numbers in [0, 1), got {opt.betas}'),
+        # Each of these, out of range, made the run climb its loss instead of descending it
+        # (a negative learning rate, a negative clip norm) or failed late in torch's words.
+        (opt.weight_decay >= 0, f'optimization.weight_decay must be >= 0, got '
+                                f'{opt.weight_decay:g}'),
+        (opt.warmup_steps >= 0, f'optimization.warmup_steps must be >= 0, got '
+                                f'{opt.warmup_steps}'),
+        (0 <= opt.min_lr_ratio <= 1, f'optimization.min_lr_ratio must be in [0, 1], got '
+                                     f'{opt.min_lr_ratio:g}'),
+        (0 < opt.gamma <= 1, f'optimization.gamma must be in (0, 1], got {opt.gamma:g}'),
+        (all(0 <= milestone <= 1 for milestone in opt.milestones),
+         f'optimization.milestones must be fractions of the steps in [0, 1], got '
+         f'{opt.milestones}'),
+        (opt.grad_clip >= 0, f'optimization.grad_clip must be >= 0 (0: off), got '
+                             f'{opt.grad_clip:g}'),
+        (opt.num_threads >= 0, f'optimization.num_threads must be >= 0 (0: torch\'s default), '
+                               f'got {opt.num_threads}'),
+        (config.seed >= 0, f'seed must be >= 0, got {config.seed}'),
+        (config.data.num_workers >= 0, f'data.num_workers must be >= 0, got '
+                                       f'{config.data.num_workers}'),
         (config.model.loss.unseen_weight >= 1.0,  # also refuses NaN
          f'model.loss.unseen_weight must be >= 1, got {config.model.loss.unseen_weight:g}'),
         (config.model.loss.schedule_units in ('steps', 'fraction'),
@@ -395,12 +416,41 @@ def check_scene_sizes(config: TrainConfig) -> None:
                 raise ConfigError(f'data.sources[{index}] (max_disparity '
                                   f'{source.max_disparity:g} x range_fraction {fraction:g}): '
                                   f'{error}') from None
+        _check_crops_fit(index, source.height, source.width,
+                         [*source.augmentation, *config.data.augmentation])
     evaluation = config.evaluation
     if evaluation.num_scenes:
         try:
             check_scene_size(evaluation.height, evaluation.width, evaluation.max_disparity)
         except DatasetError as error:
             raise ConfigError(f'evaluation: {error}') from None
+
+
+def _check_crops_fit(index: int, height: int, width: int, transforms: list[dict]) -> None:
+    """Raise ConfigError where a synthetic source's scene can be smaller than a crop of it.
+
+    ``transforms`` are the source's own and then the shared ones. Each ``random_scale`` may
+    shrink the scene by its ``low`` factor before a ``random_crop``; a crop larger than the
+    smallest scene stopped the run at the first step that drew one (the checkpoints since the
+    last one lost).
+    """
+    from .augment import RandomScale
+    low_default = inspect.signature(RandomScale).parameters['low'].default
+    smallest = (float(height), float(width))
+    for transform in transforms:
+        name = transform.get('name')
+        if name == 'random_scale':
+            low = min(float(transform.get('low', low_default)), 1.0)
+            smallest = (smallest[0] * low, smallest[1] * low)
+        elif name == 'random_crop' and 'height' in transform and 'width' in transform:
+            rows, cols = (max(int(round(side)), 1) for side in smallest)
+            if int(transform['height']) > rows or int(transform['width']) > cols:
+                raise ConfigError(
+                    f"data.sources[{index}]: random_crop {transform['height']}x"
+                    f"{transform['width']} is larger than its {height}x{width} scenes can be "
+                    f'after random_scale ({rows}x{cols}): make the scenes larger or the crop '
+                    'smaller')
+            smallest = (float(transform['height']), float(transform['width']))
 
 
 #: The key of a config file that names the file it starts from.

@@ -108,13 +108,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                'before_after.png)')
         check_output_folder(out.parent, f'--out {out}:')  # before the networks run
         rows = _rows(args.backend, args.before, args.after, args.pairs, args.device,
-                     parse_backend_options(args.after_option))
+                     parse_backend_options(args.after_option, '--after-option'))
         width = max(row.shape[1] for _, row in rows)
         sheet = grid([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)))
                       for _, row in rows], columns=1)
         out.parent.mkdir(parents=True, exist_ok=True)
         save_rgb(out, sheet)
-    except (StereoDepthError, OSError) as error:
+    except (StereoDepthError, OSError, ValueError) as error:  # ValueError: KEY=VALUE
         print(f'figures: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f'wrote {args.out}')

@@ -14,7 +14,7 @@ import sys
 from typing import Optional, Sequence
 
 from ..commands.common import add_device_argument, non_negative_int
-from ..errors import EXIT_BAD_INPUT, StereoDepthError
+from ..errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, StereoDepthError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +99,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (StereoDepthError, FileNotFoundError, ValueError) as error:
         print(f'train: error: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # the run saved its checkpoint and said how to resume
+        print('train: interrupted', file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == '__main__':

@@ -30,7 +30,7 @@ from .sources import TrainingData, batch_iterator
 from .validate import heldout_scenes, validate
 from ..atomic_files import written_atomically
 from ..backends.registry import backend_record, learned_backend_names
-from ..errors import BackendError, ExplainedInterrupt
+from ..errors import BackendError, ExplainedInterrupt, StereoDepthError
 from ..interrupts import Abort, deferred_interrupts
 from ..networks.common import StereoNet, normalize_image
 from ..torch_runtime import (autocast, compile_failure, compile_forward, is_compile_error,
@@ -214,6 +214,10 @@ class TimeBudget:
         return min(limit, step + max(0, int((self.seconds - elapsed) / self.rate)))
 
 
+class TrainingDiverged(StereoDepthError, FloatingPointError):
+    """The training loss stopped being a number: one line (exit 2), not a traceback."""
+
+
 def check_step_count(steps: int) -> None:
     """Raise ConfigError unless a run's number of steps is positive."""
     if steps <= 0:
@@ -329,6 +333,8 @@ class Trainer:
         self.step = 0
         self.wall_time = 0.0
         self._val_scenes: Optional[list] = None
+        #: Lines said before the run's log file is open (a resumption), logged at its start.
+        self.start_lines: list[str] = []
 
     def train_mode(self) -> None:
         """Put the model in training mode, except frozen parts (BatchNorm statistics kept)."""
@@ -401,7 +407,7 @@ class Trainer:
         # for this run's total_steps, which --steps may have changed since the checkpoint
         self.replan(self.total_steps)
         self.history = extra.get('history', self.history)
-        _log(f'resumed {self.checkpoint_prefix} at step {self.step}')
+        self.start_lines.append(f'resumed {self.checkpoint_prefix} at step {self.step}')
 
     def save(self) -> None:
         """Write the checkpoint, the history and the curves."""
@@ -449,8 +455,10 @@ class Trainer:
         lr = self.optimizer.param_groups[0]['lr']
         loss, terms = self.step_loss(batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f'training loss became {float(loss)} at step {self.step}; '
-                                     f'lower optimization.lr or enable grad_clip')
+            message = (f'training loss became {float(loss)} at step {self.step}; lower '
+                       'optimization.lr or enable grad_clip')
+            _log(f'stopped: {message}')
+            raise TrainingDiverged(message)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -502,6 +510,8 @@ class Trainer:
 
     def _run(self) -> TrainResult:
         cfg, opt = self.config, self.config.optimization
+        for line in self.start_lines:  # into train.log too, now that it is open
+            _log(line)
         _log(f'training {cfg.backend} ({cfg.name}) on {self.device}, steps {self.step} -> '
              f'{self.total_steps}, batch {opt.batch_size}, precision {opt.precision}, '
              f'{torch.get_num_threads()} threads, '
@@ -644,5 +654,5 @@ def train(config: TrainConfig, device: str = 'auto', steps: Optional[int] = None
     if resumes(trainer.out_dir, resume):
         trainer.resume()
     elif resume:
-        _log(f'{trainer.out_dir} holds no checkpoint: starting at step 0')
+        trainer.start_lines.append(f'{trainer.out_dir} holds no checkpoint: starting at step 0')
     return trainer.run()
