@@ -890,6 +890,13 @@ def test_a_resumed_run_keeps_the_seed_it_started_with(tmp_path, capsys):
     assert record['extra']['config']['seed'] == 7
     # The log says where the second part took over (it read as two unrelated runs).
     assert 'resumed ' in (tmp_path / 'split' / 'train.log').read_text()
+    # The weights name the command that started the run, the resumption after it, and the
+    # folder the run wrote (not the config's).
+    training = read_metadata(tmp_path / 'split' / 'dispnet.safetensors').training()
+    assert training['invocation'].startswith('python -m stereo_depth_ros.training.train ')
+    assert '--seed 7' in training['invocation']
+    assert len(training['resumed_with']) == 1 and '--resume' in training['resumed_with'][0]
+    assert training['config']['output']['out_dir'] == str(tmp_path / 'split')
     capsys.readouterr()
     assert main([*common, '--resume', '--seed', '8', '--steps', '6', '--out-dir',
                  str(tmp_path / 'split')]) == 2
@@ -1410,6 +1417,26 @@ def test_a_card_without_the_recorded_command_says_what_its_command_is_not(tmp_pa
     other.write_bytes(default_weights_path('costnet_fast').read_bytes())
     write_card(other, card)
     assert 'evaluation' not in yaml.safe_load(card.read_text())
+
+
+def test_a_card_s_evaluation_command_names_the_options_it_measured_with(tmp_path, capsys):
+    from stereo_depth_ros.resources import default_weights_path
+    from stereo_depth_ros.training.model_card import build_card, main as card_main
+    copy = tmp_path / 'models' / 'costnet.safetensors'
+    copy.parent.mkdir()
+    copy.write_bytes(default_weights_path('costnet').read_bytes())
+    synthetic = {'costnet': {'epe': 1.0, 'bad2': 0.1}, 'sgbm': {'epe': 2.0, 'bad2': 0.2},
+                 'epe_lower_than_sgbm': True}
+    card = build_card(copy, {'held_out_synthetic': synthetic},
+                      '--synthetic eval:2 --no-real --full-range 1')
+    assert card['evaluation']['command'] == (
+        f'python -m stereo_depth_ros.training.model_card --backend costnet --models-dir '
+        f'{tmp_path / "models"} --synthetic eval:2 --no-real --full-range 1')
+    # Nothing to do is said, not done silently; a negative count is refused as typed.
+    assert card_main(['--all', '--models-dir', str(tmp_path / 'none')]) == 2
+    assert 'no weights of a learned backend in' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        card_main(['--backend', 'costnet', '--full-range', '-1'])
 
 
 def test_export_paths_in_new_folders_are_fine_and_unwritable_ones_refused(tmp_path, monkeypatch):

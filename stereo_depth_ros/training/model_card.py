@@ -27,6 +27,7 @@ import yaml
 from safetensors import safe_open
 
 from ..atomic_files import written_atomically
+from ..commands.common import non_negative_int
 from ..backends.base import DisparityBackend
 from ..backends.registry import backend_record, learned_backend_names
 from ..errors import EXIT_BAD_INPUT, StereoDepthError
@@ -322,7 +323,8 @@ def network_alone_command(backend: str) -> str:
     return f'stereo-depth real-bench --backend {backend} --backend-option refine_radius=0'
 
 
-def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, Any]:
+def build_card(weights: Path, evaluations: Optional[dict] = None,
+               eval_flags: str = '') -> dict[str, Any]:
     """Return the card of a weights file (training from its metadata, given evaluations)."""
     metadata = read_metadata(weights)
     training = metadata.training()
@@ -360,7 +362,8 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
         card['evaluation'] = {
             'command': f'python -m stereo_depth_ros.training.model_card --backend {backend}'
                        + ('' if unshipped(backend, weights) is None
-                          else f' --models-dir {shown_path(Path(weights).parent)}'),
+                          else f' --models-dir {shown_path(Path(weights).parent)}')
+                       + (f' {eval_flags}' if eval_flags else ''),
             'note': EVALUATION_NOTE,
             'backend_options': default_inference_options(backend),
             **evaluations,
@@ -385,14 +388,16 @@ def build_card(weights: Path, evaluations: Optional[dict] = None) -> dict[str, A
 
 
 def write_card(weights: str | Path, card_path: str | Path,
-               evaluations: Optional[dict] = None, notes: Optional[str] = None) -> Path:
+               evaluations: Optional[dict] = None, notes: Optional[str] = None,
+               eval_flags: str = '') -> Path:
     """Write the YAML card of ``weights`` to ``card_path``.
 
     ``notes`` (free text, e.g. how a run was resumed) is kept from an existing card of the
     same weights file when not given, and so is its evaluation part when ``evaluations`` is
-    None (``--no-eval``).
+    None (``--no-eval``). ``eval_flags``: the evaluation's options that differ from the
+    defaults, for its recorded command.
     """
-    card = build_card(Path(weights), evaluations)
+    card = build_card(Path(weights), evaluations, eval_flags)
     card_path = Path(card_path)
     previous: dict[str, Any] = {}
     if card_path.is_file():
@@ -427,7 +432,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--synthetic', default=DEFAULT_SYNTHETIC,
                         help=f'held-out synthetic seeds (default {DEFAULT_SYNTHETIC})')
     parser.add_argument('--no-real', action='store_true', help='skip the real suite')
-    parser.add_argument('--full-range', type=int, default=FULL_RANGE_SCENES,
+    parser.add_argument('--full-range', type=non_negative_int, default=FULL_RANGE_SCENES,
                         help=f'full-range test scenes (default {FULL_RANGE_SCENES}; 0 skips)')
     parser.add_argument('--no-eval', action='store_true', help='training part only')
     parser.add_argument('--note', default=None,
@@ -436,12 +441,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     models = Path(args.models_dir)
     backends = [args.backend] if not args.all else [
         name for name in learned_backend_names() if (models / f'{name}.safetensors').is_file()]
+    # What the recorded command needs besides --backend and --models-dir to measure the same.
+    flags = [*(['--synthetic', args.synthetic] if args.synthetic != DEFAULT_SYNTHETIC else []),
+             *(['--no-real'] if args.no_real else []),
+             *(['--full-range', str(args.full_range)]
+               if args.full_range != FULL_RANGE_SCENES else [])]
     try:
+        if not backends:
+            raise StereoDepthError(f'--all: no weights of a learned backend in {models} '
+                                   f'(<backend>.safetensors)')
         for backend in backends:
             weights = models / f'{backend}.safetensors'
             evaluations = None if args.no_eval else evaluate(
                 backend, weights, args.synthetic, not args.no_real, args.full_range)
-            path = write_card(weights, models / f'{backend}.yaml', evaluations, args.note)
+            path = write_card(weights, models / f'{backend}.yaml', evaluations, args.note,
+                              shlex.join(flags))
             print(f'wrote {path}')
             if evaluations:
                 for key, value in evaluations.items():

@@ -10,6 +10,7 @@ the same arguments::
 """
 
 import argparse
+import shlex
 import sys
 from typing import Optional, Sequence
 
@@ -94,6 +95,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                      description=__doc__.strip().splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    # Recorded in the weights as the command that made them, as stereo-depth train's is.
+    args.invocation = shlex.join(['python', '-m', 'stereo_depth_ros.training.train',
+                                  *(sys.argv[1:] if argv is None else argv)])
     try:
         return run(args)
     except (StereoDepthError, FileNotFoundError, ValueError) as error:

@@ -278,8 +278,9 @@ class Trainer:
                  out_dir: Optional[str | Path] = None, progress: bool = True,
                  minutes: Optional[float] = None, invocation: Optional[str] = None) -> None:
         self.config = config
-        #: The command line that started the run, recorded in the weights (None: not known).
-        self.invocation = invocation
+        #: The command lines of the run, the one that started it first (a resumed run's
+        #: checkpoint holds those before), recorded in the weights (empty: not known).
+        self.invocations: list[str] = [invocation] if invocation else []
         # None, not 0, means "the config's": --steps 0 is refused, not read as the default.
         self.total_steps = int(config.optimization.steps if steps is None else steps)
         check_step_count(self.total_steps)
@@ -293,6 +294,7 @@ class Trainer:
         #: The run's whole time budget (s; None: none), kept across --resume.
         self.time_budget_s = 60.0 * minutes if minutes else None
         self.out_dir = Path(out_dir or config.output.out_dir)
+        config.output.out_dir = str(self.out_dir)  # recorded as run: --out-dir, not the file's
         self.device = resolve_device(device)
         self.progress = progress
         opt = config.optimization
@@ -407,6 +409,7 @@ class Trainer:
         # for this run's total_steps, which --steps may have changed since the checkpoint
         self.replan(self.total_steps)
         self.history = extra.get('history', self.history)
+        self.invocations = [*extra.get('invocations', []), *self.invocations]
         self.start_lines.append(f'resumed {self.checkpoint_prefix} at step {self.step}')
 
     def save(self) -> None:
@@ -414,6 +417,7 @@ class Trainer:
         save_checkpoint(self.checkpoint_prefix, self.model, self.optimizer, self.step,
                         {'history': self.history, 'wall_time_s': self.wall_time,
                          'config': self.config.to_dict(), 'planned_steps': self.total_steps,
+                         'invocations': self.invocations,
                          **({'time_budget_s': self.time_budget_s,
                              'step_limit': self.step_limit} if self.time_budget_s else {})})
         with written_atomically(self.out_dir / 'history.json') as staging:
@@ -600,7 +604,8 @@ class Trainer:
         config['optimization']['steps'] = self.total_steps
         return {
             'experiment': cfg.name,
-            **({'invocation': self.invocation} if self.invocation else {}),
+            **({'invocation': self.invocations[0]} if self.invocations else {}),
+            **({'resumed_with': self.invocations[1:]} if len(self.invocations) > 1 else {}),
             'steps': self.step,
             'batch_size': cfg.optimization.batch_size,
             'crop': [crops[-1]['height'], crops[-1]['width']] if crops else None,
