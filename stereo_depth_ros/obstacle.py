@@ -53,7 +53,9 @@ from .images import mask_bounding_box
 #: The inclusive limits of the numeric settings, which the node's ``obstacle.*`` parameters
 #: take as their ranges (a max_clearance or camera_height of None is not checked).
 LIMITS: dict[str, tuple[float, float]] = {
-    'min_range': (0.0, 1000.0), 'max_range': (0.01, 100000.0),
+    # max_range from 0: the pipeline narrows it to what the camera measures, which can be
+    # under a centimetre; min_range < max_range refuses 0 itself.
+    'min_range': (0.0, 1000.0), 'max_range': (0.0, 100000.0),
     'distance_band': (0.001, 1000.0), 'distance_band_fraction': (0.0, 10.0),
     'min_area': (1, 100000000), 'min_size': (0.0, 1000.0), 'ground_tolerance': (0.0, 100.0),
     'max_clearance': (0.0, 100.0), 'disparity_noise': (0.0, 100.0),

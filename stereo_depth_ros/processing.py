@@ -74,6 +74,8 @@ class FrameOutput:
     notes: tuple[str, ...] = ()
     #: The view check failed the pair: its outputs say unknown (``check_views``).
     views_unconfirmed: bool = False
+    #: The ``obstacle.range_frame_id`` its pipeline had ('' = the image's frame).
+    range_frame_id: str = ''
 
 
 def obstacle_field_of_view(camera: StereoCameraModel,
@@ -167,11 +169,12 @@ class StereoFrameProcessor:
     def camera(self, left_info: Any, right_info: Any) -> StereoCameraModel:
         """Return the stereo model of the two CameraInfo messages (cached).
 
-        Another camera (CameraInfo) than the pairs before is another stream: what the pair
-        checks and the 16-bit images said of the old one starts again, and the next pair is
-        checked before it is processed, as a stream's first pair is (a bag switched, or
-        looped onto another, with its left and right exchanged, went unchecked for a check
-        period).
+        Another camera (CameraInfo) than the pairs before is another stream: its next pair
+        is checked before it is processed, as a stream's first pair is, and again while the
+        checks cannot tell (a bag switched, or looped onto another, with its left and right
+        exchanged, went unchecked for a check period), and its 16-bit images are judged on
+        their own. The old camera's swap verdict stands until a check of the new one can
+        tell: a swapped stream's pairs stay unknown rather than come out as phantoms.
         """
         key = tuple(camera_info_fields(info) for info in (left_info, right_info))
         if key != self._camera_key:
@@ -269,7 +272,8 @@ class StereoFrameProcessor:
                            check_inputs=(left, right) if due and early is None else None,
                            early_check=early,
                            notes=tuple(dict.fromkeys(notes + result.notes)),
-                           views_unconfirmed=result.views_unconfirmed)
+                           views_unconfirmed=result.views_unconfirmed,
+                           range_frame_id=result.range_frame_id)
 
     def _check_due(self) -> bool:
         now = self._clock()

@@ -222,6 +222,19 @@ def test_swapped_pair_is_warned_about(images, tmp_path, capsys):
     assert np.isfinite(np.load(tmp_path / 'q' / 'disparity.npy')).any()
 
 
+def test_a_principal_point_offset_that_explains_negative_disparities_is_no_swap(
+        images, tmp_path, capsys):
+    # The swapped pair's matches lie 6 px left: with cx_right - cx_left = 10 px (--doffs)
+    # that is a surface at f B / 4 px, as the calibration says, not left and right exchanged.
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o', '--fx', '451', '--baseline',
+                                        '0.075', '--doffs', '10', left='right.png',
+                                        right='left.png'), capsys)
+    assert code == 0 and not [line for line in lines if 'look swapped' in line], lines
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'p', '--fx', '451', '--baseline',
+                                        '0.075', left='right.png', right='left.png'), capsys)
+    assert code == 0 and [line for line in lines if 'look swapped' in line]
+
+
 def test_rows_that_are_off_are_warned_about(tmp_path, capsys):
     left, right = textured_pair(3, 320, 160)
     cv2.imwrite(str(tmp_path / 'left.png'), left)

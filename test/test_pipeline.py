@@ -285,3 +285,14 @@ def test_a_camera_height_far_from_the_fitted_ground_is_said():
         scene.left, scene.right, scene.camera, outputs={'obstacle'})
     assert [note[:60] for note in result.notes] == [
         'the ground does not fit obstacle.camera_height: a plane 1.77']
+
+
+def test_a_depth_limit_under_a_centimetre_narrows_the_search_without_an_error():
+    # The pipeline narrows obstacle.max_range to what it may see (max_depth here): the
+    # narrowed setting is not a user's, and no limit of the node's parameter refuses it.
+    scene = make_scene(EVAL_SEED_OFFSET + 3, height=96, width=192, max_disparity=40)
+    pipeline = StereoPipeline(create_backend('sgbm'), ObstacleParameters(min_range=0.0),
+                              max_depth=0.005)
+    result = pipeline.process(scene.left, scene.right, scene.camera)
+    assert result.max_range == pytest.approx(0.005)
+    assert result.obstacle is not None and not result.obstacle.found

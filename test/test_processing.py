@@ -481,6 +481,13 @@ def test_worker_warns_once_about_a_range_in_the_image_s_optical_frame(scene, man
     recorder = Recorder()
     make_worker(manager, {'depth/image_rect'}, recorder).process_one(make_pair(scene))
     assert recorder.warnings == []
+    # The image's frame named on purpose (a forward-x image frame): the user's word.
+    named = PipelineManager({**SGBM64, 'obstacle.range_frame_id': 'stereo_left'}).pipeline
+    recorder = Recorder()
+    make_worker(manager, {'obstacle/range'}, recorder, pipeline=named).process_one(
+        make_pair(scene))
+    assert recorder.published[0]['obstacle/range'].header.frame_id == 'stereo_left'
+    assert recorder.warnings == []
 
 
 def test_worker_warns_about_mono16_that_uses_few_bits(scene, manager):

@@ -166,6 +166,16 @@ def test_a_crop_larger_than_a_source_s_scenes_is_refused_when_loaded(tmp_path, s
         load_config(write_config(tmp_path / 'bad.yaml', config))
 
 
+def test_a_source_always_enlarged_before_the_crop_is_accepted(tmp_path):
+    # 48x96 scenes doubled every time (probability 1) are 96x192: a 64x128 crop fits.
+    base = tiny_config(tmp_path)['data']['sources'][0]
+    source = {**base, 'height': 48, 'width': 96, 'augmentation': [
+        {'name': 'random_scale', 'low': 2.0, 'high': 2.0, 'probability': 1.0}]}
+    config = load_config(write_config(tmp_path / 'ok.yaml', tiny_config(
+        tmp_path, data={'sources': [source]})))
+    assert TrainingData(config.data, seed=5).sample(0).disparity.shape == (64, 128)
+
+
 @pytest.mark.parametrize('section, value, words', [
     # Out of range, these made a run climb its loss (a negative learning rate, a negative
     # clip norm) or failed late, in torch's words.
@@ -908,22 +918,26 @@ def test_a_resumed_run_keeps_the_seed_it_started_with(tmp_path, capsys):
 def test_a_budget_run_stopped_before_its_plan_resumes_with_what_is_left_of_it(tmp_path):
     # Interrupted before its first plan, a --minutes run had the config's whole length as
     # its plan: resumed, it went on for that (hours for minutes asked). Its budget comes back.
+    # Spent by the budget's own clock, which counts validation and checkpoints too (the
+    # steps' wall time does not).
     config = tiny_config(tmp_path, output={'checkpoint_every': 1})
     trainer = Trainer(from_dict(TrainConfig, config), device='cpu', steps=None,
                       progress=False, minutes=2)
-    trainer.wall_time = 90.0
+    assert trainer.budget is not None
+    trainer.budget.elapsed = lambda: 90.0
+    trainer.wall_time = 60.0
     trainer.step = 1
     trainer.save()
     resumed = Trainer(from_dict(TrainConfig, config), device='cpu', progress=False)
     resumed.resume()
     assert resumed.budget is not None and resumed.budget.seconds == pytest.approx(30.0)
-    assert resumed.time_budget_s == pytest.approx(120.0)
-    # Spent: no budget left to follow, the plan it had stands.
-    trainer.wall_time = 150.0
+    assert resumed.time_budget_s == pytest.approx(120.0) and resumed.total_steps == 6
+    # Spent: the run ends where it stopped, not at the config's length.
+    trainer.budget.elapsed = lambda: 150.0
     trainer.save()
     again = Trainer(from_dict(TrainConfig, config), device='cpu', progress=False)
     again.resume()
-    assert again.budget is None and again.total_steps == 6
+    assert again.budget is None and again.total_steps == 1
 
 
 def test_a_ctrl_c_inside_a_step_saves_it_whole_and_resumes_exactly(tmp_path, monkeypatch):

@@ -199,7 +199,8 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     signal stops at once, discards the staged bag and raises ExplainedInterrupt too.
     """
     in_bag, out_bag = Path(in_bag), Path(out_bag)
-    if in_bag.is_dir() and out_bag.resolve().is_relative_to(in_bag.resolve()):
+    if in_bag.is_dir() and out_bag.resolve() != in_bag.resolve() \
+            and out_bag.resolve().is_relative_to(in_bag.resolve()):
         raise DatasetError(f'the output bag {out_bag} is inside the input bag {in_bag}: its '
                            'folder would hold another bag; write the output elsewhere')
     if namespace is not None:

@@ -84,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
             if camera is not None:  # the bag's CameraInfo, before a report made with it
                 _check_size(camera, left.shape[1], left.shape[0], args.bag)
             sizes.add((left.shape[1], left.shape[0]))
-            findings.append(check_one(_pair_name(folder, root, every), left, right,
-                                      camera.disparity_offset if camera else 0.0))
+            # The bag's principal points, or --doffs's: cx_left - cx_right = -doffs.
+            offset = (camera.disparity_offset if camera is not None
+                      else -given.doffs if given is not None else 0.0)
+            findings.append(check_one(_pair_name(folder, root, every), left, right, offset))
         notes += [f'images: {line}' for line in image_notes[:1]]
     by_area = sorted(sizes, key=lambda size: (size[0] * size[1], size))
     shown = ' to '.join(dict.fromkeys(f'{w}x{h}' for w, h in (by_area[0], by_area[-1])))

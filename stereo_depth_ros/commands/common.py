@@ -255,7 +255,8 @@ def calibration_flags(args: argparse.Namespace) -> Optional[CalibrationFlags]:
         raise ValueError('give both --fx and --baseline, or neither')
     if args.fx is None:
         if args.doffs is not None:
-            raise ValueError('--doffs applies with --fx and --baseline: give those too')
+            raise ValueError('--doffs applies with --fx and --baseline (pairs without '
+                             'camera_info): give those too, or leave --doffs out')
         return None
     for flag, value, unit in (('--fx', args.fx, 'px'), ('--baseline', args.baseline, 'm')):
         if not 0 < value < math.inf:

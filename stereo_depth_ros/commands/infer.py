@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if camera is None and (pipeline.min_depth or pipeline.max_depth):
         print('warning: min_depth/max_depth of the parameter file need --fx and --baseline '
               '(depth); without them they are ignored', file=sys.stderr)
-    check = check_pair(left, right)
+    check = check_pair(left, right, camera.disparity_offset if camera is not None else 0.0)
     if check.swapped and not pipeline.check_views:  # else the pipeline's note says it
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
     if check.misaligned:

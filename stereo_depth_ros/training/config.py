@@ -435,12 +435,14 @@ def _check_crops_fit(index: int, height: int, width: int, transforms: list[dict]
     last one lost).
     """
     from .augment import RandomScale
-    low_default = inspect.signature(RandomScale).parameters['low'].default
+    defaults = inspect.signature(RandomScale).parameters
     smallest = (float(height), float(width))
     for transform in transforms:
         name = transform.get('name')
         if name == 'random_scale':
-            low = min(float(transform.get('low', low_default)), 1.0)
+            low = float(transform.get('low', defaults['low'].default))
+            if float(transform.get('probability', defaults['probability'].default)) < 1:
+                low = min(low, 1.0)  # a sample it leaves alone keeps its size
             smallest = (smallest[0] * low, smallest[1] * low)
         elif name == 'random_crop' and 'height' in transform and 'width' in transform:
             rows, cols = (max(int(round(side)), 1) for side in smallest)

@@ -291,8 +291,10 @@ class Trainer:
         if minutes is not None and not 0 < minutes < math.inf:
             raise ConfigError(f'--minutes must be a finite number > 0, got {minutes}')
         self.budget = TimeBudget(60.0 * minutes) if minutes else None
-        #: The run's whole time budget (s; None: none), kept across --resume.
+        #: The run's whole time budget (s; None: none), kept across --resume, and what the
+        #: parts of the run before this one spent of it (s, by the budget's own clock).
         self.time_budget_s = 60.0 * minutes if minutes else None
+        self.budget_spent_s = 0.0
         self.out_dir = Path(out_dir or config.output.out_dir)
         config.output.out_dir = str(self.out_dir)  # recorded as run: --out-dir, not the file's
         self.device = resolve_device(device)
@@ -400,9 +402,13 @@ class Trainer:
                 # And its time budget, what is left of it: a run stopped before its first
                 # plan had the config's whole length as its plan (hours, for minutes asked).
                 self.time_budget_s = float(extra['time_budget_s'])
-                self.step_limit = int(extra.get('step_limit', self.step_limit))
-                left = self.time_budget_s - self.wall_time
-                self.budget = TimeBudget(left) if left > 0 else None
+                self.budget_spent_s = float(extra.get('time_budget_spent_s', self.wall_time))
+                left = self.time_budget_s - self.budget_spent_s
+                if left > 0:
+                    self.step_limit = int(extra.get('step_limit', self.step_limit))
+                    self.budget = TimeBudget(left)
+                else:  # spent: the run ends where it stopped
+                    self.total_steps = self.step_limit = self.step
         if self.step > self.total_steps:
             raise ConfigError(f'{self.out_dir} is at step {self.step}, beyond the '
                               f'{self.total_steps} steps asked for; give more --steps')
@@ -419,6 +425,8 @@ class Trainer:
                          'config': self.config.to_dict(), 'planned_steps': self.total_steps,
                          'invocations': self.invocations,
                          **({'time_budget_s': self.time_budget_s,
+                             'time_budget_spent_s': self.budget_spent_s + (
+                                 self.budget.elapsed() if self.budget is not None else 0.0),
                              'step_limit': self.step_limit} if self.time_budget_s else {})})
         with written_atomically(self.out_dir / 'history.json') as staging:
             staging.write_text(json.dumps(self.history, indent=1))
