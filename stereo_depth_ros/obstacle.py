@@ -499,8 +499,11 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     passing = _large_enough(z, labels, areas, count, params, camera, near_limit)
     if passing.size == 0:
         return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
+    # The image's row under the window, where the window ends above the image's edge: a
+    # surface the window cuts may go on there.
+    below = depth[y1, x0:x1] if y1 < height else None
     ranked = _ranked_by_distance(z, labels, stats, areas, passing, above, plane, params,
-                                 camera, cut_at_bottom=y1 == height)
+                                 camera, below)
     if accepted is not None and ranked:  # a lookup table: np.isin took 3-17 ms at 1080p
         keep = np.zeros(count, bool)
         keep[[label for _, label in ranked]] = True
@@ -595,13 +598,16 @@ def _ranked_by_distance(z: np.ndarray, labels: np.ndarray, stats: np.ndarray,
                         areas: np.ndarray, passing: np.ndarray, above: Optional[np.ndarray],
                         plane: Optional[tuple[float, float, float, float]],
                         params: ObstacleParameters, camera: StereoCameraModel,
-                        cut_at_bottom: bool) -> list[tuple[float, int]]:
+                        below: Optional[np.ndarray]) -> list[tuple[float, int]]:
     """Return (distance, label) of up to :data:`WEIGHED_SURFACES` accepted surfaces.
 
     Taken nearest first by their mean depth; a surface's distance is the ``percentile`` of
     its depths. One whose lowest point clears the ground by more than ``max_clearance`` is
-    not accepted (it hangs above the path), unless the window's last row is the image's
-    (``cut_at_bottom``) and cuts it at its own distance: its lowest point is out of view.
+    not accepted (it hangs above the path), unless the window's last row cuts it at its own
+    distance and, where the window ends above the image's edge, the image's row ``below``
+    it shows the surface going on: its lowest point is out of view (an ``obstacle.roi`` that
+    leaves the robot's own body out cut a near box standing on the floor above its
+    clearance, and the Range said nothing was there).
     """
     flat = labels.ravel()
     inside = flat > 0
@@ -618,8 +624,7 @@ def _ranked_by_distance(z: np.ndarray, labels: np.ndarray, stats: np.ndarray,
         values = z[by:by + bh, bx:bx + bw][window]
         distance = float(np.percentile(values, params.percentile))
         if above is not None and plane is not None and params.max_clearance is not None \
-                and not (cut_at_bottom and _cut_below(z, labels, label, distance, params,
-                                                      camera)):
+                and not _cut_below(z, labels, label, distance, params, camera, below):
             clearance = float(above[by:by + bh, bx:bx + bw][window].min())
             if clearance > params.max_clearance + _tolerance(params, camera, means[index],
                                                              float(plane[3])):
@@ -629,20 +634,30 @@ def _ranked_by_distance(z: np.ndarray, labels: np.ndarray, stats: np.ndarray,
 
 
 def _cut_below(z: np.ndarray, labels: np.ndarray, label: int, distance: float,
-               params: ObstacleParameters, camera: StereoCameraModel) -> bool:
+               params: ObstacleParameters, camera: StereoCameraModel,
+               below: Optional[np.ndarray] = None) -> bool:
     """Return whether the window's last row cuts the component at its own distance.
-
-    (Asked only where that row is the image's: above it the surface could still be seen.)
 
     Such a surface is so near that it fills the view below: its lowest point is out of
     view, so its clearance cannot be told. Its pixels in the last row must lie within the
     distance band of its distance (the surface itself goes on below), not be a farther part
-    joined to a near, overhead one (a canopy over a trunk down to the ground clutter).
+    joined to a near, overhead one (a canopy over a trunk down to the ground clutter). Where
+    the window ends above the image's edge, the image's row ``below`` it must show the
+    surface going on too (at the same columns, within the band or nearer); else its lower
+    edge is in view, and it may float.
     """
-    bottom = z[-1][labels[-1] == label]
+    cut = labels[-1] == label
+    bottom = z[-1][cut]
     if bottom.size < params.min_area ** 0.5:
         return False
-    return float(np.median(bottom)) <= distance + _band(params, camera, distance)
+    limit = distance + _band(params, camera, distance)
+    if not float(np.median(bottom)) <= limit:
+        return False
+    if below is None:
+        return True
+    under = below[cut]
+    under = under[np.isfinite(under) & (under > 0)]
+    return 2 * under.size >= bottom.size and float(np.median(under)) <= limit
 
 
 def _obstacle_mask(z: np.ndarray, candidates: np.ndarray, seed: np.ndarray, distance: float,

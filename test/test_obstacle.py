@@ -1,6 +1,7 @@
 """Nearest-obstacle segmentation: accuracy on road scenes, ground, specks, roi, ranges, speed."""
 
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -268,10 +269,16 @@ def test_a_surface_cut_by_the_lower_edge_is_not_taken_for_a_floating_blob():
     params = ObstacleParameters(ground_tolerance=0.05, disparity_noise=0.0, max_clearance=0.7)
     cut = segment_nearest_obstacle(depth, CAMERA, params)
     assert cut.distance == pytest.approx(1.2) and cut.mask[100:, 300:420].all()
-    # Cut by a search window that ends above the image's edge, it could be floating: rejected.
+    # Cut by a search window that ends above the image's edge, with the image's row under
+    # the window showing it go on: it stands there too (a window that leaves the robot's
+    # own body out must not make a near box vanish: the Range said nothing was there).
     upper = ObstacleParameters(ground_tolerance=0.05, disparity_noise=0.0, max_clearance=0.7,
                                roi=(0.0, 0.0, 1.0, 0.75))
-    assert segment_nearest_obstacle(depth, CAMERA, upper).distance == pytest.approx(20.0)
+    assert segment_nearest_obstacle(depth, CAMERA, upper).distance == pytest.approx(1.2)
+    # Ending at the window's edge, the ground under it in view: it could float, rejected.
+    ending = depth.copy()
+    ending[192:, 300:420] = _road_depth()[0][192:, 300:420]
+    assert segment_nearest_obstacle(ending, CAMERA, upper).distance == pytest.approx(20.0)
     # The same block ending a row above the image's edge is floating: rejected.
     depth[-1, 300:420] = _road_depth()[0][-1, 300:420]
     assert segment_nearest_obstacle(depth, CAMERA, params).distance == pytest.approx(20.0)
@@ -732,3 +739,21 @@ def test_a_camera_height_that_refuses_the_ground_is_named():
     for right in (ObstacleParameters(camera_height=1.0), ObstacleParameters()):
         result = segment_nearest_obstacle(depth, camera, right)
         assert not result.found and result.notes == ()
+
+
+@pytest.mark.parametrize('roi_height', [1.0, 0.8, 0.7])
+def test_a_near_box_cut_by_the_window_s_lower_edge_is_found(roi_height):
+    # A window that leaves the robot's own body out below: a near box on the floor fills its
+    # lower middle, and its lowest point, out of the window, cannot be told. It was taken
+    # for a blob floating above max_clearance and the Range said nothing was there.
+    camera = StereoCameraModel.from_focal_baseline(500.0, 0.12, 640, 480)
+    depth, (box,) = _road_depth(camera, boxes=[(-0.5, 0.5, 1.0, 2.0)], cam_height=1.5)
+    params = replace(EXACT, camera_height=1.5, roi=(0.0, 0.0, 1.0, roi_height))
+    result = segment_nearest_obstacle(depth, camera, params)
+    assert result.found and result.distance == pytest.approx(1.0)
+    # An object hanging high over the path, its whole lower edge inside the window, is still
+    # no obstacle (max_clearance: 1 m).
+    hanging, (board,) = _road_depth(camera, boxes=[(-0.5, 0.5, 4.0, 3.0)], cam_height=1.5)
+    above = np.arange(480)[:, None] < camera.cy - 1.0 * camera.fy / 4.0  # 2.5 m up at 4 m
+    sign = np.where(board & above, hanging, _road_depth(camera, cam_height=1.5)[0])
+    assert not segment_nearest_obstacle(sign.astype(np.float32), camera, params).found
