@@ -188,6 +188,9 @@ def test_a_source_always_enlarged_before_the_crop_is_accepted(tmp_path):
     ('optimization', {'num_threads': -1}, 'optimization.num_threads must be >= 0'),
     ('optimization', {'warmup_steps': -5}, 'optimization.warmup_steps must be >= 0, got -5'),
     ('data', {'num_workers': -1}, 'data.num_workers must be >= 0, got -1'),
+    # DispNet needs sides of 64 px multiples: every step failed, once the run had begun.
+    ('data', {'augmentation': [{'name': 'random_crop', 'height': 64, 'width': 96}]},
+     'data.augmentation: random_crop 64x96 is not a multiple of 64 px, which dispnet needs'),
     ('seed', -3, 'seed must be >= 0, got -3'),
 ])
 def test_settings_that_would_train_backwards_or_fail_late_are_refused(tmp_path, section, value,
@@ -913,6 +916,21 @@ def test_a_resumed_run_keeps_the_seed_it_started_with(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith('train: error: --seed 8: the run in ') and \
         'started with seed 7' in error
+
+
+def test_a_resumed_run_records_the_weights_it_started_from(tmp_path):
+    config_path = write_config(tmp_path / 'tiny.yaml', tiny_config(tmp_path))
+    from stereo_depth_ros.training.train import main
+    common = ['--config', str(config_path), '--device', 'cpu', '--no-progress']
+    start = tmp_path / 'start' / 'dispnet.safetensors'
+    assert main([*common, '--steps', '1', '--no-export', '--out-dir',
+                 str(tmp_path / 'start')]) == 0
+    assert main([*common, '--weights', str(start), '--steps', '2', '--no-export',
+                 '--out-dir', str(tmp_path / 'run')]) == 0
+    assert main([*common, '--resume', '--steps', '3', '--no-export', '--out-dir',
+                 str(tmp_path / 'run')]) == 0
+    training = read_metadata(tmp_path / 'run' / 'dispnet.safetensors').training()
+    assert training['config']['model']['init_weights'] == str(start)
 
 
 def test_a_budget_run_stopped_before_its_plan_resumes_with_what_is_left_of_it(tmp_path):

@@ -389,6 +389,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         if not ok:
             raise ConfigError(message)
     check_scene_sizes(config)
+    _check_crop_divisor(config)
     # A shell expands ~ on the command line, not in a YAML file: as it would.
     if config.output.export:
         config.output.export = str(Path(config.output.export).expanduser())
@@ -424,6 +425,31 @@ def check_scene_sizes(config: TrainConfig) -> None:
             check_scene_size(evaluation.height, evaluation.width, evaluation.max_disparity)
         except DatasetError as error:
             raise ConfigError(f'evaluation: {error}') from None
+
+
+def _check_crop_divisor(config: TrainConfig) -> None:
+    """Raise ConfigError where the batches' crop does not fit the network's divisor.
+
+    The network refuses images whose sides are not multiples of it (64 px for DispNet):
+    every step would fail, found only once the run had started and made its folder.
+    """
+    crops = [t for t in config.data.augmentation
+             if t.get('name') == 'random_crop' and 'height' in t and 'width' in t]
+    if not crops:
+        return
+    from ..backends.registry import backend_record
+    from ..errors import BackendError
+    try:
+        network = backend_record(config.backend).network
+    except BackendError:
+        return  # an unknown backend is named where the model is built
+    if network is None:
+        return
+    height, width = int(crops[-1]['height']), int(crops[-1]['width'])
+    if height % network.divisor or width % network.divisor:
+        raise ConfigError(f'data.augmentation: random_crop {height}x{width} is not a multiple '
+                          f'of {network.divisor} px, which {config.backend} needs of its '
+                          'images: every step would fail')
 
 
 def _check_crops_fit(index: int, height: int, width: int, transforms: list[dict]) -> None:

@@ -416,6 +416,10 @@ class Trainer:
         self.replan(self.total_steps)
         self.history = extra.get('history', self.history)
         self.invocations = [*extra.get('invocations', []), *self.invocations]
+        # What the run started from, for its record (the checkpoint holds the weights since).
+        started = extra.get('config', {}).get('model', {})
+        if 'init_weights' in started:
+            self.config.model.init_weights = started['init_weights']
         self.start_lines.append(f'resumed {self.checkpoint_prefix} at step {self.step}')
 
     def save(self) -> None:
