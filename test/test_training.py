@@ -978,6 +978,9 @@ def test_a_ctrl_c_inside_a_step_saves_it_whole_and_resumes_exactly(tmp_path, mon
             train(from_dict(TrainConfig, config), device='cpu', steps=5,
                   out_dir=tmp_path / 'run', progress=False)
     assert json.loads((tmp_path / 'run' / 'checkpoint.json').read_text())['step'] == 3
+    # The step since the last log line (log_every 2) is in the history too.
+    history = json.loads((tmp_path / 'run' / 'history.json').read_text())
+    assert [record['step'] for record in history['train']] == [2, 3]
     resumed = train(from_dict(TrainConfig, config), device='cpu', steps=5, resume=True,
                     out_dir=tmp_path / 'run', progress=False)
     from safetensors.torch import load_file

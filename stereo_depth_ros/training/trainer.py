@@ -214,6 +214,15 @@ class TimeBudget:
         return min(limit, step + max(0, int((self.seconds - elapsed) / self.rate)))
 
 
+class StepThenInterrupt(KeyboardInterrupt):
+    """A Ctrl-C that came during a training step, raised once the step was counted."""
+
+    def __init__(self, signal_name: str, result: tuple[float, dict[str, float]]) -> None:
+        super().__init__(signal_name)
+        #: The step's loss and loss terms, for the run's history.
+        self.result = result
+
+
 class TrainingDiverged(StereoDepthError, FloatingPointError):
     """The training loss stopped being a number: one line (exit 2), not a traceback."""
 
@@ -506,7 +515,7 @@ class Trainer:
                 raise ExplainedInterrupt('twice: stopped inside a training step; nothing since '
                                          'the last checkpoint was saved') from None
         if stop:
-            raise KeyboardInterrupt(stop.signal_name)
+            raise StepThenInterrupt(stop.signal_name, result)
         return result
 
     def run(self) -> TrainResult:
@@ -569,6 +578,11 @@ class Trainer:
         except KeyboardInterrupt as interrupt:
             if isinstance(interrupt, ExplainedInterrupt):
                 raise  # stopped inside a step: saving it would not resume exactly
+            # The steps since the last log line, the one the Ctrl-C came in too, go into the
+            # history and the curves.
+            if isinstance(interrupt, StepThenInterrupt):
+                window.append(interrupt.result)
+            self._log_window(window, time.perf_counter() - window_start)
             self.save()
             _log(f'interrupted at step {self.step}; checkpoint saved, continue with --resume '
                  f'and --out-dir {self.out_dir}')
