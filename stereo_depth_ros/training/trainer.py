@@ -582,6 +582,7 @@ class Trainer:
             # history and the curves.
             if isinstance(interrupt, StepThenInterrupt):
                 window.append(interrupt.result)
+                bar.update(1)  # the bar shows the step the checkpoint resumes after
             self._log_window(window, time.perf_counter() - window_start)
             self.save()
             _log(f'interrupted at step {self.step}; checkpoint saved, continue with --resume '
