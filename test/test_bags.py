@@ -133,6 +133,19 @@ def test_kitti2bag_keep_camera_stamps(drive, tmp_path):
     assert rights == [s + JITTER_NS for s in lefts]
 
 
+def test_kitti2bag_writes_the_static_transforms_before_any_camera_s_first_message(tmp_path):
+    # Camera 3's stamps ahead of camera 2's, kept: /tf_static must still open the bag, as a
+    # player publishes in log-time order.
+    stamps = [START_NS + i * 100_000_000 for i in range(2)]
+    early = write_raw_drive(tmp_path / 'kitti', [p[0] for p in PAIRS[:2]],
+                            [p[1] for p in PAIRS[:2]], CAMERA, stamps,
+                            right_stamps_ns=[s - JITTER_NS for s in stamps])
+    kitti_to_bag(early, tmp_path / 'bag', keep_camera_stamps=True, progress=False)
+    with Reader(tmp_path / 'bag') as reader:
+        first_topic = next(connection.topic for connection, _, _ in reader.messages())
+    assert first_topic == '/tf_static'
+
+
 def test_kitti2bag_refuses_to_overwrite(drive, kitti_bag):
     with pytest.raises(DatasetError, match='exists already'):
         kitti_to_bag(drive, kitti_bag, progress=False)

@@ -100,7 +100,11 @@ def kitti_to_bag(drive: str | Path, out_bag: str | Path, storage: str = 'mcap',
         with deferred_interrupts(INTERRUPT_NOTICE) as stop, \
                 BagWriter(out_bag, storage=storage, distro=distro) as bag:
             first = sequence[0]
-            bag.write(names['tf_static'], _camera_frames(first, bag.types), first.left_stamp_ns,
+            # Before the first message of the bag: camera 3's stamp may come first
+            # (--keep-camera-stamps), and a player publishes in log time order.
+            opening = (min(first.left_stamp_ns, first.right_stamp_ns) if keep_camera_stamps
+                       else first.left_stamp_ns)
+            bag.write(names['tf_static'], _camera_frames(first, bag.types), opening,
                       qos=(LATCHED_QOS,))
             for frame in tqdm(sequence, desc='kitti2bag', unit='frame', disable=not progress):
                 if stop:
