@@ -29,6 +29,10 @@ DEPTH_ERROR_FRACTION = 0.1
 MIN_SURFACE = 0.005
 #: Percentiles of the valid disparities over all pairs that the report names.
 NEAR_PERCENTILE, FAR_PERCENTILE = 99, 1
+#: A pair whose left-right checked search gives fewer of its pixels a disparity than this
+#: holds no measurement of its scene (views of two scenes, a failing camera: their few
+#: chance matches said 288-504 px); the OAK-D Lite pairs of ``unlabeled/`` give 34-80 %.
+MIN_MATCHED = 0.01
 
 
 @dataclass
@@ -45,6 +49,8 @@ class PairFindings:
     searched: int = SEARCHED_DISPARITY
     #: Largest disparity (px) of the coarse search beyond ``searched`` (0: none was run).
     reached: int = 0
+    #: The share of the pixels the left-right checked search gave a disparity (0-1).
+    matched: float = 1.0
 
 
 def check_one(name: str, left: np.ndarray, right: np.ndarray,
@@ -59,19 +65,35 @@ def check_one(name: str, left: np.ndarray, right: np.ndarray,
     the range, at most 3/4 of the width) adds the surfaces nearer still, which the full
     search cannot see (:mod:`~stereo_depth_ros.near_guard`).
     """
-    from .training.pseudo_labels import pseudo_label
     check = check_pair(left, right, disparity_offset)
-    # SGBM matches nothing left of its range: on narrow images it searches half the width.
+    # On narrow images the search spans half the width.
     searched = min(SEARCHED_DISPARITY, left.shape[1] // 2)
-    disparity = pseudo_label(left, right, searched)
-    valid = disparity[np.isfinite(disparity) & (disparity > 0)]
+    disparity = full_width_label(left, right, searched)
+    labelled = np.isfinite(disparity) & (disparity > 0)
+    valid = disparity[labelled]
     beyond = beyond_range_disparity(left, right, float(searched))
     reached = 0
     if beyond is not None:
         reached = int(guard_reach(left.shape[1], float(searched)))
         valid = np.concatenate([valid, beyond[_surfaces(np.isfinite(beyond))]])
     return PairFindings(name, check.swapped, check.row_offset, valid[::7].astype(np.float32),
-                        searched, reached)
+                        searched, reached, float(labelled.mean()))
+
+
+def full_width_label(left: np.ndarray, right: np.ndarray, searched: int) -> np.ndarray:
+    """Return the left-right checked SGBM disparity of a pair over its whole width.
+
+    SGBM gives its first ``searched`` columns no value, and the mirrored search of the check
+    its last ones, so alone it measured a strip in the middle of the image (on a 640-px-wide
+    pair columns 256 to about 384: a near block at a side was missed, and the check said
+    the backends covered the scene). Both views are padded with their edge columns on both
+    sides, and the padding is cut off the result.
+    """
+    from .training.pseudo_labels import pseudo_label
+    width = left.shape[1]
+    pad = [(0, 0), (searched, searched)] + [(0, 0)] * (left.ndim - 2)
+    padded = [np.pad(image, pad, mode='edge') for image in (left, right)]
+    return pseudo_label(padded[0], padded[1], searched)[:, searched:searched + width]
 
 
 def _surfaces(found: np.ndarray) -> np.ndarray:
@@ -95,9 +117,9 @@ def far_limit(focal_baseline: float, disparity_noise: float) -> float:
 
 
 def problems_found(findings: Iterable[PairFindings]) -> bool:
-    """Return whether any pair looks swapped or has rows that are off."""
+    """Return whether any pair looks swapped, has rows that are off, or matched too little."""
     return any(f.swapped or (f.row_offset is not None and f.row_offset.too_large)
-               for f in findings)
+               or f.matched < MIN_MATCHED for f in findings)
 
 
 def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
@@ -132,6 +154,14 @@ def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
     lines.append(f'left/right: {len(swapped)} of {count} pairs look swapped'
                  + (f' (first: {swapped[0]}): exchange the inputs; those pairs are left out '
                     'of the rows, disparities and depths' if swapped else ': OK'))
+    unmatched = [f for f in usable if f.matched < MIN_MATCHED]
+    if unmatched:
+        lines.append(f'matches: {len(unmatched)} of {count} pairs had a left-right consistent '
+                     f'disparity on under {MIN_MATCHED:.0%} of their pixels (first: '
+                     f'{unmatched[0].name}, {unmatched[0].matched:.2%}): are both views of one '
+                     'scene, and both cameras working? Those pairs are left out of the '
+                     'disparities and depths')
+    usable = [f for f in usable if f.matched >= MIN_MATCHED]
     if not usable:
         return lines
     values = np.concatenate([f.disparities for f in usable])
@@ -151,8 +181,10 @@ def _disparity_lines(findings: list[PairFindings], values: np.ndarray,
     reached = min(f.reached for f in findings)
     beyond = (f', beyond on a 2-8x smaller pair up to {reached} px' if reached > searched
               else '')
-    lines = [f'disparities (SGBM, left-right checked, up to {searched} px{beyond}): '
-             f'{far:.1f} px (1st percentile) to {near:.1f} px (99th)']
+    matched = float(np.mean([f.matched for f in findings]))
+    lines = [f'disparities (SGBM, left-right checked, up to {searched} px{beyond}; on '
+             f'{matched:.0%} of the pixels): {far:.1f} px (1st percentile) to {near:.1f} px '
+             '(99th)']
     name, reach = learned
     needed = int(np.ceil((near + 1) / 16) * 16)
     if near > sgbm_range:
@@ -181,7 +213,8 @@ def _depth_lines(camera: StereoCameraModel, values: np.ndarray, learned: tuple[s
     focal_baseline, offset = camera.focal_baseline, camera.disparity_offset
     defaults = ObstacleParameters()
     first = (f'depth: f B = {focal_baseline:.1f} px m (fx {camera.fx:.1f} px, baseline '
-             f'{camera.baseline:.4f} m' + (f', cx offset {offset:g} px' if offset else '') + ')')
+             f'{camera.baseline:.4f} m'
+             + (f', cx_left - cx_right {offset:g} px' if offset else '') + ')')
     shifted = values - offset
     shifted = shifted[shifted > 0]
     if shifted.size:

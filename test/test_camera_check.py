@@ -194,7 +194,7 @@ def test_the_check_sees_disparities_beyond_its_full_search() -> None:
     assert np.percentile(found.disparities, 99) == pytest.approx(300.0, abs=8.0)
     line = report_lines([found], ('costnet_fast', 384.0), 127.0)[2]
     assert line.startswith('disparities (SGBM, left-right checked, up to 256 px, beyond on a '
-                           '2-8x smaller pair up to 512 px)')
+                           '2-8x smaller pair up to 512 px; on ')
 
 
 def test_check_camera_surfaces_drop_stray_pixels():
@@ -204,3 +204,37 @@ def test_check_camera_surfaces_drop_stray_pixels():
     found[90, 90] = True
     surfaces = _surfaces(found)
     assert surfaces[20, 20] and not surfaces[90, 90]
+
+
+@pytest.mark.parametrize('columns', [(150, 250), (300, 400), (530, 630)])
+def test_a_near_block_is_measured_wherever_it_stands(columns) -> None:
+    # The search measured only a strip in the middle (columns 256 to about 384 of 640): a
+    # block at a side was missed and the check said sgbm covered the scene.
+    rng = np.random.default_rng(3)
+    texture = cv2.resize(rng.integers(0, 256, (240, 400), dtype=np.uint8), (800, 480),
+                         interpolation=cv2.INTER_NEAREST)
+    left = texture[:, 0:640].copy()  # a wall at 10 px
+    right = texture[:, 10:650].copy()
+    block = cv2.resize(rng.integers(0, 256, (120, 60), dtype=np.uint8), (120, 240),
+                       interpolation=cv2.INTER_NEAREST)
+    start, stop = columns
+    left[200:440, start:stop] = block[:, :stop - start]
+    right[200:440, start - 140:stop - 140] = block[:, :stop - start]  # at 140 px
+    found = check_one('block', left, right)
+    assert found.matched > 0.5
+    assert np.percentile(found.disparities, 99) == pytest.approx(140.0, abs=2.0)
+    lines = report_lines([found], ('costnet_fast', 384.0), 127.0)
+    assert any('sgbm reaches 127 px by default: the nearest 1 % lie beyond' in line
+               for line in lines), lines
+
+
+def test_views_of_two_scenes_are_no_measurement_of_either() -> None:
+    # Their few chance matches said 288-504 px and sgbm.disparity_range 512.
+    rng = np.random.default_rng(4)
+    left, right = (rng.integers(0, 256, (240, 320), dtype=np.uint8) for _ in range(2))
+    found = check_one('two scenes', left, right)
+    assert found.matched < 0.01 and problems_found([found])
+    lines = report_lines([found], ('costnet_fast', 384.0), 127.0)
+    assert any(line.startswith('matches: 1 of 1 pairs had a left-right consistent disparity '
+                               'on under 1% of their pixels') for line in lines), lines
+    assert not any(line.startswith('disparities') for line in lines)
