@@ -151,9 +151,12 @@ def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
     if len(measured) < len(usable):
         lines.append(f'rows: {len(usable) - len(measured)} of {count} pairs had too few '
                      'matching corners to measure')
+    offset = camera.disparity_offset if camera is not None else 0.0
+    calibration = (f', unless the calibration\'s cx_left - cx_right ({offset:g} px) is wrong: '
+                   'matches below it count as the wrong order' if swapped and offset else '')
     lines.append(f'left/right: {len(swapped)} of {count} pairs look swapped'
-                 + (f' (first: {swapped[0]}): exchange the inputs; those pairs are left out '
-                    'of the rows, disparities and depths' if swapped else ': OK'))
+                 + (f' (first: {swapped[0]}): exchange the inputs{calibration}; those pairs '
+                    'are left out of the rows, disparities and depths' if swapped else ': OK'))
     unmatched = [f for f in usable if f.matched < MIN_MATCHED]
     if unmatched:
         lines.append(f'matches: {len(unmatched)} of {count} pairs had a left-right consistent '

@@ -37,6 +37,11 @@ def test_the_report_names_what_needs_doing():
     assert 'typical at most 1.40 px (b)' in lines[0] and 'CHECK THE RECTIFICATION' in lines[0]
     assert lines[1] == 'rows: 1 of 4 pairs had too few matching corners to measure'
     assert lines[2].startswith('left/right: 1 of 4 pairs look swapped (first: c): exchange')
+    assert 'unless the calibration' not in lines[2]  # equal principal points: no other cause
+    # With principal points apart, a wrong offset is the other cause the line names.
+    offset = StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480, doffs=25.0)
+    assert "unless the calibration's cx_left - cx_right (-25 px) is wrong" in report_lines(
+        [swapped], ('costnet_fast', 384.0), 127.0, offset)[0]
     # The swapped pair's 220 px are left out: the advice comes from the others.
     assert 'set sgbm.disparity_range to 160 or more' in text
     assert 'f B = 33.8 px m' in text
