@@ -33,6 +33,10 @@ NEAR_PERCENTILE, FAR_PERCENTILE = 99, 1
 #: holds no measurement of its scene (views of two scenes, a failing camera: their few
 #: chance matches said 288-504 px); the OAK-D Lite pairs of ``unlabeled/`` give 34-80 %.
 MIN_MATCHED = 0.01
+#: A pair whose brightest value is below this (of 255) is measured with both views brightened
+#: by one gain to 255: a 12-bit camera read as 16 bits (values up to 16) matched 16x too dark,
+#: and the depths printed were off (1.22 m read as 3.56 m, a review's pairs).
+DARK_PAIR_MAX = 32
 
 
 @dataclass
@@ -66,6 +70,7 @@ def check_one(name: str, left: np.ndarray, right: np.ndarray,
     search cannot see (:mod:`~stereo_depth_ros.near_guard`).
     """
     check = check_pair(left, right, disparity_offset)
+    left, right = _brightened(left, right)
     # On narrow images the search spans half the width.
     searched = min(SEARCHED_DISPARITY, left.shape[1] // 2)
     disparity = full_width_label(left, right, searched)
@@ -78,6 +83,20 @@ def check_one(name: str, left: np.ndarray, right: np.ndarray,
         valid = np.concatenate([valid, beyond[_surfaces(np.isfinite(beyond))]])
     return PairFindings(name, check.swapped, check.row_offset, valid[::7].astype(np.float32),
                         searched, reached, float(labelled.mean()))
+
+
+def _brightened(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the uint8 pair brightened to 255 where it is darker than DARK_PAIR_MAX.
+
+    Both views by one gain: what tells the left view from the right one stays as it was.
+    """
+    brightest = int(max(left.max(), right.max()))
+    if not 0 < brightest < DARK_PAIR_MAX:
+        return left, right
+    gain = np.float32(255.0 / brightest)
+    lit = [np.clip(image.astype(np.float32) * gain + 0.5, 0, 255).astype(np.uint8)
+           for image in (left, right)]
+    return lit[0], lit[1]
 
 
 def full_width_label(left: np.ndarray, right: np.ndarray, searched: int) -> np.ndarray:

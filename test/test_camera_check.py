@@ -243,3 +243,12 @@ def test_views_of_two_scenes_are_no_measurement_of_either() -> None:
     assert any(line.startswith('matches: 1 of 1 pairs had a left-right consistent disparity '
                                'on under 1% of their pixels') for line in lines), lines
     assert not any(line.startswith('disparities') for line in lines)
+
+
+def test_a_12_bit_camera_read_as_16_bits_is_measured_as_lit() -> None:
+    # Values up to 16 of 255: SGBM matched them 16x too dark, and the depths were off.
+    scene = make_scene(5, 240, 320, 'layered')
+    lit = check_one('lit', scene.left, scene.right)
+    dark = check_one('dark', scene.left // 16, scene.right // 16)
+    assert dark.matched > 0.5 * lit.matched
+    assert np.median(dark.disparities) == pytest.approx(np.median(lit.disparities), abs=1.0)
