@@ -184,23 +184,23 @@ class StereoWorker:
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')),
                                unknown=output.views_unconfirmed)
-        self._warn_optical_range(output, pair)
+        self._warn_optical_range(output)
         # The check first: its warning says what the notes of a swapped stream's pairs repeat.
         self._check(output)
         for note in output.notes:
             self._log(self._warn, note_kind(note), note)
         return True
 
-    def _warn_optical_range(self, output: FrameOutput, pair: StereoPair) -> None:
+    def _warn_optical_range(self, output: FrameOutput) -> None:
         """Warn once per frame_id about an ``obstacle/range`` stamped in the image's frame.
 
-        Told from the output and its pair, not from the settings, which may have changed
-        while the pair was processed; a ``range_frame_id`` that names the image's frame
-        itself (a forward-x image frame) is the user's word, and no warning.
+        Told from the output (the ``range_frame_id`` of the pipeline that made it; without
+        one the message carries the image's header), not from the settings, which may have
+        changed while the pair was processed; a ``range_frame_id`` that names the image's
+        frame itself (a forward-x image frame) is the user's word, and no warning.
         """
         message = output.messages.get('obstacle/range')
-        if message is None or output.range_frame_id \
-                or message.header.frame_id != pair.left_image.header.frame_id:
+        if message is None or output.range_frame_id:
             return
         frame = str(message.header.frame_id)
         if frame not in self._optical_range_frames:

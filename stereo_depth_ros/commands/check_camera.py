@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
                 print(warning, file=sys.stderr)
         folders = find_pairs(root)
         folders = [folders[i] for i in _spread(len(folders), args.max_pairs)]
+        # The bag's principal points, or --doffs's: cx_left - cx_right = -doffs.
+        offset = (camera.disparity_offset if camera is not None
+                  else -given.doffs if given is not None else 0.0)
         findings, sizes = [], set()
         for folder in tqdm(folders, desc='check pairs', unit='pair', disable=args.no_progress):
             left = read_image_rgb(folder / 'left.png', image_notes, args.mono16_bit_depth)
@@ -84,9 +87,6 @@ def run(args: argparse.Namespace) -> int:
             if camera is not None:  # the bag's CameraInfo, before a report made with it
                 _check_size(camera, left.shape[1], left.shape[0], args.bag)
             sizes.add((left.shape[1], left.shape[0]))
-            # The bag's principal points, or --doffs's: cx_left - cx_right = -doffs.
-            offset = (camera.disparity_offset if camera is not None
-                      else -given.doffs if given is not None else 0.0)
             findings.append(check_one(_pair_name(folder, root, every), left, right, offset))
         notes += [f'images: {line}' for line in image_notes[:1]]
     by_area = sorted(sizes, key=lambda size: (size[0] * size[1], size))

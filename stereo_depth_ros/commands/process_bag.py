@@ -9,7 +9,7 @@ from .common import (add_backend_arguments, add_bit_depth_argument, add_size_lim
 from ..bags.process import process_bag
 from ..sync import DEFAULT_QUEUE_SIZE, DEFAULT_SLOP
 from ..bags.writer import DISTROS, STORAGE_PLUGINS
-from ..cli import EXIT_INTERRUPTED
+from ..errors import EXIT_INTERRUPTED
 from ..settings import float_value
 
 

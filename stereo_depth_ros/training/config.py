@@ -427,15 +427,24 @@ def check_scene_sizes(config: TrainConfig) -> None:
             raise ConfigError(f'evaluation: {error}') from None
 
 
+def batch_crop(augmentation: list[dict]) -> Optional[tuple[int, int]]:
+    """Return (height, width) of the last ``random_crop`` of ``augmentation`` (None: none).
+
+    The shared transforms' last crop is the size of every training batch.
+    """
+    crops = [(int(t['height']), int(t['width'])) for t in augmentation
+             if t.get('name') == 'random_crop' and 'height' in t and 'width' in t]
+    return crops[-1] if crops else None
+
+
 def _check_crop_divisor(config: TrainConfig) -> None:
     """Raise ConfigError where the batches' crop does not fit the network's divisor.
 
     The network refuses images whose sides are not multiples of it (64 px for DispNet):
     every step would fail, found only once the run had started and made its folder.
     """
-    crops = [t for t in config.data.augmentation
-             if t.get('name') == 'random_crop' and 'height' in t and 'width' in t]
-    if not crops:
+    crop = batch_crop(config.data.augmentation)
+    if crop is None:
         return
     from ..backends.registry import backend_record
     from ..errors import BackendError
@@ -445,7 +454,7 @@ def _check_crop_divisor(config: TrainConfig) -> None:
         return  # an unknown backend is named where the model is built
     if network is None:
         return
-    height, width = int(crops[-1]['height']), int(crops[-1]['width'])
+    height, width = crop
     if height % network.divisor or width % network.divisor:
         raise ConfigError(f'data.augmentation: random_crop {height}x{width} is not a multiple '
                           f'of {network.divisor} px, which {config.backend} needs of its '

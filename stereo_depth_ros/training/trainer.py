@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from .checkpoint import has_checkpoint, load_checkpoint, read_record, save_checkpoint
-from .config import ConfigError, OptimizationConfig, TrainConfig
+from .config import batch_crop, ConfigError, OptimizationConfig, TrainConfig
 from .losses import build_loss
 from .report import hardware_info, plot_curves
 from .sources import TrainingData, batch_iterator
@@ -625,7 +625,7 @@ class Trainer:
     def training_metadata(self, final: dict[str, float]) -> dict[str, Any]:
         """Return what the weights file and model card record about this run."""
         cfg = self.config
-        crops = [t for t in cfg.data.augmentation if t.get('name') == 'random_crop']
+        crop = batch_crop(cfg.data.augmentation)
         config = cfg.to_dict()  # a fresh copy
         # The steps the schedule was planned for (--steps / --minutes), not the file's.
         config['optimization']['steps'] = self.total_steps
@@ -635,7 +635,7 @@ class Trainer:
             **({'resumed_with': self.invocations[1:]} if len(self.invocations) > 1 else {}),
             'steps': self.step,
             'batch_size': cfg.optimization.batch_size,
-            'crop': [crops[-1]['height'], crops[-1]['width']] if crops else None,
+            'crop': list(crop) if crop else None,
             'precision': cfg.optimization.precision,
             'wall_time_s': round(self.wall_time, 1),
             **({'time_budget_min': round(self.time_budget_s / 60, 2)}
