@@ -23,9 +23,9 @@ test: install
 	$(BIN)/python -m pytest -q test
 	$(BIN)/python -m mypy
 
+# The lint tests alone (flake8 and pep257; the sources they check: test/test_lint.py).
 lint: install
-	$(BIN)/python -m flake8 stereo_depth_ros test launch setup.py tools
-	$(BIN)/python -m pydocstyle stereo_depth_ros  # its settings: setup.cfg
+	$(BIN)/python -m pytest -q -m linter test/test_lint.py
 
 # mypy alone (`make test` runs it too, after the tests).
 typecheck: install
