@@ -6,9 +6,14 @@ all, and one damaged chunk ends the whole iteration. :class:`McapScan` walks the
 from the start instead: schemas and channels are collected as they come, each chunk is
 decompressed and its CRC checked (when written), a damaged chunk is skipped and counted, and
 the scan stops cleanly where the file is cut off. :class:`ScanReport` says how much was lost.
+Messages come in log-time order, as rosbags' reader gives them: chunks may overlap in time
+(a writer that chunks each topic apart), and a stereo pair read in file order would then be
+split by the synchronizer's queues.
 """
 
+import heapq
 import struct
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
@@ -96,6 +101,40 @@ def _string(data: bytes, at: int) -> tuple[str, int]:
     return data[at:at + size].decode(), at + size
 
 
+#: Later than any log time (uint64 nanoseconds).
+_END_OF_TIME = 1 << 64
+
+
+def _first_log_times(stream: BinaryIO) -> list[tuple[int, int]]:
+    """Return ``(record offset, earliest log time)`` of each chunk and loose message.
+
+    Read from the record headers alone, in file order, up to the end of the data or to
+    where the file is cut; the stream is left at its start. An empty chunk (start and end
+    times 0) holds nothing back and is left out.
+    """
+    found: list[tuple[int, int]] = []
+    stream.seek(0, 2)
+    file_size = stream.tell()
+    stream.seek(len(MAGIC))
+    while True:
+        offset = stream.tell()
+        head = stream.read(9)
+        if len(head) < 9:
+            break
+        opcode, size = head[0], struct.unpack('<Q', head[1:])[0]
+        if opcode in (_DATA_END, _FOOTER) or size > file_size - offset - 9:
+            break
+        if opcode == _CHUNK and size >= 16:
+            start, end = struct.unpack('<QQ', stream.read(16))
+            if start or end:
+                found.append((offset, start))
+        elif opcode == _MESSAGE and size >= 14:
+            found.append((offset, struct.unpack('<Q', stream.read(14)[6:])[0]))
+        stream.seek(offset + 9 + size)
+    stream.seek(0)
+    return found
+
+
 def _records(data: bytes, start: int = 0) -> Iterator[tuple[int, bytes, int]]:
     """Yield ``(opcode, body, offset)`` of the records in ``data``; McapDamage when cut."""
     at = start
@@ -138,19 +177,39 @@ class McapScan:
         return self.connections
 
     def messages(self) -> Iterator[tuple[Connection, int, bytes]]:
-        """Yield ``(connection, log_time_ns, data)`` of every intact message, in file order.
+        """Yield ``(connection, log_time_ns, data)`` of every intact message, by log time.
 
-        Messages of a chunk come in log-time order. ``report`` is complete afterwards.
+        A message is held back only while a chunk not yet read may start before it (the
+        chunks' start times are read first, from their record headers), so chunks written
+        in time order pass straight through. ``report`` is complete afterwards.
         """
         self.report = ScanReport(listed_messages=self.listed_messages)
-        yield from self._scan(keep_messages=True)
+        with open(self.path, 'rb') as stream:
+            starts = _first_log_times(stream)
+            offsets = [offset for offset, _ in starts]
+            # earliest[i]: the earliest log time of the chunks (or loose messages) i onwards.
+            earliest = [time for _, time in starts] + [_END_OF_TIME]
+            for index in range(len(starts) - 1, -1, -1):
+                earliest[index] = min(earliest[index], earliest[index + 1])
+            held: list[tuple[int, int, Connection, bytes]] = []
+            for order, (offset, connection, log_time, data) in enumerate(
+                    self._scan_stream(stream, keep_messages=True)):
+                unread_from = earliest[bisect_left(offsets, offset)]
+                while held and held[0][0] <= unread_from:
+                    time, _, held_connection, held_data = heapq.heappop(held)
+                    yield held_connection, time, held_data
+                heapq.heappush(held, (log_time, order, connection, data))
+            while held:
+                time, _, held_connection, held_data = heapq.heappop(held)
+                yield held_connection, time, held_data
 
-    def _scan(self, keep_messages: bool) -> Iterator[tuple[Connection, int, bytes]]:
+    def _scan(self, keep_messages: bool) -> Iterator[tuple[int, Connection, int, bytes]]:
         with open(self.path, 'rb') as stream:
             yield from self._scan_stream(stream, keep_messages)
 
     def _scan_stream(self, stream: BinaryIO,
-                     keep_messages: bool) -> Iterator[tuple[Connection, int, bytes]]:
+                     keep_messages: bool) -> Iterator[tuple[int, Connection, int, bytes]]:
+        """Yield ``(record offset, connection, log_time_ns, data)``, in file order."""
         report = self.report
         stream.seek(0, 2)
         report.file_size = stream.tell()
@@ -182,13 +241,16 @@ class McapScan:
             try:
                 if opcode == _CHUNK:
                     report.chunks += 1
-                    yield from self._chunk(body, offset, keep_messages)
+                    for message in self._chunk(body, keep_messages):
+                        yield (offset, *message)
                 else:
-                    yield from self._record(opcode, body, keep_messages)
+                    for message in self._record(opcode, body, keep_messages):
+                        report.messages += 1
+                        yield (offset, *message)
             except McapDamage as error:
                 report.bad_chunks.append(f'byte {offset}: {error}')
 
-    def _chunk(self, body: bytes, offset: int,
+    def _chunk(self, body: bytes,
                keep_messages: bool) -> Iterator[tuple[Connection, int, bytes]]:
         try:
             size, at = _u64(body, 16)

@@ -245,7 +245,7 @@ class BagInput:
         return sum(c.msgcount for c in self._reader.connections if c.topic == topic)
 
     def messages(self) -> Iterator[tuple[Connection, int, bytes]]:
-        """Yield ``(connection, log_time_ns, cdr_bytes)``; log-time order within a chunk.
+        """Yield ``(connection, log_time_ns, cdr_bytes)``, in log-time order.
 
         mcap: damaged chunks are skipped and the messages before a cut are kept (see
         :attr:`scan_report`); with ``strict`` the first damage raises DatasetError.
