@@ -188,11 +188,15 @@ def read_timestamps(path: str | Path) -> list[int]:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an 8-bit PNG as HxWx3 RGB (OpenCV reads BGR; grey is replicated)."""
+    """Read an 8-bit PNG as HxWx3 RGB (OpenCV reads BGR; grey is replicated).
+
+    A missing file is named before OpenCV is asked, which would print a warning of its own.
+    """
+    if not Path(path).is_file():
+        raise DatasetError(f'cannot read image {path} (missing)')
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
-        state = 'missing' if not Path(path).exists() else 'corrupt or not an image'
-        raise DatasetError(f'cannot read image {path} ({state})')
+        raise DatasetError(f'cannot read image {path} (corrupt or not an image)')
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -308,7 +312,7 @@ def _check_rectified(path: Path, calib: dict[str, np.ndarray], calib_path: Path)
     KITTI's unsynced download holds the cameras' raw, distorted images (1392x512), which no
     rectified CameraInfo describes; each frame would be skipped as of the wrong size.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
     raw_size = calib.get('S_02')
     if image is None or raw_size is None or raw_size.size != 2:
         return  # an unreadable first frame is named when it is read
