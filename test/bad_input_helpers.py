@@ -32,7 +32,9 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
                      right_messages: bool = True, right_offset_ns: int = 0,
                      garbage_left: Optional[int] = None,
                      info_size: Optional[tuple[int, int]] = None,
-                     camera_infos: bool = True, black_right: tuple[int, ...] = ()) -> Path:
+                     camera_infos: bool = True, black_right: tuple[int, ...] = (),
+                     right_encoding: Optional[str] = None,
+                     right_width: Optional[int] = None) -> Path:
     """Write a stereo bag under /stereo; the options make it bad in one way each.
 
     ``baseline`` < 0 gives a right CameraInfo with the wrong sign of P[3];
@@ -40,7 +42,8 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
     ``right_offset_ns`` shifts the right stamps; ``garbage_left`` replaces that left image
     by undecodable bytes; ``info_size`` puts another size into both CameraInfos;
     ``camera_infos=False`` writes the images alone; the right images of the frames in
-    ``black_right`` are black (a failing camera).
+    ``black_right`` are black (a failing camera); ``right_encoding`` and ``right_width`` give
+    the right images another encoding (e.g. ``mono8`` beside ``rgb8``) or width than the left.
     """
     camera = StereoCameraModel.from_focal_baseline(80.0, abs(baseline),
                                                    *(info_size or (width, height)))
@@ -54,6 +57,7 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
             left, right = textured_pair(frame, width, height)
             if frame in black_right:
                 right = np.zeros_like(right)
+            right = right[:, :right_width]
             head = make_header(stamp, 'stereo_left', types)
             right_head = make_header(stamp + right_offset_ns, 'stereo_right', types)
             left_info, right_info = make_camera_infos(camera, head, right_head, types)
@@ -67,8 +71,8 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
             if camera_infos:
                 bag.write('/stereo/left/camera_info', left_info, stamp)
             if right_messages:
-                bag.write('/stereo/right/image_rect', _image(right, encoding, right_head, types),
-                          stamp)
+                bag.write('/stereo/right/image_rect',
+                          _image(right, right_encoding or encoding, right_head, types), stamp)
                 if camera_infos:
                     bag.write('/stereo/right/camera_info', right_info, stamp)
     return path
@@ -77,8 +81,11 @@ def write_stereo_bag(path: Path, frames: int = 4, width: int = 96, height: int =
 def _image(rgb: np.ndarray, encoding: str, header, types):
     """Return an Image message; ``yuv422`` (2 bytes a pixel) is built by hand.
 
-    ``mono12`` is a 12-bit sensor's mono16 image (grey levels 0-4080, 4 bits unused).
+    ``mono12`` is a 12-bit sensor's mono16 image (grey levels 0-4080, 4 bits unused);
+    ``mono8`` is the grey of ``rgb``.
     """
+    if encoding == 'mono8':
+        return array_to_image(rgb.mean(axis=2).astype(np.uint8), 'mono8', header, types.Image)
     if encoding == 'mono12':
         grey = rgb.mean(axis=2).astype(np.uint16) * 16
         return array_to_image(grey, 'mono16', header, types.Image)

@@ -122,6 +122,39 @@ def test_pairs_of_two_sizes_are_named_with_their_sizes(tmp_path: Path) -> None:
         pseudo_labelled_dataset(root, 24, progress=False)
 
 
+def test_a_grey_view_beside_a_colour_one_is_refused_naming_the_pair(tmp_path: Path) -> None:
+    # Read as RGB both, a grey view and a colour one differ in every pixel's colour: the
+    # photometric loss would train on an error that no disparity explains.
+    root = _pairs_folder(tmp_path, 1)
+    left = root / 'pair0' / 'left.png'
+    cv2.imwrite(str(left), cv2.imread(str(left), cv2.IMREAD_GRAYSCALE))
+    with pytest.raises(DatasetError, match=r'pair0: left is grey but right is colour: both '
+                                           r'views must be grey or both colour$'):
+        pseudo_labelled_dataset(root, 24, progress=False)
+    right = root / 'pair0' / 'right.png'
+    cv2.imwrite(str(right), cv2.imread(str(right), cv2.IMREAD_GRAYSCALE))
+    grey, = pseudo_labelled_dataset(root, 24, progress=False)  # both grey: one camera's
+    assert grey.left.shape == (64, 128, 3)
+
+
+def test_a_bag_of_a_grey_and_a_colour_camera_is_refused_at_its_first_pair(
+        tmp_path: Path, capsys) -> None:
+    from bad_input_helpers import START_NS, write_stereo_bag
+    from stereo_depth_ros.bags.extract import extract_pairs
+    bag = write_stereo_bag(tmp_path / 'bag', frames=3, right_encoding='mono8')
+    line = (rf'/stereo/left/image_rect is rgb8 \(colour\) but /stereo/right/image_rect is '
+            rf'mono8 \(grey\) \(pair at stamp {START_NS / 1e9:.6f}\): both cameras must be '
+            'grey or both colour')
+    with pytest.raises(DatasetError, match=f'^{line}$'):
+        extract_pairs(bag, tmp_path / 'pairs', progress=False)
+    weights, config = _tiny_run(tmp_path)
+    out = tmp_path / 'out'
+    assert main(['adapt', '--config', str(config), '--bag', str(bag), '--weights', str(weights),
+                 '--device', 'cpu', '--no-progress', '--export', '', '--out-dir', str(out)]) == 2
+    assert capsys.readouterr().err.count('both cameras must be grey or both colour') == 1
+    assert not out.exists()
+
+
 def _tiny_config(tmp_path: Path, weights: Path, steps: int, **adaptation) -> TrainConfig:
     return from_dict(TrainConfig, {
         'name': 'adapt_test', 'backend': 'costnet', 'seed': 1,

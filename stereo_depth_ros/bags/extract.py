@@ -1,14 +1,15 @@
 """Stereo pairs from a bag as a folder of ``<n>/left.png, right.png`` (e.g. for adaptation)."""
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from .reader import BagInput, find_stereo_images
 from ..errors import DatasetError, StereoDepthError
-from ..msgs.images import narrow_16_bit_note, stereo_input_from_message
+from ..msgs.images import image_label, narrow_16_bit_note, stereo_input_from_message
 from ..msgs.types import stamp_to_ns
 from ..sync import make_synchronizer, never_matched
 
@@ -26,7 +27,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
     ``skipped`` list, why (one line each, with the left stamp) is appended to it. 16-bit
     images are scaled over ``bit_depth`` bits where given, else over all 16, as the node
     does; where their brightest value needs 9-14 bits, a line naming ``--mono16-bit-depth``
-    is appended to ``notes``. The two image topics read are appended to ``chosen``.
+    is appended to ``notes``. The two image topics read are appended to ``chosen``. A pair
+    of a grey image and a colour one is DatasetError naming the topics and the stamp.
     """
     if every < 1:
         raise DatasetError(f'every must be >= 1, got {every}')
@@ -65,6 +67,7 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                             when = stamp_to_ns(left.header.stamp) / 1e9
                             skipped.append(f'{error} (stamp {when:.6f})')
                         continue
+                    _check_pair(images, (left, right), (left_image, right_image))
                     folder = out / f'{written:05d}'
                     folder.mkdir(parents=True, exist_ok=True)
                     for name, image in zip(('left.png', 'right.png'), images):
@@ -86,3 +89,20 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                f'(first: {first_error})')
         raise DatasetError(f'no stereo pair of {bag_path} could be extracted: {why}')
     return written
+
+
+def _check_pair(images: Sequence[np.ndarray], messages: Sequence[Any],
+                topics: Sequence[str]) -> None:
+    """Raise DatasetError naming the topics and the stamp unless both images are grey or colour.
+
+    ``images`` are the decoded left and right messages (uint8 grey or RGB): a grey view
+    beside a colour one differs in every pixel, an error that no disparity explains and that
+    the photometric loss of adaptation would train on.
+    """
+    if images[0].ndim == images[1].ndim:
+        return
+    sides = [f'{topic} is {image_label(msg)} ({"grey" if image.ndim == 2 else "colour"})'
+             for topic, msg, image in zip(topics, messages, images)]
+    when = stamp_to_ns(messages[0].header.stamp) / 1e9
+    raise DatasetError(f'{sides[0]} but {sides[1]} (pair at stamp {when:.6f}): both cameras '
+                       'must be grey or both colour')

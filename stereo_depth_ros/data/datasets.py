@@ -54,6 +54,27 @@ def read_image_rgb(path: str | Path, notes: Optional[list[str]] = None,
     ``notes`` naming ``--mono16-bit-depth``.
     """
     image = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    return cv2.cvtColor(_eight_bit(path, image, notes, bit_depth), cv2.COLOR_BGR2RGB)
+
+
+def read_image_as_stored(path: str | Path, notes: Optional[list[str]] = None,
+                         bit_depth: Optional[int] = None) -> np.ndarray:
+    """Read an image file as uint8 HxW grey (a single-channel file) or HxWx3 RGB.
+
+    As :func:`read_image_rgb`, but a grey file stays grey, so a caller can tell it from a
+    colour one (an alpha channel is dropped).
+    """
+    image = _eight_bit(path, cv2.imread(str(path), cv2.IMREAD_UNCHANGED), notes, bit_depth)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return image
+    return np.ascontiguousarray(image[:, :, 2::-1])  # BGR(A) -> RGB
+
+
+def _eight_bit(path: str | Path, image: Optional[np.ndarray], notes: Optional[list[str]],
+               bit_depth: Optional[int]) -> np.ndarray:
+    """Return the pixels read from ``path`` as uint8 (see :func:`read_image_rgb`)."""
     if image is None:
         raise DatasetError(f'cannot read image {path} (missing or corrupt)')
     if image.dtype == np.uint16:
@@ -64,7 +85,7 @@ def read_image_rgb(path: str | Path, notes: Optional[list[str]] = None,
         image = scale_16_bit(image, bit_depth)
     elif image.dtype != np.uint8:
         raise DatasetError(f'cannot read image {path}: {image.dtype} pixels, not 8- or 16-bit')
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def _read_unchanged(path: Path) -> np.ndarray:
@@ -156,6 +177,23 @@ def check_same_size(folder: str | Path, left: tuple[int, ...], right: tuple[int,
     """Raise DatasetError naming pair ``folder`` unless its images' shapes share a size."""
     if left[:2] != right[:2]:
         raise DatasetError(f'{folder}: left {_size(left)} and right {_size(right)} differ')
+
+
+def check_same_layout(folder: str | Path, left: tuple[int, ...], right: tuple[int, ...]) -> None:
+    """Raise DatasetError naming pair ``folder`` when one image is grey and the other colour.
+
+    ``left`` and ``right`` are the shapes of the images as stored (HxW grey, HxWxC colour).
+    Matched, a grey view and a colour one differ in every pixel's colour: an error that no
+    disparity explains (the photometric loss of adaptation would train on it).
+    """
+    if len(left) != len(right):
+        raise DatasetError(f'{folder}: left is {_layout(left)} but right is {_layout(right)}: '
+                           'both views must be grey or both colour')
+
+
+def _layout(shape: tuple[int, ...]) -> str:
+    """Return whether an image of ``shape`` is grey or colour, in words."""
+    return 'grey' if len(shape) == 2 else 'colour'
 
 
 def _require_dir(root: Path) -> Path:

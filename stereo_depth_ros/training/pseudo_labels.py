@@ -20,8 +20,10 @@ from tqdm import tqdm
 from .config import DEFAULT_LABELLER
 from ..backends import backend_record, create_backend
 from ..backends.base import DisparityBackend
-from ..data.datasets import check_same_size, StereoSample, read_image_rgb
+from ..data.datasets import (check_same_layout, check_same_size, read_image_as_stored,
+                             StereoSample)
 from ..errors import BackendError, DatasetError
+from ..images import to_rgb
 
 #: The largest disparity (px) of pseudo-labels where a source or command names none: the
 #: full range of a KITTI camera at full resolution, which training and selection share.
@@ -149,14 +151,17 @@ def pseudo_labelled_dataset(root: str | Path, max_disparity: float,
     """Read every pair under ``root`` and label it (:func:`make_labeller`; SGBM by default).
 
     16-bit files are scaled over ``bit_depth`` bits (None: all 16); a line on files that use
-    few of their bits goes to ``notes``.
+    few of their bits goes to ``notes``. A pair of two sizes, or of a grey file and a colour
+    one, is DatasetError naming its folder.
     """
     label = make_labeller(max_disparity, labeller, labeller_weights)
     samples = []
     for folder in tqdm(find_pairs(root), desc=f'{labeller} labels', unit='pair', leave=False,
                        disable=not progress):
-        left, right = (read_image_rgb(folder / name, notes, bit_depth)
+        left, right = (read_image_as_stored(folder / name, notes, bit_depth)
                        for name in ('left.png', 'right.png'))
         check_same_size(folder, left.shape, right.shape)
+        check_same_layout(folder, left.shape, right.shape)
+        left, right = to_rgb(left), to_rgb(right)
         samples.append(StereoSample(folder.name, left, right, label(left, right)))
     return samples
