@@ -155,6 +155,26 @@ def test_a_bag_of_a_grey_and_a_colour_camera_is_refused_at_its_first_pair(
     assert not out.exists()
 
 
+def test_a_bag_of_two_image_sizes_is_refused_at_its_first_pair(
+        tmp_path: Path, capsys) -> None:
+    # Refused while extracting, naming the topics, not once the whole bag is extracted with
+    # the name of a pair file that the failed run then removes.
+    from bad_input_helpers import START_NS, write_stereo_bag
+    from stereo_depth_ros.bags.extract import extract_pairs
+    bag = write_stereo_bag(tmp_path / 'bag', frames=3, right_width=80)
+    line = (rf'/stereo/left/image_rect is 96x64 but /stereo/right/image_rect is 80x64 \(pair at '
+            rf'stamp {START_NS / 1e9:.6f}\): left and right images must be one size')
+    with pytest.raises(DatasetError, match=f'^{line}$'):
+        extract_pairs(bag, tmp_path / 'pairs', progress=False)
+    assert not (tmp_path / 'pairs').exists()
+    weights, config = _tiny_run(tmp_path)
+    out = tmp_path / 'out'
+    assert main(['adapt', '--config', str(config), '--bag', str(bag), '--weights', str(weights),
+                 '--device', 'cpu', '--no-progress', '--export', '', '--out-dir', str(out)]) == 2
+    error = capsys.readouterr().err
+    assert 'must be one size' in error and str(out) not in error and not out.exists()
+
+
 def _tiny_config(tmp_path: Path, weights: Path, steps: int, **adaptation) -> TrainConfig:
     return from_dict(TrainConfig, {
         'name': 'adapt_test', 'backend': 'costnet', 'seed': 1,

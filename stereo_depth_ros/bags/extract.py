@@ -28,7 +28,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
     images are scaled over ``bit_depth`` bits where given, else over all 16, as the node
     does; where their brightest value needs 9-14 bits, a line naming ``--mono16-bit-depth``
     is appended to ``notes``. The two image topics read are appended to ``chosen``. A pair
-    of a grey image and a colour one is DatasetError naming the topics and the stamp.
+    of two sizes, or of a grey image and a colour one, is DatasetError naming the topics and
+    the stamp.
     """
     if every < 1:
         raise DatasetError(f'every must be >= 1, got {every}')
@@ -93,16 +94,24 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
 
 def _check_pair(images: Sequence[np.ndarray], messages: Sequence[Any],
                 topics: Sequence[str]) -> None:
-    """Raise DatasetError naming the topics and the stamp unless both images are grey or colour.
+    """Raise DatasetError naming the topics and the stamp unless the images make a pair.
 
-    ``images`` are the decoded left and right messages (uint8 grey or RGB): a grey view
-    beside a colour one differs in every pixel, an error that no disparity explains and that
-    the photometric loss of adaptation would train on.
+    ``images`` are the decoded left and right messages (uint8 grey or RGB). They must be one
+    size (pairs of two sizes cannot be labelled or cropped together: refused here, at the
+    first pair, not once the whole bag is extracted), and both grey or both colour (a grey
+    view beside a colour one differs in every pixel, an error that no disparity explains
+    and that the photometric loss of adaptation would train on).
     """
-    if images[0].ndim == images[1].ndim:
+    left, right = images
+    if left.shape[:2] != right.shape[:2]:
+        sides = [f'{topic} is {image.shape[1]}x{image.shape[0]}'
+                 for topic, image in zip(topics, images)]
+        why = 'left and right images must be one size'
+    elif left.ndim != right.ndim:
+        sides = [f'{topic} is {image_label(msg)} ({"grey" if image.ndim == 2 else "colour"})'
+                 for topic, msg, image in zip(topics, messages, images)]
+        why = 'both cameras must be grey or both colour'
+    else:
         return
-    sides = [f'{topic} is {image_label(msg)} ({"grey" if image.ndim == 2 else "colour"})'
-             for topic, msg, image in zip(topics, messages, images)]
     when = stamp_to_ns(messages[0].header.stamp) / 1e9
-    raise DatasetError(f'{sides[0]} but {sides[1]} (pair at stamp {when:.6f}): both cameras '
-                       'must be grey or both colour')
+    raise DatasetError(f'{sides[0]} but {sides[1]} (pair at stamp {when:.6f}): {why}')
