@@ -1016,18 +1016,19 @@ def test_adapt_from_a_bag_never_mixes_in_pairs_of_another_run(
     assert main(command) == 130
     assert list(out.iterdir()) == []  # an existing folder: what the run wrote goes
     monkeypatch.undo()
-    # Pairs of another bag, from a run that failed after extracting them, are replaced...
+    # A run that fails after extracting its pairs removes them with its records...
     monkeypatch.setattr('stereo_depth_ros.training.adapt.adapt',
                         lambda *args, **kwargs: (_ for _ in ()).throw(DatasetError('failed')))
     assert main([*command[:4], str(other), *command[5:]]) == 2
-    assert (out / 'pairs' / 'extracted_by_adapt.txt').read_text() == f'{other}\n'
-    assert not (out / 'adapting_on.txt').exists()  # so a --resume cannot name that bag
+    assert list(out.iterdir()) == []  # so a --resume cannot name that bag
     monkeypatch.undo()
-    # ... and so is a staging folder a killed run left (pairs of a longer bag).
-    left_over = out / 'pairs.partial' / '00007'
-    left_over.mkdir(parents=True)
-    for name in ('left.png', 'right.png'):
-        cv2.imwrite(str(left_over / name), scenes[0].left)
+    # ... pairs of another bag that a killed run left are replaced, and so is its staging
+    # folder (pairs of a longer bag).
+    for left_over in (out / 'pairs' / '00005', out / 'pairs.partial' / '00007'):
+        left_over.mkdir(parents=True)
+        for name in ('left.png', 'right.png'):
+            cv2.imwrite(str(left_over / name), scenes[0].left)
+    (out / 'pairs' / 'extracted_by_adapt.txt').write_text(f'{other}\n')
     assert main(command) == 0
     assert sorted(p.name for p in (out / 'pairs').iterdir() if p.is_dir()) == ['00000',
                                                                                '00001']
@@ -1098,6 +1099,27 @@ def test_a_failed_adapt_keeps_the_users_own_empty_folders(tmp_path: Path, monkey
                         _failing_adapt(DatasetError('failed')))
     assert main(command) == 2
     assert keep.is_dir() and not (keep / 'new').exists()
+
+
+def test_a_failed_bag_run_in_an_existing_folder_leaves_only_the_users_files(
+        tmp_path: Path, monkeypatch) -> None:
+    # README: a run that fails before its first checkpoint leaves nothing behind; in a folder
+    # that existed, the pairs it extracted, its records, log and held-out losses went too.
+    from stereo_depth_ros.training.adapt import AdaptTrainer
+    _, _, out, command = _bag_adaptation(tmp_path)
+    out.mkdir()
+    (out / 'notes.txt').write_text('mine\n')
+    (out / 'mine').mkdir()
+
+    def fail(self):  # after the first validation wrote adaptation.json and the log
+        assert (out / 'adaptation.json').is_file() and (out / 'pairs').is_dir()
+        raise RuntimeError('out of memory')
+
+    monkeypatch.setattr(AdaptTrainer, 'run', fail)
+    with pytest.raises(RuntimeError, match='out of memory'):
+        main(command)
+    assert sorted(path.name for path in out.iterdir()) == ['mine', 'notes.txt']
+    assert (out / 'notes.txt').read_text() == 'mine\n'
 
 
 def test_a_failed_resume_keeps_the_record_of_its_pairs(tmp_path: Path, monkeypatch) -> None:

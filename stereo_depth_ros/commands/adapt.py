@@ -185,12 +185,29 @@ def _first_missing(path: Path) -> Optional[Path]:
     return missing
 
 
-def _clean_up_failed_run(out_dir: Path, created: Optional[Path], recorded: bool) -> None:
+def _kept_on_failure(out_dir: Path, resumed: bool, bag: bool) -> frozenset[Path]:
+    """Return what a run into ``out_dir`` that fails before its first checkpoint leaves there.
+
+    What the folder held before the run (nothing where it does not exist yet), less what the
+    run replaces: unless it resumes, the records of what it adapts on and where it exports (a
+    later ``--resume`` would take pairs it never trained on, or an export the user has since
+    dropped, from them), and from a bag the ``pairs`` an earlier run extracted (adapt's, as
+    :func:`_check_pairs_folder` made sure).
+    """
+    before = frozenset(out_dir.iterdir()) if out_dir.is_dir() else frozenset()
+    if resumed:
+        return before
+    return before - {out_dir / SOURCE_RECORD, out_dir / EXPORT_RECORD,
+                     *((out_dir / 'pairs',) if bag else ())}
+
+
+def _clean_up_failed_run(out_dir: Path, created: Optional[Path],
+                         kept: frozenset[Path]) -> None:
     """Remove what a run that stopped before its first checkpoint wrote.
 
-    The folders the run created go (``created``: the outermost); in an existing one, the
-    records of what it adapts on and where it exports (a later ``--resume`` would take pairs
-    it never trained on, or an export the user has since dropped, from them).
+    The folders the run created go (``created``: the outermost); in an existing one, all but
+    ``kept`` (:func:`_kept_on_failure`): the extracted pairs, the records, the log and the
+    held-out losses go, the user's files stay.
     """
     from ..training.checkpoint import has_checkpoint
     from ..training.trainer import run_checkpoint_prefix
@@ -205,9 +222,13 @@ def _clean_up_failed_run(out_dir: Path, created: Optional[Path], recorded: bool)
                 parent.rmdir()
             except OSError:  # another run's folder is in it
                 break
-    elif recorded:
-        (out_dir / SOURCE_RECORD).unlink(missing_ok=True)
-        (out_dir / EXPORT_RECORD).unlink(missing_ok=True)
+        return
+    written = set(out_dir.iterdir()) - kept if out_dir.is_dir() else set()
+    for path in written:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
@@ -329,6 +350,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bag:
         _check_pairs_folder(out_dir, resumed)
     created = _first_missing(out_dir)
+    kept = _kept_on_failure(out_dir, resumed, bool(args.bag))
     try:
         if not resumed:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -340,7 +362,7 @@ def run(args: argparse.Namespace) -> int:
                        progress=not args.no_progress, resume=args.resume,
                        invocation=getattr(args, 'invocation', None))
     except BaseException:
-        _clean_up_failed_run(out_dir, created, recorded=not resumed)
+        _clean_up_failed_run(out_dir, created, kept)
         raise
     figures = before_after(config.backend, start, result.weights,
                            args.figures_on or pairs or config.adaptation.pairs,
