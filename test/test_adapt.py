@@ -1247,7 +1247,7 @@ def test_a_resumed_adapt_keeps_its_seed_and_refuses_another(tmp_path: Path, caps
 
 
 def _resume_args(**given):
-    base = dict(bag=None, pairs=None, bag_every=1, mono16_bit_depth=None, export=None)
+    base = dict(bag=None, pairs=None, bag_every=None, mono16_bit_depth=None, export=None)
     base.update(given)
     return argparse.Namespace(**base)
 
@@ -1265,6 +1265,35 @@ def test_resume_restores_bag_every_bits_and_keeps_given_flags(tmp_path):
     args = _resume_args(export='/new.safetensors', mono16_bit_depth=12)
     _resume_as_started(args, tmp_path)
     assert (args.pairs, args.mono16_bit_depth, args.export) == ('/p q', 12, '/new.safetensors')
+
+
+def test_a_resume_naming_its_bag_takes_the_bag_every_it_started_with(tmp_path, capsys):
+    # --bag-every's default (5) made the same bag other pairs: --resume --bag was refused, and
+    # after a warning that the --export would be replaced.
+    from stereo_depth_ros.commands.adapt import _resume_as_started
+    scenes, bag, out, command = _bag_adaptation(tmp_path)
+    export = tmp_path / 'mine.safetensors'
+    command[command.index('--export') + 1] = str(export)
+    every = command.index('--bag-every')
+    assert main([*command[:every], '--bag-every', '2', *command[every + 2:], '--steps',
+                 '1']) == 0
+    resume = [*command[:every], *command[every + 2:]]
+    resume.remove('--export')
+    resume.remove(str(export))
+    capsys.readouterr()
+    other = tmp_path / 'other'
+    shutil.copytree(bag, other)
+    assert main([*resume[:4], str(other), *resume[5:], '--resume']) == 2
+    error = capsys.readouterr().err
+    assert 'adapts on --bag' in error and 'warning' not in error
+    assert main([*resume, '--resume', '--steps', '2']) == 0
+    printed = capsys.readouterr()
+    assert f'--resume: adapting on --bag {bag.resolve()} --bag-every 2, as the run started' \
+        in printed.err and 'resuming on the pairs extracted before' in printed.out
+    assert json.loads((out / 'checkpoint.json').read_text())['step'] == 2
+    args = _resume_args(bag=str(bag), bag_every=3)  # given: kept, and refused later
+    _resume_as_started(args, out)
+    assert args.bag_every == 3
 
 
 def test_resume_from_another_folder_exports_where_the_run_started(tmp_path, monkeypatch):

@@ -82,26 +82,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _resume_as_started(args: argparse.Namespace, out_dir: Path) -> None:
-    """Give a ``--resume`` without a source or ``--export`` those the run started with.
+    """Give a ``--resume`` the source settings and ``--export`` it leaves out as the run started.
 
     The run folder records them: the pairs it adapts on (a resumed run must continue on
-    them) and where its weights go (an interrupted run has not exported them yet).
+    them) and where its weights go (an interrupted run has not exported them yet). Without
+    ``--bag`` or ``--pairs`` the recorded source is taken; with the recorded one, its
+    ``--bag-every`` and ``--mono16-bit-depth`` where not given (``--bag-every``'s default
+    would make it other pairs, refused).
     """
     record = out_dir / SOURCE_RECORD
-    if not (args.bag or args.pairs) and record.is_file():
-        started_on = record.read_text().strip()
-        match = _SOURCE.fullmatch(started_on)
-        if match is not None:
-            args.bag, args.pairs = match['bag'], match['pairs']
-            if match['every']:
-                args.bag_every = int(match['every'])
-            if match['bits'] and not args.mono16_bit_depth:
-                args.mono16_bit_depth = int(match['bits'])
-            print(f'--resume: adapting on {started_on}, as the run started', file=sys.stderr)
+    match = _SOURCE.fullmatch(record.read_text().strip()) if record.is_file() else None
+    if match is not None and _names_recorded_source(args, match):
+        given = _source_settings(args)
+        args.bag, args.pairs = args.bag or match['bag'], args.pairs or match['pairs']
+        if match['every'] and args.bag_every is None:
+            args.bag_every = int(match['every'])
+        if match['bits'] and not args.mono16_bit_depth:
+            args.mono16_bit_depth = int(match['bits'])
+        if _source_settings(args) != given:
+            print(f'--resume: adapting on {match[0]}, as the run started', file=sys.stderr)
     exported = out_dir / EXPORT_RECORD
     if args.export is None and exported.is_file():
         args.export = exported.read_text().strip()
         print(f'--resume: exporting to {args.export}, as the run started', file=sys.stderr)
+
+
+def _names_recorded_source(args: argparse.Namespace, match: re.Match[str]) -> bool:
+    """Return whether ``args`` give no source, or the bag or pairs folder of ``match``."""
+    if args.bag:
+        return match['bag'] is not None and _source_path(args.bag) == match['bag']
+    if args.pairs:
+        return match['pairs'] is not None and _source_path(args.pairs) == match['pairs']
+    return True
+
+
+def _source_settings(args: argparse.Namespace) -> tuple:
+    """Return the settings of ``args`` that say which pairs a run adapts on."""
+    return args.bag, args.pairs, args.bag_every, args.mono16_bit_depth
+
+
+def _source_path(path: str) -> str:
+    """Return a bag or pairs folder as the run folder records it (absolute, links resolved)."""
+    return str(Path(path).resolve())
 
 
 def _continues_source(out_dir: Path, source: str, resume: bool) -> bool:
@@ -321,11 +343,8 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(args.device)
     if args.figures_on:
         figure_pairs(args.figures_on)
-    if config.output.export:
-        _check_export(config.output.export, start)
-        check_export_path(config.output.export, config.backend, out_dir)
     if args.bag:
-        source = f'--bag {Path(args.bag).resolve()} --bag-every {args.bag_every}'
+        source = f'--bag {_source_path(args.bag)} --bag-every {args.bag_every}'
     else:
         root = args.pairs or config.adaptation.pairs
         if not root:
@@ -338,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
                 raise
             raise DatasetError(f'{error}: {args.config} adapts on adaptation.pairs = {root!r}; '
                                'give your pairs with --pairs DIR or --bag BAG') from None
-        source = f'--pairs {Path(root or "").resolve()}'
+        source = f'--pairs {_source_path(root)}'
         if args.mono16_bit_depth:
             config.adaptation.mono16_bit_depth = args.mono16_bit_depth
         warning = incomplete_pairs_warning(root)
@@ -349,6 +368,9 @@ def run(args: argparse.Namespace) -> int:
     resumed = _continues_source(out_dir, source, args.resume)
     if args.bag:
         _check_pairs_folder(out_dir, resumed)
+    if config.output.export:  # after the source: a refused --resume warns of no export
+        _check_export(config.output.export, start)
+        check_export_path(config.output.export, config.backend, out_dir)
     created = _first_missing(out_dir)
     kept = _kept_on_failure(out_dir, resumed, bool(args.bag))
     try:
