@@ -413,8 +413,3 @@ def backend_option_parameter(backend: str, key: str) -> str:
     prefix, section = _section_of(backend)
     name = canonical_option_name(section, key)
     return option_parameter(section, name, prefix) if name else f'{prefix}{key}'
-
-
-def backend_option_parameters(backend: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Return ``{node parameter: value}`` of ``--backend-option`` settings of ``backend``."""
-    return {backend_option_parameter(backend, key): value for key, value in options.items()}

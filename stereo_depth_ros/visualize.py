@@ -35,14 +35,6 @@ def colour_sample_max(disparity: np.ndarray) -> float:
     return robust_max(np.asarray(disparity)[::COLOUR_SAMPLE_STRIDE, ::COLOUR_SAMPLE_STRIDE])
 
 
-def colour_scale_top(disparity: np.ndarray, limit: float) -> float:
-    """Return the disparity (px) that one frame's colour picture paints red.
-
-    What :class:`ColourScale` gives the first frame of a stream.
-    """
-    return ColourScale().top(disparity, limit)
-
-
 class ColourScale:
     """The top of a stream's colour scale, the disparity (px) its picture paints red.
 

@@ -13,7 +13,7 @@ from stereo_depth_ros.evaluation.metrics import evaluate_pair
 from stereo_depth_ros.geometry import DISPARITY_STEP
 from stereo_depth_ros.obstacle import ObstacleParameters
 from stereo_depth_ros.pipeline import StereoPipeline
-from stereo_depth_ros.visualize import ColourScale, colorize_disparity, colour_scale_top
+from stereo_depth_ros.visualize import ColourScale, colorize_disparity
 
 
 @pytest.fixture(scope='module')
@@ -158,12 +158,12 @@ def test_calibration_size_mismatch(road, pipeline):
 
 def test_colour_scale_steps_by_powers_of_two_within_the_range():
     scene = np.tile(np.linspace(0.0, 37.0, 100, dtype=np.float32), (10, 1))
-    assert colour_scale_top(scene, 384.0) == 64.0  # 99th percentile ~36 px
-    assert colour_scale_top(scene * 0.9, 384.0) == 64.0  # steady while within a factor of 2
-    assert colour_scale_top(scene * 2.0, 384.0) == 128.0
-    assert colour_scale_top(scene * 20.0, 384.0) == 384.0  # never beyond the backend's range
-    assert colour_scale_top(scene * 0.01, 384.0) == 16.0  # a far scene: its noise stays blue
-    assert colour_scale_top(np.full((4, 4), np.nan, np.float32), 384.0) == 16.0
+    assert ColourScale().top(scene, 384.0) == 64.0  # 99th percentile ~36 px
+    assert ColourScale().top(scene * 0.9, 384.0) == 64.0  # steady while within a factor of 2
+    assert ColourScale().top(scene * 2.0, 384.0) == 128.0
+    assert ColourScale().top(scene * 20.0, 384.0) == 384.0  # never beyond the backend's range
+    assert ColourScale().top(scene * 0.01, 384.0) == 16.0  # a far scene: its noise stays blue
+    assert ColourScale().top(np.full((4, 4), np.nan, np.float32), 384.0) == 16.0
 
 
 @pytest.mark.parametrize('width, reach', [(100, 95.0), (128, 111.0), (129, 127.0)])
@@ -208,7 +208,7 @@ def test_a_wide_range_backend_paints_a_near_scene_in_its_whole_colour_scale(road
     # Said once per image width, not with every pair of a stream.
     assert pipeline.process(road.left, road.right, road.camera, outputs={'color'}).notes == []
     near = np.nanpercentile(result.disparity, 99)
-    red_top = colour_scale_top(result.disparity, 383.0)
+    red_top = ColourScale().top(result.disparity, 383.0)
     assert near <= red_top < 2 * max(near, 16.0)
     assert np.array_equal(result.color, colorize_disparity(result.disparity,
                                                            max_disparity=red_top))
@@ -218,9 +218,9 @@ def test_a_stream_s_colour_scale_rises_at_once_and_falls_with_a_margin():
     def frame(robust_max):  # 99th percentile = robust_max (all pixels equal)
         return np.full((4, 4), robust_max, np.float32)
 
-    assert colour_scale_top(frame(31.9), 384.0) == 32.0
-    assert colour_scale_top(frame(32.1), 384.0) == 64.0  # one frame alone would flip
-    assert colour_scale_top(frame(8.0), 10.0) == 10.0  # a range below 16 px is the top
+    assert ColourScale().top(frame(31.9), 384.0) == 32.0
+    assert ColourScale().top(frame(32.1), 384.0) == 64.0  # one frame alone would flip
+    assert ColourScale().top(frame(8.0), 10.0) == 10.0  # a range below 16 px is the top
     scale = ColourScale()
     tops = [scale.top(frame(value), 384.0) for value in (31.9, 32.1, 31.9, 32.1, 26.0, 25.0)]
     assert tops == [32.0, 64.0, 64.0, 64.0, 64.0, 32.0]  # down below 0.4 x 64 = 25.6 px

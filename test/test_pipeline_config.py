@@ -13,7 +13,7 @@ from stereo_depth_ros.cli import build_parser, main
 from stereo_depth_ros.commands.common import pipeline_from_args
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.errors import BackendError, DatasetError
-from stereo_depth_ros.node_config import (backend_option_parameters, build_backend,
+from stereo_depth_ros.node_config import (backend_option_parameter, build_backend,
                                           default_values, validate)
 from stereo_depth_ros.pipeline_config import (apply_overrides, check_parameters,
                                               configure_pipeline, PipelineManager,
@@ -203,10 +203,9 @@ def test_a_bad_params_file_is_one_error_line(tmp_path, capsys):
 
 
 def test_backend_options_map_to_sgbm_or_learned_parameters():
-    assert backend_option_parameters('sgbm', {'disparity_range': 32}) == {
-        'sgbm.disparity_range': 32}
-    assert backend_option_parameters('dispnet', {'scale': 0.5, 'decode': 'soft'}) == {
-        'learned.scale': 0.5, 'learned.decode': 'soft'}
+    assert backend_option_parameter('sgbm', 'disparity_range') == 'sgbm.disparity_range'
+    assert [backend_option_parameter('dispnet', key) for key in ('scale', 'decode')] == [
+        'learned.scale', 'learned.decode']
     # a key without a node parameter stays a raw option for the backend factory
     assert split_backend_options('dispnet_qr', {'scale': 0.5, 'decode': 'soft'}) == (
         {'learned.scale': 0.5}, {'decode': 'soft'})
