@@ -52,7 +52,7 @@ SHIPPED_EPE_BOUNDS = {'dispnetc': 1.78, 'dispnet': 2.89, 'squeezeseg': 3.17, 'di
 #: Bad-2 of each shipped network on the real suite (cones, teddy, motorcycle, aloe; mean over
 #: the scenes) when it was shipped or the defaults last changed, plus ~10 %: a regression guard
 #: on real images. Measured: dispnetc 0.178, dispnet 0.197, squeezeseg 0.206, dispnet_qr 0.178
-#: (0.174, 0.191, 0.201, 0.174 on 2026-12-07, after later changes to their post-processing;
+#: (0.174, 0.191, 0.201 and 0.174 when measured again on 2026-12-07, one torch thread;
 #: refined by matching, their default refine_radius since 2026-12-06; dispnet and squeezeseg
 #: at 32 px 0.205 and 0.209; alone 0.287, 0.547, 0.595, 0.290), costnet 0.153 (stage 13 with
 #: match_passes and its FIRST_PASS_PREFERENCE; 0.154 without; sgbm 0.193), costnet_fast 0.155
