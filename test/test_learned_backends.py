@@ -131,6 +131,18 @@ def test_out_of_range_predictions_are_nan(tmp_path: Path, name: str) -> None:
     assert np.isnan(capped.compute(left, right)).all()
 
 
+@pytest.mark.parametrize('name, offset', [('dispnet', 30.0), ('squeezeseg', 50.0)])
+def test_no_disparity_is_wider_than_the_image(tmp_path: Path, name: str, offset: float) -> None:
+    # The tiny networks answer about 60 and 50 px, within their range of 64 px: on a pair
+    # 48 px wide no match lies that far, and the DisparityImage says 47 px at most. (A near
+    # pass of a 60-px-wide pair, shrunk to 15 px and padded, answered 168 px.)
+    path = save_weights(make_model(name, offset), tmp_path / 'w.safetensors', name)
+    backend = create_backend(name, weights=path, near_scale=0, **NETWORK_ALONE)
+    wide = backend.compute(*_images(64, 80))
+    assert np.isfinite(wide).all() and wide.min() > 47.0
+    assert np.isnan(backend.compute(*_images(64, 48))).all()
+
+
 @pytest.mark.parametrize('name', learned_backend_names())
 def test_weights_round_trip_gives_identical_outputs(tmp_path: Path, name: str) -> None:
     model = make_model(name, offset=3.0, seed=1)
@@ -188,7 +200,7 @@ def test_batch_norm_fusion_keeps_outputs(tmp_path: Path, name: str) -> None:
                 module.running_var.uniform_(0.5, 2.0)
                 module.weight.uniform_(0.5, 1.5)
     path = save_weights(model, tmp_path / 'w.safetensors', name)
-    left, right = _images(64, 100)
+    left, right = _images(64, 256)  # the near passes answer up to ~120 px: wider than that
     fused = create_backend(name, weights=path, device='cpu')
     plain = create_backend(name, weights=path, device='cpu', fuse=False)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.model.modules())
@@ -204,7 +216,7 @@ def test_batch_norm_fusion_keeps_outputs(tmp_path: Path, name: str) -> None:
 def test_torch_compile_keeps_the_outputs(tmp_path: Path) -> None:
     # Weights with some spread, so that a wrongly fused kernel would show.
     path = save_tiny(tmp_path, 'costnet', offset=40.0)
-    left, right = _images(64, 128)
+    left, right = _images(64, 256)  # wider than the near passes' answers
     eager = create_backend('costnet', weights=path, device='cpu')
     compiled = create_backend('costnet', weights=path, device='cpu', torch_compile=True)
     a, b = eager.compute(left, right), compiled.compute(left, right)
@@ -611,7 +623,7 @@ def test_near_passes_continue_until_the_range_reaches_192_px(tmp_path: Path,
     # half of the range of the pass before it: 32 px, then 64 px. The tiny dispnet predicts
     # about 2 * offset px at full scale, 4 * offset at 1/2 and 8 * offset at 1/4.
     path = save_weights(make_model('dispnet', offset), tmp_path / 'w.safetensors', 'dispnet')
-    left, right = _images(64, 128)
+    left, right = _images(64, 192)  # wider than the quarter-scale pass's ~160 px
     passes = [create_backend('dispnet', weights=path, **NETWORK_ALONE, near_scale=0, scale=scale)
               for scale in (1.0, 0.5, 0.25)]
     full, half, quarter = (torch.from_numpy(one.compute(left, right)) for one in passes)

@@ -143,8 +143,11 @@ class TorchBackend(DisparityBackend):
             disparity = self.compiled.call(lambda: self._predict(left_t, right_t))
         else:
             disparity = self._predict(left_t, right_t)
+        # No match lies farther than the image is wide: a near pass of a narrow image (10x15
+        # px, padded to 64x64) answered 168 px on a 60-px-wide pair, and the blend took it.
         array = mask_invalid(np.ascontiguousarray(disparity[0, 0].cpu().numpy(),
-                                                  dtype=np.float32), self._max_disparity)
+                                                  dtype=np.float32),
+                             self.largest_disparity(left.shape[1]))
         if self.options.max_match_cost:
             # On the masked estimate: what the network said beyond its range is unknown here too.
             drop_unconfirmed(array, left_t, right_t, self.options.max_match_cost)
