@@ -133,6 +133,9 @@ def test_check_value_normalises_numbers():
     ({'backend': 'sgbm', 'weights': '/x/dispnet.safetensors'}, BackendError, 'takes no weights'),
     ({'min_depth': 5.0, 'max_depth': 2.0}, ValueError, 'min_depth'),
     ({'sgbm.p1': 100, 'sgbm.p2': 50}, BackendError, r'P2 > P1'),
+    # P2 automatic: 32 x 7^2 = 1568, below P1 (OpenCV raised it to 2001 without a word)
+    ({'sgbm.p1': 2000, 'sgbm.correlation_window_size': 7}, BackendError,
+     r'P2 > P1, got P1=2000 P2=1568 \(0: 8 or 32 x correlation_window_size\^2\)'),
     ({'approximate_sync': True, 'approximate_sync_tolerance_seconds': 0.0}, ValueError,
      'tolerance'),
     ({'obstacle.roi': [0.5, 0.0, 0.8, 1.0]}, ValueError, 'obstacle roi'),

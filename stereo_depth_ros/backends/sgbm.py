@@ -28,7 +28,7 @@ class SGBMOptions:
 
     The names this package used before (``block_size``, ``p1``, ``p2``, ``pre_filter_cap``,
     ``speckle_window_size``) are accepted as aliases. ``P1``/``P2`` of 0 mean the usual
-    ``8*cn*block^2`` and ``32*cn*block^2``.
+    ``8*cn*block^2`` and ``32*cn*block^2``, with ``cn`` = 1: the matcher runs on grey images.
     """
 
     min_disparity: int = option(0, 'SGBM: smallest disparity searched (px).',
@@ -37,10 +37,12 @@ class SGBMOptions:
                                   '16).', limits=(16, 1024), step=16)
     correlation_window_size: int = option(5, 'SGBM: matched block size (odd).',
                                           limits=(1, 51), step=2, aliases=('block_size',))
-    P1: int = option(0, 'SGBM: penalty of +-1 disparity changes; 0 = 8*channels*'
-                     'correlation_window_size^2.', limits=(0, 100000), aliases=('p1',))
-    P2: int = option(0, 'SGBM: penalty of larger disparity changes (> P1); 0 = 32*channels*'
-                     'correlation_window_size^2.', limits=(0, 400000), aliases=('p2',))
+    P1: int = option(0, 'SGBM: penalty of +-1 disparity changes; 0 = 8*'
+                     'correlation_window_size^2 (grey images).', limits=(0, 100000),
+                     aliases=('p1',))
+    P2: int = option(0, 'SGBM: penalty of larger disparity changes (> P1); 0 = 32*'
+                     'correlation_window_size^2 (grey images).', limits=(0, 400000),
+                     aliases=('p2',))
     disp12_max_diff: int = option(1, 'SGBM: left-right consistency tolerance (px); -1 '
                                   'disables the check.', limits=(-1, 1024))
     prefilter_cap: int = option(31, 'SGBM: clip of the pre-filtered image derivatives.',
@@ -55,10 +57,22 @@ class SGBMOptions:
     mode: str = option('sgbm_3way', 'SGBM: OpenCV matching mode (paths, memory).',
                        choices=tuple(_MODES))
 
+    def penalties(self) -> tuple[int, int]:
+        """Return the P1 and P2 the matcher uses: as set, or 8 and 32 x block^2 where 0."""
+        area = self.correlation_window_size ** 2
+        return self.P1 or 8 * area, self.P2 or 32 * area
+
     def validate(self) -> None:
-        """Raise BackendError unless P2 > P1 (where P2 is set)."""
-        if self.P2 and self.P2 <= self.P1:
-            raise BackendError(f'sgbm needs P2 > P1, got P1={self.P1} P2={self.P2}')
+        """Raise BackendError unless P2 > P1, either of them automatic (0) or not.
+
+        OpenCV would raise a P2 at or below P1 to P1 + 1 without a word.
+        """
+        p1, p2 = self.penalties()
+        if p2 <= p1:
+            automatic = ' (0: 8 or 32 x correlation_window_size^2)'
+            said = [f'{name}={value}' + ('' if set_value else automatic)
+                    for name, value, set_value in (('P1', p1, self.P1), ('P2', p2, self.P2))]
+            raise BackendError(f'sgbm needs P2 > P1, got {" ".join(said)}')
 
 
 class SGBMBackend(DisparityBackend):
@@ -79,11 +93,11 @@ class SGBMBackend(DisparityBackend):
     def _matcher(self, disparity_range: int) -> Any:
         if disparity_range not in self._matchers:
             p = self.params
-            area = p.correlation_window_size ** 2
+            p1, p2 = p.penalties()
             self._matchers[disparity_range] = cv2.StereoSGBM.create(
                 minDisparity=p.min_disparity, numDisparities=disparity_range,
-                blockSize=p.correlation_window_size, P1=p.P1 or 8 * area,
-                P2=p.P2 or 32 * area, disp12MaxDiff=p.disp12_max_diff,
+                blockSize=p.correlation_window_size, P1=p1,
+                P2=p2, disp12MaxDiff=p.disp12_max_diff,
                 preFilterCap=p.prefilter_cap, uniquenessRatio=p.uniqueness_ratio,
                 speckleWindowSize=p.speckle_size,
                 speckleRange=p.speckle_range, mode=_MODES[p.mode])
