@@ -201,6 +201,26 @@ class StereoCameraModel:
                 f'{self.width}x{self.height}')
 
 
+def calibration_change(old: StereoCameraModel, new: StereoCameraModel) -> Optional[str]:
+    """Return one line naming what differs between two stereo models (None: nothing).
+
+    For a stream whose CameraInfo changes: every depth follows the new calibration, and a
+    driver that republishes a wrong one should not change them without a word.
+    """
+    changes = []
+    if (old.width, old.height) != (new.width, new.height):
+        changes.append(f'size {old.width}x{old.height} -> {new.width}x{new.height}')
+    for name, unit in (('fx', ' px'), ('fy', ' px'), ('cx_left', ' px'), ('cx_right', ' px'),
+                       ('cy', ' px'), ('baseline', ' m')):
+        before, after = getattr(old, name), getattr(new, name)
+        if before != after:
+            changes.append(f'{name} {before:g} -> {after:g}{unit}')
+    if not changes:
+        return None
+    return (f'camera calibration changed: {", ".join(changes)}; depths follow the new '
+            'calibration')
+
+
 def _as_projection(values: Sequence[float] | np.ndarray, side: str) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64).reshape(-1)
     if array.size != 12:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
-from .camera import camera_info_fields, StereoCameraModel, wide_baseline
+from .camera import calibration_change, camera_info_fields, StereoCameraModel, wide_baseline
 from .errors import ImageFormatError
 from .images import to_rgb
 from .msgs.images import (array_to_image, BIT_DEPTH_SETTING, compressed_image_size, ENCODINGS,
@@ -161,6 +161,8 @@ class StereoFrameProcessor:
         self._measured = False
         self._camera_key: Optional[tuple] = None
         self._camera: Optional[StereoCameraModel] = None
+        #: What the last change of calibration changed, until a pair's notes take it.
+        self._calibration_note: Optional[str] = None
         #: The brightest value of the 16-bit images decoded without a bit depth, and how many
         #: frames it is over (a 12-bit sensor is told from a dark scene over many frames).
         self._brightest_16 = 0
@@ -179,10 +181,11 @@ class StereoFrameProcessor:
         key = tuple(camera_info_fields(info) for info in (left_info, right_info))
         if key != self._camera_key:
             camera = StereoCameraModel.from_camera_info(left_info, right_info)
-            if self._camera_key is not None:
+            if self._camera is not None:
                 self._measured = False
                 self._next_check = -math.inf
                 self._brightest_16 = self._frames_16 = 0
+                self._calibration_note = calibration_change(self._camera, camera)
             self._camera_key, self._camera = key, camera
         assert self._camera is not None
         return self._camera
@@ -193,8 +196,10 @@ class StereoFrameProcessor:
 
         Lines about the inputs go to ``notes``: 16-bit images without ``mono16_bit_depth``
         whose brightest value over :data:`NARROW_16_BIT_FRAMES` frames or more needs 9-14
-        bits (a 12-bit sensor scaled over 16 bits keeps 4 bits of grey), and a baseline so
-        wide that it is more likely centimetres (:func:`~stereo_depth_ros.camera.wide_baseline`).
+        bits (a 12-bit sensor scaled over 16 bits keeps 4 bits of grey), a baseline so wide
+        that it is more likely centimetres (:func:`~stereo_depth_ros.camera.wide_baseline`),
+        and, with the first pair of a changed calibration, what changed
+        (:func:`~stereo_depth_ros.camera.calibration_change`).
         """
         for image, side in ((pair.left_image, 'left'), (pair.right_image, 'right')):
             check_image_size(*input_size(image, side), self.max_megapixels, self.limit_option)
@@ -211,6 +216,10 @@ class StereoFrameProcessor:
                 f'{image_label(pair.right_image)}: both cameras must be grey or both colour')
         camera = self.camera(pair.left_info, pair.right_info)
         camera.check_image_size(left.shape[1], left.shape[0])
+        if self._calibration_note is not None:  # said with the first pair it applies to
+            if notes is not None:
+                notes.append(self._calibration_note)
+            self._calibration_note = None
         if brightest:  # counted for this camera (a new one starts the count again)
             self._brightest_16 = max(self._brightest_16, *brightest)
             self._frames_16 += 1

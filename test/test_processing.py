@@ -944,6 +944,21 @@ def test_another_camera_is_checked_before_its_first_pair(scene, manager):
     assert swapped.views_unconfirmed and processor.swapped
 
 
+def test_a_changed_calibration_is_named_with_its_first_pair(scene, manager):
+    # A driver republishing another fx halved every depth without a word in the log.
+    processor = StereoFrameProcessor(TYPES)
+    topics = {'depth/image_rect'}
+    calibration_notes = [
+        [note for note in processor.process(make_pair(scene, camera=camera), manager.pipeline,
+                                            topics).notes if note.startswith('camera calib')]
+        for camera in (scene.camera, scene.camera, dataclasses.replace(scene.camera, fx=250.0),
+                       dataclasses.replace(scene.camera, fx=250.0))]
+    assert calibration_notes[:2] == [[], []] and calibration_notes[3] == []
+    assert calibration_notes[2] == [
+        f'camera calibration changed: fx {scene.camera.fx:g} -> 250 px; depths follow the new '
+        'calibration']
+
+
 def test_a_new_camera_s_16_bit_images_are_judged_on_their_own(scene, manager):
     # A full-range frame of one camera said nothing about the next camera's 12-bit images.
     twelve = [(image[:, :, 1].astype(np.uint16) * 16) for image in (scene.left, scene.right)]
