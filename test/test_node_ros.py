@@ -205,15 +205,15 @@ def test_old_sgbm_names_work_at_start_up_and_at_run_time():
     rclpy.init(context=context)
     node = StereoDepthNode(context=context, namespace=NAMESPACE, parameter_overrides=[
         Parameter('backend', value='sgbm'), Parameter('sgbm.block_size', value=7),
-        Parameter('sgbm.p2', value=900)])
+        Parameter('sgbm.p2', value=2000)])  # above the automatic P1 up to block 13 (1352)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     try:
         params = node._manager.pipeline.backend.params
-        assert (params.correlation_window_size, params.P2) == (7, 900)
+        assert (params.correlation_window_size, params.P2) == (7, 2000)
         # ros2 param get of the new names shows the values given under the old ones.
         assert node.get_parameter('sgbm.correlation_window_size').value == 7
-        assert node.get_parameter('sgbm.P2').value == 900
+        assert node.get_parameter('sgbm.P2').value == 2000
         results = node.set_parameters([Parameter('sgbm.block_size', value=9)])
         assert results[0].successful
         assert node._manager.pipeline.backend.params.correlation_window_size == 9
