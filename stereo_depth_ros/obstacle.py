@@ -24,7 +24,8 @@ Steps (all on one core, deterministic):
 4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``; unknown pixels
    with candidates within 2 px on either side link them, so a surface with holes in its
    depth stays one, but only pixels with a depth count and are weighed) smaller than
-   ``min_area`` pixels or ``min_size`` square metres are ignored, and so are components
+   ``min_area`` pixels or ``min_size`` square metres are ignored (unless they have a depth
+   on a quarter of the searched window: too near to be seen whole), and so are components
    whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
    mismatches in weak texture such as sky), unless the image's lower edge cuts them at
    their own distance (their lowest point is out of view: a surface so near that it fills
@@ -197,6 +198,12 @@ _CLOSING_KERNEL = np.ones((5, 5), np.uint8)
 #: as obstacles; the ones it rejects (floating above the ground) do not count, so a crowd of
 #: them cannot hide an obstacle behind it.
 WEIGHED_SURFACES = 32
+#: A surface with a depth on at least this share of the searched window is large enough
+#: whatever ``min_size`` says: one so near that it fills the view shows only the part both
+#: cameras see, and a matcher's pixels of that (``sgbm`` measured a wall 0.23 m from an
+#: OAK-D Lite, found beyond its range by the near guard, on 70 % of the view: 0.095 m^2
+#: sized at min_range 0.3 m, under min_size 0.1, and the Range said nothing was there).
+FILLING_SHARE = 0.25
 #: With ``camera_height`` given, a fitted ground plane must lie within this fraction of it
 #: below the camera: a plane through the tops of crates or furniture is no ground.
 CAMERA_HEIGHT_TOLERANCE = 0.25
@@ -578,7 +585,10 @@ def _components(z: np.ndarray, candidates: np.ndarray, params: ObstacleParameter
 def _large_enough(z: np.ndarray, labels: np.ndarray, areas: np.ndarray, count: int,
                   params: ObstacleParameters, camera: StereoCameraModel,
                   near_limit: float) -> np.ndarray:
-    """Return the labels of the surfaces of at least ``min_area`` px and ``min_size`` m^2."""
+    """Return the labels of the surfaces of at least ``min_area`` px and ``min_size`` m^2.
+
+    Or with a depth on :data:`FILLING_SHARE` of the window ``z``, whatever their size.
+    """
     passing = np.flatnonzero(areas[1:] >= params.min_area) + 1
     if passing.size == 0:
         return passing
@@ -591,7 +601,8 @@ def _large_enough(z: np.ndarray, labels: np.ndarray, areas: np.ndarray, count: i
     # obstacle: a wall at 0.3 m over 60 % of a 752x480 view, sized from 0.3 m, did).
     sized = np.maximum(depths, max(params.min_range, near_limit))
     sizes = np.bincount(flat[inside], weights=sized * sized, minlength=count)
-    return passing[sizes[passing] / (camera.fx * camera.fy) >= params.min_size]
+    filling = areas[passing] >= FILLING_SHARE * z.size
+    return passing[filling | (sizes[passing] / (camera.fx * camera.fy) >= params.min_size)]
 
 
 def _ranked_by_distance(z: np.ndarray, labels: np.ndarray, stats: np.ndarray,
