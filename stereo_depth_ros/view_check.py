@@ -72,6 +72,12 @@ SHARED_PATTERN_JUDGED = 0.25
 MIN_SIDE = 4 * WINDOW
 #: Views equal on more than this share of their textured pixels are one image, not two.
 SAME_IMAGE_SHARE = 0.99
+#: A matching pair whose estimate is below :data:`STILL_DISPARITY` px on this share of its
+#: judged pixels shows no depth anywhere: one camera's image sent as both topics (re-encoded
+#: or noisy, so not equal), or a view all beyond the camera's reach (sky, a drone high up).
+#: It passes, with a warning: the two cannot be told apart from the images.
+STILL_SHARE = 0.9
+STILL_DISPARITY = 0.5
 
 
 class Views(enum.Enum):
@@ -95,6 +101,18 @@ class ViewCheck:
     judged: float
     #: The share of the judged pixels that the warped right view confirms (NaN: none judged).
     agreement: float
+    #: The share of the judged pixels whose estimate is below :data:`STILL_DISPARITY` px.
+    still: float = math.nan
+
+    def caution(self) -> str:
+        """Return the warning line for a pair that passes with no depth anywhere ('' if none)."""
+        if not self.still >= STILL_SHARE:
+            return ''
+        return (f'no disparity in view: the estimate is below {STILL_DISPARITY:g} px on '
+                f'{100 * self.still:.0f} % of the pixels with texture: is one camera\'s image '
+                'sent as both topics (re-encoded, so not equal), or is everything in view '
+                'beyond what the camera measures (sky, far terrain)? Obstacles and depths say '
+                'so: nothing within range')
 
     def note(self) -> str:
         """Return the warning line for a pair whose views fail the check ('' if they pass)."""
@@ -197,7 +215,8 @@ def check_views(left: np.ndarray, right: np.ndarray, disparity: np.ndarray) -> V
     if judged.sum() >= MIN_JUDGED * rows * cols:
         share, agreement = _confirmed_share(shrunk_left, warped, judged)
         verdict = Views.MATCH if agreement >= MIN_AGREEMENT else Views.NO_MATCH
-        return ViewCheck(verdict, judged=share, agreement=agreement)
+        still = float(np.mean(np.abs(estimate[judged]) < STILL_DISPARITY))
+        return ViewCheck(verdict, judged=share, agreement=agreement, still=still)
     above_noise = float(judged.mean())
     # All the texture there is lies at the image's noise level: random dots, or noise.
     judged = (texture >= MIN_TEXTURE_STD ** 2) & usable

@@ -210,6 +210,22 @@ def test_one_image_on_both_topics_is_not_a_pair(scene):
         assert len(result.notes) == 1 and 'same image' in result.notes[0]
 
 
+def test_one_camera_s_image_twice_with_noise_passes_with_a_warning(scene):
+    # Re-encoded or noisy, one camera's image on both topics is not equal: it matches at 0 px
+    # everywhere, which a view all beyond the camera's reach does too, and the Range said
+    # "nothing within range" without a word.
+    rng = np.random.default_rng(1)
+    twice = _noisy(rng, scene.left, 1.0), _noisy(rng, scene.left, 1.0)
+    result = StereoPipeline(create_backend('sgbm', disparity_range=48)).process(
+        *twice, scene.camera, outputs={'obstacle'})
+    assert result.views.verdict is Views.MATCH and result.views.still > 0.99
+    assert len(result.notes) == 1 and result.notes[0].startswith(
+        'no disparity in view: the estimate is below 0.5 px on 100 % of the pixels with '
+        "texture: is one camera's image sent as both topics")
+    found = check_views(scene.left, scene.right, scene.disparity)  # a scene with depth
+    assert found.still < 0.5 and found.caution() == ''
+
+
 class CountingPainter(ConstantBackend):
     """A painter that counts its calls."""
 
