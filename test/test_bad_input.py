@@ -435,6 +435,11 @@ def test_an_output_bag_inside_the_input_bag_is_refused(tmp_path, capsys):
     code, _, lines = run_cli(['process-bag', bag, bag / 'inner', *SGBM16], capsys)
     assert_one_line_error(code, lines, 'is inside the input bag', 'write the output elsewhere')
     assert sorted(path.name for path in bag.iterdir()) == before
+    # Its storage file named alone: the folder it lies in is still the input bag.
+    storage_file = next(path for path in bag.iterdir() if path.suffix in ('.mcap', '.db3'))
+    code, _, lines = run_cli(['process-bag', storage_file, bag / 'inner', *SGBM16], capsys)
+    assert_one_line_error(code, lines, 'is inside the input bag', 'write the output elsewhere')
+    assert sorted(path.name for path in bag.iterdir()) == before
 
 
 def test_a_slop_without_approximate_sync_is_refused(tmp_path, capsys):

@@ -199,9 +199,12 @@ def process_bag(in_bag: str | Path, out_bag: str | Path, pipeline: StereoPipelin
     signal stops at once, discards the staged bag and raises ExplainedInterrupt too.
     """
     in_bag, out_bag = Path(in_bag), Path(out_bag)
-    if in_bag.is_dir() and out_bag.resolve() != in_bag.resolve() \
-            and out_bag.resolve().is_relative_to(in_bag.resolve()):
-        raise DatasetError(f'the output bag {out_bag} is inside the input bag {in_bag}: its '
+    # A storage file given alone belongs to the bag folder it lies in, where it has one.
+    folder = in_bag if in_bag.is_dir() else (
+        in_bag.parent if (in_bag.parent / 'metadata.yaml').is_file() else None)
+    if folder is not None and out_bag.resolve() != folder.resolve() \
+            and out_bag.resolve().is_relative_to(folder.resolve()):
+        raise DatasetError(f'the output bag {out_bag} is inside the input bag {folder}: its '
                            'folder would hold another bag; write the output elsewhere')
     if namespace is not None:
         namespace = check_namespace(namespace, '--namespace') or '/'
