@@ -8,7 +8,7 @@ from typing import Any, Callable, Hashable, Mapping, Optional
 
 
 class ThroughputMonitor:
-    """Count pairs in, processed, dropped and skipped; report rate and latency per period.
+    """Count pairs in, processed, dropped, skipped and failed; report rate and latency.
 
     Thread-safe. ``clock`` (default ``time.monotonic``) is injectable for tests.
     """
@@ -23,6 +23,7 @@ class ThroughputMonitor:
         self._idle = 0
         self._unknown = 0
         self._skipped: Counter = Counter()
+        self._failed: Counter = Counter()
         # Sums, not lists: with no report (stats_period 0) memory must stay flat.
         self._latency_sum = 0.0
         self._compute_sum = 0.0
@@ -31,6 +32,7 @@ class ThroughputMonitor:
         self.total_received = 0
         self.total_processed = 0
         self.total_skipped = 0
+        self.total_failed = 0
         self.total_dropped = 0
         self.total_idle = 0
         self.total_unknown = 0
@@ -58,6 +60,12 @@ class ThroughputMonitor:
         with self._lock:
             self._skipped[reason] += 1
             self.total_skipped += 1
+
+    def failed(self, reason: str) -> None:
+        """Count a pair whose processing failed, not its input (``reason``: the error class)."""
+        with self._lock:
+            self._failed[reason] += 1
+            self.total_failed += 1
 
     def processed(self, latency_s: float, compute_ms: float, unknown: bool = False) -> None:
         """Count a processed pair: receipt-to-publish latency and pipeline time.
@@ -88,6 +96,7 @@ class ThroughputMonitor:
                 'idle': self._idle,
                 'unknown': self._unknown,
                 'skipped': dict(self._skipped),
+                'failed': dict(self._failed),
                 'input_hz': self._received / elapsed,
                 'output_hz': self._processed / elapsed,
                 'mean_latency_ms': (1e3 * self._latency_sum / self._processed
@@ -98,6 +107,7 @@ class ThroughputMonitor:
             self._start = now
             self._received = self._processed = self._dropped = self._idle = self._unknown = 0
             self._skipped = Counter()
+            self._failed = Counter()
             self._latency_sum = self._compute_sum = 0.0
             self._compute_count = 0
         return stats
@@ -159,4 +169,7 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     if stats['skipped']:
         reasons = ', '.join(f'{count} {name}' for name, count in sorted(stats['skipped'].items()))
         line += f'; skipped bad input: {reasons}'
+    if stats.get('failed'):
+        reasons = ', '.join(f'{count} {name}' for name, count in sorted(stats['failed'].items()))
+        line += f'; failed (not the input): {reasons}'
     return line

@@ -4,10 +4,12 @@
 inference thread) from the calling thread at ``factor`` times the rate the backend manages,
 for a set time, with every ``bad_every``-th pair bad input. Every pair handed in must end up
 processed, dropped (replaced in the slot, or still in it at shutdown) or skipped (bad input),
-and memory must not grow: :class:`SoakResult` holds the counts and the resident memory at
-the start and end.
+none may fail (a backend error, or any other exception), some must be processed, and memory
+must not grow after the first quarter of the run: :class:`SoakResult` holds the counts, the
+first failure and the resident memory, and says whether the run passed.
 """
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -41,22 +43,52 @@ class SoakResult:
     idle: int
     rss_start_mb: float
     rss_end_mb: float
+    failed: int = 0
+    #: The first failure's log line ('' when none failed).
+    first_failure: str = ''
+    #: Resident memory a quarter into the run, once the pipeline's buffers are all made.
+    rss_settled_mb: float = math.nan
 
     @property
     def balanced(self) -> bool:
         """Whether every pair handed in is accounted for exactly once."""
-        return self.received == self.processed + self.dropped + self.skipped + self.idle
+        return self.received == (self.processed + self.dropped + self.skipped + self.failed
+                                 + self.idle)
+
+    @property
+    def grown_mb(self) -> float:
+        """Resident memory gained from a quarter into the run to its end (MB)."""
+        return self.rss_end_mb - self.rss_settled_mb
+
+    def problems(self) -> list[str]:
+        """Return what failed the run, one line each (none: it passed)."""
+        found = [] if self.balanced else ['the counts do not add up']
+        if self.failed:
+            found.append(f'{self.failed} pairs failed (first: {self.first_failure})')
+        if not self.processed:
+            found.append('no pair was processed')
+        if self.grown_mb > MAX_GROWTH_MB:
+            found.append(f'memory grew by {self.grown_mb:.1f} MB after the first quarter '
+                         f'(more than {MAX_GROWTH_MB:g} MB)')
+        return found
 
     def lines(self) -> list[str]:
         """Return the report printed by ``stereo-depth soak``."""
         return [f'backend {self.backend_hz:.1f} pairs/s; fed {self.input_hz:.1f} pairs/s for '
                 f'{self.seconds:.1f} s',
                 f'input {self.received} = processed {self.processed} + dropped {self.dropped} '
-                f'+ skipped {self.skipped}' + (f' + idle {self.idle}' if self.idle else '')
+                f'+ skipped {self.skipped}' + (f' + failed {self.failed}' if self.failed else '')
+                + (f' + idle {self.idle}' if self.idle else '')
                 + (' (balanced)' if self.balanced else ' (NOT BALANCED)'),
                 f'memory (RSS): {self.rss_start_mb:.1f} MB at the start, '
-                f'{self.rss_end_mb:.1f} MB at the end '
-                f'({self.rss_end_mb - self.rss_start_mb:+.1f} MB)']
+                f'{self.rss_settled_mb:.1f} MB a quarter in, {self.rss_end_mb:.1f} MB at the '
+                f'end ({self.grown_mb:+.1f} MB since a quarter in)',
+                *(f'FAILED: {problem}' for problem in self.problems())]
+
+
+#: Resident memory a soak may gain after its first quarter (MB): a pair's buffers are a few
+#: MB; a leak of one image per pair grows by hundreds in a run.
+MAX_GROWTH_MB = 64.0
 
 
 def resident_mb() -> float:
@@ -102,12 +134,20 @@ def run_soak(pipeline: StereoPipeline, seconds: float, factor: float = 3.0,
         processor.process(good, pipeline, topics)
     backend_hz = 3 / (time.perf_counter() - tick)
     input_hz = factor * backend_hz
+    failures: list[str] = []
+
+    def error(text: str) -> None:
+        failures.append(text)
+        if log is not None:
+            log(text)
+
     worker = StereoWorker(processor, lambda: pipeline, lambda: topics, lambda messages: None,
-                          log or (lambda text: None), log or (lambda text: None))
-    rss_start = resident_mb()
+                          log or (lambda text: None), error)
+    rss_start = rss_settled = resident_mb()
     worker.start()
     start = time.monotonic()
     sent = 0
+    settled = False
     try:
         with tqdm(total=round(seconds), desc='soak', unit='s', disable=not progress) as bar:
             while (now := time.monotonic()) - start < seconds:
@@ -116,6 +156,8 @@ def run_soak(pipeline: StereoPipeline, seconds: float, factor: float = 3.0,
                     time.sleep(due - now)
                 sent += 1
                 worker.submit(_fresh(bad if bad_every and sent % bad_every == 0 else good))
+                if not settled and now - start >= seconds / 4:
+                    rss_settled, settled = resident_mb(), True
                 if int(now - start) > bar.n:
                     bar.update(int(now - start) - bar.n)
             # The last second ends the loop, not the count above.
@@ -127,4 +169,5 @@ def run_soak(pipeline: StereoPipeline, seconds: float, factor: float = 3.0,
     monitor = worker.monitor
     return SoakResult(time.monotonic() - start, backend_hz, input_hz, monitor.total_received,
                       monitor.total_processed, monitor.total_dropped, monitor.total_skipped,
-                      monitor.total_idle, rss_start, resident_mb())
+                      monitor.total_idle, rss_start, resident_mb(), monitor.total_failed,
+                      failures[0] if failures else '', rss_settled)

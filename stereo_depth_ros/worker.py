@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Callable, Generic, Iterable, Mapping, Optional, TypeVar
 
-from .errors import StereoDepthError
+from .errors import BackendError, StereoDepthError
 from .monitoring import LogThrottle, ThroughputMonitor
 from .msgs.obstacle import optical_range_note
 from .pipeline import StereoPipeline
@@ -95,8 +95,10 @@ class StereoWorker:
     somebody listens to (nothing is computed when it is empty); ``publish(messages)``
     publishes topic -> message; ``warn(text)``, ``error(text)`` and ``info(text)`` (optional:
     a swap that a check finds cleared) log, unthrottled.
-    Bad input (StereoDepthError) is warned about and skipped, any other exception logged
-    as an error; the thread keeps running either way. Those lines are throttled by
+    Bad input (a StereoDepthError but BackendError) is warned about and counted as skipped;
+    a backend that fails (BackendError, or any other exception) is logged as an error and
+    counted as failed; the thread keeps running either way, and says so in an error line if
+    something ends it. Those lines are throttled by
     ``throttle`` (default: one per error class every
     :data:`~stereo_depth_ros.monitoring.WARN_THROTTLE_S` seconds, with
     the number of lines dropped meanwhile), so one repeating problem does not hide another.
@@ -143,7 +145,7 @@ class StereoWorker:
         """Stop taking pairs and wait up to ``timeout`` s for the current one to finish.
 
         A pair still waiting in the slot is counted as dropped, so every pair received is
-        processed, dropped, skipped or idle.
+        processed, dropped, skipped, failed or idle.
         """
         if self.slot.close():
             self.monitor.dropped()
@@ -160,8 +162,14 @@ class StereoWorker:
     def _run(self) -> None:
         while not self.slot.closed:
             pair = self.slot.take(timeout=0.5)
-            if pair is not None:
+            if pair is None:
+                continue
+            try:
                 self.process_one(pair)
+            except BaseException as error:  # the thread ends: say so, or the node goes quiet
+                self._error(f'the inference thread stopped: {type(error).__name__}: {error}; '
+                            'no more pairs are processed')
+                raise
 
     def process_one(self, pair: StereoPair) -> bool:
         """Process and publish one pair; return True when something was published."""
@@ -173,22 +181,31 @@ class StereoWorker:
             output = self.processor.process(pair, self._get_pipeline(), topics)
             self._publish(output.messages)
         except StereoDepthError as error:
-            self.monitor.skipped(type(error).__name__)
-            self._log(self._warn, error, f'skipping stereo pair: {error}')
+            if isinstance(error, BackendError):  # the backend failed, not the input
+                self.monitor.failed(type(error).__name__)
+                self._log(self._error, error, f'processing a stereo pair failed: {error}')
+            else:
+                self.monitor.skipped(type(error).__name__)
+                self._log(self._warn, error, f'skipping stereo pair: {error}')
             return False
         except Exception as error:  # keep the node alive whatever a backend raises
-            self.monitor.skipped(type(error).__name__)
+            self.monitor.failed(type(error).__name__)
             self._log(self._error, error,
                       f'processing a stereo pair failed: {type(error).__name__}: {error}')
             return False
         self.monitor.processed(time.monotonic() - pair.received,
                                output.timings.get('total_ms', float('nan')),
                                unknown=output.views_unconfirmed)
-        self._warn_optical_range(output)
-        # The check first: its warning says what the notes of a swapped stream's pairs repeat.
-        self._check(output)
-        for note in output.notes:
-            self._log(self._warn, note_kind(note), note)
+        try:
+            self._warn_optical_range(output)
+            # The check first: its warning says what the notes of a swapped stream's pairs
+            # repeat.
+            self._check(output)
+            for note in output.notes:
+                self._log(self._warn, note_kind(note), note)
+        except Exception as error:  # published already; a log line must not end the thread
+            self._error(f'reporting on a published stereo pair failed: '
+                        f'{type(error).__name__}: {error}')
         return True
 
     def _warn_optical_range(self, output: FrameOutput) -> None:

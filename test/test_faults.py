@@ -14,12 +14,18 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from bad_input_helpers import leftovers, write_stereo_bag
+from fake_backends import ConstantBackend
 from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.bags.writer import get_distro_typestore
+from stereo_depth_ros.errors import BackendError
+from stereo_depth_ros.monitoring import format_stats
+from stereo_depth_ros.msgs.types import MessageTypes
+from stereo_depth_ros.processing import StereoFrameProcessor
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.monitoring import ThroughputMonitor
 from stereo_depth_ros import soak as soak_module
 from stereo_depth_ros.commands import soak as soak_command
-from stereo_depth_ros.soak import SoakResult, run_soak
+from stereo_depth_ros.soak import make_pairs, SoakResult, run_soak
 from stereo_depth_ros.worker import LatestSlot, StereoWorker
 
 CLI = [sys.executable, '-m', 'stereo_depth_ros.cli']
@@ -201,4 +207,77 @@ def test_a_failing_subscriber_count_is_logged_and_the_worker_goes_on():
     assert worker.process_one(object()) is False
     assert len(errors) == 1 and 'RuntimeError: publisher is invalid' in errors[0]
     assert worker.process_one(object()) is False  # no subscriber now: idle, not an error
-    assert worker.monitor.total_skipped == 1
+    assert worker.monitor.total_failed == 1 and worker.monitor.total_skipped == 0
+
+
+class FailingBackend(ConstantBackend):
+    """A backend that raises ``error`` from its ``after``-th call on."""
+
+    def __init__(self, error: Exception, after: int = 0) -> None:
+        super().__init__(4.0, 16.0, name='failing')
+        self.error, self.after, self.calls = error, after, 0
+
+    def _compute(self, left, right):
+        self.calls += 1
+        if self.calls > self.after:
+            raise self.error
+        return super()._compute(left, right)
+
+
+@pytest.mark.parametrize('error', [RuntimeError('CUDA error'), BackendError('sgbm failed')])
+def test_a_failing_backend_is_counted_as_failed_not_as_bad_input(error):
+    # The stats line said "skipped bad input: 1 RuntimeError": a backend fault read as an
+    # input problem. Bad input itself stays "skipped".
+    types = MessageTypes.from_typestore(get_distro_typestore('jazzy'))
+    good, bad = make_pairs(types, 64, 48)
+    pipeline = StereoPipeline(FailingBackend(error))
+    errors: list[str] = []
+    worker = StereoWorker(StereoFrameProcessor(types), lambda: pipeline,
+                          lambda: {'depth/image_rect'}, lambda m: None, lambda t: None,
+                          errors.append)
+    assert worker.process_one(good) is False and worker.process_one(bad) is False
+    stats = worker.monitor.report()
+    assert stats['failed'] == {type(error).__name__: 1}
+    assert stats['skipped'] == {'ImageFormatError': 1}
+    assert format_stats(stats).endswith(
+        f'; skipped bad input: 1 ImageFormatError; failed (not the input): 1 '
+        f'{type(error).__name__}')
+    assert len(errors) == 1 and 'processing a stereo pair failed' in errors[0]
+
+
+def test_a_log_line_that_raises_after_publishing_does_not_end_the_worker():
+    # Everything after the publish was outside the worker's guard: a raising logger ended
+    # the thread, and the node published nothing more without a word.
+    types = MessageTypes.from_typestore(get_distro_typestore('jazzy'))
+    good, _ = make_pairs(types, 64, 48)
+    pipeline = StereoPipeline(ConstantBackend(0.0, 16.0))  # no disparity: a warning
+    published, errors = [], []
+
+    def warn(text: str) -> None:
+        raise OSError('log sink gone')
+
+    worker = StereoWorker(StereoFrameProcessor(types), lambda: pipeline,
+                          lambda: {'depth/image_rect'}, published.append, warn, errors.append)
+    worker.start()
+    try:
+        for count in (1, 2):
+            worker.submit(good)
+            deadline = time.monotonic() + 10
+            while len(published) < count and time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        worker.stop()
+    assert worker.monitor.total_processed == 2 and len(published) == 2
+    assert errors and errors[0].startswith('reporting on a published stereo pair failed: '
+                                           'OSError: log sink gone')
+
+
+def test_soak_fails_when_pairs_fail_or_none_is_processed(capsys):
+    pipeline = StereoPipeline(FailingBackend(RuntimeError('out of memory'), after=4))
+    result = run_soak(pipeline, seconds=0.5, width=64, height=48, bad_every=5,
+                      progress=False)
+    assert result.balanced and result.failed > 0 and result.processed == 0
+    assert result.problems()[:2] == [
+        f'{result.failed} pairs failed (first: processing a stereo pair failed: RuntimeError: '
+        'out of memory)', 'no pair was processed']
+    assert result.lines()[-1].startswith('FAILED: no pair was processed')
