@@ -465,13 +465,15 @@ def test_bench_warms_up_each_backend_then_times_them_in_turns(
             self.name = name
 
         def compute(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-            calls.append(self.name)
+            calls.append(self.name if left.shape[:2] != bench.START_UP_SIZE else 'small')
             return np.zeros(left.shape[:2], np.float32)
 
     monkeypatch.setattr(bench, '_build', lambda name, args, folder, explicit, options: (
         Recorder(name), 'fake', ''))
     assert bench.run(_bench_args(backends='sgbm,dispnet,costnet', repeats=3, warmup=2)) == 0
-    warmups, rounds = calls[:6], calls[6:]
+    # Each once on a small pair first: no backend's memory holds the process's start-up.
+    start_up, warmups, rounds = calls[:3], calls[3:9], calls[9:]
+    assert start_up == ['small'] * 3
     assert warmups == ['sgbm', 'sgbm', 'dispnet', 'dispnet', 'costnet', 'costnet']
     # Two runs of each per round (untimed, timed), the order rotating from round to round.
     order = ['sgbm', 'dispnet', 'costnet', 'dispnet', 'costnet', 'sgbm',
