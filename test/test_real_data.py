@@ -9,7 +9,8 @@ import pytest
 
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.commands.fetch_photos import _extract_archive
-from stereo_depth_ros.data.mono_stereo import forward_warp, make_mono_pair
+from stereo_depth_ros.data.mono_stereo import (fill_from_background, forward_warp,
+                                               make_mono_pair)
 from stereo_depth_ros.data.photo_scenes import make_photo_scene
 from stereo_depth_ros.data.photos import PhotoLibrary, read_photo
 from stereo_depth_ros.data.synthetic import make_scene
@@ -134,6 +135,26 @@ def test_forward_warp_is_exact_for_integer_disparities() -> None:
     # not (right columns 38-44), and beyond the left image's right edge: holes, only there.
     assert holes[8:22, 38:45].all() and holes[:, 75:].all()
     assert not holes[:8, :75].any() and not holes[8:22, :38].any()
+
+
+def test_a_gap_the_right_camera_sees_behind_an_edge_shows_the_background() -> None:
+    # A red object 40 px near on blue background 10.25 px away: the right view's 30 px gap
+    # beside it shows background. Inpainting from both sides painted it red for 14 px.
+    rng = np.random.default_rng(0)
+    left = np.zeros((4, 200, 3), np.float32)
+    left[..., 1] = rng.integers(0, 50, (4, 200))  # some texture on the blue
+    left[..., 2] = 200.0
+    left[:, 80:120] = (250.0, 0.0, 0.0)
+    disparity = np.full((4, 200), 10.25, np.float32)
+    disparity[:, 80:120] = 40.0
+    right, right_disparity, holes = forward_warp(left, disparity)
+    assert holes[:, 80:110].all() and not holes[:, 110:189].any()
+    filled = fill_from_background(right, right_disparity, holes)
+    assert (filled[holes][:, 0] == 0).all() and (filled[holes][:, 2] == 200).all()
+    assert np.array_equal(filled[~holes], right[~holes])
+    # Mirrored from the background beside the gap: the column next to it repeats it.
+    np.testing.assert_array_equal(filled[:, 109], right[:, 110])
+    np.testing.assert_array_equal(filled[:, 100], right[:, 119])
 
 
 def test_mono_pair_is_deterministic_and_exact_where_visible(tmp_path: Path) -> None:

@@ -10,7 +10,10 @@ a near-bottom / far-top trend. The right view is rendered by forward warping eac
   (``p(x) < min(p(x') for x' > x)``): nearer surfaces (larger disparity) win;
 * a right pixel ``xr`` between the landing points of two neighbouring visible left pixels of
   one surface takes the linear interpolation of their colours; right pixels that no visible
-  left pixel covers (seen only by the right camera) are filled by inpainting.
+  left pixel covers (seen only by the right camera) are filled from the farther of the two
+  surfaces beside them, as what the right camera sees behind a nearer edge is background:
+  its texture mirrored into the gap (:func:`fill_from_background`); a row with no pixel
+  beside a hole is inpainted.
 
 So the ground truth is exact: sampling the right view at ``x - d(x)`` returns the left pixel
 wherever it is visible (exactly, for integer disparities).
@@ -117,6 +120,40 @@ def forward_warp(left: np.ndarray, disparity: np.ndarray
     return right, right_disparity, holes
 
 
+def fill_from_background(right: np.ndarray, right_disparity: np.ndarray,
+                         holes: np.ndarray) -> np.ndarray:
+    """Return ``right`` with each run of ``holes`` along a row filled from its far side.
+
+    A hole opens where a nearer surface moves aside between the views, so it shows what lies
+    behind: of the two pixels beside the run, the one of smaller disparity (at an image edge,
+    the only one). Its side's colours are mirrored into the run (the pixel ``j`` from the
+    edge takes the one ``j`` beyond it), as far as that side stays within a disparity step
+    of its edge pixel and is no hole; beyond, the edge pixel's colour. Inpainting from both
+    sides painted the nearer surface's colour half-way across (a 30 px gap beside a red
+    object on blue stayed red for 14 px).
+    """
+    filled = right.copy()
+    height, width = holes.shape
+    for row in np.flatnonzero(holes.any(axis=1)):
+        hole = holes[row]
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], hole.view(np.int8), [0]))))
+        for start, stop in zip(edges[::2], edges[1::2]):
+            sides = [side for side in (start - 1, stop) if 0 <= side < width]
+            if not sides:
+                continue
+            side = min(sides, key=lambda column: right_disparity[row, column])
+            step = 1 if side == stop else -1
+            beyond = side + step * np.arange(stop - start)
+            usable = (beyond >= 0) & (beyond < width)
+            clipped = np.clip(beyond, 0, width - 1)
+            usable &= ~hole[clipped] & (np.abs(right_disparity[row, clipped]
+                                               - right_disparity[row, side]) <= SURFACE_STEP)
+            source = np.where(np.minimum.accumulate(usable), clipped, side)
+            gap = np.arange(stop - 1, start - 1, -1) if step == 1 else np.arange(start, stop)
+            filled[row, gap] = right[row, source]
+    return filled
+
+
 def make_mono_pair(photo: np.ndarray, seed: int, height: int = 256, width: int = 512,
                    max_disparity: float = 192.0, *, photometric: bool = True,
                    disparity: Optional[np.ndarray] = None) -> SyntheticScene:
@@ -130,9 +167,12 @@ def make_mono_pair(photo: np.ndarray, seed: int, height: int = 256, width: int =
         disparity = plausible_disparity(left, rng, max_disparity)
     right, right_disparity, holes = forward_warp(left, disparity)
     if holes.any():
-        pixels = np.clip(right + 0.5, 0, 255).astype(np.uint8)
-        right = cv2.inpaint(pixels, holes.astype(np.uint8), 3, cv2.INPAINT_TELEA)
-        right = right.astype(np.float32)
+        right = fill_from_background(right, right_disparity, holes)
+        rest = holes & holes.all(axis=1, keepdims=True)  # rows with nothing beside a hole
+        if rest.any():
+            pixels = np.clip(right + 0.5, 0, 255).astype(np.uint8)
+            right = cv2.inpaint(pixels, rest.astype(np.uint8), 3,
+                                cv2.INPAINT_TELEA).astype(np.float32)
     left_u8, right_u8 = _photometric(rng, left, right, photometric)
     camera = StereoCameraModel.from_focal_baseline(0.6 * width, ROAD_BASELINE, width, height)
     return SyntheticScene(left_u8, right_u8, disparity.astype(np.float32), camera, None, None,
