@@ -13,6 +13,7 @@ from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.bags import (BagInput, find_stereo_images, find_stereo_topics,
                                    kitti_to_bag, process_bag, STORAGE_PLUGINS)
+from stereo_depth_ros.bags import mcap_scan
 from stereo_depth_ros.bags.extract import extract_pairs
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
@@ -1091,3 +1092,44 @@ def test_an_mcap_bag_is_read_in_time_order_when_its_chunks_overlap(tmp_path):
     summary = process_bag(tmp_path / 'sided', tmp_path / 'out', sgbm_pipeline(),
                           queue_size=2, progress=False, outputs=['disparity'])
     assert summary.pairs == 6
+
+
+def write_raw_mcap(path, messages, size=600_000):
+    """An mcap bag of ``(topic, log time)`` messages of ``size`` bytes each, in that order.
+
+    rosbags closes a chunk once it holds over 1 MiB: here every second message.
+    """
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    with Writer(path, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = {}
+        for topic, log_time in messages:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, 'std_msgs/msg/String',
+                                                           typestore=typestore)
+            writer.write(connections[topic], log_time, bytes(size))
+
+
+def test_a_chunk_of_messages_all_at_time_zero_is_ordered_too(tmp_path):
+    # Its header's start and end times are 0, read as an empty chunk: it came out in file
+    # order, after later messages (rosbag2 stamps messages before the first /clock at 0).
+    write_raw_mcap(tmp_path / 'zero', [('/a', 5), ('/a', 6), ('/b', 0), ('/b', 0), ('/a', 7)])
+    with BagInput(tmp_path / 'zero') as bag:
+        assert [time for _, time, _ in bag.messages()] == [0, 0, 5, 6, 7]
+        assert bag.scan_report.chunks == 3
+
+
+def test_messages_held_back_for_time_order_are_bounded(tmp_path, monkeypatch):
+    # One slow topic's chunk written last, starting at the first stamp: ordering all the
+    # rest behind it would hold the whole bag in memory. Past the bound the oldest go out,
+    # counted as out of order; none is lost.
+    messages = [('/a', 10 + i) for i in range(8)] + [('/b', 0), ('/b', 100)]
+    write_raw_mcap(tmp_path / 'late', messages)
+    monkeypatch.setattr(mcap_scan, 'MAX_HELD_BYTES', 2_000_000)
+    with BagInput(tmp_path / 'late') as bag:
+        times = [time for _, time, _ in bag.messages()]
+        assert sorted(times) == sorted(time for _, time in messages)
+        assert times[0] == 10 and bag.scan_report.out_of_order > 0
+    monkeypatch.setattr(mcap_scan, 'MAX_HELD_BYTES', 10 ** 9)
+    with BagInput(tmp_path / 'late') as bag:
+        assert [time for _, time, _ in bag.messages()] == sorted(t for _, t in messages)
+        assert bag.scan_report.out_of_order == 0

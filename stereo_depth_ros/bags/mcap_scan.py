@@ -8,7 +8,9 @@ decompressed and its CRC checked (when written), a damaged chunk is skipped and 
 the scan stops cleanly where the file is cut off. :class:`ScanReport` says how much was lost.
 Messages come in log-time order, as rosbags' reader gives them: chunks may overlap in time
 (a writer that chunks each topic apart), and a stereo pair read in file order would then be
-split by the synchronizer's queues.
+split by the synchronizer's queues. Unlike that reader, which decompresses chunks in the
+order of their start times, the scan reads them in file order and holds messages back, up to
+:data:`MAX_HELD_BYTES`.
 """
 
 import heapq
@@ -44,6 +46,8 @@ class ScanReport:
     stopped_at: Optional[int] = None
     stop_reason: str = ''
     complete: bool = False
+    #: Messages given before an earlier one of a chunk read later (held data over its bound).
+    out_of_order: int = 0
     #: How many messages the bag's metadata.yaml lists (None: no readable metadata.yaml).
     listed_messages: Optional[int] = None
 
@@ -101,6 +105,8 @@ def _string(data: bytes, at: int) -> tuple[str, int]:
     return data[at:at + size].decode(), at + size
 
 
+#: The most message data (bytes) :meth:`McapScan.messages` holds back to put in time order.
+MAX_HELD_BYTES = 256 * 2 ** 20
 #: Later than any log time (uint64 nanoseconds).
 _END_OF_TIME = 1 << 64
 
@@ -109,8 +115,8 @@ def _first_log_times(stream: BinaryIO) -> list[tuple[int, int]]:
     """Return ``(record offset, earliest log time)`` of each chunk and loose message.
 
     Read from the record headers alone, in file order, up to the end of the data or to
-    where the file is cut; the stream is left at its start. An empty chunk (start and end
-    times 0) holds nothing back and is left out.
+    where the file is cut; the stream is left at its start. An empty chunk (no records)
+    holds nothing back and is left out.
     """
     found: list[tuple[int, int]] = []
     stream.seek(0, 2)
@@ -124,9 +130,9 @@ def _first_log_times(stream: BinaryIO) -> list[tuple[int, int]]:
         opcode, size = head[0], struct.unpack('<Q', head[1:])[0]
         if opcode in (_DATA_END, _FOOTER) or size > file_size - offset - 9:
             break
-        if opcode == _CHUNK and size >= 16:
-            start, end = struct.unpack('<QQ', stream.read(16))
-            if start or end:
+        if opcode == _CHUNK and size >= 24:
+            start, _, records = struct.unpack('<QQQ', stream.read(24))
+            if records:  # its uncompressed size; a chunk of messages all at time 0 counts
                 found.append((offset, start))
         elif opcode == _MESSAGE and size >= 14:
             found.append((offset, struct.unpack('<Q', stream.read(14)[6:])[0]))
@@ -181,7 +187,11 @@ class McapScan:
 
         A message is held back only while a chunk not yet read may start before it (the
         chunks' start times are read first, from their record headers), so chunks written
-        in time order pass straight through. ``report`` is complete afterwards.
+        in time order pass straight through. Held messages beyond :data:`MAX_HELD_BYTES`
+        (chunks far apart in the file that overlap in time: a writer that chunks each topic
+        apart, one slow topic's chunk written last) go out oldest first all the same, so
+        memory stays bounded; they are counted in ``report.out_of_order``. ``report`` is
+        complete afterwards.
         """
         self.report = ScanReport(listed_messages=self.listed_messages)
         with open(self.path, 'rb') as stream:
@@ -192,13 +202,17 @@ class McapScan:
             for index in range(len(starts) - 1, -1, -1):
                 earliest[index] = min(earliest[index], earliest[index + 1])
             held: list[tuple[int, int, Connection, bytes]] = []
+            held_bytes = 0
             for order, (offset, connection, log_time, data) in enumerate(
                     self._scan_stream(stream, keep_messages=True)):
                 unread_from = earliest[bisect_left(offsets, offset)]
-                while held and held[0][0] <= unread_from:
+                while held and (held[0][0] <= unread_from or held_bytes > MAX_HELD_BYTES):
                     time, _, held_connection, held_data = heapq.heappop(held)
+                    held_bytes -= len(held_data)
+                    self.report.out_of_order += time > unread_from
                     yield held_connection, time, held_data
                 heapq.heappush(held, (log_time, order, connection, data))
+                held_bytes += len(data)
             while held:
                 time, _, held_connection, held_data = heapq.heappop(held)
                 yield held_connection, time, held_data

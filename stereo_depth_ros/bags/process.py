@@ -20,6 +20,7 @@ import numpy as np
 from rosbags.interfaces import ConnectionExtRosbag2
 from tqdm import tqdm
 
+from .mcap_scan import MAX_HELD_BYTES
 from .reader import BagInput, StereoTopics, find_stereo_topics
 from .writer import BagWriter, get_distro_typestore
 from ..errors import DatasetError, ExplainedInterrupt, StereoDepthError
@@ -352,6 +353,12 @@ class _Run:
         report = bag.scan_report
         if report is not None and report.damaged:
             summary.damage = report.line()
+        if report is not None and report.out_of_order:
+            summary.notes.append(
+                f'read out of time order: {report.out_of_order} messages of this mcap file '
+                'were given before earlier ones of chunks far later in the file (more than '
+                f'{MAX_HELD_BYTES // 2 ** 20} MiB held back to order them); pairs may have '
+                'been missed: rewrite it in time order (ros2 bag convert)')
         if pair_latency:
             summary.mean_latency_ms = float(np.mean(pair_latency))
             summary.mean_pipeline_ms = float(np.nanmean(pipeline_ms))
