@@ -24,8 +24,9 @@ Steps (all on one core, deterministic):
 4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``; unknown pixels
    with candidates within 2 px on either side link them, so a surface with holes in its
    depth stays one, but only pixels with a depth count and are weighed) smaller than
-   ``min_area`` pixels or ``min_size`` square metres are ignored (unless they have a depth
-   on a quarter of the searched window: too near to be seen whole), and so are components
+   ``min_area`` pixels or ``min_size`` square metres are ignored (unless, nearer than
+   ``min_range``, they have a depth on a quarter of the searched window: too near to be seen
+   whole), and so are components
    whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
    mismatches in weak texture such as sky), unless the image's lower edge cuts them at
    their own distance (their lowest point is out of view: a surface so near that it fills
@@ -198,10 +199,11 @@ _CLOSING_KERNEL = np.ones((5, 5), np.uint8)
 #: as obstacles; the ones it rejects (floating above the ground) do not count, so a crowd of
 #: them cannot hide an obstacle behind it.
 WEIGHED_SURFACES = 32
-#: A surface with a depth on at least this share of the searched window is large enough
-#: whatever ``min_size`` says: one so near that it fills the view shows only the part both
-#: cameras see, and a matcher's pixels of that (``sgbm`` measured a wall 0.23 m from an
-#: OAK-D Lite, found beyond its range by the near guard, on 70 % of the view: 0.095 m^2
+#: A surface nearer than it is sized (``min_range``) with a depth on at least this share of
+#: the searched window is large enough whatever ``min_size`` says: one so near that it fills
+#: the view shows only the part both cameras see, and a matcher's pixels of that (``sgbm``
+#: measured a wall 0.23 m from an OAK-D Lite, found beyond its range by the near guard, on
+#: 70 % of the view: 0.095 m^2
 #: sized at min_range 0.3 m, under min_size 0.1, and the Range said nothing was there).
 FILLING_SHARE = 0.25
 #: With ``camera_height`` given, a fitted ground plane must lie within this fraction of it
@@ -587,7 +589,9 @@ def _large_enough(z: np.ndarray, labels: np.ndarray, areas: np.ndarray, count: i
                   near_limit: float) -> np.ndarray:
     """Return the labels of the surfaces of at least ``min_area`` px and ``min_size`` m^2.
 
-    Or with a depth on :data:`FILLING_SHARE` of the window ``z``, whatever their size.
+    Or, nearer than they are sized (``min_range``, or the nearest the backend measures) on
+    most of their pixels, with a depth on :data:`FILLING_SHARE` of the window ``z``, whatever
+    their size.
     """
     passing = np.flatnonzero(areas[1:] >= params.min_area) + 1
     if passing.size == 0:
@@ -599,9 +603,14 @@ def _large_enough(z: np.ndarray, labels: np.ndarray, areas: np.ndarray, count: i
     # close to range fills the view, yet its front area at its own depth (0.09 m^2 at 0.25 m
     # for an OAK-D) would fail min_size and the Range would say "nothing" (or name a farther
     # obstacle: a wall at 0.3 m over 60 % of a 752x480 view, sized from 0.3 m, did).
-    sized = np.maximum(depths, max(params.min_range, near_limit))
+    sizing_depth = max(params.min_range, near_limit)
+    sized = np.maximum(depths, sizing_depth)
     sizes = np.bincount(flat[inside], weights=sized * sized, minlength=count)
-    filling = areas[passing] >= FILLING_SHARE * z.size
+    nearer = np.bincount(flat[inside], weights=depths < sizing_depth, minlength=count)
+    # Only a surface too near to be seen whole: a 30x30 px blob at 2 m filled a quarter of
+    # an obstacle.roi of a tenth of the image and passed (from the diff review).
+    filling = (areas[passing] >= FILLING_SHARE * z.size) & (2 * nearer[passing]
+                                                            > areas[passing])
     return passing[filling | (sizes[passing] / (camera.fx * camera.fy) >= params.min_size)]
 
 

@@ -449,6 +449,12 @@ def test_a_wall_nearer_than_min_range_seen_on_part_of_the_view_is_found():
     assert np.isfinite(depth).sum() * params.min_range ** 2 / camera.fx ** 2 < params.min_size
     result = segment_nearest_obstacle(depth, camera, params)
     assert result.found and result.distance == pytest.approx(0.2)
+    # Only a surface that near: a 30x30 px blob at 2 m (0.018 m^2) filling a quarter of a
+    # small obstacle.roi is still too small.
+    blob = np.full((480, 640), np.nan, np.float32)
+    blob[225:255, 305:335] = 2.0
+    small_roi = replace(params, roi=(0.45, 0.45, 0.1, 0.1))
+    assert not segment_nearest_obstacle(blob, camera, small_roi).found
 
 
 def test_a_blob_beyond_min_range_is_sized_at_its_own_depth():
