@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from rosbags.typesys import get_typestore, Stores
 
+from fake_backends import ConstantBackend
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros.errors import CalibrationError, ImageFormatError
@@ -20,6 +21,7 @@ from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_inf
 from stereo_depth_ros.msgs.types import make_header, MessageTypes
 from stereo_depth_ros.monitoring import format_stats, LogThrottle, ThroughputMonitor
 from stereo_depth_ros.node_config import SPECS
+from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.pipeline_config import PipelineManager
 from stereo_depth_ros import plausibility, processing
 from stereo_depth_ros.processing import (NARROW_16_BIT_FRAMES, note_kind, obstacle_field_of_view,
@@ -957,6 +959,18 @@ def test_a_changed_calibration_is_named_with_its_first_pair(scene, manager):
     assert calibration_notes[2] == [
         f'camera calibration changed: fx {scene.camera.fx:g} -> 250 px; depths follow the new '
         'calibration']
+    # A change whose first pair fails is said with the next pair processed, against the
+    # calibration before it.
+    failing = StereoPipeline(ConstantBackend(3.0, 16.0))
+    failing.process = lambda *args, **kwargs: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        processor.process(make_pair(scene, camera=dataclasses.replace(scene.camera, fx=300.0)),
+                          failing, topics)
+    later = processor.process(make_pair(scene, camera=dataclasses.replace(scene.camera,
+                                                                          fx=320.0)),
+                              manager.pipeline, topics).notes
+    assert [note for note in later if note.startswith('camera calib')] == [
+        'camera calibration changed: fx 250 -> 320 px; depths follow the new calibration']
 
 
 def test_a_new_camera_s_16_bit_images_are_judged_on_their_own(scene, manager):
