@@ -26,11 +26,10 @@ Steps (all on one core, deterministic):
    depth stays one, but only pixels with a depth count and are weighed) smaller than
    ``min_area`` pixels or ``min_size`` square metres are ignored (unless, nearer than
    ``min_range``, they have a depth on a quarter of the searched window: too near to be seen
-   whole), and so are components
-   whose lowest point is more than ``max_clearance`` above the ground (floating blobs:
-   mismatches in weak texture such as sky), unless the image's lower edge cuts them at
-   their own distance (their lowest point is out of view: a surface so near that it fills
-   the view below). A component's distance is a low percentile (``percentile``) of its
+   whole), and so are components whose lowest point is more than ``max_clearance`` above
+   the ground (floating blobs: mismatches in weak texture such as sky), unless the image's
+   lower edge cuts them at their own distance (their lowest point is out of view: a surface
+   so near that it fills the view below). A component's distance is a low percentile (``percentile``) of its
    depths; the nearest one wins.
 5. Mask: candidates with depth within the band of that distance, grouped with the winning
    component (gaps of up to 2 px bridged); the band is ``distance_band``, at most
@@ -203,8 +202,8 @@ WEIGHED_SURFACES = 32
 #: the searched window is large enough whatever ``min_size`` says: one so near that it fills
 #: the view shows only the part both cameras see, and a matcher's pixels of that (``sgbm``
 #: measured a wall 0.23 m from an OAK-D Lite, found beyond its range by the near guard, on
-#: 70 % of the view: 0.095 m^2
-#: sized at min_range 0.3 m, under min_size 0.1, and the Range said nothing was there).
+#: 70 % of the view: 0.095 m^2 sized at min_range 0.3 m, under min_size 0.1, and the Range
+#: said nothing was there).
 FILLING_SHARE = 0.25
 #: With ``camera_height`` given, a fitted ground plane must lie within this fraction of it
 #: below the camera: a plane through the tops of crates or furniture is no ground.

@@ -18,7 +18,10 @@ A textured pair whose two images are one image (the shrunken views equal on more
 :data:`SAME_IMAGE_SHARE` of the textured pixels: both topics from one camera; two real
 cameras differ there by their sensors' noise) matches any estimate near 0 px, and is refused
 before that is asked.
-Either way the pipeline reports the pair as unknown, as it is. So it does, without this
+Either way the pipeline reports the pair as unknown, as it is. A matching pair whose estimate
+is below :data:`STILL_DISPARITY` on :data:`STILL_SHARE` of the judged pixels passes with a
+warning (:meth:`ViewCheck.caution`): one camera's image on both topics, not bit-equal, looks
+the same as a view all beyond the camera's reach. So it does, without this
 check, with the pairs of a stream whose latest pair check found left and right swapped (the
 verdict :data:`SWAPPED_VIEWS`; ``StereoPipeline.process``'s ``swapped``).
 
