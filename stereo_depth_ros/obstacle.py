@@ -29,8 +29,8 @@ Steps (all on one core, deterministic):
    whole), and so are components whose lowest point is more than ``max_clearance`` above
    the ground (floating blobs: mismatches in weak texture such as sky), unless the image's
    lower edge cuts them at their own distance (their lowest point is out of view: a surface
-   so near that it fills the view below). A component's distance is a low percentile (``percentile``) of its
-   depths; the nearest one wins.
+   so near that it fills the view below). A component's distance is a low percentile
+   (``percentile``) of its depths; the nearest one wins.
 5. Mask: candidates with depth within the band of that distance, grouped with the winning
    component (gaps of up to 2 px bridged); the band is ``distance_band``, at most
    ``distance_band_fraction`` times the depth, plus twice the depth error of
