@@ -24,8 +24,8 @@ Steps (all on one core, deterministic):
 4. Connected components (8-connected, ``cv2.connectedComponentsWithStats``; unknown pixels
    with candidates within 2 px on either side link them, so a surface with holes in its
    depth stays one, but only pixels with a depth count and are weighed) smaller than
-   ``min_area`` pixels or ``min_size`` square metres are ignored (unless, nearer than
-   ``min_range``, they have a depth on a quarter of the searched window: too near to be seen
+   ``min_area`` pixels or ``min_size`` square metres are ignored (unless, nearer than they
+   are sized, they have a depth on a quarter of the searched window: too near to be seen
    whole), and so are components whose lowest point is more than ``max_clearance`` above
    the ground (floating blobs: mismatches in weak texture such as sky), unless the image's
    lower edge cuts them at their own distance (their lowest point is out of view: a surface
@@ -198,7 +198,8 @@ _CLOSING_KERNEL = np.ones((5, 5), np.uint8)
 #: as obstacles; the ones it rejects (floating above the ground) do not count, so a crowd of
 #: them cannot hide an obstacle behind it.
 WEIGHED_SURFACES = 32
-#: A surface nearer than it is sized (``min_range``) with a depth on at least this share of
+#: A surface nearer than it is sized (``min_range``, or the nearest depth the backend
+#: measures where that is farther) on most of its pixels, with a depth on at least this share of
 #: the searched window is large enough whatever ``min_size`` says: one so near that it fills
 #: the view shows only the part both cameras see, and a matcher's pixels of that (``sgbm``
 #: measured a wall 0.23 m from an OAK-D Lite, found beyond its range by the near guard, on

@@ -116,15 +116,16 @@ def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
                               create_backend('sgbm')], progress=False)
     own = unshipped(backend, weights)
     chosen = f' --backend {backend} --weights {shown_path(own)}' if own is not None else ''
+    # On the CPU, as measured here: the default device (auto) would take a GPU, in fp16.
     entry: dict[str, Any] = {'command': f'stereo-depth real-bench --backends sgbm,{backend}'
-                                        f'{chosen}',
+                                        f'{chosen} --device cpu',
                              'scenes': [row['name'] for row in results['sgbm']['pairs']]}
     for name, summary in results.items():
         entry[name] = _real_suite_scores(summary)
     if refines_by_default(backend):
         alone = run_real_bench([network_alone(backend, weights)], progress=False)[backend]
         entry['without_refinement'] = {
-            'command': network_alone_command(backend), **_real_suite_scores(alone)}
+            'command': network_alone_command(backend, own), **_real_suite_scores(alone)}
     ours, sgbm = entry[backend], entry['sgbm']
     entry['epe_lower_than_sgbm'] = bool(ours['epe'] < sgbm['epe'])
     entry['bad2_lower_than_sgbm'] = bool(ours['bad2'] < sgbm['bad2'])
@@ -161,7 +162,9 @@ def evaluate_full_range(backend: str, weights: Path, count: int = FULL_RANGE_SCE
     from .selection import full_range_test_scenes
     samples = full_range_test_scenes(count)
     entry: dict[str, Any] = {
-        'scenes': f'{count} test layered scenes 1248x384 (eval:{count}), disparities 1-192 px'}
+        'scenes': f'{count} test layered scenes, the seeds of eval:{count} made at 1248x384 '
+                  'with disparities 1-192 px (this command only; eval makes them at 512x256, '
+                  '0-64 px)'}
     runs = [(backend, create_backend(backend, weights=weights, device='cpu')),
             ('sgbm', create_backend('sgbm'))]
     if refines_by_default(backend):
@@ -318,9 +321,14 @@ def shown_path(weights: Path) -> str:
     return str(weights.resolve())
 
 
-def network_alone_command(backend: str) -> str:
-    """Return the real-bench command of ``backend`` without its refinement (beside sgbm)."""
-    return f'stereo-depth real-bench --backend {backend} --backend-option refine_radius=0'
+def network_alone_command(backend: str, weights: Optional[Path] = None) -> str:
+    """Return the real-bench command of ``backend`` without its refinement (beside sgbm).
+
+    ``weights``: where they are not the shipped ones (:func:`unshipped`).
+    """
+    chosen = f' --weights {shown_path(weights)}' if weights is not None else ''
+    return (f'stereo-depth real-bench --backend {backend}{chosen} --backend-option '
+            'refine_radius=0 --device cpu')
 
 
 def build_card(weights: Path, evaluations: Optional[dict] = None,
