@@ -31,7 +31,8 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
     """Evaluate each backend on the real suite; return {backend: summary with ``pairs``}.
 
     ``figures``: folder for one PNG per scene (left view, ground truth, each backend's
-    disparity on the ground truth's colour scale, and where its error exceeds 2 px).
+    disparity on the ground truth's colour scale, and where its error exceeds 2 px; the
+    titles say the scale and what black means).
     """
     samples = list(real_suite_dataset(root))
     pixels = {sample.name: int(gt_valid_mask(sample.disparity).sum()) for sample in samples}
@@ -52,7 +53,8 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
         folder.mkdir(parents=True, exist_ok=True)
         for sample in samples:
             top = [titled(sample.left, f'{sample.name}: left'),
-                   titled(colorize_disparity(sample.disparity, _scale(sample)), 'ground truth')]
+                   titled(colorize_disparity(sample.disparity, _scale(sample)),
+                          f'ground truth: 0-{_scale(sample):.0f} px, red near; black unknown')]
             save_rgb(folder / f'{sample.name}.png', grid(top + panels[sample.name], columns=2))
     return results
 
@@ -89,7 +91,8 @@ def _panels(sample: StereoSample, disparity: np.ndarray, name: str) -> list[np.n
     errors[known & ~wrong] = (60, 60, 60)
     errors[wrong] = (255, 60, 30)
     share = 100 * wrong.sum() / max(int(known.sum()), 1)
-    return [titled(colorize_disparity(disparity, _scale(sample)), f'{name}'),
+    return [titled(colorize_disparity(disparity, _scale(sample)),
+                   f'{name}: the same scale; black no estimate'),
             titled(errors, f'{name}: error > 2 px (red), {share:.1f} %')]
 
 
