@@ -246,6 +246,11 @@ def _depth_lines(camera: StereoCameraModel, values: np.ndarray, learned: tuple[s
     limit = far_limit(focal_baseline, defaults.disparity_noise)
     error = (f'  a {defaults.disparity_noise:g} px disparity error is '
              f'{DEPTH_ERROR_FRACTION:.0%} of the depth at {limit:.1f} m')
+    if offset < 0 and focal_baseline / -offset < limit:
+        # A disparity of 0 px is the farthest a backend reports: f B / -offset.
+        limit = focal_baseline / -offset
+        error = (f'  nothing farther than {limit:.1f} m is measured (a disparity of 0 px, '
+                 f'cx_left - cx_right being {offset:g} px)')
     if limit >= defaults.max_range:
         advice = f'{error}: the default obstacle.max_range ({defaults.max_range:g} m) is within it'
     else:

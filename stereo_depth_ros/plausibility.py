@@ -85,7 +85,11 @@ def likely_swapped(left: np.ndarray, right: np.ndarray, n_rows: int = 16,
     when at least two thirds of the rows with a clear best shift match best more than half a
     pixel below ``disparity_offset`` (``cx_left - cx_right``: the disparity of a point at
     infinity; a shift within half a pixel of it, a far scene, is not clear), and at least
-    four do.
+    four do. With a negative offset (Middlebury's ``doffs`` > 0) a shift between it and its
+    opposite fits either order: the right order's shifts lie above the offset, a swapped
+    pair's below its opposite. Such rows tell nothing and are left out of the count (a
+    swapped Middlebury pair, doffs 52 px, matched at -10 to -57 px and passed as the right
+    way round).
     """
     gray_left, gray_right = to_gray(left), to_gray(right)
     height, width = gray_left.shape
@@ -104,7 +108,9 @@ def likely_swapped(left: np.ndarray, right: np.ndarray, n_rows: int = 16,
              if abs(shift - disparity_offset) > 0.5
              and np.min(row) < 0.8 * np.median(row[np.isfinite(row)])]
     negative = sum(1 for shift in clear if shift < disparity_offset)
-    return negative >= 4 and negative >= 2 * len(clear) / 3
+    telling = [shift for shift in clear
+               if shift < disparity_offset or shift > -disparity_offset]
+    return negative >= 4 and negative >= 2 * len(telling) / 3
 
 
 #: What every line about a pair that :func:`likely_swapped` begins with (one kind of warning).

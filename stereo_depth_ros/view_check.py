@@ -134,7 +134,9 @@ class ViewCheck:
             return (f'{SWAPPED_KIND}: the pair check found the best match on most rows at a '
                     'negative disparity (below cx_left - cx_right where the principal points '
                     f'differ), where obstacles would be phantoms; {unknown} (exchange the '
-                    "inputs; check_views false keeps a swapped pair's outputs)")
+                    'inputs, unless cx_left - cx_right is wrong: a wrong sign of --doffs or of '
+                    "the CameraInfos' principal points looks the same; check_views false keeps "
+                    "a swapped pair's outputs)")
         if self.verdict is Views.NO_TEXTURE:
             return (f'no texture to match: {100 * self.judged:.2g} % of the pair has texture '
                     f'above its noise and an estimate (fewer than {100 * MIN_JUDGED:g} %): a '

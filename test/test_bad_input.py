@@ -247,6 +247,21 @@ def test_rows_that_are_off_are_warned_about(tmp_path, capsys):
     assert 'shows the scene higher' in lines[0]
 
 
+def test_a_swap_is_told_by_the_rows_a_large_principal_point_offset_cannot_explain():
+    # cx_left - cx_right = -30 px (Middlebury's doffs 30): a shift between -30 and +30 px
+    # fits either order. Rows at 20 px say nothing; rows at 40 px say which order it is. The
+    # swapped pair's rows at -40 px were outvoted by those at -20 px, and it passed.
+    rng = np.random.default_rng(7)
+    texture = rng.integers(0, 256, (60, 260), dtype=np.uint8)
+    left = texture[:, :200].copy()
+    right = np.empty_like(left)
+    for row in range(60):
+        shift = 20 if row < 40 else 40
+        right[row] = texture[row, shift:shift + 200]
+    assert not likely_swapped(left, right, disparity_offset=-30.0)
+    assert likely_swapped(right, left, disparity_offset=-30.0)
+
+
 def test_swap_detection_on_both_orders():
     for seed in range(4):
         left, right = textured_pair(seed, 200, 60, shift=5 + seed)

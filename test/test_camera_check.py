@@ -42,6 +42,11 @@ def test_the_report_names_what_needs_doing():
     offset = StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480, doffs=25.0)
     assert "unless the calibration's cx_left - cx_right (-25 px) is wrong" in report_lines(
         [swapped], ('costnet_fast', 384.0), 127.0, offset)[0]
+    # Nothing lies beyond f B / 25 px = 1.35 m there: the far limit is that, not 6.8 m.
+    assert ('  nothing farther than 1.4 m is measured (a disparity of 0 px, cx_left - cx_right '
+            'being -25 px): set obstacle.max_range (default 40 m) and max_depth (default none) '
+            'to about 1.4 m') in report_lines([findings('a', 0.1, 0.2, near)],
+                                              ('costnet_fast', 384.0), 127.0, offset)
     # The swapped pair's 220 px are left out: the advice comes from the others.
     assert 'set sgbm.disparity_range to 160 or more' in text
     assert 'f B = 33.8 px m' in text
