@@ -257,3 +257,18 @@ def test_a_12_bit_camera_read_as_16_bits_is_measured_as_lit() -> None:
     dark = check_one('dark', scene.left // 16, scene.right // 16)
     assert dark.matched > 0.5 * lit.matched
     assert np.median(dark.disparities) == pytest.approx(np.median(lit.disparities), abs=1.0)
+
+
+def test_a_pair_that_matches_little_is_suspect_and_left_out() -> None:
+    # A swapped Middlebury pair whose principal points hid the swap matched 7 % (82 % the
+    # right way round) and its false disparities set the advice.
+    from dataclasses import replace
+    good = findings('good', 0.1, 0.2, np.linspace(5.0, 60.0, 1000))
+    suspect = replace(findings('suspect', 0.1, 0.2, np.full(1000, 250.0)), matched=0.07)
+    lines = report_lines([good, suspect], ('costnet_fast', 384.0), 127.0)
+    assert any(line.startswith('matches: 1 of 2 pairs had a left-right consistent disparity '
+                               'on under 25% of their pixels (first: suspect, 7%')
+               for line in lines)
+    assert problems_found([suspect]) and not problems_found([good])
+    assert any('sgbm (127 px by default) and costnet_fast (384 px) cover them' in line
+               for line in lines), lines  # 250 px left out
