@@ -181,24 +181,18 @@ def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
     lines.append(f'left/right: {len(swapped)} of {count} pairs look swapped'
                  + (f' (first: {swapped[0]}): exchange the inputs{calibration}; those pairs '
                     'are left out of the rows, disparities and depths' if swapped else ': OK'))
-    unmatched = [f for f in usable if f.matched < MIN_MATCHED]
-    if unmatched:
-        lines.append(f'matches: {len(unmatched)} of {count} pairs had a left-right consistent '
-                     f'disparity on under {MIN_MATCHED:.0%} of their pixels (first: '
-                     f'{unmatched[0].name}, {unmatched[0].matched:.2%}): are both views of one '
-                     'scene, and both cameras working? Those pairs are left out of the '
-                     'disparities and depths')
-    usable = [f for f in usable if f.matched >= MIN_MATCHED]
-    few = [f for f in usable if f.matched < LOW_MATCHED]
-    if few:
-        lines.append(f'matches: {len(few)} of {count} pairs had a left-right consistent '
-                     f'disparity on under {LOW_MATCHED:.0%} of their pixels (first: '
-                     f'{few[0].name}, {few[0].matched:.0%}; real pairs the right way round '
-                     'give 33 % or more, swapped ones 16 % or less): left and right exchanged '
-                     'where the principal points hide it, a wrong cx_left - cx_right, rows '
-                     'off, or a scene with little texture? Those pairs are left out of the '
-                     'disparities and depths')
-        usable = [f for f in usable if f.matched >= LOW_MATCHED]
+    for limit, digits, why in (
+            (MIN_MATCHED, 2, 'are both views of one scene, and both cameras working?'),
+            (LOW_MATCHED, 0, 'real pairs the right way round give 33 % or more, swapped ones '
+             '16 % or less: left and right exchanged where the principal points hide it, a '
+             'wrong cx_left - cx_right, rows off, or a scene with little texture?')):
+        below = [f for f in usable if f.matched < limit]
+        if below:
+            lines.append(f'matches: {len(below)} of {count} pairs had a left-right consistent '
+                         f'disparity on under {limit:.0%} of their pixels (first: '
+                         f'{below[0].name}, {below[0].matched:.{digits}%}): {why} Those pairs '
+                         'are left out of the disparities and depths')
+            usable = [f for f in usable if f.matched >= limit]
     if not usable:
         return lines
     values = np.concatenate([f.disparities for f in usable])
