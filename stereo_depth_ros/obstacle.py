@@ -505,14 +505,15 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     z = depth[y0:y1, x0:x1]
     candidates, above = _candidates_above_ground(z, camera, params, plane, window)
     count, labels, stats, areas, candidates = _components(z, candidates, params, camera)
-    passing = _large_enough(z, labels, areas, count, params, camera, near_limit)
+    members, depths = _member_depths(z, labels)
+    passing = _large_enough(members, depths, areas, count, z.size, params, camera, near_limit)
     if passing.size == 0:
         return ObstacleResult(empty, ground_plane=plane, surfaces=accepted, notes=notes)
     # The image's row under the window, where the window ends above the image's edge: a
     # surface the window cuts may go on there.
     below = depth[y1, x0:x1] if y1 < height else None
-    ranked = _ranked_by_distance(z, labels, stats, areas, passing, above, plane, params,
-                                 camera, below)
+    ranked = _ranked_by_distance(z, labels, stats, areas, passing, members, depths, above,
+                                 plane, params, camera, below)
     if accepted is not None and ranked:  # a lookup table: np.isin took 3-17 ms at 1080p
         keep = np.zeros(count, bool)
         keep[[label for _, label in ranked]] = True
@@ -584,38 +585,44 @@ def _components(z: np.ndarray, candidates: np.ndarray, params: ObstacleParameter
     return count, labels, stats, areas, candidates
 
 
-def _large_enough(z: np.ndarray, labels: np.ndarray, areas: np.ndarray, count: int,
-                  params: ObstacleParameters, camera: StereoCameraModel,
+def _member_depths(z: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the label and the depth (float64) of every pixel of a surface, flat."""
+    flat = labels.ravel()
+    inside = flat > 0
+    return flat[inside], z.ravel()[inside].astype(np.float64)
+
+
+def _large_enough(members: np.ndarray, depths: np.ndarray, areas: np.ndarray, count: int,
+                  window_size: int, params: ObstacleParameters, camera: StereoCameraModel,
                   near_limit: float) -> np.ndarray:
     """Return the labels of the surfaces of at least ``min_area`` px and ``min_size`` m^2.
 
     Or, nearer than they are sized (``min_range``, or the nearest the backend measures) on
-    most of their pixels, with a depth on :data:`FILLING_SHARE` of the window ``z``, whatever
-    their size.
+    most of their pixels, with a depth on :data:`FILLING_SHARE` of the window's
+    ``window_size`` pixels, whatever their size. ``members`` and ``depths``: each surface
+    pixel's label and depth (:func:`_member_depths`).
     """
     passing = np.flatnonzero(areas[1:] >= params.min_area) + 1
     if passing.size == 0:
         return passing
-    flat = labels.ravel()
-    inside = flat > 0
-    depths = z.ravel()[inside].astype(np.float64)
     # Sized as if no nearer than min_range, or than the backend measures: a surface too
     # close to range fills the view, yet its front area at its own depth (0.09 m^2 at 0.25 m
     # for an OAK-D) would fail min_size and the Range would say "nothing" (or name a farther
     # obstacle: a wall at 0.3 m over 60 % of a 752x480 view, sized from 0.3 m, did).
     sizing_depth = max(params.min_range, near_limit)
     sized = np.maximum(depths, sizing_depth)
-    sizes = np.bincount(flat[inside], weights=sized * sized, minlength=count)
-    nearer = np.bincount(flat[inside], weights=depths < sizing_depth, minlength=count)
+    sizes = np.bincount(members, weights=sized * sized, minlength=count)
+    nearer = np.bincount(members, weights=depths < sizing_depth, minlength=count)
     # Only a surface too near to be seen whole: a 30x30 px blob at 2 m filled a quarter of
     # an obstacle.roi of a tenth of the image and passed (from the diff review).
-    filling = (areas[passing] >= FILLING_SHARE * z.size) & (2 * nearer[passing]
-                                                            > areas[passing])
+    filling = ((areas[passing] >= FILLING_SHARE * window_size)
+               & (2 * nearer[passing] > areas[passing]))
     return passing[filling | (sizes[passing] / (camera.fx * camera.fy) >= params.min_size)]
 
 
 def _ranked_by_distance(z: np.ndarray, labels: np.ndarray, stats: np.ndarray,
-                        areas: np.ndarray, passing: np.ndarray, above: Optional[np.ndarray],
+                        areas: np.ndarray, passing: np.ndarray, members: np.ndarray,
+                        depths: np.ndarray, above: Optional[np.ndarray],
                         plane: Optional[tuple[float, float, float, float]],
                         params: ObstacleParameters, camera: StereoCameraModel,
                         below: Optional[np.ndarray]) -> list[tuple[float, int]]:
@@ -629,10 +636,7 @@ def _ranked_by_distance(z: np.ndarray, labels: np.ndarray, stats: np.ndarray,
     leaves the robot's own body out cut a near box standing on the floor above its
     clearance, and the Range said nothing was there).
     """
-    flat = labels.ravel()
-    inside = flat > 0
-    sums = np.bincount(flat[inside], weights=z.ravel()[inside].astype(np.float64),
-                       minlength=len(areas))
+    sums = np.bincount(members, weights=depths, minlength=len(areas))
     means = sums[passing] / areas[passing]
     order = np.argsort(means)
     ranked: list[tuple[float, int]] = []
