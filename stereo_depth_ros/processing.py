@@ -161,10 +161,9 @@ class StereoFrameProcessor:
         self._measured = False
         self._camera_key: Optional[tuple] = None
         self._camera: Optional[StereoCameraModel] = None
-        #: What the last change of calibration changed, until a pair is processed under it,
-        #: and the calibration it changed from.
-        self._calibration_note: Optional[str] = None
-        self._noted_from: Optional[StereoCameraModel] = None
+        #: The camera of the last pair processed: a pair of another calibration says what
+        #: changed, until one of it is processed.
+        self._processed_camera: Optional[StereoCameraModel] = None
         #: The brightest value of the 16-bit images decoded without a bit depth, and how many
         #: frames it is over (a 12-bit sensor is told from a dark scene over many frames).
         self._brightest_16 = 0
@@ -187,11 +186,6 @@ class StereoFrameProcessor:
                 self._measured = False
                 self._next_check = -math.inf
                 self._brightest_16 = self._frames_16 = 0
-                # Against the calibration of the last note not yet said, if any: a second
-                # change before a pair is processed names both at once.
-                said_from = self._noted_from or self._camera
-                self._calibration_note = calibration_change(said_from, camera)
-                self._noted_from = said_from if self._calibration_note else None
             self._camera_key, self._camera = key, camera
         assert self._camera is not None
         return self._camera
@@ -222,8 +216,11 @@ class StereoFrameProcessor:
                 f'{image_label(pair.right_image)}: both cameras must be grey or both colour')
         camera = self.camera(pair.left_info, pair.right_info)
         camera.check_image_size(left.shape[1], left.shape[0])
-        if self._calibration_note is not None and notes is not None:
-            notes.append(self._calibration_note)  # until a pair is processed: process()
+        processed = self._processed_camera
+        if processed is not None and camera is not processed and notes is not None:
+            change = calibration_change(processed, camera)
+            if change is not None:
+                notes.append(change)
         if brightest:  # counted for this camera (a new one starts the count again)
             self._brightest_16 = max(self._brightest_16, *brightest)
             self._frames_16 += 1
@@ -277,7 +274,7 @@ class StereoFrameProcessor:
                                       swapped=self.swapped)
             messages = build_messages(result, topics, camera, pair.left_image.header, left,
                                       self.types, self.organized_points)
-            self._calibration_note = self._noted_from = None  # said with a processed pair
+            self._processed_camera = camera
         except BaseException:
             if due and early is None:  # the check did not run: the next pair's is due
                 self._next_check = scheduled
