@@ -166,10 +166,8 @@ def format_stats(stats: Mapping[str, Any]) -> str:
     if stats['processed']:
         line += (f"; latency {stats['mean_latency_ms']:.1f} ms, "
                  f"compute {stats['mean_compute_ms']:.1f} ms")
-    if stats['skipped']:
-        reasons = ', '.join(f'{count} {name}' for name, count in sorted(stats['skipped'].items()))
-        line += f'; skipped bad input: {reasons}'
-    if stats.get('failed'):
-        reasons = ', '.join(f'{count} {name}' for name, count in sorted(stats['failed'].items()))
-        line += f'; failed (not the input): {reasons}'
+    for key, label in (('skipped', 'skipped bad input'), ('failed', 'failed (not the input)')):
+        if stats.get(key):
+            reasons = ', '.join(f'{count} {name}' for name, count in sorted(stats[key].items()))
+            line += f'; {label}: {reasons}'
     return line
