@@ -336,8 +336,8 @@ class StereoPipeline:
         result.timings['view_check_ms'] = (time.perf_counter() - tick) * 1e3
         if found.verdict is not Views.MATCH:
             result.notes.append(found.note())
-        elif found.caution():
-            result.notes.append(found.caution())
+        elif caution := found.caution():
+            result.notes.append(caution)
         return found.verdict is Views.MATCH
 
     def obstacle_range_limits(self, camera: Optional[StereoCameraModel]) -> tuple[float, float]:
