@@ -68,9 +68,18 @@ def _full(value: float) -> np.ndarray:
 
 def _choose_with_costs(monkeypatch: pytest.MonkeyPatch, costs: list[np.ndarray],
                        candidates: list[np.ndarray], limits: tuple = RANGES) -> np.ndarray:
-    """Return :func:`choose_one` of ``candidates`` given their half-resolution ``costs``."""
-    monkeypatch.setattr(pass_choice, 'matching_costs',
-                        lambda left, right, disparities: np.stack(costs))
+    """Return :func:`choose_one` of ``candidates`` given their half-resolution ``costs``.
+
+    A candidate equal to the blend everywhere is not scored: the costs of the others are given.
+    """
+    scored = [costs[0], *(cost for cost, candidate in zip(costs[1:], candidates[1:])
+                          if not np.array_equal(candidate, candidates[0]))]
+
+    def given_costs(left: Any, right: Any, disparities: list[np.ndarray]) -> np.ndarray:
+        assert len(disparities) == len(scored)
+        return np.stack(scored)
+
+    monkeypatch.setattr(pass_choice, 'matching_costs', given_costs)
     grey = np.zeros(COST_SHAPE, np.float32)
     return choose_one(grey, grey, candidates, limits)
 
@@ -156,6 +165,35 @@ def test_the_smaller_preference_holds_only_where_the_blend_is_the_first_pass(
     chosen = _choose_with_costs(monkeypatch, costs, [blend, _full(5.0), near],
                                 (RANGES[1], *RANGES))
     np.testing.assert_array_equal(chosen, _full(1.0) * np.where(left_half, 9.0, 30.0))
+
+
+def test_a_candidate_equal_to_the_blend_is_not_scored_and_changes_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing near in view: the blend is the first pass, which is then never chosen, so
+    # leaving it unscored changes nothing.
+    left, right, _ = _textured_pair()
+    grey = [image.mean(axis=2).astype(np.float32)[::2, ::2].copy() / 255
+            for image in (left, right)]
+    blend = np.where(np.arange(WIDTH) < WIDTH // 2, FAR, 30.0).astype(np.float32)
+    blend = np.broadcast_to(blend, (HEIGHT, WIDTH)).copy()
+    near = _full(NEAR)
+    scored: list[int] = []
+
+    def counted(*args: Any) -> np.ndarray:
+        scored.append(len(args[2]))
+        return matching_costs(*args)
+
+    monkeypatch.setattr(pass_choice, 'matching_costs', counted)
+    limits = (RANGES[1], *RANGES)
+    # One float step apart at a pixel the half-resolution costs do not sample: scored, with
+    # the same costs and preferences.
+    first = blend.copy()
+    first[1, 1] = np.nextafter(first[1, 1], np.float32(np.inf))
+    chosen = choose_one(*grey, [blend, blend.copy(), near], limits)
+    apart = choose_one(*grey, [blend, first, near], limits)
+    assert scored == [2, 3]
+    np.testing.assert_array_equal(chosen, apart)
+    assert (chosen == NEAR).mean() > 0.3  # the near pass is chosen on the right half
 
 
 def test_the_blend_alone_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:

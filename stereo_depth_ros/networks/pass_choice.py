@@ -113,7 +113,9 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
     scaled), and the choice is carried back to every full-resolution pixel. A candidate is
     usable where it lies in ``[0, its limit]`` (its pass's range). The second candidate, if
     any, is the first pass: where the blend equals it, the preference for the blend is
-    :data:`FIRST_PASS_PREFERENCE`, elsewhere :data:`BLEND_PREFERENCE`.
+    :data:`FIRST_PASS_PREFERENCE`, elsewhere :data:`BLEND_PREFERENCE`. A candidate equal to
+    the blend at every pixel is not scored: it would match exactly as well, and only a lower
+    cost by a preference above 0 is chosen (nothing near in view: the blend is the first pass).
     """
     height, width = candidates[0].shape
     small = (left.shape[1], left.shape[0])
@@ -121,22 +123,29 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
     sampled = [cv2.resize(candidate, small, interpolation=cv2.INTER_NEAREST) * factor
                for candidate in candidates]
     usable = [within(candidate, limit * factor) for candidate, limit in zip(sampled, limits)]
-    costs = matching_costs(left, right, [np.where(ok, candidate, np.float32(0.0))
-                                         for candidate, ok in zip(sampled, usable)])
+    # A NaN makes two candidates unequal here: such a one is scored.
+    scored = [0, *(index for index in range(1, len(candidates))
+                   if not np.array_equal(candidates[index], candidates[0]))]
+    costs = dict(zip(scored, matching_costs(left, right, [
+        np.where(usable[index], sampled[index], np.float32(0.0)) for index in scored])))
     preference = (np.where(sampled[0] == sampled[1], np.float32(FIRST_PASS_PREFERENCE),
                            np.float32(BLEND_PREFERENCE))
                   if len(candidates) > 1 else np.float32(BLEND_PREFERENCE))
     best = np.where(usable[0], costs[0] - preference, np.inf)
     choice = np.zeros(best.shape, np.uint8)
-    for index in range(1, len(candidates)):
+    for index in scored[1:]:
         better = usable[index] & (costs[index] < best)
         choice[better] = index
         best = np.where(better, costs[index], best)
     full_choice = cv2.resize(choice, (width, height), interpolation=cv2.INTER_NEAREST)
     chosen = np.ascontiguousarray(candidates[0], dtype=np.float32).copy()
-    for index, (candidate, limit) in enumerate(zip(candidates[1:], limits[1:]), start=1):
+    for index in scored[1:]:
+        if not (choice == index).any():  # chosen nowhere: nothing to copy
+            continue
         # Usable where it was sampled, a candidate may not be at every pixel it covers.
-        np.copyto(chosen, candidate, where=(full_choice == index) & within(candidate, limit))
+        candidate = candidates[index]
+        np.copyto(chosen, candidate,
+                  where=(full_choice == index) & within(candidate, limits[index]))
     return median_of_usable(chosen, within(chosen, max(limits)))
 
 
