@@ -137,6 +137,25 @@ def test_a_grey_view_beside_a_colour_one_is_refused_naming_the_pair(tmp_path: Pa
     assert grey.left.shape == (64, 128, 3)
 
 
+def test_a_grey_view_with_alpha_is_grey_beside_a_grey_one(tmp_path: Path) -> None:
+    # OpenCV reads a grey+alpha PNG as BGRA; the alpha dropped, it is a grey view, not colour.
+    from PIL import Image
+    from stereo_depth_ros.data.datasets import read_image_as_stored
+    root = _pairs_folder(tmp_path, 1)
+    left, right = root / 'pair0' / 'left.png', root / 'pair0' / 'right.png'
+    grey = cv2.imread(str(left), cv2.IMREAD_GRAYSCALE)
+    Image.fromarray(np.dstack([grey, np.full_like(grey, 255)]), 'LA').save(left)
+    assert np.array_equal(read_image_as_stored(left), grey)
+    with pytest.raises(DatasetError, match=r'pair0: left is grey but right is colour'):
+        pseudo_labelled_dataset(root, 24, progress=False)  # a true colour view still is
+    cv2.imwrite(str(right), cv2.imread(str(right), cv2.IMREAD_GRAYSCALE))
+    pair, = pseudo_labelled_dataset(root, 24, progress=False)
+    assert np.array_equal(pair.left, np.repeat(grey[:, :, None], 3, axis=2))
+    # A colour file with alpha stays colour, even where its channels are equal.
+    Image.fromarray(np.dstack([grey] * 3 + [np.full_like(grey, 255)]), 'RGBA').save(left)
+    assert read_image_as_stored(left).shape == (*grey.shape, 3)
+
+
 def test_a_bag_of_a_grey_and_a_colour_camera_is_refused_at_its_first_pair(
         tmp_path: Path, capsys) -> None:
     from bad_input_helpers import START_NS, write_stereo_bag

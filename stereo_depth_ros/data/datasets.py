@@ -25,7 +25,7 @@ import numpy as np
 
 from .pfm import read_pfm
 from ..errors import DatasetError
-from ..msgs.images import narrow_16_bit_note, scale_16_bit
+from ..msgs.images import is_grey_alpha_png, narrow_16_bit_note, scale_16_bit
 
 
 #: Ground-truth files of a Middlebury 2014 / ETH3D scene folder, in the order they are looked
@@ -62,14 +62,25 @@ def read_image_as_stored(path: str | Path, notes: Optional[list[str]] = None,
     """Read an image file as uint8 HxW grey (a single-channel file) or HxWx3 RGB.
 
     As :func:`read_image_rgb`, but a grey file stays grey, so a caller can tell it from a
-    colour one (an alpha channel is dropped).
+    colour one (an alpha channel is dropped: a grey PNG with alpha is grey, though OpenCV
+    reads it as BGRA).
     """
     image = _eight_bit(path, cv2.imread(str(path), cv2.IMREAD_UNCHANGED), notes, bit_depth)
-    if image.ndim == 3 and image.shape[2] == 1:
+    if image.ndim == 3 and (image.shape[2] == 1
+                            or image.shape[2] == 4 and _is_grey_alpha_file(path)):
         image = image[:, :, 0]
     if image.ndim == 2:
         return image
     return np.ascontiguousarray(image[:, :, 2::-1])  # BGR(A) -> RGB
+
+
+def _is_grey_alpha_file(path: str | Path) -> bool:
+    """Return whether the file at ``path`` is a grey PNG with an alpha channel."""
+    try:
+        with open(path, 'rb') as file:
+            return is_grey_alpha_png(file.read(26))
+    except OSError:  # it was just read: gone since, it is no grey image
+        return False
 
 
 def _eight_bit(path: str | Path, image: Optional[np.ndarray], notes: Optional[list[str]],

@@ -148,6 +148,20 @@ def compressed_size(data: Any) -> Optional[tuple[int, int]]:
     return None
 
 
+#: The colour type a PNG header gives grey pixels with an alpha channel.
+_PNG_GREY_ALPHA = 4
+
+
+def is_grey_alpha_png(head: bytes) -> bool:
+    """Return whether ``head``, a file's first 26 bytes or more, starts a grey+alpha PNG.
+
+    OpenCV decodes such a file as BGRA of three equal channels: only the header tells it
+    from a colour image with alpha.
+    """
+    return (head.startswith(_PNG_SIGNATURE) and len(head) >= 26 and head[12:16] == b'IHDR'
+            and head[25] == _PNG_GREY_ALPHA)
+
+
 def compressed_image_size(msg: Any) -> tuple[int, int]:
     """Return a CompressedImage's (width, height) from its header, without decoding it.
 
