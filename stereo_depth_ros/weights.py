@@ -254,12 +254,15 @@ def _check_backend(metadata: WeightsMetadata, path: Path, expected_backend: str)
 
 def _check_architecture(metadata: WeightsMetadata, path: Path,
                         expected: Mapping[str, Any], only_recorded: bool = False) -> None:
-    different = {key: (metadata.architecture.get(key), value) for key, value in expected.items()
-                 if metadata.architecture.get(key) != value
-                 and not (only_recorded and key not in metadata.architecture)}
+    recorded = metadata.architecture
+    different = {key: value for key, value in expected.items()
+                 if recorded.get(key) != value and not (only_recorded and key not in recorded)}
     if different:
-        details = ', '.join(f'{key}: file {got!r} vs expected {want!r}'
-                            for key, (got, want) in sorted(different.items()))
+        # A setting the file does not record (older weights) is said so, not 'file None'.
+        details = ', '.join(f'{key}: file {recorded[key]!r} vs expected {want!r}'
+                            if key in recorded else
+                            f'{key}: not recorded in the file, expected {want!r}'
+                            for key, want in sorted(different.items()))
         raise BackendError(f'{path} was saved for another {metadata.backend} architecture '
                            f'({details})')
 

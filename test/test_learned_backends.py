@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -305,6 +306,26 @@ def test_bad_weights_files_raise_backend_error(tmp_path: Path) -> None:
         load_model(tmp_path / 'pickle.pt', 'dispnet')
     with pytest.raises(BackendError, match='does not exist'):
         create_backend('dispnet', weights=tmp_path / 'absent.safetensors')
+
+
+def test_an_architecture_setting_the_file_lacks_is_named_as_not_recorded(
+        tmp_path: Path) -> None:
+    """Weights that do not record a setting the network has read 'file None vs expected'."""
+    path = save_tiny(tmp_path, 'costnet')
+    metadata = read_metadata(path)
+    architecture = {key: value for key, value in metadata.architecture.items()
+                    if key != 'max_disparity'}
+    raw = {'backend': 'costnet', 'format_version': str(metadata.format_version),
+           'architecture': json.dumps(architecture)}
+    old = tmp_path / 'old.safetensors'
+    save_file(load_file(str(path)), str(old), metadata=raw)
+    with pytest.raises(BackendError) as caught:
+        load_model(old, 'costnet')
+    assert re.fullmatch(r'\S*old\.safetensors was saved for another costnet architecture '
+                        r'\(max_disparity: not recorded in the file, expected \d+\.0\)',
+                        str(caught.value))
+    with pytest.raises(BackendError, match=r'\(max_disparity: file 64\.0 vs expected 32\)$'):
+        load_model(path, 'costnet', {'max_disparity': 32})  # a recorded one: both values
 
 
 @pytest.mark.parametrize('change', [{'max_disparity': -8.0}, {'bogus': 1}, {'topk_radius': -1}])
