@@ -141,6 +141,47 @@ def test_soak_accounts_for_every_pair():
     assert result.rss_end_mb - result.rss_start_mb < 50
 
 
+class _SoakClock:
+    """soak.py's ``time``: a monotonic clock that a fed pair moves 0.01 s, sleeps move on."""
+
+    perf_counter = staticmethod(time.perf_counter)  # the backend's rate: measured for real
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        self.now += 0.01
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+
+
+def test_soak_memory_rule_counts_growth_after_the_first_quarter_only(monkeypatch):
+    # The rule alone: more than 64 MB from a quarter in to the end fails, whatever came before.
+    def growth(settled: float, end: float) -> list[str]:
+        return SoakResult(seconds=4.0, backend_hz=10.0, input_hz=30.0, received=1, processed=1,
+                          dropped=0, skipped=0, idle=0, rss_start_mb=100.0, rss_end_mb=end,
+                          rss_settled_mb=settled).problems()
+
+    assert growth(settled=400.0, end=464.0) == []  # 300 MB of warm-up, then 64: passes
+    assert growth(settled=400.0, end=464.5) == [
+        'memory grew by 64.5 MB after the first quarter (more than 64 MB)']
+    # run_soak reads the settled memory a quarter into the run, on a faked clock: memory that
+    # grows 10 MB a second reads 100 + 10 t MB, so a quarter of 40 s in it is 200 MB.
+    clock = _SoakClock()
+    start = clock.now
+    monkeypatch.setattr(soak_module, 'time', clock)
+    monkeypatch.setattr(soak_module, 'resident_mb', lambda: 100.0 + 10.0 * (clock.now - start))
+    pipeline = StereoPipeline(create_backend('sgbm', disparity_range=16))
+    result = run_soak(pipeline, seconds=40.0, width=64, height=48, progress=False)
+    assert result.rss_settled_mb == pytest.approx(200.0, abs=1.0)
+    assert result.rss_end_mb == pytest.approx(500.0, abs=1.0)
+    assert (f'memory grew by {result.grown_mb:.1f} MB after the first quarter (more than '
+            '64 MB)') in result.problems()
+    assert result.lines()[-1].startswith('FAILED: memory grew by 30')
+
+
 def test_soak_interrupted_stops_its_worker_thread_first(monkeypatch):
     # Ctrl-C in the feeder: Python exiting with the worker inside OpenCV aborted the
     # process (exit 134) instead of `stereo-depth soak: interrupted` (130).
