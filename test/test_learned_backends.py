@@ -310,7 +310,7 @@ def test_bad_weights_files_raise_backend_error(tmp_path: Path) -> None:
 
 def test_an_architecture_setting_the_file_lacks_is_named_as_not_recorded(
         tmp_path: Path) -> None:
-    """Weights that do not record a setting the network has read 'file None vs expected'."""
+    """Weights that lack a setting the network has are refused naming it as not recorded."""
     path = save_tiny(tmp_path, 'costnet')
     metadata = read_metadata(path)
     architecture = {key: value for key, value in metadata.architecture.items()
