@@ -1,11 +1,12 @@
 """StereoCameraModel from CameraInfo fields: baseline, sign and consistency checks."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from stereo_depth_ros.camera import StereoCameraModel, wide_baseline
+from stereo_depth_ros.camera import calibration_change, StereoCameraModel, wide_baseline
 from stereo_depth_ros.errors import CalibrationError
 
 FULL = StereoCameraModel(640, 480, 500.0, 502.0, 320.5, 310.5, 240.5, 0.12)
@@ -282,3 +283,25 @@ def test_the_longest_baseline_and_largest_vertical_offset_accepted() -> None:
     rounding[3], rounding[7] = -500.0 * 0.12, -500.0 * 0.0012
     assert StereoCameraModel.from_projection_matrices(640, 480, left, rounding).baseline == \
         pytest.approx(0.12)
+
+
+def test_a_vertical_offset_just_past_1_percent_of_the_baseline_is_refused() -> None:
+    # 2.4 mm on 0.12 m (2 %) puts rows 2.4 px apart at 0.5 m (fy 500): no rounding.
+    left = [500.0, 0, 320, 0, 0, 500.0, 240, 0, 0, 0, 1, 0]
+    tilted = list(left)
+    tilted[3], tilted[7] = -500.0 * 0.12, -500.0 * 0.0024
+    with pytest.raises(CalibrationError, match=r'offset vertically \(P\[7\] gives 0.0024 m'):
+        StereoCameraModel.from_projection_matrices(640, 480, left, tilted)
+
+
+@pytest.mark.parametrize('field, line', [
+    ('fx', 'fx 500 -> 510 px'), ('fy', 'fy 502 -> 512 px'),
+    ('cx_left', 'cx_left 320.5 -> 330.5 px'), ('cx_right', 'cx_right 310.5 -> 320.5 px'),
+    ('cy', 'cy 240.5 -> 250.5 px'),
+    ('baseline', 'baseline 0.12 -> 0.13 m')])
+def test_a_calibration_change_names_every_field_that_changed(field: str, line: str) -> None:
+    step = 0.01 if field == 'baseline' else 10.0
+    changed = replace(FULL, **{field: getattr(FULL, field) + step})
+    assert calibration_change(FULL, changed) == (
+        f'camera calibration changed: {line}; depths follow the new calibration')
+    assert calibration_change(FULL, FULL) is None
