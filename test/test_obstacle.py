@@ -778,3 +778,83 @@ def test_a_near_box_cut_by_the_window_s_lower_edge_is_found(roi_height):
     above = np.arange(480)[:, None] < camera.cy - 1.0 * camera.fy / 4.0  # 2.5 m up at 4 m
     sign = np.where(board & above, hanging, _road_depth(camera, cam_height=1.5)[0])
     assert not segment_nearest_obstacle(sign.astype(np.float32), camera, params).found
+
+
+#: A camera binned 2x1 (``image_proc`` crop_decimate): rows are half as many pixels per metre.
+BINNED = StereoCameraModel.from_focal_baseline(600.0, 0.54, 512, 256, fy=300.0)
+
+
+def test_the_ground_of_a_camera_with_fy_unlike_fx_is_no_obstacle() -> None:
+    # A pixel's height above the ground comes from its row, which fy scales, not fx.
+    depth, (box,) = _road_depth(BINNED, boxes=[(-1.0, 1.0, 12.0, 1.5)])
+    result = segment_nearest_obstacle(depth, BINNED, EXACT)
+    assert result.distance == pytest.approx(12.0)
+    assert result.mask[box].mean() > 0.9 and not (result.mask & ~box).any()
+    ground, _ = _road_depth(BINNED)
+    assert not segment_nearest_obstacle(ground, BINNED, EXACT).found
+
+
+def test_min_size_weighs_a_pixel_by_fx_times_fy() -> None:
+    # 75 x 90 px at 2 m on the binned camera: 6750 * 4 / (600 * 300) = 0.15 m^2, over
+    # min_size 0.1 (by fx * fx it would be 0.075 m^2, a mismatch blob).
+    depth = np.full((256, 512), np.nan, np.float32)
+    depth[80:170, 200:275] = 2.0
+    result = segment_nearest_obstacle(depth, BINNED, ObstacleParameters())
+    assert result.found and result.distance == pytest.approx(2.0) and result.area == 6750
+
+
+def test_a_surface_nearer_than_the_backend_measures_is_sized_there() -> None:
+    # Found by the near guard 0.25 m away where the backend measures from 0.6 m: 200 x 300
+    # px (a fifth of the view, not enough to count as filling it) is 0.106 m^2 sized at
+    # 0.6 m, over min_size 0.1, but only 0.027 m^2 at min_range 0.3 m.
+    camera = StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480)
+    depth = np.full((480, 640), np.nan, np.float32)
+    depth[140:340, 170:470] = 0.25
+    params = ObstacleParameters(camera_height=None)
+    result = segment_nearest_obstacle(depth, camera, params, near_limit=0.6)
+    assert result.found and result.distance == pytest.approx(0.25)
+    assert not segment_nearest_obstacle(depth, camera, params).found
+
+
+def test_the_distance_is_the_low_percentile_of_a_slanted_surface() -> None:
+    # A wall seen at an angle, 2 to 3 m across its 100 columns: its distance is the 5th
+    # percentile of its depths (the near end), not a middle one; the setting is honoured.
+    depth = np.full((256, 512), np.nan, np.float32)
+    depth[60:160, 200:300] = np.linspace(2.0, 3.0, 100, dtype=np.float32)[None, :]
+    values = depth[np.isfinite(depth)]
+    for percentile in (5.0, 50.0):
+        params = ObstacleParameters(percentile=percentile)
+        result = segment_nearest_obstacle(depth, CAMERA, params)
+        assert result.distance == pytest.approx(np.percentile(values, percentile), abs=1e-4)
+
+
+def test_the_ground_region_reaches_up_from_the_image_s_lower_edge() -> None:
+    # The robot's bumper hides the lowest 15 % of the view: the ground is seen above it,
+    # inside a ground_region of 0.9 (the lower 90 % of the image), not in its lowest 10 %.
+    depth, _ = _road_depth()
+    depth[int(0.85 * CAMERA.height):] = np.nan
+    params = replace(EXACT, ground_region=0.9)
+    plane = fit_ground_plane(depth, CAMERA, params)
+    assert plane is not None and plane[3] == pytest.approx(CAM_HEIGHT, abs=0.02)
+    assert not segment_nearest_obstacle(depth, CAMERA, params).found
+
+
+def test_the_mask_never_holds_fewer_than_min_area_pixels() -> None:
+    # A strip 3 px tall whose depth grows 3 % a column (1 to 19 m) is one surface of 300 px,
+    # but only a few columns lie within the band of its distance: no obstacle of 15 px.
+    depth = np.full((256, 512), np.nan, np.float32)
+    depth[100:103, 200:300] = (1.03 ** np.arange(100, dtype=np.float32))[None, :]
+    params = ObstacleParameters(min_size=0.0)
+    result = segment_nearest_obstacle(depth, CAMERA, params)
+    assert not result.found or result.area >= params.min_area
+
+
+def test_a_jump_is_measured_against_the_band_of_the_nearer_pixel() -> None:
+    # A post at 2.0 m before a wall at 2.21 m: 0.21 m apart, over the 0.2 m band at 2.0 m
+    # (though under the 0.221 m of 2.21 m). Joined, the wall's depths would name the pair
+    # 2.21 m away and the mask would take in the wall.
+    depth = np.full((256, 512), np.nan, np.float32)
+    depth[40:200, 100:400] = 2.21
+    depth[100:120, 240:260] = 2.0
+    result = segment_nearest_obstacle(depth, CAMERA, replace(EXACT, min_size=0.0))
+    assert result.distance == pytest.approx(2.0) and result.area == 400
