@@ -337,3 +337,17 @@ def test_a_find_where_the_backend_has_no_estimate_needs_no_confirmation() -> Non
     assert np.nanmedian(found) == pytest.approx(disparity, rel=0.02)
     # No estimate is no estimate: the finds are those made without the backend's map.
     np.testing.assert_array_equal(found, beyond_range_disparity(left, right, 127.0))
+
+
+def test_a_backend_estimate_that_matches_only_a_flat_view_does_not_hide_a_find() -> None:
+    # A network beyond its range reads the near block 20 px, where the right view holds
+    # only a blank wall: nothing confirms its estimate (a flat window costs 1, no match), so
+    # the guard's well matched find at 200 px is kept.
+    _, left, right = _with_near_block(SEEDS[0], 200)
+    right[60:, 240:] = 128
+    theirs = np.full(left.shape[:2], 20.0, np.float32)
+    near = beyond_range_disparity(left, right, 127.0, theirs)
+    assert near is not None
+    block = near[70:, 310:410]
+    assert np.isfinite(block).mean() > 0.9
+    assert np.nanmedian(block) == pytest.approx(200, rel=0.03)
