@@ -292,6 +292,16 @@ def test_obstacle_messages(store):
                                                   [1][-1][0] == 'variance')
 
 
+def test_a_range_in_another_frame_keeps_the_image_s_stamp(store):
+    # obstacle.range_frame_id re-stamps the frame only: the reading is still of that pair.
+    typestore, types = store
+    header = make_header(1_317_042_145_964_389_445, 'left_optical', types)
+    msg = cdr_round_trip(typestore, make_obstacle_range(2.0, header, types, 0.3, 40.0,
+                                                        frame_id='camera_forward'))
+    assert msg.header.frame_id == 'camera_forward'
+    assert stamp_to_ns(msg.header.stamp) == 1_317_042_145_964_389_445
+
+
 def test_transform(store):
     typestore, types = store
     msg = make_transform(make_header(3, 'base_link', types), 'cam', (1, 2, 3), (0, 0, 0, 1),
