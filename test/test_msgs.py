@@ -302,6 +302,15 @@ def test_a_range_in_another_frame_keeps_the_image_s_stamp(store):
     assert stamp_to_ns(msg.header.stamp) == 1_317_042_145_964_389_445
 
 
+def test_a_point_cloud_with_too_little_data_is_refused(store):
+    _, types = store
+    msg = make_point_cloud2(np.ones((4, 3), np.float32), None, make_header(0, 'l', types),
+                            types)
+    msg.data = msg.data[:3 * 16 + 8]  # the fourth point cut short
+    with pytest.raises(ImageFormatError, match='PointCloud2 data has 56 bytes for 4 points'):
+        point_cloud2_to_arrays(msg)
+
+
 def test_transform(store):
     typestore, types = store
     msg = make_transform(make_header(3, 'base_link', types), 'cam', (1, 2, 3), (0, 0, 0, 1),
