@@ -25,7 +25,7 @@ from stereo_depth_ros.msgs.stereo import disparity_from_message, make_camera_inf
 from stereo_depth_ros.msgs.types import make_header, MessageTypes, stamp_to_ns
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.processing import note_kind
-from stereo_depth_ros.sync import ApproximateTimeSynchronizer, TimeSynchronizer
+from stereo_depth_ros.sync import ApproximateTimeSynchronizer, never_matched, TimeSynchronizer
 
 WIDTH, HEIGHT, SHIFT = 96, 64, 6
 CAMERA = StereoCameraModel(WIDTH, HEIGHT, 80.0, 80.0, 47.5, 47.5, 31.5, 0.3)
@@ -441,6 +441,38 @@ def test_approximate_synchronizer_picks_the_closest_within_slop():
     assert edge.add(1, 10_000_000, 'y') == []  # spread must be strictly below slop
     with pytest.raises(ValueError, match='slop'):
         ApproximateTimeSynchronizer(2, slop=0.0)
+
+
+def test_a_second_message_with_the_same_stamp_replaces_the_first_and_counts_as_dropped():
+    sync = TimeSynchronizer(2)
+    sync.add(0, 100, 'first')
+    sync.add(0, 100, 'second')
+    assert sync.pending() == [1, 0] and sync.dropped == [1, 0]
+    assert sync.add(1, 100, 'right') == [['second', 'right']]
+
+
+def test_never_matched_measures_the_nearest_stamp_before_or_after():
+    # The right image 1 ms before the left one is its closest partner, not the one 5 ms after.
+    line = never_matched(['left', 'right'], [[1_000_000_000], [999_000_000, 1_005_000_000]],
+                         0.0005, 'slop')
+    assert line == ('the stamps of left, right never matched: the closest set spans 0.001000 s '
+                    '(median over left images 0.001000 s); above slop 0.0005 s: raise it or '
+                    'fix the stamps')
+
+
+def test_approximate_sync_tries_the_closest_stamp_first_not_the_oldest():
+    sync = ApproximateTimeSynchronizer(2, slop=0.010)
+    sync.add(1, 995_000_000, 'R early')  # 5 ms before, within slop, but not the closest
+    sync.add(1, 1_001_000_000, 'R near')
+    assert sync.add(0, 1_000_000_000, 'L') == [['L', 'R near']]
+    assert sync.pending() == [0, 1]
+
+
+def test_never_matched_counts_only_sets_strictly_within_the_default_slop():
+    # 20 ms apart is what the approximate sync (spread < slop) would not pair; 10 ms it would.
+    line = never_matched(['left', 'right'], [[0, 1_000_000_000], [20_000_000, 1_010_000_000]],
+                         None)
+    assert line.endswith('--approximate-sync (slop 0.02 s) would pair about 1 of 2 left images')
 
 
 def test_connection_extension_of_written_bags(kitti_bag):
