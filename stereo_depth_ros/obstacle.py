@@ -232,10 +232,16 @@ def _check_depth(depth: np.ndarray, camera: StereoCameraModel) -> np.ndarray:
     return depth.astype(np.float32, copy=False)
 
 
-def _roi_window(roi: tuple[float, float, float, float], width: int,
-                height: int) -> tuple[int, int, int, int]:
+def roi_window(roi: tuple[float, float, float, float], width: int,
+               height: int) -> tuple[int, int, int, int]:
+    """Return the pixels ``(x0, y0, x1, y1)`` of ``roi`` (fractions) in an image: one at least.
+
+    A sliver at the image's edge (``y`` 0.999 of 256 rows) rounds to its last row or column,
+    not to an empty window (OpenCV's connected components crashed the process on one).
+    """
     x, y, w, h = roi
-    x0, y0 = int(round(x * width)), int(round(y * height))
+    x0 = min(int(round(x * width)), width - 1)
+    y0 = min(int(round(y * height)), height - 1)
     x1 = min(width, max(x0 + 1, int(round((x + w) * width))))
     y1 = min(height, max(y0 + 1, int(round((y + h) * height))))
     return x0, y0, x1, y1
@@ -500,7 +506,7 @@ def segment_nearest_obstacle(depth: np.ndarray, camera: StereoCameraModel,
     notes = (note,) if note else ()
     plane = fit[0] if fit is not None else _prior_plane(params)
 
-    window = _roi_window(params.roi, width, height)
+    window = roi_window(params.roi, width, height)
     x0, y0, x1, y1 = window
     z = depth[y0:y1, x0:x1]
     candidates, above = _candidates_above_ground(z, camera, params, plane, window)

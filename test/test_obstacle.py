@@ -12,7 +12,7 @@ from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.data.synthetic import EVAL_SEED_OFFSET, make_scene
 from stereo_depth_ros.errors import CalibrationError, ImageFormatError
 from stereo_depth_ros.geometry import disparity_to_depth
-from stereo_depth_ros.obstacle import (ObstacleParameters, fit_ground_plane,
+from stereo_depth_ros.obstacle import (ObstacleParameters, fit_ground_plane, roi_window,
                                        segment_nearest_obstacle)
 
 CAMERA = StereoCameraModel.from_focal_baseline(300.0, 0.54, 512, 256)
@@ -858,3 +858,14 @@ def test_a_jump_is_measured_against_the_band_of_the_nearer_pixel() -> None:
     depth[100:120, 240:260] = 2.0
     result = segment_nearest_obstacle(depth, CAMERA, replace(EXACT, min_size=0.0))
     assert result.distance == pytest.approx(2.0) and result.area == 400
+
+
+@pytest.mark.parametrize('roi', [(0.0, 0.999, 1.0, 0.001), (0.9995, 0.0, 0.0005, 1.0)])
+def test_a_window_at_the_image_s_edge_keeps_its_last_row_or_column(roi) -> None:
+    # Both ends rounded to row 256 of 256: the empty window crashed OpenCV (a segfault).
+    assert roi_window(roi, 512, 256) in ((0, 255, 512, 256), (511, 0, 512, 256))
+    depth = np.full((256, 512), 3.0, np.float32)
+    params = ObstacleParameters(roi=roi, camera_height=None, min_area=1, min_size=0.0)
+    params.validate()
+    result = segment_nearest_obstacle(depth, CAMERA, params)
+    assert result.found and result.distance == pytest.approx(3.0)
