@@ -1,5 +1,6 @@
 """Checks and conversions of stereo image arrays shared by every backend."""
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -8,6 +9,70 @@ from .errors import ImageFormatError
 
 #: The smallest width and height of a stereo image, in pixels.
 MIN_IMAGE_SIDE = 8
+
+#: The rule that a stereo pair of two sizes breaks, in every message about one.
+ONE_SIZE_RULE = 'left and right images must be one size'
+#: The rule that a pair of a grey image and a colour one breaks.
+ONE_LAYOUT_RULE = 'both cameras must be grey or both colour'
+
+
+def size_text(shape: tuple[int, ...]) -> str:
+    """Return the size of an image of ``shape`` (H, W[, C]) as ``WxH``."""
+    return f'{shape[1]}x{shape[0]}'
+
+
+def layout_text(shape: tuple[int, ...]) -> str:
+    """Return whether an image of ``shape`` is grey (HxW) or colour (HxWxC), in words."""
+    return 'grey' if len(shape) == 2 else 'colour'
+
+
+@dataclass(frozen=True)
+class PairMismatch:
+    """How the two images of a stereo pair differ: in size, or one grey and one colour."""
+
+    #: What the left image is: its size (``640x480``), or ``grey`` / ``colour``.
+    left: str
+    #: What the right image is, in the same terms.
+    right: str
+    #: The rule the pair breaks (:data:`ONE_SIZE_RULE` or :data:`ONE_LAYOUT_RULE`).
+    rule: str
+    #: Whether one image is grey and the other colour (else the sizes differ).
+    layout: bool = False
+
+    def message(self, names: tuple[str, str] = ('left image', 'right image'),
+                context: str = '', labels: Optional[tuple[str, str]] = None) -> str:
+        """Return ``<left name> is <left> but <right name> is <right><context>: <rule>``.
+
+        ``names`` are what the caller calls the two images (topics, files), ``context`` what
+        it knows of the pair (its stamp), ``labels`` what each image is stored as (its
+        encoding): with a grey and a colour image they come first, the words after in
+        brackets (``rgb8 (colour)``); sizes are said without them.
+        """
+        sides = (self.left, self.right)
+        if self.layout and labels is not None:
+            sides = (f'{labels[0]} ({self.left})', f'{labels[1]} ({self.right})')
+        return f'{names[0]} is {sides[0]} but {names[1]} is {sides[1]}{context}: {self.rule}'
+
+
+def size_mismatch(left: tuple[int, ...], right: tuple[int, ...]) -> Optional[PairMismatch]:
+    """Return how images of shapes ``left`` and ``right`` differ in size, or None if not."""
+    if left[:2] == right[:2]:
+        return None
+    return PairMismatch(size_text(left), size_text(right), ONE_SIZE_RULE)
+
+
+def pair_mismatch(left: tuple[int, ...], right: tuple[int, ...]) -> Optional[PairMismatch]:
+    """Return why images of shapes ``left`` and ``right`` cannot be a stereo pair, or None.
+
+    They must be one size (:func:`size_mismatch`, told first), and both grey (HxW) or both
+    colour (HxWxC): matched, a grey view and a colour one differ in every pixel, an error
+    that no disparity explains (and that the photometric loss of adaptation would train on).
+    """
+    mismatch = size_mismatch(left, right)
+    if mismatch is None and len(left) != len(right):
+        mismatch = PairMismatch(layout_text(left), layout_text(right), ONE_LAYOUT_RULE,
+                                layout=True)
+    return mismatch
 
 
 def check_stereo_pair(left: np.ndarray, right: np.ndarray) -> None:
@@ -24,10 +89,9 @@ def check_stereo_pair(left: np.ndarray, right: np.ndarray) -> None:
             raise ImageFormatError(
                 f'{name} image is too small: {image.shape[1]}x{image.shape[0]} (width x '
                 f'height); both sides must be at least {MIN_IMAGE_SIDE} px')
-    if left.shape[:2] != right.shape[:2]:
-        raise ImageFormatError(
-            f'left and right images differ in size: {left.shape[1]}x{left.shape[0]} '
-            f'vs {right.shape[1]}x{right.shape[0]} (width x height)')
+    mismatch = size_mismatch(left.shape, right.shape)
+    if mismatch is not None:
+        raise ImageFormatError(mismatch.message())
 
 
 #: Rec. 601 luma weights of R, G, B (applied to BGR too: the grey differs little).

@@ -15,7 +15,7 @@ import numpy as np
 
 from .camera import calibration_change, camera_info_fields, StereoCameraModel, wide_baseline
 from .errors import ImageFormatError
-from .images import to_rgb
+from .images import pair_mismatch, to_rgb
 from .msgs.images import (array_to_image, BIT_DEPTH_SETTING, compressed_image_size, ENCODINGS,
                           image_label, is_compressed, narrow_16_bit_note, STEREO_ENCODINGS,
                           stereo_input_from_message)
@@ -206,14 +206,10 @@ class StereoFrameProcessor:
         brightest: list[int] = []
         left = self._image(pair.left_image, 'left', brightest)
         right = self._image(pair.right_image, 'right', brightest)
-        if left.shape[:2] != right.shape[:2]:
-            raise ImageFormatError(
-                f'left and right images differ in size: {left.shape[1]}x{left.shape[0]} vs '
-                f'{right.shape[1]}x{right.shape[0]} (width x height)')
-        if left.ndim != right.ndim:
-            raise ImageFormatError(
-                f'left image is {image_label(pair.left_image)} but right image is '
-                f'{image_label(pair.right_image)}: both cameras must be grey or both colour')
+        mismatch = pair_mismatch(left.shape, right.shape)
+        if mismatch is not None:
+            labels = (image_label(pair.left_image), image_label(pair.right_image))
+            raise ImageFormatError(mismatch.message(labels=labels))
         camera = self.camera(pair.left_info, pair.right_info)
         camera.check_image_size(left.shape[1], left.shape[0])
         processed = self._processed_camera

@@ -118,7 +118,8 @@ def test_pairs_of_two_sizes_are_named_with_their_sizes(tmp_path: Path) -> None:
     root = _pairs_folder(tmp_path, 1)
     right = cv2.imread(str(root / 'pair0' / 'right.png'))
     cv2.imwrite(str(root / 'pair0' / 'right.png'), right[:, :100])
-    with pytest.raises(DatasetError, match=r'pair0: left 128x64 and right 100x64 differ'):
+    with pytest.raises(DatasetError, match=r'pair0: left is 128x64 but right is 100x64: '
+                                           r'left and right images must be one size$'):
         pseudo_labelled_dataset(root, 24, progress=False)
 
 
@@ -129,7 +130,7 @@ def test_a_grey_view_beside_a_colour_one_is_refused_naming_the_pair(tmp_path: Pa
     left = root / 'pair0' / 'left.png'
     cv2.imwrite(str(left), cv2.imread(str(left), cv2.IMREAD_GRAYSCALE))
     with pytest.raises(DatasetError, match=r'pair0: left is grey but right is colour: both '
-                                           r'views must be grey or both colour$'):
+                                           r'cameras must be grey or both colour$'):
         pseudo_labelled_dataset(root, 24, progress=False)
     right = root / 'pair0' / 'right.png'
     cv2.imwrite(str(right), cv2.imread(str(right), cv2.IMREAD_GRAYSCALE))
@@ -954,7 +955,8 @@ def test_adapt_from_a_bag_trains_on_that_bag_only_and_checks_its_flags_first(
     cv2.imwrite(str(mismatched / 'left.png'), scenes[0].left)
     cv2.imwrite(str(mismatched / 'right.png'), scenes[0].left[:32])
     for bad, why in ((['--figures-on', str(tmp_path / 'none')], 'is not a folder'),
-                     (['--figures-on', str(mismatched.parent)], 'left 128x64 and right 128x32'),
+                     (['--figures-on', str(mismatched.parent)],
+                      'left is 128x64 but right is 128x32'),
                      (['--export', str(tmp_path)], 'is a folder')):
         assert main([*command, *bad]) == 2
         assert why in capsys.readouterr().err

@@ -244,12 +244,16 @@ def test_bad_encoding_is_named(scene, manager):
 
 def test_left_right_size_and_kind_mismatch(scene, manager):
     pair = make_pair(scene, right=scene.right[:, :200].copy())
-    with pytest.raises(ImageFormatError, match='differ in size: 256x128 vs 200x128'):
+    with pytest.raises(ImageFormatError, match='^left image is 256x128 but right image is '
+                                               '200x128: left and right images must be one '
+                                               'size$'):
         StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
     pair = make_pair(scene)
     pair.right_image = array_to_image(scene.right[:, :, 0].copy(), 'mono8',
                                       pair.right_image.header, TYPES.Image)
-    with pytest.raises(ImageFormatError, match='left image is rgb8 but right image is mono8'):
+    with pytest.raises(ImageFormatError, match=r'^left image is rgb8 \(colour\) but right image '
+                                               r'is mono8 \(grey\): both cameras must be grey '
+                                               'or both colour$'):
         StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
 
 
@@ -589,7 +593,7 @@ def test_worker_count_of_lines_not_logged_names_their_class(scene, manager):
     bad_encoding = make_pair(scene)
     bad_encoding.left_image.encoding = 'yuv422'
     assert worker.process_one(bad_encoding) is False
-    assert len(recorder.warnings) == 2 and 'differ in size' in recorder.warnings[0]
+    assert len(recorder.warnings) == 2 and 'must be one size' in recorder.warnings[0]
     assert 'yuv422' in recorder.warnings[1] and 'like this' not in recorder.warnings[1]
     assert '(2 more ImageFormatError since the previous ImageFormatError line, not logged)' \
         in recorder.warnings[1]
@@ -711,8 +715,9 @@ def test_bad_compressed_input_is_named(scene, manager, monkeypatch):
     pair = make_pair(scene)
     pair.right_image = array_to_compressed(scene.right[:, :, 0].copy(), 'mono8',
                                            pair.right_image.header, TYPES)
-    with pytest.raises(ImageFormatError, match="left image is rgb8 but right image is "
-                                               "'mono8; png compressed mono8' compressed"):
+    with pytest.raises(ImageFormatError, match=r"left image is rgb8 \(colour\) but right image "
+                                               r"is 'mono8; png compressed mono8' compressed "
+                                               r"\(grey\)"):
         StereoFrameProcessor(TYPES).process(pair, manager.pipeline, {'depth/image_rect'})
 
 

@@ -198,7 +198,7 @@ def test_contract_odd_size_grey_and_colour():
 def test_bad_input_is_named():
     backend = create_backend('sgbm')
     image = np.zeros((40, 60, 3), dtype=np.uint8)
-    with pytest.raises(ImageFormatError, match='differ in size'):
+    with pytest.raises(ImageFormatError, match='must be one size'):
         backend.compute(image, image[:, :50])
     with pytest.raises(ImageFormatError, match='uint8'):
         backend.compute(image.astype(np.float32), image)

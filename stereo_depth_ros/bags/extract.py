@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from .reader import BagInput, find_stereo_images
 from ..errors import DatasetError, StereoDepthError
+from ..images import pair_mismatch
 from ..msgs.images import image_label, narrow_16_bit_note, stereo_input_from_message
 from ..msgs.types import stamp_to_ns
 from ..sync import make_synchronizer, never_matched
@@ -96,22 +97,14 @@ def _check_pair(images: Sequence[np.ndarray], messages: Sequence[Any],
                 topics: Sequence[str]) -> None:
     """Raise DatasetError naming the topics and the stamp unless the images make a pair.
 
-    ``images`` are the decoded left and right messages (uint8 grey or RGB). They must be one
-    size (pairs of two sizes cannot be labelled or cropped together: refused here, at the
-    first pair, not once the whole bag is extracted), and both grey or both colour (a grey
-    view beside a colour one differs in every pixel, an error that no disparity explains
-    and that the photometric loss of adaptation would train on).
+    ``images`` are the decoded left and right messages (uint8 grey or RGB), a pair as
+    :func:`~stereo_depth_ros.images.pair_mismatch` says: one size (pairs of two sizes cannot
+    be labelled or cropped together: refused here, at the first pair, not once the whole bag
+    is extracted), and both grey or both colour.
     """
-    left, right = images
-    if left.shape[:2] != right.shape[:2]:
-        sides = [f'{topic} is {image.shape[1]}x{image.shape[0]}'
-                 for topic, image in zip(topics, images)]
-        why = 'left and right images must be one size'
-    elif left.ndim != right.ndim:
-        sides = [f'{topic} is {image_label(msg)} ({"grey" if image.ndim == 2 else "colour"})'
-                 for topic, msg, image in zip(topics, messages, images)]
-        why = 'both cameras must be grey or both colour'
-    else:
-        return
-    when = stamp_to_ns(messages[0].header.stamp) / 1e9
-    raise DatasetError(f'{sides[0]} but {sides[1]} (pair at stamp {when:.6f}): {why}')
+    mismatch = pair_mismatch(images[0].shape, images[1].shape)
+    if mismatch is not None:
+        when = stamp_to_ns(messages[0].header.stamp) / 1e9
+        labels = (image_label(messages[0]), image_label(messages[1]))
+        raise DatasetError(mismatch.message((topics[0], topics[1]),
+                                            f' (pair at stamp {when:.6f})', labels))

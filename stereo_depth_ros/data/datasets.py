@@ -25,6 +25,7 @@ import numpy as np
 
 from .pfm import read_pfm
 from ..errors import DatasetError
+from ..images import PairMismatch, pair_mismatch, size_mismatch
 from ..msgs.images import is_grey_alpha_png, narrow_16_bit_note, scale_16_bit
 
 
@@ -167,9 +168,11 @@ class FileStereoDataset(LazySamples):
         name, left, right, disparity = self.items[index]
         sample = StereoSample(name, read_image_rgb(left), read_image_rgb(right),
                               self.read_disparity(disparity))
-        if sample.right.shape[:2] != sample.left.shape[:2]:  # named, before the backend runs
-            raise DatasetError(f'{right} is {_size(sample.right.shape)} but {left.name} is '
-                               f'{_size(sample.left.shape)}: left and right must be one size')
+        # Named before the backend runs: the right file in full against the left one, as the
+        # ground truth is below.
+        mismatch = size_mismatch(sample.right.shape, sample.left.shape)
+        if mismatch is not None:
+            raise DatasetError(mismatch.message((str(right), left.name)))
         if sample.disparity.shape != sample.left.shape[:2]:  # before the backend runs on it
             height, width = sample.left.shape[:2]
             truth_height, truth_width = sample.disparity.shape[:2]
@@ -179,32 +182,23 @@ class FileStereoDataset(LazySamples):
         return sample
 
 
-def _size(shape: tuple[int, ...]) -> str:
-    """Return the size of an image of ``shape`` (H, W[, C]) as ``WxH``."""
-    return f'{shape[1]}x{shape[0]}'
-
-
 def check_same_size(folder: str | Path, left: tuple[int, ...], right: tuple[int, ...]) -> None:
     """Raise DatasetError naming pair ``folder`` unless its images' shapes share a size."""
-    if left[:2] != right[:2]:
-        raise DatasetError(f'{folder}: left {_size(left)} and right {_size(right)} differ')
+    _check_pair_folder(folder, size_mismatch(left, right))
 
 
-def check_same_layout(folder: str | Path, left: tuple[int, ...], right: tuple[int, ...]) -> None:
-    """Raise DatasetError naming pair ``folder`` when one image is grey and the other colour.
+def check_same_shape(folder: str | Path, left: tuple[int, ...], right: tuple[int, ...]) -> None:
+    """Raise DatasetError naming pair ``folder`` unless its images make a stereo pair.
 
-    ``left`` and ``right`` are the shapes of the images as stored (HxW grey, HxWxC colour).
-    Matched, a grey view and a colour one differ in every pixel's colour: an error that no
-    disparity explains (the photometric loss of adaptation would train on it).
+    ``left`` and ``right`` are the shapes of the images as stored (HxW grey, HxWxC colour):
+    one size, and both grey or both colour (:func:`~stereo_depth_ros.images.pair_mismatch`).
     """
-    if len(left) != len(right):
-        raise DatasetError(f'{folder}: left is {_layout(left)} but right is {_layout(right)}: '
-                           'both views must be grey or both colour')
+    _check_pair_folder(folder, pair_mismatch(left, right))
 
 
-def _layout(shape: tuple[int, ...]) -> str:
-    """Return whether an image of ``shape`` is grey or colour, in words."""
-    return 'grey' if len(shape) == 2 else 'colour'
+def _check_pair_folder(folder: str | Path, mismatch: Optional[PairMismatch]) -> None:
+    if mismatch is not None:
+        raise DatasetError(f'{folder}: {mismatch.message(("left", "right"))}')
 
 
 def _require_dir(root: Path) -> Path:

@@ -20,8 +20,7 @@ from tqdm import tqdm
 from .config import DEFAULT_LABELLER
 from ..backends import backend_record, create_backend
 from ..backends.base import DisparityBackend
-from ..data.datasets import (check_same_layout, check_same_size, read_image_as_stored,
-                             StereoSample)
+from ..data.datasets import check_same_shape, read_image_as_stored, StereoSample
 from ..errors import BackendError, DatasetError
 from ..images import to_rgb
 
@@ -160,8 +159,7 @@ def pseudo_labelled_dataset(root: str | Path, max_disparity: float,
                        disable=not progress):
         left, right = (read_image_as_stored(folder / name, notes, bit_depth)
                        for name in ('left.png', 'right.png'))
-        check_same_size(folder, left.shape, right.shape)
-        check_same_layout(folder, left.shape, right.shape)
+        check_same_shape(folder, left.shape, right.shape)
         left, right = to_rgb(left), to_rgb(right)
         samples.append(StereoSample(folder.name, left, right, label(left, right)))
     return samples
