@@ -76,7 +76,11 @@ def pair_mismatch(left: tuple[int, ...], right: tuple[int, ...]) -> Optional[Pai
 
 
 def check_stereo_pair(left: np.ndarray, right: np.ndarray) -> None:
-    """Raise ImageFormatError unless left and right are uint8 HxW or HxWx3 images of one size."""
+    """Raise ImageFormatError unless left and right are uint8 HxW or HxWx3 images of one size.
+
+    Both grey or both colour, as the node and ``process-bag`` require of a camera's topics
+    (:func:`pair_mismatch`).
+    """
     for name, image in (('left', left), ('right', right)):
         if not isinstance(image, np.ndarray):
             raise ImageFormatError(f'{name} image must be a numpy array, got {type(image)!r}')
@@ -89,7 +93,7 @@ def check_stereo_pair(left: np.ndarray, right: np.ndarray) -> None:
             raise ImageFormatError(
                 f'{name} image is too small: {image.shape[1]}x{image.shape[0]} (width x '
                 f'height); both sides must be at least {MIN_IMAGE_SIDE} px')
-    mismatch = size_mismatch(left.shape, right.shape)
+    mismatch = pair_mismatch(left.shape, right.shape)
     if mismatch is not None:
         raise ImageFormatError(mismatch.message())
 

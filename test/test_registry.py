@@ -204,6 +204,9 @@ def test_bad_input_is_named():
         backend.compute(image.astype(np.float32), image)
     with pytest.raises(ImageFormatError, match='HxWx3'):
         backend.compute(np.zeros((40, 60, 4), np.uint8), np.zeros((40, 60, 4), np.uint8))
+    with pytest.raises(ImageFormatError, match=r'^left image is colour but right image is '
+                                               r'grey: both cameras must be grey or both'):
+        backend.compute(image, image[:, :, 0])
 
 
 def test_image_narrower_than_disparity_range():
