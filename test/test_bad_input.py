@@ -66,6 +66,14 @@ def test_infer_on_a_tiny_pair_writes_its_disparity(images, tmp_path, capsys):
     assert np.load(tmp_path / 'o' / 'disparity.npy').shape == (10, 12)
 
 
+def test_infer_names_both_files_of_a_pair_of_two_sizes(images, tmp_path, capsys):
+    code, _, lines = run_cli(infer_args(images, tmp_path / 'o', right='tiny_right.png'), capsys)
+    assert_one_line_error(code, lines, f'left {images / "left.png"} is 160x96 but right '
+                          f'{images / "tiny_right.png"} is 12x10: left and right images '
+                          'must be one size')
+    assert not (tmp_path / 'o').exists()
+
+
 @pytest.mark.parametrize('option, words', [
     ('disparity_range=[', ('disparity_range=[', 'not valid YAML')),
     ('block_size={a', ('block_size={a', 'not valid YAML')),

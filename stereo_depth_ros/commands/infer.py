@@ -14,6 +14,7 @@ from .common import (add_backend_arguments, add_bit_depth_argument, add_calibrat
 from ..camera import wide_baseline
 from ..data.datasets import read_image_rgb
 from ..errors import ImageFormatError
+from ..images import size_mismatch
 from ..pipeline import PipelineResult
 from ..plausibility import check_image_size, check_pair, row_offset_warning, swap_warning
 from ..atomic_files import replace_files
@@ -105,10 +106,9 @@ def _read_pair(left_path: str, right_path: str,
     right = read_image_rgb(right_path, notes, bit_depth)
     for note in notes[:1]:
         print(f'warning: {note}', file=sys.stderr)
-    if left.shape != right.shape:
-        raise ImageFormatError(
-            f'left {left_path} is {left.shape[1]}x{left.shape[0]} but right {right_path} is '
-            f'{right.shape[1]}x{right.shape[0]}')
+    mismatch = size_mismatch(left.shape, right.shape)  # both read as RGB: one layout
+    if mismatch is not None:
+        raise ImageFormatError(mismatch.message((f'left {left_path}', f'right {right_path}')))
     return left, right
 
 
