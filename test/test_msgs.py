@@ -357,6 +357,25 @@ def test_jpeg_compressed_colour_keeps_its_channel_order(store):
     assert abs(int(decoded[..., 0].mean()) - 200) <= 3 and decoded[..., 2].max() <= 5
 
 
+def test_a_grey_png_with_alpha_decodes_as_grey(store):
+    # OpenCV decodes it as BGRA of three equal channels; beside a mono8 camera it was taken
+    # for colour and the pair refused. A colour PNG with alpha stays colour.
+    import io
+    from PIL import Image
+    _, types = store
+    grey = sample_pixels('mono8', 9, 11)
+    for mode, pixels, shape in (('LA', np.dstack([grey, np.full_like(grey, 255)]), (9, 11)),
+                                ('RGBA', np.dstack([grey] * 3 + [np.full_like(grey, 255)]),
+                                 (9, 11, 3))):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels, mode).save(buffer, 'PNG')
+        msg = types.CompressedImage(header=make_header(0, 'cam', types), format='png',
+                                    data=np.frombuffer(buffer.getvalue(), np.uint8))
+        decoded = stereo_input_from_message(msg)
+        assert decoded.shape == shape
+        np.testing.assert_array_equal(decoded if decoded.ndim == 2 else decoded[..., 0], grey)
+
+
 def test_sixteen_bit_png_is_scaled_as_mono16(store):
     import cv2
     _, types = store

@@ -211,8 +211,9 @@ def stereo_input_from_compressed(msg: Any, bit_depth: Optional[int] = None,
     if pixels is None or pixels.dtype not in (np.uint8, np.uint16) or pixels.ndim not in (2, 3):
         raise ImageFormatError(f'cannot decode the compressed image (format {form!r}, '
                                f'{data.size} bytes) as an 8- or 16-bit JPEG or PNG')
-    if pixels.ndim == 3 and pixels.shape[2] == 1:
-        pixels = pixels[:, :, 0]
+    if pixels.ndim == 3 and (pixels.shape[2] == 1 or pixels.shape[2] == 4
+                             and is_grey_alpha_png(data[:26].tobytes())):
+        pixels = pixels[:, :, 0]  # grey with alpha comes out as BGRA of three equal channels
     return _stereo_pixels(pixels, True, bit_depth, brightest)
 
 
