@@ -296,3 +296,42 @@ def test_a_depth_limit_under_a_centimetre_narrows_the_search_without_an_error():
     result = pipeline.process(scene.left, scene.right, scene.camera)
     assert result.max_range == pytest.approx(0.005)
     assert result.obstacle is not None and not result.obstacle.found
+
+
+def test_a_depth_limit_equal_to_the_obstacle_search_s_far_end_is_refused():
+    # min_depth at obstacle.max_range, or max_depth at obstacle.min_range, leaves the search
+    # an empty interval of depth: refused as a limit beyond it is.
+    sgbm = create_backend('sgbm')
+    params = ObstacleParameters(min_range=0.5, max_range=20.0)
+    with pytest.raises(ValueError, match="not below the obstacle search's max_range"):
+        StereoPipeline(sgbm, params, min_depth=20.0)
+    with pytest.raises(ValueError, match="not above the obstacle search's min_range"):
+        StereoPipeline(sgbm, params, max_depth=0.5)
+    StereoPipeline(sgbm, params, min_depth=19.9)  # just inside: accepted
+    StereoPipeline(sgbm, params, max_depth=0.6)
+
+
+def test_colours_mean_the_same_disparity_whatever_the_backend_s_range_starts_at(road):
+    # The colour scale starts at 0 px for a backend that searches from 16 px: a disparity
+    # has one colour for every backend, not the coldest one at each backend's own start.
+    class FromSixteen(DisparityBackend):
+        """Every pixel 16 px, from a backend whose range is 16-64 px."""
+
+        name = 'from16'
+        min_disparity = 16.0
+        max_disparity = 64.0
+
+        def _compute(self, left, right):
+            return np.full(left.shape[:2], 16.0, np.float32)
+
+    class FromZero(FromSixteen):
+        """The same disparities from a backend whose range is 0-64 px."""
+
+        name = 'from0'
+        min_disparity = 0.0
+
+    colours = [StereoPipeline(backend(), check_views=False).process(
+        road.left, road.right, road.camera, outputs={'color'}).color
+        for backend in (FromSixteen, FromZero)]
+    assert np.array_equal(colours[0], colours[1])
+    assert colours[0].any()  # 16 px of 64 is not the map's black-blue bottom
