@@ -187,6 +187,19 @@ def test_only_the_requested_topics_are_built(scene, manager):
     assert 'obstacle_ms' not in output.timings  # nothing computed for obstacle
 
 
+def test_the_colour_picture_is_published_as_bgr(scene):
+    # The pipeline's picture is RGB; the message says bgr8, so its bytes are in that order.
+    result = StereoPipeline(ConstantBackend(40.0, 64.0), check_views=False).process(
+        scene.left, scene.right, scene.camera, outputs={'color'})
+    assert (result.color[..., 0] != result.color[..., 2]).any()
+    message = StereoFrameProcessor(TYPES).process(
+        make_pair(scene), StereoPipeline(ConstantBackend(40.0, 64.0), check_views=False),
+        {'disparity/color'}).messages['disparity/color']
+    colour, encoding = image_to_array(message)
+    assert encoding == 'bgr8'
+    np.testing.assert_array_equal(colour, result.color[..., ::-1])
+
+
 def test_depth_range_applies_to_a_disparity_only_subscriber(scene):
     manager = PipelineManager({**SGBM64, 'max_depth': 10.0})
     processor = StereoFrameProcessor(TYPES)
@@ -313,6 +326,21 @@ def test_field_of_view_of_the_roi():
     # A centred window keeps its own angle.
     middle = obstacle_field_of_view(camera, (0.25, 0.0, 0.5, 1.0))
     assert middle == pytest.approx(2 * math.atan(50.25 / 100.0), rel=1e-9)
+
+
+def test_the_field_of_view_is_the_left_camera_s_horizontal_one():
+    # The Range's arc is about the left camera's optical axis (cx_left) and its horizontal
+    # focal length (fx): the right camera's cx and fy do not enter it.
+    camera = StereoCameraModel(width=201, height=100, fx=100.0, fy=50.0, cx_left=100.0,
+                               cx_right=60.0, cy=50.0, baseline=0.5)
+    assert obstacle_field_of_view(camera, None) == pytest.approx(2 * math.atan(1.005),
+                                                                 rel=1e-9)
+    # A window off to the left (0 .. 1/4 of the width): its far edge is the image's left one.
+    assert obstacle_field_of_view(camera, (0.0, 0.0, 0.25, 1.0)) == pytest.approx(
+        2 * math.atan(1.005), rel=1e-9)
+    # A window off to the right (3/4 .. 1): the image's right edge, 100.5 px from cx_left.
+    assert obstacle_field_of_view(camera, (0.75, 0.0, 0.25, 1.0)) == pytest.approx(
+        2 * math.atan(1.005), rel=1e-9)
 
 
 def test_the_range_covers_the_searched_window_not_the_whole_image(scene):
@@ -901,6 +929,26 @@ def test_a_check_that_cannot_measure_the_rows_is_tried_again(scene, manager):
     assert processor.check(processor.process(low, manager.pipeline, topics)).misaligned
     now[0] = 100.0  # measured: no check again
     assert processor.process(low, manager.pipeline, topics).check_inputs is None
+
+
+def test_the_latest_check_is_one_that_could_tell_else_the_latest(scene, manager):
+    # process-bag's summary reports it: a bag of featureless pairs says its rows could not
+    # be measured (the check that could not tell), a measured one keeps what was measured.
+    now = [0.0]
+    processor = StereoFrameProcessor(TYPES, clock=lambda: now[0], check_period=1.0)
+    topics = {'depth/image_rect'}
+    assert processor.latest_check is None
+    flat = np.full_like(scene.left, 128)
+    blank = processor.check(processor.process(make_pair(scene, flat, flat), manager.pipeline,
+                                              topics))
+    assert processor.latest_check is blank and blank.row_offset is None
+    now[0] = 1.0
+    measured = processor.check(processor.process(make_pair(scene), manager.pipeline, topics))
+    assert measured.row_offset is not None and processor.latest_check is measured
+    now[0] = 2.0  # the next check, on a blank pair, does not replace it
+    assert processor.check(processor.process(make_pair(scene, flat, flat), manager.pipeline,
+                                             topics)).row_offset is None
+    assert processor.latest_check is measured
 
 
 def test_the_node_checks_a_pair_after_publishing_it_but_the_first_before(scene, manager,
