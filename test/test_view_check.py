@@ -169,6 +169,36 @@ def test_a_pair_too_small_to_judge_passes():
     assert check_views(tiny, tiny, np.full((30, 30), np.nan)).verdict is Views.MATCH
 
 
+def test_a_pair_that_shrinks_to_the_least_side_is_judged(scene):
+    # 40x40 px shrinks to 20x20 (MIN_SIDE): judged, so a black right view fails it; a pair
+    # too small to judge passes without the warning about a view with no disparity.
+    left = np.ascontiguousarray(scene.left[40:80, 100:140])
+    found = check_views(left, np.zeros_like(left), scene.disparity[40:80, 100:140])
+    assert found.verdict is not Views.MATCH
+    tiny = np.zeros((30, 30), np.uint8)
+    passed = check_views(tiny, tiny, np.zeros((30, 30), np.float32))
+    assert passed.verdict is Views.MATCH and passed.caution() == ''
+    result = StereoPipeline(ConstantBackend(0.0, 16.0)).process(tiny, tiny)
+    assert not result.views_unconfirmed and result.notes == []
+
+
+def test_matches_beyond_either_edge_of_the_right_image_are_not_judged(scene):
+    # An estimate that puts every match outside the right image (beyond its left edge, or
+    # its right one) leaves nothing to judge: its edge column, repeated, is no view.
+    for beyond in (1000.0, -1000.0):
+        found = check_views(scene.left, scene.right, np.full(scene.disparity.shape, beyond))
+        assert found.verdict is Views.NO_TEXTURE, beyond
+
+
+def test_a_negative_disparity_is_depth_not_a_still_view(scene):
+    # Principal points apart (cx_left - cx_right < 0) give negative disparities: a view at
+    # -8 px has depth; only estimates near 0 px say "no disparity in view".
+    right = np.roll(scene.left, 8, axis=1)  # right x + 8 shows left x: disparity -8 px
+    found = check_views(scene.left, right, np.full(scene.disparity.shape, -8.0, np.float32))
+    assert found.verdict is Views.MATCH
+    assert found.still == 0.0 and found.caution() == ''
+
+
 def test_the_pipeline_reports_a_pair_whose_views_do_not_match_as_unknown(scene):
     backend = create_backend('sgbm', disparity_range=48)
     black = np.zeros_like(scene.right)
