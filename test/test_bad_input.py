@@ -26,7 +26,7 @@ from stereo_depth_ros.errors import BackendError, ImageFormatError
 from stereo_depth_ros.geometry import disparity_to_depth
 from stereo_depth_ros.kitti import write_raw_drive
 from stereo_depth_ros.pipeline import StereoPipeline
-from stereo_depth_ros.plausibility import check_image_size, likely_swapped
+from stereo_depth_ros.plausibility import check_image_size, likely_swapped, RowOffset
 from stereo_depth_ros.resources import default_weights_path
 from stereo_depth_ros.weights import read_metadata
 
@@ -268,6 +268,67 @@ def test_a_swap_is_told_by_the_rows_a_large_principal_point_offset_cannot_explai
         right[row] = texture[row, shift:shift + 200]
     assert not likely_swapped(left, right, disparity_offset=-30.0)
     assert likely_swapped(right, left, disparity_offset=-30.0)
+
+
+def _rows_at(shifts, seed=11):
+    """Return a 16-row pair whose row ``i`` matches at disparity ``shifts[i]`` px."""
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 256, (len(shifts), 300), dtype=np.uint8)
+    left = texture[:, 50:250].copy()
+    right = np.stack([texture[row, 50 + shift:250 + shift]
+                      for row, shift in enumerate(shifts)])
+    return left, right
+
+
+def test_a_swap_needs_two_thirds_of_the_telling_rows():
+    # 11 of 16 rows below 0 px is two thirds (10.7) and more: swapped; 10 of 16 is not.
+    assert likely_swapped(*_rows_at([-5] * 11 + [5] * 5))
+    assert not likely_swapped(*_rows_at([-5] * 10 + [5] * 6))
+
+
+def test_rows_below_the_principal_points_offset_count_as_swapped():
+    # cx_left - cx_right = 10 px: the disparity of a point at infinity. Rows matching at 4 px
+    # lie below it: the wrong order, though their shift is positive.
+    left, right = _rows_at([4] * 16)
+    assert not likely_swapped(left, right)
+    assert likely_swapped(left, right, disparity_offset=10.0)
+
+
+def test_the_swap_search_reaches_past_a_large_principal_points_offset():
+    # cx_left - cx_right = -100 px (Middlebury's doffs 100): a swapped pair's rows match at
+    # -130 px, beyond the 64 px searched without an offset.
+    rng = np.random.default_rng(12)
+    texture = rng.integers(0, 256, (16, 700), dtype=np.uint8)
+    left = texture[:, 200:600].copy()
+    right = texture[:, 70:470].copy()  # every row at -130 px
+    assert likely_swapped(left, right, disparity_offset=-100.0)
+
+
+def test_corners_split_evenly_do_not_overrule_the_row_check():
+    # As many matched corners at +8 px as at -8 px say nothing about the order.
+    from stereo_depth_ros.plausibility import _matches_say_ordered
+    left = np.column_stack([np.arange(40, 80, dtype=np.float32), np.full(40, 30.0, np.float32)])
+    right = left.copy()
+    right[:20, 0] -= 8.0  # disparity +8 px
+    right[20:, 0] += 8.0  # disparity -8 px
+    assert not _matches_say_ordered(left, right, (100, 200))
+    right[20, 0] -= 16.0  # 21 of 40 at +8 px: ordered
+    assert _matches_say_ordered(left, right, (100, 200))
+
+
+def test_no_size_limit_is_zero_or_none():
+    # 0 is "no limit", as the option's message says (and None too).
+    for limit in (0, 0.0, None):
+        check_image_size(4000, 3000, limit)
+    with pytest.raises(ImageFormatError):
+        check_image_size(4000, 3000, 1e-6)
+
+
+def test_rows_off_by_the_limit_exactly_are_too_large():
+    # From ROW_OFFSET_LIMIT (1 px) at a typical feature on, or twice it at the worst.
+    assert RowOffset(1.0, 1.0, True, 50).too_large
+    assert RowOffset(0.5, 2.0, True, 50).too_large
+    assert not RowOffset(0.99, 1.99, True, 50).too_large
 
 
 def test_swap_detection_on_both_orders():
