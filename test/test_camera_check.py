@@ -272,3 +272,53 @@ def test_a_pair_that_matches_little_is_suspect_and_left_out() -> None:
     assert problems_found([suspect]) and not problems_found([good])
     assert any('sgbm (127 px by default) and costnet_fast (384 px) cover them' in line
                for line in lines), lines  # 250 px left out
+
+
+def test_a_narrow_pair_is_searched_over_half_its_width() -> None:
+    # 200 px wide: 100 px searched, not the 256 px of a wide pair.
+    rng = np.random.default_rng(9)
+    texture = cv2.resize(rng.integers(0, 256, (60, 110), dtype=np.uint8), (220, 120),
+                         interpolation=cv2.INTER_NEAREST)
+    found = check_one('narrow', texture[:, :200].copy(), texture[:, 12:212].copy())
+    assert found.searched == 100
+    assert np.median(found.disparities) == pytest.approx(12.0, abs=1.0)
+
+
+def test_one_image_on_both_topics_measures_no_disparity() -> None:
+    # Matches at 0 px (no depth: beyond any range, or one camera twice) are no measurement.
+    scene = make_scene(5, 120, 200, 'layered')
+    found = check_one('twice', scene.left, scene.left)
+    assert found.matched < 0.01 and found.disparities.size == 0
+
+
+def test_the_nearest_reach_the_search_only_when_they_come_near_it() -> None:
+    # No coarse search beyond (reached 0): 100 px of the 256 searched is no "reach".
+    lines = report_lines([findings('a', 0.1, 0.2, np.linspace(2.0, 100.0, 1000))],
+                         ('costnet_fast', 384.0), 127.0)
+    assert not any('the nearest reach the' in line for line in lines), lines
+    lines = report_lines([findings('a', 0.1, 0.2, np.linspace(2.0, 250.0, 1000))],
+                         ('costnet_fast', 384.0), 127.0)
+    assert any('the nearest reach the 256 px searched here' in line for line in lines), lines
+
+
+def test_disparities_at_the_principal_points_offset_have_no_depth() -> None:
+    # cx_left - cx_right = 5 px: a match at 5 px is at infinity, left out of the depths.
+    camera = StereoCameraModel.from_focal_baseline(451.0, 0.075, 640, 480, doffs=-5.0)
+    assert camera.disparity_offset == 5.0
+    values = [5.0] * 10 + [20.0] * 5
+    lines = report_lines([findings('a', 0.1, 0.2, values)], ('costnet_fast', 384.0), 127.0,
+                         camera)
+    assert any('the nearest 1 % at 2.25 m, median 2.25 m' in line for line in lines), lines
+
+
+def test_the_reach_beyond_is_claimed_only_where_every_pair_was_searched_that_far() -> None:
+    # One pair searched beyond 256 px (to 512), one not: the line claims 256 px.
+    near = np.linspace(2.0, 100.0, 1000)
+    beyond = PairFindings('a', False, None, near.astype(np.float32), 256, 512)
+    within = PairFindings('b', False, None, near.astype(np.float32), 256, 0)
+    line = next(line for line in report_lines([beyond, within], ('costnet_fast', 384.0), 127.0)
+                if line.startswith('disparities'))
+    assert line.startswith('disparities (SGBM, left-right checked, up to 256 px; on '), line
+    line = next(line for line in report_lines([beyond], ('costnet_fast', 384.0), 127.0)
+                if line.startswith('disparities'))
+    assert 'beyond on a 2-8x smaller pair up to 512 px' in line
