@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import tracemalloc
+from types import SimpleNamespace
 
 import pytest
 from rosbags.rosbag2 import Reader
@@ -26,7 +27,7 @@ from stereo_depth_ros.monitoring import ThroughputMonitor
 from stereo_depth_ros import soak as soak_module
 from stereo_depth_ros.commands import soak as soak_command
 from stereo_depth_ros.soak import make_pairs, SoakResult, run_soak
-from stereo_depth_ros.worker import LatestSlot, StereoWorker
+from stereo_depth_ros.worker import LatestSlot, StereoWorker, UNSWAPPED_INFO
 
 CLI = [sys.executable, '-m', 'stereo_depth_ros.cli']
 
@@ -322,3 +323,38 @@ def test_soak_fails_when_pairs_fail_or_none_is_processed(capsys):
         f'{result.failed} pairs failed (first: processing a stereo pair failed: RuntimeError: '
         'out of memory)', 'no pair was processed']
     assert result.lines()[-1].startswith('FAILED: no pair was processed')
+
+
+class _SwapThenRightProcessor:
+    """A processor whose pair check finds the stream swapped, then the right way round."""
+
+    check_retry = 1.0
+
+    def __init__(self) -> None:
+        self.swapped = False
+        self._answers = iter([True, False])
+
+    def process(self, pair, pipeline, topics):
+        return SimpleNamespace(messages={'depth/image_rect': object()}, timings={},
+                               views_unconfirmed=self.swapped, notes=[], range_frame_id='')
+
+    def check(self, output):
+        self.swapped = next(self._answers)
+        return SimpleNamespace(swapped=self.swapped, misaligned=False, row_offset=None)
+
+
+@pytest.mark.parametrize('check_views', [True, False])
+def test_a_cleared_swap_is_announced_only_where_check_views_withheld_pairs(check_views):
+    # "pairs come out as measured again" is news only where check_views made them unknown;
+    # without it every pair was published as measured all along.
+    infos: list[str] = []
+    warnings: list[str] = []
+    worker = StereoWorker(_SwapThenRightProcessor(),
+                          lambda: SimpleNamespace(check_views=check_views),
+                          lambda: {'depth/image_rect'}, lambda m: None, warnings.append,
+                          print, info=infos.append)
+    for _ in range(2):
+        assert worker.process_one(SimpleNamespace(received=time.monotonic()))
+    assert infos == ([UNSWAPPED_INFO] if check_views else [])
+    assert len(warnings) == 1
+    assert ('pairs come out unknown until a check' in warnings[0]) == check_views
