@@ -5,9 +5,10 @@ import pytest
 
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.errors import DatasetError
-from stereo_depth_ros.kitti import (SYNTHETIC_PERIOD_NS, camera_from_calib, format_kitti_time,
-                                    open_kitti, parse_calib_file, parse_kitti_time,
-                                    read_timestamps, write_kitti_disparity, write_raw_drive)
+from stereo_depth_ros.kitti import (SYNTHETIC_PERIOD_NS, SYNTHETIC_START_NS, camera_from_calib,
+                                    format_kitti_time, open_kitti, parse_calib_file,
+                                    parse_kitti_time, read_timestamps, write_kitti_disparity,
+                                    write_raw_drive)
 
 #: Cameras 2 and 3 of KITTI raw 2011_09_26 (calib_cam_to_cam.txt), rectified.
 KITTI_2011_09_26 = """calib_time: 09-Jan-2012 13:57:47
@@ -111,6 +112,9 @@ def test_stereo_2015_layout_gets_10_hz_stamps(tmp_path):
     assert sequence.layout == 'stereo2015' and len(sequence) == 2
     assert sequence[1].left_stamp_ns - sequence[0].left_stamp_ns == SYNTHETIC_PERIOD_NS
     assert_same_camera(sequence[0].camera)
+    # A selection's first frame gets the first made-up stamp, as a whole folder's does.
+    later = open_kitti(tmp_path, '1:')
+    assert later[0].index == 1 and later[0].left_stamp_ns == SYNTHETIC_START_NS
     (tmp_path / 'calib_cam_to_cam' / '000001.txt').unlink()
     with pytest.raises(DatasetError, match='000001.txt does not exist'):
         open_kitti(tmp_path)
@@ -272,3 +276,11 @@ def test_kitti_disparity_png(tmp_path):
     write_kitti_disparity(tmp_path / 'd.png', disparity)
     back = read_kitti_disparity(tmp_path / 'd.png')
     np.testing.assert_allclose(back, [[np.nan, np.nan, 1.5], [10.25, 100.0, np.nan]])
+
+
+def test_kitti_disparity_png_keeps_a_tiny_positive_disparity_known(tmp_path):
+    # Below 1/512 px the value rounds to 0, KITTI's "unknown": it is written as 1/256 px.
+    import cv2
+
+    write_kitti_disparity(tmp_path / 'd.png', np.array([[0.001, 0.0]], np.float32))
+    assert cv2.imread(str(tmp_path / 'd.png'), cv2.IMREAD_UNCHANGED).tolist() == [[1, 0]]
