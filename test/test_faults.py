@@ -19,7 +19,7 @@ from fake_backends import ConstantBackend
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.bags.writer import get_distro_typestore
 from stereo_depth_ros.errors import BackendError
-from stereo_depth_ros.monitoring import format_stats
+from stereo_depth_ros.monitoring import format_stats, LogThrottle
 from stereo_depth_ros.msgs.types import MessageTypes
 from stereo_depth_ros.processing import StereoFrameProcessor
 from stereo_depth_ros.pipeline import StereoPipeline
@@ -358,3 +358,15 @@ def test_a_cleared_swap_is_announced_only_where_check_views_withheld_pairs(check
     assert infos == ([UNSWAPPED_INFO] if check_views else [])
     assert len(warnings) == 1
     assert ('pairs come out unknown until a check' in warnings[0]) == check_views
+
+
+def test_log_throttle_counts_the_lines_dropped_since_the_previous_one_only():
+    now = [0.0]
+    throttle = LogThrottle(5.0, clock=lambda: now[0])
+    assert throttle.check('key') == 0
+    for now[0] in (1.0, 2.0):
+        assert throttle.check('key') is None
+    now[0] = 6.0
+    assert throttle.check('key') == 2
+    now[0] = 12.0
+    assert throttle.check('key') == 0  # none dropped since the line at 6 s
