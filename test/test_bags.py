@@ -155,6 +155,27 @@ def test_kitti2bag_refuses_to_overwrite(drive, kitti_bag):
 # --------------------------------------------------------------------------- process-bag
 
 
+def test_a_pair_skipped_as_bad_input_is_not_counted_unpaired(kitti_bag, tmp_path):
+    # Its four messages made a pair: the summary counts it skipped, not as unpaired messages.
+    from stereo_depth_ros.errors import ImageFormatError
+
+    class SecondPairBad(StereoPipeline):
+        """An SGBM pipeline that refuses the second pair as bad input."""
+
+        calls = 0
+
+        def process(self, *args, **kwargs):
+            self.calls += 1
+            if self.calls == 2:
+                raise ImageFormatError('a bad pair, made up by the test')
+            return super().process(*args, **kwargs)
+
+    pipeline = SecondPairBad(create_backend('sgbm', disparity_range=16))
+    summary = process_bag(kitti_bag, tmp_path / 'out', pipeline, progress=False)
+    assert (summary.pairs, summary.skipped) == (FRAMES - 1, 1)
+    assert summary.unpaired and not any(summary.unpaired.values()), summary.unpaired
+
+
 @pytest.mark.parametrize('out_storage', ['sqlite3', 'mcap'])
 def test_process_bag_outputs_are_consistent(kitti_bag, tmp_path, out_storage):
     out = tmp_path / 'processed'
