@@ -46,10 +46,16 @@ class LatestSlot(Generic[T]):
         self.dropped_count = 0
 
     def put(self, item: T) -> bool:
-        """Store ``item``; return True when it replaced an item that was never taken."""
+        """Store ``item``; return True when an item is dropped (and counted).
+
+        That is one never taken that ``item`` replaced, or, once the slot is closed,
+        ``item`` itself: a pair that arrives during shutdown is received and dropped.
+        """
         with self._condition:
             if self._closed:
-                return False
+                self.put_count += 1
+                self.dropped_count += 1
+                return True
             dropped = self._full
             self._item, self._full = item, True
             self.put_count += 1
@@ -68,7 +74,7 @@ class LatestSlot(Generic[T]):
             return item
 
     def close(self) -> bool:
-        """Wake every waiting consumer; later puts are ignored.
+        """Wake every waiting consumer; later puts are dropped.
 
         Return True when an item that was never taken is discarded (it is counted in
         ``dropped_count``).

@@ -109,6 +109,8 @@ def test_pair_left_in_the_slot_at_shutdown_is_counted():
     worker.stop()
     monitor = worker.monitor
     assert monitor.total_received == 1 and monitor.total_dropped == 1
+    worker.submit(object())  # a subscription's callback during shutdown: dropped too
+    assert monitor.total_received == 2 and monitor.total_dropped == 2
 
 
 def test_soak_command_passes_the_size_as_width_and_height(monkeypatch, capsys):

@@ -375,7 +375,8 @@ def test_close_wakes_a_waiting_consumer():
     slot.close()
     thread.join(2)
     assert not thread.is_alive() and result == [None]
-    assert slot.put(3) is False and slot.take(timeout=0) is None
+    assert slot.put(3) is True and slot.take(timeout=0) is None  # dropped, counted
+    assert slot.dropped_count == 1
 
 
 def test_fast_producer_slow_consumer_drops_old_items_never_queues():
