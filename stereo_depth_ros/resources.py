@@ -12,14 +12,17 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 def share_dirs() -> list[Path]:
     """Return candidate folders holding ``models/``, ``config/`` and ``launch/``, best first.
 
-    Order: ``$STEREO_DEPTH_ROS_SHARE``, the source checkout, the ament index (colcon
-    install), then ``<prefix>/share/stereo_depth_ros`` of a pip install.
+    Order: ``$STEREO_DEPTH_ROS_SHARE``, the source checkout (the folder above the package
+    holding ``package.xml``), the ament index (colcon install), then
+    ``<prefix>/share/stereo_depth_ros`` of a pip install.
     """
     candidates: list[Path] = []
     env = os.environ.get('STEREO_DEPTH_ROS_SHARE')
     if env:
         candidates.append(Path(env))
-    candidates.append(_PACKAGE_DIR.parent)
+    checkout = _PACKAGE_DIR.parent
+    if (checkout / 'package.xml').is_file():  # not an install's site-packages, where
+        candidates.append(checkout)  # another package's models/ or config/ may lie
     try:
         from ament_index_python.packages import get_package_share_directory
         candidates.append(Path(get_package_share_directory(PACKAGE_NAME)))

@@ -186,3 +186,17 @@ def test_synthetic_dataset_scene_kind():
     road = load_dataset('synthetic', 'eval:1', scene_kind='road', height=64, width=128)[0]
     assert road.name.startswith('road_') and road.left.shape == (64, 128, 3)
     assert np.isfinite(road.disparity).all()
+
+
+def test_an_install_s_site_packages_is_not_taken_for_the_checkout(tmp_path, monkeypatch):
+    # Another package's models/ beside ours in site-packages is not ours; a checkout is known
+    # by its package.xml.
+    from stereo_depth_ros import resources
+    site = tmp_path / 'lib' / 'python3.12' / 'site-packages'
+    (site / 'stereo_depth_ros').mkdir(parents=True)
+    (site / 'models').mkdir()
+    monkeypatch.setattr(resources, '_PACKAGE_DIR', site / 'stereo_depth_ros')
+    monkeypatch.delenv('STEREO_DEPTH_ROS_SHARE', raising=False)
+    assert site not in resources.share_dirs()
+    (site / 'package.xml').write_text('<package/>')
+    assert resources.share_dirs()[0] == site
