@@ -1,6 +1,7 @@
 """kitti2bag, process-bag and the synchronizer, through both rosbag2 storage plugins."""
 
 from pathlib import Path
+import shutil
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
 from stereo_depth_ros.backends import create_backend
-from stereo_depth_ros.bags import (BagInput, find_stereo_images, find_stereo_topics,
+from stereo_depth_ros.bags import (BagInput, BagWriter, find_stereo_images, find_stereo_topics,
                                    kitti_to_bag, process_bag, STORAGE_PLUGINS)
 from stereo_depth_ros.bags import mcap_scan
 from stereo_depth_ros.bags.extract import extract_pairs
@@ -1186,3 +1187,174 @@ def test_messages_held_back_for_time_order_are_bounded(tmp_path, monkeypatch):
     with BagInput(tmp_path / 'late') as bag:
         assert [time for _, time, _ in bag.messages()] == sorted(t for _, t in messages)
         assert bag.scan_report.out_of_order == 0
+
+
+def test_a_listed_message_count_of_zero_is_a_count(tmp_path):
+    # A metadata.yaml that lists no message is a count (what was kept is more than it
+    # says), not a missing one.
+    from stereo_depth_ros.bags.reader import _listed_message_count
+    (tmp_path / 'metadata.yaml').write_text(yaml.safe_dump(
+        {'rosbag2_bagfile_information': {'message_count': 0}}))
+    assert _listed_message_count(tmp_path) == 0
+
+
+def test_a_split_mcap_bag_is_read_from_all_its_files(tmp_path):
+    # ros2 bag record --max-bag-size writes several mcap files: all are read (by rosbags'
+    # reader), not the first one alone by the scan.
+    write_raw_mcap(tmp_path / 'a', [('/a', 1), ('/a', 2)], size=10)
+    write_raw_mcap(tmp_path / 'b', [('/a', 3), ('/a', 4), ('/a', 5)], size=10)
+    bag = tmp_path / 'split'
+    bag.mkdir()
+    meta = yaml.safe_load((tmp_path / 'a/metadata.yaml').read_text())
+    info = meta['rosbag2_bagfile_information']
+    files = [info['files'][0], yaml.safe_load((tmp_path / 'b/metadata.yaml').read_text())[
+        'rosbag2_bagfile_information']['files'][0]]
+    for index, (part, entry) in enumerate(zip('ab', files)):
+        entry['path'] = f'split_{index}.mcap'
+        (tmp_path / part / f'{part}.mcap').rename(bag / entry['path'])
+    info.update(files=files, relative_file_paths=[entry['path'] for entry in files],
+                message_count=5, duration={'nanoseconds': 4})
+    info['topics_with_message_count'][0]['message_count'] = 5
+    (bag / 'metadata.yaml').write_text(yaml.safe_dump(meta))
+    with BagInput(bag) as split:
+        assert [log_time for _, log_time, _ in split.messages()] == [1, 2, 3, 4, 5]
+
+
+def test_strict_fails_on_an_mcap_whose_data_stops_though_its_summary_is_whole(tmp_path):
+    # A chunk with a broken length in the middle of a bag rosbags can open: the scan stops
+    # there, and --strict must not pass the messages before it off as the whole bag.
+    write_raw_mcap(tmp_path / 'broken', [('/a', 10 + i) for i in range(6)])
+    mcap = next((tmp_path / 'broken').glob('*.mcap'))
+    data = bytearray(mcap.read_bytes())
+    at, chunks = len(mcap_scan.MAGIC), 0
+    while chunks < 2:
+        opcode, size = data[at], int.from_bytes(data[at + 1:at + 9], 'little')
+        chunks += opcode == 0x06
+        if chunks < 2:
+            at += 9 + size
+    data[at + 1:at + 9] = (1 << 40).to_bytes(8, 'little')
+    mcap.write_bytes(bytes(data))
+    with BagInput(tmp_path / 'broken') as bag:
+        assert bag.recovered_from is None  # opened by rosbags' reader
+        assert len(list(bag.messages())) == 2 and bag.scan_report.stopped_at is not None
+    with pytest.raises(DatasetError, match=r'is damaged: kept 2 of the 6 .*--strict'):
+        with BagInput(tmp_path / 'broken', strict=True) as bag:
+            list(bag.messages())
+
+
+def test_outputs_under_the_root_namespace_are_not_doubly_slashed(kitti_bag, tmp_path):
+    summary = process_bag(kitti_bag, tmp_path / 'out', sgbm_pipeline(), namespace='/',
+                          outputs=['disparity'], progress=False)
+    assert summary.namespace == '' and summary.pairs == FRAMES
+    assert len(read_bag(tmp_path / 'out')['/disparity']) == FRAMES
+
+
+def test_every_message_read_is_counted_and_outputs_are_logged_when_their_pair_came(
+        kitti_bag, tmp_path):
+    summary = process_bag(kitti_bag, tmp_path / 'out', sgbm_pipeline(), outputs=['disparity'],
+                          progress=False)
+    inputs = read_bag(kitti_bag)
+    assert summary.messages_in == sum(len(messages) for messages in inputs.values())
+    logged = {log_time for topic in ('/stereo/left/image_rect', '/stereo/right/image_rect',
+                                     '/stereo/left/camera_info', '/stereo/right/camera_info')
+              for log_time, _ in inputs[topic]}
+    for log_time, disparity in read_bag(tmp_path / 'out')['/stereo/disparity']:
+        # The log time of the message that completed the pair, in ns, near the left stamp.
+        assert log_time in logged
+        assert abs(log_time - stamp_to_ns(disparity.header.stamp)) < 50_000_000
+
+
+def test_the_first_undecodable_message_and_bad_pair_are_named_with_its_stamp_in_s(
+        kitti_bag, tmp_path, monkeypatch):
+    from stereo_depth_ros.errors import ImageFormatError
+
+    class SecondPairBad(StereoPipeline):
+        """An SGBM pipeline that refuses the second pair as bad input."""
+
+        calls = 0
+
+        def process(self, *args, **kwargs):
+            self.calls += 1
+            if self.calls == 2:
+                raise ImageFormatError('a bad pair, made up by the test')
+            return super().process(*args, **kwargs)
+
+    original, garbled = BagInput.deserialize, []
+
+    def garble_right_infos_after_the_first(self, data, connection):
+        if connection.topic == '/stereo/right/camera_info':
+            garbled.append(connection.topic)
+            if len(garbled) > 1:
+                raise DatasetError(f'bad CDR #{len(garbled) - 1}')
+        return original(self, data, connection)
+
+    monkeypatch.setattr(BagInput, 'deserialize', garble_right_infos_after_the_first)
+    summary = process_bag(kitti_bag, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert summary.undecodable == {'/stereo/right/camera_info': FRAMES - 1}
+    assert summary.first_undecodable == 'bad CDR #1'
+    monkeypatch.setattr(BagInput, 'deserialize', original)
+    pipeline = SecondPairBad(create_backend('sgbm', disparity_range=16))
+    summary = process_bag(kitti_bag, tmp_path / 'bad', pipeline, progress=False)
+    assert summary.first_error == ('a bad pair, made up by the test (stamp '
+                                   f'{(START_NS + 100_000_000) / 1e9:.6f})')
+
+
+def test_an_output_bag_deep_inside_the_input_bag_is_refused(kitti_bag, tmp_path):
+    bag = tmp_path / 'in'
+    shutil.copytree(kitti_bag, bag)
+    with pytest.raises(DatasetError, match='is inside the input bag'):
+        process_bag(bag, bag / 'results' / 'out', sgbm_pipeline(), progress=False)
+    assert sorted(path.name for path in bag.iterdir()) == sorted(
+        path.name for path in kitti_bag.iterdir())
+
+
+def test_a_recovered_bag_keeps_each_topic_s_offered_qos(tmp_path):
+    from stereo_depth_ros.bags.writer import LATCHED_QOS, SENSOR_QOS
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    header = make_header(START_NS, 'map', MessageTypes.from_typestore(typestore))
+    with BagWriter(tmp_path / 'bag') as writer:
+        writer.write('/tf_static', typestore.types['tf2_msgs/msg/TFMessage'](transforms=[]),
+                     START_NS, qos=(LATCHED_QOS,))
+        writer.write('/stereo/left/camera_info', make_camera_infos(
+            CAMERA, header, header, MessageTypes.from_typestore(typestore))[0], START_NS)
+    (tmp_path / 'bag' / 'metadata.yaml').unlink()
+    with BagInput(tmp_path / 'bag') as bag:
+        assert bag.recovered_from is not None
+        assert {c.topic: c.ext.offered_qos_profiles for c in bag.connections} == {
+            '/tf_static': [LATCHED_QOS], '/stereo/left/camera_info': [SENSOR_QOS]}
+
+
+def test_the_scan_report_counts_and_measures_what_was_lost():
+    from stereo_depth_ros.bags.mcap_scan import ScanReport
+    assert ScanReport(messages=6, listed_messages=6).line() == \
+        'kept 6 of the 6 messages metadata.yaml lists (0 lost)'
+    cut = ScanReport(file_size=1000, messages=2, stopped_at=400, stop_reason='cut')
+    assert '(cut; 600 bytes, 60% of what is left of the file, unread' in cut.line()
+
+
+def test_messages_at_the_time_the_next_chunk_starts_are_not_out_of_order(tmp_path):
+    write_raw_mcap(tmp_path / 'touching', [('/a', 5), ('/a', 6), ('/b', 6), ('/b', 7)])
+    with BagInput(tmp_path / 'touching') as bag:
+        assert [time for _, time, _ in bag.messages()] == [5, 6, 6, 7]
+        assert bag.scan_report.chunks == 2 and bag.scan_report.out_of_order == 0
+
+
+def test_a_stale_staging_folder_of_a_killed_run_is_replaced(tmp_path):
+    from stereo_depth_ros.atomic_files import staging_path
+    stale = staging_path(tmp_path / 'out') / 'out'
+    stale.mkdir(parents=True)
+    (stale / 'metadata.yaml').write_text('left by a killed run')
+    with BagWriter(tmp_path / 'out') as writer:
+        writer.write('/stereo/left/camera_info', make_camera_infos(
+            CAMERA, make_header(START_NS, 'cam', writer.types),
+            make_header(START_NS, 'cam', writer.types), writer.types)[0], START_NS)
+    assert len(read_bag(tmp_path / 'out')['/stereo/left/camera_info']) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == ['out']
+
+
+def test_a_topic_is_written_with_one_type_only(tmp_path):
+    with pytest.raises(DatasetError, match='topic /a written with two types'):
+        with BagWriter(tmp_path / 'out') as writer:
+            writer.add_topic('/a', 'std_msgs/msg/String')
+            writer.add_topic('/a', 'sensor_msgs/msg/Image')
+    assert list(tmp_path.iterdir()) == []
