@@ -22,7 +22,9 @@ from stereo_depth_ros.networks.common import StereoNet, normalize_image, pad_to_
 from stereo_depth_ros.networks.costnet import CostNet
 from stereo_depth_ros.networks.inference import (blend_near_pass, near_pass_scales,
                                                  shrink_images)
-from stereo_depth_ros.weights import load_model, load_state, read_metadata, save_weights
+from stereo_depth_ros.weights import (FORMAT_VERSION, check_export_path, keep_previous_export,
+                                      load_model, load_state, read_metadata, save_weights,
+                                      widened)
 from tiny_architectures import TINY
 
 torch.set_num_threads(1)
@@ -838,3 +840,76 @@ def test_near_pass_blend_ignores_infinite_and_nan_values_with_unlimited_ranges()
         blended = blend_near_pass(full, near, 96.0)[0, 0, 0].float()
         assert blended[:5].tolist() == [95.0, 10.0, 150.0, 150.0, 10.0], dtype
         assert blended[5] == inf  # neither pass usable: the first one's value stays
+
+
+def test_weights_one_format_newer_are_refused(tmp_path: Path) -> None:
+    """A file of the next format version is refused, not read as if it were this one's."""
+    path = save_tiny(tmp_path, 'dispnet')
+    newer = _rewrite(path, tmp_path / 'next.safetensors', lambda t: None,
+                     {'format_version': str(FORMAT_VERSION + 1)})
+    with pytest.raises(BackendError, match=f'format {FORMAT_VERSION + 1}; this version reads '
+                       f'up to {FORMAT_VERSION}'):
+        read_metadata(newer)
+    assert read_metadata(path).format_version == FORMAT_VERSION
+
+
+def test_architecture_metadata_that_is_no_json_object_is_refused(tmp_path: Path) -> None:
+    path = save_tiny(tmp_path, 'dispnet')
+    listed = _rewrite(path, tmp_path / 'listed.safetensors', lambda t: None,
+                      {'architecture': '[0.25, 64]'})
+    with pytest.raises(BackendError, match='architecture metadata is not a JSON object'):
+        read_metadata(listed)
+
+
+def test_load_state_refuses_weights_of_another_backend_that_fit_the_network(
+        tmp_path: Path) -> None:
+    """Tensors that fit are no reason to take another backend's weights (e.g. --init)."""
+    model = make_model('dispnet')
+    path = save_weights(model, tmp_path / 'w.safetensors', 'dispnet')
+    with pytest.raises(BackendError, match="backend 'dispnet', not 'dispnetc'"):
+        load_state(model, path, 'dispnetc')
+    assert load_state(model, path, 'dispnet').backend == 'dispnet'
+
+
+def test_integer_tensors_for_floating_point_weights_are_refused(tmp_path: Path) -> None:
+    path = save_tiny(tmp_path, 'dispnet')
+    rounded = _rewrite(path, tmp_path / 'int.safetensors',
+                       lambda t: t.update({'decoder.pr6.bias':
+                                           t['decoder.pr6.bias'].round().to(torch.int32)}))
+    with pytest.raises(BackendError, match='stores decoder.pr6.bias as int32, not as floating '
+                       'point'):
+        load_model(rounded, 'dispnet')
+
+
+def test_extra_metadata_may_not_override_the_dtype(tmp_path: Path) -> None:
+    """A file saved as fp32 that says fp16 would misdescribe itself."""
+    with pytest.raises(ValueError, match="may not override 'dtype'"):
+        save_weights(make_model('dispnet'), tmp_path / 'w.safetensors', 'dispnet',
+                     extra_metadata={'dtype': 'fp16'})
+    assert not (tmp_path / 'w.safetensors').exists()
+
+
+def test_widening_adds_input_channels_only() -> None:
+    """A tensor with fewer outputs (dimension 0) is refused, never broadcast over them."""
+    grown = widened(torch.ones(4, 2, 3, 3), (4, 3, 3, 3), 'w')
+    assert grown.shape == (4, 3, 3, 3) and bool((grown[:, 2] == 0).all())
+    with pytest.raises(BackendError, match='only more input channels can be added'):
+        widened(torch.ones(1, 2, 3, 3), (4, 3, 3, 3), 'w')
+
+
+def test_export_path_holding_another_backend_s_weights_is_refused(tmp_path: Path) -> None:
+    """Checked without training: exporting over it would make that backend unusable."""
+    path = save_tiny(tmp_path, 'dispnet')
+    with pytest.raises(BackendError, match='holds dispnet weights; costnet weights there'):
+        check_export_path(path, 'costnet')
+    check_export_path(path, 'dispnet')
+
+
+def test_keeping_a_previous_export_skips_a_name_whose_card_is_there(tmp_path: Path) -> None:
+    path = save_tiny(tmp_path, 'dispnet')
+    orphan = tmp_path / 'dispnet.previous.yaml'
+    orphan.write_text('# Model card of weights the user deleted\n')
+    kept = keep_previous_export(path)
+    assert kept == tmp_path / 'dispnet.previous-2.safetensors'
+    assert kept.read_bytes() == path.read_bytes()
+    assert orphan.read_text() == '# Model card of weights the user deleted\n'

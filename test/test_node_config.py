@@ -4,6 +4,7 @@ import threading
 from dataclasses import asdict, fields
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -457,3 +458,83 @@ def test_old_names_set_the_new_ones_and_a_clash_is_refused():
     dumped = {'sgbm.block_size': 'null', 'sgbm.p2': 'None', 'sgbm.p1': '~'}
     given = {'sgbm.correlation_window_size': 9, 'sgbm.block_size': 'null'}
     assert apply_old_names(values, dumped, given) == values
+
+
+def test_the_parameters_read_at_start_up_only_are_refused_at_run_time():
+    """The subscription and points2 layout settings are fixed once the node runs."""
+    assert {spec.name for spec in PARAMETERS if spec.read_only} == {
+        'points_organized', 'queue_size', 'approximate_sync',
+        'approximate_sync_tolerance_seconds', 'image_transport', 'use_system_default_qos',
+        'mono16_bit_depth', 'max_megapixels', 'stats_period'}
+    manager = PipelineManager({'backend': 'sgbm'})  # any backend: sgbm loads fastest
+    pipeline = manager.pipeline
+    with pytest.raises(ValueError, match='points_organized is read at start-up only'):
+        manager.apply({'points_organized': True})
+    assert manager.pipeline is pipeline and manager.value('points_organized') is False
+
+
+@pytest.mark.parametrize('bits, good', [(7, False), (8, True), (16, True), (0, True)])
+def test_mono16_bit_depth_is_0_or_8_to_16(bits, good):
+    if good:
+        assert validate({'mono16_bit_depth': bits})['mono16_bit_depth'] == bits
+    else:
+        with pytest.raises(ValueError, match='mono16_bit_depth must be 0 or 8..16, got 7'):
+            validate({'mono16_bit_depth': bits})
+
+
+@pytest.mark.parametrize('near_from, good', [(0.04, False), (0.05, True), (0.0, True)])
+def test_learned_near_from_is_0_or_at_least_its_smallest_value(near_from, good):
+    """The smallest non-zero near_from (0.05) itself is allowed."""
+    if good:
+        assert validate({'learned.near_from': near_from})['learned.near_from'] == near_from
+    else:
+        with pytest.raises(BackendError, match='near_from must be 0 .* or at least 0.05'):
+            validate({'learned.near_from': near_from})
+
+
+def test_learned_refine_radius_between_minus_1_and_0_is_refused():
+    with pytest.raises(BackendError, match=r"refine_radius must be -1 \(the network's own\)"):
+        validate({'learned.refine_radius': -0.5})
+    assert validate({'learned.refine_radius': -1.0})['learned.refine_radius'] == -1.0
+
+
+def test_sgbm_p2_equal_to_p1_is_refused():
+    """OpenCV would raise P2 to P1 + 1 without a word."""
+    with pytest.raises(BackendError, match='P2 > P1, got P1=100 P2=100'):
+        validate({'backend': 'sgbm', 'sgbm.P1': 100, 'sgbm.P2': 100})
+    validate({'backend': 'sgbm', 'sgbm.P1': 100, 'sgbm.P2': 101})
+
+
+def test_every_sgbm_parameter_reaches_the_opencv_matcher():
+    values = validate({'backend': 'sgbm', 'sgbm.min_disparity': 2,
+                       'sgbm.correlation_window_size': 7, 'sgbm.P1': 300, 'sgbm.P2': 1200,
+                       'sgbm.disp12_max_diff': 3, 'sgbm.prefilter_cap': 40,
+                       'sgbm.uniqueness_ratio': 12, 'sgbm.speckle_size': 0,
+                       'sgbm.speckle_range': 4, 'sgbm.mode': 'hh'})
+    matcher = build_backend(values)._matcher(64)
+    assert (matcher.getMinDisparity(), matcher.getNumDisparities(), matcher.getBlockSize(),
+            matcher.getP1(), matcher.getP2(), matcher.getDisp12MaxDiff(),
+            matcher.getPreFilterCap(), matcher.getUniquenessRatio(),
+            matcher.getSpeckleWindowSize(), matcher.getSpeckleRange(),
+            matcher.getMode()) == (2, 64, 7, 300, 1200, 3, 40, 12, 0, 4, cv2.STEREO_SGBM_MODE_HH)
+    assert SGBMOptions().penalties() == (200, 800)  # 0: 8 and 32 x 5^2
+
+
+def test_learned_near_pass_at_exactly_the_smallest_pass_scale_is_allowed():
+    """scale 0.2 x near_scale 0.25 = 0.05, the smallest scale a pass may run at."""
+    assert validate({'learned.scale': 0.2, 'learned.near_scale': 0.25})['learned.scale'] == 0.2
+    with pytest.raises(BackendError, match=r'scale x near_scale\^1 must be at least 0.05'):
+        validate({'learned.scale': 0.19, 'learned.near_scale': 0.25})
+
+
+def test_learned_scale_below_the_smallest_pass_scale_is_refused_even_in_one_pass():
+    with pytest.raises(ValueError, match=r'learned.scale must be within 0.05 .. 1'):
+        validate({'learned.scale': 0.0, 'learned.near_scale': 0.0})
+
+
+def test_sgbm_keeps_a_disparity_of_exactly_min_disparity():
+    """A zero disparity (a surface at infinity) is a value, not OpenCV's invalid mark."""
+    rng = np.random.default_rng(0)
+    left = rng.integers(0, 256, (48, 96), dtype=np.uint8)
+    disparity = SGBMBackend(SGBMOptions(disparity_range=16)).compute(left, left.copy())
+    assert np.isfinite(disparity).mean() > 0.5 and np.nanmedian(disparity) == 0.0

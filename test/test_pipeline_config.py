@@ -340,3 +340,26 @@ def test_star_is_one_token_and_double_star_may_be_none(tmp_path):
     assert read_params_file(path, '/stereo_depth_node') == {'min_depth': 1.0}
     only = write_yaml(tmp_path / 'q.yaml', {'/stereo/*': {'ros__parameters': {'max_depth': 9.0}}})
     assert unmatched_params_file(str(only), '/stereo/left/stereo_depth_node') != ''
+
+
+def test_naming_the_file_s_own_backend_keeps_the_file_s_weights():
+    """``--backend dispnet`` over a file for dispnet must not fall back to the shipped file."""
+    file_values = {'backend': 'dispnet', 'weights': '/w/mine.safetensors'}
+    values, raw = apply_overrides(file_values, backend='dispnet', device='cpu')
+    assert values == {**file_values, 'device': 'cpu'} and raw == {}
+
+
+def test_check_views_reaches_the_pipeline_and_follows_a_change():
+    configured = configure_pipeline({'backend': 'sgbm', 'check_views': False})
+    assert configured.pipeline.check_views is False
+    manager = PipelineManager({'backend': 'sgbm'})
+    assert manager.pipeline.check_views is True
+    manager.apply({'check_views': False})
+    assert manager.pipeline.check_views is False
+
+
+def test_params_file_qos_overrides_are_ros_s_own_and_ignored(tmp_path):
+    """``ros2 param dump`` writes qos_overrides.<topic>.publisher.* too; ROS reads them."""
+    qos = {'/stereo/depth/image_rect': {'publisher': {'depth': 3, 'reliability': 'reliable'}}}
+    document = {'/**/stereo_depth_node': {'ros__parameters': {**TUNED, 'qos_overrides': qos}}}
+    assert read_params_file(write_yaml(tmp_path / 'p.yaml', document)) == TUNED_FLAT
