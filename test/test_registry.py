@@ -216,3 +216,17 @@ def test_image_narrower_than_disparity_range():
     disparity = create_backend('sgbm', disparity_range=128).compute(left, right)
     assert disparity.shape == (64, 96)
     assert np.nanmedian(disparity) == pytest.approx(5.0, abs=0.5)
+
+
+def test_sgbm_reaches_at_most_width_minus_1_on_a_padded_narrow_image():
+    # Under 17 px wide sgbm searches 16 px on a padded copy: no match lies beyond width - 1.
+    backend = create_backend('sgbm')
+    assert backend.largest_disparity(10) == 9.0
+    assert backend.largest_disparity(100) == 95.0  # a searched range, in steps of 16
+
+
+def test_a_speckle_range_below_a_sixteenth_of_a_pixel_is_refused():
+    # Below 1/16 px almost every pair of neighbours differs by more: all would be speckles.
+    with pytest.raises(BackendError, match='speckle_range'):
+        create_backend('costnet_fast', speckle_range=0.0)
+    assert create_backend('costnet_fast', speckle_range=0.0625, device='cpu') is not None

@@ -49,3 +49,47 @@ def test_keeping_freed_memory_stops_page_faults_of_repeated_passes() -> None:
     kept = _fewest_faults_of_a_pass('keep')
     assert default > 1000
     assert kept < default / 10
+
+
+def test_auto_takes_cuda_where_there_is_one_and_fp16_there(monkeypatch) -> None:
+    import torch
+    from stereo_depth_ros.torch_runtime import resolve_device, resolve_precision
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    assert resolve_device('auto') == torch.device('cuda')
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert resolve_device('auto') == torch.device('cpu')
+    assert resolve_precision('auto', torch.device('cuda')) == 'fp16'
+    assert resolve_precision(None, torch.device('cpu')) == 'fp32'  # never bf16 by itself
+
+
+def test_each_precision_gets_its_own_autocast_dtype() -> None:
+    import warnings
+    import torch
+    from stereo_depth_ros.torch_runtime import autocast
+    assert autocast(torch.device('cpu'), 'bf16').fast_dtype == torch.bfloat16
+    with warnings.catch_warnings():  # a CPU-only torch warns that CUDA autocast is off
+        warnings.simplefilter('ignore')
+        assert autocast(torch.device('cuda'), 'fp16').fast_dtype == torch.float16
+    with autocast(torch.device('cpu'), 'fp32'):
+        assert not torch.is_autocast_enabled('cpu')
+
+
+def test_the_bf16_slowdown_is_bf16_time_over_fp32_time(monkeypatch) -> None:
+    # A convolution made 20 ms slower under bfloat16 autocast: the factor is well above 1.
+    import time
+    import torch
+    from torch import nn
+    from stereo_depth_ros import torch_runtime
+    forward = nn.Conv2d.forward
+
+    def slow_in_bf16(self, image):
+        if torch.is_autocast_enabled('cpu'):
+            time.sleep(0.02)
+        return forward(self, image)
+
+    monkeypatch.setattr(nn.Conv2d, 'forward', slow_in_bf16)
+    torch_runtime.cpu_bf16_slowdown.cache_clear()
+    try:
+        assert torch_runtime.cpu_bf16_slowdown() > 2.0
+    finally:
+        torch_runtime.cpu_bf16_slowdown.cache_clear()
