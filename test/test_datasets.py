@@ -200,3 +200,36 @@ def test_an_install_s_site_packages_is_not_taken_for_the_checkout(tmp_path, monk
     assert site not in resources.share_dirs()
     (site / 'package.xml').write_text('<package/>')
     assert resources.share_dirs()[0] == site
+
+
+def _png_16_bit_grey_alpha(path, grey: np.ndarray) -> None:
+    """Write ``grey`` (uint16) as a 16-bit grey PNG with an opaque alpha (colour type 4)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack('>I', len(data)) + kind + data
+                + struct.pack('>I', zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    height, width = grey.shape
+    pixels = np.dstack([grey, np.full_like(grey, 65535)]).astype('>u2')
+    rows = b''.join(b'\x00' + row.tobytes() for row in pixels.reshape(height, -1))
+    path.write_bytes(b'\x89PNG\r\n\x1a\n'
+                     + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 16, 4, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
+
+
+def test_a_12_bit_image_with_an_opaque_alpha_is_still_named_narrow(tmp_path):
+    # The alpha (65535) is dropped before the brightest value is looked at: a 12-bit grey
+    # or colour image stored over 16 bits with alpha gets the --mono16-bit-depth line.
+    from stereo_depth_ros.data.datasets import read_image_as_stored
+    grey = (np.arange(12 * 16, dtype=np.uint16).reshape(12, 16) * 17).clip(0, 3376)
+    grey_alpha = tmp_path / 'grey_alpha.png'
+    _png_16_bit_grey_alpha(grey_alpha, grey)
+    colour_alpha = tmp_path / 'colour_alpha.png'
+    cv2.imwrite(str(colour_alpha), np.dstack([grey] * 3 + [np.full_like(grey, 65535)]))
+    for path, shape in ((grey_alpha, (12, 16)), (colour_alpha, (12, 16, 3))):
+        notes: list[str] = []
+        image = read_image_as_stored(path, notes)
+        assert image.shape == shape and image.dtype == np.uint8
+        assert len(notes) == 1 and '12 bits' in notes[0] and '--mono16-bit-depth' in notes[0]

@@ -66,13 +66,18 @@ def read_image_as_stored(path: str | Path, notes: Optional[list[str]] = None,
     colour one (an alpha channel is dropped: a grey PNG with alpha is grey, though OpenCV
     reads it as BGRA).
     """
-    image = _eight_bit(path, cv2.imread(str(path), cv2.IMREAD_UNCHANGED), notes, bit_depth)
-    if image.ndim == 3 and (image.shape[2] == 1
-                            or image.shape[2] == 4 and _is_grey_alpha_file(path)):
-        image = image[:, :, 0]
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    # Alpha goes before the 16-bit line is worked out: an opaque alpha of 65535 would hide a
+    # 12-bit image.
+    if image is not None and image.ndim == 3:
+        if image.shape[2] == 1 or image.shape[2] == 4 and _is_grey_alpha_file(path):
+            image = image[:, :, 0]
+        else:
+            image = image[:, :, :3]
+    image = _eight_bit(path, image, notes, bit_depth)
     if image.ndim == 2:
         return image
-    return np.ascontiguousarray(image[:, :, 2::-1])  # BGR(A) -> RGB
+    return np.ascontiguousarray(image[:, :, ::-1])  # BGR -> RGB
 
 
 def _is_grey_alpha_file(path: str | Path) -> bool:
