@@ -196,6 +196,24 @@ def test_a_candidate_equal_to_the_blend_is_not_scored_and_changes_nothing(
     assert (chosen == NEAR).mean() > 0.3  # the near pass is chosen on the right half
 
 
+def test_a_candidate_equal_to_the_blend_beyond_its_own_range_is_still_scored() -> None:
+    # The first pass reads a block 24.5 px, beyond its 24 px range though within the blend's
+    # 48: it is scored there as 0 px, a cost unlike the blend's, which can lower the best
+    # cost the near pass must beat. Skipped as equal to the blend, it changed the choice of
+    # 53 px of this pair (a made-up 1/2-resolution one at 4 px).
+    rng = np.random.default_rng(8)
+    left = rng.random((32, 48)).astype(np.float32)
+    right = np.roll(left, -4, axis=1) + rng.normal(0, 0.02, left.shape).astype(np.float32)
+    blend = np.full((64, 96), 8.0, np.float32) + rng.random((64, 96)).astype(np.float32)
+    blend[30:34, 40:44] = 24.5
+    near = blend + rng.normal(0, 1.5, blend.shape).astype(np.float32)
+    limits = (48.0, 24.0, 48.0)
+    first = blend.copy()
+    first[1, 1] = np.nextafter(first[1, 1], np.float32(np.inf))  # not sampled: scored
+    np.testing.assert_array_equal(choose_one(left, right, [blend, blend.copy(), near], limits),
+                                  choose_one(left, right, [blend, first, near], limits))
+
+
 def test_the_blend_alone_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     chosen = _choose_with_costs(monkeypatch, [np.full(COST_SHAPE, 0.5, np.float32)],
                                 [_full(5.0)], (RANGES[1],))

@@ -114,8 +114,9 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
     usable where it lies in ``[0, its limit]`` (its pass's range). The second candidate, if
     any, is the first pass: where the blend equals it, the preference for the blend is
     :data:`FIRST_PASS_PREFERENCE`, elsewhere :data:`BLEND_PREFERENCE`. A candidate equal to
-    the blend at every pixel is not scored: it would match exactly as well, and only a lower
-    cost by a preference above 0 is chosen (nothing near in view: the blend is the first pass).
+    the blend at every pixel, and usable where it is, is not scored: it would match exactly as
+    well, and only a lower cost by a preference above 0 is chosen (nothing near in view: the
+    blend is the first pass).
     """
     height, width = candidates[0].shape
     small = (left.shape[1], left.shape[0])
@@ -123,9 +124,12 @@ def choose_one(left: np.ndarray, right: np.ndarray, candidates: Sequence[np.ndar
     sampled = [cv2.resize(candidate, small, interpolation=cv2.INTER_NEAREST) * factor
                for candidate in candidates]
     usable = [within(candidate, limit * factor) for candidate, limit in zip(sampled, limits)]
-    # A NaN makes two candidates unequal here: such a one is scored.
+    # Equal values usable at the same pixels give equal costs: a NaN makes two candidates
+    # unequal here, and a value beyond a candidate's own range (below the blend's) scores
+    # differently, as 0: such ones are scored.
     scored = [0, *(index for index in range(1, len(candidates))
-                   if not np.array_equal(candidates[index], candidates[0]))]
+                   if not (np.array_equal(candidates[index], candidates[0])
+                           and np.array_equal(usable[index], usable[0])))]
     costs = dict(zip(scored, matching_costs(left, right, [
         np.where(usable[index], sampled[index], np.float32(0.0)) for index in scored])))
     preference = (np.where(sampled[0] == sampled[1], np.float32(FIRST_PASS_PREFERENCE),
