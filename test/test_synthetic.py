@@ -197,3 +197,26 @@ def test_generation_is_fast():
             assert np.median(times) < 0.2, (kind, times)
     finally:
         cv2.setNumThreads(threads)
+
+
+def test_forward_warp_shows_the_nearer_of_two_pixels_landing_together():
+    from stereo_depth_ros.data.mono_stereo import forward_warp
+    left = np.arange(20, dtype=np.float32)[None, :, None].repeat(3, axis=2) * 10
+    disparity = np.full((1, 20), 5.0, np.float32)
+    disparity[0, 11] = 6.0  # x = 10 and x = 11 both land at 5; the nearer x = 11 wins
+    right, right_disparity, _ = forward_warp(left, disparity)
+    np.testing.assert_array_equal(right[0, 5], left[0, 11])
+    assert right_disparity[0, 5] == 6.0
+
+
+def test_mono_disparity_is_slanted_and_nearer_towards_the_bottom():
+    from stereo_depth_ros.data.mono_stereo import plausible_disparity
+    photo = cv2.resize(np.random.default_rng(0).uniform(0, 255, (8, 16, 3)).astype(np.float32),
+                       (96, 48))
+    slanted, bottom_minus_top = [], []
+    for seed in range(12):
+        disparity = plausible_disparity(photo, np.random.default_rng(seed), 40.0)
+        slanted.append(np.mean(np.diff(disparity, axis=1) != 0))
+        bottom_minus_top.append(disparity[-12:].mean() - disparity[:12].mean())
+    assert np.median(slanted) > 0.5  # planes tilt sideways, not only at segment edges
+    assert np.mean(bottom_minus_top) > 2.0

@@ -1607,3 +1607,112 @@ def test_an_export_path_in_a_config_expands_home(tmp_path, monkeypatch):
     config = tiny_config(tmp_path, output={'export': '~/weights/mine.safetensors'})
     loaded = load_config(write_config(tmp_path / 'home.yaml', config))
     assert loaded.output.export == str(tmp_path / 'weights' / 'mine.safetensors')
+
+
+def test_coarse_targets_know_a_pixel_only_when_half_its_fine_pixels_are_positive():
+    from stereo_depth_ros.training.losses import valid_mask
+    assert valid_mask(torch.tensor([0.0, -1.0, float('nan'), 0.5])).tolist() == [0, 0, 0, 1]
+    # One known fine pixel of four: the coarse pixel is unknown.
+    target, mask = downsample_target(torch.tensor([[[[8.0, 0.0], [0.0, 0.0]]]]), (1, 1))
+    assert float(mask) == 0.0
+    # Negative and zero disparities are unknown: they take no part in the coarse value.
+    target, mask = downsample_target(torch.tensor([[[[10.0, 10.0], [-4.0, 0.0]]]]), (1, 1))
+    assert float(mask) == 1.0 and float(target) == pytest.approx(5.0)
+
+
+def test_visible_in_right_drops_occluded_and_out_of_view_pixels():
+    from stereo_depth_ros.training.self_supervised import visible_in_right
+    disparity = torch.full((1, 1, 1, 12), 2.0)
+    disparity[..., 6] = 4.0  # lands at 2, before x = 4 and 5 (at 2 and 3): it hides them
+    visible = visible_in_right(disparity)[0, 0, 0].tolist()
+    assert visible == [0, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1]
+
+
+def test_photometric_loss_weighs_ssim_by_0_85_and_l1_by_0_15():
+    from stereo_depth_ros.training.self_supervised import photometric_loss, ssim_distance
+    generator = torch.Generator().manual_seed(0)
+    left = torch.rand(1, 3, 8, 12, generator=generator)
+    right = 1 - left  # structure inverted: SSIM far off, L1 moderate
+    ssim = ssim_distance(right, left).mean()
+    l1 = (right - left).abs().mean()
+    assert abs(float(ssim) - float(l1)) > 0.2  # so a swap of the weights shows
+    loss = photometric_loss(left, right, torch.zeros(1, 1, 8, 12))
+    assert float(loss) == pytest.approx(float(0.85 * ssim + 0.15 * l1), rel=1e-5)
+
+
+def test_smoothness_is_edge_aware_per_direction_and_scale_free():
+    from stereo_depth_ros.training.self_supervised import smoothness_loss
+    disparity = torch.full((1, 1, 8, 8), 4.0)
+    disparity[..., 4:] = 8.0  # a depth step across x
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    across_x = flat.clone()
+    across_x[..., 4:] = 1.0  # an image edge where the depth steps
+    across_y = flat.clone()
+    across_y[..., 4:, :] = 1.0  # an image edge across the other direction
+    plain = float(smoothness_loss(disparity, flat))
+    assert plain > 0.0
+    assert float(smoothness_loss(disparity, across_x)) < 0.1 * plain
+    assert float(smoothness_loss(disparity, across_y)) == pytest.approx(plain)
+    assert float(smoothness_loss(3 * disparity, flat)) == pytest.approx(plain)
+
+
+def test_left_right_check_keeps_disagreements_up_to_one_pixel_only():
+    from stereo_depth_ros.training.pseudo_labels import left_right_consistent
+    left = np.full((1, 10), 2.0, np.float32)
+    right = np.full((1, 10), 2.0, np.float32)
+    right[0, 3], right[0, 5] = 3.0, 4.0  # left x = 5 disagrees by 1 px, x = 7 by 2 px
+    checked = left_right_consistent(left, right)
+    assert checked[0, 5] == 2.0 and np.isnan(checked[0, 7])
+
+
+def test_the_labeller_checks_the_left_pass_against_the_unmirrored_right_pass(monkeypatch):
+    from stereo_depth_ros.training import pseudo_labels
+    rng = np.random.default_rng(0)
+    left = rng.integers(0, 256, (6, 100, 3), dtype=np.uint8)
+    right = rng.integers(0, 256, (6, 100, 3), dtype=np.uint8)
+    left_disparity = np.full((6, 100), 3.0, np.float32)
+    right_disparity = np.full((6, 100), 3.0, np.float32)
+    right_disparity[:, 20:30] = 9.0  # disagrees with left x = 23..32, not with 67..76
+    made = []
+
+    class Fake:
+        def compute(self, first, second):
+            if np.array_equal(first, left) and np.array_equal(second, right):
+                return left_disparity
+            assert np.array_equal(first, right[:, ::-1]) and np.array_equal(second, left[:, ::-1])
+            return right_disparity[:, ::-1]
+
+    def create(name, *args, **kwargs):
+        made.append((name, kwargs))
+        return Fake()
+
+    monkeypatch.setattr(pseudo_labels, 'create_backend', create)
+    label = pseudo_labels.make_labeller(192.0)(left, right)
+    # The search range stops short of the image width (SGBM needs width > range).
+    assert made == [('sgbm', {'disparity_range': 96, 'uniqueness_ratio': 15})]
+    np.testing.assert_array_equal(
+        label, pseudo_labels.left_right_consistent(left_disparity, right_disparity))
+    assert np.isnan(label[:, 23:33]).all() and np.isfinite(label[:, 60:80]).all()
+
+
+def test_augmentations_change_the_view_they_name_and_keep_the_other():
+    from stereo_depth_ros.training.augment import CameraDegradation, RandomScale
+    rng = np.random.default_rng(1)
+    left = rng.uniform(0, 255, (32, 48, 3)).astype(np.float32)
+    right = rng.uniform(0, 255, (32, 48, 3)).astype(np.float32)
+    sample = TrainSample(left, right, np.full((32, 48), 4.0, np.float32))
+    changed = Photometric(noise=0.0)(sample, rng)
+    assert not np.allclose(changed.left, left) and not np.allclose(changed.right, right)
+    scaled = RandomScale(0.5, 0.5, probability=1.0)(sample, rng)
+    np.testing.assert_array_equal(scaled.right, cv2.resize(right, (24, 16),
+                                                           interpolation=cv2.INTER_AREA))
+    only = dict(blur_probability=0.0, jpeg_probability=0.0, shift_probability=0.0,
+                eraser_probability=0.0)
+    shifted = CameraDegradation(**{**only, 'shift_probability': 1.0})(sample, rng)
+    np.testing.assert_array_equal(shifted.left, left)  # the right camera is misaligned
+    assert not np.array_equal(shifted.right, right)
+    erased = CameraDegradation(**{**only, 'eraser_probability': 1.0})(sample, rng)
+    np.testing.assert_array_equal(erased.left, left)
+    kept = (erased.right == right).all(axis=2)
+    assert 0.3 < kept.mean() < 1.0
+    assert np.allclose(erased.right[~kept], right.reshape(-1, 3).mean(axis=0))
