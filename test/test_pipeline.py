@@ -335,3 +335,72 @@ def test_colours_mean_the_same_disparity_whatever_the_backend_s_range_starts_at(
         for backend in (FromSixteen, FromZero)]
     assert np.array_equal(colours[0], colours[1])
     assert colours[0].any()  # 16 px of 64 is not the map's black-blue bottom
+
+
+def test_disparity_pictures_are_rgb_near_red_far_blue_and_unknown_black():
+    # A BGR picture or an unknown pixel in the map's colour would mislead whoever looks.
+    picture = colorize_disparity(np.array([[0.0, 10.0, np.nan]], np.float32), 10.0)
+    far, near, unknown = picture[0]
+    assert far[2] > far[0] and near[0] > near[2]  # far blue, near red, in RGB order
+    assert unknown.tolist() == [0, 0, 0]
+
+
+def test_depth_pictures_paint_everything_beyond_max_depth_as_far():
+    from stereo_depth_ros.visualize import colorize_depth
+    picture = colorize_depth(np.array([[5.0, 40.0, 80.0, np.nan]], np.float32), max_depth=40.0)
+    coldest = colorize_disparity(np.zeros((1, 1), np.float32), 1.0)[0, 0]
+    assert picture[0, 1].tolist() == picture[0, 2].tolist() == coldest.tolist()
+    assert picture[0, 0][0] > picture[0, 0][2]  # the nearest is red
+    assert picture[0, 3].tolist() == [0, 0, 0]
+
+
+def test_the_obstacle_picture_tints_outlines_and_boxes_the_obstacle(monkeypatch):
+    from types import SimpleNamespace
+
+    from stereo_depth_ros import visualize
+    labels = []
+    monkeypatch.setattr(visualize, 'draw_label',
+                        lambda image, text, origin, font, thick: labels.append(text))
+    mask = np.zeros((60, 80), bool)
+    mask[30:50, 20:40] = True
+    obstacle = SimpleNamespace(found=True, mask=mask, bbox=(10, 10, 60, 45), distance=12.34)
+    picture = visualize.overlay_obstacle(np.full((60, 80, 3), 100, np.uint8), obstacle)
+    assert labels == ['12.3 m']
+    assert picture[40, 30].tolist() == [185, 67, 67]  # 45 % grey, 55 % red
+    assert picture[0, 0].tolist() == [100, 100, 100]
+    yellow = (picture == (255, 255, 0)).all(axis=2)
+    assert yellow[30, 30] and yellow[40, 19] and yellow[49, 39]  # the mask's outline
+    # The box's lines are centred on its edge pixels: as wide outside one side as the other.
+    columns, rows = np.flatnonzero(yellow.any(axis=0)), np.flatnonzero(yellow.any(axis=1))
+    assert 10 - columns[0] == columns[-1] - (10 + 60 - 1) >= 0
+    assert 10 - rows[0] == rows[-1] - (10 + 45 - 1) >= 0
+
+
+def test_evaluate_obstacles_lists_each_scene_s_own_distance(monkeypatch):
+    from types import SimpleNamespace
+
+    from stereo_depth_ros.evaluation import obstacles
+    truth = np.array([[True, False]])
+    found = iter([(truth, 11.0), (np.zeros_like(truth), np.nan)])
+
+    class Pipeline:
+        def __init__(self, backend, obstacle_params=None):
+            pass
+
+        def process(self, left, right, camera, outputs):
+            mask, distance = next(found)
+            return SimpleNamespace(obstacle=SimpleNamespace(
+                mask=mask, distance=distance, found=bool(mask.any())))
+
+    def scene(seed, height, width, kind):
+        return SimpleNamespace(left=None, right=None, camera=None, obstacle_mask=truth,
+                               obstacle_distance=10.0)
+
+    monkeypatch.setattr(obstacles, 'StereoPipeline', Pipeline)
+    monkeypatch.setattr(obstacles, 'make_scene', scene)
+    pairs = obstacles.evaluate_obstacles(None, [3, 4], progress=False)['pairs']
+    assert [row['name'] for row in pairs] == ['road_3', 'road_4']
+    assert pairs[0]['distance'] == 11.0 and pairs[0]['true_distance'] == 10.0
+    assert pairs[0]['distance_error'] == pytest.approx(0.1) and pairs[0]['found']
+    assert np.isnan(pairs[1]['distance']) and np.isnan(pairs[1]['distance_error'])
+    assert pairs[1]['iou'] == 0.0 and not pairs[1]['found']

@@ -56,3 +56,11 @@ def test_it_agrees_with_the_right_view_the_generator_renders(kind):
         unseen = unseen_by_right_camera(torch.from_numpy(left)[None, None])[0, 0].numpy() > 0
         assert (~seen).any()
         assert (unseen == ~seen).mean() > 0.995
+
+
+def test_zero_disparity_is_unknown_even_where_a_nearer_surface_lands():
+    # KITTI's ground truth marks missing pixels 0: one behind a nearer surface is not unseen.
+    disparity = np.full(12, 2.0)
+    disparity[5] = 0.0  # the pixel at column 7 (2 px) lands on column 5
+    unseen = unseen_by_right_camera(_row(disparity))[0, 0, 0]
+    assert unseen.tolist() == [1, 1] + [0] * 10
