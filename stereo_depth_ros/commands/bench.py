@@ -256,6 +256,27 @@ def format_table(results: list[BenchResult], reference: str = 'sgbm') -> str:
     return '\n'.join(lines)
 
 
+#: A reference backend whose median is more than this share, and :data:`BUSY_MS`, above its
+#: fastest run was slowed by other work on the machine: its times (41-43 ms for ``sgbm`` at
+#: 384x1248 on a quiet 2-core VM) vary little otherwise.
+BUSY_SHARE = 0.05
+BUSY_MS = 1.0
+
+
+def busy_note(results: list[BenchResult], reference: str = 'sgbm') -> Optional[str]:
+    """Return a line saying the machine was busy when ``reference``'s times say so, or None."""
+    ref = next((r for r in results if r.backend == reference and r.times_ms), None)
+    if ref is None:
+        return None
+    fastest = min(ref.times_ms)
+    if not ref.median_ms > max(fastest * (1 + BUSY_SHARE), fastest + BUSY_MS):
+        return None
+    return (f'note: {reference}\'s median is {ref.median_ms - fastest:.1f} ms '
+            f'({100 * (ref.median_ms / fastest - 1):.0f} %) above its fastest run: something '
+            'else used the CPU during the rounds, so the ratios may be off; run again with '
+            'nothing else running')
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the bench options."""
     parser.add_argument('--backends', default=DEFAULT_BACKENDS,
@@ -366,6 +387,9 @@ def run(args: argparse.Namespace) -> int:
           f'{counted(args.repeats, "round")} (the backends taking turns, each timed run after an '
           f'untimed one of its own) after {args.warmup} warm-up')
     print(format_table(results))
+    busy = busy_note(results)
+    if busy is not None:
+        print(busy)
     for profile in profiles:
         print(profile)
     return 0
