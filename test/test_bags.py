@@ -18,7 +18,7 @@ from stereo_depth_ros.bags import mcap_scan
 from stereo_depth_ros.bags.extract import extract_pairs
 from stereo_depth_ros.camera import StereoCameraModel
 from stereo_depth_ros.cli import main
-from stereo_depth_ros.errors import DatasetError, StereoDepthError
+from stereo_depth_ros.errors import DatasetError, ImageFormatError, StereoDepthError
 from stereo_depth_ros.kitti import write_raw_drive
 from stereo_depth_ros.msgs.images import array_to_compressed, array_to_image, image_to_array
 from stereo_depth_ros.msgs.points import point_cloud2_to_arrays
@@ -77,6 +77,18 @@ def read_bag(path, store=Stores.ROS2_JAZZY):
 def sgbm_pipeline():
     """A small-range SGBM pipeline for the tiny test images."""
     return StereoPipeline(create_backend('sgbm', disparity_range=16))
+
+
+class SecondPairBad(StereoPipeline):
+    """An SGBM pipeline that refuses the second pair as bad input."""
+
+    calls = 0
+
+    def process(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == 2:
+            raise ImageFormatError('a bad pair, made up by the test')
+        return super().process(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------- kitti2bag
@@ -158,18 +170,6 @@ def test_kitti2bag_refuses_to_overwrite(drive, kitti_bag):
 
 def test_a_pair_skipped_as_bad_input_is_not_counted_unpaired(kitti_bag, tmp_path):
     # Its four messages made a pair: the summary counts it skipped, not as unpaired messages.
-    from stereo_depth_ros.errors import ImageFormatError
-
-    class SecondPairBad(StereoPipeline):
-        """An SGBM pipeline that refuses the second pair as bad input."""
-
-        calls = 0
-
-        def process(self, *args, **kwargs):
-            self.calls += 1
-            if self.calls == 2:
-                raise ImageFormatError('a bad pair, made up by the test')
-            return super().process(*args, **kwargs)
 
     pipeline = SecondPairBad(create_backend('sgbm', disparity_range=16))
     summary = process_bag(kitti_bag, tmp_path / 'out', pipeline, progress=False)
@@ -1266,19 +1266,6 @@ def test_every_message_read_is_counted_and_outputs_are_logged_when_their_pair_ca
 
 def test_the_first_undecodable_message_and_bad_pair_are_named_with_its_stamp_in_s(
         kitti_bag, tmp_path, monkeypatch):
-    from stereo_depth_ros.errors import ImageFormatError
-
-    class SecondPairBad(StereoPipeline):
-        """An SGBM pipeline that refuses the second pair as bad input."""
-
-        calls = 0
-
-        def process(self, *args, **kwargs):
-            self.calls += 1
-            if self.calls == 2:
-                raise ImageFormatError('a bad pair, made up by the test')
-            return super().process(*args, **kwargs)
-
     original, garbled = BagInput.deserialize, []
 
     def garble_right_infos_after_the_first(self, data, connection):

@@ -254,6 +254,14 @@ def test_mask_iou_and_obstacle_scores_by_hand(monkeypatch):
     assert result['iou_mean'] == pytest.approx(0.75) and result['iou_min'] == 0.0
     assert result['distance_error_median'] == pytest.approx(0.1)  # of 0, 0.1 and 0.5
     assert result['distance_error_max'] == pytest.approx(0.5)
+    # Each scene's row carries its own distances and scores (NaN where nothing was found).
+    pairs = result['pairs']
+    assert [row['name'] for row in pairs] == ['road_0', 'road_1', 'road_2', 'road_3']
+    assert [row['distance'] for row in pairs[:3]] == [10.0, 11.0, 15.0]
+    assert all(row['true_distance'] == 10.0 for row in pairs)
+    assert pairs[1]['distance_error'] == pytest.approx(0.1) and pairs[1]['found']
+    assert np.isnan(pairs[3]['distance']) and np.isnan(pairs[3]['distance_error'])
+    assert pairs[3]['iou'] == 0.0 and not pairs[3]['found']
 
 
 def test_evaluate_backend_times_compute_by_the_median(monkeypatch):

@@ -374,33 +374,3 @@ def test_the_obstacle_picture_tints_outlines_and_boxes_the_obstacle(monkeypatch)
     columns, rows = np.flatnonzero(yellow.any(axis=0)), np.flatnonzero(yellow.any(axis=1))
     assert 10 - columns[0] == columns[-1] - (10 + 60 - 1) >= 0
     assert 10 - rows[0] == rows[-1] - (10 + 45 - 1) >= 0
-
-
-def test_evaluate_obstacles_lists_each_scene_s_own_distance(monkeypatch):
-    from types import SimpleNamespace
-
-    from stereo_depth_ros.evaluation import obstacles
-    truth = np.array([[True, False]])
-    found = iter([(truth, 11.0), (np.zeros_like(truth), np.nan)])
-
-    class Pipeline:
-        def __init__(self, backend, obstacle_params=None):
-            pass
-
-        def process(self, left, right, camera, outputs):
-            mask, distance = next(found)
-            return SimpleNamespace(obstacle=SimpleNamespace(
-                mask=mask, distance=distance, found=bool(mask.any())))
-
-    def scene(seed, height, width, kind):
-        return SimpleNamespace(left=None, right=None, camera=None, obstacle_mask=truth,
-                               obstacle_distance=10.0)
-
-    monkeypatch.setattr(obstacles, 'StereoPipeline', Pipeline)
-    monkeypatch.setattr(obstacles, 'make_scene', scene)
-    pairs = obstacles.evaluate_obstacles(None, [3, 4], progress=False)['pairs']
-    assert [row['name'] for row in pairs] == ['road_3', 'road_4']
-    assert pairs[0]['distance'] == 11.0 and pairs[0]['true_distance'] == 10.0
-    assert pairs[0]['distance_error'] == pytest.approx(0.1) and pairs[0]['found']
-    assert np.isnan(pairs[1]['distance']) and np.isnan(pairs[1]['distance_error'])
-    assert pairs[1]['iou'] == 0.0 and not pairs[1]['found']
