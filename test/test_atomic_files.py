@@ -159,8 +159,11 @@ def test_the_record_in_the_tensor_file_wins_over_a_stale_json_copy(tmp_path: Pat
     assert checkpoint.load_checkpoint(prefix, model, optimizer)['step'] == 8
 
 
-def _disk_full_on_the_second_file(monkeypatch) -> list[str]:
-    """Make replace_files' second file of each set fail as a full disk; return the calls."""
+def _disk_full_on_the_second_file(monkeypatch, interrupt: bool = False) -> list[str]:
+    """Make replace_files' second file of each set fail as a full disk; return the calls.
+
+    With ``interrupt`` it is a Ctrl-C (KeyboardInterrupt) there instead.
+    """
     import stereo_depth_ros.atomic_files as atomic_files
     real = atomic_files.written_atomically
     calls: list[str] = []
@@ -168,6 +171,8 @@ def _disk_full_on_the_second_file(monkeypatch) -> list[str]:
     def full_on_the_second(path):
         calls.append(Path(path).name)
         if len(calls) == 2:
+            if interrupt:
+                raise KeyboardInterrupt
             raise OSError(28, 'No space left on device', str(path))
         return real(path)
 
@@ -205,6 +210,19 @@ def test_replace_files_removes_the_folders_it_made_for_a_set_it_could_not_write(
     # that was there stays.
     assert sorted(p.name for p in tmp_path.iterdir()) == ['kept']
     assert list((tmp_path / 'kept').iterdir()) == []
+
+
+def test_replace_files_interrupted_by_ctrl_c_leaves_none_of_the_new_set(
+        tmp_path: Path, monkeypatch) -> None:
+    # A KeyboardInterrupt is no Exception: it too must remove the files already written and
+    # the folders made for them.
+    import stereo_depth_ros.atomic_files as atomic_files
+    calls = _disk_full_on_the_second_file(monkeypatch, interrupt=True)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_files.replace_files(tmp_path / 'out', {'a.npy': b'A', 'b.png': b'B'},
+                                   ('a.npy', 'b.png'))
+    assert calls == ['a.npy', 'b.png']
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_replace_files_refuses_a_folder_in_the_way_before_removing_anything(

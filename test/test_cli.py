@@ -316,3 +316,35 @@ def test_ctrl_c_while_the_commands_are_imported_is_one_line(monkeypatch, capsys)
         pytest.fail('the interrupt escaped main()')
     assert code == 130
     assert capsys.readouterr().err == 'stereo-depth: interrupted while starting\n'
+
+
+def test_a_second_signal_aborts_a_deferred_block_and_the_handlers_come_back(capsys):
+    from stereo_depth_ros.interrupts import Abort, deferred_interrupts, signals_undeferred
+    handlers = (signal.SIGINT, signal.SIGTERM)
+    before = [signal.getsignal(sig) for sig in handlers]
+    with pytest.raises(Abort, match='SIGINT'):
+        with deferred_interrupts('stopping after this pair') as stop:
+            assert not signals_undeferred()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)  # the first only sets the request
+            assert stop and stop.signal_name == 'SIGTERM'
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the second interrupts this at once
+            pytest.fail('a second signal did not abort the block')
+    assert capsys.readouterr().err == '\nstopping after this pair\n'
+    assert signals_undeferred()
+    assert [signal.getsignal(sig) for sig in handlers] == before
+
+
+def test_sizes_below_16_px_on_either_side_are_refused():
+    from stereo_depth_ros.commands.common import parse_size
+    assert parse_size('16X32') == (16, 32)  # height first
+    for text in ('15x64', '64x15'):
+        with pytest.raises(ValueError, match=f'at least 16x16, got {text!r}'):
+            parse_size(text)
+
+
+def test_strict_json_turns_nan_to_null_in_tuples_too():
+    from stereo_depth_ros.commands.common import strict_json
+    value = {'pair': (1.5, float('nan')), 'rows': [[float('inf')]]}
+    assert json.loads(strict_json(value)) == {'pair': [1.5, None], 'rows': [[None]]}

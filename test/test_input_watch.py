@@ -238,3 +238,14 @@ def test_a_camera_that_stopped_is_named_not_its_camera_info_alone() -> None:
     note = arrivals.unpaired_note(5)
     assert note is not None
     assert note.startswith(f'camera_info comes less often than the images on {TOPICS[3]} ')
+
+
+def test_the_jump_and_forget_limits_are_strict() -> None:
+    # Exactly BACKWARD_JUMP_NS back is still reordering; a stamp exactly halfway back stays.
+    arrivals = InputArrivals(TOPICS)
+    arrivals.record(TOPICS[0], 1_100_000_000)
+    assert arrivals.record(TOPICS[0], 1_000_000_000) == 0
+    assert arrivals.record(TOPICS[0], 899_999_999) == 100_000_001
+    queue = {2_000_000_000: 'halfway', 2_000_000_001: 'leftover'}
+    assert forget_after_jump([queue], 1_000_000_000, 2_000_000_000) == 1
+    assert queue == {2_000_000_000: 'halfway'}

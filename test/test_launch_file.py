@@ -261,3 +261,17 @@ def test_compressed_transport_moves_only_the_images():
         ('left/image_rect', '/compressed', 'CompressedImage'),
         ('right/image_rect', '/compressed', 'CompressedImage'),
         ('left/camera_info', '', 'CameraInfo'), ('right/camera_info', '', 'CameraInfo')]
+
+
+def test_a_folder_is_no_params_file(tmp_path):
+    with pytest.raises(ValueError, match='is not a file'):
+        checked_params_file(str(tmp_path))
+
+
+def test_a_params_file_of_bare_parameters_is_left_to_the_node(tmp_path):
+    # ros__parameters at the top, beside a node's section: no file of node names, which the
+    # node's own start-up check names; no second line on the other node's key.
+    path = tmp_path / 'p.yaml'
+    path.write_text(yaml.safe_dump({'ros__parameters': {'backend': 'sgbm'},
+                                    '/other/node': {'ros__parameters': {'x': 1}}}))
+    assert unmatched_params_file(str(path), '/rear/stereo_depth_node') == ''
