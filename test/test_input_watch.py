@@ -249,3 +249,13 @@ def test_the_jump_and_forget_limits_are_strict() -> None:
     queue = {2_000_000_000: 'halfway', 2_000_000_001: 'leftover'}
     assert forget_after_jump([queue], 1_000_000_000, 2_000_000_000) == 1
     assert queue == {2_000_000_000: 'halfway'}
+
+
+def test_a_camera_at_half_the_other_s_rate_is_no_news() -> None:
+    # Exactly half the median topic's count is not "less than half": all its images paired.
+    arrivals = InputArrivals(TOPICS)
+    for frame in range(40):
+        for topic in TOPICS:
+            if topic != TOPICS[1] or frame % 2 == 0:
+                arrivals.record(topic, frame * 100_000_000)
+    assert arrivals.unpaired_note(20) is None
