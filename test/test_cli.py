@@ -348,3 +348,13 @@ def test_strict_json_turns_nan_to_null_in_tuples_too():
     from stereo_depth_ros.commands.common import strict_json
     value = {'pair': (1.5, float('nan')), 'rows': [[float('inf')]]}
     assert json.loads(strict_json(value)) == {'pair': [1.5, None], 'rows': [[None]]}
+
+
+def test_max_megapixels_zero_is_no_limit_and_a_negative_one_is_refused():
+    import argparse
+    from stereo_depth_ros.commands.common import add_size_limit_argument
+    parser = argparse.ArgumentParser()
+    add_size_limit_argument(parser)
+    assert parser.parse_args(['--max-megapixels', '0']).max_megapixels == 0
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--max-megapixels', '-1'])
