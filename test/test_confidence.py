@@ -11,9 +11,11 @@ from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.data.datasets import SyntheticSamples
 from stereo_depth_ros.errors import BackendError
 from stereo_depth_ros.evaluation.visibility import unseen_by_right_camera
-from stereo_depth_ros.networks.confidence import unconfirmed
+from stereo_depth_ros.networks.confidence import (block_samples, lands_outside, padded_to_multiple,
+                                                  unconfirmed)
 from stereo_depth_ros.networks.inference import images_to_tensor
 from stereo_depth_ros.training import match_cost_sweep
+from stereo_depth_ros.window_match import warp_to_left, window_mean, window_zncc
 
 from learned_estimates import costnet_fast_estimates
 
@@ -200,3 +202,54 @@ def test_sweep_command_refuses_bad_input(arguments: list[str], named: str, tmp_p
     assert named in error[-1]
     assert len(error) == 1 or error[0].startswith('usage:')  # one line, or argparse's usage
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_match_exactly_half_a_pixel_left_of_the_first_column_is_inside() -> None:
+    # x - d = -2.5, -1.5, -0.5, 0.5: only below -0.5 is outside.
+    np.testing.assert_array_equal(lands_outside(np.full((1, 4), 2.5, np.float32)),
+                                  [[True, True, False, False]])
+
+
+def test_unknown_pixels_stay_out_of_the_mask_where_their_cost_is_high() -> None:
+    """At 0 px (where an unknown pixel's window sees it) the shifted pair matches badly."""
+    left, right = _shifted_pair()
+    disparity = np.full((HEIGHT, WIDTH), float(SHIFT), np.float32)
+    disparity[:, 100:140] = np.nan
+    mask = _mask(left, right, disparity, max_cost=0.5)
+    assert not mask[:, 100:140].any()
+    everywhere = _mask(left, right, np.zeros((HEIGHT, WIDTH), np.float32), max_cost=0.5)
+    assert everywhere[4:-4, 104:136].mean() > 0.9  # known at 0 px, the same pixels fail
+
+
+def test_odd_sizes_repeat_their_last_row_and_column() -> None:
+    images = torch.arange(9, dtype=torch.float32).view(1, 1, 3, 3)
+    expected = torch.tensor([[0, 1, 2, 2], [3, 4, 5, 5], [6, 7, 8, 8], [6, 7, 8, 8]],
+                            dtype=torch.float32)
+    assert torch.equal(padded_to_multiple(images)[0, 0], expected)
+    # A block whose first pixel is unknown takes the mean of its known ones, the repeated
+    # edge among them: the right column's blocks hold 4 and the copy of (1, 2).
+    disparity = np.full((3, 3), 4.0, np.float32)
+    disparity[0, 2] = np.nan
+    np.testing.assert_array_equal(block_samples(disparity), np.full((2, 2), 2.0, np.float32))
+
+
+def test_the_checks_warp_takes_the_edge_outside_and_reads_unknown_pixels_at_zero() -> None:
+    """The torch-free warp of the near guard and the view check (window_match)."""
+    right = np.tile(np.arange(1, 11, dtype=np.float32) * 10, (3, 1))
+    disparity = np.full((3, 10), 2.0, np.float32)
+    disparity[1] = np.nan
+    warped, sources = warp_to_left(right, disparity)
+    np.testing.assert_array_equal(warped[0], [10, 10, 10, 20, 30, 40, 50, 60, 70, 80])
+    np.testing.assert_array_equal(warped[1], right[1])  # NaN: d = 0
+    np.testing.assert_array_equal(sources[1], np.arange(10))
+
+
+def test_the_checks_windows_mirror_the_edges_and_floor_only_tiny_variances() -> None:
+    ramp = np.tile(np.arange(10, dtype=np.float32), (5, 1))
+    # Window 5 at column 0 sees columns 1, 0 | 0, 1, 2 (mirrored, edge pixel repeated).
+    assert window_mean(ramp, 5)[2, 0] == pytest.approx(0.8)
+    # A faint texture (variance 0.01 each) still correlates fully with itself.
+    faint = (np.indices((9, 9)).sum(axis=0) % 2 * 0.2).astype(np.float32)
+    zncc, variance = window_zncc(faint, faint, 3)
+    assert variance[4, 4] == pytest.approx(1e-4, rel=0.1)
+    assert zncc[4, 4] == pytest.approx(1.0, abs=0.02)

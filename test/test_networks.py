@@ -183,6 +183,19 @@ def test_correlation_matches_direct_sum_across_tiles() -> None:
         assert volume[:, d, :, :d].abs().sum() == 0
 
 
+def test_correlation_without_displacement_is_the_channel_mean_of_the_product() -> None:
+    generator = torch.Generator().manual_seed(4)
+    left = torch.randn(1, 3, 2, 9, generator=generator)
+    right = torch.randn(1, 3, 2, 9, generator=generator)
+    volume = correlation_1d(left, right, max_displacement=0)
+    assert volume.shape == (1, 1, 2, 9)
+    assert torch.allclose(volume[:, 0], (left * right).mean(dim=1), atol=1e-6)
+    with pytest.raises(ValueError, match='max_displacement'):
+        correlation_1d(left, right, max_displacement=-1)
+    with pytest.raises(ValueError, match='one shape'):
+        correlation_1d(left, right[..., :8], max_displacement=0)
+
+
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_single_output_heads_compute_the_plain_convolution(channels_last: bool) -> None:
     generator = torch.Generator().manual_seed(3)

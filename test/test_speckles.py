@@ -57,3 +57,18 @@ def test_the_backend_leaves_its_speckles_unknown() -> None:
     np.testing.assert_array_equal(~kept, np.isnan(drop_speckles(dense.copy(), 800, 1.0)))
     with pytest.raises(BackendError, match='speckle_size'):
         create_backend('costnet_fast', device='cpu', speckle_size=-1)
+
+
+def test_steps_are_compared_after_rounding_to_a_sixteenth_of_a_pixel() -> None:
+    """1.04 px rounds to 17/16 px, more than a step of 1 px; 1.03 px to 16/16, within it."""
+    for value, removed in ((16.04, 25), (16.03, 0)):
+        disparity = _wall()
+        disparity[10:15, 10:15] = value
+        assert np.isnan(drop_speckles(disparity, 25, 1.0)).sum() == removed
+
+
+def test_disparities_beyond_the_fixed_point_range_are_one_surface() -> None:
+    disparity = _wall(3000.0)
+    disparity[10:15, 10:15] = 2500.0  # both above 2047 px: no step between them
+    assert np.isfinite(drop_speckles(disparity.copy(), 25, 1.0)).all()
+    assert np.isfinite(drop_speckles(_wall(4095.0), 25, 1.0)).all()

@@ -1,5 +1,6 @@
 """Pixels without texture in the left image are unknown for the learned backends."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -38,3 +39,24 @@ def test_a_learned_backend_keeps_the_textured_pixels_of_a_partly_blank_pair() ->
     flat = textureless(left)
     assert flat[:, 90:].all() and np.isnan(disparity[flat]).all()
     assert np.isfinite(disparity[:, 8:70]).all()
+
+
+def test_the_window_is_15_px_square_around_each_pixel() -> None:
+    image = np.full((41, 41), 100, np.uint8)
+    image[20, 20] = 101
+    flat = textureless(image)
+    assert WINDOW == 15
+    expected = np.ones_like(flat)
+    expected[13:28, 13:28] = False  # 7 px either side of the dot see it, 8 px do not
+    np.testing.assert_array_equal(flat, expected)
+
+
+def test_colour_images_are_weighed_as_rgb() -> None:
+    """Red and a teal of the same RGB grey level (76) are one level; read as BGR they are not."""
+    image = np.zeros((30, 30, 3), np.uint8)
+    image[:, :15] = (255, 0, 0)
+    image[:, 15:] = (0, 110, 100)
+    as_rgb = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    assert (as_rgb == 76).all()
+    assert textureless(image).all()
+    assert not textureless(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)).all()
