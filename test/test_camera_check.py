@@ -322,3 +322,39 @@ def test_the_reach_beyond_is_claimed_only_where_every_pair_was_searched_that_far
     line = next(line for line in report_lines([beyond], ('costnet_fast', 384.0), 127.0)
                 if line.startswith('disparities'))
     assert 'beyond on a 2-8x smaller pair up to 512 px' in line
+
+
+def test_check_camera_takes_doffs_as_cx_right_minus_cx_left(tmp_path, capsys):
+    # Right images 20 px to the right: matches fall below 0 px but above cx_l - cx_r = -30.
+    shifted = tmp_path / 'shifted'
+    for seed in range(2):
+        scene = make_scene(seed, 128, 256, 'layered', max_disparity=24)
+        folder = shifted / f'pair{seed}'
+        folder.mkdir(parents=True)
+        cv2.imwrite(str(folder / 'left.png'), scene.left[:, :, ::-1])
+        cv2.imwrite(str(folder / 'right.png'), np.roll(scene.right, 20, axis=1)[:, :, ::-1])
+    calibration = ['--fx', '200', '--baseline', '0.1', '--no-progress']
+    main(['check-camera', '--pairs', str(shifted), *calibration, '--doffs', '30'])
+    assert 'left/right: 0 of 2 pairs look swapped: OK' in capsys.readouterr().out
+    main(['check-camera', '--pairs', str(shifted), *calibration])
+    assert 'left/right: 2 of 2 pairs look swapped' in capsys.readouterr().out
+
+
+def test_check_camera_warns_of_a_folder_holding_one_view_only(tmp_path, capsys):
+    root = _pairs(tmp_path / 'pairs')
+    (root / 'pair1' / 'right.png').unlink()
+    assert main(['check-camera', '--pairs', str(root), '--no-progress']) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == f'1 pair of {root} (256x128)'
+    assert captured.err.strip() == (f'warning: 1 folder(s) under {root} hold only one of '
+                                    f'left.png and right.png and are left out (first: '
+                                    f'{root / "pair1"})')
+
+
+def test_check_camera_refuses_fx_for_a_bag_with_camera_info(tmp_path, capsys):
+    from bad_input_helpers import write_stereo_bag
+    bag = write_stereo_bag(tmp_path / 'bag', frames=2, width=96, height=64)
+    assert main(['check-camera', '--bag', str(bag), '--fx', '80', '--baseline', '0.3',
+                 '--no-progress']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'the bag has its camera_info: --fx, --baseline' in err[0]

@@ -358,3 +358,59 @@ def test_max_megapixels_zero_is_no_limit_and_a_negative_one_is_refused():
     assert parser.parse_args(['--max-megapixels', '0']).max_megapixels == 0
     with pytest.raises(SystemExit):
         parser.parse_args(['--max-megapixels', '-1'])
+
+
+def _kitti_drive(tmp_path, stamps, right_lag_ns=0):
+    """A two-frame KITTI raw drive of 96x64 images; the right stamps lag by right_lag_ns."""
+    from stereo_depth_ros.camera import StereoCameraModel
+    from stereo_depth_ros.kitti import write_raw_drive
+    scene = make_scene(0, 64, 96, 'layered', max_disparity=8)
+    return write_raw_drive(tmp_path / 'kitti', [scene.left] * 2, [scene.right] * 2,
+                           StereoCameraModel(96, 64, 80.0, 80.0, 47.5, 47.5, 31.5, 0.3),
+                           stamps, right_stamps_ns=[s + right_lag_ns for s in stamps])
+
+
+def test_kitti2bag_keep_camera_stamps_keeps_the_right_camera_s_stamps(tmp_path, capsys):
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import get_typestore, Stores
+    from stereo_depth_ros.msgs.types import stamp_to_ns
+    stamps = [1_000_000_000, 1_100_000_000]
+    drive = _kitti_drive(tmp_path, stamps, right_lag_ns=2_000_000)
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    for flags, lag in (([], 0), (['--keep-camera-stamps'], 2_000_000)):
+        out = tmp_path / f'bag{lag}'
+        assert main(['kitti2bag', str(drive), str(out), *flags]) == 0
+        with Reader(out) as reader:
+            rights = [stamp_to_ns(typestore.deserialize_cdr(data, c.msgtype).header.stamp)
+                      for c, _, data in reader.messages()
+                      if c.topic == '/stereo/right/image_rect']
+        assert rights == [s + lag for s in stamps]
+    capsys.readouterr()
+
+
+def test_kitti2bag_writes_mcap_unless_told_otherwise(tmp_path, capsys):
+    drive = _kitti_drive(tmp_path, [1_000_000_000, 1_100_000_000])
+    assert main(['kitti2bag', str(drive), str(tmp_path / 'bag')]) == 0
+    assert '(mcap, rosbag2 metadata version' in capsys.readouterr().out
+    assert len(list((tmp_path / 'bag').glob('*.mcap'))) == 1
+
+
+def test_process_bag_takes_points_organized_from_the_params_file(tmp_path, capsys):
+    from rosbags.rosbag2 import Reader
+    from bad_input_helpers import write_stereo_bag
+    bag = write_stereo_bag(tmp_path / 'bag', frames=2)
+    params = tmp_path / 'depth.yaml'
+    params.write_text('/**/stereo_depth_node:\n  ros__parameters:\n'
+                      '    publish_points: true\n    points_organized: true\n')
+    out = tmp_path / 'out'
+    assert main(['process-bag', str(bag), str(out), '--params-file', str(params),
+                 '--backend', 'sgbm', '--backend-option', 'disparity_range=16']) == 0
+    capsys.readouterr()
+    from rosbags.typesys import get_typestore, Stores
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    with Reader(out) as reader:
+        clouds = [typestore.deserialize_cdr(data, connection.msgtype)
+                  for connection, _, data in reader.messages()
+                  if connection.topic == '/stereo/points2']
+    assert len(clouds) == 2  # organised as the 96x64 images, as the node publishes them
+    assert all((cloud.height, cloud.width) == (64, 96) for cloud in clouds)
