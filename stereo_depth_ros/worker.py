@@ -52,15 +52,12 @@ class LatestSlot(Generic[T]):
         ``item`` itself: a pair that arrives during shutdown is received and dropped.
         """
         with self._condition:
-            if self._closed:
-                self.put_count += 1
-                self.dropped_count += 1
-                return True
-            dropped = self._full
-            self._item, self._full = item, True
             self.put_count += 1
+            dropped = self._full or self._closed
             self.dropped_count += int(dropped)
-            self._condition.notify()
+            if not self._closed:
+                self._item, self._full = item, True
+                self._condition.notify()
             return dropped
 
     def take(self, timeout: Optional[float] = None) -> Optional[T]:
