@@ -636,7 +636,8 @@ def test_selection_command_scores_weights_files(tmp_path: Path, capsys) -> None:
     assert len(row) == 1 and row[0].endswith('%')
     assert selection_main([str(weights), '--pairs', str(tmp_path / 'pairs'), '--bands']) == 0
     bands = [line for line in capsys.readouterr().out.splitlines() if 'by band' in line]
-    assert len(bands) == 1 and '0-32 px ' in bands[0] and bands[0].endswith('128-256 px - of 0')
+    assert len(bands) == 1 and '0-32 px ' in bands[0] and '128-256 px - of 0, ' in bands[0]
+    assert bands[0].endswith('256+ px - of 0')
     assert selection_main([str(weights), '--pairs', str(tmp_path / 'none')]) == 2
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from stereo_depth_ros.errors import ImageFormatError
-from stereo_depth_ros.evaluation.metrics import (bad_n, band_metrics, d1, density, epe,
+from stereo_depth_ros.evaluation.metrics import (DISPARITY_BANDS, bad_n, band_label,
+                                                 band_metrics, d1, density, epe,
                                                  estimated_bad_n,
                                                  evaluate_pair, fill_invalid_kitti,
                                                  mean_metrics, pooled_visibility,
@@ -172,6 +173,17 @@ def test_band_edges_belong_to_the_band_above_and_bad3_is_its_own():
     assert bands['bad2_32_64'] == pytest.approx(1 / 3)  # 2.0 px is not more than 2 px
     assert bands['bad3_32_64'] == 0.0  # 2.5 px is not more than 3 px
     assert bands['epe_64_128'] == 0.0 and bands['epe_128_256'] == 0.0  # 64 and 128 px
+
+
+def test_disparities_of_256_px_and_more_have_a_band_of_their_own():
+    gt = np.array([[255.0, 256.0, 300.0, 900.0]])
+    pred = np.array([[255.0, 250.0, 301.0, 900.0]])  # errors 0, 6, 1, 0
+    bands = band_metrics(pred, gt)
+    assert bands['epe_128_256'] == 0.0  # 255 px only
+    assert bands['epe_256_inf'] == pytest.approx(7 / 3)
+    assert bands['bad2_256_inf'] == pytest.approx(1 / 3)
+    assert [band_label(band) for band in DISPARITY_BANDS][-2:] == ['128-256 px', '256+ px']
+    assert np.isnan(band_metrics(pred[:, :1], gt[:, :1])['epe_256_inf'])
 
 
 def test_band_bad_n_count_errors_strictly_above_their_threshold():

@@ -146,6 +146,10 @@ def test_real_bench_tables_put_each_metric_under_its_label() -> None:
                                 '4.0', '50']
     band_row = next(line for line in lines[3:] if line.startswith('sgbm'))
     assert '0.50 / 25.0 / 12.5' in band_row  # EPE / bad-2 / bad-3
+    header = lines[lines.index(band_row) - 1].split()
+    assert header == ['backend', '0-32', 'px', '32-64', 'px', '64-128', 'px', '128-256', 'px',
+                      '256+', 'px']
+    assert band_row.split().count('/') == 2 * len(DISPARITY_BANDS)
 
 
 def test_pooled_estimated_bad2_weighs_by_estimated_pixels():

@@ -6,6 +6,8 @@ dense prediction: fill invalid pixels first with :func:`fill_invalid_kitti`, as 
 devkit does, and report :func:`density` separately.
 """
 
+import math
+
 import numpy as np
 
 from ..errors import ImageFormatError
@@ -117,13 +119,20 @@ def d1(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(((error > 3.0) & (error > 0.05 * truth)).mean())
 
 
-#: True-disparity bands (px, low inclusive) that :func:`band_metrics` scores separately.
-DISPARITY_BANDS = ((0, 32), (32, 64), (64, 128), (128, 256))
+#: True-disparity bands (px, low inclusive, high exclusive) that :func:`band_metrics` scores
+#: separately. The last is open: a half-size Middlebury 2014 scene reaches past 256 px.
+DISPARITY_BANDS: tuple[tuple[int, float], ...] = (
+    (0, 32), (32, 64), (64, 128), (128, 256), (256, math.inf))
 
 
-def band_key(metric: str, band: tuple[int, int]) -> str:
-    """Return the result key of ``metric`` in ``band``, e.g. ``bad2_64_128``."""
-    return f'{metric}_{band[0]}_{band[1]}'
+def band_key(metric: str, band: tuple[int, float]) -> str:
+    """Return the result key of ``metric`` in ``band``, e.g. ``bad2_64_128``, ``bad2_256_inf``."""
+    return f'{metric}_{band[0]}_{band[1]:g}'
+
+
+def band_label(band: tuple[int, float]) -> str:
+    """Return how a band reads in a table: ``64-128 px``, or ``256+ px`` for the open one."""
+    return f'{band[0]}+ px' if math.isinf(band[1]) else f'{band[0]}-{band[1]:g} px'
 
 
 def band_metrics(filled: np.ndarray, gt: np.ndarray) -> dict[str, float]:

@@ -15,7 +15,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .evaluate import evaluate_backend
-from .metrics import DISPARITY_BANDS, band_key, fill_invalid_kitti, gt_valid_mask
+from .metrics import (DISPARITY_BANDS, band_key, band_label, fill_invalid_kitti,
+                      gt_valid_mask)
 from ..backends.base import DisparityBackend
 from ..data.datasets import StereoSample, real_suite_dataset
 from ..visualize import colorize_disparity, grid, save_rgb, titled
@@ -126,7 +127,7 @@ def format_tables(results: dict[str, dict]) -> str:
     lines.append('')
     lines.append('by true disparity (mean over the scenes that reach a band): '
                  'EPE px / bad-2 % / bad-3 %')
-    bands = ''.join(f'{f"{low}-{high} px":>24}' for low, high in DISPARITY_BANDS)
+    bands = ''.join(f'{band_label(band):>24}' for band in DISPARITY_BANDS)
     lines.append(f'{"backend":<{column}}{bands}')
     for name, summary in results.items():
         cells = []

@@ -14,7 +14,7 @@ model cards quote when a stage is shipped; the scenes with ground truth never ch
 ``--sgbm`` adds a row for ``sgbm`` with its defaults (filled as KITTI does), the baseline a
 learned backend has to beat; its pseudo-label columns are empty, the labels being its own.
 ``--bands`` adds the pseudo-label bad-2 by the labels' disparity band (0-32, 32-64, 64-128,
-128-256 px), where a range weakness shows without ground truth. ``--visibility`` adds the
+128-256, 256+ px), where a range weakness shows without ground truth. ``--visibility`` adds the
 full-range bad-3 at >= 64 px of all scenes' pixels pooled, overall and split by whether the
 right camera sees the pixel (:func:`~stereo_depth_ros.evaluation.visibility.
 unseen_by_right_camera` of the truth).
@@ -52,7 +52,7 @@ from ..data.datasets import StereoSample
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..data.synthetic import TEST_SEED_OFFSET, VALIDATION_SEED_OFFSET
 from ..errors import EXIT_BAD_INPUT, StereoDepthError
-from ..evaluation.metrics import (DISPARITY_BANDS, LARGE_DISPARITY, band_key,
+from ..evaluation.metrics import (DISPARITY_BANDS, LARGE_DISPARITY, band_key, band_label,
                                   fill_invalid_kitti, pooled_visibility, visibility_counts)
 from ..networks.common import StereoNet
 from ..networks.inference import (images_to_tensor, NEAR_PASS_TARGET_RANGE, near_pass_scales,
@@ -407,9 +407,9 @@ def _print_weights_scores(args: argparse.Namespace, path: str, backend: str, opt
         tqdm.write(_visibility_line(full_range))
     if args.bands:
         tqdm.write(f'{"":<50} pseudo bad-2 by band: ' + ', '.join(
-            f'{low}-{high} px {_percent(scores[band_key("pseudo_bad2", (low, high))])}'
-            f' of {scores[band_key("pseudo_pixels", (low, high))]:.0f}'
-            for low, high in DISPARITY_BANDS))
+            f'{band_label(band)} {_percent(scores[band_key("pseudo_bad2", band)])}'
+            f' of {scores[band_key("pseudo_pixels", band)]:.0f}'
+            for band in DISPARITY_BANDS))
 
 
 def _print_sgbm_scores(args: argparse.Namespace, pairs: Sequence[StereoSample],
