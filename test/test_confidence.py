@@ -253,3 +253,15 @@ def test_the_checks_windows_mirror_the_edges_and_floor_only_tiny_variances() -> 
     zncc, variance = window_zncc(faint, faint, 3)
     assert variance[4, 4] == pytest.approx(1e-4, rel=0.1)
     assert zncc[4, 4] == pytest.approx(1.0, abs=0.02)
+
+
+def test_a_cost_equal_to_the_limit_is_confirmed() -> None:
+    """Only a match worse than ``max_match_cost`` is dropped (README, docs/ros.md).
+
+    Two equal flat views cost exactly 1 (no correlation, no difference) at every pixel.
+    """
+    flat = np.full((HEIGHT, WIDTH), 128, np.uint8)
+    disparity = np.full((HEIGHT, WIDTH), 4.0, np.float32)
+    assert not _mask(flat, flat, disparity, max_cost=1.0)[:, 8:].any()
+    below = float(np.nextafter(np.float32(1.0), np.float32(0.0)))
+    assert _mask(flat, flat, disparity, max_cost=below)[:, 8:].all()

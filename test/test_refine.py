@@ -143,6 +143,30 @@ def test_no_negative_disparity_is_chosen() -> None:
     assert np.mean(_refined(left, right, estimate - 5.0, 8.0) < -2.0) > 0.9
 
 
+@pytest.mark.parametrize('truth, first, others, limit',
+                         [(2, 8.0, 1.0, np.inf), (10, 4.0, 11.0, 12.0)])
+def test_a_pixel_its_block_s_shift_carries_out_of_range_is_searched_around_its_estimate(
+        truth: int, first: float, others: float, limit: float) -> None:
+    """Each 2x2 block's first pixel is 6 px off, the other three 1 px, the other way.
+
+    The block's shift, found for its first pixel, would carry the others out of range (below
+    0, above the limit): they are searched around their own estimate instead and found at
+    the truth, not left at their estimate.
+    """
+    rng = np.random.default_rng(3)
+    texture = np.repeat(np.repeat(rng.integers(0, 256, (32, 110)).astype(np.uint8), 2, axis=0),
+                        2, axis=1)
+    left, right = texture[:, :200].copy(), texture[:, truth:200 + truth].copy()
+    estimate = np.full((64, 200), others, np.float32)
+    estimate[::2, ::2] = first
+    device = torch.device('cpu')
+    left_t, right_t = images_to_tensor([left], device), images_to_tensor([right], device)
+    refined = refine_by_matching(left_t, right_t, torch.from_numpy(estimate)[None, None], 8.0,
+                                 limit)[0, 0].numpy()
+    inner = refined[4:-4, 12:-4]  # away from the borders
+    assert np.mean(np.abs(inner - truth) <= 0.5) > 0.95
+
+
 def test_a_batch_gives_the_results_of_its_images_one_by_one(scene) -> None:
     left, right, truth, _ = scene
     device = torch.device('cpu')
