@@ -41,6 +41,9 @@ class TimeSynchronizer:
         self.queue_size = int(queue_size)
         self.queues: list[dict[int, Any]] = [{} for _ in range(n_inputs)]
         #: Messages pushed out of a queue (overflow or same-stamp replacement), per input.
+        #: Each input's messages are ``matched + dropped[i] + pending()[i]``; process-bag's
+        #: per-topic "unpaired/dropped messages" is ``dropped[i] + pending()[i]`` (at most
+        #: ``queue_size`` left over at the end), so it reports this count already.
         self.dropped = [0] * n_inputs
         #: Sets emitted so far.
         self.matched = 0
