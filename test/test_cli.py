@@ -414,3 +414,35 @@ def test_process_bag_takes_points_organized_from_the_params_file(tmp_path, capsy
                   if connection.topic == '/stereo/points2']
     assert len(clouds) == 2  # organised as the 96x64 images, as the node publishes them
     assert all((cloud.height, cloud.width) == (64, 96) for cloud in clouds)
+
+
+def test_eval_of_a_middlebury_scene_made_by_warping_scores_sgbm_well(tmp_path, capsys):
+    # A scene as MiddEval3 ships it (im0/im1.png, disp0GT.pfm bottom row first, inf unknown,
+    # calib.txt, mask0nocc.png), 203x130 px (no multiple of 16), grey as ETH3D stores it: the
+    # right view is the left one warped by a known disparity, 6-20 px down the rows.
+    rng = np.random.default_rng(3)
+    left = cv2.GaussianBlur(rng.integers(0, 256, (130, 203), np.uint8), (3, 3), 0)
+    truth = np.repeat(np.linspace(6, 20, 130, dtype=np.float32)[:, None], 203, 1)
+    columns = np.arange(203, dtype=np.float32)[None, :]
+    rows = np.repeat(np.arange(130, dtype=np.float32)[:, None], 203, 1)
+    right = cv2.remap(left, columns + truth, rows, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REFLECT)
+    truth[columns.repeat(130, 0) < truth] = np.inf  # no match in the right view
+    scene = tmp_path / 'Warped'
+    scene.mkdir()
+    cv2.imwrite(str(scene / 'im0.png'), left)
+    cv2.imwrite(str(scene / 'im1.png'), right)
+    (scene / 'disp0GT.pfm').write_bytes(b'Pf\n203 130\n-1\n' +
+                                        np.flipud(truth).astype('<f4').tobytes())
+    (scene / 'calib.txt').write_text('cam0=[500 0 101; 0 500 65; 0 0 1]\ndoffs=0\n'
+                                     'baseline=100\nwidth=203\nheight=130\nndisp=32\n')
+    cv2.imwrite(str(scene / 'mask0nocc.png'), np.full((130, 203), 255, np.uint8))
+    for root in (tmp_path, scene):  # the folder above the scenes, or the scene itself
+        assert main(['eval', '--backend', 'sgbm', '--backend-option', 'disparity_range=32',
+                     '--dataset', 'middlebury2014', '--root', str(root), '--json',
+                     '--per-pair']) == 0
+        summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert summary['n'] == 1 and summary['n_skipped'] == 0
+        assert summary['epe'] < 0.5 and summary['bad2'] < 0.02 and summary['density'] > 0.8
+        assert set(summary['pairs'][0]) == {'name', 'epe', 'd1', 'bad1', 'bad2', 'bad3',
+                                            'density', 'estimated_bad2'}

@@ -233,3 +233,62 @@ def test_a_12_bit_image_with_an_opaque_alpha_is_still_named_narrow(tmp_path):
         image = read_image_as_stored(path, notes)
         assert image.shape == shape and image.dtype == np.uint8
         assert len(notes) == 1 and '12 bits' in notes[0] and '--mono16-bit-depth' in notes[0]
+
+
+def _write_pfm_middlebury(path, disparity):
+    """Write a PFM as Middlebury and ETH3D ship it: little-endian, bottom row first."""
+    height, width = disparity.shape
+    path.write_bytes(f'Pf\n{width} {height}\n-1.0\n'.encode()
+                     + np.flipud(disparity).astype('<f4').tobytes())
+
+
+def test_root_may_be_one_scene_folder(tmp_path):
+    # A user who points --root at one MiddEval3 / ETH3D / generic scene gets that scene.
+    image = np.zeros((8, 12, 3), np.uint8)
+    truth = np.full((8, 12), 4.0, np.float32)
+    truth[0] = np.inf  # unknown, as Middlebury and ETH3D mark it
+    mb = tmp_path / 'Adirondack'
+    mb.mkdir()
+    cv2.imwrite(str(mb / 'im0.png'), image)
+    cv2.imwrite(str(mb / 'im1.png'), image)
+    _write_pfm_middlebury(mb / 'disp0GT.pfm', truth)
+    (mb / 'calib.txt').write_text('cam0=[1 0 6; 0 1 4; 0 0 1]\nndisp=16\n')
+    (tmp_path / 'Adirondack' / 'ambient').mkdir()  # a subfolder is no scene of its own
+    samples = load_dataset('middlebury2014', mb)
+    assert [s.name for s in samples] == ['Adirondack']
+    assert np.isnan(samples[0].disparity[0]).all() and samples[0].disparity[7, 0] == 4.0
+    generic = tmp_path / 'mine'
+    generic.mkdir()
+    cv2.imwrite(str(generic / 'left.png'), image)
+    cv2.imwrite(str(generic / 'right.png'), image)
+    _write_pfm_middlebury(generic / 'disp.pfm', truth)
+    assert [s.name for s in load_dataset('generic', generic)] == ['mine']
+
+
+def test_kitti_root_above_training_says_which_folder(tmp_path):
+    for folder in ('image_2', 'image_3', 'disp_occ_0'):
+        (tmp_path / 'training' / folder).mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r'is not a KITTI 2015 training folder: it has '
+                                           r'none of image_2, image_3 and disp_occ_0; pass '
+                                           r'--root .*training$'):
+        load_dataset('kitti2015', tmp_path)
+    (tmp_path / 'training' / 'disp_occ_0').rmdir()
+    with pytest.raises(DatasetError, match=r'it has no disp_occ_0 \(of image_2'):
+        load_dataset('kitti2015', tmp_path / 'training')
+
+
+def test_middlebury_2006_layout_is_named_not_just_refused(tmp_path):
+    scene = tmp_path / 'Aloe'
+    scene.mkdir()
+    for name in ('view1.png', 'view5.png', 'disp1.png'):
+        cv2.imwrite(str(scene / name), np.zeros((8, 12), np.uint8))
+    for kind in ('middlebury2003', 'middlebury2014', 'generic'):
+        with pytest.raises(DatasetError, match=r'found Middlebury 2005/2006 files .* divided '
+                                               r'by its scale'):
+            load_dataset(kind, tmp_path)
+
+
+def test_real_suite_root_of_one_s_own_scenes_points_to_eval(tmp_path):
+    with pytest.raises(DatasetError, match=r'real scene cones is incomplete: .*eval --dataset '
+                                           r'generic, middlebury2014 or kitti2015'):
+        load_dataset('real', tmp_path)

@@ -2,6 +2,7 @@
 
 Layouts:
 - ``generic``: ``<root>/<scene>/left.png, right.png, disp.pfm`` (left-view disparity).
+  Here and for ``middlebury2003`` and ``middlebury2014``, ``root`` may be one scene folder.
 - ``middlebury2003``: ``<root>/<scene>/im2.png, im6.png, disp2.pgm`` (disparity x 4, 0 unknown).
 - ``middlebury2014``: ``<root>/<scene>/im0.png, im1.png`` with ``disp0GT.pfm`` or ``disp0.pfm``
   (Middlebury 2014 and 2021, and ETH3D two-view, as their training archives unpack; inf
@@ -212,9 +213,20 @@ def _require_dir(root: Path) -> Path:
     return root
 
 
+def _scenes(root: Path, first: str) -> list[Path]:
+    """Return the scene folders under ``root``, or ``root`` alone if it holds ``first``.
+
+    ``--root`` may name the folder above the scene folders, as the archives unpack, or one
+    scene folder itself.
+    """
+    if (_require_dir(root) / first).is_file():
+        return [root]
+    return sorted(p for p in root.iterdir() if p.is_dir())
+
+
 def _scene_folders(root: Path, names: tuple[str, str, str], kind: str) -> list[tuple]:
     items = []
-    for scene in sorted(p for p in _require_dir(root).iterdir() if p.is_dir()):
+    for scene in _scenes(root, names[0]):
         paths = [scene / name for name in names]
         if all(p.is_file() for p in paths):
             items.append((scene.name, *paths))
@@ -223,8 +235,24 @@ def _scene_folders(root: Path, names: tuple[str, str, str], kind: str) -> list[t
             raise DatasetError(f'{kind} scene {scene} is incomplete: missing {missing}')
     if not items:
         raise DatasetError(
-            f'no {kind} scenes under {root} (expected <scene>/{"," .join(names)})')
+            f'no {kind} scenes under {root} (expected <scene>/{"," .join(names)})'
+            f'{_other_layout_hint(root)}')
     return items
+
+
+#: Files of a Middlebury 2005 / 2006 scene folder, which no reader takes as it is.
+MIDDLEBURY2006_FILES = ('view1.png', 'view5.png', 'disp1.png')
+
+
+def _other_layout_hint(root: Path) -> str:
+    """Return a note on a known layout under ``root`` that the reader asked cannot take."""
+    for scene in _scenes(root, MIDDLEBURY2006_FILES[0]):
+        if all((scene / name).is_file() for name in MIDDLEBURY2006_FILES):
+            return ('; found Middlebury 2005/2006 files (view1.png, view5.png, disp1.png), '
+                    'which no --dataset reads: convert each scene to the generic layout, '
+                    'left.png, right.png and disp.pfm holding disp1.png divided by its scale '
+                    '(1 at full size, 2 at half, 3 at a third), 0 as inf')
+    return ''
 
 
 def generic_dataset(root: str | Path) -> FileStereoDataset:
@@ -243,7 +271,7 @@ def middlebury2014_dataset(root: str | Path) -> FileStereoDataset:
     """``<root>/<scene>/im0.png, im1.png, disp0GT.pfm | disp0.pfm`` (Middlebury 2014, ETH3D)."""
     root = _require_dir(Path(root))
     items: list[tuple[str, Path, Path, Path]] = []
-    for scene in sorted(p for p in root.iterdir() if p.is_dir()):
+    for scene in _scenes(root, 'im0.png'):
         images = [scene / 'im0.png', scene / 'im1.png']
         truth = [scene / name for name in MIDDLEBURY2014_DISPARITIES if (scene / name).is_file()]
         if all(p.is_file() for p in images) and truth:
@@ -257,7 +285,8 @@ def middlebury2014_dataset(root: str | Path) -> FileStereoDataset:
     if not items:
         raise DatasetError(f'no middlebury2014 scenes under {root} (expected '
                            f'<scene>/im0.png,im1.png and '
-                           f'{" or ".join(MIDDLEBURY2014_DISPARITIES)})')
+                           f'{" or ".join(MIDDLEBURY2014_DISPARITIES)})'
+                           f'{_other_layout_hint(root)}')
     return FileStereoDataset(items, read_pfm_disparity)
 
 
@@ -265,8 +294,14 @@ def kitti2015_dataset(root: str | Path) -> FileStereoDataset:
     """KITTI stereo 2015 training layout (``image_2``, ``image_3``, ``disp_occ_0``)."""
     root = _require_dir(Path(root))
     left_dir, right_dir, disp_dir = root / 'image_2', root / 'image_3', root / 'disp_occ_0'
-    for folder in (left_dir, right_dir, disp_dir):
-        _require_dir(folder)
+    missing = [folder.name for folder in (left_dir, right_dir, disp_dir) if not folder.is_dir()]
+    if missing:
+        inside = (f'; pass --root {root / "training"}' if (root / 'training' / 'image_2').is_dir()
+                  else '')
+        lacks = ('none of image_2, image_3 and disp_occ_0' if len(missing) == 3 else
+                 f'no {" or ".join(missing)} (of image_2, image_3 and disp_occ_0)')
+        raise DatasetError(f'{root} is not a KITTI 2015 training folder: it has {lacks}'
+                           f'{inside}')
     items = []
     for disp in sorted(disp_dir.glob('*_10.png')):
         left, right = left_dir / disp.name, right_dir / disp.name
@@ -384,6 +419,9 @@ def real_suite_dataset(root: str | Path | None = None) -> FileStereoDataset:
         paths = (base / folder / left, base / folder / right, base / folder / disparity)
         missing = [str(path) for path in paths if not path.is_file()]
         if missing:
-            raise DatasetError(f'real scene {name} is incomplete: missing {missing}')
+            mine = (' (real-bench scores only the shipped real suite; for scenes of your own: '
+                    'stereo-depth eval --dataset generic, middlebury2014 or kitti2015)'
+                    if root is not None else '')
+            raise DatasetError(f'real scene {name} is incomplete: missing {missing}{mine}')
         items.append((name, *paths))
     return FileStereoDataset(items, read_disparity_file)
