@@ -9,8 +9,8 @@ Defaults match the bags written by ``stereo-depth kitti2bag``: the node runs in 
     ros2 launch stereo_depth_ros depth.launch.py backend:=dispnetc \\
         left_namespace:=/camera/left right_namespace:=/camera/right approximate_sync:=true
 
-``backend``, ``weights``, ``approximate_sync`` and ``image_transport`` left empty keep the
-values of ``params_file``; given, they override it.
+``backend``, ``weights``, ``approximate_sync``, ``image_transport`` and ``use_sim_time`` left
+empty keep the values of ``params_file``; given, they override it.
 """
 
 import os
