@@ -277,15 +277,47 @@ def test_kitti_root_above_training_says_which_folder(tmp_path):
         load_dataset('kitti2015', tmp_path / 'training')
 
 
-def test_middlebury_2006_layout_is_named_not_just_refused(tmp_path):
+def test_middlebury_2006_layout_is_named_by_the_other_readers(tmp_path):
     scene = tmp_path / 'Aloe'
     scene.mkdir()
     for name in ('view1.png', 'view5.png', 'disp1.png'):
-        cv2.imwrite(str(scene / name), np.zeros((8, 12), np.uint8))
+        cv2.imwrite(str(scene / name), np.zeros((370, 12), np.uint8))
     for kind in ('middlebury2003', 'middlebury2014', 'generic'):
-        with pytest.raises(DatasetError, match=r'found Middlebury 2005/2006 files .* divided '
-                                               r'by its scale'):
+        with pytest.raises(DatasetError, match=r'found Middlebury 2005/2006 files .* read them '
+                                               r'with --dataset middlebury2006'):
             load_dataset(kind, tmp_path)
+
+
+@pytest.mark.parametrize('rows, scale', [(1110, 1), (555, 2), (370, 3)])
+def test_middlebury_2006_disparities_are_divided_by_their_size_s_scale(tmp_path, rows, scale):
+    scene = tmp_path / 'Aloe'
+    scene.mkdir()
+    stored = np.zeros((rows, 8), np.uint8)
+    stored[0, :3] = (0, 90, 255)
+    cv2.imwrite(str(scene / 'view1.png'), np.full((rows, 8, 3), 100, np.uint8))
+    cv2.imwrite(str(scene / 'view5.png'), np.full((rows, 8, 3), 120, np.uint8))
+    cv2.imwrite(str(scene / 'disp1.png'), stored)
+    for root in (tmp_path, scene):  # the folder above the scenes, or one scene
+        samples = load_dataset('middlebury2006', root)
+        assert len(samples) == 1 and samples[0].name == 'Aloe'
+        truth = samples[0].disparity
+        assert np.isnan(truth[0, 0]) and np.isnan(truth[1:]).all()  # 0 is unknown
+        assert truth[0, 1:3] == pytest.approx([90 / scale, 255 / scale])
+        assert samples[0].left.shape == (rows, 8, 3)
+
+
+def test_middlebury_2006_disparity_of_no_shipped_size_is_refused(tmp_path):
+    scene = tmp_path / 'Aloe'
+    scene.mkdir()
+    for name in ('view1.png', 'view5.png', 'disp1.png'):
+        cv2.imwrite(str(scene / name), np.zeros((400, 8), np.uint8))
+    samples = load_dataset('middlebury2006', tmp_path)
+    with pytest.raises(DatasetError, match=r'disp1.png: a Middlebury 2005/2006 disparity of 400 '
+                                           r'rows is none of the sizes .*1110, 555 or 370'):
+        samples[0]
+    cv2.imwrite(str(scene / 'disp1.png'), np.zeros((370, 8), np.uint16))
+    with pytest.raises(DatasetError, match=r'an 8-bit grey PNG, got uint16'):
+        samples[0]
 
 
 def test_real_suite_root_of_one_s_own_scenes_points_to_eval(tmp_path):

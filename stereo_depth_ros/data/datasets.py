@@ -2,8 +2,10 @@
 
 Layouts:
 - ``generic``: ``<root>/<scene>/left.png, right.png, disp.pfm`` (left-view disparity).
-  Here and for ``middlebury2003`` and ``middlebury2014``, ``root`` may be one scene folder.
+  Here and for the Middlebury layouts, ``root`` may be one scene folder.
 - ``middlebury2003``: ``<root>/<scene>/im2.png, im6.png, disp2.pgm`` (disparity x 4, 0 unknown).
+- ``middlebury2006``: ``<root>/<scene>/view1.png, view5.png, disp1.png`` (Middlebury 2005 and
+  2006; disparity x 1, 2 or 3 at full, half or third size, told by the height; 0 unknown).
 - ``middlebury2014``: ``<root>/<scene>/im0.png, im1.png`` with ``disp0GT.pfm`` or ``disp0.pfm``
   (Middlebury 2014 and 2021, and ETH3D two-view, as their training archives unpack; inf
   unknown).
@@ -240,19 +242,49 @@ def _scene_folders(root: Path, names: tuple[str, str, str], kind: str) -> list[t
     return items
 
 
-#: Files of a Middlebury 2005 / 2006 scene folder, which no reader takes as it is.
+#: Files of a Middlebury 2005 / 2006 scene folder: the left view, the right view and the
+#: left view's disparity (Scharstein & Pal, CVPR 2007; Hirschmueller & Scharstein, CVPR 2007).
 MIDDLEBURY2006_FILES = ('view1.png', 'view5.png', 'disp1.png')
+#: Rows of a Middlebury 2005 / 2006 image at full size; the half- and third-size images have
+#: 555 and 370, and their ``disp1.png`` holds the disparity times 2 and 3.
+MIDDLEBURY2006_FULL_HEIGHT = 1110
 
 
 def _other_layout_hint(root: Path) -> str:
     """Return a note on a known layout under ``root`` that the reader asked cannot take."""
     for scene in _scenes(root, MIDDLEBURY2006_FILES[0]):
         if all((scene / name).is_file() for name in MIDDLEBURY2006_FILES):
-            return ('; found Middlebury 2005/2006 files (view1.png, view5.png, disp1.png), '
-                    'which no --dataset reads: convert each scene to the generic layout, '
-                    'left.png, right.png and disp.pfm holding disp1.png divided by its scale '
-                    '(1 at full size, 2 at half, 3 at a third), 0 as inf')
+            return ('; found Middlebury 2005/2006 files (view1.png, view5.png, disp1.png): '
+                    'read them with --dataset middlebury2006')
     return ''
+
+
+def middlebury2006_scale(height: int) -> int:
+    """Return the factor (1, 2 or 3) of a Middlebury 2005 / 2006 ``disp1.png`` of ``height`` rows.
+
+    Full, half and third size (1110, 555, 370 rows) store the disparity times 1, 2 and 3.
+    """
+    for scale in (1, 2, 3):
+        if abs(height * scale - MIDDLEBURY2006_FULL_HEIGHT) <= scale:
+            return scale
+    raise DatasetError(
+        f'a Middlebury 2005/2006 disparity of {height} rows is none of the sizes the '
+        f'dataset ships ({MIDDLEBURY2006_FULL_HEIGHT}, {MIDDLEBURY2006_FULL_HEIGHT // 2} or '
+        f'{MIDDLEBURY2006_FULL_HEIGHT // 3} rows: full, half or third size), so the scale of '
+        'its values is unknown')
+
+
+def read_middlebury2006_disparity(path: str | Path) -> np.ndarray:
+    """Read a Middlebury 2005 / 2006 ``disp1.png``: value / its size's scale, 0 = unknown (NaN)."""
+    raw = _read_unchanged(Path(path))
+    if raw.dtype != np.uint8 or raw.ndim != 2:
+        raise DatasetError(f'{path}: a Middlebury 2005/2006 disparity is an 8-bit grey PNG, '
+                           f'got {raw.dtype} with shape {raw.shape}')
+    try:
+        scale = middlebury2006_scale(raw.shape[0])
+    except DatasetError as error:
+        raise DatasetError(f'{path}: {error}') from None
+    return np.where(raw > 0, raw.astype(np.float32) / scale, np.nan).astype(np.float32)
 
 
 def generic_dataset(root: str | Path) -> FileStereoDataset:
@@ -265,6 +297,12 @@ def middlebury2003_dataset(root: str | Path) -> FileStereoDataset:
     """``<root>/<scene>/im2.png, im6.png, disp2.pgm`` (Scharstein & Szeliski, CVPR 2003)."""
     items = _scene_folders(Path(root), ('im2.png', 'im6.png', 'disp2.pgm'), 'middlebury2003')
     return FileStereoDataset(items, read_middlebury_disparity)
+
+
+def middlebury2006_dataset(root: str | Path) -> FileStereoDataset:
+    """``<root>/<scene>/view1.png, view5.png, disp1.png`` (Middlebury 2005 and 2006)."""
+    items = _scene_folders(Path(root), MIDDLEBURY2006_FILES, 'middlebury2006')
+    return FileStereoDataset(items, read_middlebury2006_disparity)
 
 
 def middlebury2014_dataset(root: str | Path) -> FileStereoDataset:
@@ -372,8 +410,8 @@ class SyntheticSamples(LazySamples):
         return StereoSample(f'{self.kind}_{seed}', scene.left, scene.right, scene.disparity)
 
 
-DATASET_KINDS = ('generic', 'middlebury2003', 'middlebury2014', 'kitti2015', 'sceneflow',
-                 'synthetic', 'real')
+DATASET_KINDS = ('generic', 'middlebury2003', 'middlebury2006', 'middlebury2014', 'kitti2015',
+                 'sceneflow', 'synthetic', 'real')
 
 
 def load_dataset(kind: str, root: str | Path, **options) -> Sequence[StereoSample]:
@@ -381,6 +419,7 @@ def load_dataset(kind: str, root: str | Path, **options) -> Sequence[StereoSampl
     if kind == 'synthetic':
         return SyntheticSamples(parse_seed_spec(str(root)), **options)
     readers = {'generic': generic_dataset, 'middlebury2003': middlebury2003_dataset,
+               'middlebury2006': middlebury2006_dataset,
                'middlebury2014': middlebury2014_dataset, 'kitti2015': kitti2015_dataset,
                'sceneflow': sceneflow_dataset, 'real': real_suite_dataset}
     if kind not in readers:
