@@ -105,7 +105,18 @@ def test_eval_names_ground_truth_beyond_the_backend_s_range(capsys):
     assert lines[0].endswith('above 15 px); those pixels count as wrong: widen the range '
                              'with a larger --backend-option disparity_range')
     assert main(argv) == 0  # 0-127 px: nothing beyond it
-    assert 'warning' not in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert 'warning' not in captured.err
+    # Two pairs: the means over them, then the figures over their pixels pooled.
+    mean, pooled = captured.out.strip().splitlines()[-2:]
+    assert mean.startswith('sgbm on synthetic (2 pairs): EPE ')
+    assert pooled.startswith("  pooled over the pairs' 262,144 ground-truth pixels (as KITTI's "
+                             "devkit scores a set): EPE ")
+    assert main([*argv, '--json']) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary['pooled']['pixels'] == 262144
+    assert set(summary['pooled']) == {'pixels', 'epe', 'bad1', 'bad2', 'bad3', 'd1', 'density',
+                                      'estimated_bad2'}
 
 
 def _sample(name, truth):

@@ -288,6 +288,23 @@ def test_evaluate_backend_times_compute_by_the_median(monkeypatch):
     assert summary['n'] == 3 and summary['epe'] == pytest.approx(1.0)
 
 
+def test_evaluate_backend_pools_the_pairs_pixels_as_kitti_does():
+    from stereo_depth_ros.data.datasets import StereoSample
+    from stereo_depth_ros.evaluation import evaluate
+    backend = SimpleNamespace(name='fake', compute=lambda left, right: np.full((1, 4), 10.0))
+    small = StereoSample('small', None, None, np.array([[20.0, np.nan, np.nan, np.nan]]))
+    large = StereoSample('large', None, None, np.full((1, 4), 10.5))
+    unknown = StereoSample('none', None, None, np.full((1, 4), np.nan))
+    summary = evaluate.evaluate_backend(backend, [small, large, unknown], progress=False)
+    # The means weigh the 1-pixel pair as much as the 4-pixel one; pooling counts pixels,
+    # and a pair without ground truth adds none.
+    assert summary['bad2'] == pytest.approx(0.5) and summary['epe'] == pytest.approx(5.25)
+    pooled = summary['pooled']
+    assert pooled['pixels'] == 5
+    assert pooled['bad2'] == pytest.approx(1 / 5) and pooled['d1'] == pytest.approx(1 / 5)
+    assert pooled['epe'] == pytest.approx((10 + 4 * 0.5) / 5)
+
+
 def test_zero_is_an_estimate_and_infinity_is_not():
     assert density(np.array([[0.0, 1.0]])) == 1.0
     assert density(np.array([[np.inf, 1.0]])) == 0.5

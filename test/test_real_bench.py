@@ -11,7 +11,8 @@ from stereo_depth_ros.data.datasets import REAL_SUITE, load_dataset, real_suite_
 from stereo_depth_ros.errors import DatasetError
 from stereo_depth_ros.evaluation.metrics import (DISPARITY_BANDS, band_key, band_metrics,
                                                  evaluate_pair, mean_metrics)
-from stereo_depth_ros.evaluation.real_bench import format_tables, pooled_metrics
+from stereo_depth_ros.evaluation.evaluate import pooled_metrics
+from stereo_depth_ros.evaluation.real_bench import format_tables
 from stereo_depth_ros.resources import sample_data_dir
 
 
@@ -94,7 +95,7 @@ def test_pooled_metrics_weigh_each_scene_by_its_ground_truth_pixels() -> None:
              'density': 0.5, 'estimated_bad2': 0.2},
             {'name': 'b', 'epe': 3.0, 'bad1': 0.1, 'bad2': 0.1, 'bad3': 0.0, 'd1': 0.0,
              'density': 1.0, 'estimated_bad2': float('nan')}]
-    pooled = pooled_metrics(rows, {'a': 100, 'b': 300})
+    pooled = pooled_metrics(rows, [100, 300])
     assert pooled['pixels'] == 400
     assert pooled['epe'] == pytest.approx((100 * 1 + 300 * 3) / 400)
     assert pooled['bad2'] == pytest.approx((40 + 30) / 400)
@@ -156,7 +157,7 @@ def test_pooled_estimated_bad2_weighs_by_estimated_pixels():
     row = {'epe': 1.0, 'bad1': 0.1, 'bad2': 0.1, 'bad3': 0.1, 'd1': 0.1}
     rows = [{**row, 'name': 'a', 'density': 0.5, 'estimated_bad2': 0.2},
             {**row, 'name': 'b', 'density': 1.0, 'estimated_bad2': 0.4}]
-    assert pooled_metrics(rows, {'a': 100, 'b': 100})['estimated_bad2'] == \
+    assert pooled_metrics(rows, [100, 100])['estimated_bad2'] == \
         pytest.approx((50 * 0.2 + 100 * 0.4) / 150)
 
 

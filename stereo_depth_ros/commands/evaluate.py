@@ -80,6 +80,13 @@ def run(args: argparse.Namespace) -> int:
               f'bad-3 {100 * summary["bad3"]:.2f} %, density {100 * summary["density"]:.1f} %, '
               f'{summary["ms_per_pair"]:.1f} ms/pair (means over the pairs; ms: the median of '
               'one call each, the first at each image size with start-up)')
+        if summary['n'] - skipped > 1:
+            pooled = summary['pooled']
+            print(f'  pooled over the pairs\' {pooled["pixels"]:,.0f} ground-truth pixels '
+                  f'(as KITTI\'s devkit scores a set): EPE {pooled["epe"]:.3f} px, '
+                  f'D1 {100 * pooled["d1"]:.2f} %, bad-1 {100 * pooled["bad1"]:.2f} %, '
+                  f'bad-2 {100 * pooled["bad2"]:.2f} %, bad-3 {100 * pooled["bad3"]:.2f} %, '
+                  f'density {100 * pooled["density"]:.1f} %')
     return 0
 
 

@@ -43,6 +43,32 @@ def beyond_reach(backend: DisparityBackend, sample: StereoSample) -> Optional[Be
             else None)
 
 
+#: The metrics :func:`pooled_metrics` pools: each a mean over a pair's ground-truth pixels
+#: (``estimated_bad2`` over those with an estimate).
+POOLED_METRICS = ('epe', 'bad1', 'bad2', 'bad3', 'd1', 'density', 'estimated_bad2')
+
+
+def pooled_metrics(pairs: Sequence[dict], pixels: Sequence[int]) -> dict[str, float]:
+    """Return :data:`POOLED_METRICS` over all pairs' ground-truth pixels pooled, and the count.
+
+    ``pairs`` are the per-pair rows, ``pixels`` their ground-truth pixel counts, in order.
+    Each metric but ``estimated_bad2`` is a mean over a pair's ground-truth pixels, so it is
+    weighted by their count; ``estimated_bad2``, over those with an estimate, by that count.
+    This is how KITTI's devkit scores a set (errors over all its images' pixels), where the
+    means over the pairs weigh a small image as much as a large one.
+    """
+    weights = np.array(pixels, np.float64)
+    pooled: dict[str, float] = {'pixels': float(weights.sum())}
+    for key in POOLED_METRICS:
+        values = np.array([row[key] for row in pairs], np.float64)
+        share = weights * np.array([row['density'] for row in pairs], np.float64) \
+            if key == 'estimated_bad2' else weights
+        known = np.isfinite(values) & (share > 0)
+        pooled[key] = (float(np.sum(values[known] * share[known]) / np.sum(share[known]))
+                       if known.any() else float('nan'))
+    return pooled
+
+
 def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
                      progress: bool = True, bands: bool = False,
                      on_prediction: Optional[Callable[[StereoSample, np.ndarray], None]] = None
@@ -50,13 +76,15 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
     """Return mean metrics (epe, d1, bad1-3, density), ``n``, ``ms_per_pair`` and per-pair rows.
 
     ``n`` counts all pairs; ``n_skipped`` those without ground truth, which the means leave
-    out (see :func:`~stereo_depth_ros.evaluation.metrics.mean_metrics`).
+    out (see :func:`~stereo_depth_ros.evaluation.metrics.mean_metrics`). ``pooled``: the
+    same metrics over all pairs' ground-truth pixels together (:func:`pooled_metrics`).
     Timing covers ``backend.compute`` only (median over pairs, in milliseconds). ``bands``
     adds the per-disparity-band metrics of
     :func:`~stereo_depth_ros.evaluation.metrics.band_metrics`; ``on_prediction(sample,
     disparity)`` sees each raw prediction (e.g. to draw it).
     """
     rows: list[dict[str, Any]] = []
+    pixels: list[int] = []
     times = []
     for sample in tqdm(samples, desc=f'eval {backend.name}', unit='pair', disable=not progress):
         start = time.perf_counter()
@@ -64,11 +92,13 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
         times.append((time.perf_counter() - start) * 1e3)
         metrics = evaluate_pair(prediction, sample.disparity, bands=bands)
         rows.append({'name': sample.name, **metrics})
+        pixels.append(int(gt_valid_mask(sample.disparity).sum()))
         if on_prediction is not None:
             on_prediction(sample, prediction)
     summary: dict[str, Any] = dict(
         mean_metrics([{k: v for k, v in row.items() if k != 'name'} for row in rows]))
     summary['n'] = len(rows)
     summary['ms_per_pair'] = float(np.median(times)) if times else float('nan')
+    summary['pooled'] = pooled_metrics(rows, pixels)
     summary['pairs'] = rows
     return summary

@@ -5,8 +5,9 @@ Middlebury 2014 motorcycle, Middlebury 2006 aloe at full size, disparities up to
 Metrics are those of ``stereo-depth eval`` (KITTI-style filling of missing estimates, density
 reported separately) plus EPE, bad-2 and bad-3 per true-disparity band, so that a network
 that cannot reach large disparities shows it. Overall figures are means over the scenes (as
-Middlebury averages per image); :func:`pooled_metrics` counts every ground-truth pixel once
-instead, where aloe, at full size, holds two thirds of them.
+Middlebury averages per image); ``pooled`` (:func:`~stereo_depth_ros.evaluation.evaluate.
+pooled_metrics`) counts every ground-truth pixel once instead, where aloe, at full size, holds
+two thirds of them.
 """
 
 from pathlib import Path
@@ -46,7 +47,6 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
                 panels[sample.name].extend(_panels(sample, disparity, name))
         summary = evaluate_backend(backend, samples, progress=progress, bands=True,
                                    on_prediction=draw)
-        summary['pooled'] = pooled_metrics(summary['pairs'], pixels)
         summary['scene_pixels'] = pixels
         results[backend.name] = summary
     if figures is not None:
@@ -58,25 +58,6 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
                           f'ground truth: 0-{_scale(sample):.0f} px, red near; black unknown')]
             save_rgb(folder / f'{sample.name}.png', grid(top + panels[sample.name], columns=2))
     return results
-
-
-def pooled_metrics(pairs: Sequence[dict], pixels: dict[str, int]) -> dict[str, float]:
-    """Return :data:`MAIN_METRICS` over all scenes' ground-truth pixels pooled, and the count.
-
-    ``pairs`` are the scenes' rows (with ``name``), ``pixels`` their ground-truth pixel counts.
-    Each metric but ``estimated_bad2`` is a mean over a scene's ground-truth pixels, so it is
-    weighted by their count; ``estimated_bad2``, over those with an estimate, by that count.
-    """
-    weights = np.array([pixels[row['name']] for row in pairs], np.float64)
-    pooled: dict[str, float] = {'pixels': float(weights.sum())}
-    for key, _ in MAIN_METRICS:
-        values = np.array([row[key] for row in pairs], np.float64)
-        share = weights * np.array([row['density'] for row in pairs], np.float64) \
-            if key == 'estimated_bad2' else weights
-        known = np.isfinite(values) & (share > 0)
-        pooled[key] = (float(np.sum(values[known] * share[known]) / np.sum(share[known]))
-                       if known.any() else float('nan'))
-    return pooled
 
 
 def _scale(sample: StereoSample) -> float:
