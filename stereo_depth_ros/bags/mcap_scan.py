@@ -10,7 +10,8 @@ Messages come in log-time order, as rosbags' reader gives them: chunks may overl
 (a writer that chunks each topic apart), and a stereo pair read in file order would then be
 split by the synchronizer's queues. Unlike that reader, which decompresses chunks in the
 order of their start times, the scan reads them in file order and holds messages back, up to
-:data:`MAX_HELD_BYTES`.
+:data:`MAX_HELD_BYTES`. :func:`merged_messages` puts the files of a split bag (``ros2 bag
+record --max-bag-size``) into one log-time order.
 """
 
 import heapq
@@ -18,7 +19,7 @@ import struct
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import BinaryIO, Iterator, Optional, Sequence
 
 from rosbags.interfaces import (Connection, ConnectionExtRosbag2, MessageDefinition,
                                 MessageDefinitionFormat)
@@ -176,6 +177,11 @@ class McapScan:
         """Return the channels found so far as rosbags connections."""
         return list(self._channels.values())
 
+    def first_log_time(self) -> int:
+        """Return the earliest log time the chunk headers give (later than any: none)."""
+        with open(self.path, 'rb') as stream:
+            return min((time for _, time in _first_log_times(stream)), default=_END_OF_TIME)
+
     def read_connections(self) -> list[Connection]:
         """Scan the whole file once for its schemas and channels (messages are not kept)."""
         for _ in self._scan(keep_messages=False):
@@ -325,3 +331,37 @@ class McapScan:
         self._channels[ident] = Connection(
             ident, topic, name, msgdef, '', 0,
             ConnectionExtRosbag2(encoding or 'cdr', qos), self)
+
+
+def merged_messages(scans: Sequence[McapScan]) -> Iterator[tuple[Connection, int, bytes]]:
+    """Yield the messages of several scans (a split bag's files) as one, by log time.
+
+    Each file's :meth:`McapScan.messages` is in log-time order; a file is opened only once
+    the messages before its first log time are out, so files recorded one after another
+    are read one at a time (one scan: its messages as they are). At equal log times the
+    earlier file comes first.
+    """
+    if len(scans) == 1:
+        yield from scans[0].messages()
+        return
+    pending = sorted(((scan.first_log_time(), index) for index, scan in enumerate(scans)),
+                     reverse=True)
+    started: dict[int, Iterator[tuple[Connection, int, bytes]]] = {}
+    # (log time, scan index, order read, connection, data): one message of each open file.
+    heap: list[tuple[int, int, int, Connection, bytes]] = []
+    order = 0
+    try:
+        while pending or heap:
+            if pending and (not heap or pending[-1][0] <= heap[0][0]):
+                index = pending.pop()[1]
+                started[index] = scans[index].messages()
+            else:
+                log_time, index, _, connection, data = heapq.heappop(heap)
+                yield connection, log_time, data
+            item = next(started[index], None)
+            if item is not None:
+                heapq.heappush(heap, (item[1], index, order, item[0], item[2]))
+                order += 1
+    finally:
+        for messages in started.values():
+            messages.close()  # type: ignore[attr-defined]

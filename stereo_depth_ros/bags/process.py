@@ -350,13 +350,12 @@ class _Run:
         summary.unpaired = {topic: len(self.stamps[i]) - paired
                             for topic, i in self.inputs.items()}
         summary.written = dict(writer.counts)
-        report = bag.scan_report
-        if report is not None and report.damaged:
-            summary.damage = report.line()
-        if report is not None and report.out_of_order:
+        summary.damage = bag.damage
+        out_of_order = sum(report.out_of_order for _, report in bag.scan_reports)
+        if out_of_order:
             summary.notes.append(
-                f'read out of time order: {report.out_of_order} messages of this mcap file '
-                'were given before earlier ones of chunks far later in the file (more than '
+                f'read out of time order: {out_of_order} messages of this mcap bag '
+                'were given before earlier ones of chunks far later in their file (more than '
                 f'{MAX_HELD_BYTES // 2 ** 20} MiB held back to order them); pairs may have '
                 'been missed: rewrite it in time order (ros2 bag convert)')
         if pair_latency:

@@ -4,10 +4,12 @@
 :func:`find_stereo_topics` picks the stereo image and CameraInfo topics by type and name.
 mcap messages are read with :class:`~stereo_depth_ros.bags.mcap_scan.McapScan`, which checks
 chunk CRCs, skips damaged chunks and recovers what precedes a cut, even when the Reader
-cannot open the bag at all (no summary section, no ``metadata.yaml``).
+cannot open the bag at all (no summary section, no ``metadata.yaml``). Each file of a split
+bag (several mcap files) is scanned so, and their messages merged by log time.
 """
 
 import functools
+import re
 import sqlite3
 import struct
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from rosbags.typesys import (Stores, TypesysError, get_types_from_idl, get_types
                              get_typestore)
 import yaml
 
-from .mcap_scan import McapScan, ScanReport
+from .mcap_scan import McapScan, merged_messages, ScanReport
 from .writer import get_distro_typestore
 from ..errors import DatasetError
 from ..topics import COMPRESSED_SUFFIX
@@ -43,15 +45,62 @@ def _one_line(error: BaseException) -> str:
     return ' '.join(str(error).split())
 
 
-def _listed_message_count(bag: Path) -> Optional[int]:
-    """Return the message count of ``bag``'s metadata.yaml; None without a readable one."""
+def _bag_information(bag: Path) -> dict[str, Any]:
+    """Return ``rosbag2_bagfile_information`` of ``bag``'s metadata.yaml; {} without one."""
     try:
-        count = yaml.safe_load((bag / 'metadata.yaml').read_text())[
-            'rosbag2_bagfile_information']['message_count']
+        info = yaml.safe_load((bag / 'metadata.yaml').read_text())[
+            'rosbag2_bagfile_information']
     except (OSError, UnicodeDecodeError, yaml.YAMLError, TypeError, KeyError):
-        return None
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _listed_message_count(bag: Path, file: Optional[str] = None) -> Optional[int]:
+    """Return the message count metadata.yaml lists for ``bag``, or for its storage ``file``.
+
+    A file's count is that of its entry under ``files``; None without a readable one.
+    """
+    info = _bag_information(bag)
+    count = info.get('message_count')
+    if file is not None:
+        entries = info.get('files')
+        count = next((entry.get('message_count') for entry in
+                      (entries if isinstance(entries, list) else [])
+                      if isinstance(entry, dict) and Path(str(entry.get('path'))).name == file),
+                     None)
     # An integer (YAML's true is a bool, an int subclass), not negative.
     return count if type(count) is int and count >= 0 else None
+
+
+def _recording_order(path: Path) -> list[Any]:
+    """Sort key of a split bag's files: ``bag_2.mcap`` before ``bag_10.mcap``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r'(\d+)', path.name)]
+
+
+def _unopenable(files: Sequence[Path]) -> list[str]:
+    """Return the names of those of ``files`` that rosbags cannot open on their own."""
+    names = []
+    for file in files:
+        try:
+            with Reader(file):
+                pass
+        except _BAG_ERRORS:
+            names.append(file.name)
+    return names
+
+
+def _combined(scans: Sequence[McapScan]) -> list[Connection]:
+    """Return the connections of several files' scans, one per topic and type, numbered anew.
+
+    Each file of a split bag numbers its own channels.
+    """
+    if len(scans) == 1:
+        return scans[0].connections
+    found: dict[tuple[str, str], Connection] = {}
+    for scan in scans:
+        for connection in scan.connections:
+            found.setdefault((connection.topic, connection.msgtype), connection)
+    return [connection._replace(id=index + 1) for index, connection in enumerate(found.values())]
 
 
 @dataclass(frozen=True)
@@ -136,7 +185,9 @@ class BagInput:
         self.strict = strict
         #: Why the Reader could not open the bag, when it was recovered by scanning instead.
         self.recovered_from: Optional[str] = None
-        self._scan: Optional[McapScan] = None
+        #: One scan per mcap file (empty for sqlite3), and the connections of recovered ones.
+        self._scans: list[McapScan] = []
+        self._recovered: list[Connection] = []
         self._reader: Optional[Reader] = None
         try:
             self._reader = Reader(self.path)
@@ -147,31 +198,45 @@ class BagInput:
         self.bag_types: set[str] = set()
         self.redefined: list[str] = []
 
-    def _mcap_file(self) -> Optional[Path]:
-        """Return the bag's only mcap file, or None."""
-        if self.path.is_file():
-            return self.path if self.path.suffix == '.mcap' else None
-        files = sorted(self.path.glob('*.mcap'))
-        return files[0] if len(files) == 1 else None
+    def _mcap_files(self) -> list[Path]:
+        """Return the bag's mcap files, in recording order (several: a split bag).
 
-    def _scan_of(self, mcap: Path) -> McapScan:
-        """Return a scan of ``mcap`` that knows how many messages metadata.yaml lists.
-
-        The open Reader has already read that count; a bag being recovered has no Reader.
+        Those metadata.yaml lists where the Reader opened it; else every one in the folder.
         """
+        if self.path.is_file():
+            return [self.path] if self.path.suffix == '.mcap' else []
+        listed = _bag_information(self.path).get('relative_file_paths') \
+            if self._reader is not None else None
+        files = ([self.path / Path(str(name)).name for name in listed]
+                 if isinstance(listed, list) and listed
+                 else sorted(self.path.glob('*.mcap'), key=_recording_order))
+        return [file for file in files if file.suffix == '.mcap']
+
+    def _scans_of(self, files: Sequence[Path]) -> list[McapScan]:
+        """Return a scan of each mcap file that knows how many messages metadata.yaml lists.
+
+        The open Reader has already read the count of a one-file bag; a bag being recovered
+        has no Reader; a split bag's metadata.yaml lists each file's count.
+        """
+        if len(files) > 1:
+            return [McapScan(file, _listed_message_count(self.path, file.name))
+                    for file in files]
         listed = (self._reader.message_count if self._reader is not None
                   else _listed_message_count(self.path))
-        return McapScan(mcap, listed)
+        return [McapScan(file, listed) for file in files]
 
     def _recover(self, problem: str) -> None:
-        """Read the bag by scanning its mcap file; DatasetError if that is not possible."""
-        mcap = self._mcap_file()
-        if mcap is None or self.strict:
-            raise DatasetError(problem + (' (--strict: no recovery)' if mcap else '')) from None
-        scan = self._scan_of(mcap)
-        if not scan.read_connections():
-            raise DatasetError(f'{problem}; nothing recoverable ({scan.report.line()})')
-        self._reader, self._scan, self.recovered_from = None, scan, problem
+        """Read the bag by scanning its mcap files; DatasetError if that is not possible."""
+        files = self._mcap_files()
+        if len(files) > 1 and (unopenable := _unopenable(files)):
+            problem += f' ({", ".join(unopenable)}, of its {len(files)} mcap files)'
+        if not files or self.strict:
+            raise DatasetError(problem + (' (--strict: no recovery)' if files else '')) from None
+        scans = self._scans_of(files)
+        if not any([scan.read_connections() for scan in scans]):  # every file read
+            raise DatasetError(f'{problem}; nothing recoverable ({_damage(scans, True)})')
+        self._reader, self._scans, self.recovered_from = None, scans, problem
+        self._recovered = _combined(scans)
 
     def __enter__(self) -> 'BagInput':
         if self._reader is not None:
@@ -182,9 +247,7 @@ class BagInput:
                 self._recover(f'cannot open bag {self.path} (corrupt?): {_one_line(error)}')
             else:
                 self._open = True
-                mcap = self._mcap_file()
-                if mcap is not None:
-                    self._scan = self._scan_of(mcap)
+                self._scans = self._scans_of(self._mcap_files())
         self._register_bag_types()
         return self
 
@@ -195,8 +258,21 @@ class BagInput:
 
     @property
     def scan_report(self) -> Optional[ScanReport]:
-        """What the mcap scan kept and lost (None for sqlite3); complete after messages()."""
-        return self._scan.report if self._scan is not None else None
+        """What the scan of the bag's mcap file kept and lost; complete after messages().
+
+        None for sqlite3, and for a split bag (see :attr:`scan_reports`).
+        """
+        return self._scans[0].report if len(self._scans) == 1 else None
+
+    @property
+    def scan_reports(self) -> list[tuple[Path, ScanReport]]:
+        """Each mcap file with what its scan kept and lost; complete after messages()."""
+        return [(scan.path, scan.report) for scan in self._scans]
+
+    @property
+    def damage(self) -> Optional[str]:
+        """One line on what the mcap scans lost (naming each file of a split bag), or None."""
+        return _damage(self._scans) or None
 
     def _register_bag_types(self) -> None:
         """Take the message definitions stored in the bag, over those of ``typestore``."""
@@ -229,8 +305,8 @@ class BagInput:
     def connections(self) -> list[Connection]:
         """Return the bag's connections: topic, msgtype, msgdef and QoS of each."""
         if self._reader is None:
-            assert self._scan is not None
-            return self._scan.connections
+            assert self._scans  # recovered
+            return self._recovered
         return list(self._reader.connections)
 
     @property
@@ -250,7 +326,7 @@ class BagInput:
         mcap: damaged chunks are skipped and the messages before a cut are kept (see
         :attr:`scan_report`); with ``strict`` the first damage raises DatasetError.
         """
-        if self._scan is None:
+        if not self._scans:
             assert self._reader is not None  # opened by __enter__, or recovered by a scan
             try:
                 yield from self._reader.messages()
@@ -260,16 +336,15 @@ class BagInput:
             return
         own = {(c.topic, c.msgtype): c for c in self.connections}
         try:
-            for connection, log_time, data in self._scan.messages():
-                if self.strict and self._scan.report.bad_chunks:
+            for connection, log_time, data in merged_messages(self._scans):
+                if self.strict and any(scan.report.bad_chunks for scan in self._scans):
                     break
                 yield (own.get((connection.topic, connection.msgtype), connection), log_time,
                        _decompressed(data))
         except OSError as error:
             raise DatasetError(f'cannot read bag {self.path}: {_one_line(error)}') from None
-        report = self._scan.report
-        if self.strict and report.damaged:
-            raise DatasetError(f'bag {self.path} is damaged: {report.line()} (--strict)')
+        if self.strict and self.damage:
+            raise DatasetError(f'bag {self.path} is damaged: {self.damage} (--strict)')
 
     def deserialize(self, data: bytes, connection: Connection) -> Any:
         """Deserialise one message of ``connection``; DatasetError when the bytes are bad."""
@@ -281,6 +356,15 @@ class BagInput:
         except Exception as error:
             raise DatasetError(f'bag {self.path}: cannot decode a {connection.msgtype} on '
                                f'{connection.topic}: {_one_line(error)}') from None
+
+
+def _damage(scans: Sequence[McapScan], every: bool = False) -> str:
+    """Return what the damaged scans (``every``: all) lost, each file named where several."""
+    lines = [(scan.path.name, scan.report.line()) for scan in scans
+             if every or scan.report.damaged]
+    if len(scans) == 1:
+        return lines[0][1] if lines else ''
+    return '; '.join(f'{name}: {line}' for name, line in lines)
 
 
 #: zstd_image_transport's topic suffix (Jazzy); its messages are ``CompressedImage`` too.
