@@ -1198,26 +1198,162 @@ def test_a_listed_message_count_of_zero_is_a_count(tmp_path):
     assert _listed_message_count(tmp_path) == 0
 
 
+def split_bag(bag, parts):
+    """Join one-file mcap bags (folders) into ``bag``, one split into ``bag_<n>.mcap`` files.
+
+    As ``ros2 bag record --max-bag-size`` writes it: metadata.yaml lists the files in the
+    order given, with each file's message count, and the topics' counts over all of them.
+    The part folders are used up.
+    """
+    bag.mkdir()
+    infos = [yaml.safe_load((part / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
+             for part in parts]
+    info, files, counts = infos[0], [], {}
+    for index, (part, part_info) in enumerate(zip(parts, infos)):
+        entry = part_info['files'][0]
+        entry['path'] = f'{bag.name}_{index}.mcap'
+        next(part.glob('*.mcap')).rename(bag / entry['path'])
+        shutil.rmtree(part)
+        files.append(entry)
+        for topic in part_info['topics_with_message_count']:
+            name = topic['topic_metadata']['name']
+            counts[name] = counts.get(name, 0) + topic['message_count']
+    for topic in info['topics_with_message_count']:
+        topic['message_count'] = counts[topic['topic_metadata']['name']]
+    start = min(entry['starting_time']['nanoseconds_since_epoch'] for entry in files)
+    end = max(entry['starting_time']['nanoseconds_since_epoch'] + entry['duration']['nanoseconds']
+              for entry in files)
+    info.update(files=files, relative_file_paths=[entry['path'] for entry in files],
+                message_count=sum(counts.values()), duration={'nanoseconds': end - start},
+                starting_time={'nanoseconds_since_epoch': start})
+    (bag / 'metadata.yaml').write_text(yaml.safe_dump({'rosbag2_bagfile_information': info}))
+    return bag
+
+
 def test_a_split_mcap_bag_is_read_from_all_its_files(tmp_path):
-    # ros2 bag record --max-bag-size writes several mcap files: all are read (by rosbags'
-    # reader), not the first one alone by the scan.
+    # ros2 bag record --max-bag-size writes several mcap files: all are read, not the first
+    # one alone, and each is scanned.
     write_raw_mcap(tmp_path / 'a', [('/a', 1), ('/a', 2)], size=10)
     write_raw_mcap(tmp_path / 'b', [('/a', 3), ('/a', 4), ('/a', 5)], size=10)
-    bag = tmp_path / 'split'
-    bag.mkdir()
-    meta = yaml.safe_load((tmp_path / 'a/metadata.yaml').read_text())
-    info = meta['rosbag2_bagfile_information']
-    files = [info['files'][0], yaml.safe_load((tmp_path / 'b/metadata.yaml').read_text())[
-        'rosbag2_bagfile_information']['files'][0]]
-    for index, (part, entry) in enumerate(zip('ab', files)):
-        entry['path'] = f'split_{index}.mcap'
-        (tmp_path / part / f'{part}.mcap').rename(bag / entry['path'])
-    info.update(files=files, relative_file_paths=[entry['path'] for entry in files],
-                message_count=5, duration={'nanoseconds': 4})
-    info['topics_with_message_count'][0]['message_count'] = 5
-    (bag / 'metadata.yaml').write_text(yaml.safe_dump(meta))
+    bag = split_bag(tmp_path / 'split', [tmp_path / 'a', tmp_path / 'b'])
     with BagInput(bag) as split:
         assert [log_time for _, log_time, _ in split.messages()] == [1, 2, 3, 4, 5]
+        assert [(path.name, report.messages, report.listed_messages, report.complete)
+                for path, report in split.scan_reports] == [
+            ('split_0.mcap', 2, 2, True), ('split_1.mcap', 3, 3, True)]
+        assert split.damage is None
+
+
+def test_the_files_of_a_split_bag_are_read_in_log_time_order(tmp_path):
+    # Files that overlap in time (the messages around a split), and a metadata.yaml that
+    # lists the later file first: rosbags' reader gives one file after the other.
+    write_raw_mcap(tmp_path / 'a', [('/b', 3), ('/a', 4), ('/a', 6)], size=10)
+    write_raw_mcap(tmp_path / 'b', [('/c', 1), ('/b', 2), ('/b', 5), ('/a', 7)], size=10)
+    bag = split_bag(tmp_path / 'split', [tmp_path / 'a', tmp_path / 'b'])
+    in_time_order = [('/c', 1), ('/b', 2), ('/b', 3), ('/a', 4), ('/b', 5), ('/a', 6), ('/a', 7)]
+    with BagInput(bag) as split:
+        read = [(connection.topic, log_time) for connection, log_time, _ in split.messages()]
+        assert read == in_time_order
+    # Recovered: the channels of both files, numbered anew (each file numbers its own: /b
+    # and /c are channel 1 of theirs).
+    (bag / 'metadata.yaml').unlink()
+    with BagInput(bag) as split:
+        assert split.recovered_from is not None
+        connections = {connection.topic: connection.id for connection in split.connections}
+        assert sorted(connections) == ['/a', '/b', '/c']
+        assert len(set(connections.values())) == 3
+        read = [(connection.topic, connection.id, log_time)
+                for connection, log_time, _ in split.messages()]
+        assert [(topic, log_time) for topic, _, log_time in read] == in_time_order
+        assert all(connections[topic] == ident for topic, ident, _ in read)
+
+
+def chunk_at(mcap, index):
+    """Return the offset and length of the ``index``-th chunk record of an mcap file."""
+    data = Path(mcap).read_bytes()
+    at, chunks = len(mcap_scan.MAGIC), -1
+    while True:
+        opcode, size = data[at], int.from_bytes(data[at + 1:at + 9], 'little')
+        chunks += opcode == 0x06
+        if chunks == index:
+            return at, size
+        at += 9 + size
+
+
+def damage_chunk(mcap, how):
+    """Damage the first chunk of an mcap file whose summary stays whole.
+
+    ``crc``: bytes inside it changed; ``length``: its record length broken.
+    """
+    data = bytearray(Path(mcap).read_bytes())
+    at, size = chunk_at(mcap, 0)
+    if how == 'crc':
+        middle = at + 9 + size // 2
+        data[middle:middle + 8] = bytes(255 - value for value in data[middle:middle + 8])
+    else:
+        data[at + 1:at + 9] = (1 << 40).to_bytes(8, 'little')
+    Path(mcap).write_bytes(bytes(data))
+
+
+def split_kitti_bag(drive, bag):
+    """The drive as a bag split into two mcap files: the first frame, then the others."""
+    for part, frames in (('a', ':1'), ('b', '1:')):
+        kitti_to_bag(drive, bag.parent / part, storage='mcap', frames=frames, progress=False)
+    return split_bag(bag, [bag.parent / 'a', bag.parent / 'b'])
+
+
+@pytest.mark.parametrize('how', ['crc', 'length'])
+def test_damage_in_one_file_of_a_split_bag_is_skipped_and_named_or_fails_strict(
+        drive, tmp_path, capsys, how):
+    # A split bag was read by rosbags alone: a bad chunk CRC failed the whole run, strict
+    # or not, and a broken record (its summary whole) passed --strict unseen.
+    bag = split_kitti_bag(drive, tmp_path / 'split')
+    damage_chunk(bag / 'split_1.mcap', how)
+    summary = process_bag(bag, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert summary.pairs == 1 and summary.recovered_from is None
+    assert summary.damage.startswith('split_1.mcap: kept 0 of the ')
+    assert 'split_0.mcap' not in summary.damage
+    assert len(read_bag(tmp_path / 'out')['/stereo/disparity']) == 1
+    with pytest.raises(DatasetError, match=f'bag {bag} is damaged: split_1.mcap: kept 0 .*'
+                                           r'\(--strict\)$'):
+        process_bag(bag, tmp_path / 'strict', sgbm_pipeline(), progress=False, strict=True)
+    assert not (tmp_path / 'strict').exists()
+    capsys.readouterr()
+    assert main(['process-bag', str(bag), str(tmp_path / 'cli'), '--backend', 'sgbm',
+                 '--strict']) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if 'error' in line]
+    assert len(errors) == 1 and 'is damaged: split_1.mcap: ' in errors[0]
+    assert not (tmp_path / 'cli').exists()
+
+
+@pytest.mark.parametrize('cut', [0, 1])
+def test_a_split_bag_with_a_file_cut_off_is_recovered_or_fails_strict(drive, tmp_path, cut):
+    # The Reader cannot open a split bag one of whose files is cut off: it was an error,
+    # though the other files are whole (one mcap file alone is recovered by the scan).
+    bag = split_kitti_bag(drive, tmp_path / 'split')
+    mcap = bag / f'split_{cut}.mcap'
+    at, size = chunk_at(mcap, 0)
+    mcap.write_bytes(mcap.read_bytes()[:at + 9 + size])  # its messages kept, no summary
+    summary = process_bag(bag, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert summary.pairs == FRAMES
+    assert f'(split_{cut}.mcap, of its 2 mcap files)' in summary.recovered_from
+    assert summary.damage.startswith(f'split_{cut}.mcap: kept ')
+    assert 'no footer: the file is cut off' in summary.damage
+    with pytest.raises(DatasetError, match=rf'split_{cut}.mcap, of its 2 mcap files\) '
+                                           r'\(--strict: no recovery\)'):
+        process_bag(bag, tmp_path / 'strict', sgbm_pipeline(), progress=False, strict=True)
+    assert not (tmp_path / 'strict').exists()
+
+
+def test_a_split_bag_without_metadata_is_recovered_from_all_its_files(drive, tmp_path):
+    bag = split_kitti_bag(drive, tmp_path / 'split')
+    (bag / 'metadata.yaml').unlink()
+    summary = process_bag(bag, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert summary.pairs == FRAMES and 'no metadata.yaml' in summary.recovered_from
+    assert summary.damage is None
+    with pytest.raises(DatasetError, match=r'no metadata.yaml \(--strict: no recovery\)'):
+        process_bag(bag, tmp_path / 'strict', sgbm_pipeline(), progress=False, strict=True)
+    assert not (tmp_path / 'strict').exists()
 
 
 def test_strict_fails_on_an_mcap_whose_data_stops_though_its_summary_is_whole(tmp_path):
