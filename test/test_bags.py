@@ -1481,3 +1481,25 @@ def test_a_topic_is_written_with_one_type_only(tmp_path):
             writer.add_topic('/a', 'std_msgs/msg/String')
             writer.add_topic('/a', 'sensor_msgs/msg/Image')
     assert list(tmp_path.iterdir()) == []
+
+
+def test_extraction_names_what_a_damaged_split_bag_lost(drive, tmp_path, capsys):
+    # adapt and check-camera extract pairs from a bag: its damage was recovered silently.
+    bag = split_kitti_bag(drive, tmp_path / 'split')
+    damage_chunk(bag / 'split_1.mcap', 'crc')
+    damage: list[str] = []
+    assert extract_pairs(bag, tmp_path / 'pairs', progress=False, damage=damage) == 1
+    assert len(damage) == 1 and damage[0].startswith('damaged, messages lost: split_1.mcap: '
+                                                     'kept 0 of the ')
+    whole = split_kitti_bag(drive, tmp_path / 'whole')
+    assert extract_pairs(whole, tmp_path / 'whole_pairs', progress=False, damage=damage) == \
+        FRAMES and len(damage) == 1
+    at, size = chunk_at(whole / 'whole_0.mcap', 0)
+    cut = (whole / 'whole_0.mcap').read_bytes()[:at + 9 + size]
+    (whole / 'whole_0.mcap').write_bytes(cut)  # the Reader cannot open the bag
+    assert extract_pairs(whole, tmp_path / 'cut_pairs', progress=False, damage=damage) == FRAMES
+    assert damage[1].startswith('recovered: cannot open bag ') and 'whole_0.mcap, of its 2 ' \
+        'mcap files' in damage[1] and damage[2].startswith('damaged, messages lost: whole_0')
+    assert main(['check-camera', '--bag', str(bag), '--no-progress']) in (0, 1)
+    out = capsys.readouterr().out
+    assert 'bag: damaged, messages lost: split_1.mcap: kept 0 of the ' in out

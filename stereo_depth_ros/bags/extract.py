@@ -20,7 +20,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                   left_topic: Optional[str] = None, right_topic: Optional[str] = None,
                   progress: bool = True, skipped: Optional[list[str]] = None,
                   bit_depth: Optional[int] = None, notes: Optional[list[str]] = None,
-                  chosen: Optional[list[str]] = None) -> int:
+                  chosen: Optional[list[str]] = None,
+                  damage: Optional[list[str]] = None) -> int:
     """Write every ``every``-th synchronised image pair of the bag; return how many.
 
     Pairs are matched by header stamp (exactly, or within ``slop`` seconds); the stereo image
@@ -30,7 +31,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
     does; where their brightest value needs 9-14 bits, a line naming ``--mono16-bit-depth``
     is appended to ``notes``. The two image topics read are appended to ``chosen``. A pair
     of two sizes, or of a grey image and a colour one, is DatasetError naming the topics and
-    the stamp.
+    the stamp. A bag that had to be recovered, or whose mcap chunks were damaged (pairs
+    lost), gets a line each in ``damage``.
     """
     if every < 1:
         raise DatasetError(f'every must be >= 1, got {every}')
@@ -80,6 +82,8 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                         break
                 if written == limit:
                     break
+        if damage is not None:
+            damage += damage_lines(bag)
     note = narrow_16_bit_note(max(brightest), '--mono16-bit-depth',
                               'the brightest value of the pairs') if brightest else None
     if note is not None and notes is not None:
@@ -91,6 +95,16 @@ def extract_pairs(bag_path: str | Path, out_dir: str | Path, every: int = 1,
                f'(first: {first_error})')
         raise DatasetError(f'no stereo pair of {bag_path} could be extracted: {why}')
     return written
+
+
+def damage_lines(bag: BagInput) -> list[str]:
+    """Return a line on a bag read by recovery, and one on what its mcap chunks lost."""
+    lines = []
+    if bag.recovered_from:
+        lines.append(f'recovered: {bag.recovered_from}')
+    if bag.damage:
+        lines.append(f'damaged, messages lost: {bag.damage}')
+    return lines
 
 
 def _check_pair(images: Sequence[np.ndarray], messages: Sequence[Any],

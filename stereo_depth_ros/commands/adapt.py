@@ -270,12 +270,14 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
     bad: list[str] = []
     notes: list[str] = []
     images: list[str] = []
+    damage: list[str] = []
     try:
         count = extract_pairs(args.bag, staging, every=args.bag_every,
                               slop=approximate_slop(args),
                               left_topic=args.left_image, right_topic=args.right_image,
                               progress=not args.no_progress, skipped=bad,
-                              bit_depth=args.mono16_bit_depth, notes=notes, chosen=images)
+                              bit_depth=args.mono16_bit_depth, notes=notes, chosen=images,
+                              damage=damage)
         (staging / EXTRACTED_MARK).write_text(f'{args.bag}\n')
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -289,6 +291,8 @@ def _bag_pairs(args: argparse.Namespace, out_dir: Path, resumed: bool) -> Path:
     if bad:
         print(f'skipped {counted(len(bad), "pair")} that could not be decoded (first: '
               f'{bad[0]})', file=sys.stderr)
+    for line in damage:
+        print(f'warning: bag {args.bag}: {line}', file=sys.stderr)
     for note in notes:  # adapting on images with 4 bits of grey: worth stopping for
         print(f'warning: {note}', file=sys.stderr)
     return pairs

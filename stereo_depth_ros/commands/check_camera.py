@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
         every = None
         if args.bag:
             root = Path(scratch)
-            camera_infos, every = _bag_pairs(args, root, image_notes)
+            damage: list[str] = []
+            camera_infos, every = _bag_pairs(args, root, image_notes, damage)
+            notes += [f'bag: {line}' for line in damage]
             if camera_infos is None and given is None:
                 notes.append('depth: the bag has no camera_info; give --fx and --baseline for '
                              'depths')
@@ -135,13 +137,14 @@ def _spread(total: int, wanted: int) -> list[int]:
     return sorted({round(i * (total - 1) / (wanted - 1)) for i in range(wanted)})
 
 
-def _bag_pairs(args: argparse.Namespace, out: Path,
-               notes: list[str]) -> tuple[Optional[tuple[Any, Any]], int]:
+def _bag_pairs(args: argparse.Namespace, out: Path, notes: list[str],
+               damage: list[str]) -> tuple[Optional[tuple[Any, Any]], int]:
     """Extract up to ``--max-pairs`` synchronised pairs spread over the bag into ``out``.
 
     Return its two CameraInfos (None where the bag has none: the rows and swaps need no
     calibration) and the step between the synchronised frames extracted; a line on 16-bit
-    images that use few of their bits goes to ``notes``.
+    images that use few of their bits goes to ``notes``, and what a damaged bag lost to
+    ``damage``.
     """
     from ..bags import BagInput, find_stereo_images, find_stereo_topics
     from ..bags.extract import extract_pairs
@@ -167,7 +170,7 @@ def _bag_pairs(args: argparse.Namespace, out: Path,
     extract_pairs(args.bag, out, every=every, limit=args.max_pairs,
                   slop=approximate_slop(args), left_topic=left_image,
                   right_topic=right_image, progress=not args.no_progress,
-                  bit_depth=args.mono16_bit_depth, notes=notes)
+                  bit_depth=args.mono16_bit_depth, notes=notes, damage=damage)
     if topics is None or len(infos) < 2:
         return None, every
     return (infos[topics.left_info], infos[topics.right_info]), every
