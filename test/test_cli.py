@@ -457,3 +457,11 @@ def test_eval_of_a_middlebury_scene_made_by_warping_scores_sgbm_well(tmp_path, c
         assert summary['epe'] < 0.5 and summary['bad2'] < 0.02 and summary['density'] > 0.8
         assert set(summary['pairs'][0]) == {'name', 'epe', 'd1', 'bad1', 'bad2', 'bad3',
                                             'density', 'estimated_bad2'}
+        assert summary['nonoccluded'] is False
+    mask = np.full((130, 203), 255, np.uint8)
+    mask[:, :101] = 128  # half of it occluded: left out of the scores
+    cv2.imwrite(str(scene / 'mask0nocc.png'), mask)
+    assert main(['eval', '--backend', 'sgbm', '--backend-option', 'disparity_range=32',
+                 '--dataset', 'middlebury2014', '--root', str(scene), '--nonoccluded']) == 0
+    assert capsys.readouterr().out.strip().startswith(
+        'sgbm on middlebury2014, non-occluded pixels (1 pair): EPE ')

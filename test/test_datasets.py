@@ -324,3 +324,41 @@ def test_real_suite_root_of_one_s_own_scenes_points_to_eval(tmp_path):
     with pytest.raises(DatasetError, match=r'real scene cones is incomplete: .*eval --dataset '
                                            r'generic, middlebury2014 or kitti2015'):
         load_dataset('real', tmp_path)
+
+
+def test_nonoccluded_ground_truth_is_the_mask_s_or_kitti_s_noc(tmp_path):
+    image = np.zeros((4, 6, 3), np.uint8)
+    scene = tmp_path / 'Adirondack'
+    scene.mkdir()
+    cv2.imwrite(str(scene / 'im0.png'), image)
+    cv2.imwrite(str(scene / 'im1.png'), image)
+    _write_pfm_middlebury(scene / 'disp0GT.pfm', np.full((4, 6), 5.0, np.float32))
+    with pytest.raises(DatasetError, match=r'Adirondack has no mask0nocc.png, which '
+                                           r'--nonoccluded needs'):
+        load_dataset('middlebury2014', tmp_path, nonoccluded=True)
+    mask = np.full((4, 6), 255, np.uint8)
+    mask[0] = 128  # occluded
+    mask[1, :2] = 0  # no ground truth
+    cv2.imwrite(str(scene / 'mask0nocc.png'), mask)
+    truth = load_dataset('middlebury2014', tmp_path, nonoccluded=True)[0].disparity
+    assert np.isnan(truth[0]).all() and np.isnan(truth[1, :2]).all()
+    assert (truth[1, 2:] == 5.0).all() and (truth[2:] == 5.0).all()
+    assert (load_dataset('middlebury2014', tmp_path)[0].disparity == 5.0).all()  # all pixels
+    cv2.imwrite(str(scene / 'mask0nocc.png'), mask[:3])
+    with pytest.raises(DatasetError, match=r'mask0nocc.png is 6x3 but .*disp0GT.pfm is 6x4'):
+        load_dataset('middlebury2014', tmp_path, nonoccluded=True)[0]
+    kitti = tmp_path / 'training'
+    for folder in ('image_2', 'image_3', 'disp_occ_0', 'disp_noc_0'):
+        (kitti / folder).mkdir(parents=True)
+        if folder.startswith('image'):
+            cv2.imwrite(str(kitti / folder / '000000_10.png'), image)
+    cv2.imwrite(str(kitti / 'disp_occ_0' / '000000_10.png'), np.full((4, 6), 512, np.uint16))
+    noc = np.full((4, 6), 512, np.uint16)
+    noc[:, 0] = 0  # occluded: no ground truth in disp_noc_0
+    cv2.imwrite(str(kitti / 'disp_noc_0' / '000000_10.png'), noc)
+    assert np.isfinite(load_dataset('kitti2015', kitti)[0].disparity).all()
+    truth = load_dataset('kitti2015', kitti, nonoccluded=True)[0].disparity
+    assert np.isnan(truth[:, 0]).all() and (truth[:, 1:] == 2.0).all()
+    with pytest.raises(DatasetError, match=r'--nonoccluded applies to middlebury2014 and '
+                                           r'kitti2015 .*not generic'):
+        load_dataset('generic', tmp_path, nonoccluded=True)

@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='dataset layout of --root')
     parser.add_argument('--root', required=True,
                         help='dataset folder; for synthetic, seeds: eval:N, A:B or a,b,c')
+    parser.add_argument('--nonoccluded', action='store_true',
+                        help='middlebury2014 and kitti2015: score only the pixels both cameras '
+                             'see (mask0nocc.png, disp_noc_0), as the benchmarks\' '
+                             'non-occluded figures do')
     parser.add_argument('--synthetic-kind', default='layered', choices=('layered', 'road'),
                         help='scene kind of the synthetic dataset (default: layered)')
     parser.add_argument('--json', action='store_true',
@@ -41,12 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics."""
+    if args.obstacle and args.nonoccluded:
+        raise ValueError('--nonoccluded scores disparity on middlebury2014 or kitti2015, not '
+                         '--obstacle')
     if args.obstacle:
         return _run_obstacle(args)
     if args.obstacle_option:
         raise ValueError('--obstacle-option needs --obstacle')
     options = {'scene_kind': args.synthetic_kind} if args.dataset == 'synthetic' else {}
-    samples = load_dataset(args.dataset, args.root, **options)
+    samples = load_dataset(args.dataset, args.root, nonoccluded=args.nonoccluded, **options)
     backend = backend_from_args(args)
     far: list[BeyondReach] = []
 
@@ -62,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if summary['n_skipped'] == summary['n']:
         raise DatasetError(f'no pair of {args.root} has usable ground truth ({summary["n"]} '
                            f'pairs, all without known disparity): nothing to score')
-    summary = {'backend': args.backend, 'dataset': args.dataset, **summary}
+    summary = {'backend': args.backend, 'dataset': args.dataset,
+               'nonoccluded': args.nonoccluded, **summary}
     if args.per_pair:
         for row in pairs:
             print(' '.join(_per_pair_field(key, value) for key, value in row.items()))
@@ -74,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         skipped = summary.get('n_skipped', 0)
         pairs_text = counted(summary['n'], 'pair') + (
             f', {skipped} without ground truth skipped' if skipped else '')
-        print(f'{args.backend} on {args.dataset} ({pairs_text}): '
+        which = ', non-occluded pixels' if args.nonoccluded else ''
+        print(f'{args.backend} on {args.dataset}{which} ({pairs_text}): '
               f'EPE {summary["epe"]:.3f} px, D1 {100 * summary["d1"]:.2f} %, '
               f'bad-1 {100 * summary["bad1"]:.2f} %, bad-2 {100 * summary["bad2"]:.2f} %, '
               f'bad-3 {100 * summary["bad3"]:.2f} %, density {100 * summary["density"]:.1f} %, '

@@ -8,8 +8,9 @@ Layouts:
   2006; disparity x 1, 2 or 3 at full, half or third size, told by the height; 0 unknown).
 - ``middlebury2014``: ``<root>/<scene>/im0.png, im1.png`` with ``disp0GT.pfm`` or ``disp0.pfm``
   (Middlebury 2014 and 2021, and ETH3D two-view, as their training archives unpack; inf
-  unknown).
-- ``kitti2015``: ``<root>/image_2/*_10.png, image_3/*_10.png, disp_occ_0/*_10.png`` (uint16/256).
+  unknown); ``nonoccluded``: only where ``mask0nocc.png`` is 255.
+- ``kitti2015``: ``<root>/image_2/*_10.png, image_3/*_10.png, disp_occ_0/*_10.png`` (uint16/256;
+  ``nonoccluded``: ``disp_noc_0``).
 - ``sceneflow``: ``<root>/**/left/*.png`` with ``right/`` beside it and disparity PFMs under the
   mirrored ``disparity/.../left/*.pfm`` tree (``frames_cleanpass`` -> ``disparity``).
 - ``synthetic``: scenes of the built-in generator; ``root`` names the seeds, e.g. ``eval:20``
@@ -305,14 +306,42 @@ def middlebury2006_dataset(root: str | Path) -> FileStereoDataset:
     return FileStereoDataset(items, read_middlebury2006_disparity)
 
 
-def middlebury2014_dataset(root: str | Path) -> FileStereoDataset:
-    """``<root>/<scene>/im0.png, im1.png, disp0GT.pfm | disp0.pfm`` (Middlebury 2014, ETH3D)."""
+#: The mask of a Middlebury 2014 or ETH3D scene's pixels that the right camera sees.
+NONOCCLUDED_MASK = 'mask0nocc.png'
+#: Its value at those pixels (occluded ones are 128 in Middlebury's, unknown ones 0).
+NONOCCLUDED_VALUE = 255
+
+
+def read_nonoccluded_pfm_disparity(path: str | Path) -> np.ndarray:
+    """Read a PFM disparity as :func:`read_pfm_disparity`, unknown outside ``mask0nocc.png``.
+
+    The mask beside it marks the pixels the right camera sees with 255.
+    """
+    disparity = read_pfm_disparity(path)
+    mask_path = Path(path).with_name(NONOCCLUDED_MASK)
+    mask = _read_unchanged(mask_path)
+    if mask.shape[:2] != disparity.shape:
+        raise DatasetError(f'{mask_path} is {mask.shape[1]}x{mask.shape[0]} but {path} is '
+                           f'{disparity.shape[1]}x{disparity.shape[0]}')
+    seen = (mask if mask.ndim == 2 else mask[:, :, 0]) == NONOCCLUDED_VALUE
+    return np.where(seen, disparity, np.nan).astype(np.float32)
+
+
+def middlebury2014_dataset(root: str | Path, nonoccluded: bool = False) -> FileStereoDataset:
+    """``<root>/<scene>/im0.png, im1.png, disp0GT.pfm | disp0.pfm`` (Middlebury 2014, ETH3D).
+
+    ``nonoccluded``: score only the pixels ``mask0nocc.png`` marks as seen by both cameras,
+    as the benchmarks' non-occluded figures do.
+    """
     root = _require_dir(Path(root))
     items: list[tuple[str, Path, Path, Path]] = []
     for scene in _scenes(root, 'im0.png'):
         images = [scene / 'im0.png', scene / 'im1.png']
         truth = [scene / name for name in MIDDLEBURY2014_DISPARITIES if (scene / name).is_file()]
         if all(p.is_file() for p in images) and truth:
+            if nonoccluded and not (scene / NONOCCLUDED_MASK).is_file():
+                raise DatasetError(f'middlebury2014 scene {scene} has no {NONOCCLUDED_MASK}, '
+                                   'which --nonoccluded needs')
             items.append((scene.name, images[0], images[1], truth[0]))
         elif truth or any(p.exists() for p in images):
             missing = [p.name for p in images if not p.is_file()] or [
@@ -325,19 +354,25 @@ def middlebury2014_dataset(root: str | Path) -> FileStereoDataset:
                            f'<scene>/im0.png,im1.png and '
                            f'{" or ".join(MIDDLEBURY2014_DISPARITIES)})'
                            f'{_other_layout_hint(root)}')
-    return FileStereoDataset(items, read_pfm_disparity)
+    return FileStereoDataset(items, read_nonoccluded_pfm_disparity if nonoccluded
+                             else read_pfm_disparity)
 
 
-def kitti2015_dataset(root: str | Path) -> FileStereoDataset:
-    """KITTI stereo 2015 training layout (``image_2``, ``image_3``, ``disp_occ_0``)."""
+def kitti2015_dataset(root: str | Path, nonoccluded: bool = False) -> FileStereoDataset:
+    """KITTI stereo 2015 training layout (``image_2``, ``image_3``, ``disp_occ_0``).
+
+    ``nonoccluded``: the ground truth of ``disp_noc_0`` instead (the pixels both cameras
+    see: KITTI's "Noc" figures).
+    """
     root = _require_dir(Path(root))
-    left_dir, right_dir, disp_dir = root / 'image_2', root / 'image_3', root / 'disp_occ_0'
+    truth = 'disp_noc_0' if nonoccluded else 'disp_occ_0'
+    left_dir, right_dir, disp_dir = root / 'image_2', root / 'image_3', root / truth
     missing = [folder.name for folder in (left_dir, right_dir, disp_dir) if not folder.is_dir()]
     if missing:
         inside = (f'; pass --root {root / "training"}' if (root / 'training' / 'image_2').is_dir()
                   else '')
-        lacks = ('none of image_2, image_3 and disp_occ_0' if len(missing) == 3 else
-                 f'no {" or ".join(missing)} (of image_2, image_3 and disp_occ_0)')
+        lacks = (f'none of image_2, image_3 and {truth}' if len(missing) == 3 else
+                 f'no {" or ".join(missing)} (of image_2, image_3 and {truth})')
         raise DatasetError(f'{root} is not a KITTI 2015 training folder: it has {lacks}'
                            f'{inside}')
     items = []
@@ -414,8 +449,23 @@ DATASET_KINDS = ('generic', 'middlebury2003', 'middlebury2006', 'middlebury2014'
                  'sceneflow', 'synthetic', 'real')
 
 
-def load_dataset(kind: str, root: str | Path, **options) -> Sequence[StereoSample]:
-    """Return the samples of dataset ``kind`` at ``root`` (see the module docstring)."""
+#: The dataset kinds whose ground truth can be narrowed to the pixels both cameras see.
+NONOCCLUDED_KINDS = ('middlebury2014', 'kitti2015')
+
+
+def load_dataset(kind: str, root: str | Path, nonoccluded: bool = False,
+                 **options) -> Sequence[StereoSample]:
+    """Return the samples of dataset ``kind`` at ``root`` (see the module docstring).
+
+    ``nonoccluded`` (:data:`NONOCCLUDED_KINDS` only): the ground truth of the pixels both
+    cameras see.
+    """
+    if nonoccluded:
+        if kind not in NONOCCLUDED_KINDS:
+            raise DatasetError(f'--nonoccluded applies to {" and ".join(NONOCCLUDED_KINDS)} '
+                               f'(their masks of the pixels both cameras see), not {kind}')
+        reader = middlebury2014_dataset if kind == 'middlebury2014' else kitti2015_dataset
+        return reader(root, nonoccluded=True)
     if kind == 'synthetic':
         return SyntheticSamples(parse_seed_spec(str(root)), **options)
     readers = {'generic': generic_dataset, 'middlebury2003': middlebury2003_dataset,
