@@ -26,6 +26,8 @@ from stereo_depth_ros.networks.common import StereoNet
 from stereo_depth_ros.networks.costnet import volume_cross_entropy
 from stereo_depth_ros.training.adapt import _crop_batch, AdaptTrainer, pair_warnings
 from stereo_depth_ros.training.config import ConfigError, TrainConfig, from_dict, validate
+from stereo_depth_ros.training.losses import (CostVolumeLoss, LossSchedule, MultiScaleEPELoss,
+                                              masked_epe, valid_mask)
 from stereo_depth_ros.training.pseudo_labels import pseudo_labelled_dataset
 from stereo_depth_ros.training.selection import main as selection_main
 from stereo_depth_ros.training.model_card import build_card
@@ -35,7 +37,8 @@ from stereo_depth_ros.training.selection import (_synthetic_columns, full_range_
                                                  score_pairs, sgbm_predictions, through_lens)
 from stereo_depth_ros.training.augment import vignette
 from stereo_depth_ros.training.self_supervised import (photometric_loss, smoothness_loss,
-                                                       visible_in_right, warp_right_to_left)
+                                                       ssim_distance, visible_in_right,
+                                                       warp_right_to_left)
 from stereo_depth_ros.weights import read_metadata, save_weights
 from tiny_architectures import TINY
 
@@ -235,6 +238,81 @@ def test_volume_cross_entropy_targets_the_true_disparity() -> None:
     assert volume_cross_entropy(logits, disparity, mask) > best
     beyond = volume_cross_entropy(logits, torch.tensor([[[[9.0]]]]), mask)
     assert float(beyond) == 0.0  # outside the volume: not scored
+
+
+def test_ssim_distance_is_0_for_equal_views_and_near_1_for_inverted_structure() -> None:
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 8, 8, generator=generator)
+    assert float(ssim_distance(image, image).abs().max()) < 1e-5
+    # Flat views differing only in brightness: SSIM is its luminance term alone,
+    # 2 x 0.2 x 0.6 / (0.2^2 + 0.6^2) = 0.6, so the distance (1 - SSIM) / 2 is 0.2.
+    dark, bright = torch.full((1, 3, 6, 6), 0.2), torch.full((1, 3, 6, 6), 0.6)
+    assert torch.allclose(ssim_distance(dark, bright), torch.tensor(0.2), atol=1e-3)
+    # A checkerboard against its negative: the structure term is about -1.
+    board = ((torch.arange(8).view(8, 1) + torch.arange(8)) % 2).float().expand(1, 3, 8, 8)
+    assert float(ssim_distance(board, 1 - board).min()) > 0.95
+
+
+def test_photometric_loss_is_a_mean_over_the_pixels_the_right_camera_sees() -> None:
+    # Flat views: every pixel the right camera sees has the same error, so leaving half the
+    # view out of sight changes nothing, and a view wholly out of sight scores 0, not NaN.
+    left, right = torch.full((1, 3, 4, 12), 0.3), torch.full((1, 3, 4, 12), 0.7)
+    seen = float(photometric_loss(left, right, torch.zeros(1, 1, 4, 12)))
+    assert seen > 0.1
+    half = float(photometric_loss(left, right, torch.full((1, 1, 4, 12), 6.0)))
+    assert half == pytest.approx(seen, rel=1e-5)
+    assert float(photometric_loss(left, right, torch.full((1, 1, 4, 12), 12.0))) == 0.0
+
+
+def test_smoothness_treats_both_directions_alike_and_small_disparities_too() -> None:
+    disparity = torch.full((1, 1, 8, 8), 4.0)
+    disparity[..., 4:] = 8.0  # a depth step across x
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    edge = flat.clone()
+    edge[..., 4:] = 1.0  # an image edge where the depth steps
+    for image in (flat, edge):
+        along_x = float(smoothness_loss(disparity, image))
+        along_y = float(smoothness_loss(disparity.transpose(-1, -2), image.transpose(-1, -2)))
+        assert along_x > 0.0 and along_y == pytest.approx(along_x)
+    # Scale free for disparities of a fraction of a pixel as well (far scenes).
+    assert float(smoothness_loss(0.05 * disparity, flat)) == pytest.approx(
+        float(smoothness_loss(disparity, flat)))
+
+
+def test_pseudo_label_error_leaves_out_unknown_and_infinite_labels() -> None:
+    # As the adaptation scores its pseudo-labels: only the label of 2 px is known.
+    label = torch.tensor([[[[2.0, float('inf'), float('nan'), 0.0, -1.0]]]])
+    prediction = torch.full_like(label, 3.0)
+    epe = masked_epe(prediction, torch.nan_to_num(label), valid_mask(label))
+    assert float(epe) == pytest.approx(1.0)
+
+
+def test_cost_volume_loss_adds_its_weighted_cross_entropy_at_the_volume_size() -> None:
+    truth = torch.full((1, 1, 4, 8), 8.0)  # 2 px at the 1/4-resolution volume
+    logits = torch.full((1, 6, 1, 2), -20.0)
+    logits[0, 2], logits[0, 3] = np.log(0.5), np.log(0.5)  # half on 2, half on 3
+    model = argparse.Namespace(last_logits=logits)
+    loss = CostVolumeLoss(LossSchedule([(0, [1.0, 1.0])], 10), model, ce_weight=0.5)
+    coarse, full = torch.full((1, 1, 1, 2), 2.0), torch.full((1, 1, 4, 8), 9.0)
+    total, terms = loss([coarse, full], truth, step=0)
+    assert terms['ce'] == pytest.approx(np.log(2), abs=1e-4)
+    assert terms['epe_s0'] == pytest.approx(0.0) and terms['epe_s1'] == pytest.approx(1.0)
+    assert float(total) == pytest.approx(1.0 + 0.5 * np.log(2), abs=1e-4)
+
+
+def test_the_reported_epe_is_in_full_resolution_pixels() -> None:
+    # DispNet's finest prediction is at half resolution, in half-resolution pixels.
+    truth = torch.full((1, 1, 4, 8), 8.0)
+    loss = MultiScaleEPELoss(LossSchedule([(0, [1.0])], 10))
+    _, terms = loss([torch.full((1, 1, 2, 4), 4.5)], truth, step=0)
+    assert terms['epe_s0'] == pytest.approx(0.5) and terms['epe'] == pytest.approx(1.0)
+
+
+def test_an_interpolated_schedule_moves_between_entries_after_the_first() -> None:
+    schedule = LossSchedule([(10, [1, 0]), (20, [0, 1])], total_steps=100, interpolate=True)
+    assert schedule.weights(5) == [1, 0]
+    assert schedule.weights(15) == pytest.approx([0.5, 0.5])
+    assert schedule.weights(20) == [0, 1]
 
 
 def test_adaptation_lowers_its_loss_on_a_fixture_pair(tmp_path: Path) -> None:

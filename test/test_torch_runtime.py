@@ -93,3 +93,82 @@ def test_the_bf16_slowdown_is_bf16_time_over_fp32_time(monkeypatch) -> None:
         assert torch_runtime.cpu_bf16_slowdown() > 2.0
     finally:
         torch_runtime.cpu_bf16_slowdown.cache_clear()
+
+
+def test_a_backend_s_one_thread_is_one_thread_and_0_puts_the_count_back(monkeypatch) -> None:
+    import torch
+    from stereo_depth_ros import torch_runtime
+    monkeypatch.setattr(torch_runtime, '_threads_before_backends', None)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch_runtime.use_thread_count(1)
+        assert torch.get_num_threads() == 1
+        torch_runtime.use_thread_count(0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_measuring_bf16_runs_on_one_thread_and_puts_the_count_back(monkeypatch) -> None:
+    import torch
+    from torch import nn
+    from stereo_depth_ros import torch_runtime
+    forward = nn.Conv2d.forward
+    seen = set()
+
+    def counting(self, image):
+        seen.add(torch.get_num_threads())
+        return forward(self, image)
+
+    monkeypatch.setattr(nn.Conv2d, 'forward', counting)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    torch_runtime.cpu_bf16_slowdown.cache_clear()
+    try:
+        torch_runtime.cpu_bf16_slowdown()
+        assert seen == {1}  # timings of one thread: other work on the cores distorts less
+        assert torch.get_num_threads() == 2  # inference afterwards keeps its threads
+    finally:
+        torch_runtime.cpu_bf16_slowdown.cache_clear()
+        torch.set_num_threads(threads)
+
+
+def test_bf16_warning_names_the_setting_and_comes_only_on_a_slow_cpu(monkeypatch,
+                                                                     caplog) -> None:
+    import logging
+    import torch
+    from stereo_depth_ros import torch_runtime
+    slowdown = [1.5]
+    measured = []
+
+    def measure() -> float:
+        measured.append(True)
+        return slowdown[0]
+
+    monkeypatch.setattr(torch_runtime, 'cpu_bf16_slowdown', measure)
+    cpu = torch.device('cpu')
+    with caplog.at_level(logging.WARNING):
+        torch_runtime.resolve_precision('bf16', cpu, 'optimization.precision')
+    assert 'optimization.precision bf16 is 1.5x slower than fp32' in caplog.text
+    caplog.clear()
+    slowdown[0] = 1.1  # within timing noise of fp32: no warning
+    with caplog.at_level(logging.WARNING):
+        torch_runtime.resolve_precision('bf16', cpu)
+    assert caplog.text == ''
+    # On a GPU the CPU's bfloat16 speed is beside the point: not measured, not warned about.
+    slowdown[0] = 20.0
+    measured.clear()
+    with caplog.at_level(logging.WARNING):
+        assert torch_runtime.resolve_precision('bf16', torch.device('cuda')) == 'bf16'
+    assert caplog.text == '' and not measured
+
+
+def test_an_unknown_precision_is_refused_naming_the_setting() -> None:
+    import torch
+    from stereo_depth_ros.errors import BackendError
+    from stereo_depth_ros.torch_runtime import resolve_precision
+    with pytest.raises(BackendError, match='optimization.precision must be one of'):
+        resolve_precision('int8', torch.device('cpu'), 'optimization.precision')
+    with pytest.raises(BackendError, match='optimization.precision fp16 needs a CUDA device'):
+        resolve_precision('fp16', torch.device('cpu'), 'optimization.precision')
