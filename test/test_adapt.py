@@ -1425,3 +1425,18 @@ def test_a_failed_run_in_an_existing_folder_leaves_no_export_record(tmp_path, mo
     with pytest.raises(RuntimeError):
         main(command)
     assert not (out / 'adapting_on.txt').exists() and not (out / 'exporting_to.txt').exists()
+
+
+def test_adapt_warns_of_a_bag_it_had_to_recover(tmp_path: Path, capsys) -> None:
+    # A cut-off mcap file is recovered as process-bag recovers it: adapt said nothing of it.
+    from argparse import Namespace
+    from bad_input_helpers import write_stereo_bag
+    from stereo_depth_ros.commands.adapt import _bag_pairs
+    bag = write_stereo_bag(tmp_path / 'bag', frames=4)
+    (bag / 'metadata.yaml').unlink()  # the Reader cannot open it; the scan reads it whole
+    args = Namespace(bag=str(bag), bag_every=1, left_image=None, right_image=None,
+                     approximate_sync=False, slop=None, no_progress=True, mono16_bit_depth=None)
+    pairs = _bag_pairs(args, tmp_path / 'out', resumed=False)
+    assert len([path for path in pairs.iterdir() if path.is_dir()]) == 4
+    warnings = [line for line in capsys.readouterr().err.splitlines() if 'recovered' in line]
+    assert warnings == [f'warning: bag {bag}: recovered: bag {bag} has no metadata.yaml']
