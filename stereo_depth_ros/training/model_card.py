@@ -101,11 +101,17 @@ def _main_metrics(summary: dict) -> dict:
 
 
 def _real_suite_scores(summary: dict) -> dict[str, Any]:
-    """Return the main metrics, the bands and the per-scene bad-2 of one real-bench row."""
+    """Return the main metrics, the bands, the per-scene bad-2 and the pooled figures.
+
+    The main metrics are means over the scenes; ``pooled`` the same over all the scenes'
+    ground-truth pixels together (``real-bench``'s ``pooled`` row).
+    """
     bands = {key: round(value, 4) for key, value in summary.items()
              if key.startswith(('epe_', 'bad2_', 'bad3_')) and math.isfinite(value)}
+    pooled = {key: value for key, value in summary['pooled'].items() if key != 'pixels'}
     return {**_main_metrics(summary), 'bands': bands,
-            'bad2_per_scene': {row['name']: round(row['bad2'], 4) for row in summary['pairs']}}
+            'bad2_per_scene': {row['name']: round(row['bad2'], 4) for row in summary['pairs']},
+            'pooled': _rounded(pooled)}
 
 
 def evaluate_real(backend: str, weights: Path) -> dict[str, Any]:
