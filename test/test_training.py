@@ -1716,3 +1716,20 @@ def test_augmentations_change_the_view_they_name_and_keep_the_other():
     kept = (erased.right == right).all(axis=2)
     assert 0.3 < kept.mean() < 1.0
     assert np.allclose(erased.right[~kept], right.reshape(-1, 3).mean(axis=0))
+
+
+def test_a_card_s_real_suite_row_keeps_the_pooled_figures_beside_the_means():
+    from stereo_depth_ros.evaluation.evaluate import pooled_metrics
+    from stereo_depth_ros.training.model_card import _real_suite_scores
+    rows = [{'name': 'small', 'epe': 1.0, 'bad1': 0.5, 'bad2': 0.4, 'bad3': 0.2, 'd1': 0.1,
+             'density': 1.0, 'estimated_bad2': 0.4},
+            {'name': 'large', 'epe': 2.0, 'bad1': 0.2, 'bad2': 0.1, 'bad3': 0.0, 'd1': 0.0,
+             'density': 1.0, 'estimated_bad2': 0.1}]
+    summary = {'epe': 1.5, 'bad1': 0.35, 'bad2': 0.25, 'bad3': 0.1, 'd1': 0.05, 'density': 1.0,
+               'n': 2, 'epe_0_32': 1.0, 'bad2_256_inf': float('nan'), 'pairs': rows,
+               'pooled': pooled_metrics(rows, [100, 300])}
+    scores = _real_suite_scores(summary)
+    assert scores['bad2'] == 0.25 and scores['pooled']['bad2'] == 0.175  # (40 + 30) / 400
+    assert scores['pooled']['epe'] == 1.75 and 'pixels' not in scores['pooled']
+    assert scores['bands'] == {'epe_0_32': 1.0}  # a band no scene reaches is left out
+    assert scores['bad2_per_scene'] == {'small': 0.4, 'large': 0.1}
