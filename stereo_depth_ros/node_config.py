@@ -313,18 +313,27 @@ def backend_key(values: Mapping[str, Any]) -> tuple:
     """Return the settings that define the model: a change of the key rebuilds the backend.
 
     The options of the other backends' sections (``sgbm.*`` while a learned backend runs,
-    ``learned.*`` and ``precision`` while ``sgbm`` does) are not in it: changing them does
-    not rebuild the backend in use.
+    ``learned.*``, ``precision`` and ``device`` while ``sgbm`` does) are not in it: changing
+    them does not rebuild the backend in use.
     """
     unused = unused_parameters(str(values['backend']))
     return tuple((name, _freeze(values[name])) for name in SPECS
                  if SPECS[name].reload and name not in unused)
 
 
+#: Node parameters only the learned backends read (sgbm runs in OpenCV, on the CPU).
+LEARNED_ONLY = frozenset({'device'})
+
+
 def unused_parameters(backend: str) -> frozenset[str]:
-    """Return the node parameters of the backend sections that ``backend`` does not read."""
+    """Return the node parameters of the backend sections that ``backend`` does not read.
+
+    ``device`` too (:data:`LEARNED_ONLY`) for a backend without learned options.
+    """
     every = {name for section in BACKEND_SECTIONS for name in _section_names(*section)}
-    return frozenset(every - set(_section_names(*_section_of(backend))))
+    prefix, options = _section_of(backend)
+    learned_only = frozenset() if issubclass(options, LearnedOptions) else LEARNED_ONLY
+    return frozenset(every - set(_section_names(prefix, options))) | learned_only
 
 
 def _section_names(prefix: str, options: type) -> list[str]:

@@ -286,9 +286,21 @@ def test_weights_of_another_backend_are_rejected_and_the_old_model_keeps_running
         manager.apply({'backend': 'sgbm'})
     notes = manager.apply({'backend': 'sgbm', 'weights': ''})
     assert manager.pipeline.backend.name == 'sgbm' and notes[1].startswith('loaded backend sgbm')
-    # learned.num_threads, set for dispnet, now lies unused: named once, with run-time advice.
-    assert notes[2] == ('backend sgbm ignores learned.num_threads (settings of other '
+    # device and learned.num_threads, set for dispnet, now lie unused: named once, with
+    # run-time advice.
+    assert notes[2] == ('backend sgbm ignores device, learned.num_threads (settings of other '
                         'backends); they apply when backend is set to theirs')
+
+
+def test_device_under_sgbm_is_only_recorded_as_precision_is():
+    # sgbm runs in OpenCV on the CPU: a device change rebuilt it and was not named ignored.
+    manager = PipelineManager({'backend': 'sgbm'})
+    running = manager.pipeline.backend
+    for name, value in (('device', 'cpu'), ('precision', 'fp32')):
+        notes = manager.apply({name: value})
+        assert manager.pipeline.backend is running and manager.value(name) == value
+        assert not any(note.startswith('loaded backend') for note in notes)
+        assert any(f'backend sgbm ignores {name} ' in note for note in notes)
 
 
 def test_unrelated_and_unchanged_parameters_are_accepted():
