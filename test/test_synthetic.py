@@ -220,3 +220,171 @@ def test_mono_disparity_is_slanted_and_nearer_towards_the_bottom():
         bottom_minus_top.append(disparity[-12:].mean() - disparity[:12].mean())
     assert np.median(slanted) > 0.5  # planes tilt sideways, not only at segment edges
     assert np.mean(bottom_minus_top) > 2.0
+
+
+def test_mono_pair_is_exact_where_visible_and_shows_background_in_its_holes(monkeypatch):
+    # A red square 40 px near on textured blue 10 px away, no photometric changes: the right
+    # view at x - d is the left pixel exactly wherever visible; the 30 px gap the right camera
+    # sees beside the square, and the columns beyond the left image's right edge, show blue
+    # background, not red nor black; a row whose every pixel lands outside the right view
+    # (disparity beyond the width) is inpainted, and the rows after it are still rendered.
+    from stereo_depth_ros.data import mono_stereo
+    rng = np.random.default_rng(0)
+    left = np.zeros((9, 200, 3), np.float32)
+    left[..., 1] = rng.integers(0, 50, (9, 200))
+    left[..., 2] = 200.0
+    left[:, 80:120] = (250.0, 0.0, 0.0)
+    disparity = np.full((9, 200), 10.0, np.float32)
+    disparity[:, 80:120] = 40.0
+    disparity[4] = 250.0  # and no two neighbours of one surface: no segment in that row
+    disparity[4, ::2] = 252.0
+    monkeypatch.setattr(mono_stereo, '_fit', lambda photo, rng, height, width: photo.copy())
+    scene = mono_stereo.make_mono_pair(left, 0, 9, 200, 64.0, photometric=False,
+                                       disparity=disparity)
+    assert np.array_equal(scene.left, left.astype(np.uint8))
+    rows, cols = np.mgrid[0:9, 0:200]
+    landing = cols - disparity.astype(int)
+    inside = landing >= 0
+    seen = np.zeros_like(inside)
+    seen[inside] = scene.disparity_right[rows[inside], landing[inside]] == disparity[inside]
+    assert seen[[0, 1, 2, 3, 5, 6, 7, 8]].mean() > 0.7
+    np.testing.assert_array_equal(scene.right[rows[seen], landing[seen]], scene.left[seen])
+    holes = np.isnan(scene.disparity_right)
+    assert holes[:, 80:110].all() and holes[:, 190:].all() and holes[4].all()
+    others = np.delete(scene.right, 4, axis=0)[np.delete(holes, 4, axis=0)]
+    assert (others[:, 0] == 0).all() and (others[:, 2] == 200).all()
+    neighbours = (scene.right[3].astype(np.float32) + scene.right[5]) / 2
+    assert np.abs(scene.right[4] - neighbours).mean() < 20
+
+
+def test_forward_warp_of_a_slanted_surface_keeps_both_views_consistent():
+    # Disparity falling linearly along x stretches the surface in the right view: each right
+    # pixel xr shows the left point x = xr + d_right(xr), where the left disparity is d_right
+    # and a texture linear in x takes the value it has at x.
+    from stereo_depth_ros.data.mono_stereo import forward_warp
+    cols = np.arange(60, dtype=np.float32)
+    disparity = (20.0 - 0.3 * cols)[None].repeat(2, axis=0)
+    left = (3.0 * cols)[None, :, None].repeat(2, axis=0).repeat(3, axis=2)
+    right, right_disparity, holes = forward_warp(left, disparity)
+    known = ~holes[0]
+    assert known.sum() > 50
+    xr = np.flatnonzero(known).astype(np.float64)
+    x = xr + right_disparity[0, known]
+    np.testing.assert_allclose(right_disparity[0, known], np.interp(x, cols, disparity[0]),
+                               atol=1e-4)
+    np.testing.assert_allclose(right[0, known, 0], 3.0 * x, atol=1e-3)
+
+
+def test_forward_warp_leaves_a_hole_at_a_two_pixel_depth_step():
+    # Near (7 px) left of column 10, far (5 px) right of it: the right camera sees between
+    # them (right columns 3 and 4) what the left one does not. Those are holes; no right
+    # pixel takes a disparity between the two surfaces' (a flying pixel).
+    from stereo_depth_ros.data.mono_stereo import forward_warp
+    disparity = np.full((1, 30), 5.0, np.float32)
+    disparity[0, :10] = 7.0
+    left = np.random.default_rng(1).uniform(0, 255, (1, 30, 3)).astype(np.float32)
+    _, right_disparity, holes = forward_warp(left, disparity)
+    assert holes[0, 3:5].all() and not holes[0, :3].any() and not holes[0, 5:25].any()
+    known = right_disparity[~holes]
+    assert set(np.unique(known)) == {5.0, 7.0}
+
+
+def test_mono_disparity_spans_its_range_with_depth_edges():
+    from stereo_depth_ros.data.mono_stereo import plausible_disparity
+    photo = cv2.resize(np.random.default_rng(0).uniform(0, 255, (8, 16, 3)).astype(np.float32),
+                       (96, 48))
+    lows, highs, edges = [], [], []
+    for seed in range(12):
+        disparity = plausible_disparity(photo, np.random.default_rng(seed), 4.0)
+        lows.append(disparity.min())
+        highs.append(disparity.max())
+        disparity = plausible_disparity(photo, np.random.default_rng(seed), 40.0)
+        edges.append(np.mean(np.abs(np.diff(disparity, axis=1)) > 1.0))
+    assert min(lows) >= MIN_DISPARITY and max(highs) <= 4.0
+    assert min(lows) < MIN_DISPARITY + 0.5 and max(highs) > 3.5
+    # Piecewise planar: several segments, with depth steps between them in most maps.
+    assert np.mean(np.array(edges) > 0) > 0.75
+
+
+def _noise(shape, seed=0):
+    """Return uint8 noise of ``shape``."""
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_photo_library_reads_upper_case_suffixes_in_sub_folders(tmp_path):
+    # Cameras write IMG_0001.JPG; photograph collections come in folders of folders.
+    from stereo_depth_ros.data.photos import PhotoLibrary
+    (tmp_path / 'trip' / 'day1').mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / 'trip' / 'day1' / 'IMG_0001.JPG'), _noise((40, 60, 3)))
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., :3] = _noise((64, 64, 3), 1)
+    cv2.circle(rgba, (32, 32), 20, (0, 0, 0, 255), -1)
+    rgba[..., 3] = np.where(rgba[..., 3] > 0, 255, 0)
+    cv2.imwrite(str(tmp_path / 'trip' / 'CUTOUT.PNG'), rgba)
+    library = PhotoLibrary(tmp_path)
+    assert len(library) == 2 and len(library.png_files) == 1
+    cutout = library.cutout(np.random.default_rng(0))
+    assert cutout is not None and cutout.alpha is not None
+
+
+def test_read_photo_shrinks_the_longer_side_and_scales_16_bit_images(tmp_path):
+    from stereo_depth_ros.data.photos import read_photo
+    cv2.imwrite(str(tmp_path / 'wide.jpg'), _noise((192, 256, 3)))
+    photo = read_photo(tmp_path / 'wide.jpg', 128)
+    assert photo is not None and photo.rgb.shape == (96, 128, 3) and photo.alpha is None
+    # A 16-bit photograph whose values reach 4095 (12-bit sensor): spread over 0-255.
+    deep = (np.linspace(0, 4095, 64 * 64).reshape(64, 64, 1) * np.ones(3)).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / 'deep.png'), deep)
+    photo = read_photo(tmp_path / 'deep.png', 128)
+    assert photo is not None and photo.rgb.min() == 0 and photo.rgb.max() >= 254
+
+
+def test_an_opaque_png_is_a_texture_never_a_cutout(tmp_path):
+    # Its alpha outlines nothing: cutout() has none to give (an object cut by it would be a
+    # full rectangle, and a photo without alpha as a cutout stops the scene generator).
+    from stereo_depth_ros.data.photos import PhotoLibrary, read_photo
+    rgba = np.full((48, 48, 4), 255, np.uint8)
+    rgba[..., :3] = _noise((48, 48, 3))
+    cv2.imwrite(str(tmp_path / 'opaque.png'), rgba)
+    photo = read_photo(tmp_path / 'opaque.png', 768)
+    assert photo is not None and photo.alpha is None and photo.rgb.shape == (48, 48, 3)
+    library = PhotoLibrary(tmp_path)
+    assert library.cutout(np.random.default_rng(0)) is None
+    assert library.texture(np.random.default_rng(0)).shape == (48, 48, 3)
+
+
+def test_photo_cache_drops_the_least_recently_used_photograph(tmp_path):
+    from stereo_depth_ros.data.photos import PhotoLibrary
+    for name in 'abc':
+        cv2.imwrite(str(tmp_path / f'{name}.png'), _noise((32, 32, 3)))
+    library = PhotoLibrary(tmp_path, cache_mb=2.5 * 32 * 32 * 3 / 2 ** 20)
+    a, b, c = library.files
+    for path in (a, b, a, c):  # a used again after b: b is the one to go
+        library._load(path)
+    assert list(library._cache) == [a, c]
+
+
+def test_photo_scene_refuses_a_size_it_cannot_make(tmp_path):
+    from stereo_depth_ros.data.photo_scenes import make_photo_scene
+    from stereo_depth_ros.data.photos import PhotoLibrary
+    cv2.imwrite(str(tmp_path / 'photo.jpg'), _noise((64, 64, 3)))
+    library = PhotoLibrary(tmp_path)
+    with pytest.raises(DatasetError, match='max_disparity'):
+        make_photo_scene(0, library, 32, 48, max_disparity=64.0)
+    with pytest.raises(DatasetError, match='16x16'):
+        make_photo_scene(0, library, 8, 48, max_disparity=4.0)
+
+
+def test_a_cutout_shape_is_the_photograph_s_silhouette():
+    # A disc of radius 20 px at scale 1, its centre placed at (50, 40): inside the disc in,
+    # outside it (in the photograph or beyond its border) out, whatever the rotation.
+    from stereo_depth_ros.data.photo_scenes import _alpha_shape, _PhotoMap
+    alpha = np.zeros((64, 64), np.float32)
+    cv2.circle(alpha, (32, 32), 20, 1.0, -1)
+    for seed in range(4):
+        mapping = _PhotoMap(np.random.default_rng(seed), alpha.shape, (50.0, 40.0), 1.0)
+        mapping.target = (np.float32(32), np.float32(32))
+        shape = _alpha_shape(alpha, mapping)
+        x = np.array([[50, 60, 50, 76, 150, -60]], np.float32)
+        y = np.array([[40, 40, 28, 40, 40, 40]], np.float32)
+        assert shape(x, y).tolist() == [[True, True, True, False, False, False]]
