@@ -465,3 +465,47 @@ def test_eval_of_a_middlebury_scene_made_by_warping_scores_sgbm_well(tmp_path, c
                  '--dataset', 'middlebury2014', '--root', str(scene), '--nonoccluded']) == 0
     assert capsys.readouterr().out.strip().startswith(
         'sgbm on middlebury2014, non-occluded pixels (1 pair): EPE ')
+
+
+@pytest.mark.parametrize('limit', ['min_depth', 'max_depth'])
+def test_infer_without_calibration_says_depth_limits_are_ignored(pair, tmp_path, capsys,
+                                                                 limit):
+    # Either limit of a parameter file needs --fx and --baseline; without them infer says
+    # so once, and prints no obstacle line (there is no depth to find one in).
+    import yaml
+    folder, scene = pair
+    params = tmp_path / 'p.yaml'
+    params.write_text(yaml.safe_dump({'/**/stereo_depth_node': {'ros__parameters': {
+        limit: 2.0 if limit == 'min_depth' else 50.0}}}))
+    argv = ['infer', '--backend', 'sgbm', '--left', str(folder / 'left.png'), '--right',
+            str(folder / 'right.png'), '--params-file', str(params)]
+    assert main(argv + ['--out-dir', str(tmp_path / 'bare')]) == 0
+    captured = capsys.readouterr()
+    warned = [line for line in captured.err.splitlines() if 'need --fx and --baseline' in line]
+    assert len(warned) == 1 and 'min_depth/max_depth' in warned[0]
+    assert 'nearest obstacle' not in captured.out
+    assert sorted(path.name for path in (tmp_path / 'bare').iterdir()) == [
+        'disparity.npy', 'disparity.png']
+    assert main(argv + ['--fx', str(scene.camera.fx), '--baseline', str(scene.camera.baseline),
+                        '--out-dir', str(tmp_path / 'calibrated')]) == 0
+    captured = capsys.readouterr()
+    assert 'need --fx and --baseline' not in captured.err
+    assert 'nearest obstacle' in captured.out
+
+
+def test_infer_boxes_the_nearest_obstacle_where_its_depth_is(pair, tmp_path, capsys):
+    # The printed box (x, y, width, height in pixels) lies on the obstacle: most of the
+    # depth.npy pixels inside it are at the printed distance.
+    import re
+    folder, scene = pair
+    assert main(['infer', '--backend', 'sgbm', '--left', str(folder / 'left.png'), '--right',
+                 str(folder / 'right.png'), '--fx', str(scene.camera.fx), '--baseline',
+                 str(scene.camera.baseline), '--out-dir', str(tmp_path)]) == 0
+    line = re.search(r'nearest obstacle: ([0-9.]+) m, box x (\d+) y (\d+) width (\d+) '
+                     r'height (\d+) px', capsys.readouterr().out)
+    assert line is not None
+    distance, x, y, width, height = float(line[1]), *map(int, line.groups()[1:])
+    depth = np.load(tmp_path / 'depth.npy')
+    assert x + width <= depth.shape[1] and y + height <= depth.shape[0]
+    near = np.abs(depth - distance) < 0.15 * distance
+    assert near[y:y + height, x:x + width].mean() > 0.5
