@@ -1503,3 +1503,29 @@ def test_extraction_names_what_a_damaged_split_bag_lost(drive, tmp_path, capsys)
     assert main(['check-camera', '--bag', str(bag), '--no-progress']) in (0, 1)
     out = capsys.readouterr().out
     assert 'bag: damaged, messages lost: split_1.mcap: kept 0 of the ' in out
+
+
+def test_metadata_yaml_is_read_as_often_whatever_the_number_of_files(tmp_path, monkeypatch):
+    # Each file's message count was looked up by parsing metadata.yaml again: a bag of many
+    # files (ros2 bag record --max-bag-duration over hours) took quadratic time to open
+    # (200 files: 14 s, metadata.yaml parsed 200 times).
+    reads = []
+    read_text = Path.read_text
+
+    def counted(path, *args, **kwargs):
+        if path.name == 'metadata.yaml':
+            reads.append(path.parent.name)
+        return read_text(path, *args, **kwargs)
+
+    for count in (2, 6):
+        parts = []
+        for index in range(count):
+            write_raw_mcap(tmp_path / f'{count}_{index}', [('/a', 10 * index + 1)], size=10)
+            parts.append(tmp_path / f'{count}_{index}')
+        split_bag(tmp_path / f'split{count}', parts)
+    monkeypatch.setattr(Path, 'read_text', counted)
+    for count in (2, 6):
+        with BagInput(tmp_path / f'split{count}') as split:
+            assert [report.listed_messages for _, report in split.scan_reports] == [1] * count
+            assert len(list(split.messages())) == count
+    assert reads.count('split2') == reads.count('split6') > 0

@@ -55,21 +55,33 @@ def _bag_information(bag: Path) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def _count(value: Any) -> Optional[int]:
+    """Return ``value`` if it is a message count: an integer (not YAML's true), not negative."""
+    return value if type(value) is int and value >= 0 else None
+
+
 def _listed_message_count(bag: Path, file: Optional[str] = None) -> Optional[int]:
     """Return the message count metadata.yaml lists for ``bag``, or for its storage ``file``.
 
     A file's count is that of its entry under ``files``; None without a readable one.
     """
-    info = _bag_information(bag)
-    count = info.get('message_count')
     if file is not None:
-        entries = info.get('files')
-        count = next((entry.get('message_count') for entry in
-                      (entries if isinstance(entries, list) else [])
-                      if isinstance(entry, dict) and Path(str(entry.get('path'))).name == file),
-                     None)
-    # An integer (YAML's true is a bool, an int subclass), not negative.
-    return count if type(count) is int and count >= 0 else None
+        return _listed_file_counts(bag).get(file)
+    return _count(_bag_information(bag).get('message_count'))
+
+
+def _listed_file_counts(bag: Path) -> dict[str, Optional[int]]:
+    """Return the message count metadata.yaml lists for each of ``bag``'s files, by name.
+
+    metadata.yaml is read once for all of them: a bag may be split into thousands of files.
+    """
+    entries = _bag_information(bag).get('files')
+    counts: dict[str, Optional[int]] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict):
+            counts.setdefault(Path(str(entry.get('path'))).name,
+                              _count(entry.get('message_count')))
+    return counts
 
 
 def _recording_order(path: Path) -> list[Any]:
@@ -219,8 +231,8 @@ class BagInput:
         has no Reader; a split bag's metadata.yaml lists each file's count.
         """
         if len(files) > 1:
-            return [McapScan(file, _listed_message_count(self.path, file.name))
-                    for file in files]
+            counts = _listed_file_counts(self.path)
+            return [McapScan(file, counts.get(file.name)) for file in files]
         listed = (self._reader.message_count if self._reader is not None
                   else _listed_message_count(self.path))
         return [McapScan(file, listed) for file in files]
