@@ -1529,3 +1529,19 @@ def test_metadata_yaml_is_read_as_often_whatever_the_number_of_files(tmp_path, m
             assert [report.listed_messages for _, report in split.scan_reports] == [1] * count
             assert len(list(split.messages())) == count
     assert reads.count('split2') == reads.count('split6') > 0
+
+
+def test_the_one_file_left_of_a_split_bag_is_held_to_its_own_count(drive, tmp_path):
+    # Its messages were counted against the whole bag's: the missing file's reported as lost
+    # from it, where it is cut off too.
+    bag = split_kitti_bag(drive, tmp_path / 'split')
+    files = yaml.safe_load((bag / 'metadata.yaml').read_text())[
+        'rosbag2_bagfile_information']['files']
+    own = next(entry['message_count'] for entry in files if entry['path'] == 'split_1.mcap')
+    (bag / 'split_0.mcap').unlink()
+    mcap = bag / 'split_1.mcap'
+    at, size = chunk_at(mcap, 0)
+    mcap.write_bytes(mcap.read_bytes()[:at + 9 + size])  # its first chunk kept, no summary
+    summary = process_bag(bag, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert 'split_0.mcap' in summary.recovered_from
+    assert f' of the {own} messages metadata.yaml lists' in summary.damage

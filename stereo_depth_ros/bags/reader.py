@@ -228,10 +228,11 @@ class BagInput:
         """Return a scan of each mcap file that knows how many messages metadata.yaml lists.
 
         The open Reader has already read the count of a one-file bag; a bag being recovered
-        has no Reader; a split bag's metadata.yaml lists each file's count.
+        has no Reader; a split bag's metadata.yaml lists each file's count (and one file left
+        of a split bag is held to its own count, not the bag's).
         """
-        if len(files) > 1:
-            counts = _listed_file_counts(self.path)
+        counts = _listed_file_counts(self.path) if self.path.is_dir() else {}
+        if len(files) > 1 or len(counts) > 1:
             return [McapScan(file, counts.get(file.name)) for file in files]
         listed = (self._reader.message_count if self._reader is not None
                   else _listed_message_count(self.path))
