@@ -359,6 +359,35 @@ def test_nonoccluded_ground_truth_is_the_mask_s_or_kitti_s_noc(tmp_path):
     assert np.isfinite(load_dataset('kitti2015', kitti)[0].disparity).all()
     truth = load_dataset('kitti2015', kitti, nonoccluded=True)[0].disparity
     assert np.isnan(truth[:, 0]).all() and (truth[:, 1:] == 2.0).all()
-    with pytest.raises(DatasetError, match=r'--nonoccluded applies to middlebury2014 and '
-                                           r'kitti2015 .*not generic'):
+    with pytest.raises(DatasetError, match=r'--nonoccluded applies to middlebury2014, '
+                                           r'kitti2012, kitti2015 .*not generic'):
         load_dataset('generic', tmp_path, nonoccluded=True)
+
+
+def test_kitti_2012_reads_its_colour_views_and_either_ground_truth(tmp_path):
+    training = tmp_path / 'training'
+    image = np.zeros((4, 6, 3), np.uint8)
+    image[..., 2] = 200  # red in BGR
+    for folder in ('colored_0', 'colored_1', 'image_0', 'disp_occ', 'disp_noc'):
+        (training / folder).mkdir(parents=True)
+    for folder in ('colored_0', 'colored_1'):
+        cv2.imwrite(str(training / folder / '000007_10.png'), image)
+        cv2.imwrite(str(training / folder / '000007_11.png'), image)  # the next frame: no pair
+    cv2.imwrite(str(training / 'image_0' / '000007_10.png'), image[..., 0])
+    occ = np.full((4, 6), 3 * 256, np.uint16)
+    noc = occ.copy()
+    noc[0] = 0
+    cv2.imwrite(str(training / 'disp_occ' / '000007_10.png'), occ)
+    cv2.imwrite(str(training / 'disp_noc' / '000007_10.png'), noc)
+    sample, = load_dataset('kitti2012', training)
+    assert sample.name == '000007_10' and (sample.left[..., 0] == 200).all()  # RGB, colour
+    assert (sample.disparity == 3.0).all()
+    truth = load_dataset('kitti2012', training, nonoccluded=True)[0].disparity
+    assert np.isnan(truth[0]).all() and (truth[1:] == 3.0).all()
+    with pytest.raises(DatasetError, match=r'is not a KITTI 2012 training folder: it has none of '
+                                           r'colored_0, colored_1 and disp_occ; pass --root '
+                                           r'.*training$'):
+        load_dataset('kitti2012', tmp_path)
+    (training / 'colored_1' / '000007_10.png').unlink()
+    with pytest.raises(DatasetError, match=r'^KITTI 2012: .*colored_1/000007_10.png is missing'):
+        load_dataset('kitti2012', training)

@@ -25,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--root', required=True,
                         help='dataset folder; for synthetic, seeds: eval:N, A:B or a,b,c')
     parser.add_argument('--nonoccluded', action='store_true',
-                        help='middlebury2014 and kitti2015: score only the pixels both cameras '
-                             'see (mask0nocc.png, disp_noc_0), as the benchmarks\' '
-                             'non-occluded figures do')
+                        help='middlebury2014, kitti2012 and kitti2015: score only the pixels '
+                             'both cameras see (mask0nocc.png, disp_noc, disp_noc_0), as the '
+                             'benchmarks\' non-occluded figures do')
     parser.add_argument('--synthetic-kind', default='layered', choices=('layered', 'road'),
                         help='scene kind of the synthetic dataset (default: layered)')
     parser.add_argument('--json', action='store_true',
@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the metrics."""
     if args.obstacle and args.nonoccluded:
-        raise ValueError('--nonoccluded scores disparity on middlebury2014 or kitti2015, not '
-                         '--obstacle')
+        raise ValueError('--nonoccluded scores disparity on middlebury2014, kitti2012 or '
+                         'kitti2015, not --obstacle')
     if args.obstacle:
         return _run_obstacle(args)
     if args.obstacle_option:

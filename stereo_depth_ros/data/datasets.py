@@ -10,7 +10,8 @@ Layouts:
   (Middlebury 2014 and 2021, and ETH3D two-view, as their training archives unpack; inf
   unknown); ``nonoccluded``: only where ``mask0nocc.png`` is 255.
 - ``kitti2015``: ``<root>/image_2/*_10.png, image_3/*_10.png, disp_occ_0/*_10.png`` (uint16/256;
-  ``nonoccluded``: ``disp_noc_0``).
+  ``nonoccluded``: ``disp_noc_0``); ``kitti2012`` likewise with ``colored_0``, ``colored_1``,
+  ``disp_occ`` (``disp_noc``).
 - ``sceneflow``: ``<root>/**/left/*.png`` with ``right/`` beside it and disparity PFMs under the
   mirrored ``disparity/.../left/*.pfm`` tree (``frames_cleanpass`` -> ``disparity``).
 - ``synthetic``: scenes of the built-in generator; ``root`` names the seeds, e.g. ``eval:20``
@@ -364,26 +365,42 @@ def kitti2015_dataset(root: str | Path, nonoccluded: bool = False) -> FileStereo
     ``nonoccluded``: the ground truth of ``disp_noc_0`` instead (the pixels both cameras
     see: KITTI's "Noc" figures).
     """
-    root = _require_dir(Path(root))
-    truth = 'disp_noc_0' if nonoccluded else 'disp_occ_0'
-    left_dir, right_dir, disp_dir = root / 'image_2', root / 'image_3', root / truth
-    missing = [folder.name for folder in (left_dir, right_dir, disp_dir) if not folder.is_dir()]
+    return _kitti_dataset(Path(root), 'KITTI 2015', ('image_2', 'image_3'),
+                          'disp_noc_0' if nonoccluded else 'disp_occ_0')
+
+
+def kitti2012_dataset(root: str | Path, nonoccluded: bool = False) -> FileStereoDataset:
+    """KITTI stereo 2012 training layout (``colored_0``, ``colored_1``, ``disp_occ``).
+
+    ``nonoccluded``: the ground truth of ``disp_noc`` instead.
+    """
+    return _kitti_dataset(Path(root), 'KITTI 2012', ('colored_0', 'colored_1'),
+                          'disp_noc' if nonoccluded else 'disp_occ')
+
+
+def _kitti_dataset(root: Path, name: str, views: tuple[str, str],
+                   truth: str) -> FileStereoDataset:
+    """The ``*_10.png`` pairs of a KITTI training folder with their uint16 ground truth."""
+    root = _require_dir(root)
+    folders = (*views, truth)
+    left_dir, right_dir, disp_dir = (root / folder for folder in folders)
+    missing = [folder for folder in folders if not (root / folder).is_dir()]
     if missing:
-        inside = (f'; pass --root {root / "training"}' if (root / 'training' / 'image_2').is_dir()
-                  else '')
-        lacks = (f'none of image_2, image_3 and {truth}' if len(missing) == 3 else
-                 f'no {" or ".join(missing)} (of image_2, image_3 and {truth})')
-        raise DatasetError(f'{root} is not a KITTI 2015 training folder: it has {lacks}'
-                           f'{inside}')
+        inside = (f'; pass --root {root / "training"}'
+                  if (root / 'training' / views[0]).is_dir() else '')
+        listed = f'{", ".join(folders[:-1])} and {folders[-1]}'
+        lacks = (f'none of {listed}' if len(missing) == 3 else
+                 f'no {" or ".join(missing)} (of {listed})')
+        raise DatasetError(f'{root} is not a {name} training folder: it has {lacks}{inside}')
     items = []
     for disp in sorted(disp_dir.glob('*_10.png')):
         left, right = left_dir / disp.name, right_dir / disp.name
         for path in (left, right):
             if not path.is_file():
-                raise DatasetError(f'KITTI 2015: {path} is missing for {disp}')
+                raise DatasetError(f'{name}: {path} is missing for {disp}')
         items.append((disp.stem, left, right, disp))
     if not items:
-        raise DatasetError(f'no KITTI 2015 disparity maps in {disp_dir}')
+        raise DatasetError(f'no {name} disparity maps in {disp_dir}')
     return FileStereoDataset(items, read_kitti_disparity)
 
 
@@ -445,12 +462,12 @@ class SyntheticSamples(LazySamples):
         return StereoSample(f'{self.kind}_{seed}', scene.left, scene.right, scene.disparity)
 
 
-DATASET_KINDS = ('generic', 'middlebury2003', 'middlebury2006', 'middlebury2014', 'kitti2015',
-                 'sceneflow', 'synthetic', 'real')
+DATASET_KINDS = ('generic', 'middlebury2003', 'middlebury2006', 'middlebury2014', 'kitti2012',
+                 'kitti2015', 'sceneflow', 'synthetic', 'real')
 
 
 #: The dataset kinds whose ground truth can be narrowed to the pixels both cameras see.
-NONOCCLUDED_KINDS = ('middlebury2014', 'kitti2015')
+NONOCCLUDED_KINDS = ('middlebury2014', 'kitti2012', 'kitti2015')
 
 
 def load_dataset(kind: str, root: str | Path, nonoccluded: bool = False,
@@ -462,15 +479,17 @@ def load_dataset(kind: str, root: str | Path, nonoccluded: bool = False,
     """
     if nonoccluded:
         if kind not in NONOCCLUDED_KINDS:
-            raise DatasetError(f'--nonoccluded applies to {" and ".join(NONOCCLUDED_KINDS)} '
+            raise DatasetError(f'--nonoccluded applies to {", ".join(NONOCCLUDED_KINDS)} '
                                f'(their masks of the pixels both cameras see), not {kind}')
-        reader = middlebury2014_dataset if kind == 'middlebury2014' else kitti2015_dataset
-        return reader(root, nonoccluded=True)
+        readers = {'middlebury2014': middlebury2014_dataset, 'kitti2012': kitti2012_dataset,
+                   'kitti2015': kitti2015_dataset}
+        return readers[kind](root, nonoccluded=True)
     if kind == 'synthetic':
         return SyntheticSamples(parse_seed_spec(str(root)), **options)
     readers = {'generic': generic_dataset, 'middlebury2003': middlebury2003_dataset,
                'middlebury2006': middlebury2006_dataset,
-               'middlebury2014': middlebury2014_dataset, 'kitti2015': kitti2015_dataset,
+               'middlebury2014': middlebury2014_dataset, 'kitti2012': kitti2012_dataset,
+               'kitti2015': kitti2015_dataset,
                'sceneflow': sceneflow_dataset, 'real': real_suite_dataset}
     if kind not in readers:
         raise DatasetError(f'unknown dataset kind {kind!r}; known: {", ".join(DATASET_KINDS)}')
