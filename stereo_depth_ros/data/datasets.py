@@ -380,7 +380,7 @@ def kitti2012_dataset(root: str | Path, nonoccluded: bool = False) -> FileStereo
 
 def _kitti_dataset(root: Path, name: str, views: tuple[str, str],
                    truth: str) -> FileStereoDataset:
-    """The ``*_10.png`` pairs of a KITTI training folder with their uint16 ground truth."""
+    """Return the ``*_10.png`` pairs of a KITTI training folder with their uint16 truth."""
     root = _require_dir(root)
     folders = (*views, truth)
     left_dir, right_dir, disp_dir = (root / folder for folder in folders)
@@ -481,9 +481,10 @@ def load_dataset(kind: str, root: str | Path, nonoccluded: bool = False,
         if kind not in NONOCCLUDED_KINDS:
             raise DatasetError(f'--nonoccluded applies to {", ".join(NONOCCLUDED_KINDS)} '
                                f'(their masks of the pixels both cameras see), not {kind}')
-        readers = {'middlebury2014': middlebury2014_dataset, 'kitti2012': kitti2012_dataset,
-                   'kitti2015': kitti2015_dataset}
-        return readers[kind](root, nonoccluded=True)
+        masked: dict[str, Callable[..., FileStereoDataset]] = {
+            'middlebury2014': middlebury2014_dataset, 'kitti2012': kitti2012_dataset,
+            'kitti2015': kitti2015_dataset}
+        return masked[kind](root, nonoccluded=True)
     if kind == 'synthetic':
         return SyntheticSamples(parse_seed_spec(str(root)), **options)
     readers = {'generic': generic_dataset, 'middlebury2003': middlebury2003_dataset,
