@@ -509,3 +509,31 @@ def test_infer_boxes_the_nearest_obstacle_where_its_depth_is(pair, tmp_path, cap
     assert x + width <= depth.shape[1] and y + height <= depth.shape[0]
     near = np.abs(depth - distance) < 0.15 * distance
     assert near[y:y + height, x:x + width].mean() > 0.5
+
+
+def test_infer_box_is_the_true_obstacle_s_box(pair, tmp_path, capsys):
+    # Where the scene's nearest obstacle is (a post 6.0 m away, taller than wide; sgbm misses
+    # it on this small pair): its true mask's bounding box and the printed one overlap mostly,
+    # and would not with width and height exchanged, or x and y.
+    import re
+    folder, scene = pair
+    assert main(['infer', '--left', str(folder / 'left.png'), '--right',
+                 str(folder / 'right.png'), '--fx', str(scene.camera.fx), '--baseline',
+                 str(scene.camera.baseline), '--out-dir', str(tmp_path)]) == 0
+    line = re.search(r'nearest obstacle: ([0-9.]+) m, box x (\d+) y (\d+) width (\d+) '
+                     r'height (\d+) px', capsys.readouterr().out)
+    assert line is not None
+    distance, (x, y, width, height) = float(line[1]), map(int, line.groups()[1:])
+    assert abs(distance - scene.obstacle_distance) < 0.1 * scene.obstacle_distance
+    rows, columns = np.nonzero(scene.obstacle_mask)
+    truth = (columns.min(), rows.min(), columns.max() + 1 - columns.min(),
+             rows.max() + 1 - rows.min())
+
+    def overlap(a, b):
+        across = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+        down = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+        return across * down / (a[2] * a[3] + b[2] * b[3] - across * down)
+
+    assert overlap((x, y, width, height), truth) > 0.4
+    assert overlap((x, y, height, width), truth) < 0.3
+    assert overlap((y, x, width, height), truth) < 0.3
