@@ -1545,3 +1545,19 @@ def test_the_one_file_left_of_a_split_bag_is_held_to_its_own_count(drive, tmp_pa
     summary = process_bag(bag, tmp_path / 'out', sgbm_pipeline(), progress=False)
     assert 'split_0.mcap' in summary.recovered_from
     assert f' of the {own} messages metadata.yaml lists' in summary.damage
+
+
+def test_recovery_names_the_mcap_files_metadata_yaml_does_not_list(drive, tmp_path):
+    # Every mcap file in the folder is read when the bag must be recovered: one metadata.yaml
+    # does not list (a last file after a kill, or another recording's) is named.
+    bag = split_kitti_bag(drive, tmp_path / 'split')
+    (bag / 'extra.mcap').write_bytes((bag / 'split_1.mcap').read_bytes())
+    mcap = bag / 'split_0.mcap'
+    at, size = chunk_at(mcap, 0)
+    mcap.write_bytes(mcap.read_bytes()[:at + 9 + size])  # the Reader cannot open the bag
+    summary = process_bag(bag, tmp_path / 'out', sgbm_pipeline(), progress=False)
+    assert summary.recovered_from.endswith(
+        '(read too: extra.mcap, which metadata.yaml does not list)')
+    (bag / 'extra.mcap').unlink()
+    summary = process_bag(bag, tmp_path / 'out2', sgbm_pipeline(), progress=False)
+    assert 'read too' not in summary.recovered_from

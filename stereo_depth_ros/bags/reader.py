@@ -243,6 +243,11 @@ class BagInput:
         files = self._mcap_files()
         if len(files) > 1 and (unopenable := _unopenable(files)):
             problem += f' ({", ".join(unopenable)}, of its {len(files)} mcap files)'
+        listed = _listed_file_counts(self.path) if self.path.is_dir() else {}
+        if listed and (unlisted := [file.name for file in files if file.name not in listed]):
+            # A recording killed after a split may not list its last file; another
+            # recording's file in the folder would be read as part of this one.
+            problem += f' (read too: {", ".join(unlisted)}, which metadata.yaml does not list)'
         if not files or self.strict:
             raise DatasetError(problem + (' (--strict: no recovery)' if files else '')) from None
         scans = self._scans_of(files)
