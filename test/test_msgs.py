@@ -580,3 +580,59 @@ def test_bit_depths_outside_8_to_16_are_refused() -> None:
     for bit_depth in (0, 7, 17):
         with pytest.raises(ImageFormatError, match=f'bit_depth must be 8..16, got {bit_depth}'):
             scale_16_bit(full, bit_depth)
+
+
+def test_disparity_valid_window_bounds_only_pixels_with_a_depth(store):
+    # Finite values with no depth (below delta_d, negative) lie outside the valid window.
+    typestore, types = store
+    camera = StereoCameraModel(6, 4, 500.0, 500.0, 3.0, 3.0, 2.0, 0.25)  # no offset
+    raw = np.full((4, 6), np.nan, np.float32)
+    raw[1:3, 2:4] = 8.0
+    raw[0, 0] = 0.01  # below delta_d: no depth
+    raw[3, 5] = -1.0  # behind the camera
+    msg = cdr_round_trip(typestore, make_disparity_image(
+        raw, camera, make_header(0, 'l', types), 0.0, 64.0, types))
+    window = msg.valid_window
+    assert (window.x_offset, window.y_offset, window.width, window.height) == (2, 1, 2, 2)
+    assert not window.do_rectify  # a window of the rectified image itself
+
+
+def test_a_disparity_range_of_zero_width_is_refused(store):
+    _, types = store
+    camera = StereoCameraModel(6, 4, 500.0, 500.0, 3.0, 3.0, 2.0, 0.25)
+    with pytest.raises(ValueError, match=r'max_disparity \(16\.0\) must exceed'):
+        make_disparity_image(np.full((4, 6), 8.0, np.float32), camera,
+                             make_header(0, 'l', types), 16.0, 16.0, types)
+
+
+def test_a_disparity_image_that_is_not_32fc1_is_refused(store):
+    _, types = store
+    camera = StereoCameraModel(3, 1, 500.0, 500.0, 1.0, 1.0, 0.0, 0.25)
+    header = make_header(0, 'l', types)
+    msg = make_disparity_image(np.full((1, 3), 5.0, np.float32), camera, header, 0.0, 64.0,
+                               types)
+    msg.image = array_to_image(np.array([[5, 6, 7]], np.uint16), '16UC1', header, types)
+    with pytest.raises(ImageFormatError, match='must hold a 32FC1 image, got 16UC1'):
+        disparity_from_message(msg)
+
+
+def test_each_camera_info_keeps_its_own_camera_s_header(store):
+    typestore, types = store
+    camera = StereoCameraModel(640, 480, 700.0, 701.0, 320.5, 318.0, 240.25, 0.12)
+    left, right = make_camera_infos(camera, make_header(5, 'cam_l', types),
+                                    make_header(6, 'cam_r', types), types)
+    left, right = cdr_round_trip(typestore, left), cdr_round_trip(typestore, right)
+    assert (left.header.frame_id, stamp_to_ns(left.header.stamp)) == ('cam_l', 5)
+    assert (right.header.frame_id, stamp_to_ns(right.header.stamp)) == ('cam_r', 6)
+
+
+def test_jpeg_compression_writes_jpeg_bytes_of_the_quality_asked(store):
+    _, types = store
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    header = make_header(0, 'cam', types)
+    jpeg = array_to_compressed(pixels, 'rgb8', header, types, 'jpeg')
+    png = array_to_compressed(pixels, 'rgb8', header, types, 'png')
+    assert bytes(jpeg.data[:2]) == b'\xff\xd8'  # what "jpeg compressed" in format says
+    assert bytes(png.data[:8]) == b'\x89PNG\r\n\x1a\n'
+    rough = array_to_compressed(pixels, 'rgb8', header, types, 'jpeg', jpeg_quality=20)
+    assert len(rough.data) < len(jpeg.data)
