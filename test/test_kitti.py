@@ -284,3 +284,99 @@ def test_kitti_disparity_png_keeps_a_tiny_positive_disparity_known(tmp_path):
 
     write_kitti_disparity(tmp_path / 'd.png', np.array([[0.001, 0.0]], np.float32))
     assert cv2.imread(str(tmp_path / 'd.png'), cv2.IMREAD_UNCHANGED).tolist() == [[1, 0]]
+
+
+def test_a_repeated_time_stamp_is_refused(drive):
+    path = drive / 'image_03' / 'timestamps.txt'
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + lines[1] + lines[1])
+    with pytest.raises(DatasetError, match=r'image_03/timestamps.txt, line 3: time stamp '
+                                           r'\S+ \S+ repeats line 2'):
+        open_kitti(drive)
+
+
+def test_blank_lines_of_a_timestamps_file_are_skipped(drive):
+    path = drive / 'image_02' / 'timestamps.txt'
+    stamps = read_timestamps(path)
+    path.write_text(path.read_text() + '\n  \n')
+    assert read_timestamps(path) == stamps
+    assert open_kitti(drive)[2].left_stamp_ns == stamps[2]
+
+
+def test_kitti_stamps_are_utc_whatever_the_local_time_zone(tmp_path, monkeypatch):
+    import time
+
+    stamp = parse_kitti_time('2011-09-26 13:02:25.964389445')
+    monkeypatch.setenv('TZ', 'JST-9')  # POSIX zone, UTC+9: no tz database needed
+    time.tzset()
+    try:
+        assert format_kitti_time(stamp) == '2011-09-26 13:02:25.964389445'
+        drive = write_raw_drive(tmp_path, images(1), images(1), CAMERA, [stamp])
+        assert open_kitti(drive)[0].left_stamp_ns == stamp
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_raw_drive_without_camera_3_names_its_folder(drive):
+    import shutil
+
+    shutil.rmtree(drive / 'image_03')
+    with pytest.raises(DatasetError, match='image_03/data does not exist'):
+        open_kitti(drive)
+
+
+def test_stereo_2015_made_up_stamps_start_after_zero(tmp_path):
+    # Some tools treat a zero stamp as unset: the first frame is not stamped 0.
+    for name in ('image_2', 'image_3', 'calib_cam_to_cam'):
+        (tmp_path / name).mkdir()
+    raw = write_raw_drive(tmp_path / 'raw', images(1), images(1, 3), CAMERA, [0])
+    for cam in ('2', '3'):
+        (tmp_path / f'image_{cam}' / '000000_10.png').write_bytes(
+            (raw / f'image_0{cam}' / 'data' / '0000000000.png').read_bytes())
+    (tmp_path / 'calib_cam_to_cam' / '000000.txt').write_text(
+        (raw.parent / 'calib_cam_to_cam.txt').read_text())
+    frame = open_kitti(tmp_path)[0]
+    assert frame.left_stamp_ns == frame.right_stamp_ns > 0
+
+
+def rotate(quaternion, vector):
+    """Rotate ``vector`` by the unit quaternion (x, y, z, w)."""
+    x, y, z, w = quaternion
+    matrix = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                       [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                       [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return matrix @ np.asarray(vector, float)
+
+
+def test_kitti2bag_places_the_optical_frame_above_base_link_and_counts_read_frames(tmp_path):
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import get_typestore, Stores
+
+    from stereo_depth_ros.bags.from_kitti import kitti_to_bag
+
+    camera = StereoCameraModel(48, 32, 60.0, 62.0, 23.5, 23.5, 15.5, 0.54)  # fx != fy
+    stamps = [parse_kitti_time('2011-09-26 13:02:25.964389445') + i * 100_000_000
+              for i in range(3)]
+    drive = write_raw_drive(tmp_path, images(3), images(3, 1), camera, stamps)
+    (drive / 'image_02' / 'data' / '0000000001.png').write_bytes(b'\x89PNG not really')
+    summary = kitti_to_bag(drive, tmp_path / 'bag', progress=False)
+    assert summary.frames == 2 and [name for name, _ in summary.skipped] == ['0000000001']
+    assert summary.fx == pytest.approx(60.0) and summary.baseline == pytest.approx(0.54)
+    typestore = get_typestore(Stores.ROS2_JAZZY)
+    with Reader(tmp_path / 'bag') as reader:
+        connections = [c for c in reader.connections if c.topic == '/tf_static']
+        [(connection, _, data)] = list(reader.messages(connections=connections))
+        tf = typestore.deserialize_cdr(data, connection.msgtype)
+    to_left = next(t for t in tf.transforms if t.child_frame_id == 'stereo_left')
+    assert to_left.header.frame_id == 'base_link'
+    assert (to_left.header.stamp.sec * 1_000_000_000 + to_left.header.stamp.nanosec
+            == stamps[0])
+    shift = to_left.transform.translation
+    assert (shift.x, shift.y, shift.z) == pytest.approx((0.0, 0.0, 1.65))  # above the road
+    q = to_left.transform.rotation
+    quaternion = (q.x, q.y, q.z, q.w)
+    # Optical axes in base_link (x forward, y left, z up): z forward, x right, y down.
+    np.testing.assert_allclose(rotate(quaternion, (0, 0, 1)), (1, 0, 0), atol=1e-12)
+    np.testing.assert_allclose(rotate(quaternion, (1, 0, 0)), (0, -1, 0), atol=1e-12)
+    np.testing.assert_allclose(rotate(quaternion, (0, 1, 0)), (0, 0, -1), atol=1e-12)
