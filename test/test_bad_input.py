@@ -630,11 +630,11 @@ def test_truncated_bag(tmp_path, capsys, storage, big_mcap):
 @pytest.mark.parametrize('count, expected', [
     ('48', 48), ('true', None), ('-3', None), ('"48"', None), ('[unclosed', None)])
 def test_the_listed_message_count_is_a_plain_count_or_nothing(tmp_path, count, expected):
-    from stereo_depth_ros.bags.reader import _listed_message_count
+    from stereo_depth_ros.bags.reader import _bag_information, _listed_message_count
     (tmp_path / 'metadata.yaml').write_text(
         f'rosbag2_bagfile_information:\n  message_count: {count}\n')
-    assert _listed_message_count(tmp_path) == expected
-    assert _listed_message_count(tmp_path / 'nothing_here') is None
+    assert _listed_message_count(_bag_information(tmp_path)) == expected
+    assert _listed_message_count(_bag_information(tmp_path / 'nothing_here')) is None
 
 
 def test_a_metadata_count_below_what_was_kept_is_not_taken_for_a_loss():

@@ -1192,10 +1192,10 @@ def test_messages_held_back_for_time_order_are_bounded(tmp_path, monkeypatch):
 def test_a_listed_message_count_of_zero_is_a_count(tmp_path):
     # A metadata.yaml that lists no message is a count (what was kept is more than it
     # says), not a missing one.
-    from stereo_depth_ros.bags.reader import _listed_message_count
+    from stereo_depth_ros.bags.reader import _bag_information, _listed_message_count
     (tmp_path / 'metadata.yaml').write_text(yaml.safe_dump(
         {'rosbag2_bagfile_information': {'message_count': 0}}))
-    assert _listed_message_count(tmp_path) == 0
+    assert _listed_message_count(_bag_information(tmp_path)) == 0
 
 
 def split_bag(bag, parts):

@@ -60,22 +60,17 @@ def _count(value: Any) -> Optional[int]:
     return value if type(value) is int and value >= 0 else None
 
 
-def _listed_message_count(bag: Path, file: Optional[str] = None) -> Optional[int]:
-    """Return the message count metadata.yaml lists for ``bag``, or for its storage ``file``.
+def _listed_message_count(information: dict[str, Any]) -> Optional[int]:
+    """Return the message count a bag's metadata (:func:`_bag_information`) lists, or None."""
+    return _count(information.get('message_count'))
 
-    A file's count is that of its entry under ``files``; None without a readable one.
+
+def _listed_file_counts(information: dict[str, Any]) -> dict[str, Optional[int]]:
+    """Return the message count a bag's metadata (:func:`_bag_information`) lists per file.
+
+    By file name; a bag may be split into thousands of files.
     """
-    if file is not None:
-        return _listed_file_counts(bag).get(file)
-    return _count(_bag_information(bag).get('message_count'))
-
-
-def _listed_file_counts(bag: Path) -> dict[str, Optional[int]]:
-    """Return the message count metadata.yaml lists for each of ``bag``'s files, by name.
-
-    metadata.yaml is read once for all of them: a bag may be split into thousands of files.
-    """
-    entries = _bag_information(bag).get('files')
+    entries = information.get('files')
     counts: dict[str, Optional[int]] = {}
     for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, dict):
@@ -195,6 +190,8 @@ class BagInput:
                                '.mcap or .db3 file in it')
         self.typestore = typestore if typestore is not None else get_distro_typestore(distro)
         self.strict = strict
+        #: The bag's metadata.yaml, read once ({} without a readable one).
+        self._information = _bag_information(self.path)
         #: Why the Reader could not open the bag, when it was recovered by scanning instead.
         self.recovered_from: Optional[str] = None
         #: One scan per mcap file (empty for sqlite3), and the connections of recovered ones.
@@ -217,7 +214,7 @@ class BagInput:
         """
         if self.path.is_file():
             return [self.path] if self.path.suffix == '.mcap' else []
-        listed = _bag_information(self.path).get('relative_file_paths') \
+        listed = self._information.get('relative_file_paths') \
             if self._reader is not None else None
         files = ([self.path / Path(str(name)).name for name in listed]
                  if isinstance(listed, list) and listed
@@ -231,11 +228,11 @@ class BagInput:
         has no Reader; a split bag's metadata.yaml lists each file's count (and one file left
         of a split bag is held to its own count, not the bag's).
         """
-        counts = _listed_file_counts(self.path) if self.path.is_dir() else {}
+        counts = _listed_file_counts(self._information)
         if len(files) > 1 or len(counts) > 1:
             return [McapScan(file, counts.get(file.name)) for file in files]
         listed = (self._reader.message_count if self._reader is not None
-                  else _listed_message_count(self.path))
+                  else _listed_message_count(self._information))
         return [McapScan(file, listed) for file in files]
 
     def _recover(self, problem: str) -> None:
@@ -243,7 +240,7 @@ class BagInput:
         files = self._mcap_files()
         if len(files) > 1 and (unopenable := _unopenable(files)):
             problem += f' ({", ".join(unopenable)}, of its {len(files)} mcap files)'
-        listed = _listed_file_counts(self.path) if self.path.is_dir() else {}
+        listed = _listed_file_counts(self._information)
         if listed and (unlisted := [file.name for file in files if file.name not in listed]):
             # A recording killed after a split may not list its last file; another
             # recording's file in the folder would be read as part of this one.

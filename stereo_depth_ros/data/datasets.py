@@ -477,24 +477,19 @@ def load_dataset(kind: str, root: str | Path, nonoccluded: bool = False,
     ``nonoccluded`` (:data:`NONOCCLUDED_KINDS` only): the ground truth of the pixels both
     cameras see.
     """
-    if nonoccluded:
-        if kind not in NONOCCLUDED_KINDS:
-            raise DatasetError(f'--nonoccluded applies to {", ".join(NONOCCLUDED_KINDS)} '
-                               f'(their masks of the pixels both cameras see), not {kind}')
-        masked: dict[str, Callable[..., FileStereoDataset]] = {
-            'middlebury2014': middlebury2014_dataset, 'kitti2012': kitti2012_dataset,
-            'kitti2015': kitti2015_dataset}
-        return masked[kind](root, nonoccluded=True)
+    if nonoccluded and kind not in NONOCCLUDED_KINDS:
+        raise DatasetError(f'--nonoccluded applies to {", ".join(NONOCCLUDED_KINDS)} '
+                           f'(their masks of the pixels both cameras see), not {kind}')
     if kind == 'synthetic':
         return SyntheticSamples(parse_seed_spec(str(root)), **options)
-    readers = {'generic': generic_dataset, 'middlebury2003': middlebury2003_dataset,
-               'middlebury2006': middlebury2006_dataset,
-               'middlebury2014': middlebury2014_dataset, 'kitti2012': kitti2012_dataset,
-               'kitti2015': kitti2015_dataset,
-               'sceneflow': sceneflow_dataset, 'real': real_suite_dataset}
+    readers: dict[str, Callable[..., FileStereoDataset]] = {
+        'generic': generic_dataset, 'middlebury2003': middlebury2003_dataset,
+        'middlebury2006': middlebury2006_dataset, 'middlebury2014': middlebury2014_dataset,
+        'kitti2012': kitti2012_dataset, 'kitti2015': kitti2015_dataset,
+        'sceneflow': sceneflow_dataset, 'real': real_suite_dataset}
     if kind not in readers:
         raise DatasetError(f'unknown dataset kind {kind!r}; known: {", ".join(DATASET_KINDS)}')
-    return readers[kind](root)
+    return readers[kind](root, nonoccluded=True) if nonoccluded else readers[kind](root)
 
 
 #: The real scenes with ground truth the package ships (folder under ``sample_data``, left,
