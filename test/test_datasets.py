@@ -265,16 +265,19 @@ def test_root_may_be_one_scene_folder(tmp_path):
     assert [s.name for s in load_dataset('generic', generic)] == ['mine']
 
 
-def test_kitti_root_above_training_says_which_folder(tmp_path):
-    for folder in ('image_2', 'image_3', 'disp_occ_0'):
+@pytest.mark.parametrize('kind, name, folders', [
+    ('kitti2015', 'KITTI 2015', ('image_2', 'image_3', 'disp_occ_0')),
+    ('kitti2012', 'KITTI 2012', ('colored_0', 'colored_1', 'disp_occ'))])
+def test_kitti_root_above_training_says_which_folder(tmp_path, kind, name, folders):
+    for folder in folders:
         (tmp_path / 'training' / folder).mkdir(parents=True)
-    with pytest.raises(DatasetError, match=r'is not a KITTI 2015 training folder: it has '
-                                           r'none of image_2, image_3 and disp_occ_0; pass '
-                                           r'--root .*training$'):
-        load_dataset('kitti2015', tmp_path)
-    (tmp_path / 'training' / 'disp_occ_0').rmdir()
-    with pytest.raises(DatasetError, match=r'it has no disp_occ_0 \(of image_2'):
-        load_dataset('kitti2015', tmp_path / 'training')
+    with pytest.raises(DatasetError, match=rf'is not a {name} training folder: it has none of '
+                                           rf'{folders[0]}, {folders[1]} and {folders[2]}; '
+                                           r'pass --root .*training$'):
+        load_dataset(kind, tmp_path)
+    (tmp_path / 'training' / folders[2]).rmdir()
+    with pytest.raises(DatasetError, match=rf'it has no {folders[2]} \(of {folders[0]}'):
+        load_dataset(kind, tmp_path / 'training')
 
 
 def test_middlebury_2006_layout_is_named_by_the_other_readers(tmp_path):
@@ -384,10 +387,6 @@ def test_kitti_2012_reads_its_colour_views_and_either_ground_truth(tmp_path):
     assert (sample.disparity == 3.0).all()
     truth = load_dataset('kitti2012', training, nonoccluded=True)[0].disparity
     assert np.isnan(truth[0]).all() and (truth[1:] == 3.0).all()
-    with pytest.raises(DatasetError, match=r'is not a KITTI 2012 training folder: it has none of '
-                                           r'colored_0, colored_1 and disp_occ; pass --root '
-                                           r'.*training$'):
-        load_dataset('kitti2012', tmp_path)
     (training / 'colored_1' / '000007_10.png').unlink()
     with pytest.raises(DatasetError, match=r'^KITTI 2012: .*colored_1/000007_10.png is missing'):
         load_dataset('kitti2012', training)
