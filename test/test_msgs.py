@@ -172,12 +172,17 @@ def test_stamps_and_headers(store):
         ns_to_stamp(-1, types)
 
 
-def test_camera_info_baseline_sign_round_trip(store):
+def _camera_infos_round_trip(store, left_header, right_header):
+    """Return a camera and its left and right CameraInfo, through CDR and back."""
     typestore, types = store
     camera = StereoCameraModel(640, 480, 700.0, 701.0, 320.5, 318.0, 240.25, 0.12)
-    left, right = make_camera_infos(camera, make_header(5, 'l', types),
-                                    make_header(5, 'r', types), types)
-    left, right = cdr_round_trip(typestore, left), cdr_round_trip(typestore, right)
+    left, right = make_camera_infos(camera, make_header(*left_header, types),
+                                    make_header(*right_header, types), types)
+    return camera, cdr_round_trip(typestore, left), cdr_round_trip(typestore, right)
+
+
+def test_camera_info_baseline_sign_round_trip(store):
+    camera, left, right = _camera_infos_round_trip(store, (5, 'l'), (5, 'r'))
     assert left.p[3] == 0.0
     assert right.p[3] == pytest.approx(-700.0 * 0.12)
     assert right.p[2] == 318.0 and right.k[2] == 318.0 and left.k[2] == 320.5
@@ -617,11 +622,7 @@ def test_a_disparity_image_that_is_not_32fc1_is_refused(store):
 
 
 def test_each_camera_info_keeps_its_own_camera_s_header(store):
-    typestore, types = store
-    camera = StereoCameraModel(640, 480, 700.0, 701.0, 320.5, 318.0, 240.25, 0.12)
-    left, right = make_camera_infos(camera, make_header(5, 'cam_l', types),
-                                    make_header(6, 'cam_r', types), types)
-    left, right = cdr_round_trip(typestore, left), cdr_round_trip(typestore, right)
+    _, left, right = _camera_infos_round_trip(store, (5, 'cam_l'), (6, 'cam_r'))
     assert (left.header.frame_id, stamp_to_ns(left.header.stamp)) == ('cam_l', 5)
     assert (right.header.frame_id, stamp_to_ns(right.header.stamp)) == ('cam_r', 6)
 
