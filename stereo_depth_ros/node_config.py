@@ -67,6 +67,11 @@ _DEPTH = (
                   'to tell: a black, fully covered or failing camera, topics of two different '
                   'cameras, noise in the dark; also from a check that finds left and right '
                   'swapped until one finds them the right way round (docs/ros.md).'),
+    ParameterSpec('align_rows', True, 'Where the pair check (on the first pair, then every '
+                  '10 s) measures the right view\'s rows 0.25 px or more off the left\'s at a '
+                  'typical matched corner, resample the right view onto the left\'s rows '
+                  'before matching, until the next check (a calibration a little off; '
+                  'docs/ros.md).'),
 )
 
 

@@ -19,6 +19,8 @@ from .geometry import depth_to_points, DISPARITY_STEP, disparity_to_depth
 from .images import check_stereo_pair
 from .near_guard import near_surface_disparity
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
+from .plausibility import RowOffset
+from .row_alignment import RowAligner
 from .view_check import check_views, SWAPPED_VIEWS, ViewCheck, Views
 from .visualize import ColourScale, colorize_disparity
 
@@ -62,6 +64,9 @@ class PipelineResult:
     #: What the view check found (None: not run; SWAPPED_VIEWS: a swapped stream's pair);
     #: outputs are unknown unless it is a match.
     views: Optional[ViewCheck] = None
+    #: Whether the right view was resampled onto the left's rows before matching
+    #: (:mod:`~stereo_depth_ros.row_alignment`).
+    rows_aligned: bool = False
 
     @property
     def views_unconfirmed(self) -> bool:
@@ -168,6 +173,9 @@ class StereoPipeline:
     that replaces another one of the same stream (new settings) is given its
     ``colour_scale``, so the colours keep their meaning across the change.
 
+    With ``align_rows`` (the default) the right view is resampled onto the left's rows when
+    :meth:`process` is given a row offset worth it (:mod:`~stereo_depth_ros.row_alignment`).
+
     With ``check_views`` (the default) a pair whose two views do not confirm its disparity
     (:mod:`~stereo_depth_ros.view_check`: a covered, black or failing camera, topics of two
     cameras, noise in the dark) comes out unknown: disparity and depth NaN, no points, no
@@ -179,7 +187,8 @@ class StereoPipeline:
     def __init__(self, backend: DisparityBackend,
                  obstacle_params: Optional[ObstacleParameters] = None,
                  min_depth: Optional[float] = None, max_depth: Optional[float] = None,
-                 colour_scale: Optional[ColourScale] = None, check_views: bool = True) -> None:
+                 colour_scale: Optional[ColourScale] = None, check_views: bool = True,
+                 align_rows: bool = True) -> None:
         # 0 is "no limit", as the node's parameters have it (a library user passing the
         # node's 0.0 had every depth marked "nothing within range").
         min_depth, max_depth = (limit or None for limit in (min_depth, max_depth))
@@ -190,19 +199,27 @@ class StereoPipeline:
         self.max_depth = max_depth
         self.colour_scale = colour_scale or ColourScale()
         self.check_views = bool(check_views)
+        self.align_rows = bool(align_rows)
+        self._aligner = RowAligner()
         #: Image widths already told that the backend's range is wider (said once each).
         self._narrow_widths: set[int] = set()
 
     def process(self, left: np.ndarray, right: np.ndarray,
                 camera: Optional[StereoCameraModel] = None,
                 outputs: Optional[AbstractSet[str]] = None,
-                swapped: bool = False) -> PipelineResult:
+                swapped: bool = False,
+                row_offset: Optional[RowOffset] = None) -> PipelineResult:
         """Compute disparity and the requested ``outputs`` for one rectified pair.
 
         ``depth``, ``obstacle`` and ``points`` need ``camera``; without it they are None.
         ``swapped``: a pair check of the stream found left and right exchanged
         (:func:`~stereo_depth_ros.plausibility.check_pair`); with ``check_views`` the pair comes
         out unknown, with the verdict :data:`~stereo_depth_ros.view_check.SWAPPED_VIEWS`.
+        ``row_offset``: the right view's rows as a pair check of the stream measured them
+        (``check_pair(left, right).row_offset``); with ``align_rows`` (the default), where it
+        is worth it, the right view is put on the left's rows before anything compares them
+        (:func:`~stereo_depth_ros.row_alignment.aligned_right`; the result's
+        ``rows_aligned``).
         Raises ImageFormatError / CalibrationError naming the problem with the input.
         """
         wanted = _wanted_outputs(outputs)
@@ -211,8 +228,14 @@ class StereoPipeline:
             camera.check_image_size(left.shape[1], left.shape[0])
         start = time.perf_counter()
         withheld = swapped and self.check_views
+        right, aligned = self._aligner(
+            left, right, row_offset if self.align_rows and not withheld else None)
+        align_ms = (time.perf_counter() - start) * 1e3
         result = self._run_backend(left, right, camera, withheld)
+        result.rows_aligned = aligned
         timings = result.timings
+        if aligned:
+            timings['align_ms'] = align_ms
         # The depth range limits the disparity too, so it is applied whenever it is set, even
         # when only the disparity is wanted.
         has_range = self.min_depth is not None or self.max_depth is not None

@@ -100,7 +100,7 @@ def make_pipeline(values: Mapping[str, Any], backend: DisparityBackend,
     return StereoPipeline(backend, obstacle_params=obstacle_parameters(values),
                           min_depth=values['min_depth'] or None,
                           max_depth=values['max_depth'] or None, colour_scale=colour_scale,
-                          check_views=values['check_views'])
+                          check_views=values['check_views'], align_rows=values['align_rows'])
 
 
 @dataclass(frozen=True)

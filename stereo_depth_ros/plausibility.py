@@ -9,7 +9,8 @@
   obstacles;
 * :func:`row_offset` measures how far the right view's rows are from the left's, from
   matched corner features: a rectification or calibration that is off by a pixel or more
-  (:data:`ROW_OFFSET_LIMIT`) costs every matcher many wrong pixels;
+  (:data:`ROW_OFFSET_LIMIT`) costs every matcher many wrong pixels
+  (:mod:`~stereo_depth_ros.row_alignment` resamples the right view by what it measures);
 * :func:`check_pair` runs both, for the node and the commands that warn about them.
 """
 
@@ -145,13 +146,31 @@ class RowOffset:
     left's for one scene point) gives each feature's offset; a rotation between the views
     shows as offsets that grow towards the edges. ``typical`` is the median size of those
     offsets, ``largest`` the largest, ``lower`` whether the right view mostly shows the scene
-    lower than the left, ``matches`` how many features the fit kept.
+    lower than the left, ``matches`` how many features the fit kept. ``plane`` is the fitted
+    plane, ``(centre, across, down)`` in px: the offset at left-image column ``x`` and row
+    ``y`` of an image of ``shape`` (height, width) is ``centre + across * (x / width - 0.5)
+    + down * (y / height - 0.5)`` (:meth:`at`).
     """
 
     typical: float
     largest: float
     lower: bool
     matches: int
+    plane: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    shape: tuple[int, int] = (0, 0)
+
+    def at(self, columns: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Return the fitted row offset (px) at left-image ``columns`` and ``rows``."""
+        height, width = self.shape
+        centre, across, down = self.plane
+        return (centre + across * (np.asarray(columns, np.float64) / width - 0.5)
+                + down * (np.asarray(rows, np.float64) / height - 0.5))
+
+    def corner_offsets(self) -> np.ndarray:
+        """Return the fitted offsets (px) at the image's four corners."""
+        height, width = self.shape
+        return self.at(np.array([0, width - 1, 0, width - 1]),
+                       np.array([0, 0, height - 1, height - 1]))
 
     @property
     def too_large(self) -> bool:
@@ -263,18 +282,26 @@ def _fitted_offset(points_left: np.ndarray, points_right: np.ndarray, shape: tup
     if kept.sum() < MIN_ROW_MATCHES:
         return None
     sizes = np.abs(fitted[kept])
+    centre, across, down = (float(value) for value in coefficients)
     return RowOffset(typical=float(np.median(sizes)), largest=float(sizes.max()),
-                     lower=bool(np.median(fitted[kept]) > 0), matches=int(kept.sum()))
+                     lower=bool(np.median(fitted[kept]) > 0), matches=int(kept.sum()),
+                     plane=(centre, across, down), shape=(int(height), int(width)))
 
 
-def row_offset_warning(name: str, offset: RowOffset) -> str:
-    """Return the warning line for a pair whose :class:`RowOffset` is too large."""
+def row_offset_warning(name: str, offset: RowOffset, aligned: bool = False) -> str:
+    """Return the warning line for a pair whose :class:`RowOffset` is too large.
+
+    ``aligned``: the right view is resampled onto the left's rows (``align_rows``), which the
+    line says; the calibration still wants checking.
+    """
     where = f' {name}:' if name else ''
     side = 'lower' if offset.lower else 'higher'
+    done = ("; the right view is resampled onto the left's rows (align_rows), but "
+            if aligned else ' - ')
     return (f'warning:{where} rows of the right image are {offset.typical:.1f} px off those of '
             f'the left (up to {offset.largest:.1f} px; it shows the scene {side}); from '
-            f'{ROW_OFFSET_LIMIT:g} px on, matching gets much worse - check the rectification '
-            f'and the calibration')
+            f'{ROW_OFFSET_LIMIT:g} px on, matching gets much worse{done}check the '
+            'rectification and the calibration')
 
 
 @dataclass(frozen=True)

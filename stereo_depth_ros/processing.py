@@ -24,7 +24,7 @@ from .msgs.points import make_point_cloud2
 from .msgs.stereo import make_camera_info, make_depth_image, make_disparity_image
 from .msgs.types import MessageTypes
 from .pipeline import PipelineResult, StereoPipeline
-from .plausibility import check_image_size, check_pair, PairCheck
+from .plausibility import check_image_size, check_pair, PairCheck, RowOffset
 from .topics import check_topics, pipeline_outputs
 
 
@@ -76,6 +76,8 @@ class FrameOutput:
     views_unconfirmed: bool = False
     #: The ``obstacle.range_frame_id`` its pipeline had ('' = the image's frame).
     range_frame_id: str = ''
+    #: The right view was resampled onto the left's rows (``align_rows``).
+    rows_aligned: bool = False
 
 
 def obstacle_field_of_view(camera: StereoCameraModel,
@@ -267,7 +269,7 @@ class StereoFrameProcessor:
                 early = None
         try:
             result = pipeline.process(left, right, camera, outputs=pipeline_outputs(topics),
-                                      swapped=self.swapped)
+                                      swapped=self.swapped, row_offset=self.row_offset)
             messages = build_messages(result, topics, camera, pair.left_image.header, left,
                                       self.types, self.organized_points)
             self._processed_camera = camera
@@ -280,7 +282,17 @@ class StereoFrameProcessor:
                            early_check=early,
                            notes=tuple(dict.fromkeys(notes + result.notes)),
                            views_unconfirmed=result.views_unconfirmed,
-                           range_frame_id=result.range_frame_id)
+                           range_frame_id=result.range_frame_id,
+                           rows_aligned=result.rows_aligned)
+
+    @property
+    def row_offset(self) -> Optional[RowOffset]:
+        """Return the row offset the latest pair check of this camera measured, else None.
+
+        The pipeline aligns the right view by it (``align_rows``) until the next check.
+        """
+        check = self.latest_check
+        return check.row_offset if self._measured and check is not None else None
 
     def _check_due(self) -> bool:
         now = self._clock()

@@ -247,7 +247,8 @@ class StereoWorker:
         if check is not None and check.misaligned:
             assert check.row_offset is not None
             self._log(self._warn, MISALIGNED, row_offset_warning(
-                '', check.row_offset).removeprefix(WARNING_PREFIX))
+                '', check.row_offset, self._get_pipeline().align_rows
+            ).removeprefix(WARNING_PREFIX))
 
     def _log(self, log: Callable[[str], None], problem: Exception | str, text: str) -> None:
         """Log ``text`` unless a line about the same problem was logged just before.

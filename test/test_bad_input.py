@@ -243,16 +243,24 @@ def test_a_principal_point_offset_that_explains_negative_disparities_is_no_swap(
     assert code == 0 and [line for line in lines if 'look swapped' in line]
 
 
-def test_rows_that_are_off_are_warned_about(tmp_path, capsys):
+@pytest.mark.parametrize('align', [True, False])
+def test_rows_that_are_off_are_warned_about(tmp_path, capsys, align):
     left, right = textured_pair(3, 320, 160)
     cv2.imwrite(str(tmp_path / 'left.png'), left)
     cv2.imwrite(str(tmp_path / 'right.png'), np.roll(right, -3, axis=0))  # 3 px higher
-    code, _, lines = run_cli(infer_args(tmp_path, tmp_path / 'o'), capsys)
-    # Random texture 3 px off matches nowhere along the rows: no estimate is confirmed.
-    assert code == 0 and len(lines) == 2 and 'views do not match' in lines[1]
+    params = tmp_path / 'depth.yaml'
+    params.write_text('/**/stereo_depth_node:\n  ros__parameters:\n'
+                      f'    align_rows: {str(align).lower()}\n')
+    code, _, lines = run_cli(infer_args(tmp_path, tmp_path / 'o', '--params-file', params),
+                             capsys)
     assert lines[0].startswith(f'warning: {tmp_path / "left.png"} / {tmp_path / "right.png"}: '
                                'rows of the right image are 3.0 px off')
     assert 'shows the scene higher' in lines[0]
+    assert ("the right view is resampled onto the left's rows" in lines[0]) == align
+    if align:  # put back on the left's rows, the views match again
+        assert code == 0 and len(lines) == 1
+    else:  # random texture 3 px off matches nowhere along the rows: no estimate is confirmed
+        assert code == 0 and len(lines) == 2 and 'views do not match' in lines[1]
 
 
 def test_a_swap_is_told_by_the_rows_a_large_principal_point_offset_cannot_explain():

@@ -247,10 +247,10 @@ def test_mask_iou_and_obstacle_scores_by_hand(monkeypatch):
     found = iter([(truth, 10.0), (truth, 11.0), (truth, 15.0), (np.zeros_like(truth), np.nan)])
 
     class Pipeline:
-        def __init__(self, backend, obstacle_params=None):
+        def __init__(self, backend, obstacle_params=None, align_rows=True):
             pass
 
-        def process(self, left, right, camera, outputs):
+        def process(self, left, right, camera, outputs, row_offset=None):
             mask, distance = next(found)
             return SimpleNamespace(obstacle=SimpleNamespace(
                 mask=mask, distance=distance, found=bool(mask.any())))
@@ -261,7 +261,7 @@ def test_mask_iou_and_obstacle_scores_by_hand(monkeypatch):
 
     monkeypatch.setattr(obstacles, 'StereoPipeline', Pipeline)
     monkeypatch.setattr(obstacles, 'make_scene', scene)
-    result = obstacles.evaluate_obstacles(None, [0, 1, 2, 3], progress=False)
+    result = obstacles.evaluate_obstacles(None, [0, 1, 2, 3], progress=False, align_rows=False)
     assert result['n'] == 4 and result['found_rate'] == 0.75
     assert result['iou_mean'] == pytest.approx(0.75) and result['iou_min'] == 0.0
     assert result['distance_error_median'] == pytest.approx(0.1)  # of 0, 0.1 and 0.5
@@ -283,7 +283,7 @@ def test_evaluate_backend_times_compute_by_the_median(monkeypatch):
     monkeypatch.setattr(evaluate, 'time', SimpleNamespace(perf_counter=lambda: next(clock)))
     backend = SimpleNamespace(name='fake', compute=lambda left, right: np.full((1, 2), 10.0))
     samples = [StereoSample(f's{i}', None, None, np.array([[10.0, 12.0]])) for i in range(3)]
-    summary = evaluate.evaluate_backend(backend, samples, progress=False)
+    summary = evaluate.evaluate_backend(backend, samples, progress=False, align_rows=False)
     assert summary['ms_per_pair'] == pytest.approx(1.0)
     assert summary['n'] == 3 and summary['epe'] == pytest.approx(1.0)
 
@@ -295,7 +295,8 @@ def test_evaluate_backend_pools_the_pairs_pixels_as_kitti_does():
     small = StereoSample('small', None, None, np.array([[20.0, np.nan, np.nan, np.nan]]))
     large = StereoSample('large', None, None, np.full((1, 4), 10.5))
     unknown = StereoSample('none', None, None, np.full((1, 4), np.nan))
-    summary = evaluate.evaluate_backend(backend, [small, large, unknown], progress=False)
+    summary = evaluate.evaluate_backend(backend, [small, large, unknown], progress=False,
+                                        align_rows=False)
     # The means weigh the 1-pixel pair as much as the 4-pixel one; pooling counts pixels,
     # and a pair without ground truth adds none.
     assert summary['bad2'] == pytest.approx(0.5) and summary['epe'] == pytest.approx(5.25)

@@ -49,6 +49,8 @@ class ProcessSummary:
     skipped: int = 0
     #: Pairs written as unknown because their views did not confirm the disparity.
     unconfirmed: int = 0
+    #: Pairs whose right view was resampled onto the left's rows (``align_rows``).
+    aligned: int = 0
     unpaired: dict[str, int] = field(default_factory=dict)
     messages_in: int = 0
     not_copied: list[str] = field(default_factory=list)
@@ -123,7 +125,8 @@ class ProcessSummary:
             lines.append(swap_warning('', 'check the image topics'))
         if self.check is not None and self.check.misaligned:
             assert self.check.row_offset is not None
-            lines.append(row_offset_warning('first pair measured', self.check.row_offset))
+            lines.append(row_offset_warning('first pair measured', self.check.row_offset,
+                                            self.aligned > 0))
         if self.check is not None and not self.check.swapped and self.check.row_offset is None:
             lines.append('rows: too few matching corners in every pair to measure whether the '
                          'two images are rectified alike')
@@ -131,6 +134,11 @@ class ProcessSummary:
             lines.append(f'the check of swapped or misaligned inputs failed: {self.check_failed}')
         # The swap line above says what the pairs' own swap notes say.
         lines += [note for note in self.notes if not (swapped and note_kind(note) == SWAPPED_KIND)]
+        if self.aligned and self.check is not None and self.check.row_offset is not None:
+            most = float(abs(self.check.row_offset.corner_offsets()).max())
+            lines.append(f'rows aligned: {self.aligned} of {self.pairs} pairs had their right '
+                         f'view resampled onto the left\'s rows (up to {most:.2f} px at a '
+                         'corner; align_rows)')
         if self.unconfirmed:
             lines.append(f'written as unknown: {self.unconfirmed} of {self.pairs} pairs, whose '
                          'views do not confirm the disparity or look swapped (check_views; the '
@@ -335,6 +343,7 @@ class _Run:
                             writer.write(_output_topic(self.ns, name), message, log_time)
                         self._check(output)
                         summary.unconfirmed += output.views_unconfirmed
+                        summary.aligned += output.rows_aligned
                         pair_latency.append((time.perf_counter() - tick) * 1e3)
                         pipeline_ms.append(output.timings.get('total_ms', float('nan')))
                         summary.pairs += 1

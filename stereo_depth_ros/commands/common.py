@@ -75,6 +75,21 @@ def add_backend_arguments(parser: argparse.ArgumentParser, default: str = DEFAUL
                              '`stereo-depth backends` lists each backend\'s options)')
 
 
+def add_align_rows_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--no-align-rows``: score the pairs as they come, rows off or not."""
+    parser.add_argument('--no-align-rows', dest='align_rows', action='store_false',
+                        help='match each pair as it comes; by default, as the node\'s '
+                             'align_rows, a right view whose rows the pair check measures '
+                             '0.25 px or more off the left\'s is resampled onto them first')
+
+
+def aligned_rows_line(names: Sequence[str], total: int) -> str:
+    """Return the line naming the pairs whose right view was put on the left's rows."""
+    shown = ', '.join(names[:10]) + (f' and {len(names) - 10} more' if len(names) > 10 else '')
+    return (f'rows aligned: {len(names)} of {total} pairs had their right view resampled onto '
+            f'the left\'s rows first ({shown}; --no-align-rows scores them as they come)')
+
+
 def refuse_given_flags(flags: Sequence[tuple[str, Any]], applies: str) -> None:
     """Raise BackendError naming the ``(flag, value)`` given (truthy) that would be ignored.
 

@@ -6,7 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .common import add_backend_arguments, backend_from_args, json_line
+from .common import (add_align_rows_argument, add_backend_arguments, aligned_rows_line,
+                     backend_from_args, json_line)
 from ..pipeline_config import obstacle_parameters_from_options
 from ..settings import parse_key_values
 from ..errors import DatasetError
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'benchmarks\' non-occluded figures do')
     parser.add_argument('--synthetic-kind', default='layered', choices=('layered', 'road'),
                         help='scene kind of the synthetic dataset (default: layered)')
+    add_align_rows_argument(parser)
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object as the last line')
     parser.add_argument('--per-pair', action='store_true',
@@ -62,9 +64,12 @@ def run(args: argparse.Namespace) -> int:
         if found is not None:
             far.append(found)
 
-    summary = evaluate_backend(backend, samples, on_prediction=note_reach)
+    summary = evaluate_backend(backend, samples, on_prediction=note_reach,
+                               align_rows=args.align_rows)
     if far:
         print(beyond_reach_warning(backend, far, len(samples)), file=sys.stderr)
+    if summary['rows_aligned']:
+        print(aligned_rows_line(summary['rows_aligned'], summary['n']), file=sys.stderr)
     pairs = summary.pop('pairs')
     if summary['n_skipped'] == summary['n']:
         raise DatasetError(f'no pair of {args.root} has usable ground truth ({summary["n"]} '
@@ -148,7 +153,8 @@ def _run_obstacle(args: argparse.Namespace) -> int:
                          '(scenes with a known obstacle mask)')
     summary = evaluate_obstacles(backend_from_args(args), parse_seed_spec(args.root),
                                  params=obstacle_parameters_from_options(parse_key_values(
-                                     args.obstacle_option, '--obstacle-option')))
+                                     args.obstacle_option, '--obstacle-option')),
+                                 align_rows=args.align_rows)
     pairs = summary.pop('pairs')
     summary = {'backend': args.backend, 'dataset': 'synthetic-road', **summary}
     if args.per_pair:

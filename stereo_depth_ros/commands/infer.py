@@ -65,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
     if check.misaligned:
         assert check.row_offset is not None
-        print(row_offset_warning(f'{args.left} / {args.right}', check.row_offset),
-              file=sys.stderr)
+        print(row_offset_warning(f'{args.left} / {args.right}', check.row_offset,
+                                 pipeline.align_rows), file=sys.stderr)
     result = pipeline.process(left, right, camera, outputs=frozenset({'depth', 'obstacle'}),
-                              swapped=check.swapped)
+                              swapped=check.swapped, row_offset=check.row_offset)
     # One picture, coloured over this pair's own disparities (to their 99th percentile), not
     # over the backend's whole range as the node's disparity/color is (0-384 px for costnet:
     # a 0-60 px scene would be all blue).

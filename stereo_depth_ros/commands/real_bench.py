@@ -2,8 +2,9 @@
 
 import argparse
 
-from .common import (add_backend_arguments, check_output_folder, json_line,
-                     parse_backend_options, refuse_given_flags)
+from .common import (add_align_rows_argument, add_backend_arguments, aligned_rows_line,
+                     check_output_folder, json_line, parse_backend_options,
+                     refuse_given_flags)
 from ..backends import backend_record, create_backend
 from ..errors import BackendError
 
@@ -21,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--figures', default='out/real_bench',
                         help='folder for one picture per scene (default: out/real_bench; '
                              'empty: none)')
+    add_align_rows_argument(parser)
     parser.add_argument('--json', action='store_true',
                         help='print one JSON object as the last line')
 
@@ -56,8 +58,12 @@ def run(args: argparse.Namespace) -> int:
     real_suite_dataset(args.root)  # its files are checked before anything is printed
     for backend in backends:  # what was scored: weights, passes, options
         print(backend.describe())
-    results = run_real_bench(backends, args.root, args.figures or None)
+    results = run_real_bench(backends, args.root, args.figures or None,
+                             align_rows=args.align_rows)
     print(format_tables(results))
+    aligned = next(iter(results.values()))['rows_aligned']
+    if aligned:
+        print(aligned_rows_line(aligned, len(next(iter(results.values()))['pairs'])))
     if args.figures:
         print(f'pictures: {args.figures}/<scene>.png')
     if args.json:

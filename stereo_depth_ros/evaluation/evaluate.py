@@ -9,6 +9,8 @@ from tqdm import tqdm
 from .metrics import evaluate_pair, gt_valid_mask, mean_metrics
 from ..backends.base import DisparityBackend
 from ..data.datasets import StereoSample
+from ..plausibility import row_offset
+from ..row_alignment import aligned_right
 
 
 #: A pair is named when this share of its known ground truth lies beyond the backend's reach.
@@ -71,8 +73,8 @@ def pooled_metrics(pairs: Sequence[dict], pixels: Sequence[int]) -> dict[str, fl
 
 def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
                      progress: bool = True, bands: bool = False,
-                     on_prediction: Optional[Callable[[StereoSample, np.ndarray], None]] = None
-                     ) -> dict:
+                     on_prediction: Optional[Callable[[StereoSample, np.ndarray], None]] = None,
+                     align_rows: bool = True) -> dict:
     """Return mean metrics (epe, d1, bad1-3, density), ``n``, ``ms_per_pair`` and per-pair rows.
 
     ``n`` counts all pairs; ``n_skipped`` those without ground truth, which the means leave
@@ -81,14 +83,23 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
     Timing covers ``backend.compute`` only (median over pairs, in milliseconds). ``bands``
     adds the per-disparity-band metrics of
     :func:`~stereo_depth_ros.evaluation.metrics.band_metrics`; ``on_prediction(sample,
-    disparity)`` sees each raw prediction (e.g. to draw it).
+    disparity)`` sees each raw prediction (e.g. to draw it). With ``align_rows`` (the
+    default, as the node's) each pair's right view is put on the left's rows first where
+    its measured row offset is worth it (:func:`~stereo_depth_ros.row_alignment.
+    aligned_right`); ``rows_aligned`` names those pairs.
     """
     rows: list[dict[str, Any]] = []
     pixels: list[int] = []
     times = []
+    aligned_pairs: list[str] = []
     for sample in tqdm(samples, desc=f'eval {backend.name}', unit='pair', disable=not progress):
+        right, aligned = (aligned_right(sample.left, sample.right,
+                                        row_offset(sample.left, sample.right))
+                          if align_rows else (sample.right, False))
+        if aligned:
+            aligned_pairs.append(sample.name)
         start = time.perf_counter()
-        prediction = backend.compute(sample.left, sample.right)
+        prediction = backend.compute(sample.left, right)
         times.append((time.perf_counter() - start) * 1e3)
         metrics = evaluate_pair(prediction, sample.disparity, bands=bands)
         rows.append({'name': sample.name, **metrics})
@@ -100,5 +111,6 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
     summary['n'] = len(rows)
     summary['ms_per_pair'] = float(np.median(times)) if times else float('nan')
     summary['pooled'] = pooled_metrics(rows, pixels)
+    summary['rows_aligned'] = aligned_pairs
     summary['pairs'] = rows
     return summary

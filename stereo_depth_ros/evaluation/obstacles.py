@@ -9,6 +9,7 @@ from ..backends.base import DisparityBackend
 from ..data.synthetic import make_scene
 from ..obstacle import ObstacleParameters
 from ..pipeline import StereoPipeline
+from ..plausibility import row_offset
 
 
 def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -19,18 +20,23 @@ def mask_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
 
 def evaluate_obstacles(backend: DisparityBackend, seeds: Sequence[int], height: int = 256,
                        width: int = 512, params: Optional[ObstacleParameters] = None,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, align_rows: bool = True) -> dict:
     """Return mean/min IoU, found rate and distance errors over road scenes ``seeds``.
+
+    ``align_rows``: each pair's measured row offset goes to the pipeline, which aligns the
+    right view where it is worth it, as the node's does.
 
     ``pairs`` holds each scene's: name, IoU, whether an obstacle was found, its distance, the
     true distance and the relative distance error (NaN where none was found).
     """
-    pipeline = StereoPipeline(backend, obstacle_params=params)
+    pipeline = StereoPipeline(backend, obstacle_params=params, align_rows=align_rows)
     ious, errors, found = [], [], 0
     pairs: list[dict] = []
     for seed in tqdm(seeds, desc='obstacles', unit='scene', disable=not progress):
         scene = make_scene(seed, height=height, width=width, kind='road')
-        result = pipeline.process(scene.left, scene.right, scene.camera, outputs={'obstacle'})
+        offset = row_offset(scene.left, scene.right) if align_rows else None
+        result = pipeline.process(scene.left, scene.right, scene.camera, outputs={'obstacle'},
+                                  row_offset=offset)
         obstacle = result.obstacle
         # Asked for, with a camera; a road scene has 1-3 obstacles.
         assert obstacle is not None

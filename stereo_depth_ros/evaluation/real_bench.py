@@ -29,8 +29,11 @@ MAIN_METRICS = (('epe', 'EPE px'), ('bad1', 'bad-1 %'), ('bad2', 'bad-2 %'),
 
 
 def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Path] = None,
-                   figures: Optional[str | Path] = None, progress: bool = True) -> dict:
+                   figures: Optional[str | Path] = None, progress: bool = True,
+                   align_rows: bool = True) -> dict:
     """Evaluate each backend on the real suite; return {backend: summary with ``pairs``}.
+
+    ``align_rows``: as :func:`~stereo_depth_ros.evaluation.evaluate.evaluate_backend`'s.
 
     ``figures``: folder for one PNG per scene (left view, ground truth, each backend's
     disparity on the ground truth's colour scale, and where its error exceeds 2 px; the
@@ -46,7 +49,7 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
             if figures is not None:
                 panels[sample.name].extend(_panels(sample, disparity, name))
         summary = evaluate_backend(backend, samples, progress=progress, bands=True,
-                                   on_prediction=draw)
+                                   on_prediction=draw, align_rows=align_rows)
         summary['scene_pixels'] = pixels
         results[backend.name] = summary
     if figures is not None:

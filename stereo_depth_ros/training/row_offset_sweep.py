@@ -8,8 +8,14 @@ its output filled as the KITTI devkit does, and what
 set :data:`~stereo_depth_ros.plausibility.ROW_OFFSET_LIMIT`.
 
 ``--pairs DIR`` prints the row offset of every left.png/right.png pair under ``DIR`` (e.g.
-``../shared/data/unlabeled``, well rectified real cameras): what the check reads on a camera
-that needs no warning.
+``../shared/data/unlabeled``, real cameras): what the check reads on a camera that needs no
+warning.
+
+``--align`` adds, for each backend, the same scores with the right view put back on the
+left's rows by the measured offset (:mod:`~stereo_depth_ros.row_alignment`, the pipeline's
+``align_rows``); with ``--pairs``, which have no ground truth, the share of each pair's
+pixels whose disparity the left-right check confirms (the backend run on the mirrored pair
+gives the right view's; within 1 px), as the pair comes and aligned.
 """
 
 import argparse
@@ -21,14 +27,16 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .pseudo_labels import find_pairs
+from .pseudo_labels import find_pairs, left_right_consistent
 from .selection import FULL_RANGE_SEED_OFFSET, full_range_scenes
 from ..backends import create_backend
+from ..backends.base import DisparityBackend
 from ..data.datasets import read_image_rgb
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..errors import EXIT_BAD_INPUT, StereoDepthError
 from ..evaluation.metrics import bad_n, fill_invalid_kitti
 from ..plausibility import row_offset, RowOffset
+from ..row_alignment import aligned_right
 
 
 def moved_down(image: np.ndarray, shift: float) -> np.ndarray:
@@ -47,48 +55,87 @@ def describe(offset: Optional[RowOffset]) -> str:
         return 'too few matched features'
     side = 'lower' if offset.lower else 'higher'
     flag = '  (warned)' if offset.too_large else ''
+    corner = float(np.abs(offset.corner_offsets()).max())
     return (f'typical {offset.typical:.2f} px, largest {offset.largest:.2f} px, right view '
-            f'{side}, {offset.matches} features{flag}')
+            f'{side}, {offset.matches} features, {corner:.2f} px at the worst corner{flag}')
 
 
 def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
-                 photos: str) -> None:
-    """Print bad-2/3 per backend and the measured offset for each shift of the right view."""
+                 photos: str, align: bool = False) -> None:
+    """Print bad-2/3 per backend and the measured offset for each shift of the right view.
+
+    ``align``: each backend also on the pair aligned by the measured offset (column
+    ``name aligned``).
+    """
     scenes = full_range_scenes(count, ['layered', 'photo'], photos)
     backends = {name: create_backend(name, device='cpu') for name in names}
+    columns = [(name, False) for name in names] + [(name, True) for name in names if align]
     print(f'{len(scenes)} full-range validation scenes (layered, photo; seeds from '
           f'{FULL_RANGE_SEED_OFFSET}), right view moved down; bad-2 / bad-3 of the filled '
-          'output, mean over the scenes; measured: plausibility.row_offset')
-    header = ''.join(f'{name:>22s}' for name in names)
+          'output, mean over the scenes; measured: plausibility.row_offset'
+          + ('; "aligned": the right view put back on the left\'s rows by it' if align else ''))
+    header = ''.join(f'{name + (" aligned" if aligned else ""):>22s}'
+                     for name, aligned in columns)
     print(f'{"shift px":>9s}{header}{"measured typical":>18s}{"min-max":>14s}')
     for shift in shifts:
-        scores: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+        scores: dict[tuple[str, bool], list[tuple[float, float]]] = {key: [] for key in columns}
         measured: list[float] = []
         for sample in tqdm(scenes, desc=f'shift {shift:g}', unit='scene', leave=False):
             right = moved_down(sample.right, shift)
             offset = row_offset(sample.left, right)
             measured.append(np.nan if offset is None else offset.typical)
-            for name, backend in backends.items():
-                filled = fill_invalid_kitti(backend.compute(sample.left, right))
-                scores[name].append((bad_n(filled, sample.disparity, 2.0),
-                                     bad_n(filled, sample.disparity, 3.0)))
-        cells = ''.join(f'{100 * np.mean([s[0] for s in scores[name]]):15.1f} / '
-                        f'{100 * np.mean([s[1] for s in scores[name]]):4.1f}'
-                        for name in names)
+            views = {False: right, True: aligned_right(sample.left, right, offset)[0]}
+            for name, aligned in columns:
+                filled = fill_invalid_kitti(backends[name].compute(sample.left, views[aligned]))
+                scores[name, aligned].append((bad_n(filled, sample.disparity, 2.0),
+                                              bad_n(filled, sample.disparity, 3.0)))
+        cells = ''.join(f'{100 * np.mean([s[0] for s in scores[key]]):15.1f} / '
+                        f'{100 * np.mean([s[1] for s in scores[key]]):4.1f}'
+                        for key in columns)
         print(f'{shift:9.2f}{cells}{np.nanmedian(measured):18.2f}'
               f'{np.nanmin(measured):8.2f}-{np.nanmax(measured):.2f}', flush=True)
 
 
-def list_pairs(root: str) -> None:
-    """Print the row offset of every pair under ``root`` and the largest of them."""
+def confirmed_share(backend: DisparityBackend, left: np.ndarray, right: np.ndarray) -> float:
+    """Return the share of a pair's pixels whose disparity the left-right check confirms."""
+    disparity = backend.compute(left, right)
+    mirrored = backend.compute(np.ascontiguousarray(right[:, ::-1]),
+                               np.ascontiguousarray(left[:, ::-1]))
+    checked = left_right_consistent(disparity, np.ascontiguousarray(mirrored[:, ::-1]))
+    return float(np.isfinite(checked).mean())
+
+
+def list_pairs(root: str, names: Sequence[str] = (), align: bool = False) -> None:
+    """Print the row offset of every pair under ``root`` and the largest of them.
+
+    ``align``: also each backend's :func:`confirmed_share` as the pair comes and aligned, and
+    their means over the pairs the alignment changes.
+    """
+    backends = {name: create_backend(name, device='cpu') for name in names} if align else {}
     typical, largest = 0.0, 0.0
+    shares: dict[str, list[tuple[float, float]]] = {name: [] for name in backends}
     for folder in find_pairs(root):
         left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
         offset = row_offset(left, right)
-        print(f'{folder.relative_to(Path(root).expanduser())}: {describe(offset)}', flush=True)
+        line = f'{folder.relative_to(Path(root).expanduser())}: {describe(offset)}'
         if offset is not None:
             typical, largest = max(typical, offset.typical), max(largest, offset.largest)
+        aligned, changed = aligned_right(left, right, offset)
+        if backends and changed:
+            for name, backend in backends.items():
+                pair = (confirmed_share(backend, left, right),
+                        confirmed_share(backend, left, aligned))
+                shares[name].append(pair)
+                line += f'; {name} confirms {100 * pair[0]:.1f} -> {100 * pair[1]:.1f} %'
+        elif backends:
+            line += '; not aligned'
+        print(line, flush=True)
     print(f'at most: typical {typical:.2f} px, largest {largest:.2f} px')
+    for name, pairs in shares.items():
+        if pairs:
+            before, after = np.mean(pairs, axis=0)
+            print(f'{name}, the {len(pairs)} aligned pairs: {100 * before:.1f} % of the pixels '
+                  f'confirmed by the left-right check as they come, {100 * after:.1f} % aligned')
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
     parser.add_argument('--pairs', default='', metavar='DIR',
                         help='print the row offset of every left.png/right.png pair under DIR')
+    parser.add_argument('--align', action='store_true',
+                        help='also score each backend with the right view put back on the '
+                             'left\'s rows by the measured offset')
     return parser
 
 
@@ -117,15 +167,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise StereoDepthError('give --shifts, --pairs or both')
         if shifts and (not names or args.synthetic < 1):
             raise StereoDepthError('--shifts needs --backends and --synthetic of at least 1')
+        if args.align and not names:
+            raise StereoDepthError('--align needs --backends')
         if args.pairs:
             find_pairs(args.pairs)  # refused before any scene is made
     except (StereoDepthError, ValueError) as error:
         print(f'row_offset_sweep: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.pairs:
-        list_pairs(args.pairs)
+        list_pairs(args.pairs, names, args.align)
     if shifts:
-        sweep_shifts(shifts, names, args.synthetic, args.photos)
+        sweep_shifts(shifts, names, args.synthetic, args.photos, args.align)
     return 0
 
 

@@ -1,0 +1,107 @@
+"""Put the right view's rows back on the left's where the pair check measured them off.
+
+A rectified pair has each scene point on the same row in both views; a calibration that is a
+little off (a camera that shifted or warmed up, a factory calibration of a cheap stereo
+camera, a rectification of slightly wrong parameters) leaves the right view's rows off by a
+fraction of a pixel to a few pixels, often growing towards the edges. Every matcher compares
+rows, so that costs all of them many wrong pixels (README, "Rows off", has the figures).
+
+:func:`~stereo_depth_ros.plausibility.row_offset` fits a plane to the row offsets of matched
+corners (whole pixels each, a fraction of a pixel over hundreds of them: within 0.11 px of a
+known shift on the tests' scenes); :func:`align_right_rows` resamples the right
+view along its columns by that plane, so that its rows are the left's again. The columns are
+left as they are: the disparities, and the depth they give in the left camera's frame, do not
+move. Pairs whose typical matched corner is less than :data:`ALIGN_FROM_PX` off are left
+alone (:func:`worth_aligning`): a well rectified camera's pairs then go through unchanged,
+not resampled for nothing.
+"""
+
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .plausibility import RowOffset
+
+#: Pairs whose fitted row offset is this many px or more at a typical matched corner
+#: (:attr:`~stereo_depth_ros.plausibility.RowOffset.typical`) are aligned. Not the plane's
+#: value at the image's corners: extrapolated there it is less sure. A first rule by the
+#: corners (0.25 px) aligned 41 of the 50 unlabeled real pairs, among them the perfectly
+#: rectified Middlebury 2014 Q pair PlaytableP (0.14 px typical), which lost left-right
+#: consistent pixels by it, while its imperfect twin Playtable (0.27 px typical) gained
+#: (README, "Rows off"; ``python -m stereo_depth_ros.training.row_offset_sweep --pairs
+#: ../shared/data/unlabeled --align``).
+ALIGN_FROM_PX = 0.25
+
+
+def worth_aligning(offset: Optional[RowOffset], shape: tuple[int, ...]) -> bool:
+    """Return whether ``offset``, measured on images of ``shape``, is worth aligning.
+
+    Only an offset measured on images of the same height and width counts, and only one whose
+    typical matched corner is :data:`ALIGN_FROM_PX` or more off.
+    """
+    if offset is None or tuple(offset.shape) != tuple(shape[:2]):
+        return False
+    return offset.typical >= ALIGN_FROM_PX
+
+
+def alignment_maps(offset: RowOffset) -> tuple[np.ndarray, np.ndarray]:
+    """Return OpenCV's fixed-point remap maps that put a right view on the left's rows.
+
+    The right view shows the scene point of left row ``y`` at row ``y + offset.at(x, y)``;
+    each pixel is read there, in its own column. Fixed-point maps remap about a fifth faster
+    than float ones, with the same values (OpenCV interpolates in 1/32 px steps either way).
+    """
+    height, width = offset.shape
+    columns = np.arange(width, dtype=np.float32)
+    rows = np.arange(height, dtype=np.float32)
+    shifted = rows[:, None] + offset.at(columns[None, :], rows[:, None]).astype(np.float32)
+    grid = np.ascontiguousarray(np.broadcast_to(columns[None, :], (height, width)))
+    return cv2.convertMaps(grid, shifted.astype(np.float32), cv2.CV_16SC2)
+
+
+def align_right_rows(right: np.ndarray, offset: RowOffset,
+                     maps: Optional[tuple[np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    """Return ``right`` resampled so that its rows show what the left view's rows show.
+
+    Bilinear, the border repeated, in the image's own dtype and channels; ``maps`` are
+    :func:`alignment_maps` of ``offset`` where the caller keeps them. ``right`` must have the
+    shape ``offset`` was measured on.
+    """
+    height, width = right.shape[:2]
+    if tuple(offset.shape) != (height, width):
+        raise ValueError(f'row offset measured on {offset.shape[1]}x{offset.shape[0]} '
+                         f'images, not {width}x{height}')
+    first, second = maps if maps is not None else alignment_maps(offset)
+    return cv2.remap(right, first, second, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def aligned_right(left: np.ndarray, right: np.ndarray,
+                  offset: Optional[RowOffset]) -> tuple[np.ndarray, bool]:
+    """Return the right view aligned by ``offset`` where :func:`worth_aligning`, and whether.
+
+    ``left`` only gives the shape the offset must have been measured on.
+    """
+    return RowAligner()(left, right, offset)
+
+
+class RowAligner:
+    """:func:`aligned_right` for a stream: the maps of its latest offset are kept.
+
+    A node applies one measured offset to every pair until the next check (10 s); building
+    the maps takes about as long as the remap itself.
+    """
+
+    def __init__(self) -> None:
+        self._offset: Optional[RowOffset] = None
+        self._maps: Optional[tuple[np.ndarray, np.ndarray]] = None
+
+    def __call__(self, left: np.ndarray, right: np.ndarray,
+                 offset: Optional[RowOffset]) -> tuple[np.ndarray, bool]:
+        """Return the right view aligned by ``offset`` where it is worth it, and whether."""
+        if not worth_aligning(offset, left.shape):
+            return right, False
+        assert offset is not None  # worth_aligning says so
+        if offset != self._offset or self._maps is None:
+            self._offset, self._maps = offset, alignment_maps(offset)
+        return align_right_rows(right, offset, self._maps), True

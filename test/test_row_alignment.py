@@ -1,0 +1,205 @@
+"""Rows off: the offset read to a fraction of a pixel, and the right view put back on them."""
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.typesys import get_typestore, Stores
+
+from stereo_depth_ros.commands import common
+from stereo_depth_ros.data.datasets import StereoSample
+from stereo_depth_ros.data.synthetic import make_scene
+from stereo_depth_ros.evaluation.evaluate import evaluate_backend
+from stereo_depth_ros.evaluation.metrics import bad_n, fill_invalid_kitti
+from stereo_depth_ros.msgs.images import array_to_image
+from stereo_depth_ros.msgs.stereo import make_camera_infos
+from stereo_depth_ros.msgs.types import make_header, MessageTypes
+from stereo_depth_ros.pipeline import StereoPipeline
+from stereo_depth_ros.pipeline_config import PipelineManager
+from stereo_depth_ros.plausibility import row_offset, row_offset_warning, RowOffset
+from stereo_depth_ros.processing import StereoFrameProcessor, StereoPair
+from stereo_depth_ros.row_alignment import (ALIGN_FROM_PX, align_right_rows, aligned_right,
+                                            RowAligner, worth_aligning)
+from stereo_depth_ros.backends import create_backend
+from stereo_depth_ros.training import row_offset_sweep
+from stereo_depth_ros.training.row_offset_sweep import moved_down
+
+TYPES = MessageTypes.from_typestore(get_typestore(Stores.ROS2_JAZZY))
+
+
+@pytest.fixture(scope='module')
+def scene():
+    return make_scene(7, 192, 384, kind='layered', max_disparity=32)
+
+
+@pytest.fixture(scope='module')
+def road():
+    # A road in perspective: its rows change fast with height, so rows off cost the most.
+    return make_scene(3, 192, 384, kind='road', max_disparity=32)
+
+
+@pytest.fixture(scope='module')
+def sgbm():
+    return create_backend('sgbm', disparity_range=48)
+
+
+def bad2(backend, left, right, truth):
+    return bad_n(fill_invalid_kitti(backend.compute(left, right)), truth, 2.0)
+
+
+@pytest.mark.parametrize('shift', [0.2, 0.4, -0.7, 1.3])
+def test_a_fraction_of_a_pixel_is_read(scene, shift):
+    # Each corner's offset is whole pixels; hundreds of them fitted give the fraction.
+    offset = row_offset(scene.left, moved_down(scene.right, shift))
+    assert offset is not None and offset.plane[0] == pytest.approx(shift, abs=0.11)
+    assert offset.typical == pytest.approx(abs(shift), abs=0.11)
+    assert offset.shape == scene.left.shape[:2]
+
+
+def test_a_rotation_is_read_as_a_plane(scene):
+    height, width = scene.right.shape[:2]
+    degrees = 0.3  # about +-1 px at the left and right edges
+    rotation = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), degrees, 1.0)
+    right = cv2.warpAffine(scene.right, rotation, (width, height), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    offset = row_offset(scene.left, right)
+    assert offset is not None and offset.shape == (height, width)
+    edge = np.tan(np.radians(degrees)) * width  # from the left edge to the right edge
+    centre, across, down = offset.plane
+    # Turned anticlockwise on screen (OpenCV's positive angle), the right side rises.
+    assert across == pytest.approx(-edge, abs=0.25)
+    assert abs(centre) < 0.15 and abs(down) < 0.25
+
+
+def test_whole_pixel_offsets_are_undone_exactly(scene):
+    right = np.roll(scene.right, 2, axis=0)  # content 2 px lower
+    offset = RowOffset(2.0, 2.0, True, 100, plane=(2.0, 0.0, 0.0), shape=right.shape[:2])
+    aligned = align_right_rows(right, offset)
+    assert aligned.dtype == right.dtype and aligned.shape == right.shape
+    assert np.array_equal(aligned[:-2], scene.right[:-2])
+
+
+def test_each_pixel_is_read_where_the_plane_puts_its_row():
+    height, width = 40, 60
+    rows = np.repeat(np.arange(height, dtype=np.float32)[:, None], width, axis=1)
+    offset = RowOffset(0.5, 1.0, True, 100, plane=(0.3, 1.2, -0.8), shape=(height, width))
+    aligned = align_right_rows(rows, offset)
+    ys, xs = np.mgrid[0:height, 0:width]
+    expected = ys + offset.at(xs, ys)
+    inside = (expected >= 0) & (expected <= height - 1)
+    # OpenCV's bilinear remap weighs in steps of 1/32 px.
+    assert np.allclose(aligned[inside], expected[inside], atol=1 / 32 + 1e-4)
+    for dtype in (np.uint8, np.uint16):  # the camera's own type and channels come back
+        image = np.zeros((height, width, 3), dtype)
+        assert align_right_rows(image, offset).dtype == dtype
+    with pytest.raises(ValueError, match='measured on 60x40 images, not 61x40'):
+        align_right_rows(np.zeros((height, width + 1), np.float32), offset)
+
+
+def test_only_offsets_worth_it_are_aligned():
+    def offset(typical, shape=(100, 200), corner=0.0):
+        # ``corner``: a tilt that puts the image's corners that much further off.
+        return RowOffset(typical, typical, True, 50, plane=(typical, 0.0, 2 * corner),
+                         shape=shape)
+    image = np.zeros((100, 200), np.uint8)
+    assert not worth_aligning(None, image.shape)
+    assert not worth_aligning(offset(ALIGN_FROM_PX - 0.01), image.shape)
+    assert worth_aligning(offset(ALIGN_FROM_PX), image.shape)
+    assert not worth_aligning(offset(1.0, shape=(100, 201)), image.shape)  # another size
+    # The plane extrapolated to the corners does not count: the typical corner does.
+    assert not worth_aligning(offset(0.1, corner=0.5), image.shape)
+    same, changed = aligned_right(image, image, offset(0.1))
+    assert same is image and not changed
+
+
+def test_a_stream_keeps_the_maps_of_its_offset(scene, monkeypatch):
+    from stereo_depth_ros import row_alignment
+    built = []
+    real = row_alignment.alignment_maps
+    monkeypatch.setattr(row_alignment, 'alignment_maps',
+                        lambda offset: built.append(offset) or real(offset))
+    aligner = RowAligner()
+    first = RowOffset(1.0, 1.0, True, 50, plane=(1.0, 0.0, 0.0), shape=scene.left.shape[:2])
+    second = RowOffset(2.0, 2.0, True, 50, plane=(2.0, 0.0, 0.0), shape=scene.left.shape[:2])
+    results = [aligner(scene.left, scene.right, offset)[0] for offset in (first, first, second)]
+    assert built == [first, second]
+    assert np.array_equal(results[0], results[1])
+    assert np.array_equal(results[2], align_right_rows(scene.right, second))
+
+
+def test_aligning_gives_the_matches_back(road, sgbm):
+    clean = bad2(sgbm, road.left, road.right, road.disparity)  # 0.9 % wrong
+    for shift in (1.0, -2.0):
+        right = moved_down(road.right, shift)
+        offset = row_offset(road.left, right)
+        aligned, changed = aligned_right(road.left, right, offset)
+        assert changed
+        off = bad2(sgbm, road.left, right, road.disparity)  # 21 and 37 % wrong
+        back = bad2(sgbm, road.left, aligned, road.disparity)
+        assert back < clean + 0.005 and off > clean + 0.15
+
+
+def test_the_pipeline_aligns_when_told_the_offset(road, sgbm):
+    right = moved_down(road.right, 2.0)
+    offset = row_offset(road.left, right)
+    result = StereoPipeline(sgbm).process(road.left, right, row_offset=offset)
+    assert result.rows_aligned and 'align_ms' in result.timings
+    assert bad_n(fill_invalid_kitti(result.disparity), road.disparity, 2.0) < \
+        bad2(sgbm, road.left, right, road.disparity) - 0.1
+    for pipeline, kwargs in ((StereoPipeline(sgbm, align_rows=False), {}),
+                             (StereoPipeline(sgbm), {'swapped': True})):
+        assert not pipeline.process(road.left, right, row_offset=offset, **kwargs).rows_aligned
+    assert not StereoPipeline(sgbm).process(road.left, right).rows_aligned
+
+
+def _stereo_pair(scene, right):
+    header = make_header(1_700_000_000_000_000_000, 'stereo_left', TYPES)
+    left_info, right_info = make_camera_infos(scene.camera, header, header, TYPES)
+    return StereoPair(array_to_image(scene.left, 'rgb8', header, TYPES.Image),
+                      array_to_image(right, 'rgb8', header, TYPES.Image), left_info, right_info)
+
+
+@pytest.mark.parametrize('align', [True, False])
+def test_the_node_aligns_from_the_first_pairs_check(scene, align):
+    manager = PipelineManager({'backend': 'sgbm', 'sgbm.disparity_range': 48,
+                               'align_rows': align})
+    processor = StereoFrameProcessor(TYPES)
+    output = processor.process(_stereo_pair(scene, moved_down(scene.right, 1.5)),
+                               manager.pipeline, ['disparity'])
+    assert output.early_check is not None  # the first pair is checked before it is processed
+    assert processor.row_offset is not None and processor.row_offset.typical > 1.0
+    assert output.rows_aligned == align
+
+
+def test_eval_aligns_by_default_and_names_the_pairs(road, sgbm):
+    samples = [StereoSample('straight', road.left, road.right, road.disparity),
+               StereoSample('low', road.left, moved_down(road.right, 1.5), road.disparity)]
+    aligned = evaluate_backend(sgbm, samples, progress=False)
+    as_they_come = evaluate_backend(sgbm, samples, progress=False, align_rows=False)
+    assert aligned['rows_aligned'] == ['low'] and as_they_come['rows_aligned'] == []
+    assert aligned['pairs'][0]['bad2'] == as_they_come['pairs'][0]['bad2']
+    assert aligned['pairs'][1]['bad2'] < as_they_come['pairs'][1]['bad2'] - 0.1
+    line = common.aligned_rows_line(['low'], 2)
+    assert line.startswith('rows aligned: 1 of 2 pairs') and '(low;' in line
+
+
+def test_the_warning_says_when_the_rows_are_aligned(scene):
+    offset = row_offset(scene.left, moved_down(scene.right, 2.0))
+    assert "resampled onto the left's rows (align_rows), but check the rectification" in \
+        row_offset_warning('', offset, aligned=True)
+    assert 'much worse - check the rectification' in row_offset_warning('', offset)
+
+
+def test_the_sweep_scores_aligned_pairs(scene, tmp_path, capsys):
+    for name, right in (('good', scene.right), ('low', moved_down(scene.right, 2.0))):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / 'left.png'), scene.left[:, :, ::-1])
+        cv2.imwrite(str(tmp_path / name / 'right.png'), right[:, :, ::-1])
+    assert row_offset_sweep.main(['--pairs', str(tmp_path), '--align',
+                                  '--backends', 'sgbm']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith('; not aligned')
+    before, after = (float(text) for text in
+                     lines[1].split('sgbm confirms ')[1].rstrip(' %').split(' -> '))
+    assert after > before + 5
+    assert lines[-1].startswith('sgbm, the 1 aligned pairs: ')
+    assert row_offset_sweep.main(['--pairs', str(tmp_path), '--align', '--backends', '']) == 2
