@@ -97,8 +97,12 @@ def test_eval_json_on_middlebury(capsys):
 def test_eval_names_ground_truth_beyond_the_backend_s_range(capsys):
     # The synthetic test scenes reach 64 px; sgbm searches 0-15 px with a range of 16.
     argv = ['eval', '--backend', 'sgbm', '--dataset', 'synthetic', '--root', 'eval:2']
-    assert main([*argv, '--backend-option', 'disparity_range=16']) == 0
-    lines = [line for line in capsys.readouterr().err.splitlines() if 'warning' in line]
+    assert main([*argv, '--backend-option', 'disparity_range=16', '--json']) == 0
+    captured = capsys.readouterr()
+    far = json.loads(captured.out.strip().splitlines()[-1])['beyond_reach']
+    assert [pair['name'] for pair in far] == ['layered_1100000', 'layered_1100001']
+    assert all(pair['reach'] == 15 and 0.01 <= pair['share'] <= 1 for pair in far)
+    lines = [line for line in captured.err.splitlines() if 'warning' in line]
     assert len(lines) == 1 and lines[0].startswith('warning: on 2 of 2 pairs, 1 % or more of '
                                                    'the ground truth lies beyond the largest '
                                                    'disparity sgbm gives (most: ')
@@ -114,7 +118,7 @@ def test_eval_names_ground_truth_beyond_the_backend_s_range(capsys):
                              "devkit scores a set): EPE ")
     assert main([*argv, '--json']) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary['pooled']['pixels'] == 262144
+    assert summary['pooled']['pixels'] == 262144 and summary['beyond_reach'] == []
     assert set(summary['pooled']) == {'pixels', 'epe', 'bad1', 'bad2', 'bad3', 'd1', 'density',
                                       'estimated_bad2'}
 

@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         raise DatasetError(f'no pair of {args.root} has usable ground truth ({summary["n"]} '
                            f'pairs, all without known disparity): nothing to score')
     summary = {'backend': args.backend, 'dataset': args.dataset,
-               'nonoccluded': args.nonoccluded, **summary}
+               'nonoccluded': args.nonoccluded, **summary,
+               'beyond_reach': [{'name': pair.name, 'share': pair.share, 'reach': pair.reach}
+                                for pair in far]}
     if args.per_pair:
         for row in pairs:
             print(' '.join(_per_pair_field(key, value) for key, value in row.items()))
