@@ -15,6 +15,7 @@ from .monitoring import LogThrottle, ThroughputMonitor
 from .msgs.obstacle import optical_range_note
 from .pipeline import StereoPipeline
 from .plausibility import row_offset_warning, swap_warning, SWAPPED_KIND
+from .row_alignment import worth_aligning
 from .processing import FrameOutput, note_kind, StereoFrameProcessor, StereoPair
 
 T = TypeVar('T')
@@ -246,9 +247,12 @@ class StereoWorker:
             self._log(self._warn, SWAPPED_KIND, SWAPPED_WARNING + withheld)
         if check is not None and check.misaligned:
             assert check.row_offset is not None
+            # Said resampled only where it is: a rotation can be 2 px off at the worst while
+            # its typical corner is under ALIGN_FROM_PX, which the pipeline leaves alone.
+            aligned = self._get_pipeline().align_rows and worth_aligning(
+                check.row_offset, check.row_offset.shape)
             self._log(self._warn, MISALIGNED, row_offset_warning(
-                '', check.row_offset, self._get_pipeline().align_rows
-            ).removeprefix(WARNING_PREFIX))
+                '', check.row_offset, aligned).removeprefix(WARNING_PREFIX))
 
     def _log(self, log: Callable[[str], None], problem: Exception | str, text: str) -> None:
         """Log ``text`` unless a line about the same problem was logged just before.

@@ -901,6 +901,21 @@ def test_the_node_warns_about_rows_that_are_off(scene, manager):
     assert worker.process_one(low) and len(recorder.warnings) == 1
 
 
+def test_the_rows_warning_says_resampled_only_where_the_pair_is(scene, manager, monkeypatch):
+    # A rotation or scale between the views can be 2 px off at the worst corner while its
+    # typical corner is under ALIGN_FROM_PX: warned about, but not resampled, and not said to.
+    height, width = scene.left.shape[:2]
+    offset = plausibility.RowOffset(typical=0.15, largest=2.4, lower=True, matches=400,
+                                    plane=(0.0, 0.0, 6.6), shape=(height, width))
+    found = plausibility.PairCheck(swapped=False, row_offset=offset)
+    monkeypatch.setattr(processing, 'check_pair', lambda *args, **kwargs: found)
+    _, _, recorder, worker = checked_worker(manager)
+    assert worker.process_one(make_pair(scene))
+    assert len(recorder.warnings) == 1 and 'up to 2.4 px' in recorder.warnings[0]
+    assert 'resampled' not in recorder.warnings[0]
+    assert 'much worse - check the rectification' in recorder.warnings[0]
+
+
 def test_the_range_can_be_stamped_in_a_forward_frame(scene):
     manager = PipelineManager({**SGBM64, 'obstacle.range_frame_id': 'stereo_left_forward'})
     pair = make_pair(scene)
