@@ -14,7 +14,7 @@ from .errors import BackendError, StereoDepthError
 from .monitoring import LogThrottle, ThroughputMonitor
 from .msgs.obstacle import optical_range_note
 from .pipeline import StereoPipeline
-from .plausibility import row_offset_warning, swap_warning, SWAPPED_KIND
+from .plausibility import row_offset_warning, RowOffset, swap_warning, SWAPPED_KIND
 from .row_alignment import worth_aligning
 from .processing import FrameOutput, note_kind, StereoFrameProcessor, StereoPair
 
@@ -129,6 +129,8 @@ class StereoWorker:
         self._thread: Optional[threading.Thread] = None
         #: What the swap check said as the last line about it went out.
         self._reported_swap = False
+        #: Whether the latest info line said the rows are aligned (None: none said yet).
+        self._reported_alignment: Optional[bool] = None
         #: The image frames an ``obstacle/range`` was stamped in and warned about.
         self._optical_range_frames: set[str] = set()
 
@@ -253,6 +255,26 @@ class StereoWorker:
                 check.row_offset, check.row_offset.shape)
             self._log(self._warn, MISALIGNED, row_offset_warning(
                 '', check.row_offset, aligned).removeprefix(WARNING_PREFIX))
+        if check is not None and check.row_offset is not None:
+            self._report_alignment(check.row_offset)
+
+    def _report_alignment(self, offset: RowOffset) -> None:
+        """Say in one info line when the pairs start or stop being aligned (``align_rows``).
+
+        The rows warning covers offsets of a pixel and more; this line covers the smaller
+        ones too, once per change, not at every check.
+        """
+        aligned = self._get_pipeline().align_rows and worth_aligning(offset, offset.shape)
+        if aligned == bool(self._reported_alignment):
+            return
+        if aligned:
+            self._info(f'rows of the right view are {offset.typical:.2f} px off the left\'s at a '
+                       'typical matched corner: it is resampled onto the left\'s rows before '
+                       'matching (align_rows)')
+        elif self._reported_alignment is not None:
+            self._info('rows of the right view are on the left\'s again: it is matched as it '
+                       'comes')
+        self._reported_alignment = aligned
 
     def _log(self, log: Callable[[str], None], problem: Exception | str, text: str) -> None:
         """Log ``text`` unless a line about the same problem was logged just before.

@@ -916,6 +916,32 @@ def test_the_rows_warning_says_resampled_only_where_the_pair_is(scene, manager, 
     assert 'much worse - check the rectification' in recorder.warnings[0]
 
 
+def test_the_node_says_once_when_it_starts_and_stops_aligning_rows(scene, manager, monkeypatch):
+    # Rows 0.25-1 px off get no warning, but the user learns that the pairs are resampled.
+    height, width = scene.left.shape[:2]
+    checks = []
+    monkeypatch.setattr(processing, 'check_pair', lambda *args, **kwargs: checks[-1])
+
+    def found(typical):
+        offset = plausibility.RowOffset(typical=typical, largest=typical, lower=True,
+                                        matches=400, plane=(typical, 0.0, 0.0),
+                                        shape=(height, width))
+        checks.append(plausibility.PairCheck(swapped=False, row_offset=offset))
+
+    now, _, recorder, worker = checked_worker(manager)
+    found(0.1)  # nothing to say: matched as it comes
+    assert worker.process_one(make_pair(scene)) and recorder.infos == []
+    for at, typical in ((10.0, 0.4), (20.0, 0.5), (30.0, 0.1)):
+        now[0] = at
+        found(typical)
+        assert worker.process_one(make_pair(scene))
+    assert recorder.infos == [
+        "rows of the right view are 0.40 px off the left's at a typical matched corner: it is "
+        "resampled onto the left's rows before matching (align_rows)",
+        "rows of the right view are on the left's again: it is matched as it comes"]
+    assert recorder.warnings == []
+
+
 def test_the_range_can_be_stamped_in_a_forward_frame(scene):
     manager = PipelineManager({**SGBM64, 'obstacle.range_frame_id': 'stereo_left_forward'})
     pair = make_pair(scene)
