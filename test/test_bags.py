@@ -868,6 +868,15 @@ def test_process_bag_says_when_the_rows_are_off(tmp_path):
     warned = [line for line in summary.warnings() if 'rows of the right image' in line]
     assert len(warned) == 1
     assert warned[0].startswith('warning: first pair measured: rows of the right')
+    # From the first pair's check on, every right view is put back on the left's rows.
+    assert summary.aligned == FRAMES and "resampled onto the left's rows" in warned[0]
+    assert any(line.startswith(f'rows aligned: {FRAMES} of {FRAMES} pairs')
+               for line in summary.warnings())
+    as_they_come = process_bag(tmp_path / 'bag', tmp_path / 'as_they_come', StereoPipeline(
+        create_backend('sgbm', disparity_range=16), align_rows=False), progress=False)
+    lines = as_they_come.warnings()
+    assert as_they_come.aligned == 0 and not any('rows aligned' in line for line in lines)
+    assert not any("resampled onto the left's rows" in line for line in lines)
     # A dark first frame does not use the check up: the next pair is measured.
     dark = [np.zeros_like(PAIRS[0][0]), *low[:1] * (FRAMES - 1)]
     lefts = [np.zeros_like(PAIRS[0][0]), *[PAIRS[0][0]] * (FRAMES - 1)]

@@ -1,5 +1,7 @@
 """Rows off: the offset read to a fraction of a pixel, and the right view put back on them."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -203,3 +205,142 @@ def test_the_sweep_scores_aligned_pairs(scene, tmp_path, capsys):
     assert after > before + 5
     assert lines[-1].startswith('sgbm, the 1 aligned pairs: ')
     assert row_offset_sweep.main(['--pairs', str(tmp_path), '--align', '--backends', '']) == 2
+
+
+def test_the_plane_is_read_at_left_image_columns_and_rows():
+    # centre + across * (x / width - 0.5) + down * (y / height - 0.5), by hand.
+    offset = RowOffset(1.0, 4.0, True, 50, plane=(1.0, 2.0, 4.0), shape=(100, 200))
+    assert offset.at(np.array(0), np.array(0)) == pytest.approx(-2.0)
+    assert offset.at(np.array(200), np.array(100)) == pytest.approx(4.0)
+    assert offset.at(np.array(100), np.array(25)) == pytest.approx(0.0)
+    assert offset.at(np.array(50), np.array(50)) == pytest.approx(0.5)
+    corners = [1 + 2 * (x / 200 - 0.5) + 4 * (y / 100 - 0.5)
+               for x, y in ((0, 0), (199, 0), (0, 99), (199, 99))]
+    assert np.allclose(offset.corner_offsets(), corners)
+
+
+def test_a_third_of_a_pixel_off_is_aligned():
+    def offset(typical):
+        return RowOffset(typical, typical, True, 50, plane=(typical, 0.0, 0.0),
+                         shape=(100, 200))
+    assert worth_aligning(offset(0.3), (100, 200)) and not worth_aligning(offset(0.2), (100, 200))
+
+
+def test_the_rows_the_view_lacks_repeat_its_last(scene):
+    right = scene.right
+    offset = RowOffset(2.0, 2.0, True, 100, plane=(2.0, 0.0, 0.0), shape=right.shape[:2])
+    aligned = align_right_rows(right, offset)
+    # Read 2 px lower, the last two rows have nothing under them: the border repeats.
+    assert np.array_equal(aligned[-2:], np.broadcast_to(right[-1], aligned[-2:].shape))
+
+
+def test_a_pipeline_that_does_not_check_views_aligns_a_swapped_pair_too(road, sgbm):
+    right = moved_down(road.right, 2.0)
+    offset = row_offset(road.left, right)
+    pipeline = StereoPipeline(sgbm, check_views=False)
+    assert pipeline.process(road.left, right, swapped=True, row_offset=offset).rows_aligned
+
+
+def test_another_camera_does_not_get_the_old_cameras_offset(scene):
+    processor = StereoFrameProcessor(TYPES)
+    pair = _stereo_pair(scene, moved_down(scene.right, 1.5))
+    processor.process(pair, StereoPipeline(create_backend('sgbm', disparity_range=48)),
+                      ['disparity'])
+    assert processor.row_offset is not None
+    other = replace(scene.camera, baseline=2 * scene.camera.baseline)
+    header = make_header(1_700_000_000_000_000_000, 'stereo_left', TYPES)
+    left_info, right_info = make_camera_infos(other, header, header, TYPES)
+    processor.camera(left_info, right_info)  # the next pair's camera: not measured yet
+    assert processor.row_offset is None
+
+
+def test_obstacle_scores_align_each_scene_by_its_own_offset(road, monkeypatch):
+    from stereo_depth_ros.evaluation import obstacles
+    low = moved_down(road.right, 2.0)
+    seen = []
+    real = StereoPipeline.process
+
+    def process(self, left, right, camera, outputs, row_offset=None):
+        result = real(self, left, right, camera, outputs, row_offset=row_offset)
+        seen.append(result.rows_aligned)
+        return result
+    monkeypatch.setattr(StereoPipeline, 'process', process)
+    monkeypatch.setattr(obstacles, 'make_scene',
+                        lambda seed, height, width, kind: replace(road, right=low))
+    sgbm = create_backend('sgbm', disparity_range=48)
+    obstacles.evaluate_obstacles(sgbm, [0], 192, 384, progress=False)
+    obstacles.evaluate_obstacles(sgbm, [0], 192, 384, progress=False, align_rows=False)
+    assert seen == [True, False]
+
+
+def _parsed(module, argv):
+    import argparse
+    parser = argparse.ArgumentParser()
+    module.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+@pytest.mark.parametrize('flags', [[], ['--no-align-rows']])
+def test_eval_and_real_bench_pass_no_align_rows_on(flags, road, monkeypatch, capsys):
+    from stereo_depth_ros.commands import evaluate as evaluate_command, real_bench
+    from stereo_depth_ros.data import datasets
+    from stereo_depth_ros.evaluation import real_bench as bench
+    samples = [StereoSample('straight', road.left, road.right, road.disparity),
+               StereoSample('low', road.left, moved_down(road.right, 1.5), road.disparity)]
+    monkeypatch.setattr(evaluate_command, 'load_dataset', lambda *args, **kwargs: samples)
+    args = _parsed(evaluate_command, ['--dataset', 'synthetic', '--root', '1', '--backend',
+                                      'sgbm', '--backend-option', 'disparity_range=48', *flags])
+    assert evaluate_command.run(args) == 0
+    said = capsys.readouterr().err
+    assert ('rows aligned: 1 of 2 pairs' in said) == (not flags)
+    told = []
+
+    def run_real_bench(backends, root, figures, align_rows=True):
+        told.append(align_rows)
+        return {'sgbm': {'rows_aligned': ['cones'] if align_rows else [], 'pairs': [{}, {}]}}
+    monkeypatch.setattr(datasets, 'real_suite_dataset', lambda root: None)
+    monkeypatch.setattr(bench, 'run_real_bench', run_real_bench)
+    monkeypatch.setattr(bench, 'format_tables', lambda results: '')
+    assert real_bench.run(_parsed(real_bench, ['--backends', 'sgbm', '--figures', '',
+                                               *flags])) == 0
+    assert told == [not flags]
+    assert ('rows aligned: 1 of 2 pairs' in capsys.readouterr().out) == (not flags)
+
+
+def test_the_aligned_pairs_line_names_ten():
+    names = [f'p{i}' for i in range(12)]
+    line = common.aligned_rows_line(names, 20)
+    assert '(p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 and 2 more;' in line
+    assert 'more' not in common.aligned_rows_line(names[:10], 20)
+    assert '(p0, p1, p2, p3, p4, p5, p6, p7, p8, p9 and 1 more;' in \
+        common.aligned_rows_line(names[:11], 20)
+
+
+def test_the_shift_sweep_scores_the_aligned_view(road, monkeypatch, capsys):
+    from stereo_depth_ros.training import row_offset_sweep as sweep
+    monkeypatch.setattr(sweep, 'full_range_scenes', lambda count, kinds, photos: [
+        StereoSample('road', road.left, road.right, road.disparity)])
+    monkeypatch.setattr(sweep, 'create_backend',
+                        lambda name, device: create_backend(name, disparity_range=48))
+    sweep.sweep_shifts([2.0], ['sgbm'], 1, '', align=True)
+    row = capsys.readouterr().out.splitlines()[-1].split()
+    # shift, sgbm bad-2 / bad-3, sgbm aligned bad-2 / bad-3, measured
+    as_it_comes, aligned = float(row[1]), float(row[4])
+    assert aligned < as_it_comes - 10
+
+
+@pytest.mark.parametrize('flags', [[], ['--no-align-rows']])
+def test_eval_obstacle_passes_no_align_rows_on(flags, monkeypatch):
+    from stereo_depth_ros.commands import evaluate as evaluate_command
+    from stereo_depth_ros.evaluation import obstacles
+    told = []
+
+    def evaluate_obstacles(backend, seeds, params, align_rows=True):
+        told.append(align_rows)
+        raise KeyboardInterrupt  # what it was told is all this test wants
+    monkeypatch.setattr(obstacles, 'evaluate_obstacles', evaluate_obstacles)
+    args = _parsed(evaluate_command, ['--dataset', 'synthetic', '--synthetic-kind', 'road',
+                                      '--root', '1', '--obstacle', '--backend', 'sgbm', *flags])
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_command.run(args)
+    assert told == [not flags]
