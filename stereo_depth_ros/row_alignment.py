@@ -7,8 +7,7 @@ fraction of a pixel to a few pixels, often growing towards the edges. Every matc
 rows, so that costs all of them many wrong pixels (README, "Rows off", has the figures).
 
 :func:`~stereo_depth_ros.plausibility.row_offset` fits a plane to the row offsets of matched
-corners (whole pixels each, a fraction of a pixel over hundreds of them: within 0.11 px of a
-known shift on the tests' scenes); :func:`align_right_rows` resamples the right
+corners (each refined to a fraction of a pixel); :func:`align_right_rows` resamples the right
 view along its columns by that plane, so that its rows are the left's again. The columns are
 left as they are: the disparities, and the depth they give in the left camera's frame, do not
 move. Pairs whose typical matched corner is less than :data:`ALIGN_FROM_PX` off are left
@@ -26,11 +25,10 @@ from .plausibility import RowOffset
 #: Pairs whose fitted row offset is this many px or more at a typical matched corner
 #: (:attr:`~stereo_depth_ros.plausibility.RowOffset.typical`) are aligned. Not the plane's
 #: value at the image's corners: extrapolated there it is less sure. A first rule by the
-#: corners (0.25 px) aligned 41 of the 50 unlabeled real pairs, among them the perfectly
-#: rectified Middlebury 2014 Q pair PlaytableP (0.14 px typical), which lost left-right
-#: consistent pixels by it, while its imperfect twin Playtable (0.27 px typical) gained
-#: (README, "Rows off"; ``python -m stereo_depth_ros.training.row_offset_sweep --pairs
-#: ../shared/data/unlabeled --align``).
+#: corners (0.25 px, with whole-pixel corners) aligned 41 of the 50 unlabeled real pairs,
+#: among them the perfectly rectified Middlebury 2014 Q pair PlaytableP, which lost
+#: left-right consistent pixels by it (README, "Rows off"; ``python -m
+#: stereo_depth_ros.training.row_offset_sweep --pairs ../shared/data/unlabeled --align``).
 ALIGN_FROM_PX = 0.25
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from rosbags.typesys import get_typestore, Stores
 
+from stereo_depth_ros import plausibility
 from stereo_depth_ros.commands import common
 from stereo_depth_ros.data.datasets import StereoSample
 from stereo_depth_ros.data.synthetic import make_scene
@@ -55,6 +56,19 @@ def test_a_fraction_of_a_pixel_is_read(scene, shift):
     assert offset is not None and offset.plane[0] == pytest.approx(shift, abs=0.11)
     assert offset.typical == pytest.approx(abs(shift), abs=0.11)
     assert offset.shape == scene.left.shape[:2]
+
+
+def test_each_corner_is_refined_to_a_fraction_of_a_pixel(monkeypatch):
+    # A sparse scene (54-68 matched corners): whole-pixel corners put the plane a quarter of
+    # a pixel off; refined ones within 0.06 px.
+    sparse = make_scene(11, 192, 384, kind='layered', max_disparity=32)
+    for shift in (0.0, 0.2):
+        offset = row_offset(sparse.left, moved_down(sparse.right, shift))
+        assert offset is not None and abs(offset.plane[0] - shift) < 0.07
+    monkeypatch.setattr(plausibility, '_refined', lambda gray_left, gray_right, left, right: right)
+    for shift in (0.0, 0.2):
+        offset = row_offset(sparse.left, moved_down(sparse.right, shift))
+        assert offset is not None and abs(offset.plane[0] - shift) > 0.2
 
 
 def test_a_rotation_is_read_as_a_plane(scene):
