@@ -171,14 +171,14 @@ def test_real_bench_refuses_a_root_that_is_not_a_folder(tmp_path: Path, capsys) 
 
 def test_the_bench_pictures_use_the_truth_s_scale_and_the_filled_estimate() -> None:
     from stereo_depth_ros.data.datasets import StereoSample
-    from stereo_depth_ros.evaluation.real_bench import _panels
+    from stereo_depth_ros.evaluation.real_bench import disparity_panels
     from stereo_depth_ros.visualize import colorize_disparity
     truth = np.array([[40.0] * 7 + [np.nan]] * 2, np.float32)
     # exact, 2.5 px off, no estimate (filled with 40 as KITTI does), exact, 1, 20, 40 px off
     estimate = np.array([[40.0, 42.5, np.nan, 40.0, 39.0, 20.0, 80.0, 40.0]] * 2, np.float32)
     sample = StereoSample('scene', np.zeros((2, 8, 3), np.uint8), np.zeros((2, 8, 3), np.uint8),
                           truth)
-    colours, errors = (panel[-2:] for panel in _panels(sample, estimate, 'fake'))
+    colours, errors = (panel[-2:] for panel in disparity_panels(sample, estimate, 'fake'))
     assert np.array_equal(colours, colorize_disparity(estimate, 40.0))  # the truth's scale
     grey, red, black = [60, 60, 60], [255, 60, 30], [0, 0, 0]
     assert errors[0].tolist() == [grey, red, grey, grey, grey, red, red, black]

@@ -343,6 +343,26 @@ def test_the_shift_sweep_scores_the_aligned_view(road, monkeypatch, capsys):
     assert aligned < as_it_comes - 10
 
 
+def test_the_shift_sweep_draws_the_scene_at_its_largest_shift(road, monkeypatch, tmp_path,
+                                                              capsys):
+    from stereo_depth_ros.training import row_offset_sweep as sweep
+    monkeypatch.setattr(sweep, 'full_range_scenes', lambda count, kinds, photos: [
+        StereoSample('road', road.left, road.right, road.disparity)])
+    monkeypatch.setattr(sweep, 'create_backend',
+                        lambda name, device: create_backend(name, disparity_range=48))
+    drawn = []
+    monkeypatch.setattr(sweep, 'disparity_panels',
+                        lambda sample, disparity, label: drawn.append(label) or [])
+    figure = tmp_path / 'rows.png'
+    sweep.sweep_shifts([0.0, 2.0], ['sgbm'], 1, '', align=True, figure=str(figure))
+    assert drawn == ['sgbm, right view 2 px low, as it comes',
+                     'sgbm, right view 2 px low, aligned']
+    assert capsys.readouterr().out.splitlines()[-1] == f'figure: {figure}'
+    assert cv2.imread(str(figure)) is not None
+    assert sweep.main(['--pairs', str(tmp_path), '--figure', str(figure)]) == 2
+    assert capsys.readouterr().err.strip() == 'row_offset_sweep: --figure needs --shifts'
+
+
 @pytest.mark.parametrize('flags', [[], ['--no-align-rows']])
 def test_eval_obstacle_passes_no_align_rows_on(flags, monkeypatch):
     from stereo_depth_ros.commands import evaluate as evaluate_command

@@ -47,7 +47,7 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
         def draw(sample: StereoSample, disparity: np.ndarray,
                  name: str = backend.name) -> None:
             if figures is not None:
-                panels[sample.name].extend(_panels(sample, disparity, name))
+                panels[sample.name].extend(disparity_panels(sample, disparity, name))
         summary = evaluate_backend(backend, samples, progress=progress, bands=True,
                                    on_prediction=draw, align_rows=align_rows)
         summary['scene_pixels'] = pixels
@@ -56,10 +56,8 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
         folder = Path(figures)
         folder.mkdir(parents=True, exist_ok=True)
         for sample in samples:
-            top = [titled(sample.left, f'{sample.name}: left'),
-                   titled(colorize_disparity(sample.disparity, _scale(sample)),
-                          f'ground truth: 0-{_scale(sample):.0f} px, red near; black unknown')]
-            save_rgb(folder / f'{sample.name}.png', grid(top + panels[sample.name], columns=2))
+            save_rgb(folder / f'{sample.name}.png',
+                     grid(truth_panels(sample) + panels[sample.name], columns=2))
     return results
 
 
@@ -67,8 +65,16 @@ def _scale(sample: StereoSample) -> float:
     return float(np.nanmax(np.where(np.isfinite(sample.disparity), sample.disparity, np.nan)))
 
 
-def _panels(sample: StereoSample, disparity: np.ndarray, name: str) -> list[np.ndarray]:
-    """Return [colourised disparity, bad-2 map] of one backend on one scene."""
+def truth_panels(sample: StereoSample) -> list[np.ndarray]:
+    """Return [left view, colourised ground truth] of a scene, titled."""
+    return [titled(sample.left, f'{sample.name}: left'),
+            titled(colorize_disparity(sample.disparity, _scale(sample)),
+                   f'ground truth: 0-{_scale(sample):.0f} px, red near; black unknown')]
+
+
+def disparity_panels(sample: StereoSample, disparity: np.ndarray,
+                     name: str) -> list[np.ndarray]:
+    """Return [colourised disparity, bad-2 map] of one backend on one scene, titled."""
     filled = fill_invalid_kitti(disparity)
     known = gt_valid_mask(sample.disparity)
     wrong = known & (np.abs(filled - np.nan_to_num(sample.disparity)) > 2)

@@ -13,9 +13,11 @@ warning.
 
 ``--align`` adds, for each backend, the same scores with the right view put back on the
 left's rows by the measured offset (:mod:`~stereo_depth_ros.row_alignment`, the pipeline's
-``align_rows``); with ``--pairs``, which have no ground truth, the share of each pair's
-pixels whose disparity the left-right check confirms (the backend run on the mirrored pair
-gives the right view's; within 1 px), as the pair comes and aligned.
+``align_rows``), and ``--figure PNG`` draws the first scene at the largest shift: each
+backend's disparity and wrong pixels as the pair comes and aligned. With ``--pairs``, which
+have no ground truth, ``--align`` prints the share of each pair's pixels whose disparity the
+left-right check confirms (the backend run on the mirrored pair gives the right view's;
+within 1 px), as the pair comes and aligned.
 """
 
 import argparse
@@ -35,8 +37,10 @@ from ..data.datasets import read_image_rgb
 from ..data.photos import DEFAULT_PHOTO_CACHE
 from ..errors import EXIT_BAD_INPUT, StereoDepthError
 from ..evaluation.metrics import bad_n, fill_invalid_kitti
+from ..evaluation.real_bench import disparity_panels, truth_panels
 from ..plausibility import row_offset, RowOffset
 from ..row_alignment import aligned_right
+from ..visualize import grid, save_rgb
 
 
 def moved_down(image: np.ndarray, shift: float) -> np.ndarray:
@@ -61,11 +65,12 @@ def describe(offset: Optional[RowOffset]) -> str:
 
 
 def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
-                 photos: str, align: bool = False) -> None:
+                 photos: str, align: bool = False, figure: Optional[str] = None) -> None:
     """Print bad-2/3 per backend and the measured offset for each shift of the right view.
 
     ``align``: each backend also on the pair aligned by the measured offset (column
-    ``name aligned``).
+    ``name aligned``). ``figure``: a PNG of the first scene at the largest shift, each
+    column's disparity and its pixels more than 2 px off.
     """
     scenes = full_range_scenes(count, ['layered', 'photo'], photos)
     backends = {name: create_backend(name, device='cpu') for name in names}
@@ -77,6 +82,7 @@ def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
     header = ''.join(f'{name + (" aligned" if aligned else ""):>22s}'
                      for name, aligned in columns)
     print(f'{"shift px":>9s}{header}{"measured typical":>18s}{"min-max":>14s}')
+    panels: list[np.ndarray] = []
     for shift in shifts:
         scores: dict[tuple[str, bool], list[tuple[float, float]]] = {key: [] for key in columns}
         measured: list[float] = []
@@ -85,15 +91,26 @@ def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
             offset = row_offset(sample.left, right)
             measured.append(np.nan if offset is None else offset.typical)
             views = {False: right, True: aligned_right(sample.left, right, offset)[0]}
+            drawn = figure is not None and shift == max(shifts) and not panels
+            if drawn:
+                panels += truth_panels(sample)
             for name, aligned in columns:
-                filled = fill_invalid_kitti(backends[name].compute(sample.left, views[aligned]))
+                disparity = backends[name].compute(sample.left, views[aligned])
+                filled = fill_invalid_kitti(disparity)
                 scores[name, aligned].append((bad_n(filled, sample.disparity, 2.0),
                                               bad_n(filled, sample.disparity, 3.0)))
+                if drawn:
+                    label = (f'{name}, right view {shift:g} px low, '
+                             + ('aligned' if aligned else 'as it comes'))
+                    panels += disparity_panels(sample, disparity, label)
         cells = ''.join(f'{100 * np.mean([s[0] for s in scores[key]]):15.1f} / '
                         f'{100 * np.mean([s[1] for s in scores[key]]):4.1f}'
                         for key in columns)
         print(f'{shift:9.2f}{cells}{np.nanmedian(measured):18.2f}'
               f'{np.nanmin(measured):8.2f}-{np.nanmax(measured):.2f}', flush=True)
+    if figure is not None and panels:
+        save_rgb(figure, grid(panels, columns=2))
+        print(f'figure: {figure}')
 
 
 def confirmed_share(backend: DisparityBackend, left: np.ndarray, right: np.ndarray) -> float:
@@ -151,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
                         help=f'photographs of the photo scenes (default {DEFAULT_PHOTO_CACHE})')
     parser.add_argument('--pairs', default='', metavar='DIR',
                         help='print the row offset of every left.png/right.png pair under DIR')
+    parser.add_argument('--figure', default=None, metavar='PNG',
+                        help='with --shifts: draw the first scene at the largest shift, '
+                             'each backend as the pair comes (and aligned, with --align)')
     parser.add_argument('--align', action='store_true',
                         help='also score each backend with the right view put back on the '
                              'left\'s rows by the measured offset')
@@ -169,6 +189,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise StereoDepthError('--shifts needs --backends and --synthetic of at least 1')
         if args.align and not names:
             raise StereoDepthError('--align needs --backends')
+        if args.figure and not shifts:
+            raise StereoDepthError('--figure needs --shifts')
         if args.pairs:
             find_pairs(args.pairs)  # refused before any scene is made
     except (StereoDepthError, ValueError) as error:
@@ -177,7 +199,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.pairs:
         list_pairs(args.pairs, names, args.align)
     if shifts:
-        sweep_shifts(shifts, names, args.synthetic, args.photos, args.align)
+        sweep_shifts(shifts, names, args.synthetic, args.photos, args.align, args.figure)
     return 0
 
 
