@@ -19,6 +19,7 @@ from .camera import StereoCameraModel, wide_baseline
 from .near_guard import beyond_range_disparity, guard_reach
 from .obstacle import ObstacleParameters
 from .plausibility import check_pair, ROW_OFFSET_LIMIT, RowOffset
+from .row_alignment import ALIGN_FROM_PX
 
 #: Largest disparity (px) the check searches (at most half the image width): beyond any
 #: backend's default but the learned ones' 384 px, whose search is not left-right checked.
@@ -167,11 +168,15 @@ def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
         largest = max(measured, key=lambda item: item[0].largest)
         warned = sum(offset.too_large for offset, _ in measured)
         verdict = 'OK' if not warned else 'CHECK THE RECTIFICATION AND CALIBRATION'
+        aligned = sum(offset.typical >= ALIGN_FROM_PX for offset, _ in measured)
+        resampled = (f'; {aligned} of them {ALIGN_FROM_PX:g} px or more off at a typical '
+                     'feature, whose right view the node, infer and eval resample onto the '
+                     'left\'s rows (align_rows)' if aligned else '')
         lines.append(f'rows: {warned} of {len(measured)} measured pairs off by '
                      f'{ROW_OFFSET_LIMIT:g} px or more at a typical feature (or '
                      f'{2 * ROW_OFFSET_LIMIT:g} px at the worst); typical at most '
                      f'{typical[0].typical:.2f} px ({typical[1]}), worst '
-                     f'{largest[0].largest:.2f} px ({largest[1]}): {verdict}')
+                     f'{largest[0].largest:.2f} px ({largest[1]}): {verdict}{resampled}')
     if len(measured) < len(usable):
         lines.append(f'rows: {len(usable) - len(measured)} of {count} pairs had too few '
                      'matching corners to measure')
