@@ -262,15 +262,20 @@ class StereoWorker:
         """Say in one info line when the pairs start or stop being aligned (``align_rows``).
 
         The rows warning covers offsets of a pixel and more; this line covers the smaller
-        ones too, once per change, not at every check.
+        ones too, once per change, not at every check. Alignment that stops because
+        ``align_rows`` was turned off says so, not that the rows are on the left's again.
         """
-        aligned = self._get_pipeline().align_rows and worth_aligning(offset, offset.shape)
+        worth_it = worth_aligning(offset, offset.shape)
+        aligned = self._get_pipeline().align_rows and worth_it
         if aligned == bool(self._reported_alignment):
             return
         if aligned:
             self._info(f'rows of the right view are {offset.typical:.2f} px off the left\'s at a '
                        'typical matched corner: it is resampled onto the left\'s rows before '
                        'matching (align_rows)')
+        elif self._reported_alignment is not None and worth_it:
+            self._info(f'align_rows is off: the right view is matched as it comes (its rows are '
+                       f'{offset.typical:.2f} px off the left\'s at a typical matched corner)')
         elif self._reported_alignment is not None:
             self._info('rows of the right view are on the left\'s again: it is matched as it '
                        'comes')

@@ -942,6 +942,24 @@ def test_the_node_says_once_when_it_starts_and_stops_aligning_rows(scene, manage
     assert recorder.warnings == []
 
 
+def test_turning_align_rows_off_is_not_said_as_rows_back_on_the_left_s(scene, monkeypatch):
+    # The rows are still 0.4 px off: only the setting changed, and the line says so.
+    height, width = scene.left.shape[:2]
+    offset = plausibility.RowOffset(typical=0.4, largest=0.4, lower=True, matches=400,
+                                    plane=(0.4, 0.0, 0.0), shape=(height, width))
+    found = plausibility.PairCheck(swapped=False, row_offset=offset)
+    monkeypatch.setattr(processing, 'check_pair', lambda *args, **kwargs: found)
+    manager = PipelineManager(SGBM64)
+    now, _, recorder, worker = checked_worker(manager)
+    assert worker.process_one(make_pair(scene)) and len(recorder.infos) == 1
+    manager.apply({'align_rows': False})
+    now[0] = 10.0
+    assert worker.process_one(make_pair(scene))
+    assert recorder.infos[1:] == [
+        "align_rows is off: the right view is matched as it comes (its rows are 0.40 px off "
+        "the left's at a typical matched corner)"]
+
+
 def test_the_range_can_be_stamped_in_a_forward_frame(scene):
     manager = PipelineManager({**SGBM64, 'obstacle.range_frame_id': 'stereo_left_forward'})
     pair = make_pair(scene)
