@@ -170,8 +170,8 @@ def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
         verdict = 'OK' if not warned else 'CHECK THE RECTIFICATION AND CALIBRATION'
         aligned = sum(offset.typical >= ALIGN_FROM_PX for offset, _ in measured)
         resampled = (f'; {aligned} of them {ALIGN_FROM_PX:g} px or more off at a typical '
-                     'feature, whose right view the node, infer and eval resample onto the '
-                     'left\'s rows (align_rows)' if aligned else '')
+                     'feature, whose right view the node, process-bag, infer, eval and '
+                     'real-bench resample onto the left\'s rows (align_rows)' if aligned else '')
         lines.append(f'rows: {warned} of {len(measured)} measured pairs off by '
                      f'{ROW_OFFSET_LIMIT:g} px or more at a typical feature (or '
                      f'{2 * ROW_OFFSET_LIMIT:g} px at the worst); typical at most '
