@@ -280,7 +280,7 @@ def _refined(gray_left: np.ndarray, gray_right: np.ndarray, points_left: np.ndar
     gives the sub-pixel shift between them: on 24 rectified full-range validation scenes the
     typical offset reads 0.00-0.07 px (median 0.02), against 0.01-0.15 (median 0.08) from
     whole-pixel corners (``python -m stereo_depth_ros.training.row_offset_sweep --shifts 0
-    --synthetic 12``, before and after commit 52d4ea6's successor). A corner whose patch
+    --synthetic 12``, before and after commit 887cbd1, which added this). A corner whose patch
     leaves the image, whose correlation peak is weak or whose shift is 2 px or more keeps its
     position.
     """

@@ -78,16 +78,18 @@ def aligned_right(left: np.ndarray, right: np.ndarray,
                   offset: Optional[RowOffset]) -> tuple[np.ndarray, bool]:
     """Return the right view aligned by ``offset`` where :func:`worth_aligning`, and whether.
 
-    ``left`` only gives the shape the offset must have been measured on.
+    ``left`` only gives the shape the offset must have been measured on. A one-off
+    :class:`RowAligner`: the maps are built at each call (a stream keeps one aligner).
     """
     return RowAligner()(left, right, offset)
 
 
 class RowAligner:
-    """:func:`aligned_right` for a stream: the maps of its latest offset are kept.
+    """Align the right views of one stream, keeping the maps of the latest offset.
 
-    A node applies one measured offset to every pair until the next check (10 s); building
-    the maps takes about as long as the remap itself.
+    Called as :func:`aligned_right` is. A node applies one measured offset to every pair
+    until the next check (10 s); building the maps takes about as long as the remap itself,
+    so they are built again only when the offset changes.
     """
 
     def __init__(self) -> None:
