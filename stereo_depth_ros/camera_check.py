@@ -19,7 +19,7 @@ from .camera import StereoCameraModel, wide_baseline
 from .near_guard import beyond_range_disparity, guard_reach
 from .obstacle import ObstacleParameters
 from .plausibility import check_pair, ROW_OFFSET_LIMIT, RowOffset
-from .row_alignment import ALIGN_FROM_PX
+from .row_alignment import ALIGN_FROM_PX, worth_aligning
 
 #: Largest disparity (px) the check searches (at most half the image width): beyond any
 #: backend's default but the learned ones' 384 px, whose search is not left-right checked.
@@ -168,7 +168,7 @@ def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
         largest = max(measured, key=lambda item: item[0].largest)
         warned = sum(offset.too_large for offset, _ in measured)
         verdict = 'OK' if not warned else 'CHECK THE RECTIFICATION AND CALIBRATION'
-        aligned = sum(offset.typical >= ALIGN_FROM_PX for offset, _ in measured)
+        aligned = sum(worth_aligning(offset, offset.shape) for offset, _ in measured)
         resampled = (f'; {aligned} of them {ALIGN_FROM_PX:g} px or more off at a typical '
                      'feature, whose right view the node, process-bag, infer, eval and '
                      'real-bench resample onto the left\'s rows (align_rows)' if aligned else '')

@@ -20,7 +20,7 @@ from .images import check_stereo_pair
 from .near_guard import near_surface_disparity
 from .obstacle import ObstacleParameters, ObstacleResult, segment_nearest_obstacle
 from .plausibility import RowOffset
-from .row_alignment import RowAligner
+from .row_alignment import RowAligner, worth_aligning
 from .view_check import check_views, SWAPPED_VIEWS, ViewCheck, Views
 from .visualize import ColourScale, colorize_disparity
 
@@ -203,6 +203,13 @@ class StereoPipeline:
         self._aligner = RowAligner()
         #: Image widths already told that the backend's range is wider (said once each).
         self._narrow_widths: set[int] = set()
+
+    def aligns_rows(self, offset: Optional[RowOffset], shape: tuple[int, ...]) -> bool:
+        """Return whether :meth:`process` resamples the right view of a pair by ``offset``.
+
+        ``shape`` is the pair's; a pair withheld as swapped is not resampled either.
+        """
+        return self.align_rows and worth_aligning(offset, shape)
 
     def process(self, left: np.ndarray, right: np.ndarray,
                 camera: Optional[StereoCameraModel] = None,

@@ -251,8 +251,8 @@ class StereoWorker:
             assert check.row_offset is not None
             # Said resampled only where it is: a rotation can be 2 px off at the worst while
             # its typical corner is under ALIGN_FROM_PX, which the pipeline leaves alone.
-            aligned = self._get_pipeline().align_rows and worth_aligning(
-                check.row_offset, check.row_offset.shape)
+            aligned = self._get_pipeline().aligns_rows(check.row_offset,
+                                                       check.row_offset.shape)
             self._log(self._warn, MISALIGNED, row_offset_warning(
                 '', check.row_offset, aligned).removeprefix(WARNING_PREFIX))
         if check is not None and check.row_offset is not None:
@@ -266,7 +266,7 @@ class StereoWorker:
         ``align_rows`` was turned off says so, not that the rows are on the left's again.
         """
         worth_it = worth_aligning(offset, offset.shape)
-        aligned = self._get_pipeline().align_rows and worth_it
+        aligned = self._get_pipeline().aligns_rows(offset, offset.shape)
         if aligned == bool(self._reported_alignment):
             return
         if aligned:

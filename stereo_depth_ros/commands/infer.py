@@ -17,7 +17,6 @@ from ..errors import ImageFormatError
 from ..images import size_mismatch
 from ..pipeline import PipelineResult
 from ..plausibility import check_image_size, check_pair, row_offset_warning, swap_warning
-from ..row_alignment import worth_aligning
 from ..atomic_files import replace_files
 from ..view_check import Views
 from ..visualize import colorize_disparity, encode_rgb, overlay_obstacle, robust_max
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         print(swap_warning(f'{args.left} / {args.right}'), file=sys.stderr)
     if check.misaligned:
         assert check.row_offset is not None
-        aligned = pipeline.align_rows and worth_aligning(check.row_offset, left.shape)
+        aligned = pipeline.aligns_rows(check.row_offset, left.shape)
         print(row_offset_warning(f'{args.left} / {args.right}', check.row_offset, aligned),
               file=sys.stderr)
     result = pipeline.process(left, right, camera, outputs=frozenset({'depth', 'obstacle'}),
