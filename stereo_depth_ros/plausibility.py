@@ -168,6 +168,8 @@ class RowOffset:
     def at(self, columns: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Return the fitted row offset (px) at left-image ``columns`` and ``rows``."""
         height, width = self.shape
+        if not (height > 0 and width > 0):
+            raise ValueError('this row offset has no fitted plane (no image shape)')
         centre, across, down = self.plane
         return (centre + across * (np.asarray(columns, np.float64) / width - 0.5)
                 + down * (np.asarray(rows, np.float64) / height - 0.5))
@@ -300,7 +302,10 @@ def _refined(gray_left: np.ndarray, gray_right: np.ndarray, points_left: np.ndar
         (dx, dy), response = cv2.phaseCorrelate(patch_left.astype(np.float32),
                                                 patch_right.astype(np.float32), window)
         if response >= MIN_REFINE_RESPONSE and abs(dx) < 2 and abs(dy) < 2:
-            refined[index] = (xr + dx, yr + dy)
+            # The patches are centred on whole pixels; a left point off its pixel (none with
+            # ORB's one level) moves its match as much.
+            refined[index] = (xr + dx + points_left[index, 0] - xl,
+                              yr + dy + points_left[index, 1] - yl)
     return refined
 
 
@@ -341,11 +346,11 @@ def row_offset_warning(name: str, offset: RowOffset, aligned: bool = False) -> s
     """
     where = f' {name}:' if name else ''
     side = 'lower' if offset.lower else 'higher'
-    done = ("; the right view is resampled onto the left's rows (align_rows), but "
-            if aligned else ' - ')
+    advice = ("; the right view is resampled onto the left's rows (align_rows), but "
+              if aligned else ' - ')
     return (f'warning:{where} rows of the right image are {offset.typical:.1f} px off those of '
             f'the left (up to {offset.largest:.1f} px; it shows the scene {side}); from '
-            f'{ROW_OFFSET_LIMIT:g} px on, matching gets much worse{done}check the '
+            f'{ROW_OFFSET_LIMIT:g} px on, matching gets much worse{advice}check the '
             'rectification and the calibration')
 
 

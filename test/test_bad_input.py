@@ -263,6 +263,18 @@ def test_rows_that_are_off_are_warned_about(tmp_path, capsys, align):
         assert code == 0 and len(lines) == 2 and 'views do not match' in lines[1]
 
 
+def test_rows_a_little_off_are_aligned_and_said_so(tmp_path, capsys):
+    from stereo_depth_ros.training.row_offset_sweep import moved_down
+    left, right = textured_pair(3, 320, 160)
+    cv2.imwrite(str(tmp_path / 'left.png'), left)
+    cv2.imwrite(str(tmp_path / 'right.png'), moved_down(right, 0.6))  # under the warning's 1 px
+    code, _, lines = run_cli(infer_args(tmp_path, tmp_path / 'o'), capsys)
+    assert code == 0 and len(lines) == 1
+    assert lines[0].startswith("rows aligned: the right image's rows were 0.")
+    assert lines[0].endswith(' px off the left\'s at a typical matched corner; it was resampled '
+                             'onto them before matching (align_rows)')
+
+
 def test_a_swap_is_told_by_the_rows_a_large_principal_point_offset_cannot_explain():
     # cx_left - cx_right = -30 px (Middlebury's doffs 30): a shift between -30 and +30 px
     # fits either order. Rows at 20 px say nothing; rows at 40 px say which order it is. The

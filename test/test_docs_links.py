@@ -9,6 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: ``[text](target)`` and ``![alt](target)``, the target up to the first space or bracket.
 LINK = re.compile(r'!?\[[^\]]*\]\(([^)\s]+)\)')
 FENCE = re.compile(r'^(```|~~~)')
+#: Inline code, where a ``[text](target)`` is not a link.
+INLINE_CODE = re.compile(r'`[^`]*`')
 
 
 def markdown_files() -> list[Path]:
@@ -53,8 +55,8 @@ def anchors(path: Path) -> set[str]:
 def broken_links(path: Path, root: Path = ROOT) -> list[str]:
     """Return ``path``'s relative links whose file or heading does not exist, as lines."""
     broken = []
-    for number, line in enumerate(prose_lines(path.read_text(encoding='utf-8')), 1):
-        for target in LINK.findall(line):
+    for line in prose_lines(path.read_text(encoding='utf-8')):
+        for target in LINK.findall(INLINE_CODE.sub('', line)):
             if re.match(r'[a-z]+:', target):  # https:, mailto:
                 continue
             file_part, _, anchor = target.partition('#')
@@ -79,6 +81,7 @@ def test_broken_links_found(tmp_path):
     page = tmp_path / 'page.md'
     page.write_text('[ok](other.md#a-heading) [twice](other.md#a-heading-1) [web](https://x.y)\n'
                     '[gone](missing.md) [no heading](other.md#nothing) [self](#title)\n'
+                    '`[in inline code](ignored.md)`\n'
                     '```\n[in code](ignored.md)\n```\n# Title\n')
     assert broken_links(page, tmp_path) == ['page.md: missing.md (no such file)',
                                             'page.md: other.md#nothing (no such heading)']

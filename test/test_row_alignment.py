@@ -71,6 +71,20 @@ def test_each_corner_is_refined_to_a_fraction_of_a_pixel(monkeypatch):
         assert offset is not None and abs(offset.plane[0] - shift) > 0.2
 
 
+def test_a_refined_match_keeps_its_left_point_s_fraction():
+    # The right view is the left one 10 px left and 1 px down; a left point off its pixel
+    # (as a feature detector with a pyramid gives) keeps its fraction in its match.
+    rng = np.random.default_rng(3)
+    left = cv2.GaussianBlur(rng.integers(0, 256, (80, 120)).astype(np.uint8), (0, 0), 1.5)
+    right = np.roll(np.roll(left, -10, axis=1), 1, axis=0)
+    points_left = np.array([[60.3, 40.6]], np.float32)
+    points_right = np.array([[50.3, 41.6]], np.float32)
+    refined = plausibility._refined(left, right, points_left, points_right)
+    assert refined[0] == pytest.approx([50.3, 41.6], abs=0.05)
+    with pytest.raises(ValueError, match='no fitted plane'):
+        RowOffset(1.0, 1.0, True, 50).at(np.array([0]), np.array([0]))
+
+
 def test_a_rotation_is_read_as_a_plane(scene):
     height, width = scene.right.shape[:2]
     degrees = 0.3  # about +-1 px at the left and right edges
@@ -378,3 +392,14 @@ def test_eval_obstacle_passes_no_align_rows_on(flags, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         evaluate_command.run(args)
     assert told == [not flags]
+
+
+def test_eval_obstacle_names_the_scenes_it_aligned(road, sgbm, monkeypatch):
+    from stereo_depth_ros.evaluation import obstacles
+    low = replace(road, right=moved_down(road.right, 1.5))
+    monkeypatch.setattr(obstacles, 'make_scene',
+                        lambda seed, height, width, kind: low if seed == 1 else road)
+    aligned = obstacles.evaluate_obstacles(sgbm, [0, 1], progress=False)
+    assert aligned['rows_aligned'] == ['road_1']
+    as_they_come = obstacles.evaluate_obstacles(sgbm, [0, 1], progress=False, align_rows=False)
+    assert as_they_come['rows_aligned'] == []

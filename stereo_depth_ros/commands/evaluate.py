@@ -158,6 +158,8 @@ def _run_obstacle(args: argparse.Namespace) -> int:
                                      args.obstacle_option, '--obstacle-option')),
                                  align_rows=args.align_rows)
     pairs = summary.pop('pairs')
+    if summary['rows_aligned']:
+        print(aligned_rows_line(summary['rows_aligned'], summary['n']), file=sys.stderr)
     summary = {'backend': args.backend, 'dataset': 'synthetic-road', **summary}
     if args.per_pair:
         for row in pairs:

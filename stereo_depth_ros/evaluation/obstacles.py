@@ -24,7 +24,7 @@ def evaluate_obstacles(backend: DisparityBackend, seeds: Sequence[int], height: 
     """Return mean/min IoU, found rate and distance errors over road scenes ``seeds``.
 
     ``align_rows``: each pair's measured row offset goes to the pipeline, which aligns the
-    right view where it is worth it, as the node's does.
+    right view where it is worth it, as the node's does; ``rows_aligned`` names those scenes.
 
     ``pairs`` holds each scene's: name, IoU, whether an obstacle was found, its distance, the
     true distance and the relative distance error (NaN where none was found).
@@ -32,11 +32,16 @@ def evaluate_obstacles(backend: DisparityBackend, seeds: Sequence[int], height: 
     pipeline = StereoPipeline(backend, obstacle_params=params, align_rows=align_rows)
     ious, errors, found = [], [], 0
     pairs: list[dict] = []
+    aligned: list[str] = []
     for seed in tqdm(seeds, desc='obstacles', unit='scene', disable=not progress):
         scene = make_scene(seed, height=height, width=width, kind='road')
-        offset = row_offset(scene.left, scene.right) if align_rows else None
+        offset = (row_offset(scene.left, scene.right,
+                             disparity_offset=scene.camera.disparity_offset)
+                  if align_rows else None)
         result = pipeline.process(scene.left, scene.right, scene.camera, outputs={'obstacle'},
                                   row_offset=offset)
+        if offset is not None and result.rows_aligned:
+            aligned.append(f'road_{seed}')
         obstacle = result.obstacle
         # Asked for, with a camera; a road scene has 1-3 obstacles.
         assert obstacle is not None
@@ -58,5 +63,6 @@ def evaluate_obstacles(backend: DisparityBackend, seeds: Sequence[int], height: 
         'found_rate': found / len(ious),
         'distance_error_median': float(np.median(errors)) if errors else float('nan'),
         'distance_error_max': float(np.max(errors)) if errors else float('nan'),
+        'rows_aligned': aligned,
         'pairs': pairs,
     }

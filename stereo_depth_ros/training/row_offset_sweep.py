@@ -90,7 +90,9 @@ def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
             right = moved_down(sample.right, shift)
             offset = row_offset(sample.left, right)
             measured.append(np.nan if offset is None else offset.typical)
-            views = {False: right, True: aligned_right(sample.left, right, offset)[0]}
+            views = {False: right}
+            if align:
+                views[True] = aligned_right(sample.left, right, offset)[0]
             drawn = figure is not None and shift == max(shifts) and not panels
             if drawn:
                 panels += truth_panels(sample)
