@@ -57,7 +57,7 @@ from .processing import StereoFrameProcessor, StereoPair
 from .topics import input_subscriptions, OUTPUTS
 from .worker import StereoWorker
 
-#: Seconds between two checks of the pair: swapped inputs, rows off (about 20 ms at 1242x375).
+#: Seconds between two checks of the pair: swapped inputs, rows off (about 40 ms at 1242x375).
 PAIR_CHECK_PERIOD_S = 10.0
 #: Seconds between two lines saying why no stereo set pairs, per kind of problem.
 DIAGNOSIS_THROTTLE_S = 30.0

@@ -143,7 +143,7 @@ class StereoFrameProcessor:
         self.types = types
         #: ``points2`` organised as the image (node parameter ``points_organized``).
         self.organized_points = bool(organized_points)
-        #: Seconds between two checks of the pair (swapped? rows off? about 20 ms at
+        #: Seconds between two checks of the pair (swapped? rows off? about 40 ms at
         #: 1242x375); the first pair is always checked, inf: only the first (that measures).
         self.check_period = float(check_period)
         #: Seconds before a check that could not tell, or found the pair swapped, is followed
@@ -304,7 +304,7 @@ class StereoFrameProcessor:
     def check(self, output: FrameOutput) -> Optional[PairCheck]:
         """Return :func:`check_pair` of an output marked for it, else None.
 
-        Called after the output's messages are published (about 20 ms at 1242x375, 45 ms
+        Called after the output's messages are published (about 40 ms at 1242x375, 65 ms
         at 1920x1080), so that no frame's outputs wait for it; the next pair does, once per
         ``check_period`` (the node's ``PAIR_CHECK_PERIOD_S``). Sets :attr:`swapped` for the
         pairs after it. Until a check could tell, and while the latest says swapped, checks
