@@ -91,18 +91,13 @@ def run(args: argparse.Namespace) -> int:
             f', {skipped} without ground truth skipped' if skipped else '')
         which = ', non-occluded pixels' if args.nonoccluded else ''
         print(f'{args.backend} on {args.dataset}{which} ({pairs_text}): '
-              f'EPE {summary["epe"]:.3f} px, D1 {100 * summary["d1"]:.2f} %, '
-              f'bad-1 {100 * summary["bad1"]:.2f} %, bad-2 {100 * summary["bad2"]:.2f} %, '
-              f'bad-3 {100 * summary["bad3"]:.2f} %, density {100 * summary["density"]:.1f} %, '
-              f'{summary["ms_per_pair"]:.1f} ms/pair (means over the pairs; ms: the median of '
-              'one call each, the first at each image size with start-up)')
+              f'{_metrics_text(summary)}, {summary["ms_per_pair"]:.1f} ms/pair (means over the '
+              'pairs; ms: the median of one call each, the first at each image size with '
+              'start-up)')
         if summary['n'] - skipped > 1:
             pooled = summary['pooled']
             print(f'  pooled over the pairs\' {pooled["pixels"]:,.0f} ground-truth pixels '
-                  f'(as KITTI\'s devkit scores a set): EPE {pooled["epe"]:.3f} px, '
-                  f'D1 {100 * pooled["d1"]:.2f} %, bad-1 {100 * pooled["bad1"]:.2f} %, '
-                  f'bad-2 {100 * pooled["bad2"]:.2f} %, bad-3 {100 * pooled["bad3"]:.2f} %, '
-                  f'density {100 * pooled["density"]:.1f} %')
+                  f'(as KITTI\'s devkit scores a set): {_metrics_text(pooled)}')
     return 0
 
 
@@ -145,6 +140,13 @@ def _obstacle_field(key: str, value: object) -> str:
     if key in ('distance', 'true_distance') and isinstance(value, float):
         return f'{key}={value:.2f}m'
     return f'{key}={value:.3f}' if isinstance(value, float) else f'{key}={value}'
+
+
+def _metrics_text(metrics: dict) -> str:
+    """Return EPE, D1, bad-1/2/3 and density as eval prints them, means or pooled."""
+    return (f'EPE {metrics["epe"]:.3f} px, D1 {100 * metrics["d1"]:.2f} %, '
+            f'bad-1 {100 * metrics["bad1"]:.2f} %, bad-2 {100 * metrics["bad2"]:.2f} %, '
+            f'bad-3 {100 * metrics["bad3"]:.2f} %, density {100 * metrics["density"]:.1f} %')
 
 
 def _run_obstacle(args: argparse.Namespace) -> int:

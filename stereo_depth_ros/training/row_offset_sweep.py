@@ -139,15 +139,15 @@ def list_pairs(root: str, names: Sequence[str] = (), align: bool = False) -> Non
         line = f'{folder.relative_to(Path(root).expanduser())}: {describe(offset)}'
         if offset is not None:
             typical, largest = max(typical, offset.typical), max(largest, offset.largest)
-        aligned, changed = aligned_right(left, right, offset)
-        if backends and changed:
-            for name, backend in backends.items():
+        if backends:  # --align: the pair aligned where it is worth it, and each score
+            aligned, changed = aligned_right(left, right, offset)
+            if not changed:
+                line += '; not aligned'
+            for name, backend in backends.items() if changed else ():
                 pair = (confirmed_share(backend, left, right),
                         confirmed_share(backend, left, aligned))
                 shares[name].append(pair)
                 line += f'; {name} confirms {100 * pair[0]:.1f} -> {100 * pair[1]:.1f} %'
-        elif backends:
-            line += '; not aligned'
         print(line, flush=True)
     print(f'at most: typical {typical:.2f} px, largest {largest:.2f} px')
     for name, pairs in shares.items():
