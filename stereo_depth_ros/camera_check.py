@@ -19,7 +19,7 @@ from .camera import StereoCameraModel, wide_baseline
 from .near_guard import beyond_range_disparity, guard_reach
 from .obstacle import ObstacleParameters
 from .plausibility import check_pair, ROW_OFFSET_LIMIT, RowOffset
-from .row_alignment import ALIGN_FROM_PX, worth_aligning
+from .row_alignment import ALIGN_RULE, worth_aligning
 
 #: Largest disparity (px) the check searches (at most half the image width): beyond any
 #: backend's default but the learned ones' 384 px, whose search is not left-right checked.
@@ -169,9 +169,9 @@ def report_lines(findings: Iterable[PairFindings], learned: tuple[str, float],
         warned = sum(offset.too_large for offset, _ in measured)
         verdict = 'OK' if not warned else 'CHECK THE RECTIFICATION AND CALIBRATION'
         aligned = sum(worth_aligning(offset, offset.shape) for offset, _ in measured)
-        resampled = (f'; {aligned} of them {ALIGN_FROM_PX:g} px or more off at a typical '
-                     'feature, whose right view the node, process-bag, infer, eval and '
-                     'real-bench resample onto the left\'s rows (align_rows)' if aligned else '')
+        resampled = (f'; {aligned} of them {ALIGN_RULE}, whose right view the node, '
+                     'process-bag, infer, eval and real-bench resample onto the left\'s rows '
+                     '(align_rows)' if aligned else '')
         lines.append(f'rows: {warned} of {len(measured)} measured pairs off by '
                      f'{ROW_OFFSET_LIMIT:g} px or more at a typical feature (or '
                      f'{2 * ROW_OFFSET_LIMIT:g} px at the worst); typical at most '

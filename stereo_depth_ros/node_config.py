@@ -16,7 +16,7 @@ from .backends.sgbm import SGBMOptions
 from .errors import BackendError
 from .obstacle import LIMITS as OBSTACLE_LIMITS, ObstacleParameters
 from .plausibility import DEFAULT_MAX_MEGAPIXELS
-from .row_alignment import ALIGN_FROM_PX
+from .row_alignment import ALIGN_RULE
 from .sync import DEFAULT_SLOP
 from .topics import IMAGE_TRANSPORTS
 from .settings import (ParameterSpec, Value, canonical_option_name, check_device,
@@ -69,10 +69,9 @@ _DEPTH = (
                   'cameras, noise in the dark; also from a check that finds left and right '
                   'swapped until one finds them the right way round (docs/ros.md).'),
     ParameterSpec('align_rows', True, 'Where the pair check (on the first pair, then every '
-                  f'10 s) measures the right view\'s rows {ALIGN_FROM_PX:g} px or more off the '
-                  'left\'s at a typical matched corner, resample the right view onto the '
-                  'left\'s rows before matching, until the next check (a calibration a little '
-                  'off; docs/ros.md).'),
+                  f'10 s) measures the right view\'s rows {ALIGN_RULE}, resample the right '
+                  'view onto the left\'s rows before matching, until the next check (a '
+                  'calibration a little off; docs/ros.md).'),
 )
 
 

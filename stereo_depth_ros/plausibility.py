@@ -142,6 +142,10 @@ REFINE_HALF_SIDE = 10
 #: A refinement with a phase-correlation peak below this, or moving a corner by 2 px or more,
 #: is not trusted: the corner keeps its whole-pixel position.
 MIN_REFINE_RESPONSE = 0.1
+#: :attr:`RowOffset.surely_off` takes the fitted offset less this many standard errors.
+SURE_STANDARD_ERRORS = 2.0
+#: :attr:`RowOffset.surely_off` averages over this many points along each side of the image.
+SURE_GRID = 24
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,12 @@ class RowOffset:
     lower than the left, ``matches`` how many features the fit kept. ``plane`` is the fitted
     plane, ``(centre, across, down)`` in px: the offset at left-image column ``x`` and row
     ``y`` of an image of ``shape`` (height, width) is ``centre + across * (x / width - 0.5)
-    + down * (y / height - 0.5)`` (:meth:`at`).
+    + down * (y / height - 0.5)`` (:meth:`at`). ``surely_off`` is the mean over the image of
+    the plane's size less :data:`SURE_STANDARD_ERRORS` of its standard errors (at least 0):
+    how far the rows are off on average, as far as the matches can tell. Where a scale
+    between the views leaves the middle rows, which hold most features, on the left's, it
+    sees the edges that ``typical`` misses; a plane fitted to a few scattered matches, loose
+    at the edges, counts for little in it.
     """
 
     typical: float
@@ -164,6 +173,7 @@ class RowOffset:
     matches: int
     plane: tuple[float, float, float] = (0.0, 0.0, 0.0)
     shape: tuple[int, int] = (0, 0)
+    surely_off: float = 0.0
 
     def at(self, columns: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Return the fitted row offset (px) at left-image ``columns`` and ``rows``."""
@@ -179,6 +189,16 @@ class RowOffset:
         height, width = self.shape
         return self.at(np.array([0, width - 1, 0, width - 1]),
                        np.array([0, 0, height - 1, height - 1]))
+
+    def summary(self) -> str:
+        """Return how far the right view's rows are off the left's, as the messages say it.
+
+        The image-wide mean is said where it is at least 0.01 px.
+        """
+        typical = f'{self.typical:.2f} px off the left\'s at a typical matched corner'
+        if round(self.surely_off, 2) <= 0:
+            return typical
+        return f'{typical} and at least {self.surely_off:.2f} px on average over the image'
 
     @property
     def too_large(self) -> bool:
@@ -335,7 +355,27 @@ def _fitted_offset(points_left: np.ndarray, points_right: np.ndarray, shape: tup
     centre, across, down = (float(value) for value in coefficients)
     return RowOffset(typical=float(np.median(sizes)), largest=float(sizes.max()),
                      lower=bool(np.median(fitted[kept]) > 0), matches=int(kept.sum()),
-                     plane=(centre, across, down), shape=(int(height), int(width)))
+                     plane=(centre, across, down), shape=(int(height), int(width)),
+                     surely_off=_surely_off(design[kept], offsets[kept], coefficients))
+
+
+def _surely_off(design: np.ndarray, offsets: np.ndarray, coefficients: np.ndarray) -> float:
+    """Return :attr:`RowOffset.surely_off` of a least-squares plane fitted to ``offsets``.
+
+    The plane's standard error at a point follows from the residuals' variance and the
+    design (the matches' normalised positions): small where many matches lie, large at edges
+    that few reach.
+    """
+    count = len(offsets)
+    residuals = offsets - design @ coefficients
+    variance = float(residuals @ residuals) / max(count - design.shape[1], 1)
+    covariance = variance * np.linalg.pinv(design.T @ design)
+    steps = np.linspace(-0.5, 0.5, SURE_GRID)
+    across, down = np.meshgrid(steps, steps)
+    grid = np.column_stack([np.ones(across.size), across.ravel(), down.ravel()])
+    errors = np.sqrt(np.einsum('ij,jk,ik->i', grid, covariance, grid))
+    return float(np.maximum(np.abs(grid @ coefficients) - SURE_STANDARD_ERRORS * errors,
+                            0.0).mean())
 
 
 def row_offset_warning(name: str, offset: RowOffset, aligned: bool = False) -> str:

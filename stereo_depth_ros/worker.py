@@ -250,7 +250,7 @@ class StereoWorker:
         if check is not None and check.misaligned:
             assert check.row_offset is not None
             # Said resampled only where it is: a rotation can be 2 px off at the worst while
-            # its typical corner is under ALIGN_FROM_PX, which the pipeline leaves alone.
+            # neither its typical corner nor its mean reaches what worth_aligning asks.
             aligned = self._get_pipeline().aligns_rows(check.row_offset,
                                                        check.row_offset.shape)
             self._log(self._warn, MISALIGNED, row_offset_warning(
@@ -270,12 +270,11 @@ class StereoWorker:
         if aligned == bool(self._reported_alignment):
             return
         if aligned:
-            self._info(f'rows of the right view are {offset.typical:.2f} px off the left\'s at a '
-                       'typical matched corner: it is resampled onto the left\'s rows before '
-                       'matching (align_rows)')
+            self._info(f'rows of the right view are {offset.summary()}: it is resampled onto '
+                       'the left\'s rows before matching (align_rows)')
         elif self._reported_alignment is not None and worth_it:
-            self._info(f'align_rows is off: the right view is matched as it comes (its rows are '
-                       f'{offset.typical:.2f} px off the left\'s at a typical matched corner)')
+            self._info('align_rows is off: the right view is matched as it comes (its rows are '
+                       f'{offset.summary()})')
         elif self._reported_alignment is not None:
             self._info('rows of the right view are on the left\'s again: it is matched as it '
                        'comes')

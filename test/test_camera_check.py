@@ -35,9 +35,10 @@ def test_the_report_names_what_needs_doing():
     text = '\n'.join(lines)
     assert lines[0].startswith('rows: 1 of 2 measured pairs off by 1 px or more')
     assert 'typical at most 1.40 px (b)' in lines[0] and 'CHECK THE RECTIFICATION' in lines[0]
-    assert lines[0].endswith('CALIBRATION; 1 of them 0.25 px or more off at a typical feature, '
-                             'whose right view the node, process-bag, infer, eval and '
-                             "real-bench resample onto the left's rows (align_rows)")
+    assert lines[0].endswith("CALIBRATION; 1 of them 0.25 px or more off the left's at a "
+                             'typical matched corner, or surely 0.25 px or more on average '
+                             'over the image, whose right view the node, process-bag, infer, '
+                             "eval and real-bench resample onto the left's rows (align_rows)")
     assert lines[1] == 'rows: 1 of 4 pairs had too few matching corners to measure'
     assert lines[2].startswith('left/right: 1 of 4 pairs look swapped (first: c): exchange')
     assert 'unless the calibration' not in lines[2]  # equal principal points: no other cause

@@ -20,8 +20,9 @@ from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.pipeline_config import PipelineManager
 from stereo_depth_ros.plausibility import row_offset, row_offset_warning, RowOffset
 from stereo_depth_ros.processing import StereoFrameProcessor, StereoPair
-from stereo_depth_ros.row_alignment import (ALIGN_FROM_PX, align_right_rows, aligned_right,
-                                            RowAligner, worth_aligning)
+from stereo_depth_ros.row_alignment import (ALIGN_FROM_MEAN_PX, ALIGN_FROM_PX,
+                                            align_right_rows, aligned_right, RowAligner,
+                                            worth_aligning)
 from stereo_depth_ros.backends import create_backend
 from stereo_depth_ros.training import row_offset_sweep
 from stereo_depth_ros.training.row_offset_sweep import moved_down
@@ -135,8 +136,12 @@ def test_only_offsets_worth_it_are_aligned():
     assert not worth_aligning(offset(ALIGN_FROM_PX - 0.01), image.shape)
     assert worth_aligning(offset(ALIGN_FROM_PX), image.shape)
     assert not worth_aligning(offset(1.0, shape=(100, 201)), image.shape)  # another size
-    # The plane extrapolated to the corners does not count: the typical corner does.
+    # The plane extrapolated to the corners does not count: the typical corner does, and how
+    # far the rows are surely off on average over the image.
     assert not worth_aligning(offset(0.1, corner=0.5), image.shape)
+    assert worth_aligning(replace(offset(0.1), surely_off=ALIGN_FROM_MEAN_PX), image.shape)
+    assert not worth_aligning(replace(offset(0.1), surely_off=ALIGN_FROM_MEAN_PX - 0.01),
+                              image.shape)
     same, changed = aligned_right(image, image, offset(0.1))
     assert same is image and not changed
 

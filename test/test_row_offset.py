@@ -8,6 +8,7 @@ from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros import plausibility
 from stereo_depth_ros.plausibility import (check_pair, MIN_ROW_MATCHES, ROW_OFFSET_LIMIT,
                                            row_offset, row_offset_warning)
+from stereo_depth_ros.row_alignment import ALIGN_FROM_MEAN_PX, ALIGN_FROM_PX, worth_aligning
 from stereo_depth_ros.training import row_offset_sweep
 from stereo_depth_ros.training.row_offset_sweep import moved_down
 
@@ -202,3 +203,48 @@ def test_rows_off_are_not_taken_for_a_swap(seed):
     found = check_pair(left, low)
     assert not found.swapped and found.misaligned
     assert check_pair(right, left).swapped  # a real swap stays one
+
+
+def fitted(x, y, dy):
+    """Return the RowOffset fitted to matches at left (x, y) whose right rows are dy off."""
+    left = np.column_stack([x, y]).astype(np.float32)
+    right = np.column_stack([x - 8.0, y + dy]).astype(np.float32)
+    return plausibility._fitted_offset(left, right, (H, W))
+
+
+def test_a_scale_between_the_views_is_aligned_though_its_typical_corner_is_not_off():
+    # As indoors: most corners in the middle rows, a few near the top and bottom. The right
+    # view is scaled about the middle row: on the left's there, a pixel off at the top and
+    # bottom rows, half a pixel on average over the image.
+    rng = np.random.default_rng(0)
+    y = np.concatenate([rng.uniform(66, 126, 300), rng.uniform(10, 40, 20),
+                        rng.uniform(152, 182, 20)])
+    x = rng.uniform(20, W - 20, y.size)
+    offset = fitted(x, y, (y - H / 2) / (H / 2) + rng.normal(0, 0.1, y.size))
+    assert offset is not None and offset.typical < ALIGN_FROM_PX
+    assert offset.surely_off == pytest.approx(0.5, abs=0.1)
+    assert worth_aligning(offset, (H, W))
+    assert offset.summary().endswith(f'at least {offset.surely_off:.2f} px on average over '
+                                     'the image')
+
+
+def test_a_loose_plane_of_a_few_scattered_matches_is_not_surely_off():
+    # 24 matches 0.3 px apart at random around rows that are right: the plane fitted to them
+    # tilts by chance, a quarter of a pixel off on average over the image, but its standard
+    # errors at the edges are as large, so nothing is aligned.
+    rng = np.random.default_rng(38)
+    x, y = rng.uniform(20, W - 20, 24), rng.uniform(30, H - 30, 24)
+    offset = fitted(x, y, rng.normal(0, 0.3, 24))
+    assert offset is not None and offset.typical < ALIGN_FROM_PX
+    columns, rows = np.meshgrid(np.linspace(0, W - 1, 24), np.linspace(0, H - 1, 24))
+    assert np.abs(offset.at(columns, rows)).mean() > ALIGN_FROM_MEAN_PX
+    assert offset.surely_off < 0.1 and not worth_aligning(offset, (H, W))
+    assert offset.summary().endswith('at a typical matched corner and at least '
+                                     f'{offset.surely_off:.2f} px on average over the image')
+
+
+def test_a_rectified_pair_is_surely_on_the_rows(scene):
+    offset = row_offset(scene.left, scene.right)
+    assert offset is not None and offset.surely_off < 0.1
+    shifted = row_offset(scene.left, moved_down(scene.right, 0.6))
+    assert shifted is not None and shifted.surely_off == pytest.approx(0.6, abs=0.15)

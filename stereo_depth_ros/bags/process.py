@@ -135,10 +135,9 @@ class ProcessSummary:
         # The swap line above says what the pairs' own swap notes say.
         lines += [note for note in self.notes if not (swapped and note_kind(note) == SWAPPED_KIND)]
         if self.aligned and self.check is not None and self.check.row_offset is not None:
-            typical = self.check.row_offset.typical
             lines.append(f'rows aligned: {self.aligned} of {self.pairs} pairs had their right '
-                         f'view resampled onto the left\'s rows ({typical:.2f} px off at a '
-                         'typical matched corner; align_rows)')
+                         'view resampled onto the left\'s rows (the last check: '
+                         f'{self.check.row_offset.summary()}; align_rows)')
         if self.unconfirmed:
             lines.append(f'written as unknown: {self.unconfirmed} of {self.pairs} pairs, whose '
                          'views do not confirm the disparity or look swapped (check_views; the '

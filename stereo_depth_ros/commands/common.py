@@ -15,7 +15,7 @@ from ..node_config import SPECS, ignored_settings
 from ..pipeline_config import LOGGER, apply_overrides, configure_pipeline, \
     ConfiguredPipeline, read_params_file
 from ..plausibility import DEFAULT_MAX_MEGAPIXELS
-from ..row_alignment import ALIGN_FROM_PX
+from ..row_alignment import ALIGN_RULE
 from ..settings import (PRECISION_CHOICES, check_device, float_value, int_value,
                         parse_key_values)
 from ..sync import DEFAULT_SLOP
@@ -81,8 +81,7 @@ def add_align_rows_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-align-rows', dest='align_rows', action='store_false',
                         help='match each pair as it comes; by default, as the node\'s '
                              'align_rows, a right view whose rows the pair check measures '
-                             f'{ALIGN_FROM_PX:g} px or more off the left\'s is resampled onto '
-                             'them first')
+                             f'{ALIGN_RULE} is resampled onto them first')
 
 
 def aligned_rows_line(names: Sequence[str], total: int) -> str:

@@ -72,9 +72,8 @@ def run(args: argparse.Namespace) -> int:
                               swapped=check.swapped, row_offset=check.row_offset)
     if result.rows_aligned and not check.misaligned:  # the warning says it from 1 px on
         assert check.row_offset is not None
-        print(f'rows aligned: the right image\'s rows were {check.row_offset.typical:.2f} px off '
-              'the left\'s at a typical matched corner; it was resampled onto them before '
-              'matching (align_rows)', file=sys.stderr)
+        print(f'rows aligned: the right image\'s rows were {check.row_offset.summary()}; it '
+              'was resampled onto them before matching (align_rows)', file=sys.stderr)
     # One picture, coloured over this pair's own disparities (to their 99th percentile), not
     # over the backend's whole range as the node's disparity/color is (0-384 px for costnet:
     # a 0-60 px scene would be all blue).

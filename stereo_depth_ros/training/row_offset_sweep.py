@@ -39,7 +39,7 @@ from ..errors import EXIT_BAD_INPUT, StereoDepthError
 from ..evaluation.metrics import bad_n, fill_invalid_kitti
 from ..evaluation.real_bench import disparity_panels, truth_panels
 from ..plausibility import row_offset, RowOffset
-from ..row_alignment import aligned_right
+from ..row_alignment import ALIGN_FROM_PX, aligned_right
 from ..visualize import grid, save_rgb
 
 
@@ -61,7 +61,8 @@ def describe(offset: Optional[RowOffset]) -> str:
     flag = '  (warned)' if offset.too_large else ''
     corner = float(np.abs(offset.corner_offsets()).max())
     return (f'typical {offset.typical:.2f} px, largest {offset.largest:.2f} px, right view '
-            f'{side}, {offset.matches} features, {corner:.2f} px at the worst corner{flag}')
+            f'{side}, {offset.matches} features, {corner:.2f} px at the worst corner, surely '
+            f'{offset.surely_off:.2f} px on average{flag}')
 
 
 def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
@@ -81,15 +82,18 @@ def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
           + ('; "aligned": the right view put back on the left\'s rows by it' if align else ''))
     header = ''.join(f'{name + (" aligned" if aligned else ""):>22s}'
                      for name, aligned in columns)
-    print(f'{"shift px":>9s}{header}{"measured typical":>18s}{"min-max":>14s}')
+    print(f'{"shift px":>9s}{header}{"measured typical":>18s}{"min-max":>14s}'
+          f'{"surely on average, max":>24s}')
     panels: list[np.ndarray] = []
     for shift in shifts:
         scores: dict[tuple[str, bool], list[tuple[float, float]]] = {key: [] for key in columns}
         measured: list[float] = []
+        surely: list[float] = []
         for sample in tqdm(scenes, desc=f'shift {shift:g}', unit='scene', leave=False):
             right = moved_down(sample.right, shift)
             offset = row_offset(sample.left, right)
             measured.append(np.nan if offset is None else offset.typical)
+            surely.append(np.nan if offset is None else offset.surely_off)
             views = {False: right}
             if align:
                 views[True] = aligned_right(sample.left, right, offset)[0]
@@ -109,7 +113,8 @@ def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
                         f'{100 * np.mean([s[1] for s in scores[key]]):4.1f}'
                         for key in columns)
         print(f'{shift:9.2f}{cells}{np.nanmedian(measured):18.2f}'
-              f'{np.nanmin(measured):8.2f}-{np.nanmax(measured):.2f}', flush=True)
+              f'{np.nanmin(measured):8.2f}-{np.nanmax(measured):.2f}'
+              f'{np.nanmax(surely):19.2f}', flush=True)
     if figure is not None and panels:
         save_rgb(figure, grid(panels, columns=2))
         print(f'figure: {figure}')
@@ -128,11 +133,14 @@ def list_pairs(root: str, names: Sequence[str] = (), align: bool = False) -> Non
     """Print the row offset of every pair under ``root`` and the largest of them.
 
     ``align``: also each backend's :func:`confirmed_share` as the pair comes and aligned, and
-    their means over the pairs the alignment changes.
+    their means over the pairs the alignment changes, and over those of them whose typical
+    matched corner is under :data:`~stereo_depth_ros.row_alignment.ALIGN_FROM_PX` (aligned by
+    the image-wide mean alone).
     """
     backends = {name: create_backend(name, device='cpu') for name in names} if align else {}
     typical, largest = 0.0, 0.0
     shares: dict[str, list[tuple[float, float]]] = {name: [] for name in backends}
+    by_mean: list[bool] = []  # per aligned pair: by the image-wide mean alone
     for folder in find_pairs(root):
         left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
         offset = row_offset(left, right)
@@ -143,6 +151,9 @@ def list_pairs(root: str, names: Sequence[str] = (), align: bool = False) -> Non
             aligned, changed = aligned_right(left, right, offset)
             if not changed:
                 line += '; not aligned'
+            else:
+                assert offset is not None  # aligned by it
+                by_mean.append(offset.typical < ALIGN_FROM_PX)
             for name, backend in backends.items() if changed else ():
                 pair = (confirmed_share(backend, left, right),
                         confirmed_share(backend, left, aligned))
@@ -155,6 +166,10 @@ def list_pairs(root: str, names: Sequence[str] = (), align: bool = False) -> Non
             before, after = np.mean(pairs, axis=0)
             print(f'{name}, the {len(pairs)} aligned pairs: {100 * before:.1f} % of the pixels '
                   f'confirmed by the left-right check as they come, {100 * after:.1f} % aligned')
+        if any(by_mean):
+            before, after = np.mean([pair for pair, mean in zip(pairs, by_mean) if mean], axis=0)
+            print(f'{name}, the {sum(by_mean)} of them aligned by the image-wide mean alone: '
+                  f'{100 * before:.1f} % as they come, {100 * after:.1f} % aligned')
 
 
 def _parser() -> argparse.ArgumentParser:
