@@ -17,7 +17,8 @@ left's rows by the measured offset (:mod:`~stereo_depth_ros.row_alignment`, the 
 backend's disparity and wrong pixels as the pair comes and aligned. With ``--pairs``, which
 have no ground truth, ``--align`` prints the share of each pair's pixels whose disparity the
 left-right check confirms (the backend run on the mirrored pair gives the right view's;
-within 1 px), as the pair comes and aligned.
+within 1 px), as the pair comes and aligned, and ``--pairs-figure PNG`` draws the first
+aligned pairs: the first backend's confirmed disparity as each comes and aligned.
 """
 
 import argparse
@@ -40,7 +41,7 @@ from ..evaluation.metrics import bad_n, fill_invalid_kitti
 from ..evaluation.real_bench import disparity_panels, truth_panels
 from ..plausibility import row_offset, RowOffset
 from ..row_alignment import ALIGN_FROM_PX, aligned_right
-from ..visualize import grid, save_rgb
+from ..visualize import colorize_disparity, grid, save_rgb, titled
 
 
 def moved_down(image: np.ndarray, shift: float) -> np.ndarray:
@@ -120,27 +121,58 @@ def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
         print(f'figure: {figure}')
 
 
-def confirmed_share(backend: DisparityBackend, left: np.ndarray, right: np.ndarray) -> float:
-    """Return the share of a pair's pixels whose disparity the left-right check confirms."""
+#: How many aligned pairs ``--pairs-figure`` draws, and how wide (px) it is at the most.
+FIGURE_PAIRS = 3
+FIGURE_WIDTH = 1440
+
+
+def confirmed_disparity(backend: DisparityBackend, left: np.ndarray,
+                        right: np.ndarray) -> np.ndarray:
+    """Return a pair's disparity where the left-right check confirms it, NaN elsewhere."""
     disparity = backend.compute(left, right)
     mirrored = backend.compute(np.ascontiguousarray(right[:, ::-1]),
                                np.ascontiguousarray(left[:, ::-1]))
-    checked = left_right_consistent(disparity, np.ascontiguousarray(mirrored[:, ::-1]))
-    return float(np.isfinite(checked).mean())
+    return left_right_consistent(disparity, np.ascontiguousarray(mirrored[:, ::-1]))
 
 
-def list_pairs(root: str, names: Sequence[str] = (), align: bool = False) -> None:
+def confirmed_share(backend: DisparityBackend, left: np.ndarray, right: np.ndarray) -> float:
+    """Return the share of a pair's pixels whose disparity the left-right check confirms."""
+    return float(np.isfinite(confirmed_disparity(backend, left, right)).mean())
+
+
+def confirmed_panels(name: str, backend: tuple[str, DisparityBackend], left: np.ndarray,
+                     right: np.ndarray, aligned: np.ndarray) -> list[np.ndarray]:
+    """Return [left, confirmed disparity as the pair comes, aligned] of a pair, titled.
+
+    One colour scale for both (the aligned estimate's 99th percentile); black where the
+    left-right check does not confirm the disparity.
+    """
+    label, matcher = backend
+    maps = [confirmed_disparity(matcher, left, view) for view in (right, aligned)]
+    scale = float(np.nanpercentile(maps[1], 99)) if np.isfinite(maps[1]).any() else 1.0
+    panels = [titled(left, f'{name}: left')]
+    for disparity, how in zip(maps, ('as it comes', 'aligned')):
+        share = 100 * float(np.isfinite(disparity).mean())
+        panels.append(titled(colorize_disparity(disparity, scale),
+                             f'{label}, {how}: {share:.1f} % confirmed (black: not)'))
+    return panels
+
+
+def list_pairs(root: str, names: Sequence[str] = (), align: bool = False,
+               figure: Optional[str] = None) -> None:
     """Print the row offset of every pair under ``root`` and the largest of them.
 
     ``align``: also each backend's :func:`confirmed_share` as the pair comes and aligned, and
     their means over the pairs the alignment changes, and over those of them whose typical
     matched corner is under :data:`~stereo_depth_ros.row_alignment.ALIGN_FROM_PX` (aligned by
-    the image-wide mean alone).
+    the image-wide mean alone). ``figure``: a PNG of the first :data:`FIGURE_PAIRS` aligned
+    pairs, the first backend's confirmed disparity as each comes and aligned.
     """
     backends = {name: create_backend(name, device='cpu') for name in names} if align else {}
     typical, largest = 0.0, 0.0
     shares: dict[str, list[tuple[float, float]]] = {name: [] for name in backends}
     by_mean: list[bool] = []  # per aligned pair: by the image-wide mean alone
+    panels: list[np.ndarray] = []
     for folder in find_pairs(root):
         left, right = read_image_rgb(folder / 'left.png'), read_image_rgb(folder / 'right.png')
         offset = row_offset(left, right)
@@ -154,6 +186,9 @@ def list_pairs(root: str, names: Sequence[str] = (), align: bool = False) -> Non
             else:
                 assert offset is not None  # aligned by it
                 by_mean.append(offset.typical < ALIGN_FROM_PX)
+                if figure is not None and len(by_mean) <= FIGURE_PAIRS:
+                    panels += confirmed_panels(folder.name, next(iter(backends.items())), left,
+                                               right, aligned)
             for name, backend in backends.items() if changed else ():
                 pair = (confirmed_share(backend, left, right),
                         confirmed_share(backend, left, aligned))
@@ -170,6 +205,16 @@ def list_pairs(root: str, names: Sequence[str] = (), align: bool = False) -> Non
             before, after = np.mean([pair for pair, mean in zip(pairs, by_mean) if mean], axis=0)
             print(f'{name}, the {sum(by_mean)} of them aligned by the image-wide mean alone: '
                   f'{100 * before:.1f} % as they come, {100 * after:.1f} % aligned')
+    if figure is not None:
+        if not panels:
+            print(f'{figure}: not written, no pair was aligned')
+            return
+        picture = grid(panels, columns=3)
+        if picture.shape[1] > FIGURE_WIDTH:
+            size = (FIGURE_WIDTH, round(picture.shape[0] * FIGURE_WIDTH / picture.shape[1]))
+            picture = cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+        save_rgb(figure, picture)
+        print(f'figure: {figure}')
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -188,6 +233,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--figure', default=None, metavar='PNG',
                         help='with --shifts: draw the first scene at the largest shift, '
                              'each backend as the pair comes (and aligned, with --align)')
+    parser.add_argument('--pairs-figure', default=None, metavar='PNG',
+                        help=f'with --pairs and --align: draw the first {FIGURE_PAIRS} aligned '
+                             'pairs, the first backend\'s disparity where the left-right check '
+                             'confirms it, as each comes and aligned')
     parser.add_argument('--align', action='store_true',
                         help='also score each backend with the right view put back on the '
                              'left\'s rows by the measured offset')
@@ -208,13 +257,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise StereoDepthError('--align needs --backends')
         if args.figure and not shifts:
             raise StereoDepthError('--figure needs --shifts')
+        if args.pairs_figure and not (args.pairs and args.align):
+            raise StereoDepthError('--pairs-figure needs --pairs and --align')
         if args.pairs:
             find_pairs(args.pairs)  # refused before any scene is made
     except (StereoDepthError, ValueError) as error:
         print(f'row_offset_sweep: {error}', file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.pairs:
-        list_pairs(args.pairs, names, args.align)
+        list_pairs(args.pairs, names, args.align, args.pairs_figure)
     if shifts:
         sweep_shifts(shifts, names, args.synthetic, args.photos, args.align, args.figure)
     return 0
