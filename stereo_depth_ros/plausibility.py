@@ -341,8 +341,11 @@ def _fitted_offset(points_left: np.ndarray, points_right: np.ndarray, shape: tup
     if candidates.sum() < MIN_ROW_MATCHES:
         return None
     kept = candidates & (np.abs(offsets - np.median(offsets[candidates])) <= 2.0)
-    design = np.column_stack([np.ones(len(offsets)), points_left[:, 0] / width - 0.5,
-                              points_left[:, 1] / height - 0.5])
+    # In float64: float32 positions normalised in float32 make matches on one line (a single
+    # edge) a design a rounding error off singular, whose plane lstsq then tilts by 1e5 px.
+    positions = points_left.astype(np.float64)
+    design = np.column_stack([np.ones(len(offsets)), positions[:, 0] / width - 0.5,
+                              positions[:, 1] / height - 0.5])
     for _ in range(4):
         if kept.sum() < MIN_ROW_MATCHES:
             return None
@@ -364,16 +367,22 @@ def _surely_off(design: np.ndarray, offsets: np.ndarray, coefficients: np.ndarra
 
     The plane's standard error at a point follows from the residuals' variance and the
     design (the matches' normalised positions): small where many matches lie, large at edges
-    that few reach.
+    that few reach. A design the matches do not determine (all on one line) tells nothing
+    away from that line: 0.
     """
-    count = len(offsets)
+    count, unknowns = design.shape
+    _, singular, directions = np.linalg.svd(design, full_matrices=False)
+    # The cut-off lstsq takes by default: below it a direction of the plane is unknown.
+    if singular[-1] <= singular[0] * np.finfo(np.float64).eps * max(count, unknowns):
+        return 0.0
     residuals = offsets - design @ coefficients
-    variance = float(residuals @ residuals) / max(count - design.shape[1], 1)
-    covariance = variance * np.linalg.pinv(design.T @ design)
+    variance = float(residuals @ residuals) / max(count - unknowns, 1)
     steps = np.linspace(-0.5, 0.5, SURE_GRID)
     across, down = np.meshgrid(steps, steps)
     grid = np.column_stack([np.ones(across.size), across.ravel(), down.ravel()])
-    errors = np.sqrt(np.einsum('ij,jk,ik->i', grid, covariance, grid))
+    # Var(g . coefficients) = variance * |g V / s|^2, from the design itself rather than
+    # through design.T @ design, which squares its condition.
+    errors = np.sqrt(variance) * np.linalg.norm(grid @ directions.T / singular, axis=1)
     return float(np.maximum(np.abs(grid @ coefficients) - SURE_STANDARD_ERRORS * errors,
                             0.0).mean())
 

@@ -248,3 +248,18 @@ def test_a_rectified_pair_is_surely_on_the_rows(scene):
     assert offset is not None and offset.surely_off < 0.1
     shifted = row_offset(scene.left, moved_down(scene.right, 0.6))
     assert shifted is not None and shifted.surely_off == pytest.approx(0.6, abs=0.15)
+
+
+def test_matches_on_one_line_tell_nothing_surely_away_from_it():
+    # All matches on one slanted edge: the plane is not determined across it. Normalised in
+    # float32 the design was a rounding error off singular and the plane tilted by 1e5 px
+    # (surely_off 1.9e5, aligned); pinv of design.T @ design took that tilt as sure.
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, W, 30).astype(float)
+    offset = fitted(x, x * (H / W) + 17, rng.normal(0.05, 0.1, 30))
+    assert offset is not None and offset.typical < ALIGN_FROM_PX
+    assert np.abs(offset.plane).max() < 1.0
+    assert offset.surely_off == 0.0 and not worth_aligning(offset, (H, W))
+    for y in (np.full(30, 40.0), np.full(30, H / 2)):  # one row, off the middle or on it
+        offset = fitted(x, y, rng.normal(0.05, 0.1, 30))
+        assert offset is not None and offset.surely_off == 0.0
