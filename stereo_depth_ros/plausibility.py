@@ -367,8 +367,10 @@ def _surely_off(design: np.ndarray, offsets: np.ndarray, coefficients: np.ndarra
 
     The plane's standard error at a point follows from the residuals' variance and the
     design (the matches' normalised positions): small where many matches lie, large at edges
-    that few reach. A design the matches do not determine (all on one line) tells nothing
-    away from that line: 0.
+    that few reach. Beyond the rows and columns the matches span the plane is not
+    extrapolated: there it counts as at the nearest of them (matches in one corner, often
+    wrong ones on a little texture, can tilt it by pixels across the image). A design the
+    matches do not determine (all on one line) tells nothing away from that line: 0.
     """
     count, unknowns = design.shape
     _, singular, directions = np.linalg.svd(design, full_matrices=False)
@@ -379,7 +381,10 @@ def _surely_off(design: np.ndarray, offsets: np.ndarray, coefficients: np.ndarra
     variance = float(residuals @ residuals) / max(count - unknowns, 1)
     steps = np.linspace(-0.5, 0.5, SURE_GRID)
     across, down = np.meshgrid(steps, steps)
-    grid = np.column_stack([np.ones(across.size), across.ravel(), down.ravel()])
+    spanned = design[:, 1:]
+    grid = np.column_stack([np.ones(across.size),
+                            np.clip(across.ravel(), spanned[:, 0].min(), spanned[:, 0].max()),
+                            np.clip(down.ravel(), spanned[:, 1].min(), spanned[:, 1].max())])
     # Var(g . coefficients) = variance * |g V / s|^2, from the design itself rather than
     # through design.T @ design, which squares its condition.
     errors = np.sqrt(variance) * np.linalg.norm(grid @ directions.T / singular, axis=1)

@@ -263,3 +263,19 @@ def test_matches_on_one_line_tell_nothing_surely_away_from_it():
     for y in (np.full(30, 40.0), np.full(30, H / 2)):  # one row, off the middle or on it
         offset = fitted(x, y, rng.normal(0.05, 0.1, 30))
         assert offset is not None and offset.surely_off == 0.0
+
+
+def test_matches_in_one_corner_are_not_extrapolated_over_the_image():
+    # A rectified pair with texture only in its top-left corner (the rest flat, as sky or a
+    # blank wall): the few matches there, some wrong, tilt the plane by 6 px over the height.
+    # Extrapolated, it read 0.8 px surely off on average and the pair was aligned by it.
+    height, width = 256, 512
+    pair = make_scene(1000021, height, width, kind='road', max_disparity=64)
+    left, right = pair.left.copy(), pair.right.copy()
+    flat = np.ones((height, width), bool)
+    flat[:int(0.35 * height), :int(0.35 * width)] = False
+    left[flat] = right[flat] = 128
+    offset = row_offset(left, right)
+    assert offset is not None and offset.typical < ALIGN_FROM_PX
+    assert abs(offset.plane[2]) > 3  # the tilt the matches give
+    assert offset.surely_off < ALIGN_FROM_MEAN_PX and not worth_aligning(offset, left.shape)
