@@ -240,6 +240,38 @@ def test_the_sweep_scores_aligned_pairs(scene, tmp_path, capsys):
     assert row_offset_sweep.main(['--pairs', str(tmp_path), '--align', '--backends', '']) == 2
 
 
+def test_the_pairs_figure_draws_the_confirmed_disparity_of_aligned_pairs(
+        scene, tmp_path, capsys):
+    for name, right in (('good', scene.right), ('low', moved_down(scene.right, 2.0)),
+                        ('lower', moved_down(scene.right, 3.0))):
+        (tmp_path / name).mkdir()
+        cv2.imwrite(str(tmp_path / name / 'left.png'), scene.left[:, :, ::-1])
+        cv2.imwrite(str(tmp_path / name / 'right.png'), right[:, :, ::-1])
+    figure = tmp_path / 'pairs.png'
+    assert row_offset_sweep.main(['--pairs', str(tmp_path), '--align', '--backends', 'sgbm',
+                                  '--pairs-figure', str(figure)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f'figure: {figure}'
+    picture = cv2.imread(str(figure))
+    # The two aligned pairs (not the good one), a row each: left, as it comes, aligned.
+    height, width = scene.left.shape[:2]
+    assert picture.shape[0] == 2 * (height + 26) + 4 and picture.shape[1] == 3 * width + 8
+    # Confirmed disparities are drawn in colour, the rest black: the aligned low pair (second
+    # row's last panel) has more colour than as it came (its middle panel).
+    row = picture[height + 26 + 4 + 26:]
+    coloured = [int((row[:, at:at + width].max(axis=2) > 0).sum())
+                for at in (width + 4, 2 * width + 8)]
+    assert coloured[1] > 1.2 * coloured[0]
+    (tmp_path / 'lower' / 'right.png').write_bytes((tmp_path / 'good' / 'right.png').read_bytes())
+    (tmp_path / 'low' / 'right.png').write_bytes((tmp_path / 'good' / 'right.png').read_bytes())
+    assert row_offset_sweep.main(['--pairs', str(tmp_path), '--align', '--backends', 'sgbm',
+                                  '--pairs-figure', str(tmp_path / 'none.png')]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith('not written, no pair was aligned')
+    assert not (tmp_path / 'none.png').exists()
+    assert row_offset_sweep.main(['--pairs', str(tmp_path), '--pairs-figure', 'x.png']) == 2
+    assert capsys.readouterr().err.strip() == ('row_offset_sweep: --pairs-figure needs --pairs '
+                                               'and --align')
+
+
 def test_the_plane_is_read_at_left_image_columns_and_rows():
     # centre + across * (x / width - 0.5) + down * (y / height - 0.5), by hand.
     offset = RowOffset(1.0, 4.0, True, 50, plane=(1.0, 2.0, 4.0), shape=(100, 200))
