@@ -35,8 +35,9 @@ ALIGN_FROM_PX = 0.25
 #: (:attr:`~stereo_depth_ros.plausibility.RowOffset.surely_off`), are aligned too: a scale
 #: between the views leaves the middle rows, where most corners lie, on the left's and the
 #: top and bottom rows a pixel off (the OAK-D Lite pairs of ``../shared/data/unlabeled``).
-#: Rectified validation scenes read at most 0.06 px, also small ones with a few dozen
-#: matches, on which the plane's mean alone read up to 0.32 px (README, "Rows off").
+#: The 24 rectified full-range validation scenes of ``row_offset_sweep --shifts 0`` read at
+#: most 0.01 px; on small images with a few dozen matches the plane's plain mean read up to
+#: 0.32 px, more than this (README, "Rows off").
 #: (The same number as ALIGN_FROM_PX, set apart: the two measure different things.)
 ALIGN_FROM_MEAN_PX = 0.25
 #: How the pair check's reading that makes a pair aligned is said in help texts.
