@@ -845,15 +845,17 @@ def test_shipped_networks_keep_their_output_under_fp16_autocast(name: str) -> No
     # fp16 is what precision auto picks on CUDA (a Jetson's default): with the shipped weights,
     # folded batch norms and the backend's own passes, no value may overflow and the estimate
     # may move only by rounding. CPU autocast rounds to fp16 as CUDA's does. Measured on this
-    # scene: mean change 0.0009-0.0081 px, 99th percentile 0.006-0.123 px, bad-2 within 0.03
-    # points.
+    # scene (disparities 1-27 px): mean change 0.0009-0.0081 px, 99th percentile 0.006-0.123
+    # px, bad-2 within 0.03 points.
     backend = create_backend(name, device='cpu')
     scene = make_scene(EVAL_SEED_OFFSET + 100, height=256, width=512, kind='layered')
     left = images_to_tensor([scene.left], backend.device)
     right = images_to_tensor([scene.right], backend.device)
     estimates = {precision: predict_with_near_pass(
-        backend.model, left, right, precision=precision, near_scales=backend.near_scales,
-        match_passes=backend.match_passes, refine_radius=backend.refine_radius)[0, 0].numpy()
+        backend.model, left, right, precision=precision, pad_mode=backend.options.pad_mode,
+        scale=backend.scale, near_scales=backend.near_scales,
+        near_from=backend.options.near_from, match_passes=backend.match_passes,
+        refine_radius=backend.refine_radius)[0, 0].numpy()
         for precision in ('fp32', 'fp16')}
     assert np.isfinite(estimates['fp32']).all() and np.isfinite(estimates['fp16']).all()
     change = np.abs(estimates['fp16'] - estimates['fp32'])

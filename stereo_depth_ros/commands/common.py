@@ -81,7 +81,7 @@ def add_align_rows_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-align-rows', dest='align_rows', action='store_false',
                         help='match each pair as it comes; by default, as the node\'s '
                              'align_rows, a right view whose rows the pair check measures '
-                             f'{ALIGN_RULE} is resampled onto them first')
+                             f'{ALIGN_RULE}, is resampled onto the left\'s rows first')
 
 
 def aligned_rows_line(names: Sequence[str], total: int) -> str:

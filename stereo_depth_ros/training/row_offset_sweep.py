@@ -121,8 +121,9 @@ def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
         print(f'figure: {figure}')
 
 
-#: How many aligned pairs ``--pairs-figure`` draws, and how wide (px) it is at the most.
+#: How many aligned pairs ``--pairs-figure`` draws.
 FIGURE_PAIRS = 3
+#: How wide (px) the ``--pairs-figure`` picture is at the most: a wider one is shrunk to it.
 FIGURE_WIDTH = 1440
 
 
