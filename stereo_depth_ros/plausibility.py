@@ -160,7 +160,8 @@ class RowOffset:
     plane, ``(centre, across, down)`` in px: the offset at left-image column ``x`` and row
     ``y`` of an image of ``shape`` (height, width) is ``centre + across * (x / width - 0.5)
     + down * (y / height - 0.5)`` (:meth:`at`). ``surely_off`` is the mean over the image of
-    the plane's size less :data:`SURE_STANDARD_ERRORS` of its standard errors (at least 0):
+    the plane's size less :data:`SURE_STANDARD_ERRORS` of its standard errors (at least 0;
+    beyond the rows and columns the matches span, the plane's value at the nearest of them):
     how far the rows are off on average, as far as the matches can tell. Where a scale
     between the views leaves the middle rows, which hold most features, on the left's, it
     sees the edges that ``typical`` misses; a plane fitted to a few scattered matches, loose

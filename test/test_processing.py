@@ -942,6 +942,25 @@ def test_the_node_says_once_when_it_starts_and_stops_aligning_rows(scene, manage
     assert recorder.warnings == []
 
 
+def test_rows_off_on_average_but_not_at_the_typical_corner_are_aligned_and_said(
+        scene, manager, monkeypatch):
+    # A scale between the views: the middle rows, with most corners, are on the left's, the
+    # top and bottom ones off. The info line gives both figures.
+    height, width = scene.left.shape[:2]
+    offset = plausibility.RowOffset(typical=0.12, largest=0.9, lower=True, matches=400,
+                                    plane=(0.0, 0.0, 1.6), shape=(height, width),
+                                    surely_off=0.36)
+    found = plausibility.PairCheck(swapped=False, row_offset=offset)
+    monkeypatch.setattr(processing, 'check_pair', lambda *args, **kwargs: found)
+    _, _, recorder, worker = checked_worker(manager)
+    assert worker.process_one(make_pair(scene))
+    assert recorder.infos == [
+        "rows of the right view are 0.12 px off the left's at a typical matched corner and at "
+        "least 0.36 px on average over the image: it is resampled onto the left's rows before "
+        "matching (align_rows)"]
+    assert recorder.warnings == []
+
+
 def test_turning_align_rows_off_is_not_said_as_rows_back_on_the_left_s(scene, monkeypatch):
     # The rows are still 0.4 px off: only the setting changed, and the line says so.
     height, width = scene.left.shape[:2]

@@ -239,8 +239,6 @@ def test_a_loose_plane_of_a_few_scattered_matches_is_not_surely_off():
     columns, rows = np.meshgrid(np.linspace(0, W - 1, 24), np.linspace(0, H - 1, 24))
     assert np.abs(offset.at(columns, rows)).mean() > ALIGN_FROM_MEAN_PX
     assert offset.surely_off < 0.1 and not worth_aligning(offset, (H, W))
-    assert offset.summary().endswith('at a typical matched corner and at least '
-                                     f'{offset.surely_off:.2f} px on average over the image')
 
 
 def test_a_rectified_pair_is_surely_on_the_rows(scene):
