@@ -61,9 +61,11 @@ def describe(offset: Optional[RowOffset]) -> str:
     side = 'lower' if offset.lower else 'higher'
     flag = '  (warned)' if offset.too_large else ''
     corner = float(np.abs(offset.corner_offsets()).max())
-    return (f'typical {offset.typical:.2f} px, largest {offset.largest:.2f} px, right view '
+    # Three decimals for the two figures the alignment compares with 0.25 px: 0.249 is not
+    # aligned, and .2f would print it as 0.25.
+    return (f'typical {offset.typical:.3f} px, largest {offset.largest:.2f} px, right view '
             f'{side}, {offset.matches} features, {corner:.2f} px at the worst corner, surely '
-            f'{offset.surely_off:.2f} px on average{flag}')
+            f'{offset.surely_off:.3f} px on average{flag}')
 
 
 def sweep_shifts(shifts: Sequence[float], names: Sequence[str], count: int,
