@@ -274,8 +274,8 @@ def test_rows_a_little_off_are_aligned_and_said_so(tmp_path, capsys):
     assert lines[0].startswith("rows aligned: the right image's rows were 0.")
     # A shift: as far off on average over the image as at its corners, less the fit's error.
     assert re.search(r" px off the left's at a typical matched corner and at least 0\.[1-6]\d px "
-                     r'on average over the image; it was resampled onto them before matching '
-                     r'\(align_rows\)$', lines[0]), lines[0]
+                     r"on average over the image; it was resampled onto the left's rows before "
+                     r'matching \(align_rows\)$', lines[0]), lines[0]
 
 
 def test_a_swap_is_told_by_the_rows_a_large_principal_point_offset_cannot_explain():

@@ -136,7 +136,7 @@ class ProcessSummary:
         lines += [note for note in self.notes if not (swapped and note_kind(note) == SWAPPED_KIND)]
         if self.aligned and self.check is not None and self.check.row_offset is not None:
             lines.append(f'rows aligned: {self.aligned} of {self.pairs} pairs had their right '
-                         'view resampled onto the left\'s rows (the last check: '
+                         'view resampled onto the left\'s rows (first pair measured: '
                          f'{self.check.row_offset.summary()}; align_rows)')
         if self.unconfirmed:
             lines.append(f'written as unknown: {self.unconfirmed} of {self.pairs} pairs, whose '

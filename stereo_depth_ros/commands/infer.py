@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if result.rows_aligned and not check.misaligned:  # the warning says it from 1 px on
         assert check.row_offset is not None
         print(f'rows aligned: the right image\'s rows were {check.row_offset.summary()}; it '
-              'was resampled onto them before matching (align_rows)', file=sys.stderr)
+              'was resampled onto the left\'s rows before matching (align_rows)',
+              file=sys.stderr)
     # One picture, coloured over this pair's own disparities (to their 99th percentile), not
     # over the backend's whole range as the node's disparity/color is (0-384 px for costnet:
     # a 0-60 px scene would be all blue).
