@@ -257,6 +257,10 @@ class StereoWorker:
                 '', check.row_offset, aligned).removeprefix(WARNING_PREFIX))
         if check is not None and check.row_offset is not None:
             self._report_alignment(check.row_offset)
+        elif check is None and self.processor.row_offset is not None:
+            # Between checks only align_rows can change what is done with the rows: said with
+            # the first pair after the change, not at the next check (up to 10 s later).
+            self._report_alignment(self.processor.row_offset)
 
     def _report_alignment(self, offset: RowOffset) -> None:
         """Say in one info line when the pairs start or stop being aligned (``align_rows``).

@@ -979,6 +979,33 @@ def test_turning_align_rows_off_is_not_said_as_rows_back_on_the_left_s(scene, mo
         "the left's at a typical matched corner)"]
 
 
+def test_align_rows_set_at_run_time_is_said_with_the_next_pair_not_the_next_check(
+        scene, monkeypatch):
+    # The outputs change with the next pair; so does the line, not up to 10 s later.
+    height, width = scene.left.shape[:2]
+    offset = plausibility.RowOffset(typical=0.4, largest=0.4, lower=True, matches=400,
+                                    plane=(0.4, 0.0, 0.0), shape=(height, width))
+    checks = []
+
+    def check_pair(*args, **kwargs):
+        checks.append(args)
+        return plausibility.PairCheck(swapped=False, row_offset=offset)
+    monkeypatch.setattr(processing, 'check_pair', check_pair)
+    manager = PipelineManager(SGBM64)
+    now, _, recorder, worker = checked_worker(manager)
+    assert worker.process_one(make_pair(scene)) and len(recorder.infos) == 1
+    for at, setting in ((1.0, False), (2.0, True)):
+        manager.apply({'align_rows': setting})
+        now[0] = at
+        assert worker.process_one(make_pair(scene))
+    assert len(checks) == 1  # no check was due: the first pair's offset holds
+    assert recorder.infos[1:] == [
+        "align_rows is off: the right view is matched as it comes (its rows are 0.40 px off "
+        "the left's at a typical matched corner)",
+        "rows of the right view are 0.40 px off the left's at a typical matched corner: it is "
+        "resampled onto the left's rows before matching (align_rows)"]
+
+
 def test_the_range_can_be_stamped_in_a_forward_frame(scene):
     manager = PipelineManager({**SGBM64, 'obstacle.range_frame_id': 'stereo_left_forward'})
     pair = make_pair(scene)
