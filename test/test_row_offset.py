@@ -1,5 +1,7 @@
 """The row-offset check: a rectification error measured from matched features."""
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -8,7 +10,8 @@ from stereo_depth_ros.data.synthetic import make_scene
 from stereo_depth_ros import plausibility
 from stereo_depth_ros.plausibility import (check_pair, MIN_ROW_MATCHES, ROW_OFFSET_LIMIT,
                                            row_offset, row_offset_warning)
-from stereo_depth_ros.row_alignment import ALIGN_FROM_MEAN_PX, ALIGN_FROM_PX, worth_aligning
+from stereo_depth_ros.row_alignment import (ALIGN_FROM_MEAN_PX, ALIGN_FROM_PX, alignment_maps,
+                                            worth_aligning)
 from stereo_depth_ros.training import row_offset_sweep
 from stereo_depth_ros.training.row_offset_sweep import moved_down
 
@@ -237,7 +240,8 @@ def test_a_loose_plane_of_a_few_scattered_matches_is_not_surely_off():
     offset = fitted(x, y, rng.normal(0, 0.3, 24))
     assert offset is not None and offset.typical < ALIGN_FROM_PX
     columns, rows = np.meshgrid(np.linspace(0, W - 1, 24), np.linspace(0, H - 1, 24))
-    assert np.abs(offset.at(columns, rows)).mean() > ALIGN_FROM_MEAN_PX
+    extrapolated = replace(offset, span=None)  # the plane beyond its matches too
+    assert np.abs(extrapolated.at(columns, rows)).mean() > ALIGN_FROM_MEAN_PX
     assert offset.surely_off < 0.1 and not worth_aligning(offset, (H, W))
 
 
@@ -277,3 +281,23 @@ def test_matches_in_one_corner_are_not_extrapolated_over_the_image():
     assert offset is not None and offset.typical < ALIGN_FROM_PX
     assert abs(offset.plane[2]) > 3  # the tilt the matches give
     assert offset.surely_off < ALIGN_FROM_MEAN_PX and not worth_aligning(offset, left.shape)
+
+
+def test_a_plane_of_matches_in_one_corner_is_not_extrapolated_where_it_resamples():
+    # 30 matches in the top-left quarter, whose rows tilt by chance: fitted to them, the plane
+    # reaches pixels at the far corner. Resampled by it, the rows there would be wrecked; it
+    # holds its value at the last matched column and row instead.
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(10, W / 4, 30), rng.uniform(10, H / 4, 30)
+    offset = fitted(x, y, 0.3 + 0.01 * (x - 10) + rng.normal(0, 0.05, 30))
+    assert offset is not None and offset.span is not None
+    first_column, last_column, first_row, last_row = offset.span
+    assert last_column <= W / 4 and last_row <= H / 4
+    far = float(offset.at(np.array([W - 1.0]), np.array([H - 1.0]))[0])
+    edge = float(offset.at(np.array([last_column]), np.array([last_row]))[0])
+    assert far == pytest.approx(edge) and abs(far) < 1.5
+    assert abs(float(replace(offset, span=None).at(np.array([W - 1.0]),
+                                                   np.array([H - 1.0]))[0])) > 3.5
+    maps = alignment_maps(offset)
+    rows_read = cv2.convertMaps(*maps, cv2.CV_32FC2)[0][..., 1] - np.arange(H)[:, None]
+    assert np.abs(rows_read).max() < 1.5
