@@ -160,7 +160,8 @@ class RowOffset:
     plane, ``(centre, across, down)`` in px: the offset at left-image column ``x`` and row
     ``y`` of an image of ``shape`` (height, width) is ``centre + across * (x / width - 0.5)
     + down * (y / height - 0.5)`` (:meth:`at`), within ``span``, the first and last column
-    and row (px) of the matches the fit kept; beyond it the plane is not extrapolated.
+    and row (px) of the matches the fit kept (a side they reach as near the border as the
+    detector lets them, the border: :func:`_span`); beyond it the plane is not extrapolated.
     ``surely_off`` is the mean over the image of the plane's size (within ``span``) less
     :data:`SURE_STANDARD_ERRORS` of its standard errors, at least 0: how far the rows are off
     on average, as far as the matches can tell. Where a scale
@@ -199,7 +200,10 @@ class RowOffset:
         return centre + across * (columns / width - 0.5) + down * (rows / height - 0.5)
 
     def corner_offsets(self) -> np.ndarray:
-        """Return the fitted offsets (px) at the image's four corners."""
+        """Return the offsets (px) :meth:`at` gives at the image's four corners.
+
+        Beyond the :attr:`span` of the matches, the plane's value at its nearest edge.
+        """
         height, width = self.shape
         return self.at(np.array([0, width - 1, 0, width - 1]),
                        np.array([0, 0, height - 1, height - 1]))
@@ -220,6 +224,11 @@ class RowOffset:
         return self.typical >= ROW_OFFSET_LIMIT or self.largest >= 2 * ROW_OFFSET_LIMIT
 
 
+def _detector_margin(shape: tuple[int, ...]) -> int:
+    """Return how far (px) from the image's border ORB finds no corner (its patch side)."""
+    return int(np.clip(min(shape[:2]) // 6, 9, 31))
+
+
 def _matched_points(left: np.ndarray, right: np.ndarray,
                     max_features: int) -> tuple[np.ndarray, np.ndarray]:
     """Return the (x, y) of cross-checked ORB matches in the left and the right image.
@@ -227,7 +236,7 @@ def _matched_points(left: np.ndarray, right: np.ndarray,
     The descriptor's patch (31 px, ORB's own) shrinks on small images, whose margins it
     would otherwise leave without features.
     """
-    patch = int(np.clip(min(left.shape[:2]) // 6, 9, 31))
+    patch = _detector_margin(left.shape[:2])
     orb = cv2.ORB.create(nfeatures=max_features, nlevels=1, fastThreshold=10,
                          edgeThreshold=patch, patchSize=patch)
     points, descriptors = [], []
@@ -370,13 +379,32 @@ def _fitted_offset(points_left: np.ndarray, points_right: np.ndarray, shape: tup
         return None
     sizes = np.abs(fitted[kept])
     centre, across, down = (float(value) for value in coefficients)
-    used = positions[kept]
     return RowOffset(typical=float(np.median(sizes)), largest=float(sizes.max()),
                      lower=bool(np.median(fitted[kept]) > 0), matches=int(kept.sum()),
                      plane=(centre, across, down), shape=(int(height), int(width)),
                      surely_off=_surely_off(design[kept], offsets[kept], coefficients),
-                     span=(float(used[:, 0].min()), float(used[:, 0].max()),
-                           float(used[:, 1].min()), float(used[:, 1].max())))
+                     span=_span(positions[kept], (int(height), int(width))))
+
+
+def _span(positions: np.ndarray, shape: tuple[int, int]) -> tuple[float, float, float, float]:
+    """Return :attr:`RowOffset.span` of the (x, y) of the matches a plane was fitted to.
+
+    The first and last column and row of the matches, but a side whose outermost match lies
+    within the detector's margin (:func:`_detector_margin`) of the nearest place a corner can
+    be found at all is held at the image's border: no match can lie nearer it, and the plane
+    of a rotation or a scale between the views is largest there. Held at the last match
+    instead, the top and bottom rows of a 512x256 validation scene whose rows were scaled
+    2 px off at its top and bottom stayed up to 0.9 px off after the alignment (0.5 px
+    extrapolated).
+    """
+    height, width = shape
+    reach = 2 * _detector_margin(shape)
+    first_column, first_row = positions.min(axis=0)
+    last_column, last_row = positions.max(axis=0)
+    return (0.0 if first_column <= reach else float(first_column),
+            float(width - 1) if last_column >= width - 1 - reach else float(last_column),
+            0.0 if first_row <= reach else float(first_row),
+            float(height - 1) if last_row >= height - 1 - reach else float(last_row))
 
 
 def _surely_off(design: np.ndarray, offsets: np.ndarray, coefficients: np.ndarray) -> float:

@@ -301,3 +301,22 @@ def test_a_plane_of_matches_in_one_corner_is_not_extrapolated_where_it_resamples
     maps = alignment_maps(offset)
     rows_read = cv2.convertMaps(*maps, cv2.CV_32FC2)[0][..., 1] - np.arange(H)[:, None]
     assert np.abs(rows_read).max() < 1.5
+
+
+def test_a_plane_whose_matches_reach_the_detectors_margin_is_held_at_the_border():
+    # A vertical scale between the views, the top and bottom rows 2 px off. ORB finds no
+    # corner within its patch (31 px) of the border, so the matches stop 31 px inside it:
+    # held there, the aligned top and bottom rows stayed up to 0.7 px off.
+    height, width = 256, 512
+    pair = make_scene(1000000, height, width, kind='layered', max_disparity=64)
+    scale = 1 + 2.0 / (height / 2)
+    matrix = np.array([[1, 0, 0], [0, scale, height / 2 * (1 - scale)]])
+    right = cv2.warpAffine(pair.right, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+    offset = row_offset(pair.left, right)
+    assert offset is not None and worth_aligning(offset, pair.left.shape)
+    assert offset.span is not None and offset.span[2:] == (0.0, height - 1.0)
+    columns = np.arange(width, dtype=np.float64)
+    for row in (0.0, height - 1.0):
+        true = (scale - 1) * row + matrix[1, 2]
+        assert np.abs(offset.at(columns, np.full(width, row)) - true).max() < 0.3
