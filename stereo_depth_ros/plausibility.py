@@ -414,8 +414,11 @@ def _surely_off(design: np.ndarray, offsets: np.ndarray, coefficients: np.ndarra
     design (the matches' normalised positions): small where many matches lie, large at edges
     that few reach. Beyond the rows and columns the matches span the plane is not
     extrapolated: there it counts as at the nearest of them (matches in one corner, often
-    wrong ones on a little texture, can tilt it by pixels across the image). A design the
-    matches do not determine (all on one line) tells nothing away from that line: 0.
+    wrong ones on a little texture, can tilt it by pixels across the image). This is the
+    matches' own extent, not :attr:`RowOffset.span`, which reaches the border where they come
+    near it: read to the border, the 50 unlabeled pairs aligned were the same, but one of 200
+    rectified 512x256 test scenes (27 matches) was aligned too. A design the matches do not
+    determine (all on one line) tells nothing away from that line: 0.
     """
     count, unknowns = design.shape
     _, singular, directions = np.linalg.svd(design, full_matrices=False)
