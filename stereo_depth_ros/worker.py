@@ -267,16 +267,18 @@ class StereoWorker:
 
         The rows warning covers offsets of a pixel and more; this line covers the smaller
         ones too, once per change, not at every check. Alignment that stops because
-        ``align_rows`` was turned off says so, not that the rows are on the left's again.
+        ``align_rows`` was turned off says so, not that the rows are on the left's again; a
+        node started with it off says so at the first check that finds rows worth aligning.
         """
         worth_it = worth_aligning(offset, offset.shape)
         aligned = self._get_pipeline().aligns_rows(offset, offset.shape)
-        if aligned == bool(self._reported_alignment):
+        first_worth_it = self._reported_alignment is None and worth_it
+        if aligned == bool(self._reported_alignment) and not first_worth_it:
             return
         if aligned:
             self._info(f'rows of the right view are {offset.summary()}: it is resampled onto '
                        'the left\'s rows before matching (align_rows)')
-        elif self._reported_alignment is not None and worth_it:
+        elif worth_it:
             self._info('align_rows is off: the right view is matched as it comes (its rows are '
                        f'{offset.summary()})')
         elif self._reported_alignment is not None:

@@ -27,6 +27,7 @@ from stereo_depth_ros.msgs.types import make_header, MessageTypes, stamp_to_ns
 from stereo_depth_ros.pipeline import StereoPipeline
 from stereo_depth_ros.processing import note_kind
 from stereo_depth_ros.sync import ApproximateTimeSynchronizer, never_matched, TimeSynchronizer
+from stereo_depth_ros.training.row_offset_sweep import moved_down
 
 WIDTH, HEIGHT, SHIFT = 96, 64, 6
 CAMERA = StereoCameraModel(WIDTH, HEIGHT, 80.0, 80.0, 47.5, 47.5, 31.5, 0.3)
@@ -856,6 +857,26 @@ def test_process_bag_says_when_the_images_look_swapped(kitti_bag, tmp_path):
     plain = process_bag(kitti_bag, tmp_path / 'plain', sgbm_pipeline(), progress=False)
     assert plain.check is not None and not plain.check.swapped
     assert not any('warning' in line for line in plain.warnings())
+
+
+def test_process_bag_with_align_rows_off_says_rows_a_little_off(tmp_path):
+    # Half a pixel: under the warning's pixel, over the alignment's quarter.
+    stamps = [START_NS + i * 100_000_000 for i in range(FRAMES)]
+    low = [moved_down(right, 0.5) for _, right in PAIRS]
+    drive = write_raw_drive(tmp_path / 'kitti', [p[0] for p in PAIRS], low, CAMERA, stamps)
+    kitti_to_bag(drive, tmp_path / 'bag', progress=False)
+    summary = process_bag(tmp_path / 'bag', tmp_path / 'out', StereoPipeline(
+        create_backend('sgbm', disparity_range=16), align_rows=False), progress=False)
+    assert summary.aligned == 0 and summary.check is not None
+    assert not summary.check.misaligned
+    told = [line for line in summary.warnings() if line.startswith('rows not aligned')]
+    assert len(told) == 1 and told[0].endswith(
+        'align_rows is off, so the pairs were matched as they came')
+    assert "px off the left's at a typical matched corner" in told[0]
+    aligned = process_bag(tmp_path / 'bag', tmp_path / 'aligned', sgbm_pipeline(),
+                          progress=False)
+    assert aligned.aligned == FRAMES
+    assert not any(line.startswith('rows not aligned') for line in aligned.warnings())
 
 
 def test_process_bag_says_when_the_rows_are_off(tmp_path):

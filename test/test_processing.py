@@ -1006,6 +1006,22 @@ def test_align_rows_set_at_run_time_is_said_with_the_next_pair_not_the_next_chec
         "resampled onto the left's rows before matching (align_rows)"]
 
 
+def test_a_node_started_with_align_rows_off_says_the_rows_are_off_once(scene, monkeypatch):
+    height, width = scene.left.shape[:2]
+    offset = plausibility.RowOffset(typical=0.4, largest=0.4, lower=True, matches=400,
+                                    plane=(0.4, 0.0, 0.0), shape=(height, width))
+    found = plausibility.PairCheck(swapped=False, row_offset=offset)
+    monkeypatch.setattr(processing, 'check_pair', lambda *args, **kwargs: found)
+    manager = PipelineManager({**SGBM64, 'align_rows': False})
+    now, _, recorder, worker = checked_worker(manager)
+    for at in (0.0, 10.0, 20.0):  # three checks, one line
+        now[0] = at
+        assert worker.process_one(make_pair(scene))
+    assert recorder.infos == [
+        "align_rows is off: the right view is matched as it comes (its rows are 0.40 px off "
+        "the left's at a typical matched corner)"]
+
+
 def test_the_range_can_be_stamped_in_a_forward_frame(scene):
     manager = PipelineManager({**SGBM64, 'obstacle.range_frame_id': 'stereo_left_forward'})
     pair = make_pair(scene)

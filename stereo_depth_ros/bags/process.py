@@ -31,6 +31,7 @@ from ..names import check_namespace
 from ..pipeline import StereoPipeline
 from ..pipeline_config import default_topics
 from ..processing import note_kind, StereoFrameProcessor, StereoPair
+from ..row_alignment import worth_aligning
 from ..plausibility import PairCheck, row_offset_warning, swap_warning, SWAPPED_KIND
 from ..sync import DEFAULT_QUEUE_SIZE, TimeSynchronizer, make_synchronizer, never_matched
 from ..topics import check_topics, OUTPUT_TOPICS
@@ -134,10 +135,15 @@ class ProcessSummary:
             lines.append(f'the check of swapped or misaligned inputs failed: {self.check_failed}')
         # The swap line above says what the pairs' own swap notes say.
         lines += [note for note in self.notes if not (swapped and note_kind(note) == SWAPPED_KIND)]
-        if self.aligned and self.check is not None and self.check.row_offset is not None:
+        offset = self.check.row_offset if self.check is not None else None
+        if self.aligned and offset is not None:
             lines.append(f'rows aligned: {self.aligned} of {self.pairs} pairs had their right '
                          'view resampled onto the left\'s rows (first pair measured: '
-                         f'{self.check.row_offset.summary()}; align_rows)')
+                         f'{offset.summary()}; align_rows)')
+        elif (offset is not None and not offset.too_large  # the warning above says those
+              and worth_aligning(offset, offset.shape)):
+            lines.append(f'rows not aligned: first pair measured: {offset.summary()}; '
+                         'align_rows is off, so the pairs were matched as they came')
         if self.unconfirmed:
             lines.append(f'written as unknown: {self.unconfirmed} of {self.pairs} pairs, whose '
                          'views do not confirm the disparity or look swapped (check_views; the '
