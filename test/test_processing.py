@@ -942,16 +942,27 @@ def test_the_node_says_once_when_it_starts_and_stops_aligning_rows(scene, manage
     assert recorder.warnings == []
 
 
+def checks_find_rows_off(scene, monkeypatch, typical=0.4, **fields):
+    """Make every pair check find the rows ``typical`` px off; return the checks' arguments."""
+    height, width = scene.left.shape[:2]
+    fields = {'largest': typical, 'plane': (typical, 0.0, 0.0), **fields}
+    offset = plausibility.RowOffset(typical=typical, lower=True, matches=400,
+                                    shape=(height, width), **fields)
+    checks = []
+
+    def check_pair(*args, **kwargs):
+        checks.append(args)
+        return plausibility.PairCheck(swapped=False, row_offset=offset)
+    monkeypatch.setattr(processing, 'check_pair', check_pair)
+    return checks
+
+
 def test_rows_off_on_average_but_not_at_the_typical_corner_are_aligned_and_said(
         scene, manager, monkeypatch):
     # A scale between the views: the middle rows, with most corners, are on the left's, the
     # top and bottom ones off. The info line gives both figures.
-    height, width = scene.left.shape[:2]
-    offset = plausibility.RowOffset(typical=0.12, largest=0.9, lower=True, matches=400,
-                                    plane=(0.0, 0.0, 1.6), shape=(height, width),
-                                    surely_off=0.36)
-    found = plausibility.PairCheck(swapped=False, row_offset=offset)
-    monkeypatch.setattr(processing, 'check_pair', lambda *args, **kwargs: found)
+    checks_find_rows_off(scene, monkeypatch, 0.12, largest=0.9, plane=(0.0, 0.0, 1.6),
+                         surely_off=0.36)
     _, _, recorder, worker = checked_worker(manager)
     assert worker.process_one(make_pair(scene))
     assert recorder.infos == [
@@ -963,11 +974,7 @@ def test_rows_off_on_average_but_not_at_the_typical_corner_are_aligned_and_said(
 
 def test_turning_align_rows_off_is_not_said_as_rows_back_on_the_left_s(scene, monkeypatch):
     # The rows are still 0.4 px off: only the setting changed, and the line says so.
-    height, width = scene.left.shape[:2]
-    offset = plausibility.RowOffset(typical=0.4, largest=0.4, lower=True, matches=400,
-                                    plane=(0.4, 0.0, 0.0), shape=(height, width))
-    found = plausibility.PairCheck(swapped=False, row_offset=offset)
-    monkeypatch.setattr(processing, 'check_pair', lambda *args, **kwargs: found)
+    checks_find_rows_off(scene, monkeypatch)
     manager = PipelineManager(SGBM64)
     now, _, recorder, worker = checked_worker(manager)
     assert worker.process_one(make_pair(scene)) and len(recorder.infos) == 1
@@ -982,15 +989,7 @@ def test_turning_align_rows_off_is_not_said_as_rows_back_on_the_left_s(scene, mo
 def test_align_rows_set_at_run_time_is_said_with_the_next_pair_not_the_next_check(
         scene, monkeypatch):
     # The outputs change with the next pair; so does the line, not up to 10 s later.
-    height, width = scene.left.shape[:2]
-    offset = plausibility.RowOffset(typical=0.4, largest=0.4, lower=True, matches=400,
-                                    plane=(0.4, 0.0, 0.0), shape=(height, width))
-    checks = []
-
-    def check_pair(*args, **kwargs):
-        checks.append(args)
-        return plausibility.PairCheck(swapped=False, row_offset=offset)
-    monkeypatch.setattr(processing, 'check_pair', check_pair)
+    checks = checks_find_rows_off(scene, monkeypatch)
     manager = PipelineManager(SGBM64)
     now, _, recorder, worker = checked_worker(manager)
     assert worker.process_one(make_pair(scene)) and len(recorder.infos) == 1
@@ -1007,11 +1006,7 @@ def test_align_rows_set_at_run_time_is_said_with_the_next_pair_not_the_next_chec
 
 
 def test_a_node_started_with_align_rows_off_says_the_rows_are_off_once(scene, monkeypatch):
-    height, width = scene.left.shape[:2]
-    offset = plausibility.RowOffset(typical=0.4, largest=0.4, lower=True, matches=400,
-                                    plane=(0.4, 0.0, 0.0), shape=(height, width))
-    found = plausibility.PairCheck(swapped=False, row_offset=offset)
-    monkeypatch.setattr(processing, 'check_pair', lambda *args, **kwargs: found)
+    checks_find_rows_off(scene, monkeypatch)
     manager = PipelineManager({**SGBM64, 'align_rows': False})
     now, _, recorder, worker = checked_worker(manager)
     for at in (0.0, 10.0, 20.0):  # three checks, one line
