@@ -138,26 +138,25 @@ def confirmed_disparity(backend: DisparityBackend, left: np.ndarray,
     return left_right_consistent(disparity, np.ascontiguousarray(mirrored[:, ::-1]))
 
 
-def confirmed_share(backend: DisparityBackend, left: np.ndarray, right: np.ndarray) -> float:
-    """Return the share of a pair's pixels whose disparity the left-right check confirms."""
-    return float(np.isfinite(confirmed_disparity(backend, left, right)).mean())
+def confirmed_share(confirmed: np.ndarray) -> float:
+    """Return the share of a pair's pixels a :func:`confirmed_disparity` map confirms."""
+    return float(np.isfinite(confirmed).mean())
 
 
-def confirmed_panels(name: str, backend: tuple[str, DisparityBackend], left: np.ndarray,
-                     right: np.ndarray, aligned: np.ndarray) -> list[np.ndarray]:
+def confirmed_panels(name: str, label: str, left: np.ndarray,
+                     maps: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Return [left, confirmed disparity as the pair comes, aligned] of a pair, titled.
 
-    One colour scale for both (the aligned estimate's 99th percentile); black where the
-    left-right check does not confirm the disparity.
+    ``maps``: the :func:`confirmed_disparity` of backend ``label`` as the pair comes and
+    aligned. One colour scale for both (the aligned estimate's 99th percentile); black where
+    the left-right check does not confirm the disparity.
     """
-    label, matcher = backend
-    maps = [confirmed_disparity(matcher, left, view) for view in (right, aligned)]
     scale = float(np.nanpercentile(maps[1], 99)) if np.isfinite(maps[1]).any() else 1.0
     panels = [titled(left, f'{name}: left')]
     for disparity, how in zip(maps, ('as it comes', 'aligned')):
-        share = 100 * float(np.isfinite(disparity).mean())
         panels.append(titled(colorize_disparity(disparity, scale),
-                             f'{label}, {how}: {share:.1f} % confirmed (black: not)'))
+                             f'{label}, {how}: {100 * confirmed_share(disparity):.1f} % '
+                             'confirmed (black: not)'))
     return panels
 
 
@@ -189,14 +188,13 @@ def list_pairs(root: str, names: Sequence[str] = (), align: bool = False,
             else:
                 assert offset is not None  # aligned by it
                 by_mean.append(offset.typical < ALIGN_FROM_PX)
-                if figure is not None and len(by_mean) <= FIGURE_PAIRS:
-                    panels += confirmed_panels(folder.name, next(iter(backends.items())), left,
-                                               right, aligned)
-            for name, backend in backends.items() if changed else ():
-                pair = (confirmed_share(backend, left, right),
-                        confirmed_share(backend, left, aligned))
+            for index, (name, backend) in enumerate(backends.items() if changed else ()):
+                maps = [confirmed_disparity(backend, left, view) for view in (right, aligned)]
+                pair = (confirmed_share(maps[0]), confirmed_share(maps[1]))
                 shares[name].append(pair)
                 line += f'; {name} confirms {100 * pair[0]:.1f} -> {100 * pair[1]:.1f} %'
+                if figure is not None and index == 0 and len(by_mean) <= FIGURE_PAIRS:
+                    panels += confirmed_panels(folder.name, name, left, maps)
         print(line, flush=True)
     print(f'at most: typical {typical:.2f} px, largest {largest:.2f} px')
     for name, pairs in shares.items():
