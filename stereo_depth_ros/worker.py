@@ -255,11 +255,10 @@ class StereoWorker:
                                                        check.row_offset.shape)
             self._log(self._warn, MISALIGNED, row_offset_warning(
                 '', check.row_offset, aligned).removeprefix(WARNING_PREFIX))
-        if check is not None and check.row_offset is not None:
-            self._report_alignment(check.row_offset)
-        elif check is None and self.processor.row_offset is not None:
-            # Between checks only align_rows can change what is done with the rows: said with
-            # the first pair after the change, not at the next check (up to 10 s later).
+        if self.processor.row_offset is not None:
+            # The offset the pairs are aligned by: a check's that measured one, else the last
+            # one's, where only a run-time change of align_rows can change what is done; said
+            # with the first pair after that change, not at the next check (up to 10 s later).
             self._report_alignment(self.processor.row_offset)
 
     def _report_alignment(self, offset: RowOffset) -> None:
