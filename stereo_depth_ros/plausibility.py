@@ -162,12 +162,12 @@ class RowOffset:
     + down * (y / height - 0.5)`` (:meth:`at`), within ``span``, the first and last column
     and row (px) of the matches the fit kept (a side they reach as near the border as the
     detector lets them, the border: :func:`_span`); beyond it the plane is not extrapolated.
-    ``surely_off`` is the mean over the image of the plane's size (within ``span``) less
-    :data:`SURE_STANDARD_ERRORS` of its standard errors, at least 0: how far the rows are off
-    on average, as far as the matches can tell. Where a scale between the views leaves the
-    middle rows, which hold most features, on the left's, it sees the edges that ``typical``
-    misses; a plane fitted to a few scattered matches, loose at the edges, counts for little
-    in it.
+    ``surely_off`` is the mean over the image of the plane's size (within the matches' own
+    rows and columns: :func:`_surely_off`) less :data:`SURE_STANDARD_ERRORS` of its standard
+    errors, at least 0: how far the rows are off on average, as far as the matches can tell.
+    Where a scale between the views leaves the middle rows, which hold most features, on the
+    left's, it sees the edges that ``typical`` misses; a plane fitted to a few scattered
+    matches, loose at the edges, counts for little in it.
     """
 
     typical: float
