@@ -372,6 +372,27 @@ def test_eval_and_real_bench_pass_no_align_rows_on(flags, road, monkeypatch, cap
     assert ('rows aligned: 1 of 2 pairs' in capsys.readouterr().out) == (not flags)
 
 
+def test_real_bench_measures_each_scene_s_rows_once_for_all_backends(road, monkeypatch):
+    from stereo_depth_ros.evaluation import evaluate, real_bench as bench
+    samples = [StereoSample('straight', road.left, road.right, road.disparity),
+               StereoSample('low', road.left, moved_down(road.right, 1.5), road.disparity)]
+    monkeypatch.setattr(bench, 'real_suite_dataset', lambda root: samples)
+    measured = []
+
+    def counted_row_offset(left, right, *args, **kwargs):
+        measured.append(1)
+        return row_offset(left, right, *args, **kwargs)
+    monkeypatch.setattr(evaluate, 'row_offset', counted_row_offset)
+    backends = [create_backend('sgbm', disparity_range=48),
+                create_backend('sgbm', disparity_range=32)]
+    results = bench.run_real_bench(backends, progress=False)
+    assert len(measured) == len(samples)  # not once per backend (both are named sgbm)
+    assert results['sgbm']['rows_aligned'] == ['low']
+    aligned_bad2 = results['sgbm']['pairs'][1]['bad2']
+    plain = bench.run_real_bench(backends[1:], progress=False, align_rows=False)['sgbm']
+    assert plain['rows_aligned'] == [] and plain['pairs'][1]['bad2'] > aligned_bad2 + 0.05
+
+
 def test_the_aligned_pairs_line_names_ten():
     names = [f'p{i}' for i in range(12)]
     line = common.aligned_rows_line(names, 20)

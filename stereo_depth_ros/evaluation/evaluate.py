@@ -1,6 +1,7 @@
 """Evaluate a backend on a dataset: per-pair metrics, averages and timing."""
 
 import time
+from dataclasses import replace
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -71,6 +72,17 @@ def pooled_metrics(pairs: Sequence[dict], pixels: Sequence[int]) -> dict[str, fl
     return pooled
 
 
+def rows_aligned_sample(sample: StereoSample) -> tuple[StereoSample, bool]:
+    """Return ``sample`` with its right view put on the left's rows where worth it, and whether.
+
+    As the node's ``align_rows`` does: by the row offset the pair check measures
+    (:func:`~stereo_depth_ros.row_alignment.aligned_right`).
+    """
+    right, aligned = aligned_right(sample.left, sample.right,
+                                   row_offset(sample.left, sample.right))
+    return (replace(sample, right=right) if aligned else sample), aligned
+
+
 def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
                      progress: bool = True, bands: bool = False,
                      on_prediction: Optional[Callable[[StereoSample, np.ndarray], None]] = None,
@@ -85,21 +97,20 @@ def evaluate_backend(backend: DisparityBackend, samples: Sequence[StereoSample],
     :func:`~stereo_depth_ros.evaluation.metrics.band_metrics`; ``on_prediction(sample,
     disparity)`` sees each raw prediction (e.g. to draw it). With ``align_rows`` (the
     default, as the node's) each pair's right view is put on the left's rows first where
-    its measured row offset is worth it (:func:`~stereo_depth_ros.row_alignment.
-    aligned_right`); ``rows_aligned`` names those pairs.
+    its measured row offset is worth it (:func:`rows_aligned_sample`); ``rows_aligned``
+    names those pairs.
     """
     rows: list[dict[str, Any]] = []
     pixels: list[int] = []
     times = []
     aligned_pairs: list[str] = []
     for sample in tqdm(samples, desc=f'eval {backend.name}', unit='pair', disable=not progress):
-        right, aligned = (aligned_right(sample.left, sample.right,
-                                        row_offset(sample.left, sample.right))
-                          if align_rows else (sample.right, False))
-        if aligned:
-            aligned_pairs.append(sample.name)
+        if align_rows:
+            sample, aligned = rows_aligned_sample(sample)
+            if aligned:
+                aligned_pairs.append(sample.name)
         start = time.perf_counter()
-        prediction = backend.compute(sample.left, right)
+        prediction = backend.compute(sample.left, sample.right)
         times.append((time.perf_counter() - start) * 1e3)
         metrics = evaluate_pair(prediction, sample.disparity, bands=bands)
         rows.append({'name': sample.name, **metrics})

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .evaluate import evaluate_backend
+from .evaluate import evaluate_backend, rows_aligned_sample
 from .metrics import (DISPARITY_BANDS, band_key, band_label, fill_invalid_kitti,
                       gt_valid_mask)
 from ..backends.base import DisparityBackend
@@ -40,6 +40,11 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
     titles say the scale and what black means).
     """
     samples = list(real_suite_dataset(root))
+    aligned: list[str] = []
+    if align_rows:  # measured and resampled once for all backends
+        aligned_samples = [rows_aligned_sample(sample) for sample in samples]
+        samples = [sample for sample, _ in aligned_samples]
+        aligned = [sample.name for sample, done in aligned_samples if done]
     pixels = {sample.name: int(gt_valid_mask(sample.disparity).sum()) for sample in samples}
     results: dict[str, dict] = {}
     panels: dict[str, list[np.ndarray]] = {sample.name: [] for sample in samples}
@@ -49,7 +54,8 @@ def run_real_bench(backends: Sequence[DisparityBackend], root: Optional[str | Pa
             if figures is not None:
                 panels[sample.name].extend(disparity_panels(sample, disparity, name))
         summary = evaluate_backend(backend, samples, progress=progress, bands=True,
-                                   on_prediction=draw, align_rows=align_rows)
+                                   on_prediction=draw, align_rows=False)
+        summary['rows_aligned'] = aligned
         summary['scene_pixels'] = pixels
         results[backend.name] = summary
     if figures is not None:
